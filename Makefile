@@ -1,0 +1,100 @@
+# wsbroker - the two commands a newcomer needs:
+#   make run    install what is missing, build, start the broker on 127.0.0.1:8080
+#   make test   install what is missing, build, run every test suite
+# Everything else wraps CMake; build trees: build/ (normal), build-asan/,
+# build-fuzz/ (clang + libFuzzer), build-release/ (bench).
+
+SHELL := /bin/bash
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 30
+# Short fuzz runs inside `make test` keep CI fast; `make fuzz` runs longer.
+TEST_FUZZ_SECONDS ?= 10
+WERROR ?= ON
+HOST ?= 127.0.0.1
+PORT ?= 8080
+CMAKE_FLAGS ?=
+
+# Debian 12 packages, by what needs them.
+DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev node-llhttp
+DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
+              valgrind
+DEPS_LINT  := clang-format clang-tidy cppcheck
+
+BIN := build/broker/wsbroker
+
+.PHONY: all deps deps-build deps-test deps-lint build run test test-unit test-integration \
+        asan fuzz format lint clean help
+
+all: build
+
+help:
+	@echo "make run | test | build | asan | fuzz [FUZZ_SECONDS=N] | format | lint | deps | clean"
+
+# Installs the missing Debian packages in one apt-get call (update once first).
+# Not root: prints the exact command instead of failing half-way.
+define install_missing
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+endef
+
+deps: deps-build deps-test
+deps-build:
+	$(call install_missing,$(DEPS_BUILD))
+deps-test:
+	$(call install_missing,$(DEPS_TEST))
+deps-lint:
+	$(call install_missing,$(DEPS_LINT))
+
+build: deps-build
+	cmake -S . -B build -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
+
+run: build
+	@test -x $(BIN) || { echo "the broker is not built yet ($(BIN) missing)"; exit 1; }
+	$(BIN) --host $(HOST) --port $(PORT) --web-root web
+
+# The full suite: unit + integration + conformance on the normal build, unit +
+# integration on the ASan/UBSan build, then each fuzzer briefly.
+test: deps
+	cmake -S . -B build -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
+	ctest --test-dir build --output-on-failure -LE fuzz
+	$(MAKE) --no-print-directory asan
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWSB_WERROR=$(WERROR) \
+	  -DWSB_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir build-asan --output-on-failure -L 'unit|integration'
+
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSB_FUZZ=ON \
+	  -DWSB_WERROR=$(WERROR) -DWSB_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-fuzz -j $(JOBS)
+	ctest --test-dir build-fuzz --output-on-failure -L fuzz
+
+SOURCES = $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null)
+
+format: deps-lint
+	clang-format -i $(SOURCES)
+
+lint: deps-lint build
+	clang-format --dry-run -Werror $(SOURCES)
+	clang-tidy -p build --quiet $(filter %.c,$(SOURCES)) 2>/dev/null
+	cppcheck --enable=warning,performance,portability --error-exitcode=1 --inline-suppr \
+	  --suppress=missingIncludeSystem -q -I protocol/include -I broker $(filter %.c,$(SOURCES))
+
+clean:
+	rm -rf build build-asan build-fuzz build-release

@@ -1,0 +1,133 @@
+/*
+ * message.h - wire protocol v1: JSON messages in WebSocket text frames.
+ *
+ * Parsing: wsb_msg_parse() turns one client text message into a typed
+ * wsb_msg_t or a stable error code (the strings in WSB_ERR_*, listed in
+ * protocol/PROTOCOL.md). A parsed message owns its jansson tree; its slices
+ * and `data` borrow from it and stay valid until wsb_msg_free().
+ *
+ * Building: every server frame is built as ONE complete, unmasked WebSocket
+ * text frame (header + JSON) in one malloc'd buffer that starts with
+ * `headroom` bytes the caller may use for its own header (the broker keeps a
+ * refcount there). The frame itself starts at buf + headroom; free(buf)
+ * releases it. A `message` frame is identical for every subscriber, so the
+ * broker builds it once per publish and shares it.
+ */
+#ifndef WSB_MESSAGE_H
+#define WSB_MESSAGE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wsb/common.h"
+
+#define WSB_PROTOCOL_VERSION 1
+
+/* Stable error codes (the "code" field of an error reply). */
+#define WSB_ERR_BAD_JSON      "bad_json"      /* not JSON, or not a JSON object */
+#define WSB_ERR_BAD_TYPE      "bad_type"      /* "type" missing, not a string, or unknown */
+#define WSB_ERR_MISSING_FIELD "missing_field" /* a required field is absent */
+#define WSB_ERR_BAD_FIELD     "bad_field"     /* a field has the wrong JSON type or range */
+#define WSB_ERR_BAD_TOPIC     "bad_topic"     /* topic/pattern breaks the grammar or limits */
+#define WSB_ERR_BAD_SINCE     "bad_since"     /* malformed "since", or since on a pattern */
+#define WSB_ERR_FORBIDDEN     "forbidden"     /* e.g. publishing to a reserved "$" topic */
+#define WSB_ERR_TOO_LARGE     "too_large"     /* over a size limit */
+#define WSB_ERR_LIMIT         "limit_exceeded" /* e.g. too many subscriptions */
+#define WSB_ERR_NOT_SUBSCRIBED "not_subscribed"
+#define WSB_ERR_RATE_LIMITED  "rate_limited"
+#define WSB_ERR_INTERNAL      "internal"
+
+typedef enum {
+    WSB_MSG_SUBSCRIBE = 1,
+    WSB_MSG_UNSUBSCRIBE,
+    WSB_MSG_PUBLISH,
+    WSB_MSG_PING
+} wsb_msg_type_t;
+
+typedef struct {
+    wsb_msg_type_t type;
+    bool has_id;
+    int64_t id;          /* 0 .. 2^53-1 (a JSON integer safe in JavaScript) */
+    wsb_str_t topic;     /* subscribe/unsubscribe: a pattern; publish: an exact topic */
+    json_t *data;        /* publish only: the payload, any JSON value incl. null (borrowed) */
+    bool has_since;      /* subscribe: "since":{"epoch":"…","seq":N} */
+    wsb_str_t since_epoch;
+    uint64_t since_seq;
+    json_t *root;        /* private: owned tree */
+} wsb_msg_t;
+
+typedef struct {
+    const char *code;    /* one of WSB_ERR_* */
+    char message[160];   /* human text naming the field and the rule */
+    bool has_id;         /* the request's id, when it could be read, so the */
+    int64_t id;          /* error reply can echo it */
+} wsb_msg_error_t;
+
+/*
+ * Parses one client message (`len` bytes of UTF-8 JSON, the text frame's
+ * payload). Rules: a JSON object; "type" one of subscribe, unsubscribe,
+ * publish, ping; "id" optional non-negative integer <= 2^53-1; subscribe and
+ * unsubscribe need "topic" (a valid pattern); publish needs "topic" (a valid
+ * exact topic, not reserved -> forbidden) and "data" (any value, null too);
+ * "since" only on subscribe, an object with string "epoch" (<= 64 bytes) and
+ * integer "seq" >= 0, and only for an exact topic (else bad_since). Unknown
+ * fields are ignored for forward compatibility.
+ * Returns 0 (fill *out, release with wsb_msg_free) or WSB_EINVAL (fill *err;
+ * *out needs no free).
+ */
+int wsb_msg_parse(const char *json, size_t len, wsb_msg_t *out, wsb_msg_error_t *err);
+void wsb_msg_free(wsb_msg_t *m);
+
+/* The wire name of a type ("subscribe", ...). */
+const char *wsb_msg_type_name(wsb_msg_type_t t);
+
+/*
+ * Builds the shared `message` frame:
+ *   {"type":"message","topic":T,"seq":N[,"epoch":E],"data":D}
+ * `data_json` must be one serialized JSON value (the broker serializes the
+ * publish's data once); `epoch` {NULL,0} omits the field. Returns the buffer
+ * (see header comment) and sets *frame_len, or NULL on ENOMEM.
+ */
+uint8_t *wsb_msg_build_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
+                               size_t headroom, size_t *frame_len);
+
+/* Serializes a JSON value compactly (what `data_json` above expects) into a
+ * malloc'd buffer; NULL on ENOMEM. Caller frees. */
+char *wsb_msg_dump_value(const json_t *v, size_t *len);
+
+typedef struct {
+    int64_t id;
+    bool has_seq;        /* publish ack: the message's seq */
+    uint64_t seq;
+    int recovered;       /* subscribe ack with since: 0/1; -1 omits the field */
+} wsb_ack_t;
+
+/* {"type":"ack","id":N[,"seq":S][,"recovered":true|false]} */
+uint8_t *wsb_msg_build_ack(const wsb_ack_t *ack, size_t headroom, size_t *frame_len);
+
+/* {"type":"error"[,"id":N],"code":C,"message":M} */
+uint8_t *wsb_msg_build_error(bool has_id, int64_t id, const char *code, const char *message,
+                             size_t headroom, size_t *frame_len);
+
+/* {"type":"pong"[,"id":N]} */
+uint8_t *wsb_msg_build_pong(bool has_id, int64_t id, size_t headroom, size_t *frame_len);
+
+typedef struct {
+    const char *client_id;
+    const char *node_id;
+    const char *version;          /* server version string */
+    uint64_t max_message_size;    /* bytes */
+    uint32_t max_subscriptions;   /* per connection */
+    uint32_t ping_interval_ms;    /* server keepalive period, 0 = off */
+} wsb_welcome_t;
+
+/* {"type":"welcome","protocol":1,"client_id":…,"node_id":…,"version":…,
+ *  "limits":{"max_message_size":…,"max_subscriptions":…,"ping_interval_ms":…}} */
+uint8_t *wsb_msg_build_welcome(const wsb_welcome_t *w, size_t headroom, size_t *frame_len);
+
+/* Wraps an arbitrary JSON object in a text frame (for replies added later). */
+uint8_t *wsb_msg_build_json(const json_t *obj, size_t headroom, size_t *frame_len);
+
+#endif
