@@ -1,0 +1,80 @@
+/*
+ * config.h - the broker's configuration: one table of keys, four sources.
+ *
+ * Precedence: command-line flag > WSB_* environment variable > JSON config
+ * file (--config FILE or WSB_CONFIG) > built-in default. A nested key maps to
+ * a flag and a variable by one rule: "resp.port" -> --resp-port, WSB_RESP_PORT;
+ * "max_message_size" -> --max-message-size, WSB_MAX_MESSAGE_SIZE.
+ *
+ * Value syntax: sizes take a number of bytes or a string with a unit
+ * ("64KiB", "1MiB", "1MB" = 10^6); durations take a number of seconds or a
+ * string with a unit ("500ms", "10s", "5m", "1h"). Booleans: true/false (also
+ * 1/0, yes/no, on/off from flags and the environment).
+ *
+ * Unknown keys (in the file, as flags, or as WSB_* variables that look like
+ * keys) and bad values are errors naming the key; the broker then exits 2.
+ * Strings in config_t are owned by it: free with config_free().
+ */
+#ifndef WSB_BROKER_CONFIG_H
+#define WSB_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct config_s {
+    /* listener */
+    char *host;               /* "127.0.0.1"; "::" or "0.0.0.0" for all interfaces */
+    uint32_t port;            /* 8080; 0 binds a free port */
+    char *port_file;          /* write the bound port here once accepting; "" = off */
+    uint32_t backlog;         /* 511 */
+    char *ws_path;            /* "/ws" */
+    char *echo_path;          /* "" = off; e.g. "/echo" for conformance suites */
+    char *web_root;           /* static files; "" = off; default: the demo page folder */
+    char *node_id;            /* "" = generated at start */
+    char *log_level;          /* error|warn|info|debug */
+    /* limits */
+    uint32_t max_connections;     /* 50000; beyond: HTTP 503 */
+    uint64_t max_message_size;    /* 64 KiB; beyond: close 1009 */
+    uint32_t max_subscriptions;   /* 1000 per connection; beyond: error limit_exceeded */
+    uint64_t max_outbound_bytes;  /* 1 MiB per connection; beyond: close 1013 */
+    uint64_t max_total_outbound;  /* 256 MiB over all connections */
+    uint64_t max_http_body;       /* 1 MiB; beyond: 413 */
+    uint64_t max_header_size;     /* 8 KiB; beyond: 431 */
+    /* timeouts, in milliseconds */
+    uint64_t header_timeout_ms;   /* 10 s: a request head must arrive in this time */
+    uint64_t ping_interval_ms;    /* 25 s: server ping period; 0 = off */
+    uint64_t idle_timeout_ms;     /* 60 s: close a WebSocket silent this long */
+    uint64_t close_timeout_ms;    /* 3 s: wait for the peer's close / drain after ours */
+    uint64_t shutdown_timeout_ms; /* 5 s: flush pending output on SIGTERM */
+    /* where values came from, for logging: path of the file read, or NULL */
+    char *config_file;
+} config_t;
+
+/* Fills `cfg` with the built-in defaults. Cannot fail (aborts on OOM). */
+void config_defaults(config_t *cfg);
+
+typedef enum {
+    CONFIG_OK = 0,      /* run the broker */
+    CONFIG_EXIT = 1,    /* --help or --version was printed to stdout: exit 0 */
+    CONFIG_ERROR = 2    /* `err` names the key and the problem: print it, exit 2 */
+} config_result_t;
+
+/*
+ * Builds the configuration from defaults, the config file, the environment
+ * `envp` (NULL-terminated "NAME=value" strings, usually `environ`) and argv, in
+ * that order of increasing precedence. On CONFIG_ERROR a message like
+ * "max_message_size: expected a size such as 65536 or \"64KiB\", got \"lots\""
+ * is written to `err`.
+ */
+config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, char *err,
+                            size_t errlen);
+
+/* Prints --help: every key with its flag, variable, default and meaning. */
+void config_print_help(FILE *out);
+
+/* Releases the strings owned by `cfg`. */
+void config_free(config_t *cfg);
+
+#endif
