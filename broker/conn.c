@@ -1,0 +1,537 @@
+/* conn.c - connection lifecycle, reads, corked writes and timers (see conn.h). */
+#include "conn.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_api.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+#include "util.h"
+#include "wsb/handshake.h"
+#include "wsb/ws_frame.h"
+
+/* Slices gathered per write call. Linux's IOV_MAX is 1024; 256 keeps the
+ * array on the stack small while still batching a whole fan-out burst. */
+#define FLUSH_IOV_MAX 256
+
+static void on_timer(uv_timer_t *t);
+static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    if (--c->handles_open > 0) {
+        return;
+    }
+    /* Last handle: pending writes were cancelled before this callback, so the
+     * queue owns every remaining reference. */
+    server_t *s = c->server;
+    s->outbound_bytes -= outq_bytes(&c->outq);
+    outq_clear(&c->outq);
+    free(c);
+    if (s->shutting_down && s->nconns == 0) {
+        server_shutdown(s); /* lets the shutdown finish now instead of at its timer */
+    }
+}
+
+void conn_close(conn_t *c)
+{
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    server_t *s = c->server;
+    assert(!s->in_fanout);
+    c->state = CONN_CLOSED;
+    if (c->session != NULL) {
+        session_free(c->session);
+        c->session = NULL;
+        s->nws--;
+    }
+    if (c->http != NULL) {
+        wsb_http_request_free(c->http);
+        c->http = NULL;
+    }
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    s->nconns--;
+    /* A conn still on the dirty list is skipped by the flush (state CLOSED);
+     * it stays allocated until its close callbacks, which run after the flush. */
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void timer_in(conn_t *c, uint64_t ms)
+{
+    if (ms == 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+static void maybe_shutdown(conn_t *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn_t *c = container_of(req, conn_t, write_req);
+    server_t *s = c->server;
+    size_t before = outq_bytes(&c->outq);
+    c->writing = false;
+    outq_complete_inflight(&c->outq);
+    s->outbound_bytes -= before - outq_bytes(&c->outq);
+    if (status < 0) {
+        if (status != UV_ECANCELED) {
+            log_debug("write failed", "peer=%s err=%s", c->peer, uv_err_name(status));
+            conn_close(c);
+        }
+        return;
+    }
+    if (c->state != CONN_CLOSED) {
+        conn_flush(c);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = container_of(req, conn_t, shutdown_req);
+    if (status < 0 && status != UV_ECANCELED) {
+        conn_close(c);
+    }
+    /* Otherwise keep reading until EOF or the linger timer. */
+}
+
+static void maybe_shutdown(conn_t *c)
+{
+    if (c->state != CONN_LINGER || c->shutdown_started || outq_pending_bytes(&c->outq) > 0) {
+        return;
+    }
+    c->shutdown_started = true;
+    /* libuv runs the shutdown after the write in flight, so the response or
+     * close frame still reaches the peer before our FIN. */
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close(c);
+    }
+}
+
+void conn_flush(conn_t *c)
+{
+    server_t *s = c->server;
+    if (c->state == CONN_CLOSED || c->writing) {
+        return;
+    }
+    uv_buf_t bufs[FLUSH_IOV_MAX];
+    while (outq_pending_bytes(&c->outq) > 0) {
+        size_t total = 0;
+        unsigned n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
+        s->metrics.write_calls++;
+        metrics_count_batch(&s->metrics, n);
+        int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+        if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
+            rc = 0;
+        } else if (rc < 0) {
+            log_debug("write failed", "peer=%s err=%s", c->peer, uv_err_name(rc));
+            conn_close(c);
+            return;
+        }
+        size_t written = (size_t)rc;
+        s->metrics.bytes_out += written;
+        outq_consume(&c->outq, written);
+        s->outbound_bytes -= written;
+        if (written == total) {
+            continue;
+        }
+        /* The kernel's buffer is full: hand the rest to libuv, which writes it
+         * when the socket becomes writable. One write in flight at a time. */
+        n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
+        rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, n, on_write);
+        if (rc < 0) {
+            conn_close(c);
+            return;
+        }
+        s->metrics.write_calls++;
+        s->metrics.bytes_out += total;
+        outq_mark_inflight(&c->outq, n, total);
+        c->writing = true;
+        break;
+    }
+    maybe_shutdown(c);
+}
+
+static bool accepting_output(const conn_t *c)
+{
+    return c->state == CONN_HTTP || c->state == CONN_WS;
+}
+
+int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
+{
+    server_t *s = c->server;
+    if (c->state != CONN_WS) {
+        return -1;
+    }
+    const config_t *cfg = s->cfg;
+    if (outq_bytes(&c->outq) + len > cfg->max_outbound_bytes ||
+        (s->outbound_bytes + len > cfg->max_total_outbound && outq_bytes(&c->outq) > 0)) {
+        return -1;
+    }
+    outq_push(&c->outq, frame_buf_ref(fb), off, len);
+    s->outbound_bytes += len;
+    server_mark_dirty(s, c);
+    return 0;
+}
+
+void conn_send_always(conn_t *c, frame_buf_t *fb)
+{
+    server_t *s = c->server;
+    if (c->state == CONN_CLOSED) {
+        frame_buf_unref(fb);
+        return;
+    }
+    outq_push(&c->outq, fb, 0, fb->len);
+    s->outbound_bytes += fb->len;
+    server_mark_dirty(s, c);
+}
+
+/* ---- closing ----------------------------------------------------------------------------- */
+
+void conn_linger(conn_t *c)
+{
+    if (c->state == CONN_CLOSED || c->state == CONN_LINGER) {
+        return;
+    }
+    c->state = CONN_LINGER;
+    timer_in(c, c->server->cfg->close_timeout_ms);
+    server_mark_dirty(c->server, c); /* the flush starts the shutdown */
+}
+
+void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending)
+{
+    if (c->state != CONN_WS) {
+        return;
+    }
+    server_t *s = c->server;
+    if (drop_pending) {
+        s->outbound_bytes -= outq_drop_pending(&c->outq);
+    }
+    uint8_t payload[WSB_WS_MAX_CONTROL_PAYLOAD];
+    size_t plen = wsb_ws_close_payload(payload, code, reason);
+    frame_buf_t *fb = frame_buf_new(2 + plen);
+    int n = wsb_ws_build_frame(fb->bytes, 2 + plen, true, WSB_WS_OP_CLOSE, payload, plen, NULL);
+    assert(n == (int)(2 + plen));
+    (void)n;
+    conn_send_always(c, fb);
+    metrics_count_close(&s->metrics, code);
+    log_debug("ws close sent", "peer=%s code=%d reason=%s", c->peer, code,
+              log_quote(reason ? reason : ""));
+    if (c->got_peer_close) {
+        conn_linger(c);
+    } else {
+        c->state = CONN_WS_CLOSING;
+        timer_in(c, s->cfg->close_timeout_ms);
+    }
+}
+
+/* ---- HTTP mode --------------------------------------------------------------------------- */
+
+void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive)
+{
+    if (c->state != CONN_HTTP) {
+        frame_buf_unref(fb);
+        return;
+    }
+    conn_send_always(c, fb);
+    if (!keep_alive || c->server->shutting_down) {
+        conn_linger(c);
+    }
+}
+
+void conn_http_respond(conn_t *c, int status, const char *content_type, const void *body,
+                       size_t len, bool keep_alive, const char *extra_headers)
+{
+    char head[1024];
+    keep_alive = keep_alive && !c->server->shutting_down;
+    int hl = wsb_http_write_head(head, sizeof(head), status, content_type, len, keep_alive,
+                                 extra_headers);
+    assert(hl > 0);
+    frame_buf_t *fb = frame_buf_new((size_t)hl + len);
+    memcpy(fb->bytes, head, (size_t)hl);
+    if (len > 0) {
+        memcpy(fb->bytes + hl, body, len);
+    }
+    conn_http_respond_buf(c, fb, keep_alive);
+}
+
+static void http_error(conn_t *c, int status, const char *message)
+{
+    char buf[1024];
+    int n = wsb_handshake_error_response(buf, sizeof(buf), status, message);
+    assert(n > 0);
+    conn_http_respond_buf(c, frame_buf_copy(buf, (size_t)n), false);
+}
+
+static wsb_str_t url_path(wsb_str_t url)
+{
+    const char *q = memchr(url.p, '?', url.len);
+    return (wsb_str_t){url.p, q ? (size_t)(q - url.p) : url.len};
+}
+
+static bool path_is(wsb_str_t path, const char *configured)
+{
+    return configured != NULL && configured[0] != '\0' && wsb_str_eq(path, configured);
+}
+
+/* Handles one complete request. Returns true when the connection is still in
+ * HTTP mode and may parse the next pipelined request. */
+static bool http_dispatch(conn_t *c)
+{
+    server_t *s = c->server;
+    const config_t *cfg = s->cfg;
+    wsb_http_request_t *req = c->http;
+    wsb_str_t path = url_path(wsb_http_request_url(req));
+    bool ws = path_is(path, cfg->ws_path);
+    bool echo = !ws && path_is(path, cfg->echo_path);
+    if (ws || echo) {
+        if (s->shutting_down) {
+            http_error(c, 503, "server shutting down");
+            return false;
+        }
+        conn_upgrade(c, req, echo);
+        return false;
+    }
+    if (wsb_http_request_is_upgrade(req) ||
+        wsb_http_request_header_has_token(req, "Upgrade", "websocket")) {
+        s->metrics.handshake_failures++;
+        http_error(c, 404, "no WebSocket endpoint at this path");
+        return false;
+    }
+    s->metrics.http_requests++;
+    http_api_handle(c, req);
+    return c->state == CONN_HTTP;
+}
+
+static void http_feed(conn_t *c, const char *data, size_t len)
+{
+    while (len > 0 && c->state == CONN_HTTP) {
+        size_t used = 0;
+        int rc = wsb_http_request_feed(c->http, data, len, &used);
+        if (rc == WSB_EAGAIN) {
+            return;
+        }
+        if (rc != 0) {
+            int status = wsb_http_request_status(c->http);
+            log_debug("bad http request", "peer=%s status=%d why=%s", c->peer, status,
+                      log_quote(wsb_http_request_error(c->http)));
+            http_error(c, status, wsb_http_request_error(c->http));
+            return;
+        }
+        data += used;
+        len -= used;
+        if (!http_dispatch(c)) {
+            if (c->state == CONN_WS && len > 0) {
+                /* Frames sent right behind the upgrade request. The shared read
+                 * buffer is writable, which session_feed needs for unmasking. */
+                session_feed(c->session, (uint8_t *)(uintptr_t)data, len);
+            }
+            return;
+        }
+        wsb_http_request_reset(c->http);
+        timer_in(c, c->server->cfg->header_timeout_ms);
+    }
+}
+
+static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
+{
+    server_t *s = c->server;
+    wsb_handshake_t hs;
+    if (wsb_handshake_check(req, NULL, &hs) != 0) {
+        s->metrics.handshake_failures++;
+        http_error(c, hs.status, hs.reason);
+        return;
+    }
+    char buf[512];
+    int n = wsb_handshake_response(buf, sizeof(buf), &hs);
+    assert(n > 0);
+    conn_send_always(c, frame_buf_copy(buf, (size_t)n));
+    wsb_http_request_free(c->http);
+    c->http = NULL;
+    c->state = CONN_WS;
+    s->nws++;
+    s->metrics.ws_upgrades++;
+    c->session = session_new(c, echo);
+    c->last_rx_ms = server_now(s);
+    const config_t *cfg = s->cfg;
+    timer_in(c, cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);
+}
+
+/* ---- reading ----------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    conn_t *c = h->data;
+    buf->base = (char *)c->server->read_buf;
+    buf->len = sizeof(c->server->read_buf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = stream->data;
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            log_debug("read failed", "peer=%s err=%s", c->peer, uv_err_name((int)nread));
+        }
+        conn_close(c);
+        return;
+    }
+    server_t *s = c->server;
+    s->metrics.bytes_in += (uint64_t)nread;
+    c->last_rx_ms = server_now(s);
+    switch (c->state) {
+    case CONN_HTTP:
+        http_feed(c, buf->base, (size_t)nread);
+        break;
+    case CONN_WS:
+    case CONN_WS_CLOSING:
+        /* While closing the parser still runs, to find the peer's close frame;
+         * the session drops everything else. */
+        session_feed(c->session, (uint8_t *)buf->base, (size_t)nread);
+        break;
+    case CONN_LINGER:
+    case CONN_CLOSED:
+        break; /* discarded: see LINGER in conn.h */
+    }
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+static void ws_keepalive(conn_t *c)
+{
+    server_t *s = c->server;
+    const config_t *cfg = s->cfg;
+    uint64_t now = server_now(s);
+    uint64_t silent = now - c->last_rx_ms;
+    if (cfg->idle_timeout_ms > 0 && silent >= cfg->idle_timeout_ms) {
+        s->metrics.idle_timeouts++;
+        log_debug("idle timeout", "peer=%s silent_ms=%llu", c->peer, (unsigned long long)silent);
+        conn_ws_close(c, WSB_WS_CLOSE_POLICY, "idle timeout", true);
+        return;
+    }
+    uint64_t next = cfg->ping_interval_ms;
+    if (cfg->ping_interval_ms > 0) {
+        uint8_t frame[2];
+        size_t hl = wsb_ws_write_header(frame, true, WSB_WS_OP_PING, 0, NULL);
+        conn_send_always(c, frame_buf_copy(frame, hl));
+    }
+    if (cfg->idle_timeout_ms > 0) {
+        uint64_t left = cfg->idle_timeout_ms - silent;
+        if (next == 0 || left < next) {
+            next = left;
+        }
+    }
+    timer_in(c, next);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    conn_t *c = container_of(t, conn_t, timer);
+    switch (c->state) {
+    case CONN_HTTP:
+        c->server->metrics.header_timeouts++;
+        log_debug("header timeout", "peer=%s", c->peer);
+        http_error(c, 408, "request header timeout");
+        break;
+    case CONN_WS:
+        ws_keepalive(c);
+        break;
+    case CONN_WS_CLOSING:
+    case CONN_LINGER:
+        conn_close(c);
+        break;
+    case CONN_CLOSED:
+        break;
+    }
+}
+
+/* ---- accept ------------------------------------------------------------------------------ */
+
+static void format_peer(conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    c->peer[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
+        return;
+    }
+    char ip[48] = "";
+    unsigned port = 0;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, sizeof(ip));
+        port = ntohs(a->sin6_port);
+        (void)snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip, port);
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof(ip));
+        port = ntohs(a->sin_port);
+        (void)snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, port);
+    }
+}
+
+void conn_accept(server_t *s)
+{
+    conn_t *c = xcalloc(1, sizeof(*c));
+    c->server = s;
+    outq_init(&c->outq);
+    uv_tcp_init(s->loop, &c->tcp);
+    uv_timer_init(s->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    s->nconns++;
+    c->state = CONN_HTTP;
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    s->metrics.connections_accepted++;
+    uv_tcp_nodelay(&c->tcp, 1);
+    format_peer(c);
+    c->last_rx_ms = server_now(s);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (s->nconns > s->cfg->max_connections) {
+        s->metrics.connections_rejected++;
+        log_debug("connection rejected", "peer=%s reason=max_connections", c->peer);
+        http_error(c, 503, "too many connections");
+        return;
+    }
+    c->http = wsb_http_request_new(s->cfg->max_header_size, s->cfg->max_http_body);
+    if (c->http == NULL) {
+        conn_close(c);
+        return;
+    }
+    timer_in(c, s->cfg->header_timeout_ms);
+}

@@ -1,0 +1,102 @@
+/*
+ * conn.h - one TCP connection: its state machine, its reads, its bounded
+ * outbound queue and its single timer.
+ *
+ * States (explicit, one direction only):
+ *   HTTP        reading requests (keep-alive, pipelined); a valid upgrade on
+ *               ws_path/echo_path becomes WS
+ *   WS          WebSocket session open
+ *   WS_CLOSING  our close frame is queued; input is read and discarded until
+ *               the peer's close frame arrives or close_timeout passes
+ *   LINGER      finished: queued output is flushed, then the write side is
+ *               shut down (FIN) and input is drained until EOF or
+ *               close_timeout. Closing a socket with unread input makes the
+ *               kernel send RST, which destroys the response or close frame
+ *               in flight; lingering is how the peer gets to read it.
+ *   CLOSED      uv_close() was called; the conn is freed in the last close
+ *               callback (tcp and timer handles).
+ *
+ * Rules: conn_close() is idempotent and safe in any callback except while the
+ * trie is being walked (fan-out never closes; a slow consumer only gets its
+ * close frame queued and leaves the trie later on the close path).
+ */
+#ifndef WSB_BROKER_CONN_H
+#define WSB_BROKER_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "frame_buf.h"
+#include "outq.h"
+#include "wsb/http.h"
+
+typedef struct server_s server_t;
+typedef struct session_s session_t;
+typedef struct conn_s conn_t;
+
+typedef enum {
+    CONN_HTTP = 0,
+    CONN_WS,
+    CONN_WS_CLOSING,
+    CONN_LINGER,
+    CONN_CLOSED
+} conn_state_t;
+
+struct conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t write_req;
+    uv_shutdown_t shutdown_req;
+    server_t *server;
+    conn_t *prev, *next;  /* server->conns */
+    conn_t *dirty_next;   /* server->dirty */
+    conn_state_t state;
+    bool dirty;
+    bool writing;         /* write_req in flight */
+    bool shutdown_started;
+    bool got_peer_close;  /* WebSocket close frame received */
+    uint8_t handles_open; /* closed handles pending before free */
+    uint64_t last_rx_ms;  /* loop time of the last bytes read */
+    outq_t outq;
+    wsb_http_request_t *http; /* HTTP mode only; freed at upgrade */
+    session_t *session;       /* WebSocket mode only */
+    char peer[64];            /* "ip:port" for logs */
+};
+
+/* Accepts a pending connection from the server's listener. */
+void conn_accept(server_t *s);
+
+/* Queues a reference to `len` bytes of `fb` at `off` (takes its own ref).
+ * Returns 0, or -1 when the connection is not accepting output or the
+ * per-connection / global bound would be exceeded (the caller decides: the
+ * fan-out path closes a slow consumer with 1013). */
+int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len);
+
+/* Queues `fb` bypassing the bounds (small replies and control frames). */
+void conn_send_always(conn_t *c, frame_buf_t *fb);
+
+/* Writes what is queued now (uv_try_write first, then one uv_write). */
+void conn_flush(conn_t *c);
+
+/* Starts the WebSocket close handshake with `code` and `reason` (no-op unless
+ * the session is open). With drop_pending, queued frames not yet handed to
+ * the kernel are discarded first (slow consumer). */
+void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending);
+
+/* Sends an HTTP response (head + body copied) on an HTTP-mode connection;
+ * keep_alive false lingers and closes after it. */
+void conn_http_respond(conn_t *c, int status, const char *content_type, const void *body,
+                       size_t len, bool keep_alive, const char *extra_headers);
+
+/* Queues an already-built response (`fb` ref taken over) then lingers unless keep_alive. */
+void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive);
+
+/* Flushes, shuts the write side down and drains input (see LINGER). */
+void conn_linger(conn_t *c);
+
+/* Closes now: idempotent, frees in the last close callback. */
+void conn_close(conn_t *c);
+
+#endif

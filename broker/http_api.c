@@ -1,0 +1,206 @@
+/* http_api.c - /healthz, /metrics, /api/publish and static files (see http_api.h). */
+#include "http_api.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conn.h"
+#include "metrics.h"
+#include "router.h"
+#include "server.h"
+#include "static_files.h"
+#include "util.h"
+#include "wsb/message.h"
+#include "wsb/topic.h"
+
+#define JSON_TYPE "application/json"
+
+static void respond_json(conn_t *c, int status, json_t *body, bool keep_alive,
+                         const char *extra_headers)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        conn_http_respond(c, 500, "text/plain", "internal error\n", 15, false, NULL);
+        return;
+    }
+    size_t len = strlen(text);
+    text[len] = '\n'; /* replaces the NUL: curl users see a clean prompt */
+    conn_http_respond(c, status, JSON_TYPE, text, len + 1, keep_alive, extra_headers);
+    free(text);
+}
+
+static json_t *error_object(const char *code, const char *message)
+{
+    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+}
+
+static void respond_error(conn_t *c, int status, const char *code, const char *message,
+                          bool keep_alive, const char *extra_headers)
+{
+    respond_json(c, status, error_object(code, message), keep_alive, extra_headers);
+}
+
+static void healthz(conn_t *c, bool keep_alive)
+{
+    server_t *s = c->server;
+    json_t *body = json_pack("{s:s,s:s,s:s,s:f,s:I,s:I}", "status", "ok", "node_id", s->node_id,
+                             "version", WSB_VERSION, "uptime_s",
+                             (double)(server_now(s) - s->started_ms) / 1000.0, "connections",
+                             (json_int_t)s->nconns, "websocket_connections", (json_int_t)s->nws);
+    respond_json(c, 200, body, keep_alive, "Cache-Control: no-store\r\n");
+}
+
+static void metrics(conn_t *c, bool keep_alive)
+{
+    server_t *s = c->server;
+    metrics_gauges_t g = {
+        .connections = s->nconns,
+        .ws_connections = s->nws,
+        .subscriptions = trie_subscription_count(s->trie),
+        .patterns = trie_pattern_count(s->trie),
+        .topics = router_topic_count(s->router),
+        .outbound_bytes = s->outbound_bytes,
+        .uptime_seconds = (double)(server_now(s) - s->started_ms) / 1000.0,
+    };
+    sbuf_t out;
+    sbuf_init(&out);
+    metrics_render(&s->metrics, &g, &out);
+    conn_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, out.len,
+                      keep_alive, NULL);
+    sbuf_free(&out);
+}
+
+/* Publishes one {"topic":…,"data":…} object; returns the result object:
+ * {"seq":N,"delivered":K} or {"error":{…}}. */
+static json_t *publish_one(server_t *s, json_t *item)
+{
+    if (!json_is_object(item)) {
+        return error_object(WSB_ERR_BAD_JSON, "each message must be a JSON object");
+    }
+    json_t *topic = json_object_get(item, "topic");
+    json_t *data = json_object_get(item, "data");
+    if (topic == NULL) {
+        return error_object(WSB_ERR_MISSING_FIELD, "\"topic\" is required");
+    }
+    if (!json_is_string(topic)) {
+        return error_object(WSB_ERR_BAD_FIELD, "\"topic\" must be a string");
+    }
+    if (data == NULL) {
+        return error_object(WSB_ERR_MISSING_FIELD, "\"data\" is required (null is allowed)");
+    }
+    const char *name = json_string_value(topic);
+    size_t len = json_string_length(topic);
+    const char *why = NULL;
+    if (wsb_topic_check(name, len, WSB_TOPIC_EXACT, &why) != 0) {
+        char msg[160];
+        (void)snprintf(msg, sizeof(msg), "invalid topic: %s", why);
+        return error_object(WSB_ERR_BAD_TOPIC, msg);
+    }
+    if (wsb_topic_is_reserved(name, len)) {
+        return error_object(WSB_ERR_FORBIDDEN, "topics starting with '$' are reserved");
+    }
+    uint64_t seq = 0;
+    size_t delivered = router_publish(s->router, (wsb_str_t){name, len}, data, &seq);
+    s->metrics.messages_published_http++;
+    return json_pack("{s:I,s:I}", "seq", (json_int_t)seq, "delivered", (json_int_t)delivered);
+}
+
+static bool is_json_content_type(wsb_str_t ct)
+{
+    static const char want[] = "application/json";
+    size_t n = sizeof(want) - 1;
+    if (ct.p == NULL || ct.len < n || strncasecmp(ct.p, want, n) != 0) {
+        return false;
+    }
+    return ct.len == n || ct.p[n] == ';' || ct.p[n] == ' ';
+}
+
+static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
+{
+    server_t *s = c->server;
+    if (!is_json_content_type(wsb_http_request_header(req, "Content-Type"))) {
+        respond_error(c, 415, "unsupported_media_type", "Content-Type must be application/json",
+                      keep_alive, NULL);
+        return;
+    }
+    wsb_str_t body = wsb_http_request_body(req);
+    json_error_t jerr;
+    json_t *root = json_loadb(body.p ? body.p : "", body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        char msg[200];
+        (void)snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line,
+                       jerr.column, jerr.text);
+        respond_error(c, 400, WSB_ERR_BAD_JSON, msg, keep_alive, NULL);
+        return;
+    }
+    if (json_is_array(root)) {
+        json_t *results = json_array();
+        size_t i;
+        json_t *item;
+        json_array_foreach(root, i, item)
+        {
+            json_array_append_new(results, publish_one(s, item));
+        }
+        respond_json(c, 200, json_pack("{s:o}", "results", results), keep_alive, NULL);
+    } else {
+        json_t *result = publish_one(s, root);
+        int status = json_object_get(result, "error") ? 400 : 200;
+        if (status == 400 &&
+            strcmp(json_string_value(json_object_get(json_object_get(result, "error"), "code")),
+                   WSB_ERR_FORBIDDEN) == 0) {
+            status = 403;
+        }
+        respond_json(c, status, result, keep_alive, NULL);
+    }
+    json_decref(root);
+}
+
+static bool method_is(wsb_str_t m, const char *name)
+{
+    return wsb_str_eq(m, name);
+}
+
+void http_api_handle(conn_t *c, const wsb_http_request_t *req)
+{
+    server_t *s = c->server;
+    bool keep_alive = wsb_http_request_keep_alive(req);
+    wsb_str_t method = wsb_http_request_method(req);
+    wsb_str_t url = wsb_http_request_url(req);
+    const char *q = memchr(url.p, '?', url.len);
+    wsb_str_t path = {url.p, q ? (size_t)(q - url.p) : url.len};
+    bool get = method_is(method, "GET");
+    bool head = method_is(method, "HEAD");
+
+    if (wsb_str_eq(path, "/healthz") || wsb_str_eq(path, "/metrics")) {
+        if (!get && !head) {
+            respond_error(c, 405, "method_not_allowed", "use GET", keep_alive,
+                          "Allow: GET, HEAD\r\n");
+        } else if (wsb_str_eq(path, "/healthz")) {
+            healthz(c, keep_alive);
+        } else {
+            metrics(c, keep_alive);
+        }
+        return;
+    }
+    if (wsb_str_eq(path, "/api/publish")) {
+        if (!method_is(method, "POST")) {
+            respond_error(c, 405, "method_not_allowed", "use POST", keep_alive, "Allow: POST\r\n");
+        } else {
+            publish(c, req, keep_alive);
+        }
+        return;
+    }
+    if (!get && !head) {
+        respond_error(c, 405, "method_not_allowed", "only GET and HEAD serve files", keep_alive,
+                      "Allow: GET, HEAD\r\n");
+        return;
+    }
+    if (s->web_root == NULL) {
+        conn_http_respond(c, 404, "text/plain", "not found\n", 10, keep_alive, NULL);
+        return;
+    }
+    static_serve(c, s->web_root, url, head, keep_alive);
+}

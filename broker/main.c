@@ -1,0 +1,87 @@
+/* main.c - wsbroker: configuration, process setup, the loop, and exit status.
+ *
+ * Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for a bad
+ * configuration (the message on stderr names the key), 1 for a runtime
+ * failure such as a port that cannot be bound.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+extern char **environ;
+
+/* Each connection is a file descriptor: the default soft limit (often 1024)
+ * would cap the broker long before memory does. */
+static void raise_nofile_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("cannot raise open file limit", "soft=%llu hard=%llu",
+                     (unsigned long long)before, (unsigned long long)rl.rlim_max);
+            return;
+        }
+    }
+    log_info("open file limit", "soft=%llu previous=%llu", (unsigned long long)rl.rlim_cur,
+             (unsigned long long)before);
+}
+
+int main(int argc, char **argv)
+{
+    config_t cfg;
+    char err[512];
+    config_result_t cr = config_load(&cfg, argc, argv, environ, err, sizeof(err));
+    if (cr == CONFIG_EXIT) {
+        config_free(&cfg);
+        return 0;
+    }
+    if (cr == CONFIG_ERROR) {
+        (void)fprintf(stderr, "wsbroker: configuration error: %s\n", err);
+        (void)fprintf(stderr, "run 'wsbroker --help' for the list of settings\n");
+        config_free(&cfg);
+        return 2;
+    }
+    log_level_t level = LOG_INFO;
+    (void)log_parse_level(cfg.log_level, &level);
+    log_set_level(level);
+    (void)signal(SIGPIPE, SIG_IGN);
+    raise_nofile_limit();
+    log_info("starting", "version=%s config=%s", WSB_VERSION,
+             log_quote(cfg.config_file ? cfg.config_file : "-"));
+
+    uv_loop_t loop;
+    if (uv_loop_init(&loop) != 0) {
+        log_error("cannot create the event loop", NULL);
+        config_free(&cfg);
+        return 1;
+    }
+    static server_t server; /* large (holds the shared read buffer): not on the stack */
+    server_init(&server, &loop, &cfg);
+    int status = 0;
+    if (server_listen(&server) != 0) {
+        status = 1;
+        server_shutdown(&server);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    server_free(&server);
+    if (uv_loop_close(&loop) != 0) {
+        log_warn("event loop closed with handles open", NULL);
+    }
+    if (status == 0) {
+        log_info("stopped", NULL);
+    }
+    config_free(&cfg);
+    return status;
+}

@@ -1,0 +1,82 @@
+/*
+ * outq.h - a connection's outbound queue: slices of shared frame buffers
+ * waiting to be written, in order.
+ *
+ * A slice holds one reference to its frame_buf. The queue is a ring with a
+ * small inline array, so an idle connection owns no heap memory for it and a
+ * connection that receives one frame per loop turn never allocates.
+ *
+ * Writes: the connection gathers the queued slices into an iovec array
+ * (outq_iov), writes what the kernel takes at once (uv_try_write), drops the
+ * written bytes (outq_consume), and hands the rest to one uv_write whose
+ * slices are marked in flight (outq_mark_inflight) until its callback
+ * (outq_consume of the in-flight bytes). Only one uv_write is in flight per
+ * connection; frames queued meanwhile wait behind it.
+ *
+ * The queue does not enforce a bound itself: outq_bytes() is the number the
+ * connection compares against its limit before pushing.
+ */
+#ifndef WSB_BROKER_OUTQ_H
+#define WSB_BROKER_OUTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "frame_buf.h"
+
+#define OUTQ_INLINE 4
+
+typedef struct {
+    frame_buf_t *fb;
+    uint32_t off;
+    uint32_t len;
+} outq_slice_t;
+
+typedef struct {
+    outq_slice_t *ring;  /* inline_ring or a heap array */
+    uint32_t cap;        /* power of two */
+    uint32_t head;
+    uint32_t count;      /* slices queued, in flight included */
+    uint32_t inflight;   /* the first `inflight` slices belong to the uv_write in flight */
+    size_t bytes;        /* bytes queued, in flight included */
+    size_t inflight_bytes;
+    outq_slice_t inline_ring[OUTQ_INLINE];
+} outq_t;
+
+void outq_init(outq_t *q);
+
+/* Drops every slice (unref) and any heap ring. The queue may be reused after. */
+void outq_clear(outq_t *q);
+
+/* Drops the slices that are not in flight; returns the bytes dropped. */
+size_t outq_drop_pending(outq_t *q);
+
+/* Appends a slice; takes over one reference the caller holds on `fb`. */
+void outq_push(outq_t *q, frame_buf_t *fb, uint32_t off, uint32_t len);
+
+/* Fills up to `max` buffers with the slices after the in-flight ones;
+ * returns how many were filled and their total in *total. */
+unsigned outq_iov(const outq_t *q, uv_buf_t *bufs, unsigned max, size_t *total);
+
+/* Removes `n` written bytes from the front of the not-in-flight slices
+ * (partial slices advance their offset). Requires inflight == 0. */
+void outq_consume(outq_t *q, size_t n);
+
+/* Marks the first `nslices` slices (as returned by outq_iov) as in flight. */
+void outq_mark_inflight(outq_t *q, unsigned nslices, size_t bytes);
+
+/* The in-flight write completed: drops its slices. */
+void outq_complete_inflight(outq_t *q);
+
+static inline size_t outq_bytes(const outq_t *q)
+{
+    return q->bytes;
+}
+
+static inline size_t outq_pending_bytes(const outq_t *q)
+{
+    return q->bytes - q->inflight_bytes;
+}
+
+#endif

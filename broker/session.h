@@ -1,0 +1,55 @@
+/*
+ * session.h - a WebSocket session on an upgraded connection: frame parsing,
+ * message assembly, and the wire protocol v1 operations (subscribe,
+ * unsubscribe, publish, ping) or, on echo_path, echoing messages back.
+ *
+ * Ownership: created by session_new() at upgrade and owned by its conn;
+ * session_free() removes every subscription from the trie (the close path:
+ * never during a fan-out walk) and releases the message buffer.
+ */
+#ifndef WSB_BROKER_SESSION_H
+#define WSB_BROKER_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame_buf.h"
+#include "topic_trie.h"
+#include "wsb/ws_frame.h"
+
+typedef struct conn_s conn_t;
+
+struct session_s {
+    trie_client_t tc; /* first: the trie reports this pointer */
+    conn_t *conn;
+    wsb_ws_parser_t parser;
+    bool echo;
+    int msg_opcode;
+    /* message assembly: a message that arrives in one read is used in place
+     * (pending); otherwise it is copied into msg (bounded by max_message_size) */
+    const uint8_t *pending;
+    size_t pending_len;
+    uint8_t *msg;
+    size_t msg_len;
+    size_t msg_cap;
+    trie_sub_t **subs;
+    uint32_t nsubs;
+    uint32_t subs_cap;
+    char client_id[24];
+};
+
+typedef struct session_s session_t;
+
+/* Creates the session for `c` and queues the welcome frame (unless echo). */
+session_t *session_new(conn_t *c, bool echo);
+
+/* Feeds WebSocket bytes (modified in place: unmasking). */
+void session_feed(session_t *s, uint8_t *data, size_t len);
+
+/* Queues one delivery of a shared message frame: the fan-out callback. */
+int session_deliver(session_t *s, frame_buf_t *fb);
+
+void session_free(session_t *s);
+
+#endif
