@@ -28,17 +28,23 @@
  *   - close payload: length 1, a code that may not be sent on
  *     the wire, or a reason that is not UTF-8                   -> 1002 / 1007
  *
+ * The parser does not stop by itself after a close frame: a caller that is
+ * done with the connection stops feeding it (or returns nonzero from
+ * on_close).
+ *
  * Ownership: the parser is a plain struct the caller embeds; it holds no heap
- * memory, so there is nothing to free.
+ * memory, so there is nothing to free. Slices passed to callbacks point into
+ * the caller's buffer (data) or into the parser (control payloads); copy what
+ * must outlive the callback, e.g. a message that spans several reads.
  */
 #ifndef WSB_WS_FRAME_H
 #define WSB_WS_FRAME_H
 
+#include "wsb/utf8.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "wsb/utf8.h"
 
 #define WSB_WS_OP_CONT   0x0
 #define WSB_WS_OP_TEXT   0x1
@@ -47,17 +53,17 @@
 #define WSB_WS_OP_PING   0x9
 #define WSB_WS_OP_PONG   0xA
 
-#define WSB_WS_CLOSE_NORMAL       1000
-#define WSB_WS_CLOSE_GOING_AWAY   1001
-#define WSB_WS_CLOSE_PROTOCOL     1002
-#define WSB_WS_CLOSE_UNSUPPORTED  1003
-#define WSB_WS_CLOSE_NO_STATUS    1005 /* never on the wire: "no code received" */
-#define WSB_WS_CLOSE_ABNORMAL     1006 /* never on the wire */
-#define WSB_WS_CLOSE_BAD_DATA     1007
-#define WSB_WS_CLOSE_POLICY       1008
-#define WSB_WS_CLOSE_TOO_BIG      1009
-#define WSB_WS_CLOSE_INTERNAL     1011
-#define WSB_WS_CLOSE_TRY_AGAIN    1013
+#define WSB_WS_CLOSE_NORMAL      1000
+#define WSB_WS_CLOSE_GOING_AWAY  1001
+#define WSB_WS_CLOSE_PROTOCOL    1002
+#define WSB_WS_CLOSE_UNSUPPORTED 1003
+#define WSB_WS_CLOSE_NO_STATUS   1005 /* never on the wire: "no code received" */
+#define WSB_WS_CLOSE_ABNORMAL    1006 /* never on the wire */
+#define WSB_WS_CLOSE_BAD_DATA    1007
+#define WSB_WS_CLOSE_POLICY      1008
+#define WSB_WS_CLOSE_TOO_BIG     1009
+#define WSB_WS_CLOSE_INTERNAL    1011
+#define WSB_WS_CLOSE_TRY_AGAIN   1013
 
 #define WSB_WS_MAX_CONTROL_PAYLOAD 125
 #define WSB_WS_MAX_HEADER_LEN      14 /* 2 + 8 (length) + 4 (mask) */
@@ -90,7 +96,8 @@ typedef struct {
     /* --- configuration (set by init; may be changed between feeds) --- */
     wsb_ws_role_t role;
     uint64_t max_message_size; /* 0 = unlimited */
-    uint8_t rsv_mask;          /* RSV bits an extension claims (0x40 = RSV1), 0 by default */
+    uint8_t rsv_mask;          /* RSV bits an extension claims (0x40 = RSV1), 0 by default;
+                                  allowed on every frame, the extension checks the rest */
     const wsb_ws_parser_callbacks_t *cb;
     void *user_data;
 
@@ -103,7 +110,7 @@ typedef struct {
     uint8_t hdr[WSB_WS_MAX_HEADER_LEN];
     uint8_t hdr_have;
     uint8_t hdr_need;
-    uint8_t opcode;    /* opcode of the frame being read */
+    uint8_t opcode; /* opcode of the frame being read */
     bool fin;
     bool masked;
     uint8_t mask[4];
@@ -115,19 +122,25 @@ typedef struct {
     uint8_t ctl[WSB_WS_MAX_CONTROL_PAYLOAD];
 } wsb_ws_parser_t;
 
-/* Prepares `p`. `cb` must outlive the parser. */
+/* Prepares `p`. `cb` must outlive the parser; NULL means no callbacks. */
 void wsb_ws_parser_init(wsb_ws_parser_t *p, wsb_ws_role_t role, uint64_t max_message_size,
                         const wsb_ws_parser_callbacks_t *cb, void *user_data);
 
 /*
  * Parses `len` bytes of `data` (which it may modify: payloads are unmasked in
  * place). Returns:
- *   0               all bytes consumed (*consumed == len);
+ *   0               all bytes consumed (*consumed == len) and every event
+ *                   they complete reported;
  *   a callback's nonzero value: stopped right after that callback; *consumed
- *                   counts the bytes used so far, the rest may be fed again;
+ *                   counts the bytes used so far, the rest may be fed again.
+ *                   Feed the rest even when it is empty (len 0): an event that
+ *                   needs no further byte may still be pending, e.g.
+ *                   on_message_end after the on_message_data that stopped;
  *   WSB_EPROTO / WSB_ETOOBIG / WSB_EUTF8: the peer violated the protocol;
- *                   p->close_code and p->error say how to close.
- * `consumed` may be NULL.
+ *                   p->close_code and p->error say how to close. No callback
+ *                   runs after the violation is detected; *consumed is then
+ *                   only known to be <= len.
+ * `consumed` may be NULL. `data` may be NULL when `len` is 0.
  */
 int wsb_ws_parser_feed(wsb_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed);
 
@@ -136,7 +149,8 @@ size_t wsb_ws_header_len(uint64_t payload_len, bool masked);
 
 /*
  * Writes a frame header into `out` (room for WSB_WS_MAX_HEADER_LEN bytes)
- * with the minimal length encoding and returns its length. `mask_key` NULL
+ * with the minimal length encoding and returns its length (payload_len must
+ * be below 2^63; only the low 4 bits of opcode are used). `mask_key` NULL
  * means unmasked (server to client); otherwise the MASK bit and key are
  * written and the caller masks the payload with wsb_ws_mask().
  */
@@ -152,15 +166,20 @@ int wsb_ws_random_mask(uint8_t key[4]);
 
 /*
  * Writes a complete frame (header + payload, masked when mask_key != NULL)
- * into `out`. Returns its length, or WSB_ENOSPC if `cap` is too small.
+ * into `out`. `payload` may overlap `out` (it is moved, then masked); it may
+ * be NULL when `len` is 0. Returns its length, or WSB_ENOSPC if `cap` is too
+ * small or the frame would not fit in an int.
  */
 int wsb_ws_build_frame(uint8_t *out, size_t cap, bool fin, int opcode, const uint8_t *payload,
                        size_t len, const uint8_t *mask_key);
 
 /*
  * Builds a close payload (2-byte code + reason) into `out` (125 bytes). The
- * reason is cut at a code point boundary so the payload fits. Returns its
- * length. code 0 means "no status" and yields an empty payload.
+ * reason (NUL-terminated, may be NULL) is cut at a code point boundary so the
+ * payload fits, and before its first byte that is not valid UTF-8, so the
+ * frame is always one the peer accepts. Returns its length. code 0 means
+ * "no status" and yields an empty payload; any other code must satisfy
+ * wsb_ws_close_code_valid() (it is written as given).
  */
 size_t wsb_ws_close_payload(uint8_t out[WSB_WS_MAX_CONTROL_PAYLOAD], int code, const char *reason);
 
