@@ -7,15 +7,17 @@
 /* guard.h needs MAP_ANONYMOUS, which strict _POSIX_C_SOURCE hides on glibc. */
 #define _DEFAULT_SOURCE 1
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka.h, included below, needs the four headers above first. */
 #include "guard.h"
 #include "wsb/common.h"
 #include "wsb/utf8.h"
 
 #include <cmocka.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
