@@ -9,9 +9,12 @@
  * Building: every server frame is built as ONE complete, unmasked WebSocket
  * text frame (header + JSON) in one malloc'd buffer that starts with
  * `headroom` bytes the caller may use for its own header (the broker keeps a
- * refcount there). The frame itself starts at buf + headroom; free(buf)
- * releases it. A `message` frame is identical for every subscriber, so the
- * broker builds it once per publish and shares it.
+ * refcount there; they are left uninitialised). The frame itself starts at
+ * buf + headroom; free(buf) releases it. A `message` frame is identical for
+ * every subscriber, so the broker builds it once per publish and shares it.
+ * Frames use the minimal length encoding (2, 4 or 10 header bytes) and are
+ * always valid UTF-8: strings are JSON-escaped, and a byte that is not valid
+ * UTF-8 in a string argument is written as U+FFFD.
  */
 #ifndef WSB_MESSAGE_H
 #define WSB_MESSAGE_H
@@ -71,14 +74,21 @@ typedef struct {
  * publish, ping; "id" optional non-negative integer <= 2^53-1; subscribe and
  * unsubscribe need "topic" (a valid pattern); publish needs "topic" (a valid
  * exact topic, not reserved -> forbidden) and "data" (any value, null too);
- * "since" only on subscribe, an object with string "epoch" (<= 64 bytes) and
- * integer "seq" >= 0, and only for an exact topic (else bad_since). Unknown
- * fields are ignored for forward compatibility.
- * Returns 0 (fill *out, release with wsb_msg_free) or WSB_EINVAL (fill *err;
- * *out needs no free).
+ * "since" only on subscribe, an object with string "epoch" (1..64 bytes) and
+ * integer "seq" >= 0, and only for an exact topic (else bad_since; "since" on
+ * unsubscribe or publish is bad_since too). ping ignores every field but
+ * "type" and "id". Unknown fields are ignored for forward compatibility.
+ * Duplicate keys anywhere are bad_json (JSON_REJECT_DUPLICATES), as are
+ * NaN/Infinity, numbers jansson cannot hold (integers beyond int64, reals
+ * that overflow a double) and trailing bytes after the value.
+ * Rules are checked in this order and the first failure is reported: JSON
+ * syntax, object, "id", "type", "topic", "data", "since"; once "id" is read,
+ * err->has_id/id carry it for the error reply.
+ * Returns 0 (fill *out, release with wsb_msg_free), WSB_EINVAL (fill *err;
+ * *out needs no free) or WSB_ENOMEM (err->code is "internal"; no free).
  */
 int wsb_msg_parse(const char *json, size_t len, wsb_msg_t *out, wsb_msg_error_t *err);
-void wsb_msg_free(wsb_msg_t *m);
+void wsb_msg_free(wsb_msg_t *m); /* NULL-safe; zeroes *m */
 
 /* The wire name of a type ("subscribe", ...). */
 const char *wsb_msg_type_name(wsb_msg_type_t t);
@@ -87,14 +97,19 @@ const char *wsb_msg_type_name(wsb_msg_type_t t);
  * Builds the shared `message` frame:
  *   {"type":"message","topic":T,"seq":N[,"epoch":E],"data":D}
  * `data_json` must be one serialized JSON value (the broker serializes the
- * publish's data once); `epoch` {NULL,0} omits the field. Returns the buffer
- * (see header comment) and sets *frame_len, or NULL on ENOMEM.
+ * publish's data once); it is copied verbatim, not validated; an empty slice
+ * is written as null. `topic` and `epoch` are JSON-escaped; an empty `epoch`
+ * ({NULL,0}) omits the field. No jansson, one malloc. Returns the buffer (see
+ * header comment) and sets *frame_len (header + JSON, without headroom), or
+ * NULL on ENOMEM or size_t overflow.
  */
 uint8_t *wsb_msg_build_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
                                size_t headroom, size_t *frame_len);
 
-/* Serializes a JSON value compactly (what `data_json` above expects) into a
- * malloc'd buffer; NULL on ENOMEM. Caller frees. */
+/* Serializes a JSON value compactly (what `data_json` above expects) into an
+ * exactly sized malloc'd buffer, NOT NUL-terminated; *len gets its length.
+ * Reals use jansson's 17 significant digits (0.1 -> 0.10000000000000001,
+ * the same double). NULL on ENOMEM or if `v` is NULL. Caller frees. */
 char *wsb_msg_dump_value(const json_t *v, size_t *len);
 
 typedef struct {
@@ -104,14 +119,16 @@ typedef struct {
     int recovered;       /* subscribe ack with since: 0/1; -1 omits the field */
 } wsb_ack_t;
 
-/* {"type":"ack","id":N[,"seq":S][,"recovered":true|false]} */
+/* {"type":"ack","id":N[,"seq":S][,"recovered":true|false]}; recovered > 0 is
+ * true. NULL on ENOMEM. */
 uint8_t *wsb_msg_build_ack(const wsb_ack_t *ack, size_t headroom, size_t *frame_len);
 
-/* {"type":"error"[,"id":N],"code":C,"message":M} */
+/* {"type":"error"[,"id":N],"code":C,"message":M}; NULL code -> "internal",
+ * NULL message -> "". NULL on ENOMEM. */
 uint8_t *wsb_msg_build_error(bool has_id, int64_t id, const char *code, const char *message,
                              size_t headroom, size_t *frame_len);
 
-/* {"type":"pong"[,"id":N]} */
+/* {"type":"pong"[,"id":N]}. NULL on ENOMEM. */
 uint8_t *wsb_msg_build_pong(bool has_id, int64_t id, size_t headroom, size_t *frame_len);
 
 typedef struct {
@@ -124,10 +141,12 @@ typedef struct {
 } wsb_welcome_t;
 
 /* {"type":"welcome","protocol":1,"client_id":…,"node_id":…,"version":…,
- *  "limits":{"max_message_size":…,"max_subscriptions":…,"ping_interval_ms":…}} */
+ *  "limits":{"max_message_size":…,"max_subscriptions":…,"ping_interval_ms":…}}
+ * A NULL string is written as "". NULL on ENOMEM. */
 uint8_t *wsb_msg_build_welcome(const wsb_welcome_t *w, size_t headroom, size_t *frame_len);
 
-/* Wraps an arbitrary JSON object in a text frame (for replies added later). */
+/* Wraps an arbitrary JSON value in a text frame (for replies added later),
+ * serialized with JSON_COMPACT | JSON_ENCODE_ANY. NULL on ENOMEM or NULL obj. */
 uint8_t *wsb_msg_build_json(const json_t *obj, size_t headroom, size_t *frame_len);
 
 #endif
