@@ -25,23 +25,24 @@
 
 typedef struct config_s {
     /* listener */
-    char *host;               /* "127.0.0.1"; "::" or "0.0.0.0" for all interfaces */
-    uint32_t port;            /* 8080; 0 binds a free port */
-    char *port_file;          /* write the bound port here once accepting; "" = off */
-    uint32_t backlog;         /* 511 */
-    char *ws_path;            /* "/ws" */
-    char *echo_path;          /* "" = off; e.g. "/echo" for conformance suites */
-    char *web_root;           /* static files; "" = off; default: the demo page folder */
-    char *node_id;            /* "" = generated at start */
-    char *log_level;          /* error|warn|info|debug */
+    char *host;       /* "127.0.0.1"; "::" or "0.0.0.0" for all interfaces */
+    uint32_t port;    /* 8080; 0 binds a free port */
+    char *port_file;  /* write the bound port here once accepting; "" = off */
+    uint32_t backlog; /* 511 */
+    uint32_t workers; /* 0 = one worker thread (event loop) per CPU core */
+    char *ws_path;    /* "/ws" */
+    char *echo_path;  /* "" = off; e.g. "/echo" for conformance suites */
+    char *web_root;   /* static files; "" = off; default: the demo page folder */
+    char *node_id;    /* "" = generated at start */
+    char *log_level;  /* error|warn|info|debug */
     /* limits */
-    uint32_t max_connections;     /* 50000; beyond: HTTP 503 */
-    uint64_t max_message_size;    /* 64 KiB; beyond: close 1009 */
-    uint32_t max_subscriptions;   /* 1000 per connection; beyond: error limit_exceeded */
-    uint64_t max_outbound_bytes;  /* 1 MiB per connection; beyond: close 1013 */
-    uint64_t max_total_outbound;  /* 256 MiB over all connections */
-    uint64_t max_http_body;       /* 1 MiB; beyond: 413 */
-    uint64_t max_header_size;     /* 8 KiB; beyond: 431 */
+    uint32_t max_connections;    /* 50000; beyond: HTTP 503 */
+    uint64_t max_message_size;   /* 64 KiB; beyond: close 1009 */
+    uint32_t max_subscriptions;  /* 1000 per connection; beyond: error limit_exceeded */
+    uint64_t max_outbound_bytes; /* 1 MiB per connection; beyond: close 1013 */
+    uint64_t max_total_outbound; /* 256 MiB over all connections */
+    uint64_t max_http_body;      /* 1 MiB; beyond: 413 */
+    uint64_t max_header_size;    /* 8 KiB; beyond: 431 */
     /* timeouts, in milliseconds */
     uint64_t header_timeout_ms;   /* 10 s: a request head must arrive in this time */
     uint64_t ping_interval_ms;    /* 25 s: server ping period; 0 = off */
@@ -52,13 +53,14 @@ typedef struct config_s {
     char *config_file;
 } config_t;
 
-/* Fills `cfg` with the built-in defaults. Cannot fail (aborts on OOM). */
+/* Fills `cfg` (which need not be initialized) with the built-in defaults.
+ * Cannot fail (aborts on OOM). Release with config_free(). */
 void config_defaults(config_t *cfg);
 
 typedef enum {
-    CONFIG_OK = 0,      /* run the broker */
-    CONFIG_EXIT = 1,    /* --help or --version was printed to stdout: exit 0 */
-    CONFIG_ERROR = 2    /* `err` names the key and the problem: print it, exit 2 */
+    CONFIG_OK = 0,   /* run the broker */
+    CONFIG_EXIT = 1, /* --help or --version was printed to stdout: exit 0 */
+    CONFIG_ERROR = 2 /* `err` names the key and the problem: print it, exit 2 */
 } config_result_t;
 
 /*
@@ -66,7 +68,9 @@ typedef enum {
  * `envp` (NULL-terminated "NAME=value" strings, usually `environ`) and argv, in
  * that order of increasing precedence. On CONFIG_ERROR a message like
  * "max_message_size: expected a size such as 65536 or \"64KiB\", got \"lots\""
- * is written to `err`.
+ * is written to `err`. `cfg` need not be initialized; whatever the result it
+ * holds a complete configuration (defaults at least) to release with
+ * config_free(). --help and --version are printed to stdout.
  */
 config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, char *err,
                             size_t errlen);
@@ -74,7 +78,21 @@ config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, c
 /* Prints --help: every key with its flag, variable, default and meaning. */
 void config_print_help(FILE *out);
 
-/* Releases the strings owned by `cfg`. */
+/* Releases the strings owned by `cfg` and sets them to NULL (idempotent). */
 void config_free(config_t *cfg);
+
+/*
+ * The value parsers behind the table, for modules that read settings of their
+ * own (history rules, ...). Syntax only, no range: each returns 0 and stores
+ * the value, or -1 (leaving *out alone) on bad syntax or uint64 overflow.
+ *   size:     "65536", "64KiB", "1.5 MiB", "1MB" (10^6), "1K" (= KiB); units
+ *             B KiB MiB GiB KB MB GB K M G, any case; the result must be whole bytes
+ *   duration: "10" or "0.5" (seconds), "500ms", "10s", "5m", "1h"; stored in
+ *             milliseconds; the result must be whole milliseconds
+ *   bool:     true/false, 1/0, yes/no, on/off, any case
+ */
+int config_parse_size(const char *s, uint64_t *out);
+int config_parse_duration(const char *s, uint64_t *out_ms);
+int config_parse_bool(const char *s, bool *out);
 
 #endif

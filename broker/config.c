@@ -1,0 +1,1030 @@
+/*
+ * config.c - one static table of keys drives flags, WSB_* variables, the JSON
+ * config file, --help and validation (see config.h for the contract).
+ *
+ * Every value, defaults included, goes through the same text parsers, so a
+ * default in the table is written exactly as a user would write it and --help
+ * shows it verbatim. Sources are applied in order of increasing precedence
+ * (defaults, file, environment, flags); each one overwrites what came before.
+ */
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#ifndef WSB_VERSION
+#define WSB_VERSION "0.0.0-dev"
+#endif
+
+/* The build points this at the project's web/ folder so `make run` serves the
+ * demo page from any working directory. */
+#ifdef WSB_DEFAULT_WEB_ROOT
+#define DEFAULT_WEB_ROOT WSB_DEFAULT_WEB_ROOT
+#else
+#define DEFAULT_WEB_ROOT "web"
+#endif
+
+#define KIB       1024ULL
+#define MIB       (1024ULL * KIB)
+#define GIB       (1024ULL * MIB)
+#define TIB       (1024ULL * GIB)
+#define SECOND_MS 1000ULL
+#define MINUTE_MS (60ULL * SECOND_MS)
+#define HOUR_MS   (60ULL * MINUTE_MS)
+#define DAY_MS    (24ULL * HOUR_MS)
+
+/* Longest key name, flag or variable name; the table's names are far shorter. */
+#define NAME_MAX_LEN 96
+
+typedef enum {
+    KEY_STRING,   /* char *, owned by config_t */
+    KEY_UINT,     /* uint32_t within [min, max] */
+    KEY_SIZE,     /* uint64_t bytes within [min, max] */
+    KEY_DURATION, /* uint64_t milliseconds within [min, max] */
+    KEY_BOOL      /* bool */
+} key_type_t;
+
+typedef struct {
+    /* Lowercase, '_' between words, '.' between nesting levels. Names must stay
+     * distinct after mapping '.' and '_' alike to '-' (flags) and '_' (vars). */
+    const char *name;
+    key_type_t type;
+    size_t offset; /* of the field in config_t */
+    uint64_t min, max;
+    const char *def;     /* default, in flag syntax */
+    const char *metavar; /* shown in --help after the flag */
+    /* KEY_STRING only: extra validation (NULL = any string) and what it wants. */
+    bool (*valid)(const char *value);
+    const char *expect;
+    const char *help;
+} key_def_t;
+
+static bool is_address(const char *value)
+{
+    return value[0] != '\0';
+}
+
+static bool is_url_path(const char *value)
+{
+    if (value[0] != '/') {
+        return false;
+    }
+    for (const char *p = value; *p; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '?' || *p == '#') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool is_optional_url_path(const char *value)
+{
+    return value[0] == '\0' || is_url_path(value);
+}
+
+static bool is_node_id(const char *value)
+{
+    size_t len = 0;
+    for (const char *p = value; *p; p++, len++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return len <= 64;
+}
+
+static bool is_log_level(const char *value)
+{
+    log_level_t level;
+    return log_parse_level(value, &level) == 0;
+}
+
+#define OFF(field) offsetof(config_t, field)
+
+/* One constructor per type keeps each key to a few lines. */
+#define STRING_KEY(name, field, def, metavar, valid, expect, help)                                 \
+    {                                                                                              \
+        name, KEY_STRING, OFF(field), 0, 0, def, metavar, valid, expect, help                      \
+    }
+#define UINT_KEY(name, field, min, max, def, help)                                                 \
+    {                                                                                              \
+        name, KEY_UINT, OFF(field), min, max, def, "N", NULL, NULL, help                           \
+    }
+#define SIZE_KEY(name, field, min, max, def, help)                                                 \
+    {                                                                                              \
+        name, KEY_SIZE, OFF(field), min, max, def, "SIZE", NULL, NULL, help                        \
+    }
+#define DURATION_KEY(name, field, min, max, def, help)                                             \
+    {                                                                                              \
+        name, KEY_DURATION, OFF(field), min, max, def, "DURATION", NULL, NULL, help                \
+    }
+
+static const key_def_t keys[] = {
+    /* listener */
+    STRING_KEY("host", host, "127.0.0.1", "ADDR", is_address,
+               "an address such as 127.0.0.1, 0.0.0.0 or ::",
+               "address to listen on; \"::\" or \"0.0.0.0\" for all interfaces"),
+    UINT_KEY("port", port, 0, 65535, "8080",
+             "TCP port to listen on; 0 binds a free port (see port_file)"),
+    STRING_KEY("port_file", port_file, "", "PATH", NULL, NULL,
+               "write the bound port number here (atomically) once accepting; \"\" = off"),
+    UINT_KEY("backlog", backlog, 1, 65535, "511", "listen(2) backlog of pending connections"),
+    UINT_KEY("workers", workers, 0, 1024, "0",
+             "worker threads, each with its own event loop; 0 = one per CPU core"),
+    STRING_KEY("ws_path", ws_path, "/ws", "PATH", is_url_path, "a URL path starting with \"/\"",
+               "URL path of the WebSocket endpoint; an upgrade elsewhere gets 404"),
+    STRING_KEY("echo_path", echo_path, "", "PATH", is_optional_url_path,
+               "\"\" (off) or a URL path starting with \"/\"",
+               "URL path of an echo WebSocket endpoint for conformance suites; \"\" = off"),
+    STRING_KEY("web_root", web_root, DEFAULT_WEB_ROOT, "DIR", NULL, NULL,
+               "folder of static files served over HTTP (the demo page); \"\" = off"),
+    STRING_KEY("node_id", node_id, "", "ID", is_node_id,
+               "\"\" (generated) or up to 64 letters, digits, '.', '_' or '-'",
+               "this node's id in logs and in a cluster; \"\" = generated at start"),
+    STRING_KEY("log_level", log_level, "info", "LEVEL", is_log_level,
+               "one of error, warn, info, debug",
+               "least severe level logged: error, warn, info or debug"),
+    /* limits */
+    UINT_KEY("max_connections", max_connections, 1, INT32_MAX, "50000",
+             "open connections at most; beyond, HTTP 503"),
+    SIZE_KEY("max_message_size", max_message_size, 1, GIB, "64KiB",
+             "largest WebSocket message accepted; beyond, close 1009"),
+    UINT_KEY("max_subscriptions", max_subscriptions, 1, INT32_MAX, "1000",
+             "subscriptions per connection; beyond, error limit_exceeded"),
+    SIZE_KEY("max_outbound_bytes", max_outbound_bytes, 1, TIB, "1MiB",
+             "unsent bytes queued per connection; beyond, close 1013"),
+    SIZE_KEY("max_total_outbound", max_total_outbound, 1, TIB, "256MiB",
+             "unsent bytes queued over all connections"),
+    SIZE_KEY("max_http_body", max_http_body, 1, GIB, "1MiB",
+             "largest HTTP request body; beyond, 413"),
+    SIZE_KEY("max_header_size", max_header_size, 1, 16 * MIB, "8KiB",
+             "largest HTTP request head; beyond, 431"),
+    /* timeouts */
+    DURATION_KEY("header_timeout", header_timeout_ms, 1, 30 * DAY_MS, "10s",
+                 "time allowed for an HTTP request head to arrive"),
+    DURATION_KEY("ping_interval", ping_interval_ms, 0, 30 * DAY_MS, "25s",
+                 "period of server pings on WebSockets; 0 = off; must be < idle_timeout"),
+    DURATION_KEY("idle_timeout", idle_timeout_ms, 1, 30 * DAY_MS, "60s",
+                 "close a WebSocket silent this long"),
+    DURATION_KEY("close_timeout", close_timeout_ms, 1, 30 * DAY_MS, "3s",
+                 "after our close frame, wait this long for the peer's close and the drain"),
+    DURATION_KEY("shutdown_timeout", shutdown_timeout_ms, 1, 30 * DAY_MS, "5s",
+                 "on SIGTERM, time allowed to flush pending output before exiting"),
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) WSB_PRINTF(3, 4);
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static char *dup_or_die(const char *s)
+{
+    char *copy = strdup(s);
+    if (copy == NULL) {
+        (void)fputs("wsbroker: out of memory\n", stderr);
+        abort();
+    }
+    return copy;
+}
+
+/* ---- names: one rule from key to flag and variable ---------------------- */
+
+/* "resp.port" -> "--resp-port" */
+static void key_flag(const key_def_t *k, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[n++] = '-';
+    buf[n++] = '-';
+    for (const char *p = k->name; *p && n + 1 < len; p++) {
+        char c = *p;
+        if (c == '.' || c == '_') {
+            c = '-';
+        }
+        buf[n++] = c;
+    }
+    buf[n] = '\0';
+}
+
+/* "resp.port" -> "WSB_RESP_PORT" */
+static void key_env(const key_def_t *k, char *buf, size_t len)
+{
+    size_t n = 0;
+    memcpy(buf, "WSB_", 4);
+    n = 4;
+    for (const char *p = k->name; *p && n + 1 < len; p++) {
+        char c = *p;
+        if (c == '.') {
+            c = '_';
+        } else if (c >= 'a' && c <= 'z') {
+            c = (char)(c - 'a' + 'A');
+        }
+        buf[n++] = c;
+    }
+    buf[n] = '\0';
+}
+
+static const key_def_t *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].name, name) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* True when `prefix` names a nesting level: some key starts with "prefix.". */
+static bool key_has_children(const char *prefix)
+{
+    size_t len = strlen(prefix);
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strncmp(keys[i].name, prefix, len) == 0 && keys[i].name[len] == '.') {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const key_def_t *find_flag(const char *flag, size_t len)
+{
+    char buf[NAME_MAX_LEN];
+    for (size_t i = 0; i < NKEYS; i++) {
+        key_flag(&keys[i], buf, sizeof buf);
+        if (strlen(buf) == len && memcmp(buf, flag, len) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+static const key_def_t *find_env(const char *var, size_t len)
+{
+    char buf[NAME_MAX_LEN];
+    for (size_t i = 0; i < NKEYS; i++) {
+        key_env(&keys[i], buf, sizeof buf);
+        if (strlen(buf) == len && memcmp(buf, var, len) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- value parsers ------------------------------------------------------- */
+
+static int parse_uint(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0') {
+        return -1;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') {
+            return -1;
+        }
+        uint64_t digit = (uint64_t)(*s - '0');
+        if (v > (UINT64_MAX - digit) / 10) {
+            return -1;
+        }
+        v = v * 10 + digit;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Decimal fractions are kept exact as whole + frac / scale, with at most this
+ * many significant fraction digits so that frac * unit cannot overflow. */
+#define FRAC_DIGITS_MAX 9
+
+typedef struct {
+    uint64_t whole, frac, scale;
+} decimal_t;
+
+/* Parses "<digits>[.<digits>]" at *s and advances *s past it. */
+static int parse_decimal(const char **s, decimal_t *d)
+{
+    const char *p = *s;
+    d->whole = 0;
+    d->frac = 0;
+    d->scale = 1;
+    if (*p < '0' || *p > '9') {
+        return -1;
+    }
+    for (; *p >= '0' && *p <= '9'; p++) {
+        uint64_t digit = (uint64_t)(*p - '0');
+        if (d->whole > (UINT64_MAX - digit) / 10) {
+            return -1;
+        }
+        d->whole = d->whole * 10 + digit;
+    }
+    if (*p == '.') {
+        p++;
+        const char *digits = p;
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+        const char *end = p;
+        if (end == digits) {
+            return -1;
+        }
+        /* Trailing zeros change nothing; dropping them keeps "1.500000000000" exact. */
+        while (end > digits && end[-1] == '0') {
+            end--;
+        }
+        if (end - digits > FRAC_DIGITS_MAX) {
+            return -1;
+        }
+        for (const char *q = digits; q < end; q++) {
+            d->frac = d->frac * 10 + (uint64_t)(*q - '0');
+            d->scale *= 10;
+        }
+    }
+    *s = p;
+    return 0;
+}
+
+/* whole * unit + frac * unit / scale, which must be a whole number. `unit` is
+ * at most 2^32 so frac * unit (< 10^9 * 2^32) fits in 64 bits. */
+static int decimal_scale(const decimal_t *d, uint64_t unit, uint64_t *out)
+{
+    if (unit != 0 && d->whole > UINT64_MAX / unit) {
+        return -1;
+    }
+    uint64_t whole = d->whole * unit;
+    uint64_t part = d->frac * unit;
+    if (part % d->scale != 0) {
+        return -1;
+    }
+    part /= d->scale;
+    if (whole > UINT64_MAX - part) {
+        return -1;
+    }
+    *out = whole + part;
+    return 0;
+}
+
+static const char *skip_spaces(const char *s)
+{
+    while (*s == ' ') {
+        s++;
+    }
+    return s;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *name;
+        uint64_t bytes;
+    } units[] = {
+        {"", 1},      {"b", 1},        {"k", KIB}, {"kib", KIB}, {"kb", 1000},       {"m", MIB},
+        {"mib", MIB}, {"mb", 1000000}, {"g", GIB}, {"gib", GIB}, {"gb", 1000000000},
+    };
+    decimal_t d;
+    if (s == NULL || parse_decimal(&s, &d) != 0) {
+        return -1;
+    }
+    const char *unit = skip_spaces(s);
+    if (unit != s && *unit == '\0') {
+        return -1; /* trailing spaces without a unit */
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(unit, units[i].name) == 0) {
+            return decimal_scale(&d, units[i].bytes, out);
+        }
+    }
+    return -1;
+}
+
+int config_parse_duration(const char *s, uint64_t *out_ms)
+{
+    static const struct {
+        const char *name;
+        uint64_t ms;
+    } units[] = {
+        {"", SECOND_MS}, {"ms", 1}, {"s", SECOND_MS}, {"m", MINUTE_MS}, {"h", HOUR_MS},
+    };
+    decimal_t d;
+    if (s == NULL || parse_decimal(&s, &d) != 0) {
+        return -1;
+    }
+    const char *unit = skip_spaces(s);
+    if (unit != s && *unit == '\0') {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(unit, units[i].name) == 0) {
+            return decimal_scale(&d, units[i].ms, out_ms);
+        }
+    }
+    return -1;
+}
+
+int config_parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "1", "yes", "on"};
+    static const char *const no[] = {"false", "0", "no", "off"};
+    if (s == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---- formatting for messages and --help --------------------------------- */
+
+static void format_size(uint64_t bytes, char *buf, size_t len)
+{
+    if (bytes >= GIB && bytes % GIB == 0) {
+        (void)snprintf(buf, len, "%lluGiB", (unsigned long long)(bytes / GIB));
+    } else if (bytes >= MIB && bytes % MIB == 0) {
+        (void)snprintf(buf, len, "%lluMiB", (unsigned long long)(bytes / MIB));
+    } else if (bytes >= KIB && bytes % KIB == 0) {
+        (void)snprintf(buf, len, "%lluKiB", (unsigned long long)(bytes / KIB));
+    } else {
+        (void)snprintf(buf, len, "%lluB", (unsigned long long)bytes);
+    }
+}
+
+static void format_duration(uint64_t ms, char *buf, size_t len)
+{
+    if (ms == 0) {
+        (void)snprintf(buf, len, "0");
+    } else if (ms % HOUR_MS == 0) {
+        (void)snprintf(buf, len, "%lluh", (unsigned long long)(ms / HOUR_MS));
+    } else if (ms % MINUTE_MS == 0) {
+        (void)snprintf(buf, len, "%llum", (unsigned long long)(ms / MINUTE_MS));
+    } else if (ms % SECOND_MS == 0) {
+        (void)snprintf(buf, len, "%llus", (unsigned long long)(ms / SECOND_MS));
+    } else {
+        (void)snprintf(buf, len, "%llums", (unsigned long long)ms);
+    }
+}
+
+/* What a key accepts, as the "expected ..." part of an error message. */
+static void describe_expected(const key_def_t *k, char *buf, size_t len)
+{
+    char lo[32], hi[32];
+    uint64_t def = 0;
+    switch (k->type) {
+    case KEY_STRING:
+        (void)snprintf(buf, len, "%s", k->expect != NULL ? k->expect : "a string");
+        break;
+    case KEY_UINT:
+        (void)snprintf(buf, len, "an integer from %llu to %llu", (unsigned long long)k->min,
+                       (unsigned long long)k->max);
+        break;
+    case KEY_SIZE:
+        format_size(k->min, lo, sizeof lo);
+        format_size(k->max, hi, sizeof hi);
+        (void)config_parse_size(k->def, &def);
+        (void)snprintf(buf, len, "a size from %s to %s such as %llu or \"%s\"", lo, hi,
+                       (unsigned long long)def, k->def);
+        break;
+    case KEY_DURATION:
+        format_duration(k->min, lo, sizeof lo);
+        format_duration(k->max, hi, sizeof hi);
+        (void)snprintf(buf, len,
+                       "a duration from %s to %s: seconds such as 10 or 0.5, or a string such "
+                       "as \"500ms\", \"10s\", \"5m\", \"1h\"",
+                       lo, hi);
+        break;
+    case KEY_BOOL:
+        (void)snprintf(buf, len, "true or false");
+        break;
+    }
+}
+
+/* ---- storing values ------------------------------------------------------ */
+
+static void *field_of(config_t *cfg, const key_def_t *k)
+{
+    return (char *)cfg + k->offset;
+}
+
+static void store_string(config_t *cfg, const key_def_t *k, const char *value)
+{
+    char **slot = field_of(cfg, k);
+    char *copy = dup_or_die(value);
+    free(*slot);
+    *slot = copy;
+}
+
+/* Stores a number already range-checked for `k`. */
+static void store_number(config_t *cfg, const key_def_t *k, uint64_t value)
+{
+    void *slot = field_of(cfg, k);
+    if (k->type == KEY_UINT) {
+        uint32_t v32 = (uint32_t)value;
+        memcpy(slot, &v32, sizeof v32);
+    } else if (k->type == KEY_BOOL) {
+        bool b = value != 0;
+        memcpy(slot, &b, sizeof b);
+    } else {
+        memcpy(slot, &value, sizeof value);
+    }
+}
+
+static void value_error(const key_def_t *k, const char *shown, const char *source, char *err,
+                        size_t errlen)
+{
+    char expected[256];
+    describe_expected(k, expected, sizeof expected);
+    set_err(err, errlen, "%s: expected %s, got %s (%s)", k->name, expected, shown, source);
+}
+
+/* Parses `value` (from a flag, a variable or a JSON string) and stores it.
+ * `source` says where it came from, for the message. */
+static int apply_text(config_t *cfg, const key_def_t *k, const char *value, const char *source,
+                      char *err, size_t errlen)
+{
+    uint64_t number = 0;
+    bool flag = false;
+    int rc = 0;
+    switch (k->type) {
+    case KEY_STRING:
+        if (k->valid != NULL && !k->valid(value)) {
+            rc = -1;
+            break;
+        }
+        store_string(cfg, k, value);
+        return 0;
+    case KEY_UINT:
+        rc = parse_uint(value, &number);
+        break;
+    case KEY_SIZE:
+        rc = config_parse_size(value, &number);
+        break;
+    case KEY_DURATION:
+        rc = config_parse_duration(value, &number);
+        break;
+    case KEY_BOOL:
+        rc = config_parse_bool(value, &flag);
+        number = flag ? 1 : 0;
+        break;
+    }
+    if (rc == 0 && k->type != KEY_BOOL && (number < k->min || number > k->max)) {
+        rc = -1;
+    }
+    if (rc != 0) {
+        size_t shown_len = strlen(value) + 3;
+        char *shown = malloc(shown_len);
+        if (shown == NULL) {
+            (void)fputs("wsbroker: out of memory\n", stderr);
+            abort();
+        }
+        (void)snprintf(shown, shown_len, "\"%s\"", value);
+        value_error(k, shown, source, err, errlen);
+        free(shown);
+        return -1;
+    }
+    store_number(cfg, k, number);
+    return 0;
+}
+
+/* JSON numbers in seconds (a duration) may be fractional; they must come to
+ * whole milliseconds. Returns 0 and the milliseconds, or -1. */
+static int seconds_to_ms(double seconds, uint64_t max_ms, uint64_t *out)
+{
+    if (!(seconds >= 0) || seconds * 1000.0 > (double)max_ms) {
+        return -1;
+    }
+    double ms = seconds * 1000.0;
+    uint64_t rounded = (uint64_t)(ms + 0.5);
+    double diff = ms - (double)rounded;
+    if (diff > 1e-6 || diff < -1e-6) {
+        return -1;
+    }
+    *out = rounded;
+    return 0;
+}
+
+static int apply_json(config_t *cfg, const key_def_t *k, json_t *value, const char *source,
+                      char *err, size_t errlen)
+{
+    if (json_is_string(value)) {
+        return apply_text(cfg, k, json_string_value(value), source, err, errlen);
+    }
+    uint64_t number = 0;
+    int rc = -1;
+    if (json_is_integer(value) && json_integer_value(value) >= 0) {
+        number = (uint64_t)json_integer_value(value);
+        if (k->type == KEY_UINT || k->type == KEY_SIZE) {
+            rc = 0;
+        } else if (k->type == KEY_DURATION && number <= UINT64_MAX / SECOND_MS) {
+            number *= SECOND_MS;
+            rc = 0;
+        }
+    } else if (json_is_real(value) && k->type == KEY_DURATION) {
+        rc = seconds_to_ms(json_real_value(value), k->max, &number);
+    } else if (json_is_boolean(value) && k->type == KEY_BOOL) {
+        number = json_is_true(value) ? 1 : 0;
+        rc = 0;
+    }
+    if (rc == 0 && k->type != KEY_BOOL && (number < k->min || number > k->max)) {
+        rc = -1;
+    }
+    if (rc != 0) {
+        char *shown = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+        value_error(k, shown != NULL ? shown : "?", source, err, errlen);
+        free(shown);
+        return -1;
+    }
+    store_number(cfg, k, number);
+    return 0;
+}
+
+/* ---- sources -------------------------------------------------------------- */
+
+/* Applies a JSON object whose keys sit under `prefix` ("" at the top). */
+static int apply_object(config_t *cfg, json_t *obj, const char *prefix, const char *path, char *err,
+                        size_t errlen)
+{
+    const char *name;
+    json_t *value;
+    char source[512];
+    (void)snprintf(source, sizeof source, "in config file \"%s\"", path);
+    json_object_foreach(obj, name, value)
+    {
+        char full[NAME_MAX_LEN];
+        int n = snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", name);
+        const key_def_t *k = NULL;
+        bool nested = false;
+        if (n >= 0 && (size_t)n < sizeof full) {
+            k = find_key(full);
+            nested = k == NULL && key_has_children(full);
+        }
+        if (k != NULL) {
+            if (apply_json(cfg, k, value, source, err, errlen) != 0) {
+                return -1;
+            }
+        } else if (nested) {
+            if (!json_is_object(value)) {
+                set_err(err, errlen, "%s: expected an object of keys under \"%s.\", got a %s (%s)",
+                        full, full, json_is_array(value) ? "list" : "single value", source);
+                return -1;
+            }
+            if (apply_object(cfg, value, full, path, err, errlen) != 0) {
+                return -1;
+            }
+        } else if (json_is_object(value) && json_object_size(value) > 0 && n >= 0 &&
+                   (size_t)n < sizeof full) {
+            /* Name the first unknown leaf ("resp.port"), as a flag or variable would. */
+            return apply_object(cfg, value, full, path, err, errlen);
+        } else {
+            set_err(err, errlen, "%s%s%s: unknown key %s (see --help for the keys)", prefix,
+                    *prefix ? "." : "", name, source);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static config_result_t load_file(config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        set_err(err, errlen, "config: cannot read config file \"%s\": %s", path, strerror(errno));
+        return CONFIG_ERROR;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        (void)fclose(f);
+        set_err(err, errlen, "config: cannot read config file \"%s\": it is a directory", path);
+        return CONFIG_ERROR;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    (void)fclose(f);
+    if (root == NULL) {
+        set_err(err, errlen, "config: config file \"%s\" is not valid JSON: line %d, column %d: %s",
+                path, jerr.line, jerr.column, jerr.text);
+        return CONFIG_ERROR;
+    }
+    if (!json_is_object(root)) {
+        set_err(err, errlen,
+                "config: config file \"%s\" must hold a JSON object such as {\"port\": 8080}, "
+                "got a list",
+                path);
+        json_decref(root);
+        return CONFIG_ERROR;
+    }
+    int rc = apply_object(cfg, root, "", path, err, errlen);
+    json_decref(root);
+    if (rc != 0) {
+        return CONFIG_ERROR;
+    }
+    free(cfg->config_file);
+    cfg->config_file = dup_or_die(path);
+    return CONFIG_OK;
+}
+
+/* The variables scanned as config: WSB_ then uppercase letters, digits, '_'. */
+static bool looks_like_key_var(const char *name, size_t len)
+{
+    if (len <= 4 || strncmp(name, "WSB_", 4) != 0) {
+        return false;
+    }
+    for (size_t i = 4; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* With apply == false only finds WSB_CONFIG and rejects unknown variables. */
+static config_result_t walk_env(config_t *cfg, char **envp, bool apply, const char **config_path,
+                                char *err, size_t errlen)
+{
+    if (envp == NULL) {
+        return CONFIG_OK;
+    }
+    for (char **e = envp; *e != NULL; e++) {
+        const char *entry = *e;
+        const char *eq = strchr(entry, '=');
+        if (eq == NULL) {
+            continue;
+        }
+        size_t len = (size_t)(eq - entry);
+        if (!looks_like_key_var(entry, len)) {
+            continue;
+        }
+        if (len == strlen("WSB_CONFIG") && memcmp(entry, "WSB_CONFIG", len) == 0) {
+            *config_path = eq + 1;
+            continue;
+        }
+        const key_def_t *k = find_env(entry, len);
+        if (k == NULL) {
+            char key[NAME_MAX_LEN];
+            size_t n = 0;
+            for (size_t i = 4; i < len && n + 1 < sizeof key; i++) {
+                char c = entry[i];
+                if (c >= 'A' && c <= 'Z') {
+                    c = (char)(c - 'A' + 'a');
+                }
+                key[n++] = c;
+            }
+            key[n] = '\0';
+            set_err(err, errlen,
+                    "%.*s: unknown environment variable: there is no config key \"%s\" (see "
+                    "--help; WSB_* variables are read as config)",
+                    (int)len, entry, key);
+            return CONFIG_ERROR;
+        }
+        if (apply) {
+            char source[NAME_MAX_LEN + 8];
+            (void)snprintf(source, sizeof source, "from %.*s", (int)len, entry);
+            if (apply_text(cfg, k, eq + 1, source, err, errlen) != 0) {
+                return CONFIG_ERROR;
+            }
+        }
+    }
+    return CONFIG_OK;
+}
+
+static bool is_option(const char *arg)
+{
+    return arg[0] == '-' && arg[1] == '-' && arg[2] != '\0';
+}
+
+/* With apply == false: checks the syntax of argv, finds --config, and handles
+ * --help and --version. With apply == true: stores every flag's value. */
+static config_result_t walk_args(config_t *cfg, int argc, char **argv, bool apply,
+                                 const char **config_path, char *err, size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0) {
+            if (i + 1 < argc) {
+                set_err(err, errlen, "unexpected argument \"%s\": wsbroker takes only options",
+                        argv[i + 1]);
+                return CONFIG_ERROR;
+            }
+            break;
+        }
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            if (!apply) {
+                config_print_help(stdout);
+                return CONFIG_EXIT;
+            }
+            continue;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            if (!apply) {
+                (void)printf("wsbroker %s\n", WSB_VERSION);
+                return CONFIG_EXIT;
+            }
+            continue;
+        }
+        if (!is_option(arg)) {
+            set_err(err, errlen,
+                    "unexpected argument \"%s\": wsbroker takes only options such as --port 8080 "
+                    "(see --help)",
+                    arg);
+            return CONFIG_ERROR;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        const char *value = eq != NULL ? eq + 1 : NULL;
+        bool is_config = name_len == strlen("--config") && memcmp(arg, "--config", name_len) == 0;
+        const key_def_t *k = is_config ? NULL : find_flag(arg, name_len);
+        if (!is_config && k == NULL) {
+            set_err(err, errlen, "%.*s: unknown option (see --help)", (int)name_len, arg);
+            return CONFIG_ERROR;
+        }
+        if (value == NULL) {
+            /* "--port-file --port 0" is a forgotten value, not a file named "--port". */
+            if (i + 1 >= argc || is_option(argv[i + 1])) {
+                char expected[256];
+                if (is_config) {
+                    (void)snprintf(expected, sizeof expected, "a file path");
+                } else {
+                    describe_expected(k, expected, sizeof expected);
+                }
+                const char *key = is_config ? "config" : k->name;
+                if (i + 1 >= argc) {
+                    set_err(err, errlen, "%s: %s needs a value: %s", key, arg, expected);
+                } else {
+                    set_err(err, errlen,
+                            "%s: %s needs a value: %s, got the option \"%s\" (write %s=%s if "
+                            "that is the value)",
+                            key, arg, expected, argv[i + 1], arg, argv[i + 1]);
+                }
+                return CONFIG_ERROR;
+            }
+            value = argv[++i];
+        }
+        if (is_config) {
+            if (value[0] == '\0') {
+                set_err(err, errlen, "config: --config needs a file path, got \"\"");
+                return CONFIG_ERROR;
+            }
+            *config_path = value;
+            continue;
+        }
+        if (apply) {
+            char source[NAME_MAX_LEN + 8];
+            (void)snprintf(source, sizeof source, "from %.*s", (int)name_len, arg);
+            if (apply_text(cfg, k, value, source, err, errlen) != 0) {
+                return CONFIG_ERROR;
+            }
+        }
+    }
+    return CONFIG_OK;
+}
+
+/* Rules between keys, checked once every source is applied. */
+static config_result_t check_relations(const config_t *cfg, char *err, size_t errlen)
+{
+    if (cfg->ping_interval_ms != 0 && cfg->ping_interval_ms >= cfg->idle_timeout_ms) {
+        char ping[32], idle[32];
+        format_duration(cfg->ping_interval_ms, ping, sizeof ping);
+        format_duration(cfg->idle_timeout_ms, idle, sizeof idle);
+        set_err(err, errlen,
+                "ping_interval: expected 0 (off) or less than idle_timeout (%s) so that quiet "
+                "clients are pinged before they count as idle, got %s",
+                idle, ping);
+        return CONFIG_ERROR;
+    }
+    if (cfg->echo_path[0] != '\0' && strcmp(cfg->echo_path, cfg->ws_path) == 0) {
+        set_err(err, errlen, "echo_path: expected a path other than ws_path, got \"%s\"",
+                cfg->echo_path);
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+void config_defaults(config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NKEYS; i++) {
+        char err[512];
+        if (apply_text(cfg, &keys[i], keys[i].def, "built-in default", err, sizeof err) != 0) {
+            /* A broken table is a programming error; the unit tests catch it. */
+            (void)fprintf(stderr, "wsbroker: bad built-in default: %s\n", err);
+            abort();
+        }
+    }
+}
+
+config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, char *err,
+                            size_t errlen)
+{
+    const char *flag_path = NULL;
+    const char *env_path = NULL;
+    config_result_t rc;
+
+    config_defaults(cfg);
+    set_err(err, errlen, "%s", "");
+
+    /* Syntax first, so --help works whatever the environment holds. */
+    rc = walk_args(cfg, argc, argv, false, &flag_path, err, errlen);
+    if (rc != CONFIG_OK) {
+        return rc;
+    }
+    rc = walk_env(cfg, envp, false, &env_path, err, errlen);
+    if (rc != CONFIG_OK) {
+        return rc;
+    }
+    /* An empty WSB_CONFIG means "no file", so a compose file can blank it. */
+    const char *path = flag_path != NULL ? flag_path : env_path;
+    if (path != NULL && path[0] != '\0') {
+        rc = load_file(cfg, path, err, errlen);
+        if (rc != CONFIG_OK) {
+            return rc;
+        }
+    }
+    rc = walk_env(cfg, envp, true, &env_path, err, errlen);
+    if (rc != CONFIG_OK) {
+        return rc;
+    }
+    rc = walk_args(cfg, argc, argv, true, &flag_path, err, errlen);
+    if (rc != CONFIG_OK) {
+        return rc;
+    }
+    return check_relations(cfg, err, errlen);
+}
+
+void config_print_help(FILE *out)
+{
+    static const char *const intro =
+        "Usage: wsbroker [--config FILE] [OPTIONS]\n"
+        "\n"
+        "wsbroker is a pub/sub WebSocket broker. Every setting below is a flag, a WSB_*\n"
+        "environment variable and a key of the JSON config file; precedence: flag >\n"
+        "environment > file > default. A nested key such as \"resp.port\" is\n"
+        "{\"resp\": {\"port\": ...}} in the file, --resp-port and WSB_RESP_PORT.\n"
+        "Flags take --key VALUE or --key=VALUE.\n"
+        "  SIZE      bytes, or a string with a unit: B, KiB, MiB, GiB (also K, M, G),\n"
+        "            KB, MB, GB (powers of 10): 65536, \"64KiB\", \"1.5MiB\", \"1MB\"\n"
+        "  DURATION  seconds (may be fractional), or a string with a unit: ms, s, m, h:\n"
+        "            10, 0.5, \"500ms\", \"10s\", \"5m\", \"1h\"\n"
+        "Exit status: 0 after a clean shutdown, 2 for bad configuration, 1 for a\n"
+        "runtime failure.\n"
+        "\n"
+        "Options:\n";
+    (void)fputs(intro, out);
+    (void)fprintf(out, "  %-30s %-24s %s\n      %s\n", "--config FILE", "WSB_CONFIG",
+                  "(default: none)", "JSON config file to read");
+    (void)fputs("  -h, --help\n      print this help and exit\n", out);
+    (void)fputs("  --version\n      print the version and exit\n", out);
+    (void)fputs("\nSettings:\n", out);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const key_def_t *k = &keys[i];
+        char flag[NAME_MAX_LEN], env[NAME_MAX_LEN], usage[2 * NAME_MAX_LEN], def[NAME_MAX_LEN + 16];
+        key_flag(k, flag, sizeof flag);
+        key_env(k, env, sizeof env);
+        (void)snprintf(usage, sizeof usage, "%s %s", flag, k->metavar);
+        if (k->type == KEY_STRING) {
+            (void)snprintf(def, sizeof def, "(default \"%s\")", k->def);
+        } else {
+            (void)snprintf(def, sizeof def, "(default %s)", k->def);
+        }
+        (void)fprintf(out, "  %-30s %-24s %s\n      %s\n", usage, env, def, k->help);
+    }
+}
+
+void config_free(config_t *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].type == KEY_STRING) {
+            char **slot = field_of(cfg, &keys[i]);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+    free(cfg->config_file);
+    cfg->config_file = NULL;
+}
