@@ -250,8 +250,8 @@ fail("5.23", "(extra) binary while a text message is fragmented",
 pings = []
 for i in range(10):
     pings += [F(OP_TEXT if i == 0 else OP_CONT, F5[i % 5], fin=i == 9), ping(TEN[i])]
-echo("5.24", "(extra) 10 fragments, a ping after each: 10 pongs, then the echo", pings,
-     [("pong", p) for p in TEN] + [("text", b"".join(F5) * 2)])
+echo("5.24", "(extra) 10 fragments, a ping after each: 9 pongs, the echo, the 10th pong", pings,
+     [("pong", p) for p in TEN[:9]] + [("text", b"".join(F5) * 2), ("pong", TEN[9])])
 fail("5.25", "(extra) close in 2 fragments", [F(OP_CLOSE, b"\x03\xe8", fin=False), cont(b"")],
      1002)
 
@@ -382,8 +382,11 @@ for gi, (gdesc, items) in enumerate(utf8_sequences(), 5):
             fail(cid, d, [text(s)], 1007)
 
 # 6.24/6.25 (extra): a code point split across fragments at every position.
-splits = [("\u00e9", "2-byte U+00E9"), ("\u20ac", "3-byte U+20AC"), ("\uffff", "3-byte U+FFFF"),
-          ("\U0001F600", "4-byte U+1F600"), ("\U0010FFFF", "4-byte U+10FFFF")]
+splits = [("\u00e9", "2-byte U+00E9"), ("\u0800", "3-byte U+0800 (E0 A0 80)"),
+          ("\u20ac", "3-byte U+20AC"), ("\ud7ff", "3-byte U+D7FF (ED 9F BF)"),
+          ("\ue000", "3-byte U+E000 (EE 80 80)"), ("\uffff", "3-byte U+FFFF"),
+          ("\U00010000", "4-byte U+10000 (F0 90 80 80)"), ("\U0001F600", "4-byte U+1F600"),
+          ("\U0010FFFF", "4-byte U+10FFFF (F4 8F BF BF)")]
 j = 0
 for ch, name in splits:
     s = b"a" + ch.encode() + b"z"
@@ -398,6 +401,8 @@ bad_splits = [
     (b"ab\xe0", b"\x80\xafcd", "overlong E0 | 80 AF"),
     (b"ab\xc3", b"(cd", "C3 | 28: missing continuation"),
     (b"abcd", b"\x80cd", "lone continuation byte at the start of fragment 2"),
+    (b"ab\xf0", b"\x8f\xbf\xbfcd", "overlong F0 | 8F BF BF"),
+    (b"ab\xed\x9f", b"\xc0cd", "ED 9F | C0: a lead byte where a continuation belongs"),
     (b"ab\xf0\x9f", b"\x98", "truncated: F0 9F | 98 then end of message"),
 ]
 for j, (p1, p2, name) in enumerate(bad_splits, 1):
@@ -407,6 +412,25 @@ for j, (p1, p2, name) in enumerate(bad_splits, 1):
         ops += [Wait(close=True), cont(b"more text")]
     fail(f"6.25.{j}", f"(extra) invalid UTF-8 across fragments: {name}; fail fast", ops, 1007,
          chop="frame")
+
+# 6.26 (extra): bytes that never start a sequence (C0, C1, F5-FF), each
+# followed by continuation bytes that would otherwise complete it.
+for j, lead in enumerate([0xC0, 0xC1] + list(range(0xF5, 0x100)), 1):
+    s = b"ok " + bytes([lead]) + b"\x80\x80\x80" + b" end"
+    fail(f"6.26.{j}", f"(extra) lead byte {lead:02X} followed by continuation bytes", [text(s)],
+         1007)
+
+# 6.27 (extra): the whole Kuhn table again, each byte in its own fragment, so
+# every sequence is split at every position across frames.
+j = 0
+for gdesc, items in utf8_sequences():
+    for valid, s in items:
+        j += 1
+        d = f"(extra) 1-byte fragments: {gdesc}: {'valid' if valid else 'invalid'} {s.hex()}"
+        if valid:
+            echo(f"6.27.{j}", d, fragments(OP_TEXT, s, 1), [("text", s)])
+        else:
+            fail(f"6.27.{j}", d, fragments(OP_TEXT, s, 1), 1007)
 
 # ---- 7 Close handling --------------------------------------------------------
 
@@ -429,6 +453,8 @@ echo("7.3.3", "close 1000 without reason", [close(1000)], [], **closed_by_us)
 echo("7.3.4", "close 1000 with a reason", [close(1000, HW)], [], **closed_by_us)
 echo("7.3.5", "close 1000 with a 123-byte reason (125-byte payload)",
      [close(1000, b"*" * 123)], [], **closed_by_us)
+echo("7.3.7", "(extra) close 1000 with a multi-byte UTF-8 reason", [close(1000, VALID[:120])],
+     [], **closed_by_us)
 fail("7.3.6", "close 1000 with a 124-byte reason (126-byte payload)",
      [close(1000, b"*" * 124)], 1002)
 fail("7.5.1", "close 1000 with a reason that is not UTF-8", [close(1000, BAD)], 1007)
