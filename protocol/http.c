@@ -31,10 +31,10 @@ struct wsb_http_request_s {
     llhttp_t parser;
 
     size_t max_body;
-    size_t head_raw;    /* raw bytes of request line + headers seen so far */
-    size_t body_raw;    /* raw bytes after the head (body and chunk framing) */
-    size_t framing_max; /* bound on body_raw - body_len for chunked bodies */
-    char *body;         /* grows up to max_body; kept across small requests */
+    size_t head_raw;     /* raw bytes of request line + headers seen so far */
+    size_t body_raw;     /* raw bytes after the head (body and chunk framing) */
+    size_t body_raw_max; /* bound on body_raw */
+    char *body;          /* grows up to max_body; kept across small requests */
     size_t body_cap;
     size_t body_len;
 
@@ -174,9 +174,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     if (r->headers_done) {
         return 0; /* trailer fields of a chunked body are not kept */
     }
-    if (r->collecting != COLLECT_FIELD && r->header_count == WSB_HTTP_MAX_HEADERS) {
-        return fail(r, 431, "more than WSB_HTTP_MAX_HEADERS (64) header fields");
-    }
+    /* The field count is checked once the name is complete, not here: llhttp
+     * delivers a name in pieces only when it spans reads, and a check made on
+     * a piece would let the read boundaries decide between 431 and a 400 for
+     * a bad character later in the same name. */
     return append_head(r, COLLECT_FIELD, at, len);
 }
 
@@ -355,11 +356,12 @@ wsb_http_request_t *wsb_http_request_new(size_t max_header_bytes, size_t max_bod
     r->head_cap = max_header_bytes;
     r->max_body = max_body_bytes;
     /* Chunk size lines, extensions and trailers are not stored, but they are
-     * still input a client can stream forever; give them the room of one
-     * more head plus one more body, saturating. */
-    r->framing_max = max_header_bytes + max_body_bytes < max_header_bytes
+     * still input a client can stream forever. Besides the body itself they
+     * get the room of one more head plus one more body (saturating). */
+    size_t framing = max_header_bytes + max_body_bytes < max_header_bytes
                          ? SIZE_MAX
                          : max_header_bytes + max_body_bytes;
+    r->body_raw_max = framing + max_body_bytes < framing ? SIZE_MAX : framing + max_body_bytes;
     llhttp_init(&r->parser, HTTP_REQUEST, &settings);
     r->parser.data = r;
     clear_request(r);
@@ -419,10 +421,13 @@ int wsb_http_request_feed(wsb_http_request_t *r, const char *data, size_t len, s
         size_t n = len - off;
         bool capped = false;
         bool in_head = !r->headers_done;
-        if (in_head && n > r->head_cap - r->head_raw) {
-            /* Never hand llhttp more head bytes than the bound allows, so a
-             * huge request is refused without parsing it. */
-            n = r->head_cap - r->head_raw;
+        /* Never hand llhttp more bytes than the bound of the current phase
+         * allows: a huge request is refused without parsing all of it, and
+         * the outcome depends on byte positions only, never on how the input
+         * was split into reads. */
+        size_t room = in_head ? r->head_cap - r->head_raw : r->body_raw_max - r->body_raw;
+        if (n > room) {
+            n = room;
             capped = true;
         }
         llhttp_errno_t err = llhttp_execute(&r->parser, start, n);
@@ -467,15 +472,14 @@ int wsb_http_request_feed(wsb_http_request_t *r, const char *data, size_t len, s
             llhttp_resume(&r->parser); /* paused in on_headers_complete */
             continue;
         }
-        if (in_head && capped) {
+        if (capped) {
             *consumed = off;
-            fail(r, 431, "request head exceeds max_header_bytes");
-            r->result = WSB_EHTTP;
-            return WSB_EHTTP;
-        }
-        if (r->body_raw - r->body_len > r->framing_max) {
-            *consumed = off;
-            fail(r, 413, "chunked framing exceeds max_header_bytes + max_body_bytes");
+            if (in_head) {
+                fail(r, 431, "request head exceeds max_header_bytes");
+            } else {
+                fail(r, 413,
+                     "chunked body and framing exceed max_header_bytes + 2 * max_body_bytes");
+            }
             r->result = WSB_EHTTP;
             return WSB_EHTTP;
         }
