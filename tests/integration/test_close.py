@@ -1,0 +1,203 @@
+"""Closing: the client's close handshake, SIGTERM with connected clients,
+idle timeout and server keepalive pings."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+import wsraw
+from helpers import connect, recv_json, run, send_json, subscribe, wait_for
+from wsraw import OP_CLOSE, OP_PING, OP_TEXT, build_frame, close_payload
+
+
+def ws_count(broker) -> float:
+    return broker.metric("wsbroker_websocket_connections")
+
+
+@pytest.mark.parametrize("code,reason", [(1000, b""), (1000, b"bye"), (1001, b"going"), (3000, b"app"),
+                                          (4999, "é".encode())])
+def test_client_close_is_echoed_then_clean_fin(broker, code, reason):
+    c = broker.raw_ws()
+    c.send_close(code, reason)
+    f = c.recv_frame()
+    assert f.opcode == OP_CLOSE and f.fin and not f.masked and f.rsv == 0, f
+    # The broker echoes the code (RFC 6455 5.5.1); the frame arrives whole.
+    assert f.close_code == code, f
+    assert len(f.payload) >= 2
+    f.payload[2:].decode("utf-8")
+    # Then the broker closes TCP with a FIN, not an RST, and sends nothing more.
+    assert c.read_to_eof() == b""
+    c.close()
+    wait_for(lambda: ws_count(broker) == 0, 5, 0.02, "the session to end")
+    broker.assert_healthy()
+
+
+def test_client_close_without_status_gets_empty_close(broker):
+    c = broker.raw_ws()
+    c.send_close(None)
+    f = c.recv_frame()
+    assert f.opcode == OP_CLOSE and f.payload == b"", f
+    assert c.read_to_eof() == b""
+
+
+def test_client_close_followed_by_more_data_still_clean(broker):
+    # Bytes after the client's close frame (in the same segment and later) are
+    # discarded; the kernel must not answer them with RST over our close reply.
+    c = broker.raw_ws()
+    c.send(build_frame(OP_CLOSE, close_payload(1000)) + build_frame(OP_TEXT, b'{"type":"ping","id":1}'))
+    f = c.recv_frame()
+    assert f.opcode == OP_CLOSE and f.close_code == 1000
+    c.send(build_frame(OP_TEXT, b'{"type":"ping","id":2}'))
+    assert c.read_to_eof() == b""
+
+
+def test_websockets_client_close_handshake(broker):
+    async def go():
+        ws = await connect(broker.ws_url)
+        await subscribe(ws, "closing", 1)
+        await ws.close(1000, "done")
+        await ws.wait_closed()
+        return ws.close_code, ws.close_reason
+
+    code, _reason = run(go())
+    assert code == 1000
+    wait_for(lambda: ws_count(broker) == 0, 5, 0.02, "the session to end")
+    assert broker.metric("wsbroker_subscriptions") == 0
+
+
+def test_sigterm_sends_1001_to_each_client_then_exits_0(broker):
+    async def go():
+        clients = [await connect(broker.ws_url) for _ in range(5)]
+        for i, ws in enumerate(clients):
+            await subscribe(ws, f"term.{i}", 1)
+        raw = broker.raw_ws()
+        idle_http = wsraw.Conn(broker.host, broker.port)
+        idle_http.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert wsraw.read_response(idle_http).status == 200  # kept alive
+        t0 = time.monotonic()
+        broker.signal()
+        # Raw client: the close frame arrives intact; we answer it.
+        f = raw.expect_close()
+        assert f.close_code == 1001, f
+        raw.send_close(1001)
+        assert raw.wait_closed() == "eof"
+        for ws in clients:
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            assert ws.close_code == 1001, ws.close_code
+        # An idle keep-alive HTTP connection is closed too.
+        assert idle_http.wait_closed() == "eof"
+        idle_http.close()
+        return t0
+
+    t0 = run(go())
+    rc = broker.wait_exit(10)
+    elapsed = time.monotonic() - t0
+    broker.check_exit(0)
+    assert rc == 0
+    # Every client answered, so the broker need not wait for shutdown_timeout (5 s).
+    assert elapsed < 4.5, f"shutdown took {elapsed:.1f}s with all clients cooperating"
+
+
+@pytest.mark.broker_args("--shutdown-timeout", "1s", "--close-timeout", "10s")
+def test_sigterm_with_unresponsive_client_exits_0_after_shutdown_timeout(broker):
+    c = broker.raw_ws()  # never reads nor answers the close
+    t0 = time.monotonic()
+    broker.signal()
+    broker.wait_exit(10)
+    elapsed = time.monotonic() - t0
+    broker.check_exit(0)
+    assert 0.8 <= elapsed < 5, f"exited after {elapsed:.2f}s with --shutdown-timeout 1s"
+    f = c.expect_close()
+    assert f.close_code == 1001
+    c.close()
+
+
+def test_sigterm_with_no_clients_exits_0_promptly(broker):
+    t0 = time.monotonic()
+    broker.signal()
+    broker.wait_exit(10)
+    broker.check_exit(0)
+    assert time.monotonic() - t0 < 2
+
+
+def test_sigint_also_exits_0(broker):
+    import signal as sig
+    broker.raw_ws()
+    broker.signal(sig.SIGINT)
+    broker.close_tracked()
+    broker.wait_exit(10)
+    broker.check_exit(0)
+
+
+@pytest.mark.broker_args("--ping-interval", "0", "--idle-timeout", "1s")
+def test_idle_client_closed_with_1008(broker):
+    c = broker.raw_ws()
+    assert c.welcome["limits"]["ping_interval_ms"] == 0
+    t0 = time.monotonic()
+    f = c.expect_close(timeout=5)
+    elapsed = time.monotonic() - t0
+    assert f.close_code == 1008, f
+    assert f.close_reason == "idle timeout"
+    assert 0.7 <= elapsed <= 3.0, f"idle close after {elapsed:.2f}s with --idle-timeout 1s"
+    assert not [s for s in c.skipped if s.opcode == OP_PING], "pings sent with --ping-interval 0"
+    c.send_close(1008)
+    assert c.wait_closed() == "eof"
+    assert broker.metric("wsbroker_idle_timeouts_total") == 1
+
+
+@pytest.mark.broker_args("--ping-interval", "0", "--idle-timeout", "1s")
+def test_client_that_keeps_talking_is_not_idle(broker):
+    c = broker.raw_ws()
+    end = time.monotonic() + 2.5
+    i = 0
+    while time.monotonic() < end:
+        i += 1
+        c.send_json({"type": "ping", "id": i})
+        assert c.recv_json() == {"type": "pong", "id": i}
+        time.sleep(0.3)
+
+
+@pytest.mark.broker_args("--ping-interval", "300ms", "--idle-timeout", "1s")
+def test_server_pings_arrive_at_ping_interval(broker):
+    c = broker.raw_ws()
+    assert c.welcome["limits"]["ping_interval_ms"] == 300
+    pings = []
+    t0 = time.monotonic()
+    while len(pings) < 3:
+        f = c.recv_frame(timeout=2)
+        assert f.opcode == OP_PING, f
+        assert f.fin and not f.masked and len(f.payload) <= 125
+        pings.append(time.monotonic() - t0)
+        c.send_frame(wsraw.OP_PONG, f.payload)
+    assert 0.2 <= pings[0] <= 1.0, pings
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    assert all(0.15 <= g <= 1.0 for g in gaps), gaps
+
+
+@pytest.mark.broker_args("--ping-interval", "300ms", "--idle-timeout", "1s")
+def test_raw_client_that_ignores_pings_is_closed_1008(broker):
+    c = broker.raw_ws()
+    f = c.expect_close(timeout=5)
+    assert f.close_code == 1008
+    assert len([s for s in c.skipped if s.opcode == OP_PING]) >= 2, c.skipped
+
+
+@pytest.mark.broker_args("--ping-interval", "300ms", "--idle-timeout", "1s")
+def test_websockets_automatic_pong_keeps_connection_alive_past_idle_timeout(broker):
+    async def go():
+        # No client-initiated pings: only the library's automatic pong answers.
+        ws = await connect(broker.ws_url, ping_interval=None)
+        await subscribe(ws, "alive", 1)
+        await asyncio.sleep(2.5)  # 2.5x idle_timeout of silence from the application
+        assert ws.open, f"closed: {ws.close_code} {ws.close_reason}"
+        await send_json(ws, {"type": "ping", "id": 2})
+        assert await recv_json(ws) == {"type": "pong", "id": 2}
+        r = broker.post("/api/publish", {"topic": "alive", "data": 1})
+        assert r.json()["delivered"] == 1
+        assert (await recv_json(ws))["data"] == 1
+        await ws.close()
+
+    run(go())
+    assert broker.metric("wsbroker_idle_timeouts_total") == 0
