@@ -496,13 +496,12 @@ static void sanitize_ascii(char *s)
 }
 
 /* jansson reports an allocation failure as json_error_out_of_memory only in
- * some places; before its lexer is set up it leaves json_error_unknown (no
- * syntax error has that code), and inside the lexer it may report a syntax
- * error instead, which we cannot tell apart and answer as bad_json. */
+ * some places. Elsewhere it returns NULL without setting any error (its
+ * json_error_t then keeps the zeroes we put there: empty text), or, inside
+ * the lexer, a syntax error we cannot tell apart and answer as bad_json. */
 static int json_error(wsb_msg_error_t *err, const json_error_t *jerr)
 {
-    enum json_error_code jcode = json_error_code(jerr);
-    if (jcode == json_error_out_of_memory || jcode == json_error_unknown) {
+    if (json_error_code(jerr) == json_error_out_of_memory || jerr->text[0] == '\0') {
         set_error(err, WSB_ERR_INTERNAL, "out of memory while parsing the message");
         return WSB_ENOMEM;
     }
@@ -662,7 +661,10 @@ int wsb_msg_parse(const char *json, size_t len, wsb_msg_t *out, wsb_msg_error_t 
     memset(out, 0, sizeof *out);
     memset(err, 0, sizeof *err);
 
+    /* Zeroed because jansson leaves it untouched on some failures (the code
+     * byte included), which json_error() relies on. */
     json_error_t jerr;
+    memset(&jerr, 0, sizeof jerr);
     json_t *root = json_loadb(json != NULL ? json : "", json != NULL ? len : 0,
                               JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (root == NULL) {

@@ -270,7 +270,10 @@ static size_t make_tokens(char *buf, size_t tokens, char last)
         if (i > 0) {
             buf[n++] = '.';
         }
-        buf[n++] = (i + 1 == tokens) ? last : 'a';
+        buf[n++] = 'a';
+        if (i + 1 == tokens) {
+            buf[n - 1] = last;
+        }
     }
     buf[n] = '\0';
     return n;
