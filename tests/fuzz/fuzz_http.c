@@ -3,11 +3,13 @@
  * WebSocket handshake built on it.
  *
  * Input: byte 0 picks the limits and how the rest is cut into reads; the rest
- * is what a client sends. The session is driven like the broker drives it
- * (feed, handle, reset, feed the rest; stop after an upgrade), each read in
- * its own exact-size heap copy so ASan sees any over-read. Every complete
- * request goes through wsb_handshake_check and the response writers, its URL
- * through the path and query decoders.
+ * is what a client sends. The text seeds in corpus/http start with a newline
+ * (0x0a): reads of 11 bytes, default head and 64 KiB body limits. The session
+ * is driven like the broker drives it (feed, handle, reset, feed the rest;
+ * stop after an upgrade), each read in its own exact-size heap copy so ASan
+ * sees any over-read. Every complete request goes through
+ * wsb_handshake_check and the response writers, its URL through the path and
+ * query decoders.
  *
  * Invariants: *consumed never exceeds the read; request strings are copied
  * slices laid out in order inside one region no larger than max_header_bytes;
