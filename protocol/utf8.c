@@ -132,6 +132,12 @@ static uint32_t run(uint32_t s, const uint8_t *p, size_t len)
             while (end - p >= 8 && (load64(p) & HIGH_BITS) == 0) {
                 p += 8;
             }
+            /* A tail shorter than a word: the input's last 8 bytes cover
+             * it (plus bytes already checked), so if none of them has the
+             * high bit set the tail is ASCII; otherwise use the automaton. */
+            if (end - p < 8 && len >= 8 && (load64(end - 8) & HIGH_BITS) == 0) {
+                p = end;
+            }
             if (p == end) {
                 break;
             }

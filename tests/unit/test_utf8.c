@@ -532,7 +532,8 @@ static void test_guard_page(void **state)
     for (size_t i = 0; i < sizeof(text); i++) {
         text[i] = (uint8_t)('a' + i % 26);
     }
-    memcpy(text + 40, "\xe2\x82\xac", 3);
+    static const uint8_t euro[3] = {0xe2, 0x82, 0xac};
+    memcpy(text + 40, euro, sizeof(euro));
     for (size_t start = 0; start < 48; start++) {
         for (size_t len = 0; start + len <= sizeof(text); len++) {
             guard_buf_t g;

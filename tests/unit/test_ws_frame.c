@@ -81,6 +81,9 @@ static void rec_str(recorder_t *r, const char *s)
 static void rec_hex(recorder_t *r, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
+    if (n == 0 || p == NULL) { /* NULL with n > 0 already failed an assert */
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         char h[2] = {digits[p[i] >> 4], digits[p[i] & 15]};
         rec_raw(r, h, 2);
@@ -106,7 +109,7 @@ static int on_begin_cb(void *ud, int opcode)
     r->msg_opcode = opcode;
     r->msg_len = 0;
     wsb_utf8_init(&r->utf8);
-    snprintf(s, sizeof(s), "|B%d", opcode);
+    (void)snprintf(s, sizeof(s), "|B%d", opcode);
     rec_str(r, s);
     r->last_data = false;
     return rec_event(r);
@@ -170,7 +173,7 @@ static int on_close_cb(void *ud, int code, const uint8_t *reason, size_t len)
     char tag[24];
     assert_true(wsb_utf8_valid(reason, len));
     assert_true(code == WSB_WS_CLOSE_NO_STATUS || wsb_ws_close_code_valid(code));
-    snprintf(tag, sizeof(tag), "|C%d:", code);
+    (void)snprintf(tag, sizeof(tag), "|C%d:", code);
     return control_event(ud, tag, reason, len);
 }
 
@@ -267,7 +270,7 @@ static char *drive(const cfg_t *cfg, const uint8_t *input, size_t len, const siz
         assert_int_equal(wsb_ws_parser_feed(&p, NULL, 0, NULL), rc);
         assert_int_equal(r.events, before);
         char s[32];
-        snprintf(s, sizeof(s), "|=ERR%d", p.close_code);
+        (void)snprintf(s, sizeof(s), "|=ERR%d", p.close_code);
         rec_str(&r, s);
     } else {
         assert_int_equal(p.close_code, 0);
@@ -772,6 +775,27 @@ static void test_oversize_message(void **state)
     expect_trace(&SERVER, b.buf, b.len, "|B1|=OK");
 }
 
+/* The limit may change between feeds; lowering it below what a message in
+ * progress already has fails its next frame instead of wrapping around. */
+static void test_limit_lowered_mid_message(void **state)
+{
+    (void)state;
+    bytes_t b = {.len = 0};
+    put_frame(&b, false, WSB_WS_OP_BINARY, "abcdef", 6, true);
+    size_t first = b.len;
+    put_frame(&b, true, WSB_WS_OP_CONT, NULL, 0, true);
+    recorder_t r;
+    rec_init(&r);
+    wsb_ws_parser_t p;
+    wsb_ws_parser_init(&p, WSB_WS_ROLE_SERVER, 100, &rec_callbacks, &r);
+    assert_int_equal(wsb_ws_parser_feed(&p, b.buf, first, NULL), 0);
+    p.max_message_size = 3;
+    assert_int_equal(wsb_ws_parser_feed(&p, b.buf + first, b.len - first, NULL), WSB_ETOOBIG);
+    assert_int_equal(p.close_code, 1009);
+    assert_string_equal(r.buf, "|B2|D616263646566");
+    free(r.buf);
+}
+
 static void test_bad_utf8_text(void **state)
 {
     (void)state;
@@ -856,7 +880,7 @@ static void test_close_frames(void **state)
         uint8_t pl[4] = {(uint8_t)(good_codes[i] >> 8), (uint8_t)good_codes[i], 'o', 'k'};
         b.len = 0;
         put_frame(&b, true, WSB_WS_OP_CLOSE, pl, 4, true);
-        snprintf(want, sizeof(want), "|C%d:6f6b|=OK", good_codes[i]);
+        (void)snprintf(want, sizeof(want), "|C%d:6f6b|=OK", good_codes[i]);
         expect_trace(&SERVER, b.buf, b.len, want);
         assert_true(wsb_ws_close_code_valid(good_codes[i]));
     }
@@ -1168,6 +1192,7 @@ static void test_build_frame(void **state)
     assert_memory_equal(out, rfc_hello_masked, sizeof(rfc_hello_masked));
     n = wsb_ws_build_frame(out, sizeof(out), true, WSB_WS_OP_PONG, (const uint8_t *)"Hello", 5,
                            RFC_KEY);
+    assert_int_equal(n, sizeof(rfc_pong_masked));
     assert_memory_equal(out, rfc_pong_masked, sizeof(rfc_pong_masked));
     n = wsb_ws_build_frame(out, sizeof(out), true, WSB_WS_OP_TEXT, (const uint8_t *)"Hello", 5,
                            NULL);
@@ -1185,13 +1210,14 @@ static void test_build_frame(void **state)
                      WSB_ENOSPC);
 
     /* The payload may already sit where the frame goes. */
-    memcpy(out, "Hello", 5);
+    memcpy(out, rfc_hello_unmasked + 2, 5);
     n = wsb_ws_build_frame(out, sizeof(out), true, WSB_WS_OP_TEXT, out, 5, RFC_KEY);
+    assert_int_equal(n, sizeof(rfc_hello_masked));
     assert_memory_equal(out, rfc_hello_masked, sizeof(rfc_hello_masked));
-    memcpy(out + 6, "Hello", 5);
+    memcpy(out + 6, rfc_hello_unmasked + 2, 5);
     n = wsb_ws_build_frame(out, sizeof(out), true, WSB_WS_OP_TEXT, out + 6, 5, RFC_KEY);
+    assert_int_equal(n, sizeof(rfc_hello_masked));
     assert_memory_equal(out, rfc_hello_masked, sizeof(rfc_hello_masked));
-    (void)n;
 }
 
 /* Masking in pieces at any offset equals masking at once, for any alignment
@@ -1274,7 +1300,7 @@ static void test_round_trip(void **state)
                 recorder_t want;
                 rec_init(&want);
                 char b[8];
-                snprintf(b, sizeof(b), "|B%d", op);
+                (void)snprintf(b, sizeof(b), "|B%d", op);
                 rec_str(&want, b);
                 if (n > 0) {
                     rec_str(&want, "|D");
@@ -1327,6 +1353,8 @@ static void test_close_payload(void **state)
     (void)state;
     uint8_t out[WSB_WS_MAX_CONTROL_PAYLOAD];
     char reason[300];
+    static const char grin[5] = {'\xf0', '\x9f', '\x98', '\x80', '\0'}; /* U+1F600 */
+    static const char e_acute[3] = {'\xc3', '\xa9', '\0'};              /* U+00E9 */
 
     assert_int_equal(wsb_ws_close_payload(out, 0, "ignored"), 0);
     assert_int_equal(wsb_ws_close_payload(out, 1000, NULL), 2);
@@ -1362,10 +1390,10 @@ static void test_close_payload(void **state)
     }
     /* A 4-byte character at the boundary. */
     memset(reason, 'b', 121);
-    memcpy(reason + 121, "\xf0\x9f\x98\x80", 5);
+    memcpy(reason + 121, grin, sizeof(grin));
     assert_int_equal(wsb_ws_close_payload(out, 1000, reason), 2 + 121);
     memset(reason, 'b', 119);
-    memcpy(reason + 119, "\xf0\x9f\x98\x80", 5);
+    memcpy(reason + 119, grin, sizeof(grin));
     assert_int_equal(wsb_ws_close_payload(out, 1000, reason), 125);
 
     /* Bytes that are not UTF-8 end the reason. */
@@ -1378,7 +1406,7 @@ static void test_close_payload(void **state)
 
     /* Whatever it builds, the parser accepts. */
     memset(reason, 'c', 122);
-    memcpy(reason + 122, "\xc3\xa9", 3);
+    memcpy(reason + 122, e_acute, sizeof(e_acute));
     size_t n = wsb_ws_close_payload(out, 3000, reason);
     assert_int_equal(n, 124);
     recorder_t want;
@@ -1418,6 +1446,7 @@ int main(void)
         cmocka_unit_test(test_continuation_without_start),
         cmocka_unit_test(test_new_data_frame_inside_fragmented_message),
         cmocka_unit_test(test_oversize_message),
+        cmocka_unit_test(test_limit_lowered_mid_message),
         cmocka_unit_test(test_bad_utf8_text),
         cmocka_unit_test(test_truncated_code_point_at_message_end),
         cmocka_unit_test(test_close_frames),
