@@ -590,3 +590,6 @@ echo("10.2.6", "(extra) text and binary messages interleaved with pings, 3-byte 
      [text(KOSME), ping(b"1"), binary(BIN8), ping(b"2"), text(b"")],
      [("text", KOSME), ("pong", b"1"), ("binary", BIN8), ("pong", b"2"), ("text", b"")], chop=3,
      pongs_apart=True)
+echo("10.2.7", "(extra) a 200 KiB text message in 3 fragments, sent with the upgrade request",
+     fragments(OP_TEXT, utf8_text(200 * KIB), 70 * KIB), [("text", utf8_text(200 * KIB))],
+     early=True)
