@@ -157,6 +157,7 @@ def test_connections_over_max_connections_get_503(broker):
     # The broker answers at accept time, before any request is read.
     resp = wsraw.read_response(extra)
     assert resp.status == 503
+    assert resp.header("Retry-After") == "1"
     assert extra.wait_closed() == "eof"
     extra.close()
     # The held sessions are unaffected.
@@ -179,6 +180,10 @@ def test_connections_over_max_connections_get_503(broker):
 
     from helpers import wait_for
     wait_for(try_connect, 5, 0.05, "a free connection slot")
+    for c in held:
+        c.close()
+    wait_for(lambda: broker.get("/healthz").status == 200, 5, 0.05, "a free slot for /metrics")
+    assert broker.metric("wsbroker_connections_rejected_total") == 1
 
 
 def test_websockets_library_client_connects_and_subscribes(broker):

@@ -146,19 +146,51 @@ def test_pipelined_requests_answered_in_order(broker):
     c = broker.conn()
     body = json.dumps({"topic": "pipe", "data": 1}).encode()
     c.send(req("GET", "/healthz") + req("POST", "/api/publish", {"Content-Type": "application/json"}, body)
-           + req("HEAD", "/metrics") + req("POST", "/api/publish", {"Content-Type": "application/json"}, body)
+           + req("GET", "/metrics") + req("POST", "/api/publish", {"Content-Type": "application/json"}, body)
            + req("GET", "/healthz", keep_alive=False))
     r1 = wsraw.read_response(c)
     r2 = wsraw.read_response(c)
-    r3 = wsraw.read_response(c, head_only=True)
+    r3 = wsraw.read_response(c)
     r4 = wsraw.read_response(c)
     r5 = wsraw.read_response(c)
     assert [r1.status, r2.status, r3.status, r4.status, r5.status] == [200] * 5
     assert r1.json()["status"] == "ok"
     assert r2.json()["seq"] == 1 and r4.json()["seq"] == 2
+    assert b"wsbroker_http_requests_total" in r3.body
     assert r5.json()["status"] == "ok"
     assert (r5.header("Connection") or "").lower() == "close"
     assert c.read_to_eof() == b""
+
+
+def test_head_metrics_has_no_body(broker):
+    c = broker.conn()
+    c.send(req("HEAD", "/metrics") + req("GET", "/healthz"))
+    r = wsraw.read_response(c, head_only=True)
+    assert r.status == 200
+    r2 = wsraw.read_response(c)
+    assert r2.status == 200 and r2.json()["status"] == "ok", "HEAD response carried a body"
+
+
+def test_pipelined_request_after_connection_close_is_not_answered(broker):
+    c = broker.conn()
+    c.send(req("GET", "/healthz", keep_alive=False) + req("GET", "/metrics"))
+    r = wsraw.read_response(c)
+    assert r.status == 200 and r.header("Connection").lower() == "close"
+    # Nothing more, and a clean FIN (no RST although we sent bytes it never answered).
+    assert c.read_to_eof() == b""
+
+
+def test_upgrade_after_keep_alive_request_on_same_connection(broker):
+    c = broker.conn()
+    c.send(req("GET", "/healthz"))
+    assert wsraw.read_response(c).status == 200
+    key = wsraw.new_key()
+    c.send(wsraw.upgrade_request(key=key))
+    r = wsraw.read_response(c)
+    assert r.status == 101 and r.header("Sec-WebSocket-Accept") == wsraw.accept_key(key)
+    assert c.recv_json()["type"] == "welcome"
+    c.send_json({"type": "ping", "id": 1})
+    assert c.recv_json() == {"type": "pong", "id": 1}
 
 
 def test_pipelined_requests_split_at_odd_boundaries(broker):

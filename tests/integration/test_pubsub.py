@@ -316,3 +316,19 @@ def test_subscriptions_die_with_the_connection(broker):
     wait_for(lambda: broker.metric("wsbroker_subscriptions") == 0, 5, 0.05, "subscriptions to drop to 0")
     r = broker.post("/api/publish", {"topic": "gone.x", "data": 1})
     assert r.status == 200 and r.json()["delivered"] == 0, r
+
+
+def test_since_on_exact_topic_without_history_acks_recovered_false_and_delivers_live(broker):
+    async def go():
+        sub = await connect(broker.ws_url)
+        pub = await connect(broker.ws_url)
+        r = await request(sub, {"type": "subscribe", "topic": "hist.t", "id": 1,
+                                "since": {"epoch": "abc", "seq": 41}})
+        assert r == {"type": "ack", "id": 1, "recovered": False}, r
+        await publish(pub, "hist.t", "live", 2)
+        m = await recv_json(sub)
+        assert m["data"] == "live" and m["seq"] == 1
+        await sub.close()
+        await pub.close()
+
+    run(go())
