@@ -28,10 +28,11 @@ class Broker:
         except OSError:
             return ""
 
-    def check_alive(self) -> None:
+    def check_alive(self, when: str = "after this case") -> None:
         rc = self.proc.poll()
         if rc is not None:
-            pytest.fail(f"wsbroker exited with status {rc}; stderr:\n{self.stderr_tail()}")
+            pytest.fail(f"wsbroker is not running {when} (exit status {rc}); stderr:\n"
+                        f"{self.stderr_tail()}")
 
 
 def broker_binary() -> Path:
@@ -48,6 +49,12 @@ def broker(tmp_path_factory):
     stderr_path = tmp / "stderr.log"
     # Our own settings only: WSB_* variables of the calling shell must not leak in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("WSB_")}
+    # glibc's malloc checking, so that use of freed memory shows in a plain
+    # build too: freed blocks are overwritten (MALLOC_PERTURB_), and with the
+    # per-thread cache off every free goes through the path that does it.
+    # ASan builds ignore both (their allocator replaces glibc's).
+    env.setdefault("MALLOC_PERTURB_", "165")
+    env.setdefault("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
     args = [str(exe), "--port", "0", "--port-file", str(port_file), "--host", "127.0.0.1",
             "--echo-path", "/echo", "--max-message-size", "16MiB"]
     with open(stderr_path, "wb") as err, open(tmp / "stdout.log", "wb") as out:

@@ -40,6 +40,11 @@ class ServerViolation(AssertionError):
     """The server sent something RFC 6455 forbids."""
 
 
+def on_alarm(signum, frame):
+    """SIGALRM handler: the backstop of a case's deadline."""
+    raise CaseTimeout("case timeout (backstop alarm)")
+
+
 # ---- outgoing frames -------------------------------------------------------
 
 
@@ -141,6 +146,8 @@ class WsConn:
     got_close: bool = False
     sent_close: bool = False
     bytes_out: int = 0
+    bytes_in: int = 0
+    discard_input: bool = False  # count incoming bytes but do not keep them
     _frag_op: int | None = None
     _frag: list = field(default_factory=list)
     _frag_n: int = 0
@@ -212,7 +219,9 @@ class WsConn:
             self.reset = True
             data = b""
         if data:
-            self.reader.feed_data(data)
+            self.bytes_in += len(data)
+            if not self.discard_input:
+                self.reader.feed_data(data)
         elif not self.reader.eof:
             self.reader.feed_eof()
 
