@@ -171,11 +171,6 @@ void conn_flush(conn_t *c)
     maybe_shutdown(c);
 }
 
-static bool accepting_output(const conn_t *c)
-{
-    return c->state == CONN_HTTP || c->state == CONN_WS;
-}
-
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
 {
     server_t *s = c->server;

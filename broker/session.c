@@ -22,9 +22,11 @@ static const wsb_ws_parser_callbacks_t parser_callbacks;
 
 /* ---- replies ----------------------------------------------------------------------------- */
 
-static void reply(session_t *s, uint8_t *raw, size_t len)
+/* Takes the builder's buffer; `len` is read after the builder ran (the
+ * builders report the length through a pointer). */
+static void reply(session_t *s, uint8_t *raw, const size_t *len)
 {
-    conn_send_always(s->conn, frame_buf_adopt(raw, len));
+    conn_send_always(s->conn, frame_buf_adopt(raw, *len));
 }
 
 static void reply_error(session_t *s, bool has_id, int64_t id, const char *code,
@@ -32,7 +34,7 @@ static void reply_error(session_t *s, bool has_id, int64_t id, const char *code,
 {
     size_t len = 0;
     metrics_count_error(&s->conn->server->metrics, code);
-    reply(s, wsb_msg_build_error(has_id, id, code, message, FRAME_BUF_HEADROOM, &len), len);
+    reply(s, wsb_msg_build_error(has_id, id, code, message, FRAME_BUF_HEADROOM, &len), &len);
 }
 
 static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq,
@@ -43,7 +45,7 @@ static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t s
     }
     wsb_ack_t ack = {.id = m->id, .has_seq = has_seq, .seq = seq, .recovered = recovered};
     size_t len = 0;
-    reply(s, wsb_msg_build_ack(&ack, FRAME_BUF_HEADROOM, &len), len);
+    reply(s, wsb_msg_build_ack(&ack, FRAME_BUF_HEADROOM, &len), &len);
 }
 
 /* ---- operations -------------------------------------------------------------------------- */
@@ -121,7 +123,7 @@ static void handle_text(session_t *s, const uint8_t *data, size_t len)
         break;
     case WSB_MSG_PING: {
         size_t flen = 0;
-        reply(s, wsb_msg_build_pong(m.has_id, m.id, FRAME_BUF_HEADROOM, &flen), flen);
+        reply(s, wsb_msg_build_pong(m.has_id, m.id, FRAME_BUF_HEADROOM, &flen), &flen);
         break;
     }
     }
@@ -289,7 +291,7 @@ session_t *session_new(conn_t *c, bool echo)
             .ping_interval_ms = (uint32_t)srv->cfg->ping_interval_ms,
         };
         size_t len = 0;
-        reply(s, wsb_msg_build_welcome(&w, FRAME_BUF_HEADROOM, &len), len);
+        reply(s, wsb_msg_build_welcome(&w, FRAME_BUF_HEADROOM, &len), &len);
     }
     return s;
 }

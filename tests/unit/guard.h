@@ -6,6 +6,12 @@
 #ifndef WSB_TEST_GUARD_H
 #define WSB_TEST_GUARD_H
 
+/* MAP_ANONYMOUS is not POSIX: ask glibc for it before any system header.
+ * Include this header first. */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE 1
+#endif
+
 #include <assert.h>
 #include <stddef.h>
 #include <string.h>
