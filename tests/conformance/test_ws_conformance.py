@@ -57,8 +57,6 @@ def _fmt(events):
     return ", ".join(e.short() for e in events) or "(nothing)"
 
 
-
-
 def run_case(port: int, case: Case):
     """Runs one case. Returns the transcript; raises AssertionError on failure."""
     ops = case.ops() if callable(case.ops) else case.ops
@@ -126,6 +124,8 @@ def run_case(port: int, case: Case):
             if conn.send_failed:
                 notes.append("the server closed while we were still writing")
                 break
+        if any(isinstance(op, F) and op.opcode == OP_CLOSE for op in ops):
+            conn.sent_close = True  # the case sent its own close: do not send another
         if case.client_close and not conn.got_close and not conn.sent_close:
             # As Autobahn does: the expected echoes arrive before we close.
             while len(data_events()) < len(expect) and not finished():

@@ -1,8 +1,8 @@
 """Robustness cases beyond Autobahn, in their own module so that they get
-their own broker: a client that never reads (9.11.x) and clients that drop
-the TCP connection without a closing handshake (7.15.x). A broker crash here
-makes the later cases of this module fail too; the first failure is the one
-to read.
+their own broker: a client that never reads (9.11.x), interleaved
+connections (10.3.1) and clients that drop the TCP connection without a
+closing handshake (7.15.x, last because a crash there would make every later
+case of the module fail too; the first failure is the one to read).
 """
 
 from __future__ import annotations
@@ -109,6 +109,58 @@ def test_unread_flood(broker, what):
     try:
         _flood(broker, chunk, f"{what}: {desc}")
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        broker.check_alive()
+
+
+# ---- 10.3 (extra): several connections at once ------------------------------
+# The broker reads every connection into one shared buffer and borrows the
+# first slice of a message from it; partial messages of interleaved
+# connections must not leak into each other.
+
+
+@pytest.mark.conformance_case
+@pytest.mark.parametrize("what", ["10.3.1"])
+def test_interleaved_connections(broker, what):
+    broker.check_alive("before this case: it died in an earlier one")
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 20.0)
+    conns = []
+    try:
+        deadline = time.monotonic() + 15.0
+        payloads = []
+        writes = []
+        for i in range(8):
+            c = WsConn(broker.port, deadline)
+            c.connect()
+            conns.append(c)
+            body = (f"conn {i}: " + "κόσμε-" * 200).encode()[:1000]
+            body = body.decode("utf-8", "ignore").encode()
+            payloads.append(body)
+            frames = b"".join(
+                F(0x1 if k == 0 else 0x0, body[k:k + 100], fin=k + 100 >= len(body)).encode()
+                for k in range(0, len(body), 100))
+            writes.append([frames[k:k + 37] for k in range(0, len(frames), 37)])
+        # Round-robin: 37 bytes to each connection in turn.
+        for step in range(max(len(w) for w in writes)):
+            for c, w in zip(conns, writes):
+                if step < len(w):
+                    c.write(w[step])
+        for i, c in enumerate(conns):
+            ev = c.next_event()
+            assert (ev.kind, ev.data) == ("text", payloads[i]), (
+                f"case {what}: (extra) 8 connections, each a 1000-byte text in 100-byte "
+                f"fragments, written 37 bytes at a time round-robin\nproblem: connection {i} "
+                f"got {ev.short()}, expected text(len={len(payloads[i])})")
+        for c in conns:
+            c.write(F(0x8, b"\x03\xe8").encode())
+            ev = c.next_event()
+            assert ev.kind == "close" and ev.code == 1000, ev.short()
+            assert c.next_event().kind == "eof"
+    finally:
+        for c in conns:
+            c.close()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
         broker.check_alive()
