@@ -208,5 +208,5 @@ def test_case(broker, case):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-        broker.check_alive()
+    broker.check_alive()
 
