@@ -1,11 +1,6 @@
 /* conn.c - connection lifecycle, reads, corked writes and timers (see conn.h). */
 #include "conn.h"
 
-#include <assert.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "http_api.h"
 #include "log.h"
 #include "server.h"
@@ -13,6 +8,11 @@
 #include "util.h"
 #include "wsb/handshake.h"
 #include "wsb/ws_frame.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Slices gathered per write call. Linux's IOV_MAX is 1024; 256 keeps the
  * array on the stack small while still batching a whole fan-out burst. */
@@ -317,7 +317,7 @@ static bool http_dispatch(conn_t *c)
     return c->state == CONN_HTTP;
 }
 
-static void http_feed(conn_t *c, const char *data, size_t len)
+static void http_feed(conn_t *c, char *data, size_t len)
 {
     while (len > 0 && c->state == CONN_HTTP) {
         size_t used = 0;
@@ -338,7 +338,7 @@ static void http_feed(conn_t *c, const char *data, size_t len)
             if (c->state == CONN_WS && len > 0) {
                 /* Frames sent right behind the upgrade request. The shared read
                  * buffer is writable, which session_feed needs for unmasking. */
-                session_feed(c->session, (uint8_t *)(uintptr_t)data, len);
+                session_feed(c->session, (uint8_t *)data, len);
             }
             return;
         }

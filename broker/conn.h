@@ -23,26 +23,20 @@
 #ifndef WSB_BROKER_CONN_H
 #define WSB_BROKER_CONN_H
 
+#include "frame_buf.h"
+#include "outq.h"
+#include "wsb/http.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
-#include "frame_buf.h"
-#include "outq.h"
-#include "wsb/http.h"
-
 typedef struct server_s server_t;
 typedef struct session_s session_t;
 typedef struct conn_s conn_t;
 
-typedef enum {
-    CONN_HTTP = 0,
-    CONN_WS,
-    CONN_WS_CLOSING,
-    CONN_LINGER,
-    CONN_CLOSED
-} conn_state_t;
+typedef enum { CONN_HTTP = 0, CONN_WS, CONN_WS_CLOSING, CONN_LINGER, CONN_CLOSED } conn_state_t;
 
 struct conn_s {
     uv_tcp_t tcp;
@@ -50,11 +44,11 @@ struct conn_s {
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
     server_t *server;
-    conn_t *prev, *next;  /* server->conns */
-    conn_t *dirty_next;   /* server->dirty */
+    conn_t *prev, *next; /* server->conns */
+    conn_t *dirty_next;  /* server->dirty */
     conn_state_t state;
     bool dirty;
-    bool writing;         /* write_req in flight */
+    bool writing; /* write_req in flight */
     bool shutdown_started;
     bool got_peer_close;  /* WebSocket close frame received */
     uint8_t handles_open; /* closed handles pending before free */

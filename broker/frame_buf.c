@@ -1,11 +1,11 @@
 /* frame_buf.c - refcounted shared output buffers (see frame_buf.h). */
 #include "frame_buf.h"
 
+#include "util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "util.h"
 
 _Static_assert(sizeof(frame_buf_t) % 16 == 0, "frame_buf_t keeps the payload 16-byte aligned");
 

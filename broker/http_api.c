@@ -1,11 +1,6 @@
 /* http_api.c - /healthz, /metrics, /api/publish and static files (see http_api.h). */
 #include "http_api.h"
 
-#include <jansson.h>
-#include <stdio.h>
-#include <string.h>
-#include <strings.h>
-
 #include "conn.h"
 #include "metrics.h"
 #include "router.h"
@@ -14,6 +9,11 @@
 #include "util.h"
 #include "wsb/message.h"
 #include "wsb/topic.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
 
 #define JSON_TYPE "application/json"
 

@@ -4,16 +4,16 @@
  * configuration (the message on stderr names the key), 1 for a runtime
  * failure such as a port that cannot be bound.
  */
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <uv.h>
-
-#include "config.h"
-#include "log.h"
-#include "server.h"
 
 extern char **environ;
 

@@ -93,14 +93,16 @@ void metrics_render(const metrics_t *m, const metrics_gauges_t *g, sbuf_t *o)
 
     sbuf_puts(o, "# HELP wsbroker_close_frames_total WebSocket close frames sent, by code.\n"
                  "# TYPE wsbroker_close_frames_total counter\n");
-#define X(c) sbuf_printf(o, "wsbroker_close_frames_total{code=\"%d\"} %llu\n", c, \
-                         (unsigned long long)m->close_##c);
+#define X(c)                                                                                       \
+    sbuf_printf(o, "wsbroker_close_frames_total{code=\"%d\"} %llu\n", c,                           \
+                (unsigned long long)m->close_##c);
     METRICS_CLOSE_CODES(X)
 #undef X
     sbuf_puts(o, "# HELP wsbroker_protocol_errors_total Error replies sent, by code.\n"
                  "# TYPE wsbroker_protocol_errors_total counter\n");
-#define X(c) sbuf_printf(o, "wsbroker_protocol_errors_total{code=\"%s\"} %llu\n", #c, \
-                         (unsigned long long)m->error_##c);
+#define X(c)                                                                                       \
+    sbuf_printf(o, "wsbroker_protocol_errors_total{code=\"%s\"} %llu\n", #c,                       \
+                (unsigned long long)m->error_##c);
     METRICS_ERROR_CODES(X)
 #undef X
     sbuf_puts(o, "# HELP wsbroker_write_batch_frames Frames per socket write (fan-out batching).\n"

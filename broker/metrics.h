@@ -8,10 +8,10 @@
 #ifndef WSB_BROKER_METRICS_H
 #define WSB_BROKER_METRICS_H
 
+#include "util.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "util.h"
 
 /* WebSocket close codes the broker sends, counted by code. */
 #define METRICS_CLOSE_CODES(X)                                                                     \
@@ -19,8 +19,9 @@
 
 /* Error replies, counted by code (the WSB_ERR_* strings). */
 #define METRICS_ERROR_CODES(X)                                                                     \
-    X(bad_json) X(bad_type) X(missing_field) X(bad_field) X(bad_topic) X(bad_since) X(forbidden) \
-    X(too_large) X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal)
+    X(bad_json)                                                                                    \
+    X(bad_type) X(missing_field) X(bad_field) X(bad_topic) X(bad_since) X(forbidden) X(too_large)  \
+        X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal)
 
 #define METRICS_BATCH_BUCKETS 12 /* frames per write: 1, 2, 4, ... 1024, +Inf */
 

@@ -1,10 +1,10 @@
 /* outq.c - ring of frame_buf slices waiting to be written (see outq.h). */
 #include "outq.h"
 
+#include "util.h"
+
 #include <assert.h>
 #include <stdlib.h>
-
-#include "util.h"
 
 void outq_init(outq_t *q)
 {

@@ -19,11 +19,11 @@
 #ifndef WSB_BROKER_OUTQ_H
 #define WSB_BROKER_OUTQ_H
 
+#include "frame_buf.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-
-#include "frame_buf.h"
 
 #define OUTQ_INLINE 4
 
@@ -34,12 +34,12 @@ typedef struct {
 } outq_slice_t;
 
 typedef struct {
-    outq_slice_t *ring;  /* inline_ring or a heap array */
-    uint32_t cap;        /* power of two */
+    outq_slice_t *ring; /* inline_ring or a heap array */
+    uint32_t cap;       /* power of two */
     uint32_t head;
-    uint32_t count;      /* slices queued, in flight included */
-    uint32_t inflight;   /* the first `inflight` slices belong to the uv_write in flight */
-    size_t bytes;        /* bytes queued, in flight included */
+    uint32_t count;    /* slices queued, in flight included */
+    uint32_t inflight; /* the first `inflight` slices belong to the uv_write in flight */
+    size_t bytes;      /* bytes queued, in flight included */
     size_t inflight_bytes;
     outq_slice_t inline_ring[OUTQ_INLINE];
 } outq_t;

@@ -1,9 +1,6 @@
 /* router.c - the publish path and the per-topic sequence table (see router.h). */
 #include "router.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "conn.h"
 #include "frame_buf.h"
 #include "server.h"
@@ -11,6 +8,9 @@
 #include "topic_trie.h"
 #include "util.h"
 #include "wsb/message.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 /* A topic's sequence counter, in a chained hash table and an LRU list. */
 typedef struct topic_s {
@@ -45,7 +45,7 @@ router_t *router_new(server_t *s)
     router_t *r = xcalloc(1, sizeof(*r));
     r->server = s;
     r->nbuckets = 1024;
-    r->buckets = xcalloc(r->nbuckets, sizeof(*r->buckets));
+    r->buckets = xcalloc(r->nbuckets, sizeof(topic_t *));
     return r;
 }
 
@@ -108,7 +108,7 @@ static void evict_oldest(router_t *r)
 static void grow(router_t *r)
 {
     size_t n = r->nbuckets * 2;
-    topic_t **b = xcalloc(n, sizeof(*b));
+    topic_t **b = xcalloc(n, sizeof(topic_t *));
     for (size_t i = 0; i < r->nbuckets; i++) {
         topic_t *t = r->buckets[i];
         while (t != NULL) {
@@ -186,9 +186,9 @@ size_t router_publish(router_t *r, wsb_str_t topic, const json_t *data, uint64_t
         abort(); /* ENOMEM: the broker's allocation policy */
     }
     size_t frame_len = 0;
-    uint8_t *raw = wsb_msg_build_message(topic, *seq, WSB_STR_NULL,
-                                         (wsb_str_t){data_json, data_len}, FRAME_BUF_HEADROOM,
-                                         &frame_len);
+    uint8_t *raw =
+        wsb_msg_build_message(topic, *seq, WSB_STR_NULL, (wsb_str_t){data_json, data_len},
+                              FRAME_BUF_HEADROOM, &frame_len);
     free(data_json);
     frame_buf_t *fb = frame_buf_adopt(raw, frame_len);
 

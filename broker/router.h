@@ -11,11 +11,11 @@
 #ifndef WSB_BROKER_ROUTER_H
 #define WSB_BROKER_ROUTER_H
 
+#include "wsb/common.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "wsb/common.h"
 
 typedef struct server_s server_t;
 typedef struct router_s router_t;

@@ -1,6 +1,12 @@
 /* server.c - listener, per-turn flush, signals and graceful shutdown (see server.h). */
 #include "server.h"
 
+#include "conn.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+#include "wsb/ws_frame.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
@@ -8,12 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "conn.h"
-#include "log.h"
-#include "router.h"
-#include "util.h"
-#include "wsb/ws_frame.h"
 
 uint64_t server_now(const server_t *s)
 {
@@ -68,9 +68,8 @@ static void on_server_handle_closed(uv_handle_t *h)
 
 static void close_server_handles(server_t *s)
 {
-    uv_handle_t *handles[] = {
-        (uv_handle_t *)&s->flush_prepare, (uv_handle_t *)&s->sig_int,
-        (uv_handle_t *)&s->sig_term, (uv_handle_t *)&s->shutdown_timer};
+    uv_handle_t *handles[] = {(uv_handle_t *)&s->flush_prepare, (uv_handle_t *)&s->sig_int,
+                              (uv_handle_t *)&s->sig_term, (uv_handle_t *)&s->shutdown_timer};
     for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
         if (!uv_is_closing(handles[i])) {
             uv_close(handles[i], on_server_handle_closed);
@@ -235,9 +234,9 @@ int server_listen(server_t *s)
     int len = sizeof(addr);
     uv_tcp_getsockname(&s->listener, (struct sockaddr *)&addr, &len);
     format_addr(&addr, where, sizeof(where));
-    unsigned port = ntohs(addr.ss_family == AF_INET6
-                              ? ((const struct sockaddr_in6 *)&addr)->sin6_port
-                              : ((const struct sockaddr_in *)&addr)->sin_port);
+    unsigned port =
+        ntohs(addr.ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)&addr)->sin6_port
+                                         : ((const struct sockaddr_in *)&addr)->sin_port);
     log_info("listening", "addr=%s ws_path=%s node_id=%s", where, log_quote(cfg->ws_path),
              s->node_id);
     if (cfg->port_file != NULL && cfg->port_file[0] != '\0' &&

@@ -11,14 +11,14 @@
 #ifndef WSB_BROKER_SERVER_H
 #define WSB_BROKER_SERVER_H
 
+#include "config.h"
+#include "metrics.h"
+#include "topic_trie.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-
-#include "config.h"
-#include "metrics.h"
-#include "topic_trie.h"
 
 typedef struct conn_s conn_t;
 typedef struct router_s router_t;

@@ -1,11 +1,6 @@
 /* session.c - WebSocket sessions: frames in, protocol v1 operations, replies out. */
 #include "session.h"
 
-#include <assert.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "conn.h"
 #include "frame_buf.h"
 #include "log.h"
@@ -14,6 +9,11 @@
 #include "util.h"
 #include "wsb/message.h"
 #include "wsb/topic.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Callback return value that stops the parser: the session is closing. */
 #define STOP 1
@@ -37,8 +37,7 @@ static void reply_error(session_t *s, bool has_id, int64_t id, const char *code,
     reply(s, wsb_msg_build_error(has_id, id, code, message, FRAME_BUF_HEADROOM, &len), &len);
 }
 
-static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq,
-                      int recovered)
+static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq, int recovered)
 {
     if (!m->has_id) {
         return;
@@ -76,7 +75,7 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         }
         if (s->nsubs == s->subs_cap) {
             s->subs_cap = s->subs_cap ? s->subs_cap * 2 : 4;
-            s->subs = xrealloc(s->subs, sizeof(*s->subs) * s->subs_cap);
+            s->subs = xrealloc(s->subs, sizeof(trie_sub_t *) * s->subs_cap);
         }
         s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->tc, NULL);
     }
@@ -220,7 +219,7 @@ static int on_message_end(void *ud)
     s->pending_len = 0;
     s->msg_len = 0;
     /* A large message's buffer is not kept around for an idle connection. */
-    if (s->msg_cap > 64 * 1024) {
+    if (s->msg_cap > (size_t)64 * 1024) {
         free(s->msg);
         s->msg = NULL;
         s->msg_cap = 0;

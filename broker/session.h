@@ -10,13 +10,13 @@
 #ifndef WSB_BROKER_SESSION_H
 #define WSB_BROKER_SESSION_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #include "frame_buf.h"
 #include "topic_trie.h"
 #include "wsb/ws_frame.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct conn_s conn_t;
 

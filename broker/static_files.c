@@ -1,6 +1,10 @@
 /* static_files.c - files below the web root, refusing every way out of it (see static_files.h). */
 #include "static_files.h"
 
+#include "conn.h"
+#include "frame_buf.h"
+#include "wsb/http.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,10 +14,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "conn.h"
-#include "frame_buf.h"
-#include "wsb/http.h"
 
 static const struct {
     const char *ext;
@@ -56,8 +56,7 @@ const char *static_content_type(const char *path)
 
 static void plain(conn_t *c, int status, const char *text, bool keep_alive)
 {
-    conn_http_respond(c, status, "text/plain; charset=utf-8", text, strlen(text), keep_alive,
-                      NULL);
+    conn_http_respond(c, status, "text/plain; charset=utf-8", text, strlen(text), keep_alive, NULL);
 }
 
 /* True when every segment of the decoded absolute path is a plain name: no
@@ -112,9 +111,11 @@ void static_serve(conn_t *c, const char *root, wsb_str_t url, bool head, bool ke
     }
     /* A directory without a trailing slash is served its index too. */
     struct stat st;
+    size_t flen = strlen(full);
     if (stat(full, &st) == 0 && S_ISDIR(st.st_mode) &&
-        strlen(full) + sizeof("/index.html") <= sizeof(full)) {
-        strcat(full, "/index.html");
+        snprintf(full + flen, sizeof(full) - flen, "/index.html") >= (int)(sizeof(full) - flen)) {
+        plain(c, 414, "path too long\n", keep_alive);
+        return;
     }
     char resolved[PATH_MAX];
     if (realpath(full, resolved) == NULL) {

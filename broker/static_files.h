@@ -10,13 +10,14 @@
 #ifndef WSB_BROKER_STATIC_FILES_H
 #define WSB_BROKER_STATIC_FILES_H
 
-#include <stdbool.h>
-
 #include "wsb/common.h"
+
+#include <stdbool.h>
+#include <stdint.h>
 
 typedef struct conn_s conn_t;
 
-#define STATIC_MAX_FILE_SIZE (16u * 1024 * 1024)
+#define STATIC_MAX_FILE_SIZE ((uint64_t)16 * 1024 * 1024)
 
 /* Serves `url` (the raw request target) from `root` (a realpath) on `c`.
  * `head` sends the headers only. */

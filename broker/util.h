@@ -23,8 +23,6 @@ void random_bytes(void *out, size_t n);
 /* Writes 2*n lowercase hex digits of `in` and a NUL into `out`. */
 void hex_encode(const uint8_t *in, size_t n, char *out);
 
-
-
 /* A growable byte string for building responses (not on the fan-out path). */
 typedef struct {
     char *p;

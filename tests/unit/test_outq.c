@@ -1,0 +1,139 @@
+/* test_outq.c - the outbound queue: order, partial writes, in-flight slices,
+ * dropping, growth past the inline ring and reference counting. */
+#include "frame_buf.h"
+#include "outq.h"
+
+#include <cmocka.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+static frame_buf_t *make(const char *text)
+{
+    return frame_buf_copy(text, strlen(text));
+}
+
+/* Concatenates what outq_iov would hand to the kernel. */
+static size_t gather(const outq_t *q, char *out, size_t cap)
+{
+    uv_buf_t bufs[64];
+    size_t total = 0;
+    unsigned n = outq_iov(q, bufs, 64, &total);
+    size_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        assert_true(off + bufs[i].len <= cap);
+        memcpy(out + off, bufs[i].base, bufs[i].len);
+        off += bufs[i].len;
+    }
+    assert_int_equal(off, total);
+    out[off] = '\0';
+    return off;
+}
+
+static void test_order_and_partial_consume(void **state)
+{
+    (void)state;
+    outq_t q;
+    outq_init(&q);
+    frame_buf_t *a = make("hello ");
+    frame_buf_t *b = make("world");
+    outq_push(&q, frame_buf_ref(a), 0, a->len);
+    outq_push(&q, frame_buf_ref(b), 0, b->len);
+    assert_int_equal(outq_bytes(&q), 11);
+    char out[64];
+    gather(&q, out, sizeof(out));
+    assert_string_equal(out, "hello world");
+    outq_consume(&q, 3); /* a partial write inside the first slice */
+    gather(&q, out, sizeof(out));
+    assert_string_equal(out, "lo world");
+    outq_consume(&q, 3); /* ends exactly at a slice boundary: a is released */
+    assert_int_equal(a->refcnt, 1);
+    gather(&q, out, sizeof(out));
+    assert_string_equal(out, "world");
+    outq_consume(&q, 5);
+    assert_int_equal(outq_bytes(&q), 0);
+    assert_int_equal(b->refcnt, 1);
+    frame_buf_unref(a);
+    frame_buf_unref(b);
+}
+
+static void test_inflight_and_drop_pending(void **state)
+{
+    (void)state;
+    outq_t q;
+    outq_init(&q);
+    frame_buf_t *fb = make("0123456789");
+    for (int i = 0; i < 3; i++) {
+        outq_push(&q, frame_buf_ref(fb), (uint32_t)i, 2);
+    }
+    uv_buf_t bufs[8];
+    size_t total = 0;
+    unsigned n = outq_iov(&q, bufs, 2, &total); /* max 2 slices */
+    assert_int_equal(n, 2);
+    assert_int_equal(total, 4);
+    outq_mark_inflight(&q, n, total);
+    assert_int_equal(outq_pending_bytes(&q), 2);
+    /* Slices queued behind the write in flight are the only ones gathered. */
+    outq_push(&q, frame_buf_ref(fb), 8, 2);
+    char out[32];
+    gather(&q, out, sizeof(out));
+    assert_string_equal(out, "2389");
+    /* A slow consumer loses what is not in flight; the write in flight stays. */
+    assert_int_equal(outq_drop_pending(&q), 4);
+    assert_int_equal(outq_bytes(&q), 4);
+    assert_int_equal(fb->refcnt, 3);
+    outq_complete_inflight(&q);
+    assert_int_equal(outq_bytes(&q), 0);
+    assert_int_equal(fb->refcnt, 1);
+    frame_buf_unref(fb);
+}
+
+static void test_growth_and_shrink(void **state)
+{
+    (void)state;
+    outq_t q;
+    outq_init(&q);
+    frame_buf_t *fb = make("abcdefghijklmnopqrstuvwxyz");
+    /* Wrap the inline ring first, then grow past it. */
+    outq_push(&q, frame_buf_ref(fb), 0, 1);
+    outq_push(&q, frame_buf_ref(fb), 1, 1);
+    outq_consume(&q, 1);
+    for (uint32_t i = 2; i < 26; i++) {
+        outq_push(&q, frame_buf_ref(fb), i, 1);
+    }
+    assert_true(q.ring != q.inline_ring);
+    char out[64];
+    gather(&q, out, sizeof(out));
+    assert_string_equal(out, "bcdefghijklmnopqrstuvwxyz");
+    outq_consume(&q, 25);
+    assert_true(q.ring == q.inline_ring); /* an emptied queue gives its heap ring back */
+    assert_int_equal(fb->refcnt, 1);
+    outq_push(&q, frame_buf_ref(fb), 0, 26);
+    outq_clear(&q);
+    assert_int_equal(fb->refcnt, 1);
+    frame_buf_unref(fb);
+}
+
+static void test_adopt_headroom(void **state)
+{
+    (void)state;
+    frame_buf_t *fb = frame_buf_new(5);
+    assert_ptr_equal(fb->bytes, (uint8_t *)fb + FRAME_BUF_HEADROOM);
+    assert_int_equal((uintptr_t)fb->bytes % 16, 0);
+    assert_int_equal(fb->len, 5);
+    assert_int_equal(fb->refcnt, 1);
+    frame_buf_unref(fb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_and_partial_consume),
+        cmocka_unit_test(test_inflight_and_drop_pending),
+        cmocka_unit_test(test_growth_and_shrink),
+        cmocka_unit_test(test_adopt_headroom),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
