@@ -1,14 +1,16 @@
 /* test_outq.c - the outbound queue: order, partial writes, in-flight slices,
  * dropping, growth past the inline ring and reference counting. */
-#include "frame_buf.h"
-#include "outq.h"
-
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* cmocka.h needs the headers above first. */
+#include "frame_buf.h"
+#include "outq.h"
+
+#include <cmocka.h>
 
 static frame_buf_t *make(const char *text)
 {
