@@ -23,20 +23,32 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h)
+/* Frees a closed connection whose handles are all closed. Pending writes
+ * were cancelled before the close callbacks, so the queue owns every
+ * remaining reference. */
+void conn_free(conn_t *c)
 {
-    conn_t *c = h->data;
-    if (--c->handles_open > 0) {
-        return;
-    }
-    /* Last handle: pending writes were cancelled before this callback, so the
-     * queue owns every remaining reference. */
+    assert(c->state == CONN_CLOSED && c->handles_open == 0 && !c->dirty);
     server_t *s = c->server;
     s->outbound_bytes -= outq_bytes(&c->outq);
     outq_clear(&c->outq);
     free(c);
     if (s->shutting_down && s->nconns == 0) {
         server_shutdown(s); /* lets the shutdown finish now instead of at its timer */
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    if (--c->handles_open > 0) {
+        return;
+    }
+    /* Close callbacks run after the loop's prepare phase, so a connection
+     * closed during this turn may still sit on the server's dirty list: the
+     * next flush frees it instead. */
+    if (!c->dirty) {
+        conn_free(c);
     }
 }
 
@@ -66,8 +78,8 @@ void conn_close(conn_t *c)
         c->next->prev = c->prev;
     }
     s->nconns--;
-    /* A conn still on the dirty list is skipped by the flush (state CLOSED);
-     * it stays allocated until its close callbacks, which run after the flush. */
+    /* A conn still on the dirty list stays allocated until the flush has
+     * taken it off (see on_handle_closed). */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -84,6 +96,29 @@ static void timer_in(conn_t *c, uint64_t ms)
 /* ---- writing ----------------------------------------------------------------------------- */
 
 static void maybe_shutdown(conn_t *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/* Replies (acks, errors, pongs, echoes, HTTP responses) are caused by the
+ * peer's own requests, so a peer that sends but never reads is not cut off:
+ * it stops being read once its queue passes max_outbound_bytes, and TCP
+ * pushes back on it. Reading resumes when the queue drains below half. */
+static void apply_read_backpressure(conn_t *c)
+{
+    size_t limit = c->server->cfg->max_outbound_bytes;
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    if (!c->read_paused && outq_bytes(&c->outq) > limit) {
+        c->read_paused = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    } else if (c->read_paused && outq_bytes(&c->outq) <= limit / 2) {
+        c->read_paused = false;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+            conn_close(c);
+        }
+    }
+}
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -168,6 +203,7 @@ void conn_flush(conn_t *c)
         c->writing = true;
         break;
     }
+    apply_read_backpressure(c);
     maybe_shutdown(c);
 }
 
@@ -198,6 +234,7 @@ void conn_send_always(conn_t *c, frame_buf_t *fb)
     outq_push(&c->outq, fb, 0, fb->len);
     s->outbound_bytes += fb->len;
     server_mark_dirty(s, c);
+    apply_read_backpressure(c);
 }
 
 /* ---- closing ----------------------------------------------------------------------------- */

@@ -51,6 +51,7 @@ struct conn_s {
     bool writing; /* write_req in flight */
     bool shutdown_started;
     bool got_peer_close;  /* WebSocket close frame received */
+    bool read_paused;     /* replies over max_outbound_bytes: not reading */
     uint8_t handles_open; /* closed handles pending before free */
     uint64_t last_rx_ms;  /* loop time of the last bytes read */
     outq_t outq;
@@ -92,5 +93,9 @@ void conn_linger(conn_t *c);
 
 /* Closes now: idempotent, frees in the last close callback. */
 void conn_close(conn_t *c);
+
+/* Frees a CLOSED connection whose handles are closed and which is off the
+ * dirty list (the server's flush calls it for connections it finds so). */
+void conn_free(conn_t *c);
 
 #endif

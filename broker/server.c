@@ -39,6 +39,12 @@ static void on_flush(uv_prepare_t *p)
         s->dirty = c->dirty_next;
         c->dirty = false;
         c->dirty_next = NULL;
+        if (c->state == CONN_CLOSED) {
+            if (c->handles_open == 0) {
+                conn_free(c); /* its close callbacks ran while it was listed */
+            }
+            continue;
+        }
         conn_flush(c);
     }
 }
