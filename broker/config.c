@@ -139,8 +139,6 @@ static const key_def_t keys[] = {
     STRING_KEY("port_file", port_file, "", "PATH", NULL, NULL,
                "write the bound port number here (atomically) once accepting; \"\" = off"),
     UINT_KEY("backlog", backlog, 1, 65535, "511", "listen(2) backlog of pending connections"),
-    UINT_KEY("workers", workers, 0, 1024, "0",
-             "worker threads, each with its own event loop; 0 = one per CPU core"),
     STRING_KEY("ws_path", ws_path, "/ws", "PATH", is_url_path, "a URL path starting with \"/\"",
                "URL path of the WebSocket endpoint; an upgrade elsewhere gets 404"),
     STRING_KEY("echo_path", echo_path, "", "PATH", is_optional_url_path,

@@ -29,7 +29,6 @@ typedef struct config_s {
     uint32_t port;    /* 8080; 0 binds a free port */
     char *port_file;  /* write the bound port here once accepting; "" = off */
     uint32_t backlog; /* 511 */
-    uint32_t workers; /* 0 = one worker thread (event loop) per CPU core */
     char *ws_path;    /* "/ws" */
     char *echo_path;  /* "" = off; e.g. "/echo" for conformance suites */
     char *web_root;   /* static files; "" = off; default: the demo page folder */

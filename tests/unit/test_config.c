@@ -42,7 +42,6 @@ static const struct {
     {"port", "--port", "WSB_PORT", "(default 8080)"},
     {"port_file", "--port-file", "WSB_PORT_FILE", "(default \"\")"},
     {"backlog", "--backlog", "WSB_BACKLOG", "(default 511)"},
-    {"workers", "--workers", "WSB_WORKERS", "(default 0)"},
     {"ws_path", "--ws-path", "WSB_WS_PATH", "(default \"/ws\")"},
     {"echo_path", "--echo-path", "WSB_ECHO_PATH", "(default \"\")"},
     {"web_root", "--web-root", "WSB_WEB_ROOT", NULL},
@@ -207,7 +206,6 @@ static void assert_same_config_but_web_root(const config_t *a, const config_t *b
     assert_int_equal(a->port, b->port);
     assert_string_equal(a->port_file, b->port_file);
     assert_int_equal(a->backlog, b->backlog);
-    assert_int_equal(a->workers, b->workers);
     assert_string_equal(a->ws_path, b->ws_path);
     assert_string_equal(a->echo_path, b->echo_path);
     assert_string_equal(a->node_id, b->node_id);
@@ -245,7 +243,6 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.port, 8080);
     assert_string_equal(cfg.port_file, "");
     assert_int_equal(cfg.backlog, 511);
-    assert_int_equal(cfg.workers, 0);
     assert_string_equal(cfg.ws_path, "/ws");
     assert_string_equal(cfg.echo_path, "");
     assert_ends_with(cfg.web_root, "web");
@@ -295,20 +292,18 @@ static void test_flags_alone(void **state)
     assert_int_equal(
         load(&cfg,
              LIST("--host", "0.0.0.0", "--port", "9000", "--port-file", "/tmp/p", "--backlog",
-                  "128", "--workers", "2", "--ws-path", "/socket", "--echo-path", "/echo",
-                  "--web-root", "/srv/www", "--node-id", "node-1", "--log-level", "debug",
-                  "--max-connections", "10", "--max-message-size", "1MiB", "--max-subscriptions",
-                  "5", "--max-outbound-bytes", "2MiB", "--max-total-outbound", "1GiB",
-                  "--max-http-body", "4KiB", "--max-header-size", "16KiB", "--header-timeout", "2s",
-                  "--ping-interval", "0", "--idle-timeout", "90s", "--close-timeout", "500ms",
-                  "--shutdown-timeout", "1m"),
+                  "128", "--ws-path", "/socket", "--echo-path", "/echo", "--web-root", "/srv/www",
+                  "--node-id", "node-1", "--log-level", "debug", "--max-connections", "10",
+                  "--max-message-size", "1MiB", "--max-subscriptions", "5", "--max-outbound-bytes",
+                  "2MiB", "--max-total-outbound", "1GiB", "--max-http-body", "4KiB",
+                  "--max-header-size", "16KiB", "--header-timeout", "2s", "--ping-interval", "0",
+                  "--idle-timeout", "90s", "--close-timeout", "500ms", "--shutdown-timeout", "1m"),
              NULL),
         CONFIG_OK);
     assert_string_equal(cfg.host, "0.0.0.0");
     assert_int_equal(cfg.port, 9000);
     assert_string_equal(cfg.port_file, "/tmp/p");
     assert_int_equal(cfg.backlog, 128);
-    assert_int_equal(cfg.workers, 2);
     assert_string_equal(cfg.ws_path, "/socket");
     assert_string_equal(cfg.echo_path, "/echo");
     assert_string_equal(cfg.web_root, "/srv/www");
@@ -335,13 +330,12 @@ static void test_env_alone(void **state)
     (void)state;
     config_t cfg;
     assert_int_equal(load(&cfg, none,
-                          LIST("WSB_HOST=::", "WSB_PORT=0", "WSB_WORKERS=1",
-                               "WSB_WEB_ROOT=/opt/web", "WSB_MAX_MESSAGE_SIZE=128KiB",
-                               "WSB_IDLE_TIMEOUT=120", "WSB_LOG_LEVEL=warn", "WSB_PORT_FILE=")),
+                          LIST("WSB_HOST=::", "WSB_PORT=0", "WSB_WEB_ROOT=/opt/web",
+                               "WSB_MAX_MESSAGE_SIZE=128KiB", "WSB_IDLE_TIMEOUT=120",
+                               "WSB_LOG_LEVEL=warn", "WSB_PORT_FILE=")),
                      CONFIG_OK);
     assert_string_equal(cfg.host, "::");
     assert_int_equal(cfg.port, 0);
-    assert_int_equal(cfg.workers, 1);
     assert_string_equal(cfg.web_root, "/opt/web");
     assert_int_equal(cfg.max_message_size, 128 * KIB);
     assert_int_equal(cfg.idle_timeout_ms, 120000);
@@ -421,7 +415,7 @@ static void test_precedence(void **state)
     (void)state;
     const char *path = write_temp("{\"port\": 1111, \"host\": \"10.0.0.1\", "
                                   "\"max_message_size\": \"1KiB\", \"idle_timeout\": 100, "
-                                  "\"log_level\": \"warn\", \"workers\": 3, "
+                                  "\"log_level\": \"warn\", "
                                   "\"close_timeout\": \"7s\"}");
     config_t cfg;
     assert_int_equal(load(&cfg,
@@ -437,7 +431,6 @@ static void test_precedence(void **state)
     assert_string_equal(cfg.log_level, "debug");     /* env > file */
     assert_int_equal(cfg.backlog, 64);               /* env > default */
     assert_int_equal(cfg.idle_timeout_ms, 100000);   /* file > default */
-    assert_int_equal(cfg.workers, 3);                /* file > default */
     assert_int_equal(cfg.max_connections, 50000);    /* default */
     config_free(&cfg);
 
@@ -698,7 +691,6 @@ static void test_uint_values(void **state)
                      LIST("port: expected an integer from 0 to 65535", quoted, "from --port"));
     }
     expect_error(LIST("--backlog=0"), NULL, LIST("backlog", "from 1 to 65535"));
-    expect_error(LIST("--workers=1025"), NULL, LIST("workers", "from 0 to 1024"));
     expect_error(LIST("--max-connections=0"), NULL, LIST("max_connections"));
     expect_error(LIST("--max-subscriptions=2147483648"), NULL, LIST("max_subscriptions"));
 }
