@@ -295,13 +295,14 @@ void conn_http_respond(conn_t *c, int status, const char *content_type, const vo
 {
     char head[1024];
     keep_alive = keep_alive && !c->server->shutting_down;
+    size_t body_len = c->head_request ? 0 : len; /* HEAD: the length, not the body */
     int hl = wsb_http_write_head(head, sizeof(head), status, content_type, len, keep_alive,
                                  extra_headers);
     assert(hl > 0);
-    frame_buf_t *fb = frame_buf_new((size_t)hl + len);
+    frame_buf_t *fb = frame_buf_new((size_t)hl + body_len);
     memcpy(fb->bytes, head, (size_t)hl);
-    if (len > 0) {
-        memcpy(fb->bytes + hl, body, len);
+    if (body_len > 0) {
+        memcpy(fb->bytes + hl, body, body_len);
     }
     conn_http_respond_buf(c, fb, keep_alive);
 }
@@ -350,7 +351,9 @@ static bool http_dispatch(conn_t *c)
         return false;
     }
     s->metrics.http_requests++;
+    c->head_request = wsb_str_eq(wsb_http_request_method(req), "HEAD");
     http_api_handle(c, req);
+    c->head_request = false;
     return c->state == CONN_HTTP;
 }
 

@@ -20,7 +20,8 @@
 /* Error replies, counted by code (the WSB_ERR_* strings). */
 #define METRICS_ERROR_CODES(X)                                                                     \
     X(bad_json)                                                                                    \
-    X(bad_type) X(missing_field) X(bad_field) X(bad_topic) X(bad_since) X(forbidden) X(too_large)  \
+    X(bad_type)                                                                                    \
+    X(missing_field) X(bad_field) X(bad_topic) X(bad_since) X(forbidden) X(too_large)              \
         X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal)
 
 #define METRICS_BATCH_BUCKETS 12 /* frames per write: 1, 2, 4, ... 1024, +Inf */

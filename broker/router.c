@@ -156,18 +156,21 @@ static topic_t *topic_get(router_t *r, wsb_str_t name)
 typedef struct {
     frame_buf_t *fb;
     server_t *server;
-    size_t slow;
+    size_t undelivered; /* matched but not queued: closing or just dropped */
 } fanout_t;
 
 static int deliver_cb(trie_client_t *client, void *user_data)
 {
     fanout_t *f = user_data;
     session_t *s = (session_t *)(void *)client;
-    if (session_deliver(s, f->fb) != 0 && s->conn->state == CONN_WS) {
+    if (session_deliver(s, f->fb) == 0) {
+        return 0;
+    }
+    f->undelivered++;
+    if (s->conn->state == CONN_WS) {
         /* Over its outbound bound: this subscriber cannot keep up. Its queued
          * frames are dropped and it is told why; everyone else goes on. */
         f->server->metrics.slow_consumer_closes++;
-        f->slow++;
         conn_ws_close(s->conn, WSB_WS_CLOSE_TRY_AGAIN, "slow consumer", true);
     }
     return 0;
@@ -192,11 +195,11 @@ size_t router_publish(router_t *r, wsb_str_t topic, const json_t *data, uint64_t
     free(data_json);
     frame_buf_t *fb = frame_buf_adopt(raw, frame_len);
 
-    fanout_t f = {.fb = fb, .server = s, .slow = 0};
+    fanout_t f = {.fb = fb, .server = s, .undelivered = 0};
     s->in_fanout = true;
     size_t n = trie_match(s->trie, topic.p, topic.len, deliver_cb, &f);
     s->in_fanout = false;
-    s->metrics.messages_delivered += n - f.slow;
+    s->metrics.messages_delivered += n - f.undelivered;
     frame_buf_unref(fb);
-    return n - f.slow;
+    return n - f.undelivered;
 }
