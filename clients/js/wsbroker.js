@@ -1,0 +1,897 @@
+// wsbroker client: one ES module, no dependencies, for browsers and Node.
+//
+// It speaks wire protocol v1 (protocol/PROTOCOL.md) over one WebSocket:
+//
+//   const c = connect("ws://127.0.0.1:8080/ws");
+//   const s = c.subscribe("prices.*.usd", (msg) => console.log(msg.topic, msg.data));
+//   const { seq } = await c.publish("prices.btc.usd", { bid: 64000.5 });
+//   await s.unsubscribe();
+//   await c.close();
+//
+// Contracts a user can rely on:
+// - State is "connecting", "open" or "closed". "open" starts when the broker's
+//   `welcome` arrives; "closed" is final (close() was called, reconnecting is
+//   off, or the broker closed with a code that says a reconnect would repeat a
+//   client bug: 1002, 1003, 1007, 1009).
+// - Subscriptions live in the client, not in one socket: after a reconnect every
+//   live pattern is subscribed again, exact topics with `since` when the last
+//   message seen on them carried an `epoch` (so history recovery works wherever
+//   the broker keeps history). A pattern is subscribed once per socket however
+//   many Subscription objects share it, and every message is handed once to each
+//   Subscription whose pattern matches its topic.
+// - publish() resolves with the broker's ack ({seq, topic}) or rejects with a
+//   WsbrokerError whose `code` is a broker error code (section 7) or one of the
+//   client codes below. Publishes made while not open wait in a bounded queue
+//   (maxQueue) and are sent, in order, after the next welcome; a publish that was
+//   sent but not acknowledged when the socket dropped is rejected with
+//   "disconnected" and never resent (delivery is at most once: it may or may not
+//   have been published).
+// - Keepalive: when nothing has been received for pingInterval ms the client
+//   sends an application `ping`; if nothing at all arrives within pingTimeout ms
+//   after it, the socket is considered dead, dropped and reconnected.
+//
+// Client error codes (besides the broker's): "closed" (the client was closed),
+// "disconnected" (the socket dropped before the reply), "queue_full" (offline
+// publish queue at maxQueue), "too_large" (the request exceeds the broker's
+// announced max_message_size, checked before sending because the broker would
+// close the socket with 1009), "protocol" (unsupported protocol version or a
+// close code that forbids reconnecting), "timeout" (no reply to ping()).
+
+export const VERSION = "0.1.0";
+export const PROTOCOL_VERSION = 1;
+
+/** Connection states. */
+export const State = Object.freeze({
+    CONNECTING: "connecting",
+    OPEN: "open",
+    CLOSED: "closed",
+});
+
+// Close codes after which the protocol says not to reconnect (section 8).
+const FATAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1009]);
+// Largest id the broker accepts (2^53 - 1, section 2.1).
+const MAX_ID = Number.MAX_SAFE_INTEGER;
+
+const DEFAULTS = Object.freeze({
+    token: undefined,
+    reconnect: { minDelay: 500, maxDelay: 30000, factor: 2, jitter: 0.5, maxAttempts: Infinity },
+    maxQueue: 1000,
+    pingInterval: 20000,
+    pingTimeout: 10000,
+    connectTimeout: 10000,
+    bufferSize: 1000,
+    WebSocket: undefined,
+});
+
+/** An error reported by the broker (code from PROTOCOL.md section 7) or by the client. */
+export class WsbrokerError extends Error {
+    constructor(code, message, extra) {
+        super(message);
+        this.name = "WsbrokerError";
+        this.code = code;
+        if (extra) Object.assign(this, extra);
+    }
+}
+
+/** True when topic `topic` matches pattern `pattern` (PROTOCOL.md section 5.2). */
+export function matches(pattern, topic) {
+    const p = pattern.split(".");
+    const t = topic.split(".");
+    // A wildcard in the first position never matches a reserved `$` topic.
+    if ((p[0] === "*" || p[0] === ">") && t[0].startsWith("$")) return false;
+    for (let i = 0; i < p.length; i++) {
+        if (p[i] === ">") return t.length > i;
+        if (i >= t.length) return false;
+        if (p[i] !== "*" && p[i] !== t[i]) return false;
+    }
+    return p.length === t.length;
+}
+
+/** True when `pattern` has no wildcard token (it names one topic). */
+export function isExactTopic(pattern) {
+    return !pattern.split(".").some((tok) => tok === "*" || tok === ">");
+}
+
+// Listener exceptions must not break the client's state machine, yet must not be
+// swallowed either: rethrow them on a fresh stack, as a DOM event dispatch does.
+function safeCall(fn, args) {
+    try {
+        fn(...args);
+    } catch (err) {
+        queueMicrotask(() => {
+            throw err;
+        });
+    }
+}
+
+/** A tiny event emitter shared by Connection and Subscription. */
+class Emitter {
+    #listeners = new Map();
+
+    /** Adds a listener; returns a function that removes it. */
+    on(event, fn) {
+        if (typeof fn !== "function") throw new TypeError("listener must be a function");
+        let set = this.#listeners.get(event);
+        if (!set) this.#listeners.set(event, (set = new Set()));
+        set.add(fn);
+        return () => this.off(event, fn);
+    }
+
+    off(event, fn) {
+        this.#listeners.get(event)?.delete(fn);
+    }
+
+    once(event, fn) {
+        const off = this.on(event, (...args) => {
+            off();
+            fn(...args);
+        });
+        return off;
+    }
+
+    _emit(event, ...args) {
+        const set = this.#listeners.get(event);
+        if (!set || set.size === 0) return false;
+        for (const fn of [...set]) safeCall(fn, args);
+        return true;
+    }
+}
+
+// A promise whose rejection is not reported as unhandled when nobody awaits it
+// (Node would otherwise kill the process), while those who await it still see it.
+function deferred() {
+    let resolve, reject;
+    const promise = new Promise((res, rej) => {
+        resolve = res;
+        reject = rej;
+    });
+    promise.catch(() => {});
+    return { promise, resolve, reject };
+}
+
+function utf8Length(text) {
+    let n = 0;
+    for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (c < 0x80) n += 1;
+        else if (c < 0x800) n += 2;
+        else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+            n += 4;
+            i++;
+        } else n += 3;
+    }
+    return n;
+}
+
+function resolveUrl(url) {
+    let s = String(url);
+    // A path alone ("/ws") is relative to the page that loaded the module.
+    if (s.startsWith("/") && globalThis.location && globalThis.location.host) {
+        const proto = globalThis.location.protocol === "https:" ? "wss:" : "ws:";
+        s = `${proto}//${globalThis.location.host}${s}`;
+    }
+    const u = new URL(s); // throws a TypeError on a malformed URL
+    if (u.protocol === "http:") u.protocol = "ws:";
+    else if (u.protocol === "https:") u.protocol = "wss:";
+    if (u.protocol !== "ws:" && u.protocol !== "wss:") {
+        throw new TypeError(`wsbroker: URL must be ws://, wss://, http:// or https://, got ${u.protocol}`);
+    }
+    return u;
+}
+
+/**
+ * One subscription to a pattern. Messages go to the callback given to
+ * subscribe(), or, without one, are buffered (at most bufferSize, oldest dropped
+ * and counted in `dropped`) for async iteration.
+ */
+export class Subscription extends Emitter {
+    #conn;
+    #callback;
+    #buffer = [];
+    #waiters = [];
+    #bufferSize;
+    #closed = false;
+    #error = null;
+    #ready = deferred();
+    #active = false;
+
+    constructor(conn, topic, callback, bufferSize) {
+        super();
+        this.#conn = conn;
+        this.#callback = callback;
+        this.#bufferSize = bufferSize;
+        /** The pattern, exactly as given to subscribe(). */
+        this.topic = topic;
+        /** Messages dropped because the iteration buffer was full. */
+        this.dropped = 0;
+        /** Messages handed to this subscription. */
+        this.received = 0;
+    }
+
+    /** Resolves with {recovered} on the first ack; rejects if the broker refuses the pattern. */
+    get ready() {
+        return this.#ready.promise;
+    }
+
+    /** True while the broker has acknowledged this pattern on the current socket. */
+    get active() {
+        return this.#active && !this.#closed;
+    }
+
+    /** True once unsubscribed, refused by the broker, or the connection was closed. */
+    get closed() {
+        return this.#closed;
+    }
+
+    /** Stops the subscription; resolves when the broker has acknowledged (or at once when offline). */
+    unsubscribe() {
+        if (this.#closed) return Promise.resolve();
+        this._end(null);
+        return this.#conn._unsubscribe(this);
+    }
+
+    [Symbol.asyncIterator]() {
+        if (this.#callback) {
+            throw new TypeError("wsbroker: a subscription with a callback cannot also be iterated");
+        }
+        return {
+            next: () => {
+                if (this.#buffer.length > 0) {
+                    return Promise.resolve({ value: this.#buffer.shift(), done: false });
+                }
+                if (this.#closed) {
+                    if (this.#error) {
+                        const err = this.#error;
+                        this.#error = null; // reported once; later calls just end
+                        return Promise.reject(err);
+                    }
+                    return Promise.resolve({ value: undefined, done: true });
+                }
+                return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+            },
+            // `break` out of for-await ends the subscription.
+            return: async () => {
+                await this.unsubscribe();
+                return { value: undefined, done: true };
+            },
+            [Symbol.asyncIterator]() {
+                return this;
+            },
+        };
+    }
+
+    // --- called by Connection only ---
+
+    _deliver(msg) {
+        if (this.#closed) return;
+        this.received++;
+        if (this.#callback) {
+            safeCall(this.#callback, [msg, this]);
+            return;
+        }
+        const waiter = this.#waiters.shift();
+        if (waiter) {
+            waiter.resolve({ value: msg, done: false });
+            return;
+        }
+        if (this.#buffer.length >= this.#bufferSize) {
+            this.#buffer.shift();
+            this.dropped++;
+        }
+        this.#buffer.push(msg);
+    }
+
+    _subscribed(info) {
+        if (this.#closed) return;
+        this.#active = true;
+        this.#ready.resolve(info);
+        this._emit("subscribed", info);
+    }
+
+    _inactive() {
+        this.#active = false;
+    }
+
+    _end(err) {
+        if (this.#closed) return;
+        this.#closed = true;
+        this.#active = false;
+        if (err) {
+            this.#error = err;
+            this.#ready.reject(err);
+            this._emit("error", err);
+        } else {
+            this.#ready.reject(new WsbrokerError("closed", "subscription closed before it was acknowledged"));
+        }
+        const waiters = this.#waiters.splice(0);
+        if (err && waiters.length > 0) this.#error = null;
+        for (const w of waiters) {
+            if (err) w.reject(err);
+            else w.resolve({ value: undefined, done: true });
+        }
+        this._emit("closed", err);
+    }
+}
+
+/**
+ * A connection to one broker, reconnecting by itself. Create it with connect().
+ * Events: "state" (state, previous), "open" (welcome), "disconnect"
+ * ({code, reason, reconnectIn}), "close" ({code, reason, error}), "error"
+ * (WsbrokerError), "message" (every message frame, before subscriptions).
+ */
+export class Connection extends Emitter {
+    #url;
+    #opts;
+    #WebSocket;
+    #ws = null;
+    #state = State.CONNECTING;
+    #welcome = null;
+    #welcomed = false; // the current socket has received its welcome
+    #nextId = 1;
+    #pending = new Map(); // id -> request waiting for its reply on the current socket
+    #queue = []; // publishes waiting for the socket to open
+    #patterns = new Map(); // pattern -> { subs: Set<Subscription>, inflight: id|null, active, acked }
+    #positions = new Map(); // exact topic -> { epoch, seq } of the last message seen on it
+    #attempt = 0;
+    #reconnectTimer = null;
+    #connectTimer = null;
+    #pingTimer = null;
+    #deadTimer = null;
+    #lastRx = 0;
+    #closePromise = null;
+
+    constructor(url, options = {}) {
+        super();
+        this.#url = resolveUrl(url);
+        const reconnect =
+            options.reconnect === false
+                ? false
+                : { ...DEFAULTS.reconnect, ...(options.reconnect || {}) };
+        this.#opts = { ...DEFAULTS, ...options, reconnect };
+        this.#WebSocket = this.#opts.WebSocket || globalThis.WebSocket;
+        if (typeof this.#WebSocket !== "function") {
+            throw new TypeError(
+                "wsbroker: no WebSocket implementation; on Node < 22 pass one, e.g. " +
+                    "connect(url, { WebSocket: (await import('ws')).WebSocket })",
+            );
+        }
+        /** Counters, for dashboards. */
+        this.stats = { messages: 0, published: 0, acks: 0, errors: 0, connects: 0, reconnects: 0 };
+        this.#open();
+    }
+
+    /** "connecting", "open" or "closed". */
+    get state() {
+        return this.#state;
+    }
+
+    /** The broker's last `welcome` (client_id, node_id, limits…), or null before the first. */
+    get welcome() {
+        return this.#welcome;
+    }
+
+    /** The URL the client connects to (without the token). */
+    get url() {
+        return this.#url.href;
+    }
+
+    /** Publishes waiting for the socket to open. */
+    get queued() {
+        return this.#queue.length;
+    }
+
+    /**
+     * Subscribes to `pattern`. `callback(msg, subscription)` receives every
+     * matching message; without it, iterate the subscription with for await.
+     * options.since = {epoch, seq} asks the broker to replay an exact topic.
+     */
+    subscribe(pattern, callback, options = {}) {
+        if (typeof callback === "object" && callback !== null) {
+            options = callback;
+            callback = undefined;
+        }
+        if (typeof pattern !== "string" || pattern === "") {
+            throw new TypeError("wsbroker: subscribe needs a non-empty topic pattern string");
+        }
+        if (callback !== undefined && typeof callback !== "function") {
+            throw new TypeError("wsbroker: the subscribe callback must be a function");
+        }
+        const sub = new Subscription(this, pattern, callback, options.bufferSize ?? this.#opts.bufferSize);
+        if (this.#state === State.CLOSED) {
+            sub._end(new WsbrokerError("closed", "the connection is closed"));
+            return sub;
+        }
+        if (options.since && isExactTopic(pattern)) {
+            this.#positions.set(pattern, { epoch: options.since.epoch, seq: options.since.seq });
+        }
+        let entry = this.#patterns.get(pattern);
+        if (!entry) {
+            entry = { subs: new Set(), inflight: null, active: false, acked: false };
+            this.#patterns.set(pattern, entry);
+        }
+        entry.subs.add(sub);
+        if (entry.active) {
+            queueMicrotask(() => sub._subscribed({ recovered: undefined, resubscribed: false }));
+        } else if (entry.inflight === null && this.#state === State.OPEN) {
+            this.#sendSubscribe(pattern, entry);
+        }
+        return sub;
+    }
+
+    /**
+     * Publishes `data` (any JSON value; undefined is sent as null) to the exact
+     * topic `topic`. Resolves with {seq, topic} on the broker's ack.
+     */
+    publish(topic, data = null) {
+        if (this.#state === State.CLOSED) {
+            return Promise.reject(new WsbrokerError("closed", "the connection is closed"));
+        }
+        if (typeof topic !== "string" || topic === "") {
+            return Promise.reject(new TypeError("wsbroker: publish needs a non-empty topic string"));
+        }
+        let dataText;
+        try {
+            dataText = JSON.stringify(data);
+        } catch (err) {
+            return Promise.reject(err);
+        }
+        if (dataText === undefined) dataText = "null";
+        return new Promise((resolve, reject) => {
+            const req = { kind: "publish", topic, dataText, resolve, reject };
+            if (this.#state === State.OPEN) {
+                this.#sendPublish(req);
+            } else if (this.#queue.length < this.#opts.maxQueue) {
+                this.#queue.push(req);
+            } else {
+                reject(
+                    new WsbrokerError(
+                        "queue_full",
+                        `offline publish queue is full (maxQueue ${this.#opts.maxQueue}); not published to ${topic}`,
+                        { topic },
+                    ),
+                );
+            }
+        });
+    }
+
+    /** Application-level round trip; resolves with the round-trip time in ms. */
+    ping() {
+        if (this.#state !== State.OPEN) {
+            return Promise.reject(new WsbrokerError("disconnected", "not connected"));
+        }
+        return new Promise((resolve, reject) => {
+            const started = now();
+            const id = this.#takeId();
+            const timer = setTimeout(() => {
+                if (this.#pending.delete(id)) reject(new WsbrokerError("timeout", "no pong in time"));
+            }, this.#opts.pingTimeout);
+            this.#pending.set(id, {
+                kind: "ping",
+                resolve: () => {
+                    clearTimeout(timer);
+                    resolve(now() - started);
+                },
+                reject: (err) => {
+                    clearTimeout(timer);
+                    reject(err);
+                },
+            });
+            this.#send({ type: "ping", id });
+        });
+    }
+
+    /**
+     * Closes for good: rejects queued and unanswered requests with "closed",
+     * ends every subscription, sends a close frame. Resolves once the socket is
+     * closed (after at most 2 s). Safe to call more than once.
+     */
+    close() {
+        if (this.#closePromise) return this.#closePromise;
+        const ws = this.#ws;
+        this.#shutdown(1000, "client close", null);
+        this.#closePromise = new Promise((resolve) => {
+            if (!ws || ws.readyState === 3 /* CLOSED */) {
+                resolve();
+                return;
+            }
+            const timer = setTimeout(resolve, 2000);
+            ws.onclose = () => {
+                clearTimeout(timer);
+                resolve();
+            };
+            try {
+                ws.close(1000, "client close");
+            } catch {
+                clearTimeout(timer);
+                resolve();
+            }
+        });
+        return this.#closePromise;
+    }
+
+    // --- internals ---
+
+    #setState(next) {
+        if (this.#state === next) return;
+        const prev = this.#state;
+        this.#state = next;
+        this._emit("state", next, prev);
+    }
+
+    #takeId() {
+        const id = this.#nextId;
+        this.#nextId = id >= MAX_ID ? 1 : id + 1;
+        return id;
+    }
+
+    async #open() {
+        this.#setState(State.CONNECTING);
+        let url = this.#url;
+        const token = this.#opts.token;
+        if (token !== undefined && token !== null) {
+            let value = token;
+            try {
+                if (typeof token === "function") value = await token();
+            } catch (err) {
+                this._emit("error", new WsbrokerError("token", `token callback failed: ${err?.message ?? err}`));
+                this.#scheduleReconnect(1006, "token callback failed");
+                return;
+            }
+            if (this.#state === State.CLOSED) return;
+            url = new URL(url.href);
+            url.searchParams.set("token", String(value));
+        }
+        let ws;
+        try {
+            ws = new this.#WebSocket(url.href);
+        } catch (err) {
+            this._emit("error", new WsbrokerError("connect", `cannot open ${this.#url.href}: ${err?.message ?? err}`));
+            this.#scheduleReconnect(1006, "connect failed");
+            return;
+        }
+        this.#ws = ws;
+        this.#welcomed = false;
+        this.#lastRx = now();
+        ws.onopen = () => {};
+        ws.onerror = () => {}; // a close event always follows
+        ws.onmessage = (ev) => {
+            if (ws === this.#ws) this.#onFrame(ev.data);
+        };
+        ws.onclose = (ev) => {
+            if (ws === this.#ws) this.#onSocketGone(ev.code, ev.reason || "");
+        };
+        this.#connectTimer = setTimeout(() => {
+            if (ws === this.#ws && !this.#welcomed) this.#drop(ws, "connect timeout");
+        }, this.#opts.connectTimeout);
+    }
+
+    #onFrame(raw) {
+        this.#lastRx = now();
+        if (typeof raw !== "string") return; // the broker never sends binary messages
+        let msg;
+        try {
+            msg = JSON.parse(raw);
+        } catch {
+            this._emit("error", new WsbrokerError("bad_json", "the broker sent a message that is not JSON"));
+            return;
+        }
+        if (msg === null || typeof msg !== "object") return;
+        switch (msg.type) {
+            case "message":
+                this.#onMessage(msg);
+                break;
+            case "ack":
+            case "pong":
+                this.#onReply(msg, null);
+                break;
+            case "error": {
+                this.stats.errors++;
+                const err = new WsbrokerError(String(msg.code), String(msg.message ?? msg.code));
+                if (typeof msg.id === "number" && this.#pending.has(msg.id)) this.#onReply(msg, err);
+                else this._emit("error", err);
+                break;
+            }
+            case "welcome":
+                this.#onWelcome(msg);
+                break;
+            default:
+                break; // unknown types are ignored (section 12)
+        }
+    }
+
+    #onWelcome(msg) {
+        clearTimeout(this.#connectTimer);
+        this.#connectTimer = null;
+        if (msg.protocol !== PROTOCOL_VERSION) {
+            const err = new WsbrokerError(
+                "protocol",
+                `the broker speaks protocol ${msg.protocol}; this client speaks ${PROTOCOL_VERSION}`,
+            );
+            const ws = this.#ws;
+            this.#shutdown(1002, err.message, err);
+            try {
+                ws.close(1000, "unsupported protocol");
+            } catch {
+                /* already closing */
+            }
+            return;
+        }
+        this.#welcomed = true;
+        this.#welcome = msg;
+        if (this.stats.connects > 0) this.stats.reconnects++;
+        this.stats.connects++;
+        this.#attempt = 0;
+        this.#startKeepalive();
+        this.#setState(State.OPEN);
+        for (const [pattern, entry] of this.#patterns) this.#sendSubscribe(pattern, entry);
+        const queue = this.#queue.splice(0);
+        for (const req of queue) this.#sendPublish(req);
+        this._emit("open", msg);
+    }
+
+    #onMessage(msg) {
+        this.stats.messages++;
+        this._emit("message", msg);
+        const topic = msg.topic;
+        if (typeof topic !== "string") return;
+        if (typeof msg.epoch === "string" && typeof msg.seq === "number" && this.#patterns.has(topic)) {
+            this.#positions.set(topic, { epoch: msg.epoch, seq: msg.seq });
+        }
+        for (const [pattern, entry] of this.#patterns) {
+            if (pattern === topic || matches(pattern, topic)) {
+                for (const sub of entry.subs) sub._deliver(msg);
+            }
+        }
+    }
+
+    #onReply(msg, err) {
+        const req = this.#pending.get(msg.id);
+        if (!req) return;
+        this.#pending.delete(msg.id);
+        switch (req.kind) {
+            case "publish":
+                if (err) {
+                    err.topic = req.topic;
+                    req.reject(err);
+                } else {
+                    this.stats.acks++;
+                    req.resolve({ seq: msg.seq, topic: req.topic });
+                }
+                break;
+            case "subscribe":
+                this.#onSubscribeReply(req, msg, err);
+                break;
+            case "unsubscribe":
+                // not_subscribed means the broker has no such subscription: done all the same.
+                if (err && err.code !== "not_subscribed") req.reject(err);
+                else req.resolve();
+                break;
+            default:
+                if (err) req.reject(err);
+                else req.resolve(msg);
+        }
+    }
+
+    #onSubscribeReply(req, msg, err) {
+        const entry = this.#patterns.get(req.pattern);
+        if (!entry || entry.inflight !== msg.id) return; // unsubscribed meanwhile
+        entry.inflight = null;
+        if (err) {
+            if (err.code === "bad_since" && req.since) {
+                // A broker that refuses our position: subscribe without recovery.
+                this.#positions.delete(req.pattern);
+                this.#sendSubscribe(req.pattern, entry);
+                return;
+            }
+            err.topic = req.pattern;
+            this.#patterns.delete(req.pattern);
+            this.#positions.delete(req.pattern);
+            for (const sub of entry.subs) sub._end(err);
+            this._emit("error", err);
+            return;
+        }
+        const info = { recovered: msg.recovered, resubscribed: entry.acked };
+        entry.active = true;
+        entry.acked = true;
+        for (const sub of entry.subs) sub._subscribed(info);
+    }
+
+    #sendSubscribe(pattern, entry) {
+        const id = this.#takeId();
+        const req = { type: "subscribe", topic: pattern, id };
+        const pos = this.#positions.get(pattern);
+        if (pos && typeof pos.epoch === "string" && pos.epoch !== "" && Number.isInteger(pos.seq)) {
+            req.since = { epoch: pos.epoch, seq: pos.seq };
+        }
+        entry.inflight = id;
+        this.#pending.set(id, { kind: "subscribe", pattern, since: req.since !== undefined });
+        this.#send(req);
+    }
+
+    /** Called by Subscription.unsubscribe(). */
+    _unsubscribe(sub) {
+        const entry = this.#patterns.get(sub.topic);
+        if (!entry || !entry.subs.delete(sub)) return Promise.resolve();
+        if (entry.subs.size > 0) return Promise.resolve();
+        this.#patterns.delete(sub.topic);
+        this.#positions.delete(sub.topic);
+        // With no socket, or before anything was sent on this socket, the broker holds nothing.
+        if (this.#state !== State.OPEN || (!entry.active && entry.inflight === null)) {
+            return Promise.resolve();
+        }
+        return new Promise((resolve, reject) => {
+            const id = this.#takeId();
+            this.#pending.set(id, { kind: "unsubscribe", resolve, reject });
+            this.#send({ type: "unsubscribe", topic: sub.topic, id });
+        });
+    }
+
+    #sendPublish(req) {
+        const id = this.#takeId();
+        const text = `{"type":"publish","topic":${JSON.stringify(req.topic)},"data":${req.dataText},"id":${id}}`;
+        const limit = this.#welcome?.limits?.max_message_size;
+        if (typeof limit === "number" && limit > 0 && text.length * 3 > limit && utf8Length(text) > limit) {
+            req.reject(
+                new WsbrokerError(
+                    "too_large",
+                    `publish to ${req.topic} is ${utf8Length(text)} bytes; the broker accepts at most ${limit}`,
+                    { topic: req.topic },
+                ),
+            );
+            return;
+        }
+        this.#pending.set(id, req);
+        this.stats.published++;
+        this.#sendText(text);
+    }
+
+    #send(obj) {
+        this.#sendText(JSON.stringify(obj));
+    }
+
+    #sendText(text) {
+        try {
+            this.#ws.send(text);
+        } catch (err) {
+            // The socket is going away; its close event rejects what is pending.
+            this._emit("error", new WsbrokerError("disconnected", `send failed: ${err?.message ?? err}`));
+        }
+    }
+
+    #startKeepalive() {
+        this.#stopKeepalive();
+        const interval = this.#opts.pingInterval;
+        if (!(interval > 0)) return;
+        const ws = this.#ws;
+        this.#pingTimer = setInterval(() => {
+            if (ws !== this.#ws || this.#deadTimer) return;
+            if (now() - this.#lastRx < interval) return;
+            const sentAt = now();
+            this.#send({ type: "ping" });
+            this.#deadTimer = setTimeout(() => {
+                this.#deadTimer = null;
+                if (ws === this.#ws && this.#lastRx < sentAt) this.#drop(ws, "keepalive timeout");
+            }, this.#opts.pingTimeout);
+        }, Math.max(10, Math.floor(interval / 2)));
+    }
+
+    #stopKeepalive() {
+        clearInterval(this.#pingTimer);
+        clearTimeout(this.#deadTimer);
+        this.#pingTimer = null;
+        this.#deadTimer = null;
+    }
+
+    // Gives up on a socket that does not answer: forget it at once (its close
+    // event is ignored) and reconnect, without waiting for a closing handshake.
+    #drop(ws, reason) {
+        detach(ws);
+        try {
+            if (typeof ws.terminate === "function") ws.terminate(); // `ws` package
+            else ws.close(4000, reason);
+        } catch {
+            /* already closed */
+        }
+        if (ws === this.#ws) this.#onSocketGone(1006, reason);
+    }
+
+    #onSocketGone(code, reason) {
+        const ws = this.#ws;
+        this.#ws = null;
+        if (ws) detach(ws);
+        clearTimeout(this.#connectTimer);
+        this.#connectTimer = null;
+        this.#stopKeepalive();
+        this.#failPending(new WsbrokerError("disconnected", `connection lost (${code} ${reason})`.trim()));
+        if (this.#state === State.CLOSED) return;
+        if (FATAL_CLOSE_CODES.has(code)) {
+            const err = new WsbrokerError(
+                "protocol",
+                `the broker closed the connection with ${code} (${reason}); not reconnecting`,
+                { closeCode: code },
+            );
+            this.#shutdown(code, reason, err);
+            return;
+        }
+        this.#scheduleReconnect(code, reason);
+    }
+
+    #scheduleReconnect(code, reason) {
+        const rc = this.#opts.reconnect;
+        if (!rc || this.#attempt >= rc.maxAttempts) {
+            this.#shutdown(code, reason, null);
+            return;
+        }
+        const base = Math.min(rc.maxDelay, rc.minDelay * Math.pow(rc.factor, this.#attempt));
+        const delay = Math.round(base * (1 - rc.jitter * Math.random()));
+        this.#attempt++;
+        this.#setState(State.CONNECTING);
+        this._emit("disconnect", { code, reason, reconnectIn: delay, attempt: this.#attempt });
+        this.#reconnectTimer = setTimeout(() => {
+            this.#reconnectTimer = null;
+            if (this.#state !== State.CLOSED) this.#open();
+        }, delay);
+    }
+
+    // Requests sent on a socket that is gone: publishes and pings fail (at most
+    // once: never resent), unsubscribes are done (the broker dropped everything
+    // with the socket), subscribes are sent again after the next welcome.
+    #failPending(err) {
+        const pending = [...this.#pending.values()];
+        this.#pending.clear();
+        for (const req of pending) {
+            if (req.kind === "unsubscribe") req.resolve();
+            else if (req.kind !== "subscribe") req.reject(err);
+        }
+        for (const entry of this.#patterns.values()) {
+            entry.inflight = null;
+            entry.active = false;
+            for (const sub of entry.subs) sub._inactive();
+        }
+    }
+
+    #shutdown(code, reason, error) {
+        if (this.#state === State.CLOSED) return;
+        clearTimeout(this.#reconnectTimer);
+        clearTimeout(this.#connectTimer);
+        this.#reconnectTimer = this.#connectTimer = null;
+        this.#stopKeepalive();
+        if (this.#ws) detach(this.#ws);
+        this.#ws = null;
+        const closed = new WsbrokerError("closed", "the connection is closed");
+        this.#failPending(closed);
+        for (const req of this.#queue.splice(0)) req.reject(closed);
+        const subs = [];
+        for (const entry of this.#patterns.values()) subs.push(...entry.subs);
+        this.#patterns.clear();
+        for (const sub of subs) sub._end(error);
+        this.#setState(State.CLOSED);
+        if (error) this._emit("error", error);
+        this._emit("close", { code, reason, error });
+    }
+}
+
+// Stops reacting to a socket's events. Handlers become no-ops rather than null:
+// the `ws` package throws on an 'error' event that has no listener.
+function detach(ws) {
+    const noop = () => {};
+    ws.onopen = noop;
+    ws.onmessage = noop;
+    ws.onerror = noop;
+    ws.onclose = noop;
+}
+
+function now() {
+    return globalThis.performance?.now ? globalThis.performance.now() : Date.now();
+}
+
+/**
+ * Connects to a wsbroker WebSocket endpoint and keeps connected.
+ * `url`: ws://host:port/ws (http(s):// is mapped to ws(s)://; in a browser a
+ * path such as "/ws" is relative to the page). Options: see wsbroker.d.ts.
+ */
+export function connect(url, options) {
+    return new Connection(url, options);
+}
+
+export default connect;
