@@ -75,6 +75,10 @@ export function within(promise, ms, what = "promise") {
     ]).finally(() => clearTimeout(timer));
 }
 
+function brokerEnv() {
+    return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("WSB_")));
+}
+
 /**
  * A broker process. start() binds port 0 (or `port`) on 127.0.0.1 and waits for
  * the port file; stop() sends SIGTERM and waits; kill() sends SIGKILL.
@@ -112,7 +116,9 @@ export class Broker {
                 "--log-level", "warn",
                 ...this.args,
             ],
-            { stdio: ["ignore", "ignore", "pipe"] },
+            // WSB_* variables are broker config (an unknown one is a startup
+            // error): the flags above say everything, so none is inherited.
+            { stdio: ["ignore", "ignore", "pipe"], env: brokerEnv() },
         );
         this.proc = proc;
         proc.stderr.setEncoding("utf8");
