@@ -17,12 +17,12 @@ CMAKE_FLAGS ?=
 # Debian 12 packages, by what needs them.
 DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev node-llhttp
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
-              valgrind
+              valgrind nodejs npm chromium
 DEPS_LINT  := clang-format clang-tidy cppcheck
 
 BIN := build/broker/wsbroker
 
-.PHONY: all deps deps-build deps-test deps-lint build run test test-unit test-integration \
+.PHONY: all deps deps-build deps-test deps-lint deps-npm build run test test-unit test-integration \
         asan fuzz format lint clean help
 
 all: build
@@ -34,7 +34,9 @@ help:
 # Not root: prints the exact command instead of failing half-way.
 define install_missing
 	@missing=""; for p in $(1); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || \
+	  dpkg-query -W -f='$${Status} $${Provides}\n' 2>/dev/null | grep "install ok installed" | \
+	    grep -qE "[ ,]$$p( |,|$$)" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" -ne 0 ]; then \
@@ -47,13 +49,22 @@ define install_missing
 	fi
 endef
 
-deps: deps-build deps-test
+deps: deps-build deps-test deps-npm
 deps-build:
 	$(call install_missing,$(DEPS_BUILD))
 deps-test:
 	$(call install_missing,$(DEPS_TEST))
 deps-lint:
 	$(call install_missing,$(DEPS_LINT))
+
+# Dev dependencies of the JS client's tests (ws for Node < 22, playwright-core
+# for the browser test) from the committed lock file; npm runs again only when
+# the lock file changes.
+NPM_STAMP := clients/js/node_modules/.package-lock.json
+deps-npm: $(NPM_STAMP)
+$(NPM_STAMP): clients/js/package-lock.json clients/js/package.json | deps-test
+	npm ci --prefix clients/js --no-audit --no-fund --loglevel=error --update-notifier=false >/dev/null
+	@touch $@
 
 build: deps-build
 	cmake -S . -B build -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
