@@ -1,0 +1,240 @@
+// Type definitions for wsbroker-client (clients/js/wsbroker.js).
+// Wire protocol v1: protocol/PROTOCOL.md.
+
+/** Any JSON value: what `data` can be. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export type ConnectionState = "connecting" | "open" | "closed";
+
+export declare const VERSION: string;
+export declare const PROTOCOL_VERSION: 1;
+export declare const State: Readonly<{ CONNECTING: "connecting"; OPEN: "open"; CLOSED: "closed" }>;
+
+/** Error codes sent by the broker (PROTOCOL.md section 7); the list may grow. */
+export type BrokerErrorCode =
+    | "bad_json"
+    | "bad_type"
+    | "missing_field"
+    | "bad_field"
+    | "bad_topic"
+    | "bad_since"
+    | "forbidden"
+    | "too_large"
+    | "limit_exceeded"
+    | "not_subscribed"
+    | "rate_limited"
+    | "internal";
+
+/** Error codes raised by the client itself. */
+export type ClientErrorCode =
+    | "closed" // the connection (or subscription) was closed
+    | "disconnected" // the socket dropped before the reply; the request may or may not have taken effect
+    | "queue_full" // the offline publish queue holds maxQueue publishes already
+    | "too_large" // larger than the broker's announced max_message_size (not sent)
+    | "protocol" // unsupported protocol version, or a close code after which reconnecting is pointless
+    | "timeout" // no pong in pingTimeout
+    | "connect" // the WebSocket could not be created
+    | "token"; // the token function threw
+
+export declare class WsbrokerError extends Error {
+    name: "WsbrokerError";
+    /** Branch on this, never on `message`. Unknown codes are failures too. */
+    code: BrokerErrorCode | ClientErrorCode | (string & {});
+    /** The topic or pattern of the failed request, when there was one. */
+    topic?: string;
+    /** For code "protocol" after a close: the WebSocket close code. */
+    closeCode?: number;
+    constructor(code: string, message: string, extra?: object);
+}
+
+/** A `message` frame as the broker sends it. Shared by every matching subscription: do not mutate. */
+export interface Message<T = JsonValue> {
+    type: "message";
+    /** The exact topic it was published to. */
+    topic: string;
+    /** Per-topic sequence number. */
+    seq: number;
+    /** Present when the topic keeps history (used to resubscribe with `since`). */
+    epoch?: string;
+    data: T;
+}
+
+export interface Welcome {
+    type: "welcome";
+    protocol: number;
+    client_id: string;
+    node_id: string;
+    version: string;
+    limits: { max_message_size: number; max_subscriptions: number; ping_interval_ms: number };
+    [key: string]: unknown;
+}
+
+export interface PublishAck {
+    /** The sequence number the broker assigned. */
+    seq: number;
+    topic: string;
+}
+
+export interface SubscribedInfo {
+    /** true/false when the subscribe carried `since` (history replay or not); undefined otherwise. */
+    recovered: boolean | undefined;
+    /** true when this ack re-established the subscription after a reconnect. */
+    resubscribed: boolean;
+}
+
+export interface Position {
+    epoch: string;
+    seq: number;
+}
+
+export interface ReconnectOptions {
+    /** First delay in ms (default 500). */
+    minDelay?: number;
+    /** Largest delay in ms (default 30000). */
+    maxDelay?: number;
+    /** Growth per failed attempt (default 2). */
+    factor?: number;
+    /** Fraction of the delay removed at random, 0..1 (default 0.5: each delay is in [d/2, d]). */
+    jitter?: number;
+    /** Attempts in a row before giving up and closing (default Infinity). */
+    maxAttempts?: number;
+}
+
+/** A WebSocket constructor: the browser's, Node 22's global, or the `ws` package's. */
+export type WebSocketConstructor = new (url: string) => {
+    readonly readyState: number;
+    send(data: string): void;
+    close(code?: number, reason?: string): void;
+    onopen: ((ev: any) => void) | null;
+    onmessage: ((ev: { data: any }) => void) | null;
+    onerror: ((ev: any) => void) | null;
+    onclose: ((ev: { code: number; reason: string }) => void) | null;
+};
+
+export interface ConnectOptions {
+    /**
+     * Credentials, sent as the `token` query parameter of the upgrade request.
+     * A function is called before every connection attempt (token refresh).
+     */
+    token?: string | (() => string | Promise<string>);
+    /** Backoff between connection attempts, or false to never reconnect. */
+    reconnect?: ReconnectOptions | false;
+    /** Publishes held while not connected (default 1000); beyond, publish() rejects with "queue_full". 0 = none. */
+    maxQueue?: number;
+    /** Send an application ping after this many ms without traffic (default 20000; 0 = off). */
+    pingInterval?: number;
+    /** Drop the connection if nothing arrives this many ms after a ping (default 10000). */
+    pingTimeout?: number;
+    /** Give up on an attempt without a welcome after this many ms (default 10000). */
+    connectTimeout?: number;
+    /** Default bound of a subscription's iteration buffer (default 1000). */
+    bufferSize?: number;
+    /** WebSocket implementation; default globalThis.WebSocket (Node 20: pass `ws`'s WebSocket). */
+    WebSocket?: WebSocketConstructor;
+}
+
+export interface SubscribeOptions {
+    /** Resume an exact topic from this position (ignored for patterns). */
+    since?: Position;
+    /** Bound of the iteration buffer (oldest messages dropped beyond it). */
+    bufferSize?: number;
+}
+
+export interface DisconnectInfo {
+    code: number;
+    reason: string;
+    /** ms until the next attempt. */
+    reconnectIn: number;
+    /** Failed attempts in a row, this one included. */
+    attempt: number;
+}
+
+export interface CloseInfo {
+    code: number;
+    reason: string;
+    /** Set when the client closed because of an error (e.g. code "protocol"). */
+    error: WsbrokerError | null;
+}
+
+export interface ConnectionEvents {
+    state: (state: ConnectionState, previous: ConnectionState) => void;
+    open: (welcome: Welcome) => void;
+    disconnect: (info: DisconnectInfo) => void;
+    close: (info: CloseInfo) => void;
+    error: (error: WsbrokerError) => void;
+    message: (message: Message) => void;
+}
+
+export interface SubscriptionEvents {
+    subscribed: (info: SubscribedInfo) => void;
+    error: (error: WsbrokerError) => void;
+    closed: (error: WsbrokerError | null) => void;
+}
+
+declare class Emitter<Events extends { [K in keyof Events]: (...args: any[]) => void }> {
+    /** Adds a listener; returns a function that removes it. */
+    on<K extends keyof Events>(event: K, listener: Events[K]): () => void;
+    off<K extends keyof Events>(event: K, listener: Events[K]): void;
+    once<K extends keyof Events>(event: K, listener: Events[K]): () => void;
+}
+
+export declare class Subscription<T = JsonValue> extends Emitter<SubscriptionEvents> implements AsyncIterable<Message<T>> {
+    /** The pattern as given to subscribe(). */
+    readonly topic: string;
+    /** Messages dropped because the iteration buffer was full. */
+    dropped: number;
+    /** Messages handed to this subscription. */
+    received: number;
+    /** Resolves on the first ack; rejects with the broker's error (bad_topic, forbidden, …). */
+    readonly ready: Promise<SubscribedInfo>;
+    /** Acknowledged on the current socket. */
+    readonly active: boolean;
+    /** Unsubscribed, refused, or its connection closed. */
+    readonly closed: boolean;
+    /** Resolves when the broker acknowledged (at once when offline). */
+    unsubscribe(): Promise<void>;
+    /** Only for subscriptions without a callback. `break` unsubscribes. */
+    [Symbol.asyncIterator](): AsyncIterator<Message<T>>;
+}
+
+export declare class Connection extends Emitter<ConnectionEvents> {
+    constructor(url: string | URL, options?: ConnectOptions);
+    readonly state: ConnectionState;
+    /** The last welcome, or null before the first. */
+    readonly welcome: Welcome | null;
+    readonly url: string;
+    /** Publishes waiting for the socket to open. */
+    readonly queued: number;
+    readonly stats: {
+        messages: number;
+        published: number;
+        acks: number;
+        errors: number;
+        connects: number;
+        reconnects: number;
+    };
+    subscribe<T = JsonValue>(
+        pattern: string,
+        callback?: (message: Message<T>, subscription: Subscription<T>) => void,
+        options?: SubscribeOptions,
+    ): Subscription<T>;
+    subscribe<T = JsonValue>(pattern: string, options: SubscribeOptions): Subscription<T>;
+    /** Resolves on the broker's ack; `undefined` data is sent as null. */
+    publish(topic: string, data?: unknown): Promise<PublishAck>;
+    /** Application-level round trip; resolves with the time in ms. */
+    ping(): Promise<number>;
+    /** Closes for good; safe to call twice. */
+    close(): Promise<void>;
+}
+
+/** True when `topic` matches `pattern` (`*` one token, `>` one or more trailing tokens). */
+export declare function matches(pattern: string, topic: string): boolean;
+/** True when `pattern` contains no wildcard token. */
+export declare function isExactTopic(pattern: string): boolean;
+
+/**
+ * Connects to `url` (ws://host:port/ws; http(s):// maps to ws(s)://; in a
+ * browser a path such as "/ws" is relative to the page) and stays connected.
+ */
+export declare function connect(url: string | URL, options?: ConnectOptions): Connection;
+export default connect;
