@@ -357,7 +357,9 @@ export class Connection extends Emitter {
         }
         /** Counters, for dashboards. */
         this.stats = { messages: 0, published: 0, acks: 0, errors: 0, connects: 0, reconnects: 0 };
-        this.#open();
+        // Start on the next microtask so that listeners added right after
+        // connect() see every event, the first attempt's included.
+        queueMicrotask(() => this.#open());
     }
 
     /** "connecting", "open" or "closed". */
@@ -525,6 +527,7 @@ export class Connection extends Emitter {
     }
 
     async #open() {
+        if (this.#state === State.CLOSED) return;
         this.#setState(State.CONNECTING);
         let url = this.#url;
         const token = this.#opts.token;
