@@ -96,6 +96,15 @@ fuzz: deps
 	cmake --build build-fuzz -j $(JOBS)
 	ctest --test-dir build-fuzz --output-on-failure -L fuzz
 
+# Release build of the broker and wsbench, then every scenario in
+# bench/scenarios against brokers it starts itself, and one results table.
+.PHONY: bench
+bench: deps-build
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+	  -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-release -j $(JOBS) --target wsbroker wsbench
+	bench/run.sh
+
 SOURCES = $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null)
 
 format: deps-lint

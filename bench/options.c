@@ -1,0 +1,590 @@
+/* options.c - wsbench's command line (see options.h). */
+#include "options.h"
+
+#include "payload.h"
+#include "wsb/topic.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PAYLOAD (1024u * 1024u)
+
+void opts_defaults(opts_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    (void)snprintf(o->host, sizeof(o->host), "127.0.0.1");
+    o->port = 8080;
+    (void)snprintf(o->path, sizeof(o->path), "/ws");
+    o->subscribers = 100;
+    o->publishers = 1;
+    o->threads = 1;
+    o->topics = 1;
+    (void)snprintf(o->pub_topic, sizeof(o->pub_topic), "bench.{n}");
+    o->payload = 64;
+    o->inflight = 64;
+    o->duration = 10.0;
+    o->drain = 5.0;
+    o->connect_rate = 5000;
+    o->connect_parallel = 256;
+    o->connect_timeout = 30.0;
+    o->progress = -1;
+}
+
+const char *opts_usage(void)
+{
+    return "usage: wsbench [options]\n"
+           "Opens subscriber and publisher WebSocket connections to a wsbroker, publishes\n"
+           "timestamped messages and reports deliveries, loss and end-to-end latency.\n"
+           "\n"
+           "target and load:\n"
+           "  --url URL              ws://HOST:PORT/PATH, HOST a literal IP "
+           "(ws://127.0.0.1:8080/ws)\n"
+           "  --subscribers N        subscriber connections (100)\n"
+           "  --publishers N         publisher connections (1)\n"
+           "  --threads N            event loops, one per thread, connections spread evenly (1)\n"
+           "  --topics N             values of {n} in topic templates (1)\n"
+           "  --topic TEMPLATE       publish topic; message k goes to n = k %% topics (bench.{n})\n"
+           "  --sub PATTERN          subscription template; repeat to mix, subscriber i takes\n"
+           "                         pattern i %% count with n = i %% topics (the publish "
+           "template)\n"
+           "  --payload BYTES        size of each message's data string, >= 16 (64)\n"
+           "  --rate MSGS            messages/s over all publishers; 0 = as fast as the window\n"
+           "                         allows (0)\n"
+           "  --inflight N           unacknowledged publishes per publisher (64)\n"
+           "  --max-lag N            pause publishing while subscribers are on average more than\n"
+           "                         N messages behind; 0 = never (about 256 KiB of frames)\n"
+           "  --duration SECONDS     how long to publish (10); 0 with --messages 0: no publishing\n"
+           "  --messages N           stop after N messages in total (0 = no limit)\n"
+           "  --hold SECONDS         wait after all connections are up, before publishing (0)\n"
+           "  --drain SECONDS        wait at most this long for deliveries after the last ack (5)\n"
+           "  --connect-rate N       new connections per second, all threads together (5000)\n"
+           "  --connect-parallel N   handshakes in progress per thread (256)\n"
+           "  --connect-timeout S    time allowed for the whole ramp-up (30)\n"
+           "\n"
+           "output:\n"
+           "  --broker-pid PID       report the broker's CPU time and RSS from /proc\n"
+           "  --json                 one JSON object on stdout (same as --format json)\n"
+           "  --format F             human, json, or row (one Markdown table row)\n"
+           "  --table-header         print the header of the row format and exit\n"
+           "  --label NAME           name of the run in json and row output (wsbench)\n"
+           "  --progress, --no-progress   progress line on stderr (default: when a TTY)\n"
+           "  --strict               exit 3 unless every connection succeeded, nothing was lost,\n"
+           "                         no connection dropped and no error was received\n"
+           "  --help\n"
+           "\n"
+           "exit status: 0 done, 1 runtime failure, 2 bad option, 3 --strict check failed\n";
+}
+
+int opts_expand(const char *tmpl, uint32_t n, char *out, size_t cap)
+{
+    char num[16];
+    int numlen = snprintf(num, sizeof(num), "%u", n);
+    size_t w = 0;
+    for (const char *p = tmpl; *p != '\0';) {
+        if (p[0] == '{' && p[1] == 'n' && p[2] == '}') {
+            if (w + (size_t)numlen >= cap) {
+                return -1;
+            }
+            memcpy(out + w, num, (size_t)numlen);
+            w += (size_t)numlen;
+            p += 3;
+        } else {
+            if (w + 1 >= cap) {
+                return -1;
+            }
+            out[w++] = *p++;
+        }
+    }
+    if (cap == 0) {
+        return -1;
+    }
+    out[w] = '\0';
+    return (int)w;
+}
+
+uint32_t opts_effective_lag(const opts_t *o)
+{
+    if (o->max_lag_set) {
+        return o->max_lag;
+    }
+    /* A message frame is the payload plus about 60 bytes of JSON and header. */
+    uint32_t lag = (256u * 1024u) / (o->payload + 64u);
+    if (lag < 16) {
+        lag = 16;
+    }
+    if (lag > 4096) {
+        lag = 4096;
+    }
+    return lag;
+}
+
+static opts_result_t fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static opts_result_t fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return OPTS_ERROR;
+}
+
+static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (s[0] < '0' || s[0] > '9') {
+        return false;
+    }
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (!parse_u64(s, max, &v) || v < min) {
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* A non-negative decimal number up to `max`, followed by `suffix` or nothing;
+ * *rest gets what follows the number. */
+static bool parse_number(const char *s, double max, double *out, const char **rest)
+{
+    if ((s[0] < '0' || s[0] > '9') && s[0] != '.') {
+        return false;
+    }
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || !isfinite(v) || v < 0 || v > max) {
+        return false;
+    }
+    *out = v;
+    *rest = end;
+    return true;
+}
+
+/* Seconds as a decimal number, optionally with "s", or milliseconds with "ms". */
+static bool parse_seconds(const char *s, double max, double *out)
+{
+    const char *rest = NULL;
+    double v = 0;
+    if (!parse_number(s, 1e12, &v, &rest)) {
+        return false;
+    }
+    if (strcmp(rest, "ms") == 0) {
+        v /= 1000.0;
+    } else if (strcmp(rest, "s") != 0 && *rest != '\0') {
+        return false;
+    }
+    if (v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) {
+        return false;
+    }
+    memcpy(dst, src, n + 1);
+    return true;
+}
+
+/* ws://HOST[:PORT][/PATH]; HOST an IPv4 literal or a bracketed IPv6 literal. */
+static opts_result_t parse_url(opts_t *o, const char *url, char *err, size_t errlen)
+{
+    if (strncmp(url, "ws://", 5) != 0) {
+        return fail(err, errlen, "--url: '%s' must start with ws:// (wss is not supported)", url);
+    }
+    const char *h = url + 5;
+    const char *host_end = NULL;
+    const char *after = NULL;
+    bool v6 = h[0] == '[';
+    if (v6) {
+        host_end = strchr(h, ']');
+        if (host_end == NULL) {
+            return fail(err, errlen, "--url: '%s' has no closing ']'", url);
+        }
+        after = host_end + 1;
+        h++;
+    } else {
+        host_end = h + strcspn(h, ":/");
+        after = host_end;
+    }
+    size_t hlen = (size_t)(host_end - h);
+    if (hlen == 0 || hlen >= sizeof(o->host)) {
+        return fail(err, errlen, "--url: '%s' has no host or a host longer than %zu bytes", url,
+                    sizeof(o->host) - 1);
+    }
+    memcpy(o->host, h, hlen);
+    o->host[hlen] = '\0';
+    unsigned char addr[16];
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, o->host, addr) != 1) {
+        return fail(err, errlen, "--url: host '%s' is not a literal IP%s address", o->host,
+                    v6 ? "v6" : "v4");
+    }
+    o->port = 80;
+    if (after[0] == ':') {
+        char portbuf[8];
+        size_t plen = strcspn(after + 1, "/");
+        uint32_t port = 0;
+        if (plen == 0 || plen >= sizeof(portbuf)) {
+            return fail(err, errlen, "--url: '%s' has an empty or overlong port", url);
+        }
+        memcpy(portbuf, after + 1, plen);
+        portbuf[plen] = '\0';
+        if (!parse_u32(portbuf, 1, 65535, &port)) {
+            return fail(err, errlen, "--url: port '%s' is not a number from 1 to 65535", portbuf);
+        }
+        o->port = (uint16_t)port;
+        after += 1 + plen;
+    } else if (after[0] != '/' && after[0] != '\0') {
+        return fail(err, errlen, "--url: unexpected '%c' after the host in '%s'", after[0], url);
+    }
+    const char *path = after[0] == '/' ? after : "/";
+    if (!copy_str(o->path, sizeof(o->path), path)) {
+        return fail(err, errlen, "--url: path longer than %zu bytes", sizeof(o->path) - 1);
+    }
+    for (const char *p = o->path; *p != '\0'; p++) {
+        if (*p <= ' ' || *p == 0x7f) {
+            return fail(err, errlen, "--url: the path may not contain spaces or control bytes");
+        }
+    }
+    return OPTS_OK;
+}
+
+/* Checks a template for every value of {n} that will be used: the first and
+ * the last give the shortest and longest expansions; the grammar does not
+ * depend on the digits. Quotes and backslashes are refused so the topic can
+ * go into JSON unescaped. */
+static opts_result_t check_template(const opts_t *o, const char *name, const char *tmpl, int flags,
+                                    char *err, size_t errlen)
+{
+    if (strpbrk(tmpl, "\"\\") != NULL) {
+        return fail(err, errlen, "%s: '%s' may not contain '\"' or '\\'", name, tmpl);
+    }
+    uint32_t samples[2] = {0, o->topics - 1};
+    for (int i = 0; i < 2; i++) {
+        char topic[WSB_TOPIC_MAX_LEN + 16];
+        int n = opts_expand(tmpl, samples[i], topic, sizeof(topic));
+        const char *why = NULL;
+        if (n < 0 || n > WSB_TOPIC_MAX_LEN) {
+            return fail(err, errlen, "%s: '%s' expands to more than %d bytes", name, tmpl,
+                        WSB_TOPIC_MAX_LEN);
+        }
+        if (wsb_topic_check(topic, (size_t)n, flags, &why) != 0) {
+            return fail(err, errlen, "%s: '%s' is not a valid %s: %s", name, topic,
+                        flags == WSB_TOPIC_EXACT ? "topic" : "pattern", why ? why : "invalid");
+        }
+        if (flags == WSB_TOPIC_EXACT && wsb_topic_is_reserved(topic, (size_t)n)) {
+            return fail(err, errlen, "%s: '%s' is reserved for the broker ('$' topics)", name,
+                        topic);
+        }
+    }
+    return OPTS_OK;
+}
+
+static opts_result_t validate(opts_t *o, char *err, size_t errlen)
+{
+    if (o->npatterns == 0) {
+        (void)snprintf(o->patterns[0], sizeof(o->patterns[0]), "%s", o->pub_topic);
+        o->npatterns = 1;
+    }
+    if ((uint64_t)o->subscribers + o->publishers == 0) {
+        return fail(err, errlen, "--subscribers and --publishers are both 0: nothing to do");
+    }
+    if ((uint64_t)o->subscribers + o->publishers > OPTS_MAX_CONNS) {
+        return fail(err, errlen, "--subscribers plus --publishers exceeds %u connections",
+                    OPTS_MAX_CONNS);
+    }
+    opts_result_t r = check_template(o, "--topic", o->pub_topic, WSB_TOPIC_EXACT, err, errlen);
+    for (uint32_t i = 0; r == OPTS_OK && i < o->npatterns; i++) {
+        r = check_template(o, "--sub", o->patterns[i], WSB_TOPIC_PATTERN, err, errlen);
+    }
+    return r;
+}
+
+typedef enum {
+    O_URL,
+    O_SUBS,
+    O_PUBS,
+    O_THREADS,
+    O_TOPICS,
+    O_TOPIC,
+    O_SUB,
+    O_PAYLOAD,
+    O_RATE,
+    O_INFLIGHT,
+    O_MAX_LAG,
+    O_DURATION,
+    O_MESSAGES,
+    O_HOLD,
+    O_DRAIN,
+    O_CONNECT_RATE,
+    O_CONNECT_PARALLEL,
+    O_CONNECT_TIMEOUT,
+    O_BROKER_PID,
+    O_JSON,
+    O_FORMAT,
+    O_TABLE_HEADER,
+    O_LABEL,
+    O_PROGRESS,
+    O_NO_PROGRESS,
+    O_STRICT,
+    O_HELP
+} opt_id_t;
+
+typedef struct {
+    const char *name;
+    opt_id_t id;
+    bool has_value;
+} opt_def_t;
+
+static const opt_def_t defs[] = {
+    {"url", O_URL, true},
+    {"subscribers", O_SUBS, true},
+    {"publishers", O_PUBS, true},
+    {"threads", O_THREADS, true},
+    {"topics", O_TOPICS, true},
+    {"topic", O_TOPIC, true},
+    {"sub", O_SUB, true},
+    {"payload", O_PAYLOAD, true},
+    {"rate", O_RATE, true},
+    {"inflight", O_INFLIGHT, true},
+    {"max-lag", O_MAX_LAG, true},
+    {"duration", O_DURATION, true},
+    {"messages", O_MESSAGES, true},
+    {"hold", O_HOLD, true},
+    {"drain", O_DRAIN, true},
+    {"connect-rate", O_CONNECT_RATE, true},
+    {"connect-parallel", O_CONNECT_PARALLEL, true},
+    {"connect-timeout", O_CONNECT_TIMEOUT, true},
+    {"broker-pid", O_BROKER_PID, true},
+    {"json", O_JSON, false},
+    {"format", O_FORMAT, true},
+    {"table-header", O_TABLE_HEADER, false},
+    {"label", O_LABEL, true},
+    {"progress", O_PROGRESS, false},
+    {"no-progress", O_NO_PROGRESS, false},
+    {"strict", O_STRICT, false},
+    {"help", O_HELP, false},
+};
+
+#define DAY_S 86400.0
+
+/* Applies one option; `v` is its value (NULL for flags). */
+static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *err, size_t errlen)
+{
+    uint64_t u64 = 0;
+    const char *rest = NULL;
+    switch (d->id) {
+    case O_URL:
+        return parse_url(o, v, err, errlen);
+    case O_SUBS:
+        if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->subscribers)) {
+            return fail(err, errlen, "--subscribers: '%s' is not a number from 0 to %u", v,
+                        OPTS_MAX_CONNS);
+        }
+        break;
+    case O_PUBS:
+        if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->publishers)) {
+            return fail(err, errlen, "--publishers: '%s' is not a number from 0 to %u", v,
+                        OPTS_MAX_CONNS);
+        }
+        break;
+    case O_THREADS:
+        if (!parse_u32(v, 1, OPTS_MAX_THREADS, &o->threads)) {
+            return fail(err, errlen, "--threads: '%s' is not a number from 1 to %d", v,
+                        OPTS_MAX_THREADS);
+        }
+        break;
+    case O_TOPICS:
+        if (!parse_u32(v, 1, OPTS_MAX_CONNS, &o->topics)) {
+            return fail(err, errlen, "--topics: '%s' is not a number from 1 to %u", v,
+                        OPTS_MAX_CONNS);
+        }
+        break;
+    case O_TOPIC:
+        if (!copy_str(o->pub_topic, sizeof(o->pub_topic), v)) {
+            return fail(err, errlen, "--topic: longer than %d bytes", OPTS_TEMPLATE_MAX - 1);
+        }
+        break;
+    case O_SUB:
+        if (o->npatterns == OPTS_MAX_PATTERNS) {
+            return fail(err, errlen, "--sub: at most %d patterns", OPTS_MAX_PATTERNS);
+        }
+        if (!copy_str(o->patterns[o->npatterns], sizeof(o->patterns[0]), v)) {
+            return fail(err, errlen, "--sub: longer than %d bytes", OPTS_TEMPLATE_MAX - 1);
+        }
+        o->npatterns++;
+        break;
+    case O_PAYLOAD:
+        if (!parse_u32(v, PAYLOAD_MIN, MAX_PAYLOAD, &o->payload)) {
+            return fail(err, errlen, "--payload: '%s' is not a number from %d to %u", v,
+                        PAYLOAD_MIN, MAX_PAYLOAD);
+        }
+        break;
+    case O_RATE:
+        if (!parse_number(v, 1e9, &o->rate, &rest) || *rest != '\0') {
+            return fail(err, errlen, "--rate: '%s' is not a number of messages/s from 0 to 1e9", v);
+        }
+        break;
+    case O_INFLIGHT:
+        if (!parse_u32(v, 1, 65536, &o->inflight)) {
+            return fail(err, errlen, "--inflight: '%s' is not a number from 1 to 65536", v);
+        }
+        break;
+    case O_MAX_LAG:
+        if (!parse_u32(v, 0, 1u << 30, &o->max_lag)) {
+            return fail(err, errlen, "--max-lag: '%s' is not a number from 0 to %u", v, 1u << 30);
+        }
+        o->max_lag_set = true;
+        break;
+    case O_DURATION:
+        if (!parse_seconds(v, DAY_S, &o->duration)) {
+            return fail(err, errlen, "--duration: '%s' is not a number of seconds from 0 to %g", v,
+                        DAY_S);
+        }
+        o->duration_set = true;
+        break;
+    case O_MESSAGES:
+        if (!parse_u64(v, UINT64_C(1) << 48, &o->messages)) {
+            return fail(err, errlen, "--messages: '%s' is not a number from 0 to 2^48", v);
+        }
+        break;
+    case O_HOLD:
+        if (!parse_seconds(v, DAY_S, &o->hold)) {
+            return fail(err, errlen, "--hold: '%s' is not a number of seconds from 0 to %g", v,
+                        DAY_S);
+        }
+        break;
+    case O_DRAIN:
+        if (!parse_seconds(v, 3600, &o->drain)) {
+            return fail(err, errlen, "--drain: '%s' is not a number of seconds from 0 to 3600", v);
+        }
+        break;
+    case O_CONNECT_RATE:
+        if (!parse_u32(v, 1, 10000000, &o->connect_rate)) {
+            return fail(err, errlen, "--connect-rate: '%s' is not a number from 1 to 10000000", v);
+        }
+        break;
+    case O_CONNECT_PARALLEL:
+        if (!parse_u32(v, 1, 65536, &o->connect_parallel)) {
+            return fail(err, errlen, "--connect-parallel: '%s' is not a number from 1 to 65536", v);
+        }
+        break;
+    case O_CONNECT_TIMEOUT:
+        if (!parse_seconds(v, 3600, &o->connect_timeout) || o->connect_timeout <= 0) {
+            return fail(err, errlen,
+                        "--connect-timeout: '%s' is not a number of seconds above 0, at most 3600",
+                        v);
+        }
+        break;
+    case O_BROKER_PID:
+        if (!parse_u64(v, INT32_MAX, &u64) || u64 == 0) {
+            return fail(err, errlen, "--broker-pid: '%s' is not a process id", v);
+        }
+        o->broker_pid = (int)u64;
+        break;
+    case O_JSON:
+        o->format = OUT_JSON;
+        break;
+    case O_FORMAT:
+        if (strcmp(v, "human") == 0) {
+            o->format = OUT_HUMAN;
+        } else if (strcmp(v, "json") == 0) {
+            o->format = OUT_JSON;
+        } else if (strcmp(v, "row") == 0) {
+            o->format = OUT_ROW;
+        } else {
+            return fail(err, errlen, "--format: '%s' is not one of human, json, row", v);
+        }
+        break;
+    case O_TABLE_HEADER:
+        o->table_header = true;
+        break;
+    case O_LABEL:
+        if (!copy_str(o->label, sizeof(o->label), v) || strpbrk(v, "\"\\|") != NULL) {
+            return fail(err, errlen, "--label: at most %zu bytes, without '\"', '\\' or '|'",
+                        sizeof(o->label) - 1);
+        }
+        break;
+    case O_PROGRESS:
+        o->progress = 1;
+        break;
+    case O_NO_PROGRESS:
+        o->progress = 0;
+        break;
+    case O_STRICT:
+        o->strict = true;
+        break;
+    case O_HELP:
+        return OPTS_HELP;
+    }
+    return OPTS_OK;
+}
+
+opts_result_t opts_parse(opts_t *o, int argc, char **argv, char *err, size_t errlen)
+{
+    opts_defaults(o);
+    if (errlen > 0) {
+        err[0] = '\0';
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            return fail(err, errlen, "unexpected argument '%s' (options start with --)", arg);
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const opt_def_t *d = NULL;
+        for (size_t k = 0; k < sizeof(defs) / sizeof(defs[0]); k++) {
+            if (strlen(defs[k].name) == nlen && strncmp(defs[k].name, name, nlen) == 0) {
+                d = &defs[k];
+                break;
+            }
+        }
+        if (d == NULL) {
+            return fail(err, errlen, "unknown option '%.*s' (see --help)", (int)(nlen + 2), arg);
+        }
+        const char *v = NULL;
+        if (d->has_value) {
+            if (eq != NULL) {
+                v = eq + 1;
+            } else if (i + 1 < argc) {
+                v = argv[++i];
+            } else {
+                return fail(err, errlen, "--%s needs a value", d->name);
+            }
+        } else if (eq != NULL) {
+            return fail(err, errlen, "--%s takes no value", d->name);
+        }
+        opts_result_t r = apply(o, d, v, err, errlen);
+        if (r != OPTS_OK) {
+            return r;
+        }
+    }
+    if (o->label[0] == '\0') {
+        (void)snprintf(o->label, sizeof(o->label), "wsbench");
+    }
+    return validate(o, err, errlen);
+}

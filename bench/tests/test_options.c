@@ -1,0 +1,295 @@
+/* test_options.c - wsbench's command line: defaults, every option, both
+ * value forms, URL forms, templates, and the errors users can cause. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* cmocka.h needs the headers above first. */
+#include "options.h"
+
+#include <cmocka.h>
+
+#define ARGC(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static opts_t o;
+static char err[256];
+
+static opts_result_t parse(int argc, char **argv)
+{
+    return opts_parse(&o, argc, argv, err, sizeof(err));
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    char *argv[] = {"wsbench"};
+    assert_int_equal(parse(ARGC(argv), argv), OPTS_OK);
+    assert_string_equal(o.host, "127.0.0.1");
+    assert_int_equal(o.port, 8080);
+    assert_string_equal(o.path, "/ws");
+    assert_int_equal(o.subscribers, 100);
+    assert_int_equal(o.publishers, 1);
+    assert_int_equal(o.threads, 1);
+    assert_int_equal(o.topics, 1);
+    assert_int_equal(o.payload, 64);
+    assert_int_equal(o.inflight, 64);
+    assert_true(o.rate == 0);
+    assert_true(o.duration == 10.0);
+    assert_false(o.duration_set);
+    assert_int_equal(o.messages, 0);
+    assert_int_equal(o.npatterns, 1); /* subscribers follow the publish template */
+    assert_string_equal(o.patterns[0], "bench.{n}");
+    assert_int_equal(o.format, OUT_HUMAN);
+    assert_int_equal(o.progress, -1);
+    assert_false(o.strict);
+    assert_string_equal(o.label, "wsbench");
+}
+
+static void test_every_option(void **state)
+{
+    (void)state;
+    char *argv[] = {"wsbench",
+                    "--url",
+                    "ws://127.0.0.1:9001/stream",
+                    "--subscribers",
+                    "1000",
+                    "--publishers=3",
+                    "--threads",
+                    "2",
+                    "--topics",
+                    "50",
+                    "--topic",
+                    "t.{n}.x",
+                    "--sub",
+                    "t.{n}.x",
+                    "--sub=t.*.x",
+                    "--sub",
+                    "t.>",
+                    "--payload",
+                    "1024",
+                    "--rate",
+                    "1500.5",
+                    "--inflight",
+                    "8",
+                    "--max-lag",
+                    "0",
+                    "--duration",
+                    "250ms",
+                    "--messages",
+                    "200",
+                    "--hold",
+                    "2s",
+                    "--drain",
+                    "1.5",
+                    "--connect-rate",
+                    "300",
+                    "--connect-parallel",
+                    "16",
+                    "--connect-timeout",
+                    "9",
+                    "--broker-pid",
+                    "4242",
+                    "--format",
+                    "row",
+                    "--label",
+                    "fanout",
+                    "--no-progress",
+                    "--strict"};
+    assert_int_equal(parse(ARGC(argv), argv), OPTS_OK);
+    assert_int_equal(o.port, 9001);
+    assert_string_equal(o.path, "/stream");
+    assert_int_equal(o.subscribers, 1000);
+    assert_int_equal(o.publishers, 3);
+    assert_int_equal(o.threads, 2);
+    assert_int_equal(o.topics, 50);
+    assert_string_equal(o.pub_topic, "t.{n}.x");
+    assert_int_equal(o.npatterns, 3);
+    assert_string_equal(o.patterns[1], "t.*.x");
+    assert_string_equal(o.patterns[2], "t.>");
+    assert_int_equal(o.payload, 1024);
+    assert_true(o.rate == 1500.5);
+    assert_int_equal(o.inflight, 8);
+    assert_true(o.max_lag_set);
+    assert_int_equal(opts_effective_lag(&o), 0);
+    assert_true(o.duration == 0.25);
+    assert_true(o.duration_set);
+    assert_int_equal(o.messages, 200);
+    assert_true(o.hold == 2.0);
+    assert_true(o.drain == 1.5);
+    assert_int_equal(o.connect_rate, 300);
+    assert_int_equal(o.connect_parallel, 16);
+    assert_true(o.connect_timeout == 9.0);
+    assert_int_equal(o.broker_pid, 4242);
+    assert_int_equal(o.format, OUT_ROW);
+    assert_string_equal(o.label, "fanout");
+    assert_int_equal(o.progress, 0);
+    assert_true(o.strict);
+}
+
+static void test_flags(void **state)
+{
+    (void)state;
+    char *a[] = {"wsbench", "--json", "--progress", "--table-header"};
+    assert_int_equal(parse(ARGC(a), a), OPTS_OK);
+    assert_int_equal(o.format, OUT_JSON);
+    assert_int_equal(o.progress, 1);
+    assert_true(o.table_header);
+    char *h[] = {"wsbench", "--subscribers", "5", "--help"};
+    assert_int_equal(parse(ARGC(h), h), OPTS_HELP);
+    assert_non_null(strstr(opts_usage(), "--broker-pid"));
+}
+
+static void test_urls(void **state)
+{
+    (void)state;
+    char *a[] = {"wsbench", "--url", "ws://127.0.0.1"};
+    assert_int_equal(parse(ARGC(a), a), OPTS_OK);
+    assert_int_equal(o.port, 80);
+    assert_string_equal(o.path, "/");
+    char *b[] = {"wsbench", "--url", "ws://[::1]:8081/ws?x=1"};
+    assert_int_equal(parse(ARGC(b), b), OPTS_OK);
+    assert_string_equal(o.host, "::1");
+    assert_int_equal(o.port, 8081);
+    assert_string_equal(o.path, "/ws?x=1");
+    const char *bad[] = {"wss://127.0.0.1:1/ws",  "http://127.0.0.1/", "ws://localhost:80/ws",
+                         "ws://127.0.0.1:0/ws",   "ws://127.0.0.1:x/", "ws://127.0.0.1:70000/",
+                         "ws://[::1/ws",          "ws://:80/ws",       "ws://127.0.0.1:/ws",
+                         "ws://127.0.0.1:80/a b", "ws://127.0.0.1?x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *argv[] = {"wsbench", "--url", (char *)(uintptr_t)bad[i]};
+        assert_int_equal(parse(ARGC(argv), argv), OPTS_ERROR);
+        assert_non_null(strstr(err, "--url"));
+    }
+}
+
+/* Each bad command line fails with a message naming the option. */
+static void test_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *args[4];
+        const char *names;
+    } cases[] = {
+        {{"--nope"}, "--nope"},
+        {{"subscribers"}, "subscribers"},
+        {{"--subscribers"}, "--subscribers"},
+        {{"--subscribers", "-1"}, "--subscribers"},
+        {{"--subscribers", "12x"}, "--subscribers"},
+        {{"--subscribers", "0", "--publishers", "0"}, "nothing to do"},
+        {{"--threads", "0"}, "--threads"},
+        {{"--threads", "65"}, "--threads"},
+        {{"--topics", "0"}, "--topics"},
+        {{"--payload", "15"}, "--payload"},
+        {{"--rate", "-5"}, "--rate"},
+        {{"--rate", "10ms"}, "--rate"},
+        {{"--inflight", "0"}, "--inflight"},
+        {{"--duration", "1h"}, "--duration"},
+        {{"--duration", "nan"}, "--duration"},
+        {{"--messages", "1e3"}, "--messages"},
+        {{"--connect-timeout", "0"}, "--connect-timeout"},
+        {{"--broker-pid", "0"}, "--broker-pid"},
+        {{"--format", "xml"}, "--format"},
+        {{"--json=yes"}, "--json"},
+        {{"--label", "a|b"}, "--label"},
+        {{"--topic", "a.*"}, "--topic"},
+        {{"--topic", "$sys.x"}, "reserved"},
+        {{"--topic", "a..b"}, "--topic"},
+        {{"--topic", "a\"b"}, "--topic"},
+        {{"--sub", "a.>.b"}, "--sub"},
+        {{"--sub", "a.b*"}, "--sub"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *argv[5] = {"wsbench"};
+        int argc = 1;
+        for (int k = 0; k < 4 && cases[i].args[k] != NULL; k++) {
+            argv[argc++] = (char *)(uintptr_t)cases[i].args[k];
+        }
+        assert_int_equal(parse(argc, argv), OPTS_ERROR);
+        if (strstr(err, cases[i].names) == NULL) {
+            fail_msg("case %zu: '%s' does not name '%s'", i, err, cases[i].names);
+        }
+    }
+}
+
+static void test_too_many_patterns(void **state)
+{
+    (void)state;
+    char *argv[2 + 2 * (OPTS_MAX_PATTERNS + 1)];
+    int argc = 0;
+    argv[argc++] = "wsbench";
+    for (int i = 0; i <= OPTS_MAX_PATTERNS; i++) {
+        argv[argc++] = "--sub";
+        argv[argc++] = "a.b";
+    }
+    assert_int_equal(parse(argc, argv), OPTS_ERROR);
+    assert_non_null(strstr(err, "at most"));
+}
+
+static void test_template_checked_at_largest_n(void **state)
+{
+    (void)state;
+    /* 60 "{n}": 60 bytes for n = 0, 300 bytes (over the topic limit) for n = 99999. */
+    char tmpl[200] = "";
+    for (int i = 0; i < 60; i++) {
+        strcat(tmpl, "{n}");
+    }
+    char *one[] = {"wsbench", "--topic", tmpl};
+    assert_int_equal(parse(ARGC(one), one), OPTS_OK);
+    char *many[] = {"wsbench", "--topic", tmpl, "--topics", "100000"};
+    assert_int_equal(parse(ARGC(many), many), OPTS_ERROR);
+    assert_non_null(strstr(err, "expands to more than 256 bytes"));
+    /* A template longer than the option allows. */
+    char big[260];
+    memset(big, 'a', 255);
+    big[255] = '\0';
+    char *longer[] = {"wsbench", "--sub", big};
+    assert_int_equal(parse(ARGC(longer), longer), OPTS_ERROR);
+    assert_non_null(strstr(err, "--sub"));
+}
+
+static void test_expand(void **state)
+{
+    (void)state;
+    char out[32];
+    assert_int_equal(opts_expand("a.{n}.b.{n}", 42, out, sizeof(out)), 9);
+    assert_string_equal(out, "a.42.b.42");
+    assert_int_equal(opts_expand("plain", 7, out, sizeof(out)), 5);
+    assert_string_equal(out, "plain");
+    assert_int_equal(opts_expand("{n", 7, out, sizeof(out)), 2);
+    assert_string_equal(out, "{n");
+    assert_int_equal(opts_expand("abc{n}", 12345, out, 8), -1);
+    assert_int_equal(opts_expand("abc{n}", 1234, out, 8), 7);
+    assert_int_equal(opts_expand("abcd", 0, out, 4), -1);
+}
+
+static void test_effective_lag(void **state)
+{
+    (void)state;
+    opts_defaults(&o);
+    assert_int_equal(opts_effective_lag(&o), 2048); /* 256 KiB / 128 */
+    o.payload = 16384;
+    assert_int_equal(opts_effective_lag(&o), 16);
+    o.payload = 16;
+    assert_int_equal(opts_effective_lag(&o), 3276);
+    o.max_lag_set = true;
+    o.max_lag = 7;
+    assert_int_equal(opts_effective_lag(&o), 7);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_every_option),
+        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_too_many_patterns),
+        cmocka_unit_test(test_template_checked_at_largest_n),
+        cmocka_unit_test(test_expand),
+        cmocka_unit_test(test_effective_lag),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
