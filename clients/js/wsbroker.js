@@ -49,6 +49,8 @@ export const State = Object.freeze({
 
 // Close codes after which the protocol says not to reconnect (section 8).
 const FATAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1009]);
+// Errors to an unsubscribe that mean there is nothing left to remove.
+const UNSUBSCRIBE_DONE = new Set(["not_subscribed", "bad_topic", "bad_field"]);
 // Largest id the broker accepts (2^53 - 1, section 2.1).
 const MAX_ID = Number.MAX_SAFE_INTEGER;
 
@@ -665,8 +667,9 @@ export class Connection extends Emitter {
                 this.#onSubscribeReply(req, msg, err);
                 break;
             case "unsubscribe":
-                // not_subscribed means the broker has no such subscription: done all the same.
-                if (err && err.code !== "not_subscribed") req.reject(err);
+                // The broker holds no such subscription (never had, or refused
+                // the subscribe before it): done all the same.
+                if (err && !UNSUBSCRIBE_DONE.has(err.code)) req.reject(err);
                 else req.resolve();
                 break;
             default:

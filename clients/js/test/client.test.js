@@ -111,6 +111,22 @@ describe("against one broker", () => {
         await assert.rejects(s[Symbol.asyncIterator]().next(), { code: "bad_topic" });
         assert.equal(errors.length, 1);
         assert.equal(errors[0].code, "bad_topic");
+        await s.unsubscribe(); // nothing to remove: resolves
+    });
+
+    test("unsubscribing while the subscribe is in flight leaves nothing behind", async () => {
+        const c = await open();
+        const bad = c.subscribe("t3b.*x");
+        const badDone = bad.unsubscribe(); // the broker answers bad_topic to both
+        await badDone;
+        const got = collect();
+        const s = c.subscribe("t3b.x", got);
+        const done = s.unsubscribe();
+        await done;
+        await c.publish("t3b.x", 1);
+        await c.ping();
+        assert.equal(got.got.length, 0);
+        assert.equal(c.stats.messages, 0);
     });
 
     test("wildcards: * matches one token, > one or more; each message once per subscription", async () => {
