@@ -32,6 +32,7 @@ window.wsbDemo = { client, wsb }; // for the browser console
 const counters = { received: 0, published: 0, second: 0 };
 const rateHistory = new Array(60).fill(0);
 let everOpened = false;
+let lossAnnounced = false; // one chat line per outage, not one per failed attempt
 
 function showState(state, detail) {
   const pill = $("conn-state");
@@ -49,11 +50,15 @@ client.on("open", (welcome) => {
   $("st-reconnects").textContent = String(client.stats.reconnects);
   if (everOpened) chatSystem("reconnected — subscriptions restored");
   everOpened = true;
+  lossAnnounced = false;
   pingNow();
 });
 client.on("disconnect", ({ code, reconnectIn }) => {
   showState("connecting", `reconnecting in ${(reconnectIn / 1000).toFixed(1)} s`);
-  if (everOpened && code !== undefined) chatSystem(`connection lost (${code}); reconnecting…`);
+  if (everOpened && !lossAnnounced) {
+    lossAnnounced = true;
+    chatSystem(`connection lost (${code}); reconnecting…`);
+  }
   $("st-rtt").textContent = "–";
 });
 client.on("close", () => showState("closed"));

@@ -172,6 +172,12 @@ test("the page looks right (screenshot)", async () => {
     const file = await screenshot("demo.png");
     assert.ok(fs.statSync(file).size > 10000, `screenshot ${file}`);
     console.log(`# screenshot: ${file}`);
+    // The one-column layout of a narrow window: nothing may overflow sideways.
+    await page.setViewportSize({ width: 420, height: 900 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `page is ${overflow} px wider than a 420 px window`);
+    await screenshot("demo-narrow.png");
+    await page.setViewportSize({ width: 1440, height: 900 });
 });
 
 test("the page reconnects and resubscribes when the broker is killed and restarted", async () => {
@@ -179,6 +185,7 @@ test("the page reconnects and resubscribes when the broker is killed and restart
     const port = broker.port;
     await broker.kill();
     await page.waitForFunction(() => document.getElementById("conn-state").dataset.state === "connecting");
+    await screenshot("demo-reconnecting.png");
     broker.proc = null;
     await broker.start(); // same Broker: same port, same web root
     assert.equal(broker.port, port);
