@@ -25,15 +25,17 @@
 
 typedef struct config_s {
     /* listener */
-    char *host;       /* "127.0.0.1"; "::" or "0.0.0.0" for all interfaces */
-    uint32_t port;    /* 8080; 0 binds a free port */
-    char *port_file;  /* write the bound port here once accepting; "" = off */
-    uint32_t backlog; /* 511 */
-    char *ws_path;    /* "/ws" */
-    char *echo_path;  /* "" = off; e.g. "/echo" for conformance suites */
-    char *web_root;   /* static files; "" = off; default: the demo page folder */
-    char *node_id;    /* "" = generated at start */
-    char *log_level;  /* error|warn|info|debug */
+    char *host;                 /* "127.0.0.1"; "::" or "0.0.0.0" for all interfaces */
+    uint32_t port;              /* 8080; 0 binds a free port */
+    char *port_file;            /* write the bound port here once accepting; "" = off */
+    uint32_t backlog;           /* 511 */
+    uint32_t workers;           /* 0 = one worker thread (event loop) per CPU core */
+    uint32_t worker_queue_size; /* 65536 messages per worker inbox */
+    char *ws_path;              /* "/ws" */
+    char *echo_path;            /* "" = off; e.g. "/echo" for conformance suites */
+    char *web_root;             /* static files; "" = off; default: the demo page folder */
+    char *node_id;              /* "" = generated at start */
+    char *log_level;            /* error|warn|info|debug */
     /* limits */
     uint32_t max_connections;    /* 50000; beyond: HTTP 503 */
     uint64_t max_message_size;   /* 64 KiB; beyond: close 1009 */

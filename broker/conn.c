@@ -1,8 +1,10 @@
 /* conn.c - connection lifecycle, reads, corked writes and timers (see conn.h). */
 #include "conn.h"
 
+#include "broker.h"
 #include "http_api.h"
 #include "log.h"
+#include "router.h"
 #include "server.h"
 #include "session.h"
 #include "util.h"
@@ -78,6 +80,10 @@ void conn_close(conn_t *c)
         c->next->prev = c->prev;
     }
     s->nconns--;
+    if (c->counted) {
+        atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    }
+    server_update_gauges(s);
     /* A conn still on the dirty list stays allocated until the flush has
      * taken it off (see on_handle_closed). */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -172,7 +178,7 @@ void conn_flush(conn_t *c)
     while (outq_pending_bytes(&c->outq) > 0) {
         size_t total = 0;
         unsigned n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
-        s->metrics.write_calls++;
+        METRIC_ADD(s->metrics.write_calls, 1);
         metrics_count_batch(&s->metrics, n);
         int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
         if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
@@ -183,7 +189,7 @@ void conn_flush(conn_t *c)
             return;
         }
         size_t written = (size_t)rc;
-        s->metrics.bytes_out += written;
+        METRIC_ADD(s->metrics.bytes_out, written);
         outq_consume(&c->outq, written);
         s->outbound_bytes -= written;
         if (written == total) {
@@ -197,8 +203,8 @@ void conn_flush(conn_t *c)
             conn_close(c);
             return;
         }
-        s->metrics.write_calls++;
-        s->metrics.bytes_out += total;
+        METRIC_ADD(s->metrics.write_calls, 1);
+        METRIC_ADD(s->metrics.bytes_out, total);
         outq_mark_inflight(&c->outq, n, total);
         c->writing = true;
         break;
@@ -346,11 +352,11 @@ static bool http_dispatch(conn_t *c)
     }
     if (wsb_http_request_is_upgrade(req) ||
         wsb_http_request_header_has_token(req, "Upgrade", "websocket")) {
-        s->metrics.handshake_failures++;
+        METRIC_ADD(s->metrics.handshake_failures, 1);
         http_error(c, 404, "no WebSocket endpoint at this path");
         return false;
     }
-    s->metrics.http_requests++;
+    METRIC_ADD(s->metrics.http_requests, 1);
     c->head_request = wsb_str_eq(wsb_http_request_method(req), "HEAD");
     http_api_handle(c, req);
     c->head_request = false;
@@ -392,7 +398,7 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     server_t *s = c->server;
     wsb_handshake_t hs;
     if (wsb_handshake_check(req, NULL, &hs) != 0) {
-        s->metrics.handshake_failures++;
+        METRIC_ADD(s->metrics.handshake_failures, 1);
         http_error(c, hs.status, hs.reason);
         return;
     }
@@ -404,7 +410,8 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     c->http = NULL;
     c->state = CONN_WS;
     s->nws++;
-    s->metrics.ws_upgrades++;
+    server_update_gauges(s);
+    METRIC_ADD(s->metrics.ws_upgrades, 1);
     c->session = session_new(c, echo);
     c->last_rx_ms = server_now(s);
     const config_t *cfg = s->cfg;
@@ -435,7 +442,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     server_t *s = c->server;
-    s->metrics.bytes_in += (uint64_t)nread;
+    /* Whatever was published before these bytes were sent (e.g. acked to
+     * another client on another worker) is delivered before we answer them:
+     * a reply never overtakes a message that was published earlier. */
+    router_drain(s);
+    METRIC_ADD(s->metrics.bytes_in, (uint64_t)nread);
     c->last_rx_ms = server_now(s);
     switch (c->state) {
     case CONN_HTTP:
@@ -462,7 +473,7 @@ static void ws_keepalive(conn_t *c)
     uint64_t now = server_now(s);
     uint64_t silent = now - c->last_rx_ms;
     if (cfg->idle_timeout_ms > 0 && silent >= cfg->idle_timeout_ms) {
-        s->metrics.idle_timeouts++;
+        METRIC_ADD(s->metrics.idle_timeouts, 1);
         log_debug("idle timeout", "peer=%s silent_ms=%llu", c->peer, (unsigned long long)silent);
         conn_ws_close(c, WSB_WS_CLOSE_POLICY, "idle timeout", true);
         return;
@@ -487,7 +498,7 @@ static void on_timer(uv_timer_t *t)
     conn_t *c = container_of(t, conn_t, timer);
     switch (c->state) {
     case CONN_HTTP:
-        c->server->metrics.header_timeouts++;
+        METRIC_ADD(c->server->metrics.header_timeouts, 1);
         log_debug("header timeout", "peer=%s", c->peer);
         http_error(c, 408, "request header timeout");
         break;
@@ -533,8 +544,8 @@ void conn_accept(server_t *s)
     conn_t *c = xcalloc(1, sizeof(*c));
     c->server = s;
     outq_init(&c->outq);
-    uv_tcp_init(s->loop, &c->tcp);
-    uv_timer_init(s->loop, &c->timer);
+    uv_tcp_init(&s->loop, &c->tcp);
+    uv_timer_init(&s->loop, &c->timer);
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;
@@ -544,12 +555,13 @@ void conn_accept(server_t *s)
     }
     s->conns = c;
     s->nconns++;
+    server_update_gauges(s);
     c->state = CONN_HTTP;
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
     }
-    s->metrics.connections_accepted++;
+    METRIC_ADD(s->metrics.connections_accepted, 1);
     uv_tcp_nodelay(&c->tcp, 1);
     format_peer(c);
     c->last_rx_ms = server_now(s);
@@ -557,8 +569,11 @@ void conn_accept(server_t *s)
         conn_close(c);
         return;
     }
-    if (s->nconns > s->cfg->max_connections) {
-        s->metrics.connections_rejected++;
+    /* max_connections bounds the whole process, not each worker. */
+    size_t total = atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed) + 1;
+    c->counted = true;
+    if (total > s->cfg->max_connections) {
+        METRIC_ADD(s->metrics.connections_rejected, 1);
         log_debug("connection rejected", "peer=%s reason=max_connections", c->peer);
         http_error(c, 503, "too many connections");
         return;

@@ -52,6 +52,7 @@ struct conn_s {
     bool shutdown_started;
     bool got_peer_close;  /* WebSocket close frame received */
     bool read_paused;     /* replies over max_outbound_bytes: not reading */
+    bool counted;         /* included in broker->connections */
     bool head_request;    /* the request being answered is HEAD: no body */
     uint8_t handles_open; /* closed handles pending before free */
     uint64_t last_rx_ms;  /* loop time of the last bytes read */

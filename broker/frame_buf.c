@@ -2,6 +2,7 @@
 #include "frame_buf.h"
 
 #include "util.h"
+#include "xmsg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ frame_buf_t *frame_buf_adopt(uint8_t *raw, size_t len)
     fb->refcnt = 1;
     fb->len = (uint32_t)len;
     fb->bytes = raw + FRAME_BUF_HEADROOM;
+    fb->shared = NULL;
     return fb;
 }
 
@@ -39,6 +41,10 @@ frame_buf_t *frame_buf_copy(const void *data, size_t len)
 void frame_buf_unref(frame_buf_t *fb)
 {
     if (--fb->refcnt == 0) {
-        free(fb);
+        if (fb->shared != NULL) {
+            xmsg_unref(fb->shared); /* the frame_buf lives inside the xmsg */
+        } else {
+            free(fb);
+        }
     }
 }

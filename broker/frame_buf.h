@@ -3,14 +3,19 @@
  * one complete WebSocket frame shared by every subscriber of a publish, or an
  * HTTP response.
  *
- * The header lives in the same allocation, right before the bytes: protocol
- * builders (wsb_msg_build_*) are asked for FRAME_BUF_HEADROOM bytes of
- * headroom and frame_buf_adopt() turns their buffer into a frame_buf_t, so a
- * publish costs one allocation however many subscribers it reaches.
+ * Local buffers: the header lives in the same allocation right before the
+ * bytes. Protocol builders (wsb_msg_build_*) are asked for FRAME_BUF_HEADROOM
+ * bytes of headroom and frame_buf_adopt() turns their buffer into a
+ * frame_buf_t: one allocation however many subscribers it reaches.
+ *
+ * Published messages cross workers as one xmsg_t (xmsg.h): each worker gets
+ * its own frame_buf_t inside the xmsg, whose bytes point into the shared
+ * frame. Its count is that worker's alone; when it drops to zero the worker
+ * releases its (atomic) reference on the xmsg. So the per-delivery refcount
+ * traffic stays plain integer arithmetic on one thread.
  *
  * Ownership: a new frame_buf has refcnt 1, owned by its creator. Each holder
- * (an outbound queue slice) takes a reference; the last unref frees it. The
- * count is not atomic: a frame_buf never leaves the loop that created it.
+ * (an outbound queue slice) takes a reference; the last unref frees it.
  */
 #ifndef WSB_BROKER_FRAME_BUF_H
 #define WSB_BROKER_FRAME_BUF_H
@@ -18,10 +23,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct xmsg_s;
+
 typedef struct frame_buf_s {
     uint32_t refcnt;
     uint32_t len;
     uint8_t *bytes;
+    struct xmsg_s *shared; /* NULL: a local buffer, freed with free() */
+    uint8_t pad_[8];       /* keeps the header a multiple of 16 bytes */
 } frame_buf_t;
 
 #define FRAME_BUF_HEADROOM sizeof(frame_buf_t)

@@ -1,6 +1,7 @@
 /* http_api.c - /healthz, /metrics, /api/publish and static files (see http_api.h). */
 #include "http_api.h"
 
+#include "broker.h"
 #include "conn.h"
 #include "metrics.h"
 #include "router.h"
@@ -12,6 +13,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -43,38 +45,61 @@ static void respond_error(conn_t *c, int status, const char *code, const char *m
     respond_json(c, status, error_object(code, message), keep_alive, extra_headers);
 }
 
+/* A worker is alive when its loop ran its heartbeat timer recently: a stuck
+ * loop (a busy-looping bug, a blocking call) stops beating. */
+#define HEARTBEAT_STALE_MS 5000
+
 static void healthz(conn_t *c, bool keep_alive)
 {
-    server_t *s = c->server;
-    json_t *body = json_pack("{s:s,s:s,s:s,s:f,s:I,s:I}", "status", "ok", "node_id", s->node_id,
-                             "version", WSB_VERSION, "uptime_s",
-                             (double)(server_now(s) - s->started_ms) / 1000.0, "connections",
-                             (json_int_t)s->nconns, "websocket_connections", (json_int_t)s->nws);
-    respond_json(c, 200, body, keep_alive, "Cache-Control: no-store\r\n");
+    broker_t *b = c->server->broker;
+    uint64_t now_ms = broker_uptime_ns(b) / 1000000;
+    json_t *workers = json_array();
+    uint64_t conns = 0, ws = 0;
+    bool all_alive = true;
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        metrics_t *m = &b->workers[i]->metrics;
+        uint64_t beat = METRIC_GET(m->heartbeat_ms);
+        bool alive = now_ms < beat + HEARTBEAT_STALE_MS;
+        all_alive = all_alive && alive;
+        conns += METRIC_GET(m->connections);
+        ws += METRIC_GET(m->ws_connections);
+        json_array_append_new(workers,
+                              json_pack("{s:I,s:b,s:I}", "id", (json_int_t)i, "alive", alive,
+                                        "connections", (json_int_t)METRIC_GET(m->connections)));
+    }
+    json_t *body = json_pack(
+        "{s:s,s:s,s:s,s:f,s:I,s:I,s:o}", "status", all_alive ? "ok" : "degraded", "node_id",
+        b->node_id, "version", WSB_VERSION, "uptime_s", (double)now_ms / 1000.0, "connections",
+        (json_int_t)conns, "websocket_connections", (json_int_t)ws, "workers", workers);
+    respond_json(c, all_alive ? 200 : 503, body, keep_alive, "Cache-Control: no-store\r\n");
 }
 
 static void metrics(conn_t *c, bool keep_alive)
 {
     server_t *s = c->server;
+    broker_t *b = s->broker;
+    server_update_gauges(s); /* our own gauges, current to this turn */
     metrics_gauges_t g = {
-        .connections = s->nconns,
-        .ws_connections = s->nws,
-        .subscriptions = trie_subscription_count(s->trie),
-        .patterns = trie_pattern_count(s->trie),
-        .topics = router_topic_count(s->router),
-        .outbound_bytes = s->outbound_bytes,
-        .uptime_seconds = (double)(server_now(s) - s->started_ms) / 1000.0,
+        .topics = seqtab_count(b->seqtab),
+        .uptime_seconds = (double)broker_uptime_ns(b) / 1e9,
+        .workers = b->nworkers,
     };
+    metrics_t **all = xcalloc(b->nworkers, sizeof(metrics_t *));
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        all[i] = &b->workers[i]->metrics;
+    }
     sbuf_t out;
     sbuf_init(&out);
-    metrics_render(&s->metrics, &g, &out);
+    metrics_render(all, b->nworkers, &g, &out);
+    free(all);
     conn_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, out.len,
                       keep_alive, NULL);
     sbuf_free(&out);
 }
 
 /* Publishes one {"topic":…,"data":…} object; returns the result object:
- * {"seq":N,"delivered":K} or {"error":{…}}. */
+ * {"seq":N} or {"error":{…}}. How many subscribers it reached is not known
+ * here: other workers deliver it in their own time. */
 static json_t *publish_one(server_t *s, json_t *item)
 {
     if (!json_is_object(item)) {
@@ -102,10 +127,9 @@ static json_t *publish_one(server_t *s, json_t *item)
     if (wsb_topic_is_reserved(name, len)) {
         return error_object(WSB_ERR_FORBIDDEN, "topics starting with '$' are reserved");
     }
-    uint64_t seq = 0;
-    size_t delivered = router_publish(s->router, (wsb_str_t){name, len}, data, &seq);
-    s->metrics.messages_published_http++;
-    return json_pack("{s:I,s:I}", "seq", (json_int_t)seq, "delivered", (json_int_t)delivered);
+    uint64_t seq = router_publish(s, (wsb_str_t){name, len}, data);
+    METRIC_ADD(s->metrics.messages_published_http, 1);
+    return json_pack("{s:I}", "seq", (json_int_t)seq);
 }
 
 static bool is_json_content_type(wsb_str_t ct)
@@ -198,9 +222,9 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req)
                       "Allow: GET, HEAD\r\n");
         return;
     }
-    if (s->web_root == NULL) {
+    if (s->broker->web_root == NULL) {
         conn_http_respond(c, 404, "text/plain", "not found\n", 10, keep_alive, NULL);
         return;
     }
-    static_serve(c, s->web_root, url, head, keep_alive);
+    static_serve(c, s->broker->web_root, url, head, keep_alive);
 }

@@ -1,19 +1,18 @@
-/* main.c - wsbroker: configuration, process setup, the loop, and exit status.
+/* main.c - wsbroker: configuration, process setup, the workers, and exit status.
  *
  * Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for a bad
  * configuration (the message on stderr names the key), 1 for a runtime
  * failure such as a port that cannot be bound.
  */
+#include "broker.h"
 #include "config.h"
 #include "log.h"
-#include "server.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <uv.h>
 
 extern char **environ;
 
@@ -61,27 +60,15 @@ int main(int argc, char **argv)
     log_info("starting", "version=%s config=%s", WSB_VERSION,
              log_quote(cfg.config_file ? cfg.config_file : "-"));
 
-    uv_loop_t loop;
-    if (uv_loop_init(&loop) != 0) {
-        log_error("cannot create the event loop", NULL);
-        config_free(&cfg);
-        return 1;
-    }
-    static server_t server; /* large (holds the shared read buffer): not on the stack */
-    server_init(&server, &loop, &cfg);
+    static broker_t broker; /* holds the workers; lives until exit */
     int status = 0;
-    if (server_listen(&server) != 0) {
-        status = 1;
-        server_shutdown(&server);
-    }
-    uv_run(&loop, UV_RUN_DEFAULT);
-    server_free(&server);
-    if (uv_loop_close(&loop) != 0) {
-        log_warn("event loop closed with handles open", NULL);
-    }
-    if (status == 0) {
+    if (broker_init(&broker, &cfg) == 0) {
+        broker_run(&broker);
         log_info("stopped", NULL);
+    } else {
+        status = 1;
     }
+    broker_free(&broker);
     config_free(&cfg);
     return status;
 }

@@ -1,15 +1,18 @@
 /*
  * metrics.h - the broker's counters and their Prometheus text rendering.
  *
- * Counters are plain integers owned by one loop (the server); gauges that
- * other modules already know (connections, subscriptions, topics, queued
- * bytes) are read from them at render time instead of being duplicated.
+ * Each worker owns one metrics_t and is its only writer; /metrics, served by
+ * whichever worker got the request, reads every worker's. The fields are
+ * atomics written with a relaxed load + store (no read-modify-write, so no
+ * locked instruction on the hot path: there is one writer) and read with
+ * relaxed loads: a scrape sees each value whole, possibly a moment old.
  */
 #ifndef WSB_BROKER_METRICS_H
 #define WSB_BROKER_METRICS_H
 
 #include "util.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,36 +24,61 @@
 #define METRICS_ERROR_CODES(X)                                                                     \
     X(bad_json)                                                                                    \
     X(bad_type)                                                                                    \
-    X(missing_field) X(bad_field) X(bad_topic) X(bad_since) X(forbidden) X(too_large)              \
-        X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal)
+    X(missing_field)                                                                               \
+    X(bad_field)                                                                                   \
+    X(bad_topic)                                                                                   \
+    X(bad_since) X(forbidden) X(too_large) X(limit_exceeded) X(not_subscribed) X(rate_limited)     \
+        X(internal)
 
 #define METRICS_BATCH_BUCKETS 12 /* frames per write: 1, 2, 4, ... 1024, +Inf */
 
+typedef _Atomic uint64_t metric_t;
+
+/* Single-writer update and any-thread read (see the header comment). */
+#define METRIC_ADD(m, n)                                                                           \
+    atomic_store_explicit(&(m), atomic_load_explicit(&(m), memory_order_relaxed) + (uint64_t)(n),  \
+                          memory_order_relaxed)
+#define METRIC_SET(m, v) atomic_store_explicit(&(m), (uint64_t)(v), memory_order_relaxed)
+#define METRIC_GET(m)    atomic_load_explicit(&(m), memory_order_relaxed)
+
 typedef struct {
-    uint64_t connections_accepted;
-    uint64_t connections_rejected; /* over max_connections */
-    uint64_t ws_upgrades;
-    uint64_t handshake_failures;
-    uint64_t http_requests;
-    uint64_t messages_published; /* accepted publishes, all ingresses */
-    uint64_t messages_published_http;
-    uint64_t messages_delivered; /* frames queued to subscribers */
-    uint64_t messages_received;  /* WebSocket data messages read */
-    uint64_t bytes_in;
-    uint64_t bytes_out;
-    uint64_t slow_consumer_closes;
-    uint64_t header_timeouts;
-    uint64_t idle_timeouts;
-    uint64_t write_calls; /* uv_try_write + uv_write */
-    uint64_t batch_hist[METRICS_BATCH_BUCKETS];
-    uint64_t batch_frames;
-#define X(code) uint64_t close_##code;
+    /* gauges, mirrored by the owning worker */
+    metric_t connections;
+    metric_t ws_connections;
+    metric_t subscriptions;
+    metric_t patterns;
+    metric_t outbound_bytes;
+    metric_t inbox_depth;
+    metric_t heartbeat_ms; /* loop time of the worker's last heartbeat */
+    /* counters */
+    metric_t connections_accepted;
+    metric_t connections_rejected; /* over max_connections */
+    metric_t ws_upgrades;
+    metric_t handshake_failures;
+    metric_t http_requests;
+    metric_t messages_published; /* accepted publishes, all ingresses */
+    metric_t messages_published_http;
+    metric_t messages_delivered; /* frames queued to subscribers */
+    metric_t messages_received;  /* WebSocket data messages read */
+    metric_t inbox_dropped;      /* messages for this worker dropped: its inbox was full */
+    metric_t bytes_in;
+    metric_t bytes_out;
+    metric_t slow_consumer_closes;
+    metric_t header_timeouts;
+    metric_t idle_timeouts;
+    metric_t write_calls; /* uv_try_write + uv_write */
+    metric_t batch_hist[METRICS_BATCH_BUCKETS];
+    metric_t batch_frames;
+#define X(code) metric_t close_##code;
     METRICS_CLOSE_CODES(X)
 #undef X
-#define X(code) uint64_t error_##code;
+#define X(code) metric_t error_##code;
     METRICS_ERROR_CODES(X)
 #undef X
 } metrics_t;
+
+/* Sets every field to 0 (the owner does this before its thread starts). */
+void metrics_init(metrics_t *m);
 
 /* Counts one sent close code (codes outside the list are ignored). */
 void metrics_count_close(metrics_t *m, int code);
@@ -61,18 +89,16 @@ void metrics_count_error(metrics_t *m, const char *code);
 /* Records a write of `frames` queued slices in the batch histogram. */
 void metrics_count_batch(metrics_t *m, unsigned frames);
 
-/* Gauges supplied by the server at render time. */
+/* Process-wide gauges supplied at render time. */
 typedef struct {
-    size_t connections;
-    size_t ws_connections;
-    size_t subscriptions;
-    size_t patterns;
     size_t topics;
-    size_t outbound_bytes;
     double uptime_seconds;
+    unsigned workers;
 } metrics_gauges_t;
 
-/* Appends the Prometheus text exposition (version 0.0.4) to `out`. */
-void metrics_render(const metrics_t *m, const metrics_gauges_t *g, sbuf_t *out);
+/* Appends the Prometheus text exposition (version 0.0.4) of `n` workers'
+ * metrics to `out`: totals, plus per-worker series labelled worker="i"
+ * for connections, deliveries and inbox drops. */
+void metrics_render(metrics_t *const *workers, unsigned n, const metrics_gauges_t *g, sbuf_t *out);
 
 #endif

@@ -1,12 +1,18 @@
 /*
- * router.h - publish path: validate, assign the per-topic seq, serialize the
- * `message` frame once, and queue it to every matching session.
+ * router.h - the publish path, across workers.
  *
- * Sequence numbers: each topic has a counter that starts at 1 and increases
- * by one per accepted publish on this node. The table is bounded
- * (ROUTER_MAX_TOPICS entries, least recently published evicted first), so a
- * topic idle long enough to be evicted starts again at 1; the history
- * feature adds epochs so clients can tell.
+ * router_publish() runs on the worker that received the publish: it takes the
+ * topic's next seq from the shared sequence table, serializes the `message`
+ * frame once (xmsg.h), and, still holding the topic's shard lock, pushes the
+ * message into every worker's inbox, its own included. Each worker delivers
+ * from its inbox in its next loop turn (router_drain), matching its own trie.
+ *
+ * Guarantees: seq is unique and increasing per topic across all workers;
+ * every worker receives a topic's messages in seq order (pushes happen under
+ * the shard lock), so every subscriber sees one publisher's messages in
+ * publish order, and all subscribers see a topic's messages in the same
+ * order. A worker whose inbox is full does not get the message (counted in
+ * wsbroker_inbox_dropped_total; the publisher is never blocked).
  */
 #ifndef WSB_BROKER_ROUTER_H
 #define WSB_BROKER_ROUTER_H
@@ -18,20 +24,15 @@
 #include <stdint.h>
 
 typedef struct server_s server_t;
-typedef struct router_s router_t;
 
-#define ROUTER_MAX_TOPICS 65536
+/* Publishes `data` (any JSON value) to the valid, non-reserved exact topic
+ * from worker `s`. Returns the message's seq. */
+uint64_t router_publish(server_t *s, wsb_str_t topic, const json_t *data);
 
-router_t *router_new(server_t *s);
-void router_free(router_t *r);
-
-/*
- * Publishes `data` (any JSON value) to the valid, non-reserved exact topic.
- * Sets *seq. Returns the number of sessions the message was queued to.
- */
-size_t router_publish(router_t *r, wsb_str_t topic, const json_t *data, uint64_t *seq);
-
-/* Number of topics in the sequence table (gauge). */
-size_t router_topic_count(const router_t *r);
+/* Delivers up to SERVER_INBOX_BATCH messages from the worker's inbox to its
+ * subscribers; wakes the loop again if more remain. Called each loop turn,
+ * right after a publish, and before a connection's input is handled (so a
+ * reply never overtakes a message published before the request was sent). */
+void router_drain(server_t *s);
 
 #endif

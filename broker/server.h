@@ -1,12 +1,17 @@
 /*
- * server.h - one broker instance on one libuv loop: the listener, every
- * connection, the subscription trie, the per-topic sequence table, metrics,
- * and the once-per-loop-turn flush of queued output.
+ * server.h - one worker: an event loop on its own thread (worker 0 on the
+ * main thread) with its own listening socket (SO_REUSEPORT), connections,
+ * subscription trie, inbox of published messages, metrics, and the
+ * once-per-loop-turn flush of queued output.
  *
- * Lifetime: server_init() -> server_listen() -> uv_run() -> (SIGINT/SIGTERM:
- * server_shutdown(), the loop ends when every connection has closed) ->
- * server_free(). The server owns its connections; each connection is freed
- * in its last close callback.
+ * Nothing here is shared between workers except through broker_t (the
+ * sequence table, the inboxes, the metrics read by /metrics): a connection,
+ * its session and its subscriptions belong to one worker for their life.
+ *
+ * Lifetime: server_init() (on the main thread, before the worker's thread
+ * starts) -> server_run() on the worker's thread -> server_free() after the
+ * thread ended. The server owns its connections; each connection is freed in
+ * its last close callback.
  */
 #ifndef WSB_BROKER_SERVER_H
 #define WSB_BROKER_SERVER_H
@@ -14,6 +19,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "topic_trie.h"
+#include "xqueue.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,19 +27,29 @@
 #include <uv.h>
 
 typedef struct conn_s conn_t;
-typedef struct router_s router_t;
+typedef struct broker_s broker_t;
 
 #define SERVER_READ_BUF_SIZE (64 * 1024)
 
+/* Published messages a worker delivers per loop turn before it yields to
+ * I/O (the rest wait for the next turn, in order). */
+#define SERVER_INBOX_BATCH 4096
+
 typedef struct server_s {
-    uv_loop_t *loop;
+    uv_loop_t loop;
+    broker_t *broker;
     const config_t *cfg;
+    unsigned index; /* worker number, 0 .. workers-1 */
     uv_tcp_t listener;
-    uv_prepare_t flush_prepare; /* writes what callbacks queued, before the loop blocks */
-    uv_signal_t sig_int;
-    uv_signal_t sig_term;
+    uv_prepare_t flush_prepare; /* delivers the inbox and writes what callbacks queued */
+    uv_async_t inbox_async;     /* another worker pushed to our inbox */
+    uv_async_t stop_async;      /* shutdown requested / every worker drained */
+    uv_signal_t sig_int;        /* worker 0 only */
+    uv_signal_t sig_term;       /* worker 0 only */
     uv_timer_t shutdown_timer;
+    uv_timer_t heartbeat;
     int handles_open; /* server handles not yet closed */
+    xqueue_t inbox;   /* xmsg_t* published by any worker, for our subscribers */
 
     conn_t *conns; /* every live connection (doubly linked) */
     size_t nconns;
@@ -41,36 +57,36 @@ typedef struct server_s {
     conn_t *dirty; /* connections with output to flush this turn (singly linked) */
 
     trie_t *trie;
-    router_t *router;
     metrics_t metrics;
     size_t outbound_bytes; /* sum of every connection's queued output */
     bool in_fanout;        /* true while the trie is walked: nothing may leave it */
+    bool inbox_more;       /* the last drain stopped at its batch limit */
 
-    char node_id[40];
-    char *web_root; /* realpath of cfg->web_root, NULL when static files are off */
-    uint64_t started_ms;
     uint64_t next_client_seq;
     bool shutting_down;
+    bool drained; /* counted in broker->drained */
     bool listening;
-    int exit_status;
 
-    /* One read buffer shared by every connection: data is consumed inside the
-     * read callback (partial frames and requests are copied by their parsers),
-     * so no connection needs a buffer of its own while idle. */
+    /* One read buffer shared by every connection of this worker: data is
+     * consumed inside the read callback (partial frames and requests are
+     * copied by their parsers), so no connection needs a buffer of its own
+     * while idle. */
     uint8_t read_buf[SERVER_READ_BUF_SIZE];
 } server_t;
 
-/* Prepares the server on `loop` with `cfg` (borrowed; must outlive it). */
-int server_init(server_t *s, uv_loop_t *loop, const config_t *cfg);
+/* Prepares worker `index` of `b` with the bound, listening socket `fd`
+ * (owned from now on). Runs on the main thread. 0 or a UV_E* code. */
+int server_init(server_t *s, broker_t *b, unsigned index, int fd);
 
-/* Binds and listens, writes the port file, logs `listening`. 0 or a UV_E* code. */
-int server_listen(server_t *s);
+/* Runs the worker's loop until it has shut down. */
+void server_run(server_t *s);
 
-/* Stops accepting, sends close 1001 to every WebSocket, lets output drain up to
- * shutdown_timeout, then closes what remains. Idempotent. */
+/* Stops accepting, sends close 1001 to every WebSocket, lets output drain up
+ * to shutdown_timeout, then closes what remains. Idempotent; own thread only
+ * (other threads use broker_stop()). */
 void server_shutdown(server_t *s);
 
-/* Releases what the server owns. Call after uv_run() returned. */
+/* Releases what the server owns, after its loop has ended. */
 void server_free(server_t *s);
 
 /* Schedules `c` for the flush at the end of this loop turn. */
@@ -78,5 +94,8 @@ void server_mark_dirty(server_t *s, conn_t *c);
 
 /* Milliseconds of the loop clock. */
 uint64_t server_now(const server_t *s);
+
+/* Mirrors gauges (connections, subscriptions, ...) into the metrics. */
+void server_update_gauges(server_t *s);
 
 #endif

@@ -1,6 +1,7 @@
 /* session.c - WebSocket sessions: frames in, protocol v1 operations, replies out. */
 #include "session.h"
 
+#include "broker.h"
 #include "conn.h"
 #include "frame_buf.h"
 #include "log.h"
@@ -78,6 +79,7 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
             s->subs = xrealloc(s->subs, sizeof(trie_sub_t *) * s->subs_cap);
         }
         s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->tc, NULL);
+        server_update_gauges(srv);
     }
     /* Without history a recovery request cannot succeed: say so, deliver live. */
     reply_ack(s, m, false, 0, m->has_since ? 0 : -1);
@@ -91,14 +93,14 @@ static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
         return;
     }
     trie_remove(s->conn->server->trie, s->subs[i]);
+    server_update_gauges(s->conn->server);
     s->subs[i] = s->subs[--s->nsubs];
     reply_ack(s, m, false, 0, -1);
 }
 
 static void op_publish(session_t *s, const wsb_msg_t *m)
 {
-    uint64_t seq = 0;
-    router_publish(s->conn->server->router, m->topic, m->data, &seq);
+    uint64_t seq = router_publish(s->conn->server, m->topic, m->data);
     reply_ack(s, m, true, seq, -1);
 }
 
@@ -209,7 +211,7 @@ static int on_message_end(void *ud)
     }
     const uint8_t *data = s->pending ? s->pending : s->msg;
     size_t len = s->pending ? s->pending_len : s->msg_len;
-    s->conn->server->metrics.messages_received++;
+    METRIC_ADD(s->conn->server->metrics.messages_received, 1);
     if (s->echo) {
         echo_message(s, s->msg_opcode, data, len);
     } else {
@@ -278,12 +280,13 @@ session_t *session_new(conn_t *c, bool echo)
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);
     srv->next_client_seq++;
-    (void)snprintf(s->client_id, sizeof(s->client_id), "%.8s-%llu", srv->node_id,
-                   (unsigned long long)srv->next_client_seq);
+    /* Unique in the process without coordination: node, worker, counter. */
+    (void)snprintf(s->client_id, sizeof(s->client_id), "%.16s-%u-%llu", srv->broker->node_id,
+                   srv->index, (unsigned long long)srv->next_client_seq);
     if (!echo) {
         wsb_welcome_t w = {
             .client_id = s->client_id,
-            .node_id = srv->node_id,
+            .node_id = srv->broker->node_id,
             .version = WSB_VERSION,
             .max_message_size = srv->cfg->max_message_size,
             .max_subscriptions = srv->cfg->max_subscriptions,

@@ -42,6 +42,8 @@ static const struct {
     {"port", "--port", "WSB_PORT", "(default 8080)"},
     {"port_file", "--port-file", "WSB_PORT_FILE", "(default \"\")"},
     {"backlog", "--backlog", "WSB_BACKLOG", "(default 511)"},
+    {"workers", "--workers", "WSB_WORKERS", "(default 0)"},
+    {"worker_queue_size", "--worker-queue-size", "WSB_WORKER_QUEUE_SIZE", "(default 65536)"},
     {"ws_path", "--ws-path", "WSB_WS_PATH", "(default \"/ws\")"},
     {"echo_path", "--echo-path", "WSB_ECHO_PATH", "(default \"\")"},
     {"web_root", "--web-root", "WSB_WEB_ROOT", NULL},
@@ -206,6 +208,8 @@ static void assert_same_config_but_web_root(const config_t *a, const config_t *b
     assert_int_equal(a->port, b->port);
     assert_string_equal(a->port_file, b->port_file);
     assert_int_equal(a->backlog, b->backlog);
+    assert_int_equal(a->workers, b->workers);
+    assert_int_equal(a->worker_queue_size, b->worker_queue_size);
     assert_string_equal(a->ws_path, b->ws_path);
     assert_string_equal(a->echo_path, b->echo_path);
     assert_string_equal(a->node_id, b->node_id);
@@ -243,6 +247,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.port, 8080);
     assert_string_equal(cfg.port_file, "");
     assert_int_equal(cfg.backlog, 511);
+    assert_int_equal(cfg.workers, 0);
+    assert_int_equal(cfg.worker_queue_size, 65536);
     assert_string_equal(cfg.ws_path, "/ws");
     assert_string_equal(cfg.echo_path, "");
     assert_ends_with(cfg.web_root, "web");
@@ -676,6 +682,11 @@ static void test_uint_values(void **state)
     assert_int_equal(cfg.port, 0);
     assert_int_equal(cfg.backlog, 65535);
     config_free(&cfg);
+    assert_int_equal(load(&cfg, LIST("--workers", "4"), LIST("WSB_WORKER_QUEUE_SIZE=1024")),
+                     CONFIG_OK);
+    assert_int_equal(cfg.workers, 4);
+    assert_int_equal(cfg.worker_queue_size, 1024);
+    config_free(&cfg);
     assert_int_equal(load(&cfg, LIST("--port", "65535", "--max-connections", "2147483647"), NULL),
                      CONFIG_OK);
     assert_int_equal(cfg.port, 65535);
@@ -691,6 +702,8 @@ static void test_uint_values(void **state)
                      LIST("port: expected an integer from 0 to 65535", quoted, "from --port"));
     }
     expect_error(LIST("--backlog=0"), NULL, LIST("backlog", "from 1 to 65535"));
+    expect_error(LIST("--workers=257"), NULL, LIST("workers", "from 0 to 256"));
+    expect_error(LIST("--worker-queue-size=8"), NULL, LIST("worker_queue_size"));
     expect_error(LIST("--max-connections=0"), NULL, LIST("max_connections"));
     expect_error(LIST("--max-subscriptions=2147483648"), NULL, LIST("max_subscriptions"));
 }

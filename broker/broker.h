@@ -1,0 +1,57 @@
+/*
+ * broker.h - the process: configuration, the workers (one event loop per
+ * thread, each with its own SO_REUSEPORT listening socket), the per-topic
+ * sequence table they share, and their coordinated shutdown.
+ *
+ * Worker 0 runs on the calling thread and handles SIGINT/SIGTERM, so a
+ * broker with workers=1 is a plain single-threaded program (the easiest to
+ * debug). On a signal every worker drains its connections; each worker
+ * closes its last handles only once every worker has drained, because until
+ * then another worker may still push into its inbox.
+ */
+#ifndef WSB_BROKER_BROKER_H
+#define WSB_BROKER_BROKER_H
+
+#include "config.h"
+#include "seqtab.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct server_s server_t;
+
+typedef struct broker_s {
+    const config_t *cfg;
+    unsigned nworkers;
+    server_t **workers;
+    seqtab_t *seqtab;
+    char node_id[72];
+    char *web_root; /* realpath of cfg->web_root, NULL when static files are off */
+    uint64_t started_ns;
+    _Atomic unsigned drained; /* workers with no connection left after shutdown began */
+    _Atomic int stopping;
+    _Atomic size_t connections; /* over all workers, for max_connections */
+} broker_t;
+
+/*
+ * Resolves the address, binds and listens with one socket per worker, writes
+ * the port file, and prepares the workers. Returns 0, or -1 after logging
+ * why (the caller exits 1); broker_free() is needed either way.
+ */
+int broker_init(broker_t *b, const config_t *cfg);
+
+/* Runs every worker until shutdown; returns when all threads have ended. */
+void broker_run(broker_t *b);
+
+/* Asks every worker to shut down (any thread). */
+void broker_stop(broker_t *b);
+
+/* Called by a worker whose connections are all gone during shutdown. */
+void broker_worker_drained(broker_t *b, server_t *s);
+
+void broker_free(broker_t *b);
+
+/* Nanoseconds since start (monotonic). */
+uint64_t broker_uptime_ns(const broker_t *b);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * xmsg.h - one published message as it crosses workers: the complete
+ * `message` frame (serialized once), its topic, and one frame_buf_t per
+ * worker, all in a single allocation.
+ *
+ * The reference count is atomic and counts workers, not deliveries: the
+ * publisher sets it to the number of inboxes the message was pushed to; each
+ * worker drops its reference when its own frame_buf (see frame_buf.h) is
+ * released by its last subscriber write. The bytes are immutable from
+ * creation on, which is what makes sharing them across threads safe.
+ */
+#ifndef WSB_BROKER_XMSG_H
+#define WSB_BROKER_XMSG_H
+
+#include "frame_buf.h"
+#include "wsb/common.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Per-worker frame_buf slots are this far apart, so two workers' refcounts
+ * do not share a cache line. */
+#define XMSG_SLOT_STRIDE 64
+
+typedef struct xmsg_s {
+    _Atomic uint32_t refs;
+    uint32_t nslots;
+    uint64_t seq;
+    uint8_t *frame; /* the WebSocket frame, inside this allocation */
+    uint32_t frame_len;
+    uint16_t topic_len;
+    char *topic; /* NUL-terminated, inside this allocation */
+} xmsg_t;
+
+/*
+ * Builds the message for `nworkers` workers: serializes the frame
+ * {"type":"message","topic":T,"seq":S,"data":D} once. `data_json` is the
+ * serialized data. Refcount starts at 0: the publisher sets it with
+ * xmsg_set_refs() before handing it out. Aborts on OOM.
+ */
+xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t data_json, unsigned nworkers);
+
+/* Sets the number of references (the workers it is handed to). With 0 the
+ * message is freed at once. */
+void xmsg_set_refs(xmsg_t *m, uint32_t refs);
+
+/* Drops one worker's reference; the last frees the message. Any thread. */
+void xmsg_unref(xmsg_t *m);
+
+/* The frame_buf of worker `w` (refcnt 1, owned by that worker). */
+frame_buf_t *xmsg_worker_buf(xmsg_t *m, unsigned w);
+
+#endif
