@@ -25,7 +25,9 @@ try {
 for (const el of document.querySelectorAll(".origin")) el.textContent = location.origin;
 
 const client = wsb.connect("/ws", { reconnect: { minDelay: 300, maxDelay: 5000 } });
-window.wsbDemo = { client, wsb }; // for the browser console
+// For the browser console (and the browser test, which waits for `subscriptions` to be active).
+const subscriptions = [];
+window.wsbDemo = { client, wsb, subscriptions };
 
 // ---------------------------------------------------------------- connection
 
@@ -211,7 +213,7 @@ function switchRoom(name) {
 }
 
 // One wildcard subscription feeds every room (and the unread badges).
-client.subscribe("chat.*", (msg) => {
+subscriptions.push(client.subscribe("chat.*", (msg) => {
   const roomName = msg.topic.slice("chat.".length);
   const d = msg.data;
   const m =
@@ -219,7 +221,7 @@ client.subscribe("chat.*", (msg) => {
       ? { user: String(d.user ?? "anonymous"), text: String(d.text ?? JSON.stringify(d)), ts: Number(d.ts) || Date.now() }
       : { user: "anonymous", text: typeof d === "string" ? d : JSON.stringify(d), ts: Date.now() };
   addChat(roomName, m);
-});
+}));
 
 $("chat-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
@@ -270,7 +272,7 @@ function symbolCard(name) {
 }
 for (const name of Object.keys(SEED)) symbolCard(name);
 
-client.subscribe("demo.ticker.*", (msg) => {
+subscriptions.push(client.subscribe("demo.ticker.*", (msg) => {
   const name = msg.topic.slice("demo.ticker.".length);
   const d = msg.data;
   const price = typeof d === "number" ? d : Number(d?.price);
@@ -295,7 +297,7 @@ client.subscribe("demo.ticker.*", (msg) => {
   chgEl.className = `chg ${chg >= 0 ? "up" : "down"}`;
   if (!symbols.get(selected)?.history.length) selected = name;
   dirty = true;
-});
+}));
 
 function sizeCanvas(canvas) {
   const dpr = window.devicePixelRatio || 1;
@@ -415,7 +417,7 @@ function feedEmpty() {
   }
 }
 
-client.subscribe("demo.>", (msg) => {
+subscriptions.push(client.subscribe("demo.>", (msg) => {
   if (msg.topic.startsWith("demo.ticker.") && !showTicks.checked) return;
   feed.querySelector(".empty")?.remove();
   const li = document.createElement("li");
@@ -434,7 +436,7 @@ client.subscribe("demo.>", (msg) => {
   }
   feed.prepend(li);
   while (feed.children.length > 100) feed.lastChild.remove();
-});
+}));
 feedEmpty();
 
 $("feed-form").addEventListener("submit", (ev) => {
