@@ -24,7 +24,7 @@
 #define HEAD_CAP 384u /* type, a topic of up to 256 bytes, seq, "data":"t=…; */
 #define TICK_MS  1
 /* A publish batch is at most this many bytes (or one frame). */
-#define BATCH_BYTES (1024u * 1024u)
+#define BATCH_BYTES ((size_t)1 << 20)
 /* Parser callbacks return this to stop parsing a connection that is closing. */
 #define STOP 1
 

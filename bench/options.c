@@ -160,8 +160,7 @@ static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
     return true;
 }
 
-/* A non-negative decimal number up to `max`, followed by `suffix` or nothing;
- * *rest gets what follows the number. */
+/* A non-negative decimal number up to `max`; *rest gets what follows it. */
 static bool parse_number(const char *s, double max, double *out, const char **rest)
 {
     if ((s[0] < '0' || s[0] > '9') && s[0] != '.') {
@@ -390,7 +389,7 @@ static const opt_def_t defs[] = {
 
 #define DAY_S 86400.0
 
-/* Applies one option; `v` is its value (NULL for flags). */
+/* Applies one option; `v` is its value ("" for flags). */
 static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *err, size_t errlen)
 {
     uint64_t u64 = 0;
@@ -566,7 +565,7 @@ opts_result_t opts_parse(opts_t *o, int argc, char **argv, char *err, size_t err
         if (d == NULL) {
             return fail(err, errlen, "unknown option '%.*s' (see --help)", (int)(nlen + 2), arg);
         }
-        const char *v = NULL;
+        const char *v = "";
         if (d->has_value) {
             if (eq != NULL) {
                 v = eq + 1;

@@ -23,8 +23,8 @@
 
 /* Results of the find functions. */
 #define PAYLOAD_FOUND     1
-#define PAYLOAD_NEED_MORE 0  /* the bytes so far end before the field does */
-#define PAYLOAD_BAD       -1 /* the field is there but malformed */
+#define PAYLOAD_NEED_MORE 0    /* the bytes so far end before the field does */
+#define PAYLOAD_BAD       (-1) /* the field is there but malformed */
 
 /* The server messages wsbench tells apart, by their "type". */
 typedef enum {

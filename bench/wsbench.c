@@ -113,8 +113,15 @@ static void base64(const uint8_t *in, size_t n, char *out)
         }
         out[w++] = tbl[(v >> 18) & 63];
         out[w++] = tbl[(v >> 12) & 63];
-        out[w++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        out[w++] = i + 2 < n ? tbl[v & 63] : '=';
+        out[w++] = tbl[(v >> 6) & 63];
+        out[w++] = tbl[v & 63];
+    }
+    /* One or two input bytes short of a full group: pad with '='. */
+    if (n % 3 > 0) {
+        out[w - 1] = '=';
+        if (n % 3 == 1) {
+            out[w - 2] = '=';
+        }
     }
     out[w] = '\0';
 }
@@ -126,8 +133,8 @@ static int build_request(bench_t *b)
     const opts_t *o = &b->o;
     uint8_t key[16];
     char key64[32];
-    for (int i = 0; i < 4; i++) {
-        if (wsb_ws_random_mask(key + 4 * i) != 0) {
+    for (size_t i = 0; i < sizeof(key); i += 4) {
+        if (wsb_ws_random_mask(key + i) != 0) {
             return -1;
         }
     }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* cmocka.h needs the headers above first. */
@@ -158,7 +159,9 @@ static void test_urls(void **state)
                          "ws://[::1/ws",          "ws://:80/ws",       "ws://127.0.0.1:/ws",
                          "ws://127.0.0.1:80/a b", "ws://127.0.0.1?x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char *argv[] = {"wsbench", "--url", (char *)(uintptr_t)bad[i]};
+        char url[64];
+        (void)snprintf(url, sizeof(url), "%s", bad[i]);
+        char *argv[] = {"wsbench", "--url", url};
         assert_int_equal(parse(ARGC(argv), argv), OPTS_ERROR);
         assert_non_null(strstr(err, "--url"));
     }
@@ -201,10 +204,12 @@ static void test_errors(void **state)
         {{"--sub", "a.b*"}, "--sub"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char args[4][64];
         char *argv[5] = {"wsbench"};
         int argc = 1;
         for (int k = 0; k < 4 && cases[i].args[k] != NULL; k++) {
-            argv[argc++] = (char *)(uintptr_t)cases[i].args[k];
+            (void)snprintf(args[k], sizeof(args[k]), "%s", cases[i].args[k]);
+            argv[argc++] = args[k];
         }
         assert_int_equal(parse(argc, argv), OPTS_ERROR);
         if (strstr(err, cases[i].names) == NULL) {
@@ -231,10 +236,11 @@ static void test_template_checked_at_largest_n(void **state)
 {
     (void)state;
     /* 60 "{n}": 60 bytes for n = 0, 300 bytes (over the topic limit) for n = 99999. */
-    char tmpl[200] = "";
-    for (int i = 0; i < 60; i++) {
-        strcat(tmpl, "{n}");
+    char tmpl[200];
+    for (size_t i = 0; i < 60; i++) {
+        memcpy(tmpl + 3 * i, "{n}", 3);
     }
+    tmpl[180] = '\0';
     char *one[] = {"wsbench", "--topic", tmpl};
     assert_int_equal(parse(ARGC(one), one), OPTS_OK);
     char *many[] = {"wsbench", "--topic", tmpl, "--topics", "100000"};
