@@ -61,6 +61,7 @@ void conn_close(conn_t *c)
     }
     server_t *s = c->server;
     assert(!s->in_fanout);
+    conn_resume_publisher(c); /* leaves the server's paused list */
     c->state = CONN_CLOSED;
     if (c->session != NULL) {
         session_free(c->session);
@@ -109,21 +110,67 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
  * peer's own requests, so a peer that sends but never reads is not cut off:
  * it stops being read once its queue passes max_outbound_bytes, and TCP
  * pushes back on it. Reading resumes when the queue drains below half. */
+/* Reads while neither its replies nor the workers' inboxes hold it back. */
+static void update_reading(conn_t *c)
+{
+    bool want = !c->read_paused && !c->pub_paused;
+    if (c->state == CONN_CLOSED || want == c->reading) {
+        return;
+    }
+    c->reading = want;
+    if (!want) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    } else if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+    }
+}
+
 static void apply_read_backpressure(conn_t *c)
 {
     size_t limit = c->server->cfg->max_outbound_bytes;
-    if (c->state == CONN_CLOSED) {
-        return;
-    }
     if (!c->read_paused && outq_bytes(&c->outq) > limit) {
         c->read_paused = true;
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        update_reading(c);
     } else if (c->read_paused && outq_bytes(&c->outq) <= limit / 2) {
         c->read_paused = false;
-        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-            conn_close(c);
-        }
+        update_reading(c);
     }
+}
+
+void conn_pause_publisher(conn_t *c)
+{
+    server_t *s = c->server;
+    if (c->pub_paused || c->state == CONN_CLOSED) {
+        return;
+    }
+    c->pub_paused = true;
+    c->pause_prev = NULL;
+    c->pause_next = s->paused;
+    if (s->paused != NULL) {
+        s->paused->pause_prev = c;
+    }
+    s->paused = c;
+    update_reading(c);
+    server_watch_pressure(s);
+}
+
+void conn_resume_publisher(conn_t *c)
+{
+    server_t *s = c->server;
+    if (!c->pub_paused) {
+        return;
+    }
+    c->pub_paused = false;
+    if (c->pause_prev != NULL) {
+        c->pause_prev->pause_next = c->pause_next;
+    } else {
+        s->paused = c->pause_next;
+    }
+    if (c->pause_next != NULL) {
+        c->pause_next->pause_prev = c->pause_prev;
+    }
+    c->pause_prev = c->pause_next = NULL;
+    update_reading(c);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -569,6 +616,7 @@ void conn_accept(server_t *s)
         conn_close(c);
         return;
     }
+    c->reading = true;
     /* max_connections bounds the whole process, not each worker. */
     size_t total = atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed) + 1;
     c->counted = true;

@@ -50,9 +50,12 @@ struct conn_s {
     bool dirty;
     bool writing; /* write_req in flight */
     bool shutdown_started;
-    bool got_peer_close;  /* WebSocket close frame received */
-    bool read_paused;     /* replies over max_outbound_bytes: not reading */
-    bool counted;         /* included in broker->connections */
+    bool got_peer_close; /* WebSocket close frame received */
+    bool read_paused;    /* replies over max_outbound_bytes: not reading */
+    bool counted;        /* included in broker->connections */
+    bool reading;        /* uv_read_start is in effect */
+    bool pub_paused;     /* a worker inbox is filling: not reading (server->paused) */
+    conn_t *pause_prev, *pause_next;
     bool head_request;    /* the request being answered is HEAD: no body */
     uint8_t handles_open; /* closed handles pending before free */
     uint64_t last_rx_ms;  /* loop time of the last bytes read */
@@ -89,6 +92,11 @@ void conn_http_respond(conn_t *c, int status, const char *content_type, const vo
 
 /* Queues an already-built response (`fb` ref taken over) then lingers unless keep_alive. */
 void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive);
+
+/* Stops reading from a publisher while the workers' inboxes are filling up;
+ * the server resumes it when they have drained (server_watch_pressure). */
+void conn_pause_publisher(conn_t *c);
+void conn_resume_publisher(conn_t *c);
 
 /* Flushes, shuts the write side down and drains input (see LINGER). */
 void conn_linger(conn_t *c);

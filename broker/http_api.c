@@ -100,7 +100,7 @@ static void metrics(conn_t *c, bool keep_alive)
 /* Publishes one {"topic":…,"data":…} object; returns the result object:
  * {"seq":N} or {"error":{…}}. How many subscribers it reached is not known
  * here: other workers deliver it in their own time. */
-static json_t *publish_one(server_t *s, json_t *item)
+static json_t *publish_one(conn_t *c, json_t *item)
 {
     if (!json_is_object(item)) {
         return error_object(WSB_ERR_BAD_JSON, "each message must be a JSON object");
@@ -127,8 +127,8 @@ static json_t *publish_one(server_t *s, json_t *item)
     if (wsb_topic_is_reserved(name, len)) {
         return error_object(WSB_ERR_FORBIDDEN, "topics starting with '$' are reserved");
     }
-    uint64_t seq = router_publish(s, (wsb_str_t){name, len}, data);
-    METRIC_ADD(s->metrics.messages_published_http, 1);
+    uint64_t seq = router_publish(c->server, c, (wsb_str_t){name, len}, data);
+    METRIC_ADD(c->server->metrics.messages_published_http, 1);
     return json_pack("{s:I}", "seq", (json_int_t)seq);
 }
 
@@ -144,7 +144,6 @@ static bool is_json_content_type(wsb_str_t ct)
 
 static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
 {
-    server_t *s = c->server;
     if (!is_json_content_type(wsb_http_request_header(req, "Content-Type"))) {
         respond_error(c, 415, "unsupported_media_type", "Content-Type must be application/json",
                       keep_alive, NULL);
@@ -166,11 +165,11 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
         json_t *item;
         json_array_foreach(root, i, item)
         {
-            json_array_append_new(results, publish_one(s, item));
+            json_array_append_new(results, publish_one(c, item));
         }
         respond_json(c, 200, json_pack("{s:o}", "results", results), keep_alive, NULL);
     } else {
-        json_t *result = publish_one(s, root);
+        json_t *result = publish_one(c, root);
         int status = json_object_get(result, "error") ? 400 : 200;
         if (status == 400 &&
             strcmp(json_string_value(json_object_get(json_object_get(result, "error"), "code")),

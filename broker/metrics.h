@@ -27,8 +27,8 @@
     X(missing_field)                                                                               \
     X(bad_field)                                                                                   \
     X(bad_topic)                                                                                   \
-    X(bad_since) X(forbidden) X(too_large) X(limit_exceeded) X(not_subscribed) X(rate_limited)     \
-        X(internal)
+    X(bad_since)                                                                                   \
+    X(forbidden) X(too_large) X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal)
 
 #define METRICS_BATCH_BUCKETS 12 /* frames per write: 1, 2, 4, ... 1024, +Inf */
 

@@ -14,7 +14,7 @@
 
 #include <stdlib.h>
 
-uint64_t router_publish(server_t *s, wsb_str_t topic, const json_t *data)
+uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json_t *data)
 {
     broker_t *b = s->broker;
     size_t data_len = 0;
@@ -49,6 +49,9 @@ uint64_t router_publish(server_t *s, wsb_str_t topic, const json_t *data)
         }
     }
     router_drain(s);
+    if (server_inbox_pressure(s)) {
+        conn_pause_publisher(origin);
+    }
     return seq;
 }
 
@@ -93,4 +96,5 @@ void router_drain(server_t *s)
         /* More than a batch is waiting: let I/O run, then continue. */
         uv_async_send(&s->inbox_async);
     }
+    METRIC_SET(s->metrics.inbox_depth, xqueue_depth(&s->inbox));
 }

@@ -11,8 +11,13 @@
  * every worker receives a topic's messages in seq order (pushes happen under
  * the shard lock), so every subscriber sees one publisher's messages in
  * publish order, and all subscribers see a topic's messages in the same
- * order. A worker whose inbox is full does not get the message (counted in
- * wsbroker_inbox_dropped_total; the publisher is never blocked).
+ * order.
+ *
+ * Backpressure: the loop is never blocked. When a publish leaves some
+ * worker more than 2048 messages behind (or its inbox half full), the
+ * publishing connection stops being read until every worker is back under
+ * 512 (TCP then slows the publisher). A worker whose inbox is full all the same (many publishers at
+ * once) does not get the message: counted in wsbroker_inbox_dropped_total.
  */
 #ifndef WSB_BROKER_ROUTER_H
 #define WSB_BROKER_ROUTER_H
@@ -24,10 +29,11 @@
 #include <stdint.h>
 
 typedef struct server_s server_t;
+typedef struct conn_s conn_t;
 
 /* Publishes `data` (any JSON value) to the valid, non-reserved exact topic
- * from worker `s`. Returns the message's seq. */
-uint64_t router_publish(server_t *s, wsb_str_t topic, const json_t *data);
+ * from connection `origin` of worker `s`. Returns the message's seq. */
+uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json_t *data);
 
 /* Delivers up to SERVER_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,

@@ -80,6 +80,57 @@ static void on_heartbeat(uv_timer_t *t)
     server_update_gauges(s);
 }
 
+/* Polling is cheap here (one relaxed load per worker) and only runs while a
+ * publisher is paused; a wake-up from each draining worker would cost more. */
+#define PRESSURE_POLL_MS 1
+
+/* A worker more than this many messages behind makes publishers wait: its
+ * subscribers' latency, not the inbox's memory, is what it protects (a
+ * worker delivers up to SERVER_INBOX_BATCH messages per loop turn). */
+#define PRESSURE_HIGH 2048
+#define PRESSURE_LOW  512
+
+static size_t pressure_limit(const server_t *s, size_t level)
+{
+    size_t half = xqueue_capacity(&s->inbox) / 2;
+    return level < half ? level : half;
+}
+
+static bool inboxes_below(const server_t *s, size_t limit)
+{
+    broker_t *b = s->broker;
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        if (xqueue_depth(&b->workers[i]->inbox) > limit) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool server_inbox_pressure(const server_t *s)
+{
+    return !inboxes_below(s, pressure_limit(s, PRESSURE_HIGH));
+}
+
+static void on_pressure(uv_timer_t *t)
+{
+    server_t *s = t->data;
+    if (s->paused != NULL && !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
+        return;
+    }
+    while (s->paused != NULL) {
+        conn_resume_publisher(s->paused);
+    }
+    uv_timer_stop(&s->pressure_timer);
+}
+
+void server_watch_pressure(server_t *s)
+{
+    if (!uv_is_active((uv_handle_t *)&s->pressure_timer) && !s->shutting_down) {
+        uv_timer_start(&s->pressure_timer, on_pressure, PRESSURE_POLL_MS, PRESSURE_POLL_MS);
+    }
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     server_t *s = listener->data;
@@ -118,6 +169,7 @@ static void close_server_handles(server_t *s)
     close_handle(s, (uv_handle_t *)&s->stop_async);
     close_handle(s, (uv_handle_t *)&s->shutdown_timer);
     close_handle(s, (uv_handle_t *)&s->heartbeat);
+    close_handle(s, (uv_handle_t *)&s->pressure_timer);
     if (s->index == 0) {
         close_handle(s, (uv_handle_t *)&s->sig_int);
         close_handle(s, (uv_handle_t *)&s->sig_term);
@@ -150,6 +202,10 @@ void server_shutdown(server_t *s)
             }
         }
         uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, s->cfg->shutdown_timeout_ms, 0);
+        while (s->paused != NULL) {
+            conn_resume_publisher(s->paused); /* they must read their peers' close */
+        }
+        uv_timer_stop(&s->pressure_timer);
     }
     if (s->nconns == 0 && !s->drained) {
         s->drained = true;
@@ -189,7 +245,9 @@ int server_init(server_t *s, broker_t *b, unsigned index, int fd)
     uv_timer_init(&s->loop, &s->heartbeat);
     s->heartbeat.data = s;
     uv_timer_start(&s->heartbeat, on_heartbeat, 0, HEARTBEAT_MS);
-    s->handles_open = 5;
+    uv_timer_init(&s->loop, &s->pressure_timer);
+    s->pressure_timer.data = s;
+    s->handles_open = 6;
     if (index == 0) {
         uv_signal_init(&s->loop, &s->sig_int);
         uv_signal_init(&s->loop, &s->sig_term);

@@ -48,13 +48,15 @@ typedef struct server_s {
     uv_signal_t sig_term;       /* worker 0 only */
     uv_timer_t shutdown_timer;
     uv_timer_t heartbeat;
-    int handles_open; /* server handles not yet closed */
-    xqueue_t inbox;   /* xmsg_t* published by any worker, for our subscribers */
+    uv_timer_t pressure_timer; /* resumes paused publishers once inboxes drained */
+    int handles_open;          /* server handles not yet closed */
+    xqueue_t inbox;            /* xmsg_t* published by any worker, for our subscribers */
 
     conn_t *conns; /* every live connection (doubly linked) */
     size_t nconns;
-    size_t nws;    /* of which WebSocket sessions */
-    conn_t *dirty; /* connections with output to flush this turn (singly linked) */
+    size_t nws;     /* of which WebSocket sessions */
+    conn_t *dirty;  /* connections with output to flush this turn (singly linked) */
+    conn_t *paused; /* publishers paused for inbox pressure (doubly linked) */
 
     trie_t *trie;
     metrics_t metrics;
@@ -94,6 +96,14 @@ void server_mark_dirty(server_t *s, conn_t *c);
 
 /* Milliseconds of the loop clock. */
 uint64_t server_now(const server_t *s);
+
+/* Starts watching the workers' inboxes for the publishers paused on `s`;
+ * they are resumed when every inbox is back under its low mark. */
+void server_watch_pressure(server_t *s);
+
+/* True when some worker's inbox is over its high mark (2048 messages, or
+ * half its capacity if that is less). */
+bool server_inbox_pressure(const server_t *s);
 
 /* Mirrors gauges (connections, subscriptions, ...) into the metrics. */
 void server_update_gauges(server_t *s);

@@ -100,7 +100,7 @@ static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
 
 static void op_publish(session_t *s, const wsb_msg_t *m)
 {
-    uint64_t seq = router_publish(s->conn->server, m->topic, m->data);
+    uint64_t seq = router_publish(s->conn->server, s->conn, m->topic, m->data);
     reply_ack(s, m, true, seq, -1);
 }
 

@@ -53,6 +53,13 @@ bool xqueue_push(xqueue_t *q, void *item)
     return true;
 }
 
+size_t xqueue_depth(xqueue_t *q)
+{
+    size_t deq = atomic_load_explicit(&q->dequeue_pos, memory_order_relaxed);
+    size_t enq = atomic_load_explicit(&q->enqueue_pos, memory_order_relaxed);
+    return enq > deq ? enq - deq : 0;
+}
+
 void *xqueue_pop(xqueue_t *q)
 {
     size_t pos = atomic_load_explicit(&q->dequeue_pos, memory_order_relaxed);

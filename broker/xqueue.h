@@ -36,4 +36,12 @@ bool xqueue_push(xqueue_t *q, void *item);
 /* Owner thread only. Returns NULL when empty. */
 void *xqueue_pop(xqueue_t *q);
 
+/* Items queued now (approximate while producers push). Any thread. */
+size_t xqueue_depth(xqueue_t *q);
+
+static inline size_t xqueue_capacity(const xqueue_t *q)
+{
+    return q->mask + 1;
+}
+
 #endif
