@@ -490,8 +490,14 @@ static bool publish_line(app_t *app, const char *p, size_t n)
         return false;
     }
     int64_t rc = wsb_client_publish(app->client, app->a.topic, p, n, &pub_reply, app);
-    if (rc < 0) {
+    if (rc == WSB_ETOOBIG) {
+        say("%s: the message (%zu bytes) is larger than the limit (64 KiB, or the broker's if "
+            "smaller)",
+            what, n);
+    } else if (rc < 0) {
         say("%s: %s", what, wsb_client_strerror((int)rc));
+    }
+    if (rc < 0) {
         app->in_failed = true;
         set_exit(app, rc == WSB_ETOOBIG ? EXIT_USAGE : EXIT_FAIL);
         return false;
@@ -964,6 +970,19 @@ static void start_aux(app_t *app)
     (void)uv_signal_start(&app->sigterm, on_signal, SIGTERM);
 }
 
+static void count_handle(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    (*(size_t *)arg)++;
+}
+
+static bool has_handles(uv_loop_t *loop)
+{
+    size_t n = 0;
+    uv_walk(loop, count_handle, &n);
+    return n > 0;
+}
+
 int main(int argc, char **argv)
 {
     static app_t app; /* holds the stdin handles; zeroed */
@@ -987,15 +1006,15 @@ int main(int argc, char **argv)
     } else {
         start_aux(&app);
     }
-    (void)uv_run(&app.loop, UV_RUN_DEFAULT);
-    if (app.client != NULL) {
-        /* Only if the loop ended with the client still alive (no handle
-         * left is not expected, but the exit must not leak). */
-        wsb_client_free(app.client);
-        app.client = NULL;
-        (void)uv_run(&app.loop, UV_RUN_DEFAULT);
+    /* Run until the client is freed and every handle closed. A name lookup
+     * still running in libuv's thread pool (an unreachable resolver) does
+     * not hold the exit: the adapter orphaned it. */
+    while (uv_run(&app.loop, UV_RUN_ONCE) != 0) {
+        if (app.finishing && app.client == NULL && !has_handles(&app.loop)) {
+            break;
+        }
     }
-    if (uv_loop_close(&app.loop) != 0) {
+    if (uv_loop_close(&app.loop) == UV_EBUSY && has_handles(&app.loop)) {
         say("event loop closed with handles open");
     }
     free(app.buf);

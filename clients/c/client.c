@@ -426,6 +426,8 @@ static void reset_connection_state(wsb_client_t *c)
     c->rx_since_ping = false;
 }
 
+static void set_reject(wsb_client_t *c); /* with the handshake code below */
+
 /* The transport is gone: settle requests, decide on reconnecting, report. */
 static void transport_ended(wsb_client_t *c, int status, const char *reason)
 {
@@ -435,6 +437,10 @@ static void transport_ended(wsb_client_t *c, int status, const char *reason)
     c->transport_closing = false;
     c->io.timer_stop(c->io.data);
 
+    if (c->rejecting) {
+        /* A refusal without Content-Length: its body ended with the connection. */
+        set_reject(c);
+    }
     wsb_client_disconnect_t d;
     memset(&d, 0, sizeof(d));
     if (c->disc.set) {
@@ -692,7 +698,8 @@ static bool http_retriable(int status)
     return status == 408 || status == 429 || (status >= 500 && status <= 599);
 }
 
-static void finish_reject(wsb_client_t *c)
+/* Records the refusal of the upgrade (status and the start of the body). */
+static void set_reject(wsb_client_t *c)
 {
     int st = c->resp->status;
     size_t n = c->body_len;
@@ -708,6 +715,11 @@ static void finish_reject(wsb_client_t *c)
              "the broker refused the upgrade: HTTP %d%s%.*s", st, n > 0 ? ": " : "", (int)n,
              c->body);
     c->disc.http_status = st;
+}
+
+static void finish_reject(wsb_client_t *c)
+{
+    set_reject(c);
     c->state = WSB_CLIENT_CLOSING;
     close_transport(c, false);
 }

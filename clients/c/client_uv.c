@@ -10,7 +10,8 @@
  *
  * Lifetime: the core calls the cleanup hook from wsb_client_free(); the
  * adapter then forgets the client, closes its handles and frees itself in
- * the last close callback (or the getaddrinfo callback, whichever is last).
+ * the last close callback. A name lookup still running is orphaned: it
+ * frees itself when it ends, but keeps the loop alive until then.
  *
  * Writes: at most one uv_write in flight. Its buffer is taken from the core
  * (wsb_client_io_take_output) and freed in the write callback; output that
@@ -36,8 +37,9 @@ typedef struct {
     uv_loop_t *loop;
     uv_timer_t timer;
     bool timer_open;
-    uv_getaddrinfo_t gai;
-    bool gai_active;
+    uv_timer_t defer; /* reports the end of an attempt aborted while resolving */
+    bool defer_open;
+    uv_getaddrinfo_t *gai; /* the lookup in progress, NULL if none */
     struct addrinfo *addrs;
     struct addrinfo *next_addr;
     uv_tcp_t tcp;
@@ -57,7 +59,7 @@ typedef struct {
 
 static void maybe_free(adapter_t *a)
 {
-    if (a->client == NULL && !a->timer_open && !a->gai_active && a->tcp_state == TCP_NONE) {
+    if (a->client == NULL && !a->timer_open && !a->defer_open && a->tcp_state == TCP_NONE) {
         uv_freeaddrinfo(a->addrs);
         free(a);
     }
@@ -269,17 +271,13 @@ static void try_next_address(adapter_t *a)
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     adapter_t *a = req->data;
-    a->gai_active = false;
-    if (a->client == NULL) {
+    free(req);
+    if (a == NULL) {
+        /* Orphaned by an abort or the cleanup, which did not wait for it. */
         uv_freeaddrinfo(res);
-        maybe_free(a);
         return;
     }
-    if (a->abort) {
-        uv_freeaddrinfo(res);
-        report_closed(a);
-        return;
-    }
+    a->gai = NULL;
     if (status < 0) {
         uv_freeaddrinfo(res);
         set_end(a, status, "cannot resolve the broker's host");
@@ -299,7 +297,7 @@ static int hook_connect(void *data, const char *host, uint16_t port, bool tls)
     if (tls) {
         return WSB_ENOTSUP;
     }
-    if (a->gai_active || a->tcp_state != TCP_NONE) {
+    if (a->gai != NULL || a->tcp_state != TCP_NONE) {
         return WSB_ESTATE;
     }
     a->abort = false;
@@ -314,13 +312,35 @@ static int hook_connect(void *data, const char *host, uint16_t port, bool tls)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
-    a->gai.data = a;
-    int rc = uv_getaddrinfo(a->loop, &a->gai, on_resolved, host, service, &hints);
+    uv_getaddrinfo_t *req = malloc(sizeof(*req));
+    if (req == NULL) {
+        return WSB_ENOMEM;
+    }
+    req->data = a;
+    int rc = uv_getaddrinfo(a->loop, req, on_resolved, host, service, &hints);
     if (rc != 0) {
+        free(req);
         return rc;
     }
-    a->gai_active = true;
+    a->gai = req;
     return 0;
+}
+
+/* A lookup cannot be interrupted once a thread runs it, and a resolver may
+ * take long to give up: the request is orphaned (it frees itself when it
+ * completes) so that timeouts and the cleanup never wait for it. */
+static void orphan_lookup(adapter_t *a)
+{
+    if (a->gai != NULL) {
+        a->gai->data = NULL;
+        (void)uv_cancel((uv_req_t *)a->gai);
+        a->gai = NULL;
+    }
+}
+
+static void on_defer(uv_timer_t *t)
+{
+    report_closed(t->data);
 }
 
 static void hook_want_write(void *data)
@@ -332,9 +352,10 @@ static void hook_close(void *data, bool flush)
 {
     adapter_t *a = data;
     a->abort = true;
-    if (a->gai_active) {
-        /* on_resolved runs either way (canceled or finished) and reports. */
-        (void)uv_cancel((uv_req_t *)&a->gai);
+    if (a->gai != NULL) {
+        /* Reported from the next loop turn, never inside the hook. */
+        orphan_lookup(a);
+        (void)uv_timer_start(&a->defer, on_defer, 0, 0);
         return;
     }
     switch (a->tcp_state) {
@@ -385,7 +406,11 @@ static void hook_timer_stop(void *data)
 static void on_timer_closed(uv_handle_t *h)
 {
     adapter_t *a = h->data;
-    a->timer_open = false;
+    if (h == (uv_handle_t *)&a->timer) {
+        a->timer_open = false;
+    } else {
+        a->defer_open = false;
+    }
     maybe_free(a);
 }
 
@@ -396,10 +421,12 @@ static void hook_cleanup(void *data)
     if (a->timer_open && !uv_is_closing((uv_handle_t *)&a->timer)) {
         uv_close((uv_handle_t *)&a->timer, on_timer_closed);
     }
-    if (a->gai_active) {
-        (void)uv_cancel((uv_req_t *)&a->gai);
+    if (a->defer_open && !uv_is_closing((uv_handle_t *)&a->defer)) {
+        uv_close((uv_handle_t *)&a->defer, on_timer_closed);
     }
+    orphan_lookup(a);
     close_tcp(a);
+    maybe_free(a);
 }
 
 int wsb_client_uv_attach(wsb_client_t *c, struct uv_loop_s *loop)
@@ -416,6 +443,13 @@ int wsb_client_uv_attach(wsb_client_t *c, struct uv_loop_s *loop)
     }
     a->timer.data = a;
     a->timer_open = true;
+    rc = uv_timer_init(loop, &a->defer);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&a->timer, on_timer_closed);
+        return rc;
+    }
+    a->defer.data = a;
+    a->defer_open = true;
     wsb_client_io_t io = {
         .data = a,
         .tls = false,
@@ -429,6 +463,7 @@ int wsb_client_uv_attach(wsb_client_t *c, struct uv_loop_s *loop)
     rc = wsb_client_attach(c, &io);
     if (rc != 0) {
         uv_close((uv_handle_t *)&a->timer, on_timer_closed);
+        uv_close((uv_handle_t *)&a->defer, on_timer_closed);
         return rc;
     }
     a->client = c;

@@ -375,8 +375,11 @@ struct uv_loop_s;
  * each address in turn, uses one uv_tcp_t per connection and one uv_timer_t.
  * After wsb_client_free() the adapter closes its handles and frees itself in
  * their close callbacks, so run the loop until uv_run() returns before
- * uv_loop_close(). Returns 0, WSB_ESTATE (an adapter is attached) or
- * WSB_ENOMEM / a libuv error.
+ * uv_loop_close(). A name lookup that was running is orphaned rather than
+ * waited for (a timeout fires on time even when the resolver hangs); it frees
+ * itself when it ends and keeps uv_run() from returning until then.
+ * Returns 0, WSB_ESTATE (an adapter is attached) or WSB_ENOMEM / a libuv
+ * error.
  */
 int wsb_client_uv_attach(wsb_client_t *c, struct uv_loop_s *loop);
 
