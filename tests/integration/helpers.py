@@ -295,7 +295,11 @@ async def connect(url: str, **kw):
     kw.setdefault("close_timeout", 5)
     kw.setdefault("max_size", None)
     ws = await websockets.connect(url, **kw)
-    welcome = await recv_json(ws)
+    try:
+        welcome = await recv_json(ws, wsraw.welcome_timeout(5.0))
+    except asyncio.TimeoutError:
+        wsraw.note_welcome_missed()
+        raise AssertionError("no welcome message after the handshake") from None
     assert welcome["type"] == "welcome", welcome
     ws.welcome = welcome
     return ws

@@ -314,8 +314,11 @@ def test_subscriptions_die_with_the_connection(broker):
     run(go())
     from helpers import wait_for
     wait_for(lambda: broker.metric("wsbroker_subscriptions") == 0, 5, 0.05, "subscriptions to drop to 0")
+    assert broker.metric("wsbroker_subscription_patterns") == 0
+    before = broker.metric("wsbroker_messages_delivered_total")
     r = broker.post("/api/publish", {"topic": "gone.x", "data": 1})
-    assert r.status == 200 and r.json()["delivered"] == 0, r
+    assert r.status == 200 and r.json() == {"seq": 1}, r
+    assert broker.metric("wsbroker_messages_delivered_total") == before
 
 
 def test_since_on_exact_topic_without_history_acks_recovered_false_and_delivers_live(broker):

@@ -50,7 +50,7 @@ def test_2000_connections_all_receive_a_published_message(broker):
 
         t1 = time.monotonic()
         r = broker.post("/api/publish", {"topic": "scale.all", "data": {"hello": "everyone"}})
-        assert r.status == 200 and r.json() == {"seq": 1, "delivered": N_CONNECTIONS}, r.body
+        assert r.status == 200 and r.json() == {"seq": 1}, r.body
 
         async def get(ws):
             return await recv_json(ws, 30)
