@@ -174,13 +174,11 @@ static wsb__req_t *req_new(wsb_client_t *c, int kind, const char *topic, const c
     if (has_id) {
         n += (size_t)snprintf(r->text + n, cap - n, "\"id\":%llu,", (unsigned long long)r->id);
     }
-    memcpy(r->text + n, "\"topic\":\"", 9);
-    n += 9;
+    n += (size_t)snprintf(r->text + n, cap - n, "\"topic\":\"");
     n += put_escaped(r->text + n, topic);
     r->text[n++] = '"';
     if (kind == REQ_PUBLISH) {
-        memcpy(r->text + n, ",\"data\":", 8);
-        n += 8;
+        n += (size_t)snprintf(r->text + n, cap - n, ",\"data\":");
         memcpy(r->text + n, data, dlen);
         n += dlen;
     }

@@ -199,27 +199,27 @@ static void broker_cleanup(broker_t *b)
 
 typedef struct {
     wsb_client_t *c;
+    int64_t disc_reconnect;
+    uint64_t last_seq;
+    char *last_data;
+    size_t last_data_len;
+    uint64_t welcome_max;
+    uint64_t msg_seq[4096];
     int opens;
     int disconnects;
     int closed;
     int disc_status;
     int disc_close_code;
     int disc_http;
-    int64_t disc_reconnect;
-    char disc_reason[256];
     int acks;
     int errors;
-    uint64_t last_seq;
-    char last_code[64];
-    char last_message[256];
     int last_error_status;
     int msgs;
-    uint64_t msg_seq[4096];
-    char last_topic[300];
-    char *last_data;
-    size_t last_data_len;
-    uint64_t welcome_max;
     bool free_on_message;
+    char disc_reason[256];
+    char last_code[64];
+    char last_message[256];
+    char last_topic[300];
 } peer_t;
 
 static void p_open(wsb_client_t *c, const wsb_client_welcome_t *w, void *ud)

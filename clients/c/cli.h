@@ -1,0 +1,116 @@
+/*
+ * cli.h - private to wsbroker-cli: its constants, its state, and what
+ * cli.c (commands, the client's callbacks, main), cli_input.c (pub -:
+ * standard input, line by line, with flow control) and cli_help.c (the
+ * manual) share.
+ *
+ * Exit statuses (a contract scripts rely on):
+ *   0  success
+ *   1  the broker refused a request, or the connection failed or was lost
+ *   2  usage error or invalid input (caught before connecting)
+ *   3  --timeout expired
+ */
+#ifndef WSB_CLI_H
+#define WSB_CLI_H
+
+#include "wsb/client.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <uv.h>
+
+#define PROG           "wsbroker-cli"
+#define DEFAULT_URL    "ws://127.0.0.1:8080/ws"
+#define EXIT_OK        0
+#define EXIT_FAIL      1
+#define EXIT_USAGE     2
+#define EXIT_TIMEOUT   3
+#define STDIN_WINDOW   64 /* publishes from stdin awaiting their ack, at most */
+#define STDIN_CHUNK    ((size_t)64 * 1024)
+#define MAX_DATA_BYTES WSB_CLIENT_DEFAULT_MAX_MESSAGE_SIZE
+
+typedef enum { MODE_SUB = 1, MODE_PUB } cli_mode_t;
+
+typedef struct {
+    cli_mode_t mode;
+    const char *url;
+    const char *token;
+    long count;
+    double timeout;
+    double connect_timeout;
+    bool reconnect;
+    bool verbose;
+    char **patterns;
+    int npatterns;
+    const char *topic;
+    const char *json;
+    bool from_stdin;
+} args_t;
+
+typedef struct {
+    args_t a;
+    uv_loop_t loop;
+    wsb_client_t *client;
+    uv_timer_t deadline;
+    bool deadline_open;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    bool signals_open;
+    int exit_status;
+    bool exit_set;
+    bool finishing;
+    /* sub */
+    long received;
+    int subs_acked;
+    /* pub */
+    size_t pending; /* publishes awaiting their reply */
+    bool any_refused;
+    /* pub - : standard input */
+    union {
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+        uv_idle_t idle; /* a regular file: read synchronously, one chunk per turn */
+    } in;
+    bool in_open;
+    bool in_is_file;
+    bool in_reading;
+    bool in_eof;
+    bool in_failed; /* an invalid line stopped the input */
+    char *buf;      /* bytes read but not yet consumed as lines */
+    size_t buf_len;
+    size_t buf_cap;
+    unsigned long line_no;
+} app_t;
+
+/* Prints "wsbroker-cli: MESSAGE\n" on stderr. */
+void cli_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Records the exit status; the first one recorded wins. */
+void cli_set_exit(app_t *app, int status);
+
+/* True if `text` is one JSON value as the library will check it; otherwise
+ * prints why, naming `what`. */
+bool cli_json_ok(const char *what, const char *text, size_t len);
+
+/* pub: ends the run once every publish is answered (and, for pub -, the
+ * input is done). */
+void cli_maybe_finish_pub(app_t *app);
+
+/* The reply callbacks of every publish (they keep app->pending). */
+extern const wsb_client_reply_cb_t cli_pub_reply;
+
+/* cli_input.c: opens standard input as a pipe, a tty or a file and starts
+ * reading. 0 or a libuv error (printed). */
+int cli_input_open(app_t *app);
+
+/* Publishes the complete lines read so far while fewer than STDIN_WINDOW
+ * are awaiting their ack, and starts or stops reading accordingly. */
+void cli_input_process(app_t *app);
+
+/* Stops reading and closes the input handle (idempotent). */
+void cli_input_close(app_t *app);
+
+/* cli_help.c: the manual (wsbroker-cli --help). */
+void cli_print_help(FILE *out);
+
+#endif
