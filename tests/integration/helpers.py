@@ -118,6 +118,11 @@ class Broker:
     def start(self) -> "Broker":
         cmd = [broker_bin(), "--port", "0", "--port-file", str(self.port_file), "--host", HOST,
                "--log-level", "debug", *self.args]
+        # ctest runs the suite with 1 and with 4 workers too (tests/CMakeLists.txt);
+        # a test that sets --workers itself keeps its own.
+        workers = os.environ.get("WSBROKER_TEST_WORKERS", "")
+        if workers and not any(str(a).startswith("--workers") for a in self.args):
+            cmd += ["--workers", workers]
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, env=self.env,

@@ -183,7 +183,8 @@ def test_connections_over_max_connections_get_503(broker):
     for c in held:
         c.close()
     wait_for(lambda: broker.get("/healthz").status == 200, 5, 0.05, "a free slot for /metrics")
-    assert broker.metric("wsbroker_connections_rejected_total") == 1
+    # >= 1: polling for a free slot may itself have been refused a few times.
+    assert broker.metric("wsbroker_connections_rejected_total") >= 1
 
 
 def test_websockets_library_client_connects_and_subscribes(broker):
