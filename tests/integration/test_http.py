@@ -280,6 +280,13 @@ def test_http_publish_null_data_is_allowed(broker):
     assert r.status == 200 and r.json() == {"seq": 1}
 
 
+def test_http_publish_accepts_nul_escape_like_websocket_publish(broker):
+    """Section 11: members are checked as for the WebSocket publish, which
+    accepts \\u0000 in strings (section 2); the HTTP path must too."""
+    r = broker.post("/api/publish", '{"topic":"nul","data":"a\\u0000b"}')
+    assert r.status == 200 and r.json() == {"seq": 1}, r.body
+
+
 def test_http_publish_array_returns_results_per_item(broker):
     body = [{"topic": "batch.a", "data": 1}, {"topic": "$sys.x", "data": 2}, {"topic": "batch.a", "data": 3},
             {"topic": "a..b", "data": 4}, 5, {"data": 6}, {"topic": "batch.b"}]
