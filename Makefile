@@ -23,7 +23,7 @@ DEPS_LINT  := clang-format clang-tidy cppcheck
 BIN := build/broker/wsbroker
 
 .PHONY: all deps deps-build deps-test deps-lint deps-npm build run test test-unit test-integration \
-        asan fuzz format lint clean help
+        asan tsan fuzz format lint clean help
 
 all: build
 
@@ -81,6 +81,7 @@ test: deps
 	cmake --build build -j $(JOBS)
 	ctest --test-dir build --output-on-failure -LE fuzz
 	$(MAKE) --no-print-directory asan
+	$(MAKE) --no-print-directory tsan
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 
 asan: deps
@@ -95,6 +96,16 @@ fuzz: deps
 	  -DWSB_WERROR=$(WERROR) -DWSB_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-fuzz -j $(JOBS)
 	ctest --test-dir build-fuzz --output-on-failure -L fuzz
+
+# ThreadSanitizer build of the broker: the integration suite with 4 workers,
+# so every cross-worker path (inboxes, shared frames, sequence table, metrics)
+# runs under it.
+tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DWSB_WERROR=$(WERROR) \
+	  -DWSB_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-tsan -j $(JOBS) --target wsbroker
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --test-dir build-tsan --output-on-failure -R '^integration\.w4$$'
 
 # Release build of the broker and wsbench, then every scenario in
 # bench/scenarios against brokers it starts itself, and one results table.
@@ -119,4 +130,4 @@ lint: deps-lint build
 	  --suppress=missingIncludeSystem -q -I protocol/include -I broker $(filter %.c,$(SOURCES))
 
 clean:
-	rm -rf build build-asan build-fuzz build-release
+	rm -rf build build-asan build-tsan build-fuzz build-release

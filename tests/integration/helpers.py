@@ -41,8 +41,11 @@ def broker_bin() -> str:
 
 
 def is_asan_build() -> bool:
+    """True for a sanitizer build (ASan or TSan): both add shadow memory, so
+    RSS bounds are scaled for them."""
     try:
-        return b"__asan_init" in Path(broker_bin()).read_bytes()
+        data = Path(broker_bin()).read_bytes()
+        return b"__asan_init" in data or b"__tsan_init" in data
     except OSError:
         return False
 
@@ -55,6 +58,16 @@ def clean_env(extra: dict | None = None) -> dict:
     if extra:
         env.update(extra)
     return env
+
+
+def worker_args(args) -> list:
+    """ctest runs the suite with WSBROKER_TEST_WORKERS unset/empty (the broker's
+    default: one worker per core), 1 and 4. A test that chooses --workers
+    itself keeps its choice."""
+    n = os.environ.get("WSBROKER_TEST_WORKERS", "").strip()
+    if not n or "--workers" in args:
+        return []
+    return ["--workers", n]
 
 
 def sanitizer_report(text: str) -> str | None:
@@ -117,7 +130,7 @@ class Broker:
     # -- lifecycle --
     def start(self) -> "Broker":
         cmd = [broker_bin(), "--port", "0", "--port-file", str(self.port_file), "--host", HOST,
-               "--log-level", "debug", *self.args]
+               "--log-level", "debug", *worker_args(self.args), *self.args]
         # ctest runs the suite with 1 and with 4 workers too (tests/CMakeLists.txt);
         # a test that sets --workers itself keeps its own.
         workers = os.environ.get("WSBROKER_TEST_WORKERS", "")
