@@ -5,6 +5,8 @@
 
 `broker` starts one broker with the marker's flags (and env from the
 `broker_env` marker). `broker_factory(*args, env=..., name=...)` starts more.
+With WSBROKER_TEST_WORKERS=N in the environment (ctest's integration.w1 /
+integration.w4) every broker gets --workers N unless the test sets it.
 Every broker is stopped at teardown with SIGTERM; it must exit 0 and its
 stderr must hold no AddressSanitizer / UBSan report, else the test errors.
 """

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -136,6 +137,10 @@ class Broker:
         workers = os.environ.get("WSBROKER_TEST_WORKERS", "")
         if workers and not any(str(a).startswith("--workers") for a in self.args):
             cmd += ["--workers", workers]
+        # e.g. "valgrind --leak-check=full --error-exitcode=99" (tests/CMakeLists.txt)
+        wrapper = os.environ.get("WSBROKER_TEST_WRAPPER", "")
+        if wrapper:
+            cmd = shlex.split(wrapper) + cmd
         self._err = open(self.stderr_path, "wb")
         self._out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, env=self.env,

@@ -70,6 +70,48 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("name,text,code,id_", CASES, ids=[c[0] for c in CASES])
+def test_bad_request_gets_error_reply_and_connection_stays_open(broker, name, text, code, id_):
+    c = broker.raw_ws()
+    c.send_frame(wsraw.OP_TEXT, text.encode())
+    r = c.recv_json()
+    assert r["type"] == "error", r
+    assert r["code"] == code, r
+    assert isinstance(r["message"], str) and r["message"], r
+    if id_ is None:
+        assert "id" not in r, r
+    else:
+        assert r["id"] == id_, r
+    # The session is still usable.
+    c.send_json({"type": "ping", "id": 77})
+    assert c.recv_json() == {"type": "pong", "id": 77}
+    # Exactly one error, nothing else queued: a second ping is the next reply.
+    c.send_json({"type": "ping", "id": 78})
+    assert c.recv_json() == {"type": "pong", "id": 78}
+
+
+def test_error_codes_are_counted_in_metrics(broker):
+    c = broker.raw_ws()
+    c.send_frame(wsraw.OP_TEXT, b"nope")
+    assert c.recv_json()["code"] == "bad_json"
+    c.send_json({"type": "subscribe", "topic": "a..b", "id": 1})
+    assert c.recv_json()["code"] == "bad_topic"
+    m = broker.metrics()
+    assert m['wsbroker_protocol_errors_total{code="bad_json"}'] == 1
+    assert m['wsbroker_protocol_errors_total{code="bad_topic"}'] == 1
+
+
+def test_many_bad_requests_in_a_row_do_not_break_the_session(broker):
+    c = broker.raw_ws()
+    batch = b"".join(wsraw.build_frame(wsraw.OP_TEXT, b"{bad") for _ in range(200))
+    c.send(batch)
+    for _ in range(200):
+        assert c.recv_json()["code"] == "bad_json"
+    c.send_json({"type": "ping", "id": 1})
+    assert c.recv_json() == {"type": "pong", "id": 1}
+    broker.assert_healthy()
+
+
 def test_nesting_of_2048_levels_is_accepted(broker):
     # The request object is level 1; 2047 nested arrays make 2048 in all.
     sub = broker.raw_ws()
