@@ -61,16 +61,6 @@ def clean_env(extra: dict | None = None) -> dict:
     return env
 
 
-def worker_args(args) -> list:
-    """ctest runs the suite with WSBROKER_TEST_WORKERS unset/empty (the broker's
-    default: one worker per core), 1 and 4. A test that chooses --workers
-    itself keeps its choice."""
-    n = os.environ.get("WSBROKER_TEST_WORKERS", "").strip()
-    if not n or "--workers" in args:
-        return []
-    return ["--workers", n]
-
-
 def sanitizer_report(text: str) -> str | None:
     for m in SANITIZER_MARKERS:
         if m in text:
@@ -131,7 +121,7 @@ class Broker:
     # -- lifecycle --
     def start(self) -> "Broker":
         cmd = [broker_bin(), "--port", "0", "--port-file", str(self.port_file), "--host", HOST,
-               "--log-level", "debug", *worker_args(self.args), *self.args]
+               "--log-level", "debug", *self.args]
         # ctest runs the suite with 1 and with 4 workers too (tests/CMakeLists.txt);
         # a test that sets --workers itself keeps its own.
         workers = os.environ.get("WSBROKER_TEST_WORKERS", "")
