@@ -510,13 +510,25 @@ static void handle_welcome(wsb_client_t *c, const json_t *root)
 void wsb__handle_text(wsb_client_t *c, const char *text, size_t len)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
-    if (root == NULL) {
-        return; /* not JSON: the broker never sends this; nothing to match it to */
+    /* Strings may hold U+0000 (PROTOCOL 2): jansson refuses them unless told. */
+    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+    if (root == NULL || !json_is_object(root)) {
+        /* Nothing to match it to; reported rather than dropped unseen. */
+        char why[256]; /* jansson's text is at most 160 bytes */
+        (void)snprintf(why, sizeof(why),
+                       "the broker sent a text message that is not a JSON object (%s); ignored",
+                       root == NULL ? jerr.text : "another JSON value");
+        json_decref(root);
+        wsb_client_error_t e;
+        memset(&e, 0, sizeof(e));
+        e.status = WSB_EPROTO;
+        e.message = why;
+        deliver_error(c, NULL, &e);
+        return;
     }
     const char *type = json_string_value(json_object_get(root, "type"));
     if (type == NULL) {
-        /* Not an object or no type: ignored, like unknown types (PROTOCOL 12). */
+        /* No type: ignored, like unknown types (PROTOCOL 12). */
     } else if (strcmp(type, "message") == 0) {
         handle_message(c, root);
     } else if (strcmp(type, "ack") == 0) {

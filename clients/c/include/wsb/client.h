@@ -125,7 +125,9 @@ typedef struct {
     uint32_t reconnect_max_ms;
     uint32_t reconnect_max_attempts;
     /* Largest message this client sends (the JSON text of a request); the
-     * smaller of this and the welcome's limits.max_message_size applies. */
+     * smaller of this and the welcome's limits.max_message_size applies.
+     * The broker's limit is known from the first welcome on: requests
+     * queued before it are checked against this option only. */
     size_t max_message_size;
     /* Largest message accepted from the broker (reassembled); beyond it the
      * client closes the connection with 1009. */
@@ -180,7 +182,8 @@ typedef struct {
     /* WSB_ESERVER: the broker's error reply, `code` and `message` are its
      * fields. Otherwise a local failure: WSB_ECLOSED, WSB_ECANCELED,
      * WSB_ETOOBIG (the welcome announced a smaller max_message_size than the
-     * request), with code NULL and a message naming the cause. */
+     * request), WSB_EPROTO (on_error only: an undecodable message from the
+     * broker), with code NULL and a message naming the cause. */
     int status;
     const char *code;
     const char *message;
@@ -216,7 +219,10 @@ typedef struct {
     /* An error with no request callback to receive it: an error reply
      * without id (e.g. a publish sent without callbacks), a failed
      * resubscription (the pattern is then dropped), a reply to a request
-     * made without callbacks. */
+     * made without callbacks, a request that could not be sent (too big
+     * for the broker's announced limit), or a text message from the broker
+     * that is not a JSON object (status WSB_EPROTO, code NULL; the message
+     * is ignored and the connection stays open). */
     void (*on_error)(wsb_client_t *c, const wsb_client_error_t *err, void *user_data);
     /* A connection or a connection attempt ended. When d->reconnect_ms is -1
      * the client is idle until wsb_client_connect() or wsb_client_close(). */
