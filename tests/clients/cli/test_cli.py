@@ -313,3 +313,11 @@ def test_sub_output_to_closed_pipe_exits(cli, broker):
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         proc.stderr.close()
+
+
+def test_idle_subscriber_answers_pings(cli, broker_factory):
+    # Only the client's pongs keep the connection inside the idle timeout.
+    b = broker_factory("--idle-timeout", "1.5", "--ping-interval", "0.5", name="pinging")
+    p = start_sub(cli, b, "--timeout", "3.5", "idle")
+    assert p.wait() == 0
+    assert "connection lost" not in "\n".join(p.err_lines)
