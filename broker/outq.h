@@ -3,8 +3,10 @@
  * waiting to be written, in order.
  *
  * A slice holds one reference to its frame_buf. The queue is a ring with a
- * small inline array, so an idle connection owns no heap memory for it and a
- * connection that receives one frame per loop turn never allocates.
+ * small inline array, grown on the heap for bursts; an emptied heap ring is
+ * kept while the connection is busy and released by outq_trim() (the server
+ * trims idle connections every second), so an idle connection owns no heap
+ * memory for it.
  *
  * Writes: the connection gathers the queued slices into an iovec array
  * (outq_iov), writes what the kernel takes at once (uv_try_write), drops the
@@ -48,6 +50,10 @@ void outq_init(outq_t *q);
 
 /* Drops every slice (unref) and any heap ring. The queue may be reused after. */
 void outq_clear(outq_t *q);
+
+/* Frees a heap ring if the queue is empty (an idle connection's memory goes
+ * back to the inline ring). The queue stays usable. */
+void outq_trim(outq_t *q);
 
 /* Drops the slices that are not in flight; returns the bytes dropped. */
 size_t outq_drop_pending(outq_t *q);

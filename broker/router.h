@@ -14,9 +14,9 @@
  * order.
  *
  * Backpressure: the loop is never blocked. When a publish leaves some
- * worker more than 2048 messages behind (or its inbox half full), the
+ * worker more than 256 messages behind (or its inbox half full), the
  * publishing connection stops being read until every worker is back under
- * 512 (TCP then slows the publisher). A worker whose inbox is full all the same (many publishers at
+ * 64 (TCP then slows the publisher). A worker whose inbox is full all the same (many publishers at
  * once) does not get the message: counted in wsbroker_inbox_dropped_total.
  */
 #ifndef WSB_BROKER_ROUTER_H

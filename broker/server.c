@@ -76,6 +76,11 @@ static void on_stop(uv_async_t *a)
 static void on_heartbeat(uv_timer_t *t)
 {
     server_t *s = t->data;
+    for (conn_t *c = s->conns; c != NULL; c = c->next) {
+        if (!c->writing) {
+            outq_trim(&c->outq);
+        }
+    }
     METRIC_SET(s->metrics.heartbeat_ms, broker_uptime_ns(s->broker) / 1000000);
     server_update_gauges(s);
 }
@@ -87,8 +92,8 @@ static void on_heartbeat(uv_timer_t *t)
 /* A worker more than this many messages behind makes publishers wait: its
  * subscribers' latency, not the inbox's memory, is what it protects (a
  * worker delivers up to SERVER_INBOX_BATCH messages per loop turn). */
-#define PRESSURE_HIGH 2048
-#define PRESSURE_LOW  512
+#define PRESSURE_HIGH 256
+#define PRESSURE_LOW  64
 
 static size_t pressure_limit(const server_t *s, size_t level)
 {

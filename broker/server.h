@@ -101,7 +101,7 @@ uint64_t server_now(const server_t *s);
  * they are resumed when every inbox is back under its low mark. */
 void server_watch_pressure(server_t *s);
 
-/* True when some worker's inbox is over its high mark (2048 messages, or
+/* True when some worker's inbox is over its high mark (256 messages, or
  * half its capacity if that is less). */
 bool server_inbox_pressure(const server_t *s);
 

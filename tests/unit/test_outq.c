@@ -110,7 +110,13 @@ static void test_growth_and_shrink(void **state)
     gather(&q, out, sizeof(out));
     assert_string_equal(out, "bcdefghijklmnopqrstuvwxyz");
     outq_consume(&q, 25);
-    assert_true(q.ring == q.inline_ring); /* an emptied queue gives its heap ring back */
+    assert_true(q.ring != q.inline_ring); /* kept while the connection is busy */
+    outq_push(&q, frame_buf_ref(fb), 0, 1);
+    outq_trim(&q); /* not empty: nothing happens */
+    assert_true(q.ring != q.inline_ring);
+    outq_consume(&q, 1);
+    outq_trim(&q); /* idle: the heap ring goes back */
+    assert_true(q.ring == q.inline_ring);
     assert_int_equal(fb->refcnt, 1);
     outq_push(&q, frame_buf_ref(fb), 0, 26);
     outq_clear(&q);
