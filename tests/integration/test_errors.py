@@ -141,10 +141,14 @@ def test_nul_and_escapes_in_data_values_roundtrip(broker):
     assert sub.recv_json()["data"] == data
 
 
-def test_nul_escape_in_data_object_key_is_accepted(broker):
-    """PROTOCOL.md section 2: strings may contain any escaped code point,
-    including \\u0000 - member names are strings too."""
+def test_nul_escape_in_data_object_key_is_refused_as_documented(broker):
+    """PROTOCOL.md section 2: member names may not contain \\u0000 (the JSON
+    library cannot represent them): bad_json (the request could not be read,
+    so no id is echoed), and the connection stays usable."""
     c = broker.raw_ws()
     c.send_json({"type": "publish", "topic": "esc", "data": {"k\u0000": 1}, "id": 2})
     r = c.recv_json()
-    assert r == {"type": "ack", "id": 2, "seq": 1}, r
+    assert r["type"] == "error" and r["code"] == "bad_json" and "id" not in r, r
+    assert "NUL" in r["message"], r
+    c.send_json({"type": "publish", "topic": "esc", "data": {"k": "v\u0000"}, "id": 3})
+    assert c.recv_json() == {"type": "ack", "id": 3, "seq": 1}
