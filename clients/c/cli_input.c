@@ -94,7 +94,10 @@ void cli_input_process(app_t *app)
     }
     memmove(app->buf, app->buf + off, app->buf_len - off);
     app->buf_len -= off;
-    if (!app->in_failed && !app->in_eof && app->buf_len > MAX_DATA_BYTES &&
+    /* A line that cannot fit a message is refused before it is complete, but
+     * only past twice the limit: up to there the whole line is read and
+     * refused as one message, whatever sizes the reads of the pipe came in. */
+    if (!app->in_failed && !app->in_eof && app->buf_len > 2 * (size_t)MAX_DATA_BYTES &&
         memchr(app->buf, '\n', app->buf_len) == NULL) {
         cli_say("standard input line %lu is longer than %u bytes", app->line_no + 1,
                 (unsigned)MAX_DATA_BYTES);
