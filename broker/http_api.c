@@ -153,8 +153,8 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     json_error_t jerr;
     /* The same parser flags as the WebSocket path (protocol/message.c), so a
      * payload means the same thing whichever way it is published. */
-    json_t *root = json_loadb(body.p ? body.p : "", body.len,
-                              JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    json_t *root =
+        json_loadb(body.p ? body.p : "", body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (root == NULL) {
         char msg[200];
         (void)snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line,

@@ -19,7 +19,9 @@ typedef struct {
     void *data;
 } xqueue_cell_t;
 
-typedef struct {
+/* The padding is the point: producers' and the consumer's positions live on
+ * separate cache lines. */
+typedef struct { // NOLINT(clang-analyzer-optin.performance.Padding)
     xqueue_cell_t *cells;
     size_t mask;
     _Alignas(64) _Atomic size_t enqueue_pos;

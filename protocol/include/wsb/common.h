@@ -20,7 +20,7 @@ typedef struct {
     size_t len;
 } wsb_str_t;
 
-#define WSB_STR_NULL ((wsb_str_t){NULL, 0})
+#define WSB_STR_NULL   ((wsb_str_t){NULL, 0})
 #define WSB_STR_LIT(s) ((wsb_str_t){(s), sizeof(s) - 1})
 
 enum {

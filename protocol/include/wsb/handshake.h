@@ -10,20 +10,20 @@
 #ifndef WSB_HANDSHAKE_H
 #define WSB_HANDSHAKE_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
 #include "wsb/common.h"
 #include "wsb/http.h"
+
+#include <stdbool.h>
+#include <stddef.h>
 
 #define WSB_WS_ACCEPT_LEN 28 /* base64 of a 20-byte SHA-1 */
 
 typedef struct {
-    int status;             /* 0 on success; else 400, 405 or 426 */
-    const char *reason;     /* static text for the error body; NULL on success */
-    wsb_str_t key;          /* Sec-WebSocket-Key as sent (24 base64 chars) */
-    wsb_str_t subprotocol;  /* the selected subprotocol, or {NULL,0} */
-    wsb_str_t origin;       /* Origin header, or {NULL,0} */
+    int status;            /* 0 on success; else 400, 405 or 426 */
+    const char *reason;    /* static text for the error body; NULL on success */
+    wsb_str_t key;         /* Sec-WebSocket-Key as sent (24 base64 chars) */
+    wsb_str_t subprotocol; /* the selected subprotocol, or {NULL,0} */
+    wsb_str_t origin;      /* Origin header, or {NULL,0} */
 } wsb_handshake_t;
 
 /*

@@ -30,10 +30,10 @@
 #ifndef WSB_HTTP_H
 #define WSB_HTTP_H
 
+#include "wsb/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
-
-#include "wsb/common.h"
 
 #define WSB_HTTP_MAX_HEADERS      64
 #define WSB_HTTP_DEFAULT_MAX_HEAD 8192

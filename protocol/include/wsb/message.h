@@ -19,28 +19,28 @@
 #ifndef WSB_MESSAGE_H
 #define WSB_MESSAGE_H
 
+#include "wsb/common.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wsb/common.h"
-
 #define WSB_PROTOCOL_VERSION 1
 
 /* Stable error codes (the "code" field of an error reply). */
-#define WSB_ERR_BAD_JSON      "bad_json"      /* not JSON, or not a JSON object */
-#define WSB_ERR_BAD_TYPE      "bad_type"      /* "type" missing, not a string, or unknown */
-#define WSB_ERR_MISSING_FIELD "missing_field" /* a required field is absent */
-#define WSB_ERR_BAD_FIELD     "bad_field"     /* a field has the wrong JSON type or range */
-#define WSB_ERR_BAD_TOPIC     "bad_topic"     /* topic/pattern breaks the grammar or limits */
-#define WSB_ERR_BAD_SINCE     "bad_since"     /* malformed "since", or since on a pattern */
-#define WSB_ERR_FORBIDDEN     "forbidden"     /* e.g. publishing to a reserved "$" topic */
-#define WSB_ERR_TOO_LARGE     "too_large"     /* over a size limit */
-#define WSB_ERR_LIMIT         "limit_exceeded" /* e.g. too many subscriptions */
+#define WSB_ERR_BAD_JSON       "bad_json"       /* not JSON, or not a JSON object */
+#define WSB_ERR_BAD_TYPE       "bad_type"       /* "type" missing, not a string, or unknown */
+#define WSB_ERR_MISSING_FIELD  "missing_field"  /* a required field is absent */
+#define WSB_ERR_BAD_FIELD      "bad_field"      /* a field has the wrong JSON type or range */
+#define WSB_ERR_BAD_TOPIC      "bad_topic"      /* topic/pattern breaks the grammar or limits */
+#define WSB_ERR_BAD_SINCE      "bad_since"      /* malformed "since", or since on a pattern */
+#define WSB_ERR_FORBIDDEN      "forbidden"      /* e.g. publishing to a reserved "$" topic */
+#define WSB_ERR_TOO_LARGE      "too_large"      /* over a size limit */
+#define WSB_ERR_LIMIT          "limit_exceeded" /* e.g. too many subscriptions */
 #define WSB_ERR_NOT_SUBSCRIBED "not_subscribed"
-#define WSB_ERR_RATE_LIMITED  "rate_limited"
-#define WSB_ERR_INTERNAL      "internal"
+#define WSB_ERR_RATE_LIMITED   "rate_limited"
+#define WSB_ERR_INTERNAL       "internal"
 
 typedef enum {
     WSB_MSG_SUBSCRIBE = 1,
@@ -52,20 +52,20 @@ typedef enum {
 typedef struct {
     wsb_msg_type_t type;
     bool has_id;
-    int64_t id;          /* 0 .. 2^53-1 (a JSON integer safe in JavaScript) */
-    wsb_str_t topic;     /* subscribe/unsubscribe: a pattern; publish: an exact topic */
-    json_t *data;        /* publish only: the payload, any JSON value incl. null (borrowed) */
-    bool has_since;      /* subscribe: "since":{"epoch":"…","seq":N} */
+    int64_t id;      /* 0 .. 2^53-1 (a JSON integer safe in JavaScript) */
+    wsb_str_t topic; /* subscribe/unsubscribe: a pattern; publish: an exact topic */
+    json_t *data;    /* publish only: the payload, any JSON value incl. null (borrowed) */
+    bool has_since;  /* subscribe: "since":{"epoch":"…","seq":N} */
     wsb_str_t since_epoch;
     uint64_t since_seq;
-    json_t *root;        /* private: owned tree */
+    json_t *root; /* private: owned tree */
 } wsb_msg_t;
 
 typedef struct {
-    const char *code;    /* one of WSB_ERR_* */
-    char message[160];   /* human text naming the field and the rule */
-    bool has_id;         /* the request's id, when it could be read, so the */
-    int64_t id;          /* error reply can echo it */
+    const char *code;  /* one of WSB_ERR_* */
+    char message[160]; /* human text naming the field and the rule */
+    bool has_id;       /* the request's id, when it could be read, so the */
+    int64_t id;        /* error reply can echo it */
 } wsb_msg_error_t;
 
 /*
@@ -114,9 +114,9 @@ char *wsb_msg_dump_value(const json_t *v, size_t *len);
 
 typedef struct {
     int64_t id;
-    bool has_seq;        /* publish ack: the message's seq */
+    bool has_seq; /* publish ack: the message's seq */
     uint64_t seq;
-    int recovered;       /* subscribe ack with since: 0/1; -1 omits the field */
+    int recovered; /* subscribe ack with since: 0/1; -1 omits the field */
 } wsb_ack_t;
 
 /* {"type":"ack","id":N[,"seq":S][,"recovered":true|false]}; recovered > 0 is
@@ -134,10 +134,10 @@ uint8_t *wsb_msg_build_pong(bool has_id, int64_t id, size_t headroom, size_t *fr
 typedef struct {
     const char *client_id;
     const char *node_id;
-    const char *version;          /* server version string */
-    uint64_t max_message_size;    /* bytes */
-    uint32_t max_subscriptions;   /* per connection */
-    uint32_t ping_interval_ms;    /* server keepalive period, 0 = off */
+    const char *version;        /* server version string */
+    uint64_t max_message_size;  /* bytes */
+    uint32_t max_subscriptions; /* per connection */
+    uint32_t ping_interval_ms;  /* server keepalive period, 0 = off */
 } wsb_welcome_t;
 
 /* {"type":"welcome","protocol":1,"client_id":…,"node_id":…,"version":…,
