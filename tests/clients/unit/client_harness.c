@@ -1,7 +1,7 @@
 /* client_harness.c - see client_harness.h. */
 #include "client_harness.h"
 
-#include "guard_page.h"
+#include "guard.h"
 #include "wsb/handshake.h"
 #include "wsb/http.h"
 
@@ -351,10 +351,10 @@ void h_feed(harness_t *h, const uint8_t *p, size_t len, int mode, size_t arg)
                 n = len - pos;
             }
         }
-        guard_page_t g;
-        unsigned char *copy = guard_page_copy(&g, p + pos, n);
+        guard_buf_t g;
+        unsigned char *copy = guard_copy(&g, p + pos, n);
         wsb_client_io_read(h->c, copy, n);
-        guard_page_free(&g);
+        guard_free(&g);
         pos += n;
     }
 }

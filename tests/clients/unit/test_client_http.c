@@ -13,7 +13,7 @@
 
 /* cmocka.h needs the four headers above first. */
 #include "client_http.h"
-#include "guard_page.h"
+#include "guard.h"
 #include "wsb/handshake.h"
 #include "wsb/http.h"
 
@@ -195,11 +195,11 @@ static int feed_resp(wsb__resp_t *r, const char *text, size_t split, size_t *res
         if (n == 0) {
             n = len - pos;
         }
-        guard_page_t g;
-        unsigned char *p = guard_page_copy(&g, text + pos, n);
+        guard_buf_t g;
+        unsigned char *p = guard_copy(&g, text + pos, n);
         size_t used = 0;
         rc = wsb__resp_feed(r, p, n, &used, why, 200);
-        guard_page_free(&g);
+        guard_free(&g);
         assert_true(used <= n);
         pos += used;
         if (rc == WSB_EAGAIN) {
