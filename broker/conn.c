@@ -20,7 +20,6 @@
  * array on the stack small while still batching a whole fan-out burst. */
 #define FLUSH_IOV_MAX 256
 
-static void on_timer(uv_timer_t *t);
 static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
@@ -88,16 +87,14 @@ void conn_close(conn_t *c)
     /* A conn still on the dirty list stays allocated until the flush has
      * taken it off (see on_handle_closed). */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
+/* Sets the connection's one deadline (0: none). The worker's tick checks
+ * every connection's deadline (server.c), so a connection carries 8 bytes
+ * for its timeouts instead of a uv_timer_t. */
 static void timer_in(conn_t *c, uint64_t ms)
 {
-    if (ms == 0) {
-        uv_timer_stop(&c->timer);
-        return;
-    }
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    c->deadline_ms = ms == 0 ? 0 : server_now(c->server) + ms;
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -175,7 +172,8 @@ void conn_resume_publisher(conn_t *c)
 
 static void on_write(uv_write_t *req, int status)
 {
-    conn_t *c = container_of(req, conn_t, write_req);
+    conn_t *c = req->data;
+    free(req); /* allocated per uv_write: an idle connection holds no request */
     server_t *s = c->server;
     size_t before = outq_bytes(&c->outq);
     c->writing = false;
@@ -183,7 +181,7 @@ static void on_write(uv_write_t *req, int status)
     s->outbound_bytes -= before - outq_bytes(&c->outq);
     if (status < 0) {
         if (status != UV_ECANCELED) {
-            log_debug("write failed", "peer=%s err=%s", c->peer, uv_err_name(status));
+            log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(status));
             conn_close(c);
         }
         return;
@@ -195,7 +193,8 @@ static void on_write(uv_write_t *req, int status)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    conn_t *c = container_of(req, conn_t, shutdown_req);
+    conn_t *c = req->data;
+    free(req);
     if (status < 0 && status != UV_ECANCELED) {
         conn_close(c);
     }
@@ -210,7 +209,10 @@ static void maybe_shutdown(conn_t *c)
     c->shutdown_started = true;
     /* libuv runs the shutdown after the write in flight, so the response or
      * close frame still reaches the peer before our FIN. */
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    uv_shutdown_t *req = xmalloc(sizeof(*req));
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
         conn_close(c);
     }
 }
@@ -231,7 +233,7 @@ void conn_flush(conn_t *c)
         if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
             rc = 0;
         } else if (rc < 0) {
-            log_debug("write failed", "peer=%s err=%s", c->peer, uv_err_name(rc));
+            log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(rc));
             conn_close(c);
             return;
         }
@@ -245,8 +247,11 @@ void conn_flush(conn_t *c)
         /* The kernel's buffer is full: hand the rest to libuv, which writes it
          * when the socket becomes writable. One write in flight at a time. */
         n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
-        rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, n, on_write);
+        uv_write_t *req = xmalloc(sizeof(*req));
+        req->data = c;
+        rc = uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, on_write);
         if (rc < 0) {
+            free(req);
             conn_close(c);
             return;
         }
@@ -319,7 +324,7 @@ void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending)
     (void)n;
     conn_send_always(c, fb);
     metrics_count_close(&s->metrics, code);
-    log_debug("ws close sent", "peer=%s code=%d reason=%s", c->peer, code,
+    log_debug("ws close sent", "peer=%s code=%d reason=%s", conn_peer(c), code,
               log_quote(reason ? reason : ""));
     if (c->got_peer_close) {
         conn_linger(c);
@@ -420,7 +425,7 @@ static void http_feed(conn_t *c, char *data, size_t len)
         }
         if (rc != 0) {
             int status = wsb_http_request_status(c->http);
-            log_debug("bad http request", "peer=%s status=%d why=%s", c->peer, status,
+            log_debug("bad http request", "peer=%s status=%d why=%s", conn_peer(c), status,
                       log_quote(wsb_http_request_error(c->http)));
             http_error(c, status, wsb_http_request_error(c->http));
             return;
@@ -483,7 +488,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         if (nread != UV_EOF) {
-            log_debug("read failed", "peer=%s err=%s", c->peer, uv_err_name((int)nread));
+            log_debug("read failed", "peer=%s err=%s", conn_peer(c), uv_err_name((int)nread));
         }
         conn_close(c);
         return;
@@ -521,7 +526,8 @@ static void ws_keepalive(conn_t *c)
     uint64_t silent = now - c->last_rx_ms;
     if (cfg->idle_timeout_ms > 0 && silent >= cfg->idle_timeout_ms) {
         METRIC_ADD(s->metrics.idle_timeouts, 1);
-        log_debug("idle timeout", "peer=%s silent_ms=%llu", c->peer, (unsigned long long)silent);
+        log_debug("idle timeout", "peer=%s silent_ms=%llu", conn_peer(c),
+                  (unsigned long long)silent);
         conn_ws_close(c, WSB_WS_CLOSE_POLICY, "idle timeout", true);
         return;
     }
@@ -540,13 +546,12 @@ static void ws_keepalive(conn_t *c)
     timer_in(c, next);
 }
 
-static void on_timer(uv_timer_t *t)
+void conn_on_deadline(conn_t *c)
 {
-    conn_t *c = container_of(t, conn_t, timer);
     switch (c->state) {
     case CONN_HTTP:
         METRIC_ADD(c->server->metrics.header_timeouts, 1);
-        log_debug("header timeout", "peer=%s", c->peer);
+        log_debug("header timeout", "peer=%s", conn_peer(c));
         http_error(c, 408, "request header timeout");
         break;
     case CONN_WS:
@@ -563,27 +568,28 @@ static void on_timer(uv_timer_t *t)
 
 /* ---- accept ------------------------------------------------------------------------------ */
 
-static void format_peer(conn_t *c)
+const char *conn_peer(conn_t *c)
 {
+    /* Formatted on demand (only debug logs use it): an idle connection does
+     * not carry its address as text. */
+    static _Thread_local char peer[64];
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    c->peer[0] = '\0';
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
-        return;
+    peer[0] = '\0';
+    if (c->state == CONN_CLOSED || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
+        return peer;
     }
     char ip[48] = "";
-    unsigned port = 0;
     if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, ip, sizeof(ip));
-        port = ntohs(a->sin6_port);
-        (void)snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip, port);
+        (void)snprintf(peer, sizeof(peer), "[%s]:%u", ip, ntohs(a->sin6_port));
     } else {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
         uv_ip4_name(a, ip, sizeof(ip));
-        port = ntohs(a->sin_port);
-        (void)snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, port);
+        (void)snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(a->sin_port));
     }
+    return peer;
 }
 
 void conn_accept(server_t *s)
@@ -592,10 +598,8 @@ void conn_accept(server_t *s)
     c->server = s;
     outq_init(&c->outq);
     uv_tcp_init(&s->loop, &c->tcp);
-    uv_timer_init(&s->loop, &c->timer);
     c->tcp.data = c;
-    c->timer.data = c;
-    c->handles_open = 2;
+    c->handles_open = 1;
     c->next = s->conns;
     if (s->conns != NULL) {
         s->conns->prev = c;
@@ -610,7 +614,6 @@ void conn_accept(server_t *s)
     }
     METRIC_ADD(s->metrics.connections_accepted, 1);
     uv_tcp_nodelay(&c->tcp, 1);
-    format_peer(c);
     c->last_rx_ms = server_now(s);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c);
@@ -622,7 +625,7 @@ void conn_accept(server_t *s)
     c->counted = true;
     if (total > s->cfg->max_connections) {
         METRIC_ADD(s->metrics.connections_rejected, 1);
-        log_debug("connection rejected", "peer=%s reason=max_connections", c->peer);
+        log_debug("connection rejected", "peer=%s reason=max_connections", conn_peer(c));
         http_error(c, 503, "too many connections");
         return;
     }

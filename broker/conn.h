@@ -1,6 +1,6 @@
 /*
  * conn.h - one TCP connection: its state machine, its reads, its bounded
- * outbound queue and its single timer.
+ * outbound queue and its single deadline.
  *
  * States (explicit, one direction only):
  *   HTTP        reading requests (keep-alive, pipelined); a valid upgrade on
@@ -14,7 +14,7 @@
  *               kernel send RST, which destroys the response or close frame
  *               in flight; lingering is how the peer gets to read it.
  *   CLOSED      uv_close() was called; the conn is freed in the last close
- *               callback (tcp and timer handles).
+ *               callback (of its tcp handle).
  *
  * Rules: conn_close() is idempotent and safe in any callback except while the
  * trie is being walked (fan-out never closes; a slow consumer only gets its
@@ -40,15 +40,12 @@ typedef enum { CONN_HTTP = 0, CONN_WS, CONN_WS_CLOSING, CONN_LINGER, CONN_CLOSED
 
 struct conn_s {
     uv_tcp_t tcp;
-    uv_timer_t timer;
-    uv_write_t write_req;
-    uv_shutdown_t shutdown_req;
     server_t *server;
     conn_t *prev, *next; /* server->conns */
     conn_t *dirty_next;  /* server->dirty */
     conn_state_t state;
     bool dirty;
-    bool writing; /* write_req in flight */
+    bool writing; /* a uv_write is in flight */
     bool shutdown_started;
     bool got_peer_close; /* WebSocket close frame received */
     bool read_paused;    /* replies over max_outbound_bytes: not reading */
@@ -59,11 +56,18 @@ struct conn_s {
     bool head_request;    /* the request being answered is HEAD: no body */
     uint8_t handles_open; /* closed handles pending before free */
     uint64_t last_rx_ms;  /* loop time of the last bytes read */
+    uint64_t deadline_ms; /* loop time the state's timeout fires; 0 = none */
     outq_t outq;
     wsb_http_request_t *http; /* HTTP mode only; freed at upgrade */
     session_t *session;       /* WebSocket mode only */
-    char peer[64];            /* "ip:port" for logs */
 };
+
+/* The peer's "ip:port" for logs, in a thread-local buffer ("" once closed). */
+const char *conn_peer(conn_t *c);
+
+/* The connection's deadline passed (header, keepalive, close or linger
+ * timeout, by state); called by the worker's tick with deadline_ms reset. */
+void conn_on_deadline(conn_t *c);
 
 /* Accepts a pending connection from the server's listener. */
 void conn_accept(server_t *s);

@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define OUTQ_INLINE 4
+#define OUTQ_INLINE 2
 
 typedef struct {
     frame_buf_t *fb;

@@ -129,6 +129,23 @@ static void on_pressure(uv_timer_t *t)
     uv_timer_stop(&s->pressure_timer);
 }
 
+static void on_tick(uv_timer_t *t)
+{
+    server_t *s = t->data;
+    uint64_t now = server_now(s);
+    conn_t *next;
+    /* A deadline callback may close its own connection (which unlinks it but
+     * frees it only in a later loop phase), never another one: walking on
+     * from the saved successor is safe. */
+    for (conn_t *c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->deadline_ms != 0 && now >= c->deadline_ms) {
+            c->deadline_ms = 0;
+            conn_on_deadline(c);
+        }
+    }
+}
+
 void server_watch_pressure(server_t *s)
 {
     if (!uv_is_active((uv_handle_t *)&s->pressure_timer) && !s->shutting_down) {
@@ -175,6 +192,7 @@ static void close_server_handles(server_t *s)
     close_handle(s, (uv_handle_t *)&s->shutdown_timer);
     close_handle(s, (uv_handle_t *)&s->heartbeat);
     close_handle(s, (uv_handle_t *)&s->pressure_timer);
+    close_handle(s, (uv_handle_t *)&s->tick);
     if (s->index == 0) {
         close_handle(s, (uv_handle_t *)&s->sig_int);
         close_handle(s, (uv_handle_t *)&s->sig_term);
@@ -252,7 +270,10 @@ int server_init(server_t *s, broker_t *b, unsigned index, int fd)
     uv_timer_start(&s->heartbeat, on_heartbeat, 0, HEARTBEAT_MS);
     uv_timer_init(&s->loop, &s->pressure_timer);
     s->pressure_timer.data = s;
-    s->handles_open = 6;
+    uv_timer_init(&s->loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_start(&s->tick, on_tick, SERVER_TICK_MS, SERVER_TICK_MS);
+    s->handles_open = 7;
     if (index == 0) {
         uv_signal_init(&s->loop, &s->sig_int);
         uv_signal_init(&s->loop, &s->sig_term);

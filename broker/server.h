@@ -31,6 +31,11 @@ typedef struct broker_s broker_t;
 
 #define SERVER_READ_BUF_SIZE (64 * 1024)
 
+/* Connection timeouts fire at most this late: one timer per worker walks the
+ * connections' deadlines instead of one uv_timer_t per connection (152 bytes
+ * each, the largest item of an idle connection's memory). */
+#define SERVER_TICK_MS 50
+
 /* Published messages a worker delivers per loop turn before it yields to
  * I/O (the rest wait for the next turn, in order). */
 #define SERVER_INBOX_BATCH 4096
@@ -50,6 +55,7 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     uv_timer_t shutdown_timer;
     uv_timer_t heartbeat;
     uv_timer_t pressure_timer; /* resumes paused publishers once inboxes drained */
+    uv_timer_t tick;           /* fires connections' deadlines (SERVER_TICK_MS) */
     int handles_open;          /* server handles not yet closed */
     xqueue_t inbox;            /* xmsg_t* published by any worker, for our subscribers */
 

@@ -75,7 +75,7 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
             return;
         }
         if (s->nsubs == s->subs_cap) {
-            s->subs_cap = s->subs_cap ? s->subs_cap * 2 : 4;
+            s->subs_cap = s->subs_cap ? s->subs_cap * 2 : 1;
             s->subs = xrealloc(s->subs, sizeof(trie_sub_t *) * s->subs_cap);
         }
         s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->tc, NULL);
@@ -281,11 +281,12 @@ session_t *session_new(conn_t *c, bool echo)
                        &parser_callbacks, s);
     srv->next_client_seq++;
     /* Unique in the process without coordination: node, worker, counter. */
-    (void)snprintf(s->client_id, sizeof(s->client_id), "%.16s-%u-%llu", srv->broker->node_id,
-                   srv->index, (unsigned long long)srv->next_client_seq);
+    char client_id[48];
+    (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->broker->node_id, srv->index,
+                   (unsigned long long)srv->next_client_seq);
     if (!echo) {
         wsb_welcome_t w = {
-            .client_id = s->client_id,
+            .client_id = client_id,
             .node_id = srv->broker->node_id,
             .version = WSB_VERSION,
             .max_message_size = srv->cfg->max_message_size,
@@ -303,7 +304,7 @@ void session_feed(session_t *s, uint8_t *data, size_t len)
     conn_t *c = s->conn;
     int rc = wsb_ws_parser_feed(&s->parser, data, len, NULL);
     if (rc < 0) {
-        log_debug("ws protocol error", "peer=%s code=%d why=%s", c->peer, s->parser.close_code,
+        log_debug("ws protocol error", "peer=%s code=%d why=%s", conn_peer(c), s->parser.close_code,
                   log_quote(s->parser.error ? s->parser.error : ""));
         /* The peer broke the protocol: it will not send a valid close frame, so
          * after ours the connection only lingers. */

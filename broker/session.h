@@ -36,7 +36,6 @@ struct session_s {
     trie_sub_t **subs;
     uint32_t nsubs;
     uint32_t subs_cap;
-    char client_id[48];
 };
 
 typedef struct session_s session_t;
