@@ -45,7 +45,7 @@ static int resolve(const char *host, unsigned port, struct sockaddr_storage *out
     return 0;
 }
 
-static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
+void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
     char ip[64] = "";
     if (ss->ss_family == AF_INET6) {
@@ -169,7 +169,7 @@ int broker_init(broker_t *b, const config_t *cfg)
     unsigned n = worker_count(cfg);
     b->workers = xcalloc(n, sizeof(server_t *));
     char where[96];
-    format_addr(&addr, where, sizeof(where));
+    broker_format_addr(&addr, where, sizeof(where));
     for (unsigned i = 0; i < n; i++) {
         int fd = open_listener(&addr, addrlen, (int)cfg->backlog, where);
         if (fd < 0) {
@@ -179,7 +179,7 @@ int broker_init(broker_t *b, const config_t *cfg)
             /* --port 0: the other workers join the port the kernel picked. */
             socklen_t len = sizeof(addr);
             (void)getsockname(fd, (struct sockaddr *)&addr, &len);
-            format_addr(&addr, where, sizeof(where));
+            broker_format_addr(&addr, where, sizeof(where));
         }
         b->workers[i] = xmalloc(sizeof(server_t));
         int rc = server_init(b->workers[i], b, i, fd);

@@ -16,7 +16,9 @@
 #include "seqtab.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 typedef struct server_s server_t;
 
@@ -50,6 +52,9 @@ void broker_stop(broker_t *b);
 void broker_worker_drained(broker_t *b, server_t *s);
 
 void broker_free(broker_t *b);
+
+/* Writes "ip:port" (IPv6 as "[ip]:port") of `ss` into `out`. */
+void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
 
 /* Nanoseconds since start (monotonic). */
 uint64_t broker_uptime_ns(const broker_t *b);

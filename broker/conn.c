@@ -579,16 +579,7 @@ const char *conn_peer(conn_t *c)
     if (c->state == CONN_CLOSED || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
         return peer;
     }
-    char ip[48] = "";
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, sizeof(ip));
-        (void)snprintf(peer, sizeof(peer), "[%s]:%u", ip, ntohs(a->sin6_port));
-    } else {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof(ip));
-        (void)snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(a->sin_port));
-    }
+    broker_format_addr(&ss, peer, sizeof(peer));
     return peer;
 }
 

@@ -69,7 +69,6 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     metrics_t metrics;
     size_t outbound_bytes; /* sum of every connection's queued output */
     bool in_fanout;        /* true while the trie is walked: nothing may leave it */
-    bool inbox_more;       /* the last drain stopped at its batch limit */
 
     uint64_t next_client_seq;
     bool shutting_down;
