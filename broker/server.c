@@ -9,6 +9,8 @@
 #include "wsb/ws_frame.h"
 #include "xmsg.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,16 @@ static void close_server_handles(server_t *s)
     close_handle(s, (uv_handle_t *)&s->pressure_timer);
     close_handle(s, (uv_handle_t *)&s->tick);
     if (s->index == 0) {
+        /* Closing the last uv_signal_t for a signal puts back its default
+         * action, so a second SIGTERM arriving from here to exit() would kill
+         * the process and turn a clean shutdown into "terminated by signal".
+         * The drain is already bounded by shutdown_timeout; block the two
+         * signals instead (the other threads block everything already). */
+        sigset_t stop;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &stop, NULL);
         close_handle(s, (uv_handle_t *)&s->sig_int);
         close_handle(s, (uv_handle_t *)&s->sig_term);
     }
