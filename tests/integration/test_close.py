@@ -3,6 +3,7 @@ idle timeout and server keepalive pings."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import pytest
@@ -120,6 +121,28 @@ def test_sigterm_with_no_clients_exits_0_promptly(broker):
     broker.wait_exit(10)
     broker.check_exit(0)
     assert time.monotonic() - t0 < 2
+
+
+@pytest.mark.broker_args("--log-level", "debug")
+def test_repeated_sigterm_during_the_drain_still_exits_0(broker):
+    # The drain is already bounded by shutdown_timeout; further signals must
+    # neither cut it short nor kill the process with the default action
+    # (which is what closing libuv's signal handles would restore).
+    async def go():
+        clients = [await connect(broker.ws_url) for _ in range(3)]
+        broker.signal()
+        deadline = time.monotonic() + 10
+        while broker.alive() and time.monotonic() < deadline:
+            for _ in range(50):
+                broker.proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0)
+        for ws in clients:
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            assert ws.close_code == 1001, (ws.close_code, broker.stderr())
+
+    run(go())
+    assert broker.wait_exit(10) == 0
+    broker.check_exit(0)
 
 
 def test_sigint_also_exits_0(broker):
