@@ -15,9 +15,10 @@ PORT ?= 8080
 CMAKE_FLAGS ?=
 
 # Debian 12 packages, by what needs them.
-DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev node-llhttp
+DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev node-llhttp \
+              libhiredis-dev
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
-              valgrind nodejs npm chromium
+              valgrind nodejs npm chromium redis-server redis-tools python3-redis
 DEPS_LINT  := clang-format clang-tidy cppcheck
 
 BIN := build/broker/wsbroker
@@ -89,7 +90,7 @@ asan: deps
 	  -DWSB_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --test-dir build-asan --output-on-failure -L 'unit|integration'
+	  ctest --test-dir build-asan --output-on-failure -L 'unit|integration|federation'
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSB_FUZZ=ON \
