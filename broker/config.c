@@ -683,6 +683,12 @@ static int apply_json(config_t *cfg, const key_def_t *k, json_t *value, const ch
     if (json_is_string(value)) {
         return apply_text(cfg, k, json_string_value(value), source, err, errlen);
     }
+    if (k->valid == is_optional_port && json_is_integer(value) && json_integer_value(value) >= 0) {
+        /* {"resp": {"port": 6380}}: a number where a string key takes digits. */
+        char digits[24];
+        (void)snprintf(digits, sizeof digits, "%lld", (long long)json_integer_value(value));
+        return apply_text(cfg, k, digits, source, err, errlen);
+    }
     uint64_t number = 0;
     int rc = -1;
     if (json_is_integer(value) && json_integer_value(value) >= 0) {
