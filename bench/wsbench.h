@@ -87,6 +87,7 @@ typedef struct bthread_s {
 struct bench_s {
     opts_t o;
     struct sockaddr_storage addr;
+    struct sockaddr_storage pub_addr; /* publishers' (--pub-url), else a copy of addr */
     char request[512]; /* the upgrade request, the same for every connection */
     size_t request_len;
     char accept[32]; /* the Sec-WebSocket-Accept it must get back */
