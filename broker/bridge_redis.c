@@ -476,7 +476,7 @@ static void update_health(bridge_t *br)
     bool up = br->pub.ready && br->sub.ready;
     int was = atomic_exchange_explicit(&br->healthy, up ? 1 : 0, memory_order_acq_rel);
     atomic_store_explicit(&br->pub_up, br->pub.ready ? 1 : 0, memory_order_release);
-    if (was != (up ? 1 : 0)) {
+    if (was != (up ? 1 : 0) && !br->stopping) {
         if (up) {
             log_info("redis: connected", "host=%s port=%u", br->url.host, br->url.port);
         } else {
