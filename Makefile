@@ -106,7 +106,7 @@ tsan: deps
 	  -DWSB_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-tsan -j $(JOBS) --target wsbroker
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --test-dir build-tsan --output-on-failure -R '^integration\.w4$$'
+	  ctest --test-dir build-tsan --output-on-failure -R '^(integration\.w4|federation)$$'
 
 # Release build of the broker and wsbench, then every scenario in
 # bench/scenarios against brokers it starts itself, and one results table.

@@ -210,12 +210,13 @@ static bool copy_str(char *dst, size_t cap, const char *src)
 }
 
 /* ws://HOST[:PORT][/PATH]; HOST an IPv4 literal or a bracketed IPv6 literal. */
-static opts_result_t parse_url(const char *flag, char *host_out, size_t host_cap, uint16_t *port_out,
-                               char *path_out, size_t path_cap, const char *url, char *err,
-                               size_t errlen)
+static opts_result_t parse_url(const char *flag, char *host_out, size_t host_cap,
+                               uint16_t *port_out, char *path_out, size_t path_cap, const char *url,
+                               char *err, size_t errlen)
 {
     if (strncmp(url, "ws://", 5) != 0) {
-        return fail(err, errlen, "%s: '%s' must start with ws:// (wss is not supported)", flag, url);
+        return fail(err, errlen, "%s: '%s' must start with ws:// (wss is not supported)", flag,
+                    url);
     }
     const char *h = url + 5;
     const char *host_end = NULL;
@@ -255,7 +256,8 @@ static opts_result_t parse_url(const char *flag, char *host_out, size_t host_cap
         memcpy(portbuf, after + 1, plen);
         portbuf[plen] = '\0';
         if (!parse_u32(portbuf, 1, 65535, &port)) {
-            return fail(err, errlen, "%s: port '%s' is not a number from 1 to 65535", flag, portbuf);
+            return fail(err, errlen, "%s: port '%s' is not a number from 1 to 65535", flag,
+                        portbuf);
         }
         *port_out = (uint16_t)port;
         after += 1 + plen;

@@ -153,8 +153,8 @@ static uint32_t hash_name(const char *s, size_t len, bool glob)
 static chan_t **chan_slot(bridge_t *br, const char *name, size_t len, bool glob)
 {
     chan_t **slot = &br->buckets[hash_name(name, len, glob) % CHAN_BUCKETS];
-    while (*slot != NULL &&
-           !((*slot)->glob == glob && (*slot)->len == len && memcmp((*slot)->name, name, len) == 0)) {
+    while (*slot != NULL && !((*slot)->glob == glob && (*slot)->len == len &&
+                              memcmp((*slot)->name, name, len) == 0)) {
         slot = &(*slot)->next;
     }
     return slot;
@@ -412,8 +412,8 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
     int n = snprintf(env, env_cap, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", br->b->node_id);
     size_t len = (size_t)n;
     len += json_escape_into(env + len, topic.p, topic.len);
-    len += (size_t)snprintf(env + len, env_cap - len, "\",\"seq\":%llu,\"data\":",
-                            (unsigned long long)seq);
+    len += (size_t)snprintf(env + len, env_cap - len,
+                            "\",\"seq\":%llu,\"data\":", (unsigned long long)seq);
     memcpy(env + len, data_json.p, data_json.len);
     len += data_json.len;
     env[len++] = '}';
@@ -761,8 +761,9 @@ static void counter_line(sbuf_t *o, const char *name, const char *help, uint64_t
 void bridge_render_metrics(const bridge_t *br, sbuf_t *o)
 {
     bridge_t *m = (bridge_t *)(uintptr_t)br; /* atomics are read, never written here */
-    sbuf_printf(o, "# HELP wsbroker_redis_up 1 while both Redis connections are up.\n"
-                   "# TYPE wsbroker_redis_up gauge\nwsbroker_redis_up %d\n",
+    sbuf_printf(o,
+                "# HELP wsbroker_redis_up 1 while both Redis connections are up.\n"
+                "# TYPE wsbroker_redis_up gauge\nwsbroker_redis_up %d\n",
                 bridge_healthy(br) ? 1 : 0);
     pthread_mutex_lock(&m->lock);
     size_t active = m->nchans_active;

@@ -72,11 +72,10 @@ static void healthz(conn_t *c, bool keep_alive)
      * service goes on: still 200. A stuck worker is 503. */
     bool redis_ok = b->bridge == NULL || bridge_healthy(b->bridge);
     json_t *body = json_pack(
-        "{s:s,s:s,s:s,s:f,s:I,s:I,s:o,s:s}", "status",
-        all_alive && redis_ok ? "ok" : "degraded", "node_id", b->node_id, "version", WSB_VERSION,
-        "uptime_s", (double)now_ms / 1000.0, "connections", (json_int_t)conns,
-        "websocket_connections", (json_int_t)ws, "workers", workers, "redis",
-        b->bridge == NULL ? "off" : (redis_ok ? "ok" : "degraded"));
+        "{s:s,s:s,s:s,s:f,s:I,s:I,s:o,s:s}", "status", all_alive && redis_ok ? "ok" : "degraded",
+        "node_id", b->node_id, "version", WSB_VERSION, "uptime_s", (double)now_ms / 1000.0,
+        "connections", (json_int_t)conns, "websocket_connections", (json_int_t)ws, "workers",
+        workers, "redis", b->bridge == NULL ? "off" : (redis_ok ? "ok" : "degraded"));
     respond_json(c, all_alive ? 200 : 503, body, keep_alive, "Cache-Control: no-store\r\n");
 }
 

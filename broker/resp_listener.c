@@ -41,13 +41,13 @@ struct resp_conn_s {
     resp_conn_t *dirty_next;
     bool dirty;
     bool closed;
-    bool quit;       /* close once the output is written */
-    bool slow;       /* over its output bound as a subscriber: close */
+    bool quit; /* close once the output is written */
+    bool slow; /* over its output bound as a subscriber: close */
     bool read_paused;
     bool writing;
     bool authed;
     bool handle_closed; /* the close callback ran */
-    char *in; /* unparsed input */
+    char *in;           /* unparsed input */
     size_t in_len, in_cap;
     sbuf_t out;  /* queued output */
     sbuf_t wbuf; /* output in flight */
@@ -727,8 +727,8 @@ static void dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc)
     char name[130], msg[512];
     printable(&argv[0], name, sizeof(name));
     if (cmd == NULL) {
-        int n = snprintf(msg, sizeof(msg), "ERR unknown command '%s', with args beginning with: ",
-                         name);
+        int n = snprintf(msg, sizeof(msg),
+                         "ERR unknown command '%s', with args beginning with: ", name);
         for (size_t i = 1; i < argc && i < 4 && n > 0 && (size_t)n < sizeof(msg); i++) {
             char a[130];
             printable(&argv[i], a, sizeof(a));
@@ -759,7 +759,8 @@ static void dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc)
     cmd->fn(c, argv, argc);
 }
 
-/* ---- reading ----------------------------------------------------------------------------------- */
+/* ---- reading -----------------------------------------------------------------------------------
+ */
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -865,7 +866,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-/* ---- listener ---------------------------------------------------------------------------------- */
+/* ---- listener ----------------------------------------------------------------------------------
+ */
 
 static void on_connection(uv_stream_t *server, int status)
 {

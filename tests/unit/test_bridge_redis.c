@@ -61,7 +61,7 @@ static void test_urls(void **state)
     assert_string_equal(u.password, "pw");
     assert_int_equal(u.port, 7000);
     assert_int_equal(u.db, 3);
-    const char *bad[] = {"http://x", "redis://h:0", "redis://h:70000", "redis://h:x",
+    const char *bad[] = {"http://x",      "redis://h:0",  "redis://h:70000", "redis://h:x",
                          "redis://bob@h", "redis://[::1", "redis://h/x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (config_parse_redis_url(bad[i], &u) == 0) {
