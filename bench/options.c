@@ -398,17 +398,25 @@ static const opt_def_t defs[] = {
 #define DAY_S 86400.0
 
 /* Applies one option; `v` is its value ("" for flags). */
+/* --url, or --pub-url (the publishers' target). */
+static opts_result_t apply_url(opts_t *o, bool pub, const char *v, char *err, size_t errlen)
+{
+    if (pub) {
+        return parse_url("--pub-url", o->pub_host, sizeof(o->pub_host), &o->pub_port, o->pub_path,
+                         sizeof(o->pub_path), v, err, errlen);
+    }
+    return parse_url("--url", o->host, sizeof(o->host), &o->port, o->path, sizeof(o->path), v, err,
+                     errlen);
+}
+
 static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *err, size_t errlen)
 {
     uint64_t u64 = 0;
     const char *rest = NULL;
     switch (d->id) {
     case O_URL:
-        return parse_url("--url", o->host, sizeof(o->host), &o->port, o->path, sizeof(o->path), v,
-                         err, errlen);
     case O_PUB_URL:
-        return parse_url("--pub-url", o->pub_host, sizeof(o->pub_host), &o->pub_port, o->pub_path,
-                         sizeof(o->pub_path), v, err, errlen);
+        return apply_url(o, d->id == O_PUB_URL, v, err, errlen);
     case O_SUBS:
         if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->subscribers)) {
             return fail(err, errlen, "--subscribers: '%s' is not a number from 0 to %u", v,

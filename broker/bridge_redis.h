@@ -76,7 +76,7 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
 bool bridge_healthy(const bridge_t *br);
 
 /* Appends the bridge's Prometheus series to `out`. Any thread. */
-void bridge_render_metrics(const bridge_t *br, sbuf_t *out);
+void bridge_render_metrics(bridge_t *br, sbuf_t *out);
 
 /* Translates a valid wsbroker pattern into a Redis channel (exact topic,
  * *is_glob = false) or glob (*is_glob = true) with `prefix` in front, written

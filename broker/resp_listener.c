@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #define RESP_MAX_ARGS   1024
-#define RESP_MAX_INLINE (64 * 1024)
-#define RESP_REQ_EXTRA  (64 * 1024)
+#define RESP_MAX_INLINE ((size_t)64 * 1024)
+#define RESP_REQ_EXTRA  ((size_t)64 * 1024)
 
 typedef struct resp_conn_s resp_conn_t;
 
@@ -133,7 +133,10 @@ static void printable(const wsb_str_t *a, char *out, size_t cap)
     size_t n = 0;
     for (size_t i = 0; i < a->len && n + 1 < cap && i < 128; i++) {
         char ch = a->p[i];
-        out[n++] = (ch >= ' ' && ch < 0x7f && ch != '\'') ? ch : '?';
+        if (ch < ' ' || ch == 0x7f || ch == '\'') {
+            ch = '?'; /* bytes >= 0x80 are negative chars: replaced too */
+        }
+        out[n++] = ch;
     }
     out[n] = '\0';
 }
@@ -326,8 +329,8 @@ typedef void (*cmd_fn)(resp_conn_t *c, wsb_str_t *argv, size_t argc);
 
 typedef struct {
     const char *name;
-    int arity; /* Redis convention: N exactly, -N at least N (the name included) */
     cmd_fn fn;
+    int arity;          /* Redis convention: N exactly, -N at least N (the name included) */
     bool in_subscribed; /* allowed while subscribed (RESP2 rule) */
     bool needs_auth;
 } command_t;
@@ -651,20 +654,20 @@ static void cmd_reset(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 static void cmd_command(resp_conn_t *c, wsb_str_t *argv, size_t argc);
 
 static const command_t commands[] = {
-    {"publish", 3, cmd_publish, false, true},
-    {"ping", -1, cmd_ping, true, false},
-    {"echo", 2, cmd_echo, false, false},
-    {"auth", -2, cmd_auth, false, false},
-    {"hello", -1, cmd_hello, false, false},
-    {"quit", -1, cmd_quit, true, false},
-    {"reset", 1, cmd_reset, true, false},
-    {"select", 2, cmd_select, false, false},
-    {"client", -2, cmd_client, false, false},
-    {"command", -1, cmd_command, false, false},
-    {"subscribe", -2, cmd_subscribe, true, true},
-    {"psubscribe", -2, cmd_subscribe, true, true},
-    {"unsubscribe", -1, cmd_unsubscribe, true, true},
-    {"punsubscribe", -1, cmd_unsubscribe, true, true},
+    {"publish", cmd_publish, 3, false, true},
+    {"ping", cmd_ping, -1, true, false},
+    {"echo", cmd_echo, 2, false, false},
+    {"auth", cmd_auth, -2, false, false},
+    {"hello", cmd_hello, -1, false, false},
+    {"quit", cmd_quit, -1, true, false},
+    {"reset", cmd_reset, 1, true, false},
+    {"select", cmd_select, 2, false, false},
+    {"client", cmd_client, -2, false, false},
+    {"command", cmd_command, -1, false, false},
+    {"subscribe", cmd_subscribe, -2, true, true},
+    {"psubscribe", cmd_subscribe, -2, true, true},
+    {"unsubscribe", cmd_unsubscribe, -1, true, true},
+    {"punsubscribe", cmd_unsubscribe, -1, true, true},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
