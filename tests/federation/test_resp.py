@@ -161,3 +161,28 @@ def test_resp_subscriber_sees_other_nodes(redis_server, cluster):
         m = ps.get_message(timeout=1)
     assert m is not None and (m["type"], m["channel"], m["data"]) == ("pmessage", b"x.y.z", b'"hi"')
     ps.close()
+
+
+def test_slow_resp_subscriber_is_disconnected(cluster):
+    (node,) = cluster(1, "--max-outbound-bytes", "64KiB")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", node.resp_port))
+    try:
+        s.sendall(b"SUBSCRIBE slow.t\r\n")
+        assert s.recv(100).startswith(b"*3\r\n$9\r\nsubscribe")
+        wait_for(lambda: node.metric("wsbroker_resp_connections") == 1, 5.0, what="gauge")
+        payload = "x" * 1000
+        batch = [{"topic": "slow.t", "data": payload}] * 900
+        for _ in range(12):  # ~10 MB: more than the kernel's buffers hold
+            assert node.post("/api/publish", batch).status == 200
+            if node.metric("wsbroker_resp_connections") == 0:
+                break
+        # The subscriber that never reads is cut off; everyone else goes on.
+        wait_for(lambda: node.metric("wsbroker_resp_connections") == 0, 10.0, 0.05,
+                 "the slow RESP subscriber to be disconnected")
+    finally:
+        s.close()
+    assert cli(node, "PING") == "PONG"
+    node.assert_healthy()
