@@ -24,6 +24,7 @@
 #define BACKOFF_MIN_MS     100
 #define CONNECT_TIMEOUT_MS 3000
 #define CHAN_BUCKETS       4096
+#define LAST_VIA_MAX       64
 /* Envelope fields around the data: node id, topic (escaped), seq, keys. */
 #define ENVELOPE_OVERHEAD 1024
 
@@ -91,6 +92,10 @@ struct bridge_s { // NOLINT(clang-analyzer-optin.performance.Padding)
      * our subscriptions matched it (bridge thread only). */
     char *last;
     size_t last_len, last_cap;
+    /* The subscriptions it came through: the same payload through one of
+     * them again is a new PUBLISH (e.g. seq restarted after eviction). */
+    uint32_t last_via[LAST_VIA_MAX];
+    unsigned nlast_via;
 
     _Atomic uint64_t reconnects;
     _Atomic uint64_t dropped;
@@ -267,11 +272,22 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
 
 /* ---- messages from Redis ------------------------------------------------------------------ */
 
-static bool same_as_last(bridge_t *br, const char *p, size_t len)
+static bool same_as_last(bridge_t *br, const char *p, size_t len, uint32_t via)
 {
     if (br->last != NULL && br->last_len == len && memcmp(br->last, p, len) == 0) {
-        return true;
+        bool seen = false;
+        for (unsigned i = 0; i < br->nlast_via && !seen; i++) {
+            seen = br->last_via[i] == via;
+        }
+        if (!seen) {
+            if (br->nlast_via < LAST_VIA_MAX) {
+                br->last_via[br->nlast_via++] = via;
+            }
+            return true;
+        }
     }
+    br->last_via[0] = via;
+    br->nlast_via = 1;
     if (br->last == NULL || len > br->last_cap) {
         br->last_cap = len > 0 ? len : 1;
         br->last = xrealloc(br->last, br->last_cap);
@@ -283,13 +299,14 @@ static bool same_as_last(bridge_t *br, const char *p, size_t len)
     return false;
 }
 
-static void deliver_envelope(bridge_t *br, const char *p, size_t len)
+static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, const char *p,
+                             size_t len)
 {
     if (len > br->max_envelope) {
         count(&br->bad_envelopes);
         return;
     }
-    if (same_as_last(br, p, len)) {
+    if (same_as_last(br, p, len, hash_name(via->str, via->len, glob))) {
         return; /* the same PUBLISH through another of our subscriptions */
     }
     json_error_t jerr;
@@ -359,10 +376,10 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
     redisReply **e = reply->element;
     if (elem_is(e[0], "message") && e[2]->type == REDIS_REPLY_STRING) {
-        deliver_envelope(br, e[2]->str, e[2]->len);
+        deliver_envelope(br, e[1], false, e[2]->str, e[2]->len);
     } else if (elem_is(e[0], "pmessage") && reply->elements >= 4 &&
                e[3]->type == REDIS_REPLY_STRING) {
-        deliver_envelope(br, e[3]->str, e[3]->len);
+        deliver_envelope(br, e[1], true, e[3]->str, e[3]->len);
     } else if (e[1]->type == REDIS_REPLY_STRING) {
         if (elem_is(e[0], "subscribe")) {
             confirm(br, e[1], false, true);

@@ -24,7 +24,8 @@
  * envelope names this node (a node never delivers its own message twice).
  * Redis sends one PUBLISH to a connection once per matching subscription
  * (a channel and two globs: three times), always back to back, so the bridge
- * injects a message only when it differs from the one received just before.
+ * injects a message only when it differs from the one received just before
+ * or arrives again through a subscription it already came through.
  *
  * Failure: connection loss or refusal reconnects with exponential backoff
  * (100 ms doubling to redis.reconnect_max, each wait with +-25% jitter) and

@@ -235,3 +235,34 @@ def test_bounded_redis_queue_drops_and_counts(redis_server, cluster):
         await sub.close()
 
     run(main(), 60)
+
+
+def test_envelopes_from_redis(redis_server, cluster):
+    """Envelopes written straight into Redis: one delivery per PUBLISH however
+    many of the node's subscriptions match (a repeated identical envelope is a
+    new publish), own node id ignored, junk counted and ignored."""
+    (c,) = cluster(1)
+
+    async def main():
+        ws = await connect(c.ws_url)
+        await subscribe(ws, "d.t", 1)
+        await subscribe(ws, "d.*", 2)
+        await subscribe(ws, "d.>", 3)
+        wait_channel(redis_server, "wsb:d.t")
+        wait_for(lambda: redis_server.numpat() == 1, 10.0, 0.02, "one glob for d.* and d.>")
+        r = redis_server.client()
+        env = '{"v":1,"node":"X","topic":"d.t","seq":7,"data":{"k":1}}'
+        assert r.publish("wsb:d.t", env) == 2  # the channel and the glob: one connection, twice
+        assert r.publish("wsb:d.t", env) == 2
+        r.publish("wsb:d.t", '{"v":1,"node":"A","topic":"d.t","seq":8,"data":0}')  # its own id
+        r.publish("wsb:d.t", "not json")
+        r.publish("wsb:d.t", '{"v":1,"node":"X","topic":"bad..topic","seq":1,"data":0}')
+        r.publish("wsb:d.t", '{"v":1,"node":"X","topic":"d.t","seq":9,"data":"last"}')
+        got = await collect(ws, 3)
+        assert [(m["seq"], m["data"]) for m in got] == [(7, {"k": 1}), (7, {"k": 1}), (9, "last")]
+        assert await nothing_more(ws) is None
+        await ws.close()
+
+    run(main(), 30)
+    assert c.metric("wsbroker_redis_own_ignored_total") == 1
+    assert c.metric("wsbroker_redis_bad_envelopes_total") == 2
