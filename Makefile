@@ -15,9 +15,10 @@ PORT ?= 8080
 CMAKE_FLAGS ?=
 
 # Debian 12 packages, by what needs them.
-DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev node-llhttp
+DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev node-llhttp \
+              libhiredis-dev
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
-              valgrind nodejs npm chromium
+              valgrind nodejs npm chromium redis-server redis-tools python3-redis
 DEPS_LINT  := clang-format clang-tidy cppcheck
 
 BIN := build/broker/wsbroker
@@ -89,7 +90,7 @@ asan: deps
 	  -DWSB_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --test-dir build-asan --output-on-failure -L 'unit|integration'
+	  ctest --test-dir build-asan --output-on-failure -L 'unit|integration|federation'
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSB_FUZZ=ON \
@@ -105,7 +106,7 @@ tsan: deps
 	  -DWSB_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-tsan -j $(JOBS) --target wsbroker
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --test-dir build-tsan --output-on-failure -R '^integration\.w4$$'
+	  ctest --test-dir build-tsan --output-on-failure -R '^(integration\.w4|federation)$$'
 
 # Release build of the broker and wsbench, then every scenario in
 # bench/scenarios against brokers it starts itself, and one results table.

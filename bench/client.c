@@ -598,8 +598,9 @@ static void start_connect(bconn_t *c)
     c->state = C_CONNECTING;
     c->hs->req.data = c;
     if (wsb_ws_random_mask(c->mask) != 0 ||
-        uv_tcp_connect(&c->hs->req, &c->tcp, (const struct sockaddr *)&t->b->addr, on_connect) !=
-            0) {
+        uv_tcp_connect(&c->hs->req, &c->tcp,
+                       (const struct sockaddr *)(c->pub != NULL ? &t->b->pub_addr : &t->b->addr),
+                       on_connect) != 0) {
         conn_fail(c, F_CONNECT);
     }
 }

@@ -44,6 +44,8 @@ const char *opts_usage(void)
            "target and load:\n"
            "  --url URL              ws://HOST:PORT/PATH, HOST a literal IP "
            "(ws://127.0.0.1:8080/ws)\n"
+           "  --pub-url URL          publishers connect here instead (another node of a\n"
+           "                         cluster: cross-node latency); same form as --url\n"
            "  --subscribers N        subscriber connections (100)\n"
            "  --publishers N         publisher connections (1)\n"
            "  --threads N            event loops, one per thread, connections spread evenly (1)\n"
@@ -208,10 +210,13 @@ static bool copy_str(char *dst, size_t cap, const char *src)
 }
 
 /* ws://HOST[:PORT][/PATH]; HOST an IPv4 literal or a bracketed IPv6 literal. */
-static opts_result_t parse_url(opts_t *o, const char *url, char *err, size_t errlen)
+static opts_result_t parse_url(const char *flag, char *host_out, size_t host_cap,
+                               uint16_t *port_out, char *path_out, size_t path_cap, const char *url,
+                               char *err, size_t errlen)
 {
     if (strncmp(url, "ws://", 5) != 0) {
-        return fail(err, errlen, "--url: '%s' must start with ws:// (wss is not supported)", url);
+        return fail(err, errlen, "%s: '%s' must start with ws:// (wss is not supported)", flag,
+                    url);
     }
     const char *h = url + 5;
     const char *host_end = NULL;
@@ -220,7 +225,7 @@ static opts_result_t parse_url(opts_t *o, const char *url, char *err, size_t err
     if (v6) {
         host_end = strchr(h, ']');
         if (host_end == NULL) {
-            return fail(err, errlen, "--url: '%s' has no closing ']'", url);
+            return fail(err, errlen, "%s: '%s' has no closing ']'", flag, url);
         }
         after = host_end + 1;
         h++;
@@ -229,42 +234,43 @@ static opts_result_t parse_url(opts_t *o, const char *url, char *err, size_t err
         after = host_end;
     }
     size_t hlen = (size_t)(host_end - h);
-    if (hlen == 0 || hlen >= sizeof(o->host)) {
-        return fail(err, errlen, "--url: '%s' has no host or a host longer than %zu bytes", url,
-                    sizeof(o->host) - 1);
+    if (hlen == 0 || hlen >= host_cap) {
+        return fail(err, errlen, "%s: '%s' has no host or a host longer than %zu bytes", flag, url,
+                    host_cap - 1);
     }
-    memcpy(o->host, h, hlen);
-    o->host[hlen] = '\0';
+    memcpy(host_out, h, hlen);
+    host_out[hlen] = '\0';
     unsigned char addr[16];
-    if (inet_pton(v6 ? AF_INET6 : AF_INET, o->host, addr) != 1) {
-        return fail(err, errlen, "--url: host '%s' is not a literal IP%s address", o->host,
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, host_out, addr) != 1) {
+        return fail(err, errlen, "%s: host '%s' is not a literal IP%s address", flag, host_out,
                     v6 ? "v6" : "v4");
     }
-    o->port = 80;
+    *port_out = 80;
     if (after[0] == ':') {
         char portbuf[8];
         size_t plen = strcspn(after + 1, "/");
         uint32_t port = 0;
         if (plen == 0 || plen >= sizeof(portbuf)) {
-            return fail(err, errlen, "--url: '%s' has an empty or overlong port", url);
+            return fail(err, errlen, "%s: '%s' has an empty or overlong port", flag, url);
         }
         memcpy(portbuf, after + 1, plen);
         portbuf[plen] = '\0';
         if (!parse_u32(portbuf, 1, 65535, &port)) {
-            return fail(err, errlen, "--url: port '%s' is not a number from 1 to 65535", portbuf);
+            return fail(err, errlen, "%s: port '%s' is not a number from 1 to 65535", flag,
+                        portbuf);
         }
-        o->port = (uint16_t)port;
+        *port_out = (uint16_t)port;
         after += 1 + plen;
     } else if (after[0] != '/' && after[0] != '\0') {
-        return fail(err, errlen, "--url: unexpected '%c' after the host in '%s'", after[0], url);
+        return fail(err, errlen, "%s: unexpected '%c' after the host in '%s'", flag, after[0], url);
     }
     const char *path = after[0] == '/' ? after : "/";
-    if (!copy_str(o->path, sizeof(o->path), path)) {
-        return fail(err, errlen, "--url: path longer than %zu bytes", sizeof(o->path) - 1);
+    if (!copy_str(path_out, path_cap, path)) {
+        return fail(err, errlen, "%s: path longer than %zu bytes", flag, path_cap - 1);
     }
-    for (const char *p = o->path; *p != '\0'; p++) {
+    for (const char *p = path_out; *p != '\0'; p++) {
         if (*p <= ' ' || *p == 0x7f) {
-            return fail(err, errlen, "--url: the path may not contain spaces or control bytes");
+            return fail(err, errlen, "%s: the path may not contain spaces or control bytes", flag);
         }
     }
     return OPTS_OK;
@@ -323,6 +329,7 @@ static opts_result_t validate(opts_t *o, char *err, size_t errlen)
 
 typedef enum {
     O_URL,
+    O_PUB_URL,
     O_SUBS,
     O_PUBS,
     O_THREADS,
@@ -359,6 +366,7 @@ typedef struct {
 
 static const opt_def_t defs[] = {
     {"url", O_URL, true},
+    {"pub-url", O_PUB_URL, true},
     {"subscribers", O_SUBS, true},
     {"publishers", O_PUBS, true},
     {"threads", O_THREADS, true},
@@ -390,13 +398,25 @@ static const opt_def_t defs[] = {
 #define DAY_S 86400.0
 
 /* Applies one option; `v` is its value ("" for flags). */
+/* --url, or --pub-url (the publishers' target). */
+static opts_result_t apply_url(opts_t *o, bool pub, const char *v, char *err, size_t errlen)
+{
+    if (pub) {
+        return parse_url("--pub-url", o->pub_host, sizeof(o->pub_host), &o->pub_port, o->pub_path,
+                         sizeof(o->pub_path), v, err, errlen);
+    }
+    return parse_url("--url", o->host, sizeof(o->host), &o->port, o->path, sizeof(o->path), v, err,
+                     errlen);
+}
+
 static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *err, size_t errlen)
 {
     uint64_t u64 = 0;
     const char *rest = NULL;
     switch (d->id) {
     case O_URL:
-        return parse_url(o, v, err, errlen);
+    case O_PUB_URL:
+        return apply_url(o, d->id == O_PUB_URL, v, err, errlen);
     case O_SUBS:
         if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->subscribers)) {
             return fail(err, errlen, "--subscribers: '%s' is not a number from 0 to %u", v,

@@ -29,6 +29,10 @@ typedef struct {
     char host[64];
     uint16_t port;
     char path[128];
+    /* --pub-url: publishers' target when set (pub_port != 0) */
+    char pub_host[64];
+    uint16_t pub_port;
+    char pub_path[128];
 
     uint32_t subscribers;
     uint32_t publishers;

@@ -265,10 +265,17 @@ static void free_bench(bench_t *b)
 static int resolve_address(bench_t *b)
 {
     const opts_t *o = &b->o;
-    if (strchr(o->host, ':') != NULL) {
-        return uv_ip6_addr(o->host, o->port, (struct sockaddr_in6 *)&b->addr);
+    int rc = strchr(o->host, ':') != NULL
+                 ? uv_ip6_addr(o->host, o->port, (struct sockaddr_in6 *)&b->addr)
+                 : uv_ip4_addr(o->host, o->port, (struct sockaddr_in *)&b->addr);
+    b->pub_addr = b->addr;
+    if (rc == 0 && o->pub_port != 0) {
+        /* The handshake's path and Host stay --url's: the broker routes on the path only. */
+        rc = strchr(o->pub_host, ':') != NULL
+                 ? uv_ip6_addr(o->pub_host, o->pub_port, (struct sockaddr_in6 *)&b->pub_addr)
+                 : uv_ip4_addr(o->pub_host, o->pub_port, (struct sockaddr_in *)&b->pub_addr);
     }
-    return uv_ip4_addr(o->host, o->port, (struct sockaddr_in *)&b->addr);
+    return rc;
 }
 
 /* Runs the phases; fills `r`. Returns 0, or 1 when nothing could connect. */

@@ -87,7 +87,8 @@ typedef struct bthread_s {
 struct bench_s {
     opts_t o;
     struct sockaddr_storage addr;
-    char request[512]; /* the upgrade request, the same for every connection */
+    struct sockaddr_storage pub_addr; /* publishers' (--pub-url), else a copy of addr */
+    char request[512];                /* the upgrade request, the same for every connection */
     size_t request_len;
     char accept[32]; /* the Sec-WebSocket-Accept it must get back */
     uint64_t t0;     /* uv_hrtime() at start: the run clock's zero */

@@ -2,7 +2,9 @@
 #define _DEFAULT_SOURCE 1 /* SO_REUSEPORT is not POSIX */
 #include "broker.h"
 
+#include "bridge_redis.h"
 #include "log.h"
+#include "resp_listener.h"
 #include "server.h"
 #include "util.h"
 
@@ -189,6 +191,12 @@ int broker_init(broker_t *b, const config_t *cfg)
             return -1;
         }
     }
+    if (cfg->resp_port[0] != '\0' && resp_listener_start(b->workers[0]) != 0) {
+        return -1;
+    }
+    if (cfg->redis_url[0] != '\0') {
+        b->bridge = bridge_new(b);
+    }
     set_port(&addr, addr_port(&addr));
     log_info("listening", "addr=%s ws_path=%s node_id=%s workers=%u", where,
              log_quote(cfg->ws_path), b->node_id, n);
@@ -210,6 +218,9 @@ static void *worker_main(void *arg)
 void broker_run(broker_t *b)
 {
     pthread_t *threads = xcalloc(b->nworkers, sizeof(pthread_t));
+    if (b->bridge != NULL && bridge_start(b->bridge) != 0) {
+        broker_stop(b);
+    }
     /* Worker threads must not take the process signals: worker 0 (this
      * thread) handles them through libuv. */
     sigset_t all, old;
@@ -244,6 +255,12 @@ void broker_stop(broker_t *b)
         return;
     }
     log_info("shutting down", "workers=%u", b->nworkers);
+    if (b->bridge != NULL) {
+        /* First the bridge: once its thread has ended nothing is injected
+         * into an inbox, so the workers may close theirs when drained. */
+        bridge_stop(b->bridge);
+        bridge_join(b->bridge);
+    }
     for (unsigned i = 0; i < b->nworkers; i++) {
         uv_async_send(&b->workers[i]->stop_async);
     }
@@ -269,6 +286,10 @@ void broker_free(broker_t *b)
         free(b->workers[i]);
     }
     free(b->workers);
+    if (b->bridge != NULL) {
+        bridge_free(b->bridge);
+        b->bridge = NULL;
+    }
     if (b->seqtab != NULL) {
         seqtab_free(b->seqtab);
     }

@@ -21,12 +21,14 @@
 #include <sys/socket.h>
 
 typedef struct server_s server_t;
+typedef struct bridge_s bridge_t;
 
 typedef struct broker_s {
     const config_t *cfg;
     unsigned nworkers;
     server_t **workers;
     seqtab_t *seqtab;
+    bridge_t *bridge; /* federation through Redis; NULL when redis.url is "" */
     char node_id[72];
     char *web_root; /* realpath of cfg->web_root, NULL when static files are off */
     uint64_t started_ns;

@@ -103,6 +103,34 @@ static bool is_node_id(const char *value)
     return len <= 64;
 }
 
+static bool is_optional_redis_url(const char *value)
+{
+    redis_url_t u;
+    return value[0] == '\0' || config_parse_redis_url(value, &u) == 0;
+}
+
+static bool is_redis_prefix(const char *value)
+{
+    /* Redis glob characters would make the node's PSUBSCRIBE patterns match
+     * other channels than its own. */
+    return strlen(value) <= 64 && strpbrk(value, "*?[]\\") == NULL;
+}
+
+static bool is_optional_port(const char *value)
+{
+    if (value[0] == '\0') {
+        return true;
+    }
+    unsigned long v = 0;
+    for (const char *p = value; *p; p++) {
+        if (*p < '0' || *p > '9' || p - value > 5) {
+            return false;
+        }
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    return v <= 65535;
+}
+
 static bool is_log_level(const char *value)
 {
     log_level_t level;
@@ -182,6 +210,26 @@ static const key_def_t keys[] = {
                  "after our close frame, wait this long for the peer's close and the drain"),
     DURATION_KEY("shutdown_timeout", shutdown_timeout_ms, 1, 30 * DAY_MS, "5s",
                  "on SIGTERM, time allowed to flush pending output before exiting"),
+    /* federation */
+    STRING_KEY("redis.url", redis_url, "", "URL", is_optional_redis_url,
+               "\"\" (off) or redis://[[user]:password@]host[:port][/db]",
+               "Redis server that federates nodes; \"\" = off (single node)"),
+    STRING_KEY("redis.prefix", redis_prefix, "wsb:", "PREFIX", is_redis_prefix,
+               "up to 64 bytes without the Redis glob characters * ? [ ] \\",
+               "prepended to every Redis channel (several clusters can share one Redis)"),
+    UINT_KEY("redis.queue_size", redis_queue_size, 16, 16777216, "65536",
+             "commands waiting to be sent to Redis; beyond (or while Redis is down), "
+             "cross-node messages are dropped"),
+    DURATION_KEY("redis.reconnect_max", redis_reconnect_max_ms, 10, 10 * MINUTE_MS, "5s",
+                 "longest wait between reconnect attempts (exponential backoff with jitter)"),
+    /* RESP ingress */
+    STRING_KEY("resp.host", resp_host, "127.0.0.1", "ADDR", is_address,
+               "an address such as 127.0.0.1, 0.0.0.0 or ::", "address of the RESP listener"),
+    STRING_KEY("resp.port", resp_port, "", "PORT", is_optional_port,
+               "\"\" (off) or a port from 0 to 65535",
+               "port of the RESP (Redis protocol) listener; \"\" = off, 0 = a free port"),
+    STRING_KEY("resp.port_file", resp_port_file, "", "PATH", NULL, NULL,
+               "write the bound RESP port here (atomically) once accepting; \"\" = off"),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -635,6 +683,12 @@ static int apply_json(config_t *cfg, const key_def_t *k, json_t *value, const ch
     if (json_is_string(value)) {
         return apply_text(cfg, k, json_string_value(value), source, err, errlen);
     }
+    if (k->valid == is_optional_port && json_is_integer(value) && json_integer_value(value) >= 0) {
+        /* {"resp": {"port": 6380}}: a number where a string key takes digits. */
+        char digits[24];
+        (void)snprintf(digits, sizeof digits, "%lld", (long long)json_integer_value(value));
+        return apply_text(cfg, k, digits, source, err, errlen);
+    }
     uint64_t number = 0;
     int rc = -1;
     if (json_is_integer(value) && json_integer_value(value) >= 0) {
@@ -924,6 +978,76 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
         return CONFIG_ERROR;
     }
     return CONFIG_OK;
+}
+
+/* ---- redis:// URLs --------------------------------------------------------- */
+
+static int parse_small_uint(const char *s, unsigned max, unsigned *out)
+{
+    uint64_t v = 0;
+    if (parse_uint(s, &v) != 0 || v > max) {
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int config_parse_redis_url(const char *url, redis_url_t *out)
+{
+    static const char scheme[] = "redis://";
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+    if (strncmp(url, scheme, sizeof scheme - 1) != 0 ||
+        strlen(url) - (sizeof scheme - 1) >= sizeof out->buf) {
+        return -1;
+    }
+    char *p = out->buf;
+    size_t n = strlen(url) - (sizeof scheme - 1);
+    memcpy(p, url + sizeof scheme - 1, n + 1); /* length checked above */
+    char *slash = strchr(p, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        if (slash[1] != '\0' && parse_small_uint(slash + 1, 1000000, &out->db) != 0) {
+            return -1;
+        }
+    }
+    char *at = strrchr(p, '@');
+    if (at != NULL) {
+        *at = '\0';
+        char *colon = strchr(p, ':');
+        if (colon == NULL) {
+            return -1; /* "user@host" without a password: ambiguous, refused */
+        }
+        *colon = '\0';
+        out->user = p[0] != '\0' ? p : NULL;
+        out->password = colon + 1;
+        p = at + 1;
+    }
+    char *port = NULL;
+    if (p[0] == '[') {
+        char *close = strchr(p, ']');
+        if (close == NULL) {
+            return -1;
+        }
+        *close = '\0';
+        p++;
+        if (close[1] == ':') {
+            port = close + 2;
+        } else if (close[1] != '\0') {
+            return -1;
+        }
+    } else {
+        char *colon = strchr(p, ':');
+        if (colon != NULL) {
+            *colon = '\0';
+            port = colon + 1;
+        }
+    }
+    if (port != NULL && (parse_small_uint(port, 65535, &out->port) != 0 || out->port == 0)) {
+        return -1;
+    }
+    out->host = p[0] != '\0' ? p : "127.0.0.1";
+    return 0;
 }
 
 /* ---- public API ----------------------------------------------------------- */

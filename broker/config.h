@@ -50,6 +50,15 @@ typedef struct config_s {
     uint64_t idle_timeout_ms;     /* 60 s: close a WebSocket silent this long */
     uint64_t close_timeout_ms;    /* 3 s: wait for the peer's close / drain after ours */
     uint64_t shutdown_timeout_ms; /* 5 s: flush pending output on SIGTERM */
+    /* federation through Redis (bridge_redis.h) */
+    char *redis_url;                 /* "" = off; redis://[[user]:password@]host[:port][/db] */
+    char *redis_prefix;              /* "wsb:" prepended to every Redis channel */
+    uint32_t redis_queue_size;       /* 65536 commands waiting for Redis; beyond: dropped */
+    uint64_t redis_reconnect_max_ms; /* 5 s: cap of the reconnect backoff */
+    /* RESP ingress (resp_listener.h) */
+    char *resp_host;      /* "127.0.0.1" */
+    char *resp_port;      /* "" = off; "0" binds a free port */
+    char *resp_port_file; /* write the bound RESP port here; "" = off */
     /* where values came from, for logging: path of the file read, or NULL */
     char *config_file;
 } config_t;
@@ -95,5 +104,19 @@ void config_free(config_t *cfg);
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration(const char *s, uint64_t *out_ms);
 int config_parse_bool(const char *s, bool *out);
+
+/* A redis:// URL taken apart. Strings point into `buf` (NUL-terminated). */
+typedef struct {
+    char buf[512];
+    const char *host;     /* "127.0.0.1" when the URL has none */
+    const char *user;     /* NULL: none */
+    const char *password; /* NULL: none */
+    unsigned port;        /* 6379 by default */
+    unsigned db;          /* ignored by pub/sub, accepted for compatibility */
+} redis_url_t;
+
+/* Parses "redis://[[user]:password@]host[:port][/db]" (an IPv6 host in
+ * brackets). Returns 0, or -1 when the URL is malformed or too long. */
+int config_parse_redis_url(const char *url, redis_url_t *out);
 
 #endif

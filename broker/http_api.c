@@ -1,6 +1,7 @@
 /* http_api.c - /healthz, /metrics, /api/publish and static files (see http_api.h). */
 #include "http_api.h"
 
+#include "bridge_redis.h"
 #include "broker.h"
 #include "conn.h"
 #include "metrics.h"
@@ -67,10 +68,14 @@ static void healthz(conn_t *c, bool keep_alive)
                               json_pack("{s:I,s:b,s:I}", "id", (json_int_t)i, "alive", alive,
                                         "connections", (json_int_t)METRIC_GET(m->connections)));
     }
+    /* A Redis outage degrades the node (no cross-node delivery) but local
+     * service goes on: still 200. A stuck worker is 503. */
+    bool redis_ok = b->bridge == NULL || bridge_healthy(b->bridge);
     json_t *body = json_pack(
-        "{s:s,s:s,s:s,s:f,s:I,s:I,s:o}", "status", all_alive ? "ok" : "degraded", "node_id",
-        b->node_id, "version", WSB_VERSION, "uptime_s", (double)now_ms / 1000.0, "connections",
-        (json_int_t)conns, "websocket_connections", (json_int_t)ws, "workers", workers);
+        "{s:s,s:s,s:s,s:f,s:I,s:I,s:o,s:s}", "status", all_alive && redis_ok ? "ok" : "degraded",
+        "node_id", b->node_id, "version", WSB_VERSION, "uptime_s", (double)now_ms / 1000.0,
+        "connections", (json_int_t)conns, "websocket_connections", (json_int_t)ws, "workers",
+        workers, "redis", b->bridge == NULL ? "off" : (redis_ok ? "ok" : "degraded"));
     respond_json(c, all_alive ? 200 : 503, body, keep_alive, "Cache-Control: no-store\r\n");
 }
 
@@ -91,6 +96,9 @@ static void metrics(conn_t *c, bool keep_alive)
     sbuf_t out;
     sbuf_init(&out);
     metrics_render(all, b->nworkers, &g, &out);
+    if (b->bridge != NULL) {
+        bridge_render_metrics(b->bridge, &out);
+    }
     free(all);
     conn_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, out.len,
                       keep_alive, NULL);

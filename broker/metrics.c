@@ -112,6 +112,14 @@ void metrics_render(metrics_t *const *w, unsigned n, const metrics_gauges_t *g, 
             TOTAL(messages_published));
     counter(o, "wsbroker_http_publishes_total", "Messages published through /api/publish.",
             TOTAL(messages_published_http));
+    counter(o, "wsbroker_resp_publishes_total", "Messages published through the RESP ingress.",
+            TOTAL(messages_published_resp));
+    counter(o, "wsbroker_resp_commands_total", "Commands received on the RESP ingress.",
+            TOTAL(resp_commands));
+    counter(o, "wsbroker_resp_connections_accepted_total", "RESP connections accepted.",
+            TOTAL(resp_connections_accepted));
+    gauge(o, "wsbroker_resp_connections", "Open RESP connections.",
+          (double)TOTAL(resp_connections));
     counter(o, "wsbroker_messages_delivered_total", "Message frames queued to subscribers.",
             TOTAL(messages_delivered));
     counter(o, "wsbroker_messages_received_total", "WebSocket data messages received.",

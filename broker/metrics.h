@@ -50,6 +50,7 @@ typedef struct {
     metric_t outbound_bytes;
     metric_t inbox_depth;
     metric_t heartbeat_ms; /* loop time of the worker's last heartbeat */
+    metric_t resp_connections;
     /* counters */
     metric_t connections_accepted;
     metric_t connections_rejected; /* over max_connections */
@@ -58,6 +59,9 @@ typedef struct {
     metric_t http_requests;
     metric_t messages_published; /* accepted publishes, all ingresses */
     metric_t messages_published_http;
+    metric_t messages_published_resp;
+    metric_t resp_commands;
+    metric_t resp_connections_accepted;
     metric_t messages_delivered; /* frames queued to subscribers */
     metric_t messages_received;  /* WebSocket data messages read */
     metric_t inbox_dropped;      /* messages for this worker dropped: its inbox was full */

@@ -1,9 +1,11 @@
 /* router.c - publish across workers and deliver from the inbox (see router.h). */
 #include "router.h"
 
+#include "bridge_redis.h"
 #include "broker.h"
 #include "conn.h"
 #include "frame_buf.h"
+#include "resp_listener.h"
 #include "seqtab.h"
 #include "server.h"
 #include "session.h"
@@ -37,6 +39,11 @@ uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json
             xmsg_unref(m);
         }
     }
+    /* Still under the shard lock: the bridge sends a topic's messages to
+     * Redis in seq order. */
+    if (b->bridge != NULL) {
+        bridge_publish(b->bridge, topic, seq, (wsb_str_t){data_json, data_len});
+    }
     seqtab_unlock(shard);
     free(data_json);
 
@@ -49,14 +56,34 @@ uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json
         }
     }
     router_drain(s);
-    if (server_inbox_pressure(s)) {
+    if (origin != NULL && server_inbox_pressure(s)) {
         conn_pause_publisher(origin);
     }
     return seq;
 }
 
+unsigned router_inject(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
+{
+    xmsg_t *m = xmsg_new(topic, seq, data_json, b->nworkers);
+    xmsg_set_refs(m, b->nworkers);
+    unsigned dropped = 0;
+    /* One producer (the bridge thread) pushes in the order Redis delivered:
+     * every worker sees remote messages in that order. */
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        if (!xqueue_push(&b->workers[i]->inbox, m)) {
+            dropped++;
+            xmsg_unref(m);
+        }
+    }
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        uv_async_send(&b->workers[i]->inbox_async);
+    }
+    return dropped;
+}
+
 typedef struct {
     frame_buf_t *fb;
+    xmsg_t *msg;
     server_t *server;
     size_t undelivered; /* matched but not queued: closing or just dropped */
 } fanout_t;
@@ -64,6 +91,12 @@ typedef struct {
 static int deliver_cb(trie_client_t *client, void *user_data)
 {
     fanout_t *f = user_data;
+    if (client->kind == ROUTER_CLIENT_RESP) {
+        if (resp_deliver(client, f->msg) != 0) {
+            f->undelivered++;
+        }
+        return 0;
+    }
     session_t *s = (session_t *)(void *)client;
     if (session_deliver(s, f->fb) == 0) {
         return 0;
@@ -85,7 +118,7 @@ void router_drain(server_t *s)
     while (budget > 0 && (m = xqueue_pop(&s->inbox)) != NULL) {
         budget--;
         frame_buf_t *fb = xmsg_worker_buf(m, s->index);
-        fanout_t f = {.fb = fb, .server = s, .undelivered = 0};
+        fanout_t f = {.fb = fb, .msg = m, .server = s, .undelivered = 0};
         s->in_fanout = true;
         size_t n = trie_match(s->trie, m->topic, m->topic_len, deliver_cb, &f);
         s->in_fanout = false;

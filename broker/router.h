@@ -31,9 +31,22 @@
 typedef struct server_s server_t;
 typedef struct conn_s conn_t;
 
+typedef struct broker_s broker_t;
+
+/* Kinds of trie clients (trie_client_t.kind): where a match is delivered. */
+enum { ROUTER_CLIENT_WS = 0, ROUTER_CLIENT_RESP = 1 };
+
 /* Publishes `data` (any JSON value) to the valid, non-reserved exact topic
- * from connection `origin` of worker `s`. Returns the message's seq. */
+ * from connection `origin` of worker `s` (NULL: a RESP client, which is not
+ * paused for inbox pressure). With federation on, the message also goes to
+ * Redis (bridge_redis.h). Returns the message's seq. */
 uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json_t *data);
+
+/* Delivers a message that came from another node through Redis: `seq` is the
+ * origin node's, `data_json` its serialized data. Any thread (the bridge's);
+ * takes no seq from the local table and is not sent back to Redis. Returns
+ * the number of workers whose inbox was full (they miss it). */
+unsigned router_inject(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t data_json);
 
 /* Delivers up to SERVER_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,

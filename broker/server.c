@@ -4,6 +4,7 @@
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
+#include "resp_listener.h"
 #include "router.h"
 #include "util.h"
 #include "wsb/ws_frame.h"
@@ -37,6 +38,7 @@ void server_update_gauges(server_t *s)
     METRIC_SET(s->metrics.ws_connections, s->nws);
     METRIC_SET(s->metrics.subscriptions, trie_subscription_count(s->trie));
     METRIC_SET(s->metrics.patterns, trie_pattern_count(s->trie));
+    METRIC_SET(s->metrics.resp_connections, resp_connection_count(s));
     METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
 }
 
@@ -60,6 +62,7 @@ static void on_flush(uv_prepare_t *p)
         }
         conn_flush(c);
     }
+    resp_flush_dirty(s);
     METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
 }
 
@@ -229,6 +232,7 @@ void server_shutdown(server_t *s)
         if (s->listening) {
             close_handle(s, (uv_handle_t *)&s->listener);
         }
+        resp_listener_shutdown(s);
         for (conn_t *c = s->conns; c != NULL; c = c->next) {
             if (c->state == CONN_WS) {
                 conn_ws_close(c, WSB_WS_CLOSE_GOING_AWAY, "server shutting down", false);
@@ -318,6 +322,12 @@ void server_free(server_t *s)
         close_server_handles(s);
         close_handle(s, (uv_handle_t *)&s->listener);
         uv_run(&s->loop, UV_RUN_DEFAULT);
+    }
+    if (s->resp != NULL) {
+        resp_listener_shutdown(s);
+        uv_run(&s->loop, UV_RUN_DEFAULT); /* their close callbacks */
+        resp_flush_dirty(s);              /* frees those closed while listed */
+        resp_listener_free(s);
     }
     /* Messages still in the inbox were never delivered: release them. */
     xmsg_t *m;

@@ -28,6 +28,7 @@
 
 typedef struct conn_s conn_t;
 typedef struct broker_s broker_t;
+typedef struct resp_listener_s resp_listener_t;
 
 #define SERVER_READ_BUF_SIZE (64 * 1024)
 
@@ -66,6 +67,7 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     conn_t *paused; /* publishers paused for inbox pressure (doubly linked) */
 
     trie_t *trie;
+    resp_listener_t *resp; /* the RESP ingress: worker 0 only, when resp.port is set */
     metrics_t metrics;
     size_t outbound_bytes; /* sum of every connection's queued output */
     bool in_fanout;        /* true while the trie is walked: nothing may leave it */

@@ -1,6 +1,7 @@
 /* session.c - WebSocket sessions: frames in, protocol v1 operations, replies out. */
 #include "session.h"
 
+#include "bridge_redis.h"
 #include "broker.h"
 #include "conn.h"
 #include "frame_buf.h"
@@ -50,6 +51,22 @@ static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t s
 
 /* ---- operations -------------------------------------------------------------------------- */
 
+void session_unsubscribe(server_t *srv, trie_sub_t *sub)
+{
+    bridge_t *br = srv->broker->bridge;
+    if (br == NULL) {
+        trie_remove(srv->trie, sub);
+        return;
+    }
+    /* The pattern is owned by the entry trie_remove frees: copy it first. */
+    char pattern[WSB_TOPIC_MAX_LEN + 1];
+    size_t len = strlen(trie_sub_pattern(sub));
+    memcpy(pattern, trie_sub_pattern(sub), len + 1);
+    if (trie_remove(srv->trie, sub) == 1) {
+        bridge_interest(br, pattern, len, -1);
+    }
+}
+
 static int find_sub(const session_t *s, wsb_str_t pattern)
 {
     for (uint32_t i = 0; i < s->nsubs; i++) {
@@ -78,7 +95,11 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
             s->subs_cap = s->subs_cap ? s->subs_cap * 2 : 1;
             s->subs = xrealloc(s->subs, sizeof(trie_sub_t *) * s->subs_cap);
         }
-        s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->tc, NULL);
+        int first = 0;
+        s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->tc, &first);
+        if (first && srv->broker->bridge != NULL) {
+            bridge_interest(srv->broker->bridge, m->topic.p, m->topic.len, +1);
+        }
         server_update_gauges(srv);
     }
     /* Without history a recovery request cannot succeed: say so, deliver live. */
@@ -92,7 +113,7 @@ static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
         reply_error(s, m->has_id, m->id, WSB_ERR_NOT_SUBSCRIBED, "no subscription to this topic");
         return;
     }
-    trie_remove(s->conn->server->trie, s->subs[i]);
+    session_unsubscribe(s->conn->server, s->subs[i]);
     server_update_gauges(s->conn->server);
     s->subs[i] = s->subs[--s->nsubs];
     reply_ack(s, m, false, 0, -1);
@@ -328,9 +349,8 @@ int session_deliver(session_t *s, frame_buf_t *fb)
 
 void session_free(session_t *s)
 {
-    trie_t *trie = s->conn->server->trie;
     for (uint32_t i = 0; i < s->nsubs; i++) {
-        trie_remove(trie, s->subs[i]);
+        session_unsubscribe(s->conn->server, s->subs[i]);
     }
     free(s->subs);
     free(s->msg);

@@ -51,4 +51,11 @@ int session_deliver(session_t *s, frame_buf_t *fb);
 
 void session_free(session_t *s);
 
+typedef struct server_s server_t;
+
+/* Removes one subscription from the worker's trie and, when it was the
+ * pattern's last subscriber there, tells the Redis bridge. Shared with the
+ * RESP listener. */
+void session_unsubscribe(server_t *srv, trie_sub_t *sub);
+
 #endif

@@ -33,6 +33,10 @@ xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t data_json, unsigned nw
     m->frame_len = (uint32_t)frame_len;
     m->topic_len = (uint16_t)topic.len;
     m->topic = (char *)raw + topic_off;
+    /* The builder writes data last, verbatim (or null): RESP subscribers
+     * and the Redis bridge take it from here instead of serializing again. */
+    m->data_len = data_json.len > 0 ? (uint32_t)data_json.len : 4;
+    m->data_off = m->frame_len - 1 - m->data_len;
     memcpy(m->topic, topic.p, topic.len);
     m->topic[topic.len] = '\0';
     for (unsigned w = 0; w < nworkers; w++) {

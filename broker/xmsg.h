@@ -30,7 +30,9 @@ typedef struct xmsg_s {
     uint8_t *frame; /* the WebSocket frame, inside this allocation */
     uint32_t frame_len;
     uint16_t topic_len;
-    char *topic; /* NUL-terminated, inside this allocation */
+    char *topic;       /* NUL-terminated, inside this allocation */
+    uint32_t data_off; /* the data JSON inside the frame (it is the last field) */
+    uint32_t data_len;
 } xmsg_t;
 
 /*

@@ -61,6 +61,13 @@ static const struct {
     {"idle_timeout", "--idle-timeout", "WSB_IDLE_TIMEOUT", "(default 60s)"},
     {"close_timeout", "--close-timeout", "WSB_CLOSE_TIMEOUT", "(default 3s)"},
     {"shutdown_timeout", "--shutdown-timeout", "WSB_SHUTDOWN_TIMEOUT", "(default 5s)"},
+    {"redis.url", "--redis-url", "WSB_REDIS_URL", "(default \"\")"},
+    {"redis.prefix", "--redis-prefix", "WSB_REDIS_PREFIX", "(default \"wsb:\")"},
+    {"redis.queue_size", "--redis-queue-size", "WSB_REDIS_QUEUE_SIZE", "(default 65536)"},
+    {"redis.reconnect_max", "--redis-reconnect-max", "WSB_REDIS_RECONNECT_MAX", "(default 5s)"},
+    {"resp.host", "--resp-host", "WSB_RESP_HOST", "(default \"127.0.0.1\")"},
+    {"resp.port", "--resp-port", "WSB_RESP_PORT", "(default \"\")"},
+    {"resp.port_file", "--resp-port-file", "WSB_RESP_PORT_FILE", "(default \"\")"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 
@@ -758,7 +765,10 @@ static void test_flag_errors(void **state)
     expect_error(LIST("--bogus"), NULL, LIST("--bogus: unknown option", "--help"));
     expect_error(LIST("--bogus=1"), NULL, LIST("--bogus: unknown option"));
     expect_error(LIST("--max_message_size", "1"), NULL, LIST("--max_message_size"));
-    expect_error(LIST("--resp-port", "6380"), NULL, LIST("--resp-port"));
+    expect_error(LIST("--tls-port", "6380"), NULL, LIST("--tls-port"));
+    expect_error(LIST("--resp-port", "65536"), NULL, LIST("resp.port", "a port from 0 to 65535"));
+    expect_error(LIST("--redis-url", "http://x"), NULL, LIST("redis.url", "redis://"));
+    expect_error(LIST("--redis-prefix", "a*"), NULL, LIST("redis.prefix", "glob"));
     expect_error(LIST("--port"), NULL,
                  LIST("port: --port needs a value", "an integer from 0 to 65535"));
     expect_error(LIST("--port-file", "--port", "0"), NULL,
@@ -778,7 +788,7 @@ static void test_env_errors(void **state)
     config_t cfg;
     expect_error(none, LIST("WSB_BOGUS=1"),
                  LIST("WSB_BOGUS: unknown environment variable", "\"bogus\""));
-    expect_error(none, LIST("PATH=/bin", "WSB_RESP_PORT=6380"), LIST("WSB_RESP_PORT"));
+    expect_error(none, LIST("PATH=/bin", "WSB_TLS_PORT=6380"), LIST("WSB_TLS_PORT"));
     expect_error(none, LIST("WSB_PORT2=1"), LIST("WSB_PORT2"));
     expect_error(none, LIST("WSB_PORT=http"), LIST("port", "\"http\"", "from WSB_PORT"));
     /* Not shaped like a key: not ours. */
@@ -816,8 +826,8 @@ static void test_file_errors(void **state)
     const char *unknown = write_temp("{\"port\": 80, \"bogus\": 1}");
     expect_error(LIST("--config", unknown), NULL,
                  LIST("bogus: unknown key in config file", unknown));
-    const char *nested = write_temp("{\"resp\": {\"port\": 6380}}");
-    expect_error(LIST("--config", nested), NULL, LIST("resp.port: unknown key", nested));
+    const char *nested = write_temp("{\"resp\": {\"portz\": 6380}}");
+    expect_error(LIST("--config", nested), NULL, LIST("resp.portz: unknown key", nested));
     const char *deeper = write_temp("{\"port\": 80, \"tls\": {\"cert\": {\"file\": \"x\"}}}");
     expect_error(LIST("--config", deeper), NULL, LIST("tls.cert.file: unknown key", deeper));
     const char *empty_obj = write_temp("{\"tls\": {}}");
@@ -874,6 +884,15 @@ static void test_file_json_numbers(void **state)
     assert_int_equal(cfg.max_message_size, GIB);
     assert_int_equal(cfg.port, 8081);
     assert_int_equal(cfg.shutdown_timeout_ms, 1500);
+    config_free(&cfg);
+
+    /* A port for a string key (resp.port: "" means off) may be a JSON number. */
+    const char *nested = write_temp("{\"resp\": {\"port\": 6380}, \"redis\": {\"url\": "
+                                    "\"redis://:pw@127.0.0.1:6390/0\", \"queue_size\": 100}}");
+    assert_int_equal(load(&cfg, LIST("--config", nested), NULL), CONFIG_OK);
+    assert_string_equal(cfg.resp_port, "6380");
+    assert_string_equal(cfg.redis_url, "redis://:pw@127.0.0.1:6390/0");
+    assert_int_equal(cfg.redis_queue_size, 100);
     config_free(&cfg);
 }
 
@@ -975,16 +994,33 @@ static void test_example_file(void **state)
                  path);
     }
 
-    /* It holds exactly the contract's keys, flat. */
+    /* It holds exactly the contract's keys; "a.b" as {"a": {"b": ...}}. */
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         fail_msg("%s: line %d: %s", path, jerr.line, jerr.text);
     }
-    assert_int_equal(json_object_size(root), NCONTRACT_KEYS);
+    size_t leaves = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v)
+    {
+        leaves += json_is_object(v) ? json_object_size(v) : 1;
+    }
+    assert_int_equal(leaves, NCONTRACT_KEYS);
     for (size_t i = 0; i < NCONTRACT_KEYS; i++) {
-        if (json_object_get(root, contract_keys[i].name) == NULL) {
-            fail_msg("%s lacks \"%s\"", path, contract_keys[i].name);
+        const char *name = contract_keys[i].name;
+        const char *dot = strchr(name, '.');
+        json_t *found = NULL;
+        if (dot == NULL) {
+            found = json_object_get(root, name);
+        } else {
+            char parent[64];
+            (void)snprintf(parent, sizeof parent, "%.*s", (int)(dot - name), name);
+            found = json_object_get(json_object_get(root, parent), dot + 1);
+        }
+        if (found == NULL) {
+            fail_msg("%s lacks \"%s\"", path, name);
         }
     }
     json_decref(root);

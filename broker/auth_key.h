@@ -1,0 +1,27 @@
+/*
+ * auth_key.h - the one place RESP AUTH asks whether a key is an accepted
+ * API key. Today no API keys are configured (they arrive with the API key
+ * table of issue 8): AUTH answers as Redis does without a password. When
+ * keys exist, a RESP connection must AUTH before PUBLISH or SUBSCRIBE.
+ */
+#ifndef WSB_BROKER_AUTH_KEY_H
+#define WSB_BROKER_AUTH_KEY_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum {
+    AUTH_KEY_NONE_CONFIGURED = 0, /* no keys: everyone may publish/subscribe */
+    AUTH_KEY_OK = 1,
+    AUTH_KEY_BAD = 2
+} auth_key_result_t;
+
+/* True when API keys are configured (RESP then requires AUTH). */
+bool auth_api_keys_configured(const config_t *cfg);
+
+/* Checks `key` (`len` bytes, not NUL-terminated) against the API keys. */
+auth_key_result_t auth_check_api_key(const config_t *cfg, const char *key, size_t len);
+
+#endif

@@ -1,0 +1,810 @@
+/* bridge_redis.c - federation through Redis pub/sub (see bridge_redis.h). */
+#include "bridge_redis.h"
+
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+#include "wsb/message.h"
+#include "wsb/topic.h"
+#include "xqueue.h"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#define BACKOFF_MIN_MS     100
+#define CONNECT_TIMEOUT_MS 3000
+#define CHAN_BUCKETS       4096
+#define LAST_VIA_MAX       64
+/* Envelope fields around the data: node id, topic (escaped), seq, keys. */
+#define ENVELOPE_OVERHEAD 1024
+
+typedef enum { CHAN_NONE = 0, CHAN_SUBSCRIBING, CHAN_SUBSCRIBED, CHAN_UNSUBSCRIBING } chan_state_t;
+
+/* One Redis channel or glob with the number of (worker, pattern) pairs that
+ * want it. Guarded by bridge->lock. */
+typedef struct chan_s {
+    struct chan_s *next;       /* hash bucket */
+    struct chan_s *dirty_next; /* bridge->dirty */
+    bool dirty;
+    bool glob;
+    chan_state_t state;
+    long refs;
+    size_t len;
+    char name[]; /* NUL-terminated */
+} chan_t;
+
+/* One of the two Redis connections. Bridge thread only. */
+typedef struct {
+    bridge_t *br;
+    const char *role; /* "pub" or "sub", for logs */
+    redisAsyncContext *ac;
+    bool connected; /* TCP connected */
+    bool ready;     /* connected and authenticated */
+    bool ever_ready;
+    unsigned backoff_ms;
+    uv_timer_t timer; /* reconnect wait, or connect timeout while connecting */
+} rconn_t;
+
+/* A publish waiting for the bridge thread: channel then envelope. */
+typedef struct {
+    uint32_t chan_len;
+    uint32_t env_len;
+    char bytes[];
+} pub_item_t;
+
+/* Laid out by purpose, not size: one per process. */
+struct bridge_s { // NOLINT(clang-analyzer-optin.performance.Padding)
+    broker_t *b;
+    const config_t *cfg;
+    redis_url_t url;
+    size_t prefix_len;
+    size_t max_envelope;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_async_t stop_async;
+    rconn_t pub, sub;
+    pthread_t thread;
+    bool thread_started;
+    bool joined;
+    bool stopping; /* bridge thread */
+    _Atomic int stop_requested;
+    _Atomic int pub_up;  /* workers drop at once while 0 */
+    _Atomic int healthy; /* both connections ready */
+    xqueue_t outq;
+    _Atomic size_t pending; /* queued + sent without reply: bounded by queue_size */
+
+    pthread_mutex_t lock; /* guards the channel table */
+    chan_t **buckets;
+    chan_t *dirty;
+    size_t nchans_active;
+
+    /* The last payload received, to inject a message once however many of
+     * our subscriptions matched it (bridge thread only). */
+    char *last;
+    size_t last_len, last_cap;
+    /* The subscriptions it came through: the same payload through one of
+     * them again is a new PUBLISH (e.g. seq restarted after eviction). */
+    uint32_t last_via[LAST_VIA_MAX];
+    unsigned nlast_via;
+
+    _Atomic uint64_t reconnects;
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t published;
+    _Atomic uint64_t received;
+    _Atomic uint64_t own_ignored;
+    _Atomic uint64_t bad_envelopes;
+};
+
+static void count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* ---- names ------------------------------------------------------------------------------ */
+
+size_t bridge_redis_name(const char *prefix, const char *pattern, size_t len, char *out,
+                         bool *is_glob)
+{
+    size_t n = strlen(prefix);
+    memcpy(out, prefix, n);
+    *is_glob = wsb_topic_is_pattern(pattern, len);
+    size_t tok_start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && pattern[i] != '.') {
+            continue;
+        }
+        size_t tl = i - tok_start;
+        const char *tok = pattern + tok_start;
+        if (*is_glob && tl == 1 && (tok[0] == '*' || tok[0] == '>')) {
+            out[n++] = '*'; /* looser than '*' (one token) and '>' (the rest): filtered locally */
+        } else {
+            for (size_t k = 0; k < tl; k++) {
+                char c = tok[k];
+                if (*is_glob && (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')) {
+                    out[n++] = '\\';
+                }
+                out[n++] = c;
+            }
+        }
+        if (i < len) {
+            out[n++] = '.';
+        }
+        tok_start = i + 1;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* ---- channel table ------------------------------------------------------------------------ */
+
+static uint32_t hash_name(const char *s, size_t len, bool glob)
+{
+    uint32_t h = glob ? 2166136261u ^ 0x5bu : 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    }
+    return h;
+}
+
+static chan_t **chan_slot(bridge_t *br, const char *name, size_t len, bool glob)
+{
+    chan_t **slot = &br->buckets[hash_name(name, len, glob) % CHAN_BUCKETS];
+    while (*slot != NULL && !((*slot)->glob == glob && (*slot)->len == len &&
+                              memcmp((*slot)->name, name, len) == 0)) {
+        slot = &(*slot)->next;
+    }
+    return slot;
+}
+
+static void mark_dirty(bridge_t *br, chan_t *c)
+{
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = br->dirty;
+        br->dirty = c;
+    }
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata);
+
+static void send_sub_command(bridge_t *br, chan_t *c, bool subscribe)
+{
+    const char *cmd = c->glob ? (subscribe ? "PSUBSCRIBE %b" : "PUNSUBSCRIBE %b")
+                              : (subscribe ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b");
+    /* hiredis keeps the SUBSCRIBE callback per channel and calls it for the
+     * subscribe confirmation, each message and the unsubscribe confirmation. */
+    redisAsyncCommand(br->sub.ac, subscribe ? on_sub_reply : NULL, NULL, cmd, c->name, c->len);
+    c->state = subscribe ? CHAN_SUBSCRIBING : CHAN_UNSUBSCRIBING;
+}
+
+static void chan_free(bridge_t *br, chan_t *c)
+{
+    chan_t **slot = chan_slot(br, c->name, c->len, c->glob);
+    *slot = c->next;
+    free(c);
+}
+
+/* Brings one channel's Redis state towards what its count asks for; a
+ * command in flight is left to finish (its reply calls this again). Called
+ * with the lock held, on the bridge thread. Returns true if `c` was freed. */
+static bool reconcile_one(bridge_t *br, chan_t *c)
+{
+    if (c->refs > 0 && c->state == CHAN_NONE && br->sub.ready) {
+        send_sub_command(br, c, true);
+    } else if (c->refs <= 0 && c->state == CHAN_SUBSCRIBED && br->sub.ready) {
+        send_sub_command(br, c, false);
+    } else if (c->refs <= 0 && c->state == CHAN_NONE) {
+        chan_free(br, c);
+        return true;
+    }
+    return false;
+}
+
+static void reconcile_dirty(bridge_t *br)
+{
+    pthread_mutex_lock(&br->lock);
+    while (br->dirty != NULL) {
+        chan_t *c = br->dirty;
+        br->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        (void)reconcile_one(br, c);
+    }
+    pthread_mutex_unlock(&br->lock);
+}
+
+/* Every channel: after the sub connection came up (subscribe them all) or
+ * went down (nothing is subscribed any more). */
+static void mark_all(bridge_t *br, bool lost)
+{
+    pthread_mutex_lock(&br->lock);
+    for (size_t i = 0; i < CHAN_BUCKETS; i++) {
+        for (chan_t *c = br->buckets[i]; c != NULL; c = c->next) {
+            if (lost) {
+                c->state = CHAN_NONE;
+            }
+            mark_dirty(br, c);
+        }
+    }
+    pthread_mutex_unlock(&br->lock);
+    reconcile_dirty(br);
+}
+
+void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
+{
+    if (atomic_load_explicit(&br->stop_requested, memory_order_acquire)) {
+        return;
+    }
+    char name[2 * WSB_TOPIC_MAX_LEN + 80];
+    bool glob = false;
+    size_t n = bridge_redis_name(br->cfg->redis_prefix, pattern, len, name, &glob);
+    pthread_mutex_lock(&br->lock);
+    chan_t **slot = chan_slot(br, name, n, glob);
+    chan_t *c = *slot;
+    if (c == NULL) {
+        c = xcalloc(1, sizeof(*c) + n + 1);
+        memcpy(c->name, name, n + 1);
+        c->len = n;
+        c->glob = glob;
+        *slot = c;
+    }
+    long before = c->refs;
+    c->refs += delta;
+    if (before <= 0 && c->refs > 0) {
+        br->nchans_active++;
+    } else if (before > 0 && c->refs <= 0) {
+        br->nchans_active--;
+    }
+    mark_dirty(br, c);
+    pthread_mutex_unlock(&br->lock);
+    uv_async_send(&br->wake);
+}
+
+/* ---- messages from Redis ------------------------------------------------------------------ */
+
+static bool same_as_last(bridge_t *br, const char *p, size_t len, uint32_t via)
+{
+    if (br->last != NULL && br->last_len == len && memcmp(br->last, p, len) == 0) {
+        bool seen = false;
+        for (unsigned i = 0; i < br->nlast_via && !seen; i++) {
+            seen = br->last_via[i] == via;
+        }
+        if (!seen) {
+            if (br->nlast_via < LAST_VIA_MAX) {
+                br->last_via[br->nlast_via++] = via;
+            }
+            return true;
+        }
+    }
+    br->last_via[0] = via;
+    br->nlast_via = 1;
+    if (br->last == NULL || len > br->last_cap) {
+        br->last_cap = len > 0 ? len : 1;
+        br->last = xrealloc(br->last, br->last_cap);
+    }
+    if (len > 0) {
+        memcpy(br->last, p, len);
+    }
+    br->last_len = len;
+    return false;
+}
+
+static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, const char *p,
+                             size_t len)
+{
+    if (len > br->max_envelope) {
+        count(&br->bad_envelopes);
+        return;
+    }
+    if (same_as_last(br, p, len, hash_name(via->str, via->len, glob))) {
+        return; /* the same PUBLISH through another of our subscriptions */
+    }
+    json_error_t jerr;
+    json_t *env = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    json_t *node = json_object_get(env, "node");
+    json_t *topic = json_object_get(env, "topic");
+    json_t *seq = json_object_get(env, "seq");
+    json_t *data = json_object_get(env, "data");
+    const char *why = NULL;
+    if (!json_is_string(node) || !json_is_string(topic) || !json_is_integer(seq) ||
+        json_integer_value(seq) < 0 || data == NULL ||
+        wsb_topic_check(json_string_value(topic), json_string_length(topic), WSB_TOPIC_EXACT,
+                        &why) != 0) {
+        count(&br->bad_envelopes);
+        log_debug("redis: bad envelope ignored", "len=%zu", len);
+        json_decref(env);
+        return;
+    }
+    if (strcmp(json_string_value(node), br->b->node_id) == 0) {
+        count(&br->own_ignored); /* ours: already delivered locally */
+        json_decref(env);
+        return;
+    }
+    size_t data_len = 0;
+    char *data_json = wsb_msg_dump_value(data, &data_len);
+    if (data_json == NULL) {
+        abort(); /* ENOMEM: the broker's allocation policy */
+    }
+    wsb_str_t t = {json_string_value(topic), json_string_length(topic)};
+    unsigned full = router_inject(br->b, t, (uint64_t)json_integer_value(seq),
+                                  (wsb_str_t){data_json, data_len});
+    count(&br->received);
+    if (full > 0) {
+        atomic_fetch_add_explicit(&br->dropped, full, memory_order_relaxed);
+    }
+    free(data_json);
+    json_decref(env);
+}
+
+static bool elem_is(const redisReply *r, const char *s)
+{
+    return r->type == REDIS_REPLY_STRING && strlen(s) == r->len && memcmp(r->str, s, r->len) == 0;
+}
+
+/* A subscribe/unsubscribe confirmation: the channel's state moves on, and
+ * whatever its count asked for meanwhile is sent now. */
+static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscribed)
+{
+    pthread_mutex_lock(&br->lock);
+    chan_t *c = *chan_slot(br, name->str, name->len, glob);
+    if (c != NULL) {
+        c->state = subscribed ? CHAN_SUBSCRIBED : CHAN_NONE;
+        mark_dirty(br, c);
+    }
+    pthread_mutex_unlock(&br->lock);
+    reconcile_dirty(br);
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    rconn_t *rc = ac->data;
+    bridge_t *br = rc->br;
+    redisReply *reply = r;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
+        return; /* disconnecting: every callback is called with NULL */
+    }
+    redisReply **e = reply->element;
+    if (elem_is(e[0], "message") && e[2]->type == REDIS_REPLY_STRING) {
+        deliver_envelope(br, e[1], false, e[2]->str, e[2]->len);
+    } else if (elem_is(e[0], "pmessage") && reply->elements >= 4 &&
+               e[3]->type == REDIS_REPLY_STRING) {
+        deliver_envelope(br, e[1], true, e[3]->str, e[3]->len);
+    } else if (e[1]->type == REDIS_REPLY_STRING) {
+        if (elem_is(e[0], "subscribe")) {
+            confirm(br, e[1], false, true);
+        } else if (elem_is(e[0], "psubscribe")) {
+            confirm(br, e[1], true, true);
+        } else if (elem_is(e[0], "unsubscribe")) {
+            confirm(br, e[1], false, false);
+        } else if (elem_is(e[0], "punsubscribe")) {
+            confirm(br, e[1], true, false);
+        }
+    }
+}
+
+/* ---- publishes to Redis -------------------------------------------------------------------- */
+
+static size_t json_escape_into(char *out, const char *s, size_t len)
+{
+    /* Topics hold no control characters (topic grammar), so only '"' and
+     * '\' need escaping; other UTF-8 is valid JSON as it is. */
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            out[n++] = '\\';
+        }
+        out[n++] = s[i];
+    }
+    return n;
+}
+
+void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
+{
+    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) ||
+        wsb_topic_is_reserved(topic.p, topic.len)) {
+        if (!wsb_topic_is_reserved(topic.p, topic.len)) {
+            count(&br->dropped); /* Redis is down: at-most-once across nodes */
+        }
+        return;
+    }
+    size_t env_cap = 2 * topic.len + data_json.len + 160;
+    if (env_cap > br->max_envelope ||
+        atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg->redis_queue_size) {
+        count(&br->dropped);
+        return;
+    }
+    pub_item_t *it = xmalloc(sizeof(*it) + br->prefix_len + topic.len + env_cap);
+    memcpy(it->bytes, br->cfg->redis_prefix, br->prefix_len);
+    memcpy(it->bytes + br->prefix_len, topic.p, topic.len);
+    it->chan_len = (uint32_t)(br->prefix_len + topic.len);
+    char *env = it->bytes + it->chan_len;
+    int n = snprintf(env, env_cap, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", br->b->node_id);
+    size_t len = (size_t)n;
+    len += json_escape_into(env + len, topic.p, topic.len);
+    len += (size_t)snprintf(env + len, env_cap - len,
+                            "\",\"seq\":%llu,\"data\":", (unsigned long long)seq);
+    memcpy(env + len, data_json.p, data_json.len);
+    len += data_json.len;
+    env[len++] = '}';
+    it->env_len = (uint32_t)len;
+    atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
+    if (!xqueue_push(&br->outq, it)) {
+        atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+        count(&br->dropped);
+        free(it);
+        return;
+    }
+    uv_async_send(&br->wake);
+}
+
+static void on_published(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    rconn_t *rc = ac->data;
+    bridge_t *br = rc->br;
+    redisReply *reply = r;
+    atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        count(&br->dropped); /* lost with the connection, or refused */
+        if (reply != NULL) {
+            log_warn("redis: PUBLISH failed", "err=%s", log_quote(reply->str));
+        }
+        return;
+    }
+    count(&br->published);
+}
+
+static void drain_publishes(bridge_t *br)
+{
+    pub_item_t *it;
+    while ((it = xqueue_pop(&br->outq)) != NULL) {
+        if (br->pub.ready && !br->stopping) {
+            redisAsyncCommand(br->pub.ac, on_published, NULL, "PUBLISH %b %b", it->bytes,
+                              (size_t)it->chan_len, it->bytes + it->chan_len, (size_t)it->env_len);
+        } else {
+            atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+            count(&br->dropped);
+        }
+        free(it);
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    bridge_t *br = a->data;
+    drain_publishes(br);
+    reconcile_dirty(br);
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static void rconn_connect(rconn_t *rc);
+
+static void update_health(bridge_t *br)
+{
+    bool up = br->pub.ready && br->sub.ready;
+    int was = atomic_exchange_explicit(&br->healthy, up ? 1 : 0, memory_order_acq_rel);
+    atomic_store_explicit(&br->pub_up, br->pub.ready ? 1 : 0, memory_order_release);
+    if (was != (up ? 1 : 0) && !br->stopping) {
+        if (up) {
+            log_info("redis: connected", "host=%s port=%u", br->url.host, br->url.port);
+        } else {
+            log_warn("redis: unavailable, serving local traffic only (degraded)", "host=%s port=%u",
+                     br->url.host, br->url.port);
+        }
+    }
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    rconn_t *rc = t->data;
+    if (rc->br->stopping) {
+        return;
+    }
+    if (rc->ac != NULL && !rc->connected) {
+        /* Connect timeout: hiredis 0.14 has none of its own. */
+        log_warn("redis: connect timed out", "conn=%s", rc->role);
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    if (rc->ac == NULL) {
+        count(&rc->br->reconnects);
+        rconn_connect(rc);
+    }
+}
+
+static void schedule_retry(rconn_t *rc)
+{
+    bridge_t *br = rc->br;
+    if (br->stopping) {
+        return;
+    }
+    /* Exponential backoff with +-25% jitter, so nodes that lost Redis at the
+     * same moment do not come back in lockstep. */
+    uint32_t rnd = 0;
+    random_bytes(&rnd, sizeof(rnd));
+    uint64_t base = rc->backoff_ms;
+    uint64_t wait = base * 3 / 4 + (base > 0 ? rnd % (base / 2 + 1) : 0);
+    uint64_t max = br->cfg->redis_reconnect_max_ms;
+    rc->backoff_ms = (unsigned)(base * 2 > max ? max : base * 2);
+    uv_timer_start(&rc->timer, on_retry_timer, wait, 0);
+}
+
+static void set_ready(rconn_t *rc)
+{
+    bridge_t *br = rc->br;
+    rc->ready = true;
+    rc->ever_ready = true;
+    rc->backoff_ms = BACKOFF_MIN_MS;
+    if (rc == &br->sub) {
+        mark_all(br, false); /* (re)subscribe everything wanted */
+    }
+    update_health(br);
+}
+
+static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    rconn_t *rc = ac->data;
+    redisReply *reply = r;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        log_error("redis: AUTH refused", "conn=%s err=%s", rc->role, log_quote(reply->str));
+        redisAsyncDisconnect(ac); /* retried with backoff: the password may be fixed */
+    }
+}
+
+/* The PING queued behind AUTH: its answer means the connection is usable. */
+static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    rconn_t *rc = ac->data;
+    redisReply *reply = r;
+    if (reply != NULL && reply->type != REDIS_REPLY_ERROR && !rc->br->stopping) {
+        set_ready(rc);
+    }
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    rconn_t *rc = cac->data;
+    uv_timer_stop(&rc->timer);
+    if (status != REDIS_OK) {
+        log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(cac->errstr));
+        rc->ac = NULL; /* hiredis frees the context after this callback */
+        schedule_retry(rc);
+        return;
+    }
+    rc->connected = true; /* usable once the PING queued at connect time answers */
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    rconn_t *rc = cac->data;
+    bridge_t *br = rc->br;
+    if (!br->stopping) {
+        log_warn("redis: connection lost", "conn=%s err=%s", rc->role,
+                 log_quote(status == REDIS_OK ? "closed" : cac->errstr));
+    }
+    rc->ac = NULL;
+    rc->connected = false;
+    rc->ready = false;
+    if (rc == &br->sub) {
+        mark_all(br, true);
+    }
+    update_health(br);
+    schedule_retry(rc);
+}
+
+static void rconn_connect(rconn_t *rc)
+{
+    bridge_t *br = rc->br;
+    redisAsyncContext *ac = redisAsyncConnect(br->url.host, (int)br->url.port);
+    if (ac == NULL || ac->err) {
+        log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
+                  log_quote(ac != NULL ? ac->errstr : "out of memory"));
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        schedule_retry(rc);
+        return;
+    }
+    ac->data = rc;
+    rc->ac = ac;
+    rc->connected = false;
+    redisLibuvAttach(ac, &br->loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (br->url.password != NULL) {
+        if (br->url.user != NULL) {
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s %s", br->url.user, br->url.password);
+        } else {
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s", br->url.password);
+        }
+    }
+    /* hiredis 0.14 completes a non-blocking connect only when it has
+     * something to write: the PING is also what makes it connect. */
+    redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
+    uv_timer_start(&rc->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
+}
+
+/* ---- thread and lifetime -------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_stop(uv_async_t *a)
+{
+    bridge_t *br = a->data;
+    br->stopping = true;
+    rconn_t *conns[2] = {&br->pub, &br->sub};
+    for (int i = 0; i < 2; i++) {
+        uv_timer_stop(&conns[i]->timer);
+        if (conns[i]->ac != NULL) {
+            redisAsyncContext *ac = conns[i]->ac;
+            conns[i]->ac = NULL;
+            redisAsyncFree(ac); /* calls on_disconnect when it was connected */
+        }
+        uv_close((uv_handle_t *)&conns[i]->timer, on_handle_closed);
+    }
+    drain_publishes(br); /* drops what was still queued */
+    uv_close((uv_handle_t *)&br->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&br->stop_async, on_handle_closed);
+}
+
+static void *bridge_main(void *arg)
+{
+    bridge_t *br = arg;
+    rconn_connect(&br->pub);
+    rconn_connect(&br->sub);
+    uv_run(&br->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+bridge_t *bridge_new(broker_t *b)
+{
+    bridge_t *br = xcalloc(1, sizeof(*br));
+    br->b = b;
+    br->cfg = b->cfg;
+    if (config_parse_redis_url(b->cfg->redis_url, &br->url) != 0) {
+        abort(); /* validated by config.c */
+    }
+    br->prefix_len = strlen(b->cfg->redis_prefix);
+    br->max_envelope = b->cfg->max_message_size + ENVELOPE_OVERHEAD;
+    if (b->cfg->max_http_body > b->cfg->max_message_size) {
+        br->max_envelope = b->cfg->max_http_body + ENVELOPE_OVERHEAD;
+    }
+    xqueue_init(&br->outq, b->cfg->redis_queue_size);
+    pthread_mutex_init(&br->lock, NULL);
+    br->buckets = xcalloc(CHAN_BUCKETS, sizeof(chan_t *));
+    if (uv_loop_init(&br->loop) != 0) {
+        abort();
+    }
+    uv_async_init(&br->loop, &br->wake, on_wake);
+    br->wake.data = br;
+    uv_async_init(&br->loop, &br->stop_async, on_stop);
+    br->stop_async.data = br;
+    rconn_t *conns[2] = {&br->pub, &br->sub};
+    const char *roles[2] = {"pub", "sub"};
+    for (int i = 0; i < 2; i++) {
+        conns[i]->br = br;
+        conns[i]->role = roles[i];
+        conns[i]->backoff_ms = BACKOFF_MIN_MS;
+        uv_timer_init(&br->loop, &conns[i]->timer);
+        conns[i]->timer.data = conns[i];
+    }
+    return br;
+}
+
+int bridge_start(bridge_t *br)
+{
+    if (pthread_create(&br->thread, NULL, bridge_main, br) != 0) {
+        log_error("cannot start the redis bridge thread", NULL);
+        return -1;
+    }
+    br->thread_started = true;
+    log_info("redis bridge started", "host=%s port=%u prefix=%s", br->url.host, br->url.port,
+             log_quote(br->cfg->redis_prefix));
+    return 0;
+}
+
+void bridge_stop(bridge_t *br)
+{
+    if (atomic_exchange(&br->stop_requested, 1) != 0) {
+        return;
+    }
+    atomic_store(&br->pub_up, 0);
+    uv_async_send(&br->stop_async);
+}
+
+void bridge_free(bridge_t *br)
+{
+    bridge_stop(br);
+    if (br->thread_started && !br->joined) {
+        pthread_join(br->thread, NULL);
+        br->joined = true;
+    } else if (!br->thread_started) {
+        uv_run(&br->loop, UV_RUN_DEFAULT); /* runs on_stop and the closes */
+    }
+    (void)uv_loop_close(&br->loop);
+    pub_item_t *it;
+    while ((it = xqueue_pop(&br->outq)) != NULL) {
+        free(it);
+    }
+    xqueue_destroy(&br->outq);
+    for (size_t i = 0; i < CHAN_BUCKETS; i++) {
+        chan_t *c = br->buckets[i];
+        while (c != NULL) {
+            chan_t *next = c->next;
+            free(c);
+            c = next;
+        }
+    }
+    free(br->buckets);
+    pthread_mutex_destroy(&br->lock);
+    free(br->last);
+    free(br);
+}
+
+void bridge_join(bridge_t *br)
+{
+    if (br->thread_started && !br->joined) {
+        pthread_join(br->thread, NULL);
+        br->joined = true;
+    }
+}
+
+bool bridge_healthy(const bridge_t *br)
+{
+    return atomic_load_explicit(&br->healthy, memory_order_acquire) != 0;
+}
+
+static void counter_line(sbuf_t *o, const char *name, const char *help, uint64_t v)
+{
+    sbuf_printf(o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+                (unsigned long long)v);
+}
+
+void bridge_render_metrics(bridge_t *br, sbuf_t *o)
+{
+    bridge_t *m = br;
+    sbuf_printf(o,
+                "# HELP wsbroker_redis_up 1 while both Redis connections are up.\n"
+                "# TYPE wsbroker_redis_up gauge\nwsbroker_redis_up %d\n",
+                bridge_healthy(br) ? 1 : 0);
+    pthread_mutex_lock(&m->lock);
+    size_t active = m->nchans_active;
+    pthread_mutex_unlock(&m->lock);
+    sbuf_printf(o,
+                "# HELP wsbroker_redis_subscriptions Redis channels and globs this node wants.\n"
+                "# TYPE wsbroker_redis_subscriptions gauge\nwsbroker_redis_subscriptions %zu\n",
+                active);
+    counter_line(o, "wsbroker_redis_reconnects_total", "Reconnect attempts to Redis.",
+                 atomic_load(&m->reconnects));
+    counter_line(o, "wsbroker_redis_dropped_total",
+                 "Cross-node messages lost: Redis down, queue full, too big, or an inbox full.",
+                 atomic_load(&m->dropped));
+    counter_line(o, "wsbroker_redis_published_total", "Local messages published to Redis.",
+                 atomic_load(&m->published));
+    counter_line(o, "wsbroker_redis_received_total", "Messages from other nodes delivered here.",
+                 atomic_load(&m->received));
+    counter_line(o, "wsbroker_redis_own_ignored_total",
+                 "Own messages received back from Redis and ignored.",
+                 atomic_load(&m->own_ignored));
+    counter_line(o, "wsbroker_redis_bad_envelopes_total",
+                 "Messages from Redis ignored: not an envelope, or too big.",
+                 atomic_load(&m->bad_envelopes));
+}

@@ -1,0 +1,57 @@
+/*
+ * resp_listener.h - the RESP ingress: a listener that speaks RESP2 so that
+ * any Redis client can publish into the broker and subscribe to it (off
+ * unless resp.port is set).
+ *
+ * It runs on worker 0's loop (one listening socket; RESP is for backend
+ * services, not for fan-out to many clients). A RESP subscriber is a trie
+ * client of worker 0 like a WebSocket session (trie_client_t.kind =
+ * ROUTER_CLIENT_RESP), so it receives what is published on any worker or,
+ * through the Redis bridge, any node.
+ *
+ * Commands: PUBLISH, PING, ECHO, AUTH, HELLO [2], QUIT, RESET, SELECT 0,
+ * CLIENT (SETNAME/SETINFO accepted), COMMAND (COUNT, DOCS, INFO, the list),
+ * SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE. Errors are RESP error
+ * lines; a protocol error is answered and the connection closed (the stream
+ * cannot be resynchronised), as Redis does.
+ *
+ * Bounds: a request at most max_message_size + 64 KiB, a bulk string at most
+ * max_message_size, 1024 arguments, inline lines 64 KiB; unsent output at
+ * most max_outbound_bytes: a subscriber beyond it is disconnected (slow
+ * consumer), a client whose replies pile up stops being read until it reads.
+ *
+ * Ownership: the listener belongs to worker 0 (server_t.resp); connections
+ * are freed in their close callbacks.
+ */
+#ifndef WSB_BROKER_RESP_LISTENER_H
+#define WSB_BROKER_RESP_LISTENER_H
+
+#include "topic_trie.h"
+#include "xmsg.h"
+
+typedef struct server_s server_t;
+typedef struct resp_listener_s resp_listener_t;
+
+/* Binds resp.host:resp.port on worker `s`'s loop, logs
+ * "msg=listening proto=resp addr=..." and writes resp.port_file. Returns 0,
+ * or -1 after logging why. Main thread, before the loop runs. */
+int resp_listener_start(server_t *s);
+
+/* Stops accepting and closes every RESP connection. Idempotent. */
+void resp_listener_shutdown(server_t *s);
+
+/* Frees the listener after its loop ended. */
+void resp_listener_free(server_t *s);
+
+/* The fan-out callback for a RESP subscriber: queues one "message" push per
+ * matching SUBSCRIBE channel and one "pmessage" per matching PSUBSCRIBE
+ * pattern (Redis semantics). 0, or -1 when it could not take it. */
+int resp_deliver(trie_client_t *client, const xmsg_t *m);
+
+/* Writes what RESP connections queued this loop turn (the server's flush). */
+void resp_flush_dirty(server_t *s);
+
+/* Open RESP connections (a gauge). */
+size_t resp_connection_count(const server_t *s);
+
+#endif

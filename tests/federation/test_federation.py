@@ -1,0 +1,268 @@
+"""Several nodes behave like one broker through a real redis-server (issue 7):
+exactly once and in order across nodes from every ingress, wildcards across
+nodes, Redis subscriptions that follow local interest, recovery after Redis
+restarts, and a node killed with SIGKILL not disturbing the others."""
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from helpers import barrier, connect, publish, recv_json, run, subscribe, wait_for
+
+N = 20
+
+
+async def collect(ws, n, timeout=10.0):
+    out = []
+    while len(out) < n:
+        m = await recv_json(ws, timeout)
+        if m["type"] == "message":
+            out.append(m)
+    return out
+
+
+async def nothing_more(ws, wait=0.3):
+    try:
+        m = await asyncio.wait_for(ws.recv(), wait)
+    except asyncio.TimeoutError:
+        return None
+    return m
+
+
+def wait_channel(redis_server, name, present=True):
+    wait_for(lambda: (name in redis_server.channels()) == present, 10.0, 0.02,
+             f"redis channel {name} {'present' if present else 'gone'}")
+
+
+def test_exactly_once_in_order_from_ws_http_and_resp(redis_server, cluster):
+    a, b, c = cluster(3)
+
+    async def main():
+        sub_c = await connect(c.ws_url)
+        sub_a = await connect(a.ws_url)
+        await subscribe(sub_c, "fed.order", 1)
+        await subscribe(sub_a, "fed.order", 1)
+        wait_channel(redis_server, "wsb:fed.order")
+        pub = await connect(a.ws_url)
+        for i in range(N):
+            await publish(pub, "fed.order", {"src": "ws", "i": i}, i + 1)
+        for i in range(N):
+            r = b.post("/api/publish", {"topic": "fed.order", "data": {"src": "http", "i": i}})
+            assert r.status == 200, r
+        resp = a.resp()
+        for i in range(N):
+            assert resp.publish("fed.order", f'{{"src":"resp","i":{i}}}') >= 1
+        for ws, who in ((sub_c, "C"), (sub_a, "A")):
+            got = await collect(ws, 3 * N)
+            assert await nothing_more(ws) is None, f"{who} got more than {3 * N} messages"
+            for src in ("ws", "http", "resp"):
+                seq = [m["data"]["i"] for m in got if m["data"]["src"] == src]
+                assert seq == list(range(N)), f"{who} {src}: {seq}"
+            assert all(m["topic"] == "fed.order" and isinstance(m["seq"], int) for m in got)
+        for ws in (sub_c, sub_a, pub):
+            await ws.close()
+
+    run(main(), 60)
+    # Each node published its own messages once and ignored them coming back.
+    assert a.metric("wsbroker_redis_published_total") == 2 * N
+    assert b.metric("wsbroker_redis_published_total") == N
+    assert c.metric("wsbroker_redis_received_total") == 3 * N
+    assert a.metric("wsbroker_redis_dropped_total") == 0
+
+
+def test_wildcards_across_nodes(redis_server, cluster):
+    a, b, c = cluster(3)
+
+    async def main():
+        ws = await connect(c.ws_url)
+        await subscribe(ws, "w.*.x", 1)
+        await subscribe(ws, "w.>", 2)
+        sub_b = await connect(b.ws_url)
+        await subscribe(sub_b, "w.*.x", 1)
+        wait_for(lambda: redis_server.numpat() >= 2, 10.0, 0.02, "PSUBSCRIBE of both patterns")
+        pub = await connect(a.ws_url)
+        topics = ["w.a.x", "w.a.b.c", "w.b.y", "v.a.x", "w"]
+        for i, t in enumerate(topics):
+            await publish(pub, t, i, i + 1)
+        got = await collect(ws, 3)
+        assert [m["topic"] for m in got] == ["w.a.x", "w.a.b.c", "w.b.y"]
+        assert await nothing_more(ws) is None, "a message matching two patterns came twice"
+        got_b = await collect(sub_b, 1)
+        assert [m["topic"] for m in got_b] == ["w.a.x"]
+        assert await nothing_more(sub_b) is None
+        for w in (ws, sub_b, pub):
+            await w.close()
+
+    run(main(), 30)
+
+
+def test_last_local_unsubscribe_ends_redis_subscription(redis_server, cluster):
+    (c,) = cluster(1)
+
+    async def main():
+        s1 = await connect(c.ws_url)
+        s2 = await connect(c.ws_url)
+        p1 = await connect(c.ws_url)
+        await subscribe(s1, "u.t", 1)
+        await subscribe(s2, "u.t", 1)
+        await subscribe(p1, "u.*", 1)
+        wait_channel(redis_server, "wsb:u.t")
+        wait_for(lambda: redis_server.numpat() == 1, 10.0, 0.02, "NUMPAT 1")
+        r = await s1.send('{"type":"unsubscribe","topic":"u.t","id":2}')
+        assert (await recv_json(s1)) == {"type": "ack", "id": 2}
+        await barrier(s1)
+        assert "wsb:u.t" in redis_server.channels(), "unsubscribed while a local client remains"
+        await s2.close()  # the last subscriber leaves by closing
+        wait_channel(redis_server, "wsb:u.t", present=False)
+        await p1.send('{"type":"unsubscribe","topic":"u.*","id":3}')
+        assert (await recv_json(p1)) == {"type": "ack", "id": 3}
+        wait_for(lambda: redis_server.numpat() == 0, 10.0, 0.02, "NUMPAT 0")
+        # Subscribing again subscribes again.
+        await subscribe(s1, "u.t", 4)
+        wait_channel(redis_server, "wsb:u.t")
+        for w in (s1, p1):
+            await w.close()
+        return r
+
+    run(main(), 30)
+    wait_for(lambda: redis_server.channels() == set(), 10.0, 0.02, "no channel left")
+    assert c.metric("wsbroker_redis_subscriptions") == 0
+
+
+def test_redis_restart_degraded_then_recovered(redis_server, cluster):
+    a, c = cluster(2)
+
+    async def main():
+        sub_c = await connect(c.ws_url)
+        sub_a = await connect(a.ws_url)
+        await subscribe(sub_c, "r.t", 1)
+        await subscribe(sub_a, "r.t", 1)
+        wait_channel(redis_server, "wsb:r.t")
+        pub = await connect(a.ws_url)
+        await publish(pub, "r.t", "before", 1)
+        assert [m["data"] for m in await collect(sub_c, 1)] == ["before"]
+        assert [m["data"] for m in await collect(sub_a, 1)] == ["before"]
+
+        redis_server.kill()
+        for n in (a, c):
+            wait_for(lambda n=n: n.health()["redis"] == "degraded", 10.0, 0.02,
+                     f"{n.name} degraded")
+            h = n.health()
+            assert h["status"] == "degraded" and n.get("/healthz").status == 200, h
+        # Local service goes on; the other node misses it (at-most-once).
+        await publish(pub, "r.t", "during", 2)
+        assert [m["data"] for m in await collect(sub_a, 1)] == ["during"]
+        assert a.metric("wsbroker_redis_dropped_total") >= 1
+
+        redis_server.start()  # same port, empty: the nodes must resubscribe
+        for n in (a, c):
+            wait_for(lambda n=n: n.health()["redis"] == "ok", 15.0, 0.05, f"{n.name} ok again")
+        wait_channel(redis_server, "wsb:r.t")
+        await publish(pub, "r.t", "after", 3)
+        assert [m["data"] for m in await collect(sub_c, 1)] == ["after"]
+        assert [m["data"] for m in await collect(sub_a, 1)] == ["after"]
+        assert await nothing_more(sub_c) is None
+        for w in (sub_c, sub_a, pub):
+            await w.close()
+
+    run(main(), 60)
+    assert c.metric("wsbroker_redis_reconnects_total") >= 1
+
+
+def test_redis_down_at_start(tmp_path, redis_server, cluster):
+    redis_server.kill()
+    from conftest import Node
+    n = Node(tmp_path, ["--redis-url", redis_server.url, "--node-id", "Z",
+                        "--redis-reconnect-max", "300ms"], "Z").start()
+    try:
+        assert n.health()["redis"] == "degraded"
+        redis_server.start()
+        wait_for(lambda: n.health()["redis"] == "ok", 15.0, 0.05, "connected after start")
+    finally:
+        n.stop()
+
+
+def test_sigkill_of_one_node_does_not_disturb_the_others(redis_server, cluster):
+    a, b, c = cluster(3)
+
+    async def main():
+        sub_c = await connect(c.ws_url)
+        await subscribe(sub_c, "k.t", 1)
+        sub_b = await connect(b.ws_url)
+        await subscribe(sub_b, "k.t", 1)
+        wait_for(lambda: int(redis_server.client().pubsub_numsub("wsb:k.t")[0][1]) == 2, 10.0,
+                 0.02, "both nodes subscribed")
+        b.kill()
+        b.killed = True
+        pub = await connect(a.ws_url)
+        for i in range(N):
+            await publish(pub, "k.t", i, i + 1)
+        assert [m["data"] for m in await collect(sub_c, N)] == list(range(N))
+        for w in (sub_c, pub):
+            await w.close()
+
+    run(main(), 30)
+    for n in (a, c):
+        assert n.health()["status"] == "ok"
+        n.assert_healthy()
+
+
+def test_bounded_redis_queue_drops_and_counts(redis_server, cluster):
+    a, c = cluster(2, "--redis-queue-size", "16")
+
+    async def main():
+        sub = await connect(c.ws_url)
+        await subscribe(sub, "q.t", 1)
+        wait_channel(redis_server, "wsb:q.t")
+        total = 0
+        for _ in range(4):
+            r = a.post("/api/publish", [{"topic": "q.t", "data": i} for i in range(1000)])
+            assert r.status == 200
+            total += 1000
+
+        def settled():
+            p = a.metric("wsbroker_redis_published_total")
+            d = a.metric("wsbroker_redis_dropped_total")
+            return (p, d) if p + d == total else None
+
+        published, dropped = wait_for(settled, 10.0, 0.05, "every message published or dropped")
+        assert dropped > 0, "a 16-message queue absorbed a 1,000-message burst"
+        got = await collect(sub, int(published))
+        assert await nothing_more(sub) is None
+        # What went through arrives once each, in order (A's seq increases).
+        seqs = [m["seq"] for m in got]
+        assert seqs == sorted(set(seqs)), "duplicates or reordering across Redis"
+        await sub.close()
+
+    run(main(), 60)
+
+
+def test_envelopes_from_redis(redis_server, cluster):
+    """Envelopes written straight into Redis: one delivery per PUBLISH however
+    many of the node's subscriptions match (a repeated identical envelope is a
+    new publish), own node id ignored, junk counted and ignored."""
+    (c,) = cluster(1)
+
+    async def main():
+        ws = await connect(c.ws_url)
+        await subscribe(ws, "d.t", 1)
+        await subscribe(ws, "d.*", 2)
+        await subscribe(ws, "d.>", 3)
+        wait_channel(redis_server, "wsb:d.t")
+        wait_for(lambda: redis_server.numpat() == 1, 10.0, 0.02, "one glob for d.* and d.>")
+        r = redis_server.client()
+        env = '{"v":1,"node":"X","topic":"d.t","seq":7,"data":{"k":1}}'
+        assert r.publish("wsb:d.t", env) == 2  # the channel and the glob: one connection, twice
+        assert r.publish("wsb:d.t", env) == 2
+        r.publish("wsb:d.t", '{"v":1,"node":"A","topic":"d.t","seq":8,"data":0}')  # its own id
+        r.publish("wsb:d.t", "not json")
+        r.publish("wsb:d.t", '{"v":1,"node":"X","topic":"bad..topic","seq":1,"data":0}')
+        r.publish("wsb:d.t", '{"v":1,"node":"X","topic":"d.t","seq":9,"data":"last"}')
+        got = await collect(ws, 3)
+        assert [(m["seq"], m["data"]) for m in got] == [(7, {"k": 1}), (7, {"k": 1}), (9, "last")]
+        assert await nothing_more(ws) is None
+        await ws.close()
+
+    run(main(), 30)
+    assert c.metric("wsbroker_redis_own_ignored_total") == 1
+    assert c.metric("wsbroker_redis_bad_envelopes_total") == 2
