@@ -749,6 +749,9 @@ void client_thread_free(bthread_t *t)
         (void)uv_loop_close(&t->loop);
         t->loop_ready = false;
     }
+    for (uint32_t i = 0; t->conns != NULL && i < t->nconns; i++) {
+        wsb_ws_parser_release(&t->conns[i].parser);
+    }
     free(t->conns);
     free(t->pubs);
     free(t->match_local);

@@ -92,8 +92,14 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
             return;
         }
         if (s->nsubs == s->subs_cap) {
-            s->subs_cap = s->subs_cap ? s->subs_cap * 2 : 1;
-            s->subs = xrealloc(s->subs, sizeof(trie_sub_t *) * s->subs_cap);
+            uint32_t cap = s->subs_cap < 2 ? 4 : s->subs_cap * 2;
+            if (s->subs == &s->sub0) {
+                s->subs = xmalloc(sizeof(trie_sub_t *) * cap);
+                s->subs[0] = s->sub0;
+            } else {
+                s->subs = xrealloc(s->subs, sizeof(trie_sub_t *) * cap);
+            }
+            s->subs_cap = cap;
         }
         int first = 0;
         s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->tc, &first);
@@ -298,6 +304,8 @@ session_t *session_new(conn_t *c, bool echo)
     session_t *s = xcalloc(1, sizeof(*s));
     s->conn = c;
     s->echo = echo;
+    s->subs = &s->sub0;
+    s->subs_cap = 1;
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);
     srv->next_client_seq++;
@@ -352,7 +360,10 @@ void session_free(session_t *s)
     for (uint32_t i = 0; i < s->nsubs; i++) {
         session_unsubscribe(s->conn->server, s->subs[i]);
     }
-    free(s->subs);
+    wsb_ws_parser_release(&s->parser);
+    if (s->subs != &s->sub0) {
+        free(s->subs);
+    }
     free(s->msg);
     free(s);
 }

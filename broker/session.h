@@ -33,7 +33,8 @@ struct session_s {
     uint8_t *msg;
     size_t msg_len;
     size_t msg_cap;
-    trie_sub_t **subs;
+    trie_sub_t **subs; /* &sub0 until a second subscription */
+    trie_sub_t *sub0;  /* most connections subscribe once: no array for them */
     uint32_t nsubs;
     uint32_t subs_cap;
 };

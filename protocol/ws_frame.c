@@ -12,8 +12,12 @@
  *            frame_pos == frame_len the state stays DATA until the frame-end
  *            step (on_message_end for a FIN frame) has run; that step needs no
  *            input, so it also runs on a feed of 0 bytes.
- *   CONTROL  payload of a PING/PONG/CLOSE frame, collected into p->ctl and
- *            dispatched once complete.
+ *   CONTROL  payload of a PING/PONG/CLOSE frame. When the whole payload is in
+ *            the caller's buffer it is unmasked and reported in place; only
+ *            a payload split across feeds is collected into p->ctl, a
+ *            buffer allocated for that frame and released once it has been
+ *            reported. Idle connections (thousands per worker) thus carry a
+ *            pointer instead of 125 bytes each.
  *   FAILED   terminal; close_code and error say why.
  *
  * The state is always advanced before a callback runs, so when a callback
@@ -26,6 +30,7 @@
 
 #include <limits.h>
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { ST_HEADER = 0, ST_DATA, ST_CONTROL, ST_FAILED };
@@ -41,6 +46,8 @@ static int error_for(int close_code)
         return WSB_EUTF8;
     case WSB_WS_CLOSE_TOO_BIG:
         return WSB_ETOOBIG;
+    case WSB_WS_CLOSE_INTERNAL:
+        return WSB_ENOMEM;
     default:
         return WSB_EPROTO;
     }
@@ -272,23 +279,39 @@ static int dispatch_close(wsb_ws_parser_t *p, const uint8_t *payload, size_t len
     return 0;
 }
 
-/* The control frame in p->ctl is complete: unmask and report it. */
-static int end_control_frame(wsb_ws_parser_t *p)
+/* The control frame's payload (`payload`, p->ctl or the caller's buffer) is
+ * complete: unmask and report it. A collected buffer is detached before the
+ * callback runs and freed after it: the callback may free the parser. */
+static int end_control_frame(wsb_ws_parser_t *p, uint8_t *payload)
 {
     size_t len = (size_t)p->frame_len;
+    uint8_t *owned = p->ctl;
+    int rc;
 
+    p->ctl = NULL;
     p->state = ST_HEADER;
     if (p->masked) {
-        wsb_ws_mask(p->ctl, len, p->mask, 0);
+        wsb_ws_mask(payload, len, p->mask, 0);
     }
     switch (p->opcode) {
     case WSB_WS_OP_PING:
-        return p->cb->on_ping != NULL ? p->cb->on_ping(p->user_data, p->ctl, len) : 0;
+        rc = p->cb->on_ping != NULL ? p->cb->on_ping(p->user_data, payload, len) : 0;
+        break;
     case WSB_WS_OP_PONG:
-        return p->cb->on_pong != NULL ? p->cb->on_pong(p->user_data, p->ctl, len) : 0;
+        rc = p->cb->on_pong != NULL ? p->cb->on_pong(p->user_data, payload, len) : 0;
+        break;
     default:
-        return dispatch_close(p, p->ctl, len);
+        rc = dispatch_close(p, payload, len);
+        break;
     }
+    free(owned);
+    return rc;
+}
+
+void wsb_ws_parser_release(wsb_ws_parser_t *p)
+{
+    free(p->ctl);
+    p->ctl = NULL;
 }
 
 int wsb_ws_parser_feed(wsb_ws_parser_t *p, uint8_t *data, size_t len, size_t *consumed)
@@ -339,9 +362,24 @@ int wsb_ws_parser_feed(wsb_ws_parser_t *p, uint8_t *data, size_t len, size_t *co
         case ST_CONTROL: {
             /* frame_len <= 125 was checked with the first two header bytes. */
             size_t left = (size_t)(p->frame_len - p->frame_pos);
+            if (left > 0 && p->ctl == NULL && len - pos >= left) {
+                /* All of it is here: no copy. */
+                uint8_t *payload = data + pos;
+                pos += left;
+                p->frame_pos += left;
+                rc = end_control_frame(p, payload);
+                break;
+            }
             if (left > 0) {
                 if (pos == len) {
                     goto out;
+                }
+                if (p->ctl == NULL) {
+                    p->ctl = malloc(WSB_WS_MAX_CONTROL_PAYLOAD);
+                    if (p->ctl == NULL) {
+                        rc = fail(p, WSB_WS_CLOSE_INTERNAL, "out of memory");
+                        break;
+                    }
                 }
                 size_t n = left < len - pos ? left : len - pos;
                 memcpy(p->ctl + p->frame_pos, data + pos, n);
@@ -351,7 +389,10 @@ int wsb_ws_parser_feed(wsb_ws_parser_t *p, uint8_t *data, size_t len, size_t *co
                     goto out;
                 }
             }
-            rc = end_control_frame(p);
+            /* Collected, or empty: an empty payload is reported from a
+             * static byte (`data` may be NULL on a feed of 0 bytes). */
+            static uint8_t no_payload[1];
+            rc = end_control_frame(p, p->ctl != NULL ? p->ctl : no_payload);
             break;
         }
 

@@ -88,6 +88,7 @@ static void destroy(wsb_client_t *c)
         c->io.cleanup(c->io.data);
     }
     wsb__subs_clear(c);
+    wsb_ws_parser_release(&c->parser);
     free(c->subs);
     free(c->resp);
     free(c->msg);
@@ -450,6 +451,7 @@ static int start_attempt(wsb_client_t *c)
     c->out = (uint8_t *)req;
     c->out_len = req_len;
     c->out_cap = req_len + 1;
+    wsb_ws_parser_release(&c->parser); /* a frame split by the last connection's end */
     wsb_ws_parser_init(&c->parser, WSB_WS_ROLE_CLIENT, c->opts.max_incoming_size, &parser_cb, c);
     c->disc.set = false;
     c->disc.http_status = 0;

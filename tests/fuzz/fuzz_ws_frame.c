@@ -330,6 +330,7 @@ static trace_t run(const cfg_t *cfg, uint8_t *input, size_t len, bool chunked, u
         CHECK(wsb_ws_parser_feed(&p, NULL, 0, NULL) == rc);
         trace_add(&r.trace, 'X', code, 2);
     }
+    wsb_ws_parser_release(&p);
     return r.trace;
 }
 

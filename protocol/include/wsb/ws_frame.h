@@ -119,12 +119,17 @@ typedef struct {
     int msg_opcode;     /* TEXT/BINARY of the message in progress, 0 if none */
     uint64_t msg_len;   /* payload bytes of the message so far */
     wsb_utf8_t utf8;
-    uint8_t ctl[WSB_WS_MAX_CONTROL_PAYLOAD];
+    uint8_t *ctl; /* a control payload split across feeds; NULL otherwise */
 } wsb_ws_parser_t;
 
 /* Prepares `p`. `cb` must outlive the parser; NULL means no callbacks. */
 void wsb_ws_parser_init(wsb_ws_parser_t *p, wsb_ws_role_t role, uint64_t max_message_size,
                         const wsb_ws_parser_callbacks_t *cb, void *user_data);
+
+/* Frees what the parser holds between feeds (the buffer of a control frame
+ * split across reads). Call it when the parser is dropped; it may be reused
+ * after wsb_ws_parser_init. */
+void wsb_ws_parser_release(wsb_ws_parser_t *p);
 
 /*
  * Parses `len` bytes of `data` (which it may modify: payloads are unmasked in
@@ -137,7 +142,8 @@ void wsb_ws_parser_init(wsb_ws_parser_t *p, wsb_ws_role_t role, uint64_t max_mes
  *                   needs no further byte may still be pending, e.g.
  *                   on_message_end after the on_message_data that stopped;
  *   WSB_EPROTO / WSB_ETOOBIG / WSB_EUTF8: the peer violated the protocol;
- *                   p->close_code and p->error say how to close. No callback
+ *                   p->close_code and p->error say how to close.
+ *   WSB_ENOMEM:     no memory for a split control frame (close_code 1011). No callback
  *                   runs after the violation is detected; *consumed is then
  *                   only known to be <= len.
  * `consumed` may be NULL. `data` may be NULL when `len` is 0.

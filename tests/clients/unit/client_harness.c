@@ -295,6 +295,7 @@ void h_free(harness_t *h)
         wsb_client_free(h->c);
     }
     free(h->wire.p);
+    wsb_ws_parser_release(&h->srv);
     free(h->srv_msg.p);
     free(h->sent.p);
     free(h->trace.p);
