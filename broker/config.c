@@ -281,9 +281,10 @@ static const key_def_t keys[] = {
     DURATION_KEY("auth.timeout", auth_timeout_ms, 1, HOUR_MS, "10s",
                  "with auth.required, a connection without a token must send an auth message "
                  "within this time; else close 1008"),
-    LIST_KEY("auth.anonymous_subscribe", auth_anonymous_subscribe, ">", "PATTERNS",
+    LIST_KEY("auth.anonymous_subscribe", auth_anonymous_subscribe, ">,$sys.>", "PATTERNS",
              is_pattern_list, "a comma-separated list of topic patterns",
-             "patterns anonymous clients may subscribe to (when auth.required is false)"),
+             "patterns anonymous clients may subscribe to (when auth.required is false); '>' "
+             "does not include reserved '$' topics, hence \"$sys.>\""),
     LIST_KEY("auth.anonymous_publish", auth_anonymous_publish, ">", "PATTERNS", is_pattern_list,
              "a comma-separated list of topic patterns",
              "patterns anonymous clients may publish to (when auth.required is false)"),

@@ -62,7 +62,7 @@ typedef struct config_s {
     char *auth_jwt_public_key;      /* PEM path for RS256/ES256; "" = off */
     uint64_t auth_leeway_ms;        /* 30 s of clock skew on exp/nbf */
     uint64_t auth_timeout_ms;       /* 10 s for the first auth message */
-    char *auth_anonymous_subscribe; /* comma-separated patterns; ">" */
+    char *auth_anonymous_subscribe; /* comma-separated patterns; ">,$sys.>" */
     char *auth_anonymous_publish;   /* comma-separated patterns; ">" */
     char *api_keys;                 /* "KEY[:PATTERN PATTERN...],..." */
     char *allowed_origins;          /* comma-separated; "" = any */

@@ -636,7 +636,9 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
         return;
     }
     wsb_jwt_claims_t *claims = NULL;
-    if (!echo) {
+    /* Without a configured key there is nothing to check a token against: it
+     * is ignored (an open broker behind a client that always sends one). */
+    if (!echo && b->auth.jwt != NULL) {
         char token[WSB_JWT_MAX_LEN + 1];
         int tlen = request_token(req, token, sizeof(token));
         if (tlen < 0) {

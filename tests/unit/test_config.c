@@ -73,7 +73,7 @@ static const struct {
     {"auth.leeway", "--auth-leeway", "WSB_AUTH_LEEWAY", "(default 30s)"},
     {"auth.timeout", "--auth-timeout", "WSB_AUTH_TIMEOUT", "(default 10s)"},
     {"auth.anonymous_subscribe", "--auth-anonymous-subscribe", "WSB_AUTH_ANONYMOUS_SUBSCRIBE",
-     "(default \">\")"},
+     "(default \">,$sys.>\")"},
     {"auth.anonymous_publish", "--auth-anonymous-publish", "WSB_AUTH_ANONYMOUS_PUBLISH",
      "(default \">\")"},
     {"api_keys", "--api-keys", "WSB_API_KEYS", "(default \"\")"},
