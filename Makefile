@@ -17,7 +17,7 @@ CMAKE_FLAGS ?=
 # Debian 12 packages, by what needs them.
 DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev node-llhttp
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
-              valgrind nodejs npm chromium
+              valgrind nodejs npm chromium openssl python3-cryptography
 DEPS_LINT  := clang-format clang-tidy cppcheck
 
 BIN := build/broker/wsbroker
