@@ -128,14 +128,55 @@ def _ctx_from_bytes(pem: bytes) -> ssl.SSLContext:
     return ctx
 
 
+def _cli_path() -> Path:
+    """wsbroker-cli: $WSBROKER_CLI, else next to the broker in the same build tree."""
+    env = os.environ.get("WSBROKER_CLI")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("WSBROKER_BIN", "")).resolve().parent.parent / "clients" / "c" / \
+        "wsbroker-cli"
+
+
 def test_wss_with_the_c_client(broker_factory, tmp_path):
-    cli = Path(os.environ.get("WSBROKER_BIN", "")).parent.parent / "clients" / "c" / "wsbroker-cli"
-    if not cli.exists():
-        pytest.skip("wsbroker-cli not built")
+    cli = _cli_path()
+    assert os.access(cli, os.X_OK), f"{cli} is not built (set WSBROKER_CLI)"
     b = tls_broker(broker_factory, tmp_path)
-    r = subprocess.run([str(cli), "--help"], capture_output=True, text=True, timeout=10)
-    if "wss" not in r.stdout + r.stderr:
-        pytest.xfail("the C client does not speak wss:// yet (see SECURITY.md, known gaps)")
+    url = wss_url(b)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSBROKER_")}
+    err_path = tmp_path / "sub.stderr"
+    with open(err_path, "w") as err_file:
+        sub = subprocess.Popen([str(cli), "--url", url, "--cafile", str(b.cert), "-v", "sub",
+                                "--count", "1", "--timeout", "20", "cwss.>"],
+                               stdout=subprocess.PIPE, stderr=err_file, text=True, env=env)
+    try:
+        # -v reports "subscribed: PATTERN" once the broker acked the subscribe.
+        wait_for(lambda: sub.poll() is not None or "subscribed" in err_path.read_text(), 15,
+                 what="the C client subscribed over wss")
+        r = subprocess.run([str(cli), "--url", url, "--cafile", str(b.cert), "pub", "cwss.x",
+                            '{"over":"tls"}'], capture_output=True, text=True, timeout=20, env=env)
+        assert r.returncode == 0, r.stderr
+        out, _ = sub.communicate(timeout=15)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait(5)
+    err = err_path.read_text()
+    assert sub.returncode == 0, err
+    assert json.loads(out.splitlines()[0]) == {"topic": "cwss.x", "seq": 1,
+                                                "data": {"over": "tls"}}, out
+    assert "connected to wss://" in err
+
+    # A CA that did not sign the broker's certificate: refused with a clear error.
+    other, _ = make_cert(tmp_path, name="other")
+    r = subprocess.run([str(cli), "--url", url, "--cafile", str(other), "pub", "cwss.x", "1"],
+                       capture_output=True, text=True, timeout=20, env=env)
+    assert r.returncode == 1, r.stderr
+    assert "certificate verify failed" in r.stderr and "--cafile" in r.stderr, r.stderr
+    # --insecure connects without verification (tests and development only).
+    r = subprocess.run([str(cli), "--url", url, "--insecure", "pub", "cwss.y", "2"],
+                       capture_output=True, text=True, timeout=20, env=env)
+    assert r.returncode == 0, r.stderr
+    b.assert_healthy()
 
 
 # ---- JWT ------------------------------------------------------------------------------------
