@@ -42,8 +42,11 @@ const char *opts_usage(void)
            "timestamped messages and reports deliveries, loss and end-to-end latency.\n"
            "\n"
            "target and load:\n"
-           "  --url URL              ws://HOST:PORT/PATH, HOST a literal IP "
+           "  --url URL              ws://HOST:PORT/PATH or wss://..., HOST a literal IP "
            "(ws://127.0.0.1:8080/ws)\n"
+           "  --cafile FILE          wss://: trust the CA certificates in FILE (PEM) instead of\n"
+           "                         the system store\n"
+           "  --insecure             wss://: do not verify the broker's certificate\n"
            "  --subscribers N        subscriber connections (100)\n"
            "  --publishers N         publisher connections (1)\n"
            "  --threads N            event loops, one per thread, connections spread evenly (1)\n"
@@ -207,13 +210,20 @@ static bool copy_str(char *dst, size_t cap, const char *src)
     return true;
 }
 
-/* ws://HOST[:PORT][/PATH]; HOST an IPv4 literal or a bracketed IPv6 literal. */
+/* ws[s]://HOST[:PORT][/PATH]; HOST an IPv4 literal or a bracketed IPv6 literal. */
 static opts_result_t parse_url(opts_t *o, const char *url, char *err, size_t errlen)
 {
-    if (strncmp(url, "ws://", 5) != 0) {
-        return fail(err, errlen, "--url: '%s' must start with ws:// (wss is not supported)", url);
+    size_t scheme_len = 0;
+    if (strncmp(url, "ws://", 5) == 0) {
+        scheme_len = 5;
+        o->tls = false;
+    } else if (strncmp(url, "wss://", 6) == 0) {
+        scheme_len = 6;
+        o->tls = true;
+    } else {
+        return fail(err, errlen, "--url: '%s' must start with ws:// or wss://", url);
     }
-    const char *h = url + 5;
+    const char *h = url + scheme_len;
     const char *host_end = NULL;
     const char *after = NULL;
     bool v6 = h[0] == '[';
@@ -240,7 +250,7 @@ static opts_result_t parse_url(opts_t *o, const char *url, char *err, size_t err
         return fail(err, errlen, "--url: host '%s' is not a literal IP%s address", o->host,
                     v6 ? "v6" : "v4");
     }
-    o->port = 80;
+    o->port = o->tls ? 443 : 80;
     if (after[0] == ':') {
         char portbuf[8];
         size_t plen = strcspn(after + 1, "/");
@@ -323,6 +333,8 @@ static opts_result_t validate(opts_t *o, char *err, size_t errlen)
 
 typedef enum {
     O_URL,
+    O_CAFILE,
+    O_INSECURE,
     O_SUBS,
     O_PUBS,
     O_THREADS,
@@ -359,6 +371,8 @@ typedef struct {
 
 static const opt_def_t defs[] = {
     {"url", O_URL, true},
+    {"cafile", O_CAFILE, true},
+    {"insecure", O_INSECURE, false},
     {"subscribers", O_SUBS, true},
     {"publishers", O_PUBS, true},
     {"threads", O_THREADS, true},
@@ -397,6 +411,15 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
     switch (d->id) {
     case O_URL:
         return parse_url(o, v, err, errlen);
+    case O_CAFILE:
+        if (!copy_str(o->cafile, sizeof(o->cafile), v) || v[0] == '\0') {
+            return fail(err, errlen, "--cafile: the path must be 1 to %zu bytes",
+                        sizeof(o->cafile) - 1);
+        }
+        break;
+    case O_INSECURE:
+        o->insecure = true;
+        break;
     case O_SUBS:
         if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->subscribers)) {
             return fail(err, errlen, "--subscribers: '%s' is not a number from 0 to %u", v,

@@ -25,10 +25,14 @@
 typedef enum { OUT_HUMAN = 0, OUT_JSON, OUT_ROW } out_format_t;
 
 typedef struct {
-    /* target: ws://HOST:PORT/PATH with HOST a literal IPv4 or [IPv6] address */
+    /* target: ws:// or wss://HOST:PORT/PATH with HOST a literal IPv4 or [IPv6]
+     * address */
     char host[64];
     uint16_t port;
     char path[128];
+    bool tls;         /* wss:// */
+    char cafile[256]; /* wss://: trust this PEM file instead of the system store */
+    bool insecure;    /* wss://: no certificate verification */
 
     uint32_t subscribers;
     uint32_t publishers;
