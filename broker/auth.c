@@ -232,7 +232,11 @@ static void ip_rehash(auth_t *a)
     for (size_t i = 0; i < a->ips_cap; i++) {
         if (a->ips[i].count != 0) {
             bool found;
-            *ip_slot(tab, cap, a->ips[i].ip, &found) = a->ips[i];
+            ipcount_t *slot = ip_slot(tab, cap, a->ips[i].ip, &found);
+            if (slot == NULL) {
+                abort(); /* cannot happen: the new table is less than half full */
+            }
+            *slot = a->ips[i];
         }
     }
     free(a->ips);
@@ -254,6 +258,9 @@ bool auth_ip_acquire(auth_t *a, const uint8_t ip[16])
     }
     bool found;
     ipcount_t *e = ip_slot(a->ips, a->ips_cap, ip, &found);
+    if (e == NULL) {
+        abort(); /* cannot happen: the rehash above keeps the table at most half full */
+    }
     if (found) {
         ok = e->count < limit;
         e->count += ok;
