@@ -294,7 +294,9 @@ static int read_time(json_t *claims, const char *name, bool *has, int64_t *out)
     return -1;
 }
 
-static int read_patterns(json_t *claims, const char *name, wsb_str_t *out, size_t *n)
+/* Checks a pattern array claim; counts its patterns into *n and the bytes
+ * their copies need (with NULs) into *bytes. 0, or -1 when it is malformed. */
+static int check_patterns(json_t *claims, const char *name, size_t *n, size_t *bytes)
 {
     *n = 0;
     json_t *arr = json_object_get(claims, name);
@@ -312,9 +314,31 @@ static int read_patterns(json_t *claims, const char *name, wsb_str_t *out, size_
                                                   WSB_TOPIC_PATTERN, NULL) != 0) {
             return -1;
         }
-        out[(*n)++] = (wsb_str_t){json_string_value(v), json_string_length(v)};
+        *bytes += json_string_length(v) + 1;
     }
+    *n = json_array_size(arr);
     return 0;
+}
+
+/* Copies `len` bytes and a NUL to *at, advancing it; returns the slice. */
+static wsb_str_t copy_str(char **at, const char *p, size_t len)
+{
+    char *dst = *at;
+    memcpy(dst, p, len);
+    dst[len] = '\0';
+    *at += len + 1;
+    return (wsb_str_t){dst, len};
+}
+
+static void copy_patterns(json_t *claims, const char *name, wsb_str_t *out, char **at)
+{
+    json_t *arr = json_object_get(claims, name);
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        out[i] = copy_str(at, json_string_value(v), json_string_length(v));
+    }
 }
 
 static int read_claims(json_t *claims, int64_t now, int64_t leeway, wsb_jwt_claims_t *out,
@@ -333,18 +357,38 @@ static int read_claims(json_t *claims, int64_t now, int64_t leeway, wsb_jwt_clai
         return fail(why, "token not valid yet (nbf)");
     }
     json_t *sub = json_object_get(claims, "sub");
+    size_t bytes = 0;
     if (sub != NULL) {
         if (!json_is_string(sub) || json_string_length(sub) == 0 ||
             json_string_length(sub) > WSB_JWT_MAX_SUB) {
             return fail(why, "\"sub\" must be a string of 1 to 128 bytes");
         }
-        out->sub = (wsb_str_t){json_string_value(sub), json_string_length(sub)};
+        bytes += json_string_length(sub) + 1;
     }
-    if (read_patterns(claims, "subscribe", out->subscribe, &out->nsubscribe) != 0 ||
-        read_patterns(claims, "publish", out->publish, &out->npublish) != 0) {
+    if (check_patterns(claims, "subscribe", &out->nsubscribe, &bytes) != 0 ||
+        check_patterns(claims, "publish", &out->npublish, &bytes) != 0) {
         return fail(why, "\"subscribe\" and \"publish\" must be arrays of at most 64 valid "
                          "topic patterns");
     }
+    /* One block: both slice arrays, then the strings they point to. */
+    size_t nslices = out->nsubscribe + out->npublish;
+    if (nslices == 0 && bytes == 0) {
+        return 0;
+    }
+    wsb_str_t *slices = malloc(nslices * sizeof(wsb_str_t) + bytes);
+    if (slices == NULL) {
+        *why = "out of memory";
+        return WSB_ENOMEM;
+    }
+    char *at = (char *)(slices + nslices);
+    if (sub != NULL) {
+        out->sub = copy_str(&at, json_string_value(sub), json_string_length(sub));
+    }
+    copy_patterns(claims, "subscribe", slices, &at);
+    copy_patterns(claims, "publish", slices + out->nsubscribe, &at);
+    out->subscribe = out->nsubscribe > 0 ? slices : NULL;
+    out->publish = out->npublish > 0 ? slices + out->nsubscribe : NULL;
+    out->mem = slices;
     return 0;
 }
 
@@ -368,6 +412,7 @@ int wsb_jwt_verify(const wsb_jwt_keys_t *keys, const char *token, size_t len, in
     size_t slen = len - (size_t)(dot2 + 1 - token);
     uint8_t *buf = malloc(len); /* decoded parts are shorter than the token */
     if (buf == NULL) {
+        *why = "out of memory";
         return WSB_ENOMEM;
     }
     json_t *header = decode_json_part(token, hlen, buf, len);
@@ -397,11 +442,8 @@ int wsb_jwt_verify(const wsb_jwt_keys_t *keys, const char *token, size_t len, in
         goto done;
     }
     rc = read_claims(claims, now, leeway, out, why);
-    if (rc == 0) {
-        out->root = claims;
-        claims = NULL;
-    } else {
-        memset(out, 0, sizeof *out);
+    if (rc != 0) {
+        memset(out, 0, sizeof *out); /* read_claims allocates nothing when it fails */
     }
 done:
     json_decref(header);
@@ -415,7 +457,7 @@ void wsb_jwt_claims_free(wsb_jwt_claims_t *c)
     if (c == NULL) {
         return;
     }
-    json_decref(c->root);
+    free(c->mem);
     memset(c, 0, sizeof *c);
 }
 

@@ -50,15 +50,19 @@ int wsb_jwt_keys_set_secret(wsb_jwt_keys_t *k, const void *secret, size_t len);
  * X.509 certificate). 0, or WSB_EINVAL with *why naming the problem. */
 int wsb_jwt_keys_set_public_pem(wsb_jwt_keys_t *k, const char *pem, size_t len, const char **why);
 
+/* The claims wsbroker uses. Everything lives in one heap block sized to the
+ * token (the slice arrays, then the strings, NUL-terminated), so a
+ * connection holding claims pays for its patterns only, and the decoded
+ * JSON payload is released before wsb_jwt_verify() returns. */
 typedef struct {
-    wsb_str_t sub;          /* empty when absent */
+    wsb_str_t sub; /* empty when absent */
     bool has_exp;
-    int64_t exp;            /* seconds since the epoch */
-    size_t nsubscribe;      /* patterns the holder may subscribe to */
-    wsb_str_t subscribe[WSB_JWT_MAX_PATTERNS];
-    size_t npublish;        /* patterns the holder may publish to */
-    wsb_str_t publish[WSB_JWT_MAX_PATTERNS];
-    json_t *root;           /* private: the payload tree the slices borrow from */
+    int64_t exp;                /* seconds since the epoch */
+    size_t nsubscribe;          /* patterns the holder may subscribe to */
+    const wsb_str_t *subscribe; /* nsubscribe slices (NULL when 0) */
+    size_t npublish;            /* patterns the holder may publish to */
+    const wsb_str_t *publish;   /* npublish slices (NULL when 0) */
+    void *mem;                  /* private: the block the above point into */
 } wsb_jwt_claims_t;
 
 /*
@@ -66,7 +70,7 @@ typedef struct {
  * time `now` (seconds since the epoch), allowing `leeway` seconds of clock
  * skew on exp and nbf. Returns 0 and fills *out (release with
  * wsb_jwt_claims_free), WSB_EINVAL with *why (a static sentence; *out needs
- * no free), or WSB_ENOMEM.
+ * no free), or WSB_ENOMEM (*why "out of memory").
  */
 int wsb_jwt_verify(const wsb_jwt_keys_t *keys, const char *token, size_t len, int64_t now,
                    int64_t leeway, wsb_jwt_claims_t *out, const char **why);
