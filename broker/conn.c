@@ -631,10 +631,12 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
                     NULL);
         return;
     }
-    if (!auth_handshake_allowed(&b->auth, uv_hrtime())) {
+    /* A TLS connection paid for its handshake at accept: one token each. */
+    if (!c->hs_counted && !auth_handshake_allowed(&b->auth, uv_hrtime())) {
         http_refuse(c, 429, "too many handshakes: retry later", "Retry-After: 1\r\n");
         return;
     }
+    c->hs_counted = true;
     wsb_jwt_claims_t *claims = NULL;
     /* Without a configured key there is nothing to check a token against: it
      * is ignored (an open broker behind a client that always sends one). */
@@ -949,6 +951,20 @@ void conn_accept(server_t *s, bool tls)
         return;
     }
     c->ip_counted = true;
+    /* A TLS handshake is the expensive part of a wss:// connection (key
+     * exchange, signature), so it takes the handshake budget before any
+     * cryptography runs. There is no way to say 429 before the handshake:
+     * the connection is closed, as over the per-IP limit. */
+    if (c->tls != NULL) {
+        if (!auth_handshake_allowed(&s->broker->auth, uv_hrtime())) {
+            METRIC_ADD(s->metrics.connections_rejected, 1);
+            log_debug("connection rejected", "peer=%s reason=max_handshakes_per_second",
+                      conn_peer(c));
+            conn_close(c);
+            return;
+        }
+        c->hs_counted = true;
+    }
     c->http = wsb_http_request_new(s->cfg->max_header_size, s->cfg->max_http_body);
     if (c->http == NULL) {
         conn_close(c);

@@ -62,6 +62,7 @@ struct conn_s {
     session_t *session;       /* WebSocket mode only */
     struct tls_conn_s *tls;   /* accepted on the TLS listener; NULL for plain TCP */
     bool ip_counted;          /* counted in max_connections_per_ip under `ip` */
+    bool hs_counted;          /* took its max_handshakes_per_second token (TLS: at accept) */
     uint8_t ip[16];           /* the peer's address (IPv4 as ::ffff:a.b.c.d) */
 };
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -16,7 +17,8 @@ import pytest
 import websockets
 
 import wsraw
-from helpers import connect, recv_json, request, run, send_json, subscribe, wait_for, REPO_ROOT
+from helpers import (connect, metric_names_from_text, recv_json, request, run, send_json, subscribe,
+                     wait_for, REPO_ROOT)
 from sectools import (client_ssl, jwt_es256, jwt_hs256, jwt_rs256, jwt_unsigned, es256_keypair,
                       make_cert, now, rs256_keypair)
 
@@ -386,3 +388,40 @@ def test_per_ip_connection_limit_and_handshake_rate(broker_factory):
     b2 = broker_factory("--max-handshakes-per-second", "3", name="b2")
     statuses = [upgrade_status(b2).status for _ in range(8)]
     assert statuses.count(101) <= 4 and 429 in statuses, statuses
+
+
+def test_tls_handshakes_count_against_the_handshake_rate(broker_factory, tmp_path):
+    """max_handshakes_per_second is charged at accept on the TLS listener,
+    before any cryptography: over the budget the connection is closed without
+    a TLS handshake. A wss:// upgrade then takes no second token."""
+    import socket
+    b = tls_broker(broker_factory, tmp_path, "--max-handshakes-per-second", "3")
+    ctx = client_ssl(b.cert)
+    done = refused = 0
+    for _ in range(10):
+        with socket.create_connection(("127.0.0.1", b.tls_port), timeout=5) as raw:
+            try:
+                with ctx.wrap_socket(raw, server_hostname="localhost"):
+                    done += 1
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError, OSError):
+                refused += 1
+    assert done <= 4 and refused >= 6, (done, refused)
+    assert b.metric("wsbroker_connections_rejected_total") >= refused
+    # After a second the budget is back, and one wss:// connection (TLS handshake
+    # plus WebSocket upgrade) needs one token, not two.
+    time.sleep(1.1)
+
+    async def go():
+        ws = await connect(wss_url(b), ssl=ctx)
+        await ws.close()
+
+    run(go(), 20)
+
+
+def test_security_md_cites_metric_names_that_exist(broker):
+    """Every wsbroker_* name SECURITY.md tells operators to watch is rendered by /metrics."""
+    cited = set(re.findall(r"\b(wsbroker_[a-z_]+)", (REPO_ROOT / "SECURITY.md").read_text()))
+    assert cited, "SECURITY.md names no metric"
+    rendered = metric_names_from_text(broker.get("/metrics").body.decode())
+    missing = sorted(n for n in cited if n not in rendered)
+    assert not missing, f"SECURITY.md cites metrics /metrics does not render: {missing}"
