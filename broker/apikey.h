@@ -32,7 +32,7 @@ typedef struct apikey_s {
     uint8_t digest[32]; /* SHA-256 of the key; the key itself is not kept */
     char **patterns;    /* NUL-terminated valid patterns; npatterns == 0: any topic */
     size_t npatterns;
-    char label[9];      /* the key's first 4 characters + "…", for logs */
+    char label[9]; /* the key's first 4 characters + "…", for logs */
 } apikey_t;
 
 /* True if `entry` (`len` bytes) is a valid "KEY[:PATTERN ...]" entry. */

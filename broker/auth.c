@@ -89,8 +89,8 @@ int auth_init(auth_t *a, const config_t *cfg, char *err, size_t errlen)
         int rc = wsb_jwt_keys_set_public_pem(a->jwt, pem, len, &why);
         free(pem);
         if (rc != 0) {
-            (void)snprintf(err, errlen, "auth.jwt_public_key: \"%s\": %s",
-                           cfg->auth_jwt_public_key, why);
+            (void)snprintf(err, errlen, "auth.jwt_public_key: \"%s\": %s", cfg->auth_jwt_public_key,
+                           why);
             return -1;
         }
     }

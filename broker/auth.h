@@ -38,7 +38,7 @@ typedef struct auth_s {
     size_t nanon_pub;
     perms_t anonymous;
 
-    pthread_mutex_t lock; /* guards what follows */
+    pthread_mutex_t lock;  /* guards what follows */
     struct ipcount_s *ips; /* open addressing, by IP address */
     size_t ips_cap;
     size_t ips_used;

@@ -317,8 +317,7 @@ void broker_reload_tls(broker_t *b)
     }
     char err[512];
     if (tls_server_reload(b->tls, b->cfg, err, sizeof err) != 0) {
-        log_error("TLS reload failed: keeping the previous certificate", "why=%s",
-                  log_quote(err));
+        log_error("TLS reload failed: keeping the previous certificate", "why=%s", log_quote(err));
         return;
     }
     log_info("TLS certificate reloaded", "cert=%s", log_quote(b->cfg->tls_cert));

@@ -1091,8 +1091,10 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
         return CONFIG_ERROR;
     }
     if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
-        set_err(err, errlen, "tls.cert, tls.key: expected both (TLS on) or neither (TLS off), "
-                             "got only %s", cfg->tls_cert[0] != '\0' ? "tls.cert" : "tls.key");
+        set_err(err, errlen,
+                "tls.cert, tls.key: expected both (TLS on) or neither (TLS off), "
+                "got only %s",
+                cfg->tls_cert[0] != '\0' ? "tls.cert" : "tls.key");
         return CONFIG_ERROR;
     }
     if (cfg->tls_ca[0] != '\0' && cfg->tls_cert[0] == '\0') {

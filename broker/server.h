@@ -48,8 +48,8 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     const config_t *cfg;
     unsigned index; /* worker number, 0 .. workers-1 */
     uv_tcp_t listener;
-    uv_tcp_t tls_listener; /* when TLS is configured (tls_listening) */
-    uv_signal_t sig_hup;   /* worker 0 only: reloads the TLS certificate */
+    uv_tcp_t tls_listener;      /* when TLS is configured (tls_listening) */
+    uv_signal_t sig_hup;        /* worker 0 only: reloads the TLS certificate */
     uv_prepare_t flush_prepare; /* delivers the inbox and writes what callbacks queued */
     uv_async_t inbox_async;     /* another worker pushed to our inbox */
     uv_async_t stop_async;      /* shutdown requested / every worker drained */

@@ -125,13 +125,12 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     }
     s->claims = claims;
     s->authed = true;
-    s->perms = (perms_t){claims->subscribe, claims->nsubscribe, claims->publish,
-                         claims->npublish};
+    s->perms = (perms_t){claims->subscribe, claims->nsubscribe, claims->publish, claims->npublish};
     s->auth_deadline_ms = 0;
     if (claims->has_exp) {
         server_t *srv = s->conn->server;
-        int64_t left_s = claims->exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) -
-                         (int64_t)time(NULL);
+        int64_t left_s =
+            claims->exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) - (int64_t)time(NULL);
         s->auth_deadline_ms = server_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
     }
 }

@@ -538,10 +538,8 @@ static int parse_type(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
         const char *name;
         wsb_msg_type_t type;
     } types[] = {
-        {"subscribe", WSB_MSG_SUBSCRIBE},
-        {"unsubscribe", WSB_MSG_UNSUBSCRIBE},
-        {"publish", WSB_MSG_PUBLISH},
-        {"ping", WSB_MSG_PING},
+        {"subscribe", WSB_MSG_SUBSCRIBE}, {"unsubscribe", WSB_MSG_UNSUBSCRIBE},
+        {"publish", WSB_MSG_PUBLISH},     {"ping", WSB_MSG_PING},
         {"auth", WSB_MSG_AUTH},
     };
     json_t *type = json_object_get(root, "type");

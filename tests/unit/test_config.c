@@ -86,8 +86,8 @@ static const struct {
     {"rate.action", "--rate-action", "WSB_RATE_ACTION", "(default \"error\")"},
     {"max_connections_per_ip", "--max-connections-per-ip", "WSB_MAX_CONNECTIONS_PER_IP",
      "(default 0)"},
-    {"max_handshakes_per_second", "--max-handshakes-per-second",
-     "WSB_MAX_HANDSHAKES_PER_SECOND", "(default 0)"},
+    {"max_handshakes_per_second", "--max-handshakes-per-second", "WSB_MAX_HANDSHAKES_PER_SECOND",
+     "(default 0)"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 

@@ -1,10 +1,14 @@
 /* test_jwt.c - JWT verification: the RFC 7515 HS256 example, tokens signed
  * here with keys generated here (HS256, RS256, ES256), and every refusal. */
-#include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs these first, in this order. */
+// clang-format off
+#include <stdarg.h>
+#include <setjmp.h>
 #include <cmocka.h>
+// clang-format on
 
 #include "wsb/common.h"
 #include "wsb/jwt.h"
@@ -201,7 +205,8 @@ static void test_algorithms_accept(void **state)
         const char *alg;
         EVP_PKEY *key;
         wsb_jwt_keys_t **keys;
-    } cases[] = {{"HS256", NULL, &hs_keys}, {"RS256", rsa_key, &rs_keys}, {"ES256", ec_key, &es_keys}};
+    } cases[] = {
+        {"HS256", NULL, &hs_keys}, {"RS256", rsa_key, &rs_keys}, {"ES256", ec_key, &es_keys}};
     for (size_t i = 0; i < 3; i++) {
         char header[64];
         (void)snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}", cases[i].alg);
@@ -309,8 +314,16 @@ static void test_malformed(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "", "abc", "a.b", "a.b.c.d", "...", "eyJhbGciOiJIUzI1NiJ9..", "!!!.e30.",
-        "eyJhbGciOiJIUzI1NiJ9.e30.a", "eyJhbGciOiJIUzI1NiJ9=.e30.", "e30.e30.",
+        "",
+        "abc",
+        "a.b",
+        "a.b.c.d",
+        "...",
+        "eyJhbGciOiJIUzI1NiJ9..",
+        "!!!.e30.",
+        "eyJhbGciOiJIUzI1NiJ9.e30.a",
+        "eyJhbGciOiJIUzI1NiJ9=.e30.",
+        "e30.e30.",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         wsb_jwt_claims_t c;
