@@ -403,6 +403,37 @@ static const opt_def_t defs[] = {
 
 #define DAY_S 86400.0
 
+/* The target options: --url, --cafile, --insecure. */
+static opts_result_t apply_target(opts_t *o, opt_id_t id, const char *v, char *err, size_t errlen)
+{
+    if (id == O_URL) {
+        return parse_url(o, v, err, errlen);
+    }
+    if (id == O_CAFILE) {
+        if (!copy_str(o->cafile, sizeof(o->cafile), v) || v[0] == '\0') {
+            return fail(err, errlen, "--cafile: the path must be 1 to %zu bytes",
+                        sizeof(o->cafile) - 1);
+        }
+        return OPTS_OK;
+    }
+    o->insecure = true;
+    return OPTS_OK;
+}
+
+static opts_result_t apply_format(opts_t *o, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "human") == 0) {
+        o->format = OUT_HUMAN;
+    } else if (strcmp(v, "json") == 0) {
+        o->format = OUT_JSON;
+    } else if (strcmp(v, "row") == 0) {
+        o->format = OUT_ROW;
+    } else {
+        return fail(err, errlen, "--format: '%s' is not one of human, json, row", v);
+    }
+    return OPTS_OK;
+}
+
 /* Applies one option; `v` is its value ("" for flags). */
 static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *err, size_t errlen)
 {
@@ -410,16 +441,9 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
     const char *rest = NULL;
     switch (d->id) {
     case O_URL:
-        return parse_url(o, v, err, errlen);
     case O_CAFILE:
-        if (!copy_str(o->cafile, sizeof(o->cafile), v) || v[0] == '\0') {
-            return fail(err, errlen, "--cafile: the path must be 1 to %zu bytes",
-                        sizeof(o->cafile) - 1);
-        }
-        break;
     case O_INSECURE:
-        o->insecure = true;
-        break;
+        return apply_target(o, d->id, v, err, errlen);
     case O_SUBS:
         if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->subscribers)) {
             return fail(err, errlen, "--subscribers: '%s' is not a number from 0 to %u", v,
@@ -530,16 +554,7 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
         o->format = OUT_JSON;
         break;
     case O_FORMAT:
-        if (strcmp(v, "human") == 0) {
-            o->format = OUT_HUMAN;
-        } else if (strcmp(v, "json") == 0) {
-            o->format = OUT_JSON;
-        } else if (strcmp(v, "row") == 0) {
-            o->format = OUT_ROW;
-        } else {
-            return fail(err, errlen, "--format: '%s' is not one of human, json, row", v);
-        }
-        break;
+        return apply_format(o, v, err, errlen);
     case O_TABLE_HEADER:
         o->table_header = true;
         break;

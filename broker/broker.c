@@ -174,7 +174,12 @@ int broker_init(broker_t *b, const config_t *cfg)
         }
     }
 
-    struct sockaddr_storage addr, tls_addr;
+    /* Zeroed: tls_addr is filled only when TLS is on, and the analyzer
+     * cannot see that every later use is under the same condition. */
+    struct sockaddr_storage addr;
+    struct sockaddr_storage tls_addr;
+    memset(&addr, 0, sizeof(addr));
+    memset(&tls_addr, 0, sizeof(tls_addr));
     socklen_t addrlen = 0, tls_addrlen = 0;
     if (resolve(cfg->host, cfg->port, &addr, &addrlen) != 0 ||
         (b->tls != NULL && resolve(cfg->host, cfg->tls_port, &tls_addr, &tls_addrlen) != 0)) {

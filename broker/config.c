@@ -786,13 +786,18 @@ static int apply_json_list(config_t *cfg, const key_def_t *k, json_t *arr, const
         (void)fputs("wsbroker: out of memory\n", stderr);
         abort();
     }
+    /* `total` counts every string plus one byte each for a comma or the NUL. */
+    size_t at = 0;
     json_array_foreach(arr, i, v)
     {
         if (i > 0) {
-            strcat(joined, ",");
+            joined[at++] = ',';
         }
-        strcat(joined, json_string_value(v));
+        size_t n = json_string_length(v);
+        memcpy(joined + at, json_string_value(v), n);
+        at += n;
     }
+    joined[at] = '\0';
     int rc = apply_text(cfg, k, joined, source, err, errlen);
     free(joined);
     return rc;

@@ -54,10 +54,12 @@ typedef struct config_s {
     char *tls_cert;      /* PEM chain; "" = no TLS */
     char *tls_key;       /* PEM private key */
     char *tls_ca;        /* "" or a CA bundle: then client certificates are required */
-    uint32_t tls_port;   /* 8443; 0 binds a free port */
     char *tls_port_file; /* "" = off */
+    uint32_t tls_port;   /* 8443; 0 binds a free port */
+    /* Two flags of the next groups, here to share tls_port's 8 bytes. */
+    bool auth_required;        /* false: anonymous clients allowed (quick start) */
+    bool allow_missing_origin; /* true: requests without Origin pass the allowlist */
     /* authentication (SECURITY.md) */
-    bool auth_required;             /* false: anonymous clients allowed (quick start) */
     char *auth_jwt_secret;          /* HS256 secret; "" = off */
     char *auth_jwt_public_key;      /* PEM path for RS256/ES256; "" = off */
     uint64_t auth_leeway_ms;        /* 30 s of clock skew on exp/nbf */
@@ -66,7 +68,6 @@ typedef struct config_s {
     char *auth_anonymous_publish;   /* comma-separated patterns; ">" */
     char *api_keys;                 /* "KEY[:PATTERN PATTERN...],..." */
     char *allowed_origins;          /* comma-separated; "" = any */
-    bool allow_missing_origin;      /* true */
     /* rate limits; 0 = off */
     uint32_t rate_messages;             /* per second per WebSocket */
     uint32_t rate_burst;                /* 0 = rate_messages */

@@ -26,7 +26,7 @@
  * ciphertext waits for the socket: the ciphertext is bounded per connection
  * and the rest stays in the outq as shared frames (counted against
  * max_outbound_bytes like a plain connection's). */
-#define TLS_OUT_HIGH (64 * 1024)
+#define TLS_OUT_HIGH ((size_t)64 * 1024)
 
 /* One uv_write of ciphertext: the request and the bytes in one allocation. */
 typedef struct {

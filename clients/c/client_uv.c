@@ -57,6 +57,8 @@ typedef struct {
     uv_write_t write_req;
     uint8_t *wbuf;
     bool writing;
+    bool use_tls;  /* this attempt is wss:// */
+    bool tls_open; /* TLS handshake completed: the core has been told connected */
     uv_shutdown_t shutdown_req;
     bool flush_close;   /* close once the output is written */
     bool abort;         /* the core asked to close this attempt */
@@ -65,8 +67,6 @@ typedef struct {
     char end_reason[384];
     /* TLS: the context lives as long as the adapter (made at the first
      * wss:// connect); the session as long as one TCP connection. */
-    bool use_tls;
-    bool tls_open; /* handshake completed: the core has been told connected */
     wsb_tls_ctx_t *tls_ctx;
     wsb_tls_t *tls;
     char host[256];

@@ -521,10 +521,8 @@ static size_t cov_enum(const char *const *toks, size_t ntoks, size_t depth, bool
                 if (pattern && strcmp(t, ">") == 0 && i + 1 != d) {
                     ok = false;
                 }
-                if (i > 0) {
-                    strcat(buf, ".");
-                }
-                strcat(buf, t);
+                size_t used = strlen(buf);
+                (void)snprintf(buf + used, sizeof(buf) - used, "%s%s", i > 0 ? "." : "", t);
             }
             if (ok) {
                 memcpy(out[n++], buf, sizeof buf);
