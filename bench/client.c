@@ -12,11 +12,19 @@
  *
  * A delivery costs the parser (header, UTF-8 check) plus a prefix compare and
  * a short substring search for "data":"t=, no JSON parse and no allocation.
+ *
+ * wss:// (b->tls_ctx set): each connection has a wsb_tls_t (the C client's
+ * TLS engine, OpenSSL over memory BIOs) between the socket and everything
+ * above. The TLS handshake runs in C_HANDSHAKE before the upgrade request is
+ * sent; reads feed the ciphertext in and decrypt into the worker's read
+ * buffer (free again once OpenSSL has copied the ciphertext); every write
+ * (upgrade, subscribe, a publish batch, pongs) is encrypted as one burst.
  */
 #include "payload.h"
 #include "wsb/topic.h"
 #include "wsbench.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +68,9 @@ struct bconn_s {
     bool resolved;  /* kind and value of the current message are settled */
     bool has_value; /* value was found */
     bool closing;
+    bool tls_open; /* wss://: the TLS handshake has completed */
     uint8_t mask[4];
+    wsb_tls_t *tls; /* wss:// only */
 };
 
 typedef struct {
@@ -86,6 +96,8 @@ static void on_closed(uv_handle_t *h)
     c->hs = NULL;
     free(c->head);
     c->head = NULL;
+    wsb_tls_free(c->tls);
+    c->tls = NULL;
     c->state = C_CLOSED;
 }
 
@@ -164,8 +176,8 @@ static void on_written(uv_write_t *req, int status)
     }
 }
 
-/* Writes and frees `w` (w->len bytes). */
-static void send_wbuf(bconn_t *c, wbuf_t *w)
+/* Writes and frees `w` (w->len bytes) as they are. */
+static void write_raw(bconn_t *c, wbuf_t *w)
 {
     if (c->closing) {
         free(w);
@@ -185,6 +197,40 @@ static wbuf_t *wbuf_new(size_t cap)
         w->len = 0;
     }
     return w;
+}
+
+/* wss://: writes the ciphertext OpenSSL has produced (records, handshake
+ * messages, alerts) in one write. */
+static void tls_flush(bconn_t *c)
+{
+    size_t n = wsb_tls_pending(c->tls);
+    if (n == 0 || c->closing) {
+        return;
+    }
+    wbuf_t *w = wbuf_new(n);
+    if (w == NULL) {
+        conn_lost(c);
+        return;
+    }
+    w->len = wsb_tls_take(c->tls, w->data, n);
+    write_raw(c, w);
+}
+
+/* Writes and frees `w`: as is for ws://, encrypted for wss://. */
+static void send_wbuf(bconn_t *c, wbuf_t *w)
+{
+    if (c->tls == NULL || c->closing) {
+        write_raw(c, w);
+        return;
+    }
+    int rc = wsb_tls_write(c->tls, w->data, w->len);
+    free(w);
+    if (rc != 0) {
+        STAT_ADD(c->t->st.errors, 1);
+        conn_lost(c);
+        return;
+    }
+    tls_flush(c);
 }
 
 /* Sends one masked frame. */
@@ -530,6 +576,88 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(c->t->read_buf);
 }
 
+/* Plaintext from the broker: the upgrade response, then frames. */
+static void process(bconn_t *c, uint8_t *data, size_t len)
+{
+    if (c->hs != NULL) {
+        handshake_feed(c, data, len);
+    } else {
+        STAT_ADD(c->t->st.bytes_in, (uint64_t)len);
+        feed(c, data, len);
+    }
+}
+
+static void send_upgrade(bconn_t *c)
+{
+    const bench_t *b = c->t->b;
+    wbuf_t *w = wbuf_new(b->request_len);
+    if (w == NULL) {
+        conn_fail(c, F_HANDSHAKE);
+        return;
+    }
+    memcpy(w->data, b->request, b->request_len);
+    w->len = b->request_len;
+    send_wbuf(c, w);
+}
+
+/* The first TLS failure of the run is worth a line: it is usually the
+ * certificate (--cafile, --insecure), and every connection would repeat it. */
+static atomic_flag tls_failure_reported = ATOMIC_FLAG_INIT;
+
+/* wss://: runs the TLS handshake as far as it goes; once complete, sends the
+ * upgrade request. True when the connection is past the TLS handshake. */
+static bool tls_handshake_step(bconn_t *c)
+{
+    if (c->tls_open) {
+        return true;
+    }
+    int rc = wsb_tls_handshake(c->tls);
+    if (rc == WSB_ETLS) {
+        if (!atomic_flag_test_and_set(&tls_failure_reported)) {
+            (void)fprintf(stderr, "wsbench: %s\n", wsb_tls_error(c->tls));
+        }
+        conn_fail(c, F_HANDSHAKE);
+        return false;
+    }
+    tls_flush(c);
+    if (rc != 0 || c->closing) {
+        return false;
+    }
+    c->tls_open = true;
+    send_upgrade(c);
+    return !c->closing;
+}
+
+/* wss://: the ciphertext is copied into OpenSSL, so the worker's read buffer
+ * (where it came in) then receives the plaintext, record by record. */
+static void tls_input(bconn_t *c, const uint8_t *data, size_t len)
+{
+    if (wsb_tls_feed(c->tls, data, len) != 0) {
+        conn_lost(c);
+        return;
+    }
+    if (!tls_handshake_step(c)) {
+        return;
+    }
+    uint8_t *plain = c->t->read_buf;
+    for (;;) {
+        long n = wsb_tls_read(c->tls, plain, sizeof(c->t->read_buf));
+        if (n > 0) {
+            process(c, plain, (size_t)n);
+            if (c->closing) {
+                return;
+            }
+            continue;
+        }
+        if (n != WSB_EAGAIN) {
+            conn_lost(c); /* close_notify (0) or a bad record */
+            return;
+        }
+        break;
+    }
+    tls_flush(c); /* alerts or post-handshake messages, if any */
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     bconn_t *c = s->data;
@@ -543,11 +671,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     t->rx_now = bench_now(t->b);
     uint64_t before = STAT_GET(t->st.received);
-    if (c->hs != NULL) {
-        handshake_feed(c, (uint8_t *)buf->base, (size_t)nread);
+    if (c->tls != NULL) {
+        tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
     } else {
-        STAT_ADD(t->st.bytes_in, (uint64_t)nread);
-        feed(c, (uint8_t *)buf->base, (size_t)nread);
+        process(c, (uint8_t *)buf->base, (size_t)nread);
     }
     if (STAT_GET(t->st.received) != before) {
         atomic_store_explicit(&t->st.last_rx_ns, t->rx_now, memory_order_relaxed);
@@ -573,14 +700,16 @@ static void on_connect(uv_connect_t *req, int status)
     }
     (void)uv_tcp_nodelay(&c->tcp, 1);
     c->state = C_HANDSHAKE;
-    wbuf_t *w = wbuf_new(b->request_len);
-    if (w == NULL) {
+    if (b->tls_ctx == NULL) {
+        send_upgrade(c);
+        return;
+    }
+    c->tls = wsb_tls_new(b->tls_ctx, b->o.host);
+    if (c->tls == NULL) {
         conn_fail(c, F_HANDSHAKE);
         return;
     }
-    memcpy(w->data, b->request, b->request_len);
-    w->len = b->request_len;
-    send_wbuf(c, w);
+    (void)tls_handshake_step(c); /* sends the ClientHello */
 }
 
 static void start_connect(bconn_t *c)

@@ -42,10 +42,13 @@ const char *opts_usage(void)
            "timestamped messages and reports deliveries, loss and end-to-end latency.\n"
            "\n"
            "target and load:\n"
-           "  --url URL              ws://HOST:PORT/PATH, HOST a literal IP "
+           "  --url URL              ws://HOST:PORT/PATH or wss://..., HOST a literal IP "
            "(ws://127.0.0.1:8080/ws)\n"
            "  --pub-url URL          publishers connect here instead (another node of a\n"
            "                         cluster: cross-node latency); same form as --url\n"
+           "  --cafile FILE          wss://: trust the CA certificates in FILE (PEM) instead of\n"
+           "                         the system store\n"
+           "  --insecure             wss://: do not verify the broker's certificate\n"
            "  --subscribers N        subscriber connections (100)\n"
            "  --publishers N         publisher connections (1)\n"
            "  --threads N            event loops, one per thread, connections spread evenly (1)\n"
@@ -209,16 +212,22 @@ static bool copy_str(char *dst, size_t cap, const char *src)
     return true;
 }
 
-/* ws://HOST[:PORT][/PATH]; HOST an IPv4 literal or a bracketed IPv6 literal. */
-static opts_result_t parse_url(const char *flag, char *host_out, size_t host_cap,
+/* ws[s]://HOST[:PORT][/PATH]; HOST an IPv4 literal or a bracketed IPv6 literal. */
+static opts_result_t parse_url(const char *flag, bool *tls_out, char *host_out, size_t host_cap,
                                uint16_t *port_out, char *path_out, size_t path_cap, const char *url,
                                char *err, size_t errlen)
 {
-    if (strncmp(url, "ws://", 5) != 0) {
-        return fail(err, errlen, "%s: '%s' must start with ws:// (wss is not supported)", flag,
-                    url);
+    size_t scheme_len = 0;
+    if (strncmp(url, "ws://", 5) == 0) {
+        scheme_len = 5;
+        *tls_out = false;
+    } else if (strncmp(url, "wss://", 6) == 0) {
+        scheme_len = 6;
+        *tls_out = true;
+    } else {
+        return fail(err, errlen, "%s: '%s' must start with ws:// or wss://", flag, url);
     }
-    const char *h = url + 5;
+    const char *h = url + scheme_len;
     const char *host_end = NULL;
     const char *after = NULL;
     bool v6 = h[0] == '[';
@@ -245,7 +254,7 @@ static opts_result_t parse_url(const char *flag, char *host_out, size_t host_cap
         return fail(err, errlen, "%s: host '%s' is not a literal IP%s address", flag, host_out,
                     v6 ? "v6" : "v4");
     }
-    *port_out = 80;
+    *port_out = *tls_out ? 443 : 80;
     if (after[0] == ':') {
         char portbuf[8];
         size_t plen = strcspn(after + 1, "/");
@@ -313,6 +322,9 @@ static opts_result_t validate(opts_t *o, char *err, size_t errlen)
         (void)snprintf(o->patterns[0], sizeof(o->patterns[0]), "%s", o->pub_topic);
         o->npatterns = 1;
     }
+    if (o->pub_port != 0 && o->pub_tls != o->tls) {
+        return fail(err, errlen, "--pub-url must use the same scheme (ws:// or wss://) as --url");
+    }
     if ((uint64_t)o->subscribers + o->publishers == 0) {
         return fail(err, errlen, "--subscribers and --publishers are both 0: nothing to do");
     }
@@ -330,6 +342,8 @@ static opts_result_t validate(opts_t *o, char *err, size_t errlen)
 typedef enum {
     O_URL,
     O_PUB_URL,
+    O_CAFILE,
+    O_INSECURE,
     O_SUBS,
     O_PUBS,
     O_THREADS,
@@ -367,6 +381,8 @@ typedef struct {
 static const opt_def_t defs[] = {
     {"url", O_URL, true},
     {"pub-url", O_PUB_URL, true},
+    {"cafile", O_CAFILE, true},
+    {"insecure", O_INSECURE, false},
     {"subscribers", O_SUBS, true},
     {"publishers", O_PUBS, true},
     {"threads", O_THREADS, true},
@@ -397,16 +413,44 @@ static const opt_def_t defs[] = {
 
 #define DAY_S 86400.0
 
+/* The target options: --url, --cafile, --insecure. */
+static opts_result_t apply_target(opts_t *o, opt_id_t id, const char *v, char *err, size_t errlen)
+{
+    if (id == O_CAFILE) {
+        if (!copy_str(o->cafile, sizeof(o->cafile), v) || v[0] == '\0') {
+            return fail(err, errlen, "--cafile: the path must be 1 to %zu bytes",
+                        sizeof(o->cafile) - 1);
+        }
+        return OPTS_OK;
+    }
+    o->insecure = true;
+    return OPTS_OK;
+}
+
+static opts_result_t apply_format(opts_t *o, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(v, "human") == 0) {
+        o->format = OUT_HUMAN;
+    } else if (strcmp(v, "json") == 0) {
+        o->format = OUT_JSON;
+    } else if (strcmp(v, "row") == 0) {
+        o->format = OUT_ROW;
+    } else {
+        return fail(err, errlen, "--format: '%s' is not one of human, json, row", v);
+    }
+    return OPTS_OK;
+}
+
 /* Applies one option; `v` is its value ("" for flags). */
 /* --url, or --pub-url (the publishers' target). */
 static opts_result_t apply_url(opts_t *o, bool pub, const char *v, char *err, size_t errlen)
 {
     if (pub) {
-        return parse_url("--pub-url", o->pub_host, sizeof(o->pub_host), &o->pub_port, o->pub_path,
-                         sizeof(o->pub_path), v, err, errlen);
+        return parse_url("--pub-url", &o->pub_tls, o->pub_host, sizeof(o->pub_host), &o->pub_port,
+                         o->pub_path, sizeof(o->pub_path), v, err, errlen);
     }
-    return parse_url("--url", o->host, sizeof(o->host), &o->port, o->path, sizeof(o->path), v, err,
-                     errlen);
+    return parse_url("--url", &o->tls, o->host, sizeof(o->host), &o->port, o->path,
+                     sizeof(o->path), v, err, errlen);
 }
 
 static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *err, size_t errlen)
@@ -417,6 +461,9 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
     case O_URL:
     case O_PUB_URL:
         return apply_url(o, d->id == O_PUB_URL, v, err, errlen);
+    case O_CAFILE:
+    case O_INSECURE:
+        return apply_target(o, d->id, v, err, errlen);
     case O_SUBS:
         if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->subscribers)) {
             return fail(err, errlen, "--subscribers: '%s' is not a number from 0 to %u", v,
@@ -527,16 +574,7 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
         o->format = OUT_JSON;
         break;
     case O_FORMAT:
-        if (strcmp(v, "human") == 0) {
-            o->format = OUT_HUMAN;
-        } else if (strcmp(v, "json") == 0) {
-            o->format = OUT_JSON;
-        } else if (strcmp(v, "row") == 0) {
-            o->format = OUT_ROW;
-        } else {
-            return fail(err, errlen, "--format: '%s' is not one of human, json, row", v);
-        }
-        break;
+        return apply_format(o, v, err, errlen);
     case O_TABLE_HEADER:
         o->table_header = true;
         break;

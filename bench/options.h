@@ -25,14 +25,19 @@
 typedef enum { OUT_HUMAN = 0, OUT_JSON, OUT_ROW } out_format_t;
 
 typedef struct {
-    /* target: ws://HOST:PORT/PATH with HOST a literal IPv4 or [IPv6] address */
+    /* target: ws:// or wss://HOST:PORT/PATH with HOST a literal IPv4 or [IPv6]
+     * address */
     char host[64];
     uint16_t port;
     char path[128];
     /* --pub-url: publishers' target when set (pub_port != 0) */
     char pub_host[64];
     uint16_t pub_port;
+    bool pub_tls;
     char pub_path[128];
+    bool tls;         /* wss:// */
+    char cafile[256]; /* wss://: trust this PEM file instead of the system store */
+    bool insecure;    /* wss://: no certificate verification */
 
     uint32_t subscribers;
     uint32_t publishers;

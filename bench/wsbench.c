@@ -259,6 +259,7 @@ static void free_bench(bench_t *b)
     free(b->topic_len);
     free(b->topic_hash);
     free(b->match);
+    wsb_tls_ctx_free(b->tls_ctx);
     free(b);
 }
 
@@ -407,6 +408,17 @@ int main(int argc, char **argv)
         (void)fprintf(stderr, "wsbench: cannot prepare the run (address, key or memory)\n");
         free_bench(b);
         return 1;
+    }
+    if (o.tls) {
+        /* One context for every worker: SSL_new on a shared SSL_CTX is thread-safe. */
+        char tls_err[320];
+        b->tls_ctx = wsb_tls_ctx_new(o.cafile[0] != '\0' ? o.cafile : NULL, o.insecure, tls_err,
+                                     sizeof(tls_err));
+        if (b->tls_ctx == NULL) {
+            (void)fprintf(stderr, "wsbench: %s\n", tls_err);
+            free_bench(b);
+            return 1;
+        }
     }
     results_t r;
     memset(&r, 0, sizeof(r));

@@ -20,6 +20,7 @@
 
 #include "hist.h"
 #include "options.h"
+#include "wsb/tls_client.h"
 #include "wsb/ws_frame.h"
 
 #include <stdatomic.h>
@@ -90,8 +91,9 @@ struct bench_s {
     struct sockaddr_storage pub_addr; /* publishers' (--pub-url), else a copy of addr */
     char request[512];                /* the upgrade request, the same for every connection */
     size_t request_len;
-    char accept[32]; /* the Sec-WebSocket-Accept it must get back */
-    uint64_t t0;     /* uv_hrtime() at start: the run clock's zero */
+    char accept[32];        /* the Sec-WebSocket-Accept it must get back */
+    wsb_tls_ctx_t *tls_ctx; /* wss://: shared by every worker's sessions; NULL for ws:// */
+    uint64_t t0;            /* uv_hrtime() at start: the run clock's zero */
 
     /* topics[k] is the publish template with n = k */
     char *topic_buf;

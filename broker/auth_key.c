@@ -3,17 +3,19 @@
 
 bool auth_api_keys_configured(const config_t *cfg)
 {
-    /* Wired to the API key table when it exists (issue 8). */
-    (void)cfg;
-    return false;
+    return cfg->napikeys > 0;
 }
 
-auth_key_result_t auth_check_api_key(const config_t *cfg, const char *key, size_t len)
+auth_key_result_t auth_check_api_key(const config_t *cfg, const char *key, size_t len,
+                                     const apikey_t **entry)
 {
-    (void)key;
-    (void)len;
     if (!auth_api_keys_configured(cfg)) {
         return AUTH_KEY_NONE_CONFIGURED;
     }
-    return AUTH_KEY_BAD;
+    const apikey_t *k = apikey_lookup(cfg, key, len);
+    if (k == NULL) {
+        return AUTH_KEY_BAD;
+    }
+    *entry = k;
+    return AUTH_KEY_OK;
 }

@@ -1,12 +1,14 @@
 /*
  * auth_key.h - the one place RESP AUTH asks whether a key is an accepted
- * API key. Today no API keys are configured (they arrive with the API key
- * table of issue 8): AUTH answers as Redis does without a password. When
- * keys exist, a RESP connection must AUTH before PUBLISH or SUBSCRIBE.
+ * API key (the api_keys table, apikey.h). Without keys configured, AUTH
+ * answers as Redis does without a password and RESP is open (it binds to
+ * 127.0.0.1 by default); with keys, a RESP connection must AUTH before
+ * PUBLISH or SUBSCRIBE, and publishes only where its key may.
  */
 #ifndef WSB_BROKER_AUTH_KEY_H
 #define WSB_BROKER_AUTH_KEY_H
 
+#include "apikey.h"
 #include "config.h"
 
 #include <stdbool.h>
@@ -21,7 +23,9 @@ typedef enum {
 /* True when API keys are configured (RESP then requires AUTH). */
 bool auth_api_keys_configured(const config_t *cfg);
 
-/* Checks `key` (`len` bytes, not NUL-terminated) against the API keys. */
-auth_key_result_t auth_check_api_key(const config_t *cfg, const char *key, size_t len);
+/* Checks `key` (`len` bytes, not NUL-terminated) against the API keys in
+ * constant time; on AUTH_KEY_OK *entry is the key's entry (borrowed from cfg). */
+auth_key_result_t auth_check_api_key(const config_t *cfg, const char *key, size_t len,
+                                     const apikey_t **entry);
 
 #endif

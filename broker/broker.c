@@ -163,10 +163,33 @@ int broker_init(broker_t *b, const config_t *cfg)
         }
     }
 
-    struct sockaddr_storage addr;
-    socklen_t addrlen = 0;
-    if (resolve(cfg->host, cfg->port, &addr, &addrlen) != 0) {
+    char err[512];
+    if (auth_init(&b->auth, cfg, err, sizeof err) != 0) {
+        log_error("cannot load authentication keys", "why=%s", log_quote(err));
         return -1;
+    }
+    if (cfg->tls_cert[0] != '\0') {
+        b->tls = tls_server_new(cfg, err, sizeof err);
+        if (b->tls == NULL) {
+            log_error("cannot load TLS certificate", "why=%s", log_quote(err));
+            return -1;
+        }
+    }
+
+    /* Zeroed: tls_addr is filled only when TLS is on, and the analyzer
+     * cannot see that every later use is under the same condition. */
+    struct sockaddr_storage addr;
+    struct sockaddr_storage tls_addr;
+    memset(&addr, 0, sizeof(addr));
+    memset(&tls_addr, 0, sizeof(tls_addr));
+    socklen_t addrlen = 0, tls_addrlen = 0;
+    if (resolve(cfg->host, cfg->port, &addr, &addrlen) != 0 ||
+        (b->tls != NULL && resolve(cfg->host, cfg->tls_port, &tls_addr, &tls_addrlen) != 0)) {
+        return -1;
+    }
+    char tls_where[96] = "";
+    if (b->tls != NULL) {
+        broker_format_addr(&tls_addr, tls_where, sizeof(tls_where));
     }
     unsigned n = worker_count(cfg);
     b->workers = xcalloc(n, sizeof(server_t *));
@@ -183,8 +206,21 @@ int broker_init(broker_t *b, const config_t *cfg)
             (void)getsockname(fd, (struct sockaddr *)&addr, &len);
             broker_format_addr(&addr, where, sizeof(where));
         }
+        int tls_fd = -1;
+        if (b->tls != NULL) {
+            tls_fd = open_listener(&tls_addr, tls_addrlen, (int)cfg->backlog, tls_where);
+            if (tls_fd < 0) {
+                (void)close(fd);
+                return -1;
+            }
+            if (i == 0 && addr_port(&tls_addr) == 0) {
+                socklen_t len = sizeof(tls_addr);
+                (void)getsockname(tls_fd, (struct sockaddr *)&tls_addr, &len);
+                broker_format_addr(&tls_addr, tls_where, sizeof(tls_where));
+            }
+        }
         b->workers[i] = xmalloc(sizeof(server_t));
-        int rc = server_init(b->workers[i], b, i, fd);
+        int rc = server_init(b->workers[i], b, i, fd, tls_fd);
         b->nworkers = i + 1;
         if (rc != 0) {
             log_error("cannot start worker", "worker=%u err=%s", i, log_quote(uv_strerror(rc)));
@@ -200,6 +236,22 @@ int broker_init(broker_t *b, const config_t *cfg)
     set_port(&addr, addr_port(&addr));
     log_info("listening", "addr=%s ws_path=%s node_id=%s workers=%u", where,
              log_quote(cfg->ws_path), b->node_id, n);
+    if (b->tls != NULL) {
+        log_info("listening (TLS)", "addr=%s cert=%s client_ca=%s", tls_where,
+                 log_quote(cfg->tls_cert), log_quote(cfg->tls_ca));
+        if (cfg->tls_port_file[0] != '\0' &&
+            write_port_file(cfg->tls_port_file, addr_port(&tls_addr)) != 0) {
+            log_error("cannot write port file", "path=%s err=%s", log_quote(cfg->tls_port_file),
+                      log_quote(strerror(errno)));
+            return -1;
+        }
+    }
+    if (!cfg->auth_required) {
+        log_warn("authentication is off: anyone who can connect may subscribe and publish "
+                 "within auth.anonymous_* (see SECURITY.md)",
+                 "anonymous_subscribe=%s anonymous_publish=%s",
+                 log_quote(cfg->auth_anonymous_subscribe), log_quote(cfg->auth_anonymous_publish));
+    }
     if (cfg->port_file != NULL && cfg->port_file[0] != '\0' &&
         write_port_file(cfg->port_file, addr_port(&addr)) != 0) {
         log_error("cannot write port file", "path=%s err=%s", log_quote(cfg->port_file),
@@ -279,6 +331,20 @@ void broker_worker_drained(broker_t *b, server_t *s)
     }
 }
 
+void broker_reload_tls(broker_t *b)
+{
+    if (b->tls == NULL) {
+        log_info("SIGHUP: no TLS configured, nothing to reload", NULL);
+        return;
+    }
+    char err[512];
+    if (tls_server_reload(b->tls, b->cfg, err, sizeof err) != 0) {
+        log_error("TLS reload failed: keeping the previous certificate", "why=%s", log_quote(err));
+        return;
+    }
+    log_info("TLS certificate reloaded", "cert=%s", log_quote(b->cfg->tls_cert));
+}
+
 void broker_free(broker_t *b)
 {
     for (unsigned i = 0; i < b->nworkers; i++) {
@@ -294,4 +360,8 @@ void broker_free(broker_t *b)
         seqtab_free(b->seqtab);
     }
     free(b->web_root);
+    tls_server_free(b->tls);
+    if (b->auth.cfg != NULL) {
+        auth_free(&b->auth);
+    }
 }

@@ -12,8 +12,10 @@
 #ifndef WSB_BROKER_BROKER_H
 #define WSB_BROKER_BROKER_H
 
+#include "auth.h"
 #include "config.h"
 #include "seqtab.h"
+#include "tls.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -35,7 +37,14 @@ typedef struct broker_s {
     _Atomic unsigned drained; /* workers with no connection left after shutdown began */
     _Atomic int stopping;
     _Atomic size_t connections; /* over all workers, for max_connections */
+    auth_t auth;                /* keys, anonymous permissions, admission limits */
+    tls_server_t *tls;          /* NULL: no TLS listener */
 } broker_t;
+
+/* Reloads the TLS certificate and key (SIGHUP): new handshakes use the new
+ * pair, established connections are untouched; a failure is logged and the
+ * old pair stays. */
+void broker_reload_tls(broker_t *b);
 
 /*
  * Resolves the address, binds and listens with one socket per worker, writes

@@ -9,7 +9,9 @@
  */
 #include "config.h"
 
+#include "apikey.h"
 #include "log.h"
+#include "wsb/topic.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -48,7 +50,8 @@ typedef enum {
     KEY_UINT,     /* uint32_t within [min, max] */
     KEY_SIZE,     /* uint64_t bytes within [min, max] */
     KEY_DURATION, /* uint64_t milliseconds within [min, max] */
-    KEY_BOOL      /* bool */
+    KEY_BOOL,     /* bool */
+    KEY_LIST      /* char *, comma-separated; a JSON array of strings in the file */
 } key_type_t;
 
 typedef struct {
@@ -137,6 +140,70 @@ static bool is_log_level(const char *value)
     return log_parse_level(value, &level) == 0;
 }
 
+/* Calls `ok` on each comma-separated entry of `value` ("" is an empty list;
+ * an empty entry, as in "a,,b", is invalid). */
+static bool each_entry(const char *value, bool (*ok)(const char *entry, size_t len))
+{
+    if (value[0] == '\0') {
+        return true;
+    }
+    for (const char *p = value;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || !ok(p, len)) {
+            return false;
+        }
+        if (comma == NULL) {
+            return true;
+        }
+        p = comma + 1;
+    }
+}
+
+static bool pattern_ok(const char *p, size_t len)
+{
+    return wsb_topic_check(p, len, WSB_TOPIC_PATTERN, NULL) == 0;
+}
+
+static bool is_pattern_list(const char *value)
+{
+    return each_entry(value, pattern_ok);
+}
+
+static bool api_key_ok(const char *p, size_t len)
+{
+    return apikey_entry_valid(p, len);
+}
+
+static bool is_api_key_list(const char *value)
+{
+    return each_entry(value, api_key_ok);
+}
+
+static bool origin_ok(const char *p, size_t len)
+{
+    const char *scheme = memchr(p, ':', len);
+    if (scheme == NULL || len - (size_t)(scheme - p) < 4 || memcmp(scheme, "://", 3) != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)p[i] <= ' ' || (p[i] == '/' && i > (size_t)(scheme - p) + 2)) {
+            return false; /* an origin has no path, not even "/" */
+        }
+    }
+    return true;
+}
+
+static bool is_origin_list(const char *value)
+{
+    return each_entry(value, origin_ok);
+}
+
+static bool is_rate_action(const char *value)
+{
+    return strcmp(value, "error") == 0 || strcmp(value, "close") == 0;
+}
+
 #define OFF(field) offsetof(config_t, field)
 
 /* One constructor per type keeps each key to a few lines. */
@@ -151,6 +218,14 @@ static bool is_log_level(const char *value)
 #define SIZE_KEY(name, field, min, max, def, help)                                                 \
     {                                                                                              \
         name, KEY_SIZE, OFF(field), min, max, def, "SIZE", NULL, NULL, help                        \
+    }
+#define BOOL_KEY(name, field, def, help)                                                           \
+    {                                                                                              \
+        name, KEY_BOOL, OFF(field), 0, 1, def, "BOOL", NULL, NULL, help                            \
+    }
+#define LIST_KEY(name, field, def, metavar, valid, expect, help)                                   \
+    {                                                                                              \
+        name, KEY_LIST, OFF(field), 0, 0, def, metavar, valid, expect, help                        \
     }
 #define DURATION_KEY(name, field, min, max, def, help)                                             \
     {                                                                                              \
@@ -230,6 +305,64 @@ static const key_def_t keys[] = {
                "port of the RESP (Redis protocol) listener; \"\" = off, 0 = a free port"),
     STRING_KEY("resp.port_file", resp_port_file, "", "PATH", NULL, NULL,
                "write the bound RESP port here (atomically) once accepting; \"\" = off"),
+    /* TLS (SECURITY.md) */
+    STRING_KEY("tls.cert", tls_cert, "", "PATH", NULL, NULL,
+               "PEM certificate chain; with tls.key, starts a wss:// listener on tls.port; "
+               "\"\" = no TLS"),
+    STRING_KEY("tls.key", tls_key, "", "PATH", NULL, NULL, "PEM private key of tls.cert"),
+    STRING_KEY("tls.ca", tls_ca, "", "PATH", NULL, NULL,
+               "PEM CA bundle: when set, TLS clients must present a certificate it signed"),
+    UINT_KEY("tls.port", tls_port, 0, 65535, "8443",
+             "TLS port, next to the plain one (port); 0 binds a free port"),
+    STRING_KEY("tls.port_file", tls_port_file, "", "PATH", NULL, NULL,
+               "write the bound TLS port here (atomically) once accepting; \"\" = off"),
+    /* authentication and authorization */
+    BOOL_KEY("auth.required", auth_required, "false",
+             "WebSocket clients need a valid JWT and /api/publish an API key; false = open "
+             "broker (quick start), anonymous clients get the auth.anonymous_* permissions"),
+    STRING_KEY("auth.jwt_secret", auth_jwt_secret, "", "SECRET", NULL, NULL,
+               "HS256 shared secret for JWTs; \"\" = HS256 off"),
+    STRING_KEY("auth.jwt_public_key", auth_jwt_public_key, "", "PATH", NULL, NULL,
+               "PEM public key (RSA for RS256, EC P-256 for ES256) for JWTs; \"\" = off"),
+    DURATION_KEY("auth.leeway", auth_leeway_ms, 0, HOUR_MS, "30s",
+                 "clock skew allowed on a JWT's exp and nbf"),
+    DURATION_KEY("auth.timeout", auth_timeout_ms, 1, HOUR_MS, "10s",
+                 "with auth.required, a connection without a token must send an auth message "
+                 "within this time; else close 1008"),
+    LIST_KEY("auth.anonymous_subscribe", auth_anonymous_subscribe, ">,$sys.>", "PATTERNS",
+             is_pattern_list, "a comma-separated list of topic patterns",
+             "patterns anonymous clients may subscribe to (when auth.required is false); '>' "
+             "does not include reserved '$' topics, hence \"$sys.>\""),
+    LIST_KEY("auth.anonymous_publish", auth_anonymous_publish, ">", "PATTERNS", is_pattern_list,
+             "a comma-separated list of topic patterns",
+             "patterns anonymous clients may publish to (when auth.required is false)"),
+    LIST_KEY("api_keys", api_keys, "", "KEYS", is_api_key_list,
+             "a comma-separated list of KEY or KEY:PATTERN PATTERN... (keys of 16 to 256 "
+             "characters without ',', ':' or spaces)",
+             "API keys for POST /api/publish (Authorization: Bearer or X-API-Key), each with "
+             "the topic patterns it may publish to (none = any); when set, a key is required"),
+    LIST_KEY("allowed_origins", allowed_origins, "", "ORIGINS", is_origin_list,
+             "a comma-separated list of origins such as https://example.com or "
+             "https://*.example.com",
+             "Origins allowed to open a WebSocket (exact or https://*.domain); \"\" = any; "
+             "others get 403"),
+    BOOL_KEY("allow_missing_origin", allow_missing_origin, "true",
+             "accept WebSocket upgrades without an Origin header (non-browser clients)"),
+    /* rate limits */
+    UINT_KEY("rate.messages", rate_messages, 0, INT32_MAX, "0",
+             "messages per second each WebSocket may send (token bucket); 0 = unlimited"),
+    UINT_KEY("rate.burst", rate_burst, 0, INT32_MAX, "0",
+             "messages a WebSocket may send at once above rate.messages; 0 = rate.messages"),
+    SIZE_KEY("rate.bytes", rate_bytes, 0, TIB, "0",
+             "bytes per second each WebSocket may send (burst: one second's worth or one "
+             "max_message_size); 0 = unlimited"),
+    STRING_KEY("rate.action", rate_action, "error", "ACTION", is_rate_action, "error or close",
+               "over a rate limit: error (reply rate_limited, drop the request) or close (1008)"),
+    UINT_KEY("max_connections_per_ip", max_connections_per_ip, 0, INT32_MAX, "0",
+             "open connections per client IP address; beyond, HTTP 429; 0 = unlimited"),
+    UINT_KEY("max_handshakes_per_second", max_handshakes_per_second, 0, INT32_MAX, "0",
+             "WebSocket upgrades accepted per second over the process; beyond, HTTP 429; 0 = "
+             "unlimited"),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -546,6 +679,7 @@ static void describe_expected(const key_def_t *k, char *buf, size_t len)
     uint64_t def = 0;
     switch (k->type) {
     case KEY_STRING:
+    case KEY_LIST:
         (void)snprintf(buf, len, "%s", k->expect != NULL ? k->expect : "a string");
         break;
     case KEY_UINT:
@@ -621,6 +755,7 @@ static int apply_text(config_t *cfg, const key_def_t *k, const char *value, cons
     int rc = 0;
     switch (k->type) {
     case KEY_STRING:
+    case KEY_LIST:
         if (k->valid != NULL && !k->valid(value)) {
             rc = -1;
             break;
@@ -677,6 +812,45 @@ static int seconds_to_ms(double seconds, uint64_t max_ms, uint64_t *out)
     return 0;
 }
 
+/* A JSON array of strings for a list key: joined with ',' (an entry holding
+ * a ',' would split, so it is refused). */
+static int apply_json_list(config_t *cfg, const key_def_t *k, json_t *arr, const char *source,
+                           char *err, size_t errlen)
+{
+    size_t total = 1, i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v) || strchr(json_string_value(v), ',') != NULL) {
+            char *shown = json_dumps(arr, JSON_COMPACT);
+            value_error(k, shown != NULL ? shown : "?", source, err, errlen);
+            free(shown);
+            return -1;
+        }
+        total += json_string_length(v) + 1;
+    }
+    char *joined = calloc(1, total);
+    if (joined == NULL) {
+        (void)fputs("wsbroker: out of memory\n", stderr);
+        abort();
+    }
+    /* `total` counts every string plus one byte each for a comma or the NUL. */
+    size_t at = 0;
+    json_array_foreach(arr, i, v)
+    {
+        if (i > 0) {
+            joined[at++] = ',';
+        }
+        size_t n = json_string_length(v);
+        memcpy(joined + at, json_string_value(v), n);
+        at += n;
+    }
+    joined[at] = '\0';
+    int rc = apply_text(cfg, k, joined, source, err, errlen);
+    free(joined);
+    return rc;
+}
+
 static int apply_json(config_t *cfg, const key_def_t *k, json_t *value, const char *source,
                       char *err, size_t errlen)
 {
@@ -688,6 +862,9 @@ static int apply_json(config_t *cfg, const key_def_t *k, json_t *value, const ch
         char digits[24];
         (void)snprintf(digits, sizeof digits, "%lld", (long long)json_integer_value(value));
         return apply_text(cfg, k, digits, source, err, errlen);
+    }
+    if (json_is_array(value) && k->type == KEY_LIST) {
+        return apply_json_list(cfg, k, value, source, err, errlen);
     }
     uint64_t number = 0;
     int rc = -1;
@@ -972,6 +1149,17 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
                 idle, ping);
         return CONFIG_ERROR;
     }
+    if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+        set_err(err, errlen,
+                "tls.cert, tls.key: expected both (TLS on) or neither (TLS off), "
+                "got only %s",
+                cfg->tls_cert[0] != '\0' ? "tls.cert" : "tls.key");
+        return CONFIG_ERROR;
+    }
+    if (cfg->tls_ca[0] != '\0' && cfg->tls_cert[0] == '\0') {
+        set_err(err, errlen, "tls.ca: client certificates need TLS: set tls.cert and tls.key");
+        return CONFIG_ERROR;
+    }
     if (cfg->echo_path[0] != '\0' && strcmp(cfg->echo_path, cfg->ws_path) == 0) {
         set_err(err, errlen, "echo_path: expected a path other than ws_path, got \"%s\"",
                 cfg->echo_path);
@@ -1100,7 +1288,15 @@ config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, c
     if (rc != CONFIG_OK) {
         return rc;
     }
-    return check_relations(cfg, err, errlen);
+    rc = check_relations(cfg, err, errlen);
+    if (rc != CONFIG_OK) {
+        return rc;
+    }
+    if (apikey_parse(cfg->api_keys, &cfg->apikeys, &cfg->napikeys) != 0) {
+        set_err(err, errlen, "api_keys: malformed entry");
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
 }
 
 void config_print_help(FILE *out)
@@ -1133,7 +1329,7 @@ void config_print_help(FILE *out)
         key_flag(k, flag, sizeof flag);
         key_env(k, env, sizeof env);
         (void)snprintf(usage, sizeof usage, "%s %s", flag, k->metavar);
-        if (k->type == KEY_STRING) {
+        if (k->type == KEY_STRING || k->type == KEY_LIST) {
             (void)snprintf(def, sizeof def, "(default \"%s\")", k->def);
         } else {
             (void)snprintf(def, sizeof def, "(default %s)", k->def);
@@ -1145,7 +1341,7 @@ void config_print_help(FILE *out)
 void config_free(config_t *cfg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
-        if (keys[i].type == KEY_STRING) {
+        if (keys[i].type == KEY_STRING || keys[i].type == KEY_LIST) {
             char **slot = field_of(cfg, &keys[i]);
             free(*slot);
             *slot = NULL;
@@ -1153,4 +1349,7 @@ void config_free(config_t *cfg)
     }
     free(cfg->config_file);
     cfg->config_file = NULL;
+    apikey_free_all(cfg->apikeys, cfg->napikeys);
+    cfg->apikeys = NULL;
+    cfg->napikeys = 0;
 }

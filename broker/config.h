@@ -59,6 +59,34 @@ typedef struct config_s {
     char *resp_host;      /* "127.0.0.1" */
     char *resp_port;      /* "" = off; "0" binds a free port */
     char *resp_port_file; /* write the bound RESP port here; "" = off */
+    /* TLS: a second listener on tls_port when tls_cert and tls_key are set */
+    char *tls_cert;      /* PEM chain; "" = no TLS */
+    char *tls_key;       /* PEM private key */
+    char *tls_ca;        /* "" or a CA bundle: then client certificates are required */
+    char *tls_port_file; /* "" = off */
+    uint32_t tls_port;   /* 8443; 0 binds a free port */
+    /* Two flags of the next groups, here to share tls_port's 8 bytes. */
+    bool auth_required;        /* false: anonymous clients allowed (quick start) */
+    bool allow_missing_origin; /* true: requests without Origin pass the allowlist */
+    /* authentication (SECURITY.md) */
+    char *auth_jwt_secret;          /* HS256 secret; "" = off */
+    char *auth_jwt_public_key;      /* PEM path for RS256/ES256; "" = off */
+    uint64_t auth_leeway_ms;        /* 30 s of clock skew on exp/nbf */
+    uint64_t auth_timeout_ms;       /* 10 s for the first auth message */
+    char *auth_anonymous_subscribe; /* comma-separated patterns; ">,$sys.>" */
+    char *auth_anonymous_publish;   /* comma-separated patterns; ">" */
+    char *api_keys;                 /* "KEY[:PATTERN PATTERN...],..." */
+    char *allowed_origins;          /* comma-separated; "" = any */
+    /* rate limits; 0 = off */
+    uint32_t rate_messages;             /* per second per WebSocket */
+    uint32_t rate_burst;                /* 0 = rate_messages */
+    uint64_t rate_bytes;                /* per second per WebSocket */
+    char *rate_action;                  /* "error" or "close" */
+    uint32_t max_connections_per_ip;    /* beyond: 429 */
+    uint32_t max_handshakes_per_second; /* beyond: 429 */
+    /* parsed from api_keys by config_load (apikey.h); owned */
+    struct apikey_s *apikeys;
+    size_t napikeys;
     /* where values came from, for logging: path of the file read, or NULL */
     char *config_file;
 } config_t;

@@ -7,6 +7,7 @@
 #include "router.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 #include "util.h"
 #include "wsb/handshake.h"
 #include "wsb/ws_frame.h"
@@ -15,10 +16,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Slices gathered per write call. Linux's IOV_MAX is 1024; 256 keeps the
  * array on the stack small while still batching a whole fan-out burst. */
 #define FLUSH_IOV_MAX 256
+
+/* A TLS connection encrypts queued frames only while less than this much
+ * ciphertext waits for the socket: the ciphertext is bounded per connection
+ * and the rest stays in the outq as shared frames (counted against
+ * max_outbound_bytes like a plain connection's). */
+#define TLS_OUT_HIGH ((size_t)64 * 1024)
+
+/* One uv_write of ciphertext: the request and the bytes in one allocation. */
+typedef struct {
+    uv_write_t req;
+    uint8_t bytes[];
+} tls_write_t;
 
 static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);
 
@@ -33,6 +47,7 @@ void conn_free(conn_t *c)
     server_t *s = c->server;
     s->outbound_bytes -= outq_bytes(&c->outq);
     outq_clear(&c->outq);
+    tls_conn_free(c->tls);
     free(c);
     if (s->shutting_down && s->nconns == 0) {
         server_shutdown(s); /* lets the shutdown finish now instead of at its timer */
@@ -82,6 +97,10 @@ void conn_close(conn_t *c)
     s->nconns--;
     if (c->counted) {
         atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    }
+    if (c->ip_counted) {
+        auth_ip_release(&s->broker->auth, c->ip);
+        c->ip_counted = false;
     }
     server_update_gauges(s);
     /* A conn still on the dirty list stays allocated until the flush has
@@ -203,7 +222,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 static void maybe_shutdown(conn_t *c)
 {
-    if (c->state != CONN_LINGER || c->shutdown_started || outq_pending_bytes(&c->outq) > 0) {
+    if (c->state != CONN_LINGER || c->shutdown_started || outq_pending_bytes(&c->outq) > 0 ||
+        (c->tls != NULL && tls_conn_out_pending(c->tls) > 0)) {
         return;
     }
     c->shutdown_started = true;
@@ -217,10 +237,123 @@ static void maybe_shutdown(conn_t *c)
     }
 }
 
+static void on_tls_write(uv_write_t *req, int status)
+{
+    conn_t *c = req->data;
+    free(req); /* the tls_write_t, bytes included */
+    c->writing = false;
+    if (status < 0) {
+        if (status != UV_ECANCELED) {
+            log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(status));
+            conn_close(c);
+        }
+        return;
+    }
+    if (c->state != CONN_CLOSED) {
+        conn_flush(c);
+    }
+}
+
+/* Encrypts queued frames into the connection's TLS session. Slices are
+ * gathered into the worker's staging buffer so that a burst of small frames
+ * becomes one TLS record instead of one record per frame: the shared frame
+ * buffers are read, never copied per subscriber beyond this staging. */
+static int tls_encrypt_queued(conn_t *c)
+{
+    server_t *s = c->server;
+    uv_buf_t bufs[FLUSH_IOV_MAX];
+    while (outq_pending_bytes(&c->outq) > 0 && tls_conn_out_pending(c->tls) < TLS_OUT_HIGH) {
+        size_t total = 0;
+        unsigned n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
+        size_t staged = 0;
+        for (unsigned i = 0; i < n && staged < sizeof(s->tls_stage); i++) {
+            size_t take = bufs[i].len;
+            if (take > sizeof(s->tls_stage) - staged) {
+                take = sizeof(s->tls_stage) - staged;
+            }
+            memcpy(s->tls_stage + staged, bufs[i].base, take);
+            staged += take;
+        }
+        long w = tls_conn_write(c->tls, s->tls_stage, staged);
+        if (w < 0) {
+            log_debug("tls write failed", "peer=%s why=%s", conn_peer(c),
+                      log_quote(tls_conn_error(c->tls)));
+            return -1;
+        }
+        if (w == 0) {
+            break; /* handshake not finished: the frames wait */
+        }
+        outq_consume(&c->outq, (size_t)w);
+        s->outbound_bytes -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes the pending ciphertext: what the kernel takes now, the rest in one
+ * uv_write that owns its copy. */
+static int tls_write_out(conn_t *c)
+{
+    server_t *s = c->server;
+    size_t pending = tls_conn_out_pending(c->tls);
+    if (pending == 0) {
+        return 0;
+    }
+    tls_write_t *w = xmalloc(sizeof(*w) + pending);
+    size_t len = tls_conn_take_out(c->tls, w->bytes, pending);
+    uv_buf_t b = uv_buf_init((char *)w->bytes, (unsigned)len);
+    METRIC_ADD(s->metrics.write_calls, 1);
+    int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
+        rc = 0;
+    } else if (rc < 0) {
+        free(w);
+        log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(rc));
+        return -1;
+    }
+    METRIC_ADD(s->metrics.bytes_out, (uint64_t)rc);
+    if ((size_t)rc == len) {
+        free(w);
+        return 0;
+    }
+    b = uv_buf_init((char *)w->bytes + rc, (unsigned)(len - (size_t)rc));
+    w->req.data = c;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_tls_write) < 0) {
+        free(w);
+        return -1;
+    }
+    METRIC_ADD(s->metrics.write_calls, 1);
+    METRIC_ADD(s->metrics.bytes_out, len - (size_t)rc);
+    c->writing = true;
+    return 0;
+}
+
+static void tls_flush(conn_t *c)
+{
+    if (tls_encrypt_queued(c) != 0) {
+        conn_close(c);
+        return;
+    }
+    /* Everything is encrypted and the connection is finishing: close_notify
+     * goes out before our FIN. */
+    if (c->state == CONN_LINGER && outq_pending_bytes(&c->outq) == 0) {
+        tls_conn_close_notify(c->tls);
+    }
+    if (tls_write_out(c) != 0) {
+        conn_close(c);
+        return;
+    }
+    apply_read_backpressure(c);
+    maybe_shutdown(c);
+}
+
 void conn_flush(conn_t *c)
 {
     server_t *s = c->server;
     if (c->state == CONN_CLOSED || c->writing) {
+        return;
+    }
+    if (c->tls != NULL) {
+        tls_flush(c);
         return;
     }
     uv_buf_t bufs[FLUSH_IOV_MAX];
@@ -445,14 +578,87 @@ static void http_feed(conn_t *c, char *data, size_t len)
     }
 }
 
+static void http_refuse(conn_t *c, int status, const char *message, const char *extra_headers)
+{
+    METRIC_ADD(c->server->metrics.handshake_failures, 1);
+    log_debug("handshake refused", "peer=%s status=%d why=%s", conn_peer(c), status,
+              log_quote(message));
+    char body[512];
+    int n = snprintf(body, sizeof(body), "%s\n", message);
+    size_t len = n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0;
+    conn_http_respond(c, status, "text/plain; charset=utf-8", body, len, false, extra_headers);
+}
+
+/* The token of an upgrade request: the `token` query parameter (browsers
+ * cannot set headers on a WebSocket) or "Authorization: Bearer". Returns its
+ * length, 0 when there is none, -1 when it is malformed or too long. */
+static int request_token(const wsb_http_request_t *req, char *out, size_t cap)
+{
+    int n = wsb_http_query_param(wsb_http_request_url(req), "token", out, cap);
+    if (n >= 0) {
+        return n;
+    }
+    if (n != WSB_EAGAIN) {
+        return -1;
+    }
+    wsb_str_t h = wsb_http_request_header(req, "Authorization");
+    if (h.p == NULL) {
+        return 0;
+    }
+    if (h.len < 7 || strncasecmp(h.p, "Bearer ", 7) != 0 || h.len - 7 >= cap) {
+        return -1;
+    }
+    memcpy(out, h.p + 7, h.len - 7);
+    out[h.len - 7] = '\0';
+    return (int)(h.len - 7);
+}
+
 static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
 {
     server_t *s = c->server;
+    broker_t *b = s->broker;
+    const config_t *cfg = s->cfg;
     wsb_handshake_t hs;
     if (wsb_handshake_check(req, NULL, &hs) != 0) {
         METRIC_ADD(s->metrics.handshake_failures, 1);
         http_error(c, hs.status, hs.reason);
         return;
+    }
+    /* Cross-site WebSocket hijacking: a page on another site must not ride on
+     * the user's cookies or network position. */
+    if (!auth_origin_allowed(cfg, hs.origin)) {
+        http_refuse(c, 403, hs.origin.p ? "origin not allowed" : "an Origin header is required",
+                    NULL);
+        return;
+    }
+    /* A TLS connection paid for its handshake at accept: one token each. */
+    if (!c->hs_counted && !auth_handshake_allowed(&b->auth, uv_hrtime())) {
+        http_refuse(c, 429, "too many handshakes: retry later", "Retry-After: 1\r\n");
+        return;
+    }
+    c->hs_counted = true;
+    wsb_jwt_claims_t *claims = NULL;
+    /* Without a configured key there is nothing to check a token against: it
+     * is ignored (an open broker behind a client that always sends one). */
+    if (!echo && b->auth.jwt != NULL) {
+        char token[WSB_JWT_MAX_LEN + 1];
+        int tlen = request_token(req, token, sizeof(token));
+        if (tlen < 0) {
+            http_refuse(c, 403, "malformed token (query parameter or Authorization header)", NULL);
+            return;
+        }
+        if (tlen > 0) {
+            wsb_jwt_claims_t verified;
+            const char *why = "";
+            if (auth_verify(&b->auth, token, (size_t)tlen, &verified, &why) != 0) {
+                char msg[256];
+                (void)snprintf(msg, sizeof(msg), "invalid token: %s", why);
+                http_refuse(c, 403, msg, NULL);
+                return;
+            }
+            claims = xmalloc(sizeof(*claims));
+            *claims = verified;
+        }
     }
     char buf[512];
     int n = wsb_handshake_response(buf, sizeof(buf), &hs);
@@ -464,10 +670,24 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     s->nws++;
     server_update_gauges(s);
     METRIC_ADD(s->metrics.ws_upgrades, 1);
-    c->session = session_new(c, echo);
+    c->session = session_new(c, echo, claims);
     c->last_rx_ms = server_now(s);
-    const config_t *cfg = s->cfg;
-    timer_in(c, cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);
+    c->session->keepalive_due_ms =
+        server_now(s) + (cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);
+    conn_ws_rearm(c);
+}
+
+void conn_ws_rearm(conn_t *c)
+{
+    session_t *ss = c->session;
+    if (c->state != CONN_WS || ss == NULL) {
+        return;
+    }
+    uint64_t due = ss->keepalive_due_ms;
+    if (ss->auth_deadline_ms != 0 && ss->auth_deadline_ms < due) {
+        due = ss->auth_deadline_ms;
+    }
+    c->deadline_ms = due != 0 ? due : 1; /* 0 means "none"; a past time fires at once */
 }
 
 /* ---- reading ----------------------------------------------------------------------------- */
@@ -478,6 +698,62 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     conn_t *c = h->data;
     buf->base = (char *)c->server->read_buf;
     buf->len = sizeof(c->server->read_buf);
+}
+
+/* Plaintext from the peer, by state. */
+static void conn_dispatch(conn_t *c, char *data, size_t len)
+{
+    switch (c->state) {
+    case CONN_HTTP:
+        http_feed(c, data, len);
+        break;
+    case CONN_WS:
+    case CONN_WS_CLOSING:
+        /* While closing the parser still runs, to find the peer's close frame;
+         * the session drops everything else. */
+        session_feed(c->session, (uint8_t *)data, len);
+        break;
+    case CONN_LINGER:
+    case CONN_CLOSED:
+        break; /* discarded: see LINGER in conn.h */
+    }
+}
+
+/* Ciphertext from the peer: decrypt record by record into the worker's
+ * plaintext buffer and dispatch each piece (the parsers copy what they keep).
+ * Handshake messages and alerts OpenSSL produces meanwhile go out with the
+ * flush at the end of this loop turn. */
+static void tls_read(conn_t *c, const uint8_t *data, size_t len)
+{
+    server_t *s = c->server;
+    if (tls_conn_feed(c->tls, data, len) != 0) {
+        conn_close(c);
+        return;
+    }
+    while (c->state != CONN_CLOSED) {
+        long n = tls_conn_read(c->tls, s->plain_buf, sizeof(s->plain_buf));
+        if (n > 0) {
+            conn_dispatch(c, (char *)s->plain_buf, (size_t)n);
+            continue;
+        }
+        if (n == TLS_AGAIN) {
+            break;
+        }
+        if (n == TLS_FATAL) {
+            if (!tls_conn_handshake_done(c->tls)) {
+                METRIC_ADD(s->metrics.handshake_failures, 1);
+            }
+            log_debug("tls error", "peer=%s why=%s", conn_peer(c),
+                      log_quote(tls_conn_error(c->tls)));
+            /* Best effort: the alert OpenSSL queued tells the peer why. */
+            (void)tls_write_out(c);
+        }
+        conn_close(c); /* fatal, or the peer's close_notify (like EOF) */
+        return;
+    }
+    if (c->state != CONN_CLOSED) {
+        server_mark_dirty(s, c);
+    }
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -500,19 +776,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     router_drain(s);
     METRIC_ADD(s->metrics.bytes_in, (uint64_t)nread);
     c->last_rx_ms = server_now(s);
-    switch (c->state) {
-    case CONN_HTTP:
-        http_feed(c, buf->base, (size_t)nread);
-        break;
-    case CONN_WS:
-    case CONN_WS_CLOSING:
-        /* While closing the parser still runs, to find the peer's close frame;
-         * the session drops everything else. */
-        session_feed(c->session, (uint8_t *)buf->base, (size_t)nread);
-        break;
-    case CONN_LINGER:
-    case CONN_CLOSED:
-        break; /* discarded: see LINGER in conn.h */
+    if (c->tls != NULL) {
+        tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+    } else {
+        conn_dispatch(c, buf->base, (size_t)nread);
     }
 }
 
@@ -543,7 +810,25 @@ static void ws_keepalive(conn_t *c)
             next = left;
         }
     }
-    timer_in(c, next);
+    c->session->keepalive_due_ms = now + next;
+    conn_ws_rearm(c);
+}
+
+static void ws_deadline(conn_t *c)
+{
+    session_t *ss = c->session;
+    uint64_t now = server_now(c->server);
+    if (ss->auth_deadline_ms != 0 && now >= ss->auth_deadline_ms) {
+        const char *why = ss->authed ? "token expired" : "authentication timeout";
+        log_debug("auth deadline", "peer=%s why=%s", conn_peer(c), why);
+        conn_ws_close(c, WSB_WS_CLOSE_POLICY, why, true);
+        return;
+    }
+    if (now >= ss->keepalive_due_ms) {
+        ws_keepalive(c);
+    } else {
+        conn_ws_rearm(c);
+    }
 }
 
 void conn_on_deadline(conn_t *c)
@@ -551,11 +836,17 @@ void conn_on_deadline(conn_t *c)
     switch (c->state) {
     case CONN_HTTP:
         METRIC_ADD(c->server->metrics.header_timeouts, 1);
+        if (c->tls != NULL && !tls_conn_handshake_done(c->tls)) {
+            /* A TLS slowloris: no handshake, so nobody to answer 408 to. */
+            log_debug("tls handshake timeout", "peer=%s", conn_peer(c));
+            conn_close(c);
+            break;
+        }
         log_debug("header timeout", "peer=%s", conn_peer(c));
         http_error(c, 408, "request header timeout");
         break;
     case CONN_WS:
-        ws_keepalive(c);
+        ws_deadline(c);
         break;
     case CONN_WS_CLOSING:
     case CONN_LINGER:
@@ -583,7 +874,25 @@ const char *conn_peer(conn_t *c)
     return peer;
 }
 
-void conn_accept(server_t *s)
+/* The peer's address as 16 bytes (IPv4 mapped into IPv6) for per-IP limits. */
+static void peer_ip(conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    memset(c->ip, 0, sizeof(c->ip));
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET6) {
+        memcpy(c->ip, &((const struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    } else {
+        c->ip[10] = 0xff;
+        c->ip[11] = 0xff;
+        memcpy(c->ip + 12, &((const struct sockaddr_in *)&ss)->sin_addr, 4);
+    }
+}
+
+void conn_accept(server_t *s, bool tls)
 {
     conn_t *c = xcalloc(1, sizeof(*c));
     c->server = s;
@@ -599,9 +908,17 @@ void conn_accept(server_t *s)
     s->nconns++;
     server_update_gauges(s);
     c->state = CONN_HTTP;
-    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+    uv_stream_t *listener = tls ? (uv_stream_t *)&s->tls_listener : (uv_stream_t *)&s->listener;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
         return;
+    }
+    if (tls) {
+        c->tls = tls_conn_new(s->broker->tls);
+        if (c->tls == NULL) {
+            conn_close(c);
+            return;
+        }
     }
     METRIC_ADD(s->metrics.connections_accepted, 1);
     uv_tcp_nodelay(&c->tcp, 1);
@@ -619,6 +936,34 @@ void conn_accept(server_t *s)
         log_debug("connection rejected", "peer=%s reason=max_connections", conn_peer(c));
         http_error(c, 503, "too many connections");
         return;
+    }
+    peer_ip(c);
+    if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
+        METRIC_ADD(s->metrics.connections_rejected, 1);
+        log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
+        if (c->tls != NULL) {
+            conn_close(c); /* no handshake yet: nothing to say it with */
+        } else {
+            conn_http_respond(c, 429, "text/plain; charset=utf-8",
+                              "too many connections from this address\n", 39, false,
+                              "Retry-After: 1\r\n");
+        }
+        return;
+    }
+    c->ip_counted = true;
+    /* A TLS handshake is the expensive part of a wss:// connection (key
+     * exchange, signature), so it takes the handshake budget before any
+     * cryptography runs. There is no way to say 429 before the handshake:
+     * the connection is closed, as over the per-IP limit. */
+    if (c->tls != NULL) {
+        if (!auth_handshake_allowed(&s->broker->auth, uv_hrtime())) {
+            METRIC_ADD(s->metrics.connections_rejected, 1);
+            log_debug("connection rejected", "peer=%s reason=max_handshakes_per_second",
+                      conn_peer(c));
+            conn_close(c);
+            return;
+        }
+        c->hs_counted = true;
     }
     c->http = wsb_http_request_new(s->cfg->max_header_size, s->cfg->max_http_body);
     if (c->http == NULL) {

@@ -60,6 +60,10 @@ struct conn_s {
     outq_t outq;
     wsb_http_request_t *http; /* HTTP mode only; freed at upgrade */
     session_t *session;       /* WebSocket mode only */
+    struct tls_conn_s *tls;   /* accepted on the TLS listener; NULL for plain TCP */
+    bool ip_counted;          /* counted in max_connections_per_ip under `ip` */
+    bool hs_counted;          /* took its max_handshakes_per_second token (TLS: at accept) */
+    uint8_t ip[16];           /* the peer's address (IPv4 as ::ffff:a.b.c.d) */
 };
 
 /* The peer's "ip:port" for logs, in a thread-local buffer ("" once closed). */
@@ -69,8 +73,12 @@ const char *conn_peer(conn_t *c);
  * timeout, by state); called by the worker's tick with deadline_ms reset. */
 void conn_on_deadline(conn_t *c);
 
-/* Accepts a pending connection from the server's listener. */
-void conn_accept(server_t *s);
+/* Accepts a pending connection from the server's plain or TLS listener. */
+void conn_accept(server_t *s, bool tls);
+
+/* Re-arms a WebSocket's deadline: the earlier of its next keepalive and
+ * its session's auth deadline (auth timeout or token expiry). */
+void conn_ws_rearm(conn_t *c);
 
 /* Queues a reference to `len` bytes of `fb` at `off` (takes its own ref).
  * Returns 0, or -1 when the connection is not accepting output or the

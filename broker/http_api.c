@@ -1,6 +1,7 @@
 /* http_api.c - /healthz, /metrics, /api/publish and static files (see http_api.h). */
 #include "http_api.h"
 
+#include "apikey.h"
 #include "bridge_redis.h"
 #include "broker.h"
 #include "conn.h"
@@ -108,7 +109,7 @@ static void metrics(conn_t *c, bool keep_alive)
 /* Publishes one {"topic":…,"data":…} object; returns the result object:
  * {"seq":N} or {"error":{…}}. How many subscribers it reached is not known
  * here: other workers deliver it in their own time. */
-static json_t *publish_one(conn_t *c, json_t *item)
+static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key)
 {
     if (!json_is_object(item)) {
         return error_object(WSB_ERR_BAD_JSON, "each message must be a JSON object");
@@ -135,6 +136,9 @@ static json_t *publish_one(conn_t *c, json_t *item)
     if (wsb_topic_is_reserved(name, len)) {
         return error_object(WSB_ERR_FORBIDDEN, "topics starting with '$' are reserved");
     }
+    if (key != NULL && !apikey_may_publish(key, name, len)) {
+        return error_object(WSB_ERR_FORBIDDEN, "this API key may not publish to this topic");
+    }
     uint64_t seq = router_publish(c->server, c, (wsb_str_t){name, len}, data);
     METRIC_ADD(c->server->metrics.messages_published_http, 1);
     return json_pack("{s:I}", "seq", (json_int_t)seq);
@@ -150,8 +154,36 @@ static bool is_json_content_type(wsb_str_t ct)
     return ct.len == n || ct.p[n] == ';' || ct.p[n] == ' ';
 }
 
+/* The API key of a request: "Authorization: Bearer KEY" or "X-API-Key: KEY". */
+static wsb_str_t request_api_key(const wsb_http_request_t *req)
+{
+    wsb_str_t h = wsb_http_request_header(req, "X-API-Key");
+    if (h.p != NULL) {
+        return h;
+    }
+    h = wsb_http_request_header(req, "Authorization");
+    if (h.p != NULL && h.len > 7 && strncasecmp(h.p, "Bearer ", 7) == 0) {
+        return (wsb_str_t){h.p + 7, h.len - 7};
+    }
+    return WSB_STR_NULL;
+}
+
 static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
 {
+    const config_t *cfg = c->server->cfg;
+    const apikey_t *key = NULL;
+    if (cfg->napikeys > 0 || cfg->auth_required) {
+        wsb_str_t presented = request_api_key(req);
+        key = apikey_lookup(cfg, presented.p, presented.len);
+        if (key == NULL) {
+            respond_error(c, 401, "unauthorized",
+                          presented.p == NULL
+                              ? "an API key is required (Authorization: Bearer KEY or X-API-Key)"
+                              : "unknown API key",
+                          keep_alive, "WWW-Authenticate: Bearer\r\n");
+            return;
+        }
+    }
     if (!is_json_content_type(wsb_http_request_header(req, "Content-Type"))) {
         respond_error(c, 415, "unsupported_media_type", "Content-Type must be application/json",
                       keep_alive, NULL);
@@ -176,11 +208,11 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
         json_t *item;
         json_array_foreach(root, i, item)
         {
-            json_array_append_new(results, publish_one(c, item));
+            json_array_append_new(results, publish_one(c, item, key));
         }
         respond_json(c, 200, json_pack("{s:o}", "results", results), keep_alive, NULL);
     } else {
-        json_t *result = publish_one(c, root);
+        json_t *result = publish_one(c, root, key);
         int status = json_object_get(result, "error") ? 400 : 200;
         if (status == 400 &&
             strcmp(json_string_value(json_object_get(json_object_get(result, "error"), "code")),

@@ -101,7 +101,9 @@ void metrics_render(metrics_t *const *w, unsigned n, const metrics_gauges_t *g, 
     gauge(o, "wsbroker_workers", "Worker threads (event loops).", (double)g->workers);
     counter(o, "wsbroker_connections_accepted_total", "TCP connections accepted.",
             TOTAL(connections_accepted));
-    counter(o, "wsbroker_connections_rejected_total", "Connections refused over max_connections.",
+    counter(o, "wsbroker_connections_rejected_total",
+            "Connections refused at accept: max_connections, max_connections_per_ip, or the TLS "
+            "handshake budget (max_handshakes_per_second).",
             TOTAL(connections_rejected));
     counter(o, "wsbroker_websocket_upgrades_total", "Successful WebSocket handshakes.",
             TOTAL(ws_upgrades));

@@ -28,7 +28,8 @@
     X(bad_field)                                                                                   \
     X(bad_topic)                                                                                   \
     X(bad_since)                                                                                   \
-    X(forbidden) X(too_large) X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal)
+    X(forbidden)                                                                                   \
+    X(too_large) X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal) X(unauthorized)
 
 #define METRICS_BATCH_BUCKETS 12 /* frames per write: 1, 2, 4, ... 1024, +Inf */
 

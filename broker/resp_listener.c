@@ -46,6 +46,7 @@ struct resp_conn_s {
     bool read_paused;
     bool writing;
     bool authed;
+    const apikey_t *key; /* after AUTH with API keys configured: what it may publish */
     bool handle_closed; /* the close callback ran */
     char *in;           /* unparsed input */
     size_t in_len, in_cap;
@@ -382,7 +383,7 @@ static void cmd_quit(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 
 static bool auth_with(resp_conn_t *c, wsb_str_t password)
 {
-    switch (auth_check_api_key(c->l->s->cfg, password.p, password.len)) {
+    switch (auth_check_api_key(c->l->s->cfg, password.p, password.len, &c->key)) {
     case AUTH_KEY_NONE_CONFIGURED:
         out_err(c, "ERR AUTH <password> called without any password configured for the default "
                    "user. Are you sure your configuration is correct?");
@@ -498,6 +499,12 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
     }
     if (wsb_topic_is_reserved(topic.p, topic.len)) {
         out_err(c, "ERR topics starting with '$' are reserved");
+        return;
+    }
+    if (c->key != NULL && !apikey_may_publish(c->key, topic.p, topic.len)) {
+        (void)snprintf(msg, sizeof(msg), "NOPERM this API key may not publish to '%.*s'",
+                       (int)(topic.len < 200 ? topic.len : 200), topic.p);
+        out_err(c, msg);
         return;
     }
     if (payload.len > s->cfg->max_message_size) {
@@ -648,6 +655,7 @@ static void cmd_reset(resp_conn_t *c, wsb_str_t *argv, size_t argc)
     (void)argc;
     remove_subs(c, true, true);
     c->authed = false;
+    c->key = NULL;
     out_str(c, "+RESET\r\n");
 }
 

@@ -165,7 +165,14 @@ static void on_connection(uv_stream_t *listener, int status)
         log_warn("accept failed", "worker=%u err=%s", s->index, uv_err_name(status));
         return;
     }
-    conn_accept(s);
+    conn_accept(s, listener == (uv_stream_t *)&s->tls_listener);
+}
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    server_t *s = sig->data;
+    broker_reload_tls(s->broker);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -211,6 +218,7 @@ static void close_server_handles(server_t *s)
         pthread_sigmask(SIG_BLOCK, &stop, NULL);
         close_handle(s, (uv_handle_t *)&s->sig_int);
         close_handle(s, (uv_handle_t *)&s->sig_term);
+        close_handle(s, (uv_handle_t *)&s->sig_hup);
     }
 }
 
@@ -233,6 +241,9 @@ void server_shutdown(server_t *s)
             close_handle(s, (uv_handle_t *)&s->listener);
         }
         resp_listener_shutdown(s);
+        if (s->tls_listening) {
+            close_handle(s, (uv_handle_t *)&s->tls_listener);
+        }
         for (conn_t *c = s->conns; c != NULL; c = c->next) {
             if (c->state == CONN_WS) {
                 conn_ws_close(c, WSB_WS_CLOSE_GOING_AWAY, "server shutting down", false);
@@ -259,7 +270,7 @@ void server_shutdown(server_t *s)
     }
 }
 
-int server_init(server_t *s, broker_t *b, unsigned index, int fd)
+int server_init(server_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
 {
     memset(s, 0, offsetof(server_t, read_buf));
     s->broker = b;
@@ -293,11 +304,14 @@ int server_init(server_t *s, broker_t *b, unsigned index, int fd)
     if (index == 0) {
         uv_signal_init(&s->loop, &s->sig_int);
         uv_signal_init(&s->loop, &s->sig_term);
+        uv_signal_init(&s->loop, &s->sig_hup);
         s->sig_int.data = s;
         s->sig_term.data = s;
-        s->handles_open += 2;
+        s->sig_hup.data = s;
+        s->handles_open += 3;
         uv_signal_start(&s->sig_int, on_signal, SIGINT);
         uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+        uv_signal_start(&s->sig_hup, on_sighup, SIGHUP);
     }
     uv_tcp_init(&s->loop, &s->listener);
     s->listener.data = s;
@@ -306,6 +320,17 @@ int server_init(server_t *s, broker_t *b, unsigned index, int fd)
     rc = uv_tcp_open(&s->listener, fd);
     if (rc == 0) {
         rc = uv_listen((uv_stream_t *)&s->listener, (int)s->cfg->backlog, on_connection);
+    }
+    if (tls_fd >= 0) {
+        uv_tcp_init(&s->loop, &s->tls_listener);
+        s->tls_listener.data = s;
+        s->handles_open++;
+        s->tls_listening = true;
+        int trc = uv_tcp_open(&s->tls_listener, tls_fd);
+        if (trc == 0) {
+            trc = uv_listen((uv_stream_t *)&s->tls_listener, (int)s->cfg->backlog, on_connection);
+        }
+        rc = rc != 0 ? rc : trc;
     }
     return rc;
 }
@@ -321,6 +346,9 @@ void server_free(server_t *s)
         /* Start-up failed before the loop ran: close what init opened. */
         close_server_handles(s);
         close_handle(s, (uv_handle_t *)&s->listener);
+        if (s->tls_listening) {
+            close_handle(s, (uv_handle_t *)&s->tls_listener);
+        }
         uv_run(&s->loop, UV_RUN_DEFAULT);
     }
     if (s->resp != NULL) {

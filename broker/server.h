@@ -30,7 +30,8 @@ typedef struct conn_s conn_t;
 typedef struct broker_s broker_t;
 typedef struct resp_listener_s resp_listener_t;
 
-#define SERVER_READ_BUF_SIZE (64 * 1024)
+#define SERVER_READ_BUF_SIZE  (64 * 1024)
+#define SERVER_PLAIN_BUF_SIZE (16 * 1024) /* one TLS record */
 
 /* Connection timeouts fire at most this late: one timer per worker walks the
  * connections' deadlines instead of one uv_timer_t per connection (152 bytes
@@ -48,6 +49,8 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     const config_t *cfg;
     unsigned index; /* worker number, 0 .. workers-1 */
     uv_tcp_t listener;
+    uv_tcp_t tls_listener;      /* when TLS is configured (tls_listening) */
+    uv_signal_t sig_hup;        /* worker 0 only: reloads the TLS certificate */
     uv_prepare_t flush_prepare; /* delivers the inbox and writes what callbacks queued */
     uv_async_t inbox_async;     /* another worker pushed to our inbox */
     uv_async_t stop_async;      /* shutdown requested / every worker drained */
@@ -76,17 +79,23 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     bool shutting_down;
     bool drained; /* counted in broker->drained */
     bool listening;
+    bool tls_listening;
 
     /* One read buffer shared by every connection of this worker: data is
      * consumed inside the read callback (partial frames and requests are
      * copied by their parsers), so no connection needs a buffer of its own
      * while idle. */
     uint8_t read_buf[SERVER_READ_BUF_SIZE];
+    /* Decrypted bytes of TLS connections, consumed like read_buf. */
+    uint8_t plain_buf[SERVER_PLAIN_BUF_SIZE];
+    /* Queued frames gathered for one SSL_write (one TLS record). */
+    uint8_t tls_stage[SERVER_PLAIN_BUF_SIZE];
 } server_t;
 
-/* Prepares worker `index` of `b` with the bound, listening socket `fd`
- * (owned from now on). Runs on the main thread. 0 or a UV_E* code. */
-int server_init(server_t *s, broker_t *b, unsigned index, int fd);
+/* Prepares worker `index` of `b` with the bound, listening socket `fd` and,
+ * unless -1, the TLS one `tls_fd` (owned from now on). Runs on the main
+ * thread. 0 or a UV_E* code. */
+int server_init(server_t *s, broker_t *b, unsigned index, int fd, int tls_fd);
 
 /* Runs the worker's loop until it has shut down. */
 void server_run(server_t *s);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Callback return value that stops the parser: the session is closing. */
 #define STOP 1
@@ -81,6 +82,11 @@ static int find_sub(const session_t *s, wsb_str_t pattern)
 static void op_subscribe(session_t *s, const wsb_msg_t *m)
 {
     server_t *srv = s->conn->server;
+    if (!perms_may_subscribe(&s->perms, m->topic)) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
+                    "your credentials do not allow subscribing to this pattern");
+        return;
+    }
     /* Subscribing twice to one pattern is idempotent: the client still gets
      * each message once, and its ack. */
     if (find_sub(s, m->topic) < 0) {
@@ -127,19 +133,104 @@ static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
 
 static void op_publish(session_t *s, const wsb_msg_t *m)
 {
+    if (!perms_may_publish(&s->perms, m->topic)) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
+                    "your credentials do not allow publishing to this topic");
+        return;
+    }
     uint64_t seq = router_publish(s->conn->server, s->conn, m->topic, m->data);
     reply_ack(s, m, true, seq, -1);
+}
+
+/* Takes over `claims` (heap) as the session's credentials: permissions from
+ * its patterns, the client id from "sub", the deadline from "exp". */
+static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
+{
+    if (s->claims != NULL) {
+        wsb_jwt_claims_free(s->claims);
+        free(s->claims);
+    }
+    s->claims = claims;
+    s->authed = true;
+    s->perms = (perms_t){claims->subscribe, claims->nsubscribe, claims->publish, claims->npublish};
+    s->auth_deadline_ms = 0;
+    if (claims->has_exp) {
+        server_t *srv = s->conn->server;
+        int64_t left_s =
+            claims->exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) - (int64_t)time(NULL);
+        s->auth_deadline_ms = server_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
+    }
+}
+
+static void op_auth(session_t *s, const wsb_msg_t *m)
+{
+    broker_t *b = s->conn->server->broker;
+    wsb_jwt_claims_t verified;
+    const char *why = "";
+    if (auth_verify(&b->auth, m->token.p, m->token.len, &verified, &why) != 0) {
+        char msg[160];
+        (void)snprintf(msg, sizeof(msg), "token refused: %s", why);
+        /* The connection keeps what it had; an unauthenticated one still
+         * runs out of time at auth.timeout. */
+        reply_error(s, m->has_id, m->id, WSB_ERR_UNAUTHORIZED, msg);
+        return;
+    }
+    wsb_jwt_claims_t *claims = xmalloc(sizeof(*claims));
+    *claims = verified;
+    set_claims(s, claims);
+    conn_ws_rearm(s->conn);
+    reply_ack(s, m, false, 0, -1);
+}
+
+/* Token buckets on messages and bytes; false when the message is refused
+ * (and the error or close already sent). */
+static bool within_rate(session_t *s, size_t len)
+{
+    server_t *srv = s->conn->server;
+    const config_t *cfg = srv->cfg;
+    if (cfg->rate_messages == 0 && cfg->rate_bytes == 0) {
+        return true;
+    }
+    uint64_t now = server_now(srv);
+    double burst = cfg->rate_burst ? cfg->rate_burst : cfg->rate_messages;
+    double byte_burst = (double)cfg->rate_bytes;
+    if (byte_burst < (double)cfg->max_message_size) {
+        byte_burst = (double)cfg->max_message_size;
+    }
+    bool ok = bucket_take(&s->msg_bucket, cfg->rate_messages, burst, 1.0, now) &&
+              bucket_take(&s->byte_bucket, (double)cfg->rate_bytes, byte_burst, (double)len, now);
+    if (ok) {
+        return true;
+    }
+    if (strcmp(cfg->rate_action, "close") == 0) {
+        conn_ws_close(s->conn, WSB_WS_CLOSE_POLICY, "rate limit exceeded", true);
+    } else {
+        reply_error(s, false, 0, WSB_ERR_RATE_LIMITED, "rate limit exceeded: request dropped");
+    }
+    return false;
 }
 
 static void handle_text(session_t *s, const uint8_t *data, size_t len)
 {
     wsb_msg_t m;
     wsb_msg_error_t err;
+    if (!within_rate(s, len)) {
+        return;
+    }
     if (wsb_msg_parse((const char *)data, len, &m, &err) != 0) {
         reply_error(s, err.has_id, err.id, err.code, err.message);
         return;
     }
+    if (!s->authed && m.type != WSB_MSG_AUTH) {
+        reply_error(s, m.has_id, m.id, WSB_ERR_UNAUTHORIZED,
+                    "authentication required: send {\"type\":\"auth\",\"token\":...} first");
+        wsb_msg_free(&m);
+        return;
+    }
     switch (m.type) {
+    case WSB_MSG_AUTH:
+        op_auth(s, &m);
+        break;
     case WSB_MSG_SUBSCRIBE:
         op_subscribe(s, &m);
         break;
@@ -298,7 +389,7 @@ static const wsb_ws_parser_callbacks_t parser_callbacks = {
 
 /* ---- public ------------------------------------------------------------------------------ */
 
-session_t *session_new(conn_t *c, bool echo)
+session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
 {
     server_t *srv = c->server;
     session_t *s = xcalloc(1, sizeof(*s));
@@ -306,13 +397,28 @@ session_t *session_new(conn_t *c, bool echo)
     s->echo = echo;
     s->subs = &s->sub0;
     s->subs_cap = 1;
+    if (claims != NULL) {
+        set_claims(s, claims);
+    } else if (!srv->cfg->auth_required) {
+        s->authed = true;
+        s->perms = srv->broker->auth.anonymous;
+    } else {
+        /* No permissions until an auth message brings a token. */
+        s->auth_deadline_ms = server_now(srv) + srv->cfg->auth_timeout_ms;
+    }
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);
     srv->next_client_seq++;
     /* Unique in the process without coordination: node, worker, counter. */
-    char client_id[48];
-    (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->broker->node_id, srv->index,
-                   (unsigned long long)srv->next_client_seq);
+    char client_id[WSB_JWT_MAX_SUB + 1];
+    if (s->claims != NULL && s->claims->sub.len > 0) {
+        /* An authenticated client is known by its token's subject. */
+        (void)snprintf(client_id, sizeof(client_id), "%.*s", (int)s->claims->sub.len,
+                       s->claims->sub.p);
+    } else {
+        (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->broker->node_id,
+                       srv->index, (unsigned long long)srv->next_client_seq);
+    }
     if (!echo) {
         wsb_welcome_t w = {
             .client_id = client_id,
@@ -365,5 +471,9 @@ void session_free(session_t *s)
         free(s->subs);
     }
     free(s->msg);
+    if (s->claims != NULL) {
+        wsb_jwt_claims_free(s->claims);
+        free(s->claims);
+    }
     free(s);
 }

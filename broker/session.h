@@ -10,6 +10,7 @@
 #ifndef WSB_BROKER_SESSION_H
 #define WSB_BROKER_SESSION_H
 
+#include "auth.h"
 #include "frame_buf.h"
 #include "topic_trie.h"
 #include "wsb/ws_frame.h"
@@ -37,12 +38,22 @@ struct session_s {
     trie_sub_t *sub0;  /* most connections subscribe once: no array for them */
     uint32_t nsubs;
     uint32_t subs_cap;
+    /* credentials: a verified token's claims (heap, owned) or none */
+    wsb_jwt_claims_t *claims;
+    perms_t perms;             /* from claims, anonymous, or nothing */
+    bool authed;               /* a token was accepted (or auth is not required) */
+    uint64_t auth_deadline_ms; /* loop time: auth timeout or token expiry; 0 = none */
+    uint64_t keepalive_due_ms; /* loop time of the next ping / idle check */
+    bucket_t msg_bucket;       /* rate.messages */
+    bucket_t byte_bucket;      /* rate.bytes */
 };
 
 typedef struct session_s session_t;
 
-/* Creates the session for `c` and queues the welcome frame (unless echo). */
-session_t *session_new(conn_t *c, bool echo);
+/* Creates the session for `c` and queues the welcome frame (unless echo).
+ * `claims` (heap, may be NULL) is the token accepted at the handshake; the
+ * session owns it from now on. */
+session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims);
 
 /* Feeds WebSocket bytes (modified in place: unmasking). */
 void session_feed(session_t *s, uint8_t *data, size_t len);

@@ -443,6 +443,8 @@ const char *wsb_msg_type_name(wsb_msg_type_t t)
         return "publish";
     case WSB_MSG_PING:
         return "ping";
+    case WSB_MSG_AUTH:
+        return "auth";
     }
     return "unknown";
 }
@@ -536,10 +538,9 @@ static int parse_type(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
         const char *name;
         wsb_msg_type_t type;
     } types[] = {
-        {"subscribe", WSB_MSG_SUBSCRIBE},
-        {"unsubscribe", WSB_MSG_UNSUBSCRIBE},
-        {"publish", WSB_MSG_PUBLISH},
-        {"ping", WSB_MSG_PING},
+        {"subscribe", WSB_MSG_SUBSCRIBE}, {"unsubscribe", WSB_MSG_UNSUBSCRIBE},
+        {"publish", WSB_MSG_PUBLISH},     {"ping", WSB_MSG_PING},
+        {"auth", WSB_MSG_AUTH},
     };
     json_t *type = json_object_get(root, "type");
     if (type == NULL) {
@@ -637,6 +638,20 @@ static int parse_root(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
     }
     if (rc != 0 || out->type == WSB_MSG_PING) {
         return rc;
+    }
+    if (out->type == WSB_MSG_AUTH) {
+        json_t *token = json_object_get(root, "token");
+        if (token == NULL) {
+            return set_error(err, WSB_ERR_MISSING_FIELD, "\"token\" is required for auth");
+        }
+        if (!json_is_string(token) || json_string_length(token) == 0 ||
+            json_string_length(token) > 8192) {
+            return set_error(err, WSB_ERR_BAD_FIELD,
+                             "\"token\" must be a non-empty string of at most 8192 bytes");
+        }
+        out->token.p = json_string_value(token);
+        out->token.len = json_string_length(token);
+        return 0;
     }
     rc = parse_topic(root, out, err);
     if (rc != 0) {

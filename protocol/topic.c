@@ -251,3 +251,48 @@ bool wsb_topic_matches(const char *pattern, size_t plen, const char *topic, size
         ti = te + 1;
     }
 }
+
+static bool token_is(const char *s, size_t start, size_t end, char c)
+{
+    return end - start == 1 && s[start] == c;
+}
+
+/*
+ * Token by token: a literal allowed token covers only the identical literal;
+ * "*" covers a literal or "*" (one token either way) but not ">" (one or
+ * more); ">" covers whatever remains, as long as one token remains. The
+ * reserved-topic rule carries over: a wildcard in the first allowed position
+ * never covers a literal "$…" first token, because it would not match the
+ * topics that token names.
+ */
+bool wsb_topic_covers(const char *allowed, size_t alen, const char *pattern, size_t plen)
+{
+    if (allowed == NULL || pattern == NULL || alen == 0 || plen == 0) {
+        return false;
+    }
+    size_t ai = 0;
+    size_t pi = 0;
+    for (int first = 1;; first = 0) {
+        size_t ae = token_end(allowed, alen, ai);
+        size_t pe = token_end(pattern, plen, pi);
+        bool p_wild = is_wild_token(pattern, pi, pe) != 0;
+        bool reserved = first && !p_wild && pattern[pi] == '$';
+        if (token_is(allowed, ai, ae, '>')) {
+            return !reserved;
+        }
+        if (token_is(allowed, ai, ae, '*')) {
+            if (reserved || token_is(pattern, pi, pe, '>')) {
+                return false;
+            }
+        } else if (ae - ai != pe - pi || memcmp(allowed + ai, pattern + pi, ae - ai) != 0) {
+            return false; /* a literal covers only itself (a wildcard is not a literal) */
+        }
+        bool a_last = ae == alen;
+        bool p_last = pe == plen;
+        if (a_last || p_last) {
+            return a_last && p_last;
+        }
+        ai = ae + 1;
+        pi = pe + 1;
+    }
+}

@@ -9,6 +9,9 @@
 #   THREADS    wsbench worker threads (default 2)
 #   BROKER_ARGS extra broker flags, e.g. "--workers 2" (word-split)
 #   WSBENCH_ARGS extra wsbench flags for every run of the scenario (word-split)
+#   TLS        1: the broker also gets a TLS listener with a certificate made
+#              here by the openssl CLI, and wsbench connects to it over wss://
+#              (--cafile that certificate); default 0 (ws://)
 
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -18,6 +21,7 @@ FORMAT=${FORMAT:-human}
 THREADS=${THREADS:-2}
 BROKER_ARGS=${BROKER_ARGS:-}
 WSBENCH_ARGS=${WSBENCH_ARGS:-}
+TLS=${TLS:-0}
 BROKER_PID=""
 BROKER_URL=""
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/wsbench.XXXXXX")
@@ -53,13 +57,30 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# tls_cert: a self-signed EC P-256 certificate for 127.0.0.1 in $SCRATCH (once).
+tls_cert() {
+  [ -s "$SCRATCH/tls.crt" ] && return 0
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$SCRATCH/tls.key" -out "$SCRATCH/tls.crt" -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || {
+    echo "openssl could not make a test certificate" >&2
+    exit 1
+  }
+}
+
 # start_broker [broker flags...]: a fresh broker, so RSS figures start clean.
 start_broker() {
   stop_broker
-  rm -f "$SCRATCH/port"
+  rm -f "$SCRATCH/port" "$SCRATCH/tlsport"
+  local tls_args=()
+  if [ "$TLS" = 1 ]; then
+    tls_cert
+    tls_args=(--tls-cert "$SCRATCH/tls.crt" --tls-key "$SCRATCH/tls.key" --tls-port 0
+              --tls-port-file "$SCRATCH/tlsport")
+  fi
   # shellcheck disable=SC2086
   "$WSBROKER" --port 0 --port-file "$SCRATCH/port" --host 127.0.0.1 --log-level warn \
-    $BROKER_ARGS "$@" 2>>"$SCRATCH/broker.log" &
+    "${tls_args[@]}" $BROKER_ARGS "$@" 2>>"$SCRATCH/broker.log" &
   BROKER_PID=$!
   for _ in $(seq 100); do
     [ -s "$SCRATCH/port" ] && break
@@ -76,6 +97,13 @@ start_broker() {
     exit 1
   fi
   BROKER_URL="ws://127.0.0.1:$(cat "$SCRATCH/port")/ws"
+  if [ "$TLS" = 1 ]; then
+    for _ in $(seq 100); do
+      [ -s "$SCRATCH/tlsport" ] && break
+      sleep 0.1
+    done
+    BROKER_URL="wss://127.0.0.1:$(cat "$SCRATCH/tlsport")/ws"
+  fi
 }
 
 # raise_nofile N: lifts the soft open-file limit to the hard one and prints
@@ -100,6 +128,10 @@ run_wsbench() {
   local label=$1
   shift
   # shellcheck disable=SC2086
-  "$WSBENCH" --url "$BROKER_URL" --broker-pid "$BROKER_PID" --label "$label" \
+  local tls_args=()
+  if [[ "$BROKER_URL" == wss://* ]]; then
+    tls_args=(--cafile "$SCRATCH/tls.crt")
+  fi
+  "$WSBENCH" --url "$BROKER_URL" "${tls_args[@]}" --broker-pid "$BROKER_PID" --label "$label" \
     --format "$FORMAT" --threads "$THREADS" "$@" $WSBENCH_ARGS
 }

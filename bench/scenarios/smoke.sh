@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
 # smoke: a few seconds against a fresh broker - 20 subscribers, 200 messages,
 # and wsbench --strict fails unless every connection succeeded and all 4,000
-# deliveries arrived. Registered in ctest (label bench), so `make test` runs it.
+# deliveries arrived; once over ws://, once over wss:// (TLS=1, see lib.sh).
+# Registered in ctest (label bench), so `make test` runs it.
 # Usage: smoke.sh WSBROKER WSBENCH
 set -u
 WSBROKER=${1:?usage: smoke.sh WSBROKER WSBENCH}
 WSBENCH=${2:?usage: smoke.sh WSBROKER WSBENCH}
 export WSBROKER WSBENCH
 source "$(dirname "$0")/lib.sh"
-start_broker
-out=$(run_wsbench smoke --subscribers 20 --publishers 1 --messages 200 --topic bench.smoke \
-  --format json --threads 2 --strict --no-progress --drain 10)
-status=$?
-echo "$out"
-if [ "$status" -ne 0 ]; then
-  echo "smoke: wsbench exited with $status" >&2
-  exit "$status"
-fi
-# The strict check passed; also make sure the report says what we asked for.
-for want in '"subscribers_ready":20' '"publishers_ready":1' '"acked":200' \
-            '"expected":4000' '"received":4000' '"loss":0'; do
-  if [[ "$out" != *"$want"* ]]; then
-    echo "smoke: the report lacks $want" >&2
-    exit 1
+for TLS in 0 1; do
+  start_broker
+  out=$(run_wsbench smoke --subscribers 20 --publishers 1 --messages 200 --topic bench.smoke \
+    --format json --threads 2 --strict --no-progress --drain 10)
+  status=$?
+  echo "$out"
+  if [ "$status" -ne 0 ]; then
+    echo "smoke (TLS=$TLS): wsbench exited with $status" >&2
+    exit "$status"
   fi
+  # The strict check passed; also make sure the report says what we asked for.
+  for want in '"subscribers_ready":20' '"publishers_ready":1' '"acked":200' \
+              '"expected":4000' '"received":4000' '"loss":0'; do
+    if [[ "$out" != *"$want"* ]]; then
+      echo "smoke (TLS=$TLS): the report lacks $want" >&2
+      exit 1
+    fi
+  done
 done
 echo "smoke: ok"

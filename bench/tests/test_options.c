@@ -154,7 +154,14 @@ static void test_urls(void **state)
     assert_string_equal(o.host, "::1");
     assert_int_equal(o.port, 8081);
     assert_string_equal(o.path, "/ws?x=1");
-    const char *bad[] = {"wss://127.0.0.1:1/ws",  "http://127.0.0.1/", "ws://localhost:80/ws",
+    assert_false(o.tls);
+    char *c[] = {"wsbench", "--url", "wss://127.0.0.1/ws", "--cafile", "/tmp/ca.pem", "--insecure"};
+    assert_int_equal(parse(ARGC(c), c), OPTS_OK);
+    assert_true(o.tls);
+    assert_int_equal(o.port, 443);
+    assert_string_equal(o.cafile, "/tmp/ca.pem");
+    assert_true(o.insecure);
+    const char *bad[] = {"wss:/127.0.0.1:1/ws",   "http://127.0.0.1/", "ws://localhost:80/ws",
                          "ws://127.0.0.1:0/ws",   "ws://127.0.0.1:x/", "ws://127.0.0.1:70000/",
                          "ws://[::1/ws",          "ws://:80/ws",       "ws://127.0.0.1:/ws",
                          "ws://127.0.0.1:80/a b", "ws://127.0.0.1?x"};

@@ -372,6 +372,8 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"count", required_argument, NULL, 'n'},
         {"timeout", required_argument, NULL, 'w'},
         {"connect-timeout", required_argument, NULL, 'C'},
+        {"cafile", required_argument, NULL, 'A'},
+        {"insecure", no_argument, NULL, 'k'},
         {"reconnect", no_argument, NULL, 'r'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -390,7 +392,7 @@ static int parse_args(int argc, char **argv, args_t *a)
     a->connect_timeout = WSB_CLIENT_DEFAULT_CONNECT_TIMEOUT_MS / 1000.0;
     int ch;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":u:t:n:w:rvhV", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":u:t:n:w:krvhV", opts, NULL)) != -1) {
         switch (ch) {
         case 'u':
             a->url = optarg;
@@ -418,6 +420,15 @@ static int parse_args(int argc, char **argv, args_t *a)
                 return usage_error("--connect-timeout: '%s' is not a number of seconds > 0",
                                    optarg);
             }
+            break;
+        case 'A':
+            if (access(optarg, R_OK) != 0) {
+                return usage_error("--cafile: cannot read '%s': %s", optarg, strerror(errno));
+            }
+            a->ca_file = optarg;
+            break;
+        case 'k':
+            a->insecure = true;
             break;
         case 'r':
             a->reconnect = true;
@@ -509,6 +520,8 @@ static int start(app_t *app)
     wsb_client_options_init(&o);
     o.url = a->url;
     o.token = a->token;
+    o.ca_file = a->ca_file;
+    o.insecure = a->insecure;
     o.connect_timeout_ms = (uint32_t)(a->connect_timeout * 1000.0);
     o.reconnect = a->reconnect;
     char why[256];
@@ -540,10 +553,6 @@ static int start(app_t *app)
         app->pending = 1;
     }
     int rc = wsb_client_connect(app->client);
-    if (rc == WSB_ENOTSUP) {
-        cli_say("%s: wss:// is not supported by this version (no TLS yet); use ws://", a->url);
-        return EXIT_USAGE;
-    }
     if (rc != 0) {
         cli_say("cannot connect to %s: %s", a->url,
                 rc > -30000 ? uv_strerror(rc) : wsb_client_strerror(rc));

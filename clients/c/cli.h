@@ -35,6 +35,8 @@ typedef struct {
     cli_mode_t mode;
     const char *url;
     const char *token;
+    const char *ca_file; /* wss:// trust anchors instead of the system store */
+    bool insecure;       /* wss:// without certificate verification */
     long count;
     double timeout;
     double connect_timeout;

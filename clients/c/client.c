@@ -58,13 +58,16 @@ wsb_client_t *wsb_client_new(const wsb_client_options_t *o, const wsb_client_cal
     c->url_copy = dup_opt(o->url, &failed);
     c->token = dup_opt(o->token, &failed);
     c->origin = dup_opt(o->origin, &failed);
+    c->ca_file = dup_opt(o->ca_file, &failed);
     c->opts.url = c->url_copy;
     c->opts.token = c->token;
     c->opts.origin = c->origin;
+    c->opts.ca_file = c->ca_file;
     if (failed || wsb__url_parse(c->url_copy, &c->url, NULL, 0) != 0) {
         free(c->url_copy);
         free(c->token);
         free(c->origin);
+        free(c->ca_file);
         free(c);
         return NULL;
     }
@@ -97,7 +100,13 @@ static void destroy(wsb_client_t *c)
     free(c->url_copy);
     free(c->token);
     free(c->origin);
+    free(c->ca_file);
     free(c);
+}
+
+const wsb_client_options_t *wsb_client_get_options(const wsb_client_t *c)
+{
+    return &c->opts;
 }
 
 void wsb_client_free(wsb_client_t *c)
@@ -386,7 +395,8 @@ static void transport_ended(wsb_client_t *c, int status, const char *reason)
         set_reason(c->disc.reason, sizeof(c->disc.reason), "%s",
                    reason != NULL ? reason : "the connection ended");
         d.reason = c->disc.reason;
-        c->disc.retry = true;
+        /* An untrusted certificate stays untrusted: a retry would only repeat. */
+        c->disc.retry = status != WSB_ETLS;
     }
     d.was_open = was_open;
     d.reconnect_ms = -1;

@@ -45,10 +45,11 @@ typedef struct {
 } wsb__req_list_t;
 
 struct wsb_client_s {
-    wsb_client_options_t opts; /* url/token/origin point to the copies below */
+    wsb_client_options_t opts; /* url/token/origin/ca_file point to the copies below */
     char *url_copy;
     char *token;
     char *origin;
+    char *ca_file;
     wsb__url_t url;
     wsb_client_callbacks_t cb;
     void *user_data;
@@ -108,7 +109,7 @@ struct wsb_client_s {
         int close_code;
         int http_status;
         bool retry;
-        char reason[256];
+        char reason[384];
     } disc;
 
     int depth; /* nesting of adapter entry points */

@@ -85,6 +85,8 @@ const char *wsb_client_strerror(int err)
         return "not allowed in the client's current state";
     case WSB_ENOTSUP:
         return "wss:// needs an adapter with TLS";
+    case WSB_ETLS:
+        return "TLS failure (handshake, certificate or record)";
     default:
         return wsb_strerror(err);
     }

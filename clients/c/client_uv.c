@@ -18,10 +18,19 @@
  * accumulates meanwhile goes out in one write when it completes, so a burst
  * of requests costs few syscalls.
  *
- * TLS (later): the tls flag stays false here; a TLS transport slots in
- * between on_read/kick_write and the socket without touching the core.
+ * TLS (wss://): a wsb_tls_t (tls_client.c, OpenSSL over memory BIOs) sits
+ * between the socket and the core, which sees plaintext only. After the TCP
+ * connect the adapter runs the TLS handshake and reports the transport as
+ * connected only when it has completed. Reads feed the ciphertext in and
+ * hand every decrypted chunk to the core; writes encrypt what the core
+ * gives and write the ciphertext, still one uv_write at a time (handshake
+ * records, and alerts OpenSSL produces while reading, go out the same way).
+ * A flushing close sends close_notify after the last output, then shuts the
+ * socket down. The read buffer is reused for plaintext once the ciphertext
+ * is copied into OpenSSL, so TLS costs no buffer of its own here.
  */
 #include "wsb/client.h"
+#include "wsb/tls_client.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,12 +57,19 @@ typedef struct {
     uv_write_t write_req;
     uint8_t *wbuf;
     bool writing;
+    bool use_tls;  /* this attempt is wss:// */
+    bool tls_open; /* TLS handshake completed: the core has been told connected */
     uv_shutdown_t shutdown_req;
     bool flush_close;   /* close once the output is written */
     bool abort;         /* the core asked to close this attempt */
     bool retry_connect; /* the tcp handle closes to try the next address */
     int end_status;     /* what ended the transport (0: requested close) */
-    char end_reason[160];
+    char end_reason[384];
+    /* TLS: the context lives as long as the adapter (made at the first
+     * wss:// connect); the session as long as one TCP connection. */
+    wsb_tls_ctx_t *tls_ctx;
+    wsb_tls_t *tls;
+    char host[256];
     uint8_t rbuf[READ_BUF_SIZE];
 } adapter_t;
 
@@ -61,6 +77,8 @@ static void maybe_free(adapter_t *a)
 {
     if (a->client == NULL && !a->timer_open && !a->defer_open && a->tcp_state == TCP_NONE) {
         uv_freeaddrinfo(a->addrs);
+        wsb_tls_free(a->tls);
+        wsb_tls_ctx_free(a->tls_ctx);
         free(a);
     }
 }
@@ -103,6 +121,9 @@ static void on_tcp_closed(uv_handle_t *h)
 {
     adapter_t *a = h->data;
     a->tcp_state = TCP_NONE;
+    wsb_tls_free(a->tls);
+    a->tls = NULL;
+    a->tls_open = false;
     if (a->client == NULL) {
         maybe_free(a);
         return;
@@ -125,11 +146,89 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof(a->rbuf);
 }
 
+static void kick_write(adapter_t *a);
+
+/* A TLS failure ends the transport with WSB_ETLS and OpenSSL's reason. */
+static void tls_fail(adapter_t *a, int status, const char *why)
+{
+    if (a->end_status == 0) {
+        a->end_status = status;
+        (void)snprintf(a->end_reason, sizeof(a->end_reason), "%s", why);
+    }
+    close_tcp(a);
+}
+
+/* The core may close the transport or free the client from any call into
+ * it: stop handing it bytes then. */
+static bool tls_can_go_on(const adapter_t *a)
+{
+    return a->client != NULL && (a->tcp_state == TCP_OPEN || a->tcp_state == TCP_SHUTTING);
+}
+
+/* Runs the handshake as far as it goes; true once it has completed and the
+ * core has been told. */
+static bool tls_handshake_step(adapter_t *a)
+{
+    if (a->tls_open) {
+        return true;
+    }
+    int rc = wsb_tls_handshake(a->tls);
+    if (rc == WSB_ETLS) {
+        tls_fail(a, WSB_ETLS, wsb_tls_error(a->tls));
+        return false;
+    }
+    kick_write(a); /* the handshake's own records */
+    if (rc != 0 || a->tcp_state != TCP_OPEN) {
+        return false;
+    }
+    a->tls_open = true;
+    wsb_client_io_connected(a->client);
+    return tls_can_go_on(a);
+}
+
+/* Ciphertext arrived in a->rbuf: OpenSSL copies it, so the same buffer then
+ * receives the plaintext, record by record. */
+static void tls_input(adapter_t *a, const uint8_t *data, size_t len)
+{
+    if (wsb_tls_feed(a->tls, data, len) != 0) {
+        tls_fail(a, WSB_ENOMEM, "out of memory");
+        return;
+    }
+    if (!tls_handshake_step(a)) {
+        return;
+    }
+    for (;;) {
+        long n = wsb_tls_read(a->tls, a->rbuf, sizeof(a->rbuf));
+        if (n > 0) {
+            wsb_client_io_read(a->client, a->rbuf, (size_t)n);
+            if (!tls_can_go_on(a)) {
+                return;
+            }
+            continue;
+        }
+        if (n == 0) {
+            tls_fail(a, UV_EOF, "the broker closed the TLS connection (close_notify)");
+            return;
+        }
+        if (n != WSB_EAGAIN) {
+            tls_fail(a, WSB_ETLS, wsb_tls_error(a->tls));
+            return;
+        }
+        break;
+    }
+    kick_write(a); /* anything OpenSSL produced while reading (alerts) */
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     adapter_t *a = s->data;
     if (nread > 0) {
-        if (a->client != NULL) {
+        if (a->client == NULL) {
+            return;
+        }
+        if (a->tls != NULL) {
+            tls_input(a, (const uint8_t *)buf->base, (size_t)nread);
+        } else {
             wsb_client_io_read(a->client, (uint8_t *)buf->base, (size_t)nread);
         }
         return;
@@ -147,8 +246,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         close_tcp(a);
     }
 }
-
-static void kick_write(adapter_t *a);
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
@@ -182,13 +279,50 @@ static void on_write(uv_write_t *req, int status)
     kick_write(a);
 }
 
+/* TLS: encrypts what the core has to send, then takes the ciphertext
+ * (handshake records and alerts included) as one malloc'd buffer. NULL when
+ * there is nothing to write; on a failure the transport is closing. */
+static uint8_t *tls_output(adapter_t *a, size_t *len)
+{
+    *len = 0;
+    if (a->tls_open) {
+        size_t plain_len = 0;
+        uint8_t *plain = wsb_client_io_take_output(a->client, &plain_len);
+        if (plain != NULL) {
+            int rc = wsb_tls_write(a->tls, plain, plain_len);
+            free(plain);
+            if (rc != 0) {
+                tls_fail(a, WSB_ETLS, wsb_tls_error(a->tls));
+                return NULL;
+            }
+        } else if (a->flush_close) {
+            wsb_tls_close_notify(a->tls); /* after the last output, once */
+        }
+    }
+    size_t n = wsb_tls_pending(a->tls);
+    if (n == 0) {
+        return NULL;
+    }
+    uint8_t *p = malloc(n);
+    if (p == NULL) {
+        tls_fail(a, WSB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    *len = wsb_tls_take(a->tls, p, n);
+    return p;
+}
+
 static void kick_write(adapter_t *a)
 {
     if (a->writing || a->client == NULL || a->tcp_state != TCP_OPEN) {
         return;
     }
     size_t len = 0;
-    uint8_t *p = wsb_client_io_take_output(a->client, &len);
+    uint8_t *p = a->tls != NULL ? tls_output(a, &len) : wsb_client_io_take_output(a->client, &len);
+    if (a->tcp_state != TCP_OPEN) {
+        free(p); /* a TLS failure is closing the connection */
+        return;
+    }
     if (p == NULL) {
         if (a->flush_close) {
             start_shutdown(a);
@@ -234,7 +368,18 @@ static void on_connect(uv_connect_t *req, int status)
         close_tcp(a);
         return;
     }
-    wsb_client_io_connected(a->client);
+    if (!a->use_tls) {
+        wsb_client_io_connected(a->client);
+        return;
+    }
+    a->tls = wsb_tls_new(a->tls_ctx, a->host);
+    if (a->tls == NULL) {
+        tls_fail(a, WSB_ETLS,
+                 "cannot start a TLS session (out of memory, or a host name "
+                 "that cannot be verified)");
+        return;
+    }
+    (void)tls_handshake_step(a); /* sends the ClientHello */
 }
 
 static void try_next_address(adapter_t *a)
@@ -291,12 +436,11 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 /* ---- hooks ------------------------------------------------------------ */
 
+static void on_defer(uv_timer_t *t);
+
 static int hook_connect(void *data, const char *host, uint16_t port, bool tls)
 {
     adapter_t *a = data;
-    if (tls) {
-        return WSB_ENOTSUP;
-    }
     if (a->gai != NULL || a->tcp_state != TCP_NONE) {
         return WSB_ESTATE;
     }
@@ -305,6 +449,25 @@ static int hook_connect(void *data, const char *host, uint16_t port, bool tls)
     a->retry_connect = false;
     a->end_status = 0;
     a->end_reason[0] = '\0';
+    a->use_tls = tls;
+    if (tls) {
+        if (strlen(host) >= sizeof(a->host)) {
+            return WSB_EINVAL;
+        }
+        memcpy(a->host, host, strlen(host) + 1);
+        if (a->tls_ctx == NULL) {
+            const wsb_client_options_t *o = wsb_client_get_options(a->client);
+            char err[sizeof(a->end_reason)];
+            a->tls_ctx = wsb_tls_ctx_new(o->ca_file, o->insecure, err, sizeof(err));
+            if (a->tls_ctx == NULL) {
+                /* Reported from the next loop turn, with the reason. */
+                a->end_status = WSB_ETLS;
+                (void)snprintf(a->end_reason, sizeof(a->end_reason), "%s", err);
+                (void)uv_timer_start(&a->defer, on_defer, 0, 0);
+                return 0;
+            }
+        }
+    }
     char service[8];
     (void)snprintf(service, sizeof(service), "%u", (unsigned)port);
     struct addrinfo hints;
@@ -452,7 +615,7 @@ int wsb_client_uv_attach(wsb_client_t *c, struct uv_loop_s *loop)
     a->defer_open = true;
     wsb_client_io_t io = {
         .data = a,
-        .tls = false,
+        .tls = true,
         .connect = hook_connect,
         .want_write = hook_want_write,
         .close = hook_close,

@@ -186,3 +186,30 @@ def test_slow_resp_subscriber_is_disconnected(cluster):
         s.close()
     assert cli(node, "PING") == "PONG"
     node.assert_healthy()
+
+
+KEY_ALL = "resp-key-any-topic-0001"
+KEY_CHAT = "resp-key-chat-only-0002"
+
+
+def test_auth_with_api_keys(cluster):
+    node = cluster(1, "--api-keys", f"{KEY_ALL},{KEY_CHAT}:chat.>")[0]
+    # Keys configured: nothing but AUTH/PING/HELLO/QUIT before AUTH.
+    assert cli(node, "PUBLISH", "chat.x", "1").startswith("NOAUTH")
+    assert cli(node, "SUBSCRIBE", "chat.x").startswith("NOAUTH")
+    assert cli(node, "AUTH", "not-a-configured-key-000").startswith("WRONGPASS")
+    assert cli(node, "PING") == "PONG"
+    # A key restricted to chat.> publishes there and nowhere else.
+    r = node.resp(password=KEY_CHAT)
+    assert r.publish("chat.room1", '{"a":1}') >= 1  # the message's seq
+    with pytest.raises(redis.exceptions.NoPermissionError, match="may not publish"):
+        r.publish("news.x", "1")
+    r.close()
+    # redis-cli's -a sends AUTH first; the unrestricted key publishes anywhere.
+    out = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p", str(node.resp_port), "--no-auth-warning",
+                          "-a", KEY_ALL, "PUBLISH", "news.x", "1"],
+                         capture_output=True, text=True, timeout=10).stdout.strip()
+    assert out.isdigit(), out
+    # RESET forgets the key.
+    out = raw(node, f"AUTH {KEY_ALL}\r\nRESET\r\nPUBLISH news.x 1\r\n".encode())
+    assert out.startswith(b"+OK\r\n+RESET\r\n-NOAUTH"), out

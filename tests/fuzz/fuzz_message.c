@@ -7,7 +7,8 @@
  *     and leaves no tree behind;
  *   - an accepted input has a valid topic for its type (exact and not
  *     reserved for publish, a pattern otherwise), an id within 0..2^53-1,
- *     and since only on an exact subscribe;
+ *     and since only on an exact subscribe; an auth message has a token of
+ *     1 to 8192 bytes and nothing else;
  *   - a publish rebuilt as a `message` frame (data via wsb_msg_dump_value)
  *     is one well-formed server text frame whose JSON parses back to the same
  *     topic, seq, epoch and data;
@@ -169,6 +170,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_message(m.topic, m.since_seq, m.since_epoch, null);
             json_decref(null);
         }
+        break;
+    case WSB_MSG_AUTH:
+        /* The auth message carries only a token, bounded before the JWT
+         * verifier ever sees it. */
+        check(m.token.p != NULL && m.token.len >= 1 && m.token.len <= 8192);
+        check(m.topic.p == NULL && m.data == NULL && !m.has_since);
         break;
     default:
         abort();

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 /* cmocka.h needs the four headers above first. */
+#include "apikey.h"
 #include "config.h"
 #include "log.h"
 
@@ -68,6 +69,32 @@ static const struct {
     {"resp.host", "--resp-host", "WSB_RESP_HOST", "(default \"127.0.0.1\")"},
     {"resp.port", "--resp-port", "WSB_RESP_PORT", "(default \"\")"},
     {"resp.port_file", "--resp-port-file", "WSB_RESP_PORT_FILE", "(default \"\")"},
+    {"tls.cert", "--tls-cert", "WSB_TLS_CERT", "(default \"\")"},
+    {"tls.key", "--tls-key", "WSB_TLS_KEY", "(default \"\")"},
+    {"tls.ca", "--tls-ca", "WSB_TLS_CA", "(default \"\")"},
+    {"tls.port", "--tls-port", "WSB_TLS_PORT", "(default 8443)"},
+    {"tls.port_file", "--tls-port-file", "WSB_TLS_PORT_FILE", "(default \"\")"},
+    {"auth.required", "--auth-required", "WSB_AUTH_REQUIRED", "(default false)"},
+    {"auth.jwt_secret", "--auth-jwt-secret", "WSB_AUTH_JWT_SECRET", "(default \"\")"},
+    {"auth.jwt_public_key", "--auth-jwt-public-key", "WSB_AUTH_JWT_PUBLIC_KEY", "(default \"\")"},
+    {"auth.leeway", "--auth-leeway", "WSB_AUTH_LEEWAY", "(default 30s)"},
+    {"auth.timeout", "--auth-timeout", "WSB_AUTH_TIMEOUT", "(default 10s)"},
+    {"auth.anonymous_subscribe", "--auth-anonymous-subscribe", "WSB_AUTH_ANONYMOUS_SUBSCRIBE",
+     "(default \">,$sys.>\")"},
+    {"auth.anonymous_publish", "--auth-anonymous-publish", "WSB_AUTH_ANONYMOUS_PUBLISH",
+     "(default \">\")"},
+    {"api_keys", "--api-keys", "WSB_API_KEYS", "(default \"\")"},
+    {"allowed_origins", "--allowed-origins", "WSB_ALLOWED_ORIGINS", "(default \"\")"},
+    {"allow_missing_origin", "--allow-missing-origin", "WSB_ALLOW_MISSING_ORIGIN",
+     "(default true)"},
+    {"rate.messages", "--rate-messages", "WSB_RATE_MESSAGES", "(default 0)"},
+    {"rate.burst", "--rate-burst", "WSB_RATE_BURST", "(default 0)"},
+    {"rate.bytes", "--rate-bytes", "WSB_RATE_BYTES", "(default 0)"},
+    {"rate.action", "--rate-action", "WSB_RATE_ACTION", "(default \"error\")"},
+    {"max_connections_per_ip", "--max-connections-per-ip", "WSB_MAX_CONNECTIONS_PER_IP",
+     "(default 0)"},
+    {"max_handshakes_per_second", "--max-handshakes-per-second", "WSB_MAX_HANDSHAKES_PER_SECOND",
+     "(default 0)"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 
@@ -233,6 +260,28 @@ static void assert_same_config_but_web_root(const config_t *a, const config_t *b
     assert_int_equal(a->idle_timeout_ms, b->idle_timeout_ms);
     assert_int_equal(a->close_timeout_ms, b->close_timeout_ms);
     assert_int_equal(a->shutdown_timeout_ms, b->shutdown_timeout_ms);
+    assert_string_equal(a->tls_cert, b->tls_cert);
+    assert_string_equal(a->tls_key, b->tls_key);
+    assert_string_equal(a->tls_ca, b->tls_ca);
+    assert_int_equal(a->tls_port, b->tls_port);
+    assert_string_equal(a->tls_port_file, b->tls_port_file);
+    assert_int_equal(a->auth_required, b->auth_required);
+    assert_string_equal(a->auth_jwt_secret, b->auth_jwt_secret);
+    assert_string_equal(a->auth_jwt_public_key, b->auth_jwt_public_key);
+    assert_int_equal(a->auth_leeway_ms, b->auth_leeway_ms);
+    assert_int_equal(a->auth_timeout_ms, b->auth_timeout_ms);
+    assert_string_equal(a->auth_anonymous_subscribe, b->auth_anonymous_subscribe);
+    assert_string_equal(a->auth_anonymous_publish, b->auth_anonymous_publish);
+    assert_string_equal(a->api_keys, b->api_keys);
+    assert_int_equal(a->napikeys, b->napikeys);
+    assert_string_equal(a->allowed_origins, b->allowed_origins);
+    assert_int_equal(a->allow_missing_origin, b->allow_missing_origin);
+    assert_int_equal(a->rate_messages, b->rate_messages);
+    assert_int_equal(a->rate_burst, b->rate_burst);
+    assert_int_equal(a->rate_bytes, b->rate_bytes);
+    assert_string_equal(a->rate_action, b->rate_action);
+    assert_int_equal(a->max_connections_per_ip, b->max_connections_per_ip);
+    assert_int_equal(a->max_handshakes_per_second, b->max_handshakes_per_second);
 }
 
 static void assert_ends_with(const char *s, const char *suffix)
@@ -765,7 +814,7 @@ static void test_flag_errors(void **state)
     expect_error(LIST("--bogus"), NULL, LIST("--bogus: unknown option", "--help"));
     expect_error(LIST("--bogus=1"), NULL, LIST("--bogus: unknown option"));
     expect_error(LIST("--max_message_size", "1"), NULL, LIST("--max_message_size"));
-    expect_error(LIST("--tls-port", "6380"), NULL, LIST("--tls-port"));
+    expect_error(LIST("--quic-port", "6380"), NULL, LIST("--quic-port: unknown option"));
     expect_error(LIST("--resp-port", "65536"), NULL, LIST("resp.port", "a port from 0 to 65535"));
     expect_error(LIST("--redis-url", "http://x"), NULL, LIST("redis.url", "redis://"));
     expect_error(LIST("--redis-prefix", "a*"), NULL, LIST("redis.prefix", "glob"));
@@ -788,7 +837,7 @@ static void test_env_errors(void **state)
     config_t cfg;
     expect_error(none, LIST("WSB_BOGUS=1"),
                  LIST("WSB_BOGUS: unknown environment variable", "\"bogus\""));
-    expect_error(none, LIST("PATH=/bin", "WSB_TLS_PORT=6380"), LIST("WSB_TLS_PORT"));
+    expect_error(none, LIST("PATH=/bin", "WSB_QUIC_PORT=6380"), LIST("WSB_QUIC_PORT"));
     expect_error(none, LIST("WSB_PORT2=1"), LIST("WSB_PORT2"));
     expect_error(none, LIST("WSB_PORT=http"), LIST("port", "\"http\"", "from WSB_PORT"));
     /* Not shaped like a key: not ours. */
@@ -828,10 +877,12 @@ static void test_file_errors(void **state)
                  LIST("bogus: unknown key in config file", unknown));
     const char *nested = write_temp("{\"resp\": {\"portz\": 6380}}");
     expect_error(LIST("--config", nested), NULL, LIST("resp.portz: unknown key", nested));
-    const char *deeper = write_temp("{\"port\": 80, \"tls\": {\"cert\": {\"file\": \"x\"}}}");
-    expect_error(LIST("--config", deeper), NULL, LIST("tls.cert.file: unknown key", deeper));
-    const char *empty_obj = write_temp("{\"tls\": {}}");
-    expect_error(LIST("--config", empty_obj), NULL, LIST("tls: unknown key"));
+    const char *deeper = write_temp("{\"port\": 80, \"quic\": {\"cert\": {\"file\": \"x\"}}}");
+    expect_error(LIST("--config", deeper), NULL, LIST("quic.cert.file: unknown key", deeper));
+    const char *empty_obj = write_temp("{\"quic\": {}}");
+    expect_error(LIST("--config", empty_obj), NULL, LIST("quic: unknown key"));
+    const char *leaf_obj = write_temp("{\"tls\": {\"cert\": {\"file\": \"x\"}}}");
+    expect_error(LIST("--config", leaf_obj), NULL, LIST("tls.cert: expected", leaf_obj));
     const char *self = write_temp("{\"config\": \"/etc/other.json\"}");
     expect_error(LIST("--config", self), NULL, LIST("config: unknown key"));
 
@@ -994,33 +1045,32 @@ static void test_example_file(void **state)
                  path);
     }
 
-    /* It holds exactly the contract's keys; "a.b" as {"a": {"b": ...}}. */
+    /* It holds exactly the contract's keys ("tls.cert" as {"tls": {"cert": ...}}). */
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         fail_msg("%s: line %d: %s", path, jerr.line, jerr.text);
     }
     size_t leaves = 0;
-    const char *k;
-    json_t *v;
-    json_object_foreach(root, k, v)
+    const char *top;
+    json_t *tv;
+    json_object_foreach(root, top, tv)
     {
-        leaves += json_is_object(v) ? json_object_size(v) : 1;
+        leaves += json_is_object(tv) ? json_object_size(tv) : 1;
     }
     assert_int_equal(leaves, NCONTRACT_KEYS);
     for (size_t i = 0; i < NCONTRACT_KEYS; i++) {
         const char *name = contract_keys[i].name;
         const char *dot = strchr(name, '.');
-        json_t *found = NULL;
-        if (dot == NULL) {
-            found = json_object_get(root, name);
-        } else {
-            char parent[64];
-            (void)snprintf(parent, sizeof parent, "%.*s", (int)(dot - name), name);
-            found = json_object_get(json_object_get(root, parent), dot + 1);
+        json_t *v = root;
+        if (dot != NULL) {
+            char first[32];
+            (void)snprintf(first, sizeof first, "%.*s", (int)(dot - name), name);
+            v = json_object_get(root, first);
+            name = dot + 1;
         }
-        if (found == NULL) {
-            fail_msg("%s lacks \"%s\"", path, name);
+        if (v == NULL || json_object_get(v, name) == NULL) {
+            fail_msg("%s lacks \"%s\"", path, contract_keys[i].name);
         }
     }
     json_decref(root);
@@ -1037,6 +1087,47 @@ static void test_example_file(void **state)
     assert_string_equal(cfg.config_file, path);
     config_free(&cfg);
     config_free(&def);
+}
+
+/* ---- list keys and API keys ------------------------------------------------------ */
+
+static void test_list_keys_and_api_keys(void **state)
+{
+    (void)state;
+    config_t cfg;
+    const char *file = write_temp("{\"allowed_origins\": [\"https://a.example\", "
+                                  "\"https://*.b.example\"], \"api_keys\": "
+                                  "[\"0123456789abcdef\", \"fedcba9876543210:chat.> news.*\"]}");
+    assert_int_equal(load(&cfg, LIST("--config", file), NULL), CONFIG_OK);
+    assert_string_equal(cfg.allowed_origins, "https://a.example,https://*.b.example");
+    assert_int_equal(cfg.napikeys, 2);
+    const apikey_t *k = apikey_lookup(&cfg, "fedcba9876543210", 16);
+    assert_non_null(k);
+    assert_int_equal(k->npatterns, 2);
+    assert_true(apikey_may_publish(k, "chat.x", 6));
+    assert_true(apikey_may_publish(k, "news.y", 6));
+    assert_false(apikey_may_publish(k, "other", 5));
+    const apikey_t *any = apikey_lookup(&cfg, "0123456789abcdef", 16);
+    assert_non_null(any);
+    assert_true(apikey_may_publish(any, "other", 5));
+    assert_null(apikey_lookup(&cfg, "0123456789abcdeX", 16));
+    assert_null(apikey_lookup(&cfg, "0123456789abcde", 15));
+    assert_null(apikey_lookup(&cfg, "", 0));
+    config_free(&cfg);
+
+    /* Bad entries name the key. */
+    expect_error(LIST("--api-keys", "short"), NULL, LIST("api_keys: expected"));
+    expect_error(LIST("--api-keys", "0123456789abcdef:a..b"), NULL, LIST("api_keys: expected"));
+    expect_error(LIST("--api-keys", "0123456789abcdef:"), NULL, LIST("api_keys: expected"));
+    expect_error(LIST("--allowed-origins", "example.com"), NULL, LIST("allowed_origins: expected"));
+    expect_error(LIST("--allowed-origins", "https://a.example/"), NULL,
+                 LIST("allowed_origins: expected"));
+    expect_error(LIST("--auth-anonymous-subscribe", "a,,b"), NULL,
+                 LIST("auth.anonymous_subscribe: expected"));
+    expect_error(LIST("--rate-action", "drop"), NULL, LIST("rate.action: expected"));
+    expect_error(LIST("--tls-cert", "/x.pem"), NULL, LIST("tls.cert, tls.key: expected both"));
+    const char *bad_list = write_temp("{\"allowed_origins\": [\"https://a,b\"]}");
+    expect_error(LIST("--config", bad_list), NULL, LIST("allowed_origins: expected"));
 }
 
 /* ---- log.c ------------------------------------------------------------------ */
@@ -1190,6 +1281,7 @@ int main(void)
         cmocka_unit_test_teardown(test_help_text, remove_temps),
         cmocka_unit_test_teardown(test_help_and_version_flags, remove_temps),
         cmocka_unit_test_teardown(test_example_file, remove_temps),
+        cmocka_unit_test_teardown(test_list_keys_and_api_keys, remove_temps),
         cmocka_unit_test_teardown(test_log_levels, remove_temps),
         cmocka_unit_test_teardown(test_log_quote, remove_temps),
         cmocka_unit_test_teardown(test_log_lines, remove_temps),

@@ -445,6 +445,121 @@ static void test_matches_invalid_input_safe(void **state)
     }
 }
 
+/* ---- pattern inclusion (permissions) ---------------------------------------------------- */
+
+typedef struct {
+    const char *allowed;
+    const char *pattern;
+    bool covers;
+} covers_case_t;
+
+static const covers_case_t covers_cases[] = {
+    {"chat.room1", "chat.room1", true},
+    {"chat.room1", "chat.*", false}, /* the example: exact does not cover a wildcard */
+    {"chat.room1", "chat.>", false},
+    {"chat.room1", "chat.room2", false},
+    {"chat.room1", "chat.room1.x", false},
+    {"chat.room1", "chat", false},
+    {"chat.*", "chat.room1", true},
+    {"chat.*", "chat.*", true},
+    {"chat.*", "chat.>", false},
+    {"chat.*", "chat.a.b", false},
+    {"chat.>", "chat.*", true},
+    {"chat.>", "chat.room1", true},
+    {"chat.>", "chat.a.>", true},
+    {"chat.>", "chat.>", true},
+    {"chat.>", "chat", false},
+    {"chat.>", ">", false},
+    {"chat.>", "*.room1", false},
+    {"*.room1", "chat.room1", true},
+    {"*.room1", "*.room1", true},
+    {"*.room1", "chat.*", false},
+    {">", "a", true},
+    {">", "a.*.>", true},
+    {">", ">", true},
+    {">", "$sys.stats", false}, /* '>' does not match reserved topics */
+    {"*", "$sys", false},
+    {"*.>", "$sys.x", false},
+    {"$sys.>", "$sys.stats", true},
+    {"$sys.*", "$sys.stats", true},
+    {"", "a", false},
+    {"a", "", false},
+};
+
+static void test_covers_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ELEMS(covers_cases); i++) {
+        const covers_case_t *c = &covers_cases[i];
+        bool got = wsb_topic_covers(c->allowed, strlen(c->allowed), c->pattern, strlen(c->pattern));
+        if (got != c->covers) {
+            fail_msg("covers(%s, %s) = %d, expected %d", c->allowed, c->pattern, got, c->covers);
+        }
+    }
+}
+
+/* Every pattern of up to 3 tokens over {a, b, $x, *, >} against every other:
+ * covers(A, P) must hold exactly when every topic P matches (topics of up to
+ * 4 tokens over {a, b, c, $x}) is matched by A too. */
+#define COV_MAX 512
+static size_t cov_enum(const char *const *toks, size_t ntoks, size_t depth, bool pattern,
+                       char (*out)[24])
+{
+    size_t n = 0;
+    for (size_t d = 1; d <= depth; d++) {
+        size_t total = 1;
+        for (size_t i = 0; i < d; i++) {
+            total *= ntoks;
+        }
+        for (size_t k = 0; k < total && n < COV_MAX; k++) {
+            char buf[24] = "";
+            size_t v = k;
+            bool ok = true;
+            for (size_t i = 0; i < d; i++) {
+                const char *t = toks[v % ntoks];
+                v /= ntoks;
+                if (pattern && strcmp(t, ">") == 0 && i + 1 != d) {
+                    ok = false;
+                }
+                size_t used = strlen(buf);
+                (void)snprintf(buf + used, sizeof(buf) - used, "%s%s", i > 0 ? "." : "", t);
+            }
+            if (ok) {
+                memcpy(out[n++], buf, sizeof buf);
+            }
+        }
+    }
+    return n;
+}
+
+static void test_covers_exhaustive(void **state)
+{
+    (void)state;
+    static const char *const ptoks[] = {"a", "b", "$x", "*", ">"};
+    static const char *const ttoks[] = {"a", "b", "c", "$x"};
+    static char pats[COV_MAX][24], topics[COV_MAX][24];
+    size_t np = cov_enum(ptoks, 5, 3, true, pats);
+    size_t nt = cov_enum(ttoks, 4, 4, false, topics);
+    assert_true(np < COV_MAX && nt < COV_MAX);
+    for (size_t i = 0; i < np; i++) {
+        for (size_t j = 0; j < np; j++) {
+            bool implied = true;
+            for (size_t k = 0; k < nt && implied; k++) {
+                const char *t = topics[k];
+                if (wsb_topic_matches(pats[j], strlen(pats[j]), t, strlen(t)) &&
+                    !wsb_topic_matches(pats[i], strlen(pats[i]), t, strlen(t))) {
+                    implied = false;
+                }
+            }
+            bool got = wsb_topic_covers(pats[i], strlen(pats[i]), pats[j], strlen(pats[j]));
+            if (got != implied) {
+                fail_msg("covers(%s, %s) = %d but inclusion over the topics says %d", pats[i],
+                         pats[j], got, implied);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +573,8 @@ int main(void)
         cmocka_unit_test(test_matches_table),
         cmocka_unit_test(test_matches_limits),
         cmocka_unit_test(test_matches_invalid_input_safe),
+        cmocka_unit_test(test_covers_table),
+        cmocka_unit_test(test_covers_exhaustive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

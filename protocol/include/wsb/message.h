@@ -41,12 +41,14 @@
 #define WSB_ERR_NOT_SUBSCRIBED "not_subscribed"
 #define WSB_ERR_RATE_LIMITED   "rate_limited"
 #define WSB_ERR_INTERNAL       "internal"
+#define WSB_ERR_UNAUTHORIZED   "unauthorized" /* auth: token refused, or not authenticated yet */
 
 typedef enum {
     WSB_MSG_SUBSCRIBE = 1,
     WSB_MSG_UNSUBSCRIBE,
     WSB_MSG_PUBLISH,
-    WSB_MSG_PING
+    WSB_MSG_PING,
+    WSB_MSG_AUTH
 } wsb_msg_type_t;
 
 typedef struct {
@@ -58,7 +60,8 @@ typedef struct {
     bool has_since;  /* subscribe: "since":{"epoch":"…","seq":N} */
     wsb_str_t since_epoch;
     uint64_t since_seq;
-    json_t *root; /* private: owned tree */
+    wsb_str_t token; /* auth only: the JWT, 1..8192 bytes */
+    json_t *root;    /* private: owned tree */
 } wsb_msg_t;
 
 typedef struct {
@@ -77,7 +80,8 @@ typedef struct {
  * "since" only on subscribe, an object with string "epoch" (1..64 bytes) and
  * integer "seq" >= 0, and only for an exact topic (else bad_since; "since" on
  * unsubscribe or publish is bad_since too). ping ignores every field but
- * "type" and "id". Unknown fields are ignored for forward compatibility.
+ * "type" and "id". auth needs "token" (a string of 1..8192 bytes; else
+ * missing_field / bad_field). Unknown fields are ignored for forward compatibility.
  * Duplicate keys anywhere are bad_json (JSON_REJECT_DUPLICATES), as are
  * NaN/Infinity, numbers jansson cannot hold (integers beyond int64, reals
  * that overflow a double) and trailing bytes after the value.

@@ -47,4 +47,15 @@ bool wsb_topic_is_reserved(const char *s, size_t len);
  */
 bool wsb_topic_matches(const char *pattern, size_t plen, const char *topic, size_t tlen);
 
+/*
+ * True if every topic `pattern` matches is also matched by `allowed`
+ * (pattern inclusion, the permission check "may subscribe to P given A"):
+ * "chat.>" covers "chat.*", "chat.a.>" and "chat.room1"; "chat.room1" does
+ * not cover "chat.*"; "chat.*" covers "chat.room1" and "chat.*" but not
+ * "chat.>"; ">" covers every pattern except those naming a reserved "$"
+ * first token. Both must be valid patterns (an exact topic is a pattern
+ * too); empty input covers nothing.
+ */
+bool wsb_topic_covers(const char *allowed, size_t alen, const char *pattern, size_t plen);
+
 #endif

@@ -69,7 +69,7 @@ def test_usage_errors_exit_2(cli):
         (["--count", "2", "pub", "a", "1"], "--count applies to sub only"),
         (["--url"], "needs a value"),
         (["--url", "http://127.0.0.1:1/ws", "pub", "a", "1"], "ws://"),
-        (["--url", "wss://127.0.0.1:1/ws", "pub", "a", "1"], "wss:// is not supported"),
+        (["--cafile", "/nonexistent/ca.pem", "pub", "a", "1"], "--cafile: cannot read"),
         (["--token", "two words", "pub", "a", "1"], "token"),
         (["sub", "a..b"], "invalid pattern 'a..b'"),
         (["sub", "ok", "a.>.b"], "invalid pattern 'a.>.b'"),

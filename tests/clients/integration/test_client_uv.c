@@ -91,8 +91,8 @@ static void broker_start_on(broker_t *b, int port, const char *extra)
     char port_s[16];
     (void)snprintf(port_s, sizeof(port_s), "%d", port);
     /* posix_spawn takes char *const[]: the arguments live in writable arrays. */
-    static char args[16][128];
-    char *argv[17];
+    static char args[24][160];
+    char *argv[25];
     const char *fixed[] = {
         bin,          "--host",      "127.0.0.1", "--port",     port_s, "--port-file",
         b->port_file, "--log-level", "warn",      "--web-root", ""};
@@ -102,10 +102,10 @@ static void broker_start_on(broker_t *b, int port, const char *extra)
         argv[argc] = args[argc];
         argc++;
     }
-    char extra_copy[128] = "";
+    char extra_copy[768] = "";
     if (extra != NULL) {
         (void)snprintf(extra_copy, sizeof(extra_copy), "%s", extra);
-        for (char *tok = strtok(extra_copy, " "); tok != NULL && argc < 16;
+        for (char *tok = strtok(extra_copy, " "); tok != NULL && argc < 24;
              tok = strtok(NULL, " ")) {
             (void)snprintf(args[argc], sizeof(args[argc]), "%s", tok);
             argv[argc] = args[argc];
@@ -311,7 +311,7 @@ static void peer_track(peer_t *p, bool alive)
  * leaves a failed test by longjmp and teardown still reaches them. */
 static peer_t peer_pool[8];
 
-static peer_t *peer_new(const char *url, bool reconnect)
+static peer_t *peer_new_tls(const char *url, bool reconnect, const char *ca_file, bool insecure)
 {
     peer_t *p = NULL;
     for (size_t i = 0; i < 8 && p == NULL; i++) {
@@ -333,10 +333,17 @@ static peer_t *peer_new(const char *url, bool reconnect)
     o.reconnect_min_ms = 50;
     o.reconnect_max_ms = 200;
     o.connect_timeout_ms = 5000;
+    o.ca_file = ca_file;
+    o.insecure = insecure;
     p->c = wsb_client_new(&o, &peer_cb, p);
     assert_non_null(p->c);
     assert_int_equal(wsb_client_uv_attach(p->c, &loop), 0);
     return p;
+}
+
+static peer_t *peer_new(const char *url, bool reconnect)
+{
+    return peer_new_tls(url, reconnect, NULL, false);
 }
 
 static void peer_free(peer_t *p)
@@ -670,8 +677,11 @@ static void test_refusals_and_failures(void **state)
     assert_non_null(strstr(p->disc_reason, "resolve"));
     peer_free(p);
 
+    /* wss:// goes through the same TCP path first: refused, not ENOTSUP. */
     p = peer_new("wss://127.0.0.1:1/ws", false);
-    assert_int_equal(wsb_client_connect(p->c), WSB_ENOTSUP);
+    assert_int_equal(wsb_client_connect(p->c), 0);
+    WAIT(p->disconnects, 1);
+    assert_int_equal(p->disc_status, UV_ECONNREFUSED);
     peer_free(p);
 }
 
@@ -702,6 +712,198 @@ static void test_free_from_callback_and_during_connect(void **state)
     broker_cleanup(b);
 }
 
+/* ---- wss:// ---- */
+
+/* Runs a command (argv[0] looked up in PATH) with its output discarded;
+ * fails the test unless it exits 0 within its own time. */
+static void run_cmd(char *const argv[])
+{
+    posix_spawn_file_actions_t fa;
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0), 0);
+    assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0), 0);
+    pid_t pid = 0;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    (void)posix_spawn_file_actions_destroy(&fa);
+    assert_int_equal(rc, 0);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fail_msg("%s %s failed (status %d)", argv[0], argv[1], st);
+    }
+}
+
+/* A self-signed EC P-256 certificate <dir>/<name>.crt (+ .key) whose only
+ * subjectAltName is `san`, made with the openssl CLI. */
+static void make_cert(const char *dir, const char *name, const char *san)
+{
+    char crt[160];
+    char key[160];
+    char ext[96];
+    (void)snprintf(crt, sizeof(crt), "%s/%s.crt", dir, name);
+    (void)snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+    (void)snprintf(ext, sizeof(ext), "subjectAltName=%s", san);
+    char *argv[] = {"openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    key,
+                    "-out",
+                    crt,
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=wsb-test",
+                    "-addext",
+                    ext,
+                    NULL};
+    run_cmd(argv);
+}
+
+static int read_port_file(const char *path)
+{
+    double deadline = now_s() + 10.0;
+    while (now_s() < deadline) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            int p = 0;
+            int n = fscanf(f, "%d", &p);
+            (void)fclose(f);
+            if (n == 1 && p > 0) {
+                return p;
+            }
+        }
+        (void)usleep(10000);
+    }
+    fail_msg("no port in %s within 10 s", path);
+    return 0;
+}
+
+/* wss:// against the broker's TLS listener: a pub/sub round trip with a
+ * message spanning several TLS records, the plain listener alongside; an
+ * untrusted certificate and a certificate for another name are refused
+ * with WSB_ETLS and a reason that says so, and not retried; --insecure
+ * connects anyway. The certificate names only DNS:localhost, so
+ * wss://127.0.0.1 is the name-mismatch case. */
+static void test_wss_pubsub_and_refused_certificates(void **state)
+{
+    (void)state;
+    broker_t *b = broker_slot();
+    (void)snprintf(b->dir, sizeof(b->dir), "/tmp/wsb-client-uv-XXXXXX");
+    assert_non_null(mkdtemp(b->dir));
+    make_cert(b->dir, "server", "DNS:localhost");
+    make_cert(b->dir, "other", "DNS:localhost");
+    char extra[640];
+    char tls_port_file[96];
+    (void)snprintf(tls_port_file, sizeof(tls_port_file), "%s/tlsport", b->dir);
+    (void)snprintf(extra, sizeof(extra),
+                   "--tls-cert %s/server.crt --tls-key %s/server.key --tls-port 0 "
+                   "--tls-port-file %s",
+                   b->dir, b->dir, tls_port_file);
+    broker_start(b, extra);
+    int tls_port = read_port_file(tls_port_file);
+    char ca[128];
+    char wrong_ca[128];
+    char url[96];
+    char ip_url[96];
+    (void)snprintf(ca, sizeof(ca), "%s/server.crt", b->dir);
+    (void)snprintf(wrong_ca, sizeof(wrong_ca), "%s/other.crt", b->dir);
+    (void)snprintf(url, sizeof(url), "wss://localhost:%d/ws", tls_port);
+    (void)snprintf(ip_url, sizeof(ip_url), "wss://127.0.0.1:%d/ws", tls_port);
+
+    peer_t *sub = peer_new_tls(url, false, ca, false);
+    peer_t *pub = peer_new_tls(url, false, ca, false);
+    peer_t *plain = peer_new(url_for(b, "/ws"), false);
+    assert_int_equal(wsb_client_connect(sub->c), 0);
+    assert_int_equal(wsb_client_connect(pub->c), 0);
+    assert_int_equal(wsb_client_connect(plain->c), 0);
+    assert_true(wsb_client_subscribe(sub->c, "tls.>", &reply, sub) > 0);
+    WAIT(sub->acks, 1);
+    WAIT(pub->opens, 1);
+    WAIT(plain->opens, 1);
+    assert_true(wsb_client_publish(pub->c, "tls.a", "{\"v\":1}", 7, &reply, pub) > 0);
+    WAIT(pub->acks, 1);
+    WAIT(sub->msgs, 1);
+    assert_string_equal(sub->last_topic, "tls.a");
+    assert_string_equal(sub->last_data, "{\"v\":1}");
+    /* 60,000 bytes from the plain listener: several TLS records to the subscriber. */
+    enum { BIG = 60000 };
+    char *big = malloc(BIG + 3);
+    assert_non_null(big);
+    big[0] = '"';
+    memset(big + 1, 'x', BIG);
+    big[BIG + 1] = '"';
+    big[BIG + 2] = '\0';
+    assert_true(wsb_client_publish(plain->c, "tls.big", big, BIG + 2, &reply, plain) > 0);
+    WAIT(sub->msgs, 2);
+    assert_int_equal(sub->last_data_len, BIG + 2);
+    assert_memory_equal(sub->last_data, big, BIG + 2);
+    free(big);
+    /* A clean close over TLS: close frame both ways, then close_notify. */
+    assert_int_equal(wsb_client_close(sub->c), 0);
+    WAIT(sub->closed, 1);
+    assert_int_equal(sub->disc_status, 0);
+    assert_int_equal(sub->disc_close_code, 1000);
+    peer_free(sub);
+    peer_free(pub);
+    peer_free(plain);
+
+    /* Untrusted: even with reconnect on, a certificate failure is final. */
+    peer_t *p = peer_new_tls(url, true, wrong_ca, false);
+    assert_int_equal(wsb_client_connect(p->c), 0);
+    WAIT(p->disconnects, 1);
+    assert_int_equal(p->disc_status, WSB_ETLS);
+    assert_int_equal(p->disc_reconnect, -1);
+    assert_int_equal(p->opens, 0);
+    assert_non_null(strstr(p->disc_reason, "certificate verify failed"));
+    assert_non_null(strstr(p->disc_reason, "not trusted"));
+    peer_free(p);
+
+    /* The right CA, but the certificate does not name 127.0.0.1. */
+    p = peer_new_tls(ip_url, false, ca, false);
+    assert_int_equal(wsb_client_connect(p->c), 0);
+    WAIT(p->disconnects, 1);
+    assert_int_equal(p->disc_status, WSB_ETLS);
+    assert_non_null(strstr(p->disc_reason, "does not name this host"));
+    peer_free(p);
+
+    /* A CA file that cannot be loaded ends the attempt with the file's name. */
+    p = peer_new_tls(url, false, "/nonexistent/ca.pem", false);
+    assert_int_equal(wsb_client_connect(p->c), 0);
+    WAIT(p->disconnects, 1);
+    assert_int_equal(p->disc_status, WSB_ETLS);
+    assert_non_null(strstr(p->disc_reason, "/nonexistent/ca.pem"));
+    peer_free(p);
+
+    /* insecure skips both checks. */
+    p = peer_new_tls(ip_url, false, wrong_ca, true);
+    assert_int_equal(wsb_client_connect(p->c), 0);
+    WAIT(p->opens, 1);
+    peer_free(p);
+
+    /* wss:// to the plain listener: a TLS failure, not a hang. */
+    (void)snprintf(url, sizeof(url), "wss://127.0.0.1:%d/ws", b->port);
+    p = peer_new_tls(url, false, ca, false);
+    assert_int_equal(wsb_client_connect(p->c), 0);
+    WAIT(p->disconnects, 1);
+    assert_int_equal(p->disc_status, WSB_ETLS);
+    peer_free(p);
+
+    (void)uv_run(&loop, UV_RUN_DEFAULT);
+    char path[160];
+    const char *files[] = {"server.crt", "server.key", "other.crt", "other.key", "tlsport"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        (void)snprintf(path, sizeof(path), "%s/%s", b->dir, files[i]);
+        (void)unlink(path);
+    }
+    broker_cleanup(b);
+}
+
 int main(void)
 {
     (void)signal(SIGPIPE, SIG_IGN);
@@ -715,6 +917,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusals_and_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_from_callback_and_during_connect, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_wss_pubsub_and_refused_certificates, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,9 +48,16 @@
  * idempotent); publish requests that were sent but not answered fail with
  * WSB_ECLOSED (the broker may or may not have published them).
  *
- * TLS. wss:// URLs are parsed (default port 443) and passed to the adapter
- * with tls = true; an adapter without TLS (the libuv adapter of this version)
- * makes wsb_client_connect() fail with WSB_ENOTSUP.
+ * TLS. wss:// URLs (default port 443) are passed to the adapter with
+ * tls = true. The libuv adapter speaks TLS through wsb/tls_client.h: TLS 1.2
+ * or later, ALPN http/1.1, SNI = the URL's host, and the broker's
+ * certificate verified by default against the system store, or against
+ * options.ca_file only when it is set, and against the URL's host (a name
+ * or an IP address). options.insecure skips verification (tests and
+ * development only). A failed handshake ends the attempt with WSB_ETLS and
+ * a reason that names the cause (an untrusted certificate, a name
+ * mismatch...); it is not retried. An adapter without TLS makes
+ * wsb_client_connect() fail with WSB_ENOTSUP for wss:// URLs.
  *
  * Errors are 0 or a negative code: the WSB_E* codes of wsb/common.h, the
  * client codes below, or (in a disconnect's status) a libuv UV_E* code from
@@ -60,6 +67,7 @@
 #define WSB_CLIENT_H
 
 #include "wsb/common.h"
+#include "wsb/tls_client.h" /* WSB_ETLS */
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -80,6 +88,9 @@ enum {
     WSB_ECANCELED = -30105,  /* wsb_client_close() or _free() ended the request */
     WSB_ESTATE = -30106,     /* not allowed now (after wsb_client_close(), no adapter) */
     WSB_ENOTSUP = -30107     /* wss:// with an adapter that has no TLS */
+    /* WSB_ETLS (-30108, wsb/tls_client.h): the TLS handshake failed (the
+     * broker's certificate is not trusted or does not name the host, no
+     * common protocol) or a TLS record was bad. */
 };
 
 /* Defaults used by wsb_client_options_init(). */
@@ -103,6 +114,13 @@ typedef struct {
     const char *token;
     /* Optional Origin header (printable ASCII). */
     const char *origin;
+    /* wss:// only. A PEM file of the CA certificates to trust instead of the
+     * system store (NULL: the system store). */
+    const char *ca_file;
+    /* wss:// only: do not verify the broker's certificate or name. For tests
+     * and development: anyone on the path can then read and change the
+     * traffic. Default false. */
+    bool insecure;
     /* Time allowed for name resolution, TCP connect and the 101 response;
      * 0 = no limit. */
     uint32_t connect_timeout_ms;
@@ -312,6 +330,10 @@ typedef enum {
 
 wsb_client_state_t wsb_client_state(const wsb_client_t *c);
 
+/* The client's copy of its options (strings point into the client), valid
+ * until wsb_client_free(). Adapters read ca_file and insecure from here. */
+const wsb_client_options_t *wsb_client_get_options(const wsb_client_t *c);
+
 /* Requests not yet answered: queued plus sent. */
 size_t wsb_client_pending(const wsb_client_t *c);
 
@@ -379,6 +401,11 @@ struct uv_loop_s;
 /*
  * Attaches the libuv adapter: resolves the host with uv_getaddrinfo, tries
  * each address in turn, uses one uv_tcp_t per connection and one uv_timer_t.
+ * For wss:// it runs TLS over memory BIOs between the socket and the core
+ * (the core sees plaintext only; the connection counts as connected once
+ * the TLS handshake has completed, within connect_timeout_ms). The TLS
+ * context is created at the first wss:// connection from ca_file/insecure;
+ * a CA file that cannot be loaded ends that attempt with WSB_ETLS.
  * After wsb_client_free() the adapter closes its handles and frees itself in
  * their close callbacks, so run the loop until uv_run() returns before
  * uv_loop_close(). A name lookup that was running is orphaned rather than
