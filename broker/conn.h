@@ -52,18 +52,18 @@ struct conn_s {
     bool counted;        /* included in broker->connections */
     bool reading;        /* uv_read_start is in effect */
     bool pub_paused;     /* a worker inbox is filling: not reading (server->paused) */
-    conn_t *pause_prev, *pause_next;
     bool head_request;    /* the request being answered is HEAD: no body */
     uint8_t handles_open; /* closed handles pending before free */
+    bool ip_counted;      /* counted in max_connections_per_ip under `ip` */
+    bool hs_counted;      /* took its max_handshakes_per_second token (TLS: at accept) */
+    uint8_t ip[16];       /* the peer's address (IPv4 as ::ffff:a.b.c.d) */
+    conn_t *pause_prev, *pause_next;
     uint64_t last_rx_ms;  /* loop time of the last bytes read */
     uint64_t deadline_ms; /* loop time the state's timeout fires; 0 = none */
     outq_t outq;
     wsb_http_request_t *http; /* HTTP mode only; freed at upgrade */
     session_t *session;       /* WebSocket mode only */
     struct tls_conn_s *tls;   /* accepted on the TLS listener; NULL for plain TCP */
-    bool ip_counted;          /* counted in max_connections_per_ip under `ip` */
-    bool hs_counted;          /* took its max_handshakes_per_second token (TLS: at accept) */
-    uint8_t ip[16];           /* the peer's address (IPv4 as ::ffff:a.b.c.d) */
 };
 
 /* The peer's "ip:port" for logs, in a thread-local buffer ("" once closed). */

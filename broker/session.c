@@ -82,7 +82,7 @@ static int find_sub(const session_t *s, wsb_str_t pattern)
 static void op_subscribe(session_t *s, const wsb_msg_t *m)
 {
     server_t *srv = s->conn->server;
-    if (!perms_may_subscribe(&s->perms, m->topic)) {
+    if (!perms_may_subscribe(s->perms, m->topic)) {
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow subscribing to this pattern");
         return;
@@ -133,7 +133,7 @@ static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
 
 static void op_publish(session_t *s, const wsb_msg_t *m)
 {
-    if (!perms_may_publish(&s->perms, m->topic)) {
+    if (!perms_may_publish(s->perms, m->topic)) {
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow publishing to this topic");
         return;
@@ -142,17 +142,38 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
     reply_ack(s, m, true, seq, -1);
 }
 
-/* Takes over `claims` (heap) as the session's credentials: permissions from
- * its patterns, the client id from "sub", the deadline from "exp". */
+/* A token's claims and the permissions made of them, in one allocation that
+ * only authenticated sessions carry. */
+struct creds_s {
+    wsb_jwt_claims_t claims;
+    perms_t perms;
+};
+
+static const perms_t no_perms; /* auth.required and no token yet */
+
+static void free_creds(session_t *s)
+{
+    if (s->creds != NULL) {
+        wsb_jwt_claims_free(&s->creds->claims);
+        free(s->creds);
+        s->creds = NULL;
+    }
+}
+
+/* Takes over `claims` (heap; freed here) as the session's credentials:
+ * permissions from its patterns, the client id from "sub", the deadline
+ * from "exp". */
 static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
 {
-    if (s->claims != NULL) {
-        wsb_jwt_claims_free(s->claims);
-        free(s->claims);
-    }
-    s->claims = claims;
+    free_creds(s);
+    struct creds_s *cr = xmalloc(sizeof(*cr));
+    cr->claims = *claims; /* the patterns live in a block of their own */
+    free(claims);
+    claims = &cr->claims;
+    cr->perms = (perms_t){claims->subscribe, claims->nsubscribe, claims->publish, claims->npublish};
+    s->creds = cr;
+    s->perms = &cr->perms;
     s->authed = true;
-    s->perms = (perms_t){claims->subscribe, claims->nsubscribe, claims->publish, claims->npublish};
     s->auth_deadline_ms = 0;
     if (claims->has_exp) {
         server_t *srv = s->conn->server;
@@ -197,8 +218,11 @@ static bool within_rate(session_t *s, size_t len)
     if (byte_burst < (double)cfg->max_message_size) {
         byte_burst = (double)cfg->max_message_size;
     }
-    bool ok = bucket_take(&s->msg_bucket, cfg->rate_messages, burst, 1.0, now) &&
-              bucket_take(&s->byte_bucket, (double)cfg->rate_bytes, byte_burst, (double)len, now);
+    if (s->buckets == NULL) {
+        s->buckets = xcalloc(2, sizeof(bucket_t));
+    }
+    bool ok = bucket_take(&s->buckets[0], cfg->rate_messages, burst, 1.0, now) &&
+              bucket_take(&s->buckets[1], (double)cfg->rate_bytes, byte_burst, (double)len, now);
     if (ok) {
         return true;
     }
@@ -401,8 +425,9 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
         set_claims(s, claims);
     } else if (!srv->cfg->auth_required) {
         s->authed = true;
-        s->perms = srv->broker->auth.anonymous;
+        s->perms = &srv->broker->auth.anonymous;
     } else {
+        s->perms = &no_perms;
         /* No permissions until an auth message brings a token. */
         s->auth_deadline_ms = server_now(srv) + srv->cfg->auth_timeout_ms;
     }
@@ -411,10 +436,10 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     srv->next_client_seq++;
     /* Unique in the process without coordination: node, worker, counter. */
     char client_id[WSB_JWT_MAX_SUB + 1];
-    if (s->claims != NULL && s->claims->sub.len > 0) {
+    if (s->creds != NULL && s->creds->claims.sub.len > 0) {
         /* An authenticated client is known by its token's subject. */
-        (void)snprintf(client_id, sizeof(client_id), "%.*s", (int)s->claims->sub.len,
-                       s->claims->sub.p);
+        (void)snprintf(client_id, sizeof(client_id), "%.*s", (int)s->creds->claims.sub.len,
+                       s->creds->claims.sub.p);
     } else {
         (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->broker->node_id,
                        srv->index, (unsigned long long)srv->next_client_seq);
@@ -471,9 +496,7 @@ void session_free(session_t *s)
         free(s->subs);
     }
     free(s->msg);
-    if (s->claims != NULL) {
-        wsb_jwt_claims_free(s->claims);
-        free(s->claims);
-    }
+    free_creds(s);
+    free(s->buckets);
     free(s);
 }

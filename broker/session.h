@@ -26,6 +26,7 @@ struct session_s {
     conn_t *conn;
     wsb_ws_parser_t parser;
     bool echo;
+    bool authed; /* a token was accepted (or auth is not required) */
     int msg_opcode;
     /* message assembly: a message that arrives in one read is used in place
      * (pending); otherwise it is copied into msg (bounded by max_message_size) */
@@ -38,14 +39,14 @@ struct session_s {
     trie_sub_t *sub0;  /* most connections subscribe once: no array for them */
     uint32_t nsubs;
     uint32_t subs_cap;
-    /* credentials: a verified token's claims (heap, owned) or none */
-    wsb_jwt_claims_t *claims;
-    perms_t perms;             /* from claims, anonymous, or nothing */
-    bool authed;               /* a token was accepted (or auth is not required) */
+    /* credentials: a verified token's claims with the permissions made of
+     * them (heap, owned), or none. perms points into creds, at the broker's
+     * anonymous permissions (shared), or at an empty set. */
+    struct creds_s *creds;
+    const perms_t *perms;
     uint64_t auth_deadline_ms; /* loop time: auth timeout or token expiry; 0 = none */
     uint64_t keepalive_due_ms; /* loop time of the next ping / idle check */
-    bucket_t msg_bucket;       /* rate.messages */
-    bucket_t byte_bucket;      /* rate.bytes */
+    bucket_t *buckets;         /* [0] rate.messages, [1] rate.bytes; only with rate limits */
 };
 
 typedef struct session_s session_t;
