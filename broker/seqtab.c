@@ -462,6 +462,19 @@ void seqtab_expire(seqtab_t *t, uint64_t now_ms)
     }
 }
 
+/* A pattern as a Prometheus label value: '\\' and '"' are legal in topics. */
+static void label_escape(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *in != '\0' && n + 3 < cap; in++) {
+        if (*in == '\\' || *in == '"') {
+            out[n++] = '\\';
+        }
+        out[n++] = *in;
+    }
+    out[n] = '\0';
+}
+
 void seqtab_render_metrics(seqtab_t *t, sbuf_t *o)
 {
     unsigned n = t->rules != NULL ? t->rules->n : 0;
@@ -481,8 +494,10 @@ void seqtab_render_metrics(seqtab_t *t, sbuf_t *o)
                     series[k].name);
         for (unsigned r = 0; r < n; r++) {
             _Atomic int64_t *v = (_Atomic int64_t *)(void *)((char *)&t->stats[r] + series[k].off);
+            char label[2 * WSB_TOPIC_MAX_LEN + 1];
+            label_escape(t->rules->rules[r].pattern, label, sizeof label);
             sbuf_printf(o, "%s{rule=\"%u\",pattern=\"%s\"} %" PRId64 "\n", series[k].name, r,
-                        t->rules->rules[r].pattern,
+                        label,
                         atomic_load_explicit(v, memory_order_relaxed));
         }
     }
