@@ -316,3 +316,15 @@ def test_switch_over_has_no_gap_and_no_duplicate_under_load(broker):
     assert got == list(range(1, total + 1)), f"{len(got)} seqs, first bad at " + str(
         next((i for i, s in enumerate(got) if s != i + 1), None))
     assert sessions > 5 and mid_stream >= 3, (sessions, mid_stream)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--history", '[{"pattern":"a","size":0}]'], "history[0].size"),
+    (["--history", '{"pattern":"a"}'], "history: expected a list"),
+    (["--history", '[{"pattern":"a"}]', "--redis-url", "redis://127.0.0.1:1"],
+     "not supported together with redis.url"),
+])
+def test_bad_history_config_exits_2_naming_the_key(args, needle):
+    from helpers import run_broker_cmd
+    r = run_broker_cmd(["--port", "0"] + args)
+    assert r.returncode == 2 and needle in r.stderr, r.stderr
