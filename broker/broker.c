@@ -152,7 +152,13 @@ int broker_init(broker_t *b, const config_t *cfg)
     atomic_init(&b->stopping, 0);
     atomic_init(&b->connections, 0);
     make_node_id(b);
-    b->seqtab = seqtab_new();
+    char herr[256];
+    if (history_rules_parse(cfg->history, &b->history_rules, herr, sizeof herr) != 0) {
+        /* config_load() validated it already; this is a programming error. */
+        log_error("bad history rules", "err=%s", log_quote(herr));
+        return -1;
+    }
+    b->seqtab = seqtab_new(&b->history_rules, cfg->history_max_topics);
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];
         if (realpath(cfg->web_root, resolved) == NULL) {

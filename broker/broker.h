@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "history.h"
 #include "seqtab.h"
 #include "tls.h"
 
@@ -30,6 +31,7 @@ typedef struct broker_s {
     unsigned nworkers;
     server_t **workers;
     seqtab_t *seqtab;
+    history_rules_t history_rules; /* parsed from cfg->history; seqtab borrows it */
     bridge_t *bridge; /* federation through Redis; NULL when redis.url is "" */
     char node_id[72];
     char *web_root; /* realpath of cfg->web_root, NULL when static files are off */

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "apikey.h"
+#include "history.h"
 #include "log.h"
 #include "wsb/topic.h"
 
@@ -285,6 +286,13 @@ static const key_def_t keys[] = {
                  "after our close frame, wait this long for the peer's close and the drain"),
     DURATION_KEY("shutdown_timeout", shutdown_timeout_ms, 1, 30 * DAY_MS, "5s",
                  "on SIGTERM, time allowed to flush pending output before exiting"),
+    /* history */
+    STRING_KEY("history", history, "", "JSON", NULL, NULL,
+               "history rules, a JSON list: [{\"pattern\":\"chat.>\",\"size\":100,"
+               "\"ttl\":\"300s\",\"slow_consumer\":\"drop\"}]; \"\" = none"),
+    UINT_KEY("history_max_topics", history_max_topics, 64, 16777216, "10000",
+             "topics keeping history at most; beyond, the least recently published is "
+             "evicted (its seq, epoch and history are lost)"),
     /* federation */
     STRING_KEY("redis.url", redis_url, "", "URL", is_optional_redis_url,
                "\"\" (off) or redis://[[user]:password@]host[:port][/db]",
@@ -857,6 +865,18 @@ static int apply_json(config_t *cfg, const key_def_t *k, json_t *value, const ch
     if (json_is_string(value)) {
         return apply_text(cfg, k, json_string_value(value), source, err, errlen);
     }
+    if (k->offset == OFF(history) && (json_is_array(value))) {
+        /* The rules are a JSON list in the file; flags and variables take
+         * the same list as JSON text. */
+        char *text = json_dumps(value, JSON_COMPACT);
+        if (text == NULL) {
+            (void)fputs("wsbroker: out of memory\n", stderr);
+            abort();
+        }
+        int rc = apply_text(cfg, k, text, source, err, errlen);
+        free(text);
+        return rc;
+    }
     if (k->valid == is_optional_port && json_is_integer(value) && json_integer_value(value) >= 0) {
         /* {"resp": {"port": 6380}}: a number where a string key takes digits. */
         char digits[24];
@@ -1158,6 +1178,18 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
     }
     if (cfg->tls_ca[0] != '\0' && cfg->tls_cert[0] == '\0') {
         set_err(err, errlen, "tls.ca: client certificates need TLS: set tls.cert and tls.key");
+        return CONFIG_ERROR;
+    }
+    history_rules_t rules;
+    if (history_rules_parse(cfg->history, &rules, err, errlen) != 0) {
+        return CONFIG_ERROR;
+    }
+    if (rules.n > 0 && cfg->redis_url[0] != '\0') {
+        /* Per-node history in a cluster would replay only this node's
+         * publishes and still answer recovered:true: refuse rather than lie. */
+        set_err(err, errlen,
+                "history: not supported together with redis.url yet (clustered history is not "
+                "implemented: a recovery would miss messages published on other nodes)");
         return CONFIG_ERROR;
     }
     if (cfg->echo_path[0] != '\0' && strcmp(cfg->echo_path, cfg->ws_path) == 0) {

@@ -4,6 +4,7 @@
 #include "util.h"
 #include "xmsg.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ frame_buf_t *frame_buf_adopt(uint8_t *raw, size_t len)
     fb->len = (uint32_t)len;
     fb->bytes = raw + FRAME_BUF_HEADROOM;
     fb->shared = NULL;
+    fb->own_header = 0;
     return fb;
 }
 
@@ -42,7 +44,13 @@ void frame_buf_unref(frame_buf_t *fb)
 {
     if (--fb->refcnt == 0) {
         if (fb->shared != NULL) {
-            xmsg_unref(fb->shared); /* the frame_buf lives inside the xmsg */
+            /* Read before the unref: a worker's frame_buf lives inside the
+             * xmsg, a replay's header (xmsg_replay_buf) is its own. */
+            bool own_header = fb->own_header != 0;
+            xmsg_unref(fb->shared);
+            if (own_header) {
+                free(fb);
+            }
         } else {
             free(fb);
         }

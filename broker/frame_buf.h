@@ -30,7 +30,8 @@ typedef struct frame_buf_s {
     uint32_t len;
     uint8_t *bytes;
     struct xmsg_s *shared; /* NULL: a local buffer, freed with free() */
-    uint8_t pad_[8];       /* keeps the header a multiple of 16 bytes */
+    uint8_t own_header;    /* shared, but this header was malloc'd (a history replay) */
+    uint8_t pad_[7];       /* keeps the header a multiple of 16 bytes */
 } frame_buf_t;
 
 #define FRAME_BUF_HEADROOM sizeof(frame_buf_t)

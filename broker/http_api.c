@@ -97,6 +97,7 @@ static void metrics(conn_t *c, bool keep_alive)
     sbuf_t out;
     sbuf_init(&out);
     metrics_render(all, b->nworkers, &g, &out);
+    seqtab_render_metrics(b->seqtab, &out);
     if (b->bridge != NULL) {
         bridge_render_metrics(b->bridge, &out);
     }

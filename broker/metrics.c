@@ -133,6 +133,18 @@ void metrics_render(metrics_t *const *w, unsigned n, const metrics_gauges_t *g, 
     counter(o, "wsbroker_slow_consumer_closes_total",
             "Connections closed with 1013 for exceeding their outbound bound.",
             TOTAL(slow_consumer_closes));
+    counter(o, "wsbroker_history_gaps_total",
+            "Gap notices sent to slow consumers on history topics instead of close 1013.",
+            TOTAL(history_gaps));
+    header(o, "wsbroker_history_recoveries_total", "counter",
+           "Subscribes with since, by outcome (recovered true or false).");
+    sbuf_printf(o,
+                "wsbroker_history_recoveries_total{result=\"recovered\"} %llu\n"
+                "wsbroker_history_recoveries_total{result=\"failed\"} %llu\n",
+                (unsigned long long)TOTAL(history_recovered),
+                (unsigned long long)TOTAL(history_not_recovered));
+    counter(o, "wsbroker_history_replayed_total", "Messages replayed from history.",
+            TOTAL(history_replayed));
     counter(o, "wsbroker_header_timeouts_total", "HTTP request heads not received in time.",
             TOTAL(header_timeouts));
     counter(o, "wsbroker_idle_timeouts_total", "WebSocket sessions closed for silence.",

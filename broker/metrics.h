@@ -69,6 +69,10 @@ typedef struct {
     metric_t bytes_in;
     metric_t bytes_out;
     metric_t slow_consumer_closes;
+    metric_t history_gaps;          /* gap notices sent instead of close 1013 */
+    metric_t history_recovered;     /* subscribes with since answered recovered:true */
+    metric_t history_not_recovered; /* ... recovered:false */
+    metric_t history_replayed;      /* messages replayed from history */
     metric_t header_timeouts;
     metric_t idle_timeouts;
     metric_t write_calls; /* uv_try_write + uv_write */

@@ -68,6 +68,26 @@ size_t outq_drop_pending(outq_t *q)
     return dropped;
 }
 
+size_t outq_drop_matching(outq_t *q, bool (*match)(const frame_buf_t *fb, void *user_data),
+                          void *user_data)
+{
+    size_t dropped = 0;
+    uint32_t kept = q->inflight;
+    for (uint32_t i = q->inflight; i < q->count; i++) {
+        outq_slice_t s = *at(q, i);
+        if (s.off == 0 && s.len == s.fb->len && match(s.fb, user_data)) {
+            dropped += s.len;
+            frame_buf_unref(s.fb);
+            continue;
+        }
+        *at(q, kept++) = s;
+    }
+    q->count = kept;
+    q->bytes -= dropped;
+    maybe_shrink(q);
+    return dropped;
+}
+
 static void grow(outq_t *q)
 {
     uint32_t ncap = q->cap * 2;

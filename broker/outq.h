@@ -23,6 +23,7 @@
 
 #include "frame_buf.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -57,6 +58,13 @@ void outq_trim(outq_t *q);
 
 /* Drops the slices that are not in flight; returns the bytes dropped. */
 size_t outq_drop_pending(outq_t *q);
+
+/* Drops the whole, not-in-flight slices (offset 0, the frame's full length)
+ * for which match(fb, user_data) is true, keeping the others in order;
+ * returns the bytes dropped. A partly written slice is never dropped: the
+ * peer has part of that frame already. */
+size_t outq_drop_matching(outq_t *q, bool (*match)(const frame_buf_t *fb, void *user_data),
+                          void *user_data);
 
 /* Appends a slice; takes over one reference the caller holds on `fb`. */
 void outq_push(outq_t *q, frame_buf_t *fb, uint32_t off, uint32_t len);

@@ -14,7 +14,9 @@
 #include "wsb/message.h"
 #include "xmsg.h"
 
+#include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 
 uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json_t *data)
 {
@@ -27,11 +29,18 @@ uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json
     METRIC_ADD(s->metrics.messages_published, 1);
 
     seqtab_shard_t *shard = NULL;
-    uint64_t seq = seqtab_lock_next(b->seqtab, topic, &shard);
-    xmsg_t *m = xmsg_new(topic, seq, (wsb_str_t){data_json, data_len}, b->nworkers);
+    seqtab_pos_t pos;
+    uint64_t seq = seqtab_lock_next(b->seqtab, topic, &shard, &pos);
+    bool keep = pos.rule >= 0;
+    wsb_str_t epoch = keep ? (wsb_str_t){pos.epoch, strlen(pos.epoch)} : WSB_STR_NULL;
+    xmsg_t *m = xmsg_new(topic, seq, epoch, (wsb_str_t){data_json, data_len}, b->nworkers);
     /* Every reference is counted before the first push: a worker may deliver
-     * and release its share before this loop ends. */
-    xmsg_set_refs(m, b->nworkers);
+     * and release its share before this loop ends. History holds one more. */
+    xmsg_set_refs(m, b->nworkers + (keep ? 1u : 0u));
+    if (keep) {
+        m->drop_slow = b->history_rules.rules[pos.rule].drop_slow;
+        seqtab_append(b->seqtab, shard, m, uv_now(&s->loop));
+    }
     for (unsigned i = 0; i < b->nworkers; i++) {
         server_t *w = b->workers[i];
         if (!xqueue_push(&w->inbox, m)) {
@@ -64,7 +73,7 @@ uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json
 
 unsigned router_inject(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
 {
-    xmsg_t *m = xmsg_new(topic, seq, data_json, b->nworkers);
+    xmsg_t *m = xmsg_new(topic, seq, WSB_STR_NULL, data_json, b->nworkers);
     xmsg_set_refs(m, b->nworkers);
     unsigned dropped = 0;
     /* One producer (the bridge thread) pushes in the order Redis delivered:
@@ -98,11 +107,19 @@ static int deliver_cb(trie_client_t *client, void *user_data)
         return 0;
     }
     session_t *s = (session_t *)(void *)client;
+    if (s->ngaps > 0 && session_gapped(s, f->msg)) {
+        f->undelivered++; /* suspended until the client recovers (session_gap) */
+        return 0;
+    }
     if (session_deliver(s, f->fb) == 0) {
         return 0;
     }
     f->undelivered++;
-    if (s->conn->state == CONN_WS) {
+    if (s->conn->state == CONN_WS && f->msg->drop_slow && session_gap(s, f->msg) == 0) {
+        /* Its rule keeps history and says "drop": the subscriber was told of
+         * the gap and recovers from history. */
+        METRIC_ADD(f->server->metrics.history_gaps, 1);
+    } else if (s->conn->state == CONN_WS) {
         /* Over its outbound bound: this subscriber cannot keep up. Its queued
          * frames are dropped and it is told why; everyone else goes on. */
         METRIC_ADD(f->server->metrics.slow_consumer_closes, 1);
@@ -111,19 +128,42 @@ static int deliver_cb(trie_client_t *client, void *user_data)
     return 0;
 }
 
+static void deliver_one(server_t *s, xmsg_t *m)
+{
+    frame_buf_t *fb = xmsg_worker_buf(m, s->index);
+    fanout_t f = {.fb = fb, .msg = m, .server = s, .undelivered = 0};
+    s->in_fanout = true;
+    size_t n = trie_match(s->trie, m->topic, m->topic_len, deliver_cb, &f);
+    s->in_fanout = false;
+    METRIC_ADD(s->metrics.messages_delivered, n - f.undelivered);
+    frame_buf_unref(fb); /* the worker's own reference; writes hold theirs */
+}
+
+void router_drain_pushed(server_t *s)
+{
+    /* Every push counted in enqueue_pos has claimed its cell; a producer may
+     * still be between claiming and filling one (a publish of another shard,
+     * or the bridge), for a few instructions: wait for it, since a message
+     * behind it may be one of ours. */
+    size_t target = xqueue_enqueued(&s->inbox);
+    while (xqueue_dequeued(&s->inbox) < target) {
+        xmsg_t *m = xqueue_pop(&s->inbox);
+        if (m == NULL) {
+            sched_yield();
+            continue;
+        }
+        deliver_one(s, m);
+    }
+    METRIC_SET(s->metrics.inbox_depth, xqueue_depth(&s->inbox));
+}
+
 void router_drain(server_t *s)
 {
     unsigned budget = SERVER_INBOX_BATCH;
     xmsg_t *m;
     while (budget > 0 && (m = xqueue_pop(&s->inbox)) != NULL) {
         budget--;
-        frame_buf_t *fb = xmsg_worker_buf(m, s->index);
-        fanout_t f = {.fb = fb, .msg = m, .server = s, .undelivered = 0};
-        s->in_fanout = true;
-        size_t n = trie_match(s->trie, m->topic, m->topic_len, deliver_cb, &f);
-        s->in_fanout = false;
-        METRIC_ADD(s->metrics.messages_delivered, n - f.undelivered);
-        frame_buf_unref(fb); /* the worker's own reference; writes hold theirs */
+        deliver_one(s, m);
     }
     if (budget == 0) {
         /* More than a batch is waiting: let I/O run, then continue. */

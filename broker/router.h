@@ -54,4 +54,11 @@ unsigned router_inject(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t dat
  * reply never overtakes a message published before the request was sent). */
 void router_drain(server_t *s);
 
+/* Delivers every message pushed into the worker's inbox before the call
+ * (whatever the batch size), waiting for a push in progress to complete. A
+ * subscribe with recovery calls it with the topic's shard lock held
+ * (session.c): after it, every message of that topic with a seq up to the
+ * current one has been delivered, and none after it has been pushed yet. */
+void router_drain_pushed(server_t *s);
+
 #endif

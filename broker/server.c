@@ -1,6 +1,8 @@
 /* server.c - one worker's loop: listener, inbox, per-turn flush, shutdown (see server.h). */
 #include "server.h"
 
+#include "seqtab.h"
+
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
@@ -88,6 +90,10 @@ static void on_heartbeat(uv_timer_t *t)
     }
     METRIC_SET(s->metrics.heartbeat_ms, broker_uptime_ns(s->broker) / 1000000);
     server_update_gauges(s);
+    if (s->index == 0) {
+        /* Quiet topics' history past its ttl goes even without publishes. */
+        seqtab_expire(s->broker->seqtab, uv_now(&s->loop));
+    }
 }
 
 /* Polling is cheap here (one relaxed load per worker) and only runs while a

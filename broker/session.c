@@ -7,10 +7,12 @@
 #include "frame_buf.h"
 #include "log.h"
 #include "router.h"
+#include "seqtab.h"
 #include "server.h"
 #include "util.h"
 #include "wsb/message.h"
 #include "wsb/topic.h"
+#include "xmsg.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -40,14 +42,95 @@ static void reply_error(session_t *s, bool has_id, int64_t id, const char *code,
     reply(s, wsb_msg_build_error(has_id, id, code, message, FRAME_BUF_HEADROOM, &len), &len);
 }
 
-static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq, int recovered)
+static void reply_ack_epoch(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq,
+                            int recovered, const char *epoch)
 {
     if (!m->has_id) {
         return;
     }
-    wsb_ack_t ack = {.id = m->id, .has_seq = has_seq, .seq = seq, .recovered = recovered};
+    wsb_ack_t ack = {.id = m->id,
+                     .has_seq = has_seq,
+                     .seq = seq,
+                     .recovered = recovered,
+                     .epoch = {epoch, epoch != NULL ? strlen(epoch) : 0}};
     size_t len = 0;
     reply(s, wsb_msg_build_ack(&ack, FRAME_BUF_HEADROOM, &len), &len);
+}
+
+static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq, int recovered)
+{
+    reply_ack_epoch(s, m, has_seq, seq, recovered, NULL);
+}
+
+/* ---- gaps (slow consumers on history topics) ------------------------------------------------ */
+
+static int find_gap(const session_t *s, const char *topic, size_t len)
+{
+    for (uint32_t i = 0; i < s->ngaps; i++) {
+        if (strlen(s->gaps[i]) == len && memcmp(s->gaps[i], topic, len) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void clear_gap(session_t *s, wsb_str_t topic)
+{
+    int i = find_gap(s, topic.p, topic.len);
+    if (i >= 0) {
+        free(s->gaps[i]);
+        s->gaps[i] = s->gaps[--s->ngaps];
+    }
+}
+
+bool session_gapped(const session_t *s, const xmsg_t *m)
+{
+    return s->ngaps > 0 && find_gap(s, m->topic, m->topic_len) >= 0;
+}
+
+typedef struct {
+    const xmsg_t *msg;
+    uint64_t first_dropped; /* lowest seq dropped, UINT64_MAX: none */
+} gap_match_t;
+
+static bool same_topic_cb(const frame_buf_t *fb, void *user_data)
+{
+    gap_match_t *g = user_data;
+    const xmsg_t *x = fb->shared;
+    if (x == NULL || x->topic_len != g->msg->topic_len ||
+        memcmp(x->topic, g->msg->topic, x->topic_len) != 0) {
+        return false;
+    }
+    if (x->seq < g->first_dropped) {
+        g->first_dropped = x->seq;
+    }
+    return true;
+}
+
+int session_gap(session_t *s, const xmsg_t *m)
+{
+    if (s->ngaps >= SESSION_MAX_GAPS) {
+        return -1;
+    }
+    conn_t *c = s->conn;
+    /* The topic's frames are queued in seq order behind those already handed
+     * to the kernel: after dropping them, the client holds every message of
+     * the topic up to the first one dropped (or up to this one). */
+    gap_match_t g = {.msg = m, .first_dropped = UINT64_MAX};
+    size_t dropped = outq_drop_matching(&c->outq, same_topic_cb, &g);
+    c->server->outbound_bytes -= dropped;
+    uint64_t last = (g.first_dropped < m->seq ? g.first_dropped : m->seq) - 1;
+    s->gaps = xrealloc(s->gaps, sizeof(char *) * (s->ngaps + 1));
+    char *topic = xmalloc((size_t)m->topic_len + 1);
+    memcpy(topic, m->topic, (size_t)m->topic_len + 1);
+    s->gaps[s->ngaps++] = topic;
+    size_t len = 0;
+    reply(s,
+          wsb_msg_build_gap((wsb_str_t){m->topic, m->topic_len},
+                            (wsb_str_t){m->epoch, strlen(m->epoch)}, last, FRAME_BUF_HEADROOM,
+                            &len),
+          &len);
+    return 0;
 }
 
 /* ---- operations -------------------------------------------------------------------------- */
@@ -79,42 +162,119 @@ static int find_sub(const session_t *s, wsb_str_t pattern)
     return -1;
 }
 
-static void op_subscribe(session_t *s, const wsb_msg_t *m)
+/* Adds the subscription unless the session has it already. Returns false
+ * (after replying forbidden or limit_exceeded) when the credentials do not
+ * allow the pattern or the session is at its limit. */
+static bool add_subscription(session_t *s, const wsb_msg_t *m)
 {
     server_t *srv = s->conn->server;
     if (!perms_may_subscribe(s->perms, m->topic)) {
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow subscribing to this pattern");
-        return;
+        return false;
     }
     /* Subscribing twice to one pattern is idempotent: the client still gets
      * each message once, and its ack. */
-    if (find_sub(s, m->topic) < 0) {
-        if (s->nsubs >= srv->cfg->max_subscriptions) {
-            char why[96];
-            (void)snprintf(why, sizeof(why), "at most %u subscriptions per connection",
-                           srv->cfg->max_subscriptions);
-            reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, why);
+    if (find_sub(s, m->topic) >= 0) {
+        return true;
+    }
+    if (s->nsubs >= srv->cfg->max_subscriptions) {
+        char why[96];
+        (void)snprintf(why, sizeof(why), "at most %u subscriptions per connection",
+                       srv->cfg->max_subscriptions);
+        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, why);
+        return false;
+    }
+    if (s->nsubs == s->subs_cap) {
+        uint32_t cap = s->subs_cap < 2 ? 4 : s->subs_cap * 2;
+        if (s->subs == &s->sub0) {
+            s->subs = xmalloc(sizeof(trie_sub_t *) * cap);
+            s->subs[0] = s->sub0;
+        } else {
+            s->subs = xrealloc(s->subs, sizeof(trie_sub_t *) * cap);
+        }
+        s->subs_cap = cap;
+    }
+    int first = 0;
+    s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->tc, &first);
+    if (first && srv->broker->bridge != NULL) {
+        bridge_interest(srv->broker->bridge, m->topic.p, m->topic.len, +1);
+    }
+    server_update_gauges(srv);
+    return true;
+}
+
+/*
+ * A subscribe to an exact topic that keeps history. The switch-over from the
+ * replay to the live stream has no gap and no duplicate because of one lock:
+ * every message of the topic is assigned its seq, appended to history and
+ * pushed into every worker's inbox under the topic's shard lock. Holding
+ * that lock, this worker first delivers what its inbox already holds (all of
+ * the topic's messages up to the current seq C are in there or delivered
+ * already: none reaches the new subscription), then registers the
+ * subscription and reads the history up to C. Messages after C can only be
+ * pushed once the lock is released, and then reach the subscription live.
+ */
+static void subscribe_with_history(session_t *s, const wsb_msg_t *m, seqtab_shard_t *shard,
+                                   const seqtab_pos_t *pos)
+{
+    server_t *srv = s->conn->server;
+    broker_t *b = srv->broker;
+    router_drain_pushed(srv);
+    if (!add_subscription(s, m)) {
+        seqtab_unlock(shard);
+        return;
+    }
+    xmsg_t **msgs = NULL;
+    size_t n = 0;
+    int recovered = -1;
+    if (m->has_since) {
+        recovered = seqtab_since(b->seqtab, shard, m->since_epoch, m->since_seq, &msgs, &n) ? 1 : 0;
+    } else if (m->has_history && m->history > 0) {
+        seqtab_last(b->seqtab, shard, m->history, &msgs, &n);
+    }
+    seqtab_unlock(shard);
+    clear_gap(s, m->topic);
+    if (recovered >= 0) {
+        if (recovered) {
+            METRIC_ADD(srv->metrics.history_recovered, 1);
+        } else {
+            METRIC_ADD(srv->metrics.history_not_recovered, 1);
+        }
+    }
+    reply_ack_epoch(s, m, true, pos->seq, recovered, pos->epoch);
+    /* The replay is bounded by the rule's size, not by max_outbound_bytes:
+     * the client asked for it, and its frames are shared, not copied. */
+    for (size_t i = 0; i < n; i++) {
+        conn_send_always(s->conn, xmsg_replay_buf(msgs[i]));
+        xmsg_unref(msgs[i]);
+    }
+    METRIC_ADD(srv->metrics.history_replayed, n);
+    free(msgs);
+}
+
+static void op_subscribe(session_t *s, const wsb_msg_t *m)
+{
+    server_t *srv = s->conn->server;
+    broker_t *b = srv->broker;
+    if (b->history_rules.n > 0 && !wsb_topic_is_pattern(m->topic.p, m->topic.len)) {
+        seqtab_shard_t *shard = NULL;
+        seqtab_pos_t pos;
+        seqtab_lock_topic(b->seqtab, m->topic, &shard, &pos, uv_now(&srv->loop));
+        if (pos.rule >= 0) {
+            subscribe_with_history(s, m, shard, &pos);
             return;
         }
-        if (s->nsubs == s->subs_cap) {
-            uint32_t cap = s->subs_cap < 2 ? 4 : s->subs_cap * 2;
-            if (s->subs == &s->sub0) {
-                s->subs = xmalloc(sizeof(trie_sub_t *) * cap);
-                s->subs[0] = s->sub0;
-            } else {
-                s->subs = xrealloc(s->subs, sizeof(trie_sub_t *) * cap);
-            }
-            s->subs_cap = cap;
-        }
-        int first = 0;
-        s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->tc, &first);
-        if (first && srv->broker->bridge != NULL) {
-            bridge_interest(srv->broker->bridge, m->topic.p, m->topic.len, +1);
-        }
-        server_update_gauges(srv);
+        seqtab_unlock(shard);
     }
+    if (!add_subscription(s, m)) {
+        return;
+    }
+    clear_gap(s, m->topic);
     /* Without history a recovery request cannot succeed: say so, deliver live. */
+    if (m->has_since) {
+        METRIC_ADD(srv->metrics.history_not_recovered, 1);
+    }
     reply_ack(s, m, false, 0, m->has_since ? 0 : -1);
 }
 
@@ -128,6 +288,7 @@ static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
     session_unsubscribe(s->conn->server, s->subs[i]);
     server_update_gauges(s->conn->server);
     s->subs[i] = s->subs[--s->nsubs];
+    clear_gap(s, m->topic);
     reply_ack(s, m, false, 0, -1);
 }
 
@@ -492,6 +653,10 @@ void session_free(session_t *s)
         session_unsubscribe(s->conn->server, s->subs[i]);
     }
     wsb_ws_parser_release(&s->parser);
+    for (uint32_t i = 0; i < s->ngaps; i++) {
+        free(s->gaps[i]);
+    }
+    free(s->gaps);
     if (s->subs != &s->sub0) {
         free(s->subs);
     }

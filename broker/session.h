@@ -47,7 +47,14 @@ struct session_s {
     uint64_t auth_deadline_ms; /* loop time: auth timeout or token expiry; 0 = none */
     uint64_t keepalive_due_ms; /* loop time of the next ping / idle check */
     bucket_t *buckets;         /* [0] rate.messages, [1] rate.bytes; only with rate limits */
+    /* Topics whose delivery is suspended after a gap notice (slow consumer
+     * on a "drop" history rule) until the client subscribes to them again. */
+    char **gaps;
+    uint32_t ngaps;
 };
+
+/* Topics one session may have suspended at once; one more closes it (1013). */
+#define SESSION_MAX_GAPS 64
 
 typedef struct session_s session_t;
 
@@ -63,6 +70,16 @@ void session_feed(session_t *s, uint8_t *data, size_t len);
 int session_deliver(session_t *s, frame_buf_t *fb);
 
 void session_free(session_t *s);
+
+/* The fan-out could not queue `m` (over the outbound bound) and its history
+ * rule says "drop": drops the session's queued frames of that topic, sends a
+ * `gap` notice naming the last seq it keeps, and suspends the topic for this
+ * session. Returns 0, or -1 when SESSION_MAX_GAPS topics are suspended
+ * already (the caller closes the slow consumer as usual). */
+int session_gap(session_t *s, const struct xmsg_s *m);
+
+/* True when `m`'s topic is suspended for this session (see session_gap). */
+bool session_gapped(const session_t *s, const struct xmsg_s *m);
 
 typedef struct server_s server_t;
 

@@ -12,7 +12,8 @@ static size_t round_up(size_t n, size_t to)
     return (n + to - 1) / to * to;
 }
 
-xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t data_json, unsigned nworkers)
+xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
+                 unsigned nworkers)
 {
     /* Layout: [xmsg_t][slots: nworkers * stride][topic + NUL][frame]. The
      * frame builder leaves `headroom` bytes in front of the frame, so the
@@ -21,7 +22,7 @@ xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t data_json, unsigned nw
     size_t topic_off = slots_off + (size_t)nworkers * XMSG_SLOT_STRIDE;
     size_t headroom = round_up(topic_off + topic.len + 1, 16);
     size_t frame_len = 0;
-    uint8_t *raw = wsb_msg_build_message(topic, seq, WSB_STR_NULL, data_json, headroom, &frame_len);
+    uint8_t *raw = wsb_msg_build_message(topic, seq, epoch, data_json, headroom, &frame_len);
     if (raw == NULL || frame_len > UINT32_MAX) {
         abort(); /* ENOMEM: the broker's allocation policy */
     }
@@ -39,14 +40,38 @@ xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t data_json, unsigned nw
     m->data_off = m->frame_len - 1 - m->data_len;
     memcpy(m->topic, topic.p, topic.len);
     m->topic[topic.len] = '\0';
+    m->drop_slow = false;
+    size_t elen = epoch.len < XMSG_EPOCH_MAX ? epoch.len : XMSG_EPOCH_MAX;
+    if (elen > 0) {
+        memcpy(m->epoch, epoch.p, elen);
+    }
+    m->epoch[elen] = '\0';
     for (unsigned w = 0; w < nworkers; w++) {
         frame_buf_t *fb = (frame_buf_t *)(void *)(raw + slots_off + (size_t)w * XMSG_SLOT_STRIDE);
         fb->refcnt = 1;
         fb->len = m->frame_len;
         fb->bytes = m->frame;
         fb->shared = m;
+        fb->own_header = 0;
     }
     return m;
+}
+
+void xmsg_ref(xmsg_t *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+frame_buf_t *xmsg_replay_buf(xmsg_t *m)
+{
+    frame_buf_t *fb = xmalloc(sizeof(*fb));
+    xmsg_ref(m);
+    fb->refcnt = 1;
+    fb->len = m->frame_len;
+    fb->bytes = m->frame;
+    fb->shared = m;
+    fb->own_header = 1;
+    return fb;
 }
 
 void xmsg_set_refs(xmsg_t *m, uint32_t refs)

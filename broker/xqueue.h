@@ -41,6 +41,17 @@ void *xqueue_pop(xqueue_t *q);
 /* Items queued now (approximate while producers push). Any thread. */
 size_t xqueue_depth(xqueue_t *q);
 
+/* Positions: items ever claimed by producers / ever popped. Any thread. */
+static inline size_t xqueue_enqueued(xqueue_t *q)
+{
+    return atomic_load_explicit(&q->enqueue_pos, memory_order_acquire);
+}
+
+static inline size_t xqueue_dequeued(xqueue_t *q)
+{
+    return atomic_load_explicit(&q->dequeue_pos, memory_order_relaxed);
+}
+
 static inline size_t xqueue_capacity(const xqueue_t *q)
 {
     return q->mask + 1;

@@ -293,6 +293,10 @@ static void emit_ack(writer_t *w, const void *arg)
         W_LIT(w, ",\"seq\":");
         w_u64(w, a->seq);
     }
+    if (a->epoch.p != NULL && a->epoch.len > 0) {
+        W_LIT(w, ",\"epoch\":");
+        w_str(w, a->epoch.p, a->epoch.len);
+    }
     if (a->recovered == 0) {
         W_LIT(w, ",\"recovered\":false");
     } else if (a->recovered > 0) {
@@ -304,6 +308,25 @@ static void emit_ack(writer_t *w, const void *arg)
 uint8_t *wsb_msg_build_ack(const wsb_ack_t *ack, size_t headroom, size_t *frame_len)
 {
     return build(emit_ack, ack, headroom, frame_len);
+}
+
+static void emit_gap(writer_t *w, const void *arg)
+{
+    const message_args_t *m = arg;
+    W_LIT(w, "{\"type\":\"gap\",\"topic\":");
+    w_str(w, m->topic.p, m->topic.len);
+    W_LIT(w, ",\"epoch\":");
+    w_str(w, m->epoch.p, m->epoch.len);
+    W_LIT(w, ",\"seq\":");
+    w_u64(w, m->seq);
+    W_LIT(w, "}");
+}
+
+uint8_t *wsb_msg_build_gap(wsb_str_t topic, wsb_str_t epoch, uint64_t seq, size_t headroom,
+                           size_t *frame_len)
+{
+    message_args_t m = {topic, seq, epoch, WSB_STR_NULL};
+    return build(emit_gap, &m, headroom, frame_len);
 }
 
 typedef struct {
@@ -620,9 +643,31 @@ static int parse_since(json_t *since, wsb_msg_t *out, wsb_msg_error_t *err)
     return 0;
 }
 
+static int parse_history(json_t *history, wsb_msg_t *out, wsb_msg_error_t *err)
+{
+    if (out->type != WSB_MSG_SUBSCRIBE) {
+        return set_error(err, WSB_ERR_BAD_SINCE, "\"history\" is only allowed on subscribe");
+    }
+    if (!json_is_integer(history) || json_integer_value(history) < 0 ||
+        json_integer_value(history) > WSB_MAX_HISTORY) {
+        return set_error(err, WSB_ERR_BAD_FIELD, "\"history\" must be an integer from 0 to 1000000");
+    }
+    if (wsb_topic_is_pattern(out->topic.p, out->topic.len)) {
+        return set_error(err, WSB_ERR_BAD_SINCE,
+                         "\"history\" is only allowed with an exact topic, not a pattern");
+    }
+    if (out->has_since) {
+        return set_error(err, WSB_ERR_BAD_SINCE,
+                         "\"history\" and \"since\" cannot be used together");
+    }
+    out->has_history = true;
+    out->history = (uint32_t)json_integer_value(history);
+    return 0;
+}
+
 /*
  * Validation order (the first failing rule is reported): JSON syntax, object,
- * "id", "type", "topic", "data", "since". "id" comes before everything else
+ * "id", "type", "topic", "data", "since", "history". "id" comes before everything else
  * so that every later error can echo it.
  */
 static int parse_root(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
@@ -666,7 +711,14 @@ static int parse_root(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
     }
     json_t *since = json_object_get(root, "since");
     if (since != NULL) {
-        return parse_since(since, out, err);
+        rc = parse_since(since, out, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    json_t *history = json_object_get(root, "history");
+    if (history != NULL) {
+        return parse_history(history, out, err);
     }
     return 0;
 }

@@ -156,6 +156,23 @@ export interface CloseInfo {
     error: WsbrokerError | null;
 }
 
+/** The ack of a subscribe that asked to recover with since. */
+export interface RecoveredInfo {
+    topic: string;
+    /** false: the missed messages are gone (window exceeded, epoch changed, no history). */
+    recovered: boolean;
+    /** The topic's epoch and seq when the broker keeps history for it. */
+    epoch?: string;
+    seq?: number;
+}
+
+/** The broker dropped this topic's messages after `seq` (slow consumer). */
+export interface GapInfo {
+    topic: string;
+    epoch: string;
+    seq: number;
+}
+
 export interface ConnectionEvents {
     state: (state: ConnectionState, previous: ConnectionState) => void;
     open: (welcome: Welcome) => void;
@@ -163,10 +180,14 @@ export interface ConnectionEvents {
     close: (info: CloseInfo) => void;
     error: (error: WsbrokerError) => void;
     message: (message: Message) => void;
+    recovered: (info: RecoveredInfo) => void;
+    gap: (info: GapInfo) => void;
 }
 
 export interface SubscriptionEvents {
     subscribed: (info: SubscribedInfo) => void;
+    recovered: (info: RecoveredInfo) => void;
+    gap: (info: GapInfo) => void;
     error: (error: WsbrokerError) => void;
     closed: (error: WsbrokerError | null) => void;
 }
@@ -212,6 +233,10 @@ export declare class Connection extends Emitter<ConnectionEvents> {
         errors: number;
         connects: number;
         reconnects: number;
+        /** Subscribes acknowledged with recovered: true. */
+        recovered: number;
+        /** Gap notices received. */
+        gaps: number;
     };
     subscribe<T = JsonValue>(
         pattern: string,

@@ -16,7 +16,9 @@
 // - Subscriptions live in the client, not in one socket: after a reconnect every
 //   live pattern is subscribed again, exact topics with `since` when the last
 //   message seen on them carried an `epoch` (so history recovery works wherever
-//   the broker keeps history). A pattern is subscribed once per socket however
+//   the broker keeps history; the "recovered" event says whether it could). A
+//   `gap` notice (slow consumer) on an exact topic is recovered the same way,
+//   at once, and reported as a "gap" event. A pattern is subscribed once per socket however
 //   many Subscription objects share it, and every message is handed once to each
 //   Subscription whose pattern matches its topic.
 // - publish() resolves with the broker's ack ({seq, topic}) or rejects with a
@@ -319,7 +321,12 @@ export class Subscription extends Emitter {
  * A connection to one broker, reconnecting by itself. Create it with connect().
  * Events: "state" (state, previous), "open" (welcome), "disconnect"
  * ({code, reason, reconnectIn}), "close" ({code, reason, error}), "error"
- * (WsbrokerError), "message" (every message frame, before subscriptions).
+ * (WsbrokerError), "message" (every message frame, before subscriptions),
+ * "recovered" ({topic, recovered, epoch, seq}: the ack of a subscribe that
+ * asked to recover with since; recovered false means messages were lost),
+ * "gap" ({topic, epoch, seq}: the broker dropped this topic's messages after
+ * seq because we read too slowly; an exact-topic subscription recovers by
+ * itself, a topic reached only through a pattern does not).
  */
 export class Connection extends Emitter {
     #url;
@@ -358,7 +365,7 @@ export class Connection extends Emitter {
             );
         }
         /** Counters, for dashboards. */
-        this.stats = { messages: 0, published: 0, acks: 0, errors: 0, connects: 0, reconnects: 0 };
+        this.stats = { messages: 0, published: 0, acks: 0, errors: 0, connects: 0, reconnects: 0, recovered: 0, gaps: 0 };
         // Start on the next microtask so that listeners added right after
         // connect() see every event, the first attempt's included.
         queueMicrotask(() => this.#open());
@@ -599,6 +606,9 @@ export class Connection extends Emitter {
             case "welcome":
                 this.#onWelcome(msg);
                 break;
+            case "gap":
+                this.#onGap(msg);
+                break;
             default:
                 break; // unknown types are ignored (section 12)
         }
@@ -640,12 +650,36 @@ export class Connection extends Emitter {
         const topic = msg.topic;
         if (typeof topic !== "string") return;
         if (typeof msg.epoch === "string" && typeof msg.seq === "number" && this.#patterns.has(topic)) {
-            this.#positions.set(topic, { epoch: msg.epoch, seq: msg.seq });
+            const pos = this.#positions.get(topic);
+            if (!pos || pos.epoch !== msg.epoch || pos.seq < msg.seq) {
+                this.#positions.set(topic, { epoch: msg.epoch, seq: msg.seq });
+            }
         }
         for (const [pattern, entry] of this.#patterns) {
             if (pattern === topic || matches(pattern, topic)) {
                 for (const sub of entry.subs) sub._deliver(msg);
             }
+        }
+    }
+
+    // The broker dropped messages of `msg.topic` for us (we read too slowly)
+    // and suspended the topic until we subscribe to it again with since.
+    #onGap(msg) {
+        const topic = msg.topic;
+        if (typeof topic !== "string") return;
+        const info = { topic, epoch: msg.epoch, seq: msg.seq };
+        this.stats.gaps++;
+        this._emit("gap", info);
+        for (const [pattern, entry] of this.#patterns) {
+            if (pattern === topic || matches(pattern, topic)) {
+                for (const sub of entry.subs) sub._emit("gap", info);
+            }
+        }
+        const entry = this.#patterns.get(topic);
+        if (entry && typeof msg.epoch === "string" && Number.isInteger(msg.seq) && this.#state === State.OPEN) {
+            // Exact topic: recover from the last message we hold.
+            this.#positions.set(topic, { epoch: msg.epoch, seq: msg.seq });
+            this.#sendSubscribe(topic, entry);
         }
     }
 
@@ -697,9 +731,26 @@ export class Connection extends Emitter {
             return;
         }
         const info = { recovered: msg.recovered, resubscribed: entry.acked };
+        // A topic with history: the ack says where the topic stands. After a
+        // recovery the replayed messages move the position themselves (if the
+        // socket drops mid-replay we must not claim we have them all), and a
+        // position only moves forward within an epoch ("history" replays older
+        // messages after the ack).
+        if (typeof msg.epoch === "string" && Number.isInteger(msg.seq) && msg.recovered !== true) {
+            const pos = this.#positions.get(req.pattern);
+            if (!pos || pos.epoch !== msg.epoch || pos.seq < msg.seq) {
+                this.#positions.set(req.pattern, { epoch: msg.epoch, seq: msg.seq });
+            }
+        }
         entry.active = true;
         entry.acked = true;
         for (const sub of entry.subs) sub._subscribed(info);
+        if (typeof msg.recovered === "boolean") {
+            const ev = { topic: req.pattern, recovered: msg.recovered, epoch: msg.epoch, seq: msg.seq };
+            if (msg.recovered) this.stats.recovered++;
+            this._emit("recovered", ev);
+            for (const sub of entry.subs) sub._emit("recovered", ev);
+        }
     }
 
     #sendSubscribe(pattern, entry) {

@@ -62,6 +62,8 @@ static const struct {
     {"idle_timeout", "--idle-timeout", "WSB_IDLE_TIMEOUT", "(default 60s)"},
     {"close_timeout", "--close-timeout", "WSB_CLOSE_TIMEOUT", "(default 3s)"},
     {"shutdown_timeout", "--shutdown-timeout", "WSB_SHUTDOWN_TIMEOUT", "(default 5s)"},
+    {"history", "--history", "WSB_HISTORY", "(default \"\")"},
+    {"history_max_topics", "--history-max-topics", "WSB_HISTORY_MAX_TOPICS", "(default 10000)"},
     {"redis.url", "--redis-url", "WSB_REDIS_URL", "(default \"\")"},
     {"redis.prefix", "--redis-prefix", "WSB_REDIS_PREFIX", "(default \"wsb:\")"},
     {"redis.queue_size", "--redis-queue-size", "WSB_REDIS_QUEUE_SIZE", "(default 65536)"},

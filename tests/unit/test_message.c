@@ -802,6 +802,48 @@ static void test_build_ack(void **state)
     buf = wsb_msg_build_ack(&a, 0, &len);
     assert_frame_is(buf, 0, len,
                     "{\"type\":\"ack\",\"id\":5,\"seq\":18446744073709551615,\"recovered\":true}");
+    /* A subscribe ack on a topic with history: position and epoch. */
+    a = (wsb_ack_t){.id = 2, .has_seq = true, .seq = 55, .recovered = 1, .epoch = {"k3\"f", 4}};
+    buf = wsb_msg_build_ack(&a, 0, &len);
+    assert_frame_is(buf, 0, len,
+                    "{\"type\":\"ack\",\"id\":2,\"seq\":55,\"epoch\":\"k3\\\"f\",\"recovered\":true}");
+}
+
+static void test_build_gap(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *buf = wsb_msg_build_gap((wsb_str_t){"chat.r", 6}, (wsb_str_t){"e1", 2}, 41, 8, &len);
+    assert_frame_is(buf, 8, len,
+                    "{\"type\":\"gap\",\"topic\":\"chat.r\",\"epoch\":\"e1\",\"seq\":41}");
+}
+
+static void test_parse_history(void **state)
+{
+    (void)state;
+    wsb_msg_t m;
+    parse_ok("{\"type\":\"subscribe\",\"topic\":\"a.b\",\"history\":10}", &m);
+    assert_true(m.has_history);
+    assert_int_equal(m.history, 10);
+    assert_false(m.has_since);
+    wsb_msg_free(&m);
+    parse_ok("{\"type\":\"subscribe\",\"topic\":\"a.b\",\"history\":0}", &m);
+    assert_true(m.has_history);
+    wsb_msg_free(&m);
+    parse_ok("{\"type\":\"ping\",\"history\":\"x\"}", &m); /* ping ignores it */
+    wsb_msg_free(&m);
+    expect_error("{\"type\":\"subscribe\",\"topic\":\"a\",\"id\":3,\"history\":-1}",
+                 WSB_ERR_BAD_FIELD, 3);
+    expect_error("{\"type\":\"subscribe\",\"topic\":\"a\",\"history\":1.5}", WSB_ERR_BAD_FIELD, -1);
+    expect_error("{\"type\":\"subscribe\",\"topic\":\"a\",\"history\":1000001}", WSB_ERR_BAD_FIELD,
+                 -1);
+    expect_error("{\"type\":\"subscribe\",\"topic\":\"a.*\",\"history\":1}", WSB_ERR_BAD_SINCE, -1);
+    expect_error("{\"type\":\"subscribe\",\"topic\":\"a\",\"history\":1,"
+                 "\"since\":{\"epoch\":\"e\",\"seq\":1}}",
+                 WSB_ERR_BAD_SINCE, -1);
+    expect_error("{\"type\":\"unsubscribe\",\"topic\":\"a\",\"history\":1}", WSB_ERR_BAD_SINCE, -1);
+    expect_error("{\"type\":\"publish\",\"topic\":\"a\",\"data\":1,\"history\":1}",
+                 WSB_ERR_BAD_SINCE, -1);
 }
 
 static void test_build_error(void **state)
@@ -1015,6 +1057,8 @@ int main(void)
         cmocka_unit_test(test_build_message_escaping),
         cmocka_unit_test(test_build_length_encodings),
         cmocka_unit_test(test_build_ack),
+        cmocka_unit_test(test_build_gap),
+        cmocka_unit_test(test_parse_history),
         cmocka_unit_test(test_build_error),
         cmocka_unit_test(test_build_pong_welcome),
         cmocka_unit_test(test_build_json),

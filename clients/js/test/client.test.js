@@ -399,3 +399,41 @@ describe("reconnect", () => {
         }
     });
 });
+
+describe("history and recovery against the real broker", () => {
+    test("a dropped socket recovers exactly what was missed, then live; 'recovered' is reported", async () => {
+        const rules = JSON.stringify([{ pattern: "h.>", size: 1000 }]);
+        const broker = await startBroker({ args: ["--history", rules] });
+        // Remember the sockets the client opens so the test can cut one like a network would.
+        const sockets = [];
+        class TrackedWebSocket extends WebSocket {
+            constructor(...args) {
+                super(...args);
+                sockets.push(this);
+            }
+        }
+        const c = connect(broker.url, { ...FAST, WebSocket: TrackedWebSocket });
+        try {
+            const got = [];
+            const s = c.subscribe("h.room", (m) => got.push(m.seq));
+            await s.ready;
+            for (let i = 0; i < 5; i++) await broker.publish({ topic: "h.room", data: i });
+            await waitFor(() => got.length === 5, 3000, "first five");
+            const recovered = nextEvent(c, "recovered", 10000);
+            sockets.at(-1)._socket.destroy(); // no close frame: the client sees 1006
+            await waitFor(() => c.state !== State.OPEN, 3000, "socket gone");
+            for (let i = 5; i < 55; i++) await broker.publish({ topic: "h.room", data: i });
+            const info = await recovered;
+            assert.equal(info.topic, "h.room");
+            assert.equal(info.recovered, true);
+            for (let i = 55; i < 60; i++) await broker.publish({ topic: "h.room", data: i });
+            await waitFor(() => got.length >= 60, 5000, "sixty messages");
+            assert.deepEqual(got, Array.from({ length: 60 }, (_, i) => i + 1));
+            assert.equal(c.stats.recovered, 1);
+        } finally {
+            await c.close();
+            await broker.stop();
+            broker.cleanup();
+        }
+    });
+});

@@ -119,6 +119,56 @@ describe("scripted broker", () => {
         }
     });
 
+    test("the subscribe ack's epoch/seq is the position; a recovery is reported as 'recovered'", async () => {
+        const f = await new FakeBroker({
+            handle(req, send) {
+                if (req.type === "subscribe") {
+                    const ack = { type: "ack", id: req.id, seq: 10, epoch: "E" };
+                    if (req.since) ack.recovered = req.since.seq === 10;
+                    send(ack);
+                } else defaultHandle(req, send);
+            },
+        }).start();
+        try {
+            const c = connect(f.url, FAST);
+            const s = c.subscribe("h.a", () => {});
+            await s.ready;
+            const ev = nextEvent(c, "recovered", 5000);
+            const subEv = nextEvent(s, "recovered", 5000);
+            f.sockets[0].terminate();
+            assert.deepEqual(await ev, { topic: "h.a", recovered: true, epoch: "E", seq: 10 });
+            assert.equal((await subEv).recovered, true);
+            assert.deepEqual(f.ofConnection(1, "subscribe").map((r) => r.since), [{ epoch: "E", seq: 10 }]);
+            await c.close();
+        } finally {
+            await f.stop();
+        }
+    });
+
+    test("a gap notice on an exact topic is reported and recovered at once with since", async () => {
+        const f = await new FakeBroker().start();
+        try {
+            const c = connect(f.url, FAST);
+            const s = c.subscribe("h.b", () => {});
+            await s.ready;
+            const gapEv = nextEvent(c, "gap", 5000);
+            const subGap = nextEvent(s, "gap", 5000);
+            const rec = nextEvent(s, "recovered", 5000);
+            f.sockets[0].send(JSON.stringify({ type: "gap", topic: "h.b", epoch: "E2", seq: 7 }));
+            assert.deepEqual(await gapEv, { topic: "h.b", epoch: "E2", seq: 7 });
+            assert.deepEqual(await subGap, { topic: "h.b", epoch: "E2", seq: 7 });
+            assert.equal((await rec).recovered, true);
+            assert.deepEqual(
+                f.ofConnection(0, "subscribe").map((r) => r.since),
+                [undefined, { epoch: "E2", seq: 7 }],
+            );
+            assert.equal(c.stats.gaps, 1);
+            await c.close();
+        } finally {
+            await f.stop();
+        }
+    });
+
     test("a bad_since reply makes the client subscribe again without since", async () => {
         const f = await new FakeBroker({
             handle(req, send) {

@@ -28,6 +28,10 @@
 
 #define WSB_PROTOCOL_VERSION 1
 
+/* Largest "history" a subscribe may ask for (the broker also caps it by what
+ * the topic keeps). */
+#define WSB_MAX_HISTORY 1000000
+
 /* Stable error codes (the "code" field of an error reply). */
 #define WSB_ERR_BAD_JSON       "bad_json"       /* not JSON, or not a JSON object */
 #define WSB_ERR_BAD_TYPE       "bad_type"       /* "type" missing, not a string, or unknown */
@@ -60,8 +64,10 @@ typedef struct {
     bool has_since;  /* subscribe: "since":{"epoch":"…","seq":N} */
     wsb_str_t since_epoch;
     uint64_t since_seq;
-    wsb_str_t token; /* auth only: the JWT, 1..8192 bytes */
-    json_t *root;    /* private: owned tree */
+    wsb_str_t token;  /* auth only: the JWT, 1..8192 bytes */
+    bool has_history; /* subscribe: "history":N, the last N messages of an exact topic */
+    uint32_t history;
+    json_t *root; /* private: owned tree */
 } wsb_msg_t;
 
 typedef struct {
@@ -79,7 +85,9 @@ typedef struct {
  * exact topic, not reserved -> forbidden) and "data" (any value, null too);
  * "since" only on subscribe, an object with string "epoch" (1..64 bytes) and
  * integer "seq" >= 0, and only for an exact topic (else bad_since; "since" on
- * unsubscribe or publish is bad_since too). ping ignores every field but
+ * unsubscribe or publish is bad_since too). "history" only on subscribe
+ * (else bad_since), an integer 0..WSB_MAX_HISTORY (else bad_field), only for
+ * an exact topic and not together with "since" (else bad_since). ping ignores every field but
  * "type" and "id". auth needs "token" (a string of 1..8192 bytes; else
  * missing_field / bad_field). Unknown fields are ignored for forward compatibility.
  * Duplicate keys anywhere are bad_json (JSON_REJECT_DUPLICATES), as are
@@ -120,17 +128,24 @@ typedef struct {
     int64_t id;
     bool has_seq; /* publish ack: the message's seq */
     uint64_t seq;
-    int recovered; /* subscribe ack with since: 0/1; -1 omits the field */
+    int recovered;   /* subscribe ack with since: 0/1; -1 omits the field */
+    wsb_str_t epoch; /* subscribe ack on a topic with history; empty omits it */
 } wsb_ack_t;
 
-/* {"type":"ack","id":N[,"seq":S][,"recovered":true|false]}; recovered > 0 is
- * true. NULL on ENOMEM. */
+/* {"type":"ack","id":N[,"seq":S][,"epoch":E][,"recovered":true|false]};
+ * recovered > 0 is true. NULL on ENOMEM. */
 uint8_t *wsb_msg_build_ack(const wsb_ack_t *ack, size_t headroom, size_t *frame_len);
 
 /* {"type":"error"[,"id":N],"code":C,"message":M}; NULL code -> "internal",
  * NULL message -> "". NULL on ENOMEM. */
 uint8_t *wsb_msg_build_error(bool has_id, int64_t id, const char *code, const char *message,
                              size_t headroom, size_t *frame_len);
+
+/* {"type":"gap","topic":T,"epoch":E,"seq":S}: messages of topic T after
+ * seq S were dropped for this connection (slow consumer); recover with
+ * since {E,S}. NULL on ENOMEM. */
+uint8_t *wsb_msg_build_gap(wsb_str_t topic, wsb_str_t epoch, uint64_t seq, size_t headroom,
+                           size_t *frame_len);
 
 /* {"type":"pong"[,"id":N]}. NULL on ENOMEM. */
 uint8_t *wsb_msg_build_pong(bool has_id, int64_t id, size_t headroom, size_t *frame_len);
