@@ -24,6 +24,10 @@
  * keep-alive connection does not pin the largest body it ever received. */
 #define BODY_KEEP_BYTES 4096
 #define BODY_MIN_ALLOC  256
+/* The head buffer starts here and doubles up to max_header_bytes: a typical
+ * upgrade request is 200-600 bytes, and thousands of connections can be in
+ * their handshake at once (a reconnect storm), each holding this buffer. */
+#define HEAD_MIN_ALLOC 512
 
 typedef enum { COLLECT_NONE, COLLECT_METHOD, COLLECT_URL, COLLECT_FIELD, COLLECT_VALUE } collect_t;
 
@@ -56,9 +60,10 @@ struct wsb_http_request_s {
     bool keep_alive;
     bool upgrade;
 
-    size_t head_cap;
+    size_t head_cap;   /* bound: max_header_bytes */
+    size_t head_alloc; /* bytes allocated at head (grows up to head_cap) */
     size_t head_used;
-    char head[]; /* method, URL, header names and values; head_cap bytes */
+    char *head; /* method, URL, header names and values */
 };
 
 static int fail(wsb_http_request_t *r, int status, const char *reason)
@@ -77,6 +82,45 @@ static wsb_http_request_t *from_parser(llhttp_t *p)
     return (wsb_http_request_t *)p->data;
 }
 
+static void rebase(wsb_str_t *s, const char *old_base, char *new_base)
+{
+    if (s->p != NULL) {
+        s->p = new_base + (s->p - old_base);
+    }
+}
+
+/* Makes room for `need` bytes in head; every string already collected
+ * points into it and moves with it. */
+static int grow_head(wsb_http_request_t *r, size_t need)
+{
+    size_t cap = r->head_alloc < HEAD_MIN_ALLOC ? HEAD_MIN_ALLOC : r->head_alloc;
+    while (cap < need) {
+        cap *= 2;
+    }
+    if (cap > r->head_cap) {
+        cap = r->head_cap;
+    }
+    char *head = malloc(cap);
+    if (head == NULL) {
+        r->result = WSB_ENOMEM;
+        return fail(r, 500, "out of memory for the request head");
+    }
+    if (r->head != NULL) {
+        memcpy(head, r->head, r->head_used);
+        rebase(&r->method, r->head, head);
+        rebase(&r->url, r->head, head);
+        size_t n = r->header_count < WSB_HTTP_MAX_HEADERS ? r->header_count + 1 : r->header_count;
+        for (size_t i = 0; i < n; i++) {
+            rebase(&r->headers[i].name, r->head, head);
+            rebase(&r->headers[i].value, r->head, head);
+        }
+        free(r->head);
+    }
+    r->head = head;
+    r->head_alloc = cap;
+    return 0;
+}
+
 static int append_head(wsb_http_request_t *r, collect_t what, const char *at, size_t len)
 {
     if (r->collecting != what) {
@@ -87,6 +131,9 @@ static int append_head(wsb_http_request_t *r, collect_t what, const char *at, si
      * copied byte is a request byte), but the copy must never depend on that. */
     if (len > r->head_cap - r->head_used) {
         return fail(r, 431, "request head exceeds max_header_bytes");
+    }
+    if (len > r->head_alloc - r->head_used && grow_head(r, r->head_used + len) != 0) {
+        return -1;
     }
     if (len > 0) {
         memcpy(r->head + r->head_used, at, len);
@@ -345,14 +392,16 @@ wsb_http_request_t *wsb_http_request_new(size_t max_header_bytes, size_t max_bod
     if (max_header_bytes == 0) {
         max_header_bytes = WSB_HTTP_DEFAULT_MAX_HEAD;
     }
-    if (max_header_bytes > SIZE_MAX - sizeof(wsb_http_request_t)) {
-        return NULL;
-    }
-    wsb_http_request_t *r = malloc(sizeof(*r) + max_header_bytes);
+    wsb_http_request_t *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         return NULL;
     }
-    memset(r, 0, sizeof(*r));
+    r->head_alloc = max_header_bytes < HEAD_MIN_ALLOC ? max_header_bytes : HEAD_MIN_ALLOC;
+    r->head = malloc(r->head_alloc);
+    if (r->head == NULL) {
+        free(r);
+        return NULL;
+    }
     r->head_cap = max_header_bytes;
     r->max_body = max_body_bytes;
     /* Chunk size lines, extensions and trailers are not stored, but they are
@@ -374,6 +423,7 @@ void wsb_http_request_free(wsb_http_request_t *r)
         return;
     }
     free(r->body);
+    free(r->head);
     free(r);
 }
 

@@ -442,6 +442,34 @@ static void test_head_limit_exact(void **state)
     free(expected);
 }
 
+/* The head buffer starts small and grows: every header collected before a
+ * growth must still read right after it (they move with the buffer), at
+ * every split of the input. 24 headers of ~100 bytes cross several doublings. */
+static void test_head_buffer_growth_keeps_headers(void **state)
+{
+    (void)state;
+    size_t cap = 4096;
+    char *req = malloc(cap);
+    char *expected = malloc(TRANSCRIPT_MAX);
+    assert_non_null(req);
+    assert_non_null(expected);
+    size_t len = (size_t)snprintf(req, cap, "GET /grow HTTP/1.1\r\n");
+    size_t elen = (size_t)snprintf(expected, TRANSCRIPT_MAX, "REQ GET /grow v11 ka=1 up=0");
+    for (int i = 0; i < 24; i++) {
+        char value[96];
+        memset(value, 'a' + i % 26, sizeof(value) - 1);
+        value[sizeof(value) - 1] = '\0';
+        len += (size_t)snprintf(req + len, cap - len, "X-H%02d: %s\r\n", i, value);
+        elen += (size_t)snprintf(expected + elen, TRANSCRIPT_MAX - elen, " [X-H%02d:%s]", i, value);
+    }
+    len += (size_t)snprintf(req + len, cap - len, "\r\n");
+    (void)snprintf(expected + elen, TRANSCRIPT_MAX - elen, " body=\n");
+    assert_true(len > 2048 && len < cap);
+    check_all_ways_lim(default_limits, req, len, expected);
+    free(req);
+    free(expected);
+}
+
 static void test_head_too_large_tiny_chunks(void **state)
 {
     (void)state;
@@ -854,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_obs_fold_and_leading_crlf),
         cmocka_unit_test(test_head_limit_exact),
+        cmocka_unit_test(test_head_buffer_growth_keeps_headers),
         cmocka_unit_test(test_head_too_large_tiny_chunks),
         cmocka_unit_test(test_too_many_headers),
         cmocka_unit_test(test_body_too_large_content_length),
