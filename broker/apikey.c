@@ -13,6 +13,23 @@ static bool key_char_ok(char c)
     return c > ' ' && c < 0x7f && c != ',' && c != ':';
 }
 
+/* The next space-separated word of [*p, end) (its length in *len), with *p
+ * moved past it; NULL when only spaces are left. */
+static const char *next_word(const char **p, const char *end, size_t *len)
+{
+    const char *w = *p;
+    while (w < end && *w == ' ') {
+        w++;
+    }
+    const char *q = w;
+    while (q < end && *q != ' ') {
+        q++;
+    }
+    *p = q;
+    *len = (size_t)(q - w);
+    return q > w ? w : NULL;
+}
+
 bool apikey_entry_valid(const char *entry, size_t len)
 {
     const char *colon = memchr(entry, ':', len);
@@ -30,23 +47,12 @@ bool apikey_entry_valid(const char *entry, size_t len)
     }
     /* Space-separated patterns; at least one after a ':'. */
     const char *p = colon + 1;
-    const char *end = entry + len;
     size_t count = 0;
-    while (p < end) {
-        while (p < end && *p == ' ') {
-            p++;
+    size_t wlen = 0;
+    for (const char *w; (w = next_word(&p, entry + len, &wlen)) != NULL; count++) {
+        if (wsb_topic_check(w, wlen, WSB_TOPIC_PATTERN, NULL) != 0) {
+            return false;
         }
-        const char *q = p;
-        while (q < end && *q != ' ') {
-            q++;
-        }
-        if (q > p) {
-            if (wsb_topic_check(p, (size_t)(q - p), WSB_TOPIC_PATTERN, NULL) != 0) {
-                return false;
-            }
-            count++;
-        }
-        p = q;
     }
     return count > 0;
 }
@@ -85,24 +91,14 @@ static int parse_entry(const char *entry, size_t len, apikey_t *k)
         return 0;
     }
     const char *p = colon + 1;
-    const char *end = entry + len;
-    while (p < end) {
-        while (p < end && *p == ' ') {
-            p++;
+    size_t wlen = 0;
+    for (const char *w; (w = next_word(&p, entry + len, &wlen)) != NULL;) {
+        char **grown = realloc(k->patterns, (k->npatterns + 1) * sizeof(char *));
+        if (grown == NULL) {
+            abort();
         }
-        const char *q = p;
-        while (q < end && *q != ' ') {
-            q++;
-        }
-        if (q > p) {
-            char **grown = realloc(k->patterns, (k->npatterns + 1) * sizeof(char *));
-            if (grown == NULL) {
-                abort();
-            }
-            k->patterns = grown;
-            k->patterns[k->npatterns++] = dup_range(p, (size_t)(q - p));
-        }
-        p = q;
+        k->patterns = grown;
+        k->patterns[k->npatterns++] = dup_range(w, wlen);
     }
     return 0;
 }

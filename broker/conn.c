@@ -189,15 +189,10 @@ void conn_resume_publisher(conn_t *c)
     update_reading(c);
 }
 
-static void on_write(uv_write_t *req, int status)
+/* A write (plain or TLS) finished: a failure closes, success writes what
+ * was queued meanwhile. */
+static void write_done(conn_t *c, int status)
 {
-    conn_t *c = req->data;
-    free(req); /* allocated per uv_write: an idle connection holds no request */
-    server_t *s = c->server;
-    size_t before = outq_bytes(&c->outq);
-    c->writing = false;
-    outq_complete_inflight(&c->outq);
-    s->outbound_bytes -= before - outq_bytes(&c->outq);
     if (status < 0) {
         if (status != UV_ECANCELED) {
             log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(status));
@@ -208,6 +203,18 @@ static void on_write(uv_write_t *req, int status)
     if (c->state != CONN_CLOSED) {
         conn_flush(c);
     }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn_t *c = req->data;
+    free(req); /* allocated per uv_write: an idle connection holds no request */
+    server_t *s = c->server;
+    size_t before = outq_bytes(&c->outq);
+    c->writing = false;
+    outq_complete_inflight(&c->outq);
+    s->outbound_bytes -= before - outq_bytes(&c->outq);
+    write_done(c, status);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -242,16 +249,7 @@ static void on_tls_write(uv_write_t *req, int status)
     conn_t *c = req->data;
     free(req); /* the tls_write_t, bytes included */
     c->writing = false;
-    if (status < 0) {
-        if (status != UV_ECANCELED) {
-            log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(status));
-            conn_close(c);
-        }
-        return;
-    }
-    if (c->state != CONN_CLOSED) {
-        conn_flush(c);
-    }
+    write_done(c, status);
 }
 
 /* Encrypts queued frames into the connection's TLS session. Slices are
