@@ -19,7 +19,7 @@ DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-
               libhiredis-dev
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
               valgrind nodejs npm chromium redis-server redis-tools python3-redis \
-              openssl python3-cryptography
+              openssl python3-cryptography nginx
 DEPS_LINT  := clang-format clang-tidy cppcheck
 
 BIN := build/broker/wsbroker
