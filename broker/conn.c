@@ -1025,8 +1025,7 @@ void conn_accept(server_t *s, bool tls)
     if (!from_proxy) {
         if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
             METRIC_ADD(s->metrics.connections_rejected, 1);
-            log_debug("connection rejected", "peer=%s reason=max_connections_per_ip",
-                      conn_peer(c));
+            log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
             if (c->tls != NULL) {
                 conn_close(c); /* no handshake yet: nothing to say it with */
             } else {

@@ -1144,10 +1144,8 @@ static void test_list_keys_and_api_keys(void **state)
     assert_int_equal(load(&cfg, none, LIST("WSB_TRUSTED_PROXIES=127.0.0.1")), CONFIG_OK);
     assert_int_equal(cfg.ntrusted, 1);
     config_free(&cfg);
-    expect_error(LIST("--trusted-proxies", "proxy.local"), NULL,
-                 LIST("trusted_proxies: expected"));
-    expect_error(LIST("--trusted-proxies", "10.0.0.0/33"), NULL,
-                 LIST("trusted_proxies: expected"));
+    expect_error(LIST("--trusted-proxies", "proxy.local"), NULL, LIST("trusted_proxies: expected"));
+    expect_error(LIST("--trusted-proxies", "10.0.0.0/33"), NULL, LIST("trusted_proxies: expected"));
 }
 
 /* ---- log.c ------------------------------------------------------------------ */

@@ -40,9 +40,18 @@ static void test_addresses(void **state)
     addr("::ffff:192.0.2.1", ip);
     assert_string_equal(fmt(ip), "192.0.2.1");
 
-    static const char *const bad[] = {"",          "10.1.2",       "10.1.2.3.4", "256.1.1.1",
-                                      " 10.1.2.3", "10.1.2.3 ",    "[::1]",      "10.1.2.3:80",
-                                      "unknown",   "_hidden",      "::g",        "1.2.3.4/8",
+    static const char *const bad[] = {"",
+                                      "10.1.2",
+                                      "10.1.2.3.4",
+                                      "256.1.1.1",
+                                      " 10.1.2.3",
+                                      "10.1.2.3 ",
+                                      "[::1]",
+                                      "10.1.2.3:80",
+                                      "unknown",
+                                      "_hidden",
+                                      "::g",
+                                      "1.2.3.4/8",
                                       "01234567890123456789012345678901234567890123456789"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(proxy_parse_addr(bad[i], strlen(bad[i]), ip), -1);
@@ -57,8 +66,8 @@ static void test_entries(void **state)
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         assert_true(proxy_entry_valid(good[i], strlen(good[i])));
     }
-    static const char *const bad[] = {"10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1",
-                                      "10.0.0.0/8/8", "/8",    "10.0.0.0/ 8", "10.0.0.0/1234",
+    static const char *const bad[] = {"10.0.0.0/33",  "::/129", "10.0.0.0/",   "10.0.0.0/-1",
+                                      "10.0.0.0/8/8", "/8",     "10.0.0.0/ 8", "10.0.0.0/1234",
                                       "localhost",    ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_false(proxy_entry_valid(bad[i], strlen(bad[i])));
@@ -80,11 +89,19 @@ static void test_list_and_matching(void **state)
         const char *ip;
         bool trusted;
     } cases[] = {
-        {"10.0.0.0", true},      {"10.255.255.255", true}, {"11.0.0.0", false},
-        {"9.255.255.255", false}, {"127.0.0.1", true},     {"127.0.0.2", false},
+        {"10.0.0.0", true},
+        {"10.255.255.255", true},
+        {"11.0.0.0", false},
+        {"9.255.255.255", false},
+        {"127.0.0.1", true},
+        {"127.0.0.2", false},
         /* host bits of 172.16.5.9/12 are ignored: the network is 172.16.0.0/12 */
-        {"172.16.0.1", true},    {"172.31.255.255", true}, {"172.32.0.0", false},
-        {"fd12::1", true},       {"fe00::1", false},       {"::1", false},
+        {"172.16.0.1", true},
+        {"172.31.255.255", true},
+        {"172.32.0.0", false},
+        {"fd12::1", true},
+        {"fe00::1", false},
+        {"::1", false},
         {"::ffff:10.9.9.9", true},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -144,12 +161,11 @@ static void test_forwarded_for(void **state)
     assert_string_equal(client("127.0.0.1", "127.0.0.1", H("203.0.113.7")), "203.0.113.7");
     assert_string_equal(client("::1", "::1", H(" 2001:db8::9 ")), "2001:db8::9");
     /* The rightmost untrusted hop: what the client wrote on the left is not believed. */
-    assert_string_equal(client("127.0.0.1", "127.0.0.1", H("6.6.6.6, 203.0.113.7")),
-                        "203.0.113.7");
+    assert_string_equal(client("127.0.0.1", "127.0.0.1", H("6.6.6.6, 203.0.113.7")), "203.0.113.7");
     /* Trusted hops on the right are skipped (a chain of proxies). */
-    assert_string_equal(client("127.0.0.1,10.0.0.0/8", "127.0.0.1",
-                               H("6.6.6.6, 203.0.113.7, 10.1.1.1,10.2.2.2")),
-                        "203.0.113.7");
+    assert_string_equal(
+        client("127.0.0.1,10.0.0.0/8", "127.0.0.1", H("6.6.6.6, 203.0.113.7, 10.1.1.1,10.2.2.2")),
+        "203.0.113.7");
     /* Several headers concatenate in order; the last one is nearest. */
     assert_string_equal(client("127.0.0.1,10.0.0.0/8", "127.0.0.1",
                                H("6.6.6.6", "203.0.113.7, 10.1.1.1", "10.2.2.2")),
@@ -160,9 +176,9 @@ static void test_forwarded_for(void **state)
     /* Garbage stops the walk at the last hop understood: never a chosen address. */
     assert_string_equal(client("127.0.0.1", "127.0.0.1", H("unknown")), "127.0.0.1");
     assert_string_equal(client("127.0.0.1", "127.0.0.1", H("6.6.6.6, bogus")), "127.0.0.1");
-    assert_string_equal(client("127.0.0.1,10.0.0.0/8", "127.0.0.1",
-                               H("6.6.6.6, 203.0.113.7:443, 10.1.1.1")),
-                        "10.1.1.1");
+    assert_string_equal(
+        client("127.0.0.1,10.0.0.0/8", "127.0.0.1", H("6.6.6.6, 203.0.113.7:443, 10.1.1.1")),
+        "10.1.1.1");
     /* Empty entries are no hops. */
     assert_string_equal(client("127.0.0.1", "127.0.0.1", H(",203.0.113.7,, ,")), "203.0.113.7");
     /* IPv4 clients behind an IPv6 proxy and the reverse. */
