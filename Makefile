@@ -19,18 +19,20 @@ DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-
               libhiredis-dev
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
               valgrind nodejs npm chromium redis-server redis-tools python3-redis \
-              openssl python3-cryptography
+              openssl python3-cryptography nginx
 DEPS_LINT  := clang-format clang-tidy cppcheck
+# Only for `make test-docker` (installed by that target, not by `make deps`).
+DEPS_DOCKER := docker.io docker-compose debootstrap iptables
 
 BIN := build/broker/wsbroker
 
 .PHONY: all deps deps-build deps-test deps-lint deps-npm build run test test-unit test-integration \
-        asan tsan fuzz format lint clean help
+        test-docker test-docker-optional deps-docker asan tsan fuzz format lint clean help
 
 all: build
 
 help:
-	@echo "make run | test | build | asan | fuzz [FUZZ_SECONDS=N] | format | lint | deps | clean"
+	@echo "make run | test | build | asan | fuzz [FUZZ_SECONDS=N] | test-docker | format | lint | deps | clean"
 
 # Installs the missing Debian packages in one apt-get call (update once first).
 # Not root: prints the exact command instead of failing half-way.
@@ -85,6 +87,32 @@ test: deps
 	$(MAKE) --no-print-directory asan
 	$(MAKE) --no-print-directory tsan
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+	$(MAKE) --no-print-directory test-docker-optional
+
+# The Dockerfile and docker-compose.yml for real: starts its own dockerd
+# (state in build-docker/, stopped by PID), bootstraps debian:bookworm-slim
+# with debootstrap when it cannot be pulled, builds the images, runs the
+# compose cluster on 127.0.0.1 and the through-nginx checks, tears it down.
+test-docker: deps-test deps-docker
+	/usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/docker
+deps-docker:
+	$(call install_missing,$(DEPS_DOCKER))
+
+# `make test`'s Docker step: test-docker where Docker can be installed (root,
+# apt) and started; otherwise it says why it is skipped (the test itself
+# skips, with dockerd's error, when dockerd cannot run on this machine).
+# SKIP_DOCKER=1 skips it.
+test-docker-optional: deps-test
+	@if [ -n "$(SKIP_DOCKER)" ]; then \
+	  echo "test-docker: skipped (SKIP_DOCKER is set)"; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+	  echo "test-docker: skipped: installing Docker and starting dockerd need root;"; \
+	  echo "             run 'sudo make test-docker' to test the Dockerfile and docker-compose.yml"; \
+	elif ! $(MAKE) --no-print-directory deps-docker; then \
+	  echo "test-docker: skipped: the Docker packages ($(DEPS_DOCKER)) could not be installed"; \
+	else \
+	  WSB_DOCKER_OPTIONAL=1 /usr/bin/python3 -m pytest -q -s -rs -p no:cacheprovider tests/docker; \
+	fi
 
 asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DWSB_WERROR=$(WERROR) \
@@ -137,4 +165,4 @@ lint: deps-lint build
 	  --suppress=missingIncludeSystem -q -I protocol/include -I broker $(filter %.c,$(SOURCES))
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build-release
+	rm -rf build build-asan build-tsan build-fuzz build-release build-docker

@@ -12,6 +12,7 @@
 #include "apikey.h"
 #include "history.h"
 #include "log.h"
+#include "proxy.h"
 #include "wsb/topic.h"
 
 #include <errno.h>
@@ -200,6 +201,16 @@ static bool is_origin_list(const char *value)
     return each_entry(value, origin_ok);
 }
 
+static bool proxy_ok(const char *p, size_t len)
+{
+    return proxy_entry_valid(p, len);
+}
+
+static bool is_proxy_list(const char *value)
+{
+    return each_entry(value, proxy_ok);
+}
+
 static bool is_rate_action(const char *value)
 {
     return strcmp(value, "error") == 0 || strcmp(value, "close") == 0;
@@ -371,6 +382,11 @@ static const key_def_t keys[] = {
     UINT_KEY("max_handshakes_per_second", max_handshakes_per_second, 0, INT32_MAX, "0",
              "WebSocket upgrades accepted per second over the process; beyond, HTTP 429; 0 = "
              "unlimited"),
+    LIST_KEY("trusted_proxies", trusted_proxies, "", "ADDRS", is_proxy_list,
+             "a comma-separated list of IP addresses or CIDR networks such as 10.0.0.0/8, ::1",
+             "reverse proxies whose X-Forwarded-For is believed: a request from one of them "
+             "is counted (max_connections_per_ip) and logged under the rightmost untrusted "
+             "address of the header; \"\" = none, the header is ignored"),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -1328,6 +1344,10 @@ config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, c
         set_err(err, errlen, "api_keys: malformed entry");
         return CONFIG_ERROR;
     }
+    if (proxy_parse_list(cfg->trusted_proxies, &cfg->trusted, &cfg->ntrusted) != 0) {
+        set_err(err, errlen, "trusted_proxies: malformed entry");
+        return CONFIG_ERROR;
+    }
     return CONFIG_OK;
 }
 
@@ -1384,4 +1404,7 @@ void config_free(config_t *cfg)
     apikey_free_all(cfg->apikeys, cfg->napikeys);
     cfg->apikeys = NULL;
     cfg->napikeys = 0;
+    free(cfg->trusted);
+    cfg->trusted = NULL;
+    cfg->ntrusted = 0;
 }

@@ -87,9 +87,13 @@ typedef struct config_s {
     char *rate_action;                  /* "error" or "close" */
     uint32_t max_connections_per_ip;    /* beyond: 429 */
     uint32_t max_handshakes_per_second; /* beyond: 429 */
+    char *trusted_proxies;              /* comma-separated addresses/CIDRs; "" = none */
     /* parsed from api_keys by config_load (apikey.h); owned */
     struct apikey_s *apikeys;
     size_t napikeys;
+    /* parsed from trusted_proxies by config_load (proxy.h); owned, NULL = none */
+    struct proxy_net_s *trusted;
+    size_t ntrusted;
     /* where values came from, for logging: path of the file read, or NULL */
     char *config_file;
 } config_t;

@@ -4,6 +4,7 @@
 #include "broker.h"
 #include "http_api.h"
 #include "log.h"
+#include "proxy.h"
 #include "router.h"
 #include "server.h"
 #include "session.h"
@@ -515,6 +516,54 @@ static bool path_is(wsb_str_t path, const char *configured)
     return configured != NULL && configured[0] != '\0' && wsb_str_eq(path, configured);
 }
 
+static int socket_ip(conn_t *c, uint8_t ip[16]);
+
+/* A connection from a trusted proxy is counted under the client address its
+ * X-Forwarded-For names, request by request (the proxy may reuse one upstream
+ * connection for several clients), instead of at accept under the proxy's
+ * address. Returns false when that client is over max_connections_per_ip: the
+ * 429 is queued and the connection lingers. Any other peer was counted at
+ * accept and is left alone: its header is the client's own claim. */
+static bool admit_forwarded(conn_t *c, const wsb_http_request_t *req)
+{
+    server_t *s = c->server;
+    const config_t *cfg = s->cfg;
+    uint8_t peer[16];
+    if (cfg->ntrusted == 0 || socket_ip(c, peer) != 0 ||
+        !proxy_is_trusted(cfg->trusted, cfg->ntrusted, peer)) {
+        return true;
+    }
+    wsb_str_t xff[WSB_HTTP_MAX_HEADERS];
+    size_t nxff = 0;
+    size_t nh = wsb_http_request_header_count(req);
+    for (size_t i = 0; i < nh && nxff < WSB_HTTP_MAX_HEADERS; i++) {
+        const wsb_http_header_t *h = wsb_http_request_header_at(req, i);
+        if (wsb_str_eq_nocase(h->name, "X-Forwarded-For")) {
+            xff[nxff++] = h->value;
+        }
+    }
+    uint8_t client[16];
+    (void)proxy_client_addr(cfg->trusted, cfg->ntrusted, peer, xff, nxff, client);
+    if (c->ip_counted && memcmp(c->ip, client, 16) == 0) {
+        return true;
+    }
+    if (c->ip_counted) {
+        auth_ip_release(&s->broker->auth, c->ip);
+        c->ip_counted = false;
+    }
+    memcpy(c->ip, client, 16);
+    if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
+        METRIC_ADD(s->metrics.connections_rejected, 1);
+        log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
+        conn_http_respond(c, 429, "text/plain; charset=utf-8",
+                          "too many connections from this address\n", 39, false,
+                          "Retry-After: 1\r\n");
+        return false;
+    }
+    c->ip_counted = true;
+    return true;
+}
+
 /* Handles one complete request. Returns true when the connection is still in
  * HTTP mode and may parse the next pipelined request. */
 static bool http_dispatch(conn_t *c)
@@ -522,6 +571,9 @@ static bool http_dispatch(conn_t *c)
     server_t *s = c->server;
     const config_t *cfg = s->cfg;
     wsb_http_request_t *req = c->http;
+    if (!admit_forwarded(c, req)) {
+        return false;
+    }
     wsb_str_t path = url_path(wsb_http_request_url(req));
     bool ws = path_is(path, cfg->ws_path);
     bool echo = !ws && path_is(path, cfg->echo_path);
@@ -857,36 +909,64 @@ void conn_on_deadline(conn_t *c)
 
 /* ---- accept ------------------------------------------------------------------------------ */
 
+/* A socket address as 16 bytes (IPv4 mapped into IPv6). */
+static void sockaddr_ip(const struct sockaddr_storage *ss, uint8_t ip[16])
+{
+    memset(ip, 0, 16);
+    if (ss->ss_family == AF_INET6) {
+        memcpy(ip, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    } else {
+        ip[10] = 0xff;
+        ip[11] = 0xff;
+        memcpy(ip + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    }
+}
+
+/* The TCP peer's address as 16 bytes. Returns 0, or -1 when it is gone. */
+static int socket_ip(conn_t *c, uint8_t ip[16])
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
+        return -1;
+    }
+    sockaddr_ip(&ss, ip);
+    return 0;
+}
+
 const char *conn_peer(conn_t *c)
 {
     /* Formatted on demand (only debug logs use it): an idle connection does
      * not carry its address as text. */
-    static _Thread_local char peer[64];
+    static _Thread_local char peer[160];
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     peer[0] = '\0';
     if (c->state == CONN_CLOSED || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
         return peer;
     }
-    broker_format_addr(&ss, peer, sizeof(peer));
+    char sock[64];
+    broker_format_addr(&ss, sock, sizeof(sock));
+    /* `ip` holds another address only when a trusted proxy forwarded this
+     * client (admit_forwarded); it is all zeros when accept found no peer. */
+    static const uint8_t none[16];
+    uint8_t ip[16];
+    sockaddr_ip(&ss, ip);
+    if (memcmp(ip, c->ip, 16) != 0 && memcmp(c->ip, none, 16) != 0) {
+        char client[48];
+        proxy_format_addr(c->ip, client, sizeof(client));
+        (void)snprintf(peer, sizeof(peer), "%s,via=%s", client, sock);
+    } else {
+        (void)snprintf(peer, sizeof(peer), "%s", sock);
+    }
     return peer;
 }
 
 /* The peer's address as 16 bytes (IPv4 mapped into IPv6) for per-IP limits. */
 static void peer_ip(conn_t *c)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    memset(c->ip, 0, sizeof(c->ip));
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
-        return;
-    }
-    if (ss.ss_family == AF_INET6) {
-        memcpy(c->ip, &((const struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-    } else {
-        c->ip[10] = 0xff;
-        c->ip[11] = 0xff;
-        memcpy(c->ip + 12, &((const struct sockaddr_in *)&ss)->sin_addr, 4);
+    if (socket_ip(c, c->ip) != 0) {
+        memset(c->ip, 0, sizeof(c->ip));
     }
 }
 
@@ -936,19 +1016,25 @@ void conn_accept(server_t *s, bool tls)
         return;
     }
     peer_ip(c);
-    if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
-        METRIC_ADD(s->metrics.connections_rejected, 1);
-        log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
-        if (c->tls != NULL) {
-            conn_close(c); /* no handshake yet: nothing to say it with */
-        } else {
-            conn_http_respond(c, 429, "text/plain; charset=utf-8",
-                              "too many connections from this address\n", 39, false,
-                              "Retry-After: 1\r\n");
+    /* A trusted proxy's connections are counted per request, under the
+     * client it names (admit_forwarded), not under the proxy here. */
+    const config_t *cfg = s->cfg;
+    bool from_proxy = cfg->ntrusted > 0 && proxy_is_trusted(cfg->trusted, cfg->ntrusted, c->ip);
+    if (!from_proxy) {
+        if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
+            METRIC_ADD(s->metrics.connections_rejected, 1);
+            log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
+            if (c->tls != NULL) {
+                conn_close(c); /* no handshake yet: nothing to say it with */
+            } else {
+                conn_http_respond(c, 429, "text/plain; charset=utf-8",
+                                  "too many connections from this address\n", 39, false,
+                                  "Retry-After: 1\r\n");
+            }
+            return;
         }
-        return;
+        c->ip_counted = true;
     }
-    c->ip_counted = true;
     /* A TLS handshake is the expensive part of a wss:// connection (key
      * exchange, signature), so it takes the handshake budget before any
      * cryptography runs. There is no way to say 429 before the handshake:

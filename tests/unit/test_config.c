@@ -97,6 +97,7 @@ static const struct {
      "(default 0)"},
     {"max_handshakes_per_second", "--max-handshakes-per-second", "WSB_MAX_HANDSHAKES_PER_SECOND",
      "(default 0)"},
+    {"trusted_proxies", "--trusted-proxies", "WSB_TRUSTED_PROXIES", "(default \"\")"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 
@@ -284,6 +285,8 @@ static void assert_same_config_but_web_root(const config_t *a, const config_t *b
     assert_string_equal(a->rate_action, b->rate_action);
     assert_int_equal(a->max_connections_per_ip, b->max_connections_per_ip);
     assert_int_equal(a->max_handshakes_per_second, b->max_handshakes_per_second);
+    assert_string_equal(a->trusted_proxies, b->trusted_proxies);
+    assert_int_equal(a->ntrusted, b->ntrusted);
 }
 
 static void assert_ends_with(const char *s, const char *suffix)
@@ -1130,6 +1133,19 @@ static void test_list_keys_and_api_keys(void **state)
     expect_error(LIST("--tls-cert", "/x.pem"), NULL, LIST("tls.cert, tls.key: expected both"));
     const char *bad_list = write_temp("{\"allowed_origins\": [\"https://a,b\"]}");
     expect_error(LIST("--config", bad_list), NULL, LIST("allowed_origins: expected"));
+
+    /* trusted_proxies: parsed into networks; a bad entry names the key. */
+    const char *proxies = write_temp("{\"trusted_proxies\": [\"10.0.0.0/8\", \"::1\"]}");
+    assert_int_equal(load(&cfg, LIST("--config", proxies), NULL), CONFIG_OK);
+    assert_string_equal(cfg.trusted_proxies, "10.0.0.0/8,::1");
+    assert_int_equal(cfg.ntrusted, 2);
+    config_free(&cfg);
+    assert_null(cfg.trusted);
+    assert_int_equal(load(&cfg, none, LIST("WSB_TRUSTED_PROXIES=127.0.0.1")), CONFIG_OK);
+    assert_int_equal(cfg.ntrusted, 1);
+    config_free(&cfg);
+    expect_error(LIST("--trusted-proxies", "proxy.local"), NULL, LIST("trusted_proxies: expected"));
+    expect_error(LIST("--trusted-proxies", "10.0.0.0/33"), NULL, LIST("trusted_proxies: expected"));
 }
 
 /* ---- log.c ------------------------------------------------------------------ */
