@@ -211,8 +211,8 @@ void hr_build_args(const hr_op_t *op, const char *sha, const char *prefix, const
         add_arg(a, k, (size_t)n);
         used += (size_t)n + 1;
         char *head = a->scratch + used;
-        size_t hl = (size_t)snprintf(head, cap - used, "{\"v\":1,\"node\":\"%s\",\"topic\":\"",
-                                     node_id);
+        size_t hl =
+            (size_t)snprintf(head, cap - used, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", node_id);
         hl += json_escape(head + hl, op->topic, tl);
         memcpy(head + hl, "\",\"epoch\":\"", 11);
         hl += 11;
@@ -362,14 +362,14 @@ struct hr_s {
     const char *node_id;
     uv_async_t *wake;
     size_t queue_size;
-    xqueue_t inq;             /* ops from the workers */
-    _Atomic size_t inflight;  /* submitted and not yet handed back */
-    _Atomic int up;           /* the publishing connection is ready */
-    redisAsyncContext *ac;    /* bridge thread: the publishing connection, or NULL */
-    bool loaded;              /* both scripts' SHA1s are known */
-    unsigned loading;         /* SCRIPT LOAD replies still to come */
-    char sha[2][41];          /* [0] publish, [1] read */
-    hr_op_t *waiting;         /* reads waiting for their channel's SUBSCRIBE (FIFO) */
+    xqueue_t inq;                /* ops from the workers */
+    _Atomic size_t inflight;     /* submitted and not yet handed back */
+    _Atomic int up;              /* the publishing connection is ready */
+    redisAsyncContext *ac;       /* bridge thread: the publishing connection, or NULL */
+    bool loaded;                 /* both scripts' SHA1s are known */
+    unsigned loading;            /* SCRIPT LOAD replies still to come */
+    char sha[2][41];             /* [0] publish, [1] read */
+    hr_op_t *waiting;            /* reads waiting for their channel's SUBSCRIBE (FIFO) */
     hr_op_t *retry, *retry_tail; /* NOSCRIPT: sent again, in order, after the reload */
 };
 
@@ -486,8 +486,8 @@ static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
         }
         return;
     }
-    int rc = op->kind == HR_PUBLISH ? hr_parse_publish_reply(reply, op)
-                                    : hr_parse_read_reply(reply, op);
+    int rc =
+        op->kind == HR_PUBLISH ? hr_parse_publish_reply(reply, op) : hr_parse_read_reply(reply, op);
     if (rc != 0) {
         log_warn("redis: history script failed", "topic=%s err=%s", log_quote(op->topic),
                  log_quote(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply"));
@@ -502,8 +502,8 @@ static void send_op(hr_t *hr, hr_op_t *op)
         return;
     }
     hr_args_t a;
-    hr_build_args(op, hr->sha[op->kind == HR_PUBLISH ? 0 : 1], hr->prefix, hr->node_id,
-                  "PUBLISH", &a);
+    hr_build_args(op, hr->sha[op->kind == HR_PUBLISH ? 0 : 1], hr->prefix, hr->node_id, "PUBLISH",
+                  &a);
     int rc = redisAsyncCommandArgv(hr->ac, on_op_reply, op, a.argc, a.argv, a.argvlen);
     hr_args_free(&a);
     if (rc != REDIS_OK) {

@@ -54,7 +54,7 @@ struct redisReply;
 enum { HR_PUBLISH = 1, HR_READ = 2 };
 enum { HR_READ_POSITION = 0, HR_READ_SINCE = 1, HR_READ_LAST = 2 };
 
-#define HR_EPOCH_LEN      12
+#define HR_EPOCH_LEN       12
 #define HR_SINCE_EPOCH_MAX 64
 
 /* Called on the worker thread when the op came back and its owner is still
@@ -62,31 +62,31 @@ enum { HR_READ_POSITION = 0, HR_READ_SINCE = 1, HR_READ_LAST = 2 };
 typedef void (*hr_done_cb)(hr_op_t *op);
 
 struct hr_op_s {
-    hr_op_t *next;    /* bridge: waiting/retry lists; worker: its owner's list */
-    void *owner;      /* worker thread: a session, a RESP connection; NULL: gone */
+    hr_op_t *next; /* bridge: waiting/retry lists; worker: its owner's list */
+    void *owner;   /* worker thread: a session, a RESP connection; NULL: gone */
     hr_done_cb done_cb;
-    server_t *worker; /* the worker it returns to */
-    hr_t *hr;         /* set by hr_submit() */
-    uint8_t kind;     /* HR_PUBLISH, HR_READ */
-    uint8_t mode;     /* HR_READ_*: what a read returns besides the position */
-    bool has_id;      /* the request's id, for the reply */
-    bool done;        /* worker thread: the result is in */
+    server_t *worker;   /* the worker it returns to */
+    hr_t *hr;           /* set by hr_submit() */
+    uint8_t kind;       /* HR_PUBLISH, HR_READ */
+    uint8_t mode;       /* HR_READ_*: what a read returns besides the position */
+    bool has_id;        /* the request's id, for the reply */
+    bool done;          /* worker thread: the result is in */
     bool live_overflow; /* worker: more live messages arrived than `live` holds */
     int64_t id;
-    int status;       /* result: 0, or -1 (Redis unavailable, or refused) */
-    int recovered;    /* result of HR_READ_SINCE: 0 or 1; -1 otherwise */
-    uint32_t size;    /* the topic's rule */
-    uint32_t last_n;  /* HR_READ_LAST */
-    uint64_t ttl_ms;  /* the topic's rule */
+    int status;      /* result: 0, or -1 (Redis unavailable, or refused) */
+    int recovered;   /* result of HR_READ_SINCE: 0 or 1; -1 otherwise */
+    uint32_t size;   /* the topic's rule */
+    uint32_t last_n; /* HR_READ_LAST */
+    uint64_t ttl_ms; /* the topic's rule */
     uint64_t since_seq;
-    uint64_t seq;                       /* result: the message's seq / the topic's position */
-    xmsg_t **msgs;                      /* result: replay, oldest first (one reference each) */
+    uint64_t seq;  /* result: the message's seq / the topic's position */
+    xmsg_t **msgs; /* result: replay, oldest first (one reference each) */
     size_t nmsgs;
-    xmsg_t **live;                      /* worker: live messages held while a read is pending */
+    xmsg_t **live; /* worker: live messages held while a read is pending */
     size_t nlive, live_cap;
     char since_epoch[HR_SINCE_EPOCH_MAX + 1];
-    char epoch[XMSG_EPOCH_MAX + 1];     /* result */
-    char epoch_new[HR_EPOCH_LEN + 1];   /* used when the topic has no epoch in Redis yet */
+    char epoch[XMSG_EPOCH_MAX + 1];   /* result */
+    char epoch_new[HR_EPOCH_LEN + 1]; /* used when the topic has no epoch in Redis yet */
     uint16_t topic_len;
     uint32_t data_len;
     char *topic; /* NUL-terminated, inside this allocation */

@@ -307,7 +307,8 @@ void session_cluster_subscribe(session_t *s, const wsb_msg_t *m, int rule)
     if (m->has_since) {
         op->mode = HR_READ_SINCE;
         op->since_seq = m->since_seq;
-        size_t n = m->since_epoch.len < HR_SINCE_EPOCH_MAX ? m->since_epoch.len : HR_SINCE_EPOCH_MAX;
+        size_t n =
+            m->since_epoch.len < HR_SINCE_EPOCH_MAX ? m->since_epoch.len : HR_SINCE_EPOCH_MAX;
         memcpy(op->since_epoch, m->since_epoch.p, n);
         op->since_epoch[n] = '\0';
     } else if (m->has_history && m->history > 0) {
