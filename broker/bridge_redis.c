@@ -3,6 +3,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "history_redis.h"
 #include "log.h"
 #include "router.h"
 #include "util.h"
@@ -103,6 +104,9 @@ struct bridge_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     _Atomic uint64_t received;
     _Atomic uint64_t own_ignored;
     _Atomic uint64_t bad_envelopes;
+
+    /* ---- clustered history (history_redis.h): NULL without history rules ---- */
+    hr_t *hr;
 };
 
 static void count(_Atomic uint64_t *c)
@@ -325,7 +329,12 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
         json_decref(env);
         return;
     }
-    if (strcmp(json_string_value(node), br->b->node_id) == 0) {
+    /* ---- clustered history hook: an envelope with an epoch was sequenced
+     * by Redis and is delivered on every node, its origin included ---- */
+    json_t *epoch = json_object_get(env, "epoch");
+    bool clustered = json_is_string(epoch) && json_string_length(epoch) > 0 &&
+                     json_string_length(epoch) <= XMSG_EPOCH_MAX;
+    if (!clustered && strcmp(json_string_value(node), br->b->node_id) == 0) {
         count(&br->own_ignored); /* ours: already delivered locally */
         json_decref(env);
         return;
@@ -336,8 +345,10 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
         abort(); /* ENOMEM: the broker's allocation policy */
     }
     wsb_str_t t = {json_string_value(topic), json_string_length(topic)};
-    unsigned full = router_inject(br->b, t, (uint64_t)json_integer_value(seq),
-                                  (wsb_str_t){data_json, data_len});
+    wsb_str_t e = clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)}
+                            : WSB_STR_NULL;
+    unsigned full = router_inject_epoch(br->b, t, (uint64_t)json_integer_value(seq), e,
+                                        (wsb_str_t){data_json, data_len});
     count(&br->received);
     if (full > 0) {
         atomic_fetch_add_explicit(&br->dropped, full, memory_order_relaxed);
@@ -362,6 +373,9 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
         mark_dirty(br, c);
     }
     pthread_mutex_unlock(&br->lock);
+    if (br->hr != NULL && subscribed && !glob) {
+        hr_subscribed(br->hr, name->str, name->len); /* clustered history hook */
+    }
     reconcile_dirty(br);
 }
 
@@ -485,6 +499,9 @@ static void on_wake(uv_async_t *a)
     bridge_t *br = a->data;
     drain_publishes(br);
     reconcile_dirty(br);
+    if (br->hr != NULL) {
+        hr_drain(br->hr); /* clustered history hook: after SUBSCRIBEs went out */
+    }
 }
 
 /* ---- connections ---------------------------------------------------------------------------- */
@@ -550,6 +567,8 @@ static void set_ready(rconn_t *rc)
     rc->backoff_ms = BACKOFF_MIN_MS;
     if (rc == &br->sub) {
         mark_all(br, false); /* (re)subscribe everything wanted */
+    } else if (br->hr != NULL) {
+        hr_set_pub(br->hr, rc->ac); /* clustered history hook: load the scripts */
     }
     update_health(br);
 }
@@ -602,6 +621,14 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     rc->ready = false;
     if (rc == &br->sub) {
         mark_all(br, true);
+    }
+    if (br->hr != NULL) {
+        /* clustered history hook: what waited on this connection fails */
+        if (rc == &br->sub) {
+            hr_sub_lost(br->hr);
+        } else {
+            hr_set_pub(br->hr, NULL);
+        }
     }
     update_health(br);
     schedule_retry(rc);
@@ -661,6 +688,9 @@ static void on_stop(uv_async_t *a)
         uv_close((uv_handle_t *)&conns[i]->timer, on_handle_closed);
     }
     drain_publishes(br); /* drops what was still queued */
+    if (br->hr != NULL) {
+        hr_stop(br->hr); /* clustered history hook: fails what was queued */
+    }
     uv_close((uv_handle_t *)&br->wake, on_handle_closed);
     uv_close((uv_handle_t *)&br->stop_async, on_handle_closed);
 }
@@ -697,6 +727,9 @@ bridge_t *bridge_new(broker_t *b)
     br->wake.data = br;
     uv_async_init(&br->loop, &br->stop_async, on_stop);
     br->stop_async.data = br;
+    if (b->history_rules.n > 0) {
+        br->hr = hr_new(br, b->cfg->redis_prefix, b->node_id, b->cfg->redis_queue_size, &br->wake);
+    }
     rconn_t *conns[2] = {&br->pub, &br->sub};
     const char *roles[2] = {"pub", "sub"};
     for (int i = 0; i < 2; i++) {
@@ -756,7 +789,32 @@ void bridge_free(bridge_t *br)
     free(br->buckets);
     pthread_mutex_destroy(&br->lock);
     free(br->last);
+    if (br->hr != NULL) {
+        hr_free(br->hr);
+    }
     free(br);
+}
+
+/* ---- clustered history (history_redis.h) ------------------------------------------------ */
+
+int bridge_history_submit(bridge_t *br, hr_op_t *op)
+{
+    if (br->hr == NULL || atomic_load_explicit(&br->stop_requested, memory_order_acquire)) {
+        return -1;
+    }
+    return hr_submit(br->hr, op);
+}
+
+int bridge_channel_state(bridge_t *br, const char *name, size_t len)
+{
+    if (!br->sub.ready) {
+        return -1;
+    }
+    pthread_mutex_lock(&br->lock);
+    chan_t *c = *chan_slot(br, name, len, false);
+    int st = c != NULL && c->state == CHAN_SUBSCRIBED ? 1 : 0;
+    pthread_mutex_unlock(&br->lock);
+    return st;
 }
 
 void bridge_join(bridge_t *br)

@@ -79,6 +79,17 @@ bool bridge_healthy(const bridge_t *br);
 /* Appends the bridge's Prometheus series to `out`. Any thread. */
 void bridge_render_metrics(bridge_t *br, sbuf_t *out);
 
+typedef struct hr_op_s hr_op_t;
+
+/* Clustered history (history_redis.h): hands `op` to the bridge thread. Any
+ * worker thread. 0, or -1 when Redis is not usable now (the op was not
+ * taken: the caller answers "unavailable"). */
+int bridge_history_submit(bridge_t *br, hr_op_t *op);
+
+/* Bridge thread: 1 when Redis confirmed SUBSCRIBE of the channel `name`,
+ * 0 when not (yet), -1 when the subscribed connection is down. */
+int bridge_channel_state(bridge_t *br, const char *name, size_t len);
+
 /* Translates a valid wsbroker pattern into a Redis channel (exact topic,
  * *is_glob = false) or glob (*is_glob = true) with `prefix` in front, written
  * NUL-terminated to `out` (room for 2 * len + strlen(prefix) + 1 bytes).

@@ -1200,14 +1200,7 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
     if (history_rules_parse(cfg->history, &rules, err, errlen) != 0) {
         return CONFIG_ERROR;
     }
-    if (rules.n > 0 && cfg->redis_url[0] != '\0') {
-        /* Per-node history in a cluster would replay only this node's
-         * publishes and still answer recovered:true: refuse rather than lie. */
-        set_err(err, errlen,
-                "history: not supported together with redis.url yet (clustered history is not "
-                "implemented: a recovery would miss messages published on other nodes)");
-        return CONFIG_ERROR;
-    }
+    /* With redis.url, history lives in Redis (history_redis.h). */
     if (cfg->echo_path[0] != '\0' && strcmp(cfg->echo_path, cfg->ws_path) == 0) {
         set_err(err, errlen, "echo_path: expected a path other than ws_path, got \"%s\"",
                 cfg->echo_path);

@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "metrics.h"
 #include "router.h"
+#include "session_cluster.h"
 #include "server.h"
 #include "static_files.h"
 #include "util.h"
@@ -140,6 +141,14 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key)
     if (key != NULL && !apikey_may_publish(key, name, len)) {
         return error_object(WSB_ERR_FORBIDDEN, "this API key may not publish to this topic");
     }
+    if (cluster_rule(c->server->broker, (wsb_str_t){name, len}) >= 0) {
+        /* Its seq comes from Redis asynchronously, which this synchronous
+         * handler cannot wait for: refused rather than numbered locally. */
+        return error_object(WSB_ERR_UNAVAILABLE,
+                            "this topic keeps clustered history: publish it over WebSocket or "
+                            "RESP (HTTP publishing of clustered history topics is not "
+                            "implemented yet)");
+    }
     uint64_t seq = router_publish(c->server, c, (wsb_str_t){name, len}, data);
     METRIC_ADD(c->server->metrics.messages_published_http, 1);
     return json_pack("{s:I}", "seq", (json_int_t)seq);
@@ -215,10 +224,14 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     } else {
         json_t *result = publish_one(c, root, key);
         int status = json_object_get(result, "error") ? 400 : 200;
-        if (status == 400 &&
-            strcmp(json_string_value(json_object_get(json_object_get(result, "error"), "code")),
-                   WSB_ERR_FORBIDDEN) == 0) {
+        const char *code =
+            status == 400
+                ? json_string_value(json_object_get(json_object_get(result, "error"), "code"))
+                : "";
+        if (strcmp(code, WSB_ERR_FORBIDDEN) == 0) {
             status = 403;
+        } else if (strcmp(code, WSB_ERR_UNAVAILABLE) == 0) {
+            status = 503;
         }
         respond_json(c, status, result, keep_alive, NULL);
     }

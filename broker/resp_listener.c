@@ -8,6 +8,7 @@
 #include "router.h"
 #include "server.h"
 #include "session.h"
+#include "session_cluster.h"
 #include "util.h"
 #include "wsb/resp.h"
 #include "wsb/topic.h"
@@ -55,6 +56,7 @@ struct resp_conn_s {
     uv_write_t wreq;
     resp_sub_t *subs;
     uint32_t nsubs, subs_cap;
+    hr_op_t *cluster_op; /* clustered history: a PUBLISH waiting for Redis's seq */
 };
 
 struct resp_listener_s {
@@ -196,6 +198,10 @@ static void conn_close_resp(resp_conn_t *c)
         c->next->prev = c->prev;
     }
     l->nconns--;
+    if (c->cluster_op != NULL) {
+        c->cluster_op->owner = NULL; /* freed when it comes back (cluster_drain) */
+        c->cluster_op = NULL;
+    }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
@@ -487,6 +493,50 @@ static void cmd_client(resp_conn_t *c, wsb_str_t *argv, size_t argc)
     }
 }
 
+/* ---- clustered history hook (session_cluster.h) ----------------------------------------- */
+
+static void pause_reading(resp_conn_t *c);
+static void resume_reading(resp_conn_t *c);
+
+static void cluster_publish_done(hr_op_t *op)
+{
+    resp_conn_t *c = op->owner;
+    c->cluster_op = NULL;
+    if (op->status == 0) {
+        out_int(c, (long long)op->seq);
+    } else {
+        out_err(c, "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
+    }
+    hr_op_free(op);
+    resume_reading(c); /* the requests behind it */
+}
+
+/* The seq comes from Redis: the reply, and every request after this one
+ * (replies keep request order), wait for it; the connection is not read
+ * meanwhile. */
+static void publish_clustered(resp_conn_t *c, wsb_str_t topic, const json_t *data, int rule)
+{
+    server_t *s = c->l->s;
+    size_t data_len = 0;
+    char *data_json = wsb_msg_dump_value(data, &data_len);
+    if (data_json == NULL) {
+        abort(); /* ENOMEM: the broker's allocation policy */
+    }
+    hr_op_t *op = cluster_op_new(s, HR_PUBLISH, topic, (wsb_str_t){data_json, data_len}, rule);
+    free(data_json);
+    op->owner = c;
+    op->done_cb = cluster_publish_done;
+    if (bridge_history_submit(s->broker->bridge, op) != 0) {
+        hr_op_free(op);
+        out_err(c, "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
+        return;
+    }
+    METRIC_ADD(s->metrics.messages_published, 1);
+    METRIC_ADD(s->metrics.messages_published_resp, 1);
+    c->cluster_op = op;
+    pause_reading(c);
+}
+
 static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
 {
     server_t *s = c->l->s;
@@ -522,6 +572,12 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
     }
     if (data == NULL) {
         out_err(c, "ERR payload is neither JSON nor UTF-8 text");
+        return;
+    }
+    int crule = cluster_rule(s->broker, topic);
+    if (crule >= 0) {
+        publish_clustered(c, topic, data, crule);
+        json_decref(data);
         return;
     }
     uint64_t seq = router_publish(s, NULL, topic, data);
@@ -798,7 +854,7 @@ static void process(resp_conn_t *c)
 {
     resp_listener_t *l = c->l;
     size_t off = 0;
-    while (!c->closed && !c->quit && off < c->in_len) {
+    while (!c->closed && !c->quit && c->cluster_op == NULL && off < c->in_len) {
         if (queued(c) > l->s->cfg->max_outbound_bytes) {
             pause_reading(c);
             break;

@@ -9,6 +9,7 @@
 #include "seqtab.h"
 #include "server.h"
 #include "session.h"
+#include "session_cluster.h"
 #include "topic_trie.h"
 #include "util.h"
 #include "wsb/message.h"
@@ -73,7 +74,17 @@ uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json
 
 unsigned router_inject(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
 {
-    xmsg_t *m = xmsg_new(topic, seq, WSB_STR_NULL, data_json, b->nworkers);
+    return router_inject_epoch(b, topic, seq, WSB_STR_NULL, data_json);
+}
+
+unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                             wsb_str_t data_json)
+{
+    xmsg_t *m = xmsg_new(topic, seq, epoch, data_json, b->nworkers);
+    if (epoch.len > 0) {
+        int rule = history_rules_match(&b->history_rules, topic);
+        m->drop_slow = rule >= 0 && b->history_rules.rules[rule].drop_slow;
+    }
     xmsg_set_refs(m, b->nworkers);
     unsigned dropped = 0;
     /* One producer (the bridge thread) pushes in the order Redis delivered:
@@ -107,6 +118,10 @@ static int deliver_cb(trie_client_t *client, void *user_data)
         return 0;
     }
     session_t *s = (session_t *)(void *)client;
+    if (s->cl != NULL && session_cluster_filter(s, f->msg)) {
+        f->undelivered++; /* held for a pending recovery, or a duplicate of its replay */
+        return 0;
+    }
     if (s->ngaps > 0 && session_gapped(s, f->msg)) {
         f->undelivered++; /* suspended until the client recovers (session_gap) */
         return 0;

@@ -48,6 +48,13 @@ uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json
  * the number of workers whose inbox was full (they miss it). */
 unsigned router_inject(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t data_json);
 
+/* router_inject() for a message of a clustered history topic (history_redis.h):
+ * `epoch` and `seq` are Redis's, the frame carries the epoch, and the
+ * topic's rule says whether a slow subscriber gets a gap. Unlike other
+ * remote messages it is also delivered on the node that published it. */
+unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                             wsb_str_t data_json);
+
 /* Delivers up to SERVER_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,
  * right after a publish, and before a connection's input is handled (so a

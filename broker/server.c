@@ -8,6 +8,7 @@
 #include "log.h"
 #include "resp_listener.h"
 #include "router.h"
+#include "session_cluster.h"
 #include "util.h"
 #include "wsb/ws_frame.h"
 #include "xmsg.h"
@@ -50,6 +51,7 @@ void server_update_gauges(server_t *s)
 static void on_flush(uv_prepare_t *p)
 {
     server_t *s = p->data;
+    cluster_drain(s);
     router_drain(s);
     while (s->dirty != NULL) {
         conn_t *c = s->dirty;
@@ -289,6 +291,10 @@ int server_init(server_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
     }
     s->trie = trie_new();
     xqueue_init(&s->inbox, s->cfg->worker_queue_size);
+    if (b->history_rules.n > 0 && s->cfg->redis_url[0] != '\0') {
+        /* Ops in flight are bounded by redis.queue_size (history_redis.h). */
+        xqueue_init(&s->cluster_done, s->cfg->redis_queue_size);
+    }
     uv_prepare_init(&s->loop, &s->flush_prepare);
     s->flush_prepare.data = s;
     uv_prepare_start(&s->flush_prepare, on_flush);
@@ -369,6 +375,7 @@ void server_free(server_t *s)
         frame_buf_unref(xmsg_worker_buf(m, s->index));
     }
     xqueue_destroy(&s->inbox);
+    cluster_worker_free(s);
     trie_free(s->trie);
     if (uv_loop_close(&s->loop) != 0) {
         log_warn("event loop closed with handles open", "worker=%u", s->index);

@@ -62,6 +62,7 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     uv_timer_t tick;           /* fires connections' deadlines (SERVER_TICK_MS) */
     int handles_open;          /* server handles not yet closed */
     xqueue_t inbox;            /* xmsg_t* published by any worker, for our subscribers */
+    xqueue_t cluster_done;     /* hr_op_t* back from Redis (clustered history only) */
 
     conn_t *conns; /* every live connection (doubly linked) */
     size_t nconns;

@@ -9,6 +9,7 @@
 #include "router.h"
 #include "seqtab.h"
 #include "server.h"
+#include "session_cluster.h"
 #include "util.h"
 #include "wsb/message.h"
 #include "wsb/topic.h"
@@ -31,7 +32,12 @@ static const wsb_ws_parser_callbacks_t parser_callbacks;
  * builders report the length through a pointer). */
 static void reply(session_t *s, uint8_t *raw, const size_t *len)
 {
-    conn_send_always(s->conn, frame_buf_adopt(raw, *len));
+    frame_buf_t *fb = frame_buf_adopt(raw, *len);
+    /* Behind a publish or subscribe waiting for Redis: replies keep request order. */
+    if (s->cl != NULL && session_cluster_hold(s, fb)) {
+        return;
+    }
+    conn_send_always(s->conn, fb);
 }
 
 static void reply_error(session_t *s, bool has_id, int64_t id, const char *code,
@@ -257,6 +263,15 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
 {
     server_t *srv = s->conn->server;
     broker_t *b = srv->broker;
+    int crule = wsb_topic_is_pattern(m->topic.p, m->topic.len) ? -1 : cluster_rule(b, m->topic);
+    if (crule >= 0) {
+        /* Clustered history: position and replay come from Redis. */
+        if (add_subscription(s, m)) {
+            clear_gap(s, m->topic);
+            session_cluster_subscribe(s, m, crule);
+        }
+        return;
+    }
     if (b->history_rules.n > 0 && !wsb_topic_is_pattern(m->topic.p, m->topic.len)) {
         seqtab_shard_t *shard = NULL;
         seqtab_pos_t pos;
@@ -297,6 +312,11 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
     if (!perms_may_publish(s->perms, m->topic)) {
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow publishing to this topic");
+        return;
+    }
+    int crule = cluster_rule(s->conn->server->broker, m->topic);
+    if (crule >= 0) {
+        session_cluster_publish(s, m, crule); /* acked once Redis assigned the seq */
         return;
     }
     uint64_t seq = router_publish(s->conn->server, s->conn, m->topic, m->data);
@@ -649,6 +669,7 @@ int session_deliver(session_t *s, frame_buf_t *fb)
 
 void session_free(session_t *s)
 {
+    session_cluster_free(s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         session_unsubscribe(s->conn->server, s->subs[i]);
     }

@@ -51,6 +51,9 @@ struct session_s {
      * on a "drop" history rule) until the client subscribes to them again. */
     char **gaps;
     uint32_t ngaps;
+    /* Clustered history (session_cluster.h): replies held behind operations
+     * waiting for Redis, and switch-over floors. NULL until the first one. */
+    struct sess_cluster_s *cl;
 };
 
 /* Topics one session may have suspended at once; one more closes it (1013). */

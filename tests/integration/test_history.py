@@ -321,8 +321,6 @@ def test_switch_over_has_no_gap_and_no_duplicate_under_load(broker):
 @pytest.mark.parametrize("args, needle", [
     (["--history", '[{"pattern":"a","size":0}]'], "history[0].size"),
     (["--history", '{"pattern":"a"}'], "history: expected a list"),
-    (["--history", '[{"pattern":"a"}]', "--redis-url", "redis://127.0.0.1:1"],
-     "not supported together with redis.url"),
 ])
 def test_bad_history_config_exits_2_naming_the_key(args, needle):
     from helpers import run_broker_cmd
