@@ -553,6 +553,11 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
         return;
     }
     if (find_sub(c, name, glob) < 0) {
+        if (glob && wsb_topic_is_pattern(name.p, name.len) &&
+            bridge_refuses_patterns(s->broker->bridge)) {
+            out_err(c, "ERR " BRIDGE_NO_PATTERNS_WHY);
+            return;
+        }
         if (c->nsubs >= s->cfg->max_subscriptions) {
             char msg[120];
             (void)snprintf(msg, sizeof(msg), "ERR at most %u subscriptions per connection",

@@ -84,6 +84,11 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
     /* Subscribing twice to one pattern is idempotent: the client still gets
      * each message once, and its ack. */
     if (find_sub(s, m->topic) < 0) {
+        if (bridge_refuses_patterns(srv->broker->bridge) &&
+            wsb_topic_is_pattern(m->topic.p, m->topic.len)) {
+            reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN, BRIDGE_NO_PATTERNS_WHY);
+            return;
+        }
         if (s->nsubs >= srv->cfg->max_subscriptions) {
             char why[96];
             (void)snprintf(why, sizeof(why), "at most %u subscriptions per connection",
