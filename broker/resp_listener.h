@@ -29,6 +29,8 @@
 #include "topic_trie.h"
 #include "xmsg.h"
 
+#include <stdbool.h>
+
 typedef struct server_s server_t;
 typedef struct resp_listener_s resp_listener_t;
 
@@ -50,6 +52,13 @@ int resp_deliver(trie_client_t *client, const xmsg_t *m);
 
 /* Writes what RESP connections queued this loop turn (the server's flush). */
 void resp_flush_dirty(server_t *s);
+
+/* True while some RESP publisher is paused for inbox pressure. */
+bool resp_publishers_paused(const server_t *s);
+
+/* Resumes the RESP publishers paused for inbox pressure (server.c's pressure
+ * timer, once every inbox is back under its low mark). */
+void resp_resume_publishers(server_t *s);
 
 /* Open RESP connections (a gauge). */
 size_t resp_connection_count(const server_t *s);

@@ -125,13 +125,17 @@ bool server_inbox_pressure(const server_t *s)
 static void on_pressure(uv_timer_t *t)
 {
     server_t *s = t->data;
-    if (s->paused != NULL && !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
+    if ((s->paused != NULL || resp_publishers_paused(s)) &&
+        !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
         return;
     }
+    /* Stopped first: a RESP publisher runs the commands it held back at
+     * once, and may be paused again (which restarts the timer). */
+    uv_timer_stop(&s->pressure_timer);
     while (s->paused != NULL) {
         conn_resume_publisher(s->paused);
     }
-    uv_timer_stop(&s->pressure_timer);
+    resp_resume_publishers(s);
 }
 
 static void on_tick(uv_timer_t *t)

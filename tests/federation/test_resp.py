@@ -186,3 +186,28 @@ def test_slow_resp_subscriber_is_disconnected(cluster):
         s.close()
     assert cli(node, "PING") == "PONG"
     node.assert_healthy()
+
+
+def test_flooding_resp_publisher_is_paused_not_dropped(tmp_path):
+    """A RESP publisher pipelining thousands of PUBLISHes is paused while a
+    worker's inbox fills, as a WebSocket publisher is: no inbox drops (before,
+    a pipelined burst was handled in one go and overflowed the other worker's
+    16-message inbox: some 15,000 of 20,000 dropped)."""
+    from conftest import Node
+
+    n = Node(tmp_path, ["--workers", "2", "--worker-queue-size", "16"], "flood").start()
+    try:
+        total = 20000
+        cmd = b"*3\r\n$7\r\nPUBLISH\r\n$7\r\nflood.t\r\n$2\r\n{}\r\n"
+        with socket.create_connection(("127.0.0.1", n.resp_port), timeout=30) as s:
+            s.sendall(cmd * total)
+            out = b""
+            while out.count(b"\r\n") < total:
+                chunk = s.recv(1 << 20)
+                assert chunk, "connection closed"
+                out += chunk
+        assert out.split(b"\r\n")[:-1] == [b":%d" % i for i in range(1, total + 1)]
+        assert n.metric("wsbroker_inbox_dropped_total") == 0
+        assert n.metric("wsbroker_messages_published_total") == total
+    finally:
+        n.stop()
