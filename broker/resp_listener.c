@@ -158,10 +158,14 @@ static void conn_free_resp(resp_conn_t *c)
 static void on_conn_closed(uv_handle_t *h)
 {
     resp_conn_t *c = h->data;
+    server_t *s = c->l->s;
     c->handle_closed = true;
     /* Still listed as dirty: the flush frees it. */
     if (!c->dirty) {
         conn_free_resp(c);
+    }
+    if (s->shutting_down && resp_connection_count(s) == 0) {
+        server_shutdown(s); /* the drain may be complete now */
     }
 }
 
@@ -1037,7 +1041,25 @@ void resp_listener_shutdown(server_t *s)
         l->open = false;
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
     }
-    while (l->conns != NULL) {
+    for (resp_conn_t *c = l->conns; c != NULL; c = c->next) {
+        /* Like a WebSocket getting its close frame: nothing more is pushed
+         * or read, what is queued is written, then the connection closes
+         * (flush_conn). Commands not yet executed are dropped. */
+        remove_subs(c, true, true);
+        if (c->pub_paused) {
+            c->pub_paused = false;
+            l->npub_paused--;
+        }
+        c->quit = true;
+        update_reading(c);
+        mark_dirty(c);
+    }
+}
+
+void resp_listener_close_all(server_t *s)
+{
+    resp_listener_t *l = s->resp;
+    while (l != NULL && l->conns != NULL) {
         conn_close_resp(l->conns);
     }
 }

@@ -39,8 +39,13 @@ typedef struct resp_listener_s resp_listener_t;
  * or -1 after logging why. Main thread, before the loop runs. */
 int resp_listener_start(server_t *s);
 
-/* Stops accepting and closes every RESP connection. Idempotent. */
+/* Stops accepting; every RESP connection stops being read and loses its
+ * subscriptions, gets what is queued for it written, then is closed (the
+ * server's drain waits for them, bounded by shutdown_timeout). Idempotent. */
 void resp_listener_shutdown(server_t *s);
+
+/* Closes every RESP connection now, written or not (shutdown timeout). */
+void resp_listener_close_all(server_t *s);
 
 /* Frees the listener after its loop ended. */
 void resp_listener_free(server_t *s);

@@ -222,10 +222,11 @@ static void on_shutdown_timeout(uv_timer_t *t)
 {
     server_t *s = t->data;
     log_warn("shutdown timeout: closing remaining connections", "worker=%u connections=%zu",
-             s->index, s->nconns);
+             s->index, s->nconns + resp_connection_count(s));
     while (s->conns != NULL) {
         conn_close(s->conns);
     }
+    resp_listener_close_all(s);
 }
 
 void server_shutdown(server_t *s)
@@ -250,7 +251,7 @@ void server_shutdown(server_t *s)
         }
         uv_timer_stop(&s->pressure_timer);
     }
-    if (s->nconns == 0 && !s->drained) {
+    if (s->nconns == 0 && resp_connection_count(s) == 0 && !s->drained) {
         s->drained = true;
         uv_timer_stop(&s->shutdown_timer);
         broker_worker_drained(s->broker, s);
@@ -329,6 +330,7 @@ void server_free(server_t *s)
     }
     if (s->resp != NULL) {
         resp_listener_shutdown(s);
+        resp_listener_close_all(s);
         uv_run(&s->loop, UV_RUN_DEFAULT); /* their close callbacks */
         resp_flush_dirty(s);              /* frees those closed while listed */
         resp_listener_free(s);

@@ -124,6 +124,14 @@ def redis_server(tmp_path):
 
 
 @pytest.fixture
+def node_class():
+    """The Node class, for tests that start a node of their own: a fixture,
+    because `from conftest import Node` finds tests/integration's conftest
+    when both suites run in one pytest."""
+    return Node
+
+
+@pytest.fixture
 def cluster(tmp_path, redis_server):
     nodes = []
 

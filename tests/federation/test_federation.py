@@ -169,10 +169,9 @@ def test_redis_restart_degraded_then_recovered(redis_server, cluster):
     assert c.metric("wsbroker_redis_reconnects_total") >= 1
 
 
-def test_redis_down_at_start(tmp_path, redis_server, cluster):
+def test_redis_down_at_start(tmp_path, redis_server, cluster, node_class):
     redis_server.kill()
-    from conftest import Node
-    n = Node(tmp_path, ["--redis-url", redis_server.url, "--node-id", "Z",
+    n = node_class(tmp_path, ["--redis-url", redis_server.url, "--node-id", "Z",
                         "--redis-reconnect-max", "300ms"], "Z").start()
     try:
         assert n.health()["redis"] == "degraded"

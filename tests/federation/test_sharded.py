@@ -204,13 +204,12 @@ def test_sharded_envelopes_straight_from_redis(redis_server, cluster):
     run(main(), 30)
 
 
-def test_sharded_publishes_on_both_buses_unless_patterns_are_off(redis_server, cluster):
+def test_sharded_publishes_on_both_buses_unless_patterns_are_off(redis_server, cluster,
+                                                                node_class):
     """What a plain Redis subscriber sees of one publish: the shard channel
     always; the classic channel only with sharded_patterns on."""
     a, b = cluster(2, *SHARDED)
-    from conftest import Node
-
-    z = Node(a.workdir, ["--redis-url", redis_server.url, "--node-id", "Z", *SHARDED,
+    z = node_class(a.workdir, ["--redis-url", redis_server.url, "--node-id", "Z", *SHARDED,
                          "--redis-sharded-patterns", "false"], "Z").start()
     try:
         wait_for(lambda: z.health().get("redis") == "ok", 10.0, 0.02, "Z connected")
