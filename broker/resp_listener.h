@@ -52,7 +52,16 @@ void resp_listener_free(server_t *s);
 
 /* The fan-out callback for a RESP subscriber: queues one "message" push per
  * matching SUBSCRIBE channel and one "pmessage" per matching PSUBSCRIBE
- * pattern (Redis semantics). 0, or -1 when it could not take it. */
+ * pattern (Redis semantics). 0, or -1 when it could not take it.
+ *
+ * Each push is copied into the subscriber's output buffer (CONVENTIONS.md
+ * rule 4 asks for shared buffers). Not shared yet because the RESP output is
+ * one contiguous sbuf per connection, not an outq of frame_buf slices: the
+ * payload could be a zero-copy slice of the worker's frame_buf (data_off,
+ * data_len inside the WebSocket frame) behind a small per-push header, but
+ * every reply would then need a frame_buf too. RESP is for a few backend
+ * consumers, and the copy is one memcpy per push into a buffer written with
+ * one syscall per loop turn; converting is worth it if RESP fan-out grows. */
 int resp_deliver(trie_client_t *client, const xmsg_t *m);
 
 /* Writes what RESP connections queued this loop turn (the server's flush). */
