@@ -91,6 +91,18 @@ class RedisServer:
     def numpat(self) -> int:
         return int(self.client().pubsub_numpat())
 
+    # Per-node counts: a channel or glob several nodes want is "present" as
+    # soon as the first of them subscribed, so waiting on presence races.
+    def numsub(self, name) -> int:
+        return int(self.client().pubsub_numsub(name)[0][1])
+
+    def shardnumsub(self, name) -> int:
+        return int(self.client().execute_command("PUBSUB", "SHARDNUMSUB", name)[1])
+
+    def psubs(self) -> int:
+        """Pattern subscriptions summed over every client connection."""
+        return sum(int(c.get("psub", 0)) for c in self.client().client_list())
+
 
 class Node(Broker):
     """A broker node with the RESP listener on a free port."""

@@ -68,7 +68,8 @@ def test_sharded_exactly_once_in_order_from_ws_http_and_resp(redis_server, clust
         sub_a = await connect(a.ws_url)
         await subscribe(sub_c, "fed.order", 1)
         await subscribe(sub_a, "fed.order", 1)
-        wait_shard(redis_server, "wsb:fed.order")
+        wait_for(lambda: redis_server.shardnumsub("wsb:fed.order") == 2, 10.0, 0.02,
+                 "A and C subscribed in Redis")
         assert redis_server.channels() == set(), "exact topics must not use classic channels"
         pub = await connect(a.ws_url)
         for i in range(N):
@@ -111,7 +112,8 @@ def test_sharded_exact_and_wildcard_subscribers_get_each_message_once(redis_serv
         await subscribe(only_pat, "s.*", 1)
         only_exact = await connect(b.ws_url)
         await subscribe(only_exact, "s.t", 1)
-        wait_shard(redis_server, "wsb:s.t")
+        wait_for(lambda: redis_server.shardnumsub("wsb:s.t") == 2, 10.0, 0.02,
+                 "B and C subscribed in Redis")
         wait_for(lambda: redis_server.numpat() == 1, 10.0, 0.02, "one glob for s.* and s.>")
         pa = await connect(a.ws_url)
         pb = await connect(b.ws_url)
