@@ -1,6 +1,7 @@
 /* bridge_redis.c - federation through Redis pub/sub (see bridge_redis.h). */
 #include "bridge_redis.h"
 
+#include "bridge_sub.h"
 #include "broker.h"
 #include "config.h"
 #include "history_redis.h"
@@ -47,10 +48,12 @@ typedef struct chan_s {
 /* One of the two Redis connections. Bridge thread only. */
 typedef struct {
     bridge_t *br;
-    const char *role; /* "pub" or "sub", for logs */
-    redisAsyncContext *ac;
-    bool connected; /* TCP connected */
-    bool ready;     /* connected and authenticated */
+    const char *role;      /* "pub" or "sub", for logs */
+    redisAsyncContext *ac; /* pub: hiredis async */
+    bridge_sub_t *bs;      /* sub: our own reader loop (bridge_sub.h) */
+    unsigned handshake;    /* sub: AUTH/PING replies still awaited */
+    bool connected;        /* TCP connected */
+    bool ready;            /* connected and authenticated */
     bool ever_ready;
     unsigned backoff_ms;
     uv_timer_t timer; /* reconnect wait, or connect timeout while connecting */
@@ -179,15 +182,16 @@ static void mark_dirty(bridge_t *br, chan_t *c)
     }
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata);
-
 static void send_sub_command(bridge_t *br, chan_t *c, bool subscribe)
 {
-    const char *cmd = c->glob ? (subscribe ? "PSUBSCRIBE %b" : "PUNSUBSCRIBE %b")
-                              : (subscribe ? "SUBSCRIBE %b" : "UNSUBSCRIBE %b");
-    /* hiredis keeps the SUBSCRIBE callback per channel and calls it for the
-     * subscribe confirmation, each message and the unsubscribe confirmation. */
-    redisAsyncCommand(br->sub.ac, subscribe ? on_sub_reply : NULL, NULL, cmd, c->name, c->len);
+    /* Sharded mode: exact topics are shard channels; patterns stay on the
+     * classic bus, which Redis has no sharded counterpart of (bridge_redis.h). */
+    const char *cmd = c->glob                  ? (subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE")
+                      : br->cfg->redis_sharded ? (subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE")
+                                               : (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
+    const char *argv[2] = {cmd, c->name};
+    size_t lens[2] = {strlen(cmd), c->len};
+    bridge_sub_command(br->sub.bs, 2, argv, lens);
     c->state = subscribe ? CHAN_SUBSCRIBING : CHAN_UNSUBSCRIBING;
 }
 
@@ -345,8 +349,8 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
         abort(); /* ENOMEM: the broker's allocation policy */
     }
     wsb_str_t t = {json_string_value(topic), json_string_length(topic)};
-    wsb_str_t e = clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)}
-                            : WSB_STR_NULL;
+    wsb_str_t e =
+        clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)} : WSB_STR_NULL;
     unsigned full = router_inject_epoch(br->b, t, (uint64_t)json_integer_value(seq), e,
                                         (wsb_str_t){data_json, data_len});
     count(&br->received);
@@ -379,31 +383,55 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
     reconcile_dirty(br);
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void sub_lost(rconn_t *rc, const char *why);
+static void set_ready(rconn_t *rc);
+
+/* Every reply on the subscriber connection, in order: first the handshake's
+ * (AUTH, PING), then pushes and (un)subscribe confirmations, which name
+ * themselves. Classic and sharded (s-prefixed) kinds are handled alike: in
+ * sharded mode exact topics are only ever shard channels. */
+static void on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_data)
 {
-    (void)privdata;
-    rconn_t *rc = ac->data;
+    (void)bs;
+    rconn_t *rc = user_data;
     bridge_t *br = rc->br;
-    redisReply *reply = r;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
-        return; /* disconnecting: every callback is called with NULL */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* AUTH refused, or a (S|P)SUBSCRIBE refused (SSUBSCRIBE on Redis < 7,
+         * a MOVED from a cluster): no use going on with this connection;
+         * retried with backoff while /healthz says degraded. */
+        log_error(rc->handshake > 0 ? "redis: AUTH refused" : "redis: subscription refused",
+                  "conn=sub err=%s", log_quote(reply->str));
+        sub_lost(rc, NULL);
+        return;
+    }
+    if (rc->handshake > 0) {
+        if (--rc->handshake == 0 && !br->stopping) {
+            set_ready(rc);
+        }
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING) {
+        return;
     }
     redisReply **e = reply->element;
-    if (elem_is(e[0], "message") && e[2]->type == REDIS_REPLY_STRING) {
+    if ((elem_is(e[0], "message") || elem_is(e[0], "smessage")) &&
+        e[2]->type == REDIS_REPLY_STRING) {
         deliver_envelope(br, e[1], false, e[2]->str, e[2]->len);
     } else if (elem_is(e[0], "pmessage") && reply->elements >= 4 &&
                e[3]->type == REDIS_REPLY_STRING) {
         deliver_envelope(br, e[1], true, e[3]->str, e[3]->len);
-    } else if (e[1]->type == REDIS_REPLY_STRING) {
-        if (elem_is(e[0], "subscribe")) {
-            confirm(br, e[1], false, true);
-        } else if (elem_is(e[0], "psubscribe")) {
-            confirm(br, e[1], true, true);
-        } else if (elem_is(e[0], "unsubscribe")) {
-            confirm(br, e[1], false, false);
-        } else if (elem_is(e[0], "punsubscribe")) {
-            confirm(br, e[1], true, false);
-        }
+    } else if (elem_is(e[0], "subscribe") || elem_is(e[0], "ssubscribe")) {
+        confirm(br, e[1], false, true);
+    } else if (elem_is(e[0], "psubscribe")) {
+        confirm(br, e[1], true, true);
+    } else if (elem_is(e[0], "unsubscribe") || elem_is(e[0], "sunsubscribe")) {
+        /* Also unsolicited: a Redis Cluster drops shard subscriptions whose
+         * slot moved; the channel is then subscribed again (and refused). */
+        confirm(br, e[1], false, false);
+    } else if (elem_is(e[0], "punsubscribe")) {
+        confirm(br, e[1], true, false);
     }
 }
 
@@ -469,14 +497,49 @@ static void on_published(redisAsyncContext *ac, void *r, void *privdata)
     bridge_t *br = rc->br;
     redisReply *reply = r;
     atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+    /* The EXEC of SPUBLISH + PUBLISH answers with both replies (an error in
+     * either is reported); a plain (S)PUBLISH with its receiver count. */
+    const redisReply *err = reply;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+        err = NULL;
+        for (size_t i = 0; i < reply->elements && err == NULL; i++) {
+            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
+                err = reply->element[i];
+            }
+        }
+    }
+    if (reply == NULL || reply->type == REDIS_REPLY_NIL ||
+        (err != NULL && err->type == REDIS_REPLY_ERROR)) {
         count(&br->dropped); /* lost with the connection, or refused */
-        if (reply != NULL) {
-            log_warn("redis: PUBLISH failed", "err=%s", log_quote(reply->str));
+        if (err != NULL && err->type == REDIS_REPLY_ERROR) {
+            log_warn("redis: PUBLISH failed", "err=%s", log_quote(err->str));
         }
         return;
     }
     count(&br->published);
+}
+
+/* Sends one envelope. Sharded with patterns: SPUBLISH for the exact
+ * subscribers and PUBLISH for the wildcard ones, in one MULTI/EXEC so that a
+ * node that gets both copies (it has an exact and a matching pattern
+ * subscription) gets them back to back and keeps one (same_as_last). */
+static void send_publish(bridge_t *br, const pub_item_t *it)
+{
+    redisAsyncContext *ac = br->pub.ac;
+    const char *chan = it->bytes;
+    size_t chan_len = it->chan_len;
+    const char *env = it->bytes + it->chan_len;
+    size_t env_len = it->env_len;
+    if (!br->cfg->redis_sharded) {
+        redisAsyncCommand(ac, on_published, NULL, "PUBLISH %b %b", chan, chan_len, env, env_len);
+    } else if (!br->cfg->redis_sharded_patterns) {
+        redisAsyncCommand(ac, on_published, NULL, "SPUBLISH %b %b", chan, chan_len, env, env_len);
+    } else {
+        redisAsyncCommand(ac, NULL, NULL, "MULTI");
+        redisAsyncCommand(ac, NULL, NULL, "SPUBLISH %b %b", chan, chan_len, env, env_len);
+        redisAsyncCommand(ac, NULL, NULL, "PUBLISH %b %b", chan, chan_len, env, env_len);
+        redisAsyncCommand(ac, on_published, NULL, "EXEC");
+    }
 }
 
 static void drain_publishes(bridge_t *br)
@@ -484,8 +547,7 @@ static void drain_publishes(bridge_t *br)
     pub_item_t *it;
     while ((it = xqueue_pop(&br->outq)) != NULL) {
         if (br->pub.ready && !br->stopping) {
-            redisAsyncCommand(br->pub.ac, on_published, NULL, "PUBLISH %b %b", it->bytes,
-                              (size_t)it->chan_len, it->bytes + it->chan_len, (size_t)it->env_len);
+            send_publish(br, it);
         } else {
             atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
             count(&br->dropped);
@@ -527,6 +589,18 @@ static void on_retry_timer(uv_timer_t *t)
 {
     rconn_t *rc = t->data;
     if (rc->br->stopping) {
+        return;
+    }
+    if (rc == &rc->br->sub) {
+        if (rc->bs != NULL && !rc->connected) {
+            log_warn("redis: connect timed out", "conn=%s", rc->role);
+            bridge_sub_close(rc->bs);
+            rc->bs = NULL;
+        }
+        if (rc->bs == NULL) {
+            count(&rc->br->reconnects);
+            rconn_connect(rc);
+        }
         return;
     }
     if (rc->ac != NULL && !rc->connected) {
@@ -619,24 +693,94 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     rc->ac = NULL;
     rc->connected = false;
     rc->ready = false;
-    if (rc == &br->sub) {
-        mark_all(br, true);
-    }
     if (br->hr != NULL) {
-        /* clustered history hook: what waited on this connection fails */
-        if (rc == &br->sub) {
-            hr_sub_lost(br->hr);
-        } else {
-            hr_set_pub(br->hr, NULL);
-        }
+        hr_set_pub(br->hr, NULL); /* clustered history hook: what waited on it fails */
     }
     update_health(br);
     schedule_retry(rc);
 }
 
+/* The subscriber connection broke (`why`), was refused (NULL: logged by the
+ * caller) or could not connect: nothing is subscribed any more. */
+static void sub_lost(rconn_t *rc, const char *why)
+{
+    bridge_t *br = rc->br;
+    if (why != NULL && !br->stopping) {
+        if (rc->connected) {
+            log_warn("redis: connection lost", "conn=%s err=%s", rc->role, log_quote(why));
+        } else {
+            log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(why));
+        }
+    }
+    if (rc->bs != NULL) {
+        bridge_sub_close(rc->bs);
+        rc->bs = NULL;
+    }
+    uv_timer_stop(&rc->timer);
+    rc->connected = false;
+    rc->ready = false;
+    rc->handshake = 0;
+    mark_all(br, true);
+    if (br->hr != NULL) {
+        hr_sub_lost(br->hr); /* clustered history hook: reads waiting on a SUBSCRIBE fail */
+    }
+    update_health(br);
+    schedule_retry(rc);
+}
+
+static void on_sub_connected(bridge_sub_t *bs, void *user_data)
+{
+    (void)bs;
+    rconn_t *rc = user_data;
+    uv_timer_stop(&rc->timer);
+    rc->connected = true; /* usable once the PING queued at connect time answers */
+}
+
+static void on_sub_closed(bridge_sub_t *bs, const char *why, void *user_data)
+{
+    (void)bs;
+    sub_lost(user_data, why);
+}
+
+static void sub_connect(rconn_t *rc)
+{
+    static const bridge_sub_cb_t callbacks = {on_sub_connected, on_sub_reply, on_sub_closed};
+    bridge_t *br = rc->br;
+    char err[160];
+    rc->bs =
+        bridge_sub_connect(&br->loop, br->url.host, br->url.port, &callbacks, rc, err, sizeof(err));
+    if (rc->bs == NULL) {
+        log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(err));
+        schedule_retry(rc);
+        return;
+    }
+    rc->connected = false;
+    rc->handshake = 0;
+    if (br->url.password != NULL) {
+        const char *argv[3] = {"AUTH", br->url.user, br->url.password};
+        size_t lens[3] = {4, br->url.user != NULL ? strlen(br->url.user) : 0,
+                          strlen(br->url.password)};
+        if (br->url.user == NULL) {
+            argv[1] = argv[2];
+            lens[1] = lens[2];
+        }
+        bridge_sub_command(rc->bs, br->url.user != NULL ? 3 : 2, argv, lens);
+        rc->handshake++;
+    }
+    const char *ping = "PING";
+    size_t ping_len = 4;
+    bridge_sub_command(rc->bs, 1, &ping, &ping_len);
+    rc->handshake++;
+    uv_timer_start(&rc->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
+}
+
 static void rconn_connect(rconn_t *rc)
 {
     bridge_t *br = rc->br;
+    if (rc == &br->sub) {
+        sub_connect(rc);
+        return;
+    }
     redisAsyncContext *ac = redisAsyncConnect(br->url.host, (int)br->url.port);
     if (ac == NULL || ac->err) {
         log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
@@ -685,6 +829,10 @@ static void on_stop(uv_async_t *a)
             conns[i]->ac = NULL;
             redisAsyncFree(ac); /* calls on_disconnect when it was connected */
         }
+        if (conns[i]->bs != NULL) {
+            bridge_sub_close(conns[i]->bs); /* freed as the loop winds down */
+            conns[i]->bs = NULL;
+        }
         uv_close((uv_handle_t *)&conns[i]->timer, on_handle_closed);
     }
     drain_publishes(br); /* drops what was still queued */
@@ -728,7 +876,12 @@ bridge_t *bridge_new(broker_t *b)
     uv_async_init(&br->loop, &br->stop_async, on_stop);
     br->stop_async.data = br;
     if (b->history_rules.n > 0) {
-        br->hr = hr_new(br, b->cfg->redis_prefix, b->node_id, b->cfg->redis_queue_size, &br->wake);
+        /* The script publishes the way send_publish does in this mode. */
+        const char *cmd = !b->cfg->redis_sharded           ? "PUBLISH"
+                          : b->cfg->redis_sharded_patterns ? "SPUBLISH+PUBLISH"
+                                                           : "SPUBLISH";
+        br->hr =
+            hr_new(br, b->cfg->redis_prefix, b->node_id, cmd, b->cfg->redis_queue_size, &br->wake);
     }
     rconn_t *conns[2] = {&br->pub, &br->sub};
     const char *roles[2] = {"pub", "sub"};
@@ -823,6 +976,11 @@ void bridge_join(bridge_t *br)
         pthread_join(br->thread, NULL);
         br->joined = true;
     }
+}
+
+bool bridge_refuses_patterns(const bridge_t *br)
+{
+    return br != NULL && br->cfg->redis_sharded && !br->cfg->redis_sharded_patterns;
 }
 
 bool bridge_healthy(const bridge_t *br)

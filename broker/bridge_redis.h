@@ -2,9 +2,11 @@
  * bridge_redis.h - federation: several nodes behave like one broker through
  * a Redis server's pub/sub (off unless redis.url is set).
  *
- * The bridge runs on a thread and libuv loop of its own with two hiredis
- * async connections: one in subscribed mode, one for PUBLISH (a subscribed
- * connection may not publish). Workers talk to it from their own threads:
+ * The bridge runs on a thread and libuv loop of its own with two Redis
+ * connections: one in subscribed mode (bridge_sub.h: hiredis's reader under
+ * our own poll loop, since hiredis 0.14's async API cannot route sharded
+ * pushes), one hiredis async connection for PUBLISH (a subscribed connection
+ * may not publish). Workers talk to it from their own threads:
  *
  *  - interest: bridge_interest() when a pattern gets its first (+1) or loses
  *    its last (-1) subscriber in a worker's trie. The bridge keeps one
@@ -19,6 +21,12 @@
  *    bridge thread sends PUBLISH <prefix><topic> <envelope>. A full queue, or
  *    Redis being down, drops the message for the other nodes
  *    (wsbroker_redis_dropped_total): at-most-once across nodes.
+ *
+ * Sharded mode (redis.sharded): exact topics use SSUBSCRIBE and SPUBLISH;
+ * patterns stay on PSUBSCRIBE, so each publish also goes out as a classic
+ * PUBLISH in the same MULTI/EXEC (redis.sharded_patterns, default on), or
+ * wildcard subscriptions are refused (bridge_refuses_patterns). The two
+ * copies reach a node that wants both back to back: the rule below keeps one.
  *
  * Messages from Redis are delivered through router_inject() unless their
  * envelope names this node (a node never delivers its own message twice).
@@ -72,6 +80,17 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta);
 /* Queues a local publish for the other nodes. Any worker thread, called with
  * the topic's seq shard locked. Never blocks; drops and counts when full. */
 void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json);
+
+/* Why a wildcard subscription is refused (bridge_refuses_patterns). */
+#define BRIDGE_NO_PATTERNS_WHY                                                                     \
+    "wildcard subscriptions are off: nodes federate with sharded pub/sub only "                    \
+    "(redis.sharded_patterns is false)"
+
+/* True when wildcard subscriptions must be refused: sharded mode without the
+ * classic PUBLISH they need (redis.sharded_patterns false), where a pattern
+ * would silently see this node's messages only. `br` may be NULL (no
+ * federation: false). Any thread. */
+bool bridge_refuses_patterns(const bridge_t *br);
 
 /* True while both connections are up (and authenticated). Any thread. */
 bool bridge_healthy(const bridge_t *br);

@@ -243,6 +243,10 @@ static bool is_rate_action(const char *value)
     {                                                                                              \
         name, KEY_DURATION, OFF(field), min, max, def, "DURATION", NULL, NULL, help                \
     }
+#define BOOL_KEY(name, field, def, help)                                                           \
+    {                                                                                              \
+        name, KEY_BOOL, OFF(field), 0, 1, def, "BOOL", NULL, NULL, help                            \
+    }
 
 static const key_def_t keys[] = {
     /* listener */
@@ -316,6 +320,12 @@ static const key_def_t keys[] = {
              "cross-node messages are dropped"),
     DURATION_KEY("redis.reconnect_max", redis_reconnect_max_ms, 10, 10 * MINUTE_MS, "5s",
                  "longest wait between reconnect attempts (exponential backoff with jitter)"),
+    BOOL_KEY("redis.sharded", redis_sharded, "false",
+             "Redis 7 sharded pub/sub: SPUBLISH/SSUBSCRIBE for exact topics (single server; "
+             "no Redis Cluster routing)"),
+    BOOL_KEY("redis.sharded_patterns", redis_sharded_patterns, "true",
+             "with redis.sharded: also PUBLISH every message on the classic bus for wildcard "
+             "subscribers; false = one SPUBLISH each and wildcard subscriptions refused"),
     /* RESP ingress */
     STRING_KEY("resp.host", resp_host, "127.0.0.1", "ADDR", is_address,
                "an address such as 127.0.0.1, 0.0.0.0 or ::", "address of the RESP listener"),

@@ -58,6 +58,8 @@ typedef struct config_s {
     char *redis_prefix;              /* "wsb:" prepended to every Redis channel */
     uint32_t redis_queue_size;       /* 65536 commands waiting for Redis; beyond: dropped */
     uint64_t redis_reconnect_max_ms; /* 5 s: cap of the reconnect backoff */
+    bool redis_sharded;              /* SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub) */
+    bool redis_sharded_patterns;     /* sharded: also PUBLISH for wildcard subscribers */
     /* RESP ingress (resp_listener.h) */
     char *resp_host;      /* "127.0.0.1" */
     char *resp_port;      /* "" = off; "0" binds a free port */

@@ -22,7 +22,9 @@
 /* ---- the scripts ------------------------------------------------------------------------- */
 
 /* KEYS: hash, stream. ARGV: channel, envelope head, data, epoch candidate,
- * size, ttl_ms, publish command. Stream fields are t (ms) then e (envelope):
+ * size, ttl_ms, publish command: PUBLISH, SPUBLISH (redis.sharded), or
+ * SPUBLISH+PUBLISH (sharded, with wildcard subscribers served by the classic
+ * bus as for any publish in that mode). Stream fields are t (ms) then e (envelope):
  * an entry's field list is {"t", t, "e", envelope}. */
 const char hr_publish_script[] =
     "local meta, stream = KEYS[1], KEYS[2]\n"
@@ -54,7 +56,12 @@ const char hr_publish_script[] =
     "  redis.call('PEXPIRE', meta, ttl)\n"
     "  redis.call('PEXPIRE', stream, ttl)\n"
     "end\n"
-    "redis.call(ARGV[7], ARGV[1], env)\n"
+    "if ARGV[7] == 'SPUBLISH+PUBLISH' then\n"
+    "  redis.call('SPUBLISH', ARGV[1], env)\n"
+    "  redis.call('PUBLISH', ARGV[1], env)\n"
+    "else\n"
+    "  redis.call(ARGV[7], ARGV[1], env)\n"
+    "end\n"
     "return {seq, epoch}\n";
 
 /* KEYS: hash, stream. ARGV: epoch candidate, size, ttl_ms, mode (p: position,
@@ -360,6 +367,7 @@ struct hr_s {
     bridge_t *br;
     const char *prefix;
     const char *node_id;
+    const char *publish_cmd; /* the publish script's ARGV[7] */
     uv_async_t *wake;
     size_t queue_size;
     xqueue_t inq;                /* ops from the workers */
@@ -373,13 +381,14 @@ struct hr_s {
     hr_op_t *retry, *retry_tail; /* NOSCRIPT: sent again, in order, after the reload */
 };
 
-hr_t *hr_new(bridge_t *br, const char *prefix, const char *node_id, size_t queue_size,
-             void *wake_async)
+hr_t *hr_new(bridge_t *br, const char *prefix, const char *node_id, const char *publish_cmd,
+             size_t queue_size, void *wake_async)
 {
     hr_t *hr = xcalloc(1, sizeof(*hr));
     hr->br = br;
     hr->prefix = prefix;
     hr->node_id = node_id;
+    hr->publish_cmd = publish_cmd;
     hr->wake = wake_async;
     hr->queue_size = queue_size;
     xqueue_init(&hr->inq, queue_size);
@@ -502,8 +511,8 @@ static void send_op(hr_t *hr, hr_op_t *op)
         return;
     }
     hr_args_t a;
-    hr_build_args(op, hr->sha[op->kind == HR_PUBLISH ? 0 : 1], hr->prefix, hr->node_id, "PUBLISH",
-                  &a);
+    hr_build_args(op, hr->sha[op->kind == HR_PUBLISH ? 0 : 1], hr->prefix, hr->node_id,
+                  hr->publish_cmd, &a);
     int rc = redisAsyncCommandArgv(hr->ac, on_op_reply, op, a.argc, a.argv, a.argvlen);
     hr_args_free(&a);
     if (rc != REDIS_OK) {

@@ -145,11 +145,13 @@ bool hr_reply_is_noscript(const struct redisReply *r);
 
 /* ---- the bridge side ---------------------------------------------------------------------- */
 
-/* Creates the state of clustered history for bridge `br`: `queue_size`
- * bounds the ops submitted and not yet answered; `wake` is the bridge
- * thread's async handle. Owner: the bridge; hr_free(). */
-hr_t *hr_new(bridge_t *br, const char *prefix, const char *node_id, size_t queue_size,
-             void *wake_async);
+/* Creates the state of clustered history for bridge `br`: `publish_cmd`
+ * is how the script publishes (see hr_publish_script: PUBLISH, SPUBLISH or
+ * SPUBLISH+PUBLISH, a static string); `queue_size` bounds the ops submitted
+ * and not yet answered; `wake` is the bridge thread's async handle. Owner:
+ * the bridge; hr_free(). */
+hr_t *hr_new(bridge_t *br, const char *prefix, const char *node_id, const char *publish_cmd,
+             size_t queue_size, void *wake_async);
 void hr_free(hr_t *hr);
 
 /* Any worker thread: queues `op` for the bridge thread. Returns 0, or -1

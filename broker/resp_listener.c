@@ -42,14 +42,16 @@ struct resp_conn_s {
     resp_conn_t *dirty_next;
     bool dirty;
     bool closed;
-    bool quit; /* close once the output is written */
-    bool slow; /* over its output bound as a subscriber: close */
-    bool read_paused;
+    bool quit;        /* close once the output is written */
+    bool slow;        /* over its output bound as a subscriber: close */
+    bool read_paused; /* its replies are over max_outbound_bytes */
+    bool pub_paused;  /* a worker inbox is filling (server_inbox_pressure) */
+    bool reading;     /* uv_read_start in effect */
     bool writing;
     bool authed;
     const apikey_t *key; /* after AUTH with API keys configured: what it may publish */
-    bool handle_closed; /* the close callback ran */
-    char *in;           /* unparsed input */
+    bool handle_closed;  /* the close callback ran */
+    char *in;            /* unparsed input */
     size_t in_len, in_cap;
     sbuf_t out;  /* queued output */
     sbuf_t wbuf; /* output in flight */
@@ -66,6 +68,7 @@ struct resp_listener_s {
     resp_conn_t *conns;
     size_t nconns;
     resp_conn_t *dirty;
+    size_t npub_paused; /* connections with pub_paused */
     wsb_resp_limits_t lim;
     wsb_str_t argv[RESP_MAX_ARGS];
     uint64_t next_id;
@@ -158,10 +161,14 @@ static void conn_free_resp(resp_conn_t *c)
 static void on_conn_closed(uv_handle_t *h)
 {
     resp_conn_t *c = h->data;
+    server_t *s = c->l->s;
     c->handle_closed = true;
     /* Still listed as dirty: the flush frees it. */
     if (!c->dirty) {
         conn_free_resp(c);
+    }
+    if (s->shutting_down && resp_connection_count(s) == 0) {
+        server_shutdown(s); /* the drain may be complete now */
     }
 }
 
@@ -201,6 +208,10 @@ static void conn_close_resp(resp_conn_t *c)
     if (c->cluster_op != NULL) {
         c->cluster_op->owner = NULL; /* freed when it comes back (cluster_drain) */
         c->cluster_op = NULL;
+    }
+    if (c->pub_paused) {
+        c->pub_paused = false;
+        l->npub_paused--;
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
@@ -582,6 +593,14 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
     }
     uint64_t seq = router_publish(s, NULL, topic, data);
     METRIC_ADD(s->metrics.messages_published_resp, 1);
+    if (server_inbox_pressure(s) && !c->pub_paused) {
+        /* As for a WebSocket publisher (router.h): the pipelined commands
+         * behind this one wait, and TCP slows the client, until every
+         * worker has caught up (server.c's pressure timer resumes it). */
+        c->pub_paused = true;
+        c->l->npub_paused++;
+        server_watch_pressure(s);
+    }
     json_decref(data);
     /* Redis answers with the number of receivers, which no node knows here
      * (other workers and nodes deliver later): the message's seq (>= 1). */
@@ -616,6 +635,11 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
         return;
     }
     if (find_sub(c, name, glob) < 0) {
+        if (glob && wsb_topic_is_pattern(name.p, name.len) &&
+            bridge_refuses_patterns(s->broker->bridge)) {
+            out_err(c, "ERR " BRIDGE_NO_PATTERNS_WHY);
+            return;
+        }
         if (c->nsubs >= s->cfg->max_subscriptions) {
             char msg[120];
             (void)snprintf(msg, sizeof(msg), "ERR at most %u subscriptions per connection",
@@ -840,12 +864,24 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
+/* Reads while neither its replies nor the workers' inboxes hold it back. */
+static void update_reading(resp_conn_t *c)
+{
+    bool want = !c->read_paused && !c->pub_paused && !c->quit;
+    if (c->closed || want == c->reading) {
+        return;
+    }
+    c->reading = want;
+    if (!want) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    } else if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close_resp(c);
+    }
+}
+
 static void pause_reading(resp_conn_t *c)
 {
-    if (!c->read_paused) {
-        c->read_paused = true;
-        uv_read_stop((uv_stream_t *)&c->tcp);
-    }
+    c->read_paused = true;
 }
 
 /* Handles every complete request in the input, in order; stops early when
@@ -854,7 +890,7 @@ static void process(resp_conn_t *c)
 {
     resp_listener_t *l = c->l;
     size_t off = 0;
-    while (!c->closed && !c->quit && c->cluster_op == NULL && off < c->in_len) {
+    while (!c->closed && !c->quit && !c->pub_paused && c->cluster_op == NULL && off < c->in_len) {
         if (queued(c) > l->s->cfg->max_outbound_bytes) {
             pause_reading(c);
             break;
@@ -882,6 +918,7 @@ static void process(resp_conn_t *c)
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
+    update_reading(c);
 }
 
 static void resume_reading(resp_conn_t *c)
@@ -891,9 +928,24 @@ static void resume_reading(resp_conn_t *c)
     }
     c->read_paused = false;
     process(c);
-    if (!c->read_paused && !c->closed &&
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close_resp(c);
+}
+
+bool resp_publishers_paused(const server_t *s)
+{
+    return s->resp != NULL && s->resp->npub_paused > 0;
+}
+
+void resp_resume_publishers(server_t *s)
+{
+    resp_listener_t *l = s->resp;
+    resp_conn_t *next;
+    for (resp_conn_t *c = l != NULL ? l->conns : NULL; c != NULL && l->npub_paused > 0; c = next) {
+        next = c->next; /* processing may close c (unlinked, freed later), never another */
+        if (c->pub_paused) {
+            c->pub_paused = false;
+            l->npub_paused--;
+            process(c); /* the pipelined commands it held back; may pause it again */
+        }
     }
 }
 
@@ -955,9 +1007,12 @@ static void on_connection(uv_stream_t *server, int status)
     }
     l->conns = c;
     l->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
-        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close_resp(c);
+        return;
+    }
+    update_reading(c);
+    if (c->closed) {
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -1050,7 +1105,25 @@ void resp_listener_shutdown(server_t *s)
         l->open = false;
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
     }
-    while (l->conns != NULL) {
+    for (resp_conn_t *c = l->conns; c != NULL; c = c->next) {
+        /* Like a WebSocket getting its close frame: nothing more is pushed
+         * or read, what is queued is written, then the connection closes
+         * (flush_conn). Commands not yet executed are dropped. */
+        remove_subs(c, true, true);
+        if (c->pub_paused) {
+            c->pub_paused = false;
+            l->npub_paused--;
+        }
+        c->quit = true;
+        update_reading(c);
+        mark_dirty(c);
+    }
+}
+
+void resp_listener_close_all(server_t *s)
+{
+    resp_listener_t *l = s->resp;
+    while (l != NULL && l->conns != NULL) {
         conn_close_resp(l->conns);
     }
 }

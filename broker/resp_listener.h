@@ -29,6 +29,8 @@
 #include "topic_trie.h"
 #include "xmsg.h"
 
+#include <stdbool.h>
+
 typedef struct server_s server_t;
 typedef struct resp_listener_s resp_listener_t;
 
@@ -37,19 +39,40 @@ typedef struct resp_listener_s resp_listener_t;
  * or -1 after logging why. Main thread, before the loop runs. */
 int resp_listener_start(server_t *s);
 
-/* Stops accepting and closes every RESP connection. Idempotent. */
+/* Stops accepting; every RESP connection stops being read and loses its
+ * subscriptions, gets what is queued for it written, then is closed (the
+ * server's drain waits for them, bounded by shutdown_timeout). Idempotent. */
 void resp_listener_shutdown(server_t *s);
+
+/* Closes every RESP connection now, written or not (shutdown timeout). */
+void resp_listener_close_all(server_t *s);
 
 /* Frees the listener after its loop ended. */
 void resp_listener_free(server_t *s);
 
 /* The fan-out callback for a RESP subscriber: queues one "message" push per
  * matching SUBSCRIBE channel and one "pmessage" per matching PSUBSCRIBE
- * pattern (Redis semantics). 0, or -1 when it could not take it. */
+ * pattern (Redis semantics). 0, or -1 when it could not take it.
+ *
+ * Each push is copied into the subscriber's output buffer (CONVENTIONS.md
+ * rule 4 asks for shared buffers). Not shared yet because the RESP output is
+ * one contiguous sbuf per connection, not an outq of frame_buf slices: the
+ * payload could be a zero-copy slice of the worker's frame_buf (data_off,
+ * data_len inside the WebSocket frame) behind a small per-push header, but
+ * every reply would then need a frame_buf too. RESP is for a few backend
+ * consumers, and the copy is one memcpy per push into a buffer written with
+ * one syscall per loop turn; converting is worth it if RESP fan-out grows. */
 int resp_deliver(trie_client_t *client, const xmsg_t *m);
 
 /* Writes what RESP connections queued this loop turn (the server's flush). */
 void resp_flush_dirty(server_t *s);
+
+/* True while some RESP publisher is paused for inbox pressure. */
+bool resp_publishers_paused(const server_t *s);
+
+/* Resumes the RESP publishers paused for inbox pressure (server.c's pressure
+ * timer, once every inbox is back under its low mark). */
+void resp_resume_publishers(server_t *s);
 
 /* Open RESP connections (a gauge). */
 size_t resp_connection_count(const server_t *s);

@@ -133,13 +133,17 @@ bool server_inbox_pressure(const server_t *s)
 static void on_pressure(uv_timer_t *t)
 {
     server_t *s = t->data;
-    if (s->paused != NULL && !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
+    if ((s->paused != NULL || resp_publishers_paused(s)) &&
+        !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
         return;
     }
+    /* Stopped first: a RESP publisher runs the commands it held back at
+     * once, and may be paused again (which restarts the timer). */
+    uv_timer_stop(&s->pressure_timer);
     while (s->paused != NULL) {
         conn_resume_publisher(s->paused);
     }
-    uv_timer_stop(&s->pressure_timer);
+    resp_resume_publishers(s);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -234,10 +238,11 @@ static void on_shutdown_timeout(uv_timer_t *t)
 {
     server_t *s = t->data;
     log_warn("shutdown timeout: closing remaining connections", "worker=%u connections=%zu",
-             s->index, s->nconns);
+             s->index, s->nconns + resp_connection_count(s));
     while (s->conns != NULL) {
         conn_close(s->conns);
     }
+    resp_listener_close_all(s);
 }
 
 void server_shutdown(server_t *s)
@@ -265,7 +270,7 @@ void server_shutdown(server_t *s)
         }
         uv_timer_stop(&s->pressure_timer);
     }
-    if (s->nconns == 0 && !s->drained) {
+    if (s->nconns == 0 && resp_connection_count(s) == 0 && !s->drained) {
         s->drained = true;
         uv_timer_stop(&s->shutdown_timer);
         broker_worker_drained(s->broker, s);
@@ -365,6 +370,7 @@ void server_free(server_t *s)
     }
     if (s->resp != NULL) {
         resp_listener_shutdown(s);
+        resp_listener_close_all(s);
         uv_run(&s->loop, UV_RUN_DEFAULT); /* their close callbacks */
         resp_flush_dirty(s);              /* frees those closed while listed */
         resp_listener_free(s);

@@ -174,6 +174,11 @@ static int find_sub(const session_t *s, wsb_str_t pattern)
 static bool add_subscription(session_t *s, const wsb_msg_t *m)
 {
     server_t *srv = s->conn->server;
+    if (bridge_refuses_patterns(srv->broker->bridge) &&
+        wsb_topic_is_pattern(m->topic.p, m->topic.len)) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN, BRIDGE_NO_PATTERNS_WHY);
+        return false;
+    }
     if (!perms_may_subscribe(s->perms, m->topic)) {
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow subscribing to this pattern");

@@ -91,6 +91,18 @@ class RedisServer:
     def numpat(self) -> int:
         return int(self.client().pubsub_numpat())
 
+    # Per-node counts: a channel or glob several nodes want is "present" as
+    # soon as the first of them subscribed, so waiting on presence races.
+    def numsub(self, name) -> int:
+        return int(self.client().pubsub_numsub(name)[0][1])
+
+    def shardnumsub(self, name) -> int:
+        return int(self.client().execute_command("PUBSUB", "SHARDNUMSUB", name)[1])
+
+    def psubs(self) -> int:
+        """Pattern subscriptions summed over every client connection."""
+        return sum(int(c.get("psub", 0)) for c in self.client().client_list())
+
 
 class Node(Broker):
     """A broker node with the RESP listener on a free port."""
@@ -121,6 +133,14 @@ def redis_server(tmp_path):
     r = RedisServer(tmp_path).start()
     yield r
     r.stop()
+
+
+@pytest.fixture
+def node_class():
+    """The Node class, for tests that start a node of their own: a fixture,
+    because `from conftest import Node` finds tests/integration's conftest
+    when both suites run in one pytest."""
+    return Node
 
 
 @pytest.fixture

@@ -319,3 +319,35 @@ def test_switch_over_under_load_has_no_gap_and_no_duplicate(cluster):
         stop.set()
         for t in pubs:
             t.join(30)
+
+
+@pytest.mark.parametrize("patterns", ["true", "false"])
+def test_sharded_mode_clustered_history(cluster, patterns):
+    """With redis.sharded the script publishes on the shard channel (and, when
+    wildcards are served, on the classic bus too): exact subscribers on every
+    node get each message once, in Redis's seq, and recovery still works."""
+    a, b = cluster(2, "--history", RULES, "--redis-sharded", "true",
+                   "--redis-sharded-patterns", patterns)
+    topic = "chat.sharded"
+    sub_b = b.raw_ws()
+    epoch = ack_of(sub_b, {"type": "subscribe", "topic": topic, "id": 1})["epoch"]
+    wild = None
+    if patterns == "true":
+        # A wildcard and an exact subscription on one node: still once each.
+        wild = b.raw_ws()
+        assert ack_of(wild, {"type": "subscribe", "topic": "chat.*", "id": 1})["type"] == "ack"
+        assert ack_of(wild, {"type": "subscribe", "topic": topic, "id": 2})["type"] == "ack"
+    sub_a = a.raw_ws()
+    ack_of(sub_a, {"type": "subscribe", "topic": topic, "id": 1})
+    pa, pb = a.raw_ws(), b.raw_ws()
+    seqs = publish_many(pa, topic, [{"i": 0}, {"i": 1}]) + \
+        publish_many(pb, topic, [{"i": 2}], first_id=10)
+    assert seqs == [1, 2, 3]
+    for s in [sub_a, sub_b] + ([wild] if wild else []):
+        assert [m["seq"] for m in messages(s, 3)] == [1, 2, 3]
+        assert nothing_more(s) is None
+    back = a.raw_ws()
+    ack = ack_of(back, {"type": "subscribe", "topic": topic, "id": 5,
+                        "since": {"epoch": epoch, "seq": 1}})
+    assert ack["recovered"] is True and ack["seq"] == 3, ack
+    assert [m["data"]["i"] for m in messages(back, 2)] == [1, 2]
