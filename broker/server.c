@@ -255,8 +255,12 @@ void server_shutdown(server_t *s)
         for (conn_t *c = s->conns; c != NULL; c = c->next) {
             if (c->state == CONN_WS) {
                 conn_ws_close(c, WSB_WS_CLOSE_GOING_AWAY, "server shutting down", false);
-            } else if (c->state == CONN_HTTP && !c->writing && outq_bytes(&c->outq) == 0) {
-                conn_linger(c); /* idle keep-alive connection */
+            } else if (c->state == CONN_HTTP && !c->writing && outq_bytes(&c->outq) == 0 &&
+                       c->http_pub == NULL) {
+                /* Idle keep-alive connection. One whose response waits for
+                 * Redis gets it (the bridge, stopped first, fails what is
+                 * in flight) with Connection: close, then lingers. */
+                conn_linger(c);
             }
         }
         uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, s->cfg->shutdown_timeout_ms, 0);
