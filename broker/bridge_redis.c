@@ -345,8 +345,8 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
         abort(); /* ENOMEM: the broker's allocation policy */
     }
     wsb_str_t t = {json_string_value(topic), json_string_length(topic)};
-    wsb_str_t e = clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)}
-                            : WSB_STR_NULL;
+    wsb_str_t e =
+        clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)} : WSB_STR_NULL;
     unsigned full = router_inject_epoch(br->b, t, (uint64_t)json_integer_value(seq), e,
                                         (wsb_str_t){data_json, data_len});
     count(&br->received);

@@ -48,8 +48,8 @@ struct resp_conn_s {
     bool writing;
     bool authed;
     const apikey_t *key; /* after AUTH with API keys configured: what it may publish */
-    bool handle_closed; /* the close callback ran */
-    char *in;           /* unparsed input */
+    bool handle_closed;  /* the close callback ran */
+    char *in;            /* unparsed input */
     size_t in_len, in_cap;
     sbuf_t out;  /* queued output */
     sbuf_t wbuf; /* output in flight */

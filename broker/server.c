@@ -1,13 +1,12 @@
 /* server.c - one worker's loop: listener, inbox, per-turn flush, shutdown (see server.h). */
 #include "server.h"
 
-#include "seqtab.h"
-
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
 #include "resp_listener.h"
 #include "router.h"
+#include "seqtab.h"
 #include "session_cluster.h"
 #include "util.h"
 #include "wsb/ws_frame.h"
