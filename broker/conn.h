@@ -119,7 +119,7 @@ void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive);
  *    copy: the worker's read buffer is reused by the next read). Reading
  *    goes on, so a peer that disconnects is noticed and conn_close() cancels
  *    the wait (http_api_cancel), but stops once http_held holds
- *    SERVER_READ_BUF_SIZE bytes: at most two read buffers are ever held;
+ *    SERVER_READ_BUF_SIZE bytes (64 KiB): one more read at most is held;
  *  - the header/keep-alive deadline is off: the wait ends when Redis
  *    answers or fails (the bridge fails every op when it stops, so a
  *    shutdown ends it too).

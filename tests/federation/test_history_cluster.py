@@ -342,6 +342,28 @@ def test_pipelined_http_requests_are_answered_in_order(cluster):
     assert r4.header("Connection") == "close"
 
 
+def test_many_requests_behind_a_pending_http_publish_wait_and_are_answered_in_order(
+        redis_server, cluster):
+    a, b = start(cluster, 2)
+    topic = "chat.behind"
+    conn = a.conn()
+    n = 3000  # ~110 KB of GETs: more than the broker holds, so it stops reading
+    redis_server.client().execute_command("CLIENT", "PAUSE", 500, "ALL")
+    sender = threading.Thread(target=conn.send, args=(
+        http_post_bytes({"topic": topic, "data": 1}) + GET_HEALTHZ * n
+        + http_post_bytes({"topic": topic, "data": 2}),))
+    sender.start()
+    try:
+        r = read_response(conn)
+        assert r.status == 200 and r.json() == {"seq": 1}, r
+        for _ in range(n):
+            assert read_response(conn).status == 200
+        r = read_response(conn)
+        assert r.status == 200 and r.json() == {"seq": 2}, r
+    finally:
+        sender.join(10)
+
+
 def test_http_client_gone_before_the_redis_reply_is_harmless(redis_server, cluster):
     a, b = start(cluster, 2)
     topic = "chat.gone"
