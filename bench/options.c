@@ -449,8 +449,8 @@ static opts_result_t apply_url(opts_t *o, bool pub, const char *v, char *err, si
         return parse_url("--pub-url", &o->pub_tls, o->pub_host, sizeof(o->pub_host), &o->pub_port,
                          o->pub_path, sizeof(o->pub_path), v, err, errlen);
     }
-    return parse_url("--url", &o->tls, o->host, sizeof(o->host), &o->port, o->path,
-                     sizeof(o->path), v, err, errlen);
+    return parse_url("--url", &o->tls, o->host, sizeof(o->host), &o->port, o->path, sizeof(o->path),
+                     v, err, errlen);
 }
 
 static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *err, size_t errlen)

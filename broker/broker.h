@@ -32,7 +32,7 @@ typedef struct broker_s {
     server_t **workers;
     seqtab_t *seqtab;
     history_rules_t history_rules; /* parsed from cfg->history; seqtab borrows it */
-    bridge_t *bridge; /* federation through Redis; NULL when redis.url is "" */
+    bridge_t *bridge;              /* federation through Redis; NULL when redis.url is "" */
     char node_id[72];
     char *web_root; /* realpath of cfg->web_root, NULL when static files are off */
     uint64_t started_ns;

@@ -87,6 +87,12 @@ void conn_close(conn_t *c)
         wsb_http_request_free(c->http);
         c->http = NULL;
     }
+    if (c->http_pub != NULL) {
+        http_api_cancel(c); /* its Redis ops come back to find no owner */
+    }
+    free(c->http_held);
+    c->http_held = NULL;
+    c->http_held_len = c->http_held_cap = 0;
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -127,10 +133,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
  * peer's own requests, so a peer that sends but never reads is not cut off:
  * it stops being read once its queue passes max_outbound_bytes, and TCP
  * pushes back on it. Reading resumes when the queue drains below half. */
-/* Reads while neither its replies nor the workers' inboxes hold it back. */
+/* Reads while neither its replies, the workers' inboxes nor a full held
+ * input behind a deferred HTTP response (conn_http_defer) hold it back. */
 static void update_reading(conn_t *c)
 {
-    bool want = !c->read_paused && !c->pub_paused;
+    bool held_full = c->http_pub != NULL && c->http_held_len >= SERVER_READ_BUF_SIZE;
+    bool want = !c->read_paused && !c->pub_paused && !held_full;
     if (c->state == CONN_CLOSED || want == c->reading) {
         return;
     }
@@ -598,8 +606,32 @@ static bool http_dispatch(conn_t *c)
     return c->state == CONN_HTTP;
 }
 
+/* Keeps input that arrives behind a deferred response (see conn_http_defer).
+ * Reading stops at SERVER_READ_BUF_SIZE held bytes, so this takes at most
+ * one more read past that (over TLS: its plaintext, plus a record that was
+ * incomplete before it): under 3 * SERVER_READ_BUF_SIZE in all. */
+static void http_hold(conn_t *c, const char *data, size_t len)
+{
+    size_t need = (size_t)c->http_held_len + len;
+    if (need > c->http_held_cap) {
+        size_t cap = c->http_held_cap ? c->http_held_cap : 1024;
+        while (cap < need) {
+            cap *= 2;
+        }
+        c->http_held = xrealloc(c->http_held, cap);
+        c->http_held_cap = (uint32_t)cap;
+    }
+    memcpy(c->http_held + c->http_held_len, data, len);
+    c->http_held_len = (uint32_t)need;
+    update_reading(c);
+}
+
 static void http_feed(conn_t *c, char *data, size_t len)
 {
+    if (c->http_pub != NULL) {
+        http_hold(c, data, len);
+        return;
+    }
     while (len > 0 && c->state == CONN_HTTP) {
         size_t used = 0;
         int rc = wsb_http_request_feed(c->http, data, len, &used);
@@ -623,9 +655,42 @@ static void http_feed(conn_t *c, char *data, size_t len)
             }
             return;
         }
+        if (c->http_pub != NULL) {
+            /* The response waits for Redis: the requests behind it too. */
+            if (len > 0) {
+                http_hold(c, data, len);
+            }
+            return;
+        }
         wsb_http_request_reset(c->http);
         timer_in(c, c->server->cfg->header_timeout_ms);
     }
+}
+
+void conn_http_defer(conn_t *c)
+{
+    assert(c->http_pub != NULL && c->state == CONN_HTTP);
+    c->deadline_ms = 0;
+}
+
+void conn_http_resume(conn_t *c)
+{
+    assert(c->http_pub == NULL);
+    char *held = c->http_held;
+    size_t len = c->http_held_len;
+    c->http_held = NULL;
+    c->http_held_len = c->http_held_cap = 0;
+    if (c->state == CONN_HTTP) {
+        wsb_http_request_reset(c->http);
+        timer_in(c, c->server->cfg->header_timeout_ms);
+        if (len > 0) {
+            /* A heap copy, writable as session_feed needs after an upgrade;
+             * a new deferral copies what it leaves into a new http_held. */
+            http_feed(c, held, len);
+        }
+    }
+    free(held);
+    update_reading(c);
 }
 
 static void http_refuse(conn_t *c, int status, const char *message, const char *extra_headers)

@@ -47,11 +47,11 @@ struct conn_s {
     bool dirty;
     bool writing; /* a uv_write is in flight */
     bool shutdown_started;
-    bool got_peer_close; /* WebSocket close frame received */
-    bool read_paused;    /* replies over max_outbound_bytes: not reading */
-    bool counted;        /* included in broker->connections */
-    bool reading;        /* uv_read_start is in effect */
-    bool pub_paused;     /* a worker inbox is filling: not reading (server->paused) */
+    bool got_peer_close;  /* WebSocket close frame received */
+    bool read_paused;     /* replies over max_outbound_bytes: not reading */
+    bool counted;         /* included in broker->connections */
+    bool reading;         /* uv_read_start is in effect */
+    bool pub_paused;      /* a worker inbox is filling: not reading (server->paused) */
     bool head_request;    /* the request being answered is HEAD: no body */
     uint8_t handles_open; /* closed handles pending before free */
     bool ip_counted;      /* counted in max_connections_per_ip under `ip` */
@@ -62,8 +62,13 @@ struct conn_s {
     uint64_t deadline_ms; /* loop time the state's timeout fires; 0 = none */
     outq_t outq;
     wsb_http_request_t *http; /* HTTP mode only; freed at upgrade */
-    session_t *session;       /* WebSocket mode only */
-    struct tls_conn_s *tls;   /* accepted on the TLS listener; NULL for plain TCP */
+    /* HTTP mode: a response that waits for Redis (http_api.c, owned there;
+     * NULL otherwise), and the bytes of later requests read meanwhile. */
+    struct http_pub_s *http_pub;
+    char *http_held;
+    uint32_t http_held_len, http_held_cap;
+    session_t *session;     /* WebSocket mode only */
+    struct tls_conn_s *tls; /* accepted on the TLS listener; NULL for plain TCP */
 };
 
 /* The peer's "ip:port" for logs, in a thread-local buffer ("" once closed). */
@@ -104,6 +109,27 @@ void conn_http_respond(conn_t *c, int status, const char *content_type, const vo
 
 /* Queues an already-built response (`fb` ref taken over) then lingers unless keep_alive. */
 void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive);
+
+/*
+ * Deferred HTTP responses (a publish whose seq Redis assigns, http_api.c).
+ * The handler sets c->http_pub and returns without answering; from then on
+ * the request's response is owed, and the requests pipelined behind it wait
+ * so that responses keep request order:
+ *  - bytes read meanwhile are not parsed but kept in c->http_held (a heap
+ *    copy: the worker's read buffer is reused by the next read). Reading
+ *    goes on, so a peer that disconnects is noticed and conn_close() cancels
+ *    the wait (http_api_cancel), but stops once http_held holds
+ *    SERVER_READ_BUF_SIZE bytes (64 KiB): one more read at most is held;
+ *  - the header/keep-alive deadline is off: the wait ends when Redis
+ *    answers or fails (the bridge fails every op when it stops, so a
+ *    shutdown ends it too).
+ * conn_http_resume() is called once the response is queued (c->http_pub
+ * NULL again): it parses the held bytes as if just read, which may defer
+ * again, and reads again. Without HTTP mode any more (a response with
+ * keep_alive false lingers) the held bytes are dropped.
+ */
+void conn_http_defer(conn_t *c);
+void conn_http_resume(conn_t *c);
 
 /* Stops reading from a publisher while the workers' inboxes are filling up;
  * the server resumes it when they have drained (server_watch_pressure). */

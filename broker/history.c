@@ -13,7 +13,8 @@
 
 #define DEFAULT_SIZE 100
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -29,9 +30,9 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_t errlen)
 {
     if (!json_is_object(obj)) {
-        return fail(err, errlen,
-                    "history[%zu]: expected an object such as {\"pattern\":\"chat.>\",\"size\":100}",
-                    i);
+        return fail(
+            err, errlen,
+            "history[%zu]: expected an object such as {\"pattern\":\"chat.>\",\"size\":100}", i);
     }
     memset(r, 0, sizeof *r);
     r->size = DEFAULT_SIZE;
@@ -42,9 +43,8 @@ static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_
     {
         if (strcmp(key, "pattern") == 0) {
             const char *why = "not a string";
-            if (!json_is_string(v) ||
-                wsb_topic_check(json_string_value(v), json_string_length(v), WSB_TOPIC_PATTERN,
-                                &why) != 0) {
+            if (!json_is_string(v) || wsb_topic_check(json_string_value(v), json_string_length(v),
+                                                      WSB_TOPIC_PATTERN, &why) != 0) {
                 return fail(err, errlen, "history[%zu].pattern: expected a topic pattern: %s", i,
                             why);
             }
@@ -65,7 +65,7 @@ static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_
             if (json_is_string(v)) {
                 rc = config_parse_duration(json_string_value(v), &r->ttl_ms);
             } else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-                       json_integer_value(v) <= 30 * 86400) {
+                       json_integer_value(v) <= (json_int_t)30 * 86400) {
                 r->ttl_ms = (uint64_t)json_integer_value(v) * 1000;
                 rc = 0;
             }
@@ -82,8 +82,8 @@ static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_
             } else if (strcmp(s, "close") == 0) {
                 r->drop_slow = false;
             } else {
-                return fail(err, errlen, "history[%zu].slow_consumer: expected \"close\" or \"drop\"",
-                            i);
+                return fail(err, errlen,
+                            "history[%zu].slow_consumer: expected \"close\" or \"drop\"", i);
             }
         } else {
             return fail(err, errlen,

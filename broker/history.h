@@ -36,9 +36,9 @@ typedef struct xmsg_s xmsg_t;
 typedef struct {
     char pattern[WSB_TOPIC_MAX_LEN + 1];
     size_t pattern_len;
-    uint32_t size;     /* messages kept at most */
-    uint64_t ttl_ms;   /* 0: no age limit */
-    bool drop_slow;    /* slow_consumer "drop": gap notice instead of close 1013 */
+    uint32_t size;   /* messages kept at most */
+    uint64_t ttl_ms; /* 0: no age limit */
+    bool drop_slow;  /* slow_consumer "drop": gap notice instead of close 1013 */
 } history_rule_t;
 
 typedef struct {

@@ -197,7 +197,7 @@ void hr_build_args(const hr_op_t *op, const char *sha, const char *prefix, const
     size_t tl = op->topic_len;
     /* Two keys and a channel (prefix + topic + 7), the envelope head
      * (escaped topic, node id, ~40), numbers (64 each). */
-    size_t cap = 3 * (pl + tl + 8) + 2 * tl + strlen(node_id) + 64 + 6 * 64;
+    size_t cap = 3 * (pl + tl + 8) + 2 * tl + strlen(node_id) + 64 + (size_t)6 * 64;
     memset(a, 0, sizeof *a);
     a->scratch = xmalloc(cap);
     size_t used = 0;
@@ -364,13 +364,13 @@ bool hr_reply_is_noscript(const redisReply *r)
 /* ---- the bridge side ---------------------------------------------------------------------- */
 
 struct hr_s {
+    xqueue_t inq; /* ops from the workers; first: its cache-line alignment pads least there */
     bridge_t *br;
     const char *prefix;
     const char *node_id;
     const char *publish_cmd; /* the publish script's ARGV[7] */
     uv_async_t *wake;
     size_t queue_size;
-    xqueue_t inq;                /* ops from the workers */
     _Atomic size_t inflight;     /* submitted and not yet handed back */
     _Atomic int up;              /* the publishing connection is ready */
     redisAsyncContext *ac;       /* bridge thread: the publishing connection, or NULL */

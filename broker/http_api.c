@@ -5,10 +5,11 @@
 #include "bridge_redis.h"
 #include "broker.h"
 #include "conn.h"
+#include "history_redis.h"
 #include "metrics.h"
 #include "router.h"
-#include "session_cluster.h"
 #include "server.h"
+#include "session_cluster.h"
 #include "static_files.h"
 #include "util.h"
 #include "wsb/message.h"
@@ -108,10 +109,72 @@ static void metrics(conn_t *c, bool keep_alive)
     sbuf_free(&out);
 }
 
-/* Publishes one {"topic":…,"data":…} object; returns the result object:
- * {"seq":N} or {"error":{…}}. How many subscribers it reached is not known
- * here: other workers deliver it in their own time. */
-static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key)
+/* A POST /api/publish with elements on clustered-history topics
+ * (session_cluster.h): their seqs come from Redis, so the response waits
+ * (conn_http_defer) until every op submitted for it came back. Each op's
+ * `id` is its element's index in `results` (HTTP requests have no id of
+ * their own). Owner: the connection (c->http_pub), freed by finish() or,
+ * when the connection closes first, by http_api_cancel(), which leaves the
+ * ops still out ownerless (cluster_drain frees them). */
+typedef struct http_pub_s {
+    conn_t *conn;
+    json_t *results; /* one result per element; JSON null while its op is out */
+    bool array;      /* the body was an array: {"results":[…]}; else results[0] alone */
+    bool keep_alive;
+    size_t pending; /* ops not back yet */
+    size_t nops;
+    hr_op_t *ops[]; /* by element index; NULL when back or not clustered */
+} http_pub_t;
+
+static void http_pub_done(hr_op_t *op);
+
+#define UNAVAILABLE_MESSAGE                                                                        \
+    "the topic keeps clustered history and Redis is unavailable: not published"
+
+/* Submits the clustered publish of element `index` (of `n`) of the body.
+ * Returns NULL when submitted (its result comes later), else the error
+ * result "unavailable" (Redis down, or redis.queue_size ops already out). */
+static json_t *publish_clustered(conn_t *c, http_pub_t **pub, size_t index, size_t n,
+                                 wsb_str_t topic, const json_t *data, int rule)
+{
+    server_t *s = c->server;
+    size_t data_len = 0;
+    char *data_json = wsb_msg_dump_value(data, &data_len);
+    if (data_json == NULL) {
+        abort(); /* ENOMEM: the broker's allocation policy */
+    }
+    hr_op_t *op = cluster_op_new(s, HR_PUBLISH, topic, (wsb_str_t){data_json, data_len}, rule);
+    free(data_json);
+    if (*pub == NULL) {
+        *pub = xcalloc(1, sizeof(http_pub_t) + n * sizeof(hr_op_t *));
+        (*pub)->conn = c;
+        (*pub)->nops = n;
+    }
+    op->owner = *pub;
+    op->done_cb = http_pub_done;
+    op->id = (int64_t)index;
+    if (bridge_history_submit(s->broker->bridge, op) != 0) {
+        hr_op_free(op);
+        if ((*pub)->pending == 0) {
+            free(*pub); /* nothing to wait for after all */
+            *pub = NULL;
+        }
+        return error_object(WSB_ERR_UNAVAILABLE, UNAVAILABLE_MESSAGE);
+    }
+    (*pub)->ops[index] = op;
+    (*pub)->pending++;
+    METRIC_ADD(s->metrics.messages_published, 1);
+    METRIC_ADD(s->metrics.messages_published_http, 1);
+    return NULL;
+}
+
+/* Publishes element `index` (of `n`), a {"topic":…,"data":…} object;
+ * returns the result object: {"seq":N} or {"error":{…}}, or NULL when its
+ * seq comes from Redis later (clustered history: *pub then holds its op).
+ * How many subscribers it reached is not known here: other workers deliver
+ * it in their own time. */
+static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pub_t **pub,
+                           size_t index, size_t n)
 {
     if (!json_is_object(item)) {
         return error_object(WSB_ERR_BAD_JSON, "each message must be a JSON object");
@@ -141,13 +204,9 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key)
     if (key != NULL && !apikey_may_publish(key, name, len)) {
         return error_object(WSB_ERR_FORBIDDEN, "this API key may not publish to this topic");
     }
-    if (cluster_rule(c->server->broker, (wsb_str_t){name, len}) >= 0) {
-        /* Its seq comes from Redis asynchronously, which this synchronous
-         * handler cannot wait for: refused rather than numbered locally. */
-        return error_object(WSB_ERR_UNAVAILABLE,
-                            "this topic keeps clustered history: publish it over WebSocket or "
-                            "RESP (HTTP publishing of clustered history topics is not "
-                            "implemented yet)");
+    int rule = cluster_rule(c->server->broker, (wsb_str_t){name, len});
+    if (rule >= 0) {
+        return publish_clustered(c, pub, index, n, (wsb_str_t){name, len}, data, rule);
     }
     uint64_t seq = router_publish(c->server, c, (wsb_str_t){name, len}, data);
     METRIC_ADD(c->server->metrics.messages_published_http, 1);
@@ -176,6 +235,76 @@ static wsb_str_t request_api_key(const wsb_http_request_t *req)
         return (wsb_str_t){h.p + 7, h.len - 7};
     }
     return WSB_STR_NULL;
+}
+
+/* Sends the response of a publish: {"results":[…]} for an array body, else
+ * the one result with its status (400, 403 forbidden, 503 unavailable). */
+static void respond_results(conn_t *c, json_t *results, bool array, bool keep_alive)
+{
+    if (array) {
+        respond_json(c, 200, json_pack("{s:o}", "results", results), keep_alive, NULL);
+        return;
+    }
+    json_t *result = json_incref(json_array_get(results, 0));
+    json_decref(results);
+    int status = 200;
+    json_t *error = json_object_get(result, "error");
+    if (error != NULL) {
+        const char *code = json_string_value(json_object_get(error, "code"));
+        status = 400;
+        if (strcmp(code, WSB_ERR_FORBIDDEN) == 0) {
+            status = 403;
+        } else if (strcmp(code, WSB_ERR_UNAVAILABLE) == 0) {
+            status = 503;
+        }
+    }
+    respond_json(c, status, result, keep_alive, NULL);
+}
+
+/* Every op of `p` is back: the response goes out, then the requests held
+ * behind it are read (conn_http_resume). */
+static void finish(http_pub_t *p)
+{
+    conn_t *c = p->conn;
+    c->http_pub = NULL;
+    json_t *results = p->results;
+    bool array = p->array;
+    bool keep_alive = p->keep_alive;
+    free(p);
+    respond_results(c, results, array, keep_alive);
+    conn_http_resume(c);
+}
+
+/* Worker thread: an op of a deferred publish came back (its connection is
+ * still there, see http_api_cancel). */
+static void http_pub_done(hr_op_t *op)
+{
+    http_pub_t *p = op->owner;
+    size_t i = (size_t)op->id;
+    p->ops[i] = NULL;
+    json_t *result = op->status == 0 ? json_pack("{s:I}", "seq", (json_int_t)op->seq)
+                                     : error_object(WSB_ERR_UNAVAILABLE, UNAVAILABLE_MESSAGE);
+    json_array_set_new(p->results, i, result);
+    hr_op_free(op);
+    if (--p->pending == 0) {
+        finish(p);
+    }
+}
+
+void http_api_cancel(conn_t *c)
+{
+    http_pub_t *p = c->http_pub;
+    if (p == NULL) {
+        return;
+    }
+    c->http_pub = NULL;
+    for (size_t i = 0; i < p->nops; i++) {
+        if (p->ops[i] != NULL) {
+            p->ops[i]->owner = NULL; /* freed when it comes back (cluster_drain) */
+        }
+    }
+    json_decref(p->results);
+    free(p);
 }
 
 static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
@@ -212,30 +341,26 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
         respond_error(c, 400, WSB_ERR_BAD_JSON, msg, keep_alive, NULL);
         return;
     }
-    if (json_is_array(root)) {
-        json_t *results = json_array();
-        size_t i;
-        json_t *item;
-        json_array_foreach(root, i, item)
-        {
-            json_array_append_new(results, publish_one(c, item, key));
-        }
-        respond_json(c, 200, json_pack("{s:o}", "results", results), keep_alive, NULL);
-    } else {
-        json_t *result = publish_one(c, root, key);
-        int status = json_object_get(result, "error") ? 400 : 200;
-        const char *code =
-            status == 400
-                ? json_string_value(json_object_get(json_object_get(result, "error"), "code"))
-                : "";
-        if (strcmp(code, WSB_ERR_FORBIDDEN) == 0) {
-            status = 403;
-        } else if (strcmp(code, WSB_ERR_UNAVAILABLE) == 0) {
-            status = 503;
-        }
-        respond_json(c, status, result, keep_alive, NULL);
+    /* A single object is handled as an array of one, answered without the
+     * array around it. */
+    bool array = json_is_array(root);
+    size_t n = array ? json_array_size(root) : 1;
+    json_t *results = json_array();
+    http_pub_t *pub = NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_t *result = publish_one(c, array ? json_array_get(root, i) : root, key, &pub, i, n);
+        json_array_append_new(results, result != NULL ? result : json_null());
     }
     json_decref(root);
+    if (pub == NULL) {
+        respond_results(c, results, array, keep_alive);
+        return;
+    }
+    pub->results = results;
+    pub->array = array;
+    pub->keep_alive = keep_alive;
+    c->http_pub = pub;
+    conn_http_defer(c);
 }
 
 static bool method_is(wsb_str_t m, const char *name)

@@ -9,7 +9,14 @@
 
 typedef struct conn_s conn_t;
 
-/* Answers the complete request `req` on `c` (keep-alive honoured). */
+/* Answers the complete request `req` on `c` (keep-alive honoured), or, for
+ * a publish of clustered-history topics, submits it to Redis and defers the
+ * response (c->http_pub set, conn_http_defer): it is queued when Redis
+ * answered, then conn_http_resume() is called. */
 void http_api_handle(conn_t *c, const wsb_http_request_t *req);
+
+/* The connection closes with a deferred response pending: drops it; its
+ * ops still with Redis are freed when they come back (cluster_drain). */
+void http_api_cancel(conn_t *c);
 
 #endif

@@ -6,8 +6,8 @@
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,9 +88,9 @@ static uint64_t random_seed(void)
 
 static void make_epoch(seqtab_t *t, char *out)
 {
-    uint64_t z = atomic_fetch_add_explicit(&t->epoch_state, 0x9e3779b97f4a7c15ULL,
-                                           memory_order_relaxed) +
-                 0x9e3779b97f4a7c15ULL;
+    uint64_t z =
+        atomic_fetch_add_explicit(&t->epoch_state, 0x9e3779b97f4a7c15ULL, memory_order_relaxed) +
+        0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
@@ -353,8 +353,7 @@ static void expire_topic(seqtab_t *t, topic_t *tp, uint64_t now_ms)
     }
 }
 
-uint64_t seqtab_lock_next(seqtab_t *t, wsb_str_t topic, seqtab_shard_t **shard,
-                          seqtab_pos_t *pos)
+uint64_t seqtab_lock_next(seqtab_t *t, wsb_str_t topic, seqtab_shard_t **shard, seqtab_pos_t *pos)
 {
     uint64_t h = hash_bytes(topic.p, topic.len);
     shard_t *s = shard_of(t, h);
@@ -496,8 +495,7 @@ void seqtab_render_metrics(seqtab_t *t, sbuf_t *o)
             _Atomic int64_t *v = (_Atomic int64_t *)(void *)((char *)&t->stats[r] + series[k].off);
             char label[2 * WSB_TOPIC_MAX_LEN + 1];
             label_escape(t->rules->rules[r].pattern, label, sizeof label);
-            sbuf_printf(o, "%s{rule=\"%u\",pattern=\"%s\"} %" PRId64 "\n", series[k].name, r,
-                        label,
+            sbuf_printf(o, "%s{rule=\"%u\",pattern=\"%s\"} %" PRId64 "\n", series[k].name, r, label,
                         atomic_load_explicit(v, memory_order_relaxed));
         }
     }

@@ -61,8 +61,7 @@ typedef struct {
 /* Locks the shard of `topic` and returns the topic's next seq (>= 1); *shard
  * is the locked shard, to pass to seqtab_unlock() once the message is handed
  * out to every worker. *pos (may be NULL) gets the topic's epoch and rule. */
-uint64_t seqtab_lock_next(seqtab_t *t, wsb_str_t topic, seqtab_shard_t **shard,
-                          seqtab_pos_t *pos);
+uint64_t seqtab_lock_next(seqtab_t *t, wsb_str_t topic, seqtab_shard_t **shard, seqtab_pos_t *pos);
 
 /* With the shard locked by seqtab_lock_next(): appends `m` (its seq is the
  * one just taken) to the topic's history, taking over one reference the

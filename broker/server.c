@@ -1,13 +1,12 @@
 /* server.c - one worker's loop: listener, inbox, per-turn flush, shutdown (see server.h). */
 #include "server.h"
 
-#include "seqtab.h"
-
 #include "broker.h"
 #include "conn.h"
 #include "log.h"
 #include "resp_listener.h"
 #include "router.h"
+#include "seqtab.h"
 #include "session_cluster.h"
 #include "util.h"
 #include "wsb/ws_frame.h"
@@ -260,8 +259,12 @@ void server_shutdown(server_t *s)
         for (conn_t *c = s->conns; c != NULL; c = c->next) {
             if (c->state == CONN_WS) {
                 conn_ws_close(c, WSB_WS_CLOSE_GOING_AWAY, "server shutting down", false);
-            } else if (c->state == CONN_HTTP && !c->writing && outq_bytes(&c->outq) == 0) {
-                conn_linger(c); /* idle keep-alive connection */
+            } else if (c->state == CONN_HTTP && !c->writing && outq_bytes(&c->outq) == 0 &&
+                       c->http_pub == NULL) {
+                /* Idle keep-alive connection. One whose response waits for
+                 * Redis gets it (the bridge, stopped first, fails what is
+                 * in flight) with Connection: close, then lingers. */
+                conn_linger(c);
             }
         }
         uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, s->cfg->shutdown_timeout_ms, 0);

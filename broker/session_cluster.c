@@ -247,7 +247,8 @@ static void flush_held(session_t *s)
         if (cl->head == NULL) {
             cl->tail = NULL;
         }
-        if (h->fb != NULL) {
+        /* An entry holds either a reply (fb) or an op, never both. */
+        if (h->op == NULL) {
             conn_send_always(s->conn, h->fb);
         } else if (h->op->kind == HR_READ) {
             emit_read(s, h->op);

@@ -650,7 +650,8 @@ static int parse_history(json_t *history, wsb_msg_t *out, wsb_msg_error_t *err)
     }
     if (!json_is_integer(history) || json_integer_value(history) < 0 ||
         json_integer_value(history) > WSB_MAX_HISTORY) {
-        return set_error(err, WSB_ERR_BAD_FIELD, "\"history\" must be an integer from 0 to 1000000");
+        return set_error(err, WSB_ERR_BAD_FIELD,
+                         "\"history\" must be an integer from 0 to 1000000");
     }
     if (wsb_topic_is_pattern(out->topic.p, out->topic.len)) {
         return set_error(err, WSB_ERR_BAD_SINCE,

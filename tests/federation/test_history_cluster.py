@@ -3,16 +3,21 @@ epoch and history live in Redis, so three nodes agree on one sequence per
 topic and any node serves a recovery. A subscriber whose TCP connection dies
 recovers exactly what it missed on another node, with no gap and no duplicate
 at the switch-over; a window exceeded gives recovered:false; Redis losing its
-data gives a new epoch; Redis down refuses publishes with `unavailable`."""
+data gives a new epoch; Redis down refuses publishes with `unavailable`. HTTP publishes wait for
+Redis's seq and keep pipelined requests in order."""
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import struct
 import threading
 import time
 
 import pytest
 
 from helpers import wait_for
+from wsraw import read_response
 
 RULES = json.dumps([
     {"pattern": "chat.>", "size": 1000},
@@ -254,7 +259,7 @@ def test_replies_keep_request_order_around_clustered_publishes(cluster):
     assert ids == list(range(60))
 
 
-def test_resp_publish_gets_the_redis_seq_and_http_is_refused(cluster):
+def test_resp_and_http_publish_get_the_redis_seq(cluster):
     a, b, c = start(cluster)
     topic = "chat.ingress"
     sub = c.raw_ws()
@@ -265,16 +270,170 @@ def test_resp_publish_gets_the_redis_seq_and_http_is_refused(cluster):
     assert resp.publish(topic, '{"via":"resp"}') == 2
     assert resp.publish(topic, '{"via":"resp2"}') == 3
     assert resp.ping() is True  # pipelined requests behind a clustered PUBLISH go on
-    # HTTP cannot wait for Redis's seq yet: refused, not numbered locally.
     r = a.post("/api/publish", {"topic": topic, "data": {"via": "http"}})
-    assert r.status == 503 and r.json()["error"]["code"] == "unavailable", r
-    r = b.post("/api/publish", [{"topic": topic, "data": 1}, {"topic": "plain.x", "data": 1}])
+    assert r.status == 200 and r.json() == {"seq": 4}, r
+    r = b.post("/api/publish", [{"topic": topic, "data": {"via": "http-array"}},
+                                {"topic": "plain.x", "data": 1}])
+    assert r.status == 200, r
     res = r.json()["results"]
-    assert res[0]["error"]["code"] == "unavailable" and "seq" in res[1], res
-    got = messages(sub, 3)
-    assert [m["seq"] for m in got] == [1, 2, 3]
-    assert [m["data"]["via"] for m in got] == ["ws", "resp", "resp2"]
+    assert res[0] == {"seq": 5} and "seq" in res[1], res
+    got = messages(sub, 5)
+    assert [m["seq"] for m in got] == [1, 2, 3, 4, 5]
+    assert [m["data"]["via"] for m in got] == ["ws", "resp", "resp2", "http", "http-array"]
     assert nothing_more(sub) is None
+
+
+def test_http_publishes_on_two_nodes_interleaved_with_ws_get_one_sequence(cluster):
+    a, b, c = start(cluster)
+    topic = "chat.http"
+    sub = c.raw_ws()
+    ack_of(sub, {"type": "subscribe", "topic": topic, "id": 1})
+    ws = {"A": a.raw_ws(), "B": b.raw_ws()}
+    seqs, sent = [], []
+    for k in range(12):
+        node, name = ((a, "A"), (b, "B"))[k % 2]
+        if k % 3 == 2:
+            seqs += publish_many(ws[name], topic, [{"k": k}], first_id=k)
+        else:
+            r = node.post("/api/publish", {"topic": topic, "data": {"k": k}})
+            assert r.status == 200, r
+            seqs.append(r.json()["seq"])
+        sent.append(k)
+    assert seqs == list(range(1, 13))
+    got = messages(sub, 12)
+    assert [m["seq"] for m in got] == list(range(1, 13))
+    assert [m["data"]["k"] for m in got] == sent
+    assert len({m["epoch"] for m in got}) == 1
+
+
+def http_post_bytes(topic_or_items, keep_alive=True) -> bytes:
+    body = json.dumps(topic_or_items).encode()
+    return (b"POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + (b"" if keep_alive else b"Connection: close\r\n")
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+GET_HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_pipelined_http_requests_are_answered_in_order(cluster):
+    a, b = start(cluster, 2)
+    topic = "chat.pipe"
+    first = b.post("/api/publish", {"topic": topic, "data": 0}).json()["seq"]
+    conn = a.conn()
+    # Two clustered POSTs and a GET in one write: the GET is parsed while the
+    # first POST waits for Redis, and must still be answered last.
+    conn.send(http_post_bytes({"topic": topic, "data": 1})
+              + http_post_bytes([{"topic": topic, "data": 2}, {"topic": "plain.p", "data": 0},
+                                 {"topic": topic, "data": 3}])
+              + GET_HEALTHZ)
+    r1 = read_response(conn)
+    assert r1.status == 200 and r1.json() == {"seq": first + 1}, r1
+    r2 = read_response(conn)
+    res = r2.json()["results"]
+    assert r2.status == 200 and res[0] == {"seq": first + 2} and res[2] == {"seq": first + 3}, r2
+    assert "seq" in res[1], res
+    r3 = read_response(conn)
+    assert r3.status == 200 and r3.json()["node_id"] == "A", r3
+    # The connection goes on: the next request on it is parsed and answered.
+    conn.send(http_post_bytes({"topic": topic, "data": 4}, keep_alive=False))
+    r4 = read_response(conn)
+    assert r4.status == 200 and r4.json() == {"seq": first + 4}, r4
+    assert r4.header("Connection") == "close"
+
+
+def test_many_requests_behind_a_pending_http_publish_wait_and_are_answered_in_order(
+        redis_server, cluster):
+    a, b = start(cluster, 2)
+    topic = "chat.behind"
+    conn = a.conn()
+    n = 3000  # ~110 KB of GETs: more than the broker holds, so it stops reading
+    redis_server.client().execute_command("CLIENT", "PAUSE", 500, "ALL")
+    sender = threading.Thread(target=conn.send, args=(
+        http_post_bytes({"topic": topic, "data": 1}) + GET_HEALTHZ * n
+        + http_post_bytes({"topic": topic, "data": 2}),))
+    sender.start()
+    try:
+        r = read_response(conn)
+        assert r.status == 200 and r.json() == {"seq": 1}, r
+        for _ in range(n):
+            assert read_response(conn).status == 200
+        r = read_response(conn)
+        assert r.status == 200 and r.json() == {"seq": 2}, r
+    finally:
+        sender.join(10)
+
+
+def test_http_client_gone_before_the_redis_reply_is_harmless(redis_server, cluster):
+    a, b = start(cluster, 2)
+    topic = "chat.gone"
+    base = a.health()["connections"]
+    # Redis holds every command for a while, so the replies are still pending
+    # when the clients disconnect.
+    redis_server.client().execute_command("CLIENT", "PAUSE", 700, "ALL")
+    for k in range(5):
+        conn = a.conn()
+        tail = GET_HEALTHZ if k % 2 else b""  # held input behind the pending POST
+        conn.send(http_post_bytes({"topic": topic, "data": k}) + tail)
+        if k == 4:  # an abortive close (RST)
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    # The broker noticed them go while the ops were still out.
+    wait_for(lambda: a.health()["connections"] == base, 5.0, 0.02, "the clients' close seen")
+    r = a.post("/api/publish", {"topic": topic, "data": "after"})
+    assert r.status == 200 and r.json()["seq"] == 6, r
+    # Loose disconnects in a tight loop (pending or not, by the race).
+    for k in range(30):
+        conn = a.conn()
+        conn.send(http_post_bytes({"topic": topic, "data": k}))
+        conn.close()
+    r = b.post("/api/publish", {"topic": topic, "data": "last"})
+    assert r.status == 200 and r.json()["seq"] > 6, r
+    a.assert_healthy()
+
+
+def test_http_publish_redis_down_or_failing_is_503(redis_server, cluster):
+    a, b = start(cluster, 2)
+    topic = "chat.http-down"
+    conn = a.conn()
+    # Redis dies while the publish waits for its reply: 503, in order.
+    redis_server.client().execute_command("CLIENT", "PAUSE", 5000, "ALL")
+    conn.send(http_post_bytes({"topic": topic, "data": 1}) + GET_HEALTHZ)
+    time.sleep(0.2)
+    redis_server.kill()
+    r = read_response(conn)
+    assert r.status == 503 and r.json()["error"]["code"] == "unavailable", r
+    assert read_response(conn).status == 200  # /healthz: degraded, but served
+    wait_for(lambda: a.health().get("redis") != "ok", 10.0, 0.05, "A sees redis down")
+    # Redis down: refused at once, single or in an array.
+    r = a.post("/api/publish", {"topic": topic, "data": 2})
+    assert r.status == 503 and r.json()["error"]["code"] == "unavailable", r
+    r = a.post("/api/publish", [{"topic": topic, "data": 3}, {"topic": "plain.d", "data": 3}])
+    res = r.json()["results"]
+    assert r.status == 200 and res[0]["error"]["code"] == "unavailable" and "seq" in res[1], res
+    # A regression: an array whose only clustered element was refused at
+    # once must not wait for anything.
+    r = a.post("/api/publish", [{"topic": "plain.d", "data": 4}, {"topic": topic, "data": 4}])
+    res = r.json()["results"]
+    assert r.status == 200 and "seq" in res[0] and res[1]["error"]["code"] == "unavailable", res
+
+
+def test_shutdown_answers_a_pending_http_publish(redis_server, cluster):
+    a, b = start(cluster, 2)
+    conn = a.conn()
+    redis_server.client().execute_command("CLIENT", "PAUSE", 3000, "ALL")
+    conn.send(http_post_bytes({"topic": "chat.stop", "data": 1}) + GET_HEALTHZ)
+    wait_for(lambda: a.metric("wsbroker_http_publishes_total") == 1, 5.0, 0.02,
+             "the publish submitted")
+    a.signal(signal.SIGTERM)
+    # The bridge stops first and fails what is out: 503 (or 200 when Redis
+    # answered first), then the GET held behind it, then the close.
+    r = read_response(conn)
+    assert r.status in (200, 503), r
+    rest = conn.read_to_eof()
+    assert rest == b"" or rest.startswith(b"HTTP/1.1 200 "), rest
+    a.wait_exit()
+    a.check_exit()
 
 
 def test_switch_over_under_load_has_no_gap_and_no_duplicate(cluster):

@@ -92,8 +92,8 @@ static void test_ring_bound_and_read(void **state)
     }
     assert_int_equal(r.count, 4);
     assert_int_equal(history_ring_first_seq(&r), 7);
-    assert_int_equal(r.bytes, (size_t)kept[6]->frame_len + kept[7]->frame_len +
-                                  kept[8]->frame_len + kept[9]->frame_len);
+    assert_int_equal(r.bytes, (size_t)kept[6]->frame_len + kept[7]->frame_len + kept[8]->frame_len +
+                                  kept[9]->frame_len);
     /* Dropped ones gave their reference back; held ones have two. */
     assert_int_equal(refs(kept[5]), 1);
     assert_int_equal(refs(kept[6]), 2);
@@ -160,8 +160,7 @@ static void test_seqtab_recovery_decisions(void **state)
 {
     (void)state;
     history_rules_t rules;
-    assert_int_equal(
-        history_rules_parse("[{\"pattern\":\"h.>\",\"size\":5}]", &rules, NULL, 0), 0);
+    assert_int_equal(history_rules_parse("[{\"pattern\":\"h.>\",\"size\":5}]", &rules, NULL, 0), 0);
     seqtab_t *t = seqtab_new(&rules, 1000);
     seqtab_shard_t *sh;
     seqtab_pos_t pos;

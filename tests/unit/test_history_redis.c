@@ -156,9 +156,10 @@ static void test_publish_reply(void **state)
 static redisReply *env(const char *topic, const char *epoch, int seq, const char *data)
 {
     char buf[512];
-    snprintf(buf, sizeof buf,
-             "{\"v\":1,\"node\":\"A\",\"topic\":\"%s\",\"epoch\":\"%s\",\"seq\":%d,\"data\":%s}",
-             topic, epoch, seq, data);
+    (void)snprintf(
+        buf, sizeof buf,
+        "{\"v\":1,\"node\":\"A\",\"topic\":\"%s\",\"epoch\":\"%s\",\"seq\":%d,\"data\":%s}", topic,
+        epoch, seq, data);
     return r_str(REDIS_REPLY_STRING, buf);
 }
 

@@ -805,8 +805,9 @@ static void test_build_ack(void **state)
     /* A subscribe ack on a topic with history: position and epoch. */
     a = (wsb_ack_t){.id = 2, .has_seq = true, .seq = 55, .recovered = 1, .epoch = {"k3\"f", 4}};
     buf = wsb_msg_build_ack(&a, 0, &len);
-    assert_frame_is(buf, 0, len,
-                    "{\"type\":\"ack\",\"id\":2,\"seq\":55,\"epoch\":\"k3\\\"f\",\"recovered\":true}");
+    assert_frame_is(
+        buf, 0, len,
+        "{\"type\":\"ack\",\"id\":2,\"seq\":55,\"epoch\":\"k3\\\"f\",\"recovered\":true}");
 }
 
 static void test_build_gap(void **state)

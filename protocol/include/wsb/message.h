@@ -45,7 +45,7 @@
 #define WSB_ERR_NOT_SUBSCRIBED "not_subscribed"
 #define WSB_ERR_RATE_LIMITED   "rate_limited"
 #define WSB_ERR_INTERNAL       "internal"
-#define WSB_ERR_UNAVAILABLE    "unavailable" /* clustered history topic while Redis is down */
+#define WSB_ERR_UNAVAILABLE    "unavailable"  /* clustered history topic while Redis is down */
 #define WSB_ERR_UNAUTHORIZED   "unauthorized" /* auth: token refused, or not authenticated yet */
 
 typedef enum {
