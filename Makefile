@@ -124,7 +124,7 @@ asan: deps
 # Every libFuzzer target (tests/CMakeLists.txt registers each under the ctest
 # label fuzz; one missing here is not built, so its ctest entry fails loudly).
 # Only these are built in build-fuzz; each runs FUZZ_SECONDS.
-FUZZERS := ws_frame http message topic jwt tls
+FUZZERS := ws_frame http message topic jwt tls resp
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSB_FUZZ=ON \
@@ -138,7 +138,7 @@ fuzz: deps
 tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DWSB_WERROR=$(WERROR) \
 	  -DWSB_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	cmake --build build-tsan -j $(JOBS) --target wsbroker
+	cmake --build build-tsan -j $(JOBS) --target wsbroker wsbroker-cli
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --test-dir build-tsan --output-on-failure -R '^(integration\.w4|federation)$$'
 
