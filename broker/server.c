@@ -189,7 +189,13 @@ static void on_sighup(uv_signal_t *sig, int signum)
 static void on_signal(uv_signal_t *sig, int signum)
 {
     server_t *s = sig->data;
-    log_info("signal received", "signal=%s", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+    if (s->shutting_down) {
+        /* Already draining (bounded by shutdown_timeout): not worth a line each. */
+        log_debug("signal received while shutting down", "signal=%s", name);
+        return;
+    }
+    log_info("signal received", "signal=%s", name);
     broker_stop(s->broker);
 }
 
