@@ -102,9 +102,7 @@ static int open_listener(const struct sockaddr_storage *addr, socklen_t len, int
     return fd;
 }
 
-/* Atomically (temporary file + rename) writes the bound port for scripts that
- * started us with --port 0. */
-static int write_port_file(const char *path, unsigned port)
+int broker_write_port_file(const char *path, unsigned port)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
@@ -246,7 +244,7 @@ int broker_init(broker_t *b, const config_t *cfg)
         log_info("listening (TLS)", "addr=%s cert=%s client_ca=%s", tls_where,
                  log_quote(cfg->tls_cert), log_quote(cfg->tls_ca));
         if (cfg->tls_port_file[0] != '\0' &&
-            write_port_file(cfg->tls_port_file, addr_port(&tls_addr)) != 0) {
+            broker_write_port_file(cfg->tls_port_file, addr_port(&tls_addr)) != 0) {
             log_error("cannot write port file", "path=%s err=%s", log_quote(cfg->tls_port_file),
                       log_quote(strerror(errno)));
             return -1;
@@ -259,7 +257,7 @@ int broker_init(broker_t *b, const config_t *cfg)
                  log_quote(cfg->auth_anonymous_subscribe), log_quote(cfg->auth_anonymous_publish));
     }
     if (cfg->port_file != NULL && cfg->port_file[0] != '\0' &&
-        write_port_file(cfg->port_file, addr_port(&addr)) != 0) {
+        broker_write_port_file(cfg->port_file, addr_port(&addr)) != 0) {
         log_error("cannot write port file", "path=%s err=%s", log_quote(cfg->port_file),
                   log_quote(strerror(errno)));
         return -1;

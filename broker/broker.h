@@ -69,6 +69,11 @@ void broker_free(broker_t *b);
 /* Writes "ip:port" (IPv6 as "[ip]:port") of `ss` into `out`. */
 void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
 
+/* Atomically (temporary file + rename) writes a bound port for scripts that
+ * started us with port 0 (--port-file, tls.port_file, resp.port_file).
+ * Returns 0 or -1. */
+int broker_write_port_file(const char *path, unsigned port);
+
 /* Nanoseconds since start (monotonic). */
 uint64_t broker_uptime_ns(const broker_t *b);
 

@@ -1019,25 +1019,6 @@ static void on_connection(uv_stream_t *server, int status)
     METRIC_ADD(l->s->metrics.resp_connections_accepted, 1);
 }
 
-static int write_port_file(const char *path, unsigned port)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
-        return -1;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        return -1;
-    }
-    int ok = fprintf(f, "%u\n", port) > 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        (void)unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 int resp_listener_start(server_t *s)
 {
     const config_t *cfg = s->cfg;
@@ -1082,7 +1063,7 @@ int resp_listener_start(server_t *s)
     unsigned port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
     log_info("listening", "proto=resp addr=%s", where);
-    if (cfg->resp_port_file[0] != '\0' && write_port_file(cfg->resp_port_file, port) != 0) {
+    if (cfg->resp_port_file[0] != '\0' && broker_write_port_file(cfg->resp_port_file, port) != 0) {
         log_error("cannot write resp port file", "path=%s err=%s", log_quote(cfg->resp_port_file),
                   log_quote(strerror(errno)));
         return -1;
