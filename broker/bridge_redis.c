@@ -437,20 +437,6 @@ static void on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
 
 /* ---- publishes to Redis -------------------------------------------------------------------- */
 
-static size_t json_escape_into(char *out, const char *s, size_t len)
-{
-    /* Topics hold no control characters (topic grammar), so only '"' and
-     * '\' need escaping; other UTF-8 is valid JSON as it is. */
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            out[n++] = '\\';
-        }
-        out[n++] = s[i];
-    }
-    return n;
-}
-
 void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
 {
     if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) ||
@@ -473,7 +459,7 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
     char *env = it->bytes + it->chan_len;
     int n = snprintf(env, env_cap, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", br->b->node_id);
     size_t len = (size_t)n;
-    len += json_escape_into(env + len, topic.p, topic.len);
+    len += topic_json_escape(env + len, topic.p, topic.len);
     len += (size_t)snprintf(env + len, env_cap - len,
                             "\",\"seq\":%llu,\"data\":", (unsigned long long)seq);
     memcpy(env + len, data_json.p, data_json.len);

@@ -154,19 +154,6 @@ void hr_op_free(hr_op_t *op)
 
 /* ---- arguments ------------------------------------------------------------------------------ */
 
-static size_t json_escape(char *out, const char *s, size_t len)
-{
-    /* Topics hold no control characters (topic grammar): only '"' and '\'. */
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            out[n++] = '\\';
-        }
-        out[n++] = s[i];
-    }
-    return n;
-}
-
 /* Records the next argument (which points into the op or the scratch area). */
 static void add_arg(hr_args_t *a, const char *p, size_t len)
 {
@@ -220,7 +207,7 @@ void hr_build_args(const hr_op_t *op, const char *sha, const char *prefix, const
         char *head = a->scratch + used;
         size_t hl =
             (size_t)snprintf(head, cap - used, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", node_id);
-        hl += json_escape(head + hl, op->topic, tl);
+        hl += topic_json_escape(head + hl, op->topic, tl);
         memcpy(head + hl, "\",\"epoch\":\"", 11);
         hl += 11;
         head[hl] = '\0';

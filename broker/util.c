@@ -125,3 +125,15 @@ void sbuf_printf(sbuf_t *b, const char *fmt, ...)
     va_end(ap);
     b->len += (size_t)n;
 }
+
+size_t topic_json_escape(char *out, const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            out[n++] = '\\';
+        }
+        out[n++] = s[i];
+    }
+    return n;
+}

@@ -11,6 +11,12 @@
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
+
+/* Writes the valid topic `s` (`len` bytes) as the inside of a JSON string
+ * and returns the bytes written (at most 2 * len). Topics hold no control
+ * characters (topic grammar), so only '"' and '\\' need escaping; other
+ * UTF-8 is valid JSON as it is. */
+size_t topic_json_escape(char *out, const char *s, size_t len);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);

@@ -34,6 +34,29 @@ def wait_channel(redis_server, name, present=True):
              f"redis channel {name} {'present' if present else 'gone'}")
 
 
+async def publish_three_ways_and_check(a, b, sub_c, sub_a):
+    """N messages each on fed.order from a WebSocket on A, the HTTP API on B
+    and RESP on A; C's and A's subscribers get each exactly once, every
+    source in its order. Returns the publishing WebSocket (the caller closes it)."""
+    pub = await connect(a.ws_url)
+    for i in range(N):
+        await publish(pub, "fed.order", {"src": "ws", "i": i}, i + 1)
+    for i in range(N):
+        r = b.post("/api/publish", {"topic": "fed.order", "data": {"src": "http", "i": i}})
+        assert r.status == 200, r
+    resp = a.resp()
+    for i in range(N):
+        assert resp.publish("fed.order", f'{{"src":"resp","i":{i}}}') >= 1
+    for ws, who in ((sub_c, "C"), (sub_a, "A")):
+        got = await collect(ws, 3 * N)
+        assert await nothing_more(ws) is None, f"{who} got more than {3 * N} messages"
+        for src in ("ws", "http", "resp"):
+            seq = [m["data"]["i"] for m in got if m["data"]["src"] == src]
+            assert seq == list(range(N)), f"{who} {src}: {seq}"
+        assert all(m["topic"] == "fed.order" and isinstance(m["seq"], int) for m in got)
+    return pub
+
+
 def test_exactly_once_in_order_from_ws_http_and_resp(redis_server, cluster):
     a, b, c = cluster(3)
 
@@ -44,22 +67,7 @@ def test_exactly_once_in_order_from_ws_http_and_resp(redis_server, cluster):
         await subscribe(sub_a, "fed.order", 1)
         wait_for(lambda: redis_server.numsub("wsb:fed.order") == 2, 10.0, 0.02,
                  "A and C subscribed in Redis")
-        pub = await connect(a.ws_url)
-        for i in range(N):
-            await publish(pub, "fed.order", {"src": "ws", "i": i}, i + 1)
-        for i in range(N):
-            r = b.post("/api/publish", {"topic": "fed.order", "data": {"src": "http", "i": i}})
-            assert r.status == 200, r
-        resp = a.resp()
-        for i in range(N):
-            assert resp.publish("fed.order", f'{{"src":"resp","i":{i}}}') >= 1
-        for ws, who in ((sub_c, "C"), (sub_a, "A")):
-            got = await collect(ws, 3 * N)
-            assert await nothing_more(ws) is None, f"{who} got more than {3 * N} messages"
-            for src in ("ws", "http", "resp"):
-                seq = [m["data"]["i"] for m in got if m["data"]["src"] == src]
-                assert seq == list(range(N)), f"{who} {src}: {seq}"
-            assert all(m["topic"] == "fed.order" and isinstance(m["seq"], int) for m in got)
+        pub = await publish_three_ways_and_check(a, b, sub_c, sub_a)
         for ws in (sub_c, sub_a, pub):
             await ws.close()
 

@@ -13,7 +13,7 @@ import socket
 import time
 
 from helpers import connect, publish, recv_json, run, subscribe, wait_for
-from test_federation import collect, nothing_more
+from test_federation import collect, nothing_more, publish_three_ways_and_check
 
 SHARDED = ("--redis-sharded", "true")
 N = 20
@@ -71,21 +71,7 @@ def test_sharded_exactly_once_in_order_from_ws_http_and_resp(redis_server, clust
         wait_for(lambda: redis_server.shardnumsub("wsb:fed.order") == 2, 10.0, 0.02,
                  "A and C subscribed in Redis")
         assert redis_server.channels() == set(), "exact topics must not use classic channels"
-        pub = await connect(a.ws_url)
-        for i in range(N):
-            await publish(pub, "fed.order", {"src": "ws", "i": i}, i + 1)
-        for i in range(N):
-            r = b.post("/api/publish", {"topic": "fed.order", "data": {"src": "http", "i": i}})
-            assert r.status == 200, r
-        resp = a.resp()
-        for i in range(N):
-            assert resp.publish("fed.order", f'{{"src":"resp","i":{i}}}') >= 1
-        for ws, who in ((sub_c, "C"), (sub_a, "A")):
-            got = await collect(ws, 3 * N)
-            assert await nothing_more(ws) is None, f"{who} got more than {3 * N} messages"
-            for src in ("ws", "http", "resp"):
-                seq = [m["data"]["i"] for m in got if m["data"]["src"] == src]
-                assert seq == list(range(N)), f"{who} {src}: {seq}"
+        pub = await publish_three_ways_and_check(a, b, sub_c, sub_a)
         for ws in (sub_c, sub_a, pub):
             await ws.close()
 
