@@ -115,7 +115,11 @@ class Broker:
         self.args = list(args)
         self.env = clean_env(env)
         self.name = name
+        # A test may pick the address (e.g. --host ::1); the last --host wins.
         self.host = HOST
+        for i, a in enumerate(self.args[:-1]):
+            if a == "--host":
+                self.host = str(self.args[i + 1])
         self.port = None
         self.proc = None
         self.port_file = self.workdir / f"{name}.port"
@@ -168,14 +172,14 @@ class Broker:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{wsraw.host_port(self.host, self.port)}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws"
+        return f"ws://{wsraw.host_port(self.host, self.port)}/ws"
 
     def ws_url_for(self, path: str) -> str:
-        return f"ws://{self.host}:{self.port}{path}"
+        return f"ws://{wsraw.host_port(self.host, self.port)}{path}"
 
     def stderr(self) -> str:
         try:

@@ -105,6 +105,36 @@ def test_binary_frame_close_waits_for_client_close_then_fin(broker):
     broker.assert_healthy()
 
 
+def test_client_that_keeps_sending_after_the_brokers_close_still_receives_it(broker):
+    """Closing a socket that still has unread input makes the kernel send RST,
+    which destroys the output not yet delivered, the close frame included.
+    Here the close frame is stuck behind replies the client has not read
+    while the client goes on sending for a second: the broker must keep
+    draining (and discarding) its input so that, once the client reads, the
+    1002 close arrives intact and is followed by a clean FIN."""
+    c = broker.raw_ws(rcvbuf=4096)
+    # Replies the client does not read yet fill its receive window, so the
+    # close frame waits in the broker's socket and queue.
+    c.send(b"".join(build_frame(OP_TEXT, b'{"type":"ping","id":%d}' % i) for i in range(2000)))
+    c.send(build_frame(OP_TEXT, PING_JSON, rsv=4))  # RSV1 without an extension: 1002
+    junk = build_frame(OP_TEXT, b'{"type":"ping","id":7}') * 256
+    c.sock.setblocking(False)
+    sent = 0
+    t_end = time.monotonic() + 1.0
+    while time.monotonic() < t_end:
+        try:
+            sent += c.sock.send(junk)
+        except BlockingIOError:
+            time.sleep(0.005)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            pytest.fail(f"the broker reset the connection after {sent} bytes sent behind the bad frame: {e!r}")
+    c.sock.setblocking(True)
+    f = expect_broker_close(c, 1002)
+    assert all(s.opcode == OP_TEXT for s in c.skipped), c.skipped[-3:]
+    assert f.payload[2:], "the close frame carries a reason"
+    finish(c, broker)
+
+
 @pytest.mark.broker_args("--max-message-size", "1KiB")
 def test_message_over_max_message_size_closes_1009(broker):
     c = broker.raw_ws()

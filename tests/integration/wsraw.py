@@ -167,7 +167,8 @@ class Conn:
     """A TCP connection with a receive buffer and deadline-bounded reads."""
 
     def __init__(self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT, rcvbuf: int | None = None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
         if rcvbuf is not None:
             # Before connect, so the window the broker sees is small from the start.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -383,6 +384,11 @@ def read_response(conn: Conn, timeout: float = DEFAULT_TIMEOUT, head_only: bool 
     return resp
 
 
+def host_port(host: str, port: int) -> str:
+    """host:port as a Host header or URL authority writes it ([::1]:80 for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def http_request(
     host: str,
     port: int,
@@ -395,7 +401,7 @@ def http_request(
     """One request on a fresh connection with Connection: close."""
     if isinstance(body, str):
         body = body.encode()
-    h = {"Host": f"{host}:{port}", "Connection": "close"}
+    h = {"Host": f"{host_port(host, port)}", "Connection": "close"}
     if body is not None:
         h["Content-Length"] = str(len(body))
     if headers:
@@ -411,7 +417,7 @@ def ws_connect(host: str, port: int, path: str = "/ws", timeout: float = DEFAULT
     """Opens a raw WebSocket connection, checks the 101 and (optionally) reads the welcome."""
     c = Conn(host, port, timeout, rcvbuf=rcvbuf)
     key = new_key()
-    c.send(upgrade_request(path, f"{host}:{port}", key) + extra)
+    c.send(upgrade_request(path, host_port(host, port), key) + extra)
     resp = read_response(c, timeout)
     assert resp.status == 101, f"upgrade refused: {resp.status} {resp.body!r}"
     assert resp.header("Sec-WebSocket-Accept") == accept_key(key)
