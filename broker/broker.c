@@ -132,6 +132,18 @@ static void make_node_id(broker_t *b)
     hex_encode(rnd, sizeof(rnd), b->node_id);
 }
 
+/* A worker's share of max_total_outbound: each worker counts only its own
+ * connections' queued output (no shared counter on the delivery path), so
+ * the broker-wide bound holds when each enforces bound / workers. */
+static size_t outbound_share(uint64_t total, unsigned workers)
+{
+    uint64_t share = total / workers;
+    if (share == 0) {
+        return 1;
+    }
+    return share > SIZE_MAX ? SIZE_MAX : (size_t)share;
+}
+
 static unsigned worker_count(const config_t *cfg)
 {
     if (cfg->workers > 0) {
@@ -230,6 +242,7 @@ int broker_init(broker_t *b, const config_t *cfg)
             log_error("cannot start worker", "worker=%u err=%s", i, log_quote(uv_strerror(rc)));
             return -1;
         }
+        b->workers[i]->outbound_limit = outbound_share(cfg->max_total_outbound, n);
     }
     if (cfg->resp_port[0] != '\0' && resp_listener_start(b->workers[0]) != 0) {
         return -1;

@@ -285,7 +285,7 @@ static const key_def_t keys[] = {
     SIZE_KEY("max_outbound_bytes", max_outbound_bytes, 1, TIB, "1MiB",
              "unsent bytes queued per connection; beyond, close 1013"),
     SIZE_KEY("max_total_outbound", max_total_outbound, 1, TIB, "256MiB",
-             "unsent bytes queued over all connections"),
+             "unsent bytes queued over all connections (each worker: its share)"),
     SIZE_KEY("max_http_body", max_http_body, 1, GIB, "1MiB",
              "largest HTTP request body; beyond, 413"),
     SIZE_KEY("max_header_size", max_header_size, 1, 16 * MIB, "8KiB",

@@ -413,7 +413,7 @@ int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
     }
     const config_t *cfg = s->cfg;
     if (outq_bytes(&c->outq) + len > cfg->max_outbound_bytes ||
-        (s->outbound_bytes + len > cfg->max_total_outbound && outq_bytes(&c->outq) > 0)) {
+        (s->outbound_bytes + len > s->outbound_limit && outq_bytes(&c->outq) > 0)) {
         return -1;
     }
     outq_push(&c->outq, frame_buf_ref(fb), off, len);

@@ -214,3 +214,57 @@ def test_client_that_sends_pings_but_never_reads_pongs_is_bounded(broker):
     assert growth <= bound, f"broker RSS grew by {growth} KiB for a client that never reads replies"
     wait_for(lambda: broker.metric("wsbroker_websocket_connections") == 0, 10, 0.05, "the client to be gone")
     broker.assert_healthy()
+
+
+@pytest.mark.broker_args("--workers", "2", "--max-outbound-bytes", "64MiB", "--max-total-outbound", "1MiB",
+                         "--close-timeout", "1s")
+def test_total_outbound_bound_holds_over_all_workers(broker):
+    """max_total_outbound bounds the output queued over every connection of
+    the broker, not of each worker (regression: each worker enforced the
+    whole bound, so N workers held up to N times it). With a per-connection
+    bound out of reach, non-reading subscribers on both workers are closed
+    with 1013 by the total bound alone, while the queued total never passes
+    it (plus one frame per connection, which a connection with an empty
+    queue may always take) and a reading subscriber gets every message."""
+    bound = 1 << 20
+    size = 30000
+    slow = []
+    for _ in range(32):
+        s = broker.raw_ws(rcvbuf=4096)
+        s.send_json({"type": "subscribe", "topic": "total", "id": 1})
+        assert s.recv_json() == {"type": "ack", "id": 1}
+        slow.append(s)
+        m = broker.metrics()
+        per_worker = [m['wsbroker_worker_connections{worker="%d"}' % w] for w in (0, 1)]
+        # The /metrics request's own connection is one of them.
+        if len(slow) >= 6 and min(per_worker) >= 2:
+            break
+    assert min(per_worker) >= 2, f"the non-readers all landed on one worker: {per_worker}"
+    reader = broker.raw_ws()
+    reader.send_json({"type": "subscribe", "topic": "total", "id": 1})
+    assert reader.recv_json() == {"type": "ack", "id": 1}
+
+    c = broker.conn()
+    peak = 0
+    n = 0
+    for i in range(600):
+        body = json.dumps({"topic": "total", "data": {"i": i, "p": "z" * size}}).encode()
+        c.send(b"POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        assert wsraw.read_response(c).status == 200
+        m = reader.recv_json(10)
+        assert m["seq"] == i + 1 and m["data"]["i"] == i, {k: v for k, v in m.items() if k != "data"}
+        n += 1
+        metrics = broker.metrics()
+        peak = max(peak, metrics["wsbroker_outbound_queued_bytes"])
+        if metrics["wsbroker_slow_consumer_closes_total"] >= len(slow):
+            break
+    c.close()
+    slack = (len(slow) + 3) * (size + 100)
+    assert peak <= bound + slack, f"{peak} bytes queued over all workers, bound {bound} (+{slack} slack)"
+    assert broker.metric("wsbroker_slow_consumer_closes_total") == len(slow), \
+        f"after {n} messages of {size} bytes only some of the {len(slow)} non-readers were closed"
+    wait_for(lambda: broker.metric("wsbroker_websocket_connections") == 1, 10, 0.05,
+             "the non-readers to be closed")
+    assert broker.metric('wsbroker_close_frames_total{code="1013"}') == len(slow)
+    broker.assert_healthy()
