@@ -213,14 +213,32 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pu
     return json_pack("{s:I}", "seq", (json_int_t)seq);
 }
 
-static bool is_json_content_type(wsb_str_t ct)
+/* True when the media type of Content-Type `ct` is `want` (any case),
+ * parameters such as "; charset=utf-8" allowed. */
+static bool content_type_is(wsb_str_t ct, const char *want)
 {
-    static const char want[] = "application/json";
-    size_t n = sizeof(want) - 1;
+    size_t n = strlen(want);
     if (ct.p == NULL || ct.len < n || strncasecmp(ct.p, want, n) != 0) {
         return false;
     }
     return ct.len == n || ct.p[n] == ';' || ct.p[n] == ' ';
+}
+
+/* The publish body is JSON whatever the type says, but only these types
+ * are accepted. application/json always. application/x-www-form-urlencoded
+ * is what `curl -d` sends unless told otherwise, so it is accepted from a
+ * client that is not a browser (no Origin header): the one-line curl of the
+ * README works. A browser sends Origin with every POST, and that type is one
+ * a page of another site may send without a CORS preflight, so from a
+ * browser it stays 415, as text/plain and multipart/form-data do. */
+static bool publish_content_type_ok(const wsb_http_request_t *req)
+{
+    wsb_str_t ct = wsb_http_request_header(req, "Content-Type");
+    if (content_type_is(ct, "application/json")) {
+        return true;
+    }
+    return content_type_is(ct, "application/x-www-form-urlencoded") &&
+           wsb_http_request_header(req, "Origin").p == NULL;
 }
 
 /* The API key of a request: "Authorization: Bearer KEY" or "X-API-Key: KEY". */
@@ -323,7 +341,7 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
             return;
         }
     }
-    if (!is_json_content_type(wsb_http_request_header(req, "Content-Type"))) {
+    if (!publish_content_type_ok(req)) {
         respond_error(c, 415, "unsupported_media_type", "Content-Type must be application/json",
                       keep_alive, NULL);
         return;

@@ -2,13 +2,16 @@
 error statuses and the header timeout (slowloris)."""
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
+import subprocess
 import time
 
 import pytest
 
 import wsraw
-from helpers import connect, metric_names_from_text, recv_json, run, subscribe
+from helpers import REPO_ROOT, connect, metric_names_from_text, recv_json, run, subscribe
 
 DOCUMENTED_METRICS = [
     "wsbroker_connections",
@@ -329,18 +332,52 @@ def test_http_publish_errors(broker, body, status, code):
     assert err["code"] == code and isinstance(err["message"], str) and err["message"], err
 
 
-@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "application/jsonp",
-                                   "json", None])
-def test_http_publish_wrong_content_type_is_415(broker, ctype):
-    r = broker.post("/api/publish", {"topic": "a", "data": 1}, content_type=ctype)
+@pytest.mark.parametrize("ctype,origin", [
+    ("text/plain", None), ("application/jsonp", None), ("json", None), (None, None),
+    ("multipart/form-data; boundary=x", None), ("text/plain", "https://evil.example"),
+    # curl's default type is accepted from non-browsers only: a browser (it
+    # always sends Origin on a POST) may send it cross-site without preflight.
+    ("application/x-www-form-urlencoded", "https://evil.example"),
+    ("application/x-www-form-urlencoded", "null"),
+])
+def test_http_publish_wrong_content_type_is_415(broker, ctype, origin):
+    r = broker.post("/api/publish", {"topic": "a", "data": 1}, content_type=ctype,
+                    headers={"Origin": origin} if origin else None)
     assert r.status == 415, r
-    assert r.json()["error"]["code"]
+    assert r.json()["error"]["code"] == "unsupported_media_type"
+    assert broker.metric("wsbroker_messages_published_total") == 0
 
 
-@pytest.mark.parametrize("ctype", ["application/json; charset=utf-8", "Application/JSON"])
+@pytest.mark.parametrize("ctype", ["application/json; charset=utf-8", "Application/JSON",
+                                   "application/x-www-form-urlencoded"])
 def test_http_publish_content_type_variants_accepted(broker, ctype):
     r = broker.post("/api/publish", {"topic": "a", "data": 1}, content_type=ctype)
-    assert r.status == 200, r
+    assert r.status == 200 and r.json() == {"seq": 1}, r
+
+
+def test_readme_curl_command_reaches_the_demo_page_subscription(broker):
+    """Issue 3's "done when": `curl -d '{"topic":"demo.hello",...}' URL/api/publish`
+    (curl's default Content-Type, no -H) shows up on the demo page, which
+    subscribes to demo.> (web/app.js)."""
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.fail("curl is needed for this test (Debian package curl)")
+    app = (REPO_ROOT / "web" / "app.js").read_text()
+    assert 'client.subscribe("demo.>"' in app, "the demo page no longer subscribes to demo.>"
+
+    async def go():
+        sub = await connect(broker.ws_url)
+        await subscribe(sub, "demo.>", 1)
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [curl, "-sS", "-d", '{"topic":"demo.hello","data":{"text":"hi"}}', f"{broker.url}/api/publish"],
+            capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0 and json.loads(out.stdout) == {"seq": 1}, out
+        m = await recv_json(sub)
+        assert m == {"type": "message", "topic": "demo.hello", "seq": 1, "data": {"text": "hi"}}, m
+        await sub.close()
+
+    run(go())
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
