@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -90,24 +91,131 @@ def test_wrong_method_on_get_endpoints_is_405(broker, path):
     assert "GET" in r.header("Allow")
 
 
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"')
+
+
+def check_exposition(text: str) -> dict:
+    """Checks `text` against the Prometheus text exposition format (0.0.4):
+    one HELP and one TYPE per family before its samples, samples only of the
+    family being described, valid names, labels and values, no duplicate
+    series, histograms with sorted cumulative buckets ending in +Inf equal to
+    _count and a _sum. Returns {family: type}."""
+    assert text.endswith("\n"), "the exposition must end with a newline"
+    types, helps, seen, family = {}, set(), set(), None
+    hist = {}
+    for line in text.split("\n")[:-1]:
+        assert line, "blank line in the exposition"
+        if line.startswith("#"):
+            kind, name, rest = (line.split(" ", 3) + ["", ""])[1:4]
+            assert kind in ("HELP", "TYPE"), line
+            assert METRIC_NAME.fullmatch(name), line
+            if kind == "HELP":
+                assert name not in helps, f"second HELP for {name}"
+                assert rest, f"empty HELP for {name}"
+                helps.add(name)
+            else:
+                assert name not in types, f"second TYPE for {name}"
+                assert rest in ("counter", "gauge", "histogram", "summary", "untyped"), line
+                types[name] = rest
+            family = name
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a sample line: {line!r}"
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        try:
+            float(value)  # also accepts +Inf, -Inf, NaN
+        except ValueError:
+            raise AssertionError(f"not a number: {line!r}") from None
+        assert family is not None and family in types and family in helps, f"{name} before its HELP/TYPE"
+        suffixes = ("_bucket", "_sum", "_count") if types[family] == "histogram" else ("",)
+        assert any(name == family + sfx for sfx in suffixes), f"{name} inside family {family}"
+        pairs = LABEL.findall(labels)
+        keys = [k for k, _ in pairs]
+        assert len(keys) == len(set(keys)), f"repeated label in {line!r}"
+        series = (name, tuple(sorted(pairs)))
+        assert series not in seen, f"duplicate series {line!r}"
+        seen.add(series)
+        if types[family] == "histogram":
+            h = hist.setdefault(family, {"buckets": []})
+            if name.endswith("_bucket"):
+                le = dict(pairs).get("le")
+                assert le is not None, f"bucket without le: {line!r}"
+                h["buckets"].append((float(le), float(value)))
+            else:
+                h[name[len(family) + 1:]] = float(value)
+    for fam, h in hist.items():
+        les = [le for le, _ in h["buckets"]]
+        counts = [c for _, c in h["buckets"]]
+        assert les and les[-1] == float("inf"), f"{fam}: no +Inf bucket"
+        assert les == sorted(les) and len(set(les)) == len(les), f"{fam}: buckets not in increasing le order"
+        assert counts == sorted(counts), f"{fam}: buckets are not cumulative: {counts}"
+        assert "count" in h and "sum" in h, f"{fam}: _count or _sum missing"
+        assert counts[-1] == h["count"], f"{fam}: +Inf bucket {counts[-1]} != _count {h['count']}"
+    assert set(types) == helps, f"families without HELP or TYPE: {set(types) ^ helps}"
+    return types
+
+
 def test_metrics_is_prometheus_text_with_documented_names(broker):
+    # Some traffic first, so the counters, labelled series and the batch
+    # histogram hold more than zeros.
+    async def go():
+        sub = await connect(broker.ws_url)
+        await subscribe(sub, "m.x", 1)
+        for i in range(5):
+            assert broker.post("/api/publish", {"topic": "m.x", "data": i}).status == 200
+        for _ in range(5):
+            await recv_json(sub)
+        await sub.send('{"type":"subscribe","topic":"bad..topic","id":2}')
+        assert (await recv_json(sub))["code"] == "bad_topic"
+        await sub.close()
+
+    run(go())
     r = broker.get("/metrics")
     assert r.status == 200
     assert r.header("Content-Type").startswith("text/plain")
     text = r.body.decode()
+    types = check_exposition(text)
     names = metric_names_from_text(text)
     missing = [n for n in DOCUMENTED_METRICS if n not in names]
     assert not missing, f"missing metrics: {missing}"
-    # Each sample line is "name[{labels}] value" with a numeric value, and each
-    # metric family has HELP and TYPE.
-    for line in text.splitlines():
-        if line.startswith("#"):
-            assert line.startswith("# HELP ") or line.startswith("# TYPE "), line
-            continue
-        name, _, value = line.rpartition(" ")
-        float(value)
-    for n in ["wsbroker_connections", "wsbroker_messages_published_total"]:
-        assert f"# TYPE {n} " in text
+    # The families issue 3 names, with their types.
+    for fam, typ in [("wsbroker_connections", "gauge"), ("wsbroker_subscriptions", "gauge"),
+                     ("wsbroker_topics", "gauge"), ("wsbroker_messages_received_total", "counter"),
+                     ("wsbroker_messages_published_total", "counter"),
+                     ("wsbroker_messages_delivered_total", "counter"), ("wsbroker_bytes_in_total", "counter"),
+                     ("wsbroker_bytes_out_total", "counter"), ("wsbroker_slow_consumer_closes_total", "counter"),
+                     ("wsbroker_protocol_errors_total", "counter"), ("wsbroker_write_batch_frames", "histogram")]:
+        assert types.get(fam) == typ, f"{fam}: type {types.get(fam)}, expected {typ}"
+    m = broker.metrics()
+    assert m['wsbroker_protocol_errors_total{code="bad_topic"}'] >= 1
+    assert m["wsbroker_write_batch_frames_count"] >= 1 and m["wsbroker_write_batch_frames_sum"] >= 5
+
+
+def test_exposition_checker_rejects_malformed_text():
+    """The checker above is what makes the format test able to fail."""
+    good = "# HELP a_total A.\n# TYPE a_total counter\na_total 1\n"
+    check_exposition(good)
+    hist = ("# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 3\n"
+            "h_sum 4\nh_count 3\n")
+    check_exposition(hist)
+    bad = [
+        good.rstrip("\n"),                                        # no final newline
+        "# TYPE a_total counter\na_total 1\n",                    # no HELP
+        good + "a_total 2\n",                                      # duplicate series
+        good + "b 1\n",                                            # sample outside its family
+        good.replace("a_total 1", "a_total one"),                   # bad value
+        good.replace("a_total 1", 'a_total{x="1",x="2"} 1'),        # repeated label
+        good.replace("a_total 1", "a_total{x=1} 1"),                # unquoted label value
+        hist.replace('h_bucket{le="1"} 2', 'h_bucket{le="1"} 4'),   # not cumulative
+        hist.replace("h_count 3", "h_count 5"),                     # +Inf != _count
+        hist.replace('h_bucket{le="+Inf"} 3\n', ""),               # no +Inf
+        hist.replace("h_sum 4\n", ""),                              # no _sum
+    ]
+    for text in bad:
+        with pytest.raises(AssertionError):
+            check_exposition(text)
 
 
 def test_metrics_count_what_happened(broker):

@@ -59,6 +59,8 @@ def test_static_missing_file_is_404(static_broker):
     "/sub/../../outside/secret.txt",
     "/%2e%2e/outside/secret.txt",
     "/%2E%2E/outside/secret.txt",
+    "/%2e%2E/outside/secret.txt",
+    "/sub/%2E%2e/%2e%2E/outside/secret.txt",
     "/sub/%2e%2e/%2e%2e/outside/secret.txt",
     "/.%2e/outside/secret.txt",
     "/sub/..%2f..%2foutside/secret.txt",
