@@ -10,7 +10,7 @@ import pytest
 
 import wsraw
 from helpers import connect, recv_json, run, send_json, subscribe, wait_for
-from wsraw import OP_CLOSE, OP_PING, OP_TEXT, build_frame, close_payload
+from wsraw import OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, build_frame, close_payload
 
 
 def ws_count(broker) -> float:
@@ -52,6 +52,27 @@ def test_client_close_followed_by_more_data_still_clean(broker):
     assert f.opcode == OP_CLOSE and f.close_code == 1000
     c.send(build_frame(OP_TEXT, b'{"type":"ping","id":2}'))
     assert c.read_to_eof() == b""
+
+
+@pytest.mark.broker_args("--close-timeout", "1s")
+def test_peer_that_never_answers_the_brokers_close_is_dropped_after_close_timeout(broker):
+    # A binary frame gets close 1003, after which the broker waits for the
+    # peer's close reply (test_frames.py); this peer reads the close frame
+    # but never answers nor closes. The broker ends the TCP connection once
+    # close_timeout has passed, and not long before.
+    c = broker.raw_ws()
+    c.send(build_frame(OP_BINARY, b"\x01"))
+    f = c.expect_close(5)
+    assert f.close_code == 1003
+    t0 = time.monotonic()
+    how = c.wait_closed(timeout=10)
+    waited = time.monotonic() - t0
+    assert how in ("eof", "reset")
+    # The deadline is checked every 50 ms (SERVER_TICK_MS); under valgrind
+    # the broker is slower, hence the generous upper bound.
+    assert 0.8 <= waited <= 5.0, f"closed {waited:.2f}s after its close frame, close_timeout 1 s"
+    wait_for(lambda: ws_count(broker) == 0, 5, 0.02, "the session to end")
+    broker.assert_healthy()
 
 
 def test_websockets_client_close_handshake(broker):
