@@ -335,3 +335,29 @@ def test_since_on_exact_topic_without_history_acks_recovered_false_and_delivers_
         await pub.close()
 
     run(go())
+
+
+@pytest.mark.broker_args("--workers", "1")
+def test_frames_of_one_loop_turn_go_out_in_one_write_per_subscriber(broker):
+    """Corking: the 100 messages of one HTTP array publish are fanned out in
+    one loop turn, so each subscriber gets them in one socket write (one
+    uv_try_write / writev of 100 iovecs), not 100. Counted with
+    wsbroker_write_calls_total and the frames-per-write histogram."""
+    subs = []
+    for _ in range(3):
+        s = broker.raw_ws()
+        s.send_json({"type": "subscribe", "topic": "cork.t", "id": 1})
+        assert s.recv_json() == {"type": "ack", "id": 1}
+        subs.append(s)
+    before = broker.metrics()
+    r = broker.post("/api/publish", [{"topic": "cork.t", "data": i} for i in range(100)])
+    assert r.status == 200 and len(r.json()["results"]) == 100, r
+    for s in subs:
+        assert [s.recv_json()["data"] for _ in range(100)] == list(range(100))
+    after = broker.metrics()
+    writes = after["wsbroker_write_calls_total"] - before["wsbroker_write_calls_total"]
+    # 3 subscribers + the publish response + the first /metrics response.
+    assert writes <= 8, f"{writes} socket writes for 3 x 100 deliveries: frames are not corked"
+    big = (after['wsbroker_write_batch_frames_bucket{le="+Inf"}'] - after['wsbroker_write_batch_frames_bucket{le="64"}']
+           - before['wsbroker_write_batch_frames_bucket{le="+Inf"}'] + before['wsbroker_write_batch_frames_bucket{le="64"}'])
+    assert big == 3, f"{big} writes of more than 64 frames, expected one per subscriber"
