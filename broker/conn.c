@@ -642,7 +642,9 @@ static void http_feed(conn_t *c, char *data, size_t len)
             int status = wsb_http_request_status(c->http);
             log_debug("bad http request", "peer=%s status=%d why=%s", conn_peer(c), status,
                       log_quote(wsb_http_request_error(c->http)));
-            http_error(c, status, wsb_http_request_error(c->http));
+            if (status != 413 || !http_api_body_too_large(c, c->http)) {
+                http_error(c, status, wsb_http_request_error(c->http));
+            }
             return;
         }
         data += used;

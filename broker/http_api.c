@@ -386,14 +386,35 @@ static bool method_is(wsb_str_t m, const char *name)
     return wsb_str_eq(m, name);
 }
 
+/* The request target without its query string. */
+static wsb_str_t request_path(const wsb_http_request_t *req)
+{
+    wsb_str_t url = wsb_http_request_url(req);
+    const char *q = url.p != NULL ? memchr(url.p, '?', url.len) : NULL;
+    return (wsb_str_t){url.p, q ? (size_t)(q - url.p) : url.len};
+}
+
+bool http_api_body_too_large(conn_t *c, const wsb_http_request_t *req)
+{
+    wsb_str_t path = request_path(req);
+    if (path.p == NULL || !wsb_str_eq(path, "/api/publish")) {
+        return false;
+    }
+    char msg[128];
+    (void)snprintf(msg, sizeof(msg), "request body larger than max_http_body (%llu bytes)",
+                   (unsigned long long)c->server->cfg->max_http_body);
+    /* Not kept alive: the rest of the body is still on its way. */
+    respond_error(c, 413, WSB_ERR_TOO_LARGE, msg, false, NULL);
+    return true;
+}
+
 void http_api_handle(conn_t *c, const wsb_http_request_t *req)
 {
     server_t *s = c->server;
     bool keep_alive = wsb_http_request_keep_alive(req);
     wsb_str_t method = wsb_http_request_method(req);
     wsb_str_t url = wsb_http_request_url(req);
-    const char *q = memchr(url.p, '?', url.len);
-    wsb_str_t path = {url.p, q ? (size_t)(q - url.p) : url.len};
+    wsb_str_t path = request_path(req);
     bool get = method_is(method, "GET");
     bool head = method_is(method, "HEAD");
 

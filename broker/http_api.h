@@ -7,6 +7,8 @@
 
 #include "wsb/http.h"
 
+#include <stdbool.h>
+
 typedef struct conn_s conn_t;
 
 /* Answers the complete request `req` on `c` (keep-alive honoured), or, for
@@ -14,6 +16,12 @@ typedef struct conn_s conn_t;
  * response (c->http_pub set, conn_http_defer): it is queued when Redis
  * answered, then conn_http_resume() is called. */
 void http_api_handle(conn_t *c, const wsb_http_request_t *req);
+
+/* `req` failed to parse with 413, its body being over max_http_body. For
+ * POST /api/publish this answers with the publish API's JSON error (code
+ * too_large, naming the limit; the connection is then closed) and returns
+ * true; for any other target it returns false and sends nothing. */
+bool http_api_body_too_large(conn_t *c, const wsb_http_request_t *req);
 
 /* The connection closes with a deferred response pending: drops it; its
  * ops still with Redis are freed when they come back (cluster_drain). */

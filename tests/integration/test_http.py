@@ -498,6 +498,19 @@ def test_http_publish_wrong_method_is_405(broker, method):
 def test_http_publish_body_too_large_is_413(broker):
     r = broker.post("/api/publish", {"topic": "big", "data": "x" * 2000})
     assert r.status == 413
+    # The publish API's JSON error, naming the limit (it was the parser's
+    # text/plain message, which named no config key).
+    assert r.header("Content-Type").startswith("application/json"), r
+    err = r.json()["error"]
+    assert err["code"] == "too_large" and "max_http_body" in err["message"] and "1024" in err["message"], err
+    # A chunked body that grows past the limit gets the same.
+    c = broker.conn()
+    chunk = b"y" * 600
+    c.send(req("POST", "/api/publish", {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+           + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 3 + b"0\r\n\r\n")
+    r = wsraw.read_response(c)
+    assert r.status == 413 and r.json()["error"]["code"] == "too_large", r
+    assert c.wait_closed() == "eof"
     r = broker.post("/api/publish", {"topic": "big", "data": "x" * 900})
     assert r.status == 200
     broker.assert_healthy()
