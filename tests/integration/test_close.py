@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 
 import pytest
@@ -120,6 +121,45 @@ def test_sigterm_sends_1001_to_each_client_then_exits_0(broker):
     assert rc == 0
     # Every client answered, so the broker need not wait for shutdown_timeout (5 s).
     assert elapsed < 4.5, f"shutdown took {elapsed:.1f}s with all clients cooperating"
+
+
+@pytest.mark.broker_args("--shutdown-timeout", "3s", "--close-timeout", "10s", "--max-outbound-bytes", "16MiB",
+                         "--max-http-body", "8MiB")
+def test_sigterm_stops_accepting_and_flushes_queued_messages_before_1001(broker):
+    # A client that never answers keeps the drain going for shutdown_timeout.
+    holder = broker.raw_ws()
+    # A subscriber that is not reading yet: what is published before the
+    # signal waits in the broker's queue for it (4 MB: more than the kernel's
+    # socket buffers take, under the 16 MiB bound).
+    sub = broker.raw_ws(rcvbuf=4096)
+    sub.send_json({"type": "subscribe", "topic": "drain.t", "id": 1})
+    assert sub.recv_json() == {"type": "ack", "id": 1}
+    r = broker.post("/api/publish", [{"topic": "drain.t", "data": {"i": i, "p": "q" * 8000}} for i in range(500)],
+                    timeout=20)
+    assert r.status == 200, r
+    wait_for(lambda: broker.metric("wsbroker_outbound_queued_bytes") > 100_000, 5, 0.02,
+             "the subscriber's queue to fill")
+    broker.signal()
+    wait_for(lambda: "signal received" in broker.stderr() or "shutting down" in broker.stderr(), 5, 0.02,
+             "the broker to take the signal")
+
+    def refused() -> bool:
+        try:
+            with socket.create_connection((broker.host, broker.port), timeout=1):
+                return False
+        except ConnectionRefusedError:
+            return True
+
+    wait_for(refused, 2, 0.02, "new connections to be refused during the drain")
+    # The queued messages come first, all of them, then the 1001 close.
+    got = [sub.recv_json(10)["data"]["i"] for _ in range(500)]
+    assert got == list(range(500))
+    f = sub.expect_close(5)
+    assert f.close_code == 1001, f
+    sub.send_close(1001)
+    assert holder.expect_close(5).close_code == 1001
+    broker.wait_exit(10)
+    broker.check_exit(0)
 
 
 @pytest.mark.broker_args("--shutdown-timeout", "1s", "--close-timeout", "10s")
