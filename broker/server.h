@@ -74,12 +74,12 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     resp_listener_t *resp; /* the RESP ingress: worker 0 only, when resp.port is set */
     metrics_t metrics;
     size_t outbound_bytes; /* sum of every connection's queued output */
+    bool in_fanout;        /* true while the trie is walked: nothing may leave it */
     /* This worker's share of max_total_outbound (the bound divided by the
      * number of workers, set by broker.c), so the sum over all workers stays
      * under the broker-wide bound without a shared counter on the delivery
      * path. */
     size_t outbound_limit;
-    bool in_fanout;        /* true while the trie is walked: nothing may leave it */
 
     uint64_t next_client_seq;
     bool shutting_down;
