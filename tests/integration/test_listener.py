@@ -1,7 +1,11 @@
 """The listener: IPv6 as well as IPv4 (with the listening line DESIGN.md's
-command-line contract promises) and the configurable listen backlog."""
+command-line contract promises), the configurable listen backlog, and the
+socket options issue 3 names (TCP_NODELAY on accepted sockets, SO_REUSEADDR
+on listeners), read from the broker's own sockets."""
 from __future__ import annotations
 
+import ctypes
+import os
 import re
 import shutil
 import socket
@@ -74,3 +78,54 @@ def test_default_backlog_is_511(broker):
     if shutil.which("ss") is None:
         pytest.fail("ss(8) (iproute2) is needed to read the listen backlog")
     assert set(listen_backlogs(broker.port)) == {511}
+
+
+SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture (since 5.6)
+
+
+def broker_socket(pid: int, pred, what: str) -> socket.socket:
+    """A duplicate (pidfd_getfd(2)) of the first TCP socket of process `pid`
+    for which pred(sock) holds, so that the test can read its options."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if not os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(SYS_PIDFD_GETFD, pidfd, int(name), 0)
+            if fd < 0:
+                pytest.fail(f"pidfd_getfd: {os.strerror(ctypes.get_errno())} (Linux >= 5.6 and ptrace rights needed)")
+            s = socket.socket(fileno=fd)
+            try:
+                if s.type == socket.SOCK_STREAM and pred(s):
+                    return s
+            except OSError:
+                pass
+            s.close()
+    finally:
+        os.close(pidfd)
+    raise AssertionError(f"pid {pid} has no socket that is {what}")
+
+
+def test_accepted_sockets_have_tcp_nodelay_and_listeners_so_reuseaddr(broker):
+    # Small frames (acks, pongs, single messages) must not wait for Nagle.
+    for raw in (broker.conn(), broker.raw_ws()):
+        ours = raw.sock.getsockname()
+        s = broker_socket(broker.pid, lambda s: s.getpeername() == ours, f"connected to {ours}")
+        try:
+            assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            s.close()
+
+    # SO_REUSEADDR lets a restart bind while old connections sit in TIME_WAIT.
+    def listening(s):
+        return s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) and s.getsockname()[1] == broker.port
+
+    s = broker_socket(broker.pid, listening, f"listening on port {broker.port}")
+    try:
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) != 0
+    finally:
+        s.close()
