@@ -26,7 +26,7 @@ DEPS_DOCKER := docker.io docker-compose debootstrap iptables
 
 BIN := build/broker/wsbroker
 
-.PHONY: all deps deps-build deps-test deps-lint deps-npm build run test test-unit test-integration \
+.PHONY: all deps deps-packages deps-build deps-test deps-lint deps-npm build run test test-unit test-integration \
         test-docker test-docker-optional deps-docker asan tsan fuzz format lint clean help
 
 all: build
@@ -53,7 +53,11 @@ define install_missing
 	fi
 endef
 
-deps: deps-build deps-test deps-npm
+# `deps` checks the build and test packages in one install_missing call, so a
+# fresh machine runs `apt-get update` once, not once per list.
+deps: deps-packages deps-npm
+deps-packages:
+	$(call install_missing,$(DEPS_BUILD) $(DEPS_TEST))
 deps-build:
 	$(call install_missing,$(DEPS_BUILD))
 deps-test:
@@ -66,7 +70,7 @@ deps-lint:
 # the lock file changes.
 NPM_STAMP := clients/js/node_modules/.package-lock.json
 deps-npm: $(NPM_STAMP)
-$(NPM_STAMP): clients/js/package-lock.json clients/js/package.json | deps-test
+$(NPM_STAMP): clients/js/package-lock.json clients/js/package.json | deps-packages
 	npm ci --prefix clients/js --no-audit --no-fund --loglevel=error --update-notifier=false >/dev/null
 	@touch $@
 

@@ -453,7 +453,7 @@ char *wsb_msg_dump_value(const json_t *v, size_t *len)
 
 /* ---- parsing ------------------------------------------------------------- */
 
-#define TYPES_HINT "subscribe, unsubscribe, publish or ping"
+#define TYPES_HINT "subscribe, unsubscribe, publish, ping or auth"
 
 const char *wsb_msg_type_name(wsb_msg_type_t t)
 {

@@ -12,7 +12,11 @@
  * checks the parser's promises: data only inside a message and never after
  * an error, never an empty slice, text always a valid UTF-8 prefix and
  * complete at the end, message size within the limit, close codes and
- * reasons valid, *consumed within bounds.
+ * reasons valid, *consumed within bounds. The whole-input trace must also
+ * equal the one an independent reference (reference() below: the RFC 6455
+ * rules applied frame by frame, its own UTF-8 decoder) derives, so a rule the
+ * parser forgets (the 64-bit length's top bit, the masking rule of a role, a
+ * reserved opcode or RSV bit, a close code) is a finding, not only a crash.
  *
  * Round trip: the same bytes also script a conversation of well-formed
  * frames (fragmented messages, control frames in between, close payloads
@@ -334,6 +338,187 @@ static trace_t run(const cfg_t *cfg, uint8_t *input, size_t len, bool chunked, u
     return r.trace;
 }
 
+/* ---- reference: RFC 6455 rules applied frame by frame to the whole input ----
+ *
+ * Written from the RFC, not from ws_frame.c: it walks the complete input as a
+ * sequence of frames and emits the trace the parser must produce (the rules
+ * are listed in ws_frame.h). Its UTF-8 checks decode code points the textbook
+ * way; a text prefix is valid when some completion of its last, unfinished
+ * sequence is a valid code point, which is what "fail fast" means. */
+
+/* Decodes the code point of the n-byte sequence s with `have` bytes present,
+ * the missing ones replaced by `fill`. */
+static uint32_t ref_cp(const uint8_t *s, size_t n, size_t have, uint8_t fill)
+{
+    static const uint8_t lead_bits[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+    uint32_t c = s[0] & lead_bits[n];
+    for (size_t i = 1; i < n; i++) {
+        c = c << 6 | ((i < have ? s[i] : fill) & 0x3Fu);
+    }
+    return c;
+}
+
+/* Returns true when s[0..len) is valid UTF-8, or (complete false) a valid
+ * prefix of some valid UTF-8 text. */
+static bool ref_utf8(const uint8_t *s, size_t len, bool complete)
+{
+    static const uint32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t i = 0;
+    while (i < len) {
+        size_t n = s[i] < 0x80             ? 1
+                   : (s[i] & 0xE0) == 0xC0 ? 2
+                   : (s[i] & 0xF0) == 0xE0 ? 3
+                   : (s[i] & 0xF8) == 0xF0 ? 4
+                                           : 0;
+        if (n == 0) {
+            return false;
+        }
+        size_t have = len - i < n ? len - i : n;
+        for (size_t k = 1; k < have; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) {
+                return false;
+            }
+        }
+        if (have < n && complete) {
+            return false;
+        }
+        /* The smallest and largest code points the sequence can still be. */
+        uint32_t lo = ref_cp(s + i, n, have, 0x80), hi = ref_cp(s + i, n, have, 0xBF);
+        if (hi < min_for_len[n] || lo > 0x10FFFF || (lo >= 0xD800 && hi <= 0xDFFF)) {
+            return false;
+        }
+        i += have;
+    }
+    return true;
+}
+
+static bool ref_close_code_ok(unsigned code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+/* The trace the parser must give for `in` (not modified). */
+static trace_t reference(const cfg_t *cfg, const uint8_t *in, size_t len)
+{
+    trace_t t = {0};
+    uint8_t *text = NULL; /* the text message so far, for UTF-8 prefix checks */
+    size_t text_len = 0;
+    int msg_op = 0;       /* TEXT/BINARY in progress, 0 if none */
+    uint64_t msg_len = 0; /* its payload bytes so far */
+    int close_code = 0;
+    size_t pos = 0;
+
+    while (close_code == 0 && len - pos >= 2) {
+        unsigned b0 = in[pos], b1 = in[pos + 1];
+        unsigned op = b0 & 0x0Fu, len7 = b1 & 0x7Fu;
+        bool fin = (b0 & 0x80u) != 0, masked = (b1 & 0x80u) != 0;
+        bool control = op >= 8;
+        if ((b0 & 0x70u) != 0 || (op > 2 && op < 8) || op > 10 || (op == 0 && msg_op == 0) ||
+            ((op == 1 || op == 2) && msg_op != 0) || (control && (!fin || len7 > 125)) ||
+            masked != (cfg->role == WSB_WS_ROLE_SERVER)) {
+            close_code = WSB_WS_CLOSE_PROTOCOL;
+            break;
+        }
+        size_t hlen = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (masked ? 4 : 0);
+        if (len - pos < hlen) {
+            break;
+        }
+        uint64_t plen = len7;
+        if (len7 >= 126) {
+            plen = 0;
+            for (size_t i = 2; i < (len7 == 126 ? 4u : 10u); i++) {
+                plen = plen << 8 | in[pos + i];
+            }
+        }
+        if (plen >> 63 != 0) {
+            close_code = WSB_WS_CLOSE_PROTOCOL;
+            break;
+        }
+        const uint8_t *key = in + pos + hlen - 4;
+        pos += hlen;
+        size_t have = len - pos < plen ? len - pos : (size_t)plen;
+        uint8_t *payload = malloc(have + 1);
+        CHECK(payload != NULL);
+        for (size_t i = 0; i < have; i++) {
+            payload[i] = masked ? in[pos + i] ^ key[i & 3] : in[pos + i];
+        }
+        pos += have;
+        if (control) {
+            if (have < plen) {
+                free(payload);
+                break;
+            }
+            if (op == WSB_WS_OP_CLOSE) {
+                unsigned code = have >= 2 ? (unsigned)payload[0] << 8 | payload[1] : 1005;
+                uint8_t rec[WSB_WS_MAX_CONTROL_PAYLOAD];
+                if (have == 1 || (have >= 2 && !ref_close_code_ok(code))) {
+                    close_code = WSB_WS_CLOSE_PROTOCOL;
+                } else if (have > 2 && !ref_utf8(payload + 2, have - 2, true)) {
+                    close_code = WSB_WS_CLOSE_BAD_DATA;
+                } else {
+                    rec[0] = (uint8_t)(code >> 8);
+                    rec[1] = (uint8_t)code;
+                    if (have > 2) {
+                        memcpy(rec + 2, payload + 2, have - 2);
+                    }
+                    trace_add(&t, 'C', rec, have > 2 ? have : 2);
+                }
+            } else {
+                trace_add(&t, op == WSB_WS_OP_PING ? 'P' : 'O', payload, have);
+            }
+            free(payload);
+            continue;
+        }
+        if (op != 0) {
+            msg_op = (int)op;
+            msg_len = 0;
+            text_len = 0;
+        }
+        if (cfg->max != 0 && plen > cfg->max - msg_len) {
+            close_code = WSB_WS_CLOSE_TOO_BIG;
+            free(payload);
+            break;
+        }
+        if (op != 0) {
+            uint8_t op8 = (uint8_t)op;
+            trace_add(&t, 'B', &op8, 1);
+        }
+        msg_len += plen;
+        if (msg_op == WSB_WS_OP_TEXT) {
+            uint8_t *grown = realloc(text, text_len + have + 1);
+            CHECK(grown != NULL);
+            text = grown;
+            memcpy(text + text_len, payload, have);
+            text_len += have;
+            if (!ref_utf8(text, text_len, false)) {
+                close_code = WSB_WS_CLOSE_BAD_DATA;
+            }
+        }
+        if (close_code == 0 && have > 0) {
+            trace_add(&t, 'D', payload, have);
+        }
+        free(payload);
+        if (close_code != 0 || have < plen) {
+            break;
+        }
+        if (fin) {
+            if (msg_op == WSB_WS_OP_TEXT && !ref_utf8(text, text_len, true)) {
+                close_code = WSB_WS_CLOSE_BAD_DATA;
+                break;
+            }
+            trace_add(&t, 'E', NULL, 0);
+            msg_op = 0;
+        }
+    }
+    if (close_code != 0) {
+        uint8_t code[2] = {(uint8_t)(close_code >> 8), (uint8_t)close_code};
+        trace_add(&t, 'X', code, 2);
+    }
+    free(text);
+    return t;
+}
+
 static void fuzz_parser(const uint8_t *data, size_t size)
 {
     static const uint64_t maxes[4] = {0, 16, 125, 4096};
@@ -354,11 +539,16 @@ static void fuzz_parser(const uint8_t *data, size_t size)
     plain.stop_every = false;
     trace_t a = run(&plain, whole, len, false, 0);
     trace_t b = run(&cfg, pieces, len, true, size);
-    size_t an = normalize(&a), bn = normalize(&b);
+    trace_t want = reference(&cfg, data + 1, len);
+    size_t an = normalize(&a), bn = normalize(&b), wn = normalize(&want);
     CHECK(an == bn);
     CHECK(an == 0 || memcmp(a.buf, b.buf, an) == 0);
+    /* The parser follows the RFC's rules, as the reference applies them. */
+    CHECK(an == wn);
+    CHECK(an == 0 || memcmp(a.buf, want.buf, an) == 0);
     free(a.buf);
     free(b.buf);
+    free(want.buf);
     free(whole);
     free(pieces);
 }

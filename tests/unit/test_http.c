@@ -442,6 +442,31 @@ static void test_head_limit_exact(void **state)
     free(expected);
 }
 
+/* A parser made with max_header_bytes 0 takes the documented default: a head
+ * of exactly 8 KiB (8192 bytes, PROTOCOL.md section 9) is read, one byte more
+ * is 431, however the bytes arrive. */
+static void test_default_head_limit_8k(void **state)
+{
+    (void)state;
+    const limits_t lim = {0, 0};
+    size_t len = 0;
+    char *req = make_request_with_header(8192 - 27, &len);
+    assert_int_equal(len, 8192);
+    char *expected = malloc(TRANSCRIPT_MAX);
+    assert_non_null(expected);
+    int n = snprintf(expected, TRANSCRIPT_MAX, "REQ GET / v11 ka=1 up=0 [X-Big:%.*s] body=\n",
+                     8192 - 27, req + 23);
+    assert_true(n > 0 && n < TRANSCRIPT_MAX);
+    check_all_ways_lim(lim, req, len, expected);
+    free(req);
+    free(expected);
+
+    req = make_request_with_header(8192 - 26, &len);
+    assert_int_equal(len, 8193);
+    check_all_ways_lim(lim, req, len, "ERR 431\n");
+    free(req);
+}
+
 /* The head buffer starts small and grows: every header collected before a
  * growth must still read right after it (they move with the buffer), at
  * every split of the input. 24 headers of ~100 bytes cross several doublings. */
@@ -882,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_obs_fold_and_leading_crlf),
         cmocka_unit_test(test_head_limit_exact),
+        cmocka_unit_test(test_default_head_limit_8k),
         cmocka_unit_test(test_head_buffer_growth_keeps_headers),
         cmocka_unit_test(test_head_too_large_tiny_chunks),
         cmocka_unit_test(test_too_many_headers),

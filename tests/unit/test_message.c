@@ -235,6 +235,47 @@ static void test_parse_ping(void **state)
     wsb_msg_free(&m);
 }
 
+/* auth carries only a token (1..8192 bytes); every other member is ignored
+ * and the token is a slice of the parsed tree, not of the input. */
+static void test_parse_auth(void **state)
+{
+    (void)state;
+    wsb_msg_t m;
+    parse_ok("{\"type\":\"auth\",\"token\":\"a.b.c\",\"id\":7,\"topic\":\"x..y\",\"since\":1}", &m);
+    assert_int_equal(m.type, WSB_MSG_AUTH);
+    assert_true(m.has_id && m.id == 7);
+    assert_int_equal(m.token.len, 5);
+    assert_memory_equal(m.token.p, "a.b.c", 5);
+    assert_null(m.topic.p);
+    assert_null(m.data);
+    assert_false(m.has_since);
+    wsb_msg_free(&m);
+
+    /* The longest token allowed, and one byte more. */
+    enum { MAX_TOKEN = 8192 };
+    static char json[MAX_TOKEN + 64];
+    static char token[MAX_TOKEN + 2];
+    memset(token, 'k', MAX_TOKEN);
+    token[MAX_TOKEN] = '\0';
+    (void)snprintf(json, sizeof json, "{\"type\":\"auth\",\"token\":\"%s\"}", token);
+    parse_ok(json, &m);
+    assert_int_equal(m.token.len, MAX_TOKEN);
+    wsb_msg_free(&m);
+    token[MAX_TOKEN] = 'k';
+    token[MAX_TOKEN + 1] = '\0';
+    (void)snprintf(json, sizeof json, "{\"type\":\"auth\",\"token\":\"%s\",\"id\":3}", token);
+    expect_error(json, WSB_ERR_BAD_FIELD, 3);
+    expect_message_contains(json, "8192");
+
+    expect_error("{\"type\":\"auth\",\"id\":1}", WSB_ERR_MISSING_FIELD, 1);
+    expect_message_contains("{\"type\":\"auth\"}", "\"token\"");
+    expect_error("{\"type\":\"auth\",\"token\":\"\"}", WSB_ERR_BAD_FIELD, -1);
+    expect_error("{\"type\":\"auth\",\"token\":5,\"id\":2}", WSB_ERR_BAD_FIELD, 2);
+    expect_error("{\"type\":\"auth\",\"token\":null}", WSB_ERR_BAD_FIELD, -1);
+    /* The id is checked first, as for every request. */
+    expect_error("{\"type\":\"auth\",\"token\":\"t\",\"id\":-1}", WSB_ERR_BAD_FIELD, -1);
+}
+
 static void test_parse_unknown_fields_ignored(void **state)
 {
     (void)state;
@@ -269,6 +310,7 @@ static void test_type_names(void **state)
     assert_string_equal(wsb_msg_type_name(WSB_MSG_UNSUBSCRIBE), "unsubscribe");
     assert_string_equal(wsb_msg_type_name(WSB_MSG_PUBLISH), "publish");
     assert_string_equal(wsb_msg_type_name(WSB_MSG_PING), "ping");
+    assert_string_equal(wsb_msg_type_name(WSB_MSG_AUTH), "auth");
     assert_string_equal(wsb_msg_type_name((wsb_msg_type_t)0), "unknown");
 }
 
@@ -381,6 +423,8 @@ static void test_bad_type(void **state)
     expect_error("{\"type\":\"ping\\u0000\"}", WSB_ERR_BAD_TYPE, -1);
     expect_message_contains("{}", "\"type\"");
     expect_message_contains("{\"type\":\"x\"}", "subscribe");
+    /* The hint names every request type the parser accepts. */
+    expect_message_contains("{\"type\":\"x\"}", "auth");
 }
 
 static void test_topic_errors(void **state)
@@ -1044,6 +1088,7 @@ int main(void)
         cmocka_unit_test(test_parse_unsubscribe),
         cmocka_unit_test(test_parse_publish),
         cmocka_unit_test(test_parse_ping),
+        cmocka_unit_test(test_parse_auth),
         cmocka_unit_test(test_parse_unknown_fields_ignored),
         cmocka_unit_test(test_free_safe),
         cmocka_unit_test(test_type_names),

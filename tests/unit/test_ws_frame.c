@@ -823,6 +823,18 @@ static void test_bad_utf8_text(void **state)
     put_frame(&b, true, WSB_WS_OP_CONT, "\x90\x80\x80", 3, true);
     expect_error_all_splits(&SERVER, &b, "|B1|Df4|=ERR1007");
 
+    /* Fail fast: the error comes with the bad byte, before the rest of the
+     * frame or of the message has arrived. */
+    uint8_t long_text[100];
+    memset(long_text, 'a', sizeof(long_text));
+    long_text[3] = 0xff;
+    b.len = 0;
+    put_frame(&b, false, WSB_WS_OP_TEXT, long_text, sizeof(long_text), true);
+    expect_trace(&SERVER, b.buf, 6 + 4, "|B1|=ERR1007"); /* header (6) + "aaa\xff" */
+    b.len = 0;
+    put_frame(&b, false, WSB_WS_OP_TEXT, "ok\xe2\x28", 4, true);
+    expect_trace(&SERVER, b.buf, b.len, "|B1|=ERR1007"); /* first fragment, FIN not seen */
+
     /* Overlong and C0/C1 leads. */
     b.len = 0;
     put_frame(&b, true, WSB_WS_OP_TEXT, "\xc0\xaf", 2, true);
