@@ -66,6 +66,7 @@ typedef struct {
     metric_t messages_delivered; /* frames queued to subscribers */
     metric_t messages_received;  /* WebSocket data messages read */
     metric_t inbox_dropped;      /* messages for this worker dropped: its inbox was full */
+    metric_t publisher_pauses;   /* publishers this worker stopped reading: inbox pressure */
     metric_t bytes_in;
     metric_t bytes_out;
     metric_t slow_consumer_closes;
