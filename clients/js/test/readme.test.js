@@ -1,0 +1,90 @@
+// README.md's Node example, run as written against the real broker (only the
+// port changes: the test's broker listens on a free port, not 8080), and the
+// client on a global WebSocket (Node 22's, or Node 20's behind
+// --experimental-websocket) without one passed in.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+
+import { clientDir, repoRoot, startBroker, waitFor } from "./helpers.js";
+
+/** The code blocks of README.md's "## Clients" section. */
+function clientBlocks() {
+    const readme = fs.readFileSync(path.join(repoRoot, "README.md"), "utf8");
+    const section = readme.split("\n## Clients\n")[1].split("\n## ")[0];
+    return [...section.matchAll(/```([a-z]*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1], code: m[2] }));
+}
+
+async function metric(broker, name) {
+    const text = await (await fetch(`${broker.httpUrl}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+    return line === undefined ? NaN : Number(line.split(" ")[1]);
+}
+
+/** Runs `argv` in the background; resolves with its stdout lines, killed by PID at the end. */
+function background(argv, cwd) {
+    const child = spawn(argv[0], argv.slice(1), { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const run = { child, out: "", err: "" };
+    child.stdout.on("data", (d) => (run.out += d));
+    child.stderr.on("data", (d) => (run.err += d));
+    run.exited = new Promise((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+    run.stop = async () => {
+        if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, "SIGTERM");
+        return run.exited;
+    };
+    return run;
+}
+
+test("README.md's Node example works as written: it prints each message published", async () => {
+    const node = clientBlocks().find((b) => b.lang === "sh" && b.code.includes("node --input-type=module"));
+    assert.ok(node, "no Node example in README.md's Clients section");
+    assert.match(node.code, /^cd clients\/js && node --input-type=module -e '/);
+    assert.match(node.code, /ws:\/\/127\.0\.0\.1:8080\/ws/);
+    const broker = await startBroker();
+    const cmd = node.code.replaceAll("127.0.0.1:8080", `127.0.0.1:${broker.port}`);
+    const run = background(["bash", "-c", cmd], repoRoot);
+    try {
+        await waitFor(async () => (await metric(broker, "wsbroker_subscriptions")) === 1, 10000, "the example's subscription");
+        assert.equal((await broker.publish({ topic: "demo.hello", data: { text: "hi" } })).status, 200);
+        assert.equal((await broker.publish({ topic: "demo.count", data: 3 })).status, 200);
+        await waitFor(() => run.out.split("\n").length > 2, 10000, "two printed lines");
+        assert.deepEqual(run.out.split("\n").slice(0, 2), ['demo.hello 1 {"text":"hi"}', "demo.count 1 3"]);
+        assert.equal(run.err, "");
+    } finally {
+        await run.stop();
+        await broker.stop();
+        broker.cleanup();
+    }
+});
+
+test("on a global WebSocket (Node 22, or Node 20 with --experimental-websocket) no implementation is passed", async () => {
+    const major = Number(process.versions.node.split(".")[0]);
+    const flags = major >= 22 ? [] : ["--experimental-websocket", "--no-warnings"];
+    const broker = await startBroker();
+    const script = `
+import { connect } from "./wsbroker.js";
+if (typeof WebSocket !== "function") throw new Error("no global WebSocket");
+const c = connect("ws://127.0.0.1:${broker.port}/ws");
+let received;
+const got = new Promise((resolve) => (received = resolve));
+const s = c.subscribe("g.>", (m) => received(m));
+await s.ready;
+const ack = await c.publish("g.one", { n: 1 });
+const m = await got;
+console.log("ack", ack.seq, m.topic, m.seq, JSON.stringify(m.data));
+await c.close();
+`;
+    const run = background([process.execPath, ...flags, "--input-type=module", "-e", script], clientDir);
+    try {
+        const { code } = await run.exited;
+        assert.equal(code, 0, run.err);
+        assert.equal(run.out, 'ack 1 g.one 1 {"n":1}\n');
+    } finally {
+        await run.stop();
+        await broker.stop();
+        broker.cleanup();
+    }
+});
