@@ -5,15 +5,17 @@
  * with several producer threads racing one consumer (run it under the TSan
  * build as well).
  */
-#include "xqueue.h"
-
-#include <cmocka.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka.h needs the headers above first. */
+#include "xqueue.h"
+
+#include <cmocka.h>
 
 /* Items are small integers carried in the pointer; +1 keeps them non-NULL
  * (NULL is what pop returns on an empty queue). */
