@@ -1,15 +1,16 @@
-// README.md's Node example, run as written against the real broker (only the
-// port changes: the test's broker listens on a free port, not 8080), and the
-// client on a global WebSocket (Node 22's, or Node 20's behind
-// --experimental-websocket) without one passed in.
+// The Node examples of README.md and clients/js/README.md, run as written
+// against the real broker (only the port changes: the test's broker listens on
+// a free port, not 8080), and the client on a global WebSocket (Node 22's, or
+// Node 20's behind --experimental-websocket) without one passed in.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
-import { clientDir, repoRoot, startBroker, waitFor } from "./helpers.js";
+import { clientDir, repoRoot, startBroker, waitFor, within } from "./helpers.js";
 
 /** The code blocks of README.md's "## Clients" section. */
 function clientBlocks() {
@@ -86,5 +87,34 @@ await c.close();
         await run.stop();
         await broker.stop();
         broker.cleanup();
+    }
+});
+
+test("clients/js/README.md's Node example works as written, installed as the package", async () => {
+    const readme = fs.readFileSync(path.join(clientDir, "README.md"), "utf8");
+    const section = readme.split("\n## Node\n")[1].split("\n## ")[0];
+    const example = section.match(/```js\n([\s\S]*?)```/)[1];
+    assert.match(example, /from "wsbroker-client"/);
+    const broker = await startBroker();
+    // An app folder with the package (and ws) installed, as npm would.
+    const app = fs.mkdtempSync(path.join(os.tmpdir(), "wsb-readme-"));
+    fs.mkdirSync(path.join(app, "node_modules"));
+    fs.symlinkSync(clientDir, path.join(app, "node_modules", "wsbroker-client"));
+    fs.symlinkSync(path.join(clientDir, "node_modules", "ws"), path.join(app, "node_modules", "ws"));
+    fs.writeFileSync(path.join(app, "example.mjs"), example.replaceAll("127.0.0.1:8080", `127.0.0.1:${broker.port}`));
+    const run = background([process.execPath, "example.mjs"], app);
+    try {
+        const { code } = await within(run.exited, 10000, "the example to end");
+        assert.equal(code, 0, run.err);
+        assert.equal(run.err, "");
+        // The subscriber's line and the ack's may come in either order.
+        const lines = run.out.trim().split("\n");
+        assert.equal(lines[0], "state: open");
+        assert.deepEqual(lines.slice(1).sort(), ["prices.btc.usd { bid: 64000.5 }", "published as 1", "state: closed"].sort());
+    } finally {
+        await run.stop();
+        await broker.stop();
+        broker.cleanup();
+        fs.rmSync(app, { recursive: true, force: true });
     }
 });
