@@ -10,6 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
+import { connect } from "../wsbroker.js";
 import { clientDir, repoRoot, startBroker, waitFor, within } from "./helpers.js";
 
 /** The code blocks of README.md's "## Clients" section. */
@@ -62,8 +63,12 @@ test("README.md's Node example works as written: it prints each message publishe
 });
 
 test("on a global WebSocket (Node 22, or Node 20 with --experimental-websocket) no implementation is passed", async () => {
-    const major = Number(process.versions.node.split(".")[0]);
-    const flags = major >= 22 ? [] : ["--experimental-websocket", "--no-warnings"];
+    const flags = globalThis.WebSocket ? [] : ["--experimental-websocket", "--no-warnings"];
+    if (flags.length > 0 && !process.allowedNodeEnvironmentFlags.has(flags[0])) {
+        // Node 18 has no WebSocket of its own: connect() says what to pass.
+        assert.throws(() => connect("ws://127.0.0.1:1/ws"), (err) => err instanceof TypeError && /on Node < 22 pass one/.test(err.message));
+        return;
+    }
     const broker = await startBroker();
     const script = `
 import { connect } from "./wsbroker.js";
