@@ -17,16 +17,22 @@
 
 #include <cmocka.h>
 
-/* Items are small integers carried in the pointer; +1 keeps them non-NULL
- * (NULL is what pop returns on an empty queue). */
+#define PRODUCERS    4
+#define PER_PRODUCER 50000
+
+/* Item v is the address of pool[v]: distinct, never NULL (what pop returns
+ * on an empty queue), and its number comes back from the address. */
+static char pool[PRODUCERS * PER_PRODUCER];
+
 static void *item(uintptr_t v)
 {
-    return (void *)(v + 1);
+    assert_true(v < sizeof(pool));
+    return &pool[v];
 }
 
 static uintptr_t value(void *p)
 {
-    return (uintptr_t)p - 1;
+    return (uintptr_t)((char *)p - pool);
 }
 
 static void capacity_is_rounded_up_to_a_power_of_two(void **state)
@@ -108,9 +114,6 @@ static void fifo_across_many_wraparounds(void **state)
     assert_true(next_in > 1000);
     xqueue_destroy(&q);
 }
-
-#define PRODUCERS    4
-#define PER_PRODUCER 50000
 
 typedef struct {
     xqueue_t *q;
