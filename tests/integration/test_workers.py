@@ -152,6 +152,13 @@ def test_full_worker_inbox_drops_instead_of_blocking_the_publisher(broker):
         assert acks == n_msgs
         wait_for(lambda: broker.metric("wsbroker_inbox_dropped_total") > 0, 5, 0.05,
                  "an inbox drop")
+        # A drop is counted for the worker that missed the message, never the
+        # publisher's own (it delivers its own inbox as it publishes); the
+        # total is the sum of the per-worker series.
+        m = broker.metrics()
+        per = [m[f'wsbroker_worker_inbox_dropped_total{{worker="{i}"}}'] for i in range(WORKERS)]
+        assert sum(per) == m["wsbroker_inbox_dropped_total"], (per, m["wsbroker_inbox_dropped_total"])
+        assert per[worker_of(pub)] == 0, (worker_of(pub), per)
         # Each subscriber gets an increasing subsequence; a final message
         # published once the flood is over reaches everyone.
         await asyncio.sleep(0.5)
