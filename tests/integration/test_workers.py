@@ -206,7 +206,7 @@ class BurstPublisher:
     POST /api/publish with an array (on a keep-alive connection)."""
 
     def __init__(self, broker, ingress):
-        self.broker, self.ingress = broker, ingress
+        self.ingress = ingress
         self.conn = broker.raw_ws() if ingress == "ws" else broker.conn()
 
     def send(self, items) -> None:
@@ -215,51 +215,65 @@ class BurstPublisher:
                             for d in items[:-1])
             blob += wsraw.text_frame({"type": "publish", "topic": "press.t", "data": items[-1], "id": 1})
             self.conn.send(blob)
-            ack = self.conn.recv_json(30)
+            ack = self.conn.recv_json(60)
             assert ack["type"] == "ack" and ack["id"] == 1, ack
             return
         body = json.dumps([{"topic": "press.t", "data": d} for d in items]).encode()
         self.conn.send(b"POST /api/publish HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                        b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        r = wsraw.read_response(self.conn, 30)
+        r = wsraw.read_response(self.conn, 60)
         assert r.status == 200 and all("seq" in x for x in r.json()["results"]), r
 
 
+def pin_to_one_cpu(broker):
+    """Puts every thread of the broker on one CPU, so that while one worker
+    runs the others do not: their inboxes fill while publishers on the
+    running one go on, whatever the machine's core count."""
+    cpu = min(os.sched_getaffinity(0))
+    tasks = Path(f"/proc/{broker.pid}/task")
+    wait_for(lambda: len(list(tasks.iterdir())) >= WORKERS, 10, what="the worker threads")
+    for tid in tasks.iterdir():
+        os.sched_setaffinity(int(tid.name), {cpu})
+
+
 @pytest.mark.parametrize("ingress", ["ws", "http"])
-@pytest.mark.broker_args("--workers", "4", "--worker-queue-size", "4096")
-def test_flooding_publisher_is_paused_not_dropped(broker, ingress):
+@pytest.mark.broker_args("--workers", "4", "--worker-queue-size", "16384")
+def test_flooding_publishers_are_paused_not_dropped(broker, ingress):
     """Policy, the normal case: a publisher (WebSocket or HTTP keep-alive)
     that leaves some worker more than 256 messages behind stops being read
     (counted in wsbroker_publisher_pauses_total) until every worker is back
     under 64, so nothing is dropped: every subscriber on every worker gets
-    every burst whole and in order. A burst is 3,000 publishes in one write
-    (for HTTP one request); one 64 KiB read holds ~1,300 WebSocket publishes,
-    and both are far under the 4,096-message inboxes, so a paused publisher
-    cannot overflow one. Bursts go on until the broker has paused the
-    publisher (whether one burst is enough depends on how the other workers
-    get scheduled)."""
-    burst, max_bursts = 3000, 20
+    every publisher's burst whole and in order.
+
+    Publishers on several workers each send a burst of 1,500 publishes in one
+    write (HTTP: one request) while the broker's threads share one CPU, so
+    inboxes fill. An inbox then holds at most, per publisher, the high mark
+    plus what it had already read (one 64 KiB read, ~1,300 WebSocket
+    publishes, or one request): far under the 16,384-message inboxes, so a
+    paused publisher cannot overflow one. Bursts go on (at most 10) until
+    the broker has paused a publisher."""
+    burst, max_bursts = 1500, 10
+    pin_to_one_cpu(broker)
 
     async def scenario():
         subs = await open_subscribers(broker, ["press.t"])
-        pub = BurstPublisher(broker, ingress)
+        pubs = [BurstPublisher(broker, ingress) for _ in range(2 * WORKERS)]
         bursts = 0
         while bursts < max_bursts and broker.metric("wsbroker_publisher_pauses_total") == 0:
-            items = [[bursts, i] for i in range(burst)] + [[bursts, "end"]]
-            await asyncio.to_thread(pub.send, items)
+            sent = [[[k, bursts, i] for i in range(burst)] + [[k, bursts, "end"]] for k in range(len(pubs))]
+            await asyncio.gather(*(asyncio.to_thread(p.send, items) for p, items in zip(pubs, sent)))
             for ws in subs:
-                got = []
-                while not got or got[-1] != [bursts, "end"]:
-                    m = await recv_json(ws, 30)
-                    if m["type"] == "message":
-                        got.append(m["data"])
-                assert got == items, f"burst {bursts}: {len(got)} messages on worker {worker_of(ws)}"
+                data = [m["data"] for m in await collect(ws, len(pubs) * (burst + 1), 60)]
+                for k, items in enumerate(sent):
+                    mine = [d for d in data if d[0] == k]
+                    assert mine == items, f"burst {bursts}, publisher {k}: {len(mine)} on worker {worker_of(ws)}"
             bursts += 1
         for ws in subs:
             await ws.close()
-        pub.conn.close()
+        for p in pubs:
+            p.conn.close()
 
-    run(scenario(), 240)
+    run(scenario(), 300)
     m = broker.metrics()
     assert m["wsbroker_publisher_pauses_total"] > 0, f"no pause in {max_bursts} bursts"
     assert m["wsbroker_inbox_dropped_total"] == 0
