@@ -40,26 +40,34 @@ function background(argv, cwd) {
     return run;
 }
 
+/** Runs `argv` in the background against a fresh broker: `check(broker, run)`, then
+ * the process is stopped by PID and the broker stopped and removed. */
+async function withBackground(argv, cwd, check) {
+    const broker = await startBroker();
+    const run = background(typeof argv === "function" ? argv(broker) : argv, cwd);
+    try {
+        await check(broker, run);
+    } finally {
+        await run.stop();
+        await broker.stop();
+        broker.cleanup();
+    }
+}
+
 test("README.md's Node example works as written: it prints each message published", async () => {
     const node = clientBlocks().find((b) => b.lang === "sh" && b.code.includes("node --input-type=module"));
     assert.ok(node, "no Node example in README.md's Clients section");
     assert.match(node.code, /^cd clients\/js && node --input-type=module -e '/);
     assert.match(node.code, /ws:\/\/127\.0\.0\.1:8080\/ws/);
-    const broker = await startBroker();
-    const cmd = node.code.replaceAll("127.0.0.1:8080", `127.0.0.1:${broker.port}`);
-    const run = background(["bash", "-c", cmd], repoRoot);
-    try {
+    const cmd = (broker) => ["bash", "-c", node.code.replaceAll("127.0.0.1:8080", `127.0.0.1:${broker.port}`)];
+    await withBackground(cmd, repoRoot, async (broker, run) => {
         await waitFor(async () => (await metric(broker, "wsbroker_subscriptions")) === 1, 10000, "the example's subscription");
         assert.equal((await broker.publish({ topic: "demo.hello", data: { text: "hi" } })).status, 200);
         assert.equal((await broker.publish({ topic: "demo.count", data: 3 })).status, 200);
         await waitFor(() => run.out.split("\n").length > 2, 10000, "two printed lines");
         assert.deepEqual(run.out.split("\n").slice(0, 2), ['demo.hello 1 {"text":"hi"}', "demo.count 1 3"]);
         assert.equal(run.err, "");
-    } finally {
-        await run.stop();
-        await broker.stop();
-        broker.cleanup();
-    }
+    });
 });
 
 test("on a global WebSocket (Node 22, or Node 20 with --experimental-websocket) no implementation is passed", async () => {
@@ -69,11 +77,10 @@ test("on a global WebSocket (Node 22, or Node 20 with --experimental-websocket) 
         assert.throws(() => connect("ws://127.0.0.1:1/ws"), (err) => err instanceof TypeError && /on Node < 22 pass one/.test(err.message));
         return;
     }
-    const broker = await startBroker();
-    const script = `
+    const script = (port) => `
 import { connect } from "./wsbroker.js";
 if (typeof WebSocket !== "function") throw new Error("no global WebSocket");
-const c = connect("ws://127.0.0.1:${broker.port}/ws");
+const c = connect("ws://127.0.0.1:${port}/ws");
 let received;
 const got = new Promise((resolve) => (received = resolve));
 const s = c.subscribe("g.>", (m) => received(m));
@@ -83,16 +90,12 @@ const m = await got;
 console.log("ack", ack.seq, m.topic, m.seq, JSON.stringify(m.data));
 await c.close();
 `;
-    const run = background([process.execPath, ...flags, "--input-type=module", "-e", script], clientDir);
-    try {
+    const argv = (broker) => [process.execPath, ...flags, "--input-type=module", "-e", script(broker.port)];
+    await withBackground(argv, clientDir, async (broker, run) => {
         const { code } = await run.exited;
         assert.equal(code, 0, run.err);
         assert.equal(run.out, 'ack 1 g.one 1 {"n":1}\n');
-    } finally {
-        await run.stop();
-        await broker.stop();
-        broker.cleanup();
-    }
+    });
 });
 
 test("clients/js/README.md's Node example works as written, installed as the package", async () => {
@@ -100,15 +103,16 @@ test("clients/js/README.md's Node example works as written, installed as the pac
     const section = readme.split("\n## Node\n")[1].split("\n## ")[0];
     const example = section.match(/```js\n([\s\S]*?)```/)[1];
     assert.match(example, /from "wsbroker-client"/);
-    const broker = await startBroker();
     // An app folder with the package (and ws) installed, as npm would.
     const app = fs.mkdtempSync(path.join(os.tmpdir(), "wsb-readme-"));
     fs.mkdirSync(path.join(app, "node_modules"));
     fs.symlinkSync(clientDir, path.join(app, "node_modules", "wsbroker-client"));
     fs.symlinkSync(path.join(clientDir, "node_modules", "ws"), path.join(app, "node_modules", "ws"));
-    fs.writeFileSync(path.join(app, "example.mjs"), example.replaceAll("127.0.0.1:8080", `127.0.0.1:${broker.port}`));
-    const run = background([process.execPath, "example.mjs"], app);
-    try {
+    const argv = (broker) => {
+        fs.writeFileSync(path.join(app, "example.mjs"), example.replaceAll("127.0.0.1:8080", `127.0.0.1:${broker.port}`));
+        return [process.execPath, "example.mjs"];
+    };
+    await withBackground(argv, app, async (broker, run) => {
         const { code } = await within(run.exited, 10000, "the example to end");
         assert.equal(code, 0, run.err);
         assert.equal(run.err, "");
@@ -116,10 +120,5 @@ test("clients/js/README.md's Node example works as written, installed as the pac
         const lines = run.out.trim().split("\n");
         assert.equal(lines[0], "state: open");
         assert.deepEqual(lines.slice(1).sort(), ["prices.btc.usd { bid: 64000.5 }", "published as 1", "state: closed"].sort());
-    } finally {
-        await run.stop();
-        await broker.stop();
-        broker.cleanup();
-        fs.rmSync(app, { recursive: true, force: true });
-    }
+    }).finally(() => fs.rmSync(app, { recursive: true, force: true }));
 });
