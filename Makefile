@@ -138,13 +138,13 @@ fuzz: deps
 
 # ThreadSanitizer build of the broker: the integration suite with 4 workers,
 # so every cross-worker path (inboxes, shared frames, sequence table, metrics)
-# runs under it.
+# runs under it, and the inbox queue's own multi-producer unit test.
 tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DWSB_WERROR=$(WERROR) \
 	  -DWSB_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	cmake --build build-tsan -j $(JOBS) --target wsbroker wsbroker-cli
+	cmake --build build-tsan -j $(JOBS) --target wsbroker wsbroker-cli test_xqueue
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --test-dir build-tsan --output-on-failure -R '^(integration\.w4|federation)$$'
+	  ctest --test-dir build-tsan --output-on-failure -R '^(unit\.xqueue|integration\.w4|federation)$$'
 
 # Release build of the broker and wsbench, then every scenario in
 # bench/scenarios against brokers it starts itself, and one results table.

@@ -169,6 +169,7 @@ void conn_pause_publisher(conn_t *c)
         return;
     }
     c->pub_paused = true;
+    METRIC_ADD(s->metrics.publisher_pauses, 1);
     c->pause_prev = NULL;
     c->pause_next = s->paused;
     if (s->paused != NULL) {

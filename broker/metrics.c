@@ -128,6 +128,10 @@ void metrics_render(metrics_t *const *w, unsigned n, const metrics_gauges_t *g, 
             TOTAL(messages_received));
     counter(o, "wsbroker_inbox_dropped_total",
             "Messages not delivered on a worker because its inbox was full.", TOTAL(inbox_dropped));
+    counter(o, "wsbroker_publisher_pauses_total",
+            "Times a publishing connection (WebSocket, HTTP or RESP) stopped being read because "
+            "some worker's inbox was over its high mark.",
+            TOTAL(publisher_pauses));
     counter(o, "wsbroker_bytes_in_total", "Bytes read from clients.", TOTAL(bytes_in));
     counter(o, "wsbroker_bytes_out_total", "Bytes written to clients.", TOTAL(bytes_out));
     counter(o, "wsbroker_slow_consumer_closes_total",

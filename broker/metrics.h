@@ -6,6 +6,9 @@
  * atomics written with a relaxed load + store (no read-modify-write, so no
  * locked instruction on the hot path: there is one writer) and read with
  * relaxed loads: a scrape sees each value whole, possibly a moment old.
+ * One exception, off the hot path: `inbox_dropped` is counted by whichever
+ * thread found that worker's inbox full, with METRIC_ADD_SHARED (an atomic
+ * add), so that each worker's series says which worker missed messages.
  */
 #ifndef WSB_BROKER_METRICS_H
 #define WSB_BROKER_METRICS_H
@@ -39,8 +42,10 @@ typedef _Atomic uint64_t metric_t;
 #define METRIC_ADD(m, n)                                                                           \
     atomic_store_explicit(&(m), atomic_load_explicit(&(m), memory_order_relaxed) + (uint64_t)(n),  \
                           memory_order_relaxed)
-#define METRIC_SET(m, v) atomic_store_explicit(&(m), (uint64_t)(v), memory_order_relaxed)
-#define METRIC_GET(m)    atomic_load_explicit(&(m), memory_order_relaxed)
+/* Any-thread update of a counter several threads add to (see above). */
+#define METRIC_ADD_SHARED(m, n) atomic_fetch_add_explicit(&(m), (uint64_t)(n), memory_order_relaxed)
+#define METRIC_SET(m, v)        atomic_store_explicit(&(m), (uint64_t)(v), memory_order_relaxed)
+#define METRIC_GET(m)           atomic_load_explicit(&(m), memory_order_relaxed)
 
 typedef struct {
     /* gauges, mirrored by the owning worker */
@@ -65,7 +70,8 @@ typedef struct {
     metric_t resp_connections_accepted;
     metric_t messages_delivered; /* frames queued to subscribers */
     metric_t messages_received;  /* WebSocket data messages read */
-    metric_t inbox_dropped;      /* messages for this worker dropped: its inbox was full */
+    metric_t inbox_dropped;      /* messages this worker missed: its inbox was full (shared) */
+    metric_t publisher_pauses;   /* publishers this worker stopped reading: inbox pressure */
     metric_t bytes_in;
     metric_t bytes_out;
     metric_t slow_consumer_closes;

@@ -599,6 +599,7 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
          * worker has caught up (server.c's pressure timer resumes it). */
         c->pub_paused = true;
         c->l->npub_paused++;
+        METRIC_ADD(s->metrics.publisher_pauses, 1);
         server_watch_pressure(s);
     }
     json_decref(data);

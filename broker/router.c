@@ -45,7 +45,8 @@ uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json
     for (unsigned i = 0; i < b->nworkers; i++) {
         server_t *w = b->workers[i];
         if (!xqueue_push(&w->inbox, m)) {
-            METRIC_ADD(s->metrics.inbox_dropped, 1);
+            /* Counted for the worker that misses the message. */
+            METRIC_ADD_SHARED(w->metrics.inbox_dropped, 1);
             xmsg_unref(m);
         }
     }
@@ -91,6 +92,7 @@ unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str
      * every worker sees remote messages in that order. */
     for (unsigned i = 0; i < b->nworkers; i++) {
         if (!xqueue_push(&b->workers[i]->inbox, m)) {
+            METRIC_ADD_SHARED(b->workers[i]->metrics.inbox_dropped, 1);
             dropped++;
             xmsg_unref(m);
         }

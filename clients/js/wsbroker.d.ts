@@ -23,6 +23,8 @@ export type BrokerErrorCode =
     | "limit_exceeded"
     | "not_subscribed"
     | "rate_limited"
+    | "unauthorized"
+    | "unavailable"
     | "internal";
 
 /** Error codes raised by the client itself. */

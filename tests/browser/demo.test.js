@@ -200,6 +200,34 @@ test("the page reconnects and resubscribes when the broker is killed and restart
     assert.equal(await connState(), "open");
 });
 
+test("README.md's browser example works as written in a page the broker serves", async () => {
+    const readme = fs.readFileSync(path.join(repoRoot, "README.md"), "utf8");
+    const section = readme.split("\n## Clients\n")[1].split("\n## ")[0];
+    const html = section.match(/```html\n([\s\S]*?)```/);
+    assert.ok(html, "no html example in README.md's Clients section");
+    fs.writeFileSync(path.join(webRoot, "readme-example.html"), html[1]);
+    const example = await context.newPage();
+    const logged = [];
+    example.on("console", async (msg) => {
+        if (msg.type() === "log") logged.push(await Promise.all(msg.args().map((a) => a.jsonValue())));
+    });
+    example.on("pageerror", (err) => pageErrors.push(`readme example: ${err.message}`));
+    try {
+        await example.goto(`${broker.httpUrl}/readme-example.html`);
+        // Its own publish comes back through its subscription...
+        await waitFor(() => logged.length >= 1, WAIT, "the example's own message");
+        assert.equal(logged[0][0], "demo.hello");
+        assert.ok(Number.isInteger(logged[0][1]) && logged[0][1] >= 1, `seq ${logged[0][1]}`);
+        assert.deepEqual(logged[0][2], { text: "hi" });
+        // ...and so does a backend's.
+        const res = await broker.publish({ topic: "demo.readme", data: [1, 2] });
+        await waitFor(() => logged.length >= 2, WAIT, "a backend's message");
+        assert.deepEqual(logged[1], ["demo.readme", res.body.seq, [1, 2]]);
+    } finally {
+        await example.close();
+    }
+});
+
 test("no errors in the page", () => {
     assert.deepEqual(pageErrors, []);
 });

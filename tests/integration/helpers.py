@@ -350,6 +350,30 @@ async def connect(url: str, **kw):
     return ws
 
 
+def worker_of(ws) -> int:
+    """The worker thread holding a connection opened by connect(): the broker
+    names an anonymous client NODE-WORKER-COUNTER (session.c)."""
+    return int(ws.welcome["client_id"].rsplit("-", 2)[1])
+
+
+async def connect_spread(url: str, workers: int, per_worker: int, max_conns: int = 400) -> list:
+    """Opens connections until each of the broker's `workers` workers holds at
+    least `per_worker` of them, and returns them all (extras included).
+
+    SO_REUSEPORT spreads connections by a hash of the client's address and
+    port, so which worker gets one is up to the kernel: rather than hope, the
+    tests that need every worker busy open connections until the welcome of
+    each (see worker_of) has named every worker enough times."""
+    conns: list = []
+    count = [0] * workers
+    while min(count) < per_worker:
+        assert len(conns) < max_conns, f"{max_conns} connections did not cover {workers} workers: {count}"
+        ws = await connect(url)
+        conns.append(ws)
+        count[worker_of(ws)] += 1
+    return conns
+
+
 async def recv_json(ws, timeout: float = 5.0):
     msg = await asyncio.wait_for(ws.recv(), timeout)
     assert isinstance(msg, str), f"expected a text message, got {msg!r}"

@@ -1,15 +1,16 @@
 """Several worker threads (SO_REUSEPORT listeners, cross-worker fan-out):
 ordering, once-per-connection delivery and replies-as-barriers must hold
 whichever workers the publisher and the subscribers landed on (PROTOCOL.md
-section 6). Connections are spread by the kernel, so each test opens enough
-of them to cover every worker with near certainty."""
+section 6). Connections are spread by the kernel (SO_REUSEPORT), so each
+test opens connections until the broker's welcomes show that every worker
+holds some of them (helpers.connect_spread)."""
 from __future__ import annotations
 
 import asyncio
 
 import pytest
 
-from helpers import barrier, connect, publish, recv_json, run, send_json, subscribe
+from helpers import barrier, connect, connect_spread, publish, recv_json, run, send_json, subscribe
 
 WORKERS = ["1", "2", "4"]
 
@@ -17,13 +18,15 @@ WORKERS = ["1", "2", "4"]
 @pytest.mark.parametrize("workers", WORKERS)
 def test_all_subscribers_see_one_topic_in_the_same_seq_order(broker_factory, workers):
     b = broker_factory("--workers", workers)
-    n_pubs, per_pub = 4, 150
+    per_pub = 150
 
     async def go():
-        subs = [await connect(b.ws_url) for _ in range(8)]
+        subs = await connect_spread(b.ws_url, int(workers), 2)
         for s in subs:
             await subscribe(s, "race.t", 1)
-        pubs = [await connect(b.ws_url) for _ in range(n_pubs)]
+        # A publisher on every worker: each takes seqs from the shared table.
+        pubs = await connect_spread(b.ws_url, int(workers), 1)
+        n_pubs = len(pubs)
 
         async def pump(k, ws):
             for i in range(per_pub):
@@ -58,7 +61,7 @@ def test_ping_after_acked_publish_is_answered_after_the_message(broker_factory, 
     b = broker_factory("--workers", workers)
 
     async def go():
-        subs = [await connect(b.ws_url) for _ in range(6)]
+        subs = await connect_spread(b.ws_url, int(workers), 2)
         for s in subs:
             await subscribe(s, "barrier.>", 1)
         pub = await connect(b.ws_url)
@@ -78,7 +81,7 @@ def test_overlapping_patterns_once_per_connection_on_every_worker(broker_factory
     b = broker_factory("--workers", workers)
 
     async def go():
-        subs = [await connect(b.ws_url) for _ in range(8)]
+        subs = await connect_spread(b.ws_url, int(workers), 2)
         for s in subs:
             for j, p in enumerate(["w.x.y", "w.*.y", "w.>", ">", "*.x.*"]):
                 await subscribe(s, p, j + 1)
@@ -90,8 +93,8 @@ def test_overlapping_patterns_once_per_connection_on_every_worker(broker_factory
             assert [(m["topic"], m["data"]) for m in got] == [("w.x.y", 1), ("w.x.z", 2), ("other", 3)]
             assert await barrier(s) == []
         m = b.metrics()
-        assert m["wsbroker_subscriptions"] == 8 * 5
-        assert m["wsbroker_websocket_connections"] == 8
+        assert m["wsbroker_subscriptions"] == len(subs) * 5
+        assert m["wsbroker_websocket_connections"] == len(subs)
         for s in subs:
             await s.close()
 
@@ -103,7 +106,7 @@ def test_sigterm_with_clients_on_several_workers(broker_factory, workers):
     b = broker_factory("--workers", workers)
 
     async def go():
-        clients = [await connect(b.ws_url) for _ in range(12)]
+        clients = await connect_spread(b.ws_url, int(workers), 2)
         b.signal()
         for ws in clients:
             await asyncio.wait_for(ws.wait_closed(), 10)
