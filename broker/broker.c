@@ -287,14 +287,15 @@ static void *worker_main(void *arg)
 void broker_run(broker_t *b)
 {
     pthread_t *threads = xcalloc(b->nworkers, sizeof(pthread_t));
-    if (b->bridge != NULL && bridge_start(b->bridge) != 0) {
-        broker_stop(b);
-    }
-    /* Worker threads must not take the process signals: worker 0 (this
-     * thread) handles them through libuv. */
+    /* The bridge and the other workers must not take the process signals:
+     * worker 0 (this thread) handles them through libuv. Threads inherit
+     * the mask they are created under. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
+    if (b->bridge != NULL && bridge_start(b->bridge) != 0) {
+        broker_stop(b);
+    }
     unsigned started = 1;
     for (unsigned i = 1; i < b->nworkers; i++) {
         if (pthread_create(&threads[i], NULL, worker_main, b->workers[i]) != 0) {

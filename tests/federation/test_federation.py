@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 
 from helpers import barrier, connect, publish, recv_json, run, subscribe, wait_for
 
@@ -279,3 +280,23 @@ def test_envelopes_from_redis(redis_server, cluster):
     run(main(), 30)
     assert c.metric("wsbroker_redis_own_ignored_total") == 1
     assert c.metric("wsbroker_redis_bad_envelopes_total") == 2
+
+
+def test_only_the_main_thread_takes_process_signals(redis_server, cluster):
+    """The bridge thread and the other workers block SIGINT/SIGTERM/SIGHUP, so
+    the kernel delivers them to worker 0, whose loop owns the uv_signal_t
+    handles (a thread created before the mask was set would inherit an open
+    mask: sanitizers delay a signal taken by a thread parked outside their
+    interceptors)."""
+    (c,) = cluster(1, "--workers", "2")
+    wanted = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    open_to_signals = []
+    tasks = sorted(Path(f"/proc/{c.pid}/task").iterdir())
+    assert len(tasks) >= 3, "worker 0, worker 1 and the bridge thread"
+    for task in tasks:
+        status = (task / "status").read_text()
+        blocked = int(next(line.split()[1] for line in status.splitlines()
+                           if line.startswith("SigBlk:")), 16)
+        if blocked & wanted != wanted:
+            open_to_signals.append(task.name)
+    assert open_to_signals == [str(c.pid)]
