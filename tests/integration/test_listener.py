@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from helpers import connect, recv_json, run, subscribe
+from helpers import connect, recv_json, run, subscribe, wait_for
 
 
 def ipv6_loopback_available() -> bool:
@@ -85,7 +85,14 @@ SYS_PIDFD_GETFD = 438  # the same number on every Linux architecture (since 5.6)
 
 def broker_socket(pid: int, pred, what: str) -> socket.socket:
     """A duplicate (pidfd_getfd(2)) of the first TCP socket of process `pid`
-    for which pred(sock) holds, so that the test can read its options."""
+    for which pred(sock) holds, so that the test can read its options. The
+    kernel completes a client's connect before the broker's loop has called
+    accept(), so the socket is looked for until it appears (bounded)."""
+    return wait_for(lambda: find_broker_socket(pid, pred), 5.0, 0.02,
+                    f"pid {pid} to have a socket that is {what}")
+
+
+def find_broker_socket(pid: int, pred) -> socket.socket | None:
     libc = ctypes.CDLL(None, use_errno=True)
     pidfd = os.pidfd_open(pid)
     try:
@@ -107,7 +114,7 @@ def broker_socket(pid: int, pred, what: str) -> socket.socket:
             s.close()
     finally:
         os.close(pidfd)
-    raise AssertionError(f"pid {pid} has no socket that is {what}")
+    return None
 
 
 def test_accepted_sockets_have_tcp_nodelay_and_listeners_so_reuseaddr(broker):
