@@ -17,6 +17,9 @@
  *   The array starts inline (n->subs == &n->sub0, capacity 1: most patterns
  *   have one subscriber) and moves to the heap with the second; it returns
  *   inline when the last subscriber goes. match never knows which it is.
+ *   Likewise one trie_sub_t lives in the node (hsub0, free while its node
+ *   is NULL); other subscribers' handles are allocated. A handle does not
+ *   copy the client: trie_sub_client() reads it from the entry.
  * - A node stores its whole path (the pattern that ends there) in its own
  *   allocation, with its token as the path's last tok_len bytes: the pattern
  *   trie_sub_pattern() reports costs no allocation of its own and lives as
@@ -53,14 +56,14 @@
 #define GEN_BLOCK ((uint64_t)1 << 20)
 
 typedef struct {
-    trie_client_t *client; /* copied from sub->client so match never loads sub */
+    trie_client_t *client; /* so match never loads sub */
     trie_sub_t *sub;
 } sub_entry_t;
 
+/* The client is node->subs[index].client: a handle is two words. */
 struct trie_sub_s {
-    trie_node_t *node;
-    trie_client_t *client;
-    uint32_t index; /* position in node->subs */
+    trie_node_t *node; /* NULL while it is a node's unused hsub0 */
+    uint32_t index;    /* position in node->subs */
 };
 
 struct trie_node_s {
@@ -73,6 +76,7 @@ struct trie_node_s {
     } kids;
     sub_entry_t *subs; /* &sub0 (subs_cap 1) or a heap array of subs_cap entries */
     sub_entry_t sub0;  /* the inline entry */
+    trie_sub_t hsub0;  /* a handle for one subscriber without an allocation of its own */
     uint32_t nkids;
     uint32_t kcap;
     uint32_t nsubs;
@@ -389,7 +393,9 @@ static void node_free_all(trie_node_t *n)
         free(n->kids.table);
     }
     for (uint32_t i = 0; i < n->nsubs; i++) {
-        free(n->subs[i].sub);
+        if (n->subs[i].sub != &n->hsub0) {
+            free(n->subs[i].sub);
+        }
     }
     if (n->subs != &n->sub0) {
         free(n->subs);
@@ -462,9 +468,8 @@ trie_sub_t *trie_insert(trie_t *t, const char *pattern, size_t len, trie_client_
         n->subs_cap = cap;
     }
 
-    trie_sub_t *sub = xmalloc(sizeof(*sub));
+    trie_sub_t *sub = n->hsub0.node == NULL ? &n->hsub0 : xmalloc(sizeof(*sub));
     sub->node = n;
-    sub->client = client;
     sub->index = n->nsubs;
     n->subs[n->nsubs].client = client;
     n->subs[n->nsubs].sub = sub;
@@ -484,7 +489,11 @@ int trie_remove(trie_t *t, trie_sub_t *sub)
         n->subs[i] = n->subs[n->nsubs];
         n->subs[i].sub->index = i;
     }
-    free(sub);
+    if (sub == &n->hsub0) {
+        sub->node = NULL;
+    } else {
+        free(sub);
+    }
     t->subs--;
 
     if (n->nsubs > 0) {
@@ -507,7 +516,7 @@ int trie_remove(trie_t *t, trie_sub_t *sub)
 
 trie_client_t *trie_sub_client(const trie_sub_t *sub)
 {
-    return sub->client;
+    return sub->node->subs[sub->index].client;
 }
 
 const char *trie_sub_pattern(const trie_sub_t *sub)

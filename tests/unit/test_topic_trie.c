@@ -506,7 +506,8 @@ static void test_many_subscribers_one_topic(void **state)
 /*
  * A node's first subscription entry lives inside the node; the second moves
  * the entries to the heap, and the last one leaving brings them back inline.
- * Removing any of them, the first included, must keep the others reported
+ * One handle also lives in the node, free again when its subscriber goes.
+ * Removing any subscriber, the first included, must keep the others reported
  * and their handles valid.
  */
 static void test_inline_entry_transitions(void **state)
@@ -527,7 +528,14 @@ static void test_inline_entry_transitions(void **state)
     assert_int_equal(match_mask(t, "a.b"), BIT(1) | BIT(2));
     assert_string_equal(trie_sub_pattern(s1), "a.b");
     assert_ptr_equal(trie_sub_client(s2), &c[2].tc);
+    /* The first handle (the node's own) is free again: a new subscriber takes it. */
+    s0 = sub(t, "a.b", &c[3]);
+    assert_int_equal(match_mask(t, "a.b"), BIT(1) | BIT(2) | BIT(3));
+    assert_ptr_equal(trie_sub_client(s0), &c[3].tc);
+    assert_ptr_equal(trie_sub_client(s1), &c[1].tc);
     assert_int_equal(trie_remove(t, s2), 0);
+    assert_int_equal(trie_remove(t, s0), 0);
+    assert_ptr_equal(trie_sub_client(s1), &c[1].tc);
     assert_int_equal(match_mask(t, "a.b"), BIT(1));
     assert_int_equal(trie_remove(t, s1), 1); /* heap -> inline, node pruned */
     assert_int_equal(trie_node_count(t), 0);
@@ -550,6 +558,7 @@ static void test_inline_entry_transitions(void **state)
         s1 = sub(t, "a.b", &c[1]);
         s2 = sub(t, "a.b", &c[2]);
         assert_int_equal(match_mask(t, "a.b"), BIT(0) | BIT(1) | BIT(2));
+        assert_ptr_equal(trie_sub_client(s2), &c[2].tc);
         /* Remove in a different order each round. */
         trie_sub_t *order[3][3] = {{s0, s1, s2}, {s2, s0, s1}, {s1, s2, s0}};
         uint64_t left = BIT(0) | BIT(1) | BIT(2);
@@ -563,7 +572,7 @@ static void test_inline_entry_transitions(void **state)
     trie_remove(t, deep);
     assert_int_equal(trie_node_count(t), 0);
 
-    /* trie_free() releases both inline and heap entries. */
+    /* trie_free() releases inline and heap entries and handles. */
     sub(t, "x", &c[0]);
     sub(t, "y", &c[0]);
     sub(t, "y", &c[1]);
