@@ -14,8 +14,16 @@
  *   per-subscriber loop in match reads the client pointer from contiguous
  *   memory and touches only the client's match stamp. Each trie_sub_t
  *   records its index in that array, so trie_remove() is an O(1) swap-remove.
- * - The pattern string is stored once per node that has subscribers (not
- *   once per subscription) and freed with the node's last subscriber.
+ *   The array starts inline (n->subs == &n->sub0, capacity 1: most patterns
+ *   have one subscriber) and moves to the heap with the second; it returns
+ *   inline when the last subscriber goes. match never knows which it is.
+ *   Likewise one trie_sub_t lives in the node (hsub0, free while its node
+ *   is NULL); other subscribers' handles are allocated. A handle does not
+ *   copy the client: trie_sub_client() reads it from the entry.
+ * - A node stores its whole path (the pattern that ends there) in its own
+ *   allocation, with its token as the path's last tok_len bytes: the pattern
+ *   trie_sub_pattern() reports costs no allocation of its own and lives as
+ *   long as the node.
  * - Every node knows its parent, so removal prunes empty nodes bottom-up.
  *
  * Match generation: every trie_match() call takes a new generation and stamps
@@ -48,14 +56,14 @@
 #define GEN_BLOCK ((uint64_t)1 << 20)
 
 typedef struct {
-    trie_client_t *client; /* copied from sub->client so match never loads sub */
+    trie_client_t *client; /* so match never loads sub */
     trie_sub_t *sub;
 } sub_entry_t;
 
+/* The client is node->subs[index].client: a handle is two words. */
 struct trie_sub_s {
-    trie_node_t *node;
-    trie_client_t *client;
-    uint32_t index; /* position in node->subs */
+    trie_node_t *node; /* NULL while it is a node's unused hsub0 */
+    uint32_t index;    /* position in node->subs */
 };
 
 struct trie_node_s {
@@ -66,15 +74,17 @@ struct trie_node_s {
         trie_node_t *inl[INLINE_KIDS]; /* kcap == 0: nkids packed entries */
         trie_node_t **table;           /* kcap > 0: kcap slots, NULL = empty */
     } kids;
-    sub_entry_t *subs;
-    char *pattern; /* full pattern, NUL-terminated, while nsubs > 0 */
+    sub_entry_t *subs; /* &sub0 (subs_cap 1) or a heap array of subs_cap entries */
+    sub_entry_t sub0;  /* the inline entry */
+    trie_sub_t hsub0;  /* a handle for one subscriber without an allocation of its own */
     uint32_t nkids;
     uint32_t kcap;
     uint32_t nsubs;
     uint32_t subs_cap;
-    uint32_t hash; /* of tok, for the parent's table */
+    uint32_t hash;    /* of the token, for the parent's table */
+    uint16_t tok_off; /* the token is path[tok_off, tok_off + tok_len) */
     uint16_t tok_len;
-    char tok[]; /* this node's token, NUL-terminated */
+    char path[]; /* pattern from the root to this node, NUL-terminated */
 };
 
 struct trie_s {
@@ -146,22 +156,27 @@ static uint32_t hash_token(const char *s, size_t len)
     return hash_finish(h);
 }
 
-static trie_node_t *node_new(trie_node_t *parent, const char *tok, size_t len, uint32_t hash)
+/* A node for the pattern prefix path[0, len) whose last token starts at tok_off. */
+static trie_node_t *node_new(trie_node_t *parent, const char *path, size_t len, size_t tok_off,
+                             uint32_t hash)
 {
-    assert(len <= UINT16_MAX);
+    assert(len <= UINT16_MAX && tok_off <= len);
     trie_node_t *n = xmalloc(sizeof(*n) + len + 1);
     memset(n, 0, sizeof(*n));
     n->parent = parent;
+    n->subs = &n->sub0;
+    n->subs_cap = 1;
     n->hash = hash;
-    n->tok_len = (uint16_t)len;
-    memcpy(n->tok, tok, len);
-    n->tok[len] = '\0';
+    n->tok_off = (uint16_t)tok_off;
+    n->tok_len = (uint16_t)(len - tok_off);
+    memcpy(n->path, path, len);
+    n->path[len] = '\0';
     return n;
 }
 
 static inline int node_is_token(const trie_node_t *n, const char *tok, size_t len, uint32_t hash)
 {
-    return n->hash == hash && n->tok_len == len && memcmp(n->tok, tok, len) == 0;
+    return n->hash == hash && n->tok_len == len && memcmp(n->path + n->tok_off, tok, len) == 0;
 }
 
 /* ---- literal children ---------------------------------------------------- */
@@ -306,12 +321,16 @@ static void kid_del(trie_node_t *n, const trie_node_t *k)
 
 /* ---- nodes ---------------------------------------------------------------- */
 
-static trie_node_t *child_get(trie_t *t, trie_node_t *n, const char *tok, size_t len)
+/* The child of `n` for the token pattern[tok_off, tok_end), created if missing. */
+static trie_node_t *child_get(trie_t *t, trie_node_t *n, const char *pattern, size_t tok_off,
+                              size_t tok_end)
 {
+    const char *tok = pattern + tok_off;
+    size_t len = tok_end - tok_off;
     if (len == 1 && (tok[0] == '*' || tok[0] == '>')) {
         trie_node_t **slot = tok[0] == '*' ? &n->star : &n->gt;
         if (*slot == NULL) {
-            *slot = node_new(n, tok, len, 0);
+            *slot = node_new(n, pattern, tok_end, tok_off, 0);
             t->nodes++;
         }
         return *slot;
@@ -319,7 +338,7 @@ static trie_node_t *child_get(trie_t *t, trie_node_t *n, const char *tok, size_t
     uint32_t hash = hash_token(tok, len);
     trie_node_t *k = kid_find(n, tok, len, hash);
     if (k == NULL) {
-        k = node_new(n, tok, len, hash);
+        k = node_new(n, pattern, tok_end, tok_off, hash);
         kid_add(n, k);
         t->nodes++;
     }
@@ -374,10 +393,13 @@ static void node_free_all(trie_node_t *n)
         free(n->kids.table);
     }
     for (uint32_t i = 0; i < n->nsubs; i++) {
-        free(n->subs[i].sub);
+        if (n->subs[i].sub != &n->hsub0) {
+            free(n->subs[i].sub);
+        }
     }
-    free(n->subs);
-    free(n->pattern);
+    if (n->subs != &n->sub0) {
+        free(n->subs);
+    }
     free(n);
 }
 
@@ -386,7 +408,7 @@ static void node_free_all(trie_node_t *n)
 trie_t *trie_new(void)
 {
     trie_t *t = xcalloc(1, sizeof(*t));
-    t->root = node_new(NULL, "", 0, 0);
+    t->root = node_new(NULL, "", 0, 0, 0);
     gen_reserve(t);
     return t;
 }
@@ -415,7 +437,7 @@ trie_sub_t *trie_insert(trie_t *t, const char *pattern, size_t len, trie_client_
         /* A valid pattern has no empty token and ">" only last (the caller checked). */
         assert(tok_end > p);
         assert(n->parent == NULL || n->parent->gt != n);
-        n = child_get(t, n, p, (size_t)(tok_end - p));
+        n = child_get(t, n, pattern, (size_t)(p - pattern), (size_t)(tok_end - pattern));
         depth++;
         if (dot == NULL) {
             break;
@@ -429,22 +451,25 @@ trie_sub_t *trie_insert(trie_t *t, const char *pattern, size_t len, trie_client_
         *first = n->nsubs == 0;
     }
     if (n->nsubs == 0) {
-        n->pattern = xmalloc(len + 1);
-        memcpy(n->pattern, pattern, len);
-        n->pattern[len] = '\0';
         t->patterns++;
     }
     if (n->nsubs == n->subs_cap) {
         if (n->subs_cap > UINT32_MAX / 2) {
             abort();
         }
-        n->subs_cap = n->subs_cap == 0 ? 1 : n->subs_cap * 2;
-        n->subs = xrealloc(n->subs, n->subs_cap * sizeof(*n->subs));
+        /* A heap array has room for two at least (subs_cap is 1 while inline). */
+        uint32_t cap = n->subs_cap < 2 ? 2 : n->subs_cap * 2;
+        if (n->subs == &n->sub0) {
+            n->subs = xmalloc(cap * sizeof(*n->subs));
+            n->subs[0] = n->sub0;
+        } else {
+            n->subs = xrealloc(n->subs, cap * sizeof(*n->subs));
+        }
+        n->subs_cap = cap;
     }
 
-    trie_sub_t *sub = xmalloc(sizeof(*sub));
+    trie_sub_t *sub = n->hsub0.node == NULL ? &n->hsub0 : xmalloc(sizeof(*sub));
     sub->node = n;
-    sub->client = client;
     sub->index = n->nsubs;
     n->subs[n->nsubs].client = client;
     n->subs[n->nsubs].sub = sub;
@@ -464,7 +489,11 @@ int trie_remove(trie_t *t, trie_sub_t *sub)
         n->subs[i] = n->subs[n->nsubs];
         n->subs[i].sub->index = i;
     }
-    free(sub);
+    if (sub == &n->hsub0) {
+        sub->node = NULL;
+    } else {
+        free(sub);
+    }
     t->subs--;
 
     if (n->nsubs > 0) {
@@ -475,11 +504,11 @@ int trie_remove(trie_t *t, trie_sub_t *sub)
         }
         return 0;
     }
-    free(n->subs);
-    n->subs = NULL;
-    n->subs_cap = 0;
-    free(n->pattern);
-    n->pattern = NULL;
+    if (n->subs != &n->sub0) {
+        free(n->subs);
+        n->subs = &n->sub0;
+        n->subs_cap = 1;
+    }
     t->patterns--;
     prune(t, n);
     return 1;
@@ -487,12 +516,12 @@ int trie_remove(trie_t *t, trie_sub_t *sub)
 
 trie_client_t *trie_sub_client(const trie_sub_t *sub)
 {
-    return sub->client;
+    return sub->node->subs[sub->index].client;
 }
 
 const char *trie_sub_pattern(const trie_sub_t *sub)
 {
-    return sub->node->pattern;
+    return sub->node->path;
 }
 
 size_t trie_subscription_count(const trie_t *t)

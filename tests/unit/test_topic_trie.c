@@ -503,6 +503,126 @@ static void test_many_subscribers_one_topic(void **state)
     trie_free(t);
 }
 
+/*
+ * A node's first subscription entry lives inside the node; the second moves
+ * the entries to the heap, and the last one leaving brings them back inline.
+ * One handle also lives in the node, free again when its subscriber goes.
+ * Removing any subscriber, the first included, must keep the others reported
+ * and their handles valid.
+ */
+static void test_inline_entry_transitions(void **state)
+{
+    (void)state;
+    client_t c[4];
+    clients_init(c, 4);
+    trie_t *t = trie_new();
+
+    trie_sub_t *s0 = sub(t, "a.b", &c[0]); /* inline */
+    assert_int_equal(match_mask(t, "a.b"), BIT(0));
+    trie_sub_t *s1 = sub(t, "a.b", &c[1]); /* inline -> heap */
+    trie_sub_t *s2 = sub(t, "a.b", &c[2]);
+    assert_int_equal(match_mask(t, "a.b"), BIT(0) | BIT(1) | BIT(2));
+
+    /* The first subscriber goes while others remain. */
+    assert_int_equal(trie_remove(t, s0), 0);
+    assert_int_equal(match_mask(t, "a.b"), BIT(1) | BIT(2));
+    assert_string_equal(trie_sub_pattern(s1), "a.b");
+    assert_ptr_equal(trie_sub_client(s2), &c[2].tc);
+    /* The first handle (the node's own) is free again: a new subscriber takes it. */
+    s0 = sub(t, "a.b", &c[3]);
+    assert_int_equal(match_mask(t, "a.b"), BIT(1) | BIT(2) | BIT(3));
+    assert_ptr_equal(trie_sub_client(s0), &c[3].tc);
+    assert_ptr_equal(trie_sub_client(s1), &c[1].tc);
+    assert_int_equal(trie_remove(t, s2), 0);
+    assert_int_equal(trie_remove(t, s0), 0);
+    assert_ptr_equal(trie_sub_client(s1), &c[1].tc);
+    assert_int_equal(match_mask(t, "a.b"), BIT(1));
+    assert_int_equal(trie_remove(t, s1), 1); /* heap -> inline, node pruned */
+    assert_int_equal(trie_node_count(t), 0);
+    assert_int_equal(match_mask(t, "a.b"), 0);
+
+    /* A node that stays (it has a child) goes back inline and is reused. */
+    trie_sub_t *deep = sub(t, "a.b.c", &c[3]);
+    s0 = sub(t, "a.b", &c[0]);
+    s1 = sub(t, "a.b", &c[1]);
+    assert_int_equal(trie_remove(t, s1), 0);
+    assert_int_equal(trie_remove(t, s0), 1);
+    assert_int_equal(trie_node_count(t), 3);
+    assert_int_equal(match_mask(t, "a.b"), 0);
+    for (int round = 0; round < 3; round++) {
+        int first = 0;
+        s0 = trie_insert(t, "a.b", 3, &c[0].tc, &first);
+        assert_int_equal(first, 1);
+        assert_string_equal(trie_sub_pattern(s0), "a.b");
+        assert_int_equal(match_mask(t, "a.b"), BIT(0));
+        s1 = sub(t, "a.b", &c[1]);
+        s2 = sub(t, "a.b", &c[2]);
+        assert_int_equal(match_mask(t, "a.b"), BIT(0) | BIT(1) | BIT(2));
+        assert_ptr_equal(trie_sub_client(s2), &c[2].tc);
+        /* Remove in a different order each round. */
+        trie_sub_t *order[3][3] = {{s0, s1, s2}, {s2, s0, s1}, {s1, s2, s0}};
+        uint64_t left = BIT(0) | BIT(1) | BIT(2);
+        for (int k = 0; k < 3; k++) {
+            left &= ~BIT(CLIENT_OF(trie_sub_client(order[round][k]))->id);
+            assert_int_equal(trie_remove(t, order[round][k]), k == 2);
+            assert_int_equal(match_mask(t, "a.b"), left);
+        }
+    }
+    assert_int_equal(match_mask(t, "a.b.c"), BIT(3));
+    trie_remove(t, deep);
+    assert_int_equal(trie_node_count(t), 0);
+
+    /* trie_free() releases inline and heap entries and handles. */
+    sub(t, "x", &c[0]);
+    sub(t, "y", &c[0]);
+    sub(t, "y", &c[1]);
+    trie_free(t);
+}
+
+/*
+ * The reported pattern is the node's path: exact for every node, including
+ * one created as an inner node of a longer pattern and subscribed later, and
+ * wildcard nodes.
+ */
+static void test_pattern_of_every_node(void **state)
+{
+    (void)state;
+    client_t c[1];
+    clients_init(c, 1);
+    trie_t *t = trie_new();
+    const char *patterns[] = {"alpha.beta.gamma.delta",
+                              "alpha.beta",
+                              "alpha",
+                              "alpha.*.gamma",
+                              "alpha.*",
+                              "alpha.>",
+                              ">",
+                              "*.x.>",
+                              "$sys.clients",
+                              "é.ü",
+                              "alpha.beta.gamma"};
+    enum { NP = sizeof(patterns) / sizeof(patterns[0]) };
+    trie_sub_t *subs[NP];
+    for (size_t i = 0; i < NP; i++) {
+        /* Pass a longer buffer: only len bytes are the pattern. */
+        char buf[64];
+        int n = snprintf(buf, sizeof(buf), "%s.tail", patterns[i]);
+        assert_true(n > 0 && (size_t)n < sizeof(buf));
+        subs[i] = trie_insert(t, buf, strlen(patterns[i]), &c[0].tc, NULL);
+    }
+    for (size_t i = 0; i < NP; i++) {
+        assert_string_equal(trie_sub_pattern(subs[i]), patterns[i]);
+    }
+    for (size_t i = 0; i < NP; i++) {
+        trie_remove(t, subs[i]);
+        for (size_t j = i + 1; j < NP; j++) {
+            assert_string_equal(trie_sub_pattern(subs[j]), patterns[j]);
+        }
+    }
+    assert_int_equal(trie_node_count(t), 0);
+    trie_free(t);
+}
+
 static void test_limits_and_odd_topics(void **state)
 {
     (void)state;
@@ -867,6 +987,8 @@ int main(void)
         cmocka_unit_test(test_pruning_random_orders),
         cmocka_unit_test(test_wide_node),
         cmocka_unit_test(test_many_subscribers_one_topic),
+        cmocka_unit_test(test_inline_entry_transitions),
+        cmocka_unit_test(test_pattern_of_every_node),
         cmocka_unit_test(test_limits_and_odd_topics),
         cmocka_unit_test(test_utf8_tokens),
         cmocka_unit_test(test_differential),
