@@ -61,12 +61,28 @@ def messages(c, n, timeout=10.0):
     return out
 
 
-def nothing_more(c, wait=0.3):
-    try:
-        m = c.recv_json(timeout=wait)
-    except AssertionError:
-        return None
-    return m
+SENTINEL = "sentinel"
+
+
+def publish_sentinels(topic, *nodes):
+    """One sentinel per node, through its HTTP API. Checks that nothing (more)
+    arrives are barriers, not pauses: each node's sentinel comes after what
+    that node published, so once every sentinel is in, so is all of that."""
+    for n in nodes:
+        r = n.post("/api/publish", {"topic": topic, "data": SENTINEL})
+        assert r.status == 200, r
+
+
+def nothing_more(c, n_sentinels):
+    """The first message before n sentinels that is not one, or None."""
+    seen, extra = 0, None
+    while seen < n_sentinels:
+        m = messages(c, 1)[0]
+        if m["data"] == SENTINEL:
+            seen += 1
+        elif extra is None:
+            extra = m
+    return extra
 
 
 @pytest.mark.parametrize("back_on", ["C", "B"])
@@ -103,7 +119,8 @@ def test_recover_50_published_on_a_and_b_then_live_without_gap_or_duplicate(clus
     publish_many(pa, topic, [{"i": i} for i in range(55, 60)], first_id=300)
     live = messages(back, 5)
     assert [m["seq"] for m in live] == list(range(56, 61))
-    assert nothing_more(back) is None
+    publish_sentinels(topic, a, b)
+    assert nothing_more(back, 2) is None
 
 
 def test_one_sequence_per_topic_across_nodes(cluster):
@@ -280,7 +297,8 @@ def test_resp_and_http_publish_get_the_redis_seq(cluster):
     got = messages(sub, 5)
     assert [m["seq"] for m in got] == [1, 2, 3, 4, 5]
     assert [m["data"]["via"] for m in got] == ["ws", "resp", "resp2", "http", "http-array"]
-    assert nothing_more(sub) is None
+    publish_sentinels(topic, a, b)
+    assert nothing_more(sub, 2) is None
 
 
 def test_http_publishes_on_two_nodes_interleaved_with_ws_get_one_sequence(cluster):
@@ -437,47 +455,73 @@ def test_shutdown_answers_a_pending_http_publish(redis_server, cluster):
 
 
 def test_switch_over_under_load_has_no_gap_and_no_duplicate(cluster):
+    """Two publishers (on A and B) run until the subscriber's five reconnect
+    rounds are over; each round needs messages published while it was away
+    (replayed from Redis) and 50 live ones after. The publishers are bounded by
+    time (a hard cap) and by a window ahead of what the subscriber has read, so
+    the rounds never wait for messages that will not come, whatever the speed
+    of the machine, and the subscriber never falls a window behind."""
     a, b, c = start(cluster)
     topic = "load.x"
     stop = threading.Event()
-    counts = {}
+    hard_cap = time.monotonic() + 60
+    window = 2000  # published seq may run this far ahead of what the subscriber has read
+    state = {"published": 0, "seen": 0}
+    errors = []
 
     def publisher(node, name):
-        p = node.raw_ws()
-        i = 0
-        deadline = time.monotonic() + 20
-        while not stop.is_set() and time.monotonic() < deadline and i < 3000:
-            publish_many(p, topic, [{"i": i}] * 1, first_id=i + 1)
-            i += 1
-        counts[name] = i
+        try:
+            p = node.raw_ws()
+            i = 0
+            while not stop.is_set() and time.monotonic() < hard_cap:
+                if state["published"] - state["seen"] >= window:
+                    stop.wait(0.001)
+                    continue
+                seq = publish_many(p, topic, [{"p": name, "i": i}], first_id=i + 1)[0]
+                state["published"] = max(state["published"], seq)
+                i += 1
+        except Exception as e:  # reported by the consumer, not lost in a thread
+            errors.append(e)
+
+    def published_past(seq):
+        wait_for(lambda: state["published"] > seq or errors, 20, 0.001,
+                 what=f"a publish past seq {seq}")
+        assert not errors, errors
 
     pubs = [threading.Thread(target=publisher, args=(n, name)) for n, name in ((a, "A"), (b, "B"))]
     first = c.raw_ws()
     epoch = ack_of(first, {"type": "subscribe", "topic": topic, "id": 1})["epoch"]
     for t in pubs:
         t.start()
+    expect = 1
     try:
         for round_ in range(5):
-            time.sleep(0.1)
-            last = messages(first, 1)[0]["seq"]
+            # One live message on the current connection, then the network goes away.
+            m = messages(first, 1)[0]
+            assert m["seq"] == expect, (m, expect)
+            last = state["seen"] = m["seq"]
             first.close()
-            time.sleep(0.05)
+            # Messages published while away: the replay must carry them.
+            published_past(last + 20)
             node = (a, b, c)[round_ % 3]
             first = node.raw_ws()
             first.send_json({"type": "subscribe", "topic": topic, "id": 10 + round_,
                              "since": {"epoch": epoch, "seq": last}})
             ack = first.recv_json()
             assert ack["type"] == "ack" and ack["recovered"] is True, ack
+            assert ack["seq"] > last + 20, (ack, last)
             expect = last + 1
             # Replay, then live: consecutive seqs across the switch-over.
             for _ in range(ack["seq"] - last + 50):
                 m = first.recv_json()
                 assert m["type"] == "message" and m["seq"] == expect, (m, expect)
+                state["seen"] = expect
                 expect += 1
     finally:
         stop.set()
         for t in pubs:
             t.join(30)
+    assert not errors, errors
 
 
 @pytest.mark.parametrize("patterns", ["true", "false"])
@@ -502,11 +546,12 @@ def test_sharded_mode_clustered_history(cluster, patterns):
     seqs = publish_many(pa, topic, [{"i": 0}, {"i": 1}]) + \
         publish_many(pb, topic, [{"i": 2}], first_id=10)
     assert seqs == [1, 2, 3]
+    publish_sentinels(topic, a, b)  # seqs 4 and 5
     for s in [sub_a, sub_b] + ([wild] if wild else []):
         assert [m["seq"] for m in messages(s, 3)] == [1, 2, 3]
-        assert nothing_more(s) is None
+        assert nothing_more(s, 2) is None
     back = a.raw_ws()
     ack = ack_of(back, {"type": "subscribe", "topic": topic, "id": 5,
                         "since": {"epoch": epoch, "seq": 1}})
-    assert ack["recovered"] is True and ack["seq"] == 3, ack
-    assert [m["data"]["i"] for m in messages(back, 2)] == [1, 2]
+    assert ack["recovered"] is True and ack["seq"] == 5, ack
+    assert [m["data"] for m in messages(back, 4)] == [{"i": 1}, {"i": 2}, SENTINEL, SENTINEL]
