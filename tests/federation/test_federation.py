@@ -5,6 +5,7 @@ restarts, and a node killed with SIGKILL not disturbing the others."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from pathlib import Path
 
@@ -22,12 +23,40 @@ async def collect(ws, n, timeout=10.0):
     return out
 
 
-async def nothing_more(ws, wait=0.3):
-    try:
-        m = await asyncio.wait_for(ws.recv(), wait)
-    except asyncio.TimeoutError:
-        return None
-    return m
+SENTINEL = "sentinel"
+
+
+def sentinel_via(node, topic):
+    """Publishes a sentinel on topic through node's HTTP API. Checks that
+    nothing (more) arrives are barriers, not pauses: a sentinel published after
+    the messages that must not arrive travels their path (the same node, so
+    the same Redis connection), so once it is in, they would be too."""
+    r = node.post("/api/publish", {"topic": topic, "data": SENTINEL})
+    assert r.status == 200, r
+
+
+def sentinel_via_redis(redis_server, topic, seq, command="PUBLISH"):
+    """A sentinel envelope straight into Redis (from a node id no node has)."""
+    env = json.dumps({"v": 1, "node": "X", "topic": topic, "seq": seq, "data": SENTINEL})
+    redis_server.client().execute_command(command, "wsb:" + topic, env)
+
+
+async def until_sentinels(ws, n, timeout=10.0):
+    """The messages that arrive before n sentinels have (sentinels left out)."""
+    out, seen = [], 0
+    while seen < n:
+        m = (await collect(ws, 1, timeout))[0]
+        if m["data"] == SENTINEL:
+            seen += 1
+        else:
+            out.append(m)
+    return out
+
+
+async def nothing_more(ws, n_sentinels=1):
+    """The first message before n sentinels (which the caller published), or None."""
+    extra = await until_sentinels(ws, n_sentinels)
+    return extra[0] if extra else None
 
 
 def wait_channel(redis_server, name, present=True):
@@ -48,9 +77,12 @@ async def publish_three_ways_and_check(a, b, sub_c, sub_a):
     resp = a.resp()
     for i in range(N):
         assert resp.publish("fed.order", f'{{"src":"resp","i":{i}}}') >= 1
+    # One sentinel from each publishing node: what arrives before both is all.
+    sentinel_via(a, "fed.order")
+    sentinel_via(b, "fed.order")
     for ws, who in ((sub_c, "C"), (sub_a, "A")):
-        got = await collect(ws, 3 * N)
-        assert await nothing_more(ws) is None, f"{who} got more than {3 * N} messages"
+        got = await until_sentinels(ws, 2)
+        assert len(got) == 3 * N, f"{who} got {len(got)} messages, not {3 * N}"
         for src in ("ws", "http", "resp"):
             seq = [m["data"]["i"] for m in got if m["data"]["src"] == src]
             assert seq == list(range(N)), f"{who} {src}: {seq}"
@@ -74,9 +106,10 @@ def test_exactly_once_in_order_from_ws_http_and_resp(redis_server, cluster):
 
     run(main(), 60)
     # Each node published its own messages once and ignored them coming back.
-    assert a.metric("wsbroker_redis_published_total") == 2 * N
-    assert b.metric("wsbroker_redis_published_total") == N
-    assert c.metric("wsbroker_redis_received_total") == 3 * N
+    # (+1 each for the sentinels)
+    assert a.metric("wsbroker_redis_published_total") == 2 * N + 1
+    assert b.metric("wsbroker_redis_published_total") == N + 1
+    assert c.metric("wsbroker_redis_received_total") == 3 * N + 2
     assert a.metric("wsbroker_redis_dropped_total") == 0
 
 
@@ -97,6 +130,7 @@ def test_wildcards_across_nodes(redis_server, cluster):
             await publish(pub, t, i, i + 1)
         got = await collect(ws, 3)
         assert [m["topic"] for m in got] == ["w.a.x", "w.a.b.c", "w.b.y"]
+        sentinel_via(a, "w.a.x")  # matches every pattern here
         assert await nothing_more(ws) is None, "a message matching two patterns came twice"
         got_b = await collect(sub_b, 1)
         assert [m["topic"] for m in got_b] == ["w.a.x"]
@@ -176,6 +210,7 @@ def test_redis_restart_degraded_then_recovered(redis_server, cluster):
         await publish(pub, "r.t", "after", 3)
         assert [m["data"] for m in await collect(sub_c, 1)] == ["after"]
         assert [m["data"] for m in await collect(sub_a, 1)] == ["after"]
+        sentinel_via(a, "r.t")
         assert await nothing_more(sub_c) is None
         for w in (sub_c, sub_a, pub):
             await w.close()
@@ -242,6 +277,7 @@ def test_bounded_redis_queue_drops_and_counts(redis_server, cluster):
         published, dropped = wait_for(settled, 10.0, 0.05, "every message published or dropped")
         assert dropped > 0, "a 16-message queue absorbed a 1,000-message burst"
         got = await collect(sub, int(published))
+        sentinel_via(a, "q.t")  # the queue is empty by now: it goes through
         assert await nothing_more(sub) is None
         # What went through arrives once each, in order (A's seq increases).
         seqs = [m["seq"] for m in got]
@@ -274,6 +310,7 @@ def test_envelopes_from_redis(redis_server, cluster):
         r.publish("wsb:d.t", '{"v":1,"node":"X","topic":"d.t","seq":9,"data":"last"}')
         got = await collect(ws, 3)
         assert [(m["seq"], m["data"]) for m in got] == [(7, {"k": 1}), (7, {"k": 1}), (9, "last")]
+        sentinel_via_redis(redis_server, "d.t", 10)
         assert await nothing_more(ws) is None
         await ws.close()
 
@@ -290,13 +327,19 @@ def test_only_the_main_thread_takes_process_signals(redis_server, cluster):
     interceptors)."""
     (c,) = cluster(1, "--workers", "2")
     wanted = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
-    open_to_signals = []
+
+    def blocked(task):
+        status = (task / "status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines()
+                        if line.startswith("SigBlk:")), 16)
+
+    # The port file is written before the threads start, and the main thread
+    # blocks every signal while it creates them: wait for the end of start-up
+    # (every thread there, the main thread's mask back) before looking.
+    main_task = Path(f"/proc/{c.pid}/task/{c.pid}")
+    wait_for(lambda: len(list(main_task.parent.iterdir())) >= 3
+             and blocked(main_task) & wanted != wanted, 10.0, 0.01, "start-up done")
     tasks = sorted(Path(f"/proc/{c.pid}/task").iterdir())
     assert len(tasks) >= 3, "worker 0, worker 1 and the bridge thread"
-    for task in tasks:
-        status = (task / "status").read_text()
-        blocked = int(next(line.split()[1] for line in status.splitlines()
-                           if line.startswith("SigBlk:")), 16)
-        if blocked & wanted != wanted:
-            open_to_signals.append(task.name)
+    open_to_signals = [t.name for t in tasks if blocked(t) & wanted != wanted]
     assert open_to_signals == [str(c.pid)]

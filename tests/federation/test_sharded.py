@@ -13,7 +13,8 @@ import socket
 import time
 
 from helpers import connect, publish, recv_json, run, subscribe, wait_for
-from test_federation import collect, nothing_more, publish_three_ways_and_check
+from test_federation import (collect, nothing_more, publish_three_ways_and_check, sentinel_via,
+                             sentinel_via_redis)
 
 SHARDED = ("--redis-sharded", "true")
 N = 20
@@ -43,17 +44,17 @@ class RawRedis:
             out += b"$%d\r\n%s\r\n" % (len(a), a)
         self.s.sendall(out)
 
-    def read_some(self, wait=0.3) -> bytes:
-        self.s.settimeout(wait)
-        try:
-            while True:
-                chunk = self.s.recv(65536)
-                if not chunk:
-                    break
-                self.buf += chunk
-        except (socket.timeout, TimeoutError):
-            pass
-        data, self.buf = self.buf, b""
+    def read_until(self, *needles: bytes, timeout=10.0) -> bytes:
+        """Reads until every needle has arrived; returns what was read."""
+        deadline = time.monotonic() + timeout
+        data = b""
+        while not all(n in data for n in needles):
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {needles} within {timeout}s in {data!r}"
+            self.s.settimeout(left)
+            chunk = self.s.recv(65536)
+            assert chunk, f"redis closed the connection; read {data!r}"
+            data += chunk
         return data
 
     def close(self):
@@ -76,8 +77,9 @@ def test_sharded_exactly_once_in_order_from_ws_http_and_resp(redis_server, clust
             await ws.close()
 
     run(main(), 60)
-    assert a.metric("wsbroker_redis_published_total") == 2 * N
-    assert c.metric("wsbroker_redis_received_total") == 3 * N
+    # (+1 each for the sentinels)
+    assert a.metric("wsbroker_redis_published_total") == 2 * N + 1
+    assert c.metric("wsbroker_redis_received_total") == 3 * N + 2
     for n in (a, b, c):
         assert n.metric("wsbroker_redis_dropped_total") == 0
 
@@ -107,10 +109,12 @@ def test_sharded_exact_and_wildcard_subscribers_get_each_message_once(redis_serv
             await asyncio.gather(publish(pa, "s.t", {"p": "a", "i": i}, i + 1),
                                  publish(pb, "s.t", {"p": "b", "i": i}, i + 1))
         await publish(pa, "s.other", "pattern only", N + 1)
+        sentinel_via(a, "s.t")  # one per publishing node, each on both buses
+        sentinel_via(b, "s.t")
         for ws, who in ((both, "both"), (only_pat, "pattern"), (only_exact, "exact")):
             want = 2 * N + (0 if who == "exact" else 1)
             got = await collect(ws, want)
-            assert await nothing_more(ws) is None, f"{who}: a message came twice"
+            assert await nothing_more(ws, 2) is None, f"{who}: a message came twice"
             for p in ("a", "b"):
                 seq = [m["data"]["i"] for m in got if m["topic"] == "s.t" and m["data"]["p"] == p]
                 assert seq == list(range(N)), f"{who} from {p}: {seq}"
@@ -129,8 +133,14 @@ def test_sharded_last_unsubscribe_ends_the_shard_subscription(redis_server, clus
         await subscribe(s1, "u.t", 1)
         await subscribe(s2, "u.t", 1)
         wait_shard(redis_server, "wsb:u.t")
+        # Barrier, not a pause: once s1's close is through (the gauge drops)
+        # a shard subscription made after it is in Redis, so an unsubscribe
+        # that close had ordered would be through too.
+        before = c.metric("wsbroker_connections")
         await s1.close()
-        await asyncio.sleep(0.1)
+        wait_for(lambda: c.metric("wsbroker_connections") == before - 1, 10.0, 0.02, "s1 closed")
+        await subscribe(s2, "u.barrier", 2)
+        wait_shard(redis_server, "wsb:u.barrier")
         assert "wsb:u.t" in shard_channels(redis_server), "unsubscribed while a client remains"
         await s2.close()
         wait_shard(redis_server, "wsb:u.t", present=False)
@@ -157,6 +167,7 @@ def test_sharded_redis_restart_resubscribes(redis_server, cluster):
         wait_shard(redis_server, "wsb:r.t")
         await publish(pub, "r.t", "after", 2)
         assert [m["data"] for m in await collect(sub_c, 1)] == ["after"]
+        sentinel_via(a, "r.t")
         assert await nothing_more(sub_c) is None
         for w in (sub_c, pub):
             await w.close()
@@ -186,7 +197,10 @@ def test_sharded_envelopes_straight_from_redis(redis_server, cluster):
         r.publish("wsb:d.t", '{"v":1,"node":"X","topic":"d.t","seq":8,"data":"last"}')
         got = await collect(ws, 4)
         assert [(m["seq"], m["data"]) for m in got] == [(7, 1), (7, 1), (7, 1), (8, "last")]
-        assert await nothing_more(ws) is None
+        # A sentinel on each bus (two publishes): each subscription's path is drained.
+        sentinel_via_redis(redis_server, "d.t", 9, "SPUBLISH")
+        sentinel_via_redis(redis_server, "d.t", 10)
+        assert await nothing_more(ws, 2) is None
         await ws.close()
 
     run(main(), 30)
@@ -204,14 +218,18 @@ def test_sharded_publishes_on_both_buses_unless_patterns_are_off(redis_server, c
         spy = RawRedis(redis_server.port)
         spy.send("SSUBSCRIBE", "wsb:x.t")
         spy.send("PSUBSCRIBE", "wsb:x.*")
-        time.sleep(0.2)
-        spy.read_some()
+        spy.read_until(b"ssubscribe", b"psubscribe")
         assert a.post("/api/publish", {"topic": "x.t", "data": "from-a"}).status == 200
-        seen = spy.read_some(0.5)
-        assert b"smessage" in seen and b"pmessage" in seen, seen
+        seen = spy.read_until(b"smessage", b"pmessage")
+        assert seen.count(b"from-a") == 2, seen
         assert z.post("/api/publish", {"topic": "x.t", "data": "from-z"}).status == 200
-        seen = spy.read_some(0.5)
-        assert b"smessage" in seen and b"pmessage" not in seen, seen
+        seen = spy.read_until(b"smessage")
+        # A barrier for "no pmessage": Z's two publishes would run in one
+        # MULTI/EXEC, so a publish made once its smessage is in comes after both.
+        redis_server.client().publish("wsb:x.sentinel", "sentinel")
+        seen += spy.read_until(b"wsb:x.sentinel")
+        assert b"from-z" in seen and b"pmessage\r\n$7\r\nwsb:x.*\r\n$7\r\nwsb:x.t" not in seen, seen
+        assert seen.count(b"pmessage") == 1, seen  # the sentinel's
         spy.close()
 
         async def main():

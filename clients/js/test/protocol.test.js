@@ -209,10 +209,14 @@ describe("scripted broker", () => {
             assert.ok(f.ofConnection(0, "ping").length >= 1, "an application ping was sent");
             silent = false;
             await waitFor(() => c.state === "open", 3000, "reopen");
-            // A connection that answers stays up across several ping periods.
+            // A connection that answers stays up across several ping periods:
+            // counted in pings answered on it, not in a pause (a drop would end
+            // the count on this connection and fail the wait).
             const dropped = [];
             c.on("disconnect", (x) => dropped.push(x));
-            await new Promise((r) => setTimeout(r, 500));
+            const current = f.sockets.length - 1;
+            const before = f.ofConnection(current, "ping").length;
+            await waitFor(() => f.ofConnection(current, "ping").length >= before + 4, 5000, "four more pings answered");
             assert.deepEqual(dropped.filter((x) => x.reason === "keepalive timeout").length, 0);
             await c.close();
         } finally {

@@ -91,8 +91,14 @@ def test_pub_invalid_json_exits_2_before_connecting(cli, fake_server):
     big = '"' + "x" * 70000 + '"'
     r = cli.run("--url", srv.url, "pub", "a.b", big, timeout=5)
     assert r.returncode == 2 and "64 KiB" in r.stderr
-    time.sleep(0.2)  # a connection would have been accepted by now
-    assert srv.accepted == 0
+    # Barrier instead of a pause: a valid publish does connect. The listen
+    # backlog is FIFO, so once the server has accepted that one connection,
+    # any connection an invalid run had made would have been accepted before it.
+    cli.run("--url", srv.url, "--timeout", "1", "pub", "a.b", "1", timeout=10)
+    deadline = time.monotonic() + 10
+    while srv.accepted < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert srv.accepted == 1
 
 
 # ---- pub and sub against the broker ----
