@@ -1041,7 +1041,84 @@ static bool looks_like_key_var(const char *name, size_t len)
     return true;
 }
 
-/* With apply == false only finds WSB_CONFIG and rejects unknown variables. */
+/* Levenshtein distance between a[0..alen) and b, for "did you mean". Names
+ * longer than NAME_MAX_LEN - 1 are compared by their first NAME_MAX_LEN - 1
+ * characters: the result only picks a suggestion. */
+static size_t edit_distance(const char *a, size_t alen, const char *b)
+{
+    size_t blen = strlen(b);
+    alen = alen < NAME_MAX_LEN - 1 ? alen : NAME_MAX_LEN - 1;
+    blen = blen < NAME_MAX_LEN - 1 ? blen : NAME_MAX_LEN - 1;
+    size_t prev[NAME_MAX_LEN], cur[NAME_MAX_LEN];
+    for (size_t j = 0; j <= blen; j++) {
+        prev[j] = j;
+    }
+    for (size_t i = 1; i <= alen; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= blen; j++) {
+            size_t best = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+            if (prev[j] + 1 < best) {
+                best = prev[j] + 1;
+            }
+            if (cur[j - 1] + 1 < best) {
+                best = cur[j - 1] + 1;
+            }
+            cur[j] = best;
+        }
+        memcpy(prev, cur, (blen + 1) * sizeof prev[0]);
+    }
+    return prev[blen];
+}
+
+/* The known variable nearest to var[0..len) (WSB_CONFIG included) into buf;
+ * returns its distance. */
+static size_t nearest_env(const char *var, size_t len, char *buf, size_t buflen)
+{
+    (void)snprintf(buf, buflen, "%s", "WSB_CONFIG");
+    size_t best = edit_distance(var, len, buf);
+    for (size_t i = 0; i < NKEYS; i++) {
+        char name[NAME_MAX_LEN];
+        key_env(&keys[i], name, sizeof name);
+        size_t d = edit_distance(var, len, name);
+        if (d < best) {
+            best = d;
+            (void)snprintf(buf, buflen, "%s", name);
+        }
+    }
+    return best;
+}
+
+/* An unknown WSB_* variable is not ours to refuse: a wrapper's own variable
+ * (WSB_BIN) must not stop the broker. It becomes a warning that names the
+ * nearest key, so that a typo (WSB_PROT) is still seen. */
+static void warn_unknown_env(config_t *cfg, const char *var, size_t len)
+{
+    if (cfg->nwarnings >= CONFIG_MAX_WARNINGS) {
+        return;
+    }
+    char near[NAME_MAX_LEN];
+    size_t d = nearest_env(var, len, near, sizeof near);
+    /* A suggestion only when it is plausibly a typo of it: at most two edits,
+     * or a third of the name after WSB_ (WSB_BIN is not a misspelt WSB_HOST). */
+    size_t compared = (len < NAME_MAX_LEN - 1 ? len : NAME_MAX_LEN - 1) - 4;
+    bool plausible = d <= 2 || 3 * d <= compared;
+    char msg[2 * NAME_MAX_LEN + 96];
+    (void)snprintf(msg, sizeof msg, "unknown environment variable %.*s ignored; %s%s%s",
+                   (int)(len < NAME_MAX_LEN ? len : NAME_MAX_LEN), var,
+                   plausible ? "did you mean " : "it is no config key (see --help)",
+                   plausible ? near : "", plausible ? "?" : "");
+    if (cfg->warnings == NULL) {
+        cfg->warnings = calloc(CONFIG_MAX_WARNINGS, sizeof cfg->warnings[0]);
+        if (cfg->warnings == NULL) {
+            (void)fputs("wsbroker: out of memory\n", stderr);
+            abort();
+        }
+    }
+    cfg->warnings[cfg->nwarnings++] = dup_or_die(msg);
+}
+
+/* With apply == false only finds WSB_CONFIG; with apply == true stores each
+ * known variable's value and a warning for each unknown one. */
 static config_result_t walk_env(config_t *cfg, char **envp, bool apply, const char **config_path,
                                 char *err, size_t errlen)
 {
@@ -1064,21 +1141,10 @@ static config_result_t walk_env(config_t *cfg, char **envp, bool apply, const ch
         }
         const key_def_t *k = find_env(entry, len);
         if (k == NULL) {
-            char key[NAME_MAX_LEN];
-            size_t n = 0;
-            for (size_t i = 4; i < len && n + 1 < sizeof key; i++) {
-                char c = entry[i];
-                if (c >= 'A' && c <= 'Z') {
-                    c = (char)(c - 'A' + 'a');
-                }
-                key[n++] = c;
+            if (apply) {
+                warn_unknown_env(cfg, entry, len);
             }
-            key[n] = '\0';
-            set_err(err, errlen,
-                    "%.*s: unknown environment variable: there is no config key \"%s\" (see "
-                    "--help; WSB_* variables are read as config)",
-                    (int)len, entry, key);
-            return CONFIG_ERROR;
+            continue;
         }
         if (apply) {
             char source[NAME_MAX_LEN + 8];
@@ -1363,7 +1429,8 @@ void config_print_help(FILE *out)
         "environment variable and a key of the JSON config file; precedence: flag >\n"
         "environment > file > default. A nested key such as \"resp.port\" is\n"
         "{\"resp\": {\"port\": ...}} in the file, --resp-port and WSB_RESP_PORT.\n"
-        "Flags take --key VALUE or --key=VALUE.\n"
+        "Flags take --key VALUE or --key=VALUE. An unknown flag or file key is an\n"
+        "error; an unknown WSB_* variable is ignored with a warning.\n"
         "  SIZE      bytes, or a string with a unit: B, KiB, MiB, GiB (also K, M, G),\n"
         "            KB, MB, GB (powers of 10): 65536, \"64KiB\", \"1.5MiB\", \"1MB\"\n"
         "  DURATION  seconds (may be fractional), or a string with a unit: ms, s, m, h:\n"
@@ -1404,6 +1471,12 @@ void config_free(config_t *cfg)
     }
     free(cfg->config_file);
     cfg->config_file = NULL;
+    for (size_t i = 0; i < cfg->nwarnings; i++) {
+        free(cfg->warnings[i]);
+    }
+    free(cfg->warnings);
+    cfg->warnings = NULL;
+    cfg->nwarnings = 0;
     apikey_free_all(cfg->apikeys, cfg->napikeys);
     cfg->apikeys = NULL;
     cfg->napikeys = 0;

@@ -100,7 +100,13 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     size_t ntrusted;
     /* where values came from, for logging: path of the file read, or NULL */
     char *config_file;
+    /* warnings for the log once its level is set (unknown WSB_* variables,
+     * at most CONFIG_MAX_WARNINGS); owned, NULL when there are none */
+    char **warnings;
+    size_t nwarnings;
 } config_t;
+
+#define CONFIG_MAX_WARNINGS 16
 
 /* Fills `cfg` (which need not be initialized) with the built-in defaults.
  * Cannot fail (aborts on OOM). Release with config_free(). */

@@ -59,6 +59,9 @@ int main(int argc, char **argv)
     raise_nofile_limit();
     log_info("starting", "version=%s config=%s", WSB_VERSION,
              log_quote(cfg.config_file ? cfg.config_file : "-"));
+    for (size_t i = 0; i < cfg.nwarnings; i++) {
+        log_warn(cfg.warnings[i], NULL);
+    }
 
     static broker_t broker; /* holds the workers; lives until exit */
     int status = 0;

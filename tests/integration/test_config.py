@@ -3,12 +3,13 @@ flag > env > file > default, values with units, and exit 1 when the port is take
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
 
 import wsraw
-from helpers import run_broker_cmd, wait_for
+from helpers import REPO_ROOT, run_broker_cmd, wait_for
 
 # Every run gets a free port and loopback, so a config that is wrongly accepted
 # does not bind 8080; it is then caught by the timeout in run_broker_cmd.
@@ -87,13 +88,26 @@ def test_missing_config_file_exits_2(tmp_path):
 
 
 @pytest.mark.parametrize("var,value,names", [
-    ("WSB_BOGUS_KEY", "1", ["WSB_BOGUS_KEY"]),
     ("WSB_MAX_MESSAGE_SIZE", "lots", ["max_message_size"]),
     ("WSB_PING_INTERVAL", "often", ["ping_interval"]),
     ("WSB_PORT", "99999", ["port"]),
+    # What Kubernetes injects for a Service named "wsb": a known key, a bad value.
+    ("WSB_PORT", "tcp://10.0.0.1:8080", ["port", "tcp://10.0.0.1:8080"]),
 ])
 def test_bad_env_var_exits_2_naming_it(var, value, names):
     assert_config_error(run_broker_cmd(SAFE, env={var: value}), *names)
+
+
+def test_unknown_env_var_is_a_warning_naming_the_nearest_key(broker_factory):
+    """A wrapper's own WSB_* variable must not stop the broker; a typo is
+    still seen, with the key it probably meant. Known variables still apply."""
+    b = broker_factory(env={"WSB_PROT": "9000", "WSB_BIN": "/usr/bin/true",
+                            "WSB_WS_PATH": "/x"})
+    assert upgrade_status(b, "/x") == 101
+    err = b.stderr()
+    assert "level=warn" in err and \
+        "unknown environment variable WSB_PROT ignored; did you mean WSB_PORT?" in err, err
+    assert "unknown environment variable WSB_BIN ignored; it is no config key" in err, err
 
 
 def test_help_lists_flags_and_env_vars():
@@ -223,3 +237,14 @@ def test_two_brokers_on_port_0_get_different_ports(broker_factory):
     b = broker_factory()
     assert a.port != b.port
     assert a.get("/healthz").status == 200 and b.get("/healthz").status == 200
+
+
+def test_kubernetes_example_sets_only_known_variables_and_no_service_links():
+    """deploy/kubernetes: every WSB_* it sets is a key --help lists, and
+    enableServiceLinks is off (a Service named "wsb" would inject
+    WSB_PORT=tcp://..., a known key with a bad value: exit 2)."""
+    text = (REPO_ROOT / "deploy" / "kubernetes" / "wsbroker.yaml").read_text()
+    assert re.search(r"^\s+enableServiceLinks: false\s*$", text, re.M), "enableServiceLinks: false"
+    known = set(re.findall(r"\bWSB_[A-Z0-9_]+\b", run_broker_cmd(["--help"]).stdout))
+    used = set(re.findall(r"name: (WSB_[A-Z0-9_]+)", text))
+    assert used and used <= known, sorted(used - known)
