@@ -1,5 +1,6 @@
 # wsbroker - the two commands a newcomer needs:
 #   make run    install what is missing, build, start the broker on 127.0.0.1:8080
+#               (TLS=1: also wss:// on 127.0.0.1:8443 with the `make dev-cert` pair)
 #   make test   install what is missing, build, run every test suite
 # Everything else wraps CMake; build trees: build/ (normal), build-asan/,
 # build-fuzz/ (clang + libFuzzer), build-release/ (bench).
@@ -21,18 +22,27 @@ DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets 
               valgrind nodejs npm chromium redis-server redis-tools python3-redis \
               openssl python3-cryptography nginx
 DEPS_LINT  := clang-format clang-tidy cppcheck
+# What `make run` and the commands of README.md's quick start and client
+# sections need: curl, python3 -m websockets, Node (+ the npm dev packages),
+# openssl (make dev-cert).
+DEPS_RUN   := $(DEPS_BUILD) curl python3-websockets nodejs npm openssl
+DEPS_NODE  := nodejs npm
 # Only for `make test-docker` (installed by that target, not by `make deps`).
 DEPS_DOCKER := docker.io docker-compose debootstrap iptables
 
 BIN := build/broker/wsbroker
+# The self-signed pair of `make dev-cert` (README's TLS examples); build/ is
+# ignored by git.
+DEV_CERT_DIR ?= build/dev-cert
 
-.PHONY: all deps deps-packages deps-build deps-test deps-lint deps-npm build run test test-unit test-integration \
-        test-docker test-docker-optional deps-docker asan tsan fuzz format lint clean help
+.PHONY: all deps deps-packages deps-build deps-test deps-lint deps-npm deps-run deps-node build run \
+        dev-cert test test-unit test-integration test-docker test-docker-optional deps-docker asan \
+        tsan fuzz format lint clean help
 
 all: build
 
 help:
-	@echo "make run | test | build | asan | fuzz [FUZZ_SECONDS=N] | test-docker | format | lint | deps | clean"
+	@echo "make run [TLS=1] | test | build | dev-cert | asan | fuzz [FUZZ_SECONDS=N] | test-docker | format | lint | deps | clean"
 
 # Installs the missing Debian packages in one apt-get call (update once first).
 # Not root: prints the exact command instead of failing half-way.
@@ -47,7 +57,7 @@ define install_missing
 	    echo "missing Debian packages:$$missing"; \
 	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
-	  echo "installing:$$missing"; \
+	  echo "installing Debian packages:$$missing (this takes a few minutes)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
 	fi
@@ -64,23 +74,48 @@ deps-test:
 	$(call install_missing,$(DEPS_TEST))
 deps-lint:
 	$(call install_missing,$(DEPS_LINT))
+deps-run:
+	$(call install_missing,$(DEPS_RUN))
+deps-node:
+	$(call install_missing,$(DEPS_NODE))
 
-# Dev dependencies of the JS client's tests (ws for Node < 22, playwright-core
-# for the browser test) from the committed lock file; npm runs again only when
-# the lock file changes.
+# Dev dependencies of the JS client (ws for the README's Node example and the
+# tests on Node < 22, playwright-core for the browser test) from the committed
+# lock file; npm runs again only when the lock file changes.
 NPM_STAMP := clients/js/node_modules/.package-lock.json
 deps-npm: $(NPM_STAMP)
-$(NPM_STAMP): clients/js/package-lock.json clients/js/package.json | deps-packages
-	npm ci --prefix clients/js --no-audit --no-fund --loglevel=error --update-notifier=false >/dev/null
+$(NPM_STAMP): clients/js/package-lock.json clients/js/package.json | deps-node
+	@echo "installing the JS client's npm dev packages (ws, playwright-core) into clients/js/node_modules"
+	@npm ci --prefix clients/js --no-audit --no-fund --loglevel=error --update-notifier=false >/dev/null
 	@touch $@
 
 build: deps-build
 	cmake -S . -B build -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	cmake --build build -j $(JOBS)
 
-run: build
-	@test -x $(BIN) || { echo "the broker is not built yet ($(BIN) missing)"; exit 1; }
-	$(BIN) --host $(HOST) --port $(PORT) --web-root web
+# Quiet: builds only what it runs and what README.md's examples use (the
+# broker, wsbroker-cli, the demo page's copy of the JS client); the compiler's
+# output goes to build/make-run.log and is shown only when the build fails.
+RUN_TARGETS := wsbroker wsbroker-cli wsbroker_js
+RUN_TLS = $(if $(TLS),--tls-cert $(DEV_CERT_DIR)/cert.pem --tls-key $(DEV_CERT_DIR)/key.pem)
+run: deps-run deps-npm $(if $(TLS),dev-cert)
+	@cmake -S . -B build -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@echo "building $(RUN_TARGETS) (log: build/make-run.log)"
+	@MAKEFLAGS=--no-print-directory cmake --build build -j $(JOBS) --target $(RUN_TARGETS) \
+	  >build/make-run.log 2>&1 || { tail -n 40 build/make-run.log; echo "build failed: build/make-run.log"; exit 1; }
+	@echo "wsbroker on http://$(HOST):$(PORT)/$(if $(TLS), and wss://$(HOST):8443/ws) (Ctrl-C stops it)"
+	@$(BIN) --host $(HOST) --port $(PORT) --web-root web $(RUN_TLS)
+
+# A self-signed certificate and key for 127.0.0.1 and localhost (30 days),
+# for the README's TLS examples: `make run TLS=1` serves it on 8443 and
+# clients trust it with --cafile build/dev-cert/cert.pem. Made once.
+dev-cert: $(DEV_CERT_DIR)/cert.pem
+$(DEV_CERT_DIR)/cert.pem:
+	@mkdir -p $(DEV_CERT_DIR)
+	@openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+	  -keyout $(DEV_CERT_DIR)/key.pem -out $(DEV_CERT_DIR)/cert.pem -subj /CN=localhost \
+	  -addext "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost" 2>/dev/null
+	@echo "self-signed certificate for 127.0.0.1, ::1 and localhost: $(DEV_CERT_DIR)/cert.pem, $(DEV_CERT_DIR)/key.pem"
 
 # The full suite: unit + integration + conformance on the normal build, unit +
 # integration (2 and 4 workers) + federation on the ASan/UBSan build, TSan,

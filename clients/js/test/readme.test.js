@@ -70,6 +70,19 @@ test("README.md's Node example works as written: it prints each message publishe
     });
 });
 
+test("README.md's Node example imports only what `make run` installs", () => {
+    const node = clientBlocks().find((b) => b.lang === "sh" && b.code.includes("node --input-type=module"));
+    const imports = [...node.code.matchAll(/from "([^"]+)"/g)].map((m) => m[1]).filter((m) => !m.startsWith("."));
+    assert.ok(imports.length > 0, "the example imports no package: update this test");
+    const pkg = JSON.parse(fs.readFileSync(path.join(clientDir, "package.json"), "utf8"));
+    for (const name of imports) assert.ok(pkg.devDependencies?.[name], `${name} is not a dev dependency`);
+    // `make run` depends on deps-npm, which runs npm ci for those dev dependencies.
+    const makefile = fs.readFileSync(path.join(repoRoot, "Makefile"), "utf8");
+    const run = makefile.match(/^run:(.*)$/m);
+    assert.ok(run && run[1].split(/\s+/).includes("deps-npm"), `make run does not install the npm packages: ${run?.[0]}`);
+    assert.match(makefile, /^\$\(NPM_STAMP\):[^\n]*\n(?:\t[^\n]*\n)*\t@?npm ci --prefix clients\/js/m);
+});
+
 test("on a global WebSocket (Node 22, or Node 20 with --experimental-websocket) no implementation is passed", async () => {
     const flags = globalThis.WebSocket ? [] : ["--experimental-websocket", "--no-warnings"];
     if (flags.length > 0 && !process.allowedNodeEnvironmentFlags.has(flags[0])) {

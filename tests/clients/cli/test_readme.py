@@ -1,8 +1,10 @@
 """The wsbroker-cli examples of clients/c/README.md and README.md, run as written.
 
-The README's example block is extracted and each command runs through bash
-with the CLI on PATH and WSBROKER_URL pointing at a broker on a free port (the
-one explicit --url, the default ws://127.0.0.1:8080/ws, is pointed there too).
+The README's example block is extracted and each command runs through bash,
+from a folder where build/clients/c/wsbroker-cli (the one path every doc uses,
+relative to the repository root) is the CLI under test, with WSBROKER_URL
+pointing at a broker on a free port (the one explicit --url, the default
+ws://127.0.0.1:8080/ws, is pointed there too).
 The two subscribers run in the background; the broker's
 wsbroker_subscriptions gauge (/metrics) says when they are subscribed. The
 first subscriber's output must equal the README's output block.
@@ -22,14 +24,25 @@ from conftest import REPO, assert_no_sanitizer, clean_env
 README = Path(os.environ.get("WSB_CLIENT_README") or REPO / "clients" / "c" / "README.md")
 DEFAULT_URL = "ws://127.0.0.1:8080/ws"
 
+CLI = "build/clients/c/wsbroker-cli"  # relative to the repository root, in every doc
 EXPECTED_COMMANDS = [
-    "wsbroker-cli sub 'prices.*.usd' 'orders.>'",
-    "wsbroker-cli sub --count 1 --timeout 30 'orders.>'",
-    "wsbroker-cli pub prices.btc.usd '{\"bid\":64000.5,\"ask\":64001}'",
-    "printf '%s\\n' '{\"id\":1}' '{\"id\":2}' | wsbroker-cli pub orders.new -",
-    "wsbroker-cli pub '$sys.stats' 1 || echo \"exit status $?\"",
-    "wsbroker-cli --url ws://127.0.0.1:8080/ws --token secret-token pub chat.room1 '\"hello\"'",
+    f"{CLI} sub 'prices.*.usd' 'orders.>'",
+    f"{CLI} sub --count 1 --timeout 30 'orders.>'",
+    f"{CLI} pub prices.btc.usd '{{\"bid\":64000.5,\"ask\":64001}}'",
+    f"printf '%s\\n' '{{\"id\":1}}' '{{\"id\":2}}' | {CLI} pub orders.new -",
+    f"{CLI} pub '$sys.stats' 1 || echo \"exit status $?\"",
+    f"{CLI} --url ws://127.0.0.1:8080/ws --token secret-token pub chat.room1 '\"hello\"'",
 ]
+
+
+def repo_like(tmp_path, cli) -> Path:
+    """A folder laid out like the repository root for what the examples use:
+    build/clients/c/wsbroker-cli is the CLI under test."""
+    (tmp_path / "build" / "clients" / "c").mkdir(parents=True, exist_ok=True)
+    link = tmp_path / CLI
+    if not link.exists():
+        link.symlink_to(cli.path)
+    return tmp_path
 
 
 def block(name: str) -> list[str]:
@@ -59,31 +72,29 @@ def wait_subscriptions(port: int, n: int):
         time.sleep(0.02)
 
 
-def test_readme_examples_work_as_written(broker, cli):
+def test_readme_examples_work_as_written(broker, cli, tmp_path):
     commands = block("examples")
     assert commands == EXPECTED_COMMANDS, "README examples changed: update this test"
-    env = clean_env({
-        "PATH": str(Path(cli.path).parent) + os.pathsep + os.environ.get("PATH", ""),
-        "WSBROKER_URL": broker.url,
-    })
+    root = repo_like(tmp_path, cli)
+    env = clean_env({"WSBROKER_URL": broker.url})
 
     def shell(cmd, background=False):
         # A background subscriber is exec'd so that SIGINT reaches it, as Ctrl-C would.
         return ["bash", "-c", ("exec " if background else "") + cmd.replace(DEFAULT_URL, broker.url)]
 
     def run(cmd):
-        r = subprocess.run(shell(cmd), env=env, capture_output=True, text=True, timeout=20)
+        r = subprocess.run(shell(cmd), cwd=root, env=env, capture_output=True, text=True, timeout=20)
         assert_no_sanitizer(r.stderr, cmd)
         return r
 
     procs = []
     try:
-        sub_all = subprocess.Popen(shell(commands[0], True), env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        sub_all = subprocess.Popen(shell(commands[0], True), cwd=root, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(sub_all)
         wait_subscriptions(broker.port, 2)
-        sub_one = subprocess.Popen(shell(commands[1], True), env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        sub_one = subprocess.Popen(shell(commands[1], True), cwd=root, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(sub_one)
         wait_subscriptions(broker.port, 3)
 
@@ -128,13 +139,21 @@ def test_readme_examples_work_as_written(broker, cli):
 # ---- the top-level README.md's "Command line" examples -----------------------------------
 
 TOP_README = REPO / "README.md"
-TOP_CLI = "build/clients/c/wsbroker-cli"
+TOP_CLI = CLI
+DEV_CERT = "build/dev-cert/cert.pem"  # `make dev-cert`
 TOP_EXPECTED = [
     "build/clients/c/wsbroker-cli sub 'demo.>'",
     "build/clients/c/wsbroker-cli pub demo.hello '{\"text\":\"hi\"}'",
     "printf '%s\\n' 1 2 3 | build/clients/c/wsbroker-cli pub demo.count -",
-    "build/clients/c/wsbroker-cli --url wss://127.0.0.1:8443/ws --cafile cert.pem sub 'demo.>'",
+    f"build/clients/c/wsbroker-cli --url wss://127.0.0.1:8443/ws --cafile {DEV_CERT} sub 'demo.>'",
 ]
+
+
+def make(*args, cwd=REPO) -> subprocess.CompletedProcess:
+    r = subprocess.run(["make", "--no-print-directory", "-C", str(cwd), *args],
+                       capture_output=True, text=True, timeout=60, env=clean_env())
+    assert r.returncode == 0, r
+    return r
 
 
 def top_readme_cli_block() -> list[str]:
@@ -149,18 +168,17 @@ def top_readme_cli_block() -> list[str]:
 
 def test_top_readme_cli_examples_work_as_written(broker_factory, cli, tmp_path):
     """Each command of README.md's CLI block, as written, from a folder where
-    build/clients/c/wsbroker-cli is the CLI under test and cert.pem the TLS
-    broker's certificate. The default URL (port 8080) and the TLS example's
-    port 8443 are pointed at brokers on free ports, nothing else changes."""
+    build/clients/c/wsbroker-cli is the CLI under test and build/dev-cert/ the
+    pair `make dev-cert` makes, served by the TLS broker as `make run TLS=1`
+    would. The default URL (port 8080) and the TLS example's port 8443 are
+    pointed at brokers on free ports, nothing else changes."""
     commands = top_readme_cli_block()
     assert commands == TOP_EXPECTED, "README.md's CLI examples changed: update this test"
-    (tmp_path / "build" / "clients" / "c").mkdir(parents=True)
-    (tmp_path / "build" / "clients" / "c" / "wsbroker-cli").symlink_to(cli.path)
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], cwd=tmp_path, check=True, capture_output=True)
+    repo_like(tmp_path, cli)
+    make("dev-cert", f"DEV_CERT_DIR={tmp_path / 'build' / 'dev-cert'}")
+    cert, key = tmp_path / DEV_CERT, tmp_path / "build" / "dev-cert" / "key.pem"
     plain = broker_factory(name="plain")
-    tls = broker_factory("--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"),
+    tls = broker_factory("--tls-cert", str(cert), "--tls-key", str(key),
                          "--tls-port", "0", "--tls-port-file", str(tmp_path / "wss.port"), name="tls")
     tls_port = int((tmp_path / "wss.port").read_text())
     env = clean_env({"WSBROKER_URL": plain.url})
@@ -210,7 +228,7 @@ def test_top_readme_cli_examples_work_as_written(broker_factory, cli, tmp_path):
 
         tls_sub = start(commands[3], tls.port)
         r = subprocess.run(shell(commands[1].replace(TOP_CLI, f"{TOP_CLI} --url wss://127.0.0.1:8443/ws "
-                                                     "--cafile cert.pem")),
+                                                     f"--cafile {DEV_CERT}")),
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=20)
         assert (r.returncode, r.stderr) == (0, ""), r
         assert stop(tls_sub, commands[3], 1) == '{"topic":"demo.hello","seq":1,"data":{"text":"hi"}}\n'
@@ -219,3 +237,52 @@ def test_top_readme_cli_examples_work_as_written(broker_factory, cli, tmp_path):
             if p.poll() is None:
                 os.kill(p.pid, signal.SIGKILL)
                 p.communicate(timeout=10)
+
+
+def test_make_dev_cert_is_for_127_0_0_1_and_localhost_and_make_run_tls_serves_it(tmp_path):
+    """The pair README's TLS examples use: `make dev-cert` writes it once (a
+    second run keeps it), names 127.0.0.1, ::1 and localhost, and
+    `make run TLS=1` passes exactly those files to the broker."""
+    out = tmp_path / "dev-cert"
+    make("dev-cert", f"DEV_CERT_DIR={out}")
+    first = (out / "cert.pem").read_bytes()
+    assert (out / "key.pem").stat().st_size > 0
+    make("dev-cert", f"DEV_CERT_DIR={out}")
+    assert (out / "cert.pem").read_bytes() == first, "make dev-cert replaced an existing pair"
+    import ssl
+    sans = ssl._ssl._test_decode_cert(str(out / "cert.pem"))["subjectAltName"]
+    assert {("IP Address", "127.0.0.1"), ("DNS", "localhost")} <= set(sans), sans
+    dry = make("-n", "run", "TLS=1").stdout
+    assert f"--tls-cert {DEV_CERT} --tls-key build/dev-cert/key.pem" in dry, dry[-2000:]
+
+
+def test_one_cli_path_in_every_doc_and_make_run_builds_it(cli):
+    """Every command in the docs calls the CLI by the path the build gives it,
+    relative to the repository root; `make run` builds it."""
+    assert Path(cli.path).as_posix().endswith("/" + CLI.split("/", 1)[1]), cli.path
+    docs = [REPO / "README.md", REPO / "clients" / "c" / "README.md", REPO / "SECURITY.md",
+            *sorted((REPO / "docs").glob("*.md"))]
+    for doc in docs:
+        for m in re.finditer(r"```sh\n(.*?)```", doc.read_text(), re.S):
+            for line in m.group(1).splitlines():
+                code = re.sub(r"#.*$", "", line)
+                for use in re.finditer(r"(\S*)wsbroker-cli\b", code):
+                    assert use.group(0) == CLI, f"{doc.name}: {line.strip()!r} calls {use.group(0)!r}, not {CLI}"
+    makefile = (REPO / "Makefile").read_text()
+    targets = re.search(r"^RUN_TARGETS\s*:=(.*)$", makefile, re.M)
+    assert targets and "wsbroker-cli" in targets.group(1).split(), "make run does not build wsbroker-cli"
+
+
+def test_cluster_recipe_writes_its_logs_to_a_temporary_folder():
+    """README.md's 3-node recipe, as far as it can be checked without its fixed
+    ports: every file it writes goes under $(mktemp -d), none into the repository."""
+    section = TOP_README.read_text().split("### Run a 3-node cluster by hand\n", 1)[1]
+    recipe = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    assert recipe.startswith("logs=$(mktemp -d)"), recipe[:80]
+    unquoted = re.sub(r"'[^']*'", "''", recipe)  # 'demo.>' is no redirection
+    writes = re.findall(r"(?<![<&\d])\d?>>?\s*(\"?[^\s&;|)]+)", unquoted)
+    assert writes, "the recipe writes no log"
+    for target in writes:
+        assert target.startswith('"$logs/') or target in ("/dev/null", "&1", "&2"), target
+    assert "--dir \"$logs\"" in recipe and "--logfile \"$logs/" in recipe, "redis-server writes in the cwd"
+    assert CLI in recipe
