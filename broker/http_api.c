@@ -26,7 +26,9 @@
 static void respond_json(conn_t *c, int status, json_t *body, bool keep_alive,
                          const char *extra_headers)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    /* 15 significant digits, not jansson's round-trip 17: a value rounded to
+     * milliseconds (uptime_s) prints as 46.568, not 46.567999999999998. */
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(body);
     if (text == NULL) {
         conn_http_respond(c, 500, "text/plain", "internal error\n", 15, false, NULL);

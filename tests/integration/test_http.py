@@ -69,6 +69,20 @@ def test_healthz_is_json_status_ok(broker):
     assert int(r.header("Content-Length")) == len(r.body)
 
 
+def test_healthz_numbers_are_rounded(broker):
+    """Regression: /healthz printed "uptime_s":46.567999999999998 (a double
+    of milliseconds / 1000 at full precision). Each number has at most 3
+    decimals; a few samples, since a few uptimes are exact in binary."""
+    for _ in range(8):
+        body = broker.get("/healthz").body.decode()
+        reals = re.findall(r"-?\d+\.\d+(?:[eE][-+]?\d+)?", body)
+        assert re.search(r'"uptime_s":\d+(\.\d+)?[,}]', body), body
+        for text in reals:
+            assert re.fullmatch(r"-?\d+\.\d{1,3}", text), f"{text} in {body}"
+            assert round(float(text), 3) == float(text)
+        assert json.loads(body)["uptime_s"] >= 0
+
+
 def test_healthz_ignores_query_string(broker):
     assert broker.get("/healthz?verbose=1").json()["status"] == "ok"
 
