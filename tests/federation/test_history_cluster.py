@@ -417,7 +417,9 @@ def test_http_publish_redis_down_or_failing_is_503(redis_server, cluster):
     # Redis dies while the publish waits for its reply: 503, in order.
     redis_server.client().execute_command("CLIENT", "PAUSE", 5000, "ALL")
     conn.send(http_post_bytes({"topic": topic, "data": 1}) + GET_HEALTHZ)
-    time.sleep(0.2)
+    # Killed once the publish is submitted (not after a pause): it waits for Redis.
+    wait_for(lambda: a.metric("wsbroker_http_publishes_total") == 1, 5.0, 0.02,
+             "the publish submitted")
     redis_server.kill()
     r = read_response(conn)
     assert r.status == 503 and r.json()["error"]["code"] == "unavailable", r

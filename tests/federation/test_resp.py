@@ -262,7 +262,8 @@ def test_sigterm_drains_resp_output_then_closes(tmp_path, node_class):
         assert p.execute()[-1] == total  # every push is queued by now (one worker)
         pub.close()
         n.signal(signal.SIGTERM)
-        time.sleep(0.3)  # the broker is draining while nobody reads
+        # Read only once the broker is draining (it says so), not after a pause.
+        wait_for(lambda: "shutting down" in n.stderr(), 10.0, 0.01, "the drain to start")
         data = b""
         while True:
             chunk = sub.recv(1 << 20)
