@@ -125,7 +125,9 @@ typedef enum {
  * "max_message_size: expected a size such as 65536 or \"64KiB\", got \"lots\""
  * is written to `err`. `cfg` need not be initialized; whatever the result it
  * holds a complete configuration (defaults at least) to release with
- * config_free(). --help and --version are printed to stdout.
+ * config_free(). --help and --version are printed to stdout. An unknown flag
+ * or file key is CONFIG_ERROR; an unknown WSB_* variable is not: it is
+ * ignored and described in cfg->warnings (the caller logs them).
  */
 config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, char *err,
                             size_t errlen);
