@@ -377,6 +377,7 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
     if (auth_verify(&b->auth, m->token.p, m->token.len, &verified, &why) != 0) {
         char msg[160];
         (void)snprintf(msg, sizeof(msg), "token refused: %s", why);
+        log_info("auth refused", "peer=%s why=%s", conn_peer(s->conn), log_quote(why));
         /* The connection keeps what it had; an unauthenticated one still
          * runs out of time at auth.timeout. */
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAUTHORIZED, msg);
