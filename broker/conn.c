@@ -696,23 +696,24 @@ void conn_http_resume(conn_t *c)
     update_reading(c);
 }
 
-/* A refused upgrade is logged at info, with `why` (the exact cause; the
- * body a client sees may say less). The handshake rate limit bounds how many
- * such lines a client can cause. */
-static void http_refuse_why(conn_t *c, int status, const char *message, const char *why,
-                            const char *extra_headers)
+/* Answers a refused upgrade with `status` and `message` as its body, and
+ * closes. The caller logs it. */
+static void refusal_respond(conn_t *c, int status, const char *message, const char *extra_headers)
 {
     METRIC_ADD(c->server->metrics.handshake_failures, 1);
-    log_info("handshake refused", "peer=%s status=%d why=%s", conn_peer(c), status, log_quote(why));
     char body[512];
     int n = snprintf(body, sizeof(body), "%s\n", message);
     size_t len = n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0;
     conn_http_respond(c, status, "text/plain; charset=utf-8", body, len, false, extra_headers);
 }
 
+/* A refusal for load (429): logged at debug only, as a flood must not flood
+ * the log. */
 static void http_refuse(conn_t *c, int status, const char *message, const char *extra_headers)
 {
-    http_refuse_why(c, status, message, message, extra_headers);
+    log_debug("handshake refused", "peer=%s status=%d why=%s", conn_peer(c), status,
+              log_quote(message));
+    refusal_respond(c, status, message, extra_headers);
 }
 
 /*
@@ -729,7 +730,9 @@ static void refuse_credentials(conn_t *c, const wsb_handshake_t *hs, int code, c
                                const char *body, const char *why)
 {
     if (hs->origin.p == NULL) {
-        http_refuse_why(c, 403, body, why, NULL);
+        /* The exact cause is for the operator, at info; the body says less. */
+        log_info("handshake refused", "peer=%s status=403 why=%s", conn_peer(c), log_quote(why));
+        refusal_respond(c, 403, body, NULL);
         return;
     }
     server_t *s = c->server;
@@ -794,7 +797,9 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
      * the user's cookies or network position. */
     if (!auth_origin_allowed(cfg, hs.origin)) {
         refuse_credentials(c, &hs, WSB_WS_CLOSE_ORIGIN_NOT_ALLOWED, "origin not allowed",
-                           "an Origin header is required", "origin not allowed");
+                           "an Origin header is required",
+                           hs.origin.p ? "origin not in allowed_origins"
+                                       : "no Origin header and allow_missing_origin is false");
         return;
     }
     /* A TLS connection paid for its handshake at accept: one token each. */

@@ -11,12 +11,14 @@ each failed `auth` message, is logged at info with the reason and the peer.
 from __future__ import annotations
 
 import re
+import socket
+import ssl
 
 import pytest
 
 import wsraw
 from helpers import wait_for
-from sectools import jwt_hs256, jwt_unsigned, now
+from sectools import client_ssl, jwt_hs256, jwt_unsigned, make_cert, now
 
 SECRET = "integration-test-secret-0123456789"
 ORIGIN = "https://app.example.com"
@@ -130,3 +132,40 @@ def test_session_whose_token_expires_is_closed_with_4002(broker_factory):
     assert r.status == 101 and c.recv_json()["type"] == "welcome"
     f = c.expect_close(10)
     assert (f.close_code, f.close_reason) == (4002, "token expired"), f
+
+
+def test_refusal_log_names_the_forwarded_client_behind_a_trusted_proxy(broker_factory):
+    b = auth_broker(broker_factory, "--trusted-proxies", "127.0.0.1")
+    c, r = upgrade(b, f"/ws?token={tokens()['bad_signature']}",
+                   {"Origin": ORIGIN, "X-Forwarded-For": "203.0.113.7"})
+    assert r.status == 101
+    expect_refusal_close(c, 4001, "invalid token")
+    line = wait_for(lambda: info_lines(b, "handshake refused"), 5, what="the info line")[0]
+    assert re.search(r"peer=203\.0\.113\.7,via=127\.0\.0\.1:\d+ close=4001", line), line
+
+
+def test_refusal_over_tls_is_the_same(broker_factory, tmp_path):
+    cert, key = make_cert(tmp_path)
+    pf = tmp_path / "tls.port"
+    b = auth_broker(broker_factory, "--tls-cert", str(cert), "--tls-key", str(key),
+                    "--tls-port", "0", "--tls-port-file", str(pf))
+    tls_port = int(wait_for(lambda: pf.exists() and pf.read_text().strip(), 5, what="TLS port"))
+    raw = socket.create_connection(("127.0.0.1", tls_port), timeout=5)
+    s = client_ssl(cert).wrap_socket(raw, server_hostname="localhost")
+    try:
+        s.sendall(wsraw.upgrade_request(f"/ws?token={tokens()['expired']}", f"127.0.0.1:{tls_port}",
+                                        headers={"Origin": ORIGIN}))
+        data = b""
+        while b"\r\n\r\n" not in data or wsraw.parse_frame(data.split(b"\r\n\r\n", 1)[1]) is None:
+            chunk = s.recv(4096)
+            assert chunk, f"EOF before the close frame: {data!r}"
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        frame, _ = wsraw.parse_frame(rest)
+        assert frame.opcode == wsraw.OP_CLOSE
+        assert (frame.close_code, frame.close_reason) == (4002, "token expired")
+    except ssl.SSLError as e:
+        raise AssertionError(f"TLS failed: {e}")
+    finally:
+        s.close()
