@@ -108,3 +108,29 @@ def test_two_brokers_started_at_once_on_one_port_only_one_listens(tmp_path):
             for i in range(2):
                 rep = sanitizer_report((tmp_path / f"r{round_}b{i}.stderr").read_text())
                 assert rep is None, rep
+
+
+def test_a_restart_takes_the_port_while_the_old_broker_drains(broker_factory):
+    """SIGTERM closes the listening sockets at once: the next broker on the
+    same host binds the port while the old one still drains its connections
+    (exclusive binding must not make restarts wait for the drain)."""
+    old = broker_factory("--workers", "2", "--close-timeout", "60s", "--shutdown-timeout", "60s",
+                         name="old")
+    lingering = old.raw_ws()  # never answers the broker's close: keeps `old` draining
+    port = old.port
+    old.signal()
+
+    def refused():
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+
+    wait_for(refused, 10, what="the old broker to stop listening")
+    new = broker_factory("--port", str(port), "--workers", "2", name="new")
+    assert new.port == port
+    assert old.alive(), "the old broker should still be draining"
+    new.assert_healthy()
+    lingering.close()
+    assert old.wait_exit() == 0
