@@ -153,6 +153,11 @@ static bool origin_matches(const char *allowed, size_t alen, wsb_str_t origin)
     return true;
 }
 
+bool auth_why_expired(const char *why)
+{
+    return why != NULL && strcmp(why, "token expired") == 0;
+}
+
 bool auth_origin_allowed(const config_t *cfg, wsb_str_t origin)
 {
     if (origin.p == NULL) {

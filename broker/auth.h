@@ -54,6 +54,10 @@ void auth_free(auth_t *a);
 int auth_verify(const auth_t *a, const char *token, size_t len, wsb_jwt_claims_t *out,
                 const char **why);
 
+/* True when auth_verify()'s `why` says the token expired (not a bad token:
+ * the client may fetch a fresh one). */
+bool auth_why_expired(const char *why);
+
 /* True if `origin` may open a WebSocket (allowed_origins, allow_missing_origin);
  * a missing header is {NULL, 0}. */
 bool auth_origin_allowed(const config_t *cfg, wsb_str_t origin);

@@ -61,6 +61,14 @@ void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap
     }
 }
 
+void broker_log_addr_in_use(const char *proto, const char *where)
+{
+    char msg[128];
+    (void)snprintf(msg, sizeof(msg), "address already in use: %s", where);
+    log_error(msg, "proto=%s addr=%s why=%s", proto, where,
+              log_quote("another process (another wsbroker?) listens on this address"));
+}
+
 static unsigned addr_port(const struct sockaddr_storage *ss)
 {
     return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
@@ -82,9 +90,25 @@ static void set_port(struct sockaddr_storage *ss, unsigned port)
  * thread hands sockets to another. (libuv 1.44 cannot set SO_REUSEPORT, hence
  * the socket is made here and given to libuv with uv_tcp_open.) SO_REUSEADDR
  * lets a restart bind while old connections sit in TIME_WAIT.
+ *
+ * SO_REUSEPORT lets any socket of the same user join the port, another
+ * wsbroker included, and the kernel would then split connections between two
+ * processes that know nothing of each other. So the first socket (`first`)
+ * binds and listens WITHOUT SO_REUSEPORT: that fails with EADDRINUSE while
+ * any other socket listens on the address, with or without SO_REUSEPORT, and
+ * from the moment it listens no socket without SO_REUSEPORT, and no socket
+ * that waits to be listening before it sets it (another wsbroker), can bind
+ * or listen there. Two brokers starting at once cannot both win either: the
+ * kernel checks the port again at listen(), and the second listen() fails.
+ * Only then is SO_REUSEPORT set on it (it still joins the group the kernel
+ * forms at the next listen) so that this process's other workers can join
+ * (`share`; false with one worker: then nothing else may ever join).
+ *
+ * Returns the fd, or -1 after logging why; a taken address is logged as
+ * "address already in use: <addr>".
  */
 static int open_listener(const struct sockaddr_storage *addr, socklen_t len, int backlog,
-                         const char *where)
+                         const char *where, const char *proto, bool first, bool share)
 {
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -93,9 +117,15 @@ static int open_listener(const struct sockaddr_storage *addr, socklen_t len, int
     }
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-        bind(fd, (const struct sockaddr *)addr, len) != 0 || listen(fd, backlog) != 0) {
-        log_error("cannot listen", "addr=%s err=%s", where, log_quote(strerror(errno)));
+    if ((!first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+        bind(fd, (const struct sockaddr *)addr, len) != 0 || listen(fd, backlog) != 0 ||
+        (first && share && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)) {
+        int err = errno;
+        if (err == EADDRINUSE) {
+            broker_log_addr_in_use(proto, where);
+        } else {
+            log_error("cannot listen", "addr=%s err=%s", where, log_quote(strerror(err)));
+        }
         (void)close(fd);
         return -1;
     }
@@ -212,7 +242,7 @@ int broker_init(broker_t *b, const config_t *cfg)
     char where[96];
     broker_format_addr(&addr, where, sizeof(where));
     for (unsigned i = 0; i < n; i++) {
-        int fd = open_listener(&addr, addrlen, (int)cfg->backlog, where);
+        int fd = open_listener(&addr, addrlen, (int)cfg->backlog, where, "ws", i == 0, n > 1);
         if (fd < 0) {
             return -1;
         }
@@ -224,7 +254,8 @@ int broker_init(broker_t *b, const config_t *cfg)
         }
         int tls_fd = -1;
         if (b->tls != NULL) {
-            tls_fd = open_listener(&tls_addr, tls_addrlen, (int)cfg->backlog, tls_where);
+            tls_fd = open_listener(&tls_addr, tls_addrlen, (int)cfg->backlog, tls_where, "tls",
+                                   i == 0, n > 1);
             if (tls_fd < 0) {
                 (void)close(fd);
                 return -1;

@@ -69,6 +69,11 @@ void broker_free(broker_t *b);
 /* Writes "ip:port" (IPv6 as "[ip]:port") of `ss` into `out`. */
 void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
 
+/* Logs that a listening address (`where`, as broker_format_addr writes it) is
+ * taken by another process: "address already in use: <where>", at error
+ * level. `proto` names the listener ("ws", "tls", "resp"). */
+void broker_log_addr_in_use(const char *proto, const char *where);
+
 /* Atomically (temporary file + rename) writes a bound port for scripts that
  * started us with port 0 (--port-file, tls.port_file, resp.port_file).
  * Returns 0 or -1. */

@@ -374,7 +374,7 @@ static const key_def_t keys[] = {
              "a comma-separated list of origins such as https://example.com or "
              "https://*.example.com",
              "Origins allowed to open a WebSocket (exact or https://*.domain); \"\" = any; "
-             "others get 403"),
+             "others are closed at once with 4003"),
     BOOL_KEY("allow_missing_origin", allow_missing_origin, "true",
              "accept WebSocket upgrades without an Origin header (non-browser clients)"),
     /* rate limits */

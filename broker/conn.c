@@ -696,15 +696,66 @@ void conn_http_resume(conn_t *c)
     update_reading(c);
 }
 
-static void http_refuse(conn_t *c, int status, const char *message, const char *extra_headers)
+/* Answers a refused upgrade with `status` and `message` as its body, and
+ * closes. The caller logs it. */
+static void refusal_respond(conn_t *c, int status, const char *message, const char *extra_headers)
 {
     METRIC_ADD(c->server->metrics.handshake_failures, 1);
-    log_debug("handshake refused", "peer=%s status=%d why=%s", conn_peer(c), status,
-              log_quote(message));
     char body[512];
     int n = snprintf(body, sizeof(body), "%s\n", message);
     size_t len = n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0;
     conn_http_respond(c, status, "text/plain; charset=utf-8", body, len, false, extra_headers);
+}
+
+/* A refusal for load (429): logged at debug only, as a flood must not flood
+ * the log. */
+static void http_refuse(conn_t *c, int status, const char *message, const char *extra_headers)
+{
+    log_debug("handshake refused", "peer=%s status=%d why=%s", conn_peer(c), status,
+              log_quote(message));
+    refusal_respond(c, status, message, extra_headers);
+}
+
+/*
+ * An upgrade refused for its credentials or its Origin (PROTOCOL.md 10). A
+ * browser cannot read an HTTP refusal (its WebSocket API reports 1006 and no
+ * more), so a request with an Origin header, which every browser sends, is
+ * upgraded and closed at once with `code` and `reason`, which the page sees in
+ * its close event; no welcome is sent and nothing it sends is processed (the
+ * connection lingers: reads are discarded until the peer closes or
+ * close_timeout). A client without Origin gets 403 with `body`, which does
+ * not name the exact failure; `why` goes to the log.
+ */
+static void refuse_credentials(conn_t *c, const wsb_handshake_t *hs, int code, const char *reason,
+                               const char *body, const char *why)
+{
+    if (hs->origin.p == NULL) {
+        /* The exact cause is for the operator, at info; the body says less. */
+        log_info("handshake refused", "peer=%s status=403 why=%s", conn_peer(c), log_quote(why));
+        refusal_respond(c, 403, body, NULL);
+        return;
+    }
+    server_t *s = c->server;
+    METRIC_ADD(s->metrics.handshake_failures, 1);
+    char origin[136];
+    (void)snprintf(origin, sizeof(origin), "%.*s",
+                   (int)(hs->origin.len < 128 ? hs->origin.len : 128), hs->origin.p);
+    log_info("handshake refused", "peer=%s close=%d why=%s origin=%s", conn_peer(c), code,
+             log_quote(why), log_quote(origin));
+    char head[512];
+    int hl = wsb_handshake_response(head, sizeof(head), hs);
+    assert(hl > 0);
+    uint8_t payload[WSB_WS_MAX_CONTROL_PAYLOAD];
+    size_t plen = wsb_ws_close_payload(payload, code, reason);
+    frame_buf_t *fb = frame_buf_new((size_t)hl + 2 + plen);
+    memcpy(fb->bytes, head, (size_t)hl);
+    int n =
+        wsb_ws_build_frame(fb->bytes + hl, 2 + plen, true, WSB_WS_OP_CLOSE, payload, plen, NULL);
+    assert(n == (int)(2 + plen));
+    (void)n;
+    conn_send_always(c, fb);
+    metrics_count_close(&s->metrics, code);
+    conn_linger(c);
 }
 
 /* The token of an upgrade request: the `token` query parameter (browsers
@@ -745,8 +796,10 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     /* Cross-site WebSocket hijacking: a page on another site must not ride on
      * the user's cookies or network position. */
     if (!auth_origin_allowed(cfg, hs.origin)) {
-        http_refuse(c, 403, hs.origin.p ? "origin not allowed" : "an Origin header is required",
-                    NULL);
+        refuse_credentials(c, &hs, WSB_WS_CLOSE_ORIGIN_NOT_ALLOWED, "origin not allowed",
+                           "an Origin header is required",
+                           hs.origin.p ? "origin not in allowed_origins"
+                                       : "no Origin header and allow_missing_origin is false");
         return;
     }
     /* A TLS connection paid for its handshake at accept: one token each. */
@@ -762,16 +815,22 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
         char token[WSB_JWT_MAX_LEN + 1];
         int tlen = request_token(req, token, sizeof(token));
         if (tlen < 0) {
-            http_refuse(c, 403, "malformed token (query parameter or Authorization header)", NULL);
+            refuse_credentials(c, &hs, WSB_WS_CLOSE_INVALID_TOKEN, "invalid token",
+                               "invalid credentials",
+                               "malformed token (query parameter or Authorization header)");
             return;
         }
         if (tlen > 0) {
             wsb_jwt_claims_t verified;
             const char *why = "";
             if (auth_verify(&b->auth, token, (size_t)tlen, &verified, &why) != 0) {
-                char msg[256];
-                (void)snprintf(msg, sizeof(msg), "invalid token: %s", why);
-                http_refuse(c, 403, msg, NULL);
+                if (auth_why_expired(why)) {
+                    refuse_credentials(c, &hs, WSB_WS_CLOSE_TOKEN_EXPIRED, "token expired",
+                                       "invalid credentials", why);
+                } else {
+                    refuse_credentials(c, &hs, WSB_WS_CLOSE_INVALID_TOKEN, "invalid token",
+                                       "invalid credentials", why);
+                }
                 return;
             }
             claims = xmalloc(sizeof(*claims));
@@ -937,9 +996,15 @@ static void ws_deadline(conn_t *c)
     session_t *ss = c->session;
     uint64_t now = server_now(c->server);
     if (ss->auth_deadline_ms != 0 && now >= ss->auth_deadline_ms) {
-        const char *why = ss->authed ? "token expired" : "authentication timeout";
-        log_debug("auth deadline", "peer=%s why=%s", conn_peer(c), why);
-        conn_ws_close(c, WSB_WS_CLOSE_POLICY, why, true);
+        log_debug("auth deadline", "peer=%s why=%s", conn_peer(c),
+                  ss->authed ? "token expired" : "authentication timeout");
+        /* An expired token is not a policy violation: 4002 tells the client
+         * to fetch a fresh one before it reconnects (PROTOCOL.md 8). */
+        if (ss->authed) {
+            conn_ws_close(c, WSB_WS_CLOSE_TOKEN_EXPIRED, "token expired", true);
+        } else {
+            conn_ws_close(c, WSB_WS_CLOSE_POLICY, "authentication timeout", true);
+        }
         return;
     }
     if (now >= ss->keepalive_due_ms) {

@@ -1045,14 +1045,23 @@ int resp_listener_start(server_t *s)
     uv_tcp_init(&s->loop, &l->tcp);
     l->tcp.data = l;
     l->open = true;
+    /* Without SO_REUSEPORT (libuv sets only SO_REUSEADDR): bind or listen
+     * fails with EADDRINUSE while any other socket listens on the address. */
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, res->ai_addr, res->ai_addrlen < sizeof(ss) ? res->ai_addrlen : sizeof(ss));
     rc = uv_tcp_bind(&l->tcp, res->ai_addr, 0);
     freeaddrinfo(res);
     if (rc == 0) {
         rc = uv_listen((uv_stream_t *)&l->tcp, (int)cfg->backlog, on_connection);
     }
-    struct sockaddr_storage ss;
     int len = sizeof(ss);
     char where[96] = "?";
+    if (rc == UV_EADDRINUSE) {
+        broker_format_addr(&ss, where, sizeof(where));
+        broker_log_addr_in_use("resp", where);
+        return -1;
+    }
     if (rc == 0 && uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0) {
         broker_format_addr(&ss, where, sizeof(where));
     }

@@ -377,6 +377,7 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
     if (auth_verify(&b->auth, m->token.p, m->token.len, &verified, &why) != 0) {
         char msg[160];
         (void)snprintf(msg, sizeof(msg), "token refused: %s", why);
+        log_info("auth refused", "peer=%s why=%s", conn_peer(s->conn), log_quote(why));
         /* The connection keeps what it had; an unauthenticated one still
          * runs out of time at auth.timeout. */
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAUTHORIZED, msg);
@@ -389,8 +390,9 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
     reply_ack(s, m, false, 0, -1);
 }
 
-/* Token buckets on messages and bytes; false when the message is refused
- * (and the error or close already sent). */
+/* Token buckets on messages and bytes: takes this message's share and
+ * returns false when the connection is over its rate. Every message counts,
+ * valid or not, so that a flood of malformed requests is limited too. */
 static bool within_rate(session_t *s, size_t len)
 {
     server_t *srv = s->conn->server;
@@ -407,28 +409,35 @@ static bool within_rate(session_t *s, size_t len)
     if (s->buckets == NULL) {
         s->buckets = xcalloc(2, sizeof(bucket_t));
     }
-    bool ok = bucket_take(&s->buckets[0], cfg->rate_messages, burst, 1.0, now) &&
-              bucket_take(&s->buckets[1], (double)cfg->rate_bytes, byte_burst, (double)len, now);
-    if (ok) {
-        return true;
-    }
-    if (strcmp(cfg->rate_action, "close") == 0) {
-        conn_ws_close(s->conn, WSB_WS_CLOSE_POLICY, "rate limit exceeded", true);
-    } else {
-        reply_error(s, false, 0, WSB_ERR_RATE_LIMITED, "rate limit exceeded: request dropped");
-    }
-    return false;
+    return bucket_take(&s->buckets[0], cfg->rate_messages, burst, 1.0, now) &&
+           bucket_take(&s->buckets[1], (double)cfg->rate_bytes, byte_burst, (double)len, now);
 }
 
+/*
+ * One request. The rate is charged before parsing (every message counts),
+ * but with rate.action "error" the verdict is given only once the request
+ * parsed: PROTOCOL.md 3.5 reports a request's first failure, and rate_limited
+ * comes after validation, so that it can echo the request's id as every
+ * reply to a request with an id must (2.1). With "close" nothing is replied,
+ * so the connection is closed before paying for the parse.
+ */
 static void handle_text(session_t *s, const uint8_t *data, size_t len)
 {
     wsb_msg_t m;
     wsb_msg_error_t err;
-    if (!within_rate(s, len)) {
+    bool limited = !within_rate(s, len);
+    if (limited && strcmp(s->conn->server->cfg->rate_action, "close") == 0) {
+        conn_ws_close(s->conn, WSB_WS_CLOSE_POLICY, "rate limit exceeded", true);
         return;
     }
     if (wsb_msg_parse((const char *)data, len, &m, &err) != 0) {
         reply_error(s, err.has_id, err.id, err.code, err.message);
+        return;
+    }
+    if (limited) {
+        reply_error(s, m.has_id, m.id, WSB_ERR_RATE_LIMITED,
+                    "rate limit exceeded: request dropped");
+        wsb_msg_free(&m);
         return;
     }
     if (!s->authed && m.type != WSB_MSG_AUTH) {

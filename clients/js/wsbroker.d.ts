@@ -36,7 +36,11 @@ export type ClientErrorCode =
     | "protocol" // unsupported protocol version, or a close code after which reconnecting is pointless
     | "timeout" // no pong in pingTimeout
     | "connect" // the WebSocket could not be created
-    | "token"; // the token function threw
+    | "token" // getToken (or the token function) threw, or returned the token just refused
+    | "invalid_token" // the broker closed with 4001: the token is malformed, forged or not valid yet
+    | "token_expired" // the broker closed with 4002: the token has expired
+    | "origin_not_allowed" // the broker closed with 4003: this page's origin may not connect
+    | "refused"; // the broker closed with another code in 4000-4099 (do not reconnect with the same credentials)
 
 export declare class WsbrokerError extends Error {
     name: "WsbrokerError";
@@ -44,8 +48,10 @@ export declare class WsbrokerError extends Error {
     code: BrokerErrorCode | ClientErrorCode | (string & {});
     /** The topic or pattern of the failed request, when there was one. */
     topic?: string;
-    /** For code "protocol" after a close: the WebSocket close code. */
+    /** After a close ("protocol", "invalid_token", "token_expired", "origin_not_allowed", "refused"): the WebSocket close code. */
     closeCode?: number;
+    /** With closeCode for codes 4000-4099: the close frame's reason ("invalid token", …). */
+    closeReason?: string;
     constructor(code: string, message: string, extra?: object);
 }
 
@@ -115,10 +121,19 @@ export type WebSocketConstructor = new (url: string) => {
 
 export interface ConnectOptions {
     /**
-     * Credentials, sent as the `token` query parameter of the upgrade request.
-     * A function is called before every connection attempt (token refresh).
+     * A fixed token, sent as the `token` query parameter of the upgrade
+     * request. (A function here works as getToken does; prefer getToken.)
      */
     token?: string | (() => string | Promise<string>);
+    /**
+     * Returns a token (e.g. fetched from your backend). Called before the first
+     * connection, before every reconnect (also after the broker refused the
+     * token with 4001 or 4002), and before the current token's `exp` (from the
+     * JWT payload, not verified), when the new token is sent on the open
+     * connection in an `auth` request. Returning the token just refused stops
+     * the client (error code "token"). Without it, a 4001/4002 close is final.
+     */
+    getToken?: () => string | Promise<string>;
     /** Backoff between connection attempts, or false to never reconnect. */
     reconnect?: ReconnectOptions | false;
     /** Publishes held while not connected (default 1000); beyond, publish() rejects with "queue_full". 0 = none. */
@@ -136,8 +151,14 @@ export interface ConnectOptions {
 }
 
 export interface SubscribeOptions {
-    /** Resume an exact topic from this position (ignored for patterns). */
+    /**
+     * Resume an exact topic from this position (ignored for patterns). On a
+     * topic this connection already holds, the broker replays for this
+     * subscription all the same; the others skip what they have had.
+     */
     since?: Position;
+    /** The last N messages the broker holds for an exact topic (ignored for patterns, and with since). */
+    history?: number;
     /** Bound of the iteration buffer (oldest messages dropped beyond it). */
     bufferSize?: number;
 }

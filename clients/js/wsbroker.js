@@ -32,12 +32,25 @@
 //   sends an application `ping`; if nothing at all arrives within pingTimeout ms
 //   after it, the socket is considered dead, dropped and reconnected.
 //
+// - Credentials: `getToken` (an async function returning a token) is called
+//   before the first connection, before every reconnect, after the broker
+//   refused the token (close 4001 "invalid token", 4002 "token expired") and
+//   before the current token's `exp` (read, not verified, from the JWT
+//   payload), when the fresh token is sent on the open connection in an `auth`
+//   request. A close with a code in 4000-4099 ("do not reconnect with the same
+//   credentials", PROTOCOL.md 8) raises an "error" event (WsbrokerError with
+//   closeCode and closeReason); the client then reconnects only after 4001 or
+//   4002, only with getToken, and never with the token just refused. Otherwise
+//   (a fixed token, 4003 "origin not allowed", other 40xx) it closes for good.
+//
 // Client error codes (besides the broker's): "closed" (the client was closed),
 // "disconnected" (the socket dropped before the reply), "queue_full" (offline
 // publish queue at maxQueue), "too_large" (the request exceeds the broker's
 // announced max_message_size, checked before sending because the broker would
 // close the socket with 1009), "protocol" (unsupported protocol version or a
-// close code that forbids reconnecting), "timeout" (no reply to ping()).
+// close code that forbids reconnecting), "timeout" (no reply to ping()),
+// "invalid_token", "token_expired", "origin_not_allowed", "refused" (the
+// broker closed with 4001, 4002, 4003, or another code in 4000-4099).
 
 export const VERSION = "0.1.0";
 export const PROTOCOL_VERSION = 1;
@@ -51,6 +64,11 @@ export const State = Object.freeze({
 
 // Close codes after which the protocol says not to reconnect (section 8).
 const FATAL_CLOSE_CODES = new Set([1002, 1003, 1007, 1009]);
+// Close codes 4000-4099: "do not reconnect with the same credentials" (section 8).
+const CREDENTIALS_CLOSE_MIN = 4000;
+const CREDENTIALS_CLOSE_MAX = 4099;
+// A token is refreshed when this share of its lifetime has passed.
+const TOKEN_REFRESH_AT = 0.85;
 // Errors to an unsubscribe that mean there is nothing left to remove.
 const UNSUBSCRIBE_DONE = new Set(["not_subscribed", "bad_topic", "bad_field"]);
 // Largest id the broker accepts (2^53 - 1, section 2.1).
@@ -58,6 +76,7 @@ const MAX_ID = Number.MAX_SAFE_INTEGER;
 
 const DEFAULTS = Object.freeze({
     token: undefined,
+    getToken: undefined,
     reconnect: { minDelay: 500, maxDelay: 30000, factor: 2, jitter: 0.5, maxAttempts: Infinity },
     maxQueue: 1000,
     pingInterval: 20000,
@@ -183,6 +202,36 @@ function resolveUrl(url) {
     return u;
 }
 
+// The `exp` and `iat` claims (seconds) of a JWT, read WITHOUT verifying it:
+// only to know when to ask for a fresh one. {} for anything else.
+function tokenTimes(token) {
+    try {
+        const part = String(token).split(".")[1];
+        if (!part) return {};
+        let b64 = part.replace(/-/g, "+").replace(/_/g, "/");
+        while (b64.length % 4) b64 += "=";
+        const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+        const claims = JSON.parse(new TextDecoder().decode(bytes));
+        if (claims === null || typeof claims !== "object") return {};
+        return {
+            exp: Number.isFinite(claims.exp) ? claims.exp : undefined,
+            iat: Number.isFinite(claims.iat) ? claims.iat : undefined,
+        };
+    } catch {
+        return {};
+    }
+}
+
+// The error for a close with a code in 4000-4099 (PROTOCOL.md section 8).
+function refusalError(code, reason) {
+    const extra = { closeCode: code, closeReason: reason };
+    const msg = `the broker closed the connection with ${code} (${reason})`;
+    if (code === 4001) return new WsbrokerError("invalid_token", msg, extra);
+    if (code === 4002) return new WsbrokerError("token_expired", msg, extra);
+    if (code === 4003) return new WsbrokerError("origin_not_allowed", msg, extra);
+    return new WsbrokerError("refused", msg, extra);
+}
+
 /**
  * One subscription to a pattern. Messages go to the callback given to
  * subscribe(), or, without one, are buffered (at most bufferSize, oldest dropped
@@ -198,12 +247,16 @@ export class Subscription extends Emitter {
     #error = null;
     #ready = deferred();
     #active = false;
+    #exact;
+    #last = null; // {epoch, seq} of the last message handed over (exact topics)
+    #held = false; // waiting for the ack of its own replay: takes nothing before
 
     constructor(conn, topic, callback, bufferSize) {
         super();
         this.#conn = conn;
         this.#callback = callback;
         this.#bufferSize = bufferSize;
+        this.#exact = isExactTopic(topic);
         /** The pattern, exactly as given to subscribe(). */
         this.topic = topic;
         /** Messages dropped because the iteration buffer was full. */
@@ -267,7 +320,14 @@ export class Subscription extends Emitter {
     // --- called by Connection only ---
 
     _deliver(msg) {
-        if (this.#closed) return;
+        if (this.#closed || this.#held) return;
+        // A replay asked for by another subscription of this topic (since,
+        // history) repeats messages this one has had: each gets a message once.
+        if (this.#exact && typeof msg.epoch === "string" && typeof msg.seq === "number") {
+            const last = this.#last;
+            if (last && last.epoch === msg.epoch && msg.seq <= last.seq) return;
+            this.#last = { epoch: msg.epoch, seq: msg.seq };
+        }
         this.received++;
         if (this.#callback) {
             safeCall(this.#callback, [msg, this]);
@@ -285,8 +345,19 @@ export class Subscription extends Emitter {
         this.#buffer.push(msg);
     }
 
+    // Messages before the ack of this subscription's own replay are in the
+    // replay (the broker answers in order): none is taken until then.
+    _hold() {
+        this.#held = true;
+    }
+
+    get _held() {
+        return this.#held;
+    }
+
     _subscribed(info) {
         if (this.#closed) return;
+        this.#held = false;
         this.#active = true;
         this.#ready.resolve(info);
         this._emit("subscribed", info);
@@ -348,6 +419,10 @@ export class Connection extends Emitter {
     #deadTimer = null;
     #lastRx = 0;
     #closePromise = null;
+    #token = null; // the token sent with the current (or last) socket or auth request
+    #tokenAt = 0; // when it was obtained (Date.now())
+    #refusedToken = null; // the token the broker just refused with 4001/4002
+    #refreshTimer = null;
 
     constructor(url, options = {}) {
         super();
@@ -412,16 +487,31 @@ export class Connection extends Emitter {
             sub._end(new WsbrokerError("closed", "the connection is closed"));
             return sub;
         }
-        if (options.since && isExactTopic(pattern)) {
-            this.#positions.set(pattern, { epoch: options.since.epoch, seq: options.since.seq });
+        // since / history: a replay of an exact topic for this subscription.
+        let replay = null;
+        if (isExactTopic(pattern)) {
+            if (options.since) replay = { since: { epoch: options.since.epoch, seq: options.since.seq } };
+            else if (Number.isInteger(options.history) && options.history > 0) replay = { history: options.history };
         }
         let entry = this.#patterns.get(pattern);
         if (!entry) {
-            entry = { subs: new Set(), inflight: null, active: false, acked: false };
+            entry = { subs: new Set(), inflight: null, active: false, acked: false, replays: [] };
             this.#patterns.set(pattern, entry);
+            // A new topic: its replay is the subscribe itself (and a
+            // reconnect resumes from `since` until a message moves it).
+            if (replay?.since) this.#positions.set(pattern, replay.since);
+            else if (replay?.history) entry.history = replay.history;
+            replay = null;
         }
         entry.subs.add(sub);
-        if (entry.active) {
+        if (replay) {
+            // A topic this connection already holds: the broker replays for a
+            // subscribe with since or history all the same (PROTOCOL.md 3.1);
+            // the other subscriptions skip what they have had.
+            sub._hold();
+            entry.replays.push({ sub, ...replay });
+            if (this.#state === State.OPEN) this.#sendReplays(pattern, entry);
+        } else if (entry.active) {
             queueMicrotask(() => sub._subscribed({ recovered: undefined, resubscribed: false }));
         } else if (entry.inflight === null && this.#state === State.OPEN) {
             this.#sendSubscribe(pattern, entry);
@@ -539,19 +629,33 @@ export class Connection extends Emitter {
         if (this.#state === State.CLOSED) return;
         this.#setState(State.CONNECTING);
         let url = this.#url;
-        const token = this.#opts.token;
-        if (token !== undefined && token !== null) {
-            let value = token;
+        const source = this.#tokenSource();
+        let value = source ? undefined : this.#opts.token;
+        if (source) {
             try {
-                if (typeof token === "function") value = await token();
+                value = await source();
             } catch (err) {
                 this._emit("error", new WsbrokerError("token", `token callback failed: ${err?.message ?? err}`));
                 this.#scheduleReconnect(1006, "token callback failed");
                 return;
             }
             if (this.#state === State.CLOSED) return;
+        }
+        if (value !== undefined && value !== null) {
+            value = String(value);
+            if (value === this.#refusedToken) {
+                // Never the credentials the broker has just refused.
+                const err = new WsbrokerError(
+                    "token",
+                    "the token function returned the token the broker refused; not reconnecting",
+                );
+                this.#shutdown(1000, "token refused", err);
+                return;
+            }
+            this.#token = value;
+            this.#tokenAt = Date.now();
             url = new URL(url.href);
-            url.searchParams.set("token", String(value));
+            url.searchParams.set("token", value);
         }
         let ws;
         try {
@@ -638,7 +742,12 @@ export class Connection extends Emitter {
         this.#attempt = 0;
         this.#startKeepalive();
         this.#setState(State.OPEN);
-        for (const [pattern, entry] of this.#patterns) this.#sendSubscribe(pattern, entry);
+        this.#refusedToken = null;
+        this.#scheduleRefresh();
+        for (const [pattern, entry] of this.#patterns) {
+            this.#sendSubscribe(pattern, entry);
+            this.#sendReplays(pattern, entry);
+        }
         const queue = this.#queue.splice(0);
         for (const req of queue) this.#sendPublish(req);
         this._emit("open", msg);
@@ -713,6 +822,10 @@ export class Connection extends Emitter {
     }
 
     #onSubscribeReply(req, msg, err) {
+        if (req.forSub) {
+            this.#onReplayReply(req, msg, err);
+            return;
+        }
         const entry = this.#patterns.get(req.pattern);
         if (!entry || entry.inflight !== msg.id) return; // unsubscribed meanwhile
         entry.inflight = null;
@@ -731,25 +844,64 @@ export class Connection extends Emitter {
             return;
         }
         const info = { recovered: msg.recovered, resubscribed: entry.acked };
-        // A topic with history: the ack says where the topic stands. After a
-        // recovery the replayed messages move the position themselves (if the
-        // socket drops mid-replay we must not claim we have them all), and a
-        // position only moves forward within an epoch ("history" replays older
-        // messages after the ack).
-        if (typeof msg.epoch === "string" && Number.isInteger(msg.seq) && msg.recovered !== true) {
-            const pos = this.#positions.get(req.pattern);
-            if (!pos || pos.epoch !== msg.epoch || pos.seq < msg.seq) {
-                this.#positions.set(req.pattern, { epoch: msg.epoch, seq: msg.seq });
-            }
-        }
+        this.#notePosition(req.pattern, msg);
         entry.active = true;
         entry.acked = true;
-        for (const sub of entry.subs) sub._subscribed(info);
-        if (typeof msg.recovered === "boolean") {
-            const ev = { topic: req.pattern, recovered: msg.recovered, epoch: msg.epoch, seq: msg.seq };
-            if (msg.recovered) this.stats.recovered++;
-            this._emit("recovered", ev);
-            for (const sub of entry.subs) sub._emit("recovered", ev);
+        entry.history = undefined; // asked once; a reconnect resumes with since
+        const subs = [...entry.subs].filter((sub) => !sub._held);
+        for (const sub of subs) sub._subscribed(info);
+        this.#reportRecovery(req.pattern, msg, subs);
+    }
+
+    // A topic with history: the ack says where the topic stands. After a
+    // recovery the replayed messages move the position themselves (if the
+    // socket drops mid-replay we must not claim we have them all), and a
+    // position only moves forward within an epoch ("history" replays older
+    // messages after the ack).
+    #notePosition(pattern, msg) {
+        if (typeof msg.epoch === "string" && Number.isInteger(msg.seq) && msg.recovered !== true) {
+            const pos = this.#positions.get(pattern);
+            if (!pos || pos.epoch !== msg.epoch || pos.seq < msg.seq) {
+                this.#positions.set(pattern, { epoch: msg.epoch, seq: msg.seq });
+            }
+        }
+    }
+
+    #reportRecovery(pattern, msg, subs) {
+        if (typeof msg.recovered !== "boolean") return;
+        const ev = { topic: pattern, recovered: msg.recovered, epoch: msg.epoch, seq: msg.seq };
+        if (msg.recovered) this.stats.recovered++;
+        this._emit("recovered", ev);
+        for (const sub of subs) sub._emit("recovered", ev);
+    }
+
+    // The ack of a since / history subscribe for one subscription of a topic
+    // the connection already held.
+    #onReplayReply(req, msg, err) {
+        const sub = req.forSub;
+        const entry = this.#patterns.get(req.pattern);
+        if (!entry || !entry.subs.has(sub)) return; // unsubscribed meanwhile
+        if (err) {
+            err.topic = req.pattern;
+            sub._end(err);
+            void this._unsubscribe(sub); // the others keep the topic
+            this._emit("error", err);
+            return;
+        }
+        this.#notePosition(req.pattern, msg);
+        sub._subscribed({ recovered: msg.recovered, resubscribed: false });
+        this.#reportRecovery(req.pattern, msg, [sub]);
+    }
+
+    #sendReplays(pattern, entry) {
+        for (const replay of entry.replays.splice(0)) {
+            if (replay.sub.closed) continue;
+            const id = this.#takeId();
+            const req = { type: "subscribe", topic: pattern, id };
+            if (replay.since) req.since = replay.since;
+            else req.history = replay.history;
+            this.#pending.set(id, { kind: "subscribe", pattern, since: !!replay.since, forSub: replay.sub, replay });
+            this.#send(req);
         }
     }
 
@@ -759,6 +911,8 @@ export class Connection extends Emitter {
         const pos = this.#positions.get(pattern);
         if (pos && typeof pos.epoch === "string" && pos.epoch !== "" && Number.isInteger(pos.seq)) {
             req.since = { epoch: pos.epoch, seq: pos.seq };
+        } else if (entry.history) {
+            req.history = entry.history;
         }
         entry.inflight = id;
         this.#pending.set(id, { kind: "subscribe", pattern, since: req.since !== undefined });
@@ -832,6 +986,68 @@ export class Connection extends Emitter {
         }, Math.max(10, Math.floor(interval / 2)));
     }
 
+    // getToken, or the older `token` given as a function; null for a fixed token.
+    #tokenSource() {
+        if (typeof this.#opts.getToken === "function") return this.#opts.getToken;
+        return typeof this.#opts.token === "function" ? this.#opts.token : null;
+    }
+
+    // Asks for a fresh token when TOKEN_REFRESH_AT of the current one's
+    // lifetime has passed (from `iat`, else from when we got it), and sends it
+    // in an `auth` request: the session then outlives the old token's `exp`.
+    #scheduleRefresh(retry = false) {
+        this.#stopRefresh();
+        if (!this.#tokenSource() || this.#token === null) return;
+        const { exp, iat } = tokenTimes(this.#token);
+        if (exp === undefined) return;
+        const nowMs = Date.now();
+        const startMs = iat !== undefined ? iat * 1000 : this.#tokenAt;
+        const lifetime = Math.max(0, exp * 1000 - startMs);
+        let at = startMs + lifetime * TOKEN_REFRESH_AT;
+        // The same token again (a cache in getToken): ask again a little later.
+        if (retry) at = Math.min(exp * 1000, nowMs + Math.max(1000, lifetime / 10));
+        const delay = Math.min(0x7fffffff, Math.max(0, at - nowMs));
+        this.#refreshTimer = setTimeout(() => this.#refreshToken(), delay);
+    }
+
+    #stopRefresh() {
+        clearTimeout(this.#refreshTimer);
+        this.#refreshTimer = null;
+    }
+
+    async #refreshToken() {
+        this.#refreshTimer = null;
+        const ws = this.#ws;
+        const source = this.#tokenSource();
+        if (!source || this.#state !== State.OPEN) return;
+        let value;
+        try {
+            value = String(await source());
+        } catch (err) {
+            // The session ends at exp (4002); the reconnect asks again.
+            this._emit("error", new WsbrokerError("token", `token callback failed: ${err?.message ?? err}`));
+            return;
+        }
+        if (ws !== this.#ws || this.#state !== State.OPEN) return;
+        if (value === this.#token) {
+            this.#scheduleRefresh(true);
+            return;
+        }
+        const id = this.#takeId();
+        this.#pending.set(id, {
+            kind: "auth",
+            resolve: () => {
+                this.#token = value;
+                this.#tokenAt = Date.now();
+                this.#scheduleRefresh();
+            },
+            reject: (err) => {
+                if (err.code !== "disconnected" && err.code !== "closed") this._emit("error", err);
+            },
+        });
+        this.#send({ type: "auth", token: value, id });
+    }
+
     #stopKeepalive() {
         clearInterval(this.#pingTimer);
         clearTimeout(this.#deadTimer);
@@ -859,8 +1075,22 @@ export class Connection extends Emitter {
         clearTimeout(this.#connectTimer);
         this.#connectTimer = null;
         this.#stopKeepalive();
+        this.#stopRefresh();
         this.#failPending(new WsbrokerError("disconnected", `connection lost (${code} ${reason})`.trim()));
         if (this.#state === State.CLOSED) return;
+        if (code >= CREDENTIALS_CLOSE_MIN && code <= CREDENTIALS_CLOSE_MAX) {
+            // "Do not reconnect with the same credentials": only with a fresh
+            // token from getToken, after a refused or expired one.
+            const err = refusalError(code, reason);
+            if ((code === 4001 || code === 4002) && this.#tokenSource() && this.#opts.reconnect) {
+                this.#refusedToken = this.#token;
+                this._emit("error", err);
+                this.#scheduleReconnect(code, reason);
+            } else {
+                this.#shutdown(code, reason, err);
+            }
+            return;
+        }
         if (FATAL_CLOSE_CODES.has(code)) {
             const err = new WsbrokerError(
                 "protocol",
@@ -899,6 +1129,10 @@ export class Connection extends Emitter {
         for (const req of pending) {
             if (req.kind === "unsubscribe") req.resolve();
             else if (req.kind !== "subscribe") req.reject(err);
+            else if (req.forSub && !req.forSub.closed) {
+                // Asked again after the next welcome.
+                this.#patterns.get(req.pattern)?.replays.push(req.replay);
+            }
         }
         for (const entry of this.#patterns.values()) {
             entry.inflight = null;
@@ -913,6 +1147,7 @@ export class Connection extends Emitter {
         clearTimeout(this.#connectTimer);
         this.#reconnectTimer = this.#connectTimer = null;
         this.#stopKeepalive();
+        this.#stopRefresh();
         if (this.#ws) detach(this.#ws);
         this.#ws = null;
         const closed = new WsbrokerError("closed", "the connection is closed");

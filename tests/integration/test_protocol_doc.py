@@ -61,10 +61,12 @@ def test_every_close_code_sent_is_documented():
     for path in sorted((REPO_ROOT / "broker").glob("*.c")):
         text = path.read_text(encoding="utf-8")
         sent |= set(re.findall(r"conn_ws_close\([^,]+,\s*(WSB_WS_CLOSE_\w+)", text))
+        # Upgrades refused with 101 and a close at once (PROTOCOL.md 10).
+        sent |= set(re.findall(r"refuse_credentials\([^,]+,[^,]+,\s*(WSB_WS_CLOSE_\w+)", text))
     sent |= set(re.findall(r"fail\(p, (WSB_WS_CLOSE_\w+)", source("protocol/ws_frame.c")))
     assert "conn_ws_close(c, s->parser.close_code" in source("broker/session.c")
     codes = {values[name] for name in sent}
-    assert {1001, 1002, 1003, 1007, 1008, 1009, 1011, 1013} <= codes
+    assert {1001, 1002, 1003, 1007, 1008, 1009, 1011, 1013, 4001, 4002, 4003} <= codes
     documented = {int(row[0]) for row in table_rows(section("8"))[1:]}
     assert codes - documented == set(), "close codes missing from PROTOCOL.md section 8"
 

@@ -64,6 +64,11 @@
 #define WSB_WS_CLOSE_TOO_BIG     1009
 #define WSB_WS_CLOSE_INTERNAL    1011
 #define WSB_WS_CLOSE_TRY_AGAIN   1013
+/* wsbroker's own codes (PROTOCOL.md section 8): 4000-4099 mean "do not
+ * reconnect with the same credentials". */
+#define WSB_WS_CLOSE_INVALID_TOKEN      4001
+#define WSB_WS_CLOSE_TOKEN_EXPIRED      4002
+#define WSB_WS_CLOSE_ORIGIN_NOT_ALLOWED 4003
 
 #define WSB_WS_MAX_CONTROL_PAYLOAD 125
 #define WSB_WS_MAX_HEADER_LEN      14 /* 2 + 8 (length) + 4 (mask) */
