@@ -12,7 +12,6 @@
 #include "wsb/topic.h"
 #include "xqueue.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -780,7 +779,14 @@ static void rconn_connect(rconn_t *rc)
     ac->data = rc;
     rc->ac = ac;
     rc->connected = false;
-    redisLibuvAttach(ac, &br->loop);
+    if (bridge_sub_attach_async(ac, &br->loop) != 0) {
+        log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
+                  log_quote("cannot poll the socket"));
+        rc->ac = NULL;
+        redisAsyncFree(ac);
+        schedule_retry(rc);
+        return;
+    }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (br->url.password != NULL) {

@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -115,6 +116,19 @@ static void handle_readable(bridge_sub_t *bs)
     }
 }
 
+/* What a poll error means. libuv reports POLLERR (a refused connect, a
+ * reset) as UV_EBADF although the socket is fine: its pending error says
+ * what happened. */
+static const char *poll_error(int fd, int status)
+{
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0) {
+        return strerror(soerr);
+    }
+    return uv_strerror(status);
+}
+
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     bridge_sub_t *bs = p->data;
@@ -122,7 +136,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
         return;
     }
     if (status < 0) {
-        fail(bs, uv_strerror(status));
+        fail(bs, poll_error(bs->c->fd, status));
         return;
     }
     if (events & UV_WRITABLE) {
@@ -172,4 +186,110 @@ void bridge_sub_command(bridge_sub_t *bs, int argc, const char **argv, const siz
         bs->want_write = true;
         update_poll(bs);
     }
+}
+
+/* ---- the publisher's hiredis async context under libuv ---------------------------------- */
+
+/* hiredis's event hooks for one async context; freed in the poll handle's
+ * close callback, which may run after the context is gone. */
+typedef struct {
+    uv_poll_t poll;
+    redisAsyncContext *ac; /* NULL once hiredis cleaned up */
+    int events;
+} async_poll_t;
+
+static void on_async_poll(uv_poll_t *p, int status, int events)
+{
+    async_poll_t *ap = p->data;
+    if (ap->ac == NULL) {
+        return;
+    }
+    if (status < 0) {
+        /* POLLERR: libuv stopped the handle and says UV_EBADF. hiredis 0.14's
+         * own adapter returns here, so a reset connection was never seen and
+         * its pending commands never answered. A read surfaces the socket's
+         * error through hiredis (its connect check while connecting), which
+         * then disconnects and fails every pending callback. If the read still
+         * found data queued before the error, polling goes on for the rest. */
+        redisAsyncHandleRead(ap->ac);
+        if (ap->ac != NULL && ap->events != 0) {
+            (void)uv_poll_start(&ap->poll, ap->events, on_async_poll);
+        }
+        return;
+    }
+    if (events & UV_READABLE) {
+        redisAsyncHandleRead(ap->ac);
+    }
+    if (ap->ac != NULL && (events & UV_WRITABLE)) {
+        redisAsyncHandleWrite(ap->ac);
+    }
+}
+
+static void async_set_events(async_poll_t *ap, int events)
+{
+    ap->events = events;
+    if (events != 0) {
+        (void)uv_poll_start(&ap->poll, events, on_async_poll);
+    } else {
+        (void)uv_poll_stop(&ap->poll);
+    }
+}
+
+static void async_add_read(void *privdata)
+{
+    async_poll_t *ap = privdata;
+    async_set_events(ap, ap->events | UV_READABLE);
+}
+
+static void async_del_read(void *privdata)
+{
+    async_poll_t *ap = privdata;
+    async_set_events(ap, ap->events & ~UV_READABLE);
+}
+
+static void async_add_write(void *privdata)
+{
+    async_poll_t *ap = privdata;
+    async_set_events(ap, ap->events | UV_WRITABLE);
+}
+
+static void async_del_write(void *privdata)
+{
+    async_poll_t *ap = privdata;
+    async_set_events(ap, ap->events & ~UV_WRITABLE);
+}
+
+static void on_async_poll_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* hiredis frees the context: the socket is closed right after this returns,
+ * so the handle stops polling now (uv_close does) and is freed later. */
+static void async_cleanup(void *privdata)
+{
+    async_poll_t *ap = privdata;
+    ap->ac = NULL;
+    uv_close((uv_handle_t *)&ap->poll, on_async_poll_closed);
+}
+
+int bridge_sub_attach_async(struct redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (ac->ev.data != NULL) {
+        return -1;
+    }
+    async_poll_t *ap = xcalloc(1, sizeof(*ap));
+    if (uv_poll_init(loop, &ap->poll, ac->c.fd) != 0) {
+        free(ap);
+        return -1;
+    }
+    ap->poll.data = ap;
+    ap->ac = ac;
+    ac->ev.data = ap;
+    ac->ev.addRead = async_add_read;
+    ac->ev.delRead = async_del_read;
+    ac->ev.addWrite = async_add_write;
+    ac->ev.delWrite = async_del_write;
+    ac->ev.cleanup = async_cleanup;
+    return 0;
 }

@@ -15,6 +15,9 @@
  * Part of the bridge (bridge_redis.c): the only other file that sees hiredis.
  * One loop (the bridge thread's); not thread-safe.
  *
+ * It also drives the publishing connection's hiredis async context
+ * (bridge_sub_attach_async below).
+ *
  * Lifetime: bridge_sub_connect() -> callbacks -> bridge_sub_close(). After
  * on_closed, or after bridge_sub_close() returns, no callback runs again and
  * the handle must not be used; it is freed once libuv closed its poll handle.
@@ -52,5 +55,19 @@ void bridge_sub_command(bridge_sub_t *bs, int argc, const char **argv, const siz
 
 /* Closes the connection; no callback runs afterwards. Safe inside callbacks. */
 void bridge_sub_close(bridge_sub_t *bs);
+
+struct redisAsyncContext;
+
+/* Attaches a hiredis async context (the bridge's publishing connection) to
+ * `loop`, in place of hiredis 0.14's libuv adapter, which ignores poll
+ * errors: libuv reports a reset connection or a refused connect as a poll
+ * error (and stops polling), so through that adapter the context never
+ * learned that its connection was gone, and the replies it waited for never
+ * came. Here a poll error is read through hiredis, which then disconnects
+ * (the disconnect or connect callback runs; pending callbacks get NULL).
+ * Returns 0, or -1 when the context already has an event library or its
+ * socket cannot be polled (the caller frees the context). The attachment is
+ * released by hiredis when it frees the context. Aborts on OOM. */
+int bridge_sub_attach_async(struct redisAsyncContext *ac, uv_loop_t *loop);
 
 #endif

@@ -1,11 +1,17 @@
 /*
  * test_bridge_redis.c - the pure parts of the Redis bridge: wsbroker patterns
- * to Redis channels and globs, and redis:// URLs (config_parse_redis_url).
+ * to Redis channels and globs, and redis:// URLs (config_parse_redis_url);
+ * and the publishing connection's libuv attachment (bridge_sub_attach_async)
+ * against a loopback peer that resets or refuses the connection.
  */
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* cmocka.h needs these three first, in this order. */
 // clang-format off
@@ -15,7 +21,12 @@
 // clang-format on
 
 #include "bridge_redis.h"
+#include "bridge_sub.h"
 #include "config.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <uv.h>
 
 static void check_name(const char *pattern, const char *want, bool want_glob)
 {
@@ -70,11 +81,146 @@ static void test_urls(void **state)
     }
 }
 
+/* ---- the publishing connection under libuv ---------------------------------------------- */
+
+typedef struct {
+    int connect_calls, connect_status;
+    int disconnect_calls, disconnect_status;
+    int null_replies;
+} async_state_t;
+
+static void on_test_connect(const redisAsyncContext *ac, int status)
+{
+    async_state_t *st = ac->data;
+    st->connect_calls++;
+    st->connect_status = status;
+}
+
+static void on_test_disconnect(const redisAsyncContext *ac, int status)
+{
+    async_state_t *st = ac->data;
+    st->disconnect_calls++;
+    st->disconnect_status = status;
+}
+
+static void on_test_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    async_state_t *st = privdata;
+    if (reply == NULL) {
+        st->null_replies++;
+    }
+}
+
+/* A loopback TCP socket bound to a free port; listening or not. */
+static int loopback_socket(bool listening, unsigned *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t len = sizeof(sa);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    if (listening) {
+        assert_int_equal(listen(fd, 1), 0);
+    }
+    return fd;
+}
+
+/* Waits, without a timeout, until `fd` reports one of `events` (POLLERR and
+ * POLLHUP always count): the condition the loop is then run against is
+ * already true in the kernel, so one loop pass must see it. */
+static void wait_fd(int fd, short events)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    while (poll(&pfd, 1, -1) != 1) {
+    }
+}
+
+static redisAsyncContext *attached_context(uv_loop_t *loop, unsigned port, async_state_t *st)
+{
+    redisAsyncContext *ac = redisAsyncConnect("127.0.0.1", (int)port);
+    assert_non_null(ac);
+    assert_int_equal(ac->err, 0);
+    ac->data = st;
+    assert_int_equal(bridge_sub_attach_async(ac, loop), 0);
+    assert_int_equal(bridge_sub_attach_async(ac, loop), -1); /* attached once */
+    redisAsyncSetConnectCallback(ac, on_test_connect);
+    redisAsyncSetDisconnectCallback(ac, on_test_disconnect);
+    /* What the bridge sends first; it also makes hiredis 0.14 connect. */
+    assert_int_equal(redisAsyncCommand(ac, on_test_reply, st, "PING"), REDIS_OK);
+    return ac;
+}
+
+/* Nothing is left on the loop: the attachment freed itself. */
+static void close_loop(uv_loop_t *loop)
+{
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+/* Regression: Redis killed while a command was unread in its socket resets
+ * the publishing connection; libuv reports that as a poll error, which
+ * hiredis 0.14's libuv adapter ignored, so the connection's loss went
+ * unnoticed and the publish waiting for its reply was never answered. */
+static void test_async_reset_is_a_disconnect(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    unsigned port = 0;
+    int lfd = loopback_socket(true, &port);
+    async_state_t st = {0};
+    redisAsyncContext *ac = attached_context(&loop, port, &st);
+    int fd = ac->c.fd;
+    int srv = accept(lfd, NULL, NULL);
+    assert_true(srv >= 0);
+    while (st.connect_calls == 0) {
+        (void)uv_run(&loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(st.connect_status, REDIS_OK);
+    wait_fd(srv, POLLIN); /* the PING arrived; left unread, as in a killed Redis */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    assert_int_equal(setsockopt(srv, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    assert_int_equal(close(srv), 0); /* RST */
+    wait_fd(fd, POLLIN);
+    (void)uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(st.null_replies, 1);
+    assert_int_equal(st.disconnect_calls, 1);
+    assert_int_equal(st.disconnect_status, REDIS_ERR);
+    close_loop(&loop);
+    assert_int_equal(close(lfd), 0);
+}
+
+/* The same poll error while connecting (nothing listens): the connect
+ * callback reports the failure at once, not after the bridge's timeout. */
+static void test_async_refused_connect_fails(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    unsigned port = 0;
+    int closed_port = loopback_socket(false, &port); /* bound, not listening: refused */
+    async_state_t st = {0};
+    redisAsyncContext *ac = attached_context(&loop, port, &st);
+    wait_fd(ac->c.fd, POLLOUT);
+    (void)uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(st.connect_calls, 1);
+    assert_int_equal(st.connect_status, REDIS_ERR);
+    assert_int_equal(st.null_replies, 1);
+    assert_int_equal(st.disconnect_calls, 0); /* never connected */
+    close_loop(&loop);
+    assert_int_equal(close(closed_port), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_async_reset_is_a_disconnect),
+        cmocka_unit_test(test_async_refused_connect_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
