@@ -308,6 +308,9 @@ static const key_def_t keys[] = {
     UINT_KEY("history_max_topics", history_max_topics, 64, 16777216, "10000",
              "topics keeping history at most; beyond, the least recently published is "
              "evicted (its seq, epoch and history are lost)"),
+    SIZE_KEY("history_max_bytes", history_max_bytes, 1, TIB, "256MiB",
+             "bytes of history messages kept over all topics; beyond, the oldest messages of "
+             "the least recently published topic are dropped (its seq and epoch stay)"),
     /* federation */
     STRING_KEY("redis.url", redis_url, "", "URL", is_optional_redis_url,
                "\"\" (off) or redis://[[user]:password@]host[:port][/db]",
@@ -353,6 +356,8 @@ static const key_def_t keys[] = {
                "HS256 shared secret for JWTs; \"\" = HS256 off"),
     STRING_KEY("auth.jwt_public_key", auth_jwt_public_key, "", "PATH", NULL, NULL,
                "PEM public key (RSA for RS256, EC P-256 for ES256) for JWTs; \"\" = off"),
+    BOOL_KEY("auth.require_exp", auth_require_exp, "false",
+             "refuse JWTs without an exp claim; false = such a token never expires"),
     DURATION_KEY("auth.leeway", auth_leeway_ms, 0, HOUR_MS, "30s",
                  "clock skew allowed on a JWT's exp and nbf"),
     DURATION_KEY("auth.timeout", auth_timeout_ms, 1, HOUR_MS, "10s",

@@ -346,6 +346,19 @@ static void free_creds(session_t *s)
     }
 }
 
+/* The loop time at which a token expiring at `exp` (seconds since the
+ * epoch) stops being valid, leeway included. The verifier bounds exp to
+ * 0..WSB_JWT_MAX_TIME (year 9999) and auth.leeway is at most an hour, so no
+ * step below can overflow: at most ~2.6e14 ms are added to the loop clock. */
+static uint64_t token_deadline_ms(server_t *srv, int64_t exp)
+{
+    if (exp > WSB_JWT_MAX_TIME) {
+        exp = WSB_JWT_MAX_TIME; /* not reached: the verifier refuses such tokens */
+    }
+    int64_t left_s = exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) - (int64_t)time(NULL);
+    return server_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
+}
+
 /* Takes over `claims` (heap; freed here) as the session's credentials:
  * permissions from its patterns, the client id from "sub", the deadline
  * from "exp". */
@@ -360,13 +373,7 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->creds = cr;
     s->perms = &cr->perms;
     s->authed = true;
-    s->auth_deadline_ms = 0;
-    if (claims->has_exp) {
-        server_t *srv = s->conn->server;
-        int64_t left_s =
-            claims->exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) - (int64_t)time(NULL);
-        s->auth_deadline_ms = server_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
-    }
+    s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
 }
 
 static void op_auth(session_t *s, const wsb_msg_t *m)
