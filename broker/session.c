@@ -298,6 +298,18 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
     reply_ack(s, m, false, 0, m->has_since ? 0 : -1);
 }
 
+/* Removes the session's subscription i: from the trie (and the bridge's
+ * interest), its gap suspension, the gauges. Order of s->subs changes. */
+static void remove_subscription(session_t *s, uint32_t i)
+{
+    trie_sub_t *sub = s->subs[i];
+    /* clear_gap needs the pattern, which session_unsubscribe frees. */
+    clear_gap(s, (wsb_str_t){trie_sub_pattern(sub), strlen(trie_sub_pattern(sub))});
+    session_unsubscribe(s->conn->server, sub);
+    server_update_gauges(s->conn->server);
+    s->subs[i] = s->subs[--s->nsubs];
+}
+
 static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
 {
     int i = find_sub(s, m->topic);
@@ -305,11 +317,39 @@ static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
         reply_error(s, m->has_id, m->id, WSB_ERR_NOT_SUBSCRIBED, "no subscription to this topic");
         return;
     }
-    session_unsubscribe(s->conn->server, s->subs[i]);
-    server_update_gauges(s->conn->server);
-    s->subs[i] = s->subs[--s->nsubs];
-    clear_gap(s, m->topic);
+    remove_subscription(s, (uint32_t)i);
     reply_ack(s, m, false, 0, -1);
+}
+
+/* After new credentials: removes every subscription they do not cover, as
+ * an unsubscribe would, and tells the client with one `unsubscribed` notice
+ * per pattern (PROTOCOL.md 4.7). A pattern is covered whole or not at all:
+ * "chat.>" under a token allowing only "chat.room1" goes, it is not
+ * narrowed. The notices are queued before the auth ack. */
+static void revoke_uncovered(session_t *s)
+{
+    static const char why[] = "your new credentials do not allow this subscription";
+    for (uint32_t i = 0; i < s->nsubs;) {
+        const char *pattern = trie_sub_pattern(s->subs[i]);
+        wsb_str_t p = {pattern, strlen(pattern)};
+        if (perms_may_subscribe(s->perms, p)) {
+            i++;
+            continue;
+        }
+        json_t *notice = json_pack("{s:s, s:s#, s:s, s:s}", "type", "unsubscribed", "topic", p.p,
+                                   (int)p.len, "code", WSB_ERR_FORBIDDEN, "message", why);
+        if (notice == NULL) {
+            abort(); /* ENOMEM: the broker's allocation policy */
+        }
+        size_t len = 0;
+        uint8_t *frame = wsb_msg_build_json(notice, FRAME_BUF_HEADROOM, &len);
+        json_decref(notice);
+        if (frame == NULL) {
+            abort();
+        }
+        remove_subscription(s, i); /* the notice was built from the pattern first */
+        reply(s, frame, &len);
+    }
 }
 
 static void op_publish(session_t *s, const wsb_msg_t *m)
@@ -392,6 +432,7 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
     wsb_jwt_claims_t *claims = xmalloc(sizeof(*claims));
     *claims = verified;
     set_claims(s, claims);
+    revoke_uncovered(s);
     conn_ws_rearm(s->conn);
     reply_ack(s, m, false, 0, -1);
 }
