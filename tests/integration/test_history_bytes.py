@@ -1,0 +1,74 @@
+"""history_max_bytes (issue 15, item 3): the audit's repro, scaled down. One
+anonymous client publishes ~60 KB messages to many topics under a history
+rule; the history never holds more than the bound (the
+wsbroker_history_bytes gauges after every publish ack: the broker drops what
+is over the bound before it acks), the least recently published topic loses
+its history first, and that topic keeps its seq and epoch: a recovery into
+the dropped part answers recovered:false, never a wrong replay."""
+from __future__ import annotations
+
+import json
+
+from helpers import connect, publish, recv_json, request, run
+
+RULES = json.dumps([{"pattern": "chat.>", "size": 100}])
+BOUND = 1024 * 1024
+BIG = "x" * 60_000
+
+
+def history_bytes(b) -> float:
+    return sum(v for k, v in b.metrics().items() if k.startswith("wsbroker_history_bytes{"))
+
+
+def test_history_bytes_stay_under_the_bound_and_the_lru_topic_goes_first(broker_factory):
+    b = broker_factory("--history", RULES, "--history-max-bytes", "1MiB")
+
+    async def go():
+        pub = await connect(b.ws_url)
+        for i in range(3):
+            await publish(pub, "chat.victim", BIG, i + 1)
+        sub = await connect(b.ws_url)
+        ack = await request(sub, {"type": "subscribe", "topic": "chat.victim", "id": 1})
+        assert ack["seq"] == 3, ack
+        epoch = ack["epoch"]
+        await sub.close()
+        held_max = 0.0
+        for i in range(40):
+            await publish(pub, f"chat.t{i}", {"n": i, "pad": BIG}, 100 + i)
+            held = history_bytes(b)
+            held_max = max(held_max, held)
+            assert held <= BOUND, (i, held)
+        assert held_max > BOUND - 2 * len(BIG), held_max  # the bound was reached
+        m = b.metrics()
+        assert m["wsbroker_history_evicted_messages_total"] >= 3 + 1, m
+        assert m["wsbroker_history_evicted_topics_total"] >= 2, m
+        # The victim's history is gone, its seq and epoch are not.
+        c = await connect(b.ws_url)
+        r = await request(c, {"type": "subscribe", "topic": "chat.victim", "id": 2,
+                              "since": {"epoch": epoch, "seq": 0}})
+        assert r == {"type": "ack", "id": 2, "seq": 3, "epoch": epoch, "recovered": False}, r
+        await c.close()
+        c = await connect(b.ws_url)
+        r = await request(c, {"type": "subscribe", "topic": "chat.victim", "id": 3,
+                              "since": {"epoch": epoch, "seq": 3}})
+        assert r == {"type": "ack", "id": 3, "seq": 3, "epoch": epoch, "recovered": True}, r
+        # The most recently published topics still have theirs.
+        r = await request(c, {"type": "subscribe", "topic": "chat.t39", "id": 4, "history": 5})
+        assert r["type"] == "ack" and r["seq"] == 1, r
+        m = await recv_json(c)
+        assert m["type"] == "message" and m["topic"] == "chat.t39" and m["data"]["n"] == 39, m
+        # The oldest of the t-topics was evicted before the newer ones: it
+        # replays nothing (the pong comes first), chat.t38 still replays.
+        r = await request(c, {"type": "subscribe", "topic": "chat.t0", "id": 5, "history": 5})
+        assert r["type"] == "ack" and r["seq"] == 1, r
+        assert await request(c, {"type": "ping", "id": 6}) == {"type": "pong", "id": 6}
+        assert not c.__dict__.get("pending_messages"), c.pending_messages
+        r = await request(c, {"type": "subscribe", "topic": "chat.t38", "id": 7, "history": 5})
+        assert r["type"] == "ack" and r["seq"] == 1, r
+        m = await recv_json(c)
+        assert m["topic"] == "chat.t38" and m["data"]["n"] == 38, m
+        await c.close()
+        await pub.close()
+
+    run(go(), 60)
+    b.assert_healthy()
