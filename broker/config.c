@@ -296,7 +296,7 @@ static const key_def_t keys[] = {
     DURATION_KEY("ping_interval", ping_interval_ms, 0, 30 * DAY_MS, "25s",
                  "period of server pings on WebSockets; 0 = off; must be < idle_timeout"),
     DURATION_KEY("idle_timeout", idle_timeout_ms, 1, 30 * DAY_MS, "60s",
-                 "close a WebSocket silent this long"),
+                 "close a WebSocket that sent no complete frame (pongs count) for this long"),
     DURATION_KEY("close_timeout", close_timeout_ms, 1, 30 * DAY_MS, "3s",
                  "after our close frame, wait this long for the peer's close and the drain"),
     DURATION_KEY("shutdown_timeout", shutdown_timeout_ms, 1, 30 * DAY_MS, "5s",

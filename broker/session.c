@@ -525,6 +525,13 @@ static bool is_open(const session_t *s)
     return s->conn->state == CONN_WS;
 }
 
+/* A complete frame arrived: the idle timeout (PROTOCOL.md 1) counts from
+ * here, not from the last bytes read. */
+static void frame_done(session_t *s)
+{
+    s->conn->last_rx_ms = server_now(s->conn->server);
+}
+
 static int on_message_begin(void *ud, int opcode)
 {
     session_t *s = ud;
@@ -560,6 +567,12 @@ static void msg_append(session_t *s, const uint8_t *data, size_t len)
 static int on_message_data(void *ud, const uint8_t *data, size_t len)
 {
     session_t *s = ud;
+    /* The parser advanced frame_pos before this call: equal to frame_len
+     * means these bytes end the frame (a FIN frame also gets
+     * on_message_end; an empty frame, only that). */
+    if (s->parser.frame_pos == s->parser.frame_len) {
+        frame_done(s);
+    }
     if (!is_open(s)) {
         return 0;
     }
@@ -582,6 +595,7 @@ static int on_message_data(void *ud, const uint8_t *data, size_t len)
 static int on_message_end(void *ud)
 {
     session_t *s = ud;
+    frame_done(s);
     if (!is_open(s)) {
         return 0;
     }
@@ -608,12 +622,22 @@ static int on_message_end(void *ud)
 static int on_ping(void *ud, const uint8_t *payload, size_t len)
 {
     session_t *s = ud;
+    frame_done(s);
     if (is_open(s)) {
         uint8_t frame[2 + WSB_WS_MAX_CONTROL_PAYLOAD];
         int n = wsb_ws_build_frame(frame, sizeof(frame), true, WSB_WS_OP_PONG, payload, len, NULL);
         assert(n > 0);
         conn_send_always(s->conn, frame_buf_copy(frame, (size_t)n));
     }
+    return 0;
+}
+
+/* The answer to our keepalive ping: nothing to do but count the frame. */
+static int on_pong(void *ud, const uint8_t *payload, size_t len)
+{
+    (void)payload;
+    (void)len;
+    frame_done(ud);
     return 0;
 }
 
@@ -641,7 +665,7 @@ static const wsb_ws_parser_callbacks_t parser_callbacks = {
     .on_message_data = on_message_data,
     .on_message_end = on_message_end,
     .on_ping = on_ping,
-    .on_pong = NULL,
+    .on_pong = on_pong,
     .on_close = on_close,
 };
 
