@@ -306,8 +306,8 @@ static const key_def_t keys[] = {
                "history rules, a JSON list: [{\"pattern\":\"chat.>\",\"size\":100,"
                "\"ttl\":\"300s\",\"slow_consumer\":\"drop\"}]; \"\" = none"),
     UINT_KEY("history_max_topics", history_max_topics, 64, 16777216, "10000",
-             "topics keeping history at most; beyond, the least recently published is "
-             "evicted (its seq, epoch and history are lost)"),
+             "topics keeping history at most; beyond, the least recently published loses its "
+             "history and epoch (its seq goes on under a new epoch)"),
     SIZE_KEY("history_max_bytes", history_max_bytes, 1, TIB, "256MiB",
              "bytes of history messages kept over all topics; beyond, the oldest messages of "
              "the least recently published topic are dropped (its seq and epoch stay)"),

@@ -31,9 +31,10 @@ typedef struct topic_s {
     struct topic_s *lru_prev, *lru_next; /* head = most recently published */
     uint64_t hash;
     uint64_t seq;
-    topic_hist_t *hist; /* NULL: no history rule matches */
+    topic_hist_t *hist; /* NULL: no history rule matches, or hist_lost */
     uint16_t len;
-    char name[]; /* not NUL-terminated */
+    bool hist_lost; /* a rule matches but the history went over history_max_topics */
+    char name[];    /* not NUL-terminated */
 } topic_t;
 
 struct seqtab_shard_s {
@@ -273,19 +274,50 @@ static void hist_push_front(shard_t *s, topic_t *tp)
     s->hist_head = tp;
 }
 
-static void topic_free(seqtab_t *t, shard_t *s, topic_t *tp)
+/* Drops the topic's history part (messages and epoch); its seq stays. */
+static void drop_hist(seqtab_t *t, shard_t *s, topic_t *tp)
 {
     topic_hist_t *h = tp->hist;
-    if (h != NULL) {
-        uint32_t count0 = h->ring.count;
-        size_t bytes0 = h->ring.bytes;
-        history_ring_clear(&h->ring);
-        account(t, h, count0, bytes0);
-        held_update(s, tp, false);
-        atomic_fetch_sub_explicit(&t->stats[h->rule].topics, 1, memory_order_relaxed);
-        hist_unlink(s, tp);
-        s->hist_count--;
-        free(h);
+    uint32_t count0 = h->ring.count;
+    size_t bytes0 = h->ring.bytes;
+    history_ring_clear(&h->ring);
+    account(t, h, count0, bytes0);
+    held_update(s, tp, false);
+    atomic_fetch_sub_explicit(&t->stats[h->rule].topics, 1, memory_order_relaxed);
+    hist_unlink(s, tp);
+    s->hist_count--;
+    free(h);
+    tp->hist = NULL;
+}
+
+/* Gives `tp` a history part for `rule`, with a new epoch. Over
+ * history_max_topics (the shard's share), the least recently used topic
+ * with history loses its history and epoch first, but keeps its seq: its
+ * next subscriber sees the sequence go on, under a new epoch, instead of
+ * starting again at 0. */
+static void attach_hist(seqtab_t *t, shard_t *s, topic_t *tp, int rule)
+{
+    if (s->hist_count >= t->hist_max_per_shard) {
+        topic_t *victim = s->hist_tail;
+        drop_hist(t, s, victim);
+        victim->hist_lost = true;
+        atomic_fetch_add_explicit(&t->hist_evictions, 1, memory_order_relaxed);
+    }
+    topic_hist_t *hs = xcalloc(1, sizeof(*hs));
+    hs->rule = rule;
+    make_epoch(t, hs->epoch);
+    history_ring_init(&hs->ring, t->rules->rules[rule].size);
+    tp->hist = hs;
+    tp->hist_lost = false;
+    hist_push_front(s, tp);
+    s->hist_count++;
+    atomic_fetch_add_explicit(&t->stats[rule].topics, 1, memory_order_relaxed);
+}
+
+static void topic_free(seqtab_t *t, shard_t *s, topic_t *tp)
+{
+    if (tp->hist != NULL) {
+        drop_hist(t, s, tp);
     }
     free(tp);
 }
@@ -334,6 +366,8 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
             if (tp->hist != NULL && s->hist_head != tp) {
                 hist_unlink(s, tp);
                 hist_push_front(s, tp);
+            } else if (tp->hist_lost) {
+                attach_hist(t, s, tp, history_rules_match(t->rules, name));
             }
             return tp;
         }
@@ -347,11 +381,6 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
         evict(t, s, s->lru_tail);
         count--;
     }
-    if (rule >= 0 && s->hist_count >= t->hist_max_per_shard) {
-        evict(t, s, s->hist_tail);
-        atomic_fetch_add_explicit(&t->hist_evictions, 1, memory_order_relaxed);
-        count--;
-    }
     if (count >= s->nbuckets) {
         grow(s);
     }
@@ -359,6 +388,7 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
     tp->hash = h;
     tp->seq = 0;
     tp->hist = NULL;
+    tp->hist_lost = false;
     tp->len = (uint16_t)name.len;
     memcpy(tp->name, name.p, name.len);
     tp->hnext = s->buckets[h & (s->nbuckets - 1)];
@@ -366,14 +396,7 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
     lru_push_front(s, tp);
     atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
     if (rule >= 0) {
-        topic_hist_t *hs = xcalloc(1, sizeof(*hs));
-        hs->rule = rule;
-        make_epoch(t, hs->epoch);
-        history_ring_init(&hs->ring, t->rules->rules[rule].size);
-        tp->hist = hs;
-        hist_push_front(s, tp);
-        s->hist_count++;
-        atomic_fetch_add_explicit(&t->stats[rule].topics, 1, memory_order_relaxed);
+        attach_hist(t, s, tp, rule);
     }
     return tp;
 }
@@ -562,11 +585,12 @@ void seqtab_render_metrics(seqtab_t *t, sbuf_t *o)
                         atomic_load_explicit(v, memory_order_relaxed));
         }
     }
-    sbuf_printf(o,
-                "# HELP wsbroker_history_evictions_total Topics evicted (seq, epoch and history "
-                "lost) over history_max_topics.\n# TYPE wsbroker_history_evictions_total "
-                "counter\nwsbroker_history_evictions_total %" PRIu64 "\n",
-                atomic_load_explicit(&t->hist_evictions, memory_order_relaxed));
+    sbuf_printf(
+        o,
+        "# HELP wsbroker_history_evictions_total Topics that lost their history and "
+        "epoch (not their seq) over history_max_topics.\n# TYPE wsbroker_history_evictions_total "
+        "counter\nwsbroker_history_evictions_total %" PRIu64 "\n",
+        atomic_load_explicit(&t->hist_evictions, memory_order_relaxed));
     sbuf_printf(o,
                 "# HELP wsbroker_history_evicted_messages_total History messages dropped over "
                 "history_max_bytes (least recently published topic first).\n"

@@ -20,8 +20,10 @@
  * evicting the least recently published; an evicted topic starts again at 1
  * (with a new epoch). Topics with history are bounded separately
  * (history_max_topics, split evenly over the shards): past it, the least
- * recently published topic with history is evicted whole (seq, epoch,
- * history), counted in wsbroker_history_evictions_total. A ring's entries
+ * recently used topic with history loses its history and epoch but keeps
+ * its seq (the topic entry stays, bounded as above), counted in
+ * wsbroker_history_evictions_total; touched again, it gets a new epoch and
+ * its seq goes on. A ring's entries
  * older than its rule's ttl are dropped when the topic is touched and by
  * seqtab_expire() (worker 0, once a second).
  *

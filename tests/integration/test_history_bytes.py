@@ -72,3 +72,35 @@ def test_history_bytes_stay_under_the_bound_and_the_lru_topic_goes_first(broker_
 
     run(go(), 60)
     b.assert_healthy()
+
+
+def test_a_topic_evicted_over_history_max_topics_keeps_its_seq(broker_factory):
+    """The audit published to 1,100 fresh names: the victim's next subscribe
+    saw seq 0. Now it loses its history and epoch, not its seq."""
+    b = broker_factory("--history", RULES, "--history-max-topics", "64")
+
+    async def go():
+        pub = await connect(b.ws_url)
+        for i in range(3):
+            await publish(pub, "chat.victim", i, i + 1)
+        c = await connect(b.ws_url)
+        ack = await request(c, {"type": "subscribe", "topic": "chat.victim", "id": 1})
+        epoch = ack["epoch"]
+        await c.close()
+        for i in range(1100):
+            await publish(pub, f"chat.fresh{i}", i, 10 + i)
+        assert b.metric("wsbroker_history_evictions_total") >= 1100 - 64
+        c = await connect(b.ws_url)
+        r = await request(c, {"type": "subscribe", "topic": "chat.victim", "id": 2,
+                              "since": {"epoch": epoch, "seq": 3}})
+        assert r["type"] == "ack" and r["seq"] == 3 and r["recovered"] is False, r
+        assert r["epoch"] != epoch, r
+        # The sequence goes on under the new epoch.
+        assert (await publish(pub, "chat.victim", "next", 2000))["seq"] == 4
+        m = await recv_json(c)
+        assert (m["seq"], m["epoch"], m["data"]) == (4, r["epoch"], "next"), m
+        await c.close()
+        await pub.close()
+
+    run(go(), 60)
+    b.assert_healthy()

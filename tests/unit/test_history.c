@@ -206,6 +206,8 @@ static void test_seqtab_recovery_decisions(void **state)
     seqtab_free(t);
 }
 
+static size_t held(seqtab_t *t, const char *topic, uint64_t since, bool *recovers, uint64_t *seq);
+
 static void test_seqtab_bounds_topics_with_history(void **state)
 {
     (void)state;
@@ -213,25 +215,83 @@ static void test_seqtab_bounds_topics_with_history(void **state)
     assert_int_equal(history_rules_parse("[{\"pattern\":\">\",\"size\":3}]", &rules, NULL, 0), 0);
     /* 64 topics with history: one per shard. */
     seqtab_t *t = seqtab_new(&rules, SEQTAB_SHARDS, UINT64_MAX);
+    seqtab_shard_t *sh;
+    seqtab_pos_t pos;
+    seqtab_lock_topic(t, STR("t0"), &sh, &pos, 0);
+    char epoch0[SEQTAB_EPOCH_LEN + 1];
+    memcpy(epoch0, pos.epoch, sizeof epoch0);
+    seqtab_unlock(sh);
     char name[32];
     for (int i = 0; i < 5000; i++) {
         (void)snprintf(name, sizeof name, "t%d", i);
         publish(t, name, 0);
         publish(t, name, 0);
     }
-    assert_true(seqtab_count(t) <= SEQTAB_SHARDS);
+    /* Every topic keeps its seq; at most one per shard keeps history. */
+    assert_int_equal(seqtab_count(t), 5000);
+    size_t with_history = 0;
+    for (int i = 0; i < 5000; i++) {
+        bool rec;
+        uint64_t seq;
+        (void)snprintf(name, sizeof name, "t%d", i);
+        with_history += held(t, name, 0, &rec, &seq) > 0;
+        assert_int_equal(seq, 2);
+    }
+    /* held() re-attached history (empty, new epoch) to every topic it
+     * looked at; the last 64 it looked at hold nothing, the others lost
+     * theirs again. None of them holds messages: all were evicted. */
+    assert_int_equal(with_history, 0);
     sbuf_t out;
     sbuf_init(&out);
     seqtab_render_metrics(t, &out);
     char line[128];
-    (void)snprintf(line, sizeof line, "wsbroker_history_evictions_total %zu\n",
-                   (size_t)5000 - seqtab_count(t));
-    assert_non_null(strstr(out.p, line));
-    (void)snprintf(line, sizeof line, "wsbroker_history_messages{rule=\"0\",pattern=\">\"} %zu\n",
-                   2 * seqtab_count(t));
+    (void)snprintf(line, sizeof line, "wsbroker_history_topics{rule=\"0\",pattern=\">\"} %d\n",
+                   SEQTAB_SHARDS);
     assert_non_null(strstr(out.p, line));
     sbuf_free(&out);
+    /* t0 lost its history and epoch, not its seq: a subscriber sees seq 2
+     * under a new epoch, and the old position is not recoverable. */
+    seqtab_lock_topic(t, STR("t0"), &sh, &pos, 0);
+    assert_int_equal(pos.rule, 0);
+    assert_int_equal(pos.seq, 2);
+    assert_string_not_equal(pos.epoch, epoch0);
+    xmsg_t **v;
+    size_t n;
+    assert_false(seqtab_since(t, sh, (wsb_str_t){epoch0, SEQTAB_EPOCH_LEN}, 2, &v, &n));
+    seqtab_unlock(sh);
+    publish(t, "t0", 0);
+    seqtab_lock_topic(t, STR("t0"), &sh, &pos, 0);
+    assert_int_equal(pos.seq, 3);
+    seqtab_unlock(sh);
     seqtab_free(t); /* ASan: every ring and message released */
+}
+
+/* The metrics of a fresh burst: evictions counted, messages held by the
+ * topics that keep history. */
+static void test_seqtab_history_eviction_metrics(void **state)
+{
+    (void)state;
+    history_rules_t rules;
+    assert_int_equal(history_rules_parse("[{\"pattern\":\">\",\"size\":3}]", &rules, NULL, 0), 0);
+    seqtab_t *t = seqtab_new(&rules, SEQTAB_SHARDS, UINT64_MAX);
+    char name[32];
+    for (int i = 0; i < 5000; i++) {
+        (void)snprintf(name, sizeof name, "t%d", i);
+        publish(t, name, 0);
+        publish(t, name, 0);
+    }
+    sbuf_t out;
+    sbuf_init(&out);
+    seqtab_render_metrics(t, &out);
+    char line[128];
+    (void)snprintf(line, sizeof line, "wsbroker_history_evictions_total %d\n",
+                   5000 - SEQTAB_SHARDS);
+    assert_non_null(strstr(out.p, line));
+    (void)snprintf(line, sizeof line, "wsbroker_history_messages{rule=\"0\",pattern=\">\"} %d\n",
+                   2 * SEQTAB_SHARDS);
+    assert_non_null(strstr(out.p, line));
+    sbuf_free(&out);
+    seqtab_free(t);
 }
 
 /* How many messages `topic` holds, and whether a client that saw up to
@@ -381,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_ring_bound_and_read),
         cmocka_unit_test(test_seqtab_recovery_decisions),
         cmocka_unit_test(test_seqtab_bounds_topics_with_history),
+        cmocka_unit_test(test_seqtab_history_eviction_metrics),
         cmocka_unit_test(test_seqtab_bounds_history_bytes),
         cmocka_unit_test(test_outq_drop_matching_keeps_others_in_order),
     };
