@@ -20,8 +20,8 @@ def token(subscribe_patterns, publish_patterns=(), exp_in=3600):
                       "publish": list(publish_patterns)}, SECRET)
 
 
-def auth_broker(broker_factory, *extra):
-    return broker_factory("--auth-required", "true", "--auth-jwt-secret", SECRET, *extra)
+def auth_broker(broker_factory, *extra, env=None):
+    return broker_factory("--auth-required", "true", "--auth-jwt-secret", SECRET, *extra, env=env)
 
 
 async def auth_collect(ws, tok, id):
@@ -149,3 +149,34 @@ def test_wider_token_or_refused_token_keeps_every_subscription(broker_factory):
         await pub.close()
 
     run(go(), 30)
+
+
+def test_auth_require_exp_refuses_tokens_without_exp(broker_factory):
+    no_exp = jwt_hs256({"sub": "t", "subscribe": ["a.>"]}, SECRET)
+    with_exp = token(["a.>"])
+
+    async def handshake_refused(b, tok):
+        try:
+            ws = await connect(b.ws_url + "?token=" + tok)
+        except Exception as e:  # websockets: InvalidStatusCode 403
+            return getattr(e, "status_code", None) == 403
+        await ws.close()
+        return False
+
+    async def go(b, required):
+        assert await handshake_refused(b, no_exp) is required
+        ws = await connect(b.ws_url + "?token=" + with_exp)
+        before, r = await auth_collect(ws, no_exp, 1)
+        assert before == [], before
+        if required:
+            assert r["type"] == "error" and r["code"] == "unauthorized", r
+        else:
+            assert r == {"type": "ack", "id": 1}, r
+        assert (await auth_collect(ws, with_exp, 2))[1] == {"type": "ack", "id": 2}
+        await ws.close()
+
+    # The option from the environment, as documented; off by default.
+    on = auth_broker(broker_factory, env={"WSB_AUTH_REQUIRE_EXP": "true"})
+    run(go(on, True), 30)
+    off = auth_broker(broker_factory)
+    run(go(off, False), 30)
