@@ -7,9 +7,11 @@ its history first, and that topic keeps its seq and epoch: a recovery into
 the dropped part answers recovered:false, never a wrong replay."""
 from __future__ import annotations
 
+import asyncio
 import json
 
-from helpers import connect, publish, recv_json, request, run
+from helpers import (connect, connect_spread, publish, recv_json, request, run, subscribe,
+                     worker_of)
 
 RULES = json.dumps([{"pattern": "chat.>", "size": 100}])
 BOUND = 1024 * 1024
@@ -103,4 +105,68 @@ def test_a_topic_evicted_over_history_max_topics_keeps_its_seq(broker_factory):
         await pub.close()
 
     run(go(), 60)
+    b.assert_healthy()
+
+
+def test_bound_holds_with_publishers_on_every_worker(broker_factory):
+    """Publishers on four workers append to topics of many shards at once;
+    each publish's trim runs with no shard lock held, so the shards' drops
+    interleave. After the last ack the total is within the bound, and live
+    delivery is untouched by eviction: a chat.> subscriber gets everything."""
+    b = broker_factory("--history", json.dumps([{"pattern": "chat.>", "size": 50}]),
+                       "--history-max-bytes", "256KiB", "--workers", "4",
+                       # Everything published (4 x 200 x 8 KB) fits: the Python
+                       # subscriber may lag behind the publishers.
+                       "--max-outbound-bytes", "16MiB")
+    per_publisher, topics = 200, 40
+    pad = "y" * 8000
+
+    async def pump(ws, k):
+        for i in range(per_publisher):
+            await ws.send(json.dumps({"type": "publish", "topic": f"chat.s{(i * 7 + k) % topics}",
+                                      "data": {"k": k, "i": i, "pad": pad}, "id": i + 1}))
+        acks = 0
+        while acks < per_publisher:
+            m = await recv_json(ws, 30)
+            acks += m.get("type") == "ack"
+
+    async def recover_meanwhile(url, stop):
+        c = await connect(url)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            r = await request(c, {"type": "subscribe", "topic": f"chat.s{n % topics}", "id": n,
+                                  "history": 10})
+            assert r["type"] == "ack", r
+            await request(c, {"type": "unsubscribe", "topic": f"chat.s{n % topics}", "id": 100000 + n})
+        await c.close()
+
+    async def go():
+        sub = await connect(b.ws_url)
+        await subscribe(sub, "chat.>", 1)
+        # One publisher per worker (connect_spread may open extras: closed).
+        spread = await connect_spread(b.ws_url, 4, 1)
+        pubs = [next(ws for ws in spread if worker_of(ws) == w) for w in range(4)]
+        for ws in spread:
+            if ws not in pubs:
+                await ws.close()
+        async def count_live():
+            got = 0
+            while got < per_publisher * len(pubs):
+                m = await recv_json(sub, 30)
+                got += m.get("type") == "message"
+
+        live = asyncio.create_task(count_live())
+        stop = asyncio.Event()
+        rec = asyncio.create_task(recover_meanwhile(b.ws_url, stop))
+        await asyncio.gather(*(pump(ws, k) for k, ws in enumerate(pubs)))
+        stop.set()
+        await rec
+        await live
+        assert history_bytes(b) <= 256 * 1024
+        assert b.metric("wsbroker_history_evicted_messages_total") > 0
+        for ws in (sub, *pubs):
+            await ws.close()
+
+    run(go(), 120)
     b.assert_healthy()
