@@ -347,7 +347,9 @@ static void revoke_uncovered(session_t *s)
         if (frame == NULL) {
             abort();
         }
-        remove_subscription(s, i); /* the notice was built from the pattern first */
+        log_debug("subscription revoked", "peer=%s pattern=%s", conn_peer(s->conn),
+                  log_quote(pattern));
+        remove_subscription(s, i); /* the notice and the log line used the pattern first */
         reply(s, frame, &len);
     }
 }

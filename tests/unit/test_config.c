@@ -334,6 +334,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.idle_timeout_ms, 60000);
     assert_int_equal(cfg.close_timeout_ms, 3000);
     assert_int_equal(cfg.shutdown_timeout_ms, 5000);
+    assert_int_equal(cfg.history_max_bytes, 256 * MIB);
+    assert_false(cfg.auth_require_exp);
     assert_null(cfg.config_file);
     config_free(&cfg);
     assert_null(cfg.host);
