@@ -73,6 +73,7 @@ int auth_init(auth_t *a, const config_t *cfg, char *err, size_t errlen)
     if (a->jwt == NULL) {
         abort();
     }
+    wsb_jwt_keys_require_exp(a->jwt, cfg->auth_require_exp);
     if (cfg->auth_jwt_secret[0] != '\0' &&
         wsb_jwt_keys_set_secret(a->jwt, cfg->auth_jwt_secret, strlen(cfg->auth_jwt_secret)) != 0) {
         abort();

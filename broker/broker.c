@@ -198,7 +198,7 @@ int broker_init(broker_t *b, const config_t *cfg)
         log_error("bad history rules", "err=%s", log_quote(herr));
         return -1;
     }
-    b->seqtab = seqtab_new(&b->history_rules, cfg->history_max_topics);
+    b->seqtab = seqtab_new(&b->history_rules, cfg->history_max_topics, cfg->history_max_bytes);
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];
         if (realpath(cfg->web_root, resolved) == NULL) {

@@ -296,7 +296,7 @@ static const key_def_t keys[] = {
     DURATION_KEY("ping_interval", ping_interval_ms, 0, 30 * DAY_MS, "25s",
                  "period of server pings on WebSockets; 0 = off; must be < idle_timeout"),
     DURATION_KEY("idle_timeout", idle_timeout_ms, 1, 30 * DAY_MS, "60s",
-                 "close a WebSocket silent this long"),
+                 "close a WebSocket that sent no complete frame (pongs count) for this long"),
     DURATION_KEY("close_timeout", close_timeout_ms, 1, 30 * DAY_MS, "3s",
                  "after our close frame, wait this long for the peer's close and the drain"),
     DURATION_KEY("shutdown_timeout", shutdown_timeout_ms, 1, 30 * DAY_MS, "5s",
@@ -306,8 +306,11 @@ static const key_def_t keys[] = {
                "history rules, a JSON list: [{\"pattern\":\"chat.>\",\"size\":100,"
                "\"ttl\":\"300s\",\"slow_consumer\":\"drop\"}]; \"\" = none"),
     UINT_KEY("history_max_topics", history_max_topics, 64, 16777216, "10000",
-             "topics keeping history at most; beyond, the least recently published is "
-             "evicted (its seq, epoch and history are lost)"),
+             "topics keeping history at most; beyond, the least recently published loses its "
+             "history and epoch (its seq goes on under a new epoch)"),
+    SIZE_KEY("history_max_bytes", history_max_bytes, 1, TIB, "256MiB",
+             "bytes of history messages kept over all topics; beyond, the oldest messages of "
+             "the least recently published topic are dropped (its seq and epoch stay)"),
     /* federation */
     STRING_KEY("redis.url", redis_url, "", "URL", is_optional_redis_url,
                "\"\" (off) or redis://[[user]:password@]host[:port][/db]",
@@ -353,6 +356,8 @@ static const key_def_t keys[] = {
                "HS256 shared secret for JWTs; \"\" = HS256 off"),
     STRING_KEY("auth.jwt_public_key", auth_jwt_public_key, "", "PATH", NULL, NULL,
                "PEM public key (RSA for RS256, EC P-256 for ES256) for JWTs; \"\" = off"),
+    BOOL_KEY("auth.require_exp", auth_require_exp, "false",
+             "refuse JWTs without an exp claim; false = such a token never expires"),
     DURATION_KEY("auth.leeway", auth_leeway_ms, 0, HOUR_MS, "30s",
                  "clock skew allowed on a JWT's exp and nbf"),
     DURATION_KEY("auth.timeout", auth_timeout_ms, 1, HOUR_MS, "10s",

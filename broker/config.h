@@ -55,6 +55,7 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     /* history and recovery (history.h) */
     char *history;               /* JSON list of rules; "" = no history */
     uint32_t history_max_topics; /* 10000 topics with history at most (LRU eviction) */
+    uint64_t history_max_bytes;  /* 256 MiB of history messages over all topics */
     /* federation through Redis (bridge_redis.h) */
     char *redis_url;                 /* "" = off; redis://[[user]:password@]host[:port][/db] */
     char *redis_prefix;              /* "wsb:" prepended to every Redis channel */
@@ -72,9 +73,10 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     char *tls_ca;        /* "" or a CA bundle: then client certificates are required */
     char *tls_port_file; /* "" = off */
     uint32_t tls_port;   /* 8443; 0 binds a free port */
-    /* Two flags of the next groups, here to share tls_port's 8 bytes. */
+    /* Flags of the next groups, here to share tls_port's 8 bytes. */
     bool auth_required;        /* false: anonymous clients allowed (quick start) */
     bool allow_missing_origin; /* true: requests without Origin pass the allowlist */
+    bool auth_require_exp;     /* false: a JWT without exp never expires */
     /* authentication (SECURITY.md) */
     char *auth_jwt_secret;          /* HS256 secret; "" = off */
     char *auth_jwt_public_key;      /* PEM path for RS256/ES256; "" = off */

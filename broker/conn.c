@@ -952,7 +952,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
      * a reply never overtakes a message that was published earlier. */
     router_drain(s);
     METRIC_ADD(s->metrics.bytes_in, (uint64_t)nread);
-    c->last_rx_ms = server_now(s);
+    /* Bytes alone do not reset the idle timer (c->last_rx_ms): a peer that
+     * dribbles one frame a byte at a time would keep the connection forever.
+     * The session stamps it when a frame is complete (session_frame_done). */
     if (c->tls != NULL) {
         tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
     } else {

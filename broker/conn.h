@@ -58,7 +58,7 @@ struct conn_s {
     bool hs_counted;      /* took its max_handshakes_per_second token (TLS: at accept) */
     uint8_t ip[16];       /* the peer's address (IPv4 as ::ffff:a.b.c.d) */
     conn_t *pause_prev, *pause_next;
-    uint64_t last_rx_ms;  /* loop time of the last bytes read */
+    uint64_t last_rx_ms;  /* loop time of the last complete WebSocket frame (or the upgrade) */
     uint64_t deadline_ms; /* loop time the state's timeout fires; 0 = none */
     outq_t outq;
     wsb_http_request_t *http; /* HTTP mode only; freed at upgrade */

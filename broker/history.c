@@ -194,6 +194,22 @@ void history_ring_append(history_ring_t *r, xmsg_t *m, uint64_t now_ms)
     r->bytes += m->frame_len;
 }
 
+/* An idle topic gives its storage back; the next append reallocates. */
+static void release_if_empty(history_ring_t *r)
+{
+    if (r->count == 0 && r->entries != NULL) {
+        free(r->entries);
+        r->entries = NULL;
+        r->head = 0;
+    }
+}
+
+void history_ring_drop_oldest(history_ring_t *r)
+{
+    drop_oldest(r);
+    release_if_empty(r);
+}
+
 uint32_t history_ring_expire(history_ring_t *r, uint64_t ttl_ms, uint64_t now_ms)
 {
     uint32_t n = 0;
@@ -202,12 +218,7 @@ uint32_t history_ring_expire(history_ring_t *r, uint64_t ttl_ms, uint64_t now_ms
         drop_oldest(r);
         n++;
     }
-    if (r->count == 0 && r->entries != NULL) {
-        /* An idle topic gives its storage back; the next append reallocates. */
-        free(r->entries);
-        r->entries = NULL;
-        r->head = 0;
-    }
+    release_if_empty(r);
     return n;
 }
 

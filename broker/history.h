@@ -79,6 +79,10 @@ void history_ring_clear(history_ring_t *r);
  * entry when full. `m->seq` must follow the newest entry's. */
 void history_ring_append(history_ring_t *r, xmsg_t *m, uint64_t now_ms);
 
+/* Drops the oldest entry (the ring must not be empty); an emptied ring
+ * gives its storage back, as history_ring_expire does. */
+void history_ring_drop_oldest(history_ring_t *r);
+
 /* Drops entries older than `ttl_ms` (0: none) at `now_ms`. Returns how many. */
 uint32_t history_ring_expire(history_ring_t *r, uint64_t ttl_ms, uint64_t now_ms);
 

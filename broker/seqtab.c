@@ -16,6 +16,11 @@
 /* What a topic with history has on top of its seq. */
 typedef struct {
     struct topic_s *prev, *next; /* the shard's history LRU list, head = most recent */
+    /* The shard's list of topics holding at least one message, by last
+     * append (head = most recent): where the byte bound evicts from. */
+    struct topic_s *bprev, *bnext;
+    uint64_t last_append; /* seqtab_t.clock at the last append */
+    bool held;            /* in that list */
     history_ring_t ring;
     int rule;
     char epoch[SEQTAB_EPOCH_LEN + 1];
@@ -26,9 +31,10 @@ typedef struct topic_s {
     struct topic_s *lru_prev, *lru_next; /* head = most recently published */
     uint64_t hash;
     uint64_t seq;
-    topic_hist_t *hist; /* NULL: no history rule matches */
+    topic_hist_t *hist; /* NULL: no history rule matches, or hist_lost */
     uint16_t len;
-    char name[]; /* not NUL-terminated */
+    bool hist_lost; /* a rule matches but the history went over history_max_topics */
+    char name[];    /* not NUL-terminated */
 } topic_t;
 
 struct seqtab_shard_s {
@@ -39,6 +45,11 @@ struct seqtab_shard_s {
     topic_t *lru_head, *lru_tail;
     topic_t *hist_head, *hist_tail;
     size_t hist_count;
+    topic_t *held_head, *held_tail; /* topics holding messages, by last append */
+    /* held_tail's last_append (UINT64_MAX: none), written under the lock and
+     * read without it to find the shard holding the oldest history. */
+    _Atomic uint64_t oldest_append;
+    struct seqtab_s *owner;
     topic_t *cur; /* the topic of the last lock call, valid while locked */
 };
 
@@ -54,7 +65,12 @@ struct seqtab_s {
     shard_t shards[SEQTAB_SHARDS];
     const history_rules_t *rules;
     size_t hist_max_per_shard;
-    _Atomic uint64_t epoch_state; /* splitmix64 counter for epochs */
+    int64_t max_bytes;                 /* history_max_bytes */
+    _Atomic int64_t bytes;             /* frames held in every ring */
+    _Atomic uint64_t clock;            /* counts appends: the order of "least recently published" */
+    _Atomic uint64_t evicted_messages; /* dropped over max_bytes */
+    _Atomic uint64_t evicted_topics;   /* topics whose every message that dropped */
+    _Atomic uint64_t epoch_state;      /* splitmix64 counter for epochs */
     _Atomic uint64_t hist_evictions;
     rule_stats_t stats[HISTORY_MAX_RULES];
 };
@@ -101,10 +117,15 @@ static void make_epoch(seqtab_t *t, char *out)
     out[SEQTAB_EPOCH_LEN] = '\0';
 }
 
-seqtab_t *seqtab_new(const history_rules_t *rules, uint32_t max_history_topics)
+seqtab_t *seqtab_new(const history_rules_t *rules, uint32_t max_history_topics, uint64_t max_bytes)
 {
     seqtab_t *t = xcalloc(1, sizeof(*t));
     t->rules = rules;
+    t->max_bytes = max_bytes > INT64_MAX ? INT64_MAX : (int64_t)max_bytes;
+    atomic_init(&t->bytes, 0);
+    atomic_init(&t->clock, 0);
+    atomic_init(&t->evicted_messages, 0);
+    atomic_init(&t->evicted_topics, 0);
     t->hist_max_per_shard = max_history_topics / SEQTAB_SHARDS;
     if (t->hist_max_per_shard == 0) {
         t->hist_max_per_shard = 1;
@@ -117,6 +138,8 @@ seqtab_t *seqtab_new(const history_rules_t *rules, uint32_t max_history_topics)
         s->nbuckets = 64;
         s->buckets = xcalloc(s->nbuckets, sizeof(topic_t *));
         atomic_init(&s->count, 0);
+        atomic_init(&s->oldest_append, UINT64_MAX);
+        s->owner = t;
     }
     return t;
 }
@@ -176,14 +199,51 @@ static void lru_push_front(shard_t *s, topic_t *tp)
     s->lru_head = tp;
 }
 
-/* Adds the change of a ring's size since (count0, bytes0) to its rule's gauges. */
+/* Keeps the shard's list of topics holding messages in step with `tp`'s
+ * ring: `appended` moves it to the front; an empty ring leaves the list.
+ * Then republishes the shard's oldest append. Under the shard's lock. */
+static void held_update(shard_t *s, topic_t *tp, bool appended)
+{
+    topic_hist_t *h = tp->hist;
+    if (h->held && (appended || h->ring.count == 0)) {
+        if (h->bprev) {
+            h->bprev->hist->bnext = h->bnext;
+        } else {
+            s->held_head = h->bnext;
+        }
+        if (h->bnext) {
+            h->bnext->hist->bprev = h->bprev;
+        } else {
+            s->held_tail = h->bprev;
+        }
+        h->held = false;
+    }
+    if (appended && h->ring.count > 0) {
+        h->bprev = NULL;
+        h->bnext = s->held_head;
+        if (s->held_head) {
+            s->held_head->hist->bprev = tp;
+        } else {
+            s->held_tail = tp;
+        }
+        s->held_head = tp;
+        h->held = true;
+    }
+    atomic_store_explicit(&s->oldest_append,
+                          s->held_tail ? s->held_tail->hist->last_append : UINT64_MAX,
+                          memory_order_relaxed);
+}
+
+/* Adds the change of a ring's size since (count0, bytes0) to its rule's
+ * gauges and to the process total the byte bound watches. */
 static void account(seqtab_t *t, const topic_hist_t *h, uint32_t count0, size_t bytes0)
 {
     rule_stats_t *st = &t->stats[h->rule];
+    int64_t dbytes = (int64_t)h->ring.bytes - (int64_t)bytes0;
     atomic_fetch_add_explicit(&st->messages, (int64_t)h->ring.count - (int64_t)count0,
                               memory_order_relaxed);
-    atomic_fetch_add_explicit(&st->bytes, (int64_t)h->ring.bytes - (int64_t)bytes0,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->bytes, dbytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->bytes, dbytes, memory_order_relaxed);
 }
 
 static void hist_unlink(shard_t *s, topic_t *tp)
@@ -214,18 +274,50 @@ static void hist_push_front(shard_t *s, topic_t *tp)
     s->hist_head = tp;
 }
 
-static void topic_free(seqtab_t *t, shard_t *s, topic_t *tp)
+/* Drops the topic's history part (messages and epoch); its seq stays. */
+static void drop_hist(seqtab_t *t, shard_t *s, topic_t *tp)
 {
     topic_hist_t *h = tp->hist;
-    if (h != NULL) {
-        uint32_t count0 = h->ring.count;
-        size_t bytes0 = h->ring.bytes;
-        history_ring_clear(&h->ring);
-        account(t, h, count0, bytes0);
-        atomic_fetch_sub_explicit(&t->stats[h->rule].topics, 1, memory_order_relaxed);
-        hist_unlink(s, tp);
-        s->hist_count--;
-        free(h);
+    uint32_t count0 = h->ring.count;
+    size_t bytes0 = h->ring.bytes;
+    history_ring_clear(&h->ring);
+    account(t, h, count0, bytes0);
+    held_update(s, tp, false);
+    atomic_fetch_sub_explicit(&t->stats[h->rule].topics, 1, memory_order_relaxed);
+    hist_unlink(s, tp);
+    s->hist_count--;
+    free(h);
+    tp->hist = NULL;
+}
+
+/* Gives `tp` a history part for `rule`, with a new epoch. Over
+ * history_max_topics (the shard's share), the least recently used topic
+ * with history loses its history and epoch first, but keeps its seq: its
+ * next subscriber sees the sequence go on, under a new epoch, instead of
+ * starting again at 0. */
+static void attach_hist(seqtab_t *t, shard_t *s, topic_t *tp, int rule)
+{
+    if (s->hist_count >= t->hist_max_per_shard) {
+        topic_t *victim = s->hist_tail;
+        drop_hist(t, s, victim);
+        victim->hist_lost = true;
+        atomic_fetch_add_explicit(&t->hist_evictions, 1, memory_order_relaxed);
+    }
+    topic_hist_t *hs = xcalloc(1, sizeof(*hs));
+    hs->rule = rule;
+    make_epoch(t, hs->epoch);
+    history_ring_init(&hs->ring, t->rules->rules[rule].size);
+    tp->hist = hs;
+    tp->hist_lost = false;
+    hist_push_front(s, tp);
+    s->hist_count++;
+    atomic_fetch_add_explicit(&t->stats[rule].topics, 1, memory_order_relaxed);
+}
+
+static void topic_free(seqtab_t *t, shard_t *s, topic_t *tp)
+{
+    if (tp->hist != NULL) {
+        drop_hist(t, s, tp);
     }
     free(tp);
 }
@@ -274,6 +366,8 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
             if (tp->hist != NULL && s->hist_head != tp) {
                 hist_unlink(s, tp);
                 hist_push_front(s, tp);
+            } else if (tp->hist_lost) {
+                attach_hist(t, s, tp, history_rules_match(t->rules, name));
             }
             return tp;
         }
@@ -287,11 +381,6 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
         evict(t, s, s->lru_tail);
         count--;
     }
-    if (rule >= 0 && s->hist_count >= t->hist_max_per_shard) {
-        evict(t, s, s->hist_tail);
-        atomic_fetch_add_explicit(&t->hist_evictions, 1, memory_order_relaxed);
-        count--;
-    }
     if (count >= s->nbuckets) {
         grow(s);
     }
@@ -299,6 +388,7 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
     tp->hash = h;
     tp->seq = 0;
     tp->hist = NULL;
+    tp->hist_lost = false;
     tp->len = (uint16_t)name.len;
     memcpy(tp->name, name.p, name.len);
     tp->hnext = s->buckets[h & (s->nbuckets - 1)];
@@ -306,14 +396,7 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
     lru_push_front(s, tp);
     atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
     if (rule >= 0) {
-        topic_hist_t *hs = xcalloc(1, sizeof(*hs));
-        hs->rule = rule;
-        make_epoch(t, hs->epoch);
-        history_ring_init(&hs->ring, t->rules->rules[rule].size);
-        tp->hist = hs;
-        hist_push_front(s, tp);
-        s->hist_count++;
-        atomic_fetch_add_explicit(&t->stats[rule].topics, 1, memory_order_relaxed);
+        attach_hist(t, s, tp, rule);
     }
     return tp;
 }
@@ -339,7 +422,7 @@ static void fill_pos(const topic_t *tp, seqtab_pos_t *pos)
 }
 
 /* Drops what the topic's rule says is too old. */
-static void expire_topic(seqtab_t *t, topic_t *tp, uint64_t now_ms)
+static void expire_topic(seqtab_t *t, shard_t *s, topic_t *tp, uint64_t now_ms)
 {
     topic_hist_t *h = tp->hist;
     uint64_t ttl = t->rules->rules[h->rule].ttl_ms;
@@ -350,6 +433,7 @@ static void expire_topic(seqtab_t *t, topic_t *tp, uint64_t now_ms)
     size_t bytes0 = h->ring.bytes;
     if (history_ring_expire(&h->ring, ttl, now_ms) > 0) {
         account(t, h, count0, bytes0);
+        held_update(s, tp, false);
     }
 }
 
@@ -374,7 +458,9 @@ void seqtab_append(seqtab_t *t, seqtab_shard_t *shard, xmsg_t *m, uint64_t now_m
     size_t bytes0 = h->ring.bytes;
     history_ring_append(&h->ring, m, now_ms);
     account(t, h, count0, bytes0);
-    expire_topic(t, tp, now_ms);
+    h->last_append = atomic_fetch_add_explicit(&t->clock, 1, memory_order_relaxed) + 1;
+    held_update(shard, tp, true);
+    expire_topic(t, shard, tp, now_ms);
 }
 
 void seqtab_lock_topic(seqtab_t *t, wsb_str_t topic, seqtab_shard_t **shard, seqtab_pos_t *pos,
@@ -387,7 +473,7 @@ void seqtab_lock_topic(seqtab_t *t, wsb_str_t topic, seqtab_shard_t **shard, seq
     topic_t *tp = topic_get(t, s, topic, h, false);
     s->cur = tp;
     if (tp != NULL && tp->hist != NULL) {
-        expire_topic(t, tp, now_ms);
+        expire_topic(t, s, tp, now_ms);
     }
     fill_pos(tp, pos);
 }
@@ -455,7 +541,7 @@ void seqtab_expire(seqtab_t *t, uint64_t now_ms)
         shard_t *s = &t->shards[i];
         pthread_mutex_lock(&s->lock);
         for (topic_t *tp = s->hist_head; tp != NULL; tp = tp->hist->next) {
-            expire_topic(t, tp, now_ms);
+            expire_topic(t, s, tp, now_ms);
         }
         pthread_mutex_unlock(&s->lock);
     }
@@ -499,14 +585,84 @@ void seqtab_render_metrics(seqtab_t *t, sbuf_t *o)
                         atomic_load_explicit(v, memory_order_relaxed));
         }
     }
+    sbuf_printf(
+        o,
+        "# HELP wsbroker_history_evictions_total Topics that lost their history and "
+        "epoch (not their seq) over history_max_topics.\n# TYPE wsbroker_history_evictions_total "
+        "counter\nwsbroker_history_evictions_total %" PRIu64 "\n",
+        atomic_load_explicit(&t->hist_evictions, memory_order_relaxed));
     sbuf_printf(o,
-                "# HELP wsbroker_history_evictions_total Topics evicted (seq, epoch and history "
-                "lost) over history_max_topics.\n# TYPE wsbroker_history_evictions_total "
-                "counter\nwsbroker_history_evictions_total %" PRIu64 "\n",
-                atomic_load_explicit(&t->hist_evictions, memory_order_relaxed));
+                "# HELP wsbroker_history_evicted_messages_total History messages dropped over "
+                "history_max_bytes (least recently published topic first).\n"
+                "# TYPE wsbroker_history_evicted_messages_total counter\n"
+                "wsbroker_history_evicted_messages_total %" PRIu64 "\n",
+                atomic_load_explicit(&t->evicted_messages, memory_order_relaxed));
+    sbuf_printf(o,
+                "# HELP wsbroker_history_evicted_topics_total Times a topic's whole history was "
+                "dropped over history_max_bytes (its seq and epoch stay).\n"
+                "# TYPE wsbroker_history_evicted_topics_total counter\n"
+                "wsbroker_history_evicted_topics_total %" PRIu64 "\n",
+                atomic_load_explicit(&t->evicted_topics, memory_order_relaxed));
+}
+
+static bool over_bytes(seqtab_t *t)
+{
+    return atomic_load_explicit(&t->bytes, memory_order_relaxed) > t->max_bytes;
+}
+
+/*
+ * Brings the history back under max_bytes: drops the oldest messages of the
+ * least recently published topic holding any, then of the next, and so on.
+ * The topics keep their seq and epoch, so a `since` into what was dropped is
+ * answered recovered:false, never with a wrong replay. Called with no shard
+ * locked (it locks one at a time: no lock order to respect); the shard to
+ * evict from is the one whose oldest append is the oldest, read from the
+ * shards' published values, then confirmed under its lock. Several threads
+ * may trim at once; each drops only while the total is over the bound.
+ */
+static void trim(seqtab_t *t)
+{
+    while (over_bytes(t)) {
+        shard_t *victim = NULL;
+        uint64_t best = UINT64_MAX;
+        for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
+            uint64_t o = atomic_load_explicit(&t->shards[i].oldest_append, memory_order_relaxed);
+            if (o < best) {
+                best = o;
+                victim = &t->shards[i];
+            }
+        }
+        if (victim == NULL) {
+            return; /* nothing held: the total is another thread's append in flight */
+        }
+        pthread_mutex_lock(&victim->lock);
+        topic_t *tp = victim->held_tail;
+        if (tp != NULL) {
+            topic_hist_t *h = tp->hist;
+            uint32_t count0 = h->ring.count;
+            size_t bytes0 = h->ring.bytes;
+            uint32_t dropped = 0;
+            while (h->ring.count > 0 && atomic_load_explicit(&t->bytes, memory_order_relaxed) -
+                                                (int64_t)(bytes0 - h->ring.bytes) >
+                                            t->max_bytes) {
+                history_ring_drop_oldest(&h->ring);
+                dropped++;
+            }
+            account(t, h, count0, bytes0);
+            atomic_fetch_add_explicit(&t->evicted_messages, dropped, memory_order_relaxed);
+            if (h->ring.count == 0 && dropped > 0) {
+                atomic_fetch_add_explicit(&t->evicted_topics, 1, memory_order_relaxed);
+            }
+            held_update(victim, tp, false);
+        }
+        pthread_mutex_unlock(&victim->lock);
+    }
 }
 
 void seqtab_unlock(seqtab_shard_t *shard)
 {
     pthread_mutex_unlock(&shard->lock);
+    if (over_bytes(shard->owner)) {
+        trim(shard->owner);
+    }
 }

@@ -20,10 +20,24 @@
  * evicting the least recently published; an evicted topic starts again at 1
  * (with a new epoch). Topics with history are bounded separately
  * (history_max_topics, split evenly over the shards): past it, the least
- * recently published topic with history is evicted whole (seq, epoch,
- * history), counted in wsbroker_history_evictions_total. A ring's entries
+ * recently used topic with history loses its history and epoch but keeps
+ * its seq (the topic entry stays, bounded as above), counted in
+ * wsbroker_history_evictions_total; touched again, it gets a new epoch and
+ * its seq goes on. A ring's entries
  * older than its rule's ttl are dropped when the topic is touched and by
  * seqtab_expire() (worker 0, once a second).
+ *
+ * Bytes: the frames held in every ring together are bounded by
+ * history_max_bytes (one process-wide total, not a per-shard share, so one
+ * busy topic may use all of it). Past it, the oldest messages of the least
+ * recently published topic holding any are dropped first, then the next
+ * topic's, until the total is back under the bound; such topics keep their
+ * seq and epoch (a `since` into the dropped part is answered
+ * recovered:false). The drop runs in seqtab_unlock() after the append, with
+ * no shard lock held, so the total may pass the bound by the messages being
+ * appended at that instant (one per publishing thread) until their
+ * publishers unlock. Counted in wsbroker_history_evicted_messages_total and
+ * wsbroker_history_evicted_topics_total.
  */
 #ifndef WSB_BROKER_SEQTAB_H
 #define WSB_BROKER_SEQTAB_H
@@ -44,8 +58,9 @@ typedef struct seqtab_s seqtab_t;
 typedef struct xmsg_s xmsg_t;
 
 /* `rules` (may be NULL: no history) is borrowed and must outlive the table;
- * `max_history_topics` bounds the topics with history (>= 1). */
-seqtab_t *seqtab_new(const history_rules_t *rules, uint32_t max_history_topics);
+ * `max_history_topics` bounds the topics with history (>= 1), `max_bytes`
+ * the bytes of the messages they hold together. */
+seqtab_t *seqtab_new(const history_rules_t *rules, uint32_t max_history_topics, uint64_t max_bytes);
 void seqtab_free(seqtab_t *t);
 
 typedef struct seqtab_shard_s seqtab_shard_t;
@@ -92,6 +107,8 @@ bool seqtab_since(seqtab_t *t, seqtab_shard_t *shard, wsb_str_t epoch, uint64_t 
  * (fewer when the ring holds fewer), as seqtab_since() returns them. */
 void seqtab_last(seqtab_t *t, seqtab_shard_t *shard, size_t max, xmsg_t ***out, size_t *n);
 
+/* Unlocks, then (no lock held) brings history back under max_bytes when an
+ * append took it over (see above). */
 void seqtab_unlock(seqtab_shard_t *shard);
 
 /* Drops history entries past their rule's ttl in every shard. Any thread. */

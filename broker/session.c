@@ -298,6 +298,18 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
     reply_ack(s, m, false, 0, m->has_since ? 0 : -1);
 }
 
+/* Removes the session's subscription i: from the trie (and the bridge's
+ * interest), its gap suspension, the gauges. Order of s->subs changes. */
+static void remove_subscription(session_t *s, uint32_t i)
+{
+    trie_sub_t *sub = s->subs[i];
+    /* clear_gap needs the pattern, which session_unsubscribe frees. */
+    clear_gap(s, (wsb_str_t){trie_sub_pattern(sub), strlen(trie_sub_pattern(sub))});
+    session_unsubscribe(s->conn->server, sub);
+    server_update_gauges(s->conn->server);
+    s->subs[i] = s->subs[--s->nsubs];
+}
+
 static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
 {
     int i = find_sub(s, m->topic);
@@ -305,11 +317,41 @@ static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
         reply_error(s, m->has_id, m->id, WSB_ERR_NOT_SUBSCRIBED, "no subscription to this topic");
         return;
     }
-    session_unsubscribe(s->conn->server, s->subs[i]);
-    server_update_gauges(s->conn->server);
-    s->subs[i] = s->subs[--s->nsubs];
-    clear_gap(s, m->topic);
+    remove_subscription(s, (uint32_t)i);
     reply_ack(s, m, false, 0, -1);
+}
+
+/* After new credentials: removes every subscription they do not cover, as
+ * an unsubscribe would, and tells the client with one `unsubscribed` notice
+ * per pattern (PROTOCOL.md 4.7). A pattern is covered whole or not at all:
+ * "chat.>" under a token allowing only "chat.room1" goes, it is not
+ * narrowed. The notices are queued before the auth ack. */
+static void revoke_uncovered(session_t *s)
+{
+    static const char why[] = "your new credentials do not allow this subscription";
+    for (uint32_t i = 0; i < s->nsubs;) {
+        const char *pattern = trie_sub_pattern(s->subs[i]);
+        wsb_str_t p = {pattern, strlen(pattern)};
+        if (perms_may_subscribe(s->perms, p)) {
+            i++;
+            continue;
+        }
+        json_t *notice = json_pack("{s:s, s:s#, s:s, s:s}", "type", "unsubscribed", "topic", p.p,
+                                   (int)p.len, "code", WSB_ERR_FORBIDDEN, "message", why);
+        if (notice == NULL) {
+            abort(); /* ENOMEM: the broker's allocation policy */
+        }
+        size_t len = 0;
+        uint8_t *frame = wsb_msg_build_json(notice, FRAME_BUF_HEADROOM, &len);
+        json_decref(notice);
+        if (frame == NULL) {
+            abort();
+        }
+        log_debug("subscription revoked", "peer=%s pattern=%s", conn_peer(s->conn),
+                  log_quote(pattern));
+        remove_subscription(s, i); /* the notice and the log line used the pattern first */
+        reply(s, frame, &len);
+    }
 }
 
 static void op_publish(session_t *s, const wsb_msg_t *m)
@@ -346,6 +388,19 @@ static void free_creds(session_t *s)
     }
 }
 
+/* The loop time at which a token expiring at `exp` (seconds since the
+ * epoch) stops being valid, leeway included. The verifier bounds exp to
+ * 0..WSB_JWT_MAX_TIME (year 9999) and auth.leeway is at most an hour, so no
+ * step below can overflow: at most ~2.6e14 ms are added to the loop clock. */
+static uint64_t token_deadline_ms(server_t *srv, int64_t exp)
+{
+    if (exp > WSB_JWT_MAX_TIME) {
+        exp = WSB_JWT_MAX_TIME; /* not reached: the verifier refuses such tokens */
+    }
+    int64_t left_s = exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) - (int64_t)time(NULL);
+    return server_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
+}
+
 /* Takes over `claims` (heap; freed here) as the session's credentials:
  * permissions from its patterns, the client id from "sub", the deadline
  * from "exp". */
@@ -360,13 +415,7 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->creds = cr;
     s->perms = &cr->perms;
     s->authed = true;
-    s->auth_deadline_ms = 0;
-    if (claims->has_exp) {
-        server_t *srv = s->conn->server;
-        int64_t left_s =
-            claims->exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) - (int64_t)time(NULL);
-        s->auth_deadline_ms = server_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
-    }
+    s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
 }
 
 static void op_auth(session_t *s, const wsb_msg_t *m)
@@ -386,6 +435,7 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
     wsb_jwt_claims_t *claims = xmalloc(sizeof(*claims));
     *claims = verified;
     set_claims(s, claims);
+    revoke_uncovered(s);
     conn_ws_rearm(s->conn);
     reply_ack(s, m, false, 0, -1);
 }
@@ -486,6 +536,13 @@ static bool is_open(const session_t *s)
     return s->conn->state == CONN_WS;
 }
 
+/* A complete frame arrived: the idle timeout (PROTOCOL.md 1) counts from
+ * here, not from the last bytes read. */
+static void frame_done(session_t *s)
+{
+    s->conn->last_rx_ms = server_now(s->conn->server);
+}
+
 static int on_message_begin(void *ud, int opcode)
 {
     session_t *s = ud;
@@ -521,6 +578,12 @@ static void msg_append(session_t *s, const uint8_t *data, size_t len)
 static int on_message_data(void *ud, const uint8_t *data, size_t len)
 {
     session_t *s = ud;
+    /* The parser advanced frame_pos before this call: equal to frame_len
+     * means these bytes end the frame (a FIN frame also gets
+     * on_message_end; an empty frame, only that). */
+    if (s->parser.frame_pos == s->parser.frame_len) {
+        frame_done(s);
+    }
     if (!is_open(s)) {
         return 0;
     }
@@ -543,6 +606,7 @@ static int on_message_data(void *ud, const uint8_t *data, size_t len)
 static int on_message_end(void *ud)
 {
     session_t *s = ud;
+    frame_done(s);
     if (!is_open(s)) {
         return 0;
     }
@@ -569,12 +633,22 @@ static int on_message_end(void *ud)
 static int on_ping(void *ud, const uint8_t *payload, size_t len)
 {
     session_t *s = ud;
+    frame_done(s);
     if (is_open(s)) {
         uint8_t frame[2 + WSB_WS_MAX_CONTROL_PAYLOAD];
         int n = wsb_ws_build_frame(frame, sizeof(frame), true, WSB_WS_OP_PONG, payload, len, NULL);
         assert(n > 0);
         conn_send_always(s->conn, frame_buf_copy(frame, (size_t)n));
     }
+    return 0;
+}
+
+/* The answer to our keepalive ping: nothing to do but count the frame. */
+static int on_pong(void *ud, const uint8_t *payload, size_t len)
+{
+    (void)payload;
+    (void)len;
+    frame_done(ud);
     return 0;
 }
 
@@ -602,7 +676,7 @@ static const wsb_ws_parser_callbacks_t parser_callbacks = {
     .on_message_data = on_message_data,
     .on_message_end = on_message_end,
     .on_ping = on_ping,
-    .on_pong = NULL,
+    .on_pong = on_pong,
     .on_close = on_close,
 };
 

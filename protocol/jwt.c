@@ -26,6 +26,7 @@ struct wsb_jwt_keys_s {
     size_t secret_len;
     EVP_PKEY *pub; /* RS256 or ES256; NULL = none */
     bool pub_is_ec;
+    bool require_exp; /* a token without "exp" is refused */
 };
 
 wsb_jwt_keys_t *wsb_jwt_keys_new(void)
@@ -63,6 +64,11 @@ int wsb_jwt_keys_set_secret(wsb_jwt_keys_t *k, const void *secret, size_t len)
     k->secret = copy;
     k->secret_len = len;
     return 0;
+}
+
+void wsb_jwt_keys_require_exp(wsb_jwt_keys_t *k, bool on)
+{
+    k->require_exp = on;
 }
 
 int wsb_jwt_keys_set_public_pem(wsb_jwt_keys_t *k, const char *pem, size_t len, const char **why)
@@ -276,7 +282,13 @@ static bool verify_signature(const wsb_jwt_keys_t *keys, alg_t alg, const char *
     return ok;
 }
 
-static int read_time(json_t *claims, const char *name, bool *has, int64_t *out)
+/* Reads the NumericDate claim `name` (RFC 7519 section 2: seconds since the
+ * epoch, possibly non-integer). Accepted: a JSON number from 0 to
+ * WSB_JWT_MAX_TIME; a fraction is rounded toward the safe side (down for
+ * "exp", up for "nbf": `round_up`), so a token is never valid longer than it
+ * says. Anything else (a string, a negative or huge number) is malformed:
+ * the comparisons that follow then never leave the int64 range. 0, or -1. */
+static int read_time(json_t *claims, const char *name, bool round_up, bool *has, int64_t *out)
 {
     json_t *v = json_object_get(claims, name);
     *has = v != NULL;
@@ -284,11 +296,20 @@ static int read_time(json_t *claims, const char *name, bool *has, int64_t *out)
         return 0;
     }
     if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
+        json_int_t i = json_integer_value(v);
+        if (i < 0 || i > WSB_JWT_MAX_TIME) {
+            return -1;
+        }
+        *out = (int64_t)i;
         return 0;
     }
-    if (json_is_real(v) && json_real_value(v) > -9e15 && json_real_value(v) < 9e15) {
-        *out = (int64_t)json_real_value(v);
+    /* jansson never yields NaN or an infinity; the range test comes before
+     * the conversion, which is undefined for values an int64 cannot hold. */
+    if (json_is_real(v) && json_real_value(v) >= 0.0 &&
+        json_real_value(v) <= (double)WSB_JWT_MAX_TIME) {
+        double d = json_real_value(v);
+        int64_t whole = (int64_t)d; /* toward zero, which is down here */
+        *out = round_up && (double)whole < d ? whole + 1 : whole;
         return 0;
     }
     return -1;
@@ -341,19 +362,31 @@ static void copy_patterns(json_t *claims, const char *name, wsb_str_t *out, char
     }
 }
 
-static int read_claims(json_t *claims, int64_t now, int64_t leeway, wsb_jwt_claims_t *out,
-                       const char **why)
+static int read_claims(json_t *claims, int64_t now, int64_t leeway, bool require_exp,
+                       wsb_jwt_claims_t *out, const char **why)
 {
     bool has_nbf = false;
     int64_t nbf = 0;
-    if (read_time(claims, "exp", &out->has_exp, &out->exp) != 0 ||
-        read_time(claims, "nbf", &has_nbf, &nbf) != 0) {
-        return fail(why, "\"exp\" and \"nbf\" must be numbers (seconds since the epoch)");
+    if (read_time(claims, "exp", false, &out->has_exp, &out->exp) != 0 ||
+        read_time(claims, "nbf", true, &has_nbf, &nbf) != 0) {
+        return fail(why, "\"exp\" and \"nbf\" must be numbers of seconds since the epoch from 0 "
+                         "to 253402300799 (year 9999)");
     }
-    if (out->has_exp && now > out->exp && now - out->exp > leeway) {
+    if (!out->has_exp && require_exp) {
+        return fail(why, "token has no \"exp\" and this broker requires one");
+    }
+    /* exp and nbf are within 0..WSB_JWT_MAX_TIME and the leeway is clamped
+     * to that range too: no sum or difference below can overflow, whatever
+     * `now` is. */
+    if (leeway < 0) {
+        leeway = 0;
+    } else if (leeway > WSB_JWT_MAX_TIME) {
+        leeway = WSB_JWT_MAX_TIME;
+    }
+    if (out->has_exp && now > out->exp + leeway) {
         return fail(why, "token expired");
     }
-    if (has_nbf && nbf > now && nbf - now > leeway) {
+    if (has_nbf && nbf - leeway > now) {
         return fail(why, "token not valid yet (nbf)");
     }
     json_t *sub = json_object_get(claims, "sub");
@@ -441,7 +474,7 @@ int wsb_jwt_verify(const wsb_jwt_keys_t *keys, const char *token, size_t len, in
         rc = fail(why, "malformed token: the payload is not base64url-encoded JSON object");
         goto done;
     }
-    rc = read_claims(claims, now, leeway, out, why);
+    rc = read_claims(claims, now, leeway, keys->require_exp, out, why);
     if (rc != 0) {
         memset(out, 0, sizeof *out); /* read_claims allocates nothing when it fails */
     }

@@ -196,6 +196,15 @@ export interface GapInfo {
     seq: number;
 }
 
+/** The broker removed a subscription by itself (e.g. new credentials do not allow it). */
+export interface UnsubscribedInfo {
+    /** The pattern, exactly as subscribed. */
+    topic: string;
+    /** Why, an error code such as "forbidden". */
+    code: string;
+    message: string;
+}
+
 export interface ConnectionEvents {
     state: (state: ConnectionState, previous: ConnectionState) => void;
     open: (welcome: Welcome) => void;
@@ -205,12 +214,14 @@ export interface ConnectionEvents {
     message: (message: Message) => void;
     recovered: (info: RecoveredInfo) => void;
     gap: (info: GapInfo) => void;
+    unsubscribed: (info: UnsubscribedInfo) => void;
 }
 
 export interface SubscriptionEvents {
     subscribed: (info: SubscribedInfo) => void;
     recovered: (info: RecoveredInfo) => void;
     gap: (info: GapInfo) => void;
+    unsubscribed: (info: UnsubscribedInfo) => void;
     error: (error: WsbrokerError) => void;
     closed: (error: WsbrokerError | null) => void;
 }

@@ -397,7 +397,10 @@ export class Subscription extends Emitter {
  * asked to recover with since; recovered false means messages were lost),
  * "gap" ({topic, epoch, seq}: the broker dropped this topic's messages after
  * seq because we read too slowly; an exact-topic subscription recovers by
- * itself, a topic reached only through a pattern does not).
+ * itself, a topic reached only through a pattern does not), "unsubscribed"
+ * ({topic, code, message}: the broker removed that subscription, e.g. after
+ * an auth whose token does not allow it; it is not restored on reconnect and
+ * its Subscription objects end with that error).
  */
 export class Connection extends Emitter {
     #url;
@@ -713,6 +716,9 @@ export class Connection extends Emitter {
             case "gap":
                 this.#onGap(msg);
                 break;
+            case "unsubscribed":
+                this.#onUnsubscribed(msg);
+                break;
             default:
                 break; // unknown types are ignored (section 12)
         }
@@ -789,6 +795,27 @@ export class Connection extends Emitter {
             // Exact topic: recover from the last message we hold.
             this.#positions.set(topic, { epoch: msg.epoch, seq: msg.seq });
             this.#sendSubscribe(topic, entry);
+        }
+    }
+
+    // The broker removed a subscription by itself (PROTOCOL.md 4.7: new
+    // credentials do not allow it). Forget the pattern, so a reconnect does
+    // not subscribe again, and end its subscriptions with the reason.
+    #onUnsubscribed(msg) {
+        const topic = msg.topic;
+        if (typeof topic !== "string") return;
+        const code = String(msg.code ?? "forbidden");
+        const info = { topic, code, message: String(msg.message ?? code) };
+        const entry = this.#patterns.get(topic);
+        this.#patterns.delete(topic);
+        this.#positions.delete(topic);
+        this._emit("unsubscribed", info);
+        if (!entry) return;
+        const err = new WsbrokerError(code, info.message);
+        err.topic = topic;
+        for (const sub of entry.subs) {
+            sub._emit("unsubscribed", info);
+            sub._end(err);
         }
     }
 

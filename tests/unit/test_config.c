@@ -64,6 +64,7 @@ static const struct {
     {"shutdown_timeout", "--shutdown-timeout", "WSB_SHUTDOWN_TIMEOUT", "(default 5s)"},
     {"history", "--history", "WSB_HISTORY", "(default \"\")"},
     {"history_max_topics", "--history-max-topics", "WSB_HISTORY_MAX_TOPICS", "(default 10000)"},
+    {"history_max_bytes", "--history-max-bytes", "WSB_HISTORY_MAX_BYTES", "(default 256MiB)"},
     {"redis.url", "--redis-url", "WSB_REDIS_URL", "(default \"\")"},
     {"redis.prefix", "--redis-prefix", "WSB_REDIS_PREFIX", "(default \"wsb:\")"},
     {"redis.queue_size", "--redis-queue-size", "WSB_REDIS_QUEUE_SIZE", "(default 65536)"},
@@ -82,6 +83,7 @@ static const struct {
     {"auth.required", "--auth-required", "WSB_AUTH_REQUIRED", "(default false)"},
     {"auth.jwt_secret", "--auth-jwt-secret", "WSB_AUTH_JWT_SECRET", "(default \"\")"},
     {"auth.jwt_public_key", "--auth-jwt-public-key", "WSB_AUTH_JWT_PUBLIC_KEY", "(default \"\")"},
+    {"auth.require_exp", "--auth-require-exp", "WSB_AUTH_REQUIRE_EXP", "(default false)"},
     {"auth.leeway", "--auth-leeway", "WSB_AUTH_LEEWAY", "(default 30s)"},
     {"auth.timeout", "--auth-timeout", "WSB_AUTH_TIMEOUT", "(default 10s)"},
     {"auth.anonymous_subscribe", "--auth-anonymous-subscribe", "WSB_AUTH_ANONYMOUS_SUBSCRIBE",
@@ -275,6 +277,8 @@ static void assert_same_config_but_web_root(const config_t *a, const config_t *b
     assert_string_equal(a->auth_jwt_secret, b->auth_jwt_secret);
     assert_string_equal(a->auth_jwt_public_key, b->auth_jwt_public_key);
     assert_int_equal(a->auth_leeway_ms, b->auth_leeway_ms);
+    assert_int_equal(a->auth_require_exp, b->auth_require_exp);
+    assert_int_equal(a->history_max_bytes, b->history_max_bytes);
     assert_int_equal(a->auth_timeout_ms, b->auth_timeout_ms);
     assert_string_equal(a->auth_anonymous_subscribe, b->auth_anonymous_subscribe);
     assert_string_equal(a->auth_anonymous_publish, b->auth_anonymous_publish);
@@ -330,6 +334,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.idle_timeout_ms, 60000);
     assert_int_equal(cfg.close_timeout_ms, 3000);
     assert_int_equal(cfg.shutdown_timeout_ms, 5000);
+    assert_int_equal(cfg.history_max_bytes, 256 * MIB);
+    assert_false(cfg.auth_require_exp);
     assert_null(cfg.config_file);
     config_free(&cfg);
     assert_null(cfg.host);

@@ -161,7 +161,7 @@ static void test_seqtab_recovery_decisions(void **state)
     (void)state;
     history_rules_t rules;
     assert_int_equal(history_rules_parse("[{\"pattern\":\"h.>\",\"size\":5}]", &rules, NULL, 0), 0);
-    seqtab_t *t = seqtab_new(&rules, 1000);
+    seqtab_t *t = seqtab_new(&rules, 1000, UINT64_MAX);
     seqtab_shard_t *sh;
     seqtab_pos_t pos;
 
@@ -206,32 +206,199 @@ static void test_seqtab_recovery_decisions(void **state)
     seqtab_free(t);
 }
 
+static size_t held(seqtab_t *t, const char *topic, uint64_t since, bool *recovers, uint64_t *seq);
+
 static void test_seqtab_bounds_topics_with_history(void **state)
 {
     (void)state;
     history_rules_t rules;
     assert_int_equal(history_rules_parse("[{\"pattern\":\">\",\"size\":3}]", &rules, NULL, 0), 0);
     /* 64 topics with history: one per shard. */
-    seqtab_t *t = seqtab_new(&rules, SEQTAB_SHARDS);
+    seqtab_t *t = seqtab_new(&rules, SEQTAB_SHARDS, UINT64_MAX);
+    seqtab_shard_t *sh;
+    seqtab_pos_t pos;
+    seqtab_lock_topic(t, STR("t0"), &sh, &pos, 0);
+    char epoch0[SEQTAB_EPOCH_LEN + 1];
+    memcpy(epoch0, pos.epoch, sizeof epoch0);
+    seqtab_unlock(sh);
     char name[32];
     for (int i = 0; i < 5000; i++) {
         (void)snprintf(name, sizeof name, "t%d", i);
         publish(t, name, 0);
         publish(t, name, 0);
     }
-    assert_true(seqtab_count(t) <= SEQTAB_SHARDS);
+    /* Every topic keeps its seq; at most one per shard keeps history. */
+    assert_int_equal(seqtab_count(t), 5000);
+    size_t with_history = 0;
+    for (int i = 0; i < 5000; i++) {
+        bool rec;
+        uint64_t seq;
+        (void)snprintf(name, sizeof name, "t%d", i);
+        with_history += held(t, name, 0, &rec, &seq) > 0;
+        assert_int_equal(seq, 2);
+    }
+    /* held() re-attached history (empty, new epoch) to every topic it
+     * looked at; the last 64 it looked at hold nothing, the others lost
+     * theirs again. None of them holds messages: all were evicted. */
+    assert_int_equal(with_history, 0);
     sbuf_t out;
     sbuf_init(&out);
     seqtab_render_metrics(t, &out);
     char line[128];
-    (void)snprintf(line, sizeof line, "wsbroker_history_evictions_total %zu\n",
-                   (size_t)5000 - seqtab_count(t));
-    assert_non_null(strstr(out.p, line));
-    (void)snprintf(line, sizeof line, "wsbroker_history_messages{rule=\"0\",pattern=\">\"} %zu\n",
-                   2 * seqtab_count(t));
+    (void)snprintf(line, sizeof line, "wsbroker_history_topics{rule=\"0\",pattern=\">\"} %d\n",
+                   SEQTAB_SHARDS);
     assert_non_null(strstr(out.p, line));
     sbuf_free(&out);
+    /* t0 lost its history and epoch, not its seq: a subscriber sees seq 2
+     * under a new epoch, and the old position is not recoverable. */
+    seqtab_lock_topic(t, STR("t0"), &sh, &pos, 0);
+    assert_int_equal(pos.rule, 0);
+    assert_int_equal(pos.seq, 2);
+    assert_string_not_equal(pos.epoch, epoch0);
+    xmsg_t **v;
+    size_t n;
+    assert_false(seqtab_since(t, sh, (wsb_str_t){epoch0, SEQTAB_EPOCH_LEN}, 2, &v, &n));
+    seqtab_unlock(sh);
+    publish(t, "t0", 0);
+    seqtab_lock_topic(t, STR("t0"), &sh, &pos, 0);
+    assert_int_equal(pos.seq, 3);
+    seqtab_unlock(sh);
     seqtab_free(t); /* ASan: every ring and message released */
+}
+
+/* The metrics of a fresh burst: evictions counted, messages held by the
+ * topics that keep history. */
+static void test_seqtab_history_eviction_metrics(void **state)
+{
+    (void)state;
+    history_rules_t rules;
+    assert_int_equal(history_rules_parse("[{\"pattern\":\">\",\"size\":3}]", &rules, NULL, 0), 0);
+    seqtab_t *t = seqtab_new(&rules, SEQTAB_SHARDS, UINT64_MAX);
+    char name[32];
+    for (int i = 0; i < 5000; i++) {
+        (void)snprintf(name, sizeof name, "t%d", i);
+        publish(t, name, 0);
+        publish(t, name, 0);
+    }
+    sbuf_t out;
+    sbuf_init(&out);
+    seqtab_render_metrics(t, &out);
+    char line[128];
+    (void)snprintf(line, sizeof line, "wsbroker_history_evictions_total %d\n",
+                   5000 - SEQTAB_SHARDS);
+    assert_non_null(strstr(out.p, line));
+    (void)snprintf(line, sizeof line, "wsbroker_history_messages{rule=\"0\",pattern=\">\"} %d\n",
+                   2 * SEQTAB_SHARDS);
+    assert_non_null(strstr(out.p, line));
+    sbuf_free(&out);
+    seqtab_free(t);
+}
+
+/* How many messages `topic` holds, and whether a client that saw up to
+ * `since` in the topic's epoch recovers; *seq gets the topic's seq. */
+static size_t held(seqtab_t *t, const char *topic, uint64_t since, bool *recovers, uint64_t *seq)
+{
+    seqtab_shard_t *sh;
+    seqtab_pos_t pos;
+    xmsg_t **v;
+    size_t n;
+    seqtab_lock_topic(t, (wsb_str_t){topic, strlen(topic)}, &sh, &pos, 0);
+    seqtab_last(t, sh, SIZE_MAX, &v, &n);
+    free_msgs(v, n);
+    size_t count = n;
+    *recovers = seqtab_since(t, sh, (wsb_str_t){pos.epoch, strlen(pos.epoch)}, since, &v, &n);
+    free_msgs(v, n);
+    *seq = pos.seq;
+    seqtab_unlock(sh);
+    return count;
+}
+
+static bool metric_is(seqtab_t *t, const char *line)
+{
+    sbuf_t out;
+    sbuf_init(&out);
+    seqtab_render_metrics(t, &out);
+    bool found = strstr(out.p, line) != NULL;
+    if (!found) {
+        print_error("no \"%s\" in:\n%s\n", line, out.p);
+    }
+    sbuf_free(&out);
+    return found;
+}
+
+/* history_max_bytes: the oldest messages of the least recently published
+ * topic go first, then that topic's others, then the next topic's; the
+ * topics keep seq and epoch, and recovery answers honestly. Every frame has
+ * the same length (3-byte topics, seqs below 10), so the bound is 10 frames. */
+static void test_seqtab_bounds_history_bytes(void **state)
+{
+    (void)state;
+    history_rules_t rules;
+    assert_int_equal(history_rules_parse("[{\"pattern\":\">\",\"size\":100}]", &rules, NULL, 0), 0);
+    xmsg_t *probe = xmsg_new(STR("vic"), 1, STR("000000000000"), STR("0"), 1);
+    size_t f = probe->frame_len;
+    xmsg_set_refs(probe, 1);
+    xmsg_unref(probe);
+    seqtab_t *t = seqtab_new(&rules, 1000, 10 * f);
+    char line[160];
+    bool rec;
+    uint64_t seq;
+    publish(t, "vic", 0);
+    publish(t, "vic", 0);
+    publish(t, "vic", 0);
+    char name[8];
+    for (int i = 0; i < 7; i++) {
+        (void)snprintf(name, sizeof name, "t0%d", i);
+        publish(t, name, 0);
+    }
+    /* At the bound, not over it: nothing dropped. */
+    assert_int_equal(held(t, "vic", 0, &rec, &seq), 3);
+    assert_true(rec);
+    (void)snprintf(line, sizeof line, "wsbroker_history_bytes{rule=\"0\",pattern=\">\"} %zu\n",
+                   10 * f);
+    assert_true(metric_is(t, line));
+    /* One more: vic, the least recently published, loses its oldest. */
+    publish(t, "t07", 0);
+    assert_int_equal(held(t, "vic", 0, &rec, &seq), 2);
+    assert_false(rec); /* seq 1 is gone: no wrong replay */
+    assert_int_equal(held(t, "vic", 1, &rec, &seq), 2);
+    assert_true(rec);
+    assert_true(metric_is(t, "wsbroker_history_evicted_messages_total 1\n"));
+    assert_true(metric_is(t, "wsbroker_history_evicted_topics_total 0\n"));
+    /* Two more: vic holds nothing, but its seq (and epoch) stay. */
+    publish(t, "t08", 0);
+    publish(t, "t09", 0);
+    assert_int_equal(held(t, "vic", 2, &rec, &seq), 0);
+    assert_false(rec);
+    assert_int_equal(seq, 3);
+    assert_int_equal(held(t, "vic", 3, &rec, &seq), 0);
+    assert_true(rec); /* nothing missed */
+    assert_true(metric_is(t, "wsbroker_history_evicted_messages_total 3\n"));
+    assert_true(metric_is(t, "wsbroker_history_evicted_topics_total 1\n"));
+    /* Next: t00, published before the others. Publishing to t01 again makes
+     * t02 the least recently published. */
+    publish(t, "t10", 0);
+    assert_int_equal(held(t, "t00", 0, &rec, &seq), 0);
+    assert_int_equal(held(t, "t01", 0, &rec, &seq), 1);
+    publish(t, "t01", 0);
+    assert_int_equal(held(t, "t01", 0, &rec, &seq), 2);
+    assert_int_equal(held(t, "t02", 0, &rec, &seq), 0);
+    assert_int_equal(held(t, "t03", 0, &rec, &seq), 1);
+    assert_true(metric_is(t, line)); /* still exactly at the bound */
+    /* A publish to vic starts its history again, seq 4 in the same epoch. */
+    publish(t, "vic", 0);
+    assert_int_equal(held(t, "vic", 3, &rec, &seq), 1);
+    assert_true(rec);
+    assert_int_equal(seq, 4);
+    seqtab_free(t);
+
+    /* A message larger than the whole bound is not kept, its seq is. */
+    t = seqtab_new(&rules, 1000, f / 2);
+    publish(t, "big", 0);
+    assert_int_equal(held(t, "big", 0, &rec, &seq), 0);
+    assert_int_equal(seq, 1);
+    assert_true(metric_is(t, "wsbroker_history_bytes{rule=\"0\",pattern=\">\"} 0\n"));
+    seqtab_free(t);
 }
 
 static bool is_topic_t(const frame_buf_t *fb, void *ud)
@@ -274,6 +441,8 @@ int main(void)
         cmocka_unit_test(test_ring_bound_and_read),
         cmocka_unit_test(test_seqtab_recovery_decisions),
         cmocka_unit_test(test_seqtab_bounds_topics_with_history),
+        cmocka_unit_test(test_seqtab_history_eviction_metrics),
+        cmocka_unit_test(test_seqtab_bounds_history_bytes),
         cmocka_unit_test(test_outq_drop_matching_keeps_others_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

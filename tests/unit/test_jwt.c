@@ -302,7 +302,7 @@ static void test_refusals(void **state)
     expect_refused(hs_keys, tok, "\"sub\"");
     free(tok);
     tok = make_token("{\"alg\":\"HS256\"}", "{\"exp\":\"soon\"}", "HS256", NULL);
-    expect_refused(hs_keys, tok, "numbers");
+    expect_refused(hs_keys, tok, "numbers of seconds");
     free(tok);
     tok = make_token("{\"alg\":\"HS256\"}", "[1]", "HS256", NULL);
     expect_refused(hs_keys, tok, "payload");
@@ -310,6 +310,121 @@ static void test_refusals(void **state)
     tok = make_token("{\"alg\":\"HS256\",\"alg\":\"none\"}", CLAIMS, "HS256", NULL);
     expect_refused(hs_keys, tok, "header");
     free(tok);
+}
+
+/* exp / nbf: only numbers from 0 to year 9999, compared without overflow
+ * (a validly signed "exp": INT64_MIN used to make `now - exp` wrap and the
+ * token never expire); fractions rounded so the token is valid the shorter
+ * time. */
+static void test_time_claims(void **state)
+{
+    (void)state;
+    static const char *const malformed[] = {
+        "{\"exp\":-9223372036854775808}",
+        "{\"exp\":9223372036854775807}",
+        "{\"exp\":-1}",
+        "{\"exp\":253402300800}",
+        "{\"exp\":1e300}",
+        "{\"exp\":-1e300}",
+        "{\"exp\":9.3e18}",
+        "{\"exp\":-0.5}",
+        "{\"exp\":253402300799.5}",
+        "{\"exp\":\"1700000600\"}",
+        "{\"exp\":true}",
+        "{\"exp\":null}",
+        "{\"exp\":[1700000600]}",
+        "{\"nbf\":-9223372036854775808}",
+        "{\"nbf\":9223372036854775807}",
+        "{\"nbf\":-1e300}",
+        "{\"nbf\":\"0\"}",
+    };
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+        char *tok = make_token("{\"alg\":\"HS256\"}", malformed[i], "HS256", NULL);
+        expect_refused(hs_keys, tok, "year 9999");
+        free(tok);
+    }
+    struct {
+        const char *claims;
+        int64_t exp; /* expected; -1: no exp */
+    } accepted[] = {
+        {"{\"exp\":253402300799}", 253402300799},
+        {"{\"exp\":253402300799.0}", 253402300799},
+        {"{\"exp\":1700000600.9}", 1700000600},
+        {"{\"exp\":1699999970}", 1699999970},
+        {"{\"nbf\":0,\"exp\":1700000600}", 1700000600},
+        {"{\"nbf\":1700000030}", -1},
+        {"{\"nbf\":1700000029.5}", -1},
+        {"{\"nbf\":-0.0}", -1},
+    };
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        char *tok = make_token("{\"alg\":\"HS256\"}", accepted[i].claims, "HS256", NULL);
+        wsb_jwt_claims_t c;
+        const char *why = NULL;
+        if (verify(hs_keys, tok, &c, &why) != 0) {
+            fail_msg("%s refused: %s", accepted[i].claims, why);
+        }
+        assert_int_equal(c.has_exp, accepted[i].exp >= 0);
+        if (accepted[i].exp >= 0) {
+            assert_int_equal(c.exp, accepted[i].exp);
+        }
+        wsb_jwt_claims_free(&c);
+        free(tok);
+    }
+    /* NOW is 1700000000 and the leeway 30 s: a fractional exp is rounded
+     * down and a fractional nbf up, never in the token's favour. */
+    char *tok = make_token("{\"alg\":\"HS256\"}", "{\"exp\":1699999969.9}", "HS256", NULL);
+    expect_refused(hs_keys, tok, "expired");
+    free(tok);
+    tok = make_token("{\"alg\":\"HS256\"}", "{\"nbf\":1700000030.1}", "HS256", NULL);
+    expect_refused(hs_keys, tok, "nbf");
+    free(tok);
+    /* Extreme clocks and leeways do not overflow either. */
+    tok = make_token("{\"alg\":\"HS256\"}", "{\"exp\":253402300799}", "HS256", NULL);
+    wsb_jwt_claims_t c;
+    const char *why = NULL;
+    assert_int_equal(wsb_jwt_verify(hs_keys, tok, strlen(tok), INT64_MIN, INT64_MAX, &c, &why), 0);
+    wsb_jwt_claims_free(&c);
+    assert_int_equal(wsb_jwt_verify(hs_keys, tok, strlen(tok), INT64_MIN, INT64_MIN, &c, &why), 0);
+    wsb_jwt_claims_free(&c);
+    const int64_t leeways[] = {INT64_MIN, -1, 0, INT64_MAX};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(wsb_jwt_verify(hs_keys, tok, strlen(tok), INT64_MAX, leeways[i], &c, &why),
+                         WSB_EINVAL);
+        assert_string_equal(why, "token expired");
+    }
+    free(tok);
+    tok = make_token("{\"alg\":\"HS256\"}", "{\"nbf\":253402300799}", "HS256", NULL);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(wsb_jwt_verify(hs_keys, tok, strlen(tok), INT64_MIN, leeways[i], &c, &why),
+                         WSB_EINVAL);
+        assert_string_equal(why, "token not valid yet (nbf)");
+    }
+    assert_int_equal(wsb_jwt_verify(hs_keys, tok, strlen(tok), INT64_MAX, 0, &c, &why), 0);
+    wsb_jwt_claims_free(&c);
+    free(tok);
+}
+
+/* Without "exp" a token never expires unless the verifier requires one. */
+static void test_require_exp(void **state)
+{
+    (void)state;
+    char *no_exp = make_token("{\"alg\":\"HS256\"}", "{\"sub\":\"alice\"}", "HS256", NULL);
+    char *with_exp = make_token("{\"alg\":\"HS256\"}", CLAIMS, "HS256", NULL);
+    wsb_jwt_claims_t c;
+    const char *why = NULL;
+    assert_int_equal(verify(hs_keys, no_exp, &c, &why), 0);
+    assert_false(c.has_exp);
+    wsb_jwt_claims_free(&c);
+    wsb_jwt_keys_require_exp(hs_keys, true);
+    expect_refused(hs_keys, no_exp, "token has no \"exp\"");
+    assert_int_equal(verify(hs_keys, with_exp, &c, &why), 0);
+    assert_true(c.has_exp);
+    wsb_jwt_claims_free(&c);
+    wsb_jwt_keys_require_exp(hs_keys, false);
+    assert_int_equal(verify(hs_keys, no_exp, &c, &why), 0);
+    wsb_jwt_claims_free(&c);
+    free(no_exp);
+    free(with_exp);
 }
 
 static void test_malformed(void **state)
@@ -376,7 +491,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc7515_hs256), cmocka_unit_test(test_algorithms_accept),
-        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_refusals),      cmocka_unit_test(test_time_claims),
+        cmocka_unit_test(test_require_exp),   cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_base64url),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -169,6 +169,36 @@ describe("scripted broker", () => {
         }
     });
 
+    test("an unsubscribed notice ends that subscription and it is not restored on reconnect", async () => {
+        const f = await new FakeBroker().start();
+        try {
+            const c = connect(f.url, FAST);
+            const gone = c.subscribe("chat.>", () => {});
+            const kept = c.subscribe("chat.room1", () => {});
+            await gone.ready;
+            await kept.ready;
+            const connEv = nextEvent(c, "unsubscribed", 5000);
+            const subEv = nextEvent(gone, "unsubscribed", 5000);
+            const closedEv = nextEvent(gone, "closed", 5000);
+            const notice = { topic: "chat.>", code: "forbidden", message: "not allowed" };
+            f.sockets[0].send(JSON.stringify({ type: "unsubscribed", ...notice }));
+            assert.deepEqual(await connEv, notice);
+            assert.deepEqual(await subEv, notice);
+            assert.equal((await closedEv).code, "forbidden");
+            assert.equal(gone.closed, true);
+            assert.equal(kept.closed, false);
+            // Every subscribe of the new socket goes out before the first ack
+            // comes back: once `kept` is acknowledged again, all are recorded.
+            const again = nextEvent(kept, "subscribed", 5000);
+            f.sockets[0].terminate();
+            assert.equal((await again).resubscribed, true);
+            assert.deepEqual(f.ofConnection(1, "subscribe").map((r) => r.topic), ["chat.room1"]);
+            await c.close();
+        } finally {
+            await f.stop();
+        }
+    });
+
     test("a bad_since reply makes the client subscribe again without since", async () => {
         const f = await new FakeBroker({
             handle(req, send) {

@@ -13,9 +13,11 @@
  * verify (algorithm confusion: HS256 is only ever checked against the shared
  * secret, never against a public key's bytes; RS256 only with an RSA key,
  * ES256 only with a P-256 key), a "crit" header, a bad signature, "exp" in
- * the past or "nbf" in the future (beyond the leeway), non-numeric "exp" /
- * "nbf", a "sub" that is not a string of 1..128 bytes, and "subscribe" /
- * "publish" that are not arrays of valid topic patterns (at most
+ * the past or "nbf" in the future (beyond the leeway), an "exp" / "nbf" that
+ * is not a number from 0 to WSB_JWT_MAX_TIME (a fraction is allowed, as RFC
+ * 7519 says, and rounded so that the token is valid the shorter time), a
+ * missing "exp" when wsb_jwt_keys_require_exp() is on, a "sub" that is not a string of 1..128
+ * bytes, and "subscribe" / "publish" that are not arrays of valid topic patterns (at most
  * WSB_JWT_MAX_PATTERNS each). The token is at most WSB_JWT_MAX_LEN bytes.
  *
  * Ownership: wsb_jwt_keys_new() -> wsb_jwt_keys_free(); a verified token's
@@ -35,6 +37,10 @@
 #define WSB_JWT_MAX_LEN      8192
 #define WSB_JWT_MAX_PATTERNS 64
 #define WSB_JWT_MAX_SUB      128
+/* The latest "exp" / "nbf" accepted: 9999-12-31T23:59:59Z. Later values (or
+ * negative ones) are malformed, which also keeps every time comparison far
+ * from int64 overflow. */
+#define WSB_JWT_MAX_TIME INT64_C(253402300799)
 
 typedef struct wsb_jwt_keys_s wsb_jwt_keys_t;
 
@@ -44,6 +50,10 @@ void wsb_jwt_keys_free(wsb_jwt_keys_t *k); /* NULL-safe */
 
 /* Sets the HS256 shared secret (copied; at least 1 byte). 0 or WSB_EINVAL / WSB_ENOMEM. */
 int wsb_jwt_keys_set_secret(wsb_jwt_keys_t *k, const void *secret, size_t len);
+
+/* With `on`, a token without an "exp" claim is refused ("token has no
+ * \"exp\""); off (the default), such a token never expires. */
+void wsb_jwt_keys_require_exp(wsb_jwt_keys_t *k, bool on);
 
 /* Sets the public key for RS256 (an RSA key of at least 2048 bits) or ES256
  * (an EC P-256 key) from PEM text (SubjectPublicKeyInfo "PUBLIC KEY", or an
@@ -57,7 +67,7 @@ int wsb_jwt_keys_set_public_pem(wsb_jwt_keys_t *k, const char *pem, size_t len, 
 typedef struct {
     wsb_str_t sub; /* empty when absent */
     bool has_exp;
-    int64_t exp;                /* seconds since the epoch */
+    int64_t exp;                /* seconds since the epoch, 0..WSB_JWT_MAX_TIME */
     size_t nsubscribe;          /* patterns the holder may subscribe to */
     const wsb_str_t *subscribe; /* nsubscribe slices (NULL when 0) */
     size_t npublish;            /* patterns the holder may publish to */
