@@ -8,6 +8,7 @@
 #include "router.h"
 #include "server.h"
 #include "session.h"
+#include "static_files.h"
 #include "tls.h"
 #include "util.h"
 #include "wsb/handshake.h"
@@ -36,6 +37,7 @@ typedef struct {
 } tls_write_t;
 
 static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);
+static void http_unblock(conn_t *c);
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
@@ -90,6 +92,7 @@ void conn_close(conn_t *c)
     if (c->http_pub != NULL) {
         http_api_cancel(c); /* its Redis ops come back to find no owner */
     }
+    static_cancel(c); /* a file read in progress finishes unowned */
     free(c->http_held);
     c->http_held = NULL;
     c->http_held_len = c->http_held_cap = 0;
@@ -133,11 +136,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
  * peer's own requests, so a peer that sends but never reads is not cut off:
  * it stops being read once its queue passes max_outbound_bytes, and TCP
  * pushes back on it. Reading resumes when the queue drains below half. */
+/* True while the HTTP requests read are not parsed but held: a response is
+ * owed (Redis, a file read) or the replies are over their bounds. */
+static bool http_holding(const conn_t *c)
+{
+    return c->http_pub != NULL || c->static_load != NULL || c->http_blocked;
+}
+
 /* Reads while neither its replies, the workers' inboxes nor a full held
  * input behind a deferred HTTP response (conn_http_defer) hold it back. */
 static void update_reading(conn_t *c)
 {
-    bool held_full = c->http_pub != NULL && c->http_held_len >= SERVER_READ_BUF_SIZE;
+    bool held_full = http_holding(c) && c->http_held_len >= SERVER_READ_BUF_SIZE;
     bool want = !c->read_paused && !c->pub_paused && !held_full;
     if (c->state == CONN_CLOSED || want == c->reading) {
         return;
@@ -352,6 +362,7 @@ static void tls_flush(conn_t *c)
     }
     apply_read_backpressure(c);
     maybe_shutdown(c);
+    http_unblock(c);
 }
 
 void conn_flush(conn_t *c)
@@ -404,6 +415,7 @@ void conn_flush(conn_t *c)
     }
     apply_read_backpressure(c);
     maybe_shutdown(c);
+    http_unblock(c);
 }
 
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
@@ -504,6 +516,24 @@ void conn_http_respond(conn_t *c, int status, const char *content_type, const vo
         memcpy(fb->bytes + hl, body, body_len);
     }
     conn_http_respond_buf(c, fb, keep_alive);
+}
+
+void conn_http_respond_shared(conn_t *c, frame_buf_t *head, frame_buf_t *body, bool keep_alive)
+{
+    if (c->state != CONN_HTTP) {
+        frame_buf_unref(head);
+        if (body != NULL) {
+            frame_buf_unref(body);
+        }
+        return;
+    }
+    conn_send_always(c, head);
+    if (body != NULL) {
+        conn_send_always(c, body);
+    }
+    if (!keep_alive || c->server->shutting_down) {
+        conn_linger(c);
+    }
 }
 
 static void http_error(conn_t *c, int status, const char *message)
@@ -627,13 +657,32 @@ static void http_hold(conn_t *c, const char *data, size_t len)
     update_reading(c);
 }
 
+/* True when the replies queued so far leave no room for another: over
+ * `conn_limit` (max_outbound_bytes, or half of it to resume), or behind
+ * others while the worker is over its share of max_total_outbound. A
+ * connection with nothing queued may always be answered, so it never waits
+ * on other connections' peers. */
+static bool http_output_full(const conn_t *c, size_t conn_limit)
+{
+    const server_t *s = c->server;
+    size_t queued = outq_bytes(&c->outq);
+    return queued > conn_limit || (queued > 0 && s->outbound_bytes > s->outbound_limit);
+}
+
 static void http_feed(conn_t *c, char *data, size_t len)
 {
-    if (c->http_pub != NULL) {
+    if (http_holding(c)) {
         http_hold(c, data, len);
         return;
     }
     while (len > 0 && c->state == CONN_HTTP) {
+        if (http_output_full(c, c->server->cfg->max_outbound_bytes)) {
+            /* Pipelined requests are answered only as fast as the peer reads
+             * the replies: the rest waits, unparsed (see conn_http_defer). */
+            c->http_blocked = true;
+            http_hold(c, data, len);
+            return;
+        }
         size_t used = 0;
         int rc = wsb_http_request_feed(c->http, data, len, &used);
         if (rc == WSB_EAGAIN) {
@@ -658,8 +707,9 @@ static void http_feed(conn_t *c, char *data, size_t len)
             }
             return;
         }
-        if (c->http_pub != NULL) {
-            /* The response waits for Redis: the requests behind it too. */
+        if (http_holding(c)) {
+            /* The response waits for Redis or a file read: the requests
+             * behind it too. */
             if (len > 0) {
                 http_hold(c, data, len);
             }
@@ -672,13 +722,13 @@ static void http_feed(conn_t *c, char *data, size_t len)
 
 void conn_http_defer(conn_t *c)
 {
-    assert(c->http_pub != NULL && c->state == CONN_HTTP);
+    assert((c->http_pub != NULL || c->static_load != NULL) && c->state == CONN_HTTP);
     c->deadline_ms = 0;
 }
 
-void conn_http_resume(conn_t *c)
+/* Parses the input held while dispatch waited. */
+static void http_feed_held(conn_t *c)
 {
-    assert(c->http_pub == NULL);
     char *held = c->http_held;
     size_t len = c->http_held_len;
     c->http_held = NULL;
@@ -694,6 +744,30 @@ void conn_http_resume(conn_t *c)
     }
     free(held);
     update_reading(c);
+}
+
+void conn_http_resume(conn_t *c)
+{
+    assert(c->http_pub == NULL && c->static_load == NULL);
+    if (c->http_blocked) {
+        return; /* the replies are over their bounds: http_unblock goes on */
+    }
+    http_feed_held(c);
+}
+
+/* Called after every flush: resumes a paused dispatch once the replies have
+ * drained to half of max_outbound_bytes (the hysteresis keeps a peer that
+ * reads slowly from being parsed a request at a time). */
+static void http_unblock(conn_t *c)
+{
+    if (!c->http_blocked || c->state != CONN_HTTP ||
+        http_output_full(c, c->server->cfg->max_outbound_bytes / 2)) {
+        return;
+    }
+    c->http_blocked = false;
+    if (c->http_pub == NULL && c->static_load == NULL) {
+        http_feed_held(c);
+    }
 }
 
 static void http_refuse(conn_t *c, int status, const char *message, const char *extra_headers)
