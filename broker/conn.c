@@ -610,6 +610,11 @@ static bool http_dispatch(conn_t *c)
     server_t *s = c->server;
     const config_t *cfg = s->cfg;
     wsb_http_request_t *req = c->http;
+    const char *host_error = wsb_http_request_host_error(req);
+    if (host_error != NULL) {
+        http_error(c, 400, host_error);
+        return false;
+    }
     if (!admit_forwarded(c, req)) {
         return false;
     }
@@ -686,6 +691,11 @@ static void http_feed(conn_t *c, char *data, size_t len)
         size_t used = 0;
         int rc = wsb_http_request_feed(c->http, data, len, &used);
         if (rc == WSB_EAGAIN) {
+            if (wsb_http_request_take_continue(c->http)) {
+                /* The client waits for this before it sends the body. */
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                conn_send_always(c, frame_buf_copy(cont, sizeof(cont) - 1));
+            }
             return;
         }
         if (rc != 0) {

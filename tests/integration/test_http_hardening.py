@@ -141,3 +141,66 @@ def test_static_file_change_is_served_fresh(broker_factory, app_root):
     assert b.get("/f0.txt").body == b"renamed!\n"
     p.unlink()
     assert b.get("/f0.txt").status == 404
+
+
+# ---- 15.5: strict request framing -------------------------------------------------------------
+
+
+def exchange(b, data: bytes) -> wsraw.Response:
+    c = b.conn()
+    c.send(data)
+    return wsraw.read_response(c)
+
+
+def test_http10_transfer_encoding_is_400_and_closed(broker):
+    """RFC 9112 6.1: was parsed as chunked on a kept-alive connection, so the
+    bytes behind the chunked body ran as a second, smuggled request."""
+    c = broker.conn()
+    c.send(b"POST /api/publish HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+           b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"2\r\n{}\r\n0\r\n\r\nGET /healthz HTTP/1.0\r\n\r\n")
+    r = wsraw.read_response(c)
+    assert r.status == 400 and b"Transfer-Encoding" in r.body
+    assert r.header("Connection") == "close"
+    assert c.read_to_eof() == b"", "a second response: the smuggled request was answered"
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /healthz HTTP/1.1\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET /healthz HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+])
+def test_missing_or_repeated_host_is_400(broker, head):
+    r = exchange(broker, head)
+    assert r.status == 400 and b"Host" in r.body, r
+
+
+def test_http10_without_host_is_served(broker):
+    assert exchange(broker, b"GET /healthz HTTP/1.0\r\n\r\n").status == 200
+
+
+def test_expect_100_continue_is_answered_before_the_body(broker):
+    c = broker.conn()
+    body = b'{"topic":"a.b","data":1}'
+    c.send(b"POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+    assert c.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    c.send(body)
+    r = wsraw.read_response(c)
+    assert r.status == 200 and "seq" in r.json()
+
+
+def test_unknown_expectation_is_417(broker):
+    r = exchange(broker, b"POST /api/publish HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    assert r.status == 417, r
+
+
+def test_two_origin_headers_are_400(broker):
+    """Only the first Origin was checked against allowed_origins."""
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    r = exchange(broker, (
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        "Origin: http://x\r\nOrigin: https://evil.example\r\n\r\n").encode())
+    assert r.status == 400 and b"Origin" in r.body, r
