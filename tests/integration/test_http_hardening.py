@@ -112,7 +112,8 @@ def test_large_file_to_non_readers_is_shared_not_copied(broker_factory, app_root
     every reply references the one cached copy of the file: RSS grows by the
     file once, not by 10 copies (before: 757 MiB)."""
     (app_root / "big.bin").write_bytes(b"\xab" * (15 * MIB))
-    b = broker_factory("--web-root", str(app_root))
+    # One worker: each worker caches its own copy (static_files.h).
+    b = broker_factory("--web-root", str(app_root), "--workers", "1")
     b.metrics()
     rss0 = b.rss_kib()
     conns = [b.conn(rcvbuf=4096) for _ in range(10)]
