@@ -347,18 +347,28 @@ static int tls_write_out(conn_t *c)
 
 static void tls_flush(conn_t *c)
 {
-    if (tls_encrypt_queued(c) != 0) {
-        conn_close(c);
-        return;
-    }
-    /* Everything is encrypted and the connection is finishing: close_notify
-     * goes out before our FIN. */
-    if (c->state == CONN_LINGER && outq_pending_bytes(&c->outq) == 0) {
-        tls_conn_close_notify(c->tls);
-    }
-    if (tls_write_out(c) != 0) {
-        conn_close(c);
-        return;
+    for (;;) {
+        size_t before = outq_pending_bytes(&c->outq);
+        if (tls_encrypt_queued(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        /* Everything is encrypted and the connection is finishing:
+         * close_notify goes out before our FIN. */
+        if (c->state == CONN_LINGER && outq_pending_bytes(&c->outq) == 0) {
+            tls_conn_close_notify(c->tls);
+        }
+        if (tls_write_out(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        /* The kernel took every byte of ciphertext while frames still wait
+         * (more than TLS_OUT_HIGH was queued): no write completion will come
+         * to flush them, so encrypt the next batch now. */
+        size_t after = outq_pending_bytes(&c->outq);
+        if (c->writing || after == 0 || after == before) {
+            break;
+        }
     }
     apply_read_backpressure(c);
     maybe_shutdown(c);

@@ -4,12 +4,14 @@ Origin headers."""
 from __future__ import annotations
 
 import random
+import socket
 import time
 
 import pytest
 
 import wsraw
 from helpers import is_asan_build, wait_for
+from sectools import client_ssl, make_cert
 
 APP_JS_SIZE = 16 * 1024
 MIB = 1024 * 1024
@@ -83,6 +85,46 @@ def test_pipelined_flood_from_non_readers_stays_bounded(broker_factory, app_root
     for c in conns:
         c.close()
     wait_for(lambda: b.metrics()["wsbroker_outbound_queued_bytes"] == 0, 10, what="queues freed")
+
+
+def test_pipelined_flood_over_tls_stays_bounded(broker_factory, app_root, tmp_path):
+    """The same over TLS, where queued replies become ciphertext only as the
+    socket drains: one connection that never reads stays within
+    max_outbound_bytes plus one reply, and then gets every reply in order.
+    (Reading them also found TLS output stalling once the kernel took a whole
+    64 KiB batch of ciphertext at once while more replies were queued.)"""
+    cert, key = make_cert(tmp_path)
+    pf = tmp_path / "tlsport"
+    b = broker_factory("--web-root", str(app_root), "--tls-cert", str(cert), "--tls-key", str(key),
+                       "--tls-port", "0", "--tls-port-file", str(pf))
+    port = int(wait_for(lambda: pf.exists() and pf.read_text().strip(), 5, what="TLS port"))
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(20)
+    raw.connect(("127.0.0.1", port))
+    s = client_ssl(cert).wrap_socket(raw, server_hostname="localhost")
+    one = pipelined(["/app.js"])
+    n = 65536 // len(one)
+    s.sendall(one * n)
+    bound = MIB + APP_JS_SIZE + 512 + 64 * 1024  # max_outbound_bytes + a reply + a TLS record batch
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        q = b.metrics()["wsbroker_outbound_queued_bytes"]
+        assert q <= bound, f"queued {q} > {bound}"
+    buf = bytearray()
+    got = 0
+    while got < n:
+        data = s.recv(1 << 16)
+        assert data, f"EOF after {got} of {n} replies"
+        buf += data
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0 or len(buf) < end + 4 + APP_JS_SIZE:
+                break
+            assert buf.startswith(b"HTTP/1.1 200 "), bytes(buf[:80])
+            del buf[: end + 4 + APP_JS_SIZE]
+            got += 1
+    s.close()
 
 
 def test_pipelined_requests_all_answered_in_order_across_pauses(broker_factory, app_root):
