@@ -4,13 +4,14 @@ TLS key exchange limited to X25519, P-256 and P-384; Origin wildcards match
 host labels only."""
 from __future__ import annotations
 
+import socket
 import subprocess
 
 import pytest
 
 import wsraw
 from helpers import wait_for
-from sectools import make_cert
+from sectools import client_ssl, make_cert
 
 
 @pytest.fixture
@@ -88,3 +89,29 @@ def test_origin_wildcard_matches_host_labels_only(broker):
     for origin in ("https://evil.com#.example.org", "https://evil.com?.example.org",
                    "https://evil.com\\.example.org", "https://evil.com@x.example.org"):
         assert upgrade(broker, origin).status == 403, origin
+
+
+def test_large_file_over_tls_arrives_whole(broker_factory, tmp_path):
+    """A reply larger than one 64 KiB batch of ciphertext: the kernel took the
+    first batch whole and nothing flushed the rest (tls_flush wrote one batch
+    per call), so the download stalled until other traffic came."""
+    root = tmp_path / "www"
+    root.mkdir()
+    body = bytes(range(256)) * 4096  # 1 MiB
+    (root / "big.bin").write_bytes(body)
+    cert, key = make_cert(tmp_path)
+    pf = tmp_path / "tlsport"
+    broker_factory("--web-root", str(root), "--tls-cert", str(cert), "--tls-key", str(key),
+                   "--tls-port", "0", "--tls-port-file", str(pf))
+    port = int(wait_for(lambda: pf.exists() and pf.read_text().strip(), 5, what="TLS port"))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with client_ssl(cert).wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = bytearray()
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+    head, _, got = bytes(data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and got == body, (head[:80], len(got))
