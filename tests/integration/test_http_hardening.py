@@ -20,6 +20,8 @@ RSS_GROWTH_BOUND_KIB = 50 * 1024
 # AddressSanitizer's redzones and quarantine of freed memory: 4x, as in
 # test_slow_consumer.py (without the fix the repro passes 300 MiB either way).
 RSS_BOUND_KIB = RSS_GROWTH_BOUND_KIB * (4 if is_asan_build() else 1)
+# The quarantine capped, as test_slow_consumer.py does (ignored without ASan).
+ASAN_ENV = {"ASAN_OPTIONS": "quarantine_size_mb=4:detect_leaks=1"}
 
 
 @pytest.fixture
@@ -47,7 +49,8 @@ def test_pipelined_flood_from_non_readers_stays_bounded(broker_factory, app_root
     requests wait while its replies are over max_outbound_bytes, and the
     worker's total stays under max_total_outbound."""
     total_limit = 4 * MIB
-    b = broker_factory("--web-root", str(app_root), "--max-total-outbound", str(total_limit))
+    b = broker_factory("--web-root", str(app_root), "--max-total-outbound", str(total_limit),
+                       env=ASAN_ENV)
     # Warm up: the file cache, the metrics page and the allocator's arenas.
     assert b.get("/app.js").status == 200
     b.metrics()
@@ -155,7 +158,7 @@ def test_large_file_to_non_readers_is_shared_not_copied(broker_factory, app_root
     file once, not by 10 copies (before: 757 MiB)."""
     (app_root / "big.bin").write_bytes(b"\xab" * (15 * MIB))
     # One worker: each worker caches its own copy (static_files.h).
-    b = broker_factory("--web-root", str(app_root), "--workers", "1")
+    b = broker_factory("--web-root", str(app_root), "--workers", "1", env=ASAN_ENV)
     b.metrics()
     rss0 = b.rss_kib()
     conns = [b.conn(rcvbuf=4096) for _ in range(10)]
