@@ -174,13 +174,32 @@ static void entry_push_front(static_cache_t *cache, static_entry_t *e)
     cache->head = e;
 }
 
-static void entry_drop(static_cache_t *cache, static_entry_t *e)
+/* Frees an entry already off the list. */
+static void entry_free(static_cache_t *cache, static_entry_t *e)
 {
-    entry_unlink(cache, e);
     cache->bytes -= (size_t)e->size;
     cache->count--;
     frame_buf_unref(e->body); /* queued responses keep their own references */
     free(e);
+}
+
+static void entry_drop(static_cache_t *cache, static_entry_t *e)
+{
+    entry_unlink(cache, e);
+    entry_free(cache, e);
+}
+
+/* Drops the least recently used entry (the list is not empty). */
+static void evict_tail(static_cache_t *cache)
+{
+    static_entry_t *e = cache->tail;
+    cache->tail = e->prev;
+    if (cache->tail != NULL) {
+        cache->tail->next = NULL;
+    } else {
+        cache->head = NULL;
+    }
+    entry_free(cache, e);
 }
 
 static static_entry_t *cache_find(static_cache_t *cache, const char *path)
@@ -193,8 +212,7 @@ static static_entry_t *cache_find(static_cache_t *cache, const char *path)
     return NULL;
 }
 
-/* Caches `body` (a reference is taken) for `path`, replacing an older
- * version and evicting the least recently used entries to stay in bounds. */
+/* The worker's cache, created on first use. */
 static static_cache_t *cache_of(server_t *s)
 {
     if (s->static_cache == NULL) {
@@ -203,6 +221,8 @@ static static_cache_t *cache_of(server_t *s)
     return s->static_cache;
 }
 
+/* Caches `body` (a reference is taken) for `path`, replacing an older
+ * version and evicting the least recently used entries to stay in bounds. */
 static void cache_put(server_t *s, const char *path, const struct stat *st, frame_buf_t *body)
 {
     static_cache_t *cache = cache_of(s);
@@ -213,7 +233,7 @@ static void cache_put(server_t *s, const char *path, const struct stat *st, fram
     size_t size = (size_t)st->st_size;
     while (cache->tail != NULL &&
            (cache->bytes + size > STATIC_CACHE_BYTES || cache->count >= STATIC_CACHE_ENTRIES)) {
-        entry_drop(cache, cache->tail);
+        evict_tail(cache);
     }
     size_t plen = strlen(path);
     static_entry_t *e = xmalloc(sizeof(*e) + plen + 1);
@@ -234,8 +254,8 @@ void static_cache_free(static_cache_t *cache)
     if (cache == NULL) {
         return;
     }
-    while (cache->head != NULL) {
-        entry_drop(cache, cache->head);
+    while (cache->tail != NULL) {
+        evict_tail(cache);
     }
     free(cache);
 }

@@ -177,6 +177,24 @@ def test_large_file_to_non_readers_is_shared_not_copied(broker_factory, app_root
         assert r.status == 200 and len(r.body) == 15 * MIB
 
 
+def test_static_cache_evicts_past_its_entry_bound(broker_factory, app_root):
+    """More files than STATIC_CACHE_ENTRIES (256) per worker: the least
+    recently used are evicted while their replies may still be queued, and
+    every file is still served right, twice over."""
+    names = [f"/e{i}.txt" for i in range(300)]
+    for i, n in enumerate(names):
+        (app_root / n[1:]).write_text(f"entry {i}\n")
+    b = broker_factory("--web-root", str(app_root), "--workers", "1")
+    c = b.conn()
+    for _ in range(2):
+        c.send(pipelined(names) + b"HEAD /e0.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        for i in range(len(names)):
+            r = wsraw.read_response(c)
+            assert r.status == 200 and r.body == f"entry {i}\n".encode(), (i, r.status, r.body)
+        r = wsraw.read_response(c, head_only=True)
+        assert r.status == 200 and int(r.header("Content-Length")) == len(b"entry 0\n")
+
+
 def test_static_file_change_is_served_fresh(broker_factory, app_root):
     """Files are cached, but a changed file (size, mtime or inode) is read again."""
     b = broker_factory("--web-root", str(app_root))
