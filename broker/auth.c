@@ -122,7 +122,8 @@ int auth_verify(const auth_t *a, const char *token, size_t len, wsb_jwt_claims_t
 
 /* A wildcard entry (the scheme, "://", then "*." and a domain) allows any
  * host below that domain (a.example.com, a.b.example.com) but not the domain
- * itself, with the same scheme and port; exact entries must match exactly;
+ * itself, with the same scheme and port, and only DNS label characters where
+ * the star stands; exact entries must match exactly;
  * scheme and port must
  * match exactly; comparison ignores ASCII case (origins are lowercased by
  * browsers, but hand-written config may not be). */
@@ -144,14 +145,27 @@ static bool origin_matches(const char *allowed, size_t alen, wsb_str_t origin)
         strncasecmp(origin.p + origin.len - suffix, star + 1, suffix) != 0) {
         return false;
     }
-    /* The part the star stands for: a non-empty host label sequence. */
+    /* The part the star stands for: one or more DNS labels (letters, digits,
+     * '-') joined by single dots. Anything else would let the host end
+     * earlier than the comparison assumes: "https://evil.com#.example.org",
+     * "https://evil.com?.example.org", "https://evil.com\\.example.org" or
+     * userinfo with '@' all name the host evil.com to some parser. */
+    bool label_start = true;
     for (size_t i = prefix; i < origin.len - suffix; i++) {
         char c = origin.p[i];
-        if (c == '/' || c == ':' || c == '@' || (unsigned char)c <= ' ') {
+        if (c == '.') {
+            if (label_start) {
+                return false; /* an empty label */
+            }
+            label_start = true;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-') {
+            label_start = false;
+        } else {
             return false;
         }
     }
-    return true;
+    return !label_start; /* a label before the suffix's dot */
 }
 
 bool auth_why_expired(const char *why)

@@ -8,6 +8,7 @@
 #include "router.h"
 #include "server.h"
 #include "session.h"
+#include "static_files.h"
 #include "tls.h"
 #include "util.h"
 #include "wsb/handshake.h"
@@ -36,6 +37,7 @@ typedef struct {
 } tls_write_t;
 
 static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);
+static void http_unblock(conn_t *c);
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
@@ -90,6 +92,7 @@ void conn_close(conn_t *c)
     if (c->http_pub != NULL) {
         http_api_cancel(c); /* its Redis ops come back to find no owner */
     }
+    static_cancel(c); /* a file read in progress finishes unowned */
     free(c->http_held);
     c->http_held = NULL;
     c->http_held_len = c->http_held_cap = 0;
@@ -133,11 +136,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
  * peer's own requests, so a peer that sends but never reads is not cut off:
  * it stops being read once its queue passes max_outbound_bytes, and TCP
  * pushes back on it. Reading resumes when the queue drains below half. */
+/* True while the HTTP requests read are not parsed but held: a response is
+ * owed (Redis, a file read) or the replies are over their bounds. */
+static bool http_holding(const conn_t *c)
+{
+    return c->http_pub != NULL || c->static_load != NULL || c->http_blocked;
+}
+
 /* Reads while neither its replies, the workers' inboxes nor a full held
  * input behind a deferred HTTP response (conn_http_defer) hold it back. */
 static void update_reading(conn_t *c)
 {
-    bool held_full = c->http_pub != NULL && c->http_held_len >= SERVER_READ_BUF_SIZE;
+    bool held_full = http_holding(c) && c->http_held_len >= SERVER_READ_BUF_SIZE;
     bool want = !c->read_paused && !c->pub_paused && !held_full;
     if (c->state == CONN_CLOSED || want == c->reading) {
         return;
@@ -337,21 +347,32 @@ static int tls_write_out(conn_t *c)
 
 static void tls_flush(conn_t *c)
 {
-    if (tls_encrypt_queued(c) != 0) {
-        conn_close(c);
-        return;
-    }
-    /* Everything is encrypted and the connection is finishing: close_notify
-     * goes out before our FIN. */
-    if (c->state == CONN_LINGER && outq_pending_bytes(&c->outq) == 0) {
-        tls_conn_close_notify(c->tls);
-    }
-    if (tls_write_out(c) != 0) {
-        conn_close(c);
-        return;
+    for (;;) {
+        size_t before = outq_pending_bytes(&c->outq);
+        if (tls_encrypt_queued(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        /* Everything is encrypted and the connection is finishing:
+         * close_notify goes out before our FIN. */
+        if (c->state == CONN_LINGER && outq_pending_bytes(&c->outq) == 0) {
+            tls_conn_close_notify(c->tls);
+        }
+        if (tls_write_out(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        /* The kernel took every byte of ciphertext while frames still wait
+         * (more than TLS_OUT_HIGH was queued): no write completion will come
+         * to flush them, so encrypt the next batch now. */
+        size_t after = outq_pending_bytes(&c->outq);
+        if (c->writing || after == 0 || after == before) {
+            break;
+        }
     }
     apply_read_backpressure(c);
     maybe_shutdown(c);
+    http_unblock(c);
 }
 
 void conn_flush(conn_t *c)
@@ -404,6 +425,7 @@ void conn_flush(conn_t *c)
     }
     apply_read_backpressure(c);
     maybe_shutdown(c);
+    http_unblock(c);
 }
 
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
@@ -506,6 +528,24 @@ void conn_http_respond(conn_t *c, int status, const char *content_type, const vo
     conn_http_respond_buf(c, fb, keep_alive);
 }
 
+void conn_http_respond_shared(conn_t *c, frame_buf_t *head, frame_buf_t *body, bool keep_alive)
+{
+    if (c->state != CONN_HTTP) {
+        frame_buf_unref(head);
+        if (body != NULL) {
+            frame_buf_unref(body);
+        }
+        return;
+    }
+    conn_send_always(c, head);
+    if (body != NULL) {
+        conn_send_always(c, body);
+    }
+    if (!keep_alive || c->server->shutting_down) {
+        conn_linger(c);
+    }
+}
+
 static void http_error(conn_t *c, int status, const char *message)
 {
     char buf[1024];
@@ -580,6 +620,11 @@ static bool http_dispatch(conn_t *c)
     server_t *s = c->server;
     const config_t *cfg = s->cfg;
     wsb_http_request_t *req = c->http;
+    const char *host_error = wsb_http_request_host_error(req);
+    if (host_error != NULL) {
+        http_error(c, 400, host_error);
+        return false;
+    }
     if (!admit_forwarded(c, req)) {
         return false;
     }
@@ -627,16 +672,40 @@ static void http_hold(conn_t *c, const char *data, size_t len)
     update_reading(c);
 }
 
+/* True when the replies queued so far leave no room for another: over
+ * `conn_limit` (max_outbound_bytes, or half of it to resume), or behind
+ * others while the worker is over its share of max_total_outbound. A
+ * connection with nothing queued may always be answered, so it never waits
+ * on other connections' peers. */
+static bool http_output_full(const conn_t *c, size_t conn_limit)
+{
+    const server_t *s = c->server;
+    size_t queued = outq_bytes(&c->outq);
+    return queued > conn_limit || (queued > 0 && s->outbound_bytes > s->outbound_limit);
+}
+
 static void http_feed(conn_t *c, char *data, size_t len)
 {
-    if (c->http_pub != NULL) {
+    if (http_holding(c)) {
         http_hold(c, data, len);
         return;
     }
     while (len > 0 && c->state == CONN_HTTP) {
+        if (http_output_full(c, c->server->cfg->max_outbound_bytes)) {
+            /* Pipelined requests are answered only as fast as the peer reads
+             * the replies: the rest waits, unparsed (see conn_http_defer). */
+            c->http_blocked = true;
+            http_hold(c, data, len);
+            return;
+        }
         size_t used = 0;
         int rc = wsb_http_request_feed(c->http, data, len, &used);
         if (rc == WSB_EAGAIN) {
+            if (wsb_http_request_take_continue(c->http)) {
+                /* The client waits for this before it sends the body. */
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                conn_send_always(c, frame_buf_copy(cont, sizeof(cont) - 1));
+            }
             return;
         }
         if (rc != 0) {
@@ -658,8 +727,9 @@ static void http_feed(conn_t *c, char *data, size_t len)
             }
             return;
         }
-        if (c->http_pub != NULL) {
-            /* The response waits for Redis: the requests behind it too. */
+        if (http_holding(c)) {
+            /* The response waits for Redis or a file read: the requests
+             * behind it too. */
             if (len > 0) {
                 http_hold(c, data, len);
             }
@@ -672,13 +742,13 @@ static void http_feed(conn_t *c, char *data, size_t len)
 
 void conn_http_defer(conn_t *c)
 {
-    assert(c->http_pub != NULL && c->state == CONN_HTTP);
+    assert((c->http_pub != NULL || c->static_load != NULL) && c->state == CONN_HTTP);
     c->deadline_ms = 0;
 }
 
-void conn_http_resume(conn_t *c)
+/* Parses the input held while dispatch waited. */
+static void http_feed_held(conn_t *c)
 {
-    assert(c->http_pub == NULL);
     char *held = c->http_held;
     size_t len = c->http_held_len;
     c->http_held = NULL;
@@ -694,6 +764,30 @@ void conn_http_resume(conn_t *c)
     }
     free(held);
     update_reading(c);
+}
+
+void conn_http_resume(conn_t *c)
+{
+    assert(c->http_pub == NULL && c->static_load == NULL);
+    if (c->http_blocked) {
+        return; /* the replies are over their bounds: http_unblock goes on */
+    }
+    http_feed_held(c);
+}
+
+/* Called after every flush: resumes a paused dispatch once the replies have
+ * drained to half of max_outbound_bytes (the hysteresis keeps a peer that
+ * reads slowly from being parsed a request at a time). */
+static void http_unblock(conn_t *c)
+{
+    if (!c->http_blocked || c->state != CONN_HTTP ||
+        http_output_full(c, c->server->cfg->max_outbound_bytes / 2)) {
+        return;
+    }
+    c->http_blocked = false;
+    if (c->http_pub == NULL && c->static_load == NULL) {
+        http_feed_held(c);
+    }
 }
 
 /* Answers a refused upgrade with `status` and `message` as its body, and

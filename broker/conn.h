@@ -65,6 +65,10 @@ struct conn_s {
     /* HTTP mode: a response that waits for Redis (http_api.c, owned there;
      * NULL otherwise), and the bytes of later requests read meanwhile. */
     struct http_pub_s *http_pub;
+    struct static_load_s *static_load; /* a file read on the threadpool (static_files.c) */
+    /* Dispatch paused: the replies queued so far are over max_outbound_bytes
+     * or the worker's share of max_total_outbound (see conn_http_defer). */
+    bool http_blocked;
     char *http_held;
     uint32_t http_held_len, http_held_cap;
     session_t *session;     /* WebSocket mode only */
@@ -110,6 +114,10 @@ void conn_http_respond(conn_t *c, int status, const char *content_type, const vo
 /* Queues an already-built response (`fb` ref taken over) then lingers unless keep_alive. */
 void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive);
 
+/* Queues a response in two parts, `head` then `body` (NULL: none), both refs
+ * taken over: a shared body (a cached file) is queued without a copy. */
+void conn_http_respond_shared(conn_t *c, frame_buf_t *head, frame_buf_t *body, bool keep_alive);
+
 /*
  * Deferred HTTP responses (a publish whose seq Redis assigns, http_api.c).
  * The handler sets c->http_pub and returns without answering; from then on
@@ -127,6 +135,18 @@ void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive);
  * NULL again): it parses the held bytes as if just read, which may defer
  * again, and reads again. Without HTTP mode any more (a response with
  * keep_alive false lingers) the held bytes are dropped.
+ *
+ * A static file read on the threadpool (c->static_load) defers the same way.
+ *
+ * Output bounds: before each pipelined request is parsed, the connection's
+ * queued replies are checked. Over max_outbound_bytes, or with a non-empty
+ * queue while the worker's queued output is over its share of
+ * max_total_outbound, dispatch pauses (http_blocked): the rest of the input
+ * is held as above and reading stops, until the queue drains to half of
+ * max_outbound_bytes (and the worker under its share); then the held bytes
+ * are parsed. So a connection's queued replies exceed max_outbound_bytes by
+ * at most one response, and a peer that never reads costs a bounded amount
+ * of memory however many requests it pipelines.
  */
 void conn_http_defer(conn_t *c);
 void conn_http_resume(conn_t *c);

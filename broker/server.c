@@ -8,6 +8,7 @@
 #include "router.h"
 #include "seqtab.h"
 #include "session_cluster.h"
+#include "static_files.h"
 #include "util.h"
 #include "wsb/ws_frame.h"
 #include "xmsg.h"
@@ -392,6 +393,8 @@ void server_free(server_t *s)
     xqueue_destroy(&s->inbox);
     cluster_worker_free(s);
     trie_free(s->trie);
+    static_cache_free(s->static_cache);
+    s->static_cache = NULL;
     if (uv_loop_close(&s->loop) != 0) {
         log_warn("event loop closed with handles open", "worker=%u", s->index);
     }

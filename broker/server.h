@@ -80,6 +80,8 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
      * under the broker-wide bound without a shared counter on the delivery
      * path. */
     size_t outbound_limit;
+    /* Static files read so far (static_files.c), NULL until the first. */
+    struct static_cache_s *static_cache;
 
     uint64_t next_client_seq;
     bool shutting_down;

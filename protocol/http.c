@@ -59,6 +59,7 @@ struct wsb_http_request_s {
     bool message_done;
     bool keep_alive;
     bool upgrade;
+    bool expect_continue; /* HTTP/1.1 "Expect: 100-continue", not yet answered */
 
     size_t head_cap;   /* bound: max_header_bytes */
     size_t head_alloc; /* bytes allocated at head (grows up to head_cap) */
@@ -303,6 +304,47 @@ static int grow_body(wsb_http_request_t *r, size_t need)
     return 0;
 }
 
+/* Occurrences of header `name` (ASCII case-insensitive). */
+static size_t header_occurrences(const wsb_http_request_t *r, const char *name, wsb_str_t *first)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->header_count; i++) {
+        if (wsb_str_eq_nocase(r->headers[i].name, name)) {
+            if (n++ == 0 && first != NULL) {
+                *first = r->headers[i].value;
+            }
+        }
+    }
+    return n;
+}
+
+/* Framing and routing rules of RFC 9112 and RFC 9110 that llhttp leaves to
+ * the server. Returns 0 or fail()'s result. */
+static int check_head(wsb_http_request_t *r)
+{
+    /* Two Origins: a check of the first would be bypassed by a proxy or
+     * framework that believes the second. */
+    if (header_occurrences(r, "Origin", NULL) > 1) {
+        return fail(r, 400, "more than one Origin header");
+    }
+    /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request means the
+     * framing is faulty (an old intermediary would read it by its
+     * Content-Length or until close): refuse and close, never parse it. */
+    if (r->version == 10 && header_occurrences(r, "Transfer-Encoding", NULL) > 0) {
+        return fail(r, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    }
+    /* RFC 9110 10.1.1: 100-continue is the only expectation; any other gets
+     * 417. An HTTP/1.0 client's expectation is ignored. */
+    wsb_str_t expect = WSB_STR_NULL;
+    if (header_occurrences(r, "Expect", &expect) > 0 && r->version == 11) {
+        if (!wsb_str_eq_nocase(expect, "100-continue")) {
+            return fail(r, 417, "unsupported Expect (only 100-continue)");
+        }
+        r->expect_continue = true;
+    }
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     wsb_http_request_t *r = from_parser(p);
@@ -312,6 +354,9 @@ static int on_headers_complete(llhttp_t *p)
         return fail(r, 505, "HTTP version not supported (only 1.0 and 1.1)");
     }
     r->version = p->http_major * 10 + p->http_minor;
+    if (check_head(r) != 0) {
+        return -1;
+    }
     r->upgrade = p->upgrade != 0;
     if ((p->flags & F_CHUNKED) == 0 && (p->flags & F_CONTENT_LENGTH) != 0) {
         if (p->content_length > r->max_body) {
@@ -384,6 +429,7 @@ static void clear_request(wsb_http_request_t *r)
     r->message_done = false;
     r->keep_alive = false;
     r->upgrade = false;
+    r->expect_continue = false;
     r->head_used = 0;
 }
 
@@ -540,6 +586,29 @@ int wsb_http_request_feed(wsb_http_request_t *r, const char *data, size_t len, s
     }
 }
 
+const char *wsb_http_request_host_error(const wsb_http_request_t *r)
+{
+    /* RFC 9112 3.2: 400 to an HTTP/1.1 request without Host and to any
+     * request with more than one (which one would the routing believe?). */
+    size_t hosts = header_occurrences(r, "Host", NULL);
+    if (hosts > 1) {
+        return "more than one Host header";
+    }
+    if (hosts == 0 && r->version == 11) {
+        return "missing Host header (required in HTTP/1.1)";
+    }
+    return NULL;
+}
+
+bool wsb_http_request_take_continue(wsb_http_request_t *r)
+{
+    if (!r->expect_continue || !r->headers_done || r->result != WSB_EAGAIN) {
+        return false;
+    }
+    r->expect_continue = false;
+    return true;
+}
+
 wsb_str_t wsb_http_request_method(const wsb_http_request_t *r)
 {
     return r->method;
@@ -684,6 +753,8 @@ const char *wsb_http_status_text(int status)
         return "URI Too Long";
     case 415:
         return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
     case 426:
         return "Upgrade Required";
     case 429:

@@ -145,6 +145,8 @@ static void exercise_request(const wsb_http_request_t *r, size_t max_head, size_
     size_t count = wsb_http_request_header_count(r);
     CHECK(count <= WSB_HTTP_MAX_HEADERS);
     CHECK(wsb_http_request_header_at(r, count) == NULL);
+    const char *host_error = wsb_http_request_host_error(r);
+    CHECK(host_error == NULL || host_error[0] != '\0');
     for (size_t i = 0; i < count; i++) {
         const wsb_http_header_t *h = wsb_http_request_header_at(r, i);
         CHECK(h != NULL && h->name.len > 0);

@@ -684,6 +684,116 @@ static void test_versions_505(void **state)
     check_all_ways("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "ERR 505\n");
 }
 
+/* RFC 9112 6.1: an HTTP/1.0 request with Transfer-Encoding is faulty framing
+ * (it was parsed as chunked on a kept-alive connection: a smuggling vector). */
+static void test_http10_transfer_encoding_400(void **state)
+{
+    (void)state;
+    check_all_ways("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n"
+                   "\r\n3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.0\r\n\r\n",
+                   "ERR 400\n");
+    check_all_ways("POST / HTTP/1.0\r\ntransfer-encoding: identity\r\nContent-Length: 1\r\n\r\nx",
+                   "ERR 400\n");
+    /* HTTP/1.1 chunked is still fine. */
+    check_all_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "3\r\nabc\r\n0\r\n\r\n",
+                   "REQ POST / v11 ka=1 up=0 [Host:h] [Transfer-Encoding:chunked] body=abc\n");
+}
+
+static void test_two_origins_400(void **state)
+{
+    (void)state;
+    check_all_ways("GET /ws HTTP/1.1\r\nHost: h\r\nOrigin: https://good.example\r\n"
+                   "origin: https://evil.example\r\n\r\n",
+                   "ERR 400\n");
+}
+
+static void test_expect(void **state)
+{
+    (void)state;
+    check_all_ways("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue-please\r\n"
+                   "Content-Length: 1\r\n\r\nx",
+                   "ERR 417\n");
+    check_all_ways(
+        "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-CONTINUE\r\nContent-Length: 1\r\n"
+        "\r\nx",
+        "REQ POST / v11 ka=1 up=0 [Host:h] [Expect:100-CONTINUE] [Content-Length:1] body=x\n");
+    /* RFC 9110 10.1.1: an HTTP/1.0 request's expectation is ignored. */
+    check_all_ways("POST / HTTP/1.0\r\nExpect: whatever\r\nContent-Length: 1\r\n\r\nx",
+                   "REQ POST / v10 ka=0 up=0 [Expect:whatever] [Content-Length:1] body=x\n");
+}
+
+/* take_continue() is true exactly once: after the head, while the body is
+ * still to come, whatever the split of the head. */
+static void test_take_continue(void **state)
+{
+    (void)state;
+    const char *head = "POST /api/publish HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
+                       "Content-Length: 5\r\n\r\n";
+    size_t hl = strlen(head);
+    for (size_t cut = 0; cut <= hl; cut++) {
+        wsb_http_request_t *r = wsb_http_request_new(0, 64);
+        assert_non_null(r);
+        size_t used = 0;
+        if (cut > 0) {
+            assert_int_equal(wsb_http_request_feed(r, head, cut, &used), WSB_EAGAIN);
+            assert_int_equal(wsb_http_request_take_continue(r), cut == hl);
+        }
+        if (cut < hl) {
+            assert_int_equal(wsb_http_request_feed(r, head + cut, hl - cut, &used), WSB_EAGAIN);
+            assert_true(wsb_http_request_take_continue(r));
+        }
+        assert_false(wsb_http_request_take_continue(r)); /* once */
+        assert_int_equal(wsb_http_request_feed(r, "hello", 5, &used), 0);
+        assert_false(wsb_http_request_take_continue(r));
+        wsb_http_request_free(r);
+    }
+    /* Head and body in one read: the final response is the only answer. */
+    wsb_http_request_t *r = wsb_http_request_new(0, 64);
+    assert_non_null(r);
+    char whole[256];
+    (void)snprintf(whole, sizeof(whole), "%shello", head);
+    size_t used = 0;
+    assert_int_equal(wsb_http_request_feed(r, whole, strlen(whole), &used), 0);
+    assert_false(wsb_http_request_take_continue(r));
+    /* No expectation, or HTTP/1.0: never. */
+    wsb_http_request_reset(r);
+    const char *plain = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n";
+    assert_int_equal(wsb_http_request_feed(r, plain, strlen(plain), &used), WSB_EAGAIN);
+    assert_false(wsb_http_request_take_continue(r));
+    wsb_http_request_reset(r);
+    const char *old = "POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+    assert_int_equal(wsb_http_request_feed(r, old, strlen(old), &used), WSB_EAGAIN);
+    assert_false(wsb_http_request_take_continue(r));
+    wsb_http_request_free(r);
+}
+
+static void test_host_error(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *req;
+        bool bad;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: h\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nHost:\r\n\r\n", false}, /* empty is allowed (RFC 9112 3.2) */
+        {"GET / HTTP/1.0\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nX-Host: h\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\nHost: a\r\nHOST: a\r\n\r\n", true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        wsb_http_request_t *r = wsb_http_request_new(0, 0);
+        assert_non_null(r);
+        size_t used = 0;
+        assert_int_equal(wsb_http_request_feed(r, cases[i].req, strlen(cases[i].req), &used), 0);
+        const char *why = wsb_http_request_host_error(r);
+        assert_int_equal(why != NULL, cases[i].bad);
+        wsb_http_request_free(r);
+    }
+}
+
 static void test_reset_after_error(void **state)
 {
     (void)state;
@@ -917,6 +1027,11 @@ int main(void)
         cmocka_unit_test(test_max_body_zero),
         cmocka_unit_test(test_garbage_400),
         cmocka_unit_test(test_versions_505),
+        cmocka_unit_test(test_http10_transfer_encoding_400),
+        cmocka_unit_test(test_two_origins_400),
+        cmocka_unit_test(test_expect),
+        cmocka_unit_test(test_take_continue),
+        cmocka_unit_test(test_host_error),
         cmocka_unit_test(test_reset_after_error),
         cmocka_unit_test(test_large_then_small_body),
         cmocka_unit_test(test_feed_empty),

@@ -23,6 +23,9 @@
  *   bytes after the head (body plus chunk size lines, extensions and
  *     trailers) > max_header_bytes + 2 * max_body_bytes  -> 413
  *   anything llhttp rejects, a header name that is not a token -> 400
+ *   two Origin headers, Transfer-Encoding in an HTTP/1.0 request
+ *     (RFC 9112 6.1)                                      -> 400
+ *   Expect other than 100-continue (HTTP/1.1)            -> 417
  *   HTTP version other than 1.0/1.1 (2.0, 0.9, 1.2, ...) -> 505
  * Every bound is decided by byte position alone, so the outcome does not
  * depend on how the input was split into chunks.
@@ -74,6 +77,19 @@ void wsb_http_request_reset(wsb_http_request_t *r);
  * uses no bytes (*consumed == 0) and returns the same result again.
  */
 int wsb_http_request_feed(wsb_http_request_t *r, const char *data, size_t len, size_t *consumed);
+
+/* After feed() returned 0: why the request must be answered 400 for its Host
+ * header(s) (RFC 9112 3.2: missing in HTTP/1.1, or more than one), or NULL
+ * when they are fine. Kept out of feed() so that a caller parsing requests
+ * that are not routed by Host can do without. */
+const char *wsb_http_request_host_error(const wsb_http_request_t *r);
+
+/* True once, after feed() returned WSB_EAGAIN with the head of an HTTP/1.1
+ * "Expect: 100-continue" request complete and its body still to come: the
+ * caller sends "100 Continue" now (RFC 9110 10.1.1), so a client waiting for
+ * it sends the body. False otherwise (no expectation, already answered, the
+ * request complete or failed). */
+bool wsb_http_request_take_continue(wsb_http_request_t *r);
 
 /* Accessors; valid after feed() returned 0. is_upgrade() is llhttp's verdict:
  * Upgrade and "Connection: upgrade" both present (or a CONNECT request), i.e.
