@@ -26,7 +26,6 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,22 +159,28 @@ int open(const char *path, int flags, ...) __attribute__((alias("open64")));
 int openat(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat64")));
 
 /* Every system call made through syscall() is forwarded with six arguments
- * (the most any takes; the kernel ignores the rest); openat2 is looked at. */
+ * (the most any takes; the kernel ignores the rest). openat2's arguments are
+ * read with the types its caller passed: (int dirfd, const char *path, ...). */
 long syscall(long number, ...)
 {
     static long (*next)(long, ...);
     NEXT(next, "syscall");
     va_list ap;
     va_start(ap, number);
+#ifdef SYS_openat2
+    if (number == SYS_openat2) {
+        va_list typed;
+        va_copy(typed, ap);
+        int dirfd = va_arg(typed, int);
+        const char *path = va_arg(typed, const char *);
+        va_end(typed);
+        maybe_swap(dirfd, path);
+    }
+#endif
     long a[6];
     for (int i = 0; i < 6; i++) {
         a[i] = va_arg(ap, long);
     }
     va_end(ap);
-#ifdef SYS_openat2
-    if (number == SYS_openat2) {
-        maybe_swap((int)a[0], (const char *)(intptr_t)a[1]);
-    }
-#endif
     return next(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
