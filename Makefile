@@ -183,7 +183,7 @@ fuzz: deps
 tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DWSB_WERROR=$(WERROR) \
 	  -DWSB_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	cmake --build build-tsan -j $(JOBS) --target wsbroker wsbroker-cli test_xqueue
+	cmake --build build-tsan -j $(JOBS) --target wsbroker wsbroker-cli test_xqueue shim_swap_dir
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --test-dir build-tsan --output-on-failure -R '^(unit\.xqueue|integration\.w4|federation)$$'
 
