@@ -191,6 +191,12 @@ class Broker:
         return cmd
 
     def start(self) -> "Broker":
+        """spawn() and wait_ready(): returns a broker that accepts."""
+        return self.spawn().wait_ready()
+
+    def spawn(self) -> "Broker":
+        """Starts the process and returns at once (for tests that start
+        several brokers together); wait_ready() then waits for its ports."""
         self.port_file.unlink(missing_ok=True)
         extra_files = [Path(p) for p in (_arg_value(self.args, "--tls-port-file"),
                                          _arg_value(self.args, "--resp-port-file")) if p]
@@ -202,6 +208,9 @@ class Broker:
         self._out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(self.command(), stdout=self._out, stderr=self._err, env=self.env,
                                      stdin=subprocess.DEVNULL)
+        return self
+
+    def wait_ready(self) -> "Broker":
         self.port = self._wait_port_file(self.port_file, self.start_timeout)
         tls_file = _arg_value(self.args, "--tls-port-file")
         if tls_file:
