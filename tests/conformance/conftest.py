@@ -1,96 +1,48 @@
 """Fixtures of the conformance suite: one wsbroker per test module, started on
-a free port of 127.0.0.1 with an echo endpoint, stopped by PID with SIGTERM."""
+a free port of 127.0.0.1 with an echo endpoint, stopped by PID with SIGTERM
+(the shared launcher, tests/harness/wsbroker_harness.py)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import time
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+# The shared broker launcher (tests/harness), the same line in every suite.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 
-
-@dataclass
-class Broker:
-    proc: subprocess.Popen
-    port: int
-    stderr_path: Path
-
-    def stderr_tail(self, n: int = 4000) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-    def check_alive(self, when: str = "after this case") -> None:
-        rc = self.proc.poll()
-        if rc is not None:
-            pytest.fail(f"wsbroker is not running {when} (exit status {rc}); stderr:\n"
-                        f"{self.stderr_tail()}")
-
-
-def broker_binary() -> Path:
-    return Path(os.environ.get("WSBROKER_BIN", REPO / "build" / "broker" / "wsbroker"))
+from wsbroker_harness import Broker, broker_bin  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    exe = broker_binary()
-    if not (exe.is_file() and os.access(exe, os.X_OK)):
-        pytest.fail(f"wsbroker binary not found at {exe} (build it or set WSBROKER_BIN)")
-    tmp = tmp_path_factory.mktemp("wsbroker")
-    port_file = tmp / "port"
-    stderr_path = tmp / "stderr.log"
-    # Our own settings only: WSB_* variables of the calling shell must not leak in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WSB_")}
+    try:
+        broker_bin()
+    except AssertionError as e:
+        pytest.fail(str(e))
     # glibc's malloc checking, so that use of freed memory shows in a plain
     # build too: freed blocks are overwritten (MALLOC_PERTURB_), and with the
     # per-thread cache off every free goes through the path that does it.
     # ASan builds ignore both (their allocator replaces glibc's).
-    env.setdefault("MALLOC_PERTURB_", "165")
-    env.setdefault("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
-    args = [str(exe), "--port", "0", "--port-file", str(port_file), "--host", "127.0.0.1",
-            "--echo-path", "/echo", "--max-message-size", "16MiB"]
-    with open(stderr_path, "wb") as err, open(tmp / "stdout.log", "wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-    b = Broker(proc, 0, stderr_path)
+    env = {"MALLOC_PERTURB_": os.environ.get("MALLOC_PERTURB_", "165"),
+           "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")}
+    b = Broker(tmp_path_factory.mktemp("wsbroker"),
+               ["--echo-path", "/echo", "--max-message-size", "16MiB"], env=env,
+               log_level=None, start_timeout=15.0)
     try:
-        deadline = time.monotonic() + 15.0
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"wsbroker exited with status {proc.returncode} before listening:\n"
-                            f"{b.stderr_tail()}")
-            try:
-                text = port_file.read_text().strip()
-            except FileNotFoundError:
-                text = ""
-            if text:
-                b.port = int(text)
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"wsbroker wrote no port file within 15 s:\n{b.stderr_tail()}")
-            time.sleep(0.02)
+        b.start()
+    except AssertionError as e:
+        pytest.fail(str(e))
+    try:
         yield b
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15.0)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-                pytest.fail(f"wsbroker did not exit within 15 s of SIGTERM:\n{b.stderr_tail()}")
-    log = stderr_path.read_text(errors="replace")
-    for marker in SANITIZER_MARKERS:
-        assert marker not in log, f"sanitizer report in wsbroker stderr:\n{log[-8000:]}"
-    assert proc.returncode == 0, (
-        f"wsbroker exit status {proc.returncode} after SIGTERM (expected 0):\n{log[-4000:]}")
+        try:
+            if not b.start_failed:
+                b.stop()
+        finally:
+            b.kill()
 
 
 def pytest_configure(config):

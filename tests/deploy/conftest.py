@@ -22,6 +22,9 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+# The shared broker launcher (tests/harness), the same line in every suite,
+# and the integration suite's client helpers.
+sys.path.insert(0, str(REPO / "tests" / "harness"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from helpers import wait_for  # noqa: E402

@@ -34,7 +34,10 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path[:0] = [str(REPO / "tests" / "integration"), str(REPO / "tests" / "deploy")]
+# The shared harness (tests/harness), the integration suite's client helpers
+# and the deploy suite's proxy checks.
+sys.path[:0] = [str(REPO / "tests" / "harness"), str(REPO / "tests" / "integration"),
+                str(REPO / "tests" / "deploy")]
 
 from helpers import run, wait_for  # noqa: E402
 from through_proxy import pubsub_across_nodes  # noqa: E402

@@ -16,15 +16,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
+# The shared broker launcher (tests/harness), the same line in every suite,
+# and the integration suite's client helpers.
+sys.path.insert(0, str(HERE.parent / "harness"))
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from helpers import Broker, wait_for  # noqa: E402
+from wsbroker_harness import stop_all  # noqa: E402
 
 import redis  # noqa: E402  (Debian python3-redis)
 
@@ -105,20 +108,10 @@ class RedisServer:
 
 
 class Node(Broker):
-    """A broker node with the RESP listener on a free port."""
+    """A broker node with the RESP listener on a free port (resp_port)."""
 
     def __init__(self, workdir, args, name):
-        self.resp_port_file = Path(workdir) / f"{name}.resp-port"
-        super().__init__(workdir, [*args, "--resp-port", "0", "--resp-port-file",
-                                   str(self.resp_port_file)], name=name)
-        self.resp_port = None
-
-    def start(self):
-        super().start()
-        self.resp_port = int(wait_for(lambda: self.resp_port_file.exists() and
-                                      self.resp_port_file.read_text().strip(), 5.0,
-                                      what="the RESP port file"))
-        return self
+        super().__init__(workdir, args, name=name, resp=True)
 
     def resp(self, **kw) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.resp_port, socket_timeout=5, **kw)
@@ -161,14 +154,6 @@ def cluster(tmp_path, redis_server):
 
     yield start
 
-    failures = []
-    for b in reversed(nodes):
-        try:
-            if b.proc is not None and not b.start_failed and not getattr(b, "killed", False):
-                b.stop()
-        except AssertionError as e:
-            failures.append(f"{b.name} (pid {b.pid}): {e}")
-        finally:
-            b.kill()
+    failures = stop_all(nodes)
     if failures:
         pytest.fail("node teardown failed:\n" + "\n".join(failures), pytrace=False)

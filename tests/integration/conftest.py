@@ -4,7 +4,9 @@
     def test_x(broker): ...
 
 `broker` starts one broker with the marker's flags (and env from the
-`broker_env` marker). `broker_factory(*args, env=..., name=...)` starts more.
+`broker_env` marker). `broker_factory(*args, env=..., name=..., tls=..., resp=...)`
+starts more (tls/resp: a TLS/RESP listener on a free port too, see
+tests/harness/wsbroker_harness.py, the launcher every suite shares).
 With WSBROKER_TEST_WORKERS=N in the environment (ctest's integration.w1 /
 integration.w4) every broker gets --workers N unless the test sets it.
 Every broker is stopped at teardown with SIGTERM; it must exit 0 and its
@@ -17,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
+# The shared broker launcher (tests/harness), the same line in every suite.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import Broker, broker_bin  # noqa: E402
+from wsbroker_harness import stop_all  # noqa: E402
 
 
 def pytest_configure(config):
@@ -36,23 +41,16 @@ def wsbroker_bin():
 def broker_factory(tmp_path, wsbroker_bin):
     started = []
 
-    def start(*args, env=None, name=None):
-        b = Broker(tmp_path, list(args), env=env, name=name or f"broker{len(started)}")
+    def start(*args, env=None, name=None, tls=False, resp=False):
+        b = Broker(tmp_path, list(args), env=env, name=name or f"broker{len(started)}", tls=tls,
+                   resp=resp)
         started.append(b)
         b.start()
         return b
 
     yield start
 
-    failures = []
-    for b in reversed(started):
-        try:
-            if b.proc is not None and not b.start_failed:
-                b.stop()
-        except AssertionError as e:
-            failures.append(f"{b.name} (pid {b.pid}): {e}")
-        finally:
-            b.kill()
+    failures = stop_all(started)
     if failures:
         pytest.fail("broker teardown failed:\n" + "\n".join(failures), pytrace=False)
 

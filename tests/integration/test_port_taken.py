@@ -7,9 +7,8 @@ broker keeps serving. Same for the TLS and the RESP port.
 from __future__ import annotations
 
 import socket
-import subprocess
 
-from helpers import HOST, broker_bin, clean_env, run_broker_cmd, sanitizer_report, wait_for
+from helpers import HOST, Broker, run_broker_cmd, wait_for
 from sectools import make_cert
 
 
@@ -77,37 +76,26 @@ def test_two_brokers_started_at_once_on_one_port_only_one_listens(tmp_path):
     listen(), so one of them must fail there rather than both sharing it."""
     for round_ in range(3):
         port = free_port()
-        procs = []
-        for i in range(2):
-            pf = tmp_path / f"r{round_}b{i}.port"
-            err = open(tmp_path / f"r{round_}b{i}.stderr", "wb")
-            p = subprocess.Popen([broker_bin(), "--host", HOST, "--port", str(port), "--port-file",
-                                  str(pf), "--workers", "2"], stdout=subprocess.DEVNULL,
-                                 stderr=err, stdin=subprocess.DEVNULL, env=clean_env())
-            procs.append((p, pf, err))
+        brokers = [Broker(tmp_path, ["--workers", "2"], name=f"r{round_}b{i}", port=port,
+                          log_level=None).spawn() for i in range(2)]
         try:
             # One has exited (1); the other has written its port file.
-            wait_for(lambda: any(p.poll() is not None for p, _, _ in procs), 15,
+            wait_for(lambda: any(not b.alive() for b in brokers), 15,
                      what="one of two brokers on one port to exit")
-            exited = [x for x in procs if x[0].poll() is not None]
-            running = [x for x in procs if x[0].poll() is None]
-            assert len(exited) == 1 and len(running) == 1, [p.poll() for p, _, _ in procs]
-            p, _, err = exited[0]
-            err.close()
-            text = (tmp_path / f"r{round_}b{procs.index(exited[0])}.stderr").read_text()
-            assert p.returncode == 1, text[-2000:]
+            exited = [b for b in brokers if not b.alive()]
+            running = [b for b in brokers if b.alive()]
+            assert len(exited) == 1 and len(running) == 1, [b.proc.poll() for b in brokers]
+            loser = exited[0]
+            loser.wait_exit()
+            text = loser.stderr()
+            assert loser.returncode == 1, text[-2000:]
             assert f"address already in use: {HOST}:{port}" in text, text[-2000:]
-            wait_for(lambda: running[0][1].exists(), 10, what="the winner's port file")
+            loser.check_exit(1)
+            running[0].wait_ready()
+            running[0].stop()
         finally:
-            for p, _, err in procs:
-                if p.poll() is None:
-                    p.terminate()
-                    p.wait(timeout=15)
-                    assert p.returncode == 0
-                err.close()
-            for i in range(2):
-                rep = sanitizer_report((tmp_path / f"r{round_}b{i}.stderr").read_text())
-                assert rep is None, rep
+            for b in brokers:
+                b.kill()
 
 
 def test_a_restart_takes_the_port_while_the_old_broker_drains(broker_factory):

@@ -13,6 +13,7 @@ import queue
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 HOST = "127.0.0.1"
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+# The shared broker launcher (tests/harness), the same line in every suite.
+sys.path.insert(0, str(REPO / "tests" / "harness"))
+
+import wsbroker_harness  # noqa: E402
+from wsbroker_harness import Broker, sanitizer_report, stop_all  # noqa: E402
 
 
 def _bin(var: str, default: Path) -> str:
@@ -34,87 +40,30 @@ def _bin(var: str, default: Path) -> str:
 def clean_env(extra: dict | None = None) -> dict:
     """The runner's environment without WSB_* and WSBROKER_URL/TOKEN (they
     would change what the broker or the CLI does), plus `extra`."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("WSB_") and k not in ("WSBROKER_URL", "WSBROKER_TOKEN")}
-    env.update(extra or {})
-    return env
+    return wsbroker_harness.clean_env(extra, drop=("WSBROKER_URL", "WSBROKER_TOKEN"))
 
 
 def assert_no_sanitizer(text: str, who: str):
-    for m in SANITIZER_MARKERS:
-        assert m not in text, f"sanitizer report from {who}:\n{text[text.index(m) - 200:][:3000]}"
-
-
-class Broker:
-    def __init__(self, workdir: Path, args: list[str], name: str):
-        self.workdir = workdir
-        self.args = args
-        self.name = name
-        self.port_file = workdir / f"{name}.port"
-        self.stderr_path = workdir / f"{name}.stderr"
-        self.proc = None
-        self.port = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://{HOST}:{self.port}/ws"
-
-    def start(self, port: int = 0):
-        if self.port_file.exists():
-            self.port_file.unlink()
-        stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(
-            [_bin("WSBROKER_BIN", REPO / "build" / "broker" / "wsbroker"), "--host", HOST,
-             "--port", str(port), "--port-file", str(self.port_file), "--web-root", "",
-             *self.args],
-            stdout=subprocess.DEVNULL, stderr=stderr, env=clean_env())
-        stderr.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"broker exited at start: {self.stderr_path.read_text()}")
-            try:
-                text = self.port_file.read_text().strip()
-                if text:
-                    self.port = int(text)
-                    return self
-            except (FileNotFoundError, ValueError):
-                pass
-            time.sleep(0.01)
-        raise AssertionError("broker did not write its port file within 10 s")
-
-    def stop(self):
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-            raise AssertionError("broker did not exit within 15 s of SIGTERM")
-        assert_no_sanitizer(self.stderr_path.read_text(errors="replace"), "wsbroker")
-        assert rc == 0, f"broker exited {rc}: {self.stderr_path.read_text()[-2000:]}"
+    rep = sanitizer_report(text)
+    assert rep is None, f"sanitizer report from {who}:\n{rep}"
 
 
 @pytest.fixture
 def broker_factory(tmp_path):
+    """Brokers on 127.0.0.1 with no web root; port=N restarts one on a port
+    an earlier broker had. Stopped and checked at teardown."""
     started = []
 
     def start(*args, name=None, port=0):
-        b = Broker(tmp_path, list(args), name or f"broker{len(started)}")
+        b = Broker(tmp_path, ["--web-root", "", *args], name=name or f"broker{len(started)}",
+                   port=port, log_level=None)
         started.append(b)
-        return b.start(port)
+        return b.start()
 
     yield start
-    for b in started:
-        try:
-            b.stop()
-        finally:
-            if b.proc is not None:
-                os.kill(b.proc.pid, signal.SIGKILL)
+    failures = stop_all(started)
+    if failures:
+        pytest.fail("broker teardown failed:\n" + "\n".join(failures), pytrace=False)
 
 
 @pytest.fixture

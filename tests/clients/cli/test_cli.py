@@ -29,14 +29,14 @@ def start_sub(cli, broker, *args):
             opts.append(a)
         else:
             patterns.append(a)
-    p = cli.start("--url", broker.url, "-v", *opts, "sub", *patterns)
+    p = cli.start("--url", broker.ws_url, "-v", *opts, "sub", *patterns)
     for pat in patterns:
         p.wait_stderr(SUB_READY + pat)
     return p
 
 
 def pub(cli, broker, topic, data, *extra):
-    return cli.run("--url", broker.url, *extra, "pub", topic, data)
+    return cli.run("--url", broker.ws_url, *extra, "pub", topic, data)
 
 
 # ---- the manual and usage errors ----
@@ -143,7 +143,7 @@ def test_data_values_of_every_json_type(cli, broker):
               '{"nested":{"a":[1,{"b":null}]}}', '9007199254740993']
     sub = start_sub(cli, broker, "--count", str(len(values)), "types")
     for v in values:
-        assert cli.run("--url", broker.url, "pub", "types", "--", v).returncode == 0, v
+        assert cli.run("--url", broker.ws_url, "pub", "types", "--", v).returncode == 0, v
     assert sub.wait() == 0
     got = [json.loads(x)["data"] for x in sub.out_lines]
     assert got == [json.loads(v) for v in values]
@@ -152,7 +152,7 @@ def test_data_values_of_every_json_type(cli, broker):
 def test_pub_stdin_lines(cli, broker):
     sub = start_sub(cli, broker, "--count", "4", "lines")
     text = '{"n":1}\n"two"\r\n\n   \n[3]\n4'  # CRLF, blank lines, no final newline
-    r = cli.run("--url", broker.url, "-v", "pub", "lines", "-", input=text)
+    r = cli.run("--url", broker.ws_url, "-v", "pub", "lines", "-", input=text)
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("published to lines: seq") == 4
     assert sub.wait() == 0
@@ -166,7 +166,7 @@ def test_pub_stdin_many_lines_from_a_file(cli, broker, tmp_path):
     path.write_text("".join(json.dumps({"i": i, "pad": "x" * 50}) + "\n" for i in range(n)))
     sub = start_sub(cli, broker, "--count", str(n), "bulk")
     with open(path, "rb") as f:
-        r = cli.run("--url", broker.url, "pub", "bulk", "-", stdin=f, timeout=60)
+        r = cli.run("--url", broker.ws_url, "pub", "bulk", "-", stdin=f, timeout=60)
     assert r.returncode == 0, r.stderr
     assert sub.wait(timeout=60) == 0
     assert [json.loads(x)["data"]["i"] for x in sub.out_lines] == list(range(n))
@@ -174,7 +174,7 @@ def test_pub_stdin_many_lines_from_a_file(cli, broker, tmp_path):
 
 def test_pub_stdin_invalid_line_stops_with_2(cli, broker):
     sub = start_sub(cli, broker, "--count", "2", "partial")
-    r = cli.run("--url", broker.url, "pub", "partial", "-", input='1\n2\n{oops\n4\n')
+    r = cli.run("--url", broker.ws_url, "pub", "partial", "-", input='1\n2\n{oops\n4\n')
     assert r.returncode == 2
     assert "standard input line 3 is not valid JSON" in r.stderr
     assert sub.wait() == 0
@@ -182,17 +182,17 @@ def test_pub_stdin_invalid_line_stops_with_2(cli, broker):
 
 
 def test_pub_stdin_broker_refusal_exits_1_and_goes_on(cli, broker):
-    r = cli.run("--url", broker.url, "pub", "$sys.x", "-", input='1\n2\n')
+    r = cli.run("--url", broker.ws_url, "pub", "$sys.x", "-", input='1\n2\n')
     assert r.returncode == 1
     assert r.stderr.count("forbidden") == 2
 
 
 def test_pub_stdin_line_too_long(cli, broker):
-    r = cli.run("--url", broker.url, "pub", "t", "-", input='"' + "x" * 70000 + '"\n')
+    r = cli.run("--url", broker.ws_url, "pub", "t", "-", input='"' + "x" * 70000 + '"\n')
     assert r.returncode == 2
     assert "standard input line 1: the message (70002 bytes) is larger than the limit" in r.stderr
     # Without a newline in sight the line is refused before it is complete.
-    r = cli.run("--url", broker.url, "pub", "t", "-", input='"' + "x" * 200000)
+    r = cli.run("--url", broker.ws_url, "pub", "t", "-", input='"' + "x" * 200000)
     assert r.returncode == 2
     assert "standard input line 1 is longer than 65536 bytes" in r.stderr
 
@@ -300,7 +300,7 @@ def test_sub_reconnect_survives_broker_restart(cli, broker_factory):
 def test_sub_output_to_closed_pipe_exits(cli, broker):
     # `wsbroker-cli sub ... | head -1`: once the reader is gone the CLI ends.
     r, w = os.pipe()
-    proc = subprocess.Popen([cli.path, "--url", broker.url, "-v", "sub", "piped"],
+    proc = subprocess.Popen([cli.path, "--url", broker.ws_url, "-v", "sub", "piped"],
                             stdout=w, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     os.close(w)
     os.close(r)

@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -72,15 +73,33 @@ def wait_subscriptions(port: int, n: int):
         time.sleep(0.02)
 
 
+class StdoutLines:
+    """The lines a process prints on its (text) stdout, read by a thread: a
+    non-blocking read of a text pipe with nothing in it raises TypeError
+    instead of returning None, so polling one races the process."""
+
+    def __init__(self, p: subprocess.Popen):
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(p.stdout), daemon=True)
+        self.reader.start()
+
+    def wait(self, n: int, timeout: float = 10) -> list[str]:
+        """The lines so far once there are n, stdout closed or `timeout` passed."""
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < n and self.reader.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return list(self.lines)
+
+
 def test_readme_examples_work_as_written(broker, cli, tmp_path):
     commands = block("examples")
     assert commands == EXPECTED_COMMANDS, "README examples changed: update this test"
     root = repo_like(tmp_path, cli)
-    env = clean_env({"WSBROKER_URL": broker.url})
+    env = clean_env({"WSBROKER_URL": broker.ws_url})
 
     def shell(cmd, background=False):
         # A background subscriber is exec'd so that SIGINT reaches it, as Ctrl-C would.
-        return ["bash", "-c", ("exec " if background else "") + cmd.replace(DEFAULT_URL, broker.url)]
+        return ["bash", "-c", ("exec " if background else "") + cmd.replace(DEFAULT_URL, broker.ws_url)]
 
     def run(cmd):
         r = subprocess.run(shell(cmd), cwd=root, env=env, capture_output=True, text=True, timeout=20)
@@ -114,14 +133,8 @@ def test_readme_examples_work_as_written(broker, cli, tmp_path):
         assert out == '{"topic":"orders.new","seq":1,"data":{"id":1}}\n'
 
         expected = block("output")
-        deadline = time.monotonic() + 10
-        os.set_blocking(sub_all.stdout.fileno(), False)
-        got = ""
-        while got.count("\n") < len(expected) and time.monotonic() < deadline:
-            chunk = sub_all.stdout.read()
-            got += chunk or ""
-            time.sleep(0.02)
-        assert got.splitlines() == expected
+        got = StdoutLines(sub_all).wait(len(expected))
+        assert "".join(got).splitlines() == expected
         sub_all.send_signal(signal.SIGINT)  # "Ctrl-C stops it"
         sub_all.wait(timeout=10)
         assert sub_all.returncode == 0
@@ -181,7 +194,7 @@ def test_top_readme_cli_examples_work_as_written(broker_factory, cli, tmp_path):
     tls = broker_factory("--tls-cert", str(cert), "--tls-key", str(key),
                          "--tls-port", "0", "--tls-port-file", str(tmp_path / "wss.port"), name="tls")
     tls_port = int((tmp_path / "wss.port").read_text())
-    env = clean_env({"WSBROKER_URL": plain.url})
+    env = clean_env({"WSBROKER_URL": plain.ws_url})
 
     def shell(cmd, background=False):
         cmd = cmd.replace("127.0.0.1:8443", f"127.0.0.1:{tls_port}")
@@ -200,17 +213,15 @@ def test_top_readme_cli_examples_work_as_written(broker_factory, cli, tmp_path):
 
     def stop(p, cmd, lines):
         """Ctrl-C once the subscriber has printed `lines` lines; all it printed."""
-        os.set_blocking(p.stdout.fileno(), False)
-        got, deadline = "", time.monotonic() + 10
-        while got.count("\n") < lines and time.monotonic() < deadline:
-            got += p.stdout.read() or ""
-            time.sleep(0.02)
+        out = StdoutLines(p)
+        out.wait(lines)
         p.send_signal(signal.SIGINT)
         p.wait(timeout=10)
+        out.reader.join(timeout=10)
         err = p.stderr.read()
         assert p.returncode == 0, err
         assert_no_sanitizer(err, cmd)
-        return got + (p.stdout.read() or "")
+        return "".join(out.lines)
 
     procs = []
     try:
