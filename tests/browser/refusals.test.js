@@ -13,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-import { Broker, clientDir, requireDevDependency } from "../../clients/js/test/helpers.js";
+import { Broker, clientDir, metrics, requireDevDependency } from "../../clients/js/test/helpers.js";
 
 const { chromium } = requireDevDependency("playwright-core");
 
@@ -72,17 +72,6 @@ async function startBroker(args) {
     await b.start();
     brokers.push(b);
     return b;
-}
-
-async function metrics(broker) {
-    const text = await (await fetch(`${broker.httpUrl}/metrics`)).text();
-    const out = {};
-    for (const line of text.split("\n")) {
-        if (!line || line.startsWith("#")) continue;
-        const i = line.lastIndexOf(" ");
-        out[line.slice(0, i)] = Number(line.slice(i + 1));
-    }
-    return out;
 }
 
 async function openPage(broker) {

@@ -204,3 +204,15 @@ export async function startBroker(options) {
     await b.start();
     return b;
 }
+
+/** The broker's /metrics as {"name{labels}": number}. */
+export async function metrics(broker) {
+    const text = await (await fetch(`${broker.httpUrl}/metrics`)).text();
+    const out = {};
+    for (const line of text.split("\n")) {
+        if (!line || line.startsWith("#")) continue;
+        const i = line.lastIndexOf(" ");
+        out[line.slice(0, i)] = Number(line.slice(i + 1));
+    }
+    return out;
+}

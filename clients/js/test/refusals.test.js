@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 
 import { connect, State } from "../wsbroker.js";
-import { Broker, WebSocket, nextEvent, startBroker, waitFor, within } from "./helpers.js";
+import { Broker, WebSocket, metrics, nextEvent, startBroker, waitFor, within } from "./helpers.js";
 
 const SECRET = "js-test-secret-0123456789abcdef";
 const ORIGIN = "https://app.example";
@@ -41,17 +41,6 @@ function jwt(claims, secret = SECRET) {
 
 const nowS = () => Math.floor(Date.now() / 1000);
 const grant = (sub, extra = {}) => ({ sub, subscribe: ["t.>"], publish: ["t.>"], ...extra });
-
-async function metrics(broker) {
-    const text = await (await fetch(`${broker.httpUrl}/metrics`)).text();
-    const out = {};
-    for (const line of text.split("\n")) {
-        if (!line || line.startsWith("#")) continue;
-        const i = line.lastIndexOf(" ");
-        out[line.slice(0, i)] = Number(line.slice(i + 1));
-    }
-    return out;
-}
 
 async function withBroker(args, fn) {
     const broker = await startBroker({ args });
