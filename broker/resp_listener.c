@@ -9,6 +9,7 @@
 #include "server.h"
 #include "session.h"
 #include "session_cluster.h"
+#include "subscriber.h"
 #include "util.h"
 #include "wsb/resp.h"
 #include "wsb/topic.h"
@@ -35,7 +36,7 @@ typedef struct {
 } resp_sub_t;
 
 struct resp_conn_s {
-    trie_client_t tc; /* first: the trie reports this pointer */
+    subscriber_t sub; /* what the trie holds; the core delivers through it */
     uv_tcp_t tcp;
     resp_listener_t *l;
     resp_conn_t *prev, *next;
@@ -303,11 +304,27 @@ void resp_flush_dirty(server_t *s)
 
 /* ---- delivery -------------------------------------------------------------------------------- */
 
-int resp_deliver(trie_client_t *client, const xmsg_t *m)
+/*
+ * The subscriber's deliver_cb: queues one "message" push per matching
+ * SUBSCRIBE channel and one "pmessage" per matching PSUBSCRIBE pattern
+ * (Redis semantics). A RESP subscriber over its bound is closed by its own
+ * flush (never FULL: no gap notice exists in RESP).
+ *
+ * Each push is copied into the subscriber's output buffer (CONVENTIONS.md
+ * rule 4 asks for shared buffers). Not shared yet because the RESP output is
+ * one contiguous sbuf per connection, not an outq of frame_buf slices: the
+ * payload could be a zero-copy slice of the worker's frame_buf (data_off,
+ * data_len inside the WebSocket frame) behind a small per-push header, but
+ * every reply would then need a frame_buf too. RESP is for a few backend
+ * consumers, and the copy is one memcpy per push into a buffer written with
+ * one syscall per loop turn; converting is worth it if RESP fan-out grows.
+ */
+static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t *m)
 {
-    resp_conn_t *c = (resp_conn_t *)(void *)client;
+    (void)fb; /* RESP has its own framing: the data is taken from the message */
+    resp_conn_t *c = user_data;
     if (c->closed || c->slow) {
-        return -1;
+        return SUBSCRIBER_SKIPPED;
     }
     const char *data = (const char *)m->frame + m->data_off;
     int n = 0;
@@ -336,10 +353,34 @@ int resp_deliver(trie_client_t *client, const xmsg_t *m)
     if (queued(c) > c->l->s->cfg->max_outbound_bytes) {
         /* Closed by the flush: nothing may leave the trie during a fan-out. */
         c->slow = true;
-        return -1;
+        return SUBSCRIBER_SKIPPED;
     }
-    return n > 0 ? 0 : -1;
+    return n > 0 ? SUBSCRIBER_DELIVERED : SUBSCRIBER_SKIPPED;
 }
+
+/* Not reached (deliver_cb never says FULL); a gap cannot be told in RESP. */
+static int gap_cb(void *user_data, const xmsg_t *m)
+{
+    (void)user_data;
+    (void)m;
+    return -1;
+}
+
+/* Marks the subscriber slow: its flush closes it (never during a fan-out). */
+static void close_cb(void *user_data, int code, const char *why)
+{
+    (void)code;
+    (void)why;
+    resp_conn_t *c = user_data;
+    c->slow = true;
+    mark_dirty(c);
+}
+
+static const subscriber_ops_t subscriber_ops = {
+    .deliver_cb = deliver_cb,
+    .gap_cb = gap_cb,
+    .close_cb = close_cb,
+};
 
 /* ---- commands -------------------------------------------------------------------------------- */
 
@@ -655,7 +696,7 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
         /* One trie entry per (pattern, kind): SUBSCRIBE a.b and PSUBSCRIBE
          * a.b both hold one; the trie still reports the client once. */
         int first = 0;
-        trie_sub_t *sub = trie_insert(s->trie, name.p, name.len, &c->tc, &first);
+        trie_sub_t *sub = trie_insert(s->trie, name.p, name.len, &c->sub.tc, &first);
         if (first && s->broker->bridge != NULL) {
             bridge_interest(s->broker->bridge, name.p, name.len, +1);
         }
@@ -996,7 +1037,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     resp_conn_t *c = xcalloc(1, sizeof(*c));
-    c->tc.kind = ROUTER_CLIENT_RESP;
+    subscriber_init(&c->sub, &subscriber_ops, c);
     c->l = l;
     sbuf_init(&c->out);
     sbuf_init(&c->wbuf);

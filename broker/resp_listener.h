@@ -5,9 +5,8 @@
  *
  * It runs on worker 0's loop (one listening socket; RESP is for backend
  * services, not for fan-out to many clients). A RESP subscriber is a trie
- * client of worker 0 like a WebSocket session (trie_client_t.kind =
- * ROUTER_CLIENT_RESP), so it receives what is published on any worker or,
- * through the Redis bridge, any node.
+ * subscriber (subscriber.h) of worker 0 like a WebSocket session, so it receives what is published
+ * on any worker or, through the Redis bridge, any node.
  *
  * Commands: PUBLISH, PING, ECHO, AUTH, HELLO [2], QUIT, RESET, SELECT 0,
  * CLIENT (SETNAME/SETINFO accepted), COMMAND (COUNT, DOCS, INFO, the list),
@@ -49,20 +48,6 @@ void resp_listener_close_all(server_t *s);
 
 /* Frees the listener after its loop ended. */
 void resp_listener_free(server_t *s);
-
-/* The fan-out callback for a RESP subscriber: queues one "message" push per
- * matching SUBSCRIBE channel and one "pmessage" per matching PSUBSCRIBE
- * pattern (Redis semantics). 0, or -1 when it could not take it.
- *
- * Each push is copied into the subscriber's output buffer (CONVENTIONS.md
- * rule 4 asks for shared buffers). Not shared yet because the RESP output is
- * one contiguous sbuf per connection, not an outq of frame_buf slices: the
- * payload could be a zero-copy slice of the worker's frame_buf (data_off,
- * data_len inside the WebSocket frame) behind a small per-push header, but
- * every reply would then need a frame_buf too. RESP is for a few backend
- * consumers, and the copy is one memcpy per push into a buffer written with
- * one syscall per loop turn; converting is worth it if RESP fan-out grows. */
-int resp_deliver(trie_client_t *client, const xmsg_t *m);
 
 /* Writes what RESP connections queued this loop turn (the server's flush). */
 void resp_flush_dirty(server_t *s);

@@ -5,14 +5,13 @@
 #include "broker.h"
 #include "conn.h"
 #include "frame_buf.h"
-#include "resp_listener.h"
 #include "seqtab.h"
 #include "server.h"
-#include "session.h"
-#include "session_cluster.h"
+#include "subscriber.h"
 #include "topic_trie.h"
 #include "util.h"
 #include "wsb/message.h"
+#include "wsb/ws_frame.h"
 #include "xmsg.h"
 
 #include <sched.h>
@@ -113,34 +112,26 @@ typedef struct {
 static int deliver_cb(trie_client_t *client, void *user_data)
 {
     fanout_t *f = user_data;
-    if (client->kind == ROUTER_CLIENT_RESP) {
-        if (resp_deliver(client, f->msg) != 0) {
-            f->undelivered++;
-        }
+    subscriber_t *sub = subscriber_of(client);
+    switch (sub->ops->deliver_cb(sub->user_data, f->fb, f->msg)) {
+    case SUBSCRIBER_DELIVERED:
         return 0;
-    }
-    session_t *s = (session_t *)(void *)client;
-    if (s->cl != NULL && session_cluster_filter(s, f->msg)) {
-        f->undelivered++; /* held for a pending recovery, or a duplicate of its replay */
+    case SUBSCRIBER_SKIPPED:
+        f->undelivered++; /* held, suspended, closing, or not its framing's */
         return 0;
-    }
-    if (s->ngaps > 0 && session_gapped(s, f->msg)) {
-        f->undelivered++; /* suspended until the client recovers (session_gap) */
-        return 0;
-    }
-    if (session_deliver(s, f->fb) == 0) {
-        return 0;
+    case SUBSCRIBER_FULL:
+        break;
     }
     f->undelivered++;
-    if (s->conn->state == CONN_WS && f->msg->drop_slow && session_gap(s, f->msg) == 0) {
+    if (f->msg->drop_slow && sub->ops->gap_cb(sub->user_data, f->msg) == 0) {
         /* Its rule keeps history and says "drop": the subscriber was told of
          * the gap and recovers from history. */
         METRIC_ADD(f->server->metrics.history_gaps, 1);
-    } else if (s->conn->state == CONN_WS) {
+    } else {
         /* Over its outbound bound: this subscriber cannot keep up. Its queued
          * frames are dropped and it is told why; everyone else goes on. */
         METRIC_ADD(f->server->metrics.slow_consumer_closes, 1);
-        conn_ws_close(s->conn, WSB_WS_CLOSE_TRY_AGAIN, "slow consumer", true);
+        sub->ops->close_cb(sub->user_data, WSB_WS_CLOSE_TRY_AGAIN, "slow consumer");
     }
     return 0;
 }

@@ -33,9 +33,6 @@ typedef struct conn_s conn_t;
 
 typedef struct broker_s broker_t;
 
-/* Kinds of trie clients (trie_client_t.kind): where a match is delivered. */
-enum { ROUTER_CLIENT_WS = 0, ROUTER_CLIENT_RESP = 1 };
-
 /* Publishes `data` (any JSON value) to the valid, non-reserved exact topic
  * from connection `origin` of worker `s` (NULL: a RESP client, which is not
  * paused for inbox pressure). With federation on, the message also goes to

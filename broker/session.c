@@ -89,7 +89,7 @@ static void clear_gap(session_t *s, wsb_str_t topic)
     }
 }
 
-bool session_gapped(const session_t *s, const xmsg_t *m)
+static bool is_gapped(const session_t *s, const xmsg_t *m)
 {
     return s->ngaps > 0 && find_gap(s, m->topic, m->topic_len) >= 0;
 }
@@ -113,7 +113,12 @@ static bool same_topic_cb(const frame_buf_t *fb, void *user_data)
     return true;
 }
 
-int session_gap(session_t *s, const xmsg_t *m)
+/* The fan-out could not queue `m` (over the outbound bound) and its history
+ * rule says "drop": drops the session's queued frames of that topic, sends a
+ * `gap` notice naming the last seq it keeps, and suspends the topic for this
+ * session. Returns 0, or -1 when SESSION_MAX_GAPS topics are suspended
+ * already (the core then closes the slow consumer as usual). */
+static int report_gap(session_t *s, const xmsg_t *m)
 {
     if (s->ngaps >= SESSION_MAX_GAPS) {
         return -1;
@@ -207,7 +212,7 @@ static bool add_subscription(session_t *s, const wsb_msg_t *m)
         s->subs_cap = cap;
     }
     int first = 0;
-    s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->tc, &first);
+    s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->sub.tc, &first);
     if (first && srv->broker->bridge != NULL) {
         bridge_interest(srv->broker->bridge, m->topic.p, m->topic.len, +1);
     }
@@ -680,12 +685,48 @@ static const wsb_ws_parser_callbacks_t parser_callbacks = {
     .on_close = on_close,
 };
 
+/* ---- delivery (subscriber.h) ------------------------------------------------------------ */
+
+static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t *m)
+{
+    session_t *s = user_data;
+    if (s->cl != NULL && session_cluster_filter(s, m)) {
+        return SUBSCRIBER_SKIPPED; /* held for a pending recovery, or a duplicate of its replay */
+    }
+    if (is_gapped(s, m)) {
+        return SUBSCRIBER_SKIPPED; /* suspended until the client recovers (report_gap) */
+    }
+    if (conn_send(s->conn, fb, 0, fb->len) == 0) {
+        return SUBSCRIBER_DELIVERED;
+    }
+    /* A closing connection takes nothing more and needs no verdict. */
+    return s->conn->state == CONN_WS ? SUBSCRIBER_FULL : SUBSCRIBER_SKIPPED;
+}
+
+static int gap_cb(void *user_data, const xmsg_t *m)
+{
+    return report_gap(user_data, m);
+}
+
+static void close_cb(void *user_data, int code, const char *why)
+{
+    session_t *s = user_data;
+    conn_ws_close(s->conn, code, why, true);
+}
+
+static const subscriber_ops_t subscriber_ops = {
+    .deliver_cb = deliver_cb,
+    .gap_cb = gap_cb,
+    .close_cb = close_cb,
+};
+
 /* ---- public ------------------------------------------------------------------------------ */
 
 session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
 {
     server_t *srv = c->server;
     session_t *s = xcalloc(1, sizeof(*s));
+    subscriber_init(&s->sub, &subscriber_ops, s);
     s->conn = c;
     s->echo = echo;
     s->subs = &s->sub0;
@@ -748,11 +789,6 @@ void session_feed(session_t *s, uint8_t *data, size_t len)
         s->pending = NULL;
         s->pending_len = 0;
     }
-}
-
-int session_deliver(session_t *s, frame_buf_t *fb)
-{
-    return conn_send(s->conn, fb, 0, fb->len);
 }
 
 void session_free(session_t *s)

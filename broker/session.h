@@ -12,6 +12,7 @@
 
 #include "auth.h"
 #include "frame_buf.h"
+#include "subscriber.h"
 #include "topic_trie.h"
 #include "wsb/ws_frame.h"
 
@@ -22,7 +23,7 @@
 typedef struct conn_s conn_t;
 
 struct session_s {
-    trie_client_t tc; /* first: the trie reports this pointer */
+    subscriber_t sub; /* what the trie holds; the core delivers through it */
     conn_t *conn;
     wsb_ws_parser_t parser;
     bool echo;
@@ -69,20 +70,7 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims);
 /* Feeds WebSocket bytes (modified in place: unmasking). */
 void session_feed(session_t *s, uint8_t *data, size_t len);
 
-/* Queues one delivery of a shared message frame: the fan-out callback. */
-int session_deliver(session_t *s, frame_buf_t *fb);
-
 void session_free(session_t *s);
-
-/* The fan-out could not queue `m` (over the outbound bound) and its history
- * rule says "drop": drops the session's queued frames of that topic, sends a
- * `gap` notice naming the last seq it keeps, and suspends the topic for this
- * session. Returns 0, or -1 when SESSION_MAX_GAPS topics are suspended
- * already (the caller closes the slow consumer as usual). */
-int session_gap(session_t *s, const struct xmsg_s *m);
-
-/* True when `m`'s topic is suspended for this session (see session_gap). */
-bool session_gapped(const session_t *s, const struct xmsg_s *m);
 
 typedef struct server_s server_t;
 

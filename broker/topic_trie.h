@@ -27,10 +27,9 @@
 typedef struct trie_s trie_t;
 typedef struct trie_node_s trie_node_t;
 
-/* Embedded in whatever subscribes (a session). Zero-initialise it. */
+/* Embedded in whatever subscribes (subscriber.h). Zero-initialise it. */
 typedef struct trie_client_s {
     uint64_t match_gen; /* private */
-    uint32_t kind;      /* the owner's: which delivery path (router.c) */
 } trie_client_t;
 
 /* One (pattern, client) pair; the handle to unsubscribe with. */
