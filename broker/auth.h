@@ -22,7 +22,7 @@
 
 /* What a connection may subscribe and publish to: patterns borrowed from the
  * configuration (anonymous) or from a verified token's claims. */
-typedef struct {
+typedef struct perms_s {
     const wsb_str_t *subscribe;
     size_t nsubscribe;
     const wsb_str_t *publish;

@@ -5,11 +5,10 @@
 #include "bridge_redis.h"
 #include "broker.h"
 #include "conn.h"
+#include "core/pubsub.h"
 #include "history_redis.h"
 #include "metrics.h"
-#include "router.h"
 #include "server.h"
-#include "session_cluster.h"
 #include "static_files.h"
 #include "util.h"
 #include "wsb/message.h"
@@ -133,43 +132,6 @@ static void http_pub_done(hr_op_t *op);
 #define UNAVAILABLE_MESSAGE                                                                        \
     "the topic keeps clustered history and Redis is unavailable: not published"
 
-/* Submits the clustered publish of element `index` (of `n`) of the body.
- * Returns NULL when submitted (its result comes later), else the error
- * result "unavailable" (Redis down, or redis.queue_size ops already out). */
-static json_t *publish_clustered(conn_t *c, http_pub_t **pub, size_t index, size_t n,
-                                 wsb_str_t topic, const json_t *data, int rule)
-{
-    server_t *s = c->server;
-    size_t data_len = 0;
-    char *data_json = wsb_msg_dump_value(data, &data_len);
-    if (data_json == NULL) {
-        abort(); /* ENOMEM: the broker's allocation policy */
-    }
-    hr_op_t *op = cluster_op_new(s, HR_PUBLISH, topic, (wsb_str_t){data_json, data_len}, rule);
-    free(data_json);
-    if (*pub == NULL) {
-        *pub = xcalloc(1, sizeof(http_pub_t) + n * sizeof(hr_op_t *));
-        (*pub)->conn = c;
-        (*pub)->nops = n;
-    }
-    op->owner = *pub;
-    op->done_cb = http_pub_done;
-    op->id = (int64_t)index;
-    if (bridge_history_submit(s->broker->bridge, op) != 0) {
-        hr_op_free(op);
-        if ((*pub)->pending == 0) {
-            free(*pub); /* nothing to wait for after all */
-            *pub = NULL;
-        }
-        return error_object(WSB_ERR_UNAVAILABLE, UNAVAILABLE_MESSAGE);
-    }
-    (*pub)->ops[index] = op;
-    (*pub)->pending++;
-    METRIC_ADD(s->metrics.messages_published, 1);
-    METRIC_ADD(s->metrics.messages_published_http, 1);
-    return NULL;
-}
-
 /* Publishes element `index` (of `n`), a {"topic":…,"data":…} object;
  * returns the result object: {"seq":N} or {"error":{…}}, or NULL when its
  * seq comes from Redis later (clustered history: *pub then holds its op).
@@ -203,16 +165,36 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pu
     if (wsb_topic_is_reserved(name, len)) {
         return error_object(WSB_ERR_FORBIDDEN, "topics starting with '$' are reserved");
     }
-    if (key != NULL && !apikey_may_publish(key, name, len)) {
+    pubsub_publish_t preq = {
+        .topic = {name, len},
+        .data = data,
+        .ingress = PUBSUB_HTTP,
+        .key = key,
+        .owner = c, /* the op's result goes to c->http_pub (http_pub_done) */
+        .done_cb = http_pub_done,
+        .id = (int64_t)index,
+    };
+    pubsub_published_t out;
+    switch (pubsub_publish(c->server, &preq, &out)) {
+    case PUBSUB_OK:
+        if (out.pause) {
+            conn_pause_publisher(c);
+        }
+        return json_pack("{s:I}", "seq", (json_int_t)out.seq);
+    case PUBSUB_PENDING:
+        if (*pub == NULL) {
+            *pub = xcalloc(1, sizeof(http_pub_t) + n * sizeof(hr_op_t *));
+            (*pub)->conn = c;
+            (*pub)->nops = n;
+        }
+        (*pub)->ops[index] = out.op;
+        (*pub)->pending++;
+        return NULL;
+    case PUBSUB_FORBIDDEN:
         return error_object(WSB_ERR_FORBIDDEN, "this API key may not publish to this topic");
+    default:
+        return error_object(WSB_ERR_UNAVAILABLE, UNAVAILABLE_MESSAGE);
     }
-    int rule = cluster_rule(c->server->broker, (wsb_str_t){name, len});
-    if (rule >= 0) {
-        return publish_clustered(c, pub, index, n, (wsb_str_t){name, len}, data, rule);
-    }
-    uint64_t seq = router_publish(c->server, c, (wsb_str_t){name, len}, data);
-    METRIC_ADD(c->server->metrics.messages_published_http, 1);
-    return json_pack("{s:I}", "seq", (json_int_t)seq);
 }
 
 /* True when the media type of Content-Type `ct` is `want` (any case),
@@ -299,7 +281,8 @@ static void finish(http_pub_t *p)
  * still there, see http_api_cancel). */
 static void http_pub_done(hr_op_t *op)
 {
-    http_pub_t *p = op->owner;
+    conn_t *c = op->owner;
+    http_pub_t *p = c->http_pub;
     size_t i = (size_t)op->id;
     p->ops[i] = NULL;
     json_t *result = op->status == 0 ? json_pack("{s:I}", "seq", (json_int_t)op->seq)

@@ -4,12 +4,12 @@
 #include "auth_key.h"
 #include "bridge_redis.h"
 #include "broker.h"
+#include "core/pubsub.h"
+#include "core/subscriber.h"
+#include "history_redis.h"
 #include "log.h"
 #include "router.h"
 #include "server.h"
-#include "session.h"
-#include "session_cluster.h"
-#include "subscriber.h"
 #include "util.h"
 #include "wsb/resp.h"
 #include "wsb/topic.h"
@@ -180,7 +180,7 @@ static void remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
     for (uint32_t i = 0; i < c->nsubs; i++) {
         bool drop = (glob_only && c->subs[i].glob) || (channels_only && !c->subs[i].glob);
         if (drop) {
-            session_unsubscribe(s, c->subs[i].sub);
+            pubsub_unsubscribe(s, c->subs[i].sub);
         } else {
             c->subs[kept++] = c->subs[i];
         }
@@ -563,32 +563,6 @@ static void cluster_publish_done(hr_op_t *op)
     resume_reading(c); /* the requests behind it */
 }
 
-/* The seq comes from Redis: the reply, and every request after this one
- * (replies keep request order), wait for it; the connection is not read
- * meanwhile. */
-static void publish_clustered(resp_conn_t *c, wsb_str_t topic, const json_t *data, int rule)
-{
-    server_t *s = c->l->s;
-    size_t data_len = 0;
-    char *data_json = wsb_msg_dump_value(data, &data_len);
-    if (data_json == NULL) {
-        abort(); /* ENOMEM: the broker's allocation policy */
-    }
-    hr_op_t *op = cluster_op_new(s, HR_PUBLISH, topic, (wsb_str_t){data_json, data_len}, rule);
-    free(data_json);
-    op->owner = c;
-    op->done_cb = cluster_publish_done;
-    if (bridge_history_submit(s->broker->bridge, op) != 0) {
-        hr_op_free(op);
-        out_err(c, "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
-        return;
-    }
-    METRIC_ADD(s->metrics.messages_published, 1);
-    METRIC_ADD(s->metrics.messages_published_resp, 1);
-    c->cluster_op = op;
-    pause_reading(c);
-}
-
 static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
 {
     server_t *s = c->l->s;
@@ -626,15 +600,30 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         out_err(c, "ERR payload is neither JSON nor UTF-8 text");
         return;
     }
-    int crule = cluster_rule(s->broker, topic);
-    if (crule >= 0) {
-        publish_clustered(c, topic, data, crule);
-        json_decref(data);
+    /* The key was checked above, where RESP has always reported NOPERM. */
+    pubsub_publish_t req = {
+        .topic = topic,
+        .data = data,
+        .ingress = PUBSUB_RESP,
+        .owner = c,
+        .done_cb = cluster_publish_done,
+    };
+    pubsub_published_t out;
+    pubsub_status_t st = pubsub_publish(s, &req, &out);
+    json_decref(data);
+    if (st == PUBSUB_PENDING) {
+        /* The seq comes from Redis: the reply, and every request after this
+         * one (replies keep request order), wait for it; the connection is
+         * not read meanwhile. */
+        c->cluster_op = out.op;
+        pause_reading(c);
         return;
     }
-    uint64_t seq = router_publish(s, NULL, topic, data);
-    METRIC_ADD(s->metrics.messages_published_resp, 1);
-    if (server_inbox_pressure(s) && !c->pub_paused) {
+    if (st != PUBSUB_OK) {
+        out_err(c, "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
+        return;
+    }
+    if (out.pause && !c->pub_paused) {
         /* As for a WebSocket publisher (router.h): the pipelined commands
          * behind this one wait, and TCP slows the client, until every
          * worker has caught up (server.c's pressure timer resumes it). */
@@ -643,10 +632,9 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         METRIC_ADD(s->metrics.publisher_pauses, 1);
         server_watch_pressure(s);
     }
-    json_decref(data);
     /* Redis answers with the number of receivers, which no node knows here
      * (other workers and nodes deliver later): the message's seq (>= 1). */
-    out_int(c, (long long)seq);
+    out_int(c, (long long)out.seq);
 }
 
 static void cmd_publish(resp_conn_t *c, wsb_str_t *argv, size_t argc)
@@ -677,12 +665,17 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
         return;
     }
     if (find_sub(c, name, glob) < 0) {
-        if (glob && wsb_topic_is_pattern(name.p, name.len) &&
-            bridge_refuses_patterns(s->broker->bridge)) {
+        /* One trie entry per (pattern, kind): SUBSCRIBE a.b and PSUBSCRIBE
+         * a.b both hold one; the trie still reports the client once. API
+         * keys grant publishing only: no permission to check. */
+        pubsub_subscribe_t req = {.sub = &c->sub, .pattern = name, .nsubs = c->nsubs};
+        pubsub_subscribed_t out;
+        pubsub_status_t st = pubsub_subscribe(s, &req, &out);
+        if (st == PUBSUB_NO_PATTERNS) {
             out_err(c, "ERR " BRIDGE_NO_PATTERNS_WHY);
             return;
         }
-        if (c->nsubs >= s->cfg->max_subscriptions) {
+        if (st != PUBSUB_OK) {
             char msg[120];
             (void)snprintf(msg, sizeof(msg), "ERR at most %u subscriptions per connection",
                            s->cfg->max_subscriptions);
@@ -693,17 +686,9 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
             c->subs_cap = c->subs_cap ? c->subs_cap * 2 : 4;
             c->subs = xrealloc(c->subs, sizeof(resp_sub_t) * c->subs_cap);
         }
-        /* One trie entry per (pattern, kind): SUBSCRIBE a.b and PSUBSCRIBE
-         * a.b both hold one; the trie still reports the client once. */
-        int first = 0;
-        trie_sub_t *sub = trie_insert(s->trie, name.p, name.len, &c->sub.tc, &first);
-        if (first && s->broker->bridge != NULL) {
-            bridge_interest(s->broker->bridge, name.p, name.len, +1);
-        }
-        c->subs[c->nsubs].sub = sub;
+        c->subs[c->nsubs].sub = out.handle;
         c->subs[c->nsubs].glob = glob;
         c->nsubs++;
-        server_update_gauges(s);
     }
     out_array(c, 3);
     out_bulkz(c, glob ? "psubscribe" : "subscribe");
@@ -738,7 +723,7 @@ static void unsubscribe_at(resp_conn_t *c, uint32_t i)
     size_t len = strlen(p);
     memcpy(name, p, len + 1);
     bool glob = c->subs[i].glob;
-    session_unsubscribe(c->l->s, c->subs[i].sub);
+    pubsub_unsubscribe(c->l->s, c->subs[i].sub);
     c->subs[i] = c->subs[--c->nsubs];
     unsub_reply(c, glob, name, len);
 }

@@ -4,10 +4,10 @@
 #include "bridge_redis.h"
 #include "broker.h"
 #include "conn.h"
+#include "core/subscriber.h"
 #include "frame_buf.h"
 #include "seqtab.h"
 #include "server.h"
-#include "subscriber.h"
 #include "topic_trie.h"
 #include "util.h"
 #include "wsb/message.h"
@@ -18,29 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json_t *data)
+void router_push_all(broker_t *b, xmsg_t *m)
 {
-    broker_t *b = s->broker;
-    size_t data_len = 0;
-    char *data_json = wsb_msg_dump_value(data, &data_len);
-    if (data_json == NULL) {
-        abort(); /* ENOMEM: the broker's allocation policy */
-    }
-    METRIC_ADD(s->metrics.messages_published, 1);
-
-    seqtab_shard_t *shard = NULL;
-    seqtab_pos_t pos;
-    uint64_t seq = seqtab_lock_next(b->seqtab, topic, &shard, &pos);
-    bool keep = pos.rule >= 0;
-    wsb_str_t epoch = keep ? (wsb_str_t){pos.epoch, strlen(pos.epoch)} : WSB_STR_NULL;
-    xmsg_t *m = xmsg_new(topic, seq, epoch, (wsb_str_t){data_json, data_len}, b->nworkers);
-    /* Every reference is counted before the first push: a worker may deliver
-     * and release its share before this loop ends. History holds one more. */
-    xmsg_set_refs(m, b->nworkers + (keep ? 1u : 0u));
-    if (keep) {
-        m->drop_slow = b->history_rules.rules[pos.rule].drop_slow;
-        seqtab_append(b->seqtab, shard, m, uv_now(&s->loop));
-    }
     for (unsigned i = 0; i < b->nworkers; i++) {
         server_t *w = b->workers[i];
         if (!xqueue_push(&w->inbox, m)) {
@@ -49,27 +28,17 @@ uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json
             xmsg_unref(m);
         }
     }
-    /* Still under the shard lock: the bridge sends a topic's messages to
-     * Redis in seq order. */
-    if (b->bridge != NULL) {
-        bridge_publish(b->bridge, topic, seq, (wsb_str_t){data_json, data_len});
-    }
-    seqtab_unlock(shard);
-    free(data_json);
+}
 
-    /* The other workers need a wake-up (libuv coalesces sends that arrive
-     * before the loop runs). Our own subscribers get the message now, before
-     * the publisher's ack is queued, as with a single worker. */
+void router_wake_others(server_t *s)
+{
+    /* libuv coalesces sends that arrive before the loop runs. */
+    broker_t *b = s->broker;
     for (unsigned i = 0; i < b->nworkers; i++) {
         if (i != s->index) {
             uv_async_send(&b->workers[i]->inbox_async);
         }
     }
-    router_drain(s);
-    if (origin != NULL && server_inbox_pressure(s)) {
-        conn_pause_publisher(origin);
-    }
-    return seq;
 }
 
 unsigned router_inject(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)

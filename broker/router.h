@@ -1,11 +1,12 @@
 /*
- * router.h - the publish path, across workers.
+ * router.h - fan-out across workers: inboxes and delivery.
  *
- * router_publish() runs on the worker that received the publish: it takes the
- * topic's next seq from the shared sequence table, serializes the `message`
- * frame once (xmsg.h), and, still holding the topic's shard lock, pushes the
- * message into every worker's inbox, its own included. Each worker delivers
- * from its inbox in its next loop turn (router_drain), matching its own trie.
+ * A publish (core/pubsub.h) runs on the worker that received it: it takes
+ * the topic's next seq, serializes the `message` frame once (xmsg.h), and,
+ * still holding the topic's shard lock, pushes the message into every
+ * worker's inbox (router_push_all), its own included. Each worker delivers
+ * from its inbox in its next loop turn (router_drain), matching its own trie
+ * and handing each match to its subscriber (core/subscriber.h).
  *
  * Guarantees: seq is unique and increasing per topic across all workers;
  * every worker receives a topic's messages in seq order (pushes happen under
@@ -15,7 +16,8 @@
  *
  * Backpressure: the loop is never blocked. When a publish leaves some
  * worker more than 256 messages behind (or its inbox half full), the
- * publishing connection stops being read until every worker is back under
+ * publishing connection stops being read (the publish's verdict, which the
+ * ingress applies) until every worker is back under
  * 64 (TCP then slows the publisher). A worker whose inbox is full all the same (many publishers at
  * once) does not get the message: counted in wsbroker_inbox_dropped_total.
  */
@@ -32,12 +34,16 @@ typedef struct server_s server_t;
 typedef struct conn_s conn_t;
 
 typedef struct broker_s broker_t;
+typedef struct xmsg_s xmsg_t;
 
-/* Publishes `data` (any JSON value) to the valid, non-reserved exact topic
- * from connection `origin` of worker `s` (NULL: a RESP client, which is not
- * paused for inbox pressure). With federation on, the message also goes to
- * Redis (bridge_redis.h). Returns the message's seq. */
-uint64_t router_publish(server_t *s, conn_t *origin, wsb_str_t topic, const json_t *data);
+/* Pushes `m` into every worker's inbox, its own included; `m`'s references
+ * are counted already (xmsg_set_refs), one per worker: a full inbox's share
+ * is dropped here (counted in wsbroker_inbox_dropped_total). A local publish
+ * calls it under the topic's shard lock (pubsub.h). */
+void router_push_all(broker_t *b, xmsg_t *m);
+
+/* Wakes every worker but `s` to drain its inbox. */
+void router_wake_others(server_t *s);
 
 /* Delivers a message that came from another node through Redis: `seq` is the
  * origin node's, `data_json` its serialized data. Any thread (the bridge's);

@@ -4,10 +4,9 @@
 #include "bridge_redis.h"
 #include "broker.h"
 #include "conn.h"
+#include "core/pubsub.h"
 #include "frame_buf.h"
 #include "log.h"
-#include "router.h"
-#include "seqtab.h"
 #include "server.h"
 #include "session_cluster.h"
 #include "util.h"
@@ -146,22 +145,6 @@ static int report_gap(session_t *s, const xmsg_t *m)
 
 /* ---- operations -------------------------------------------------------------------------- */
 
-void session_unsubscribe(server_t *srv, trie_sub_t *sub)
-{
-    bridge_t *br = srv->broker->bridge;
-    if (br == NULL) {
-        trie_remove(srv->trie, sub);
-        return;
-    }
-    /* The pattern is owned by the entry trie_remove frees: copy it first. */
-    char pattern[WSB_TOPIC_MAX_LEN + 1];
-    size_t len = strlen(trie_sub_pattern(sub));
-    memcpy(pattern, trie_sub_pattern(sub), len + 1);
-    if (trie_remove(srv->trie, sub) == 1) {
-        bridge_interest(br, pattern, len, -1);
-    }
-}
-
 static int find_sub(const session_t *s, wsb_str_t pattern)
 {
     for (uint32_t i = 0; i < s->nsubs; i++) {
@@ -173,34 +156,9 @@ static int find_sub(const session_t *s, wsb_str_t pattern)
     return -1;
 }
 
-/* Adds the subscription unless the session has it already. Returns false
- * (after replying forbidden or limit_exceeded) when the credentials do not
- * allow the pattern or the session is at its limit. */
-static bool add_subscription(session_t *s, const wsb_msg_t *m)
+/* Records a new subscription handle in the session's list. */
+static void keep_sub(session_t *s, trie_sub_t *sub)
 {
-    server_t *srv = s->conn->server;
-    if (bridge_refuses_patterns(srv->broker->bridge) &&
-        wsb_topic_is_pattern(m->topic.p, m->topic.len)) {
-        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN, BRIDGE_NO_PATTERNS_WHY);
-        return false;
-    }
-    if (!perms_may_subscribe(s->perms, m->topic)) {
-        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
-                    "your credentials do not allow subscribing to this pattern");
-        return false;
-    }
-    /* Subscribing twice to one pattern is idempotent: the client still gets
-     * each message once, and its ack. */
-    if (find_sub(s, m->topic) >= 0) {
-        return true;
-    }
-    if (s->nsubs >= srv->cfg->max_subscriptions) {
-        char why[96];
-        (void)snprintf(why, sizeof(why), "at most %u subscriptions per connection",
-                       srv->cfg->max_subscriptions);
-        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, why);
-        return false;
-    }
     if (s->nsubs == s->subs_cap) {
         uint32_t cap = s->subs_cap < 2 ? 4 : s->subs_cap * 2;
         if (s->subs == &s->sub0) {
@@ -211,96 +169,64 @@ static bool add_subscription(session_t *s, const wsb_msg_t *m)
         }
         s->subs_cap = cap;
     }
-    int first = 0;
-    s->subs[s->nsubs++] = trie_insert(srv->trie, m->topic.p, m->topic.len, &s->sub.tc, &first);
-    if (first && srv->broker->bridge != NULL) {
-        bridge_interest(srv->broker->bridge, m->topic.p, m->topic.len, +1);
-    }
-    server_update_gauges(srv);
-    return true;
+    s->subs[s->nsubs++] = sub;
 }
 
-/*
- * A subscribe to an exact topic that keeps history. The switch-over from the
- * replay to the live stream has no gap and no duplicate because of one lock:
- * every message of the topic is assigned its seq, appended to history and
- * pushed into every worker's inbox under the topic's shard lock. Holding
- * that lock, this worker first delivers what its inbox already holds (all of
- * the topic's messages up to the current seq C are in there or delivered
- * already: none reaches the new subscription), then registers the
- * subscription and reads the history up to C. Messages after C can only be
- * pushed once the lock is released, and then reach the subscription live.
- */
-static void subscribe_with_history(session_t *s, const wsb_msg_t *m, seqtab_shard_t *shard,
-                                   const seqtab_pos_t *pos)
+static void reply_subscribe_refused(session_t *s, const wsb_msg_t *m, pubsub_status_t st)
 {
-    server_t *srv = s->conn->server;
-    broker_t *b = srv->broker;
-    router_drain_pushed(srv);
-    if (!add_subscription(s, m)) {
-        seqtab_unlock(shard);
-        return;
+    if (st == PUBSUB_NO_PATTERNS) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN, BRIDGE_NO_PATTERNS_WHY);
+    } else if (st == PUBSUB_FORBIDDEN) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
+                    "your credentials do not allow subscribing to this pattern");
+    } else {
+        char why[96];
+        (void)snprintf(why, sizeof(why), "at most %u subscriptions per connection",
+                       s->conn->server->cfg->max_subscriptions);
+        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, why);
     }
-    xmsg_t **msgs = NULL;
-    size_t n = 0;
-    int recovered = -1;
-    if (m->has_since) {
-        recovered = seqtab_since(b->seqtab, shard, m->since_epoch, m->since_seq, &msgs, &n) ? 1 : 0;
-    } else if (m->has_history && m->history > 0) {
-        seqtab_last(b->seqtab, shard, m->history, &msgs, &n);
-    }
-    seqtab_unlock(shard);
-    clear_gap(s, m->topic);
-    if (recovered >= 0) {
-        if (recovered) {
-            METRIC_ADD(srv->metrics.history_recovered, 1);
-        } else {
-            METRIC_ADD(srv->metrics.history_not_recovered, 1);
-        }
-    }
-    reply_ack_epoch(s, m, true, pos->seq, recovered, pos->epoch);
-    /* The replay is bounded by the rule's size, not by max_outbound_bytes:
-     * the client asked for it, and its frames are shared, not copied. */
-    for (size_t i = 0; i < n; i++) {
-        conn_send_always(s->conn, xmsg_replay_buf(msgs[i]));
-        xmsg_unref(msgs[i]);
-    }
-    METRIC_ADD(srv->metrics.history_replayed, n);
-    free(msgs);
 }
 
 static void op_subscribe(session_t *s, const wsb_msg_t *m)
 {
     server_t *srv = s->conn->server;
-    broker_t *b = srv->broker;
-    int crule = wsb_topic_is_pattern(m->topic.p, m->topic.len) ? -1 : cluster_rule(b, m->topic);
-    if (crule >= 0) {
-        /* Clustered history: position and replay come from Redis. */
-        if (add_subscription(s, m)) {
-            clear_gap(s, m->topic);
-            session_cluster_subscribe(s, m, crule);
-        }
+    pubsub_subscribe_t req = {
+        .sub = &s->sub,
+        .pattern = m->topic,
+        .perms = s->perms,
+        .nsubs = s->nsubs,
+        .already = find_sub(s, m->topic) >= 0,
+        .position = true,
+        .has_since = m->has_since,
+        .since_epoch = m->since_epoch,
+        .since_seq = m->since_seq,
+        .history = m->has_history ? m->history : 0,
+    };
+    pubsub_subscribed_t out;
+    pubsub_status_t st = pubsub_subscribe(srv, &req, &out);
+    if (st != PUBSUB_OK) {
+        reply_subscribe_refused(s, m, st);
         return;
     }
-    if (b->history_rules.n > 0 && !wsb_topic_is_pattern(m->topic.p, m->topic.len)) {
-        seqtab_shard_t *shard = NULL;
-        seqtab_pos_t pos;
-        seqtab_lock_topic(b->seqtab, m->topic, &shard, &pos, uv_now(&srv->loop));
-        if (pos.rule >= 0) {
-            subscribe_with_history(s, m, shard, &pos);
-            return;
-        }
-        seqtab_unlock(shard);
-    }
-    if (!add_subscription(s, m)) {
-        return;
+    if (out.handle != NULL) {
+        keep_sub(s, out.handle);
     }
     clear_gap(s, m->topic);
-    /* Without history a recovery request cannot succeed: say so, deliver live. */
-    if (m->has_since) {
-        METRIC_ADD(srv->metrics.history_not_recovered, 1);
+    if (out.cluster_rule >= 0) {
+        session_cluster_subscribe(s, m, out.cluster_rule);
+        return;
     }
-    reply_ack(s, m, false, 0, m->has_since ? 0 : -1);
+    reply_ack_epoch(s, m, out.has_seq, out.seq, out.recovered, out.has_seq ? out.epoch : NULL);
+    /* The replay is bounded by the rule's size, not by max_outbound_bytes:
+     * the client asked for it, and its frames are shared, not copied. */
+    for (size_t i = 0; i < out.nmsgs; i++) {
+        conn_send_always(s->conn, xmsg_replay_buf(out.msgs[i]));
+        xmsg_unref(out.msgs[i]);
+    }
+    if (out.has_seq) {
+        METRIC_ADD(srv->metrics.history_replayed, out.nmsgs);
+    }
+    free(out.msgs);
 }
 
 /* Removes the session's subscription i: from the trie (and the bridge's
@@ -308,9 +234,9 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
 static void remove_subscription(session_t *s, uint32_t i)
 {
     trie_sub_t *sub = s->subs[i];
-    /* clear_gap needs the pattern, which session_unsubscribe frees. */
+    /* clear_gap needs the pattern, which pubsub_unsubscribe frees. */
     clear_gap(s, (wsb_str_t){trie_sub_pattern(sub), strlen(trie_sub_pattern(sub))});
-    session_unsubscribe(s->conn->server, sub);
+    pubsub_unsubscribe(s->conn->server, sub);
     server_update_gauges(s->conn->server);
     s->subs[i] = s->subs[--s->nsubs];
 }
@@ -361,18 +287,36 @@ static void revoke_uncovered(session_t *s)
 
 static void op_publish(session_t *s, const wsb_msg_t *m)
 {
-    if (!perms_may_publish(s->perms, m->topic)) {
+    pubsub_publish_t req = {
+        .topic = m->topic,
+        .data = m->data,
+        .ingress = PUBSUB_WS,
+        .perms = s->perms,
+        .owner = s,
+        .done_cb = session_cluster_op_done,
+        .has_id = m->has_id,
+        .id = m->id,
+    };
+    pubsub_published_t out;
+    switch (pubsub_publish(s->conn->server, &req, &out)) {
+    case PUBSUB_OK:
+        if (out.pause) {
+            conn_pause_publisher(s->conn);
+        }
+        reply_ack(s, m, true, out.seq, -1);
+        break;
+    case PUBSUB_PENDING:
+        session_cluster_hold_op(s, out.op); /* acked once Redis assigned the seq */
+        break;
+    case PUBSUB_FORBIDDEN:
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow publishing to this topic");
-        return;
+        break;
+    default:
+        reply_error(s, m->has_id, m->id, WSB_ERR_UNAVAILABLE,
+                    "the topic keeps clustered history and Redis is unavailable: not published");
+        break;
     }
-    int crule = cluster_rule(s->conn->server->broker, m->topic);
-    if (crule >= 0) {
-        session_cluster_publish(s, m, crule); /* acked once Redis assigned the seq */
-        return;
-    }
-    uint64_t seq = router_publish(s->conn->server, s->conn, m->topic, m->data);
-    reply_ack(s, m, true, seq, -1);
 }
 
 /* A token's claims and the permissions made of them, in one allocation that
@@ -795,7 +739,7 @@ void session_free(session_t *s)
 {
     session_cluster_free(s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
-        session_unsubscribe(s->conn->server, s->subs[i]);
+        pubsub_unsubscribe(s->conn->server, s->subs[i]);
     }
     wsb_ws_parser_release(&s->parser);
     for (uint32_t i = 0; i < s->ngaps; i++) {

@@ -11,8 +11,8 @@
 #define WSB_BROKER_SESSION_H
 
 #include "auth.h"
+#include "core/subscriber.h"
 #include "frame_buf.h"
-#include "subscriber.h"
 #include "topic_trie.h"
 #include "wsb/ws_frame.h"
 
@@ -71,12 +71,5 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims);
 void session_feed(session_t *s, uint8_t *data, size_t len);
 
 void session_free(session_t *s);
-
-typedef struct server_s server_t;
-
-/* Removes one subscription from the worker's trie and, when it was the
- * pattern's last subscriber there, tells the Redis bridge. Shared with the
- * RESP listener. */
-void session_unsubscribe(server_t *srv, trie_sub_t *sub);
 
 #endif

@@ -261,7 +261,7 @@ static void flush_held(session_t *s)
     }
 }
 
-static void session_op_done(hr_op_t *op)
+void session_cluster_op_done(hr_op_t *op)
 {
     session_t *s = op->owner;
     op->done = true;
@@ -273,7 +273,7 @@ static void session_op_done(hr_op_t *op)
 static void submit(session_t *s, hr_op_t *op)
 {
     op->owner = s;
-    op->done_cb = session_op_done;
+    op->done_cb = session_cluster_op_done;
     broker_t *b = s->conn->server->broker;
     push_held(s, NULL, op);
     if (bridge_history_submit(b->bridge, op) != 0) {
@@ -283,20 +283,9 @@ static void submit(session_t *s, hr_op_t *op)
     }
 }
 
-void session_cluster_publish(session_t *s, const wsb_msg_t *m, int rule)
+void session_cluster_hold_op(session_t *s, hr_op_t *op)
 {
-    server_t *srv = s->conn->server;
-    size_t data_len = 0;
-    char *data_json = wsb_msg_dump_value(m->data, &data_len);
-    if (data_json == NULL) {
-        abort(); /* ENOMEM: the broker's allocation policy */
-    }
-    hr_op_t *op = cluster_op_new(srv, HR_PUBLISH, m->topic, (wsb_str_t){data_json, data_len}, rule);
-    free(data_json);
-    op->has_id = m->has_id;
-    op->id = m->id;
-    METRIC_ADD(srv->metrics.messages_published, 1);
-    submit(s, op);
+    push_held(s, NULL, op);
 }
 
 void session_cluster_subscribe(session_t *s, const wsb_msg_t *m, int rule)

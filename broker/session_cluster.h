@@ -67,9 +67,13 @@ void cluster_drain(server_t *s);
 /* Frees what is left in the worker's queue (after the bridge thread ended). */
 void cluster_worker_free(server_t *s);
 
-/* Publish of `m` on a clustered topic (permissions checked): answered when
- * Redis assigned its seq, or at once with the error "unavailable". */
-void session_cluster_publish(session_t *s, const wsb_msg_t *m, int rule);
+/* A publish to a clustered topic, submitted by the core (pubsub_publish,
+ * with session_cluster_op_done as its done_cb): the ack, and every reply
+ * queued after it, wait for Redis's seq. */
+void session_cluster_hold_op(session_t *s, hr_op_t *op);
+
+/* The done_cb of a session's ops: emits what waited behind it, in order. */
+void session_cluster_op_done(hr_op_t *op);
 
 /* Subscribe of `m` to a clustered topic, with the subscription already in
  * the trie: answered (position, recovered, replay) when Redis replied. */
