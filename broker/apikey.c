@@ -147,7 +147,7 @@ void apikey_free_all(apikey_t *keys, size_t n)
     free(keys);
 }
 
-const apikey_t *apikey_lookup(const config_t *cfg, const char *key, size_t len)
+const apikey_t *apikey_lookup(const apikey_t *keys, size_t n, const char *key, size_t len)
 {
     if (key == NULL || len == 0 || len > APIKEY_MAX_LEN) {
         return NULL;
@@ -155,11 +155,11 @@ const apikey_t *apikey_lookup(const config_t *cfg, const char *key, size_t len)
     uint8_t d[32];
     digest_of(key, len, d);
     const apikey_t *found = NULL;
-    for (size_t i = 0; i < cfg->napikeys; i++) {
+    for (size_t i = 0; i < n; i++) {
         /* No early exit: every entry is compared whatever matched before. */
-        bool eq = CRYPTO_memcmp(d, cfg->apikeys[i].digest, sizeof d) == 0;
+        bool eq = CRYPTO_memcmp(d, keys[i].digest, sizeof d) == 0;
         if (eq && found == NULL) {
-            found = &cfg->apikeys[i];
+            found = &keys[i];
         }
     }
     return found;

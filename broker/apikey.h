@@ -19,8 +19,6 @@
 #ifndef WSB_BROKER_APIKEY_H
 #define WSB_BROKER_APIKEY_H
 
-#include "config.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,9 +42,9 @@ int apikey_parse(const char *spec, apikey_t **out, size_t *n);
 
 void apikey_free_all(apikey_t *keys, size_t n);
 
-/* The configured entry for `key` (`len` bytes), or NULL. Constant time in
- * the key's content (see above). */
-const apikey_t *apikey_lookup(const config_t *cfg, const char *key, size_t len);
+/* The entry of `keys` (`n` of them, the configuration's) for `key` (`len`
+ * bytes), or NULL. Constant time in the key's content (see above). */
+const apikey_t *apikey_lookup(const apikey_t *keys, size_t n, const char *key, size_t len);
 
 /* True if the key may publish to the exact `topic`. */
 bool apikey_may_publish(const apikey_t *k, const char *topic, size_t len);

@@ -12,7 +12,7 @@ auth_key_result_t auth_check_api_key(const config_t *cfg, const char *key, size_
     if (!auth_api_keys_configured(cfg)) {
         return AUTH_KEY_NONE_CONFIGURED;
     }
-    const apikey_t *k = apikey_lookup(cfg, key, len);
+    const apikey_t *k = apikey_lookup(cfg->apikeys, cfg->napikeys, key, len);
     if (k == NULL) {
         return AUTH_KEY_BAD;
     }

@@ -140,20 +140,6 @@ void config_print_help(FILE *out);
 /* Releases the strings owned by `cfg` and sets them to NULL (idempotent). */
 void config_free(config_t *cfg);
 
-/*
- * The value parsers behind the table, for modules that read settings of their
- * own (history rules, ...). Syntax only, no range: each returns 0 and stores
- * the value, or -1 (leaving *out alone) on bad syntax or uint64 overflow.
- *   size:     "65536", "64KiB", "1.5 MiB", "1MB" (10^6), "1K" (= KiB); units
- *             B KiB MiB GiB KB MB GB K M G, any case; the result must be whole bytes
- *   duration: "10" or "0.5" (seconds), "500ms", "10s", "5m", "1h"; stored in
- *             milliseconds; the result must be whole milliseconds
- *   bool:     true/false, 1/0, yes/no, on/off, any case
- */
-int config_parse_size(const char *s, uint64_t *out);
-int config_parse_duration(const char *s, uint64_t *out_ms);
-int config_parse_bool(const char *s, bool *out);
-
 /* A redis:// URL taken apart. Strings point into `buf` (NUL-terminated). */
 typedef struct {
     char buf[512];

@@ -2,7 +2,6 @@
 #include "frame_buf.h"
 
 #include "util.h"
-#include "xmsg.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,7 +21,7 @@ frame_buf_t *frame_buf_adopt(uint8_t *raw, size_t len)
     fb->len = (uint32_t)len;
     fb->bytes = raw + FRAME_BUF_HEADROOM;
     fb->shared = NULL;
-    fb->own_header = 0;
+    fb->release_cb = NULL;
     return fb;
 }
 
@@ -44,13 +43,7 @@ void frame_buf_unref(frame_buf_t *fb)
 {
     if (--fb->refcnt == 0) {
         if (fb->shared != NULL) {
-            /* Read before the unref: a worker's frame_buf lives inside the
-             * xmsg, a replay's header (xmsg_replay_buf) is its own. */
-            bool own_header = fb->own_header != 0;
-            xmsg_unref(fb->shared);
-            if (own_header) {
-                free(fb);
-            }
+            fb->release_cb(fb);
         } else {
             free(fb);
         }

@@ -23,16 +23,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct xmsg_s;
+typedef struct frame_buf_s frame_buf_t;
 
-typedef struct frame_buf_s {
+/* Releases a shared buffer whose last reference went (the header too, when
+ * it was allocated apart from the bytes). */
+typedef void (*frame_buf_release_cb)(frame_buf_t *fb);
+
+struct frame_buf_s {
     uint32_t refcnt;
     uint32_t len;
     uint8_t *bytes;
-    struct xmsg_s *shared; /* NULL: a local buffer, freed with free() */
-    uint8_t own_header;    /* shared, but this header was malloc'd (a history replay) */
-    uint8_t pad_[7];       /* keeps the header a multiple of 16 bytes */
-} frame_buf_t;
+    /* NULL: a local buffer, freed with free(). Else what `bytes` belong to
+     * (a published message, xmsg.h), released by release_cb: this module
+     * does not know what it shares. */
+    void *shared;
+    frame_buf_release_cb release_cb; /* keeps the header a multiple of 16 bytes */
+};
 
 #define FRAME_BUF_HEADROOM sizeof(frame_buf_t)
 

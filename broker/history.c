@@ -1,7 +1,7 @@
 /* history.c - history rules and the per-topic ring (see history.h). */
 #include "history.h"
 
-#include "config.h"
+#include "units.h"
 #include "util.h"
 #include "xmsg.h"
 
@@ -63,7 +63,7 @@ static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_
         } else if (strcmp(key, "ttl") == 0) {
             int rc = -1;
             if (json_is_string(v)) {
-                rc = config_parse_duration(json_string_value(v), &r->ttl_ms);
+                rc = units_parse_duration(json_string_value(v), &r->ttl_ms);
             } else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
                        json_integer_value(v) <= (json_int_t)30 * 86400) {
                 r->ttl_ms = (uint64_t)json_integer_value(v) * 1000;

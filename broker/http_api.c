@@ -316,7 +316,7 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     const apikey_t *key = NULL;
     if (cfg->napikeys > 0 || cfg->auth_required) {
         wsb_str_t presented = request_api_key(req);
-        key = apikey_lookup(cfg, presented.p, presented.len);
+        key = apikey_lookup(cfg->apikeys, cfg->napikeys, presented.p, presented.len);
         if (key == NULL) {
             respond_error(c, 401, "unauthorized",
                           presented.p == NULL

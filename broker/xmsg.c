@@ -12,6 +12,20 @@ static size_t round_up(size_t n, size_t to)
     return (n + to - 1) / to * to;
 }
 
+/* A worker's frame_buf lives inside the xmsg: releasing it is the worker's
+ * unref of the message. */
+static void release_slot(frame_buf_t *fb)
+{
+    xmsg_unref(fb->shared);
+}
+
+/* A replay's header (xmsg_replay_buf) is its own allocation. */
+static void release_replay(frame_buf_t *fb)
+{
+    xmsg_unref(fb->shared);
+    free(fb);
+}
+
 xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
                  unsigned nworkers)
 {
@@ -52,7 +66,7 @@ xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_
         fb->len = m->frame_len;
         fb->bytes = m->frame;
         fb->shared = m;
-        fb->own_header = 0;
+        fb->release_cb = release_slot;
     }
     return m;
 }
@@ -70,7 +84,7 @@ frame_buf_t *xmsg_replay_buf(xmsg_t *m)
     fb->len = m->frame_len;
     fb->bytes = m->frame;
     fb->shared = m;
-    fb->own_header = 1;
+    fb->release_cb = release_replay;
     return fb;
 }
 
