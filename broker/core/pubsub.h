@@ -32,8 +32,8 @@
 #define WSB_BROKER_CORE_PUBSUB_H
 
 #include "core/subscriber.h"
+#include "core/xmsg.h"
 #include "wsb/common.h"
-#include "xmsg.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -74,7 +74,7 @@ typedef struct pubsub_publish_s {
 typedef struct pubsub_published_s {
     uint64_t seq; /* PUBSUB_OK: the message's seq */
     bool pause;   /* PUBSUB_OK: a worker inbox is filling: stop reading the
-                   * publisher until server.c's pressure timer resumes it */
+                   * publisher until worker.c's pressure timer resumes it */
     hr_op_t *op;  /* PUBSUB_PENDING: the op in flight (for cancelling) */
 } pubsub_published_t;
 

@@ -24,7 +24,7 @@
 #ifndef WSB_BROKER_SUBSCRIBER_H
 #define WSB_BROKER_SUBSCRIBER_H
 
-#include "topic_trie.h"
+#include "core/topic_trie.h"
 
 struct frame_buf_s;
 struct xmsg_s;

@@ -33,8 +33,8 @@
  * The handshake modes use fresh randomness on each run (ECDHE), so a crash
  * found there reproduces in its mode, not byte for byte in its records.
  */
-#include "config.h"
-#include "tls.h"
+#include "app/config.h"
+#include "net/tls.h"
 #include "wsb/handshake.h"
 #include "wsb/http.h"
 #include "wsb/message.h"

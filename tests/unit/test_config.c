@@ -11,10 +11,10 @@
 #include <stdint.h>
 
 /* cmocka.h needs the four headers above first. */
-#include "apikey.h"
-#include "config.h"
-#include "log.h"
-#include "units.h"
+#include "app/config.h"
+#include "core/apikey.h"
+#include "shared/log.h"
+#include "shared/units.h"
 
 #include <cmocka.h>
 #include <errno.h>
