@@ -244,10 +244,6 @@ static bool is_rate_action(const char *value)
     {                                                                                              \
         name, KEY_DURATION, OFF(field), min, max, def, "DURATION", NULL, NULL, help                \
     }
-#define BOOL_KEY(name, field, def, help)                                                           \
-    {                                                                                              \
-        name, KEY_BOOL, OFF(field), 0, 1, def, "BOOL", NULL, NULL, help                            \
-    }
 
 static const key_def_t keys[] = {
     /* listener */

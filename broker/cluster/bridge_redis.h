@@ -28,7 +28,7 @@
  * wildcard subscriptions are refused (bridge_refuses_patterns). The two
  * copies reach a node that wants both back to back: the rule below keeps one.
  *
- * Messages from Redis are delivered through router_inject() unless their
+ * Messages from Redis are delivered through router_inject_epoch() unless their
  * envelope names this node (a node never delivers its own message twice).
  * Redis sends one PUBLISH to a connection once per matching subscription
  * (a channel and two globs: three times), always back to back, so the bridge

@@ -50,7 +50,11 @@ typedef struct auth_s {
 int auth_init(auth_t *a, const config_t *cfg, char *err, size_t errlen);
 void auth_free(auth_t *a);
 
-/* Verifies a token now (wall clock) with the configured keys and leeway. */
+/* Verifies a token now (wall clock) with the configured keys and leeway.
+ * Returns 0 and fills *out (release with wsb_jwt_claims_free); WSB_EINVAL
+ * with *why (a static sentence; *out zeroed or needing no free) when no JWT
+ * key is configured or the token is bad or expired (auth_why_expired); or
+ * WSB_ENOMEM (*why "out of memory"). */
 int auth_verify(const auth_t *a, const char *token, size_t len, wsb_jwt_claims_t *out,
                 const char **why);
 

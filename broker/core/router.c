@@ -41,11 +41,6 @@ void router_wake_others(server_t *s)
     }
 }
 
-unsigned router_inject(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
-{
-    return router_inject_epoch(b, topic, seq, WSB_STR_NULL, data_json);
-}
-
 unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                              wsb_str_t data_json)
 {

@@ -46,15 +46,12 @@ void router_push_all(broker_t *b, xmsg_t *m);
 void router_wake_others(server_t *s);
 
 /* Delivers a message that came from another node through Redis: `seq` is the
- * origin node's, `data_json` its serialized data. Any thread (the bridge's);
- * takes no seq from the local table and is not sent back to Redis. Returns
- * the number of workers whose inbox was full (they miss it). */
-unsigned router_inject(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t data_json);
-
-/* router_inject() for a message of a clustered history topic (history_redis.h):
- * `epoch` and `seq` are Redis's, the frame carries the epoch, and the
- * topic's rule says whether a slow subscriber gets a gap. Unlike other
- * remote messages it is also delivered on the node that published it. */
+ * origin node's (for a clustered history topic, history_redis.h, `epoch` and
+ * `seq` are Redis's, the frame carries the epoch, the topic's rule says
+ * whether a slow subscriber gets a gap, and it is also delivered on the node
+ * that published it), `data_json` its serialized data. Any thread (the
+ * bridge's); takes no seq from the local table and is not sent back to
+ * Redis. Returns the number of workers whose inbox was full (they miss it). */
 unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                              wsb_str_t data_json);
 

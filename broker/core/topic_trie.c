@@ -41,6 +41,7 @@
  */
 #include "core/topic_trie.h"
 
+#include "shared/util.h"
 #include "wsb/topic.h"
 
 #include <assert.h>
@@ -104,33 +105,6 @@ static void gen_reserve(trie_t *t)
     uint64_t block = atomic_fetch_add_explicit(&gen_blocks, 1, memory_order_relaxed);
     t->gen = block * GEN_BLOCK; /* used from gen + 1: block 0 never yields 0 */
     t->gen_end = t->gen + GEN_BLOCK;
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (p == NULL) {
-        abort();
-    }
-    return p;
-}
-
-static void *xcalloc(size_t count, size_t size)
-{
-    void *p = calloc(count, size);
-    if (p == NULL) {
-        abort();
-    }
-    return p;
-}
-
-static void *xrealloc(void *old, size_t n)
-{
-    void *p = realloc(old, n);
-    if (p == NULL) {
-        abort();
-    }
-    return p;
 }
 
 /* FNV-1a with a murmur3 finaliser, so the low bits used as a table index are well mixed. */

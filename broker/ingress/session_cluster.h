@@ -55,7 +55,11 @@ typedef struct frame_buf_s frame_buf_t;
 /* The rule index when `topic` (exact) is clustered on this broker, else -1. */
 int cluster_rule(const broker_t *b, wsb_str_t topic);
 
-/* A new op for worker `s` and `topic` with the rule's size and ttl. */
+/* A new op (HR_PUBLISH with `data_json`, or HR_READ) for worker `s` and the
+ * exact `topic`, with the size and ttl of history rule `rule` (an index
+ * cluster_rule() returned). Owner: the caller until it is submitted
+ * (bridge_history_submit), then whoever its done_cb hands it to; freed with
+ * hr_op_free(). The caller sets owner and done_cb. Aborts on OOM. */
 hr_op_t *cluster_op_new(server_t *s, int kind, wsb_str_t topic, wsb_str_t data_json, int rule);
 
 /* Hands a finished op back to its worker. Any thread (the bridge's). */

@@ -105,11 +105,6 @@ void sbuf_append(sbuf_t *b, const void *data, size_t n)
     b->p[b->len] = '\0';
 }
 
-void sbuf_puts(sbuf_t *b, const char *s)
-{
-    sbuf_append(b, s, strlen(s));
-}
-
 void sbuf_printf(sbuf_t *b, const char *fmt, ...)
 {
     va_list ap;

@@ -39,6 +39,5 @@ typedef struct {
 void sbuf_init(sbuf_t *b);
 void sbuf_free(sbuf_t *b);
 void sbuf_append(sbuf_t *b, const void *data, size_t n);
-void sbuf_puts(sbuf_t *b, const char *s);
 void sbuf_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #endif
