@@ -215,7 +215,8 @@ int broker_init(broker_t *b, const config_t *cfg)
         return -1;
     }
     if (cfg->tls_cert[0] != '\0') {
-        b->tls = tls_server_new(cfg, err, sizeof err);
+        tls_files_t files = {cfg->tls_cert, cfg->tls_key, cfg->tls_ca};
+        b->tls = tls_server_new(&files, err, sizeof err);
         if (b->tls == NULL) {
             log_error("cannot load TLS certificate", "why=%s", log_quote(err));
             return -1;
@@ -387,7 +388,8 @@ void broker_reload_tls(broker_t *b)
         return;
     }
     char err[512];
-    if (tls_server_reload(b->tls, b->cfg, err, sizeof err) != 0) {
+    tls_files_t files = {b->cfg->tls_cert, b->cfg->tls_key, b->cfg->tls_ca};
+    if (tls_server_reload(b->tls, &files, err, sizeof err) != 0) {
         log_error("TLS reload failed: keeping the previous certificate", "why=%s", log_quote(err));
         return;
     }

@@ -3,12 +3,9 @@
 
 #include "app/broker.h"
 #include "app/worker.h"
-#include "cluster/bridge_redis.h"
-#include "core/seqtab.h"
 #include "core/subscriber.h"
 #include "core/topic_trie.h"
 #include "core/xmsg.h"
-#include "net/conn.h"
 #include "shared/frame_buf.h"
 #include "shared/util.h"
 #include "wsb/message.h"

@@ -50,7 +50,7 @@ static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *ou
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-static SSL_CTX *build_ctx(const config_t *cfg, char *err, size_t errlen)
+static SSL_CTX *build_ctx(const tls_files_t *files, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
@@ -76,25 +76,25 @@ static SSL_CTX *build_ctx(const config_t *cfg, char *err, size_t errlen)
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-        (void)snprintf(err, errlen, "tls.cert: cannot load \"%s\": %s", cfg->tls_cert,
+    if (SSL_CTX_use_certificate_chain_file(ctx, files->cert) != 1) {
+        (void)snprintf(err, errlen, "tls.cert: cannot load \"%s\": %s", files->cert,
                        openssl_reason());
         goto fail;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1) {
-        (void)snprintf(err, errlen, "tls.key: cannot load \"%s\": %s", cfg->tls_key,
+    if (SSL_CTX_use_PrivateKey_file(ctx, files->key, SSL_FILETYPE_PEM) != 1) {
+        (void)snprintf(err, errlen, "tls.key: cannot load \"%s\": %s", files->key,
                        openssl_reason());
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        (void)snprintf(err, errlen, "tls.key: \"%s\" does not match tls.cert \"%s\"", cfg->tls_key,
-                       cfg->tls_cert);
+        (void)snprintf(err, errlen, "tls.key: \"%s\" does not match tls.cert \"%s\"", files->key,
+                       files->cert);
         goto fail;
     }
-    if (cfg->tls_ca[0] != '\0') {
-        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->tls_ca);
-        if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1 || names == NULL) {
-            (void)snprintf(err, errlen, "tls.ca: cannot load \"%s\": %s", cfg->tls_ca,
+    if (files->ca[0] != '\0') {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(files->ca);
+        if (SSL_CTX_load_verify_locations(ctx, files->ca, NULL) != 1 || names == NULL) {
+            (void)snprintf(err, errlen, "tls.ca: cannot load \"%s\": %s", files->ca,
                            openssl_reason());
             sk_X509_NAME_pop_free(names, X509_NAME_free);
             goto fail;
@@ -108,9 +108,9 @@ fail:
     return NULL;
 }
 
-tls_server_t *tls_server_new(const config_t *cfg, char *err, size_t errlen)
+tls_server_t *tls_server_new(const tls_files_t *files, char *err, size_t errlen)
 {
-    SSL_CTX *ctx = build_ctx(cfg, err, errlen);
+    SSL_CTX *ctx = build_ctx(files, err, errlen);
     if (ctx == NULL) {
         return NULL;
     }
@@ -125,9 +125,9 @@ tls_server_t *tls_server_new(const config_t *cfg, char *err, size_t errlen)
     return ts;
 }
 
-int tls_server_reload(tls_server_t *ts, const config_t *cfg, char *err, size_t errlen)
+int tls_server_reload(tls_server_t *ts, const tls_files_t *files, char *err, size_t errlen)
 {
-    SSL_CTX *ctx = build_ctx(cfg, err, errlen);
+    SSL_CTX *ctx = build_ctx(files, err, errlen);
     if (ctx == NULL) {
         return -1;
     }

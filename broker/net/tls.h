@@ -24,8 +24,6 @@
 #ifndef WSB_BROKER_TLS_H
 #define WSB_BROKER_TLS_H
 
-#include "app/config.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,13 +31,22 @@
 typedef struct tls_server_s tls_server_t;
 typedef struct tls_conn_s tls_conn_t;
 
-/* Loads tls.cert / tls.key (/ tls.ca). NULL with `err` naming the file and
- * the OpenSSL reason on failure. Owner: the broker, tls_server_free(). */
-tls_server_t *tls_server_new(const config_t *cfg, char *err, size_t errlen);
+/* The files of a TLS listener (tls.cert, tls.key, tls.ca; "" = no CA):
+ * paths borrowed for the call. */
+typedef struct {
+    const char *cert;
+    const char *key;
+    const char *ca;
+} tls_files_t;
+
+/* Loads the certificate chain and key (and the CA list, which then asks for
+ * client certificates). NULL with `err` naming the file and the OpenSSL
+ * reason on failure. Owner: the broker, tls_server_free(). */
+tls_server_t *tls_server_new(const tls_files_t *files, char *err, size_t errlen);
 
 /* Reloads the files into a new context for new handshakes. 0, or -1 with
  * `err` set (the old context stays in use). Any thread. */
-int tls_server_reload(tls_server_t *ts, const config_t *cfg, char *err, size_t errlen);
+int tls_server_reload(tls_server_t *ts, const tls_files_t *files, char *err, size_t errlen);
 
 void tls_server_free(tls_server_t *ts);
 
