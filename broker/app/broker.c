@@ -239,7 +239,7 @@ int broker_init(broker_t *b, const config_t *cfg)
         broker_format_addr(&tls_addr, tls_where, sizeof(tls_where));
     }
     unsigned n = worker_count(cfg);
-    b->workers = xcalloc(n, sizeof(server_t *));
+    b->workers = xcalloc(n, sizeof(worker_t *));
     char where[96];
     broker_format_addr(&addr, where, sizeof(where));
     for (unsigned i = 0; i < n; i++) {
@@ -267,8 +267,8 @@ int broker_init(broker_t *b, const config_t *cfg)
                 broker_format_addr(&tls_addr, tls_where, sizeof(tls_where));
             }
         }
-        b->workers[i] = xmalloc(sizeof(server_t));
-        int rc = server_init(b->workers[i], b, i, fd, tls_fd);
+        b->workers[i] = xmalloc(sizeof(worker_t));
+        int rc = worker_init(b->workers[i], b, i, fd, tls_fd);
         b->nworkers = i + 1;
         if (rc != 0) {
             log_error("cannot start worker", "worker=%u err=%s", i, log_quote(uv_strerror(rc)));
@@ -312,7 +312,7 @@ int broker_init(broker_t *b, const config_t *cfg)
 
 static void *worker_main(void *arg)
 {
-    server_run(arg);
+    worker_run(arg);
     return NULL;
 }
 
@@ -338,14 +338,14 @@ void broker_run(broker_t *b)
         started++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    server_run(b->workers[0]);
+    worker_run(b->workers[0]);
     for (unsigned i = 1; i < started; i++) {
         pthread_join(threads[i], NULL);
     }
     if (started < b->nworkers) {
         /* Workers that never ran: run their loops here so they shut down too. */
         for (unsigned i = started; i < b->nworkers; i++) {
-            server_run(b->workers[i]);
+            worker_run(b->workers[i]);
         }
     }
     free(threads);
@@ -368,7 +368,7 @@ void broker_stop(broker_t *b)
     }
 }
 
-void broker_worker_drained(broker_t *b, server_t *s)
+void broker_worker_drained(broker_t *b, worker_t *s)
 {
     (void)s;
     unsigned n = atomic_fetch_add_explicit(&b->drained, 1, memory_order_acq_rel) + 1;
@@ -399,7 +399,7 @@ void broker_reload_tls(broker_t *b)
 void broker_free(broker_t *b)
 {
     for (unsigned i = 0; i < b->nworkers; i++) {
-        server_free(b->workers[i]);
+        worker_free(b->workers[i]);
         free(b->workers[i]);
     }
     free(b->workers);

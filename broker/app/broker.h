@@ -23,13 +23,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-typedef struct server_s server_t;
+typedef struct worker_s worker_t;
 typedef struct bridge_s bridge_t;
 
 typedef struct broker_s {
     const config_t *cfg;
     unsigned nworkers;
-    server_t **workers;
+    worker_t **workers;
     seqtab_t *seqtab;
     history_rules_t history_rules; /* parsed from cfg->history; seqtab borrows it */
     bridge_t *bridge;              /* federation through Redis; NULL when redis.url is "" */
@@ -62,7 +62,7 @@ void broker_run(broker_t *b);
 void broker_stop(broker_t *b);
 
 /* Called by a worker whose connections are all gone during shutdown. */
-void broker_worker_drained(broker_t *b, server_t *s);
+void broker_worker_drained(broker_t *b, worker_t *s);
 
 void broker_free(broker_t *b);
 

@@ -21,12 +21,12 @@
 
 #define HEARTBEAT_MS 1000
 
-uint64_t server_now(const server_t *s)
+uint64_t worker_now(const worker_t *s)
 {
     return uv_now(&s->loop);
 }
 
-void server_mark_dirty(server_t *s, conn_t *c)
+void worker_mark_dirty(worker_t *s, conn_t *c)
 {
     if (!c->dirty) {
         c->dirty = true;
@@ -35,7 +35,7 @@ void server_mark_dirty(server_t *s, conn_t *c)
     }
 }
 
-void server_update_gauges(server_t *s)
+void worker_update_gauges(worker_t *s)
 {
     METRIC_SET(s->metrics.connections, s->nconns);
     METRIC_SET(s->metrics.ws_connections, s->nws);
@@ -50,7 +50,7 @@ void server_update_gauges(server_t *s)
  * then everything queued this turn goes out, in as few writes as possible. */
 static void on_flush(uv_prepare_t *p)
 {
-    server_t *s = p->data;
+    worker_t *s = p->data;
     cluster_drain(s);
     router_drain(s);
     while (s->dirty != NULL) {
@@ -79,19 +79,19 @@ static void on_inbox(uv_async_t *a)
 
 static void on_stop(uv_async_t *a)
 {
-    server_shutdown(a->data);
+    worker_shutdown(a->data);
 }
 
 static void on_heartbeat(uv_timer_t *t)
 {
-    server_t *s = t->data;
+    worker_t *s = t->data;
     for (conn_t *c = s->conns; c != NULL; c = c->next) {
         if (!c->writing) {
             outq_trim(&c->outq);
         }
     }
     METRIC_SET(s->metrics.heartbeat_ms, broker_uptime_ns(s->broker) / 1000000);
-    server_update_gauges(s);
+    worker_update_gauges(s);
     if (s->index == 0) {
         /* Quiet topics' history past its ttl goes even without publishes. */
         seqtab_expire(s->broker->seqtab, uv_now(&s->loop));
@@ -104,17 +104,17 @@ static void on_heartbeat(uv_timer_t *t)
 
 /* A worker more than this many messages behind makes publishers wait: its
  * subscribers' latency, not the inbox's memory, is what it protects (a
- * worker delivers up to SERVER_INBOX_BATCH messages per loop turn). */
+ * worker delivers up to WORKER_INBOX_BATCH messages per loop turn). */
 #define PRESSURE_HIGH 256
 #define PRESSURE_LOW  64
 
-static size_t pressure_limit(const server_t *s, size_t level)
+static size_t pressure_limit(const worker_t *s, size_t level)
 {
     size_t half = xqueue_capacity(&s->inbox) / 2;
     return level < half ? level : half;
 }
 
-static bool inboxes_below(const server_t *s, size_t limit)
+static bool inboxes_below(const worker_t *s, size_t limit)
 {
     broker_t *b = s->broker;
     for (unsigned i = 0; i < b->nworkers; i++) {
@@ -125,14 +125,14 @@ static bool inboxes_below(const server_t *s, size_t limit)
     return true;
 }
 
-bool server_inbox_pressure(const server_t *s)
+bool worker_inbox_pressure(const worker_t *s)
 {
     return !inboxes_below(s, pressure_limit(s, PRESSURE_HIGH));
 }
 
 static void on_pressure(uv_timer_t *t)
 {
-    server_t *s = t->data;
+    worker_t *s = t->data;
     if ((s->paused != NULL || resp_publishers_paused(s)) &&
         !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
         return;
@@ -148,8 +148,8 @@ static void on_pressure(uv_timer_t *t)
 
 static void on_tick(uv_timer_t *t)
 {
-    server_t *s = t->data;
-    uint64_t now = server_now(s);
+    worker_t *s = t->data;
+    uint64_t now = worker_now(s);
     conn_t *next;
     /* A deadline callback may close its own connection (which unlinks it but
      * frees it only in a later loop phase), never another one: walking on
@@ -163,7 +163,7 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-void server_watch_pressure(server_t *s)
+void worker_watch_pressure(worker_t *s)
 {
     if (!uv_is_active((uv_handle_t *)&s->pressure_timer) && !s->shutting_down) {
         uv_timer_start(&s->pressure_timer, on_pressure, PRESSURE_POLL_MS, PRESSURE_POLL_MS);
@@ -172,7 +172,7 @@ void server_watch_pressure(server_t *s)
 
 static void on_connection(uv_stream_t *listener, int status)
 {
-    server_t *s = listener->data;
+    worker_t *s = listener->data;
     if (status < 0) {
         log_warn("accept failed", "worker=%u err=%s", s->index, uv_err_name(status));
         return;
@@ -183,13 +183,13 @@ static void on_connection(uv_stream_t *listener, int status)
 static void on_sighup(uv_signal_t *sig, int signum)
 {
     (void)signum;
-    server_t *s = sig->data;
+    worker_t *s = sig->data;
     broker_reload_tls(s->broker);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
 {
-    server_t *s = sig->data;
+    worker_t *s = sig->data;
     const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
     if (s->shutting_down) {
         /* Already draining (bounded by shutdown_timeout): not worth a line each. */
@@ -202,11 +202,11 @@ static void on_signal(uv_signal_t *sig, int signum)
 
 static void on_server_handle_closed(uv_handle_t *h)
 {
-    server_t *s = h->data;
+    worker_t *s = h->data;
     s->handles_open--;
 }
 
-static void close_handle(server_t *s, uv_handle_t *h)
+static void close_handle(worker_t *s, uv_handle_t *h)
 {
     if (!uv_is_closing(h)) {
         h->data = s;
@@ -214,7 +214,7 @@ static void close_handle(server_t *s, uv_handle_t *h)
     }
 }
 
-static void close_server_handles(server_t *s)
+static void close_server_handles(worker_t *s)
 {
     close_handle(s, (uv_handle_t *)&s->flush_prepare);
     close_handle(s, (uv_handle_t *)&s->inbox_async);
@@ -242,7 +242,7 @@ static void close_server_handles(server_t *s)
 
 static void on_shutdown_timeout(uv_timer_t *t)
 {
-    server_t *s = t->data;
+    worker_t *s = t->data;
     log_warn("shutdown timeout: closing remaining connections", "worker=%u connections=%zu",
              s->index, s->nconns + resp_connection_count(s));
     while (s->conns != NULL) {
@@ -251,7 +251,7 @@ static void on_shutdown_timeout(uv_timer_t *t)
     resp_listener_close_all(s);
 }
 
-void server_shutdown(server_t *s)
+void worker_shutdown(worker_t *s)
 {
     if (!s->shutting_down) {
         s->shutting_down = true;
@@ -293,9 +293,9 @@ void server_shutdown(server_t *s)
     }
 }
 
-int server_init(server_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
+int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
 {
-    memset(s, 0, offsetof(server_t, read_buf));
+    memset(s, 0, offsetof(worker_t, read_buf));
     s->broker = b;
     s->cfg = b->cfg;
     s->index = index;
@@ -326,7 +326,7 @@ int server_init(server_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
     s->pressure_timer.data = s;
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
-    uv_timer_start(&s->tick, on_tick, SERVER_TICK_MS, SERVER_TICK_MS);
+    uv_timer_start(&s->tick, on_tick, WORKER_TICK_MS, WORKER_TICK_MS);
     s->handles_open = 7;
     if (index == 0) {
         uv_signal_init(&s->loop, &s->sig_int);
@@ -362,12 +362,12 @@ int server_init(server_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
     return rc;
 }
 
-void server_run(server_t *s)
+void worker_run(worker_t *s)
 {
     uv_run(&s->loop, UV_RUN_DEFAULT);
 }
 
-void server_free(server_t *s)
+void worker_free(worker_t *s)
 {
     if (s->handles_open > 0) {
         /* Start-up failed before the loop ran: close what init opened. */

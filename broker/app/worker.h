@@ -8,9 +8,9 @@
  * sequence table, the inboxes, the metrics read by /metrics): a connection,
  * its session and its subscriptions belong to one worker for their life.
  *
- * Lifetime: server_init() (on the main thread, before the worker's thread
- * starts) -> server_run() on the worker's thread -> server_free() after the
- * thread ended. The server owns its connections; each connection is freed in
+ * Lifetime: worker_init() (on the main thread, before the worker's thread
+ * starts) -> worker_run() on the worker's thread -> worker_free() after the
+ * thread ended. The worker owns its connections; each connection is freed in
  * its last close callback.
  */
 #ifndef WSB_BROKER_WORKER_H
@@ -30,20 +30,20 @@ typedef struct conn_s conn_t;
 typedef struct broker_s broker_t;
 typedef struct resp_listener_s resp_listener_t;
 
-#define SERVER_READ_BUF_SIZE  (64 * 1024)
-#define SERVER_PLAIN_BUF_SIZE (16 * 1024) /* one TLS record */
+#define WORKER_READ_BUF_SIZE  (64 * 1024)
+#define WORKER_PLAIN_BUF_SIZE (16 * 1024) /* one TLS record */
 
 /* Connection timeouts fire at most this late: one timer per worker walks the
  * connections' deadlines instead of one uv_timer_t per connection (152 bytes
  * each, the largest item of an idle connection's memory). */
-#define SERVER_TICK_MS 50
+#define WORKER_TICK_MS 50
 
 /* Published messages a worker delivers per loop turn before it yields to
  * I/O (the rest wait for the next turn, in order). */
-#define SERVER_INBOX_BATCH 4096
+#define WORKER_INBOX_BATCH 4096
 
 /* Laid out by purpose, not size; the inbox is cache-line aligned on purpose. */
-typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
+typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     uv_loop_t loop;
     broker_t *broker;
     const config_t *cfg;
@@ -59,8 +59,8 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     uv_timer_t shutdown_timer;
     uv_timer_t heartbeat;
     uv_timer_t pressure_timer; /* resumes paused publishers once inboxes drained */
-    uv_timer_t tick;           /* fires connections' deadlines (SERVER_TICK_MS) */
-    int handles_open;          /* server handles not yet closed */
+    uv_timer_t tick;           /* fires connections' deadlines (WORKER_TICK_MS) */
+    int handles_open;          /* worker handles not yet closed */
     xqueue_t inbox;            /* xmsg_t* published by any worker, for our subscribers */
     xqueue_t cluster_done;     /* hr_op_t* back from Redis (clustered history only) */
 
@@ -93,44 +93,44 @@ typedef struct server_s { // NOLINT(clang-analyzer-optin.performance.Padding)
      * consumed inside the read callback (partial frames and requests are
      * copied by their parsers), so no connection needs a buffer of its own
      * while idle. */
-    uint8_t read_buf[SERVER_READ_BUF_SIZE];
+    uint8_t read_buf[WORKER_READ_BUF_SIZE];
     /* Decrypted bytes of TLS connections, consumed like read_buf. */
-    uint8_t plain_buf[SERVER_PLAIN_BUF_SIZE];
+    uint8_t plain_buf[WORKER_PLAIN_BUF_SIZE];
     /* Queued frames gathered for one SSL_write (one TLS record). */
-    uint8_t tls_stage[SERVER_PLAIN_BUF_SIZE];
-} server_t;
+    uint8_t tls_stage[WORKER_PLAIN_BUF_SIZE];
+} worker_t;
 
 /* Prepares worker `index` of `b` with the bound, listening socket `fd` and,
  * unless -1, the TLS one `tls_fd` (owned from now on). Runs on the main
  * thread. 0 or a UV_E* code. */
-int server_init(server_t *s, broker_t *b, unsigned index, int fd, int tls_fd);
+int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd);
 
 /* Runs the worker's loop until it has shut down. */
-void server_run(server_t *s);
+void worker_run(worker_t *s);
 
 /* Stops accepting, sends close 1001 to every WebSocket, lets output drain up
  * to shutdown_timeout, then closes what remains. Idempotent; own thread only
  * (other threads use broker_stop()). */
-void server_shutdown(server_t *s);
+void worker_shutdown(worker_t *s);
 
-/* Releases what the server owns, after its loop has ended. */
-void server_free(server_t *s);
+/* Releases what the worker owns, after its loop has ended. */
+void worker_free(worker_t *s);
 
 /* Schedules `c` for the flush at the end of this loop turn. */
-void server_mark_dirty(server_t *s, conn_t *c);
+void worker_mark_dirty(worker_t *s, conn_t *c);
 
 /* Milliseconds of the loop clock. */
-uint64_t server_now(const server_t *s);
+uint64_t worker_now(const worker_t *s);
 
 /* Starts watching the workers' inboxes for the publishers paused on `s`;
  * they are resumed when every inbox is back under its low mark. */
-void server_watch_pressure(server_t *s);
+void worker_watch_pressure(worker_t *s);
 
 /* True when some worker's inbox is over its high mark (256 messages, or
  * half its capacity if that is less). */
-bool server_inbox_pressure(const server_t *s);
+bool worker_inbox_pressure(const worker_t *s);
 
 /* Mirrors gauges (connections, subscriptions, ...) into the metrics. */
-void server_update_gauges(server_t *s);
+void worker_update_gauges(worker_t *s);
 
 #endif

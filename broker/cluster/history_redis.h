@@ -46,7 +46,7 @@
 
 typedef struct hr_s hr_t;
 typedef struct hr_op_s hr_op_t;
-typedef struct server_s server_t;
+typedef struct worker_s worker_t;
 typedef struct bridge_s bridge_t;
 struct redisAsyncContext;
 struct redisReply;
@@ -65,7 +65,7 @@ struct hr_op_s {
     hr_op_t *next; /* bridge: waiting/retry lists; worker: its owner's list */
     void *owner;   /* worker thread: a session, a RESP connection; NULL: gone */
     hr_done_cb done_cb;
-    server_t *worker;   /* the worker it returns to */
+    worker_t *worker;   /* the worker it returns to */
     hr_t *hr;           /* set by hr_submit() */
     uint8_t kind;       /* HR_PUBLISH, HR_READ */
     uint8_t mode;       /* HR_READ_*: what a read returns besides the position */

@@ -18,7 +18,7 @@
 
 /* ---- publish -------------------------------------------------------------------------------- */
 
-static void count_published(server_t *w, pubsub_ingress_t ingress)
+static void count_published(worker_t *w, pubsub_ingress_t ingress)
 {
     METRIC_ADD(w->metrics.messages_published, 1);
     if (ingress == PUBSUB_HTTP) {
@@ -30,7 +30,7 @@ static void count_published(server_t *w, pubsub_ingress_t ingress)
 
 /* The seq comes from Redis (history_redis.h): the op goes to the bridge and
  * comes back to req->done_cb on this worker. */
-static pubsub_status_t publish_clustered(server_t *w, const pubsub_publish_t *req, wsb_str_t json,
+static pubsub_status_t publish_clustered(worker_t *w, const pubsub_publish_t *req, wsb_str_t json,
                                          int rule, pubsub_published_t *out)
 {
     hr_op_t *op = cluster_op_new(w, HR_PUBLISH, req->topic, json, rule);
@@ -52,7 +52,7 @@ static pubsub_status_t publish_clustered(server_t *w, const pubsub_publish_t *re
  * into every worker's inbox, all under the topic's shard lock (see
  * pubsub.h), then delivers to this worker's subscribers.
  */
-static uint64_t publish_local(server_t *w, wsb_str_t topic, wsb_str_t json)
+static uint64_t publish_local(worker_t *w, wsb_str_t topic, wsb_str_t json)
 {
     broker_t *b = w->broker;
     seqtab_shard_t *shard = NULL;
@@ -90,7 +90,7 @@ static bool may_publish(const pubsub_publish_t *req)
     return req->key == NULL || apikey_may_publish(req->key, req->topic.p, req->topic.len);
 }
 
-pubsub_status_t pubsub_publish(server_t *w, const pubsub_publish_t *req, pubsub_published_t *out)
+pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_published_t *out)
 {
     out->seq = 0;
     out->pause = false;
@@ -110,7 +110,7 @@ pubsub_status_t pubsub_publish(server_t *w, const pubsub_publish_t *req, pubsub_
     } else {
         count_published(w, req->ingress);
         out->seq = publish_local(w, req->topic, (wsb_str_t){json, len});
-        out->pause = server_inbox_pressure(w);
+        out->pause = worker_inbox_pressure(w);
     }
     free(json);
     return st;
@@ -119,7 +119,7 @@ pubsub_status_t pubsub_publish(server_t *w, const pubsub_publish_t *req, pubsub_
 /* ---- subscribe ------------------------------------------------------------------------------ */
 
 /* The checks of a subscribe, then the trie insert (unless `already`). */
-static pubsub_status_t add(server_t *w, const pubsub_subscribe_t *req, pubsub_subscribed_t *out)
+static pubsub_status_t add(worker_t *w, const pubsub_subscribe_t *req, pubsub_subscribed_t *out)
 {
     bridge_t *br = w->broker->bridge;
     if (bridge_refuses_patterns(br) && wsb_topic_is_pattern(req->pattern.p, req->pattern.len)) {
@@ -140,12 +140,12 @@ static pubsub_status_t add(server_t *w, const pubsub_subscribe_t *req, pubsub_su
     if (first && br != NULL) {
         bridge_interest(br, req->pattern.p, req->pattern.len, +1);
     }
-    server_update_gauges(w);
+    worker_update_gauges(w);
     return PUBSUB_OK;
 }
 
 /* The switch-over of pubsub.h: called with the topic's shard locked. */
-static pubsub_status_t add_with_history(server_t *w, const pubsub_subscribe_t *req,
+static pubsub_status_t add_with_history(worker_t *w, const pubsub_subscribe_t *req,
                                         seqtab_shard_t *shard, const seqtab_pos_t *pos,
                                         pubsub_subscribed_t *out)
 {
@@ -172,7 +172,7 @@ static pubsub_status_t add_with_history(server_t *w, const pubsub_subscribe_t *r
     return PUBSUB_OK;
 }
 
-static void count_recovery(server_t *w, int recovered)
+static void count_recovery(worker_t *w, int recovered)
 {
     if (recovered == 1) {
         METRIC_ADD(w->metrics.history_recovered, 1);
@@ -181,7 +181,7 @@ static void count_recovery(server_t *w, int recovered)
     }
 }
 
-pubsub_status_t pubsub_subscribe(server_t *w, const pubsub_subscribe_t *req,
+pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
                                  pubsub_subscribed_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -222,7 +222,7 @@ pubsub_status_t pubsub_subscribe(server_t *w, const pubsub_subscribe_t *req,
     return st;
 }
 
-void pubsub_unsubscribe(server_t *w, trie_sub_t *sub)
+void pubsub_unsubscribe(worker_t *w, trie_sub_t *sub)
 {
     bridge_t *br = w->broker->bridge;
     if (br == NULL) {

@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct server_s server_t;
+typedef struct worker_s worker_t;
 typedef struct perms_s perms_t;
 typedef struct apikey_s apikey_t;
 typedef struct hr_op_s hr_op_t;
@@ -85,7 +85,7 @@ typedef struct pubsub_published_s {
  * worker's subscribers get the message before this returns (before the
  * publisher's ack is queued); the other workers in their next loop turn.
  */
-pubsub_status_t pubsub_publish(server_t *w, const pubsub_publish_t *req, pubsub_published_t *out);
+pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_published_t *out);
 
 typedef struct pubsub_subscribe_s {
     subscriber_t *sub;
@@ -119,13 +119,13 @@ typedef struct pubsub_subscribed_s {
  * PUBSUB_NO_PATTERNS, PUBSUB_FORBIDDEN, PUBSUB_LIMIT with nothing changed.
  * Updates the worker's gauges.
  */
-pubsub_status_t pubsub_subscribe(server_t *w, const pubsub_subscribe_t *req,
+pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
                                  pubsub_subscribed_t *out);
 
 /* Removes one subscription from the worker's trie and, when it was the
  * pattern's last subscriber there, tells the Redis bridge. `sub` is freed;
  * the caller updates the gauges once it removed what it removes. Never
  * during a fan-out walk (the close path or a request). */
-void pubsub_unsubscribe(server_t *w, trie_sub_t *sub);
+void pubsub_unsubscribe(worker_t *w, trie_sub_t *sub);
 
 #endif

@@ -18,7 +18,7 @@
 void router_push_all(broker_t *b, xmsg_t *m)
 {
     for (unsigned i = 0; i < b->nworkers; i++) {
-        server_t *w = b->workers[i];
+        worker_t *w = b->workers[i];
         if (!xqueue_push(&w->inbox, m)) {
             /* Counted for the worker that misses the message. */
             METRIC_ADD_SHARED(w->metrics.inbox_dropped, 1);
@@ -27,7 +27,7 @@ void router_push_all(broker_t *b, xmsg_t *m)
     }
 }
 
-void router_wake_others(server_t *s)
+void router_wake_others(worker_t *s)
 {
     /* libuv coalesces sends that arrive before the loop runs. */
     broker_t *b = s->broker;
@@ -66,7 +66,7 @@ unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str
 typedef struct {
     frame_buf_t *fb;
     xmsg_t *msg;
-    server_t *server;
+    worker_t *server;
     size_t undelivered; /* matched but not queued: closing or just dropped */
 } fanout_t;
 
@@ -97,7 +97,7 @@ static int deliver_cb(trie_client_t *client, void *user_data)
     return 0;
 }
 
-static void deliver_one(server_t *s, xmsg_t *m)
+static void deliver_one(worker_t *s, xmsg_t *m)
 {
     frame_buf_t *fb = xmsg_worker_buf(m, s->index);
     fanout_t f = {.fb = fb, .msg = m, .server = s, .undelivered = 0};
@@ -108,7 +108,7 @@ static void deliver_one(server_t *s, xmsg_t *m)
     frame_buf_unref(fb); /* the worker's own reference; writes hold theirs */
 }
 
-void router_drain_pushed(server_t *s)
+void router_drain_pushed(worker_t *s)
 {
     /* Every push counted in enqueue_pos has claimed its cell; a producer may
      * still be between claiming and filling one (a publish of another shard,
@@ -126,9 +126,9 @@ void router_drain_pushed(server_t *s)
     METRIC_SET(s->metrics.inbox_depth, xqueue_depth(&s->inbox));
 }
 
-void router_drain(server_t *s)
+void router_drain(worker_t *s)
 {
-    unsigned budget = SERVER_INBOX_BATCH;
+    unsigned budget = WORKER_INBOX_BATCH;
     xmsg_t *m;
     while (budget > 0 && (m = xqueue_pop(&s->inbox)) != NULL) {
         budget--;

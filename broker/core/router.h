@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct server_s server_t;
+typedef struct worker_s worker_t;
 typedef struct conn_s conn_t;
 
 typedef struct broker_s broker_t;
@@ -43,7 +43,7 @@ typedef struct xmsg_s xmsg_t;
 void router_push_all(broker_t *b, xmsg_t *m);
 
 /* Wakes every worker but `s` to drain its inbox. */
-void router_wake_others(server_t *s);
+void router_wake_others(worker_t *s);
 
 /* Delivers a message that came from another node through Redis: `seq` is the
  * origin node's (for a clustered history topic, history_redis.h, `epoch` and
@@ -55,17 +55,17 @@ void router_wake_others(server_t *s);
 unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                              wsb_str_t data_json);
 
-/* Delivers up to SERVER_INBOX_BATCH messages from the worker's inbox to its
+/* Delivers up to WORKER_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,
  * right after a publish, and before a connection's input is handled (so a
  * reply never overtakes a message published before the request was sent). */
-void router_drain(server_t *s);
+void router_drain(worker_t *s);
 
 /* Delivers every message pushed into the worker's inbox before the call
  * (whatever the batch size), waiting for a push in progress to complete. A
  * subscribe with recovery calls it with the topic's shard lock held
  * (ws_session.c): after it, every message of that topic with a seq up to the
  * current one has been delivered, and none after it has been pushed yet. */
-void router_drain_pushed(server_t *s);
+void router_drain_pushed(worker_t *s);
 
 #endif

@@ -85,9 +85,9 @@ static void healthz(conn_t *c, bool keep_alive)
 
 static void metrics(conn_t *c, bool keep_alive)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     broker_t *b = s->broker;
-    server_update_gauges(s); /* our own gauges, current to this turn */
+    worker_update_gauges(s); /* our own gauges, current to this turn */
     metrics_gauges_t g = {
         .topics = seqtab_count(b->seqtab),
         .uptime_seconds = (double)broker_uptime_ns(b) / 1e9,
@@ -395,7 +395,7 @@ bool http_api_body_too_large(conn_t *c, const wsb_http_request_t *req)
 
 void http_api_handle(conn_t *c, const wsb_http_request_t *req)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     bool keep_alive = wsb_http_request_keep_alive(req);
     wsb_str_t method = wsb_http_request_method(req);
     wsb_str_t url = wsb_http_request_url(req);

@@ -46,7 +46,7 @@ struct resp_conn_s {
     bool quit;        /* close once the output is written */
     bool slow;        /* over its output bound as a subscriber: close */
     bool read_paused; /* its replies are over max_outbound_bytes */
-    bool pub_paused;  /* a worker inbox is filling (server_inbox_pressure) */
+    bool pub_paused;  /* a worker inbox is filling (worker_inbox_pressure) */
     bool reading;     /* uv_read_start in effect */
     bool writing;
     bool authed;
@@ -63,7 +63,7 @@ struct resp_conn_s {
 };
 
 struct resp_listener_s {
-    server_t *s;
+    worker_t *s;
     uv_tcp_t tcp;
     bool open;
     resp_conn_t *conns;
@@ -162,20 +162,20 @@ static void conn_free_resp(resp_conn_t *c)
 static void on_conn_closed(uv_handle_t *h)
 {
     resp_conn_t *c = h->data;
-    server_t *s = c->l->s;
+    worker_t *s = c->l->s;
     c->handle_closed = true;
     /* Still listed as dirty: the flush frees it. */
     if (!c->dirty) {
         conn_free_resp(c);
     }
     if (s->shutting_down && resp_connection_count(s) == 0) {
-        server_shutdown(s); /* the drain may be complete now */
+        worker_shutdown(s); /* the drain may be complete now */
     }
 }
 
 static void remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
 {
-    server_t *s = c->l->s;
+    worker_t *s = c->l->s;
     uint32_t kept = 0;
     for (uint32_t i = 0; i < c->nsubs; i++) {
         bool drop = (glob_only && c->subs[i].glob) || (channels_only && !c->subs[i].glob);
@@ -186,7 +186,7 @@ static void remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
         }
     }
     c->nsubs = kept;
-    server_update_gauges(s);
+    worker_update_gauges(s);
 }
 
 static void conn_close_resp(resp_conn_t *c)
@@ -281,7 +281,7 @@ static void flush_conn(resp_conn_t *c)
     c->writing = true;
 }
 
-void resp_flush_dirty(server_t *s)
+void resp_flush_dirty(worker_t *s)
 {
     resp_listener_t *l = s->resp;
     if (l == NULL) {
@@ -565,7 +565,7 @@ static void cluster_publish_done(hr_op_t *op)
 
 static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
 {
-    server_t *s = c->l->s;
+    worker_t *s = c->l->s;
     const char *why = NULL;
     char msg[256];
     if (wsb_topic_check(topic.p, topic.len, WSB_TOPIC_EXACT, &why) != 0) {
@@ -630,7 +630,7 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         c->pub_paused = true;
         c->l->npub_paused++;
         METRIC_ADD(s->metrics.publisher_pauses, 1);
-        server_watch_pressure(s);
+        worker_watch_pressure(s);
     }
     /* Redis answers with the number of receivers, which no node knows here
      * (other workers and nodes deliver later): the message's seq (>= 1). */
@@ -656,7 +656,7 @@ static int find_sub(const resp_conn_t *c, wsb_str_t name, bool glob)
 
 static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
 {
-    server_t *s = c->l->s;
+    worker_t *s = c->l->s;
     const char *why = NULL;
     if (wsb_topic_check(name.p, name.len, glob ? WSB_TOPIC_PATTERN : WSB_TOPIC_EXACT, &why) != 0) {
         char msg[300];
@@ -753,7 +753,7 @@ static void cmd_unsubscribe(resp_conn_t *c, wsb_str_t *argv, size_t argc)
             }
         }
     }
-    server_update_gauges(c->l->s);
+    worker_update_gauges(c->l->s);
 }
 
 static void cmd_reset(resp_conn_t *c, wsb_str_t *argv, size_t argc)
@@ -884,7 +884,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     resp_conn_t *c = h->data;
-    server_t *s = c->l->s;
+    worker_t *s = c->l->s;
     buf->base = (char *)s->read_buf;
     buf->len = sizeof(s->read_buf);
 }
@@ -957,12 +957,12 @@ static void resume_reading(resp_conn_t *c)
     process(c);
 }
 
-bool resp_publishers_paused(const server_t *s)
+bool resp_publishers_paused(const worker_t *s)
 {
     return s->resp != NULL && s->resp->npub_paused > 0;
 }
 
-void resp_resume_publishers(server_t *s)
+void resp_resume_publishers(worker_t *s)
 {
     resp_listener_t *l = s->resp;
     resp_conn_t *next;
@@ -1046,7 +1046,7 @@ static void on_connection(uv_stream_t *server, int status)
     METRIC_ADD(l->s->metrics.resp_connections_accepted, 1);
 }
 
-int resp_listener_start(server_t *s)
+int resp_listener_start(worker_t *s)
 {
     const config_t *cfg = s->cfg;
     resp_listener_t *l = xcalloc(1, sizeof(*l));
@@ -1112,7 +1112,7 @@ static void on_listener_closed(uv_handle_t *h)
     (void)h;
 }
 
-void resp_listener_shutdown(server_t *s)
+void resp_listener_shutdown(worker_t *s)
 {
     resp_listener_t *l = s->resp;
     if (l == NULL) {
@@ -1137,7 +1137,7 @@ void resp_listener_shutdown(server_t *s)
     }
 }
 
-void resp_listener_close_all(server_t *s)
+void resp_listener_close_all(worker_t *s)
 {
     resp_listener_t *l = s->resp;
     while (l != NULL && l->conns != NULL) {
@@ -1145,13 +1145,13 @@ void resp_listener_close_all(server_t *s)
     }
 }
 
-void resp_listener_free(server_t *s)
+void resp_listener_free(worker_t *s)
 {
     free(s->resp);
     s->resp = NULL;
 }
 
-size_t resp_connection_count(const server_t *s)
+size_t resp_connection_count(const worker_t *s)
 {
     return s->resp != NULL ? s->resp->nconns : 0;
 }

@@ -19,7 +19,7 @@
  * most max_outbound_bytes: a subscriber beyond it is disconnected (slow
  * consumer), a client whose replies pile up stops being read until it reads.
  *
- * Ownership: the listener belongs to worker 0 (server_t.resp); connections
+ * Ownership: the listener belongs to worker 0 (worker_t.resp); connections
  * are freed in their close callbacks.
  */
 #ifndef WSB_BROKER_RESP_SESSION_H
@@ -30,36 +30,36 @@
 
 #include <stdbool.h>
 
-typedef struct server_s server_t;
+typedef struct worker_s worker_t;
 typedef struct resp_listener_s resp_listener_t;
 
 /* Binds resp.host:resp.port on worker `s`'s loop, logs
  * "msg=listening proto=resp addr=..." and writes resp.port_file. Returns 0,
  * or -1 after logging why. Main thread, before the loop runs. */
-int resp_listener_start(server_t *s);
+int resp_listener_start(worker_t *s);
 
 /* Stops accepting; every RESP connection stops being read and loses its
  * subscriptions, gets what is queued for it written, then is closed (the
  * server's drain waits for them, bounded by shutdown_timeout). Idempotent. */
-void resp_listener_shutdown(server_t *s);
+void resp_listener_shutdown(worker_t *s);
 
 /* Closes every RESP connection now, written or not (shutdown timeout). */
-void resp_listener_close_all(server_t *s);
+void resp_listener_close_all(worker_t *s);
 
 /* Frees the listener after its loop ended. */
-void resp_listener_free(server_t *s);
+void resp_listener_free(worker_t *s);
 
 /* Writes what RESP connections queued this loop turn (the server's flush). */
-void resp_flush_dirty(server_t *s);
+void resp_flush_dirty(worker_t *s);
 
 /* True while some RESP publisher is paused for inbox pressure. */
-bool resp_publishers_paused(const server_t *s);
+bool resp_publishers_paused(const worker_t *s);
 
 /* Resumes the RESP publishers paused for inbox pressure (worker.c's pressure
  * timer, once every inbox is back under its low mark). */
-void resp_resume_publishers(server_t *s);
+void resp_resume_publishers(worker_t *s);
 
 /* Open RESP connections (a gauge). */
-size_t resp_connection_count(const server_t *s);
+size_t resp_connection_count(const worker_t *s);
 
 #endif

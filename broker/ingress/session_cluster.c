@@ -43,7 +43,7 @@ int cluster_rule(const broker_t *b, wsb_str_t topic)
     return history_rules_match(&b->history_rules, topic);
 }
 
-hr_op_t *cluster_op_new(server_t *s, int kind, wsb_str_t topic, wsb_str_t data_json, int rule)
+hr_op_t *cluster_op_new(worker_t *s, int kind, wsb_str_t topic, wsb_str_t data_json, int rule)
 {
     hr_op_t *op = hr_op_new(kind, topic, data_json);
     const history_rule_t *r = &s->broker->history_rules.rules[rule];
@@ -55,7 +55,7 @@ hr_op_t *cluster_op_new(server_t *s, int kind, wsb_str_t topic, wsb_str_t data_j
 
 void cluster_complete(hr_op_t *op)
 {
-    server_t *s = op->worker;
+    worker_t *s = op->worker;
     /* Cannot fail: the queue holds redis.queue_size ops and no more are in
      * flight (hr_submit). */
     while (!xqueue_push(&s->cluster_done, op)) {
@@ -64,7 +64,7 @@ void cluster_complete(hr_op_t *op)
     uv_async_send(&s->inbox_async);
 }
 
-void cluster_drain(server_t *s)
+void cluster_drain(worker_t *s)
 {
     if (s->cluster_done.cells == NULL) {
         return;
@@ -79,7 +79,7 @@ void cluster_drain(server_t *s)
     }
 }
 
-void cluster_worker_free(server_t *s)
+void cluster_worker_free(worker_t *s)
 {
     if (s->cluster_done.cells == NULL) {
         return;
@@ -187,7 +187,7 @@ static void set_floor(session_t *s, const hr_op_t *op)
 /* A finished read at the head of the FIFO: ack, replay, held live messages. */
 static void emit_read(session_t *s, hr_op_t *op)
 {
-    server_t *srv = s->conn->server;
+    worker_t *srv = s->conn->server;
     bool since = op->mode == HR_READ_SINCE;
     if (op->status != 0) {
         /* Redis unavailable: no position to give, nothing replayed. */

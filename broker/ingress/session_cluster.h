@@ -44,7 +44,7 @@
 #include <stdbool.h>
 
 typedef struct session_s session_t;
-typedef struct server_s server_t;
+typedef struct worker_s worker_t;
 typedef struct broker_s broker_t;
 typedef struct frame_buf_s frame_buf_t;
 
@@ -60,16 +60,16 @@ int cluster_rule(const broker_t *b, wsb_str_t topic);
  * cluster_rule() returned). Owner: the caller until it is submitted
  * (bridge_history_submit), then whoever its done_cb hands it to; freed with
  * hr_op_free(). The caller sets owner and done_cb. Aborts on OOM. */
-hr_op_t *cluster_op_new(server_t *s, int kind, wsb_str_t topic, wsb_str_t data_json, int rule);
+hr_op_t *cluster_op_new(worker_t *s, int kind, wsb_str_t topic, wsb_str_t data_json, int rule);
 
 /* Hands a finished op back to its worker. Any thread (the bridge's). */
 void cluster_complete(hr_op_t *op);
 
 /* Runs the callbacks of the ops handed back to `s` (frees orphans). */
-void cluster_drain(server_t *s);
+void cluster_drain(worker_t *s);
 
 /* Frees what is left in the worker's queue (after the bridge thread ended). */
-void cluster_worker_free(server_t *s);
+void cluster_worker_free(worker_t *s);
 
 /* A publish to a clustered topic, submitted by the core (pubsub_publish,
  * with session_cluster_op_done as its done_cb): the ack, and every reply

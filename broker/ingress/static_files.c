@@ -124,7 +124,7 @@ struct static_load_s {
  * and share one buffer). Freed by its after-work callback. */
 struct static_read_s {
     uv_work_t work;
-    server_t *server;
+    worker_t *server;
     struct static_read_s *next; /* the cache's reads in progress */
     static_load_t *waiters;
     const char *root;
@@ -213,7 +213,7 @@ static static_entry_t *cache_find(static_cache_t *cache, const char *path)
 }
 
 /* The worker's cache, created on first use. */
-static static_cache_t *cache_of(server_t *s)
+static static_cache_t *cache_of(worker_t *s)
 {
     if (s->static_cache == NULL) {
         s->static_cache = xcalloc(1, sizeof(*s->static_cache));
@@ -223,7 +223,7 @@ static static_cache_t *cache_of(server_t *s)
 
 /* Caches `body` (a reference is taken) for `path`, replacing an older
  * version and evicting the least recently used entries to stay in bounds. */
-static void cache_put(server_t *s, const char *path, const struct stat *st, frame_buf_t *body)
+static void cache_put(worker_t *s, const char *path, const struct stat *st, frame_buf_t *body)
 {
     static_cache_t *cache = cache_of(s);
     static_entry_t *old = cache_find(cache, path);

@@ -189,7 +189,7 @@ static void reply_subscribe_refused(session_t *s, const wsb_msg_t *m, pubsub_sta
 
 static void op_subscribe(session_t *s, const wsb_msg_t *m)
 {
-    server_t *srv = s->conn->server;
+    worker_t *srv = s->conn->server;
     pubsub_subscribe_t req = {
         .sub = &s->sub,
         .pattern = m->topic,
@@ -237,7 +237,7 @@ static void remove_subscription(session_t *s, uint32_t i)
     /* clear_gap needs the pattern, which pubsub_unsubscribe frees. */
     clear_gap(s, (wsb_str_t){trie_sub_pattern(sub), strlen(trie_sub_pattern(sub))});
     pubsub_unsubscribe(s->conn->server, sub);
-    server_update_gauges(s->conn->server);
+    worker_update_gauges(s->conn->server);
     s->subs[i] = s->subs[--s->nsubs];
 }
 
@@ -341,13 +341,13 @@ static void free_creds(session_t *s)
  * epoch) stops being valid, leeway included. The verifier bounds exp to
  * 0..WSB_JWT_MAX_TIME (year 9999) and auth.leeway is at most an hour, so no
  * step below can overflow: at most ~2.6e14 ms are added to the loop clock. */
-static uint64_t token_deadline_ms(server_t *srv, int64_t exp)
+static uint64_t token_deadline_ms(worker_t *srv, int64_t exp)
 {
     if (exp > WSB_JWT_MAX_TIME) {
         exp = WSB_JWT_MAX_TIME; /* not reached: the verifier refuses such tokens */
     }
     int64_t left_s = exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) - (int64_t)time(NULL);
-    return server_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
+    return worker_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
 }
 
 /* Takes over `claims` (heap; freed here) as the session's credentials:
@@ -394,12 +394,12 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
  * valid or not, so that a flood of malformed requests is limited too. */
 static bool within_rate(session_t *s, size_t len)
 {
-    server_t *srv = s->conn->server;
+    worker_t *srv = s->conn->server;
     const config_t *cfg = srv->cfg;
     if (cfg->rate_messages == 0 && cfg->rate_bytes == 0) {
         return true;
     }
-    uint64_t now = server_now(srv);
+    uint64_t now = worker_now(srv);
     double burst = cfg->rate_burst ? cfg->rate_burst : cfg->rate_messages;
     double byte_burst = (double)cfg->rate_bytes;
     if (byte_burst < (double)cfg->max_message_size) {
@@ -489,7 +489,7 @@ static bool is_open(const session_t *s)
  * here, not from the last bytes read. */
 static void frame_done(session_t *s)
 {
-    s->conn->last_rx_ms = server_now(s->conn->server);
+    s->conn->last_rx_ms = worker_now(s->conn->server);
 }
 
 static int on_message_begin(void *ud, int opcode)
@@ -668,7 +668,7 @@ static const subscriber_ops_t subscriber_ops = {
 
 session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
 {
-    server_t *srv = c->server;
+    worker_t *srv = c->server;
     session_t *s = xcalloc(1, sizeof(*s));
     subscriber_init(&s->sub, &subscriber_ops, s);
     s->conn = c;
@@ -683,7 +683,7 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     } else {
         s->perms = &no_perms;
         /* No permissions until an auth message brings a token. */
-        s->auth_deadline_ms = server_now(srv) + srv->cfg->auth_timeout_ms;
+        s->auth_deadline_ms = worker_now(srv) + srv->cfg->auth_timeout_ms;
     }
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);

@@ -47,13 +47,13 @@ static void http_unblock(conn_t *c);
 void conn_free(conn_t *c)
 {
     assert(c->state == CONN_CLOSED && c->handles_open == 0 && !c->dirty);
-    server_t *s = c->server;
+    worker_t *s = c->server;
     s->outbound_bytes -= outq_bytes(&c->outq);
     outq_clear(&c->outq);
     tls_conn_free(c->tls);
     free(c);
     if (s->shutting_down && s->nconns == 0) {
-        server_shutdown(s); /* lets the shutdown finish now instead of at its timer */
+        worker_shutdown(s); /* lets the shutdown finish now instead of at its timer */
     }
 }
 
@@ -76,7 +76,7 @@ void conn_close(conn_t *c)
     if (c->state == CONN_CLOSED) {
         return;
     }
-    server_t *s = c->server;
+    worker_t *s = c->server;
     assert(!s->in_fanout);
     conn_resume_publisher(c); /* leaves the server's paused list */
     c->state = CONN_CLOSED;
@@ -112,7 +112,7 @@ void conn_close(conn_t *c)
         auth_ip_release(&s->broker->auth, c->ip);
         c->ip_counted = false;
     }
-    server_update_gauges(s);
+    worker_update_gauges(s);
     /* A conn still on the dirty list stays allocated until the flush has
      * taken it off (see on_handle_closed). */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -123,7 +123,7 @@ void conn_close(conn_t *c)
  * for its timeouts instead of a uv_timer_t. */
 static void timer_in(conn_t *c, uint64_t ms)
 {
-    c->deadline_ms = ms == 0 ? 0 : server_now(c->server) + ms;
+    c->deadline_ms = ms == 0 ? 0 : worker_now(c->server) + ms;
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -147,7 +147,7 @@ static bool http_holding(const conn_t *c)
  * input behind a deferred HTTP response (conn_http_defer) hold it back. */
 static void update_reading(conn_t *c)
 {
-    bool held_full = http_holding(c) && c->http_held_len >= SERVER_READ_BUF_SIZE;
+    bool held_full = http_holding(c) && c->http_held_len >= WORKER_READ_BUF_SIZE;
     bool want = !c->read_paused && !c->pub_paused && !held_full;
     if (c->state == CONN_CLOSED || want == c->reading) {
         return;
@@ -174,7 +174,7 @@ static void apply_read_backpressure(conn_t *c)
 
 void conn_pause_publisher(conn_t *c)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     if (c->pub_paused || c->state == CONN_CLOSED) {
         return;
     }
@@ -187,12 +187,12 @@ void conn_pause_publisher(conn_t *c)
     }
     s->paused = c;
     update_reading(c);
-    server_watch_pressure(s);
+    worker_watch_pressure(s);
 }
 
 void conn_resume_publisher(conn_t *c)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     if (!c->pub_paused) {
         return;
     }
@@ -229,7 +229,7 @@ static void on_write(uv_write_t *req, int status)
 {
     conn_t *c = req->data;
     free(req); /* allocated per uv_write: an idle connection holds no request */
-    server_t *s = c->server;
+    worker_t *s = c->server;
     size_t before = outq_bytes(&c->outq);
     c->writing = false;
     outq_complete_inflight(&c->outq);
@@ -278,7 +278,7 @@ static void on_tls_write(uv_write_t *req, int status)
  * buffers are read, never copied per subscriber beyond this staging. */
 static int tls_encrypt_queued(conn_t *c)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     uv_buf_t bufs[FLUSH_IOV_MAX];
     while (outq_pending_bytes(&c->outq) > 0 && tls_conn_out_pending(c->tls) < TLS_OUT_HIGH) {
         size_t total = 0;
@@ -311,7 +311,7 @@ static int tls_encrypt_queued(conn_t *c)
  * uv_write that owns its copy. */
 static int tls_write_out(conn_t *c)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     size_t pending = tls_conn_out_pending(c->tls);
     if (pending == 0) {
         return 0;
@@ -377,7 +377,7 @@ static void tls_flush(conn_t *c)
 
 void conn_flush(conn_t *c)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     if (c->state == CONN_CLOSED || c->writing) {
         return;
     }
@@ -430,7 +430,7 @@ void conn_flush(conn_t *c)
 
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     if (c->state != CONN_WS) {
         return -1;
     }
@@ -441,20 +441,20 @@ int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
     }
     outq_push(&c->outq, frame_buf_ref(fb), off, len);
     s->outbound_bytes += len;
-    server_mark_dirty(s, c);
+    worker_mark_dirty(s, c);
     return 0;
 }
 
 void conn_send_always(conn_t *c, frame_buf_t *fb)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     if (c->state == CONN_CLOSED) {
         frame_buf_unref(fb);
         return;
     }
     outq_push(&c->outq, fb, 0, fb->len);
     s->outbound_bytes += fb->len;
-    server_mark_dirty(s, c);
+    worker_mark_dirty(s, c);
     apply_read_backpressure(c);
 }
 
@@ -467,7 +467,7 @@ void conn_linger(conn_t *c)
     }
     c->state = CONN_LINGER;
     timer_in(c, c->server->cfg->close_timeout_ms);
-    server_mark_dirty(c->server, c); /* the flush starts the shutdown */
+    worker_mark_dirty(c->server, c); /* the flush starts the shutdown */
 }
 
 void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending)
@@ -475,7 +475,7 @@ void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending)
     if (c->state != CONN_WS) {
         return;
     }
-    server_t *s = c->server;
+    worker_t *s = c->server;
     if (drop_pending) {
         s->outbound_bytes -= outq_drop_pending(&c->outq);
     }
@@ -575,7 +575,7 @@ static int socket_ip(conn_t *c, uint8_t ip[16]);
  * accept and is left alone: its header is the client's own claim. */
 static bool admit_forwarded(conn_t *c, const wsb_http_request_t *req)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     const config_t *cfg = s->cfg;
     uint8_t peer[16];
     if (cfg->ntrusted == 0 || socket_ip(c, peer) != 0 ||
@@ -617,7 +617,7 @@ static bool admit_forwarded(conn_t *c, const wsb_http_request_t *req)
  * HTTP mode and may parse the next pipelined request. */
 static bool http_dispatch(conn_t *c)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     const config_t *cfg = s->cfg;
     wsb_http_request_t *req = c->http;
     const char *host_error = wsb_http_request_host_error(req);
@@ -653,9 +653,9 @@ static bool http_dispatch(conn_t *c)
 }
 
 /* Keeps input that arrives behind a deferred response (see conn_http_defer).
- * Reading stops at SERVER_READ_BUF_SIZE held bytes, so this takes at most
+ * Reading stops at WORKER_READ_BUF_SIZE held bytes, so this takes at most
  * one more read past that (over TLS: its plaintext, plus a record that was
- * incomplete before it): under 3 * SERVER_READ_BUF_SIZE in all. */
+ * incomplete before it): under 3 * WORKER_READ_BUF_SIZE in all. */
 static void http_hold(conn_t *c, const char *data, size_t len)
 {
     size_t need = (size_t)c->http_held_len + len;
@@ -679,7 +679,7 @@ static void http_hold(conn_t *c, const char *data, size_t len)
  * on other connections' peers. */
 static bool http_output_full(const conn_t *c, size_t conn_limit)
 {
-    const server_t *s = c->server;
+    const worker_t *s = c->server;
     size_t queued = outq_bytes(&c->outq);
     return queued > conn_limit || (queued > 0 && s->outbound_bytes > s->outbound_limit);
 }
@@ -829,7 +829,7 @@ static void refuse_credentials(conn_t *c, const wsb_handshake_t *hs, int code, c
         refusal_respond(c, 403, body, NULL);
         return;
     }
-    server_t *s = c->server;
+    worker_t *s = c->server;
     METRIC_ADD(s->metrics.handshake_failures, 1);
     char origin[136];
     (void)snprintf(origin, sizeof(origin), "%.*s",
@@ -878,7 +878,7 @@ static int request_token(const wsb_http_request_t *req, char *out, size_t cap)
 
 static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     broker_t *b = s->broker;
     const config_t *cfg = s->cfg;
     wsb_handshake_t hs;
@@ -939,12 +939,12 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     c->http = NULL;
     c->state = CONN_WS;
     s->nws++;
-    server_update_gauges(s);
+    worker_update_gauges(s);
     METRIC_ADD(s->metrics.ws_upgrades, 1);
     c->session = session_new(c, echo, claims);
-    c->last_rx_ms = server_now(s);
+    c->last_rx_ms = worker_now(s);
     c->session->keepalive_due_ms =
-        server_now(s) + (cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);
+        worker_now(s) + (cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);
     conn_ws_rearm(c);
 }
 
@@ -996,7 +996,7 @@ static void conn_dispatch(conn_t *c, char *data, size_t len)
  * flush at the end of this loop turn. */
 static void tls_read(conn_t *c, const uint8_t *data, size_t len)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     if (tls_conn_feed(c->tls, data, len) != 0) {
         conn_close(c);
         return;
@@ -1023,7 +1023,7 @@ static void tls_read(conn_t *c, const uint8_t *data, size_t len)
         return;
     }
     if (c->state != CONN_CLOSED) {
-        server_mark_dirty(s, c);
+        worker_mark_dirty(s, c);
     }
 }
 
@@ -1040,7 +1040,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    server_t *s = c->server;
+    worker_t *s = c->server;
     /* Whatever was published before these bytes were sent (e.g. acked to
      * another client on another worker) is delivered before we answer them:
      * a reply never overtakes a message that was published earlier. */
@@ -1060,9 +1060,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void ws_keepalive(conn_t *c)
 {
-    server_t *s = c->server;
+    worker_t *s = c->server;
     const config_t *cfg = s->cfg;
-    uint64_t now = server_now(s);
+    uint64_t now = worker_now(s);
     uint64_t silent = now - c->last_rx_ms;
     if (cfg->idle_timeout_ms > 0 && silent >= cfg->idle_timeout_ms) {
         METRIC_ADD(s->metrics.idle_timeouts, 1);
@@ -1090,7 +1090,7 @@ static void ws_keepalive(conn_t *c)
 static void ws_deadline(conn_t *c)
 {
     session_t *ss = c->session;
-    uint64_t now = server_now(c->server);
+    uint64_t now = worker_now(c->server);
     if (ss->auth_deadline_ms != 0 && now >= ss->auth_deadline_ms) {
         log_debug("auth deadline", "peer=%s why=%s", conn_peer(c),
                   ss->authed ? "token expired" : "authentication timeout");
@@ -1199,7 +1199,7 @@ static void peer_ip(conn_t *c)
     }
 }
 
-void conn_accept(server_t *s, bool tls)
+void conn_accept(worker_t *s, bool tls)
 {
     conn_t *c = xcalloc(1, sizeof(*c));
     c->server = s;
@@ -1213,7 +1213,7 @@ void conn_accept(server_t *s, bool tls)
     }
     s->conns = c;
     s->nconns++;
-    server_update_gauges(s);
+    worker_update_gauges(s);
     c->state = CONN_HTTP;
     uv_stream_t *listener = tls ? (uv_stream_t *)&s->tls_listener : (uv_stream_t *)&s->listener;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
@@ -1229,7 +1229,7 @@ void conn_accept(server_t *s, bool tls)
     }
     METRIC_ADD(s->metrics.connections_accepted, 1);
     uv_tcp_nodelay(&c->tcp, 1);
-    c->last_rx_ms = server_now(s);
+    c->last_rx_ms = worker_now(s);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
         conn_close(c);
         return;

@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-typedef struct server_s server_t;
+typedef struct worker_s worker_t;
 typedef struct session_s session_t;
 typedef struct conn_s conn_t;
 
@@ -40,7 +40,7 @@ typedef enum { CONN_HTTP = 0, CONN_WS, CONN_WS_CLOSING, CONN_LINGER, CONN_CLOSED
 
 struct conn_s {
     uv_tcp_t tcp;
-    server_t *server;
+    worker_t *server;
     conn_t *prev, *next; /* server->conns */
     conn_t *dirty_next;  /* server->dirty */
     conn_state_t state;
@@ -83,7 +83,7 @@ const char *conn_peer(conn_t *c);
 void conn_on_deadline(conn_t *c);
 
 /* Accepts a pending connection from the server's plain or TLS listener. */
-void conn_accept(server_t *s, bool tls);
+void conn_accept(worker_t *s, bool tls);
 
 /* Re-arms a WebSocket's deadline: the earlier of its next keepalive and
  * its session's auth deadline (auth timeout or token expiry). */
@@ -127,7 +127,7 @@ void conn_http_respond_shared(conn_t *c, frame_buf_t *head, frame_buf_t *body, b
  *    copy: the worker's read buffer is reused by the next read). Reading
  *    goes on, so a peer that disconnects is noticed and conn_close() cancels
  *    the wait (http_api_cancel), but stops once http_held holds
- *    SERVER_READ_BUF_SIZE bytes (64 KiB): one more read at most is held;
+ *    WORKER_READ_BUF_SIZE bytes (64 KiB): one more read at most is held;
  *  - the header/keep-alive deadline is off: the wait ends when Redis
  *    answers or fails (the bridge fails every op when it stops, so a
  *    shutdown ends it too).
@@ -152,7 +152,7 @@ void conn_http_defer(conn_t *c);
 void conn_http_resume(conn_t *c);
 
 /* Stops reading from a publisher while the workers' inboxes are filling up;
- * the server resumes it when they have drained (server_watch_pressure). */
+ * the server resumes it when they have drained (worker_watch_pressure). */
 void conn_pause_publisher(conn_t *c);
 void conn_resume_publisher(conn_t *c);
 

@@ -75,8 +75,8 @@ static const subscriber_ops_t fake_ops = {fake_deliver, fake_gap, fake_close};
 typedef struct {
     config_t cfg;
     broker_t b;
-    server_t *w; /* workers[0] */
-    server_t *workers[2];
+    worker_t *w; /* workers[0] */
+    worker_t *workers[2];
 } world_t;
 
 /* `nworkers` workers driven by hand from this thread (no loop runs). */
@@ -88,7 +88,7 @@ static world_t *world_new_n(const char *history, unsigned nworkers)
     char err[256];
     assert_int_equal(history_rules_parse(history, &x->b.history_rules, err, sizeof err), 0);
     for (unsigned i = 0; i < nworkers; i++) {
-        server_t *w = calloc(1, sizeof(server_t));
+        worker_t *w = calloc(1, sizeof(worker_t));
         assert_int_equal(uv_loop_init(&w->loop), 0);
         w->broker = &x->b;
         w->cfg = &x->cfg;
@@ -114,7 +114,7 @@ static world_t *world_new(const char *history)
 static void world_free(world_t *x)
 {
     for (unsigned i = 0; i < x->b.nworkers; i++) {
-        server_t *w = x->workers[i];
+        worker_t *w = x->workers[i];
         router_drain_pushed(w); /* releases what is still queued */
         uv_close((uv_handle_t *)&w->inbox_async, NULL);
         assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
