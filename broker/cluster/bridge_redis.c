@@ -850,7 +850,7 @@ bridge_t *bridge_new(broker_t *b)
     br->b = b;
     br->cfg = b->cfg;
     if (config_parse_redis_url(b->cfg->redis_url, &br->url) != 0) {
-        abort(); /* validated by config.c */
+        abort(); /* validated at load (config_keys.c) */
     }
     br->prefix_len = strlen(b->cfg->redis_prefix);
     br->max_envelope = b->cfg->max_message_size + ENVELOPE_OVERHEAD;

@@ -40,7 +40,7 @@ bool proxy_entry_valid(const char *p, size_t len);
 
 /* Parses a comma-separated trusted_proxies value ("" = none). Returns 0 with
  * *out (NULL when empty; free() it) and *n, or -1 naming nothing on a bad entry
- * (config.c validates entries first and names the key). */
+ * (config_keys.c validates entries first and names the key). */
 int proxy_parse_list(const char *spec, proxy_net_t **out, size_t *n);
 
 /* True if `ip` is inside one of the `n` networks. */

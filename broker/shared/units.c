@@ -159,3 +159,23 @@ int units_parse_bool(const char *s, bool *out)
     }
     return -1;
 }
+
+int units_parse_uint(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0') {
+        return -1;
+    }
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') {
+            return -1;
+        }
+        uint64_t digit = (uint64_t)(*s - '0');
+        if (v > (UINT64_MAX - digit) / 10) {
+            return -1;
+        }
+        v = v * 10 + digit;
+    }
+    *out = v;
+    return 0;
+}
