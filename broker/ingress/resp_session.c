@@ -1,17 +1,12 @@
 /* resp_session.c - the RESP2 ingress on worker 0 (see resp_session.h). */
 #include "ingress/resp_session.h"
 
-#include "app/broker.h"
 #include "app/worker.h"
 #include "cluster/bridge_redis.h"
 #include "cluster/history_redis.h"
 #include "core/pubsub.h"
-#include "core/router.h"
-#include "core/subscriber.h"
 #include "ingress/auth_key.h"
-#include "shared/log.h"
-#include "shared/util.h"
-#include "wsb/resp.h"
+#include "ingress/resp_internal.h"
 #include "wsb/topic.h"
 
 #include <errno.h>
@@ -24,60 +19,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define RESP_MAX_ARGS   1024
-#define RESP_MAX_INLINE ((size_t)64 * 1024)
-#define RESP_REQ_EXTRA  ((size_t)64 * 1024)
-
-typedef struct resp_conn_s resp_conn_t;
-
-typedef struct {
-    trie_sub_t *sub;
-    bool glob; /* PSUBSCRIBE (else SUBSCRIBE) */
-} resp_sub_t;
-
-struct resp_conn_s {
-    subscriber_t sub; /* what the trie holds; the core delivers through it */
-    uv_tcp_t tcp;
-    resp_listener_t *l;
-    resp_conn_t *prev, *next;
-    resp_conn_t *dirty_next;
-    bool dirty;
-    bool closed;
-    bool quit;        /* close once the output is written */
-    bool slow;        /* over its output bound as a subscriber: close */
-    bool read_paused; /* its replies are over max_outbound_bytes */
-    bool pub_paused;  /* a worker inbox is filling (worker_inbox_pressure) */
-    bool reading;     /* uv_read_start in effect */
-    bool writing;
-    bool authed;
-    const apikey_t *key; /* after AUTH with API keys configured: what it may publish */
-    bool handle_closed;  /* the close callback ran */
-    char *in;            /* unparsed input */
-    size_t in_len, in_cap;
-    sbuf_t out;  /* queued output */
-    sbuf_t wbuf; /* output in flight */
-    uv_write_t wreq;
-    resp_sub_t *subs;
-    uint32_t nsubs, subs_cap;
-    hr_op_t *cluster_op; /* clustered history: a PUBLISH waiting for Redis's seq */
-};
-
-struct resp_listener_s {
-    worker_t *s;
-    uv_tcp_t tcp;
-    bool open;
-    resp_conn_t *conns;
-    size_t nconns;
-    resp_conn_t *dirty;
-    size_t npub_paused; /* connections with pub_paused */
-    wsb_resp_limits_t lim;
-    wsb_str_t argv[RESP_MAX_ARGS];
-    uint64_t next_id;
-};
-
 /* ---- output -------------------------------------------------------------------------------- */
 
-static void mark_dirty(resp_conn_t *c)
+void resp_mark_dirty(resp_conn_t *c)
 {
     if (!c->dirty) {
         c->dirty = true;
@@ -86,7 +30,7 @@ static void mark_dirty(resp_conn_t *c)
     }
 }
 
-static size_t queued(const resp_conn_t *c)
+size_t resp_queued(const resp_conn_t *c)
 {
     return c->out.len + c->wbuf.len;
 }
@@ -94,7 +38,7 @@ static size_t queued(const resp_conn_t *c)
 static void out_raw(resp_conn_t *c, const char *s, size_t n)
 {
     sbuf_append(&c->out, s, n);
-    mark_dirty(c);
+    resp_mark_dirty(c);
 }
 
 static void out_str(resp_conn_t *c, const char *s)
@@ -107,7 +51,7 @@ static void out_bulk(resp_conn_t *c, const char *p, size_t n)
     sbuf_printf(&c->out, "$%zu\r\n", n);
     sbuf_append(&c->out, p, n);
     sbuf_append(&c->out, "\r\n", 2);
-    mark_dirty(c);
+    resp_mark_dirty(c);
 }
 
 static void out_bulkz(resp_conn_t *c, const char *s)
@@ -118,19 +62,19 @@ static void out_bulkz(resp_conn_t *c, const char *s)
 static void out_int(resp_conn_t *c, long long v)
 {
     sbuf_printf(&c->out, ":%lld\r\n", v);
-    mark_dirty(c);
+    resp_mark_dirty(c);
 }
 
 static void out_array(resp_conn_t *c, size_t n)
 {
     sbuf_printf(&c->out, "*%zu\r\n", n);
-    mark_dirty(c);
+    resp_mark_dirty(c);
 }
 
-static void out_err(resp_conn_t *c, const char *msg)
+void resp_out_err(resp_conn_t *c, const char *msg)
 {
     sbuf_printf(&c->out, "-%s\r\n", msg);
-    mark_dirty(c);
+    resp_mark_dirty(c);
 }
 
 /* An argument for an error message: printable ASCII only, at most 128 bytes
@@ -146,160 +90,6 @@ static void printable(const wsb_str_t *a, char *out, size_t cap)
         out[n++] = ch;
     }
     out[n] = '\0';
-}
-
-/* ---- lifetime -------------------------------------------------------------------------------- */
-
-static void conn_free_resp(resp_conn_t *c)
-{
-    sbuf_free(&c->out);
-    sbuf_free(&c->wbuf);
-    free(c->in);
-    free(c->subs);
-    free(c);
-}
-
-static void on_conn_closed(uv_handle_t *h)
-{
-    resp_conn_t *c = h->data;
-    worker_t *s = c->l->s;
-    c->handle_closed = true;
-    /* Still listed as dirty: the flush frees it. */
-    if (!c->dirty) {
-        conn_free_resp(c);
-    }
-    if (s->shutting_down && resp_connection_count(s) == 0) {
-        worker_shutdown(s); /* the drain may be complete now */
-    }
-}
-
-static void remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
-{
-    worker_t *s = c->l->s;
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < c->nsubs; i++) {
-        bool drop = (glob_only && c->subs[i].glob) || (channels_only && !c->subs[i].glob);
-        if (drop) {
-            pubsub_unsubscribe(s, c->subs[i].sub);
-        } else {
-            c->subs[kept++] = c->subs[i];
-        }
-    }
-    c->nsubs = kept;
-    worker_update_gauges(s);
-}
-
-static void conn_close_resp(resp_conn_t *c)
-{
-    if (c->closed) {
-        return;
-    }
-    resp_listener_t *l = c->l;
-    c->closed = true;
-    remove_subs(c, true, true);
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        l->conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
-    l->nconns--;
-    if (c->cluster_op != NULL) {
-        c->cluster_op->owner = NULL; /* freed when it comes back (cluster_drain) */
-        c->cluster_op = NULL;
-    }
-    if (c->pub_paused) {
-        c->pub_paused = false;
-        l->npub_paused--;
-    }
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-}
-
-/* ---- writing --------------------------------------------------------------------------------- */
-
-static void flush_conn(resp_conn_t *c);
-static void resume_reading(resp_conn_t *c);
-
-static void on_written(uv_write_t *req, int status)
-{
-    resp_conn_t *c = req->data;
-    c->writing = false;
-    c->wbuf.len = 0;
-    if (c->closed) {
-        return; /* cancelled by the close; the close callback frees */
-    }
-    if (status < 0) {
-        conn_close_resp(c);
-        return;
-    }
-    flush_conn(c);
-}
-
-static void flush_conn(resp_conn_t *c)
-{
-    if (c->closed || c->writing) {
-        return;
-    }
-    if (c->slow) {
-        log_debug("resp: slow subscriber disconnected", "queued=%zu", queued(c));
-        conn_close_resp(c);
-        return;
-    }
-    if (c->out.len == 0) {
-        if (c->quit) {
-            conn_close_resp(c);
-        } else if (c->read_paused) {
-            resume_reading(c);
-        }
-        return;
-    }
-    /* Swap the buffers: the queued bytes go out, new output queues behind. */
-    sbuf_t t = c->wbuf;
-    c->wbuf = c->out;
-    c->out = t;
-    c->out.len = 0;
-    uv_buf_t buf = uv_buf_init(c->wbuf.p, (unsigned)c->wbuf.len);
-    int rc = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-    if (rc == (int)c->wbuf.len) {
-        c->wbuf.len = 0;
-        flush_conn(c); /* quit / resume handling */
-        return;
-    }
-    size_t done = rc > 0 ? (size_t)rc : 0;
-    if (rc < 0 && rc != UV_EAGAIN) {
-        conn_close_resp(c);
-        return;
-    }
-    buf = uv_buf_init(c->wbuf.p + done, (unsigned)(c->wbuf.len - done));
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0) {
-        conn_close_resp(c);
-        return;
-    }
-    c->writing = true;
-}
-
-void resp_flush_dirty(worker_t *s)
-{
-    resp_listener_t *l = s->resp;
-    if (l == NULL) {
-        return;
-    }
-    while (l->dirty != NULL) {
-        resp_conn_t *c = l->dirty;
-        l->dirty = c->dirty_next;
-        c->dirty = false;
-        c->dirty_next = NULL;
-        if (c->closed) {
-            if (c->handle_closed) {
-                conn_free_resp(c); /* its close callback ran while it was listed */
-            }
-            continue;
-        }
-        flush_conn(c);
-    }
 }
 
 /* ---- delivery -------------------------------------------------------------------------------- */
@@ -349,8 +139,8 @@ static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t 
         sbuf_append(&c->out, "\r\n", 2);
         n++;
     }
-    mark_dirty(c);
-    if (queued(c) > c->l->s->cfg->max_outbound_bytes) {
+    resp_mark_dirty(c);
+    if (resp_queued(c) > c->l->s->cfg->max_outbound_bytes) {
         /* Closed by the flush: nothing may leave the trie during a fan-out. */
         c->slow = true;
         return SUBSCRIBER_SKIPPED;
@@ -373,10 +163,10 @@ static void close_cb(void *user_data, int code, const char *why)
     (void)why;
     resp_conn_t *c = user_data;
     c->slow = true;
-    mark_dirty(c);
+    resp_mark_dirty(c);
 }
 
-static const subscriber_ops_t subscriber_ops = {
+const subscriber_ops_t resp_subscriber_ops = {
     .deliver_cb = deliver_cb,
     .gap_cb = gap_cb,
     .close_cb = close_cb,
@@ -404,7 +194,7 @@ static bool arg_is(wsb_str_t a, const char *lit)
 static void cmd_ping(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 {
     if (argc > 2) {
-        out_err(c, "ERR wrong number of arguments for 'ping' command");
+        resp_out_err(c, "ERR wrong number of arguments for 'ping' command");
         return;
     }
     if (c->nsubs > 0) {
@@ -443,8 +233,9 @@ static bool auth_with(resp_conn_t *c, wsb_str_t password)
 {
     switch (auth_check_api_key(c->l->s->cfg, password.p, password.len, &c->key)) {
     case AUTH_KEY_NONE_CONFIGURED:
-        out_err(c, "ERR AUTH <password> called without any password configured for the default "
-                   "user. Are you sure your configuration is correct?");
+        resp_out_err(c,
+                     "ERR AUTH <password> called without any password configured for the default "
+                     "user. Are you sure your configuration is correct?");
         return false;
     case AUTH_KEY_OK:
         c->authed = true;
@@ -452,7 +243,7 @@ static bool auth_with(resp_conn_t *c, wsb_str_t password)
     case AUTH_KEY_BAD:
         break;
     }
-    out_err(c, "WRONGPASS invalid username-password pair or user is disabled.");
+    resp_out_err(c, "WRONGPASS invalid username-password pair or user is disabled.");
     return false;
 }
 
@@ -461,7 +252,7 @@ static void cmd_auth(resp_conn_t *c, wsb_str_t *argv, size_t argc)
     /* AUTH password, or AUTH username password (the API key is the password;
      * the username is ignored). */
     if (argc > 3) {
-        out_err(c, "ERR syntax error");
+        resp_out_err(c, "ERR syntax error");
         return;
     }
     if (auth_with(c, argv[argc - 1])) {
@@ -478,11 +269,11 @@ static void cmd_hello(resp_conn_t *c, wsb_str_t *argv, size_t argc)
         char *end = NULL;
         long v = strtol(ver, &end, 10);
         if (argv[1].len == 0 || argv[1].len > 6 || *end != '\0') {
-            out_err(c, "ERR Protocol version is not an integer or out of range");
+            resp_out_err(c, "ERR Protocol version is not an integer or out of range");
             return;
         }
         if (v != 2) {
-            out_err(c, "NOPROTO sorry, this protocol version is not supported.");
+            resp_out_err(c, "NOPROTO sorry, this protocol version is not supported.");
             return;
         }
         i = 2;
@@ -500,7 +291,7 @@ static void cmd_hello(resp_conn_t *c, wsb_str_t *argv, size_t argc)
             printable(&argv[i], opt, sizeof(opt));
             char msg[200];
             (void)snprintf(msg, sizeof(msg), "ERR Syntax error in HELLO option '%s'", opt);
-            out_err(c, msg);
+            resp_out_err(c, msg);
             return;
         }
     }
@@ -527,7 +318,7 @@ static void cmd_select(resp_conn_t *c, wsb_str_t *argv, size_t argc)
     if (argv[1].len == 1 && argv[1].p[0] == '0') {
         out_str(c, "+OK\r\n");
     } else {
-        out_err(c, "ERR DB index is out of range");
+        resp_out_err(c, "ERR DB index is out of range");
     }
 }
 
@@ -540,15 +331,12 @@ static void cmd_client(resp_conn_t *c, wsb_str_t *argv, size_t argc)
     } else if (arg_is(argv[1], "ID")) {
         out_int(c, (long long)++c->l->next_id);
     } else {
-        out_err(c, "ERR unknown subcommand for 'client': only SETNAME, SETINFO and ID are "
-                   "supported");
+        resp_out_err(c, "ERR unknown subcommand for 'client': only SETNAME, SETINFO and ID are "
+                        "supported");
     }
 }
 
 /* ---- clustered history hook (session_cluster.h) ----------------------------------------- */
-
-static void pause_reading(resp_conn_t *c);
-static void resume_reading(resp_conn_t *c);
 
 static void cluster_publish_done(hr_op_t *op)
 {
@@ -557,10 +345,11 @@ static void cluster_publish_done(hr_op_t *op)
     if (op->status == 0) {
         out_int(c, (long long)op->seq);
     } else {
-        out_err(c, "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
+        resp_out_err(c,
+                     "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
     }
     hr_op_free(op);
-    resume_reading(c); /* the requests behind it */
+    resp_resume_reading(c); /* the requests behind it */
 }
 
 static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
@@ -570,23 +359,23 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
     char msg[256];
     if (wsb_topic_check(topic.p, topic.len, WSB_TOPIC_EXACT, &why) != 0) {
         (void)snprintf(msg, sizeof(msg), "ERR invalid topic: %s", why);
-        out_err(c, msg);
+        resp_out_err(c, msg);
         return;
     }
     if (wsb_topic_is_reserved(topic.p, topic.len)) {
-        out_err(c, "ERR topics starting with '$' are reserved");
+        resp_out_err(c, "ERR topics starting with '$' are reserved");
         return;
     }
     if (c->key != NULL && !apikey_may_publish(c->key, topic.p, topic.len)) {
         (void)snprintf(msg, sizeof(msg), "NOPERM this API key may not publish to '%.*s'",
                        (int)(topic.len < 200 ? topic.len : 200), topic.p);
-        out_err(c, msg);
+        resp_out_err(c, msg);
         return;
     }
     if (payload.len > s->cfg->max_message_size) {
         (void)snprintf(msg, sizeof(msg), "ERR payload of %zu bytes is over max_message_size (%llu)",
                        payload.len, (unsigned long long)s->cfg->max_message_size);
-        out_err(c, msg);
+        resp_out_err(c, msg);
         return;
     }
     /* JSON is published as that value; anything else as a JSON string. */
@@ -597,7 +386,7 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         data = json_stringn(payload.p, payload.len);
     }
     if (data == NULL) {
-        out_err(c, "ERR payload is neither JSON nor UTF-8 text");
+        resp_out_err(c, "ERR payload is neither JSON nor UTF-8 text");
         return;
     }
     /* The key was checked above, where RESP has always reported NOPERM. */
@@ -616,11 +405,12 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
          * one (replies keep request order), wait for it; the connection is
          * not read meanwhile. */
         c->cluster_op = out.op;
-        pause_reading(c);
+        resp_pause_reading(c);
         return;
     }
     if (st != PUBSUB_OK) {
-        out_err(c, "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
+        resp_out_err(c,
+                     "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
         return;
     }
     if (out.pause && !c->pub_paused) {
@@ -661,7 +451,7 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
     if (wsb_topic_check(name.p, name.len, glob ? WSB_TOPIC_PATTERN : WSB_TOPIC_EXACT, &why) != 0) {
         char msg[300];
         (void)snprintf(msg, sizeof(msg), "ERR invalid %s: %s", glob ? "pattern" : "channel", why);
-        out_err(c, msg);
+        resp_out_err(c, msg);
         return;
     }
     if (find_sub(c, name, glob) < 0) {
@@ -672,14 +462,14 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
         pubsub_subscribed_t out;
         pubsub_status_t st = pubsub_subscribe(s, &req, &out);
         if (st == PUBSUB_NO_PATTERNS) {
-            out_err(c, "ERR " BRIDGE_NO_PATTERNS_WHY);
+            resp_out_err(c, "ERR " BRIDGE_NO_PATTERNS_WHY);
             return;
         }
         if (st != PUBSUB_OK) {
             char msg[120];
             (void)snprintf(msg, sizeof(msg), "ERR at most %u subscriptions per connection",
                            s->cfg->max_subscriptions);
-            out_err(c, msg);
+            resp_out_err(c, msg);
             return;
         }
         if (c->nsubs == c->subs_cap) {
@@ -760,7 +550,7 @@ static void cmd_reset(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 {
     (void)argv;
     (void)argc;
-    remove_subs(c, true, true);
+    resp_remove_subs(c, true, true);
     c->authed = false;
     c->key = NULL;
     out_str(c, "+RESET\r\n");
@@ -832,12 +622,12 @@ static void cmd_command(resp_conn_t *c, wsb_str_t *argv, size_t argc)
             }
         }
     } else {
-        out_err(c, "ERR unknown subcommand for 'command': try COMMAND, COMMAND COUNT, "
-                   "COMMAND INFO or COMMAND DOCS");
+        resp_out_err(c, "ERR unknown subcommand for 'command': try COMMAND, COMMAND COUNT, "
+                        "COMMAND INFO or COMMAND DOCS");
     }
 }
 
-static void dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc)
+void resp_dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 {
     resp_listener_t *l = c->l;
     METRIC_ADD(l->s->metrics.resp_commands, 1);
@@ -852,18 +642,18 @@ static void dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc)
             printable(&argv[i], a, sizeof(a));
             n += snprintf(msg + n, sizeof(msg) - (size_t)n, "'%s' ", a);
         }
-        out_err(c, msg);
+        resp_out_err(c, msg);
         return;
     }
     if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
         (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
         (void)snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command",
                        cmd->name);
-        out_err(c, msg);
+        resp_out_err(c, msg);
         return;
     }
     if (cmd->needs_auth && !c->authed && auth_api_keys_configured(l->s->cfg)) {
-        out_err(c, "NOAUTH Authentication required.");
+        resp_out_err(c, "NOAUTH Authentication required.");
         return;
     }
     if (c->nsubs > 0 && !cmd->in_subscribed) {
@@ -871,287 +661,8 @@ static void dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc)
                        "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
                        "QUIT / RESET are allowed in this context",
                        cmd->name);
-        out_err(c, msg);
+        resp_out_err(c, msg);
         return;
     }
     cmd->fn(c, argv, argc);
-}
-
-/* ---- reading -----------------------------------------------------------------------------------
- */
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    resp_conn_t *c = h->data;
-    worker_t *s = c->l->s;
-    buf->base = (char *)s->read_buf;
-    buf->len = sizeof(s->read_buf);
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
-/* Reads while neither its replies nor the workers' inboxes hold it back. */
-static void update_reading(resp_conn_t *c)
-{
-    bool want = !c->read_paused && !c->pub_paused && !c->quit;
-    if (c->closed || want == c->reading) {
-        return;
-    }
-    c->reading = want;
-    if (!want) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-    } else if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close_resp(c);
-    }
-}
-
-static void pause_reading(resp_conn_t *c)
-{
-    c->read_paused = true;
-}
-
-/* Handles every complete request in the input, in order; stops early when
- * the replies pile up past max_outbound_bytes (the rest waits). */
-static void process(resp_conn_t *c)
-{
-    resp_listener_t *l = c->l;
-    size_t off = 0;
-    while (!c->closed && !c->quit && !c->pub_paused && c->cluster_op == NULL && off < c->in_len) {
-        if (queued(c) > l->s->cfg->max_outbound_bytes) {
-            pause_reading(c);
-            break;
-        }
-        size_t argc = 0, used = 0;
-        const char *why = NULL;
-        int rc = wsb_resp_parse(c->in + off, c->in_len - off, &l->lim, l->argv, &argc, &used, &why);
-        if (rc == WSB_EAGAIN) {
-            break;
-        }
-        if (rc != 0) {
-            char msg[200];
-            (void)snprintf(msg, sizeof(msg), "ERR Protocol error: %s", why);
-            out_err(c, msg);
-            c->quit = true;
-            off = c->in_len;
-            break;
-        }
-        off += used;
-        if (argc > 0) {
-            dispatch(c, l->argv, argc);
-        }
-    }
-    if (off > 0) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
-    }
-    update_reading(c);
-}
-
-static void resume_reading(resp_conn_t *c)
-{
-    if (!c->read_paused || c->closed) {
-        return;
-    }
-    c->read_paused = false;
-    process(c);
-}
-
-bool resp_publishers_paused(const worker_t *s)
-{
-    return s->resp != NULL && s->resp->npub_paused > 0;
-}
-
-void resp_resume_publishers(worker_t *s)
-{
-    resp_listener_t *l = s->resp;
-    resp_conn_t *next;
-    for (resp_conn_t *c = l != NULL ? l->conns : NULL; c != NULL && l->npub_paused > 0; c = next) {
-        next = c->next; /* processing may close c (unlinked, freed later), never another */
-        if (c->pub_paused) {
-            c->pub_paused = false;
-            l->npub_paused--;
-            process(c); /* the pipelined commands it held back; may pause it again */
-        }
-    }
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    resp_conn_t *c = stream->data;
-    if (nread == 0) {
-        return;
-    }
-    if (nread < 0) {
-        conn_close_resp(c);
-        return;
-    }
-    /* As for WebSocket input: what was published before these bytes were
-     * sent is delivered before they are answered. */
-    router_drain(c->l->s);
-    if (c->quit || c->closed) {
-        return; /* after QUIT or a protocol error nothing more is read */
-    }
-    size_t n = (size_t)nread;
-    if (c->in_len + n > c->in_cap) {
-        size_t cap = c->in_cap ? c->in_cap : 4096;
-        while (cap < c->in_len + n) {
-            cap *= 2;
-        }
-        c->in = xrealloc(c->in, cap);
-        c->in_cap = cap;
-    }
-    memcpy(c->in + c->in_len, buf->base, n);
-    c->in_len += n;
-    process(c);
-    /* A big request's buffer is not kept for an idle connection. */
-    if (c->in_len == 0 && c->in_cap > (size_t)64 * 1024) {
-        free(c->in);
-        c->in = NULL;
-        c->in_cap = 0;
-    }
-}
-
-/* ---- listener ----------------------------------------------------------------------------------
- */
-
-static void on_connection(uv_stream_t *server, int status)
-{
-    resp_listener_t *l = server->data;
-    if (status < 0) {
-        return;
-    }
-    resp_conn_t *c = xcalloc(1, sizeof(*c));
-    subscriber_init(&c->sub, &subscriber_ops, c);
-    c->l = l;
-    sbuf_init(&c->out);
-    sbuf_init(&c->wbuf);
-    uv_tcp_init(&l->s->loop, &c->tcp);
-    c->tcp.data = c;
-    c->next = l->conns;
-    if (l->conns != NULL) {
-        l->conns->prev = c;
-    }
-    l->conns = c;
-    l->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close_resp(c);
-        return;
-    }
-    update_reading(c);
-    if (c->closed) {
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    METRIC_ADD(l->s->metrics.resp_connections_accepted, 1);
-}
-
-int resp_listener_start(worker_t *s)
-{
-    const config_t *cfg = s->cfg;
-    resp_listener_t *l = xcalloc(1, sizeof(*l));
-    l->s = s;
-    l->lim.max_args = RESP_MAX_ARGS;
-    l->lim.max_bulk = cfg->max_message_size;
-    l->lim.max_inline = RESP_MAX_INLINE;
-    l->lim.max_request = cfg->max_message_size + RESP_REQ_EXTRA;
-    s->resp = l;
-
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int rc = getaddrinfo(cfg->resp_host, cfg->resp_port, &hints, &res);
-    if (rc != 0) {
-        log_error("cannot resolve resp.host", "host=%s err=%s", log_quote(cfg->resp_host),
-                  log_quote(gai_strerror(rc)));
-        return -1;
-    }
-    uv_tcp_init(&s->loop, &l->tcp);
-    l->tcp.data = l;
-    l->open = true;
-    /* Without SO_REUSEPORT (libuv sets only SO_REUSEADDR): bind or listen
-     * fails with EADDRINUSE while any other socket listens on the address. */
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    memcpy(&ss, res->ai_addr, res->ai_addrlen < sizeof(ss) ? res->ai_addrlen : sizeof(ss));
-    rc = uv_tcp_bind(&l->tcp, res->ai_addr, 0);
-    freeaddrinfo(res);
-    if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&l->tcp, (int)cfg->backlog, on_connection);
-    }
-    int len = sizeof(ss);
-    char where[96] = "?";
-    if (rc == UV_EADDRINUSE) {
-        broker_format_addr(&ss, where, sizeof(where));
-        broker_log_addr_in_use("resp", where);
-        return -1;
-    }
-    if (rc == 0 && uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        broker_format_addr(&ss, where, sizeof(where));
-    }
-    if (rc != 0) {
-        log_error("cannot listen (resp)", "host=%s port=%s err=%s", log_quote(cfg->resp_host),
-                  cfg->resp_port, log_quote(uv_strerror(rc)));
-        return -1;
-    }
-    unsigned port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
-    log_info("listening", "proto=resp addr=%s", where);
-    if (cfg->resp_port_file[0] != '\0' && broker_write_port_file(cfg->resp_port_file, port) != 0) {
-        log_error("cannot write resp port file", "path=%s err=%s", log_quote(cfg->resp_port_file),
-                  log_quote(strerror(errno)));
-        return -1;
-    }
-    return 0;
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
-void resp_listener_shutdown(worker_t *s)
-{
-    resp_listener_t *l = s->resp;
-    if (l == NULL) {
-        return;
-    }
-    if (l->open) {
-        l->open = false;
-        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
-    }
-    for (resp_conn_t *c = l->conns; c != NULL; c = c->next) {
-        /* Like a WebSocket getting its close frame: nothing more is pushed
-         * or read, what is queued is written, then the connection closes
-         * (flush_conn). Commands not yet executed are dropped. */
-        remove_subs(c, true, true);
-        if (c->pub_paused) {
-            c->pub_paused = false;
-            l->npub_paused--;
-        }
-        c->quit = true;
-        update_reading(c);
-        mark_dirty(c);
-    }
-}
-
-void resp_listener_close_all(worker_t *s)
-{
-    resp_listener_t *l = s->resp;
-    while (l != NULL && l->conns != NULL) {
-        conn_close_resp(l->conns);
-    }
-}
-
-void resp_listener_free(worker_t *s)
-{
-    free(s->resp);
-    s->resp = NULL;
-}
-
-size_t resp_connection_count(const worker_t *s)
-{
-    return s->resp != NULL ? s->resp->nconns : 0;
 }
