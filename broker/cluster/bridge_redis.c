@@ -2,15 +2,10 @@
 #include "cluster/bridge_redis.h"
 
 #include "app/broker.h"
-#include "app/config.h"
-#include "cluster/bridge_sub.h"
-#include "cluster/history_redis.h"
+#include "cluster/bridge_internal.h"
 #include "core/router.h"
-#include "core/xqueue.h"
 #include "shared/log.h"
-#include "shared/util.h"
 #include "wsb/message.h"
-#include "wsb/topic.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -21,100 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
-
-#define BACKOFF_MIN_MS     100
-#define CONNECT_TIMEOUT_MS 3000
-#define CHAN_BUCKETS       4096
-#define LAST_VIA_MAX       64
-/* Envelope fields around the data: node id, topic (escaped), seq, keys. */
-#define ENVELOPE_OVERHEAD 1024
-
-typedef enum { CHAN_NONE = 0, CHAN_SUBSCRIBING, CHAN_SUBSCRIBED, CHAN_UNSUBSCRIBING } chan_state_t;
-
-/* One Redis channel or glob with the number of (worker, pattern) pairs that
- * want it. Guarded by bridge->lock. */
-typedef struct chan_s {
-    struct chan_s *next;       /* hash bucket */
-    struct chan_s *dirty_next; /* bridge->dirty */
-    bool dirty;
-    bool glob;
-    chan_state_t state;
-    long refs;
-    size_t len;
-    char name[]; /* NUL-terminated */
-} chan_t;
-
-/* One of the two Redis connections. Bridge thread only. */
-typedef struct {
-    bridge_t *br;
-    const char *role;      /* "pub" or "sub", for logs */
-    redisAsyncContext *ac; /* pub: hiredis async */
-    bridge_sub_t *bs;      /* sub: our own reader loop (bridge_sub.h) */
-    unsigned handshake;    /* sub: AUTH/PING replies still awaited */
-    bool connected;        /* TCP connected */
-    bool ready;            /* connected and authenticated */
-    bool ever_ready;
-    unsigned backoff_ms;
-    uv_timer_t timer; /* reconnect wait, or connect timeout while connecting */
-} rconn_t;
-
-/* A publish waiting for the bridge thread: channel then envelope. */
-typedef struct {
-    uint32_t chan_len;
-    uint32_t env_len;
-    char bytes[];
-} pub_item_t;
-
-/* Laid out by purpose, not size: one per process. */
-struct bridge_s { // NOLINT(clang-analyzer-optin.performance.Padding)
-    broker_t *b;
-    const config_t *cfg;
-    redis_url_t url;
-    size_t prefix_len;
-    size_t max_envelope;
-    uv_loop_t loop;
-    uv_async_t wake;
-    uv_async_t stop_async;
-    rconn_t pub, sub;
-    pthread_t thread;
-    bool thread_started;
-    bool joined;
-    bool stopping; /* bridge thread */
-    _Atomic int stop_requested;
-    _Atomic int pub_up;  /* workers drop at once while 0 */
-    _Atomic int healthy; /* both connections ready */
-    xqueue_t outq;
-    _Atomic size_t pending; /* queued + sent without reply: bounded by queue_size */
-
-    pthread_mutex_t lock; /* guards the channel table */
-    chan_t **buckets;
-    chan_t *dirty;
-    size_t nchans_active;
-
-    /* The last payload received, to inject a message once however many of
-     * our subscriptions matched it (bridge thread only). */
-    char *last;
-    size_t last_len, last_cap;
-    /* The subscriptions it came through: the same payload through one of
-     * them again is a new PUBLISH (e.g. seq restarted after eviction). */
-    uint32_t last_via[LAST_VIA_MAX];
-    unsigned nlast_via;
-
-    _Atomic uint64_t reconnects;
-    _Atomic uint64_t dropped;
-    _Atomic uint64_t published;
-    _Atomic uint64_t received;
-    _Atomic uint64_t own_ignored;
-    _Atomic uint64_t bad_envelopes;
-
-    /* ---- clustered history (history_redis.h): NULL without history rules ---- */
-    hr_t *hr;
-};
-
-static void count(_Atomic uint64_t *c)
-{
-    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-}
 
 /* ---- names ------------------------------------------------------------------------------ */
 
@@ -232,7 +133,7 @@ static void reconcile_dirty(bridge_t *br)
 
 /* Every channel: after the sub connection came up (subscribe them all) or
  * went down (nothing is subscribed any more). */
-static void mark_all(bridge_t *br, bool lost)
+void bridge_mark_all(bridge_t *br, bool lost)
 {
     pthread_mutex_lock(&br->lock);
     for (size_t i = 0; i < CHAN_BUCKETS; i++) {
@@ -310,7 +211,7 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
                              size_t len)
 {
     if (len > br->max_envelope) {
-        count(&br->bad_envelopes);
+        bridge_count(&br->bad_envelopes);
         return;
     }
     if (same_as_last(br, p, len, hash_name(via->str, via->len, glob))) {
@@ -327,7 +228,7 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
         json_integer_value(seq) < 0 || data == NULL ||
         wsb_topic_check(json_string_value(topic), json_string_length(topic), WSB_TOPIC_EXACT,
                         &why) != 0) {
-        count(&br->bad_envelopes);
+        bridge_count(&br->bad_envelopes);
         log_debug("redis: bad envelope ignored", "len=%zu", len);
         json_decref(env);
         return;
@@ -338,7 +239,7 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
     bool clustered = json_is_string(epoch) && json_string_length(epoch) > 0 &&
                      json_string_length(epoch) <= XMSG_EPOCH_MAX;
     if (!clustered && strcmp(json_string_value(node), br->b->node_id) == 0) {
-        count(&br->own_ignored); /* ours: already delivered locally */
+        bridge_count(&br->own_ignored); /* ours: already delivered locally */
         json_decref(env);
         return;
     }
@@ -352,7 +253,7 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
         clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)} : WSB_STR_NULL;
     unsigned full = router_inject_epoch(br->b, t, (uint64_t)json_integer_value(seq), e,
                                         (wsb_str_t){data_json, data_len});
-    count(&br->received);
+    bridge_count(&br->received);
     if (full > 0) {
         atomic_fetch_add_explicit(&br->dropped, full, memory_order_relaxed);
     }
@@ -382,14 +283,11 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
     reconcile_dirty(br);
 }
 
-static void sub_lost(rconn_t *rc, const char *why);
-static void set_ready(rconn_t *rc);
-
 /* Every reply on the subscriber connection, in order: first the handshake's
  * (AUTH, PING), then pushes and (un)subscribe confirmations, which name
  * themselves. Classic and sharded (s-prefixed) kinds are handled alike: in
  * sharded mode exact topics are only ever shard channels. */
-static void on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_data)
+void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_data)
 {
     (void)bs;
     rconn_t *rc = user_data;
@@ -400,12 +298,12 @@ static void on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
          * retried with backoff while /healthz says degraded. */
         log_error(rc->handshake > 0 ? "redis: AUTH refused" : "redis: subscription refused",
                   "conn=sub err=%s", log_quote(reply->str));
-        sub_lost(rc, NULL);
+        bridge_sub_lost(rc, NULL);
         return;
     }
     if (rc->handshake > 0) {
         if (--rc->handshake == 0 && !br->stopping) {
-            set_ready(rc);
+            bridge_set_ready(rc);
         }
         return;
     }
@@ -441,14 +339,14 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
     if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) ||
         wsb_topic_is_reserved(topic.p, topic.len)) {
         if (!wsb_topic_is_reserved(topic.p, topic.len)) {
-            count(&br->dropped); /* Redis is down: at-most-once across nodes */
+            bridge_count(&br->dropped); /* Redis is down: at-most-once across nodes */
         }
         return;
     }
     size_t env_cap = 2 * topic.len + data_json.len + 160;
     if (env_cap > br->max_envelope ||
         atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg->redis_queue_size) {
-        count(&br->dropped);
+        bridge_count(&br->dropped);
         return;
     }
     pub_item_t *it = xmalloc(sizeof(*it) + br->prefix_len + topic.len + env_cap);
@@ -468,7 +366,7 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
     atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
     if (!xqueue_push(&br->outq, it)) {
         atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
-        count(&br->dropped);
+        bridge_count(&br->dropped);
         free(it);
         return;
     }
@@ -495,13 +393,13 @@ static void on_published(redisAsyncContext *ac, void *r, void *privdata)
     }
     if (reply == NULL || reply->type == REDIS_REPLY_NIL ||
         (err != NULL && err->type == REDIS_REPLY_ERROR)) {
-        count(&br->dropped); /* lost with the connection, or refused */
+        bridge_count(&br->dropped); /* lost with the connection, or refused */
         if (err != NULL && err->type == REDIS_REPLY_ERROR) {
             log_warn("redis: PUBLISH failed", "err=%s", log_quote(err->str));
         }
         return;
     }
-    count(&br->published);
+    bridge_count(&br->published);
 }
 
 /* Sends one envelope. Sharded with patterns: SPUBLISH for the exact
@@ -535,7 +433,7 @@ static void drain_publishes(bridge_t *br)
             send_publish(br, it);
         } else {
             atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
-            count(&br->dropped);
+            bridge_count(&br->dropped);
         }
         free(it);
     }
@@ -549,257 +447,6 @@ static void on_wake(uv_async_t *a)
     if (br->hr != NULL) {
         hr_drain(br->hr); /* clustered history hook: after SUBSCRIBEs went out */
     }
-}
-
-/* ---- connections ---------------------------------------------------------------------------- */
-
-static void rconn_connect(rconn_t *rc);
-
-static void update_health(bridge_t *br)
-{
-    bool up = br->pub.ready && br->sub.ready;
-    int was = atomic_exchange_explicit(&br->healthy, up ? 1 : 0, memory_order_acq_rel);
-    atomic_store_explicit(&br->pub_up, br->pub.ready ? 1 : 0, memory_order_release);
-    if (was != (up ? 1 : 0) && !br->stopping) {
-        if (up) {
-            log_info("redis: connected", "host=%s port=%u", br->url.host, br->url.port);
-        } else {
-            log_warn("redis: unavailable, serving local traffic only (degraded)", "host=%s port=%u",
-                     br->url.host, br->url.port);
-        }
-    }
-}
-
-static void on_retry_timer(uv_timer_t *t)
-{
-    rconn_t *rc = t->data;
-    if (rc->br->stopping) {
-        return;
-    }
-    if (rc == &rc->br->sub) {
-        if (rc->bs != NULL && !rc->connected) {
-            log_warn("redis: connect timed out", "conn=%s", rc->role);
-            bridge_sub_close(rc->bs);
-            rc->bs = NULL;
-        }
-        if (rc->bs == NULL) {
-            count(&rc->br->reconnects);
-            rconn_connect(rc);
-        }
-        return;
-    }
-    if (rc->ac != NULL && !rc->connected) {
-        /* Connect timeout: hiredis 0.14 has none of its own. */
-        log_warn("redis: connect timed out", "conn=%s", rc->role);
-        redisAsyncContext *ac = rc->ac;
-        rc->ac = NULL;
-        redisAsyncFree(ac);
-    }
-    if (rc->ac == NULL) {
-        count(&rc->br->reconnects);
-        rconn_connect(rc);
-    }
-}
-
-static void schedule_retry(rconn_t *rc)
-{
-    bridge_t *br = rc->br;
-    if (br->stopping) {
-        return;
-    }
-    /* Exponential backoff with +-25% jitter, so nodes that lost Redis at the
-     * same moment do not come back in lockstep. */
-    uint32_t rnd = 0;
-    random_bytes(&rnd, sizeof(rnd));
-    uint64_t base = rc->backoff_ms;
-    uint64_t wait = base * 3 / 4 + (base > 0 ? rnd % (base / 2 + 1) : 0);
-    uint64_t max = br->cfg->redis_reconnect_max_ms;
-    rc->backoff_ms = (unsigned)(base * 2 > max ? max : base * 2);
-    uv_timer_start(&rc->timer, on_retry_timer, wait, 0);
-}
-
-static void set_ready(rconn_t *rc)
-{
-    bridge_t *br = rc->br;
-    rc->ready = true;
-    rc->ever_ready = true;
-    rc->backoff_ms = BACKOFF_MIN_MS;
-    if (rc == &br->sub) {
-        mark_all(br, false); /* (re)subscribe everything wanted */
-    } else if (br->hr != NULL) {
-        hr_set_pub(br->hr, rc->ac); /* clustered history hook: load the scripts */
-    }
-    update_health(br);
-}
-
-static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
-{
-    (void)privdata;
-    rconn_t *rc = ac->data;
-    redisReply *reply = r;
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
-        log_error("redis: AUTH refused", "conn=%s err=%s", rc->role, log_quote(reply->str));
-        redisAsyncDisconnect(ac); /* retried with backoff: the password may be fixed */
-    }
-}
-
-/* The PING queued behind AUTH: its answer means the connection is usable. */
-static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
-{
-    (void)privdata;
-    rconn_t *rc = ac->data;
-    redisReply *reply = r;
-    if (reply != NULL && reply->type != REDIS_REPLY_ERROR && !rc->br->stopping) {
-        set_ready(rc);
-    }
-}
-
-static void on_connect(const redisAsyncContext *cac, int status)
-{
-    rconn_t *rc = cac->data;
-    uv_timer_stop(&rc->timer);
-    if (status != REDIS_OK) {
-        log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(cac->errstr));
-        rc->ac = NULL; /* hiredis frees the context after this callback */
-        schedule_retry(rc);
-        return;
-    }
-    rc->connected = true; /* usable once the PING queued at connect time answers */
-}
-
-static void on_disconnect(const redisAsyncContext *cac, int status)
-{
-    rconn_t *rc = cac->data;
-    bridge_t *br = rc->br;
-    if (!br->stopping) {
-        log_warn("redis: connection lost", "conn=%s err=%s", rc->role,
-                 log_quote(status == REDIS_OK ? "closed" : cac->errstr));
-    }
-    rc->ac = NULL;
-    rc->connected = false;
-    rc->ready = false;
-    if (br->hr != NULL) {
-        hr_set_pub(br->hr, NULL); /* clustered history hook: what waited on it fails */
-    }
-    update_health(br);
-    schedule_retry(rc);
-}
-
-/* The subscriber connection broke (`why`), was refused (NULL: logged by the
- * caller) or could not connect: nothing is subscribed any more. */
-static void sub_lost(rconn_t *rc, const char *why)
-{
-    bridge_t *br = rc->br;
-    if (why != NULL && !br->stopping) {
-        if (rc->connected) {
-            log_warn("redis: connection lost", "conn=%s err=%s", rc->role, log_quote(why));
-        } else {
-            log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(why));
-        }
-    }
-    if (rc->bs != NULL) {
-        bridge_sub_close(rc->bs);
-        rc->bs = NULL;
-    }
-    uv_timer_stop(&rc->timer);
-    rc->connected = false;
-    rc->ready = false;
-    rc->handshake = 0;
-    mark_all(br, true);
-    if (br->hr != NULL) {
-        hr_sub_lost(br->hr); /* clustered history hook: reads waiting on a SUBSCRIBE fail */
-    }
-    update_health(br);
-    schedule_retry(rc);
-}
-
-static void on_sub_connected(bridge_sub_t *bs, void *user_data)
-{
-    (void)bs;
-    rconn_t *rc = user_data;
-    uv_timer_stop(&rc->timer);
-    rc->connected = true; /* usable once the PING queued at connect time answers */
-}
-
-static void on_sub_closed(bridge_sub_t *bs, const char *why, void *user_data)
-{
-    (void)bs;
-    sub_lost(user_data, why);
-}
-
-static void sub_connect(rconn_t *rc)
-{
-    static const bridge_sub_cb_t callbacks = {on_sub_connected, on_sub_reply, on_sub_closed};
-    bridge_t *br = rc->br;
-    char err[160];
-    rc->bs =
-        bridge_sub_connect(&br->loop, br->url.host, br->url.port, &callbacks, rc, err, sizeof(err));
-    if (rc->bs == NULL) {
-        log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(err));
-        schedule_retry(rc);
-        return;
-    }
-    rc->connected = false;
-    rc->handshake = 0;
-    if (br->url.password != NULL) {
-        const char *argv[3] = {"AUTH", br->url.user, br->url.password};
-        size_t lens[3] = {4, br->url.user != NULL ? strlen(br->url.user) : 0,
-                          strlen(br->url.password)};
-        if (br->url.user == NULL) {
-            argv[1] = argv[2];
-            lens[1] = lens[2];
-        }
-        bridge_sub_command(rc->bs, br->url.user != NULL ? 3 : 2, argv, lens);
-        rc->handshake++;
-    }
-    const char *ping = "PING";
-    size_t ping_len = 4;
-    bridge_sub_command(rc->bs, 1, &ping, &ping_len);
-    rc->handshake++;
-    uv_timer_start(&rc->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
-}
-
-static void rconn_connect(rconn_t *rc)
-{
-    bridge_t *br = rc->br;
-    if (rc == &br->sub) {
-        sub_connect(rc);
-        return;
-    }
-    redisAsyncContext *ac = redisAsyncConnect(br->url.host, (int)br->url.port);
-    if (ac == NULL || ac->err) {
-        log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
-                  log_quote(ac != NULL ? ac->errstr : "out of memory"));
-        if (ac != NULL) {
-            redisAsyncFree(ac);
-        }
-        schedule_retry(rc);
-        return;
-    }
-    ac->data = rc;
-    rc->ac = ac;
-    rc->connected = false;
-    if (bridge_sub_attach_async(ac, &br->loop) != 0) {
-        log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
-                  log_quote("cannot poll the socket"));
-        rc->ac = NULL;
-        redisAsyncFree(ac);
-        schedule_retry(rc);
-        return;
-    }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    if (br->url.password != NULL) {
-        if (br->url.user != NULL) {
-            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s %s", br->url.user, br->url.password);
-        } else {
-            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s", br->url.password);
-        }
-    }
-    /* hiredis 0.14 completes a non-blocking connect only when it has
-     * something to write: the PING is also what makes it connect. */
-    redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
-    uv_timer_start(&rc->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
 }
 
 /* ---- thread and lifetime -------------------------------------------------------------------- */
@@ -838,8 +485,8 @@ static void on_stop(uv_async_t *a)
 static void *bridge_main(void *arg)
 {
     bridge_t *br = arg;
-    rconn_connect(&br->pub);
-    rconn_connect(&br->sub);
+    bridge_rconn_connect(&br->pub);
+    bridge_rconn_connect(&br->sub);
     uv_run(&br->loop, UV_RUN_DEFAULT);
     return NULL;
 }
