@@ -81,11 +81,6 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta);
  * the topic's seq shard locked. Never blocks; drops and counts when full. */
 void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json);
 
-/* Why a wildcard subscription is refused (bridge_refuses_patterns). */
-#define BRIDGE_NO_PATTERNS_WHY                                                                     \
-    "wildcard subscriptions are off: nodes federate with sharded pub/sub only "                    \
-    "(redis.sharded_patterns is false)"
-
 /* True when wildcard subscriptions must be refused: sharded mode without the
  * classic PUBLISH they need (redis.sharded_patterns false), where a pattern
  * would silently see this node's messages only. `br` may be NULL (no

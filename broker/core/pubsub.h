@@ -57,6 +57,11 @@ typedef enum {
     PUBSUB_UNAVAILABLE = 5, /* clustered history and Redis is unavailable */
 } pubsub_status_t;
 
+/* What PUBSUB_NO_PATTERNS means, for the ingresses' replies. */
+#define PUBSUB_NO_PATTERNS_WHY                                                                     \
+    "wildcard subscriptions are off: nodes federate with sharded pub/sub only "                    \
+    "(redis.sharded_patterns is false)"
+
 typedef struct pubsub_publish_s {
     wsb_str_t topic;          /* a valid, non-reserved exact topic */
     const json_t *data;       /* any JSON value; borrowed */

@@ -2,7 +2,6 @@
 #include "ingress/resp_session.h"
 
 #include "app/worker.h"
-#include "cluster/bridge_redis.h"
 #include "cluster/history_redis.h"
 #include "core/pubsub.h"
 #include "ingress/auth_key.h"
@@ -462,7 +461,7 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
         pubsub_subscribed_t out;
         pubsub_status_t st = pubsub_subscribe(s, &req, &out);
         if (st == PUBSUB_NO_PATTERNS) {
-            resp_out_err(c, "ERR " BRIDGE_NO_PATTERNS_WHY);
+            resp_out_err(c, "ERR " PUBSUB_NO_PATTERNS_WHY);
             return;
         }
         if (st != PUBSUB_OK) {

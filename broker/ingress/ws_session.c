@@ -3,7 +3,6 @@
 
 #include "app/broker.h"
 #include "app/worker.h"
-#include "cluster/bridge_redis.h"
 #include "core/pubsub.h"
 #include "core/xmsg.h"
 #include "ingress/session_cluster.h"
@@ -175,7 +174,7 @@ static void keep_sub(session_t *s, trie_sub_t *sub)
 static void reply_subscribe_refused(session_t *s, const wsb_msg_t *m, pubsub_status_t st)
 {
     if (st == PUBSUB_NO_PATTERNS) {
-        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN, BRIDGE_NO_PATTERNS_WHY);
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN, PUBSUB_NO_PATTERNS_WHY);
     } else if (st == PUBSUB_FORBIDDEN) {
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow subscribing to this pattern");
