@@ -2,11 +2,11 @@
 #include "app/worker.h"
 
 #include "app/broker.h"
+#include "cluster/history_ops.h"
 #include "core/router.h"
 #include "core/seqtab.h"
 #include "core/xmsg.h"
 #include "ingress/resp_session.h"
-#include "ingress/session_cluster.h"
 #include "ingress/static_files.h"
 #include "net/conn.h"
 #include "shared/log.h"

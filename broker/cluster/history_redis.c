@@ -2,8 +2,8 @@
 #include "cluster/history_redis.h"
 
 #include "cluster/bridge_redis.h"
+#include "cluster/history_ops.h"
 #include "core/xqueue.h"
-#include "ingress/session_cluster.h"
 #include "shared/log.h"
 #include "shared/util.h"
 #include "wsb/message.h"

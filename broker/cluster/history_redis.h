@@ -29,7 +29,7 @@
  *
  * Threads: an hr_op_t is made by a worker (hr_op_new), handed to the bridge
  * thread with hr_submit(), and handed back to the worker with
- * cluster_complete() (session_cluster.h) once its reply arrived or failed.
+ * cluster_complete() (history_ops.h) once its reply arrived or failed.
  * The worker owns it before and after; the bridge thread in between.
  * Everything named hr_* below that takes an hr_t runs on the bridge thread
  * unless it says otherwise.

@@ -37,6 +37,7 @@
 #ifndef WSB_BROKER_SESSION_CLUSTER_H
 #define WSB_BROKER_SESSION_CLUSTER_H
 
+#include "cluster/history_ops.h"
 #include "cluster/history_redis.h"
 #include "wsb/common.h"
 #include "wsb/message.h"
@@ -51,25 +52,6 @@ typedef struct frame_buf_s frame_buf_t;
 /* Live messages one pending read may hold; beyond, the session is closed
  * as a slow consumer (1013) when the read completes. */
 #define CLUSTER_MAX_HELD_LIVE 4096
-
-/* The rule index when `topic` (exact) is clustered on this broker, else -1. */
-int cluster_rule(const broker_t *b, wsb_str_t topic);
-
-/* A new op (HR_PUBLISH with `data_json`, or HR_READ) for worker `s` and the
- * exact `topic`, with the size and ttl of history rule `rule` (an index
- * cluster_rule() returned). Owner: the caller until it is submitted
- * (bridge_history_submit), then whoever its done_cb hands it to; freed with
- * hr_op_free(). The caller sets owner and done_cb. Aborts on OOM. */
-hr_op_t *cluster_op_new(worker_t *s, int kind, wsb_str_t topic, wsb_str_t data_json, int rule);
-
-/* Hands a finished op back to its worker. Any thread (the bridge's). */
-void cluster_complete(hr_op_t *op);
-
-/* Runs the callbacks of the ops handed back to `s` (frees orphans). */
-void cluster_drain(worker_t *s);
-
-/* Frees what is left in the worker's queue (after the bridge thread ended). */
-void cluster_worker_free(worker_t *s);
 
 /* A publish to a clustered topic, submitted by the core (pubsub_publish,
  * with session_cluster_op_done as its done_cb): the ack, and every reply
