@@ -4,9 +4,9 @@
  * configuration (the message on stderr names the key), 1 for a runtime
  * failure such as a port that cannot be bound.
  */
-#include "broker.h"
-#include "config.h"
-#include "log.h"
+#include "app/broker.h"
+#include "app/config.h"
+#include "shared/log.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -19,6 +19,7 @@
 #include "wsb/message.h"
 
 #include "wsb/topic.h"
+#include "wsb/ws_frame.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,38 +29,6 @@
 #define MAX_SAFE_ID   INT64_C(9007199254740991)
 #define MAX_EPOCH_LEN 64
 
-/* Bytes of a server-to-client (unmasked) frame header for `n` payload bytes. */
-static size_t ws_header_len(size_t n)
-{
-    if (n <= 125) {
-        return 2;
-    }
-    if (n <= 0xFFFF) {
-        return 4;
-    }
-    return 10;
-}
-
-/* Writes the header of a final, unmasked text frame with the minimal length
- * encoding (RFC 6455 5.2). `out` has ws_header_len(n) bytes. */
-static void ws_write_text_header(uint8_t *out, size_t n)
-{
-    out[0] = 0x81; /* FIN | opcode 1 (text) */
-    if (n <= 125) {
-        out[1] = (uint8_t)n;
-    } else if (n <= 0xFFFF) {
-        out[1] = 126;
-        out[2] = (uint8_t)(n >> 8);
-        out[3] = (uint8_t)n;
-    } else {
-        uint64_t v = n;
-        out[1] = 127;
-        for (int i = 0; i < 8; i++) {
-            out[2 + i] = (uint8_t)(v >> (56 - 8 * i));
-        }
-    }
-}
-
 /*
  * Allocates headroom + header + `json_len` bytes, writes the frame header and
  * returns the buffer; *json points where the JSON goes. NULL on ENOMEM or if
@@ -67,7 +36,7 @@ static void ws_write_text_header(uint8_t *out, size_t n)
  */
 static uint8_t *frame_alloc(size_t headroom, size_t json_len, size_t *frame_len, uint8_t **json)
 {
-    size_t hdr = ws_header_len(json_len);
+    size_t hdr = wsb_ws_header_len(json_len, false);
     if (json_len > SIZE_MAX - hdr || headroom > SIZE_MAX - hdr - json_len) {
         return NULL;
     }
@@ -75,7 +44,7 @@ static uint8_t *frame_alloc(size_t headroom, size_t json_len, size_t *frame_len,
     if (buf == NULL) {
         return NULL;
     }
-    ws_write_text_header(buf + headroom, json_len);
+    (void)wsb_ws_write_header(buf + headroom, true, WSB_WS_OP_TEXT, json_len, NULL);
     *json = buf + headroom + hdr;
     if (frame_len != NULL) {
         *frame_len = hdr + json_len;

@@ -33,8 +33,7 @@
  * The handshake modes use fresh randomness on each run (ECDHE), so a crash
  * found there reproduces in its mode, not byte for byte in its records.
  */
-#include "config.h"
-#include "tls.h"
+#include "net/tls.h"
 #include "wsb/handshake.h"
 #include "wsb/http.h"
 #include "wsb/message.h"
@@ -120,14 +119,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     CHECK(f != NULL && PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1);
     CHECK(fclose(f) == 0);
 
-    config_t cfg;
-    memset(&cfg, 0, sizeof(cfg));
-    char empty[] = "";
-    cfg.tls_cert = cert_path;
-    cfg.tls_key = key_path;
-    cfg.tls_ca = empty;
+    tls_files_t files = {.cert = cert_path, .key = key_path, .ca = ""};
     char err[512];
-    server = tls_server_new(&cfg, err, sizeof(err));
+    server = tls_server_new(&files, err, sizeof(err));
     if (server == NULL) {
         (void)fprintf(stderr, "fuzz_tls: %s\n", err);
         abort();

@@ -40,7 +40,7 @@ def test_every_error_code_is_documented_and_every_documented_code_exists():
 
 
 def test_http_only_error_codes_are_documented():
-    api = source("broker/http_api.c")
+    api = source("broker/ingress/http_api.c")
     literal = set(re.findall(r'respond_error\(c, \d+, "([a-z_]+)"', api))
     assert literal, "no literal error codes found in http_api.c: update this test"
     http = section("11")
@@ -58,13 +58,13 @@ def test_every_close_code_sent_is_documented():
     sent = set()
     # The broker's own closes, and the parser's failures (which the broker
     # sends as they are: session.c closes with parser.close_code).
-    for path in sorted((REPO_ROOT / "broker").glob("*.c")):
+    for path in sorted((REPO_ROOT / "broker").rglob("*.c")):
         text = path.read_text(encoding="utf-8")
         sent |= set(re.findall(r"conn_ws_close\([^,]+,\s*(WSB_WS_CLOSE_\w+)", text))
         # Upgrades refused with 101 and a close at once (PROTOCOL.md 10).
         sent |= set(re.findall(r"refuse_credentials\([^,]+,[^,]+,\s*(WSB_WS_CLOSE_\w+)", text))
     sent |= set(re.findall(r"fail\(p, (WSB_WS_CLOSE_\w+)", source("protocol/ws_frame.c")))
-    assert "conn_ws_close(c, s->parser.close_code" in source("broker/session.c")
+    assert "conn_ws_close(c, s->parser.close_code" in source("broker/ingress/ws_session.c")
     codes = {values[name] for name in sent}
     assert {1001, 1002, 1003, 1007, 1008, 1009, 1011, 1013, 4001, 4002, 4003} <= codes
     documented = {int(row[0]) for row in table_rows(section("8"))[1:]}

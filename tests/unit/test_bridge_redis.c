@@ -20,9 +20,9 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "bridge_redis.h"
-#include "bridge_sub.h"
-#include "config.h"
+#include "app/config.h"
+#include "cluster/bridge_redis.h"
+#include "cluster/bridge_sub.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>

@@ -11,9 +11,10 @@
 #include <stdint.h>
 
 /* cmocka.h needs the four headers above first. */
-#include "apikey.h"
-#include "config.h"
-#include "log.h"
+#include "app/config.h"
+#include "core/apikey.h"
+#include "shared/log.h"
+#include "shared/units.h"
 
 #include <cmocka.h>
 #include <errno.h>
@@ -632,22 +633,22 @@ static void test_size_parser(void **state)
 {
     (void)state;
     uint64_t v = 7;
-    assert_int_equal(config_parse_size("18446744073709551615", &v), 0);
+    assert_int_equal(units_parse_size("18446744073709551615", &v), 0);
     assert_true(v == UINT64_MAX);
-    assert_int_equal(config_parse_size("17179869183GiB", &v), 0);
+    assert_int_equal(units_parse_size("17179869183GiB", &v), 0);
     assert_true(v == UINT64_MAX - GIB + 1);
     v = 7;
-    assert_int_equal(config_parse_size("18446744073709551616", &v), -1);
-    assert_int_equal(config_parse_size("17179869184GiB", &v), -1);
-    assert_int_equal(config_parse_size("17179869184.5GiB", &v), -1);
-    assert_int_equal(config_parse_size("17179869183.999999999GiB", &v), -1); /* not whole bytes */
-    assert_int_equal(config_parse_size("17179869183.5GiB", &v), 0);
+    assert_int_equal(units_parse_size("18446744073709551616", &v), -1);
+    assert_int_equal(units_parse_size("17179869184GiB", &v), -1);
+    assert_int_equal(units_parse_size("17179869184.5GiB", &v), -1);
+    assert_int_equal(units_parse_size("17179869183.999999999GiB", &v), -1); /* not whole bytes */
+    assert_int_equal(units_parse_size("17179869183.5GiB", &v), 0);
     assert_true(v == UINT64_MAX - GIB / 2 + 1);
-    assert_int_equal(config_parse_size("0.000000001GB", &v), 0);
+    assert_int_equal(units_parse_size("0.000000001GB", &v), 0);
     assert_int_equal(v, 1);
-    assert_int_equal(config_parse_size("0.1B", &v), -1);
-    assert_int_equal(config_parse_size(NULL, &v), -1);
-    assert_int_equal(config_parse_size("0", &v), 0); /* the range is the key's business */
+    assert_int_equal(units_parse_size("0.1B", &v), -1);
+    assert_int_equal(units_parse_size(NULL, &v), -1);
+    assert_int_equal(units_parse_size("0", &v), 0); /* the range is the key's business */
     assert_int_equal(v, 0);
 }
 
@@ -708,19 +709,19 @@ static void test_duration_parser(void **state)
 {
     (void)state;
     uint64_t v = 7;
-    assert_int_equal(config_parse_duration("18446744073709551615ms", &v), 0);
+    assert_int_equal(units_parse_duration("18446744073709551615ms", &v), 0);
     assert_true(v == UINT64_MAX);
     v = 7;
-    assert_int_equal(config_parse_duration("18446744073709551616ms", &v), -1);
-    assert_int_equal(config_parse_duration("18446744073709552s", &v), -1);
+    assert_int_equal(units_parse_duration("18446744073709551616ms", &v), -1);
+    assert_int_equal(units_parse_duration("18446744073709552s", &v), -1);
     assert_int_equal(v, 7);
-    assert_int_equal(config_parse_duration("0", &v), 0);
+    assert_int_equal(units_parse_duration("0", &v), 0);
     assert_int_equal(v, 0);
-    assert_int_equal(config_parse_duration("0.123456789h", &v), -1); /* not whole ms */
-    assert_int_equal(config_parse_duration("0.000001h", &v), -1);
-    assert_int_equal(config_parse_duration("0.00001h", &v), 0);
+    assert_int_equal(units_parse_duration("0.123456789h", &v), -1); /* not whole ms */
+    assert_int_equal(units_parse_duration("0.000001h", &v), -1);
+    assert_int_equal(units_parse_duration("0.00001h", &v), 0);
     assert_int_equal(v, 36);
-    assert_int_equal(config_parse_duration(NULL, &v), -1);
+    assert_int_equal(units_parse_duration(NULL, &v), -1);
 }
 
 static void test_bool_parser(void **state)
@@ -732,14 +733,14 @@ static void test_bool_parser(void **state)
     bool b;
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
         b = false;
-        assert_int_equal(config_parse_bool(yes[i], &b), 0);
+        assert_int_equal(units_parse_bool(yes[i], &b), 0);
         assert_true(b);
-        assert_int_equal(config_parse_bool(no[i], &b), 0);
+        assert_int_equal(units_parse_bool(no[i], &b), 0);
         assert_false(b);
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         b = true;
-        assert_int_equal(config_parse_bool(bad[i], &b), -1);
+        assert_int_equal(units_parse_bool(bad[i], &b), -1);
         assert_true(b);
     }
 }
@@ -1164,18 +1165,18 @@ static void test_list_keys_and_api_keys(void **state)
     assert_int_equal(load(&cfg, LIST("--config", file), NULL), CONFIG_OK);
     assert_string_equal(cfg.allowed_origins, "https://a.example,https://*.b.example");
     assert_int_equal(cfg.napikeys, 2);
-    const apikey_t *k = apikey_lookup(&cfg, "fedcba9876543210", 16);
+    const apikey_t *k = apikey_lookup(cfg.apikeys, cfg.napikeys, "fedcba9876543210", 16);
     assert_non_null(k);
     assert_int_equal(k->npatterns, 2);
     assert_true(apikey_may_publish(k, "chat.x", 6));
     assert_true(apikey_may_publish(k, "news.y", 6));
     assert_false(apikey_may_publish(k, "other", 5));
-    const apikey_t *any = apikey_lookup(&cfg, "0123456789abcdef", 16);
+    const apikey_t *any = apikey_lookup(cfg.apikeys, cfg.napikeys, "0123456789abcdef", 16);
     assert_non_null(any);
     assert_true(apikey_may_publish(any, "other", 5));
-    assert_null(apikey_lookup(&cfg, "0123456789abcdeX", 16));
-    assert_null(apikey_lookup(&cfg, "0123456789abcde", 15));
-    assert_null(apikey_lookup(&cfg, "", 0));
+    assert_null(apikey_lookup(cfg.apikeys, cfg.napikeys, "0123456789abcdeX", 16));
+    assert_null(apikey_lookup(cfg.apikeys, cfg.napikeys, "0123456789abcde", 15));
+    assert_null(apikey_lookup(cfg.apikeys, cfg.napikeys, "", 0));
     config_free(&cfg);
 
     /* Bad entries name the key. */

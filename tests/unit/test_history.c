@@ -9,10 +9,10 @@
 #include <string.h>
 
 /* cmocka.h needs the headers above first. */
-#include "history.h"
-#include "outq.h"
-#include "seqtab.h"
-#include "xmsg.h"
+#include "core/history.h"
+#include "core/seqtab.h"
+#include "core/xmsg.h"
+#include "net/outq.h"
 
 #include <cmocka.h>
 

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "history_redis.h"
+#include "cluster/history_redis.h"
 
 #include <hiredis/hiredis.h>
 

@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 /* cmocka.h needs the four headers above first. */
-#include "auth.h"
-#include "config.h"
+#include "app/config.h"
+#include "core/auth.h"
 
 #include <cmocka.h>
 #include <string.h>

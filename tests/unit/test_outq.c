@@ -7,8 +7,8 @@
 #include <string.h>
 
 /* cmocka.h needs the headers above first. */
-#include "frame_buf.h"
-#include "outq.h"
+#include "net/outq.h"
+#include "shared/frame_buf.h"
 
 #include <cmocka.h>
 

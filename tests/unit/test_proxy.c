@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* cmocka.h needs the four headers above first. */
-#include "proxy.h"
+#include "net/proxy.h"
 
 #include <cmocka.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * seeded randomized differential test, against wsb_topic_matches(), the
  * reference semantics for patterns.
  */
-#include "topic_trie.h"
+#include "core/topic_trie.h"
 #include "wsb/topic.h"
 
 #include <setjmp.h>

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 /* cmocka.h needs the headers above first. */
-#include "xqueue.h"
+#include "core/xqueue.h"
 
 #include <cmocka.h>
 

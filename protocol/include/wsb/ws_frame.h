@@ -1,5 +1,9 @@
 /*
- * ws_frame.h - RFC 6455 WebSocket frame codec. No I/O, no allocation.
+ * ws_frame.h - RFC 6455 WebSocket frame codec. No I/O. One allocation at
+ * most: the parser takes a WSB_WS_MAX_CONTROL_PAYLOAD-byte buffer the first
+ * time a control frame's payload is split across feeds (freed by
+ * wsb_ws_parser_release; out of memory fails the parser with 1011); the
+ * builders write into the caller's buffer.
  *
  * Parser: push bytes in with wsb_ws_parser_feed(), split at any boundary; it
  * reports data messages through begin/data/end callbacks and control frames

@@ -1,0 +1,85 @@
+/*
+ * broker.h - the process: configuration, the workers (one event loop per
+ * thread, each with its own SO_REUSEPORT listening socket), the per-topic
+ * sequence table they share, and their coordinated shutdown.
+ *
+ * Worker 0 runs on the calling thread and handles SIGINT/SIGTERM, so a
+ * broker with workers=1 is a plain single-threaded program (the easiest to
+ * debug). On a signal every worker drains its connections; each worker
+ * closes its last handles only once every worker has drained, because until
+ * then another worker may still push into its inbox.
+ */
+#ifndef WSB_BROKER_BROKER_H
+#define WSB_BROKER_BROKER_H
+
+#include "app/config.h"
+#include "core/auth.h"
+#include "core/history.h"
+#include "core/seqtab.h"
+#include "net/tls.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct worker_s worker_t;
+typedef struct bridge_s bridge_t;
+
+typedef struct broker_s {
+    const config_t *cfg;
+    unsigned nworkers;
+    worker_t **workers;
+    seqtab_t *seqtab;
+    history_rules_t history_rules; /* parsed from cfg->history; seqtab borrows it */
+    bridge_t *bridge;              /* federation through Redis; NULL when redis.url is "" */
+    char node_id[72];
+    char *web_root; /* realpath of cfg->web_root, NULL when static files are off */
+    uint64_t started_ns;
+    _Atomic unsigned drained; /* workers with no connection left after shutdown began */
+    _Atomic int stopping;
+    _Atomic size_t connections; /* over all workers, for max_connections */
+    auth_t auth;                /* keys, anonymous permissions, admission limits */
+    tls_server_t *tls;          /* NULL: no TLS listener */
+} broker_t;
+
+/* Reloads the TLS certificate and key (SIGHUP): new handshakes use the new
+ * pair, established connections are untouched; a failure is logged and the
+ * old pair stays. */
+void broker_reload_tls(broker_t *b);
+
+/*
+ * Resolves the address, binds and listens with one socket per worker, writes
+ * the port file, and prepares the workers. Returns 0, or -1 after logging
+ * why (the caller exits 1); broker_free() is needed either way.
+ */
+int broker_init(broker_t *b, const config_t *cfg);
+
+/* Runs every worker until shutdown; returns when all threads have ended. */
+void broker_run(broker_t *b);
+
+/* Asks every worker to shut down (any thread). */
+void broker_stop(broker_t *b);
+
+/* Called by a worker whose connections are all gone during shutdown. */
+void broker_worker_drained(broker_t *b, worker_t *s);
+
+void broker_free(broker_t *b);
+
+/* Writes "ip:port" (IPv6 as "[ip]:port") of `ss` into `out`. */
+void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
+
+/* Logs that a listening address (`where`, as broker_format_addr writes it) is
+ * taken by another process: "address already in use: <where>", at error
+ * level. `proto` names the listener ("ws", "tls", "resp"). */
+void broker_log_addr_in_use(const char *proto, const char *where);
+
+/* Atomically (temporary file + rename) writes a bound port for scripts that
+ * started us with port 0 (--port-file, tls.port_file, resp.port_file).
+ * Returns 0 or -1. */
+int broker_write_port_file(const char *path, unsigned port);
+
+/* Nanoseconds since start (monotonic). */
+uint64_t broker_uptime_ns(const broker_t *b);
+
+#endif

@@ -1,0 +1,401 @@
+/* worker.c - one worker's loop: listener, inbox, per-turn flush, shutdown (see worker.h). */
+#include "app/worker.h"
+
+#include "app/broker.h"
+#include "cluster/history_ops.h"
+#include "core/router.h"
+#include "core/seqtab.h"
+#include "core/xmsg.h"
+#include "ingress/resp_session.h"
+#include "ingress/static_files.h"
+#include "net/conn.h"
+#include "shared/log.h"
+#include "shared/util.h"
+#include "wsb/ws_frame.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HEARTBEAT_MS 1000
+
+uint64_t worker_now(const worker_t *s)
+{
+    return uv_now(&s->loop);
+}
+
+void worker_mark_dirty(worker_t *s, conn_t *c)
+{
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = s->dirty;
+        s->dirty = c;
+    }
+}
+
+void worker_update_gauges(worker_t *s)
+{
+    METRIC_SET(s->metrics.connections, s->nconns);
+    METRIC_SET(s->metrics.ws_connections, s->nws);
+    METRIC_SET(s->metrics.subscriptions, trie_subscription_count(s->trie));
+    METRIC_SET(s->metrics.patterns, trie_pattern_count(s->trie));
+    METRIC_SET(s->metrics.resp_connections, resp_connection_count(s));
+    METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
+}
+
+/* Runs once per loop turn, right before the loop would block: first the
+ * messages published since the last turn reach this worker's subscribers,
+ * then everything queued this turn goes out, in as few writes as possible. */
+static void on_flush(uv_prepare_t *p)
+{
+    worker_t *s = p->data;
+    cluster_drain(s);
+    router_drain(s);
+    while (s->dirty != NULL) {
+        conn_t *c = s->dirty;
+        s->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (c->state == CONN_CLOSED) {
+            if (c->handles_open == 0) {
+                conn_free(c); /* its close callbacks ran while it was listed */
+            }
+            continue;
+        }
+        conn_flush(c);
+    }
+    resp_flush_dirty(s);
+    METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
+}
+
+static void on_inbox(uv_async_t *a)
+{
+    /* Nothing to do here: waking up is enough, the prepare phase of this
+     * turn drains the inbox before flushing. */
+    (void)a;
+}
+
+static void on_stop(uv_async_t *a)
+{
+    worker_shutdown(a->data);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    worker_t *s = t->data;
+    for (conn_t *c = s->conns; c != NULL; c = c->next) {
+        if (!c->writing) {
+            outq_trim(&c->outq);
+        }
+    }
+    METRIC_SET(s->metrics.heartbeat_ms, broker_uptime_ns(s->broker) / 1000000);
+    worker_update_gauges(s);
+    if (s->index == 0) {
+        /* Quiet topics' history past its ttl goes even without publishes. */
+        seqtab_expire(s->broker->seqtab, uv_now(&s->loop));
+    }
+}
+
+/* Polling is cheap here (one relaxed load per worker) and only runs while a
+ * publisher is paused; a wake-up from each draining worker would cost more. */
+#define PRESSURE_POLL_MS 1
+
+/* A worker more than this many messages behind makes publishers wait: its
+ * subscribers' latency, not the inbox's memory, is what it protects (a
+ * worker delivers up to WORKER_INBOX_BATCH messages per loop turn). */
+#define PRESSURE_HIGH 256
+#define PRESSURE_LOW  64
+
+static size_t pressure_limit(const worker_t *s, size_t level)
+{
+    size_t half = xqueue_capacity(&s->inbox) / 2;
+    return level < half ? level : half;
+}
+
+static bool inboxes_below(const worker_t *s, size_t limit)
+{
+    broker_t *b = s->broker;
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        if (xqueue_depth(&b->workers[i]->inbox) > limit) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool worker_inbox_pressure(const worker_t *s)
+{
+    return !inboxes_below(s, pressure_limit(s, PRESSURE_HIGH));
+}
+
+static void on_pressure(uv_timer_t *t)
+{
+    worker_t *s = t->data;
+    if ((s->paused != NULL || resp_publishers_paused(s)) &&
+        !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
+        return;
+    }
+    /* Stopped first: a RESP publisher runs the commands it held back at
+     * once, and may be paused again (which restarts the timer). */
+    uv_timer_stop(&s->pressure_timer);
+    while (s->paused != NULL) {
+        conn_resume_publisher(s->paused);
+    }
+    resp_resume_publishers(s);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    worker_t *s = t->data;
+    uint64_t now = worker_now(s);
+    conn_t *next;
+    /* A deadline callback may close its own connection (which unlinks it but
+     * frees it only in a later loop phase), never another one: walking on
+     * from the saved successor is safe. */
+    for (conn_t *c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->deadline_ms != 0 && now >= c->deadline_ms) {
+            c->deadline_ms = 0;
+            conn_on_deadline(c);
+        }
+    }
+}
+
+void worker_watch_pressure(worker_t *s)
+{
+    if (!uv_is_active((uv_handle_t *)&s->pressure_timer) && !s->shutting_down) {
+        uv_timer_start(&s->pressure_timer, on_pressure, PRESSURE_POLL_MS, PRESSURE_POLL_MS);
+    }
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    worker_t *s = listener->data;
+    if (status < 0) {
+        log_warn("accept failed", "worker=%u err=%s", s->index, uv_err_name(status));
+        return;
+    }
+    conn_accept(s, listener == (uv_stream_t *)&s->tls_listener);
+}
+
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    worker_t *s = sig->data;
+    broker_reload_tls(s->broker);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    worker_t *s = sig->data;
+    const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+    if (s->shutting_down) {
+        /* Already draining (bounded by shutdown_timeout): not worth a line each. */
+        log_debug("signal received while shutting down", "signal=%s", name);
+        return;
+    }
+    log_info("signal received", "signal=%s", name);
+    broker_stop(s->broker);
+}
+
+static void on_server_handle_closed(uv_handle_t *h)
+{
+    worker_t *s = h->data;
+    s->handles_open--;
+}
+
+static void close_handle(worker_t *s, uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) {
+        h->data = s;
+        uv_close(h, on_server_handle_closed);
+    }
+}
+
+static void close_server_handles(worker_t *s)
+{
+    close_handle(s, (uv_handle_t *)&s->flush_prepare);
+    close_handle(s, (uv_handle_t *)&s->inbox_async);
+    close_handle(s, (uv_handle_t *)&s->stop_async);
+    close_handle(s, (uv_handle_t *)&s->shutdown_timer);
+    close_handle(s, (uv_handle_t *)&s->heartbeat);
+    close_handle(s, (uv_handle_t *)&s->pressure_timer);
+    close_handle(s, (uv_handle_t *)&s->tick);
+    if (s->index == 0) {
+        /* Closing the last uv_signal_t for a signal puts back its default
+         * action, so a second SIGTERM arriving from here to exit() would kill
+         * the process and turn a clean shutdown into "terminated by signal".
+         * The drain is already bounded by shutdown_timeout; block the two
+         * signals instead (the other threads block everything already). */
+        sigset_t stop;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &stop, NULL);
+        close_handle(s, (uv_handle_t *)&s->sig_int);
+        close_handle(s, (uv_handle_t *)&s->sig_term);
+        close_handle(s, (uv_handle_t *)&s->sig_hup);
+    }
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    worker_t *s = t->data;
+    log_warn("shutdown timeout: closing remaining connections", "worker=%u connections=%zu",
+             s->index, s->nconns + resp_connection_count(s));
+    while (s->conns != NULL) {
+        conn_close(s->conns);
+    }
+    resp_listener_close_all(s);
+}
+
+void worker_shutdown(worker_t *s)
+{
+    if (!s->shutting_down) {
+        s->shutting_down = true;
+        log_debug("worker shutting down", "worker=%u connections=%zu", s->index, s->nconns);
+        if (s->listening) {
+            close_handle(s, (uv_handle_t *)&s->listener);
+        }
+        resp_listener_shutdown(s);
+        if (s->tls_listening) {
+            close_handle(s, (uv_handle_t *)&s->tls_listener);
+        }
+        for (conn_t *c = s->conns; c != NULL; c = c->next) {
+            if (c->state == CONN_WS) {
+                conn_ws_close(c, WSB_WS_CLOSE_GOING_AWAY, "server shutting down", false);
+            } else if (c->state == CONN_HTTP && !c->writing && outq_bytes(&c->outq) == 0 &&
+                       c->http_pub == NULL) {
+                /* Idle keep-alive connection. One whose response waits for
+                 * Redis gets it (the bridge, stopped first, fails what is
+                 * in flight) with Connection: close, then lingers. */
+                conn_linger(c);
+            }
+        }
+        uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, s->cfg->shutdown_timeout_ms, 0);
+        while (s->paused != NULL) {
+            conn_resume_publisher(s->paused); /* they must read their peers' close */
+        }
+        uv_timer_stop(&s->pressure_timer);
+    }
+    if (s->nconns == 0 && resp_connection_count(s) == 0 && !s->drained) {
+        s->drained = true;
+        uv_timer_stop(&s->shutdown_timer);
+        broker_worker_drained(s->broker, s);
+    }
+    /* Other workers may publish into our inbox until they have drained too:
+     * the inbox stays open until then (see broker.h). */
+    if (s->drained &&
+        atomic_load_explicit(&s->broker->drained, memory_order_acquire) == s->broker->nworkers) {
+        close_server_handles(s);
+    }
+}
+
+int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
+{
+    memset(s, 0, offsetof(worker_t, read_buf));
+    s->broker = b;
+    s->cfg = b->cfg;
+    s->index = index;
+    metrics_init(&s->metrics);
+    int rc = uv_loop_init(&s->loop);
+    if (rc != 0) {
+        return rc;
+    }
+    s->trie = trie_new();
+    xqueue_init(&s->inbox, s->cfg->worker_queue_size);
+    if (b->history_rules.n > 0 && s->cfg->redis_url[0] != '\0') {
+        /* Ops in flight are bounded by redis.queue_size (history_redis.h). */
+        xqueue_init(&s->cluster_done, s->cfg->redis_queue_size);
+    }
+    uv_prepare_init(&s->loop, &s->flush_prepare);
+    s->flush_prepare.data = s;
+    uv_prepare_start(&s->flush_prepare, on_flush);
+    uv_async_init(&s->loop, &s->inbox_async, on_inbox);
+    uv_async_init(&s->loop, &s->stop_async, on_stop);
+    s->inbox_async.data = s;
+    s->stop_async.data = s;
+    uv_timer_init(&s->loop, &s->shutdown_timer);
+    s->shutdown_timer.data = s;
+    uv_timer_init(&s->loop, &s->heartbeat);
+    s->heartbeat.data = s;
+    uv_timer_start(&s->heartbeat, on_heartbeat, 0, HEARTBEAT_MS);
+    uv_timer_init(&s->loop, &s->pressure_timer);
+    s->pressure_timer.data = s;
+    uv_timer_init(&s->loop, &s->tick);
+    s->tick.data = s;
+    uv_timer_start(&s->tick, on_tick, WORKER_TICK_MS, WORKER_TICK_MS);
+    s->handles_open = 7;
+    if (index == 0) {
+        uv_signal_init(&s->loop, &s->sig_int);
+        uv_signal_init(&s->loop, &s->sig_term);
+        uv_signal_init(&s->loop, &s->sig_hup);
+        s->sig_int.data = s;
+        s->sig_term.data = s;
+        s->sig_hup.data = s;
+        s->handles_open += 3;
+        uv_signal_start(&s->sig_int, on_signal, SIGINT);
+        uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+        uv_signal_start(&s->sig_hup, on_sighup, SIGHUP);
+    }
+    uv_tcp_init(&s->loop, &s->listener);
+    s->listener.data = s;
+    s->handles_open++;
+    s->listening = true;
+    rc = uv_tcp_open(&s->listener, fd);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *)&s->listener, (int)s->cfg->backlog, on_connection);
+    }
+    if (tls_fd >= 0) {
+        uv_tcp_init(&s->loop, &s->tls_listener);
+        s->tls_listener.data = s;
+        s->handles_open++;
+        s->tls_listening = true;
+        int trc = uv_tcp_open(&s->tls_listener, tls_fd);
+        if (trc == 0) {
+            trc = uv_listen((uv_stream_t *)&s->tls_listener, (int)s->cfg->backlog, on_connection);
+        }
+        rc = rc != 0 ? rc : trc;
+    }
+    return rc;
+}
+
+void worker_run(worker_t *s)
+{
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+}
+
+void worker_free(worker_t *s)
+{
+    if (s->handles_open > 0) {
+        /* Start-up failed before the loop ran: close what init opened. */
+        close_server_handles(s);
+        close_handle(s, (uv_handle_t *)&s->listener);
+        if (s->tls_listening) {
+            close_handle(s, (uv_handle_t *)&s->tls_listener);
+        }
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+    }
+    if (s->resp != NULL) {
+        resp_listener_shutdown(s);
+        resp_listener_close_all(s);
+        uv_run(&s->loop, UV_RUN_DEFAULT); /* their close callbacks */
+        resp_flush_dirty(s);              /* frees those closed while listed */
+        resp_listener_free(s);
+    }
+    /* Messages still in the inbox were never delivered: release them. */
+    xmsg_t *m;
+    while ((m = xqueue_pop(&s->inbox)) != NULL) {
+        frame_buf_unref(xmsg_worker_buf(m, s->index));
+    }
+    xqueue_destroy(&s->inbox);
+    cluster_worker_free(s);
+    trie_free(s->trie);
+    static_cache_free(s->static_cache);
+    s->static_cache = NULL;
+    if (uv_loop_close(&s->loop) != 0) {
+        log_warn("event loop closed with handles open", "worker=%u", s->index);
+    }
+}

@@ -1,0 +1,264 @@
+/* bridge_conn.c - the bridge's two Redis connections: connect, AUTH, ready,
+ * loss and reconnect with backoff (see bridge_redis.h). */
+#include "cluster/bridge_internal.h"
+#include "cluster/bridge_redis.h"
+#include "shared/log.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static void update_health(bridge_t *br)
+{
+    bool up = br->pub.ready && br->sub.ready;
+    int was = atomic_exchange_explicit(&br->healthy, up ? 1 : 0, memory_order_acq_rel);
+    atomic_store_explicit(&br->pub_up, br->pub.ready ? 1 : 0, memory_order_release);
+    if (was != (up ? 1 : 0) && !br->stopping) {
+        if (up) {
+            log_info("redis: connected", "host=%s port=%u", br->url.host, br->url.port);
+        } else {
+            log_warn("redis: unavailable, serving local traffic only (degraded)", "host=%s port=%u",
+                     br->url.host, br->url.port);
+        }
+    }
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    rconn_t *rc = t->data;
+    if (rc->br->stopping) {
+        return;
+    }
+    if (rc == &rc->br->sub) {
+        if (rc->bs != NULL && !rc->connected) {
+            log_warn("redis: connect timed out", "conn=%s", rc->role);
+            bridge_sub_close(rc->bs);
+            rc->bs = NULL;
+        }
+        if (rc->bs == NULL) {
+            bridge_count(&rc->br->reconnects);
+            bridge_rconn_connect(rc);
+        }
+        return;
+    }
+    if (rc->ac != NULL && !rc->connected) {
+        /* Connect timeout: hiredis 0.14 has none of its own. */
+        log_warn("redis: connect timed out", "conn=%s", rc->role);
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    if (rc->ac == NULL) {
+        bridge_count(&rc->br->reconnects);
+        bridge_rconn_connect(rc);
+    }
+}
+
+static void schedule_retry(rconn_t *rc)
+{
+    bridge_t *br = rc->br;
+    if (br->stopping) {
+        return;
+    }
+    /* Exponential backoff with +-25% jitter, so nodes that lost Redis at the
+     * same moment do not come back in lockstep. */
+    uint32_t rnd = 0;
+    random_bytes(&rnd, sizeof(rnd));
+    uint64_t base = rc->backoff_ms;
+    uint64_t wait = base * 3 / 4 + (base > 0 ? rnd % (base / 2 + 1) : 0);
+    uint64_t max = br->cfg->redis_reconnect_max_ms;
+    rc->backoff_ms = (unsigned)(base * 2 > max ? max : base * 2);
+    uv_timer_start(&rc->timer, on_retry_timer, wait, 0);
+}
+
+void bridge_set_ready(rconn_t *rc)
+{
+    bridge_t *br = rc->br;
+    rc->ready = true;
+    rc->ever_ready = true;
+    rc->backoff_ms = BACKOFF_MIN_MS;
+    if (rc == &br->sub) {
+        bridge_mark_all(br, false); /* (re)subscribe everything wanted */
+    } else if (br->hr != NULL) {
+        hr_set_pub(br->hr, rc->ac); /* clustered history hook: load the scripts */
+    }
+    update_health(br);
+}
+
+static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    rconn_t *rc = ac->data;
+    redisReply *reply = r;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        log_error("redis: AUTH refused", "conn=%s err=%s", rc->role, log_quote(reply->str));
+        redisAsyncDisconnect(ac); /* retried with backoff: the password may be fixed */
+    }
+}
+
+/* The PING queued behind AUTH: its answer means the connection is usable. */
+static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    rconn_t *rc = ac->data;
+    redisReply *reply = r;
+    if (reply != NULL && reply->type != REDIS_REPLY_ERROR && !rc->br->stopping) {
+        bridge_set_ready(rc);
+    }
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    rconn_t *rc = cac->data;
+    uv_timer_stop(&rc->timer);
+    if (status != REDIS_OK) {
+        log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(cac->errstr));
+        rc->ac = NULL; /* hiredis frees the context after this callback */
+        schedule_retry(rc);
+        return;
+    }
+    rc->connected = true; /* usable once the PING queued at connect time answers */
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    rconn_t *rc = cac->data;
+    bridge_t *br = rc->br;
+    if (!br->stopping) {
+        log_warn("redis: connection lost", "conn=%s err=%s", rc->role,
+                 log_quote(status == REDIS_OK ? "closed" : cac->errstr));
+    }
+    rc->ac = NULL;
+    rc->connected = false;
+    rc->ready = false;
+    if (br->hr != NULL) {
+        hr_set_pub(br->hr, NULL); /* clustered history hook: what waited on it fails */
+    }
+    update_health(br);
+    schedule_retry(rc);
+}
+
+/* The subscriber connection broke (`why`), was refused (NULL: logged by the
+ * caller) or could not connect: nothing is subscribed any more. */
+void bridge_sub_lost(rconn_t *rc, const char *why)
+{
+    bridge_t *br = rc->br;
+    if (why != NULL && !br->stopping) {
+        if (rc->connected) {
+            log_warn("redis: connection lost", "conn=%s err=%s", rc->role, log_quote(why));
+        } else {
+            log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(why));
+        }
+    }
+    if (rc->bs != NULL) {
+        bridge_sub_close(rc->bs);
+        rc->bs = NULL;
+    }
+    uv_timer_stop(&rc->timer);
+    rc->connected = false;
+    rc->ready = false;
+    rc->handshake = 0;
+    bridge_mark_all(br, true);
+    if (br->hr != NULL) {
+        hr_sub_lost(br->hr); /* clustered history hook: reads waiting on a SUBSCRIBE fail */
+    }
+    update_health(br);
+    schedule_retry(rc);
+}
+
+static void on_sub_connected(bridge_sub_t *bs, void *user_data)
+{
+    (void)bs;
+    rconn_t *rc = user_data;
+    uv_timer_stop(&rc->timer);
+    rc->connected = true; /* usable once the PING queued at connect time answers */
+}
+
+static void on_sub_closed(bridge_sub_t *bs, const char *why, void *user_data)
+{
+    (void)bs;
+    bridge_sub_lost(user_data, why);
+}
+
+static void sub_connect(rconn_t *rc)
+{
+    static const bridge_sub_cb_t callbacks = {on_sub_connected, bridge_on_sub_reply, on_sub_closed};
+    bridge_t *br = rc->br;
+    char err[160];
+    rc->bs =
+        bridge_sub_connect(&br->loop, br->url.host, br->url.port, &callbacks, rc, err, sizeof(err));
+    if (rc->bs == NULL) {
+        log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(err));
+        schedule_retry(rc);
+        return;
+    }
+    rc->connected = false;
+    rc->handshake = 0;
+    if (br->url.password != NULL) {
+        const char *argv[3] = {"AUTH", br->url.user, br->url.password};
+        size_t lens[3] = {4, br->url.user != NULL ? strlen(br->url.user) : 0,
+                          strlen(br->url.password)};
+        if (br->url.user == NULL) {
+            argv[1] = argv[2];
+            lens[1] = lens[2];
+        }
+        bridge_sub_command(rc->bs, br->url.user != NULL ? 3 : 2, argv, lens);
+        rc->handshake++;
+    }
+    const char *ping = "PING";
+    size_t ping_len = 4;
+    bridge_sub_command(rc->bs, 1, &ping, &ping_len);
+    rc->handshake++;
+    uv_timer_start(&rc->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
+}
+
+void bridge_rconn_connect(rconn_t *rc)
+{
+    bridge_t *br = rc->br;
+    if (rc == &br->sub) {
+        sub_connect(rc);
+        return;
+    }
+    redisAsyncContext *ac = redisAsyncConnect(br->url.host, (int)br->url.port);
+    if (ac == NULL || ac->err) {
+        log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
+                  log_quote(ac != NULL ? ac->errstr : "out of memory"));
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        schedule_retry(rc);
+        return;
+    }
+    ac->data = rc;
+    rc->ac = ac;
+    rc->connected = false;
+    if (bridge_sub_attach_async(ac, &br->loop) != 0) {
+        log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
+                  log_quote("cannot poll the socket"));
+        rc->ac = NULL;
+        redisAsyncFree(ac);
+        schedule_retry(rc);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (br->url.password != NULL) {
+        if (br->url.user != NULL) {
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s %s", br->url.user, br->url.password);
+        } else {
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s", br->url.password);
+        }
+    }
+    /* hiredis 0.14 completes a non-blocking connect only when it has
+     * something to write: the PING is also what makes it connect. */
+    redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
+    uv_timer_start(&rc->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
+}

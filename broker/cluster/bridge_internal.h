@@ -1,0 +1,140 @@
+/*
+ * bridge_internal.h - what the Redis bridge's files share on the bridge
+ * thread (bridge_redis.c: interest, messages, publishes, lifetime;
+ * bridge_conn.c: the two connections). Not for other modules.
+ */
+#ifndef WSB_BROKER_BRIDGE_INTERNAL_H
+#define WSB_BROKER_BRIDGE_INTERNAL_H
+
+#include "app/config.h"
+typedef struct bridge_s bridge_t;
+typedef struct broker_s broker_t;
+#include "cluster/bridge_sub.h"
+#include "cluster/history_redis.h"
+#include "core/xqueue.h"
+
+#include <hiredis/async.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define BACKOFF_MIN_MS     100
+#define CONNECT_TIMEOUT_MS 3000
+#define CHAN_BUCKETS       4096
+#define LAST_VIA_MAX       64
+/* Envelope fields around the data: node id, topic (escaped), seq, keys. */
+#define ENVELOPE_OVERHEAD 1024
+
+typedef enum { CHAN_NONE = 0, CHAN_SUBSCRIBING, CHAN_SUBSCRIBED, CHAN_UNSUBSCRIBING } chan_state_t;
+
+/* One Redis channel or glob with the number of (worker, pattern) pairs that
+ * want it. Guarded by bridge->lock. */
+typedef struct chan_s {
+    struct chan_s *next;       /* hash bucket */
+    struct chan_s *dirty_next; /* bridge->dirty */
+    bool dirty;
+    bool glob;
+    chan_state_t state;
+    long refs;
+    size_t len;
+    char name[]; /* NUL-terminated */
+} chan_t;
+
+/* One of the two Redis connections. Bridge thread only. */
+typedef struct {
+    bridge_t *br;
+    const char *role;      /* "pub" or "sub", for logs */
+    redisAsyncContext *ac; /* pub: hiredis async */
+    bridge_sub_t *bs;      /* sub: our own reader loop (bridge_sub.h) */
+    unsigned handshake;    /* sub: AUTH/PING replies still awaited */
+    bool connected;        /* TCP connected */
+    bool ready;            /* connected and authenticated */
+    bool ever_ready;
+    unsigned backoff_ms;
+    uv_timer_t timer; /* reconnect wait, or connect timeout while connecting */
+} rconn_t;
+
+/* A publish waiting for the bridge thread: channel then envelope. */
+typedef struct {
+    uint32_t chan_len;
+    uint32_t env_len;
+    char bytes[];
+} pub_item_t;
+
+/* Laid out by purpose, not size: one per process. */
+struct bridge_s { // NOLINT(clang-analyzer-optin.performance.Padding)
+    broker_t *b;
+    const config_t *cfg;
+    redis_url_t url;
+    size_t prefix_len;
+    size_t max_envelope;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_async_t stop_async;
+    rconn_t pub, sub;
+    pthread_t thread;
+    bool thread_started;
+    bool joined;
+    bool stopping; /* bridge thread */
+    _Atomic int stop_requested;
+    _Atomic int pub_up;  /* workers drop at once while 0 */
+    _Atomic int healthy; /* both connections ready */
+    xqueue_t outq;
+    _Atomic size_t pending; /* queued + sent without reply: bounded by queue_size */
+
+    pthread_mutex_t lock; /* guards the channel table */
+    chan_t **buckets;
+    chan_t *dirty;
+    size_t nchans_active;
+
+    /* The last payload received, to inject a message once however many of
+     * our subscriptions matched it (bridge thread only). */
+    char *last;
+    size_t last_len, last_cap;
+    /* The subscriptions it came through: the same payload through one of
+     * them again is a new PUBLISH (e.g. seq restarted after eviction). */
+    uint32_t last_via[LAST_VIA_MAX];
+    unsigned nlast_via;
+
+    _Atomic uint64_t reconnects;
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t published;
+    _Atomic uint64_t received;
+    _Atomic uint64_t own_ignored;
+    _Atomic uint64_t bad_envelopes;
+
+    /* ---- clustered history (history_redis.h): NULL without history rules ---- */
+    hr_t *hr;
+};
+
+/* Counts one event in a bridge counter (read by /metrics). */
+static inline void bridge_count(_Atomic uint64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* bridge_redis.c */
+
+/* Marks every channel for (re)subscription; `lost`: the sub connection
+ * dropped, so none is subscribed any more. */
+void bridge_mark_all(bridge_t *br, bool lost);
+
+/* The sub connection's replies: confirmations and messages. */
+void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_data);
+
+/* bridge_conn.c */
+
+/* Connects (or reconnects) one of the two connections. */
+void bridge_rconn_connect(rconn_t *rc);
+
+/* The connection is connected and authenticated: publishes flow, the
+ * channel table is reconciled. */
+void bridge_set_ready(rconn_t *rc);
+
+/* The sub connection is gone (`why` for the log): reconnect with backoff. */
+void bridge_sub_lost(rconn_t *rc, const char *why);
+
+#endif

@@ -1,0 +1,665 @@
+/* bridge_redis.c - federation through Redis pub/sub (see bridge_redis.h). */
+#include "cluster/bridge_redis.h"
+
+#include "app/broker.h"
+#include "cluster/bridge_internal.h"
+#include "core/router.h"
+#include "shared/log.h"
+#include "wsb/message.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+/* ---- names ------------------------------------------------------------------------------ */
+
+size_t bridge_redis_name(const char *prefix, const char *pattern, size_t len, char *out,
+                         bool *is_glob)
+{
+    size_t n = strlen(prefix);
+    memcpy(out, prefix, n);
+    *is_glob = wsb_topic_is_pattern(pattern, len);
+    size_t tok_start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && pattern[i] != '.') {
+            continue;
+        }
+        size_t tl = i - tok_start;
+        const char *tok = pattern + tok_start;
+        if (*is_glob && tl == 1 && (tok[0] == '*' || tok[0] == '>')) {
+            out[n++] = '*'; /* looser than '*' (one token) and '>' (the rest): filtered locally */
+        } else {
+            for (size_t k = 0; k < tl; k++) {
+                char c = tok[k];
+                if (*is_glob && (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')) {
+                    out[n++] = '\\';
+                }
+                out[n++] = c;
+            }
+        }
+        if (i < len) {
+            out[n++] = '.';
+        }
+        tok_start = i + 1;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* ---- channel table ------------------------------------------------------------------------ */
+
+static uint32_t hash_name(const char *s, size_t len, bool glob)
+{
+    uint32_t h = glob ? 2166136261u ^ 0x5bu : 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    }
+    return h;
+}
+
+static chan_t **chan_slot(bridge_t *br, const char *name, size_t len, bool glob)
+{
+    chan_t **slot = &br->buckets[hash_name(name, len, glob) % CHAN_BUCKETS];
+    while (*slot != NULL && !((*slot)->glob == glob && (*slot)->len == len &&
+                              memcmp((*slot)->name, name, len) == 0)) {
+        slot = &(*slot)->next;
+    }
+    return slot;
+}
+
+static void mark_dirty(bridge_t *br, chan_t *c)
+{
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = br->dirty;
+        br->dirty = c;
+    }
+}
+
+static void send_sub_command(bridge_t *br, chan_t *c, bool subscribe)
+{
+    /* Sharded mode: exact topics are shard channels; patterns stay on the
+     * classic bus, which Redis has no sharded counterpart of (bridge_redis.h). */
+    const char *cmd = c->glob                  ? (subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE")
+                      : br->cfg->redis_sharded ? (subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE")
+                                               : (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
+    const char *argv[2] = {cmd, c->name};
+    size_t lens[2] = {strlen(cmd), c->len};
+    bridge_sub_command(br->sub.bs, 2, argv, lens);
+    c->state = subscribe ? CHAN_SUBSCRIBING : CHAN_UNSUBSCRIBING;
+}
+
+static void chan_free(bridge_t *br, chan_t *c)
+{
+    chan_t **slot = chan_slot(br, c->name, c->len, c->glob);
+    *slot = c->next;
+    free(c);
+}
+
+/* Brings one channel's Redis state towards what its count asks for; a
+ * command in flight is left to finish (its reply calls this again). Called
+ * with the lock held, on the bridge thread. Returns true if `c` was freed. */
+static bool reconcile_one(bridge_t *br, chan_t *c)
+{
+    if (c->refs > 0 && c->state == CHAN_NONE && br->sub.ready) {
+        send_sub_command(br, c, true);
+    } else if (c->refs <= 0 && c->state == CHAN_SUBSCRIBED && br->sub.ready) {
+        send_sub_command(br, c, false);
+    } else if (c->refs <= 0 && c->state == CHAN_NONE) {
+        chan_free(br, c);
+        return true;
+    }
+    return false;
+}
+
+static void reconcile_dirty(bridge_t *br)
+{
+    pthread_mutex_lock(&br->lock);
+    while (br->dirty != NULL) {
+        chan_t *c = br->dirty;
+        br->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        (void)reconcile_one(br, c);
+    }
+    pthread_mutex_unlock(&br->lock);
+}
+
+/* Every channel: after the sub connection came up (subscribe them all) or
+ * went down (nothing is subscribed any more). */
+void bridge_mark_all(bridge_t *br, bool lost)
+{
+    pthread_mutex_lock(&br->lock);
+    for (size_t i = 0; i < CHAN_BUCKETS; i++) {
+        for (chan_t *c = br->buckets[i]; c != NULL; c = c->next) {
+            if (lost) {
+                c->state = CHAN_NONE;
+            }
+            mark_dirty(br, c);
+        }
+    }
+    pthread_mutex_unlock(&br->lock);
+    reconcile_dirty(br);
+}
+
+void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
+{
+    if (atomic_load_explicit(&br->stop_requested, memory_order_acquire)) {
+        return;
+    }
+    char name[2 * WSB_TOPIC_MAX_LEN + 80];
+    bool glob = false;
+    size_t n = bridge_redis_name(br->cfg->redis_prefix, pattern, len, name, &glob);
+    pthread_mutex_lock(&br->lock);
+    chan_t **slot = chan_slot(br, name, n, glob);
+    chan_t *c = *slot;
+    if (c == NULL) {
+        c = xcalloc(1, sizeof(*c) + n + 1);
+        memcpy(c->name, name, n + 1);
+        c->len = n;
+        c->glob = glob;
+        *slot = c;
+    }
+    long before = c->refs;
+    c->refs += delta;
+    if (before <= 0 && c->refs > 0) {
+        br->nchans_active++;
+    } else if (before > 0 && c->refs <= 0) {
+        br->nchans_active--;
+    }
+    mark_dirty(br, c);
+    pthread_mutex_unlock(&br->lock);
+    uv_async_send(&br->wake);
+}
+
+/* ---- messages from Redis ------------------------------------------------------------------ */
+
+static bool same_as_last(bridge_t *br, const char *p, size_t len, uint32_t via)
+{
+    if (br->last != NULL && br->last_len == len && memcmp(br->last, p, len) == 0) {
+        bool seen = false;
+        for (unsigned i = 0; i < br->nlast_via && !seen; i++) {
+            seen = br->last_via[i] == via;
+        }
+        if (!seen) {
+            if (br->nlast_via < LAST_VIA_MAX) {
+                br->last_via[br->nlast_via++] = via;
+            }
+            return true;
+        }
+    }
+    br->last_via[0] = via;
+    br->nlast_via = 1;
+    if (br->last == NULL || len > br->last_cap) {
+        br->last_cap = len > 0 ? len : 1;
+        br->last = xrealloc(br->last, br->last_cap);
+    }
+    if (len > 0) {
+        memcpy(br->last, p, len);
+    }
+    br->last_len = len;
+    return false;
+}
+
+static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, const char *p,
+                             size_t len)
+{
+    if (len > br->max_envelope) {
+        bridge_count(&br->bad_envelopes);
+        return;
+    }
+    if (same_as_last(br, p, len, hash_name(via->str, via->len, glob))) {
+        return; /* the same PUBLISH through another of our subscriptions */
+    }
+    json_error_t jerr;
+    json_t *env = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    json_t *node = json_object_get(env, "node");
+    json_t *topic = json_object_get(env, "topic");
+    json_t *seq = json_object_get(env, "seq");
+    json_t *data = json_object_get(env, "data");
+    const char *why = NULL;
+    if (!json_is_string(node) || !json_is_string(topic) || !json_is_integer(seq) ||
+        json_integer_value(seq) < 0 || data == NULL ||
+        wsb_topic_check(json_string_value(topic), json_string_length(topic), WSB_TOPIC_EXACT,
+                        &why) != 0) {
+        bridge_count(&br->bad_envelopes);
+        log_debug("redis: bad envelope ignored", "len=%zu", len);
+        json_decref(env);
+        return;
+    }
+    /* ---- clustered history hook: an envelope with an epoch was sequenced
+     * by Redis and is delivered on every node, its origin included ---- */
+    json_t *epoch = json_object_get(env, "epoch");
+    bool clustered = json_is_string(epoch) && json_string_length(epoch) > 0 &&
+                     json_string_length(epoch) <= XMSG_EPOCH_MAX;
+    if (!clustered && strcmp(json_string_value(node), br->b->node_id) == 0) {
+        bridge_count(&br->own_ignored); /* ours: already delivered locally */
+        json_decref(env);
+        return;
+    }
+    size_t data_len = 0;
+    char *data_json = wsb_msg_dump_value(data, &data_len);
+    if (data_json == NULL) {
+        abort(); /* ENOMEM: the broker's allocation policy */
+    }
+    wsb_str_t t = {json_string_value(topic), json_string_length(topic)};
+    wsb_str_t e =
+        clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)} : WSB_STR_NULL;
+    unsigned full = router_inject_epoch(br->b, t, (uint64_t)json_integer_value(seq), e,
+                                        (wsb_str_t){data_json, data_len});
+    bridge_count(&br->received);
+    if (full > 0) {
+        atomic_fetch_add_explicit(&br->dropped, full, memory_order_relaxed);
+    }
+    free(data_json);
+    json_decref(env);
+}
+
+static bool elem_is(const redisReply *r, const char *s)
+{
+    return r->type == REDIS_REPLY_STRING && strlen(s) == r->len && memcmp(r->str, s, r->len) == 0;
+}
+
+/* A subscribe/unsubscribe confirmation: the channel's state moves on, and
+ * whatever its count asked for meanwhile is sent now. */
+static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscribed)
+{
+    pthread_mutex_lock(&br->lock);
+    chan_t *c = *chan_slot(br, name->str, name->len, glob);
+    if (c != NULL) {
+        c->state = subscribed ? CHAN_SUBSCRIBED : CHAN_NONE;
+        mark_dirty(br, c);
+    }
+    pthread_mutex_unlock(&br->lock);
+    if (br->hr != NULL && subscribed && !glob) {
+        hr_subscribed(br->hr, name->str, name->len); /* clustered history hook */
+    }
+    reconcile_dirty(br);
+}
+
+/* Every reply on the subscriber connection, in order: first the handshake's
+ * (AUTH, PING), then pushes and (un)subscribe confirmations, which name
+ * themselves. Classic and sharded (s-prefixed) kinds are handled alike: in
+ * sharded mode exact topics are only ever shard channels. */
+void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_data)
+{
+    (void)bs;
+    rconn_t *rc = user_data;
+    bridge_t *br = rc->br;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* AUTH refused, or a (S|P)SUBSCRIBE refused (SSUBSCRIBE on Redis < 7,
+         * a MOVED from a cluster): no use going on with this connection;
+         * retried with backoff while /healthz says degraded. */
+        log_error(rc->handshake > 0 ? "redis: AUTH refused" : "redis: subscription refused",
+                  "conn=sub err=%s", log_quote(reply->str));
+        bridge_sub_lost(rc, NULL);
+        return;
+    }
+    if (rc->handshake > 0) {
+        if (--rc->handshake == 0 && !br->stopping) {
+            bridge_set_ready(rc);
+        }
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_STRING) {
+        return;
+    }
+    redisReply **e = reply->element;
+    if ((elem_is(e[0], "message") || elem_is(e[0], "smessage")) &&
+        e[2]->type == REDIS_REPLY_STRING) {
+        deliver_envelope(br, e[1], false, e[2]->str, e[2]->len);
+    } else if (elem_is(e[0], "pmessage") && reply->elements >= 4 &&
+               e[3]->type == REDIS_REPLY_STRING) {
+        deliver_envelope(br, e[1], true, e[3]->str, e[3]->len);
+    } else if (elem_is(e[0], "subscribe") || elem_is(e[0], "ssubscribe")) {
+        confirm(br, e[1], false, true);
+    } else if (elem_is(e[0], "psubscribe")) {
+        confirm(br, e[1], true, true);
+    } else if (elem_is(e[0], "unsubscribe") || elem_is(e[0], "sunsubscribe")) {
+        /* Also unsolicited: a Redis Cluster drops shard subscriptions whose
+         * slot moved; the channel is then subscribed again (and refused). */
+        confirm(br, e[1], false, false);
+    } else if (elem_is(e[0], "punsubscribe")) {
+        confirm(br, e[1], true, false);
+    }
+}
+
+/* ---- publishes to Redis -------------------------------------------------------------------- */
+
+void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
+{
+    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) ||
+        wsb_topic_is_reserved(topic.p, topic.len)) {
+        if (!wsb_topic_is_reserved(topic.p, topic.len)) {
+            bridge_count(&br->dropped); /* Redis is down: at-most-once across nodes */
+        }
+        return;
+    }
+    size_t env_cap = 2 * topic.len + data_json.len + 160;
+    if (env_cap > br->max_envelope ||
+        atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg->redis_queue_size) {
+        bridge_count(&br->dropped);
+        return;
+    }
+    pub_item_t *it = xmalloc(sizeof(*it) + br->prefix_len + topic.len + env_cap);
+    memcpy(it->bytes, br->cfg->redis_prefix, br->prefix_len);
+    memcpy(it->bytes + br->prefix_len, topic.p, topic.len);
+    it->chan_len = (uint32_t)(br->prefix_len + topic.len);
+    char *env = it->bytes + it->chan_len;
+    int n = snprintf(env, env_cap, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", br->b->node_id);
+    size_t len = (size_t)n;
+    len += topic_json_escape(env + len, topic.p, topic.len);
+    len += (size_t)snprintf(env + len, env_cap - len,
+                            "\",\"seq\":%llu,\"data\":", (unsigned long long)seq);
+    memcpy(env + len, data_json.p, data_json.len);
+    len += data_json.len;
+    env[len++] = '}';
+    it->env_len = (uint32_t)len;
+    atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
+    if (!xqueue_push(&br->outq, it)) {
+        atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+        bridge_count(&br->dropped);
+        free(it);
+        return;
+    }
+    uv_async_send(&br->wake);
+}
+
+static void on_published(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    rconn_t *rc = ac->data;
+    bridge_t *br = rc->br;
+    redisReply *reply = r;
+    atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+    /* The EXEC of SPUBLISH + PUBLISH answers with both replies (an error in
+     * either is reported); a plain (S)PUBLISH with its receiver count. */
+    const redisReply *err = reply;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+        err = NULL;
+        for (size_t i = 0; i < reply->elements && err == NULL; i++) {
+            if (reply->element[i]->type == REDIS_REPLY_ERROR) {
+                err = reply->element[i];
+            }
+        }
+    }
+    if (reply == NULL || reply->type == REDIS_REPLY_NIL ||
+        (err != NULL && err->type == REDIS_REPLY_ERROR)) {
+        bridge_count(&br->dropped); /* lost with the connection, or refused */
+        if (err != NULL && err->type == REDIS_REPLY_ERROR) {
+            log_warn("redis: PUBLISH failed", "err=%s", log_quote(err->str));
+        }
+        return;
+    }
+    bridge_count(&br->published);
+}
+
+/* Sends one envelope. Sharded with patterns: SPUBLISH for the exact
+ * subscribers and PUBLISH for the wildcard ones, in one MULTI/EXEC so that a
+ * node that gets both copies (it has an exact and a matching pattern
+ * subscription) gets them back to back and keeps one (same_as_last). */
+static void send_publish(bridge_t *br, const pub_item_t *it)
+{
+    redisAsyncContext *ac = br->pub.ac;
+    const char *chan = it->bytes;
+    size_t chan_len = it->chan_len;
+    const char *env = it->bytes + it->chan_len;
+    size_t env_len = it->env_len;
+    if (!br->cfg->redis_sharded) {
+        redisAsyncCommand(ac, on_published, NULL, "PUBLISH %b %b", chan, chan_len, env, env_len);
+    } else if (!br->cfg->redis_sharded_patterns) {
+        redisAsyncCommand(ac, on_published, NULL, "SPUBLISH %b %b", chan, chan_len, env, env_len);
+    } else {
+        redisAsyncCommand(ac, NULL, NULL, "MULTI");
+        redisAsyncCommand(ac, NULL, NULL, "SPUBLISH %b %b", chan, chan_len, env, env_len);
+        redisAsyncCommand(ac, NULL, NULL, "PUBLISH %b %b", chan, chan_len, env, env_len);
+        redisAsyncCommand(ac, on_published, NULL, "EXEC");
+    }
+}
+
+static void drain_publishes(bridge_t *br)
+{
+    pub_item_t *it;
+    while ((it = xqueue_pop(&br->outq)) != NULL) {
+        if (br->pub.ready && !br->stopping) {
+            send_publish(br, it);
+        } else {
+            atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+            bridge_count(&br->dropped);
+        }
+        free(it);
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    bridge_t *br = a->data;
+    drain_publishes(br);
+    reconcile_dirty(br);
+    if (br->hr != NULL) {
+        hr_drain(br->hr); /* clustered history hook: after SUBSCRIBEs went out */
+    }
+}
+
+/* ---- thread and lifetime -------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void on_stop(uv_async_t *a)
+{
+    bridge_t *br = a->data;
+    br->stopping = true;
+    rconn_t *conns[2] = {&br->pub, &br->sub};
+    for (int i = 0; i < 2; i++) {
+        uv_timer_stop(&conns[i]->timer);
+        if (conns[i]->ac != NULL) {
+            redisAsyncContext *ac = conns[i]->ac;
+            conns[i]->ac = NULL;
+            redisAsyncFree(ac); /* calls on_disconnect when it was connected */
+        }
+        if (conns[i]->bs != NULL) {
+            bridge_sub_close(conns[i]->bs); /* freed as the loop winds down */
+            conns[i]->bs = NULL;
+        }
+        uv_close((uv_handle_t *)&conns[i]->timer, on_handle_closed);
+    }
+    drain_publishes(br); /* drops what was still queued */
+    if (br->hr != NULL) {
+        hr_stop(br->hr); /* clustered history hook: fails what was queued */
+    }
+    uv_close((uv_handle_t *)&br->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&br->stop_async, on_handle_closed);
+}
+
+static void *bridge_main(void *arg)
+{
+    bridge_t *br = arg;
+    bridge_rconn_connect(&br->pub);
+    bridge_rconn_connect(&br->sub);
+    uv_run(&br->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+bridge_t *bridge_new(broker_t *b)
+{
+    bridge_t *br = xcalloc(1, sizeof(*br));
+    br->b = b;
+    br->cfg = b->cfg;
+    if (config_parse_redis_url(b->cfg->redis_url, &br->url) != 0) {
+        abort(); /* validated at load (config_keys.c) */
+    }
+    br->prefix_len = strlen(b->cfg->redis_prefix);
+    br->max_envelope = b->cfg->max_message_size + ENVELOPE_OVERHEAD;
+    if (b->cfg->max_http_body > b->cfg->max_message_size) {
+        br->max_envelope = b->cfg->max_http_body + ENVELOPE_OVERHEAD;
+    }
+    xqueue_init(&br->outq, b->cfg->redis_queue_size);
+    pthread_mutex_init(&br->lock, NULL);
+    br->buckets = xcalloc(CHAN_BUCKETS, sizeof(chan_t *));
+    if (uv_loop_init(&br->loop) != 0) {
+        abort();
+    }
+    uv_async_init(&br->loop, &br->wake, on_wake);
+    br->wake.data = br;
+    uv_async_init(&br->loop, &br->stop_async, on_stop);
+    br->stop_async.data = br;
+    if (b->history_rules.n > 0) {
+        /* The script publishes the way send_publish does in this mode. */
+        const char *cmd = !b->cfg->redis_sharded           ? "PUBLISH"
+                          : b->cfg->redis_sharded_patterns ? "SPUBLISH+PUBLISH"
+                                                           : "SPUBLISH";
+        br->hr =
+            hr_new(br, b->cfg->redis_prefix, b->node_id, cmd, b->cfg->redis_queue_size, &br->wake);
+    }
+    rconn_t *conns[2] = {&br->pub, &br->sub};
+    const char *roles[2] = {"pub", "sub"};
+    for (int i = 0; i < 2; i++) {
+        conns[i]->br = br;
+        conns[i]->role = roles[i];
+        conns[i]->backoff_ms = BACKOFF_MIN_MS;
+        uv_timer_init(&br->loop, &conns[i]->timer);
+        conns[i]->timer.data = conns[i];
+    }
+    return br;
+}
+
+int bridge_start(bridge_t *br)
+{
+    if (pthread_create(&br->thread, NULL, bridge_main, br) != 0) {
+        log_error("cannot start the redis bridge thread", NULL);
+        return -1;
+    }
+    br->thread_started = true;
+    log_info("redis bridge started", "host=%s port=%u prefix=%s", br->url.host, br->url.port,
+             log_quote(br->cfg->redis_prefix));
+    return 0;
+}
+
+void bridge_stop(bridge_t *br)
+{
+    if (atomic_exchange(&br->stop_requested, 1) != 0) {
+        return;
+    }
+    atomic_store(&br->pub_up, 0);
+    uv_async_send(&br->stop_async);
+}
+
+void bridge_free(bridge_t *br)
+{
+    bridge_stop(br);
+    if (br->thread_started && !br->joined) {
+        pthread_join(br->thread, NULL);
+        br->joined = true;
+    } else if (!br->thread_started) {
+        uv_run(&br->loop, UV_RUN_DEFAULT); /* runs on_stop and the closes */
+    }
+    (void)uv_loop_close(&br->loop);
+    pub_item_t *it;
+    while ((it = xqueue_pop(&br->outq)) != NULL) {
+        free(it);
+    }
+    xqueue_destroy(&br->outq);
+    for (size_t i = 0; i < CHAN_BUCKETS; i++) {
+        chan_t *c = br->buckets[i];
+        while (c != NULL) {
+            chan_t *next = c->next;
+            free(c);
+            c = next;
+        }
+    }
+    free(br->buckets);
+    pthread_mutex_destroy(&br->lock);
+    free(br->last);
+    if (br->hr != NULL) {
+        hr_free(br->hr);
+    }
+    free(br);
+}
+
+/* ---- clustered history (history_redis.h) ------------------------------------------------ */
+
+int bridge_history_submit(bridge_t *br, hr_op_t *op)
+{
+    if (br->hr == NULL || atomic_load_explicit(&br->stop_requested, memory_order_acquire)) {
+        return -1;
+    }
+    return hr_submit(br->hr, op);
+}
+
+int bridge_channel_state(bridge_t *br, const char *name, size_t len)
+{
+    if (!br->sub.ready) {
+        return -1;
+    }
+    pthread_mutex_lock(&br->lock);
+    chan_t *c = *chan_slot(br, name, len, false);
+    int st = c != NULL && c->state == CHAN_SUBSCRIBED ? 1 : 0;
+    pthread_mutex_unlock(&br->lock);
+    return st;
+}
+
+void bridge_join(bridge_t *br)
+{
+    if (br->thread_started && !br->joined) {
+        pthread_join(br->thread, NULL);
+        br->joined = true;
+    }
+}
+
+bool bridge_refuses_patterns(const bridge_t *br)
+{
+    return br != NULL && br->cfg->redis_sharded && !br->cfg->redis_sharded_patterns;
+}
+
+bool bridge_healthy(const bridge_t *br)
+{
+    return atomic_load_explicit(&br->healthy, memory_order_acquire) != 0;
+}
+
+static void counter_line(sbuf_t *o, const char *name, const char *help, uint64_t v)
+{
+    sbuf_printf(o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+                (unsigned long long)v);
+}
+
+void bridge_render_metrics(bridge_t *br, sbuf_t *o)
+{
+    bridge_t *m = br;
+    sbuf_printf(o,
+                "# HELP wsbroker_redis_up 1 while both Redis connections are up.\n"
+                "# TYPE wsbroker_redis_up gauge\nwsbroker_redis_up %d\n",
+                bridge_healthy(br) ? 1 : 0);
+    pthread_mutex_lock(&m->lock);
+    size_t active = m->nchans_active;
+    pthread_mutex_unlock(&m->lock);
+    sbuf_printf(o,
+                "# HELP wsbroker_redis_subscriptions Redis channels and globs this node wants.\n"
+                "# TYPE wsbroker_redis_subscriptions gauge\nwsbroker_redis_subscriptions %zu\n",
+                active);
+    counter_line(o, "wsbroker_redis_reconnects_total", "Reconnect attempts to Redis.",
+                 atomic_load(&m->reconnects));
+    counter_line(o, "wsbroker_redis_dropped_total",
+                 "Cross-node messages lost: Redis down, queue full, too big, or an inbox full.",
+                 atomic_load(&m->dropped));
+    counter_line(o, "wsbroker_redis_published_total", "Local messages published to Redis.",
+                 atomic_load(&m->published));
+    counter_line(o, "wsbroker_redis_received_total", "Messages from other nodes delivered here.",
+                 atomic_load(&m->received));
+    counter_line(o, "wsbroker_redis_own_ignored_total",
+                 "Own messages received back from Redis and ignored.",
+                 atomic_load(&m->own_ignored));
+    counter_line(o, "wsbroker_redis_bad_envelopes_total",
+                 "Messages from Redis ignored: not an envelope, or too big.",
+                 atomic_load(&m->bad_envelopes));
+}

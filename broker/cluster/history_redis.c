@@ -1,0 +1,631 @@
+/* history_redis.c - seq and history of clustered topics in Redis (see history_redis.h). */
+#include "cluster/history_redis.h"
+
+#include "cluster/bridge_redis.h"
+#include "cluster/history_ops.h"
+#include "core/xqueue.h"
+#include "shared/log.h"
+#include "shared/util.h"
+#include "wsb/message.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+/* ---- the scripts ------------------------------------------------------------------------- */
+
+/* KEYS: hash, stream. ARGV: channel, envelope head, data, epoch candidate,
+ * size, ttl_ms, publish command: PUBLISH, SPUBLISH (redis.sharded), or
+ * SPUBLISH+PUBLISH (sharded, with wildcard subscribers served by the classic
+ * bus as for any publish in that mode). Stream fields are t (ms) then e (envelope):
+ * an entry's field list is {"t", t, "e", envelope}. */
+const char hr_publish_script[] =
+    "local meta, stream = KEYS[1], KEYS[2]\n"
+    "local size, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local epoch = redis.call('HGET', meta, 'e')\n"
+    "if not epoch then\n"
+    "  epoch = ARGV[4]\n"
+    "  redis.call('DEL', stream)\n"
+    "  redis.call('HSET', meta, 'e', epoch, 's', 0)\n"
+    "end\n"
+    "local seq = redis.call('HINCRBY', meta, 's', 1)\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local env = ARGV[2] .. epoch .. '\",\"seq\":' .. seq .. ',\"data\":' .. ARGV[3] .. '}'\n"
+    "redis.call('XADD', stream, 'MAXLEN', '~', size, seq .. '-0', 't', now, 'e', env)\n"
+    "if ttl > 0 then\n"
+    "  local old = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)\n"
+    "  if #old > 0 and tonumber(old[1][2][2]) + ttl < now then\n"
+    "    local batch = redis.call('XRANGE', stream, '-', '+', 'COUNT', 256)\n"
+    "    local keep = seq\n"
+    "    for i = 1, #batch do\n"
+    "      if tonumber(batch[i][2][2]) + ttl >= now then\n"
+    "        keep = tonumber(string.match(batch[i][1], '^(%d+)'))\n"
+    "        break\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('XTRIM', stream, 'MINID', keep)\n"
+    "  end\n"
+    "  redis.call('PEXPIRE', meta, ttl)\n"
+    "  redis.call('PEXPIRE', stream, ttl)\n"
+    "end\n"
+    "if ARGV[7] == 'SPUBLISH+PUBLISH' then\n"
+    "  redis.call('SPUBLISH', ARGV[1], env)\n"
+    "  redis.call('PUBLISH', ARGV[1], env)\n"
+    "else\n"
+    "  redis.call(ARGV[7], ARGV[1], env)\n"
+    "end\n"
+    "return {seq, epoch}\n";
+
+/* KEYS: hash, stream. ARGV: epoch candidate, size, ttl_ms, mode (p: position,
+ * s: since, l: last N), since epoch, since seq or N. Returns {epoch, seq,
+ * recovered (-1: not asked, 0, 1), envelope...}. */
+const char hr_read_script[] =
+    "local meta, stream = KEYS[1], KEYS[2]\n"
+    "local size, ttl, mode = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]\n"
+    "local epoch = redis.call('HGET', meta, 'e')\n"
+    "local seq = 0\n"
+    "if not epoch then\n"
+    "  epoch = ARGV[1]\n"
+    "  redis.call('DEL', stream)\n"
+    "  redis.call('HSET', meta, 'e', epoch, 's', 0)\n"
+    "  if ttl > 0 then redis.call('PEXPIRE', meta, ttl) end\n"
+    "else\n"
+    "  seq = tonumber(redis.call('HGET', meta, 's'))\n"
+    "end\n"
+    "local res = {epoch, seq, -1}\n"
+    "if mode == 'p' then return res end\n"
+    "local now = 0\n"
+    "if ttl > 0 then\n"
+    "  local t = redis.call('TIME')\n"
+    "  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "end\n"
+    "if mode == 'l' then\n"
+    "  local n = tonumber(ARGV[6])\n"
+    "  if n > size then n = size end\n"
+    "  if n <= 0 or seq == 0 then return res end\n"
+    "  local lo = seq - n + 1\n"
+    "  if lo < 1 then lo = 1 end\n"
+    "  local r = redis.call('XREVRANGE', stream, '+', lo .. '-0', 'COUNT', n)\n"
+    "  for i = #r, 1, -1 do\n"
+    "    if ttl == 0 or tonumber(r[i][2][2]) + ttl >= now then res[#res + 1] = r[i][2][4] end\n"
+    "  end\n"
+    "  return res\n"
+    "end\n"
+    "local since = tonumber(ARGV[6])\n"
+    "res[3] = 0\n"
+    "if ARGV[5] ~= epoch or since == nil or since > seq then return res end\n"
+    "if since == seq then res[3] = 1 return res end\n"
+    "if since + size < seq then return res end\n"
+    "local r = redis.call('XRANGE', stream, (since + 1) .. '-0', '+')\n"
+    "if #r ~= seq - since or r[1][1] ~= (since + 1) .. '-0' then return res end\n"
+    "if ttl > 0 and tonumber(r[1][2][2]) + ttl < now then return res end\n"
+    "res[3] = 1\n"
+    "for i = 1, #r do res[#res + 1] = r[i][2][4] end\n"
+    "return res\n";
+
+/* ---- ops ----------------------------------------------------------------------------------- */
+
+hr_op_t *hr_op_new(int kind, wsb_str_t topic, wsb_str_t data_json)
+{
+    hr_op_t *op = xcalloc(1, sizeof(*op) + topic.len + 1 + data_json.len + 1);
+    char *p = (char *)(op + 1);
+    op->kind = (uint8_t)kind;
+    op->recovered = -1;
+    op->topic = p;
+    op->topic_len = (uint16_t)topic.len;
+    memcpy(p, topic.p, topic.len);
+    p[topic.len] = '\0';
+    op->data = p + topic.len + 1;
+    op->data_len = (uint32_t)data_json.len;
+    if (data_json.len > 0) {
+        memcpy(op->data, data_json.p, data_json.len);
+    }
+    op->data[data_json.len] = '\0';
+    uint8_t rnd[HR_EPOCH_LEN / 2];
+    random_bytes(rnd, sizeof rnd);
+    hex_encode(rnd, sizeof rnd, op->epoch_new);
+    op->epoch_new[HR_EPOCH_LEN] = '\0';
+    return op;
+}
+
+void hr_op_free(hr_op_t *op)
+{
+    if (op == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < op->nmsgs; i++) {
+        xmsg_unref(op->msgs[i]);
+    }
+    free(op->msgs);
+    for (size_t i = 0; i < op->nlive; i++) {
+        xmsg_unref(op->live[i]);
+    }
+    free(op->live);
+    free(op);
+}
+
+/* ---- arguments ------------------------------------------------------------------------------ */
+
+/* Records the next argument (which points into the op or the scratch area). */
+static void add_arg(hr_args_t *a, const char *p, size_t len)
+{
+    a->argv[a->argc] = p;
+    a->argvlen[a->argc] = len;
+    a->argc++;
+}
+
+static char *put(hr_args_t *a, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats a number into the scratch area (64 bytes reserved per number). */
+static char *put(hr_args_t *a, size_t *used, const char *fmt, ...)
+{
+    char *p = a->scratch + *used;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(p, 64, fmt, ap);
+    va_end(ap);
+    *used += (size_t)n + 1;
+    return p;
+}
+
+void hr_build_args(const hr_op_t *op, const char *sha, const char *prefix, const char *node_id,
+                   const char *publish_cmd, hr_args_t *a)
+{
+    size_t pl = strlen(prefix);
+    size_t tl = op->topic_len;
+    /* Two keys and a channel (prefix + topic + 7), the envelope head
+     * (escaped topic, node id, ~40), numbers (64 each). */
+    size_t cap = 3 * (pl + tl + 8) + 2 * tl + strlen(node_id) + 64 + (size_t)6 * 64;
+    memset(a, 0, sizeof *a);
+    a->scratch = xmalloc(cap);
+    size_t used = 0;
+    add_arg(a, "EVALSHA", 7);
+    add_arg(a, sha, strlen(sha));
+    add_arg(a, "2", 1);
+    char *k = a->scratch + used;
+    int n = snprintf(k, cap - used, "%shist:%s", prefix, op->topic);
+    add_arg(a, k, (size_t)n);
+    used += (size_t)n + 1;
+    k = a->scratch + used;
+    n = snprintf(k, cap - used, "%sstream:%s", prefix, op->topic);
+    add_arg(a, k, (size_t)n);
+    used += (size_t)n + 1;
+    if (op->kind == HR_PUBLISH) {
+        k = a->scratch + used;
+        n = snprintf(k, cap - used, "%s%s", prefix, op->topic);
+        add_arg(a, k, (size_t)n);
+        used += (size_t)n + 1;
+        char *head = a->scratch + used;
+        size_t hl =
+            (size_t)snprintf(head, cap - used, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", node_id);
+        hl += topic_json_escape(head + hl, op->topic, tl);
+        memcpy(head + hl, "\",\"epoch\":\"", 11);
+        hl += 11;
+        head[hl] = '\0';
+        add_arg(a, head, hl);
+        used += hl + 1;
+        add_arg(a, op->data, op->data_len);
+        add_arg(a, op->epoch_new, strlen(op->epoch_new));
+        char *num = put(a, &used, "%u", op->size);
+        add_arg(a, num, strlen(num));
+        num = put(a, &used, "%llu", (unsigned long long)op->ttl_ms);
+        add_arg(a, num, strlen(num));
+        add_arg(a, publish_cmd, strlen(publish_cmd));
+        return;
+    }
+    add_arg(a, op->epoch_new, strlen(op->epoch_new));
+    char *num = put(a, &used, "%u", op->size);
+    add_arg(a, num, strlen(num));
+    num = put(a, &used, "%llu", (unsigned long long)op->ttl_ms);
+    add_arg(a, num, strlen(num));
+    static const char *const modes[] = {"p", "s", "l"};
+    add_arg(a, modes[op->mode], 1);
+    add_arg(a, op->since_epoch, strlen(op->since_epoch));
+    num = put(a, &used, "%llu",
+              (unsigned long long)(op->mode == HR_READ_LAST ? op->last_n : op->since_seq));
+    add_arg(a, num, strlen(num));
+}
+
+void hr_args_free(hr_args_t *a)
+{
+    free(a->scratch);
+    a->scratch = NULL;
+}
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static bool reply_u64(const redisReply *r, uint64_t *out)
+{
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+        *out = (uint64_t)r->integer;
+        return true;
+    }
+    return false;
+}
+
+static bool reply_epoch(const redisReply *r, char *out)
+{
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > XMSG_EPOCH_MAX) {
+        return false;
+    }
+    memcpy(out, r->str, r->len);
+    out[r->len] = '\0';
+    return true;
+}
+
+int hr_parse_publish_reply(const redisReply *r, hr_op_t *op)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        !reply_u64(r->element[0], &op->seq) || op->seq == 0 ||
+        !reply_epoch(r->element[1], op->epoch)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* One stored envelope as the message a live subscriber got: the same
+ * parse and re-serialization as the bridge's live path, so replayed frames
+ * are byte for byte the live ones. NULL when it is not an envelope of
+ * `op`'s topic and epoch. */
+static xmsg_t *envelope_msg(const hr_op_t *op, const char *p, size_t len)
+{
+    json_error_t jerr;
+    json_t *env = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    json_t *topic = json_object_get(env, "topic");
+    json_t *seq = json_object_get(env, "seq");
+    json_t *epoch = json_object_get(env, "epoch");
+    json_t *data = json_object_get(env, "data");
+    xmsg_t *m = NULL;
+    if (json_is_string(topic) && json_string_length(topic) == op->topic_len &&
+        memcmp(json_string_value(topic), op->topic, op->topic_len) == 0 && json_is_integer(seq) &&
+        json_integer_value(seq) > 0 && json_is_string(epoch) &&
+        strcmp(json_string_value(epoch), op->epoch) == 0 && data != NULL) {
+        size_t data_len = 0;
+        char *data_json = wsb_msg_dump_value(data, &data_len);
+        if (data_json == NULL) {
+            abort(); /* ENOMEM: the broker's allocation policy */
+        }
+        m = xmsg_new((wsb_str_t){op->topic, op->topic_len}, (uint64_t)json_integer_value(seq),
+                     (wsb_str_t){op->epoch, strlen(op->epoch)}, (wsb_str_t){data_json, data_len},
+                     0);
+        xmsg_set_refs(m, 1);
+        free(data_json);
+    }
+    json_decref(env);
+    return m;
+}
+
+int hr_parse_read_reply(const redisReply *r, hr_op_t *op)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        !reply_epoch(r->element[0], op->epoch) || !reply_u64(r->element[1], &op->seq) ||
+        r->element[2]->type != REDIS_REPLY_INTEGER) {
+        return -1;
+    }
+    long long rec = r->element[2]->integer;
+    op->recovered = op->mode == HR_READ_SINCE ? (rec == 1 ? 1 : 0) : -1;
+    size_t n = r->elements - 3;
+    if (n == 0) {
+        return 0;
+    }
+    op->msgs = xcalloc(n, sizeof(xmsg_t *));
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[3 + i];
+        xmsg_t *m = e->type == REDIS_REPLY_STRING ? envelope_msg(op, e->str, e->len) : NULL;
+        /* A replay is the consecutive seqs after since, up to the position. */
+        bool in_order = m != NULL && m->seq <= op->seq &&
+                        (op->mode != HR_READ_SINCE || m->seq == op->since_seq + 1 + i) &&
+                        (i == 0 || m->seq > op->msgs[i - 1]->seq);
+        if (!in_order) {
+            if (m != NULL) {
+                xmsg_unref(m);
+            }
+            for (size_t k = 0; k < op->nmsgs; k++) {
+                xmsg_unref(op->msgs[k]);
+            }
+            free(op->msgs);
+            op->msgs = NULL;
+            op->nmsgs = 0;
+            return -1;
+        }
+        op->msgs[op->nmsgs++] = m;
+    }
+    return 0;
+}
+
+bool hr_reply_is_noscript(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
+           memcmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* ---- the bridge side ---------------------------------------------------------------------- */
+
+struct hr_s {
+    xqueue_t inq; /* ops from the workers; first: its cache-line alignment pads least there */
+    bridge_t *br;
+    const char *prefix;
+    const char *node_id;
+    const char *publish_cmd; /* the publish script's ARGV[7] */
+    uv_async_t *wake;
+    size_t queue_size;
+    _Atomic size_t inflight;     /* submitted and not yet handed back */
+    _Atomic int up;              /* the publishing connection is ready */
+    redisAsyncContext *ac;       /* bridge thread: the publishing connection, or NULL */
+    bool loaded;                 /* both scripts' SHA1s are known */
+    unsigned loading;            /* SCRIPT LOAD replies still to come */
+    char sha[2][41];             /* [0] publish, [1] read */
+    hr_op_t *waiting;            /* reads waiting for their channel's SUBSCRIBE (FIFO) */
+    hr_op_t *retry, *retry_tail; /* NOSCRIPT: sent again, in order, after the reload */
+};
+
+hr_t *hr_new(bridge_t *br, const char *prefix, const char *node_id, const char *publish_cmd,
+             size_t queue_size, void *wake_async)
+{
+    hr_t *hr = xcalloc(1, sizeof(*hr));
+    hr->br = br;
+    hr->prefix = prefix;
+    hr->node_id = node_id;
+    hr->publish_cmd = publish_cmd;
+    hr->wake = wake_async;
+    hr->queue_size = queue_size;
+    xqueue_init(&hr->inq, queue_size);
+    atomic_init(&hr->inflight, 0);
+    atomic_init(&hr->up, 0);
+    return hr;
+}
+
+static void free_list(hr_op_t *op)
+{
+    while (op != NULL) {
+        hr_op_t *next = op->next;
+        hr_op_free(op);
+        op = next;
+    }
+}
+
+void hr_free(hr_t *hr)
+{
+    /* The workers are gone: what is left has no owner any more. */
+    hr_op_t *op;
+    while ((op = xqueue_pop(&hr->inq)) != NULL) {
+        hr_op_free(op);
+    }
+    xqueue_destroy(&hr->inq);
+    free_list(hr->waiting);
+    free_list(hr->retry);
+    free(hr);
+}
+
+int hr_submit(hr_t *hr, hr_op_t *op)
+{
+    if (!atomic_load_explicit(&hr->up, memory_order_acquire)) {
+        return -1;
+    }
+    if (atomic_fetch_add_explicit(&hr->inflight, 1, memory_order_relaxed) >= hr->queue_size) {
+        atomic_fetch_sub_explicit(&hr->inflight, 1, memory_order_relaxed);
+        return -1;
+    }
+    op->hr = hr;
+    if (!xqueue_push(&hr->inq, op)) {
+        atomic_fetch_sub_explicit(&hr->inflight, 1, memory_order_relaxed);
+        return -1;
+    }
+    uv_async_send(hr->wake);
+    return 0;
+}
+
+static void complete(hr_t *hr, hr_op_t *op, int status)
+{
+    op->status = status;
+    op->next = NULL;
+    atomic_fetch_sub_explicit(&hr->inflight, 1, memory_order_relaxed);
+    cluster_complete(op);
+}
+
+static void fail_list(hr_t *hr, hr_op_t **list)
+{
+    hr_op_t *op = *list;
+    *list = NULL;
+    while (op != NULL) {
+        hr_op_t *next = op->next;
+        complete(hr, op, -1);
+        op = next;
+    }
+}
+
+static void fail_queued(hr_t *hr)
+{
+    hr_op_t *op;
+    while ((op = xqueue_pop(&hr->inq)) != NULL) {
+        complete(hr, op, -1);
+    }
+}
+
+static void start_loading(hr_t *hr);
+static void send_op(hr_t *hr, hr_op_t *op);
+
+static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    hr_op_t *op = privdata;
+    hr_t *hr = op->hr;
+    redisReply *reply = r;
+    if (reply == NULL) {
+        complete(hr, op, -1); /* the connection went away with it */
+        return;
+    }
+    if (hr_reply_is_noscript(reply)) {
+        /* The script cache was flushed: everything sent after this op fails
+         * the same way until the scripts are loaded again, so resending in
+         * reply order keeps each publisher's order. */
+        op->next = NULL;
+        if (hr->retry_tail != NULL) {
+            hr->retry_tail->next = op;
+        } else {
+            hr->retry = op;
+        }
+        hr->retry_tail = op;
+        if (hr->loaded) {
+            log_warn("redis: history scripts missing (SCRIPT FLUSH?): loading them again", NULL);
+            hr->loaded = false;
+            start_loading(hr);
+        }
+        return;
+    }
+    int rc =
+        op->kind == HR_PUBLISH ? hr_parse_publish_reply(reply, op) : hr_parse_read_reply(reply, op);
+    if (rc != 0) {
+        log_warn("redis: history script failed", "topic=%s err=%s", log_quote(op->topic),
+                 log_quote(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply"));
+    }
+    complete(hr, op, rc);
+}
+
+static void send_op(hr_t *hr, hr_op_t *op)
+{
+    if (hr->ac == NULL) {
+        complete(hr, op, -1);
+        return;
+    }
+    hr_args_t a;
+    hr_build_args(op, hr->sha[op->kind == HR_PUBLISH ? 0 : 1], hr->prefix, hr->node_id,
+                  hr->publish_cmd, &a);
+    int rc = redisAsyncCommandArgv(hr->ac, on_op_reply, op, a.argc, a.argv, a.argvlen);
+    hr_args_free(&a);
+    if (rc != REDIS_OK) {
+        complete(hr, op, -1);
+    }
+}
+
+/* A read may go once Redis has confirmed the SUBSCRIBE of its channel:
+ * every message published after the script ran then reaches this node. */
+static void dispatch(hr_t *hr, hr_op_t *op)
+{
+    if (op->kind == HR_PUBLISH) {
+        send_op(hr, op);
+        return;
+    }
+    char chan[2 * 256 + 128];
+    int n = snprintf(chan, sizeof chan, "%s%s", hr->prefix, op->topic);
+    int st = bridge_channel_state(hr->br, chan, (size_t)n);
+    if (st > 0) {
+        send_op(hr, op);
+    } else if (st == 0) {
+        op->next = NULL;
+        hr_op_t **pp = &hr->waiting;
+        while (*pp != NULL) {
+            pp = &(*pp)->next;
+        }
+        *pp = op;
+    } else {
+        complete(hr, op, -1);
+    }
+}
+
+void hr_drain(hr_t *hr)
+{
+    if (hr->ac == NULL) {
+        fail_queued(hr);
+        return;
+    }
+    if (!hr->loaded) {
+        return; /* sent once the scripts are loaded */
+    }
+    hr_op_t *op;
+    while ((op = xqueue_pop(&hr->inq)) != NULL) {
+        dispatch(hr, op);
+    }
+}
+
+static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
+{
+    hr_t *hr = privdata;
+    redisReply *reply = r;
+    /* The two SCRIPT LOADs are answered in the order they were sent. */
+    int which = hr->loading == 2 ? 0 : 1;
+    if (reply == NULL || hr->ac != ac) {
+        return; /* lost: hr_set_pub(NULL) failed what waited */
+    }
+    if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        log_error("redis: SCRIPT LOAD of the history scripts failed", "err=%s",
+                  log_quote(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply"));
+        return; /* ops wait; the connection's loss or a later reload retries */
+    }
+    memcpy(hr->sha[which], reply->str, 40);
+    hr->sha[which][40] = '\0';
+    if (--hr->loading > 0) {
+        return;
+    }
+    hr->loaded = true;
+    hr_op_t *op = hr->retry;
+    hr->retry = hr->retry_tail = NULL;
+    while (op != NULL) {
+        hr_op_t *next = op->next;
+        dispatch(hr, op);
+        op = next;
+    }
+    hr_drain(hr);
+}
+
+static void start_loading(hr_t *hr)
+{
+    hr->loading = 2;
+    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", hr_publish_script);
+    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", hr_read_script);
+}
+
+void hr_set_pub(hr_t *hr, redisAsyncContext *ac)
+{
+    hr->ac = ac;
+    hr->loaded = false;
+    if (ac != NULL) {
+        start_loading(hr);
+        atomic_store_explicit(&hr->up, 1, memory_order_release);
+        return;
+    }
+    atomic_store_explicit(&hr->up, 0, memory_order_release);
+    fail_queued(hr);
+    fail_list(hr, &hr->retry);
+    hr->retry_tail = NULL;
+    fail_list(hr, &hr->waiting);
+}
+
+void hr_sub_lost(hr_t *hr)
+{
+    fail_list(hr, &hr->waiting);
+}
+
+void hr_subscribed(hr_t *hr, const char *name, size_t len)
+{
+    size_t pl = strlen(hr->prefix);
+    hr_op_t **pp = &hr->waiting;
+    while (*pp != NULL) {
+        hr_op_t *op = *pp;
+        if (len == pl + op->topic_len && memcmp(name + pl, op->topic, op->topic_len) == 0) {
+            *pp = op->next;
+            send_op(hr, op);
+        } else {
+            pp = &op->next;
+        }
+    }
+}
+
+void hr_stop(hr_t *hr)
+{
+    atomic_store_explicit(&hr->up, 0, memory_order_release);
+    hr->ac = NULL;
+    fail_queued(hr);
+    fail_list(hr, &hr->retry);
+    hr->retry_tail = NULL;
+    fail_list(hr, &hr->waiting);
+}

@@ -1,0 +1,136 @@
+/*
+ * pubsub.h - the one publish, subscribe and unsubscribe API that every
+ * ingress (the WebSocket session, the HTTP API, the RESP session) calls. An
+ * ingress parses its wire format, calls one of these, and formats the
+ * result in its own words; the rules live here once:
+ *
+ *   publish:     permission (credentials or API key) -> clustered history
+ *                (the seq comes from Redis: the op is submitted, the caller
+ *                answers from its done_cb) -> seq, history append and
+ *                inbox pushes under the topic's shard lock (router.h) ->
+ *                fan-out -> backpressure verdict for the caller to apply.
+ *   subscribe:   wildcard refused by the bridge -> permission -> the
+ *                subscriber's limit -> trie insert (and the bridge's
+ *                interest on a pattern's first subscriber) -> for an exact
+ *                topic that keeps history, the switch-over below.
+ *   unsubscribe: trie removal (and the bridge's interest on the last).
+ *
+ * The history switch-over: every message of a topic is assigned its seq,
+ * appended to history and pushed into every worker's inbox under the
+ * topic's shard lock. Holding that lock, the subscribing worker first
+ * delivers what its inbox already holds (all of the topic's messages up to
+ * the current seq C are in there or delivered already: none reaches the new
+ * subscription), then registers the subscription and reads the history up
+ * to C. Messages after C can only be pushed once the lock is released, and
+ * then reach the subscription live: no gap, no duplicate.
+ *
+ * Input validation (topic syntax, reserved topics, sizes) is the ingress's:
+ * each reports it in its own protocol and order. Everything here runs on the
+ * calling worker's thread.
+ */
+#ifndef WSB_BROKER_CORE_PUBSUB_H
+#define WSB_BROKER_CORE_PUBSUB_H
+
+#include "core/subscriber.h"
+#include "core/xmsg.h"
+#include "wsb/common.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct worker_s worker_t;
+typedef struct perms_s perms_t;
+typedef struct apikey_s apikey_t;
+typedef struct hr_op_s hr_op_t;
+
+/* Which ingress a request came through (per-ingress metrics). */
+typedef enum { PUBSUB_WS = 0, PUBSUB_HTTP = 1, PUBSUB_RESP = 2 } pubsub_ingress_t;
+
+typedef enum {
+    PUBSUB_OK = 0,          /* published / subscribed */
+    PUBSUB_PENDING = 1,     /* clustered history: the op went to Redis */
+    PUBSUB_FORBIDDEN = 2,   /* the credentials or API key do not allow it */
+    PUBSUB_NO_PATTERNS = 3, /* the bridge refuses wildcard subscriptions */
+    PUBSUB_LIMIT = 4,       /* the subscriber holds max_subscriptions already */
+    PUBSUB_UNAVAILABLE = 5, /* clustered history and Redis is unavailable */
+} pubsub_status_t;
+
+/* What PUBSUB_NO_PATTERNS means, for the ingresses' replies. */
+#define PUBSUB_NO_PATTERNS_WHY                                                                     \
+    "wildcard subscriptions are off: nodes federate with sharded pub/sub only "                    \
+    "(redis.sharded_patterns is false)"
+
+typedef struct pubsub_publish_s {
+    wsb_str_t topic;          /* a valid, non-reserved exact topic */
+    const json_t *data;       /* any JSON value; borrowed */
+    pubsub_ingress_t ingress; /* counted in its messages_published_* */
+    const perms_t *perms;     /* checked when non-NULL (WebSocket credentials) */
+    const apikey_t *key;      /* checked when non-NULL (HTTP, RESP API keys) */
+    /* Clustered history only: who gets the op back, on this worker, when
+     * Redis assigned the seq (history_redis.h). `owner` is not NULL. */
+    void *owner;
+    void (*done_cb)(hr_op_t *op);
+    bool has_id;
+    int64_t id;
+} pubsub_publish_t;
+
+typedef struct pubsub_published_s {
+    uint64_t seq; /* PUBSUB_OK: the message's seq */
+    bool pause;   /* PUBSUB_OK: a worker inbox is filling: stop reading the
+                   * publisher until worker.c's pressure timer resumes it */
+    hr_op_t *op;  /* PUBSUB_PENDING: the op in flight (for cancelling) */
+} pubsub_published_t;
+
+/*
+ * Publishes req->data to req->topic. Returns PUBSUB_OK (out->seq, out->pause
+ * set), PUBSUB_PENDING (out->op submitted; its done_cb answers), or
+ * PUBSUB_FORBIDDEN / PUBSUB_UNAVAILABLE with nothing published. Our own
+ * worker's subscribers get the message before this returns (before the
+ * publisher's ack is queued); the other workers in their next loop turn.
+ */
+pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_published_t *out);
+
+typedef struct pubsub_subscribe_s {
+    subscriber_t *sub;
+    wsb_str_t pattern;    /* a valid pattern (or exact topic) */
+    const perms_t *perms; /* checked when non-NULL */
+    uint32_t nsubs;       /* subscriptions `sub` holds now (limit check) */
+    bool already;         /* `sub` holds this pattern: checks only, no insert */
+    /* Position and recovery (the WebSocket session): with `position` false
+     * no history is read and no clustered read is asked for. */
+    bool position;
+    bool has_since;
+    wsb_str_t since_epoch;
+    uint64_t since_seq;
+    uint64_t history; /* the last N messages, 0: none */
+} pubsub_subscribe_t;
+
+typedef struct pubsub_subscribed_s {
+    trie_sub_t *handle; /* the new subscription; NULL when `already` */
+    int cluster_rule;   /* >= 0: clustered history, the caller reads Redis */
+    bool has_seq;       /* the topic keeps (local) history: seq and epoch set */
+    uint64_t seq;
+    char epoch[XMSG_EPOCH_MAX + 1];
+    int recovered; /* -1 not asked, 0 or 1 */
+    xmsg_t **msgs; /* replay, oldest first, one reference each: the caller
+                    * sends them, xmsg_unref()s each and free()s the array */
+    size_t nmsgs;
+} pubsub_subscribed_t;
+
+/*
+ * Subscribes req->sub. Returns PUBSUB_OK with *out filled, or
+ * PUBSUB_NO_PATTERNS, PUBSUB_FORBIDDEN, PUBSUB_LIMIT with nothing changed.
+ * Updates the worker's gauges.
+ */
+pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
+                                 pubsub_subscribed_t *out);
+
+/* Removes one subscription from the worker's trie and, when it was the
+ * pattern's last subscriber there, tells the Redis bridge. `sub` is freed;
+ * the caller updates the gauges once it removed what it removes. Never
+ * during a fan-out walk (the close path or a request). */
+void pubsub_unsubscribe(worker_t *w, trie_sub_t *sub);
+
+#endif

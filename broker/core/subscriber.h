@@ -1,0 +1,64 @@
+/*
+ * subscriber.h - how the pub/sub core delivers to whatever subscribed: a
+ * small table of callbacks plus the subscriber's own pointer (libuv and
+ * hiredis style), so that the core never includes a connection, session or
+ * RESP header and never casts a trie client to one of them.
+ *
+ * A subscriber embeds a subscriber_t and registers &sub->tc in its worker's
+ * trie; the fan-out (router.c) gets the subscriber_t back from the trie
+ * client (tc is its first member) and calls:
+ *   - deliver_cb: queue one delivery of the shared frame `fb` of message `m`
+ *     (take a reference on `fb` if it is kept). SUBSCRIBER_DELIVERED when
+ *     queued; SUBSCRIBER_SKIPPED when this subscriber does not take it now
+ *     (held for a recovery, suspended after a gap, closing, or its own
+ *     framing said no): nothing else happens; SUBSCRIBER_FULL when it is over
+ *     its outbound bound: the core then reports a gap (when the topic's
+ *     history rule says "drop") or closes it.
+ *   - gap_cb: tell the subscriber it missed `m` and suspend the topic for it;
+ *     0, or -1 when it cannot (it is then closed).
+ *   - close_cb: close the subscriber with WebSocket-style `code` and `why`;
+ *     must not remove trie entries (the fan-out is walking the trie): the
+ *     removal happens on the subscriber's own close path.
+ * Every callback runs on the subscriber's worker, inside a trie walk.
+ */
+#ifndef WSB_BROKER_SUBSCRIBER_H
+#define WSB_BROKER_SUBSCRIBER_H
+
+#include "core/topic_trie.h"
+
+struct frame_buf_s;
+struct xmsg_s;
+
+typedef enum {
+    SUBSCRIBER_DELIVERED = 0,
+    SUBSCRIBER_SKIPPED = 1,
+    SUBSCRIBER_FULL = 2,
+} subscriber_verdict_t;
+
+typedef struct subscriber_ops_s {
+    subscriber_verdict_t (*deliver_cb)(void *user_data, struct frame_buf_s *fb, struct xmsg_s *m);
+    int (*gap_cb)(void *user_data, const struct xmsg_s *m);
+    void (*close_cb)(void *user_data, int code, const char *why);
+} subscriber_ops_t;
+
+typedef struct subscriber_s {
+    trie_client_t tc; /* first: the trie reports this pointer */
+    const subscriber_ops_t *ops;
+    void *user_data;
+} subscriber_t;
+
+/* Sets up an embedded subscriber; `ops` is borrowed (static in practice). */
+static inline void subscriber_init(subscriber_t *sub, const subscriber_ops_t *ops, void *user_data)
+{
+    sub->tc.match_gen = 0;
+    sub->ops = ops;
+    sub->user_data = user_data;
+}
+
+/* The subscriber a trie match reports. */
+static inline subscriber_t *subscriber_of(trie_client_t *client)
+{
+    return (subscriber_t *)(void *)client;
+}
+
+#endif

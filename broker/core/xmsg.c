@@ -1,0 +1,112 @@
+/* xmsg.c - a published message shared by every worker (see xmsg.h). */
+#include "core/xmsg.h"
+
+#include "shared/util.h"
+#include "wsb/message.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
+
+/* A worker's frame_buf lives inside the xmsg: releasing it is the worker's
+ * unref of the message. */
+static void release_slot(frame_buf_t *fb)
+{
+    xmsg_unref(fb->shared);
+}
+
+/* A replay's header (xmsg_replay_buf) is its own allocation. */
+static void release_replay(frame_buf_t *fb)
+{
+    xmsg_unref(fb->shared);
+    free(fb);
+}
+
+xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
+                 unsigned nworkers)
+{
+    /* Layout: [xmsg_t][slots: nworkers * stride][topic + NUL][frame]. The
+     * frame builder leaves `headroom` bytes in front of the frame, so the
+     * whole message is one allocation. */
+    size_t slots_off = round_up(sizeof(xmsg_t), XMSG_SLOT_STRIDE);
+    size_t topic_off = slots_off + (size_t)nworkers * XMSG_SLOT_STRIDE;
+    size_t headroom = round_up(topic_off + topic.len + 1, 16);
+    size_t frame_len = 0;
+    uint8_t *raw = wsb_msg_build_message(topic, seq, epoch, data_json, headroom, &frame_len);
+    if (raw == NULL || frame_len > UINT32_MAX) {
+        abort(); /* ENOMEM: the broker's allocation policy */
+    }
+    xmsg_t *m = (xmsg_t *)(void *)raw;
+    atomic_init(&m->refs, 0);
+    m->nslots = nworkers;
+    m->seq = seq;
+    m->frame = raw + headroom;
+    m->frame_len = (uint32_t)frame_len;
+    m->topic_len = (uint16_t)topic.len;
+    m->topic = (char *)raw + topic_off;
+    /* The builder writes data last, verbatim (or null): RESP subscribers
+     * and the Redis bridge take it from here instead of serializing again. */
+    m->data_len = data_json.len > 0 ? (uint32_t)data_json.len : 4;
+    m->data_off = m->frame_len - 1 - m->data_len;
+    memcpy(m->topic, topic.p, topic.len);
+    m->topic[topic.len] = '\0';
+    m->drop_slow = false;
+    size_t elen = epoch.len < XMSG_EPOCH_MAX ? epoch.len : XMSG_EPOCH_MAX;
+    if (elen > 0) {
+        memcpy(m->epoch, epoch.p, elen);
+    }
+    m->epoch[elen] = '\0';
+    for (unsigned w = 0; w < nworkers; w++) {
+        frame_buf_t *fb = (frame_buf_t *)(void *)(raw + slots_off + (size_t)w * XMSG_SLOT_STRIDE);
+        fb->refcnt = 1;
+        fb->len = m->frame_len;
+        fb->bytes = m->frame;
+        fb->shared = m;
+        fb->release_cb = release_slot;
+    }
+    return m;
+}
+
+void xmsg_ref(xmsg_t *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+frame_buf_t *xmsg_replay_buf(xmsg_t *m)
+{
+    frame_buf_t *fb = xmalloc(sizeof(*fb));
+    xmsg_ref(m);
+    fb->refcnt = 1;
+    fb->len = m->frame_len;
+    fb->bytes = m->frame;
+    fb->shared = m;
+    fb->release_cb = release_replay;
+    return fb;
+}
+
+void xmsg_set_refs(xmsg_t *m, uint32_t refs)
+{
+    if (refs == 0) {
+        free(m);
+        return;
+    }
+    atomic_store_explicit(&m->refs, refs, memory_order_release);
+}
+
+void xmsg_unref(xmsg_t *m)
+{
+    /* acq_rel: every worker's reads of the frame happen before the free. */
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        free(m);
+    }
+}
+
+frame_buf_t *xmsg_worker_buf(xmsg_t *m, unsigned w)
+{
+    size_t slots_off = round_up(sizeof(xmsg_t), XMSG_SLOT_STRIDE);
+    return (frame_buf_t *)(void *)((uint8_t *)m + slots_off + (size_t)w * XMSG_SLOT_STRIDE);
+}

@@ -1,0 +1,74 @@
+/*
+ * xmsg.h - one published message as it crosses workers: the complete
+ * `message` frame (serialized once), its topic, and one frame_buf_t per
+ * worker, all in a single allocation.
+ *
+ * The reference count is atomic and counts workers, not deliveries: the
+ * publisher sets it to the number of inboxes the message was pushed to; each
+ * worker drops its reference when its own frame_buf (see frame_buf.h) is
+ * released by its last subscriber write. The bytes are immutable from
+ * creation on, which is what makes sharing them across threads safe.
+ */
+#ifndef WSB_BROKER_XMSG_H
+#define WSB_BROKER_XMSG_H
+
+#include "shared/frame_buf.h"
+#include "wsb/common.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Per-worker frame_buf slots are this far apart, so two workers' refcounts
+ * do not share a cache line. */
+#define XMSG_SLOT_STRIDE 64
+
+/* Longest epoch string (seqtab.h makes 12 hex digits). */
+#define XMSG_EPOCH_MAX 16
+
+typedef struct xmsg_s {
+    _Atomic uint32_t refs;
+    uint32_t nslots;
+    uint64_t seq;
+    uint8_t *frame; /* the WebSocket frame, inside this allocation */
+    uint32_t frame_len;
+    uint16_t topic_len;
+    char *topic;       /* NUL-terminated, inside this allocation */
+    uint32_t data_off; /* the data JSON inside the frame (it is the last field) */
+    uint32_t data_len;
+    bool drop_slow;                 /* history rule says: gap, not close 1013 */
+    char epoch[XMSG_EPOCH_MAX + 1]; /* "" when the topic keeps no history */
+} xmsg_t;
+
+/*
+ * Builds the message for `nworkers` workers: serializes the frame
+ * {"type":"message","topic":T,"seq":S[,"epoch":E],"data":D} once.
+ * `data_json` is the serialized data; `epoch` is empty ({NULL,0}) unless the
+ * topic keeps history (at most XMSG_EPOCH_MAX bytes). Refcount starts at 0:
+ * the publisher sets it with xmsg_set_refs() before handing it out. Aborts
+ * on OOM.
+ */
+xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
+                 unsigned nworkers);
+
+/* Takes one more reference (a history ring or a replay). Any thread, but only
+ * by a holder of a reference. */
+void xmsg_ref(xmsg_t *m);
+
+/* A frame_buf (refcnt 1, owned by the caller, for one thread) on the shared
+ * frame of `m`, for a history replay: takes its own reference on `m` and
+ * mallocs only the small header, never a copy of the frame. */
+frame_buf_t *xmsg_replay_buf(xmsg_t *m);
+
+/* Sets the number of references (the workers it is handed to). With 0 the
+ * message is freed at once. */
+void xmsg_set_refs(xmsg_t *m, uint32_t refs);
+
+/* Drops one worker's reference; the last frees the message. Any thread. */
+void xmsg_unref(xmsg_t *m);
+
+/* The frame_buf of worker `w` (refcnt 1, owned by that worker). */
+frame_buf_t *xmsg_worker_buf(xmsg_t *m, unsigned w);
+
+#endif

@@ -1,0 +1,316 @@
+/* session_cluster.c - clustered history on the worker side (see session_cluster.h). */
+#include "ingress/session_cluster.h"
+
+#include "app/broker.h"
+#include "app/worker.h"
+#include "cluster/bridge_redis.h"
+#include "ingress/ws_session.h"
+#include "net/conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A reply waiting behind an op, or the op itself. */
+typedef struct held_s {
+    struct held_s *next;
+    frame_buf_t *fb; /* a ready reply, or NULL */
+    hr_op_t *op;     /* an op in flight or done, or NULL */
+} held_t;
+
+/* After a switch-over: live messages of `topic` in `epoch` up to `seq` are
+ * duplicates of the replay (or older than the position in the ack). */
+typedef struct {
+    char *topic;
+    char epoch[XMSG_EPOCH_MAX + 1];
+    uint64_t seq;
+} floor_t;
+
+struct sess_cluster_s {
+    held_t *head, *tail;
+    floor_t *floors;
+    uint32_t nfloors;
+};
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static struct sess_cluster_s *state(session_t *s)
+{
+    if (s->cl == NULL) {
+        s->cl = xcalloc(1, sizeof(struct sess_cluster_s));
+    }
+    return s->cl;
+}
+
+static void push_held(session_t *s, frame_buf_t *fb, hr_op_t *op)
+{
+    struct sess_cluster_s *cl = state(s);
+    held_t *h = xmalloc(sizeof(*h));
+    h->next = NULL;
+    h->fb = fb;
+    h->op = op;
+    if (cl->tail != NULL) {
+        cl->tail->next = h;
+    } else {
+        cl->head = h;
+    }
+    cl->tail = h;
+}
+
+bool session_cluster_hold(session_t *s, frame_buf_t *fb)
+{
+    if (s->cl == NULL || s->cl->head == NULL) {
+        return false;
+    }
+    push_held(s, fb, NULL);
+    return true;
+}
+
+static void send_reply(session_t *s, uint8_t *raw, size_t len)
+{
+    conn_send_always(s->conn, frame_buf_adopt(raw, len));
+}
+
+static void send_error(session_t *s, const hr_op_t *op, const char *code, const char *message)
+{
+    size_t len = 0;
+    metrics_count_error(&s->conn->server->metrics, code);
+    uint8_t *raw = wsb_msg_build_error(op->has_id, op->id, code, message, FRAME_BUF_HEADROOM, &len);
+    send_reply(s, raw, len);
+}
+
+static void send_ack(session_t *s, const hr_op_t *op, bool has_seq, int recovered,
+                     const char *epoch)
+{
+    if (!op->has_id) {
+        return;
+    }
+    wsb_ack_t ack = {.id = op->id,
+                     .has_seq = has_seq,
+                     .seq = op->seq,
+                     .recovered = recovered,
+                     .epoch = {epoch, epoch != NULL ? strlen(epoch) : 0}};
+    size_t len = 0;
+    uint8_t *raw = wsb_msg_build_ack(&ack, FRAME_BUF_HEADROOM, &len);
+    send_reply(s, raw, len);
+}
+
+static int find_floor(const struct sess_cluster_s *cl, const char *topic, size_t len)
+{
+    for (uint32_t i = 0; i < cl->nfloors; i++) {
+        if (strlen(cl->floors[i].topic) == len && memcmp(cl->floors[i].topic, topic, len) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void drop_floor(struct sess_cluster_s *cl, uint32_t i)
+{
+    free(cl->floors[i].topic);
+    cl->floors[i] = cl->floors[--cl->nfloors];
+}
+
+static void set_floor(session_t *s, const hr_op_t *op)
+{
+    struct sess_cluster_s *cl = state(s);
+    int i = find_floor(cl, op->topic, op->topic_len);
+    if (i < 0) {
+        cl->floors = xrealloc(cl->floors, sizeof(floor_t) * (cl->nfloors + 1));
+        i = (int)cl->nfloors++;
+        cl->floors[i].topic = xmalloc((size_t)op->topic_len + 1);
+        memcpy(cl->floors[i].topic, op->topic, (size_t)op->topic_len + 1);
+    }
+    memcpy(cl->floors[i].epoch, op->epoch, sizeof op->epoch);
+    cl->floors[i].seq = op->seq;
+}
+
+/* A finished read at the head of the FIFO: ack, replay, held live messages. */
+static void emit_read(session_t *s, hr_op_t *op)
+{
+    worker_t *srv = s->conn->server;
+    bool since = op->mode == HR_READ_SINCE;
+    if (op->status != 0) {
+        /* Redis unavailable: no position to give, nothing replayed. */
+        if (since) {
+            METRIC_ADD(srv->metrics.history_not_recovered, 1);
+        }
+        send_ack(s, op, false, since ? 0 : -1, NULL);
+    } else {
+        if (since) {
+            if (op->recovered == 1) {
+                METRIC_ADD(srv->metrics.history_recovered, 1);
+            } else {
+                METRIC_ADD(srv->metrics.history_not_recovered, 1);
+            }
+        }
+        send_ack(s, op, true, op->recovered, op->epoch);
+        for (size_t i = 0; i < op->nmsgs; i++) {
+            conn_send_always(s->conn, xmsg_replay_buf(op->msgs[i]));
+        }
+        METRIC_ADD(srv->metrics.history_replayed, op->nmsgs);
+        set_floor(s, op);
+    }
+    if (op->live_overflow) {
+        conn_ws_close(s->conn, WSB_WS_CLOSE_TRY_AGAIN, "slow consumer", false);
+        return;
+    }
+    for (size_t i = 0; i < op->nlive; i++) {
+        xmsg_t *m = op->live[i];
+        if (op->status != 0 || strcmp(m->epoch, op->epoch) != 0 || m->seq > op->seq) {
+            frame_buf_t *fb = xmsg_replay_buf(m);
+            conn_send_always(s->conn, fb);
+            int f = s->cl != NULL ? find_floor(s->cl, m->topic, m->topic_len) : -1;
+            if (f >= 0) {
+                drop_floor(s->cl, (uint32_t)f); /* seq order: no duplicate can follow */
+            }
+        }
+    }
+}
+
+static void emit_publish(session_t *s, hr_op_t *op)
+{
+    if (op->status != 0) {
+        send_error(s, op, WSB_ERR_UNAVAILABLE,
+                   "the topic keeps clustered history and Redis is unavailable: not published");
+        return;
+    }
+    send_ack(s, op, true, -1, NULL);
+}
+
+/* Sends the FIFO from its head up to the first op still in flight. */
+static void flush_held(session_t *s)
+{
+    struct sess_cluster_s *cl = s->cl;
+    while (cl->head != NULL && (cl->head->op == NULL || cl->head->op->done)) {
+        held_t *h = cl->head;
+        cl->head = h->next;
+        if (cl->head == NULL) {
+            cl->tail = NULL;
+        }
+        /* An entry holds either a reply (fb) or an op, never both. */
+        if (h->op == NULL) {
+            conn_send_always(s->conn, h->fb);
+        } else if (h->op->kind == HR_READ) {
+            emit_read(s, h->op);
+            hr_op_free(h->op);
+        } else {
+            emit_publish(s, h->op);
+            hr_op_free(h->op);
+        }
+        free(h);
+    }
+}
+
+void session_cluster_op_done(hr_op_t *op)
+{
+    session_t *s = op->owner;
+    op->done = true;
+    flush_held(s);
+}
+
+/* ---- operations ---------------------------------------------------------------------------- */
+
+static void submit(session_t *s, hr_op_t *op)
+{
+    op->owner = s;
+    op->done_cb = session_cluster_op_done;
+    broker_t *b = s->conn->server->broker;
+    push_held(s, NULL, op);
+    if (bridge_history_submit(b->bridge, op) != 0) {
+        op->status = -1;
+        op->done = true;
+        flush_held(s);
+    }
+}
+
+void session_cluster_hold_op(session_t *s, hr_op_t *op)
+{
+    push_held(s, NULL, op);
+}
+
+void session_cluster_subscribe(session_t *s, const wsb_msg_t *m, int rule)
+{
+    hr_op_t *op = cluster_op_new(s->conn->server, HR_READ, m->topic, WSB_STR_NULL, rule);
+    op->has_id = m->has_id;
+    op->id = m->id;
+    op->mode = HR_READ_POSITION;
+    if (m->has_since) {
+        op->mode = HR_READ_SINCE;
+        op->since_seq = m->since_seq;
+        size_t n =
+            m->since_epoch.len < HR_SINCE_EPOCH_MAX ? m->since_epoch.len : HR_SINCE_EPOCH_MAX;
+        memcpy(op->since_epoch, m->since_epoch.p, n);
+        op->since_epoch[n] = '\0';
+    } else if (m->has_history && m->history > 0) {
+        op->mode = HR_READ_LAST;
+        op->last_n = m->history > UINT32_MAX ? UINT32_MAX : (uint32_t)m->history;
+    }
+    submit(s, op);
+}
+
+bool session_cluster_filter(session_t *s, xmsg_t *m)
+{
+    struct sess_cluster_s *cl = s->cl;
+    if (cl == NULL || m->epoch[0] == '\0') {
+        return false;
+    }
+    bool held = false;
+    for (held_t *h = cl->head; h != NULL; h = h->next) {
+        hr_op_t *op = h->op;
+        if (op != NULL && op->kind == HR_READ && op->topic_len == m->topic_len &&
+            memcmp(op->topic, m->topic, m->topic_len) == 0) {
+            /* The read of this subscription is not answered yet. */
+            if (op->nlive >= CLUSTER_MAX_HELD_LIVE) {
+                op->live_overflow = true; /* closed as a slow consumer when it completes */
+            } else {
+                if (op->nlive == op->live_cap) {
+                    op->live_cap = op->live_cap ? op->live_cap * 2 : 8;
+                    op->live = xrealloc(op->live, sizeof(xmsg_t *) * op->live_cap);
+                }
+                xmsg_ref(m);
+                op->live[op->nlive++] = m;
+            }
+            held = true;
+            break;
+        }
+    }
+    if (held) {
+        return true;
+    }
+    int f = cl->nfloors > 0 ? find_floor(cl, m->topic, m->topic_len) : -1;
+    if (f < 0) {
+        return false;
+    }
+    if (strcmp(cl->floors[f].epoch, m->epoch) == 0 && m->seq <= cl->floors[f].seq) {
+        return true; /* already replayed, or before the position acked */
+    }
+    drop_floor(cl, (uint32_t)f);
+    return false;
+}
+
+void session_cluster_free(session_t *s)
+{
+    struct sess_cluster_s *cl = s->cl;
+    if (cl == NULL) {
+        return;
+    }
+    held_t *h = cl->head;
+    while (h != NULL) {
+        held_t *next = h->next;
+        if (h->fb != NULL) {
+            frame_buf_unref(h->fb);
+        } else if (h->op->done) {
+            hr_op_free(h->op);
+        } else {
+            h->op->owner = NULL; /* freed when it comes back (cluster_drain) */
+        }
+        free(h);
+        h = next;
+    }
+    for (uint32_t i = 0; i < cl->nfloors; i++) {
+        free(cl->floors[i].topic);
+    }
+    free(cl->floors);
+    free(cl);
+    s->cl = NULL;
+}

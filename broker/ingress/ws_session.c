@@ -1,0 +1,755 @@
+/* ws_session.c - WebSocket sessions: frames in, protocol v1 operations, replies out. */
+#include "ingress/ws_session.h"
+
+#include "app/broker.h"
+#include "app/worker.h"
+#include "core/pubsub.h"
+#include "core/xmsg.h"
+#include "ingress/session_cluster.h"
+#include "net/conn.h"
+#include "shared/frame_buf.h"
+#include "shared/log.h"
+#include "shared/util.h"
+#include "wsb/message.h"
+#include "wsb/topic.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Callback return value that stops the parser: the session is closing. */
+#define STOP 1
+
+static const wsb_ws_parser_callbacks_t parser_callbacks;
+
+/* ---- replies ----------------------------------------------------------------------------- */
+
+/* Takes the builder's buffer; `len` is read after the builder ran (the
+ * builders report the length through a pointer). */
+static void reply(session_t *s, uint8_t *raw, const size_t *len)
+{
+    frame_buf_t *fb = frame_buf_adopt(raw, *len);
+    /* Behind a publish or subscribe waiting for Redis: replies keep request order. */
+    if (s->cl != NULL && session_cluster_hold(s, fb)) {
+        return;
+    }
+    conn_send_always(s->conn, fb);
+}
+
+static void reply_error(session_t *s, bool has_id, int64_t id, const char *code,
+                        const char *message)
+{
+    size_t len = 0;
+    metrics_count_error(&s->conn->server->metrics, code);
+    reply(s, wsb_msg_build_error(has_id, id, code, message, FRAME_BUF_HEADROOM, &len), &len);
+}
+
+static void reply_ack_epoch(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq,
+                            int recovered, const char *epoch)
+{
+    if (!m->has_id) {
+        return;
+    }
+    wsb_ack_t ack = {.id = m->id,
+                     .has_seq = has_seq,
+                     .seq = seq,
+                     .recovered = recovered,
+                     .epoch = {epoch, epoch != NULL ? strlen(epoch) : 0}};
+    size_t len = 0;
+    reply(s, wsb_msg_build_ack(&ack, FRAME_BUF_HEADROOM, &len), &len);
+}
+
+static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq, int recovered)
+{
+    reply_ack_epoch(s, m, has_seq, seq, recovered, NULL);
+}
+
+/* ---- gaps (slow consumers on history topics) ------------------------------------------------ */
+
+static int find_gap(const session_t *s, const char *topic, size_t len)
+{
+    for (uint32_t i = 0; i < s->ngaps; i++) {
+        if (strlen(s->gaps[i]) == len && memcmp(s->gaps[i], topic, len) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void clear_gap(session_t *s, wsb_str_t topic)
+{
+    int i = find_gap(s, topic.p, topic.len);
+    if (i >= 0) {
+        free(s->gaps[i]);
+        s->gaps[i] = s->gaps[--s->ngaps];
+    }
+}
+
+static bool is_gapped(const session_t *s, const xmsg_t *m)
+{
+    return s->ngaps > 0 && find_gap(s, m->topic, m->topic_len) >= 0;
+}
+
+typedef struct {
+    const xmsg_t *msg;
+    uint64_t first_dropped; /* lowest seq dropped, UINT64_MAX: none */
+} gap_match_t;
+
+static bool same_topic_cb(const frame_buf_t *fb, void *user_data)
+{
+    gap_match_t *g = user_data;
+    const xmsg_t *x = fb->shared;
+    if (x == NULL || x->topic_len != g->msg->topic_len ||
+        memcmp(x->topic, g->msg->topic, x->topic_len) != 0) {
+        return false;
+    }
+    if (x->seq < g->first_dropped) {
+        g->first_dropped = x->seq;
+    }
+    return true;
+}
+
+/* The fan-out could not queue `m` (over the outbound bound) and its history
+ * rule says "drop": drops the session's queued frames of that topic, sends a
+ * `gap` notice naming the last seq it keeps, and suspends the topic for this
+ * session. Returns 0, or -1 when SESSION_MAX_GAPS topics are suspended
+ * already (the core then closes the slow consumer as usual). */
+static int report_gap(session_t *s, const xmsg_t *m)
+{
+    if (s->ngaps >= SESSION_MAX_GAPS) {
+        return -1;
+    }
+    conn_t *c = s->conn;
+    /* The topic's frames are queued in seq order behind those already handed
+     * to the kernel: after dropping them, the client holds every message of
+     * the topic up to the first one dropped (or up to this one). */
+    gap_match_t g = {.msg = m, .first_dropped = UINT64_MAX};
+    size_t dropped = outq_drop_matching(&c->outq, same_topic_cb, &g);
+    c->server->outbound_bytes -= dropped;
+    uint64_t last = (g.first_dropped < m->seq ? g.first_dropped : m->seq) - 1;
+    s->gaps = xrealloc(s->gaps, sizeof(char *) * (s->ngaps + 1));
+    char *topic = xmalloc((size_t)m->topic_len + 1);
+    memcpy(topic, m->topic, (size_t)m->topic_len + 1);
+    s->gaps[s->ngaps++] = topic;
+    size_t len = 0;
+    reply(s,
+          wsb_msg_build_gap((wsb_str_t){m->topic, m->topic_len},
+                            (wsb_str_t){m->epoch, strlen(m->epoch)}, last, FRAME_BUF_HEADROOM,
+                            &len),
+          &len);
+    return 0;
+}
+
+/* ---- operations -------------------------------------------------------------------------- */
+
+static int find_sub(const session_t *s, wsb_str_t pattern)
+{
+    for (uint32_t i = 0; i < s->nsubs; i++) {
+        const char *p = trie_sub_pattern(s->subs[i]);
+        if (strlen(p) == pattern.len && memcmp(p, pattern.p, pattern.len) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* Records a new subscription handle in the session's list. */
+static void keep_sub(session_t *s, trie_sub_t *sub)
+{
+    if (s->nsubs == s->subs_cap) {
+        uint32_t cap = s->subs_cap < 2 ? 4 : s->subs_cap * 2;
+        if (s->subs == &s->sub0) {
+            s->subs = xmalloc(sizeof(trie_sub_t *) * cap);
+            s->subs[0] = s->sub0;
+        } else {
+            s->subs = xrealloc(s->subs, sizeof(trie_sub_t *) * cap);
+        }
+        s->subs_cap = cap;
+    }
+    s->subs[s->nsubs++] = sub;
+}
+
+static void reply_subscribe_refused(session_t *s, const wsb_msg_t *m, pubsub_status_t st)
+{
+    if (st == PUBSUB_NO_PATTERNS) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN, PUBSUB_NO_PATTERNS_WHY);
+    } else if (st == PUBSUB_FORBIDDEN) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
+                    "your credentials do not allow subscribing to this pattern");
+    } else {
+        char why[96];
+        (void)snprintf(why, sizeof(why), "at most %u subscriptions per connection",
+                       s->conn->server->cfg->max_subscriptions);
+        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, why);
+    }
+}
+
+static void op_subscribe(session_t *s, const wsb_msg_t *m)
+{
+    worker_t *srv = s->conn->server;
+    pubsub_subscribe_t req = {
+        .sub = &s->sub,
+        .pattern = m->topic,
+        .perms = s->perms,
+        .nsubs = s->nsubs,
+        .already = find_sub(s, m->topic) >= 0,
+        .position = true,
+        .has_since = m->has_since,
+        .since_epoch = m->since_epoch,
+        .since_seq = m->since_seq,
+        .history = m->has_history ? m->history : 0,
+    };
+    pubsub_subscribed_t out;
+    pubsub_status_t st = pubsub_subscribe(srv, &req, &out);
+    if (st != PUBSUB_OK) {
+        reply_subscribe_refused(s, m, st);
+        return;
+    }
+    if (out.handle != NULL) {
+        keep_sub(s, out.handle);
+    }
+    clear_gap(s, m->topic);
+    if (out.cluster_rule >= 0) {
+        session_cluster_subscribe(s, m, out.cluster_rule);
+        return;
+    }
+    reply_ack_epoch(s, m, out.has_seq, out.seq, out.recovered, out.has_seq ? out.epoch : NULL);
+    /* The replay is bounded by the rule's size, not by max_outbound_bytes:
+     * the client asked for it, and its frames are shared, not copied. */
+    for (size_t i = 0; i < out.nmsgs; i++) {
+        conn_send_always(s->conn, xmsg_replay_buf(out.msgs[i]));
+        xmsg_unref(out.msgs[i]);
+    }
+    if (out.has_seq) {
+        METRIC_ADD(srv->metrics.history_replayed, out.nmsgs);
+    }
+    free(out.msgs);
+}
+
+/* Removes the session's subscription i: from the trie (and the bridge's
+ * interest), its gap suspension, the gauges. Order of s->subs changes. */
+static void remove_subscription(session_t *s, uint32_t i)
+{
+    trie_sub_t *sub = s->subs[i];
+    /* clear_gap needs the pattern, which pubsub_unsubscribe frees. */
+    clear_gap(s, (wsb_str_t){trie_sub_pattern(sub), strlen(trie_sub_pattern(sub))});
+    pubsub_unsubscribe(s->conn->server, sub);
+    worker_update_gauges(s->conn->server);
+    s->subs[i] = s->subs[--s->nsubs];
+}
+
+static void op_unsubscribe(session_t *s, const wsb_msg_t *m)
+{
+    int i = find_sub(s, m->topic);
+    if (i < 0) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_NOT_SUBSCRIBED, "no subscription to this topic");
+        return;
+    }
+    remove_subscription(s, (uint32_t)i);
+    reply_ack(s, m, false, 0, -1);
+}
+
+/* After new credentials: removes every subscription they do not cover, as
+ * an unsubscribe would, and tells the client with one `unsubscribed` notice
+ * per pattern (PROTOCOL.md 4.7). A pattern is covered whole or not at all:
+ * "chat.>" under a token allowing only "chat.room1" goes, it is not
+ * narrowed. The notices are queued before the auth ack. */
+static void revoke_uncovered(session_t *s)
+{
+    static const char why[] = "your new credentials do not allow this subscription";
+    for (uint32_t i = 0; i < s->nsubs;) {
+        const char *pattern = trie_sub_pattern(s->subs[i]);
+        wsb_str_t p = {pattern, strlen(pattern)};
+        if (perms_may_subscribe(s->perms, p)) {
+            i++;
+            continue;
+        }
+        json_t *notice = json_pack("{s:s, s:s#, s:s, s:s}", "type", "unsubscribed", "topic", p.p,
+                                   (int)p.len, "code", WSB_ERR_FORBIDDEN, "message", why);
+        if (notice == NULL) {
+            abort(); /* ENOMEM: the broker's allocation policy */
+        }
+        size_t len = 0;
+        uint8_t *frame = wsb_msg_build_json(notice, FRAME_BUF_HEADROOM, &len);
+        json_decref(notice);
+        if (frame == NULL) {
+            abort();
+        }
+        log_debug("subscription revoked", "peer=%s pattern=%s", conn_peer(s->conn),
+                  log_quote(pattern));
+        remove_subscription(s, i); /* the notice and the log line used the pattern first */
+        reply(s, frame, &len);
+    }
+}
+
+static void op_publish(session_t *s, const wsb_msg_t *m)
+{
+    pubsub_publish_t req = {
+        .topic = m->topic,
+        .data = m->data,
+        .ingress = PUBSUB_WS,
+        .perms = s->perms,
+        .owner = s,
+        .done_cb = session_cluster_op_done,
+        .has_id = m->has_id,
+        .id = m->id,
+    };
+    pubsub_published_t out;
+    switch (pubsub_publish(s->conn->server, &req, &out)) {
+    case PUBSUB_OK:
+        if (out.pause) {
+            conn_pause_publisher(s->conn);
+        }
+        reply_ack(s, m, true, out.seq, -1);
+        break;
+    case PUBSUB_PENDING:
+        session_cluster_hold_op(s, out.op); /* acked once Redis assigned the seq */
+        break;
+    case PUBSUB_FORBIDDEN:
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
+                    "your credentials do not allow publishing to this topic");
+        break;
+    default:
+        reply_error(s, m->has_id, m->id, WSB_ERR_UNAVAILABLE,
+                    "the topic keeps clustered history and Redis is unavailable: not published");
+        break;
+    }
+}
+
+/* A token's claims and the permissions made of them, in one allocation that
+ * only authenticated sessions carry. */
+struct creds_s {
+    wsb_jwt_claims_t claims;
+    perms_t perms;
+};
+
+static const perms_t no_perms; /* auth.required and no token yet */
+
+static void free_creds(session_t *s)
+{
+    if (s->creds != NULL) {
+        wsb_jwt_claims_free(&s->creds->claims);
+        free(s->creds);
+        s->creds = NULL;
+    }
+}
+
+/* The loop time at which a token expiring at `exp` (seconds since the
+ * epoch) stops being valid, leeway included. The verifier bounds exp to
+ * 0..WSB_JWT_MAX_TIME (year 9999) and auth.leeway is at most an hour, so no
+ * step below can overflow: at most ~2.6e14 ms are added to the loop clock. */
+static uint64_t token_deadline_ms(worker_t *srv, int64_t exp)
+{
+    if (exp > WSB_JWT_MAX_TIME) {
+        exp = WSB_JWT_MAX_TIME; /* not reached: the verifier refuses such tokens */
+    }
+    int64_t left_s = exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) - (int64_t)time(NULL);
+    return worker_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
+}
+
+/* Takes over `claims` (heap; freed here) as the session's credentials:
+ * permissions from its patterns, the client id from "sub", the deadline
+ * from "exp". */
+static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
+{
+    free_creds(s);
+    struct creds_s *cr = xmalloc(sizeof(*cr));
+    cr->claims = *claims; /* the patterns live in a block of their own */
+    free(claims);
+    claims = &cr->claims;
+    cr->perms = (perms_t){claims->subscribe, claims->nsubscribe, claims->publish, claims->npublish};
+    s->creds = cr;
+    s->perms = &cr->perms;
+    s->authed = true;
+    s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
+}
+
+static void op_auth(session_t *s, const wsb_msg_t *m)
+{
+    broker_t *b = s->conn->server->broker;
+    wsb_jwt_claims_t verified;
+    const char *why = "";
+    if (auth_verify(&b->auth, m->token.p, m->token.len, &verified, &why) != 0) {
+        char msg[160];
+        (void)snprintf(msg, sizeof(msg), "token refused: %s", why);
+        log_info("auth refused", "peer=%s why=%s", conn_peer(s->conn), log_quote(why));
+        /* The connection keeps what it had; an unauthenticated one still
+         * runs out of time at auth.timeout. */
+        reply_error(s, m->has_id, m->id, WSB_ERR_UNAUTHORIZED, msg);
+        return;
+    }
+    wsb_jwt_claims_t *claims = xmalloc(sizeof(*claims));
+    *claims = verified;
+    set_claims(s, claims);
+    revoke_uncovered(s);
+    conn_ws_rearm(s->conn);
+    reply_ack(s, m, false, 0, -1);
+}
+
+/* Token buckets on messages and bytes: takes this message's share and
+ * returns false when the connection is over its rate. Every message counts,
+ * valid or not, so that a flood of malformed requests is limited too. */
+static bool within_rate(session_t *s, size_t len)
+{
+    worker_t *srv = s->conn->server;
+    const config_t *cfg = srv->cfg;
+    if (cfg->rate_messages == 0 && cfg->rate_bytes == 0) {
+        return true;
+    }
+    uint64_t now = worker_now(srv);
+    double burst = cfg->rate_burst ? cfg->rate_burst : cfg->rate_messages;
+    double byte_burst = (double)cfg->rate_bytes;
+    if (byte_burst < (double)cfg->max_message_size) {
+        byte_burst = (double)cfg->max_message_size;
+    }
+    if (s->buckets == NULL) {
+        s->buckets = xcalloc(2, sizeof(bucket_t));
+    }
+    return bucket_take(&s->buckets[0], cfg->rate_messages, burst, 1.0, now) &&
+           bucket_take(&s->buckets[1], (double)cfg->rate_bytes, byte_burst, (double)len, now);
+}
+
+/*
+ * One request. The rate is charged before parsing (every message counts),
+ * but with rate.action "error" the verdict is given only once the request
+ * parsed: PROTOCOL.md 3.5 reports a request's first failure, and rate_limited
+ * comes after validation, so that it can echo the request's id as every
+ * reply to a request with an id must (2.1). With "close" nothing is replied,
+ * so the connection is closed before paying for the parse.
+ */
+static void handle_text(session_t *s, const uint8_t *data, size_t len)
+{
+    wsb_msg_t m;
+    wsb_msg_error_t err;
+    bool limited = !within_rate(s, len);
+    if (limited && strcmp(s->conn->server->cfg->rate_action, "close") == 0) {
+        conn_ws_close(s->conn, WSB_WS_CLOSE_POLICY, "rate limit exceeded", true);
+        return;
+    }
+    if (wsb_msg_parse((const char *)data, len, &m, &err) != 0) {
+        reply_error(s, err.has_id, err.id, err.code, err.message);
+        return;
+    }
+    if (limited) {
+        reply_error(s, m.has_id, m.id, WSB_ERR_RATE_LIMITED,
+                    "rate limit exceeded: request dropped");
+        wsb_msg_free(&m);
+        return;
+    }
+    if (!s->authed && m.type != WSB_MSG_AUTH) {
+        reply_error(s, m.has_id, m.id, WSB_ERR_UNAUTHORIZED,
+                    "authentication required: send {\"type\":\"auth\",\"token\":...} first");
+        wsb_msg_free(&m);
+        return;
+    }
+    switch (m.type) {
+    case WSB_MSG_AUTH:
+        op_auth(s, &m);
+        break;
+    case WSB_MSG_SUBSCRIBE:
+        op_subscribe(s, &m);
+        break;
+    case WSB_MSG_UNSUBSCRIBE:
+        op_unsubscribe(s, &m);
+        break;
+    case WSB_MSG_PUBLISH:
+        op_publish(s, &m);
+        break;
+    case WSB_MSG_PING: {
+        size_t flen = 0;
+        reply(s, wsb_msg_build_pong(m.has_id, m.id, FRAME_BUF_HEADROOM, &flen), &flen);
+        break;
+    }
+    }
+    wsb_msg_free(&m);
+}
+
+static void echo_message(session_t *s, int opcode, const uint8_t *data, size_t len)
+{
+    size_t hl = wsb_ws_header_len(len, false);
+    frame_buf_t *fb = frame_buf_new(hl + len);
+    wsb_ws_write_header(fb->bytes, true, opcode, len, NULL);
+    if (len > 0) {
+        memcpy(fb->bytes + hl, data, len);
+    }
+    conn_send_always(s->conn, fb);
+}
+
+/* ---- parser callbacks -------------------------------------------------------------------- */
+
+static bool is_open(const session_t *s)
+{
+    return s->conn->state == CONN_WS;
+}
+
+/* A complete frame arrived: the idle timeout (PROTOCOL.md 1) counts from
+ * here, not from the last bytes read. */
+static void frame_done(session_t *s)
+{
+    s->conn->last_rx_ms = worker_now(s->conn->server);
+}
+
+static int on_message_begin(void *ud, int opcode)
+{
+    session_t *s = ud;
+    if (!is_open(s)) {
+        return 0;
+    }
+    if (opcode == WSB_WS_OP_BINARY && !s->echo) {
+        conn_ws_close(s->conn, WSB_WS_CLOSE_UNSUPPORTED, "binary messages are not supported",
+                      false);
+        return 0; /* keep parsing: the peer's close frame may follow */
+    }
+    s->msg_opcode = opcode;
+    s->msg_len = 0;
+    s->pending = NULL;
+    s->pending_len = 0;
+    return 0;
+}
+
+static void msg_append(session_t *s, const uint8_t *data, size_t len)
+{
+    if (s->msg_len + len > s->msg_cap) {
+        size_t cap = s->msg_cap ? s->msg_cap : 1024;
+        while (cap < s->msg_len + len) {
+            cap *= 2;
+        }
+        s->msg = xrealloc(s->msg, cap);
+        s->msg_cap = cap;
+    }
+    memcpy(s->msg + s->msg_len, data, len);
+    s->msg_len += len;
+}
+
+static int on_message_data(void *ud, const uint8_t *data, size_t len)
+{
+    session_t *s = ud;
+    /* The parser advanced frame_pos before this call: equal to frame_len
+     * means these bytes end the frame (a FIN frame also gets
+     * on_message_end; an empty frame, only that). */
+    if (s->parser.frame_pos == s->parser.frame_len) {
+        frame_done(s);
+    }
+    if (!is_open(s)) {
+        return 0;
+    }
+    /* The first slice of a message is borrowed from the read buffer; only a
+     * message that spans reads or frames is copied (the bound is the parser's
+     * max_message_size). */
+    if (s->msg_len == 0 && s->pending == NULL) {
+        s->pending = data;
+        s->pending_len = len;
+        return 0;
+    }
+    if (s->pending != NULL) {
+        msg_append(s, s->pending, s->pending_len);
+        s->pending = NULL;
+    }
+    msg_append(s, data, len);
+    return 0;
+}
+
+static int on_message_end(void *ud)
+{
+    session_t *s = ud;
+    frame_done(s);
+    if (!is_open(s)) {
+        return 0;
+    }
+    const uint8_t *data = s->pending ? s->pending : s->msg;
+    size_t len = s->pending ? s->pending_len : s->msg_len;
+    METRIC_ADD(s->conn->server->metrics.messages_received, 1);
+    if (s->echo) {
+        echo_message(s, s->msg_opcode, data, len);
+    } else {
+        handle_text(s, data, len);
+    }
+    s->pending = NULL;
+    s->pending_len = 0;
+    s->msg_len = 0;
+    /* A large message's buffer is not kept around for an idle connection. */
+    if (s->msg_cap > (size_t)64 * 1024) {
+        free(s->msg);
+        s->msg = NULL;
+        s->msg_cap = 0;
+    }
+    return 0;
+}
+
+static int on_ping(void *ud, const uint8_t *payload, size_t len)
+{
+    session_t *s = ud;
+    frame_done(s);
+    if (is_open(s)) {
+        uint8_t frame[2 + WSB_WS_MAX_CONTROL_PAYLOAD];
+        int n = wsb_ws_build_frame(frame, sizeof(frame), true, WSB_WS_OP_PONG, payload, len, NULL);
+        assert(n > 0);
+        conn_send_always(s->conn, frame_buf_copy(frame, (size_t)n));
+    }
+    return 0;
+}
+
+/* The answer to our keepalive ping: nothing to do but count the frame. */
+static int on_pong(void *ud, const uint8_t *payload, size_t len)
+{
+    (void)payload;
+    (void)len;
+    frame_done(ud);
+    return 0;
+}
+
+static int on_close(void *ud, int code, const uint8_t *reason, size_t len)
+{
+    (void)reason;
+    (void)len;
+    session_t *s = ud;
+    conn_t *c = s->conn;
+    c->got_peer_close = true;
+    if (c->state == CONN_WS) {
+        /* Echo the peer's code (RFC 6455 5.5.1); no code received -> empty close. */
+        conn_ws_close(c, code == WSB_WS_CLOSE_NO_STATUS ? 0 : code, NULL, false);
+        if (c->state == CONN_WS_CLOSING) {
+            conn_linger(c);
+        }
+    } else if (c->state == CONN_WS_CLOSING) {
+        conn_linger(c);
+    }
+    return STOP;
+}
+
+static const wsb_ws_parser_callbacks_t parser_callbacks = {
+    .on_message_begin = on_message_begin,
+    .on_message_data = on_message_data,
+    .on_message_end = on_message_end,
+    .on_ping = on_ping,
+    .on_pong = on_pong,
+    .on_close = on_close,
+};
+
+/* ---- delivery (subscriber.h) ------------------------------------------------------------ */
+
+static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t *m)
+{
+    session_t *s = user_data;
+    if (s->cl != NULL && session_cluster_filter(s, m)) {
+        return SUBSCRIBER_SKIPPED; /* held for a pending recovery, or a duplicate of its replay */
+    }
+    if (is_gapped(s, m)) {
+        return SUBSCRIBER_SKIPPED; /* suspended until the client recovers (report_gap) */
+    }
+    if (conn_send(s->conn, fb, 0, fb->len) == 0) {
+        return SUBSCRIBER_DELIVERED;
+    }
+    /* A closing connection takes nothing more and needs no verdict. */
+    return s->conn->state == CONN_WS ? SUBSCRIBER_FULL : SUBSCRIBER_SKIPPED;
+}
+
+static int gap_cb(void *user_data, const xmsg_t *m)
+{
+    return report_gap(user_data, m);
+}
+
+static void close_cb(void *user_data, int code, const char *why)
+{
+    session_t *s = user_data;
+    conn_ws_close(s->conn, code, why, true);
+}
+
+static const subscriber_ops_t subscriber_ops = {
+    .deliver_cb = deliver_cb,
+    .gap_cb = gap_cb,
+    .close_cb = close_cb,
+};
+
+/* ---- public ------------------------------------------------------------------------------ */
+
+session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
+{
+    worker_t *srv = c->server;
+    session_t *s = xcalloc(1, sizeof(*s));
+    subscriber_init(&s->sub, &subscriber_ops, s);
+    s->conn = c;
+    s->echo = echo;
+    s->subs = &s->sub0;
+    s->subs_cap = 1;
+    if (claims != NULL) {
+        set_claims(s, claims);
+    } else if (!srv->cfg->auth_required) {
+        s->authed = true;
+        s->perms = &srv->broker->auth.anonymous;
+    } else {
+        s->perms = &no_perms;
+        /* No permissions until an auth message brings a token. */
+        s->auth_deadline_ms = worker_now(srv) + srv->cfg->auth_timeout_ms;
+    }
+    wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
+                       &parser_callbacks, s);
+    srv->next_client_seq++;
+    /* Unique in the process without coordination: node, worker, counter. */
+    char client_id[WSB_JWT_MAX_SUB + 1];
+    if (s->creds != NULL && s->creds->claims.sub.len > 0) {
+        /* An authenticated client is known by its token's subject. */
+        (void)snprintf(client_id, sizeof(client_id), "%.*s", (int)s->creds->claims.sub.len,
+                       s->creds->claims.sub.p);
+    } else {
+        (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->broker->node_id,
+                       srv->index, (unsigned long long)srv->next_client_seq);
+    }
+    if (!echo) {
+        wsb_welcome_t w = {
+            .client_id = client_id,
+            .node_id = srv->broker->node_id,
+            .version = WSB_VERSION,
+            .max_message_size = srv->cfg->max_message_size,
+            .max_subscriptions = srv->cfg->max_subscriptions,
+            .ping_interval_ms = (uint32_t)srv->cfg->ping_interval_ms,
+        };
+        size_t len = 0;
+        reply(s, wsb_msg_build_welcome(&w, FRAME_BUF_HEADROOM, &len), &len);
+    }
+    return s;
+}
+
+void session_feed(session_t *s, uint8_t *data, size_t len)
+{
+    conn_t *c = s->conn;
+    int rc = wsb_ws_parser_feed(&s->parser, data, len, NULL);
+    if (rc < 0) {
+        log_debug("ws protocol error", "peer=%s code=%d why=%s", conn_peer(c), s->parser.close_code,
+                  log_quote(s->parser.error ? s->parser.error : ""));
+        /* The peer broke the protocol: it will not send a valid close frame, so
+         * after ours the connection only lingers. */
+        c->got_peer_close = true;
+        conn_ws_close(c, s->parser.close_code, s->parser.error, false);
+        conn_linger(c);
+        return;
+    }
+    /* A borrowed first slice must not outlive this read: keep a copy. */
+    if (s->pending != NULL) {
+        msg_append(s, s->pending, s->pending_len);
+        s->pending = NULL;
+        s->pending_len = 0;
+    }
+}
+
+void session_free(session_t *s)
+{
+    session_cluster_free(s);
+    for (uint32_t i = 0; i < s->nsubs; i++) {
+        pubsub_unsubscribe(s->conn->server, s->subs[i]);
+    }
+    wsb_ws_parser_release(&s->parser);
+    for (uint32_t i = 0; i < s->ngaps; i++) {
+        free(s->gaps[i]);
+    }
+    free(s->gaps);
+    if (s->subs != &s->sub0) {
+        free(s->subs);
+    }
+    free(s->msg);
+    free_creds(s);
+    free(s->buckets);
+    free(s);
+}

@@ -1,0 +1,75 @@
+/*
+ * ws_session.h - a WebSocket session on an upgraded connection: frame parsing,
+ * message assembly, and the wire protocol v1 operations (subscribe,
+ * unsubscribe, publish, ping) or, on echo_path, echoing messages back.
+ *
+ * Ownership: created by session_new() at upgrade and owned by its conn;
+ * session_free() removes every subscription from the trie (the close path:
+ * never during a fan-out walk) and releases the message buffer.
+ */
+#ifndef WSB_BROKER_WS_SESSION_H
+#define WSB_BROKER_WS_SESSION_H
+
+#include "core/auth.h"
+#include "core/subscriber.h"
+#include "core/topic_trie.h"
+#include "shared/frame_buf.h"
+#include "wsb/ws_frame.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct conn_s conn_t;
+
+struct session_s {
+    subscriber_t sub; /* what the trie holds; the core delivers through it */
+    conn_t *conn;
+    wsb_ws_parser_t parser;
+    bool echo;
+    bool authed; /* a token was accepted (or auth is not required) */
+    int msg_opcode;
+    /* message assembly: a message that arrives in one read is used in place
+     * (pending); otherwise it is copied into msg (bounded by max_message_size) */
+    const uint8_t *pending;
+    size_t pending_len;
+    uint8_t *msg;
+    size_t msg_len;
+    size_t msg_cap;
+    trie_sub_t **subs; /* &sub0 until a second subscription */
+    trie_sub_t *sub0;  /* most connections subscribe once: no array for them */
+    uint32_t nsubs;
+    uint32_t subs_cap;
+    /* credentials: a verified token's claims with the permissions made of
+     * them (heap, owned), or none. perms points into creds, at the broker's
+     * anonymous permissions (shared), or at an empty set. */
+    struct creds_s *creds;
+    const perms_t *perms;
+    uint64_t auth_deadline_ms; /* loop time: auth timeout or token expiry; 0 = none */
+    uint64_t keepalive_due_ms; /* loop time of the next ping / idle check */
+    bucket_t *buckets;         /* [0] rate.messages, [1] rate.bytes; only with rate limits */
+    /* Topics whose delivery is suspended after a gap notice (slow consumer
+     * on a "drop" history rule) until the client subscribes to them again. */
+    char **gaps;
+    uint32_t ngaps;
+    /* Clustered history (session_cluster.h): replies held behind operations
+     * waiting for Redis, and switch-over floors. NULL until the first one. */
+    struct sess_cluster_s *cl;
+};
+
+/* Topics one session may have suspended at once; one more closes it (1013). */
+#define SESSION_MAX_GAPS 64
+
+typedef struct session_s session_t;
+
+/* Creates the session for `c` and queues the welcome frame (unless echo).
+ * `claims` (heap, may be NULL) is the token accepted at the handshake; the
+ * session owns it from now on. */
+session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims);
+
+/* Feeds WebSocket bytes (modified in place: unmasking). */
+void session_feed(session_t *s, uint8_t *data, size_t len);
+
+void session_free(session_t *s);
+
+#endif

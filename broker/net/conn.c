@@ -1,0 +1,739 @@
+/* conn.c - connection lifecycle, reads, corked writes and timers (see conn.h). */
+#include "net/conn.h"
+
+#include "app/broker.h"
+#include "app/worker.h"
+#include "core/router.h"
+#include "ingress/http_api.h"
+#include "ingress/static_files.h"
+#include "ingress/ws_session.h"
+#include "net/conn_internal.h"
+#include "net/proxy.h"
+#include "net/tls.h"
+#include "shared/log.h"
+#include "shared/util.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Slices gathered per write call. Linux's IOV_MAX is 1024; 256 keeps the
+ * array on the stack small while still batching a whole fan-out burst. */
+#define FLUSH_IOV_MAX 256
+
+/* A TLS connection encrypts queued frames only while less than this much
+ * ciphertext waits for the socket: the ciphertext is bounded per connection
+ * and the rest stays in the outq as shared frames (counted against
+ * max_outbound_bytes like a plain connection's). */
+#define TLS_OUT_HIGH ((size_t)64 * 1024)
+
+/* One uv_write of ciphertext: the request and the bytes in one allocation. */
+typedef struct {
+    uv_write_t req;
+    uint8_t bytes[];
+} tls_write_t;
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+/* Frees a closed connection whose handles are all closed. Pending writes
+ * were cancelled before the close callbacks, so the queue owns every
+ * remaining reference. */
+void conn_free(conn_t *c)
+{
+    assert(c->state == CONN_CLOSED && c->handles_open == 0 && !c->dirty);
+    worker_t *s = c->server;
+    s->outbound_bytes -= outq_bytes(&c->outq);
+    outq_clear(&c->outq);
+    tls_conn_free(c->tls);
+    free(c);
+    if (s->shutting_down && s->nconns == 0) {
+        worker_shutdown(s); /* lets the shutdown finish now instead of at its timer */
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    if (--c->handles_open > 0) {
+        return;
+    }
+    /* Close callbacks run after the loop's prepare phase, so a connection
+     * closed during this turn may still sit on the server's dirty list: the
+     * next flush frees it instead. */
+    if (!c->dirty) {
+        conn_free(c);
+    }
+}
+
+void conn_close(conn_t *c)
+{
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    worker_t *s = c->server;
+    assert(!s->in_fanout);
+    conn_resume_publisher(c); /* leaves the server's paused list */
+    c->state = CONN_CLOSED;
+    if (c->session != NULL) {
+        session_free(c->session);
+        c->session = NULL;
+        s->nws--;
+    }
+    if (c->http != NULL) {
+        wsb_http_request_free(c->http);
+        c->http = NULL;
+    }
+    if (c->http_pub != NULL) {
+        http_api_cancel(c); /* its Redis ops come back to find no owner */
+    }
+    static_cancel(c); /* a file read in progress finishes unowned */
+    free(c->http_held);
+    c->http_held = NULL;
+    c->http_held_len = c->http_held_cap = 0;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    s->nconns--;
+    if (c->counted) {
+        atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+    }
+    if (c->ip_counted) {
+        auth_ip_release(&s->broker->auth, c->ip);
+        c->ip_counted = false;
+    }
+    worker_update_gauges(s);
+    /* A conn still on the dirty list stays allocated until the flush has
+     * taken it off (see on_handle_closed). */
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+/* Sets the connection's one deadline (0: none). The worker's tick checks
+ * every connection's deadline (worker.c), so a connection carries 8 bytes
+ * for its timeouts instead of a uv_timer_t. */
+void conn_timer_in(conn_t *c, uint64_t ms)
+{
+    c->deadline_ms = ms == 0 ? 0 : worker_now(c->server) + ms;
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+static void maybe_shutdown(conn_t *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/* Replies (acks, errors, pongs, echoes, HTTP responses) are caused by the
+ * peer's own requests, so a peer that sends but never reads is not cut off:
+ * it stops being read once its queue passes max_outbound_bytes, and TCP
+ * pushes back on it. Reading resumes when the queue drains below half. */
+/* True while the HTTP requests read are not parsed but held: a response is
+ * owed (Redis, a file read) or the replies are over their bounds. */
+bool conn_http_holding(const conn_t *c)
+{
+    return c->http_pub != NULL || c->static_load != NULL || c->http_blocked;
+}
+
+/* Reads while neither its replies, the workers' inboxes nor a full held
+ * input behind a deferred HTTP response (conn_http_defer) hold it back. */
+void conn_update_reading(conn_t *c)
+{
+    bool held_full = conn_http_holding(c) && c->http_held_len >= WORKER_READ_BUF_SIZE;
+    bool want = !c->read_paused && !c->pub_paused && !held_full;
+    if (c->state == CONN_CLOSED || want == c->reading) {
+        return;
+    }
+    c->reading = want;
+    if (!want) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    } else if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+    }
+}
+
+static void apply_read_backpressure(conn_t *c)
+{
+    size_t limit = c->server->cfg->max_outbound_bytes;
+    if (!c->read_paused && outq_bytes(&c->outq) > limit) {
+        c->read_paused = true;
+        conn_update_reading(c);
+    } else if (c->read_paused && outq_bytes(&c->outq) <= limit / 2) {
+        c->read_paused = false;
+        conn_update_reading(c);
+    }
+}
+
+void conn_pause_publisher(conn_t *c)
+{
+    worker_t *s = c->server;
+    if (c->pub_paused || c->state == CONN_CLOSED) {
+        return;
+    }
+    c->pub_paused = true;
+    METRIC_ADD(s->metrics.publisher_pauses, 1);
+    c->pause_prev = NULL;
+    c->pause_next = s->paused;
+    if (s->paused != NULL) {
+        s->paused->pause_prev = c;
+    }
+    s->paused = c;
+    conn_update_reading(c);
+    worker_watch_pressure(s);
+}
+
+void conn_resume_publisher(conn_t *c)
+{
+    worker_t *s = c->server;
+    if (!c->pub_paused) {
+        return;
+    }
+    c->pub_paused = false;
+    if (c->pause_prev != NULL) {
+        c->pause_prev->pause_next = c->pause_next;
+    } else {
+        s->paused = c->pause_next;
+    }
+    if (c->pause_next != NULL) {
+        c->pause_next->pause_prev = c->pause_prev;
+    }
+    c->pause_prev = c->pause_next = NULL;
+    conn_update_reading(c);
+}
+
+/* A write (plain or TLS) finished: a failure closes, success writes what
+ * was queued meanwhile. */
+static void write_done(conn_t *c, int status)
+{
+    if (status < 0) {
+        if (status != UV_ECANCELED) {
+            log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(status));
+            conn_close(c);
+        }
+        return;
+    }
+    if (c->state != CONN_CLOSED) {
+        conn_flush(c);
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn_t *c = req->data;
+    free(req); /* allocated per uv_write: an idle connection holds no request */
+    worker_t *s = c->server;
+    size_t before = outq_bytes(&c->outq);
+    c->writing = false;
+    outq_complete_inflight(&c->outq);
+    s->outbound_bytes -= before - outq_bytes(&c->outq);
+    write_done(c, status);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->data;
+    free(req);
+    if (status < 0 && status != UV_ECANCELED) {
+        conn_close(c);
+    }
+    /* Otherwise keep reading until EOF or the linger timer. */
+}
+
+static void maybe_shutdown(conn_t *c)
+{
+    if (c->state != CONN_LINGER || c->shutdown_started || outq_pending_bytes(&c->outq) > 0 ||
+        (c->tls != NULL && tls_conn_out_pending(c->tls) > 0)) {
+        return;
+    }
+    c->shutdown_started = true;
+    /* libuv runs the shutdown after the write in flight, so the response or
+     * close frame still reaches the peer before our FIN. */
+    uv_shutdown_t *req = xmalloc(sizeof(*req));
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        conn_close(c);
+    }
+}
+
+static void on_tls_write(uv_write_t *req, int status)
+{
+    conn_t *c = req->data;
+    free(req); /* the tls_write_t, bytes included */
+    c->writing = false;
+    write_done(c, status);
+}
+
+/* Encrypts queued frames into the connection's TLS session. Slices are
+ * gathered into the worker's staging buffer so that a burst of small frames
+ * becomes one TLS record instead of one record per frame: the shared frame
+ * buffers are read, never copied per subscriber beyond this staging. */
+static int tls_encrypt_queued(conn_t *c)
+{
+    worker_t *s = c->server;
+    uv_buf_t bufs[FLUSH_IOV_MAX];
+    while (outq_pending_bytes(&c->outq) > 0 && tls_conn_out_pending(c->tls) < TLS_OUT_HIGH) {
+        size_t total = 0;
+        unsigned n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
+        size_t staged = 0;
+        for (unsigned i = 0; i < n && staged < sizeof(s->tls_stage); i++) {
+            size_t take = bufs[i].len;
+            if (take > sizeof(s->tls_stage) - staged) {
+                take = sizeof(s->tls_stage) - staged;
+            }
+            memcpy(s->tls_stage + staged, bufs[i].base, take);
+            staged += take;
+        }
+        long w = tls_conn_write(c->tls, s->tls_stage, staged);
+        if (w < 0) {
+            log_debug("tls write failed", "peer=%s why=%s", conn_peer(c),
+                      log_quote(tls_conn_error(c->tls)));
+            return -1;
+        }
+        if (w == 0) {
+            break; /* handshake not finished: the frames wait */
+        }
+        outq_consume(&c->outq, (size_t)w);
+        s->outbound_bytes -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes the pending ciphertext: what the kernel takes now, the rest in one
+ * uv_write that owns its copy. */
+static int tls_write_out(conn_t *c)
+{
+    worker_t *s = c->server;
+    size_t pending = tls_conn_out_pending(c->tls);
+    if (pending == 0) {
+        return 0;
+    }
+    tls_write_t *w = xmalloc(sizeof(*w) + pending);
+    size_t len = tls_conn_take_out(c->tls, w->bytes, pending);
+    uv_buf_t b = uv_buf_init((char *)w->bytes, (unsigned)len);
+    METRIC_ADD(s->metrics.write_calls, 1);
+    int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
+        rc = 0;
+    } else if (rc < 0) {
+        free(w);
+        log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(rc));
+        return -1;
+    }
+    METRIC_ADD(s->metrics.bytes_out, (uint64_t)rc);
+    if ((size_t)rc == len) {
+        free(w);
+        return 0;
+    }
+    b = uv_buf_init((char *)w->bytes + rc, (unsigned)(len - (size_t)rc));
+    w->req.data = c;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_tls_write) < 0) {
+        free(w);
+        return -1;
+    }
+    METRIC_ADD(s->metrics.write_calls, 1);
+    METRIC_ADD(s->metrics.bytes_out, len - (size_t)rc);
+    c->writing = true;
+    return 0;
+}
+
+static void tls_flush(conn_t *c)
+{
+    for (;;) {
+        size_t before = outq_pending_bytes(&c->outq);
+        if (tls_encrypt_queued(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        /* Everything is encrypted and the connection is finishing:
+         * close_notify goes out before our FIN. */
+        if (c->state == CONN_LINGER && outq_pending_bytes(&c->outq) == 0) {
+            tls_conn_close_notify(c->tls);
+        }
+        if (tls_write_out(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        /* The kernel took every byte of ciphertext while frames still wait
+         * (more than TLS_OUT_HIGH was queued): no write completion will come
+         * to flush them, so encrypt the next batch now. */
+        size_t after = outq_pending_bytes(&c->outq);
+        if (c->writing || after == 0 || after == before) {
+            break;
+        }
+    }
+    apply_read_backpressure(c);
+    maybe_shutdown(c);
+    conn_http_unblock(c);
+}
+
+void conn_flush(conn_t *c)
+{
+    worker_t *s = c->server;
+    if (c->state == CONN_CLOSED || c->writing) {
+        return;
+    }
+    if (c->tls != NULL) {
+        tls_flush(c);
+        return;
+    }
+    uv_buf_t bufs[FLUSH_IOV_MAX];
+    while (outq_pending_bytes(&c->outq) > 0) {
+        size_t total = 0;
+        unsigned n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
+        METRIC_ADD(s->metrics.write_calls, 1);
+        metrics_count_batch(&s->metrics, n);
+        int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+        if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
+            rc = 0;
+        } else if (rc < 0) {
+            log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(rc));
+            conn_close(c);
+            return;
+        }
+        size_t written = (size_t)rc;
+        METRIC_ADD(s->metrics.bytes_out, written);
+        outq_consume(&c->outq, written);
+        s->outbound_bytes -= written;
+        if (written == total) {
+            continue;
+        }
+        /* The kernel's buffer is full: hand the rest to libuv, which writes it
+         * when the socket becomes writable. One write in flight at a time. */
+        n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
+        uv_write_t *req = xmalloc(sizeof(*req));
+        req->data = c;
+        rc = uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, on_write);
+        if (rc < 0) {
+            free(req);
+            conn_close(c);
+            return;
+        }
+        METRIC_ADD(s->metrics.write_calls, 1);
+        METRIC_ADD(s->metrics.bytes_out, total);
+        outq_mark_inflight(&c->outq, n, total);
+        c->writing = true;
+        break;
+    }
+    apply_read_backpressure(c);
+    maybe_shutdown(c);
+    conn_http_unblock(c);
+}
+
+int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
+{
+    worker_t *s = c->server;
+    if (c->state != CONN_WS) {
+        return -1;
+    }
+    const config_t *cfg = s->cfg;
+    if (outq_bytes(&c->outq) + len > cfg->max_outbound_bytes ||
+        (s->outbound_bytes + len > s->outbound_limit && outq_bytes(&c->outq) > 0)) {
+        return -1;
+    }
+    outq_push(&c->outq, frame_buf_ref(fb), off, len);
+    s->outbound_bytes += len;
+    worker_mark_dirty(s, c);
+    return 0;
+}
+
+void conn_send_always(conn_t *c, frame_buf_t *fb)
+{
+    worker_t *s = c->server;
+    if (c->state == CONN_CLOSED) {
+        frame_buf_unref(fb);
+        return;
+    }
+    outq_push(&c->outq, fb, 0, fb->len);
+    s->outbound_bytes += fb->len;
+    worker_mark_dirty(s, c);
+    apply_read_backpressure(c);
+}
+
+/* ---- closing ----------------------------------------------------------------------------- */
+
+void conn_linger(conn_t *c)
+{
+    if (c->state == CONN_CLOSED || c->state == CONN_LINGER) {
+        return;
+    }
+    c->state = CONN_LINGER;
+    conn_timer_in(c, c->server->cfg->close_timeout_ms);
+    worker_mark_dirty(c->server, c); /* the flush starts the shutdown */
+}
+
+void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending)
+{
+    if (c->state != CONN_WS) {
+        return;
+    }
+    worker_t *s = c->server;
+    if (drop_pending) {
+        s->outbound_bytes -= outq_drop_pending(&c->outq);
+    }
+    uint8_t payload[WSB_WS_MAX_CONTROL_PAYLOAD];
+    size_t plen = wsb_ws_close_payload(payload, code, reason);
+    frame_buf_t *fb = frame_buf_new(2 + plen);
+    int n = wsb_ws_build_frame(fb->bytes, 2 + plen, true, WSB_WS_OP_CLOSE, payload, plen, NULL);
+    assert(n == (int)(2 + plen));
+    (void)n;
+    conn_send_always(c, fb);
+    metrics_count_close(&s->metrics, code);
+    log_debug("ws close sent", "peer=%s code=%d reason=%s", conn_peer(c), code,
+              log_quote(reason ? reason : ""));
+    if (c->got_peer_close) {
+        conn_linger(c);
+    } else {
+        c->state = CONN_WS_CLOSING;
+        conn_timer_in(c, s->cfg->close_timeout_ms);
+    }
+}
+
+/* ---- reading ----------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    conn_t *c = h->data;
+    buf->base = (char *)c->server->read_buf;
+    buf->len = sizeof(c->server->read_buf);
+}
+
+/* Plaintext from the peer, by state. */
+static void conn_dispatch(conn_t *c, char *data, size_t len)
+{
+    switch (c->state) {
+    case CONN_HTTP:
+        conn_http_feed(c, data, len);
+        break;
+    case CONN_WS:
+    case CONN_WS_CLOSING:
+        /* While closing the parser still runs, to find the peer's close frame;
+         * the session drops everything else. */
+        session_feed(c->session, (uint8_t *)data, len);
+        break;
+    case CONN_LINGER:
+    case CONN_CLOSED:
+        break; /* discarded: see LINGER in conn.h */
+    }
+}
+
+/* Ciphertext from the peer: decrypt record by record into the worker's
+ * plaintext buffer and dispatch each piece (the parsers copy what they keep).
+ * Handshake messages and alerts OpenSSL produces meanwhile go out with the
+ * flush at the end of this loop turn. */
+static void tls_read(conn_t *c, const uint8_t *data, size_t len)
+{
+    worker_t *s = c->server;
+    if (tls_conn_feed(c->tls, data, len) != 0) {
+        conn_close(c);
+        return;
+    }
+    while (c->state != CONN_CLOSED) {
+        long n = tls_conn_read(c->tls, s->plain_buf, sizeof(s->plain_buf));
+        if (n > 0) {
+            conn_dispatch(c, (char *)s->plain_buf, (size_t)n);
+            continue;
+        }
+        if (n == TLS_AGAIN) {
+            break;
+        }
+        if (n == TLS_FATAL) {
+            if (!tls_conn_handshake_done(c->tls)) {
+                METRIC_ADD(s->metrics.handshake_failures, 1);
+            }
+            log_debug("tls error", "peer=%s why=%s", conn_peer(c),
+                      log_quote(tls_conn_error(c->tls)));
+            /* Best effort: the alert OpenSSL queued tells the peer why. */
+            (void)tls_write_out(c);
+        }
+        conn_close(c); /* fatal, or the peer's close_notify (like EOF) */
+        return;
+    }
+    if (c->state != CONN_CLOSED) {
+        worker_mark_dirty(s, c);
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = stream->data;
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            log_debug("read failed", "peer=%s err=%s", conn_peer(c), uv_err_name((int)nread));
+        }
+        conn_close(c);
+        return;
+    }
+    worker_t *s = c->server;
+    /* Whatever was published before these bytes were sent (e.g. acked to
+     * another client on another worker) is delivered before we answer them:
+     * a reply never overtakes a message that was published earlier. */
+    router_drain(s);
+    METRIC_ADD(s->metrics.bytes_in, (uint64_t)nread);
+    /* Bytes alone do not reset the idle timer (c->last_rx_ms): a peer that
+     * dribbles one frame a byte at a time would keep the connection forever.
+     * The session stamps it when a frame is complete (session_frame_done). */
+    if (c->tls != NULL) {
+        tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+    } else {
+        conn_dispatch(c, buf->base, (size_t)nread);
+    }
+}
+
+/* ---- accept ------------------------------------------------------------------------------ */
+
+/* A socket address as 16 bytes (IPv4 mapped into IPv6). */
+static void sockaddr_ip(const struct sockaddr_storage *ss, uint8_t ip[16])
+{
+    memset(ip, 0, 16);
+    if (ss->ss_family == AF_INET6) {
+        memcpy(ip, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    } else {
+        ip[10] = 0xff;
+        ip[11] = 0xff;
+        memcpy(ip + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    }
+}
+
+/* The TCP peer's address as 16 bytes. Returns 0, or -1 when it is gone. */
+int conn_socket_ip(conn_t *c, uint8_t ip[16])
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
+        return -1;
+    }
+    sockaddr_ip(&ss, ip);
+    return 0;
+}
+
+const char *conn_peer(conn_t *c)
+{
+    /* Formatted on demand (only debug logs use it): an idle connection does
+     * not carry its address as text. */
+    static _Thread_local char peer[160];
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    peer[0] = '\0';
+    if (c->state == CONN_CLOSED || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
+        return peer;
+    }
+    char sock[64];
+    broker_format_addr(&ss, sock, sizeof(sock));
+    /* `ip` holds another address only when a trusted proxy forwarded this
+     * client (admit_forwarded); it is all zeros when accept found no peer. */
+    static const uint8_t none[16];
+    uint8_t ip[16];
+    sockaddr_ip(&ss, ip);
+    if (memcmp(ip, c->ip, 16) != 0 && memcmp(c->ip, none, 16) != 0) {
+        char client[48];
+        proxy_format_addr(c->ip, client, sizeof(client));
+        (void)snprintf(peer, sizeof(peer), "%s,via=%s", client, sock);
+    } else {
+        (void)snprintf(peer, sizeof(peer), "%s", sock);
+    }
+    return peer;
+}
+
+/* The peer's address as 16 bytes (IPv4 mapped into IPv6) for per-IP limits. */
+static void peer_ip(conn_t *c)
+{
+    if (conn_socket_ip(c, c->ip) != 0) {
+        memset(c->ip, 0, sizeof(c->ip));
+    }
+}
+
+void conn_accept(worker_t *s, bool tls)
+{
+    conn_t *c = xcalloc(1, sizeof(*c));
+    c->server = s;
+    outq_init(&c->outq);
+    uv_tcp_init(&s->loop, &c->tcp);
+    c->tcp.data = c;
+    c->handles_open = 1;
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    s->nconns++;
+    worker_update_gauges(s);
+    c->state = CONN_HTTP;
+    uv_stream_t *listener = tls ? (uv_stream_t *)&s->tls_listener : (uv_stream_t *)&s->listener;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (tls) {
+        c->tls = tls_conn_new(s->broker->tls);
+        if (c->tls == NULL) {
+            conn_close(c);
+            return;
+        }
+    }
+    METRIC_ADD(s->metrics.connections_accepted, 1);
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->last_rx_ms = worker_now(s);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->reading = true;
+    /* max_connections bounds the whole process, not each worker. */
+    size_t total = atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed) + 1;
+    c->counted = true;
+    if (total > s->cfg->max_connections) {
+        METRIC_ADD(s->metrics.connections_rejected, 1);
+        log_debug("connection rejected", "peer=%s reason=max_connections", conn_peer(c));
+        conn_http_error(c, 503, "too many connections");
+        return;
+    }
+    peer_ip(c);
+    /* A trusted proxy's connections are counted per request, under the
+     * client it names (admit_forwarded), not under the proxy here. */
+    const config_t *cfg = s->cfg;
+    bool from_proxy = cfg->ntrusted > 0 && proxy_is_trusted(cfg->trusted, cfg->ntrusted, c->ip);
+    if (!from_proxy) {
+        if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
+            METRIC_ADD(s->metrics.connections_rejected, 1);
+            log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
+            if (c->tls != NULL) {
+                conn_close(c); /* no handshake yet: nothing to say it with */
+            } else {
+                conn_http_respond(c, 429, "text/plain; charset=utf-8",
+                                  "too many connections from this address\n", 39, false,
+                                  "Retry-After: 1\r\n");
+            }
+            return;
+        }
+        c->ip_counted = true;
+    }
+    /* A TLS handshake is the expensive part of a wss:// connection (key
+     * exchange, signature), so it takes the handshake budget before any
+     * cryptography runs. There is no way to say 429 before the handshake:
+     * the connection is closed, as over the per-IP limit. */
+    if (c->tls != NULL) {
+        if (!auth_handshake_allowed(&s->broker->auth, uv_hrtime())) {
+            METRIC_ADD(s->metrics.connections_rejected, 1);
+            log_debug("connection rejected", "peer=%s reason=max_handshakes_per_second",
+                      conn_peer(c));
+            conn_close(c);
+            return;
+        }
+        c->hs_counted = true;
+    }
+    c->http = wsb_http_request_new(s->cfg->max_header_size, s->cfg->max_http_body);
+    if (c->http == NULL) {
+        conn_close(c);
+        return;
+    }
+    conn_timer_in(c, s->cfg->header_timeout_ms);
+}

@@ -1,0 +1,169 @@
+/*
+ * conn.h - one TCP connection: its state machine, its reads, its bounded
+ * outbound queue and its single deadline.
+ *
+ * States (explicit, one direction only):
+ *   HTTP        reading requests (keep-alive, pipelined); a valid upgrade on
+ *               ws_path/echo_path becomes WS
+ *   WS          WebSocket session open
+ *   WS_CLOSING  our close frame is queued; input is read and discarded until
+ *               the peer's close frame arrives or close_timeout passes
+ *   LINGER      finished: queued output is flushed, then the write side is
+ *               shut down (FIN) and input is drained until EOF or
+ *               close_timeout. Closing a socket with unread input makes the
+ *               kernel send RST, which destroys the response or close frame
+ *               in flight; lingering is how the peer gets to read it.
+ *   CLOSED      uv_close() was called; the conn is freed in the last close
+ *               callback (of its tcp handle).
+ *
+ * Rules: conn_close() is idempotent and safe in any callback except while the
+ * trie is being walked (fan-out never closes; a slow consumer only gets its
+ * close frame queued and leaves the trie later on the close path).
+ */
+#ifndef WSB_BROKER_CONN_H
+#define WSB_BROKER_CONN_H
+
+#include "net/outq.h"
+#include "shared/frame_buf.h"
+#include "wsb/http.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct worker_s worker_t;
+typedef struct session_s session_t;
+typedef struct conn_s conn_t;
+
+typedef enum { CONN_HTTP = 0, CONN_WS, CONN_WS_CLOSING, CONN_LINGER, CONN_CLOSED } conn_state_t;
+
+struct conn_s {
+    uv_tcp_t tcp;
+    worker_t *server;
+    conn_t *prev, *next; /* server->conns */
+    conn_t *dirty_next;  /* server->dirty */
+    conn_state_t state;
+    bool dirty;
+    bool writing; /* a uv_write is in flight */
+    bool shutdown_started;
+    bool got_peer_close;  /* WebSocket close frame received */
+    bool read_paused;     /* replies over max_outbound_bytes: not reading */
+    bool counted;         /* included in broker->connections */
+    bool reading;         /* uv_read_start is in effect */
+    bool pub_paused;      /* a worker inbox is filling: not reading (server->paused) */
+    bool head_request;    /* the request being answered is HEAD: no body */
+    uint8_t handles_open; /* closed handles pending before free */
+    bool ip_counted;      /* counted in max_connections_per_ip under `ip` */
+    bool hs_counted;      /* took its max_handshakes_per_second token (TLS: at accept) */
+    uint8_t ip[16];       /* the peer's address (IPv4 as ::ffff:a.b.c.d) */
+    conn_t *pause_prev, *pause_next;
+    uint64_t last_rx_ms;  /* loop time of the last complete WebSocket frame (or the upgrade) */
+    uint64_t deadline_ms; /* loop time the state's timeout fires; 0 = none */
+    outq_t outq;
+    wsb_http_request_t *http; /* HTTP mode only; freed at upgrade */
+    /* HTTP mode: a response that waits for Redis (http_api.c, owned there;
+     * NULL otherwise), and the bytes of later requests read meanwhile. */
+    struct http_pub_s *http_pub;
+    struct static_load_s *static_load; /* a file read on the threadpool (static_files.c) */
+    /* Dispatch paused: the replies queued so far are over max_outbound_bytes
+     * or the worker's share of max_total_outbound (see conn_http_defer). */
+    bool http_blocked;
+    char *http_held;
+    uint32_t http_held_len, http_held_cap;
+    session_t *session;     /* WebSocket mode only */
+    struct tls_conn_s *tls; /* accepted on the TLS listener; NULL for plain TCP */
+};
+
+/* The peer's "ip:port" for logs, in a thread-local buffer ("" once closed). */
+const char *conn_peer(conn_t *c);
+
+/* The connection's deadline passed (header, keepalive, close or linger
+ * timeout, by state); called by the worker's tick with deadline_ms reset. */
+void conn_on_deadline(conn_t *c);
+
+/* Accepts a pending connection from the server's plain or TLS listener. */
+void conn_accept(worker_t *s, bool tls);
+
+/* Re-arms a WebSocket's deadline: the earlier of its next keepalive and
+ * its session's auth deadline (auth timeout or token expiry). */
+void conn_ws_rearm(conn_t *c);
+
+/* Queues a reference to `len` bytes of `fb` at `off` (takes its own ref).
+ * Returns 0, or -1 when the connection is not accepting output or the
+ * per-connection / global bound would be exceeded (the caller decides: the
+ * fan-out path closes a slow consumer with 1013). */
+int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len);
+
+/* Queues `fb` bypassing the bounds (small replies and control frames). */
+void conn_send_always(conn_t *c, frame_buf_t *fb);
+
+/* Writes what is queued now (uv_try_write first, then one uv_write). */
+void conn_flush(conn_t *c);
+
+/* Starts the WebSocket close handshake with `code` and `reason` (no-op unless
+ * the session is open). With drop_pending, queued frames not yet handed to
+ * the kernel are discarded first (slow consumer). */
+void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending);
+
+/* Sends an HTTP response (head + body copied) on an HTTP-mode connection;
+ * keep_alive false lingers and closes after it. */
+void conn_http_respond(conn_t *c, int status, const char *content_type, const void *body,
+                       size_t len, bool keep_alive, const char *extra_headers);
+
+/* Queues an already-built response (`fb` ref taken over) then lingers unless keep_alive. */
+void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive);
+
+/* Queues a response in two parts, `head` then `body` (NULL: none), both refs
+ * taken over: a shared body (a cached file) is queued without a copy. */
+void conn_http_respond_shared(conn_t *c, frame_buf_t *head, frame_buf_t *body, bool keep_alive);
+
+/*
+ * Deferred HTTP responses (a publish whose seq Redis assigns, http_api.c).
+ * The handler sets c->http_pub and returns without answering; from then on
+ * the request's response is owed, and the requests pipelined behind it wait
+ * so that responses keep request order:
+ *  - bytes read meanwhile are not parsed but kept in c->http_held (a heap
+ *    copy: the worker's read buffer is reused by the next read). Reading
+ *    goes on, so a peer that disconnects is noticed and conn_close() cancels
+ *    the wait (http_api_cancel), but stops once http_held holds
+ *    WORKER_READ_BUF_SIZE bytes (64 KiB): one more read at most is held;
+ *  - the header/keep-alive deadline is off: the wait ends when Redis
+ *    answers or fails (the bridge fails every op when it stops, so a
+ *    shutdown ends it too).
+ * conn_http_resume() is called once the response is queued (c->http_pub
+ * NULL again): it parses the held bytes as if just read, which may defer
+ * again, and reads again. Without HTTP mode any more (a response with
+ * keep_alive false lingers) the held bytes are dropped.
+ *
+ * A static file read on the threadpool (c->static_load) defers the same way.
+ *
+ * Output bounds: before each pipelined request is parsed, the connection's
+ * queued replies are checked. Over max_outbound_bytes, or with a non-empty
+ * queue while the worker's queued output is over its share of
+ * max_total_outbound, dispatch pauses (http_blocked): the rest of the input
+ * is held as above and reading stops, until the queue drains to half of
+ * max_outbound_bytes (and the worker under its share); then the held bytes
+ * are parsed. So a connection's queued replies exceed max_outbound_bytes by
+ * at most one response, and a peer that never reads costs a bounded amount
+ * of memory however many requests it pipelines.
+ */
+void conn_http_defer(conn_t *c);
+void conn_http_resume(conn_t *c);
+
+/* Stops reading from a publisher while the workers' inboxes are filling up;
+ * the server resumes it when they have drained (worker_watch_pressure). */
+void conn_pause_publisher(conn_t *c);
+void conn_resume_publisher(conn_t *c);
+
+/* Flushes, shuts the write side down and drains input (see LINGER). */
+void conn_linger(conn_t *c);
+
+/* Closes now: idempotent, frees in the last close callback. */
+void conn_close(conn_t *c);
+
+/* Frees a CLOSED connection whose handles are closed and which is off the
+ * dirty list (the server's flush calls it for connections it finds so). */
+void conn_free(conn_t *c);
+
+#endif

@@ -1,0 +1,482 @@
+/* conn_http.c - a connection's HTTP phase: requests in, responses out,
+ * admission, and the upgrade to WebSocket (see conn.h). */
+#include "app/broker.h"
+#include "app/worker.h"
+#include "ingress/http_api.h"
+#include "ingress/ws_session.h"
+#include "net/conn.h"
+#include "net/conn_internal.h"
+#include "net/proxy.h"
+#include "shared/log.h"
+#include "wsb/handshake.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);
+static void http_hold(conn_t *c, const char *data, size_t len);
+
+/* ---- HTTP mode --------------------------------------------------------------------------- */
+
+void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive)
+{
+    if (c->state != CONN_HTTP) {
+        frame_buf_unref(fb);
+        return;
+    }
+    conn_send_always(c, fb);
+    if (!keep_alive || c->server->shutting_down) {
+        conn_linger(c);
+    }
+}
+
+void conn_http_respond(conn_t *c, int status, const char *content_type, const void *body,
+                       size_t len, bool keep_alive, const char *extra_headers)
+{
+    char head[1024];
+    keep_alive = keep_alive && !c->server->shutting_down;
+    size_t body_len = c->head_request ? 0 : len; /* HEAD: the length, not the body */
+    int hl = wsb_http_write_head(head, sizeof(head), status, content_type, len, keep_alive,
+                                 extra_headers);
+    assert(hl > 0);
+    frame_buf_t *fb = frame_buf_new((size_t)hl + body_len);
+    memcpy(fb->bytes, head, (size_t)hl);
+    if (body_len > 0) {
+        memcpy(fb->bytes + hl, body, body_len);
+    }
+    conn_http_respond_buf(c, fb, keep_alive);
+}
+
+void conn_http_respond_shared(conn_t *c, frame_buf_t *head, frame_buf_t *body, bool keep_alive)
+{
+    if (c->state != CONN_HTTP) {
+        frame_buf_unref(head);
+        if (body != NULL) {
+            frame_buf_unref(body);
+        }
+        return;
+    }
+    conn_send_always(c, head);
+    if (body != NULL) {
+        conn_send_always(c, body);
+    }
+    if (!keep_alive || c->server->shutting_down) {
+        conn_linger(c);
+    }
+}
+
+void conn_http_error(conn_t *c, int status, const char *message)
+{
+    char buf[1024];
+    int n = wsb_handshake_error_response(buf, sizeof(buf), status, message);
+    assert(n > 0);
+    conn_http_respond_buf(c, frame_buf_copy(buf, (size_t)n), false);
+}
+
+static wsb_str_t url_path(wsb_str_t url)
+{
+    const char *q = memchr(url.p, '?', url.len);
+    return (wsb_str_t){url.p, q ? (size_t)(q - url.p) : url.len};
+}
+
+static bool path_is(wsb_str_t path, const char *configured)
+{
+    return configured != NULL && configured[0] != '\0' && wsb_str_eq(path, configured);
+}
+
+/* A connection from a trusted proxy is counted under the client address its
+ * X-Forwarded-For names, request by request (the proxy may reuse one upstream
+ * connection for several clients), instead of at accept under the proxy's
+ * address. Returns false when that client is over max_connections_per_ip: the
+ * 429 is queued and the connection lingers. Any other peer was counted at
+ * accept and is left alone: its header is the client's own claim. */
+static bool admit_forwarded(conn_t *c, const wsb_http_request_t *req)
+{
+    worker_t *s = c->server;
+    const config_t *cfg = s->cfg;
+    uint8_t peer[16];
+    if (cfg->ntrusted == 0 || conn_socket_ip(c, peer) != 0 ||
+        !proxy_is_trusted(cfg->trusted, cfg->ntrusted, peer)) {
+        return true;
+    }
+    wsb_str_t xff[WSB_HTTP_MAX_HEADERS];
+    size_t nxff = 0;
+    size_t nh = wsb_http_request_header_count(req);
+    for (size_t i = 0; i < nh && nxff < WSB_HTTP_MAX_HEADERS; i++) {
+        const wsb_http_header_t *h = wsb_http_request_header_at(req, i);
+        if (wsb_str_eq_nocase(h->name, "X-Forwarded-For")) {
+            xff[nxff++] = h->value;
+        }
+    }
+    uint8_t client[16];
+    (void)proxy_client_addr(cfg->trusted, cfg->ntrusted, peer, xff, nxff, client);
+    if (c->ip_counted && memcmp(c->ip, client, 16) == 0) {
+        return true;
+    }
+    if (c->ip_counted) {
+        auth_ip_release(&s->broker->auth, c->ip);
+        c->ip_counted = false;
+    }
+    memcpy(c->ip, client, 16);
+    if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
+        METRIC_ADD(s->metrics.connections_rejected, 1);
+        log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
+        conn_http_respond(c, 429, "text/plain; charset=utf-8",
+                          "too many connections from this address\n", 39, false,
+                          "Retry-After: 1\r\n");
+        return false;
+    }
+    c->ip_counted = true;
+    return true;
+}
+
+/* Handles one complete request. Returns true when the connection is still in
+ * HTTP mode and may parse the next pipelined request. */
+static bool http_dispatch(conn_t *c)
+{
+    worker_t *s = c->server;
+    const config_t *cfg = s->cfg;
+    wsb_http_request_t *req = c->http;
+    const char *host_error = wsb_http_request_host_error(req);
+    if (host_error != NULL) {
+        conn_http_error(c, 400, host_error);
+        return false;
+    }
+    if (!admit_forwarded(c, req)) {
+        return false;
+    }
+    wsb_str_t path = url_path(wsb_http_request_url(req));
+    bool ws = path_is(path, cfg->ws_path);
+    bool echo = !ws && path_is(path, cfg->echo_path);
+    if (ws || echo) {
+        if (s->shutting_down) {
+            conn_http_error(c, 503, "server shutting down");
+            return false;
+        }
+        conn_upgrade(c, req, echo);
+        return false;
+    }
+    if (wsb_http_request_is_upgrade(req) ||
+        wsb_http_request_header_has_token(req, "Upgrade", "websocket")) {
+        METRIC_ADD(s->metrics.handshake_failures, 1);
+        conn_http_error(c, 404, "no WebSocket endpoint at this path");
+        return false;
+    }
+    METRIC_ADD(s->metrics.http_requests, 1);
+    c->head_request = wsb_str_eq(wsb_http_request_method(req), "HEAD");
+    http_api_handle(c, req);
+    c->head_request = false;
+    return c->state == CONN_HTTP;
+}
+
+/* Keeps input that arrives behind a deferred response (see conn_http_defer).
+ * Reading stops at WORKER_READ_BUF_SIZE held bytes, so this takes at most
+ * one more read past that (over TLS: its plaintext, plus a record that was
+ * incomplete before it): under 3 * WORKER_READ_BUF_SIZE in all. */
+static void http_hold(conn_t *c, const char *data, size_t len)
+{
+    size_t need = (size_t)c->http_held_len + len;
+    if (need > c->http_held_cap) {
+        size_t cap = c->http_held_cap ? c->http_held_cap : 1024;
+        while (cap < need) {
+            cap *= 2;
+        }
+        c->http_held = xrealloc(c->http_held, cap);
+        c->http_held_cap = (uint32_t)cap;
+    }
+    memcpy(c->http_held + c->http_held_len, data, len);
+    c->http_held_len = (uint32_t)need;
+    conn_update_reading(c);
+}
+
+/* True when the replies queued so far leave no room for another: over
+ * `conn_limit` (max_outbound_bytes, or half of it to resume), or behind
+ * others while the worker is over its share of max_total_outbound. A
+ * connection with nothing queued may always be answered, so it never waits
+ * on other connections' peers. */
+static bool http_output_full(const conn_t *c, size_t conn_limit)
+{
+    const worker_t *s = c->server;
+    size_t queued = outq_bytes(&c->outq);
+    return queued > conn_limit || (queued > 0 && s->outbound_bytes > s->outbound_limit);
+}
+
+void conn_http_feed(conn_t *c, char *data, size_t len)
+{
+    if (conn_http_holding(c)) {
+        http_hold(c, data, len);
+        return;
+    }
+    while (len > 0 && c->state == CONN_HTTP) {
+        if (http_output_full(c, c->server->cfg->max_outbound_bytes)) {
+            /* Pipelined requests are answered only as fast as the peer reads
+             * the replies: the rest waits, unparsed (see conn_http_defer). */
+            c->http_blocked = true;
+            http_hold(c, data, len);
+            return;
+        }
+        size_t used = 0;
+        int rc = wsb_http_request_feed(c->http, data, len, &used);
+        if (rc == WSB_EAGAIN) {
+            if (wsb_http_request_take_continue(c->http)) {
+                /* The client waits for this before it sends the body. */
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                conn_send_always(c, frame_buf_copy(cont, sizeof(cont) - 1));
+            }
+            return;
+        }
+        if (rc != 0) {
+            int status = wsb_http_request_status(c->http);
+            log_debug("bad http request", "peer=%s status=%d why=%s", conn_peer(c), status,
+                      log_quote(wsb_http_request_error(c->http)));
+            if (status != 413 || !http_api_body_too_large(c, c->http)) {
+                conn_http_error(c, status, wsb_http_request_error(c->http));
+            }
+            return;
+        }
+        data += used;
+        len -= used;
+        if (!http_dispatch(c)) {
+            if (c->state == CONN_WS && len > 0) {
+                /* Frames sent right behind the upgrade request. The shared read
+                 * buffer is writable, which session_feed needs for unmasking. */
+                session_feed(c->session, (uint8_t *)data, len);
+            }
+            return;
+        }
+        if (conn_http_holding(c)) {
+            /* The response waits for Redis or a file read: the requests
+             * behind it too. */
+            if (len > 0) {
+                http_hold(c, data, len);
+            }
+            return;
+        }
+        wsb_http_request_reset(c->http);
+        conn_timer_in(c, c->server->cfg->header_timeout_ms);
+    }
+}
+
+void conn_http_defer(conn_t *c)
+{
+    assert((c->http_pub != NULL || c->static_load != NULL) && c->state == CONN_HTTP);
+    c->deadline_ms = 0;
+}
+
+/* Parses the input held while dispatch waited. */
+static void http_feed_held(conn_t *c)
+{
+    char *held = c->http_held;
+    size_t len = c->http_held_len;
+    c->http_held = NULL;
+    c->http_held_len = c->http_held_cap = 0;
+    if (c->state == CONN_HTTP) {
+        wsb_http_request_reset(c->http);
+        conn_timer_in(c, c->server->cfg->header_timeout_ms);
+        if (len > 0) {
+            /* A heap copy, writable as session_feed needs after an upgrade;
+             * a new deferral copies what it leaves into a new http_held. */
+            conn_http_feed(c, held, len);
+        }
+    }
+    free(held);
+    conn_update_reading(c);
+}
+
+void conn_http_resume(conn_t *c)
+{
+    assert(c->http_pub == NULL && c->static_load == NULL);
+    if (c->http_blocked) {
+        return; /* the replies are over their bounds: http_unblock goes on */
+    }
+    http_feed_held(c);
+}
+
+/* Called after every flush: resumes a paused dispatch once the replies have
+ * drained to half of max_outbound_bytes (the hysteresis keeps a peer that
+ * reads slowly from being parsed a request at a time). */
+void conn_http_unblock(conn_t *c)
+{
+    if (!c->http_blocked || c->state != CONN_HTTP ||
+        http_output_full(c, c->server->cfg->max_outbound_bytes / 2)) {
+        return;
+    }
+    c->http_blocked = false;
+    if (c->http_pub == NULL && c->static_load == NULL) {
+        http_feed_held(c);
+    }
+}
+
+/* Answers a refused upgrade with `status` and `message` as its body, and
+ * closes. The caller logs it. */
+static void refusal_respond(conn_t *c, int status, const char *message, const char *extra_headers)
+{
+    METRIC_ADD(c->server->metrics.handshake_failures, 1);
+    char body[512];
+    int n = snprintf(body, sizeof(body), "%s\n", message);
+    size_t len = n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0;
+    conn_http_respond(c, status, "text/plain; charset=utf-8", body, len, false, extra_headers);
+}
+
+/* A refusal for load (429): logged at debug only, as a flood must not flood
+ * the log. */
+static void http_refuse(conn_t *c, int status, const char *message, const char *extra_headers)
+{
+    log_debug("handshake refused", "peer=%s status=%d why=%s", conn_peer(c), status,
+              log_quote(message));
+    refusal_respond(c, status, message, extra_headers);
+}
+
+/*
+ * An upgrade refused for its credentials or its Origin (PROTOCOL.md 10). A
+ * browser cannot read an HTTP refusal (its WebSocket API reports 1006 and no
+ * more), so a request with an Origin header, which every browser sends, is
+ * upgraded and closed at once with `code` and `reason`, which the page sees in
+ * its close event; no welcome is sent and nothing it sends is processed (the
+ * connection lingers: reads are discarded until the peer closes or
+ * close_timeout). A client without Origin gets 403 with `body`, which does
+ * not name the exact failure; `why` goes to the log.
+ */
+static void refuse_credentials(conn_t *c, const wsb_handshake_t *hs, int code, const char *reason,
+                               const char *body, const char *why)
+{
+    if (hs->origin.p == NULL) {
+        /* The exact cause is for the operator, at info; the body says less. */
+        log_info("handshake refused", "peer=%s status=403 why=%s", conn_peer(c), log_quote(why));
+        refusal_respond(c, 403, body, NULL);
+        return;
+    }
+    worker_t *s = c->server;
+    METRIC_ADD(s->metrics.handshake_failures, 1);
+    char origin[136];
+    (void)snprintf(origin, sizeof(origin), "%.*s",
+                   (int)(hs->origin.len < 128 ? hs->origin.len : 128), hs->origin.p);
+    log_info("handshake refused", "peer=%s close=%d why=%s origin=%s", conn_peer(c), code,
+             log_quote(why), log_quote(origin));
+    char head[512];
+    int hl = wsb_handshake_response(head, sizeof(head), hs);
+    assert(hl > 0);
+    uint8_t payload[WSB_WS_MAX_CONTROL_PAYLOAD];
+    size_t plen = wsb_ws_close_payload(payload, code, reason);
+    frame_buf_t *fb = frame_buf_new((size_t)hl + 2 + plen);
+    memcpy(fb->bytes, head, (size_t)hl);
+    int n =
+        wsb_ws_build_frame(fb->bytes + hl, 2 + plen, true, WSB_WS_OP_CLOSE, payload, plen, NULL);
+    assert(n == (int)(2 + plen));
+    (void)n;
+    conn_send_always(c, fb);
+    metrics_count_close(&s->metrics, code);
+    conn_linger(c);
+}
+
+/* The token of an upgrade request: the `token` query parameter (browsers
+ * cannot set headers on a WebSocket) or "Authorization: Bearer". Returns its
+ * length, 0 when there is none, -1 when it is malformed or too long. */
+static int request_token(const wsb_http_request_t *req, char *out, size_t cap)
+{
+    int n = wsb_http_query_param(wsb_http_request_url(req), "token", out, cap);
+    if (n >= 0) {
+        return n;
+    }
+    if (n != WSB_EAGAIN) {
+        return -1;
+    }
+    wsb_str_t h = wsb_http_request_header(req, "Authorization");
+    if (h.p == NULL) {
+        return 0;
+    }
+    if (h.len < 7 || strncasecmp(h.p, "Bearer ", 7) != 0 || h.len - 7 >= cap) {
+        return -1;
+    }
+    memcpy(out, h.p + 7, h.len - 7);
+    out[h.len - 7] = '\0';
+    return (int)(h.len - 7);
+}
+
+static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
+{
+    worker_t *s = c->server;
+    broker_t *b = s->broker;
+    const config_t *cfg = s->cfg;
+    wsb_handshake_t hs;
+    if (wsb_handshake_check(req, NULL, &hs) != 0) {
+        METRIC_ADD(s->metrics.handshake_failures, 1);
+        conn_http_error(c, hs.status, hs.reason);
+        return;
+    }
+    /* Cross-site WebSocket hijacking: a page on another site must not ride on
+     * the user's cookies or network position. */
+    if (!auth_origin_allowed(cfg, hs.origin)) {
+        refuse_credentials(c, &hs, WSB_WS_CLOSE_ORIGIN_NOT_ALLOWED, "origin not allowed",
+                           "an Origin header is required",
+                           hs.origin.p ? "origin not in allowed_origins"
+                                       : "no Origin header and allow_missing_origin is false");
+        return;
+    }
+    /* A TLS connection paid for its handshake at accept: one token each. */
+    if (!c->hs_counted && !auth_handshake_allowed(&b->auth, uv_hrtime())) {
+        http_refuse(c, 429, "too many handshakes: retry later", "Retry-After: 1\r\n");
+        return;
+    }
+    c->hs_counted = true;
+    wsb_jwt_claims_t *claims = NULL;
+    /* Without a configured key there is nothing to check a token against: it
+     * is ignored (an open broker behind a client that always sends one). */
+    if (!echo && b->auth.jwt != NULL) {
+        char token[WSB_JWT_MAX_LEN + 1];
+        int tlen = request_token(req, token, sizeof(token));
+        if (tlen < 0) {
+            refuse_credentials(c, &hs, WSB_WS_CLOSE_INVALID_TOKEN, "invalid token",
+                               "invalid credentials",
+                               "malformed token (query parameter or Authorization header)");
+            return;
+        }
+        if (tlen > 0) {
+            wsb_jwt_claims_t verified;
+            const char *why = "";
+            if (auth_verify(&b->auth, token, (size_t)tlen, &verified, &why) != 0) {
+                if (auth_why_expired(why)) {
+                    refuse_credentials(c, &hs, WSB_WS_CLOSE_TOKEN_EXPIRED, "token expired",
+                                       "invalid credentials", why);
+                } else {
+                    refuse_credentials(c, &hs, WSB_WS_CLOSE_INVALID_TOKEN, "invalid token",
+                                       "invalid credentials", why);
+                }
+                return;
+            }
+            claims = xmalloc(sizeof(*claims));
+            *claims = verified;
+        }
+    }
+    char buf[512];
+    int n = wsb_handshake_response(buf, sizeof(buf), &hs);
+    assert(n > 0);
+    conn_send_always(c, frame_buf_copy(buf, (size_t)n));
+    wsb_http_request_free(c->http);
+    c->http = NULL;
+    c->state = CONN_WS;
+    s->nws++;
+    worker_update_gauges(s);
+    METRIC_ADD(s->metrics.ws_upgrades, 1);
+    c->session = session_new(c, echo, claims);
+    c->last_rx_ms = worker_now(s);
+    c->session->keepalive_due_ms =
+        worker_now(s) + (cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);
+    conn_ws_rearm(c);
+}
+
+void conn_ws_rearm(conn_t *c)
+{
+    session_t *ss = c->session;
+    if (c->state != CONN_WS || ss == NULL) {
+        return;
+    }
+    uint64_t due = ss->keepalive_due_ms;
+    if (ss->auth_deadline_ms != 0 && ss->auth_deadline_ms < due) {
+        due = ss->auth_deadline_ms;
+    }
+    c->deadline_ms = due != 0 ? due : 1; /* 0 means "none"; a past time fires at once */
+}

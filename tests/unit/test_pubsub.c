@@ -1,0 +1,401 @@
+/* test_pubsub.c - the core's one publish/subscribe/unsubscribe path, driven
+ * through a fake subscriber on one worker without sockets: fan-out to exact
+ * and pattern subscriptions, exactly-once delivery, the verdicts (gap when
+ * the history rule says drop, close 1013 otherwise), permissions and limits,
+ * and the history switch-over (replay up to the position, then live). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* cmocka.h needs the headers above first. */
+#include "app/broker.h"
+#include "app/config.h"
+#include "app/worker.h"
+#include "core/auth.h"
+#include "core/pubsub.h"
+#include "core/router.h"
+#include "core/seqtab.h"
+#include "core/xmsg.h"
+#include "shared/frame_buf.h"
+#include "wsb/ws_frame.h"
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#define STR(s)   ((wsb_str_t){(s), sizeof(s) - 1})
+#define MAX_SEEN 32
+
+typedef struct {
+    subscriber_t sub;
+    subscriber_verdict_t verdict; /* what deliver_cb answers */
+    size_t ndelivered;
+    uint64_t seqs[MAX_SEEN];
+    char topics[MAX_SEEN][32];
+    size_t ngaps;
+    int gap_result;
+    size_t ncloses;
+    int close_code;
+} fake_t;
+
+static subscriber_verdict_t fake_deliver(void *user_data, frame_buf_t *fb, xmsg_t *m)
+{
+    fake_t *f = user_data;
+    /* The shared frame is the message's own bytes, not a copy. */
+    assert_ptr_equal(fb->bytes, m->frame);
+    if (f->verdict == SUBSCRIBER_DELIVERED && f->ndelivered < MAX_SEEN) {
+        f->seqs[f->ndelivered] = m->seq;
+        (void)snprintf(f->topics[f->ndelivered], sizeof f->topics[0], "%s", m->topic);
+        f->ndelivered++;
+    }
+    return f->verdict;
+}
+
+static int fake_gap(void *user_data, const xmsg_t *m)
+{
+    (void)m;
+    fake_t *f = user_data;
+    f->ngaps++;
+    return f->gap_result;
+}
+
+static void fake_close(void *user_data, int code, const char *why)
+{
+    (void)why;
+    fake_t *f = user_data;
+    f->ncloses++;
+    f->close_code = code;
+}
+
+static const subscriber_ops_t fake_ops = {fake_deliver, fake_gap, fake_close};
+
+/* One broker with one worker, no listener, no bridge. */
+typedef struct {
+    config_t cfg;
+    broker_t b;
+    worker_t *w; /* workers[0] */
+    worker_t *workers[2];
+} world_t;
+
+/* `nworkers` workers driven by hand from this thread (no loop runs). */
+static world_t *world_new_n(const char *history, unsigned nworkers)
+{
+    world_t *x = calloc(1, sizeof(*x));
+    config_defaults(&x->cfg);
+    x->cfg.max_subscriptions = 3;
+    char err[256];
+    assert_int_equal(history_rules_parse(history, &x->b.history_rules, err, sizeof err), 0);
+    for (unsigned i = 0; i < nworkers; i++) {
+        worker_t *w = calloc(1, sizeof(worker_t));
+        assert_int_equal(uv_loop_init(&w->loop), 0);
+        w->broker = &x->b;
+        w->cfg = &x->cfg;
+        w->index = i;
+        xqueue_init(&w->inbox, 1024);
+        assert_int_equal(uv_async_init(&w->loop, &w->inbox_async, NULL), 0);
+        w->trie = trie_new();
+        x->workers[i] = w;
+    }
+    x->w = x->workers[0];
+    x->b.cfg = &x->cfg;
+    x->b.nworkers = nworkers;
+    x->b.workers = x->workers;
+    x->b.seqtab = seqtab_new(&x->b.history_rules, 100, 1 << 20);
+    return x;
+}
+
+static world_t *world_new(const char *history)
+{
+    return world_new_n(history, 1);
+}
+
+static void world_free(world_t *x)
+{
+    for (unsigned i = 0; i < x->b.nworkers; i++) {
+        worker_t *w = x->workers[i];
+        router_drain_pushed(w); /* releases what is still queued */
+        uv_close((uv_handle_t *)&w->inbox_async, NULL);
+        assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
+        assert_int_equal(uv_loop_close(&w->loop), 0);
+        xqueue_destroy(&w->inbox);
+        trie_free(w->trie);
+        free(w);
+    }
+    seqtab_free(x->b.seqtab);
+    config_free(&x->cfg);
+    free(x);
+}
+
+static void fake_init(fake_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    subscriber_init(&f->sub, &fake_ops, f);
+}
+
+static trie_sub_t *subscribe(world_t *x, fake_t *f, wsb_str_t pattern, uint32_t nsubs)
+{
+    pubsub_subscribe_t req = {.sub = &f->sub, .pattern = pattern, .nsubs = nsubs};
+    pubsub_subscribed_t out;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &out), PUBSUB_OK);
+    assert_non_null(out.handle);
+    return out.handle;
+}
+
+static pubsub_status_t publish(world_t *x, wsb_str_t topic, const perms_t *perms,
+                               pubsub_published_t *out)
+{
+    json_t *data = json_integer(7);
+    pubsub_publish_t req = {.topic = topic, .data = data, .perms = perms};
+    pubsub_status_t st = pubsub_publish(x->w, &req, out);
+    json_decref(data);
+    return st;
+}
+
+static void test_fanout_exact_and_pattern_once_each(void **state)
+{
+    (void)state;
+    world_t *x = world_new("");
+    fake_t a, b;
+    fake_init(&a);
+    fake_init(&b);
+    trie_sub_t *sa = subscribe(x, &a, STR("chat.room1"), 0);
+    trie_sub_t *sb1 = subscribe(x, &b, STR("chat.*"), 0);
+    trie_sub_t *sb2 = subscribe(x, &b, STR("chat.>"), 1);
+    pubsub_published_t out;
+    assert_int_equal(publish(x, STR("chat.room1"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(out.seq, 1);
+    assert_false(out.pause);
+    assert_int_equal(publish(x, STR("chat.room2"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(out.seq, 1); /* seq is per topic */
+    assert_int_equal(publish(x, STR("chat.room1"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(out.seq, 2);
+    /* Delivered before pubsub_publish returned, in seq order. */
+    assert_int_equal(a.ndelivered, 2);
+    assert_int_equal(a.seqs[0], 1);
+    assert_int_equal(a.seqs[1], 2);
+    /* Two matching patterns, each message once. */
+    assert_int_equal(b.ndelivered, 3);
+    assert_string_equal(b.topics[1], "chat.room2");
+    assert_int_equal(x->w->metrics.messages_published, 3);
+    assert_int_equal(x->w->metrics.messages_delivered, 5);
+
+    pubsub_unsubscribe(x->w, sa);
+    assert_int_equal(publish(x, STR("chat.room1"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(a.ndelivered, 2);
+    assert_int_equal(b.ndelivered, 4);
+    pubsub_unsubscribe(x->w, sb1);
+    pubsub_unsubscribe(x->w, sb2);
+    world_free(x);
+}
+
+static void test_full_subscriber_is_closed_or_gapped(void **state)
+{
+    (void)state;
+    world_t *x = world_new("[{\"pattern\":\"drop.>\",\"size\":4,\"slow_consumer\":\"drop\"},"
+                           "{\"pattern\":\"keep.>\",\"size\":4}]");
+    fake_t f;
+    fake_init(&f);
+    f.verdict = SUBSCRIBER_FULL;
+    trie_sub_t *s1 = subscribe(x, &f, STR("plain"), 0);
+    trie_sub_t *s2 = subscribe(x, &f, STR("drop.t"), 1);
+    trie_sub_t *s3 = subscribe(x, &f, STR("keep.t"), 2);
+    pubsub_published_t out;
+
+    /* No history rule: close 1013, counted. */
+    assert_int_equal(publish(x, STR("plain"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(f.ncloses, 1);
+    assert_int_equal(f.close_code, WSB_WS_CLOSE_TRY_AGAIN);
+    assert_int_equal(f.ngaps, 0);
+    assert_int_equal(x->w->metrics.slow_consumer_closes, 1);
+
+    /* History that says "drop": a gap, no close. */
+    assert_int_equal(publish(x, STR("drop.t"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(f.ngaps, 1);
+    assert_int_equal(f.ncloses, 1);
+    assert_int_equal(x->w->metrics.history_gaps, 1);
+
+    /* ... unless the subscriber cannot take one more gap: closed. */
+    f.gap_result = -1;
+    assert_int_equal(publish(x, STR("drop.t"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(f.ngaps, 2);
+    assert_int_equal(f.ncloses, 2);
+
+    /* History that says "close" (the default). */
+    assert_int_equal(publish(x, STR("keep.t"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(f.ngaps, 2);
+    assert_int_equal(f.ncloses, 3);
+
+    /* A skipped delivery is neither. */
+    f.verdict = SUBSCRIBER_SKIPPED;
+    assert_int_equal(publish(x, STR("plain"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(f.ncloses, 3);
+    assert_int_equal(x->w->metrics.messages_delivered, 0);
+    pubsub_unsubscribe(x->w, s1);
+    pubsub_unsubscribe(x->w, s2);
+    pubsub_unsubscribe(x->w, s3);
+    world_free(x);
+}
+
+static void test_permissions_and_limits(void **state)
+{
+    (void)state;
+    world_t *x = world_new("");
+    static const wsb_str_t allowed[] = {{"own.>", 5}};
+    perms_t perms = {.subscribe = allowed, .nsubscribe = 1, .publish = allowed, .npublish = 1};
+    fake_t f;
+    fake_init(&f);
+    pubsub_published_t out;
+    assert_int_equal(publish(x, STR("other.t"), &perms, &out), PUBSUB_FORBIDDEN);
+    assert_int_equal(x->w->metrics.messages_published, 0);
+    assert_int_equal(publish(x, STR("own.t"), &perms, &out), PUBSUB_OK);
+
+    pubsub_subscribe_t req = {.sub = &f.sub, .pattern = STR("other.>"), .perms = &perms};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_FORBIDDEN);
+    /* The limit (max_subscriptions 3) counts what the subscriber holds. */
+    req.pattern = STR("own.a");
+    req.nsubs = 3;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_LIMIT);
+    /* Already held: the checks still apply, nothing is inserted. */
+    req.nsubs = 1;
+    req.already = true;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    assert_null(got.handle);
+    assert_int_equal(trie_subscription_count(x->w->trie), 0);
+    world_free(x);
+}
+
+static void test_history_switch_over(void **state)
+{
+    (void)state;
+    world_t *x = world_new("[{\"pattern\":\"h.>\",\"size\":3}]");
+    pubsub_published_t out;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(publish(x, STR("h.t"), NULL, &out), PUBSUB_OK);
+    }
+    assert_int_equal(out.seq, 5);
+
+    /* The last 2: replayed, position 5 in the ack, nothing delivered live. */
+    fake_t f;
+    fake_init(&f);
+    pubsub_subscribe_t req = {.sub = &f.sub, .pattern = STR("h.t"), .position = true, .history = 2};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    assert_true(got.has_seq);
+    assert_int_equal(got.seq, 5);
+    assert_true(strlen(got.epoch) > 0);
+    assert_int_equal(got.recovered, -1);
+    assert_int_equal(got.nmsgs, 2);
+    assert_int_equal(got.msgs[0]->seq, 4);
+    assert_int_equal(got.msgs[1]->seq, 5);
+    for (size_t i = 0; i < got.nmsgs; i++) {
+        xmsg_unref(got.msgs[i]);
+    }
+    free(got.msgs);
+    assert_int_equal(f.ndelivered, 0);
+    trie_sub_t *h = got.handle;
+
+    /* Recovery since seq 3 of this epoch: 4 and 5, recovered. */
+    fake_t g;
+    fake_init(&g);
+    char epoch[XMSG_EPOCH_MAX + 1];
+    memcpy(epoch, got.epoch, sizeof epoch);
+    req.sub = &g.sub;
+    req.history = 0;
+    req.has_since = true;
+    req.since_epoch = (wsb_str_t){epoch, strlen(epoch)};
+    req.since_seq = 3;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    assert_int_equal(got.recovered, 1);
+    assert_int_equal(got.nmsgs, 2);
+    for (size_t i = 0; i < got.nmsgs; i++) {
+        xmsg_unref(got.msgs[i]);
+    }
+    free(got.msgs);
+    assert_int_equal(x->w->metrics.history_recovered, 1);
+    trie_sub_t *h2 = got.handle;
+
+    /* Since seq 1: the ring (3 messages) no longer holds 2: not recovered. */
+    fake_t k;
+    fake_init(&k);
+    req.sub = &k.sub;
+    req.since_seq = 1;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    assert_int_equal(got.recovered, 0);
+    assert_int_equal(got.nmsgs, 0);
+    free(got.msgs);
+    trie_sub_t *h3 = got.handle;
+
+    /* After the switch-over every later message arrives live, once. */
+    assert_int_equal(publish(x, STR("h.t"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(f.ndelivered, 1);
+    assert_int_equal(f.seqs[0], 6);
+    assert_int_equal(g.ndelivered, 1);
+    assert_int_equal(k.ndelivered, 1);
+    pubsub_unsubscribe(x->w, h);
+    pubsub_unsubscribe(x->w, h2);
+    pubsub_unsubscribe(x->w, h3);
+    world_free(x);
+}
+
+/* A message another worker published is in this worker's inbox, not yet
+ * delivered, when a subscribe with history arrives: it is replayed, and it
+ * must not arrive live a second time (the switch-over drains the inbox under
+ * the topic's lock before the subscription exists). */
+static void test_switch_over_no_duplicate_across_workers(void **state)
+{
+    (void)state;
+    world_t *x = world_new_n("[{\"pattern\":\"h.>\",\"size\":8}]", 2);
+    json_t *data = json_integer(1);
+    pubsub_publish_t preq = {.topic = STR("h.t"), .data = data};
+    pubsub_published_t out;
+    assert_int_equal(pubsub_publish(x->workers[1], &preq, &out), PUBSUB_OK);
+    json_decref(data);
+    assert_int_equal(xqueue_depth(&x->w->inbox), 1); /* worker 0 has not drained */
+
+    fake_t f;
+    fake_init(&f);
+    pubsub_subscribe_t req = {.sub = &f.sub, .pattern = STR("h.t"), .position = true, .history = 8};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    assert_int_equal(got.seq, 1);
+    assert_int_equal(got.nmsgs, 1);
+    xmsg_unref(got.msgs[0]);
+    free(got.msgs);
+    router_drain(x->w);
+    assert_int_equal(f.ndelivered, 0);
+    pubsub_unsubscribe(x->w, got.handle);
+    world_free(x);
+}
+
+static void test_recovery_without_history_is_not_recovered(void **state)
+{
+    (void)state;
+    world_t *x = world_new("");
+    fake_t f;
+    fake_init(&f);
+    pubsub_subscribe_t req = {
+        .sub = &f.sub, .pattern = STR("t"), .position = true, .has_since = true, .since_seq = 1};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    assert_false(got.has_seq);
+    assert_int_equal(got.recovered, 0);
+    assert_int_equal(x->w->metrics.history_not_recovered, 1);
+    pubsub_unsubscribe(x->w, got.handle);
+    world_free(x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fanout_exact_and_pattern_once_each),
+        cmocka_unit_test(test_full_subscriber_is_closed_or_gapped),
+        cmocka_unit_test(test_permissions_and_limits),
+        cmocka_unit_test(test_history_switch_over),
+        cmocka_unit_test(test_switch_over_no_duplicate_across_workers),
+        cmocka_unit_test(test_recovery_without_history_is_not_recovered),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
