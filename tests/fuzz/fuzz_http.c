@@ -237,7 +237,8 @@ static void run_session(const uint8_t *in, size_t len, size_t cut, size_t max_he
             }
             if (rc == WSB_EHTTP) {
                 int status = wsb_http_request_status(r);
-                CHECK(status == 400 || status == 413 || status == 431 || status == 505);
+                CHECK(status == 400 || status == 413 || status == 417 || status == 431 ||
+                      status == 505);
                 CHECK(wsb_http_request_error(r)[0] != '\0');
                 char buf[1024];
                 int w = wsb_handshake_error_response(buf, sizeof(buf), status,
