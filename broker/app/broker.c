@@ -183,6 +183,40 @@ static unsigned worker_count(const config_t *cfg)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* The core's wake hook: the worker's loop drains its inbox (any thread). */
+static void wake_worker(core_worker_t *w)
+{
+    worker_t *s = w->owner;
+    uv_async_send(&s->inbox_async);
+}
+
+/* Federation: the bridge gets its own configuration and the core, and
+ * plugs itself into the core's federation hooks. */
+static void start_bridge(broker_t *b)
+{
+    const config_t *cfg = b->cfg;
+    if (config_parse_redis_url(cfg->redis_url, &b->redis_url) != 0) {
+        abort(); /* validated at load (config_keys.c) */
+    }
+    bridge_config_t bc = {
+        .host = b->redis_url.host,
+        .port = b->redis_url.port,
+        .user = b->redis_url.user,
+        .password = b->redis_url.password,
+        .prefix = cfg->redis_prefix,
+        .node_id = b->node_id,
+        .sharded = cfg->redis_sharded,
+        .sharded_patterns = cfg->redis_sharded_patterns,
+        .clustered_history = b->history_rules.n > 0,
+        .queue_size = cfg->redis_queue_size,
+        .max_data =
+            cfg->max_http_body > cfg->max_message_size ? cfg->max_http_body : cfg->max_message_size,
+        .reconnect_max_ms = cfg->redis_reconnect_max_ms,
+    };
+    b->bridge = bridge_new(&bc, &b->core);
+    bridge_plug(b->bridge, &b->core);
+}
+
 int broker_init(broker_t *b, const config_t *cfg)
 {
     memset(b, 0, sizeof(*b));
@@ -199,6 +233,10 @@ int broker_init(broker_t *b, const config_t *cfg)
         return -1;
     }
     b->seqtab = seqtab_new(&b->history_rules, cfg->history_max_topics, cfg->history_max_bytes);
+    b->core.seqtab = b->seqtab;
+    b->core.history_rules = &b->history_rules;
+    b->core.max_subscriptions = cfg->max_subscriptions;
+    b->core.wake_cb = wake_worker;
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];
         if (realpath(cfg->web_root, resolved) == NULL) {
@@ -240,6 +278,7 @@ int broker_init(broker_t *b, const config_t *cfg)
     }
     unsigned n = worker_count(cfg);
     b->workers = xcalloc(n, sizeof(worker_t *));
+    b->core.workers = xcalloc(n, sizeof(core_worker_t *));
     char where[96];
     broker_format_addr(&addr, where, sizeof(where));
     for (unsigned i = 0; i < n; i++) {
@@ -270,6 +309,8 @@ int broker_init(broker_t *b, const config_t *cfg)
         b->workers[i] = xmalloc(sizeof(worker_t));
         int rc = worker_init(b->workers[i], b, i, fd, tls_fd);
         b->nworkers = i + 1;
+        b->core.workers[i] = &b->workers[i]->core;
+        b->core.nworkers = b->nworkers;
         if (rc != 0) {
             log_error("cannot start worker", "worker=%u err=%s", i, log_quote(uv_strerror(rc)));
             return -1;
@@ -280,7 +321,7 @@ int broker_init(broker_t *b, const config_t *cfg)
         return -1;
     }
     if (cfg->redis_url[0] != '\0') {
-        b->bridge = bridge_new(b);
+        start_bridge(b);
     }
     set_port(&addr, addr_port(&addr));
     log_info("listening", "addr=%s ws_path=%s node_id=%s workers=%u", where,
@@ -403,6 +444,7 @@ void broker_free(broker_t *b)
         free(b->workers[i]);
     }
     free(b->workers);
+    free(b->core.workers);
     if (b->bridge != NULL) {
         bridge_free(b->bridge);
         b->bridge = NULL;

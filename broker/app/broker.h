@@ -14,6 +14,7 @@
 
 #include "app/config.h"
 #include "core/auth.h"
+#include "core/core.h"
 #include "core/history.h"
 #include "core/seqtab.h"
 #include "net/tls.h"
@@ -33,6 +34,8 @@ typedef struct broker_s {
     seqtab_t *seqtab;
     history_rules_t history_rules; /* parsed from cfg->history; seqtab borrows it */
     bridge_t *bridge;              /* federation through Redis; NULL when redis.url is "" */
+    redis_url_t redis_url;         /* parsed redis.url: the bridge borrows its strings */
+    core_t core;                   /* the pub/sub core's view of the process (core/core.h) */
     char node_id[72];
     char *web_root; /* realpath of cfg->web_root, NULL when static files are off */
     uint64_t started_ns;

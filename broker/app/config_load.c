@@ -588,7 +588,7 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
     if (history_rules_parse(cfg->history, &rules, err, errlen) != 0) {
         return CONFIG_ERROR;
     }
-    /* With redis.url, history lives in Redis (history_redis.h). */
+    /* With redis.url, history lives in Redis (chist_redis.h). */
     if (cfg->echo_path[0] != '\0' && strcmp(cfg->echo_path, cfg->ws_path) == 0) {
         set_err(err, errlen, "echo_path: expected a path other than ws_path, got \"%s\"",
                 cfg->echo_path);

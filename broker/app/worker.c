@@ -2,7 +2,7 @@
 #include "app/worker.h"
 
 #include "app/broker.h"
-#include "cluster/history_ops.h"
+#include "core/chist.h"
 #include "core/router.h"
 #include "core/seqtab.h"
 #include "core/xmsg.h"
@@ -39,8 +39,8 @@ void worker_update_gauges(worker_t *s)
 {
     METRIC_SET(s->metrics.connections, s->nconns);
     METRIC_SET(s->metrics.ws_connections, s->nws);
-    METRIC_SET(s->metrics.subscriptions, trie_subscription_count(s->trie));
-    METRIC_SET(s->metrics.patterns, trie_pattern_count(s->trie));
+    METRIC_SET(s->metrics.subscriptions, trie_subscription_count(s->core.trie));
+    METRIC_SET(s->metrics.patterns, trie_pattern_count(s->core.trie));
     METRIC_SET(s->metrics.resp_connections, resp_connection_count(s));
     METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
 }
@@ -51,8 +51,8 @@ void worker_update_gauges(worker_t *s)
 static void on_flush(uv_prepare_t *p)
 {
     worker_t *s = p->data;
-    cluster_drain(s);
-    router_drain(s);
+    chist_drain(&s->core);
+    router_drain(&s->core);
     while (s->dirty != NULL) {
         conn_t *c = s->dirty;
         s->dirty = c->dirty_next;
@@ -102,39 +102,10 @@ static void on_heartbeat(uv_timer_t *t)
  * publisher is paused; a wake-up from each draining worker would cost more. */
 #define PRESSURE_POLL_MS 1
 
-/* A worker more than this many messages behind makes publishers wait: its
- * subscribers' latency, not the inbox's memory, is what it protects (a
- * worker delivers up to WORKER_INBOX_BATCH messages per loop turn). */
-#define PRESSURE_HIGH 256
-#define PRESSURE_LOW  64
-
-static size_t pressure_limit(const worker_t *s, size_t level)
-{
-    size_t half = xqueue_capacity(&s->inbox) / 2;
-    return level < half ? level : half;
-}
-
-static bool inboxes_below(const worker_t *s, size_t limit)
-{
-    broker_t *b = s->broker;
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        if (xqueue_depth(&b->workers[i]->inbox) > limit) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool worker_inbox_pressure(const worker_t *s)
-{
-    return !inboxes_below(s, pressure_limit(s, PRESSURE_HIGH));
-}
-
 static void on_pressure(uv_timer_t *t)
 {
     worker_t *s = t->data;
-    if ((s->paused != NULL || resp_publishers_paused(s)) &&
-        !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
+    if ((s->paused != NULL || resp_publishers_paused(s)) && !core_inbox_relieved(&s->core)) {
         return;
     }
     /* Stopped first: a RESP publisher runs the commands it held back at
@@ -304,11 +275,16 @@ int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
     if (rc != 0) {
         return rc;
     }
-    s->trie = trie_new();
-    xqueue_init(&s->inbox, s->cfg->worker_queue_size);
+    s->core.core = &b->core;
+    s->core.index = index;
+    s->core.trie = trie_new();
+    s->core.loop = &s->loop;
+    s->core.metrics = &s->metrics;
+    s->core.owner = s;
+    xqueue_init(&s->core.inbox, s->cfg->worker_queue_size);
     if (b->history_rules.n > 0 && s->cfg->redis_url[0] != '\0') {
-        /* Ops in flight are bounded by redis.queue_size (history_redis.h). */
-        xqueue_init(&s->cluster_done, s->cfg->redis_queue_size);
+        /* Ops in flight are bounded by redis.queue_size (chist_redis.h). */
+        xqueue_init(&s->core.cluster_done, s->cfg->redis_queue_size);
     }
     uv_prepare_init(&s->loop, &s->flush_prepare);
     s->flush_prepare.data = s;
@@ -387,12 +363,12 @@ void worker_free(worker_t *s)
     }
     /* Messages still in the inbox were never delivered: release them. */
     xmsg_t *m;
-    while ((m = xqueue_pop(&s->inbox)) != NULL) {
+    while ((m = xqueue_pop(&s->core.inbox)) != NULL) {
         frame_buf_unref(xmsg_worker_buf(m, s->index));
     }
-    xqueue_destroy(&s->inbox);
-    cluster_worker_free(s);
-    trie_free(s->trie);
+    xqueue_destroy(&s->core.inbox);
+    chist_worker_free(&s->core);
+    trie_free(s->core.trie);
     static_cache_free(s->static_cache);
     s->static_cache = NULL;
     if (uv_loop_close(&s->loop) != 0) {

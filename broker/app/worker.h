@@ -17,8 +17,7 @@
 #define WSB_BROKER_WORKER_H
 
 #include "app/config.h"
-#include "core/topic_trie.h"
-#include "core/xqueue.h"
+#include "core/core.h"
 #include "shared/metrics.h"
 
 #include <stdbool.h>
@@ -37,10 +36,6 @@ typedef struct resp_listener_s resp_listener_t;
  * connections' deadlines instead of one uv_timer_t per connection (152 bytes
  * each, the largest item of an idle connection's memory). */
 #define WORKER_TICK_MS 50
-
-/* Published messages a worker delivers per loop turn before it yields to
- * I/O (the rest wait for the next turn, in order). */
-#define WORKER_INBOX_BATCH 4096
 
 /* Laid out by purpose, not size; the inbox is cache-line aligned on purpose. */
 typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
@@ -61,8 +56,9 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     uv_timer_t pressure_timer; /* resumes paused publishers once inboxes drained */
     uv_timer_t tick;           /* fires connections' deadlines (WORKER_TICK_MS) */
     int handles_open;          /* worker handles not yet closed */
-    xqueue_t inbox;            /* xmsg_t* published by any worker, for our subscribers */
-    xqueue_t cluster_done;     /* hr_op_t* back from Redis (clustered history only) */
+    /* The pub/sub core's part of this worker: trie, inbox, the clustered
+     * history ops coming back, in_fanout (core/core.h). */
+    core_worker_t core;
 
     conn_t *conns; /* every live connection (doubly linked) */
     size_t nconns;
@@ -70,11 +66,9 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     conn_t *dirty;  /* connections with output to flush this turn (singly linked) */
     conn_t *paused; /* publishers paused for inbox pressure (doubly linked) */
 
-    trie_t *trie;
     resp_listener_t *resp; /* the RESP ingress: worker 0 only, when resp.port is set */
     metrics_t metrics;
     size_t outbound_bytes; /* sum of every connection's queued output */
-    bool in_fanout;        /* true while the trie is walked: nothing may leave it */
     /* This worker's share of max_total_outbound (the bound divided by the
      * number of workers, set by broker.c), so the sum over all workers stays
      * under the broker-wide bound without a shared counter on the delivery
@@ -125,10 +119,6 @@ uint64_t worker_now(const worker_t *s);
 /* Starts watching the workers' inboxes for the publishers paused on `s`;
  * they are resumed when every inbox is back under its low mark. */
 void worker_watch_pressure(worker_t *s);
-
-/* True when some worker's inbox is over its high mark (256 messages, or
- * half its capacity if that is less). */
-bool worker_inbox_pressure(const worker_t *s);
 
 /* Mirrors gauges (connections, subscriptions, ...) into the metrics. */
 void worker_update_gauges(worker_t *s);

@@ -23,10 +23,10 @@ static void update_health(bridge_t *br)
     atomic_store_explicit(&br->pub_up, br->pub.ready ? 1 : 0, memory_order_release);
     if (was != (up ? 1 : 0) && !br->stopping) {
         if (up) {
-            log_info("redis: connected", "host=%s port=%u", br->url.host, br->url.port);
+            log_info("redis: connected", "host=%s port=%u", br->cfg.host, br->cfg.port);
         } else {
             log_warn("redis: unavailable, serving local traffic only (degraded)", "host=%s port=%u",
-                     br->url.host, br->url.port);
+                     br->cfg.host, br->cfg.port);
         }
     }
 }
@@ -74,7 +74,7 @@ static void schedule_retry(rconn_t *rc)
     random_bytes(&rnd, sizeof(rnd));
     uint64_t base = rc->backoff_ms;
     uint64_t wait = base * 3 / 4 + (base > 0 ? rnd % (base / 2 + 1) : 0);
-    uint64_t max = br->cfg->redis_reconnect_max_ms;
+    uint64_t max = br->cfg.reconnect_max_ms;
     rc->backoff_ms = (unsigned)(base * 2 > max ? max : base * 2);
     uv_timer_start(&rc->timer, on_retry_timer, wait, 0);
 }
@@ -88,7 +88,7 @@ void bridge_set_ready(rconn_t *rc)
     if (rc == &br->sub) {
         bridge_mark_all(br, false); /* (re)subscribe everything wanted */
     } else if (br->hr != NULL) {
-        hr_set_pub(br->hr, rc->ac); /* clustered history hook: load the scripts */
+        chist_redis_set_pub(br->hr, rc->ac); /* clustered history hook: load the scripts */
     }
     update_health(br);
 }
@@ -140,7 +140,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     rc->connected = false;
     rc->ready = false;
     if (br->hr != NULL) {
-        hr_set_pub(br->hr, NULL); /* clustered history hook: what waited on it fails */
+        chist_redis_set_pub(br->hr, NULL); /* clustered history hook: what waited on it fails */
     }
     update_health(br);
     schedule_retry(rc);
@@ -168,7 +168,8 @@ void bridge_sub_lost(rconn_t *rc, const char *why)
     rc->handshake = 0;
     bridge_mark_all(br, true);
     if (br->hr != NULL) {
-        hr_sub_lost(br->hr); /* clustered history hook: reads waiting on a SUBSCRIBE fail */
+        chist_redis_sub_lost(
+            br->hr); /* clustered history hook: reads waiting on a SUBSCRIBE fail */
     }
     update_health(br);
     schedule_retry(rc);
@@ -194,7 +195,7 @@ static void sub_connect(rconn_t *rc)
     bridge_t *br = rc->br;
     char err[160];
     rc->bs =
-        bridge_sub_connect(&br->loop, br->url.host, br->url.port, &callbacks, rc, err, sizeof(err));
+        bridge_sub_connect(&br->loop, br->cfg.host, br->cfg.port, &callbacks, rc, err, sizeof(err));
     if (rc->bs == NULL) {
         log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(err));
         schedule_retry(rc);
@@ -202,15 +203,15 @@ static void sub_connect(rconn_t *rc)
     }
     rc->connected = false;
     rc->handshake = 0;
-    if (br->url.password != NULL) {
-        const char *argv[3] = {"AUTH", br->url.user, br->url.password};
-        size_t lens[3] = {4, br->url.user != NULL ? strlen(br->url.user) : 0,
-                          strlen(br->url.password)};
-        if (br->url.user == NULL) {
+    if (br->cfg.password != NULL) {
+        const char *argv[3] = {"AUTH", br->cfg.user, br->cfg.password};
+        size_t lens[3] = {4, br->cfg.user != NULL ? strlen(br->cfg.user) : 0,
+                          strlen(br->cfg.password)};
+        if (br->cfg.user == NULL) {
             argv[1] = argv[2];
             lens[1] = lens[2];
         }
-        bridge_sub_command(rc->bs, br->url.user != NULL ? 3 : 2, argv, lens);
+        bridge_sub_command(rc->bs, br->cfg.user != NULL ? 3 : 2, argv, lens);
         rc->handshake++;
     }
     const char *ping = "PING";
@@ -227,7 +228,7 @@ void bridge_rconn_connect(rconn_t *rc)
         sub_connect(rc);
         return;
     }
-    redisAsyncContext *ac = redisAsyncConnect(br->url.host, (int)br->url.port);
+    redisAsyncContext *ac = redisAsyncConnect(br->cfg.host, (int)br->cfg.port);
     if (ac == NULL || ac->err) {
         log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
                   log_quote(ac != NULL ? ac->errstr : "out of memory"));
@@ -250,11 +251,11 @@ void bridge_rconn_connect(rconn_t *rc)
     }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    if (br->url.password != NULL) {
-        if (br->url.user != NULL) {
-            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s %s", br->url.user, br->url.password);
+    if (br->cfg.password != NULL) {
+        if (br->cfg.user != NULL) {
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s %s", br->cfg.user, br->cfg.password);
         } else {
-            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s", br->url.password);
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s", br->cfg.password);
         }
     }
     /* hiredis 0.14 completes a non-blocking connect only when it has

@@ -6,11 +6,10 @@
 #ifndef WSB_BROKER_BRIDGE_INTERNAL_H
 #define WSB_BROKER_BRIDGE_INTERNAL_H
 
-#include "app/config.h"
-typedef struct bridge_s bridge_t;
-typedef struct broker_s broker_t;
+#include "cluster/bridge_config.h"
 #include "cluster/bridge_sub.h"
-#include "cluster/history_redis.h"
+#include "cluster/chist_redis.h"
+#include "core/core.h"
 #include "core/xqueue.h"
 
 #include <hiredis/async.h>
@@ -20,6 +19,8 @@ typedef struct broker_s broker_t;
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+
+typedef struct bridge_s bridge_t;
 
 #define BACKOFF_MIN_MS     100
 #define CONNECT_TIMEOUT_MS 3000
@@ -65,10 +66,9 @@ typedef struct {
 } pub_item_t;
 
 /* Laid out by purpose, not size: one per process. */
-struct bridge_s { // NOLINT(clang-analyzer-optin.performance.Padding)
-    broker_t *b;
-    const config_t *cfg;
-    redis_url_t url;
+struct bridge_s {        // NOLINT(clang-analyzer-optin.performance.Padding)
+    core_t *core;        /* where messages from other nodes go */
+    bridge_config_t cfg; /* strings borrowed (bridge_new) */
     size_t prefix_len;
     size_t max_envelope;
     uv_loop_t loop;
@@ -106,8 +106,8 @@ struct bridge_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     _Atomic uint64_t own_ignored;
     _Atomic uint64_t bad_envelopes;
 
-    /* ---- clustered history (history_redis.h): NULL without history rules ---- */
-    hr_t *hr;
+    /* ---- clustered history (chist_redis.h): NULL without history rules ---- */
+    chist_redis_t *hr;
 };
 
 /* Counts one event in a bridge counter (read by /metrics). */

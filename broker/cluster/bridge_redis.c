@@ -1,7 +1,6 @@
 /* bridge_redis.c - federation through Redis pub/sub (see bridge_redis.h). */
 #include "cluster/bridge_redis.h"
 
-#include "app/broker.h"
 #include "cluster/bridge_internal.h"
 #include "core/router.h"
 #include "shared/log.h"
@@ -86,9 +85,9 @@ static void send_sub_command(bridge_t *br, chan_t *c, bool subscribe)
 {
     /* Sharded mode: exact topics are shard channels; patterns stay on the
      * classic bus, which Redis has no sharded counterpart of (bridge_redis.h). */
-    const char *cmd = c->glob                  ? (subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE")
-                      : br->cfg->redis_sharded ? (subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE")
-                                               : (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
+    const char *cmd = c->glob           ? (subscribe ? "PSUBSCRIBE" : "PUNSUBSCRIBE")
+                      : br->cfg.sharded ? (subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE")
+                                        : (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
     const char *argv[2] = {cmd, c->name};
     size_t lens[2] = {strlen(cmd), c->len};
     bridge_sub_command(br->sub.bs, 2, argv, lens);
@@ -155,7 +154,7 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
     }
     char name[2 * WSB_TOPIC_MAX_LEN + 80];
     bool glob = false;
-    size_t n = bridge_redis_name(br->cfg->redis_prefix, pattern, len, name, &glob);
+    size_t n = bridge_redis_name(br->cfg.prefix, pattern, len, name, &glob);
     pthread_mutex_lock(&br->lock);
     chan_t **slot = chan_slot(br, name, n, glob);
     chan_t *c = *slot;
@@ -238,7 +237,7 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
     json_t *epoch = json_object_get(env, "epoch");
     bool clustered = json_is_string(epoch) && json_string_length(epoch) > 0 &&
                      json_string_length(epoch) <= XMSG_EPOCH_MAX;
-    if (!clustered && strcmp(json_string_value(node), br->b->node_id) == 0) {
+    if (!clustered && strcmp(json_string_value(node), br->cfg.node_id) == 0) {
         bridge_count(&br->own_ignored); /* ours: already delivered locally */
         json_decref(env);
         return;
@@ -251,8 +250,8 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
     wsb_str_t t = {json_string_value(topic), json_string_length(topic)};
     wsb_str_t e =
         clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)} : WSB_STR_NULL;
-    unsigned full = router_inject_epoch(br->b, t, (uint64_t)json_integer_value(seq), e,
-                                        (wsb_str_t){data_json, data_len});
+    unsigned full = core_inject_remote(br->core, t, (uint64_t)json_integer_value(seq), e,
+                                       (wsb_str_t){data_json, data_len});
     bridge_count(&br->received);
     if (full > 0) {
         atomic_fetch_add_explicit(&br->dropped, full, memory_order_relaxed);
@@ -278,7 +277,7 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
     }
     pthread_mutex_unlock(&br->lock);
     if (br->hr != NULL && subscribed && !glob) {
-        hr_subscribed(br->hr, name->str, name->len); /* clustered history hook */
+        chist_redis_subscribed(br->hr, name->str, name->len); /* clustered history hook */
     }
     reconcile_dirty(br);
 }
@@ -345,16 +344,16 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
     }
     size_t env_cap = 2 * topic.len + data_json.len + 160;
     if (env_cap > br->max_envelope ||
-        atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg->redis_queue_size) {
+        atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg.queue_size) {
         bridge_count(&br->dropped);
         return;
     }
     pub_item_t *it = xmalloc(sizeof(*it) + br->prefix_len + topic.len + env_cap);
-    memcpy(it->bytes, br->cfg->redis_prefix, br->prefix_len);
+    memcpy(it->bytes, br->cfg.prefix, br->prefix_len);
     memcpy(it->bytes + br->prefix_len, topic.p, topic.len);
     it->chan_len = (uint32_t)(br->prefix_len + topic.len);
     char *env = it->bytes + it->chan_len;
-    int n = snprintf(env, env_cap, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", br->b->node_id);
+    int n = snprintf(env, env_cap, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", br->cfg.node_id);
     size_t len = (size_t)n;
     len += topic_json_escape(env + len, topic.p, topic.len);
     len += (size_t)snprintf(env + len, env_cap - len,
@@ -413,9 +412,9 @@ static void send_publish(bridge_t *br, const pub_item_t *it)
     size_t chan_len = it->chan_len;
     const char *env = it->bytes + it->chan_len;
     size_t env_len = it->env_len;
-    if (!br->cfg->redis_sharded) {
+    if (!br->cfg.sharded) {
         redisAsyncCommand(ac, on_published, NULL, "PUBLISH %b %b", chan, chan_len, env, env_len);
-    } else if (!br->cfg->redis_sharded_patterns) {
+    } else if (!br->cfg.sharded_patterns) {
         redisAsyncCommand(ac, on_published, NULL, "SPUBLISH %b %b", chan, chan_len, env, env_len);
     } else {
         redisAsyncCommand(ac, NULL, NULL, "MULTI");
@@ -445,7 +444,7 @@ static void on_wake(uv_async_t *a)
     drain_publishes(br);
     reconcile_dirty(br);
     if (br->hr != NULL) {
-        hr_drain(br->hr); /* clustered history hook: after SUBSCRIBEs went out */
+        chist_redis_drain(br->hr); /* clustered history hook: after SUBSCRIBEs went out */
     }
 }
 
@@ -476,11 +475,13 @@ static void on_stop(uv_async_t *a)
     }
     drain_publishes(br); /* drops what was still queued */
     if (br->hr != NULL) {
-        hr_stop(br->hr); /* clustered history hook: fails what was queued */
+        chist_redis_stop(br->hr); /* clustered history hook: fails what was queued */
     }
     uv_close((uv_handle_t *)&br->wake, on_handle_closed);
     uv_close((uv_handle_t *)&br->stop_async, on_handle_closed);
 }
+
+static int channel_state(void *user_data, const char *name, size_t len);
 
 static void *bridge_main(void *arg)
 {
@@ -491,20 +492,14 @@ static void *bridge_main(void *arg)
     return NULL;
 }
 
-bridge_t *bridge_new(broker_t *b)
+bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
 {
     bridge_t *br = xcalloc(1, sizeof(*br));
-    br->b = b;
-    br->cfg = b->cfg;
-    if (config_parse_redis_url(b->cfg->redis_url, &br->url) != 0) {
-        abort(); /* validated at load (config_keys.c) */
-    }
-    br->prefix_len = strlen(b->cfg->redis_prefix);
-    br->max_envelope = b->cfg->max_message_size + ENVELOPE_OVERHEAD;
-    if (b->cfg->max_http_body > b->cfg->max_message_size) {
-        br->max_envelope = b->cfg->max_http_body + ENVELOPE_OVERHEAD;
-    }
-    xqueue_init(&br->outq, b->cfg->redis_queue_size);
+    br->core = core;
+    br->cfg = *cfg;
+    br->prefix_len = strlen(cfg->prefix);
+    br->max_envelope = cfg->max_data + ENVELOPE_OVERHEAD;
+    xqueue_init(&br->outq, cfg->queue_size);
     pthread_mutex_init(&br->lock, NULL);
     br->buckets = xcalloc(CHAN_BUCKETS, sizeof(chan_t *));
     if (uv_loop_init(&br->loop) != 0) {
@@ -514,13 +509,13 @@ bridge_t *bridge_new(broker_t *b)
     br->wake.data = br;
     uv_async_init(&br->loop, &br->stop_async, on_stop);
     br->stop_async.data = br;
-    if (b->history_rules.n > 0) {
+    if (cfg->clustered_history) {
         /* The script publishes the way send_publish does in this mode. */
-        const char *cmd = !b->cfg->redis_sharded           ? "PUBLISH"
-                          : b->cfg->redis_sharded_patterns ? "SPUBLISH+PUBLISH"
-                                                           : "SPUBLISH";
-        br->hr =
-            hr_new(br, b->cfg->redis_prefix, b->node_id, cmd, b->cfg->redis_queue_size, &br->wake);
+        const char *cmd = !cfg->sharded           ? "PUBLISH"
+                          : cfg->sharded_patterns ? "SPUBLISH+PUBLISH"
+                                                  : "SPUBLISH";
+        br->hr = chist_redis_new(cfg->prefix, cfg->node_id, cmd, cfg->queue_size, &br->wake,
+                                 channel_state, br);
     }
     rconn_t *conns[2] = {&br->pub, &br->sub};
     const char *roles[2] = {"pub", "sub"};
@@ -541,8 +536,8 @@ int bridge_start(bridge_t *br)
         return -1;
     }
     br->thread_started = true;
-    log_info("redis bridge started", "host=%s port=%u prefix=%s", br->url.host, br->url.port,
-             log_quote(br->cfg->redis_prefix));
+    log_info("redis bridge started", "host=%s port=%u prefix=%s", br->cfg.host, br->cfg.port,
+             log_quote(br->cfg.prefix));
     return 0;
 }
 
@@ -582,23 +577,48 @@ void bridge_free(bridge_t *br)
     pthread_mutex_destroy(&br->lock);
     free(br->last);
     if (br->hr != NULL) {
-        hr_free(br->hr);
+        chist_redis_free(br->hr);
     }
     free(br);
 }
 
-/* ---- clustered history (history_redis.h) ------------------------------------------------ */
+/* ---- clustered history (chist_redis.h) ------------------------------------------------ */
 
-int bridge_history_submit(bridge_t *br, hr_op_t *op)
+static void publish_hook(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
 {
+    bridge_publish(fed, topic, seq, data_json);
+}
+
+static void interest_hook(void *fed, const char *pattern, size_t len, int delta)
+{
+    bridge_interest(fed, pattern, len, delta);
+}
+
+static int chist_submit_hook(void *fed, chist_op_t *op)
+{
+    bridge_t *br = fed;
     if (br->hr == NULL || atomic_load_explicit(&br->stop_requested, memory_order_acquire)) {
         return -1;
     }
-    return hr_submit(br->hr, op);
+    return chist_redis_submit(br->hr, op);
 }
 
-int bridge_channel_state(bridge_t *br, const char *name, size_t len)
+static const core_fed_ops_t fed_ops = {
+    .publish_cb = publish_hook,
+    .interest_cb = interest_hook,
+    .chist_submit_cb = chist_submit_hook,
+};
+
+void bridge_plug(bridge_t *br, core_t *core)
 {
+    core->fed_ops = &fed_ops;
+    core->fed = br;
+    core->refuse_patterns = bridge_refuses_patterns(br);
+}
+
+static int channel_state(void *user_data, const char *name, size_t len)
+{
+    bridge_t *br = user_data;
     if (!br->sub.ready) {
         return -1;
     }
@@ -619,7 +639,7 @@ void bridge_join(bridge_t *br)
 
 bool bridge_refuses_patterns(const bridge_t *br)
 {
-    return br != NULL && br->cfg->redis_sharded && !br->cfg->redis_sharded_patterns;
+    return br != NULL && br->cfg.sharded && !br->cfg.sharded_patterns;
 }
 
 bool bridge_healthy(const bridge_t *br)

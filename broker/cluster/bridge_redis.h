@@ -15,7 +15,8 @@
  *    <prefix><topic> for an exact topic, PSUBSCRIBE <prefix><glob> for a
  *    pattern ('*' and '>' tokens become Redis '*', which is looser: the
  *    workers' tries filter exactly), UNSUBSCRIBE/PUNSUBSCRIBE at zero.
- *  - publishes: bridge_publish() from router_publish() queues an envelope
+ *  - publishes: bridge_publish() from a local publish (core/pubsub.c,
+ *    through the core's federation hooks, bridge_plug) queues an envelope
  *    {"v":1,"node":ID,"topic":T,"seq":S,"data":D} in a bounded MPSC queue
  *    (redis.queue_size, shared with the commands waiting for a reply); the
  *    bridge thread sends PUBLISH <prefix><topic> <envelope>. A full queue, or
@@ -28,7 +29,7 @@
  * wildcard subscriptions are refused (bridge_refuses_patterns). The two
  * copies reach a node that wants both back to back: the rule below keeps one.
  *
- * Messages from Redis are delivered through router_inject_epoch() unless their
+ * Messages from Redis are delivered through core_inject_remote() unless their
  * envelope names this node (a node never delivers its own message twice).
  * Redis sends one PUBLISH to a connection once per matching subscription
  * (a channel and two globs: three times), always back to back, so the bridge
@@ -40,13 +41,20 @@
  * re-subscribes everything; meanwhile bridge_healthy() is false (/healthz
  * "redis":"degraded") and local delivery goes on.
  *
+ * The bridge sees the core only through core/core.h: it is created with its
+ * own configuration (bridge_config_t) and the core_t it injects into, and
+ * bridge_plug() fills the core's federation hooks (publish, interest,
+ * clustered history submit) with its own functions.
+ *
  * Lifetime: bridge_new() (main thread, after the workers exist) ->
- * bridge_start() -> bridge_stop() (any thread) -> bridge_free() after the
+ * bridge_plug() -> bridge_start() -> bridge_stop() (any thread) -> bridge_free() after the
  * workers' threads ended (joins the bridge thread).
  */
 #ifndef WSB_BROKER_BRIDGE_REDIS_H
 #define WSB_BROKER_BRIDGE_REDIS_H
 
+#include "cluster/bridge_config.h"
+#include "core/core.h"
 #include "shared/util.h"
 #include "wsb/common.h"
 
@@ -54,11 +62,15 @@
 #include <stdint.h>
 
 typedef struct bridge_s bridge_t;
-typedef struct broker_s broker_t;
 
-/* Creates the bridge of `b` (redis.url must be set and valid). Owner: the
- * broker, released with bridge_free(). Aborts on OOM. */
-bridge_t *bridge_new(broker_t *b);
+/* Creates a bridge that delivers messages from other nodes into `core`
+ * (core_inject_remote). Owner: the caller, released with bridge_free().
+ * Aborts on OOM. */
+bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core);
+
+/* Fills `core`'s federation hooks (core_fed_ops_t) with this bridge's
+ * publish, interest and clustered history submit. Before the workers run. */
+void bridge_plug(bridge_t *br, core_t *core);
 
 /* Starts the bridge thread, which connects. 0, or -1 (logged). */
 int bridge_start(bridge_t *br);
@@ -92,17 +104,6 @@ bool bridge_healthy(const bridge_t *br);
 
 /* Appends the bridge's Prometheus series to `out`. Any thread. */
 void bridge_render_metrics(bridge_t *br, sbuf_t *out);
-
-typedef struct hr_op_s hr_op_t;
-
-/* Clustered history (history_redis.h): hands `op` to the bridge thread. Any
- * worker thread. 0, or -1 when Redis is not usable now (the op was not
- * taken: the caller answers "unavailable"). */
-int bridge_history_submit(bridge_t *br, hr_op_t *op);
-
-/* Bridge thread: 1 when Redis confirmed SUBSCRIBE of the channel `name`,
- * 0 when not (yet), -1 when the subscribed connection is down. */
-int bridge_channel_state(bridge_t *br, const char *name, size_t len);
 
 /* Translates a valid wsbroker pattern into a Redis channel (exact topic,
  * *is_glob = false) or glob (*is_glob = true) with `prefix` in front, written

@@ -1,12 +1,9 @@
 /* pubsub.c - the one publish/subscribe/unsubscribe path (see pubsub.h). */
 #include "core/pubsub.h"
 
-#include "app/broker.h"
-#include "app/worker.h"
-#include "cluster/bridge_redis.h"
-#include "cluster/history_ops.h"
 #include "core/apikey.h"
 #include "core/auth.h"
+#include "core/chist.h"
 #include "core/router.h"
 #include "core/seqtab.h"
 #include "shared/util.h"
@@ -18,28 +15,28 @@
 
 /* ---- publish -------------------------------------------------------------------------------- */
 
-static void count_published(worker_t *w, pubsub_ingress_t ingress)
+static void count_published(core_worker_t *w, pubsub_ingress_t ingress)
 {
-    METRIC_ADD(w->metrics.messages_published, 1);
+    METRIC_ADD(w->metrics->messages_published, 1);
     if (ingress == PUBSUB_HTTP) {
-        METRIC_ADD(w->metrics.messages_published_http, 1);
+        METRIC_ADD(w->metrics->messages_published_http, 1);
     } else if (ingress == PUBSUB_RESP) {
-        METRIC_ADD(w->metrics.messages_published_resp, 1);
+        METRIC_ADD(w->metrics->messages_published_resp, 1);
     }
 }
 
-/* The seq comes from Redis (history_redis.h): the op goes to the bridge and
+/* The seq comes from Redis (chist_redis.h): the op goes to the bridge and
  * comes back to req->done_cb on this worker. */
-static pubsub_status_t publish_clustered(worker_t *w, const pubsub_publish_t *req, wsb_str_t json,
-                                         int rule, pubsub_published_t *out)
+static pubsub_status_t publish_clustered(core_worker_t *w, const pubsub_publish_t *req,
+                                         wsb_str_t json, int rule, pubsub_published_t *out)
 {
-    hr_op_t *op = cluster_op_new(w, HR_PUBLISH, req->topic, json, rule);
+    chist_op_t *op = chist_op_new(w, CHIST_PUBLISH, req->topic, json, rule);
     op->owner = req->owner;
     op->done_cb = req->done_cb;
     op->has_id = req->has_id;
     op->id = req->id;
-    if (bridge_history_submit(w->broker->bridge, op) != 0) {
-        hr_op_free(op);
+    if (chist_submit(w, op) != 0) {
+        chist_op_free(op);
         return PUBSUB_UNAVAILABLE;
     }
     count_published(w, req->ingress);
@@ -52,27 +49,27 @@ static pubsub_status_t publish_clustered(worker_t *w, const pubsub_publish_t *re
  * into every worker's inbox, all under the topic's shard lock (see
  * pubsub.h), then delivers to this worker's subscribers.
  */
-static uint64_t publish_local(worker_t *w, wsb_str_t topic, wsb_str_t json)
+static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t json)
 {
-    broker_t *b = w->broker;
+    core_t *c = w->core;
     seqtab_shard_t *shard = NULL;
     seqtab_pos_t pos;
-    uint64_t seq = seqtab_lock_next(b->seqtab, topic, &shard, &pos);
+    uint64_t seq = seqtab_lock_next(c->seqtab, topic, &shard, &pos);
     bool keep = pos.rule >= 0;
     wsb_str_t epoch = keep ? (wsb_str_t){pos.epoch, strlen(pos.epoch)} : WSB_STR_NULL;
-    xmsg_t *m = xmsg_new(topic, seq, epoch, json, b->nworkers);
+    xmsg_t *m = xmsg_new(topic, seq, epoch, json, c->nworkers);
     /* Every reference is counted before the first push: a worker may deliver
      * and release its share before the pushes end. History holds one more. */
-    xmsg_set_refs(m, b->nworkers + (keep ? 1u : 0u));
+    xmsg_set_refs(m, c->nworkers + (keep ? 1u : 0u));
     if (keep) {
-        m->drop_slow = b->history_rules.rules[pos.rule].drop_slow;
-        seqtab_append(b->seqtab, shard, m, uv_now(&w->loop));
+        m->drop_slow = c->history_rules->rules[pos.rule].drop_slow;
+        seqtab_append(c->seqtab, shard, m, core_now(w));
     }
-    router_push_all(b, m);
-    /* Still under the shard lock: the bridge sends a topic's messages to
-     * Redis in seq order. */
-    if (b->bridge != NULL) {
-        bridge_publish(b->bridge, topic, seq, json);
+    router_push_all(c, m);
+    /* Still under the shard lock: federation sends a topic's messages to
+     * the other nodes in seq order. */
+    if (core_federated(c)) {
+        c->fed_ops->publish_cb(c->fed, topic, seq, json);
     }
     seqtab_unlock(shard);
     router_wake_others(w);
@@ -90,7 +87,8 @@ static bool may_publish(const pubsub_publish_t *req)
     return req->key == NULL || apikey_may_publish(req->key, req->topic.p, req->topic.len);
 }
 
-pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_published_t *out)
+pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
+                               pubsub_published_t *out)
 {
     out->seq = 0;
     out->pause = false;
@@ -104,13 +102,13 @@ pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_
         abort(); /* ENOMEM: the broker's allocation policy */
     }
     pubsub_status_t st = PUBSUB_OK;
-    int rule = cluster_rule(w->broker, req->topic);
+    int rule = chist_rule(w->core, req->topic);
     if (rule >= 0) {
         st = publish_clustered(w, req, (wsb_str_t){json, len}, rule, out);
     } else {
         count_published(w, req->ingress);
         out->seq = publish_local(w, req->topic, (wsb_str_t){json, len});
-        out->pause = worker_inbox_pressure(w);
+        out->pause = core_inbox_pressure(w);
     }
     free(json);
     return st;
@@ -119,10 +117,11 @@ pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_
 /* ---- subscribe ------------------------------------------------------------------------------ */
 
 /* The checks of a subscribe, then the trie insert (unless `already`). */
-static pubsub_status_t add(worker_t *w, const pubsub_subscribe_t *req, pubsub_subscribed_t *out)
+static pubsub_status_t add(core_worker_t *w, const pubsub_subscribe_t *req,
+                           pubsub_subscribed_t *out)
 {
-    bridge_t *br = w->broker->bridge;
-    if (bridge_refuses_patterns(br) && wsb_topic_is_pattern(req->pattern.p, req->pattern.len)) {
+    core_t *c = w->core;
+    if (c->refuse_patterns && wsb_topic_is_pattern(req->pattern.p, req->pattern.len)) {
         return PUBSUB_NO_PATTERNS;
     }
     if (req->perms != NULL && !perms_may_subscribe(req->perms, req->pattern)) {
@@ -132,24 +131,24 @@ static pubsub_status_t add(worker_t *w, const pubsub_subscribe_t *req, pubsub_su
     if (req->already) {
         return PUBSUB_OK;
     }
-    if (req->nsubs >= w->cfg->max_subscriptions) {
+    if (req->nsubs >= c->max_subscriptions) {
         return PUBSUB_LIMIT;
     }
     int first = 0;
     out->handle = trie_insert(w->trie, req->pattern.p, req->pattern.len, &req->sub->tc, &first);
-    if (first && br != NULL) {
-        bridge_interest(br, req->pattern.p, req->pattern.len, +1);
+    if (first && core_federated(c)) {
+        c->fed_ops->interest_cb(c->fed, req->pattern.p, req->pattern.len, +1);
     }
-    worker_update_gauges(w);
+    core_update_gauges(w);
     return PUBSUB_OK;
 }
 
 /* The switch-over of pubsub.h: called with the topic's shard locked. */
-static pubsub_status_t add_with_history(worker_t *w, const pubsub_subscribe_t *req,
+static pubsub_status_t add_with_history(core_worker_t *w, const pubsub_subscribe_t *req,
                                         seqtab_shard_t *shard, const seqtab_pos_t *pos,
                                         pubsub_subscribed_t *out)
 {
-    seqtab_t *t = w->broker->seqtab;
+    seqtab_t *t = w->core->seqtab;
     router_drain_pushed(w);
     pubsub_status_t st = add(w, req, out);
     if (st != PUBSUB_OK) {
@@ -172,25 +171,25 @@ static pubsub_status_t add_with_history(worker_t *w, const pubsub_subscribe_t *r
     return PUBSUB_OK;
 }
 
-static void count_recovery(worker_t *w, int recovered)
+static void count_recovery(core_worker_t *w, int recovered)
 {
     if (recovered == 1) {
-        METRIC_ADD(w->metrics.history_recovered, 1);
+        METRIC_ADD(w->metrics->history_recovered, 1);
     } else if (recovered == 0) {
-        METRIC_ADD(w->metrics.history_not_recovered, 1);
+        METRIC_ADD(w->metrics->history_not_recovered, 1);
     }
 }
 
-pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
+pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req,
                                  pubsub_subscribed_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->cluster_rule = -1;
     out->recovered = -1;
-    broker_t *b = w->broker;
+    core_t *c = w->core;
     bool exact = !wsb_topic_is_pattern(req->pattern.p, req->pattern.len);
     if (req->position && exact) {
-        int crule = cluster_rule(b, req->pattern);
+        int crule = chist_rule(c, req->pattern);
         if (crule >= 0) {
             /* Clustered history: position and replay come from Redis. */
             pubsub_status_t st = add(w, req, out);
@@ -200,10 +199,10 @@ pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
             return st;
         }
     }
-    if (req->position && exact && b->history_rules.n > 0) {
+    if (req->position && exact && c->history_rules != NULL && c->history_rules->n > 0) {
         seqtab_shard_t *shard = NULL;
         seqtab_pos_t pos;
-        seqtab_lock_topic(b->seqtab, req->pattern, &shard, &pos, uv_now(&w->loop));
+        seqtab_lock_topic(c->seqtab, req->pattern, &shard, &pos, core_now(w));
         if (pos.rule >= 0) {
             pubsub_status_t st = add_with_history(w, req, shard, &pos, out);
             if (st == PUBSUB_OK) {
@@ -222,10 +221,10 @@ pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
     return st;
 }
 
-void pubsub_unsubscribe(worker_t *w, trie_sub_t *sub)
+void pubsub_unsubscribe(core_worker_t *w, trie_sub_t *sub)
 {
-    bridge_t *br = w->broker->bridge;
-    if (br == NULL) {
+    const core_t *c = w->core;
+    if (!core_federated(c)) {
         trie_remove(w->trie, sub);
         return;
     }
@@ -234,6 +233,6 @@ void pubsub_unsubscribe(worker_t *w, trie_sub_t *sub)
     size_t len = strlen(trie_sub_pattern(sub));
     memcpy(pattern, trie_sub_pattern(sub), len + 1);
     if (trie_remove(w->trie, sub) == 1) {
-        bridge_interest(br, pattern, len, -1);
+        c->fed_ops->interest_cb(c->fed, pattern, len, -1);
     }
 }

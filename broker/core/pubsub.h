@@ -31,6 +31,7 @@
 #ifndef WSB_BROKER_CORE_PUBSUB_H
 #define WSB_BROKER_CORE_PUBSUB_H
 
+#include "core/core.h"
 #include "core/subscriber.h"
 #include "core/xmsg.h"
 #include "wsb/common.h"
@@ -40,10 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct worker_s worker_t;
 typedef struct perms_s perms_t;
 typedef struct apikey_s apikey_t;
-typedef struct hr_op_s hr_op_t;
 
 /* Which ingress a request came through (per-ingress metrics). */
 typedef enum { PUBSUB_WS = 0, PUBSUB_HTTP = 1, PUBSUB_RESP = 2 } pubsub_ingress_t;
@@ -69,18 +68,18 @@ typedef struct pubsub_publish_s {
     const perms_t *perms;     /* checked when non-NULL (WebSocket credentials) */
     const apikey_t *key;      /* checked when non-NULL (HTTP, RESP API keys) */
     /* Clustered history only: who gets the op back, on this worker, when
-     * Redis assigned the seq (history_redis.h). `owner` is not NULL. */
+     * Redis assigned the seq (core/chist.h). `owner` is not NULL. */
     void *owner;
-    void (*done_cb)(hr_op_t *op);
+    void (*done_cb)(chist_op_t *op);
     bool has_id;
     int64_t id;
 } pubsub_publish_t;
 
 typedef struct pubsub_published_s {
-    uint64_t seq; /* PUBSUB_OK: the message's seq */
-    bool pause;   /* PUBSUB_OK: a worker inbox is filling: stop reading the
-                   * publisher until worker.c's pressure timer resumes it */
-    hr_op_t *op;  /* PUBSUB_PENDING: the op in flight (for cancelling) */
+    uint64_t seq;   /* PUBSUB_OK: the message's seq */
+    bool pause;     /* PUBSUB_OK: a worker inbox is filling: stop reading the
+                     * publisher until worker.c's pressure timer resumes it */
+    chist_op_t *op; /* PUBSUB_PENDING: the op in flight (for cancelling) */
 } pubsub_published_t;
 
 /*
@@ -90,7 +89,8 @@ typedef struct pubsub_published_s {
  * worker's subscribers get the message before this returns (before the
  * publisher's ack is queued); the other workers in their next loop turn.
  */
-pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_published_t *out);
+pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
+                               pubsub_published_t *out);
 
 typedef struct pubsub_subscribe_s {
     subscriber_t *sub;
@@ -124,13 +124,13 @@ typedef struct pubsub_subscribed_s {
  * PUBSUB_NO_PATTERNS, PUBSUB_FORBIDDEN, PUBSUB_LIMIT with nothing changed.
  * Updates the worker's gauges.
  */
-pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
+pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req,
                                  pubsub_subscribed_t *out);
 
 /* Removes one subscription from the worker's trie and, when it was the
  * pattern's last subscriber there, tells the Redis bridge. `sub` is freed;
  * the caller updates the gauges once it removed what it removes. Never
  * during a fan-out walk (the close path or a request). */
-void pubsub_unsubscribe(worker_t *w, trie_sub_t *sub);
+void pubsub_unsubscribe(core_worker_t *w, trie_sub_t *sub);
 
 #endif

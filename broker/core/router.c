@@ -1,8 +1,6 @@
 /* router.c - publish across workers and deliver from the inbox (see router.h). */
 #include "core/router.h"
 
-#include "app/broker.h"
-#include "app/worker.h"
 #include "core/subscriber.h"
 #include "core/topic_trie.h"
 #include "core/xmsg.h"
@@ -15,50 +13,50 @@
 #include <stdlib.h>
 #include <string.h>
 
-void router_push_all(broker_t *b, xmsg_t *m)
+void router_push_all(core_t *c, xmsg_t *m)
 {
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        worker_t *w = b->workers[i];
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        core_worker_t *w = c->workers[i];
         if (!xqueue_push(&w->inbox, m)) {
             /* Counted for the worker that misses the message. */
-            METRIC_ADD_SHARED(w->metrics.inbox_dropped, 1);
+            METRIC_ADD_SHARED(w->metrics->inbox_dropped, 1);
             xmsg_unref(m);
         }
     }
 }
 
-void router_wake_others(worker_t *s)
+void router_wake_others(core_worker_t *w)
 {
     /* libuv coalesces sends that arrive before the loop runs. */
-    broker_t *b = s->broker;
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        if (i != s->index) {
-            uv_async_send(&b->workers[i]->inbox_async);
+    core_t *c = w->core;
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        if (i != w->index) {
+            c->wake_cb(c->workers[i]);
         }
     }
 }
 
-unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
-                             wsb_str_t data_json)
+unsigned core_inject_remote(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                            wsb_str_t data_json)
 {
-    xmsg_t *m = xmsg_new(topic, seq, epoch, data_json, b->nworkers);
-    if (epoch.len > 0) {
-        int rule = history_rules_match(&b->history_rules, topic);
-        m->drop_slow = rule >= 0 && b->history_rules.rules[rule].drop_slow;
+    xmsg_t *m = xmsg_new(topic, seq, epoch, data_json, c->nworkers);
+    if (epoch.len > 0 && c->history_rules != NULL) {
+        int rule = history_rules_match(c->history_rules, topic);
+        m->drop_slow = rule >= 0 && c->history_rules->rules[rule].drop_slow;
     }
-    xmsg_set_refs(m, b->nworkers);
+    xmsg_set_refs(m, c->nworkers);
     unsigned dropped = 0;
     /* One producer (the bridge thread) pushes in the order Redis delivered:
      * every worker sees remote messages in that order. */
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        if (!xqueue_push(&b->workers[i]->inbox, m)) {
-            METRIC_ADD_SHARED(b->workers[i]->metrics.inbox_dropped, 1);
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        if (!xqueue_push(&c->workers[i]->inbox, m)) {
+            METRIC_ADD_SHARED(c->workers[i]->metrics->inbox_dropped, 1);
             dropped++;
             xmsg_unref(m);
         }
     }
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        uv_async_send(&b->workers[i]->inbox_async);
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        c->wake_cb(c->workers[i]);
     }
     return dropped;
 }
@@ -66,7 +64,7 @@ unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str
 typedef struct {
     frame_buf_t *fb;
     xmsg_t *msg;
-    worker_t *server;
+    core_worker_t *worker;
     size_t undelivered; /* matched but not queued: closing or just dropped */
 } fanout_t;
 
@@ -87,28 +85,28 @@ static int deliver_cb(trie_client_t *client, void *user_data)
     if (f->msg->drop_slow && sub->ops->gap_cb(sub->user_data, f->msg) == 0) {
         /* Its rule keeps history and says "drop": the subscriber was told of
          * the gap and recovers from history. */
-        METRIC_ADD(f->server->metrics.history_gaps, 1);
+        METRIC_ADD(f->worker->metrics->history_gaps, 1);
     } else {
         /* Over its outbound bound: this subscriber cannot keep up. Its queued
          * frames are dropped and it is told why; everyone else goes on. */
-        METRIC_ADD(f->server->metrics.slow_consumer_closes, 1);
+        METRIC_ADD(f->worker->metrics->slow_consumer_closes, 1);
         sub->ops->close_cb(sub->user_data, WSB_WS_CLOSE_TRY_AGAIN, "slow consumer");
     }
     return 0;
 }
 
-static void deliver_one(worker_t *s, xmsg_t *m)
+static void deliver_one(core_worker_t *s, xmsg_t *m)
 {
     frame_buf_t *fb = xmsg_worker_buf(m, s->index);
-    fanout_t f = {.fb = fb, .msg = m, .server = s, .undelivered = 0};
+    fanout_t f = {.fb = fb, .msg = m, .worker = s, .undelivered = 0};
     s->in_fanout = true;
     size_t n = trie_match(s->trie, m->topic, m->topic_len, deliver_cb, &f);
     s->in_fanout = false;
-    METRIC_ADD(s->metrics.messages_delivered, n - f.undelivered);
+    METRIC_ADD(s->metrics->messages_delivered, n - f.undelivered);
     frame_buf_unref(fb); /* the worker's own reference; writes hold theirs */
 }
 
-void router_drain_pushed(worker_t *s)
+void router_drain_pushed(core_worker_t *s)
 {
     /* Every push counted in enqueue_pos has claimed its cell; a producer may
      * still be between claiming and filling one (a publish of another shard,
@@ -123,12 +121,12 @@ void router_drain_pushed(worker_t *s)
         }
         deliver_one(s, m);
     }
-    METRIC_SET(s->metrics.inbox_depth, xqueue_depth(&s->inbox));
+    METRIC_SET(s->metrics->inbox_depth, xqueue_depth(&s->inbox));
 }
 
-void router_drain(worker_t *s)
+void router_drain(core_worker_t *s)
 {
-    unsigned budget = WORKER_INBOX_BATCH;
+    unsigned budget = CORE_INBOX_BATCH;
     xmsg_t *m;
     while (budget > 0 && (m = xqueue_pop(&s->inbox)) != NULL) {
         budget--;
@@ -136,7 +134,7 @@ void router_drain(worker_t *s)
     }
     if (budget == 0) {
         /* More than a batch is waiting: let I/O run, then continue. */
-        uv_async_send(&s->inbox_async);
+        s->core->wake_cb(s);
     }
-    METRIC_SET(s->metrics.inbox_depth, xqueue_depth(&s->inbox));
+    METRIC_SET(s->metrics->inbox_depth, xqueue_depth(&s->inbox));
 }

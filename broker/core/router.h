@@ -24,48 +24,45 @@
 #ifndef WSB_BROKER_ROUTER_H
 #define WSB_BROKER_ROUTER_H
 
+#include "core/core.h"
 #include "wsb/common.h"
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct worker_s worker_t;
-typedef struct conn_s conn_t;
-
-typedef struct broker_s broker_t;
 typedef struct xmsg_s xmsg_t;
 
 /* Pushes `m` into every worker's inbox, its own included; `m`'s references
  * are counted already (xmsg_set_refs), one per worker: a full inbox's share
  * is dropped here (counted in wsbroker_inbox_dropped_total). A local publish
  * calls it under the topic's shard lock (pubsub.h). */
-void router_push_all(broker_t *b, xmsg_t *m);
+void router_push_all(core_t *c, xmsg_t *m);
 
-/* Wakes every worker but `s` to drain its inbox. */
-void router_wake_others(worker_t *s);
+/* Wakes every worker but `w` to drain its inbox. */
+void router_wake_others(core_worker_t *w);
 
-/* Delivers a message that came from another node through Redis: `seq` is the
- * origin node's (for a clustered history topic, history_redis.h, `epoch` and
- * `seq` are Redis's, the frame carries the epoch, the topic's rule says
- * whether a slow subscriber gets a gap, and it is also delivered on the node
- * that published it), `data_json` its serialized data. Any thread (the
- * bridge's); takes no seq from the local table and is not sent back to
- * Redis. Returns the number of workers whose inbox was full (they miss it). */
-unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
-                             wsb_str_t data_json);
+/* THE way in for a message from another node (federation, through Redis):
+ * `seq` is the origin node's (for a clustered history topic, core/chist.h,
+ * `epoch` and `seq` are Redis's, the frame carries the epoch, the topic's
+ * rule says whether a slow subscriber gets a gap, and it is also delivered
+ * on the node that published it), `data_json` its serialized data. Any
+ * thread (the bridge's); takes no seq from the local table and is not sent
+ * back to federation. Returns the number of workers whose inbox was full
+ * (they miss it). */
+unsigned core_inject_remote(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                            wsb_str_t data_json);
 
-/* Delivers up to WORKER_INBOX_BATCH messages from the worker's inbox to its
+/* Delivers up to CORE_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,
  * right after a publish, and before a connection's input is handled (so a
  * reply never overtakes a message published before the request was sent). */
-void router_drain(worker_t *s);
+void router_drain(core_worker_t *w);
 
 /* Delivers every message pushed into the worker's inbox before the call
  * (whatever the batch size), waiting for a push in progress to complete. A
  * subscribe with recovery calls it with the topic's shard lock held
- * (ws_session.c): after it, every message of that topic with a seq up to the
+ * (pubsub.c): after it, every message of that topic with a seq up to the
  * current one has been delivered, and none after it has been pushed yet. */
-void router_drain_pushed(worker_t *s);
+void router_drain_pushed(core_worker_t *w);
 
 #endif

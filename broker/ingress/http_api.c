@@ -4,7 +4,7 @@
 #include "app/broker.h"
 #include "app/worker.h"
 #include "cluster/bridge_redis.h"
-#include "cluster/history_redis.h"
+#include "core/chist.h"
 #include "core/apikey.h"
 #include "core/pubsub.h"
 #include "ingress/static_files.h"
@@ -116,7 +116,7 @@ static void metrics(conn_t *c, bool keep_alive)
  * `id` is its element's index in `results` (HTTP requests have no id of
  * their own). Owner: the connection (c->http_pub), freed by finish() or,
  * when the connection closes first, by http_api_cancel(), which leaves the
- * ops still out ownerless (cluster_drain frees them). */
+ * ops still out ownerless (chist_drain frees them). */
 typedef struct http_pub_s {
     conn_t *conn;
     json_t *results; /* one result per element; JSON null while its op is out */
@@ -124,10 +124,10 @@ typedef struct http_pub_s {
     bool keep_alive;
     size_t pending; /* ops not back yet */
     size_t nops;
-    hr_op_t *ops[]; /* by element index; NULL when back or not clustered */
+    chist_op_t *ops[]; /* by element index; NULL when back or not clustered */
 } http_pub_t;
 
-static void http_pub_done(hr_op_t *op);
+static void http_pub_done(chist_op_t *op);
 
 #define UNAVAILABLE_MESSAGE                                                                        \
     "the topic keeps clustered history and Redis is unavailable: not published"
@@ -175,7 +175,7 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pu
         .id = (int64_t)index,
     };
     pubsub_published_t out;
-    switch (pubsub_publish(c->server, &preq, &out)) {
+    switch (pubsub_publish(&c->server->core, &preq, &out)) {
     case PUBSUB_OK:
         if (out.pause) {
             conn_pause_publisher(c);
@@ -183,7 +183,7 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pu
         return json_pack("{s:I}", "seq", (json_int_t)out.seq);
     case PUBSUB_PENDING:
         if (*pub == NULL) {
-            *pub = xcalloc(1, sizeof(http_pub_t) + n * sizeof(hr_op_t *));
+            *pub = xcalloc(1, sizeof(http_pub_t) + n * sizeof(chist_op_t *));
             (*pub)->conn = c;
             (*pub)->nops = n;
         }
@@ -279,7 +279,7 @@ static void finish(http_pub_t *p)
 
 /* Worker thread: an op of a deferred publish came back (its connection is
  * still there, see http_api_cancel). */
-static void http_pub_done(hr_op_t *op)
+static void http_pub_done(chist_op_t *op)
 {
     conn_t *c = op->owner;
     http_pub_t *p = c->http_pub;
@@ -288,7 +288,7 @@ static void http_pub_done(hr_op_t *op)
     json_t *result = op->status == 0 ? json_pack("{s:I}", "seq", (json_int_t)op->seq)
                                      : error_object(WSB_ERR_UNAVAILABLE, UNAVAILABLE_MESSAGE);
     json_array_set_new(p->results, i, result);
-    hr_op_free(op);
+    chist_op_free(op);
     if (--p->pending == 0) {
         finish(p);
     }
@@ -303,7 +303,7 @@ void http_api_cancel(conn_t *c)
     c->http_pub = NULL;
     for (size_t i = 0; i < p->nops; i++) {
         if (p->ops[i] != NULL) {
-            p->ops[i]->owner = NULL; /* freed when it comes back (cluster_drain) */
+            p->ops[i]->owner = NULL; /* freed when it comes back (chist_drain) */
         }
     }
     json_decref(p->results);

@@ -24,7 +24,7 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req);
 bool http_api_body_too_large(conn_t *c, const wsb_http_request_t *req);
 
 /* The connection closes with a deferred response pending: drops it; its
- * ops still with Redis are freed when they come back (cluster_drain). */
+ * ops still with Redis are freed when they come back (chist_drain). */
 void http_api_cancel(conn_t *c);
 
 #endif

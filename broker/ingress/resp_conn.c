@@ -3,7 +3,7 @@
  * resp_session.c. */
 #include "app/broker.h"
 #include "app/worker.h"
-#include "cluster/history_redis.h"
+#include "core/chist.h"
 #include "core/pubsub.h"
 #include "core/router.h"
 #include "ingress/resp_internal.h"
@@ -52,7 +52,7 @@ void resp_remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
     for (uint32_t i = 0; i < c->nsubs; i++) {
         bool drop = (glob_only && c->subs[i].glob) || (channels_only && !c->subs[i].glob);
         if (drop) {
-            pubsub_unsubscribe(s, c->subs[i].sub);
+            pubsub_unsubscribe(&s->core, c->subs[i].sub);
         } else {
             c->subs[kept++] = c->subs[i];
         }
@@ -79,7 +79,7 @@ static void conn_close_resp(resp_conn_t *c)
     }
     l->nconns--;
     if (c->cluster_op != NULL) {
-        c->cluster_op->owner = NULL; /* freed when it comes back (cluster_drain) */
+        c->cluster_op->owner = NULL; /* freed when it comes back (chist_drain) */
         c->cluster_op = NULL;
     }
     if (c->pub_paused) {
@@ -284,7 +284,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     /* As for WebSocket input: what was published before these bytes were
      * sent is delivered before they are answered. */
-    router_drain(c->l->s);
+    router_drain(&c->l->s->core);
     if (c->quit || c->closed) {
         return; /* after QUIT or a protocol error nothing more is read */
     }

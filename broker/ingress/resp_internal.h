@@ -17,7 +17,7 @@
 
 typedef struct resp_listener_s resp_listener_t;
 typedef struct worker_s worker_t;
-typedef struct hr_op_s hr_op_t;
+typedef struct chist_op_s chist_op_t;
 
 #define RESP_MAX_ARGS   1024
 #define RESP_MAX_INLINE ((size_t)64 * 1024)
@@ -54,7 +54,7 @@ struct resp_conn_s {
     uv_write_t wreq;
     resp_sub_t *subs;
     uint32_t nsubs, subs_cap;
-    hr_op_t *cluster_op; /* clustered history: a PUBLISH waiting for Redis's seq */
+    chist_op_t *cluster_op; /* clustered history: a PUBLISH waiting for Redis's seq */
 };
 
 struct resp_listener_s {

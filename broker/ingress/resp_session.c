@@ -2,7 +2,7 @@
 #include "ingress/resp_session.h"
 
 #include "app/worker.h"
-#include "cluster/history_redis.h"
+#include "core/chist.h"
 #include "core/pubsub.h"
 #include "ingress/auth_key.h"
 #include "ingress/resp_internal.h"
@@ -337,7 +337,7 @@ static void cmd_client(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 
 /* ---- clustered history hook (session_cluster.h) ----------------------------------------- */
 
-static void cluster_publish_done(hr_op_t *op)
+static void cluster_publish_done(chist_op_t *op)
 {
     resp_conn_t *c = op->owner;
     c->cluster_op = NULL;
@@ -347,7 +347,7 @@ static void cluster_publish_done(hr_op_t *op)
         resp_out_err(c,
                      "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
     }
-    hr_op_free(op);
+    chist_op_free(op);
     resp_resume_reading(c); /* the requests behind it */
 }
 
@@ -397,7 +397,7 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         .done_cb = cluster_publish_done,
     };
     pubsub_published_t out;
-    pubsub_status_t st = pubsub_publish(s, &req, &out);
+    pubsub_status_t st = pubsub_publish(&s->core, &req, &out);
     json_decref(data);
     if (st == PUBSUB_PENDING) {
         /* The seq comes from Redis: the reply, and every request after this
@@ -459,7 +459,7 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
          * keys grant publishing only: no permission to check. */
         pubsub_subscribe_t req = {.sub = &c->sub, .pattern = name, .nsubs = c->nsubs};
         pubsub_subscribed_t out;
-        pubsub_status_t st = pubsub_subscribe(s, &req, &out);
+        pubsub_status_t st = pubsub_subscribe(&s->core, &req, &out);
         if (st == PUBSUB_NO_PATTERNS) {
             resp_out_err(c, "ERR " PUBSUB_NO_PATTERNS_WHY);
             return;
@@ -512,7 +512,7 @@ static void unsubscribe_at(resp_conn_t *c, uint32_t i)
     size_t len = strlen(p);
     memcpy(name, p, len + 1);
     bool glob = c->subs[i].glob;
-    pubsub_unsubscribe(c->l->s, c->subs[i].sub);
+    pubsub_unsubscribe(&c->l->s->core, c->subs[i].sub);
     c->subs[i] = c->subs[--c->nsubs];
     unsub_reply(c, glob, name, len);
 }

@@ -14,7 +14,7 @@
 typedef struct held_s {
     struct held_s *next;
     frame_buf_t *fb; /* a ready reply, or NULL */
-    hr_op_t *op;     /* an op in flight or done, or NULL */
+    chist_op_t *op;  /* an op in flight or done, or NULL */
 } held_t;
 
 /* After a switch-over: live messages of `topic` in `epoch` up to `seq` are
@@ -41,7 +41,7 @@ static struct sess_cluster_s *state(session_t *s)
     return s->cl;
 }
 
-static void push_held(session_t *s, frame_buf_t *fb, hr_op_t *op)
+static void push_held(session_t *s, frame_buf_t *fb, chist_op_t *op)
 {
     struct sess_cluster_s *cl = state(s);
     held_t *h = xmalloc(sizeof(*h));
@@ -70,7 +70,7 @@ static void send_reply(session_t *s, uint8_t *raw, size_t len)
     conn_send_always(s->conn, frame_buf_adopt(raw, len));
 }
 
-static void send_error(session_t *s, const hr_op_t *op, const char *code, const char *message)
+static void send_error(session_t *s, const chist_op_t *op, const char *code, const char *message)
 {
     size_t len = 0;
     metrics_count_error(&s->conn->server->metrics, code);
@@ -78,7 +78,7 @@ static void send_error(session_t *s, const hr_op_t *op, const char *code, const 
     send_reply(s, raw, len);
 }
 
-static void send_ack(session_t *s, const hr_op_t *op, bool has_seq, int recovered,
+static void send_ack(session_t *s, const chist_op_t *op, bool has_seq, int recovered,
                      const char *epoch)
 {
     if (!op->has_id) {
@@ -110,7 +110,7 @@ static void drop_floor(struct sess_cluster_s *cl, uint32_t i)
     cl->floors[i] = cl->floors[--cl->nfloors];
 }
 
-static void set_floor(session_t *s, const hr_op_t *op)
+static void set_floor(session_t *s, const chist_op_t *op)
 {
     struct sess_cluster_s *cl = state(s);
     int i = find_floor(cl, op->topic, op->topic_len);
@@ -125,10 +125,10 @@ static void set_floor(session_t *s, const hr_op_t *op)
 }
 
 /* A finished read at the head of the FIFO: ack, replay, held live messages. */
-static void emit_read(session_t *s, hr_op_t *op)
+static void emit_read(session_t *s, chist_op_t *op)
 {
     worker_t *srv = s->conn->server;
-    bool since = op->mode == HR_READ_SINCE;
+    bool since = op->mode == CHIST_READ_SINCE;
     if (op->status != 0) {
         /* Redis unavailable: no position to give, nothing replayed. */
         if (since) {
@@ -167,7 +167,7 @@ static void emit_read(session_t *s, hr_op_t *op)
     }
 }
 
-static void emit_publish(session_t *s, hr_op_t *op)
+static void emit_publish(session_t *s, chist_op_t *op)
 {
     if (op->status != 0) {
         send_error(s, op, WSB_ERR_UNAVAILABLE,
@@ -190,18 +190,18 @@ static void flush_held(session_t *s)
         /* An entry holds either a reply (fb) or an op, never both. */
         if (h->op == NULL) {
             conn_send_always(s->conn, h->fb);
-        } else if (h->op->kind == HR_READ) {
+        } else if (h->op->kind == CHIST_READ) {
             emit_read(s, h->op);
-            hr_op_free(h->op);
+            chist_op_free(h->op);
         } else {
             emit_publish(s, h->op);
-            hr_op_free(h->op);
+            chist_op_free(h->op);
         }
         free(h);
     }
 }
 
-void session_cluster_op_done(hr_op_t *op)
+void session_cluster_op_done(chist_op_t *op)
 {
     session_t *s = op->owner;
     op->done = true;
@@ -210,39 +210,38 @@ void session_cluster_op_done(hr_op_t *op)
 
 /* ---- operations ---------------------------------------------------------------------------- */
 
-static void submit(session_t *s, hr_op_t *op)
+static void submit(session_t *s, chist_op_t *op)
 {
     op->owner = s;
     op->done_cb = session_cluster_op_done;
-    broker_t *b = s->conn->server->broker;
     push_held(s, NULL, op);
-    if (bridge_history_submit(b->bridge, op) != 0) {
+    if (chist_submit(&s->conn->server->core, op) != 0) {
         op->status = -1;
         op->done = true;
         flush_held(s);
     }
 }
 
-void session_cluster_hold_op(session_t *s, hr_op_t *op)
+void session_cluster_hold_op(session_t *s, chist_op_t *op)
 {
     push_held(s, NULL, op);
 }
 
 void session_cluster_subscribe(session_t *s, const wsb_msg_t *m, int rule)
 {
-    hr_op_t *op = cluster_op_new(s->conn->server, HR_READ, m->topic, WSB_STR_NULL, rule);
+    chist_op_t *op = chist_op_new(&s->conn->server->core, CHIST_READ, m->topic, WSB_STR_NULL, rule);
     op->has_id = m->has_id;
     op->id = m->id;
-    op->mode = HR_READ_POSITION;
+    op->mode = CHIST_READ_POSITION;
     if (m->has_since) {
-        op->mode = HR_READ_SINCE;
+        op->mode = CHIST_READ_SINCE;
         op->since_seq = m->since_seq;
         size_t n =
-            m->since_epoch.len < HR_SINCE_EPOCH_MAX ? m->since_epoch.len : HR_SINCE_EPOCH_MAX;
+            m->since_epoch.len < CHIST_SINCE_EPOCH_MAX ? m->since_epoch.len : CHIST_SINCE_EPOCH_MAX;
         memcpy(op->since_epoch, m->since_epoch.p, n);
         op->since_epoch[n] = '\0';
     } else if (m->has_history && m->history > 0) {
-        op->mode = HR_READ_LAST;
+        op->mode = CHIST_READ_LAST;
         op->last_n = m->history > UINT32_MAX ? UINT32_MAX : (uint32_t)m->history;
     }
     submit(s, op);
@@ -256,8 +255,8 @@ bool session_cluster_filter(session_t *s, xmsg_t *m)
     }
     bool held = false;
     for (held_t *h = cl->head; h != NULL; h = h->next) {
-        hr_op_t *op = h->op;
-        if (op != NULL && op->kind == HR_READ && op->topic_len == m->topic_len &&
+        chist_op_t *op = h->op;
+        if (op != NULL && op->kind == CHIST_READ && op->topic_len == m->topic_len &&
             memcmp(op->topic, m->topic, m->topic_len) == 0) {
             /* The read of this subscription is not answered yet. */
             if (op->nlive >= CLUSTER_MAX_HELD_LIVE) {
@@ -300,9 +299,9 @@ void session_cluster_free(session_t *s)
         if (h->fb != NULL) {
             frame_buf_unref(h->fb);
         } else if (h->op->done) {
-            hr_op_free(h->op);
+            chist_op_free(h->op);
         } else {
-            h->op->owner = NULL; /* freed when it comes back (cluster_drain) */
+            h->op->owner = NULL; /* freed when it comes back (chist_drain) */
         }
         free(h);
         h = next;

@@ -1,13 +1,13 @@
 /*
- * session_cluster.h - the worker side of clustered history (history_redis.h):
+ * session_cluster.h - the worker side of clustered history (chist_redis.h):
  * publishes whose seq Redis assigns, subscribes whose position and replay
  * Redis reads, and the order of the replies around them.
  *
  * A topic is "clustered" when redis.url is set and a history rule matches
  * it. Its seq comes from the publish script's reply, so a publish is
- * answered asynchronously: the request becomes an hr_op_t that the bridge
+ * answered asynchronously: the request becomes an chist_op_t that the bridge
  * thread sends (EVALSHA) and hands back through the worker's queue
- * (cluster_complete -> cluster_drain). The connection goes on being read and
+ * (chist_complete -> chist_drain). The connection goes on being read and
  * served meanwhile.
  *
  * Reply order (PROTOCOL.md 2.1): while a session has an op in flight, every
@@ -37,8 +37,8 @@
 #ifndef WSB_BROKER_SESSION_CLUSTER_H
 #define WSB_BROKER_SESSION_CLUSTER_H
 
-#include "cluster/history_ops.h"
-#include "cluster/history_redis.h"
+#include "core/chist.h"
+#include "core/chist.h"
 #include "wsb/common.h"
 #include "wsb/message.h"
 
@@ -56,10 +56,10 @@ typedef struct frame_buf_s frame_buf_t;
 /* A publish to a clustered topic, submitted by the core (pubsub_publish,
  * with session_cluster_op_done as its done_cb): the ack, and every reply
  * queued after it, wait for Redis's seq. */
-void session_cluster_hold_op(session_t *s, hr_op_t *op);
+void session_cluster_hold_op(session_t *s, chist_op_t *op);
 
 /* The done_cb of a session's ops: emits what waited behind it, in order. */
-void session_cluster_op_done(hr_op_t *op);
+void session_cluster_op_done(chist_op_t *op);
 
 /* Subscribe of `m` to a clustered topic, with the subscription already in
  * the trie: answered (position, recovered, replay) when Redis replied. */

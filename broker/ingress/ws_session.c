@@ -202,7 +202,7 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         .history = m->has_history ? m->history : 0,
     };
     pubsub_subscribed_t out;
-    pubsub_status_t st = pubsub_subscribe(srv, &req, &out);
+    pubsub_status_t st = pubsub_subscribe(&srv->core, &req, &out);
     if (st != PUBSUB_OK) {
         reply_subscribe_refused(s, m, st);
         return;
@@ -235,7 +235,7 @@ static void remove_subscription(session_t *s, uint32_t i)
     trie_sub_t *sub = s->subs[i];
     /* clear_gap needs the pattern, which pubsub_unsubscribe frees. */
     clear_gap(s, (wsb_str_t){trie_sub_pattern(sub), strlen(trie_sub_pattern(sub))});
-    pubsub_unsubscribe(s->conn->server, sub);
+    pubsub_unsubscribe(&s->conn->server->core, sub);
     worker_update_gauges(s->conn->server);
     s->subs[i] = s->subs[--s->nsubs];
 }
@@ -297,7 +297,7 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
         .id = m->id,
     };
     pubsub_published_t out;
-    switch (pubsub_publish(s->conn->server, &req, &out)) {
+    switch (pubsub_publish(&s->conn->server->core, &req, &out)) {
     case PUBSUB_OK:
         if (out.pause) {
             conn_pause_publisher(s->conn);
@@ -738,7 +738,7 @@ void session_free(session_t *s)
 {
     session_cluster_free(s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
-        pubsub_unsubscribe(s->conn->server, s->subs[i]);
+        pubsub_unsubscribe(&s->conn->server->core, s->subs[i]);
     }
     wsb_ws_parser_release(&s->parser);
     for (uint32_t i = 0; i < s->ngaps; i++) {

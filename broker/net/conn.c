@@ -73,7 +73,7 @@ void conn_close(conn_t *c)
         return;
     }
     worker_t *s = c->server;
-    assert(!s->in_fanout);
+    assert(!s->core.in_fanout);
     conn_resume_publisher(c); /* leaves the server's paused list */
     c->state = CONN_CLOSED;
     if (c->session != NULL) {
@@ -576,7 +576,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* Whatever was published before these bytes were sent (e.g. acked to
      * another client on another worker) is delivered before we answer them:
      * a reply never overtakes a message that was published earlier. */
-    router_drain(s);
+    router_drain(&s->core);
     METRIC_ADD(s->metrics.bytes_in, (uint64_t)nread);
     /* Bytes alone do not reset the idle timer (c->last_rx_ms): a peer that
      * dribbles one frame a byte at a time would keep the connection forever.

@@ -11,10 +11,9 @@
 #include <string.h>
 
 /* cmocka.h needs the headers above first. */
-#include "app/broker.h"
-#include "app/config.h"
-#include "app/worker.h"
 #include "core/auth.h"
+#include "core/chist.h"
+#include "core/core.h"
 #include "core/pubsub.h"
 #include "core/router.h"
 #include "core/seqtab.h"
@@ -71,38 +70,57 @@ static void fake_close(void *user_data, int code, const char *why)
 
 static const subscriber_ops_t fake_ops = {fake_deliver, fake_gap, fake_close};
 
-/* One broker with one worker, no listener, no bridge. */
+/* A worker as the core sees it: its core part, a loop for the clock, its
+ * metrics. No listener, no connection, no app/ worker. */
 typedef struct {
-    config_t cfg;
-    broker_t b;
-    worker_t *w; /* workers[0] */
-    worker_t *workers[2];
+    core_worker_t cw;
+    uv_loop_t loop;
+    metrics_t metrics;
+    unsigned wakes; /* core_t.wake_cb calls */
+} fake_worker_t;
+
+/* The process as the core sees it: no bridge unless a test plugs a fake
+ * federation into core.fed_ops. */
+typedef struct {
+    history_rules_t rules;
+    core_t core;
+    core_worker_t *w; /* workers[0] */
+    core_worker_t *workers[2];
+    fake_worker_t *fw[2];
 } world_t;
+
+static void fake_wake(core_worker_t *w)
+{
+    ((fake_worker_t *)w->owner)->wakes++;
+}
 
 /* `nworkers` workers driven by hand from this thread (no loop runs). */
 static world_t *world_new_n(const char *history, unsigned nworkers)
 {
     world_t *x = calloc(1, sizeof(*x));
-    config_defaults(&x->cfg);
-    x->cfg.max_subscriptions = 3;
     char err[256];
-    assert_int_equal(history_rules_parse(history, &x->b.history_rules, err, sizeof err), 0);
+    assert_int_equal(history_rules_parse(history, &x->rules, err, sizeof err), 0);
+    x->core.nworkers = nworkers;
+    x->core.workers = x->workers;
+    x->core.history_rules = &x->rules;
+    x->core.max_subscriptions = 3;
+    x->core.wake_cb = fake_wake;
+    x->core.seqtab = seqtab_new(&x->rules, 100, 1 << 20);
     for (unsigned i = 0; i < nworkers; i++) {
-        worker_t *w = calloc(1, sizeof(worker_t));
-        assert_int_equal(uv_loop_init(&w->loop), 0);
-        w->broker = &x->b;
-        w->cfg = &x->cfg;
-        w->index = i;
-        xqueue_init(&w->inbox, 1024);
-        assert_int_equal(uv_async_init(&w->loop, &w->inbox_async, NULL), 0);
-        w->trie = trie_new();
-        x->workers[i] = w;
+        fake_worker_t *fw = calloc(1, sizeof(*fw));
+        assert_int_equal(uv_loop_init(&fw->loop), 0);
+        metrics_init(&fw->metrics);
+        fw->cw.core = &x->core;
+        fw->cw.index = i;
+        fw->cw.trie = trie_new();
+        fw->cw.loop = &fw->loop;
+        fw->cw.metrics = &fw->metrics;
+        fw->cw.owner = fw;
+        xqueue_init(&fw->cw.inbox, 1024);
+        x->fw[i] = fw;
+        x->workers[i] = &fw->cw;
     }
     x->w = x->workers[0];
-    x->b.cfg = &x->cfg;
-    x->b.nworkers = nworkers;
-    x->b.workers = x->workers;
-    x->b.seqtab = seqtab_new(&x->b.history_rules, 100, 1 << 20);
     return x;
 }
 
@@ -113,18 +131,16 @@ static world_t *world_new(const char *history)
 
 static void world_free(world_t *x)
 {
-    for (unsigned i = 0; i < x->b.nworkers; i++) {
-        worker_t *w = x->workers[i];
-        router_drain_pushed(w); /* releases what is still queued */
-        uv_close((uv_handle_t *)&w->inbox_async, NULL);
-        assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
-        assert_int_equal(uv_loop_close(&w->loop), 0);
-        xqueue_destroy(&w->inbox);
-        trie_free(w->trie);
-        free(w);
+    for (unsigned i = 0; i < x->core.nworkers; i++) {
+        fake_worker_t *fw = x->fw[i];
+        router_drain_pushed(&fw->cw); /* releases what is still queued */
+        assert_int_equal(uv_loop_close(&fw->loop), 0);
+        xqueue_destroy(&fw->cw.inbox);
+        chist_worker_free(&fw->cw);
+        trie_free(fw->cw.trie);
+        free(fw);
     }
-    seqtab_free(x->b.seqtab);
-    config_free(&x->cfg);
+    seqtab_free(x->core.seqtab);
     free(x);
 }
 
@@ -178,8 +194,8 @@ static void test_fanout_exact_and_pattern_once_each(void **state)
     /* Two matching patterns, each message once. */
     assert_int_equal(b.ndelivered, 3);
     assert_string_equal(b.topics[1], "chat.room2");
-    assert_int_equal(x->w->metrics.messages_published, 3);
-    assert_int_equal(x->w->metrics.messages_delivered, 5);
+    assert_int_equal(x->w->metrics->messages_published, 3);
+    assert_int_equal(x->w->metrics->messages_delivered, 5);
 
     pubsub_unsubscribe(x->w, sa);
     assert_int_equal(publish(x, STR("chat.room1"), NULL, &out), PUBSUB_OK);
@@ -208,13 +224,13 @@ static void test_full_subscriber_is_closed_or_gapped(void **state)
     assert_int_equal(f.ncloses, 1);
     assert_int_equal(f.close_code, WSB_WS_CLOSE_TRY_AGAIN);
     assert_int_equal(f.ngaps, 0);
-    assert_int_equal(x->w->metrics.slow_consumer_closes, 1);
+    assert_int_equal(x->w->metrics->slow_consumer_closes, 1);
 
     /* History that says "drop": a gap, no close. */
     assert_int_equal(publish(x, STR("drop.t"), NULL, &out), PUBSUB_OK);
     assert_int_equal(f.ngaps, 1);
     assert_int_equal(f.ncloses, 1);
-    assert_int_equal(x->w->metrics.history_gaps, 1);
+    assert_int_equal(x->w->metrics->history_gaps, 1);
 
     /* ... unless the subscriber cannot take one more gap: closed. */
     f.gap_result = -1;
@@ -231,7 +247,7 @@ static void test_full_subscriber_is_closed_or_gapped(void **state)
     f.verdict = SUBSCRIBER_SKIPPED;
     assert_int_equal(publish(x, STR("plain"), NULL, &out), PUBSUB_OK);
     assert_int_equal(f.ncloses, 3);
-    assert_int_equal(x->w->metrics.messages_delivered, 0);
+    assert_int_equal(x->w->metrics->messages_delivered, 0);
     pubsub_unsubscribe(x->w, s1);
     pubsub_unsubscribe(x->w, s2);
     pubsub_unsubscribe(x->w, s3);
@@ -248,7 +264,7 @@ static void test_permissions_and_limits(void **state)
     fake_init(&f);
     pubsub_published_t out;
     assert_int_equal(publish(x, STR("other.t"), &perms, &out), PUBSUB_FORBIDDEN);
-    assert_int_equal(x->w->metrics.messages_published, 0);
+    assert_int_equal(x->w->metrics->messages_published, 0);
     assert_int_equal(publish(x, STR("own.t"), &perms, &out), PUBSUB_OK);
 
     pubsub_subscribe_t req = {.sub = &f.sub, .pattern = STR("other.>"), .perms = &perms};
@@ -314,7 +330,7 @@ static void test_history_switch_over(void **state)
         xmsg_unref(got.msgs[i]);
     }
     free(got.msgs);
-    assert_int_equal(x->w->metrics.history_recovered, 1);
+    assert_int_equal(x->w->metrics->history_recovered, 1);
     trie_sub_t *h2 = got.handle;
 
     /* Since seq 1: the ring (3 messages) no longer holds 2: not recovered. */
@@ -382,7 +398,7 @@ static void test_recovery_without_history_is_not_recovered(void **state)
     assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
     assert_false(got.has_seq);
     assert_int_equal(got.recovered, 0);
-    assert_int_equal(x->w->metrics.history_not_recovered, 1);
+    assert_int_equal(x->w->metrics->history_not_recovered, 1);
     pubsub_unsubscribe(x->w, got.handle);
     world_free(x);
 }

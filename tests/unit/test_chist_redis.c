@@ -16,13 +16,13 @@
 #include <cmocka.h>
 // clang-format on
 
-#include "cluster/history_redis.h"
+#include "cluster/chist_redis.h"
 
 #include <hiredis/hiredis.h>
 
 static const char SHA[] = "0123456789abcdef0123456789abcdef01234567";
 
-static void check_arg(const hr_args_t *a, int i, const char *want)
+static void check_arg(const chist_args_t *a, int i, const char *want)
 {
     assert_true(i < a->argc);
     assert_int_equal(a->argvlen[i], strlen(want));
@@ -32,12 +32,13 @@ static void check_arg(const hr_args_t *a, int i, const char *want)
 static void test_publish_args(void **state)
 {
     (void)state;
-    hr_op_t *op = hr_op_new(HR_PUBLISH, (wsb_str_t){"chat.\"q\\", 8}, (wsb_str_t){"{\"a\":1}", 7});
+    chist_op_t *op =
+        chist_op_alloc(CHIST_PUBLISH, (wsb_str_t){"chat.\"q\\", 8}, (wsb_str_t){"{\"a\":1}", 7});
     op->size = 100;
     op->ttl_ms = 300000;
-    assert_int_equal(strlen(op->epoch_new), HR_EPOCH_LEN);
-    hr_args_t a;
-    hr_build_args(op, SHA, "wsb:", "node-a", "PUBLISH", &a);
+    assert_int_equal(strlen(op->epoch_new), CHIST_EPOCH_LEN);
+    chist_args_t a;
+    chist_build_args(op, SHA, "wsb:", "node-a", "PUBLISH", &a);
     assert_int_equal(a.argc, 12);
     check_arg(&a, 0, "EVALSHA");
     check_arg(&a, 1, SHA);
@@ -53,20 +54,20 @@ static void test_publish_args(void **state)
     check_arg(&a, 9, "100");
     check_arg(&a, 10, "300000");
     check_arg(&a, 11, "PUBLISH");
-    hr_args_free(&a);
-    hr_op_free(op);
+    chist_args_free(&a);
+    chist_op_free(op);
 }
 
 static void test_read_args(void **state)
 {
     (void)state;
-    hr_op_t *op = hr_op_new(HR_READ, (wsb_str_t){"chat.a", 6}, WSB_STR_NULL);
+    chist_op_t *op = chist_op_alloc(CHIST_READ, (wsb_str_t){"chat.a", 6}, WSB_STR_NULL);
     op->size = 10;
-    op->mode = HR_READ_SINCE;
+    op->mode = CHIST_READ_SINCE;
     op->since_seq = 41;
     strcpy(op->since_epoch, "k3f9");
-    hr_args_t a;
-    hr_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+    chist_args_t a;
+    chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
     assert_int_equal(a.argc, 11);
     check_arg(&a, 3, "p:hist:chat.a");
     check_arg(&a, 4, "p:stream:chat.a");
@@ -76,18 +77,18 @@ static void test_read_args(void **state)
     check_arg(&a, 8, "s");
     check_arg(&a, 9, "k3f9");
     check_arg(&a, 10, "41");
-    hr_args_free(&a);
-    op->mode = HR_READ_LAST;
+    chist_args_free(&a);
+    op->mode = CHIST_READ_LAST;
     op->last_n = 7;
-    hr_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+    chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
     check_arg(&a, 8, "l");
     check_arg(&a, 10, "7");
-    hr_args_free(&a);
-    op->mode = HR_READ_POSITION;
-    hr_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+    chist_args_free(&a);
+    op->mode = CHIST_READ_POSITION;
+    chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
     check_arg(&a, 8, "p");
-    hr_args_free(&a);
-    hr_op_free(op);
+    chist_args_free(&a);
+    chist_op_free(op);
 }
 
 /* ---- replies built as hiredis builds them ---- */
@@ -132,25 +133,25 @@ static void r_free(redisReply *r)
 static void test_publish_reply(void **state)
 {
     (void)state;
-    hr_op_t *op = hr_op_new(HR_PUBLISH, (wsb_str_t){"t", 1}, (wsb_str_t){"1", 1});
+    chist_op_t *op = chist_op_alloc(CHIST_PUBLISH, (wsb_str_t){"t", 1}, (wsb_str_t){"1", 1});
     redisReply *ok =
         r_arr(2, (redisReply *[]){r_int(42), r_str(REDIS_REPLY_STRING, "5f0c1a9e3b2d")});
-    assert_int_equal(hr_parse_publish_reply(ok, op), 0);
+    assert_int_equal(chist_parse_publish_reply(ok, op), 0);
     assert_int_equal(op->seq, 42);
     assert_string_equal(op->epoch, "5f0c1a9e3b2d");
     r_free(ok);
     redisReply *err = r_str(REDIS_REPLY_ERROR, "NOSCRIPT No matching script. Please use EVAL.");
-    assert_int_equal(hr_parse_publish_reply(err, op), -1);
-    assert_true(hr_reply_is_noscript(err));
+    assert_int_equal(chist_parse_publish_reply(err, op), -1);
+    assert_true(chist_reply_is_noscript(err));
     r_free(err);
     redisReply *other = r_str(REDIS_REPLY_ERROR, "ERR something");
-    assert_false(hr_reply_is_noscript(other));
+    assert_false(chist_reply_is_noscript(other));
     r_free(other);
     redisReply *zero = r_arr(2, (redisReply *[]){r_int(0), r_str(REDIS_REPLY_STRING, "e")});
-    assert_int_equal(hr_parse_publish_reply(zero, op), -1);
+    assert_int_equal(chist_parse_publish_reply(zero, op), -1);
     r_free(zero);
-    assert_int_equal(hr_parse_publish_reply(NULL, op), -1);
-    hr_op_free(op);
+    assert_int_equal(chist_parse_publish_reply(NULL, op), -1);
+    chist_op_free(op);
 }
 
 static redisReply *env(const char *topic, const char *epoch, int seq, const char *data)
@@ -166,13 +167,13 @@ static redisReply *env(const char *topic, const char *epoch, int seq, const char
 static void test_read_reply_since(void **state)
 {
     (void)state;
-    hr_op_t *op = hr_op_new(HR_READ, (wsb_str_t){"chat.a", 6}, WSB_STR_NULL);
-    op->mode = HR_READ_SINCE;
+    chist_op_t *op = chist_op_alloc(CHIST_READ, (wsb_str_t){"chat.a", 6}, WSB_STR_NULL);
+    op->mode = CHIST_READ_SINCE;
     op->since_seq = 3;
     redisReply *r = r_arr(5, (redisReply *[]){r_str(REDIS_REPLY_STRING, "ep"), r_int(5), r_int(1),
                                               env("chat.a", "ep", 4, "{\"x\":0.1}"),
                                               env("chat.a", "ep", 5, "null")});
-    assert_int_equal(hr_parse_read_reply(r, op), 0);
+    assert_int_equal(chist_parse_read_reply(r, op), 0);
     assert_int_equal(op->recovered, 1);
     assert_int_equal(op->seq, 5);
     assert_int_equal(op->nmsgs, 2);
@@ -185,7 +186,7 @@ static void test_read_reply_since(void **state)
     assert_memory_equal(op->msgs[0]->frame + op->msgs[0]->frame_len - strlen(want), want,
                         strlen(want));
     r_free(r);
-    hr_op_free(op);
+    chist_op_free(op);
 
     /* A hole, another topic, or another epoch: the whole reply is refused. */
     const struct {
@@ -193,39 +194,39 @@ static void test_read_reply_since(void **state)
         int seq;
     } bad[] = {{"chat.a", "ep", 5}, {"chat.b", "ep", 4}, {"chat.a", "xx", 4}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        op = hr_op_new(HR_READ, (wsb_str_t){"chat.a", 6}, WSB_STR_NULL);
-        op->mode = HR_READ_SINCE;
+        op = chist_op_alloc(CHIST_READ, (wsb_str_t){"chat.a", 6}, WSB_STR_NULL);
+        op->mode = CHIST_READ_SINCE;
         op->since_seq = 3;
         r = r_arr(4, (redisReply *[]){r_str(REDIS_REPLY_STRING, "ep"), r_int(5), r_int(1),
                                       env(bad[i].topic, bad[i].epoch, bad[i].seq, "1")});
-        assert_int_equal(hr_parse_read_reply(r, op), -1);
+        assert_int_equal(chist_parse_read_reply(r, op), -1);
         assert_int_equal(op->nmsgs, 0);
         r_free(r);
-        hr_op_free(op);
+        chist_op_free(op);
     }
 }
 
 static void test_read_reply_position_and_not_recovered(void **state)
 {
     (void)state;
-    hr_op_t *op = hr_op_new(HR_READ, (wsb_str_t){"chat.a", 6}, WSB_STR_NULL);
-    op->mode = HR_READ_POSITION;
+    chist_op_t *op = chist_op_alloc(CHIST_READ, (wsb_str_t){"chat.a", 6}, WSB_STR_NULL);
+    op->mode = CHIST_READ_POSITION;
     redisReply *r =
         r_arr(3, (redisReply *[]){r_str(REDIS_REPLY_STRING, "abc"), r_int(0), r_int(-1)});
-    assert_int_equal(hr_parse_read_reply(r, op), 0);
+    assert_int_equal(chist_parse_read_reply(r, op), 0);
     assert_int_equal(op->recovered, -1);
     assert_int_equal(op->seq, 0);
     assert_string_equal(op->epoch, "abc");
     r_free(r);
-    op->mode = HR_READ_SINCE;
+    op->mode = CHIST_READ_SINCE;
     r = r_arr(3, (redisReply *[]){r_str(REDIS_REPLY_STRING, "abc"), r_int(9), r_int(0)});
-    assert_int_equal(hr_parse_read_reply(r, op), 0);
+    assert_int_equal(chist_parse_read_reply(r, op), 0);
     assert_int_equal(op->recovered, 0);
     r_free(r);
     r = r_arr(2, (redisReply *[]){r_str(REDIS_REPLY_STRING, "abc"), r_int(9)});
-    assert_int_equal(hr_parse_read_reply(r, op), -1);
+    assert_int_equal(chist_parse_read_reply(r, op), -1);
     r_free(r);
-    hr_op_free(op);
+    chist_op_free(op);
 }
 
 int main(void)

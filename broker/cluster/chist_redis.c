@@ -1,8 +1,7 @@
-/* history_redis.c - seq and history of clustered topics in Redis (see history_redis.h). */
-#include "cluster/history_redis.h"
+/* chist_redis.c - seq and history of clustered topics in Redis (see chist_redis.h). */
+#include "cluster/chist_redis.h"
 
-#include "cluster/bridge_redis.h"
-#include "cluster/history_ops.h"
+#include "core/chist.h"
 #include "core/xqueue.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -26,7 +25,7 @@
  * SPUBLISH+PUBLISH (sharded, with wildcard subscribers served by the classic
  * bus as for any publish in that mode). Stream fields are t (ms) then e (envelope):
  * an entry's field list is {"t", t, "e", envelope}. */
-const char hr_publish_script[] =
+const char chist_publish_script[] =
     "local meta, stream = KEYS[1], KEYS[2]\n"
     "local size, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local epoch = redis.call('HGET', meta, 'e')\n"
@@ -67,7 +66,7 @@ const char hr_publish_script[] =
 /* KEYS: hash, stream. ARGV: epoch candidate, size, ttl_ms, mode (p: position,
  * s: since, l: last N), since epoch, since seq or N. Returns {epoch, seq,
  * recovered (-1: not asked, 0, 1), envelope...}. */
-const char hr_read_script[] =
+const char chist_read_script[] =
     "local meta, stream = KEYS[1], KEYS[2]\n"
     "local size, ttl, mode = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]\n"
     "local epoch = redis.call('HGET', meta, 'e')\n"
@@ -113,60 +112,21 @@ const char hr_read_script[] =
 
 /* ---- ops ----------------------------------------------------------------------------------- */
 
-hr_op_t *hr_op_new(int kind, wsb_str_t topic, wsb_str_t data_json)
-{
-    hr_op_t *op = xcalloc(1, sizeof(*op) + topic.len + 1 + data_json.len + 1);
-    char *p = (char *)(op + 1);
-    op->kind = (uint8_t)kind;
-    op->recovered = -1;
-    op->topic = p;
-    op->topic_len = (uint16_t)topic.len;
-    memcpy(p, topic.p, topic.len);
-    p[topic.len] = '\0';
-    op->data = p + topic.len + 1;
-    op->data_len = (uint32_t)data_json.len;
-    if (data_json.len > 0) {
-        memcpy(op->data, data_json.p, data_json.len);
-    }
-    op->data[data_json.len] = '\0';
-    uint8_t rnd[HR_EPOCH_LEN / 2];
-    random_bytes(rnd, sizeof rnd);
-    hex_encode(rnd, sizeof rnd, op->epoch_new);
-    op->epoch_new[HR_EPOCH_LEN] = '\0';
-    return op;
-}
-
-void hr_op_free(hr_op_t *op)
-{
-    if (op == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < op->nmsgs; i++) {
-        xmsg_unref(op->msgs[i]);
-    }
-    free(op->msgs);
-    for (size_t i = 0; i < op->nlive; i++) {
-        xmsg_unref(op->live[i]);
-    }
-    free(op->live);
-    free(op);
-}
-
 /* ---- arguments ------------------------------------------------------------------------------ */
 
 /* Records the next argument (which points into the op or the scratch area). */
-static void add_arg(hr_args_t *a, const char *p, size_t len)
+static void add_arg(chist_args_t *a, const char *p, size_t len)
 {
     a->argv[a->argc] = p;
     a->argvlen[a->argc] = len;
     a->argc++;
 }
 
-static char *put(hr_args_t *a, size_t *used, const char *fmt, ...)
+static char *put(chist_args_t *a, size_t *used, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Formats a number into the scratch area (64 bytes reserved per number). */
-static char *put(hr_args_t *a, size_t *used, const char *fmt, ...)
+static char *put(chist_args_t *a, size_t *used, const char *fmt, ...)
 {
     char *p = a->scratch + *used;
     va_list ap;
@@ -177,8 +137,8 @@ static char *put(hr_args_t *a, size_t *used, const char *fmt, ...)
     return p;
 }
 
-void hr_build_args(const hr_op_t *op, const char *sha, const char *prefix, const char *node_id,
-                   const char *publish_cmd, hr_args_t *a)
+void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
+                      const char *node_id, const char *publish_cmd, chist_args_t *a)
 {
     size_t pl = strlen(prefix);
     size_t tl = op->topic_len;
@@ -199,7 +159,7 @@ void hr_build_args(const hr_op_t *op, const char *sha, const char *prefix, const
     n = snprintf(k, cap - used, "%sstream:%s", prefix, op->topic);
     add_arg(a, k, (size_t)n);
     used += (size_t)n + 1;
-    if (op->kind == HR_PUBLISH) {
+    if (op->kind == CHIST_PUBLISH) {
         k = a->scratch + used;
         n = snprintf(k, cap - used, "%s%s", prefix, op->topic);
         add_arg(a, k, (size_t)n);
@@ -231,11 +191,11 @@ void hr_build_args(const hr_op_t *op, const char *sha, const char *prefix, const
     add_arg(a, modes[op->mode], 1);
     add_arg(a, op->since_epoch, strlen(op->since_epoch));
     num = put(a, &used, "%llu",
-              (unsigned long long)(op->mode == HR_READ_LAST ? op->last_n : op->since_seq));
+              (unsigned long long)(op->mode == CHIST_READ_LAST ? op->last_n : op->since_seq));
     add_arg(a, num, strlen(num));
 }
 
-void hr_args_free(hr_args_t *a)
+void chist_args_free(chist_args_t *a)
 {
     free(a->scratch);
     a->scratch = NULL;
@@ -262,7 +222,7 @@ static bool reply_epoch(const redisReply *r, char *out)
     return true;
 }
 
-int hr_parse_publish_reply(const redisReply *r, hr_op_t *op)
+int chist_parse_publish_reply(const redisReply *r, chist_op_t *op)
 {
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         !reply_u64(r->element[0], &op->seq) || op->seq == 0 ||
@@ -276,7 +236,7 @@ int hr_parse_publish_reply(const redisReply *r, hr_op_t *op)
  * parse and re-serialization as the bridge's live path, so replayed frames
  * are byte for byte the live ones. NULL when it is not an envelope of
  * `op`'s topic and epoch. */
-static xmsg_t *envelope_msg(const hr_op_t *op, const char *p, size_t len)
+static xmsg_t *envelope_msg(const chist_op_t *op, const char *p, size_t len)
 {
     json_error_t jerr;
     json_t *env = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -304,7 +264,7 @@ static xmsg_t *envelope_msg(const hr_op_t *op, const char *p, size_t len)
     return m;
 }
 
-int hr_parse_read_reply(const redisReply *r, hr_op_t *op)
+int chist_parse_read_reply(const redisReply *r, chist_op_t *op)
 {
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
         !reply_epoch(r->element[0], op->epoch) || !reply_u64(r->element[1], &op->seq) ||
@@ -312,7 +272,7 @@ int hr_parse_read_reply(const redisReply *r, hr_op_t *op)
         return -1;
     }
     long long rec = r->element[2]->integer;
-    op->recovered = op->mode == HR_READ_SINCE ? (rec == 1 ? 1 : 0) : -1;
+    op->recovered = op->mode == CHIST_READ_SINCE ? (rec == 1 ? 1 : 0) : -1;
     size_t n = r->elements - 3;
     if (n == 0) {
         return 0;
@@ -323,7 +283,7 @@ int hr_parse_read_reply(const redisReply *r, hr_op_t *op)
         xmsg_t *m = e->type == REDIS_REPLY_STRING ? envelope_msg(op, e->str, e->len) : NULL;
         /* A replay is the consecutive seqs after since, up to the position. */
         bool in_order = m != NULL && m->seq <= op->seq &&
-                        (op->mode != HR_READ_SINCE || m->seq == op->since_seq + 1 + i) &&
+                        (op->mode != CHIST_READ_SINCE || m->seq == op->since_seq + 1 + i) &&
                         (i == 0 || m->seq > op->msgs[i - 1]->seq);
         if (!in_order) {
             if (m != NULL) {
@@ -342,7 +302,7 @@ int hr_parse_read_reply(const redisReply *r, hr_op_t *op)
     return 0;
 }
 
-bool hr_reply_is_noscript(const redisReply *r)
+bool chist_reply_is_noscript(const redisReply *r)
 {
     return r != NULL && r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
            memcmp(r->str, "NOSCRIPT", 8) == 0;
@@ -350,29 +310,32 @@ bool hr_reply_is_noscript(const redisReply *r)
 
 /* ---- the bridge side ---------------------------------------------------------------------- */
 
-struct hr_s {
+struct chist_redis_s {
     xqueue_t inq; /* ops from the workers; first: its cache-line alignment pads least there */
-    bridge_t *br;
+    chist_channel_state_cb channel_state_cb;
+    void *channel_state_data;
     const char *prefix;
     const char *node_id;
     const char *publish_cmd; /* the publish script's ARGV[7] */
     uv_async_t *wake;
     size_t queue_size;
-    _Atomic size_t inflight;     /* submitted and not yet handed back */
-    _Atomic int up;              /* the publishing connection is ready */
-    redisAsyncContext *ac;       /* bridge thread: the publishing connection, or NULL */
-    bool loaded;                 /* both scripts' SHA1s are known */
-    unsigned loading;            /* SCRIPT LOAD replies still to come */
-    char sha[2][41];             /* [0] publish, [1] read */
-    hr_op_t *waiting;            /* reads waiting for their channel's SUBSCRIBE (FIFO) */
-    hr_op_t *retry, *retry_tail; /* NOSCRIPT: sent again, in order, after the reload */
+    _Atomic size_t inflight;        /* submitted and not yet handed back */
+    _Atomic int up;                 /* the publishing connection is ready */
+    redisAsyncContext *ac;          /* bridge thread: the publishing connection, or NULL */
+    bool loaded;                    /* both scripts' SHA1s are known */
+    unsigned loading;               /* SCRIPT LOAD replies still to come */
+    char sha[2][41];                /* [0] publish, [1] read */
+    chist_op_t *waiting;            /* reads waiting for their channel's SUBSCRIBE (FIFO) */
+    chist_op_t *retry, *retry_tail; /* NOSCRIPT: sent again, in order, after the reload */
 };
 
-hr_t *hr_new(bridge_t *br, const char *prefix, const char *node_id, const char *publish_cmd,
-             size_t queue_size, void *wake_async)
+chist_redis_t *chist_redis_new(const char *prefix, const char *node_id, const char *publish_cmd,
+                               size_t queue_size, void *wake_async,
+                               chist_channel_state_cb channel_state_cb, void *user_data)
 {
-    hr_t *hr = xcalloc(1, sizeof(*hr));
-    hr->br = br;
+    chist_redis_t *hr = xcalloc(1, sizeof(*hr));
+    hr->channel_state_cb = channel_state_cb;
+    hr->channel_state_data = user_data;
     hr->prefix = prefix;
     hr->node_id = node_id;
     hr->publish_cmd = publish_cmd;
@@ -384,21 +347,21 @@ hr_t *hr_new(bridge_t *br, const char *prefix, const char *node_id, const char *
     return hr;
 }
 
-static void free_list(hr_op_t *op)
+static void free_list(chist_op_t *op)
 {
     while (op != NULL) {
-        hr_op_t *next = op->next;
-        hr_op_free(op);
+        chist_op_t *next = op->next;
+        chist_op_free(op);
         op = next;
     }
 }
 
-void hr_free(hr_t *hr)
+void chist_redis_free(chist_redis_t *hr)
 {
     /* The workers are gone: what is left has no owner any more. */
-    hr_op_t *op;
+    chist_op_t *op;
     while ((op = xqueue_pop(&hr->inq)) != NULL) {
-        hr_op_free(op);
+        chist_op_free(op);
     }
     xqueue_destroy(&hr->inq);
     free_list(hr->waiting);
@@ -406,7 +369,7 @@ void hr_free(hr_t *hr)
     free(hr);
 }
 
-int hr_submit(hr_t *hr, hr_op_t *op)
+int chist_redis_submit(chist_redis_t *hr, chist_op_t *op)
 {
     if (!atomic_load_explicit(&hr->up, memory_order_acquire)) {
         return -1;
@@ -424,47 +387,47 @@ int hr_submit(hr_t *hr, hr_op_t *op)
     return 0;
 }
 
-static void complete(hr_t *hr, hr_op_t *op, int status)
+static void complete(chist_redis_t *hr, chist_op_t *op, int status)
 {
     op->status = status;
     op->next = NULL;
     atomic_fetch_sub_explicit(&hr->inflight, 1, memory_order_relaxed);
-    cluster_complete(op);
+    chist_complete(op);
 }
 
-static void fail_list(hr_t *hr, hr_op_t **list)
+static void fail_list(chist_redis_t *hr, chist_op_t **list)
 {
-    hr_op_t *op = *list;
+    chist_op_t *op = *list;
     *list = NULL;
     while (op != NULL) {
-        hr_op_t *next = op->next;
+        chist_op_t *next = op->next;
         complete(hr, op, -1);
         op = next;
     }
 }
 
-static void fail_queued(hr_t *hr)
+static void fail_queued(chist_redis_t *hr)
 {
-    hr_op_t *op;
+    chist_op_t *op;
     while ((op = xqueue_pop(&hr->inq)) != NULL) {
         complete(hr, op, -1);
     }
 }
 
-static void start_loading(hr_t *hr);
-static void send_op(hr_t *hr, hr_op_t *op);
+static void start_loading(chist_redis_t *hr);
+static void send_op(chist_redis_t *hr, chist_op_t *op);
 
 static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)ac;
-    hr_op_t *op = privdata;
-    hr_t *hr = op->hr;
+    chist_op_t *op = privdata;
+    chist_redis_t *hr = op->hr;
     redisReply *reply = r;
     if (reply == NULL) {
         complete(hr, op, -1); /* the connection went away with it */
         return;
     }
-    if (hr_reply_is_noscript(reply)) {
+    if (chist_reply_is_noscript(reply)) {
         /* The script cache was flushed: everything sent after this op fails
          * the same way until the scripts are loaded again, so resending in
          * reply order keeps each publisher's order. */
@@ -482,8 +445,8 @@ static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
         }
         return;
     }
-    int rc =
-        op->kind == HR_PUBLISH ? hr_parse_publish_reply(reply, op) : hr_parse_read_reply(reply, op);
+    int rc = op->kind == CHIST_PUBLISH ? chist_parse_publish_reply(reply, op)
+                                       : chist_parse_read_reply(reply, op);
     if (rc != 0) {
         log_warn("redis: history script failed", "topic=%s err=%s", log_quote(op->topic),
                  log_quote(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply"));
@@ -491,17 +454,17 @@ static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
     complete(hr, op, rc);
 }
 
-static void send_op(hr_t *hr, hr_op_t *op)
+static void send_op(chist_redis_t *hr, chist_op_t *op)
 {
     if (hr->ac == NULL) {
         complete(hr, op, -1);
         return;
     }
-    hr_args_t a;
-    hr_build_args(op, hr->sha[op->kind == HR_PUBLISH ? 0 : 1], hr->prefix, hr->node_id,
-                  hr->publish_cmd, &a);
+    chist_args_t a;
+    chist_build_args(op, hr->sha[op->kind == CHIST_PUBLISH ? 0 : 1], hr->prefix, hr->node_id,
+                     hr->publish_cmd, &a);
     int rc = redisAsyncCommandArgv(hr->ac, on_op_reply, op, a.argc, a.argv, a.argvlen);
-    hr_args_free(&a);
+    chist_args_free(&a);
     if (rc != REDIS_OK) {
         complete(hr, op, -1);
     }
@@ -509,20 +472,20 @@ static void send_op(hr_t *hr, hr_op_t *op)
 
 /* A read may go once Redis has confirmed the SUBSCRIBE of its channel:
  * every message published after the script ran then reaches this node. */
-static void dispatch(hr_t *hr, hr_op_t *op)
+static void dispatch(chist_redis_t *hr, chist_op_t *op)
 {
-    if (op->kind == HR_PUBLISH) {
+    if (op->kind == CHIST_PUBLISH) {
         send_op(hr, op);
         return;
     }
     char chan[2 * 256 + 128];
     int n = snprintf(chan, sizeof chan, "%s%s", hr->prefix, op->topic);
-    int st = bridge_channel_state(hr->br, chan, (size_t)n);
+    int st = hr->channel_state_cb(hr->channel_state_data, chan, (size_t)n);
     if (st > 0) {
         send_op(hr, op);
     } else if (st == 0) {
         op->next = NULL;
-        hr_op_t **pp = &hr->waiting;
+        chist_op_t **pp = &hr->waiting;
         while (*pp != NULL) {
             pp = &(*pp)->next;
         }
@@ -532,7 +495,7 @@ static void dispatch(hr_t *hr, hr_op_t *op)
     }
 }
 
-void hr_drain(hr_t *hr)
+void chist_redis_drain(chist_redis_t *hr)
 {
     if (hr->ac == NULL) {
         fail_queued(hr);
@@ -541,7 +504,7 @@ void hr_drain(hr_t *hr)
     if (!hr->loaded) {
         return; /* sent once the scripts are loaded */
     }
-    hr_op_t *op;
+    chist_op_t *op;
     while ((op = xqueue_pop(&hr->inq)) != NULL) {
         dispatch(hr, op);
     }
@@ -549,12 +512,12 @@ void hr_drain(hr_t *hr)
 
 static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 {
-    hr_t *hr = privdata;
+    chist_redis_t *hr = privdata;
     redisReply *reply = r;
     /* The two SCRIPT LOADs are answered in the order they were sent. */
     int which = hr->loading == 2 ? 0 : 1;
     if (reply == NULL || hr->ac != ac) {
-        return; /* lost: hr_set_pub(NULL) failed what waited */
+        return; /* lost: chist_redis_set_pub(NULL) failed what waited */
     }
     if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
         log_error("redis: SCRIPT LOAD of the history scripts failed", "err=%s",
@@ -567,24 +530,24 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     hr->loaded = true;
-    hr_op_t *op = hr->retry;
+    chist_op_t *op = hr->retry;
     hr->retry = hr->retry_tail = NULL;
     while (op != NULL) {
-        hr_op_t *next = op->next;
+        chist_op_t *next = op->next;
         dispatch(hr, op);
         op = next;
     }
-    hr_drain(hr);
+    chist_redis_drain(hr);
 }
 
-static void start_loading(hr_t *hr)
+static void start_loading(chist_redis_t *hr)
 {
     hr->loading = 2;
-    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", hr_publish_script);
-    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", hr_read_script);
+    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_publish_script);
+    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_read_script);
 }
 
-void hr_set_pub(hr_t *hr, redisAsyncContext *ac)
+void chist_redis_set_pub(chist_redis_t *hr, redisAsyncContext *ac)
 {
     hr->ac = ac;
     hr->loaded = false;
@@ -600,17 +563,17 @@ void hr_set_pub(hr_t *hr, redisAsyncContext *ac)
     fail_list(hr, &hr->waiting);
 }
 
-void hr_sub_lost(hr_t *hr)
+void chist_redis_sub_lost(chist_redis_t *hr)
 {
     fail_list(hr, &hr->waiting);
 }
 
-void hr_subscribed(hr_t *hr, const char *name, size_t len)
+void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len)
 {
     size_t pl = strlen(hr->prefix);
-    hr_op_t **pp = &hr->waiting;
+    chist_op_t **pp = &hr->waiting;
     while (*pp != NULL) {
-        hr_op_t *op = *pp;
+        chist_op_t *op = *pp;
         if (len == pl + op->topic_len && memcmp(name + pl, op->topic, op->topic_len) == 0) {
             *pp = op->next;
             send_op(hr, op);
@@ -620,7 +583,7 @@ void hr_subscribed(hr_t *hr, const char *name, size_t len)
     }
 }
 
-void hr_stop(hr_t *hr)
+void chist_redis_stop(chist_redis_t *hr)
 {
     atomic_store_explicit(&hr->up, 0, memory_order_release);
     hr->ac = NULL;

@@ -1,0 +1,27 @@
+/* bridge_config.h - what the Redis bridge (bridge_redis.h) needs of the
+ * configuration; app/ fills it from config_t. */
+#ifndef WSB_BROKER_BRIDGE_CONFIG_H
+#define WSB_BROKER_BRIDGE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the bridge needs of the configuration. The strings are borrowed:
+ * they must outlive the bridge. */
+typedef struct bridge_config_s {
+    const char *host; /* Redis */
+    unsigned port;
+    const char *user;     /* NULL: none */
+    const char *password; /* NULL: no AUTH */
+    const char *prefix;   /* of every channel and key (redis.prefix) */
+    const char *node_id;  /* this node, in every envelope */
+    bool sharded;         /* redis.sharded */
+    bool sharded_patterns;
+    bool clustered_history; /* history rules exist: they live in Redis */
+    size_t queue_size;      /* redis.queue_size */
+    size_t max_data;        /* the largest data JSON a local publish carries */
+    uint64_t reconnect_max_ms;
+} bridge_config_t;
+
+#endif

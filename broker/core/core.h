@@ -1,0 +1,112 @@
+/*
+ * core.h - the pub/sub core's context: what core/ needs of the process and
+ * of one worker, so that it includes nothing of app/, net/, ingress/ or
+ * cluster/.
+ *
+ *   core_t         one per process (app/ fills it, embedded in broker_t):
+ *                  the workers' core parts, the sequence table, the history
+ *                  rules, the limits the core enforces, the wake hook and
+ *                  the federation hook table.
+ *   core_worker_t  one per worker (embedded in worker_t): its trie, its
+ *                  inbox, the queue of clustered history ops coming back,
+ *                  its metrics and its loop clock. Everything in it belongs
+ *                  to the worker's thread except the inbox and the
+ *                  cluster_done queue (any thread pushes, the owner pops).
+ *
+ * Federation (cluster/) is reached through core_fed_ops_t, which app/ fills
+ * when redis.url is set, so that core/ never includes cluster/. Federation
+ * hands messages from other nodes back through ONE function,
+ * core_inject_remote() (router.h).
+ */
+#ifndef WSB_BROKER_CORE_CORE_H
+#define WSB_BROKER_CORE_CORE_H
+
+#include "core/history.h"
+#include "core/seqtab.h"
+#include "core/topic_trie.h"
+#include "core/xqueue.h"
+#include "shared/metrics.h"
+#include "wsb/common.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct core_s core_t;
+typedef struct core_worker_s core_worker_t;
+typedef struct chist_op_s chist_op_t;
+
+/* Published messages a worker delivers per loop turn before it yields to
+ * I/O (the rest wait for the next turn, in order). */
+#define CORE_INBOX_BATCH 4096
+
+/*
+ * What the core asks of federation (cluster/bridge_redis.h implements it).
+ * `fed` is core_t.fed. Every callback runs on a worker thread and never
+ * blocks.
+ *   publish_cb:  a local publish for the other nodes; called with the
+ *                topic's seq shard locked (a topic's messages leave in seq
+ *                order).
+ *   interest_cb: a worker's trie got the first subscriber of `pattern`
+ *                (delta +1) or lost its last (-1).
+ *   chist_submit_cb: hands a clustered history op to Redis: 0, or -1 when
+ *                Redis is not usable now (the op was not taken).
+ */
+typedef struct core_fed_ops_s {
+    void (*publish_cb)(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t data_json);
+    void (*interest_cb)(void *fed, const char *pattern, size_t len, int delta);
+    int (*chist_submit_cb)(void *fed, chist_op_t *op);
+} core_fed_ops_t;
+
+struct core_s {
+    unsigned nworkers;
+    core_worker_t **workers; /* [nworkers], borrowed */
+    seqtab_t *seqtab;
+    const history_rules_t *history_rules; /* borrowed; seqtab borrows it too */
+    uint32_t max_subscriptions;           /* per subscriber */
+    /* Wakes worker `w`'s loop to drain its inbox (any thread). */
+    void (*wake_cb)(core_worker_t *w);
+    /* Federation: NULL ops when redis.url is "" (the node is alone). */
+    const core_fed_ops_t *fed_ops;
+    void *fed;
+    bool refuse_patterns; /* federation cannot carry wildcard subscriptions */
+};
+
+struct core_worker_s {
+    core_t *core;
+    unsigned index; /* worker number, 0 .. nworkers-1 */
+    trie_t *trie;
+    uv_loop_t *loop;    /* its clock: uv_now() */
+    metrics_t *metrics; /* the worker's own */
+    bool in_fanout;     /* true while the trie is walked: nothing may leave it */
+    /* The owner's pointer back (the worker), for app/'s wake hook. */
+    void *owner;
+    xqueue_t inbox;        /* xmsg_t* published by any worker, for our subscribers */
+    xqueue_t cluster_done; /* chist_op_t* back from Redis (clustered history only) */
+};
+
+/* Milliseconds of the worker's loop clock. */
+static inline uint64_t core_now(const core_worker_t *w)
+{
+    return uv_now(w->loop);
+}
+
+/* True when the node federates (redis.url set). */
+static inline bool core_federated(const core_t *c)
+{
+    return c->fed_ops != NULL;
+}
+
+/* True when some worker's inbox is over its high mark (256 messages, or
+ * half its capacity if that is less): the publisher should pause. */
+bool core_inbox_pressure(const core_worker_t *w);
+
+/* True when every worker's inbox is back under its low mark (64 messages,
+ * or half its capacity if that is less): paused publishers may resume. */
+bool core_inbox_relieved(const core_worker_t *w);
+
+/* Mirrors the trie's gauges (subscriptions, patterns) into the metrics. */
+void core_update_gauges(core_worker_t *w);
+
+#endif
