@@ -2,13 +2,13 @@
 #include "cluster/bridge_redis.h"
 
 #include "cluster/bridge_internal.h"
+#include "cluster/envelope.h"
 #include "core/router.h"
 #include "shared/log.h"
-#include "wsb/message.h"
+#include "wsb/topic.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -216,48 +216,28 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
     if (same_as_last(br, p, len, hash_name(via->str, via->len, glob))) {
         return; /* the same PUBLISH through another of our subscriptions */
     }
-    json_error_t jerr;
-    json_t *env = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    json_t *node = json_object_get(env, "node");
-    json_t *topic = json_object_get(env, "topic");
-    json_t *seq = json_object_get(env, "seq");
-    json_t *data = json_object_get(env, "data");
-    const char *why = NULL;
-    if (!json_is_string(node) || !json_is_string(topic) || !json_is_integer(seq) ||
-        json_integer_value(seq) < 0 || data == NULL ||
-        wsb_topic_check(json_string_value(topic), json_string_length(topic), WSB_TOPIC_EXACT,
-                        &why) != 0) {
+    envelope_t env;
+    if (envelope_decode(p, len, &env) != 0) {
         bridge_count(&br->bad_envelopes);
         log_debug("redis: bad envelope ignored", "len=%zu", len);
-        json_decref(env);
         return;
     }
     /* ---- clustered history hook: an envelope with an epoch was sequenced
      * by Redis and is delivered on every node, its origin included ---- */
-    json_t *epoch = json_object_get(env, "epoch");
-    bool clustered = json_is_string(epoch) && json_string_length(epoch) > 0 &&
-                     json_string_length(epoch) <= XMSG_EPOCH_MAX;
-    if (!clustered && strcmp(json_string_value(node), br->cfg.node_id) == 0) {
+    bool clustered = env.epoch.len > 0;
+    if (!clustered && env.node.len == strlen(br->cfg.node_id) &&
+        memcmp(env.node.p, br->cfg.node_id, env.node.len) == 0) {
         bridge_count(&br->own_ignored); /* ours: already delivered locally */
-        json_decref(env);
+        envelope_clear(&env);
         return;
     }
-    size_t data_len = 0;
-    char *data_json = wsb_msg_dump_value(data, &data_len);
-    if (data_json == NULL) {
-        abort(); /* ENOMEM: the broker's allocation policy */
-    }
-    wsb_str_t t = {json_string_value(topic), json_string_length(topic)};
-    wsb_str_t e =
-        clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)} : WSB_STR_NULL;
-    unsigned full = core_inject_remote(br->core, t, (uint64_t)json_integer_value(seq), e,
-                                       (wsb_str_t){data_json, data_len});
+    unsigned full = core_inject_remote(br->core, env.topic, env.seq, env.epoch,
+                                       (wsb_str_t){env.data_json, env.data_len});
     bridge_count(&br->received);
     if (full > 0) {
         atomic_fetch_add_explicit(&br->dropped, full, memory_order_relaxed);
     }
-    free(data_json);
-    json_decref(env);
+    envelope_clear(&env);
 }
 
 static bool elem_is(const redisReply *r, const char *s)
@@ -342,7 +322,7 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
         }
         return;
     }
-    size_t env_cap = 2 * topic.len + data_json.len + 160;
+    size_t env_cap = envelope_encoded_max(strlen(br->cfg.node_id), topic.len, data_json.len);
     if (env_cap > br->max_envelope ||
         atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg.queue_size) {
         bridge_count(&br->dropped);
@@ -352,15 +332,7 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
     memcpy(it->bytes, br->cfg.prefix, br->prefix_len);
     memcpy(it->bytes + br->prefix_len, topic.p, topic.len);
     it->chan_len = (uint32_t)(br->prefix_len + topic.len);
-    char *env = it->bytes + it->chan_len;
-    int n = snprintf(env, env_cap, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", br->cfg.node_id);
-    size_t len = (size_t)n;
-    len += topic_json_escape(env + len, topic.p, topic.len);
-    len += (size_t)snprintf(env + len, env_cap - len,
-                            "\",\"seq\":%llu,\"data\":", (unsigned long long)seq);
-    memcpy(env + len, data_json.p, data_json.len);
-    len += data_json.len;
-    env[len++] = '}';
+    size_t len = envelope_encode(it->bytes + it->chan_len, br->cfg.node_id, topic, seq, data_json);
     it->env_len = (uint32_t)len;
     atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
     if (!xqueue_push(&br->outq, it)) {

@@ -1,15 +1,14 @@
 /* chist_redis.c - seq and history of clustered topics in Redis (see chist_redis.h). */
 #include "cluster/chist_redis.h"
 
+#include "cluster/envelope.h"
 #include "core/chist.h"
 #include "core/xqueue.h"
 #include "shared/log.h"
 #include "shared/util.h"
-#include "wsb/message.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -144,7 +143,7 @@ void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
     size_t tl = op->topic_len;
     /* Two keys and a channel (prefix + topic + 7), the envelope head
      * (escaped topic, node id, ~40), numbers (64 each). */
-    size_t cap = 3 * (pl + tl + 8) + 2 * tl + strlen(node_id) + 64 + (size_t)6 * 64;
+    size_t cap = 3 * (pl + tl + 8) + envelope_head_max(strlen(node_id), tl) + (size_t)6 * 64;
     memset(a, 0, sizeof *a);
     a->scratch = xmalloc(cap);
     size_t used = 0;
@@ -165,12 +164,7 @@ void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
         add_arg(a, k, (size_t)n);
         used += (size_t)n + 1;
         char *head = a->scratch + used;
-        size_t hl =
-            (size_t)snprintf(head, cap - used, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", node_id);
-        hl += topic_json_escape(head + hl, op->topic, tl);
-        memcpy(head + hl, "\",\"epoch\":\"", 11);
-        hl += 11;
-        head[hl] = '\0';
+        size_t hl = envelope_head_clustered(head, node_id, (wsb_str_t){op->topic, tl});
         add_arg(a, head, hl);
         used += hl + 1;
         add_arg(a, op->data, op->data_len);
@@ -238,29 +232,18 @@ int chist_parse_publish_reply(const redisReply *r, chist_op_t *op)
  * `op`'s topic and epoch. */
 static xmsg_t *envelope_msg(const chist_op_t *op, const char *p, size_t len)
 {
-    json_error_t jerr;
-    json_t *env = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    json_t *topic = json_object_get(env, "topic");
-    json_t *seq = json_object_get(env, "seq");
-    json_t *epoch = json_object_get(env, "epoch");
-    json_t *data = json_object_get(env, "data");
-    xmsg_t *m = NULL;
-    if (json_is_string(topic) && json_string_length(topic) == op->topic_len &&
-        memcmp(json_string_value(topic), op->topic, op->topic_len) == 0 && json_is_integer(seq) &&
-        json_integer_value(seq) > 0 && json_is_string(epoch) &&
-        strcmp(json_string_value(epoch), op->epoch) == 0 && data != NULL) {
-        size_t data_len = 0;
-        char *data_json = wsb_msg_dump_value(data, &data_len);
-        if (data_json == NULL) {
-            abort(); /* ENOMEM: the broker's allocation policy */
-        }
-        m = xmsg_new((wsb_str_t){op->topic, op->topic_len}, (uint64_t)json_integer_value(seq),
-                     (wsb_str_t){op->epoch, strlen(op->epoch)}, (wsb_str_t){data_json, data_len},
-                     0);
-        xmsg_set_refs(m, 1);
-        free(data_json);
+    envelope_t env;
+    if (envelope_decode(p, len, &env) != 0) {
+        return NULL;
     }
-    json_decref(env);
+    xmsg_t *m = NULL;
+    if (env.topic.len == op->topic_len && memcmp(env.topic.p, op->topic, op->topic_len) == 0 &&
+        env.seq > 0 && env.epoch.len == strlen(op->epoch) &&
+        memcmp(env.epoch.p, op->epoch, env.epoch.len) == 0) {
+        m = xmsg_new(env.topic, env.seq, env.epoch, (wsb_str_t){env.data_json, env.data_len}, 0);
+        xmsg_set_refs(m, 1);
+    }
+    envelope_clear(&env);
     return m;
 }
 

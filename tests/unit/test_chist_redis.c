@@ -1,5 +1,5 @@
 /*
- * test_history_redis.c - the pure parts of clustered history: the EVALSHA
+ * test_chist_redis.c - the pure parts of clustered history: the EVALSHA
  * arguments of both scripts, and the parsing of their replies (built here
  * as hiredis would build them).
  */
