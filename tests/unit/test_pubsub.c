@@ -33,6 +33,9 @@ typedef struct {
     size_t ndelivered;
     uint64_t seqs[MAX_SEEN];
     char topics[MAX_SEEN][32];
+    char epochs[MAX_SEEN][XMSG_EPOCH_MAX + 1];
+    bool drop_slow[MAX_SEEN];
+    char frames[MAX_SEEN][160]; /* the shared frame's bytes */
     size_t ngaps;
     int gap_result;
     size_t ncloses;
@@ -47,6 +50,10 @@ static subscriber_verdict_t fake_deliver(void *user_data, frame_buf_t *fb, xmsg_
     if (f->verdict == SUBSCRIBER_DELIVERED && f->ndelivered < MAX_SEEN) {
         f->seqs[f->ndelivered] = m->seq;
         (void)snprintf(f->topics[f->ndelivered], sizeof f->topics[0], "%s", m->topic);
+        (void)snprintf(f->epochs[f->ndelivered], sizeof f->epochs[0], "%s", m->epoch);
+        f->drop_slow[f->ndelivered] = m->drop_slow;
+        (void)snprintf(f->frames[f->ndelivered], sizeof f->frames[0], "%.*s", (int)fb->len,
+                       (const char *)fb->bytes);
         f->ndelivered++;
     }
     return f->verdict;
@@ -88,6 +95,38 @@ typedef struct {
     core_worker_t *workers[2];
     fake_worker_t *fw[2];
 } world_t;
+
+/* A federation that records what the core asks of it. */
+typedef struct {
+    unsigned publishes;
+    uint64_t last_seq;
+    int interest; /* sum of the deltas */
+} fake_fed_t;
+
+static void fed_publish(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
+{
+    (void)topic;
+    (void)data_json;
+    fake_fed_t *f = fed;
+    f->publishes++;
+    f->last_seq = seq;
+}
+
+static void fed_interest(void *fed, const char *pattern, size_t len, int delta)
+{
+    (void)pattern;
+    (void)len;
+    ((fake_fed_t *)fed)->interest += delta;
+}
+
+static int fed_chist_submit(void *fed, chist_op_t *op)
+{
+    (void)fed;
+    (void)op;
+    return -1; /* Redis unavailable */
+}
+
+static const core_fed_ops_t fake_fed_ops = {fed_publish, fed_interest, fed_chist_submit};
 
 static void fake_wake(core_worker_t *w)
 {
@@ -403,6 +442,104 @@ static void test_recovery_without_history_is_not_recovered(void **state)
     world_free(x);
 }
 
+/* A message from another node (federation's one way in) reaches a local
+ * subscriber on every worker with the origin's seq and Redis's epoch, keeps
+ * its history rule's slow-consumer policy, takes no local seq and is not
+ * sent back to federation. */
+static void test_remote_inject_reaches_subscribers(void **state)
+{
+    (void)state;
+    world_t *x = world_new_n("[{\"pattern\":\"h.>\",\"size\":8,\"slow_consumer\":\"drop\"}]", 2);
+    fake_fed_t fed = {0};
+    x->core.fed_ops = &fake_fed_ops;
+    x->core.fed = &fed;
+    fake_t a, b;
+    fake_init(&a);
+    fake_init(&b);
+    pubsub_subscribe_t req = {.sub = &a.sub, .pattern = STR("h.t")};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->workers[0], &req, &got), PUBSUB_OK);
+    trie_sub_t *ha = got.handle;
+    req.sub = &b.sub;
+    req.pattern = STR("h.*");
+    assert_int_equal(pubsub_subscribe(x->workers[1], &req, &got), PUBSUB_OK);
+    trie_sub_t *hb = got.handle;
+    assert_int_equal(fed.interest, 2); /* each worker's first subscriber of a pattern */
+
+    unsigned wakes0 = x->fw[0]->wakes, wakes1 = x->fw[1]->wakes;
+    assert_int_equal(
+        core_inject_remote(&x->core, STR("h.t"), 17, STR("abcdef012345"), STR("{\"a\":1}")), 0);
+    assert_int_equal(x->fw[0]->wakes, wakes0 + 1); /* every worker is woken */
+    assert_int_equal(x->fw[1]->wakes, wakes1 + 1);
+    assert_int_equal(a.ndelivered, 0); /* delivered on each worker's turn */
+    router_drain(x->workers[0]);
+    router_drain(x->workers[1]);
+    fake_t *both[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        fake_t *f = both[i];
+        assert_int_equal(f->ndelivered, 1);
+        assert_int_equal(f->seqs[0], 17);
+        assert_string_equal(f->topics[0], "h.t");
+        assert_string_equal(f->epochs[0], "abcdef012345");
+        assert_true(f->drop_slow[0]);
+        assert_string_equal(f->frames[0], "\x81" /* FIN, text */ "\x4f" /* 79 bytes */
+                                          "{\"type\":\"message\",\"topic\":\"h.t\",\"seq\":17,"
+                                          "\"epoch\":\"abcdef012345\",\"data\":{\"a\":1}}");
+    }
+    assert_int_equal(fed.publishes, 0); /* not sent back */
+
+    /* Without an epoch: the origin's seq, no history rule applies. */
+    req.sub = &a.sub;
+    req.pattern = STR("u.v");
+    req.nsubs = 1;
+    assert_int_equal(pubsub_subscribe(x->workers[0], &req, &got), PUBSUB_OK);
+    trie_sub_t *ha2 = got.handle;
+    assert_int_equal(core_inject_remote(&x->core, STR("u.v"), 5, WSB_STR_NULL, STR("2")), 0);
+    router_drain(x->workers[0]);
+    assert_int_equal(a.ndelivered, 2);
+    assert_int_equal(a.seqs[1], 5);
+    assert_string_equal(a.epochs[1], "");
+    assert_false(a.drop_slow[1]);
+
+    /* The remote seq took nothing from the local table. */
+    pubsub_published_t out;
+    assert_int_equal(publish(x, STR("u.v"), NULL, &out), PUBSUB_OK);
+    assert_int_equal(out.seq, 1);
+    assert_int_equal(fed.publishes, 1); /* a local publish goes out */
+    assert_int_equal(fed.last_seq, 1);
+    assert_int_equal(a.ndelivered, 3);
+    /* h.t is clustered (a history rule, federation on): its publish goes
+     * through the hook, which says Redis is unavailable here. */
+    assert_int_equal(publish(x, STR("h.t"), NULL, &out), PUBSUB_UNAVAILABLE);
+    assert_int_equal(fed.publishes, 1);
+    assert_int_equal(x->w->metrics->inbox_dropped, 0);
+    router_drain(x->workers[1]);
+    pubsub_unsubscribe(x->workers[0], ha2);
+
+    pubsub_unsubscribe(x->workers[0], ha);
+    pubsub_unsubscribe(x->workers[1], hb);
+    assert_int_equal(fed.interest, 0);
+    world_free(x);
+}
+
+/* A full inbox misses the remote message: counted for that worker and in
+ * the return value (the bridge adds it to wsbroker_redis_dropped_total). */
+static void test_remote_inject_full_inbox(void **state)
+{
+    (void)state;
+    world_t *x = world_new_n("", 2);
+    xqueue_destroy(&x->workers[1]->inbox);
+    xqueue_init(&x->workers[1]->inbox, 2);
+    size_t cap = xqueue_capacity(&x->workers[1]->inbox);
+    for (size_t i = 0; i < cap; i++) {
+        assert_int_equal(core_inject_remote(&x->core, STR("t"), i + 1, WSB_STR_NULL, STR("1")), 0);
+    }
+    assert_int_equal(core_inject_remote(&x->core, STR("t"), 99, WSB_STR_NULL, STR("1")), 1);
+    assert_int_equal(x->fw[1]->metrics.inbox_dropped, 1);
+    assert_int_equal(x->fw[0]->metrics.inbox_dropped, 0);
+    world_free(x); /* releases what is queued */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +549,8 @@ int main(void)
         cmocka_unit_test(test_history_switch_over),
         cmocka_unit_test(test_switch_over_no_duplicate_across_workers),
         cmocka_unit_test(test_recovery_without_history_is_not_recovered),
+        cmocka_unit_test(test_remote_inject_reaches_subscribers),
+        cmocka_unit_test(test_remote_inject_full_inbox),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
