@@ -248,7 +248,9 @@ int broker_init(broker_t *b, const config_t *cfg)
     }
 
     char err[512];
-    if (auth_init(&b->auth, cfg, err, sizeof err) != 0) {
+    auth_config_t acfg;
+    config_auth(cfg, &acfg);
+    if (auth_init(&b->auth, &acfg, err, sizeof err) != 0) {
         log_error("cannot load authentication keys", "why=%s", log_quote(err));
         return -1;
     }
@@ -454,7 +456,7 @@ void broker_free(broker_t *b)
     }
     free(b->web_root);
     tls_server_free(b->tls);
-    if (b->auth.cfg != NULL) {
+    if (b->auth.ready) {
         auth_free(&b->auth);
     }
 }

@@ -18,6 +18,9 @@
 #ifndef WSB_BROKER_CONFIG_H
 #define WSB_BROKER_CONFIG_H
 
+#include "core/auth.h"
+#include "wsb/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -139,6 +142,12 @@ void config_print_help(FILE *out);
 
 /* Releases the strings owned by `cfg` and sets them to NULL (idempotent). */
 void config_free(config_t *cfg);
+
+/* The part of `cfg` auth needs (core/auth.h), borrowing its strings. */
+void config_auth(const config_t *cfg, auth_config_t *out);
+
+/* True if `origin` may open a WebSocket under `cfg` (auth_origin_ok). */
+bool auth_origin_allowed(const config_t *cfg, wsb_str_t origin);
 
 /* A redis:// URL taken apart. Strings point into `buf` (NUL-terminated). */
 typedef struct {

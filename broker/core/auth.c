@@ -57,40 +57,41 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-int auth_init(auth_t *a, const config_t *cfg, char *err, size_t errlen)
+int auth_init(auth_t *a, const auth_config_t *cfg, char *err, size_t errlen)
 {
     memset(a, 0, sizeof *a);
-    a->cfg = cfg;
+    a->cfg = *cfg;
+    a->ready = true;
     pthread_mutex_init(&a->lock, NULL);
-    a->anon_sub = split_patterns(cfg->auth_anonymous_subscribe, &a->nanon_sub);
-    a->anon_pub = split_patterns(cfg->auth_anonymous_publish, &a->nanon_pub);
+    a->anon_sub = split_patterns(cfg->anonymous_subscribe, &a->nanon_sub);
+    a->anon_pub = split_patterns(cfg->anonymous_publish, &a->nanon_pub);
     a->anonymous = (perms_t){a->anon_sub, a->nanon_sub, a->anon_pub, a->nanon_pub};
     a->hs_tokens = cfg->max_handshakes_per_second;
-    if (cfg->auth_jwt_secret[0] == '\0' && cfg->auth_jwt_public_key[0] == '\0') {
+    if (cfg->jwt_secret[0] == '\0' && cfg->jwt_public_key[0] == '\0') {
         return 0;
     }
     a->jwt = wsb_jwt_keys_new();
     if (a->jwt == NULL) {
         abort();
     }
-    wsb_jwt_keys_require_exp(a->jwt, cfg->auth_require_exp);
-    if (cfg->auth_jwt_secret[0] != '\0' &&
-        wsb_jwt_keys_set_secret(a->jwt, cfg->auth_jwt_secret, strlen(cfg->auth_jwt_secret)) != 0) {
+    wsb_jwt_keys_require_exp(a->jwt, cfg->require_exp);
+    if (cfg->jwt_secret[0] != '\0' &&
+        wsb_jwt_keys_set_secret(a->jwt, cfg->jwt_secret, strlen(cfg->jwt_secret)) != 0) {
         abort();
     }
-    if (cfg->auth_jwt_public_key[0] != '\0') {
+    if (cfg->jwt_public_key[0] != '\0') {
         size_t len = 0;
-        char *pem = read_file(cfg->auth_jwt_public_key, &len);
+        char *pem = read_file(cfg->jwt_public_key, &len);
         if (pem == NULL) {
             (void)snprintf(err, errlen, "auth.jwt_public_key: cannot read \"%s\": %s",
-                           cfg->auth_jwt_public_key, strerror(errno));
+                           cfg->jwt_public_key, strerror(errno));
             return -1;
         }
         const char *why = "";
         int rc = wsb_jwt_keys_set_public_pem(a->jwt, pem, len, &why);
         free(pem);
         if (rc != 0) {
-            (void)snprintf(err, errlen, "auth.jwt_public_key: \"%s\": %s", cfg->auth_jwt_public_key,
+            (void)snprintf(err, errlen, "auth.jwt_public_key: \"%s\": %s", cfg->jwt_public_key,
                            why);
             return -1;
         }
@@ -116,7 +117,7 @@ int auth_verify(const auth_t *a, const char *token, size_t len, wsb_jwt_claims_t
         *why = "no JWT key is configured (auth.jwt_secret, auth.jwt_public_key)";
         return WSB_EINVAL;
     }
-    int64_t leeway = (int64_t)(a->cfg->auth_leeway_ms / 1000);
+    int64_t leeway = (int64_t)(a->cfg.leeway_ms / 1000);
     return wsb_jwt_verify(a->jwt, token, len, (int64_t)time(NULL), leeway, out, why);
 }
 
@@ -173,7 +174,7 @@ bool auth_why_expired(const char *why)
     return why != NULL && strcmp(why, "token expired") == 0;
 }
 
-bool auth_origin_allowed(const config_t *cfg, wsb_str_t origin)
+bool auth_origin_ok(const auth_config_t *cfg, wsb_str_t origin)
 {
     if (origin.p == NULL) {
         return cfg->allow_missing_origin;
@@ -267,7 +268,7 @@ static void ip_rehash(auth_t *a)
 
 bool auth_ip_acquire(auth_t *a, const uint8_t ip[16])
 {
-    uint32_t limit = a->cfg->max_connections_per_ip;
+    uint32_t limit = a->cfg.max_connections_per_ip;
     if (limit == 0) {
         return true;
     }
@@ -295,7 +296,7 @@ bool auth_ip_acquire(auth_t *a, const uint8_t ip[16])
 
 void auth_ip_release(auth_t *a, const uint8_t ip[16])
 {
-    if (a->cfg->max_connections_per_ip == 0) {
+    if (a->cfg.max_connections_per_ip == 0) {
         return;
     }
     pthread_mutex_lock(&a->lock);
@@ -312,7 +313,7 @@ void auth_ip_release(auth_t *a, const uint8_t ip[16])
 
 bool auth_handshake_allowed(auth_t *a, uint64_t now_ns)
 {
-    uint32_t rate = a->cfg->max_handshakes_per_second;
+    uint32_t rate = a->cfg.max_handshakes_per_second;
     if (rate == 0) {
         return true;
     }

@@ -11,7 +11,7 @@
 #ifndef WSB_BROKER_AUTH_H
 #define WSB_BROKER_AUTH_H
 
-#include "app/config.h"
+#include "core/apikey.h"
 #include "wsb/common.h"
 #include "wsb/jwt.h"
 
@@ -29,8 +29,26 @@ typedef struct perms_s {
     size_t npublish;
 } perms_t;
 
+/* What auth needs of the configuration (app/config.h fills it from
+ * config_t: config_auth()). Strings are borrowed for the auth_t's life. */
+typedef struct auth_config_s {
+    const char *jwt_secret;          /* HS256 secret; "" = off */
+    const char *jwt_public_key;      /* PEM path for RS256/ES256; "" = off */
+    bool require_exp;                /* a JWT without exp is refused */
+    uint64_t leeway_ms;              /* clock skew on exp/nbf */
+    const char *anonymous_subscribe; /* comma-separated patterns */
+    const char *anonymous_publish;
+    uint32_t max_connections_per_ip;    /* 0 = off */
+    uint32_t max_handshakes_per_second; /* 0 = off */
+    const char *allowed_origins;        /* comma-separated; "" = any */
+    bool allow_missing_origin;
+    const apikey_t *apikeys; /* the API keys (apikey.h); NULL when none */
+    size_t napikeys;
+} auth_config_t;
+
 typedef struct auth_s {
-    const config_t *cfg;
+    auth_config_t cfg;
+    bool ready;          /* auth_init ran: auth_free releases */
     wsb_jwt_keys_t *jwt; /* NULL: no JWT key configured, every token is refused */
     wsb_str_t *anon_sub; /* into cfg strings */
     size_t nanon_sub;
@@ -47,7 +65,7 @@ typedef struct auth_s {
 } auth_t;
 
 /* Loads keys (auth.jwt_public_key is read here). 0, or -1 with `err` set. */
-int auth_init(auth_t *a, const config_t *cfg, char *err, size_t errlen);
+int auth_init(auth_t *a, const auth_config_t *cfg, char *err, size_t errlen);
 void auth_free(auth_t *a);
 
 /* Verifies a token now (wall clock) with the configured keys and leeway.
@@ -64,7 +82,7 @@ bool auth_why_expired(const char *why);
 
 /* True if `origin` may open a WebSocket (allowed_origins, allow_missing_origin);
  * a missing header is {NULL, 0}. */
-bool auth_origin_allowed(const config_t *cfg, wsb_str_t origin);
+bool auth_origin_ok(const auth_config_t *cfg, wsb_str_t origin);
 
 /* True if the permissions allow subscribing to / publishing on `pattern`. */
 bool perms_may_subscribe(const perms_t *p, wsb_str_t pattern);
