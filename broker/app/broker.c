@@ -237,6 +237,20 @@ int broker_init(broker_t *b, const config_t *cfg)
     b->core.history_rules = &b->history_rules;
     b->core.max_subscriptions = cfg->max_subscriptions;
     b->core.wake_cb = wake_worker;
+    b->ingress_cfg = (ingress_config_t){
+        .auth_required = cfg->auth_required,
+        .auth_timeout_ms = cfg->auth_timeout_ms,
+        .auth_leeway_ms = cfg->auth_leeway_ms,
+        .max_subscriptions = cfg->max_subscriptions,
+        .max_message_size = cfg->max_message_size,
+        .max_http_body = cfg->max_http_body,
+        .max_outbound_bytes = cfg->max_outbound_bytes,
+        .ping_interval_ms = cfg->ping_interval_ms,
+        .rate_messages = cfg->rate_messages,
+        .rate_burst = cfg->rate_burst,
+        .rate_bytes = cfg->rate_bytes,
+        .rate_action = cfg->rate_action,
+    };
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];
         if (realpath(cfg->web_root, resolved) == NULL) {

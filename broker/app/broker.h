@@ -17,6 +17,7 @@
 #include "core/core.h"
 #include "core/history.h"
 #include "core/seqtab.h"
+#include "ingress/ingress.h"
 #include "net/tls.h"
 
 #include <stdatomic.h>
@@ -36,6 +37,7 @@ typedef struct broker_s {
     bridge_t *bridge;              /* federation through Redis; NULL when redis.url is "" */
     redis_url_t redis_url;         /* parsed redis.url: the bridge borrows its strings */
     core_t core;                   /* the pub/sub core's view of the process (core/core.h) */
+    ingress_config_t ingress_cfg;  /* the ingresses' view of cfg (ingress/ingress.h) */
     char node_id[72];
     char *web_root; /* realpath of cfg->web_root, NULL when static files are off */
     uint64_t started_ns;

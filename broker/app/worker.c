@@ -70,6 +70,28 @@ static void on_flush(uv_prepare_t *p)
     METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
 }
 
+static void ingress_update_gauges(ingress_ctx_t *ctx)
+{
+    worker_update_gauges(ctx->owner);
+}
+
+static void ingress_watch_pressure(ingress_ctx_t *ctx)
+{
+    worker_watch_pressure(ctx->owner);
+}
+
+static const ingress_ops_t ingress_ops = {
+    .update_gauges_cb = ingress_update_gauges,
+    .watch_pressure_cb = ingress_watch_pressure,
+    .healthz_cb = worker_healthz,
+    .metrics_cb = worker_metrics_text,
+};
+
+ingress_ctx_t *ingress_ctx(const conn_t *c)
+{
+    return &c->server->ingress;
+}
+
 static void on_inbox(uv_async_t *a)
 {
     /* Nothing to do here: waking up is enough, the prepare phase of this
@@ -281,6 +303,17 @@ int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
     s->core.loop = &s->loop;
     s->core.metrics = &s->metrics;
     s->core.owner = s;
+    s->ingress = (ingress_ctx_t){
+        .core = &s->core,
+        .metrics = &s->metrics,
+        .cfg = &b->ingress_cfg,
+        .auth = &b->auth,
+        .node_id = b->node_id,
+        .web_root = b->web_root,
+        .index = index,
+        .ops = &ingress_ops,
+        .owner = s,
+    };
     xqueue_init(&s->core.inbox, s->cfg->worker_queue_size);
     if (b->history_rules.n > 0 && s->cfg->redis_url[0] != '\0') {
         /* Ops in flight are bounded by redis.queue_size (chist_redis.h). */

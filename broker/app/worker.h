@@ -18,6 +18,7 @@
 
 #include "app/config.h"
 #include "core/core.h"
+#include "ingress/ingress.h"
 #include "shared/metrics.h"
 
 #include <stdbool.h>
@@ -59,6 +60,8 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     /* The pub/sub core's part of this worker: trie, inbox, the clustered
      * history ops coming back, in_fanout (core/core.h). */
     core_worker_t core;
+    /* What the ingresses see of this worker (ingress/ingress.h). */
+    ingress_ctx_t ingress;
 
     conn_t *conns; /* every live connection (doubly linked) */
     size_t nconns;
@@ -77,7 +80,6 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     /* Static files read so far (static_files.c), NULL until the first. */
     struct static_cache_s *static_cache;
 
-    uint64_t next_client_seq;
     bool shutting_down;
     bool drained; /* counted in broker->drained */
     bool listening;
@@ -122,5 +124,10 @@ void worker_watch_pressure(worker_t *s);
 
 /* Mirrors gauges (connections, subscriptions, ...) into the metrics. */
 void worker_update_gauges(worker_t *s);
+
+/* GET /healthz and GET /metrics of the process (status.c), for the HTTP API
+ * through ingress_ops_t. */
+json_t *worker_healthz(ingress_ctx_t *ctx, int *status);
+void worker_metrics_text(ingress_ctx_t *ctx, sbuf_t *out);
 
 #endif

@@ -1,18 +1,18 @@
 /* auth_key.c - API key check for RESP AUTH (see auth_key.h). */
 #include "ingress/auth_key.h"
 
-bool auth_api_keys_configured(const config_t *cfg)
+bool auth_api_keys_configured(const auth_t *a)
 {
-    return cfg->napikeys > 0;
+    return a->cfg.napikeys > 0;
 }
 
-auth_key_result_t auth_check_api_key(const config_t *cfg, const char *key, size_t len,
+auth_key_result_t auth_check_api_key(const auth_t *a, const char *key, size_t len,
                                      const apikey_t **entry)
 {
-    if (!auth_api_keys_configured(cfg)) {
+    if (!auth_api_keys_configured(a)) {
         return AUTH_KEY_NONE_CONFIGURED;
     }
-    const apikey_t *k = apikey_lookup(cfg->apikeys, cfg->napikeys, key, len);
+    const apikey_t *k = apikey_lookup(a->cfg.apikeys, a->cfg.napikeys, key, len);
     if (k == NULL) {
         return AUTH_KEY_BAD;
     }

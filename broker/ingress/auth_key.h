@@ -8,8 +8,8 @@
 #ifndef WSB_BROKER_AUTH_KEY_H
 #define WSB_BROKER_AUTH_KEY_H
 
-#include "app/config.h"
 #include "core/apikey.h"
+#include "core/auth.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,11 +21,12 @@ typedef enum {
 } auth_key_result_t;
 
 /* True when API keys are configured (RESP then requires AUTH). */
-bool auth_api_keys_configured(const config_t *cfg);
+bool auth_api_keys_configured(const auth_t *a);
 
 /* Checks `key` (`len` bytes, not NUL-terminated) against the API keys in
- * constant time; on AUTH_KEY_OK *entry is the key's entry (borrowed from cfg). */
-auth_key_result_t auth_check_api_key(const config_t *cfg, const char *key, size_t len,
+ * constant time; on AUTH_KEY_OK *entry is the key's entry (borrowed from the
+ * configuration). */
+auth_key_result_t auth_check_api_key(const auth_t *a, const char *key, size_t len,
                                      const apikey_t **entry);
 
 #endif

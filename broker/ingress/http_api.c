@@ -1,12 +1,10 @@
 /* http_api.c - /healthz, /metrics, /api/publish and static files (see http_api.h). */
 #include "ingress/http_api.h"
 
-#include "app/broker.h"
-#include "app/worker.h"
-#include "cluster/bridge_redis.h"
-#include "core/chist.h"
 #include "core/apikey.h"
+#include "core/chist.h"
 #include "core/pubsub.h"
+#include "ingress/ingress.h"
 #include "ingress/static_files.h"
 #include "net/conn.h"
 #include "shared/metrics.h"
@@ -50,68 +48,27 @@ static void respond_error(conn_t *c, int status, const char *code, const char *m
     respond_json(c, status, error_object(code, message), keep_alive, extra_headers);
 }
 
-/* A worker is alive when its loop ran its heartbeat timer recently: a stuck
- * loop (a busy-looping bug, a blocking call) stops beating. */
-#define HEARTBEAT_STALE_MS 5000
-
 static void healthz(conn_t *c, bool keep_alive)
 {
-    broker_t *b = c->server->broker;
-    uint64_t now_ms = broker_uptime_ns(b) / 1000000;
-    json_t *workers = json_array();
-    uint64_t conns = 0, ws = 0;
-    bool all_alive = true;
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        metrics_t *m = &b->workers[i]->metrics;
-        uint64_t beat = METRIC_GET(m->heartbeat_ms);
-        bool alive = now_ms < beat + HEARTBEAT_STALE_MS;
-        all_alive = all_alive && alive;
-        conns += METRIC_GET(m->connections);
-        ws += METRIC_GET(m->ws_connections);
-        json_array_append_new(workers,
-                              json_pack("{s:I,s:b,s:I}", "id", (json_int_t)i, "alive", alive,
-                                        "connections", (json_int_t)METRIC_GET(m->connections)));
-    }
-    /* A Redis outage degrades the node (no cross-node delivery) but local
-     * service goes on: still 200. A stuck worker is 503. */
-    bool redis_ok = b->bridge == NULL || bridge_healthy(b->bridge);
-    json_t *body = json_pack(
-        "{s:s,s:s,s:s,s:f,s:I,s:I,s:o,s:s}", "status", all_alive && redis_ok ? "ok" : "degraded",
-        "node_id", b->node_id, "version", WSB_VERSION, "uptime_s", (double)now_ms / 1000.0,
-        "connections", (json_int_t)conns, "websocket_connections", (json_int_t)ws, "workers",
-        workers, "redis", b->bridge == NULL ? "off" : (redis_ok ? "ok" : "degraded"));
-    respond_json(c, all_alive ? 200 : 503, body, keep_alive, "Cache-Control: no-store\r\n");
+    ingress_ctx_t *ctx = ingress_ctx(c);
+    int status = 200;
+    json_t *body = ctx->ops->healthz_cb(ctx, &status);
+    respond_json(c, status, body, keep_alive, "Cache-Control: no-store\r\n");
 }
 
 static void metrics(conn_t *c, bool keep_alive)
 {
-    worker_t *s = c->server;
-    broker_t *b = s->broker;
-    worker_update_gauges(s); /* our own gauges, current to this turn */
-    metrics_gauges_t g = {
-        .topics = seqtab_count(b->seqtab),
-        .uptime_seconds = (double)broker_uptime_ns(b) / 1e9,
-        .workers = b->nworkers,
-    };
-    metrics_t **all = xcalloc(b->nworkers, sizeof(metrics_t *));
-    for (unsigned i = 0; i < b->nworkers; i++) {
-        all[i] = &b->workers[i]->metrics;
-    }
+    ingress_ctx_t *ctx = ingress_ctx(c);
     sbuf_t out;
     sbuf_init(&out);
-    metrics_render(all, b->nworkers, &g, &out);
-    seqtab_render_metrics(b->seqtab, &out);
-    if (b->bridge != NULL) {
-        bridge_render_metrics(b->bridge, &out);
-    }
-    free(all);
+    ctx->ops->metrics_cb(ctx, &out);
     conn_http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.p, out.len,
                       keep_alive, NULL);
     sbuf_free(&out);
 }
 
 /* A POST /api/publish with elements on clustered-history topics
- * (session_cluster.h): their seqs come from Redis, so the response waits
+ * (chist_session.h): their seqs come from Redis, so the response waits
  * (conn_http_defer) until every op submitted for it came back. Each op's
  * `id` is its element's index in `results` (HTTP requests have no id of
  * their own). Owner: the connection (c->http_pub), freed by finish() or,
@@ -175,7 +132,7 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pu
         .id = (int64_t)index,
     };
     pubsub_published_t out;
-    switch (pubsub_publish(&c->server->core, &preq, &out)) {
+    switch (pubsub_publish(ingress_ctx(c)->core, &preq, &out)) {
     case PUBSUB_OK:
         if (out.pause) {
             conn_pause_publisher(c);
@@ -312,11 +269,12 @@ void http_api_cancel(conn_t *c)
 
 static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
 {
-    const config_t *cfg = c->server->cfg;
+    ingress_ctx_t *ctx = ingress_ctx(c);
+    const auth_config_t *acfg = &ctx->auth->cfg;
     const apikey_t *key = NULL;
-    if (cfg->napikeys > 0 || cfg->auth_required) {
+    if (acfg->napikeys > 0 || ctx->cfg->auth_required) {
         wsb_str_t presented = request_api_key(req);
-        key = apikey_lookup(cfg->apikeys, cfg->napikeys, presented.p, presented.len);
+        key = apikey_lookup(acfg->apikeys, acfg->napikeys, presented.p, presented.len);
         if (key == NULL) {
             respond_error(c, 401, "unauthorized",
                           presented.p == NULL
@@ -387,7 +345,7 @@ bool http_api_body_too_large(conn_t *c, const wsb_http_request_t *req)
     }
     char msg[128];
     (void)snprintf(msg, sizeof(msg), "request body larger than max_http_body (%llu bytes)",
-                   (unsigned long long)c->server->cfg->max_http_body);
+                   (unsigned long long)ingress_ctx(c)->cfg->max_http_body);
     /* Not kept alive: the rest of the body is still on its way. */
     respond_error(c, 413, WSB_ERR_TOO_LARGE, msg, false, NULL);
     return true;
@@ -395,7 +353,7 @@ bool http_api_body_too_large(conn_t *c, const wsb_http_request_t *req)
 
 void http_api_handle(conn_t *c, const wsb_http_request_t *req)
 {
-    worker_t *s = c->server;
+    ingress_ctx_t *ctx = ingress_ctx(c);
     bool keep_alive = wsb_http_request_keep_alive(req);
     wsb_str_t method = wsb_http_request_method(req);
     wsb_str_t url = wsb_http_request_url(req);
@@ -427,9 +385,9 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req)
                       "Allow: GET, HEAD\r\n");
         return;
     }
-    if (s->broker->web_root == NULL) {
+    if (ctx->web_root == NULL) {
         conn_http_respond(c, 404, "text/plain", "not found\n", 10, keep_alive, NULL);
         return;
     }
-    static_serve(c, s->broker->web_root, url, head, keep_alive);
+    static_serve(c, ctx->web_root, url, head, keep_alive);
 }

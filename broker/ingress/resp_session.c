@@ -230,7 +230,7 @@ static void cmd_quit(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 
 static bool auth_with(resp_conn_t *c, wsb_str_t password)
 {
-    switch (auth_check_api_key(c->l->s->cfg, password.p, password.len, &c->key)) {
+    switch (auth_check_api_key(c->l->s->ingress.auth, password.p, password.len, &c->key)) {
     case AUTH_KEY_NONE_CONFIGURED:
         resp_out_err(c,
                      "ERR AUTH <password> called without any password configured for the default "
@@ -335,7 +335,7 @@ static void cmd_client(resp_conn_t *c, wsb_str_t *argv, size_t argc)
     }
 }
 
-/* ---- clustered history hook (session_cluster.h) ----------------------------------------- */
+/* ---- clustered history hook (chist_session.h) ----------------------------------------- */
 
 static void cluster_publish_done(chist_op_t *op)
 {
@@ -651,7 +651,7 @@ void resp_dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc)
         resp_out_err(c, msg);
         return;
     }
-    if (cmd->needs_auth && !c->authed && auth_api_keys_configured(l->s->cfg)) {
+    if (cmd->needs_auth && !c->authed && auth_api_keys_configured(l->s->ingress.auth)) {
         resp_out_err(c, "NOAUTH Authentication required.");
         return;
     }

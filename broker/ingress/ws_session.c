@@ -1,11 +1,11 @@
 /* ws_session.c - WebSocket sessions: frames in, protocol v1 operations, replies out. */
 #include "ingress/ws_session.h"
 
-#include "app/broker.h"
 #include "app/worker.h"
 #include "core/pubsub.h"
 #include "core/xmsg.h"
-#include "ingress/session_cluster.h"
+#include "ingress/chist_session.h"
+#include "ingress/ingress.h"
 #include "net/conn.h"
 #include "shared/frame_buf.h"
 #include "shared/log.h"
@@ -32,7 +32,7 @@ static void reply(session_t *s, uint8_t *raw, const size_t *len)
 {
     frame_buf_t *fb = frame_buf_adopt(raw, *len);
     /* Behind a publish or subscribe waiting for Redis: replies keep request order. */
-    if (s->cl != NULL && session_cluster_hold(s, fb)) {
+    if (s->cl != NULL && chist_session_hold(s, fb)) {
         return;
     }
     conn_send_always(s->conn, fb);
@@ -42,7 +42,7 @@ static void reply_error(session_t *s, bool has_id, int64_t id, const char *code,
                         const char *message)
 {
     size_t len = 0;
-    metrics_count_error(&s->conn->server->metrics, code);
+    metrics_count_error(s->ctx->metrics, code);
     reply(s, wsb_msg_build_error(has_id, id, code, message, FRAME_BUF_HEADROOM, &len), &len);
 }
 
@@ -181,14 +181,14 @@ static void reply_subscribe_refused(session_t *s, const wsb_msg_t *m, pubsub_sta
     } else {
         char why[96];
         (void)snprintf(why, sizeof(why), "at most %u subscriptions per connection",
-                       s->conn->server->cfg->max_subscriptions);
+                       s->ctx->cfg->max_subscriptions);
         reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, why);
     }
 }
 
 static void op_subscribe(session_t *s, const wsb_msg_t *m)
 {
-    worker_t *srv = s->conn->server;
+    ingress_ctx_t *srv = s->ctx;
     pubsub_subscribe_t req = {
         .sub = &s->sub,
         .pattern = m->topic,
@@ -202,7 +202,7 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         .history = m->has_history ? m->history : 0,
     };
     pubsub_subscribed_t out;
-    pubsub_status_t st = pubsub_subscribe(&srv->core, &req, &out);
+    pubsub_status_t st = pubsub_subscribe(srv->core, &req, &out);
     if (st != PUBSUB_OK) {
         reply_subscribe_refused(s, m, st);
         return;
@@ -212,7 +212,7 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
     }
     clear_gap(s, m->topic);
     if (out.cluster_rule >= 0) {
-        session_cluster_subscribe(s, m, out.cluster_rule);
+        chist_session_subscribe(s, m, out.cluster_rule);
         return;
     }
     reply_ack_epoch(s, m, out.has_seq, out.seq, out.recovered, out.has_seq ? out.epoch : NULL);
@@ -223,7 +223,7 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         xmsg_unref(out.msgs[i]);
     }
     if (out.has_seq) {
-        METRIC_ADD(srv->metrics.history_replayed, out.nmsgs);
+        METRIC_ADD(srv->metrics->history_replayed, out.nmsgs);
     }
     free(out.msgs);
 }
@@ -235,8 +235,8 @@ static void remove_subscription(session_t *s, uint32_t i)
     trie_sub_t *sub = s->subs[i];
     /* clear_gap needs the pattern, which pubsub_unsubscribe frees. */
     clear_gap(s, (wsb_str_t){trie_sub_pattern(sub), strlen(trie_sub_pattern(sub))});
-    pubsub_unsubscribe(&s->conn->server->core, sub);
-    worker_update_gauges(s->conn->server);
+    pubsub_unsubscribe(s->ctx->core, sub);
+    s->ctx->ops->update_gauges_cb(s->ctx);
     s->subs[i] = s->subs[--s->nsubs];
 }
 
@@ -292,12 +292,12 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
         .ingress = PUBSUB_WS,
         .perms = s->perms,
         .owner = s,
-        .done_cb = session_cluster_op_done,
+        .done_cb = chist_session_op_done,
         .has_id = m->has_id,
         .id = m->id,
     };
     pubsub_published_t out;
-    switch (pubsub_publish(&s->conn->server->core, &req, &out)) {
+    switch (pubsub_publish(s->ctx->core, &req, &out)) {
     case PUBSUB_OK:
         if (out.pause) {
             conn_pause_publisher(s->conn);
@@ -305,7 +305,7 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
         reply_ack(s, m, true, out.seq, -1);
         break;
     case PUBSUB_PENDING:
-        session_cluster_hold_op(s, out.op); /* acked once Redis assigned the seq */
+        chist_session_hold_op(s, out.op); /* acked once Redis assigned the seq */
         break;
     case PUBSUB_FORBIDDEN:
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
@@ -340,13 +340,13 @@ static void free_creds(session_t *s)
  * epoch) stops being valid, leeway included. The verifier bounds exp to
  * 0..WSB_JWT_MAX_TIME (year 9999) and auth.leeway is at most an hour, so no
  * step below can overflow: at most ~2.6e14 ms are added to the loop clock. */
-static uint64_t token_deadline_ms(worker_t *srv, int64_t exp)
+static uint64_t token_deadline_ms(const ingress_ctx_t *srv, int64_t exp)
 {
     if (exp > WSB_JWT_MAX_TIME) {
         exp = WSB_JWT_MAX_TIME; /* not reached: the verifier refuses such tokens */
     }
     int64_t left_s = exp + (int64_t)(srv->cfg->auth_leeway_ms / 1000) - (int64_t)time(NULL);
-    return worker_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
+    return ingress_now(srv) + (left_s > 0 ? (uint64_t)left_s * 1000 : 0);
 }
 
 /* Takes over `claims` (heap; freed here) as the session's credentials:
@@ -363,15 +363,14 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->creds = cr;
     s->perms = &cr->perms;
     s->authed = true;
-    s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
+    s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->ctx, claims->exp) : 0;
 }
 
 static void op_auth(session_t *s, const wsb_msg_t *m)
 {
-    broker_t *b = s->conn->server->broker;
     wsb_jwt_claims_t verified;
     const char *why = "";
-    if (auth_verify(&b->auth, m->token.p, m->token.len, &verified, &why) != 0) {
+    if (auth_verify(s->ctx->auth, m->token.p, m->token.len, &verified, &why) != 0) {
         char msg[160];
         (void)snprintf(msg, sizeof(msg), "token refused: %s", why);
         log_info("auth refused", "peer=%s why=%s", conn_peer(s->conn), log_quote(why));
@@ -393,12 +392,11 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
  * valid or not, so that a flood of malformed requests is limited too. */
 static bool within_rate(session_t *s, size_t len)
 {
-    worker_t *srv = s->conn->server;
-    const config_t *cfg = srv->cfg;
+    const ingress_config_t *cfg = s->ctx->cfg;
     if (cfg->rate_messages == 0 && cfg->rate_bytes == 0) {
         return true;
     }
-    uint64_t now = worker_now(srv);
+    uint64_t now = ingress_now(s->ctx);
     double burst = cfg->rate_burst ? cfg->rate_burst : cfg->rate_messages;
     double byte_burst = (double)cfg->rate_bytes;
     if (byte_burst < (double)cfg->max_message_size) {
@@ -424,7 +422,7 @@ static void handle_text(session_t *s, const uint8_t *data, size_t len)
     wsb_msg_t m;
     wsb_msg_error_t err;
     bool limited = !within_rate(s, len);
-    if (limited && strcmp(s->conn->server->cfg->rate_action, "close") == 0) {
+    if (limited && strcmp(s->ctx->cfg->rate_action, "close") == 0) {
         conn_ws_close(s->conn, WSB_WS_CLOSE_POLICY, "rate limit exceeded", true);
         return;
     }
@@ -488,7 +486,7 @@ static bool is_open(const session_t *s)
  * here, not from the last bytes read. */
 static void frame_done(session_t *s)
 {
-    s->conn->last_rx_ms = worker_now(s->conn->server);
+    s->conn->last_rx_ms = ingress_now(s->ctx);
 }
 
 static int on_message_begin(void *ud, int opcode)
@@ -560,7 +558,7 @@ static int on_message_end(void *ud)
     }
     const uint8_t *data = s->pending ? s->pending : s->msg;
     size_t len = s->pending ? s->pending_len : s->msg_len;
-    METRIC_ADD(s->conn->server->metrics.messages_received, 1);
+    METRIC_ADD(s->ctx->metrics->messages_received, 1);
     if (s->echo) {
         echo_message(s, s->msg_opcode, data, len);
     } else {
@@ -633,7 +631,7 @@ static const wsb_ws_parser_callbacks_t parser_callbacks = {
 static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t *m)
 {
     session_t *s = user_data;
-    if (s->cl != NULL && session_cluster_filter(s, m)) {
+    if (s->cl != NULL && chist_session_filter(s, m)) {
         return SUBSCRIBER_SKIPPED; /* held for a pending recovery, or a duplicate of its replay */
     }
     if (is_gapped(s, m)) {
@@ -667,10 +665,11 @@ static const subscriber_ops_t subscriber_ops = {
 
 session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
 {
-    worker_t *srv = c->server;
+    ingress_ctx_t *srv = ingress_ctx(c);
     session_t *s = xcalloc(1, sizeof(*s));
     subscriber_init(&s->sub, &subscriber_ops, s);
     s->conn = c;
+    s->ctx = srv;
     s->echo = echo;
     s->subs = &s->sub0;
     s->subs_cap = 1;
@@ -678,11 +677,11 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
         set_claims(s, claims);
     } else if (!srv->cfg->auth_required) {
         s->authed = true;
-        s->perms = &srv->broker->auth.anonymous;
+        s->perms = &srv->auth->anonymous;
     } else {
         s->perms = &no_perms;
         /* No permissions until an auth message brings a token. */
-        s->auth_deadline_ms = worker_now(srv) + srv->cfg->auth_timeout_ms;
+        s->auth_deadline_ms = ingress_now(srv) + srv->cfg->auth_timeout_ms;
     }
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);
@@ -694,13 +693,13 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
         (void)snprintf(client_id, sizeof(client_id), "%.*s", (int)s->creds->claims.sub.len,
                        s->creds->claims.sub.p);
     } else {
-        (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->broker->node_id,
-                       srv->index, (unsigned long long)srv->next_client_seq);
+        (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->node_id, srv->index,
+                       (unsigned long long)srv->next_client_seq);
     }
     if (!echo) {
         wsb_welcome_t w = {
             .client_id = client_id,
-            .node_id = srv->broker->node_id,
+            .node_id = srv->node_id,
             .version = WSB_VERSION,
             .max_message_size = srv->cfg->max_message_size,
             .max_subscriptions = srv->cfg->max_subscriptions,
@@ -736,9 +735,9 @@ void session_feed(session_t *s, uint8_t *data, size_t len)
 
 void session_free(session_t *s)
 {
-    session_cluster_free(s);
+    chist_session_free(s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
-        pubsub_unsubscribe(&s->conn->server->core, s->subs[i]);
+        pubsub_unsubscribe(s->ctx->core, s->subs[i]);
     }
     wsb_ws_parser_release(&s->parser);
     for (uint32_t i = 0; i < s->ngaps; i++) {

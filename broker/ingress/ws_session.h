@@ -25,6 +25,7 @@ typedef struct conn_s conn_t;
 struct session_s {
     subscriber_t sub; /* what the trie holds; the core delivers through it */
     conn_t *conn;
+    struct ingress_ctx_s *ctx; /* its worker's (ingress.h) */
     wsb_ws_parser_t parser;
     bool echo;
     bool authed; /* a token was accepted (or auth is not required) */
@@ -52,7 +53,7 @@ struct session_s {
      * on a "drop" history rule) until the client subscribes to them again. */
     char **gaps;
     uint32_t ngaps;
-    /* Clustered history (session_cluster.h): replies held behind operations
+    /* Clustered history (chist_session.h): replies held behind operations
      * waiting for Redis, and switch-over floors. NULL until the first one. */
     struct sess_cluster_s *cl;
 };

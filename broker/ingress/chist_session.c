@@ -1,9 +1,7 @@
-/* session_cluster.c - clustered history on the worker side (see session_cluster.h). */
-#include "ingress/session_cluster.h"
+/* chist_session.c - clustered history on the worker side (see chist_session.h). */
+#include "ingress/chist_session.h"
 
-#include "app/broker.h"
-#include "app/worker.h"
-#include "cluster/bridge_redis.h"
+#include "ingress/ingress.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
 
@@ -56,7 +54,7 @@ static void push_held(session_t *s, frame_buf_t *fb, chist_op_t *op)
     cl->tail = h;
 }
 
-bool session_cluster_hold(session_t *s, frame_buf_t *fb)
+bool chist_session_hold(session_t *s, frame_buf_t *fb)
 {
     if (s->cl == NULL || s->cl->head == NULL) {
         return false;
@@ -73,7 +71,7 @@ static void send_reply(session_t *s, uint8_t *raw, size_t len)
 static void send_error(session_t *s, const chist_op_t *op, const char *code, const char *message)
 {
     size_t len = 0;
-    metrics_count_error(&s->conn->server->metrics, code);
+    metrics_count_error(s->ctx->metrics, code);
     uint8_t *raw = wsb_msg_build_error(op->has_id, op->id, code, message, FRAME_BUF_HEADROOM, &len);
     send_reply(s, raw, len);
 }
@@ -127,27 +125,27 @@ static void set_floor(session_t *s, const chist_op_t *op)
 /* A finished read at the head of the FIFO: ack, replay, held live messages. */
 static void emit_read(session_t *s, chist_op_t *op)
 {
-    worker_t *srv = s->conn->server;
+    ingress_ctx_t *srv = s->ctx;
     bool since = op->mode == CHIST_READ_SINCE;
     if (op->status != 0) {
         /* Redis unavailable: no position to give, nothing replayed. */
         if (since) {
-            METRIC_ADD(srv->metrics.history_not_recovered, 1);
+            METRIC_ADD(srv->metrics->history_not_recovered, 1);
         }
         send_ack(s, op, false, since ? 0 : -1, NULL);
     } else {
         if (since) {
             if (op->recovered == 1) {
-                METRIC_ADD(srv->metrics.history_recovered, 1);
+                METRIC_ADD(srv->metrics->history_recovered, 1);
             } else {
-                METRIC_ADD(srv->metrics.history_not_recovered, 1);
+                METRIC_ADD(srv->metrics->history_not_recovered, 1);
             }
         }
         send_ack(s, op, true, op->recovered, op->epoch);
         for (size_t i = 0; i < op->nmsgs; i++) {
             conn_send_always(s->conn, xmsg_replay_buf(op->msgs[i]));
         }
-        METRIC_ADD(srv->metrics.history_replayed, op->nmsgs);
+        METRIC_ADD(srv->metrics->history_replayed, op->nmsgs);
         set_floor(s, op);
     }
     if (op->live_overflow) {
@@ -201,7 +199,7 @@ static void flush_held(session_t *s)
     }
 }
 
-void session_cluster_op_done(chist_op_t *op)
+void chist_session_op_done(chist_op_t *op)
 {
     session_t *s = op->owner;
     op->done = true;
@@ -213,23 +211,23 @@ void session_cluster_op_done(chist_op_t *op)
 static void submit(session_t *s, chist_op_t *op)
 {
     op->owner = s;
-    op->done_cb = session_cluster_op_done;
+    op->done_cb = chist_session_op_done;
     push_held(s, NULL, op);
-    if (chist_submit(&s->conn->server->core, op) != 0) {
+    if (chist_submit(s->ctx->core, op) != 0) {
         op->status = -1;
         op->done = true;
         flush_held(s);
     }
 }
 
-void session_cluster_hold_op(session_t *s, chist_op_t *op)
+void chist_session_hold_op(session_t *s, chist_op_t *op)
 {
     push_held(s, NULL, op);
 }
 
-void session_cluster_subscribe(session_t *s, const wsb_msg_t *m, int rule)
+void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule)
 {
-    chist_op_t *op = chist_op_new(&s->conn->server->core, CHIST_READ, m->topic, WSB_STR_NULL, rule);
+    chist_op_t *op = chist_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule);
     op->has_id = m->has_id;
     op->id = m->id;
     op->mode = CHIST_READ_POSITION;
@@ -247,7 +245,7 @@ void session_cluster_subscribe(session_t *s, const wsb_msg_t *m, int rule)
     submit(s, op);
 }
 
-bool session_cluster_filter(session_t *s, xmsg_t *m)
+bool chist_session_filter(session_t *s, xmsg_t *m)
 {
     struct sess_cluster_s *cl = s->cl;
     if (cl == NULL || m->epoch[0] == '\0') {
@@ -287,7 +285,7 @@ bool session_cluster_filter(session_t *s, xmsg_t *m)
     return false;
 }
 
-void session_cluster_free(session_t *s)
+void chist_session_free(session_t *s)
 {
     struct sess_cluster_s *cl = s->cl;
     if (cl == NULL) {

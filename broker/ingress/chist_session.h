@@ -1,5 +1,6 @@
 /*
- * session_cluster.h - the worker side of clustered history (chist_redis.h):
+ * chist_session.h - the WebSocket session's side of clustered history
+ * (core/chist.h, cluster/chist_redis.h):
  * publishes whose seq Redis assigns, subscribes whose position and replay
  * Redis reads, and the order of the replies around them.
  *
@@ -21,7 +22,7 @@
  *
  * Delivery: a clustered message reaches every subscriber, on every node
  * including the one it was published on, through Redis pub/sub (bridge ->
- * router_inject_epoch), so all subscribers of a node see one order, seq's.
+ * core_inject_remote), so all subscribers of a node see one order, seq's.
  *
  * Switch-over of a subscribe: the subscription is in the trie before the
  * read is sent, and the bridge sends the read only once Redis has confirmed
@@ -34,10 +35,9 @@
  * the position as a floor: a live message of that epoch with seq <= floor
  * is dropped (a duplicate); the first one above it ends the floor.
  */
-#ifndef WSB_BROKER_SESSION_CLUSTER_H
-#define WSB_BROKER_SESSION_CLUSTER_H
+#ifndef WSB_BROKER_CHIST_SESSION_H
+#define WSB_BROKER_CHIST_SESSION_H
 
-#include "core/chist.h"
 #include "core/chist.h"
 #include "wsb/common.h"
 #include "wsb/message.h"
@@ -54,25 +54,25 @@ typedef struct frame_buf_s frame_buf_t;
 #define CLUSTER_MAX_HELD_LIVE 4096
 
 /* A publish to a clustered topic, submitted by the core (pubsub_publish,
- * with session_cluster_op_done as its done_cb): the ack, and every reply
+ * with chist_session_op_done as its done_cb): the ack, and every reply
  * queued after it, wait for Redis's seq. */
-void session_cluster_hold_op(session_t *s, chist_op_t *op);
+void chist_session_hold_op(session_t *s, chist_op_t *op);
 
 /* The done_cb of a session's ops: emits what waited behind it, in order. */
-void session_cluster_op_done(chist_op_t *op);
+void chist_session_op_done(chist_op_t *op);
 
 /* Subscribe of `m` to a clustered topic, with the subscription already in
  * the trie: answered (position, recovered, replay) when Redis replied. */
-void session_cluster_subscribe(session_t *s, const wsb_msg_t *m, int rule);
+void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule);
 
 /* reply(): true when the frame was held behind an op in flight (taken). */
-bool session_cluster_hold(session_t *s, frame_buf_t *fb);
+bool chist_session_hold(session_t *s, frame_buf_t *fb);
 
 /* Fan-out: true when the live message `m` must not be sent now (held for a
  * pending read, or a duplicate below the floor). */
-bool session_cluster_filter(session_t *s, struct xmsg_s *m);
+bool chist_session_filter(session_t *s, struct xmsg_s *m);
 
 /* Session close: detaches its ops (they are freed when they come back). */
-void session_cluster_free(session_t *s);
+void chist_session_free(session_t *s);
 
 #endif

@@ -1,0 +1,81 @@
+/*
+ * ingress.h - what the ingresses (the WebSocket session, its clustered
+ * history part, the HTTP API, the RESP session) need of the process and of
+ * their worker, so that they include nothing of app/ or cluster/: app/ fills
+ * one ingress_config_t per process and one ingress_ctx_t per worker (embedded
+ * in worker_t), and answers ingress_ctx() for a connection.
+ *
+ * The pub/sub itself is core/ (pubsub.h on ctx->core); what only the process
+ * knows (the health and metrics of every worker and of federation) comes
+ * through ctx->ops.
+ */
+#ifndef WSB_BROKER_INGRESS_H
+#define WSB_BROKER_INGRESS_H
+
+#include "core/auth.h"
+#include "core/core.h"
+#include "shared/metrics.h"
+#include "shared/util.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct conn_s conn_t;
+typedef struct ingress_ctx_s ingress_ctx_t;
+
+/* The limits and settings the ingresses apply (app/ copies them from
+ * config_t; rate_action is borrowed from it). */
+typedef struct ingress_config_s {
+    bool auth_required;
+    uint64_t auth_timeout_ms;
+    uint64_t auth_leeway_ms;
+    uint32_t max_subscriptions;
+    uint64_t max_message_size;
+    uint64_t max_http_body;
+    uint64_t max_outbound_bytes;
+    uint64_t ping_interval_ms;
+    uint32_t rate_messages; /* per second per WebSocket; 0 = off */
+    uint32_t rate_burst;
+    uint64_t rate_bytes;
+    const char *rate_action; /* "error" or "close" */
+} ingress_config_t;
+
+/* What only app/ can answer. Worker thread of `ctx`. */
+typedef struct ingress_ops_s {
+    /* Mirrors the worker's gauges (connections, subscriptions...) into its
+     * metrics. */
+    void (*update_gauges_cb)(ingress_ctx_t *ctx);
+    /* Starts watching the inboxes for the publishers paused on this worker. */
+    void (*watch_pressure_cb)(ingress_ctx_t *ctx);
+    /* GET /healthz: the JSON body (owned by the caller) and *status (200,
+     * or 503 when a worker is stuck). */
+    json_t *(*healthz_cb)(ingress_ctx_t *ctx, int *status);
+    /* GET /metrics: appends the Prometheus text of the process to `out`. */
+    void (*metrics_cb)(ingress_ctx_t *ctx, sbuf_t *out);
+} ingress_ops_t;
+
+struct ingress_ctx_s {
+    core_worker_t *core; /* this worker's part of the pub/sub core */
+    metrics_t *metrics;  /* this worker's */
+    const ingress_config_t *cfg;
+    auth_t *auth;         /* process-wide: keys, anonymous permissions */
+    const char *node_id;  /* this node */
+    const char *web_root; /* static files; NULL: off */
+    unsigned index;       /* the worker's number */
+    uint64_t next_client_seq;
+    const ingress_ops_t *ops;
+    void *owner; /* the worker, for ops */
+};
+
+/* The context of the worker that owns `c`. Defined by app/ (worker.c). */
+ingress_ctx_t *ingress_ctx(const conn_t *c);
+
+/* Milliseconds of the worker's loop clock. */
+static inline uint64_t ingress_now(const ingress_ctx_t *ctx)
+{
+    return core_now(ctx->core);
+}
+
+#endif
