@@ -402,8 +402,8 @@ void worker_free(worker_t *s)
     xqueue_destroy(&s->core.inbox);
     chist_worker_free(&s->core);
     trie_free(s->core.trie);
-    static_cache_free(s->static_cache);
-    s->static_cache = NULL;
+    static_cache_free(s->ingress.static_cache);
+    s->ingress.static_cache = NULL;
     if (uv_loop_close(&s->loop) != 0) {
         log_warn("event loop closed with handles open", "worker=%u", s->index);
     }

@@ -77,8 +77,6 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
      * under the broker-wide bound without a shared counter on the delivery
      * path. */
     size_t outbound_limit;
-    /* Static files read so far (static_files.c), NULL until the first. */
-    struct static_cache_s *static_cache;
 
     bool shutting_down;
     bool drained; /* counted in broker->drained */

@@ -65,6 +65,7 @@ struct ingress_ctx_s {
     const char *web_root; /* static files; NULL: off */
     unsigned index;       /* the worker's number */
     uint64_t next_client_seq;
+    struct static_cache_s *static_cache; /* static_files.c's, NULL until the first file */
     const ingress_ops_t *ops;
     void *owner; /* the worker, for ops */
 };

@@ -3,7 +3,7 @@
 #define _GNU_SOURCE 1 /* O_PATH, syscall() for openat2 */
 #include "ingress/static_files.h"
 
-#include "app/worker.h"
+#include "ingress/ingress.h"
 #include "net/conn.h"
 #include "shared/frame_buf.h"
 #include "shared/util.h"
@@ -124,7 +124,7 @@ struct static_load_s {
  * and share one buffer). Freed by its after-work callback. */
 struct static_read_s {
     uv_work_t work;
-    worker_t *server;
+    ingress_ctx_t *ctx;
     struct static_read_s *next; /* the cache's reads in progress */
     static_load_t *waiters;
     const char *root;
@@ -213,7 +213,7 @@ static static_entry_t *cache_find(static_cache_t *cache, const char *path)
 }
 
 /* The worker's cache, created on first use. */
-static static_cache_t *cache_of(worker_t *s)
+static static_cache_t *cache_of(ingress_ctx_t *s)
 {
     if (s->static_cache == NULL) {
         s->static_cache = xcalloc(1, sizeof(*s->static_cache));
@@ -223,7 +223,7 @@ static static_cache_t *cache_of(worker_t *s)
 
 /* Caches `body` (a reference is taken) for `path`, replacing an older
  * version and evicting the least recently used entries to stay in bounds. */
-static void cache_put(worker_t *s, const char *path, const struct stat *st, frame_buf_t *body)
+static void cache_put(ingress_ctx_t *s, const char *path, const struct stat *st, frame_buf_t *body)
 {
     static_cache_t *cache = cache_of(s);
     static_entry_t *old = cache_find(cache, path);
@@ -427,7 +427,7 @@ static void answer(conn_t *c, const static_read_t *rd, const static_load_t *w)
 static void load_done_cb(uv_work_t *work, int status)
 {
     static_read_t *rd = work->data;
-    static_cache_t *cache = rd->server->static_cache;
+    static_cache_t *cache = rd->ctx->static_cache;
     for (static_read_t **pp = &cache->reads; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == rd) {
             *pp = rd->next;
@@ -438,7 +438,7 @@ static void load_done_cb(uv_work_t *work, int status)
         rd->status = 500;
     }
     if (rd->status == 200) {
-        cache_put(rd->server, rd->full, &rd->st, rd->body);
+        cache_put(rd->ctx, rd->full, &rd->st, rd->body);
     }
     while (rd->waiters != NULL) {
         static_load_t *w = rd->waiters;
@@ -506,7 +506,7 @@ void static_serve(conn_t *c, const char *root, wsb_str_t url, bool head, bool ke
     /* Only what was read through open_beneath() is ever cached, and an entry
      * is used only while the path still names that very file (a link changed
      * to point elsewhere names another inode and is opened afresh). */
-    static_cache_t *cache = c->server->static_cache;
+    static_cache_t *cache = ingress_ctx(c)->static_cache;
     static_entry_t *e = sr == 0 ? cache_find(cache, full) : NULL;
     if (e != NULL && same_file(e, &st)) {
         entry_unlink(cache, e);
@@ -523,15 +523,15 @@ void static_serve(conn_t *c, const char *root, wsb_str_t url, bool head, bool ke
     if (rd == NULL) {
         rd = xcalloc(1, sizeof(*rd));
         rd->work.data = rd;
-        rd->server = c->server;
+        rd->ctx = ingress_ctx(c);
         rd->root = root;
         memcpy(rd->full, full, strlen(full) + 1);
-        if (uv_queue_work(&c->server->loop, &rd->work, load_work_cb, load_done_cb) != 0) {
+        if (uv_queue_work(rd->ctx->core->loop, &rd->work, load_work_cb, load_done_cb) != 0) {
             free(rd);
             plain(c, 500, "read error\n", false);
             return;
         }
-        cache = cache_of(c->server);
+        cache = cache_of(ingress_ctx(c));
         rd->next = cache->reads;
         cache->reads = rd;
     }
