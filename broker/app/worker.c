@@ -317,7 +317,7 @@ int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
     xqueue_init(&s->core.inbox, s->cfg->worker_queue_size);
     if (b->history_rules.n > 0 && s->cfg->redis_url[0] != '\0') {
         /* Ops in flight are bounded by redis.queue_size (chist_redis.h). */
-        xqueue_init(&s->core.cluster_done, s->cfg->redis_queue_size);
+        xqueue_init(&s->core.chist_done, s->cfg->redis_queue_size);
     }
     uv_prepare_init(&s->loop, &s->flush_prepare);
     s->flush_prepare.data = s;

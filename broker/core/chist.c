@@ -77,7 +77,7 @@ void chist_complete(chist_op_t *op)
     core_worker_t *w = op->worker;
     /* Cannot fail: the queue holds redis.queue_size ops and no more are in
      * flight (chist_redis_submit). */
-    while (!xqueue_push(&w->cluster_done, op)) {
+    while (!xqueue_push(&w->chist_done, op)) {
         abort();
     }
     w->core->wake_cb(w);
@@ -85,11 +85,11 @@ void chist_complete(chist_op_t *op)
 
 void chist_drain(core_worker_t *w)
 {
-    if (w->cluster_done.cells == NULL) {
+    if (w->chist_done.cells == NULL) {
         return;
     }
     chist_op_t *op;
-    while ((op = xqueue_pop(&w->cluster_done)) != NULL) {
+    while ((op = xqueue_pop(&w->chist_done)) != NULL) {
         if (op->owner == NULL) {
             chist_op_free(op); /* its connection is gone */
         } else {
@@ -100,12 +100,12 @@ void chist_drain(core_worker_t *w)
 
 void chist_worker_free(core_worker_t *w)
 {
-    if (w->cluster_done.cells == NULL) {
+    if (w->chist_done.cells == NULL) {
         return;
     }
     chist_op_t *op;
-    while ((op = xqueue_pop(&w->cluster_done)) != NULL) {
+    while ((op = xqueue_pop(&w->chist_done)) != NULL) {
         chist_op_free(op);
     }
-    xqueue_destroy(&w->cluster_done);
+    xqueue_destroy(&w->chist_done);
 }

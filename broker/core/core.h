@@ -11,7 +11,7 @@
  *                  inbox, the queue of clustered history ops coming back,
  *                  its metrics and its loop clock. Everything in it belongs
  *                  to the worker's thread except the inbox and the
- *                  cluster_done queue (any thread pushes, the owner pops).
+ *                  chist_done queue (any thread pushes, the owner pops).
  *
  * Federation (cluster/) is reached through core_fed_ops_t, which app/ fills
  * when redis.url is set, so that core/ never includes cluster/. Federation
@@ -82,8 +82,8 @@ struct core_worker_s {
     bool in_fanout;     /* true while the trie is walked: nothing may leave it */
     /* The owner's pointer back (the worker), for app/'s wake hook. */
     void *owner;
-    xqueue_t inbox;        /* xmsg_t* published by any worker, for our subscribers */
-    xqueue_t cluster_done; /* chist_op_t* back from Redis (clustered history only) */
+    xqueue_t inbox;      /* xmsg_t* published by any worker, for our subscribers */
+    xqueue_t chist_done; /* chist_op_t* back from Redis (clustered history only) */
 };
 
 /* Milliseconds of the worker's loop clock. */

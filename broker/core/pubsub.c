@@ -184,7 +184,7 @@ pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req
                                  pubsub_subscribed_t *out)
 {
     memset(out, 0, sizeof(*out));
-    out->cluster_rule = -1;
+    out->chist_rule = -1;
     out->recovered = -1;
     core_t *c = w->core;
     bool exact = !wsb_topic_is_pattern(req->pattern.p, req->pattern.len);
@@ -194,7 +194,7 @@ pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req
             /* Clustered history: position and replay come from Redis. */
             pubsub_status_t st = add(w, req, out);
             if (st == PUBSUB_OK) {
-                out->cluster_rule = crule;
+                out->chist_rule = crule;
             }
             return st;
         }

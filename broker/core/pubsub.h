@@ -109,7 +109,7 @@ typedef struct pubsub_subscribe_s {
 
 typedef struct pubsub_subscribed_s {
     trie_sub_t *handle; /* the new subscription; NULL when `already` */
-    int cluster_rule;   /* >= 0: clustered history, the caller reads Redis */
+    int chist_rule;     /* >= 0: clustered history, the caller reads Redis */
     bool has_seq;       /* the topic keeps (local) history: seq and epoch set */
     uint64_t seq;
     char epoch[XMSG_EPOCH_MAX + 1];

@@ -23,7 +23,7 @@ typedef struct {
     uint64_t seq;
 } floor_t;
 
-struct sess_cluster_s {
+struct chist_sess_s {
     held_t *head, *tail;
     floor_t *floors;
     uint32_t nfloors;
@@ -31,17 +31,17 @@ struct sess_cluster_s {
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
-static struct sess_cluster_s *state(session_t *s)
+static struct chist_sess_s *state(session_t *s)
 {
     if (s->cl == NULL) {
-        s->cl = xcalloc(1, sizeof(struct sess_cluster_s));
+        s->cl = xcalloc(1, sizeof(struct chist_sess_s));
     }
     return s->cl;
 }
 
 static void push_held(session_t *s, frame_buf_t *fb, chist_op_t *op)
 {
-    struct sess_cluster_s *cl = state(s);
+    struct chist_sess_s *cl = state(s);
     held_t *h = xmalloc(sizeof(*h));
     h->next = NULL;
     h->fb = fb;
@@ -92,7 +92,7 @@ static void send_ack(session_t *s, const chist_op_t *op, bool has_seq, int recov
     send_reply(s, raw, len);
 }
 
-static int find_floor(const struct sess_cluster_s *cl, const char *topic, size_t len)
+static int find_floor(const struct chist_sess_s *cl, const char *topic, size_t len)
 {
     for (uint32_t i = 0; i < cl->nfloors; i++) {
         if (strlen(cl->floors[i].topic) == len && memcmp(cl->floors[i].topic, topic, len) == 0) {
@@ -102,7 +102,7 @@ static int find_floor(const struct sess_cluster_s *cl, const char *topic, size_t
     return -1;
 }
 
-static void drop_floor(struct sess_cluster_s *cl, uint32_t i)
+static void drop_floor(struct chist_sess_s *cl, uint32_t i)
 {
     free(cl->floors[i].topic);
     cl->floors[i] = cl->floors[--cl->nfloors];
@@ -110,7 +110,7 @@ static void drop_floor(struct sess_cluster_s *cl, uint32_t i)
 
 static void set_floor(session_t *s, const chist_op_t *op)
 {
-    struct sess_cluster_s *cl = state(s);
+    struct chist_sess_s *cl = state(s);
     int i = find_floor(cl, op->topic, op->topic_len);
     if (i < 0) {
         cl->floors = xrealloc(cl->floors, sizeof(floor_t) * (cl->nfloors + 1));
@@ -178,7 +178,7 @@ static void emit_publish(session_t *s, chist_op_t *op)
 /* Sends the FIFO from its head up to the first op still in flight. */
 static void flush_held(session_t *s)
 {
-    struct sess_cluster_s *cl = s->cl;
+    struct chist_sess_s *cl = s->cl;
     while (cl->head != NULL && (cl->head->op == NULL || cl->head->op->done)) {
         held_t *h = cl->head;
         cl->head = h->next;
@@ -247,7 +247,7 @@ void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule)
 
 bool chist_session_filter(session_t *s, xmsg_t *m)
 {
-    struct sess_cluster_s *cl = s->cl;
+    struct chist_sess_s *cl = s->cl;
     if (cl == NULL || m->epoch[0] == '\0') {
         return false;
     }
@@ -287,7 +287,7 @@ bool chist_session_filter(session_t *s, xmsg_t *m)
 
 void chist_session_free(session_t *s)
 {
-    struct sess_cluster_s *cl = s->cl;
+    struct chist_sess_s *cl = s->cl;
     if (cl == NULL) {
         return;
     }

@@ -41,7 +41,7 @@ struct resp_conn_s {
     bool quit;        /* close once the output is written */
     bool slow;        /* over its output bound as a subscriber: close */
     bool read_paused; /* its replies are over max_outbound_bytes */
-    bool pub_paused;  /* a worker inbox is filling (worker_inbox_pressure) */
+    bool pub_paused;  /* a worker inbox is filling (core_inbox_pressure) */
     bool reading;     /* uv_read_start in effect */
     bool writing;
     bool authed;

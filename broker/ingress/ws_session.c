@@ -211,8 +211,8 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         keep_sub(s, out.handle);
     }
     clear_gap(s, m->topic);
-    if (out.cluster_rule >= 0) {
-        chist_session_subscribe(s, m, out.cluster_rule);
+    if (out.chist_rule >= 0) {
+        chist_session_subscribe(s, m, out.chist_rule);
         return;
     }
     reply_ack_epoch(s, m, out.has_seq, out.seq, out.recovered, out.has_seq ? out.epoch : NULL);

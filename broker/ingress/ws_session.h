@@ -55,7 +55,7 @@ struct session_s {
     uint32_t ngaps;
     /* Clustered history (chist_session.h): replies held behind operations
      * waiting for Redis, and switch-over floors. NULL until the first one. */
-    struct sess_cluster_s *cl;
+    struct chist_sess_s *cl;
 };
 
 /* Topics one session may have suspended at once; one more closes it (1013). */
