@@ -350,8 +350,8 @@ static uint64_t token_deadline_ms(worker_t *srv, int64_t exp)
 }
 
 /* Takes over `claims` (heap; freed here) as the session's credentials:
- * permissions from its patterns, the client id from "sub", the deadline
- * from "exp". */
+ * permissions from its patterns, the user from "sub", the deadline from
+ * "exp". Memberships made before keep the user they were made with. */
 static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
 {
     free_creds(s);
@@ -363,6 +363,9 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->creds = cr;
     s->perms = &cr->perms;
     s->authed = true;
+    free(s->user);
+    s->user = claims->sub.len > 0 ? xstrndup(claims->sub.p, claims->sub.len) : NULL;
+    s->sub.user = s->user;
     s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
 }
 
@@ -687,19 +690,15 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);
     srv->next_client_seq++;
-    /* Unique in the process without coordination: node, worker, counter. */
-    char client_id[WSB_JWT_MAX_SUB + 1];
-    if (s->creds != NULL && s->creds->claims.sub.len > 0) {
-        /* An authenticated client is known by its token's subject. */
-        (void)snprintf(client_id, sizeof(client_id), "%.*s", (int)s->creds->claims.sub.len,
-                       s->creds->claims.sub.p);
-    } else {
-        (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->broker->node_id,
-                       srv->index, (unsigned long long)srv->next_client_seq);
-    }
+    /* Unique in the process without coordination: node, worker, counter;
+     * one per connection, whoever the user (DESIGN.md "Application layer"). */
+    (void)snprintf(s->client_id, sizeof(s->client_id), "%.16s-%u-%llu", srv->broker->node_id,
+                   srv->index, (unsigned long long)srv->next_client_seq);
+    s->sub.client = s->client_id;
     if (!echo) {
         wsb_welcome_t w = {
-            .client_id = client_id,
+            .client_id = s->client_id,
+            .user = {s->user, s->user != NULL ? strlen(s->user) : 0},
             .node_id = srv->broker->node_id,
             .version = WSB_VERSION,
             .max_message_size = srv->cfg->max_message_size,
@@ -750,6 +749,7 @@ void session_free(session_t *s)
     }
     free(s->msg);
     free_creds(s);
+    free(s->user);
     free(s->buckets);
     free(s);
 }
