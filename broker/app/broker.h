@@ -16,7 +16,9 @@
 #include "core/auth.h"
 #include "core/core.h"
 #include "core/history.h"
+#include "core/presence.h"
 #include "core/seqtab.h"
+#include "core/topic_rules.h"
 #include "ingress/ingress.h"
 #include "net/tls.h"
 
@@ -33,7 +35,9 @@ typedef struct broker_s {
     unsigned nworkers;
     worker_t **workers;
     seqtab_t *seqtab;
-    history_rules_t history_rules; /* parsed from cfg->history; seqtab borrows it */
+    topic_rules_t topic_rules;     /* parsed from cfg->topics and cfg->history */
+    history_rules_t history_rules; /* topic_rules' history part; seqtab borrows it */
+    presence_t *presence;          /* members of presence topics; NULL when no rule has them */
     bridge_t *bridge;              /* federation through Redis; NULL when redis.url is "" */
     redis_url_t redis_url;         /* parsed redis.url: the bridge borrows its strings */
     core_t core;                   /* the pub/sub core's view of the process (core/core.h) */

@@ -57,6 +57,9 @@ void worker_metrics_text(ingress_ctx_t *ctx, sbuf_t *out)
     }
     metrics_render(all, b->nworkers, &g, out);
     seqtab_render_metrics(b->seqtab, out);
+    if (b->presence != NULL) {
+        presence_render_metrics(b->presence, out);
+    }
     if (b->bridge != NULL) {
         bridge_render_metrics(b->bridge, out);
     }

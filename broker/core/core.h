@@ -5,8 +5,9 @@
  *
  *   core_t         one per process (app/ fills it, embedded in broker_t):
  *                  the workers' core parts, the sequence table, the history
- *                  rules, the limits the core enforces, the wake hook and
- *                  the federation hook table.
+ *                  and topic rules, the presence table, the limits the
+ *                  core enforces, the wake hook and the federation hook
+ *                  table.
  *   core_worker_t  one per worker (embedded in worker_t): its trie, its
  *                  inbox, the queue of clustered history ops coming back,
  *                  its metrics and its loop clock. Everything in it belongs
@@ -23,6 +24,7 @@
 
 #include "core/history.h"
 #include "core/seqtab.h"
+#include "core/topic_rules.h"
 #include "core/topic_trie.h"
 #include "core/xqueue.h"
 #include "shared/metrics.h"
@@ -36,6 +38,7 @@
 typedef struct core_s core_t;
 typedef struct core_worker_s core_worker_t;
 typedef struct chist_op_s chist_op_t;
+typedef struct presence_s presence_t;
 
 /* Published messages a worker delivers per loop turn before it yields to
  * I/O (the rest wait for the next turn, in order). */
@@ -65,6 +68,8 @@ struct core_s {
     seqtab_t *seqtab;
     const history_rules_t *history_rules; /* borrowed; seqtab borrows it too */
     uint32_t max_subscriptions;           /* per subscriber */
+    const topic_rules_t *topic_rules;     /* borrowed; presence and join_leave per topic */
+    presence_t *presence;                 /* members of presence topics; NULL: no rule has them */
     /* Wakes worker `w`'s loop to drain its inbox (any thread). */
     void (*wake_cb)(core_worker_t *w);
     /* Federation: NULL ops when redis.url is "" (the node is alone). */

@@ -40,6 +40,8 @@ typedef struct ingress_config_s {
     uint32_t rate_burst;
     uint64_t rate_bytes;
     const char *rate_action; /* "error" or "close" */
+    uint32_t presence_max_topics;
+    uint32_t presence_max_members;
 } ingress_config_t;
 
 /* What only app/ can answer. Worker thread of `ctx`. */
