@@ -356,6 +356,12 @@ static void emit_welcome(writer_t *w, const void *arg)
     w_u64(w, WSB_PROTOCOL_VERSION);
     W_LIT(w, ",\"client_id\":");
     w_cstr(w, wl->client_id);
+    W_LIT(w, ",\"user\":");
+    if (wl->user.p != NULL) {
+        w_str(w, wl->user.p, wl->user.len);
+    } else {
+        W_LIT(w, "null");
+    }
     W_LIT(w, ",\"node_id\":");
     w_cstr(w, wl->node_id);
     W_LIT(w, ",\"version\":");

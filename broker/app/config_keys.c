@@ -162,6 +162,11 @@ static bool is_proxy_list(const char *value)
     return each_entry(value, proxy_ok);
 }
 
+static bool is_rate_per(const char *value)
+{
+    return strcmp(value, "connection") == 0 || strcmp(value, "user") == 0;
+}
+
 static bool is_rate_action(const char *value)
 {
     return strcmp(value, "error") == 0 || strcmp(value, "close") == 0;
@@ -308,10 +313,11 @@ const key_def_t config_keys[] = {
     DURATION_KEY("auth.timeout", auth_timeout_ms, 1, HOUR_MS, "10s",
                  "with auth.required, a connection without a token must send an auth message "
                  "within this time; else close 1008"),
-    LIST_KEY("auth.anonymous_subscribe", auth_anonymous_subscribe, ">,$sys.>", "PATTERNS",
+    LIST_KEY("auth.anonymous_subscribe", auth_anonymous_subscribe, ">,$sys.node.>", "PATTERNS",
              is_pattern_list, "a comma-separated list of topic patterns",
              "patterns anonymous clients may subscribe to (when auth.required is false); '>' "
-             "does not include reserved '$' topics, hence \"$sys.>\""),
+             "does not include reserved '$' topics, hence \"$sys.node.>\" (node stats; "
+             "not $sys.conn.>, whose events name users)"),
     LIST_KEY("auth.anonymous_publish", auth_anonymous_publish, ">", "PATTERNS", is_pattern_list,
              "a comma-separated list of topic patterns",
              "patterns anonymous clients may publish to (when auth.required is false)"),
@@ -347,6 +353,17 @@ const key_def_t config_keys[] = {
              "reverse proxies whose X-Forwarded-For is believed: a request from one of them "
              "is counted (max_connections_per_ip) and logged under the rightmost untrusted "
              "address of the header; \"\" = none, the header is ignored"),
+    /* per-user limits */
+    STRING_KEY("rate.per", rate_per, "connection", "WHO", is_rate_per, "connection or user",
+               "who shares one rate bucket: each WebSocket (connection), or every WebSocket of "
+               "one JWT sub on this node (user; connections without a sub keep their own)"),
+    UINT_KEY("max_connections_per_user", max_connections_per_user, 0, INT32_MAX, "0",
+             "open WebSockets per JWT sub on this node; beyond, close 4004; 0 = unlimited"),
+    /* $sys topics */
+    DURATION_KEY("sys.stats_interval", sys_stats_interval_ms, 0, DAY_MS, "5s",
+                 "period of $sys.node.<id>.stats (resolution 1s); 0 = off"),
+    BOOL_KEY("sys.conn_events", sys_conn_events, "true",
+             "publish $sys.conn.connect and $sys.conn.disconnect for every WebSocket"),
 };
 
 const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];

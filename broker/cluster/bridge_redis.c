@@ -336,11 +336,11 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
 
 void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
 {
-    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) ||
-        wsb_topic_is_reserved(topic.p, topic.len)) {
-        if (!wsb_topic_is_reserved(topic.p, topic.len)) {
-            bridge_count(&br->dropped); /* Redis is down: at-most-once across nodes */
-        }
+    /* Reserved topics travel too: only the broker publishes them ($sys
+     * stats and connection events, sys_events.h), and every node's
+     * subscribers see every node's. */
+    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire)) {
+        bridge_count(&br->dropped); /* Redis is down: at-most-once across nodes */
         return;
     }
     size_t env_cap = 2 * topic.len + data_json.len + 160;

@@ -20,6 +20,9 @@
 
 static void count_published(worker_t *w, pubsub_ingress_t ingress)
 {
+    if (ingress == PUBSUB_SYS) {
+        return;
+    }
     METRIC_ADD(w->metrics.messages_published, 1);
     if (ingress == PUBSUB_HTTP) {
         METRIC_ADD(w->metrics.messages_published_http, 1);

@@ -45,8 +45,9 @@ typedef struct perms_s perms_t;
 typedef struct apikey_s apikey_t;
 typedef struct hr_op_s hr_op_t;
 
-/* Which ingress a request came through (per-ingress metrics). */
-typedef enum { PUBSUB_WS = 0, PUBSUB_HTTP = 1, PUBSUB_RESP = 2 } pubsub_ingress_t;
+/* Which ingress a request came through (per-ingress metrics). PUBSUB_SYS:
+ * the broker's own `$sys` messages (sys_events.h), not counted. */
+typedef enum { PUBSUB_WS = 0, PUBSUB_HTTP = 1, PUBSUB_RESP = 2, PUBSUB_SYS = 3 } pubsub_ingress_t;
 
 typedef enum {
     PUBSUB_OK = 0,          /* published / subscribed */

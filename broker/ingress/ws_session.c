@@ -4,6 +4,7 @@
 #include "app/broker.h"
 #include "app/worker.h"
 #include "core/pubsub.h"
+#include "core/sys_events.h"
 #include "core/xmsg.h"
 #include "ingress/session_cluster.h"
 #include "net/conn.h"
@@ -366,6 +367,19 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
 }
 
+/* Publishes $sys.conn.connect once the session has its first credentials
+ * (at the upgrade, or at its first accepted `auth`). */
+static void announce(session_t *s)
+{
+    if (s->announced || s->echo) {
+        return;
+    }
+    s->announced = true;
+    char client_id[SESSION_CLIENT_ID_MAX + 1];
+    session_client_id(s, client_id);
+    sys_conn_event(s->conn->server, true, client_id, session_user(s));
+}
+
 static void op_auth(session_t *s, const wsb_msg_t *m)
 {
     broker_t *b = s->conn->server->broker;
@@ -386,6 +400,7 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
     revoke_uncovered(s);
     conn_ws_rearm(s->conn);
     reply_ack(s, m, false, 0, -1);
+    announce(s);
 }
 
 /* Token buckets on messages and bytes: takes this message's share and
@@ -686,20 +701,13 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     }
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);
-    srv->next_client_seq++;
-    /* Unique in the process without coordination: node, worker, counter. */
-    char client_id[WSB_JWT_MAX_SUB + 1];
-    if (s->creds != NULL && s->creds->claims.sub.len > 0) {
-        /* An authenticated client is known by its token's subject. */
-        (void)snprintf(client_id, sizeof(client_id), "%.*s", (int)s->creds->claims.sub.len,
-                       s->creds->claims.sub.p);
-    } else {
-        (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->broker->node_id,
-                       srv->index, (unsigned long long)srv->next_client_seq);
-    }
+    s->client_seq = ++srv->next_client_seq;
+    char client_id[SESSION_CLIENT_ID_MAX + 1];
+    session_client_id(s, client_id);
     if (!echo) {
         wsb_welcome_t w = {
             .client_id = client_id,
+            .user = session_user(s),
             .node_id = srv->broker->node_id,
             .version = WSB_VERSION,
             .max_message_size = srv->cfg->max_message_size,
@@ -708,8 +716,28 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
         };
         size_t len = 0;
         reply(s, wsb_msg_build_welcome(&w, FRAME_BUF_HEADROOM, &len), &len);
+        if (s->authed) {
+            announce(s);
+        }
     }
     return s;
+}
+
+void session_client_id(const session_t *s, char *out)
+{
+    /* Unique without coordination: node, worker, counter; two connections
+     * of one user have two ids (their `user` is the same). */
+    const worker_t *w = s->conn->server;
+    (void)snprintf(out, SESSION_CLIENT_ID_MAX + 1, "%.16s-%u-%llu", w->broker->node_id, w->index,
+                   (unsigned long long)s->client_seq);
+}
+
+wsb_str_t session_user(const session_t *s)
+{
+    if (s->creds == NULL || s->creds->claims.sub.len == 0) {
+        return WSB_STR_NULL;
+    }
+    return s->creds->claims.sub;
 }
 
 void session_feed(session_t *s, uint8_t *data, size_t len)
@@ -739,6 +767,12 @@ void session_free(session_t *s)
     session_cluster_free(s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         pubsub_unsubscribe(s->conn->server, s->subs[i]);
+    }
+    if (s->announced) {
+        /* After the unsubscribes: the session does not hear of its own end. */
+        char client_id[SESSION_CLIENT_ID_MAX + 1];
+        session_client_id(s, client_id);
+        sys_conn_event(s->conn->server, false, client_id, session_user(s));
     }
     wsb_ws_parser_release(&s->parser);
     for (uint32_t i = 0; i < s->ngaps; i++) {

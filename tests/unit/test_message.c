@@ -937,6 +937,7 @@ static void test_build_pong_welcome(void **state)
 
     wsb_welcome_t w = {
         .client_id = "c-1",
+        .user = {"al\"ice", 6},
         .node_id = "node\"a",
         .version = "0.1.0",
         .max_message_size = 65536,
@@ -946,13 +947,14 @@ static void test_build_pong_welcome(void **state)
     buf = wsb_msg_build_welcome(&w, 16, &len);
     assert_frame_is(buf, 16, len,
                     "{\"type\":\"welcome\",\"protocol\":1,\"client_id\":\"c-1\","
-                    "\"node_id\":\"node\\\"a\",\"version\":\"0.1.0\",\"limits\":{"
+                    "\"user\":\"al\\\"ice\",\"node_id\":\"node\\\"a\",\"version\":\"0.1.0\",\"limits\":{"
                     "\"max_message_size\":65536,\"max_subscriptions\":1000,"
                     "\"ping_interval_ms\":25000}}");
     w = (wsb_welcome_t){0};
     buf = wsb_msg_build_welcome(&w, 0, &len);
     assert_frame_is(buf, 0, len,
-                    "{\"type\":\"welcome\",\"protocol\":1,\"client_id\":\"\",\"node_id\":\"\","
+                    "{\"type\":\"welcome\",\"protocol\":1,\"client_id\":\"\",\"user\":null,"
+                    "\"node_id\":\"\","
                     "\"version\":\"\",\"limits\":{\"max_message_size\":0,"
                     "\"max_subscriptions\":0,\"ping_interval_ms\":0}}");
 }

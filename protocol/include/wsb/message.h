@@ -153,6 +153,7 @@ uint8_t *wsb_msg_build_pong(bool has_id, int64_t id, size_t headroom, size_t *fr
 
 typedef struct {
     const char *client_id;
+    wsb_str_t user; /* the token's sub; {NULL,0} writes null */
     const char *node_id;
     const char *version;        /* server version string */
     uint64_t max_message_size;  /* bytes */
@@ -160,7 +161,7 @@ typedef struct {
     uint32_t ping_interval_ms;  /* server keepalive period, 0 = off */
 } wsb_welcome_t;
 
-/* {"type":"welcome","protocol":1,"client_id":…,"node_id":…,"version":…,
+/* {"type":"welcome","protocol":1,"client_id":…,"user":…|null,"node_id":…,"version":…,
  *  "limits":{"max_message_size":…,"max_subscriptions":…,"ping_interval_ms":…}}
  * A NULL string is written as "". NULL on ENOMEM. */
 uint8_t *wsb_msg_build_welcome(const wsb_welcome_t *w, size_t headroom, size_t *frame_len);
