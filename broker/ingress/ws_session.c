@@ -351,8 +351,8 @@ static uint64_t token_deadline_ms(worker_t *srv, int64_t exp)
 }
 
 /* Takes over `claims` (heap; freed here) as the session's credentials:
- * permissions from its patterns, the client id from "sub", the deadline
- * from "exp". */
+ * permissions from its patterns, the user from "sub", the deadline from
+ * "exp". Memberships made before keep the user they were made with. */
 static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
 {
     free_creds(s);
@@ -364,6 +364,9 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->creds = cr;
     s->perms = &cr->perms;
     s->authed = true;
+    free(s->user);
+    s->user = claims->sub.len > 0 ? xstrndup(claims->sub.p, claims->sub.len) : NULL;
+    s->sub.user = s->user;
     s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
 }
 
@@ -375,9 +378,7 @@ static void announce(session_t *s)
         return;
     }
     s->announced = true;
-    char client_id[SESSION_CLIENT_ID_MAX + 1];
-    session_client_id(s, client_id);
-    sys_conn_event(s->conn->server, true, client_id, session_user(s));
+    sys_conn_event(s->conn->server, true, s->client_id, session_user(s));
 }
 
 static void op_auth(session_t *s, const wsb_msg_t *m)
@@ -701,12 +702,15 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     }
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);
-    s->client_seq = ++srv->next_client_seq;
-    char client_id[SESSION_CLIENT_ID_MAX + 1];
-    session_client_id(s, client_id);
+    srv->next_client_seq++;
+    /* Unique in the process without coordination: node, worker, counter;
+     * one per connection, whoever the user (DESIGN.md "Application layer"). */
+    (void)snprintf(s->client_id, sizeof(s->client_id), "%.16s-%u-%llu", srv->broker->node_id,
+                   srv->index, (unsigned long long)srv->next_client_seq);
+    s->sub.client = s->client_id;
     if (!echo) {
         wsb_welcome_t w = {
-            .client_id = client_id,
+            .client_id = s->client_id,
             .user = session_user(s),
             .node_id = srv->broker->node_id,
             .version = WSB_VERSION,
@@ -723,21 +727,9 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     return s;
 }
 
-void session_client_id(const session_t *s, char *out)
-{
-    /* Unique without coordination: node, worker, counter; two connections
-     * of one user have two ids (their `user` is the same). */
-    const worker_t *w = s->conn->server;
-    (void)snprintf(out, SESSION_CLIENT_ID_MAX + 1, "%.16s-%u-%llu", w->broker->node_id, w->index,
-                   (unsigned long long)s->client_seq);
-}
-
 wsb_str_t session_user(const session_t *s)
 {
-    if (s->creds == NULL || s->creds->claims.sub.len == 0) {
-        return WSB_STR_NULL;
-    }
-    return s->creds->claims.sub;
+    return s->user != NULL ? (wsb_str_t){s->user, strlen(s->user)} : WSB_STR_NULL;
 }
 
 void session_feed(session_t *s, uint8_t *data, size_t len)
@@ -770,9 +762,7 @@ void session_free(session_t *s)
     }
     if (s->announced) {
         /* After the unsubscribes: the session does not hear of its own end. */
-        char client_id[SESSION_CLIENT_ID_MAX + 1];
-        session_client_id(s, client_id);
-        sys_conn_event(s->conn->server, false, client_id, session_user(s));
+        sys_conn_event(s->conn->server, false, s->client_id, session_user(s));
     }
     wsb_ws_parser_release(&s->parser);
     for (uint32_t i = 0; i < s->ngaps; i++) {
@@ -784,6 +774,7 @@ void session_free(session_t *s)
     }
     free(s->msg);
     free_creds(s);
+    free(s->user);
     free(s->buckets);
     free(s);
 }

@@ -22,6 +22,9 @@
 
 typedef struct conn_s conn_t;
 
+/* "NODE-WORKER-COUNTER": 16 + 1 + 10 + 1 + 20 characters at most. */
+#define SESSION_CLIENT_ID_MAX 48
+
 struct session_s {
     subscriber_t sub; /* what the trie holds; the core delivers through it */
     conn_t *conn;
@@ -45,6 +48,8 @@ struct session_s {
      * anonymous permissions (shared), or at an empty set. */
     struct creds_s *creds;
     const perms_t *perms;
+    char client_id[SESSION_CLIENT_ID_MAX + 1]; /* sub.client points here */
+    char *user;                /* the token's sub (heap) or NULL; sub.user points here */
     uint64_t auth_deadline_ms; /* loop time: auth timeout or token expiry; 0 = none */
     uint64_t keepalive_due_ms; /* loop time of the next ping / idle check */
     bucket_t *buckets;         /* [0] rate.messages, [1] rate.bytes; only with rate limits */
@@ -55,8 +60,7 @@ struct session_s {
     /* Clustered history (session_cluster.h): replies held behind operations
      * waiting for Redis, and switch-over floors. NULL until the first one. */
     struct sess_cluster_s *cl;
-    uint64_t client_seq; /* the worker's counter at creation: the client id (session_client_id) */
-    bool announced;      /* $sys.conn.connect was published: disconnect follows at the end */
+    bool announced; /* $sys.conn.connect was published: disconnect follows at the end */
 };
 
 /* Topics one session may have suspended at once; one more closes it (1013). */
@@ -73,14 +77,6 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims);
 void session_feed(session_t *s, uint8_t *data, size_t len);
 
 void session_free(session_t *s);
-
-/* Longest client id: node id (first 16 characters), worker, counter. */
-#define SESSION_CLIENT_ID_MAX 64
-
-/* Writes the session's client id, unique per connection in the cluster
- * (welcome's client_id, `from.client`, $sys.conn events), into `out`
- * (SESSION_CLIENT_ID_MAX + 1 bytes). */
-void session_client_id(const session_t *s, char *out);
 
 /* The session's user: its token's sub, or {NULL,0} without one. */
 wsb_str_t session_user(const session_t *s);

@@ -63,6 +63,7 @@ static const struct {
     {"idle_timeout", "--idle-timeout", "WSB_IDLE_TIMEOUT", "(default 60s)"},
     {"close_timeout", "--close-timeout", "WSB_CLOSE_TIMEOUT", "(default 3s)"},
     {"shutdown_timeout", "--shutdown-timeout", "WSB_SHUTDOWN_TIMEOUT", "(default 5s)"},
+    {"topics", "--topics", "WSB_TOPICS", "(default \"\")"},
     {"history", "--history", "WSB_HISTORY", "(default \"\")"},
     {"history_max_topics", "--history-max-topics", "WSB_HISTORY_MAX_TOPICS", "(default 10000)"},
     {"history_max_bytes", "--history-max-bytes", "WSB_HISTORY_MAX_BYTES", "(default 256MiB)"},

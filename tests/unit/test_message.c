@@ -945,11 +945,12 @@ static void test_build_pong_welcome(void **state)
         .ping_interval_ms = 25000,
     };
     buf = wsb_msg_build_welcome(&w, 16, &len);
-    assert_frame_is(buf, 16, len,
-                    "{\"type\":\"welcome\",\"protocol\":1,\"client_id\":\"c-1\","
-                    "\"user\":\"al\\\"ice\",\"node_id\":\"node\\\"a\",\"version\":\"0.1.0\",\"limits\":{"
-                    "\"max_message_size\":65536,\"max_subscriptions\":1000,"
-                    "\"ping_interval_ms\":25000}}");
+    assert_frame_is(
+        buf, 16, len,
+        "{\"type\":\"welcome\",\"protocol\":1,\"client_id\":\"c-1\","
+        "\"user\":\"al\\\"ice\",\"node_id\":\"node\\\"a\",\"version\":\"0.1.0\",\"limits\":{"
+        "\"max_message_size\":65536,\"max_subscriptions\":1000,"
+        "\"ping_interval_ms\":25000}}");
     w = (wsb_welcome_t){0};
     buf = wsb_msg_build_welcome(&w, 0, &len);
     assert_frame_is(buf, 0, len,
