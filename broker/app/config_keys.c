@@ -327,10 +327,12 @@ const key_def_t config_keys[] = {
              "a comma-separated list of topic patterns",
              "patterns anonymous clients may publish to (when auth.required is false)"),
     LIST_KEY("api_keys", api_keys, "", "KEYS", is_api_key_list,
-             "a comma-separated list of KEY or KEY:PATTERN PATTERN... (keys of 16 to 256 "
-             "characters without ',', ':' or spaces)",
+             "a comma-separated list of KEY or KEY:PATTERN PATTERN... [name=NAME] (keys of 16 "
+             "to 256 characters without ',', ':' or spaces; at most one name of 1 to 128 "
+             "characters)",
              "API keys for POST /api/publish (Authorization: Bearer or X-API-Key), each with "
-             "the topic patterns it may publish to (none = any); when set, a key is required"),
+             "the topic patterns it may publish to (none = any) and an optional name (the user "
+             "of its publishes' from stamp); when set, a key is required"),
     LIST_KEY("allowed_origins", allowed_origins, "", "ORIGINS", is_origin_list,
              "a comma-separated list of origins such as https://example.com or "
              "https://*.example.com",

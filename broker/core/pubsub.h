@@ -69,6 +69,12 @@ typedef struct pubsub_publish_s {
     pubsub_ingress_t ingress; /* counted in its messages_published_* */
     const perms_t *perms;     /* checked when non-NULL (WebSocket credentials) */
     const apikey_t *key;      /* checked when non-NULL (HTTP, RESP API keys) */
+    /* The publisher's identity, stamped as "from":{"client","user"} when the
+     * topic's rule says "publisher" (topic_rules.h): the WebSocket's client
+     * id and token sub, or (HTTP, RESP) NULL and the API key's name. NULL /
+     * {NULL,0} are written as null. Borrowed. */
+    const char *from_client;
+    wsb_str_t from_user;
     /* Clustered history only: who gets the op back, on this worker, when
      * Redis assigned the seq (history_redis.h). `owner` is not NULL. */
     void *owner;

@@ -29,6 +29,12 @@ static void release_replay(frame_buf_t *fb)
 xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
                  unsigned nworkers)
 {
+    return xmsg_new_from(topic, seq, epoch, WSB_STR_NULL, data_json, nworkers);
+}
+
+xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
+                      wsb_str_t data_json, unsigned nworkers)
+{
     /* Layout: [xmsg_t][slots: nworkers * stride][topic + NUL][frame]. The
      * frame builder leaves `headroom` bytes in front of the frame, so the
      * whole message is one allocation. */
@@ -36,7 +42,8 @@ xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_
     size_t topic_off = slots_off + (size_t)nworkers * XMSG_SLOT_STRIDE;
     size_t headroom = round_up(topic_off + topic.len + 1, 16);
     size_t frame_len = 0;
-    uint8_t *raw = wsb_msg_build_message(topic, seq, epoch, data_json, headroom, &frame_len);
+    uint8_t *raw =
+        wsb_msg_build_message_from(topic, seq, epoch, from_json, data_json, headroom, &frame_len);
     if (raw == NULL || frame_len > UINT32_MAX) {
         abort(); /* ENOMEM: the broker's allocation policy */
     }

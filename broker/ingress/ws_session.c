@@ -292,6 +292,8 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
         .data = m->data,
         .ingress = PUBSUB_WS,
         .perms = s->perms,
+        .from_client = s->client_id,
+        .from_user = session_user(s),
         .owner = s,
         .done_cb = session_cluster_op_done,
         .has_id = m->has_id,

@@ -1189,6 +1189,29 @@ static void test_list_keys_and_api_keys(void **state)
     assert_null(apikey_lookup(cfg.apikeys, cfg.napikeys, "", 0));
     config_free(&cfg);
 
+    /* A "name=" word names the key (the `from` of its publishes); it is no pattern. */
+    assert_int_equal(
+        load(&cfg, LIST("--api-keys", "0123456789abcdef:chat.> name=helpdesk,fedcba9876543210"),
+             NULL),
+        CONFIG_OK);
+    k = apikey_lookup(cfg.apikeys, cfg.napikeys, "0123456789abcdef", 16);
+    assert_non_null(k);
+    assert_int_equal(k->npatterns, 1);
+    assert_string_equal(apikey_name(k).p, "helpdesk");
+    assert_false(apikey_may_publish(k, "name=helpdesk", 13));
+    k = apikey_lookup(cfg.apikeys, cfg.napikeys, "fedcba9876543210", 16);
+    assert_null(apikey_name(k).p);
+    assert_null(apikey_name(NULL).p);
+    config_free(&cfg);
+    /* Only the name: any topic. */
+    assert_int_equal(load(&cfg, LIST("--api-keys", "0123456789abcdef:name=svc"), NULL), CONFIG_OK);
+    assert_int_equal(cfg.apikeys[0].npatterns, 0);
+    assert_true(apikey_may_publish(&cfg.apikeys[0], "any.topic", 9));
+    config_free(&cfg);
+    expect_error(LIST("--api-keys", "0123456789abcdef:name="), NULL, LIST("api_keys: expected"));
+    expect_error(LIST("--api-keys", "0123456789abcdef:name=a name=b"), NULL,
+                 LIST("api_keys: expected"));
+
     /* Bad entries name the key. */
     expect_error(LIST("--api-keys", "short"), NULL, LIST("api_keys: expected"));
     expect_error(LIST("--api-keys", "0123456789abcdef:a..b"), NULL, LIST("api_keys: expected"));
