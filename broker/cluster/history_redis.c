@@ -136,11 +136,24 @@ hr_op_t *hr_op_new(int kind, wsb_str_t topic, wsb_str_t data_json)
     return op;
 }
 
+void hr_op_set_from(hr_op_t *op, wsb_str_t from_json)
+{
+    free(op->from);
+    op->from = NULL;
+    op->from_len = 0;
+    if (from_json.len > 0) {
+        op->from = xmalloc(from_json.len);
+        memcpy(op->from, from_json.p, from_json.len);
+        op->from_len = (uint32_t)from_json.len;
+    }
+}
+
 void hr_op_free(hr_op_t *op)
 {
     if (op == NULL) {
         return;
     }
+    free(op->from);
     for (size_t i = 0; i < op->nmsgs; i++) {
         xmsg_unref(op->msgs[i]);
     }
@@ -184,7 +197,8 @@ void hr_build_args(const hr_op_t *op, const char *sha, const char *prefix, const
     size_t tl = op->topic_len;
     /* Two keys and a channel (prefix + topic + 7), the envelope head
      * (escaped topic, node id, ~40), numbers (64 each). */
-    size_t cap = 3 * (pl + tl + 8) + 2 * tl + strlen(node_id) + 64 + (size_t)6 * 64;
+    size_t cap =
+        3 * (pl + tl + 8) + 2 * tl + strlen(node_id) + 64 + (size_t)6 * 64 + op->from_len + 16;
     memset(a, 0, sizeof *a);
     a->scratch = xmalloc(cap);
     size_t used = 0;
@@ -208,8 +222,19 @@ void hr_build_args(const hr_op_t *op, const char *sha, const char *prefix, const
         size_t hl =
             (size_t)snprintf(head, cap - used, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", node_id);
         hl += topic_json_escape(head + hl, op->topic, tl);
-        memcpy(head + hl, "\",\"epoch\":\"", 11);
-        hl += 11;
+        if (op->from_len > 0) {
+            /* The publisher's stamp (a "publisher" rule): every node's frame
+             * and every replay from the stream carry it. */
+            memcpy(head + hl, "\",\"from\":", 9);
+            hl += 9;
+            memcpy(head + hl, op->from, op->from_len);
+            hl += op->from_len;
+            memcpy(head + hl, ",\"epoch\":\"", 10);
+            hl += 10;
+        } else {
+            memcpy(head + hl, "\",\"epoch\":\"", 11);
+            hl += 11;
+        }
         head[hl] = '\0';
         add_arg(a, head, hl);
         used += hl + 1;
@@ -294,10 +319,15 @@ static xmsg_t *envelope_msg(const hr_op_t *op, const char *p, size_t len)
         if (data_json == NULL) {
             abort(); /* ENOMEM: the broker's allocation policy */
         }
-        m = xmsg_new((wsb_str_t){op->topic, op->topic_len}, (uint64_t)json_integer_value(seq),
-                     (wsb_str_t){op->epoch, strlen(op->epoch)}, (wsb_str_t){data_json, data_len},
-                     0);
+        json_t *from = json_object_get(env, "from");
+        size_t from_len = 0;
+        char *from_json = json_is_object(from) ? wsb_msg_dump_value(from, &from_len) : NULL;
+        m = xmsg_new_from((wsb_str_t){op->topic, op->topic_len}, (uint64_t)json_integer_value(seq),
+                          (wsb_str_t){op->epoch, strlen(op->epoch)},
+                          (wsb_str_t){from_json, from_json != NULL ? from_len : 0},
+                          (wsb_str_t){data_json, data_len}, 0);
         xmsg_set_refs(m, 1);
+        free(from_json);
         free(data_json);
     }
     json_decref(env);

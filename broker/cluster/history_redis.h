@@ -91,12 +91,18 @@ struct hr_op_s {
     uint32_t data_len;
     char *topic; /* NUL-terminated, inside this allocation */
     char *data;  /* HR_PUBLISH: the data JSON, inside this allocation */
+    char *from;  /* HR_PUBLISH: the publisher's stamp (serialized, heap) or NULL */
+    uint32_t from_len;
 };
 
 /* A new op for `topic` (and, for HR_PUBLISH, the serialized `data_json`),
  * with a fresh random epoch candidate. Owner: the caller; hr_op_free().
  * Aborts on OOM. */
 hr_op_t *hr_op_new(int kind, wsb_str_t topic, wsb_str_t data_json);
+
+/* HR_PUBLISH under a "publisher" rule: the envelope carries `from_json`
+ * (copied; empty: none) as "from", and so does every replay of it. */
+void hr_op_set_from(hr_op_t *op, wsb_str_t from_json);
 
 /* Releases the op, its replay and its held live messages. */
 void hr_op_free(hr_op_t *op);

@@ -34,10 +34,11 @@ static void count_published(worker_t *w, pubsub_ingress_t ingress)
 
 /* The seq comes from Redis (history_redis.h): the op goes to the bridge and
  * comes back to req->done_cb on this worker. */
-static pubsub_status_t publish_clustered(worker_t *w, const pubsub_publish_t *req, wsb_str_t json,
-                                         int rule, pubsub_published_t *out)
+static pubsub_status_t publish_clustered(worker_t *w, const pubsub_publish_t *req, wsb_str_t from,
+                                         wsb_str_t json, int rule, pubsub_published_t *out)
 {
     hr_op_t *op = cluster_op_new(w, HR_PUBLISH, req->topic, json, rule);
+    hr_op_set_from(op, from);
     op->owner = req->owner;
     op->done_cb = req->done_cb;
     op->has_id = req->has_id;
@@ -129,19 +130,19 @@ pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_
     if (json == NULL) {
         abort(); /* ENOMEM: the broker's allocation policy */
     }
+    size_t from_len = 0;
+    char *from = from_of(w, req, &from_len);
+    wsb_str_t stamp = {from, from != NULL ? from_len : 0};
     pubsub_status_t st = PUBSUB_OK;
     int rule = cluster_rule(w->broker, req->topic);
     if (rule >= 0) {
-        st = publish_clustered(w, req, (wsb_str_t){json, len}, rule, out);
+        st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, rule, out);
     } else {
         count_published(w, req->ingress);
-        size_t from_len = 0;
-        char *from = from_of(w, req, &from_len);
-        out->seq = publish_local(w, req->topic, (wsb_str_t){from, from != NULL ? from_len : 0},
-                                 (wsb_str_t){json, len});
-        free(from);
+        out->seq = publish_local(w, req->topic, stamp, (wsb_str_t){json, len});
         out->pause = worker_inbox_pressure(w);
     }
+    free(from);
     free(json);
     return st;
 }
