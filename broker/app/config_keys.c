@@ -365,7 +365,8 @@ const key_def_t config_keys[] = {
                "who shares one rate bucket: each WebSocket (connection), or every WebSocket of "
                "one JWT sub on this node (user; connections without a sub keep their own)"),
     UINT_KEY("max_connections_per_user", max_connections_per_user, 0, INT32_MAX, "0",
-             "open WebSockets per JWT sub on this node; beyond, close 4004; 0 = unlimited"),
+             "open WebSockets per JWT sub on this node; beyond, close 4100 (browsers) or HTTP 429; "
+             "0 = unlimited"),
     /* $sys topics */
     DURATION_KEY("sys.stats_interval", sys_stats_interval_ms, 0, DAY_MS, "5s",
                  "period of $sys.node.<id>.stats (resolution 1s); 0 = off"),

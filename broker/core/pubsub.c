@@ -135,7 +135,11 @@ pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_
     wsb_str_t stamp = {from, from != NULL ? from_len : 0};
     pubsub_status_t st = PUBSUB_OK;
     int rule = cluster_rule(w->broker, req->topic);
-    if (rule >= 0) {
+    if (rule >= 0 && req->done_cb == NULL) {
+        /* The broker's own $sys messages (sys_events.h) have nobody to
+         * answer once Redis assigned the seq: not under clustered history. */
+        st = PUBSUB_UNAVAILABLE;
+    } else if (rule >= 0) {
         st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, rule, out);
     } else {
         count_published(w, req->ingress);

@@ -76,7 +76,9 @@ typedef struct pubsub_publish_s {
     const char *from_client;
     wsb_str_t from_user;
     /* Clustered history only: who gets the op back, on this worker, when
-     * Redis assigned the seq (history_redis.h). `owner` is not NULL. */
+     * Redis assigned the seq (history_redis.h). `owner` is not NULL. With
+     * no done_cb (the broker's $sys messages) such a topic is
+     * PUBSUB_UNAVAILABLE. */
     void *owner;
     void (*done_cb)(hr_op_t *op);
     bool has_id;

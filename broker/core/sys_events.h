@@ -27,12 +27,14 @@ typedef struct worker_s worker_t;
 
 /* Publishes `data` (borrowed) to the reserved `topic` (NUL-terminated) as
  * the broker. A topic under a clustered history rule is not published (the
- * broker has no session to wait for Redis's seq): returns false then. */
+ * broker has no session to wait for Redis's seq, pubsub.h): returns false
+ * then. */
 bool sys_publish(worker_t *w, const char *topic, const json_t *data);
 
 /* Publishes $sys.conn.connect (connect true) or $sys.conn.disconnect with
- * {"client":client,"user":user or null,"node":<node id>}, unless
- * sys.conn_events is off. `user` may be {NULL,0}. */
-void sys_conn_event(worker_t *w, bool connect, const char *client, wsb_str_t user);
+ * {"client":client,"user":user or null,"node":node}. `user` may be {NULL,0}.
+ * The caller checks sys.conn_events. */
+void sys_conn_event(worker_t *w, bool connect, const char *client, wsb_str_t user,
+                    const char *node);
 
 #endif

@@ -5,6 +5,7 @@
 #include "app/worker.h"
 #include "core/pubsub.h"
 #include "core/sys_events.h"
+#include "core/user_limits.h"
 #include "core/xmsg.h"
 #include "ingress/session_cluster.h"
 #include "net/conn.h"
@@ -372,6 +373,14 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
 }
 
+static void conn_event(session_t *s, bool connect)
+{
+    worker_t *w = s->conn->server;
+    if (w->cfg->sys_conn_events) {
+        sys_conn_event(w, connect, s->client_id, session_user(s), w->broker->node_id);
+    }
+}
+
 /* Publishes $sys.conn.connect once the session has its first credentials
  * (at the upgrade, or at its first accepted `auth`). */
 static void announce(session_t *s)
@@ -380,7 +389,36 @@ static void announce(session_t *s)
         return;
     }
     s->announced = true;
-    sys_conn_event(s->conn->server, true, s->client_id, session_user(s));
+    conn_event(s, true);
+}
+
+static const config_t *srv_cfg(const session_t *s)
+{
+    return s->conn->server->cfg;
+}
+
+/* The per-user limits follow the session's user: a token for another `sub`
+ * counts this connection under that user (refused when it is at
+ * max_connections_per_user: false, nothing changed), the same `sub` keeps
+ * its count. */
+static bool switch_user(session_t *s, wsb_str_t sub)
+{
+    user_limits_t *users = s->conn->server->broker->auth.users;
+    if (users == NULL || s->echo) {
+        return true;
+    }
+    if (s->user != NULL && sub.len == strlen(s->user) && memcmp(s->user, sub.p, sub.len) == 0) {
+        return true;
+    }
+    user_entry_t *e = NULL;
+    if (sub.len > 0 && (e = user_limits_acquire(users, sub)) == NULL) {
+        return false;
+    }
+    if (s->uentry != NULL) {
+        user_limits_release(users, s->uentry);
+    }
+    s->uentry = e;
+    return true;
 }
 
 static void op_auth(session_t *s, const wsb_msg_t *m)
@@ -395,6 +433,16 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
         /* The connection keeps what it had; an unauthenticated one still
          * runs out of time at auth.timeout. */
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAUTHORIZED, msg);
+        return;
+    }
+    if (!switch_user(s, verified.sub)) {
+        char msg[200];
+        (void)snprintf(msg, sizeof(msg),
+                       "user %.*s has max_connections_per_user (%u) open connections on this node",
+                       (int)(verified.sub.len < 128 ? verified.sub.len : 128), verified.sub.p,
+                       (unsigned)srv_cfg(s)->max_connections_per_user);
+        wsb_jwt_claims_free(&verified);
+        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, msg);
         return;
     }
     wsb_jwt_claims_t *claims = xmalloc(sizeof(*claims));
@@ -421,6 +469,12 @@ static bool within_rate(session_t *s, size_t len)
     double byte_burst = (double)cfg->rate_bytes;
     if (byte_burst < (double)cfg->max_message_size) {
         byte_burst = (double)cfg->max_message_size;
+    }
+    user_limits_t *users = srv->broker->auth.users;
+    if (s->uentry != NULL && user_limits_per_user_rate(users)) {
+        /* rate.per = "user": every connection of the user draws from one pair. */
+        return user_limits_take(users, s->uentry, cfg->rate_messages, burst,
+                                (double)cfg->rate_bytes, byte_burst, len, now);
     }
     if (s->buckets == NULL) {
         s->buckets = xcalloc(2, sizeof(bucket_t));
@@ -729,6 +783,19 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     return s;
 }
 
+struct user_entry_s *session_user_acquire(worker_t *w, const wsb_jwt_claims_t *claims,
+                                          bool *refused)
+{
+    user_limits_t *users = w->broker->auth.users;
+    *refused = false;
+    if (users == NULL || claims == NULL || claims->sub.len == 0) {
+        return NULL;
+    }
+    user_entry_t *e = user_limits_acquire(users, claims->sub);
+    *refused = e == NULL;
+    return e;
+}
+
 wsb_str_t session_user(const session_t *s)
 {
     return s->user != NULL ? (wsb_str_t){s->user, strlen(s->user)} : WSB_STR_NULL;
@@ -762,9 +829,13 @@ void session_free(session_t *s)
     for (uint32_t i = 0; i < s->nsubs; i++) {
         pubsub_unsubscribe(s->conn->server, s->subs[i]);
     }
+    if (s->uentry != NULL) {
+        user_limits_release(s->conn->server->broker->auth.users, s->uentry);
+        s->uentry = NULL;
+    }
     if (s->announced) {
         /* After the unsubscribes: the session does not hear of its own end. */
-        sys_conn_event(s->conn->server, false, s->client_id, session_user(s));
+        conn_event(s, false);
     }
     wsb_ws_parser_release(&s->parser);
     for (uint32_t i = 0; i < s->ngaps; i++) {

@@ -85,6 +85,7 @@ LIMITS = {
     "--max-connections": "open connections",
     "--rate-messages": "messages / bytes per second",
     "--max-connections-per-ip": "connections per client IP",
+    "--max-connections-per-user": "WebSockets per user",
     "--history-max-bytes": "history held, all topics together",
 }
 
