@@ -4,6 +4,7 @@
 
 #include "app/worker.h"
 #include "cluster/bridge_redis.h"
+#include "core/user_limits.h"
 #include "ingress/resp_session.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -258,6 +259,8 @@ int broker_init(broker_t *b, const config_t *cfg)
         .rate_action = cfg->rate_action,
         .presence_max_topics = cfg->presence_max_topics,
         .presence_max_members = cfg->presence_max_members,
+        .max_connections_per_user = cfg->max_connections_per_user,
+        .sys_conn_events = cfg->sys_conn_events,
     };
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];
@@ -275,6 +278,10 @@ int broker_init(broker_t *b, const config_t *cfg)
     if (auth_init(&b->auth, &acfg, err, sizeof err) != 0) {
         log_error("cannot load authentication keys", "why=%s", log_quote(err));
         return -1;
+    }
+    bool per_user_rate = strcmp(cfg->rate_per, "user") == 0;
+    if (cfg->max_connections_per_user > 0 || per_user_rate) {
+        b->auth.users = user_limits_new(cfg->max_connections_per_user, per_user_rate);
     }
     if (cfg->tls_cert[0] != '\0') {
         tls_files_t files = {cfg->tls_cert, cfg->tls_key, cfg->tls_ca};
@@ -480,6 +487,8 @@ void broker_free(broker_t *b)
     }
     free(b->web_root);
     tls_server_free(b->tls);
+    user_limits_free(b->auth.users); /* after the connections that held entries */
+    b->auth.users = NULL;
     if (b->auth.ready) {
         auth_free(&b->auth);
     }

@@ -2,6 +2,7 @@
 #include "app/worker.h"
 
 #include "app/broker.h"
+#include "app/sys_stats.h"
 #include "core/chist.h"
 #include "core/router.h"
 #include "core/seqtab.h"
@@ -117,6 +118,13 @@ static void on_heartbeat(uv_timer_t *t)
     if (s->index == 0) {
         /* Quiet topics' history past its ttl goes even without publishes. */
         seqtab_expire(s->broker->seqtab, uv_now(&s->loop));
+        sys_stats_env_t env = {
+            .node_id = s->broker->node_id,
+            .interval_ms = s->cfg->sys_stats_interval_ms,
+            /* whole milliseconds, as /healthz reports them */
+            .uptime_s = (double)(broker_uptime_ns(s->broker) / 1000000) / 1e3,
+        };
+        sys_stats_tick(&s->sys_stats, &s->core, &env);
     }
 }
 
@@ -402,6 +410,7 @@ void worker_free(worker_t *s)
     xqueue_destroy(&s->core.inbox);
     chist_worker_free(&s->core);
     trie_free(s->core.trie);
+    sys_stats_free(s->sys_stats);
     static_cache_free(s->ingress.static_cache);
     s->ingress.static_cache = NULL;
     if (uv_loop_close(&s->loop) != 0) {

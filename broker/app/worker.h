@@ -78,6 +78,7 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
      * path. */
     size_t outbound_limit;
 
+    struct sys_stats_s *sys_stats; /* worker 0: $sys.node.<id>.stats state (sys_stats.h) */
     bool shutting_down;
     bool drained; /* counted in broker->drained */
     bool listening;

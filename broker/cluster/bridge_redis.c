@@ -232,6 +232,7 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
         return;
     }
     unsigned full = core_inject_remote(br->core, env.topic, env.seq, env.epoch,
+                                       (wsb_str_t){env.from_json, env.from_len},
                                        (wsb_str_t){env.data_json, env.data_len});
     bridge_count(&br->received);
     if (full > 0) {
@@ -313,16 +314,18 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
 
 /* ---- publishes to Redis -------------------------------------------------------------------- */
 
-void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
+void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                    wsb_str_t data_json)
 {
-    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) ||
-        wsb_topic_is_reserved(topic.p, topic.len)) {
-        if (!wsb_topic_is_reserved(topic.p, topic.len)) {
-            bridge_count(&br->dropped); /* Redis is down: at-most-once across nodes */
-        }
+    /* Reserved topics travel too: only the broker publishes them ($sys
+     * stats and connection events, sys_events.h), and every node's
+     * subscribers see every node's. */
+    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire)) {
+        bridge_count(&br->dropped); /* Redis is down: at-most-once across nodes */
         return;
     }
-    size_t env_cap = envelope_encoded_max(strlen(br->cfg.node_id), topic.len, data_json.len);
+    size_t env_cap =
+        envelope_encoded_max(strlen(br->cfg.node_id), topic.len, from_json.len, data_json.len);
     if (env_cap > br->max_envelope ||
         atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg.queue_size) {
         bridge_count(&br->dropped);
@@ -332,7 +335,8 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
     memcpy(it->bytes, br->cfg.prefix, br->prefix_len);
     memcpy(it->bytes + br->prefix_len, topic.p, topic.len);
     it->chan_len = (uint32_t)(br->prefix_len + topic.len);
-    size_t len = envelope_encode(it->bytes + it->chan_len, br->cfg.node_id, topic, seq, data_json);
+    size_t len = envelope_encode(it->bytes + it->chan_len, br->cfg.node_id, topic, seq, from_json,
+                                 data_json);
     it->env_len = (uint32_t)len;
     atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
     if (!xqueue_push(&br->outq, it)) {
@@ -556,9 +560,10 @@ void bridge_free(bridge_t *br)
 
 /* ---- clustered history (chist_redis.h) ------------------------------------------------ */
 
-static void publish_hook(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
+static void publish_hook(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                         wsb_str_t data_json)
 {
-    bridge_publish(fed, topic, seq, data_json);
+    bridge_publish(fed, topic, seq, from_json, data_json);
 }
 
 static void interest_hook(void *fed, const char *pattern, size_t len, int delta)

@@ -143,7 +143,8 @@ void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
     size_t tl = op->topic_len;
     /* Two keys and a channel (prefix + topic + 7), the envelope head
      * (escaped topic, node id, ~40), numbers (64 each). */
-    size_t cap = 3 * (pl + tl + 8) + envelope_head_max(strlen(node_id), tl) + (size_t)6 * 64;
+    size_t cap =
+        3 * (pl + tl + 8) + envelope_head_max(strlen(node_id), tl, op->from_len) + (size_t)6 * 64;
     memset(a, 0, sizeof *a);
     a->scratch = xmalloc(cap);
     size_t used = 0;
@@ -164,7 +165,10 @@ void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
         add_arg(a, k, (size_t)n);
         used += (size_t)n + 1;
         char *head = a->scratch + used;
-        size_t hl = envelope_head_clustered(head, node_id, (wsb_str_t){op->topic, tl});
+        /* The publisher's stamp (a "publisher" rule) rides in the head:
+         * every node's frame and every replay from the stream carry it. */
+        size_t hl = envelope_head_clustered(head, node_id, (wsb_str_t){op->topic, tl},
+                                            (wsb_str_t){op->from, op->from_len});
         add_arg(a, head, hl);
         used += hl + 1;
         add_arg(a, op->data, op->data_len);
@@ -240,7 +244,8 @@ static xmsg_t *envelope_msg(const chist_op_t *op, const char *p, size_t len)
     if (env.topic.len == op->topic_len && memcmp(env.topic.p, op->topic, op->topic_len) == 0 &&
         env.seq > 0 && env.epoch.len == strlen(op->epoch) &&
         memcmp(env.epoch.p, op->epoch, env.epoch.len) == 0) {
-        m = xmsg_new(env.topic, env.seq, env.epoch, (wsb_str_t){env.data_json, env.data_len}, 0);
+        m = xmsg_new_from(env.topic, env.seq, env.epoch, (wsb_str_t){env.from_json, env.from_len},
+                          (wsb_str_t){env.data_json, env.data_len}, 0);
         xmsg_set_refs(m, 1);
     }
     envelope_clear(&env);

@@ -15,19 +15,22 @@
 /* {"v":1,"node":"","topic":"","epoch":"","seq":,"data":} and a NUL: 50 bytes,
  * plus 20 digits of seq. */
 #define ENVELOPE_FIXED 80
+/* ,"from": around a stamp. */
+#define ENVELOPE_FROM_FIXED 8
 
-size_t envelope_head_max(size_t node_len, size_t topic_len)
+size_t envelope_head_max(size_t node_len, size_t topic_len, size_t from_len)
 {
-    return ENVELOPE_FIXED + 2 * node_len + 2 * topic_len;
+    return ENVELOPE_FIXED + 2 * node_len + 2 * topic_len +
+           (from_len > 0 ? ENVELOPE_FROM_FIXED + from_len : 0);
 }
 
-size_t envelope_encoded_max(size_t node_len, size_t topic_len, size_t data_len)
+size_t envelope_encoded_max(size_t node_len, size_t topic_len, size_t from_len, size_t data_len)
 {
-    return envelope_head_max(node_len, topic_len) + data_len;
+    return envelope_head_max(node_len, topic_len, from_len) + data_len;
 }
 
-/* {"v":1,"node":N,"topic":T," : what both kinds start with. */
-static size_t put_head(char *out, const char *node_id, wsb_str_t topic)
+/* {"v":1,"node":N,"topic":T[,"from":F]," : what both kinds start with. */
+static size_t put_head(char *out, const char *node_id, wsb_str_t topic, wsb_str_t from_json)
 {
     static const char v[] = "{\"v\":1,\"node\":\"";
     static const char t[] = "\",\"topic\":\"";
@@ -38,14 +41,23 @@ static size_t put_head(char *out, const char *node_id, wsb_str_t topic)
     memcpy(out + n, t, sizeof t - 1);
     n += sizeof t - 1;
     n += topic_json_escape(out + n, topic.p, topic.len);
+    if (from_json.len > 0) {
+        static const char f[] = "\",\"from\":";
+        memcpy(out + n, f, sizeof f - 1);
+        n += sizeof f - 1;
+        memcpy(out + n, from_json.p, from_json.len);
+        n += from_json.len;
+        memcpy(out + n, ",\"", 2);
+        return n + 2;
+    }
     memcpy(out + n, "\",\"", 3);
     return n + 3;
 }
 
 size_t envelope_encode(char *out, const char *node_id, wsb_str_t topic, uint64_t seq,
-                       wsb_str_t data_json)
+                       wsb_str_t from_json, wsb_str_t data_json)
 {
-    size_t n = put_head(out, node_id, topic);
+    size_t n = put_head(out, node_id, topic, from_json);
     n += (size_t)sprintf(out + n, "seq\":%" PRIu64 ",\"data\":", seq);
     memcpy(out + n, data_json.p, data_json.len);
     n += data_json.len;
@@ -54,9 +66,9 @@ size_t envelope_encode(char *out, const char *node_id, wsb_str_t topic, uint64_t
     return n;
 }
 
-size_t envelope_head_clustered(char *out, const char *node_id, wsb_str_t topic)
+size_t envelope_head_clustered(char *out, const char *node_id, wsb_str_t topic, wsb_str_t from_json)
 {
-    size_t n = put_head(out, node_id, topic);
+    size_t n = put_head(out, node_id, topic, from_json);
     memcpy(out + n, "epoch\":\"", 9); /* the NUL included */
     return n + 8;
 }
@@ -92,11 +104,21 @@ int envelope_decode(const char *p, size_t len, envelope_t *out)
     if (out->data_json == NULL) {
         abort(); /* ENOMEM: the broker's allocation policy */
     }
+    /* The origin stamps an object {"client","user"}; anything else in that
+     * place is dropped, not passed on to subscribers. */
+    json_t *from = json_object_get(root, "from");
+    if (json_is_object(from)) {
+        out->from_json = wsb_msg_dump_value(from, &out->from_len);
+        if (out->from_json == NULL) {
+            abort(); /* ENOMEM: the broker's allocation policy */
+        }
+    }
     return 0;
 }
 
 void envelope_clear(envelope_t *e)
 {
+    free(e->from_json);
     free(e->data_json);
     json_decref(e->root);
     memset(e, 0, sizeof(*e));

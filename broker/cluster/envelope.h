@@ -2,16 +2,19 @@
  * envelope.h - the federation envelope: the one format in which a message
  * travels between nodes through Redis, encoded and decoded here only.
  *
- *   {"v":1,"node":N,"topic":T,"seq":S,"data":D}
+ *   {"v":1,"node":N,"topic":T[,"from":F],"seq":S,"data":D}
  *       a local publish (bridge_publish): S is the origin node's seq.
- *   {"v":1,"node":N,"topic":T,"epoch":E,"seq":S,"data":D}
+ *   {"v":1,"node":N,"topic":T[,"from":F],"epoch":E,"seq":S,"data":D}
  *       a clustered history publish: the publish script (chist_redis.h)
  *       appends E, S (both Redis's) and D to envelope_head_clustered().
  *
- * N and T are JSON-escaped, D is the publish's serialized JSON value. The
+ * N and T are JSON-escaped, D is the publish's serialized JSON value, F the
+ * publisher's identity {"client","user"} the origin stamped under a
+ * "publisher" topic rule (absent otherwise), serialized by the core. The
  * decoder takes any bytes (they come from Redis, where anyone with access
  * may publish): it refuses what is not a JSON object with a string node, a
- * valid exact topic, a non-negative integer seq and a data member.
+ * valid exact topic, a non-negative integer seq and a data member; a "from"
+ * that is not an object is dropped.
  */
 #ifndef WSB_BROKER_ENVELOPE_H
 #define WSB_BROKER_ENVELOPE_H
@@ -23,18 +26,21 @@
 #include <stdint.h>
 
 /* Bytes envelope_encode() needs at most, and envelope_head_clustered(),
- * the NUL included. */
-size_t envelope_encoded_max(size_t node_len, size_t topic_len, size_t data_len);
-size_t envelope_head_max(size_t node_len, size_t topic_len);
+ * the NUL included (from_len: 0 without a "from"). */
+size_t envelope_encoded_max(size_t node_len, size_t topic_len, size_t from_len, size_t data_len);
+size_t envelope_head_max(size_t node_len, size_t topic_len, size_t from_len);
 
 /* Writes the envelope of a local publish into `out` (room for
- * envelope_encoded_max() bytes), NUL-terminated; returns its length. */
+ * envelope_encoded_max() bytes), NUL-terminated; returns its length.
+ * `from_json` (serialized object, copied verbatim) is the "from"; empty:
+ * none. */
 size_t envelope_encode(char *out, const char *node_id, wsb_str_t topic, uint64_t seq,
-                       wsb_str_t data_json);
+                       wsb_str_t from_json, wsb_str_t data_json);
 
-/* Writes {"v":1,"node":N,"topic":T,"epoch":" into `out` (room for
- * envelope_head_max() bytes), NUL-terminated; returns its length. */
-size_t envelope_head_clustered(char *out, const char *node_id, wsb_str_t topic);
+/* Writes {"v":1,"node":N,"topic":T[,"from":F],"epoch":" into `out` (room
+ * for envelope_head_max() bytes), NUL-terminated; returns its length. */
+size_t envelope_head_clustered(char *out, const char *node_id, wsb_str_t topic,
+                               wsb_str_t from_json);
 
 /* A decoded envelope. The views point into the decoder's JSON tree and are
  * valid until envelope_clear(); data_json is owned by it too. */
@@ -45,6 +51,8 @@ typedef struct envelope_s {
     wsb_str_t epoch; /* WSB_STR_NULL unless a string of 1..XMSG_EPOCH_MAX bytes */
     char *data_json; /* the data re-serialized the way a local publish does */
     size_t data_len;
+    char *from_json; /* "from" re-serialized when an object, else NULL (owned) */
+    size_t from_len;
     void *root; /* json_t */
 } envelope_t;
 

@@ -62,6 +62,10 @@ typedef struct auth_s {
     size_t ips_used;
     double hs_tokens; /* handshake token bucket */
     uint64_t hs_last_ns;
+    /* Per-user limits (user_limits.h), NULL unless max_connections_per_user
+     * or rate.per = "user" is set; the broker creates and frees it. Locks of
+     * its own. */
+    struct user_limits_s *users;
 } auth_t;
 
 /* Loads keys (auth.jwt_public_key is read here). 0, or -1 with `err` set. */

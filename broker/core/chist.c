@@ -29,11 +29,24 @@ chist_op_t *chist_op_alloc(int kind, wsb_str_t topic, wsb_str_t data_json)
     return op;
 }
 
+void chist_op_set_from(chist_op_t *op, wsb_str_t from_json)
+{
+    free(op->from);
+    op->from = NULL;
+    op->from_len = 0;
+    if (from_json.len > 0) {
+        op->from = xmalloc(from_json.len);
+        memcpy(op->from, from_json.p, from_json.len);
+        op->from_len = (uint32_t)from_json.len;
+    }
+}
+
 void chist_op_free(chist_op_t *op)
 {
     if (op == NULL) {
         return;
     }
+    free(op->from);
     for (size_t i = 0; i < op->nmsgs; i++) {
         xmsg_unref(op->msgs[i]);
     }

@@ -67,12 +67,18 @@ struct chist_op_s {
     uint32_t data_len;
     char *topic; /* NUL-terminated, inside this allocation */
     char *data;  /* CHIST_PUBLISH: the data JSON, inside this allocation */
+    char *from;  /* CHIST_PUBLISH: the publisher's stamp (serialized, heap) or NULL */
+    uint32_t from_len;
 };
 
 /* A bare op for `topic` (and, for CHIST_PUBLISH, the serialized
  * `data_json`), with a fresh random epoch candidate and no worker. Owner:
  * the caller; chist_op_free(). Aborts on OOM. */
 chist_op_t *chist_op_alloc(int kind, wsb_str_t topic, wsb_str_t data_json);
+
+/* CHIST_PUBLISH under a "publisher" rule: the envelope carries `from_json`
+ * (copied; empty: none) as "from", and so does every replay of it. */
+void chist_op_set_from(chist_op_t *op, wsb_str_t from_json);
 
 /* Releases the op, its replay and its held live messages. NULL is fine. */
 void chist_op_free(chist_op_t *op);

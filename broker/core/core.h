@@ -48,16 +48,18 @@ typedef struct presence_s presence_t;
  * What the core asks of federation (cluster/bridge_redis.h implements it).
  * `fed` is core_t.fed. Every callback runs on a worker thread and never
  * blocks.
- *   publish_cb:  a local publish for the other nodes; called with the
- *                topic's seq shard locked (a topic's messages leave in seq
- *                order).
+ *   publish_cb:  a local publish for the other nodes, with the publisher's
+ *                identity (`from_json`, serialized; empty: none); called
+ *                with the topic's seq shard locked (a topic's messages
+ *                leave in seq order).
  *   interest_cb: a worker's trie got the first subscriber of `pattern`
  *                (delta +1) or lost its last (-1).
  *   chist_submit_cb: hands a clustered history op to Redis: 0, or -1 when
  *                Redis is not usable now (the op was not taken).
  */
 typedef struct core_fed_ops_s {
-    void (*publish_cb)(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t data_json);
+    void (*publish_cb)(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                       wsb_str_t data_json);
     void (*interest_cb)(void *fed, const char *pattern, size_t len, int delta);
     int (*chist_submit_cb)(void *fed, chist_op_t *op);
 } core_fed_ops_t;

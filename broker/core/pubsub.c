@@ -19,6 +19,9 @@
 
 static void count_published(core_worker_t *w, pubsub_ingress_t ingress)
 {
+    if (ingress == PUBSUB_SYS) {
+        return;
+    }
     METRIC_ADD(w->metrics->messages_published, 1);
     if (ingress == PUBSUB_HTTP) {
         METRIC_ADD(w->metrics->messages_published_http, 1);
@@ -30,9 +33,11 @@ static void count_published(core_worker_t *w, pubsub_ingress_t ingress)
 /* The seq comes from Redis (chist_redis.h): the op goes to the bridge and
  * comes back to req->done_cb on this worker. */
 static pubsub_status_t publish_clustered(core_worker_t *w, const pubsub_publish_t *req,
-                                         wsb_str_t json, int rule, pubsub_published_t *out)
+                                         wsb_str_t from, wsb_str_t json, int rule,
+                                         pubsub_published_t *out)
 {
     chist_op_t *op = chist_op_new(w, CHIST_PUBLISH, req->topic, json, rule);
+    chist_op_set_from(op, from);
     op->owner = req->owner;
     op->done_cb = req->done_cb;
     op->has_id = req->has_id;
@@ -51,7 +56,7 @@ static pubsub_status_t publish_clustered(core_worker_t *w, const pubsub_publish_
  * into every worker's inbox, all under the topic's shard lock (see
  * pubsub.h), then delivers to this worker's subscribers.
  */
-static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t json)
+static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t from, wsb_str_t json)
 {
     core_t *c = w->core;
     seqtab_shard_t *shard = NULL;
@@ -59,7 +64,7 @@ static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t json)
     uint64_t seq = seqtab_lock_next(c->seqtab, topic, &shard, &pos);
     bool keep = pos.rule >= 0;
     wsb_str_t epoch = keep ? (wsb_str_t){pos.epoch, strlen(pos.epoch)} : WSB_STR_NULL;
-    xmsg_t *m = xmsg_new(topic, seq, epoch, json, c->nworkers);
+    xmsg_t *m = xmsg_new_from(topic, seq, epoch, from, json, c->nworkers);
     /* Every reference is counted before the first push: a worker may deliver
      * and release its share before the pushes end. History holds one more. */
     xmsg_set_refs(m, c->nworkers + (keep ? 1u : 0u));
@@ -71,7 +76,7 @@ static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t json)
     /* Still under the shard lock: federation sends a topic's messages to
      * the other nodes in seq order. */
     if (core_federated(c)) {
-        c->fed_ops->publish_cb(c->fed, topic, seq, json);
+        c->fed_ops->publish_cb(c->fed, topic, seq, from, json);
     }
     seqtab_unlock(shard);
     router_wake_others(w);
@@ -89,6 +94,29 @@ static bool may_publish(const pubsub_publish_t *req)
     return req->key == NULL || apikey_may_publish(req->key, req->topic.p, req->topic.len);
 }
 
+/* {"client":…,"user":…} when the topic's rule stamps the publisher, else
+ * NULL. Serialized once per message: every subscriber shares the frame. */
+static char *from_of(const core_worker_t *w, const pubsub_publish_t *req, size_t *len)
+{
+    const topic_rules_t *rules = w->core->topic_rules;
+    const topic_rule_t *rule = rules != NULL ? topic_rules_match(rules, req->topic) : NULL;
+    if (rule == NULL || !rule->publisher) {
+        return NULL;
+    }
+    json_t *from = json_object();
+    json_t *client = req->from_client != NULL ? json_string(req->from_client) : NULL;
+    json_t *user =
+        req->from_user.len > 0 ? json_stringn(req->from_user.p, req->from_user.len) : NULL;
+    json_object_set_new(from, "client", client != NULL ? client : json_null());
+    json_object_set_new(from, "user", user != NULL ? user : json_null());
+    char *s = wsb_msg_dump_value(from, len);
+    json_decref(from);
+    if (s == NULL) {
+        abort(); /* ENOMEM: the broker's allocation policy */
+    }
+    return s;
+}
+
 pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
                                pubsub_published_t *out)
 {
@@ -103,15 +131,23 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
     if (json == NULL) {
         abort(); /* ENOMEM: the broker's allocation policy */
     }
+    size_t from_len = 0;
+    char *from = from_of(w, req, &from_len);
+    wsb_str_t stamp = {from, from != NULL ? from_len : 0};
     pubsub_status_t st = PUBSUB_OK;
     int rule = chist_rule(w->core, req->topic);
-    if (rule >= 0) {
-        st = publish_clustered(w, req, (wsb_str_t){json, len}, rule, out);
+    if (rule >= 0 && req->done_cb == NULL) {
+        /* The broker's own $sys messages (sys_events.h) have nobody to
+         * answer once Redis assigned the seq: not under clustered history. */
+        st = PUBSUB_UNAVAILABLE;
+    } else if (rule >= 0) {
+        st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, rule, out);
     } else {
         count_published(w, req->ingress);
-        out->seq = publish_local(w, req->topic, (wsb_str_t){json, len});
+        out->seq = publish_local(w, req->topic, stamp, (wsb_str_t){json, len});
         out->pause = core_inbox_pressure(w);
     }
+    free(from);
     free(json);
     return st;
 }

@@ -45,12 +45,13 @@ void router_wake_others(core_worker_t *w);
  * `seq` is the origin node's (for a clustered history topic, core/chist.h,
  * `epoch` and `seq` are Redis's, the frame carries the epoch, the topic's
  * rule says whether a slow subscriber gets a gap, and it is also delivered
- * on the node that published it), `data_json` its serialized data. Any
- * thread (the bridge's); takes no seq from the local table and is not sent
- * back to federation. Returns the number of workers whose inbox was full
- * (they miss it). */
+ * on the node that published it), `from_json` the publisher's identity
+ * the origin stamped (serialized; empty: none), `data_json` its serialized
+ * data. Any thread (the bridge's); takes no seq from the local table and is
+ * not sent back to federation. Returns the number of workers whose inbox
+ * was full (they miss it). */
 unsigned core_inject_remote(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
-                            wsb_str_t data_json);
+                            wsb_str_t from_json, wsb_str_t data_json);
 
 /* Delivers up to CORE_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,

@@ -42,6 +42,8 @@ typedef struct ingress_config_s {
     const char *rate_action; /* "error" or "close" */
     uint32_t presence_max_topics;
     uint32_t presence_max_members;
+    uint32_t max_connections_per_user; /* 0 = unlimited (auth->users counts) */
+    bool sys_conn_events;              /* publish $sys.conn.connect / disconnect */
 } ingress_config_t;
 
 /* What only app/ can answer. Worker thread of `ctx`. */

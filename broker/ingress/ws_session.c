@@ -4,6 +4,8 @@
 #include "app/worker.h"
 #include "core/presence.h"
 #include "core/pubsub.h"
+#include "core/sys_events.h"
+#include "core/user_limits.h"
 #include "core/xmsg.h"
 #include "ingress/chist_session.h"
 #include "ingress/ingress.h"
@@ -301,6 +303,8 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
         .data = m->data,
         .ingress = PUBSUB_WS,
         .perms = s->perms,
+        .from_client = s->client_id,
+        .from_user = session_user(s),
         .owner = s,
         .done_cb = chist_session_op_done,
         .has_id = m->has_id,
@@ -409,6 +413,49 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->ctx, claims->exp) : 0;
 }
 
+static void conn_event(session_t *s, bool connect)
+{
+    ingress_ctx_t *ctx = s->ctx;
+    if (ctx->cfg->sys_conn_events) {
+        sys_conn_event(ctx->core, connect, s->client_id, session_user(s), ctx->node_id);
+    }
+}
+
+/* Publishes $sys.conn.connect once the session has its first credentials
+ * (at the upgrade, or at its first accepted `auth`). */
+static void announce(session_t *s)
+{
+    if (s->announced || s->echo) {
+        return;
+    }
+    s->announced = true;
+    conn_event(s, true);
+}
+
+/* The per-user limits follow the session's user: a token for another `sub`
+ * counts this connection under that user (refused when it is at
+ * max_connections_per_user: false, nothing changed), the same `sub` keeps
+ * its count. */
+static bool switch_user(session_t *s, wsb_str_t sub)
+{
+    user_limits_t *users = s->ctx->auth->users;
+    if (users == NULL || s->echo) {
+        return true;
+    }
+    if (s->user != NULL && sub.len == strlen(s->user) && memcmp(s->user, sub.p, sub.len) == 0) {
+        return true;
+    }
+    user_entry_t *e = NULL;
+    if (sub.len > 0 && (e = user_limits_acquire(users, sub)) == NULL) {
+        return false;
+    }
+    if (s->uentry != NULL) {
+        user_limits_release(users, s->uentry);
+    }
+    s->uentry = e;
+    return true;
+}
+
 static void op_auth(session_t *s, const wsb_msg_t *m)
 {
     wsb_jwt_claims_t verified;
@@ -422,12 +469,23 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAUTHORIZED, msg);
         return;
     }
+    if (!switch_user(s, verified.sub)) {
+        char msg[200];
+        (void)snprintf(msg, sizeof(msg),
+                       "user %.*s has max_connections_per_user (%u) open connections on this node",
+                       (int)(verified.sub.len < 128 ? verified.sub.len : 128), verified.sub.p,
+                       (unsigned)s->ctx->cfg->max_connections_per_user);
+        wsb_jwt_claims_free(&verified);
+        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, msg);
+        return;
+    }
     wsb_jwt_claims_t *claims = xmalloc(sizeof(*claims));
     *claims = verified;
     set_claims(s, claims);
     revoke_uncovered(s);
     conn_ws_rearm(s->conn);
     reply_ack(s, m, false, 0, -1);
+    announce(s);
 }
 
 /* Token buckets on messages and bytes: takes this message's share and
@@ -444,6 +502,12 @@ static bool within_rate(session_t *s, size_t len)
     double byte_burst = (double)cfg->rate_bytes;
     if (byte_burst < (double)cfg->max_message_size) {
         byte_burst = (double)cfg->max_message_size;
+    }
+    user_limits_t *users = s->ctx->auth->users;
+    if (s->uentry != NULL && user_limits_per_user_rate(users)) {
+        /* rate.per = "user": every connection of the user draws from one pair. */
+        return user_limits_take(users, s->uentry, cfg->rate_messages, burst,
+                                (double)cfg->rate_bytes, byte_burst, len, now);
     }
     if (s->buckets == NULL) {
         s->buckets = xcalloc(2, sizeof(bucket_t));
@@ -741,7 +805,7 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     if (!echo) {
         wsb_welcome_t w = {
             .client_id = s->client_id,
-            .user = {s->user, s->user != NULL ? strlen(s->user) : 0},
+            .user = session_user(s),
             .node_id = srv->node_id,
             .version = WSB_VERSION,
             .max_message_size = srv->cfg->max_message_size,
@@ -750,8 +814,29 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
         };
         size_t len = 0;
         reply(s, wsb_msg_build_welcome(&w, FRAME_BUF_HEADROOM, &len), &len);
+        if (s->authed) {
+            announce(s);
+        }
     }
     return s;
+}
+
+struct user_entry_s *session_user_acquire(auth_t *auth, const wsb_jwt_claims_t *claims,
+                                          bool *refused)
+{
+    user_limits_t *users = auth->users;
+    *refused = false;
+    if (users == NULL || claims == NULL || claims->sub.len == 0) {
+        return NULL;
+    }
+    user_entry_t *e = user_limits_acquire(users, claims->sub);
+    *refused = e == NULL;
+    return e;
+}
+
+wsb_str_t session_user(const session_t *s)
+{
+    return s->user != NULL ? (wsb_str_t){s->user, strlen(s->user)} : WSB_STR_NULL;
 }
 
 void session_feed(session_t *s, uint8_t *data, size_t len)
@@ -781,6 +866,14 @@ void session_free(session_t *s)
     chist_session_free(s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         pubsub_unsubscribe(s->ctx->core, s->subs[i]);
+    }
+    if (s->uentry != NULL) {
+        user_limits_release(s->ctx->auth->users, s->uentry);
+        s->uentry = NULL;
+    }
+    if (s->announced) {
+        /* After the unsubscribes: the session does not hear of its own end. */
+        conn_event(s, false);
     }
     wsb_ws_parser_release(&s->parser);
     for (uint32_t i = 0; i < s->ngaps; i++) {

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 typedef struct conn_s conn_t;
+struct user_entry_s;
 
 /* "NODE-WORKER-COUNTER": 16 + 1 + 10 + 1 + 20 characters at most. */
 #define SESSION_CLIENT_ID_MAX 48
@@ -61,6 +62,10 @@ struct session_s {
     /* Clustered history (chist_session.h): replies held behind operations
      * waiting for Redis, and switch-over floors. NULL until the first one. */
     struct chist_sess_s *cl;
+    bool announced; /* $sys.conn.connect was published: disconnect follows at the end */
+    /* This connection's count in the per-user limits (user_limits.h), held
+     * while the session has a user and those limits are on; else NULL. */
+    struct user_entry_s *uentry;
 };
 
 /* Topics one session may have suspended at once; one more closes it (1013). */
@@ -77,5 +82,16 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims);
 void session_feed(session_t *s, uint8_t *data, size_t len);
 
 void session_free(session_t *s);
+
+/* max_connections_per_user for a token that came with an upgrade: the
+ * entry counting the connection under the token's `sub` (hand it to the
+ * session: session->uentry), or NULL when there is nothing to count (no
+ * limits, no token, no sub) or, with *refused set, when the user is at the
+ * limit. Runs on the connection's worker thread before session_new(). */
+struct user_entry_s *session_user_acquire(auth_t *auth, const wsb_jwt_claims_t *claims,
+                                          bool *refused);
+
+/* The session's user: its token's sub, or {NULL,0} without one. */
+wsb_str_t session_user(const session_t *s);
 
 #endif

@@ -396,6 +396,30 @@ static int request_token(const wsb_http_request_t *req, char *out, size_t cap)
     return (int)(h.len - 7);
 }
 
+/* max_connections_per_user (user_limits.h) for a token that came with the
+ * upgrade: counts the connection under its `sub` (*entry, which the session
+ * takes over), or refuses it as it refuses a flood: a browser (Origin) sees
+ * 4100 `too many connections` right after the 101, others get 429. */
+static bool admit_user(conn_t *c, const wsb_handshake_t *hs, const wsb_jwt_claims_t *claims,
+                       struct user_entry_s **entry)
+{
+    bool refused = false;
+    *entry = session_user_acquire(&c->server->broker->auth, claims, &refused);
+    if (!refused) {
+        return true;
+    }
+    METRIC_ADD(c->server->metrics.connections_rejected, 1);
+    if (hs->origin.p == NULL) {
+        log_info("handshake refused", "peer=%s status=429 why=max_connections_per_user",
+                 conn_peer(c));
+        http_refuse(c, 429, "too many connections for this user", "Retry-After: 1\r\n");
+        return false;
+    }
+    refuse_credentials(c, hs, WSB_WS_CLOSE_TOO_MANY_CONNECTIONS, "too many connections", "",
+                       "max_connections_per_user");
+    return false;
+}
+
 static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
 {
     worker_t *s = c->server;
@@ -451,6 +475,14 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
             *claims = verified;
         }
     }
+    struct user_entry_s *uentry = NULL;
+    if (!admit_user(c, &hs, claims, &uentry)) {
+        if (claims != NULL) {
+            wsb_jwt_claims_free(claims);
+            free(claims);
+        }
+        return;
+    }
     char buf[512];
     int n = wsb_handshake_response(buf, sizeof(buf), &hs);
     assert(n > 0);
@@ -462,6 +494,7 @@ static void conn_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     worker_update_gauges(s);
     METRIC_ADD(s->metrics.ws_upgrades, 1);
     c->session = session_new(c, echo, claims);
+    c->session->uentry = uentry;
     c->last_rx_ms = worker_now(s);
     c->session->keepalive_due_ms =
         worker_now(s) + (cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);

@@ -12,6 +12,9 @@ from pathlib import Path
 from helpers import barrier, connect, publish, recv_json, run, subscribe, wait_for
 
 N = 20
+# The broker's own $sys messages (connection events, stats) travel the bus
+# too: tests that count Redis publishes exactly turn them off.
+NO_SYS = ("--sys-conn-events", "false", "--sys-stats-interval", "0")
 
 
 async def collect(ws, n, timeout=10.0):
@@ -91,7 +94,7 @@ async def publish_three_ways_and_check(a, b, sub_c, sub_a):
 
 
 def test_exactly_once_in_order_from_ws_http_and_resp(redis_server, cluster):
-    a, b, c = cluster(3)
+    a, b, c = cluster(3, *NO_SYS)
 
     async def main():
         sub_c = await connect(c.ws_url)
@@ -257,7 +260,7 @@ def test_sigkill_of_one_node_does_not_disturb_the_others(redis_server, cluster):
 
 
 def test_bounded_redis_queue_drops_and_counts(redis_server, cluster):
-    a, c = cluster(2, "--redis-queue-size", "16")
+    a, c = cluster(2, "--redis-queue-size", "16", *NO_SYS)
 
     async def main():
         sub = await connect(c.ws_url)

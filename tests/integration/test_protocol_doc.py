@@ -85,6 +85,7 @@ LIMITS = {
     "--max-connections": "open connections",
     "--rate-messages": "messages / bytes per second",
     "--max-connections-per-ip": "connections per client IP",
+    "--max-connections-per-user": "WebSockets per user",
     "--history-max-bytes": "history held, all topics together",
     "--presence-max-members": "members per presence topic",
     "--presence-max-topics": "presence topics with members",

@@ -24,14 +24,20 @@
 
 #define STR(s) ((wsb_str_t){(s), sizeof(s) - 1})
 
-static char *encode(const char *node, wsb_str_t topic, uint64_t seq, wsb_str_t data)
+static char *encode_from(const char *node, wsb_str_t topic, uint64_t seq, wsb_str_t from,
+                         wsb_str_t data)
 {
-    size_t cap = envelope_encoded_max(strlen(node), topic.len, data.len);
+    size_t cap = envelope_encoded_max(strlen(node), topic.len, from.len, data.len);
     char *out = malloc(cap);
-    size_t n = envelope_encode(out, node, topic, seq, data);
+    size_t n = envelope_encode(out, node, topic, seq, from, data);
     assert_true(n < cap);
     assert_int_equal(strlen(out), n);
     return out;
+}
+
+static char *encode(const char *node, wsb_str_t topic, uint64_t seq, wsb_str_t data)
+{
+    return encode_from(node, topic, seq, WSB_STR_NULL, data);
 }
 
 static void test_round_trip(void **state)
@@ -51,8 +57,49 @@ static void test_round_trip(void **state)
     assert_int_equal(e.epoch.len, 0);
     assert_int_equal(e.data_len, strlen("{\"p\":[1,2.5,\"x\"]}"));
     assert_memory_equal(e.data_json, "{\"p\":[1,2.5,\"x\"]}", e.data_len);
+    assert_null(e.from_json);
     envelope_clear(&e);
     free(env);
+}
+
+/* The publisher's stamp (a "publisher" topic rule) crosses nodes as "from",
+ * before "data", and comes out as the same serialized object. */
+static void test_from_round_trip(void **state)
+{
+    (void)state;
+    static const char from[] = "{\"client\":\"n1-0-7\",\"user\":\"al\\\"ice\"}";
+    char *env = encode_from("node1", STR("chat.a"), 3, STR(from), STR("\"hi\""));
+    assert_string_equal(env, "{\"v\":1,\"node\":\"node1\",\"topic\":\"chat.a\",\"from\":{"
+                             "\"client\":\"n1-0-7\",\"user\":\"al\\\"ice\"},\"seq\":3,"
+                             "\"data\":\"hi\"}");
+    envelope_t e;
+    assert_int_equal(envelope_decode(env, strlen(env), &e), 0);
+    assert_non_null(e.from_json);
+    assert_int_equal(e.from_len, sizeof from - 1);
+    assert_memory_equal(e.from_json, from, e.from_len);
+    assert_int_equal(e.seq, 3);
+    assert_memory_equal(e.data_json, "\"hi\"", 4);
+    envelope_clear(&e);
+    free(env);
+}
+
+/* A "from" that is not an object (anyone with Redis access may publish
+ * one) is dropped, not handed on to subscribers; the message still goes. */
+static void test_from_not_object(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{\"node\":\"n\",\"topic\":\"t\",\"from\":\"mallory\",\"seq\":1,\"data\":1}",
+        "{\"node\":\"n\",\"topic\":\"t\",\"from\":[1],\"seq\":1,\"data\":1}",
+        "{\"node\":\"n\",\"topic\":\"t\",\"from\":null,\"seq\":1,\"data\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        envelope_t e;
+        assert_int_equal(envelope_decode(bad[i], strlen(bad[i]), &e), 0);
+        assert_null(e.from_json);
+        assert_int_equal(e.from_len, 0);
+        envelope_clear(&e);
+    }
 }
 
 /* Characters JSON must escape, in the node id and the topic, at the bound
@@ -78,8 +125,8 @@ static void test_clustered_head_round_trip(void **state)
 {
     (void)state;
     char head[256];
-    size_t hl = envelope_head_clustered(head, "n2", STR("chat.a"));
-    assert_true(hl < envelope_head_max(2, 6));
+    size_t hl = envelope_head_clustered(head, "n2", STR("chat.a"), WSB_STR_NULL);
+    assert_true(hl < envelope_head_max(2, 6, 0));
     assert_string_equal(head, "{\"v\":1,\"node\":\"n2\",\"topic\":\"chat.a\",\"epoch\":\"");
     char env[512];
     int n = snprintf(env, sizeof env, "%sabcdef012345\",\"seq\":7,\"data\":\"hi\"}", head);
@@ -90,6 +137,28 @@ static void test_clustered_head_round_trip(void **state)
     assert_int_equal(e.seq, 7);
     assert_int_equal(e.data_len, 4);
     assert_memory_equal(e.data_json, "\"hi\"", 4);
+    assert_null(e.from_json);
+    envelope_clear(&e);
+}
+
+/* The stamp rides in the clustered head too: every node's frame and every
+ * replay from the stream carry it. */
+static void test_clustered_head_from(void **state)
+{
+    (void)state;
+    static const char from[] = "{\"client\":null,\"user\":\"helpdesk\"}";
+    char head[256];
+    size_t hl = envelope_head_clustered(head, "n2", STR("chat.a"), STR(from));
+    assert_true(hl < envelope_head_max(2, 6, sizeof from - 1));
+    assert_string_equal(head, "{\"v\":1,\"node\":\"n2\",\"topic\":\"chat.a\",\"from\":{\"client\":"
+                              "null,\"user\":\"helpdesk\"},\"epoch\":\"");
+    char env[512];
+    int n = snprintf(env, sizeof env, "%sabcdef012345\",\"seq\":7,\"data\":\"hi\"}", head);
+    envelope_t e;
+    assert_int_equal(envelope_decode(env, (size_t)n, &e), 0);
+    assert_int_equal(e.epoch.len, 12);
+    assert_int_equal(e.from_len, sizeof from - 1);
+    assert_memory_equal(e.from_json, from, e.from_len);
     envelope_clear(&e);
 }
 
@@ -195,6 +264,9 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_escapes_within_bound),
         cmocka_unit_test(test_clustered_head_round_trip),
+        cmocka_unit_test(test_from_round_trip),
+        cmocka_unit_test(test_from_not_object),
+        cmocka_unit_test(test_clustered_head_from),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_epoch_bounds),

@@ -103,9 +103,11 @@ typedef struct {
     int interest; /* sum of the deltas */
 } fake_fed_t;
 
-static void fed_publish(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
+static void fed_publish(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                        wsb_str_t data_json)
 {
     (void)topic;
+    (void)from_json;
     (void)data_json;
     fake_fed_t *f = fed;
     f->publishes++;
@@ -467,8 +469,9 @@ static void test_remote_inject_reaches_subscribers(void **state)
     assert_int_equal(fed.interest, 2); /* each worker's first subscriber of a pattern */
 
     unsigned wakes0 = x->fw[0]->wakes, wakes1 = x->fw[1]->wakes;
-    assert_int_equal(
-        core_inject_remote(&x->core, STR("h.t"), 17, STR("abcdef012345"), STR("{\"a\":1}")), 0);
+    assert_int_equal(core_inject_remote(&x->core, STR("h.t"), 17, STR("abcdef012345"), WSB_STR_NULL,
+                                        STR("{\"a\":1}")),
+                     0);
     assert_int_equal(x->fw[0]->wakes, wakes0 + 1); /* every worker is woken */
     assert_int_equal(x->fw[1]->wakes, wakes1 + 1);
     assert_int_equal(a.ndelivered, 0); /* delivered on each worker's turn */
@@ -494,7 +497,8 @@ static void test_remote_inject_reaches_subscribers(void **state)
     req.nsubs = 1;
     assert_int_equal(pubsub_subscribe(x->workers[0], &req, &got), PUBSUB_OK);
     trie_sub_t *ha2 = got.handle;
-    assert_int_equal(core_inject_remote(&x->core, STR("u.v"), 5, WSB_STR_NULL, STR("2")), 0);
+    assert_int_equal(
+        core_inject_remote(&x->core, STR("u.v"), 5, WSB_STR_NULL, WSB_STR_NULL, STR("2")), 0);
     router_drain(x->workers[0]);
     assert_int_equal(a.ndelivered, 2);
     assert_int_equal(a.seqs[1], 5);
@@ -532,9 +536,11 @@ static void test_remote_inject_full_inbox(void **state)
     xqueue_init(&x->workers[1]->inbox, 2);
     size_t cap = xqueue_capacity(&x->workers[1]->inbox);
     for (size_t i = 0; i < cap; i++) {
-        assert_int_equal(core_inject_remote(&x->core, STR("t"), i + 1, WSB_STR_NULL, STR("1")), 0);
+        assert_int_equal(
+            core_inject_remote(&x->core, STR("t"), i + 1, WSB_STR_NULL, WSB_STR_NULL, STR("1")), 0);
     }
-    assert_int_equal(core_inject_remote(&x->core, STR("t"), 99, WSB_STR_NULL, STR("1")), 1);
+    assert_int_equal(
+        core_inject_remote(&x->core, STR("t"), 99, WSB_STR_NULL, WSB_STR_NULL, STR("1")), 1);
     assert_int_equal(x->fw[1]->metrics.inbox_dropped, 1);
     assert_int_equal(x->fw[0]->metrics.inbox_dropped, 0);
     world_free(x); /* releases what is queued */

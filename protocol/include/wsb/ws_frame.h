@@ -73,6 +73,8 @@
 #define WSB_WS_CLOSE_INVALID_TOKEN      4001
 #define WSB_WS_CLOSE_TOKEN_EXPIRED      4002
 #define WSB_WS_CLOSE_ORIGIN_NOT_ALLOWED 4003
+/* 4100-4199: try again later, with backoff (the same credentials may work). */
+#define WSB_WS_CLOSE_TOO_MANY_CONNECTIONS 4100
 
 #define WSB_WS_MAX_CONTROL_PAYLOAD 125
 #define WSB_WS_MAX_HEADER_LEN      14 /* 2 + 8 (length) + 4 (mask) */

@@ -1,0 +1,94 @@
+"""Publisher identity across nodes (issue 18 item 4): the origin's "from"
+stamp travels in the Redis envelope, so a subscriber on another node sees the
+same "from" as one on the publishing node."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+from helpers import connect, recv_json, request, run, send_json
+
+RULES = json.dumps([{"pattern": "support.>", "publisher": True}])
+
+
+async def first_message(ws, timeout=10.0):
+    while True:
+        m = await recv_json(ws, timeout)
+        if m["type"] == "message":
+            return m
+
+
+def test_from_stamp_crosses_nodes(cluster, redis_server):
+    a, b = cluster(2, "--topics", RULES)
+
+    async def go():
+        remote = await connect(b.ws_url)
+        assert (await request(remote, {"type": "subscribe", "topic": "support.>", "id": 1}))["type"] == "ack"
+        local = await connect(a.ws_url)
+        assert (await request(local, {"type": "subscribe", "topic": "support.>", "id": 1}))["type"] == "ack"
+        pub = await connect(a.ws_url)
+        # B's Redis interest may still be on its way: publish until B has one.
+        n = 0
+        while True:
+            n += 1
+            await send_json(pub, {"type": "publish", "topic": "support.r", "from": "forged",
+                                  "data": {"from": "agent", "n": n}})
+            try:
+                m = await first_message(remote, 0.5)
+                break
+            except asyncio.TimeoutError:
+                assert n < 40, "node B never received node A's message"
+        expected = {"client": pub.welcome["client_id"], "user": None}
+        assert m["from"] == expected and m["data"]["from"] == "agent", m
+        seen = await first_message(local)
+        assert seen["from"] == expected, seen
+        # A malformed "from" in an envelope (not an object) is dropped, not delivered.
+        env = json.dumps({"v": 1, "node": "X", "topic": "support.r", "seq": 1,
+                          "from": "agent1", "data": "x"})
+        redis_server.client().publish("wsb:support.r", env)
+        while True:
+            m = await first_message(remote)
+            if m["data"] == "x":
+                assert "from" not in m, m
+                break
+        for ws in (remote, local, pub):
+            await ws.close()
+
+    run(go(), 60)
+
+
+def test_from_stamp_with_clustered_history_live_and_replayed(cluster):
+    """A rule with history and publisher (the chat room of DESIGN.md): with
+    Redis the seq and the log live in Redis; the stamp rides in the stored
+    envelope, so live frames on every node and a replay carry it."""
+    rules = json.dumps([{"pattern": "chat.>", "history": {"size": 10}, "publisher": True}])
+    a, b = cluster(2, "--topics", rules)
+
+    async def go():
+        remote = await connect(b.ws_url)
+        r = await request(remote, {"type": "subscribe", "topic": "chat.room1", "id": 1})
+        assert r["type"] == "ack", r
+        pub = await connect(a.ws_url)
+        # B's Redis interest may still be on its way: publish until B has one.
+        for n in range(40):
+            r = await request(pub, {"type": "publish", "topic": "chat.room1", "data": "hi",
+                                    "from": "forged", "id": 2})
+            assert r["type"] == "ack", r
+            try:
+                m = await first_message(remote, 0.5)
+                break
+            except asyncio.TimeoutError:
+                pass
+        else:
+            raise AssertionError("node B never received node A's message")
+        expected = {"client": pub.welcome["client_id"], "user": None}
+        assert m["from"] == expected and m["data"] == "hi" and m["epoch"], m
+        late = await connect(b.ws_url)
+        r = await request(late, {"type": "subscribe", "topic": "chat.room1", "history": 5, "id": 3})
+        assert r["type"] == "ack", r
+        replayed = (late.__dict__.get("pending_messages") or [None])[0] or await first_message(late)
+        assert replayed["from"] == expected and replayed["data"] == "hi", replayed
+        for ws in (remote, pub, late):
+            await ws.close()
+
+    run(go(), 60)
