@@ -193,12 +193,16 @@ int broker_init(broker_t *b, const config_t *cfg)
     atomic_init(&b->connections, 0);
     make_node_id(b);
     char herr[256];
-    if (history_rules_parse(cfg->history, &b->history_rules, herr, sizeof herr) != 0) {
+    if (topic_rules_parse(cfg->topics, cfg->history, &b->topic_rules, herr, sizeof herr) != 0) {
         /* config_load() validated it already; this is a programming error. */
-        log_error("bad history rules", "err=%s", log_quote(herr));
+        log_error("bad topic rules", "err=%s", log_quote(herr));
         return -1;
     }
+    topic_rules_history(&b->topic_rules, &b->history_rules);
     b->seqtab = seqtab_new(&b->history_rules, cfg->history_max_topics, cfg->history_max_bytes);
+    if (topic_rules_any_presence(&b->topic_rules)) {
+        b->presence = presence_new(cfg->presence_max_topics, cfg->presence_max_members);
+    }
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];
         if (realpath(cfg->web_root, resolved) == NULL) {
@@ -407,6 +411,8 @@ void broker_free(broker_t *b)
         bridge_free(b->bridge);
         b->bridge = NULL;
     }
+    presence_free(b->presence);
+    b->presence = NULL;
     if (b->seqtab != NULL) {
         seqtab_free(b->seqtab);
     }

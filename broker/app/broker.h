@@ -15,7 +15,9 @@
 #include "app/config.h"
 #include "core/auth.h"
 #include "core/history.h"
+#include "core/presence.h"
 #include "core/seqtab.h"
+#include "core/topic_rules.h"
 #include "net/tls.h"
 
 #include <stdatomic.h>
@@ -31,7 +33,9 @@ typedef struct broker_s {
     unsigned nworkers;
     worker_t **workers;
     seqtab_t *seqtab;
-    history_rules_t history_rules; /* parsed from cfg->history; seqtab borrows it */
+    topic_rules_t topic_rules;     /* parsed from cfg->topics and cfg->history */
+    history_rules_t history_rules; /* topic_rules' history part; seqtab borrows it */
+    presence_t *presence;          /* members of presence topics; NULL when no rule has them */
     bridge_t *bridge;              /* federation through Redis; NULL when redis.url is "" */
     char node_id[72];
     char *web_root; /* realpath of cfg->web_root, NULL when static files are off */

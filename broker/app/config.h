@@ -52,10 +52,14 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     uint64_t idle_timeout_ms;     /* 60 s: close a WebSocket silent this long */
     uint64_t close_timeout_ms;    /* 3 s: wait for the peer's close / drain after ours */
     uint64_t shutdown_timeout_ms; /* 5 s: flush pending output on SIGTERM */
-    /* history and recovery (history.h) */
+    /* topic rules (topic_rules.h), history and recovery (history.h) */
+    char *topics;                /* JSON list of rules; "" = none */
     char *history;               /* JSON list of rules; "" = no history */
     uint32_t history_max_topics; /* 10000 topics with history at most (LRU eviction) */
     uint64_t history_max_bytes;  /* 256 MiB of history messages over all topics */
+    /* presence (presence.h) */
+    uint32_t presence_max_members; /* 1000 members per topic on a node */
+    uint32_t presence_max_topics;  /* 10000 topics with members on a node */
     /* federation through Redis (bridge_redis.h) */
     char *redis_url;                 /* "" = off; redis://[[user]:password@]host[:port][/db] */
     char *redis_prefix;              /* "wsb:" prepended to every Redis channel */

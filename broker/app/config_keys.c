@@ -246,16 +246,28 @@ const key_def_t config_keys[] = {
                  "after our close frame, wait this long for the peer's close and the drain"),
     DURATION_KEY("shutdown_timeout", shutdown_timeout_ms, 1, 30 * DAY_MS, "5s",
                  "on SIGTERM, time allowed to flush pending output before exiting"),
-    /* history */
+    /* topic rules and history */
+    STRING_KEY("topics", topics, "", "JSON", NULL, NULL,
+               "topic rules, a JSON list, first match wins: [{\"pattern\":\"chat.>\","
+               "\"history\":{\"size\":100},\"presence\":true,\"join_leave\":true,"
+               "\"publisher\":true}]; the history rules follow them; \"\" = none"),
     STRING_KEY("history", history, "", "JSON", NULL, NULL,
                "history rules, a JSON list: [{\"pattern\":\"chat.>\",\"size\":100,"
-               "\"ttl\":\"300s\",\"slow_consumer\":\"drop\"}]; \"\" = none"),
+               "\"ttl\":\"300s\",\"slow_consumer\":\"drop\"}], shorthand for topics rules "
+               "with only history, after them; \"\" = none"),
     UINT_KEY("history_max_topics", history_max_topics, 64, 16777216, "10000",
              "topics keeping history at most; beyond, the least recently published loses its "
              "history and epoch (its seq goes on under a new epoch)"),
     SIZE_KEY("history_max_bytes", history_max_bytes, 1, TIB, "256MiB",
              "bytes of history messages kept over all topics; beyond, the oldest messages of "
              "the least recently published topic are dropped (its seq and epoch stay)"),
+    /* presence */
+    UINT_KEY("presence.max_members", presence_max_members, 1, 1000000, "1000",
+             "members per presence topic on a node (connections subscribed to it); beyond, a "
+             "subscribe to it answers limit_exceeded"),
+    UINT_KEY("presence.max_topics", presence_max_topics, 1, 16777216, "10000",
+             "presence topics with members on a node; beyond, a subscribe to a new one answers "
+             "limit_exceeded"),
     /* federation */
     STRING_KEY("redis.url", redis_url, "", "URL", is_optional_redis_url,
                "\"\" (off) or redis://[[user]:password@]host[:port][/db]",

@@ -11,6 +11,7 @@
 #include "app/config_keys.h"
 #include "core/apikey.h"
 #include "core/history.h"
+#include "core/topic_rules.h"
 #include "net/proxy.h"
 #include "shared/log.h"
 #include "shared/units.h"
@@ -264,7 +265,7 @@ static int apply_json(config_t *cfg, const key_def_t *k, json_t *value, const ch
     if (json_is_string(value)) {
         return apply_text(cfg, k, json_string_value(value), source, err, errlen);
     }
-    if (k->offset == OFF(history) && (json_is_array(value))) {
+    if ((k->offset == OFF(history) || k->offset == OFF(topics)) && json_is_array(value)) {
         /* The rules are a JSON list in the file; flags and variables take
          * the same list as JSON text. */
         char *text = json_dumps(value, JSON_COMPACT);
@@ -584,8 +585,14 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
         set_err(err, errlen, "tls.ca: client certificates need TLS: set tls.cert and tls.key");
         return CONFIG_ERROR;
     }
-    history_rules_t rules;
-    if (history_rules_parse(cfg->history, &rules, err, errlen) != 0) {
+    topic_rules_t *rules = malloc(sizeof *rules); /* ~40 KiB: not on the stack */
+    if (rules == NULL) {
+        (void)fputs("wsbroker: out of memory\n", stderr);
+        abort();
+    }
+    int rules_rc = topic_rules_parse(cfg->topics, cfg->history, rules, err, errlen);
+    free(rules);
+    if (rules_rc != 0) {
         return CONFIG_ERROR;
     }
     /* With redis.url, history lives in Redis (history_redis.h). */

@@ -13,26 +13,14 @@
 
 #define DEFAULT_SIZE 100
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define fail err_printf
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        (void)vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
-static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_t errlen)
+int history_rule_parse(json_t *obj, const char *where, bool with_pattern, history_rule_t *r,
+                       char *err, size_t errlen)
 {
     if (!json_is_object(obj)) {
-        return fail(
-            err, errlen,
-            "history[%zu]: expected an object such as {\"pattern\":\"chat.>\",\"size\":100}", i);
+        return fail(err, errlen, "%s: expected an object such as {%s\"size\":100}", where,
+                    with_pattern ? "\"pattern\":\"chat.>\"," : "");
     }
     memset(r, 0, sizeof *r);
     r->size = DEFAULT_SIZE;
@@ -41,12 +29,11 @@ static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_
     bool has_pattern = false;
     json_object_foreach(obj, key, v)
     {
-        if (strcmp(key, "pattern") == 0) {
+        if (with_pattern && strcmp(key, "pattern") == 0) {
             const char *why = "not a string";
             if (!json_is_string(v) || wsb_topic_check(json_string_value(v), json_string_length(v),
                                                       WSB_TOPIC_PATTERN, &why) != 0) {
-                return fail(err, errlen, "history[%zu].pattern: expected a topic pattern: %s", i,
-                            why);
+                return fail(err, errlen, "%s.pattern: expected a topic pattern: %s", where, why);
             }
             r->pattern_len = json_string_length(v);
             memcpy(r->pattern, json_string_value(v), r->pattern_len);
@@ -56,8 +43,8 @@ static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_
             if (!json_is_integer(v) || json_integer_value(v) < 1 ||
                 json_integer_value(v) > HISTORY_MAX_SIZE) {
                 return fail(err, errlen,
-                            "history[%zu].size: expected an integer from 1 to %d (messages kept)",
-                            i, HISTORY_MAX_SIZE);
+                            "%s.size: expected an integer from 1 to %d (messages kept)", where,
+                            HISTORY_MAX_SIZE);
             }
             r->size = (uint32_t)json_integer_value(v);
         } else if (strcmp(key, "ttl") == 0) {
@@ -71,9 +58,9 @@ static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_
             }
             if (rc != 0) {
                 return fail(err, errlen,
-                            "history[%zu].ttl: expected a duration such as 300 or \"300s\", "
+                            "%s.ttl: expected a duration such as 300 or \"300s\", "
                             "\"5m\" (0 = no age limit)",
-                            i);
+                            where);
             }
         } else if (strcmp(key, "slow_consumer") == 0) {
             const char *s = json_is_string(v) ? json_string_value(v) : "";
@@ -82,51 +69,66 @@ static int parse_rule(json_t *obj, size_t i, history_rule_t *r, char *err, size_
             } else if (strcmp(s, "close") == 0) {
                 r->drop_slow = false;
             } else {
-                return fail(err, errlen,
-                            "history[%zu].slow_consumer: expected \"close\" or \"drop\"", i);
+                return fail(err, errlen, "%s.slow_consumer: expected \"close\" or \"drop\"", where);
             }
         } else {
             return fail(err, errlen,
-                        "history[%zu]: unknown field \"%s\" (expected pattern, size, ttl, "
-                        "slow_consumer)",
-                        i, key);
+                        "%s: unknown field \"%s\" (expected %ssize, ttl, slow_consumer)", where,
+                        key, with_pattern ? "pattern, " : "");
         }
     }
-    if (!has_pattern) {
-        return fail(err, errlen, "history[%zu]: \"pattern\" is required", i);
+    if (with_pattern && !has_pattern) {
+        return fail(err, errlen, "%s: \"pattern\" is required", where);
     }
     return 0;
 }
 
-int history_rules_parse(const char *json, history_rules_t *out, char *err, size_t errlen)
+int history_rules_list(const char *json, const char *name, const char *example, json_t **out,
+                       char *err, size_t errlen)
 {
-    memset(out, 0, sizeof *out);
+    *out = NULL;
     if (json == NULL || json[0] == '\0') {
         return 0;
     }
     json_error_t jerr;
     json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        return fail(err, errlen, "history: not valid JSON: %s", jerr.text);
+        return fail(err, errlen, "%s: not valid JSON: %s", name, jerr.text);
+    }
+    if (!json_is_array(root)) {
+        json_decref(root);
+        return fail(err, errlen, "%s: expected a list of rules such as %s", name, example);
+    }
+    if (json_array_size(root) > HISTORY_MAX_RULES) {
+        json_decref(root);
+        return fail(err, errlen, "%s: at most %d rules (topics and history together)", name,
+                    HISTORY_MAX_RULES);
+    }
+    *out = root;
+    return 0;
+}
+
+int history_rules_parse(const char *json, history_rules_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    json_t *root;
+    if (history_rules_list(json, "history",
+                           "[{\"pattern\":\"chat.>\",\"size\":100,\"ttl\":\"300s\"}]", &root, err,
+                           errlen) != 0) {
+        return -1;
     }
     int rc = 0;
-    if (!json_is_array(root)) {
-        rc = fail(err, errlen,
-                  "history: expected a list of rules such as "
-                  "[{\"pattern\":\"chat.>\",\"size\":100,\"ttl\":\"300s\"}]");
-    } else if (json_array_size(root) > HISTORY_MAX_RULES) {
-        rc = fail(err, errlen, "history: at most %d rules", HISTORY_MAX_RULES);
-    } else {
-        size_t i;
-        json_t *v;
-        json_array_foreach(root, i, v)
-        {
-            rc = parse_rule(v, i, &out->rules[i], err, errlen);
-            if (rc != 0) {
-                break;
-            }
-            out->n++;
+    size_t i;
+    json_t *v;
+    json_array_foreach(root, i, v)
+    {
+        char where[32];
+        (void)snprintf(where, sizeof where, "history[%zu]", i);
+        rc = history_rule_parse(v, where, true, &out->rules[i], err, errlen);
+        if (rc != 0) {
+            break;
         }
+        out->n++;
     }
     json_decref(root);
     if (rc != 0) {
@@ -139,7 +141,9 @@ int history_rules_match(const history_rules_t *r, wsb_str_t topic)
 {
     for (unsigned i = 0; i < r->n; i++) {
         if (wsb_topic_matches(r->rules[i].pattern, r->rules[i].pattern_len, topic.p, topic.len)) {
-            return (int)i;
+            /* A size-0 rule keeps no history and shadows the rules after it
+             * (a topics rule without history, topic_rules.h). */
+            return r->rules[i].size > 0 ? (int)i : -1;
         }
     }
     return -1;

@@ -32,11 +32,13 @@
 #define HISTORY_MAX_SIZE  100000
 
 typedef struct xmsg_s xmsg_t;
+struct json_t;
 
 typedef struct {
     char pattern[WSB_TOPIC_MAX_LEN + 1];
     size_t pattern_len;
-    uint32_t size;   /* messages kept at most */
+    uint32_t size;   /* messages kept at most; 0: none (a topics rule without
+                      * history, which shadows the rules after it) */
     uint64_t ttl_ms; /* 0: no age limit */
     bool drop_slow;  /* slow_consumer "drop": gap notice instead of close 1013 */
 } history_rule_t;
@@ -53,7 +55,27 @@ typedef struct {
  */
 int history_rules_parse(const char *json, history_rules_t *out, char *err, size_t errlen);
 
-/* The index of the first rule matching the exact `topic`, or -1. */
+/*
+ * Loads the JSON text of a rules list named `name` ("history", "topics"):
+ * *out gets the array (the caller json_decref()s it), or NULL for "" and
+ * NULL. Returns 0, or -1 with a message naming `name` (not JSON, not a list,
+ * see `example`, more than HISTORY_MAX_RULES rules).
+ */
+int history_rules_list(const char *json, const char *name, const char *example, struct json_t **out,
+                       char *err, size_t errlen);
+
+/*
+ * Parses one rule's fields from the JSON object `obj` into *r (zeroed first,
+ * size defaults to 100). With `with_pattern` (the `history` list) "pattern"
+ * is required; without (the `history` option of a `topics` rule, whose
+ * pattern is the rule's) it is an unknown field. Errors are prefixed with
+ * `where` ("history[2]", "topics[0].history"). Returns 0 or -1.
+ */
+int history_rule_parse(struct json_t *obj, const char *where, bool with_pattern, history_rule_t *r,
+                       char *err, size_t errlen);
+
+/* The index of the first rule matching the exact `topic`, or -1 (also when
+ * that rule has size 0). */
 int history_rules_match(const history_rules_t *r, wsb_str_t topic);
 
 typedef struct {

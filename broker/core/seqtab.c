@@ -578,6 +578,9 @@ void seqtab_render_metrics(seqtab_t *t, sbuf_t *o)
         sbuf_printf(o, "# HELP %s %s\n# TYPE %s gauge\n", series[k].name, series[k].help,
                     series[k].name);
         for (unsigned r = 0; r < n; r++) {
+            if (t->rules->rules[r].size == 0) {
+                continue; /* a topics rule without history (topic_rules.h) */
+            }
             _Atomic int64_t *v = (_Atomic int64_t *)(void *)((char *)&t->stats[r] + series[k].off);
             char label[2 * WSB_TOPIC_MAX_LEN + 1];
             label_escape(t->rules->rules[r].pattern, label, sizeof label);

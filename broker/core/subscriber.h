@@ -45,6 +45,12 @@ typedef struct subscriber_s {
     trie_client_t tc; /* first: the trie reports this pointer */
     const subscriber_ops_t *ops;
     void *user_data;
+    /* Who it is, for presence and join/leave (presence.h): the connection's
+     * client id (the welcome's client_id) and user (the token's sub, NULL
+     * when anonymous), both owned by the subscriber. client NULL: never a
+     * member (the RESP ingress). */
+    const char *client;
+    const char *user;
 } subscriber_t;
 
 /* Sets up an embedded subscriber; `ops` is borrowed (static in practice). */
@@ -53,6 +59,8 @@ static inline void subscriber_init(subscriber_t *sub, const subscriber_ops_t *op
     sub->tc.match_gen = 0;
     sub->ops = ops;
     sub->user_data = user_data;
+    sub->client = NULL;
+    sub->user = NULL;
 }
 
 /* The subscriber a trie match reports. */

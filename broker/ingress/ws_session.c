@@ -3,6 +3,7 @@
 
 #include "app/broker.h"
 #include "app/worker.h"
+#include "core/presence.h"
 #include "core/pubsub.h"
 #include "core/xmsg.h"
 #include "ingress/session_cluster.h"
@@ -101,7 +102,8 @@ static bool same_topic_cb(const frame_buf_t *fb, void *user_data)
 {
     gap_match_t *g = user_data;
     const xmsg_t *x = fb->shared;
-    if (x == NULL || x->topic_len != g->msg->topic_len ||
+    /* A join/leave event has no seq: it stays queued. */
+    if (x == NULL || x->event || x->topic_len != g->msg->topic_len ||
         memcmp(x->topic, g->msg->topic, x->topic_len) != 0) {
         return false;
     }
@@ -178,6 +180,14 @@ static void reply_subscribe_refused(session_t *s, const wsb_msg_t *m, pubsub_sta
     } else if (st == PUBSUB_FORBIDDEN) {
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow subscribing to this pattern");
+    } else if (st == PUBSUB_PRESENCE_LIMIT) {
+        char why[160];
+        const config_t *cfg = s->conn->server->cfg;
+        (void)snprintf(why, sizeof(why),
+                       "presence topic full: at most %u members per topic and %u presence "
+                       "topics per node",
+                       cfg->presence_max_members, cfg->presence_max_topics);
+        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, why);
     } else {
         char why[96];
         (void)snprintf(why, sizeof(why), "at most %u subscriptions per connection",
@@ -318,6 +328,36 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
     }
 }
 
+/* presence / presence_stats: the members (or their counts) on this node. */
+static void op_presence(session_t *s, const wsb_msg_t *m)
+{
+    worker_t *srv = s->conn->server;
+    switch (pubsub_presence_check(srv, m->topic, s->perms, NULL)) {
+    case PUBSUB_OK:
+        break;
+    case PUBSUB_FORBIDDEN:
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
+                    "your credentials do not allow subscribing to this topic, nor asking who is "
+                    "subscribed");
+        return;
+    default:
+        reply_error(s, m->has_id, m->id, WSB_ERR_NOT_AVAILABLE,
+                    "presence is off for this topic: no topics rule with \"presence\":true "
+                    "matches it");
+        return;
+    }
+    bool stats = m->type == WSB_MSG_PRESENCE_STATS;
+    json_t *body = presence_json(srv->broker->presence, wsb_msg_type_name(m->type), m->has_id,
+                                 m->id, m->topic, !stats, stats);
+    size_t len = 0;
+    uint8_t *frame = wsb_msg_build_json(body, FRAME_BUF_HEADROOM, &len);
+    json_decref(body);
+    if (frame == NULL) {
+        abort(); /* ENOMEM: the broker's allocation policy */
+    }
+    reply(s, frame, &len);
+}
+
 /* A token's claims and the permissions made of them, in one allocation that
  * only authenticated sessions carry. */
 struct creds_s {
@@ -350,8 +390,8 @@ static uint64_t token_deadline_ms(worker_t *srv, int64_t exp)
 }
 
 /* Takes over `claims` (heap; freed here) as the session's credentials:
- * permissions from its patterns, the client id from "sub", the deadline
- * from "exp". */
+ * permissions from its patterns, the user from "sub", the deadline from
+ * "exp". Memberships made before keep the user they were made with. */
 static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
 {
     free_creds(s);
@@ -363,6 +403,9 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->creds = cr;
     s->perms = &cr->perms;
     s->authed = true;
+    free(s->user);
+    s->user = claims->sub.len > 0 ? xstrndup(claims->sub.p, claims->sub.len) : NULL;
+    s->sub.user = s->user;
     s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
 }
 
@@ -456,6 +499,10 @@ static void handle_text(session_t *s, const uint8_t *data, size_t len)
         break;
     case WSB_MSG_PUBLISH:
         op_publish(s, &m);
+        break;
+    case WSB_MSG_PRESENCE:
+    case WSB_MSG_PRESENCE_STATS:
+        op_presence(s, &m);
         break;
     case WSB_MSG_PING: {
         size_t flen = 0;
@@ -687,19 +734,15 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);
     srv->next_client_seq++;
-    /* Unique in the process without coordination: node, worker, counter. */
-    char client_id[WSB_JWT_MAX_SUB + 1];
-    if (s->creds != NULL && s->creds->claims.sub.len > 0) {
-        /* An authenticated client is known by its token's subject. */
-        (void)snprintf(client_id, sizeof(client_id), "%.*s", (int)s->creds->claims.sub.len,
-                       s->creds->claims.sub.p);
-    } else {
-        (void)snprintf(client_id, sizeof(client_id), "%.16s-%u-%llu", srv->broker->node_id,
-                       srv->index, (unsigned long long)srv->next_client_seq);
-    }
+    /* Unique in the process without coordination: node, worker, counter;
+     * one per connection, whoever the user (DESIGN.md "Application layer"). */
+    (void)snprintf(s->client_id, sizeof(s->client_id), "%.16s-%u-%llu", srv->broker->node_id,
+                   srv->index, (unsigned long long)srv->next_client_seq);
+    s->sub.client = s->client_id;
     if (!echo) {
         wsb_welcome_t w = {
-            .client_id = client_id,
+            .client_id = s->client_id,
+            .user = {s->user, s->user != NULL ? strlen(s->user) : 0},
             .node_id = srv->broker->node_id,
             .version = WSB_VERSION,
             .max_message_size = srv->cfg->max_message_size,
@@ -750,6 +793,7 @@ void session_free(session_t *s)
     }
     free(s->msg);
     free_creds(s);
+    free(s->user);
     free(s->buckets);
     free(s);
 }

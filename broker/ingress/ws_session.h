@@ -22,6 +22,9 @@
 
 typedef struct conn_s conn_t;
 
+/* "NODE-WORKER-COUNTER": 16 + 1 + 10 + 1 + 20 characters at most. */
+#define SESSION_CLIENT_ID_MAX 48
+
 struct session_s {
     subscriber_t sub; /* what the trie holds; the core delivers through it */
     conn_t *conn;
@@ -45,6 +48,8 @@ struct session_s {
      * anonymous permissions (shared), or at an empty set. */
     struct creds_s *creds;
     const perms_t *perms;
+    char client_id[SESSION_CLIENT_ID_MAX + 1]; /* sub.client points here */
+    char *user;                /* the token's sub (heap) or NULL; sub.user points here */
     uint64_t auth_deadline_ms; /* loop time: auth timeout or token expiry; 0 = none */
     uint64_t keepalive_due_ms; /* loop time of the next ping / idle check */
     bucket_t *buckets;         /* [0] rate.messages, [1] rate.bytes; only with rate limits */

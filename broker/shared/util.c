@@ -132,3 +132,14 @@ size_t topic_json_escape(char *out, const char *s, size_t len)
     }
     return n;
 }
+
+int err_printf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        (void)vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

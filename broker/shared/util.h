@@ -30,7 +30,7 @@ void random_bytes(void *out, size_t n);
 void hex_encode(const uint8_t *in, size_t n, char *out);
 
 /* A growable byte string for building responses (not on the fan-out path). */
-typedef struct {
+typedef struct sbuf_s {
     char *p;
     size_t len;
     size_t cap;
@@ -40,4 +40,9 @@ void sbuf_init(sbuf_t *b);
 void sbuf_free(sbuf_t *b);
 void sbuf_append(sbuf_t *b, const void *data, size_t n);
 void sbuf_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Formats an error message into `err` (`errlen` bytes, may be 0) and returns
+ * -1, for parsers that report "what and where" to their caller. */
+int err_printf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 #endif

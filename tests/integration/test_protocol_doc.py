@@ -86,6 +86,8 @@ LIMITS = {
     "--rate-messages": "messages / bytes per second",
     "--max-connections-per-ip": "connections per client IP",
     "--history-max-bytes": "history held, all topics together",
+    "--presence-max-members": "members per presence topic",
+    "--presence-max-topics": "presence topics with members",
 }
 
 
