@@ -222,6 +222,7 @@ typedef struct {
     uint64_t seq;
     wsb_str_t epoch;
     wsb_str_t data;
+    wsb_str_t from; /* serialized JSON, or empty: no "from" */
 } message_args_t;
 
 static void emit_message(writer_t *w, const void *arg)
@@ -235,6 +236,10 @@ static void emit_message(writer_t *w, const void *arg)
         W_LIT(w, ",\"epoch\":");
         w_str(w, m->epoch.p, m->epoch.len);
     }
+    if (m->from.p != NULL && m->from.len > 0) {
+        W_LIT(w, ",\"from\":");
+        w_bytes(w, m->from.p, m->from.len);
+    }
     W_LIT(w, ",\"data\":");
     if (m->data.p != NULL && m->data.len > 0) {
         w_bytes(w, m->data.p, m->data.len);
@@ -247,7 +252,15 @@ static void emit_message(writer_t *w, const void *arg)
 uint8_t *wsb_msg_build_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
                                size_t headroom, size_t *frame_len)
 {
-    message_args_t m = {topic, seq, epoch, data_json};
+    return wsb_msg_build_message_from(topic, seq, epoch, WSB_STR_NULL, data_json, headroom,
+                                      frame_len);
+}
+
+uint8_t *wsb_msg_build_message_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                                    wsb_str_t from_json, wsb_str_t data_json, size_t headroom,
+                                    size_t *frame_len)
+{
+    message_args_t m = {topic, seq, epoch, data_json, from_json};
     return build(emit_message, &m, headroom, frame_len);
 }
 
@@ -294,7 +307,7 @@ static void emit_gap(writer_t *w, const void *arg)
 uint8_t *wsb_msg_build_gap(wsb_str_t topic, wsb_str_t epoch, uint64_t seq, size_t headroom,
                            size_t *frame_len)
 {
-    message_args_t m = {topic, seq, epoch, WSB_STR_NULL};
+    message_args_t m = {topic, seq, epoch, WSB_STR_NULL, WSB_STR_NULL};
     return build(emit_gap, &m, headroom, frame_len);
 }
 

@@ -86,7 +86,7 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     char *auth_jwt_public_key;      /* PEM path for RS256/ES256; "" = off */
     uint64_t auth_leeway_ms;        /* 30 s of clock skew on exp/nbf */
     uint64_t auth_timeout_ms;       /* 10 s for the first auth message */
-    char *auth_anonymous_subscribe; /* comma-separated patterns; ">,$sys.>" */
+    char *auth_anonymous_subscribe; /* comma-separated patterns; ">,$sys.node.>" */
     char *auth_anonymous_publish;   /* comma-separated patterns; ">" */
     char *api_keys;                 /* "KEY[:PATTERN PATTERN...],..." */
     char *allowed_origins;          /* comma-separated; "" = any */
@@ -98,6 +98,12 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     uint32_t max_connections_per_ip;    /* beyond: 429 */
     uint32_t max_handshakes_per_second; /* beyond: 429 */
     char *trusted_proxies;              /* comma-separated addresses/CIDRs; "" = none */
+    /* per-user limits (user_limits.h) */
+    char *rate_per;                    /* "connection" or "user": who shares one rate bucket */
+    uint32_t max_connections_per_user; /* WebSockets per JWT sub on this node; 0 = unlimited */
+    /* $sys topics (sys_events.h) */
+    uint64_t sys_stats_interval_ms; /* 5 s: $sys.node.<id>.stats period; 0 = off */
+    bool sys_conn_events;           /* true: $sys.conn.connect / disconnect */
     /* parsed from api_keys by config_load (apikey.h); owned */
     struct apikey_s *apikeys;
     size_t napikeys;

@@ -162,6 +162,11 @@ static bool is_proxy_list(const char *value)
     return each_entry(value, proxy_ok);
 }
 
+static bool is_rate_per(const char *value)
+{
+    return strcmp(value, "connection") == 0 || strcmp(value, "user") == 0;
+}
+
 static bool is_rate_action(const char *value)
 {
     return strcmp(value, "error") == 0 || strcmp(value, "close") == 0;
@@ -320,18 +325,21 @@ const key_def_t config_keys[] = {
     DURATION_KEY("auth.timeout", auth_timeout_ms, 1, HOUR_MS, "10s",
                  "with auth.required, a connection without a token must send an auth message "
                  "within this time; else close 1008"),
-    LIST_KEY("auth.anonymous_subscribe", auth_anonymous_subscribe, ">,$sys.>", "PATTERNS",
+    LIST_KEY("auth.anonymous_subscribe", auth_anonymous_subscribe, ">,$sys.node.>", "PATTERNS",
              is_pattern_list, "a comma-separated list of topic patterns",
              "patterns anonymous clients may subscribe to (when auth.required is false); '>' "
-             "does not include reserved '$' topics, hence \"$sys.>\""),
+             "does not include reserved '$' topics, hence \"$sys.node.>\" (node stats; "
+             "not $sys.conn.>, whose events name users)"),
     LIST_KEY("auth.anonymous_publish", auth_anonymous_publish, ">", "PATTERNS", is_pattern_list,
              "a comma-separated list of topic patterns",
              "patterns anonymous clients may publish to (when auth.required is false)"),
     LIST_KEY("api_keys", api_keys, "", "KEYS", is_api_key_list,
-             "a comma-separated list of KEY or KEY:PATTERN PATTERN... (keys of 16 to 256 "
-             "characters without ',', ':' or spaces)",
+             "a comma-separated list of KEY or KEY:PATTERN PATTERN... [name=NAME] (keys of 16 "
+             "to 256 characters without ',', ':' or spaces; at most one name of 1 to 128 "
+             "characters)",
              "API keys for POST /api/publish (Authorization: Bearer or X-API-Key), each with "
-             "the topic patterns it may publish to (none = any); when set, a key is required"),
+             "the topic patterns it may publish to (none = any) and an optional name (the user "
+             "of its publishes' from stamp); when set, a key is required"),
     LIST_KEY("allowed_origins", allowed_origins, "", "ORIGINS", is_origin_list,
              "a comma-separated list of origins such as https://example.com or "
              "https://*.example.com",
@@ -359,6 +367,17 @@ const key_def_t config_keys[] = {
              "reverse proxies whose X-Forwarded-For is believed: a request from one of them "
              "is counted (max_connections_per_ip) and logged under the rightmost untrusted "
              "address of the header; \"\" = none, the header is ignored"),
+    /* per-user limits */
+    STRING_KEY("rate.per", rate_per, "connection", "WHO", is_rate_per, "connection or user",
+               "who shares one rate bucket: each WebSocket (connection), or every WebSocket of "
+               "one JWT sub on this node (user; connections without a sub keep their own)"),
+    UINT_KEY("max_connections_per_user", max_connections_per_user, 0, INT32_MAX, "0",
+             "open WebSockets per JWT sub on this node; beyond, close 4004; 0 = unlimited"),
+    /* $sys topics */
+    DURATION_KEY("sys.stats_interval", sys_stats_interval_ms, 0, DAY_MS, "5s",
+                 "period of $sys.node.<id>.stats (resolution 1s); 0 = off"),
+    BOOL_KEY("sys.conn_events", sys_conn_events, "true",
+             "publish $sys.conn.connect and $sys.conn.disconnect for every WebSocket"),
 };
 
 const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];

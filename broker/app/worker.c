@@ -2,6 +2,7 @@
 #include "app/worker.h"
 
 #include "app/broker.h"
+#include "app/sys_stats.h"
 #include "cluster/history_ops.h"
 #include "core/router.h"
 #include "core/seqtab.h"
@@ -95,6 +96,7 @@ static void on_heartbeat(uv_timer_t *t)
     if (s->index == 0) {
         /* Quiet topics' history past its ttl goes even without publishes. */
         seqtab_expire(s->broker->seqtab, uv_now(&s->loop));
+        sys_stats_tick(s);
     }
 }
 
@@ -393,6 +395,7 @@ void worker_free(worker_t *s)
     xqueue_destroy(&s->inbox);
     cluster_worker_free(s);
     trie_free(s->trie);
+    sys_stats_free(s->sys_stats);
     static_cache_free(s->static_cache);
     s->static_cache = NULL;
     if (uv_loop_close(&s->loop) != 0) {

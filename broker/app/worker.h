@@ -84,6 +84,7 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     struct static_cache_s *static_cache;
 
     uint64_t next_client_seq;
+    struct sys_stats_s *sys_stats; /* worker 0: $sys.node.<id>.stats state (sys_stats.h) */
     bool shutting_down;
     bool drained; /* counted in broker->drained */
     bool listening;

@@ -25,8 +25,8 @@ typedef struct broker_s broker_t;
 #define CONNECT_TIMEOUT_MS 3000
 #define CHAN_BUCKETS       4096
 #define LAST_VIA_MAX       64
-/* Envelope fields around the data: node id, topic (escaped), seq, keys. */
-#define ENVELOPE_OVERHEAD 1024
+/* Envelope fields around the data: node id, topic (escaped), seq, from, keys. */
+#define ENVELOPE_OVERHEAD 2048
 
 typedef enum { CHAN_NONE = 0, CHAN_SUBSCRIBING, CHAN_SUBSCRIBED, CHAN_UNSUBSCRIBING } chan_state_t;
 

@@ -251,8 +251,15 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
     wsb_str_t t = {json_string_value(topic), json_string_length(topic)};
     wsb_str_t e =
         clustered ? (wsb_str_t){json_string_value(epoch), json_string_length(epoch)} : WSB_STR_NULL;
-    unsigned full = router_inject_epoch(br->b, t, (uint64_t)json_integer_value(seq), e,
-                                        (wsb_str_t){data_json, data_len});
+    /* A "from" is taken only as an object (the origin stamps
+     * {"client","user"}); anything else in that place is dropped. */
+    json_t *from = json_object_get(env, "from");
+    size_t from_len = 0;
+    char *from_json = json_is_object(from) ? wsb_msg_dump_value(from, &from_len) : NULL;
+    unsigned full = router_inject_from(br->b, t, (uint64_t)json_integer_value(seq), e,
+                                       (wsb_str_t){from_json, from_json != NULL ? from_len : 0},
+                                       (wsb_str_t){data_json, data_len});
+    free(from_json);
     bridge_count(&br->received);
     if (full > 0) {
         atomic_fetch_add_explicit(&br->dropped, full, memory_order_relaxed);
@@ -336,14 +343,20 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
 
 void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
 {
-    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) ||
-        wsb_topic_is_reserved(topic.p, topic.len)) {
-        if (!wsb_topic_is_reserved(topic.p, topic.len)) {
-            bridge_count(&br->dropped); /* Redis is down: at-most-once across nodes */
-        }
+    bridge_publish_from(br, topic, seq, WSB_STR_NULL, data_json);
+}
+
+void bridge_publish_from(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                         wsb_str_t data_json)
+{
+    /* Reserved topics travel too: only the broker publishes them ($sys
+     * stats and connection events, sys_events.h), and every node's
+     * subscribers see every node's. */
+    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire)) {
+        bridge_count(&br->dropped); /* Redis is down: at-most-once across nodes */
         return;
     }
-    size_t env_cap = 2 * topic.len + data_json.len + 160;
+    size_t env_cap = 2 * topic.len + from_json.len + data_json.len + 168;
     if (env_cap > br->max_envelope ||
         atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg->redis_queue_size) {
         bridge_count(&br->dropped);
@@ -357,8 +370,18 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
     int n = snprintf(env, env_cap, "{\"v\":1,\"node\":\"%s\",\"topic\":\"", br->b->node_id);
     size_t len = (size_t)n;
     len += topic_json_escape(env + len, topic.p, topic.len);
-    len += (size_t)snprintf(env + len, env_cap - len,
-                            "\",\"seq\":%llu,\"data\":", (unsigned long long)seq);
+    len += (size_t)snprintf(env + len, env_cap - len, "\",\"seq\":%llu,", (unsigned long long)seq);
+    if (from_json.len > 0) {
+        /* The publisher's identity, stamped by the origin (a "publisher"
+         * rule): remote subscribers see the same "from". */
+        memcpy(env + len, "\"from\":", 7);
+        len += 7;
+        memcpy(env + len, from_json.p, from_json.len);
+        len += from_json.len;
+        env[len++] = ',';
+    }
+    memcpy(env + len, "\"data\":", 7);
+    len += 7;
     memcpy(env + len, data_json.p, data_json.len);
     len += data_json.len;
     env[len++] = '}';

@@ -81,6 +81,11 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta);
  * the topic's seq shard locked. Never blocks; drops and counts when full. */
 void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json);
 
+/* The same with the publisher's identity (`from_json`, serialized; empty:
+ * none) in the envelope's "from" (PROTOCOL.md 13). */
+void bridge_publish_from(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                         wsb_str_t data_json);
+
 /* True when wildcard subscriptions must be refused: sharded mode without the
  * classic PUBLISH they need (redis.sharded_patterns false), where a pattern
  * would silently see this node's messages only. `br` may be NULL (no

@@ -30,6 +30,15 @@ static const char *next_word(const char **p, const char *end, size_t *len)
     return q > w ? w : NULL;
 }
 
+#define NAME_PREFIX     "name="
+#define NAME_PREFIX_LEN 5
+
+/* A "name=NAME" word names the key; every other word is a pattern. */
+static bool is_name_word(const char *w, size_t len)
+{
+    return len >= NAME_PREFIX_LEN && memcmp(w, NAME_PREFIX, NAME_PREFIX_LEN) == 0;
+}
+
 bool apikey_entry_valid(const char *entry, size_t len)
 {
     const char *colon = memchr(entry, ':', len);
@@ -49,8 +58,14 @@ bool apikey_entry_valid(const char *entry, size_t len)
     const char *p = colon + 1;
     size_t count = 0;
     size_t wlen = 0;
+    size_t names = 0;
     for (const char *w; (w = next_word(&p, entry + len, &wlen)) != NULL; count++) {
-        if (wsb_topic_check(w, wlen, WSB_TOPIC_PATTERN, NULL) != 0) {
+        if (is_name_word(w, wlen)) {
+            if (++names > 1 || wlen == NAME_PREFIX_LEN ||
+                wlen - NAME_PREFIX_LEN > APIKEY_NAME_MAX) {
+                return false;
+            }
+        } else if (wsb_topic_check(w, wlen, WSB_TOPIC_PATTERN, NULL) != 0) {
             return false;
         }
     }
@@ -93,6 +108,10 @@ static int parse_entry(const char *entry, size_t len, apikey_t *k)
     const char *p = colon + 1;
     size_t wlen = 0;
     for (const char *w; (w = next_word(&p, entry + len, &wlen)) != NULL;) {
+        if (is_name_word(w, wlen)) {
+            k->name = dup_range(w + NAME_PREFIX_LEN, wlen - NAME_PREFIX_LEN);
+            continue;
+        }
         char **grown = realloc(k->patterns, (k->npatterns + 1) * sizeof(char *));
         if (grown == NULL) {
             abort();
@@ -143,6 +162,7 @@ void apikey_free_all(apikey_t *keys, size_t n)
             free(keys[i].patterns[j]);
         }
         free(keys[i].patterns);
+        free(keys[i].name);
     }
     free(keys);
 }
@@ -176,4 +196,12 @@ bool apikey_may_publish(const apikey_t *k, const char *topic, size_t len)
         }
     }
     return false;
+}
+
+wsb_str_t apikey_name(const apikey_t *k)
+{
+    if (k == NULL || k->name == NULL) {
+        return WSB_STR_NULL;
+    }
+    return (wsb_str_t){k->name, strlen(k->name)};
 }

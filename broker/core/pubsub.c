@@ -22,6 +22,9 @@
 
 static void count_published(worker_t *w, pubsub_ingress_t ingress)
 {
+    if (ingress == PUBSUB_SYS) {
+        return;
+    }
     METRIC_ADD(w->metrics.messages_published, 1);
     if (ingress == PUBSUB_HTTP) {
         METRIC_ADD(w->metrics.messages_published_http, 1);
@@ -54,7 +57,7 @@ static pubsub_status_t publish_clustered(worker_t *w, const pubsub_publish_t *re
  * into every worker's inbox, all under the topic's shard lock (see
  * pubsub.h), then delivers to this worker's subscribers.
  */
-static uint64_t publish_local(worker_t *w, wsb_str_t topic, wsb_str_t json)
+static uint64_t publish_local(worker_t *w, wsb_str_t topic, wsb_str_t from, wsb_str_t json)
 {
     broker_t *b = w->broker;
     seqtab_shard_t *shard = NULL;
@@ -62,7 +65,7 @@ static uint64_t publish_local(worker_t *w, wsb_str_t topic, wsb_str_t json)
     uint64_t seq = seqtab_lock_next(b->seqtab, topic, &shard, &pos);
     bool keep = pos.rule >= 0;
     wsb_str_t epoch = keep ? (wsb_str_t){pos.epoch, strlen(pos.epoch)} : WSB_STR_NULL;
-    xmsg_t *m = xmsg_new(topic, seq, epoch, json, b->nworkers);
+    xmsg_t *m = xmsg_new_from(topic, seq, epoch, from, json, b->nworkers);
     /* Every reference is counted before the first push: a worker may deliver
      * and release its share before the pushes end. History holds one more. */
     xmsg_set_refs(m, b->nworkers + (keep ? 1u : 0u));
@@ -74,7 +77,7 @@ static uint64_t publish_local(worker_t *w, wsb_str_t topic, wsb_str_t json)
     /* Still under the shard lock: the bridge sends a topic's messages to
      * Redis in seq order. */
     if (b->bridge != NULL) {
-        bridge_publish(b->bridge, topic, seq, json);
+        bridge_publish_from(b->bridge, topic, seq, from, json);
     }
     seqtab_unlock(shard);
     router_wake_others(w);
@@ -90,6 +93,28 @@ static bool may_publish(const pubsub_publish_t *req)
         return false;
     }
     return req->key == NULL || apikey_may_publish(req->key, req->topic.p, req->topic.len);
+}
+
+/* {"client":…,"user":…} when the topic's rule stamps the publisher, else
+ * NULL. Serialized once per message: every subscriber shares the frame. */
+static char *from_of(const worker_t *w, const pubsub_publish_t *req, size_t *len)
+{
+    const topic_rule_t *rule = topic_rules_match(&w->broker->topic_rules, req->topic);
+    if (rule == NULL || !rule->publisher) {
+        return NULL;
+    }
+    json_t *from = json_object();
+    json_t *client = req->from_client != NULL ? json_string(req->from_client) : NULL;
+    json_t *user =
+        req->from_user.len > 0 ? json_stringn(req->from_user.p, req->from_user.len) : NULL;
+    json_object_set_new(from, "client", client != NULL ? client : json_null());
+    json_object_set_new(from, "user", user != NULL ? user : json_null());
+    char *s = wsb_msg_dump_value(from, len);
+    json_decref(from);
+    if (s == NULL) {
+        abort(); /* ENOMEM: the broker's allocation policy */
+    }
+    return s;
 }
 
 pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_published_t *out)
@@ -111,7 +136,11 @@ pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_
         st = publish_clustered(w, req, (wsb_str_t){json, len}, rule, out);
     } else {
         count_published(w, req->ingress);
-        out->seq = publish_local(w, req->topic, (wsb_str_t){json, len});
+        size_t from_len = 0;
+        char *from = from_of(w, req, &from_len);
+        out->seq = publish_local(w, req->topic, (wsb_str_t){from, from != NULL ? from_len : 0},
+                                 (wsb_str_t){json, len});
+        free(from);
         out->pause = worker_inbox_pressure(w);
     }
     free(json);

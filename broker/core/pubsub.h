@@ -51,8 +51,9 @@ typedef struct perms_s perms_t;
 typedef struct apikey_s apikey_t;
 typedef struct hr_op_s hr_op_t;
 
-/* Which ingress a request came through (per-ingress metrics). */
-typedef enum { PUBSUB_WS = 0, PUBSUB_HTTP = 1, PUBSUB_RESP = 2 } pubsub_ingress_t;
+/* Which ingress a request came through (per-ingress metrics). PUBSUB_SYS:
+ * the broker's own `$sys` messages (sys_events.h), not counted. */
+typedef enum { PUBSUB_WS = 0, PUBSUB_HTTP = 1, PUBSUB_RESP = 2, PUBSUB_SYS = 3 } pubsub_ingress_t;
 
 typedef enum {
     PUBSUB_OK = 0,             /* published / subscribed */
@@ -76,6 +77,12 @@ typedef struct pubsub_publish_s {
     pubsub_ingress_t ingress; /* counted in its messages_published_* */
     const perms_t *perms;     /* checked when non-NULL (WebSocket credentials) */
     const apikey_t *key;      /* checked when non-NULL (HTTP, RESP API keys) */
+    /* The publisher's identity, stamped as "from":{"client","user"} when the
+     * topic's rule says "publisher" (topic_rules.h): the WebSocket's client
+     * id and token sub, or (HTTP, RESP) NULL and the API key's name. NULL /
+     * {NULL,0} are written as null. Borrowed. */
+    const char *from_client;
+    wsb_str_t from_user;
     /* Clustered history only: who gets the op back, on this worker, when
      * Redis assigned the seq (history_redis.h). `owner` is not NULL. */
     void *owner;

@@ -41,7 +41,13 @@ void router_wake_others(worker_t *s)
 unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                              wsb_str_t data_json)
 {
-    xmsg_t *m = xmsg_new(topic, seq, epoch, data_json, b->nworkers);
+    return router_inject_from(b, topic, seq, epoch, WSB_STR_NULL, data_json);
+}
+
+unsigned router_inject_from(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                            wsb_str_t from_json, wsb_str_t data_json)
+{
+    xmsg_t *m = xmsg_new_from(topic, seq, epoch, from_json, data_json, b->nworkers);
     if (epoch.len > 0) {
         int rule = history_rules_match(&b->history_rules, topic);
         m->drop_slow = rule >= 0 && b->history_rules.rules[rule].drop_slow;

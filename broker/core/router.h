@@ -55,6 +55,11 @@ void router_wake_others(worker_t *s);
 unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                              wsb_str_t data_json);
 
+/* The same for a message whose envelope carried the publisher's identity
+ * (`from_json`, serialized; empty: none), stamped into the frame. */
+unsigned router_inject_from(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                            wsb_str_t from_json, wsb_str_t data_json);
+
 /* Delivers up to WORKER_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,
  * right after a publish, and before a connection's input is handled (so a

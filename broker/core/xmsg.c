@@ -78,10 +78,17 @@ static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t fr
 xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
                  unsigned nworkers)
 {
+    return xmsg_new_from(topic, seq, epoch, WSB_STR_NULL, data_json, nworkers);
+}
+
+xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
+                      wsb_str_t data_json, unsigned nworkers)
+{
     size_t topic_off = 0;
     size_t headroom = headroom_for(topic, nworkers, &topic_off);
     size_t frame_len = 0;
-    uint8_t *raw = wsb_msg_build_message(topic, seq, epoch, data_json, headroom, &frame_len);
+    uint8_t *raw =
+        wsb_msg_build_message_from(topic, seq, epoch, from_json, data_json, headroom, &frame_len);
     xmsg_t *m = finish(raw, headroom, topic_off, frame_len, topic, seq, epoch, nworkers);
     /* The builder writes data last, verbatim (or null): RESP subscribers
      * and the Redis bridge take it from here instead of serializing again. */

@@ -54,6 +54,12 @@ typedef struct xmsg_s {
 xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
                  unsigned nworkers);
 
+/* The same with the publisher's identity: `from_json` (serialized, copied
+ * verbatim; empty: none) goes into the frame as "from", before "data"
+ * (wsb_msg_build_message_from). */
+xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
+                      wsb_str_t data_json, unsigned nworkers);
+
 /*
  * Builds an event for `nworkers` workers: the frame is `event` (a JSON
  * object such as {"type":"join",...}, serialized once) as a text frame, routed

@@ -175,6 +175,7 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pu
         .data = data,
         .ingress = PUBSUB_HTTP,
         .key = key,
+        .from_user = apikey_name(key),
         .owner = c, /* the op's result goes to c->http_pub (http_pub_done) */
         .done_cb = http_pub_done,
         .id = (int64_t)index,

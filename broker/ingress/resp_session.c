@@ -393,6 +393,7 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         .topic = topic,
         .data = data,
         .ingress = PUBSUB_RESP,
+        .from_user = apikey_name(c->key),
         .owner = c,
         .done_cb = cluster_publish_done,
     };

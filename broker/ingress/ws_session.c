@@ -5,6 +5,7 @@
 #include "app/worker.h"
 #include "core/presence.h"
 #include "core/pubsub.h"
+#include "core/sys_events.h"
 #include "core/xmsg.h"
 #include "ingress/session_cluster.h"
 #include "net/conn.h"
@@ -301,6 +302,8 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
         .data = m->data,
         .ingress = PUBSUB_WS,
         .perms = s->perms,
+        .from_client = s->client_id,
+        .from_user = session_user(s),
         .owner = s,
         .done_cb = session_cluster_op_done,
         .has_id = m->has_id,
@@ -409,6 +412,17 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->conn->server, claims->exp) : 0;
 }
 
+/* Publishes $sys.conn.connect once the session has its first credentials
+ * (at the upgrade, or at its first accepted `auth`). */
+static void announce(session_t *s)
+{
+    if (s->announced || s->echo) {
+        return;
+    }
+    s->announced = true;
+    sys_conn_event(s->conn->server, true, s->client_id, session_user(s));
+}
+
 static void op_auth(session_t *s, const wsb_msg_t *m)
 {
     broker_t *b = s->conn->server->broker;
@@ -429,6 +443,7 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
     revoke_uncovered(s);
     conn_ws_rearm(s->conn);
     reply_ack(s, m, false, 0, -1);
+    announce(s);
 }
 
 /* Token buckets on messages and bytes: takes this message's share and
@@ -742,7 +757,7 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     if (!echo) {
         wsb_welcome_t w = {
             .client_id = s->client_id,
-            .user = {s->user, s->user != NULL ? strlen(s->user) : 0},
+            .user = session_user(s),
             .node_id = srv->broker->node_id,
             .version = WSB_VERSION,
             .max_message_size = srv->cfg->max_message_size,
@@ -751,8 +766,16 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
         };
         size_t len = 0;
         reply(s, wsb_msg_build_welcome(&w, FRAME_BUF_HEADROOM, &len), &len);
+        if (s->authed) {
+            announce(s);
+        }
     }
     return s;
+}
+
+wsb_str_t session_user(const session_t *s)
+{
+    return s->user != NULL ? (wsb_str_t){s->user, strlen(s->user)} : WSB_STR_NULL;
 }
 
 void session_feed(session_t *s, uint8_t *data, size_t len)
@@ -782,6 +805,10 @@ void session_free(session_t *s)
     session_cluster_free(s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         pubsub_unsubscribe(s->conn->server, s->subs[i]);
+    }
+    if (s->announced) {
+        /* After the unsubscribes: the session does not hear of its own end. */
+        sys_conn_event(s->conn->server, false, s->client_id, session_user(s));
     }
     wsb_ws_parser_release(&s->parser);
     for (uint32_t i = 0; i < s->ngaps; i++) {

@@ -60,6 +60,7 @@ struct session_s {
     /* Clustered history (session_cluster.h): replies held behind operations
      * waiting for Redis, and switch-over floors. NULL until the first one. */
     struct sess_cluster_s *cl;
+    bool announced; /* $sys.conn.connect was published: disconnect follows at the end */
 };
 
 /* Topics one session may have suspended at once; one more closes it (1013). */
@@ -76,5 +77,8 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims);
 void session_feed(session_t *s, uint8_t *data, size_t len);
 
 void session_free(session_t *s);
+
+/* The session's user: its token's sub, or {NULL,0} without one. */
+wsb_str_t session_user(const session_t *s);
 
 #endif

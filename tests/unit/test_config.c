@@ -93,7 +93,7 @@ static const struct {
     {"auth.leeway", "--auth-leeway", "WSB_AUTH_LEEWAY", "(default 30s)"},
     {"auth.timeout", "--auth-timeout", "WSB_AUTH_TIMEOUT", "(default 10s)"},
     {"auth.anonymous_subscribe", "--auth-anonymous-subscribe", "WSB_AUTH_ANONYMOUS_SUBSCRIBE",
-     "(default \">,$sys.>\")"},
+     "(default \">,$sys.node.>\")"},
     {"auth.anonymous_publish", "--auth-anonymous-publish", "WSB_AUTH_ANONYMOUS_PUBLISH",
      "(default \">\")"},
     {"api_keys", "--api-keys", "WSB_API_KEYS", "(default \"\")"},
@@ -109,6 +109,11 @@ static const struct {
     {"max_handshakes_per_second", "--max-handshakes-per-second", "WSB_MAX_HANDSHAKES_PER_SECOND",
      "(default 0)"},
     {"trusted_proxies", "--trusted-proxies", "WSB_TRUSTED_PROXIES", "(default \"\")"},
+    {"rate.per", "--rate-per", "WSB_RATE_PER", "(default \"connection\")"},
+    {"max_connections_per_user", "--max-connections-per-user", "WSB_MAX_CONNECTIONS_PER_USER",
+     "(default 0)"},
+    {"sys.stats_interval", "--sys-stats-interval", "WSB_SYS_STATS_INTERVAL", "(default 5s)"},
+    {"sys.conn_events", "--sys-conn-events", "WSB_SYS_CONN_EVENTS", "(default true)"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 
@@ -300,6 +305,10 @@ static void assert_same_config_but_web_root(const config_t *a, const config_t *b
     assert_int_equal(a->max_handshakes_per_second, b->max_handshakes_per_second);
     assert_string_equal(a->trusted_proxies, b->trusted_proxies);
     assert_int_equal(a->ntrusted, b->ntrusted);
+    assert_string_equal(a->rate_per, b->rate_per);
+    assert_int_equal(a->max_connections_per_user, b->max_connections_per_user);
+    assert_int_equal(a->sys_stats_interval_ms, b->sys_stats_interval_ms);
+    assert_int_equal(a->sys_conn_events, b->sys_conn_events);
 }
 
 static void assert_ends_with(const char *s, const char *suffix)
@@ -1183,6 +1192,29 @@ static void test_list_keys_and_api_keys(void **state)
     assert_null(apikey_lookup(cfg.apikeys, cfg.napikeys, "0123456789abcde", 15));
     assert_null(apikey_lookup(cfg.apikeys, cfg.napikeys, "", 0));
     config_free(&cfg);
+
+    /* A "name=" word names the key (the `from` of its publishes); it is no pattern. */
+    assert_int_equal(
+        load(&cfg, LIST("--api-keys", "0123456789abcdef:chat.> name=helpdesk,fedcba9876543210"),
+             NULL),
+        CONFIG_OK);
+    k = apikey_lookup(cfg.apikeys, cfg.napikeys, "0123456789abcdef", 16);
+    assert_non_null(k);
+    assert_int_equal(k->npatterns, 1);
+    assert_string_equal(apikey_name(k).p, "helpdesk");
+    assert_false(apikey_may_publish(k, "name=helpdesk", 13));
+    k = apikey_lookup(cfg.apikeys, cfg.napikeys, "fedcba9876543210", 16);
+    assert_null(apikey_name(k).p);
+    assert_null(apikey_name(NULL).p);
+    config_free(&cfg);
+    /* Only the name: any topic. */
+    assert_int_equal(load(&cfg, LIST("--api-keys", "0123456789abcdef:name=svc"), NULL), CONFIG_OK);
+    assert_int_equal(cfg.apikeys[0].npatterns, 0);
+    assert_true(apikey_may_publish(&cfg.apikeys[0], "any.topic", 9));
+    config_free(&cfg);
+    expect_error(LIST("--api-keys", "0123456789abcdef:name="), NULL, LIST("api_keys: expected"));
+    expect_error(LIST("--api-keys", "0123456789abcdef:name=a name=b"), NULL,
+                 LIST("api_keys: expected"));
 
     /* Bad entries name the key. */
     expect_error(LIST("--api-keys", "short"), NULL, LIST("api_keys: expected"));

@@ -743,6 +743,18 @@ static void test_build_message_basic(void **state)
     wsb_str_t empty_epoch = {"", 0};
     buf = wsb_msg_build_message(WSB_STR_LIT("a"), 1, empty_epoch, WSB_STR_NULL, 0, &len);
     assert_frame_is(buf, 0, len, "{\"type\":\"message\",\"topic\":\"a\",\"seq\":1,\"data\":null}");
+
+    /* The publisher's stamp goes before data (which stays the last field);
+     * an empty one is omitted. */
+    buf = wsb_msg_build_message_from(WSB_STR_LIT("a"), 2, WSB_STR_LIT("e"),
+                                     WSB_STR_LIT("{\"client\":\"n-0-1\",\"user\":null}"),
+                                     WSB_STR_LIT("{\"from\":1}"), 3, &len);
+    assert_frame_is(buf, 3, len,
+                    "{\"type\":\"message\",\"topic\":\"a\",\"seq\":2,\"epoch\":\"e\","
+                    "\"from\":{\"client\":\"n-0-1\",\"user\":null},\"data\":{\"from\":1}}");
+    buf = wsb_msg_build_message_from(WSB_STR_LIT("a"), 1, WSB_STR_NULL, WSB_STR_NULL,
+                                     WSB_STR_LIT("1"), 0, &len);
+    assert_frame_is(buf, 0, len, "{\"type\":\"message\",\"topic\":\"a\",\"seq\":1,\"data\":1}");
 }
 
 static void test_build_message_escaping(void **state)

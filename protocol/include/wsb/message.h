@@ -122,6 +122,16 @@ const char *wsb_msg_type_name(wsb_msg_type_t t);
 uint8_t *wsb_msg_build_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
                                size_t headroom, size_t *frame_len);
 
+/*
+ * The same with the publisher's identity (PROTOCOL.md 4.2, topic rules with
+ * "publisher"): {"type":"message","topic":T,"seq":N[,"epoch":E],"from":F,"data":D}.
+ * `from_json` is one serialized JSON value copied verbatim (the broker
+ * builds it); an empty slice omits the field. `data` stays the last field.
+ */
+uint8_t *wsb_msg_build_message_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                                    wsb_str_t from_json, wsb_str_t data_json, size_t headroom,
+                                    size_t *frame_len);
+
 /* Serializes a JSON value compactly (what `data_json` above expects) into an
  * exactly sized malloc'd buffer, NOT NUL-terminated; *len gets its length.
  * Reals use jansson's 17 significant digits (0.1 -> 0.10000000000000001,
