@@ -25,6 +25,7 @@ export type BrokerErrorCode =
     | "rate_limited"
     | "unauthorized"
     | "unavailable"
+    | "not_available" // presence on a topic whose rule does not enable it
     | "internal";
 
 /** Error codes raised by the client itself. */
