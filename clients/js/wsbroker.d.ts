@@ -82,7 +82,7 @@ export interface Member {
     user: string | null;
 }
 
-/** The answer to presence(topic): the connections subscribed to that exact topic, on every node. */
+/** The answer to presence(topic): the connections subscribed to that exact topic (PROTOCOL.md 3.6). */
 export interface PresenceInfo {
     topic: string;
     members: Member[];

@@ -566,8 +566,8 @@ export class Connection extends Emitter {
     }
 
     /**
-     * Who is subscribed to the exact topic `topic`, on every node (the topic's
-     * rule must enable presence; the token must allow subscribing to it).
+     * Who is subscribed to the exact topic `topic` (PROTOCOL.md 3.6: the
+     * topic's rule must enable presence; the token must allow subscribing).
      * Resolves with {topic, members: [{client, user}]}; rejects with the
      * broker's error ("forbidden", "bad_topic", …) or "disconnected".
      */

@@ -204,7 +204,7 @@ typedef struct {
     bool has_seq; /* publish: the seq the broker assigned */
     uint64_t seq;
     int recovered; /* subscribe with since: 0 or 1; -1 when absent */
-    /* wsb_client_presence(): the topic's members, on every node (borrowed,
+    /* wsb_client_presence(): the topic's members (PROTOCOL.md 3.6; borrowed,
      * valid until the callback returns; members whose `client` is not a
      * string are skipped). NULL and 0 for other requests. */
     const wsb_client_member_t *members;
