@@ -302,7 +302,7 @@ async function refreshPresence(topic) {
 function joinRoom() {
   const topic = `chat.${room}`;
   if (roomSub?.topic === topic) return;
-  roomSub?.unsubscribe();
+  roomSub?.unsubscribe().catch(() => {}); // the socket dropped: nothing left to remove
   online.clear();
   renderOnline();
   const sub = client.subscribe(topic, () => {}); // messages come through chat.*
