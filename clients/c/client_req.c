@@ -537,6 +537,22 @@ static void handle_ack(wsb_client_t *c, const json_t *root, const char *type)
     wsb__req_free(r);
 }
 
+static void handle_membership(wsb_client_t *c, const json_t *root, bool join)
+{
+    void (*cb)(wsb_client_t *, const char *, const wsb_client_member_t *, void *) =
+        join ? c->cb.on_join : c->cb.on_leave;
+    const char *topic = json_string_value(json_object_get(root, "topic"));
+    const json_t *m = json_object_get(root, "member");
+    wsb_client_member_t member = {
+        .client = json_string_value(json_object_get(m, "client")),
+        .user = json_string_value(json_object_get(m, "user")),
+    };
+    if (c->user_closing || cb == NULL || topic == NULL || member.client == NULL) {
+        return;
+    }
+    cb(c, topic, &member, c->user_data);
+}
+
 static void handle_error(wsb_client_t *c, const json_t *root)
 {
     wsb_client_error_t e;
@@ -614,6 +630,8 @@ void wsb__handle_text(wsb_client_t *c, const char *text, size_t len)
         handle_error(c, root);
     } else if (strcmp(type, "welcome") == 0) {
         handle_welcome(c, root);
+    } else if (strcmp(type, "join") == 0 || strcmp(type, "leave") == 0) {
+        handle_membership(c, root, type[0] == 'j');
     }
     json_decref(root);
 }

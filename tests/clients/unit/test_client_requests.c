@@ -184,6 +184,25 @@ static void test_presence_requests_and_answers(void **state)
     h_free(h);
 }
 
+static void test_join_and_leave_events(void **state)
+{
+    (void)state;
+    harness_t *h = h_new();
+    h_open(h);
+    h_feed_text(h, "{\"type\":\"join\",\"topic\":\"chat.r1\",\"member\":{\"client\":\"c-2\","
+                   "\"user\":\"bob\"}}");
+    h_feed_text(h, "{\"type\":\"leave\",\"topic\":\"chat.r1\",\"member\":{\"client\":\"c-3\","
+                   "\"user\":null}}");
+    /* Malformed ones are ignored, as unknown types are. */
+    h_feed_text(h, "{\"type\":\"join\",\"topic\":\"chat.r1\"}");
+    h_feed_text(h, "{\"type\":\"leave\",\"member\":{\"client\":\"c-2\"}}");
+    h_feed_text(h, "{\"type\":\"join\",\"topic\":\"chat.r1\",\"member\":{\"client\":7}}");
+    assert_string_equal((const char *)h->trace.p, "open c1 n1 p=1 max=65536\n"
+                                                  "join chat.r1 c-2/bob\n"
+                                                  "leave chat.r1 c-3/(null)\n");
+    h_free(h);
+}
+
 /* ---- reconnecting ---- */
 
 static void test_reconnect_resubscribes_then_flushes_queue(void **state)
@@ -543,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_unsubscribe_and_subscription_set),
         cmocka_unit_test(test_error_without_callback_goes_to_on_error),
         cmocka_unit_test(test_presence_requests_and_answers),
+        cmocka_unit_test(test_join_and_leave_events),
         cmocka_unit_test(test_reconnect_resubscribes_then_flushes_queue),
         cmocka_unit_test(test_failed_resubscription_reported),
         cmocka_unit_test(test_no_reconnect_after_client_bug_codes),

@@ -269,6 +269,16 @@ typedef struct {
     /* Called exactly once after each wsb_client_close(), when the transport
      * is closed, no timer is armed and every request callback has run. */
     void (*on_closed)(wsb_client_t *c, void *user_data);
+    /* join / leave (PROTOCOL.md 4.8), on topics whose broker rule has
+     * "join_leave": true: `member` subscribed to, or left, the exact `topic`
+     * this connection is subscribed to (never for this connection's own
+     * subscribe). Both borrowed until the callback returns. Not called after
+     * wsb_client_close(). Frames without a topic or a string client are
+     * ignored. */
+    void (*on_join)(wsb_client_t *c, const char *topic, const wsb_client_member_t *member,
+                    void *user_data);
+    void (*on_leave)(wsb_client_t *c, const char *topic, const wsb_client_member_t *member,
+                     void *user_data);
 } wsb_client_callbacks_t;
 
 /* Per-request callbacks; either may be NULL. Exactly one of them runs once
