@@ -104,7 +104,8 @@ run: deps-run deps-npm $(if $(TLS),dev-cert)
 	@MAKEFLAGS=--no-print-directory cmake --build build -j $(JOBS) --target $(RUN_TARGETS) \
 	  >build/make-run.log 2>&1 || { tail -n 40 build/make-run.log; echo "build failed: build/make-run.log"; exit 1; }
 	@echo "wsbroker on http://$(HOST):$(PORT)/$(if $(TLS), and wss://$(HOST):8443/ws) (Ctrl-C stops it)"
-	@$(BIN) --host $(HOST) --port $(PORT) --web-root web $(RUN_TLS)
+	@echo "dev tokens for the demo page: tools/dev/dev_token.py NAME (development only)"
+	@$(BIN) --config tools/dev/run.json --host $(HOST) --port $(PORT) --web-root web $(RUN_TLS)
 
 # A self-signed certificate and key for 127.0.0.1 and localhost (30 days),
 # for the README's TLS examples: `make run TLS=1` serves it on 8443 and

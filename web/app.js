@@ -24,10 +24,15 @@ try {
 
 for (const el of document.querySelectorAll(".origin")) el.textContent = location.origin;
 
-const client = wsb.connect("/ws", { reconnect: { minDelay: 300, maxDelay: 5000 } });
+// A dev token (tools/dev/dev_token.py NAME, development only) names this
+// page's user: the broker then stamps that name on what it publishes and shows
+// it in the room's presence. Without one the page is an anonymous guest.
+const TOKEN_KEY = "wsb-demo-token";
+const devToken = localStorage.getItem(TOKEN_KEY) || undefined;
+const client = wsb.connect("/ws", { token: devToken, reconnect: { minDelay: 300, maxDelay: 5000 } });
 // For the browser console (and the browser test, which waits for `subscriptions` to be active).
 const subscriptions = [];
-window.wsbDemo = { client, wsb, subscriptions };
+window.wsbDemo = { client, wsb, subscriptions, roomSubscription: () => roomSub };
 
 // ---------------------------------------------------------------- connection
 
@@ -50,6 +55,7 @@ client.on("open", (welcome) => {
   $("st-client").title = welcome.client_id;
   $("conn-node").textContent = `node ${welcome.node_id} · v${welcome.version}`;
   $("st-reconnects").textContent = String(client.stats.reconnects);
+  showIdentity(welcome);
   if (everOpened) chatSystem("reconnected — subscriptions restored");
   everOpened = true;
   lossAnnounced = false;
@@ -64,6 +70,15 @@ client.on("disconnect", ({ code, reconnectIn }) => {
   $("st-rtt").textContent = "–";
 });
 client.on("close", () => showState("closed"));
+client.on("error", (err) => {
+  if (err.code === "invalid_token" || err.code === "token_expired") {
+    banner(
+      `The broker refused the dev token (${err.code}). Mint another with ` +
+        "<code>tools/dev/dev_token.py NAME</code> or sign out in the chat box.",
+    );
+    $("token-clear").hidden = false;
+  }
+});
 client.on("message", () => {
   counters.received++;
   counters.second++;
@@ -146,7 +161,7 @@ function messageItem(m) {
     li.textContent = `— ${m.text} —`;
     return li;
   }
-  li.className = "msg" + (m.user === nameInput.value ? " mine" : "");
+  li.className = "msg" + (m.mine ? " mine" : "");
   const av = document.createElement("div");
   av.className = "avatar";
   av.style.background = `hsl(${hue(m.user)} 70% 68%)`;
@@ -159,7 +174,15 @@ function messageItem(m) {
   const when = document.createElement("span");
   when.className = "when";
   when.textContent = hhmm(m.ts);
-  head.append(who, when);
+  head.append(who);
+  if (m.verified) {
+    const v = document.createElement("span");
+    v.className = "verified";
+    v.textContent = "✓";
+    v.title = "name stamped by the broker from the publisher's token";
+    head.append(v);
+  }
+  head.append(when);
   const text = document.createElement("div");
   text.className = "text";
   text.textContent = m.text;
@@ -193,7 +216,7 @@ function addChat(roomName, m) {
     list.querySelector(".empty")?.remove();
     list.append(messageItem(m));
     while (list.children.length > 200) list.firstChild.remove();
-    if (stick || m.user === nameInput.value) list.scrollTop = list.scrollHeight;
+    if (stick || m.mine) list.scrollTop = list.scrollHeight;
   } else if (!m.system) {
     r.unread++;
     renderRooms();
@@ -210,17 +233,31 @@ function switchRoom(name) {
   history.replaceState(null, "", `#room=${room}`);
   renderRooms();
   renderChat();
+  joinRoom();
+  renderTyping();
+}
+
+// Who wrote a message: the broker's `from` stamp (topic rule publisher:true)
+// names a user with a token; a guest's (or an HTTP publisher's) name is
+// whatever it put in `data.user`, shown without the check mark.
+function author(msg, d) {
+  const mine = msg.from ? msg.from.client === client.welcome?.client_id : undefined;
+  if (msg.from?.user) return { user: msg.from.user, verified: true, mine };
+  const user = d && typeof d === "object" && d.user != null ? String(d.user) : "anonymous";
+  return { user, verified: false, mine: mine ?? user === nameInput.value };
 }
 
 // One wildcard subscription feeds every room (and the unread badges).
 subscriptions.push(client.subscribe("chat.*", (msg) => {
   const roomName = msg.topic.slice("chat.".length);
   const d = msg.data;
+  const who = author(msg, d);
   const m =
     d && typeof d === "object" && !Array.isArray(d)
-      ? { user: String(d.user ?? "anonymous"), text: String(d.text ?? JSON.stringify(d)), ts: Number(d.ts) || Date.now() }
-      : { user: "anonymous", text: typeof d === "string" ? d : JSON.stringify(d), ts: Date.now() };
+      ? { ...who, text: String(d.text ?? JSON.stringify(d)), ts: Number(d.ts) || Date.now() }
+      : { ...who, text: typeof d === "string" ? d : JSON.stringify(d), ts: Date.now() };
   addChat(roomName, m);
+  typingStopped(roomName, msg.from?.client);
 }));
 
 $("chat-form").addEventListener("submit", (ev) => {
@@ -232,7 +269,193 @@ $("chat-form").addEventListener("submit", (ev) => {
     chatSystem(`not sent: ${err.message}`),
   );
   input.value = "";
+  sendTyping(false);
 });
+
+// -------------------------------------------------------- chat: who is online
+//
+// The page is a member of the room it shows: an exact subscription to
+// chat.<room> (the chat.* pattern above makes no member). presence() gives
+// the list once the broker acknowledged it (again after every reconnect),
+// join/leave events keep it current. Members are connections: one user with
+// two tabs is one name with "×2".
+
+let roomSub = null;
+const online = new Map(); // client id -> user (null for a guest)
+let presenceOn = true;
+
+async function refreshPresence(topic) {
+  try {
+    const { members } = await client.presence(topic);
+    if (topic !== `chat.${room}`) return;
+    online.clear();
+    for (const m of members) online.set(m.client, m.user);
+    presenceOn = true;
+  } catch (err) {
+    if (topic !== `chat.${room}`) return;
+    // not_available: the broker's topic rules do not enable presence here.
+    presenceOn = err.code !== "not_available" ? presenceOn : false;
+  }
+  renderOnline();
+}
+
+function joinRoom() {
+  const topic = `chat.${room}`;
+  if (roomSub?.topic === topic) return;
+  roomSub?.unsubscribe().catch(() => {}); // the socket dropped: nothing left to remove
+  online.clear();
+  renderOnline();
+  const sub = client.subscribe(topic, () => {}); // messages come through chat.*
+  roomSub = sub;
+  sub.on("subscribed", () => refreshPresence(topic));
+  sub.on("join", ({ member }) => {
+    online.set(member.client, member.user);
+    renderOnline();
+  });
+  sub.on("leave", ({ member }) => {
+    online.delete(member.client);
+    typingStopped(room, member.client);
+    renderOnline();
+  });
+}
+
+function renderOnline() {
+  const list = $("chat-online");
+  if (!presenceOn) {
+    $("chat-online-count").textContent = "(presence is off for this room)";
+    list.replaceChildren();
+    return;
+  }
+  const me = client.welcome?.client_id;
+  const names = new Map(); // name -> {tabs, me}
+  for (const [id, user] of online) {
+    const name = user ?? `guest ${id.slice(-4)}`;
+    const e = names.get(name) || { tabs: 0, me: false };
+    e.tabs++;
+    e.me ||= id === me;
+    names.set(name, e);
+  }
+  $("chat-online-count").textContent = String(names.size);
+  list.replaceChildren(
+    ...[...names].sort(([a], [b]) => a.localeCompare(b)).map(([name, e]) => {
+      const li = document.createElement("li");
+      li.className = e.me ? "me" : "";
+      li.textContent = e.me ? `${name} (you)` : name;
+      li.dataset.user = name;
+      if (e.tabs > 1) {
+        const tabs = document.createElement("span");
+        tabs.className = "tabs";
+        tabs.textContent = `×${e.tabs}`;
+        li.append(tabs);
+      }
+      return li;
+    }),
+  );
+}
+
+// -------------------------------------------------------- chat: who is typing
+//
+// chat.<room>.typing carries {typing: true|false}; the broker stamps who
+// (rule publisher:true). A typist sends `true` at most every TYPING_EVERY ms
+// while keys are pressed and `false` after TYPING_IDLE ms without a key, on
+// send, or when leaving the room; a reader forgets a typist TYPING_TTL ms
+// after its last `true` (a lost `false`, a closed tab).
+const TYPING_EVERY = 2000;
+const TYPING_IDLE = 3000;
+const TYPING_TTL = 5000;
+const typists = new Map(); // "room client" -> {room, client, name, until}
+let typingSentAt = 0;
+let typingRoom = null;
+let typingIdleTimer = null;
+
+function sendTyping(on) {
+  clearTimeout(typingIdleTimer);
+  typingIdleTimer = null;
+  if (on) {
+    if (typingRoom !== room) sendTyping(false);
+    typingIdleTimer = setTimeout(() => sendTyping(false), TYPING_IDLE);
+    if (typingRoom === room && Date.now() - typingSentAt < TYPING_EVERY) return;
+    typingRoom = room;
+    typingSentAt = Date.now();
+    publish(`chat.${room}.typing`, { typing: true, user: nameInput.value }).catch(() => {});
+  } else if (typingRoom !== null) {
+    const was = typingRoom;
+    typingRoom = null;
+    typingSentAt = 0;
+    publish(`chat.${was}.typing`, { typing: false, user: nameInput.value }).catch(() => {});
+  }
+}
+
+$("chat-text").addEventListener("input", (ev) => sendTyping(ev.target.value.trim() !== ""));
+
+function typingStopped(roomName, clientId) {
+  if (clientId && typists.delete(`${roomName} ${clientId}`)) renderTyping();
+}
+
+subscriptions.push(client.subscribe("chat.*.typing", (msg) => {
+  const roomName = msg.topic.split(".")[1];
+  const d = msg.data && typeof msg.data === "object" ? msg.data : {};
+  const id = msg.from?.client;
+  if (!id || id === client.welcome?.client_id) return;
+  const key = `${roomName} ${id}`;
+  if (d.typing === true) {
+    const name = msg.from.user ?? String(d.user ?? "a guest");
+    typists.set(key, { room: roomName, client: id, name, until: Date.now() + TYPING_TTL });
+  } else {
+    typists.delete(key);
+  }
+  renderTyping();
+}));
+
+function renderTyping() {
+  const now = Date.now();
+  const names = [];
+  for (const [key, t] of typists) {
+    if (t.until <= now) typists.delete(key);
+    else if (t.room === room && !names.includes(t.name)) names.push(t.name);
+  }
+  let text = "";
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = `${names.length} people are typing…`;
+  const el = $("chat-typing");
+  if (el.textContent !== text) el.textContent = text;
+}
+setInterval(renderTyping, 1000);
+
+// ------------------------------------------------------------ chat: identity
+
+function showIdentity(welcome) {
+  const status = $("token-status");
+  if (welcome.user) {
+    nameInput.value = welcome.user;
+    nameInput.readOnly = true;
+    nameInput.title = "your name, from your token";
+    status.textContent = `signed in as ${welcome.user} (dev token)`;
+    $("dev-token").hidden = true;
+    $("token-use").hidden = true;
+    $("token-clear").hidden = false;
+  } else {
+    status.textContent = "no token: your name is unverified";
+  }
+}
+
+$("token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const value = $("dev-token").value.trim();
+  if (!value) return;
+  localStorage.setItem(TOKEN_KEY, value);
+  location.reload(); // connect again, as that user
+});
+
+$("token-clear").addEventListener("click", () => {
+  localStorage.removeItem(TOKEN_KEY);
+  location.reload();
+});
+
+window.addEventListener("pagehide", () => sendTyping(false));
+
+joinRoom();
 
 renderRooms();
 renderChat();

@@ -116,6 +116,20 @@ static void put_json_string(FILE *f, wsb_str_t s)
     (void)fputc('"', f);
 }
 
+/* Flushes what was printed; a failed write ends the run with 1 (false). */
+static bool flush_stdout(app_t *app)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout)) {
+        return true;
+    }
+    /* A closed pipe (| head) ends the command quietly. */
+    if (errno != EPIPE) {
+        cli_say("cannot write to standard output: %s", strerror(errno));
+    }
+    finish(app, EXIT_FAIL);
+    return false;
+}
+
 /* ---- client callbacks ------------------------------------------------------ */
 
 static void on_open(wsb_client_t *c, const wsb_client_welcome_t *w, void *ud)
@@ -140,15 +154,17 @@ static void on_message(wsb_client_t *c, const wsb_client_message_t *m, void *ud)
         (void)fputs(",\"epoch\":", stdout);
         put_json_string(stdout, m->epoch);
     }
+    if (m->from != NULL) {
+        char *from = json_dumps(m->from, JSON_COMPACT);
+        if (from != NULL) {
+            (void)printf(",\"from\":%s", from);
+            free(from);
+        }
+    }
     (void)fputs(",\"data\":", stdout);
     (void)fwrite(m->data.p, 1, m->data.len, stdout);
     (void)fputs("}\n", stdout);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        /* A closed pipe (| head) ends the command quietly. */
-        if (errno != EPIPE) {
-            cli_say("cannot write to standard output: %s", strerror(errno));
-        }
-        finish(app, EXIT_FAIL);
+    if (!flush_stdout(app)) {
         return;
     }
     app->received++;
@@ -226,6 +242,60 @@ static void on_sub_error(wsb_client_t *c, const wsb_client_error_t *e, void *ud)
 }
 
 static const wsb_client_reply_cb_t sub_reply = {on_sub_ack, on_sub_error};
+
+/* ---- presence --------------------------------------------------------------- */
+
+static void put_cstring(FILE *f, const char *s)
+{
+    if (s == NULL) {
+        (void)fputs("null", f);
+    } else {
+        put_json_string(f, (wsb_str_t){s, strlen(s)});
+    }
+}
+
+static void on_presence_ack(wsb_client_t *c, const wsb_client_ack_t *ack, void *ud)
+{
+    app_t *app = ud;
+    (void)c;
+    if (app->a.stats) {
+        (void)fputs("{\"topic\":", stdout);
+        put_cstring(stdout, app->a.topic);
+        (void)printf(",\"clients\":%llu,\"users\":%llu}\n", (unsigned long long)ack->clients,
+                     (unsigned long long)ack->users);
+    } else {
+        for (size_t i = 0; i < ack->nmembers; i++) {
+            (void)fputs("{\"client\":", stdout);
+            put_cstring(stdout, ack->members[i].client);
+            (void)fputs(",\"user\":", stdout);
+            put_cstring(stdout, ack->members[i].user);
+            (void)fputs("}\n", stdout);
+        }
+    }
+    if (!flush_stdout(app)) {
+        return;
+    }
+    verbose(app, "%s: %zu member(s)", app->a.topic,
+            app->a.stats ? (size_t)ack->clients : ack->nmembers);
+    finish(app, EXIT_OK);
+}
+
+static void on_presence_error(wsb_client_t *c, const wsb_client_error_t *e, void *ud)
+{
+    app_t *app = ud;
+    (void)c;
+    if (e->status == WSB_ECANCELED) {
+        return; /* this program freed the client */
+    }
+    if (e->status == WSB_ESERVER) {
+        cli_say("presence of '%s' failed: %s: %s", app->a.topic, e->code, e->message);
+    } else {
+        cli_say("presence of '%s' failed: %s", app->a.topic, e->message);
+    }
+    finish(app, EXIT_FAIL);
+}
+
+static const wsb_client_reply_cb_t presence_reply = {on_presence_ack, on_presence_error};
 
 /* ---- pub -------------------------------------------------------------------- */
 
@@ -312,6 +382,8 @@ static void on_deadline(uv_timer_t *t)
         doing = "connecting";
     } else if (app->a.mode == MODE_SUB) {
         doing = app->subs_acked < app->a.npatterns ? "subscribing" : "waiting for messages";
+    } else if (app->a.mode == MODE_PRESENCE) {
+        doing = "waiting for the broker's answer";
     } else {
         doing = "waiting for the broker's acknowledgement";
     }
@@ -376,6 +448,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"insecure", no_argument, NULL, 'k'},
         {"reconnect", no_argument, NULL, 'r'},
         {"verbose", no_argument, NULL, 'v'},
+        {"stats", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -436,6 +509,9 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'v':
             a->verbose = true;
             break;
+        case 'S':
+            a->stats = true;
+            break;
         case 'h':
             cli_print_help(stdout);
             return EXIT_OK;
@@ -451,7 +527,7 @@ static int parse_args(int argc, char **argv, args_t *a)
     int rest = argc - optind;
     char **args = argv + optind;
     if (rest < 1) {
-        return usage_error("missing command: sub or pub");
+        return usage_error("missing command: sub, pub or presence");
     }
     if (strcmp(args[0], "sub") == 0) {
         a->mode = MODE_SUB;
@@ -467,14 +543,23 @@ static int parse_args(int argc, char **argv, args_t *a)
                                "argument(s)",
                                rest - 1);
         }
-        if (a->count != 0) {
-            return usage_error("--count applies to sub only");
-        }
         a->topic = args[1];
         a->json = args[2];
         a->from_stdin = strcmp(args[2], "-") == 0;
+    } else if (strcmp(args[0], "presence") == 0) {
+        a->mode = MODE_PRESENCE;
+        if (rest != 2) {
+            return usage_error("presence: expected one TOPIC, got %d argument(s)", rest - 1);
+        }
+        a->topic = args[1];
     } else {
-        return usage_error("unknown command '%s' (expected sub or pub)", args[0]);
+        return usage_error("unknown command '%s' (expected sub, pub or presence)", args[0]);
+    }
+    if (a->count != 0 && a->mode != MODE_SUB) {
+        return usage_error("--count applies to sub only");
+    }
+    if (a->stats && a->mode != MODE_PRESENCE) {
+        return usage_error("--stats applies to presence only");
     }
     return -1;
 }
@@ -497,7 +582,8 @@ static int validate(const args_t *a)
         cli_say("invalid topic '%s': %s", a->topic, why);
         return EXIT_USAGE;
     }
-    if (!a->from_stdin && !cli_json_ok("the message", a->json, strlen(a->json))) {
+    if (a->mode == MODE_PUB && !a->from_stdin &&
+        !cli_json_ok("the message", a->json, strlen(a->json))) {
         return EXIT_USAGE;
     }
     return -1;
@@ -541,6 +627,14 @@ static int start(app_t *app)
                 cli_say("subscribe '%s': %s", a->patterns[i], wsb_client_strerror((int)rc));
                 return EXIT_USAGE;
             }
+        }
+    } else if (a->mode == MODE_PRESENCE) {
+        int64_t rc = a->stats
+                         ? wsb_client_presence_stats(app->client, a->topic, &presence_reply, app)
+                         : wsb_client_presence(app->client, a->topic, &presence_reply, app);
+        if (rc < 0) {
+            cli_say("presence of '%s': %s", a->topic, wsb_client_strerror((int)rc));
+            return EXIT_USAGE;
         }
     } else if (!a->from_stdin) {
         int64_t rc = wsb_client_publish(app->client, a->topic, a->json, strlen(a->json),

@@ -29,7 +29,7 @@
 #define STDIN_CHUNK    ((size_t)64 * 1024)
 #define MAX_DATA_BYTES WSB_CLIENT_DEFAULT_MAX_MESSAGE_SIZE
 
-typedef enum { MODE_SUB = 1, MODE_PUB } cli_mode_t;
+typedef enum { MODE_SUB = 1, MODE_PUB, MODE_PRESENCE } cli_mode_t;
 
 typedef struct {
     cli_mode_t mode;
@@ -47,6 +47,7 @@ typedef struct {
     const char *topic;
     const char *json;
     bool from_stdin;
+    bool stats; /* presence: the counts instead of the members */
 } args_t;
 
 typedef struct {

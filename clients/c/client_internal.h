@@ -20,7 +20,14 @@
 #include "wsb/handshake.h"
 #include "wsb/ws_frame.h"
 
-enum { REQ_SUBSCRIBE = 1, REQ_UNSUBSCRIBE, REQ_PUBLISH, REQ_RESUBSCRIBE };
+enum {
+    REQ_SUBSCRIBE = 1,
+    REQ_UNSUBSCRIBE,
+    REQ_PUBLISH,
+    REQ_RESUBSCRIBE,
+    REQ_PRESENCE,
+    REQ_PRESENCE_STATS
+};
 
 typedef struct wsb__req_s {
     struct wsb__req_s *next;

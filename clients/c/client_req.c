@@ -131,6 +131,10 @@ static const char *kind_name(int kind)
         return "unsubscribe";
     case REQ_PUBLISH:
         return "publish";
+    case REQ_PRESENCE:
+        return "presence";
+    case REQ_PRESENCE_STATS:
+        return "presence_stats";
     default:
         return "subscribe";
     }
@@ -255,9 +259,9 @@ static int64_t request(wsb_client_t *c, int kind, const char *topic, const char 
     if (c->freeing || c->free_pending || c->user_closing) {
         return WSB_ESTATE;
     }
-    if (topic == NULL ||
-        wsb_topic_check(topic, strlen(topic),
-                        kind == REQ_PUBLISH ? WSB_TOPIC_EXACT : WSB_TOPIC_PATTERN, NULL) != 0) {
+    bool exact = kind == REQ_PUBLISH || kind == REQ_PRESENCE || kind == REQ_PRESENCE_STATS;
+    if (topic == NULL || wsb_topic_check(topic, strlen(topic),
+                                         exact ? WSB_TOPIC_EXACT : WSB_TOPIC_PATTERN, NULL) != 0) {
         return WSB_EINVAL;
     }
     if (kind == REQ_PUBLISH) {
@@ -311,6 +315,18 @@ int64_t wsb_client_publish(wsb_client_t *c, const char *topic, const char *data_
                            const wsb_client_reply_cb_t *cb, void *user_data)
 {
     return request(c, REQ_PUBLISH, topic, data_json, len, cb, user_data);
+}
+
+int64_t wsb_client_presence(wsb_client_t *c, const char *topic, const wsb_client_reply_cb_t *cb,
+                            void *user_data)
+{
+    return request(c, REQ_PRESENCE, topic, NULL, 0, cb, user_data);
+}
+
+int64_t wsb_client_presence_stats(wsb_client_t *c, const char *topic,
+                                  const wsb_client_reply_cb_t *cb, void *user_data)
+{
+    return request(c, REQ_PRESENCE_STATS, topic, NULL, 0, cb, user_data);
 }
 
 /* ---- finishing requests ---------------------------------------------- */
@@ -430,11 +446,50 @@ static void handle_message(wsb_client_t *c, const json_t *root)
     }
     m.data = (wsb_str_t){text, strlen(text)};
     m.value = data;
+    const json_t *from = json_object_get(root, "from");
+    m.from = json_is_object(from) ? from : NULL;
     c->cb.on_message(c, &m, c->user_data);
     free(text);
 }
 
-static void handle_ack(wsb_client_t *c, const json_t *root)
+/* The members of a presence answer as an array the callback borrows;
+ * *out is NULL when there are none (or memory ran out: reported empty
+ * rather than dropped, the frame is already bounded by max_message_size). */
+static size_t presence_members(const json_t *root, wsb_client_member_t **out)
+{
+    const json_t *arr = json_object_get(root, "members");
+    size_t n = json_array_size(arr);
+    *out = NULL;
+    if (n == 0 || (*out = calloc(n, sizeof(**out))) == NULL) {
+        return 0;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *m = json_array_get(arr, i);
+        const char *client = json_string_value(json_object_get(m, "client"));
+        if (client != NULL) {
+            (*out)[k].client = client;
+            (*out)[k].user = json_string_value(json_object_get(m, "user"));
+            k++;
+        }
+    }
+    return k;
+}
+
+/* The reply `type` answers a request of `kind` (an ack, or a presence
+ * frame for a presence request). */
+static bool reply_fits(int kind, const char *type)
+{
+    if (kind == REQ_PRESENCE) {
+        return strcmp(type, "presence") == 0;
+    }
+    if (kind == REQ_PRESENCE_STATS) {
+        return strcmp(type, "presence_stats") == 0;
+    }
+    return strcmp(type, "ack") == 0;
+}
+
+static void handle_ack(wsb_client_t *c, const json_t *root, const char *type)
 {
     uint64_t id;
     if (!get_u64(root, "id", &id)) {
@@ -442,6 +497,18 @@ static void handle_ack(wsb_client_t *c, const json_t *root)
     }
     wsb__req_t *r = list_take_id(&c->inflight, id);
     if (r == NULL) {
+        return;
+    }
+    if (!reply_fits(r->kind, type)) {
+        wsb_client_error_t e;
+        memset(&e, 0, sizeof(e));
+        e.status = WSB_EPROTO;
+        e.message = "the broker answered the request with a reply of another type";
+        e.has_id = true;
+        e.id = id;
+        e.topic = r->topic;
+        deliver_error(c, r, &e);
+        wsb__req_free(r);
         return;
     }
     if (r->kind == REQ_SUBSCRIBE || r->kind == REQ_RESUBSCRIBE) {
@@ -455,10 +522,35 @@ static void handle_ack(wsb_client_t *c, const json_t *root)
     a.has_seq = get_u64(root, "seq", &a.seq);
     const json_t *rec = json_object_get(root, "recovered");
     a.recovered = json_is_boolean(rec) ? (json_is_true(rec) ? 1 : 0) : -1;
+    wsb_client_member_t *members = NULL;
+    if (r->kind == REQ_PRESENCE) {
+        a.nmembers = presence_members(root, &members);
+        a.members = members;
+    } else if (r->kind == REQ_PRESENCE_STATS) {
+        (void)get_u64(root, "clients", &a.clients);
+        (void)get_u64(root, "users", &a.users);
+    }
     if (r->has_cb && r->cb.on_ack != NULL) {
         r->cb.on_ack(c, &a, r->user_data);
     }
+    free(members);
     wsb__req_free(r);
+}
+
+static void handle_membership(wsb_client_t *c, const json_t *root, bool join)
+{
+    void (*cb)(wsb_client_t *, const char *, const wsb_client_member_t *, void *) =
+        join ? c->cb.on_join : c->cb.on_leave;
+    const char *topic = json_string_value(json_object_get(root, "topic"));
+    const json_t *m = json_object_get(root, "member");
+    wsb_client_member_t member = {
+        .client = json_string_value(json_object_get(m, "client")),
+        .user = json_string_value(json_object_get(m, "user")),
+    };
+    if (c->user_closing || cb == NULL || topic == NULL || member.client == NULL) {
+        return;
+    }
+    cb(c, topic, &member, c->user_data);
 }
 
 static void handle_error(wsb_client_t *c, const json_t *root)
@@ -531,12 +623,15 @@ void wsb__handle_text(wsb_client_t *c, const char *text, size_t len)
         /* No type: ignored, like unknown types (PROTOCOL 12). */
     } else if (strcmp(type, "message") == 0) {
         handle_message(c, root);
-    } else if (strcmp(type, "ack") == 0) {
-        handle_ack(c, root);
+    } else if (strcmp(type, "ack") == 0 || strcmp(type, "presence") == 0 ||
+               strcmp(type, "presence_stats") == 0) {
+        handle_ack(c, root, type);
     } else if (strcmp(type, "error") == 0) {
         handle_error(c, root);
     } else if (strcmp(type, "welcome") == 0) {
         handle_welcome(c, root);
+    } else if (strcmp(type, "join") == 0 || strcmp(type, "leave") == 0) {
+        handle_membership(c, root, type[0] == 'j');
     }
     json_decref(root);
 }

@@ -25,6 +25,7 @@ export type BrokerErrorCode =
     | "rate_limited"
     | "unauthorized"
     | "unavailable"
+    | "not_available" // presence on a topic whose rule does not enable it
     | "internal";
 
 /** Error codes raised by the client itself. */
@@ -64,13 +65,51 @@ export interface Message<T = JsonValue> {
     seq: number;
     /** Present when the topic keeps history (used to resubscribe with `since`). */
     epoch?: string;
+    /**
+     * Who published it, stamped by the broker on topics whose rule has
+     * `publisher: true` (absent elsewhere). A `from` inside `data` is whatever
+     * the publisher wrote: only this one can be trusted.
+     */
+    from?: Member;
     data: T;
+}
+
+/** A connection as presence, join/leave and `from` name it. */
+export interface Member {
+    /** Unique per connection (the welcome's client_id of that connection). */
+    client: string;
+    /** The JWT `sub` of its token (an API key's name for HTTP/RESP publishes), or null. */
+    user: string | null;
+}
+
+/** The answer to presence(topic): the connections subscribed to that exact topic (PROTOCOL.md 3.6). */
+export interface PresenceInfo {
+    topic: string;
+    members: Member[];
+}
+
+/** The answer to presenceStats(topic). */
+export interface PresenceStats {
+    topic: string;
+    /** Connections subscribed to the topic. */
+    clients: number;
+    /** Distinct users among them (connections without a user are not counted). */
+    users: number;
+}
+
+/** A `join` or `leave` event: `member` subscribed to, or left, `topic`. */
+export interface MembershipInfo {
+    topic: string;
+    member: Member;
 }
 
 export interface Welcome {
     type: "welcome";
     protocol: number;
+    /** This connection's id, as `client` in presence, join/leave and `from`. */
     client_id: string;
+    /** The token's `sub`, or null without one. */
+    user?: string | null;
     node_id: string;
     version: string;
     limits: { max_message_size: number; max_subscriptions: number; ping_interval_ms: number };
@@ -215,6 +254,10 @@ export interface ConnectionEvents {
     recovered: (info: RecoveredInfo) => void;
     gap: (info: GapInfo) => void;
     unsubscribed: (info: UnsubscribedInfo) => void;
+    /** A member subscribed to a topic whose rule has join_leave (never for this connection's own subscribe). */
+    join: (info: MembershipInfo) => void;
+    /** A member unsubscribed, disconnected, or its node died. */
+    leave: (info: MembershipInfo) => void;
 }
 
 export interface SubscriptionEvents {
@@ -222,6 +265,9 @@ export interface SubscriptionEvents {
     recovered: (info: RecoveredInfo) => void;
     gap: (info: GapInfo) => void;
     unsubscribed: (info: UnsubscribedInfo) => void;
+    /** As the connection's, for the topics this subscription's pattern matches. */
+    join: (info: MembershipInfo) => void;
+    leave: (info: MembershipInfo) => void;
     error: (error: WsbrokerError) => void;
     closed: (error: WsbrokerError | null) => void;
 }
@@ -280,6 +326,14 @@ export declare class Connection extends Emitter<ConnectionEvents> {
     subscribe<T = JsonValue>(pattern: string, options: SubscribeOptions): Subscription<T>;
     /** Resolves on the broker's ack; `undefined` data is sent as null. */
     publish(topic: string, data?: unknown): Promise<PublishAck>;
+    /**
+     * The members of an exact topic whose rule has presence (needs the right
+     * to subscribe to it). Rejects with the broker's code ("forbidden",
+     * "bad_topic", …), or "disconnected" when not open (never queued).
+     */
+    presence(topic: string): Promise<PresenceInfo>;
+    /** Connection and user counts of presence(topic); rejects as presence() does. */
+    presenceStats(topic: string): Promise<PresenceStats>;
     /** Application-level round trip; resolves with the time in ms. */
     ping(): Promise<number>;
     /** Closes for good; safe to call twice. */

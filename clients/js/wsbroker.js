@@ -28,6 +28,9 @@
 //   sent but not acknowledged when the socket dropped is rejected with
 //   "disconnected" and never resent (delivery is at most once: it may or may not
 //   have been published).
+// - presence(topic) / presenceStats(topic) resolve with the broker's answer
+//   ({topic, members:[{client, user}]} / {topic, clients, users}) or reject as
+//   publish() does; they are not queued while disconnected ("disconnected").
 // - Keepalive: when nothing has been received for pingInterval ms the client
 //   sends an application `ping`; if nothing at all arrives within pingTimeout ms
 //   after it, the socket is considered dead, dropped and reconnected.
@@ -400,7 +403,11 @@ export class Subscription extends Emitter {
  * itself, a topic reached only through a pattern does not), "unsubscribed"
  * ({topic, code, message}: the broker removed that subscription, e.g. after
  * an auth whose token does not allow it; it is not restored on reconnect and
- * its Subscription objects end with that error).
+ * its Subscription objects end with that error), "join" / "leave" ({topic,
+ * member: {client, user}}: a connection subscribed to or left an exact topic
+ * whose rule has join_leave; also emitted on each matching Subscription).
+ * Messages of topics whose rule has `publisher` carry `from: {client, user}`,
+ * stamped by the broker (a client cannot forge it).
  */
 export class Connection extends Emitter {
     #url;
@@ -558,6 +565,40 @@ export class Connection extends Emitter {
         });
     }
 
+    /**
+     * Who is subscribed to the exact topic `topic` (PROTOCOL.md 3.6: the
+     * topic's rule must enable presence; the token must allow subscribing).
+     * Resolves with {topic, members: [{client, user}]}; rejects with the
+     * broker's error ("forbidden", "bad_topic", …) or "disconnected".
+     */
+    presence(topic) {
+        return this.#query("presence", topic);
+    }
+
+    /** Counts of presence(topic): resolves with {topic, clients, users}. */
+    presenceStats(topic) {
+        return this.#query("presence_stats", topic);
+    }
+
+    // A request answered by a frame of its own type (presence, presence_stats).
+    // Not queued while offline: the answer would be stale by the time it came.
+    #query(type, topic) {
+        if (this.#state === State.CLOSED) {
+            return Promise.reject(new WsbrokerError("closed", "the connection is closed"));
+        }
+        if (typeof topic !== "string" || topic === "") {
+            return Promise.reject(new TypeError(`wsbroker: ${type} needs a non-empty topic string`));
+        }
+        if (this.#state !== State.OPEN) {
+            return Promise.reject(new WsbrokerError("disconnected", "not connected", { topic }));
+        }
+        return new Promise((resolve, reject) => {
+            const id = this.#takeId();
+            this.#pending.set(id, { kind: type, topic, resolve, reject });
+            this.#send({ type, topic, id });
+        });
+    }
+
     /** Application-level round trip; resolves with the round-trip time in ms. */
     ping() {
         if (this.#state !== State.OPEN) {
@@ -701,6 +742,8 @@ export class Connection extends Emitter {
                 break;
             case "ack":
             case "pong":
+            case "presence":
+            case "presence_stats":
                 this.#onReply(msg, null);
                 break;
             case "error": {
@@ -718,6 +761,10 @@ export class Connection extends Emitter {
                 break;
             case "unsubscribed":
                 this.#onUnsubscribed(msg);
+                break;
+            case "join":
+            case "leave":
+                this.#onMembership(msg);
                 break;
             default:
                 break; // unknown types are ignored (section 12)
@@ -798,6 +845,27 @@ export class Connection extends Emitter {
         }
     }
 
+    // A member subscribed to (join) or left (leave) an exact topic whose rule
+    // has join_leave: reported on the connection and on every subscription
+    // whose pattern matches the topic.
+    #onMembership(msg) {
+        const topic = msg.topic;
+        const m = msg.member;
+        if (typeof topic !== "string" || m === null || typeof m !== "object") return;
+        const info = { topic, member: { client: m.client, user: m.user ?? null } };
+        const join = msg.type === "join";
+        if (join) this._emit("join", info);
+        else this._emit("leave", info);
+        for (const [pattern, entry] of this.#patterns) {
+            if (pattern === topic || matches(pattern, topic)) {
+                for (const sub of entry.subs) {
+                    if (join) sub._emit("join", info);
+                    else sub._emit("leave", info);
+                }
+            }
+        }
+    }
+
     // The broker removed a subscription by itself (PROTOCOL.md 4.7: new
     // credentials do not allow it). Forget the pattern, so a reconnect does
     // not subscribe again, and end its subscriptions with the reason.
@@ -835,6 +903,20 @@ export class Connection extends Emitter {
                 break;
             case "subscribe":
                 this.#onSubscribeReply(req, msg, err);
+                break;
+            case "presence":
+            case "presence_stats":
+                if (err) {
+                    err.topic = req.topic;
+                    req.reject(err);
+                } else if (req.kind !== msg.type) {
+                    req.reject(new WsbrokerError("protocol", `the broker answered a ${req.kind} request with ${msg.type}`));
+                } else if (req.kind === "presence") {
+                    const members = Array.isArray(msg.members) ? msg.members : [];
+                    req.resolve({ topic: req.topic, members: members.map((m) => ({ client: m.client, user: m.user ?? null })) });
+                } else {
+                    req.resolve({ topic: req.topic, clients: msg.clients, users: msg.users });
+                }
                 break;
             case "unsubscribe":
                 // The broker holds no such subscription (never had, or refused

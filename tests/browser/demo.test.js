@@ -100,7 +100,7 @@ async function screenshot(name) {
 
 // The page's subscriptions are in place once the broker has acknowledged them all.
 const pageSubscribed = () =>
-    page.waitForFunction(() => window.wsbDemo?.subscriptions.length === 3 && window.wsbDemo.subscriptions.every((s) => s.active));
+    page.waitForFunction(() => window.wsbDemo?.subscriptions.length === 4 && window.wsbDemo.subscriptions.every((s) => s.active));
 
 const connState = () => page.locator("#conn-state").getAttribute("data-state");
 

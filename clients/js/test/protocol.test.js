@@ -325,6 +325,119 @@ describe("scripted broker", () => {
         assert.equal(c.state, "open");
     });
 
+    test("presence() and presenceStats() send their requests and resolve with the answers", async () => {
+        const f = await new FakeBroker({
+            handle(req, send) {
+                if (req.type === "presence") {
+                    send({
+                        type: "presence",
+                        id: req.id,
+                        topic: req.topic,
+                        members: [{ client: "c-1", user: "alice" }, { client: "c-2", user: null }],
+                    });
+                } else if (req.type === "presence_stats") {
+                    send({ type: "presence_stats", id: req.id, topic: req.topic, clients: 2, users: 1 });
+                } else if (req.topic === "secret.room") {
+                    send({ type: "error", id: req.id, code: "forbidden", message: "not allowed" });
+                } else defaultHandle(req, send);
+            },
+        }).start();
+        try {
+            const c = connect(f.url, FAST);
+            await nextEvent(c, "open");
+            assert.deepEqual(await c.presence("chat.room1"), {
+                topic: "chat.room1",
+                members: [{ client: "c-1", user: "alice" }, { client: "c-2", user: null }],
+            });
+            assert.deepEqual(await c.presenceStats("chat.room1"), { topic: "chat.room1", clients: 2, users: 1 });
+            assert.deepEqual(
+                f.ofConnection(0).map((r) => [r.type, r.topic, typeof r.id]),
+                [["presence", "chat.room1", "number"], ["presence_stats", "chat.room1", "number"]],
+            );
+            await c.close();
+            await assert.rejects(c.presence("chat.room1"), { code: "closed" });
+        } finally {
+            await f.stop();
+        }
+    });
+
+    test("presence errors reject with the broker's code; an offline request is not queued", async () => {
+        const f = await new FakeBroker({
+            handle(req, send) {
+                if (req.type.startsWith("presence")) {
+                    send({ type: "error", id: req.id, code: "forbidden", message: "no subscribe right" });
+                } else defaultHandle(req, send);
+            },
+        }).start();
+        try {
+            const c = connect(f.url, FAST);
+            const offline = c.presence("chat.room1"); // before the welcome
+            await assert.rejects(offline, { code: "disconnected", topic: "chat.room1" });
+            await nextEvent(c, "open");
+            await assert.rejects(c.presence("chat.room1"), { code: "forbidden", topic: "chat.room1" });
+            await assert.rejects(c.presenceStats("chat.room2"), { code: "forbidden", topic: "chat.room2" });
+            assert.deepEqual(f.ofConnection(0).map((r) => r.type), ["presence", "presence_stats"]);
+            await assert.rejects(c.presence(""), TypeError);
+            await c.close();
+        } finally {
+            await f.stop();
+        }
+    });
+
+    test("a presence request in flight when the socket drops rejects with disconnected", async () => {
+        const f = await new FakeBroker({
+            handle(req, send, sock) {
+                if (req.type === "presence") sock.terminate();
+                else defaultHandle(req, send);
+            },
+        }).start();
+        try {
+            const c = connect(f.url, FAST);
+            await nextEvent(c, "open");
+            await assert.rejects(c.presence("chat.room1"), { code: "disconnected" });
+            await c.close();
+        } finally {
+            await f.stop();
+        }
+    });
+
+    test("join and leave are emitted on the connection and on matching subscriptions; from is kept", async () => {
+        const c = connect(fake.url, FAST);
+        clients.push(c);
+        await nextEvent(c, "open");
+        const sock = fake.sockets.at(-1);
+        const room = c.subscribe("chat.room1", () => {});
+        const all = c.subscribe("chat.*", () => {});
+        const other = c.subscribe("news.x", () => {});
+        const got = { conn: [], room: [], all: [], other: [] };
+        c.on("join", (i) => got.conn.push(["join", i]));
+        c.on("leave", (i) => got.conn.push(["leave", i]));
+        for (const [name, sub] of [["room", room], ["all", all], ["other", other]]) {
+            sub.on("join", (i) => got[name].push(["join", i]));
+            sub.on("leave", (i) => got[name].push(["leave", i]));
+        }
+        await Promise.all([room.ready, all.ready, other.ready]);
+        const msgs = [];
+        room.on("closed", () => {});
+        c.on("message", (m) => msgs.push(m));
+        const member = { client: "c-9", user: "bob" };
+        sock.send(JSON.stringify({ type: "join", topic: "chat.room1", member }));
+        sock.send(JSON.stringify({ type: "message", topic: "chat.room1", seq: 1, data: { from: "forged" }, from: member }));
+        sock.send(JSON.stringify({ type: "leave", topic: "chat.room1", member: { client: "c-9" } }));
+        sock.send(JSON.stringify({ type: "join", topic: "chat.room1" })); // no member: ignored
+        await waitFor(() => got.conn.length === 2 && msgs.length === 1, 3000, "join, message, leave");
+        const expect = [
+            ["join", { topic: "chat.room1", member }],
+            ["leave", { topic: "chat.room1", member: { client: "c-9", user: null } }],
+        ];
+        assert.deepEqual(got.conn, expect);
+        assert.deepEqual(got.room, expect);
+        assert.deepEqual(got.all, expect);
+        assert.deepEqual(got.other, []);
+        assert.deepEqual(msgs[0].from, member);
+        assert.deepEqual(msgs[0].data, { from: "forged" });
+    });
+
     test("http:// URLs map to ws://", () => {
         const c = connect(fake.url.replace("ws:", "http:"), FAST);
         clients.push(c);

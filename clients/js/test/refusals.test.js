@@ -106,7 +106,7 @@ describe("refused credentials", () => {
             const c = open(broker.url, { ...FAST, WebSocket: withOrigin(ORIGIN), getToken: async () => tokens[calls++] });
             c.on("error", (e) => errors.push(e));
             const welcome = await nextEvent(c, "open");
-            assert.equal(welcome.client_id, "fresh");
+            assert.equal(welcome.user, "fresh");
             assert.equal(calls, 2);
             assert.deepEqual(errors.map((e) => [e.code, e.closeCode, e.closeReason]), [["token_expired", 4002, "token expired"]]);
         });
@@ -121,7 +121,7 @@ describe("refused credentials", () => {
                 WebSocket: withOrigin(ORIGIN),
                 getToken: async () => (++calls === 1 ? jwt(grant("x"), "wrong-secret") : good),
             });
-            assert.equal((await nextEvent(c, "open")).client_id, "good");
+            assert.equal((await nextEvent(c, "open")).user, "good");
             assert.equal(calls, 2);
             await c.close();
 
@@ -151,14 +151,14 @@ describe("refused credentials", () => {
             getToken: async () => jwt(grant(`call-${++calls}`)),
         });
         try {
-            assert.equal((await nextEvent(c, "open")).client_id, "call-1");
+            assert.equal((await nextEvent(c, "open")).user, "call-1");
             await first.kill();
             // Listen first: the client may be back before start() returns.
             const reopened = nextEvent(c, "open", 15000);
             second = new Broker({ args: AUTH, port });
             await second.start();
             const welcome = await reopened;
-            assert.equal(welcome.client_id, `call-${calls}`);
+            assert.equal(welcome.user, `call-${calls}`);
             assert.ok(calls >= 2, `getToken calls: ${calls}`);
         } finally {
             await c.close();

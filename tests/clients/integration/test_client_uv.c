@@ -278,7 +278,13 @@ static void p_closed(wsb_client_t *c, void *ud)
     p->closed++;
 }
 
-static const wsb_client_callbacks_t peer_cb = {p_open, p_message, p_error, p_disconnect, p_closed};
+static const wsb_client_callbacks_t peer_cb = {
+    .on_open = p_open,
+    .on_message = p_message,
+    .on_error = p_error,
+    .on_disconnect = p_disconnect,
+    .on_closed = p_closed,
+};
 
 static void p_ack(wsb_client_t *c, const wsb_client_ack_t *a, void *ud)
 {

@@ -217,8 +217,26 @@ static void c_closed(wsb_client_t *c, void *ud)
     bytes_printf(&h->trace, "closed\n");
 }
 
-static const wsb_client_callbacks_t client_cb = {c_open, c_message, c_error, c_disconnect,
-                                                 c_closed};
+static void c_member(harness_t *h, const char *what, const char *topic,
+                     const wsb_client_member_t *m)
+{
+    bytes_printf(&h->trace, "%s %s %s/%s\n", what, topic, m->client, m->user ? m->user : "(null)");
+}
+
+static void c_join(wsb_client_t *c, const char *topic, const wsb_client_member_t *m, void *ud)
+{
+    (void)c;
+    c_member(ud, "join", topic, m);
+}
+
+static void c_leave(wsb_client_t *c, const char *topic, const wsb_client_member_t *m, void *ud)
+{
+    (void)c;
+    c_member(ud, "leave", topic, m);
+}
+
+static const wsb_client_callbacks_t client_cb = {c_open,   c_message, c_error, c_disconnect,
+                                                 c_closed, c_join,    c_leave};
 
 void r_ack(wsb_client_t *c, const wsb_client_ack_t *a, void *ud)
 {

@@ -130,6 +130,79 @@ static void test_error_without_callback_goes_to_on_error(void **state)
     h_free(h);
 }
 
+/* Records a presence answer as one trace line. */
+static void presence_ack(wsb_client_t *c, const wsb_client_ack_t *a, void *ud)
+{
+    harness_t *h = ud;
+    (void)c;
+    bytes_printf(&h->trace, "presence id=%llu n=%zu clients=%llu users=%llu",
+                 (unsigned long long)a->id, a->nmembers, (unsigned long long)a->clients,
+                 (unsigned long long)a->users);
+    for (size_t i = 0; i < a->nmembers; i++) {
+        bytes_printf(&h->trace, " %s/%s", a->members[i].client,
+                     a->members[i].user ? a->members[i].user : "(null)");
+    }
+    bytes_printf(&h->trace, "\n");
+}
+
+static void test_presence_requests_and_answers(void **state)
+{
+    (void)state;
+    harness_t *h = h_new();
+    h_open(h);
+    const wsb_client_reply_cb_t cb = {presence_ack, reply_cb.on_error};
+    /* An exact topic only: a pattern is refused before anything is sent. */
+    assert_int_equal(wsb_client_presence(h->c, "chat.*", &cb, h), WSB_EINVAL);
+    assert_int_equal(wsb_client_presence_stats(h->c, "chat.>", &cb, h), WSB_EINVAL);
+    assert_int_equal(wsb_client_presence(h->c, "chat.r1", &cb, h), 1);
+    assert_int_equal(wsb_client_presence_stats(h->c, "chat.r1", &cb, h), 2);
+    assert_int_equal(wsb_client_presence(h->c, "chat.r2", &cb, h), 3);
+    assert_int_equal(wsb_client_presence(h->c, "chat.r3", &cb, h), 4);
+    assert_int_equal(wsb_client_presence(h->c, "chat.r4", &cb, h), 5);
+    srv_read(h);
+    assert_contains(&h->sent, "TEXT {\"type\":\"presence\",\"id\":1,\"topic\":\"chat.r1\"}\n");
+    assert_contains(&h->sent,
+                    "TEXT {\"type\":\"presence_stats\",\"id\":2,\"topic\":\"chat.r1\"}\n");
+    /* Members without a string client are skipped; a null user is NULL. */
+    h_feed_text(h, "{\"type\":\"presence\",\"id\":1,\"topic\":\"chat.r1\",\"members\":["
+                   "{\"client\":\"c-1\",\"user\":\"alice\"},{\"client\":\"c-2\",\"user\":null},"
+                   "{\"user\":\"x\"},7]}");
+    h_feed_text(h, "{\"type\":\"presence_stats\",\"id\":2,\"topic\":\"chat.r1\",\"clients\":2,"
+                   "\"users\":1}");
+    h_feed_text(h, "{\"type\":\"presence\",\"id\":3,\"topic\":\"chat.r2\",\"members\":[]}");
+    h_feed_text(h, "{\"type\":\"error\",\"id\":4,\"code\":\"not_available\",\"message\":\"off\"}");
+    /* An answer of the wrong type fails the request instead of passing as empty. */
+    h_feed_text(h, "{\"type\":\"ack\",\"id\":5}");
+    assert_string_equal((const char *)h->trace.p,
+                        "open c1 n1 p=1 max=65536\n"
+                        "presence id=1 n=2 clients=0 users=0 c-1/alice c-2/(null)\n"
+                        "presence id=2 n=0 clients=2 users=1\n"
+                        "presence id=3 n=0 clients=0 users=0\n"
+                        "rerr id=4 st=-30102 code=not_available msg=off topic=chat.r3\n"
+                        "rerr id=5 st=-30003 code=- msg=the broker answered the request with "
+                        "a reply of another type topic=chat.r4\n");
+    h_free(h);
+}
+
+static void test_join_and_leave_events(void **state)
+{
+    (void)state;
+    harness_t *h = h_new();
+    h_open(h);
+    h_feed_text(h, "{\"type\":\"join\",\"topic\":\"chat.r1\",\"member\":{\"client\":\"c-2\","
+                   "\"user\":\"bob\"}}");
+    h_feed_text(h, "{\"type\":\"leave\",\"topic\":\"chat.r1\",\"member\":{\"client\":\"c-3\","
+                   "\"user\":null}}");
+    /* Malformed ones are ignored, as unknown types are. */
+    h_feed_text(h, "{\"type\":\"join\",\"topic\":\"chat.r1\"}");
+    h_feed_text(h, "{\"type\":\"leave\",\"member\":{\"client\":\"c-2\"}}");
+    h_feed_text(h, "{\"type\":\"join\",\"topic\":\"chat.r1\",\"member\":{\"client\":7}}");
+    assert_string_equal((const char *)h->trace.p, "open c1 n1 p=1 max=65536\n"
+                                                  "join chat.r1 c-2/bob\n"
+                                                  "leave chat.r1 c-3/(null)\n");
+    h_free(h);
+}
+
 /* ---- reconnecting ---- */
 
 static void test_reconnect_resubscribes_then_flushes_queue(void **state)
@@ -488,6 +561,8 @@ int main(void)
         cmocka_unit_test(test_welcome_limit_applies),
         cmocka_unit_test(test_unsubscribe_and_subscription_set),
         cmocka_unit_test(test_error_without_callback_goes_to_on_error),
+        cmocka_unit_test(test_presence_requests_and_answers),
+        cmocka_unit_test(test_join_and_leave_events),
         cmocka_unit_test(test_reconnect_resubscribes_then_flushes_queue),
         cmocka_unit_test(test_failed_resubscription_reported),
         cmocka_unit_test(test_no_reconnect_after_client_bug_codes),

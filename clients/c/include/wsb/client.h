@@ -185,7 +185,18 @@ typedef struct {
     wsb_str_t epoch;     /* {NULL,0} when the topic keeps no history */
     wsb_str_t data;      /* compact JSON text of the value (see PROTOCOL.md 4.2) */
     const json_t *value; /* the same value as a jansson tree (borrowed) */
+    /* The publisher's identity {"client":…,"user":…} the broker stamps on
+     * topics whose rule has "publisher": true (borrowed); NULL when absent. */
+    const json_t *from;
 } wsb_client_message_t;
+
+/* A connection as presence names it (PROTOCOL.md, presence): `client` is
+ * unique per connection (its welcome's client_id), `user` its token's `sub`
+ * or NULL. Borrowed: valid until the callback returns. */
+typedef struct {
+    const char *client;
+    const char *user;
+} wsb_client_member_t;
 
 /* A successful reply. */
 typedef struct {
@@ -193,6 +204,14 @@ typedef struct {
     bool has_seq; /* publish: the seq the broker assigned */
     uint64_t seq;
     int recovered; /* subscribe with since: 0 or 1; -1 when absent */
+    /* wsb_client_presence(): the topic's members (PROTOCOL.md 3.6; borrowed,
+     * valid until the callback returns; members whose `client` is not a
+     * string are skipped). NULL and 0 for other requests. */
+    const wsb_client_member_t *members;
+    size_t nmembers;
+    /* wsb_client_presence_stats(): connections and distinct users. */
+    uint64_t clients;
+    uint64_t users;
 } wsb_client_ack_t;
 
 /* A failed request, or an error not tied to a request callback. */
@@ -200,8 +219,10 @@ typedef struct {
     /* WSB_ESERVER: the broker's error reply, `code` and `message` are its
      * fields. Otherwise a local failure: WSB_ECLOSED, WSB_ECANCELED,
      * WSB_ETOOBIG (the welcome announced a smaller max_message_size than the
-     * request), WSB_EPROTO (on_error only: an undecodable message from the
-     * broker), with code NULL and a message naming the cause. */
+     * request), WSB_EPROTO (an undecodable message from the broker, on
+     * on_error only; or a reply whose type does not answer the request, e.g.
+     * an ack to a presence request), with code NULL and a message naming the
+     * cause. */
     int status;
     const char *code;
     const char *message;
@@ -248,6 +269,16 @@ typedef struct {
     /* Called exactly once after each wsb_client_close(), when the transport
      * is closed, no timer is armed and every request callback has run. */
     void (*on_closed)(wsb_client_t *c, void *user_data);
+    /* join / leave (PROTOCOL.md 4.8), on topics whose broker rule has
+     * "join_leave": true: `member` subscribed to, or left, the exact `topic`
+     * this connection is subscribed to (never for this connection's own
+     * subscribe). Both borrowed until the callback returns. Not called after
+     * wsb_client_close(). Frames without a topic or a string client are
+     * ignored. */
+    void (*on_join)(wsb_client_t *c, const char *topic, const wsb_client_member_t *member,
+                    void *user_data);
+    void (*on_leave)(wsb_client_t *c, const char *topic, const wsb_client_member_t *member,
+                     void *user_data);
 } wsb_client_callbacks_t;
 
 /* Per-request callbacks; either may be NULL. Exactly one of them runs once
@@ -319,6 +350,20 @@ int64_t wsb_client_unsubscribe(wsb_client_t *c, const char *pattern,
  * here: the broker answers forbidden. */
 int64_t wsb_client_publish(wsb_client_t *c, const char *topic, const char *data_json, size_t len,
                            const wsb_client_reply_cb_t *cb, void *user_data);
+
+/*
+ * Presence of an exact topic whose broker rule enables it (needs the right to
+ * subscribe to it): wsb_client_presence() answers on_ack with ack->members,
+ * wsb_client_presence_stats() with ack->clients and ack->users. Queued while
+ * not open, like every request, and sent again after a reconnect if the
+ * connection ended before the answer. Broker errors (forbidden, bad_topic,
+ * …) reach on_error with WSB_ESERVER. Returns the request's id, or the
+ * errors of the requests above (WSB_EINVAL for a pattern or a bad topic).
+ */
+int64_t wsb_client_presence(wsb_client_t *c, const char *topic, const wsb_client_reply_cb_t *cb,
+                            void *user_data);
+int64_t wsb_client_presence_stats(wsb_client_t *c, const char *topic,
+                                  const wsb_client_reply_cb_t *cb, void *user_data);
 
 typedef enum {
     WSB_CLIENT_IDLE = 0,   /* not connected and not trying to */
