@@ -168,23 +168,17 @@ static const topic_rule_t *member_rule(const broker_t *b, const subscriber_t *su
     return r != NULL && (r->presence || r->join_leave) ? r : NULL;
 }
 
-/* Hands {"type":type,"topic":T,"member":{"client":C,"user":U|null}} to every
- * worker's fan-out, as one frame for all subscribers of the topic. */
-static void push_event(worker_t *w, const char *type, wsb_str_t topic, const char *client,
-                       const char *user)
+/* A local member came or went: its own node's subscribers are told (with
+ * join_leave), the other nodes through the bridge. */
+static void member_changed(worker_t *w, const topic_rule_t *rule, const char *type, wsb_str_t topic,
+                           const char *client, const char *user)
 {
-    broker_t *b = w->broker;
-    json_t *ev = json_pack("{s:s, s:s%, s:{s:s, s:s?}}", "type", type, "topic", topic.p, topic.len,
-                           "member", "client", client, "user", user);
-    if (ev == NULL) {
-        return; /* not UTF-8: the ids the broker makes and JWT subs are */
+    if (rule->join_leave && router_push_member_event(w->broker, type, topic, client, user)) {
+        METRIC_ADD(w->metrics.presence_events, 1);
     }
-    xmsg_t *m = xmsg_new_event(topic, ev, b->nworkers);
-    json_decref(ev);
-    xmsg_set_refs(m, b->nworkers);
-    router_push_all(b, m);
-    router_wake_others(w);
-    METRIC_ADD(w->metrics.presence_events, 1);
+    if (w->broker->bridge != NULL) {
+        bridge_presence(w->broker->bridge, type, topic, client, user);
+    }
 }
 
 /*
@@ -204,8 +198,8 @@ static pubsub_status_t join(worker_t *w, const pubsub_subscribe_t *req, const to
     if (presence_add(w->broker->presence, req->pattern, sub->client, sub->user) != PRESENCE_OK) {
         return PUBSUB_PRESENCE_LIMIT;
     }
+    member_changed(w, rule, "join", req->pattern, sub->client, sub->user);
     if (rule->join_leave) {
-        push_event(w, "join", req->pattern, sub->client, sub->user);
         router_drain_pushed(w);
     }
     return PUBSUB_OK;
@@ -219,12 +213,9 @@ static void leave(worker_t *w, const subscriber_t *sub, wsb_str_t topic)
     if (rule == NULL || !presence_remove(w->broker->presence, topic, sub->client, &m)) {
         return;
     }
-    if (rule->join_leave) {
-        push_event(w, "leave", topic, m.client, m.has_user ? m.user : NULL);
-        /* Our own subscribers get it in the next loop turn: this may be a
-         * close path, where no fan-out may run. */
-        uv_async_send(&w->inbox_async);
-    }
+    /* Our own subscribers get it in the next loop turn: this may be a close
+     * path, where no fan-out may run. */
+    member_changed(w, rule, "leave", topic, m.client, m.has_user ? m.user : NULL);
 }
 
 /* The switch-over of pubsub.h: called with the topic's shard locked. */

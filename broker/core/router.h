@@ -27,6 +27,7 @@
 #include "wsb/common.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,13 @@ void router_wake_others(worker_t *s);
  * Redis. Returns the number of workers whose inbox was full (they miss it). */
 unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                              wsb_str_t data_json);
+
+/* Hands {"type":type,"topic":T,"member":{"client":C,"user":U|null}} (a
+ * join or leave, presence.h) to every worker's fan-out as one shared frame
+ * for the topic's subscribers, and wakes every worker. Any thread. False
+ * when it cannot be encoded (ids that are not UTF-8): nothing was sent. */
+bool router_push_member_event(broker_t *b, const char *type, wsb_str_t topic, const char *client,
+                              const char *user);
 
 /* Delivers up to WORKER_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,
