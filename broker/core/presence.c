@@ -471,7 +471,8 @@ static uint32_t distinct_users(presence_member_t *m, size_t n)
     qsort(m, n, sizeof(*m), cmp_member_user);
     uint32_t users = 0;
     for (size_t i = 0; i < n; i++) {
-        if (m[i].has_user && (i == 0 || !m[i - 1].has_user || strcmp(m[i - 1].user, m[i].user))) {
+        if (m[i].has_user &&
+            (i == 0 || !m[i - 1].has_user || strcmp(m[i - 1].user, m[i].user) != 0)) {
             users++;
         }
     }
