@@ -213,6 +213,7 @@ static void start_bridge(broker_t *b)
         .max_data =
             cfg->max_http_body > cfg->max_message_size ? cfg->max_http_body : cfg->max_message_size,
         .reconnect_max_ms = cfg->redis_reconnect_max_ms,
+        .presence_node_ttl_ms = cfg->presence_node_ttl_ms,
     };
     b->bridge = bridge_new(&bc, &b->core);
     bridge_plug(b->bridge, &b->core);

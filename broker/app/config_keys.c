@@ -273,6 +273,9 @@ const key_def_t config_keys[] = {
     UINT_KEY("presence.max_topics", presence_max_topics, 1, 16777216, "10000",
              "presence topics with members on a node; beyond, a subscribe to a new one answers "
              "limit_exceeded"),
+    DURATION_KEY("presence.node_ttl", presence_node_ttl_ms, 100, DAY_MS, "30s",
+                 "federation: a node not heard from for this long is dead and its presence "
+                 "members leave (heartbeats every node_ttl / 4)"),
     /* federation */
     STRING_KEY("redis.url", redis_url, "", "URL", is_optional_redis_url,
                "\"\" (off) or redis://[[user]:password@]host[:port][/db]",

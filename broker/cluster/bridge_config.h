@@ -22,6 +22,7 @@ typedef struct bridge_config_s {
     size_t queue_size;      /* redis.queue_size */
     size_t max_data;        /* the largest data JSON a local publish carries */
     uint64_t reconnect_max_ms;
+    uint64_t presence_node_ttl_ms; /* presence.node_ttl (presence_bus.h) */
 } bridge_config_t;
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "cluster/bridge_internal.h"
 #include "cluster/envelope.h"
+#include "cluster/presence_bus.h"
 #include "core/router.h"
 #include "shared/log.h"
 #include "wsb/topic.h"
@@ -260,6 +261,9 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
     if (br->hr != NULL && subscribed && !glob) {
         chist_redis_subscribed(br->hr, name->str, name->len); /* clustered history hook */
     }
+    if (br->pbus != NULL && subscribed && pbus_is_channel(br->pbus, name->str, name->len)) {
+        pbus_subscribed(br->pbus); /* presence hook: resync after every (re)subscribe */
+    }
     reconcile_dirty(br);
 }
 
@@ -295,9 +299,16 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
     redisReply **e = reply->element;
     if ((elem_is(e[0], "message") || elem_is(e[0], "smessage")) &&
         e[2]->type == REDIS_REPLY_STRING) {
+        if (br->pbus != NULL && pbus_is_channel(br->pbus, e[1]->str, e[1]->len)) {
+            pbus_receive(br->pbus, e[2]->str, e[2]->len); /* presence hook */
+            return;
+        }
         deliver_envelope(br, e[1], false, e[2]->str, e[2]->len);
     } else if (elem_is(e[0], "pmessage") && reply->elements >= 4 &&
                e[3]->type == REDIS_REPLY_STRING) {
+        if (e[2]->type == REDIS_REPLY_STRING && memchr(e[2]->str, ' ', e[2]->len) != NULL) {
+            return; /* the presence bus (no topic has a space) seen through a glob */
+        }
         deliver_envelope(br, e[1], true, e[3]->str, e[3]->len);
     } else if (elem_is(e[0], "subscribe") || elem_is(e[0], "ssubscribe")) {
         confirm(br, e[1], false, true);
@@ -313,6 +324,20 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
 }
 
 /* ---- publishes to Redis -------------------------------------------------------------------- */
+
+/* Hands a filled item to the bridge thread (counted in `pending`), or drops
+ * and counts it when the queue is full. */
+static void enqueue(bridge_t *br, pub_item_t *it)
+{
+    atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
+    if (!xqueue_push(&br->outq, it)) {
+        atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+        bridge_count(&br->dropped);
+        free(it);
+        return;
+    }
+    uv_async_send(&br->wake);
+}
 
 void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
                     wsb_str_t data_json)
@@ -338,14 +363,31 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_
     size_t len = envelope_encode(it->bytes + it->chan_len, br->cfg.node_id, topic, seq, from_json,
                                  data_json);
     it->env_len = (uint32_t)len;
-    atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
-    if (!xqueue_push(&br->outq, it)) {
-        atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+    enqueue(br, it);
+}
+
+void bridge_send_raw(bridge_t *br, const char *chan, size_t chan_len, const char *env,
+                     size_t env_len)
+{
+    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) || env_len > br->max_envelope ||
+        atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg.queue_size) {
         bridge_count(&br->dropped);
-        free(it);
         return;
     }
-    uv_async_send(&br->wake);
+    pub_item_t *it = xmalloc(sizeof(*it) + chan_len + env_len);
+    memcpy(it->bytes, chan, chan_len);
+    memcpy(it->bytes + chan_len, env, env_len);
+    it->chan_len = (uint32_t)chan_len;
+    it->env_len = (uint32_t)env_len;
+    enqueue(br, it);
+}
+
+void bridge_presence(bridge_t *br, const char *type, wsb_str_t topic, const char *client,
+                     const char *user)
+{
+    if (br->pbus != NULL) {
+        pbus_local(br->pbus, type, topic, client, user);
+    }
 }
 
 static void on_published(redisAsyncContext *ac, void *r, void *privdata)
@@ -449,6 +491,9 @@ static void on_stop(uv_async_t *a)
         }
         uv_close((uv_handle_t *)&conns[i]->timer, on_handle_closed);
     }
+    if (br->pbus != NULL) {
+        pbus_stop(br->pbus);
+    }
     drain_publishes(br); /* drops what was still queued */
     if (br->hr != NULL) {
         chist_redis_stop(br->hr); /* clustered history hook: fails what was queued */
@@ -462,10 +507,35 @@ static int channel_state(void *user_data, const char *name, size_t len);
 static void *bridge_main(void *arg)
 {
     bridge_t *br = arg;
+    if (br->pbus != NULL) {
+        pbus_start(br->pbus, &br->loop);
+    }
     bridge_rconn_connect(&br->pub);
     bridge_rconn_connect(&br->sub);
     uv_run(&br->loop, UV_RUN_DEFAULT);
     return NULL;
+}
+
+/* The presence bus's callbacks (presence_bus.h). */
+static void pbus_send_cb(void *user_data, const char *chan, size_t chan_len, const char *env,
+                         size_t env_len)
+{
+    bridge_send_raw(user_data, chan, chan_len, env, env_len);
+}
+
+static bool pbus_ready_cb(void *user_data)
+{
+    const bridge_t *br = user_data;
+    return br->pub.ready && !br->stopping;
+}
+
+/* A remote member came or went: the core tells this node's subscribers
+ * when the topic's rule has join_leave. */
+static void pbus_event_cb(void *user_data, const char *type, wsb_str_t topic, const char *client,
+                          const char *user)
+{
+    const bridge_t *br = user_data;
+    (void)core_inject_presence(br->core, type, topic, client, user);
 }
 
 bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
@@ -492,6 +562,24 @@ bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
                                                   : "SPUBLISH";
         br->hr = chist_redis_new(cfg->prefix, cfg->node_id, cmd, cfg->queue_size, &br->wake,
                                  channel_state, br);
+    }
+    if (core->presence != NULL) {
+        pbus_config_t pc = {
+            .presence = core->presence,
+            .rules = core->topic_rules,
+            .node_id = cfg->node_id,
+            .prefix = cfg->prefix,
+            .ttl_ms = cfg->presence_node_ttl_ms,
+            .send_cb = pbus_send_cb,
+            .ready_cb = pbus_ready_cb,
+            .event_cb = pbus_event_cb,
+            .user_data = br,
+        };
+        br->pbus = pbus_new(&pc);
+        size_t len = 0;
+        const char *chan = pbus_channel(br->pbus, &len);
+        /* Without the prefix: bridge_interest puts it in front. */
+        bridge_interest(br, chan + br->prefix_len, len - br->prefix_len, +1);
     }
     rconn_t *conns[2] = {&br->pub, &br->sub};
     const char *roles[2] = {"pub", "sub"};
@@ -555,6 +643,7 @@ void bridge_free(bridge_t *br)
     if (br->hr != NULL) {
         chist_redis_free(br->hr);
     }
+    pbus_free(br->pbus);
     free(br);
 }
 
@@ -580,10 +669,17 @@ static int chist_submit_hook(void *fed, chist_op_t *op)
     return chist_redis_submit(br->hr, op);
 }
 
+static void presence_hook(void *fed, const char *type, wsb_str_t topic, const char *client,
+                          const char *user)
+{
+    bridge_presence(fed, type, topic, client, user);
+}
+
 static const core_fed_ops_t fed_ops = {
     .publish_cb = publish_hook,
     .interest_cb = interest_hook,
     .chist_submit_cb = chist_submit_hook,
+    .presence_cb = presence_hook,
 };
 
 void bridge_plug(bridge_t *br, core_t *core)

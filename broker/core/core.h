@@ -56,12 +56,17 @@ typedef struct presence_s presence_t;
  *                (delta +1) or lost its last (-1).
  *   chist_submit_cb: hands a clustered history op to Redis: 0, or -1 when
  *                Redis is not usable now (the op was not taken).
+ *   presence_cb: a member of a presence topic on this node joined or left
+ *                (`type` "join" / "leave"), for the other nodes
+ *                (cluster/presence_bus.h). NULL: presence is node-local.
  */
 typedef struct core_fed_ops_s {
     void (*publish_cb)(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
                        wsb_str_t data_json);
     void (*interest_cb)(void *fed, const char *pattern, size_t len, int delta);
     int (*chist_submit_cb)(void *fed, chist_op_t *op);
+    void (*presence_cb)(void *fed, const char *type, wsb_str_t topic, const char *client,
+                        const char *user);
 } core_fed_ops_t;
 
 struct core_s {

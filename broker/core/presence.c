@@ -9,12 +9,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A member: its client id and user in one allocation ("client\0user\0"). */
+/* A member: its client id, user and origin in one allocation
+ * ("client\0user\0origin\0"; origin "" for this node's own members). */
 typedef struct {
     uint32_t hash; /* of the client id: most comparisons stop here */
+    uint32_t gen;  /* remote members: the resync generation that last saw it */
     bool has_user;
     char *ids;
 } member_t;
+
+static const char *m_user(const member_t *m)
+{
+    return m->ids + strlen(m->ids) + 1;
+}
+
+static const char *m_origin(const member_t *m)
+{
+    const char *user = m_user(m);
+    return user + strlen(user) + 1;
+}
 
 typedef struct ptopic_s {
     struct ptopic_s *next;
@@ -141,12 +154,13 @@ static void grow(shard_t *s)
     s->nbuckets = n;
 }
 
-static int find_member(const ptopic_t *t, const char *client, size_t len)
+static int find_member(const ptopic_t *t, const char *client, size_t len, const char *origin)
 {
     uint32_t h = (uint32_t)hash_bytes(client, len);
     for (uint32_t i = 0; i < t->n; i++) {
-        if (t->members[i].hash == h && strncmp(t->members[i].ids, client, len) == 0 &&
-            t->members[i].ids[len] == '\0') {
+        const member_t *m = &t->members[i];
+        if (m->hash == h && strncmp(m->ids, client, len) == 0 && m->ids[len] == '\0' &&
+            strcmp(m_origin(m), origin) == 0) {
             return (int)i;
         }
     }
@@ -159,22 +173,37 @@ static size_t bounded_len(const char *s, size_t max)
     return nul != NULL ? (size_t)(nul - s) : max;
 }
 
-static member_t member_new(const char *client, size_t clen, const char *user)
+static member_t member_new(const char *client, size_t clen, const char *user, const char *origin,
+                           uint32_t gen)
 {
     size_t ulen = user != NULL ? bounded_len(user, PRESENCE_USER_MAX) : 0;
-    member_t m = {.hash = (uint32_t)hash_bytes(client, clen), .has_user = user != NULL};
-    m.ids = xmalloc(clen + 1 + ulen + 1);
-    memcpy(m.ids, client, clen);
-    m.ids[clen] = '\0';
+    size_t olen = bounded_len(origin, PRESENCE_ORIGIN_MAX);
+    member_t m = {.hash = (uint32_t)hash_bytes(client, clen), .gen = gen, .has_user = user != NULL};
+    m.ids = xmalloc(clen + 1 + ulen + 1 + olen + 1);
+    char *at = m.ids;
+    memcpy(at, client, clen);
+    at[clen] = '\0';
+    at += clen + 1;
     if (ulen > 0) {
-        memcpy(m.ids + clen + 1, user, ulen);
+        memcpy(at, user, ulen);
     }
-    m.ids[clen + 1 + ulen] = '\0';
+    at[ulen] = '\0';
+    at += ulen + 1;
+    memcpy(at, origin, olen);
+    at[olen] = '\0';
     return m;
 }
 
+typedef struct {
+    const char *client;
+    size_t clen;
+    const char *user;
+    const char *origin;
+    uint32_t gen;
+} who_t;
+
 static presence_status_t add_locked(presence_t *p, shard_t *s, uint64_t h, wsb_str_t topic,
-                                    const char *client, size_t clen, const char *user)
+                                    const who_t *who, bool *added)
 {
     ptopic_t **pp = find(s, h, topic);
     ptopic_t *t = *pp;
@@ -193,28 +222,49 @@ static presence_status_t add_locked(presence_t *p, shard_t *s, uint64_t h, wsb_s
         *pp = t;
         s->ntopics++;
         grow(s);
-    } else if (find_member(t, client, clen) >= 0) {
-        return PRESENCE_OK;
-    } else if (t->n >= p->max_members) {
-        return PRESENCE_MEMBERS_FULL;
+    } else {
+        int i = find_member(t, who->client, who->clen, who->origin);
+        if (i >= 0) {
+            t->members[i].gen = who->gen;
+            return PRESENCE_OK;
+        }
+        if (t->n >= p->max_members) {
+            return PRESENCE_MEMBERS_FULL;
+        }
     }
     if (t->n == t->cap) {
         t->cap = t->cap < 4 ? 4 : t->cap * 2;
         t->members = xrealloc(t->members, t->cap * sizeof(member_t));
     }
-    t->members[t->n++] = member_new(client, clen, user);
+    t->members[t->n++] = member_new(who->client, who->clen, who->user, who->origin, who->gen);
     atomic_fetch_add(&p->members, 1);
+    *added = true;
     return PRESENCE_OK;
+}
+
+static presence_status_t add(presence_t *p, wsb_str_t topic, const who_t *who, bool *added)
+{
+    uint64_t h = hash_bytes(topic.p, topic.len);
+    *added = false;
+    shard_t *s = lock_shard(p, h);
+    presence_status_t st = add_locked(p, s, h, topic, who, added);
+    (void)pthread_mutex_unlock(&s->lock);
+    return st;
 }
 
 presence_status_t presence_add(presence_t *p, wsb_str_t topic, const char *client, const char *user)
 {
-    uint64_t h = hash_bytes(topic.p, topic.len);
-    size_t clen = bounded_len(client, PRESENCE_CLIENT_MAX);
-    shard_t *s = lock_shard(p, h);
-    presence_status_t st = add_locked(p, s, h, topic, client, clen, user);
-    (void)pthread_mutex_unlock(&s->lock);
-    return st;
+    who_t who = {client, bounded_len(client, PRESENCE_CLIENT_MAX), user, "", 0};
+    bool added = false;
+    return add(p, topic, &who, &added);
+}
+
+presence_status_t presence_add_remote(presence_t *p, wsb_str_t topic, const char *client,
+                                      const char *user, const char *origin, uint32_t gen,
+                                      bool *added)
+{
+    who_t who = {client, bounded_len(client, PRESENCE_CLIENT_MAX), user, origin, gen};
+    return add(p, topic, &who, added);
 }
 
 static void member_out(const member_t *m, presence_member_t *out)
@@ -222,35 +272,120 @@ static void member_out(const member_t *m, presence_member_t *out)
     size_t clen = strlen(m->ids);
     memcpy(out->client, m->ids, clen + 1);
     out->has_user = m->has_user;
-    const char *user = m->ids + clen + 1;
-    size_t ulen = strlen(user);
-    memcpy(out->user, user, ulen + 1);
+    const char *user = m_user(m);
+    memcpy(out->user, user, strlen(user) + 1);
 }
 
-bool presence_remove(presence_t *p, wsb_str_t topic, const char *client, presence_member_t *out)
+/* Removes member i of topic *pp (shard locked); the topic goes with its last. */
+static void remove_at(presence_t *p, shard_t *s, ptopic_t **pp, uint32_t i)
+{
+    ptopic_t *t = *pp;
+    free(t->members[i].ids);
+    t->members[i] = t->members[--t->n];
+    atomic_fetch_sub(&p->members, 1);
+    if (t->n == 0) {
+        *pp = t->next;
+        s->ntopics--;
+        topic_free(t);
+        atomic_fetch_sub(&p->topics, 1);
+    }
+}
+
+static bool remove_from(presence_t *p, wsb_str_t topic, const char *client, const char *origin,
+                        presence_member_t *out)
 {
     uint64_t h = hash_bytes(topic.p, topic.len);
     size_t clen = bounded_len(client, PRESENCE_CLIENT_MAX);
     shard_t *s = lock_shard(p, h);
     ptopic_t **pp = find(s, h, topic);
-    ptopic_t *t = *pp;
-    int i = t != NULL ? find_member(t, client, clen) : -1;
+    int i = *pp != NULL ? find_member(*pp, client, clen, origin) : -1;
     if (i >= 0) {
         if (out != NULL) {
-            member_out(&t->members[i], out);
+            member_out(&(*pp)->members[i], out);
         }
-        free(t->members[i].ids);
-        t->members[i] = t->members[--t->n];
-        atomic_fetch_sub(&p->members, 1);
-        if (t->n == 0) {
-            *pp = t->next;
-            s->ntopics--;
-            topic_free(t);
-            atomic_fetch_sub(&p->topics, 1);
-        }
+        remove_at(p, s, pp, (uint32_t)i);
     }
     (void)pthread_mutex_unlock(&s->lock);
     return i >= 0;
+}
+
+bool presence_remove(presence_t *p, wsb_str_t topic, const char *client, presence_member_t *out)
+{
+    return remove_from(p, topic, client, "", out);
+}
+
+bool presence_remove_remote(presence_t *p, wsb_str_t topic, const char *client, const char *origin,
+                            presence_member_t *out)
+{
+    return remove_from(p, topic, client, origin, out);
+}
+
+size_t presence_drop_remote(presence_t *p, const char *origin, uint32_t gen_below,
+                            presence_drop_cb cb, void *user_data)
+{
+    size_t dropped = 0;
+    for (int k = 0; k < PRESENCE_SHARDS; k++) {
+        shard_t *s = &p->shards[k];
+        (void)pthread_mutex_lock(&s->lock);
+        for (size_t b = 0; b < s->nbuckets; b++) {
+            ptopic_t **pp = &s->buckets[b];
+            while (*pp != NULL) {
+                ptopic_t *t = *pp;
+                bool gone = false;
+                for (uint32_t i = t->n; i-- > 0 && !gone;) {
+                    const member_t *m = &t->members[i];
+                    const char *o = m_origin(m);
+                    if (o[0] == '\0' || (origin != NULL && strcmp(o, origin) != 0) ||
+                        m->gen >= gen_below) {
+                        continue;
+                    }
+                    presence_member_t out;
+                    member_out(m, &out);
+                    if (cb != NULL) {
+                        cb((wsb_str_t){t->name, t->len}, &out, user_data);
+                    }
+                    dropped++;
+                    gone = t->n == 1; /* the topic goes with its last member */
+                    remove_at(p, s, pp, i);
+                }
+                if (!gone) {
+                    pp = &t->next;
+                }
+            }
+        }
+        (void)pthread_mutex_unlock(&s->lock);
+    }
+    return dropped;
+}
+
+void presence_foreach_local(presence_t *p, presence_local_cb cb, void *user_data)
+{
+    presence_member_t *batch = NULL;
+    size_t cap = 0;
+    for (int k = 0; k < PRESENCE_SHARDS; k++) {
+        shard_t *s = &p->shards[k];
+        (void)pthread_mutex_lock(&s->lock);
+        for (size_t b = 0; b < s->nbuckets; b++) {
+            for (ptopic_t *t = s->buckets[b]; t != NULL; t = t->next) {
+                size_t n = 0;
+                for (uint32_t i = 0; i < t->n; i++) {
+                    if (m_origin(&t->members[i])[0] != '\0') {
+                        continue;
+                    }
+                    if (n == cap) {
+                        cap = cap < 16 ? 16 : cap * 2;
+                        batch = xrealloc(batch, cap * sizeof(*batch));
+                    }
+                    member_out(&t->members[i], &batch[n++]);
+                }
+                if (n > 0) {
+                    cb((wsb_str_t){t->name, t->len}, batch, n, user_data);
+                }
+            }
+        }
+        (void)pthread_mutex_unlock(&s->lock);
+    }
+    free(batch);
 }
 
 presence_member_t *presence_members(presence_t *p, wsb_str_t topic, size_t *n)
@@ -290,7 +425,7 @@ void presence_stats(presence_t *p, wsb_str_t topic, uint32_t *clients, uint32_t 
         uint32_t nu = 0;
         for (uint32_t i = 0; i < t->n; i++) {
             if (t->members[i].has_user) {
-                u[nu++] = t->members[i].ids + strlen(t->members[i].ids) + 1;
+                u[nu++] = m_user(&t->members[i]);
             }
         }
         qsort(u, nu, sizeof(*u), cmp_str);
@@ -336,7 +471,8 @@ static uint32_t distinct_users(presence_member_t *m, size_t n)
     qsort(m, n, sizeof(*m), cmp_member_user);
     uint32_t users = 0;
     for (size_t i = 0; i < n; i++) {
-        if (m[i].has_user && (i == 0 || !m[i - 1].has_user || strcmp(m[i - 1].user, m[i].user))) {
+        if (m[i].has_user &&
+            (i == 0 || !m[i - 1].has_user || strcmp(m[i - 1].user, m[i].user) != 0)) {
             users++;
         }
     }

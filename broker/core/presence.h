@@ -37,6 +37,8 @@
  * makes are shorter, and a token's sub is at most WSB_JWT_MAX_SUB bytes). */
 #define PRESENCE_CLIENT_MAX 64
 #define PRESENCE_USER_MAX   WSB_JWT_MAX_SUB
+/* A remote member's origin: "<node_id>/<incarnation>". */
+#define PRESENCE_ORIGIN_MAX 96
 
 typedef struct presence_s presence_t;
 
@@ -67,6 +69,38 @@ void presence_free(presence_t *p);
  */
 presence_status_t presence_add(presence_t *p, wsb_str_t topic, const char *client,
                                const char *user);
+
+/*
+ * Federation (cluster/presence_bus.h): members of other nodes, known by
+ * their `origin` (the node's id and incarnation, never ""), kept next to
+ * this node's own so that queries answer with both. A remote member is
+ * keyed by (client, origin); `gen` records the resync generation that last
+ * reported it. *added tells whether it is new (a join to announce).
+ */
+presence_status_t presence_add_remote(presence_t *p, wsb_str_t topic, const char *client,
+                                      const char *user, const char *origin, uint32_t gen,
+                                      bool *added);
+
+/* Removes the remote member (client, origin) of `topic`, as presence_remove. */
+bool presence_remove_remote(presence_t *p, wsb_str_t topic, const char *client, const char *origin,
+                            presence_member_t *out);
+
+/* Called for each member presence_drop_remote removes, with its shard
+ * locked: must not call back into the table. */
+typedef void (*presence_drop_cb)(wsb_str_t topic, const presence_member_t *m, void *user_data);
+
+/* Removes the remote members of `origin` (NULL: of every other node) whose
+ * gen is below `gen_below` (UINT32_MAX: all), calling `cb` (may be NULL)
+ * for each. Returns how many. Any thread. */
+size_t presence_drop_remote(presence_t *p, const char *origin, uint32_t gen_below,
+                            presence_drop_cb cb, void *user_data);
+
+/* Calls `cb` once per topic with this node's own members of it (`m`, `n`
+ * valid during the call; the topic's shard is locked: no call back into
+ * the table). */
+typedef void (*presence_local_cb)(wsb_str_t topic, const presence_member_t *m, size_t n,
+                                  void *user_data);
+void presence_foreach_local(presence_t *p, presence_local_cb cb, void *user_data);
 
 /*
  * Removes `client` from `topic`'s members; a topic left without members

@@ -203,23 +203,18 @@ static const topic_rule_t *member_rule(const core_t *c, const subscriber_t *sub,
     return r != NULL && (r->presence || r->join_leave) ? r : NULL;
 }
 
-/* Hands {"type":type,"topic":T,"member":{"client":C,"user":U|null}} to every
- * worker's fan-out, as one frame for all subscribers of the topic. */
-static void push_event(core_worker_t *w, const char *type, wsb_str_t topic, const char *client,
-                       const char *user)
+/* A local member came or went: its own node's subscribers are told (with
+ * join_leave), the other nodes through federation's presence hook. */
+static void member_changed(core_worker_t *w, const topic_rule_t *rule, const char *type,
+                           wsb_str_t topic, const char *client, const char *user)
 {
     core_t *c = w->core;
-    json_t *ev = json_pack("{s:s, s:s%, s:{s:s, s:s?}}", "type", type, "topic", topic.p, topic.len,
-                           "member", "client", client, "user", user);
-    if (ev == NULL) {
-        return; /* not UTF-8: the ids the broker makes and JWT subs are */
+    if (rule->join_leave && router_push_member_event(c, type, topic, client, user)) {
+        METRIC_ADD(w->metrics->presence_events, 1);
     }
-    xmsg_t *m = xmsg_new_event(topic, ev, c->nworkers);
-    json_decref(ev);
-    xmsg_set_refs(m, c->nworkers);
-    router_push_all(c, m);
-    router_wake_others(w);
-    METRIC_ADD(w->metrics->presence_events, 1);
+    if (core_federated(c) && c->fed_ops->presence_cb != NULL) {
+        c->fed_ops->presence_cb(c->fed, type, topic, client, user);
+    }
 }
 
 /*
@@ -240,8 +235,8 @@ static pubsub_status_t join(core_worker_t *w, const pubsub_subscribe_t *req,
     if (presence_add(w->core->presence, req->pattern, sub->client, sub->user) != PRESENCE_OK) {
         return PUBSUB_PRESENCE_LIMIT;
     }
+    member_changed(w, rule, "join", req->pattern, sub->client, sub->user);
     if (rule->join_leave) {
-        push_event(w, "join", req->pattern, sub->client, sub->user);
         router_drain_pushed(w);
     }
     return PUBSUB_OK;
@@ -255,12 +250,9 @@ static void leave(core_worker_t *w, const subscriber_t *sub, wsb_str_t topic)
     if (rule == NULL || !presence_remove(w->core->presence, topic, sub->client, &m)) {
         return;
     }
-    if (rule->join_leave) {
-        push_event(w, "leave", topic, m.client, m.has_user ? m.user : NULL);
-        /* Our own subscribers get it in the next loop turn: this may be a
-         * close path, where no fan-out may run. */
-        w->core->wake_cb(w);
-    }
+    /* Our own subscribers get it in the next loop turn: this may be a close
+     * path, where no fan-out may run. */
+    member_changed(w, rule, "leave", topic, m.client, m.has_user ? m.user : NULL);
 }
 
 /* The switch-over of pubsub.h: called with the topic's shard locked. */

@@ -2,6 +2,7 @@
 #include "core/router.h"
 
 #include "core/subscriber.h"
+#include "core/topic_rules.h"
 #include "core/topic_trie.h"
 #include "core/xmsg.h"
 #include "shared/frame_buf.h"
@@ -59,6 +60,35 @@ unsigned core_inject_remote(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t 
         c->wake_cb(c->workers[i]);
     }
     return dropped;
+}
+
+bool router_push_member_event(core_t *c, const char *type, wsb_str_t topic, const char *client,
+                              const char *user)
+{
+    json_t *ev = json_pack("{s:s, s:s%, s:{s:s, s:s?}}", "type", type, "topic", topic.p, topic.len,
+                           "member", "client", client, "user", user);
+    if (ev == NULL) {
+        return false;
+    }
+    xmsg_t *m = xmsg_new_event(topic, ev, c->nworkers);
+    json_decref(ev);
+    xmsg_set_refs(m, c->nworkers);
+    router_push_all(c, m);
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        c->wake_cb(c->workers[i]);
+    }
+    return true;
+}
+
+bool core_inject_presence(core_t *c, const char *type, wsb_str_t topic, const char *client,
+                          const char *user)
+{
+    const topic_rule_t *rule =
+        c->topic_rules != NULL ? topic_rules_match(c->topic_rules, topic) : NULL;
+    if (rule == NULL || !rule->join_leave) {
+        return false;
+    }
+    return router_push_member_event(c, type, topic, client, user);
 }
 
 typedef struct {

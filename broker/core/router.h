@@ -27,6 +27,7 @@
 #include "core/core.h"
 #include "wsb/common.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,21 @@ void router_wake_others(core_worker_t *w);
  * was full (they miss it). */
 unsigned core_inject_remote(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                             wsb_str_t from_json, wsb_str_t data_json);
+
+/* Hands {"type":type,"topic":T,"member":{"client":C,"user":U|null}} (a
+ * join or leave, presence.h) to every worker's fan-out as one shared frame
+ * for the topic's subscribers, and wakes every worker. Any thread. False
+ * when it cannot be encoded (ids that are not UTF-8): nothing was sent. */
+bool router_push_member_event(core_t *c, const char *type, wsb_str_t topic, const char *client,
+                              const char *user);
+
+/* Federation's way in for presence (cluster/presence_bus.h): a member of
+ * another node joined or left `topic` (the bus keeps the remote members in
+ * core_t.presence itself). When the topic's rule has join_leave, this
+ * node's subscribers get the event (router_push_member_event); returns
+ * whether it was sent. Any thread (the bridge's). */
+bool core_inject_presence(core_t *c, const char *type, wsb_str_t topic, const char *client,
+                          const char *user);
 
 /* Delivers up to CORE_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,

@@ -35,8 +35,7 @@
     X(bad_since)                                                                                   \
     X(forbidden)                                                                                   \
     X(too_large)                                                                                   \
-    X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal) X(unauthorized)                \
-        X(not_available)
+    X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal) X(unauthorized) X(not_available)
 
 #define METRICS_BATCH_BUCKETS 12 /* frames per write: 1, 2, 4, ... 1024, +Inf */
 

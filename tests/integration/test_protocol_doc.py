@@ -89,6 +89,7 @@ LIMITS = {
     "--history-max-bytes": "history held, all topics together",
     "--presence-max-members": "members per presence topic",
     "--presence-max-topics": "presence topics with members",
+    "--presence-node-ttl": "silence after which a federated node",
 }
 
 

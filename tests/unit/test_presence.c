@@ -11,6 +11,7 @@
 
 /* cmocka.h needs the headers above first. */
 #include "core/presence.h"
+#include "wsb/topic.h"
 
 #include <cmocka.h>
 #include <pthread.h>
@@ -143,6 +144,79 @@ static void test_many_topics(void **state)
 }
 
 typedef struct {
+    char names[8][WSB_TOPIC_MAX_LEN + PRESENCE_CLIENT_MAX + 4];
+    size_t n;
+} seen_t;
+
+static void drop_cb(wsb_str_t topic, const presence_member_t *m, void *user_data)
+{
+    seen_t *s = user_data;
+    (void)snprintf(s->names[s->n++], sizeof s->names[0], "%.*s/%s", (int)topic.len, topic.p,
+                   m->client);
+}
+
+static void local_cb(wsb_str_t topic, const presence_member_t *m, size_t n, void *user_data)
+{
+    seen_t *s = user_data;
+    for (size_t i = 0; i < n; i++) {
+        (void)snprintf(s->names[s->n++], sizeof s->names[0], "%.*s/%s", (int)topic.len, topic.p,
+                       m[i].client);
+    }
+}
+
+/* Members of other nodes sit next to ours, keyed by (client, origin): a
+ * node restarted with the same ids is another origin; a dead origin's
+ * members go at once, unconfirmed ones by generation; a dump lists ours. */
+static void test_remote_members(void **state)
+{
+    (void)state;
+    presence_t *p = presence_new(10, 10);
+    bool added = false;
+    assert_int_equal(presence_add(p, STR("t"), "A-0-1", NULL), PRESENCE_OK);
+    assert_int_equal(presence_add_remote(p, STR("t"), "B-0-1", "bob", "B/1", 1, &added),
+                     PRESENCE_OK);
+    assert_true(added);
+    assert_int_equal(presence_add_remote(p, STR("t"), "B-0-1", "bob", "B/1", 2, &added),
+                     PRESENCE_OK);
+    assert_false(added); /* again: only its generation moves */
+    assert_int_equal(presence_add_remote(p, STR("t"), "B-0-1", NULL, "B/2", 1, &added),
+                     PRESENCE_OK);
+    assert_true(added); /* the same id from a restarted node is another member */
+    assert_int_equal(presence_add_remote(p, STR("u"), "C-0-1", NULL, "C/1", 1, &added),
+                     PRESENCE_OK);
+    uint32_t clients = 0;
+    uint32_t users = 0;
+    presence_stats(p, STR("t"), &clients, &users);
+    assert_int_equal(clients, 3);
+    assert_int_equal(users, 1);
+    /* A local remove does not touch a remote member of the same id, nor back. */
+    assert_false(presence_remove(p, STR("t"), "B-0-1", NULL));
+    assert_false(presence_remove_remote(p, STR("t"), "A-0-1", "B/1", NULL));
+
+    seen_t seen = {0};
+    presence_foreach_local(p, local_cb, &seen);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.names[0], "t/A-0-1");
+
+    /* B/1's member was confirmed with gen 2: a sweep below 2 keeps it, one
+     * below 3 drops it; the dead B/2 goes whole. */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(presence_drop_remote(p, "B/1", 2, drop_cb, &seen), 0);
+    assert_int_equal(presence_drop_remote(p, "B/1", 3, drop_cb, &seen), 1);
+    assert_int_equal(presence_drop_remote(p, "B/2", UINT32_MAX, drop_cb, &seen), 1);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.names[0], "t/B-0-1");
+    /* Every other node at once: C's member and its topic go, ours stays. */
+    assert_int_equal(presence_drop_remote(p, NULL, UINT32_MAX, NULL, NULL), 1);
+    uint64_t topics = 0;
+    uint64_t members = 0;
+    presence_totals(p, &topics, &members);
+    assert_int_equal(topics, 1);
+    assert_int_equal(members, 1);
+    presence_free(p);
+}
+
+typedef struct {
     presence_t *p;
     int id;
 } worker_arg_t;
@@ -197,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_long_ids_are_cut),
         cmocka_unit_test(test_many_topics),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_remote_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

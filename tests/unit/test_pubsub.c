@@ -128,7 +128,11 @@ static int fed_chist_submit(void *fed, chist_op_t *op)
     return -1; /* Redis unavailable */
 }
 
-static const core_fed_ops_t fake_fed_ops = {fed_publish, fed_interest, fed_chist_submit};
+static const core_fed_ops_t fake_fed_ops = {
+    .publish_cb = fed_publish,
+    .interest_cb = fed_interest,
+    .chist_submit_cb = fed_chist_submit,
+};
 
 static void fake_wake(core_worker_t *w)
 {
