@@ -83,8 +83,8 @@ static json_t *stats_json(worker_t *w, sys_stats_t *st, uint64_t now)
         st->last[i].out = wo;
     }
     return json_pack("{ss sf sI sI sI sf sf sI so}", "node", b->node_id, "uptime_s",
-                     (double)(broker_uptime_ns(b) / 1000000) / 1e3, "connections",
-                     (json_int_t)conns, "subscriptions", (json_int_t)subs, "topics",
+                     (double)broker_uptime_ns(b) / 1e9, "connections", (json_int_t)conns,
+                     "subscriptions", (json_int_t)subs, "topics",
                      (json_int_t)seqtab_count(b->seqtab), "messages_in_per_s",
                      two_decimals(in_rate), "messages_out_per_s", two_decimals(out_rate),
                      "slow_consumer_closes", (json_int_t)slow, "workers", workers);

@@ -373,15 +373,12 @@ void bridge_publish_from(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t 
     len += (size_t)snprintf(env + len, env_cap - len, "\",\"seq\":%llu,", (unsigned long long)seq);
     if (from_json.len > 0) {
         /* The publisher's identity, stamped by the origin (a "publisher"
-         * rule): remote subscribers see the same "from". */
-        memcpy(env + len, "\"from\":", 7);
-        len += 7;
-        memcpy(env + len, from_json.p, from_json.len);
-        len += from_json.len;
-        env[len++] = ',';
+         * rule): remote subscribers see the same "from". It is short (a
+         * client id and a sub): the int cast cannot truncate. */
+        len += (size_t)snprintf(env + len, env_cap - len, "\"from\":%.*s,", (int)from_json.len,
+                                from_json.p);
     }
-    memcpy(env + len, "\"data\":", 7);
-    len += 7;
+    len += (size_t)snprintf(env + len, env_cap - len, "\"data\":");
     memcpy(env + len, data_json.p, data_json.len);
     len += data_json.len;
     env[len++] = '}';
