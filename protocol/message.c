@@ -441,7 +441,7 @@ char *wsb_msg_dump_value(const json_t *v, size_t *len)
 
 /* ---- parsing ------------------------------------------------------------- */
 
-#define TYPES_HINT "subscribe, unsubscribe, publish, ping or auth"
+#define TYPES_HINT "subscribe, unsubscribe, publish, ping, auth, presence or presence_stats"
 
 const char *wsb_msg_type_name(wsb_msg_type_t t)
 {
@@ -456,6 +456,10 @@ const char *wsb_msg_type_name(wsb_msg_type_t t)
         return "ping";
     case WSB_MSG_AUTH:
         return "auth";
+    case WSB_MSG_PRESENCE:
+        return "presence";
+    case WSB_MSG_PRESENCE_STATS:
+        return "presence_stats";
     }
     return "unknown";
 }
@@ -549,9 +553,13 @@ static int parse_type(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
         const char *name;
         wsb_msg_type_t type;
     } types[] = {
-        {"subscribe", WSB_MSG_SUBSCRIBE}, {"unsubscribe", WSB_MSG_UNSUBSCRIBE},
-        {"publish", WSB_MSG_PUBLISH},     {"ping", WSB_MSG_PING},
+        {"subscribe", WSB_MSG_SUBSCRIBE},
+        {"unsubscribe", WSB_MSG_UNSUBSCRIBE},
+        {"publish", WSB_MSG_PUBLISH},
+        {"ping", WSB_MSG_PING},
         {"auth", WSB_MSG_AUTH},
+        {"presence", WSB_MSG_PRESENCE},
+        {"presence_stats", WSB_MSG_PRESENCE_STATS},
     };
     json_t *type = json_object_get(root, "type");
     if (type == NULL) {
@@ -584,7 +592,8 @@ static int parse_topic(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
     out->topic.p = json_string_value(topic);
     out->topic.len = json_string_length(topic);
 
-    int exact = out->type == WSB_MSG_PUBLISH;
+    int exact = out->type == WSB_MSG_PUBLISH || out->type == WSB_MSG_PRESENCE ||
+                out->type == WSB_MSG_PRESENCE_STATS;
     const char *why = NULL;
     if (wsb_topic_check(out->topic.p, out->topic.len, exact ? WSB_TOPIC_EXACT : WSB_TOPIC_PATTERN,
                         &why) != 0) {
@@ -592,7 +601,7 @@ static int parse_topic(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
                        exact ? "topic" : "pattern", why);
         return fail_with(err, WSB_ERR_BAD_TOPIC);
     }
-    if (exact && wsb_topic_is_reserved(out->topic.p, out->topic.len)) {
+    if (out->type == WSB_MSG_PUBLISH && wsb_topic_is_reserved(out->topic.p, out->topic.len)) {
         return set_error(err, WSB_ERR_FORBIDDEN,
                          "\"topic\": topics starting with '$' are reserved for the broker; "
                          "clients may subscribe to them but not publish");

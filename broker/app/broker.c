@@ -201,6 +201,9 @@ int broker_init(broker_t *b, const config_t *cfg)
     }
     topic_rules_history(&b->topic_rules, &b->history_rules);
     b->seqtab = seqtab_new(&b->history_rules, cfg->history_max_topics, cfg->history_max_bytes);
+    if (topic_rules_any_presence(&b->topic_rules)) {
+        b->presence = presence_new(cfg->presence_max_topics, cfg->presence_max_members);
+    }
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];
         if (realpath(cfg->web_root, resolved) == NULL) {
@@ -413,6 +416,8 @@ void broker_free(broker_t *b)
         bridge_free(b->bridge);
         b->bridge = NULL;
     }
+    presence_free(b->presence);
+    b->presence = NULL;
     if (b->seqtab != NULL) {
         seqtab_free(b->seqtab);
     }

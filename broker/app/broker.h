@@ -15,6 +15,7 @@
 #include "app/config.h"
 #include "core/auth.h"
 #include "core/history.h"
+#include "core/presence.h"
 #include "core/seqtab.h"
 #include "core/topic_rules.h"
 #include "net/tls.h"
@@ -34,6 +35,7 @@ typedef struct broker_s {
     seqtab_t *seqtab;
     topic_rules_t topic_rules;     /* parsed from cfg->topics and cfg->history */
     history_rules_t history_rules; /* topic_rules' history part; seqtab borrows it */
+    presence_t *presence;          /* members of presence topics; NULL when no rule has them */
     bridge_t *bridge;              /* federation through Redis; NULL when redis.url is "" */
     char node_id[72];
     char *web_root; /* realpath of cfg->web_root, NULL when static files are off */

@@ -57,6 +57,10 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     char *history;               /* JSON list of rules; "" = no history */
     uint32_t history_max_topics; /* 10000 topics with history at most (LRU eviction) */
     uint64_t history_max_bytes;  /* 256 MiB of history messages over all topics */
+    /* presence (presence.h) */
+    uint32_t presence_max_members; /* 1000 members per topic on a node */
+    uint32_t presence_max_topics;  /* 10000 topics with members on a node */
+    uint64_t presence_node_ttl_ms; /* 30 s: a silent node's members leave (federation) */
     /* federation through Redis (bridge_redis.h) */
     char *redis_url;                 /* "" = off; redis://[[user]:password@]host[:port][/db] */
     char *redis_prefix;              /* "wsb:" prepended to every Redis channel */

@@ -266,6 +266,16 @@ const key_def_t config_keys[] = {
     SIZE_KEY("history_max_bytes", history_max_bytes, 1, TIB, "256MiB",
              "bytes of history messages kept over all topics; beyond, the oldest messages of "
              "the least recently published topic are dropped (its seq and epoch stay)"),
+    /* presence */
+    UINT_KEY("presence.max_members", presence_max_members, 1, 1000000, "1000",
+             "members per presence topic on a node (connections subscribed to it); beyond, a "
+             "subscribe to it answers limit_exceeded"),
+    UINT_KEY("presence.max_topics", presence_max_topics, 1, 16777216, "10000",
+             "presence topics with members on a node; beyond, a subscribe to a new one answers "
+             "limit_exceeded"),
+    DURATION_KEY("presence.node_ttl", presence_node_ttl_ms, 100, DAY_MS, "30s",
+                 "federation: a node not heard from for this long is dead and its presence "
+                 "members leave (heartbeats every node_ttl / 4)"),
     /* federation */
     STRING_KEY("redis.url", redis_url, "", "URL", is_optional_redis_url,
                "\"\" (off) or redis://[[user]:password@]host[:port][/db]",

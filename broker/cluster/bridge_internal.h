@@ -108,6 +108,8 @@ struct bridge_s { // NOLINT(clang-analyzer-optin.performance.Padding)
 
     /* ---- clustered history (history_redis.h): NULL without history rules ---- */
     hr_t *hr;
+    /* ---- presence across nodes (presence_bus.h): NULL without presence rules ---- */
+    struct pbus_s *pbus;
 };
 
 /* Counts one event in a bridge counter (read by /metrics). */
@@ -124,6 +126,11 @@ void bridge_mark_all(bridge_t *br, bool lost);
 
 /* The sub connection's replies: confirmations and messages. */
 void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_data);
+
+/* Queues `env` for PUBLISH on the channel `chan` (the presence bus), as a
+ * message's envelope is. Any thread; dropped and counted when full or down. */
+void bridge_send_raw(bridge_t *br, const char *chan, size_t chan_len, const char *env,
+                     size_t env_len);
 
 /* bridge_conn.c */
 

@@ -3,7 +3,9 @@
 
 #include "app/broker.h"
 #include "cluster/bridge_internal.h"
+#include "cluster/presence_bus.h"
 #include "core/router.h"
+#include "core/topic_rules.h"
 #include "shared/log.h"
 #include "wsb/message.h"
 
@@ -287,6 +289,9 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
     if (br->hr != NULL && subscribed && !glob) {
         hr_subscribed(br->hr, name->str, name->len); /* clustered history hook */
     }
+    if (br->pbus != NULL && subscribed && pbus_is_channel(br->pbus, name->str, name->len)) {
+        pbus_subscribed(br->pbus); /* presence hook: resync after every (re)subscribe */
+    }
     reconcile_dirty(br);
 }
 
@@ -322,9 +327,16 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
     redisReply **e = reply->element;
     if ((elem_is(e[0], "message") || elem_is(e[0], "smessage")) &&
         e[2]->type == REDIS_REPLY_STRING) {
+        if (br->pbus != NULL && pbus_is_channel(br->pbus, e[1]->str, e[1]->len)) {
+            pbus_receive(br->pbus, e[2]->str, e[2]->len); /* presence hook */
+            return;
+        }
         deliver_envelope(br, e[1], false, e[2]->str, e[2]->len);
     } else if (elem_is(e[0], "pmessage") && reply->elements >= 4 &&
                e[3]->type == REDIS_REPLY_STRING) {
+        if (e[2]->type == REDIS_REPLY_STRING && memchr(e[2]->str, ' ', e[2]->len) != NULL) {
+            return; /* the presence bus (no topic has a space) seen through a glob */
+        }
         deliver_envelope(br, e[1], true, e[3]->str, e[3]->len);
     } else if (elem_is(e[0], "subscribe") || elem_is(e[0], "ssubscribe")) {
         confirm(br, e[1], false, true);
@@ -340,6 +352,20 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
 }
 
 /* ---- publishes to Redis -------------------------------------------------------------------- */
+
+/* Hands a filled item to the bridge thread (counted in `pending`), or drops
+ * and counts it when the queue is full. */
+static void enqueue(bridge_t *br, pub_item_t *it)
+{
+    atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
+    if (!xqueue_push(&br->outq, it)) {
+        atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+        bridge_count(&br->dropped);
+        free(it);
+        return;
+    }
+    uv_async_send(&br->wake);
+}
 
 void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_json)
 {
@@ -383,14 +409,31 @@ void bridge_publish_from(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t 
     len += data_json.len;
     env[len++] = '}';
     it->env_len = (uint32_t)len;
-    atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
-    if (!xqueue_push(&br->outq, it)) {
-        atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+    enqueue(br, it);
+}
+
+void bridge_send_raw(bridge_t *br, const char *chan, size_t chan_len, const char *env,
+                     size_t env_len)
+{
+    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) || env_len > br->max_envelope ||
+        atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg->redis_queue_size) {
         bridge_count(&br->dropped);
-        free(it);
         return;
     }
-    uv_async_send(&br->wake);
+    pub_item_t *it = xmalloc(sizeof(*it) + chan_len + env_len);
+    memcpy(it->bytes, chan, chan_len);
+    memcpy(it->bytes + chan_len, env, env_len);
+    it->chan_len = (uint32_t)chan_len;
+    it->env_len = (uint32_t)env_len;
+    enqueue(br, it);
+}
+
+void bridge_presence(bridge_t *br, const char *type, wsb_str_t topic, const char *client,
+                     const char *user)
+{
+    if (br->pbus != NULL) {
+        pbus_local(br->pbus, type, topic, client, user);
+    }
 }
 
 static void on_published(redisAsyncContext *ac, void *r, void *privdata)
@@ -494,6 +537,9 @@ static void on_stop(uv_async_t *a)
         }
         uv_close((uv_handle_t *)&conns[i]->timer, on_handle_closed);
     }
+    if (br->pbus != NULL) {
+        pbus_stop(br->pbus);
+    }
     drain_publishes(br); /* drops what was still queued */
     if (br->hr != NULL) {
         hr_stop(br->hr); /* clustered history hook: fails what was queued */
@@ -505,10 +551,36 @@ static void on_stop(uv_async_t *a)
 static void *bridge_main(void *arg)
 {
     bridge_t *br = arg;
+    if (br->pbus != NULL) {
+        pbus_start(br->pbus, &br->loop);
+    }
     bridge_rconn_connect(&br->pub);
     bridge_rconn_connect(&br->sub);
     uv_run(&br->loop, UV_RUN_DEFAULT);
     return NULL;
+}
+
+/* The presence bus's callbacks (presence_bus.h). */
+static void pbus_send_cb(void *user_data, const char *chan, size_t chan_len, const char *env,
+                         size_t env_len)
+{
+    bridge_send_raw(user_data, chan, chan_len, env, env_len);
+}
+
+static bool pbus_ready_cb(void *user_data)
+{
+    const bridge_t *br = user_data;
+    return br->pub.ready && !br->stopping;
+}
+
+static void pbus_event_cb(void *user_data, const char *type, wsb_str_t topic, const char *client,
+                          const char *user)
+{
+    const bridge_t *br = user_data;
+    const topic_rule_t *rule = topic_rules_match(&br->b->topic_rules, topic);
+    if (rule != NULL && rule->join_leave) {
+        (void)router_push_member_event(br->b, type, topic, client, user);
+    }
 }
 
 bridge_t *bridge_new(broker_t *b)
@@ -541,6 +613,24 @@ bridge_t *bridge_new(broker_t *b)
                                                            : "SPUBLISH";
         br->hr =
             hr_new(br, b->cfg->redis_prefix, b->node_id, cmd, b->cfg->redis_queue_size, &br->wake);
+    }
+    if (b->presence != NULL) {
+        pbus_config_t pc = {
+            .presence = b->presence,
+            .rules = &b->topic_rules,
+            .node_id = b->node_id,
+            .prefix = b->cfg->redis_prefix,
+            .ttl_ms = b->cfg->presence_node_ttl_ms,
+            .send_cb = pbus_send_cb,
+            .ready_cb = pbus_ready_cb,
+            .event_cb = pbus_event_cb,
+            .user_data = br,
+        };
+        br->pbus = pbus_new(&pc);
+        size_t len = 0;
+        const char *chan = pbus_channel(br->pbus, &len);
+        /* Without the prefix: bridge_interest puts it in front. */
+        bridge_interest(br, chan + br->prefix_len, len - br->prefix_len, +1);
     }
     rconn_t *conns[2] = {&br->pub, &br->sub};
     const char *roles[2] = {"pub", "sub"};
@@ -604,6 +694,7 @@ void bridge_free(bridge_t *br)
     if (br->hr != NULL) {
         hr_free(br->hr);
     }
+    pbus_free(br->pbus);
     free(br);
 }
 

@@ -86,6 +86,12 @@ void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t data_
 void bridge_publish_from(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
                          wsb_str_t data_json);
 
+/* A member of a presence topic on this node joined or left (`type` "join"
+ * or "leave"): tells the other nodes (presence_bus.h). Any worker thread.
+ * Never blocks; dropped and counted when the queue is full or Redis down. */
+void bridge_presence(bridge_t *br, const char *type, wsb_str_t topic, const char *client,
+                     const char *user);
+
 /* True when wildcard subscriptions must be refused: sharded mode without the
  * classic PUBLISH they need (redis.sharded_patterns false), where a pattern
  * would silently see this node's messages only. `br` may be NULL (no

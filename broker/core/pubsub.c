@@ -7,6 +7,7 @@
 #include "cluster/history_ops.h"
 #include "core/apikey.h"
 #include "core/auth.h"
+#include "core/presence.h"
 #include "core/router.h"
 #include "core/seqtab.h"
 #include "core/topic_rules.h"
@@ -153,8 +154,8 @@ pubsub_status_t pubsub_publish(worker_t *w, const pubsub_publish_t *req, pubsub_
 
 /* ---- subscribe ------------------------------------------------------------------------------ */
 
-/* The checks of a subscribe, then the trie insert (unless `already`). */
-static pubsub_status_t add(worker_t *w, const pubsub_subscribe_t *req, pubsub_subscribed_t *out)
+/* The checks of a subscribe: PUBSUB_OK when it may go ahead. */
+static pubsub_status_t check(worker_t *w, const pubsub_subscribe_t *req)
 {
     bridge_t *br = w->broker->bridge;
     if (bridge_refuses_patterns(br) && wsb_topic_is_pattern(req->pattern.p, req->pattern.len)) {
@@ -164,11 +165,19 @@ static pubsub_status_t add(worker_t *w, const pubsub_subscribe_t *req, pubsub_su
         return PUBSUB_FORBIDDEN;
     }
     /* Subscribing twice to one pattern is idempotent. */
-    if (req->already) {
-        return PUBSUB_OK;
-    }
-    if (req->nsubs >= w->cfg->max_subscriptions) {
+    if (!req->already && req->nsubs >= w->cfg->max_subscriptions) {
         return PUBSUB_LIMIT;
+    }
+    return PUBSUB_OK;
+}
+
+/* The checks of a subscribe, then the trie insert (unless `already`). */
+static pubsub_status_t add(worker_t *w, const pubsub_subscribe_t *req, pubsub_subscribed_t *out)
+{
+    bridge_t *br = w->broker->bridge;
+    pubsub_status_t st = check(w, req);
+    if (st != PUBSUB_OK || req->already) {
+        return st;
     }
     int first = 0;
     out->handle = trie_insert(w->trie, req->pattern.p, req->pattern.len, &req->sub->tc, &first);
@@ -177,6 +186,70 @@ static pubsub_status_t add(worker_t *w, const pubsub_subscribe_t *req, pubsub_su
     }
     worker_update_gauges(w);
     return PUBSUB_OK;
+}
+
+/* ---- presence and join/leave (presence.h) ---------------------------------------------------- */
+
+/* The rule that makes the subscriber a member of `topic`, or NULL: an exact
+ * topic whose rule has presence or join_leave, and a subscriber that has a
+ * client id. */
+static const topic_rule_t *member_rule(const broker_t *b, const subscriber_t *sub, wsb_str_t topic)
+{
+    if (b->presence == NULL || sub->client == NULL || wsb_topic_is_pattern(topic.p, topic.len)) {
+        return NULL;
+    }
+    const topic_rule_t *r = topic_rules_match(&b->topic_rules, topic);
+    return r != NULL && (r->presence || r->join_leave) ? r : NULL;
+}
+
+/* A local member came or went: its own node's subscribers are told (with
+ * join_leave), the other nodes through the bridge. */
+static void member_changed(worker_t *w, const topic_rule_t *rule, const char *type, wsb_str_t topic,
+                           const char *client, const char *user)
+{
+    if (rule->join_leave && router_push_member_event(w->broker, type, topic, client, user)) {
+        METRIC_ADD(w->metrics.presence_events, 1);
+    }
+    if (w->broker->bridge != NULL) {
+        bridge_presence(w->broker->bridge, type, topic, client, user);
+    }
+}
+
+/*
+ * The subscriber becomes a member of req->pattern: checks the subscribe as
+ * add() will, takes a place in the presence table (PUBSUB_PRESENCE_LIMIT
+ * when there is none) and, with join_leave, hands the join to every
+ * worker's fan-out. Our own worker delivers it at once, before the
+ * subscription is inserted: the joiner gets no join for itself.
+ */
+static pubsub_status_t join(worker_t *w, const pubsub_subscribe_t *req, const topic_rule_t *rule)
+{
+    pubsub_status_t st = check(w, req);
+    if (st != PUBSUB_OK) {
+        return st;
+    }
+    const subscriber_t *sub = req->sub;
+    if (presence_add(w->broker->presence, req->pattern, sub->client, sub->user) != PRESENCE_OK) {
+        return PUBSUB_PRESENCE_LIMIT;
+    }
+    member_changed(w, rule, "join", req->pattern, sub->client, sub->user);
+    if (rule->join_leave) {
+        router_drain_pushed(w);
+    }
+    return PUBSUB_OK;
+}
+
+/* The subscriber of `sub` (removed from the trie already) leaves `topic`. */
+static void leave(worker_t *w, const subscriber_t *sub, wsb_str_t topic)
+{
+    const topic_rule_t *rule = member_rule(w->broker, sub, topic);
+    presence_member_t m;
+    if (rule == NULL || !presence_remove(w->broker->presence, topic, sub->client, &m)) {
+        return;
+    }
+    /* Our own subscribers get it in the next loop turn: this may be a close
+     * path, where no fan-out may run. */
+    member_changed(w, rule, "leave", topic, m.client, m.has_user ? m.user : NULL);
 }
 
 /* The switch-over of pubsub.h: called with the topic's shard locked. */
@@ -224,6 +297,13 @@ pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
     out->recovered = -1;
     broker_t *b = w->broker;
     bool exact = !wsb_topic_is_pattern(req->pattern.p, req->pattern.len);
+    const topic_rule_t *rule = req->already ? NULL : member_rule(b, req->sub, req->pattern);
+    if (rule != NULL) {
+        pubsub_status_t st = join(w, req, rule);
+        if (st != PUBSUB_OK) {
+            return st;
+        }
+    }
     if (req->position && exact) {
         int crule = cluster_rule(b, req->pattern);
         if (crule >= 0) {
@@ -260,7 +340,7 @@ pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
 void pubsub_unsubscribe(worker_t *w, trie_sub_t *sub)
 {
     bridge_t *br = w->broker->bridge;
-    if (br == NULL) {
+    if (br == NULL && w->broker->presence == NULL) {
         trie_remove(w->trie, sub);
         return;
     }
@@ -268,7 +348,28 @@ void pubsub_unsubscribe(worker_t *w, trie_sub_t *sub)
     char pattern[WSB_TOPIC_MAX_LEN + 1];
     size_t len = strlen(trie_sub_pattern(sub));
     memcpy(pattern, trie_sub_pattern(sub), len + 1);
-    if (trie_remove(w->trie, sub) == 1) {
+    const subscriber_t *who = subscriber_of(trie_sub_client(sub));
+    if (trie_remove(w->trie, sub) == 1 && br != NULL) {
         bridge_interest(br, pattern, len, -1);
     }
+    /* After the removal: the leaver gets no leave for itself. */
+    leave(w, who, (wsb_str_t){pattern, len});
+}
+
+pubsub_status_t pubsub_presence_check(worker_t *w, wsb_str_t topic, const perms_t *perms,
+                                      const apikey_t *key)
+{
+    const broker_t *b = w->broker;
+    const topic_rule_t *rule =
+        b->presence != NULL ? topic_rules_match(&b->topic_rules, topic) : NULL;
+    if (rule == NULL || !rule->presence) {
+        return PUBSUB_NO_PRESENCE;
+    }
+    if (perms != NULL && !perms_may_subscribe(perms, topic)) {
+        return PUBSUB_FORBIDDEN;
+    }
+    if (key != NULL && !apikey_may_publish(key, topic.p, topic.len)) {
+        return PUBSUB_FORBIDDEN;
+    }
+    return PUBSUB_OK;
 }

@@ -13,7 +13,13 @@
  *                subscriber's limit -> trie insert (and the bridge's
  *                interest on a pattern's first subscriber) -> for an exact
  *                topic that keeps history, the switch-over below.
- *   unsubscribe: trie removal (and the bridge's interest on the last).
+ *                On an exact topic whose rule has presence or join_leave
+ *                (topic_rules.h), the subscriber becomes a member first
+ *                (presence.h) and, with join_leave, the topic's subscribers
+ *                get a join (one shared frame through the fan-out), not the
+ *                joiner itself.
+ *   unsubscribe: trie removal (and the bridge's interest on the last), then
+ *                a member leaves (and the leave event goes out).
  *
  * The history switch-over: every message of a topic is assigned its seq,
  * appended to history and pushed into every worker's inbox under the
@@ -50,12 +56,14 @@ typedef struct hr_op_s hr_op_t;
 typedef enum { PUBSUB_WS = 0, PUBSUB_HTTP = 1, PUBSUB_RESP = 2, PUBSUB_SYS = 3 } pubsub_ingress_t;
 
 typedef enum {
-    PUBSUB_OK = 0,          /* published / subscribed */
-    PUBSUB_PENDING = 1,     /* clustered history: the op went to Redis */
-    PUBSUB_FORBIDDEN = 2,   /* the credentials or API key do not allow it */
-    PUBSUB_NO_PATTERNS = 3, /* the bridge refuses wildcard subscriptions */
-    PUBSUB_LIMIT = 4,       /* the subscriber holds max_subscriptions already */
-    PUBSUB_UNAVAILABLE = 5, /* clustered history and Redis is unavailable */
+    PUBSUB_OK = 0,             /* published / subscribed */
+    PUBSUB_PENDING = 1,        /* clustered history: the op went to Redis */
+    PUBSUB_FORBIDDEN = 2,      /* the credentials or API key do not allow it */
+    PUBSUB_NO_PATTERNS = 3,    /* the bridge refuses wildcard subscriptions */
+    PUBSUB_LIMIT = 4,          /* the subscriber holds max_subscriptions already */
+    PUBSUB_UNAVAILABLE = 5,    /* clustered history and Redis is unavailable */
+    PUBSUB_PRESENCE_LIMIT = 6, /* presence.max_members or presence.max_topics reached */
+    PUBSUB_NO_PRESENCE = 7,    /* no topics rule with presence matches the topic */
 } pubsub_status_t;
 
 /* What PUBSUB_NO_PATTERNS means, for the ingresses' replies. */
@@ -130,7 +138,8 @@ typedef struct pubsub_subscribed_s {
 
 /*
  * Subscribes req->sub. Returns PUBSUB_OK with *out filled, or
- * PUBSUB_NO_PATTERNS, PUBSUB_FORBIDDEN, PUBSUB_LIMIT with nothing changed.
+ * PUBSUB_NO_PATTERNS, PUBSUB_FORBIDDEN, PUBSUB_LIMIT, PUBSUB_PRESENCE_LIMIT
+ * with nothing changed.
  * Updates the worker's gauges.
  */
 pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
@@ -141,5 +150,16 @@ pubsub_status_t pubsub_subscribe(worker_t *w, const pubsub_subscribe_t *req,
  * the caller updates the gauges once it removed what it removes. Never
  * during a fan-out walk (the close path or a request). */
 void pubsub_unsubscribe(worker_t *w, trie_sub_t *sub);
+
+/*
+ * May the presence of the exact `topic` be asked for? PUBSUB_OK when its
+ * rule has presence and the asker may subscribe to it (`perms`, when not
+ * NULL) or its API key covers it (`key`, when not NULL); else
+ * PUBSUB_NO_PRESENCE (checked first: it says nothing about anyone) or
+ * PUBSUB_FORBIDDEN. The answer then comes from presence_json() on
+ * w->broker->presence.
+ */
+pubsub_status_t pubsub_presence_check(worker_t *w, wsb_str_t topic, const perms_t *perms,
+                                      const apikey_t *key);
 
 #endif

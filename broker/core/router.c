@@ -69,6 +69,24 @@ unsigned router_inject_from(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_
     return dropped;
 }
 
+bool router_push_member_event(broker_t *b, const char *type, wsb_str_t topic, const char *client,
+                              const char *user)
+{
+    json_t *ev = json_pack("{s:s, s:s%, s:{s:s, s:s?}}", "type", type, "topic", topic.p, topic.len,
+                           "member", "client", client, "user", user);
+    if (ev == NULL) {
+        return false;
+    }
+    xmsg_t *m = xmsg_new_event(topic, ev, b->nworkers);
+    json_decref(ev);
+    xmsg_set_refs(m, b->nworkers);
+    router_push_all(b, m);
+    for (unsigned i = 0; i < b->nworkers; i++) {
+        uv_async_send(&b->workers[i]->inbox_async);
+    }
+    return true;
+}
+
 typedef struct {
     frame_buf_t *fb;
     xmsg_t *msg;

@@ -27,6 +27,7 @@
 #include "wsb/common.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,13 @@ unsigned router_inject_epoch(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str
  * (`from_json`, serialized; empty: none), stamped into the frame. */
 unsigned router_inject_from(broker_t *b, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                             wsb_str_t from_json, wsb_str_t data_json);
+
+/* Hands {"type":type,"topic":T,"member":{"client":C,"user":U|null}} (a
+ * join or leave, presence.h) to every worker's fan-out as one shared frame
+ * for the topic's subscribers, and wakes every worker. Any thread. False
+ * when it cannot be encoded (ids that are not UTF-8): nothing was sent. */
+bool router_push_member_event(broker_t *b, const char *type, wsb_str_t topic, const char *client,
+                              const char *user);
 
 /* Delivers up to WORKER_INBOX_BATCH messages from the worker's inbox to its
  * subscribers; wakes the loop again if more remain. Called each loop turn,

@@ -45,7 +45,7 @@ typedef struct {
     bool publisher;
 } topic_rule_t;
 
-typedef struct {
+typedef struct topic_rules_s {
     topic_rule_t rules[TOPIC_RULES_MAX];
     unsigned n;
 } topic_rules_t;

@@ -26,27 +26,25 @@ static void release_replay(frame_buf_t *fb)
     free(fb);
 }
 
-xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
-                 unsigned nworkers)
+/* Layout: [xmsg_t][slots: nworkers * stride][topic + NUL][frame]. The
+ * frame builder leaves `headroom` bytes in front of the frame, so the whole
+ * message is one allocation. */
+static size_t headroom_for(wsb_str_t topic, unsigned nworkers, size_t *topic_off)
 {
-    return xmsg_new_from(topic, seq, epoch, WSB_STR_NULL, data_json, nworkers);
+    size_t slots_off = round_up(sizeof(xmsg_t), XMSG_SLOT_STRIDE);
+    *topic_off = slots_off + (size_t)nworkers * XMSG_SLOT_STRIDE;
+    return round_up(*topic_off + topic.len + 1, 16);
 }
 
-xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
-                      wsb_str_t data_json, unsigned nworkers)
+/* Fills the header and the worker slots of a message whose frame the
+ * builder put at raw + headroom. */
+static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t frame_len,
+                      wsb_str_t topic, uint64_t seq, wsb_str_t epoch, unsigned nworkers)
 {
-    /* Layout: [xmsg_t][slots: nworkers * stride][topic + NUL][frame]. The
-     * frame builder leaves `headroom` bytes in front of the frame, so the
-     * whole message is one allocation. */
-    size_t slots_off = round_up(sizeof(xmsg_t), XMSG_SLOT_STRIDE);
-    size_t topic_off = slots_off + (size_t)nworkers * XMSG_SLOT_STRIDE;
-    size_t headroom = round_up(topic_off + topic.len + 1, 16);
-    size_t frame_len = 0;
-    uint8_t *raw =
-        wsb_msg_build_message_from(topic, seq, epoch, from_json, data_json, headroom, &frame_len);
     if (raw == NULL || frame_len > UINT32_MAX) {
         abort(); /* ENOMEM: the broker's allocation policy */
     }
+    size_t slots_off = round_up(sizeof(xmsg_t), XMSG_SLOT_STRIDE);
     xmsg_t *m = (xmsg_t *)(void *)raw;
     atomic_init(&m->refs, 0);
     m->nslots = nworkers;
@@ -55,10 +53,9 @@ xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t 
     m->frame_len = (uint32_t)frame_len;
     m->topic_len = (uint16_t)topic.len;
     m->topic = (char *)raw + topic_off;
-    /* The builder writes data last, verbatim (or null): RESP subscribers
-     * and the Redis bridge take it from here instead of serializing again. */
-    m->data_len = data_json.len > 0 ? (uint32_t)data_json.len : 4;
-    m->data_off = m->frame_len - 1 - m->data_len;
+    m->data_len = 0;
+    m->data_off = 0;
+    m->event = false;
     memcpy(m->topic, topic.p, topic.len);
     m->topic[topic.len] = '\0';
     m->drop_slow = false;
@@ -75,6 +72,39 @@ xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t 
         fb->shared = m;
         fb->release_cb = release_slot;
     }
+    return m;
+}
+
+xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_json,
+                 unsigned nworkers)
+{
+    return xmsg_new_from(topic, seq, epoch, WSB_STR_NULL, data_json, nworkers);
+}
+
+xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
+                      wsb_str_t data_json, unsigned nworkers)
+{
+    size_t topic_off = 0;
+    size_t headroom = headroom_for(topic, nworkers, &topic_off);
+    size_t frame_len = 0;
+    uint8_t *raw =
+        wsb_msg_build_message_from(topic, seq, epoch, from_json, data_json, headroom, &frame_len);
+    xmsg_t *m = finish(raw, headroom, topic_off, frame_len, topic, seq, epoch, nworkers);
+    /* The builder writes data last, verbatim (or null): RESP subscribers
+     * and the Redis bridge take it from here instead of serializing again. */
+    m->data_len = data_json.len > 0 ? (uint32_t)data_json.len : 4;
+    m->data_off = m->frame_len - 1 - m->data_len;
+    return m;
+}
+
+xmsg_t *xmsg_new_event(wsb_str_t topic, const json_t *event, unsigned nworkers)
+{
+    size_t topic_off = 0;
+    size_t headroom = headroom_for(topic, nworkers, &topic_off);
+    size_t frame_len = 0;
+    uint8_t *raw = wsb_msg_build_json(event, headroom, &frame_len);
+    xmsg_t *m = finish(raw, headroom, topic_off, frame_len, topic, 0, WSB_STR_NULL, nworkers);
+    m->event = true;
     return m;
 }
 

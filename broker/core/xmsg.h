@@ -15,6 +15,7 @@
 #include "shared/frame_buf.h"
 #include "wsb/common.h"
 
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,6 +39,7 @@ typedef struct xmsg_s {
     uint32_t data_off; /* the data JSON inside the frame (it is the last field) */
     uint32_t data_len;
     bool drop_slow;                 /* history rule says: gap, not close 1013 */
+    bool event;                     /* a join/leave frame (xmsg_new_event): no seq, no data */
     char epoch[XMSG_EPOCH_MAX + 1]; /* "" when the topic keeps no history */
 } xmsg_t;
 
@@ -57,6 +59,15 @@ xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_
  * (wsb_msg_build_message_from). */
 xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
                       wsb_str_t data_json, unsigned nworkers);
+
+/*
+ * Builds an event for `nworkers` workers: the frame is `event` (a JSON
+ * object such as {"type":"join",...}, serialized once) as a text frame, routed
+ * like a message of `topic` to its subscribers, with `event` set, seq 0, no
+ * epoch and no data (subscribers that only take messages, RESP, skip it).
+ * Refcount starts at 0 as for xmsg_new. Aborts on OOM.
+ */
+xmsg_t *xmsg_new_event(wsb_str_t topic, const json_t *event, unsigned nworkers);
 
 /* Takes one more reference (a history ring or a replay). Any thread, but only
  * by a holder of a reference. */

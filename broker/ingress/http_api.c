@@ -6,11 +6,13 @@
 #include "cluster/bridge_redis.h"
 #include "cluster/history_redis.h"
 #include "core/apikey.h"
+#include "core/presence.h"
 #include "core/pubsub.h"
 #include "ingress/static_files.h"
 #include "net/conn.h"
 #include "shared/metrics.h"
 #include "shared/util.h"
+#include "wsb/http.h"
 #include "wsb/message.h"
 #include "wsb/topic.h"
 
@@ -101,6 +103,9 @@ static void metrics(conn_t *c, bool keep_alive)
     sbuf_init(&out);
     metrics_render(all, b->nworkers, &g, &out);
     seqtab_render_metrics(b->seqtab, &out);
+    if (b->presence != NULL) {
+        presence_render_metrics(b->presence, &out);
+    }
     if (b->bridge != NULL) {
         bridge_render_metrics(b->bridge, &out);
     }
@@ -240,6 +245,30 @@ static wsb_str_t request_api_key(const wsb_http_request_t *req)
     return WSB_STR_NULL;
 }
 
+/* The API key a request must carry when keys are configured (or auth is
+ * required): *key gets its entry (NULL when none is needed). False after
+ * answering 401. */
+static bool request_key(conn_t *c, const wsb_http_request_t *req, bool keep_alive,
+                        const apikey_t **key)
+{
+    const config_t *cfg = c->server->cfg;
+    *key = NULL;
+    if (cfg->napikeys == 0 && !cfg->auth_required) {
+        return true;
+    }
+    wsb_str_t presented = request_api_key(req);
+    *key = apikey_lookup(cfg->apikeys, cfg->napikeys, presented.p, presented.len);
+    if (*key == NULL) {
+        respond_error(c, 401, "unauthorized",
+                      presented.p == NULL
+                          ? "an API key is required (Authorization: Bearer KEY or X-API-Key)"
+                          : "unknown API key",
+                      keep_alive, "WWW-Authenticate: Bearer\r\n");
+        return false;
+    }
+    return true;
+}
+
 /* Sends the response of a publish: {"results":[…]} for an array body, else
  * the one result with its status (400, 403 forbidden, 503 unavailable). */
 static void respond_results(conn_t *c, json_t *results, bool array, bool keep_alive)
@@ -313,19 +342,9 @@ void http_api_cancel(conn_t *c)
 
 static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
 {
-    const config_t *cfg = c->server->cfg;
     const apikey_t *key = NULL;
-    if (cfg->napikeys > 0 || cfg->auth_required) {
-        wsb_str_t presented = request_api_key(req);
-        key = apikey_lookup(cfg->apikeys, cfg->napikeys, presented.p, presented.len);
-        if (key == NULL) {
-            respond_error(c, 401, "unauthorized",
-                          presented.p == NULL
-                              ? "an API key is required (Authorization: Bearer KEY or X-API-Key)"
-                              : "unknown API key",
-                          keep_alive, "WWW-Authenticate: Bearer\r\n");
-            return;
-        }
+    if (!request_key(c, req, keep_alive, &key)) {
+        return;
     }
     if (!publish_content_type_ok(req)) {
         respond_error(c, 415, "unsupported_media_type", "Content-Type must be application/json",
@@ -365,6 +384,45 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     pub->keep_alive = keep_alive;
     c->http_pub = pub;
     conn_http_defer(c);
+}
+
+/* GET /api/presence?topic=T: the members of T on this node and their counts. */
+static void presence(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
+{
+    const apikey_t *key = NULL;
+    if (!request_key(c, req, keep_alive, &key)) {
+        return;
+    }
+    char topic[WSB_TOPIC_MAX_LEN + 1];
+    int len = wsb_http_query_param(wsb_http_request_url(req), "topic", topic, sizeof topic);
+    const char *why = "the query parameter topic is required";
+    if (len >= 0 && wsb_topic_check(topic, (size_t)len, WSB_TOPIC_EXACT, &why) != 0) {
+        len = -1;
+    } else if (len == WSB_EINVAL || len == WSB_ENOSPC) {
+        why = "topic: a malformed escape, or longer than 256 bytes";
+    }
+    if (len < 0) {
+        respond_error(c, 400, WSB_ERR_BAD_TOPIC, why, keep_alive, NULL);
+        return;
+    }
+    wsb_str_t t = {topic, (size_t)len};
+    switch (pubsub_presence_check(c->server, t, NULL, key)) {
+    case PUBSUB_OK:
+        respond_json(c, 200,
+                     presence_json(c->server->broker->presence, NULL, false, 0, t, true, true),
+                     keep_alive, NULL);
+        return;
+    case PUBSUB_FORBIDDEN:
+        respond_error(c, 403, WSB_ERR_FORBIDDEN, "this API key does not cover the topic",
+                      keep_alive, NULL);
+        return;
+    default:
+        respond_error(c, 404, WSB_ERR_NOT_AVAILABLE,
+                      "presence is off for this topic: no topics rule with \"presence\":true "
+                      "matches it",
+                      keep_alive, NULL);
+        return;
+    }
 }
 
 static bool method_is(wsb_str_t m, const char *name)
@@ -420,6 +478,14 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req)
             respond_error(c, 405, "method_not_allowed", "use POST", keep_alive, "Allow: POST\r\n");
         } else {
             publish(c, req, keep_alive);
+        }
+        return;
+    }
+    if (wsb_str_eq(path, "/api/presence")) {
+        if (!get) {
+            respond_error(c, 405, "method_not_allowed", "use GET", keep_alive, "Allow: GET\r\n");
+        } else {
+            presence(c, req, keep_alive);
         }
         return;
     }

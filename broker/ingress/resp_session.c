@@ -112,8 +112,8 @@ static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t 
 {
     (void)fb; /* RESP has its own framing: the data is taken from the message */
     resp_conn_t *c = user_data;
-    if (c->closed || c->slow) {
-        return SUBSCRIBER_SKIPPED;
+    if (c->closed || c->slow || m->event) {
+        return SUBSCRIBER_SKIPPED; /* RESP has no join/leave events */
     }
     const char *data = (const char *)m->frame + m->data_off;
     int n = 0;

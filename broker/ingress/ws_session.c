@@ -3,6 +3,7 @@
 
 #include "app/broker.h"
 #include "app/worker.h"
+#include "core/presence.h"
 #include "core/pubsub.h"
 #include "core/sys_events.h"
 #include "core/user_limits.h"
@@ -103,7 +104,8 @@ static bool same_topic_cb(const frame_buf_t *fb, void *user_data)
 {
     gap_match_t *g = user_data;
     const xmsg_t *x = fb->shared;
-    if (x == NULL || x->topic_len != g->msg->topic_len ||
+    /* A join/leave event has no seq: it stays queued. */
+    if (x == NULL || x->event || x->topic_len != g->msg->topic_len ||
         memcmp(x->topic, g->msg->topic, x->topic_len) != 0) {
         return false;
     }
@@ -180,6 +182,14 @@ static void reply_subscribe_refused(session_t *s, const wsb_msg_t *m, pubsub_sta
     } else if (st == PUBSUB_FORBIDDEN) {
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow subscribing to this pattern");
+    } else if (st == PUBSUB_PRESENCE_LIMIT) {
+        char why[160];
+        const config_t *cfg = s->conn->server->cfg;
+        (void)snprintf(why, sizeof(why),
+                       "presence topic full: at most %u members per topic and %u presence "
+                       "topics per node",
+                       cfg->presence_max_members, cfg->presence_max_topics);
+        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, why);
     } else {
         char why[96];
         (void)snprintf(why, sizeof(why), "at most %u subscriptions per connection",
@@ -320,6 +330,36 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
                     "the topic keeps clustered history and Redis is unavailable: not published");
         break;
     }
+}
+
+/* presence / presence_stats: the members (or their counts) on this node. */
+static void op_presence(session_t *s, const wsb_msg_t *m)
+{
+    worker_t *srv = s->conn->server;
+    switch (pubsub_presence_check(srv, m->topic, s->perms, NULL)) {
+    case PUBSUB_OK:
+        break;
+    case PUBSUB_FORBIDDEN:
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
+                    "your credentials do not allow subscribing to this topic, nor asking who is "
+                    "subscribed");
+        return;
+    default:
+        reply_error(s, m->has_id, m->id, WSB_ERR_NOT_AVAILABLE,
+                    "presence is off for this topic: no topics rule with \"presence\":true "
+                    "matches it");
+        return;
+    }
+    bool stats = m->type == WSB_MSG_PRESENCE_STATS;
+    json_t *body = presence_json(srv->broker->presence, wsb_msg_type_name(m->type), m->has_id,
+                                 m->id, m->topic, !stats, stats);
+    size_t len = 0;
+    uint8_t *frame = wsb_msg_build_json(body, FRAME_BUF_HEADROOM, &len);
+    json_decref(body);
+    if (frame == NULL) {
+        abort(); /* ENOMEM: the broker's allocation policy */
+    }
+    reply(s, frame, &len);
 }
 
 /* A token's claims and the permissions made of them, in one allocation that
@@ -528,6 +568,10 @@ static void handle_text(session_t *s, const uint8_t *data, size_t len)
         break;
     case WSB_MSG_PUBLISH:
         op_publish(s, &m);
+        break;
+    case WSB_MSG_PRESENCE:
+    case WSB_MSG_PRESENCE_STATS:
+        op_presence(s, &m);
         break;
     case WSB_MSG_PING: {
         size_t flen = 0;

@@ -149,6 +149,9 @@ void metrics_render(metrics_t *const *w, unsigned n, const metrics_gauges_t *g, 
                 (unsigned long long)TOTAL(history_not_recovered));
     counter(o, "wsbroker_history_replayed_total", "Messages replayed from history.",
             TOTAL(history_replayed));
+    counter(o, "wsbroker_presence_events_total",
+            "Join and leave events handed to the fan-out (one per event, not per subscriber).",
+            TOTAL(presence_events));
     counter(o, "wsbroker_header_timeouts_total", "HTTP request heads not received in time.",
             TOTAL(header_timeouts));
     counter(o, "wsbroker_idle_timeouts_total", "WebSocket sessions closed for silence.",

@@ -33,7 +33,8 @@
     X(bad_topic)                                                                                   \
     X(bad_since)                                                                                   \
     X(forbidden)                                                                                   \
-    X(too_large) X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal) X(unauthorized)
+    X(too_large)                                                                                   \
+    X(limit_exceeded) X(not_subscribed) X(rate_limited) X(internal) X(unauthorized) X(not_available)
 
 #define METRICS_BATCH_BUCKETS 12 /* frames per write: 1, 2, 4, ... 1024, +Inf */
 
@@ -80,6 +81,7 @@ typedef struct {
     metric_t history_recovered;     /* subscribes with since answered recovered:true */
     metric_t history_not_recovered; /* ... recovered:false */
     metric_t history_replayed;      /* messages replayed from history */
+    metric_t presence_events;       /* join/leave events handed to the fan-out */
     metric_t header_timeouts;
     metric_t idle_timeouts;
     metric_t write_calls; /* uv_try_write + uv_write */

@@ -30,7 +30,7 @@ void random_bytes(void *out, size_t n);
 void hex_encode(const uint8_t *in, size_t n, char *out);
 
 /* A growable byte string for building responses (not on the fan-out path). */
-typedef struct {
+typedef struct sbuf_s {
     char *p;
     size_t len;
     size_t cap;

@@ -177,6 +177,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(m.token.p != NULL && m.token.len >= 1 && m.token.len <= 8192);
         check(m.topic.p == NULL && m.data == NULL && !m.has_since);
         break;
+    case WSB_MSG_PRESENCE:
+    case WSB_MSG_PRESENCE_STATS:
+        check(wsb_topic_check(m.topic.p, m.topic.len, WSB_TOPIC_EXACT, NULL) == 0);
+        check(m.data == NULL && !m.has_since && !m.has_history);
+        break;
     default:
         abort();
     }

@@ -87,6 +87,9 @@ LIMITS = {
     "--max-connections-per-ip": "connections per client IP",
     "--max-connections-per-user": "WebSockets per user",
     "--history-max-bytes": "history held, all topics together",
+    "--presence-max-members": "members per presence topic",
+    "--presence-max-topics": "presence topics with members",
+    "--presence-node-ttl": "silence after which a federated node",
 }
 
 

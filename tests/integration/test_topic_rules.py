@@ -101,3 +101,15 @@ def test_history_option_and_shorthand_one_list_first_match_wins(broker_factory, 
     # Nothing more was replayed: the next frame is the pong.
     c.send_json({"type": "ping", "id": 9})
     assert c.recv_json() == {"type": "pong", "id": 9}
+
+
+@pytest.mark.parametrize("args,names", [
+    (["--presence-max-members", "0"], ["presence.max_members"]),
+    (["--presence-max-members", "many"], ["presence.max_members"]),
+    (["--presence-max-topics", "0"], ["presence.max_topics"]),
+    (["--presence-max-topics", "-1"], ["presence.max_topics"]),
+    (["--presence-node-ttl", "0"], ["presence.node_ttl"]),
+    (["--presence-node-ttl", "soon"], ["presence.node_ttl"]),
+])
+def test_bad_presence_bounds_exit_2(args, names):
+    assert_config_error(run_broker_cmd(SAFE + args), *names)

@@ -276,6 +276,31 @@ static void test_parse_auth(void **state)
     expect_error("{\"type\":\"auth\",\"token\":\"t\",\"id\":-1}", WSB_ERR_BAD_FIELD, -1);
 }
 
+/* presence and presence_stats take an exact topic ("$" ones too: asking is
+ * not publishing); patterns are bad_topic, since/history bad_since. */
+static void test_parse_presence(void **state)
+{
+    (void)state;
+    wsb_msg_t m;
+    parse_ok("{\"type\":\"presence\",\"topic\":\"chat.room1\",\"id\":3}", &m);
+    assert_int_equal(m.type, WSB_MSG_PRESENCE);
+    assert_true(m.has_id && m.id == 3);
+    assert_int_equal(m.topic.len, 10);
+    assert_memory_equal(m.topic.p, "chat.room1", 10);
+    wsb_msg_free(&m);
+    parse_ok("{\"type\":\"presence_stats\",\"topic\":\"$sys.x\"}", &m);
+    assert_int_equal(m.type, WSB_MSG_PRESENCE_STATS);
+    assert_false(m.has_id);
+    wsb_msg_free(&m);
+    expect_error("{\"type\":\"presence\",\"id\":1}", WSB_ERR_MISSING_FIELD, 1);
+    expect_error("{\"type\":\"presence\",\"topic\":\"chat.*\",\"id\":2}", WSB_ERR_BAD_TOPIC, 2);
+    expect_error("{\"type\":\"presence_stats\",\"topic\":\"chat.>\",\"id\":3}", WSB_ERR_BAD_TOPIC,
+                 3);
+    expect_error("{\"type\":\"presence\",\"topic\":5,\"id\":4}", WSB_ERR_BAD_FIELD, 4);
+    expect_error("{\"type\":\"presence\",\"topic\":\"a\",\"history\":1,\"id\":5}",
+                 WSB_ERR_BAD_SINCE, 5);
+}
+
 static void test_parse_unknown_fields_ignored(void **state)
 {
     (void)state;
@@ -311,6 +336,8 @@ static void test_type_names(void **state)
     assert_string_equal(wsb_msg_type_name(WSB_MSG_PUBLISH), "publish");
     assert_string_equal(wsb_msg_type_name(WSB_MSG_PING), "ping");
     assert_string_equal(wsb_msg_type_name(WSB_MSG_AUTH), "auth");
+    assert_string_equal(wsb_msg_type_name(WSB_MSG_PRESENCE), "presence");
+    assert_string_equal(wsb_msg_type_name(WSB_MSG_PRESENCE_STATS), "presence_stats");
     assert_string_equal(wsb_msg_type_name((wsb_msg_type_t)0), "unknown");
 }
 
@@ -1104,6 +1131,7 @@ int main(void)
         cmocka_unit_test(test_parse_publish),
         cmocka_unit_test(test_parse_ping),
         cmocka_unit_test(test_parse_auth),
+        cmocka_unit_test(test_parse_presence),
         cmocka_unit_test(test_parse_unknown_fields_ignored),
         cmocka_unit_test(test_free_safe),
         cmocka_unit_test(test_type_names),

@@ -45,15 +45,18 @@
 #define WSB_ERR_NOT_SUBSCRIBED "not_subscribed"
 #define WSB_ERR_RATE_LIMITED   "rate_limited"
 #define WSB_ERR_INTERNAL       "internal"
-#define WSB_ERR_UNAVAILABLE    "unavailable"  /* clustered history topic while Redis is down */
-#define WSB_ERR_UNAUTHORIZED   "unauthorized" /* auth: token refused, or not authenticated yet */
+#define WSB_ERR_UNAVAILABLE    "unavailable"   /* clustered history topic while Redis is down */
+#define WSB_ERR_UNAUTHORIZED   "unauthorized"  /* auth: token refused, or not authenticated yet */
+#define WSB_ERR_NOT_AVAILABLE  "not_available" /* presence asked on a topic without presence */
 
 typedef enum {
     WSB_MSG_SUBSCRIBE = 1,
     WSB_MSG_UNSUBSCRIBE,
     WSB_MSG_PUBLISH,
     WSB_MSG_PING,
-    WSB_MSG_AUTH
+    WSB_MSG_AUTH,
+    WSB_MSG_PRESENCE,      /* who is subscribed to an exact topic */
+    WSB_MSG_PRESENCE_STATS /* how many */
 } wsb_msg_type_t;
 
 typedef struct {
@@ -81,11 +84,11 @@ typedef struct {
 /*
  * Parses one client message (`len` bytes of UTF-8 JSON, the text frame's
  * payload). Rules: a JSON object; "type" one of subscribe, unsubscribe,
- * publish, ping; "id" optional non-negative integer <= 2^53-1; subscribe and
- * unsubscribe need "topic" (a valid pattern); publish needs "topic" (a valid
- * exact topic, not reserved -> forbidden) and "data" (any value, null too);
- * "since" only on subscribe, an object with string "epoch" (1..64 bytes) and
- * integer "seq" >= 0, and only for an exact topic (else bad_since; "since" on
+ * publish, ping, auth, presence, presence_stats; "id" optional non-negative integer <= 2^53-1;
+ * subscribe and unsubscribe need "topic" (a valid pattern); publish needs "topic" (a valid exact
+ * topic, not reserved -> forbidden) and "data" (any value, null too); presence and presence_stats
+ * need "topic" (a valid exact topic); "since" only on subscribe, an object with string "epoch"
+ * (1..64 bytes) and integer "seq" >= 0, and only for an exact topic (else bad_since; "since" on
  * unsubscribe or publish is bad_since too). "history" only on subscribe
  * (else bad_since), an integer 0..WSB_MAX_HISTORY (else bad_field), only for
  * an exact topic and not together with "since" (else bad_since). ping ignores every field but
