@@ -121,8 +121,7 @@ static void on_heartbeat(uv_timer_t *t)
         sys_stats_env_t env = {
             .node_id = s->broker->node_id,
             .interval_ms = s->cfg->sys_stats_interval_ms,
-            /* whole milliseconds, as /healthz reports them */
-            .uptime_s = (double)(broker_uptime_ns(s->broker) / 1000000) / 1e3,
+            .uptime_s = (double)broker_uptime_ns(s->broker) / 1e9,
         };
         sys_stats_tick(&s->sys_stats, &s->core, &env);
     }

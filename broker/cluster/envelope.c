@@ -41,17 +41,18 @@ static size_t put_head(char *out, const char *node_id, wsb_str_t topic, wsb_str_
     memcpy(out + n, t, sizeof t - 1);
     n += sizeof t - 1;
     n += topic_json_escape(out + n, topic.p, topic.len);
+    static const char next[] = "\",\""; /* the topic's end, the next key's start */
     if (from_json.len > 0) {
         static const char f[] = "\",\"from\":";
         memcpy(out + n, f, sizeof f - 1);
         n += sizeof f - 1;
         memcpy(out + n, from_json.p, from_json.len);
         n += from_json.len;
-        memcpy(out + n, ",\"", 2);
-        return n + 2;
+        memcpy(out + n, next + 1, sizeof next - 2); /* ," */
+        return n + sizeof next - 2;
     }
-    memcpy(out + n, "\",\"", 3);
-    return n + 3;
+    memcpy(out + n, next, sizeof next - 1);
+    return n + sizeof next - 1;
 }
 
 size_t envelope_encode(char *out, const char *node_id, wsb_str_t topic, uint64_t seq,

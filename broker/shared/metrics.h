@@ -22,8 +22,7 @@
 /* WebSocket close codes the broker sends, counted by code. */
 #define METRICS_CLOSE_CODES(X)                                                                     \
     X(1000)                                                                                        \
-    X(1001) X(1002) X(1003) X(1007) X(1008) X(1009) X(1011) X(1013) X(4001) X(4002) X(4003)        \
-        X(4100)
+    X(1001) X(1002) X(1003) X(1007) X(1008) X(1009) X(1011) X(1013) X(4001) X(4002) X(4003) X(4100)
 
 /* Error replies, counted by code (the WSB_ERR_* strings). */
 #define METRICS_ERROR_CODES(X)                                                                     \

@@ -1226,6 +1226,10 @@ static void test_list_keys_and_api_keys(void **state)
     expect_error(LIST("--auth-anonymous-subscribe", "a,,b"), NULL,
                  LIST("auth.anonymous_subscribe: expected"));
     expect_error(LIST("--rate-action", "drop"), NULL, LIST("rate.action: expected"));
+    expect_error(LIST("--rate-per", "ip"), NULL, LIST("rate.per: expected"));
+    expect_error(LIST("--max-connections-per-user", "-1"), NULL,
+                 LIST("max_connections_per_user: expected"));
+    expect_error(LIST("--sys-stats-interval", "soon"), NULL, LIST("sys.stats_interval: expected"));
     expect_error(LIST("--tls-cert", "/x.pem"), NULL, LIST("tls.cert, tls.key: expected both"));
     const char *bad_list = write_temp("{\"allowed_origins\": [\"https://a,b\"]}");
     expect_error(LIST("--config", bad_list), NULL, LIST("allowed_origins: expected"));
