@@ -66,7 +66,6 @@ static void on_flush(uv_prepare_t *p)
         }
         conn_flush(c);
     }
-    resp_flush_dirty(s);
     METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
 }
 
@@ -133,17 +132,15 @@ bool worker_inbox_pressure(const worker_t *s)
 static void on_pressure(uv_timer_t *t)
 {
     worker_t *s = t->data;
-    if ((s->paused != NULL || resp_publishers_paused(s)) &&
-        !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
+    if (s->paused != NULL && !inboxes_below(s, pressure_limit(s, PRESSURE_LOW))) {
         return;
     }
-    /* Stopped first: a RESP publisher runs the commands it held back at
-     * once, and may be paused again (which restarts the timer). */
+    /* A RESP publisher runs the commands it held back at this turn's flush
+     * (conn.h), and may be paused again there (which restarts the timer). */
     uv_timer_stop(&s->pressure_timer);
     while (s->paused != NULL) {
         conn_resume_publisher(s->paused);
     }
-    resp_resume_publishers(s);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -244,11 +241,10 @@ static void on_shutdown_timeout(uv_timer_t *t)
 {
     worker_t *s = t->data;
     log_warn("shutdown timeout: closing remaining connections", "worker=%u connections=%zu",
-             s->index, s->nconns + resp_connection_count(s));
+             s->index, s->nconns);
     while (s->conns != NULL) {
         conn_close(s->conns);
     }
-    resp_listener_close_all(s);
 }
 
 void worker_shutdown(worker_t *s)
@@ -266,6 +262,8 @@ void worker_shutdown(worker_t *s)
         for (conn_t *c = s->conns; c != NULL; c = c->next) {
             if (c->state == CONN_WS) {
                 conn_ws_close(c, WSB_WS_CLOSE_GOING_AWAY, "server shutting down", false);
+            } else if (c->state == CONN_RESP) {
+                conn_resp_shutdown(c);
             } else if (c->state == CONN_HTTP && !c->writing && outq_bytes(&c->outq) == 0 &&
                        c->http_pub == NULL) {
                 /* Idle keep-alive connection. One whose response waits for
@@ -280,7 +278,7 @@ void worker_shutdown(worker_t *s)
         }
         uv_timer_stop(&s->pressure_timer);
     }
-    if (s->nconns == 0 && resp_connection_count(s) == 0 && !s->drained) {
+    if (s->nconns == 0 && !s->drained) {
         s->drained = true;
         uv_timer_stop(&s->shutdown_timer);
         broker_worker_drained(s->broker, s);
@@ -380,9 +378,7 @@ void worker_free(worker_t *s)
     }
     if (s->resp != NULL) {
         resp_listener_shutdown(s);
-        resp_listener_close_all(s);
-        uv_run(&s->loop, UV_RUN_DEFAULT); /* their close callbacks */
-        resp_flush_dirty(s);              /* frees those closed while listed */
+        uv_run(&s->loop, UV_RUN_DEFAULT); /* its close callback */
         resp_listener_free(s);
     }
     /* Messages still in the inbox were never delivered: release them. */

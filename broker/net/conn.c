@@ -35,6 +35,14 @@ typedef struct {
     uint8_t bytes[];
 } tls_write_t;
 
+/* The RESP mode's session (conn_set_resp_handlers). */
+static const conn_resp_handlers_t *resp_handlers;
+
+void conn_set_resp_handlers(const conn_resp_handlers_t *h)
+{
+    resp_handlers = h;
+}
+
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
 /* Frees a closed connection whose handles are all closed. Pending writes
@@ -74,8 +82,12 @@ void conn_close(conn_t *c)
     }
     worker_t *s = c->server;
     assert(!s->in_fanout);
-    conn_resume_publisher(c); /* leaves the server's paused list */
     c->state = CONN_CLOSED;
+    conn_resume_publisher(c); /* leaves the server's paused list */
+    if (c->resp != NULL) {
+        resp_handlers->close(c->resp); /* its subscriptions leave the trie */
+        c->resp = NULL;
+    }
     if (c->session != NULL) {
         session_free(c->session);
         c->session = NULL;
@@ -144,7 +156,7 @@ bool conn_http_holding(const conn_t *c)
 void conn_update_reading(conn_t *c)
 {
     bool held_full = conn_http_holding(c) && c->http_held_len >= WORKER_READ_BUF_SIZE;
-    bool want = !c->read_paused && !c->pub_paused && !held_full;
+    bool want = !c->read_paused && !c->pub_paused && !held_full && !c->input_held;
     if (c->state == CONN_CLOSED || want == c->reading) {
         return;
     }
@@ -165,6 +177,29 @@ static void apply_read_backpressure(conn_t *c)
     } else if (c->read_paused && outq_bytes(&c->outq) <= limit / 2) {
         c->read_paused = false;
         conn_update_reading(c);
+    }
+}
+
+void conn_hold_input(conn_t *c, bool hold)
+{
+    c->input_held = hold;
+    conn_update_reading(c);
+}
+
+bool conn_output_full(const conn_t *c, size_t limit, size_t extra)
+{
+    const worker_t *s = c->server;
+    size_t queued = outq_bytes(&c->outq) + extra;
+    return queued > limit || (queued > 0 && s->outbound_bytes + extra > s->outbound_limit);
+}
+
+/* After a flush: a RESP session whose replies have drained (to half of
+ * max_outbound_bytes, as HTTP) goes on with the requests it held back. */
+static void resp_unblock(conn_t *c)
+{
+    if (c->state == CONN_RESP && c->resp != NULL && !c->pub_paused &&
+        !conn_output_full(c, c->server->cfg->max_outbound_bytes / 2, 0)) {
+        resp_handlers->writable(c->resp);
     }
 }
 
@@ -203,6 +238,11 @@ void conn_resume_publisher(conn_t *c)
     }
     c->pause_prev = c->pause_next = NULL;
     conn_update_reading(c);
+    if (c->state == CONN_RESP) {
+        /* Its held requests run at this turn's flush (resp_unblock), not
+         * here: they may pause it again while the paused list is walked. */
+        worker_mark_dirty(s, c);
+    }
 }
 
 /* A write (plain or TLS) finished: a failure closes, success writes what
@@ -422,12 +462,13 @@ void conn_flush(conn_t *c)
     apply_read_backpressure(c);
     maybe_shutdown(c);
     conn_http_unblock(c);
+    resp_unblock(c);
 }
 
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
 {
     worker_t *s = c->server;
-    if (c->state != CONN_WS) {
+    if (c->state != CONN_WS && c->state != CONN_RESP) {
         return -1;
     }
     const config_t *cfg = s->cfg;
@@ -452,6 +493,27 @@ void conn_send_always(conn_t *c, frame_buf_t *fb)
     s->outbound_bytes += fb->len;
     worker_mark_dirty(s, c);
     apply_read_backpressure(c);
+}
+
+void conn_abort_output(conn_t *c)
+{
+    if (c->state == CONN_CLOSED || c->state == CONN_LINGER) {
+        return;
+    }
+    c->server->outbound_bytes -= outq_drop_pending(&c->outq);
+    conn_linger(c);
+}
+
+conn_timeout_t conn_resp_deadline(conn_t *c)
+{
+    return c->resp != NULL ? resp_handlers->deadline(c->resp) : CONN_TIMEOUT_NONE;
+}
+
+void conn_resp_shutdown(conn_t *c)
+{
+    if (c->state == CONN_RESP && c->resp != NULL) {
+        resp_handlers->shutdown(c->resp);
+    }
 }
 
 /* ---- closing ----------------------------------------------------------------------------- */
@@ -515,6 +577,9 @@ static void conn_dispatch(conn_t *c, char *data, size_t len)
         /* While closing the parser still runs, to find the peer's close frame;
          * the session drops everything else. */
         session_feed(c->session, (uint8_t *)data, len);
+        break;
+    case CONN_RESP:
+        resp_handlers->feed(c->resp, data, len);
         break;
     case CONN_LINGER:
     case CONN_CLOSED:
@@ -651,7 +716,9 @@ static void peer_ip(conn_t *c)
     }
 }
 
-void conn_accept(worker_t *s, bool tls)
+/* A new conn_t on `s`, accepted from `listener` and reading. NULL when the
+ * accept failed (closed already). */
+static conn_t *accept_new(worker_t *s, uv_stream_t *listener)
 {
     conn_t *c = xcalloc(1, sizeof(*c));
     c->server = s;
@@ -667,9 +734,84 @@ void conn_accept(worker_t *s, bool tls)
     s->nconns++;
     worker_update_gauges(s);
     c->state = CONN_HTTP;
-    uv_stream_t *listener = tls ? (uv_stream_t *)&s->tls_listener : (uv_stream_t *)&s->listener;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Starts reading and counts the connection in max_connections (the whole
+ * process, not each worker). False when it is over the bound. */
+static bool admit(conn_t *c)
+{
+    worker_t *s = c->server;
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->last_rx_ms = worker_now(s);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+        conn_close(c);
+        return false;
+    }
+    c->reading = true;
+    size_t total = atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed) + 1;
+    c->counted = true;
+    if (total > s->cfg->max_connections) {
+        METRIC_ADD(s->metrics.connections_rejected, 1);
+        log_debug("connection rejected", "peer=%s reason=max_connections", conn_peer(c));
+        return false;
+    }
+    peer_ip(c);
+    return true;
+}
+
+/* Takes the connection's max_connections_per_ip slot. False when over. */
+static bool admit_ip(conn_t *c)
+{
+    worker_t *s = c->server;
+    if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
+        METRIC_ADD(s->metrics.connections_rejected, 1);
+        log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
+        return false;
+    }
+    c->ip_counted = true;
+    return true;
+}
+
+/* Refuses a RESP connection with an error line, then closes it. */
+static void resp_refuse(conn_t *c, const char *line)
+{
+    conn_send_always(c, frame_buf_copy(line, strlen(line)));
+    conn_linger(c);
+}
+
+void conn_accept_resp(worker_t *s, uv_stream_t *listener)
+{
+    conn_t *c = accept_new(s, listener);
+    if (c == NULL) {
+        return;
+    }
+    METRIC_ADD(s->metrics.resp_connections_accepted, 1);
+    /* Redis's words for its maxclients. A trusted proxy cannot name the
+     * client of a RESP connection: it counts under its own address. */
+    if (!admit(c)) {
+        if (c->state != CONN_CLOSED) {
+            resp_refuse(c, "-ERR max number of clients reached\r\n");
+        }
+        return;
+    }
+    if (!admit_ip(c)) {
+        resp_refuse(c, "-ERR too many connections from this address\r\n");
+        return;
+    }
+    c->state = CONN_RESP;
+    c->resp = resp_handlers->open(c);
+}
+
+void conn_accept(worker_t *s, bool tls)
+{
+    uv_stream_t *listener = tls ? (uv_stream_t *)&s->tls_listener : (uv_stream_t *)&s->listener;
+    conn_t *c = accept_new(s, listener);
+    if (c == NULL) {
         return;
     }
     if (tls) {
@@ -680,41 +822,25 @@ void conn_accept(worker_t *s, bool tls)
         }
     }
     METRIC_ADD(s->metrics.connections_accepted, 1);
-    uv_tcp_nodelay(&c->tcp, 1);
-    c->last_rx_ms = worker_now(s);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close(c);
+    if (!admit(c)) {
+        if (c->state != CONN_CLOSED) {
+            conn_http_error(c, 503, "too many connections");
+        }
         return;
     }
-    c->reading = true;
-    /* max_connections bounds the whole process, not each worker. */
-    size_t total = atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed) + 1;
-    c->counted = true;
-    if (total > s->cfg->max_connections) {
-        METRIC_ADD(s->metrics.connections_rejected, 1);
-        log_debug("connection rejected", "peer=%s reason=max_connections", conn_peer(c));
-        conn_http_error(c, 503, "too many connections");
-        return;
-    }
-    peer_ip(c);
     /* A trusted proxy's connections are counted per request, under the
      * client it names (admit_forwarded), not under the proxy here. */
     const config_t *cfg = s->cfg;
     bool from_proxy = cfg->ntrusted > 0 && proxy_is_trusted(cfg->trusted, cfg->ntrusted, c->ip);
-    if (!from_proxy) {
-        if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
-            METRIC_ADD(s->metrics.connections_rejected, 1);
-            log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
-            if (c->tls != NULL) {
-                conn_close(c); /* no handshake yet: nothing to say it with */
-            } else {
-                conn_http_respond(c, 429, "text/plain; charset=utf-8",
-                                  "too many connections from this address\n", 39, false,
-                                  "Retry-After: 1\r\n");
-            }
-            return;
+    if (!from_proxy && !admit_ip(c)) {
+        if (c->tls != NULL) {
+            conn_close(c); /* no handshake yet: nothing to say it with */
+        } else {
+            conn_http_respond(c, 429, "text/plain; charset=utf-8",
+                              "too many connections from this address\n", 39, false,
+                              "Retry-After: 1\r\n");
         }
-        c->ip_counted = true;
+        return;
     }
     /* A TLS handshake is the expensive part of a wss:// connection (key
      * exchange, signature), so it takes the handshake budget before any

@@ -8,6 +8,10 @@
  *   WS          WebSocket session open
  *   WS_CLOSING  our close frame is queued; input is read and discarded until
  *               the peer's close frame arrives or close_timeout passes
+ *   RESP        accepted on the RESP listener: input goes to the RESP session
+ *               through the handlers registered with conn_set_resp_handlers
+ *               (net/ does not know the session); replies and pushes use
+ *               the same outq, bounds and flush as WebSocket frames
  *   LINGER      finished: queued output is flushed, then the write side is
  *               shut down (FIN) and input is drained until EOF or
  *               close_timeout. Closing a socket with unread input makes the
@@ -36,7 +40,17 @@ typedef struct worker_s worker_t;
 typedef struct session_s session_t;
 typedef struct conn_s conn_t;
 
-typedef enum { CONN_HTTP = 0, CONN_WS, CONN_WS_CLOSING, CONN_LINGER, CONN_CLOSED } conn_state_t;
+/* What a mode's deadline handler reports, for the metrics. */
+typedef enum { CONN_TIMEOUT_NONE = 0, CONN_TIMEOUT_HEADER, CONN_TIMEOUT_IDLE } conn_timeout_t;
+
+typedef enum {
+    CONN_HTTP = 0,
+    CONN_WS,
+    CONN_WS_CLOSING,
+    CONN_RESP,
+    CONN_LINGER,
+    CONN_CLOSED
+} conn_state_t;
 
 struct conn_s {
     uv_tcp_t tcp;
@@ -53,6 +67,7 @@ struct conn_s {
     bool reading;         /* uv_read_start is in effect */
     bool pub_paused;      /* a worker inbox is filling: not reading (server->paused) */
     bool head_request;    /* the request being answered is HEAD: no body */
+    bool input_held;      /* the mode's session takes no input now (conn_hold_input) */
     uint8_t handles_open; /* closed handles pending before free */
     bool ip_counted;      /* counted in max_connections_per_ip under `ip` */
     bool hs_counted;      /* took its max_handshakes_per_second token (TLS: at accept) */
@@ -72,8 +87,59 @@ struct conn_s {
     char *http_held;
     uint32_t http_held_len, http_held_cap;
     session_t *session;     /* WebSocket mode only */
+    void *resp;             /* RESP mode only: the session (conn_resp_handlers_t) */
     struct tls_conn_s *tls; /* accepted on the TLS listener; NULL for plain TCP */
 };
+
+/* What the RESP mode calls into (ingress/resp_conn.c registers them once,
+ * before any RESP connection is accepted), so that net/ never includes the
+ * RESP session. `sess` is c->resp. Every callback but open runs with the
+ * connection in CONN_RESP. */
+typedef struct {
+    /* Admitted connection: returns its session (never NULL). */
+    void *(*open)(conn_t *c);
+    /* Bytes read (the worker's buffer: copy what is kept). */
+    void (*feed)(void *sess, const char *data, size_t len);
+    /* The connection was flushed and may take more replies (its queue under
+     * half of max_outbound_bytes, the worker under its share) and is not
+     * paused as a publisher: requests held back may go on. */
+    void (*writable)(void *sess);
+    /* c->deadline_ms passed (reset to 0 before the call). Returns what
+     * fired, for the metrics. */
+    conn_timeout_t (*deadline)(void *sess);
+    /* Graceful shutdown: stop pushing and reading, write what is queued,
+     * then linger (the worker's drain). */
+    void (*shutdown)(void *sess);
+    /* The connection is closing (conn_close): release the session. Never
+     * inside a fan-out. */
+    void (*close)(void *sess);
+} conn_resp_handlers_t;
+
+/* Registers the RESP mode's handlers (process-wide, once). */
+void conn_set_resp_handlers(const conn_resp_handlers_t *h);
+
+/* Accepts a pending connection of the RESP listener `listener` on worker
+ * `s` into CONN_RESP. Admission as for HTTP: it counts in max_connections
+ * and max_connections_per_ip (refused with a RESP error line, then closed). */
+void conn_accept_resp(worker_t *s, uv_stream_t *listener);
+
+/* RESP: runs the session's deadline handler (conn_on_deadline). */
+conn_timeout_t conn_resp_deadline(conn_t *c);
+
+/* RESP: starts the graceful close (the handlers' shutdown). */
+void conn_resp_shutdown(conn_t *c);
+
+/* Stops (true) or restarts reading for the mode's session. */
+void conn_hold_input(conn_t *c, bool hold);
+
+/* True when `extra` more bytes of replies leave no room: queued output over
+ * `limit`, or non-empty while the worker is over its share of
+ * max_total_outbound. */
+bool conn_output_full(const conn_t *c, size_t limit, size_t extra);
+
+/* A subscriber over its bounds: drops the output not yet handed to the
+ * kernel and lingers (FIN after what is in flight). Safe inside a fan-out. */
+void conn_abort_output(conn_t *c);
 
 /* The peer's "ip:port" for logs, in a thread-local buffer ("" once closed). */
 const char *conn_peer(conn_t *c);
@@ -90,7 +156,8 @@ void conn_accept(worker_t *s, bool tls);
 void conn_ws_rearm(conn_t *c);
 
 /* Queues a reference to `len` bytes of `fb` at `off` (takes its own ref).
- * Returns 0, or -1 when the connection is not accepting output or the
+ * Returns 0, or -1 when the connection is not accepting output (neither WS
+ * nor RESP) or the
  * per-connection / global bound would be exceeded (the caller decides: the
  * fan-out path closes a slow consumer with 1013). */
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len);

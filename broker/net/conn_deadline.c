@@ -64,6 +64,21 @@ static void ws_deadline(conn_t *c)
     }
 }
 
+/* The RESP session decides what its deadline meant (conn_resp_handlers_t). */
+static void resp_deadline(conn_t *c)
+{
+    switch (conn_resp_deadline(c)) {
+    case CONN_TIMEOUT_HEADER:
+        METRIC_ADD(c->server->metrics.header_timeouts, 1);
+        break;
+    case CONN_TIMEOUT_IDLE:
+        METRIC_ADD(c->server->metrics.idle_timeouts, 1);
+        break;
+    case CONN_TIMEOUT_NONE:
+        break;
+    }
+}
+
 void conn_on_deadline(conn_t *c)
 {
     switch (c->state) {
@@ -80,6 +95,9 @@ void conn_on_deadline(conn_t *c)
         break;
     case CONN_WS:
         ws_deadline(c);
+        break;
+    case CONN_RESP:
+        resp_deadline(c);
         break;
     case CONN_WS_CLOSING:
     case CONN_LINGER:

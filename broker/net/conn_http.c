@@ -199,9 +199,7 @@ static void http_hold(conn_t *c, const char *data, size_t len)
  * on other connections' peers. */
 static bool http_output_full(const conn_t *c, size_t conn_limit)
 {
-    const worker_t *s = c->server;
-    size_t queued = outq_bytes(&c->outq);
-    return queued > conn_limit || (queued > 0 && s->outbound_bytes > s->outbound_limit);
+    return conn_output_full(c, conn_limit, 0);
 }
 
 void conn_http_feed(conn_t *c, char *data, size_t len)
