@@ -79,6 +79,7 @@ static void close_with(resp_conn_t *c, const char *line)
     }
     c->quit = true;
     resp_commit(c);
+    conn_hold_input(c->conn, false); /* lingering reads (and drops) until EOF */
     conn_linger(c->conn);
 }
 
@@ -257,7 +258,7 @@ static void on_close(void *sess)
     free(c);
 }
 
-static const conn_resp_handlers_t resp_handlers = {
+const conn_resp_handlers_t resp_conn_handlers = {
     .open = on_open,
     .feed = on_feed,
     .writable = on_writable,
@@ -278,7 +279,7 @@ static void on_connection(uv_stream_t *server, int status)
     conn_accept_resp(l->s, server);
 }
 
-int resp_listener_start(worker_t *s)
+resp_listener_t *resp_listener_init(worker_t *s)
 {
     const config_t *cfg = s->cfg;
     resp_listener_t *l = xcalloc(1, sizeof(*l));
@@ -288,7 +289,14 @@ int resp_listener_start(worker_t *s)
     l->lim.max_inline = RESP_MAX_INLINE;
     l->lim.max_request = cfg->max_message_size + RESP_REQ_EXTRA;
     s->resp = l;
-    conn_set_resp_handlers(&resp_handlers);
+    conn_set_resp_handlers(&resp_conn_handlers);
+    return l;
+}
+
+int resp_listener_start(worker_t *s)
+{
+    const config_t *cfg = s->cfg;
+    resp_listener_t *l = resp_listener_init(s);
 
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));

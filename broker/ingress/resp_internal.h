@@ -78,6 +78,14 @@ extern const subscriber_ops_t resp_subscriber_ops;
 
 /* resp_conn.c: the connection */
 
+/* The RESP listener's state on worker `s` without its socket (what
+ * resp_listener_start binds after), with the connection handlers
+ * registered: a session can then be driven without sockets (unit tests). */
+resp_listener_t *resp_listener_init(worker_t *s);
+
+/* The handlers CONN_RESP connections call (net/conn.h). */
+extern const struct conn_resp_handlers_s resp_conn_handlers;
+
 /* Removes the connection's subscriptions: every one, only PSUBSCRIBE
  * patterns, or only SUBSCRIBE channels. */
 void resp_remove_subs(resp_conn_t *c, bool glob_only, bool channels_only);

@@ -95,7 +95,7 @@ struct conn_s {
  * before any RESP connection is accepted), so that net/ never includes the
  * RESP session. `sess` is c->resp. Every callback but open runs with the
  * connection in CONN_RESP. */
-typedef struct {
+typedef struct conn_resp_handlers_s {
     /* Admitted connection: returns its session (never NULL). */
     void *(*open)(conn_t *c);
     /* Bytes read (the worker's buffer: copy what is kept). */
