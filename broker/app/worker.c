@@ -6,8 +6,10 @@
 #include "core/router.h"
 #include "core/seqtab.h"
 #include "core/xmsg.h"
+#include "ingress/http_api.h"
 #include "ingress/resp_session.h"
 #include "ingress/static_files.h"
+#include "ingress/ws_session.h"
 #include "net/conn.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -291,8 +293,28 @@ void worker_shutdown(worker_t *s)
     }
 }
 
+/* An HTTP connection closes with a response owed: Redis's answer or the
+ * file read comes back unowned. */
+static void http_cancel(conn_t *c)
+{
+    if (c->http_pub != NULL) {
+        http_api_cancel(c);
+    }
+    static_cancel(c);
+}
+
+/* What net/ calls for the HTTP and WebSocket modes (conn.h). */
+static const conn_handlers_t conn_handlers = {
+    .before_input = router_drain,
+    .ws_feed = session_feed,
+    .ws_deadline = session_on_deadline,
+    .ws_free = session_free,
+    .http_cancel = http_cancel,
+};
+
 int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
 {
+    conn_set_handlers(&conn_handlers);
     memset(s, 0, offsetof(worker_t, read_buf));
     s->broker = b;
     s->cfg = b->cfg;

@@ -12,6 +12,7 @@
 #include "shared/util.h"
 #include "wsb/message.h"
 #include "wsb/topic.h"
+#include "wsb/ws_frame.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -752,4 +753,59 @@ void session_free(session_t *s)
     free_creds(s);
     free(s->buckets);
     free(s);
+}
+
+/* ---- deadline (moved from net/conn_deadline.c: the keepalive, idle and auth
+ * timeouts are the session's) ------------------------------------------------------------- */
+
+static void ws_keepalive(conn_t *c)
+{
+    worker_t *s = c->server;
+    const config_t *cfg = s->cfg;
+    uint64_t now = worker_now(s);
+    uint64_t silent = now - c->last_rx_ms;
+    if (cfg->idle_timeout_ms > 0 && silent >= cfg->idle_timeout_ms) {
+        METRIC_ADD(s->metrics.idle_timeouts, 1);
+        log_debug("idle timeout", "peer=%s silent_ms=%llu", conn_peer(c),
+                  (unsigned long long)silent);
+        conn_ws_close(c, WSB_WS_CLOSE_POLICY, "idle timeout", true);
+        return;
+    }
+    uint64_t next = cfg->ping_interval_ms;
+    if (cfg->ping_interval_ms > 0) {
+        uint8_t frame[2];
+        size_t hl = wsb_ws_write_header(frame, true, WSB_WS_OP_PING, 0, NULL);
+        conn_send_always(c, frame_buf_copy(frame, hl));
+    }
+    if (cfg->idle_timeout_ms > 0) {
+        uint64_t left = cfg->idle_timeout_ms - silent;
+        if (next == 0 || left < next) {
+            next = left;
+        }
+    }
+    c->session->keepalive_due_ms = now + next;
+    conn_ws_rearm(c);
+}
+
+void session_on_deadline(conn_t *c)
+{
+    session_t *ss = c->session;
+    uint64_t now = worker_now(c->server);
+    if (ss->auth_deadline_ms != 0 && now >= ss->auth_deadline_ms) {
+        log_debug("auth deadline", "peer=%s why=%s", conn_peer(c),
+                  ss->authed ? "token expired" : "authentication timeout");
+        /* An expired token is not a policy violation: 4002 tells the client
+         * to fetch a fresh one before it reconnects (PROTOCOL.md 8). */
+        if (ss->authed) {
+            conn_ws_close(c, WSB_WS_CLOSE_TOKEN_EXPIRED, "token expired", true);
+        } else {
+            conn_ws_close(c, WSB_WS_CLOSE_POLICY, "authentication timeout", true);
+        }
+        return;
+    }
+    if (now >= ss->keepalive_due_ms) {
+        ws_keepalive(c);
+    } else {
+        conn_ws_rearm(c);
+    }
 }

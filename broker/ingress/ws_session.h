@@ -72,4 +72,9 @@ void session_feed(session_t *s, uint8_t *data, size_t len);
 
 void session_free(session_t *s);
 
+/* The connection's deadline passed in WebSocket mode: the auth deadline
+ * (timeout or token expiry) closes it, the keepalive pings or closes an idle
+ * peer, else the deadline is re-armed (conn_handlers_t.ws_deadline). */
+void session_on_deadline(conn_t *c);
+
 #endif

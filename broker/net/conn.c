@@ -3,15 +3,12 @@
 
 #include "app/broker.h"
 #include "app/worker.h"
-#include "core/router.h"
-#include "ingress/http_api.h"
-#include "ingress/static_files.h"
-#include "ingress/ws_session.h"
 #include "net/conn_internal.h"
 #include "net/proxy.h"
 #include "net/tls.h"
 #include "shared/log.h"
 #include "shared/util.h"
+#include "wsb/ws_frame.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -34,6 +31,14 @@ typedef struct {
     uv_write_t req;
     uint8_t bytes[];
 } tls_write_t;
+
+/* The HTTP and WebSocket modes' ingress (conn_set_handlers). */
+static const conn_handlers_t *handlers;
+
+void conn_set_handlers(const conn_handlers_t *h)
+{
+    handlers = h;
+}
 
 /* The RESP mode's session (conn_set_resp_handlers). */
 static const conn_resp_handlers_t *resp_handlers;
@@ -89,7 +94,7 @@ void conn_close(conn_t *c)
         c->resp = NULL;
     }
     if (c->session != NULL) {
-        session_free(c->session);
+        handlers->ws_free(c->session);
         c->session = NULL;
         s->nws--;
     }
@@ -97,10 +102,10 @@ void conn_close(conn_t *c)
         wsb_http_request_free(c->http);
         c->http = NULL;
     }
-    if (c->http_pub != NULL) {
-        http_api_cancel(c); /* its Redis ops come back to find no owner */
+    if (c->http_pub != NULL || c->static_load != NULL) {
+        /* Its Redis ops come back, or its file read finishes, unowned. */
+        handlers->http_cancel(c);
     }
-    static_cancel(c); /* a file read in progress finishes unowned */
     free(c->http_held);
     c->http_held = NULL;
     c->http_held_len = c->http_held_cap = 0;
@@ -504,6 +509,11 @@ void conn_abort_output(conn_t *c)
     conn_linger(c);
 }
 
+void conn_ws_deadline(conn_t *c)
+{
+    handlers->ws_deadline(c);
+}
+
 conn_timeout_t conn_resp_deadline(conn_t *c)
 {
     return c->resp != NULL ? resp_handlers->deadline(c->resp) : CONN_TIMEOUT_NONE;
@@ -576,7 +586,7 @@ static void conn_dispatch(conn_t *c, char *data, size_t len)
     case CONN_WS_CLOSING:
         /* While closing the parser still runs, to find the peer's close frame;
          * the session drops everything else. */
-        session_feed(c->session, (uint8_t *)data, len);
+        handlers->ws_feed(c->session, (uint8_t *)data, len);
         break;
     case CONN_RESP:
         resp_handlers->feed(c->resp, data, len);
@@ -641,7 +651,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* Whatever was published before these bytes were sent (e.g. acked to
      * another client on another worker) is delivered before we answer them:
      * a reply never overtakes a message that was published earlier. */
-    router_drain(s);
+    handlers->before_input(s);
     METRIC_ADD(s->metrics.bytes_in, (uint64_t)nread);
     /* Bytes alone do not reset the idle timer (c->last_rx_ms): a peer that
      * dribbles one frame a byte at a time would keep the connection forever.

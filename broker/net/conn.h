@@ -91,6 +91,27 @@ struct conn_s {
     struct tls_conn_s *tls; /* accepted on the TLS listener; NULL for plain TCP */
 };
 
+/* What the HTTP and WebSocket modes call into outside net/ (app/ registers
+ * them once at start-up with conn_set_handlers), so that net/ includes no
+ * ingress or core header. Every callback runs on the connection's worker. */
+typedef struct conn_handlers_s {
+    /* Before bytes read from any connection are handled: what was published
+     * earlier is delivered first, so a reply never overtakes it. */
+    void (*before_input)(worker_t *w);
+    /* WebSocket: bytes read (writable: unmasked in place). */
+    void (*ws_feed)(session_t *ss, uint8_t *data, size_t len);
+    /* WebSocket: c->deadline_ms passed (keepalive, idle or auth deadline). */
+    void (*ws_deadline)(conn_t *c);
+    /* WebSocket: the connection closes: release the session. */
+    void (*ws_free)(session_t *ss);
+    /* HTTP: the connection closes while a response waits for Redis or a
+     * file read (c->http_pub, c->static_load): the wait ends unowned. */
+    void (*http_cancel)(conn_t *c);
+} conn_handlers_t;
+
+/* Registers the HTTP and WebSocket modes' handlers (process-wide). */
+void conn_set_handlers(const conn_handlers_t *h);
+
 /* What the RESP mode calls into (ingress/resp_conn.c registers them once,
  * before any RESP connection is accepted), so that net/ never includes the
  * RESP session. `sess` is c->resp. Every callback but open runs with the
@@ -122,6 +143,9 @@ void conn_set_resp_handlers(const conn_resp_handlers_t *h);
  * `s` into CONN_RESP. Admission as for HTTP: it counts in max_connections
  * and max_connections_per_ip (refused with a RESP error line, then closed). */
 void conn_accept_resp(worker_t *s, uv_stream_t *listener);
+
+/* WebSocket: runs the session's deadline handler (conn_on_deadline). */
+void conn_ws_deadline(conn_t *c);
 
 /* RESP: runs the session's deadline handler (conn_on_deadline). */
 conn_timeout_t conn_resp_deadline(conn_t *c);
