@@ -33,11 +33,11 @@ typedef struct {
 } tls_write_t;
 
 /* The HTTP and WebSocket modes' ingress (conn_set_handlers). */
-static const conn_handlers_t *handlers;
+const conn_handlers_t *conn_ingress;
 
 void conn_set_handlers(const conn_handlers_t *h)
 {
-    handlers = h;
+    conn_ingress = h;
 }
 
 /* The RESP mode's session (conn_set_resp_handlers). */
@@ -94,7 +94,7 @@ void conn_close(conn_t *c)
         c->resp = NULL;
     }
     if (c->session != NULL) {
-        handlers->ws_free(c->session);
+        conn_ingress->ws_free(c->session);
         c->session = NULL;
         s->nws--;
     }
@@ -104,7 +104,7 @@ void conn_close(conn_t *c)
     }
     if (c->http_pub != NULL || c->static_load != NULL) {
         /* Its Redis ops come back, or its file read finishes, unowned. */
-        handlers->http_cancel(c);
+        conn_ingress->http_cancel(c);
     }
     free(c->http_held);
     c->http_held = NULL;
@@ -511,7 +511,7 @@ void conn_abort_output(conn_t *c)
 
 void conn_ws_deadline(conn_t *c)
 {
-    handlers->ws_deadline(c);
+    conn_ingress->ws_deadline(c);
 }
 
 conn_timeout_t conn_resp_deadline(conn_t *c)
@@ -586,7 +586,7 @@ static void conn_dispatch(conn_t *c, char *data, size_t len)
     case CONN_WS_CLOSING:
         /* While closing the parser still runs, to find the peer's close frame;
          * the session drops everything else. */
-        handlers->ws_feed(c->session, (uint8_t *)data, len);
+        conn_ingress->ws_feed(c->session, (uint8_t *)data, len);
         break;
     case CONN_RESP:
         resp_handlers->feed(c->resp, data, len);
@@ -651,7 +651,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* Whatever was published before these bytes were sent (e.g. acked to
      * another client on another worker) is delivered before we answer them:
      * a reply never overtakes a message that was published earlier. */
-    handlers->before_input(s);
+    conn_ingress->before_input(s);
     METRIC_ADD(s->metrics.bytes_in, (uint64_t)nread);
     /* Bytes alone do not reset the idle timer (c->last_rx_ms): a peer that
      * dribbles one frame a byte at a time would keep the connection forever.

@@ -107,6 +107,12 @@ typedef struct conn_handlers_s {
     /* HTTP: the connection closes while a response waits for Redis or a
      * file read (c->http_pub, c->static_load): the wait ends unowned. */
     void (*http_cancel)(conn_t *c);
+    /* HTTP: a complete request that is not a WebSocket upgrade: answer it
+     * (conn_http_respond*) or defer (conn_http_defer). */
+    void (*http_request)(conn_t *c, const wsb_http_request_t *req);
+    /* HTTP: the request's body is over max_http_body: true when the
+     * handler answered it itself (else 413). */
+    bool (*http_body_too_large)(conn_t *c, const wsb_http_request_t *req);
 } conn_handlers_t;
 
 /* Registers the HTTP and WebSocket modes' handlers (process-wide). */

@@ -2,7 +2,6 @@
  * admission, and the upgrade to WebSocket (see conn.h). */
 #include "app/broker.h"
 #include "app/worker.h"
-#include "ingress/http_api.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
 #include "net/conn_internal.h"
@@ -167,7 +166,7 @@ static bool http_dispatch(conn_t *c)
     }
     METRIC_ADD(s->metrics.http_requests, 1);
     c->head_request = wsb_str_eq(wsb_http_request_method(req), "HEAD");
-    http_api_handle(c, req);
+    conn_ingress->http_request(c, req);
     c->head_request = false;
     return c->state == CONN_HTTP;
 }
@@ -230,7 +229,7 @@ void conn_http_feed(conn_t *c, char *data, size_t len)
             int status = wsb_http_request_status(c->http);
             log_debug("bad http request", "peer=%s status=%d why=%s", conn_peer(c), status,
                       log_quote(wsb_http_request_error(c->http)));
-            if (status != 413 || !http_api_body_too_large(c, c->http)) {
+            if (status != 413 || !conn_ingress->http_body_too_large(c, c->http)) {
                 conn_http_error(c, status, wsb_http_request_error(c->http));
             }
             return;
@@ -241,7 +240,7 @@ void conn_http_feed(conn_t *c, char *data, size_t len)
             if (c->state == CONN_WS && len > 0) {
                 /* Frames sent right behind the upgrade request. The shared read
                  * buffer is writable, which session_feed needs for unmasking. */
-                session_feed(c->session, (uint8_t *)data, len);
+                conn_ingress->ws_feed(c->session, (uint8_t *)data, len);
             }
             return;
         }

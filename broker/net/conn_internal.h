@@ -14,6 +14,9 @@ typedef struct conn_s conn_t;
 
 /* conn.c */
 
+/* The handlers app/ registered (conn_set_handlers, conn.h). */
+extern const struct conn_handlers_s *conn_ingress;
+
 /* True while the HTTP requests read are not parsed but held: a response is
  * owed (Redis, a file read) or the replies are over their bounds. */
 bool conn_http_holding(const conn_t *c);
