@@ -310,6 +310,7 @@ static const conn_handlers_t conn_handlers = {
     .ws_deadline = session_on_deadline,
     .ws_free = session_free,
     .http_cancel = http_cancel,
+    .ws_upgrade = ws_upgrade,
     .http_request = http_api_handle,
     .http_body_too_large = http_api_body_too_large,
 };

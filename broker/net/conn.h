@@ -107,6 +107,9 @@ typedef struct conn_handlers_s {
     /* HTTP: the connection closes while a response waits for Redis or a
      * file read (c->http_pub, c->static_load): the wait ends unowned. */
     void (*http_cancel)(conn_t *c);
+    /* HTTP: a request for ws_path (echo false) or echo_path: check the
+     * handshake and upgrade (CONN_WS, c->session set) or refuse. */
+    void (*ws_upgrade)(conn_t *c, const wsb_http_request_t *req, bool echo);
     /* HTTP: a complete request that is not a WebSocket upgrade: answer it
      * (conn_http_respond*) or defer (conn_http_defer). */
     void (*http_request)(conn_t *c, const wsb_http_request_t *req);
@@ -181,10 +184,6 @@ void conn_on_deadline(conn_t *c);
 /* Accepts a pending connection from the server's plain or TLS listener. */
 void conn_accept(worker_t *s, bool tls);
 
-/* Re-arms a WebSocket's deadline: the earlier of its next keepalive and
- * its session's auth deadline (auth timeout or token expiry). */
-void conn_ws_rearm(conn_t *c);
-
 /* Queues a reference to `len` bytes of `fb` at `off` (takes its own ref).
  * Returns 0, or -1 when the connection is not accepting output (neither WS
  * nor RESP) or the
@@ -207,6 +206,10 @@ void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending);
  * keep_alive false lingers and closes after it. */
 void conn_http_respond(conn_t *c, int status, const char *content_type, const void *body,
                        size_t len, bool keep_alive, const char *extra_headers);
+
+/* Answers `status` with `message` (a handshake error response) and closes
+ * after it. */
+void conn_http_error(conn_t *c, int status, const char *message);
 
 /* Queues an already-built response (`fb` ref taken over) then lingers unless keep_alive. */
 void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive);

@@ -35,9 +35,6 @@ int conn_socket_ip(conn_t *c, uint8_t ip[16]);
 /* Parses HTTP bytes (`data` modified in place) and answers or upgrades. */
 void conn_http_feed(conn_t *c, char *data, size_t len);
 
-/* Answers `status` with `message` and closes after it. */
-void conn_http_error(conn_t *c, int status, const char *message);
-
 /* Re-reads what was held once nothing holds the requests any more. */
 void conn_http_unblock(conn_t *c);
 
