@@ -20,8 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- subscriptions -----------------------------------------------------------------------------
- */
+/* ---- subscriptions --------------------------------------------------------------------------- */
 
 void resp_remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
 {
@@ -39,8 +38,7 @@ void resp_remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
     worker_update_gauges(s);
 }
 
-/* ---- deadlines ---------------------------------------------------------------------------------
- */
+/* ---- deadlines ------------------------------------------------------------------------------- */
 
 static uint64_t now_ms(const resp_conn_t *c)
 {
@@ -108,8 +106,7 @@ static conn_timeout_t on_deadline(void *sess)
     return CONN_TIMEOUT_NONE;
 }
 
-/* ---- requests ----------------------------------------------------------------------------------
- */
+/* ---- requests -------------------------------------------------------------------------------- */
 
 void resp_pause_reading(resp_conn_t *c)
 {
@@ -154,14 +151,16 @@ static void process(resp_conn_t *c)
             resp_dispatch(c, l->argv, argc);
         }
     }
+    if (!need_more || c->in_len == off) {
+        c->partial_since_ms = 0;
+    } else if (c->partial_since_ms == 0 || off > 0) {
+        /* A new request has begun (a pipelining client's reads often end
+         * inside one): its own clock. Bytes alone never extend it. */
+        c->partial_since_ms = now_ms(c);
+    }
     if (off > 0) {
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
-    }
-    if (!need_more || c->in_len == 0) {
-        c->partial_since_ms = 0;
-    } else if (c->partial_since_ms == 0) {
-        c->partial_since_ms = now_ms(c); /* bytes alone never extend it */
     }
     resp_commit(c);
     if (c->quit && conn->state == CONN_RESP) {
@@ -188,8 +187,7 @@ void resp_resume_reading(resp_conn_t *c)
     process(c);
 }
 
-/* ---- the connection's handlers -----------------------------------------------------------------
- */
+/* ---- the connection's handlers --------------------------------------------------------------- */
 
 static void *on_open(conn_t *conn)
 {
@@ -267,8 +265,7 @@ const conn_resp_handlers_t resp_conn_handlers = {
     .close = on_close,
 };
 
-/* ---- listener ----------------------------------------------------------------------------------
- */
+/* ---- listener -------------------------------------------------------------------------------- */
 
 static void on_connection(uv_stream_t *server, int status)
 {

@@ -186,9 +186,9 @@ void conn_accept(worker_t *s, bool tls);
 
 /* Queues a reference to `len` bytes of `fb` at `off` (takes its own ref).
  * Returns 0, or -1 when the connection is not accepting output (neither WS
- * nor RESP) or the
- * per-connection / global bound would be exceeded (the caller decides: the
- * fan-out path closes a slow consumer with 1013). */
+ * nor RESP) or the per-connection / global bound would be exceeded (the
+ * caller decides: the fan-out path closes a slow consumer with 1013, a RESP
+ * subscriber without a word). */
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len);
 
 /* Queues `fb` bypassing the bounds (small replies and control frames). */

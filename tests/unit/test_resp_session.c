@@ -258,6 +258,26 @@ static void test_partial_request_deadline_closes(void **state)
     world_free(x);
 }
 
+/* A pipelining client whose reads end inside a request, read after read, is
+ * not timed out as long as requests complete: each new request has its own
+ * clock. */
+static void test_partial_clock_restarts_with_each_request(void **state)
+{
+    (void)state;
+    world_t *x = world_new(NULL);
+    conn_t *c = conn_new(x);
+    resp_conn_t *rc = c->resp;
+    feed(c, "PING\r\nPI");
+    rc->partial_since_ms = 1; /* as if begun long ago */
+    feed(c, "NG\r\nPI");      /* completes it, begins another */
+    assert_string_equal(output(c), "+PONG\r\n+PONG\r\n");
+    assert_int_equal(rc->partial_since_ms, uv_now(&x->w->loop));
+    rc->partial_since_ms = 1;
+    feed(c, "N"); /* bytes alone do not restart it */
+    assert_int_equal(rc->partial_since_ms, 1);
+    world_free(x);
+}
+
 static void test_protocol_error_answers_then_closes(void **state)
 {
     (void)state;
@@ -324,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_publish_reaches_channel_and_pattern_subscribers),
         cmocka_unit_test(test_auth_required_and_its_deadline),
         cmocka_unit_test(test_partial_request_deadline_closes),
+        cmocka_unit_test(test_partial_clock_restarts_with_each_request),
         cmocka_unit_test(test_protocol_error_answers_then_closes),
         cmocka_unit_test(test_replies_over_the_bound_wait_for_the_peer),
         cmocka_unit_test(test_subscriber_over_its_bound_is_closed),
