@@ -73,7 +73,9 @@ void session_feed(session_t *s, uint8_t *data, size_t len);
 
 void session_free(session_t *s);
 
-/* ws_upgrade.c: checks a request for ws_path or echo_path (`echo`) and
+/* ws_upgrade.c */
+
+/* Checks a request for ws_path or echo_path (`echo`) and
  * upgrades the connection to a session, or refuses it
  * (conn_handlers_t.ws_upgrade). */
 void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);

@@ -1,8 +1,10 @@
-/* ws_upgrade.c - the WebSocket handshake's policy, moved out of net/ (the
- * connection's HTTP phase hands a request for ws_path or echo_path here
- * through conn_handlers_t.ws_upgrade): Origin, the handshake budget, the
- * token, then the 101 and the session; refusals as PROTOCOL.md 10 says.
- * Also the WebSocket deadline's re-arming, which reads session fields. */
+/* ws_upgrade.c - a WebSocket connection's life around its session, moved
+ * out of net/: the handshake's policy (the connection's HTTP phase hands a
+ * request for ws_path or echo_path here through conn_handlers_t.ws_upgrade:
+ * Origin, the handshake budget, the token, then the 101 and the session;
+ * refusals as PROTOCOL.md 10 says), and the connection's deadline in
+ * WebSocket mode (keepalive, idle and auth timeouts), which read session
+ * fields. */
 #include "app/broker.h"
 #include "app/worker.h"
 #include "ingress/ws_session.h"
@@ -187,4 +189,58 @@ void conn_ws_rearm(conn_t *c)
         due = ss->auth_deadline_ms;
     }
     c->deadline_ms = due != 0 ? due : 1; /* 0 means "none"; a past time fires at once */
+}
+
+/* ---- deadline: the keepalive, idle and auth timeouts (moved from net/conn_deadline.c) ---- */
+
+static void ws_keepalive(conn_t *c)
+{
+    worker_t *s = c->server;
+    const config_t *cfg = s->cfg;
+    uint64_t now = worker_now(s);
+    uint64_t silent = now - c->last_rx_ms;
+    if (cfg->idle_timeout_ms > 0 && silent >= cfg->idle_timeout_ms) {
+        METRIC_ADD(s->metrics.idle_timeouts, 1);
+        log_debug("idle timeout", "peer=%s silent_ms=%llu", conn_peer(c),
+                  (unsigned long long)silent);
+        conn_ws_close(c, WSB_WS_CLOSE_POLICY, "idle timeout", true);
+        return;
+    }
+    uint64_t next = cfg->ping_interval_ms;
+    if (cfg->ping_interval_ms > 0) {
+        uint8_t frame[2];
+        size_t hl = wsb_ws_write_header(frame, true, WSB_WS_OP_PING, 0, NULL);
+        conn_send_always(c, frame_buf_copy(frame, hl));
+    }
+    if (cfg->idle_timeout_ms > 0) {
+        uint64_t left = cfg->idle_timeout_ms - silent;
+        if (next == 0 || left < next) {
+            next = left;
+        }
+    }
+    c->session->keepalive_due_ms = now + next;
+    conn_ws_rearm(c);
+}
+
+void session_on_deadline(conn_t *c)
+{
+    session_t *ss = c->session;
+    uint64_t now = worker_now(c->server);
+    if (ss->auth_deadline_ms != 0 && now >= ss->auth_deadline_ms) {
+        log_debug("auth deadline", "peer=%s why=%s", conn_peer(c),
+                  ss->authed ? "token expired" : "authentication timeout");
+        /* An expired token is not a policy violation: 4002 tells the client
+         * to fetch a fresh one before it reconnects (PROTOCOL.md 8). */
+        if (ss->authed) {
+            conn_ws_close(c, WSB_WS_CLOSE_TOKEN_EXPIRED, "token expired", true);
+        } else {
+            conn_ws_close(c, WSB_WS_CLOSE_POLICY, "authentication timeout", true);
+        }
+        return;
+    }
+    if (now >= ss->keepalive_due_ms) {
+        ws_keepalive(c);
+    } else {
+        conn_ws_rearm(c);
+    }
 }

@@ -1,7 +1,8 @@
 /*
  * conn_internal.h - what the connection's files share inside net/ (conn.c:
- * lifecycle, reads, writes, timers; conn_http.c: the HTTP phase). Not for
- * other modules: conn.h is the contract.
+ * lifecycle, reads, writes, timers; conn_accept.c: accept and admission;
+ * conn_http.c: the HTTP phase). Not for other modules: conn.h is the
+ * contract.
  */
 #ifndef WSB_BROKER_CONN_INTERNAL_H
 #define WSB_BROKER_CONN_INTERNAL_H
@@ -20,6 +21,9 @@ extern const struct conn_handlers_s *conn_ingress;
 /* True while the HTTP requests read are not parsed but held: a response is
  * owed (Redis, a file read) or the replies are over their bounds. */
 bool conn_http_holding(const conn_t *c);
+
+/* The RESP session of a connection just admitted (the RESP handlers' open). */
+void *conn_resp_open(conn_t *c);
 
 /* Starts or stops reading as the connection's state wants (see conn.c). */
 void conn_update_reading(conn_t *c);
