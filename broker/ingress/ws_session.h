@@ -14,6 +14,7 @@
 #include "core/subscriber.h"
 #include "core/topic_trie.h"
 #include "shared/frame_buf.h"
+#include "wsb/http.h"
 #include "wsb/ws_frame.h"
 
 #include <stdbool.h>
@@ -72,5 +73,21 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims);
 void session_feed(session_t *s, uint8_t *data, size_t len);
 
 void session_free(session_t *s);
+
+/* ws_upgrade.c */
+
+/* Checks a request for ws_path or echo_path (`echo`) and
+ * upgrades the connection to a session, or refuses it
+ * (conn_handlers_t.ws_upgrade). */
+void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);
+
+/* Re-arms a WebSocket's deadline: the earlier of its next keepalive and
+ * its session's auth deadline (auth timeout or token expiry). */
+void conn_ws_rearm(conn_t *c);
+
+/* The connection's deadline passed in WebSocket mode: the auth deadline
+ * (timeout or token expiry) closes it, the keepalive pings or closes an idle
+ * peer, else the deadline is re-armed (conn_handlers_t.ws_deadline). */
+void session_on_deadline(conn_t *c);
 
 #endif
