@@ -227,7 +227,7 @@ const key_def_t config_keys[] = {
                "least severe level logged: error, warn, info or debug"),
     /* limits */
     UINT_KEY("max_connections", max_connections, 1, INT32_MAX, "50000",
-             "open connections at most; beyond, HTTP 503"),
+             "open connections (RESP included) at most; beyond, HTTP 503"),
     SIZE_KEY("max_message_size", max_message_size, 1, GIB, "64KiB",
              "largest WebSocket message accepted; beyond, close 1009"),
     UINT_KEY("max_subscriptions", max_subscriptions, 1, INT32_MAX, "1000",
@@ -242,11 +242,12 @@ const key_def_t config_keys[] = {
              "largest HTTP request head; beyond, 431"),
     /* timeouts */
     DURATION_KEY("header_timeout", header_timeout_ms, 1, 30 * DAY_MS, "10s",
-                 "time allowed for an HTTP request head to arrive"),
+                 "time allowed for an HTTP request head, or the rest of a RESP request, to arrive"),
     DURATION_KEY("ping_interval", ping_interval_ms, 0, 30 * DAY_MS, "25s",
                  "period of server pings on WebSockets; 0 = off; must be < idle_timeout"),
     DURATION_KEY("idle_timeout", idle_timeout_ms, 1, 30 * DAY_MS, "60s",
-                 "close a WebSocket that sent no complete frame (pongs count) for this long"),
+                 "close a WebSocket that sent no complete frame (pongs count), or a RESP "
+                 "connection without subscriptions that sent no request, for this long"),
     DURATION_KEY("close_timeout", close_timeout_ms, 1, 30 * DAY_MS, "3s",
                  "after our close frame, wait this long for the peer's close and the drain"),
     DURATION_KEY("shutdown_timeout", shutdown_timeout_ms, 1, 30 * DAY_MS, "5s",
@@ -327,7 +328,8 @@ const key_def_t config_keys[] = {
                  "clock skew allowed on a JWT's exp and nbf"),
     DURATION_KEY("auth.timeout", auth_timeout_ms, 1, HOUR_MS, "10s",
                  "with auth.required, a connection without a token must send an auth message "
-                 "within this time; else close 1008"),
+                 "within this time; else close 1008. With api_keys, a RESP client must AUTH "
+                 "within this time"),
     LIST_KEY("auth.anonymous_subscribe", auth_anonymous_subscribe, ">,$sys.node.>", "PATTERNS",
              is_pattern_list, "a comma-separated list of topic patterns",
              "patterns anonymous clients may subscribe to (when auth.required is false); '>' "
@@ -361,7 +363,8 @@ const key_def_t config_keys[] = {
     STRING_KEY("rate.action", rate_action, "error", "ACTION", is_rate_action, "error or close",
                "over a rate limit: error (reply rate_limited, drop the request) or close (1008)"),
     UINT_KEY("max_connections_per_ip", max_connections_per_ip, 0, INT32_MAX, "0",
-             "open connections per client IP address; beyond, HTTP 429; 0 = unlimited"),
+             "open connections (RESP included) per client IP address; beyond, HTTP 429; "
+             "0 = unlimited"),
     UINT_KEY("max_handshakes_per_second", max_handshakes_per_second, 0, INT32_MAX, "0",
              "WebSocket upgrades accepted per second over the process; beyond, HTTP 429; 0 = "
              "unlimited"),

@@ -7,8 +7,10 @@
 #include "core/router.h"
 #include "core/seqtab.h"
 #include "core/xmsg.h"
+#include "ingress/http_api.h"
 #include "ingress/resp_session.h"
 #include "ingress/static_files.h"
+#include "ingress/ws_session.h"
 #include "net/conn.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -67,7 +69,6 @@ static void on_flush(uv_prepare_t *p)
         }
         conn_flush(c);
     }
-    resp_flush_dirty(s);
     METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
 }
 
@@ -134,16 +135,15 @@ static void on_heartbeat(uv_timer_t *t)
 static void on_pressure(uv_timer_t *t)
 {
     worker_t *s = t->data;
-    if ((s->paused != NULL || resp_publishers_paused(s)) && !core_inbox_relieved(&s->core)) {
+    if (s->paused != NULL && !core_inbox_relieved(&s->core)) {
         return;
     }
-    /* Stopped first: a RESP publisher runs the commands it held back at
-     * once, and may be paused again (which restarts the timer). */
+    /* A RESP publisher runs the commands it held back at this turn's flush
+     * (conn.h), and may be paused again there (which restarts the timer). */
     uv_timer_stop(&s->pressure_timer);
     while (s->paused != NULL) {
         conn_resume_publisher(s->paused);
     }
-    resp_resume_publishers(s);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -244,11 +244,10 @@ static void on_shutdown_timeout(uv_timer_t *t)
 {
     worker_t *s = t->data;
     log_warn("shutdown timeout: closing remaining connections", "worker=%u connections=%zu",
-             s->index, s->nconns + resp_connection_count(s));
+             s->index, s->nconns);
     while (s->conns != NULL) {
         conn_close(s->conns);
     }
-    resp_listener_close_all(s);
 }
 
 void worker_shutdown(worker_t *s)
@@ -266,6 +265,8 @@ void worker_shutdown(worker_t *s)
         for (conn_t *c = s->conns; c != NULL; c = c->next) {
             if (c->state == CONN_WS) {
                 conn_ws_close(c, WSB_WS_CLOSE_GOING_AWAY, "server shutting down", false);
+            } else if (c->state == CONN_RESP) {
+                conn_resp_shutdown(c);
             } else if (c->state == CONN_HTTP && !c->writing && outq_bytes(&c->outq) == 0 &&
                        c->http_pub == NULL) {
                 /* Idle keep-alive connection. One whose response waits for
@@ -280,7 +281,7 @@ void worker_shutdown(worker_t *s)
         }
         uv_timer_stop(&s->pressure_timer);
     }
-    if (s->nconns == 0 && resp_connection_count(s) == 0 && !s->drained) {
+    if (s->nconns == 0 && !s->drained) {
         s->drained = true;
         uv_timer_stop(&s->shutdown_timer);
         broker_worker_drained(s->broker, s);
@@ -293,8 +294,37 @@ void worker_shutdown(worker_t *s)
     }
 }
 
+/* An HTTP connection closes with a response owed: Redis's answer or the
+ * file read comes back unowned. */
+static void http_cancel(conn_t *c)
+{
+    if (c->http_pub != NULL) {
+        http_api_cancel(c);
+    }
+    static_cancel(c);
+}
+
+/* Before a connection's input: what was published earlier is delivered first. */
+static void before_input(worker_t *s)
+{
+    router_drain(&s->core);
+}
+
+/* What net/ calls for the HTTP and WebSocket modes (conn.h). */
+static const conn_handlers_t conn_handlers = {
+    .before_input = before_input,
+    .ws_feed = session_feed,
+    .ws_deadline = session_on_deadline,
+    .ws_free = session_free,
+    .http_cancel = http_cancel,
+    .ws_upgrade = ws_upgrade,
+    .http_request = http_api_handle,
+    .http_body_too_large = http_api_body_too_large,
+};
+
 int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
 {
+    conn_set_handlers(&conn_handlers);
     memset(s, 0, offsetof(worker_t, read_buf));
     s->broker = b;
     s->cfg = b->cfg;
@@ -396,9 +426,7 @@ void worker_free(worker_t *s)
     }
     if (s->resp != NULL) {
         resp_listener_shutdown(s);
-        resp_listener_close_all(s);
-        uv_run(&s->loop, UV_RUN_DEFAULT); /* their close callbacks */
-        resp_flush_dirty(s);              /* frees those closed while listed */
+        uv_run(&s->loop, UV_RUN_DEFAULT); /* its close callback */
         resp_listener_free(s);
     }
     /* Messages still in the inbox were never delivered: release them. */

@@ -1,49 +1,26 @@
-/* resp_conn.c - a RESP connection's life on worker 0: the listener, reads,
- * writes, pausing and closing (see resp_session.h). Commands are in
- * resp_session.c. */
+/* resp_conn.c - the RESP ingress as a mode of the common connection
+ * (net/conn.h, CONN_RESP): the listener on worker 0, and the handlers the
+ * connection calls with the bytes it read, when it may take more replies,
+ * at its deadline, at shutdown and when it closes. Reads, writes, bounds,
+ * publisher pauses and admission are the connection's (see resp_session.h).
+ * Commands are in resp_session.c. */
 #include "app/broker.h"
 #include "app/worker.h"
 #include "core/chist.h"
 #include "core/pubsub.h"
-#include "core/router.h"
+#include "ingress/auth_key.h"
 #include "ingress/resp_internal.h"
 #include "ingress/resp_session.h"
+#include "net/conn.h"
 #include "shared/log.h"
 
 #include <errno.h>
-#include <jansson.h>
-#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
-/* ---- lifetime -------------------------------------------------------------------------------- */
-
-static void conn_free_resp(resp_conn_t *c)
-{
-    sbuf_free(&c->out);
-    sbuf_free(&c->wbuf);
-    free(c->in);
-    free(c->subs);
-    free(c);
-}
-
-static void on_conn_closed(uv_handle_t *h)
-{
-    resp_conn_t *c = h->data;
-    worker_t *s = c->l->s;
-    c->handle_closed = true;
-    /* Still listed as dirty: the flush frees it. */
-    if (!c->dirty) {
-        conn_free_resp(c);
-    }
-    if (s->shutting_down && resp_connection_count(s) == 0) {
-        worker_shutdown(s); /* the drain may be complete now */
-    }
-}
+/* ---- subscriptions --------------------------------------------------------------------------- */
 
 void resp_remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
 {
@@ -61,245 +38,142 @@ void resp_remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
     worker_update_gauges(s);
 }
 
-static void conn_close_resp(resp_conn_t *c)
+/* ---- deadlines ------------------------------------------------------------------------------- */
+
+static uint64_t now_ms(const resp_conn_t *c)
 {
-    if (c->closed) {
-        return;
-    }
-    resp_listener_t *l = c->l;
-    c->closed = true;
-    resp_remove_subs(c, true, true);
-    if (c->prev != NULL) {
-        c->prev->next = c->next;
-    } else {
-        l->conns = c->next;
-    }
-    if (c->next != NULL) {
-        c->next->prev = c->prev;
-    }
-    l->nconns--;
-    if (c->cluster_op != NULL) {
-        c->cluster_op->owner = NULL; /* freed when it comes back (chist_drain) */
-        c->cluster_op = NULL;
-    }
-    if (c->pub_paused) {
-        c->pub_paused = false;
-        l->npub_paused--;
-    }
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    return uv_now(c->conn->tcp.loop);
 }
 
-/* ---- writing --------------------------------------------------------------------------------- */
-
-static void flush_conn(resp_conn_t *c);
-
-static void on_written(uv_write_t *req, int status)
+/* The connection's one deadline: the earliest of the AUTH deadline (API
+ * keys configured, not authenticated), the partial-request timeout (part of
+ * a request read, the rest missing) and the idle timeout (no subscription:
+ * as in Redis, a subscriber waiting for messages is not idle). */
+static void rearm(resp_conn_t *c)
 {
-    resp_conn_t *c = req->data;
-    c->writing = false;
-    c->wbuf.len = 0;
-    if (c->closed) {
-        return; /* cancelled by the close; the close callback frees */
+    const config_t *cfg = c->l->s->cfg;
+    if (c->authed || !auth_api_keys_configured(c->l->s->ingress.auth)) {
+        c->auth_due_ms = 0;
+    } else if (c->auth_due_ms == 0) {
+        c->auth_due_ms = now_ms(c) + cfg->auth_timeout_ms; /* at accept, or after RESET */
     }
-    if (status < 0) {
-        conn_close_resp(c);
-        return;
+    uint64_t due = c->auth_due_ms;
+    if (c->partial_since_ms != 0) {
+        uint64_t t = c->partial_since_ms + cfg->header_timeout_ms;
+        due = due == 0 || t < due ? t : due;
     }
-    flush_conn(c);
+    if (c->nsubs == 0 && cfg->idle_timeout_ms > 0) {
+        uint64_t t = c->conn->last_rx_ms + cfg->idle_timeout_ms;
+        due = due == 0 || t < due ? t : due;
+    }
+    c->conn->deadline_ms = due;
 }
 
-static void flush_conn(resp_conn_t *c)
+/* Answers `line` (if any), then closes once it is written. */
+static void close_with(resp_conn_t *c, const char *line)
 {
-    if (c->closed || c->writing) {
-        return;
+    if (line != NULL) {
+        resp_out_err(c, line);
     }
-    if (c->slow) {
-        log_debug("resp: slow subscriber disconnected", "queued=%zu", resp_queued(c));
-        conn_close_resp(c);
-        return;
-    }
-    if (c->out.len == 0) {
-        if (c->quit) {
-            conn_close_resp(c);
-        } else if (c->read_paused) {
-            resp_resume_reading(c);
-        }
-        return;
-    }
-    /* Swap the buffers: the queued bytes go out, new output queues behind. */
-    sbuf_t t = c->wbuf;
-    c->wbuf = c->out;
-    c->out = t;
-    c->out.len = 0;
-    uv_buf_t buf = uv_buf_init(c->wbuf.p, (unsigned)c->wbuf.len);
-    int rc = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-    if (rc == (int)c->wbuf.len) {
-        c->wbuf.len = 0;
-        flush_conn(c); /* quit / resume handling */
-        return;
-    }
-    size_t done = rc > 0 ? (size_t)rc : 0;
-    if (rc < 0 && rc != UV_EAGAIN) {
-        conn_close_resp(c);
-        return;
-    }
-    buf = uv_buf_init(c->wbuf.p + done, (unsigned)(c->wbuf.len - done));
-    c->wreq.data = c;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0) {
-        conn_close_resp(c);
-        return;
-    }
-    c->writing = true;
+    c->quit = true;
+    resp_commit(c);
+    conn_hold_input(c->conn, false); /* lingering reads (and drops) until EOF */
+    conn_linger(c->conn);
 }
 
-void resp_flush_dirty(worker_t *s)
+static conn_timeout_t on_deadline(void *sess)
 {
-    resp_listener_t *l = s->resp;
-    if (l == NULL) {
-        return;
+    resp_conn_t *c = sess;
+    uint64_t now = now_ms(c);
+    const config_t *cfg = c->l->s->cfg;
+    if (c->auth_due_ms != 0 && now >= c->auth_due_ms) {
+        log_debug("resp: auth deadline", "peer=%s", conn_peer(c->conn));
+        close_with(c, "NOAUTH Authentication timeout.");
+        return CONN_TIMEOUT_NONE;
     }
-    while (l->dirty != NULL) {
-        resp_conn_t *c = l->dirty;
-        l->dirty = c->dirty_next;
-        c->dirty = false;
-        c->dirty_next = NULL;
-        if (c->closed) {
-            if (c->handle_closed) {
-                conn_free_resp(c); /* its close callback ran while it was listed */
-            }
-            continue;
-        }
-        flush_conn(c);
+    if (c->partial_since_ms != 0 && now >= c->partial_since_ms + cfg->header_timeout_ms) {
+        log_debug("resp: request timeout", "peer=%s", conn_peer(c->conn));
+        close_with(c, "ERR Protocol error: request timeout");
+        return CONN_TIMEOUT_HEADER;
     }
+    if (c->nsubs == 0 && cfg->idle_timeout_ms > 0 &&
+        now >= c->conn->last_rx_ms + cfg->idle_timeout_ms) {
+        log_debug("resp: idle timeout", "peer=%s", conn_peer(c->conn));
+        close_with(c, NULL); /* as Redis's timeout: closed without a word */
+        return CONN_TIMEOUT_IDLE;
+    }
+    rearm(c);
+    return CONN_TIMEOUT_NONE;
 }
 
-/* ---- reading -----------------------------------------------------------------------------------
- */
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    resp_conn_t *c = h->data;
-    worker_t *s = c->l->s;
-    buf->base = (char *)s->read_buf;
-    buf->len = sizeof(s->read_buf);
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-
-/* Reads while neither its replies nor the workers' inboxes hold it back. */
-static void update_reading(resp_conn_t *c)
-{
-    bool want = !c->read_paused && !c->pub_paused && !c->quit;
-    if (c->closed || want == c->reading) {
-        return;
-    }
-    c->reading = want;
-    if (!want) {
-        uv_read_stop((uv_stream_t *)&c->tcp);
-    } else if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close_resp(c);
-    }
-}
+/* ---- requests -------------------------------------------------------------------------------- */
 
 void resp_pause_reading(resp_conn_t *c)
 {
-    c->read_paused = true;
+    conn_hold_input(c->conn, true);
 }
 
-/* Handles every complete request in the input, in order; stops early when
- * the replies pile up past max_outbound_bytes (the rest waits). */
+/* Runs every complete request in the input, in order. Stops early, the
+ * rest held and the socket not read, while a clustered PUBLISH waits for
+ * Redis, the connection is paused as a publisher, or its replies are over
+ * max_outbound_bytes (or the worker over its share of max_total_outbound):
+ * the connection's writable handler goes on. */
 static void process(resp_conn_t *c)
 {
     resp_listener_t *l = c->l;
+    conn_t *conn = c->conn;
+    size_t limit = l->s->cfg->max_outbound_bytes;
     size_t off = 0;
-    while (!c->closed && !c->quit && !c->pub_paused && c->cluster_op == NULL && off < c->in_len) {
-        if (resp_queued(c) > l->s->cfg->max_outbound_bytes) {
-            resp_pause_reading(c);
+    bool need_more = false;
+    c->stalled = false;
+    while (conn->state == CONN_RESP && !c->quit && c->cluster_op == NULL && off < c->in_len) {
+        if (conn->pub_paused || conn_output_full(conn, limit, c->out.len)) {
+            c->stalled = true;
             break;
         }
         size_t argc = 0, used = 0;
         const char *why = NULL;
         int rc = wsb_resp_parse(c->in + off, c->in_len - off, &l->lim, l->argv, &argc, &used, &why);
         if (rc == WSB_EAGAIN) {
+            need_more = true;
             break;
         }
         if (rc != 0) {
             char msg[200];
             (void)snprintf(msg, sizeof(msg), "ERR Protocol error: %s", why);
-            resp_out_err(c, msg);
-            c->quit = true;
             off = c->in_len;
+            close_with(c, msg);
             break;
         }
         off += used;
+        conn->last_rx_ms = now_ms(c); /* a complete request: not idle */
         if (argc > 0) {
             resp_dispatch(c, l->argv, argc);
         }
+    }
+    if (!need_more || c->in_len == off) {
+        c->partial_since_ms = 0;
+    } else if (c->partial_since_ms == 0 || off > 0) {
+        /* A new request has begun (a pipelining client's reads often end
+         * inside one): its own clock. Bytes alone never extend it. */
+        c->partial_since_ms = now_ms(c);
     }
     if (off > 0) {
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
-    update_reading(c);
-}
-
-void resp_resume_reading(resp_conn_t *c)
-{
-    if (!c->read_paused || c->closed) {
+    resp_commit(c);
+    if (c->quit && conn->state == CONN_RESP) {
+        conn_linger(conn); /* QUIT: closed once the replies are written */
         return;
     }
-    c->read_paused = false;
-    process(c);
-}
-
-bool resp_publishers_paused(const worker_t *s)
-{
-    return s->resp != NULL && s->resp->npub_paused > 0;
-}
-
-void resp_resume_publishers(worker_t *s)
-{
-    resp_listener_t *l = s->resp;
-    resp_conn_t *next;
-    for (resp_conn_t *c = l != NULL ? l->conns : NULL; c != NULL && l->npub_paused > 0; c = next) {
-        next = c->next; /* processing may close c (unlinked, freed later), never another */
-        if (c->pub_paused) {
-            c->pub_paused = false;
-            l->npub_paused--;
-            process(c); /* the pipelined commands it held back; may pause it again */
-        }
-    }
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
-{
-    resp_conn_t *c = stream->data;
-    if (nread == 0) {
+    if (conn->state != CONN_RESP) {
         return;
     }
-    if (nread < 0) {
-        conn_close_resp(c);
-        return;
-    }
-    /* As for WebSocket input: what was published before these bytes were
-     * sent is delivered before they are answered. */
-    router_drain(&c->l->s->core);
-    if (c->quit || c->closed) {
-        return; /* after QUIT or a protocol error nothing more is read */
-    }
-    size_t n = (size_t)nread;
-    if (c->in_len + n > c->in_cap) {
-        size_t cap = c->in_cap ? c->in_cap : 4096;
-        while (cap < c->in_len + n) {
-            cap *= 2;
-        }
-        c->in = xrealloc(c->in, cap);
-        c->in_cap = cap;
-    }
-    memcpy(c->in + c->in_len, buf->base, n);
-    c->in_len += n;
-    process(c);
+    /* Input that cannot be run now is not read further: what is held is at
+     * most one read behind the request that stopped it. */
+    conn_hold_input(conn, c->cluster_op != NULL || c->stalled);
+    rearm(c);
     /* A big request's buffer is not kept for an idle connection. */
     if (c->in_len == 0 && c->in_cap > (size_t)64 * 1024) {
         free(c->in);
@@ -308,8 +182,90 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
-/* ---- listener ----------------------------------------------------------------------------------
- */
+void resp_resume_reading(resp_conn_t *c)
+{
+    process(c);
+}
+
+/* ---- the connection's handlers --------------------------------------------------------------- */
+
+static void *on_open(conn_t *conn)
+{
+    resp_listener_t *l = conn->server->resp;
+    resp_conn_t *c = xcalloc(1, sizeof(*c));
+    subscriber_init(&c->sub, &resp_subscriber_ops, c);
+    c->conn = conn;
+    c->l = l;
+    sbuf_init(&c->out);
+    l->nconns++;
+    worker_update_gauges(l->s);
+    conn->resp = c; /* rearm reads it through c */
+    rearm(c);
+    return c;
+}
+
+static void on_feed(void *sess, const char *data, size_t n)
+{
+    resp_conn_t *c = sess;
+    if (c->quit) {
+        return; /* after QUIT or a protocol error nothing more is read */
+    }
+    if (c->in_len + n > c->in_cap) {
+        size_t cap = c->in_cap ? c->in_cap : 4096;
+        while (cap < c->in_len + n) {
+            cap *= 2;
+        }
+        c->in = xrealloc(c->in, cap);
+        c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, data, n);
+    c->in_len += n;
+    process(c);
+}
+
+static void on_writable(void *sess)
+{
+    resp_conn_t *c = sess;
+    if (c->stalled && c->cluster_op == NULL) {
+        process(c);
+    }
+}
+
+static void on_shutdown(void *sess)
+{
+    /* Like a WebSocket getting its close frame: nothing more is pushed or
+     * read, what is queued is written, then the connection closes.
+     * Commands not yet executed are dropped. */
+    resp_conn_t *c = sess;
+    resp_remove_subs(c, true, true);
+    close_with(c, NULL);
+}
+
+static void on_close(void *sess)
+{
+    resp_conn_t *c = sess;
+    resp_remove_subs(c, true, true);
+    if (c->cluster_op != NULL) {
+        c->cluster_op->owner = NULL; /* freed when it comes back (cluster_drain) */
+        c->cluster_op = NULL;
+    }
+    c->l->nconns--;
+    sbuf_free(&c->out);
+    free(c->in);
+    free(c->subs);
+    free(c);
+}
+
+const conn_resp_handlers_t resp_conn_handlers = {
+    .open = on_open,
+    .feed = on_feed,
+    .writable = on_writable,
+    .deadline = on_deadline,
+    .shutdown = on_shutdown,
+    .close = on_close,
+};
+
+/* ---- listener -------------------------------------------------------------------------------- */
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -317,32 +273,10 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0) {
         return;
     }
-    resp_conn_t *c = xcalloc(1, sizeof(*c));
-    subscriber_init(&c->sub, &resp_subscriber_ops, c);
-    c->l = l;
-    sbuf_init(&c->out);
-    sbuf_init(&c->wbuf);
-    uv_tcp_init(&l->s->loop, &c->tcp);
-    c->tcp.data = c;
-    c->next = l->conns;
-    if (l->conns != NULL) {
-        l->conns->prev = c;
-    }
-    l->conns = c;
-    l->nconns++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close_resp(c);
-        return;
-    }
-    update_reading(c);
-    if (c->closed) {
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    METRIC_ADD(l->s->metrics.resp_connections_accepted, 1);
+    conn_accept_resp(l->s, server);
 }
 
-int resp_listener_start(worker_t *s)
+resp_listener_t *resp_listener_init(worker_t *s)
 {
     const config_t *cfg = s->cfg;
     resp_listener_t *l = xcalloc(1, sizeof(*l));
@@ -352,6 +286,14 @@ int resp_listener_start(worker_t *s)
     l->lim.max_inline = RESP_MAX_INLINE;
     l->lim.max_request = cfg->max_message_size + RESP_REQ_EXTRA;
     s->resp = l;
+    conn_set_resp_handlers(&resp_conn_handlers);
+    return l;
+}
+
+int resp_listener_start(worker_t *s)
+{
+    const config_t *cfg = s->cfg;
+    resp_listener_t *l = resp_listener_init(s);
 
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
@@ -411,33 +353,9 @@ static void on_listener_closed(uv_handle_t *h)
 void resp_listener_shutdown(worker_t *s)
 {
     resp_listener_t *l = s->resp;
-    if (l == NULL) {
-        return;
-    }
-    if (l->open) {
+    if (l != NULL && l->open) {
         l->open = false;
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
-    }
-    for (resp_conn_t *c = l->conns; c != NULL; c = c->next) {
-        /* Like a WebSocket getting its close frame: nothing more is pushed
-         * or read, what is queued is written, then the connection closes
-         * (flush_conn). Commands not yet executed are dropped. */
-        resp_remove_subs(c, true, true);
-        if (c->pub_paused) {
-            c->pub_paused = false;
-            l->npub_paused--;
-        }
-        c->quit = true;
-        update_reading(c);
-        resp_mark_dirty(c);
-    }
-}
-
-void resp_listener_close_all(worker_t *s)
-{
-    resp_listener_t *l = s->resp;
-    while (l != NULL && l->conns != NULL) {
-        conn_close_resp(l->conns);
     }
 }
 

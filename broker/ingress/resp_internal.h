@@ -18,6 +18,7 @@
 typedef struct resp_listener_s resp_listener_t;
 typedef struct worker_s worker_t;
 typedef struct chist_op_s chist_op_t;
+typedef struct conn_s conn_t;
 
 #define RESP_MAX_ARGS   1024
 #define RESP_MAX_INLINE ((size_t)64 * 1024)
@@ -30,28 +31,22 @@ typedef struct {
     bool glob; /* PSUBSCRIBE (else SUBSCRIBE) */
 } resp_sub_t;
 
+/* A RESP session: the mode data of a conn_t in CONN_RESP (net/conn.h). */
 struct resp_conn_s {
     subscriber_t sub; /* what the trie holds; the core delivers through it */
-    uv_tcp_t tcp;
+    conn_t *conn;
     resp_listener_t *l;
-    resp_conn_t *prev, *next;
-    resp_conn_t *dirty_next;
-    bool dirty;
-    bool closed;
-    bool quit;        /* close once the output is written */
-    bool slow;        /* over its output bound as a subscriber: close */
-    bool read_paused; /* its replies are over max_outbound_bytes */
-    bool pub_paused;  /* a worker inbox is filling (core_inbox_pressure) */
-    bool reading;     /* uv_read_start in effect */
-    bool writing;
+    bool quit;    /* close once the output is written */
+    bool slow;    /* over its output bound as a subscriber: closing */
+    bool stalled; /* requests held back (replies over their bound, publisher
+                     paused): resumed by the conn's writable handler */
     bool authed;
-    const apikey_t *key; /* after AUTH with API keys configured: what it may publish */
-    bool handle_closed;  /* the close callback ran */
-    char *in;            /* unparsed input */
+    const apikey_t *key;       /* after AUTH with API keys configured: what it may publish */
+    uint64_t partial_since_ms; /* loop time the unfinished request began; 0 = none */
+    uint64_t auth_due_ms;      /* AUTH must have succeeded by then; 0 = no deadline */
+    char *in;                  /* unparsed input */
     size_t in_len, in_cap;
-    sbuf_t out;  /* queued output */
-    sbuf_t wbuf; /* output in flight */
-    uv_write_t wreq;
+    sbuf_t out; /* replies of the requests being run, queued as one buffer (resp_commit) */
     resp_sub_t *subs;
     uint32_t nsubs, subs_cap;
     chist_op_t *cluster_op; /* clustered history: a PUBLISH waiting for Redis's seq */
@@ -61,10 +56,7 @@ struct resp_listener_s {
     worker_t *s;
     uv_tcp_t tcp;
     bool open;
-    resp_conn_t *conns;
     size_t nconns;
-    resp_conn_t *dirty;
-    size_t npub_paused; /* connections with pub_paused */
     wsb_resp_limits_t lim;
     wsb_str_t argv[RESP_MAX_ARGS];
     uint64_t next_id;
@@ -75,11 +67,8 @@ struct resp_listener_s {
 /* Runs one parsed command (`argv` borrowed for the call). */
 void resp_dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc);
 
-/* Queues the connection for this loop turn's flush (resp_flush_dirty). */
-void resp_mark_dirty(resp_conn_t *c);
-
-/* Bytes queued and in flight. */
-size_t resp_queued(const resp_conn_t *c);
+/* Hands the replies built so far to the connection's output queue. */
+void resp_commit(resp_conn_t *c);
 
 /* Queues an error line ("-msg\r\n"). */
 void resp_out_err(resp_conn_t *c, const char *msg);
@@ -89,12 +78,20 @@ extern const subscriber_ops_t resp_subscriber_ops;
 
 /* resp_conn.c: the connection */
 
+/* The RESP listener's state on worker `s` without its socket (what
+ * resp_listener_start binds after), with the connection handlers
+ * registered: a session can then be driven without sockets (unit tests). */
+resp_listener_t *resp_listener_init(worker_t *s);
+
+/* The handlers CONN_RESP connections call (net/conn.h). */
+extern const struct conn_resp_handlers_s resp_conn_handlers;
+
 /* Removes the connection's subscriptions: every one, only PSUBSCRIBE
  * patterns, or only SUBSCRIBE channels. */
 void resp_remove_subs(resp_conn_t *c, bool glob_only, bool channels_only);
 
-/* Stops / restarts reading (a clustered PUBLISH waits for Redis; the
- * requests behind it run once it is answered). */
+/* Stops reading (a clustered PUBLISH waits for Redis) / runs the requests
+ * held back and reads again once it is answered. */
 void resp_pause_reading(resp_conn_t *c);
 void resp_resume_reading(resp_conn_t *c);
 

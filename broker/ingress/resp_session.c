@@ -6,8 +6,11 @@
 #include "core/pubsub.h"
 #include "ingress/auth_key.h"
 #include "ingress/resp_internal.h"
+#include "net/conn.h"
+#include "shared/log.h"
 #include "wsb/topic.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -20,24 +23,27 @@
 
 /* ---- output -------------------------------------------------------------------------------- */
 
-void resp_mark_dirty(resp_conn_t *c)
+/* Replies are built in c->out and queued on the connection as one buffer
+ * per batch of requests (and before any push, so that order is kept). */
+void resp_commit(resp_conn_t *c)
 {
-    if (!c->dirty) {
-        c->dirty = true;
-        c->dirty_next = c->l->dirty;
-        c->l->dirty = c;
+    if (c->out.len == 0) {
+        return;
     }
-}
-
-size_t resp_queued(const resp_conn_t *c)
-{
-    return c->out.len + c->wbuf.len;
+    conn_t *conn = c->conn;
+    if (conn->state == CONN_RESP || (conn->state == CONN_LINGER && !conn->shutdown_started)) {
+        conn_send_always(conn, frame_buf_copy(c->out.p, c->out.len));
+    }
+    c->out.len = 0;
+    if (c->out.cap > (size_t)64 * 1024) {
+        sbuf_free(&c->out); /* a big reply's buffer is not kept for an idle connection */
+        sbuf_init(&c->out);
+    }
 }
 
 static void out_raw(resp_conn_t *c, const char *s, size_t n)
 {
     sbuf_append(&c->out, s, n);
-    resp_mark_dirty(c);
 }
 
 static void out_str(resp_conn_t *c, const char *s)
@@ -50,7 +56,6 @@ static void out_bulk(resp_conn_t *c, const char *p, size_t n)
     sbuf_printf(&c->out, "$%zu\r\n", n);
     sbuf_append(&c->out, p, n);
     sbuf_append(&c->out, "\r\n", 2);
-    resp_mark_dirty(c);
 }
 
 static void out_bulkz(resp_conn_t *c, const char *s)
@@ -61,19 +66,16 @@ static void out_bulkz(resp_conn_t *c, const char *s)
 static void out_int(resp_conn_t *c, long long v)
 {
     sbuf_printf(&c->out, ":%lld\r\n", v);
-    resp_mark_dirty(c);
 }
 
 static void out_array(resp_conn_t *c, size_t n)
 {
     sbuf_printf(&c->out, "*%zu\r\n", n);
-    resp_mark_dirty(c);
 }
 
 void resp_out_err(resp_conn_t *c, const char *msg)
 {
     sbuf_printf(&c->out, "-%s\r\n", msg);
-    resp_mark_dirty(c);
 }
 
 /* An argument for an error message: printable ASCII only, at most 128 bytes
@@ -93,61 +95,106 @@ static void printable(const wsb_str_t *a, char *out, size_t cap)
 
 /* ---- delivery -------------------------------------------------------------------------------- */
 
+/* Bytes of "$<n>\r\n" for a bulk string of `n` bytes. */
+static size_t bulk_head_len(size_t n)
+{
+    size_t digits = 1;
+    while (n >= 10) {
+        n /= 10;
+        digits++;
+    }
+    return 3 + digits;
+}
+
 /*
  * The subscriber's deliver_cb: queues one "message" push per matching
  * SUBSCRIBE channel and one "pmessage" per matching PSUBSCRIBE pattern
- * (Redis semantics). A RESP subscriber over its bound is closed by its own
- * flush (never FULL: no gap notice exists in RESP).
+ * (Redis semantics), as one buffer on the connection, inside its
+ * max_outbound_bytes and the worker's share of max_total_outbound like a
+ * WebSocket frame. Over them the verdict is FULL: the core closes the
+ * subscriber (close_cb; no gap notice exists in RESP).
  *
- * Each push is copied into the subscriber's output buffer (CONVENTIONS.md
- * rule 4 asks for shared buffers). Not shared yet because the RESP output is
- * one contiguous sbuf per connection, not an outq of frame_buf slices: the
- * payload could be a zero-copy slice of the worker's frame_buf (data_off,
- * data_len inside the WebSocket frame) behind a small per-push header, but
- * every reply would then need a frame_buf too. RESP is for a few backend
- * consumers, and the copy is one memcpy per push into a buffer written with
- * one syscall per loop turn; converting is worth it if RESP fan-out grows.
+ * Each push is copied into a buffer of its own (CONVENTIONS.md rule 4 asks
+ * for shared buffers): RESP has its own framing, so the worker's WebSocket
+ * frame cannot be queued as it is. The payload could be a zero-copy slice of
+ * that frame_buf (data_off, data_len inside the WebSocket frame) between a
+ * small per-push header and trailer, at three queue entries per push
+ * instead of one. RESP is for a few backend consumers, and the copy is one
+ * allocation and memcpy per push; converting is worth it if RESP fan-out
+ * grows.
  */
+/* The subscription `i` of `c` matches `m`'s topic: its pattern and length. */
+static bool sub_matches(const resp_conn_t *c, uint32_t i, const xmsg_t *m, const char **pat,
+                        size_t *plen)
+{
+    *pat = trie_sub_pattern(c->subs[i].sub);
+    *plen = strlen(*pat);
+    if (!c->subs[i].glob) {
+        return *plen == m->topic_len && memcmp(*pat, m->topic, *plen) == 0;
+    }
+    return wsb_topic_matches(*pat, *plen, m->topic, m->topic_len);
+}
+
+/* Appends "$<n>\r\n<bytes>\r\n" at `p`; returns the end. */
+static char *put_bulk(char *p, const char *bytes, size_t n)
+{
+    p += sprintf(p, "$%zu\r\n", n);
+    memcpy(p, bytes, n);
+    p += n;
+    memcpy(p, "\r\n", 2);
+    return p + 2;
+}
+
 static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t *m)
 {
     (void)fb; /* RESP has its own framing: the data is taken from the message */
     resp_conn_t *c = user_data;
-    if (c->closed || c->slow || m->event) {
+    if (c->slow || c->conn->state != CONN_RESP || m->event) {
         return SUBSCRIBER_SKIPPED; /* RESP has no join/leave events */
     }
     const char *data = (const char *)m->frame + m->data_off;
-    int n = 0;
+    /* Sized first, then written once into a buffer of its own. */
+    static const char msg_head[] = "*3\r\n$7\r\nmessage\r\n";
+    static const char pmsg_head[] = "*4\r\n$8\r\npmessage\r\n";
+    size_t tail = bulk_head_len(m->topic_len) + m->topic_len + 2 + bulk_head_len(m->data_len) +
+                  m->data_len + 2;
+    size_t len = 0;
+    const char *pat;
+    size_t plen;
     for (uint32_t i = 0; i < c->nsubs; i++) {
-        const char *pat = trie_sub_pattern(c->subs[i].sub);
-        size_t plen = strlen(pat);
-        if (!c->subs[i].glob) {
-            if (plen != m->topic_len || memcmp(pat, m->topic, plen) != 0) {
-                continue;
-            }
-            sbuf_printf(&c->out, "*3\r\n$7\r\nmessage\r\n");
-        } else {
-            if (!wsb_topic_matches(pat, plen, m->topic, m->topic_len)) {
-                continue;
-            }
-            sbuf_printf(&c->out, "*4\r\n$8\r\npmessage\r\n$%zu\r\n%s\r\n", plen, pat);
+        if (sub_matches(c, i, m, &pat, &plen)) {
+            len += c->subs[i].glob ? sizeof(pmsg_head) - 1 + bulk_head_len(plen) + plen + 2
+                                   : sizeof(msg_head) - 1;
+            len += tail;
         }
-        sbuf_printf(&c->out, "$%u\r\n", (unsigned)m->topic_len);
-        sbuf_append(&c->out, m->topic, m->topic_len);
-        sbuf_printf(&c->out, "\r\n$%u\r\n", (unsigned)m->data_len);
-        sbuf_append(&c->out, data, m->data_len);
-        sbuf_append(&c->out, "\r\n", 2);
-        n++;
     }
-    resp_mark_dirty(c);
-    if (resp_queued(c) > c->l->s->cfg->max_outbound_bytes) {
-        /* Closed by the flush: nothing may leave the trie during a fan-out. */
-        c->slow = true;
+    if (len == 0) {
         return SUBSCRIBER_SKIPPED;
     }
-    return n > 0 ? SUBSCRIBER_DELIVERED : SUBSCRIBER_SKIPPED;
+    resp_commit(c);                             /* replies first: a push never overtakes them */
+    frame_buf_t *push = frame_buf_new(len + 1); /* + the last sprintf's NUL */
+    char *p = (char *)push->bytes;
+    for (uint32_t i = 0; i < c->nsubs; i++) {
+        if (!sub_matches(c, i, m, &pat, &plen)) {
+            continue;
+        }
+        if (c->subs[i].glob) {
+            memcpy(p, pmsg_head, sizeof(pmsg_head) - 1);
+            p = put_bulk(p + sizeof(pmsg_head) - 1, pat, plen);
+        } else {
+            memcpy(p, msg_head, sizeof(msg_head) - 1);
+            p += sizeof(msg_head) - 1;
+        }
+        p = put_bulk(p, m->topic, m->topic_len);
+        p = put_bulk(p, data, m->data_len);
+    }
+    assert((size_t)(p - (char *)push->bytes) == len);
+    int rc = conn_send(c->conn, push, 0, (uint32_t)len);
+    frame_buf_unref(push);
+    return rc == 0 ? SUBSCRIBER_DELIVERED : SUBSCRIBER_FULL;
 }
 
-/* Not reached (deliver_cb never says FULL); a gap cannot be told in RESP. */
+/* A gap cannot be told in RESP: the core closes the subscriber instead. */
 static int gap_cb(void *user_data, const xmsg_t *m)
 {
     (void)user_data;
@@ -155,14 +202,20 @@ static int gap_cb(void *user_data, const xmsg_t *m)
     return -1;
 }
 
-/* Marks the subscriber slow: its flush closes it (never during a fan-out). */
+/* A slow subscriber: what is queued and not yet written is dropped and the
+ * connection closed after what is in flight (never removed from the trie
+ * here: the fan-out is walking it; conn_close does it). */
 static void close_cb(void *user_data, int code, const char *why)
 {
     (void)code;
-    (void)why;
     resp_conn_t *c = user_data;
+    if (c->slow) {
+        return;
+    }
     c->slow = true;
-    resp_mark_dirty(c);
+    log_debug("resp: slow subscriber disconnected", "peer=%s why=%s", conn_peer(c->conn),
+              log_quote(why));
+    conn_abort_output(c->conn);
 }
 
 const subscriber_ops_t resp_subscriber_ops = {
@@ -413,14 +466,11 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
                      "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
         return;
     }
-    if (out.pause && !c->pub_paused) {
+    if (out.pause) {
         /* As for a WebSocket publisher (router.h): the pipelined commands
          * behind this one wait, and TCP slows the client, until every
          * worker has caught up (worker.c's pressure timer resumes it). */
-        c->pub_paused = true;
-        c->l->npub_paused++;
-        METRIC_ADD(s->metrics.publisher_pauses, 1);
-        worker_watch_pressure(s);
+        conn_pause_publisher(c->conn);
     }
     /* Redis answers with the number of receivers, which no node knows here
      * (other workers and nodes deliver later): the message's seq (>= 1). */

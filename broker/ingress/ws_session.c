@@ -15,6 +15,7 @@
 #include "shared/util.h"
 #include "wsb/message.h"
 #include "wsb/topic.h"
+#include "wsb/ws_frame.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -14,6 +14,7 @@
 #include "core/subscriber.h"
 #include "core/topic_trie.h"
 #include "shared/frame_buf.h"
+#include "wsb/http.h"
 #include "wsb/ws_frame.h"
 
 #include <stdbool.h>
@@ -93,5 +94,21 @@ struct user_entry_s *session_user_acquire(auth_t *auth, const wsb_jwt_claims_t *
 
 /* The session's user: its token's sub, or {NULL,0} without one. */
 wsb_str_t session_user(const session_t *s);
+
+/* ws_upgrade.c */
+
+/* Checks a request for ws_path or echo_path (`echo`) and
+ * upgrades the connection to a session, or refuses it
+ * (conn_handlers_t.ws_upgrade). */
+void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo);
+
+/* Re-arms a WebSocket's deadline: the earlier of its next keepalive and
+ * its session's auth deadline (auth timeout or token expiry). */
+void conn_ws_rearm(conn_t *c);
+
+/* The connection's deadline passed in WebSocket mode: the auth deadline
+ * (timeout or token expiry) closes it, the keepalive pings or closes an idle
+ * peer, else the deadline is re-armed (conn_handlers_t.ws_deadline). */
+void session_on_deadline(conn_t *c);
 
 #endif

@@ -1,17 +1,14 @@
-/* conn.c - connection lifecycle, reads, corked writes and timers (see conn.h). */
+/* conn.c - connection lifecycle, reads, corked writes and timers (see conn.h;
+ * accept and admission are in conn_accept.c). */
 #include "net/conn.h"
 
 #include "app/broker.h"
 #include "app/worker.h"
-#include "core/router.h"
-#include "ingress/http_api.h"
-#include "ingress/static_files.h"
-#include "ingress/ws_session.h"
 #include "net/conn_internal.h"
-#include "net/proxy.h"
 #include "net/tls.h"
 #include "shared/log.h"
 #include "shared/util.h"
+#include "wsb/ws_frame.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -34,6 +31,22 @@ typedef struct {
     uv_write_t req;
     uint8_t bytes[];
 } tls_write_t;
+
+/* The HTTP and WebSocket modes' ingress (conn_set_handlers). */
+const conn_handlers_t *conn_ingress;
+
+void conn_set_handlers(const conn_handlers_t *h)
+{
+    conn_ingress = h;
+}
+
+/* The RESP mode's session (conn_set_resp_handlers). */
+static const conn_resp_handlers_t *resp_handlers;
+
+void conn_set_resp_handlers(const conn_resp_handlers_t *h)
+{
+    resp_handlers = h;
+}
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
@@ -74,10 +87,14 @@ void conn_close(conn_t *c)
     }
     worker_t *s = c->server;
     assert(!s->core.in_fanout);
-    conn_resume_publisher(c); /* leaves the server's paused list */
     c->state = CONN_CLOSED;
+    conn_resume_publisher(c); /* leaves the server's paused list */
+    if (c->resp != NULL) {
+        resp_handlers->close(c->resp); /* its subscriptions leave the trie */
+        c->resp = NULL;
+    }
     if (c->session != NULL) {
-        session_free(c->session);
+        conn_ingress->ws_free(c->session);
         c->session = NULL;
         s->nws--;
     }
@@ -85,10 +102,10 @@ void conn_close(conn_t *c)
         wsb_http_request_free(c->http);
         c->http = NULL;
     }
-    if (c->http_pub != NULL) {
-        http_api_cancel(c); /* its Redis ops come back to find no owner */
+    if (c->http_pub != NULL || c->static_load != NULL) {
+        /* Its Redis ops come back, or its file read finishes, unowned. */
+        conn_ingress->http_cancel(c);
     }
-    static_cancel(c); /* a file read in progress finishes unowned */
     free(c->http_held);
     c->http_held = NULL;
     c->http_held_len = c->http_held_cap = 0;
@@ -144,7 +161,7 @@ bool conn_http_holding(const conn_t *c)
 void conn_update_reading(conn_t *c)
 {
     bool held_full = conn_http_holding(c) && c->http_held_len >= WORKER_READ_BUF_SIZE;
-    bool want = !c->read_paused && !c->pub_paused && !held_full;
+    bool want = !c->read_paused && !c->pub_paused && !held_full && !c->input_held;
     if (c->state == CONN_CLOSED || want == c->reading) {
         return;
     }
@@ -165,6 +182,29 @@ static void apply_read_backpressure(conn_t *c)
     } else if (c->read_paused && outq_bytes(&c->outq) <= limit / 2) {
         c->read_paused = false;
         conn_update_reading(c);
+    }
+}
+
+void conn_hold_input(conn_t *c, bool hold)
+{
+    c->input_held = hold;
+    conn_update_reading(c);
+}
+
+bool conn_output_full(const conn_t *c, size_t limit, size_t extra)
+{
+    const worker_t *s = c->server;
+    size_t queued = outq_bytes(&c->outq) + extra;
+    return queued > limit || (queued > 0 && s->outbound_bytes + extra > s->outbound_limit);
+}
+
+/* After a flush: a RESP session whose replies have drained (to half of
+ * max_outbound_bytes, as HTTP) goes on with the requests it held back. */
+static void resp_unblock(conn_t *c)
+{
+    if (c->state == CONN_RESP && c->resp != NULL && !c->pub_paused &&
+        !conn_output_full(c, c->server->cfg->max_outbound_bytes / 2, 0)) {
+        resp_handlers->writable(c->resp);
     }
 }
 
@@ -203,6 +243,11 @@ void conn_resume_publisher(conn_t *c)
     }
     c->pause_prev = c->pause_next = NULL;
     conn_update_reading(c);
+    if (c->state == CONN_RESP) {
+        /* Its held requests run at this turn's flush (resp_unblock), not
+         * here: they may pause it again while the paused list is walked. */
+        worker_mark_dirty(s, c);
+    }
 }
 
 /* A write (plain or TLS) finished: a failure closes, success writes what
@@ -422,12 +467,13 @@ void conn_flush(conn_t *c)
     apply_read_backpressure(c);
     maybe_shutdown(c);
     conn_http_unblock(c);
+    resp_unblock(c);
 }
 
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
 {
     worker_t *s = c->server;
-    if (c->state != CONN_WS) {
+    if (c->state != CONN_WS && c->state != CONN_RESP) {
         return -1;
     }
     const config_t *cfg = s->cfg;
@@ -452,6 +498,37 @@ void conn_send_always(conn_t *c, frame_buf_t *fb)
     s->outbound_bytes += fb->len;
     worker_mark_dirty(s, c);
     apply_read_backpressure(c);
+}
+
+void conn_abort_output(conn_t *c)
+{
+    if (c->state == CONN_CLOSED || c->state == CONN_LINGER) {
+        return;
+    }
+    c->server->outbound_bytes -= outq_drop_pending(&c->outq);
+    conn_linger(c);
+}
+
+void conn_ws_deadline(conn_t *c)
+{
+    conn_ingress->ws_deadline(c);
+}
+
+void *conn_resp_open(conn_t *c)
+{
+    return resp_handlers->open(c);
+}
+
+conn_timeout_t conn_resp_deadline(conn_t *c)
+{
+    return c->resp != NULL ? resp_handlers->deadline(c->resp) : CONN_TIMEOUT_NONE;
+}
+
+void conn_resp_shutdown(conn_t *c)
+{
+    if (c->state == CONN_RESP && c->resp != NULL) {
+        resp_handlers->shutdown(c->resp);
+    }
 }
 
 /* ---- closing ----------------------------------------------------------------------------- */
@@ -514,7 +591,10 @@ static void conn_dispatch(conn_t *c, char *data, size_t len)
     case CONN_WS_CLOSING:
         /* While closing the parser still runs, to find the peer's close frame;
          * the session drops everything else. */
-        session_feed(c->session, (uint8_t *)data, len);
+        conn_ingress->ws_feed(c->session, (uint8_t *)data, len);
+        break;
+    case CONN_RESP:
+        resp_handlers->feed(c->resp, data, len);
         break;
     case CONN_LINGER:
     case CONN_CLOSED:
@@ -576,7 +656,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* Whatever was published before these bytes were sent (e.g. acked to
      * another client on another worker) is delivered before we answer them:
      * a reply never overtakes a message that was published earlier. */
-    router_drain(&s->core);
+    conn_ingress->before_input(s);
     METRIC_ADD(s->metrics.bytes_in, (uint64_t)nread);
     /* Bytes alone do not reset the idle timer (c->last_rx_ms): a peer that
      * dribbles one frame a byte at a time would keep the connection forever.
@@ -586,154 +666,4 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     } else {
         conn_dispatch(c, buf->base, (size_t)nread);
     }
-}
-
-/* ---- accept ------------------------------------------------------------------------------ */
-
-/* A socket address as 16 bytes (IPv4 mapped into IPv6). */
-static void sockaddr_ip(const struct sockaddr_storage *ss, uint8_t ip[16])
-{
-    memset(ip, 0, 16);
-    if (ss->ss_family == AF_INET6) {
-        memcpy(ip, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-    } else {
-        ip[10] = 0xff;
-        ip[11] = 0xff;
-        memcpy(ip + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-    }
-}
-
-/* The TCP peer's address as 16 bytes. Returns 0, or -1 when it is gone. */
-int conn_socket_ip(conn_t *c, uint8_t ip[16])
-{
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
-        return -1;
-    }
-    sockaddr_ip(&ss, ip);
-    return 0;
-}
-
-const char *conn_peer(conn_t *c)
-{
-    /* Formatted on demand (only debug logs use it): an idle connection does
-     * not carry its address as text. */
-    static _Thread_local char peer[160];
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    peer[0] = '\0';
-    if (c->state == CONN_CLOSED || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
-        return peer;
-    }
-    char sock[64];
-    broker_format_addr(&ss, sock, sizeof(sock));
-    /* `ip` holds another address only when a trusted proxy forwarded this
-     * client (admit_forwarded); it is all zeros when accept found no peer. */
-    static const uint8_t none[16];
-    uint8_t ip[16];
-    sockaddr_ip(&ss, ip);
-    if (memcmp(ip, c->ip, 16) != 0 && memcmp(c->ip, none, 16) != 0) {
-        char client[48];
-        proxy_format_addr(c->ip, client, sizeof(client));
-        (void)snprintf(peer, sizeof(peer), "%s,via=%s", client, sock);
-    } else {
-        (void)snprintf(peer, sizeof(peer), "%s", sock);
-    }
-    return peer;
-}
-
-/* The peer's address as 16 bytes (IPv4 mapped into IPv6) for per-IP limits. */
-static void peer_ip(conn_t *c)
-{
-    if (conn_socket_ip(c, c->ip) != 0) {
-        memset(c->ip, 0, sizeof(c->ip));
-    }
-}
-
-void conn_accept(worker_t *s, bool tls)
-{
-    conn_t *c = xcalloc(1, sizeof(*c));
-    c->server = s;
-    outq_init(&c->outq);
-    uv_tcp_init(&s->loop, &c->tcp);
-    c->tcp.data = c;
-    c->handles_open = 1;
-    c->next = s->conns;
-    if (s->conns != NULL) {
-        s->conns->prev = c;
-    }
-    s->conns = c;
-    s->nconns++;
-    worker_update_gauges(s);
-    c->state = CONN_HTTP;
-    uv_stream_t *listener = tls ? (uv_stream_t *)&s->tls_listener : (uv_stream_t *)&s->listener;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
-    if (tls) {
-        c->tls = tls_conn_new(s->broker->tls);
-        if (c->tls == NULL) {
-            conn_close(c);
-            return;
-        }
-    }
-    METRIC_ADD(s->metrics.connections_accepted, 1);
-    uv_tcp_nodelay(&c->tcp, 1);
-    c->last_rx_ms = worker_now(s);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        conn_close(c);
-        return;
-    }
-    c->reading = true;
-    /* max_connections bounds the whole process, not each worker. */
-    size_t total = atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed) + 1;
-    c->counted = true;
-    if (total > s->cfg->max_connections) {
-        METRIC_ADD(s->metrics.connections_rejected, 1);
-        log_debug("connection rejected", "peer=%s reason=max_connections", conn_peer(c));
-        conn_http_error(c, 503, "too many connections");
-        return;
-    }
-    peer_ip(c);
-    /* A trusted proxy's connections are counted per request, under the
-     * client it names (admit_forwarded), not under the proxy here. */
-    const config_t *cfg = s->cfg;
-    bool from_proxy = cfg->ntrusted > 0 && proxy_is_trusted(cfg->trusted, cfg->ntrusted, c->ip);
-    if (!from_proxy) {
-        if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
-            METRIC_ADD(s->metrics.connections_rejected, 1);
-            log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
-            if (c->tls != NULL) {
-                conn_close(c); /* no handshake yet: nothing to say it with */
-            } else {
-                conn_http_respond(c, 429, "text/plain; charset=utf-8",
-                                  "too many connections from this address\n", 39, false,
-                                  "Retry-After: 1\r\n");
-            }
-            return;
-        }
-        c->ip_counted = true;
-    }
-    /* A TLS handshake is the expensive part of a wss:// connection (key
-     * exchange, signature), so it takes the handshake budget before any
-     * cryptography runs. There is no way to say 429 before the handshake:
-     * the connection is closed, as over the per-IP limit. */
-    if (c->tls != NULL) {
-        if (!auth_handshake_allowed(&s->broker->auth, uv_hrtime())) {
-            METRIC_ADD(s->metrics.connections_rejected, 1);
-            log_debug("connection rejected", "peer=%s reason=max_handshakes_per_second",
-                      conn_peer(c));
-            conn_close(c);
-            return;
-        }
-        c->hs_counted = true;
-    }
-    c->http = wsb_http_request_new(s->cfg->max_header_size, s->cfg->max_http_body);
-    if (c->http == NULL) {
-        conn_close(c);
-        return;
-    }
-    conn_timer_in(c, s->cfg->header_timeout_ms);
 }

@@ -8,6 +8,10 @@
  *   WS          WebSocket session open
  *   WS_CLOSING  our close frame is queued; input is read and discarded until
  *               the peer's close frame arrives or close_timeout passes
+ *   RESP        accepted on the RESP listener: input goes to the RESP session
+ *               through the handlers registered with conn_set_resp_handlers
+ *               (net/ does not know the session); replies and pushes use
+ *               the same outq, bounds and flush as WebSocket frames
  *   LINGER      finished: queued output is flushed, then the write side is
  *               shut down (FIN) and input is drained until EOF or
  *               close_timeout. Closing a socket with unread input makes the
@@ -36,7 +40,17 @@ typedef struct worker_s worker_t;
 typedef struct session_s session_t;
 typedef struct conn_s conn_t;
 
-typedef enum { CONN_HTTP = 0, CONN_WS, CONN_WS_CLOSING, CONN_LINGER, CONN_CLOSED } conn_state_t;
+/* What a mode's deadline handler reports, for the metrics. */
+typedef enum { CONN_TIMEOUT_NONE = 0, CONN_TIMEOUT_HEADER, CONN_TIMEOUT_IDLE } conn_timeout_t;
+
+typedef enum {
+    CONN_HTTP = 0,
+    CONN_WS,
+    CONN_WS_CLOSING,
+    CONN_RESP,
+    CONN_LINGER,
+    CONN_CLOSED
+} conn_state_t;
 
 struct conn_s {
     uv_tcp_t tcp;
@@ -53,6 +67,7 @@ struct conn_s {
     bool reading;         /* uv_read_start is in effect */
     bool pub_paused;      /* a worker inbox is filling: not reading (server->paused) */
     bool head_request;    /* the request being answered is HEAD: no body */
+    bool input_held;      /* the mode's session takes no input now (conn_hold_input) */
     uint8_t handles_open; /* closed handles pending before free */
     bool ip_counted;      /* counted in max_connections_per_ip under `ip` */
     bool hs_counted;      /* took its max_handshakes_per_second token (TLS: at accept) */
@@ -72,8 +87,92 @@ struct conn_s {
     char *http_held;
     uint32_t http_held_len, http_held_cap;
     session_t *session;     /* WebSocket mode only */
+    void *resp;             /* RESP mode only: the session (conn_resp_handlers_t) */
     struct tls_conn_s *tls; /* accepted on the TLS listener; NULL for plain TCP */
 };
+
+/* What the HTTP and WebSocket modes call into outside net/ (app/ registers
+ * them once at start-up with conn_set_handlers), so that net/ includes no
+ * ingress or core header. Every callback runs on the connection's worker. */
+typedef struct conn_handlers_s {
+    /* Before bytes read from any connection are handled: what was published
+     * earlier is delivered first, so a reply never overtakes it. */
+    void (*before_input)(worker_t *w);
+    /* WebSocket: bytes read (writable: unmasked in place). */
+    void (*ws_feed)(session_t *ss, uint8_t *data, size_t len);
+    /* WebSocket: c->deadline_ms passed (keepalive, idle or auth deadline). */
+    void (*ws_deadline)(conn_t *c);
+    /* WebSocket: the connection closes: release the session. */
+    void (*ws_free)(session_t *ss);
+    /* HTTP: the connection closes while a response waits for Redis or a
+     * file read (c->http_pub, c->static_load): the wait ends unowned. */
+    void (*http_cancel)(conn_t *c);
+    /* HTTP: a request for ws_path (echo false) or echo_path: check the
+     * handshake and upgrade (CONN_WS, c->session set) or refuse. */
+    void (*ws_upgrade)(conn_t *c, const wsb_http_request_t *req, bool echo);
+    /* HTTP: a complete request that is not a WebSocket upgrade: answer it
+     * (conn_http_respond*) or defer (conn_http_defer). */
+    void (*http_request)(conn_t *c, const wsb_http_request_t *req);
+    /* HTTP: the request's body is over max_http_body: true when the
+     * handler answered it itself (else 413). */
+    bool (*http_body_too_large)(conn_t *c, const wsb_http_request_t *req);
+} conn_handlers_t;
+
+/* Registers the HTTP and WebSocket modes' handlers (process-wide). */
+void conn_set_handlers(const conn_handlers_t *h);
+
+/* What the RESP mode calls into (ingress/resp_conn.c registers them once,
+ * before any RESP connection is accepted), so that net/ never includes the
+ * RESP session. `sess` is c->resp. Every callback but open runs with the
+ * connection in CONN_RESP. */
+typedef struct conn_resp_handlers_s {
+    /* Admitted connection: returns its session (never NULL). */
+    void *(*open)(conn_t *c);
+    /* Bytes read (the worker's buffer: copy what is kept). */
+    void (*feed)(void *sess, const char *data, size_t len);
+    /* The connection was flushed and may take more replies (its queue under
+     * half of max_outbound_bytes, the worker under its share) and is not
+     * paused as a publisher: requests held back may go on. */
+    void (*writable)(void *sess);
+    /* c->deadline_ms passed (reset to 0 before the call). Returns what
+     * fired, for the metrics. */
+    conn_timeout_t (*deadline)(void *sess);
+    /* Graceful shutdown: stop pushing and reading, write what is queued,
+     * then linger (the worker's drain). */
+    void (*shutdown)(void *sess);
+    /* The connection is closing (conn_close): release the session. Never
+     * inside a fan-out. */
+    void (*close)(void *sess);
+} conn_resp_handlers_t;
+
+/* Registers the RESP mode's handlers (process-wide, once). */
+void conn_set_resp_handlers(const conn_resp_handlers_t *h);
+
+/* Accepts a pending connection of the RESP listener `listener` on worker
+ * `s` into CONN_RESP. Admission as for HTTP: it counts in max_connections
+ * and max_connections_per_ip (refused with a RESP error line, then closed). */
+void conn_accept_resp(worker_t *s, uv_stream_t *listener);
+
+/* WebSocket: runs the session's deadline handler (conn_on_deadline). */
+void conn_ws_deadline(conn_t *c);
+
+/* RESP: runs the session's deadline handler (conn_on_deadline). */
+conn_timeout_t conn_resp_deadline(conn_t *c);
+
+/* RESP: starts the graceful close (the handlers' shutdown). */
+void conn_resp_shutdown(conn_t *c);
+
+/* Stops (true) or restarts reading for the mode's session. */
+void conn_hold_input(conn_t *c, bool hold);
+
+/* True when `extra` more bytes of replies leave no room: queued output over
+ * `limit`, or non-empty while the worker is over its share of
+ * max_total_outbound. */
+bool conn_output_full(const conn_t *c, size_t limit, size_t extra);
+
+/* A subscriber over its bounds: drops the output not yet handed to the
+ * kernel and lingers (FIN after what is in flight). Safe inside a fan-out. */
+void conn_abort_output(conn_t *c);
 
 /* The peer's "ip:port" for logs, in a thread-local buffer ("" once closed). */
 const char *conn_peer(conn_t *c);
@@ -85,14 +184,11 @@ void conn_on_deadline(conn_t *c);
 /* Accepts a pending connection from the server's plain or TLS listener. */
 void conn_accept(worker_t *s, bool tls);
 
-/* Re-arms a WebSocket's deadline: the earlier of its next keepalive and
- * its session's auth deadline (auth timeout or token expiry). */
-void conn_ws_rearm(conn_t *c);
-
 /* Queues a reference to `len` bytes of `fb` at `off` (takes its own ref).
- * Returns 0, or -1 when the connection is not accepting output or the
- * per-connection / global bound would be exceeded (the caller decides: the
- * fan-out path closes a slow consumer with 1013). */
+ * Returns 0, or -1 when the connection is not accepting output (neither WS
+ * nor RESP) or the per-connection / global bound would be exceeded (the
+ * caller decides: the fan-out path closes a slow consumer with 1013, a RESP
+ * subscriber without a word). */
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len);
 
 /* Queues `fb` bypassing the bounds (small replies and control frames). */
@@ -110,6 +206,10 @@ void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending);
  * keep_alive false lingers and closes after it. */
 void conn_http_respond(conn_t *c, int status, const char *content_type, const void *body,
                        size_t len, bool keep_alive, const char *extra_headers);
+
+/* Answers `status` with `message` (a handshake error response) and closes
+ * after it. */
+void conn_http_error(conn_t *c, int status, const char *message);
 
 /* Queues an already-built response (`fb` ref taken over) then lingers unless keep_alive. */
 void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive);

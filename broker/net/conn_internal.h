@@ -1,7 +1,8 @@
 /*
  * conn_internal.h - what the connection's files share inside net/ (conn.c:
- * lifecycle, reads, writes, timers; conn_http.c: the HTTP phase). Not for
- * other modules: conn.h is the contract.
+ * lifecycle, reads, writes, timers; conn_accept.c: accept and admission;
+ * conn_http.c: the HTTP phase). Not for other modules: conn.h is the
+ * contract.
  */
 #ifndef WSB_BROKER_CONN_INTERNAL_H
 #define WSB_BROKER_CONN_INTERNAL_H
@@ -14,9 +15,15 @@ typedef struct conn_s conn_t;
 
 /* conn.c */
 
+/* The handlers app/ registered (conn_set_handlers, conn.h). */
+extern const struct conn_handlers_s *conn_ingress;
+
 /* True while the HTTP requests read are not parsed but held: a response is
  * owed (Redis, a file read) or the replies are over their bounds. */
 bool conn_http_holding(const conn_t *c);
+
+/* The RESP session of a connection just admitted (the RESP handlers' open). */
+void *conn_resp_open(conn_t *c);
 
 /* Starts or stops reading as the connection's state wants (see conn.c). */
 void conn_update_reading(conn_t *c);
@@ -31,9 +38,6 @@ int conn_socket_ip(conn_t *c, uint8_t ip[16]);
 
 /* Parses HTTP bytes (`data` modified in place) and answers or upgrades. */
 void conn_http_feed(conn_t *c, char *data, size_t len);
-
-/* Answers `status` with `message` and closes after it. */
-void conn_http_error(conn_t *c, int status, const char *message);
 
 /* Re-reads what was held once nothing holds the requests any more. */
 void conn_http_unblock(conn_t *c);
