@@ -47,20 +47,6 @@ static int resolve(const char *host, unsigned port, struct sockaddr_storage *out
     return 0;
 }
 
-void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char ip[64] = "";
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        uv_ip6_name(a, ip, sizeof(ip));
-        (void)snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
-    } else {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        uv_ip4_name(a, ip, sizeof(ip));
-        (void)snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
-    }
-}
-
 void broker_log_addr_in_use(const char *proto, const char *where)
 {
     char msg[128];
@@ -217,6 +203,73 @@ static void start_bridge(broker_t *b)
     bridge_plug(b->bridge, &b->core);
 }
 
+/* Binds resp.host:resp.port on worker 0's loop (the RESP ingress), logs
+ * "msg=listening proto=resp addr=..." and writes resp.port_file. Returns 0,
+ * or -1 after logging why. */
+static int start_resp(broker_t *b)
+{
+    const config_t *cfg = b->cfg;
+    worker_t *w = b->workers[0];
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(cfg->resp_host, cfg->resp_port, &hints, &res);
+    if (rc != 0) {
+        log_error("cannot resolve resp.host", "host=%s err=%s", log_quote(cfg->resp_host),
+                  log_quote(gai_strerror(rc)));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, res->ai_addr, res->ai_addrlen < sizeof(ss) ? res->ai_addrlen : sizeof(ss));
+    rc = resp_listener_listen(&w->ingress, &w->net, res->ai_addr, (int)cfg->backlog);
+    freeaddrinfo(res);
+    char where[96] = "?";
+    if (rc == UV_EADDRINUSE) {
+        net_format_addr(&ss, where, sizeof(where));
+        broker_log_addr_in_use("resp", where);
+        return -1;
+    }
+    if (rc == 0 && resp_listener_sockname(&w->ingress, &ss) == 0) {
+        net_format_addr(&ss, where, sizeof(where));
+    }
+    if (rc != 0) {
+        log_error("cannot listen (resp)", "host=%s port=%s err=%s", log_quote(cfg->resp_host),
+                  cfg->resp_port, log_quote(uv_strerror(rc)));
+        return -1;
+    }
+    log_info("listening", "proto=resp addr=%s", where);
+    if (cfg->resp_port_file[0] != '\0' &&
+        broker_write_port_file(cfg->resp_port_file, addr_port(&ss)) != 0) {
+        log_error("cannot write resp port file", "path=%s err=%s", log_quote(cfg->resp_port_file),
+                  log_quote(strerror(errno)));
+        return -1;
+    }
+    return 0;
+}
+
+void broker_ingress_config(const config_t *cfg, ingress_config_t *out)
+{
+    *out = (ingress_config_t){
+        .auth_required = cfg->auth_required,
+        .auth_timeout_ms = cfg->auth_timeout_ms,
+        .auth_leeway_ms = cfg->auth_leeway_ms,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .max_subscriptions = cfg->max_subscriptions,
+        .max_message_size = cfg->max_message_size,
+        .max_http_body = cfg->max_http_body,
+        .max_outbound_bytes = cfg->max_outbound_bytes,
+        .ping_interval_ms = cfg->ping_interval_ms,
+        .rate_messages = cfg->rate_messages,
+        .rate_burst = cfg->rate_burst,
+        .rate_bytes = cfg->rate_bytes,
+        .rate_action = cfg->rate_action,
+    };
+}
+
 int broker_init(broker_t *b, const config_t *cfg)
 {
     memset(b, 0, sizeof(*b));
@@ -237,20 +290,7 @@ int broker_init(broker_t *b, const config_t *cfg)
     b->core.history_rules = &b->history_rules;
     b->core.max_subscriptions = cfg->max_subscriptions;
     b->core.wake_cb = wake_worker;
-    b->ingress_cfg = (ingress_config_t){
-        .auth_required = cfg->auth_required,
-        .auth_timeout_ms = cfg->auth_timeout_ms,
-        .auth_leeway_ms = cfg->auth_leeway_ms,
-        .max_subscriptions = cfg->max_subscriptions,
-        .max_message_size = cfg->max_message_size,
-        .max_http_body = cfg->max_http_body,
-        .max_outbound_bytes = cfg->max_outbound_bytes,
-        .ping_interval_ms = cfg->ping_interval_ms,
-        .rate_messages = cfg->rate_messages,
-        .rate_burst = cfg->rate_burst,
-        .rate_bytes = cfg->rate_bytes,
-        .rate_action = cfg->rate_action,
-    };
+    broker_ingress_config(cfg, &b->ingress_cfg);
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];
         if (realpath(cfg->web_root, resolved) == NULL) {
@@ -290,13 +330,13 @@ int broker_init(broker_t *b, const config_t *cfg)
     }
     char tls_where[96] = "";
     if (b->tls != NULL) {
-        broker_format_addr(&tls_addr, tls_where, sizeof(tls_where));
+        net_format_addr(&tls_addr, tls_where, sizeof(tls_where));
     }
     unsigned n = worker_count(cfg);
     b->workers = xcalloc(n, sizeof(worker_t *));
     b->core.workers = xcalloc(n, sizeof(core_worker_t *));
     char where[96];
-    broker_format_addr(&addr, where, sizeof(where));
+    net_format_addr(&addr, where, sizeof(where));
     for (unsigned i = 0; i < n; i++) {
         int fd = open_listener(&addr, addrlen, (int)cfg->backlog, where, "ws", i == 0, n > 1);
         if (fd < 0) {
@@ -306,7 +346,7 @@ int broker_init(broker_t *b, const config_t *cfg)
             /* --port 0: the other workers join the port the kernel picked. */
             socklen_t len = sizeof(addr);
             (void)getsockname(fd, (struct sockaddr *)&addr, &len);
-            broker_format_addr(&addr, where, sizeof(where));
+            net_format_addr(&addr, where, sizeof(where));
         }
         int tls_fd = -1;
         if (b->tls != NULL) {
@@ -319,7 +359,7 @@ int broker_init(broker_t *b, const config_t *cfg)
             if (i == 0 && addr_port(&tls_addr) == 0) {
                 socklen_t len = sizeof(tls_addr);
                 (void)getsockname(tls_fd, (struct sockaddr *)&tls_addr, &len);
-                broker_format_addr(&tls_addr, tls_where, sizeof(tls_where));
+                net_format_addr(&tls_addr, tls_where, sizeof(tls_where));
             }
         }
         b->workers[i] = xmalloc(sizeof(worker_t));
@@ -331,9 +371,9 @@ int broker_init(broker_t *b, const config_t *cfg)
             log_error("cannot start worker", "worker=%u err=%s", i, log_quote(uv_strerror(rc)));
             return -1;
         }
-        b->workers[i]->outbound_limit = outbound_share(cfg->max_total_outbound, n);
+        b->workers[i]->net.outbound_limit = outbound_share(cfg->max_total_outbound, n);
     }
-    if (cfg->resp_port[0] != '\0' && resp_listener_start(b->workers[0]) != 0) {
+    if (cfg->resp_port[0] != '\0' && start_resp(b) != 0) {
         return -1;
     }
     if (cfg->redis_url[0] != '\0') {

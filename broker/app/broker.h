@@ -71,10 +71,10 @@ void broker_worker_drained(broker_t *b, worker_t *s);
 
 void broker_free(broker_t *b);
 
-/* Writes "ip:port" (IPv6 as "[ip]:port") of `ss` into `out`. */
-void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
+/* The ingresses' view of `cfg` (rate_action borrowed from it). */
+void broker_ingress_config(const config_t *cfg, ingress_config_t *out);
 
-/* Logs that a listening address (`where`, as broker_format_addr writes it) is
+/* Logs that a listening address (`where`, as net_format_addr writes it) is
  * taken by another process: "address already in use: <where>", at error
  * level. `proto` names the listener ("ws", "tls", "resp"). */
 void broker_log_addr_in_use(const char *proto, const char *where);

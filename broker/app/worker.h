@@ -19,6 +19,7 @@
 #include "app/config.h"
 #include "core/core.h"
 #include "ingress/ingress.h"
+#include "net/net.h"
 #include "shared/metrics.h"
 
 #include <stdbool.h>
@@ -28,10 +29,6 @@
 
 typedef struct conn_s conn_t;
 typedef struct broker_s broker_t;
-typedef struct resp_listener_s resp_listener_t;
-
-#define WORKER_READ_BUF_SIZE  (64 * 1024)
-#define WORKER_PLAIN_BUF_SIZE (16 * 1024) /* one TLS record */
 
 /* Connection timeouts fire at most this late: one timer per worker walks the
  * connections' deadlines instead of one uv_timer_t per connection (152 bytes
@@ -63,65 +60,44 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     /* What the ingresses see of this worker (ingress/ingress.h). */
     ingress_ctx_t ingress;
 
-    conn_t *conns; /* every live connection (doubly linked) */
-    size_t nconns;
-    size_t nws;     /* of which WebSocket sessions */
-    conn_t *dirty;  /* connections with output to flush this turn (singly linked) */
-    conn_t *paused; /* publishers paused for inbox pressure (doubly linked) */
-
-    resp_listener_t *resp; /* the RESP ingress: worker 0 only, when resp.port is set */
     metrics_t metrics;
-    size_t outbound_bytes; /* sum of every connection's queued output */
-    /* This worker's share of max_total_outbound (the bound divided by the
-     * number of workers, set by broker.c), so the sum over all workers stays
-     * under the broker-wide bound without a shared counter on the delivery
-     * path. */
-    size_t outbound_limit;
 
-    bool shutting_down;
     bool drained; /* counted in broker->drained */
     bool listening;
     bool tls_listening;
 
-    /* One read buffer shared by every connection of this worker: data is
-     * consumed inside the read callback (partial frames and requests are
-     * copied by their parsers), so no connection needs a buffer of its own
-     * while idle. */
-    uint8_t read_buf[WORKER_READ_BUF_SIZE];
-    /* Decrypted bytes of TLS connections, consumed like read_buf. */
-    uint8_t plain_buf[WORKER_PLAIN_BUF_SIZE];
-    /* Queued frames gathered for one SSL_write (one TLS record). */
-    uint8_t tls_stage[WORKER_PLAIN_BUF_SIZE];
+    /* Its connections, their buffers and bounds (net/net.h); last, as its
+     * buffers are not zeroed at init. */
+    net_t net;
 } worker_t;
 
 /* Prepares worker `index` of `b` with the bound, listening socket `fd` and,
  * unless -1, the TLS one `tls_fd` (owned from now on). Runs on the main
  * thread. 0 or a UV_E* code. */
-int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd);
+int worker_init(worker_t *w, broker_t *b, unsigned index, int fd, int tls_fd);
+
+/* Points the worker's core, ingress and net contexts at `b`, its loop and
+ * its metrics (a new trie for the core). Part of worker_init; unit tests
+ * call it to drive a worker whose loop does not run. */
+void worker_setup_contexts(worker_t *w, broker_t *b, unsigned index);
 
 /* Runs the worker's loop until it has shut down. */
-void worker_run(worker_t *s);
+void worker_run(worker_t *w);
 
 /* Stops accepting, sends close 1001 to every WebSocket, lets output drain up
  * to shutdown_timeout, then closes what remains. Idempotent; own thread only
  * (other threads use broker_stop()). */
-void worker_shutdown(worker_t *s);
+void worker_shutdown(worker_t *w);
 
 /* Releases what the worker owns, after its loop has ended. */
-void worker_free(worker_t *s);
+void worker_free(worker_t *w);
 
-/* Schedules `c` for the flush at the end of this loop turn. */
-void worker_mark_dirty(worker_t *s, conn_t *c);
-
-/* Milliseconds of the loop clock. */
-uint64_t worker_now(const worker_t *s);
-
-/* Starts watching the workers' inboxes for the publishers paused on `s`;
+/* Starts watching the workers' inboxes for the publishers paused on `w`;
  * they are resumed when every inbox is back under its low mark. */
-void worker_watch_pressure(worker_t *s);
+void worker_watch_pressure(worker_t *w);
 
 /* Mirrors gauges (connections, subscriptions, ...) into the metrics. */
-void worker_update_gauges(worker_t *s);
+void worker_update_gauges(worker_t *w);
 
 /* GET /healthz and GET /metrics of the process (status.c), for the HTTP API
  * through ingress_ops_t. */

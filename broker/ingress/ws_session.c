@@ -1,12 +1,12 @@
 /* ws_session.c - WebSocket sessions: frames in, protocol v1 operations, replies out. */
 #include "ingress/ws_session.h"
 
-#include "app/worker.h"
 #include "core/pubsub.h"
 #include "core/xmsg.h"
 #include "ingress/chist_session.h"
 #include "ingress/ingress.h"
 #include "net/conn.h"
+#include "net/net.h"
 #include "shared/frame_buf.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -128,7 +128,7 @@ static int report_gap(session_t *s, const xmsg_t *m)
      * the topic up to the first one dropped (or up to this one). */
     gap_match_t g = {.msg = m, .first_dropped = UINT64_MAX};
     size_t dropped = outq_drop_matching(&c->outq, same_topic_cb, &g);
-    c->server->outbound_bytes -= dropped;
+    c->net->outbound_bytes -= dropped;
     uint64_t last = (g.first_dropped < m->seq ? g.first_dropped : m->seq) - 1;
     s->gaps = xrealloc(s->gaps, sizeof(char *) * (s->ngaps + 1));
     char *topic = xmalloc((size_t)m->topic_len + 1);
