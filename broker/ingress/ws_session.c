@@ -3,7 +3,6 @@
 
 #include "core/pubsub.h"
 #include "core/xmsg.h"
-#include "ingress/chist_session.h"
 #include "ingress/ingress.h"
 #include "net/conn.h"
 #include "net/net.h"
