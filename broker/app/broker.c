@@ -270,6 +270,55 @@ void broker_ingress_config(const config_t *cfg, ingress_config_t *out)
     };
 }
 
+static uint64_t env_uptime_ns(const void *process)
+{
+    return broker_uptime_ns(process);
+}
+
+static void env_reload_tls(void *process)
+{
+    broker_reload_tls(process);
+}
+
+static void env_stop(void *process)
+{
+    broker_stop(process);
+}
+
+static void env_drained(void *process, worker_t *w)
+{
+    broker_worker_drained(process, w);
+}
+
+static bool env_all_drained(const void *process)
+{
+    const broker_t *b = process;
+    return atomic_load_explicit(&b->drained, memory_order_acquire) == b->nworkers;
+}
+
+void broker_worker_env(broker_t *b)
+{
+    const config_t *cfg = b->cfg;
+    b->worker_env = (worker_env_t){
+        .cfg = cfg,
+        .core = &b->core,
+        .ingress_cfg = &b->ingress_cfg,
+        .auth = &b->auth,
+        .tls = b->tls,
+        .connections = &b->connections,
+        .seqtab = b->seqtab,
+        .node_id = b->node_id,
+        .web_root = b->web_root,
+        .clustered_history = b->history_rules.n > 0 && cfg->redis_url[0] != '\0',
+        .process = b,
+        .uptime_ns = env_uptime_ns,
+        .reload_tls = env_reload_tls,
+        .stop = env_stop,
+        .drained = env_drained,
+        .all_drained = env_all_drained,
+    };
+}
+
 int broker_init(broker_t *b, const config_t *cfg)
 {
     memset(b, 0, sizeof(*b));
@@ -333,6 +382,7 @@ int broker_init(broker_t *b, const config_t *cfg)
         net_format_addr(&tls_addr, tls_where, sizeof(tls_where));
     }
     unsigned n = worker_count(cfg);
+    broker_worker_env(b);
     b->workers = xcalloc(n, sizeof(worker_t *));
     b->core.workers = xcalloc(n, sizeof(core_worker_t *));
     char where[96];
@@ -363,7 +413,7 @@ int broker_init(broker_t *b, const config_t *cfg)
             }
         }
         b->workers[i] = xmalloc(sizeof(worker_t));
-        int rc = worker_init(b->workers[i], b, i, fd, tls_fd);
+        int rc = worker_init(b->workers[i], &b->worker_env, i, fd, tls_fd);
         b->nworkers = i + 1;
         b->core.workers[i] = &b->workers[i]->core;
         b->core.nworkers = b->nworkers;

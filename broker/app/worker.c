@@ -1,7 +1,6 @@
 /* worker.c - one worker's loop: listener, inbox, per-turn flush, shutdown (see worker.h). */
 #include "app/worker.h"
 
-#include "app/broker.h"
 #include "core/chist.h"
 #include "core/router.h"
 #include "core/seqtab.h"
@@ -106,11 +105,11 @@ static void on_heartbeat(uv_timer_t *t)
             outq_trim(&c->outq);
         }
     }
-    METRIC_SET(w->metrics.heartbeat_ms, broker_uptime_ns(w->broker) / 1000000);
+    METRIC_SET(w->metrics.heartbeat_ms, w->env->uptime_ns(w->env->process) / 1000000);
     worker_update_gauges(w);
     if (w->index == 0) {
         /* Quiet topics' history past its ttl goes even without publishes. */
-        seqtab_expire(w->broker->seqtab, uv_now(&w->loop));
+        seqtab_expire(w->env->seqtab, uv_now(&w->loop));
     }
 }
 
@@ -170,7 +169,7 @@ static void on_sighup(uv_signal_t *sig, int signum)
 {
     (void)signum;
     worker_t *w = sig->data;
-    broker_reload_tls(w->broker);
+    w->env->reload_tls(w->env->process);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -183,7 +182,7 @@ static void on_signal(uv_signal_t *sig, int signum)
         return;
     }
     log_info("signal received", "signal=%s", name);
-    broker_stop(w->broker);
+    w->env->stop(w->env->process);
 }
 
 static void on_worker_handle_closed(uv_handle_t *h)
@@ -270,12 +269,11 @@ void worker_shutdown(worker_t *w)
     if (w->net.nconns == 0 && !w->drained) {
         w->drained = true;
         uv_timer_stop(&w->shutdown_timer);
-        broker_worker_drained(w->broker, w);
+        w->env->drained(w->env->process, w);
     }
     /* Other workers may publish into our inbox until they have drained too:
      * the inbox stays open until then (see broker.h). */
-    if (w->drained &&
-        atomic_load_explicit(&w->broker->drained, memory_order_acquire) == w->broker->nworkers) {
+    if (w->drained && w->env->all_drained(w->env->process)) {
         close_worker_handles(w);
     }
 }
@@ -336,9 +334,9 @@ static bool admit_handshake(void *ctx, uint64_t now_ns)
 }
 
 /* What net/ reads of the configuration and of the process (net/net.h). */
-static void net_setup(worker_t *w, broker_t *b)
+static void net_setup(worker_t *w, const worker_env_t *env)
 {
-    const config_t *cfg = b->cfg;
+    const config_t *cfg = env->cfg;
     net_t *net = &w->net;
     net->loop = &w->loop;
     net->owner = w;
@@ -355,15 +353,15 @@ static void net_setup(worker_t *w, broker_t *b)
         .ntrusted = cfg->ntrusted,
     };
     net->admit = (net_admission_t){
-        .connections = &b->connections,
+        .connections = env->connections,
         .ip_acquire = admit_ip_acquire,
         .ip_release = admit_ip_release,
         .handshake_allowed = admit_handshake,
-        .ctx = &b->auth,
+        .ctx = env->auth,
     };
     net->hooks = &net_hooks;
     net->metrics = &w->metrics;
-    net->tls = b->tls;
+    net->tls = env->tls;
     net->in_fanout = &w->core.in_fanout;
 }
 
@@ -379,10 +377,10 @@ static const conn_handlers_t conn_handlers = {
     .http_body_too_large = http_api_body_too_large,
 };
 
-void worker_setup_contexts(worker_t *w, broker_t *b, unsigned index)
+void worker_setup_contexts(worker_t *w, const worker_env_t *env, unsigned index)
 {
-    net_setup(w, b);
-    w->core.core = &b->core;
+    net_setup(w, env);
+    w->core.core = env->core;
     w->core.index = index;
     w->core.trie = trie_new();
     w->core.loop = &w->loop;
@@ -391,31 +389,31 @@ void worker_setup_contexts(worker_t *w, broker_t *b, unsigned index)
     w->ingress = (ingress_ctx_t){
         .core = &w->core,
         .metrics = &w->metrics,
-        .cfg = &b->ingress_cfg,
-        .auth = &b->auth,
-        .node_id = b->node_id,
-        .web_root = b->web_root,
+        .cfg = env->ingress_cfg,
+        .auth = env->auth,
+        .node_id = env->node_id,
+        .web_root = env->web_root,
         .index = index,
         .ops = &ingress_ops,
         .owner = w,
     };
 }
 
-int worker_init(worker_t *w, broker_t *b, unsigned index, int fd, int tls_fd)
+int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, int tls_fd)
 {
     conn_set_handlers(&conn_handlers);
     memset(w, 0, offsetof(worker_t, net) + offsetof(net_t, read_buf));
-    w->broker = b;
-    w->cfg = b->cfg;
+    w->env = env;
+    w->cfg = env->cfg;
     w->index = index;
     metrics_init(&w->metrics);
     int rc = uv_loop_init(&w->loop);
     if (rc != 0) {
         return rc;
     }
-    worker_setup_contexts(w, b, index);
+    worker_setup_contexts(w, env, index);
     xqueue_init(&w->core.inbox, w->cfg->worker_queue_size);
-    if (b->history_rules.n > 0 && w->cfg->redis_url[0] != '\0') {
+    if (env->clustered_history) {
         /* Ops in flight are bounded by redis.queue_size (chist_redis.h). */
         xqueue_init(&w->core.chist_done, w->cfg->redis_queue_size);
     }

@@ -28,7 +28,36 @@
 #include <uv.h>
 
 typedef struct conn_s conn_t;
-typedef struct broker_s broker_t;
+typedef struct seqtab_s seqtab_t;
+typedef struct worker_s worker_t;
+
+/* What the process gives its workers (app/broker.c fills one for all of
+ * them), so that a worker does not know broker_t: the shared state its
+ * contexts point at, and what only the process can do. The hooks run on
+ * any worker's thread. */
+typedef struct worker_env_s {
+    const config_t *cfg;
+    core_t *core;                        /* the pub/sub core's process part */
+    const ingress_config_t *ingress_cfg; /* the ingresses' view of cfg */
+    auth_t *auth;                        /* keys, admission limits */
+    tls_server_t *tls;                   /* NULL: no TLS listener */
+    _Atomic size_t *connections;         /* every worker's, for max_connections */
+    seqtab_t *seqtab;                    /* expired by worker 0's heartbeat */
+    const char *node_id;
+    const char *web_root;   /* NULL: static files off */
+    bool clustered_history; /* history rules with redis.url: ops come back from Redis */
+    void *process;          /* the broker, for the hooks (and status.c) */
+    /* Nanoseconds since start (the heartbeat gauge). */
+    uint64_t (*uptime_ns)(const void *process);
+    /* SIGHUP on worker 0: reload the TLS certificate. */
+    void (*reload_tls)(void *process);
+    /* SIGINT/SIGTERM on worker 0: every worker shuts down. */
+    void (*stop)(void *process);
+    /* `w` has no connection left during shutdown. */
+    void (*drained)(void *process, worker_t *w);
+    /* Every worker has drained: inboxes may close. */
+    bool (*all_drained)(const void *process);
+} worker_env_t;
 
 /* Connection timeouts fire at most this late: one timer per worker walks the
  * connections' deadlines instead of one uv_timer_t per connection (152 bytes
@@ -38,9 +67,9 @@ typedef struct broker_s broker_t;
 /* Laid out by purpose, not size; the inbox is cache-line aligned on purpose. */
 typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     uv_loop_t loop;
-    broker_t *broker;
-    const config_t *cfg;
-    unsigned index; /* worker number, 0 .. workers-1 */
+    const worker_env_t *env;
+    const config_t *cfg; /* env->cfg */
+    unsigned index;      /* worker number, 0 .. workers-1 */
     uv_tcp_t listener;
     uv_tcp_t tls_listener;      /* when TLS is configured (tls_listening) */
     uv_signal_t sig_hup;        /* worker 0 only: reloads the TLS certificate */
@@ -62,7 +91,7 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
 
     metrics_t metrics;
 
-    bool drained; /* counted in broker->drained */
+    bool drained; /* reported to env->drained */
     bool listening;
     bool tls_listening;
 
@@ -71,22 +100,22 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     net_t net;
 } worker_t;
 
-/* Prepares worker `index` of `b` with the bound, listening socket `fd` and,
+/* Prepares worker `index` of the process `env` with the bound, listening socket `fd` and,
  * unless -1, the TLS one `tls_fd` (owned from now on). Runs on the main
  * thread. 0 or a UV_E* code. */
-int worker_init(worker_t *w, broker_t *b, unsigned index, int fd, int tls_fd);
+int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, int tls_fd);
 
-/* Points the worker's core, ingress and net contexts at `b`, its loop and
+/* Points the worker's core, ingress and net contexts at `env`, its loop and
  * its metrics (a new trie for the core). Part of worker_init; unit tests
  * call it to drive a worker whose loop does not run. */
-void worker_setup_contexts(worker_t *w, broker_t *b, unsigned index);
+void worker_setup_contexts(worker_t *w, const worker_env_t *env, unsigned index);
 
 /* Runs the worker's loop until it has shut down. */
 void worker_run(worker_t *w);
 
 /* Stops accepting, sends close 1001 to every WebSocket, lets output drain up
  * to shutdown_timeout, then closes what remains. Idempotent; own thread only
- * (other threads use broker_stop()). */
+ * (other threads use env->stop). */
 void worker_shutdown(worker_t *w);
 
 /* Releases what the worker owns, after its loop has ended. */

@@ -55,7 +55,6 @@ static world_t *world_new(const char *api_keys)
                      CONFIG_OK);
     worker_t *w = calloc(1, sizeof(worker_t));
     assert_int_equal(uv_loop_init(&w->loop), 0);
-    w->broker = &x->b;
     w->cfg = &x->cfg;
     metrics_init(&w->metrics);
     xqueue_init(&w->core.inbox, 1024);
@@ -78,7 +77,8 @@ static world_t *world_new(const char *api_keys)
     char aerr[256];
     assert_int_equal(auth_init(&x->b.auth, &acfg, aerr, sizeof aerr), 0);
     broker_ingress_config(&x->cfg, &x->b.ingress_cfg);
-    worker_setup_contexts(w, &x->b, 0);
+    broker_worker_env(&x->b);
+    worker_setup_contexts(w, &x->b.worker_env, 0);
     w->net.outbound_limit = x->cfg.max_total_outbound;
     resp_listener_init(&w->ingress, &w->net);
     return x;
