@@ -170,10 +170,10 @@ static unsigned worker_count(const config_t *cfg)
 }
 
 /* The core's wake hook: the worker's loop drains its inbox (any thread). */
-static void wake_worker(core_worker_t *w)
+static void wake_worker(core_worker_t *cw)
 {
-    worker_t *s = w->owner;
-    uv_async_send(&s->inbox_async);
+    worker_t *w = cw->owner;
+    uv_async_send(&w->inbox_async);
 }
 
 /* Federation: the bridge gets its own configuration and the core, and
@@ -515,9 +515,9 @@ void broker_stop(broker_t *b)
     }
 }
 
-void broker_worker_drained(broker_t *b, worker_t *s)
+void broker_worker_drained(broker_t *b, worker_t *w)
 {
-    (void)s;
+    (void)w;
     unsigned n = atomic_fetch_add_explicit(&b->drained, 1, memory_order_acq_rel) + 1;
     if (n == b->nworkers) {
         /* Everyone is drained: no connection is left to publish, so every

@@ -68,7 +68,7 @@ void broker_run(broker_t *b);
 void broker_stop(broker_t *b);
 
 /* Called by a worker whose connections are all gone during shutdown. */
-void broker_worker_drained(broker_t *b, worker_t *s);
+void broker_worker_drained(broker_t *b, worker_t *w);
 
 void broker_free(broker_t *b);
 
