@@ -180,7 +180,7 @@ void bridge_sub_command(bridge_sub_t *bs, int argc, const char **argv, const siz
         return;
     }
     if (redisAppendCommandArgv(bs->c, argc, argv, argvlen) != REDIS_OK) {
-        abort(); /* only fails on OOM: the broker's allocation policy */
+        wsb_oom("redis command"); /* hiredis fails here on ENOMEM only */
     }
     if (!bs->want_write) {
         bs->want_write = true;
