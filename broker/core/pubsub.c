@@ -99,7 +99,7 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
     size_t len = 0;
     char *json = wsb_msg_dump_value(req->data, &len);
     if (json == NULL) {
-        abort(); /* ENOMEM: the broker's allocation policy */
+        wsb_oom("publish data");
     }
     pubsub_status_t st = PUBSUB_OK;
     int rule = chist_rule(w->core, req->topic);

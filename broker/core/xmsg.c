@@ -38,7 +38,7 @@ xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_
     size_t frame_len = 0;
     uint8_t *raw = wsb_msg_build_message(topic, seq, epoch, data_json, headroom, &frame_len);
     if (raw == NULL || frame_len > UINT32_MAX) {
-        abort(); /* ENOMEM: the broker's allocation policy */
+        wsb_oom("message frame");
     }
     xmsg_t *m = (xmsg_t *)(void *)raw;
     atomic_init(&m->refs, 0);

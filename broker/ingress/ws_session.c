@@ -269,13 +269,13 @@ static void revoke_uncovered(session_t *s)
         json_t *notice = json_pack("{s:s, s:s#, s:s, s:s}", "type", "unsubscribed", "topic", p.p,
                                    (int)p.len, "code", WSB_ERR_FORBIDDEN, "message", why);
         if (notice == NULL) {
-            abort(); /* ENOMEM: the broker's allocation policy */
+            wsb_oom("unsubscribed notice");
         }
         size_t len = 0;
         uint8_t *frame = wsb_msg_build_json(notice, FRAME_BUF_HEADROOM, &len);
         json_decref(notice);
         if (frame == NULL) {
-            abort();
+            wsb_oom("unsubscribed frame");
         }
         log_debug("subscription revoked", "peer=%s pattern=%s", conn_peer(s->conn),
                   log_quote(pattern));
