@@ -71,16 +71,9 @@ static world_t *world_new(const char *flag, const char *value)
                      CONFIG_OK);
     worker_t *w = calloc(1, sizeof(worker_t));
     assert_int_equal(uv_loop_init(&w->loop), 0);
-    w->broker = &x->b;
     w->cfg = &x->cfg;
     metrics_init(&w->metrics);
-    w->core.core = &x->b.core;
-    w->core.trie = trie_new();
-    w->core.loop = &w->loop;
-    w->core.metrics = &w->metrics;
-    w->core.owner = w;
     xqueue_init(&w->core.inbox, 1024);
-    w->outbound_limit = x->cfg.max_total_outbound;
     x->workers[0] = w;
     x->cworkers[0] = &w->core;
     x->w = w;
@@ -96,22 +89,16 @@ static world_t *world_new(const char *flag, const char *value)
     x->b.core.history_rules = &x->b.history_rules;
     x->b.core.max_subscriptions = x->cfg.max_subscriptions;
     x->b.core.wake_cb = no_wake;
-    x->b.ingress_cfg = (ingress_config_t){
-        .auth_required = x->cfg.auth_required,
-        .max_http_body = x->cfg.max_http_body,
-        .max_outbound_bytes = x->cfg.max_outbound_bytes,
-    };
     auth_config_t acfg;
     config_auth(&x->cfg, &acfg);
     char aerr[256];
     assert_int_equal(auth_init(&x->b.auth, &acfg, aerr, sizeof aerr), 0);
-    w->ingress.core = &w->core;
-    w->ingress.metrics = &w->metrics;
-    w->ingress.cfg = &x->b.ingress_cfg;
-    w->ingress.auth = &x->b.auth;
-    w->ingress.node_id = x->b.node_id;
+    broker_ingress_config(&x->cfg, &x->b.ingress_cfg);
+    broker_worker_env(&x->b);
+    worker_setup_contexts(w, &x->b.worker_env, 0);
+    w->env = &x->b.worker_env;
     w->ingress.ops = &test_ops;
-    w->ingress.owner = w;
+    w->net.outbound_limit = x->cfg.max_total_outbound;
     /* The worker's heartbeat, as its timer keeps it (a stale one is a stuck worker: 503). */
     METRIC_SET(w->metrics.heartbeat_ms, broker_uptime_ns(&x->b) / 1000000);
     return x;
@@ -127,7 +114,7 @@ static conn_t *conn_new(world_t *x)
 {
     worker_t *w = x->w;
     conn_t *c = calloc(1, sizeof(*c));
-    c->server = w;
+    c->net = &w->net;
     outq_init(&c->outq);
     /* A socket pair nobody writes to: closing and lingering need a handle. */
     int sv[2];
@@ -138,12 +125,12 @@ static conn_t *conn_new(world_t *x)
     c->tcp.data = c;
     c->handles_open = 1;
     c->last_rx_ms = uv_now(&w->loop);
-    c->next = w->conns;
-    if (w->conns != NULL) {
-        w->conns->prev = c;
+    c->next = w->net.conns;
+    if (w->net.conns != NULL) {
+        w->net.conns->prev = c;
     }
-    w->conns = c;
-    w->nconns++;
+    w->net.conns = c;
+    w->net.nconns++;
     c->state = CONN_HTTP;
     c->http = wsb_http_request_new(x->cfg.max_header_size, x->cfg.max_http_body);
     assert_non_null(c->http);
@@ -165,7 +152,7 @@ static char *output(conn_t *c)
             n += bufs[i].len;
         }
         outq_consume(&c->outq, total);
-        c->server->outbound_bytes -= total;
+        c->net->outbound_bytes -= total;
     }
     out[n] = '\0';
     return out;
@@ -259,13 +246,13 @@ static void world_free(world_t *x)
 {
     worker_t *w = x->w;
     /* Off the dirty list first: the worker's flush would free them. */
-    w->dirty = NULL;
-    for (conn_t *d = w->conns; d != NULL; d = d->next) {
+    w->net.dirty = NULL;
+    for (conn_t *d = w->net.conns; d != NULL; d = d->next) {
         d->dirty = false;
         d->dirty_next = NULL;
     }
-    while (w->conns != NULL) {
-        conn_close(w->conns);
+    while (w->net.conns != NULL) {
+        conn_close(w->net.conns);
     }
     router_drain_pushed(&w->core);
     assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
