@@ -14,12 +14,8 @@ broker tree and fails (exit 1) when
 A file in a folder that is no layer is a violation too: every file has a
 place. Each offending edge is printed as `from -> to (rule)`.
 
-Usage: check_layers.py [--known FILE] [BROKER_DIR]
-           (default: broker/ next to tools/). With --known, the problems
-           listed in FILE (lines as this script prints them; # comments)
-           are the debt still to pay: the check fails on any problem not
-           listed AND on any listed one that is gone (strike it), so the
-           list can only shrink.
+Usage: check_layers.py [BROKER_DIR]
+           (default: broker/ next to tools/)
        check_layers.py --self-test    (proves it catches a cycle and a
                                        forbidden edge on a tiny tree)
 Python 3 standard library only.
@@ -164,26 +160,12 @@ def report(root):
     return lines
 
 
-def check(root, out=sys.stdout, known=None):
-    """Prints the problems (those not in `known`, and the `known` ones that
-    are gone) and returns how many there are."""
+def check(root, out=sys.stdout):
+    """Prints the problems and returns how many there are."""
     lines = report(root)
-    if known is None:
-        for line in lines:
-            out.write(line + "\n")
-        return sum(1 for line in lines if not line.startswith("  "))
-    new = [line for line in lines if line not in known]
-    gone = [line for line in sorted(known) if line not in lines]
-    for line in new:
-        out.write(f"new: {line.strip()}\n")
-    for line in gone:
-        out.write(f"fixed, strike it from the list: {line.strip()}\n")
-    return len(new) + len(gone)
-
-
-def load_known(path):
-    with open(path, encoding="utf-8") as f:
-        return {line.rstrip("\n") for line in f if line.strip() and not line.startswith("#")}
+    for line in lines:
+        out.write(line + "\n")
+    return sum(1 for line in lines if not line.startswith("  "))
 
 
 def self_test():
@@ -237,14 +219,6 @@ def self_test():
     assert "core/pubsub.c -> ingress/ws.h (core/ may include only core, shared)" in sink.text
     assert "net/conn.c -> core/pubsub.h (net/ may include only net, shared)" in sink.text
     assert "misc/y.c -> core/pubsub.h (no layer" in sink.text
-    sink = Sink()
-    known = set(report(bad))
-    assert check(bad, sink, known) == 0, sink.text
-    known.discard("net/conn.c -> core/pubsub.h (net/ may include only net, shared)")
-    known.add("core/gone.c -> app/x.h (core/ may include only core, shared)")
-    assert check(bad, sink, known) == 2, sink.text
-    assert "new: net/conn.c -> core/pubsub.h" in sink.text, sink.text
-    assert "fixed, strike it from the list: core/gone.c" in sink.text, sink.text
     print("check_layers self-test: ok")
     return 0
 
@@ -253,12 +227,8 @@ def main(argv):
     args = argv[1:]
     if args == ["--self-test"]:
         return self_test()
-    known = None
-    if len(args) >= 2 and args[0] == "--known":
-        known = load_known(args[1])
-        args = args[2:]
     root = args[0] if args else os.path.join(os.path.dirname(__file__), "..", "broker")
-    problems = check(root, known=known)
+    problems = check(root)
     if problems:
         sys.stdout.write(f"{problems} layering problem(s) in {os.path.normpath(root)}\n")
         return 1

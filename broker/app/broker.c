@@ -48,20 +48,6 @@ static int resolve(const char *host, unsigned port, struct sockaddr_storage *out
     return 0;
 }
 
-void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    char ip[64] = "";
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-        uv_ip6_name(a, ip, sizeof(ip));
-        (void)snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
-    } else {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        uv_ip4_name(a, ip, sizeof(ip));
-        (void)snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
-    }
-}
-
 void broker_log_addr_in_use(const char *proto, const char *where)
 {
     char msg[128];
@@ -185,10 +171,10 @@ static unsigned worker_count(const config_t *cfg)
 }
 
 /* The core's wake hook: the worker's loop drains its inbox (any thread). */
-static void wake_worker(core_worker_t *w)
+static void wake_worker(core_worker_t *cw)
 {
-    worker_t *s = w->owner;
-    uv_async_send(&s->inbox_async);
+    worker_t *w = cw->owner;
+    uv_async_send(&w->inbox_async);
 }
 
 /* Federation: the bridge gets its own configuration and the core, and
@@ -219,6 +205,126 @@ static void start_bridge(broker_t *b)
     bridge_plug(b->bridge, &b->core);
 }
 
+/* Binds resp.host:resp.port on worker 0's loop (the RESP ingress), logs
+ * "msg=listening proto=resp addr=..." and writes resp.port_file. Returns 0,
+ * or -1 after logging why. */
+static int start_resp(broker_t *b)
+{
+    const config_t *cfg = b->cfg;
+    worker_t *w = b->workers[0];
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(cfg->resp_host, cfg->resp_port, &hints, &res);
+    if (rc != 0) {
+        log_error("cannot resolve resp.host", "host=%s err=%s", log_quote(cfg->resp_host),
+                  log_quote(gai_strerror(rc)));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, res->ai_addr, res->ai_addrlen < sizeof(ss) ? res->ai_addrlen : sizeof(ss));
+    rc = resp_listener_listen(&w->ingress, &w->net, res->ai_addr, (int)cfg->backlog);
+    freeaddrinfo(res);
+    char where[96] = "?";
+    if (rc == UV_EADDRINUSE) {
+        net_format_addr(&ss, where, sizeof(where));
+        broker_log_addr_in_use("resp", where);
+        return -1;
+    }
+    if (rc == 0 && resp_listener_sockname(&w->ingress, &ss) == 0) {
+        net_format_addr(&ss, where, sizeof(where));
+    }
+    if (rc != 0) {
+        log_error("cannot listen (resp)", "host=%s port=%s err=%s", log_quote(cfg->resp_host),
+                  cfg->resp_port, log_quote(uv_strerror(rc)));
+        return -1;
+    }
+    log_info("listening", "proto=resp addr=%s", where);
+    if (cfg->resp_port_file[0] != '\0' &&
+        broker_write_port_file(cfg->resp_port_file, addr_port(&ss)) != 0) {
+        log_error("cannot write resp port file", "path=%s err=%s", log_quote(cfg->resp_port_file),
+                  log_quote(strerror(errno)));
+        return -1;
+    }
+    return 0;
+}
+
+void broker_ingress_config(const config_t *cfg, ingress_config_t *out)
+{
+    *out = (ingress_config_t){
+        .auth_required = cfg->auth_required,
+        .auth_timeout_ms = cfg->auth_timeout_ms,
+        .auth_leeway_ms = cfg->auth_leeway_ms,
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .idle_timeout_ms = cfg->idle_timeout_ms,
+        .max_subscriptions = cfg->max_subscriptions,
+        .max_message_size = cfg->max_message_size,
+        .max_http_body = cfg->max_http_body,
+        .max_outbound_bytes = cfg->max_outbound_bytes,
+        .ping_interval_ms = cfg->ping_interval_ms,
+        .rate_messages = cfg->rate_messages,
+        .rate_burst = cfg->rate_burst,
+        .rate_bytes = cfg->rate_bytes,
+        .rate_action = cfg->rate_action,
+        .presence_max_topics = cfg->presence_max_topics,
+        .presence_max_members = cfg->presence_max_members,
+        .max_connections_per_user = cfg->max_connections_per_user,
+        .sys_conn_events = cfg->sys_conn_events,
+    };
+}
+
+static uint64_t env_uptime_ns(const void *process)
+{
+    return broker_uptime_ns(process);
+}
+
+static void env_reload_tls(void *process)
+{
+    broker_reload_tls(process);
+}
+
+static void env_stop(void *process)
+{
+    broker_stop(process);
+}
+
+static void env_drained(void *process, worker_t *w)
+{
+    broker_worker_drained(process, w);
+}
+
+static bool env_all_drained(const void *process)
+{
+    const broker_t *b = process;
+    return atomic_load_explicit(&b->drained, memory_order_acquire) == b->nworkers;
+}
+
+void broker_worker_env(broker_t *b)
+{
+    const config_t *cfg = b->cfg;
+    b->worker_env = (worker_env_t){
+        .cfg = cfg,
+        .core = &b->core,
+        .ingress_cfg = &b->ingress_cfg,
+        .auth = &b->auth,
+        .tls = b->tls,
+        .connections = &b->connections,
+        .seqtab = b->seqtab,
+        .node_id = b->node_id,
+        .web_root = b->web_root,
+        .clustered_history = b->history_rules.n > 0 && cfg->redis_url[0] != '\0',
+        .process = b,
+        .uptime_ns = env_uptime_ns,
+        .reload_tls = env_reload_tls,
+        .stop = env_stop,
+        .drained = env_drained,
+        .all_drained = env_all_drained,
+    };
+}
+
 int broker_init(broker_t *b, const config_t *cfg)
 {
     memset(b, 0, sizeof(*b));
@@ -245,24 +351,7 @@ int broker_init(broker_t *b, const config_t *cfg)
     b->core.presence = b->presence;
     b->core.max_subscriptions = cfg->max_subscriptions;
     b->core.wake_cb = wake_worker;
-    b->ingress_cfg = (ingress_config_t){
-        .auth_required = cfg->auth_required,
-        .auth_timeout_ms = cfg->auth_timeout_ms,
-        .auth_leeway_ms = cfg->auth_leeway_ms,
-        .max_subscriptions = cfg->max_subscriptions,
-        .max_message_size = cfg->max_message_size,
-        .max_http_body = cfg->max_http_body,
-        .max_outbound_bytes = cfg->max_outbound_bytes,
-        .ping_interval_ms = cfg->ping_interval_ms,
-        .rate_messages = cfg->rate_messages,
-        .rate_burst = cfg->rate_burst,
-        .rate_bytes = cfg->rate_bytes,
-        .rate_action = cfg->rate_action,
-        .presence_max_topics = cfg->presence_max_topics,
-        .presence_max_members = cfg->presence_max_members,
-        .max_connections_per_user = cfg->max_connections_per_user,
-        .sys_conn_events = cfg->sys_conn_events,
-    };
+    broker_ingress_config(cfg, &b->ingress_cfg);
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];
         if (realpath(cfg->web_root, resolved) == NULL) {
@@ -306,13 +395,14 @@ int broker_init(broker_t *b, const config_t *cfg)
     }
     char tls_where[96] = "";
     if (b->tls != NULL) {
-        broker_format_addr(&tls_addr, tls_where, sizeof(tls_where));
+        net_format_addr(&tls_addr, tls_where, sizeof(tls_where));
     }
     unsigned n = worker_count(cfg);
+    broker_worker_env(b);
     b->workers = xcalloc(n, sizeof(worker_t *));
     b->core.workers = xcalloc(n, sizeof(core_worker_t *));
     char where[96];
-    broker_format_addr(&addr, where, sizeof(where));
+    net_format_addr(&addr, where, sizeof(where));
     for (unsigned i = 0; i < n; i++) {
         int fd = open_listener(&addr, addrlen, (int)cfg->backlog, where, "ws", i == 0, n > 1);
         if (fd < 0) {
@@ -322,7 +412,7 @@ int broker_init(broker_t *b, const config_t *cfg)
             /* --port 0: the other workers join the port the kernel picked. */
             socklen_t len = sizeof(addr);
             (void)getsockname(fd, (struct sockaddr *)&addr, &len);
-            broker_format_addr(&addr, where, sizeof(where));
+            net_format_addr(&addr, where, sizeof(where));
         }
         int tls_fd = -1;
         if (b->tls != NULL) {
@@ -335,11 +425,11 @@ int broker_init(broker_t *b, const config_t *cfg)
             if (i == 0 && addr_port(&tls_addr) == 0) {
                 socklen_t len = sizeof(tls_addr);
                 (void)getsockname(tls_fd, (struct sockaddr *)&tls_addr, &len);
-                broker_format_addr(&tls_addr, tls_where, sizeof(tls_where));
+                net_format_addr(&tls_addr, tls_where, sizeof(tls_where));
             }
         }
         b->workers[i] = xmalloc(sizeof(worker_t));
-        int rc = worker_init(b->workers[i], b, i, fd, tls_fd);
+        int rc = worker_init(b->workers[i], &b->worker_env, i, fd, tls_fd);
         b->nworkers = i + 1;
         b->core.workers[i] = &b->workers[i]->core;
         b->core.nworkers = b->nworkers;
@@ -347,9 +437,9 @@ int broker_init(broker_t *b, const config_t *cfg)
             log_error("cannot start worker", "worker=%u err=%s", i, log_quote(uv_strerror(rc)));
             return -1;
         }
-        b->workers[i]->outbound_limit = outbound_share(cfg->max_total_outbound, n);
+        b->workers[i]->net.outbound_limit = outbound_share(cfg->max_total_outbound, n);
     }
-    if (cfg->resp_port[0] != '\0' && resp_listener_start(b->workers[0]) != 0) {
+    if (cfg->resp_port[0] != '\0' && start_resp(b) != 0) {
         return -1;
     }
     if (cfg->redis_url[0] != '\0') {
@@ -441,9 +531,9 @@ void broker_stop(broker_t *b)
     }
 }
 
-void broker_worker_drained(broker_t *b, worker_t *s)
+void broker_worker_drained(broker_t *b, worker_t *w)
 {
-    (void)s;
+    (void)w;
     unsigned n = atomic_fetch_add_explicit(&b->drained, 1, memory_order_acq_rel) + 1;
     if (n == b->nworkers) {
         /* Everyone is drained: no connection is left to publish, so every

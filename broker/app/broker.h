@@ -13,6 +13,7 @@
 #define WSB_BROKER_BROKER_H
 
 #include "app/config.h"
+#include "app/worker.h"
 #include "core/auth.h"
 #include "core/core.h"
 #include "core/history.h"
@@ -27,7 +28,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-typedef struct worker_s worker_t;
 typedef struct bridge_s bridge_t;
 
 typedef struct broker_s {
@@ -50,6 +50,7 @@ typedef struct broker_s {
     _Atomic size_t connections; /* over all workers, for max_connections */
     auth_t auth;                /* keys, anonymous permissions, admission limits */
     tls_server_t *tls;          /* NULL: no TLS listener */
+    worker_env_t worker_env;    /* what every worker gets of the above (worker.h) */
 } broker_t;
 
 /* Reloads the TLS certificate and key (SIGHUP): new handshakes use the new
@@ -71,14 +72,17 @@ void broker_run(broker_t *b);
 void broker_stop(broker_t *b);
 
 /* Called by a worker whose connections are all gone during shutdown. */
-void broker_worker_drained(broker_t *b, worker_t *s);
+void broker_worker_drained(broker_t *b, worker_t *w);
 
 void broker_free(broker_t *b);
 
-/* Writes "ip:port" (IPv6 as "[ip]:port") of `ss` into `out`. */
-void broker_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap);
+/* Fills b->worker_env from `b` (broker_init does, before the workers). */
+void broker_worker_env(broker_t *b);
 
-/* Logs that a listening address (`where`, as broker_format_addr writes it) is
+/* The ingresses' view of `cfg` (rate_action borrowed from it). */
+void broker_ingress_config(const config_t *cfg, ingress_config_t *out);
+
+/* Logs that a listening address (`where`, as net_format_addr writes it) is
  * taken by another process: "address already in use: <where>", at error
  * level. `proto` names the listener ("ws", "tls", "resp"). */
 void broker_log_addr_in_use(const char *proto, const char *where);

@@ -15,6 +15,7 @@
 #include "net/proxy.h"
 #include "shared/log.h"
 #include "shared/units.h"
+#include "shared/util.h"
 #include "wsb/topic.h"
 
 #include <errno.h>
@@ -40,12 +41,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 static char *dup_or_die(const char *s)
 {
-    char *copy = strdup(s);
-    if (copy == NULL) {
-        (void)fputs("wsbroker: out of memory\n", stderr);
-        abort();
-    }
-    return copy;
+    return xstrdup(s);
 }
 
 /* ---- value parsers ------------------------------------------------------- */
@@ -189,11 +185,7 @@ static int apply_text(config_t *cfg, const key_def_t *k, const char *value, cons
     }
     if (rc != 0) {
         size_t shown_len = strlen(value) + 3;
-        char *shown = malloc(shown_len);
-        if (shown == NULL) {
-            (void)fputs("wsbroker: out of memory\n", stderr);
-            abort();
-        }
+        char *shown = xmalloc(shown_len);
         (void)snprintf(shown, shown_len, "\"%s\"", value);
         value_error(k, shown, source, err, errlen);
         free(shown);
@@ -237,11 +229,7 @@ static int apply_json_list(config_t *cfg, const key_def_t *k, json_t *arr, const
         }
         total += json_string_length(v) + 1;
     }
-    char *joined = calloc(1, total);
-    if (joined == NULL) {
-        (void)fputs("wsbroker: out of memory\n", stderr);
-        abort();
-    }
+    char *joined = xcalloc(1, total);
     /* `total` counts every string plus one byte each for a comma or the NUL. */
     size_t at = 0;
     json_array_foreach(arr, i, v)
@@ -270,8 +258,7 @@ static int apply_json(config_t *cfg, const key_def_t *k, json_t *value, const ch
          * the same list as JSON text. */
         char *text = json_dumps(value, JSON_COMPACT);
         if (text == NULL) {
-            (void)fputs("wsbroker: out of memory\n", stderr);
-            abort();
+            wsb_oom("config history rules");
         }
         int rc = apply_text(cfg, k, text, source, err, errlen);
         free(text);
@@ -421,11 +408,7 @@ static void warn_unknown_env(config_t *cfg, const char *var, size_t len)
                    plausible ? "did you mean " : "it is no config key (see --help)",
                    plausible ? near : "", plausible ? "?" : "");
     if (cfg->warnings == NULL) {
-        cfg->warnings = calloc(CONFIG_MAX_WARNINGS, sizeof cfg->warnings[0]);
-        if (cfg->warnings == NULL) {
-            (void)fputs("wsbroker: out of memory\n", stderr);
-            abort();
-        }
+        cfg->warnings = xcalloc(CONFIG_MAX_WARNINGS, sizeof cfg->warnings[0]);
     }
     cfg->warnings[cfg->nwarnings++] = dup_or_die(msg);
 }

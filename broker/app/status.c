@@ -13,8 +13,8 @@
 
 json_t *worker_healthz(ingress_ctx_t *ctx, int *status)
 {
-    worker_t *s = ctx->owner;
-    broker_t *b = s->broker;
+    worker_t *w = ctx->owner;
+    broker_t *b = w->env->process;
     uint64_t now_ms = broker_uptime_ns(b) / 1000000;
     json_t *workers = json_array();
     uint64_t conns = 0, ws = 0;
@@ -43,9 +43,9 @@ json_t *worker_healthz(ingress_ctx_t *ctx, int *status)
 
 void worker_metrics_text(ingress_ctx_t *ctx, sbuf_t *out)
 {
-    worker_t *s = ctx->owner;
-    broker_t *b = s->broker;
-    worker_update_gauges(s); /* our own gauges, current to this turn */
+    worker_t *w = ctx->owner;
+    broker_t *b = w->env->process;
+    worker_update_gauges(w); /* our own gauges, current to this turn */
     metrics_gauges_t g = {
         .topics = seqtab_count(b->seqtab),
         .uptime_seconds = (double)broker_uptime_ns(b) / 1e9,

@@ -1,7 +1,6 @@
 /* worker.c - one worker's loop: listener, inbox, per-turn flush, shutdown (see worker.h). */
 #include "app/worker.h"
 
-#include "app/broker.h"
 #include "app/sys_stats.h"
 #include "core/chist.h"
 #include "core/router.h"
@@ -24,28 +23,14 @@
 
 #define HEARTBEAT_MS 1000
 
-uint64_t worker_now(const worker_t *s)
+void worker_update_gauges(worker_t *w)
 {
-    return uv_now(&s->loop);
-}
-
-void worker_mark_dirty(worker_t *s, conn_t *c)
-{
-    if (!c->dirty) {
-        c->dirty = true;
-        c->dirty_next = s->dirty;
-        s->dirty = c;
-    }
-}
-
-void worker_update_gauges(worker_t *s)
-{
-    METRIC_SET(s->metrics.connections, s->nconns);
-    METRIC_SET(s->metrics.ws_connections, s->nws);
-    METRIC_SET(s->metrics.subscriptions, trie_subscription_count(s->core.trie));
-    METRIC_SET(s->metrics.patterns, trie_pattern_count(s->core.trie));
-    METRIC_SET(s->metrics.resp_connections, resp_connection_count(s));
-    METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
+    METRIC_SET(w->metrics.connections, w->net.nconns);
+    METRIC_SET(w->metrics.ws_connections, w->net.nws);
+    METRIC_SET(w->metrics.subscriptions, trie_subscription_count(w->core.trie));
+    METRIC_SET(w->metrics.patterns, trie_pattern_count(w->core.trie));
+    METRIC_SET(w->metrics.resp_connections, resp_connection_count(&w->ingress));
+    METRIC_SET(w->metrics.outbound_bytes, w->net.outbound_bytes);
 }
 
 /* Runs once per loop turn, right before the loop would block: first the
@@ -53,12 +38,12 @@ void worker_update_gauges(worker_t *s)
  * then everything queued this turn goes out, in as few writes as possible. */
 static void on_flush(uv_prepare_t *p)
 {
-    worker_t *s = p->data;
-    chist_drain(&s->core);
-    router_drain(&s->core);
-    while (s->dirty != NULL) {
-        conn_t *c = s->dirty;
-        s->dirty = c->dirty_next;
+    worker_t *w = p->data;
+    chist_drain(&w->core);
+    router_drain(&w->core);
+    while (w->net.dirty != NULL) {
+        conn_t *c = w->net.dirty;
+        w->net.dirty = c->dirty_next;
         c->dirty = false;
         c->dirty_next = NULL;
         if (c->state == CONN_CLOSED) {
@@ -69,7 +54,7 @@ static void on_flush(uv_prepare_t *p)
         }
         conn_flush(c);
     }
-    METRIC_SET(s->metrics.outbound_bytes, s->outbound_bytes);
+    METRIC_SET(w->metrics.outbound_bytes, w->net.outbound_bytes);
 }
 
 static void ingress_update_gauges(ingress_ctx_t *ctx)
@@ -82,16 +67,23 @@ static void ingress_watch_pressure(ingress_ctx_t *ctx)
     worker_watch_pressure(ctx->owner);
 }
 
+static bool ingress_origin_allowed(ingress_ctx_t *ctx, wsb_str_t origin)
+{
+    const worker_t *w = ctx->owner;
+    return auth_origin_allowed(w->cfg, origin);
+}
+
 static const ingress_ops_t ingress_ops = {
     .update_gauges_cb = ingress_update_gauges,
     .watch_pressure_cb = ingress_watch_pressure,
     .healthz_cb = worker_healthz,
     .metrics_cb = worker_metrics_text,
+    .origin_allowed_cb = ingress_origin_allowed,
 };
 
 ingress_ctx_t *ingress_ctx(const conn_t *c)
 {
-    return &c->server->ingress;
+    return &((worker_t *)c->net->owner)->ingress;
 }
 
 static void on_inbox(uv_async_t *a)
@@ -108,23 +100,23 @@ static void on_stop(uv_async_t *a)
 
 static void on_heartbeat(uv_timer_t *t)
 {
-    worker_t *s = t->data;
-    for (conn_t *c = s->conns; c != NULL; c = c->next) {
+    worker_t *w = t->data;
+    for (conn_t *c = w->net.conns; c != NULL; c = c->next) {
         if (!c->writing) {
             outq_trim(&c->outq);
         }
     }
-    METRIC_SET(s->metrics.heartbeat_ms, broker_uptime_ns(s->broker) / 1000000);
-    worker_update_gauges(s);
-    if (s->index == 0) {
+    METRIC_SET(w->metrics.heartbeat_ms, w->env->uptime_ns(w->env->process) / 1000000);
+    worker_update_gauges(w);
+    if (w->index == 0) {
         /* Quiet topics' history past its ttl goes even without publishes. */
-        seqtab_expire(s->broker->seqtab, uv_now(&s->loop));
+        seqtab_expire(w->env->seqtab, uv_now(&w->loop));
         sys_stats_env_t env = {
-            .node_id = s->broker->node_id,
-            .interval_ms = s->cfg->sys_stats_interval_ms,
-            .uptime_s = (double)broker_uptime_ns(s->broker) / 1e9,
+            .node_id = w->env->node_id,
+            .interval_ms = w->cfg->sys_stats_interval_ms,
+            .uptime_s = (double)w->env->uptime_ns(w->env->process) / 1e9,
         };
-        sys_stats_tick(&s->sys_stats, &s->core, &env);
+        sys_stats_tick(&w->sys_stats, &w->core, &env);
     }
 }
 
@@ -134,27 +126,27 @@ static void on_heartbeat(uv_timer_t *t)
 
 static void on_pressure(uv_timer_t *t)
 {
-    worker_t *s = t->data;
-    if (s->paused != NULL && !core_inbox_relieved(&s->core)) {
+    worker_t *w = t->data;
+    if (w->net.paused != NULL && !core_inbox_relieved(&w->core)) {
         return;
     }
     /* A RESP publisher runs the commands it held back at this turn's flush
      * (conn.h), and may be paused again there (which restarts the timer). */
-    uv_timer_stop(&s->pressure_timer);
-    while (s->paused != NULL) {
-        conn_resume_publisher(s->paused);
+    uv_timer_stop(&w->pressure_timer);
+    while (w->net.paused != NULL) {
+        conn_resume_publisher(w->net.paused);
     }
 }
 
 static void on_tick(uv_timer_t *t)
 {
-    worker_t *s = t->data;
-    uint64_t now = worker_now(s);
+    worker_t *w = t->data;
+    uint64_t now = net_now(&w->net);
     conn_t *next;
     /* A deadline callback may close its own connection (which unlinks it but
      * frees it only in a later loop phase), never another one: walking on
      * from the saved successor is safe. */
-    for (conn_t *c = s->conns; c != NULL; c = next) {
+    for (conn_t *c = w->net.conns; c != NULL; c = next) {
         next = c->next;
         if (c->deadline_ms != 0 && now >= c->deadline_ms) {
             c->deadline_ms = 0;
@@ -163,67 +155,67 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-void worker_watch_pressure(worker_t *s)
+void worker_watch_pressure(worker_t *w)
 {
-    if (!uv_is_active((uv_handle_t *)&s->pressure_timer) && !s->shutting_down) {
-        uv_timer_start(&s->pressure_timer, on_pressure, PRESSURE_POLL_MS, PRESSURE_POLL_MS);
+    if (!uv_is_active((uv_handle_t *)&w->pressure_timer) && !w->net.shutting_down) {
+        uv_timer_start(&w->pressure_timer, on_pressure, PRESSURE_POLL_MS, PRESSURE_POLL_MS);
     }
 }
 
 static void on_connection(uv_stream_t *listener, int status)
 {
-    worker_t *s = listener->data;
+    worker_t *w = listener->data;
     if (status < 0) {
-        log_warn("accept failed", "worker=%u err=%s", s->index, uv_err_name(status));
+        log_warn("accept failed", "worker=%u err=%s", w->index, uv_err_name(status));
         return;
     }
-    conn_accept(s, listener == (uv_stream_t *)&s->tls_listener);
+    conn_accept(&w->net, listener, listener == (uv_stream_t *)&w->tls_listener);
 }
 
 static void on_sighup(uv_signal_t *sig, int signum)
 {
     (void)signum;
-    worker_t *s = sig->data;
-    broker_reload_tls(s->broker);
+    worker_t *w = sig->data;
+    w->env->reload_tls(w->env->process);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
 {
-    worker_t *s = sig->data;
+    worker_t *w = sig->data;
     const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
-    if (s->shutting_down) {
+    if (w->net.shutting_down) {
         /* Already draining (bounded by shutdown_timeout): not worth a line each. */
         log_debug("signal received while shutting down", "signal=%s", name);
         return;
     }
     log_info("signal received", "signal=%s", name);
-    broker_stop(s->broker);
+    w->env->stop(w->env->process);
 }
 
-static void on_server_handle_closed(uv_handle_t *h)
+static void on_worker_handle_closed(uv_handle_t *h)
 {
-    worker_t *s = h->data;
-    s->handles_open--;
+    worker_t *w = h->data;
+    w->handles_open--;
 }
 
-static void close_handle(worker_t *s, uv_handle_t *h)
+static void close_handle(worker_t *w, uv_handle_t *h)
 {
     if (!uv_is_closing(h)) {
-        h->data = s;
-        uv_close(h, on_server_handle_closed);
+        h->data = w;
+        uv_close(h, on_worker_handle_closed);
     }
 }
 
-static void close_server_handles(worker_t *s)
+static void close_worker_handles(worker_t *w)
 {
-    close_handle(s, (uv_handle_t *)&s->flush_prepare);
-    close_handle(s, (uv_handle_t *)&s->inbox_async);
-    close_handle(s, (uv_handle_t *)&s->stop_async);
-    close_handle(s, (uv_handle_t *)&s->shutdown_timer);
-    close_handle(s, (uv_handle_t *)&s->heartbeat);
-    close_handle(s, (uv_handle_t *)&s->pressure_timer);
-    close_handle(s, (uv_handle_t *)&s->tick);
-    if (s->index == 0) {
+    close_handle(w, (uv_handle_t *)&w->flush_prepare);
+    close_handle(w, (uv_handle_t *)&w->inbox_async);
+    close_handle(w, (uv_handle_t *)&w->stop_async);
+    close_handle(w, (uv_handle_t *)&w->shutdown_timer);
+    close_handle(w, (uv_handle_t *)&w->heartbeat);
+    close_handle(w, (uv_handle_t *)&w->pressure_timer);
+    close_handle(w, (uv_handle_t *)&w->tick);
+    if (w->index == 0) {
         /* Closing the last uv_signal_t for a signal puts back its default
          * action, so a second SIGTERM arriving from here to exit() would kill
          * the process and turn a clean shutdown into "terminated by signal".
@@ -234,35 +226,35 @@ static void close_server_handles(worker_t *s)
         sigaddset(&stop, SIGINT);
         sigaddset(&stop, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &stop, NULL);
-        close_handle(s, (uv_handle_t *)&s->sig_int);
-        close_handle(s, (uv_handle_t *)&s->sig_term);
-        close_handle(s, (uv_handle_t *)&s->sig_hup);
+        close_handle(w, (uv_handle_t *)&w->sig_int);
+        close_handle(w, (uv_handle_t *)&w->sig_term);
+        close_handle(w, (uv_handle_t *)&w->sig_hup);
     }
 }
 
 static void on_shutdown_timeout(uv_timer_t *t)
 {
-    worker_t *s = t->data;
+    worker_t *w = t->data;
     log_warn("shutdown timeout: closing remaining connections", "worker=%u connections=%zu",
-             s->index, s->nconns);
-    while (s->conns != NULL) {
-        conn_close(s->conns);
+             w->index, w->net.nconns);
+    while (w->net.conns != NULL) {
+        conn_close(w->net.conns);
     }
 }
 
-void worker_shutdown(worker_t *s)
+void worker_shutdown(worker_t *w)
 {
-    if (!s->shutting_down) {
-        s->shutting_down = true;
-        log_debug("worker shutting down", "worker=%u connections=%zu", s->index, s->nconns);
-        if (s->listening) {
-            close_handle(s, (uv_handle_t *)&s->listener);
+    if (!w->net.shutting_down) {
+        w->net.shutting_down = true;
+        log_debug("worker shutting down", "worker=%u connections=%zu", w->index, w->net.nconns);
+        if (w->listening) {
+            close_handle(w, (uv_handle_t *)&w->listener);
         }
-        resp_listener_shutdown(s);
-        if (s->tls_listening) {
-            close_handle(s, (uv_handle_t *)&s->tls_listener);
+        resp_listener_shutdown(&w->ingress);
+        if (w->tls_listening) {
+            close_handle(w, (uv_handle_t *)&w->tls_listener);
         }
-        for (conn_t *c = s->conns; c != NULL; c = c->next) {
+        for (conn_t *c = w->net.conns; c != NULL; c = c->next) {
             if (c->state == CONN_WS) {
                 conn_ws_close(c, WSB_WS_CLOSE_GOING_AWAY, "server shutting down", false);
             } else if (c->state == CONN_RESP) {
@@ -275,22 +267,21 @@ void worker_shutdown(worker_t *s)
                 conn_linger(c);
             }
         }
-        uv_timer_start(&s->shutdown_timer, on_shutdown_timeout, s->cfg->shutdown_timeout_ms, 0);
-        while (s->paused != NULL) {
-            conn_resume_publisher(s->paused); /* they must read their peers' close */
+        uv_timer_start(&w->shutdown_timer, on_shutdown_timeout, w->cfg->shutdown_timeout_ms, 0);
+        while (w->net.paused != NULL) {
+            conn_resume_publisher(w->net.paused); /* they must read their peers' close */
         }
-        uv_timer_stop(&s->pressure_timer);
+        uv_timer_stop(&w->pressure_timer);
     }
-    if (s->nconns == 0 && !s->drained) {
-        s->drained = true;
-        uv_timer_stop(&s->shutdown_timer);
-        broker_worker_drained(s->broker, s);
+    if (w->net.nconns == 0 && !w->drained) {
+        w->drained = true;
+        uv_timer_stop(&w->shutdown_timer);
+        w->env->drained(w->env->process, w);
     }
     /* Other workers may publish into our inbox until they have drained too:
      * the inbox stays open until then (see broker.h). */
-    if (s->drained &&
-        atomic_load_explicit(&s->broker->drained, memory_order_acquire) == s->broker->nworkers) {
-        close_server_handles(s);
+    if (w->drained && w->env->all_drained(w->env->process)) {
+        close_worker_handles(w);
     }
 }
 
@@ -305,9 +296,80 @@ static void http_cancel(conn_t *c)
 }
 
 /* Before a connection's input: what was published earlier is delivered first. */
-static void before_input(worker_t *s)
+static void before_input(net_t *net)
 {
-    router_drain(&s->core);
+    worker_t *w = net->owner;
+    router_drain(&w->core);
+}
+
+/* ---- what net/ asks of the worker (net/net.h) ---- */
+
+static void net_update_gauges(net_t *net)
+{
+    worker_update_gauges(net->owner);
+}
+
+static void net_watch_pressure(net_t *net)
+{
+    worker_watch_pressure(net->owner);
+}
+
+static void net_drained(net_t *net)
+{
+    worker_shutdown(net->owner);
+}
+
+static const net_hooks_t net_hooks = {
+    .update_gauges = net_update_gauges,
+    .watch_pressure = net_watch_pressure,
+    .drained = net_drained,
+};
+
+static bool admit_ip_acquire(void *ctx, const uint8_t ip[16])
+{
+    return auth_ip_acquire(ctx, ip);
+}
+
+static void admit_ip_release(void *ctx, const uint8_t ip[16])
+{
+    auth_ip_release(ctx, ip);
+}
+
+static bool admit_handshake(void *ctx, uint64_t now_ns)
+{
+    return auth_handshake_allowed(ctx, now_ns);
+}
+
+/* What net/ reads of the configuration and of the process (net/net.h). */
+static void net_setup(worker_t *w, const worker_env_t *env)
+{
+    const config_t *cfg = env->cfg;
+    net_t *net = &w->net;
+    net->loop = &w->loop;
+    net->owner = w;
+    net->lim = (net_limits_t){
+        .header_timeout_ms = cfg->header_timeout_ms,
+        .close_timeout_ms = cfg->close_timeout_ms,
+        .max_outbound_bytes = cfg->max_outbound_bytes,
+        .max_connections = cfg->max_connections,
+        .max_header_size = cfg->max_header_size,
+        .max_http_body = cfg->max_http_body,
+        .ws_path = cfg->ws_path,
+        .echo_path = cfg->echo_path,
+        .trusted = cfg->trusted,
+        .ntrusted = cfg->ntrusted,
+    };
+    net->admit = (net_admission_t){
+        .connections = env->connections,
+        .ip_acquire = admit_ip_acquire,
+        .ip_release = admit_ip_release,
+        .handshake_allowed = admit_handshake,
+        .ctx = env->auth,
+    };
+    net->hooks = &net_hooks;
+    net->metrics = &w->metrics;
+    net->tls = env->tls;
+    net->in_fanout = &w->core.in_fanout;
 }
 
 /* What net/ calls for the HTTP and WebSocket modes (conn.h). */
@@ -322,125 +384,131 @@ static const conn_handlers_t conn_handlers = {
     .http_body_too_large = http_api_body_too_large,
 };
 
-int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd)
+void worker_setup_contexts(worker_t *w, const worker_env_t *env, unsigned index)
+{
+    net_setup(w, env);
+    w->core.core = env->core;
+    w->core.index = index;
+    w->core.trie = trie_new();
+    w->core.loop = &w->loop;
+    w->core.metrics = &w->metrics;
+    w->core.owner = w;
+    w->ingress = (ingress_ctx_t){
+        .core = &w->core,
+        .metrics = &w->metrics,
+        .cfg = env->ingress_cfg,
+        .auth = env->auth,
+        .node_id = env->node_id,
+        .web_root = env->web_root,
+        .index = index,
+        .ops = &ingress_ops,
+        .owner = w,
+    };
+}
+
+int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, int tls_fd)
 {
     conn_set_handlers(&conn_handlers);
-    memset(s, 0, offsetof(worker_t, read_buf));
-    s->broker = b;
-    s->cfg = b->cfg;
-    s->index = index;
-    metrics_init(&s->metrics);
-    int rc = uv_loop_init(&s->loop);
+    memset(w, 0, offsetof(worker_t, net) + offsetof(net_t, read_buf));
+    w->env = env;
+    w->cfg = env->cfg;
+    w->index = index;
+    metrics_init(&w->metrics);
+    int rc = uv_loop_init(&w->loop);
     if (rc != 0) {
         return rc;
     }
-    s->core.core = &b->core;
-    s->core.index = index;
-    s->core.trie = trie_new();
-    s->core.loop = &s->loop;
-    s->core.metrics = &s->metrics;
-    s->core.owner = s;
-    s->ingress = (ingress_ctx_t){
-        .core = &s->core,
-        .metrics = &s->metrics,
-        .cfg = &b->ingress_cfg,
-        .auth = &b->auth,
-        .node_id = b->node_id,
-        .web_root = b->web_root,
-        .index = index,
-        .ops = &ingress_ops,
-        .owner = s,
-    };
-    xqueue_init(&s->core.inbox, s->cfg->worker_queue_size);
-    if (b->history_rules.n > 0 && s->cfg->redis_url[0] != '\0') {
+    worker_setup_contexts(w, env, index);
+    xqueue_init(&w->core.inbox, w->cfg->worker_queue_size);
+    if (env->clustered_history) {
         /* Ops in flight are bounded by redis.queue_size (chist_redis.h). */
-        xqueue_init(&s->core.chist_done, s->cfg->redis_queue_size);
+        xqueue_init(&w->core.chist_done, w->cfg->redis_queue_size);
     }
-    uv_prepare_init(&s->loop, &s->flush_prepare);
-    s->flush_prepare.data = s;
-    uv_prepare_start(&s->flush_prepare, on_flush);
-    uv_async_init(&s->loop, &s->inbox_async, on_inbox);
-    uv_async_init(&s->loop, &s->stop_async, on_stop);
-    s->inbox_async.data = s;
-    s->stop_async.data = s;
-    uv_timer_init(&s->loop, &s->shutdown_timer);
-    s->shutdown_timer.data = s;
-    uv_timer_init(&s->loop, &s->heartbeat);
-    s->heartbeat.data = s;
-    uv_timer_start(&s->heartbeat, on_heartbeat, 0, HEARTBEAT_MS);
-    uv_timer_init(&s->loop, &s->pressure_timer);
-    s->pressure_timer.data = s;
-    uv_timer_init(&s->loop, &s->tick);
-    s->tick.data = s;
-    uv_timer_start(&s->tick, on_tick, WORKER_TICK_MS, WORKER_TICK_MS);
-    s->handles_open = 7;
+    uv_prepare_init(&w->loop, &w->flush_prepare);
+    w->flush_prepare.data = w;
+    uv_prepare_start(&w->flush_prepare, on_flush);
+    uv_async_init(&w->loop, &w->inbox_async, on_inbox);
+    uv_async_init(&w->loop, &w->stop_async, on_stop);
+    w->inbox_async.data = w;
+    w->stop_async.data = w;
+    uv_timer_init(&w->loop, &w->shutdown_timer);
+    w->shutdown_timer.data = w;
+    uv_timer_init(&w->loop, &w->heartbeat);
+    w->heartbeat.data = w;
+    uv_timer_start(&w->heartbeat, on_heartbeat, 0, HEARTBEAT_MS);
+    uv_timer_init(&w->loop, &w->pressure_timer);
+    w->pressure_timer.data = w;
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, WORKER_TICK_MS, WORKER_TICK_MS);
+    w->handles_open = 7;
     if (index == 0) {
-        uv_signal_init(&s->loop, &s->sig_int);
-        uv_signal_init(&s->loop, &s->sig_term);
-        uv_signal_init(&s->loop, &s->sig_hup);
-        s->sig_int.data = s;
-        s->sig_term.data = s;
-        s->sig_hup.data = s;
-        s->handles_open += 3;
-        uv_signal_start(&s->sig_int, on_signal, SIGINT);
-        uv_signal_start(&s->sig_term, on_signal, SIGTERM);
-        uv_signal_start(&s->sig_hup, on_sighup, SIGHUP);
+        uv_signal_init(&w->loop, &w->sig_int);
+        uv_signal_init(&w->loop, &w->sig_term);
+        uv_signal_init(&w->loop, &w->sig_hup);
+        w->sig_int.data = w;
+        w->sig_term.data = w;
+        w->sig_hup.data = w;
+        w->handles_open += 3;
+        uv_signal_start(&w->sig_int, on_signal, SIGINT);
+        uv_signal_start(&w->sig_term, on_signal, SIGTERM);
+        uv_signal_start(&w->sig_hup, on_sighup, SIGHUP);
     }
-    uv_tcp_init(&s->loop, &s->listener);
-    s->listener.data = s;
-    s->handles_open++;
-    s->listening = true;
-    rc = uv_tcp_open(&s->listener, fd);
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    w->handles_open++;
+    w->listening = true;
+    rc = uv_tcp_open(&w->listener, fd);
     if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&s->listener, (int)s->cfg->backlog, on_connection);
+        rc = uv_listen((uv_stream_t *)&w->listener, (int)w->cfg->backlog, on_connection);
     }
     if (tls_fd >= 0) {
-        uv_tcp_init(&s->loop, &s->tls_listener);
-        s->tls_listener.data = s;
-        s->handles_open++;
-        s->tls_listening = true;
-        int trc = uv_tcp_open(&s->tls_listener, tls_fd);
+        uv_tcp_init(&w->loop, &w->tls_listener);
+        w->tls_listener.data = w;
+        w->handles_open++;
+        w->tls_listening = true;
+        int trc = uv_tcp_open(&w->tls_listener, tls_fd);
         if (trc == 0) {
-            trc = uv_listen((uv_stream_t *)&s->tls_listener, (int)s->cfg->backlog, on_connection);
+            trc = uv_listen((uv_stream_t *)&w->tls_listener, (int)w->cfg->backlog, on_connection);
         }
         rc = rc != 0 ? rc : trc;
     }
     return rc;
 }
 
-void worker_run(worker_t *s)
+void worker_run(worker_t *w)
 {
-    uv_run(&s->loop, UV_RUN_DEFAULT);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-void worker_free(worker_t *s)
+void worker_free(worker_t *w)
 {
-    if (s->handles_open > 0) {
+    if (w->handles_open > 0) {
         /* Start-up failed before the loop ran: close what init opened. */
-        close_server_handles(s);
-        close_handle(s, (uv_handle_t *)&s->listener);
-        if (s->tls_listening) {
-            close_handle(s, (uv_handle_t *)&s->tls_listener);
+        close_worker_handles(w);
+        close_handle(w, (uv_handle_t *)&w->listener);
+        if (w->tls_listening) {
+            close_handle(w, (uv_handle_t *)&w->tls_listener);
         }
-        uv_run(&s->loop, UV_RUN_DEFAULT);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
     }
-    if (s->resp != NULL) {
-        resp_listener_shutdown(s);
-        uv_run(&s->loop, UV_RUN_DEFAULT); /* its close callback */
-        resp_listener_free(s);
+    if (w->ingress.resp != NULL) {
+        resp_listener_shutdown(&w->ingress);
+        uv_run(&w->loop, UV_RUN_DEFAULT); /* its close callback */
+        resp_listener_free(&w->ingress);
     }
     /* Messages still in the inbox were never delivered: release them. */
     xmsg_t *m;
-    while ((m = xqueue_pop(&s->core.inbox)) != NULL) {
-        frame_buf_unref(xmsg_worker_buf(m, s->index));
+    while ((m = xqueue_pop(&w->core.inbox)) != NULL) {
+        frame_buf_unref(xmsg_worker_buf(m, w->index));
     }
-    xqueue_destroy(&s->core.inbox);
-    chist_worker_free(&s->core);
-    trie_free(s->core.trie);
-    sys_stats_free(s->sys_stats);
-    static_cache_free(s->ingress.static_cache);
-    s->ingress.static_cache = NULL;
-    if (uv_loop_close(&s->loop) != 0) {
-        log_warn("event loop closed with handles open", "worker=%u", s->index);
+    xqueue_destroy(&w->core.inbox);
+    chist_worker_free(&w->core);
+    trie_free(w->core.trie);
+    sys_stats_free(w->sys_stats);
+    static_cache_free(w->ingress.static_cache);
+    w->ingress.static_cache = NULL;
+    if (uv_loop_close(&w->loop) != 0) {
+        log_warn("event loop closed with handles open", "worker=%u", w->index);
     }
 }

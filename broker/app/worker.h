@@ -19,6 +19,7 @@
 #include "app/config.h"
 #include "core/core.h"
 #include "ingress/ingress.h"
+#include "net/net.h"
 #include "shared/metrics.h"
 
 #include <stdbool.h>
@@ -27,11 +28,36 @@
 #include <uv.h>
 
 typedef struct conn_s conn_t;
-typedef struct broker_s broker_t;
-typedef struct resp_listener_s resp_listener_t;
+typedef struct seqtab_s seqtab_t;
+typedef struct worker_s worker_t;
 
-#define WORKER_READ_BUF_SIZE  (64 * 1024)
-#define WORKER_PLAIN_BUF_SIZE (16 * 1024) /* one TLS record */
+/* What the process gives its workers (app/broker.c fills one for all of
+ * them), so that a worker does not know broker_t: the shared state its
+ * contexts point at, and what only the process can do. The hooks run on
+ * any worker's thread. */
+typedef struct worker_env_s {
+    const config_t *cfg;
+    core_t *core;                        /* the pub/sub core's process part */
+    const ingress_config_t *ingress_cfg; /* the ingresses' view of cfg */
+    auth_t *auth;                        /* keys, admission limits */
+    tls_server_t *tls;                   /* NULL: no TLS listener */
+    _Atomic size_t *connections;         /* every worker's, for max_connections */
+    seqtab_t *seqtab;                    /* expired by worker 0's heartbeat */
+    const char *node_id;
+    const char *web_root;   /* NULL: static files off */
+    bool clustered_history; /* history rules with redis.url: ops come back from Redis */
+    void *process;          /* the broker, for the hooks (and status.c) */
+    /* Nanoseconds since start (the heartbeat gauge). */
+    uint64_t (*uptime_ns)(const void *process);
+    /* SIGHUP on worker 0: reload the TLS certificate. */
+    void (*reload_tls)(void *process);
+    /* SIGINT/SIGTERM on worker 0: every worker shuts down. */
+    void (*stop)(void *process);
+    /* `w` has no connection left during shutdown. */
+    void (*drained)(void *process, worker_t *w);
+    /* Every worker has drained: inboxes may close. */
+    bool (*all_drained)(const void *process);
+} worker_env_t;
 
 /* Connection timeouts fire at most this late: one timer per worker walks the
  * connections' deadlines instead of one uv_timer_t per connection (152 bytes
@@ -41,9 +67,9 @@ typedef struct resp_listener_s resp_listener_t;
 /* Laid out by purpose, not size; the inbox is cache-line aligned on purpose. */
 typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     uv_loop_t loop;
-    broker_t *broker;
-    const config_t *cfg;
-    unsigned index; /* worker number, 0 .. workers-1 */
+    const worker_env_t *env;
+    const config_t *cfg; /* env->cfg */
+    unsigned index;      /* worker number, 0 .. workers-1 */
     uv_tcp_t listener;
     uv_tcp_t tls_listener;      /* when TLS is configured (tls_listening) */
     uv_signal_t sig_hup;        /* worker 0 only: reloads the TLS certificate */
@@ -63,66 +89,45 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     /* What the ingresses see of this worker (ingress/ingress.h). */
     ingress_ctx_t ingress;
 
-    conn_t *conns; /* every live connection (doubly linked) */
-    size_t nconns;
-    size_t nws;     /* of which WebSocket sessions */
-    conn_t *dirty;  /* connections with output to flush this turn (singly linked) */
-    conn_t *paused; /* publishers paused for inbox pressure (doubly linked) */
-
-    resp_listener_t *resp; /* the RESP ingress: worker 0 only, when resp.port is set */
     metrics_t metrics;
-    size_t outbound_bytes; /* sum of every connection's queued output */
-    /* This worker's share of max_total_outbound (the bound divided by the
-     * number of workers, set by broker.c), so the sum over all workers stays
-     * under the broker-wide bound without a shared counter on the delivery
-     * path. */
-    size_t outbound_limit;
 
     struct sys_stats_s *sys_stats; /* worker 0: $sys.node.<id>.stats state (sys_stats.h) */
-    bool shutting_down;
-    bool drained; /* counted in broker->drained */
+    bool drained;                  /* reported to env->drained */
     bool listening;
     bool tls_listening;
 
-    /* One read buffer shared by every connection of this worker: data is
-     * consumed inside the read callback (partial frames and requests are
-     * copied by their parsers), so no connection needs a buffer of its own
-     * while idle. */
-    uint8_t read_buf[WORKER_READ_BUF_SIZE];
-    /* Decrypted bytes of TLS connections, consumed like read_buf. */
-    uint8_t plain_buf[WORKER_PLAIN_BUF_SIZE];
-    /* Queued frames gathered for one SSL_write (one TLS record). */
-    uint8_t tls_stage[WORKER_PLAIN_BUF_SIZE];
+    /* Its connections, their buffers and bounds (net/net.h); last, as its
+     * buffers are not zeroed at init. */
+    net_t net;
 } worker_t;
 
-/* Prepares worker `index` of `b` with the bound, listening socket `fd` and,
+/* Prepares worker `index` of the process `env` with the bound, listening socket `fd` and,
  * unless -1, the TLS one `tls_fd` (owned from now on). Runs on the main
  * thread. 0 or a UV_E* code. */
-int worker_init(worker_t *s, broker_t *b, unsigned index, int fd, int tls_fd);
+int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, int tls_fd);
+
+/* Points the worker's core, ingress and net contexts at `env`, its loop and
+ * its metrics (a new trie for the core). Part of worker_init; unit tests
+ * call it to drive a worker whose loop does not run. */
+void worker_setup_contexts(worker_t *w, const worker_env_t *env, unsigned index);
 
 /* Runs the worker's loop until it has shut down. */
-void worker_run(worker_t *s);
+void worker_run(worker_t *w);
 
 /* Stops accepting, sends close 1001 to every WebSocket, lets output drain up
  * to shutdown_timeout, then closes what remains. Idempotent; own thread only
- * (other threads use broker_stop()). */
-void worker_shutdown(worker_t *s);
+ * (other threads use env->stop). */
+void worker_shutdown(worker_t *w);
 
 /* Releases what the worker owns, after its loop has ended. */
-void worker_free(worker_t *s);
+void worker_free(worker_t *w);
 
-/* Schedules `c` for the flush at the end of this loop turn. */
-void worker_mark_dirty(worker_t *s, conn_t *c);
-
-/* Milliseconds of the loop clock. */
-uint64_t worker_now(const worker_t *s);
-
-/* Starts watching the workers' inboxes for the publishers paused on `s`;
+/* Starts watching the workers' inboxes for the publishers paused on `w`;
  * they are resumed when every inbox is back under its low mark. */
-void worker_watch_pressure(worker_t *s);
+void worker_watch_pressure(worker_t *w);
 
 /* Mirrors gauges (connections, subscriptions, ...) into the metrics. */
-void worker_update_gauges(worker_t *s);
+void worker_update_gauges(worker_t *w);
 
 /* GET /healthz and GET /metrics of the process (status.c), for the HTTP API
  * through ingress_ops_t. */

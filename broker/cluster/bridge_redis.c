@@ -549,7 +549,7 @@ bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
     pthread_mutex_init(&br->lock, NULL);
     br->buckets = xcalloc(CHAN_BUCKETS, sizeof(chan_t *));
     if (uv_loop_init(&br->loop) != 0) {
-        abort();
+        abort(); /* start-up, not memory: no epoll or eventfd left for the bridge's thread */
     }
     uv_async_init(&br->loop, &br->wake, on_wake);
     br->wake.data = br;

@@ -180,7 +180,7 @@ void bridge_sub_command(bridge_sub_t *bs, int argc, const char **argv, const siz
         return;
     }
     if (redisAppendCommandArgv(bs->c, argc, argv, argvlen) != REDIS_OK) {
-        abort(); /* only fails on OOM: the broker's allocation policy */
+        wsb_oom("redis command"); /* hiredis fails here on ENOMEM only */
     }
     if (!bs->want_write) {
         bs->want_write = true;
@@ -235,29 +235,20 @@ static void async_set_events(async_poll_t *ap, int events)
     }
 }
 
-static void async_add_read(void *privdata)
-{
-    async_poll_t *ap = privdata;
-    async_set_events(ap, ap->events | UV_READABLE);
-}
+/* hiredis's four watch hooks (addRead, delRead, addWrite, delWrite) take only
+ * the context's data, so each is its own function; one body makes them: watch
+ * (`add`) or stop watching `event`. */
+#define ASYNC_WATCH_HOOK(name, event, add)                                                         \
+    static void name(void *privdata)                                                               \
+    {                                                                                              \
+        async_poll_t *ap = privdata;                                                               \
+        async_set_events(ap, (add) ? ap->events | (event) : ap->events & ~(event));                \
+    }
 
-static void async_del_read(void *privdata)
-{
-    async_poll_t *ap = privdata;
-    async_set_events(ap, ap->events & ~UV_READABLE);
-}
-
-static void async_add_write(void *privdata)
-{
-    async_poll_t *ap = privdata;
-    async_set_events(ap, ap->events | UV_WRITABLE);
-}
-
-static void async_del_write(void *privdata)
-{
-    async_poll_t *ap = privdata;
-    async_set_events(ap, ap->events & ~UV_WRITABLE);
-}
+ASYNC_WATCH_HOOK(async_add_read, UV_READABLE, true)
+ASYNC_WATCH_HOOK(async_del_read, UV_READABLE, false)
+ASYNC_WATCH_HOOK(async_add_write, UV_WRITABLE, true)
+ASYNC_WATCH_HOOK(async_del_write, UV_WRITABLE, false)
 
 static void on_async_poll_closed(uv_handle_t *h)
 {

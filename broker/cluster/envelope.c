@@ -103,7 +103,7 @@ int envelope_decode(const char *p, size_t len, envelope_t *out)
     }
     out->data_json = wsb_msg_dump_value(data, &out->data_len);
     if (out->data_json == NULL) {
-        abort(); /* ENOMEM: the broker's allocation policy */
+        wsb_oom("envelope data");
     }
     /* The origin stamps an object {"client","user"}; anything else in that
      * place is dropped, not passed on to subscribers. */

@@ -1,6 +1,7 @@
 /* apikey.c - API key entries: parsing, constant-time lookup, permissions (see apikey.h). */
 #include "core/apikey.h"
 
+#include "shared/util.h"
 #include "wsb/topic.h"
 
 #include <openssl/crypto.h>
@@ -82,10 +83,7 @@ static void digest_of(const char *key, size_t len, uint8_t out[32])
 
 static char *dup_range(const char *p, size_t len)
 {
-    char *s = malloc(len + 1);
-    if (s == NULL) {
-        abort();
-    }
+    char *s = xmalloc(len + 1);
     memcpy(s, p, len);
     s[len] = '\0';
     return s;
@@ -112,10 +110,7 @@ static int parse_entry(const char *entry, size_t len, apikey_t *k)
             k->name = dup_range(w + NAME_PREFIX_LEN, wlen - NAME_PREFIX_LEN);
             continue;
         }
-        char **grown = realloc(k->patterns, (k->npatterns + 1) * sizeof(char *));
-        if (grown == NULL) {
-            abort();
-        }
+        char **grown = xrealloc(k->patterns, (k->npatterns + 1) * sizeof(char *));
         k->patterns = grown;
         k->patterns[k->npatterns++] = dup_range(w, wlen);
     }
@@ -133,10 +128,7 @@ int apikey_parse(const char *spec, apikey_t **out, size_t *n)
     for (const char *p = spec; *p; p++) {
         count += *p == ',';
     }
-    apikey_t *keys = calloc(count, sizeof(apikey_t));
-    if (keys == NULL) {
-        abort();
-    }
+    apikey_t *keys = xcalloc(count, sizeof(apikey_t));
     size_t i = 0;
     for (const char *p = spec;; i++) {
         const char *comma = strchr(p, ',');

@@ -1,6 +1,7 @@
 /* auth.c - keys, permissions, Origin allowlist and admission limits (see auth.h). */
 #include "core/auth.h"
 
+#include "shared/util.h"
 #include "wsb/topic.h"
 
 #include <errno.h>
@@ -25,10 +26,7 @@ static wsb_str_t *split_patterns(const char *list, size_t *n)
     for (const char *p = list; *p; p++) {
         cap += *p == ',';
     }
-    wsb_str_t *out = calloc(cap, sizeof *out);
-    if (out == NULL) {
-        abort();
-    }
+    wsb_str_t *out = xcalloc(cap, sizeof *out);
     for (const char *p = list;;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -47,12 +45,10 @@ static char *read_file(const char *path, size_t *len)
     if (f == NULL) {
         return NULL;
     }
-    char *buf = malloc(65536);
-    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
+    char *buf = xmalloc(65536);
+    size_t n = fread(buf, 1, 65535, f);
     (void)fclose(f);
-    if (buf != NULL) {
-        buf[n] = '\0';
-    }
+    buf[n] = '\0';
     *len = n;
     return buf;
 }
@@ -72,12 +68,12 @@ int auth_init(auth_t *a, const auth_config_t *cfg, char *err, size_t errlen)
     }
     a->jwt = wsb_jwt_keys_new();
     if (a->jwt == NULL) {
-        abort();
+        wsb_oom("JWT keys");
     }
     wsb_jwt_keys_require_exp(a->jwt, cfg->require_exp);
     if (cfg->jwt_secret[0] != '\0' &&
         wsb_jwt_keys_set_secret(a->jwt, cfg->jwt_secret, strlen(cfg->jwt_secret)) != 0) {
-        abort();
+        wsb_oom("JWT secret"); /* the secret is not empty: ENOMEM is the only failure */
     }
     if (cfg->jwt_public_key[0] != '\0') {
         size_t len = 0;
@@ -246,10 +242,7 @@ static void ip_rehash(auth_t *a)
     while (live * 2 >= cap) {
         cap *= 2;
     }
-    ipcount_t *tab = calloc(cap, sizeof *tab);
-    if (tab == NULL) {
-        abort();
-    }
+    ipcount_t *tab = xcalloc(cap, sizeof *tab);
     for (size_t i = 0; i < a->ips_cap; i++) {
         if (a->ips[i].count != 0) {
             bool found;

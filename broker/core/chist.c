@@ -91,7 +91,7 @@ void chist_complete(chist_op_t *op)
     /* Cannot fail: the queue holds redis.queue_size ops and no more are in
      * flight (chist_redis_submit). */
     while (!xqueue_push(&w->chist_done, op)) {
-        abort();
+        abort(); /* cannot happen: see above */
     }
     w->core->wake_cb(w);
 }

@@ -129,7 +129,7 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
     size_t len = 0;
     char *json = wsb_msg_dump_value(req->data, &len);
     if (json == NULL) {
-        abort(); /* ENOMEM: the broker's allocation policy */
+        wsb_oom("publish data");
     }
     size_t from_len = 0;
     char *from = from_of(w, req, &from_len);

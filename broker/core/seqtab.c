@@ -13,12 +13,25 @@
 
 #define SHARD_MAX_TOPICS (SEQTAB_MAX_TOPICS / SEQTAB_SHARDS)
 
+/* A topic's place in one of its shard's three lists (topic_list_t): the
+ * topics by last publish (lru), those with history by last use (hist), and
+ * those holding messages by last append (held). */
+typedef struct {
+    struct topic_s *prev, *next;
+} topic_link_t;
+
+typedef struct {
+    struct topic_s *head, *tail; /* head = most recent */
+} topic_list_t;
+
+typedef enum { LIST_LRU, LIST_HIST, LIST_HELD } list_id_t;
+
 /* What a topic with history has on top of its seq. */
 typedef struct {
-    struct topic_s *prev, *next; /* the shard's history LRU list, head = most recent */
+    topic_link_t link; /* the shard's history LRU list */
     /* The shard's list of topics holding at least one message, by last
-     * append (head = most recent): where the byte bound evicts from. */
-    struct topic_s *bprev, *bnext;
+     * append: where the byte bound evicts from. */
+    topic_link_t held_link;
     uint64_t last_append; /* seqtab_t.clock at the last append */
     bool held;            /* in that list */
     history_ring_t ring;
@@ -28,7 +41,7 @@ typedef struct {
 
 typedef struct topic_s {
     struct topic_s *hnext;
-    struct topic_s *lru_prev, *lru_next; /* head = most recently published */
+    topic_link_t lru; /* the shard's list by last publish */
     uint64_t hash;
     uint64_t seq;
     topic_hist_t *hist; /* NULL: no history rule matches, or hist_lost */
@@ -42,11 +55,11 @@ struct seqtab_shard_s {
     topic_t **buckets;
     size_t nbuckets; /* power of two */
     _Atomic size_t count;
-    topic_t *lru_head, *lru_tail;
-    topic_t *hist_head, *hist_tail;
+    topic_list_t lru;
+    topic_list_t hist;
     size_t hist_count;
-    topic_t *held_head, *held_tail; /* topics holding messages, by last append */
-    /* held_tail's last_append (UINT64_MAX: none), written under the lock and
+    topic_list_t held; /* topics holding messages, by last append */
+    /* held.tail's last_append (UINT64_MAX: none), written under the lock and
      * read without it to find the shard holding the oldest history. */
     _Atomic uint64_t oldest_append;
     struct seqtab_s *owner;
@@ -148,9 +161,9 @@ void seqtab_free(seqtab_t *t)
 {
     for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
         shard_t *s = &t->shards[i];
-        topic_t *tp = s->lru_head;
+        topic_t *tp = s->lru.head;
         while (tp != NULL) {
-            topic_t *next = tp->lru_next;
+            topic_t *next = tp->lru.next;
             if (tp->hist != NULL) {
                 history_ring_clear(&tp->hist->ring);
                 free(tp->hist);
@@ -173,30 +186,45 @@ size_t seqtab_count(seqtab_t *t)
     return n;
 }
 
-static void lru_unlink(shard_t *s, topic_t *tp)
+/* The links of `tp` in list `id` (a topic in hist or held has a hist part). */
+static inline topic_link_t *links(topic_t *tp, list_id_t id)
 {
-    if (tp->lru_prev) {
-        tp->lru_prev->lru_next = tp->lru_next;
-    } else {
-        s->lru_head = tp->lru_next;
-    }
-    if (tp->lru_next) {
-        tp->lru_next->lru_prev = tp->lru_prev;
-    } else {
-        s->lru_tail = tp->lru_prev;
+    switch (id) {
+    case LIST_LRU:
+        return &tp->lru;
+    case LIST_HIST:
+        return &tp->hist->link;
+    default:
+        return &tp->hist->held_link;
     }
 }
 
-static void lru_push_front(shard_t *s, topic_t *tp)
+static void list_unlink(topic_list_t *l, list_id_t id, topic_t *tp)
 {
-    tp->lru_prev = NULL;
-    tp->lru_next = s->lru_head;
-    if (s->lru_head) {
-        s->lru_head->lru_prev = tp;
+    topic_link_t *k = links(tp, id);
+    if (k->prev) {
+        links(k->prev, id)->next = k->next;
     } else {
-        s->lru_tail = tp;
+        l->head = k->next;
     }
-    s->lru_head = tp;
+    if (k->next) {
+        links(k->next, id)->prev = k->prev;
+    } else {
+        l->tail = k->prev;
+    }
+}
+
+static void list_push_front(topic_list_t *l, list_id_t id, topic_t *tp)
+{
+    topic_link_t *k = links(tp, id);
+    k->prev = NULL;
+    k->next = l->head;
+    if (l->head) {
+        links(l->head, id)->prev = tp;
+    } else {
+        l->tail = tp;
+    }
+    l->head = tp;
 }
 
 /* Keeps the shard's list of topics holding messages in step with `tp`'s
@@ -206,31 +234,15 @@ static void held_update(shard_t *s, topic_t *tp, bool appended)
 {
     topic_hist_t *h = tp->hist;
     if (h->held && (appended || h->ring.count == 0)) {
-        if (h->bprev) {
-            h->bprev->hist->bnext = h->bnext;
-        } else {
-            s->held_head = h->bnext;
-        }
-        if (h->bnext) {
-            h->bnext->hist->bprev = h->bprev;
-        } else {
-            s->held_tail = h->bprev;
-        }
+        list_unlink(&s->held, LIST_HELD, tp);
         h->held = false;
     }
     if (appended && h->ring.count > 0) {
-        h->bprev = NULL;
-        h->bnext = s->held_head;
-        if (s->held_head) {
-            s->held_head->hist->bprev = tp;
-        } else {
-            s->held_tail = tp;
-        }
-        s->held_head = tp;
+        list_push_front(&s->held, LIST_HELD, tp);
         h->held = true;
     }
     atomic_store_explicit(&s->oldest_append,
-                          s->held_tail ? s->held_tail->hist->last_append : UINT64_MAX,
+                          s->held.tail ? s->held.tail->hist->last_append : UINT64_MAX,
                           memory_order_relaxed);
 }
 
@@ -246,34 +258,6 @@ static void account(seqtab_t *t, const topic_hist_t *h, uint32_t count0, size_t 
     atomic_fetch_add_explicit(&t->bytes, dbytes, memory_order_relaxed);
 }
 
-static void hist_unlink(shard_t *s, topic_t *tp)
-{
-    topic_hist_t *h = tp->hist;
-    if (h->prev) {
-        h->prev->hist->next = h->next;
-    } else {
-        s->hist_head = h->next;
-    }
-    if (h->next) {
-        h->next->hist->prev = h->prev;
-    } else {
-        s->hist_tail = h->prev;
-    }
-}
-
-static void hist_push_front(shard_t *s, topic_t *tp)
-{
-    topic_hist_t *h = tp->hist;
-    h->prev = NULL;
-    h->next = s->hist_head;
-    if (s->hist_head) {
-        s->hist_head->hist->prev = tp;
-    } else {
-        s->hist_tail = tp;
-    }
-    s->hist_head = tp;
-}
-
 /* Drops the topic's history part (messages and epoch); its seq stays. */
 static void drop_hist(seqtab_t *t, shard_t *s, topic_t *tp)
 {
@@ -284,7 +268,7 @@ static void drop_hist(seqtab_t *t, shard_t *s, topic_t *tp)
     account(t, h, count0, bytes0);
     held_update(s, tp, false);
     atomic_fetch_sub_explicit(&t->stats[h->rule].topics, 1, memory_order_relaxed);
-    hist_unlink(s, tp);
+    list_unlink(&s->hist, LIST_HIST, tp);
     s->hist_count--;
     free(h);
     tp->hist = NULL;
@@ -298,7 +282,7 @@ static void drop_hist(seqtab_t *t, shard_t *s, topic_t *tp)
 static void attach_hist(seqtab_t *t, shard_t *s, topic_t *tp, int rule)
 {
     if (s->hist_count >= t->hist_max_per_shard) {
-        topic_t *victim = s->hist_tail;
+        topic_t *victim = s->hist.tail;
         drop_hist(t, s, victim);
         victim->hist_lost = true;
         atomic_fetch_add_explicit(&t->hist_evictions, 1, memory_order_relaxed);
@@ -309,7 +293,7 @@ static void attach_hist(seqtab_t *t, shard_t *s, topic_t *tp, int rule)
     history_ring_init(&hs->ring, t->rules->rules[rule].size);
     tp->hist = hs;
     tp->hist_lost = false;
-    hist_push_front(s, tp);
+    list_push_front(&s->hist, LIST_HIST, tp);
     s->hist_count++;
     atomic_fetch_add_explicit(&t->stats[rule].topics, 1, memory_order_relaxed);
 }
@@ -324,7 +308,7 @@ static void topic_free(seqtab_t *t, shard_t *s, topic_t *tp)
 
 static void evict(seqtab_t *t, shard_t *s, topic_t *tp)
 {
-    lru_unlink(s, tp);
+    list_unlink(&s->lru, LIST_LRU, tp);
     topic_t **pp = &s->buckets[tp->hash & (s->nbuckets - 1)];
     while (*pp != tp) {
         pp = &(*pp)->hnext;
@@ -359,13 +343,13 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
 {
     for (topic_t *tp = s->buckets[h & (s->nbuckets - 1)]; tp != NULL; tp = tp->hnext) {
         if (tp->hash == h && tp->len == name.len && memcmp(tp->name, name.p, name.len) == 0) {
-            if (s->lru_head != tp) {
-                lru_unlink(s, tp);
-                lru_push_front(s, tp);
+            if (s->lru.head != tp) {
+                list_unlink(&s->lru, LIST_LRU, tp);
+                list_push_front(&s->lru, LIST_LRU, tp);
             }
-            if (tp->hist != NULL && s->hist_head != tp) {
-                hist_unlink(s, tp);
-                hist_push_front(s, tp);
+            if (tp->hist != NULL && s->hist.head != tp) {
+                list_unlink(&s->hist, LIST_HIST, tp);
+                list_push_front(&s->hist, LIST_HIST, tp);
             } else if (tp->hist_lost) {
                 attach_hist(t, s, tp, history_rules_match(t->rules, name));
             }
@@ -378,7 +362,7 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
     }
     size_t count = atomic_load_explicit(&s->count, memory_order_relaxed);
     if (count >= SHARD_MAX_TOPICS) {
-        evict(t, s, s->lru_tail);
+        evict(t, s, s->lru.tail);
         count--;
     }
     if (count >= s->nbuckets) {
@@ -393,7 +377,7 @@ static topic_t *topic_get(seqtab_t *t, shard_t *s, wsb_str_t name, uint64_t h, b
     memcpy(tp->name, name.p, name.len);
     tp->hnext = s->buckets[h & (s->nbuckets - 1)];
     s->buckets[h & (s->nbuckets - 1)] = tp;
-    lru_push_front(s, tp);
+    list_push_front(&s->lru, LIST_LRU, tp);
     atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
     if (rule >= 0) {
         attach_hist(t, s, tp, rule);
@@ -540,7 +524,7 @@ void seqtab_expire(seqtab_t *t, uint64_t now_ms)
     for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
         shard_t *s = &t->shards[i];
         pthread_mutex_lock(&s->lock);
-        for (topic_t *tp = s->hist_head; tp != NULL; tp = tp->hist->next) {
+        for (topic_t *tp = s->hist.head; tp != NULL; tp = tp->hist->link.next) {
             expire_topic(t, s, tp, now_ms);
         }
         pthread_mutex_unlock(&s->lock);
@@ -639,7 +623,7 @@ static void trim(seqtab_t *t)
             return; /* nothing held: the total is another thread's append in flight */
         }
         pthread_mutex_lock(&victim->lock);
-        topic_t *tp = victim->held_tail;
+        topic_t *tp = victim->held.tail;
         if (tp != NULL) {
             topic_hist_t *h = tp->hist;
             uint32_t count0 = h->ring.count;

@@ -240,7 +240,7 @@ static void kid_add(trie_node_t *n, trie_node_t *k)
         kids_rehash(n, TABLE_MIN);
     } else if ((n->nkids + 1) * 4 > n->kcap * 3) {
         if (n->kcap > UINT32_MAX / 2) {
-            abort();
+            abort(); /* cannot happen: 2^31 children would exhaust memory first */
         }
         kids_rehash(n, n->kcap * 2);
     }
@@ -429,7 +429,7 @@ trie_sub_t *trie_insert(trie_t *t, const char *pattern, size_t len, trie_client_
     }
     if (n->nsubs == n->subs_cap) {
         if (n->subs_cap > UINT32_MAX / 2) {
-            abort();
+            abort(); /* cannot happen: max_connections bounds the subscribers of a node */
         }
         /* A heap array has room for two at least (subs_cap is 1 while inline). */
         uint32_t cap = n->subs_cap < 2 ? 2 : n->subs_cap * 2;

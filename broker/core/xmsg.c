@@ -42,7 +42,7 @@ static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t fr
                       wsb_str_t topic, uint64_t seq, wsb_str_t epoch, unsigned nworkers)
 {
     if (raw == NULL || frame_len > UINT32_MAX) {
-        abort(); /* ENOMEM: the broker's allocation policy */
+        wsb_oom("message frame");
     }
     size_t slots_off = round_up(sizeof(xmsg_t), XMSG_SLOT_STRIDE);
     xmsg_t *m = (xmsg_t *)(void *)raw;

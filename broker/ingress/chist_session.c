@@ -1,12 +1,50 @@
-/* chist_session.c - clustered history on the worker side (see chist_session.h). */
-#include "ingress/chist_session.h"
-
+/*
+ * chist_session.c - the WebSocket session's side of clustered history
+ * (core/chist.h, cluster/chist_redis.h):
+ * publishes whose seq Redis assigns, subscribes whose position and replay
+ * Redis reads, and the order of the replies around them.
+ *
+ * A topic is "clustered" when redis.url is set and a history rule matches
+ * it. Its seq comes from the publish script's reply, so a publish is
+ * answered asynchronously: the request becomes an chist_op_t that the bridge
+ * thread sends (EVALSHA) and hands back through the worker's queue
+ * (chist_complete -> chist_drain). The connection goes on being read and
+ * served meanwhile.
+ *
+ * Reply order (PROTOCOL.md 2.1): while a session has an op in flight, every
+ * later reply (ack, error, pong, gap) is held behind it, in a FIFO; when the
+ * op at the head completes, the FIFO is sent up to the next op still in
+ * flight. Per-publisher order: one worker pushes a connection's ops in
+ * request order into one queue; the bridge sends them in that order on one
+ * Redis connection; Redis runs the scripts (seq, XADD, PUBLISH) in that
+ * order; every node receives the PUBLISHes in that order on its subscribed
+ * connection and hands them to its workers in that order.
+ *
+ * Delivery: a clustered message reaches every subscriber, on every node
+ * including the one it was published on, through Redis pub/sub (bridge ->
+ * core_inject_remote), so all subscribers of a node see one order, seq's.
+ *
+ * Switch-over of a subscribe: the subscription is in the trie before the
+ * read is sent, and the bridge sends the read only once Redis has confirmed
+ * the channel's SUBSCRIBE, so every message published after the read ran
+ * arrives live. Live messages of the topic that arrive while the read is
+ * pending are held in the op; when it completes the session sends the ack,
+ * the replay (seq <= position), then the held live messages with seq >
+ * position. Because a message published before the read may still be on
+ * its way through the subscribed connection afterwards, the session keeps
+ * the position as a floor: a live message of that epoch with seq <= floor
+ * is dropped (a duplicate); the first one above it ends the floor.
+ */
 #include "ingress/ingress.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Live messages one pending read may hold; beyond, the session is closed
+ * as a slow consumer (1013) when the read completes. */
+#define CLUSTER_MAX_HELD_LIVE 4096
 
 /* A reply waiting behind an op, or the op itself. */
 typedef struct held_s {

@@ -31,6 +31,8 @@ typedef struct ingress_config_s {
     bool auth_required;
     uint64_t auth_timeout_ms;
     uint64_t auth_leeway_ms;
+    uint64_t header_timeout_ms; /* RESP: a request begun must be complete within this */
+    uint64_t idle_timeout_ms;   /* WebSocket, RESP without subscriptions */
     uint32_t max_subscriptions;
     uint64_t max_message_size;
     uint64_t max_http_body;
@@ -58,6 +60,9 @@ typedef struct ingress_ops_s {
     json_t *(*healthz_cb)(ingress_ctx_t *ctx, int *status);
     /* GET /metrics: appends the Prometheus text of the process to `out`. */
     void (*metrics_cb)(ingress_ctx_t *ctx, sbuf_t *out);
+    /* A WebSocket upgrade's Origin header (origin.p NULL: none) is allowed
+     * (allowed_origins, allow_missing_origin). */
+    bool (*origin_allowed_cb)(ingress_ctx_t *ctx, wsb_str_t origin);
 } ingress_ops_t;
 
 struct ingress_ctx_s {
@@ -71,7 +76,8 @@ struct ingress_ctx_s {
     uint64_t next_client_seq;
     struct static_cache_s *static_cache; /* static_files.c's, NULL until the first file */
     const ingress_ops_t *ops;
-    void *owner; /* the worker, for ops */
+    struct resp_listener_s *resp; /* the RESP ingress: worker 0 only, when resp.port is set */
+    void *owner;                  /* the worker, for ops */
 };
 
 /* The context of the worker that owns `c`. Defined by app/ (worker.c). */

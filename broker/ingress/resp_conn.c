@@ -4,18 +4,16 @@
  * at its deadline, at shutdown and when it closes. Reads, writes, bounds,
  * publisher pauses and admission are the connection's (see resp_session.h).
  * Commands are in resp_session.c. */
-#include "app/broker.h"
-#include "app/worker.h"
 #include "core/chist.h"
 #include "core/pubsub.h"
 #include "ingress/auth_key.h"
+#include "ingress/ingress.h"
 #include "ingress/resp_internal.h"
 #include "ingress/resp_session.h"
 #include "net/conn.h"
+#include "net/net.h"
 #include "shared/log.h"
 
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,18 +22,18 @@
 
 void resp_remove_subs(resp_conn_t *c, bool glob_only, bool channels_only)
 {
-    worker_t *s = c->l->s;
+    ingress_ctx_t *ctx = c->l->ctx;
     uint32_t kept = 0;
     for (uint32_t i = 0; i < c->nsubs; i++) {
         bool drop = (glob_only && c->subs[i].glob) || (channels_only && !c->subs[i].glob);
         if (drop) {
-            pubsub_unsubscribe(&s->core, c->subs[i].sub);
+            pubsub_unsubscribe(ctx->core, c->subs[i].sub);
         } else {
             c->subs[kept++] = c->subs[i];
         }
     }
     c->nsubs = kept;
-    worker_update_gauges(s);
+    ctx->ops->update_gauges_cb(ctx);
 }
 
 /* ---- deadlines ------------------------------------------------------------------------------- */
@@ -51,8 +49,8 @@ static uint64_t now_ms(const resp_conn_t *c)
  * as in Redis, a subscriber waiting for messages is not idle). */
 static void rearm(resp_conn_t *c)
 {
-    const config_t *cfg = c->l->s->cfg;
-    if (c->authed || !auth_api_keys_configured(c->l->s->ingress.auth)) {
+    const ingress_config_t *cfg = c->l->ctx->cfg;
+    if (c->authed || !auth_api_keys_configured(c->l->ctx->auth)) {
         c->auth_due_ms = 0;
     } else if (c->auth_due_ms == 0) {
         c->auth_due_ms = now_ms(c) + cfg->auth_timeout_ms; /* at accept, or after RESET */
@@ -85,7 +83,7 @@ static conn_timeout_t on_deadline(void *sess)
 {
     resp_conn_t *c = sess;
     uint64_t now = now_ms(c);
-    const config_t *cfg = c->l->s->cfg;
+    const ingress_config_t *cfg = c->l->ctx->cfg;
     if (c->auth_due_ms != 0 && now >= c->auth_due_ms) {
         log_debug("resp: auth deadline", "peer=%s", conn_peer(c->conn));
         close_with(c, "NOAUTH Authentication timeout.");
@@ -122,7 +120,7 @@ static void process(resp_conn_t *c)
 {
     resp_listener_t *l = c->l;
     conn_t *conn = c->conn;
-    size_t limit = l->s->cfg->max_outbound_bytes;
+    size_t limit = l->ctx->cfg->max_outbound_bytes;
     size_t off = 0;
     bool need_more = false;
     c->stalled = false;
@@ -191,14 +189,14 @@ void resp_resume_reading(resp_conn_t *c)
 
 static void *on_open(conn_t *conn)
 {
-    resp_listener_t *l = conn->server->resp;
+    resp_listener_t *l = ingress_ctx(conn)->resp;
     resp_conn_t *c = xcalloc(1, sizeof(*c));
     subscriber_init(&c->sub, &resp_subscriber_ops, c);
     c->conn = conn;
     c->l = l;
     sbuf_init(&c->out);
     l->nconns++;
-    worker_update_gauges(l->s);
+    l->ctx->ops->update_gauges_cb(l->ctx);
     conn->resp = c; /* rearm reads it through c */
     rearm(c);
     return c;
@@ -267,82 +265,48 @@ const conn_resp_handlers_t resp_conn_handlers = {
 
 /* ---- listener -------------------------------------------------------------------------------- */
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_connection(uv_stream_t *listener, int status)
 {
-    resp_listener_t *l = server->data;
+    resp_listener_t *l = listener->data;
     if (status < 0) {
         return;
     }
-    conn_accept_resp(l->s, server);
+    conn_accept_resp(l->net, listener);
 }
 
-resp_listener_t *resp_listener_init(worker_t *s)
+resp_listener_t *resp_listener_init(ingress_ctx_t *ctx, net_t *net)
 {
-    const config_t *cfg = s->cfg;
     resp_listener_t *l = xcalloc(1, sizeof(*l));
-    l->s = s;
+    l->ctx = ctx;
+    l->net = net;
     l->lim.max_args = RESP_MAX_ARGS;
-    l->lim.max_bulk = cfg->max_message_size;
+    l->lim.max_bulk = ctx->cfg->max_message_size;
     l->lim.max_inline = RESP_MAX_INLINE;
-    l->lim.max_request = cfg->max_message_size + RESP_REQ_EXTRA;
-    s->resp = l;
+    l->lim.max_request = ctx->cfg->max_message_size + RESP_REQ_EXTRA;
+    ctx->resp = l;
     conn_set_resp_handlers(&resp_conn_handlers);
     return l;
 }
 
-int resp_listener_start(worker_t *s)
+int resp_listener_listen(ingress_ctx_t *ctx, net_t *net, const struct sockaddr *addr, int backlog)
 {
-    const config_t *cfg = s->cfg;
-    resp_listener_t *l = resp_listener_init(s);
-
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int rc = getaddrinfo(cfg->resp_host, cfg->resp_port, &hints, &res);
-    if (rc != 0) {
-        log_error("cannot resolve resp.host", "host=%s err=%s", log_quote(cfg->resp_host),
-                  log_quote(gai_strerror(rc)));
-        return -1;
-    }
-    uv_tcp_init(&s->loop, &l->tcp);
+    resp_listener_t *l = resp_listener_init(ctx, net);
+    uv_tcp_init(net->loop, &l->tcp);
     l->tcp.data = l;
     l->open = true;
     /* Without SO_REUSEPORT (libuv sets only SO_REUSEADDR): bind or listen
      * fails with EADDRINUSE while any other socket listens on the address. */
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    memcpy(&ss, res->ai_addr, res->ai_addrlen < sizeof(ss) ? res->ai_addrlen : sizeof(ss));
-    rc = uv_tcp_bind(&l->tcp, res->ai_addr, 0);
-    freeaddrinfo(res);
+    int rc = uv_tcp_bind(&l->tcp, addr, 0);
     if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&l->tcp, (int)cfg->backlog, on_connection);
+        rc = uv_listen((uv_stream_t *)&l->tcp, backlog, on_connection);
     }
-    int len = sizeof(ss);
-    char where[96] = "?";
-    if (rc == UV_EADDRINUSE) {
-        broker_format_addr(&ss, where, sizeof(where));
-        broker_log_addr_in_use("resp", where);
-        return -1;
-    }
-    if (rc == 0 && uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        broker_format_addr(&ss, where, sizeof(where));
-    }
-    if (rc != 0) {
-        log_error("cannot listen (resp)", "host=%s port=%s err=%s", log_quote(cfg->resp_host),
-                  cfg->resp_port, log_quote(uv_strerror(rc)));
-        return -1;
-    }
-    unsigned port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
-    log_info("listening", "proto=resp addr=%s", where);
-    if (cfg->resp_port_file[0] != '\0' && broker_write_port_file(cfg->resp_port_file, port) != 0) {
-        log_error("cannot write resp port file", "path=%s err=%s", log_quote(cfg->resp_port_file),
-                  log_quote(strerror(errno)));
-        return -1;
-    }
-    return 0;
+    return rc;
+}
+
+int resp_listener_sockname(const ingress_ctx_t *ctx, struct sockaddr_storage *ss)
+{
+    int len = sizeof(*ss);
+    return uv_tcp_getsockname(&ctx->resp->tcp, (struct sockaddr *)ss, &len);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -350,22 +314,22 @@ static void on_listener_closed(uv_handle_t *h)
     (void)h;
 }
 
-void resp_listener_shutdown(worker_t *s)
+void resp_listener_shutdown(ingress_ctx_t *ctx)
 {
-    resp_listener_t *l = s->resp;
+    resp_listener_t *l = ctx->resp;
     if (l != NULL && l->open) {
         l->open = false;
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
     }
 }
 
-void resp_listener_free(worker_t *s)
+void resp_listener_free(ingress_ctx_t *ctx)
 {
-    free(s->resp);
-    s->resp = NULL;
+    free(ctx->resp);
+    ctx->resp = NULL;
 }
 
-size_t resp_connection_count(const worker_t *s)
+size_t resp_connection_count(const ingress_ctx_t *ctx)
 {
-    return s->resp != NULL ? s->resp->nconns : 0;
+    return ctx->resp != NULL ? ctx->resp->nconns : 0;
 }

@@ -16,7 +16,8 @@
 #include <uv.h>
 
 typedef struct resp_listener_s resp_listener_t;
-typedef struct worker_s worker_t;
+typedef struct ingress_ctx_s ingress_ctx_t;
+typedef struct net_s net_t;
 typedef struct chist_op_s chist_op_t;
 typedef struct conn_s conn_t;
 
@@ -53,7 +54,8 @@ struct resp_conn_s {
 };
 
 struct resp_listener_s {
-    worker_t *s;
+    ingress_ctx_t *ctx; /* worker 0's */
+    net_t *net;         /* worker 0's connections */
     uv_tcp_t tcp;
     bool open;
     size_t nconns;
@@ -78,10 +80,11 @@ extern const subscriber_ops_t resp_subscriber_ops;
 
 /* resp_conn.c: the connection */
 
-/* The RESP listener's state on worker `s` without its socket (what
- * resp_listener_start binds after), with the connection handlers
- * registered: a session can then be driven without sockets (unit tests). */
-resp_listener_t *resp_listener_init(worker_t *s);
+/* The RESP listener's state on the worker of `ctx` and `net` without its
+ * socket (what resp_listener_listen binds after), with the connection
+ * handlers registered: a session can then be driven without sockets (unit
+ * tests). */
+resp_listener_t *resp_listener_init(ingress_ctx_t *ctx, net_t *net);
 
 /* The handlers CONN_RESP connections call (net/conn.h). */
 extern const struct conn_resp_handlers_s resp_conn_handlers;

@@ -1,10 +1,10 @@
 /* resp_session.c - the RESP2 ingress on worker 0 (see resp_session.h). */
 #include "ingress/resp_session.h"
 
-#include "app/worker.h"
 #include "core/chist.h"
 #include "core/pubsub.h"
 #include "ingress/auth_key.h"
+#include "ingress/ingress.h"
 #include "ingress/resp_internal.h"
 #include "net/conn.h"
 #include "shared/log.h"
@@ -283,7 +283,7 @@ static void cmd_quit(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 
 static bool auth_with(resp_conn_t *c, wsb_str_t password)
 {
-    switch (auth_check_api_key(c->l->s->ingress.auth, password.p, password.len, &c->key)) {
+    switch (auth_check_api_key(c->l->ctx->auth, password.p, password.len, &c->key)) {
     case AUTH_KEY_NONE_CONFIGURED:
         resp_out_err(c,
                      "ERR AUTH <password> called without any password configured for the default "
@@ -406,7 +406,7 @@ static void cluster_publish_done(chist_op_t *op)
 
 static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
 {
-    worker_t *s = c->l->s;
+    ingress_ctx_t *ctx = c->l->ctx;
     const char *why = NULL;
     char msg[256];
     if (wsb_topic_check(topic.p, topic.len, WSB_TOPIC_EXACT, &why) != 0) {
@@ -424,9 +424,9 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         resp_out_err(c, msg);
         return;
     }
-    if (payload.len > s->cfg->max_message_size) {
+    if (payload.len > ctx->cfg->max_message_size) {
         (void)snprintf(msg, sizeof(msg), "ERR payload of %zu bytes is over max_message_size (%llu)",
-                       payload.len, (unsigned long long)s->cfg->max_message_size);
+                       payload.len, (unsigned long long)ctx->cfg->max_message_size);
         resp_out_err(c, msg);
         return;
     }
@@ -451,7 +451,7 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         .done_cb = cluster_publish_done,
     };
     pubsub_published_t out;
-    pubsub_status_t st = pubsub_publish(&s->core, &req, &out);
+    pubsub_status_t st = pubsub_publish(ctx->core, &req, &out);
     json_decref(data);
     if (st == PUBSUB_PENDING) {
         /* The seq comes from Redis: the reply, and every request after this
@@ -496,7 +496,7 @@ static int find_sub(const resp_conn_t *c, wsb_str_t name, bool glob)
 
 static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
 {
-    worker_t *s = c->l->s;
+    ingress_ctx_t *ctx = c->l->ctx;
     const char *why = NULL;
     if (wsb_topic_check(name.p, name.len, glob ? WSB_TOPIC_PATTERN : WSB_TOPIC_EXACT, &why) != 0) {
         char msg[300];
@@ -510,7 +510,7 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
          * keys grant publishing only: no permission to check. */
         pubsub_subscribe_t req = {.sub = &c->sub, .pattern = name, .nsubs = c->nsubs};
         pubsub_subscribed_t out;
-        pubsub_status_t st = pubsub_subscribe(&s->core, &req, &out);
+        pubsub_status_t st = pubsub_subscribe(ctx->core, &req, &out);
         if (st == PUBSUB_NO_PATTERNS) {
             resp_out_err(c, "ERR " PUBSUB_NO_PATTERNS_WHY);
             return;
@@ -518,7 +518,7 @@ static void subscribe_one(resp_conn_t *c, wsb_str_t name, bool glob)
         if (st != PUBSUB_OK) {
             char msg[120];
             (void)snprintf(msg, sizeof(msg), "ERR at most %u subscriptions per connection",
-                           s->cfg->max_subscriptions);
+                           ctx->cfg->max_subscriptions);
             resp_out_err(c, msg);
             return;
         }
@@ -563,7 +563,7 @@ static void unsubscribe_at(resp_conn_t *c, uint32_t i)
     size_t len = strlen(p);
     memcpy(name, p, len + 1);
     bool glob = c->subs[i].glob;
-    pubsub_unsubscribe(&c->l->s->core, c->subs[i].sub);
+    pubsub_unsubscribe(c->l->ctx->core, c->subs[i].sub);
     c->subs[i] = c->subs[--c->nsubs];
     unsub_reply(c, glob, name, len);
 }
@@ -593,7 +593,7 @@ static void cmd_unsubscribe(resp_conn_t *c, wsb_str_t *argv, size_t argc)
             }
         }
     }
-    worker_update_gauges(c->l->s);
+    c->l->ctx->ops->update_gauges_cb(c->l->ctx);
 }
 
 static void cmd_reset(resp_conn_t *c, wsb_str_t *argv, size_t argc)
@@ -680,7 +680,7 @@ static void cmd_command(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 void resp_dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc)
 {
     resp_listener_t *l = c->l;
-    METRIC_ADD(l->s->metrics.resp_commands, 1);
+    METRIC_ADD(l->ctx->metrics->resp_commands, 1);
     const command_t *cmd = find_command(argv[0]);
     char name[130], msg[512];
     printable(&argv[0], name, sizeof(name));
@@ -702,7 +702,7 @@ void resp_dispatch(resp_conn_t *c, wsb_str_t *argv, size_t argc)
         resp_out_err(c, msg);
         return;
     }
-    if (cmd->needs_auth && !c->authed && auth_api_keys_configured(l->s->ingress.auth)) {
+    if (cmd->needs_auth && !c->authed && auth_api_keys_configured(l->ctx->auth)) {
         resp_out_err(c, "NOAUTH Authentication required.");
         return;
     }

@@ -28,7 +28,7 @@
  * connection without subscriptions is closed after idle_timeout without a
  * request; with API keys, AUTH must succeed within auth.timeout.
  *
- * Ownership: the listener belongs to worker 0 (worker_t.resp); a session
+ * Ownership: the listener belongs to worker 0 (ingress_ctx_t.resp); a session
  * belongs to its connection and is freed when it closes.
  */
 #ifndef WSB_BROKER_RESP_SESSION_H
@@ -38,23 +38,29 @@
 #include "core/xmsg.h"
 
 #include <stdbool.h>
+#include <sys/socket.h>
 
-typedef struct worker_s worker_t;
+typedef struct ingress_ctx_s ingress_ctx_t;
+typedef struct net_s net_t;
 typedef struct resp_listener_s resp_listener_t;
 
-/* Binds resp.host:resp.port on worker `s`'s loop, logs
- * "msg=listening proto=resp addr=..." and writes resp.port_file. Returns 0,
- * or -1 after logging why. Main thread, before the loop runs. */
-int resp_listener_start(worker_t *s);
+/* Sets up the listener on the worker of `ctx` and `net` (ctx->resp), binds
+ * `addr` on its loop and listens. 0 or a UV_E* code (the caller logs it and
+ * the address, app/broker.c); on failure resp_listener_shutdown still closes
+ * the socket. Main thread, before the loop runs. */
+int resp_listener_listen(ingress_ctx_t *ctx, net_t *net, const struct sockaddr *addr, int backlog);
+
+/* The address the listener is bound to. 0 or a UV_E* code. */
+int resp_listener_sockname(const ingress_ctx_t *ctx, struct sockaddr_storage *ss);
 
 /* Stops accepting (idempotent). The connections themselves are the
  * worker's (conn_resp_shutdown at its drain). */
-void resp_listener_shutdown(worker_t *s);
+void resp_listener_shutdown(ingress_ctx_t *ctx);
 
 /* Frees the listener after its loop ended. */
-void resp_listener_free(worker_t *s);
+void resp_listener_free(ingress_ctx_t *ctx);
 
 /* Open RESP connections (a gauge). */
-size_t resp_connection_count(const worker_t *s);
+size_t resp_connection_count(const ingress_ctx_t *ctx);
 
 #endif

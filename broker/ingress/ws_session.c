@@ -1,15 +1,14 @@
 /* ws_session.c - WebSocket sessions: frames in, protocol v1 operations, replies out. */
 #include "ingress/ws_session.h"
 
-#include "app/worker.h"
 #include "core/presence.h"
 #include "core/pubsub.h"
 #include "core/sys_events.h"
 #include "core/user_limits.h"
 #include "core/xmsg.h"
-#include "ingress/chist_session.h"
 #include "ingress/ingress.h"
 #include "net/conn.h"
+#include "net/net.h"
 #include "shared/frame_buf.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -132,7 +131,7 @@ static int report_gap(session_t *s, const xmsg_t *m)
      * the topic up to the first one dropped (or up to this one). */
     gap_match_t g = {.msg = m, .first_dropped = UINT64_MAX};
     size_t dropped = outq_drop_matching(&c->outq, same_topic_cb, &g);
-    c->server->outbound_bytes -= dropped;
+    c->net->outbound_bytes -= dropped;
     uint64_t last = (g.first_dropped < m->seq ? g.first_dropped : m->seq) - 1;
     s->gaps = xrealloc(s->gaps, sizeof(char *) * (s->ngaps + 1));
     char *topic = xmalloc((size_t)m->topic_len + 1);
@@ -282,13 +281,13 @@ static void revoke_uncovered(session_t *s)
         json_t *notice = json_pack("{s:s, s:s#, s:s, s:s}", "type", "unsubscribed", "topic", p.p,
                                    (int)p.len, "code", WSB_ERR_FORBIDDEN, "message", why);
         if (notice == NULL) {
-            abort(); /* ENOMEM: the broker's allocation policy */
+            wsb_oom("unsubscribed notice");
         }
         size_t len = 0;
         uint8_t *frame = wsb_msg_build_json(notice, FRAME_BUF_HEADROOM, &len);
         json_decref(notice);
         if (frame == NULL) {
-            abort();
+            wsb_oom("unsubscribed frame");
         }
         log_debug("subscription revoked", "peer=%s pattern=%s", conn_peer(s->conn),
                   log_quote(pattern));

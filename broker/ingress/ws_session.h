@@ -11,10 +11,12 @@
 #define WSB_BROKER_WS_SESSION_H
 
 #include "core/auth.h"
+#include "core/chist.h"
 #include "core/subscriber.h"
 #include "core/topic_trie.h"
 #include "shared/frame_buf.h"
 #include "wsb/http.h"
+#include "wsb/message.h"
 #include "wsb/ws_frame.h"
 
 #include <stdbool.h>
@@ -23,6 +25,7 @@
 
 typedef struct conn_s conn_t;
 struct user_entry_s;
+struct xmsg_s;
 
 /* "NODE-WORKER-COUNTER": 16 + 1 + 10 + 1 + 20 characters at most. */
 #define SESSION_CLIENT_ID_MAX 48
@@ -60,7 +63,7 @@ struct session_s {
      * on a "drop" history rule) until the client subscribes to them again. */
     char **gaps;
     uint32_t ngaps;
-    /* Clustered history (chist_session.h): replies held behind operations
+    /* Clustered history (chist_session.c): replies held behind operations
      * waiting for Redis, and switch-over floors. NULL until the first one. */
     struct chist_sess_s *cl;
     bool announced; /* $sys.conn.connect was published: disconnect follows at the end */
@@ -94,6 +97,32 @@ struct user_entry_s *session_user_acquire(auth_t *auth, const wsb_jwt_claims_t *
 
 /* The session's user: its token's sub, or {NULL,0} without one. */
 wsb_str_t session_user(const session_t *s);
+
+/* chist_session.c: the session's side of clustered history (publishes
+ * whose seq Redis assigns, subscribes whose replay Redis reads, and the
+ * order of the replies around them; see that file). */
+
+/* A publish to a clustered topic, submitted by the core (pubsub_publish,
+ * with chist_session_op_done as its done_cb): the ack, and every reply
+ * queued after it, wait for Redis's seq. */
+void chist_session_hold_op(session_t *s, chist_op_t *op);
+
+/* The done_cb of a session's ops: emits what waited behind it, in order. */
+void chist_session_op_done(chist_op_t *op);
+
+/* Subscribe of `m` to a clustered topic, with the subscription already in
+ * the trie: answered (position, recovered, replay) when Redis replied. */
+void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule);
+
+/* reply(): true when the frame was held behind an op in flight (taken). */
+bool chist_session_hold(session_t *s, frame_buf_t *fb);
+
+/* Fan-out: true when the live message `m` must not be sent now (held for a
+ * pending read, or a duplicate below the floor). */
+bool chist_session_filter(session_t *s, struct xmsg_s *m);
+
+/* Session close: detaches its ops (they are freed when they come back). */
+void chist_session_free(session_t *s);
 
 /* ws_upgrade.c */
 

@@ -5,11 +5,10 @@
  * refusals as PROTOCOL.md 10 says), and the connection's deadline in
  * WebSocket mode (keepalive, idle and auth timeouts), which read session
  * fields. */
-#include "app/broker.h"
-#include "app/worker.h"
 #include "ingress/ingress.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
+#include "net/net.h"
 #include "shared/frame_buf.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -26,7 +25,7 @@
  * closes. The caller logs it. */
 static void refusal_respond(conn_t *c, int status, const char *message, const char *extra_headers)
 {
-    METRIC_ADD(c->server->metrics.handshake_failures, 1);
+    METRIC_ADD(ingress_ctx(c)->metrics->handshake_failures, 1);
     char body[512];
     int n = snprintf(body, sizeof(body), "%s\n", message);
     size_t len = n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0;
@@ -61,8 +60,8 @@ static void refuse_credentials(conn_t *c, const wsb_handshake_t *hs, int code, c
         refusal_respond(c, 403, body, NULL);
         return;
     }
-    worker_t *s = c->server;
-    METRIC_ADD(s->metrics.handshake_failures, 1);
+    metrics_t *metrics = ingress_ctx(c)->metrics;
+    METRIC_ADD(metrics->handshake_failures, 1);
     char origin[136];
     (void)snprintf(origin, sizeof(origin), "%.*s",
                    (int)(hs->origin.len < 128 ? hs->origin.len : 128), hs->origin.p);
@@ -80,7 +79,7 @@ static void refuse_credentials(conn_t *c, const wsb_handshake_t *hs, int code, c
     assert(n == (int)(2 + plen));
     (void)n;
     conn_send_always(c, fb);
-    metrics_count_close(&s->metrics, code);
+    metrics_count_close(metrics, code);
     conn_linger(c);
 }
 
@@ -120,7 +119,7 @@ static bool admit_user(conn_t *c, const wsb_handshake_t *hs, const wsb_jwt_claim
     if (!refused) {
         return true;
     }
-    METRIC_ADD(c->server->metrics.connections_rejected, 1);
+    METRIC_ADD(ingress_ctx(c)->metrics->connections_rejected, 1);
     if (hs->origin.p == NULL) {
         log_info("handshake refused", "peer=%s status=429 why=max_connections_per_user",
                  conn_peer(c));
@@ -134,18 +133,17 @@ static bool admit_user(conn_t *c, const wsb_handshake_t *hs, const wsb_jwt_claim
 
 void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
 {
-    worker_t *s = c->server;
-    broker_t *b = s->broker;
-    const config_t *cfg = s->cfg;
+    ingress_ctx_t *ctx = ingress_ctx(c);
+    const ingress_config_t *cfg = ctx->cfg;
     wsb_handshake_t hs;
     if (wsb_handshake_check(req, NULL, &hs) != 0) {
-        METRIC_ADD(s->metrics.handshake_failures, 1);
+        METRIC_ADD(ctx->metrics->handshake_failures, 1);
         conn_http_error(c, hs.status, hs.reason);
         return;
     }
     /* Cross-site WebSocket hijacking: a page on another site must not ride on
      * the user's cookies or network position. */
-    if (!auth_origin_allowed(cfg, hs.origin)) {
+    if (!ctx->ops->origin_allowed_cb(ctx, hs.origin)) {
         refuse_credentials(c, &hs, WSB_WS_CLOSE_ORIGIN_NOT_ALLOWED, "origin not allowed",
                            "an Origin header is required",
                            hs.origin.p ? "origin not in allowed_origins"
@@ -153,7 +151,7 @@ void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
         return;
     }
     /* A TLS connection paid for its handshake at accept: one token each. */
-    if (!c->hs_counted && !auth_handshake_allowed(&b->auth, uv_hrtime())) {
+    if (!c->hs_counted && !auth_handshake_allowed(ctx->auth, uv_hrtime())) {
         http_refuse(c, 429, "too many handshakes: retry later", "Retry-After: 1\r\n");
         return;
     }
@@ -161,7 +159,7 @@ void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     wsb_jwt_claims_t *claims = NULL;
     /* Without a configured key there is nothing to check a token against: it
      * is ignored (an open broker behind a client that always sends one). */
-    if (!echo && b->auth.jwt != NULL) {
+    if (!echo && ctx->auth->jwt != NULL) {
         char token[WSB_JWT_MAX_LEN + 1];
         int tlen = request_token(req, token, sizeof(token));
         if (tlen < 0) {
@@ -173,7 +171,7 @@ void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
         if (tlen > 0) {
             wsb_jwt_claims_t verified;
             const char *why = "";
-            if (auth_verify(&b->auth, token, (size_t)tlen, &verified, &why) != 0) {
+            if (auth_verify(ctx->auth, token, (size_t)tlen, &verified, &why) != 0) {
                 if (auth_why_expired(why)) {
                     refuse_credentials(c, &hs, WSB_WS_CLOSE_TOKEN_EXPIRED, "token expired",
                                        "invalid credentials", why);
@@ -202,14 +200,14 @@ void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     wsb_http_request_free(c->http);
     c->http = NULL;
     c->state = CONN_WS;
-    s->nws++;
-    worker_update_gauges(s);
-    METRIC_ADD(s->metrics.ws_upgrades, 1);
+    c->net->nws++;
+    ctx->ops->update_gauges_cb(ctx);
+    METRIC_ADD(ctx->metrics->ws_upgrades, 1);
     c->session = session_new(c, echo, claims);
     c->session->uentry = uentry;
-    c->last_rx_ms = worker_now(s);
+    c->last_rx_ms = ingress_now(ctx);
     c->session->keepalive_due_ms =
-        worker_now(s) + (cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);
+        ingress_now(ctx) + (cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);
     conn_ws_rearm(c);
 }
 
@@ -230,12 +228,12 @@ void conn_ws_rearm(conn_t *c)
 
 static void ws_keepalive(conn_t *c)
 {
-    worker_t *s = c->server;
-    const config_t *cfg = s->cfg;
-    uint64_t now = worker_now(s);
+    ingress_ctx_t *ctx = ingress_ctx(c);
+    const ingress_config_t *cfg = ctx->cfg;
+    uint64_t now = ingress_now(ctx);
     uint64_t silent = now - c->last_rx_ms;
     if (cfg->idle_timeout_ms > 0 && silent >= cfg->idle_timeout_ms) {
-        METRIC_ADD(s->metrics.idle_timeouts, 1);
+        METRIC_ADD(ctx->metrics->idle_timeouts, 1);
         log_debug("idle timeout", "peer=%s silent_ms=%llu", conn_peer(c),
                   (unsigned long long)silent);
         conn_ws_close(c, WSB_WS_CLOSE_POLICY, "idle timeout", true);
@@ -260,7 +258,7 @@ static void ws_keepalive(conn_t *c)
 void session_on_deadline(conn_t *c)
 {
     session_t *ss = c->session;
-    uint64_t now = worker_now(c->server);
+    uint64_t now = ingress_now(ingress_ctx(c));
     if (ss->auth_deadline_ms != 0 && now >= ss->auth_deadline_ms) {
         log_debug("auth deadline", "peer=%s why=%s", conn_peer(c),
                   ss->authed ? "token expired" : "authentication timeout");

@@ -2,9 +2,8 @@
  * accept and admission are in conn_accept.c). */
 #include "net/conn.h"
 
-#include "app/broker.h"
-#include "app/worker.h"
 #include "net/conn_internal.h"
+#include "net/net.h"
 #include "net/tls.h"
 #include "shared/log.h"
 #include "shared/util.h"
@@ -48,6 +47,15 @@ void conn_set_resp_handlers(const conn_resp_handlers_t *h)
     resp_handlers = h;
 }
 
+void net_mark_dirty(net_t *net, conn_t *c)
+{
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = net->dirty;
+        net->dirty = c;
+    }
+}
+
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
 /* Frees a closed connection whose handles are all closed. Pending writes
@@ -56,13 +64,13 @@ void conn_set_resp_handlers(const conn_resp_handlers_t *h)
 void conn_free(conn_t *c)
 {
     assert(c->state == CONN_CLOSED && c->handles_open == 0 && !c->dirty);
-    worker_t *s = c->server;
-    s->outbound_bytes -= outq_bytes(&c->outq);
+    net_t *net = c->net;
+    net->outbound_bytes -= outq_bytes(&c->outq);
     outq_clear(&c->outq);
     tls_conn_free(c->tls);
     free(c);
-    if (s->shutting_down && s->nconns == 0) {
-        worker_shutdown(s); /* lets the shutdown finish now instead of at its timer */
+    if (net->shutting_down && net->nconns == 0) {
+        net->hooks->drained(net); /* lets the shutdown finish now instead of at its timer */
     }
 }
 
@@ -73,7 +81,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     }
     /* Close callbacks run after the loop's prepare phase, so a connection
-     * closed during this turn may still sit on the server's dirty list: the
+     * closed during this turn may still sit on the worker's dirty list: the
      * next flush frees it instead. */
     if (!c->dirty) {
         conn_free(c);
@@ -85,10 +93,10 @@ void conn_close(conn_t *c)
     if (c->state == CONN_CLOSED) {
         return;
     }
-    worker_t *s = c->server;
-    assert(!s->core.in_fanout);
+    net_t *net = c->net;
+    assert(net->in_fanout == NULL || !*net->in_fanout);
     c->state = CONN_CLOSED;
-    conn_resume_publisher(c); /* leaves the server's paused list */
+    conn_resume_publisher(c); /* leaves the worker's paused list */
     if (c->resp != NULL) {
         resp_handlers->close(c->resp); /* its subscriptions leave the trie */
         c->resp = NULL;
@@ -96,7 +104,7 @@ void conn_close(conn_t *c)
     if (c->session != NULL) {
         conn_ingress->ws_free(c->session);
         c->session = NULL;
-        s->nws--;
+        net->nws--;
     }
     if (c->http != NULL) {
         wsb_http_request_free(c->http);
@@ -112,20 +120,20 @@ void conn_close(conn_t *c)
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
-        s->conns = c->next;
+        net->conns = c->next;
     }
     if (c->next != NULL) {
         c->next->prev = c->prev;
     }
-    s->nconns--;
+    net->nconns--;
     if (c->counted) {
-        atomic_fetch_sub_explicit(&s->broker->connections, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(net->admit.connections, 1, memory_order_relaxed);
     }
     if (c->ip_counted) {
-        auth_ip_release(&s->broker->auth, c->ip);
+        net->admit.ip_release(net->admit.ctx, c->ip);
         c->ip_counted = false;
     }
-    worker_update_gauges(s);
+    net->hooks->update_gauges(net);
     /* A conn still on the dirty list stays allocated until the flush has
      * taken it off (see on_handle_closed). */
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -136,7 +144,7 @@ void conn_close(conn_t *c)
  * for its timeouts instead of a uv_timer_t. */
 void conn_timer_in(conn_t *c, uint64_t ms)
 {
-    c->deadline_ms = ms == 0 ? 0 : worker_now(c->server) + ms;
+    c->deadline_ms = ms == 0 ? 0 : net_now(c->net) + ms;
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -160,7 +168,7 @@ bool conn_http_holding(const conn_t *c)
  * input behind a deferred HTTP response (conn_http_defer) hold it back. */
 void conn_update_reading(conn_t *c)
 {
-    bool held_full = conn_http_holding(c) && c->http_held_len >= WORKER_READ_BUF_SIZE;
+    bool held_full = conn_http_holding(c) && c->http_held_len >= NET_READ_BUF_SIZE;
     bool want = !c->read_paused && !c->pub_paused && !held_full && !c->input_held;
     if (c->state == CONN_CLOSED || want == c->reading) {
         return;
@@ -175,7 +183,7 @@ void conn_update_reading(conn_t *c)
 
 static void apply_read_backpressure(conn_t *c)
 {
-    size_t limit = c->server->cfg->max_outbound_bytes;
+    size_t limit = c->net->lim.max_outbound_bytes;
     if (!c->read_paused && outq_bytes(&c->outq) > limit) {
         c->read_paused = true;
         conn_update_reading(c);
@@ -193,9 +201,9 @@ void conn_hold_input(conn_t *c, bool hold)
 
 bool conn_output_full(const conn_t *c, size_t limit, size_t extra)
 {
-    const worker_t *s = c->server;
+    const net_t *net = c->net;
     size_t queued = outq_bytes(&c->outq) + extra;
-    return queued > limit || (queued > 0 && s->outbound_bytes + extra > s->outbound_limit);
+    return queued > limit || (queued > 0 && net->outbound_bytes + extra > net->outbound_limit);
 }
 
 /* After a flush: a RESP session whose replies have drained (to half of
@@ -203,32 +211,32 @@ bool conn_output_full(const conn_t *c, size_t limit, size_t extra)
 static void resp_unblock(conn_t *c)
 {
     if (c->state == CONN_RESP && c->resp != NULL && !c->pub_paused &&
-        !conn_output_full(c, c->server->cfg->max_outbound_bytes / 2, 0)) {
+        !conn_output_full(c, c->net->lim.max_outbound_bytes / 2, 0)) {
         resp_handlers->writable(c->resp);
     }
 }
 
 void conn_pause_publisher(conn_t *c)
 {
-    worker_t *s = c->server;
+    net_t *net = c->net;
     if (c->pub_paused || c->state == CONN_CLOSED) {
         return;
     }
     c->pub_paused = true;
-    METRIC_ADD(s->metrics.publisher_pauses, 1);
+    METRIC_ADD(net->metrics->publisher_pauses, 1);
     c->pause_prev = NULL;
-    c->pause_next = s->paused;
-    if (s->paused != NULL) {
-        s->paused->pause_prev = c;
+    c->pause_next = net->paused;
+    if (net->paused != NULL) {
+        net->paused->pause_prev = c;
     }
-    s->paused = c;
+    net->paused = c;
     conn_update_reading(c);
-    worker_watch_pressure(s);
+    net->hooks->watch_pressure(net);
 }
 
 void conn_resume_publisher(conn_t *c)
 {
-    worker_t *s = c->server;
+    net_t *net = c->net;
     if (!c->pub_paused) {
         return;
     }
@@ -236,7 +244,7 @@ void conn_resume_publisher(conn_t *c)
     if (c->pause_prev != NULL) {
         c->pause_prev->pause_next = c->pause_next;
     } else {
-        s->paused = c->pause_next;
+        net->paused = c->pause_next;
     }
     if (c->pause_next != NULL) {
         c->pause_next->pause_prev = c->pause_prev;
@@ -246,7 +254,7 @@ void conn_resume_publisher(conn_t *c)
     if (c->state == CONN_RESP) {
         /* Its held requests run at this turn's flush (resp_unblock), not
          * here: they may pause it again while the paused list is walked. */
-        worker_mark_dirty(s, c);
+        net_mark_dirty(net, c);
     }
 }
 
@@ -270,11 +278,11 @@ static void on_write(uv_write_t *req, int status)
 {
     conn_t *c = req->data;
     free(req); /* allocated per uv_write: an idle connection holds no request */
-    worker_t *s = c->server;
+    net_t *net = c->net;
     size_t before = outq_bytes(&c->outq);
     c->writing = false;
     outq_complete_inflight(&c->outq);
-    s->outbound_bytes -= before - outq_bytes(&c->outq);
+    net->outbound_bytes -= before - outq_bytes(&c->outq);
     write_done(c, status);
 }
 
@@ -319,21 +327,21 @@ static void on_tls_write(uv_write_t *req, int status)
  * buffers are read, never copied per subscriber beyond this staging. */
 static int tls_encrypt_queued(conn_t *c)
 {
-    worker_t *s = c->server;
+    net_t *net = c->net;
     uv_buf_t bufs[FLUSH_IOV_MAX];
     while (outq_pending_bytes(&c->outq) > 0 && tls_conn_out_pending(c->tls) < TLS_OUT_HIGH) {
         size_t total = 0;
         unsigned n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
         size_t staged = 0;
-        for (unsigned i = 0; i < n && staged < sizeof(s->tls_stage); i++) {
+        for (unsigned i = 0; i < n && staged < sizeof(net->tls_stage); i++) {
             size_t take = bufs[i].len;
-            if (take > sizeof(s->tls_stage) - staged) {
-                take = sizeof(s->tls_stage) - staged;
+            if (take > sizeof(net->tls_stage) - staged) {
+                take = sizeof(net->tls_stage) - staged;
             }
-            memcpy(s->tls_stage + staged, bufs[i].base, take);
+            memcpy(net->tls_stage + staged, bufs[i].base, take);
             staged += take;
         }
-        long w = tls_conn_write(c->tls, s->tls_stage, staged);
+        long w = tls_conn_write(c->tls, net->tls_stage, staged);
         if (w < 0) {
             log_debug("tls write failed", "peer=%s why=%s", conn_peer(c),
                       log_quote(tls_conn_error(c->tls)));
@@ -343,7 +351,7 @@ static int tls_encrypt_queued(conn_t *c)
             break; /* handshake not finished: the frames wait */
         }
         outq_consume(&c->outq, (size_t)w);
-        s->outbound_bytes -= (size_t)w;
+        net->outbound_bytes -= (size_t)w;
     }
     return 0;
 }
@@ -352,7 +360,7 @@ static int tls_encrypt_queued(conn_t *c)
  * uv_write that owns its copy. */
 static int tls_write_out(conn_t *c)
 {
-    worker_t *s = c->server;
+    net_t *net = c->net;
     size_t pending = tls_conn_out_pending(c->tls);
     if (pending == 0) {
         return 0;
@@ -360,7 +368,7 @@ static int tls_write_out(conn_t *c)
     tls_write_t *w = xmalloc(sizeof(*w) + pending);
     size_t len = tls_conn_take_out(c->tls, w->bytes, pending);
     uv_buf_t b = uv_buf_init((char *)w->bytes, (unsigned)len);
-    METRIC_ADD(s->metrics.write_calls, 1);
+    METRIC_ADD(net->metrics->write_calls, 1);
     int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
         rc = 0;
@@ -369,7 +377,7 @@ static int tls_write_out(conn_t *c)
         log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(rc));
         return -1;
     }
-    METRIC_ADD(s->metrics.bytes_out, (uint64_t)rc);
+    METRIC_ADD(net->metrics->bytes_out, (uint64_t)rc);
     if ((size_t)rc == len) {
         free(w);
         return 0;
@@ -380,8 +388,8 @@ static int tls_write_out(conn_t *c)
         free(w);
         return -1;
     }
-    METRIC_ADD(s->metrics.write_calls, 1);
-    METRIC_ADD(s->metrics.bytes_out, len - (size_t)rc);
+    METRIC_ADD(net->metrics->write_calls, 1);
+    METRIC_ADD(net->metrics->bytes_out, len - (size_t)rc);
     c->writing = true;
     return 0;
 }
@@ -418,7 +426,7 @@ static void tls_flush(conn_t *c)
 
 void conn_flush(conn_t *c)
 {
-    worker_t *s = c->server;
+    net_t *net = c->net;
     if (c->state == CONN_CLOSED || c->writing) {
         return;
     }
@@ -430,8 +438,8 @@ void conn_flush(conn_t *c)
     while (outq_pending_bytes(&c->outq) > 0) {
         size_t total = 0;
         unsigned n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
-        METRIC_ADD(s->metrics.write_calls, 1);
-        metrics_count_batch(&s->metrics, n);
+        METRIC_ADD(net->metrics->write_calls, 1);
+        metrics_count_batch(net->metrics, n);
         int rc = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
         if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
             rc = 0;
@@ -441,9 +449,9 @@ void conn_flush(conn_t *c)
             return;
         }
         size_t written = (size_t)rc;
-        METRIC_ADD(s->metrics.bytes_out, written);
+        METRIC_ADD(net->metrics->bytes_out, written);
         outq_consume(&c->outq, written);
-        s->outbound_bytes -= written;
+        net->outbound_bytes -= written;
         if (written == total) {
             continue;
         }
@@ -458,8 +466,8 @@ void conn_flush(conn_t *c)
             conn_close(c);
             return;
         }
-        METRIC_ADD(s->metrics.write_calls, 1);
-        METRIC_ADD(s->metrics.bytes_out, total);
+        METRIC_ADD(net->metrics->write_calls, 1);
+        METRIC_ADD(net->metrics->bytes_out, total);
         outq_mark_inflight(&c->outq, n, total);
         c->writing = true;
         break;
@@ -472,31 +480,30 @@ void conn_flush(conn_t *c)
 
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
 {
-    worker_t *s = c->server;
+    net_t *net = c->net;
     if (c->state != CONN_WS && c->state != CONN_RESP) {
         return -1;
     }
-    const config_t *cfg = s->cfg;
-    if (outq_bytes(&c->outq) + len > cfg->max_outbound_bytes ||
-        (s->outbound_bytes + len > s->outbound_limit && outq_bytes(&c->outq) > 0)) {
+    if (outq_bytes(&c->outq) + len > net->lim.max_outbound_bytes ||
+        (net->outbound_bytes + len > net->outbound_limit && outq_bytes(&c->outq) > 0)) {
         return -1;
     }
     outq_push(&c->outq, frame_buf_ref(fb), off, len);
-    s->outbound_bytes += len;
-    worker_mark_dirty(s, c);
+    net->outbound_bytes += len;
+    net_mark_dirty(net, c);
     return 0;
 }
 
 void conn_send_always(conn_t *c, frame_buf_t *fb)
 {
-    worker_t *s = c->server;
+    net_t *net = c->net;
     if (c->state == CONN_CLOSED) {
         frame_buf_unref(fb);
         return;
     }
     outq_push(&c->outq, fb, 0, fb->len);
-    s->outbound_bytes += fb->len;
-    worker_mark_dirty(s, c);
+    net->outbound_bytes += fb->len;
+    net_mark_dirty(net, c);
     apply_read_backpressure(c);
 }
 
@@ -505,7 +512,7 @@ void conn_abort_output(conn_t *c)
     if (c->state == CONN_CLOSED || c->state == CONN_LINGER) {
         return;
     }
-    c->server->outbound_bytes -= outq_drop_pending(&c->outq);
+    c->net->outbound_bytes -= outq_drop_pending(&c->outq);
     conn_linger(c);
 }
 
@@ -539,8 +546,8 @@ void conn_linger(conn_t *c)
         return;
     }
     c->state = CONN_LINGER;
-    conn_timer_in(c, c->server->cfg->close_timeout_ms);
-    worker_mark_dirty(c->server, c); /* the flush starts the shutdown */
+    conn_timer_in(c, c->net->lim.close_timeout_ms);
+    net_mark_dirty(c->net, c); /* the flush starts the shutdown */
 }
 
 void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending)
@@ -548,9 +555,9 @@ void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending)
     if (c->state != CONN_WS) {
         return;
     }
-    worker_t *s = c->server;
+    net_t *net = c->net;
     if (drop_pending) {
-        s->outbound_bytes -= outq_drop_pending(&c->outq);
+        net->outbound_bytes -= outq_drop_pending(&c->outq);
     }
     uint8_t payload[WSB_WS_MAX_CONTROL_PAYLOAD];
     size_t plen = wsb_ws_close_payload(payload, code, reason);
@@ -559,14 +566,14 @@ void conn_ws_close(conn_t *c, int code, const char *reason, bool drop_pending)
     assert(n == (int)(2 + plen));
     (void)n;
     conn_send_always(c, fb);
-    metrics_count_close(&s->metrics, code);
+    metrics_count_close(net->metrics, code);
     log_debug("ws close sent", "peer=%s code=%d reason=%s", conn_peer(c), code,
               log_quote(reason ? reason : ""));
     if (c->got_peer_close) {
         conn_linger(c);
     } else {
         c->state = CONN_WS_CLOSING;
-        conn_timer_in(c, s->cfg->close_timeout_ms);
+        conn_timer_in(c, net->lim.close_timeout_ms);
     }
 }
 
@@ -576,8 +583,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     conn_t *c = h->data;
-    buf->base = (char *)c->server->read_buf;
-    buf->len = sizeof(c->server->read_buf);
+    buf->base = (char *)c->net->read_buf;
+    buf->len = sizeof(c->net->read_buf);
 }
 
 /* Plaintext from the peer, by state. */
@@ -608,15 +615,15 @@ static void conn_dispatch(conn_t *c, char *data, size_t len)
  * flush at the end of this loop turn. */
 static void tls_read(conn_t *c, const uint8_t *data, size_t len)
 {
-    worker_t *s = c->server;
+    net_t *net = c->net;
     if (tls_conn_feed(c->tls, data, len) != 0) {
         conn_close(c);
         return;
     }
     while (c->state != CONN_CLOSED) {
-        long n = tls_conn_read(c->tls, s->plain_buf, sizeof(s->plain_buf));
+        long n = tls_conn_read(c->tls, net->plain_buf, sizeof(net->plain_buf));
         if (n > 0) {
-            conn_dispatch(c, (char *)s->plain_buf, (size_t)n);
+            conn_dispatch(c, (char *)net->plain_buf, (size_t)n);
             continue;
         }
         if (n == TLS_AGAIN) {
@@ -624,7 +631,7 @@ static void tls_read(conn_t *c, const uint8_t *data, size_t len)
         }
         if (n == TLS_FATAL) {
             if (!tls_conn_handshake_done(c->tls)) {
-                METRIC_ADD(s->metrics.handshake_failures, 1);
+                METRIC_ADD(net->metrics->handshake_failures, 1);
             }
             log_debug("tls error", "peer=%s why=%s", conn_peer(c),
                       log_quote(tls_conn_error(c->tls)));
@@ -635,7 +642,7 @@ static void tls_read(conn_t *c, const uint8_t *data, size_t len)
         return;
     }
     if (c->state != CONN_CLOSED) {
-        worker_mark_dirty(s, c);
+        net_mark_dirty(net, c);
     }
 }
 
@@ -652,12 +659,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    worker_t *s = c->server;
+    net_t *net = c->net;
     /* Whatever was published before these bytes were sent (e.g. acked to
      * another client on another worker) is delivered before we answer them:
      * a reply never overtakes a message that was published earlier. */
-    conn_ingress->before_input(s);
-    METRIC_ADD(s->metrics.bytes_in, (uint64_t)nread);
+    conn_ingress->before_input(net);
+    METRIC_ADD(net->metrics->bytes_in, (uint64_t)nread);
     /* Bytes alone do not reset the idle timer (c->last_rx_ms): a peer that
      * dribbles one frame a byte at a time would keep the connection forever.
      * The session stamps it when a frame is complete (session_frame_done). */

@@ -36,7 +36,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-typedef struct worker_s worker_t;
+typedef struct net_s net_t;
 typedef struct session_s session_t;
 typedef struct conn_s conn_t;
 
@@ -54,18 +54,18 @@ typedef enum {
 
 struct conn_s {
     uv_tcp_t tcp;
-    worker_t *server;
-    conn_t *prev, *next; /* server->conns */
-    conn_t *dirty_next;  /* server->dirty */
+    net_t *net;          /* its worker's network context (net/net.h) */
+    conn_t *prev, *next; /* net->conns */
+    conn_t *dirty_next;  /* net->dirty */
     conn_state_t state;
     bool dirty;
     bool writing; /* a uv_write is in flight */
     bool shutdown_started;
     bool got_peer_close;  /* WebSocket close frame received */
     bool read_paused;     /* replies over max_outbound_bytes: not reading */
-    bool counted;         /* included in broker->connections */
+    bool counted;         /* included in net->admit.connections */
     bool reading;         /* uv_read_start is in effect */
-    bool pub_paused;      /* a worker inbox is filling: not reading (server->paused) */
+    bool pub_paused;      /* a worker inbox is filling: not reading (net->paused) */
     bool head_request;    /* the request being answered is HEAD: no body */
     bool input_held;      /* the mode's session takes no input now (conn_hold_input) */
     uint8_t handles_open; /* closed handles pending before free */
@@ -97,7 +97,7 @@ struct conn_s {
 typedef struct conn_handlers_s {
     /* Before bytes read from any connection are handled: what was published
      * earlier is delivered first, so a reply never overtakes it. */
-    void (*before_input)(worker_t *w);
+    void (*before_input)(net_t *net);
     /* WebSocket: bytes read (writable: unmasked in place). */
     void (*ws_feed)(session_t *ss, uint8_t *data, size_t len);
     /* WebSocket: c->deadline_ms passed (keepalive, idle or auth deadline). */
@@ -148,10 +148,10 @@ typedef struct conn_resp_handlers_s {
 /* Registers the RESP mode's handlers (process-wide, once). */
 void conn_set_resp_handlers(const conn_resp_handlers_t *h);
 
-/* Accepts a pending connection of the RESP listener `listener` on worker
- * `s` into CONN_RESP. Admission as for HTTP: it counts in max_connections
+/* Accepts a pending connection of the RESP listener `listener` on `net`
+ * into CONN_RESP. Admission as for HTTP: it counts in max_connections
  * and max_connections_per_ip (refused with a RESP error line, then closed). */
-void conn_accept_resp(worker_t *s, uv_stream_t *listener);
+void conn_accept_resp(net_t *net, uv_stream_t *listener);
 
 /* WebSocket: runs the session's deadline handler (conn_on_deadline). */
 void conn_ws_deadline(conn_t *c);
@@ -181,8 +181,9 @@ const char *conn_peer(conn_t *c);
  * timeout, by state); called by the worker's tick with deadline_ms reset. */
 void conn_on_deadline(conn_t *c);
 
-/* Accepts a pending connection from the server's plain or TLS listener. */
-void conn_accept(worker_t *s, bool tls);
+/* Accepts a pending connection from the worker's plain or TLS (`tls`)
+ * listener `listener`. */
+void conn_accept(net_t *net, uv_stream_t *listener, bool tls);
 
 /* Queues a reference to `len` bytes of `fb` at `off` (takes its own ref).
  * Returns 0, or -1 when the connection is not accepting output (neither WS
@@ -227,7 +228,7 @@ void conn_http_respond_shared(conn_t *c, frame_buf_t *head, frame_buf_t *body, b
  *    copy: the worker's read buffer is reused by the next read). Reading
  *    goes on, so a peer that disconnects is noticed and conn_close() cancels
  *    the wait (http_api_cancel), but stops once http_held holds
- *    WORKER_READ_BUF_SIZE bytes (64 KiB): one more read at most is held;
+ *    NET_READ_BUF_SIZE bytes (64 KiB): one more read at most is held;
  *  - the header/keep-alive deadline is off: the wait ends when Redis
  *    answers or fails (the bridge fails every op when it stops, so a
  *    shutdown ends it too).
@@ -252,7 +253,7 @@ void conn_http_defer(conn_t *c);
 void conn_http_resume(conn_t *c);
 
 /* Stops reading from a publisher while the workers' inboxes are filling up;
- * the server resumes it when they have drained (worker_watch_pressure). */
+ * the worker resumes it when they have drained (net_hooks_t.watch_pressure). */
 void conn_pause_publisher(conn_t *c);
 void conn_resume_publisher(conn_t *c);
 
@@ -263,7 +264,7 @@ void conn_linger(conn_t *c);
 void conn_close(conn_t *c);
 
 /* Frees a CLOSED connection whose handles are closed and which is off the
- * dirty list (the server's flush calls it for connections it finds so). */
+ * dirty list (the worker's flush calls it for connections it finds so). */
 void conn_free(conn_t *c);
 
 #endif

@@ -1,10 +1,9 @@
 /* conn_accept.c - a connection's admission: accept on a listener (plain,
  * TLS or RESP), max_connections, max_connections_per_ip, the handshake
  * budget of TLS, and the peer's address (see conn.h). */
-#include "app/broker.h"
-#include "app/worker.h"
 #include "net/conn.h"
 #include "net/conn_internal.h"
+#include "net/net.h"
 #include "net/proxy.h"
 #include "net/tls.h"
 #include "shared/log.h"
@@ -40,6 +39,20 @@ int conn_socket_ip(conn_t *c, uint8_t ip[16])
     return 0;
 }
 
+void net_format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char ip[64] = "";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, ip, sizeof(ip));
+        (void)snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, ip, sizeof(ip));
+        (void)snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+    }
+}
+
 const char *conn_peer(conn_t *c)
 {
     /* Formatted on demand (only debug logs use it): an idle connection does
@@ -52,7 +65,7 @@ const char *conn_peer(conn_t *c)
         return peer;
     }
     char sock[64];
-    broker_format_addr(&ss, sock, sizeof(sock));
+    net_format_addr(&ss, sock, sizeof(sock));
     /* `ip` holds another address only when a trusted proxy forwarded this
      * client (admit_forwarded); it is all zeros when accept found no peer. */
     static const uint8_t none[16];
@@ -76,23 +89,23 @@ static void peer_ip(conn_t *c)
     }
 }
 
-/* A new conn_t on `s`, accepted from `listener` and reading. NULL when the
+/* A new conn_t on `net`, accepted from `listener` and reading. NULL when the
  * accept failed (closed already). */
-static conn_t *accept_new(worker_t *s, uv_stream_t *listener)
+static conn_t *accept_new(net_t *net, uv_stream_t *listener)
 {
     conn_t *c = xcalloc(1, sizeof(*c));
-    c->server = s;
+    c->net = net;
     outq_init(&c->outq);
-    uv_tcp_init(&s->loop, &c->tcp);
+    uv_tcp_init(net->loop, &c->tcp);
     c->tcp.data = c;
     c->handles_open = 1;
-    c->next = s->conns;
-    if (s->conns != NULL) {
-        s->conns->prev = c;
+    c->next = net->conns;
+    if (net->conns != NULL) {
+        net->conns->prev = c;
     }
-    s->conns = c;
-    s->nconns++;
-    worker_update_gauges(s);
+    net->conns = c;
+    net->nconns++;
+    net->hooks->update_gauges(net);
     c->state = CONN_HTTP;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c);
@@ -105,17 +118,17 @@ static conn_t *accept_new(worker_t *s, uv_stream_t *listener)
  * process, not each worker). False when it is over the bound. */
 static bool admit(conn_t *c)
 {
-    worker_t *s = c->server;
+    net_t *net = c->net;
     uv_tcp_nodelay(&c->tcp, 1);
-    c->last_rx_ms = worker_now(s);
+    c->last_rx_ms = net_now(net);
     conn_update_reading(c);
     if (c->state == CONN_CLOSED) {
         return false;
     }
-    size_t total = atomic_fetch_add_explicit(&s->broker->connections, 1, memory_order_relaxed) + 1;
+    size_t total = atomic_fetch_add_explicit(net->admit.connections, 1, memory_order_relaxed) + 1;
     c->counted = true;
-    if (total > s->cfg->max_connections) {
-        METRIC_ADD(s->metrics.connections_rejected, 1);
+    if (total > net->lim.max_connections) {
+        METRIC_ADD(net->metrics->connections_rejected, 1);
         log_debug("connection rejected", "peer=%s reason=max_connections", conn_peer(c));
         return false;
     }
@@ -126,9 +139,9 @@ static bool admit(conn_t *c)
 /* Takes the connection's max_connections_per_ip slot. False when over. */
 static bool admit_ip(conn_t *c)
 {
-    worker_t *s = c->server;
-    if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
-        METRIC_ADD(s->metrics.connections_rejected, 1);
+    net_t *net = c->net;
+    if (!net->admit.ip_acquire(net->admit.ctx, c->ip)) {
+        METRIC_ADD(net->metrics->connections_rejected, 1);
         log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
         return false;
     }
@@ -143,13 +156,13 @@ static void resp_refuse(conn_t *c, const char *line)
     conn_linger(c);
 }
 
-void conn_accept_resp(worker_t *s, uv_stream_t *listener)
+void conn_accept_resp(net_t *net, uv_stream_t *listener)
 {
-    conn_t *c = accept_new(s, listener);
+    conn_t *c = accept_new(net, listener);
     if (c == NULL) {
         return;
     }
-    METRIC_ADD(s->metrics.resp_connections_accepted, 1);
+    METRIC_ADD(net->metrics->resp_connections_accepted, 1);
     /* Redis's words for its maxclients. A trusted proxy cannot name the
      * client of a RESP connection: it counts under its own address. */
     if (!admit(c)) {
@@ -166,21 +179,20 @@ void conn_accept_resp(worker_t *s, uv_stream_t *listener)
     c->resp = conn_resp_open(c);
 }
 
-void conn_accept(worker_t *s, bool tls)
+void conn_accept(net_t *net, uv_stream_t *listener, bool tls)
 {
-    uv_stream_t *listener = tls ? (uv_stream_t *)&s->tls_listener : (uv_stream_t *)&s->listener;
-    conn_t *c = accept_new(s, listener);
+    conn_t *c = accept_new(net, listener);
     if (c == NULL) {
         return;
     }
     if (tls) {
-        c->tls = tls_conn_new(s->broker->tls);
+        c->tls = tls_conn_new(net->tls);
         if (c->tls == NULL) {
             conn_close(c);
             return;
         }
     }
-    METRIC_ADD(s->metrics.connections_accepted, 1);
+    METRIC_ADD(net->metrics->connections_accepted, 1);
     if (!admit(c)) {
         if (c->state != CONN_CLOSED) {
             conn_http_error(c, 503, "too many connections");
@@ -189,8 +201,8 @@ void conn_accept(worker_t *s, bool tls)
     }
     /* A trusted proxy's connections are counted per request, under the
      * client it names (admit_forwarded), not under the proxy here. */
-    const config_t *cfg = s->cfg;
-    bool from_proxy = cfg->ntrusted > 0 && proxy_is_trusted(cfg->trusted, cfg->ntrusted, c->ip);
+    const net_limits_t *lim = &net->lim;
+    bool from_proxy = lim->ntrusted > 0 && proxy_is_trusted(lim->trusted, lim->ntrusted, c->ip);
     if (!from_proxy && !admit_ip(c)) {
         if (c->tls != NULL) {
             conn_close(c); /* no handshake yet: nothing to say it with */
@@ -206,8 +218,8 @@ void conn_accept(worker_t *s, bool tls)
      * cryptography runs. There is no way to say 429 before the handshake:
      * the connection is closed, as over the per-IP limit. */
     if (c->tls != NULL) {
-        if (!auth_handshake_allowed(&s->broker->auth, uv_hrtime())) {
-            METRIC_ADD(s->metrics.connections_rejected, 1);
+        if (!net->admit.handshake_allowed(net->admit.ctx, uv_hrtime())) {
+            METRIC_ADD(net->metrics->connections_rejected, 1);
             log_debug("connection rejected", "peer=%s reason=max_handshakes_per_second",
                       conn_peer(c));
             conn_close(c);
@@ -215,10 +227,10 @@ void conn_accept(worker_t *s, bool tls)
         }
         c->hs_counted = true;
     }
-    c->http = wsb_http_request_new(s->cfg->max_header_size, s->cfg->max_http_body);
+    c->http = wsb_http_request_new(net->lim.max_header_size, net->lim.max_http_body);
     if (c->http == NULL) {
         conn_close(c);
         return;
     }
-    conn_timer_in(c, s->cfg->header_timeout_ms);
+    conn_timer_in(c, net->lim.header_timeout_ms);
 }

@@ -2,9 +2,9 @@
  * the header timeout, the end of a close handshake or linger; the WebSocket
  * session's (keepalive, idle, auth) and the RESP session's deadlines are
  * theirs, through the handlers (see conn.h, conn_on_deadline). */
-#include "app/worker.h"
 #include "net/conn.h"
 #include "net/conn_internal.h"
+#include "net/net.h"
 #include "net/tls.h"
 #include "shared/log.h"
 
@@ -13,10 +13,10 @@ static void resp_deadline(conn_t *c)
 {
     switch (conn_resp_deadline(c)) {
     case CONN_TIMEOUT_HEADER:
-        METRIC_ADD(c->server->metrics.header_timeouts, 1);
+        METRIC_ADD(c->net->metrics->header_timeouts, 1);
         break;
     case CONN_TIMEOUT_IDLE:
-        METRIC_ADD(c->server->metrics.idle_timeouts, 1);
+        METRIC_ADD(c->net->metrics->idle_timeouts, 1);
         break;
     case CONN_TIMEOUT_NONE:
         break;
@@ -27,7 +27,7 @@ void conn_on_deadline(conn_t *c)
 {
     switch (c->state) {
     case CONN_HTTP:
-        METRIC_ADD(c->server->metrics.header_timeouts, 1);
+        METRIC_ADD(c->net->metrics->header_timeouts, 1);
         if (c->tls != NULL && !tls_conn_handshake_done(c->tls)) {
             /* A TLS slowloris: no handshake, so nobody to answer 408 to. */
             log_debug("tls handshake timeout", "peer=%s", conn_peer(c));

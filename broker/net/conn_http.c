@@ -2,10 +2,9 @@
  * admission, and the dispatch to the upgrade to WebSocket (the handshake's
  * policy is the WebSocket ingress's: ingress/ws_upgrade.c) or the HTTP API
  * (see conn.h). */
-#include "app/broker.h"
-#include "app/worker.h"
 #include "net/conn.h"
 #include "net/conn_internal.h"
+#include "net/net.h"
 #include "net/proxy.h"
 #include "shared/log.h"
 #include "wsb/handshake.h"
@@ -27,7 +26,7 @@ void conn_http_respond_buf(conn_t *c, frame_buf_t *fb, bool keep_alive)
         return;
     }
     conn_send_always(c, fb);
-    if (!keep_alive || c->server->shutting_down) {
+    if (!keep_alive || c->net->shutting_down) {
         conn_linger(c);
     }
 }
@@ -36,7 +35,7 @@ void conn_http_respond(conn_t *c, int status, const char *content_type, const vo
                        size_t len, bool keep_alive, const char *extra_headers)
 {
     char head[1024];
-    keep_alive = keep_alive && !c->server->shutting_down;
+    keep_alive = keep_alive && !c->net->shutting_down;
     size_t body_len = c->head_request ? 0 : len; /* HEAD: the length, not the body */
     int hl = wsb_http_write_head(head, sizeof(head), status, content_type, len, keep_alive,
                                  extra_headers);
@@ -62,7 +61,7 @@ void conn_http_respond_shared(conn_t *c, frame_buf_t *head, frame_buf_t *body, b
     if (body != NULL) {
         conn_send_always(c, body);
     }
-    if (!keep_alive || c->server->shutting_down) {
+    if (!keep_alive || c->net->shutting_down) {
         conn_linger(c);
     }
 }
@@ -94,8 +93,8 @@ static bool path_is(wsb_str_t path, const char *configured)
  * accept and is left alone: its header is the client's own claim. */
 static bool admit_forwarded(conn_t *c, const wsb_http_request_t *req)
 {
-    worker_t *s = c->server;
-    const config_t *cfg = s->cfg;
+    net_t *net = c->net;
+    const net_limits_t *cfg = &net->lim;
     uint8_t peer[16];
     if (cfg->ntrusted == 0 || conn_socket_ip(c, peer) != 0 ||
         !proxy_is_trusted(cfg->trusted, cfg->ntrusted, peer)) {
@@ -116,12 +115,12 @@ static bool admit_forwarded(conn_t *c, const wsb_http_request_t *req)
         return true;
     }
     if (c->ip_counted) {
-        auth_ip_release(&s->broker->auth, c->ip);
+        net->admit.ip_release(net->admit.ctx, c->ip);
         c->ip_counted = false;
     }
     memcpy(c->ip, client, 16);
-    if (!auth_ip_acquire(&s->broker->auth, c->ip)) {
-        METRIC_ADD(s->metrics.connections_rejected, 1);
+    if (!net->admit.ip_acquire(net->admit.ctx, c->ip)) {
+        METRIC_ADD(net->metrics->connections_rejected, 1);
         log_debug("connection rejected", "peer=%s reason=max_connections_per_ip", conn_peer(c));
         conn_http_respond(c, 429, "text/plain; charset=utf-8",
                           "too many connections from this address\n", 39, false,
@@ -136,8 +135,8 @@ static bool admit_forwarded(conn_t *c, const wsb_http_request_t *req)
  * HTTP mode and may parse the next pipelined request. */
 static bool http_dispatch(conn_t *c)
 {
-    worker_t *s = c->server;
-    const config_t *cfg = s->cfg;
+    net_t *net = c->net;
+    const net_limits_t *cfg = &net->lim;
     wsb_http_request_t *req = c->http;
     const char *host_error = wsb_http_request_host_error(req);
     if (host_error != NULL) {
@@ -151,7 +150,7 @@ static bool http_dispatch(conn_t *c)
     bool ws = path_is(path, cfg->ws_path);
     bool echo = !ws && path_is(path, cfg->echo_path);
     if (ws || echo) {
-        if (s->shutting_down) {
+        if (net->shutting_down) {
             conn_http_error(c, 503, "server shutting down");
             return false;
         }
@@ -160,11 +159,11 @@ static bool http_dispatch(conn_t *c)
     }
     if (wsb_http_request_is_upgrade(req) ||
         wsb_http_request_header_has_token(req, "Upgrade", "websocket")) {
-        METRIC_ADD(s->metrics.handshake_failures, 1);
+        METRIC_ADD(net->metrics->handshake_failures, 1);
         conn_http_error(c, 404, "no WebSocket endpoint at this path");
         return false;
     }
-    METRIC_ADD(s->metrics.http_requests, 1);
+    METRIC_ADD(net->metrics->http_requests, 1);
     c->head_request = wsb_str_eq(wsb_http_request_method(req), "HEAD");
     conn_ingress->http_request(c, req);
     c->head_request = false;
@@ -172,9 +171,9 @@ static bool http_dispatch(conn_t *c)
 }
 
 /* Keeps input that arrives behind a deferred response (see conn_http_defer).
- * Reading stops at WORKER_READ_BUF_SIZE held bytes, so this takes at most
+ * Reading stops at NET_READ_BUF_SIZE held bytes, so this takes at most
  * one more read past that (over TLS: its plaintext, plus a record that was
- * incomplete before it): under 3 * WORKER_READ_BUF_SIZE in all. */
+ * incomplete before it): under 3 * NET_READ_BUF_SIZE in all. */
 static void http_hold(conn_t *c, const char *data, size_t len)
 {
     size_t need = (size_t)c->http_held_len + len;
@@ -208,7 +207,7 @@ void conn_http_feed(conn_t *c, char *data, size_t len)
         return;
     }
     while (len > 0 && c->state == CONN_HTTP) {
-        if (http_output_full(c, c->server->cfg->max_outbound_bytes)) {
+        if (http_output_full(c, c->net->lim.max_outbound_bytes)) {
             /* Pipelined requests are answered only as fast as the peer reads
              * the replies: the rest waits, unparsed (see conn_http_defer). */
             c->http_blocked = true;
@@ -253,7 +252,7 @@ void conn_http_feed(conn_t *c, char *data, size_t len)
             return;
         }
         wsb_http_request_reset(c->http);
-        conn_timer_in(c, c->server->cfg->header_timeout_ms);
+        conn_timer_in(c, c->net->lim.header_timeout_ms);
     }
 }
 
@@ -272,7 +271,7 @@ static void http_feed_held(conn_t *c)
     c->http_held_len = c->http_held_cap = 0;
     if (c->state == CONN_HTTP) {
         wsb_http_request_reset(c->http);
-        conn_timer_in(c, c->server->cfg->header_timeout_ms);
+        conn_timer_in(c, c->net->lim.header_timeout_ms);
         if (len > 0) {
             /* A heap copy, writable as session_feed needs after an upgrade;
              * a new deferral copies what it leaves into a new http_held. */
@@ -298,7 +297,7 @@ void conn_http_resume(conn_t *c)
 void conn_http_unblock(conn_t *c)
 {
     if (!c->http_blocked || c->state != CONN_HTTP ||
-        http_output_full(c, c->server->cfg->max_outbound_bytes / 2)) {
+        http_output_full(c, c->net->lim.max_outbound_bytes / 2)) {
         return;
     }
     c->http_blocked = false;

@@ -4,7 +4,7 @@
  *
  * A slice holds one reference to its frame_buf. The queue is a ring with a
  * small inline array, grown on the heap for bursts; an emptied heap ring is
- * kept while the connection is busy and released by outq_trim() (the server
+ * kept while the connection is busy and released by outq_trim() (the worker
  * trims idle connections every second), so an idle connection owns no heap
  * memory for it.
  *

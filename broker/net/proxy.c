@@ -3,6 +3,8 @@
  */
 #include "net/proxy.h"
 
+#include "shared/util.h"
+
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,10 +96,7 @@ int proxy_parse_list(const char *spec, proxy_net_t **out, size_t *n)
     for (const char *c = spec; *c != '\0'; c++) {
         count += *c == ',';
     }
-    proxy_net_t *nets = calloc(count, sizeof(*nets));
-    if (nets == NULL) {
-        return -1;
-    }
+    proxy_net_t *nets = xcalloc(count, sizeof(*nets));
     size_t i = 0;
     for (const char *p = spec;; i++) {
         const char *comma = strchr(p, ',');

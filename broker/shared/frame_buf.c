@@ -12,9 +12,11 @@ _Static_assert(sizeof(frame_buf_t) % 16 == 0, "frame_buf_t keeps the payload 16-
 
 frame_buf_t *frame_buf_adopt(uint8_t *raw, size_t len)
 {
-    if (raw == NULL || len > UINT32_MAX) {
-        (void)fprintf(stderr, "level=error msg=\"frame build failed\" bytes=%zu\n", len);
-        abort();
+    if (raw == NULL) {
+        wsb_oom("frame"); /* the builders return NULL on ENOMEM only */
+    }
+    if (len > UINT32_MAX) {
+        abort(); /* cannot happen: frames are bounded by max_message_size and max_http_body */
     }
     frame_buf_t *fb = (frame_buf_t *)(void *)raw;
     fb->refcnt = 1;

@@ -7,10 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void oom(size_t n)
+void wsb_oom(const char *what)
 {
-    (void)fprintf(stderr, "level=error msg=\"out of memory\" bytes=%zu\n", n);
+    (void)fprintf(stderr, "level=error msg=\"out of memory\" what=\"%s\"\n", what);
     abort();
+}
+
+static _Noreturn void oom(size_t n)
+{
+    char what[40];
+    (void)snprintf(what, sizeof what, "%zu bytes", n);
+    wsb_oom(what);
 }
 
 void *xmalloc(size_t n)
@@ -56,6 +63,7 @@ char *xstrdup(const char *s)
 void random_bytes(void *out, size_t n)
 {
     if (RAND_bytes(out, (int)n) != 1) {
+        /* Not memory: no entropy source; nothing random can be made safely. */
         (void)fprintf(stderr, "level=error msg=\"RAND_bytes failed\"\n");
         abort();
     }

@@ -9,6 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The one out-of-memory exit: logs one line naming `what` (what could not
+ * be allocated) to stderr and aborts. The x-allocators below call it; so does
+ * every caller of an allocator that reports ENOMEM by returning NULL
+ * (jansson, hiredis, the protocol library's builders). */
+_Noreturn void wsb_oom(const char *what);
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 

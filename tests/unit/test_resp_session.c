@@ -22,6 +22,7 @@
 #include "core/router.h"
 #include "core/seqtab.h"
 #include "ingress/resp_internal.h"
+#include "ingress/resp_session.h"
 #include "net/conn.h"
 #include "net/outq.h"
 
@@ -54,17 +55,10 @@ static world_t *world_new(const char *api_keys)
                      CONFIG_OK);
     worker_t *w = calloc(1, sizeof(worker_t));
     assert_int_equal(uv_loop_init(&w->loop), 0);
-    w->broker = &x->b;
     w->cfg = &x->cfg;
     metrics_init(&w->metrics);
-    w->core.core = &x->b.core;
-    w->core.trie = trie_new();
-    w->core.loop = &w->loop;
-    w->core.metrics = &w->metrics;
-    w->core.owner = w;
     xqueue_init(&w->core.inbox, 1024);
     assert_int_equal(uv_async_init(&w->loop, &w->inbox_async, NULL), 0);
-    w->outbound_limit = x->cfg.max_total_outbound;
     x->workers[0] = w;
     x->cworkers[0] = &w->core;
     x->w = w;
@@ -82,13 +76,21 @@ static world_t *world_new(const char *api_keys)
     config_auth(&x->cfg, &acfg);
     char aerr[256];
     assert_int_equal(auth_init(&x->b.auth, &acfg, aerr, sizeof aerr), 0);
-    w->ingress.core = &w->core;
-    w->ingress.metrics = &w->metrics;
-    w->ingress.cfg = &x->b.ingress_cfg;
-    w->ingress.auth = &x->b.auth;
-    w->ingress.owner = w;
-    resp_listener_init(w);
+    broker_ingress_config(&x->cfg, &x->b.ingress_cfg);
+    broker_worker_env(&x->b);
+    worker_setup_contexts(w, &x->b.worker_env, 0);
+    w->net.outbound_limit = x->cfg.max_total_outbound;
+    resp_listener_init(&w->ingress, &w->net);
     return x;
+}
+
+/* max_outbound_bytes, as the broker copies it into the ingresses' and the
+ * connections' limits at start. */
+static void set_max_outbound(world_t *x, uint64_t bytes)
+{
+    x->cfg.max_outbound_bytes = bytes;
+    x->b.ingress_cfg.max_outbound_bytes = bytes;
+    x->w->net.lim.max_outbound_bytes = bytes;
 }
 
 /* The test's ends of the connections' socket pairs. */
@@ -100,7 +102,7 @@ static conn_t *conn_new(world_t *x)
 {
     worker_t *w = x->w;
     conn_t *c = calloc(1, sizeof(*c));
-    c->server = w;
+    c->net = &w->net;
     outq_init(&c->outq);
     /* A socket pair nobody writes to: the connection may start and stop
      * reading (the loop never runs while the test drives it). */
@@ -112,12 +114,12 @@ static conn_t *conn_new(world_t *x)
     c->tcp.data = c;
     c->handles_open = 1;
     c->last_rx_ms = uv_now(&w->loop);
-    c->next = w->conns;
-    if (w->conns != NULL) {
-        w->conns->prev = c;
+    c->next = w->net.conns;
+    if (w->net.conns != NULL) {
+        w->net.conns->prev = c;
     }
-    w->conns = c;
-    w->nconns++;
+    w->net.conns = c;
+    w->net.nconns++;
     c->state = CONN_RESP;
     conn_hold_input(c, false); /* starts reading, as at accept */
     c->resp = resp_conn_handlers.open(c);
@@ -144,7 +146,7 @@ static char *output(conn_t *c)
             n += bufs[i].len;
         }
         outq_consume(&c->outq, total);
-        c->server->outbound_bytes -= total;
+        c->net->outbound_bytes -= total;
     }
     out[n] = '\0';
     return out;
@@ -160,10 +162,10 @@ static void flushed(conn_t *c)
 
 static void conn_done(conn_t *c)
 {
-    worker_t *w = c->server;
+    net_t *net = c->net;
     /* Off the dirty list first: the worker's flush would free it. */
-    w->dirty = NULL;
-    for (conn_t *d = w->conns; d != NULL; d = d->next) {
+    net->dirty = NULL;
+    for (conn_t *d = net->conns; d != NULL; d = d->next) {
         d->dirty = false;
         d->dirty_next = NULL;
     }
@@ -173,8 +175,8 @@ static void conn_done(conn_t *c)
 static void world_free(world_t *x)
 {
     worker_t *w = x->w;
-    while (w->conns != NULL) {
-        conn_done(w->conns);
+    while (w->net.conns != NULL) {
+        conn_done(w->net.conns);
     }
     router_drain_pushed(&w->core);
     uv_close((uv_handle_t *)&w->inbox_async, NULL);
@@ -182,7 +184,7 @@ static void world_free(world_t *x)
     assert_int_equal(uv_loop_close(&w->loop), 0);
     xqueue_destroy(&w->core.inbox);
     trie_free(w->core.trie);
-    free(w->resp);
+    resp_listener_free(&w->ingress);
     free(w);
     while (npeers > 0) {
         close(peers[--npeers]);
@@ -323,7 +325,7 @@ static void test_replies_over_the_bound_wait_for_the_peer(void **state)
 {
     (void)state;
     world_t *x = world_new(NULL);
-    x->cfg.max_outbound_bytes = 64;
+    set_max_outbound(x, 64);
     conn_t *c = conn_new(x);
     /* 20 replies of 12 bytes: the bound lets about 6 through at a time. */
     char req[20 * 16 + 1] = "";
@@ -348,7 +350,7 @@ static void test_subscriber_over_its_bound_is_closed(void **state)
 {
     (void)state;
     world_t *x = world_new(NULL);
-    x->cfg.max_outbound_bytes = 100;
+    set_max_outbound(x, 100);
     conn_t *sub = conn_new(x);
     conn_t *pub = conn_new(x);
     feed(sub, "SUBSCRIBE t\r\n");
