@@ -81,11 +81,6 @@ static const ingress_ops_t ingress_ops = {
     .origin_allowed_cb = ingress_origin_allowed,
 };
 
-ingress_ctx_t *ingress_ctx(const conn_t *c)
-{
-    return &((worker_t *)c->net->owner)->ingress;
-}
-
 static void on_inbox(uv_async_t *a)
 {
     /* Nothing to do here: waking up is enough, the prepare phase of this
@@ -404,6 +399,7 @@ void worker_setup_contexts(worker_t *w, const worker_env_t *env, unsigned index)
         .ops = &ingress_ops,
         .owner = w,
     };
+    w->net.ingress = &w->ingress;
 }
 
 int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, int tls_fd)

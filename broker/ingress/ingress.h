@@ -14,6 +14,8 @@
 
 #include "core/auth.h"
 #include "core/core.h"
+#include "net/conn.h"
+#include "net/net.h"
 #include "shared/metrics.h"
 #include "shared/util.h"
 
@@ -80,8 +82,11 @@ struct ingress_ctx_s {
     void *owner;                  /* the worker, for ops */
 };
 
-/* The context of the worker that owns `c`. Defined by app/ (worker.c). */
-ingress_ctx_t *ingress_ctx(const conn_t *c);
+/* The context of the worker that owns `c` (app/ hangs it on the worker's net_t). */
+static inline ingress_ctx_t *ingress_ctx(const conn_t *c)
+{
+    return (ingress_ctx_t *)c->net->ingress;
+}
 
 /* Milliseconds of the worker's loop clock. */
 static inline uint64_t ingress_now(const ingress_ctx_t *ctx)

@@ -70,7 +70,8 @@ typedef struct net_hooks_s {
 /* Laid out by purpose; the buffers come last (not zeroed at init). */
 struct net_s {       // NOLINT(clang-analyzer-optin.performance.Padding)
     uv_loop_t *loop; /* the worker's */
-    void *owner;     /* the worker, for the hooks and ingress_ctx() */
+    void *owner;     /* the worker, for the hooks */
+    void *ingress;   /* what the ingresses keep per worker (ingress_ctx()), set by app/ */
     net_limits_t lim;
     net_admission_t admit;
     const net_hooks_t *hooks;
