@@ -331,6 +331,11 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
         sleep_ms(POLL_MS);
         now = bench_now(b);
     }
+    while (o->churn > 0 && now < b->run_deadline_ns) {
+        monitor(m, "churn");
+        sleep_ms(POLL_MS);
+        now = bench_now(b);
+    }
     uint64_t pub_end = now;
     uint64_t drain_end = now + (uint64_t)(o->drain * 1e9);
     while (SUM(b, received) < SUM(b, expected) && now < drain_end) {
@@ -341,6 +346,8 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
     if (o->broker_pid > 0) {
         (void)procstat_read(o->broker_pid, &r->broker_run_end);
     }
+    r->churn_ops = SUM(b, churn_ops);
+    r->events = SUM(b, events);
     r->self_cpu_s = self_cpu_s() - cpu0;
     atomic_store_explicit(&b->phase, PHASE_STOP, memory_order_release);
     monitor(m, "stop");

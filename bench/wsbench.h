@@ -56,6 +56,8 @@ typedef struct {
     counter_t bytes_in;       /* bytes read after the upgrade */
     counter_t pubs_done;      /* publishers that finished and got every ack */
     counter_t last_rx_ns;     /* time of the last delivery (run clock) */
+    counter_t churn_ops;      /* --churn: unsubscribes and resubscribes acked */
+    counter_t events;         /* join and leave frames received */
     _Atomic int ramp_done;    /* every connection is ready or failed; match_local is final */
 } stat_t;
 
