@@ -267,7 +267,9 @@ static int64_t lag_room(const bench_t *b)
     for (uint32_t i = 0; i < b->nthreads; i++) {
         sent += STAT_GET(b->threads[i]->st.expected_sent);
         received += STAT_GET(b->threads[i]->st.received);
+        received += STAT_GET(b->threads[i]->st.listener_events);
     }
+    received -= b->ramp_events;
     uint64_t outstanding = sent > received ? sent - received : 0;
     return (int64_t)b->lag_limit - (int64_t)outstanding;
 }
@@ -442,15 +444,19 @@ static void send_sub_request(bconn_t *c, const char *type, int id)
 }
 
 /* --churn: the next unsubscribe or subscribe of a churning subscriber, while
- * the run lasts. One request in flight per connection. */
+ * the run lasts and the listeners are not too far behind (each request owes
+ * every listener one join/leave frame: the same lag bound as publishing).
+ * One request in flight per connection; a paused one is resumed by the tick. */
 static void churn_next(bconn_t *c)
 {
-    const bench_t *b = c->t->b;
+    bthread_t *t = c->t;
+    const bench_t *b = t->b;
     if (c->closing || atomic_load_explicit(&b->phase, memory_order_acquire) != PHASE_RUN ||
-        bench_now(b) >= b->run_deadline_ns) {
+        bench_now(b) >= b->run_deadline_ns || lag_room(b) <= 0) {
         return;
     }
     c->churn_busy = true;
+    STAT_ADD(t->st.expected_sent, b->churn_listeners);
     send_sub_request(c, c->churn_off ? "subscribe" : "unsubscribe", 2);
 }
 
@@ -460,6 +466,9 @@ static void subscriber_ready(bconn_t *c)
     c->state = C_READY;
     t->in_progress--;
     STAT_ADD(t->st.subs_ready, 1);
+    if (c->index >= t->b->o.churn) {
+        STAT_ADD(t->st.listeners_ready, 1);
+    }
 }
 
 static int on_message_end(void *user_data)
@@ -509,6 +518,9 @@ static int on_message_end(void *user_data)
     case KIND_JOIN:
     case KIND_LEAVE:
         STAT_ADD(t->st.events, 1);
+        if (c->index >= t->b->o.churn) {
+            STAT_ADD(t->st.listener_events, 1);
+        }
         break;
     default:
         break; /* welcome, pong: nothing to do */

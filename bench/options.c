@@ -70,6 +70,8 @@ const char *opts_usage(void)
            "                         for --duration (one request in flight each), the others\n"
            "                         listen: join/leave events per second on a join_leave topic;\n"
            "                         needs --publishers 0 (0)\n"
+           "  --churn-quiet          the --churn topic has no join_leave: expect no events\n"
+           "                         (no lag bound; an event received counts as negative loss)\n"
            "  --drain SECONDS        wait at most this long for deliveries after the last ack (5)\n"
            "  --connect-rate N       new connections per second, all threads together (5000)\n"
            "  --connect-parallel N   handshakes in progress per thread (256)\n"
@@ -369,6 +371,7 @@ typedef enum {
     O_MESSAGES,
     O_HOLD,
     O_CHURN,
+    O_CHURN_QUIET,
     O_DRAIN,
     O_CONNECT_RATE,
     O_CONNECT_PARALLEL,
@@ -409,6 +412,7 @@ static const opt_def_t defs[] = {
     {"messages", O_MESSAGES, true},
     {"hold", O_HOLD, true},
     {"churn", O_CHURN, true},
+    {"churn-quiet", O_CHURN_QUIET, false},
     {"drain", O_DRAIN, true},
     {"connect-rate", O_CONNECT_RATE, true},
     {"connect-parallel", O_CONNECT_PARALLEL, true},
@@ -554,6 +558,9 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
             return fail(err, errlen, "--churn: '%s' is not a number from 0 to %u", v,
                         OPTS_MAX_CONNS);
         }
+        break;
+    case O_CHURN_QUIET:
+        o->churn_quiet = true;
         break;
     case O_HOLD:
         if (!parse_seconds(v, DAY_S, &o->hold)) {

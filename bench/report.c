@@ -6,7 +6,7 @@
 void report_derive(const results_t *r, derived_t *d)
 {
     d->failures = r->fail_connect + r->fail_handshake + r->fail_subscribe + r->fail_timeout;
-    d->loss = (int64_t)r->expected - (int64_t)r->received;
+    d->loss = (int64_t)r->expected - (int64_t)(r->o->churn > 0 ? r->listener_events : r->received);
     d->deliveries_per_s = r->deliver_s > 0 ? (double)r->received / r->deliver_s : 0;
     d->publish_per_s = r->publish_s > 0 ? (double)r->acked / r->publish_s : 0;
     d->payload_bytes_per_s = d->deliveries_per_s * (double)r->o->payload;
@@ -82,9 +82,10 @@ void report_human(FILE *f, const results_t *r)
     if (r->o->churn > 0) {
         (void)fprintf(f,
                       "churn        %u subscribers: %" PRIu64 " unsubscribes/resubscribes in %.2f "
-                      "s: %.0f/s; %" PRIu64 " join/leave received: %.0f/s\n",
+                      "s: %.0f/s; %" PRIu64 " join/leave received: %.0f/s (listeners: %" PRIu64
+                      " of %" PRIu64 " owed)\n",
                       r->o->churn, r->churn_ops, r->publish_s, d.churn_ops_per_s, r->events,
-                      d.events_per_s);
+                      d.events_per_s, r->listener_events, r->expected);
         if (r->broker) {
             (void)fprintf(f,
                           "churn CPU    broker %.2f us per join/leave, %.3f us per event "
@@ -152,10 +153,11 @@ void report_json(FILE *f, const results_t *r)
     if (r->o->churn > 0) {
         (void)fprintf(f,
                       "\"churn\":{\"subscribers\":%u,\"ops\":%" PRIu64 ",\"ops_per_s\":%.1f,"
-                      "\"events\":%" PRIu64 ",\"events_per_s\":%.1f,\"broker_cpu_us_per_op\":%.3f,"
+                      "\"events\":%" PRIu64 ",\"listener_events\":%" PRIu64
+                      ",\"events_per_s\":%.1f,\"broker_cpu_us_per_op\":%.3f,"
                       "\"broker_cpu_us_per_event\":%.4f},",
-                      r->o->churn, r->churn_ops, d.churn_ops_per_s, r->events, d.events_per_s,
-                      d.broker_cpu_us_per_op, d.broker_cpu_us_per_event);
+                      r->o->churn, r->churn_ops, d.churn_ops_per_s, r->events, r->listener_events,
+                      d.events_per_s, d.broker_cpu_us_per_op, d.broker_cpu_us_per_event);
     }
     (void)fprintf(f, "\"wsbench_cpu_s\":%.3f,\"wsbench_cpu_s_per_m_deliveries\":%.4f",
                   r->self_cpu_s, d.self_cpu_s_per_m);

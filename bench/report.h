@@ -27,6 +27,7 @@ typedef struct {
     double publish_s;           /* run start to the last publisher finishing */
     double deliver_s;           /* run start to the last delivery */
     uint64_t churn_ops, events; /* --churn: requests acked, join/leave frames received */
+    uint64_t listener_events;   /* ... by the subscribers that do not churn */
     const hist_t *latency;
     /* CPU and memory */
     double self_cpu_s; /* wsbench, all threads, during the run */
@@ -42,7 +43,8 @@ typedef struct {
 /* Derived figures, shared by every rendering. */
 typedef struct {
     uint64_t failures;
-    int64_t loss; /* expected - received; negative means duplicates */
+    int64_t loss; /* expected - received (--churn: join/leave frames the listeners
+                   * were owed - received); negative means duplicates */
     double deliveries_per_s;
     double publish_per_s;
     double payload_bytes_per_s;

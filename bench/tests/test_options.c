@@ -234,6 +234,11 @@ static void test_churn(void **state)
     char *ok[] = {"wsbench", "--subscribers", "100", "--publishers", "0", "--churn", "100"};
     assert_int_equal(parse(ARGC(ok), ok), OPTS_OK);
     assert_int_equal(o.churn, 100);
+    assert_false(o.churn_quiet);
+    char *quiet[] = {"wsbench", "--subscribers", "9", "--publishers",
+                     "0",       "--churn",       "9", "--churn-quiet"};
+    assert_int_equal(parse(ARGC(quiet), quiet), OPTS_OK);
+    assert_true(o.churn_quiet);
     char *many[] = {"wsbench", "--subscribers", "100", "--publishers", "0", "--churn", "101"};
     assert_int_equal(parse(ARGC(many), many), OPTS_ERROR);
     assert_non_null(strstr(err, "--churn 101 exceeds --subscribers 100"));
