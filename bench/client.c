@@ -518,7 +518,7 @@ static int on_message_end(void *user_data)
     case KIND_JOIN:
     case KIND_LEAVE:
         STAT_ADD(t->st.events, 1);
-        if (c->index >= t->b->o.churn) {
+        if (t->b->o.churn > 0 && c->index >= t->b->o.churn) {
             STAT_ADD(t->st.listener_events, 1);
         }
         break;
