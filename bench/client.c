@@ -68,7 +68,9 @@ struct bconn_s {
     bool resolved;  /* kind and value of the current message are settled */
     bool has_value; /* value was found */
     bool closing;
-    bool tls_open; /* wss://: the TLS handshake has completed */
+    bool tls_open;   /* wss://: the TLS handshake has completed */
+    bool churn_busy; /* --churn: an unsubscribe or subscribe awaits its reply */
+    bool churn_off;  /* --churn: unsubscribed now */
     uint8_t mask[4];
     wsb_tls_t *tls; /* wss:// only */
 };
@@ -265,7 +267,9 @@ static int64_t lag_room(const bench_t *b)
     for (uint32_t i = 0; i < b->nthreads; i++) {
         sent += STAT_GET(b->threads[i]->st.expected_sent);
         received += STAT_GET(b->threads[i]->st.received);
+        received += STAT_GET(b->threads[i]->st.listener_events);
     }
+    received -= b->ramp_events;
     uint64_t outstanding = sent > received ? sent - received : 0;
     return (int64_t)b->lag_limit - (int64_t)outstanding;
 }
@@ -426,12 +430,45 @@ static int on_message_data(void *user_data, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Sends {"type":TYPE,"topic":<this subscriber's pattern>,"id":ID}. */
+static void send_sub_request(bconn_t *c, const char *type, int id)
+{
+    const opts_t *o = &c->t->b->o;
+    char pattern[WSB_TOPIC_MAX_LEN + 1];
+    char json[WSB_TOPIC_MAX_LEN + 64];
+    int plen = opts_expand(o->patterns[c->index % o->npatterns], c->index % o->topics, pattern,
+                           sizeof(pattern));
+    int jlen = snprintf(json, sizeof(json), "{\"type\":\"%s\",\"topic\":\"%.*s\",\"id\":%d}", type,
+                        plen, pattern, id);
+    send_frame(c, WSB_WS_OP_TEXT, json, (size_t)jlen);
+}
+
+/* --churn: the next unsubscribe or subscribe of a churning subscriber, while
+ * the run lasts and the listeners are not too far behind (each request owes
+ * every listener one join/leave frame: the same lag bound as publishing).
+ * One request in flight per connection; a paused one is resumed by the tick. */
+static void churn_next(bconn_t *c)
+{
+    bthread_t *t = c->t;
+    const bench_t *b = t->b;
+    if (c->closing || atomic_load_explicit(&b->phase, memory_order_acquire) != PHASE_RUN ||
+        bench_now(b) >= b->run_deadline_ns || lag_room(b) <= 0) {
+        return;
+    }
+    c->churn_busy = true;
+    STAT_ADD(t->st.expected_sent, b->churn_listeners);
+    send_sub_request(c, c->churn_off ? "subscribe" : "unsubscribe", 2);
+}
+
 static void subscriber_ready(bconn_t *c)
 {
     bthread_t *t = c->t;
     c->state = C_READY;
     t->in_progress--;
     STAT_ADD(t->st.subs_ready, 1);
+    if (c->index >= t->b->o.churn) {
+        STAT_ADD(t->st.listeners_ready, 1);
+    }
 }
 
 static int on_message_end(void *user_data)
@@ -461,6 +498,11 @@ static int on_message_end(void *user_data)
             }
         } else if (c->state == C_SUBSCRIBING) {
             subscriber_ready(c);
+        } else if (c->churn_busy) {
+            c->churn_busy = false;
+            c->churn_off = !c->churn_off;
+            STAT_ADD(t->st.churn_ops, 1);
+            churn_next(c);
         }
         break;
     case KIND_ERROR:
@@ -470,6 +512,14 @@ static int on_message_end(void *user_data)
             conn_fail(c, F_SUBSCRIBE);
         } else {
             STAT_ADD(t->st.errors, 1);
+            c->churn_busy = false; /* the next tick tries again */
+        }
+        break;
+    case KIND_JOIN:
+    case KIND_LEAVE:
+        STAT_ADD(t->st.events, 1);
+        if (t->b->o.churn > 0 && c->index >= t->b->o.churn) {
+            STAT_ADD(t->st.listener_events, 1);
         }
         break;
     default:
@@ -518,22 +568,14 @@ static void feed(bconn_t *c, uint8_t *data, size_t len)
 static void upgraded(bconn_t *c)
 {
     bthread_t *t = c->t;
-    const bench_t *b = t->b;
     if (c->pub != NULL) {
         c->state = C_READY;
         t->in_progress--;
         STAT_ADD(t->st.pubs_ready, 1);
         return;
     }
-    const opts_t *o = &b->o;
-    char pattern[WSB_TOPIC_MAX_LEN + 1];
-    char json[WSB_TOPIC_MAX_LEN + 64];
-    int plen = opts_expand(o->patterns[c->index % o->npatterns], c->index % o->topics, pattern,
-                           sizeof(pattern));
-    int jlen = snprintf(json, sizeof(json), "{\"type\":\"subscribe\",\"topic\":\"%.*s\",\"id\":1}",
-                        plen, pattern);
     c->state = C_SUBSCRIBING;
-    send_frame(c, WSB_WS_OP_TEXT, json, (size_t)jlen);
+    send_sub_request(c, "subscribe", 1);
 }
 
 /* Collects the upgrade response; the bytes after it are frames. */
@@ -822,6 +864,12 @@ static void on_tick(uv_timer_t *h)
     if (phase == PHASE_RUN) {
         for (uint32_t i = t->nsubs; i < t->nconns; i++) {
             pub_pump(&t->conns[i], now);
+        }
+        for (uint32_t i = 0; b->o.churn > 0 && i < t->nsubs; i++) {
+            bconn_t *c = &t->conns[i];
+            if (c->index < b->o.churn && c->state == C_READY && !c->churn_busy) {
+                churn_next(c);
+            }
         }
     }
 }

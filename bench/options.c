@@ -66,6 +66,12 @@ const char *opts_usage(void)
            "  --duration SECONDS     how long to publish (10); 0 with --messages 0: no publishing\n"
            "  --messages N           stop after N messages in total (0 = no limit)\n"
            "  --hold SECONDS         wait after all connections are up, before publishing (0)\n"
+           "  --churn N              subscribers 0..N-1 unsubscribe and resubscribe in a loop\n"
+           "                         for --duration (one request in flight each), the others\n"
+           "                         listen: join/leave events per second on a join_leave topic;\n"
+           "                         needs --publishers 0 (0)\n"
+           "  --churn-quiet          the --churn topic has no join_leave: expect no events\n"
+           "                         (no lag bound; an event received counts as negative loss)\n"
            "  --drain SECONDS        wait at most this long for deliveries after the last ack (5)\n"
            "  --connect-rate N       new connections per second, all threads together (5000)\n"
            "  --connect-parallel N   handshakes in progress per thread (256)\n"
@@ -332,6 +338,13 @@ static opts_result_t validate(opts_t *o, char *err, size_t errlen)
         return fail(err, errlen, "--subscribers plus --publishers exceeds %u connections",
                     OPTS_MAX_CONNS);
     }
+    if (o->churn > o->subscribers) {
+        return fail(err, errlen, "--churn %u exceeds --subscribers %u", o->churn, o->subscribers);
+    }
+    if (o->churn > 0 && o->publishers > 0) {
+        return fail(err, errlen,
+                    "--churn needs --publishers 0 (deliveries would have no exact count)");
+    }
     opts_result_t r = check_template(o, "--topic", o->pub_topic, WSB_TOPIC_EXACT, err, errlen);
     for (uint32_t i = 0; r == OPTS_OK && i < o->npatterns; i++) {
         r = check_template(o, "--sub", o->patterns[i], WSB_TOPIC_PATTERN, err, errlen);
@@ -357,6 +370,8 @@ typedef enum {
     O_DURATION,
     O_MESSAGES,
     O_HOLD,
+    O_CHURN,
+    O_CHURN_QUIET,
     O_DRAIN,
     O_CONNECT_RATE,
     O_CONNECT_PARALLEL,
@@ -396,6 +411,8 @@ static const opt_def_t defs[] = {
     {"duration", O_DURATION, true},
     {"messages", O_MESSAGES, true},
     {"hold", O_HOLD, true},
+    {"churn", O_CHURN, true},
+    {"churn-quiet", O_CHURN_QUIET, false},
     {"drain", O_DRAIN, true},
     {"connect-rate", O_CONNECT_RATE, true},
     {"connect-parallel", O_CONNECT_PARALLEL, true},
@@ -535,6 +552,15 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
         if (!parse_u64(v, UINT64_C(1) << 48, &o->messages)) {
             return fail(err, errlen, "--messages: '%s' is not a number from 0 to 2^48", v);
         }
+        break;
+    case O_CHURN:
+        if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->churn)) {
+            return fail(err, errlen, "--churn: '%s' is not a number from 0 to %u", v,
+                        OPTS_MAX_CONNS);
+        }
+        break;
+    case O_CHURN_QUIET:
+        o->churn_quiet = true;
         break;
     case O_HOLD:
         if (!parse_seconds(v, DAY_S, &o->hold)) {

@@ -56,6 +56,8 @@ typedef struct {
     bool duration_set;     /* false: with --messages, publishing is bounded by the count */
     uint64_t messages;     /* total to publish; 0 = no count limit */
     double hold;           /* seconds to wait after the ramp, before publishing */
+    uint32_t churn;        /* subscribers 0..churn-1 unsubscribe and resubscribe in a loop */
+    bool churn_quiet;      /* --churn on a topic without join_leave: expect no events */
     double drain;          /* seconds to wait for deliveries after the last ack */
     uint32_t connect_rate; /* new connections per second, over all threads */
     uint32_t connect_parallel; /* handshakes in progress per thread */

@@ -84,7 +84,8 @@ msg_kind_t payload_kind(const uint8_t *json, size_t len)
         msg_kind_t kind;
     } kinds[] = {
         {"message\"", 8, KIND_MESSAGE}, {"ack\"", 4, KIND_ACK},   {"error\"", 6, KIND_ERROR},
-        {"welcome\"", 8, KIND_WELCOME}, {"pong\"", 5, KIND_PONG},
+        {"welcome\"", 8, KIND_WELCOME}, {"pong\"", 5, KIND_PONG}, {"join\"", 5, KIND_JOIN},
+        {"leave\"", 6, KIND_LEAVE},
     };
     const size_t tl = sizeof(type) - 1;
     if (len == 0) {

@@ -34,6 +34,8 @@ typedef enum {
     KIND_ERROR,
     KIND_WELCOME,
     KIND_PONG,
+    KIND_JOIN,  /* join_leave topics: a member subscribed */
+    KIND_LEAVE, /* ... or left */
     KIND_OTHER
 } msg_kind_t;
 

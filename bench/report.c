@@ -6,7 +6,7 @@
 void report_derive(const results_t *r, derived_t *d)
 {
     d->failures = r->fail_connect + r->fail_handshake + r->fail_subscribe + r->fail_timeout;
-    d->loss = (int64_t)r->expected - (int64_t)r->received;
+    d->loss = (int64_t)r->expected - (int64_t)(r->o->churn > 0 ? r->listener_events : r->received);
     d->deliveries_per_s = r->deliver_s > 0 ? (double)r->received / r->deliver_s : 0;
     d->publish_per_s = r->publish_s > 0 ? (double)r->acked / r->publish_s : 0;
     d->payload_bytes_per_s = d->deliveries_per_s * (double)r->o->payload;
@@ -31,6 +31,10 @@ void report_derive(const results_t *r, derived_t *d)
                 (double)conns;
         }
     }
+    d->churn_ops_per_s = r->publish_s > 0 ? (double)r->churn_ops / r->publish_s : 0;
+    d->events_per_s = r->publish_s > 0 ? (double)r->events / r->publish_s : 0;
+    d->broker_cpu_us_per_op = r->churn_ops > 0 ? d->broker_cpu_s * 1e6 / (double)r->churn_ops : 0;
+    d->broker_cpu_us_per_event = r->events > 0 ? d->broker_cpu_s * 1e6 / (double)r->events : 0;
     d->self_cpu_s_per_m = r->received > 0 ? r->self_cpu_s / ((double)r->received / 1e6) : 0;
 }
 
@@ -74,6 +78,20 @@ void report_human(FILE *f, const results_t *r)
                       us(hist_percentile(h, 50)), us(hist_percentile(h, 90)),
                       us(hist_percentile(h, 99)), us(hist_percentile(h, 99.9)), us(h->max),
                       hist_mean(h) / 1000.0, h->total);
+    }
+    if (r->o->churn > 0) {
+        (void)fprintf(f,
+                      "churn        %u subscribers: %" PRIu64 " unsubscribes/resubscribes in %.2f "
+                      "s: %.0f/s; %" PRIu64 " join/leave received: %.0f/s (listeners: %" PRIu64
+                      " of %" PRIu64 " owed)\n",
+                      r->o->churn, r->churn_ops, r->publish_s, d.churn_ops_per_s, r->events,
+                      d.events_per_s, r->listener_events, r->expected);
+        if (r->broker) {
+            (void)fprintf(f,
+                          "churn CPU    broker %.2f us per join/leave, %.3f us per event "
+                          "delivered\n",
+                          d.broker_cpu_us_per_op, d.broker_cpu_us_per_event);
+        }
     }
     if (r->bad_payload > 0) {
         (void)fprintf(f, "warning      %" PRIu64 " deliveries had no readable timestamp\n",
@@ -132,6 +150,15 @@ void report_json(FILE *f, const results_t *r)
                   h->total, us(hist_percentile(h, 50)), us(hist_percentile(h, 90)),
                   us(hist_percentile(h, 99)), us(hist_percentile(h, 99.9)), us(h->max),
                   hist_mean(h) / 1000.0);
+    if (r->o->churn > 0) {
+        (void)fprintf(f,
+                      "\"churn\":{\"subscribers\":%u,\"ops\":%" PRIu64 ",\"ops_per_s\":%.1f,"
+                      "\"events\":%" PRIu64 ",\"listener_events\":%" PRIu64
+                      ",\"events_per_s\":%.1f,\"broker_cpu_us_per_op\":%.3f,"
+                      "\"broker_cpu_us_per_event\":%.4f},",
+                      r->o->churn, r->churn_ops, d.churn_ops_per_s, r->events, r->listener_events,
+                      d.events_per_s, d.broker_cpu_us_per_op, d.broker_cpu_us_per_event);
+    }
     (void)fprintf(f, "\"wsbench_cpu_s\":%.3f,\"wsbench_cpu_s_per_m_deliveries\":%.4f",
                   r->self_cpu_s, d.self_cpu_s_per_m);
     if (r->broker) {
@@ -163,12 +190,17 @@ void report_row(FILE *f, const results_t *r)
     derived_t d;
     report_derive(r, &d);
     const hist_t *h = r->latency;
+    /* --churn rows: "published" counts the unsubscribes/resubscribes and
+     * "deliveries" the join/leave frames received. */
+    bool churn = r->o->churn > 0;
+    uint64_t sent = churn ? r->churn_ops : r->acked;
+    uint64_t got = churn ? r->events : r->received;
+    double got_per_s = churn ? d.events_per_s : d.deliveries_per_s;
     (void)fprintf(f,
                   "| %s | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRId64
                   " | %" PRIu64 "/%" PRIu64 " | %.0f | %.1f |",
-                  r->o->label, r->subs_ready, r->pubs_ready, r->acked, r->received, d.loss,
-                  d.failures, r->disconnects, d.deliveries_per_s,
-                  d.payload_bytes_per_s / 1048576.0);
+                  r->o->label, r->subs_ready, r->pubs_ready, sent, got, d.loss, d.failures,
+                  r->disconnects, got_per_s, d.payload_bytes_per_s / 1048576.0);
     if (h->total > 0) {
         (void)fprintf(f, " %.0f | %.0f | %.0f | %.0f | %.0f |", us(hist_percentile(h, 50)),
                       us(hist_percentile(h, 90)), us(hist_percentile(h, 99)),
@@ -179,9 +211,10 @@ void report_row(FILE *f, const results_t *r)
     if (r->broker) {
         char per_m[32] = "-";
         char per_cpu[32] = "-";
-        if (r->received > 0) {
-            (void)snprintf(per_m, sizeof(per_m), "%.3f", d.broker_cpu_s_per_m);
-            (void)snprintf(per_cpu, sizeof(per_cpu), "%.2f", d.deliveries_per_broker_cpu / 1e6);
+        if (got > 0) {
+            (void)snprintf(per_m, sizeof(per_m), "%.3f", d.broker_cpu_s / ((double)got / 1e6));
+            (void)snprintf(per_cpu, sizeof(per_cpu), "%.2f",
+                           d.broker_cpu_s > 0 ? (double)got / d.broker_cpu_s / 1e6 : 0.0);
         }
         (void)fprintf(f, " %.2f | %s | %s | %.1f | %.0f |", d.broker_cpu_s, per_m, per_cpu,
                       (double)r->broker_rss_peak_kib / 1024.0, d.rss_per_conn_bytes);

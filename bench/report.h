@@ -24,8 +24,10 @@ typedef struct {
     double ramp_s; /* from start to every connection ready or failed */
     /* traffic */
     uint64_t published, acked, expected, received, bytes_in;
-    double publish_s; /* run start to the last publisher finishing */
-    double deliver_s; /* run start to the last delivery */
+    double publish_s;           /* run start to the last publisher finishing */
+    double deliver_s;           /* run start to the last delivery */
+    uint64_t churn_ops, events; /* --churn: requests acked, join/leave frames received */
+    uint64_t listener_events;   /* ... by the subscribers that do not churn */
     const hist_t *latency;
     /* CPU and memory */
     double self_cpu_s; /* wsbench, all threads, during the run */
@@ -41,7 +43,8 @@ typedef struct {
 /* Derived figures, shared by every rendering. */
 typedef struct {
     uint64_t failures;
-    int64_t loss; /* expected - received; negative means duplicates */
+    int64_t loss; /* expected - received (--churn: join/leave frames the listeners
+                   * were owed - received); negative means duplicates */
     double deliveries_per_s;
     double publish_per_s;
     double payload_bytes_per_s;
@@ -51,6 +54,10 @@ typedef struct {
     double deliveries_per_broker_cpu; /* deliveries per broker CPU-second */
     double rss_per_conn_bytes;        /* (connected - start) / ready connections */
     double self_cpu_s_per_m;          /* wsbench CPU seconds per million deliveries */
+    double churn_ops_per_s;           /* --churn: join/leave events caused per second */
+    double events_per_s;              /* join/leave frames received per second */
+    double broker_cpu_us_per_op;      /* broker CPU microseconds per churn op */
+    double broker_cpu_us_per_event;   /* ... per join/leave frame delivered */
 } derived_t;
 
 void report_derive(const results_t *r, derived_t *d);

@@ -310,6 +310,12 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
     if (lag > 0 && b->lag_limit == 0) {
         b->lag_limit = 1; /* no subscriber: publish one message at a time */
     }
+    if (o->churn > 0 && !o->churn_quiet) {
+        b->churn_listeners = SUM(b, listeners_ready);
+    }
+    /* Listeners that subscribed during the ramp told each other (--hold lets
+     * those frames arrive); the run owes only what comes after. */
+    b->ramp_events = SUM(b, listener_events);
     double publish_s = o->duration;
     if (o->messages > 0 && !o->duration_set) {
         publish_s = MESSAGES_MAX_S;
@@ -331,9 +337,17 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
         sleep_ms(POLL_MS);
         now = bench_now(b);
     }
+    while (o->churn > 0 && now < b->run_deadline_ns) {
+        monitor(m, "churn");
+        sleep_ms(POLL_MS);
+        now = bench_now(b);
+    }
     uint64_t pub_end = now;
     uint64_t drain_end = now + (uint64_t)(o->drain * 1e9);
-    while (SUM(b, received) < SUM(b, expected) && now < drain_end) {
+    /* --churn: until the listeners have the frames every request sent owes. */
+    while (SUM(b, received) + SUM(b, listener_events) - b->ramp_events <
+               (o->churn > 0 ? SUM(b, expected_sent) : SUM(b, expected)) &&
+           now < drain_end) {
         monitor(m, "drain");
         sleep_ms(POLL_MS);
         now = bench_now(b);
@@ -341,6 +355,9 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
     if (o->broker_pid > 0) {
         (void)procstat_read(o->broker_pid, &r->broker_run_end);
     }
+    r->churn_ops = SUM(b, churn_ops);
+    r->events = SUM(b, events);
+    r->listener_events = SUM(b, listener_events) - b->ramp_events;
     r->self_cpu_s = self_cpu_s() - cpu0;
     atomic_store_explicit(&b->phase, PHASE_STOP, memory_order_release);
     monitor(m, "stop");
@@ -367,7 +384,7 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
     r->bad_payload = SUM(b, bad_payload);
     r->published = SUM(b, published);
     r->acked = SUM(b, acked);
-    r->expected = SUM(b, expected);
+    r->expected = o->churn > 0 ? SUM(b, expected_sent) : SUM(b, expected);
     r->received = SUM(b, received);
     r->bytes_in = SUM(b, bytes_in);
     r->publish_s = (double)(pub_end - b->run_start_ns) / 1e9;

@@ -39,24 +39,28 @@ typedef _Atomic uint64_t counter_t;
 
 /* One worker's counters. */
 typedef struct {
-    counter_t subs_ready;     /* subscribed (ack received) */
-    counter_t pubs_ready;     /* upgraded publishers */
-    counter_t fail_connect;   /* TCP connect failed */
-    counter_t fail_handshake; /* no 101, a bad accept key, or closed during the upgrade */
-    counter_t fail_subscribe; /* error reply to the subscribe, or closed before the ack */
-    counter_t fail_timeout;   /* not ready when the ramp-up timed out */
-    counter_t disconnects;    /* ready connections the broker closed before the end */
-    counter_t errors;         /* error replies after the ramp, and protocol violations */
-    counter_t bad_payload;    /* deliveries without a readable timestamp */
-    counter_t published;      /* publish frames written */
-    counter_t acked;          /* publish acks received */
-    counter_t expected;       /* deliveries the acked publishes should produce */
-    counter_t expected_sent;  /* deliveries the written publishes should produce */
-    counter_t received;       /* deliveries received */
-    counter_t bytes_in;       /* bytes read after the upgrade */
-    counter_t pubs_done;      /* publishers that finished and got every ack */
-    counter_t last_rx_ns;     /* time of the last delivery (run clock) */
-    _Atomic int ramp_done;    /* every connection is ready or failed; match_local is final */
+    counter_t subs_ready;      /* subscribed (ack received) */
+    counter_t pubs_ready;      /* upgraded publishers */
+    counter_t fail_connect;    /* TCP connect failed */
+    counter_t fail_handshake;  /* no 101, a bad accept key, or closed during the upgrade */
+    counter_t fail_subscribe;  /* error reply to the subscribe, or closed before the ack */
+    counter_t fail_timeout;    /* not ready when the ramp-up timed out */
+    counter_t disconnects;     /* ready connections the broker closed before the end */
+    counter_t errors;          /* error replies after the ramp, and protocol violations */
+    counter_t bad_payload;     /* deliveries without a readable timestamp */
+    counter_t published;       /* publish frames written */
+    counter_t acked;           /* publish acks received */
+    counter_t expected;        /* deliveries the acked publishes should produce */
+    counter_t expected_sent;   /* deliveries the written publishes should produce */
+    counter_t received;        /* deliveries received */
+    counter_t bytes_in;        /* bytes read after the upgrade */
+    counter_t pubs_done;       /* publishers that finished and got every ack */
+    counter_t last_rx_ns;      /* time of the last delivery (run clock) */
+    counter_t churn_ops;       /* --churn: unsubscribes and resubscribes acked */
+    counter_t events;          /* join and leave frames received */
+    counter_t listener_events; /* ... by subscribers that do not churn */
+    counter_t listeners_ready; /* subscribed subscribers that do not churn */
+    _Atomic int ramp_done;     /* every connection is ready or failed; match_local is final */
 } stat_t;
 
 typedef struct bconn_s bconn_t;
@@ -105,6 +109,8 @@ struct bench_s {
     /* Set by the main thread before PHASE_RUN, read-only afterwards. */
     uint32_t *match;          /* per topic: ready subscribers that match it */
     uint64_t lag_limit;       /* outstanding deliveries allowed; 0 = unbounded */
+    uint64_t churn_listeners; /* --churn: each request owes this many join/leave frames */
+    uint64_t ramp_events;     /* listener_events before the run: the ramp's own joins */
     uint64_t run_start_ns;    /* run clock */
     uint64_t run_deadline_ns; /* publishing stops here */
     uint32_t nthreads;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # smoke: a few seconds against a fresh broker - 20 subscribers, 200 messages,
 # and wsbench --strict fails unless every connection succeeded and all 4,000
-# deliveries arrived; once over ws://, once over wss:// (TLS=1, see lib.sh).
+# deliveries arrived; once over ws://, once over wss:// (TLS=1, see lib.sh);
+# then --churn on a join_leave topic (every join/leave frame owed arrives).
 # Registered in ctest (label bench), so `make test` runs it.
 # Usage: smoke.sh WSBROKER WSBENCH
 set -u
@@ -28,4 +29,29 @@ for TLS in 0 1; do
     fi
   done
 done
+# --churn: 5 of 20 subscribers unsubscribe/resubscribe for 1 s on a
+# join_leave topic; the 15 listeners must get every join/leave frame owed to
+# them (loss <= 0: a join of the ramp arriving late only makes it negative)
+# and nobody may be dropped.
+TLS=0
+start_broker --topics '[{"pattern":"bench.>","join_leave":true}]'
+out=$(run_wsbench smoke-churn --subscribers 20 --publishers 0 --churn 5 --topic bench.smoke \
+  --format json --threads 2 --no-progress --hold 1 --duration 1 --drain 10)
+status=$?
+echo "$out"
+if [ "$status" -ne 0 ]; then
+  echo "smoke (churn): wsbench exited with $status" >&2
+  exit "$status"
+fi
+for want in '"subscribers_ready":20' '"disconnects":0' '"errors":0' '"failures":{"total":0'; do
+  if [[ "$out" != *"$want"* ]]; then
+    echo "smoke (churn): the report lacks $want" >&2
+    exit 1
+  fi
+done
+if ! [[ "$out" =~ \"loss\":(-[0-9]+|0), ]] || ! [[ "$out" =~ \"ops\":[1-9][0-9]*, ]] ||
+  ! [[ "$out" =~ \"listener_events\":[1-9][0-9]*, ]]; then
+  echo "smoke (churn): no churn, no join/leave frames, or frames owed to the listeners lost" >&2
+  exit 1
+fi
 echo "smoke: ok"

@@ -225,6 +225,31 @@ static void test_errors(void **state)
     }
 }
 
+static void test_churn(void **state)
+{
+    (void)state;
+    char *none[] = {"wsbench"};
+    assert_int_equal(parse(ARGC(none), none), OPTS_OK);
+    assert_int_equal(o.churn, 0);
+    char *ok[] = {"wsbench", "--subscribers", "100", "--publishers", "0", "--churn", "100"};
+    assert_int_equal(parse(ARGC(ok), ok), OPTS_OK);
+    assert_int_equal(o.churn, 100);
+    assert_false(o.churn_quiet);
+    char *quiet[] = {"wsbench", "--subscribers", "9", "--publishers",
+                     "0",       "--churn",       "9", "--churn-quiet"};
+    assert_int_equal(parse(ARGC(quiet), quiet), OPTS_OK);
+    assert_true(o.churn_quiet);
+    char *many[] = {"wsbench", "--subscribers", "100", "--publishers", "0", "--churn", "101"};
+    assert_int_equal(parse(ARGC(many), many), OPTS_ERROR);
+    assert_non_null(strstr(err, "--churn 101 exceeds --subscribers 100"));
+    char *pubs[] = {"wsbench", "--subscribers", "100", "--churn", "10"};
+    assert_int_equal(parse(ARGC(pubs), pubs), OPTS_ERROR);
+    assert_non_null(strstr(err, "--churn needs --publishers 0"));
+    char *bad[] = {"wsbench", "--subscribers", "100", "--publishers", "0", "--churn", "-1"};
+    assert_int_equal(parse(ARGC(bad), bad), OPTS_ERROR);
+    assert_non_null(strstr(err, "--churn: '-1'"));
+}
+
 static void test_too_many_patterns(void **state)
 {
     (void)state;
@@ -299,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_churn),
         cmocka_unit_test(test_too_many_patterns),
         cmocka_unit_test(test_template_checked_at_largest_n),
         cmocka_unit_test(test_expand),

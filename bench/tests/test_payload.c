@@ -47,6 +47,9 @@ static void test_kind(void **state)
     assert_int_equal(payload_kind(u8("{\"type\":\"error\",\"code\""), 22), KIND_ERROR);
     assert_int_equal(payload_kind(u8("{\"type\":\"welcome\","), 18), KIND_WELCOME);
     assert_int_equal(payload_kind(u8("{\"type\":\"pong\"}"), 15), KIND_PONG);
+    assert_int_equal(payload_kind(u8("{\"type\":\"join\",\"topic\""), 22), KIND_JOIN);
+    assert_int_equal(payload_kind(u8("{\"type\":\"leave\",\"topic\""), 23), KIND_LEAVE);
+    assert_int_equal(payload_kind(u8("{\"type\":\"joined\"}"), 17), KIND_OTHER);
     assert_int_equal(payload_kind(u8("{\"type\":\"later\"}"), 16), KIND_OTHER);
     assert_int_equal(payload_kind(u8("[1,2]"), 5), KIND_OTHER);
     /* Every proper prefix of a known type asks for more. */
