@@ -21,6 +21,7 @@
 #include "app/broker.h"
 #include "app/config.h"
 #include "app/worker.h"
+#include "broker_world.h"
 #include "core/pubsub.h"
 #include "core/router.h"
 #include "core/seqtab.h"
@@ -43,119 +44,30 @@ static const ingress_ops_t test_ops = {
     .metrics_cb = worker_metrics_text,
 };
 
-/* One broker with one worker, no sockets. */
-typedef struct {
-    config_t cfg;
-    broker_t b;
-    worker_t *w;
-    worker_t *workers[1];
-    core_worker_t *cworkers[1];
-} world_t;
-
-static void no_wake(core_worker_t *w)
-{
-    (void)w;
-}
-
-/* `extra` adds "--api-keys VALUE" or "--max-http-body VALUE" style flags (NULL: none). */
+/* One broker with one worker, no sockets; `flag` `value` added to the
+ * command line when not NULL. */
 static world_t *world_new(const char *flag, const char *value)
 {
-    world_t *x = calloc(1, sizeof(*x));
-    char prog[] = "wsbroker", f[32], v[128];
-    (void)snprintf(f, sizeof f, "%s", flag != NULL ? flag : "");
-    (void)snprintf(v, sizeof v, "%s", value != NULL ? value : "");
-    char *argv[] = {prog, f, v, NULL};
-    char *envp[] = {NULL};
-    char err[256];
-    assert_int_equal(config_load(&x->cfg, flag != NULL ? 3 : 1, argv, envp, err, sizeof err),
-                     CONFIG_OK);
-    worker_t *w = calloc(1, sizeof(worker_t));
-    assert_int_equal(uv_loop_init(&w->loop), 0);
-    w->cfg = &x->cfg;
-    metrics_init(&w->metrics);
-    xqueue_init(&w->core.inbox, 1024);
-    x->workers[0] = w;
-    x->cworkers[0] = &w->core;
-    x->w = w;
-    x->b.cfg = &x->cfg;
-    x->b.nworkers = 1;
-    x->b.workers = x->workers;
-    x->b.started_ns = uv_hrtime();
-    (void)snprintf(x->b.node_id, sizeof x->b.node_id, "unit-node");
-    x->b.seqtab = seqtab_new(&x->b.history_rules, 100, 1 << 20);
-    x->b.core.nworkers = 1;
-    x->b.core.workers = x->cworkers;
-    x->b.core.seqtab = x->b.seqtab;
-    x->b.core.history_rules = &x->b.history_rules;
-    x->b.core.max_subscriptions = x->cfg.max_subscriptions;
-    x->b.core.wake_cb = no_wake;
-    auth_config_t acfg;
-    config_auth(&x->cfg, &acfg);
-    char aerr[256];
-    assert_int_equal(auth_init(&x->b.auth, &acfg, aerr, sizeof aerr), 0);
-    broker_ingress_config(&x->cfg, &x->b.ingress_cfg);
-    broker_worker_env(&x->b);
-    worker_setup_contexts(w, &x->b.worker_env, 0);
-    w->env = &x->b.worker_env;
-    w->ingress.ops = &test_ops;
-    w->net.outbound_limit = x->cfg.max_total_outbound;
+    const char *args[] = {flag, value, NULL};
+    world_t *x = world_new_args(flag != NULL ? args : NULL);
+    x->w->ingress.ops = &test_ops;
     /* The worker's heartbeat, as its timer keeps it (a stale one is a stuck worker: 503). */
-    METRIC_SET(w->metrics.heartbeat_ms, broker_uptime_ns(&x->b) / 1000000);
+    METRIC_SET(x->w->metrics.heartbeat_ms, broker_uptime_ns(&x->b) / 1000000);
     return x;
 }
 
-/* The test's ends of the connections' socket pairs. */
-static int peers[8];
-static int npeers;
-
-/* A CONN_HTTP connection as accept leaves it. The only place that knows conn_t's
- * insides beyond its outq: adapt it when net/ changes. */
+/* A CONN_HTTP connection as accept leaves it. */
 static conn_t *conn_new(world_t *x)
 {
-    worker_t *w = x->w;
-    conn_t *c = calloc(1, sizeof(*c));
-    c->net = &w->net;
-    outq_init(&c->outq);
-    /* A socket pair nobody writes to: closing and lingering need a handle. */
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    assert_int_equal(uv_tcp_init(&w->loop, &c->tcp), 0);
-    assert_int_equal(uv_tcp_open(&c->tcp, sv[0]), 0);
-    peers[npeers++] = sv[1];
-    c->tcp.data = c;
-    c->handles_open = 1;
-    c->last_rx_ms = uv_now(&w->loop);
-    c->next = w->net.conns;
-    if (w->net.conns != NULL) {
-        w->net.conns->prev = c;
-    }
-    w->net.conns = c;
-    w->net.nconns++;
-    c->state = CONN_HTTP;
+    conn_t *c = world_conn(x, CONN_HTTP);
     c->http = wsb_http_request_new(x->cfg.max_header_size, x->cfg.max_http_body);
     assert_non_null(c->http);
     return c;
 }
 
-/* Everything queued on `c` so far, as a string (consumed, like a write). */
 static char *output(conn_t *c)
 {
-    static char out[1 << 16];
-    size_t n = 0;
-    while (outq_pending_bytes(&c->outq) > 0) {
-        uv_buf_t bufs[16];
-        size_t total = 0;
-        unsigned k = outq_iov(&c->outq, bufs, 16, &total);
-        for (unsigned i = 0; i < k; i++) {
-            assert_true(n + bufs[i].len < sizeof out);
-            memcpy(out + n, bufs[i].base, bufs[i].len);
-            n += bufs[i].len;
-        }
-        outq_consume(&c->outq, total);
-        c->net->outbound_bytes -= total;
-    }
-    out[n] = '\0';
-    return out;
+    return world_output(c);
 }
 
 /* One response, taken apart. */
@@ -240,33 +152,6 @@ static json_int_t assert_published(reply_t *r)
     json_decref(r->body);
     r->body = NULL;
     return v;
-}
-
-static void world_free(world_t *x)
-{
-    worker_t *w = x->w;
-    /* Off the dirty list first: the worker's flush would free them. */
-    w->net.dirty = NULL;
-    for (conn_t *d = w->net.conns; d != NULL; d = d->next) {
-        d->dirty = false;
-        d->dirty_next = NULL;
-    }
-    while (w->net.conns != NULL) {
-        conn_close(w->net.conns);
-    }
-    router_drain_pushed(&w->core);
-    assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&w->loop), 0);
-    xqueue_destroy(&w->core.inbox);
-    trie_free(w->core.trie);
-    free(w);
-    while (npeers > 0) {
-        close(peers[--npeers]);
-    }
-    seqtab_free(x->b.seqtab);
-    auth_free(&x->b.auth);
-    config_free(&x->cfg);
-    free(x);
 }
 
 /* A subscriber as the core sees it: what it was given. */

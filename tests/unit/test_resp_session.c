@@ -19,6 +19,7 @@
 #include "app/broker.h"
 #include "app/config.h"
 #include "app/worker.h"
+#include "broker_world.h"
 #include "core/router.h"
 #include "core/seqtab.h"
 #include "ingress/resp_internal.h"
@@ -29,58 +30,11 @@
 #include <cmocka.h>
 
 /* One broker with one worker and its RESP listener state, no sockets. */
-typedef struct {
-    config_t cfg;
-    broker_t b;
-    worker_t *w;
-    worker_t *workers[1];
-    core_worker_t *cworkers[1];
-} world_t;
-
-/* One worker: nothing to wake (the test drains the inbox itself). */
-static void no_wake(core_worker_t *w)
-{
-    (void)w;
-}
-
 static world_t *world_new(const char *api_keys)
 {
-    world_t *x = calloc(1, sizeof(*x));
-    char prog[] = "wsbroker", flag[] = "--api-keys", keys[64];
-    (void)snprintf(keys, sizeof keys, "%s", api_keys != NULL ? api_keys : "");
-    char *argv[] = {prog, flag, keys, NULL};
-    char *envp[] = {NULL};
-    char err[256];
-    assert_int_equal(config_load(&x->cfg, api_keys != NULL ? 3 : 1, argv, envp, err, sizeof err),
-                     CONFIG_OK);
-    worker_t *w = calloc(1, sizeof(worker_t));
-    assert_int_equal(uv_loop_init(&w->loop), 0);
-    w->cfg = &x->cfg;
-    metrics_init(&w->metrics);
-    xqueue_init(&w->core.inbox, 1024);
-    assert_int_equal(uv_async_init(&w->loop, &w->inbox_async, NULL), 0);
-    x->workers[0] = w;
-    x->cworkers[0] = &w->core;
-    x->w = w;
-    x->b.cfg = &x->cfg;
-    x->b.nworkers = 1;
-    x->b.workers = x->workers;
-    x->b.seqtab = seqtab_new(&x->b.history_rules, 100, 1 << 20);
-    x->b.core.nworkers = 1;
-    x->b.core.workers = x->cworkers;
-    x->b.core.seqtab = x->b.seqtab;
-    x->b.core.history_rules = &x->b.history_rules;
-    x->b.core.max_subscriptions = x->cfg.max_subscriptions;
-    x->b.core.wake_cb = no_wake;
-    auth_config_t acfg;
-    config_auth(&x->cfg, &acfg);
-    char aerr[256];
-    assert_int_equal(auth_init(&x->b.auth, &acfg, aerr, sizeof aerr), 0);
-    broker_ingress_config(&x->cfg, &x->b.ingress_cfg);
-    broker_worker_env(&x->b);
-    worker_setup_contexts(w, &x->b.worker_env, 0);
-    w->net.outbound_limit = x->cfg.max_total_outbound;
-    resp_listener_init(&w->ingress, &w->net);
+    const char *args[] = {"--api-keys", api_keys, NULL};
+    world_t *x = world_new_args(api_keys != NULL ? args : NULL);
+    resp_listener_init(&x->w->ingress, &x->w->net);
     return x;
 }
 
@@ -93,34 +47,10 @@ static void set_max_outbound(world_t *x, uint64_t bytes)
     x->w->net.lim.max_outbound_bytes = bytes;
 }
 
-/* The test's ends of the connections' socket pairs. */
-static int peers[16];
-static int npeers;
-
 /* A CONN_RESP connection, its session opened. */
 static conn_t *conn_new(world_t *x)
 {
-    worker_t *w = x->w;
-    conn_t *c = calloc(1, sizeof(*c));
-    c->net = &w->net;
-    outq_init(&c->outq);
-    /* A socket pair nobody writes to: the connection may start and stop
-     * reading (the loop never runs while the test drives it). */
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    assert_int_equal(uv_tcp_init(&w->loop, &c->tcp), 0);
-    assert_int_equal(uv_tcp_open(&c->tcp, sv[0]), 0);
-    peers[npeers++] = sv[1];
-    c->tcp.data = c;
-    c->handles_open = 1;
-    c->last_rx_ms = uv_now(&w->loop);
-    c->next = w->net.conns;
-    if (w->net.conns != NULL) {
-        w->net.conns->prev = c;
-    }
-    w->net.conns = c;
-    w->net.nconns++;
-    c->state = CONN_RESP;
+    conn_t *c = world_conn(x, CONN_RESP);
     conn_hold_input(c, false); /* starts reading, as at accept */
     c->resp = resp_conn_handlers.open(c);
     return c;
@@ -131,25 +61,9 @@ static void feed(conn_t *c, const char *bytes)
     resp_conn_handlers.feed(c->resp, bytes, strlen(bytes));
 }
 
-/* Everything queued on `c` so far, as a string (consumed, like a write). */
 static char *output(conn_t *c)
 {
-    static char out[1 << 16];
-    size_t n = 0;
-    while (outq_pending_bytes(&c->outq) > 0) {
-        uv_buf_t bufs[16];
-        size_t total = 0;
-        unsigned k = outq_iov(&c->outq, bufs, 16, &total);
-        for (unsigned i = 0; i < k; i++) {
-            assert_true(n + bufs[i].len < sizeof out);
-            memcpy(out + n, bufs[i].base, bufs[i].len);
-            n += bufs[i].len;
-        }
-        outq_consume(&c->outq, total);
-        c->net->outbound_bytes -= total;
-    }
-    out[n] = '\0';
-    return out;
+    return world_output(c);
 }
 
 /* The worker's flush of `c` without a socket: written, then what follows. */
@@ -160,39 +74,14 @@ static void flushed(conn_t *c)
     resp_conn_handlers.writable(c->resp);
 }
 
-static void conn_done(conn_t *c)
-{
-    net_t *net = c->net;
-    /* Off the dirty list first: the worker's flush would free it. */
-    net->dirty = NULL;
-    for (conn_t *d = net->conns; d != NULL; d = d->next) {
-        d->dirty = false;
-        d->dirty_next = NULL;
-    }
-    conn_close(c);
-}
-
-static void world_free(world_t *x)
+static void world_end(world_t *x)
 {
     worker_t *w = x->w;
     while (w->net.conns != NULL) {
-        conn_done(w->net.conns);
+        world_close(w->net.conns); /* the sessions leave the trie first */
     }
-    router_drain_pushed(&w->core);
-    uv_close((uv_handle_t *)&w->inbox_async, NULL);
-    assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&w->loop), 0);
-    xqueue_destroy(&w->core.inbox);
-    trie_free(w->core.trie);
     resp_listener_free(&w->ingress);
-    free(w);
-    while (npeers > 0) {
-        close(peers[--npeers]);
-    }
-    seqtab_free(x->b.seqtab);
-    auth_free(&x->b.auth);
-    config_free(&x->cfg);
-    free(x);
+    world_free(x);
 }
 
 static void test_pipelined_inline_and_split_requests(void **state)
@@ -212,7 +101,7 @@ static void test_pipelined_inline_and_split_requests(void **state)
     feed(c, "NOSUCH a b\r\n");
     assert_string_equal(output(c),
                         "-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n");
-    world_free(x);
+    world_end(x);
 }
 
 static void test_publish_reaches_channel_and_pattern_subscribers(void **state)
@@ -245,7 +134,7 @@ static void test_publish_reaches_channel_and_pattern_subscribers(void **state)
     router_drain(&x->w->core);
     assert_string_equal(output(sub), "*4\r\n$8\r\npmessage\r\n$3\r\na.*\r\n$3\r\na.b\r\n"
                                      "$1\r\n2\r\n");
-    world_free(x);
+    world_end(x);
 }
 
 static void test_auth_required_and_its_deadline(void **state)
@@ -271,7 +160,7 @@ static void test_auth_required_and_its_deadline(void **state)
     assert_int_equal(resp_conn_handlers.deadline(lr), CONN_TIMEOUT_NONE);
     assert_string_equal(output(lazy), "-NOAUTH Authentication timeout.\r\n");
     assert_int_equal(lazy->state, CONN_LINGER);
-    world_free(x);
+    world_end(x);
 }
 
 static void test_partial_request_deadline_closes(void **state)
@@ -286,7 +175,7 @@ static void test_partial_request_deadline_closes(void **state)
     assert_int_equal(resp_conn_handlers.deadline(rc), CONN_TIMEOUT_HEADER);
     assert_string_equal(output(c), "-ERR Protocol error: request timeout\r\n");
     assert_int_equal(c->state, CONN_LINGER);
-    world_free(x);
+    world_end(x);
 }
 
 /* A pipelining client whose reads end inside a request, read after read, is
@@ -306,7 +195,7 @@ static void test_partial_clock_restarts_with_each_request(void **state)
     rc->partial_since_ms = 1;
     feed(c, "N"); /* bytes alone do not restart it */
     assert_int_equal(rc->partial_since_ms, 1);
-    world_free(x);
+    world_end(x);
 }
 
 static void test_protocol_error_answers_then_closes(void **state)
@@ -318,7 +207,7 @@ static void test_protocol_error_answers_then_closes(void **state)
     char *out = output(c);
     assert_non_null(strstr(out, "+PONG\r\n-ERR Protocol error: "));
     assert_int_equal(c->state, CONN_LINGER);
-    world_free(x);
+    world_end(x);
 }
 
 static void test_replies_over_the_bound_wait_for_the_peer(void **state)
@@ -343,7 +232,7 @@ static void test_replies_over_the_bound_wait_for_the_peer(void **state)
     }
     assert_int_equal(total, 20 * 12);
     assert_false(c->input_held);
-    world_free(x);
+    world_end(x);
 }
 
 static void test_subscriber_over_its_bound_is_closed(void **state)
@@ -365,7 +254,7 @@ static void test_subscriber_over_its_bound_is_closed(void **state)
     assert_int_equal(sub->state, CONN_LINGER); /* pending output dropped, closing */
     assert_int_equal(outq_pending_bytes(&sub->outq), 0);
     assert_int_equal(METRIC_GET(x->w->metrics.slow_consumer_closes), 1);
-    world_free(x);
+    world_end(x);
 }
 
 int main(void)
