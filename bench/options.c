@@ -470,6 +470,45 @@ static opts_result_t apply_url(opts_t *o, bool pub, const char *v, char *err, si
                      v, err, errlen);
 }
 
+/* The options of time and connection pacing (a part of apply()). */
+static opts_result_t apply_timing(opts_t *o, const opt_def_t *d, const char *v, char *err,
+                                  size_t errlen)
+{
+    switch (d->id) {
+    case O_HOLD:
+        if (!parse_seconds(v, DAY_S, &o->hold)) {
+            return fail(err, errlen, "--hold: '%s' is not a number of seconds from 0 to %g", v,
+                        DAY_S);
+        }
+        break;
+    case O_DRAIN:
+        if (!parse_seconds(v, 3600, &o->drain)) {
+            return fail(err, errlen, "--drain: '%s' is not a number of seconds from 0 to 3600", v);
+        }
+        break;
+    case O_CONNECT_RATE:
+        if (!parse_u32(v, 1, 10000000, &o->connect_rate)) {
+            return fail(err, errlen, "--connect-rate: '%s' is not a number from 1 to 10000000", v);
+        }
+        break;
+    case O_CONNECT_PARALLEL:
+        if (!parse_u32(v, 1, 65536, &o->connect_parallel)) {
+            return fail(err, errlen, "--connect-parallel: '%s' is not a number from 1 to 65536", v);
+        }
+        break;
+    case O_CONNECT_TIMEOUT:
+        if (!parse_seconds(v, 3600, &o->connect_timeout) || o->connect_timeout <= 0) {
+            return fail(err, errlen,
+                        "--connect-timeout: '%s' is not a number of seconds above 0, at most 3600",
+                        v);
+        }
+        break;
+    default:
+        break;
+    }
+    return OPTS_OK;
+}
+
 static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *err, size_t errlen)
 {
     uint64_t u64 = 0;
@@ -563,33 +602,11 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
         o->churn_quiet = true;
         break;
     case O_HOLD:
-        if (!parse_seconds(v, DAY_S, &o->hold)) {
-            return fail(err, errlen, "--hold: '%s' is not a number of seconds from 0 to %g", v,
-                        DAY_S);
-        }
-        break;
     case O_DRAIN:
-        if (!parse_seconds(v, 3600, &o->drain)) {
-            return fail(err, errlen, "--drain: '%s' is not a number of seconds from 0 to 3600", v);
-        }
-        break;
     case O_CONNECT_RATE:
-        if (!parse_u32(v, 1, 10000000, &o->connect_rate)) {
-            return fail(err, errlen, "--connect-rate: '%s' is not a number from 1 to 10000000", v);
-        }
-        break;
     case O_CONNECT_PARALLEL:
-        if (!parse_u32(v, 1, 65536, &o->connect_parallel)) {
-            return fail(err, errlen, "--connect-parallel: '%s' is not a number from 1 to 65536", v);
-        }
-        break;
     case O_CONNECT_TIMEOUT:
-        if (!parse_seconds(v, 3600, &o->connect_timeout) || o->connect_timeout <= 0) {
-            return fail(err, errlen,
-                        "--connect-timeout: '%s' is not a number of seconds above 0, at most 3600",
-                        v);
-        }
-        break;
+        return apply_timing(o, d, v, err, errlen);
     case O_BROKER_PID:
         if (!parse_u64(v, INT32_MAX, &u64) || u64 == 0) {
             return fail(err, errlen, "--broker-pid: '%s' is not a process id", v);

@@ -141,8 +141,9 @@ static char *put_bulk(char *p, const char *bytes, size_t n)
     p += sprintf(p, "$%zu\r\n", n);
     memcpy(p, bytes, n);
     p += n;
-    memcpy(p, "\r\n", 2);
-    return p + 2;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
 }
 
 static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t *m)
