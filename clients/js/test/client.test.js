@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { connect, State, WsbrokerError } from "../wsbroker.js";
-import { Broker, WebSocket, nextEvent, startBroker, waitFor, within } from "./helpers.js";
+import { Broker, WebSocket, allThreadsStopped, nextEvent, startBroker, waitFor, within } from "./helpers.js";
 
 const FAST = { WebSocket, reconnect: { minDelay: 20, maxDelay: 200 } };
 
@@ -330,17 +330,24 @@ describe("reconnect", () => {
     test("a publish in flight when the socket drops is rejected with 'disconnected', not resent", { timeout: 20000 }, async () => {
         const broker = await startBroker();
         const c = connect(broker.url, FAST);
-        await nextEvent(c, "open");
-        // SIGSTOP freezes the broker: the publish is written but never acknowledged.
-        process.kill(broker.pid, "SIGSTOP");
-        // On an open connection publish() sends at once (no pause needed for
-        // it to be in flight): the request is pending when the socket drops.
-        const p = c.publish("r2.x", 1);
-        process.kill(broker.pid, "SIGKILL");
-        await assert.rejects(within(p, 5000, "rejection"), { code: "disconnected" });
-        await c.close();
-        await broker.kill();
-        broker.cleanup();
+        try {
+            await nextEvent(c, "open");
+            // SIGSTOP freezes the broker: the publish is written but never
+            // acknowledged, once every thread has stopped (a worker thread
+            // still running for a moment answered it once on a loaded machine).
+            process.kill(broker.pid, "SIGSTOP");
+            await waitFor(() => allThreadsStopped(broker.pid), 5000, "the broker stopped");
+            // On an open connection publish() sends at once (no pause needed for
+            // it to be in flight): the request is pending when the socket drops.
+            const p = c.publish("r2.x", 1);
+            process.kill(broker.pid, "SIGKILL");
+            await assert.rejects(within(p, 5000, "rejection"), { code: "disconnected" });
+        } finally {
+            // Also on failure: a client left reconnecting keeps node (and the suite) running.
+            await c.close();
+            await broker.kill();
+            broker.cleanup();
+        }
     });
 
     test("SIGTERM (close 1001, going away) also leads to a reconnect", { timeout: 20000 }, async () => {

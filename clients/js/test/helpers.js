@@ -79,6 +79,17 @@ function brokerEnv() {
     return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("WSB_")));
 }
 
+/** True once every thread of process `pid` is stopped (state T in /proc): a
+ * SIGSTOP is sent at once but each thread stops when the kernel next gets
+ * to it, so a worker thread can still answer a request for a moment. */
+export function allThreadsStopped(pid) {
+    const tasks = fs.readdirSync(`/proc/${pid}/task`);
+    return tasks.every((t) => {
+        const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+    });
+}
+
 /**
  * A broker process. start() binds port 0 (or `port`) on 127.0.0.1 and waits for
  * the port file; stop() sends SIGTERM and waits; kill() sends SIGKILL.
