@@ -217,16 +217,17 @@ static void test_replies_over_the_bound_wait_for_the_peer(void **state)
     set_max_outbound(x, 64);
     conn_t *c = conn_new(x);
     /* 20 replies of 12 bytes: the bound lets about 6 through at a time. */
-    char req[20 * 16 + 1] = "";
-    for (int i = 0; i < 20; i++) {
-        strcat(req, "ECHO 123456\r\n");
+    static const char one[] = "ECHO 123456\r\n";
+    char req[20 * (sizeof one - 1) + 1];
+    for (size_t i = 0; i < 20; i++) {
+        memcpy(req + i * (sizeof one - 1), one, sizeof one);
     }
     feed(c, req);
     size_t got = outq_bytes(&c->outq);
     assert_true(got > 64 && got < 64 + 13);
     assert_true(c->input_held); /* not read meanwhile */
     size_t total = 0;
-    for (int turns = 0; turns < 20 && total < 20 * 12; turns++) {
+    for (int turns = 0; turns < 20 && total < (size_t)20 * 12; turns++) {
         total += outq_bytes(&c->outq);
         flushed(c);
     }
