@@ -65,6 +65,7 @@ static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t from,
     bool keep = pos.rule >= 0;
     wsb_str_t epoch = keep ? (wsb_str_t){pos.epoch, strlen(pos.epoch)} : WSB_STR_NULL;
     xmsg_t *m = xmsg_new_from(topic, seq, epoch, from, json, c->nworkers);
+    m->conflate = topic_rules_conflate(c->topic_rules, topic);
     /* Every reference is counted before the first push: a worker may deliver
      * and release its share before the pushes end. History holds one more. */
     xmsg_set_refs(m, c->nworkers + (keep ? 1u : 0u));
