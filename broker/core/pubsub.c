@@ -56,7 +56,8 @@ static pubsub_status_t publish_clustered(core_worker_t *w, const pubsub_publish_
  * into every worker's inbox, all under the topic's shard lock (see
  * pubsub.h), then delivers to this worker's subscribers.
  */
-static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t from, wsb_str_t json)
+static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t from, wsb_str_t json,
+                              bool conflate)
 {
     core_t *c = w->core;
     seqtab_shard_t *shard = NULL;
@@ -65,6 +66,7 @@ static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t from,
     bool keep = pos.rule >= 0;
     wsb_str_t epoch = keep ? (wsb_str_t){pos.epoch, strlen(pos.epoch)} : WSB_STR_NULL;
     xmsg_t *m = xmsg_new_from(topic, seq, epoch, from, json, c->nworkers);
+    m->conflate = conflate;
     /* Every reference is counted before the first push: a worker may deliver
      * and release its share before the pushes end. History holds one more. */
     xmsg_set_refs(m, c->nworkers + (keep ? 1u : 0u));
@@ -96,10 +98,8 @@ static bool may_publish(const pubsub_publish_t *req)
 
 /* {"client":…,"user":…} when the topic's rule stamps the publisher, else
  * NULL. Serialized once per message: every subscriber shares the frame. */
-static char *from_of(const core_worker_t *w, const pubsub_publish_t *req, size_t *len)
+static char *from_of(const topic_rule_t *rule, const pubsub_publish_t *req, size_t *len)
 {
-    const topic_rules_t *rules = w->core->topic_rules;
-    const topic_rule_t *rule = rules != NULL ? topic_rules_match(rules, req->topic) : NULL;
     if (rule == NULL || !rule->publisher) {
         return NULL;
     }
@@ -132,7 +132,10 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
         wsb_oom("publish data");
     }
     size_t from_len = 0;
-    char *from = from_of(w, req, &from_len);
+    /* One rule lookup per publish serves the stamp and conflation. */
+    const topic_rules_t *rules = w->core->topic_rules;
+    const topic_rule_t *trule = rules != NULL ? topic_rules_match(rules, req->topic) : NULL;
+    char *from = from_of(trule, req, &from_len);
     wsb_str_t stamp = {from, from != NULL ? from_len : 0};
     pubsub_status_t st = PUBSUB_OK;
     int rule = chist_rule(w->core, req->topic);
@@ -144,7 +147,8 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
         st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, rule, out);
     } else {
         count_published(w, req->ingress);
-        out->seq = publish_local(w, req->topic, stamp, (wsb_str_t){json, len});
+        out->seq = publish_local(w, req->topic, stamp, (wsb_str_t){json, len},
+                                 trule != NULL && trule->conflate);
         out->pause = core_inbox_pressure(w);
     }
     free(from);

@@ -41,6 +41,7 @@ unsigned core_inject_remote(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t 
                             wsb_str_t from_json, wsb_str_t data_json)
 {
     xmsg_t *m = xmsg_new_from(topic, seq, epoch, from_json, data_json, c->nworkers);
+    m->conflate = topic_rules_conflate(c->topic_rules, topic);
     if (epoch.len > 0 && c->history_rules != NULL) {
         int rule = history_rules_match(c->history_rules, topic);
         m->drop_slow = rule >= 0 && c->history_rules->rules[rule].drop_slow;

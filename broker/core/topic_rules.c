@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define OPTIONS_HINT "expected pattern, history, presence, join_leave, publisher"
+#define OPTIONS_HINT "expected pattern, history, presence, join_leave, publisher, conflate"
 
 #define fail err_printf
 
@@ -54,6 +54,9 @@ static int parse_option(json_t *v, const char *where, const char *key, topic_rul
     }
     if (strcmp(key, "publisher") == 0) {
         return parse_flag(v, where, key, &r->publisher, err, errlen);
+    }
+    if (strcmp(key, "conflate") == 0) {
+        return parse_flag(v, where, key, &r->conflate, err, errlen);
     }
     return fail(err, errlen, "%s: unknown option \"%s\" (" OPTIONS_HINT ")", where, key);
 }
@@ -168,6 +171,12 @@ void topic_rules_history(const topic_rules_t *r, history_rules_t *out)
         }
     }
     out->n = last;
+}
+
+bool topic_rules_conflate(const topic_rules_t *r, wsb_str_t topic)
+{
+    const topic_rule_t *rule = r != NULL ? topic_rules_match(r, topic) : NULL;
+    return rule != NULL && rule->conflate;
 }
 
 bool topic_rules_any_presence(const topic_rules_t *r)

@@ -17,8 +17,10 @@
  *   presence    true: the topic's members can be asked for (presence.h)
  *   join_leave  true: subscribers get join/leave events (presence.h)
  *   publisher   true: messages carry the broker's "from" stamp
- * Any other key (including options of later versions such as "stream" and
- * "conflate") is an error naming the rule and the key.
+ *   conflate    true: a subscriber that falls behind keeps only the newest
+ *               unsent message of each topic (xmsg.h `conflate`)
+ * Any other key (including options of later versions such as "stream") is
+ * an error naming the rule and the key.
  *
  * The parsed table is immutable and read by every worker without a lock.
  */
@@ -43,6 +45,7 @@ typedef struct {
     bool presence;
     bool join_leave;
     bool publisher;
+    bool conflate;
 } topic_rule_t;
 
 typedef struct topic_rules_s {
@@ -70,6 +73,9 @@ const topic_rule_t *topic_rules_match(const topic_rules_t *r, wsb_str_t topic);
  * that out->n is 0 when no rule keeps history.
  */
 void topic_rules_history(const topic_rules_t *r, history_rules_t *out);
+
+/* True when the first rule matching `topic` conflates it (r may be NULL). */
+bool topic_rules_conflate(const topic_rules_t *r, wsb_str_t topic);
 
 /* True when some rule enables presence or join_leave. */
 bool topic_rules_any_presence(const topic_rules_t *r);

@@ -59,6 +59,7 @@ static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t fr
     memcpy(m->topic, topic.p, topic.len);
     m->topic[topic.len] = '\0';
     m->drop_slow = false;
+    m->conflate = false;
     size_t elen = epoch.len < XMSG_EPOCH_MAX ? epoch.len : XMSG_EPOCH_MAX;
     if (elen > 0) {
         memcpy(m->epoch, epoch.p, elen);

@@ -38,8 +38,9 @@ typedef struct xmsg_s {
     char *topic;       /* NUL-terminated, inside this allocation */
     uint32_t data_off; /* the data JSON inside the frame (it is the last field) */
     uint32_t data_len;
-    bool drop_slow;                 /* history rule says: gap, not close 1013 */
-    bool event;                     /* a join/leave frame (xmsg_new_event): no seq, no data */
+    bool drop_slow; /* history rule says: gap, not close 1013 */
+    bool event;     /* a join/leave frame (xmsg_new_event): no seq, no data */
+    bool conflate;  /* topic rule conflate:true: a newer frame replaces an unsent older one */
     char epoch[XMSG_EPOCH_MAX + 1]; /* "" when the topic keeps no history */
 } xmsg_t;
 

@@ -739,6 +739,37 @@ static const wsb_ws_parser_callbacks_t parser_callbacks = {
 
 /* ---- delivery (subscriber.h) ------------------------------------------------------------ */
 
+static bool same_message_topic_cb(const frame_buf_t *fb, void *user_data)
+{
+    const xmsg_t *m = user_data;
+    const xmsg_t *x = fb->shared;
+    return x != NULL && !x->event && x->topic_len == m->topic_len &&
+           memcmp(x->topic, m->topic, x->topic_len) == 0;
+}
+
+/* A message of a conflated topic (topic rule conflate:true): the newest one
+ * replaces the topic's frame still waiting unsent in the queue (at most one
+ * per topic, since each delivery replaces the one before), so a subscriber
+ * that falls behind gets the latest value, not a backlog. Such frames may use
+ * up to SESSION_CONFLATE_FACTOR times max_outbound_bytes: the backlog is one
+ * frame per topic, and only past that (a reader stalled on very many topics)
+ * is the subscriber handled as a slow consumer. */
+static subscriber_verdict_t deliver_conflated(session_t *s, frame_buf_t *fb, xmsg_t *m)
+{
+    conn_t *c = s->conn;
+    if (outq_pending_bytes(&c->outq) > 0) {
+        size_t dropped = outq_drop_last_matching(&c->outq, same_message_topic_cb, m);
+        if (dropped > 0) {
+            c->net->outbound_bytes -= dropped;
+            METRIC_ADD(s->ctx->metrics->conflated, 1);
+        }
+    }
+    if (conn_send_scaled(c, fb, 0, fb->len, SESSION_CONFLATE_FACTOR) == 0) {
+        return SUBSCRIBER_DELIVERED;
+    }
+    return c->state == CONN_WS ? SUBSCRIBER_FULL : SUBSCRIBER_SKIPPED;
+}
+
 static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t *m)
 {
     session_t *s = user_data;
@@ -747,6 +778,9 @@ static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t 
     }
     if (is_gapped(s, m)) {
         return SUBSCRIBER_SKIPPED; /* suspended until the client recovers (report_gap) */
+    }
+    if (m->conflate && !m->event) {
+        return deliver_conflated(s, fb, m);
     }
     if (conn_send(s->conn, fb, 0, fb->len) == 0) {
         return SUBSCRIBER_DELIVERED;

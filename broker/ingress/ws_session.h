@@ -75,6 +75,10 @@ struct session_s {
 /* Topics one session may have suspended at once; one more closes it (1013). */
 #define SESSION_MAX_GAPS 64
 
+/* Frames of conflated topics may fill this many times max_outbound_bytes
+ * (one unsent frame per topic) before the subscriber is a slow consumer. */
+#define SESSION_CONFLATE_FACTOR 2
+
 typedef struct session_s session_t;
 
 /* Creates the session for `c` and queues the welcome frame (unless echo).

@@ -480,11 +480,16 @@ void conn_flush(conn_t *c)
 
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
 {
+    return conn_send_scaled(c, fb, off, len, 1);
+}
+
+int conn_send_scaled(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len, unsigned factor)
+{
     net_t *net = c->net;
     if (c->state != CONN_WS && c->state != CONN_RESP) {
         return -1;
     }
-    if (outq_bytes(&c->outq) + len > net->lim.max_outbound_bytes ||
+    if (outq_bytes(&c->outq) + len > net->lim.max_outbound_bytes * factor ||
         (net->outbound_bytes + len > net->outbound_limit && outq_bytes(&c->outq) > 0)) {
         return -1;
     }

@@ -192,6 +192,11 @@ void conn_accept(net_t *net, uv_stream_t *listener, bool tls);
  * subscriber without a word). */
 int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len);
 
+/* conn_send with the per-connection bound multiplied by `factor` (>= 1):
+ * the extra room a conflated topic's frames may use, whose backlog is
+ * bounded by the caller (one unsent frame per topic) rather than by bytes. */
+int conn_send_scaled(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len, unsigned factor);
+
 /* Queues `fb` bypassing the bounds (small replies and control frames). */
 void conn_send_always(conn_t *c, frame_buf_t *fb);
 

@@ -88,6 +88,27 @@ size_t outq_drop_matching(outq_t *q, bool (*match)(const frame_buf_t *fb, void *
     return dropped;
 }
 
+size_t outq_drop_last_matching(outq_t *q, bool (*match)(const frame_buf_t *fb, void *user_data),
+                               void *user_data)
+{
+    for (uint32_t i = q->count; i > q->inflight; i--) {
+        outq_slice_t *s = at(q, i - 1);
+        if (s->off != 0 || s->len != s->fb->len || !match(s->fb, user_data)) {
+            continue;
+        }
+        size_t dropped = s->len;
+        frame_buf_unref(s->fb);
+        for (uint32_t j = i; j < q->count; j++) {
+            *at(q, j - 1) = *at(q, j);
+        }
+        q->count--;
+        q->bytes -= dropped;
+        maybe_shrink(q);
+        return dropped;
+    }
+    return 0;
+}
+
 static void grow(outq_t *q)
 {
     uint32_t ncap = q->cap * 2;

@@ -66,6 +66,15 @@ size_t outq_drop_pending(outq_t *q);
 size_t outq_drop_matching(outq_t *q, bool (*match)(const frame_buf_t *fb, void *user_data),
                           void *user_data);
 
+/* Drops the newest whole, not-in-flight slice for which match(fb, user_data)
+ * is true (scanning from the tail), keeping the others in order; returns its
+ * bytes, 0 when none matched. The primitive behind "a newer frame of key K
+ * replaces the unsent older one" (conflation): the queue knows no keys, the
+ * caller's `match` does. Like outq_drop_matching, a slice in flight or partly
+ * written is never dropped. */
+size_t outq_drop_last_matching(outq_t *q, bool (*match)(const frame_buf_t *fb, void *user_data),
+                               void *user_data);
+
 /* Appends a slice; takes over one reference the caller holds on `fb`. */
 void outq_push(outq_t *q, frame_buf_t *fb, uint32_t off, uint32_t len);
 

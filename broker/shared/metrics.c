@@ -140,6 +140,10 @@ void metrics_render(metrics_t *const *w, unsigned n, const metrics_gauges_t *g, 
     counter(o, "wsbroker_history_gaps_total",
             "Gap notices sent to slow consumers on history topics instead of close 1013.",
             TOTAL(history_gaps));
+    counter(o, "wsbroker_conflated_total",
+            "Unsent message frames dropped because a newer one of the same conflated topic "
+            "replaced them in a subscriber's backlog.",
+            TOTAL(conflated));
     header(o, "wsbroker_history_recoveries_total", "counter",
            "Subscribes with since, by outcome (recovered true or false).");
     sbuf_printf(o,

@@ -78,6 +78,7 @@ typedef struct {
     metric_t bytes_out;
     metric_t slow_consumer_closes;
     metric_t history_gaps;          /* gap notices sent instead of close 1013 */
+    metric_t conflated;             /* unsent frames replaced by a newer one of their topic */
     metric_t history_recovered;     /* subscribes with since answered recovered:true */
     metric_t history_not_recovered; /* ... recovered:false */
     metric_t history_replayed;      /* messages replayed from history */

@@ -94,6 +94,56 @@ static void test_inflight_and_drop_pending(void **state)
     frame_buf_unref(fb);
 }
 
+static bool same_buf(const frame_buf_t *fb, void *user_data)
+{
+    return fb == user_data;
+}
+
+/* Conflation's primitive: the newest whole, unsent slice of a key goes, the
+ * rest keeps its order; a slice in flight or partly written never goes. */
+static void test_drop_last_matching(void **state)
+{
+    (void)state;
+    outq_t q;
+    outq_init(&q);
+    frame_buf_t *a = make("A1");
+    frame_buf_t *b = make("B1");
+    frame_buf_t *c = make("C1");
+    outq_push(&q, frame_buf_ref(a), 0, a->len);
+    outq_push(&q, frame_buf_ref(b), 0, b->len);
+    outq_push(&q, frame_buf_ref(a), 0, a->len);
+    outq_push(&q, frame_buf_ref(c), 0, c->len);
+    char out[32];
+    /* The newest A goes, the older one (say, in flight later) stays. */
+    assert_int_equal(outq_drop_last_matching(&q, same_buf, a), 2);
+    gather(&q, out, sizeof(out));
+    assert_string_equal(out, "A1B1C1");
+    assert_int_equal(outq_bytes(&q), 6);
+    assert_int_equal(a->refcnt, 2);
+    /* The first slice partly written: it is not a whole frame any more. */
+    outq_consume(&q, 1);
+    assert_int_equal(outq_drop_last_matching(&q, same_buf, a), 0);
+    assert_int_equal(a->refcnt, 2);
+    /* In flight: B is gathered into the write, C is still pending. */
+    uv_buf_t bufs[4];
+    size_t total = 0;
+    unsigned n = outq_iov(&q, bufs, 2, &total);
+    outq_mark_inflight(&q, n, total);
+    assert_int_equal(outq_drop_last_matching(&q, same_buf, b), 0);
+    assert_int_equal(outq_drop_last_matching(&q, same_buf, c), 2);
+    assert_int_equal(c->refcnt, 1);
+    assert_int_equal(outq_pending_bytes(&q), 0);
+    assert_int_equal(outq_drop_last_matching(&q, same_buf, c), 0);
+    outq_complete_inflight(&q);
+    assert_int_equal(outq_bytes(&q), 0);
+    assert_int_equal(a->refcnt, 1);
+    assert_int_equal(b->refcnt, 1);
+    outq_clear(&q);
+    frame_buf_unref(a);
+    frame_buf_unref(b);
+    frame_buf_unref(c);
+}
+
 static void test_growth_and_shrink(void **state)
 {
     (void)state;
@@ -142,6 +192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_and_partial_consume),
         cmocka_unit_test(test_inflight_and_drop_pending),
+        cmocka_unit_test(test_drop_last_matching),
         cmocka_unit_test(test_growth_and_shrink),
         cmocka_unit_test(test_adopt_headroom),
     };

@@ -36,7 +36,8 @@ static void test_options_parsed(void **state)
     char err[256];
     const char *json = "[{\"pattern\":\"chat.>\",\"history\":{\"size\":7,\"ttl\":\"2s\","
                        "\"slow_consumer\":\"drop\"},\"presence\":true,\"join_leave\":true,"
-                       "\"publisher\":true},{\"pattern\":\"room.*\",\"presence\":false}]";
+                       "\"publisher\":true},{\"pattern\":\"room.*\",\"presence\":false,"
+                       "\"conflate\":true}]";
     assert_int_equal(topic_rules_parse(json, "", &rules, err, sizeof err), 0);
     assert_int_equal(rules.n, 2);
     const topic_rule_t *r = topic_rules_match(&rules, STR("chat.a.b"));
@@ -48,9 +49,14 @@ static void test_options_parsed(void **state)
     assert_true(r->history.drop_slow);
     assert_string_equal(r->history.pattern, "chat.>");
     assert_true(r->presence && r->join_leave && r->publisher);
+    assert_false(r->conflate);
     r = topic_rules_match(&rules, STR("room.x"));
     assert_non_null(r);
     assert_false(r->has_history || r->presence || r->join_leave || r->publisher);
+    assert_true(r->conflate);
+    assert_true(topic_rules_conflate(&rules, STR("room.x")));
+    assert_false(topic_rules_conflate(&rules, STR("chat.x")));
+    assert_false(topic_rules_conflate(NULL, STR("room.x")));
     assert_null(topic_rules_match(&rules, STR("other")));
     assert_true(topic_rules_any_presence(&rules));
 }
@@ -78,8 +84,9 @@ static void test_errors_name_rule_and_key(void **state)
     } cases[] = {
         {"[{\"pattern\":\"a\",\"stream\":{\"size\":1}}]", "",
          "topics[0]: unknown option \"stream\""},
-        {"[{\"pattern\":\"a\"},{\"pattern\":\"b\",\"conflate\":true}]", "",
-         "topics[1]: unknown option \"conflate\""},
+        {"[{\"pattern\":\"a\"},{\"pattern\":\"b\",\"stream2\":true}]", "",
+         "topics[1]: unknown option \"stream2\""},
+        {"[{\"pattern\":\"a\",\"conflate\":\"yes\"}]", "", "topics[0].conflate"},
         {"[{\"presence\":true}]", "", "topics[0]: \"pattern\" is required"},
         {"[{\"pattern\":\"a..b\"}]", "", "topics[0].pattern"},
         {"[{\"pattern\":7}]", "", "topics[0].pattern"},
