@@ -244,9 +244,8 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         conn_send_always(s->conn, xmsg_replay_buf(out.msgs[i]));
         xmsg_unref(out.msgs[i]);
     }
-    if (out.has_seq) {
-        METRIC_ADD(srv->metrics->history_replayed, out.nmsgs);
-    }
+    /* Only history (an exact topic's or a pattern's) fills out.msgs. */
+    METRIC_ADD(srv->metrics->history_replayed, out.nmsgs);
     free(out.msgs);
 }
 

@@ -56,6 +56,7 @@ def test_pattern_history_replays_last_n_of_each_topic_then_live(broker):
     assert all(m["type"] == "message" and len(m["epoch"]) == 12 for m in replay), replay
     assert by_topic(replay) == {"prices.btc.usd": [2, 3], "prices.eth.usd": [1]}, replay
     assert [m["data"] for m in replay if m["topic"] == "prices.btc.usd"] == [1, 2]
+    assert broker.metric("wsbroker_history_replayed_total") == 3
     # Then live, once: an old topic, and a topic that did not exist yet.
     publish_many(pub, "prices.eth.usd", 1, first_id=10)
     publish_many(pub, "prices.sol.usd", 1, first_id=20)
