@@ -6,27 +6,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { connect } from "../wsbroker.js";
-import { WebSocket, startBroker, waitFor } from "./helpers.js";
+import { WebSocket, waitFor, withBroker } from "./helpers.js";
 
 const RULES = ["--history", JSON.stringify([{ pattern: "prices.>", size: 10 }])];
-
-async function withBroker(args, fn) {
-    const broker = await startBroker({ args });
-    const clients = [];
-    try {
-        await fn(broker, (opts) => {
-            const c = connect(broker.url, { WebSocket, ...opts });
-            clients.push(c);
-            return c;
-        });
-    } finally {
-        await Promise.all(clients.map((c) => c.close()));
-        const { code } = await broker.stop();
-        broker.cleanup();
-        assert.equal(code, 0, `broker exit status; stderr: ${broker.stderr}`);
-    }
-}
 
 describe("history on a pattern", () => {
     test("subscribe(pattern, {history: N}) gets the last N of each matching topic, then live", async () => {
@@ -34,7 +16,7 @@ describe("history on a pattern", () => {
             for (let i = 0; i < 3; i++) await broker.publish({ topic: "prices.btc.usd", data: i });
             await broker.publish({ topic: "prices.eth.usd", data: 10 });
             await broker.publish({ topic: "prices.btc.eur", data: 20 }); // not matched
-            const c = open();
+            const c = open(broker.url, { WebSocket });
             const got = [];
             const s = c.subscribe("prices.*.usd", (m) => got.push(m), { history: 2 });
             const info = await s.ready;
@@ -68,7 +50,7 @@ describe("history on a pattern", () => {
         await withBroker([...RULES, "--max-history-topics-per-subscribe", "1"], async (broker, open) => {
             await broker.publish({ topic: "prices.a.usd", data: 1 });
             await broker.publish({ topic: "prices.b.usd", data: 2 });
-            const c = open();
+            const c = open(broker.url, { WebSocket });
             c.on("error", () => {});
             const s = c.subscribe("prices.>", () => {}, { history: 1 });
             await assert.rejects(s.ready, (err) => err.code === "limit_exceeded");
