@@ -532,10 +532,12 @@ void seqtab_unlock_all(seqtab_t *t)
     }
 }
 
-/* The topics of shard `s` that keep history now (hist_lost ones do not),
- * in the order of its history list. */
-#define FOR_EACH_HIST(s, tp)                                                                       \
-    for (topic_t *tp = (s)->hist.head; tp != NULL; tp = tp->hist->link.next)
+/* The next topic of a shard's history list (the topics that keep history
+ * now; hist_lost ones are not in it), or NULL. */
+static topic_t *hist_next(const topic_t *tp)
+{
+    return tp->hist->link.next;
+}
 
 size_t seqtab_match_last(seqtab_t *t, wsb_str_t pattern, size_t max, size_t max_topics,
                          uint64_t now_ms, xmsg_t ***out, size_t *n)
@@ -548,8 +550,7 @@ size_t seqtab_match_last(seqtab_t *t, wsb_str_t pattern, size_t max, size_t max_
     size_t total = 0;
     for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
         shard_t *s = &t->shards[i];
-        FOR_EACH_HIST(s, tp)
-        {
+        for (topic_t *tp = s->hist.head; tp != NULL; tp = hist_next(tp)) {
             if (!wsb_topic_matches(pattern.p, pattern.len, tp->name, tp->len)) {
                 continue;
             }
@@ -565,8 +566,7 @@ size_t seqtab_match_last(seqtab_t *t, wsb_str_t pattern, size_t max, size_t max_
     }
     *out = xmalloc(sizeof(xmsg_t *) * total);
     for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
-        FOR_EACH_HIST(&t->shards[i], tp)
-        {
+        for (topic_t *tp = t->shards[i].hist.head; tp != NULL; tp = hist_next(tp)) {
             if (wsb_topic_matches(pattern.p, pattern.len, tp->name, tp->len)) {
                 *n += history_ring_read(&tp->hist->ring, 0, max, *out + *n);
             }
