@@ -734,7 +734,7 @@ typedef struct {
     world_t *x;
     atomic_bool subscribed;
     atomic_size_t published;
-    size_t after; /* published once `subscribed` was seen */
+    atomic_size_t after; /* published once `subscribed` was seen */
 } race_t;
 
 /* Worker 1's thread: publishes round-robin on the topics until RACE_AFTER
@@ -743,7 +743,7 @@ typedef struct {
 static void *race_publisher(void *arg)
 {
     race_t *r = arg;
-    for (size_t n = 0; r->after < RACE_AFTER; n++) {
+    for (size_t n = 0; atomic_load(&r->after) < RACE_AFTER; n++) {
         while (xqueue_depth(&r->x->w->inbox) > xqueue_capacity(&r->x->w->inbox) / 2) {
             sched_yield();
         }
@@ -752,7 +752,7 @@ static void *race_publisher(void *arg)
         publish_on(r->x->workers[1], (wsb_str_t){topic, strlen(topic)});
         atomic_fetch_add(&r->published, 1);
         if (sub) {
-            r->after++;
+            atomic_fetch_add(&r->after, 1);
         }
     }
     return NULL;
@@ -768,6 +768,7 @@ static void test_pattern_history_switch_over_under_publishes(void **state)
     race_t r = {.x = x};
     atomic_init(&r.subscribed, false);
     atomic_init(&r.published, 0);
+    atomic_init(&r.after, 0);
     race_sub_t rs = {0};
     subscriber_init(&rs.sub, &race_ops, &rs);
     pthread_t th;
@@ -788,7 +789,7 @@ static void test_pattern_history_switch_over_under_publishes(void **state)
     }
     release(&got);
     assert_int_equal(rs.errors, 0);
-    while (atomic_load(&r.published) > 0 && r.after < RACE_AFTER) {
+    while (atomic_load(&r.after) < RACE_AFTER) {
         router_drain(x->w);
         sched_yield();
     }
