@@ -650,10 +650,6 @@ static int parse_history(json_t *history, wsb_msg_t *out, wsb_msg_error_t *err)
         return set_error(err, WSB_ERR_BAD_FIELD,
                          "\"history\" must be an integer from 0 to 1000000");
     }
-    if (wsb_topic_is_pattern(out->topic.p, out->topic.len)) {
-        return set_error(err, WSB_ERR_BAD_SINCE,
-                         "\"history\" is only allowed with an exact topic, not a pattern");
-    }
     if (out->has_since) {
         return set_error(err, WSB_ERR_BAD_SINCE,
                          "\"history\" and \"since\" cannot be used together");

@@ -261,6 +261,7 @@ void broker_ingress_config(const config_t *cfg, ingress_config_t *out)
         .header_timeout_ms = cfg->header_timeout_ms,
         .idle_timeout_ms = cfg->idle_timeout_ms,
         .max_subscriptions = cfg->max_subscriptions,
+        .max_history_topics_per_subscribe = cfg->max_history_topics_per_subscribe,
         .max_message_size = cfg->max_message_size,
         .max_http_body = cfg->max_http_body,
         .max_outbound_bytes = cfg->max_outbound_bytes,
@@ -350,6 +351,7 @@ int broker_init(broker_t *b, const config_t *cfg)
     b->core.topic_rules = &b->topic_rules;
     b->core.presence = b->presence;
     b->core.max_subscriptions = cfg->max_subscriptions;
+    b->core.max_history_topics_per_subscribe = cfg->max_history_topics_per_subscribe;
     b->core.wake_cb = wake_worker;
     broker_ingress_config(cfg, &b->ingress_cfg);
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {

@@ -108,6 +108,8 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     /* $sys topics (sys_events.h) */
     uint64_t sys_stats_interval_ms; /* 5 s: $sys.node.<id>.stats period; 0 = off */
     bool sys_conn_events;           /* true: $sys.conn.connect / disconnect */
+    /* last value on wildcards (pubsub.h) */
+    uint32_t max_history_topics_per_subscribe; /* 1000; beyond: error limit_exceeded */
     /* parsed from api_keys by config_load (apikey.h); owned */
     struct apikey_s *apikeys;
     size_t napikeys;

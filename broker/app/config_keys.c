@@ -386,6 +386,11 @@ const key_def_t config_keys[] = {
                  "period of $sys.node.<id>.stats (resolution 1s); 0 = off"),
     BOOL_KEY("sys.conn_events", sys_conn_events, "true",
              "publish $sys.conn.connect and $sys.conn.disconnect for every WebSocket"),
+    /* last value on wildcards */
+    UINT_KEY("max_history_topics_per_subscribe", max_history_topics_per_subscribe, 1, INT32_MAX,
+             "1000",
+             "topics a subscribe with history on a pattern may replay; beyond, error "
+             "limit_exceeded"),
 };
 
 const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];

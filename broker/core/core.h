@@ -73,10 +73,11 @@ struct core_s {
     unsigned nworkers;
     core_worker_t **workers; /* [nworkers], borrowed */
     seqtab_t *seqtab;
-    const history_rules_t *history_rules; /* borrowed; seqtab borrows it too */
-    uint32_t max_subscriptions;           /* per subscriber */
-    const topic_rules_t *topic_rules;     /* borrowed; presence and join_leave per topic */
-    presence_t *presence;                 /* members of presence topics; NULL: no rule has them */
+    const history_rules_t *history_rules;      /* borrowed; seqtab borrows it too */
+    uint32_t max_subscriptions;                /* per subscriber */
+    uint32_t max_history_topics_per_subscribe; /* history on a pattern (pubsub.h) */
+    const topic_rules_t *topic_rules;          /* borrowed; presence and join_leave per topic */
+    presence_t *presence; /* members of presence topics; NULL: no rule has them */
     /* Wakes worker `w`'s loop to drain its inbox (any thread). */
     void (*wake_cb)(core_worker_t *w);
     /* Federation: NULL ops when redis.url is "" (the node is alone). */

@@ -287,6 +287,40 @@ static pubsub_status_t add_with_history(core_worker_t *w, const pubsub_subscribe
     return PUBSUB_OK;
 }
 
+/*
+ * Last value on wildcards (pubsub.h): the switch-over with every shard
+ * locked. req->history > 0 on a pattern, local history only.
+ */
+static pubsub_status_t add_pattern_with_history(core_worker_t *w, const pubsub_subscribe_t *req,
+                                                pubsub_subscribed_t *out)
+{
+    core_t *c = w->core;
+    pubsub_status_t st = check(w, req);
+    if (st != PUBSUB_OK) {
+        return st;
+    }
+    seqtab_lock_all(c->seqtab);
+    router_drain_pushed(w);
+    size_t ntopics = seqtab_match_last(c->seqtab, req->pattern, req->history,
+                                       c->max_history_topics_per_subscribe, core_now(w), &out->msgs,
+                                       &out->nmsgs);
+    if (ntopics > c->max_history_topics_per_subscribe) {
+        seqtab_unlock_all(c->seqtab);
+        return PUBSUB_HISTORY_LIMIT;
+    }
+    st = add(w, req, out);
+    seqtab_unlock_all(c->seqtab);
+    if (st != PUBSUB_OK) {
+        for (size_t i = 0; i < out->nmsgs; i++) {
+            xmsg_unref(out->msgs[i]);
+        }
+        free(out->msgs);
+        out->msgs = NULL;
+        out->nmsgs = 0;
+    }
+    return st;
+}
+
 static void count_recovery(core_worker_t *w, int recovered)
 {
     if (recovered == 1) {
@@ -321,6 +355,14 @@ pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req
             }
             return st;
         }
+    }
+    if (req->position && !exact && req->history > 0 && c->history_rules != NULL &&
+        c->history_rules->n > 0) {
+        if (core_federated(c)) {
+            /* Clustered history lives in Redis, not in this node's table. */
+            return PUBSUB_NO_PATTERN_HISTORY;
+        }
+        return add_pattern_with_history(w, req, out);
     }
     if (req->position && exact && c->history_rules != NULL && c->history_rules->n > 0) {
         seqtab_shard_t *shard = NULL;

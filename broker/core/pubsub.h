@@ -30,6 +30,23 @@
  * to C. Messages after C can only be pushed once the lock is released, and
  * then reach the subscription live: no gap, no duplicate.
  *
+ * Last value on wildcards (`history` N on a pattern, local history): the
+ * same switch-over over many topics and shards at once. The subscribing
+ * worker locks EVERY shard (seqtab_lock_all, in index order; publishers
+ * hold one shard lock at a time, so no deadlock). While they are held no
+ * topic gets a seq, so for every topic t with current seq C_t all of its
+ * messages up to C_t are in this worker's inbox or delivered already: the
+ * worker delivers its inbox (none reaches the new subscription), counts the
+ * matching topics with history (over max_history_topics_per_subscribe:
+ * nothing changes, PUBSUB_HISTORY_LIMIT), registers the subscription, reads
+ * the last N of every matching topic (all <= C_t), then unlocks. Every
+ * message after C_t, and every message of a topic created later, is pushed
+ * after the unlock and reaches the subscription live: per topic no gap, no
+ * duplicate, seq order. The cost: publishes on every worker wait while the
+ * walk runs (one pass over the topics with history, bounded by
+ * history_max_topics, plus the reads). With clustered history (redis.url)
+ * the history is in Redis, not here: PUBSUB_NO_PATTERN_HISTORY.
+ *
  * Input validation (topic syntax, reserved topics, sizes) is the ingress's:
  * each reports it in its own protocol and order. Everything here runs on the
  * calling worker's thread.
@@ -55,14 +72,17 @@ typedef struct apikey_s apikey_t;
 typedef enum { PUBSUB_WS = 0, PUBSUB_HTTP = 1, PUBSUB_RESP = 2, PUBSUB_SYS = 3 } pubsub_ingress_t;
 
 typedef enum {
-    PUBSUB_OK = 0,             /* published / subscribed */
-    PUBSUB_PENDING = 1,        /* clustered history: the op went to Redis */
-    PUBSUB_FORBIDDEN = 2,      /* the credentials or API key do not allow it */
-    PUBSUB_NO_PATTERNS = 3,    /* the bridge refuses wildcard subscriptions */
-    PUBSUB_LIMIT = 4,          /* the subscriber holds max_subscriptions already */
-    PUBSUB_UNAVAILABLE = 5,    /* clustered history and Redis is unavailable */
-    PUBSUB_PRESENCE_LIMIT = 6, /* presence.max_members or presence.max_topics reached */
-    PUBSUB_NO_PRESENCE = 7,    /* no topics rule with presence matches the topic */
+    PUBSUB_OK = 0,                 /* published / subscribed */
+    PUBSUB_PENDING = 1,            /* clustered history: the op went to Redis */
+    PUBSUB_FORBIDDEN = 2,          /* the credentials or API key do not allow it */
+    PUBSUB_NO_PATTERNS = 3,        /* the bridge refuses wildcard subscriptions */
+    PUBSUB_LIMIT = 4,              /* the subscriber holds max_subscriptions already */
+    PUBSUB_UNAVAILABLE = 5,        /* clustered history and Redis is unavailable */
+    PUBSUB_PRESENCE_LIMIT = 6,     /* presence.max_members or presence.max_topics reached */
+    PUBSUB_NO_PRESENCE = 7,        /* no topics rule with presence matches the topic */
+    PUBSUB_HISTORY_LIMIT = 8,      /* history on a pattern matching more than
+                                    * max_history_topics_per_subscribe topics */
+    PUBSUB_NO_PATTERN_HISTORY = 9, /* history on a pattern with clustered history */
 } pubsub_status_t;
 
 /* What PUBSUB_NO_PATTERNS means, for the ingresses' replies. */
@@ -138,8 +158,11 @@ typedef struct pubsub_subscribed_s {
 
 /*
  * Subscribes req->sub. Returns PUBSUB_OK with *out filled, or
- * PUBSUB_NO_PATTERNS, PUBSUB_FORBIDDEN, PUBSUB_LIMIT, PUBSUB_PRESENCE_LIMIT
- * with nothing changed.
+ * PUBSUB_NO_PATTERNS, PUBSUB_FORBIDDEN, PUBSUB_LIMIT, PUBSUB_PRESENCE_LIMIT,
+ * PUBSUB_HISTORY_LIMIT, PUBSUB_NO_PATTERN_HISTORY with nothing changed. On a
+ * pattern with history, out->msgs holds the replay of every matching topic
+ * (each topic's in seq order) and has_seq is false: each frame carries its
+ * own seq and epoch.
  * Updates the worker's gauges.
  */
 pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req,

@@ -3,6 +3,7 @@
 
 #include "core/xmsg.h"
 #include "shared/util.h"
+#include "wsb/topic.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -514,6 +515,64 @@ void seqtab_last(seqtab_t *t, seqtab_shard_t *shard, size_t max, xmsg_t ***out, 
     if (tp != NULL && tp->hist != NULL) {
         read_ring(tp->hist, 0, max, out, n);
     }
+}
+
+void seqtab_lock_all(seqtab_t *t)
+{
+    for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
+        pthread_mutex_lock(&t->shards[i].lock);
+    }
+}
+
+void seqtab_unlock_all(seqtab_t *t)
+{
+    /* Nothing was appended: no byte bound to bring back (seqtab_unlock). */
+    for (size_t i = SEQTAB_SHARDS; i-- > 0;) {
+        pthread_mutex_unlock(&t->shards[i].lock);
+    }
+}
+
+/* The next topic of a shard's history list (the topics that keep history
+ * now; hist_lost ones are not in it), or NULL. */
+static topic_t *hist_next(const topic_t *tp)
+{
+    return tp->hist->link.next;
+}
+
+size_t seqtab_match_last(seqtab_t *t, wsb_str_t pattern, size_t max, size_t max_topics,
+                         uint64_t now_ms, xmsg_t ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    /* First pass: count the topics (over the bound: nothing read) and
+     * their messages, dropping what their ttl says is too old. */
+    size_t ntopics = 0;
+    size_t total = 0;
+    for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
+        shard_t *s = &t->shards[i];
+        for (topic_t *tp = s->hist.head; tp != NULL; tp = hist_next(tp)) {
+            if (!wsb_topic_matches(pattern.p, pattern.len, tp->name, tp->len)) {
+                continue;
+            }
+            if (++ntopics > max_topics) {
+                return ntopics;
+            }
+            expire_topic(t, s, tp, now_ms);
+            total += tp->hist->ring.count < max ? tp->hist->ring.count : max;
+        }
+    }
+    if (total == 0) {
+        return ntopics;
+    }
+    *out = xmalloc(sizeof(xmsg_t *) * total);
+    for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
+        for (topic_t *tp = t->shards[i].hist.head; tp != NULL; tp = hist_next(tp)) {
+            if (wsb_topic_matches(pattern.p, pattern.len, tp->name, tp->len)) {
+                *n += history_ring_read(&tp->hist->ring, 0, max, *out + *n);
+            }
+        }
+    }
+    return ntopics;
 }
 
 void seqtab_expire(seqtab_t *t, uint64_t now_ms)

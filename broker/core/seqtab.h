@@ -107,6 +107,27 @@ bool seqtab_since(seqtab_t *t, seqtab_shard_t *shard, wsb_str_t epoch, uint64_t 
  * (fewer when the ring holds fewer), as seqtab_since() returns them. */
 void seqtab_last(seqtab_t *t, seqtab_shard_t *shard, size_t max, xmsg_t ***out, size_t *n);
 
+/*
+ * Last value on wildcards (pubsub.h). seqtab_lock_all() locks every shard in
+ * index order: publishers hold one shard lock at a time, so this cannot
+ * deadlock, and while it is held no topic gets a seq, an append or a new
+ * epoch. Publishes on every worker wait meanwhile: keep the section short
+ * (bounded by max_topics below). seqtab_unlock_all() releases them.
+ */
+void seqtab_lock_all(seqtab_t *t);
+void seqtab_unlock_all(seqtab_t *t);
+
+/*
+ * With every shard locked: the last `max` messages of every topic that keeps
+ * history and matches `pattern` (wsb/topic.h), each topic's oldest first,
+ * one topic after another; *out and *n as seqtab_since(). Returns how many
+ * topics match; when that is more than `max_topics` it returns
+ * max_topics + 1 and stores nothing. Entries past their ttl are dropped
+ * first, as a subscribe to the exact topic does.
+ */
+size_t seqtab_match_last(seqtab_t *t, wsb_str_t pattern, size_t max, size_t max_topics,
+                         uint64_t now_ms, xmsg_t ***out, size_t *n);
+
 /* Unlocks, then (no lock held) brings history back under max_bytes when an
  * append took it over (see above). */
 void seqtab_unlock(seqtab_shard_t *shard);

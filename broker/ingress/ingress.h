@@ -36,6 +36,7 @@ typedef struct ingress_config_s {
     uint64_t header_timeout_ms; /* RESP: a request begun must be complete within this */
     uint64_t idle_timeout_ms;   /* WebSocket, RESP without subscriptions */
     uint32_t max_subscriptions;
+    uint32_t max_history_topics_per_subscribe;
     uint64_t max_message_size;
     uint64_t max_http_body;
     uint64_t max_outbound_bytes;

@@ -182,6 +182,16 @@ static void reply_subscribe_refused(session_t *s, const wsb_msg_t *m, pubsub_sta
     } else if (st == PUBSUB_FORBIDDEN) {
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow subscribing to this pattern");
+    } else if (st == PUBSUB_HISTORY_LIMIT) {
+        char why[128];
+        (void)snprintf(why, sizeof(why),
+                       "history on a pattern: it matches more than %u topics with history",
+                       s->ctx->cfg->max_history_topics_per_subscribe);
+        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT, why);
+    } else if (st == PUBSUB_NO_PATTERN_HISTORY) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_BAD_SINCE,
+                    "\"history\" on a pattern is not available with clustered history "
+                    "(redis.url): subscribe to each exact topic with history");
     } else if (st == PUBSUB_PRESENCE_LIMIT) {
         char why[160];
         const ingress_config_t *cfg = s->ctx->cfg;
@@ -234,9 +244,8 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         conn_send_always(s->conn, xmsg_replay_buf(out.msgs[i]));
         xmsg_unref(out.msgs[i]);
     }
-    if (out.has_seq) {
-        METRIC_ADD(srv->metrics->history_replayed, out.nmsgs);
-    }
+    /* Only history (an exact topic's or a pattern's) fills out.msgs. */
+    METRIC_ADD(srv->metrics->history_replayed, out.nmsgs);
     free(out.msgs);
 }
 

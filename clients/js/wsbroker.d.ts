@@ -196,7 +196,12 @@ export interface SubscribeOptions {
      * subscription all the same; the others skip what they have had.
      */
     since?: Position;
-    /** The last N messages the broker holds for an exact topic (ignored for patterns, and with since). */
+    /**
+     * The last N messages the broker holds for an exact topic (ignored with
+     * since); on a pattern, the last N of every matching topic with history
+     * (PROTOCOL.md 3.1a), asked by the first subscription of that pattern on
+     * this connection only (later ones get live messages).
+     */
     history?: number;
     /** Bound of the iteration buffer (oldest messages dropped beyond it). */
     bufferSize?: number;

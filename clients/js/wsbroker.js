@@ -498,10 +498,16 @@ export class Connection extends Emitter {
             return sub;
         }
         // since / history: a replay of an exact topic for this subscription.
+        // On a pattern (last value on wildcards, PROTOCOL.md 3.1a) only
+        // history, and only when the pattern is new on this connection: a
+        // replay of many topics cannot be skipped per subscription.
         let replay = null;
+        const history = Number.isInteger(options.history) && options.history > 0 ? options.history : 0;
         if (isExactTopic(pattern)) {
             if (options.since) replay = { since: { epoch: options.since.epoch, seq: options.since.seq } };
-            else if (Number.isInteger(options.history) && options.history > 0) replay = { history: options.history };
+            else if (history > 0) replay = { history };
+        } else if (history > 0 && !this.#patterns.has(pattern)) {
+            replay = { history };
         }
         let entry = this.#patterns.get(pattern);
         if (!entry) {

@@ -90,6 +90,7 @@ LIMITS = {
     "--presence-max-members": "members per presence topic",
     "--presence-max-topics": "presence topics with members",
     "--presence-node-ttl": "silence after which a federated node",
+    "--max-history-topics-per-subscribe": "topics with history replayed by one subscribe",
 }
 
 

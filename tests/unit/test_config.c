@@ -114,6 +114,8 @@ static const struct {
      "(default 0)"},
     {"sys.stats_interval", "--sys-stats-interval", "WSB_SYS_STATS_INTERVAL", "(default 5s)"},
     {"sys.conn_events", "--sys-conn-events", "WSB_SYS_CONN_EVENTS", "(default true)"},
+    {"max_history_topics_per_subscribe", "--max-history-topics-per-subscribe",
+     "WSB_MAX_HISTORY_TOPICS_PER_SUBSCRIBE", "(default 1000)"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 

@@ -921,7 +921,14 @@ static void test_parse_history(void **state)
     expect_error("{\"type\":\"subscribe\",\"topic\":\"a\",\"history\":1.5}", WSB_ERR_BAD_FIELD, -1);
     expect_error("{\"type\":\"subscribe\",\"topic\":\"a\",\"history\":1000001}", WSB_ERR_BAD_FIELD,
                  -1);
-    expect_error("{\"type\":\"subscribe\",\"topic\":\"a.*\",\"history\":1}", WSB_ERR_BAD_SINCE, -1);
+    /* Last value on wildcards: history on a pattern is accepted. */
+    parse_ok("{\"type\":\"subscribe\",\"topic\":\"a.*\",\"history\":1}", &m);
+    assert_true(m.has_history);
+    assert_int_equal(m.history, 1);
+    wsb_msg_free(&m);
+    expect_error("{\"type\":\"subscribe\",\"topic\":\"a.>\",\"history\":1,"
+                 "\"since\":{\"epoch\":\"e\",\"seq\":0}}",
+                 WSB_ERR_BAD_SINCE, -1);
     expect_error("{\"type\":\"subscribe\",\"topic\":\"a\",\"history\":1,"
                  "\"since\":{\"epoch\":\"e\",\"seq\":1}}",
                  WSB_ERR_BAD_SINCE, -1);

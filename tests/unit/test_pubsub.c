@@ -3,8 +3,11 @@
  * and pattern subscriptions, exactly-once delivery, the verdicts (gap when
  * the history rule says drop, close 1013 otherwise), permissions and limits,
  * and the history switch-over (replay up to the position, then live). */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -149,8 +152,9 @@ static world_t *world_new_n(const char *history, unsigned nworkers)
     x->core.workers = x->workers;
     x->core.history_rules = &x->rules;
     x->core.max_subscriptions = 3;
+    x->core.max_history_topics_per_subscribe = 1000;
     x->core.wake_cb = fake_wake;
-    x->core.seqtab = seqtab_new(&x->rules, 100, 1 << 20);
+    x->core.seqtab = seqtab_new(&x->rules, 100 * SEQTAB_SHARDS, 1 << 20);
     for (unsigned i = 0; i < nworkers; i++) {
         fake_worker_t *fw = calloc(1, sizeof(*fw));
         assert_int_equal(uv_loop_init(&fw->loop), 0);
@@ -550,6 +554,259 @@ static void test_remote_inject_full_inbox(void **state)
     world_free(x); /* releases what is queued */
 }
 
+static void release(pubsub_subscribed_t *got)
+{
+    for (size_t i = 0; i < got->nmsgs; i++) {
+        xmsg_unref(got->msgs[i]);
+    }
+    free(got->msgs);
+}
+
+static void publish_on(core_worker_t *w, wsb_str_t topic)
+{
+    json_t *data = json_integer(1);
+    pubsub_publish_t req = {.topic = topic, .data = data};
+    pubsub_published_t out;
+    assert_int_equal(pubsub_publish(w, &req, &out), PUBSUB_OK);
+    json_decref(data);
+}
+
+/* Last value on wildcards: history N on a pattern replays the last N of
+ * every matching topic that keeps history, each topic in seq order; a
+ * message another worker published and this worker has not drained yet is
+ * replayed and does not arrive live again; later messages (a new topic's
+ * too) arrive live, once. */
+static void test_pattern_history_replays_each_topic(void **state)
+{
+    (void)state;
+    world_t *x = world_new_n("[{\"pattern\":\"h.>\",\"size\":8}]", 2);
+    for (int i = 0; i < 3; i++) {
+        publish_on(x->w, STR("h.a"));
+    }
+    publish_on(x->w, STR("h.b"));
+    publish_on(x->w, STR("h.a.deep")); /* not matched by h.* */
+    publish_on(x->w, STR("n.x"));      /* no history */
+    publish_on(x->workers[1], STR("h.b"));
+    assert_int_equal(xqueue_depth(&x->w->inbox), 1); /* worker 0 has not drained */
+
+    fake_t f;
+    fake_init(&f);
+    pubsub_subscribe_t req = {.sub = &f.sub, .pattern = STR("h.*"), .position = true, .history = 2};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    assert_non_null(got.handle);
+    assert_false(got.has_seq); /* no one position: each frame has its own */
+    assert_int_equal(got.recovered, -1);
+    assert_int_equal(got.nmsgs, 4);
+    /* Topics one after another, each in seq order. */
+    for (size_t i = 0; i < 4; i += 2) {
+        assert_string_equal(got.msgs[i]->topic, got.msgs[i + 1]->topic);
+        assert_int_equal(got.msgs[i]->seq + 1, got.msgs[i + 1]->seq);
+        assert_true(strlen(got.msgs[i]->epoch) > 0);
+        bool a = strcmp(got.msgs[i]->topic, "h.a") == 0;
+        assert_true(a || strcmp(got.msgs[i]->topic, "h.b") == 0);
+        assert_int_equal(got.msgs[i + 1]->seq, a ? 3 : 2);
+    }
+    release(&got);
+    router_drain(x->w);
+    assert_int_equal(f.ndelivered, 0); /* h.b 2 was replayed, not live */
+
+    publish_on(x->workers[1], STR("h.a"));
+    publish_on(x->w, STR("h.c"));
+    router_drain(x->w);
+    assert_int_equal(f.ndelivered, 2);
+    assert_string_equal(f.topics[0], "h.a");
+    assert_int_equal(f.seqs[0], 4);
+    assert_string_equal(f.topics[1], "h.c");
+    assert_int_equal(f.seqs[1], 1);
+    pubsub_unsubscribe(x->w, got.handle);
+    world_free(x);
+}
+
+/* More matching topics with history than max_history_topics_per_subscribe:
+ * refused, nothing subscribed; at the bound: accepted. Topics without
+ * history do not count. */
+static void test_pattern_history_limit(void **state)
+{
+    (void)state;
+    world_t *x = world_new("[{\"pattern\":\"h.>\",\"size\":8}]");
+    x->core.max_history_topics_per_subscribe = 2;
+    publish_on(x->w, STR("h.a"));
+    publish_on(x->w, STR("h.b"));
+    publish_on(x->w, STR("n.a"));
+    publish_on(x->w, STR("n.b"));
+    publish_on(x->w, STR("n.c"));
+    fake_t f;
+    fake_init(&f);
+    pubsub_subscribe_t req = {.sub = &f.sub, .pattern = STR(">"), .position = true, .history = 1};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    assert_int_equal(got.nmsgs, 2);
+    release(&got);
+    pubsub_unsubscribe(x->w, got.handle);
+
+    publish_on(x->w, STR("h.c"));
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_HISTORY_LIMIT);
+    assert_null(got.handle);
+    assert_int_equal(got.nmsgs, 0);
+    assert_int_equal(trie_subscription_count(x->w->trie), 0);
+    /* Without history the pattern subscribes as before. */
+    req.history = 0;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    pubsub_unsubscribe(x->w, got.handle);
+    world_free(x);
+}
+
+/* With clustered history (federation on) the history is in Redis: history
+ * on a pattern is refused, nothing subscribed. */
+static void test_pattern_history_clustered_is_refused(void **state)
+{
+    (void)state;
+    world_t *x = world_new("[{\"pattern\":\"h.>\",\"size\":8}]");
+    fake_fed_t fed = {0};
+    x->core.fed_ops = &fake_fed_ops;
+    x->core.fed = &fed;
+    fake_t f;
+    fake_init(&f);
+    pubsub_subscribe_t req = {.sub = &f.sub, .pattern = STR("h.*"), .position = true, .history = 1};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_NO_PATTERN_HISTORY);
+    assert_int_equal(trie_subscription_count(x->w->trie), 0);
+    assert_int_equal(fed.interest, 0);
+    world_free(x);
+}
+
+/* ---- the pattern switch-over under concurrent publishes ---------------------------------------
+ */
+
+#define RACE_TOPICS 4
+#define RACE_AFTER  3000 /* messages published after the subscribe, at least */
+
+typedef struct {
+    subscriber_t sub;
+    uint64_t last[RACE_TOPICS]; /* last seq seen per topic, 0: none */
+    unsigned errors;            /* a gap, a duplicate or a reordering */
+    size_t live;
+} race_sub_t;
+
+static const char *const race_topics[RACE_TOPICS] = {"r.t0", "r.t1", "r.t2", "r.t3"};
+
+static int race_index(const char *topic)
+{
+    return topic[3] - '0';
+}
+
+static void race_see(race_sub_t *r, const xmsg_t *m)
+{
+    int i = race_index(m->topic);
+    if (r->last[i] != 0 && m->seq != r->last[i] + 1) {
+        r->errors++;
+    }
+    r->last[i] = m->seq;
+}
+
+static subscriber_verdict_t race_deliver(void *user_data, frame_buf_t *fb, xmsg_t *m)
+{
+    (void)fb;
+    race_sub_t *r = user_data;
+    race_see(r, m);
+    r->live++;
+    return SUBSCRIBER_DELIVERED;
+}
+
+static int race_gap(void *user_data, const xmsg_t *m)
+{
+    (void)m;
+    ((race_sub_t *)user_data)->errors++;
+    return 0;
+}
+
+static void race_close(void *user_data, int code, const char *why)
+{
+    (void)code;
+    (void)why;
+    ((race_sub_t *)user_data)->errors++;
+}
+
+static const subscriber_ops_t race_ops = {race_deliver, race_gap, race_close};
+
+typedef struct {
+    world_t *x;
+    atomic_bool subscribed;
+    atomic_size_t published;
+    atomic_size_t after; /* published once `subscribed` was seen */
+} race_t;
+
+/* Worker 1's thread: publishes round-robin on the topics until RACE_AFTER
+ * messages followed the subscribe. Keeps worker 0's inbox from filling (a
+ * full inbox drops, which is not what this test is about). */
+static void *race_publisher(void *arg)
+{
+    race_t *r = arg;
+    for (size_t n = 0; atomic_load(&r->after) < RACE_AFTER; n++) {
+        while (xqueue_depth(&r->x->w->inbox) > xqueue_capacity(&r->x->w->inbox) / 2) {
+            sched_yield();
+        }
+        bool sub = atomic_load(&r->subscribed);
+        const char *topic = race_topics[n % RACE_TOPICS];
+        publish_on(r->x->workers[1], (wsb_str_t){topic, strlen(topic)});
+        atomic_fetch_add(&r->published, 1);
+        if (sub) {
+            atomic_fetch_add(&r->after, 1);
+        }
+    }
+    return NULL;
+}
+
+/* Worker 1 publishes on four topics while worker 0 subscribes to r.* with
+ * history: per topic, the replay then the live messages are consecutive
+ * seqs, no gap, no duplicate, and the last one is the topic's last seq. */
+static void test_pattern_history_switch_over_under_publishes(void **state)
+{
+    (void)state;
+    world_t *x = world_new_n("[{\"pattern\":\"r.>\",\"size\":16}]", 2);
+    race_t r = {.x = x};
+    atomic_init(&r.subscribed, false);
+    atomic_init(&r.published, 0);
+    atomic_init(&r.after, 0);
+    race_sub_t rs = {0};
+    subscriber_init(&rs.sub, &race_ops, &rs);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, race_publisher, &r), 0);
+    /* Some history first (and every topic known), draining as we wait. */
+    while (atomic_load(&r.published) < 64) {
+        router_drain(x->w);
+        sched_yield();
+    }
+    pubsub_subscribe_t req = {
+        .sub = &rs.sub, .pattern = STR("r.*"), .position = true, .history = 5};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->w, &req, &got), PUBSUB_OK);
+    atomic_store(&r.subscribed, true);
+    assert_int_equal(got.nmsgs, RACE_TOPICS * 5);
+    for (size_t i = 0; i < got.nmsgs; i++) {
+        race_see(&rs, got.msgs[i]);
+    }
+    release(&got);
+    assert_int_equal(rs.errors, 0);
+    while (atomic_load(&r.after) < RACE_AFTER) {
+        router_drain(x->w);
+        sched_yield();
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    router_drain(x->w);
+    assert_int_equal(rs.errors, 0);
+    assert_true(rs.live >= RACE_AFTER - RACE_TOPICS);
+    assert_int_equal(x->fw[0]->metrics.inbox_dropped, 0);
+    /* Every topic's last seq reached the subscriber. */
+    size_t total = atomic_load(&r.published);
+    for (int i = 0; i < RACE_TOPICS; i++) {
+        assert_int_equal(rs.last[i], total / RACE_TOPICS + ((size_t)i < total % RACE_TOPICS));
+    }
+    pubsub_unsubscribe(x->w, got.handle);
+    world_free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +818,10 @@ int main(void)
         cmocka_unit_test(test_recovery_without_history_is_not_recovered),
         cmocka_unit_test(test_remote_inject_reaches_subscribers),
         cmocka_unit_test(test_remote_inject_full_inbox),
+        cmocka_unit_test(test_pattern_history_replays_each_topic),
+        cmocka_unit_test(test_pattern_history_limit),
+        cmocka_unit_test(test_pattern_history_clustered_is_refused),
+        cmocka_unit_test(test_pattern_history_switch_over_under_publishes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

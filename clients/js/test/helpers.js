@@ -4,12 +4,15 @@
 // default is the normal build tree's. `ws` (a dev dependency, installed by
 // `make deps-npm`) stands in for the global WebSocket that Node 20 lacks.
 
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+
+import { connect } from "../wsbroker.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const clientDir = path.resolve(here, "..");
@@ -226,4 +229,26 @@ export async function metrics(broker) {
         out[line.slice(0, i)] = Number(line.slice(i + 1));
     }
     return out;
+}
+
+/**
+ * Runs `fn(broker, open)` against a broker started with `args`; `open(url,
+ * opts)` connects a client that is closed afterwards. The broker must then
+ * exit with status 0.
+ */
+export async function withBroker(args, fn) {
+    const broker = await startBroker({ args });
+    const clients = [];
+    try {
+        await fn(broker, (url, opts) => {
+            const c = connect(url, opts);
+            clients.push(c);
+            return c;
+        });
+    } finally {
+        await Promise.all(clients.map((c) => c.close()));
+        const { code } = await broker.stop();
+        broker.cleanup();
+        assert.equal(code, 0, `broker exit status; stderr: ${broker.stderr}`);
+    }
 }

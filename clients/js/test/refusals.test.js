@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 
 import { connect, State } from "../wsbroker.js";
-import { Broker, WebSocket, metrics, nextEvent, startBroker, waitFor, within } from "./helpers.js";
+import { Broker, WebSocket, metrics, nextEvent, startBroker, waitFor, withBroker, within } from "./helpers.js";
 
 const SECRET = "js-test-secret-0123456789abcdef";
 const ORIGIN = "https://app.example";
@@ -41,23 +41,6 @@ function jwt(claims, secret = SECRET) {
 
 const nowS = () => Math.floor(Date.now() / 1000);
 const grant = (sub, extra = {}) => ({ sub, subscribe: ["t.>"], publish: ["t.>"], ...extra });
-
-async function withBroker(args, fn) {
-    const broker = await startBroker({ args });
-    const clients = [];
-    try {
-        await fn(broker, (url, opts) => {
-            const c = connect(url, opts);
-            clients.push(c);
-            return c;
-        });
-    } finally {
-        await Promise.all(clients.map((c) => c.close()));
-        const { code } = await broker.stop();
-        broker.cleanup();
-        assert.equal(code, 0, `broker exit status; stderr: ${broker.stderr}`);
-    }
-}
 
 const AUTH = ["--auth-required", "true", "--auth-jwt-secret", SECRET, "--auth-leeway", "0"];
 

@@ -90,8 +90,8 @@ typedef struct {
  * need "topic" (a valid exact topic); "since" only on subscribe, an object with string "epoch"
  * (1..64 bytes) and integer "seq" >= 0, and only for an exact topic (else bad_since; "since" on
  * unsubscribe or publish is bad_since too). "history" only on subscribe
- * (else bad_since), an integer 0..WSB_MAX_HISTORY (else bad_field), only for
- * an exact topic and not together with "since" (else bad_since). ping ignores every field but
+ * (else bad_since), an integer 0..WSB_MAX_HISTORY (else bad_field), on a
+ * topic or a pattern, not together with "since" (else bad_since). ping ignores every field but
  * "type" and "id". auth needs "token" (a string of 1..8192 bytes; else
  * missing_field / bad_field). Unknown fields are ignored for forward compatibility.
  * Duplicate keys anywhere are bad_json (JSON_REJECT_DUPLICATES), as are
