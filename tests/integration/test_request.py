@@ -7,6 +7,8 @@ timeout. Clients cannot subscribe to "_inbox." and ">" never sees it."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 
 from helpers import connect as _connect
 from helpers import connect_spread, recv_json, request, run, send_json, subscribe, worker_of
@@ -232,6 +234,77 @@ def test_requester_gone_before_the_reply(broker):
         await send_json(req, {"type": "request", "topic": "dev.slow", "data": "ok", "id": 2})
         assert (await next_of(req, "reply"))["data"] == "ok"
         task.cancel()
+        await close_all()
+
+    run(go())
+    broker.assert_healthy()
+
+
+# ---- HTTP POST /api/request (backends) ------------------------------------------------------
+
+
+def test_http_request_gets_the_reply(broker):
+    async def go():
+        resp = await connect(broker.ws_url)
+        await subscribe(resp, "dev.h")
+        task = asyncio.ensure_future(responder_loop(resp, lambda d: {"got": d}))
+        r = await asyncio.to_thread(broker.post, "/api/request",
+                                    {"topic": "dev.h", "data": [1, 2], "timeout_ms": 5000})
+        assert r.status == 200, r
+        assert r.json() == {"data": {"got": [1, 2]},
+                            "from": {"client": resp.welcome["client_id"], "user": None}}, r.json()
+        task.cancel()
+        await close_all()
+
+    run(go())
+
+
+def test_http_request_errors(broker):
+    async def go():
+        mute = await connect(broker.ws_url)
+        await subscribe(mute, "dev.mute")
+        r = await asyncio.to_thread(broker.post, "/api/request", {"topic": "dev.none", "data": 1})
+        assert r.status == 404 and r.json()["error"]["code"] == "no_responders", r
+        r = await asyncio.to_thread(broker.post, "/api/request",
+                                    {"topic": "dev.mute", "data": 1, "timeout_ms": 50})
+        assert r.status == 504 and r.json()["error"]["code"] == "timeout", r
+        m = await next_of(mute, "message")
+        assert m["reply_to"].startswith("_inbox."), m
+        for body in ({"topic": "dev.mute", "data": 1, "timeout_ms": 0},
+                     {"topic": "dev.mute", "data": 1, "timeout_ms": 60001},
+                     {"topic": "dev.mute"}, {"data": 1}):
+            r = broker.post("/api/request", body)
+            assert r.status == 400, (body, r)
+        r = broker.post("/api/request", {"topic": m["reply_to"], "data": 1})
+        assert r.status == 403 and r.json()["error"]["code"] == "forbidden", r
+        assert broker.get("/api/request").status == 405
+        await close_all()
+
+    run(go())
+
+
+def test_http_request_needs_the_api_key(broker_factory):
+    key = "reqkey-0123456789abcdef"
+    b = broker_factory("--api-keys", f"{key}:dev.>")
+    r = b.post("/api/request", {"topic": "dev.x", "data": 1})
+    assert r.status == 401, r
+    r = b.post("/api/request", {"topic": "other.x", "data": 1}, headers={"X-API-Key": key})
+    assert r.status == 403, r
+    r = b.post("/api/request", {"topic": "dev.x", "data": 1}, headers={"X-API-Key": key})
+    assert r.status == 404 and r.json()["error"]["code"] == "no_responders", r
+
+
+def test_http_client_gone_while_waiting(broker):
+    async def go():
+        mute = await connect(broker.ws_url)
+        await subscribe(mute, "dev.mute")
+        body = json.dumps({"topic": "dev.mute", "data": 1, "timeout_ms": 60000}).encode()
+        for _ in range(5):
+            with socket.create_connection((broker.host, broker.port), timeout=5) as s:
+                s.sendall(b"POST /api/request HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                m = await next_of(mute, "message")  # published: the request waits
+            await send_json(mute, {"type": "publish", "topic": m["reply_to"], "data": "late"})
         await close_all()
 
     run(go())
