@@ -92,7 +92,10 @@ typedef struct {
 /*
  * Parses one client message (`len` bytes of UTF-8 JSON, the text frame's
  * payload). Rules: a JSON object; "type" one of subscribe, unsubscribe,
- * publish, ping, auth, presence, presence_stats; "id" optional non-negative integer <= 2^53-1;
+ * publish, request, ping, auth, presence, presence_stats; request is
+ * checked as publish, plus "timeout_ms" (optional integer
+ * 1..WSB_REQUEST_TIMEOUT_MAX_MS, else bad_field; default
+ * WSB_REQUEST_TIMEOUT_DEFAULT_MS); "id" optional non-negative integer <= 2^53-1;
  * subscribe and unsubscribe need "topic" (a valid pattern); publish needs "topic" (a valid exact
  * topic, not reserved -> forbidden) and "data" (any value, null too); presence and presence_stats
  * need "topic" (a valid exact topic); "since" only on subscribe, an object with string "epoch"
