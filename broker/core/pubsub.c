@@ -92,6 +92,12 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
 
 static bool may_publish(const pubsub_publish_t *req)
 {
+    /* A request's inbox name is its capability (inbox.h: 128 random bits,
+     * told only to the request's subscribers): a responder may answer
+     * whatever its publish rights, as NATS allow_responses. */
+    if (inbox_is(req->topic.p, req->topic.len)) {
+        return true;
+    }
     if (req->perms != NULL && !perms_may_publish(req->perms, req->topic)) {
         return false;
     }

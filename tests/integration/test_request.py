@@ -12,6 +12,7 @@ import socket
 
 from helpers import connect as _connect
 from helpers import connect_spread, recv_json, request, run, send_json, subscribe, worker_of
+from sectools import jwt_hs256, now
 
 _open: list = []
 
@@ -309,3 +310,29 @@ def test_http_client_gone_while_waiting(broker):
 
     run(go())
     broker.assert_healthy()
+
+
+def test_a_responder_needs_no_publish_right_to_answer(broker_factory):
+    secret = "request-test-secret-0123456789ab"
+    b = broker_factory("--auth-jwt-secret", secret)
+
+    def tok(sub, **claims):
+        return jwt_hs256({"sub": sub, "exp": now() + 600, **claims}, secret)
+
+    async def go():
+        # The device may only listen; the inbox name is its right to answer.
+        dev = await connect(b.ws_url + "?token=" + tok("dev7", subscribe=["dev.d7.>"], publish=[]))
+        await subscribe(dev, "dev.d7.cmd")
+        op = await connect(b.ws_url + "?token=" + tok("op", subscribe=[], publish=["dev.>"]))
+        await send_json(op, {"type": "request", "topic": "dev.d7.cmd", "data": "reboot", "id": 1})
+        m = await next_of(dev, "message")
+        r = await request(dev, {"type": "publish", "topic": m["reply_to"], "data": "ok", "id": 2})
+        assert r["type"] == "ack", r
+        r = await next_of(op, "reply")
+        assert r["data"] == "ok" and r["from"] == {"client": dev.welcome["client_id"], "user": "dev7"}, r
+        # Still no right to publish elsewhere.
+        r = await request(dev, {"type": "publish", "topic": "dev.d7.state", "data": 1, "id": 3})
+        assert r["code"] == "forbidden", r
+        await close_all()
+
+    run(go())
