@@ -222,7 +222,8 @@ typedef struct {
     uint64_t seq;
     wsb_str_t epoch;
     wsb_str_t data;
-    wsb_str_t from; /* serialized JSON, or empty: no "from" */
+    wsb_str_t from;     /* serialized JSON, or empty: no "from" */
+    wsb_str_t reply_to; /* a request's inbox, or empty */
 } message_args_t;
 
 static void emit_message(writer_t *w, const void *arg)
@@ -239,6 +240,10 @@ static void emit_message(writer_t *w, const void *arg)
     if (m->from.p != NULL && m->from.len > 0) {
         W_LIT(w, ",\"from\":");
         w_bytes(w, m->from.p, m->from.len);
+    }
+    if (m->reply_to.p != NULL && m->reply_to.len > 0) {
+        W_LIT(w, ",\"reply_to\":");
+        w_str(w, m->reply_to.p, m->reply_to.len);
     }
     W_LIT(w, ",\"data\":");
     if (m->data.p != NULL && m->data.len > 0) {
@@ -260,7 +265,15 @@ uint8_t *wsb_msg_build_message_from(wsb_str_t topic, uint64_t seq, wsb_str_t epo
                                     wsb_str_t from_json, wsb_str_t data_json, size_t headroom,
                                     size_t *frame_len)
 {
-    message_args_t m = {topic, seq, epoch, data_json, from_json};
+    message_args_t m = {topic, seq, epoch, data_json, from_json, WSB_STR_NULL};
+    return build(emit_message, &m, headroom, frame_len);
+}
+
+uint8_t *wsb_msg_build_request_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                                       wsb_str_t from_json, wsb_str_t reply_to, wsb_str_t data_json,
+                                       size_t headroom, size_t *frame_len)
+{
+    message_args_t m = {topic, seq, epoch, data_json, from_json, reply_to};
     return build(emit_message, &m, headroom, frame_len);
 }
 
@@ -307,7 +320,7 @@ static void emit_gap(writer_t *w, const void *arg)
 uint8_t *wsb_msg_build_gap(wsb_str_t topic, wsb_str_t epoch, uint64_t seq, size_t headroom,
                            size_t *frame_len)
 {
-    message_args_t m = {topic, seq, epoch, WSB_STR_NULL, WSB_STR_NULL};
+    message_args_t m = {topic, seq, epoch, WSB_STR_NULL, WSB_STR_NULL, WSB_STR_NULL};
     return build(emit_gap, &m, headroom, frame_len);
 }
 
@@ -441,7 +454,8 @@ char *wsb_msg_dump_value(const json_t *v, size_t *len)
 
 /* ---- parsing ------------------------------------------------------------- */
 
-#define TYPES_HINT "subscribe, unsubscribe, publish, ping, auth, presence or presence_stats"
+#define TYPES_HINT                                                                                 \
+    "subscribe, unsubscribe, publish, request, ping, auth, presence or presence_stats"
 
 const char *wsb_msg_type_name(wsb_msg_type_t t)
 {
@@ -460,6 +474,8 @@ const char *wsb_msg_type_name(wsb_msg_type_t t)
         return "presence";
     case WSB_MSG_PRESENCE_STATS:
         return "presence_stats";
+    case WSB_MSG_REQUEST:
+        return "request";
     }
     return "unknown";
 }
@@ -560,6 +576,7 @@ static int parse_type(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
         {"auth", WSB_MSG_AUTH},
         {"presence", WSB_MSG_PRESENCE},
         {"presence_stats", WSB_MSG_PRESENCE_STATS},
+        {"request", WSB_MSG_REQUEST},
     };
     json_t *type = json_object_get(root, "type");
     if (type == NULL) {
@@ -592,8 +609,8 @@ static int parse_topic(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
     out->topic.p = json_string_value(topic);
     out->topic.len = json_string_length(topic);
 
-    int exact = out->type == WSB_MSG_PUBLISH || out->type == WSB_MSG_PRESENCE ||
-                out->type == WSB_MSG_PRESENCE_STATS;
+    bool sends = out->type == WSB_MSG_PUBLISH || out->type == WSB_MSG_REQUEST;
+    int exact = sends || out->type == WSB_MSG_PRESENCE || out->type == WSB_MSG_PRESENCE_STATS;
     const char *why = NULL;
     if (wsb_topic_check(out->topic.p, out->topic.len, exact ? WSB_TOPIC_EXACT : WSB_TOPIC_PATTERN,
                         &why) != 0) {
@@ -601,7 +618,7 @@ static int parse_topic(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
                        exact ? "topic" : "pattern", why);
         return fail_with(err, WSB_ERR_BAD_TOPIC);
     }
-    if (out->type == WSB_MSG_PUBLISH && wsb_topic_is_reserved(out->topic.p, out->topic.len)) {
+    if (sends && wsb_topic_is_reserved(out->topic.p, out->topic.len)) {
         return set_error(err, WSB_ERR_FORBIDDEN,
                          "\"topic\": topics starting with '$' are reserved for the broker; "
                          "clients may subscribe to them but not publish");
@@ -659,6 +676,22 @@ static int parse_history(json_t *history, wsb_msg_t *out, wsb_msg_error_t *err)
     return 0;
 }
 
+static int parse_timeout(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
+{
+    json_t *t = json_object_get(root, "timeout_ms");
+    out->timeout_ms = WSB_REQUEST_TIMEOUT_DEFAULT_MS;
+    if (t == NULL) {
+        return 0;
+    }
+    if (!json_is_integer(t) || json_integer_value(t) < 1 ||
+        json_integer_value(t) > WSB_REQUEST_TIMEOUT_MAX_MS) {
+        return set_error(err, WSB_ERR_BAD_FIELD,
+                         "\"timeout_ms\" must be an integer from 1 to 60000");
+    }
+    out->timeout_ms = (uint32_t)json_integer_value(t);
+    return 0;
+}
+
 /*
  * Validation order (the first failing rule is reported): JSON syntax, object,
  * "id", "type", "topic", "data", "since", "history". "id" comes before everything else
@@ -696,11 +729,19 @@ static int parse_root(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
     if (rc != 0) {
         return rc;
     }
-    if (out->type == WSB_MSG_PUBLISH) {
+    if (out->type == WSB_MSG_PUBLISH || out->type == WSB_MSG_REQUEST) {
         out->data = json_object_get(root, "data");
         if (out->data == NULL) {
-            return set_error(err, WSB_ERR_MISSING_FIELD,
-                             "\"data\" is required for publish (use null for no payload)");
+            (void)snprintf(err->message, sizeof err->message,
+                           "\"data\" is required for %s (use null for no payload)",
+                           wsb_msg_type_name(out->type));
+            return fail_with(err, WSB_ERR_MISSING_FIELD);
+        }
+    }
+    if (out->type == WSB_MSG_REQUEST) {
+        rc = parse_timeout(root, out, err);
+        if (rc != 0) {
+            return rc;
         }
     }
     json_t *since = json_object_get(root, "since");

@@ -4,6 +4,7 @@
 #include "core/apikey.h"
 #include "core/auth.h"
 #include "core/chist.h"
+#include "core/inbox.h"
 #include "core/presence.h"
 #include "core/router.h"
 #include "core/seqtab.h"
@@ -56,16 +57,18 @@ static pubsub_status_t publish_clustered(core_worker_t *w, const pubsub_publish_
  * into every worker's inbox, all under the topic's shard lock (see
  * pubsub.h), then delivers to this worker's subscribers.
  */
-static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t from, wsb_str_t json,
-                              bool conflate)
+static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb_str_t from,
+                              wsb_str_t json, bool conflate)
 {
+    wsb_str_t topic = req->topic;
     core_t *c = w->core;
     seqtab_shard_t *shard = NULL;
     seqtab_pos_t pos;
     uint64_t seq = seqtab_lock_next(c->seqtab, topic, &shard, &pos);
     bool keep = pos.rule >= 0;
     wsb_str_t epoch = keep ? (wsb_str_t){pos.epoch, strlen(pos.epoch)} : WSB_STR_NULL;
-    xmsg_t *m = xmsg_new_from(topic, seq, epoch, from, json, c->nworkers);
+    xmsg_t *m = xmsg_new_request(topic, seq, epoch, from, req->reply_to, json, c->nworkers);
+    m->probe = req->probe;
     m->conflate = conflate;
     /* Every reference is counted before the first push: a worker may deliver
      * and release its share before the pushes end. History holds one more. */
@@ -77,7 +80,7 @@ static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t from,
     router_push_all(c, m);
     /* Still under the shard lock: federation sends a topic's messages to
      * the other nodes in seq order. */
-    if (core_federated(c)) {
+    if (core_federated(c) && req->reply_to.len == 0) {
         c->fed_ops->publish_cb(c->fed, topic, seq, from, json);
     }
     seqtab_unlock(shard);
@@ -90,6 +93,12 @@ static uint64_t publish_local(core_worker_t *w, wsb_str_t topic, wsb_str_t from,
 
 static bool may_publish(const pubsub_publish_t *req)
 {
+    /* A request's inbox name is its capability (inbox.h: 128 random bits,
+     * told only to the request's subscribers): a responder may answer
+     * whatever its publish rights, as NATS allow_responses. */
+    if (inbox_is(req->topic.p, req->topic.len)) {
+        return true;
+    }
     if (req->perms != NULL && !perms_may_publish(req->perms, req->topic)) {
         return false;
     }
@@ -100,7 +109,9 @@ static bool may_publish(const pubsub_publish_t *req)
  * NULL. Serialized once per message: every subscriber shares the frame. */
 static char *from_of(const topic_rule_t *rule, const pubsub_publish_t *req, size_t *len)
 {
-    if (rule == NULL || !rule->publisher) {
+    /* A reply always says who answered (request.h). */
+    bool inbox = inbox_is(req->topic.p, req->topic.len);
+    if (!inbox && (rule == NULL || !rule->publisher)) {
         return NULL;
     }
     json_t *from = json_object();
@@ -139,7 +150,7 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
     wsb_str_t stamp = {from, from != NULL ? from_len : 0};
     pubsub_status_t st = PUBSUB_OK;
     int rule = chist_rule(w->core, req->topic);
-    if (rule >= 0 && req->done_cb == NULL) {
+    if (rule >= 0 && (req->done_cb == NULL || req->reply_to.len > 0)) {
         /* The broker's own $sys messages (sys_events.h) have nobody to
          * answer once Redis assigned the seq: not under clustered history. */
         st = PUBSUB_UNAVAILABLE;
@@ -147,7 +158,7 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
         st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, rule, out);
     } else {
         count_published(w, req->ingress);
-        out->seq = publish_local(w, req->topic, stamp, (wsb_str_t){json, len},
+        out->seq = publish_local(w, req, stamp, (wsb_str_t){json, len},
                                  trule != NULL && trule->conflate);
         out->pause = core_inbox_pressure(w);
     }
@@ -162,6 +173,9 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
 static pubsub_status_t check(core_worker_t *w, const pubsub_subscribe_t *req)
 {
     core_t *c = w->core;
+    if (inbox_is(req->pattern.p, req->pattern.len)) {
+        return PUBSUB_FORBIDDEN; /* only the broker subscribes to request inboxes */
+    }
     if (c->refuse_patterns && wsb_topic_is_pattern(req->pattern.p, req->pattern.len)) {
         return PUBSUB_NO_PATTERNS;
     }

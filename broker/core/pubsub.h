@@ -110,6 +110,12 @@ typedef struct pubsub_publish_s {
     void (*done_cb)(chist_op_t *op);
     bool has_id;
     int64_t id;
+    /* A request (core/request.h sets these): the frame's "reply_to" and
+     * the no-responders probe the message takes over (NULL: none). Not
+     * sent to federation; refused (PUBSUB_UNAVAILABLE) on a topic with
+     * clustered history. */
+    wsb_str_t reply_to;
+    struct request_probe_s *probe;
 } pubsub_publish_t;
 
 typedef struct pubsub_published_s {

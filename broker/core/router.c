@@ -1,6 +1,7 @@
 /* router.c - publish across workers and deliver from the inbox (see router.h). */
 #include "core/router.h"
 
+#include "core/inbox.h"
 #include "core/subscriber.h"
 #include "core/topic_rules.h"
 #include "core/topic_trie.h"
@@ -21,6 +22,9 @@ void router_push_all(core_t *c, xmsg_t *m)
         if (!xqueue_push(&w->inbox, m)) {
             /* Counted for the worker that misses the message. */
             METRIC_ADD_SHARED(w->metrics->inbox_dropped, 1);
+            if (m->probe != NULL) {
+                inbox_probe_count(c, m, 0);
+            }
             xmsg_unref(m);
         }
     }
@@ -97,12 +101,17 @@ typedef struct {
     xmsg_t *msg;
     core_worker_t *worker;
     size_t undelivered; /* matched but not queued: closing or just dropped */
+    bool inbox;         /* an "_inbox." topic: for request inboxes only (request.h) */
 } fanout_t;
 
 static int deliver_cb(trie_client_t *client, void *user_data)
 {
     fanout_t *f = user_data;
     subscriber_t *sub = subscriber_of(client);
+    if (f->inbox && !sub->inbox) {
+        f->undelivered++; /* a ">" or "*.x" pattern: inbox traffic is not for it */
+        return 0;
+    }
     switch (sub->ops->deliver_cb(sub->user_data, f->fb, f->msg)) {
     case SUBSCRIBER_DELIVERED:
         return 0;
@@ -129,10 +138,17 @@ static int deliver_cb(trie_client_t *client, void *user_data)
 static void deliver_one(core_worker_t *s, xmsg_t *m)
 {
     frame_buf_t *fb = xmsg_worker_buf(m, s->index);
-    fanout_t f = {.fb = fb, .msg = m, .worker = s, .undelivered = 0};
+    fanout_t f = {.fb = fb,
+                  .msg = m,
+                  .worker = s,
+                  .undelivered = 0,
+                  .inbox = inbox_is(m->topic, m->topic_len)};
     s->in_fanout = true;
     size_t n = trie_match(s->trie, m->topic, m->topic_len, deliver_cb, &f);
     s->in_fanout = false;
+    if (m->probe != NULL) {
+        inbox_probe_count(s->core, m, n);
+    }
     METRIC_ADD(s->metrics->messages_delivered, n - f.undelivered);
     frame_buf_unref(fb); /* the worker's own reference; writes hold theirs */
 }

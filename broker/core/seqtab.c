@@ -1,6 +1,7 @@
 /* seqtab.c - sharded per-topic sequence counters and history (see seqtab.h). */
 #include "core/seqtab.h"
 
+#include "core/inbox.h"
 #include "core/xmsg.h"
 #include "shared/util.h"
 #include "wsb/topic.h"
@@ -539,6 +540,15 @@ static topic_t *hist_next(const topic_t *tp)
     return tp->hist->link.next;
 }
 
+/* A topic a pattern's replay includes: it matches, and it is no request
+ * inbox (replies kept by a history rule such as ">" are the requester's
+ * alone, as in the live fan-out: request.h). */
+static bool replayable(wsb_str_t pattern, const topic_t *tp)
+{
+    return wsb_topic_matches(pattern.p, pattern.len, tp->name, tp->len) &&
+           !inbox_is(tp->name, tp->len);
+}
+
 size_t seqtab_match_last(seqtab_t *t, wsb_str_t pattern, size_t max, size_t max_topics,
                          uint64_t now_ms, xmsg_t ***out, size_t *n)
 {
@@ -551,7 +561,7 @@ size_t seqtab_match_last(seqtab_t *t, wsb_str_t pattern, size_t max, size_t max_
     for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
         shard_t *s = &t->shards[i];
         for (topic_t *tp = s->hist.head; tp != NULL; tp = hist_next(tp)) {
-            if (!wsb_topic_matches(pattern.p, pattern.len, tp->name, tp->len)) {
+            if (!replayable(pattern, tp)) {
                 continue;
             }
             if (++ntopics > max_topics) {
@@ -567,7 +577,7 @@ size_t seqtab_match_last(seqtab_t *t, wsb_str_t pattern, size_t max, size_t max_
     *out = xmalloc(sizeof(xmsg_t *) * total);
     for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
         for (topic_t *tp = t->shards[i].hist.head; tp != NULL; tp = hist_next(tp)) {
-            if (wsb_topic_matches(pattern.p, pattern.len, tp->name, tp->len)) {
+            if (replayable(pattern, tp)) {
                 *n += history_ring_read(&tp->hist->ring, 0, max, *out + *n);
             }
         }

@@ -26,6 +26,8 @@
 
 #include "core/topic_trie.h"
 
+#include <stdbool.h>
+
 struct frame_buf_s;
 struct xmsg_s;
 
@@ -51,6 +53,9 @@ typedef struct subscriber_s {
      * member (the RESP ingress). */
     const char *client;
     const char *user;
+    /* A request's inbox (core/request.h): the only kind of subscriber that
+     * gets "_inbox." messages. */
+    bool inbox;
 } subscriber_t;
 
 /* Sets up an embedded subscriber; `ops` is borrowed (static in practice). */
@@ -61,6 +66,7 @@ static inline void subscriber_init(subscriber_t *sub, const subscriber_ops_t *op
     sub->user_data = user_data;
     sub->client = NULL;
     sub->user = NULL;
+    sub->inbox = false;
 }
 
 /* The subscriber a trie match reports. */

@@ -56,6 +56,7 @@ static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t fr
     m->data_len = 0;
     m->data_off = 0;
     m->event = false;
+    m->probe = NULL;
     memcpy(m->topic, topic.p, topic.len);
     m->topic[topic.len] = '\0';
     m->drop_slow = false;
@@ -85,11 +86,17 @@ xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_
 xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
                       wsb_str_t data_json, unsigned nworkers)
 {
+    return xmsg_new_request(topic, seq, epoch, from_json, WSB_STR_NULL, data_json, nworkers);
+}
+
+xmsg_t *xmsg_new_request(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
+                         wsb_str_t reply_to, wsb_str_t data_json, unsigned nworkers)
+{
     size_t topic_off = 0;
     size_t headroom = headroom_for(topic, nworkers, &topic_off);
     size_t frame_len = 0;
-    uint8_t *raw =
-        wsb_msg_build_message_from(topic, seq, epoch, from_json, data_json, headroom, &frame_len);
+    uint8_t *raw = wsb_msg_build_request_message(topic, seq, epoch, from_json, reply_to, data_json,
+                                                 headroom, &frame_len);
     xmsg_t *m = finish(raw, headroom, topic_off, frame_len, topic, seq, epoch, nworkers);
     /* The builder writes data last, verbatim (or null): RESP subscribers
      * and the Redis bridge take it from here instead of serializing again. */
@@ -126,10 +133,17 @@ frame_buf_t *xmsg_replay_buf(xmsg_t *m)
     return fb;
 }
 
+/* The message and what it owns. */
+static void destroy(xmsg_t *m)
+{
+    free(m->probe);
+    free(m);
+}
+
 void xmsg_set_refs(xmsg_t *m, uint32_t refs)
 {
     if (refs == 0) {
-        free(m);
+        destroy(m);
         return;
     }
     atomic_store_explicit(&m->refs, refs, memory_order_release);
@@ -139,7 +153,7 @@ void xmsg_unref(xmsg_t *m)
 {
     /* acq_rel: every worker's reads of the frame happen before the free. */
     if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
-        free(m);
+        destroy(m);
     }
 }
 

@@ -41,6 +41,9 @@ typedef struct xmsg_s {
     bool drop_slow; /* history rule says: gap, not close 1013 */
     bool event;     /* a join/leave frame (xmsg_new_event): no seq, no data */
     bool conflate;  /* topic rule conflate:true: a newer frame replaces an unsent older one */
+    /* A request's no-responders count (core/request.h), freed with the
+     * message; NULL for every other message. */
+    struct request_probe_s *probe;
     char epoch[XMSG_EPOCH_MAX + 1]; /* "" when the topic keeps no history */
 } xmsg_t;
 
@@ -60,6 +63,11 @@ xmsg_t *xmsg_new(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t data_
  * (wsb_msg_build_message_from). */
 xmsg_t *xmsg_new_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
                       wsb_str_t data_json, unsigned nworkers);
+
+/* The same for a request: "reply_to" (request.h's inbox) before "data"
+ * (wsb_msg_build_request_message). */
+xmsg_t *xmsg_new_request(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t from_json,
+                         wsb_str_t reply_to, wsb_str_t data_json, unsigned nworkers);
 
 /*
  * Builds an event for `nworkers` workers: the frame is `event` (a JSON

@@ -5,6 +5,7 @@
 #include "core/chist.h"
 #include "core/presence.h"
 #include "core/pubsub.h"
+#include "core/request.h"
 #include "ingress/ingress.h"
 #include "ingress/static_files.h"
 #include "net/conn.h"
@@ -82,6 +83,13 @@ typedef struct http_pub_s {
     bool array;      /* the body was an array: {"results":[…]}; else results[0] alone */
     bool keep_alive;
     size_t pending; /* ops not back yet */
+    /* POST /api/request (request.h): its one request, and its answer when
+     * that came before the response was deferred. */
+    bool request;
+    bool deferred;
+    request_list_t requests;
+    int status;
+    json_t *answer;
     size_t nops;
     chist_op_t *ops[]; /* by element index; NULL when back or not clustered */
 } http_pub_t;
@@ -91,13 +99,8 @@ static void http_pub_done(chist_op_t *op);
 #define UNAVAILABLE_MESSAGE                                                                        \
     "the topic keeps clustered history and Redis is unavailable: not published"
 
-/* Publishes element `index` (of `n`), a {"topic":…,"data":…} object;
- * returns the result object: {"seq":N} or {"error":{…}}, or NULL when its
- * seq comes from Redis later (clustered history: *pub then holds its op).
- * How many subscribers it reached is not known here: other workers deliver
- * it in their own time. */
-static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pub_t **pub,
-                           size_t index, size_t n)
+/* Checks a {"topic":…,"data":…} object: NULL and *topic set, or the error object. */
+static json_t *check_item(json_t *item, wsb_str_t *topic_out)
 {
     if (!json_is_object(item)) {
         return error_object(WSB_ERR_BAD_JSON, "each message must be a JSON object");
@@ -124,9 +127,26 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pu
     if (wsb_topic_is_reserved(name, len)) {
         return error_object(WSB_ERR_FORBIDDEN, "topics starting with '$' are reserved");
     }
+    *topic_out = (wsb_str_t){name, len};
+    return NULL;
+}
+
+/* Publishes element `index` (of `n`), a {"topic":…,"data":…} object;
+ * returns the result object: {"seq":N} or {"error":{…}}, or NULL when its
+ * seq comes from Redis later (clustered history: *pub then holds its op).
+ * How many subscribers it reached is not known here: other workers deliver
+ * it in their own time. */
+static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pub_t **pub,
+                           size_t index, size_t n)
+{
+    wsb_str_t topic;
+    json_t *bad = check_item(item, &topic);
+    if (bad != NULL) {
+        return bad;
+    }
     pubsub_publish_t preq = {
-        .topic = {name, len},
-        .data = data,
+        .topic = topic,
+        .data = json_object_get(item, "data"),
         .ingress = PUBSUB_HTTP,
         .key = key,
         .from_user = apikey_name(key),
@@ -286,6 +306,9 @@ void http_api_cancel(conn_t *c)
         return;
     }
     c->http_pub = NULL;
+    if (p->request) {
+        request_cancel_all(&p->requests);
+    }
     for (size_t i = 0; i < p->nops; i++) {
         if (p->ops[i] != NULL) {
             p->ops[i]->owner = NULL; /* freed when it comes back (chist_drain) */
@@ -295,16 +318,18 @@ void http_api_cancel(conn_t *c)
     free(p);
 }
 
-static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
+/* The JSON body of a POST /api/publish or /api/request after its key and
+ * media type were checked, or NULL after answering. */
+static json_t *post_body(conn_t *c, const wsb_http_request_t *req, bool keep_alive,
+                         const apikey_t **key)
 {
-    const apikey_t *key = NULL;
-    if (!request_key(c, req, keep_alive, &key)) {
-        return;
+    if (!request_key(c, req, keep_alive, key)) {
+        return NULL;
     }
     if (!publish_content_type_ok(req)) {
         respond_error(c, 415, "unsupported_media_type", "Content-Type must be application/json",
                       keep_alive, NULL);
-        return;
+        return NULL;
     }
     wsb_str_t body = wsb_http_request_body(req);
     json_error_t jerr;
@@ -317,6 +342,15 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
         (void)snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line,
                        jerr.column, jerr.text);
         respond_error(c, 400, WSB_ERR_BAD_JSON, msg, keep_alive, NULL);
+    }
+    return root;
+}
+
+static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
+{
+    const apikey_t *key = NULL;
+    json_t *root = post_body(c, req, keep_alive, &key);
+    if (root == NULL) {
         return;
     }
     /* A single object is handled as an array of one, answered without the
@@ -338,6 +372,102 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     pub->array = array;
     pub->keep_alive = keep_alive;
     c->http_pub = pub;
+    conn_http_defer(c);
+}
+
+/* ---- POST /api/request (request/reply) ------------------------------------------------------ */
+
+/* The request ended: 200 {"data","from"}, 404 no_responders or 504 timeout. */
+static void http_request_done(void *owner, const request_done_t *d)
+{
+    http_pub_t *p = owner;
+    if (d->outcome == REQUEST_REPLY) {
+        p->status = 200;
+        p->answer = json_pack("{s:O,s:O}", "data", d->data != NULL ? d->data : json_null(), "from",
+                              d->from != NULL ? d->from : json_null());
+    } else if (d->outcome == REQUEST_NO_RESPONDERS) {
+        p->status = 404;
+        p->answer = error_object(WSB_ERR_NO_RESPONDERS, "no subscriber of the topic exists");
+    } else {
+        p->status = 504;
+        p->answer = error_object(WSB_ERR_TIMEOUT, "no reply within timeout_ms");
+    }
+    if (p->answer == NULL) {
+        wsb_oom("request answer");
+    }
+    if (!p->deferred) {
+        return; /* answered at once: http_request() responds */
+    }
+    conn_t *c = p->conn;
+    c->http_pub = NULL;
+    respond_json(c, p->status, p->answer, p->keep_alive, NULL);
+    free(p);
+    conn_http_resume(c);
+}
+
+/* The error of a request that did not start, as (status, body). */
+static json_t *request_refused(pubsub_status_t st, int *status)
+{
+    if (st == PUBSUB_FORBIDDEN) {
+        *status = 403;
+        return error_object(WSB_ERR_FORBIDDEN,
+                            "this API key may not publish to this topic, or it is an inbox");
+    }
+    *status = 503;
+    return error_object(WSB_ERR_UNAVAILABLE,
+                        "requests are not supported on topics that keep clustered history");
+}
+
+static void http_request(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
+{
+    const apikey_t *key = NULL;
+    json_t *root = post_body(c, req, keep_alive, &key);
+    if (root == NULL) {
+        return;
+    }
+    wsb_str_t topic;
+    json_t *bad = check_item(root, &topic);
+    json_t *t = json_object_get(root, "timeout_ms");
+    if (bad == NULL && t != NULL &&
+        (!json_is_integer(t) || json_integer_value(t) < 1 ||
+         json_integer_value(t) > WSB_REQUEST_TIMEOUT_MAX_MS)) {
+        bad = error_object(WSB_ERR_BAD_FIELD, "\"timeout_ms\" must be an integer from 1 to 60000");
+    }
+    if (bad != NULL) {
+        json_decref(root);
+        respond_json(c, 400, bad, keep_alive, NULL);
+        return;
+    }
+    http_pub_t *p = xcalloc(1, sizeof(*p));
+    p->conn = c;
+    p->keep_alive = keep_alive;
+    p->request = true;
+    request_args_t a = {
+        .pub = {.topic = topic,
+                .data = json_object_get(root, "data"),
+                .ingress = PUBSUB_HTTP,
+                .key = key,
+                .from_user = apikey_name(key)},
+        .timeout_ms = t != NULL ? (uint32_t)json_integer_value(t) : WSB_REQUEST_TIMEOUT_DEFAULT_MS,
+        .list = &p->requests,
+        .owner = p,
+        .done_cb = http_request_done,
+    };
+    bool pause = false;
+    pubsub_status_t st = request_start(ingress_ctx(c)->core, &a, &pause);
+    json_decref(root);
+    if (pause) {
+        conn_pause_publisher(c);
+    }
+    if (st != PUBSUB_OK || p->answer != NULL) {
+        int status = p->status;
+        json_t *answer = st != PUBSUB_OK ? request_refused(st, &status) : p->answer;
+        free(p);
+        respond_json(c, status, answer, keep_alive, NULL);
+        return;
+    }
+    p->deferred = true;
+    c->http_pub = p;
     conn_http_defer(c);
 }
 
@@ -396,7 +526,8 @@ static wsb_str_t request_path(const wsb_http_request_t *req)
 bool http_api_body_too_large(conn_t *c, const wsb_http_request_t *req)
 {
     wsb_str_t path = request_path(req);
-    if (path.p == NULL || !wsb_str_eq(path, "/api/publish")) {
+    if (path.p == NULL ||
+        (!wsb_str_eq(path, "/api/publish") && !wsb_str_eq(path, "/api/request"))) {
         return false;
     }
     char msg[128];
@@ -433,6 +564,14 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req)
             respond_error(c, 405, "method_not_allowed", "use POST", keep_alive, "Allow: POST\r\n");
         } else {
             publish(c, req, keep_alive);
+        }
+        return;
+    }
+    if (wsb_str_eq(path, "/api/request")) {
+        if (!method_is(method, "POST")) {
+            respond_error(c, 405, "method_not_allowed", "use POST", keep_alive, "Allow: POST\r\n");
+        } else {
+            http_request(c, req, keep_alive);
         }
         return;
     }

@@ -305,20 +305,26 @@ static void revoke_uncovered(session_t *s)
     }
 }
 
-static void op_publish(session_t *s, const wsb_msg_t *m)
+/* The publish a publish or request message asks for, on this connection's credentials. */
+static pubsub_publish_t publish_of(session_t *s, const wsb_msg_t *m)
 {
-    pubsub_publish_t req = {
+    return (pubsub_publish_t){
         .topic = m->topic,
         .data = m->data,
         .ingress = PUBSUB_WS,
         .perms = s->perms,
         .from_client = s->client_id,
         .from_user = session_user(s),
-        .owner = s,
-        .done_cb = chist_session_op_done,
         .has_id = m->has_id,
         .id = m->id,
     };
+}
+
+static void op_publish(session_t *s, const wsb_msg_t *m)
+{
+    pubsub_publish_t req = publish_of(s, m);
+    req.owner = s;
+    req.done_cb = chist_session_op_done;
     pubsub_published_t out;
     switch (pubsub_publish(s->ctx->core, &req, &out)) {
     case PUBSUB_OK:
@@ -337,6 +343,68 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
     default:
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAVAILABLE,
                     "the topic keeps clustered history and Redis is unavailable: not published");
+        break;
+    }
+}
+
+/* request (core/request.h): no ack; a reply, no_responders or timeout ends it. */
+static void request_done(void *owner, const request_done_t *d)
+{
+    session_t *s = owner;
+    if (d->outcome == REQUEST_NO_RESPONDERS) {
+        reply_error(s, d->has_id, d->id, WSB_ERR_NO_RESPONDERS,
+                    "no subscriber of the topic exists");
+        return;
+    }
+    if (d->outcome == REQUEST_TIMEOUT) {
+        reply_error(s, d->has_id, d->id, WSB_ERR_TIMEOUT, "no reply within timeout_ms");
+        return;
+    }
+    json_t *r = json_pack("{s:s}", "type", "reply");
+    if (r == NULL) {
+        wsb_oom("reply");
+    }
+    if (d->has_id) {
+        json_object_set_new(r, "id", json_integer(d->id));
+    }
+    json_object_set(r, "data", d->data != NULL ? d->data : json_null());
+    json_object_set(r, "from", d->from != NULL ? d->from : json_null());
+    size_t len = 0;
+    uint8_t *raw = wsb_msg_build_json(r, FRAME_BUF_HEADROOM, &len);
+    json_decref(r);
+    if (raw == NULL) {
+        wsb_oom("reply");
+    }
+    reply(s, raw, &len);
+}
+
+static void op_request(session_t *s, const wsb_msg_t *m)
+{
+    request_args_t a = {
+        .pub = publish_of(s, m),
+        .timeout_ms = m->timeout_ms,
+        .list = &s->requests,
+        .owner = s,
+        .done_cb = request_done,
+    };
+    bool pause = false;
+    switch (request_start(s->ctx->core, &a, &pause)) {
+    case PUBSUB_OK:
+        if (pause) {
+            conn_pause_publisher(s->conn);
+        }
+        break;
+    case PUBSUB_FORBIDDEN:
+        reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
+                    "your credentials do not allow publishing to this topic, or it is an inbox");
+        break;
+    case PUBSUB_LIMIT:
+        reply_error(s, m->has_id, m->id, WSB_ERR_LIMIT,
+                    "too many requests waiting for a reply on this connection (100)");
+        break;
+    default:
+        reply_error(s, m->has_id, m->id, WSB_ERR_UNAVAILABLE,
+                    "requests are not supported on topics that keep clustered history");
         break;
     }
 }
@@ -570,6 +638,9 @@ static void handle_text(session_t *s, const uint8_t *data, size_t len)
         break;
     case WSB_MSG_PUBLISH:
         op_publish(s, &m);
+        break;
+    case WSB_MSG_REQUEST:
+        op_request(s, &m);
         break;
     case WSB_MSG_PRESENCE:
     case WSB_MSG_PRESENCE_STATS:
@@ -906,6 +977,7 @@ void session_feed(session_t *s, uint8_t *data, size_t len)
 
 void session_free(session_t *s)
 {
+    request_cancel_all(&s->requests);
     chist_session_free(s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         pubsub_unsubscribe(s->ctx->core, s->subs[i]);

@@ -12,6 +12,7 @@
 
 #include "core/auth.h"
 #include "core/chist.h"
+#include "core/request.h"
 #include "core/subscriber.h"
 #include "core/topic_trie.h"
 #include "shared/frame_buf.h"
@@ -70,6 +71,7 @@ struct session_s {
     /* This connection's count in the per-user limits (user_limits.h), held
      * while the session has a user and those limits are on; else NULL. */
     struct user_entry_s *uentry;
+    request_list_t requests; /* requests waiting for their reply (core/request.h) */
 };
 
 /* Topics one session may have suspended at once; one more closes it (1013). */

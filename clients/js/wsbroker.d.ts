@@ -26,7 +26,9 @@ export type BrokerErrorCode =
     | "unauthorized"
     | "unavailable"
     | "not_available" // presence on a topic whose rule does not enable it
-    | "internal";
+    | "internal"
+    | "no_responders" // request(): nobody subscribes to the topic
+    | "timeout"; // request(): no reply within its timeout
 
 /** Error codes raised by the client itself. */
 export type ClientErrorCode =
@@ -71,7 +73,19 @@ export interface Message<T = JsonValue> {
      * the publisher wrote: only this one can be trusted.
      */
     from?: Member;
+    /**
+     * Present on a request (request/reply): publish the answer to this topic
+     * and the requester gets it as the resolution of its request().
+     */
+    reply_to?: string;
     data: T;
+}
+
+/** The resolution of request(): the first reply. */
+export interface Reply<T = JsonValue> {
+    data: T;
+    /** The responder, stamped by the broker (client null and the API key's name for HTTP/RESP). */
+    from: { client: string | null; user: string | null } | null;
 }
 
 /** A connection as presence, join/leave and `from` name it. */
@@ -339,6 +353,14 @@ export declare class Connection extends Emitter<ConnectionEvents> {
     presence(topic: string): Promise<PresenceInfo>;
     /** Connection and user counts of presence(topic); rejects as presence() does. */
     presenceStats(topic: string): Promise<PresenceStats>;
+    /**
+     * Request/reply: sends `data` to the subscribers of `topic` and resolves
+     * with the first reply (a responder publishes to the message's
+     * `reply_to`). Rejects with code "no_responders" (nobody subscribes),
+     * "timeout" (no reply within `timeout` ms: default 5000, 1..60000),
+     * "disconnected" or the broker's error. Not queued while offline.
+     */
+    request<T = JsonValue>(topic: string, data: JsonValue, opts?: { timeout?: number }): Promise<Reply<T>>;
     /** Application-level round trip; resolves with the time in ms. */
     ping(): Promise<number>;
     /** Closes for good; safe to call twice. */

@@ -605,6 +605,37 @@ export class Connection extends Emitter {
         });
     }
 
+    /**
+     * Request/reply (PROTOCOL.md 3.7): sends `data` to the subscribers of the
+     * exact `topic`; a responder answers by publishing to the message's
+     * `reply_to`. Resolves with {data, from} of the first reply; rejects with
+     * "no_responders" (nobody subscribes to the topic, at once), "timeout"
+     * (no reply within opts.timeout ms: default 5000, at most 60000, the
+     * broker's clock), "disconnected" (the socket went away first: never
+     * resent), or the broker's error ("forbidden", "limit_exceeded", …).
+     * Not queued while offline.
+     */
+    request(topic, data, opts = {}) {
+        if (this.#state === State.CLOSED) {
+            return Promise.reject(new WsbrokerError("closed", "the connection is closed"));
+        }
+        if (typeof topic !== "string" || topic === "") {
+            return Promise.reject(new TypeError("wsbroker: request needs a non-empty topic string"));
+        }
+        const timeout = opts.timeout ?? 5000;
+        if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60000) {
+            return Promise.reject(new TypeError("wsbroker: request timeout must be an integer from 1 to 60000 ms"));
+        }
+        if (this.#state !== State.OPEN) {
+            return Promise.reject(new WsbrokerError("disconnected", "not connected", { topic }));
+        }
+        return new Promise((resolve, reject) => {
+            const id = this.#takeId();
+            this.#pending.set(id, { kind: "request", topic, resolve, reject });
+            this.#send({ type: "request", topic, data: data === undefined ? null : data, id, timeout_ms: timeout });
+        });
+    }
+
     /** Application-level round trip; resolves with the round-trip time in ms. */
     ping() {
         if (this.#state !== State.OPEN) {
@@ -750,6 +781,7 @@ export class Connection extends Emitter {
             case "pong":
             case "presence":
             case "presence_stats":
+            case "reply":
                 this.#onReply(msg, null);
                 break;
             case "error": {
@@ -922,6 +954,16 @@ export class Connection extends Emitter {
                     req.resolve({ topic: req.topic, members: members.map((m) => ({ client: m.client, user: m.user ?? null })) });
                 } else {
                     req.resolve({ topic: req.topic, clients: msg.clients, users: msg.users });
+                }
+                break;
+            case "request":
+                if (err) {
+                    err.topic = req.topic;
+                    req.reject(err);
+                } else if (msg.type !== "reply") {
+                    req.reject(new WsbrokerError("protocol", `the broker answered a request with ${msg.type}`));
+                } else {
+                    req.resolve({ data: msg.data, from: msg.from ?? null });
                 }
                 break;
             case "unsubscribe":

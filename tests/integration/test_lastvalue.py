@@ -151,3 +151,31 @@ def test_pattern_switch_over_has_no_gap_and_no_duplicate_under_load(broker):
     sub_ack(c, {"type": "subscribe", "topic": "load.*", "id": 1, "history": 5})
     last = by_topic([c.recv_json() for _ in range(N_TOPICS * 5)])
     assert last == {t: list(range(counts[t] - 4, counts[t] + 1)) for t in topics}, last
+
+
+@pytest.mark.broker_args("--history", json.dumps([{"pattern": ">", "size": 10}]))
+def test_pattern_history_never_replays_request_inboxes(broker):
+    """A history rule on ">" keeps replies too (their topic is the
+    requester's `_inbox.`): a pattern's replay leaves them out, as the live
+    fan-out does, or a late `>` subscriber would read other clients' replies."""
+    responder, requester, late = broker.raw_ws(), broker.raw_ws(), broker.raw_ws()
+    sub_ack(responder, {"type": "subscribe", "topic": "dev.d7.cmd", "id": 1})
+    requester.send_json({"type": "request", "topic": "dev.d7.cmd", "data": "on", "id": 2})
+    msg = responder.recv_json()
+    assert msg["type"] == "message" and msg["reply_to"].startswith("_inbox."), msg
+    responder.send_json({"type": "publish", "topic": msg["reply_to"], "data": "done", "id": 3})
+    reply = requester.recv_json()
+    assert reply["type"] == "reply" and reply["data"] == "done", reply
+    sub_ack(late, {"type": "subscribe", "topic": ">", "id": 4, "history": 10})
+    # The replay comes before anything live: a sentinel published after the
+    # ack ends it.
+    publish_many(requester, "zz.end", 1, first_id=5)
+    seen = []
+    while True:
+        m = late.recv_json()
+        seen.append(m)
+        if m.get("topic") == "zz.end":
+            break
+    topics = [m.get("topic") for m in seen]
+    assert "dev.d7.cmd" in topics, seen
+    assert not any(t.startswith("_inbox") for t in topics if t), seen

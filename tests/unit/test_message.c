@@ -338,6 +338,7 @@ static void test_type_names(void **state)
     assert_string_equal(wsb_msg_type_name(WSB_MSG_AUTH), "auth");
     assert_string_equal(wsb_msg_type_name(WSB_MSG_PRESENCE), "presence");
     assert_string_equal(wsb_msg_type_name(WSB_MSG_PRESENCE_STATS), "presence_stats");
+    assert_string_equal(wsb_msg_type_name(WSB_MSG_REQUEST), "request");
     assert_string_equal(wsb_msg_type_name((wsb_msg_type_t)0), "unknown");
 }
 
@@ -937,6 +938,46 @@ static void test_parse_history(void **state)
                  WSB_ERR_BAD_SINCE, -1);
 }
 
+static void test_parse_request(void **state)
+{
+    (void)state;
+    wsb_msg_t m;
+    parse_ok("{\"type\":\"request\",\"topic\":\"dev.d7\",\"data\":{\"op\":1},\"id\":7,"
+             "\"timeout_ms\":2000}",
+             &m);
+    assert_int_equal(m.type, WSB_MSG_REQUEST);
+    assert_int_equal(m.timeout_ms, 2000);
+    assert_non_null(m.data);
+    wsb_msg_free(&m);
+    parse_ok("{\"type\":\"request\",\"topic\":\"a\",\"data\":null}", &m);
+    assert_int_equal(m.timeout_ms, WSB_REQUEST_TIMEOUT_DEFAULT_MS);
+    wsb_msg_free(&m);
+    parse_ok("{\"type\":\"request\",\"topic\":\"a\",\"data\":1,\"timeout_ms\":60000}", &m);
+    assert_int_equal(m.timeout_ms, WSB_REQUEST_TIMEOUT_MAX_MS);
+    wsb_msg_free(&m);
+    expect_error("{\"type\":\"request\",\"topic\":\"a\",\"id\":4}", WSB_ERR_MISSING_FIELD, 4);
+    expect_error("{\"type\":\"request\",\"topic\":\"a.*\",\"data\":1}", WSB_ERR_BAD_TOPIC, -1);
+    expect_error("{\"type\":\"request\",\"topic\":\"$sys.x\",\"data\":1}", WSB_ERR_FORBIDDEN, -1);
+    expect_error("{\"type\":\"request\",\"topic\":\"a\",\"data\":1,\"timeout_ms\":0}",
+                 WSB_ERR_BAD_FIELD, -1);
+    expect_error("{\"type\":\"request\",\"topic\":\"a\",\"data\":1,\"timeout_ms\":60001}",
+                 WSB_ERR_BAD_FIELD, -1);
+    expect_error("{\"type\":\"request\",\"topic\":\"a\",\"data\":1,\"timeout_ms\":\"5\"}",
+                 WSB_ERR_BAD_FIELD, -1);
+    expect_error("{\"type\":\"request\",\"topic\":\"a\",\"data\":1,\"history\":1}",
+                 WSB_ERR_BAD_SINCE, -1);
+
+    /* The request message: reply_to after from, before data. */
+    size_t len = 0;
+    uint8_t *buf = wsb_msg_build_request_message(
+        WSB_STR_LIT("a"), 2, WSB_STR_NULL, WSB_STR_LIT("{\"client\":\"c\",\"user\":null}"),
+        WSB_STR_LIT("_inbox.ab"), WSB_STR_LIT("1"), 0, &len);
+    assert_frame_is(buf, 0, len,
+                    "{\"type\":\"message\",\"topic\":\"a\",\"seq\":2,"
+                    "\"from\":{\"client\":\"c\",\"user\":null},\"reply_to\":\"_inbox.ab\","
+                    "\"data\":1}");
+}
+
 static void test_build_error(void **state)
 {
     (void)state;
@@ -1155,6 +1196,7 @@ int main(void)
         cmocka_unit_test(test_build_ack),
         cmocka_unit_test(test_build_gap),
         cmocka_unit_test(test_parse_history),
+        cmocka_unit_test(test_parse_request),
         cmocka_unit_test(test_build_error),
         cmocka_unit_test(test_build_pong_welcome),
         cmocka_unit_test(test_build_json),

@@ -32,6 +32,10 @@
  * the topic keeps). */
 #define WSB_MAX_HISTORY 1000000
 
+/* request: "timeout_ms" when absent, and the largest accepted. */
+#define WSB_REQUEST_TIMEOUT_DEFAULT_MS 5000
+#define WSB_REQUEST_TIMEOUT_MAX_MS     60000
+
 /* Stable error codes (the "code" field of an error reply). */
 #define WSB_ERR_BAD_JSON       "bad_json"       /* not JSON, or not a JSON object */
 #define WSB_ERR_BAD_TYPE       "bad_type"       /* "type" missing, not a string, or unknown */
@@ -48,6 +52,8 @@
 #define WSB_ERR_UNAVAILABLE    "unavailable"   /* clustered history topic while Redis is down */
 #define WSB_ERR_UNAUTHORIZED   "unauthorized"  /* auth: token refused, or not authenticated yet */
 #define WSB_ERR_NOT_AVAILABLE  "not_available" /* presence asked on a topic without presence */
+#define WSB_ERR_NO_RESPONDERS  "no_responders" /* request: nobody subscribes to the topic */
+#define WSB_ERR_TIMEOUT        "timeout"       /* request: no reply within timeout_ms */
 
 typedef enum {
     WSB_MSG_SUBSCRIBE = 1,
@@ -55,8 +61,9 @@ typedef enum {
     WSB_MSG_PUBLISH,
     WSB_MSG_PING,
     WSB_MSG_AUTH,
-    WSB_MSG_PRESENCE,      /* who is subscribed to an exact topic */
-    WSB_MSG_PRESENCE_STATS /* how many */
+    WSB_MSG_PRESENCE,       /* who is subscribed to an exact topic */
+    WSB_MSG_PRESENCE_STATS, /* how many */
+    WSB_MSG_REQUEST         /* publish expecting one reply (request/reply) */
 } wsb_msg_type_t;
 
 typedef struct {
@@ -71,7 +78,8 @@ typedef struct {
     wsb_str_t token;  /* auth only: the JWT, 1..8192 bytes */
     bool has_history; /* subscribe: "history":N, the last N messages of an exact topic */
     uint32_t history;
-    json_t *root; /* private: owned tree */
+    uint32_t timeout_ms; /* request: 1..WSB_REQUEST_TIMEOUT_MAX_MS, default set */
+    json_t *root;        /* private: owned tree */
 } wsb_msg_t;
 
 typedef struct {
@@ -84,7 +92,10 @@ typedef struct {
 /*
  * Parses one client message (`len` bytes of UTF-8 JSON, the text frame's
  * payload). Rules: a JSON object; "type" one of subscribe, unsubscribe,
- * publish, ping, auth, presence, presence_stats; "id" optional non-negative integer <= 2^53-1;
+ * publish, request, ping, auth, presence, presence_stats; request is
+ * checked as publish, plus "timeout_ms" (optional integer
+ * 1..WSB_REQUEST_TIMEOUT_MAX_MS, else bad_field; default
+ * WSB_REQUEST_TIMEOUT_DEFAULT_MS); "id" optional non-negative integer <= 2^53-1;
  * subscribe and unsubscribe need "topic" (a valid pattern); publish needs "topic" (a valid exact
  * topic, not reserved -> forbidden) and "data" (any value, null too); presence and presence_stats
  * need "topic" (a valid exact topic); "since" only on subscribe, an object with string "epoch"
@@ -131,6 +142,12 @@ uint8_t *wsb_msg_build_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, w
 uint8_t *wsb_msg_build_message_from(wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                                     wsb_str_t from_json, wsb_str_t data_json, size_t headroom,
                                     size_t *frame_len);
+
+/* The same for a request (request/reply): "reply_to":R (a broker-made
+ * inbox topic, empty: omitted) after "from", before "data". */
+uint8_t *wsb_msg_build_request_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                                       wsb_str_t from_json, wsb_str_t reply_to, wsb_str_t data_json,
+                                       size_t headroom, size_t *frame_len);
 
 /* Serializes a JSON value compactly (what `data_json` above expects) into an
  * exactly sized malloc'd buffer, NOT NUL-terminated; *len gets its length.
