@@ -1,6 +1,7 @@
 /* inbox.c - request inbox names and the no-responders probe (see inbox.h). */
 #include "core/inbox.h"
 
+#include "core/core.h"
 #include "core/xmsg.h"
 #include "shared/util.h"
 
@@ -15,13 +16,6 @@ struct request_probe_s {
     unsigned worker;          /* the requester's */
     char inbox[INBOX_LEN + 1];
 };
-
-bool inbox_is(const char *topic, size_t len)
-{
-    /* "_inbox" alone or "_inbox." followed by anything. */
-    size_t n = INBOX_PREFIX_LEN - 1;
-    return len >= n && memcmp(topic, INBOX_PREFIX, n) == 0 && (len == n || topic[n] == '.');
-}
 
 void inbox_make(char out[INBOX_LEN + 1])
 {

@@ -13,21 +13,18 @@
 #ifndef WSB_BROKER_CORE_INBOX_H
 #define WSB_BROKER_CORE_INBOX_H
 
-#include "core/core.h"
+#include "core/inbox_name.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#define INBOX_PREFIX     "_inbox."
-#define INBOX_PREFIX_LEN (sizeof(INBOX_PREFIX) - 1)
-#define INBOX_RANDOM     16 /* bytes: 32 hex digits */
-#define INBOX_LEN        (INBOX_PREFIX_LEN + 2 * INBOX_RANDOM)
+#define INBOX_RANDOM 16 /* bytes: 32 hex digits */
+#define INBOX_LEN    (INBOX_PREFIX_LEN + 2 * INBOX_RANDOM)
 
+typedef struct core_s core_t;
+typedef struct core_worker_s core_worker_t;
 typedef struct xmsg_s xmsg_t;
 typedef struct request_probe_s request_probe_t;
-
-/* True when the first token of the topic or pattern is "_inbox". */
-bool inbox_is(const char *topic, size_t len);
 
 /* A fresh, unguessable inbox name (NUL-terminated). */
 void inbox_make(char out[INBOX_LEN + 1]);

@@ -1,7 +1,7 @@
 /* seqtab.c - sharded per-topic sequence counters and history (see seqtab.h). */
 #include "core/seqtab.h"
 
-#include "core/inbox.h"
+#include "core/inbox_name.h"
 #include "core/xmsg.h"
 #include "shared/util.h"
 #include "wsb/topic.h"
