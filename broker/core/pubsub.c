@@ -158,8 +158,8 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
         st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, rule, out);
     } else {
         count_published(w, req->ingress);
-        out->seq = publish_local(w, req, stamp, (wsb_str_t){json, len},
-                                 trule != NULL && trule->conflate);
+        out->seq =
+            publish_local(w, req, stamp, (wsb_str_t){json, len}, trule != NULL && trule->conflate);
         out->pause = core_inbox_pressure(w);
     }
     free(from);

@@ -41,8 +41,11 @@ static size_t headroom_for(wsb_str_t topic, unsigned nworkers, size_t *topic_off
 static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t frame_len,
                       wsb_str_t topic, uint64_t seq, wsb_str_t epoch, unsigned nworkers)
 {
-    if (raw == NULL || frame_len > UINT32_MAX) {
+    if (raw == NULL) {
         wsb_oom("message frame");
+    }
+    if (frame_len > UINT32_MAX) {
+        abort(); /* not memory: max_message_size bounds a frame far below 4 GiB */
     }
     size_t slots_off = round_up(sizeof(xmsg_t), XMSG_SLOT_STRIDE);
     xmsg_t *m = (xmsg_t *)(void *)raw;
