@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define INBOX_RANDOM 16 /* bytes: 32 hex digits */
+#define INBOX_RANDOM ((size_t)16) /* bytes: 32 hex digits */
 #define INBOX_LEN    (INBOX_PREFIX_LEN + 2 * INBOX_RANDOM)
 
 typedef struct core_s core_t;
