@@ -177,6 +177,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(m.token.p != NULL && m.token.len >= 1 && m.token.len <= 8192);
         check(m.topic.p == NULL && m.data == NULL && !m.has_since);
         break;
+    case WSB_MSG_REQUEST:
+        /* Checked as a publish, plus its bounded timeout. */
+        check(wsb_topic_check(m.topic.p, m.topic.len, WSB_TOPIC_EXACT, NULL) == 0);
+        check(!wsb_topic_is_reserved(m.topic.p, m.topic.len));
+        check(m.data != NULL && !m.has_since);
+        check(m.timeout_ms >= 1 && m.timeout_ms <= WSB_REQUEST_TIMEOUT_MAX_MS);
+        break;
     case WSB_MSG_PRESENCE:
     case WSB_MSG_PRESENCE_STATS:
         check(wsb_topic_check(m.topic.p, m.topic.len, WSB_TOPIC_EXACT, NULL) == 0);
