@@ -15,6 +15,20 @@
 
 #define fail err_printf
 
+int history_parse_pattern(json_t *v, const char *where, char *out, size_t *len, char *err,
+                          size_t errlen)
+{
+    const char *why = "not a string";
+    if (!json_is_string(v) || wsb_topic_check(json_string_value(v), json_string_length(v),
+                                              WSB_TOPIC_PATTERN, &why) != 0) {
+        return fail(err, errlen, "%s.pattern: expected a topic pattern: %s", where, why);
+    }
+    *len = json_string_length(v);
+    memcpy(out, json_string_value(v), *len);
+    out[*len] = '\0';
+    return 0;
+}
+
 int history_rule_parse(json_t *obj, const char *where, bool with_pattern, history_rule_t *r,
                        char *err, size_t errlen)
 {
@@ -30,14 +44,9 @@ int history_rule_parse(json_t *obj, const char *where, bool with_pattern, histor
     json_object_foreach(obj, key, v)
     {
         if (with_pattern && strcmp(key, "pattern") == 0) {
-            const char *why = "not a string";
-            if (!json_is_string(v) || wsb_topic_check(json_string_value(v), json_string_length(v),
-                                                      WSB_TOPIC_PATTERN, &why) != 0) {
-                return fail(err, errlen, "%s.pattern: expected a topic pattern: %s", where, why);
+            if (history_parse_pattern(v, where, r->pattern, &r->pattern_len, err, errlen) != 0) {
+                return -1;
             }
-            r->pattern_len = json_string_length(v);
-            memcpy(r->pattern, json_string_value(v), r->pattern_len);
-            r->pattern[r->pattern_len] = '\0';
             has_pattern = true;
         } else if (strcmp(key, "size") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 1 ||

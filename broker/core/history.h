@@ -74,6 +74,12 @@ int history_rules_list(const char *json, const char *name, const char *example, 
 int history_rule_parse(struct json_t *obj, const char *where, bool with_pattern, history_rule_t *r,
                        char *err, size_t errlen);
 
+/* The `pattern` member `v` of the rule at `where` (also the topic rules'):
+ * a valid topic pattern copied NUL-terminated into `out`
+ * (WSB_TOPIC_MAX_LEN + 1 bytes) with its length in *len. Returns 0 or -1. */
+int history_parse_pattern(struct json_t *v, const char *where, char *out, size_t *len, char *err,
+                          size_t errlen);
+
 /* The index of the first rule matching the exact `topic`, or -1 (also when
  * that rule has size 0). */
 int history_rules_match(const history_rules_t *r, wsb_str_t topic);

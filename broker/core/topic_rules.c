@@ -23,15 +23,7 @@ static int parse_flag(json_t *v, const char *where, const char *key, bool *out, 
 
 static int parse_pattern(json_t *v, const char *where, topic_rule_t *r, char *err, size_t errlen)
 {
-    const char *why = "not a string";
-    if (!json_is_string(v) || wsb_topic_check(json_string_value(v), json_string_length(v),
-                                              WSB_TOPIC_PATTERN, &why) != 0) {
-        return fail(err, errlen, "%s.pattern: expected a topic pattern: %s", where, why);
-    }
-    r->pattern_len = json_string_length(v);
-    memcpy(r->pattern, json_string_value(v), r->pattern_len);
-    r->pattern[r->pattern_len] = '\0';
-    return 0;
+    return history_parse_pattern(v, where, r->pattern, &r->pattern_len, err, errlen);
 }
 
 static int parse_option(json_t *v, const char *where, const char *key, topic_rule_t *r, char *err,
