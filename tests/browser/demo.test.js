@@ -155,7 +155,8 @@ test("ticker: WebSocket-published prices update the cards; the page's simulated 
     }
     await page.waitForFunction(() => document.querySelector('.sym[data-symbol="btc"] .price').textContent === "63,950.25");
     await page.waitForFunction(() => document.querySelector('.sym[data-symbol="eth"] .price').textContent === "3,410.00");
-    assert.equal(await page.locator("#chart-empty").isHidden(), true);
+    // The price text is set on receipt, the chart on the next animation frame.
+    await page.locator("#chart-empty").waitFor({ state: "hidden" });
 
     const ticks = [];
     const sub = backend.subscribe("demo.ticker.*", (m) => ticks.push(m.topic));
