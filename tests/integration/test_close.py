@@ -123,8 +123,10 @@ def test_sigterm_sends_1001_to_each_client_then_exits_0(broker):
     assert elapsed < 4.5, f"shutdown took {elapsed:.1f}s with all clients cooperating"
 
 
+# --header-timeout: the 4 MB publish must not be cut as a slow request when the
+# broker runs under valgrind on a loaded machine.
 @pytest.mark.broker_args("--shutdown-timeout", "3s", "--close-timeout", "10s", "--max-outbound-bytes", "16MiB",
-                         "--max-http-body", "8MiB")
+                         "--max-http-body", "8MiB", "--header-timeout", "120s")
 def test_sigterm_stops_accepting_and_flushes_queued_messages_before_1001(broker):
     # A client that never answers keeps the drain going for shutdown_timeout.
     holder = broker.raw_ws()
@@ -219,14 +221,19 @@ def test_sigint_also_exits_0(broker):
 
 @pytest.mark.broker_args("--ping-interval", "0", "--idle-timeout", "1s")
 def test_idle_client_closed_with_1008(broker):
-    c = broker.raw_ws()
-    assert c.welcome["limits"]["ping_interval_ms"] == 0
+    # The broker's idle clock starts at the upgrade: the lower bound is
+    # measured from before it (a slow client reads the welcome late), the
+    # upper bound from after it, loosely (only "it does close").
     t0 = time.monotonic()
-    f = c.expect_close(timeout=5)
-    elapsed = time.monotonic() - t0
+    c = broker.raw_ws()
+    t1 = time.monotonic()
+    assert c.welcome["limits"]["ping_interval_ms"] == 0
+    f = c.expect_close(timeout=10)
+    now = time.monotonic()
     assert f.close_code == 1008, f
     assert f.close_reason == "idle timeout"
-    assert 0.7 <= elapsed <= 3.0, f"idle close after {elapsed:.2f}s with --idle-timeout 1s"
+    assert now - t0 >= 0.7, f"idle close after {now - t0:.2f}s with --idle-timeout 1s"
+    assert now - t1 <= 8.0, f"idle close only after {now - t1:.2f}s with --idle-timeout 1s"
     assert not [s for s in c.skipped if s.opcode == OP_PING], "pings sent with --ping-interval 0"
     c.send_close(1008)
     assert c.wait_closed() == "eof"
@@ -260,9 +267,12 @@ def test_server_pings_arrive_at_ping_interval(broker):
         assert f.fin and not f.masked and len(f.payload) <= 125
         pings.append(time.monotonic() - t0)
         c.send_frame(wsraw.OP_PONG, f.payload)
-    assert 0.2 <= pings[0] <= 1.0, pings
-    gaps = [b - a for a, b in zip(pings, pings[1:])]
-    assert all(0.15 <= g <= 1.0 for g in gaps), gaps
+    # Ping k cannot arrive before (k+1) intervals after t0 (timer slack
+    # allowed); a slow client may read two queued pings back to back, so the
+    # gaps between receipts are not bounded below. The upper bound is loose:
+    # three pings arrive, at the ping interval rather than never.
+    assert all(p >= 0.2 + 0.25 * k for k, p in enumerate(pings)), pings
+    assert pings[2] <= 6.0, pings
 
 
 @pytest.mark.broker_args("--ping-interval", "300ms", "--idle-timeout", "1s")
