@@ -90,6 +90,8 @@ def test_websockets_client_close_handshake(broker):
     assert broker.metric("wsbroker_subscriptions") == 0
 
 
+# A long shutdown timeout, so "did not wait for it" is far from "slow machine".
+@pytest.mark.broker_args("--shutdown-timeout", "30s")
 def test_sigterm_sends_1001_to_each_client_then_exits_0(broker):
     async def go():
         clients = [await connect(broker.ws_url) for _ in range(5)]
@@ -115,12 +117,12 @@ def test_sigterm_sends_1001_to_each_client_then_exits_0(broker):
         return t0
 
     t0 = run(go())
-    rc = broker.wait_exit(10)
+    rc = broker.wait_exit(40)
     elapsed = time.monotonic() - t0
     broker.check_exit(0)
     assert rc == 0
-    # Every client answered, so the broker need not wait for shutdown_timeout (5 s).
-    assert elapsed < 4.5, f"shutdown took {elapsed:.1f}s with all clients cooperating"
+    # Every client answered, so the broker need not wait for shutdown_timeout (30 s).
+    assert elapsed < 20, f"shutdown took {elapsed:.1f}s with all clients cooperating"
 
 
 # --header-timeout: the 4 MB publish must not be cut as a slow request when the
@@ -172,7 +174,7 @@ def test_sigterm_with_unresponsive_client_exits_0_after_shutdown_timeout(broker)
     broker.wait_exit(10)
     elapsed = time.monotonic() - t0
     broker.check_exit(0)
-    assert 0.8 <= elapsed < 5, f"exited after {elapsed:.2f}s with --shutdown-timeout 1s"
+    assert 0.8 <= elapsed < 9, f"exited after {elapsed:.2f}s with --shutdown-timeout 1s"
     f = c.expect_close()
     assert f.close_code == 1001
     c.close()
