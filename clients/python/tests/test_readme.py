@@ -45,3 +45,19 @@ def test_readme_example_runs(readme_broker, tmp_path, index):
     assert proc.returncode == 0, f"example {index} failed:\n{code}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert proc.stdout.strip(), f"example {index} printed nothing"
     assert "Traceback" not in proc.stderr and "exception" not in proc.stderr.lower(), proc.stderr
+
+
+def test_top_level_readme_python_example_runs(broker, tmp_path):
+    """The example of the top-level README.md's "Python client" section."""
+    top = (PKG_ROOT.parents[1] / "README.md").read_text()
+    section = top.split("\n### Python client\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "127.0.0.1:8080" in code
+    script = tmp_path / "top.py"
+    script.write_text(code.replace("127.0.0.1:8080", f"127.0.0.1:{broker.port}"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WSB_")}
+    env["PYTHONPATH"] = str(PKG_ROOT)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "seq 1" in proc.stdout.splitlines(), proc.stdout
