@@ -10,17 +10,26 @@
 
 See README.md next to this package and protocol/PROTOCOL.md.
 """
-from .client import (PROTOCOL_VERSION, Client, CloseInfo, DisconnectInfo, GapInfo, Member, MemberEvent,
-                     Message, Presence, PresenceStats, Reconnect, Recovery, Reply, State, SubscribeResult,
-                     Subscription, connect)
 from ._util import is_exact_topic, matches
-from .errors import *  # noqa: F401,F403  (the typed errors are part of the API)
-from .errors import __all__ as _errors_all
+from .client import PROTOCOL_VERSION, Client, connect
+from .errors import (WsbrokerError, BadJson, BadType, MissingField, BadField, BadTopic, BadSince, Forbidden,
+                     TooLarge, LimitExceeded, NotAvailable, NotSubscribed, RateLimited, Unauthorized,
+                     Unavailable, InternalError, NoResponders, RequestTimeout, MethodNotAllowed,
+                     UnsupportedMediaType, Closed, Disconnected, QueueFull, ProtocolError, ConnectError,
+                     TokenError, InvalidToken, TokenExpired, OriginNotAllowed, Refused, HttpError, error_for)
 from .http import HttpPublisher, publish_http, request_http
+from .models import (CloseInfo, DisconnectInfo, GapInfo, Member, MemberEvent, Message, Presence, PresenceStats,
+                     Reconnect, Recovery, Reply, State, SubscribeResult)
+from .subscription import Subscription
 
 __version__ = "0.1.0"
 
 __all__ = ["connect", "Client", "Subscription", "Message", "Member", "MemberEvent", "Reply", "Presence",
            "PresenceStats", "SubscribeResult", "Recovery", "GapInfo", "DisconnectInfo", "CloseInfo",
            "Reconnect", "State", "PROTOCOL_VERSION", "matches", "is_exact_topic", "HttpPublisher",
-           "publish_http", "request_http", "__version__", *_errors_all]
+           "publish_http", "request_http", "__version__", "WsbrokerError", "BadJson", "BadType",
+           "MissingField", "BadField", "BadTopic", "BadSince", "Forbidden", "TooLarge", "LimitExceeded",
+           "NotAvailable", "NotSubscribed", "RateLimited", "Unauthorized", "Unavailable", "InternalError",
+           "NoResponders", "RequestTimeout", "MethodNotAllowed", "UnsupportedMediaType", "Closed",
+           "Disconnected", "QueueFull", "ProtocolError", "ConnectError", "TokenError", "InvalidToken",
+           "TokenExpired", "OriginNotAllowed", "Refused", "HttpError", "error_for"]

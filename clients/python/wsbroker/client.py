@@ -42,19 +42,21 @@ break the client.
 from __future__ import annotations
 
 import asyncio
-import collections
 import inspect
 import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, Dict, Generator, List, Mapping,
-                    Optional, Tuple, Union)
+from typing import Any, Callable, Dict, Generator, List, Mapping, Optional, Tuple, Union
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatusCode
 
+from ._events import _Emitter, _new_future, _settle
 from ._util import dumps, is_exact_topic, matches, token_times, with_query, ws_url
+from .subscription import Subscription
+from .models import (CloseInfo, DisconnectInfo, GapInfo, Listener, Member, MemberEvent, Message, Presence,
+                    PresenceStats, Reconnect, Recovery, Reply, Since, State, SubscribeResult, TokenSource)
 from .errors import (Closed, Disconnected, ProtocolError, QueueFull, RequestTimeout, TokenError,
                      TooLarge, WsbrokerError, error_for)
 
@@ -71,344 +73,6 @@ _TOKEN_REFRESH_AT = 0.85
 # Errors to an unsubscribe that mean there is nothing left to remove.
 _UNSUBSCRIBE_DONE = frozenset(("not_subscribed", "bad_topic", "bad_field"))
 _MAX_ID = 2**53 - 1
-
-
-class State:
-    """Connection states."""
-    CONNECTING = "connecting"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-@dataclass(frozen=True)
-class Member:
-    """A presence member: ``client`` (its connection's client_id) and ``user`` (token ``sub`` or None)."""
-    client: Optional[str]
-    user: Optional[str]
-
-    @staticmethod
-    def from_json(value: Any) -> Optional["Member"]:
-        if not isinstance(value, dict):
-            return None
-        return Member(value.get("client"), value.get("user"))
-
-
-@dataclass
-class Message:
-    """A ``message`` frame (PROTOCOL.md 4.2).
-
-    ``epoch`` is set on topics with history; ``from_`` (the broker's stamp
-    ``{client, user}``) on topics whose rule has ``publisher: true`` and on
-    replies; ``reply_to`` on a request (answer with ``client.reply(msg, data)``).
-    ``raw`` is the whole frame as parsed."""
-    topic: str
-    data: Any
-    seq: Optional[int] = None
-    epoch: Optional[str] = None
-    from_: Optional[Member] = None
-    reply_to: Optional[str] = None
-    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """The answer to request(): the reply's ``data`` and the responder (``from_``)."""
-    data: Any
-    from_: Optional[Member]
-
-
-@dataclass(frozen=True)
-class Presence:
-    """Who is subscribed to an exact topic."""
-    topic: str
-    members: List[Member]
-
-
-@dataclass(frozen=True)
-class PresenceStats:
-    """Counts of presence(): ``clients`` members, ``users`` distinct non-null users."""
-    topic: str
-    clients: int
-    users: int
-
-
-@dataclass(frozen=True)
-class SubscribeResult:
-    """What a subscription's ``ready`` gives: ``recovered`` (True/False after a
-    subscribe with ``since``, else None) and ``resubscribed`` (after a reconnect)."""
-    recovered: Optional[bool]
-    resubscribed: bool
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """Event ``recovered``: the ack of a subscribe with ``since``; False = messages were lost."""
-    topic: str
-    recovered: bool
-    epoch: Optional[str]
-    seq: Optional[int]
-
-
-@dataclass(frozen=True)
-class GapInfo:
-    """Event ``gap``: the broker dropped ``topic``'s messages after ``seq`` (slow consumer)."""
-    topic: str
-    epoch: Optional[str]
-    seq: Optional[int]
-
-
-@dataclass(frozen=True)
-class MemberEvent:
-    """Events ``join`` / ``leave``: ``member`` subscribed to / left the exact ``topic``."""
-    topic: str
-    member: Member
-
-
-@dataclass(frozen=True)
-class DisconnectInfo:
-    """Event ``disconnect``: the socket closed with ``code``; next attempt in ``reconnect_in`` s."""
-    code: int
-    reason: str
-    reconnect_in: float
-    attempt: int
-
-
-@dataclass(frozen=True)
-class CloseInfo:
-    """Event ``close``: the client closed for good (``error`` says why, None after close())."""
-    code: int
-    reason: str
-    error: Optional[WsbrokerError]
-
-
-@dataclass(frozen=True)
-class Reconnect:
-    """Backoff between attempts: ``min(max_delay, min_delay * factor**n)`` seconds,
-    minus up to ``jitter`` of it at random; ``max_attempts`` None = forever."""
-    min_delay: float = 0.5
-    max_delay: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.5
-    max_attempts: Optional[int] = None
-
-
-Listener = Callable[..., Any]
-TokenSource = Callable[[], Union[str, Awaitable[str]]]
-Since = Union[Mapping[str, Any], "Message", Tuple[str, int]]
-
-
-def _report(exc: BaseException, what: str) -> None:
-    """Hands a listener's exception to the loop's handler (it is not swallowed,
-    and does not break the client's state machine)."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        raise exc
-    loop.call_exception_handler({"message": f"wsbroker: exception in {what}", "exception": exc})
-
-
-def _call(fn: Listener, args: tuple, what: str) -> None:
-    try:
-        result = fn(*args)
-    except Exception as exc:  # a user's bug must not break the client
-        _report(exc, what)
-        return
-    if inspect.isawaitable(result):
-        task = asyncio.ensure_future(result)
-        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
-                               or _report(t.exception(), what))  # type: ignore[arg-type]
-
-
-class _Emitter:
-    def __init__(self) -> None:
-        self._listeners: Dict[str, List[Listener]] = {}
-
-    def on(self, event: str, fn: Listener) -> Callable[[], None]:
-        """Adds a listener for ``event``; returns a function that removes it."""
-        if not callable(fn):
-            raise TypeError("listener must be callable")
-        self._listeners.setdefault(event, []).append(fn)
-        return lambda: self.off(event, fn)
-
-    def off(self, event: str, fn: Listener) -> None:
-        """Removes a listener added with on()."""
-        fns = self._listeners.get(event)
-        if fns and fn in fns:
-            fns.remove(fn)
-
-    def once(self, event: str, fn: Listener) -> Callable[[], None]:
-        """Like on(), for the next event only."""
-        def wrapper(*args: Any) -> Any:
-            self.off(event, wrapper)
-            return fn(*args)
-        return self.on(event, wrapper)
-
-    def _emit(self, event: str, *args: Any) -> bool:
-        fns = self._listeners.get(event)
-        if not fns:
-            return False
-        for fn in list(fns):
-            _call(fn, args, f"{event!r} listener")
-        return True
-
-
-def _new_future() -> "asyncio.Future[Any]":
-    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    # Not "never retrieved" when nobody awaits it; those who do still see it.
-    fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-    return fut
-
-
-def _settle(fut: "asyncio.Future[Any]", value: Any = None, exc: Optional[BaseException] = None) -> None:
-    if fut.done():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(value)
-
-
-class Subscription(_Emitter):
-    """One subscription to a pattern, made by :meth:`Client.subscribe`.
-
-    Messages go to the callback given to subscribe() or, without one, are
-    buffered (at most ``buffer_size``; the oldest is dropped and counted in
-    ``dropped``) for ``async for msg in sub``. ``await sub`` (or ``await
-    sub.ready``) waits for the broker's ack and raises the broker's error
-    (``BadTopic``, ``Forbidden``, …). Events: ``subscribed``
-    (SubscribeResult), ``recovered`` (Recovery), ``gap`` (GapInfo), ``join`` /
-    ``leave`` (MemberEvent), ``unsubscribed`` (dict), ``error``, ``closed``.
-    ``async with sub:`` unsubscribes at the end of the block."""
-
-    def __init__(self, client: "Client", topic: str, callback: Optional[Listener], buffer_size: int) -> None:
-        super().__init__()
-        self._client = client
-        self._callback = callback
-        self._buffer: Deque[Message] = collections.deque()
-        self._buffer_size = max(1, buffer_size)
-        self._waiter: Optional[asyncio.Future[None]] = None
-        self._closed = False
-        self._error: Optional[WsbrokerError] = None
-        self._ready: asyncio.Future[SubscribeResult] = _new_future()
-        self._active = False
-        self._exact = is_exact_topic(topic)
-        self._last: Optional[Tuple[str, int]] = None
-        self._held = False
-        #: The pattern, exactly as given to subscribe().
-        self.topic = topic
-        #: Messages dropped because the iteration buffer was full.
-        self.dropped = 0
-        #: Messages handed to this subscription.
-        self.received = 0
-
-    @property
-    def ready(self) -> "asyncio.Future[SubscribeResult]":
-        """Resolves with a SubscribeResult on the ack; raises if the broker refused the pattern."""
-        return self._ready
-
-    def __await__(self) -> Generator[Any, None, "Subscription"]:
-        yield from self._ready.__await__()
-        return self
-
-    @property
-    def active(self) -> bool:
-        """True while the broker has acknowledged this pattern on the current socket."""
-        return self._active and not self._closed
-
-    @property
-    def closed(self) -> bool:
-        """True once unsubscribed, refused by the broker, or the client was closed."""
-        return self._closed
-
-    async def unsubscribe(self) -> None:
-        """Stops the subscription; returns once the broker has acknowledged (at once when offline)."""
-        if self._closed:
-            return
-        self._end(None)
-        await self._client._unsubscribe(self)
-
-    async def __aenter__(self) -> "Subscription":
-        await self._ready
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.unsubscribe()
-
-    def __aiter__(self) -> AsyncIterator[Message]:
-        if self._callback is not None:
-            raise TypeError("wsbroker: a subscription with a callback cannot also be iterated")
-        return self
-
-    async def __anext__(self) -> Message:
-        while True:
-            if self._buffer:
-                return self._buffer.popleft()
-            if self._closed:
-                if self._error is not None:
-                    err, self._error = self._error, None  # reported once; later calls just end
-                    raise err
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    # --- called by Client only ---
-
-    def _deliver(self, msg: Message) -> None:
-        if self._closed or self._held:
-            return
-        # A replay asked for by another subscription of this topic (since,
-        # history) repeats messages this one has had: each gets a message once.
-        if self._exact and isinstance(msg.epoch, str) and isinstance(msg.seq, int):
-            if self._last is not None and self._last[0] == msg.epoch and msg.seq <= self._last[1]:
-                return
-            self._last = (msg.epoch, msg.seq)
-        self.received += 1
-        if self._callback is not None:
-            _call(self._callback, (msg,), f"subscription callback of {self.topic!r}")
-            return
-        if len(self._buffer) >= self._buffer_size:
-            self._buffer.popleft()
-            self.dropped += 1
-        self._buffer.append(msg)
-        self._wake()
-
-    def _hold(self) -> None:
-        # Messages before the ack of this subscription's own replay are in the
-        # replay (the broker answers in order): none is taken until then.
-        self._held = True
-
-    def _subscribed(self, info: SubscribeResult) -> None:
-        if self._closed:
-            return
-        self._held = False
-        self._active = True
-        _settle(self._ready, info)
-        self._emit("subscribed", info)
-
-    def _inactive(self) -> None:
-        self._active = False
-
-    def _end(self, err: Optional[WsbrokerError]) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._active = False
-        if err is not None:
-            self._error = err
-            _settle(self._ready, exc=err)
-            self._emit("error", err)
-        else:
-            _settle(self._ready, exc=Closed("closed", "subscription closed before it was acknowledged",
-                                            topic=self.topic))
-        self._wake()
-        self._emit("closed", err)
 
 
 @dataclass
@@ -699,7 +363,8 @@ class Client(_Emitter):
         self._pending[rid] = _Pending("ping", fut, sent_at=time.monotonic())
         self._send({"type": "ping", "id": rid})
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self._ping_timeout or 10.0)  # type: ignore[no-any-return]
+            rtt: float = await asyncio.wait_for(asyncio.shield(fut), self._ping_timeout or 10.0)
+            return rtt
         except asyncio.TimeoutError:
             self._pending.pop(rid, None)
             raise RequestTimeout("timeout", "no pong in time") from None
@@ -744,7 +409,7 @@ class Client(_Emitter):
         fut = _new_future()
         rid = self._take_id()
         self._pending[rid] = _Pending(kind, fut, topic=topic)
-        req = {"type": kind, "topic": topic}
+        req: Dict[str, Any] = {"type": kind, "topic": topic}
         if "data" in extra:
             req["data"] = extra["data"]
         req["id"] = rid
@@ -1202,7 +867,7 @@ class Client(_Emitter):
         elif kind == "request":
             _settle(fut, Reply(msg.get("data"), Member.from_json(msg.get("from"))))
         elif kind == "presence":
-            members = msg.get("members") if isinstance(msg.get("members"), list) else []
+            members = msg["members"] if isinstance(msg.get("members"), list) else []
             _settle(fut, Presence(req.topic or "", [m for m in map(Member.from_json, members) if m]))
         elif kind == "presence_stats":
             _settle(fut, PresenceStats(req.topic or "", int(msg.get("clients") or 0), int(msg.get("users") or 0)))

@@ -104,7 +104,7 @@ class HttpPublisher:
     def presence(self, topic: str) -> Presence:
         """``GET /api/presence``: who is subscribed to the exact ``topic`` (presence rule needed)."""
         _, body = self._call("GET", "/api/presence?topic=" + quote(topic, safe=""), None)
-        members = body.get("members") if isinstance(body.get("members"), list) else []
+        members = body["members"] if isinstance(body.get("members"), list) else []
         return Presence(topic, [m for m in map(Member.from_json, members) if m])
 
     def _call(self, method: str, path: str, payload: Any, read_timeout: Optional[float] = None
