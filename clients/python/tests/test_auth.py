@@ -15,10 +15,10 @@ SECRET = "python-client-secret-0123456789abcdef"
 FAST = wsbroker.Reconnect(min_delay=0.05, max_delay=0.5)
 
 
-def token(publish, exp_in=600.0, secret=SECRET, sub="alice"):
+def token(publish, exp_in=600.0, secret=SECRET, sub="alice", subscribe=(">",)):
     now = int(time.time())
-    return jwt_hs256({"sub": sub, "iat": now, "exp": now + exp_in, "subscribe": [">"], "publish": publish},
-                     secret)
+    return jwt_hs256({"sub": sub, "iat": now, "exp": now + exp_in, "subscribe": list(subscribe),
+                      "publish": publish}, secret)
 
 
 def auth_broker(broker_factory):
@@ -104,4 +104,27 @@ def test_the_refused_token_again_closes_for_good(broker_factory):
         with pytest.raises(wsbroker.InvalidToken) as e:
             await c.wait_open()
         assert e.value.close_code == 4001 and c.state == "closed"
+    run(main())
+
+
+def test_a_narrower_token_ends_the_subscriptions_it_does_not_cover(broker_factory):
+    b = auth_broker(broker_factory)
+    tokens = iter([token(["a.>"]), token(["a.>"], subscribe=["a.>"])])
+
+    async def main():
+        c = await wsbroker.connect(b.ws_url, get_token=lambda: next(tokens), reconnect=FAST)
+        notices = []
+        c.on("unsubscribed", notices.append)
+        kept = await c.subscribe("a.x")
+        lost = await c.subscribe("b.>")
+        await c.refresh_token()
+        # The notice comes before the auth ack (PROTOCOL.md 3.4a).
+        assert notices == [{"topic": "b.>", "code": "forbidden", "message": notices[0]["message"]}]
+        assert lost.closed and not kept.closed
+        with pytest.raises(wsbroker.Forbidden):
+            async for _ in lost:
+                pass
+        await c.publish("a.x", 1)
+        assert (await kept.__anext__()).data == 1
+        await c.close()
     run(main())
