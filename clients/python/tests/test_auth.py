@@ -4,6 +4,7 @@ without Origin, close 4001 with one) and never reconnecting with the token the
 broker just refused (PROTOCOL.md 3.4a, 8, 10)."""
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -126,5 +127,51 @@ def test_a_narrower_token_ends_the_subscriptions_it_does_not_cover(broker_factor
                 pass
         await c.publish("a.x", 1)
         assert (await kept.__anext__()).data == 1
+        await c.close()
+    run(main())
+
+
+def test_broker_closes_an_expired_session_and_the_client_recovers(broker_factory):
+    """The broker closes a session whose token expired (4002, 1 s leeway); the
+    client asks get_token for a new one, reconnects and recovers with `since`
+    what was published while it was away (published from the `disconnect`
+    listener, which runs before the client can reconnect)."""
+    rules = json.dumps([{"pattern": "chat.>", "size": 100}])
+    b = broker_factory("--auth-required", "true", "--auth-jwt-secret", SECRET, "--auth-leeway", "1s",
+                       "--history", rules, "--api-keys", "k-backend-0123456789abcdef")
+    http = wsbroker.HttpPublisher(b.url, api_key="k-backend-0123456789abcdef")
+    short = token(["chat.>"], exp_in=2)
+    state = {}
+    calls = []
+
+    def get_token():
+        calls.append(time.monotonic())
+        # The short token for the first connection and while it is open (so
+        # its refresh gets the same token and sends nothing), a fresh one to
+        # reconnect.
+        c = state["client"]
+        first = c.stats["connects"] == 0
+        return short if first or c.state == "open" else token(["chat.>"])
+
+    async def main():
+        c = wsbroker.Client(b.ws_url, get_token=get_token, reconnect=FAST)
+        state["client"] = c
+        errors, got, recoveries, missed = [], [], [], []
+        c.on("error", errors.append)
+        c.on("recovered", recoveries.append)
+        c.on("disconnect", lambda d: missed.extend(http.publish("chat.room1", f"missed{i}") for i in (1, 2)))
+        await c.wait_open()
+        await c.subscribe("chat.room1", got.append)
+        await c.publish("chat.room1", "before")
+        await wait_until(lambda: recoveries, timeout=30, what="the session to expire and be recovered")
+        assert isinstance(errors[0], wsbroker.TokenExpired) and errors[0].close_code == 4002
+        assert recoveries[0].recovered is True and missed == [2, 3]
+        await wait_until(lambda: len(got) == 3, what="the replay")
+        assert [m.data for m in got] == ["before", "missed1", "missed2"]
+        assert c.stats["connects"] == 2
+        # After exp, a get_token that keeps returning the same token is asked
+        # again at most about once a second, not in a tight loop (the broker
+        # closes only after its leeway).
+        assert len(calls) < 20, len(calls)
         await c.close()
     run(main())

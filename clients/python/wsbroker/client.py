@@ -960,8 +960,13 @@ class Client(_Emitter):
         start = iat if iat is not None else self._token_at
         lifetime = max(0.0, exp - start)
         at = start + lifetime * _TOKEN_REFRESH_AT
-        if retry:  # the same token again (a cache in get_token): ask again a little later
-            at = min(exp, now + max(1.0, lifetime / 10))
+        if retry:
+            # The same token again (a cache in get_token): ask again a little
+            # later, at the latest at exp. Once exp has passed (the broker
+            # closes only after its leeway), not in a tight loop: a while later.
+            at = now + max(1.0, lifetime / 10)
+            if exp > now:
+                at = min(exp, at)
         delay = min(2**31 / 1000, max(0.0, at - now))
         self._refresh_handle = self._loop.call_later(
             delay, lambda: self._loop.create_task(self._refresh(raise_errors=False)))
