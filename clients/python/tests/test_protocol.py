@@ -4,7 +4,6 @@ which the client must not reconnect, a refused `since`, unknown message types,
 a server that never says welcome."""
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Callable, List
 
