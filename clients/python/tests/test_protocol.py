@@ -4,6 +4,7 @@ which the client must not reconnect, a refused `since`, unknown message types,
 a server that never says welcome."""
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Callable, List
 
@@ -156,5 +157,35 @@ def test_a_server_that_never_says_welcome_is_abandoned():
             c.on("disconnect", disconnects.append)
             await c.wait_open()
             assert srv.connections == 2 and disconnects[0].reason == "connect timeout"
+            await c.close()
+    run(main())
+
+
+def test_the_offline_queue_is_bounded_and_sent_in_order_after_welcome():
+    srv: Scripted
+    go = None
+
+    async def script(ws, n):
+        await go.wait()  # no welcome until the test has queued its publishes
+        await ws.send(json.dumps(WELCOME))
+        for _ in range(2):
+            req = await srv.recv(ws)
+            await ws.send(json.dumps({"type": "ack", "id": req["id"], "seq": req["data"]}))
+        await ws.wait_closed()
+
+    async def main():
+        nonlocal srv, go
+        go = asyncio.Event()
+        srv = Scripted(script)
+        async with srv as url:
+            c = wsbroker.Client(url, reconnect=FAST, max_queue=2)
+            first = asyncio.ensure_future(c.publish("a", 1))
+            second = asyncio.ensure_future(c.publish("a", 2))
+            await wait_until(lambda: c.queued == 2, what="two queued publishes")
+            with pytest.raises(wsbroker.QueueFull):
+                await c.publish("a", 3)
+            go.set()
+            assert (await first, await second) == (1, 2)
+            assert [r["data"] for r in srv.requests] == [1, 2]
             await c.close()
     run(main())
