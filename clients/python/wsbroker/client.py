@@ -52,7 +52,7 @@ from typing import Any, Callable, Dict, Generator, List, Mapping, Optional, Tupl
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatusCode
 
-from ._events import _Emitter, _new_future, _settle
+from ._events import _Emitter, _new_future, _report, _settle
 from ._util import dumps, is_exact_topic, matches, token_times, with_query, ws_url
 from .subscription import Subscription
 from .models import (CloseInfo, DisconnectInfo, GapInfo, Listener, Member, MemberEvent, Message, Presence,
@@ -443,7 +443,8 @@ class Client(_Emitter):
         else:
             rid = 0
             text = f'{{"type":"publish","topic":{dumps(item.topic)},"data":{item.data_text}}}'
-        limit = (self._welcome or {}).get("limits", {}).get("max_message_size")
+        limits = (self._welcome or {}).get("limits")
+        limit = limits.get("max_message_size") if isinstance(limits, dict) else None
         if isinstance(limit, int) and limit > 0 and len(text) * 4 > limit and len(text.encode()) > limit:
             err = TooLarge("too_large", f"publish to {item.topic} is {len(text.encode())} bytes; the broker "
                            f"accepts at most {limit}", topic=item.topic)
@@ -510,6 +511,16 @@ class Client(_Emitter):
         return self._get_token
 
     async def _run(self) -> None:
+        try:
+            await self._connection_loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A bug here must not leave the client "connecting" forever.
+            _report(exc, "the connection loop")
+            self._shutdown(1011, "client error", error_for("internal", f"the client failed: {exc!r}"))
+
+    async def _connection_loop(self) -> None:
         while self._state != State.CLOSED:
             gone = await self._session()
             if gone is None or self._state == State.CLOSED:
@@ -583,13 +594,13 @@ class Client(_Emitter):
         writer = self._loop.create_task(self._write(ws, outq))
         try:
             raw = await asyncio.wait_for(ws.recv(), self._connect_timeout)
-            self._on_frame(raw)
+            self._safe_frame(raw)
             if self._welcome is None or self._state != State.OPEN:
                 if self._state != State.CLOSED:
                     ws.transport.abort()
                     return 1006, "no welcome", None
             while self._ws is ws:
-                self._on_frame(await ws.recv())
+                self._safe_frame(await ws.recv())
         except ConnectionClosed:
             pass
         except asyncio.TimeoutError:
@@ -700,6 +711,14 @@ class Client(_Emitter):
         self._emit("close", CloseInfo(code, reason, error))
 
     # --- internals: frames ---
+
+    def _safe_frame(self, raw: Union[str, bytes]) -> None:
+        # A frame this client cannot make sense of (or a bug in handling it)
+        # is reported and skipped; it does not end the session.
+        try:
+            self._on_frame(raw)
+        except Exception as exc:
+            self._emit("error", ProtocolError("protocol", f"cannot handle a frame from the broker: {exc!r}"))
 
     def _on_frame(self, raw: Union[str, bytes]) -> None:
         if not isinstance(raw, str):
@@ -870,7 +889,9 @@ class Client(_Emitter):
             members = msg["members"] if isinstance(msg.get("members"), list) else []
             _settle(fut, Presence(req.topic or "", [m for m in map(Member.from_json, members) if m]))
         elif kind == "presence_stats":
-            _settle(fut, PresenceStats(req.topic or "", int(msg.get("clients") or 0), int(msg.get("users") or 0)))
+            clients, users = msg.get("clients"), msg.get("users")
+            _settle(fut, PresenceStats(req.topic or "", clients if isinstance(clients, int) else 0,
+                                       users if isinstance(users, int) else 0))
         else:  # ping
             _settle(fut, time.monotonic() - req.sent_at)
 
