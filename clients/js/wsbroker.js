@@ -1162,7 +1162,9 @@ export class Connection extends Emitter {
         const lifetime = Math.max(0, exp * 1000 - startMs);
         let at = startMs + lifetime * TOKEN_REFRESH_AT;
         // The same token again (a cache in getToken): ask again a little later.
-        if (retry) at = Math.min(exp * 1000, nowMs + Math.max(1000, lifetime / 10));
+        // Never sooner than a second from now: past exp, min() alone gave a
+        // zero delay and a getToken loop as fast as the event loop.
+        if (retry) at = Math.max(nowMs + 1000, Math.min(exp * 1000, nowMs + Math.max(1000, lifetime / 10)));
         const delay = Math.min(0x7fffffff, Math.max(0, at - nowMs));
         this.#refreshTimer = setTimeout(() => this.#refreshToken(), delay);
     }

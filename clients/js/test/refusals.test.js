@@ -175,6 +175,25 @@ describe("refused credentials", () => {
     });
 });
 
+describe("a getToken that keeps returning the same token", () => {
+    test("past exp it is asked again at most about once a second, not in a loop", async () => {
+        // A 30 s leeway: the broker keeps the session open past exp, so the
+        // client's own retry schedule is all that paces getToken.
+        const args = ["--auth-required", "true", "--auth-jwt-secret", SECRET, "--auth-leeway", "30"];
+        await withBroker(args, async (broker, open) => {
+            const exp = nowS() + 1;
+            const token = jwt(grant("same", { iat: nowS(), exp }));
+            let calls = 0;
+            const c = open(broker.url, { ...FAST, WebSocket, getToken: async () => (calls++, token) });
+            await nextEvent(c, "open");
+            await waitFor(() => Date.now() > exp * 1000 + 2500, 10000, "2.5 s past exp");
+            // Fewer calls only on a slower machine: the bound cannot fail by slowness.
+            assert.ok(calls < 10, `getToken called ${calls} times in ~3.5 s`);
+            assert.equal(c.state, State.OPEN);
+        });
+    });
+});
+
 describe("replies a promise waits for", () => {
     test("publish() over the rate limit rejects with rate_limited (the error carries the id)", async () => {
         await withBroker(["--rate-messages", "1", "--rate-burst", "1"], async (broker, open) => {
