@@ -65,6 +65,7 @@ static void close_aux(app_t *app)
         uv_close((uv_handle_t *)&app->sigterm, NULL);
     }
     cli_input_close(app);
+    cli_exec_stop(app);
 }
 
 /* Ends the run cleanly: a close handshake, then on_closed frees the client
@@ -385,7 +386,8 @@ static void on_deadline(uv_timer_t *t)
     bool listens = app->a.mode == MODE_SUB || app->a.mode == MODE_REPLY;
     if (listens && app->a.count == 0 && app->client != NULL &&
         app->subs_acked >= app->a.npatterns) {
-        cli_finish(app, EXIT_OK); /* listened for the whole period */
+        /* Listened for the whole period (reply: 1 if an answer failed). */
+        cli_finish(app, app->any_refused ? EXIT_FAIL : EXIT_OK);
         return;
     }
     const char *doing = "waiting";
@@ -423,11 +425,12 @@ static void on_signal(uv_signal_t *s, int signum)
     app_t *app = s->data;
     cli_verbose(app, "%s received, closing", signum == SIGINT ? "SIGINT" : "SIGTERM");
     if ((app->a.mode == MODE_PUB || app->a.mode == MODE_REPLY) && app->pending > 0) {
-        cli_say("interrupted with %zu publish(es) not acknowledged", app->pending);
+        cli_say("interrupted with %zu %s not acknowledged", app->pending,
+                app->a.mode == MODE_PUB ? "publish(es)" : "answer(s)");
         cli_finish(app, EXIT_FAIL);
         return;
     }
-    cli_finish(app, EXIT_OK);
+    cli_finish(app, app->any_refused ? EXIT_FAIL : EXIT_OK);
 }
 
 /* ---- arguments ------------------------------------------------------------------- */
@@ -457,6 +460,74 @@ static bool parse_seconds(const char *s, double *out)
     return true;
 }
 
+/* The command and its arguments, after the options. Returns -1 to go on,
+ * else the exit status. */
+static int parse_command(int rest, char **args, args_t *a)
+{
+    if (rest < 1) {
+        return usage_error("missing command: sub, pub, req, reply or presence");
+    }
+    if (strcmp(args[0], "sub") == 0) {
+        a->mode = MODE_SUB;
+        if (rest < 2) {
+            return usage_error("sub: missing PATTERN");
+        }
+        a->patterns = args + 1;
+        a->npatterns = rest - 1;
+    } else if (strcmp(args[0], "pub") == 0) {
+        a->mode = MODE_PUB;
+        if (rest != 3) {
+            return usage_error("pub: expected TOPIC and JSON (or - for standard input), got %d "
+                               "argument(s)",
+                               rest - 1);
+        }
+        a->topic = args[1];
+        a->json = args[2];
+        a->from_stdin = strcmp(args[2], "-") == 0;
+    } else if (strcmp(args[0], "presence") == 0) {
+        a->mode = MODE_PRESENCE;
+        if (rest != 2) {
+            return usage_error("presence: expected one TOPIC, got %d argument(s)", rest - 1);
+        }
+        a->topic = args[1];
+    } else if (strcmp(args[0], "req") == 0 || strcmp(args[0], "reply") == 0) {
+        bool req = args[0][2] == 'q';
+        a->mode = req ? MODE_REQ : MODE_REPLY;
+        if (!req && a->exec != NULL) {
+            if (rest != 2) {
+                return usage_error("reply --exec: expected PATTERN only, got %d argument(s)",
+                                   rest - 1);
+            }
+        } else if (rest != 3) {
+            return usage_error("%s: expected %s and JSON, got %d argument(s)", args[0],
+                               req ? "TOPIC" : "PATTERN", rest - 1);
+        }
+        a->topic = args[1];
+        a->json = a->exec != NULL ? NULL : args[2];
+        if (!req) {
+            a->patterns = args + 1;
+            a->npatterns = 1;
+        }
+    } else {
+        return usage_error("unknown command '%s' (expected sub, pub, req, reply or presence)",
+                           args[0]);
+    }
+    if (a->count != 0 && a->mode != MODE_SUB && a->mode != MODE_REPLY) {
+        return usage_error("--count applies to sub and reply only");
+    }
+    if (a->exec != NULL && a->mode != MODE_REPLY) {
+        return usage_error("--exec applies to reply only");
+    }
+    if (a->mode == MODE_REQ && a->timeout * 1000.0 > WSB_CLIENT_MAX_REQUEST_TIMEOUT_MS) {
+        return usage_error("req: --timeout %g is over the broker's limit of %u s", a->timeout,
+                           WSB_CLIENT_MAX_REQUEST_TIMEOUT_MS / 1000u);
+    }
+    if (a->stats && a->mode != MODE_PRESENCE) {
+        return usage_error("--stats applies to presence only");
+    }
+    return -1;
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, args_t *a)
 {
@@ -471,6 +542,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"reconnect", no_argument, NULL, 'r'},
         {"verbose", no_argument, NULL, 'v'},
         {"stats", no_argument, NULL, 'S'},
+        {"exec", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -534,6 +606,9 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'S':
             a->stats = true;
             break;
+        case 'E':
+            a->exec = optarg;
+            break;
         case 'h':
             cli_print_help(stdout);
             return EXIT_OK;
@@ -546,62 +621,7 @@ static int parse_args(int argc, char **argv, args_t *a)
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    int rest = argc - optind;
-    char **args = argv + optind;
-    if (rest < 1) {
-        return usage_error("missing command: sub, pub, req, reply or presence");
-    }
-    if (strcmp(args[0], "sub") == 0) {
-        a->mode = MODE_SUB;
-        if (rest < 2) {
-            return usage_error("sub: missing PATTERN");
-        }
-        a->patterns = args + 1;
-        a->npatterns = rest - 1;
-    } else if (strcmp(args[0], "pub") == 0) {
-        a->mode = MODE_PUB;
-        if (rest != 3) {
-            return usage_error("pub: expected TOPIC and JSON (or - for standard input), got %d "
-                               "argument(s)",
-                               rest - 1);
-        }
-        a->topic = args[1];
-        a->json = args[2];
-        a->from_stdin = strcmp(args[2], "-") == 0;
-    } else if (strcmp(args[0], "presence") == 0) {
-        a->mode = MODE_PRESENCE;
-        if (rest != 2) {
-            return usage_error("presence: expected one TOPIC, got %d argument(s)", rest - 1);
-        }
-        a->topic = args[1];
-    } else if (strcmp(args[0], "req") == 0 || strcmp(args[0], "reply") == 0) {
-        bool req = args[0][2] == 'q';
-        a->mode = req ? MODE_REQ : MODE_REPLY;
-        if (rest != 3) {
-            return usage_error("%s: expected %s and JSON, got %d argument(s)", args[0],
-                               req ? "TOPIC" : "PATTERN", rest - 1);
-        }
-        a->topic = args[1];
-        a->json = args[2];
-        if (!req) {
-            a->patterns = args + 1;
-            a->npatterns = 1;
-        }
-    } else {
-        return usage_error("unknown command '%s' (expected sub, pub, req, reply or presence)",
-                           args[0]);
-    }
-    if (a->count != 0 && a->mode != MODE_SUB && a->mode != MODE_REPLY) {
-        return usage_error("--count applies to sub and reply only");
-    }
-    if (a->mode == MODE_REQ && a->timeout * 1000.0 > WSB_CLIENT_MAX_REQUEST_TIMEOUT_MS) {
-        return usage_error("req: --timeout %g is over the broker's limit of %u s", a->timeout,
-                           WSB_CLIENT_MAX_REQUEST_TIMEOUT_MS / 1000u);
-    }
-    if (a->stats && a->mode != MODE_PRESENCE) {
-        return usage_error("--stats applies to presence only");
-    }
-    return -1;
+    return parse_command(argc - optind, argv + optind, a);
 }
 
 /* Checks everything that can be checked before connecting. */
@@ -616,7 +636,8 @@ static int validate(const args_t *a)
                 return EXIT_USAGE;
             }
         }
-        if (a->mode == MODE_REPLY && !cli_json_ok("the reply", a->json, strlen(a->json))) {
+        if (a->mode == MODE_REPLY && a->exec == NULL &&
+            !cli_json_ok("the reply", a->json, strlen(a->json))) {
             return EXIT_USAGE;
         }
         return -1;

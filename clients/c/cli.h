@@ -33,6 +33,8 @@
 
 typedef enum { MODE_SUB = 1, MODE_PUB, MODE_PRESENCE, MODE_REQ, MODE_REPLY } cli_mode_t;
 
+typedef struct cli_job_s cli_job_t; /* a running reply --exec command (cli_exec.c) */
+
 typedef struct {
     cli_mode_t mode;
     const char *url;
@@ -48,6 +50,7 @@ typedef struct {
     int npatterns;
     const char *topic;
     const char *json; /* pub, req: the message; reply: the answer */
+    char *exec;       /* reply --exec: the command that makes each answer */
     bool from_stdin;
     bool stats; /* presence: the counts instead of the members */
 } args_t;
@@ -70,7 +73,9 @@ typedef struct {
     /* req: the request's timeout_ms (the broker's default when not given) */
     uint32_t req_timeout_ms;
     /* pub; reply: its answers */
-    size_t pending; /* publishes awaiting their reply */
+    size_t pending; /* publishes awaiting their reply (reply: and --exec jobs) */
+    cli_job_t *jobs;
+    int njobs;
     bool any_refused;
     /* pub - : standard input */
     union {
@@ -115,6 +120,14 @@ void cli_req_opened(app_t *app);
 /* cli_req.c: reply answers `m`: it is a request (it has a reply_to) and
  * --count is not reached counting the answers still in flight. */
 bool cli_reply_wants(const app_t *app, const wsb_client_message_t *m);
+
+/* The reply callbacks of reply's answers (they keep app->pending). */
+extern const wsb_client_reply_cb_t cli_answer_reply;
+
+/* cli_exec.c: reply --exec runs the command for the request `m`, then
+ * publishes its output to m->reply_to; cli_exec_stop() stops them all. */
+void cli_exec_answer(app_t *app, const wsb_client_message_t *m);
+void cli_exec_stop(app_t *app);
 
 /* cli_req.c: reply publishes its answer to the request `m` (m->reply_to). */
 void cli_reply_answer(app_t *app, const wsb_client_message_t *m);

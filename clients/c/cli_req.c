@@ -122,7 +122,7 @@ static void on_answer_error(wsb_client_t *c, const wsb_client_error_t *e, void *
     }
 }
 
-static const wsb_client_reply_cb_t answer_reply = {on_answer_ack, on_answer_error};
+const wsb_client_reply_cb_t cli_answer_reply = {on_answer_ack, on_answer_error};
 
 bool cli_reply_wants(const app_t *app, const wsb_client_message_t *m)
 {
@@ -132,8 +132,12 @@ bool cli_reply_wants(const app_t *app, const wsb_client_message_t *m)
 
 void cli_reply_answer(app_t *app, const wsb_client_message_t *m)
 {
+    if (app->a.exec != NULL) {
+        cli_exec_answer(app, m);
+        return;
+    }
     int64_t rc = wsb_client_publish(app->client, m->reply_to.p, app->a.json, strlen(app->a.json),
-                                    &answer_reply, app);
+                                    &cli_answer_reply, app);
     if (rc < 0) {
         app->any_refused = true;
         cli_say("reply to '%s': %s", m->reply_to.p, wsb_client_strerror((int)rc));

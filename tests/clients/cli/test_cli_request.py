@@ -9,6 +9,7 @@ refusals, 2 usage errors (cli.h, --help).
 from __future__ import annotations
 
 import json
+import signal
 
 from test_cli import SUB_READY, start_sub
 
@@ -90,12 +91,55 @@ def test_req_and_reply_usage_errors_exit_2(cli):
         (["reply", "a.>", "{bad"], "the reply is not valid JSON"),
         (["--timeout", "61", "req", "a", "1"], "over the broker's limit of 60 s"),
         (["--count", "2", "req", "a", "1"], "--count applies to sub and reply only"),
+        (["--exec", "cat", "req", "a", "1"], "--exec applies to reply only"),
+        (["--exec", "cat", "reply", "a", "1"], "reply --exec: expected PATTERN only"),
     ]
     for args, needle in cases:
         r = cli.run("--url", "ws://127.0.0.1:9/ws", *args)
         assert r.returncode == 2, (args, r.stderr)
         assert needle in r.stderr, (args, r.stderr)
         assert r.stdout == ""
+
+
+def start_exec(cli, broker, pattern, command, *opts):
+    p = cli.start("--url", broker.ws_url, "-v", *opts, "reply", pattern, "--exec", command)
+    p.wait_stderr(SUB_READY + pattern)
+    return p
+
+
+def test_reply_exec_answers_with_the_commands_output(cli, broker):
+    # The request's data on stdin, the topic as $1.
+    responder = start_exec(cli, broker, "calc.*",
+                           'printf \'{"topic":"%s","in":%s}\\n\' "$1" "$(cat)"', "--count", "2")
+    a = req(cli, broker, "calc.a", '{"x": [1, 2]}')
+    b = req(cli, broker, "calc.b", '"s p"')
+    assert (a.returncode, b.returncode) == (0, 0), (a.stderr, b.stderr)
+    assert json.loads(a.stdout) == {"topic": "calc.a", "in": {"x": [1, 2]}}
+    assert json.loads(b.stdout) == {"topic": "calc.b", "in": "s p"}
+    assert responder.wait() == 0, responder.err_lines
+    assert len(responder.out_lines) == 2
+
+
+def test_reply_exec_failures_answer_nothing_and_exit_1(cli, broker):
+    responder = start_exec(cli, broker, "bad.*", 'if [ "$1" = bad.status ]; then exit 3; fi; echo not json')
+    r = req(cli, broker, "bad.status", "1", "--timeout", "0.3")
+    assert r.returncode == 3, r.stderr
+    responder.wait_stderr("--exec for a request on 'bad.status' exited with status 3; not answered")
+    r = req(cli, broker, "bad.json", "1", "--timeout", "0.3")
+    assert r.returncode == 3, r.stderr
+    responder.wait_stderr("the --exec output is not valid JSON")
+    responder.signal(signal.SIGTERM)
+    assert responder.wait() == 1
+
+
+def test_reply_exec_commands_are_stopped_when_reply_ends(cli, broker):
+    # The shell's child holds the output pipe too: the whole group is stopped.
+    responder = start_exec(cli, broker, "slow.x", "sleep 60; echo 1")
+    r = req(cli, broker, "slow.x", "1", "--timeout", "0.3")
+    assert r.returncode == 3, r.stderr
+    responder.signal(signal.SIGTERM)
+    assert responder.wait(timeout=10) == 1
+    responder.wait_stderr("interrupted with 1 answer(s) not acknowledged")
 
 
 def test_help_documents_req_and_reply(cli):
