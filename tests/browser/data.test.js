@@ -13,6 +13,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 
@@ -55,20 +56,14 @@ window.api = {
         window.got[name] = [];
         await c.subscribe(pattern, (m) => window.got[name].push({ topic: m.topic, seq: m.seq, epoch: m.epoch, data: m.data }), opts).ready;
     },
-    // Stalls this page's main thread (so the browser stops reading its
-    // WebSocket) until the broker's /metrics shows metric above base, or
-    // limitMs passes; synchronous XHRs are the only way to look while stalled.
-    stallUntil: (metric, base, limitMs) => {
-        const end = Date.now() + limitMs;
-        for (;;) {
-            const x = new XMLHttpRequest();
-            x.open("GET", "/metrics", false);
-            x.send();
-            const line = x.responseText.split("\\n").find((l) => l.startsWith(metric + " "));
-            const v = line ? Number(line.split(" ")[1]) : 0;
-            if (v > base) return v;
-            if (Date.now() > end) return -1;
-        }
+    // Stalls this page's main thread, so the browser stops reading its
+    // WebSocket, until the test answers a synchronous XHR to url (a long
+    // poll: the wait is on the test's condition and burns no CPU).
+    stallUntil: (url) => {
+        const x = new XMLHttpRequest();
+        x.open("GET", url, false);
+        x.send();
+        return x.responseText;
     },
     request: (topic, data, opts) =>
         c.request(topic, data, opts).then(
@@ -207,20 +202,35 @@ test("a page that stops reading during a burst gets the newest value, conflated,
     await page.evaluate(() => window.api.listen("prices.>", "stalled"));
     const base = (await metrics(broker)).wsbroker_conflated_total ?? 0;
     const closesBase = (await metrics(broker)).wsbroker_slow_consumer_closes_total ?? 0;
-    // The page stalls until the broker reports conflation; meanwhile a
-    // backend publishes large ticks until it does (bounded by time).
-    const stalled = page.evaluate(([b]) => window.api.stallUntil("wsbroker_conflated_total", b, 30000), [base]);
+    // The page stalls on a long poll to this server, which answers once the
+    // burst below is over.
+    let release;
+    const polled = new Promise((resolve) => {
+        release = resolve;
+    });
+    let held = null;
+    const gate = http.createServer((req, res) => {
+        held = res;
+        polled.then((body) => res.writeHead(200, { "Access-Control-Allow-Origin": "*" }).end(body));
+    });
+    await new Promise((resolve) => gate.listen(0, "127.0.0.1", resolve));
+    const stalled = page.evaluate((url) => window.api.stallUntil(url), `http://127.0.0.1:${gate.address().port}/wait`);
+    // A backend publishes large ticks until the broker reports conflation
+    // (bounded by time); the page reads nothing meanwhile.
     const pad = "x".repeat(30000);
     let sent = 0;
+    let conflated = base;
     const end = Date.now() + 30000;
-    while (Date.now() < end) {
+    while (Date.now() < end && conflated <= base) {
         sent++;
         await publish("prices.eth.usd", { bid: sent, pad });
-        if (sent % 20 === 0 && ((await metrics(broker)).wsbroker_conflated_total ?? 0) > base) break;
+        if (held && sent % 10 === 0) conflated = (await metrics(broker)).wsbroker_conflated_total ?? 0;
     }
-    const seen = await stalled;
+    release("go");
+    assert.equal(await stalled, "go");
+    await new Promise((resolve) => gate.close(resolve));
     t.diagnostic(`conflation after ${sent} publishes`);
-    assert.ok(seen > base, `no conflation reported after ${sent} publishes`);
+    assert.ok(conflated > base, `no conflation reported after ${sent} publishes`);
     // Once it reads again, the newest value arrives; seqs rise with jumps.
     await page.waitForFunction((n) => window.got.stalled.at(-1)?.data.bid === n, sent, { timeout: 30000 });
     const seqs = await page.evaluate(() => window.got.stalled.map((m) => m.seq));
