@@ -30,6 +30,15 @@ void cli_say(const char *fmt, ...)
     va_end(ap);
 }
 
+void cli_say_failed(const char *what, const wsb_client_error_t *e)
+{
+    if (e->status == WSB_ESERVER) {
+        cli_say("%s failed: %s: %s", what, e->code, e->message);
+    } else {
+        cli_say("%s failed: %s", what, e->message);
+    }
+}
+
 void cli_verbose(const app_t *app, const char *fmt, ...)
 {
     if (!app->a.verbose) {
@@ -244,11 +253,9 @@ static void on_sub_error(wsb_client_t *c, const wsb_client_error_t *e, void *ud)
     if (e->status == WSB_ECANCELED) {
         return; /* this program freed the client */
     }
-    if (e->status == WSB_ESERVER) {
-        cli_say("subscribe '%s' failed: %s: %s", e->topic, e->code, e->message);
-    } else {
-        cli_say("subscribe '%s' failed: %s", e->topic, e->message);
-    }
+    char what[320];
+    (void)snprintf(what, sizeof(what), "subscribe '%s'", e->topic);
+    cli_say_failed(what, e);
     cli_finish(app, EXIT_FAIL);
 }
 
@@ -298,11 +305,9 @@ static void on_presence_error(wsb_client_t *c, const wsb_client_error_t *e, void
     if (e->status == WSB_ECANCELED) {
         return; /* this program freed the client */
     }
-    if (e->status == WSB_ESERVER) {
-        cli_say("presence of '%s' failed: %s: %s", app->a.topic, e->code, e->message);
-    } else {
-        cli_say("presence of '%s' failed: %s", app->a.topic, e->message);
-    }
+    char what[320];
+    (void)snprintf(what, sizeof(what), "presence of '%s'", app->a.topic);
+    cli_say_failed(what, e);
     cli_finish(app, EXIT_FAIL);
 }
 
@@ -334,11 +339,9 @@ static void on_pub_error(wsb_client_t *c, const wsb_client_error_t *e, void *ud)
     if (app->a.from_stdin) {
         (void)snprintf(where, sizeof(where), " (request %llu)", (unsigned long long)e->id);
     }
-    if (e->status == WSB_ESERVER) {
-        cli_say("publish to '%s'%s failed: %s: %s", app->a.topic, where, e->code, e->message);
-    } else {
-        cli_say("publish to '%s'%s failed: %s", app->a.topic, where, e->message);
-    }
+    char what[384];
+    (void)snprintf(what, sizeof(what), "publish to '%s'%s", app->a.topic, where);
+    cli_say_failed(what, e);
     cli_maybe_finish_pub(app);
 }
 

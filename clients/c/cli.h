@@ -97,6 +97,10 @@ typedef struct {
 /* Prints "wsbroker-cli: MESSAGE\n" on stderr. */
 void cli_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Prints "wsbroker-cli: WHAT failed: CODE: MESSAGE" for a broker error,
+ * "wsbroker-cli: WHAT failed: MESSAGE" for a local one. */
+void cli_say_failed(const char *what, const wsb_client_error_t *e);
+
 /* Like cli_say, only with --verbose. */
 void cli_verbose(const app_t *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -47,19 +47,19 @@ static void on_req_error(wsb_client_t *c, const wsb_client_error_t *e, void *ud)
     if (e->status == WSB_ECANCELED) {
         return; /* this program freed the client */
     }
-    if (e->status != WSB_ESERVER) {
-        cli_say("request to '%s' failed: %s", app->a.topic, e->message);
-        cli_finish(app, EXIT_FAIL);
-    } else if (strcmp(e->code, "no_responders") == 0) {
+    const char *code = e->status == WSB_ESERVER ? e->code : "";
+    if (strcmp(code, "no_responders") == 0) {
         cli_say("request to '%s' failed: no_responders: nobody subscribes to the topic",
                 app->a.topic);
         cli_finish(app, EXIT_NO_REPLY);
-    } else if (strcmp(e->code, "timeout") == 0) {
+    } else if (strcmp(code, "timeout") == 0) {
         cli_say("request to '%s' failed: timeout: no reply within %lu ms", app->a.topic,
                 (unsigned long)app->req_timeout_ms);
         cli_finish(app, EXIT_TIMEOUT);
     } else {
-        cli_say("request to '%s' failed: %s: %s", app->a.topic, e->code, e->message);
+        char what[320];
+        (void)snprintf(what, sizeof(what), "request to '%s'", app->a.topic);
+        cli_say_failed(what, e);
         cli_finish(app, EXIT_FAIL);
     }
 }
@@ -115,11 +115,9 @@ static void on_answer_error(wsb_client_t *c, const wsb_client_error_t *e, void *
     }
     /* One failed answer (say, rate_limited) does not stop the responder. */
     app->any_refused = true;
-    if (e->status == WSB_ESERVER) {
-        cli_say("reply to '%s' failed: %s: %s", e->topic, e->code, e->message);
-    } else {
-        cli_say("reply to '%s' failed: %s", e->topic, e->message);
-    }
+    char what[320];
+    (void)snprintf(what, sizeof(what), "reply to '%s'", e->topic);
+    cli_say_failed(what, e);
 }
 
 const wsb_client_reply_cb_t cli_answer_reply = {on_answer_ack, on_answer_error};
