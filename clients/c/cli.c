@@ -30,9 +30,16 @@ void cli_say(const char *fmt, ...)
     va_end(ap);
 }
 
-static void verbose(const app_t *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_say_failed(const char *what, const wsb_client_error_t *e)
+{
+    if (e->status == WSB_ESERVER) {
+        cli_say("%s failed: %s: %s", what, e->code, e->message);
+    } else {
+        cli_say("%s failed: %s", what, e->message);
+    }
+}
 
-static void verbose(const app_t *app, const char *fmt, ...)
+void cli_verbose(const app_t *app, const char *fmt, ...)
 {
     if (!app->a.verbose) {
         return;
@@ -67,11 +74,12 @@ static void close_aux(app_t *app)
         uv_close((uv_handle_t *)&app->sigterm, NULL);
     }
     cli_input_close(app);
+    cli_exec_stop(app);
 }
 
 /* Ends the run cleanly: a close handshake, then on_closed frees the client
  * and the loop runs out of handles. */
-static void finish(app_t *app, int status)
+void cli_finish(app_t *app, int status)
 {
     cli_set_exit(app, status);
     if (app->finishing) {
@@ -99,7 +107,7 @@ static void abort_now(app_t *app, int status)
 
 /* ---- output --------------------------------------------------------------- */
 
-static void put_json_string(FILE *f, wsb_str_t s)
+void cli_put_json_string(FILE *f, wsb_str_t s)
 {
     (void)fputc('"', f);
     for (size_t i = 0; i < s.len; i++) {
@@ -117,7 +125,7 @@ static void put_json_string(FILE *f, wsb_str_t s)
 }
 
 /* Flushes what was printed; a failed write ends the run with 1 (false). */
-static bool flush_stdout(app_t *app)
+bool cli_flush_stdout(app_t *app)
 {
     if (fflush(stdout) == 0 && !ferror(stdout)) {
         return true;
@@ -126,7 +134,7 @@ static bool flush_stdout(app_t *app)
     if (errno != EPIPE) {
         cli_say("cannot write to standard output: %s", strerror(errno));
     }
-    finish(app, EXIT_FAIL);
+    cli_finish(app, EXIT_FAIL);
     return false;
 }
 
@@ -136,23 +144,27 @@ static void on_open(wsb_client_t *c, const wsb_client_welcome_t *w, void *ud)
 {
     app_t *app = ud;
     (void)c;
-    verbose(app, "connected to %s (client %s, node %s, broker %s)", app->a.url, w->client_id,
-            w->node_id, w->version);
+    cli_verbose(app, "connected to %s (client %s, node %s, broker %s)", app->a.url, w->client_id,
+                w->node_id, w->version);
+    if (app->a.mode == MODE_REQ) {
+        cli_req_opened(app);
+    }
 }
 
 static void on_message(wsb_client_t *c, const wsb_client_message_t *m, void *ud)
 {
     app_t *app = ud;
     (void)c;
-    if (app->a.mode != MODE_SUB || app->finishing) {
+    bool answer = app->a.mode == MODE_REPLY && cli_reply_wants(app, m);
+    if ((app->a.mode != MODE_SUB && !answer) || app->finishing) {
         return;
     }
     (void)fputs("{\"topic\":", stdout);
-    put_json_string(stdout, m->topic);
+    cli_put_json_string(stdout, m->topic);
     (void)printf(",\"seq\":%llu", (unsigned long long)m->seq);
     if (m->epoch.p != NULL) {
         (void)fputs(",\"epoch\":", stdout);
-        put_json_string(stdout, m->epoch);
+        cli_put_json_string(stdout, m->epoch);
     }
     if (m->from != NULL) {
         char *from = json_dumps(m->from, JSON_COMPACT);
@@ -161,15 +173,23 @@ static void on_message(wsb_client_t *c, const wsb_client_message_t *m, void *ud)
             free(from);
         }
     }
+    if (m->reply_to.p != NULL) {
+        (void)fputs(",\"reply_to\":", stdout);
+        cli_put_json_string(stdout, m->reply_to);
+    }
     (void)fputs(",\"data\":", stdout);
     (void)fwrite(m->data.p, 1, m->data.len, stdout);
     (void)fputs("}\n", stdout);
-    if (!flush_stdout(app)) {
+    if (!cli_flush_stdout(app)) {
+        return;
+    }
+    if (answer) {
+        cli_reply_answer(app, m);
         return;
     }
     app->received++;
     if (app->a.count > 0 && app->received >= app->a.count) {
-        finish(app, EXIT_OK);
+        cli_finish(app, EXIT_OK);
     }
 }
 
@@ -183,9 +203,9 @@ static void on_client_error(wsb_client_t *c, const wsb_client_error_t *e, void *
     } else {
         cli_say("%s", e->message);
     }
-    if (e->topic != NULL && app->a.mode == MODE_SUB) {
+    if (e->topic != NULL && (app->a.mode == MODE_SUB || app->a.mode == MODE_REPLY)) {
         /* A resubscription failed: the subscriber would silently miss data. */
-        finish(app, EXIT_FAIL);
+        cli_finish(app, EXIT_FAIL);
     }
 }
 
@@ -198,12 +218,12 @@ static void on_disconnect(wsb_client_t *c, const wsb_client_disconnect_t *d, voi
     }
     const char *what = d->was_open ? "connection lost" : "cannot connect";
     if (d->reconnect_ms >= 0) {
-        verbose(app, "%s: %s; reconnecting in %lld ms", what, d->reason,
-                (long long)d->reconnect_ms);
+        cli_verbose(app, "%s: %s; reconnecting in %lld ms", what, d->reason,
+                    (long long)d->reconnect_ms);
         return;
     }
     cli_say("%s to %s: %s", what, app->a.url, d->reason);
-    finish(app, EXIT_FAIL);
+    cli_finish(app, EXIT_FAIL);
 }
 
 static void on_closed(wsb_client_t *c, void *ud)
@@ -222,7 +242,7 @@ static void on_sub_ack(wsb_client_t *c, const wsb_client_ack_t *ack, void *ud)
     (void)ack;
     app->subs_acked++;
     if (app->subs_acked <= app->a.npatterns) {
-        verbose(app, "subscribed: %s", app->a.patterns[app->subs_acked - 1]);
+        cli_verbose(app, "subscribed: %s", app->a.patterns[app->subs_acked - 1]);
     }
 }
 
@@ -233,12 +253,10 @@ static void on_sub_error(wsb_client_t *c, const wsb_client_error_t *e, void *ud)
     if (e->status == WSB_ECANCELED) {
         return; /* this program freed the client */
     }
-    if (e->status == WSB_ESERVER) {
-        cli_say("subscribe '%s' failed: %s: %s", e->topic, e->code, e->message);
-    } else {
-        cli_say("subscribe '%s' failed: %s", e->topic, e->message);
-    }
-    finish(app, EXIT_FAIL);
+    char what[320];
+    (void)snprintf(what, sizeof(what), "subscribe '%s'", e->topic);
+    cli_say_failed(what, e);
+    cli_finish(app, EXIT_FAIL);
 }
 
 static const wsb_client_reply_cb_t sub_reply = {on_sub_ack, on_sub_error};
@@ -250,7 +268,7 @@ static void put_cstring(FILE *f, const char *s)
     if (s == NULL) {
         (void)fputs("null", f);
     } else {
-        put_json_string(f, (wsb_str_t){s, strlen(s)});
+        cli_put_json_string(f, (wsb_str_t){s, strlen(s)});
     }
 }
 
@@ -272,12 +290,12 @@ static void on_presence_ack(wsb_client_t *c, const wsb_client_ack_t *ack, void *
             (void)fputs("}\n", stdout);
         }
     }
-    if (!flush_stdout(app)) {
+    if (!cli_flush_stdout(app)) {
         return;
     }
-    verbose(app, "%s: %zu member(s)", app->a.topic,
-            app->a.stats ? (size_t)ack->clients : ack->nmembers);
-    finish(app, EXIT_OK);
+    cli_verbose(app, "%s: %zu member(s)", app->a.topic,
+                app->a.stats ? (size_t)ack->clients : ack->nmembers);
+    cli_finish(app, EXIT_OK);
 }
 
 static void on_presence_error(wsb_client_t *c, const wsb_client_error_t *e, void *ud)
@@ -287,12 +305,10 @@ static void on_presence_error(wsb_client_t *c, const wsb_client_error_t *e, void
     if (e->status == WSB_ECANCELED) {
         return; /* this program freed the client */
     }
-    if (e->status == WSB_ESERVER) {
-        cli_say("presence of '%s' failed: %s: %s", app->a.topic, e->code, e->message);
-    } else {
-        cli_say("presence of '%s' failed: %s", app->a.topic, e->message);
-    }
-    finish(app, EXIT_FAIL);
+    char what[320];
+    (void)snprintf(what, sizeof(what), "presence of '%s'", app->a.topic);
+    cli_say_failed(what, e);
+    cli_finish(app, EXIT_FAIL);
 }
 
 static const wsb_client_reply_cb_t presence_reply = {on_presence_ack, on_presence_error};
@@ -305,7 +321,7 @@ static void on_pub_ack(wsb_client_t *c, const wsb_client_ack_t *ack, void *ud)
     (void)c;
     app->pending--;
     if (ack->has_seq) {
-        verbose(app, "published to %s: seq %llu", app->a.topic, (unsigned long long)ack->seq);
+        cli_verbose(app, "published to %s: seq %llu", app->a.topic, (unsigned long long)ack->seq);
     }
     cli_maybe_finish_pub(app);
 }
@@ -323,11 +339,9 @@ static void on_pub_error(wsb_client_t *c, const wsb_client_error_t *e, void *ud)
     if (app->a.from_stdin) {
         (void)snprintf(where, sizeof(where), " (request %llu)", (unsigned long long)e->id);
     }
-    if (e->status == WSB_ESERVER) {
-        cli_say("publish to '%s'%s failed: %s: %s", app->a.topic, where, e->code, e->message);
-    } else {
-        cli_say("publish to '%s'%s failed: %s", app->a.topic, where, e->message);
-    }
+    char what[384];
+    (void)snprintf(what, sizeof(what), "publish to '%s'%s", app->a.topic, where);
+    cli_say_failed(what, e);
     cli_maybe_finish_pub(app);
 }
 
@@ -349,7 +363,7 @@ void cli_maybe_finish_pub(app_t *app)
     } else if (app->pending > 0) {
         return;
     }
-    finish(app, app->any_refused ? EXIT_FAIL : EXIT_OK);
+    cli_finish(app, app->any_refused ? EXIT_FAIL : EXIT_OK);
 }
 
 /* Checks a JSON text the way the library will; prints why it is invalid. */
@@ -372,40 +386,54 @@ bool cli_json_ok(const char *what, const char *text, size_t len)
 static void on_deadline(uv_timer_t *t)
 {
     app_t *app = t->data;
-    if (app->a.mode == MODE_SUB && app->a.count == 0 && app->client != NULL &&
+    bool listens = app->a.mode == MODE_SUB || app->a.mode == MODE_REPLY;
+    if (listens && app->a.count == 0 && app->client != NULL &&
         app->subs_acked >= app->a.npatterns) {
-        finish(app, EXIT_OK); /* listened for the whole period */
+        /* Listened for the whole period (reply: 1 if an answer failed). */
+        cli_finish(app, app->any_refused ? EXIT_FAIL : EXIT_OK);
         return;
     }
     const char *doing = "waiting";
     if (app->client == NULL || wsb_client_state(app->client) != WSB_CLIENT_OPEN) {
         doing = "connecting";
-    } else if (app->a.mode == MODE_SUB) {
-        doing = app->subs_acked < app->a.npatterns ? "subscribing" : "waiting for messages";
+    } else if (listens) {
+        doing = app->subs_acked < app->a.npatterns ? "subscribing"
+                : app->a.mode == MODE_SUB          ? "waiting for messages"
+                                                   : "waiting for requests";
+    } else if (app->a.mode == MODE_REQ) {
+        doing = "waiting for the reply";
     } else if (app->a.mode == MODE_PRESENCE) {
         doing = "waiting for the broker's answer";
     } else {
         doing = "waiting for the broker's acknowledgement";
     }
-    if (app->a.mode == MODE_SUB && app->a.count > 0) {
-        cli_say("timed out after %g s %s (%ld of %ld messages received)", app->a.timeout, doing,
-                app->received, app->a.count);
+    if (listens && app->a.count > 0) {
+        cli_say("timed out after %g s %s (%ld of %ld %s)", app->a.timeout, doing, app->received,
+                app->a.count, app->a.mode == MODE_SUB ? "messages received" : "requests answered");
     } else {
         cli_say("timed out after %g s %s", app->a.timeout, doing);
     }
     abort_now(app, EXIT_TIMEOUT);
 }
 
+void cli_arm_deadline(app_t *app, uint64_t ms)
+{
+    if (app->deadline_open) {
+        (void)uv_timer_start(&app->deadline, on_deadline, ms, 0);
+    }
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     app_t *app = s->data;
-    verbose(app, "%s received, closing", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    if (app->a.mode == MODE_PUB && app->pending > 0) {
-        cli_say("interrupted with %zu publish(es) not acknowledged", app->pending);
-        finish(app, EXIT_FAIL);
+    cli_verbose(app, "%s received, closing", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    if ((app->a.mode == MODE_PUB || app->a.mode == MODE_REPLY) && app->pending > 0) {
+        cli_say("interrupted with %zu %s not acknowledged", app->pending,
+                app->a.mode == MODE_PUB ? "publish(es)" : "answer(s)");
+        cli_finish(app, EXIT_FAIL);
         return;
     }
-    finish(app, EXIT_OK);
+    cli_finish(app, app->any_refused ? EXIT_FAIL : EXIT_OK);
 }
 
 /* ---- arguments ------------------------------------------------------------------- */
@@ -435,6 +463,74 @@ static bool parse_seconds(const char *s, double *out)
     return true;
 }
 
+/* The command and its arguments, after the options. Returns -1 to go on,
+ * else the exit status. */
+static int parse_command(int rest, char **args, args_t *a)
+{
+    if (rest < 1) {
+        return usage_error("missing command: sub, pub, req, reply or presence");
+    }
+    if (strcmp(args[0], "sub") == 0) {
+        a->mode = MODE_SUB;
+        if (rest < 2) {
+            return usage_error("sub: missing PATTERN");
+        }
+        a->patterns = args + 1;
+        a->npatterns = rest - 1;
+    } else if (strcmp(args[0], "pub") == 0) {
+        a->mode = MODE_PUB;
+        if (rest != 3) {
+            return usage_error("pub: expected TOPIC and JSON (or - for standard input), got %d "
+                               "argument(s)",
+                               rest - 1);
+        }
+        a->topic = args[1];
+        a->json = args[2];
+        a->from_stdin = strcmp(args[2], "-") == 0;
+    } else if (strcmp(args[0], "presence") == 0) {
+        a->mode = MODE_PRESENCE;
+        if (rest != 2) {
+            return usage_error("presence: expected one TOPIC, got %d argument(s)", rest - 1);
+        }
+        a->topic = args[1];
+    } else if (strcmp(args[0], "req") == 0 || strcmp(args[0], "reply") == 0) {
+        bool req = args[0][2] == 'q';
+        a->mode = req ? MODE_REQ : MODE_REPLY;
+        if (!req && a->exec != NULL) {
+            if (rest != 2) {
+                return usage_error("reply --exec: expected PATTERN only, got %d argument(s)",
+                                   rest - 1);
+            }
+        } else if (rest != 3) {
+            return usage_error("%s: expected %s and JSON, got %d argument(s)", args[0],
+                               req ? "TOPIC" : "PATTERN", rest - 1);
+        }
+        a->topic = args[1];
+        a->json = a->exec != NULL ? NULL : args[2];
+        if (!req) {
+            a->patterns = args + 1;
+            a->npatterns = 1;
+        }
+    } else {
+        return usage_error("unknown command '%s' (expected sub, pub, req, reply or presence)",
+                           args[0]);
+    }
+    if (a->count != 0 && a->mode != MODE_SUB && a->mode != MODE_REPLY) {
+        return usage_error("--count applies to sub and reply only");
+    }
+    if (a->exec != NULL && a->mode != MODE_REPLY) {
+        return usage_error("--exec applies to reply only");
+    }
+    if (a->mode == MODE_REQ && a->timeout * 1000.0 > WSB_CLIENT_MAX_REQUEST_TIMEOUT_MS) {
+        return usage_error("req: --timeout %g is over the broker's limit of %u s", a->timeout,
+                           WSB_CLIENT_MAX_REQUEST_TIMEOUT_MS / 1000u);
+    }
+    if (a->stats && a->mode != MODE_PRESENCE) {
+        return usage_error("--stats applies to presence only");
+    }
+    return -1;
+}
+
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, args_t *a)
 {
@@ -449,6 +545,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"reconnect", no_argument, NULL, 'r'},
         {"verbose", no_argument, NULL, 'v'},
         {"stats", no_argument, NULL, 'S'},
+        {"exec", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -512,6 +609,9 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'S':
             a->stats = true;
             break;
+        case 'E':
+            a->exec = optarg;
+            break;
         case 'h':
             cli_print_help(stdout);
             return EXIT_OK;
@@ -524,51 +624,14 @@ static int parse_args(int argc, char **argv, args_t *a)
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    int rest = argc - optind;
-    char **args = argv + optind;
-    if (rest < 1) {
-        return usage_error("missing command: sub, pub or presence");
-    }
-    if (strcmp(args[0], "sub") == 0) {
-        a->mode = MODE_SUB;
-        if (rest < 2) {
-            return usage_error("sub: missing PATTERN");
-        }
-        a->patterns = args + 1;
-        a->npatterns = rest - 1;
-    } else if (strcmp(args[0], "pub") == 0) {
-        a->mode = MODE_PUB;
-        if (rest != 3) {
-            return usage_error("pub: expected TOPIC and JSON (or - for standard input), got %d "
-                               "argument(s)",
-                               rest - 1);
-        }
-        a->topic = args[1];
-        a->json = args[2];
-        a->from_stdin = strcmp(args[2], "-") == 0;
-    } else if (strcmp(args[0], "presence") == 0) {
-        a->mode = MODE_PRESENCE;
-        if (rest != 2) {
-            return usage_error("presence: expected one TOPIC, got %d argument(s)", rest - 1);
-        }
-        a->topic = args[1];
-    } else {
-        return usage_error("unknown command '%s' (expected sub, pub or presence)", args[0]);
-    }
-    if (a->count != 0 && a->mode != MODE_SUB) {
-        return usage_error("--count applies to sub only");
-    }
-    if (a->stats && a->mode != MODE_PRESENCE) {
-        return usage_error("--stats applies to presence only");
-    }
-    return -1;
+    return parse_command(argc - optind, argv + optind, a);
 }
 
 /* Checks everything that can be checked before connecting. */
 static int validate(const args_t *a)
 {
     const char *why = NULL;
-    if (a->mode == MODE_SUB) {
+    if (a->mode == MODE_SUB || a->mode == MODE_REPLY) {
         for (int i = 0; i < a->npatterns; i++) {
             const char *p = a->patterns[i];
             if (wsb_topic_check(p, strlen(p), WSB_TOPIC_PATTERN, &why) != 0) {
@@ -576,13 +639,17 @@ static int validate(const args_t *a)
                 return EXIT_USAGE;
             }
         }
+        if (a->mode == MODE_REPLY && a->exec == NULL &&
+            !cli_json_ok("the reply", a->json, strlen(a->json))) {
+            return EXIT_USAGE;
+        }
         return -1;
     }
     if (wsb_topic_check(a->topic, strlen(a->topic), WSB_TOPIC_EXACT, &why) != 0) {
         cli_say("invalid topic '%s': %s", a->topic, why);
         return EXIT_USAGE;
     }
-    if (a->mode == MODE_PUB && !a->from_stdin &&
+    if (((a->mode == MODE_PUB && !a->from_stdin) || a->mode == MODE_REQ) &&
         !cli_json_ok("the message", a->json, strlen(a->json))) {
         return EXIT_USAGE;
     }
@@ -620,7 +687,7 @@ static int start(app_t *app)
         cli_say("out of memory");
         return EXIT_FAIL;
     }
-    if (a->mode == MODE_SUB) {
+    if (a->mode == MODE_SUB || a->mode == MODE_REPLY) {
         for (int i = 0; i < a->npatterns; i++) {
             int64_t rc = wsb_client_subscribe(app->client, a->patterns[i], &sub_reply, app);
             if (rc < 0) {
@@ -635,6 +702,11 @@ static int start(app_t *app)
         if (rc < 0) {
             cli_say("presence of '%s': %s", a->topic, wsb_client_strerror((int)rc));
             return EXIT_USAGE;
+        }
+    } else if (a->mode == MODE_REQ) {
+        int st = cli_req_start(app);
+        if (st >= 0) {
+            return st;
         }
     } else if (!a->from_stdin) {
         int64_t rc = wsb_client_publish(app->client, a->topic, a->json, strlen(a->json),
@@ -660,11 +732,12 @@ static int start(app_t *app)
 
 static void start_aux(app_t *app)
 {
-    if (app->a.timeout > 0) {
-        (void)uv_timer_init(&app->loop, &app->deadline);
-        app->deadline.data = app;
-        app->deadline_open = true;
-        (void)uv_timer_start(&app->deadline, on_deadline, (uint64_t)(app->a.timeout * 1000.0), 0);
+    (void)uv_timer_init(&app->loop, &app->deadline);
+    app->deadline.data = app;
+    app->deadline_open = true;
+    /* req counts its time from the open connection (cli_req_opened()). */
+    if (app->a.timeout > 0 && app->a.mode != MODE_REQ) {
+        cli_arm_deadline(app, (uint64_t)(app->a.timeout * 1000.0));
     }
     (void)uv_signal_init(&app->loop, &app->sigint);
     (void)uv_signal_init(&app->loop, &app->sigterm);

@@ -8,7 +8,8 @@
  *   0  success
  *   1  the broker refused a request, or the connection failed or was lost
  *   2  usage error or invalid input (caught before connecting)
- *   3  --timeout expired
+ *   3  --timeout expired; req: the broker's `timeout` (no reply in time)
+ *   4  req: no_responders (nobody subscribes to the topic)
  */
 #ifndef WSB_CLI_H
 #define WSB_CLI_H
@@ -25,11 +26,14 @@
 #define EXIT_FAIL      1
 #define EXIT_USAGE     2
 #define EXIT_TIMEOUT   3
+#define EXIT_NO_REPLY  4  /* req: no_responders */
 #define STDIN_WINDOW   64 /* publishes from stdin awaiting their ack, at most */
 #define STDIN_CHUNK    ((size_t)64 * 1024)
 #define MAX_DATA_BYTES WSB_CLIENT_DEFAULT_MAX_MESSAGE_SIZE
 
-typedef enum { MODE_SUB = 1, MODE_PUB, MODE_PRESENCE } cli_mode_t;
+typedef enum { MODE_SUB = 1, MODE_PUB, MODE_PRESENCE, MODE_REQ, MODE_REPLY } cli_mode_t;
+
+typedef struct cli_job_s cli_job_t; /* a running reply --exec command (cli_exec.c) */
 
 typedef struct {
     cli_mode_t mode;
@@ -42,10 +46,11 @@ typedef struct {
     double connect_timeout;
     bool reconnect;
     bool verbose;
-    char **patterns;
+    char **patterns; /* sub; reply: its one PATTERN */
     int npatterns;
     const char *topic;
-    const char *json;
+    const char *json; /* pub, req: the message; reply: the answer */
+    char *exec;       /* reply --exec: the command that makes each answer */
     bool from_stdin;
     bool stats; /* presence: the counts instead of the members */
 } args_t;
@@ -65,8 +70,12 @@ typedef struct {
     /* sub */
     long received;
     int subs_acked;
-    /* pub */
-    size_t pending; /* publishes awaiting their reply */
+    /* req: the request's timeout_ms (the broker's default when not given) */
+    uint32_t req_timeout_ms;
+    /* pub; reply: its answers */
+    size_t pending; /* publishes awaiting their reply (reply: and --exec jobs) */
+    cli_job_t *jobs;
+    int njobs;
     bool any_refused;
     /* pub - : standard input */
     union {
@@ -87,6 +96,45 @@ typedef struct {
 
 /* Prints "wsbroker-cli: MESSAGE\n" on stderr. */
 void cli_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "wsbroker-cli: WHAT failed: CODE: MESSAGE" for a broker error,
+ * "wsbroker-cli: WHAT failed: MESSAGE" for a local one. */
+void cli_say_failed(const char *what, const wsb_client_error_t *e);
+
+/* Like cli_say, only with --verbose. */
+void cli_verbose(const app_t *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Ends the run cleanly with `status` (a close handshake first). */
+void cli_finish(app_t *app, int status);
+
+/* Flushes standard output; a failed write ends the run with 1 (false). */
+bool cli_flush_stdout(app_t *app);
+
+/* Writes `s` as a JSON string. */
+void cli_put_json_string(FILE *f, wsb_str_t s);
+
+/* (Re)arms the --timeout deadline to fire in `ms`. */
+void cli_arm_deadline(app_t *app, uint64_t ms);
+
+/* cli_req.c: req queues its request (-1 to go on, else the exit status);
+ * cli_req_opened() arms its deadline once the connection is open. */
+int cli_req_start(app_t *app);
+void cli_req_opened(app_t *app);
+
+/* cli_req.c: reply answers `m`: it is a request (it has a reply_to) and
+ * --count is not reached counting the answers still in flight. */
+bool cli_reply_wants(const app_t *app, const wsb_client_message_t *m);
+
+/* The reply callbacks of reply's answers (they keep app->pending). */
+extern const wsb_client_reply_cb_t cli_answer_reply;
+
+/* cli_exec.c: reply --exec runs the command for the request `m`, then
+ * publishes its output to m->reply_to; cli_exec_stop() stops them all. */
+void cli_exec_answer(app_t *app, const wsb_client_message_t *m);
+void cli_exec_stop(app_t *app);
+
+/* cli_req.c: reply publishes its answer to the request `m` (m->reply_to). */
+void cli_reply_answer(app_t *app, const wsb_client_message_t *m);
 
 /* Records the exit status; the first one recorded wins. */
 void cli_set_exit(app_t *app, int status);

@@ -26,7 +26,8 @@ enum {
     REQ_PUBLISH,
     REQ_RESUBSCRIBE,
     REQ_PRESENCE,
-    REQ_PRESENCE_STATS
+    REQ_PRESENCE_STATS,
+    REQ_REQUEST
 };
 
 typedef struct wsb__req_s {

@@ -135,6 +135,8 @@ static const char *kind_name(int kind)
         return "presence";
     case REQ_PRESENCE_STATS:
         return "presence_stats";
+    case REQ_REQUEST:
+        return "request";
     default:
         return "subscribe";
     }
@@ -154,15 +156,17 @@ static size_t put_escaped(char *out, const char *s)
     return n;
 }
 
+/* `data` is sent for a publish or a request; `timeout_ms` (0: none) for a
+ * request only. */
 static wsb__req_t *req_new(wsb_client_t *c, int kind, const char *topic, const char *data,
-                           size_t dlen, bool has_id)
+                           size_t dlen, uint32_t timeout_ms, bool has_id)
 {
     wsb__req_t *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         return NULL;
     }
     size_t tlen = strlen(topic);
-    size_t cap = 96 + 2 * tlen + dlen;
+    size_t cap = 128 + 2 * tlen + dlen; /* the fixed members, id and timeout_ms fit in 128 */
     r->kind = kind;
     r->topic = strdup(topic);
     r->text = malloc(cap);
@@ -181,7 +185,11 @@ static wsb__req_t *req_new(wsb_client_t *c, int kind, const char *topic, const c
     n += (size_t)snprintf(r->text + n, cap - n, "\"topic\":\"");
     n += put_escaped(r->text + n, topic);
     r->text[n++] = '"';
-    if (kind == REQ_PUBLISH) {
+    if (kind == REQ_REQUEST && timeout_ms != 0) {
+        n += (size_t)snprintf(r->text + n, cap - n, ",\"timeout_ms\":%lu",
+                              (unsigned long)timeout_ms);
+    }
+    if (kind == REQ_PUBLISH || kind == REQ_REQUEST) {
         n += (size_t)snprintf(r->text + n, cap - n, ",\"data\":");
         memcpy(r->text + n, data, dlen);
         n += dlen;
@@ -228,8 +236,8 @@ void wsb__dispatch(wsb_client_t *c, wsb__req_t *r)
         wsb__req_free(r);
         return;
     }
-    if (r->kind == REQ_PUBLISH) {
-        /* A publish is never re-sent: its text is no longer needed. */
+    if (r->kind == REQ_PUBLISH || r->kind == REQ_REQUEST) {
+        /* A publish or request is never re-sent: its text is no longer needed. */
         free(r->text);
         r->text = NULL;
     }
@@ -239,7 +247,7 @@ void wsb__dispatch(wsb_client_t *c, wsb__req_t *r)
 void wsb__flush_after_open(wsb_client_t *c)
 {
     for (size_t i = 0; i < c->nsubs; i++) {
-        wsb__req_t *r = req_new(c, REQ_RESUBSCRIBE, c->subs[i], NULL, 0, true);
+        wsb__req_t *r = req_new(c, REQ_RESUBSCRIBE, c->subs[i], NULL, 0, 0, true);
         if (r != NULL) {
             wsb__dispatch(c, r);
         }
@@ -254,17 +262,21 @@ void wsb__flush_after_open(wsb_client_t *c)
 }
 
 static int64_t request(wsb_client_t *c, int kind, const char *topic, const char *data, size_t dlen,
-                       const wsb_client_reply_cb_t *cb, void *user_data)
+                       uint32_t timeout_ms, const wsb_client_reply_cb_t *cb, void *user_data)
 {
     if (c->freeing || c->free_pending || c->user_closing) {
         return WSB_ESTATE;
     }
-    bool exact = kind == REQ_PUBLISH || kind == REQ_PRESENCE || kind == REQ_PRESENCE_STATS;
+    bool carries_data = kind == REQ_PUBLISH || kind == REQ_REQUEST;
+    bool exact = carries_data || kind == REQ_PRESENCE || kind == REQ_PRESENCE_STATS;
     if (topic == NULL || wsb_topic_check(topic, strlen(topic),
                                          exact ? WSB_TOPIC_EXACT : WSB_TOPIC_PATTERN, NULL) != 0) {
         return WSB_EINVAL;
     }
-    if (kind == REQ_PUBLISH) {
+    if (timeout_ms > WSB_CLIENT_MAX_REQUEST_TIMEOUT_MS) {
+        return WSB_EINVAL;
+    }
+    if (carries_data) {
         if (data == NULL) {
             return WSB_EINVAL;
         }
@@ -277,7 +289,7 @@ static int64_t request(wsb_client_t *c, int kind, const char *topic, const char 
         json_decref(v);
     }
     bool has_id = kind != REQ_PUBLISH || cb != NULL;
-    wsb__req_t *r = req_new(c, kind, topic, data, dlen, has_id);
+    wsb__req_t *r = req_new(c, kind, topic, data, dlen, timeout_ms, has_id);
     if (r == NULL) {
         return WSB_ENOMEM;
     }
@@ -302,31 +314,37 @@ static int64_t request(wsb_client_t *c, int kind, const char *topic, const char 
 int64_t wsb_client_subscribe(wsb_client_t *c, const char *pattern, const wsb_client_reply_cb_t *cb,
                              void *user_data)
 {
-    return request(c, REQ_SUBSCRIBE, pattern, NULL, 0, cb, user_data);
+    return request(c, REQ_SUBSCRIBE, pattern, NULL, 0, 0, cb, user_data);
 }
 
 int64_t wsb_client_unsubscribe(wsb_client_t *c, const char *pattern,
                                const wsb_client_reply_cb_t *cb, void *user_data)
 {
-    return request(c, REQ_UNSUBSCRIBE, pattern, NULL, 0, cb, user_data);
+    return request(c, REQ_UNSUBSCRIBE, pattern, NULL, 0, 0, cb, user_data);
 }
 
 int64_t wsb_client_publish(wsb_client_t *c, const char *topic, const char *data_json, size_t len,
                            const wsb_client_reply_cb_t *cb, void *user_data)
 {
-    return request(c, REQ_PUBLISH, topic, data_json, len, cb, user_data);
+    return request(c, REQ_PUBLISH, topic, data_json, len, 0, cb, user_data);
 }
 
 int64_t wsb_client_presence(wsb_client_t *c, const char *topic, const wsb_client_reply_cb_t *cb,
                             void *user_data)
 {
-    return request(c, REQ_PRESENCE, topic, NULL, 0, cb, user_data);
+    return request(c, REQ_PRESENCE, topic, NULL, 0, 0, cb, user_data);
 }
 
 int64_t wsb_client_presence_stats(wsb_client_t *c, const char *topic,
                                   const wsb_client_reply_cb_t *cb, void *user_data)
 {
-    return request(c, REQ_PRESENCE_STATS, topic, NULL, 0, cb, user_data);
+    return request(c, REQ_PRESENCE_STATS, topic, NULL, 0, 0, cb, user_data);
+}
+
+int64_t wsb_client_request(wsb_client_t *c, const char *topic, const char *data_json, size_t len,
+                           uint32_t timeout_ms, const wsb_client_reply_cb_t *cb, void *user_data)
+{
+    return request(c, REQ_REQUEST, topic, data_json, len, timeout_ms, cb, user_data);
 }
 
 /* ---- finishing requests ---------------------------------------------- */
@@ -377,6 +395,10 @@ void wsb__requests_on_disconnect(wsb_client_t *c, int fail_all)
         } else if (r->kind == REQ_PUBLISH) {
             wsb__req_finish(c, r, WSB_ECLOSED,
                             "the connection ended before the broker acknowledged the publish");
+        } else if (r->kind == REQ_REQUEST) {
+            /* Not sent again: a responder may already have acted on it. */
+            wsb__req_finish(c, r, WSB_ECLOSED,
+                            "the connection ended before the request's reply arrived");
         } else {
             wsb__list_push(&keep, r);
             keep_bytes += r->len;
@@ -422,6 +444,25 @@ static const char *get_str(const json_t *obj, const char *key, const char *dflt)
     return s != NULL ? s : dflt;
 }
 
+/* The `data` member of a message or reply as compact JSON text (malloc'd,
+ * the caller frees it; NULL when memory ran out) and its value (json null
+ * when absent). */
+static char *dump_data(const json_t *root, const json_t **value)
+{
+    const json_t *data = json_object_get(root, "data");
+    *value = data != NULL ? data : json_null();
+    return json_dumps(*value, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static wsb_str_t get_slice(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v)) {
+        return (wsb_str_t){NULL, 0};
+    }
+    return (wsb_str_t){json_string_value(v), json_string_length(v)};
+}
+
 static void handle_message(wsb_client_t *c, const json_t *root)
 {
     const json_t *topic = json_object_get(root, "topic");
@@ -432,20 +473,13 @@ static void handle_message(wsb_client_t *c, const json_t *root)
     memset(&m, 0, sizeof(m));
     m.topic = (wsb_str_t){json_string_value(topic), json_string_length(topic)};
     (void)get_u64(root, "seq", &m.seq);
-    const json_t *epoch = json_object_get(root, "epoch");
-    if (json_is_string(epoch)) {
-        m.epoch = (wsb_str_t){json_string_value(epoch), json_string_length(epoch)};
-    }
-    const json_t *data = json_object_get(root, "data");
-    if (data == NULL) {
-        data = json_null();
-    }
-    char *text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    m.epoch = get_slice(root, "epoch");
+    m.reply_to = get_slice(root, "reply_to");
+    char *text = dump_data(root, &m.value);
     if (text == NULL) {
         return;
     }
     m.data = (wsb_str_t){text, strlen(text)};
-    m.value = data;
     const json_t *from = json_object_get(root, "from");
     m.from = json_is_object(from) ? from : NULL;
     c->cb.on_message(c, &m, c->user_data);
@@ -486,6 +520,9 @@ static bool reply_fits(int kind, const char *type)
     if (kind == REQ_PRESENCE_STATS) {
         return strcmp(type, "presence_stats") == 0;
     }
+    if (kind == REQ_REQUEST) {
+        return strcmp(type, "reply") == 0;
+    }
     return strcmp(type, "ack") == 0;
 }
 
@@ -523,7 +560,23 @@ static void handle_ack(wsb_client_t *c, const json_t *root, const char *type)
     const json_t *rec = json_object_get(root, "recovered");
     a.recovered = json_is_boolean(rec) ? (json_is_true(rec) ? 1 : 0) : -1;
     wsb_client_member_t *members = NULL;
-    if (r->kind == REQ_PRESENCE) {
+    char *data = NULL;
+    if (r->kind == REQ_REQUEST) {
+        data = dump_data(root, &a.value);
+        if (data == NULL) {
+            wsb_client_error_t e = {.status = WSB_ENOMEM,
+                                    .message = "out of memory reading the reply",
+                                    .has_id = true,
+                                    .id = id,
+                                    .topic = r->topic};
+            deliver_error(c, r, &e);
+            wsb__req_free(r);
+            return;
+        }
+        a.data = (wsb_str_t){data, strlen(data)};
+        const json_t *from = json_object_get(root, "from");
+        a.from = json_is_object(from) ? from : NULL;
+    } else if (r->kind == REQ_PRESENCE) {
         a.nmembers = presence_members(root, &members);
         a.members = members;
     } else if (r->kind == REQ_PRESENCE_STATS) {
@@ -534,6 +587,7 @@ static void handle_ack(wsb_client_t *c, const json_t *root, const char *type)
         r->cb.on_ack(c, &a, r->user_data);
     }
     free(members);
+    free(data);
     wsb__req_free(r);
 }
 
@@ -624,7 +678,7 @@ void wsb__handle_text(wsb_client_t *c, const char *text, size_t len)
     } else if (strcmp(type, "message") == 0) {
         handle_message(c, root);
     } else if (strcmp(type, "ack") == 0 || strcmp(type, "presence") == 0 ||
-               strcmp(type, "presence_stats") == 0) {
+               strcmp(type, "presence_stats") == 0 || strcmp(type, "reply") == 0) {
         handle_ack(c, root, type);
     } else if (strcmp(type, "error") == 0) {
         handle_error(c, root);

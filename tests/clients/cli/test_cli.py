@@ -66,7 +66,7 @@ def test_usage_errors_exit_2(cli):
         (["--count", "x", "sub", "a"], "--count"),
         (["--timeout", "-1", "sub", "a"], "--timeout"),
         (["--timeout", "abc", "sub", "a"], "--timeout"),
-        (["--count", "2", "pub", "a", "1"], "--count applies to sub only"),
+        (["--count", "2", "pub", "a", "1"], "--count applies to sub and reply only"),
         (["--url"], "needs a value"),
         (["--url", "http://127.0.0.1:1/ws", "pub", "a", "1"], "ws://"),
         (["--cafile", "/nonexistent/ca.pem", "pub", "a", "1"], "--cafile: cannot read"),

@@ -89,7 +89,7 @@ def test_presence_usage_errors_exit_2_before_connecting(cli):
         (["presence", "a", "b"], "presence: expected one TOPIC, got 2"),
         (["presence", "chat.*"], "invalid topic 'chat.*'"),
         (["--stats", "sub", "a"], "--stats applies to presence only"),
-        (["--count", "1", "presence", "a"], "--count applies to sub only"),
+        (["--count", "1", "presence", "a"], "--count applies to sub and reply only"),
     ]
     for args, needle in cases:
         r = cli.run("--url", "ws://127.0.0.1:9/ws", *args)

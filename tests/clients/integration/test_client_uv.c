@@ -216,6 +216,11 @@ typedef struct {
     int last_error_status;
     int msgs;
     bool free_on_message;
+    bool answer_requests; /* a responder: publish {"echo":data} to every reply_to */
+    int replies;          /* wsb_client_request() answers */
+    char client_id[64];
+    char reply_data[256];
+    char reply_from[256];
     char disc_reason[256];
     char last_code[64];
     char last_message[256];
@@ -228,6 +233,7 @@ static void p_open(wsb_client_t *c, const wsb_client_welcome_t *w, void *ud)
     (void)c;
     p->opens++;
     p->welcome_max = w->max_message_size;
+    (void)snprintf(p->client_id, sizeof(p->client_id), "%s", w->client_id);
     assert_int_equal(w->protocol, 1);
 }
 
@@ -243,6 +249,12 @@ static void p_message(wsb_client_t *c, const wsb_client_message_t *m, void *ud)
     p->last_data = strdup(m->data.p);
     assert_non_null(p->last_data);
     p->last_data_len = m->data.len;
+    if (p->answer_requests && m->reply_to.p != NULL) {
+        char answer[300];
+        int n = snprintf(answer, sizeof(answer), "{\"echo\":%s}", m->data.p);
+        assert_true(n > 0 && (size_t)n < sizeof(answer));
+        assert_true(wsb_client_publish(c, m->reply_to.p, answer, (size_t)n, NULL, NULL) == 0);
+    }
     if (p->free_on_message) {
         wsb_client_free(c);
         p->c = NULL;
@@ -297,6 +309,20 @@ static void p_ack(wsb_client_t *c, const wsb_client_ack_t *a, void *ud)
 }
 
 static const wsb_client_reply_cb_t reply = {p_ack, p_error};
+
+/* Records a wsb_client_request() answer: its data and from as JSON text. */
+static void p_reply(wsb_client_t *c, const wsb_client_ack_t *a, void *ud)
+{
+    peer_t *p = ud;
+    (void)c;
+    p->replies++;
+    (void)snprintf(p->reply_data, sizeof(p->reply_data), "%s", a->data.p);
+    char *from = a->from != NULL ? json_dumps(a->from, JSON_COMPACT) : NULL;
+    (void)snprintf(p->reply_from, sizeof(p->reply_from), "%s", from != NULL ? from : "-");
+    free(from);
+}
+
+static const wsb_client_reply_cb_t request_reply = {p_reply, p_error};
 
 static uv_loop_t loop;
 
@@ -512,6 +538,58 @@ static void test_queued_before_connect_and_own_message(void **state)
     assert_string_equal(p->last_data, "\"me\"");
     assert_int_equal(wsb_client_pending(p->c), 0);
     peer_free(p); /* freed while open: no close handshake, no leak */
+    broker_cleanup(b);
+}
+
+static void test_request_reply_no_responders_and_timeout(void **state)
+{
+    (void)state;
+    broker_t *b = broker_slot();
+    broker_start(b, NULL);
+    peer_t *responder = peer_new(url_for(b, "/ws"), false);
+    peer_t *silent = peer_new(url_for(b, "/ws"), false);
+    peer_t *req = peer_new(url_for(b, "/ws"), false);
+    responder->answer_requests = true;
+    assert_int_equal(wsb_client_connect(responder->c), 0);
+    assert_int_equal(wsb_client_connect(silent->c), 0);
+    assert_int_equal(wsb_client_connect(req->c), 0);
+    assert_true(wsb_client_subscribe(responder->c, "dev.*.cmd", &reply, responder) > 0);
+    assert_true(wsb_client_subscribe(silent->c, "quiet.x", &reply, silent) > 0);
+    WAIT(responder->acks, 1);
+    WAIT(silent->acks, 1);
+    WAIT(req->opens, 1);
+
+    /* The responder gets the request's data with a reply_to, answers it,
+     * and the requester gets that answer stamped with the responder. */
+    const char *op = "{\"op\":\"reboot\"}";
+    assert_true(
+        wsb_client_request(req->c, "dev.d7.cmd", op, strlen(op), 5000, &request_reply, req) > 0);
+    WAIT(req->replies, 1);
+    assert_string_equal(req->reply_data, "{\"echo\":{\"op\":\"reboot\"}}");
+    char from[128];
+    (void)snprintf(from, sizeof(from), "{\"client\":\"%s\",\"user\":null}", responder->client_id);
+    assert_string_equal(req->reply_from, from);
+    assert_int_equal(responder->msgs, 1);
+    assert_string_equal(responder->last_topic, "dev.d7.cmd");
+
+    /* Nobody subscribes: no_responders at once, as a broker error. */
+    assert_true(wsb_client_request(req->c, "dev.none", "1", 1, 60000, &request_reply, req) > 0);
+    WAIT(req->errors, 1);
+    assert_int_equal(req->last_error_status, WSB_ESERVER);
+    assert_string_equal(req->last_code, "no_responders");
+
+    /* A subscriber that never answers: timeout after timeout_ms. */
+    assert_true(wsb_client_request(req->c, "quiet.x", "null", 4, 50, &request_reply, req) > 0);
+    WAIT(req->errors, 2);
+    assert_int_equal(req->last_error_status, WSB_ESERVER);
+    assert_string_equal(req->last_code, "timeout");
+    WAIT(silent->msgs, 1);
+    assert_int_equal(req->replies, 1);
+    assert_int_equal(wsb_client_pending(req->c), 0);
+
+    peer_free(req);
+    peer_free(silent);
+    peer_free(responder);
     broker_cleanup(b);
 }
 
@@ -916,6 +994,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pubsub_ack_error_unsubscribe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queued_before_connect_and_own_message, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_request_reply_no_responders_and_timeout, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_burst_in_order_and_large_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_welcome_limit_from_broker, setup, teardown),

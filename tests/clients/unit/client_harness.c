@@ -178,8 +178,13 @@ static void c_message(wsb_client_t *c, const wsb_client_message_t *m, void *ud)
     assert_int_equal(m->data.p[m->data.len], '\0');
     assert_int_equal(m->topic.p[m->topic.len], '\0');
     assert_non_null(m->value);
-    bytes_printf(&h->trace, "msg %s seq=%llu epoch=%s data=%s\n", m->topic.p,
+    bytes_printf(&h->trace, "msg %s seq=%llu epoch=%s data=%s", m->topic.p,
                  (unsigned long long)m->seq, m->epoch.p ? m->epoch.p : "-", m->data.p);
+    if (m->reply_to.p != NULL) {
+        assert_int_equal(m->reply_to.p[m->reply_to.len], '\0');
+        bytes_printf(&h->trace, " reply_to=%s", m->reply_to.p);
+    }
+    bytes_printf(&h->trace, "\n");
     if (h->free_on_message) {
         wsb_client_free(c);
         h->c = NULL;

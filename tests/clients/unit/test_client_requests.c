@@ -184,6 +184,132 @@ static void test_presence_requests_and_answers(void **state)
     h_free(h);
 }
 
+/* Records a request's reply as one trace line. */
+static void request_ack(wsb_client_t *c, const wsb_client_ack_t *a, void *ud)
+{
+    harness_t *h = ud;
+    (void)c;
+    assert_non_null(a->value);
+    assert_int_equal(a->data.p[a->data.len], '\0');
+    char *from = a->from != NULL ? json_dumps(a->from, JSON_COMPACT) : NULL;
+    bytes_printf(&h->trace, "reply id=%llu data=%s from=%s\n", (unsigned long long)a->id, a->data.p,
+                 from != NULL ? from : "-");
+    free(from);
+}
+
+static void test_request_sends_and_gets_reply(void **state)
+{
+    (void)state;
+    harness_t *h = h_new();
+    h_open(h);
+    const wsb_client_reply_cb_t cb = {request_ack, reply_cb.on_error};
+    /* Checked before anything is sent: an exact topic, one JSON value, a
+     * timeout the broker accepts. */
+    assert_int_equal(wsb_client_request(h->c, "dev.*", "1", 1, 0, &cb, h), WSB_EINVAL);
+    assert_int_equal(wsb_client_request(h->c, "dev.d7", "{", 1, 0, &cb, h), WSB_EINVAL);
+    assert_int_equal(wsb_client_request(h->c, "dev.d7", NULL, 0, 0, &cb, h), WSB_EINVAL);
+    assert_int_equal(wsb_client_request(h->c, "dev.d7", "1", 1, 60001, &cb, h), WSB_EINVAL);
+    assert_int_equal(wsb_client_pending(h->c), 0);
+    const char *op = "{\"op\":\"reboot\"}";
+    assert_int_equal(wsb_client_request(h->c, "dev.d7.cmd", op, strlen(op), 2000, &cb, h), 1);
+    assert_int_equal(wsb_client_request(h->c, "dev.d8.cmd", "null", 4, 0, &cb, h), 2);
+    /* A request made without callbacks still carries an id. */
+    assert_int_equal(wsb_client_request(h->c, "dev.d9.cmd", "3", 1, 60000, NULL, NULL), 3);
+    for (int i = 4; i <= 7; i++) {
+        assert_int_equal(wsb_client_request(h->c, "dev.x", "0", 1, 1, &cb, h), i);
+    }
+    srv_read(h);
+    assert_contains(&h->sent, "TEXT {\"type\":\"request\",\"id\":1,\"topic\":\"dev.d7.cmd\","
+                              "\"timeout_ms\":2000,\"data\":{\"op\":\"reboot\"}}\n");
+    /* 0: the broker's default, so no timeout_ms at all. */
+    assert_contains(
+        &h->sent, "TEXT {\"type\":\"request\",\"id\":2,\"topic\":\"dev.d8.cmd\",\"data\":null}\n");
+    h_feed_text(h, "{\"type\":\"reply\",\"id\":1,\"data\":{\"ok\":true},"
+                   "\"from\":{\"client\":\"c-9\",\"user\":null}}");
+    /* A reply from an HTTP responder under no publisher rule: from null. */
+    h_feed_text(h, "{\"type\":\"reply\",\"id\":2,\"data\":[1,\"a\"],\"from\":null}");
+    h_feed_text(h, "{\"type\":\"reply\",\"id\":3,\"data\":1}");
+    h_feed_text(h, "{\"type\":\"error\",\"id\":4,\"code\":\"no_responders\","
+                   "\"message\":\"nobody\"}");
+    h_feed_text(h, "{\"type\":\"error\",\"id\":5,\"code\":\"timeout\",\"message\":\"late\"}");
+    /* An ack is not an answer to a request; a reply without data is null. */
+    h_feed_text(h, "{\"type\":\"ack\",\"id\":6}");
+    h_feed_text(h, "{\"type\":\"reply\",\"id\":7}");
+    /* The request ended: a second reply to the same id is ignored. */
+    h_feed_text(h, "{\"type\":\"reply\",\"id\":1,\"data\":2}");
+    assert_string_equal((const char *)h->trace.p,
+                        "open c1 n1 p=1 max=65536\n"
+                        "reply id=1 data={\"ok\":true} from={\"client\":\"c-9\",\"user\":null}\n"
+                        "reply id=2 data=[1,\"a\"] from=-\n"
+                        "rerr id=4 st=-30102 code=no_responders msg=nobody topic=dev.x\n"
+                        "rerr id=5 st=-30102 code=timeout msg=late topic=dev.x\n"
+                        "rerr id=6 st=-30003 code=- msg=the broker answered the request with "
+                        "a reply of another type topic=dev.x\n"
+                        "reply id=7 data=null from=-\n");
+    assert_int_equal(wsb_client_pending(h->c), 0);
+    h_free(h);
+}
+
+static void test_request_is_never_sent_twice(void **state)
+{
+    (void)state;
+    wsb_client_options_t o = default_opts();
+    o.reconnect = true;
+    harness_t *h = h_new_opts(&o);
+    /* Queued before the connection opens, sent once it does. */
+    assert_int_equal(wsb_client_request(h->c, "dev.d1", "1", 1, 100, &reply_cb, h), 1);
+    h_open(h);
+    srv_read(h);
+    assert_contains(&h->sent, "TEXT {\"type\":\"request\",\"id\":1,");
+    /* The connection drops before the reply: a responder may have acted on
+     * the request already, so it fails rather than being sent again. */
+    wsb_client_io_closed(h->c, -104, "connection reset by peer");
+    assert_contains(&h->trace, "rerr id=1 st=-30101 code=- msg=the connection ended before the "
+                               "request's reply arrived topic=dev.d1\n");
+    assert_int_equal(wsb_client_pending(h->c), 0);
+    wsb_client_io_timer(h->c);
+    bytes_clear(&h->sent);
+    h->wire_off = h->wire.len;
+    wsb_client_io_connected(h->c);
+    bytes_t s = {0};
+    srv_accept(h, &s);
+    h_feed_bytes(h, &s);
+    free(s.p);
+    srv_read(h);
+    assert_lacks(&h->sent, "request");
+    h_free(h);
+}
+
+static void test_message_reply_to_and_answer(void **state)
+{
+    (void)state;
+    harness_t *h = h_new();
+    h_open(h);
+    const char *inbox = "_inbox.0123456789abcdef0123456789abcdef";
+    char frame[256];
+    (void)snprintf(frame, sizeof(frame),
+                   "{\"type\":\"message\",\"topic\":\"dev.d7.cmd\",\"seq\":4,"
+                   "\"reply_to\":\"%s\",\"data\":{\"op\":\"reboot\"}}",
+                   inbox);
+    h_feed_text(h, frame);
+    /* A plain message has no reply_to; a non-string one is ignored. */
+    h_feed_text(h, "{\"type\":\"message\",\"topic\":\"dev.d7.cmd\",\"seq\":5,\"data\":1}");
+    h_feed_text(h, "{\"type\":\"message\",\"topic\":\"dev.d7.cmd\",\"seq\":6,\"reply_to\":7,"
+                   "\"data\":2}");
+    assert_string_equal((const char *)h->trace.p,
+                        "open c1 n1 p=1 max=65536\n"
+                        "msg dev.d7.cmd seq=4 epoch=- data={\"op\":\"reboot\"} "
+                        "reply_to=_inbox.0123456789abcdef0123456789abcdef\n"
+                        "msg dev.d7.cmd seq=5 epoch=- data=1\n"
+                        "msg dev.d7.cmd seq=6 epoch=- data=2\n");
+    /* The answer is an ordinary publish to the inbox. */
+    assert_int_equal(wsb_client_publish(h->c, inbox, "{\"ok\":true}", 11, &reply_cb, h), 1);
+    srv_read(h);
+    assert_contains(&h->sent, "TEXT {\"type\":\"publish\",\"id\":1,\"topic\":\"_inbox."
+                              "0123456789abcdef0123456789abcdef\",\"data\":{\"ok\":true}}\n");
+    h_free(h);
+}
+
 static void test_join_and_leave_events(void **state)
 {
     (void)state;
@@ -562,6 +688,9 @@ int main(void)
         cmocka_unit_test(test_unsubscribe_and_subscription_set),
         cmocka_unit_test(test_error_without_callback_goes_to_on_error),
         cmocka_unit_test(test_presence_requests_and_answers),
+        cmocka_unit_test(test_request_sends_and_gets_reply),
+        cmocka_unit_test(test_request_is_never_sent_twice),
+        cmocka_unit_test(test_message_reply_to_and_answer),
         cmocka_unit_test(test_join_and_leave_events),
         cmocka_unit_test(test_reconnect_resubscribes_then_flushes_queue),
         cmocka_unit_test(test_failed_resubscription_reported),

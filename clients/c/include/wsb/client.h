@@ -188,6 +188,12 @@ typedef struct {
     /* The publisher's identity {"client":…,"user":…} the broker stamps on
      * topics whose rule has "publisher": true (borrowed); NULL when absent. */
     const json_t *from;
+    /* A request's message (PROTOCOL.md 3.7): the inbox "_inbox.<hex>" to
+     * answer to, {NULL,0} for a plain publish. A responder answers with
+     * wsb_client_publish(c, msg->reply_to.p, data, len, cb, ud) (copy the
+     * name to answer later: it is borrowed like the rest of the message).
+     * The requester gets the first answer only; later ones are dropped. */
+    wsb_str_t reply_to;
 } wsb_client_message_t;
 
 /* A connection as presence names it (PROTOCOL.md, presence): `client` is
@@ -212,6 +218,14 @@ typedef struct {
     /* wsb_client_presence_stats(): connections and distinct users. */
     uint64_t clients;
     uint64_t users;
+    /* wsb_client_request(): the first reply's data as compact JSON text
+     * (NUL-terminated) and as a jansson tree, and `from`, the responder the
+     * broker stamped ({"client":…,"user":…}; NULL when absent or null).
+     * All borrowed until the callback returns; {NULL,0} and NULL for other
+     * requests. */
+    wsb_str_t data;
+    const json_t *value;
+    const json_t *from;
 } wsb_client_ack_t;
 
 /* A failed request, or an error not tied to a request callback. */
@@ -364,6 +378,30 @@ int64_t wsb_client_presence(wsb_client_t *c, const char *topic, const wsb_client
                             void *user_data);
 int64_t wsb_client_presence_stats(wsb_client_t *c, const char *topic,
                                   const wsb_client_reply_cb_t *cb, void *user_data);
+
+/*
+ * Request/reply (PROTOCOL.md 3.7): publishes `data_json` (`len` bytes of one
+ * JSON value, as wsb_client_publish()) to the subscribers of the exact
+ * `topic` with a reply inbox, and waits for the first answer. `timeout_ms`
+ * is the broker's wait for it, 1..60000, or 0 for the broker's default
+ * (5000). Exactly one callback runs:
+ *   on_ack    the first reply: ack->data / ack->value / ack->from;
+ *   on_error  WSB_ESERVER with code "no_responders" (no subscriber of the
+ *             topic, answered at once), "timeout" (no reply within
+ *             timeout_ms), or another broker error ("forbidden",
+ *             "limit_exceeded", "unavailable", …); WSB_ECLOSED when the
+ *             connection ended before the end of the request (a request is
+ *             never sent twice: a responder may have acted on it);
+ *             WSB_ECANCELED, WSB_ETOOBIG as for every request.
+ * Queued while not open, like a publish. Returns the request's id (> 0;
+ * a request always carries one), or the errors of wsb_client_publish()
+ * (WSB_EINVAL also for timeout_ms > 60000).
+ */
+int64_t wsb_client_request(wsb_client_t *c, const char *topic, const char *data_json, size_t len,
+                           uint32_t timeout_ms, const wsb_client_reply_cb_t *cb, void *user_data);
+
+/* The largest timeout_ms of wsb_client_request() (the broker's limit). */
+#define WSB_CLIENT_MAX_REQUEST_TIMEOUT_MS 60000u
 
 typedef enum {
     WSB_CLIENT_IDLE = 0,   /* not connected and not trying to */
