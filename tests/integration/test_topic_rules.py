@@ -20,7 +20,7 @@ def assert_config_error(res, *names):
 
 
 @pytest.mark.parametrize("rules,names", [
-    ([{"pattern": "auction.>", "stream": {"size": 10}}], ["topics[0]", '"stream"']),
+    ([{"pattern": "auction.>", "stream": {"size": 0}}], ["topics[0].stream.size"]),
     ([{"pattern": "a"}, {"pattern": "prices.>", "conflate": "yes"}], ["topics[1].conflate"]),
     ([{"presence": True}], ["topics[0]", "pattern"]),
     ([{"pattern": "a..b"}], ["topics[0].pattern"]),
