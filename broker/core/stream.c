@@ -1,6 +1,8 @@
 /* stream.c - a stream's log, seq and epoch (see stream.h). */
 #include "core/stream.h"
 
+#include "core/history.h"
+#include "core/seqtab.h"
 #include "core/xmsg.h"
 #include "shared/units.h"
 #include "shared/util.h"
@@ -11,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define fail err_printf
 
@@ -33,19 +34,6 @@ struct stream_s {
     uint32_t count; /* entries held; their seqs are seq-count+1 .. seq */
     uint64_t bytes; /* frames held */
 };
-
-static int parse_ttl(json_t *v, uint64_t *out)
-{
-    if (json_is_string(v)) {
-        return units_parse_duration(json_string_value(v), out);
-    }
-    if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-        json_integer_value(v) <= (json_int_t)30 * 86400) {
-        *out = (uint64_t)json_integer_value(v) * 1000;
-        return 0;
-    }
-    return -1;
-}
 
 static int parse_bytes(json_t *v, uint64_t *out)
 {
@@ -85,7 +73,7 @@ int stream_conf_parse(json_t *obj, const char *where, stream_conf_t *out, char *
             }
             out->size = (uint32_t)json_integer_value(v);
         } else if (strcmp(key, "ttl") == 0) {
-            if (parse_ttl(v, &out->ttl_ms) != 0) {
+            if (history_parse_ttl(v, &out->ttl_ms) != 0) {
                 return fail(err, errlen,
                             "%s.ttl: expected a duration such as 3600 or \"1h\", \"300s\" "
                             "(0 = no age limit)",
@@ -109,18 +97,7 @@ int stream_conf_parse(json_t *obj, const char *where, stream_conf_t *out, char *
 
 static uint64_t random_u64(void)
 {
-    uint64_t seed = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f != NULL) {
-        if (fread(&seed, sizeof seed, 1, f) != 1) {
-            seed = 0;
-        }
-        (void)fclose(f);
-    }
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t z = seed ^ ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^
-                 (uint64_t)(uintptr_t)&ts;
+    uint64_t z = seqtab_random_seed();
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
