@@ -51,7 +51,7 @@ def test_help_documents_topics():
     res = run_broker_cmd(["--help"])
     assert res.returncode == 0, res.stderr
     assert "--topics" in res.stdout and "WSB_TOPICS" in res.stdout
-    for option in ("presence", "join_leave", "publisher", "first match wins"):
+    for option in ("presence", "join_leave", "publisher", "first match wins", "stream"):
         assert option in res.stdout, option
 
 
