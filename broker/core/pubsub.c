@@ -195,8 +195,11 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
         count_published(w, req->ingress);
         bool conflate = trule != NULL && trule->conflate;
         /* A request is not a stream message: its reply_to and no-responders
-         * probe belong to one delivery, not to a log (PROTOCOL.md 3.1b). */
-        stream_t *sm = trule != NULL && trule->has_stream && req->reply_to.len == 0
+         * probe belong to one delivery, not to a log; nor is a reply (an
+         * `_inbox.` topic under a ">" rule): a replay would hand it to
+         * others (PROTOCOL.md 3.1b). */
+        stream_t *sm = trule != NULL && trule->has_stream && req->reply_to.len == 0 &&
+                               !inbox_is(req->topic.p, req->topic.len)
                            ? c_stream_of(w->core, trule)
                            : NULL;
         out->seq = sm != NULL ? publish_stream(w, req, sm, stamp, (wsb_str_t){json, len}, conflate)

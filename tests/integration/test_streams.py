@@ -304,3 +304,26 @@ def test_switch_over_has_no_gap_and_no_duplicate_under_load(broker):
         stop.set()
         for p in procs:
             p.join(30)
+
+
+@pytest.mark.broker_args("--topics", json.dumps([{"pattern": ">", "stream": True}]))
+def test_requests_and_replies_stay_out_of_a_stream(broker):
+    """A stream on ">" takes every topic, but not a request (its reply_to is
+    for its subscribers of the moment) nor a reply (an `_inbox.` topic): a
+    late `>` subscriber replaying the log must not read other clients'
+    replies."""
+    responder, requester, late = broker.raw_ws(), broker.raw_ws(), broker.raw_ws()
+    sub_ack(responder, {"type": "subscribe", "topic": "dev.d7.cmd", "id": 1})
+    requester.send_json({"type": "request", "topic": "dev.d7.cmd", "data": "on", "id": 2})
+    msg = responder.recv_json()
+    assert msg["type"] == "message" and msg["reply_to"].startswith("_inbox."), msg
+    assert "epoch" not in msg, msg  # the topic's own seq, not the stream's
+    pub_ack(responder, msg["reply_to"], "done", 3)
+    reply = requester.recv_json()
+    assert reply["type"] == "reply" and reply["data"] == "done", reply
+    assert pub_ack(responder, "dev.d7.state", "on", 4)["seq"] == 1  # the stream's first
+    ack = sub_ack(late, {"type": "subscribe", "topic": ">", "id": 5, "history": 100})
+    assert ack["stream"] == ">" and ack["seq"] == 1, ack
+    m = late.recv_json()
+    assert (m["topic"], m["seq"]) == ("dev.d7.state", 1), m
+    nothing_more(late)
