@@ -601,7 +601,7 @@ void seqtab_expire(seqtab_t *t, uint64_t now_ms)
 }
 
 /* A pattern as a Prometheus label value: '\\' and '"' are legal in topics. */
-static void label_escape(const char *in, char *out, size_t cap)
+void seqtab_label_escape(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
     for (; *in != '\0' && n + 3 < cap; in++) {
@@ -636,7 +636,7 @@ void seqtab_render_metrics(seqtab_t *t, sbuf_t *o)
             }
             _Atomic int64_t *v = (_Atomic int64_t *)(void *)((char *)&t->stats[r] + series[k].off);
             char label[2 * WSB_TOPIC_MAX_LEN + 1];
-            label_escape(t->rules->rules[r].pattern, label, sizeof label);
+            seqtab_label_escape(t->rules->rules[r].pattern, label, sizeof label);
             sbuf_printf(o, "%s{rule=\"%u\",pattern=\"%s\"} %" PRId64 "\n", series[k].name, r, label,
                         atomic_load_explicit(v, memory_order_relaxed));
         }

@@ -142,6 +142,10 @@ void seqtab_expire(seqtab_t *t, uint64_t now_ms);
 /* Topics currently tracked (approximate while publishes run). */
 size_t seqtab_count(seqtab_t *t);
 
+/* A Prometheus label value of `in` (quotes and backslashes escaped),
+ * truncated to fit `cap` bytes with its NUL. */
+void seqtab_label_escape(const char *in, char *out, size_t cap);
+
 /* Appends the history gauges and counters (per rule) to `out`. Any thread. */
 void seqtab_render_metrics(seqtab_t *t, sbuf_t *out);
 

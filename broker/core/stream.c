@@ -8,6 +8,7 @@
 #include "shared/util.h"
 #include "wsb/topic.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,9 +31,10 @@ struct stream_s {
     uint64_t seq;  /* last seq taken */
     entry_t *ring; /* cap entries; grows by doubling up to conf.size */
     uint32_t cap;
-    uint32_t head;  /* index of the oldest entry */
-    uint32_t count; /* entries held; their seqs are seq-count+1 .. seq */
-    uint64_t bytes; /* frames held */
+    uint32_t head;    /* index of the oldest entry */
+    uint32_t count;   /* entries held; their seqs are seq-count+1 .. seq */
+    uint64_t bytes;   /* frames held */
+    uint64_t trimmed; /* entries dropped by size, max_bytes or ttl */
 };
 
 static int parse_bytes(json_t *v, uint64_t *out)
@@ -125,6 +127,7 @@ stream_t *stream_new(const char *pattern, size_t len, const stream_conf_t *conf)
 
 static void drop_oldest(stream_t *s)
 {
+    s->trimmed++;
     entry_t *e = &s->ring[s->head];
     s->bytes -= e->msg->frame_len;
     xmsg_unref(e->msg);
@@ -308,4 +311,33 @@ void stream_last(stream_t *s, wsb_str_t pattern, size_t max, uint64_t now_ms, xm
 {
     expire_locked(s, now_ms);
     collect(s, 0, pattern, max, out, n);
+}
+
+void stream_render_metrics(stream_t *const *streams, unsigned n, sbuf_t *o)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } series[] = {
+        {"wsbroker_stream_messages", "gauge", "Messages held in a stream's log."},
+        {"wsbroker_stream_bytes", "gauge", "Bytes of frames held in a stream's log."},
+        {"wsbroker_stream_seq", "gauge", "A stream's last seq."},
+        {"wsbroker_stream_trimmed_total", "counter",
+         "Messages dropped from a stream's log by its size, max_bytes or ttl."},
+    };
+    for (size_t k = 0; k < sizeof series / sizeof series[0]; k++) {
+        sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", series[k].name, series[k].help,
+                    series[k].name, series[k].type);
+        for (unsigned i = 0; streams != NULL && i < n; i++) {
+            stream_t *s = streams[i];
+            if (s == NULL) {
+                continue;
+            }
+            stream_lock(s);
+            uint64_t v = k == 0 ? s->count : k == 1 ? s->bytes : k == 2 ? s->seq : s->trimmed;
+            stream_unlock(s);
+            char label[2 * WSB_TOPIC_MAX_LEN + 1];
+            seqtab_label_escape(s->name, label, sizeof label);
+            sbuf_printf(o, "%s{stream=\"%s\"} %" PRIu64 "\n", series[k].name, label, v);
+        }
+    }
 }

@@ -27,6 +27,7 @@
 #ifndef WSB_BROKER_STREAM_H
 #define WSB_BROKER_STREAM_H
 
+#include "shared/util.h"
 #include "wsb/common.h"
 
 #include <stdbool.h>
@@ -102,5 +103,10 @@ uint64_t stream_first_seq(const stream_t *s);
 
 /* Drops entries past the ttl at `now_ms`. Takes the lock. */
 void stream_expire(stream_t *s, uint64_t now_ms);
+
+/* Appends wsbroker_stream_messages|bytes|seq{stream} and
+ * wsbroker_stream_trimmed_total{stream} for the n entries of `streams`
+ * (NULL ones skipped; `streams` may be NULL). Any thread. */
+void stream_render_metrics(stream_t *const *streams, unsigned n, sbuf_t *o);
 
 #endif

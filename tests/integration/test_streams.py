@@ -164,6 +164,11 @@ def test_loss_is_recovered_false_with_nothing_replayed(broker):
         assert d.recv_json()["data"] == "live"  # then live
         c.recv_json()
     assert broker.metric('wsbroker_history_recoveries_total{result="failed"}') == 3
+    m = broker.metrics()
+    assert m['wsbroker_stream_messages{stream="auction.>"}'] == 3, m
+    assert m['wsbroker_stream_seq{stream="auction.>"}'] == last, m
+    assert m['wsbroker_stream_trimmed_total{stream="auction.>"}'] == last - 3, m
+    assert m['wsbroker_stream_bytes{stream="auction.>"}'] > 0, m
 
 
 @pytest.mark.broker_args("--topics", json.dumps([{"pattern": "auction.>",
