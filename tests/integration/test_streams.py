@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import socket
 import time
 
 import pytest
 
 import wsraw
-from helpers import HOST, run_broker_cmd
+from helpers import resp_command, run_broker_cmd
 
 KEY = "streamkey-0123456789abcdef"
 RULES = json.dumps([
@@ -48,21 +47,7 @@ def nothing_more(c: wsraw.Conn, id: int = 999):
 
 
 def resp_publish(port: int, topic: str, data: str) -> bytes:
-    with socket.create_connection((HOST, port), timeout=5) as s:
-        out = b""
-        for args in (["AUTH", KEY], ["PUBLISH", topic, data]):
-            frame = f"*{len(args)}\r\n".encode()
-            for a in args:
-                b = a.encode()
-                frame += b"$%d\r\n%s\r\n" % (len(b), b)
-            s.sendall(frame)
-            reply = b""
-            while not reply.endswith(b"\r\n"):
-                chunk = s.recv(4096)
-                assert chunk, "RESP connection closed"
-                reply += chunk
-            out += reply
-        return out
+    return resp_command(port, ["AUTH", KEY], ["PUBLISH", topic, data])
 
 
 def test_wildcard_recovers_missed_messages_of_several_topics_from_every_ingress(broker_factory):
