@@ -4,6 +4,7 @@
 #include "app/broker.h"
 #include "app/worker.h"
 #include "cluster/bridge_redis.h"
+#include "core/stream.h"
 
 #include <stdlib.h>
 
@@ -57,6 +58,7 @@ void worker_metrics_text(ingress_ctx_t *ctx, sbuf_t *out)
     }
     metrics_render(all, b->nworkers, &g, out);
     seqtab_render_metrics(b->seqtab, out);
+    stream_render_metrics(b->streams, b->topic_rules.n, out);
     if (b->presence != NULL) {
         presence_render_metrics(b->presence, out);
     }

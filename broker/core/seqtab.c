@@ -100,7 +100,7 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return h ^ (h >> 29);
 }
 
-static uint64_t random_seed(void)
+uint64_t seqtab_random_seed(void)
 {
     uint64_t seed = 0;
     FILE *f = fopen("/dev/urandom", "rb");
@@ -145,7 +145,7 @@ seqtab_t *seqtab_new(const history_rules_t *rules, uint32_t max_history_topics, 
     if (t->hist_max_per_shard == 0) {
         t->hist_max_per_shard = 1;
     }
-    atomic_init(&t->epoch_state, random_seed());
+    atomic_init(&t->epoch_state, seqtab_random_seed());
     atomic_init(&t->hist_evictions, 0);
     for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
         shard_t *s = &t->shards[i];
@@ -601,7 +601,7 @@ void seqtab_expire(seqtab_t *t, uint64_t now_ms)
 }
 
 /* A pattern as a Prometheus label value: '\\' and '"' are legal in topics. */
-static void label_escape(const char *in, char *out, size_t cap)
+void seqtab_label_escape(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
     for (; *in != '\0' && n + 3 < cap; in++) {
@@ -636,7 +636,7 @@ void seqtab_render_metrics(seqtab_t *t, sbuf_t *o)
             }
             _Atomic int64_t *v = (_Atomic int64_t *)(void *)((char *)&t->stats[r] + series[k].off);
             char label[2 * WSB_TOPIC_MAX_LEN + 1];
-            label_escape(t->rules->rules[r].pattern, label, sizeof label);
+            seqtab_label_escape(t->rules->rules[r].pattern, label, sizeof label);
             sbuf_printf(o, "%s{rule=\"%u\",pattern=\"%s\"} %" PRId64 "\n", series[k].name, r, label,
                         atomic_load_explicit(v, memory_order_relaxed));
         }

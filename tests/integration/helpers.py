@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 
 import websockets
 
@@ -189,3 +190,22 @@ def metric_names_from_text(text: str) -> set:
         if m and not line.startswith("#"):
             names.add(m.group(1))
     return names
+
+
+def resp_command(port, *cmds):
+    """Sends RESP commands on one connection and returns the raw replies."""
+    with socket.create_connection((HOST, port), timeout=5) as s:
+        out = b""
+        for args in cmds:
+            frame = f"*{len(args)}\r\n".encode()
+            for a in args:
+                b = a.encode()
+                frame += b"$%d\r\n%s\r\n" % (len(b), b)
+            s.sendall(frame)
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                chunk = s.recv(4096)
+                assert chunk, "RESP connection closed"
+                reply += chunk
+            out += reply
+        return out

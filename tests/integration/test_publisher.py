@@ -6,9 +6,8 @@ untouched. Topics without such a rule carry no "from"."""
 from __future__ import annotations
 
 import json
-import socket
 
-from helpers import HOST, connect, recv_json, request, run, send_json
+from helpers import connect, recv_json, request, resp_command, run, send_json
 from sectools import jwt_hs256, now
 
 SECRET = "publisher-test-secret-0123456789"
@@ -27,25 +26,6 @@ async def next_message(ws, timeout=5.0):
         m = await recv_json(ws, timeout)
         if m["type"] == "message":
             return m
-
-
-def resp_command(port, *cmds):
-    """Sends RESP commands on one connection and returns the raw replies."""
-    with socket.create_connection((HOST, port), timeout=5) as s:
-        out = b""
-        for args in cmds:
-            frame = f"*{len(args)}\r\n".encode()
-            for a in args:
-                b = a.encode()
-                frame += b"$%d\r\n%s\r\n" % (len(b), b)
-            s.sendall(frame)
-            reply = b""
-            while not reply.endswith(b"\r\n"):
-                chunk = s.recv(4096)
-                assert chunk, "RESP connection closed"
-                reply += chunk
-            out += reply
-        return out
 
 
 def test_websocket_publishes_are_stamped_and_cannot_be_forged(broker_factory):
