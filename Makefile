@@ -17,7 +17,7 @@ CMAKE_FLAGS ?=
 
 # Debian 12 packages, by what needs them.
 DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev node-llhttp \
-              libhiredis-dev
+              libhiredis-dev zlib1g-dev
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
               valgrind nodejs npm chromium redis-server redis-tools python3-redis \
               openssl python3-cryptography nginx
