@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+/* next_in is const: the input is never written. */
+#define ZLIB_CONST 1
 #include <zlib.h>
 
 #define PMD_TAIL_LEN 4
@@ -277,7 +279,7 @@ int wsb_pmd_deflate(wsb_pmd_deflater_t *d, const uint8_t *in, size_t len, uint8_
         return WSB_ENOSPC;
     }
     z_stream *zs = &d->zs;
-    zs->next_in = (Bytef *)(uintptr_t)in;
+    zs->next_in = in;
     zs->avail_in = (uInt)len;
     zs->next_out = out;
     zs->avail_out = (uInt)cap;
@@ -320,7 +322,7 @@ void wsb_pmd_inflater_free(wsb_pmd_inflater_t *z)
 static int inflate_some(z_stream *zs, const uint8_t *in, size_t len, uint64_t limit, uint8_t **buf,
                         size_t *cap, size_t *have)
 {
-    zs->next_in = (Bytef *)(uintptr_t)in;
+    zs->next_in = in;
     zs->avail_in = (uInt)len;
     for (;;) {
         if (*have == *cap) {
