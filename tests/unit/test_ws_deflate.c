@@ -186,7 +186,7 @@ static void test_rfc_examples(void **state)
 static void test_inflate_bound(void **state)
 {
     (void)state;
-    size_t big = 10u * 1000 * 1000;
+    size_t big = (size_t)10 * 1000 * 1000;
     uint8_t *zeros = calloc(1, big);
     wsb_pmd_deflater_t *d = wsb_pmd_deflater_new(9);
     size_t cap = wsb_pmd_deflate_bound(big);
