@@ -13,7 +13,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev libhiredis-dev \
+      build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev libhiredis-dev zlib1g-dev \
       node-llhttp \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

@@ -17,7 +17,7 @@ CMAKE_FLAGS ?=
 
 # Debian 12 packages, by what needs them.
 DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-dev node-llhttp \
-              libhiredis-dev
+              libhiredis-dev zlib1g-dev
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
               valgrind nodejs npm chromium redis-server redis-tools python3-redis \
               openssl python3-cryptography nginx python3-pip python3-setuptools python3-wheel \
@@ -171,7 +171,7 @@ asan: deps
 # Every libFuzzer target (tests/CMakeLists.txt registers each under the ctest
 # label fuzz; one missing here is not built, so its ctest entry fails loudly).
 # Only these are built in build-fuzz; each runs FUZZ_SECONDS.
-FUZZERS := ws_frame http message topic jwt tls resp
+FUZZERS := ws_frame http message topic jwt tls resp deflate
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSB_FUZZ=ON \

@@ -20,6 +20,7 @@
  * buffer (free again once OpenSSL has copied the ciphertext); every write
  * (upgrade, subscribe, a publish batch, pongs) is encrypted as one burst.
  */
+#include "deflate_rx.h"
 #include "payload.h"
 #include "wsb/topic.h"
 #include "wsbench.h"
@@ -73,6 +74,7 @@ struct bconn_s {
     bool churn_off;  /* --churn: unsubscribed now */
     uint8_t mask[4];
     wsb_tls_t *tls; /* wss:// only */
+    deflate_rx_t z; /* --deflate: the compressed message arriving */
 };
 
 typedef struct {
@@ -98,6 +100,7 @@ static void on_closed(uv_handle_t *h)
     c->hs = NULL;
     free(c->head);
     c->head = NULL;
+    deflate_rx_free(&c->z);
     wsb_tls_free(c->tls);
     c->tls = NULL;
     c->state = C_CLOSED;
@@ -325,6 +328,9 @@ static void pub_pump(bconn_t *c, uint64_t now)
         size_t jlen = payload_publish_json(json, frame_max - WSB_WS_MAX_HEADER_LEN,
                                            b->topic_buf + b->topic_off[k], b->topic_len[k],
                                            o->payload, now, p->sent + 1);
+        if (o->filler_market) {
+            deflate_rx_fill_market(json, jlen, p->sent + 1);
+        }
         int flen = wsb_ws_build_frame(out, frame_max, true, WSB_WS_OP_TEXT, (uint8_t *)json, jlen,
                                       c->mask);
         if (jlen == 0 || flen < 0) {
@@ -409,6 +415,14 @@ static int on_message_begin(void *user_data, int opcode)
 static int on_message_data(void *user_data, const uint8_t *data, size_t len)
 {
     bconn_t *c = user_data;
+    if (c->parser.msg_compressed) {
+        /* Read at the message's end, inflated (on_message_end). */
+        if (!deflate_rx_append(&c->z, data, len)) {
+            conn_lost(c);
+            return STOP;
+        }
+        return 0;
+    }
     if (c->resolved) {
         return 0;
     }
@@ -475,6 +489,17 @@ static int on_message_end(void *user_data)
 {
     bconn_t *c = user_data;
     bthread_t *t = c->t;
+    if (c->parser.msg_compressed) {
+        uint8_t *plain = NULL;
+        size_t plain_len = 0;
+        if (!deflate_rx_finish(&c->z, &plain, &plain_len)) {
+            STAT_ADD(t->st.errors, 1);
+            conn_lost(c);
+            return STOP;
+        }
+        (void)resolve(c, plain, plain_len, true);
+        free(plain);
+    }
     if (!c->resolved) {
         (void)resolve(c, c->head, c->head_len, true);
     }
@@ -601,6 +626,10 @@ static void handshake_feed(bconn_t *c, uint8_t *data, size_t len)
         return;
     }
     size_t head_len = (size_t)(end - hs->buf) + 4;
+    if (b->o.deflate && deflate_rx_accepted(hs->buf)) {
+        c->parser.rsv_mask |= WSB_WS_RSV1;
+        c->parser.deflate = true;
+    }
     c->hs = NULL;
     upgraded(c);
     feed(c, (uint8_t *)hs->buf + head_len, hs->len - head_len);

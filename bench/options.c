@@ -86,6 +86,10 @@ const char *opts_usage(void)
            "  --progress, --no-progress   progress line on stderr (default: when a TTY)\n"
            "  --strict               exit 3 unless every connection succeeded, nothing was lost,\n"
            "                         no connection dropped and no error was received\n"
+           "  --deflate              offer permessage-deflate (client_no_context_takeover) on\n"
+           "                         every connection and inflate compressed messages\n"
+           "  --filler KIND          x (default: one letter repeated) or market (ticker-like\n"
+           "                         text: compresses like a real JSON feed)\n"
            "  --help\n"
            "\n"
            "exit status: 0 done, 1 runtime failure, 2 bad option, 3 --strict check failed\n";
@@ -384,6 +388,8 @@ typedef enum {
     O_PROGRESS,
     O_NO_PROGRESS,
     O_STRICT,
+    O_DEFLATE,
+    O_FILLER,
     O_HELP
 } opt_id_t;
 
@@ -425,6 +431,8 @@ static const opt_def_t defs[] = {
     {"progress", O_PROGRESS, false},
     {"no-progress", O_NO_PROGRESS, false},
     {"strict", O_STRICT, false},
+    {"deflate", O_DEFLATE, false},
+    {"filler", O_FILLER, true},
     {"help", O_HELP, false},
 };
 
@@ -635,6 +643,15 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
         break;
     case O_STRICT:
         o->strict = true;
+        break;
+    case O_DEFLATE:
+        o->deflate = true;
+        break;
+    case O_FILLER:
+        if (strcmp(v, "x") != 0 && strcmp(v, "market") != 0) {
+            return fail(err, errlen, "--filler: x or market, got %s", v);
+        }
+        o->filler_market = strcmp(v, "market") == 0;
         break;
     case O_HELP:
         return OPTS_HELP;

@@ -69,6 +69,8 @@ typedef struct {
     int progress; /* -1 auto (on a TTY), 0 off, 1 on */
     bool strict;  /* exit 3 unless zero loss, no failure, no disconnect, no error */
     bool table_header;
+    bool deflate;       /* offer permessage-deflate (deflate_rx.c inflates what comes compressed) */
+    bool filler_market; /* --filler market: ticker-like data instead of 'x' (deflate_rx.c) */
 } opts_t;
 
 typedef enum { OPTS_OK = 0, OPTS_HELP = 1, OPTS_ERROR = -1 } opts_result_t;

@@ -11,6 +11,7 @@
  */
 #include "wsbench.h"
 
+#include "deflate_rx.h"
 #include "options.h"
 #include "payload.h"
 #include "procstat.h"
@@ -144,8 +145,9 @@ static int build_request(bench_t *b)
     int n = snprintf(b->request, sizeof(b->request),
                      "GET %s HTTP/1.1\r\nHost: %s%s%s:%u\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\nUser-Agent: wsbench\r\n\r\n",
-                     o->path, v6 ? "[" : "", o->host, v6 ? "]" : "", o->port, key64);
+                     "Sec-WebSocket-Version: 13\r\nUser-Agent: wsbench\r\n%s\r\n",
+                     o->path, v6 ? "[" : "", o->host, v6 ? "]" : "", o->port, key64,
+                     o->deflate ? DEFLATE_RX_OFFER : "");
     if (n < 0 || (size_t)n >= sizeof(b->request) || b->accept[0] == '\0') {
         return -1;
     }

@@ -92,6 +92,13 @@ static int check_start(wsb_ws_parser_t *p, uint8_t b0, uint8_t b1)
     if ((b0 & RSV_BITS & ~(unsigned)p->rsv_mask) != 0) {
         return fail(p, WSB_WS_CLOSE_PROTOCOL, "RSV bit set that no negotiated extension defines");
     }
+    /* permessage-deflate (RFC 7692 6.1): RSV1 is the "compressed" flag of a
+     * message, so it belongs on its first frame only. */
+    if (p->deflate && (b0 & WSB_WS_RSV1) != 0 && (opcode == WSB_WS_OP_CONT || is_control(opcode))) {
+        return fail(p, WSB_WS_CLOSE_PROTOCOL,
+                    opcode == WSB_WS_OP_CONT ? "RSV1 set on a continuation frame"
+                                             : "RSV1 set on a control frame");
+    }
     switch (opcode) {
     case WSB_WS_OP_CONT:
         if (p->msg_opcode == 0) {
@@ -167,11 +174,20 @@ static int begin_frame(wsb_ws_parser_t *p, const uint8_t *h)
         p->state = ST_CONTROL;
         return 0;
     }
+    if (p->opcode != WSB_WS_OP_CONT) {
+        p->msg_compressed = p->deflate && (h[0] & WSB_WS_RSV1) != 0;
+    }
     /* msg_len counts the payload of the message's earlier frames (0 for a
      * new message). The first test keeps the subtraction from wrapping when
-     * the caller lowered the limit in the middle of a message. */
-    if (p->max_message_size != 0 &&
-        (p->msg_len > p->max_message_size || len > p->max_message_size - p->msg_len)) {
+     * the caller lowered the limit in the middle of a message. A compressed
+     * message may be a little larger on the wire than inflated (stored
+     * blocks: 5 bytes per 16 KiB, and the frame of a few bytes more); its
+     * inflated size is bounded by the caller. */
+    uint64_t limit = p->max_message_size;
+    if (limit != 0 && p->msg_compressed) {
+        limit += limit / 1024 + 64;
+    }
+    if (limit != 0 && (p->msg_len > limit || len > limit - p->msg_len)) {
         return fail(p, WSB_WS_CLOSE_TOO_BIG, "message larger than max_message_size");
     }
     p->state = ST_DATA;
@@ -243,7 +259,7 @@ static int end_data_frame(wsb_ws_parser_t *p)
     if (!p->fin) {
         return 0;
     }
-    if (p->msg_opcode == WSB_WS_OP_TEXT && !wsb_utf8_complete(&p->utf8)) {
+    if (p->msg_opcode == WSB_WS_OP_TEXT && !p->msg_compressed && !wsb_utf8_complete(&p->utf8)) {
         return fail(p, WSB_WS_CLOSE_BAD_DATA, "text message ends inside a UTF-8 sequence");
     }
     p->msg_opcode = 0;
@@ -349,7 +365,8 @@ int wsb_ws_parser_feed(wsb_ws_parser_t *p, uint8_t *data, size_t len, size_t *co
             pos += n;
             p->frame_pos += n;
             p->msg_len += n;
-            if (p->msg_opcode == WSB_WS_OP_TEXT && wsb_utf8_feed(&p->utf8, slice, n) != 0) {
+            if (p->msg_opcode == WSB_WS_OP_TEXT && !p->msg_compressed &&
+                wsb_utf8_feed(&p->utf8, slice, n) != 0) {
                 rc = fail(p, WSB_WS_CLOSE_BAD_DATA, "text message is not valid UTF-8");
                 break;
             }

@@ -274,6 +274,8 @@ void broker_ingress_config(const config_t *cfg, ingress_config_t *out)
         .presence_max_members = cfg->presence_max_members,
         .max_connections_per_user = cfg->max_connections_per_user,
         .sys_conn_events = cfg->sys_conn_events,
+        .compression_enabled = cfg->compression_enabled,
+        .compression_min_size = cfg->compression_min_size,
     };
 }
 

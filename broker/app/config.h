@@ -110,6 +110,9 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     bool sys_conn_events;           /* true: $sys.conn.connect / disconnect */
     /* last value on wildcards (pubsub.h) */
     uint32_t max_history_topics_per_subscribe; /* 1000; beyond: error limit_exceeded */
+    /* permessage-deflate (ws_deflate.h) */
+    bool compression_enabled;      /* negotiate it with clients that offer it */
+    uint64_t compression_min_size; /* smaller payloads go out uncompressed */
     /* parsed from api_keys by config_load (apikey.h); owned */
     struct apikey_s *apikeys;
     size_t napikeys;

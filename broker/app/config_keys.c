@@ -392,6 +392,12 @@ const key_def_t config_keys[] = {
              "1000",
              "topics a subscribe with history on a pattern may replay; beyond, error "
              "limit_exceeded"),
+    /* compression */
+    BOOL_KEY("compression.enabled", compression_enabled, "true",
+             "permessage-deflate (RFC 7692) with clients that offer it: each published message "
+             "is compressed once and the frame shared by every such subscriber"),
+    SIZE_KEY("compression.min_size", compression_min_size, 0, GIB, "128",
+             "messages whose payload is smaller go out uncompressed"),
 };
 
 const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];

@@ -3,9 +3,28 @@
 
 #include "shared/util.h"
 #include "wsb/message.h"
+#include "wsb/ws_deflate.h"
+#include "wsb/ws_frame.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* zlib level of the shared compressed frames: compressed once per message,
+ * so the level costs once too; 6 is zlib's default balance. */
+#define XMSG_DEFLATE_LEVEL 6
+
+/* A worker's slot: its frame_buf on the plain frame and, once a subscriber
+ * that negotiated permessage-deflate needed it, the compressed frame (one
+ * reference held by the slot, dropped with the slot). */
+typedef struct {
+    frame_buf_t fb;
+    frame_buf_t *deflated;
+    bool deflate_tried; /* deflated NULL and tried: compression did not pay */
+} xmsg_slot_t;
+
+_Static_assert(sizeof(xmsg_slot_t) <= XMSG_SLOT_STRIDE, "a worker slot fits its stride");
 
 static size_t round_up(size_t n, size_t to)
 {
@@ -16,7 +35,20 @@ static size_t round_up(size_t n, size_t to)
  * unref of the message. */
 static void release_slot(frame_buf_t *fb)
 {
+    xmsg_slot_t *slot = (xmsg_slot_t *)(void *)fb;
+    if (slot->deflated != NULL) {
+        frame_buf_unref(slot->deflated);
+        slot->deflated = NULL;
+    }
     xmsg_unref(fb->shared);
+}
+
+/* A compressed frame (xmsg_deflated_buf) is its own allocation holding a
+ * reference on the message. */
+static void release_deflated(frame_buf_t *fb)
+{
+    xmsg_unref(fb->shared);
+    free(fb);
 }
 
 /* A replay's header (xmsg_replay_buf) is its own allocation. */
@@ -70,7 +102,10 @@ static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t fr
     }
     m->epoch[elen] = '\0';
     for (unsigned w = 0; w < nworkers; w++) {
-        frame_buf_t *fb = (frame_buf_t *)(void *)(raw + slots_off + (size_t)w * XMSG_SLOT_STRIDE);
+        xmsg_slot_t *slot = (xmsg_slot_t *)(void *)(raw + slots_off + (size_t)w * XMSG_SLOT_STRIDE);
+        slot->deflated = NULL;
+        slot->deflate_tried = false;
+        frame_buf_t *fb = &slot->fb;
         fb->refcnt = 1;
         fb->len = m->frame_len;
         fb->bytes = m->frame;
@@ -164,4 +199,117 @@ frame_buf_t *xmsg_worker_buf(xmsg_t *m, unsigned w)
 {
     size_t slots_off = round_up(sizeof(xmsg_t), XMSG_SLOT_STRIDE);
     return (frame_buf_t *)(void *)((uint8_t *)m + slots_off + (size_t)w * XMSG_SLOT_STRIDE);
+}
+
+/* ---- permessage-deflate ---------------------------------------------------------------------- */
+
+/* One compressor per worker thread, made on its first use and freed when the
+ * thread exits (a compressor is ~256 KiB of zlib state: never per message,
+ * never per connection). */
+static pthread_key_t deflater_key;
+static pthread_once_t deflater_once = PTHREAD_ONCE_INIT;
+
+static void deflater_destroy(void *d)
+{
+    wsb_pmd_deflater_free(d);
+}
+
+static void deflater_key_make(void)
+{
+    if (pthread_key_create(&deflater_key, deflater_destroy) != 0) {
+        abort();
+    }
+}
+
+static wsb_pmd_deflater_t *thread_deflater(void)
+{
+    (void)pthread_once(&deflater_once, deflater_key_make);
+    wsb_pmd_deflater_t *d = pthread_getspecific(deflater_key);
+    if (d == NULL) {
+        d = wsb_pmd_deflater_new(XMSG_DEFLATE_LEVEL);
+        if (d == NULL || pthread_setspecific(deflater_key, d) != 0) {
+            wsb_oom("deflate state");
+        }
+    }
+    return d;
+}
+
+/* The worker thread's CPU time: what compressing costs, not the wall time
+ * of a thread the kernel may have preempted meanwhile. */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Header length of a server frame (unmasked) from its second byte. */
+static size_t frame_header_len(const uint8_t *frame)
+{
+    unsigned len7 = frame[1] & 0x7Fu;
+    return len7 == 126 ? 4 : len7 == 127 ? 10 : 2;
+}
+
+/* Compresses the slot's frame; NULL when that does not make it smaller. */
+static frame_buf_t *deflate_frame(const frame_buf_t *plain, xmsg_deflate_stats_t *stats)
+{
+    size_t hl = frame_header_len(plain->bytes);
+    const uint8_t *payload = plain->bytes + hl;
+    size_t plen = plain->len - hl;
+    size_t bound = wsb_pmd_deflate_bound(plen);
+    /* [frame_buf_t][room for the longest header][compressed payload] */
+    size_t at = FRAME_BUF_HEADROOM + WSB_WS_MAX_HEADER_LEN;
+    uint8_t *raw = xmalloc(at + bound);
+    size_t clen = 0;
+    uint64_t t0 = now_ns();
+    int rc = wsb_pmd_deflate(thread_deflater(), payload, plen, raw + at, bound, &clen);
+    stats->ns = now_ns() - t0;
+    stats->in_bytes = plen;
+    stats->out_bytes = rc == 0 ? clen : plen;
+    if (rc == WSB_ENOMEM) {
+        wsb_oom("deflate");
+    }
+    size_t chl = wsb_ws_header_len(clen, false);
+    if (rc != 0 || chl + clen >= plain->len) {
+        free(raw);
+        return NULL;
+    }
+    /* The header goes right before the payload: the frame is contiguous. */
+    uint8_t *frame = raw + at - chl;
+    wsb_ws_write_header(frame, true, plain->bytes[0] & 0x0F, clen, NULL);
+    frame[0] |= WSB_WS_RSV1;
+    /* Give back the bound's slack: shared frames may sit in queues. */
+    size_t used = at + clen;
+    uint8_t *shrunk = realloc(raw, used);
+    if (shrunk != NULL) {
+        raw = shrunk;
+        frame = raw + at - chl;
+    }
+    frame_buf_t *fb = (frame_buf_t *)(void *)raw;
+    fb->refcnt = 1; /* the slot's */
+    fb->len = (uint32_t)(chl + clen);
+    fb->bytes = frame;
+    fb->shared = plain->shared;
+    fb->release_cb = release_deflated;
+    xmsg_ref(plain->shared);
+    return fb;
+}
+
+frame_buf_t *xmsg_deflated_buf(frame_buf_t *fb, size_t min_size, unsigned window_bits,
+                               xmsg_deflate_stats_t *stats)
+{
+    *stats = (xmsg_deflate_stats_t){0};
+    if (fb->release_cb != release_slot) {
+        return fb;
+    }
+    size_t plen = fb->len - frame_header_len(fb->bytes);
+    if (plen < min_size || (window_bits < 15 && plen > ((size_t)1 << window_bits))) {
+        return fb;
+    }
+    xmsg_slot_t *slot = (xmsg_slot_t *)(void *)fb;
+    if (!slot->deflate_tried) {
+        slot->deflate_tried = true;
+        slot->deflated = deflate_frame(fb, stats);
+    }
+    return slot->deflated != NULL ? slot->deflated : fb;
 }

@@ -97,4 +97,32 @@ void xmsg_unref(xmsg_t *m);
 /* The frame_buf of worker `w` (refcnt 1, owned by that worker). */
 frame_buf_t *xmsg_worker_buf(xmsg_t *m, unsigned w);
 
+/* What one call of xmsg_deflated_buf cost (all 0 when it compressed
+ * nothing): the payload bytes in, the compressed payload bytes out, and the
+ * time spent in zlib. */
+typedef struct {
+    uint64_t in_bytes;
+    uint64_t out_bytes;
+    uint64_t ns;
+} xmsg_deflate_stats_t;
+
+/*
+ * permessage-deflate (RFC 7692) for a subscriber that negotiated it: the
+ * frame to send instead of `fb`, a worker's frame of a message
+ * (xmsg_worker_buf). The compressed frame (RSV1 set, compressed without
+ * context, so any such subscriber can take it) is built the first time a
+ * worker needs it and kept with the worker's slot: one compression per
+ * message and worker, shared by reference. It has `shared` set to the
+ * message like the plain frame (queue filters match both) and holds its own
+ * reference on it. Borrowed: valid while `fb` is; conn_send takes its ref.
+ * Returns `fb` itself (send it plain, RSV1 clear, which the extension
+ * allows) when the payload is below `min_size`, when it is longer than
+ * 2^window_bits (a client that limited our window; a shorter message can
+ * only refer back within itself), when compression does not make it smaller,
+ * or when `fb` is not a worker frame (a history replay). Worker thread of
+ * `fb`. *stats says what this call compressed.
+ */
+frame_buf_t *xmsg_deflated_buf(frame_buf_t *fb, size_t min_size, unsigned window_bits,
+                               xmsg_deflate_stats_t *stats);
+
 #endif

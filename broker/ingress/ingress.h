@@ -49,6 +49,8 @@ typedef struct ingress_config_s {
     uint32_t presence_max_members;
     uint32_t max_connections_per_user; /* 0 = unlimited (auth->users counts) */
     bool sys_conn_events;              /* publish $sys.conn.connect / disconnect */
+    bool compression_enabled;          /* negotiate permessage-deflate */
+    uint64_t compression_min_size;     /* below: sent uncompressed */
 } ingress_config_t;
 
 /* What only app/ can answer. Worker thread of `ctx`. */

@@ -762,11 +762,20 @@ static int on_message_end(void *ud)
     const uint8_t *data = s->pending ? s->pending : s->msg;
     size_t len = s->pending ? s->pending_len : s->msg_len;
     METRIC_ADD(s->ctx->metrics->messages_received, 1);
+    /* permessage-deflate: RSV1 on the first frame (ws_deflate.c). */
+    uint8_t *inflated = NULL;
+    if (s->parser.msg_compressed) {
+        if (session_inflate(s, s->msg_opcode, data, len, &inflated, &len) != 0) {
+            return 0; /* closed (1007 or 1009); the parser goes on to the peer's close */
+        }
+        data = inflated;
+    }
     if (s->echo) {
         echo_message(s, s->msg_opcode, data, len);
     } else {
         handle_text(s, data, len);
     }
+    free(inflated);
     s->pending = NULL;
     s->pending_len = 0;
     s->msg_len = 0;
@@ -871,6 +880,7 @@ static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t 
     if (is_gapped(s, m)) {
         return SUBSCRIBER_SKIPPED; /* suspended until the client recovers (report_gap) */
     }
+    fb = session_deflate_frame(s, fb); /* the shared compressed frame, if negotiated */
     if (m->conflate && !m->event) {
         return deliver_conflated(s, fb, m);
     }
@@ -1003,6 +1013,7 @@ void session_free(session_t *s)
         conn_event(s, false);
     }
     wsb_ws_parser_release(&s->parser);
+    session_deflate_free(s);
     for (uint32_t i = 0; i < s->ngaps; i++) {
         free(s->gaps[i]);
     }

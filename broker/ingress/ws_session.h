@@ -72,6 +72,11 @@ struct session_s {
      * while the session has a user and those limits are on; else NULL. */
     struct user_entry_s *uentry;
     request_list_t requests; /* requests waiting for their reply (core/request.h) */
+    /* permessage-deflate (ws_deflate.c), when negotiated: the inflater is
+     * made by the first compressed message and, with
+     * client_no_context_takeover, freed after each message (an idle
+     * connection holds none); the window bits the client allows us. */
+    struct ws_deflate_s *deflate;
 };
 
 /* Topics one session may have suspended at once; one more closes it (1013). */
@@ -129,6 +134,29 @@ bool chist_session_filter(session_t *s, struct xmsg_s *m);
 
 /* Session close: detaches its ops (they are freed when they come back). */
 void chist_session_free(session_t *s);
+
+/* ws_deflate.c: permessage-deflate on a session */
+
+/* The handshake accepted permessage-deflate: compressed frames out (above
+ * compression.min_size, within `window_bits`), RSV1 messages in; with
+ * `client_reset` (client_no_context_takeover) no inflate context is kept
+ * between messages. */
+void session_enable_deflate(session_t *s, bool client_reset, unsigned window_bits);
+
+/* The frame to queue for `fb` (a published message's frame for this worker):
+ * the shared compressed one when the session negotiated deflate and the
+ * message qualifies, else `fb`. Borrowed (conn_send takes its reference). */
+frame_buf_t *session_deflate_frame(session_t *s, frame_buf_t *fb);
+
+/* A complete compressed message (`data`, `len`) arrived: inflates it within
+ * max_message_size and validates a text message's UTF-8. Returns 0 with
+ * *out (malloc'd, the caller frees) and *out_len, or closes the connection
+ * (1009 past the bound, 1007 for bad data or text) and returns -1. */
+int session_inflate(session_t *s, int opcode, const uint8_t *data, size_t len, uint8_t **out,
+                    size_t *out_len);
+
+/* Frees the session's deflate state. */
+void session_deflate_free(session_t *s);
 
 /* ws_upgrade.c */
 

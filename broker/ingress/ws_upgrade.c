@@ -13,6 +13,7 @@
 #include "shared/log.h"
 #include "shared/util.h"
 #include "wsb/handshake.h"
+#include "wsb/ws_deflate.h"
 #include "wsb/ws_frame.h"
 
 #include <assert.h>
@@ -193,9 +194,21 @@ void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
         }
         return;
     }
-    char buf[512];
+    /* permessage-deflate (RFC 7692): the first acceptable offer, answered
+     * with server_no_context_takeover so our compressed frames can be shared. */
+    wsb_pmd_params_t pmd;
+    bool deflate = cfg->compression_enabled && wsb_pmd_negotiate(req, &pmd) == 1;
+    char buf[768];
     int n = wsb_handshake_response(buf, sizeof(buf), &hs);
     assert(n > 0);
+    if (deflate) {
+        /* The extension's line goes before the blank line ending the head. */
+        int e = wsb_pmd_response_header(buf + n - 2, sizeof(buf) - (size_t)n + 2, &pmd);
+        assert(e > 0 && (size_t)(n - 2 + e + 2) < sizeof(buf));
+        n = n - 2 + e;
+        memcpy(buf + n, "\r\n", 3);
+        n += 2;
+    }
     conn_send_always(c, frame_buf_copy(buf, (size_t)n));
     wsb_http_request_free(c->http);
     c->http = NULL;
@@ -205,6 +218,10 @@ void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     METRIC_ADD(ctx->metrics->ws_upgrades, 1);
     c->session = session_new(c, echo, claims);
     c->session->uentry = uentry;
+    if (deflate) {
+        session_enable_deflate(c->session, pmd.client_no_context_takeover,
+                               pmd.server_max_window_bits);
+    }
     c->last_rx_ms = ingress_now(ctx);
     c->session->keepalive_due_ms =
         ingress_now(ctx) + (cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms);

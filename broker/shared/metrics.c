@@ -162,6 +162,24 @@ void metrics_render(metrics_t *const *w, unsigned n, const metrics_gauges_t *g, 
             TOTAL(idle_timeouts));
     counter(o, "wsbroker_write_calls_total", "Socket write calls (try_write and write).",
             TOTAL(write_calls));
+    counter(o, "wsbroker_deflate_messages_total",
+            "permessage-deflate compressions run (at most one per published message and worker, "
+            "shared by its compressed deliveries).",
+            TOTAL(deflate_messages));
+    counter(o, "wsbroker_deflate_bytes_in_total",
+            "Payload bytes given to permessage-deflate compression.", TOTAL(deflate_bytes_in));
+    counter(o, "wsbroker_deflate_bytes_out_total",
+            "Payload bytes out of permessage-deflate compression (a message that did not shrink "
+            "counts its own size and goes out plain).",
+            TOTAL(deflate_bytes_out));
+    header(o, "wsbroker_deflate_seconds_total", "counter",
+           "Time spent in permessage-deflate compression.");
+    sbuf_printf(o, "wsbroker_deflate_seconds_total %.6f\n", (double)TOTAL(deflate_ns) / 1e9);
+    counter(o, "wsbroker_deflate_deliveries_total",
+            "Compressed message frames queued to subscribers (each one a shared frame).",
+            TOTAL(deflate_deliveries));
+    counter(o, "wsbroker_inflate_messages_total",
+            "Compressed WebSocket messages received and inflated.", TOTAL(inflate_messages));
 
     per_worker(o, w, n, "wsbroker_worker_connections", "gauge", "Open connections per worker.",
                offsetof(metrics_t, connections));

@@ -86,6 +86,15 @@ typedef struct {
     metric_t header_timeouts;
     metric_t idle_timeouts;
     metric_t write_calls; /* uv_try_write + uv_write */
+    /* permessage-deflate (xmsg_deflated_buf): compressions run (one per
+     * message and worker), their payload bytes before and after, their time,
+     * compressed frames queued, and compressed messages received */
+    metric_t deflate_messages;
+    metric_t deflate_bytes_in;
+    metric_t deflate_bytes_out;
+    metric_t deflate_ns;
+    metric_t deflate_deliveries;
+    metric_t inflate_messages;
     metric_t batch_hist[METRICS_BATCH_BUCKETS];
     metric_t batch_frames;
 #define X(code) metric_t close_##code;

@@ -116,6 +116,8 @@ static const struct {
     {"sys.conn_events", "--sys-conn-events", "WSB_SYS_CONN_EVENTS", "(default true)"},
     {"max_history_topics_per_subscribe", "--max-history-topics-per-subscribe",
      "WSB_MAX_HISTORY_TOPICS_PER_SUBSCRIBE", "(default 1000)"},
+    {"compression.enabled", "--compression-enabled", "WSB_COMPRESSION_ENABLED", "(default true)"},
+    {"compression.min_size", "--compression-min-size", "WSB_COMPRESSION_MIN_SIZE", "(default 128)"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 

@@ -17,6 +17,9 @@
  * Validation performed (each failure sets close_code and error, and the parser
  * stays failed: every later feed returns the same error):
  *   - RSV1-3 must be 0 unless allowed by rsv_mask              -> 1002
+ *   - with `deflate` (permessage-deflate negotiated): RSV1 only on
+ *     the first frame of a data message, never on a continuation
+ *     or a control frame                                        -> 1002
  *   - opcodes 3-7 and 0xB-0xF are reserved                      -> 1002
  *   - server role: client frames must be masked; client role:
  *     server frames must not be masked                          -> 1002
@@ -29,6 +32,9 @@
  *   - total message size above max_message_size (checked at the
  *     frame header, before the payload arrives)                 -> 1009
  *   - text messages: streaming UTF-8 validation, fail fast      -> 1007
+ *     (not for a compressed message: its caller validates the
+ *     inflated text; its wire size may exceed max_message_size by
+ *     deflate's worst-case expansion, the inflated size may not)
  *   - close payload: length 1, a code that may not be sent on
  *     the wire, or a reason that is not UTF-8                   -> 1002 / 1007
  *
@@ -77,7 +83,8 @@
 #define WSB_WS_CLOSE_TOO_MANY_CONNECTIONS 4100
 
 #define WSB_WS_MAX_CONTROL_PAYLOAD 125
-#define WSB_WS_MAX_HEADER_LEN      14 /* 2 + 8 (length) + 4 (mask) */
+#define WSB_WS_MAX_HEADER_LEN      14   /* 2 + 8 (length) + 4 (mask) */
+#define WSB_WS_RSV1                0x40 /* first header byte: permessage-deflate's bit */
 
 typedef enum { WSB_WS_ROLE_SERVER = 0, WSB_WS_ROLE_CLIENT = 1 } wsb_ws_role_t;
 
@@ -113,6 +120,8 @@ typedef struct {
     wsb_ws_role_t role;
     uint8_t rsv_mask; /* RSV bits an extension claims (0x40 = RSV1), 0 by default;
                          allowed on every frame, the extension checks the rest */
+    bool deflate;     /* permessage-deflate: RSV1 marks a compressed message (set
+                         rsv_mask's 0x40 too) */
 
     /* --- result of a failure --- */
     const char *error; /* static text naming the violation, NULL while healthy */
@@ -132,6 +141,8 @@ typedef struct {
     uint8_t opcode; /* opcode of the frame being read */
     bool fin;
     bool masked;
+    bool msg_compressed; /* with `deflate`: the message in progress (or the last
+                            one, until the next begins) had RSV1 set */
     uint8_t mask[4];
 } wsb_ws_parser_t;
 

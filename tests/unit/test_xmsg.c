@@ -1,0 +1,120 @@
+/*
+ * test_xmsg.c - the compressed variant of a published message
+ * (xmsg_deflated_buf): built once per worker and shared, RSV1 set, inflating
+ * to the plain frame's payload; plain when below min_size, beyond a client's
+ * window, or for a replay; and its lifetime independent of the plain frame's
+ * (a queue may hold only the compressed one). Run under ASan for the frees.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* cmocka.h, included below, needs the four headers above first. */
+#include "core/xmsg.h"
+#include "wsb/ws_deflate.h"
+#include "wsb/ws_frame.h"
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static xmsg_t *message(size_t data_len, unsigned nworkers)
+{
+    char *data = malloc(data_len + 2);
+    data[0] = '"';
+    for (size_t i = 0; i < data_len; i++) {
+        data[1 + i] = "abcdefgh"[i % 8];
+    }
+    data[data_len + 1] = '"';
+    xmsg_t *m =
+        xmsg_new((wsb_str_t){"t", 1}, 1, WSB_STR_NULL, (wsb_str_t){data, data_len + 2}, nworkers);
+    free(data);
+    xmsg_set_refs(m, nworkers);
+    return m;
+}
+
+static size_t header_len(const uint8_t *f)
+{
+    unsigned len7 = f[1] & 0x7Fu;
+    return len7 == 126 ? 4 : len7 == 127 ? 10 : 2;
+}
+
+static void test_compressed_once_and_shared(void **state)
+{
+    (void)state;
+    xmsg_t *m = message(2000, 2);
+    frame_buf_t *w0 = xmsg_worker_buf(m, 0);
+    frame_buf_t *w1 = xmsg_worker_buf(m, 1);
+    xmsg_deflate_stats_t st;
+    frame_buf_t *z = xmsg_deflated_buf(w0, 128, 15, &st);
+    assert_ptr_not_equal(z, w0);
+    assert_true(st.in_bytes > 2000 && st.out_bytes < st.in_bytes);
+    assert_true((z->bytes[0] & WSB_WS_RSV1) != 0);
+    assert_int_equal(z->bytes[0] & 0x0F, WSB_WS_OP_TEXT);
+    assert_ptr_equal(z->shared, m); /* queue filters (conflation, gaps) see the message */
+    /* The second subscriber of the worker: the same frame, no compression. */
+    assert_ptr_equal(xmsg_deflated_buf(w0, 128, 15, &st), z);
+    assert_int_equal(st.in_bytes, 0);
+    /* Another worker compresses its own. */
+    frame_buf_t *z1 = xmsg_deflated_buf(w1, 128, 15, &st);
+    assert_ptr_not_equal(z1, z);
+    assert_true(st.in_bytes > 0);
+    /* It inflates to the plain frame's payload. */
+    size_t zh = header_len(z->bytes);
+    size_t ph = header_len(w0->bytes);
+    wsb_pmd_inflater_t *inf = wsb_pmd_inflater_new();
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    assert_int_equal(wsb_pmd_inflate(inf, z->bytes + zh, z->len - zh, 0, true, &out, &out_len), 0);
+    assert_int_equal(out_len, w0->len - ph);
+    assert_memory_equal(out, w0->bytes + ph, out_len);
+    free(out);
+    wsb_pmd_inflater_free(inf);
+
+    /* A queue holds the compressed frame past the plain one's last reference. */
+    frame_buf_ref(z);
+    frame_buf_unref(w0); /* worker 0's slot released */
+    frame_buf_unref(w1); /* worker 1's: the message lives on through z */
+    assert_true((z->bytes[0] & WSB_WS_RSV1) != 0);
+    frame_buf_unref(z); /* the last reference frees the message */
+}
+
+static void test_plain_when_it_does_not_qualify(void **state)
+{
+    (void)state;
+    xmsg_t *m = message(1000, 1);
+    frame_buf_t *w = xmsg_worker_buf(m, 0);
+    xmsg_deflate_stats_t st;
+    assert_ptr_equal(xmsg_deflated_buf(w, 5000, 15, &st), w); /* below min_size */
+    assert_int_equal(st.in_bytes, 0);
+    assert_ptr_equal(xmsg_deflated_buf(w, 0, 9, &st), w); /* longer than a 512-byte window */
+    frame_buf_t *replay = xmsg_replay_buf(m);
+    assert_ptr_equal(xmsg_deflated_buf(replay, 0, 15, &st), replay);
+    frame_buf_unref(replay);
+    assert_ptr_not_equal(xmsg_deflated_buf(w, 0, 15, &st), w);
+    frame_buf_unref(w);
+
+    /* Incompressible (a few bytes without repeats): tried once, then plain
+     * without trying again. */
+    json_t *ev = json_pack("{s:i}", "a", 1);
+    xmsg_t *r = xmsg_new_event((wsb_str_t){"t", 1}, ev, 1);
+    json_decref(ev);
+    xmsg_set_refs(r, 1);
+    frame_buf_t *rw = xmsg_worker_buf(r, 0);
+    assert_ptr_equal(xmsg_deflated_buf(rw, 0, 15, &st), rw);
+    assert_true(st.in_bytes > 0);
+    assert_ptr_equal(xmsg_deflated_buf(rw, 0, 15, &st), rw);
+    assert_int_equal(st.in_bytes, 0);
+    frame_buf_unref(rw);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_compressed_once_and_shared),
+        cmocka_unit_test(test_plain_when_it_does_not_qualify),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
