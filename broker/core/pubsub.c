@@ -82,6 +82,9 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
      * the other nodes in seq order. */
     if (core_federated(c) && req->reply_to.len == 0) {
         c->fed_ops->publish_cb(c->fed, topic, seq, from, json);
+    } else if (core_federated(c) && req->probe != NULL && c->fed_ops->request_cb != NULL) {
+        c->fed_ops->request_cb(c->fed, topic, seq, from, req->reply_to, json,
+                               inbox_probe_remote(req->probe));
     }
     seqtab_unlock(shard);
     router_wake_others(w);
