@@ -175,10 +175,13 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
     }
     long before = c->refs;
     c->refs += delta;
+    /* The gauge counts what clients want: the node's own inbox channel,
+     * always there, is not one of them. */
+    size_t *active = inbox_is(pattern, len) ? &(size_t){0} : &br->nchans_active;
     if (before <= 0 && c->refs > 0) {
-        br->nchans_active++;
+        (*active)++;
     } else if (before > 0 && c->refs <= 0) {
-        br->nchans_active--;
+        (*active)--;
     }
     mark_dirty(br, c);
     pthread_mutex_unlock(&br->lock);
