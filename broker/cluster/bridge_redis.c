@@ -291,8 +291,9 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
     }
     br->sub_epoch++; /* an unsolicited one changes what Redis counts too */
     pthread_mutex_unlock(&br->lock);
-    if (br->hr != NULL && subscribed && !glob) {
-        chist_redis_subscribed(br->hr, name->str, name->len); /* clustered history hook */
+    if (br->hr != NULL && subscribed) {
+        /* clustered history hook (a glob: a pattern's last-value read) */
+        chist_redis_subscribed(br->hr, name->str, name->len);
     }
     if (br->pbus != NULL && subscribed && pbus_is_channel(br->pbus, name->str, name->len)) {
         pbus_subscribed(br->pbus); /* presence hook: resync after every (re)subscribe */
@@ -901,6 +902,9 @@ static int channel_state(void *user_data, const char *name, size_t len)
     }
     pthread_mutex_lock(&br->lock);
     chan_t *c = *chan_slot(br, name, len, false);
+    if (c == NULL) {
+        c = *chan_slot(br, name, len, true); /* a pattern read waits for its glob */
+    }
     int st = c != NULL && c->state == CHAN_SUBSCRIBED ? 1 : 0;
     pthread_mutex_unlock(&br->lock);
     return st;

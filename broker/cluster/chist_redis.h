@@ -51,8 +51,13 @@ struct redisReply;
 /* The Lua sources. */
 extern const char chist_publish_script[];
 extern const char chist_read_script[];
+extern const char chist_pattern_script[];
 
-#define CHIST_MAX_ARGS 12
+/* A pattern read examines at most cap x this many index entries (its
+ * literal prefix's range), else it is refused like too many topics. */
+#define CHIST_PATTERN_SCAN_FACTOR 16
+
+#define CHIST_MAX_ARGS 14
 
 /* The arguments of one EVALSHA, pointing into `op`, `sha` and `scratch`. */
 typedef struct {
@@ -83,6 +88,13 @@ int chist_parse_publish_reply(const struct redisReply *r, chist_op_t *op);
  * op->msgs/op->nmsgs. An envelope that is not valid, or not of op's topic,
  * makes the whole reply invalid (a recovery is exact or refused). 0 or -1. */
 int chist_parse_read_reply(const struct redisReply *r, chist_op_t *op);
+
+/* Reads the pattern script's reply into op->pos/op->npos (each topic's
+ * position) and op->msgs/op->nmsgs (every topic's replay, each in seq
+ * order), or op->over_limit. An envelope that is not of its topic and
+ * epoch, a topic the pattern does not match, or a wrong shape makes the
+ * whole reply invalid. 0 or -1. */
+int chist_parse_pattern_reply(const struct redisReply *r, chist_op_t *op);
 
 /* True when the reply is Redis's NOSCRIPT error (the script cache was
  * flushed): the op is sent again once the scripts are loaded again. */

@@ -56,6 +56,10 @@ void chist_op_free(chist_op_t *op)
         xmsg_unref(op->live[i]);
     }
     free(op->live);
+    for (size_t i = 0; i < op->npos; i++) {
+        free(op->pos[i].topic);
+    }
+    free(op->pos);
     free(op);
 }
 

@@ -376,8 +376,13 @@ pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req
     if (req->position && !exact && req->history > 0 && c->history_rules != NULL &&
         c->history_rules->n > 0) {
         if (core_federated(c)) {
-            /* Clustered history lives in Redis, not in this node's table. */
-            return PUBSUB_NO_PATTERN_HISTORY;
+            /* Clustered history lives in Redis, not in this node's table:
+             * every matching topic Redis knows is read there (chist.h). */
+            pubsub_status_t st = add(w, req, out);
+            if (st == PUBSUB_OK) {
+                out->chist_rule = 0;
+            }
+            return st;
         }
         return add_pattern_with_history(w, req, out);
     }
