@@ -751,7 +751,7 @@ bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
                           : cfg->sharded_patterns ? "SPUBLISH+PUBLISH"
                                                   : "SPUBLISH";
         br->hr = chist_redis_new(cfg->prefix, cfg->node_id, cmd, cfg->queue_size, &br->wake,
-                                 channel_state, br);
+                                 channel_state, bridge_redis_name, br);
     }
     /* Replies to this node's requests come on one channel of its own (an
      * exact channel: SUBSCRIBE, or SSUBSCRIBE when sharded), whatever its

@@ -1,7 +1,6 @@
 /* chist_redis.c - seq and history of clustered topics in Redis (see chist_redis.h). */
 #include "cluster/chist_redis.h"
 
-#include "cluster/bridge_redis.h"
 #include "cluster/envelope.h"
 #include "core/chist.h"
 #include "core/xqueue.h"
@@ -502,6 +501,7 @@ bool chist_reply_is_noscript(const redisReply *r)
 struct chist_redis_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     xqueue_t inq;      /* ops from the workers; first: its cache-line alignment pads least there */
     chist_channel_state_cb channel_state_cb;
+    chist_name_fn name_fn;
     void *channel_state_data;
     const char *prefix;
     const char *node_id;
@@ -520,9 +520,11 @@ struct chist_redis_s { // NOLINT(clang-analyzer-optin.performance.Padding)
 
 chist_redis_t *chist_redis_new(const char *prefix, const char *node_id, const char *publish_cmd,
                                size_t queue_size, void *wake_async,
-                               chist_channel_state_cb channel_state_cb, void *user_data)
+                               chist_channel_state_cb channel_state_cb, chist_name_fn name_fn,
+                               void *user_data)
 {
     chist_redis_t *hr = xcalloc(1, sizeof(*hr));
+    hr->name_fn = name_fn;
     hr->channel_state_cb = channel_state_cb;
     hr->channel_state_data = user_data;
     hr->prefix = prefix;
@@ -665,7 +667,7 @@ static void send_op(chist_redis_t *hr, chist_op_t *op)
 static size_t op_channel(const chist_redis_t *hr, const chist_op_t *op, char *out)
 {
     bool glob = false;
-    return bridge_redis_name(hr->prefix, op->topic, op->topic_len, out, &glob);
+    return hr->name_fn(hr->prefix, op->topic, op->topic_len, out, &glob);
 }
 
 /* A read may go once Redis has confirmed the SUBSCRIBE of its channel:

@@ -106,15 +106,22 @@ bool chist_reply_is_noscript(const struct redisReply *r);
  * 0 when not (yet), -1 when the subscribed connection is down. */
 typedef int (*chist_channel_state_cb)(void *user_data, const char *name, size_t len);
 
+/* The bridge's name (exact channel, or glob for a pattern) of a topic or
+ * pattern: bridge_redis_name() (bridge_redis.h). */
+typedef size_t (*chist_name_fn)(const char *prefix, const char *pattern, size_t len, char *out,
+                                bool *is_glob);
+
 /* Creates the state of clustered history for a bridge: `publish_cmd` is how
  * the script publishes (see chist_publish_script: PUBLISH, SPUBLISH or
  * SPUBLISH+PUBLISH, a static string); `queue_size` bounds the ops submitted
  * and not yet answered; `wake` is the bridge thread's async handle;
  * `channel_state_cb` (with `user_data`) tells whether a read may go (its
- * channel is subscribed). Owner: the bridge; chist_redis_free(). */
+ * channel or, for a pattern read, its glob is subscribed), under the name
+ * `name_fn` gives it. Owner: the bridge; chist_redis_free(). */
 chist_redis_t *chist_redis_new(const char *prefix, const char *node_id, const char *publish_cmd,
                                size_t queue_size, void *wake_async,
-                               chist_channel_state_cb channel_state_cb, void *user_data);
+                               chist_channel_state_cb channel_state_cb, chist_name_fn name_fn,
+                               void *user_data);
 void chist_redis_free(chist_redis_t *hr);
 
 /* Any worker thread: queues `op` for the bridge thread. Returns 0, or -1
