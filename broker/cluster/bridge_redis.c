@@ -177,11 +177,11 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
     c->refs += delta;
     /* The gauge counts what clients want: the node's own inbox channel,
      * always there, is not one of them. */
-    size_t *active = inbox_is(pattern, len) ? &(size_t){0} : &br->nchans_active;
-    if (before <= 0 && c->refs > 0) {
-        (*active)++;
-    } else if (before > 0 && c->refs <= 0) {
-        (*active)--;
+    bool counted = !inbox_is(pattern, len);
+    if (counted && before <= 0 && c->refs > 0) {
+        br->nchans_active++;
+    } else if (counted && before > 0 && c->refs <= 0) {
+        br->nchans_active--;
     }
     mark_dirty(br, c);
     pthread_mutex_unlock(&br->lock);
