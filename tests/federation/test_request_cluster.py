@@ -99,11 +99,15 @@ def test_request_on_a_answered_on_c(redis_server, cluster, mode):
     run(go())
 
 
-async def answer_all(ws):
+async def answer_all(ws, only_first=False):
+    """Answers each request `ws` receives ({"echo": data}); `only_first`:
+    the first one only, the others stay in flight."""
+    answered = False
     while True:
         m = await recv_json(ws, 60)
-        if m.get("type") == "message" and "reply_to" in m:
+        if m.get("type") == "message" and "reply_to" in m and not (only_first and answered):
             await send_json(ws, {"type": "publish", "topic": m["reply_to"], "data": {"echo": m["data"]}})
+            answered = True
 
 
 @pytest.mark.parametrize("mode", list(MODES))
@@ -214,5 +218,65 @@ def test_inbox_traffic_reaches_no_wildcard_subscriber_on_any_node(redis_server, 
             assert [f["topic"] for f in seen] == ["dev.w", "dev.end"], seen
         for ws in (*watchers, responder, req):
             await ws.close()
+
+    run(go())
+
+
+@pytest.mark.parametrize("victim", ["responder", "requester"])
+def test_node_killed_with_requests_in_flight(redis_server, cluster, victim):
+    """A's client has 20 requests in flight to dev.many, whose only
+    responder is on C; one node is killed by SIGKILL meanwhile. Responder
+    (C) killed, having answered only the first: every other request ends
+    exactly once, with timeout (or no_responders if it reached Redis after
+    C's connection was gone), never a reply; then nothing is left to
+    answer. Requester (A) killed: C's replies go to a channel nobody
+    listens to, and C and B serve the next requests."""
+    a, b, c = cluster(3)
+    wait_inboxes(redis_server, "classic", 3)
+
+    async def go():
+        responder = await connect(c.ws_url)
+        await sub(responder, "dev.many")
+        wait_exact(redis_server, "classic", "dev.many")
+        task = asyncio.ensure_future(answer_all(responder, only_first=victim == "responder"))
+        req = await connect(a.ws_url)
+        ends = {}
+        sent = 0
+        killed = False
+        for rid in range(1, 21):
+            await send_json(req, {"type": "request", "topic": "dev.many", "data": rid, "id": rid,
+                                  "timeout_ms": 1500})
+            sent += 1
+        # The first reply proves requests are flowing; then the kill.
+        first = await recv_json(req, 10)
+        assert first["type"] == "reply", first
+        ends[first["id"]] = first["type"]
+        if victim == "responder":
+            c.kill()
+            killed = True
+            while len(ends) < sent:
+                e = await recv_json(req, 10)
+                code = e["type"] if e["type"] == "reply" else e.get("code")
+                assert code in ("timeout", "no_responders"), e
+                assert e["id"] not in ends, ("ended twice", e)
+                ends[e["id"]] = code
+            wait_exact(redis_server, "classic", "dev.many", 0)
+            await send_json(req, {"type": "request", "topic": "dev.many", "data": 0, "id": 99,
+                                  "timeout_ms": 30000})
+            await error_within(req, "no_responders", 99, 10)
+            await req.close()
+        else:
+            a.kill()
+            killed = True
+            other = await connect(b.ws_url)
+            await send_json(other, {"type": "request", "topic": "dev.many", "data": "b", "id": 1,
+                                    "timeout_ms": 30000})
+            r = await recv_json(other, 10)
+            assert r["type"] == "reply" and r["data"] == {"echo": "b"}, r
+            assert c.health()["status"] == "ok" and b.health()["status"] == "ok"
+            await other.close()
+            task.cancel()
+            await responder.close()
+        assert killed
 
     run(go())
