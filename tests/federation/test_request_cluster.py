@@ -52,6 +52,15 @@ async def sub(ws, topic, i=1):
     assert a["type"] == "ack", a
 
 
+async def responder_on(redis_server, mode, node, topic):
+    """A connection on `node` subscribed to `topic`, once Redis has the
+    node's subscription (a request sent before that could not reach it)."""
+    ws = await connect(node.ws_url)
+    await sub(ws, topic)
+    wait_exact(redis_server, mode, topic)
+    return ws
+
+
 async def error_within(ws, code, rid, bound):
     """The next frame is error `code` for request `rid`, within `bound` s."""
     t0 = time.monotonic()
@@ -66,9 +75,7 @@ def test_request_on_a_answered_on_c(redis_server, cluster, mode):
     wait_inboxes(redis_server, mode, 3)
 
     async def go():
-        responder = await connect(c.ws_url)
-        await sub(responder, "dev.c7.cmd")
-        wait_exact(redis_server, mode, "dev.c7.cmd")
+        responder = await responder_on(redis_server, mode, c, "dev.c7.cmd")
         req = await connect(a.ws_url)
         await send_json(req, {"type": "request", "topic": "dev.c7.cmd", "data": {"op": "on"},
                               "id": 7, "timeout_ms": 30000})
@@ -165,9 +172,7 @@ def test_responder_node_killed_before_it_answers_is_timeout(redis_server, cluste
     wait_inboxes(redis_server, mode, 3)
 
     async def go():
-        responder = await connect(c.ws_url)
-        await sub(responder, "dev.k")
-        wait_exact(redis_server, mode, "dev.k")
+        responder = await responder_on(redis_server, mode, c, "dev.k")
         req = await connect(a.ws_url)
         await send_json(req, {"type": "request", "topic": "dev.k", "data": 1, "id": 1,
                               "timeout_ms": 1000})
@@ -195,9 +200,7 @@ def test_inbox_traffic_reaches_no_wildcard_subscriber_on_any_node(redis_server, 
         for w in watchers:
             await sub(w, ">")
         wait_for(lambda: redis_server.psubs() >= 3, 10.0, 0.02, "three '>' globs")
-        responder = await connect(c.ws_url)
-        await sub(responder, "dev.w")
-        wait_exact(redis_server, "classic", "dev.w")
+        responder = await responder_on(redis_server, "classic", c, "dev.w")
         req = await connect(a.ws_url)
         await send_json(req, {"type": "request", "topic": "dev.w", "data": 1, "id": 1,
                               "timeout_ms": 30000})
@@ -235,9 +238,7 @@ def test_node_killed_with_requests_in_flight(redis_server, cluster, victim):
     wait_inboxes(redis_server, "classic", 3)
 
     async def go():
-        responder = await connect(c.ws_url)
-        await sub(responder, "dev.many")
-        wait_exact(redis_server, "classic", "dev.many")
+        responder = await responder_on(redis_server, "classic", c, "dev.many")
         task = asyncio.ensure_future(answer_all(responder, only_first=victim == "responder"))
         req = await connect(a.ws_url)
         ends = {}
