@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from helpers import wait_for
 
 RULES = json.dumps([
@@ -52,8 +54,9 @@ def messages_until(c, topic, data, timeout=10.0):
             return out
 
 
-def test_pattern_history_replays_topics_of_every_node_then_live(cluster):
-    a, b, c = start(cluster)
+@pytest.mark.parametrize("mode", [(), ("--redis-sharded", "true")], ids=["classic", "sharded"])
+def test_pattern_history_replays_topics_of_every_node_then_live(cluster, mode):
+    a, b, c = start(cluster, 3, *mode)
     assert publish(a, "prices.btc.usd", [1, 2, 3]) == [1, 2, 3]
     assert publish(b, "prices.eth.usd", [10, 20]) == [1, 2]
     publish(b, "prices.eth.eur", [99])       # does not match
