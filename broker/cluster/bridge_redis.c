@@ -620,15 +620,22 @@ static void send_publish(bridge_t *br, pub_item_t *it)
         cb = on_request_published;
         priv = rw;
     }
+    int rc;
     if (!br->cfg.sharded) {
-        redisAsyncCommand(ac, cb, priv, "PUBLISH %b %b", chan, chan_len, env, env_len);
+        rc = redisAsyncCommand(ac, cb, priv, "PUBLISH %b %b", chan, chan_len, env, env_len);
     } else if (!br->cfg.sharded_patterns || it->kind == PUB_INBOX) {
-        redisAsyncCommand(ac, cb, priv, "SPUBLISH %b %b", chan, chan_len, env, env_len);
+        rc = redisAsyncCommand(ac, cb, priv, "SPUBLISH %b %b", chan, chan_len, env, env_len);
     } else {
         redisAsyncCommand(ac, NULL, NULL, "MULTI");
         redisAsyncCommand(ac, NULL, NULL, "SPUBLISH %b %b", chan, chan_len, env, env_len);
         redisAsyncCommand(ac, NULL, NULL, "PUBLISH %b %b", chan, chan_len, env, env_len);
-        redisAsyncCommand(ac, cb, priv, "EXEC");
+        rc = redisAsyncCommand(ac, cb, priv, "EXEC");
+    }
+    if (rc != REDIS_OK) {
+        /* The context is going away and takes no command: its callback
+         * will not come, so the outcome is settled here (a request's count
+         * says "maybe", never a wrong no_responders). */
+        cb(ac, NULL, priv);
     }
 }
 
