@@ -121,9 +121,15 @@ void chist_session_hold_op(session_t *s, chist_op_t *op);
 /* The done_cb of a session's ops: emits what waited behind it, in order. */
 void chist_session_op_done(chist_op_t *op);
 
-/* Subscribe of `m` to a clustered topic, with the subscription already in
- * the trie: answered (position, recovered, replay) when Redis replied. */
-void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule);
+/* Subscribe of `m` to a clustered topic, or with `history` to a pattern
+ * (last value of every matching topic Redis knows), with the subscription
+ * already in the trie (`new_sub`: added by this subscribe): answered
+ * (position, recovered, replay) when Redis replied. */
+void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule, bool new_sub);
+
+/* ws_session.c: removes the session's subscription to `pattern`, if any
+ * (a refused pattern read: nothing stays subscribed). */
+void session_remove_pattern(session_t *s, wsb_str_t pattern);
 
 /* reply(): true when the frame was held behind an op in flight (taken). */
 bool chist_session_hold(session_t *s, frame_buf_t *fb);
