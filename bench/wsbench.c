@@ -13,6 +13,7 @@
 
 #include "options.h"
 #include "payload.h"
+#include "probe.h"
 #include "procstat.h"
 #include "report.h"
 #include "wsb/handshake.h"
@@ -396,6 +397,60 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
     return subs + pubs > 0 ? 0 : 1;
 }
 
+/* --probe: one sequential measurement instead of the fan-out run. */
+static int run_probe(bench_t *b)
+{
+    results_t r;
+    memset(&r, 0, sizeof(r));
+    r.o = &b->o;
+    r.broker_pid = b->o.broker_pid;
+    hist_t *h = malloc(sizeof(hist_t));
+    if (h == NULL) {
+        (void)fprintf(stderr, "wsbench: out of memory\n");
+        free_bench(b);
+        return 1;
+    }
+    hist_init(h);
+    r.latency = h;
+    if (b->o.broker_pid > 0) {
+        procstat_t ps;
+        if (procstat_read(b->o.broker_pid, &ps) != 0) {
+            (void)fprintf(stderr, "wsbench: --broker-pid %d: cannot read /proc/%d/stat\n",
+                          b->o.broker_pid, b->o.broker_pid);
+            free(h);
+            free_bench(b);
+            return 1;
+        }
+        r.broker = true;
+    }
+    int status = probe_run(b, &r, h);
+    switch (b->o.format) {
+    case OUT_JSON:
+        report_json(stdout, &r);
+        break;
+    case OUT_ROW:
+        report_row(stdout, &r);
+        break;
+    case OUT_HUMAN:
+        report_human(stdout, &r);
+        break;
+    }
+    derived_t d;
+    report_derive(&r, &d);
+    if (status != 0) {
+        (void)fprintf(stderr, "wsbench: --probe could not start against %s:%u\n", b->o.host,
+                      b->o.port);
+    } else if (b->o.strict && !report_clean(&r, &d)) {
+        (void)fprintf(stderr, "wsbench: --strict: %llu failures, loss %lld, %llu errors\n",
+                      (unsigned long long)d.failures, (long long)d.loss,
+                      (unsigned long long)r.errors);
+        status = 3;
+    }
+    free(h);
+    free_bench(b);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     static opts_t o;
@@ -425,6 +480,9 @@ int main(int argc, char **argv)
         (void)fprintf(stderr, "wsbench: cannot prepare the run (address, key or memory)\n");
         free_bench(b);
         return 1;
+    }
+    if (o.probe != PROBE_NONE) {
+        return run_probe(b);
     }
     if (o.tls) {
         /* One context for every worker: SSL_new on a shared SSL_CTX is thread-safe. */
