@@ -7,7 +7,8 @@
 # (--stall), with 1 KiB payloads at 1,000 msg/s (10 MiB per stalled reader,
 # more than the kernel's socket buffers and the broker's 1 MiB bound hold),
 # without conflation (the stalled ones are closed 1013 as slow consumers) and
-# with it (they are kept, their backlog conflated to the newest message). After each row, on stderr: the
+# with it (they are kept, their backlog conflated to the newest message);
+# CF_STALL=0 skips these two rows. After each row, on stderr: the
 # broker's wsbroker_conflated_total and slow-consumer closes.
 source "$(dirname "$0")/lib.sh"
 REPS=${REPS:-3}
@@ -31,6 +32,7 @@ for rep in $(seq "$REPS"); do
   run_wsbench conflation-on "${common[@]}" "$@" || status=$?
   report_metrics "conflation-on rep $rep"
 done
+[ "$CF_STALL" -gt 0 ] || exit "$status"
 slow=(--stall "$CF_STALL" --payload 1024 --rate 1000)
 start_broker
 run_wsbench "conflation-off-stall$CF_STALL" "${common[@]}" "${slow[@]}" "$@" || status=$?

@@ -2,7 +2,8 @@
 # reqrep: request/reply round trips, one at a time for RR_SECONDS (default 5)
 # each: wsbroker's `request` over WebSocket, the same round trip through a
 # nats-server on the same machine (NATS text protocol: PUB with a reply
-# subject), and POST /api/request against a WebSocket responder - alternating
+# subject), the WebSocket request again on a broker with --workers 1, and
+# POST /api/request against a WebSocket responder - alternating
 # REPS times (default 3), so machine load hits every kind alike. Each row's
 # latency is the round trip (p50/p90/p99), "broker CPU" is wsbroker's or
 # nats-server's. Needs Debian's nats-server (installed here like `make deps`).
@@ -45,6 +46,11 @@ for rep in $(seq "$REPS"); do
     --format "$FORMAT" --probe nats-request --topic bench.rr --payload 64 \
     --duration "$RR_SECONDS" "$@" $WSBENCH_ARGS || status=$?
   stop_nats
+  # One worker: requester and responder on the same event loop (with the
+  # default one worker per core they may sit on two, one hop more each way).
+  start_broker --workers 1
+  run_wsbench "rr-wsbroker-ws-w1" --probe request --topic bench.rr --payload 64 \
+    --duration "$RR_SECONDS" "$@" || status=$?
   start_broker
   run_wsbench "rr-wsbroker-http" --probe http-request --topic bench.rr --payload 64 \
     --duration "$RR_SECONDS" "$@" || status=$?
