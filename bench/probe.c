@@ -47,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,16 +76,6 @@ struct pconn_s {
 static uint64_t now_ns(void)
 {
     return uv_hrtime();
-}
-
-static double cpu_self_s(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) {
-        return 0;
-    }
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* ---- sockets ----------------------------------------------------------------------------- */
@@ -361,7 +350,7 @@ static void run_begin(run_t *run)
         (void)procstat_read(o->broker_pid, &run->r->broker_connected);
         run->r->broker_run_start = run->r->broker_connected;
     }
-    run->cpu0 = cpu_self_s();
+    run->cpu0 = procstat_self_cpu_s();
     run->t0 = now_ns();
 }
 
@@ -373,9 +362,35 @@ static void run_end(run_t *run)
         (void)procstat_read(o->broker_pid, &r->broker_run_end);
         r->broker_rss_peak_kib = r->broker_run_end.rss_kib;
     }
-    r->self_cpu_s = cpu_self_s() - run->cpu0;
+    r->self_cpu_s = procstat_self_cpu_s() - run->cpu0;
     r->publish_s = (double)(now_ns() - run->t0) / 1e9;
     r->deliver_s = r->publish_s;
+}
+
+/* Both sides are connected: the clock and the broker's CPU start; returns
+ * when the round trips stop (--duration). */
+static uint64_t round_trips_begin(run_t *run)
+{
+    run->r->subs_ready = 1;
+    run->r->pubs_ready = 1;
+    run_begin(run);
+    return run->t0 + (uint64_t)(run->b->o.duration * 1e9);
+}
+
+/* Counts a round trip that started at t0: a sample when it got its reply,
+ * else an error (which ends the probe: false). */
+static bool round_trip_done(results_t *r, hist_t *h, bool replied, uint64_t t0)
+{
+    uint64_t t1 = now_ns();
+    if (!replied) {
+        r->errors++;
+        return false;
+    }
+    r->acked++;
+    r->expected++;
+    r->received++;
+    hist_record(h, t1 - t0);
+    return true;
 }
 
 /* ---- request/reply over wsbroker ---------------------------------------------------------- */
@@ -503,12 +518,9 @@ static int probe_request(const bench_t *b, results_t *r, hist_t *h, bool http)
         r->fail_subscribe++;
         goto out;
     }
-    r->subs_ready = 1;
-    r->pubs_ready = 1;
     status = 0;
     run_t run = {.b = b, .r = r, .hist = h};
-    run_begin(&run);
-    uint64_t end = run.t0 + (uint64_t)(o->duration * 1e9);
+    uint64_t end = round_trips_begin(&run);
     for (uint64_t id = 1; now_ns() < end; id++) {
         rr.asked = rr.answered = rr.replied = false;
         uint64_t t0 = now_ns();
@@ -535,15 +547,9 @@ static int probe_request(const bench_t *b, results_t *r, hist_t *h, bool http)
                 rc = pump_until(&rr.req, &rr.answered, deadline);
             }
         }
-        uint64_t t1 = now_ns();
-        if (rc != 0 || !rr.replied) {
-            r->errors++;
+        if (!round_trip_done(r, h, rc == 0 && rr.replied, t0)) {
             break;
         }
-        r->acked++;
-        r->expected++;
-        r->received++;
-        hist_record(h, t1 - t0);
     }
     run_end(&run);
 out:
@@ -692,12 +698,9 @@ static int probe_nats(const bench_t *b, results_t *r, hist_t *h)
         r->fail_connect++;
         goto out;
     }
-    r->subs_ready = 1;
-    r->pubs_ready = 1;
     status = 0;
     run_t run = {.b = b, .r = r, .hist = h};
-    run_begin(&run);
-    uint64_t end = run.t0 + (uint64_t)(o->duration * 1e9);
+    uint64_t end = round_trips_begin(&run);
     char reply[INBOX_CAP];
     char subject[INBOX_CAP];
     for (uint64_t id = 1; now_ns() < end; id++) {
@@ -717,15 +720,9 @@ static int probe_nats(const bench_t *b, results_t *r, hist_t *h)
         } else {
             rc = -1;
         }
-        uint64_t t1 = now_ns();
-        if (rc != 0) {
-            r->errors++;
+        if (!round_trip_done(r, h, rc == 0, t0)) {
             break;
         }
-        r->acked++;
-        r->expected++;
-        r->received++;
-        hist_record(h, t1 - t0);
     }
     run_end(&run);
 out:
