@@ -292,6 +292,10 @@ static void emit_ack(writer_t *w, const void *arg)
         W_LIT(w, ",\"epoch\":");
         w_str(w, a->epoch.p, a->epoch.len);
     }
+    if (a->stream.p != NULL && a->stream.len > 0) {
+        W_LIT(w, ",\"stream\":");
+        w_str(w, a->stream.p, a->stream.len);
+    }
     if (a->recovered == 0) {
         W_LIT(w, ",\"recovered\":false");
     } else if (a->recovered > 0) {
@@ -645,11 +649,9 @@ static int parse_since(json_t *since, wsb_msg_t *out, wsb_msg_error_t *err)
     if (seq == NULL || !json_is_integer(seq) || json_integer_value(seq) < 0) {
         return set_error(err, WSB_ERR_BAD_SINCE, "\"since.seq\" must be an integer >= 0");
     }
-    /* Checked after the shape so a malformed "since" is reported as such. */
-    if (wsb_topic_is_pattern(out->topic.p, out->topic.len)) {
-        return set_error(err, WSB_ERR_BAD_SINCE,
-                         "\"since\" is only allowed with an exact topic, not a pattern");
-    }
+    /* On a pattern "since" is well-formed here: the broker accepts it
+     * inside a stream rule and answers bad_since elsewhere (it knows the
+     * rules; the parser does not). */
     out->has_since = true;
     out->since_epoch.p = json_string_value(epoch);
     out->since_epoch.len = json_string_length(epoch);

@@ -346,6 +346,8 @@ int broker_init(broker_t *b, const config_t *cfg)
     if (topic_rules_any_presence(&b->topic_rules)) {
         b->presence = presence_new(cfg->presence_max_topics, cfg->presence_max_members);
     }
+    b->streams = topic_rules_streams_new(&b->topic_rules);
+    b->core.streams = b->streams;
     b->core.seqtab = b->seqtab;
     b->core.history_rules = &b->history_rules;
     b->core.topic_rules = &b->topic_rules;
@@ -578,6 +580,8 @@ void broker_free(broker_t *b)
     if (b->seqtab != NULL) {
         seqtab_free(b->seqtab);
     }
+    topic_rules_streams_free(&b->topic_rules, b->streams);
+    b->streams = NULL;
     free(b->web_root);
     tls_server_free(b->tls);
     user_limits_free(b->auth.users); /* after the connections that held entries */

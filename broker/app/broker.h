@@ -37,6 +37,7 @@ typedef struct broker_s {
     seqtab_t *seqtab;
     topic_rules_t topic_rules;     /* parsed from cfg->topics and cfg->history */
     history_rules_t history_rules; /* topic_rules' history part; seqtab borrows it */
+    stream_t **streams;            /* [topic_rules.n] (core.h); NULL: no stream rule */
     presence_t *presence;          /* members of presence topics; NULL when no rule has them */
     bridge_t *bridge;              /* federation through Redis; NULL when redis.url is "" */
     redis_url_t redis_url;         /* parsed redis.url: the bridge borrows its strings */

@@ -256,7 +256,8 @@ const key_def_t config_keys[] = {
     STRING_KEY("topics", topics, "", "JSON", NULL, NULL,
                "topic rules, a JSON list, first match wins: [{\"pattern\":\"chat.>\","
                "\"history\":{\"size\":100},\"presence\":true,\"join_leave\":true,"
-               "\"publisher\":true},{\"pattern\":\"prices.>\",\"conflate\":true}]; "
+               "\"publisher\":true},{\"pattern\":\"prices.>\",\"conflate\":true},"
+               "{\"pattern\":\"auction.>\",\"stream\":{\"size\":10000,\"ttl\":\"1h\"}}]; "
                "the history rules follow them; \"\" = none"),
     STRING_KEY("history", history, "", "JSON", NULL, NULL,
                "history rules, a JSON list: [{\"pattern\":\"chat.>\",\"size\":100,"

@@ -5,6 +5,7 @@
 #include "core/chist.h"
 #include "core/router.h"
 #include "core/seqtab.h"
+#include "core/stream.h"
 #include "core/xmsg.h"
 #include "ingress/http_api.h"
 #include "ingress/resp_session.h"
@@ -106,6 +107,13 @@ static void on_heartbeat(uv_timer_t *t)
     if (w->index == 0) {
         /* Quiet topics' history past its ttl goes even without publishes. */
         seqtab_expire(w->env->seqtab, uv_now(&w->loop));
+        /* And streams' logs past theirs (stream.h). */
+        const core_t *core = w->core.core;
+        for (unsigned i = 0; core->streams != NULL && i < core->topic_rules->n; i++) {
+            if (core->streams[i] != NULL) {
+                stream_expire(core->streams[i], uv_now(&w->loop));
+            }
+        }
         sys_stats_env_t env = {
             .node_id = w->env->node_id,
             .interval_ms = w->cfg->sys_stats_interval_ms,

@@ -36,6 +36,7 @@
 #include <uv.h>
 
 typedef struct core_s core_t;
+typedef struct stream_s stream_t;
 typedef struct core_worker_s core_worker_t;
 typedef struct chist_op_s chist_op_t;
 typedef struct presence_s presence_t;
@@ -77,6 +78,9 @@ struct core_s {
     uint32_t max_subscriptions;                /* per subscriber */
     uint32_t max_history_topics_per_subscribe; /* history on a pattern (pubsub.h) */
     const topic_rules_t *topic_rules;          /* borrowed; presence and join_leave per topic */
+    /* [topic_rules->n]: the stream of each rule with `stream` (stream.h),
+     * NULL for the others; NULL when no rule has one. Borrowed. */
+    stream_t *const *streams;
     presence_t *presence; /* members of presence topics; NULL: no rule has them */
     /* Wakes worker `w`'s loop to drain its inbox (any thread). */
     void (*wake_cb)(core_worker_t *w);

@@ -29,6 +29,19 @@ int history_parse_pattern(json_t *v, const char *where, char *out, size_t *len, 
     return 0;
 }
 
+int history_parse_ttl(json_t *v, uint64_t *out_ms)
+{
+    if (json_is_string(v)) {
+        return units_parse_duration(json_string_value(v), out_ms);
+    }
+    if (json_is_integer(v) && json_integer_value(v) >= 0 &&
+        json_integer_value(v) <= (json_int_t)30 * 86400) {
+        *out_ms = (uint64_t)json_integer_value(v) * 1000;
+        return 0;
+    }
+    return -1;
+}
+
 int history_rule_parse(json_t *obj, const char *where, bool with_pattern, history_rule_t *r,
                        char *err, size_t errlen)
 {
@@ -57,15 +70,7 @@ int history_rule_parse(json_t *obj, const char *where, bool with_pattern, histor
             }
             r->size = (uint32_t)json_integer_value(v);
         } else if (strcmp(key, "ttl") == 0) {
-            int rc = -1;
-            if (json_is_string(v)) {
-                rc = units_parse_duration(json_string_value(v), &r->ttl_ms);
-            } else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-                       json_integer_value(v) <= (json_int_t)30 * 86400) {
-                r->ttl_ms = (uint64_t)json_integer_value(v) * 1000;
-                rc = 0;
-            }
-            if (rc != 0) {
+            if (history_parse_ttl(v, &r->ttl_ms) != 0) {
                 return fail(err, errlen,
                             "%s.ttl: expected a duration such as 300 or \"300s\", "
                             "\"5m\" (0 = no age limit)",

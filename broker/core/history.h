@@ -80,6 +80,10 @@ int history_rule_parse(struct json_t *obj, const char *where, bool with_pattern,
 int history_parse_pattern(struct json_t *v, const char *where, char *out, size_t *len, char *err,
                           size_t errlen);
 
+/* A `ttl` value `v`: seconds (an integer, at most 30 days) or a duration
+ * string ("300s", "1h"); *out_ms in milliseconds. 0 or -1. */
+int history_parse_ttl(struct json_t *v, uint64_t *out_ms);
+
 /* The index of the first rule matching the exact `topic`, or -1 (also when
  * that rule has size 0). */
 int history_rules_match(const history_rules_t *r, wsb_str_t topic);

@@ -8,6 +8,7 @@
 #include "core/presence.h"
 #include "core/router.h"
 #include "core/seqtab.h"
+#include "core/stream.h"
 #include "core/topic_rules.h"
 #include "shared/util.h"
 #include "wsb/message.h"
@@ -91,6 +92,40 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
     return seq;
 }
 
+/*
+ * publish_local for a topic of a stream (stream.h): the stream's next seq,
+ * its log and the pushes into every worker's inbox under the stream's lock,
+ * as publish_local does under the topic's shard lock.
+ */
+static uint64_t publish_stream(core_worker_t *w, const pubsub_publish_t *req, stream_t *st,
+                               wsb_str_t from, wsb_str_t json, bool conflate)
+{
+    core_t *c = w->core;
+    stream_lock(st);
+    uint64_t seq = stream_next(st);
+    const char *epoch = stream_epoch(st);
+    xmsg_t *m =
+        xmsg_new_from(req->topic, seq, (wsb_str_t){epoch, strlen(epoch)}, from, json, c->nworkers);
+    m->conflate = conflate;
+    /* One reference per worker and one for the log. */
+    xmsg_set_refs(m, c->nworkers + 1u);
+    stream_append(st, m, core_now(w));
+    router_push_all(c, m);
+    if (core_federated(c)) {
+        c->fed_ops->publish_cb(c->fed, req->topic, seq, from, json);
+    }
+    stream_unlock(st);
+    router_wake_others(w);
+    router_drain(w);
+    return seq;
+}
+
+/* The stream of `rule` (a rule of c->topic_rules with `stream`). */
+static stream_t *c_stream_of(const core_t *c, const topic_rule_t *rule)
+{
+    return c->streams != NULL ? c->streams[rule - c->topic_rules->rules] : NULL;
+}
+
 static bool may_publish(const pubsub_publish_t *req)
 {
     /* A request's inbox name is its capability (inbox.h: 128 random bits,
@@ -158,8 +193,14 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
         st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, rule, out);
     } else {
         count_published(w, req->ingress);
-        out->seq =
-            publish_local(w, req, stamp, (wsb_str_t){json, len}, trule != NULL && trule->conflate);
+        bool conflate = trule != NULL && trule->conflate;
+        /* A request is not a stream message: its reply_to and no-responders
+         * probe belong to one delivery, not to a log (PROTOCOL.md 3.1b). */
+        stream_t *sm = trule != NULL && trule->has_stream && req->reply_to.len == 0
+                           ? c_stream_of(w->core, trule)
+                           : NULL;
+        out->seq = sm != NULL ? publish_stream(w, req, sm, stamp, (wsb_str_t){json, len}, conflate)
+                              : publish_local(w, req, stamp, (wsb_str_t){json, len}, conflate);
         out->pause = core_inbox_pressure(w);
     }
     free(from);
@@ -344,6 +385,38 @@ static void count_recovery(core_worker_t *w, int recovered)
     }
 }
 
+/*
+ * A subscription inside a stream (pubsub.h): the switch-over of
+ * add_with_history under the stream's lock. The replay (`since`, `history`)
+ * is the stream log's messages matching req->pattern.
+ */
+static pubsub_status_t add_in_stream(core_worker_t *w, const pubsub_subscribe_t *req, stream_t *sm,
+                                     pubsub_subscribed_t *out)
+{
+    stream_lock(sm);
+    router_drain_pushed(w);
+    pubsub_status_t st = add(w, req, out);
+    if (st != PUBSUB_OK) {
+        stream_unlock(sm);
+        return st;
+    }
+    if (req->has_since) {
+        out->recovered = stream_since(sm, req->since_epoch, req->since_seq, req->pattern,
+                                      core_now(w), &out->msgs, &out->nmsgs)
+                             ? 1
+                             : 0;
+    } else if (req->history > 0) {
+        stream_last(sm, req->pattern, req->history, core_now(w), &out->msgs, &out->nmsgs);
+    }
+    out->has_seq = true;
+    out->seq = stream_seq(sm);
+    (void)snprintf(out->epoch, sizeof out->epoch, "%s", stream_epoch(sm));
+    stream_unlock(sm);
+    out->stream = stream_name(sm, &out->stream_len);
+    count_recovery(w, out->recovered);
+    return PUBSUB_OK;
+}
+
 pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req,
                                  pubsub_subscribed_t *out)
 {
@@ -357,6 +430,15 @@ pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req
         pubsub_status_t st = join(w, req, rule);
         if (st != PUBSUB_OK) {
             return st;
+        }
+    }
+    if (req->position) {
+        stream_t *sm = topic_rules_stream_within(c->topic_rules, c->streams, req->pattern);
+        if (sm != NULL) {
+            return add_in_stream(w, req, sm, out);
+        }
+        if (!exact && req->has_since) {
+            return PUBSUB_SINCE_OUTSIDE_STREAM;
         }
     }
     if (req->position && exact) {

@@ -30,6 +30,13 @@
  * to C. Messages after C can only be pushed once the lock is released, and
  * then reach the subscription live: no gap, no duplicate.
  *
+ * Streams (stream.h): a subscription (topic or pattern) inside a stream
+ * rule's pattern makes the same switch-over under the STREAM's lock (every
+ * publish of the stream's topics takes it): drain, register, then read the
+ * log after `since` (or its last `history` N) filtered by the subscription.
+ * The position in the ack is the stream's. `since` on a pattern outside
+ * every stream is PUBSUB_SINCE_OUTSIDE_STREAM.
+ *
  * Last value on wildcards (`history` N on a pattern, local history): the
  * same switch-over over many topics and shards at once. The subscribing
  * worker locks EVERY shard (seqtab_lock_all, in index order; publishers
@@ -72,17 +79,18 @@ typedef struct apikey_s apikey_t;
 typedef enum { PUBSUB_WS = 0, PUBSUB_HTTP = 1, PUBSUB_RESP = 2, PUBSUB_SYS = 3 } pubsub_ingress_t;
 
 typedef enum {
-    PUBSUB_OK = 0,                 /* published / subscribed */
-    PUBSUB_PENDING = 1,            /* clustered history: the op went to Redis */
-    PUBSUB_FORBIDDEN = 2,          /* the credentials or API key do not allow it */
-    PUBSUB_NO_PATTERNS = 3,        /* the bridge refuses wildcard subscriptions */
-    PUBSUB_LIMIT = 4,              /* the subscriber holds max_subscriptions already */
-    PUBSUB_UNAVAILABLE = 5,        /* clustered history and Redis is unavailable */
-    PUBSUB_PRESENCE_LIMIT = 6,     /* presence.max_members or presence.max_topics reached */
-    PUBSUB_NO_PRESENCE = 7,        /* no topics rule with presence matches the topic */
-    PUBSUB_HISTORY_LIMIT = 8,      /* history on a pattern matching more than
-                                    * max_history_topics_per_subscribe topics */
-    PUBSUB_NO_PATTERN_HISTORY = 9, /* history on a pattern with clustered history */
+    PUBSUB_OK = 0,                    /* published / subscribed */
+    PUBSUB_PENDING = 1,               /* clustered history: the op went to Redis */
+    PUBSUB_FORBIDDEN = 2,             /* the credentials or API key do not allow it */
+    PUBSUB_NO_PATTERNS = 3,           /* the bridge refuses wildcard subscriptions */
+    PUBSUB_LIMIT = 4,                 /* the subscriber holds max_subscriptions already */
+    PUBSUB_UNAVAILABLE = 5,           /* clustered history and Redis is unavailable */
+    PUBSUB_PRESENCE_LIMIT = 6,        /* presence.max_members or presence.max_topics reached */
+    PUBSUB_NO_PRESENCE = 7,           /* no topics rule with presence matches the topic */
+    PUBSUB_HISTORY_LIMIT = 8,         /* history on a pattern matching more than
+                                       * max_history_topics_per_subscribe topics */
+    PUBSUB_NO_PATTERN_HISTORY = 9,    /* history on a pattern with clustered history */
+    PUBSUB_SINCE_OUTSIDE_STREAM = 10, /* since on a pattern no stream rule covers */
 } pubsub_status_t;
 
 /* What PUBSUB_NO_PATTERNS means, for the ingresses' replies. */
@@ -157,6 +165,11 @@ typedef struct pubsub_subscribed_s {
     uint64_t seq;
     char epoch[XMSG_EPOCH_MAX + 1];
     int recovered; /* -1 not asked, 0 or 1 */
+    /* Inside a stream (stream.h): its rule's pattern, NUL-terminated (the
+     * stream's, valid while the broker runs); has_seq, seq and epoch are
+     * the stream's. NULL otherwise. */
+    const char *stream;
+    size_t stream_len;
     xmsg_t **msgs; /* replay, oldest first, one reference each: the caller
                     * sends them, xmsg_unref()s each and free()s the array */
     size_t nmsgs;

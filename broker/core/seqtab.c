@@ -100,7 +100,7 @@ static uint64_t hash_bytes(const char *p, size_t n)
     return h ^ (h >> 29);
 }
 
-static uint64_t random_seed(void)
+uint64_t seqtab_random_seed(void)
 {
     uint64_t seed = 0;
     FILE *f = fopen("/dev/urandom", "rb");
@@ -145,7 +145,7 @@ seqtab_t *seqtab_new(const history_rules_t *rules, uint32_t max_history_topics, 
     if (t->hist_max_per_shard == 0) {
         t->hist_max_per_shard = 1;
     }
-    atomic_init(&t->epoch_state, random_seed());
+    atomic_init(&t->epoch_state, seqtab_random_seed());
     atomic_init(&t->hist_evictions, 0);
     for (size_t i = 0; i < SEQTAB_SHARDS; i++) {
         shard_t *s = &t->shards[i];

@@ -63,6 +63,10 @@ typedef struct xmsg_s xmsg_t;
 seqtab_t *seqtab_new(const history_rules_t *rules, uint32_t max_history_topics, uint64_t max_bytes);
 void seqtab_free(seqtab_t *t);
 
+/* 64 random bits for epochs (/dev/urandom, mixed with the clock): the
+ * sequence table's and the streams' (stream.h). */
+uint64_t seqtab_random_seed(void);
+
 typedef struct seqtab_shard_s seqtab_shard_t;
 
 /* Where a topic stands: its last seq, and its epoch and rule if it keeps

@@ -1,13 +1,15 @@
 /* topic_rules.c - the `topics` config list (see topic_rules.h). */
 #include "core/topic_rules.h"
 
+#include "core/stream.h"
 #include "shared/util.h"
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define OPTIONS_HINT "expected pattern, history, presence, join_leave, publisher, conflate"
+#define OPTIONS_HINT "expected pattern, history, presence, join_leave, publisher, conflate, stream"
 
 #define fail err_printf
 
@@ -50,6 +52,12 @@ static int parse_option(json_t *v, const char *where, const char *key, topic_rul
     if (strcmp(key, "conflate") == 0) {
         return parse_flag(v, where, key, &r->conflate, err, errlen);
     }
+    if (strcmp(key, "stream") == 0) {
+        char swhere[48];
+        (void)snprintf(swhere, sizeof swhere, "%s.stream", where);
+        r->has_stream = true;
+        return stream_conf_parse(v, swhere, &r->stream, err, errlen);
+    }
     return fail(err, errlen, "%s: unknown option \"%s\" (" OPTIONS_HINT ")", where, key);
 }
 
@@ -73,6 +81,13 @@ static int parse_rule(json_t *obj, size_t i, topic_rule_t *r, char *err, size_t 
     }
     if (r->pattern_len == 0) {
         return fail(err, errlen, "%s: \"pattern\" is required", where);
+    }
+    if (r->has_history && r->has_stream) {
+        /* A stream is the topics' history: one log, one seq for them all. */
+        return fail(err, errlen,
+                    "%s: \"stream\" and \"history\" exclude each other (a stream keeps "
+                    "the log of all its topics; use its size and ttl)",
+                    where);
     }
     if (r->has_history) {
         memcpy(r->history.pattern, r->pattern, r->pattern_len + 1);
@@ -171,6 +186,12 @@ bool topic_rules_conflate(const topic_rules_t *r, wsb_str_t topic)
     return rule != NULL && rule->conflate;
 }
 
+int topic_rules_index(const topic_rules_t *r, wsb_str_t topic)
+{
+    const topic_rule_t *rule = r != NULL ? topic_rules_match(r, topic) : NULL;
+    return rule != NULL ? (int)(rule - r->rules) : -1;
+}
+
 bool topic_rules_any_presence(const topic_rules_t *r)
 {
     for (unsigned i = 0; i < r->n; i++) {
@@ -179,4 +200,53 @@ bool topic_rules_any_presence(const topic_rules_t *r)
         }
     }
     return false;
+}
+
+stream_t **topic_rules_streams_new(const topic_rules_t *r)
+{
+    stream_t **v = NULL;
+    for (unsigned i = 0; i < r->n; i++) {
+        if (r->rules[i].has_stream) {
+            if (v == NULL) {
+                v = xcalloc(r->n, sizeof(stream_t *));
+            }
+            v[i] = stream_new(r->rules[i].pattern, r->rules[i].pattern_len, &r->rules[i].stream);
+        }
+    }
+    return v;
+}
+
+void topic_rules_streams_free(const topic_rules_t *r, stream_t **streams)
+{
+    if (streams == NULL) {
+        return;
+    }
+    for (unsigned i = 0; i < r->n; i++) {
+        stream_free(streams[i]);
+    }
+    free(streams);
+}
+
+stream_t *topic_rules_stream_of(const topic_rules_t *r, stream_t *const *streams, wsb_str_t topic)
+{
+    if (streams == NULL) {
+        return NULL;
+    }
+    int i = topic_rules_index(r, topic);
+    return i >= 0 ? streams[i] : NULL;
+}
+
+stream_t *topic_rules_stream_within(const topic_rules_t *r, stream_t *const *streams,
+                                    wsb_str_t pattern)
+{
+    if (streams == NULL) {
+        return NULL;
+    }
+    for (unsigned i = 0; i < r->n; i++) {
+        const topic_rule_t *rule = &r->rules[i];
+        if (wsb_topic_covers(rule->pattern, rule->pattern_len, pattern.p, pattern.len)) {
+            return streams[i];
+        }
+    }
+    return NULL;
 }

@@ -19,8 +19,10 @@
  *   publisher   true: messages carry the broker's "from" stamp
  *   conflate    true: a subscriber that falls behind keeps only the newest
  *               unsent message of each topic (xmsg.h `conflate`)
- * Any other key (including options of later versions such as "stream") is
- * an error naming the rule and the key.
+ *   stream      {"size":N,"ttl":D,"max_bytes":B} or true: every topic the
+ *               rule matches shares one seq, epoch and log (stream.h);
+ *               excludes `history`
+ * Any other key is an error naming the rule and the key.
  *
  * The parsed table is immutable and read by every worker without a lock.
  */
@@ -28,6 +30,7 @@
 #define WSB_BROKER_TOPIC_RULES_H
 
 #include "core/history.h"
+#include "core/stream.h"
 #include "wsb/common.h"
 #include "wsb/topic.h"
 
@@ -46,6 +49,8 @@ typedef struct {
     bool join_leave;
     bool publisher;
     bool conflate;
+    bool has_stream;
+    stream_conf_t stream; /* has_stream: size, ttl, max_bytes */
 } topic_rule_t;
 
 typedef struct topic_rules_s {
@@ -76,6 +81,25 @@ void topic_rules_history(const topic_rules_t *r, history_rules_t *out);
 
 /* True when the first rule matching `topic` conflates it (r may be NULL). */
 bool topic_rules_conflate(const topic_rules_t *r, wsb_str_t topic);
+
+/* The index of the first rule matching the exact `topic`, or -1. */
+int topic_rules_index(const topic_rules_t *r, wsb_str_t topic);
+
+/* The streams of the rules (stream.h), index for index: a new array of
+ * r->n with a new stream for each rule with `stream` and NULL for the
+ * others; NULL when no rule has one. topic_rules_streams_free() frees it. */
+stream_t **topic_rules_streams_new(const topic_rules_t *r);
+void topic_rules_streams_free(const topic_rules_t *r, stream_t **streams);
+
+/* The stream the exact `topic` belongs to (its first matching rule's), or
+ * NULL. `streams` from topic_rules_streams_new (may be NULL). */
+stream_t *topic_rules_stream_of(const topic_rules_t *r, stream_t *const *streams, wsb_str_t topic);
+
+/* The stream a subscription to `pattern` (a topic or pattern) is inside:
+ * that of the first rule whose pattern covers it (wsb_topic_covers), or
+ * NULL (no such rule, or it has no stream). */
+stream_t *topic_rules_stream_within(const topic_rules_t *r, stream_t *const *streams,
+                                    wsb_str_t pattern);
 
 /* True when some rule enables presence or join_leave. */
 bool topic_rules_any_presence(const topic_rules_t *r);

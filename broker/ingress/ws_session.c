@@ -49,8 +49,8 @@ static void reply_error(session_t *s, bool has_id, int64_t id, const char *code,
     reply(s, wsb_msg_build_error(has_id, id, code, message, FRAME_BUF_HEADROOM, &len), &len);
 }
 
-static void reply_ack_epoch(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq,
-                            int recovered, const char *epoch)
+static void reply_ack_stream(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq,
+                             int recovered, const char *epoch, wsb_str_t stream)
 {
     if (!m->has_id) {
         return;
@@ -59,9 +59,16 @@ static void reply_ack_epoch(session_t *s, const wsb_msg_t *m, bool has_seq, uint
                      .has_seq = has_seq,
                      .seq = seq,
                      .recovered = recovered,
-                     .epoch = {epoch, epoch != NULL ? strlen(epoch) : 0}};
+                     .epoch = {epoch, epoch != NULL ? strlen(epoch) : 0},
+                     .stream = stream};
     size_t len = 0;
     reply(s, wsb_msg_build_ack(&ack, FRAME_BUF_HEADROOM, &len), &len);
+}
+
+static void reply_ack_epoch(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq,
+                            int recovered, const char *epoch)
+{
+    reply_ack_stream(s, m, has_seq, seq, recovered, epoch, WSB_STR_NULL);
 }
 
 static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t seq, int recovered)
@@ -192,6 +199,10 @@ static void reply_subscribe_refused(session_t *s, const wsb_msg_t *m, pubsub_sta
         reply_error(s, m->has_id, m->id, WSB_ERR_BAD_SINCE,
                     "\"history\" on a pattern is not available with clustered history "
                     "(redis.url): subscribe to each exact topic with history");
+    } else if (st == PUBSUB_SINCE_OUTSIDE_STREAM) {
+        reply_error(s, m->has_id, m->id, WSB_ERR_BAD_SINCE,
+                    "\"since\" on a pattern needs a stream: no topics rule with \"stream\" "
+                    "covers this pattern (use an exact topic with history)");
     } else if (st == PUBSUB_PRESENCE_LIMIT) {
         char why[160];
         const ingress_config_t *cfg = s->ctx->cfg;
@@ -237,7 +248,8 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         chist_session_subscribe(s, m, out.chist_rule);
         return;
     }
-    reply_ack_epoch(s, m, out.has_seq, out.seq, out.recovered, out.has_seq ? out.epoch : NULL);
+    reply_ack_stream(s, m, out.has_seq, out.seq, out.recovered, out.has_seq ? out.epoch : NULL,
+                     (wsb_str_t){out.stream, out.stream_len});
     /* The replay is bounded by the rule's size, not by max_outbound_bytes:
      * the client asked for it, and its frames are shared, not copied. */
     for (size_t i = 0; i < out.nmsgs; i++) {

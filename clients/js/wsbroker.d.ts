@@ -205,7 +205,8 @@ export interface ConnectOptions {
 
 export interface SubscribeOptions {
     /**
-     * Resume an exact topic from this position (ignored for patterns). On a
+     * Resume an exact topic, or a pattern inside a stream (PROTOCOL.md 3.1b),
+     * from this position (ignored for other patterns). On a
      * topic this connection already holds, the broker replays for this
      * subscription all the same; the others skip what they have had.
      */
@@ -242,9 +243,12 @@ export interface RecoveredInfo {
     topic: string;
     /** false: the missed messages are gone (window exceeded, epoch changed, no history). */
     recovered: boolean;
-    /** The topic's epoch and seq when the broker keeps history for it. */
+    /** The topic's epoch and seq when the broker keeps history for it
+     * (the stream's, for a subscription inside a stream). */
     epoch?: string;
     seq?: number;
+    /** The stream's rule pattern, for a subscription inside a stream (PROTOCOL.md 3.1b). */
+    stream?: string;
 }
 
 /** The broker dropped this topic's messages after `seq` (slow consumer). */

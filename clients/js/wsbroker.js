@@ -17,6 +17,10 @@
 //   live pattern is subscribed again, exact topics with `since` when the last
 //   message seen on them carried an `epoch` (so history recovery works wherever
 //   the broker keeps history; the "recovered" event says whether it could). A
+//   A pattern inside a stream (PROTOCOL.md 3.1b: its ack names the stream)
+//   is subscribed again with `since` = the stream's last seq it saw, so every
+//   missed message of every matching topic is replayed (or "recovered" says
+//   false). A
 //   `gap` notice (slow consumer) on an exact topic is recovered the same way,
 //   at once, and reported as a "gap" event. A pattern is subscribed once per socket however
 //   many Subscription objects share it, and every message is handed once to each
@@ -479,7 +483,8 @@ export class Connection extends Emitter {
     /**
      * Subscribes to `pattern`. `callback(msg, subscription)` receives every
      * matching message; without it, iterate the subscription with for await.
-     * options.since = {epoch, seq} asks the broker to replay an exact topic.
+     * options.since = {epoch, seq} asks the broker to replay an exact topic,
+     * or a pattern inside a stream (the stream's position).
      */
     subscribe(pattern, callback, options = {}) {
         if (typeof callback === "object" && callback !== null) {
@@ -506,6 +511,9 @@ export class Connection extends Emitter {
         if (isExactTopic(pattern)) {
             if (options.since) replay = { since: { epoch: options.since.epoch, seq: options.since.seq } };
             else if (history > 0) replay = { history };
+        } else if (options.since && !this.#patterns.has(pattern)) {
+            // A pattern inside a stream (PROTOCOL.md 3.1b): the stream's position.
+            replay = { since: { epoch: options.since.epoch, seq: options.since.seq } };
         } else if (history > 0 && !this.#patterns.has(pattern)) {
             replay = { history };
         }
@@ -857,8 +865,22 @@ export class Connection extends Emitter {
         }
         for (const [pattern, entry] of this.#patterns) {
             if (pattern === topic || matches(pattern, topic)) {
+                if (entry.stream && pattern !== topic) this.#noteStreamMessage(pattern, msg);
                 for (const sub of entry.subs) sub._deliver(msg);
             }
+        }
+    }
+
+    // A pattern inside a stream (its ack named the stream): the stream's
+    // one seq moves the pattern's position, so a reconnect recovers every
+    // missed message of every matching topic with one `since`. Only
+    // messages of the stream's epoch count (a matching topic that another
+    // rule takes has its own seq); a new epoch is learnt from the ack.
+    #noteStreamMessage(pattern, msg) {
+        if (typeof msg.epoch !== "string" || !Number.isInteger(msg.seq)) return;
+        const pos = this.#positions.get(pattern);
+        if (pos && pos.epoch === msg.epoch && pos.seq < msg.seq) {
+            this.#positions.set(pattern, { epoch: msg.epoch, seq: msg.seq });
         }
     }
 
@@ -1001,6 +1023,7 @@ export class Connection extends Emitter {
             return;
         }
         const info = { recovered: msg.recovered, resubscribed: entry.acked };
+        if (typeof msg.stream === "string") entry.stream = msg.stream;
         this.#notePosition(req.pattern, msg);
         entry.active = true;
         entry.acked = true;
@@ -1027,6 +1050,7 @@ export class Connection extends Emitter {
     #reportRecovery(pattern, msg, subs) {
         if (typeof msg.recovered !== "boolean") return;
         const ev = { topic: pattern, recovered: msg.recovered, epoch: msg.epoch, seq: msg.seq };
+        if (typeof msg.stream === "string") ev.stream = msg.stream;
         if (msg.recovered) this.stats.recovered++;
         this._emit("recovered", ev);
         for (const sub of subs) sub._emit("recovered", ev);

@@ -20,7 +20,7 @@ def assert_config_error(res, *names):
 
 
 @pytest.mark.parametrize("rules,names", [
-    ([{"pattern": "auction.>", "stream": {"size": 10}}], ["topics[0]", '"stream"']),
+    ([{"pattern": "auction.>", "stream": {"size": 0}}], ["topics[0].stream.size"]),
     ([{"pattern": "a"}, {"pattern": "prices.>", "conflate": "yes"}], ["topics[1].conflate"]),
     ([{"presence": True}], ["topics[0]", "pattern"]),
     ([{"pattern": "a..b"}], ["topics[0].pattern"]),
@@ -51,7 +51,7 @@ def test_help_documents_topics():
     res = run_broker_cmd(["--help"])
     assert res.returncode == 0, res.stderr
     assert "--topics" in res.stdout and "WSB_TOPICS" in res.stdout
-    for option in ("presence", "join_leave", "publisher", "first match wins"):
+    for option in ("presence", "join_leave", "publisher", "first match wins", "stream"):
         assert option in res.stdout, option
 
 

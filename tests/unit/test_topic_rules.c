@@ -82,8 +82,9 @@ static void test_errors_name_rule_and_key(void **state)
         const char *history;
         const char *expect;
     } cases[] = {
-        {"[{\"pattern\":\"a\",\"stream\":{\"size\":1}}]", "",
-         "topics[0]: unknown option \"stream\""},
+        {"[{\"pattern\":\"a\",\"stream\":{\"size\":0}}]", "", "topics[0].stream.size"},
+        {"[{\"pattern\":\"a\",\"stream\":{\"size\":1},\"history\":{}}]", "",
+         "\"stream\" and \"history\" exclude each other"},
         {"[{\"pattern\":\"a\"},{\"pattern\":\"b\",\"stream2\":true}]", "",
          "topics[1]: unknown option \"stream2\""},
         {"[{\"pattern\":\"a\",\"conflate\":\"yes\"}]", "", "topics[0].conflate"},
@@ -178,6 +179,40 @@ static void test_history_shorthand_after_topics(void **state)
     assert_int_equal(h.n, 0);
 }
 
+static void test_streams_of_rules(void **state)
+{
+    (void)state;
+    static topic_rules_t sr;
+    char err[256];
+    assert_int_equal(
+        topic_rules_parse("[{\"pattern\":\"auction.closed.>\"},"
+                          "{\"pattern\":\"auction.>\",\"stream\":{\"size\":5,"
+                          "\"ttl\":\"1h\"}},{\"pattern\":\"votes.>\",\"stream\":true}]",
+                          NULL, &sr, err, sizeof err),
+        0);
+    assert_true(sr.rules[1].has_stream);
+    assert_int_equal(sr.rules[1].stream.size, 5);
+    assert_int_equal(sr.rules[1].stream.ttl_ms, 3600000);
+    assert_int_equal(sr.rules[2].stream.size, STREAM_DEFAULT_SIZE);
+    stream_t **v = topic_rules_streams_new(&sr);
+    assert_non_null(v);
+    assert_null(v[0]);
+    assert_ptr_equal(topic_rules_stream_of(&sr, v, STR("auction.a.bid")), v[1]);
+    assert_null(topic_rules_stream_of(&sr, v, STR("auction.closed.a")));
+    assert_ptr_equal(topic_rules_stream_of(&sr, v, STR("votes.x")), v[2]);
+    /* A subscription is inside the first rule that covers it. */
+    assert_ptr_equal(topic_rules_stream_within(&sr, v, STR("auction.*.bid")), v[1]);
+    assert_ptr_equal(topic_rules_stream_within(&sr, v, STR("auction.>")), v[1]);
+    assert_null(topic_rules_stream_within(&sr, v, STR("auction.closed.*")));
+    assert_null(topic_rules_stream_within(&sr, v, STR(">")));
+    assert_null(topic_rules_stream_within(&sr, v, STR("*.x")));
+    assert_null(topic_rules_stream_within(&sr, NULL, STR("votes.x")));
+    topic_rules_streams_free(&sr, v);
+    /* No stream rule: no array. */
+    assert_int_equal(topic_rules_parse("[{\"pattern\":\"a\"}]", NULL, &sr, err, sizeof err), 0);
+    assert_null(topic_rules_streams_new(&sr));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_rule_and_key),
         cmocka_unit_test(test_rule_count_bound_over_both_lists),
         cmocka_unit_test(test_history_shorthand_after_topics),
+        cmocka_unit_test(test_streams_of_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

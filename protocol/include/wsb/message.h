@@ -159,11 +159,12 @@ typedef struct {
     int64_t id;
     bool has_seq; /* publish ack: the message's seq */
     uint64_t seq;
-    int recovered;   /* subscribe ack with since: 0/1; -1 omits the field */
-    wsb_str_t epoch; /* subscribe ack on a topic with history; empty omits it */
+    int recovered;    /* subscribe ack with since: 0/1; -1 omits the field */
+    wsb_str_t epoch;  /* subscribe ack on a topic with history; empty omits it */
+    wsb_str_t stream; /* subscribe ack inside a stream: its rule's pattern; empty omits it */
 } wsb_ack_t;
 
-/* {"type":"ack","id":N[,"seq":S][,"epoch":E][,"recovered":true|false]};
+/* {"type":"ack","id":N[,"seq":S][,"epoch":E][,"stream":P][,"recovered":true|false]};
  * recovered > 0 is true. NULL on ENOMEM. */
 uint8_t *wsb_msg_build_ack(const wsb_ack_t *ack, size_t headroom, size_t *frame_len);
 
