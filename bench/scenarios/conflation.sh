@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # conflation: the same fan-out (1 publisher -> CF_SUBS subscribers, default
-# 100, one topic, CF_RATE msg/s, default 500, for 10 s, no lag bound) on a
+# 100, one topic, CF_RATE msg/s, default 200, for 10 s, no lag bound) on a
 # broker without a topic rule and on one with {"conflate":true}, alternating
 # REPS times (default 3): broker CPU per delivery. Then the slow case:
 # CF_STALL (default 10) of the subscribers stop reading while publishing lasts
@@ -13,7 +13,7 @@
 source "$(dirname "$0")/lib.sh"
 REPS=${REPS:-3}
 CF_SUBS=${CF_SUBS:-100}
-CF_RATE=${CF_RATE:-500}
+CF_RATE=${CF_RATE:-200}
 CF_STALL=${CF_STALL:-10}
 CONFLATE='[{"pattern":"bench.>","conflate":true}]'
 report_metrics() {
