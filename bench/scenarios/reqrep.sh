@@ -42,6 +42,7 @@ for rep in $(seq "$REPS"); do
   run_wsbench "rr-wsbroker-ws" --probe request --topic bench.rr --payload 64 \
     --duration "$RR_SECONDS" "$@" || status=$?
   start_nats
+  # shellcheck disable=SC2086 # WSBENCH_ARGS is word-split on purpose (lib.sh)
   "$WSBENCH" --url "nats://127.0.0.1:$NATS_PORT" --broker-pid "$NATS_PID" --label rr-nats \
     --format "$FORMAT" --probe nats-request --topic bench.rr --payload 64 \
     --duration "$RR_SECONDS" "$@" $WSBENCH_ARGS || status=$?
