@@ -51,8 +51,8 @@
 #include <unistd.h>
 
 #define WAIT_NS   (10ULL * 1000000000ULL)
-#define MSG_CAP   (64 * 1024) /* bytes of a message kept (the rest is counted, not kept) */
-#define RBUF_CAP  (64 * 1024)
+#define MSG_CAP   ((size_t)64 * 1024) /* bytes of a message kept (the rest is counted, not kept) */
+#define RBUF_CAP  ((size_t)64 * 1024)
 #define INBOX_CAP 128
 
 typedef struct pconn_s pconn_t;
@@ -668,7 +668,8 @@ static int nats_pub(pconn_t *c, char *buf, const char *subject, const char *repl
         return -1;
     }
     memset(buf + n, 'x', payload);
-    memcpy(buf + n + payload, "\r\n", 2);
+    buf[(size_t)n + payload] = '\r';
+    buf[(size_t)n + payload + 1] = '\n';
     return write_all(c, buf, (size_t)n + payload + 2);
 }
 
