@@ -72,6 +72,7 @@ struct bconn_s {
     bool tls_open;   /* wss://: the TLS handshake has completed */
     bool churn_busy; /* --churn: an unsubscribe or subscribe awaits its reply */
     bool churn_off;  /* --churn: unsubscribed now */
+    bool stalled;    /* --stall: reading is stopped while publishing lasts */
     uint8_t mask[4];
     wsb_tls_t *tls; /* wss:// only */
     deflate_rx_t z; /* --deflate: the compressed message arriving */
@@ -879,6 +880,24 @@ static void stop_all(bthread_t *t)
     uv_close((uv_handle_t *)&t->tick, NULL);
 }
 
+/* --stall: subscribers 0..stall-1 stop reading when publishing starts and
+ * read again when it ends (the broker's backlog for them, conflated or not,
+ * then arrives during the drain). */
+static void stall_step(bconn_t *c, bool publishing)
+{
+    if (c->index >= c->t->b->o.stall || c->state != C_READY || c->closing) {
+        return;
+    }
+    if (publishing && !c->stalled) {
+        c->stalled = uv_read_stop((uv_stream_t *)&c->tcp) == 0;
+    } else if (!publishing && c->stalled) {
+        c->stalled = false;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+            conn_lost(c);
+        }
+    }
+}
+
 static void on_tick(uv_timer_t *h)
 {
     bthread_t *t = h->data;
@@ -890,6 +909,9 @@ static void on_tick(uv_timer_t *h)
     }
     uint64_t now = bench_now(b);
     ramp_step(t, now);
+    for (uint32_t i = 0; b->o.stall > 0 && i < t->nsubs; i++) {
+        stall_step(&t->conns[i], phase == PHASE_RUN && now < b->run_deadline_ns);
+    }
     if (phase == PHASE_RUN) {
         for (uint32_t i = t->nsubs; i < t->nconns; i++) {
             pub_pump(&t->conns[i], now);

@@ -14,6 +14,9 @@
 
 #define MAX_PAYLOAD (1024u * 1024u)
 
+static const char *usage_load(void);
+static const char *usage_output(void);
+
 void opts_defaults(opts_t *o)
 {
     memset(o, 0, sizeof(*o));
@@ -33,9 +36,21 @@ void opts_defaults(opts_t *o)
     o->connect_parallel = 256;
     o->connect_timeout = 30.0;
     o->progress = -1;
+    o->repeat = 20;
 }
 
 const char *opts_usage(void)
+{
+    /* Two literals joined once: one literal this long exceeds what C11
+     * compilers must support. */
+    static char text[6144];
+    if (text[0] == '\0') {
+        (void)snprintf(text, sizeof(text), "%s%s", usage_load(), usage_output());
+    }
+    return text;
+}
+
+static const char *usage_load(void)
 {
     return "usage: wsbench [options]\n"
            "Opens subscriber and publisher WebSocket connections to a wsbroker, publishes\n"
@@ -76,8 +91,26 @@ const char *opts_usage(void)
            "  --connect-rate N       new connections per second, all threads together (5000)\n"
            "  --connect-parallel N   handshakes in progress per thread (256)\n"
            "  --connect-timeout S    time allowed for the whole ramp-up (30)\n"
+           "  --stall N              subscribers 0..N-1 stop reading while publishing lasts,\n"
+           "                         then read what is left (slow readers: conflation) (0)\n"
            "\n"
-           "output:\n"
+           "probes (instead of the fan-out run; one connection each side, sequential):\n"
+           "  --probe MODE           request: request -> responder -> reply round trips on\n"
+           "                         --topic for --duration; http-request: POST /api/request\n"
+           "                         against a WebSocket responder; nats-request: the same\n"
+           "                         round trip through a NATS server, --url nats://HOST:PORT;\n"
+           "                         lastvalue: publish one message to each of --topics\n"
+           "                         topics, then time a subscribe to --sub with history:1\n"
+           "                         until its ack and every replayed message arrived;\n"
+           "                         lastvalue-exact: the same with one history:1 subscribe\n"
+           "                         per exact topic, pipelined\n"
+           "  --repeat N             lastvalue probes: subscribes measured (20)\n"
+           "\n";
+}
+
+static const char *usage_output(void)
+{
+    return "output:\n"
            "  --broker-pid PID       report the broker's CPU time and RSS from /proc\n"
            "  --json                 one JSON object on stdout (same as --format json)\n"
            "  --format F             human, json, or row (one Markdown table row)\n"
@@ -223,19 +256,24 @@ static bool copy_str(char *dst, size_t cap, const char *src)
 }
 
 /* ws[s]://HOST[:PORT][/PATH]; HOST an IPv4 literal or a bracketed IPv6 literal. */
-static opts_result_t parse_url(const char *flag, bool *tls_out, char *host_out, size_t host_cap,
-                               uint16_t *port_out, char *path_out, size_t path_cap, const char *url,
-                               char *err, size_t errlen)
+static opts_result_t parse_url(const char *flag, bool *tls_out, bool *nats_out, char *host_out,
+                               size_t host_cap, uint16_t *port_out, char *path_out, size_t path_cap,
+                               const char *url, char *err, size_t errlen)
 {
     size_t scheme_len = 0;
     if (strncmp(url, "ws://", 5) == 0) {
         scheme_len = 5;
         *tls_out = false;
+    } else if (strncmp(url, "nats://", 7) == 0 && nats_out != NULL) {
+        scheme_len = 7;
+        *tls_out = false;
+        *nats_out = true;
     } else if (strncmp(url, "wss://", 6) == 0) {
         scheme_len = 6;
         *tls_out = true;
     } else {
-        return fail(err, errlen, "%s: '%s' must start with ws:// or wss://", flag, url);
+        return fail(err, errlen, "%s: '%s' must start with ws:// or wss://%s", flag, url,
+                    nats_out != NULL ? " (or nats:// for --probe nats-request)" : "");
     }
     const char *h = url + scheme_len;
     const char *host_end = NULL;
@@ -264,7 +302,7 @@ static opts_result_t parse_url(const char *flag, bool *tls_out, char *host_out, 
         return fail(err, errlen, "%s: host '%s' is not a literal IP%s address", flag, host_out,
                     v6 ? "v6" : "v4");
     }
-    *port_out = *tls_out ? 443 : 80;
+    *port_out = nats_out != NULL && *nats_out ? 4222 : *tls_out ? 443 : 80;
     if (after[0] == ':') {
         char portbuf[8];
         size_t plen = strcspn(after + 1, "/");
@@ -349,6 +387,15 @@ static opts_result_t validate(opts_t *o, char *err, size_t errlen)
         return fail(err, errlen,
                     "--churn needs --publishers 0 (deliveries would have no exact count)");
     }
+    if (o->stall > o->subscribers) {
+        return fail(err, errlen, "--stall %u exceeds --subscribers %u", o->stall, o->subscribers);
+    }
+    if (o->nats != (o->probe == PROBE_NATS_REQUEST)) {
+        return fail(err, errlen, "--url nats:// goes with --probe nats-request, and only with it");
+    }
+    if (o->probe != PROBE_NONE && (o->tls || o->pub_port != 0)) {
+        return fail(err, errlen, "--probe works over ws:// (or nats://) only, without --pub-url");
+    }
     opts_result_t r = check_template(o, "--topic", o->pub_topic, WSB_TOPIC_EXACT, err, errlen);
     for (uint32_t i = 0; r == OPTS_OK && i < o->npatterns; i++) {
         r = check_template(o, "--sub", o->patterns[i], WSB_TOPIC_PATTERN, err, errlen);
@@ -380,6 +427,9 @@ typedef enum {
     O_CONNECT_RATE,
     O_CONNECT_PARALLEL,
     O_CONNECT_TIMEOUT,
+    O_STALL,
+    O_PROBE,
+    O_REPEAT,
     O_BROKER_PID,
     O_JSON,
     O_FORMAT,
@@ -423,6 +473,9 @@ static const opt_def_t defs[] = {
     {"connect-rate", O_CONNECT_RATE, true},
     {"connect-parallel", O_CONNECT_PARALLEL, true},
     {"connect-timeout", O_CONNECT_TIMEOUT, true},
+    {"stall", O_STALL, true},
+    {"probe", O_PROBE, true},
+    {"repeat", O_REPEAT, true},
     {"broker-pid", O_BROKER_PID, true},
     {"json", O_JSON, false},
     {"format", O_FORMAT, true},
@@ -452,6 +505,30 @@ static opts_result_t apply_target(opts_t *o, opt_id_t id, const char *v, char *e
     return OPTS_OK;
 }
 
+static opts_result_t apply_probe(opts_t *o, const char *v, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        probe_t probe;
+    } modes[] = {
+        {"request", PROBE_REQUEST},
+        {"http-request", PROBE_HTTP_REQUEST},
+        {"nats-request", PROBE_NATS_REQUEST},
+        {"lastvalue", PROBE_LASTVALUE},
+        {"lastvalue-exact", PROBE_LASTVALUE_EXACT},
+    };
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        if (strcmp(v, modes[i].name) == 0) {
+            o->probe = modes[i].probe;
+            return OPTS_OK;
+        }
+    }
+    return fail(err, errlen,
+                "--probe: '%s' is not one of request, http-request, nats-request, lastvalue, "
+                "lastvalue-exact",
+                v);
+}
+
 static opts_result_t apply_format(opts_t *o, const char *v, char *err, size_t errlen)
 {
     if (strcmp(v, "human") == 0) {
@@ -471,11 +548,12 @@ static opts_result_t apply_format(opts_t *o, const char *v, char *err, size_t er
 static opts_result_t apply_url(opts_t *o, bool pub, const char *v, char *err, size_t errlen)
 {
     if (pub) {
-        return parse_url("--pub-url", &o->pub_tls, o->pub_host, sizeof(o->pub_host), &o->pub_port,
-                         o->pub_path, sizeof(o->pub_path), v, err, errlen);
+        return parse_url("--pub-url", &o->pub_tls, NULL, o->pub_host, sizeof(o->pub_host),
+                         &o->pub_port, o->pub_path, sizeof(o->pub_path), v, err, errlen);
     }
-    return parse_url("--url", &o->tls, o->host, sizeof(o->host), &o->port, o->path, sizeof(o->path),
-                     v, err, errlen);
+    o->nats = false;
+    return parse_url("--url", &o->tls, &o->nats, o->host, sizeof(o->host), &o->port, o->path,
+                     sizeof(o->path), v, err, errlen);
 }
 
 /* The options of time and connection pacing (a part of apply()). */
@@ -608,6 +686,19 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
         break;
     case O_CHURN_QUIET:
         o->churn_quiet = true;
+        break;
+    case O_STALL:
+        if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->stall)) {
+            return fail(err, errlen, "--stall: '%s' is not a number from 0 to %u", v,
+                        OPTS_MAX_CONNS);
+        }
+        break;
+    case O_PROBE:
+        return apply_probe(o, v, err, errlen);
+    case O_REPEAT:
+        if (!parse_u32(v, 1, 1000000, &o->repeat)) {
+            return fail(err, errlen, "--repeat: '%s' is not a number from 1 to 1000000", v);
+        }
         break;
     case O_HOLD:
     case O_DRAIN:

@@ -24,6 +24,17 @@
 
 typedef enum { OUT_HUMAN = 0, OUT_JSON, OUT_ROW } out_format_t;
 
+/* --probe: one sequential measurement on a few connections instead of the
+ * fan-out run (probe.c). */
+typedef enum {
+    PROBE_NONE = 0,
+    PROBE_REQUEST,         /* WebSocket request -> responder -> reply round trips */
+    PROBE_HTTP_REQUEST,    /* POST /api/request -> WebSocket responder -> response */
+    PROBE_NATS_REQUEST,    /* the same round trip through a NATS server (--url nats://) */
+    PROBE_LASTVALUE,       /* subscribe to a pattern with history:1 over --topics topics */
+    PROBE_LASTVALUE_EXACT, /* ... to each of the --topics exact topics with history:1 */
+} probe_t;
+
 typedef struct {
     /* target: ws:// or wss://HOST:PORT/PATH with HOST a literal IPv4 or [IPv6]
      * address */
@@ -36,6 +47,7 @@ typedef struct {
     bool pub_tls;
     char pub_path[128];
     bool tls;         /* wss:// */
+    bool nats;        /* nats://HOST:PORT (--probe nats-request only) */
     char cafile[256]; /* wss://: trust this PEM file instead of the system store */
     bool insecure;    /* wss://: no certificate verification */
 
@@ -62,6 +74,10 @@ typedef struct {
     uint32_t connect_rate; /* new connections per second, over all threads */
     uint32_t connect_parallel; /* handshakes in progress per thread */
     double connect_timeout;    /* seconds for the whole ramp-up */
+
+    uint32_t stall;  /* subscribers 0..stall-1 stop reading while publishing lasts */
+    probe_t probe;   /* PROBE_NONE: the fan-out run */
+    uint32_t repeat; /* --probe lastvalue*: subscribes measured */
 
     int broker_pid; /* 0: no broker statistics */
     out_format_t format;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int read_file(const char *path, char *buf, size_t cap)
@@ -83,4 +84,14 @@ int procstat_read(int pid, procstat_t *out)
     long page = sysconf(_SC_PAGESIZE);
     out->rss_kib = resident * (unsigned long long)(page > 0 ? page : 4096) / 1024;
     return 0;
+}
+
+double procstat_self_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
+        return 0;
+    }
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }

@@ -21,6 +21,9 @@ typedef struct {
  * or the files cannot be parsed (errno from the open). */
 int procstat_read(int pid, procstat_t *out);
 
+/* This process's CPU seconds (user + system, all threads) so far. */
+double procstat_self_cpu_s(void);
+
 /* Parses the text of /proc/PID/stat (exposed for the unit test): the fields
  * after the command name, which may itself contain spaces and ')'. */
 int procstat_parse_stat(const char *text, double ticks_per_s, procstat_t *out);

@@ -4,6 +4,7 @@
 # `make bench` builds build-release/ and runs this.
 #
 # Usage: bench/run.sh [fanout|topics|wildcards|idle|latency|payload ...]
+# (any bench/scenarios/NAME.sh, e.g. reqrep lastvalue conflation streams)
 # Environment: WSBROKER, WSBENCH, THREADS, BROKER_ARGS, WSBENCH_ARGS (see
 # scenarios/lib.sh); RESULTS_FILE also receives the table.
 set -u
@@ -20,7 +21,7 @@ else
 fi
 for s in "${scenarios[@]}"; do
   if [ ! -f "$dir/scenarios/$s.sh" ]; then
-    echo "run.sh: no scenario '$s' (have: ${all[*]})" >&2
+    echo "run.sh: no scenario '$s' (default: ${all[*]}; see bench/scenarios/)" >&2
     exit 2
   fi
 done

@@ -14,6 +14,7 @@
 #include "deflate_rx.h"
 #include "options.h"
 #include "payload.h"
+#include "probe.h"
 #include "procstat.h"
 #include "report.h"
 #include "wsb/handshake.h"
@@ -23,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #define POLL_MS 5
@@ -153,16 +153,6 @@ static int build_request(bench_t *b)
     }
     b->request_len = (size_t)n;
     return 0;
-}
-
-static double self_cpu_s(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) {
-        return 0;
-    }
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 /* Sums one counter over the workers. */
@@ -325,7 +315,7 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
     if (o->messages == 0 && o->duration == 0) {
         publish_s = 0;
     }
-    double cpu0 = self_cpu_s();
+    double cpu0 = procstat_self_cpu_s();
     b->run_start_ns = bench_now(b);
     b->run_deadline_ns = b->run_start_ns + (uint64_t)(publish_s * 1e9);
     atomic_store_explicit(&b->phase, PHASE_RUN, memory_order_release);
@@ -360,7 +350,7 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
     r->churn_ops = SUM(b, churn_ops);
     r->events = SUM(b, events);
     r->listener_events = SUM(b, listener_events) - b->ramp_events;
-    r->self_cpu_s = self_cpu_s() - cpu0;
+    r->self_cpu_s = procstat_self_cpu_s() - cpu0;
     atomic_store_explicit(&b->phase, PHASE_STOP, memory_order_release);
     monitor(m, "stop");
     for (uint32_t i = 0; i < b->nthreads; i++) {
@@ -398,6 +388,70 @@ static int run(bench_t *b, results_t *r, monitor_t *m)
     return subs + pubs > 0 ? 0 : 1;
 }
 
+/* Prints the report in the chosen format; returns the exit status: `status`
+ * (non-zero: nothing could connect), or 3 when --strict finds a failure. */
+static int report_and_check(const opts_t *o, const results_t *r, int status)
+{
+    switch (o->format) {
+    case OUT_JSON:
+        report_json(stdout, r);
+        break;
+    case OUT_ROW:
+        report_row(stdout, r);
+        break;
+    case OUT_HUMAN:
+        report_human(stdout, r);
+        break;
+    }
+    derived_t d;
+    report_derive(r, &d);
+    if (status != 0) {
+        (void)fprintf(stderr, "wsbench: no connection to %s:%u%s succeeded\n", o->host, o->port,
+                      o->path);
+    } else if (o->strict && !report_clean(r, &d)) {
+        (void)fprintf(stderr,
+                      "wsbench: --strict: %llu failures, loss %lld, %llu disconnects, %llu "
+                      "errors, %llu unreadable deliveries\n",
+                      (unsigned long long)d.failures, (long long)d.loss,
+                      (unsigned long long)r->disconnects, (unsigned long long)r->errors,
+                      (unsigned long long)r->bad_payload);
+        status = 3;
+    }
+    return status;
+}
+
+/* --probe: one sequential measurement instead of the fan-out run. */
+static int run_probe(bench_t *b)
+{
+    results_t r;
+    memset(&r, 0, sizeof(r));
+    r.o = &b->o;
+    r.broker_pid = b->o.broker_pid;
+    hist_t *h = malloc(sizeof(hist_t));
+    if (h == NULL) {
+        (void)fprintf(stderr, "wsbench: out of memory\n");
+        free_bench(b);
+        return 1;
+    }
+    hist_init(h);
+    r.latency = h;
+    if (b->o.broker_pid > 0) {
+        procstat_t ps;
+        if (procstat_read(b->o.broker_pid, &ps) != 0) {
+            (void)fprintf(stderr, "wsbench: --broker-pid %d: cannot read /proc/%d/stat\n",
+                          b->o.broker_pid, b->o.broker_pid);
+            free(h);
+            free_bench(b);
+            return 1;
+        }
+        r.broker = true;
+    }
+    int status = report_and_check(&b->o, &r, probe_run(b, &r, h));
+    free(h);
+    free_bench(b);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     static opts_t o;
@@ -427,6 +481,9 @@ int main(int argc, char **argv)
         (void)fprintf(stderr, "wsbench: cannot prepare the run (address, key or memory)\n");
         free_bench(b);
         return 1;
+    }
+    if (o.probe != PROBE_NONE) {
+        return run_probe(b);
     }
     if (o.tls) {
         /* One context for every worker: SSL_new on a shared SSL_CTX is thread-safe. */
@@ -488,31 +545,7 @@ int main(int argc, char **argv)
         hist_merge(all, &b->threads[i]->hist);
     }
     r.latency = all;
-    switch (o.format) {
-    case OUT_JSON:
-        report_json(stdout, &r);
-        break;
-    case OUT_ROW:
-        report_row(stdout, &r);
-        break;
-    case OUT_HUMAN:
-        report_human(stdout, &r);
-        break;
-    }
-    derived_t d;
-    report_derive(&r, &d);
-    if (status != 0) {
-        (void)fprintf(stderr, "wsbench: no connection to %s:%u%s succeeded\n", o.host, o.port,
-                      o.path);
-    } else if (o.strict && !report_clean(&r, &d)) {
-        (void)fprintf(stderr,
-                      "wsbench: --strict: %llu failures, loss %lld, %llu disconnects, %llu "
-                      "errors, %llu unreadable deliveries\n",
-                      (unsigned long long)d.failures, (long long)d.loss,
-                      (unsigned long long)r.disconnects, (unsigned long long)r.errors,
-                      (unsigned long long)r.bad_payload);
-        status = 3;
-    }
+    status = report_and_check(&o, &r, status);
     for (uint32_t i = 0; i < b->nthreads; i++) {
         client_thread_free(b->threads[i]);
         free(b->threads[i]);

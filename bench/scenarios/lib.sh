@@ -135,3 +135,34 @@ run_wsbench() {
   "$WSBENCH" --url "$BROKER_URL" "${tls_args[@]}" --broker-pid "$BROKER_PID" --label "$label" \
     --format "$FORMAT" --threads "$THREADS" "$@" $WSBENCH_ARGS
 }
+
+# require_package CMD PACKAGE: installs the Debian PACKAGE when CMD is missing,
+# the way `make deps` does (root: apt-get; otherwise the command to run).
+require_package() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ -x "/usr/sbin/$1" ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "$(basename "$0"): $1 is missing; run: sudo apt-get update && sudo apt-get install -y $2" >&2
+    exit 1
+  fi
+  echo "$(basename "$0"): installing Debian package $2" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null || exit 1
+}
+
+# free_port: a free TCP port of 127.0.0.1 (for servers without a port file).
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# broker_metric NAME: the value of a counter in the last broker's /metrics.
+broker_metric() {
+  local port=${BROKER_URL#*127.0.0.1:}
+  port=${port%%/*}
+  curl -s "http://127.0.0.1:$port/metrics" | awk -v n="$1" '$1 == n {print $2}'
+}
+
+# loadavg: the 1-minute load average, noted with every number.
+loadavg() {
+  cut -d' ' -f1 /proc/loadavg
+}

@@ -2,7 +2,9 @@
 # smoke: a few seconds against a fresh broker - 20 subscribers, 200 messages,
 # and wsbench --strict fails unless every connection succeeded and all 4,000
 # deliveries arrived; once over ws://, once over wss:// (TLS=1, see lib.sh);
-# then --churn on a join_leave topic (every join/leave frame owed arrives).
+# then --churn on a join_leave topic (every join/leave frame owed arrives);
+# then the --probe modes request and lastvalue (every reply and every
+# replayed last value arrives).
 # Registered in ctest (label bench), so `make test` runs it.
 # Usage: smoke.sh WSBROKER WSBENCH
 set -u
@@ -54,4 +56,28 @@ if ! [[ "$out" =~ \"loss\":(-[0-9]+|0), ]] || ! [[ "$out" =~ \"ops\":[1-9][0-9]*
   echo "smoke (churn): no churn, no join/leave frames, or frames owed to the listeners lost" >&2
   exit 1
 fi
+# --probe: request/reply round trips for half a second (each one answered),
+# then the last value of 50 topics through one wildcard subscribe with
+# history:1, twice (all 100 replayed messages arrive); --strict fails on an
+# error, a timeout or a missing message.
+start_broker --history '[{"pattern":"bench.lv.>","size":1}]'
+out=$(run_wsbench smoke-request --probe request --topic bench.rr --duration 0.5 --format json \
+  --strict)
+status=$?
+echo "$out"
+if [ "$status" -ne 0 ] || ! [[ "$out" =~ \"received\":[1-9][0-9]*, ]] ||
+  [[ "$out" != *'"errors":0,'* ]]; then
+  echo "smoke (probe request): wsbench exited with $status or no round trip completed" >&2
+  exit 1
+fi
+out=$(run_wsbench smoke-lastvalue --probe lastvalue --topics 50 --topic 'bench.lv.{n}' \
+  --sub 'bench.lv.*' --repeat 2 --format json --strict)
+status=$?
+echo "$out"
+for want in '"acked":2,' '"expected":100,' '"received":100,' '"errors":0,'; do
+  if [ "$status" -ne 0 ] || [[ "$out" != *"$want"* ]]; then
+    echo "smoke (probe lastvalue): wsbench exited with $status or the report lacks $want" >&2
+    exit 1
+  fi
+done
 echo "smoke: ok"

@@ -250,6 +250,69 @@ static void test_churn(void **state)
     assert_non_null(strstr(err, "--churn: '-1'"));
 }
 
+/* --probe, --repeat, --stall and the nats:// URL that goes with nats-request. */
+static void test_probe(void **state)
+{
+    (void)state;
+    char *none[] = {"wsbench"};
+    assert_int_equal(parse(ARGC(none), none), OPTS_OK);
+    assert_int_equal(o.probe, PROBE_NONE);
+    assert_int_equal(o.repeat, 20);
+    assert_int_equal(o.stall, 0);
+
+    static struct {
+        char name[16];
+        probe_t probe;
+    } modes[] = {{"request", PROBE_REQUEST},
+                 {"http-request", PROBE_HTTP_REQUEST},
+                 {"lastvalue", PROBE_LASTVALUE},
+                 {"lastvalue-exact", PROBE_LASTVALUE_EXACT}};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        char *argv[] = {"wsbench", "--probe", modes[i].name, "--repeat=7"};
+        assert_int_equal(parse(ARGC(argv), argv), OPTS_OK);
+        assert_int_equal(o.probe, modes[i].probe);
+        assert_int_equal(o.repeat, 7);
+        assert_false(o.nats);
+    }
+
+    char *nats[] = {"wsbench", "--probe", "nats-request", "--url", "nats://127.0.0.1:4333"};
+    assert_int_equal(parse(ARGC(nats), nats), OPTS_OK);
+    assert_int_equal(o.probe, PROBE_NATS_REQUEST);
+    assert_true(o.nats);
+    assert_int_equal(o.port, 4333);
+    char *nats_default[] = {"wsbench", "--url", "nats://127.0.0.1", "--probe", "nats-request"};
+    assert_int_equal(parse(ARGC(nats_default), nats_default), OPTS_OK);
+    assert_int_equal(o.port, 4222);
+
+    /* nats:// without nats-request, nats-request without nats://, a probe
+     * over wss:// or with --pub-url, an unknown probe, a zero repeat. */
+    char *e1[] = {"wsbench", "--url", "nats://127.0.0.1:4222"};
+    char *e2[] = {"wsbench", "--probe", "nats-request"};
+    char *e3[] = {"wsbench", "--probe", "request", "--url", "wss://127.0.0.1:8443/ws"};
+    char *e4[] = {"wsbench", "--probe", "request", "--pub-url", "ws://127.0.0.1:9/ws"};
+    char *e5[] = {"wsbench", "--probe", "pingpong"};
+    char *e6[] = {"wsbench", "--probe", "lastvalue", "--repeat", "0"};
+    char *e7[] = {"wsbench", "--pub-url", "nats://127.0.0.1:4222"};
+    assert_int_equal(parse(ARGC(e1), e1), OPTS_ERROR);
+    assert_non_null(strstr(err, "nats-request"));
+    assert_int_equal(parse(ARGC(e2), e2), OPTS_ERROR);
+    assert_int_equal(parse(ARGC(e3), e3), OPTS_ERROR);
+    assert_non_null(strstr(err, "--probe"));
+    assert_int_equal(parse(ARGC(e4), e4), OPTS_ERROR);
+    assert_int_equal(parse(ARGC(e5), e5), OPTS_ERROR);
+    assert_non_null(strstr(err, "pingpong"));
+    assert_int_equal(parse(ARGC(e6), e6), OPTS_ERROR);
+    assert_non_null(strstr(err, "--repeat"));
+    assert_int_equal(parse(ARGC(e7), e7), OPTS_ERROR);
+
+    char *stall[] = {"wsbench", "--subscribers", "10", "--stall", "3"};
+    assert_int_equal(parse(ARGC(stall), stall), OPTS_OK);
+    assert_int_equal(o.stall, 3);
+    char *stall_big[] = {"wsbench", "--subscribers", "10", "--stall", "11"};
+    assert_int_equal(parse(ARGC(stall_big), stall_big), OPTS_ERROR);
+    assert_non_null(strstr(err, "--stall"));
+}
+
 static void test_too_many_patterns(void **state)
 {
     (void)state;
@@ -325,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_churn),
+        cmocka_unit_test(test_probe),
         cmocka_unit_test(test_too_many_patterns),
         cmocka_unit_test(test_template_checked_at_largest_n),
         cmocka_unit_test(test_expand),
