@@ -123,8 +123,19 @@ def test_exact_topic_and_history_in_a_stream(broker):
     nothing_more(e)
 
 
+def until_pong(c: wsraw.Conn, id: int = 998) -> list:
+    """Every frame the broker sends before the pong of a ping sent now."""
+    c.send_json({"type": "ping", "id": id})
+    got = []
+    while True:
+        m = c.recv_json()
+        if m == {"type": "pong", "id": id}:
+            return got
+        got.append(m)
+
+
 @pytest.mark.broker_args("--topics", SMALL)
-def test_loss_is_recovered_false_with_nothing_replayed(broker):
+def test_loss_is_announced_with_a_gap_then_the_rest_is_replayed(broker):
     pub = broker.raw_ws()
     for i in range(5):
         pub_ack(pub, f"auction.a{i % 2}.bid", i, i + 1)
@@ -135,19 +146,50 @@ def test_loss_is_recovered_false_with_nothing_replayed(broker):
                       "since": {"epoch": epoch, "seq": 2}})
     assert ack["recovered"] is True, ack
     assert [c.recv_json()["seq"] for _ in range(2)] == [3, 5]
-    last = 5
-    for why in ("trimmed", "other epoch", "in the future"):
-        since = {"trimmed": {"epoch": epoch, "seq": last - 4},
-                 "other epoch": {"epoch": "000000000000", "seq": last},
-                 "in the future": {"epoch": epoch, "seq": last + 1}}[why]
-        d = broker.raw_ws()
-        ack = sub_ack(d, {"type": "subscribe", "topic": "auction.*.bid", "id": 3, "since": since})
-        assert ack["recovered"] is False and ack["stream"] == "auction.>", (why, ack)
-        assert ack["seq"] == last and ack["epoch"] == epoch, ack
-        nothing_more(d)  # nothing replayed
-        last = pub_ack(pub, "auction.a1.bid", "live", 50)["seq"]
-        assert d.recv_json()["data"] == "live"  # then live
-        c.recv_json()
+    pub_ack(pub, "auction.a1.ask", "not a bid", 6)  # seq 6: the log holds 4..6
+    assert c.recv_json()["seq"] == 6
+    last = 6
+
+    # Trimmed: seq 1 is held no more. The ack says so, a gap names the
+    # subscription, the stream and the lost range (2..3), then what is left
+    # of the log that matches (4, 5: not the ask), then live.
+    d = broker.raw_ws()
+    ack = sub_ack(d, {"type": "subscribe", "topic": "auction.*.bid", "id": 3,
+                      "since": {"epoch": epoch, "seq": 1}})
+    assert ack == {"type": "ack", "id": 3, "seq": last, "epoch": epoch, "stream": "auction.>",
+                   "recovered": False}, ack
+    got = until_pong(d)
+    assert got[0] == {"type": "gap", "topic": "auction.*.bid", "stream": "auction.>",
+                      "epoch": epoch, "seq": 1, "to": 3}, got
+    assert [(m["type"], m["seq"], m["data"]) for m in got[1:]] == [
+        ("message", 4, 3), ("message", 5, 4)], got
+    last = pub_ack(pub, "auction.a1.bid", "live", 50)["seq"]
+    assert d.recv_json()["seq"] == last  # live, no duplicate at the switch-over
+    assert c.recv_json()["seq"] == last
+    assert until_pong(d) == []
+
+    # Another epoch (the broker restarted): the client's position is gone.
+    # The gap names the stream's epoch from its start (seq 0) up to what the
+    # log no longer holds, then every matching message the log holds.
+    e = broker.raw_ws()
+    ack = sub_ack(e, {"type": "subscribe", "topic": "auction.a1.bid", "id": 4,
+                      "since": {"epoch": "000000000000", "seq": 99}})
+    assert ack["recovered"] is False and ack["epoch"] == epoch and ack["seq"] == last, ack
+    got = until_pong(e)
+    assert got[0] == {"type": "gap", "topic": "auction.a1.bid", "stream": "auction.>",
+                      "epoch": epoch, "seq": 0, "to": last - 3}, got
+    assert [m["seq"] for m in got[1:]] == [last], got  # 5 and 6 are not a1 bids
+
+    # Ahead of the stream: not recovered, nothing is known lost, nothing replayed.
+    f = broker.raw_ws()
+    ack = sub_ack(f, {"type": "subscribe", "topic": "auction.*.bid", "id": 5,
+                      "since": {"epoch": epoch, "seq": last + 1}})
+    assert ack["recovered"] is False and ack["seq"] == last, ack
+    assert until_pong(f) == []
+    last = pub_ack(pub, "auction.a1.bid", "live2", 51)["seq"]
+    for x in (d, e, f):
+        assert x.recv_json()["data"] == "live2"
+
     assert broker.metric('wsbroker_history_recoveries_total{result="failed"}') == 3
     m = broker.metrics()
     assert m['wsbroker_stream_messages{stream="auction.>"}'] == 3, m
@@ -178,6 +220,10 @@ def test_log_is_bounded_by_bytes(broker):
     ack = sub_ack(c, {"type": "subscribe", "topic": "auction.>", "id": 2,
                       "since": {"epoch": ack["epoch"], "seq": 1}})
     assert ack["recovered"] is False, ack
+    got = until_pong(c)
+    assert got[0] == {"type": "gap", "topic": "auction.>", "stream": "auction.>",
+                      "epoch": ack["epoch"], "seq": 1, "to": held[0] - 1}, got
+    assert [m["seq"] for m in got[1:]] == held, got
 
 
 @pytest.mark.broker_args("--topics", json.dumps([{"pattern": "auction.>",
@@ -200,7 +246,9 @@ def test_log_is_bounded_by_ttl(broker):
         assert time.monotonic() < deadline, "the stream's ttl never dropped the message"
         rid += 1
         time.sleep(0.1)  # polling pace, not synchronisation
-    nothing_more(c)
+    # Nothing held: message 1 is announced lost, nothing replayed.
+    assert until_pong(c) == [{"type": "gap", "topic": "auction.>", "stream": "auction.>",
+                              "epoch": epoch, "seq": 0, "to": 1}]
 
 
 @pytest.mark.broker_args("--topics", RULES)
