@@ -279,6 +279,8 @@ def test_since_on_a_pattern_outside_every_stream_is_bad_since(broker):
     ([{"pattern": "a", "stream": {"max_bytes": 10}}], ["topics[0].stream.max_bytes"]),
     ([{"pattern": "a", "stream": 5}], ["topics[0].stream"]),
     ([{"pattern": "a", "stream": {}, "history": {"size": 1}}], ["topics[0]", "stream", "history"]),
+    ([{"pattern": "a", "stream": {"slow_consumer": "skip"}}],
+     ["topics[0].stream.slow_consumer", "drop"]),
 ])
 def test_bad_stream_options_exit_2_naming_the_rule_and_key(rules, names):
     res = run_broker_cmd(SAFE + ["--topics", json.dumps(rules)])
@@ -365,3 +367,71 @@ def test_requests_and_replies_stay_out_of_a_stream(broker):
     m = late.recv_json()
     assert (m["topic"], m["seq"]) == ("dev.d7.state", 1), m
     nothing_more(late)
+
+
+DROP_RULES = json.dumps([{"pattern": "auction.>", "stream": {"slow_consumer": "drop"}}])
+BIG = "x" * 16000
+
+
+def pump_until(pub: wsraw.Conn, topics, done, deadline: float) -> dict:
+    """Publishes big messages round-robin on `topics`, 10 at a time, until
+    done() (or the deadline, which fails). Returns {seq: topic}."""
+    seqs = {}
+    k = 0
+    while not done():
+        assert time.monotonic() < deadline, "no gap notice"
+        for i in range(10):
+            pub.send_json({"type": "publish", "topic": topics[(k + i) % len(topics)],
+                           "data": {"k": k + i, "p": BIG}, "id": k + i + 1})
+        for i in range(10):
+            ack = pub.recv_json()
+            assert ack["type"] == "ack" and ack["id"] == k + i + 1, ack
+            seqs[ack["seq"]] = topics[(k + i) % len(topics)]
+        k += 10
+    return seqs
+
+
+@pytest.mark.broker_args("--topics", DROP_RULES, "--max-outbound-bytes", "64KiB")
+def test_slow_consumer_on_a_drop_stream_gets_a_gap_and_resumes_exactly_once(broker):
+    slow = broker.raw_ws(rcvbuf=4096)
+    ack = sub_ack(slow, {"type": "subscribe", "topic": "auction.*.bid", "id": 1})
+    epoch = ack["epoch"]
+    # The slow client reads nothing while bids (and asks it does not want) pour in.
+    pub = broker.raw_ws()
+    topics = ["auction.a1.bid", "auction.a2.ask", "auction.a2.bid"]
+    sent = pump_until(pub, topics, lambda: broker.metric("wsbroker_history_gaps_total") >= 1,
+                      time.monotonic() + 60)
+    assert broker.metric("wsbroker_slow_consumer_closes_total") == 0
+    bids = sorted(s for s, t in sent.items() if t.endswith(".bid"))
+
+    seen, gap = [], None
+    while gap is None:
+        m = slow.recv_json(timeout=10)
+        if m["type"] == "gap":
+            gap = m
+        else:
+            assert m["type"] == "message" and m["topic"].endswith(".bid"), m
+            seen.append(m["seq"])
+    assert gap == {"type": "gap", "topic": "auction.*.bid", "stream": "auction.>",
+                   "epoch": epoch, "seq": gap["seq"]}, gap
+    # Every bid up to the gap's seq arrived, in order, and none after it.
+    assert seen == [s for s in bids if s <= gap["seq"]], (seen[-3:], gap)
+    assert gap["seq"] < bids[-1]
+    # Suspended: nothing more of the subscription until the client resumes.
+    last = pub_ack(pub, "auction.a1.bid", "after the gap", 9000)["seq"]
+    bids.append(last)
+    nothing_more(slow)
+
+    ack = sub_ack(slow, {"type": "subscribe", "topic": "auction.*.bid", "id": 2,
+                         "since": {"epoch": epoch, "seq": gap["seq"]}})
+    assert ack["recovered"] is True and ack["seq"] == last, ack
+    while not seen or seen[-1] < last:
+        m = slow.recv_json(timeout=10)
+        assert m["type"] == "message", m
+        seen.append(m["seq"])
+    live = pub_ack(pub, "auction.a2.bid", "live", 9001)["seq"]
+    bids.append(live)
+    assert slow.recv_json()["seq"] == live
+    # Every bid exactly once, in seq order, across the gap.
+    assert seen + [live] == bids, (len(seen), len(bids))
+    nothing_more(slow)
