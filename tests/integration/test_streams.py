@@ -379,7 +379,7 @@ def pump_until(pub: wsraw.Conn, topics, done, deadline: float) -> dict:
     seqs = {}
     k = 0
     while not done():
-        assert time.monotonic() < deadline, "no gap notice"
+        assert time.monotonic() < deadline, "the condition never held"
         for i in range(10):
             pub.send_json({"type": "publish", "topic": topics[(k + i) % len(topics)],
                            "data": {"k": k + i, "p": BIG}, "id": k + i + 1})
@@ -435,3 +435,28 @@ def test_slow_consumer_on_a_drop_stream_gets_a_gap_and_resumes_exactly_once(brok
     # Every bid exactly once, in seq order, across the gap.
     assert seen + [live] == bids, (len(seen), len(bids))
     nothing_more(slow)
+
+
+@pytest.mark.parametrize("rules,subs", [
+    # Without the option: close 1013, as before.
+    ([{"pattern": "auction.>", "stream": {"size": 100000}}], ["auction.*.bid"]),
+    # With it, but a matching subscription outside the stream (">") could
+    # not be told of its loss: close 1013, never a silent drop.
+    ([{"pattern": "auction.>", "stream": {"slow_consumer": "drop"}}], ["auction.*.bid", ">"]),
+])
+def test_a_slow_consumer_that_cannot_be_told_is_closed_1013(broker_factory, rules, subs):
+    b = broker_factory("--topics", json.dumps(rules), "--max-outbound-bytes", "64KiB")
+    slow = b.raw_ws(rcvbuf=4096)
+    for i, s in enumerate(subs):
+        sub_ack(slow, {"type": "subscribe", "topic": s, "id": i + 1})
+    pub = b.raw_ws()
+    pump_until(pub, ["auction.a1.bid"], lambda: b.metric("wsbroker_slow_consumer_closes_total") >= 1,
+               time.monotonic() + 60)
+    assert b.metric("wsbroker_history_gaps_total") == 0
+    while True:
+        f = slow.recv_frame(timeout=30)
+        if f.opcode == wsraw.OP_CLOSE:
+            break
+        m = json.loads(f.payload)
+        assert m["type"] == "message", m  # whole messages, no gap, then the close
+    assert f.close_code == 1013, f
