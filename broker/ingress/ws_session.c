@@ -85,6 +85,7 @@ typedef struct session_gap_s {
     char *topic;
     const char *stream;
     uint64_t first_dropped; /* report_stream_gap's scratch: lowest seq dropped */
+    uint64_t seq;           /* a stream's: the seq its gap announced */
 } session_gap_t;
 
 static int find_gap(const session_t *s, const char *topic, size_t len)
@@ -115,7 +116,7 @@ static void add_gap(session_t *s, wsb_str_t topic, const char *stream, uint64_t 
     char *copy = xmalloc(topic.len + 1);
     memcpy(copy, topic.p, topic.len);
     copy[topic.len] = '\0';
-    s->gaps[s->ngaps++] = (session_gap_t){copy, stream, first_dropped};
+    s->gaps[s->ngaps++] = (session_gap_t){copy, stream, first_dropped, 0};
     if (stream != NULL) {
         s->nstream_gaps++;
     }
@@ -184,7 +185,10 @@ static void send_gap(session_t *s, const wsb_gap_t *gap)
 }
 
 /* A queued frame of the stream (same epoch, same stream) that no longer
- * reaches any subscription of the session once the new suspensions hold. */
+ * reaches any subscription of the session once the new suspensions hold,
+ * and that no earlier gap of the session promised (a frame that matches a
+ * subscription suspended before, at or under the seq its gap announced,
+ * stays: that gap said it was sent). */
 static bool stream_frame_cb(const frame_buf_t *fb, void *user_data)
 {
     gap_match_t *g = user_data;
@@ -192,6 +196,13 @@ static bool stream_frame_cb(const frame_buf_t *fb, void *user_data)
     if (x == NULL || x->event || strcmp(x->epoch, g->msg->epoch) != 0 ||
         !stream_suspended(g->s, x->topic, x->topic_len)) {
         return false;
+    }
+    for (uint32_t i = 0; i < g->from; i++) {
+        const session_gap_t *e = &g->s->gaps[i];
+        if (e->stream != NULL && x->seq <= e->seq &&
+            wsb_topic_matches(e->topic, strlen(e->topic), x->topic, x->topic_len)) {
+            return false;
+        }
     }
     for (uint32_t i = g->from; i < g->s->ngaps; i++) {
         session_gap_t *e = &g->s->gaps[i];
@@ -237,11 +248,12 @@ static int report_stream_gap(session_t *s, const xmsg_t *m, const char *stream, 
     gap_match_t g = {.s = s, .msg = m, .first_dropped = UINT64_MAX, .from = from};
     c->net->outbound_bytes -= outq_drop_matching(&c->outq, stream_frame_cb, &g);
     for (uint32_t i = from; i < s->ngaps; i++) {
-        const session_gap_t *e = &s->gaps[i];
+        session_gap_t *e = &s->gaps[i];
+        e->seq = e->first_dropped - 1;
         wsb_gap_t gap = {.topic = {e->topic, strlen(e->topic)},
                          .stream = {stream, stream_len},
                          .epoch = {m->epoch, strlen(m->epoch)},
-                         .seq = e->first_dropped - 1};
+                         .seq = e->seq};
         send_gap(s, &gap);
     }
     return 0;
