@@ -311,21 +311,34 @@ uint8_t *wsb_msg_build_ack(const wsb_ack_t *ack, size_t headroom, size_t *frame_
 
 static void emit_gap(writer_t *w, const void *arg)
 {
-    const message_args_t *m = arg;
+    const wsb_gap_t *g = arg;
     W_LIT(w, "{\"type\":\"gap\",\"topic\":");
-    w_str(w, m->topic.p, m->topic.len);
+    w_str(w, g->topic.p, g->topic.len);
+    if (g->stream.p != NULL && g->stream.len > 0) {
+        W_LIT(w, ",\"stream\":");
+        w_str(w, g->stream.p, g->stream.len);
+    }
     W_LIT(w, ",\"epoch\":");
-    w_str(w, m->epoch.p, m->epoch.len);
+    w_str(w, g->epoch.p, g->epoch.len);
     W_LIT(w, ",\"seq\":");
-    w_u64(w, m->seq);
+    w_u64(w, g->seq);
+    if (g->has_to) {
+        W_LIT(w, ",\"to\":");
+        w_u64(w, g->to);
+    }
     W_LIT(w, "}");
+}
+
+uint8_t *wsb_msg_build_gap_ex(const wsb_gap_t *gap, size_t headroom, size_t *frame_len)
+{
+    return build(emit_gap, gap, headroom, frame_len);
 }
 
 uint8_t *wsb_msg_build_gap(wsb_str_t topic, wsb_str_t epoch, uint64_t seq, size_t headroom,
                            size_t *frame_len)
 {
-    message_args_t m = {topic, seq, epoch, WSB_STR_NULL, WSB_STR_NULL, WSB_STR_NULL};
-    return build(emit_gap, &m, headroom, frame_len);
+    wsb_gap_t g = {.topic = topic, .stream = WSB_STR_NULL, .epoch = epoch, .seq = seq};
+    return build(emit_gap, &g, headroom, frame_len);
 }
 
 typedef struct {

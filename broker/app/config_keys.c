@@ -257,8 +257,8 @@ const key_def_t config_keys[] = {
                "topic rules, a JSON list, first match wins: [{\"pattern\":\"chat.>\","
                "\"history\":{\"size\":100},\"presence\":true,\"join_leave\":true,"
                "\"publisher\":true},{\"pattern\":\"prices.>\",\"conflate\":true},"
-               "{\"pattern\":\"auction.>\",\"stream\":{\"size\":10000,\"ttl\":\"1h\"}}]; "
-               "the history rules follow them; \"\" = none"),
+               "{\"pattern\":\"auction.>\",\"stream\":{\"size\":10000,\"ttl\":\"1h\","
+               "\"slow_consumer\":\"drop\"}}]; the history rules follow them; \"\" = none"),
     STRING_KEY("history", history, "", "JSON", NULL, NULL,
                "history rules, a JSON list: [{\"pattern\":\"chat.>\",\"size\":100,"
                "\"ttl\":\"300s\",\"slow_consumer\":\"drop\"}], shorthand for topics rules "

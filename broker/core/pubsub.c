@@ -110,6 +110,7 @@ static uint64_t publish_stream(core_worker_t *w, const pubsub_publish_t *req, st
     xmsg_t *m =
         xmsg_new_from(req->topic, seq, (wsb_str_t){epoch, strlen(epoch)}, from, json, c->nworkers);
     m->conflate = conflate;
+    m->drop_slow = stream_drops_slow(st);
     /* One reference per worker and one for the log. */
     xmsg_set_refs(m, c->nworkers + 1u);
     stream_append(st, m, core_now(w));
@@ -407,10 +408,13 @@ static pubsub_status_t add_in_stream(core_worker_t *w, const pubsub_subscribe_t 
         return st;
     }
     if (req->has_since) {
-        out->recovered = stream_since(sm, req->since_epoch, req->since_seq, req->pattern,
-                                      core_now(w), &out->msgs, &out->nmsgs)
-                             ? 1
-                             : 0;
+        stream_recovery_t r;
+        stream_recover(sm, req->since_epoch, req->since_seq, req->pattern, core_now(w), &r,
+                       &out->msgs, &out->nmsgs);
+        out->recovered = r.recovered ? 1 : 0;
+        out->gap = r.gap;
+        out->gap_seq = r.gap_seq;
+        out->gap_to = r.gap_to;
     } else if (req->history > 0) {
         stream_last(sm, req->pattern, req->history, core_now(w), &out->msgs, &out->nmsgs);
     }
@@ -510,6 +514,20 @@ void pubsub_unsubscribe(core_worker_t *w, trie_sub_t *sub)
     }
     /* After the removal: the leaver gets no leave for itself. */
     leave(w, who, (wsb_str_t){pattern, len});
+}
+
+const char *pubsub_stream_of(core_worker_t *w, wsb_str_t topic, size_t *len)
+{
+    const core_t *c = w->core;
+    stream_t *sm = topic_rules_stream_of(c->topic_rules, c->streams, topic);
+    return sm != NULL ? stream_name(sm, len) : NULL;
+}
+
+const char *pubsub_stream_within(core_worker_t *w, wsb_str_t pattern)
+{
+    const core_t *c = w->core;
+    stream_t *sm = topic_rules_stream_within(c->topic_rules, c->streams, pattern);
+    return sm != NULL ? stream_name(sm, NULL) : NULL;
 }
 
 pubsub_status_t pubsub_presence_check(core_worker_t *w, wsb_str_t topic, const perms_t *perms,

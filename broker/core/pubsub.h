@@ -173,6 +173,13 @@ typedef struct pubsub_subscribed_s {
      * the stream's. NULL otherwise. */
     const char *stream;
     size_t stream_len;
+    /* Inside a stream, a `since` whose next messages are lost (stream.h,
+     * stream_recover): recovered is 0, the caller announces the loss with
+     * a `gap` {epoch, gap_seq, gap_to} before the replay, which then holds
+     * what is left after gap_to. */
+    bool gap;
+    uint64_t gap_seq;
+    uint64_t gap_to;
     xmsg_t **msgs; /* replay, oldest first, one reference each: the caller
                     * sends them, xmsg_unref()s each and free()s the array */
     size_t nmsgs;
@@ -195,6 +202,14 @@ pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req
  * the caller updates the gauges once it removed what it removes. Never
  * during a fan-out walk (the close path or a request). */
 void pubsub_unsubscribe(core_worker_t *w, trie_sub_t *sub);
+
+/* The name (rule pattern, NUL-terminated, valid while the broker runs) of
+ * the stream the exact `topic` is in, or NULL; *len set when not NULL. */
+const char *pubsub_stream_of(core_worker_t *w, wsb_str_t topic, size_t *len);
+
+/* The name of the stream a subscription to `pattern` is inside (as
+ * pubsub_subscribe decides it), or NULL. Names compare by pointer. */
+const char *pubsub_stream_within(core_worker_t *w, wsb_str_t pattern);
 
 /*
  * May the presence of the exact `topic` be asked for? PUBSUB_OK when its

@@ -54,6 +54,7 @@ int stream_conf_parse(json_t *obj, const char *where, stream_conf_t *out, char *
     out->size = STREAM_DEFAULT_SIZE;
     out->ttl_ms = 0;
     out->max_bytes = STREAM_DEFAULT_MAX_BYTES;
+    out->drop_slow = false;
     if (json_is_true(obj)) {
         return 0; /* "stream": true, every default */
     }
@@ -89,8 +90,15 @@ int stream_conf_parse(json_t *obj, const char *where, stream_conf_t *out, char *
                             where);
             }
             out->max_bytes = b;
+        } else if (strcmp(key, "slow_consumer") == 0) {
+            const char *how = json_is_string(v) ? json_string_value(v) : "";
+            if (strcmp(how, "drop") != 0 && strcmp(how, "close") != 0) {
+                return fail(err, errlen, "%s.slow_consumer: expected \"close\" or \"drop\"", where);
+            }
+            out->drop_slow = strcmp(how, "drop") == 0;
         } else {
-            return fail(err, errlen, "%s: unknown field \"%s\" (expected size, ttl, max_bytes)",
+            return fail(err, errlen,
+                        "%s: unknown field \"%s\" (expected size, ttl, max_bytes, slow_consumer)",
                         where, key);
         }
     }
@@ -284,26 +292,57 @@ static void collect(const stream_t *s, uint32_t from, wsb_str_t pattern, size_t 
     *n = k;
 }
 
-bool stream_since(stream_t *s, wsb_str_t epoch, uint64_t since, wsb_str_t pattern, uint64_t now_ms,
-                  xmsg_t ***out, size_t *n)
+void stream_recover(stream_t *s, wsb_str_t epoch, uint64_t since, wsb_str_t pattern,
+                    uint64_t now_ms, stream_recovery_t *r, xmsg_t ***out, size_t *n)
 {
     *out = NULL;
     *n = 0;
+    memset(r, 0, sizeof(*r));
     expire_locked(s, now_ms);
-    if (epoch.len != STREAM_EPOCH_LEN || memcmp(epoch.p, s->epoch, STREAM_EPOCH_LEN) != 0 ||
-        since > s->seq) {
-        return false;
+    bool same_epoch =
+        epoch.len == STREAM_EPOCH_LEN && memcmp(epoch.p, s->epoch, STREAM_EPOCH_LEN) == 0;
+    if (same_epoch && since > s->seq) {
+        return; /* ahead of the stream: nothing is known to be lost */
     }
-    if (since == s->seq) {
-        return true;
+    if (same_epoch && since == s->seq) {
+        r->recovered = true;
+        return;
     }
-    /* Every seq after `since` must be held: the oldest is since + 1 or older. */
-    if (s->count == 0 || stream_first_seq(s) > since + 1) {
-        return false;
+    uint64_t first = stream_first_seq(s); /* 0: nothing held */
+    uint64_t after = same_epoch ? since : 0;
+    if (same_epoch && s->count > 0 && first <= since + 1) {
+        r->recovered = true;
+    } else {
+        /* Lost: the seqs after `after` that the log no longer holds. */
+        r->gap = true;
+        r->gap_seq = after;
+        r->gap_to = s->count > 0 ? first - 1 : s->seq;
+        after = r->gap_to;
     }
-    uint32_t from = (uint32_t)(since + 1 - stream_first_seq(s));
-    collect(s, from, pattern, SIZE_MAX, out, n);
-    return true;
+    if (s->count > 0 && after < s->seq) {
+        collect(s, (uint32_t)(after + 1 - first), pattern, SIZE_MAX, out, n);
+    }
+}
+
+bool stream_since(stream_t *s, wsb_str_t epoch, uint64_t since, wsb_str_t pattern, uint64_t now_ms,
+                  xmsg_t ***out, size_t *n)
+{
+    stream_recovery_t r;
+    stream_recover(s, epoch, since, pattern, now_ms, &r, out, n);
+    if (!r.recovered) {
+        for (size_t i = 0; i < *n; i++) {
+            xmsg_unref((*out)[i]);
+        }
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return r.recovered;
+}
+
+bool stream_drops_slow(const stream_t *s)
+{
+    return s->conf.drop_slow;
 }
 
 void stream_last(stream_t *s, wsb_str_t pattern, size_t max, uint64_t now_ms, xmsg_t ***out,

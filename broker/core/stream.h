@@ -49,6 +49,7 @@ typedef struct {
     uint32_t size;      /* messages kept at most */
     uint64_t ttl_ms;    /* 0: no age limit */
     uint64_t max_bytes; /* frame bytes kept at most */
+    bool drop_slow;     /* "slow_consumer":"drop": a slow subscriber gets a gap, not close 1013 */
 } stream_conf_t;
 
 /* Parses the `stream` option's object at `where` ("topics[2].stream") into
@@ -91,6 +92,41 @@ void stream_append(stream_t *s, xmsg_t *m, uint64_t now_ms);
  */
 bool stream_since(stream_t *s, wsb_str_t epoch, uint64_t since, wsb_str_t pattern, uint64_t now_ms,
                   xmsg_t ***out, size_t *n);
+
+/* What stream_recover() found for a `since`. */
+typedef struct {
+    bool recovered; /* every message after `since` is held: all matching ones replayed */
+    /* Not recovered but announced: the stream's messages after gap_seq up to
+     * gap_to (inclusive) are lost (trimmed, or of the current epoch before
+     * what the log holds), and the replay is the log's matching messages
+     * after gap_to. gap_seq is `since` in the stream's epoch, 0 for another
+     * epoch; gap_to >= gap_seq. */
+    bool gap;
+    uint64_t gap_seq;
+    uint64_t gap_to;
+} stream_recovery_t;
+
+/*
+ * Locked: stream_since() that also recovers what is left after a loss, so
+ * the loss is announced (PROTOCOL.md 3.1b) rather than replaying nothing:
+ *  - recovered: as stream_since() returning true;
+ *  - `since` in the stream's epoch, not greater than its last seq, with
+ *    messages after it trimmed: gap {since, first held - 1} (up to the last
+ *    seq when nothing is held), and *out holds the matching messages held;
+ *  - another epoch (the broker restarted; the old log is gone): gap
+ *    {0, first held - 1} in the stream's epoch, and *out holds every
+ *    matching message held;
+ *  - a `since` greater than the stream's last seq in its epoch: neither
+ *    recovered nor gap, nothing stored (the client is ahead: nothing is
+ *    known to be lost).
+ * *out and *n as stream_since() stores them.
+ */
+void stream_recover(stream_t *s, wsb_str_t epoch, uint64_t since, wsb_str_t pattern,
+                    uint64_t now_ms, stream_recovery_t *r, xmsg_t ***out, size_t *n);
+
+/* Does the stream's rule say "slow_consumer":"drop"? Any thread (the
+ * configuration does not change). */
+bool stream_drops_slow(const stream_t *s);
 
 /* Locked: the last `max` messages of the log whose topic matches `pattern`
  * (fewer when fewer are held), oldest first, as stream_since() stores them. */

@@ -76,12 +76,22 @@ static void reply_ack(session_t *s, const wsb_msg_t *m, bool has_seq, uint64_t s
     reply_ack_epoch(s, m, has_seq, seq, recovered, NULL);
 }
 
-/* ---- gaps (slow consumers on history topics) ------------------------------------------------ */
+/* ---- gaps (slow consumers on "drop" rules) ------------------------------------------------- */
+
+/* One suspension: an exact topic of a history rule (stream NULL), or a
+ * subscription (topic or pattern, the string subscribed) inside `stream`
+ * (its name, pubsub_stream_within). */
+typedef struct session_gap_s {
+    char *topic;
+    const char *stream;
+    uint64_t first_dropped; /* report_stream_gap's scratch: lowest seq dropped */
+    uint64_t seq;           /* a stream's: the seq its gap announced */
+} session_gap_t;
 
 static int find_gap(const session_t *s, const char *topic, size_t len)
 {
     for (uint32_t i = 0; i < s->ngaps; i++) {
-        if (strlen(s->gaps[i]) == len && memcmp(s->gaps[i], topic, len) == 0) {
+        if (strlen(s->gaps[i].topic) == len && memcmp(s->gaps[i].topic, topic, len) == 0) {
             return (int)i;
         }
     }
@@ -92,19 +102,65 @@ static void clear_gap(session_t *s, wsb_str_t topic)
 {
     int i = find_gap(s, topic.p, topic.len);
     if (i >= 0) {
-        free(s->gaps[i]);
+        if (s->gaps[i].stream != NULL) {
+            s->nstream_gaps--;
+        }
+        free(s->gaps[i].topic);
         s->gaps[i] = s->gaps[--s->ngaps];
     }
 }
 
+static void add_gap(session_t *s, wsb_str_t topic, const char *stream, uint64_t first_dropped)
+{
+    s->gaps = xrealloc(s->gaps, sizeof(session_gap_t) * (s->ngaps + 1));
+    char *copy = xmalloc(topic.len + 1);
+    memcpy(copy, topic.p, topic.len);
+    copy[topic.len] = '\0';
+    s->gaps[s->ngaps++] = (session_gap_t){copy, stream, first_dropped, 0};
+    if (stream != NULL) {
+        s->nstream_gaps++;
+    }
+}
+
+/* A stream's message is suspended for this session when every one of its
+ * subscriptions that matches `topic` is suspended: a subscription that is
+ * not (another pattern of the stream) still gets it. */
+static bool stream_suspended(const session_t *s, const char *topic, size_t len)
+{
+    bool matched = false;
+    for (uint32_t i = 0; i < s->nsubs; i++) {
+        const char *p = trie_sub_pattern(s->subs[i]);
+        size_t plen = strlen(p);
+        if (!wsb_topic_matches(p, plen, topic, len)) {
+            continue;
+        }
+        int g = find_gap(s, p, plen);
+        if (g < 0 || s->gaps[g].stream == NULL) {
+            return false;
+        }
+        matched = true;
+    }
+    return matched;
+}
+
 static bool is_gapped(const session_t *s, const xmsg_t *m)
 {
-    return s->ngaps > 0 && find_gap(s, m->topic, m->topic_len) >= 0;
+    if (s->ngaps == 0) {
+        return false;
+    }
+    if (s->nstream_gaps > 0 && !m->event &&
+        pubsub_stream_of(s->ctx->core, (wsb_str_t){m->topic, m->topic_len}, NULL) != NULL) {
+        return stream_suspended(s, m->topic, m->topic_len);
+    }
+    int g = find_gap(s, m->topic, m->topic_len);
+    return g >= 0 && s->gaps[g].stream == NULL;
 }
 
 typedef struct {
+    session_t *s;
     const xmsg_t *msg;
     uint64_t first_dropped; /* lowest seq dropped, UINT64_MAX: none */
+    uint32_t from;          /* stream gaps: the session's new suspensions are gaps[from..] */
 } gap_match_t;
 
 static bool same_topic_cb(const frame_buf_t *fb, void *user_data)
@@ -122,13 +178,101 @@ static bool same_topic_cb(const frame_buf_t *fb, void *user_data)
     return true;
 }
 
-/* The fan-out could not queue `m` (over the outbound bound) and its history
- * rule says "drop": drops the session's queued frames of that topic, sends a
+static void send_gap(session_t *s, const wsb_gap_t *gap)
+{
+    size_t len = 0;
+    reply(s, wsb_msg_build_gap_ex(gap, FRAME_BUF_HEADROOM, &len), &len);
+}
+
+/* A queued frame of the stream (same epoch, same stream) that no longer
+ * reaches any subscription of the session once the new suspensions hold,
+ * and that no earlier gap of the session promised (a frame that matches a
+ * subscription suspended before, at or under the seq its gap announced,
+ * stays: that gap said it was sent). */
+static bool stream_frame_cb(const frame_buf_t *fb, void *user_data)
+{
+    gap_match_t *g = user_data;
+    const xmsg_t *x = fb->shared;
+    if (x == NULL || x->event || strcmp(x->epoch, g->msg->epoch) != 0 ||
+        !stream_suspended(g->s, x->topic, x->topic_len)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < g->from; i++) {
+        const session_gap_t *e = &g->s->gaps[i];
+        if (e->stream != NULL && x->seq <= e->seq &&
+            wsb_topic_matches(e->topic, strlen(e->topic), x->topic, x->topic_len)) {
+            return false;
+        }
+    }
+    for (uint32_t i = g->from; i < g->s->ngaps; i++) {
+        session_gap_t *e = &g->s->gaps[i];
+        if (x->seq < e->first_dropped &&
+            wsb_topic_matches(e->topic, strlen(e->topic), x->topic, x->topic_len)) {
+            e->first_dropped = x->seq;
+        }
+    }
+    return true;
+}
+
+/*
+ * report_gap for a message of stream `stream` (PROTOCOL.md 6.2): every
+ * subscription of the session that matches it is suspended, each with a
+ * `gap` naming it, the stream and the seq up to which it got every
+ * matching message; the queued frames of the stream no other subscription
+ * wants are dropped. -1 (close 1013) when a matching subscription is not
+ * inside the stream (it cannot be told) or the suspensions would pass
+ * SESSION_MAX_GAPS.
+ */
+static int report_stream_gap(session_t *s, const xmsg_t *m, const char *stream, size_t stream_len)
+{
+    uint32_t from = s->ngaps;
+    for (uint32_t i = 0; i < s->nsubs; i++) {
+        const char *p = trie_sub_pattern(s->subs[i]);
+        wsb_str_t sub = {p, strlen(p)};
+        if (!wsb_topic_matches(sub.p, sub.len, m->topic, m->topic_len) ||
+            find_gap(s, sub.p, sub.len) >= 0) {
+            continue;
+        }
+        if (pubsub_stream_within(s->ctx->core, sub) != stream || s->ngaps >= SESSION_MAX_GAPS) {
+            while (s->ngaps > from) { /* undo: the core closes the session */
+                clear_gap(s, (wsb_str_t){s->gaps[from].topic, strlen(s->gaps[from].topic)});
+            }
+            return -1;
+        }
+        add_gap(s, sub, stream, m->seq);
+    }
+    if (s->ngaps == from) {
+        return -1; /* nothing of the session's to suspend: never silent, close */
+    }
+    conn_t *c = s->conn;
+    gap_match_t g = {.s = s, .msg = m, .first_dropped = UINT64_MAX, .from = from};
+    c->net->outbound_bytes -= outq_drop_matching(&c->outq, stream_frame_cb, &g);
+    for (uint32_t i = from; i < s->ngaps; i++) {
+        session_gap_t *e = &s->gaps[i];
+        e->seq = e->first_dropped - 1;
+        wsb_gap_t gap = {.topic = {e->topic, strlen(e->topic)},
+                         .stream = {stream, stream_len},
+                         .epoch = {m->epoch, strlen(m->epoch)},
+                         .seq = e->seq};
+        send_gap(s, &gap);
+    }
+    return 0;
+}
+
+/* The fan-out could not queue `m` (over the outbound bound) and its rule
+ * says "drop": drops the session's queued frames of that topic, sends a
  * `gap` notice naming the last seq it keeps, and suspends the topic for this
- * session. Returns 0, or -1 when SESSION_MAX_GAPS topics are suspended
- * already (the core then closes the slow consumer as usual). */
+ * session (for a stream's message: report_stream_gap). Returns 0, or -1
+ * when SESSION_MAX_GAPS topics are suspended already (the core then closes
+ * the slow consumer as usual). */
 static int report_gap(session_t *s, const xmsg_t *m)
 {
+    size_t stream_len = 0;
+    const char *stream =
+        pubsub_stream_of(s->ctx->core, (wsb_str_t){m->topic, m->topic_len}, &stream_len);
+    if (stream != NULL) {
+        return report_stream_gap(s, m, stream, stream_len);
+    }
     if (s->ngaps >= SESSION_MAX_GAPS) {
         return -1;
     }
@@ -136,20 +280,14 @@ static int report_gap(session_t *s, const xmsg_t *m)
     /* The topic's frames are queued in seq order behind those already handed
      * to the kernel: after dropping them, the client holds every message of
      * the topic up to the first one dropped (or up to this one). */
-    gap_match_t g = {.msg = m, .first_dropped = UINT64_MAX};
+    gap_match_t g = {.s = s, .msg = m, .first_dropped = UINT64_MAX};
     size_t dropped = outq_drop_matching(&c->outq, same_topic_cb, &g);
     c->net->outbound_bytes -= dropped;
     uint64_t last = (g.first_dropped < m->seq ? g.first_dropped : m->seq) - 1;
-    s->gaps = xrealloc(s->gaps, sizeof(char *) * (s->ngaps + 1));
-    char *topic = xmalloc((size_t)m->topic_len + 1);
-    memcpy(topic, m->topic, (size_t)m->topic_len + 1);
-    s->gaps[s->ngaps++] = topic;
-    size_t len = 0;
-    reply(s,
-          wsb_msg_build_gap((wsb_str_t){m->topic, m->topic_len},
-                            (wsb_str_t){m->epoch, strlen(m->epoch)}, last, FRAME_BUF_HEADROOM,
-                            &len),
-          &len);
+    add_gap(s, (wsb_str_t){m->topic, m->topic_len}, NULL, 0);
+    wsb_gap_t gap = {
+        .topic = {m->topic, m->topic_len}, .epoch = {m->epoch, strlen(m->epoch)}, .seq = last};
+    send_gap(s, &gap);
     return 0;
 }
 
@@ -250,6 +388,17 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
     }
     reply_ack_stream(s, m, out.has_seq, out.seq, out.recovered, out.has_seq ? out.epoch : NULL,
                      (wsb_str_t){out.stream, out.stream_len});
+    if (out.gap) {
+        /* A stream's loss (trimmed, or another epoch) is announced before
+         * what is left of it is replayed (PROTOCOL.md 3.1b). */
+        wsb_gap_t gap = {.topic = m->topic,
+                         .stream = {out.stream, out.stream_len},
+                         .epoch = {out.epoch, strlen(out.epoch)},
+                         .seq = out.gap_seq,
+                         .has_to = true,
+                         .to = out.gap_to};
+        send_gap(s, &gap);
+    }
     /* The replay is bounded by the rule's size, not by max_outbound_bytes:
      * the client asked for it, and its frames are shared, not copied. */
     for (size_t i = 0; i < out.nmsgs; i++) {
@@ -1023,7 +1172,7 @@ void session_free(session_t *s)
     wsb_ws_parser_release(&s->parser);
     session_deflate_free(s);
     for (uint32_t i = 0; i < s->ngaps; i++) {
-        free(s->gaps[i]);
+        free(s->gaps[i].topic);
     }
     free(s->gaps);
     if (s->subs != &s->sub0) {

@@ -60,10 +60,12 @@ struct session_s {
     uint64_t auth_deadline_ms; /* loop time: auth timeout or token expiry; 0 = none */
     uint64_t keepalive_due_ms; /* loop time of the next ping / idle check */
     bucket_t *buckets;         /* [0] rate.messages, [1] rate.bytes; only with rate limits */
-    /* Topics whose delivery is suspended after a gap notice (slow consumer
-     * on a "drop" history rule) until the client subscribes to them again. */
-    char **gaps;
+    /* Suspended after a gap notice (slow consumer on a "drop" rule) until
+     * the client subscribes to them again: exact topics of history rules,
+     * and subscriptions (topics or patterns) inside streams. */
+    struct session_gap_s *gaps;
     uint32_t ngaps;
+    uint32_t nstream_gaps; /* those of them inside a stream */
     /* Clustered history (chist_session.c): replies held behind operations
      * waiting for Redis, and switch-over floors. NULL until the first one. */
     struct chist_sess_s *cl;

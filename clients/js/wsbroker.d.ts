@@ -251,11 +251,17 @@ export interface RecoveredInfo {
     stream?: string;
 }
 
-/** The broker dropped this topic's messages after `seq` (slow consumer). */
+/** The broker dropped this topic's messages after `seq` (slow consumer),
+ * or (with `to`) a stream's messages after `seq` up to `to` are lost. */
 export interface GapInfo {
+    /** The topic; inside a stream, the subscription (pattern or topic). */
     topic: string;
     epoch: string;
     seq: number;
+    /** The stream's rule pattern, for a subscription inside a stream (PROTOCOL.md 4.6). */
+    stream?: string;
+    /** Set on a loss the broker could not recover: messages after `seq` up to `to` are gone. */
+    to?: number;
 }
 
 /** The broker removed a subscription by itself (e.g. new credentials do not allow it). */
@@ -276,6 +282,8 @@ export interface ConnectionEvents {
     message: (message: Message) => void;
     recovered: (info: RecoveredInfo) => void;
     gap: (info: GapInfo) => void;
+    /** A stream subscription lost messages for good (a gap with `to`): after the "gap". */
+    loss: (info: GapInfo) => void;
     unsubscribed: (info: UnsubscribedInfo) => void;
     /** A member subscribed to a topic whose rule has join_leave (never for this connection's own subscribe). */
     join: (info: MembershipInfo) => void;
@@ -287,6 +295,8 @@ export interface SubscriptionEvents {
     subscribed: (info: SubscribedInfo) => void;
     recovered: (info: RecoveredInfo) => void;
     gap: (info: GapInfo) => void;
+    /** As the connection's, for this subscription. */
+    loss: (info: GapInfo) => void;
     unsubscribed: (info: UnsubscribedInfo) => void;
     /** As the connection's, for the topics this subscription's pattern matches. */
     join: (info: MembershipInfo) => void;
@@ -340,6 +350,8 @@ export declare class Connection extends Emitter<ConnectionEvents> {
         recovered: number;
         /** Gap notices received. */
         gaps: number;
+        /** Of them, losses (gaps with `to`). */
+        losses: number;
     };
     subscribe<T = JsonValue>(
         pattern: string,

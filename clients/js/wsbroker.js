@@ -21,8 +21,10 @@
 //   is subscribed again with `since` = the stream's last seq it saw, so every
 //   missed message of every matching topic is replayed (or "recovered" says
 //   false). A
-//   `gap` notice (slow consumer) on an exact topic is recovered the same way,
-//   at once, and reported as a "gap" event. A pattern is subscribed once per socket however
+//   `gap` notice (slow consumer) on an exact topic, or on a subscription inside a
+//   stream (the gap names the stream), is recovered the same way, at once, and
+//   reported as a "gap" event; a loss the broker could not recover (a gap with
+//   `to`: trimmed from the stream's log, or a restart) is a "loss" event. A pattern is subscribed once per socket however
 //   many Subscription objects share it, and every message is handed once to each
 //   Subscription whose pattern matches its topic.
 // - publish() resolves with the broker's ack ({seq, topic}) or rejects with a
@@ -402,9 +404,14 @@ export class Subscription extends Emitter {
  * (WsbrokerError), "message" (every message frame, before subscriptions),
  * "recovered" ({topic, recovered, epoch, seq}: the ack of a subscribe that
  * asked to recover with since; recovered false means messages were lost),
- * "gap" ({topic, epoch, seq}: the broker dropped this topic's messages after
+ * "gap" ({topic, epoch, seq[, stream][, to]}: the broker dropped this topic's messages after
  * seq because we read too slowly; an exact-topic subscription recovers by
- * itself, a topic reached only through a pattern does not), "unsubscribed"
+ * itself, a topic reached only through a pattern does not; inside a stream
+ * `stream` is set and `topic` is the subscription, pattern or topic, which
+ * recovers by itself), "loss" ({topic, stream, epoch, seq, to}: a stream
+ * subscription's messages after seq up to `to` are lost for good: no
+ * longer in the stream's log, or the broker restarted (epoch changed; seq
+ * is then 0); emitted after the "gap" with the same info), "unsubscribed"
  * ({topic, code, message}: the broker removed that subscription, e.g. after
  * an auth whose token does not allow it; it is not restored on reconnect and
  * its Subscription objects end with that error), "join" / "leave" ({topic,
@@ -454,7 +461,7 @@ export class Connection extends Emitter {
             );
         }
         /** Counters, for dashboards. */
-        this.stats = { messages: 0, published: 0, acks: 0, errors: 0, connects: 0, reconnects: 0, recovered: 0, gaps: 0 };
+        this.stats = { messages: 0, published: 0, acks: 0, errors: 0, connects: 0, reconnects: 0, recovered: 0, gaps: 0, losses: 0 };
         // Start on the next microtask so that listeners added right after
         // connect() see every event, the first attempt's included.
         queueMicrotask(() => this.#open());
@@ -886,20 +893,40 @@ export class Connection extends Emitter {
 
     // The broker dropped messages of `msg.topic` for us (we read too slowly)
     // and suspended the topic until we subscribe to it again with since.
+    // Inside a stream (PROTOCOL.md 4.6: `stream` is set) `topic` is our
+    // subscription (a pattern or a topic), resumed the same way. A gap with
+    // `to` follows the ack of a since the broker could not recover: the
+    // stream's messages after seq up to `to` are lost (a "loss" event), the
+    // rest of the log follows at once: nothing to resubscribe.
     #onGap(msg) {
         const topic = msg.topic;
         if (typeof topic !== "string") return;
         const info = { topic, epoch: msg.epoch, seq: msg.seq };
+        const stream = typeof msg.stream === "string" ? msg.stream : undefined;
+        const lost = Number.isInteger(msg.to);
+        if (stream !== undefined) info.stream = stream;
+        if (lost) info.to = msg.to;
         this.stats.gaps++;
-        this._emit("gap", info);
-        for (const [pattern, entry] of this.#patterns) {
-            if (pattern === topic || matches(pattern, topic)) {
-                for (const sub of entry.subs) sub._emit("gap", info);
-            }
-        }
         const entry = this.#patterns.get(topic);
-        if (entry && typeof msg.epoch === "string" && Number.isInteger(msg.seq) && this.#state === State.OPEN) {
-            // Exact topic: recover from the last message we hold.
+        // A stream's gap is about one subscription; a topic's, about every
+        // subscription that matches the topic.
+        const targets = [];
+        for (const [pattern, e] of this.#patterns) {
+            if (pattern === topic || (stream === undefined && matches(pattern, topic))) targets.push(e);
+        }
+        this._emit("gap", info);
+        for (const e of targets) for (const sub of e.subs) sub._emit("gap", info);
+        if (lost) {
+            this.stats.losses++;
+            this._emit("loss", info);
+            for (const e of targets) for (const sub of e.subs) sub._emit("loss", info);
+        }
+        if (!entry || typeof msg.epoch !== "string" || !Number.isInteger(msg.seq)) return;
+        if (lost) {
+            // The replay that follows moves the position on from `to`.
+            this.#positions.set(topic, { epoch: msg.epoch, seq: msg.to });
+        } else if (this.#state === State.OPEN) {
+            // Recover from the last message we hold.
             this.#positions.set(topic, { epoch: msg.epoch, seq: msg.seq });
             this.#sendSubscribe(topic, entry);
         }

@@ -123,8 +123,19 @@ def test_exact_topic_and_history_in_a_stream(broker):
     nothing_more(e)
 
 
+def until_pong(c: wsraw.Conn, id: int = 998) -> list:
+    """Every frame the broker sends before the pong of a ping sent now."""
+    c.send_json({"type": "ping", "id": id})
+    got = []
+    while True:
+        m = c.recv_json()
+        if m == {"type": "pong", "id": id}:
+            return got
+        got.append(m)
+
+
 @pytest.mark.broker_args("--topics", SMALL)
-def test_loss_is_recovered_false_with_nothing_replayed(broker):
+def test_loss_is_announced_with_a_gap_then_the_rest_is_replayed(broker):
     pub = broker.raw_ws()
     for i in range(5):
         pub_ack(pub, f"auction.a{i % 2}.bid", i, i + 1)
@@ -135,19 +146,50 @@ def test_loss_is_recovered_false_with_nothing_replayed(broker):
                       "since": {"epoch": epoch, "seq": 2}})
     assert ack["recovered"] is True, ack
     assert [c.recv_json()["seq"] for _ in range(2)] == [3, 5]
-    last = 5
-    for why in ("trimmed", "other epoch", "in the future"):
-        since = {"trimmed": {"epoch": epoch, "seq": last - 4},
-                 "other epoch": {"epoch": "000000000000", "seq": last},
-                 "in the future": {"epoch": epoch, "seq": last + 1}}[why]
-        d = broker.raw_ws()
-        ack = sub_ack(d, {"type": "subscribe", "topic": "auction.*.bid", "id": 3, "since": since})
-        assert ack["recovered"] is False and ack["stream"] == "auction.>", (why, ack)
-        assert ack["seq"] == last and ack["epoch"] == epoch, ack
-        nothing_more(d)  # nothing replayed
-        last = pub_ack(pub, "auction.a1.bid", "live", 50)["seq"]
-        assert d.recv_json()["data"] == "live"  # then live
-        c.recv_json()
+    pub_ack(pub, "auction.a1.ask", "not a bid", 6)  # seq 6: the log holds 4..6
+    assert c.recv_json()["seq"] == 6
+    last = 6
+
+    # Trimmed: seq 1 is held no more. The ack says so, a gap names the
+    # subscription, the stream and the lost range (2..3), then what is left
+    # of the log that matches (4, 5: not the ask), then live.
+    d = broker.raw_ws()
+    ack = sub_ack(d, {"type": "subscribe", "topic": "auction.*.bid", "id": 3,
+                      "since": {"epoch": epoch, "seq": 1}})
+    assert ack == {"type": "ack", "id": 3, "seq": last, "epoch": epoch, "stream": "auction.>",
+                   "recovered": False}, ack
+    got = until_pong(d)
+    assert got[0] == {"type": "gap", "topic": "auction.*.bid", "stream": "auction.>",
+                      "epoch": epoch, "seq": 1, "to": 3}, got
+    assert [(m["type"], m["seq"], m["data"]) for m in got[1:]] == [
+        ("message", 4, 3), ("message", 5, 4)], got
+    last = pub_ack(pub, "auction.a1.bid", "live", 50)["seq"]
+    assert d.recv_json()["seq"] == last  # live, no duplicate at the switch-over
+    assert c.recv_json()["seq"] == last
+    assert until_pong(d) == []
+
+    # Another epoch (the broker restarted): the client's position is gone.
+    # The gap names the stream's epoch from its start (seq 0) up to what the
+    # log no longer holds, then every matching message the log holds.
+    e = broker.raw_ws()
+    ack = sub_ack(e, {"type": "subscribe", "topic": "auction.a1.bid", "id": 4,
+                      "since": {"epoch": "000000000000", "seq": 99}})
+    assert ack["recovered"] is False and ack["epoch"] == epoch and ack["seq"] == last, ack
+    got = until_pong(e)
+    assert got[0] == {"type": "gap", "topic": "auction.a1.bid", "stream": "auction.>",
+                      "epoch": epoch, "seq": 0, "to": last - 3}, got
+    assert [m["seq"] for m in got[1:]] == [last], got  # 5 and 6 are not a1 bids
+
+    # Ahead of the stream: not recovered, nothing is known lost, nothing replayed.
+    f = broker.raw_ws()
+    ack = sub_ack(f, {"type": "subscribe", "topic": "auction.*.bid", "id": 5,
+                      "since": {"epoch": epoch, "seq": last + 1}})
+    assert ack["recovered"] is False and ack["seq"] == last, ack
+    assert until_pong(f) == []
+    last = pub_ack(pub, "auction.a1.bid", "live2", 51)["seq"]
+    for x in (d, e, f):
+        assert x.recv_json()["data"] == "live2"
+
     assert broker.metric('wsbroker_history_recoveries_total{result="failed"}') == 3
     m = broker.metrics()
     assert m['wsbroker_stream_messages{stream="auction.>"}'] == 3, m
@@ -178,6 +220,10 @@ def test_log_is_bounded_by_bytes(broker):
     ack = sub_ack(c, {"type": "subscribe", "topic": "auction.>", "id": 2,
                       "since": {"epoch": ack["epoch"], "seq": 1}})
     assert ack["recovered"] is False, ack
+    got = until_pong(c)
+    assert got[0] == {"type": "gap", "topic": "auction.>", "stream": "auction.>",
+                      "epoch": ack["epoch"], "seq": 1, "to": held[0] - 1}, got
+    assert [m["seq"] for m in got[1:]] == held, got
 
 
 @pytest.mark.broker_args("--topics", json.dumps([{"pattern": "auction.>",
@@ -200,7 +246,9 @@ def test_log_is_bounded_by_ttl(broker):
         assert time.monotonic() < deadline, "the stream's ttl never dropped the message"
         rid += 1
         time.sleep(0.1)  # polling pace, not synchronisation
-    nothing_more(c)
+    # Nothing held: message 1 is announced lost, nothing replayed.
+    assert until_pong(c) == [{"type": "gap", "topic": "auction.>", "stream": "auction.>",
+                              "epoch": epoch, "seq": 0, "to": 1}]
 
 
 @pytest.mark.broker_args("--topics", RULES)
@@ -231,6 +279,8 @@ def test_since_on_a_pattern_outside_every_stream_is_bad_since(broker):
     ([{"pattern": "a", "stream": {"max_bytes": 10}}], ["topics[0].stream.max_bytes"]),
     ([{"pattern": "a", "stream": 5}], ["topics[0].stream"]),
     ([{"pattern": "a", "stream": {}, "history": {"size": 1}}], ["topics[0]", "stream", "history"]),
+    ([{"pattern": "a", "stream": {"slow_consumer": "skip"}}],
+     ["topics[0].stream.slow_consumer", "drop"]),
 ])
 def test_bad_stream_options_exit_2_naming_the_rule_and_key(rules, names):
     res = run_broker_cmd(SAFE + ["--topics", json.dumps(rules)])
@@ -317,3 +367,143 @@ def test_requests_and_replies_stay_out_of_a_stream(broker):
     m = late.recv_json()
     assert (m["topic"], m["seq"]) == ("dev.d7.state", 1), m
     nothing_more(late)
+
+
+DROP_RULES = json.dumps([{"pattern": "auction.>", "stream": {"slow_consumer": "drop"}}])
+BIG = "x" * 16000
+
+
+def pump_until(pub: wsraw.Conn, topics, done, deadline: float) -> dict:
+    """Publishes big messages round-robin on `topics`, 10 at a time, until
+    done() (or the deadline, which fails). Returns {seq: topic}."""
+    seqs = {}
+    k = 0
+    while not done():
+        assert time.monotonic() < deadline, "the condition never held"
+        for i in range(10):
+            pub.send_json({"type": "publish", "topic": topics[(k + i) % len(topics)],
+                           "data": {"k": k + i, "p": BIG}, "id": k + i + 1})
+        for i in range(10):
+            ack = pub.recv_json()
+            assert ack["type"] == "ack" and ack["id"] == k + i + 1, ack
+            seqs[ack["seq"]] = topics[(k + i) % len(topics)]
+        k += 10
+    return seqs
+
+
+@pytest.mark.broker_args("--topics", DROP_RULES, "--max-outbound-bytes", "64KiB")
+def test_slow_consumer_on_a_drop_stream_gets_a_gap_and_resumes_exactly_once(broker):
+    slow = broker.raw_ws(rcvbuf=4096)
+    ack = sub_ack(slow, {"type": "subscribe", "topic": "auction.*.bid", "id": 1})
+    epoch = ack["epoch"]
+    # The slow client reads nothing while bids (and asks it does not want) pour in.
+    pub = broker.raw_ws()
+    topics = ["auction.a1.bid", "auction.a2.ask", "auction.a2.bid"]
+    sent = pump_until(pub, topics, lambda: broker.metric("wsbroker_history_gaps_total") >= 1,
+                      time.monotonic() + 60)
+    assert broker.metric("wsbroker_slow_consumer_closes_total") == 0
+    bids = sorted(s for s, t in sent.items() if t.endswith(".bid"))
+
+    seen, gap = [], None
+    while gap is None:
+        m = slow.recv_json(timeout=10)
+        if m["type"] == "gap":
+            gap = m
+        else:
+            assert m["type"] == "message" and m["topic"].endswith(".bid"), m
+            seen.append(m["seq"])
+    assert gap == {"type": "gap", "topic": "auction.*.bid", "stream": "auction.>",
+                   "epoch": epoch, "seq": gap["seq"]}, gap
+    # Every bid up to the gap's seq arrived, in order, and none after it.
+    assert seen == [s for s in bids if s <= gap["seq"]], (seen[-3:], gap)
+    assert gap["seq"] < bids[-1]
+    # Suspended: nothing more of the subscription until the client resumes.
+    last = pub_ack(pub, "auction.a1.bid", "after the gap", 9000)["seq"]
+    bids.append(last)
+    nothing_more(slow)
+
+    ack = sub_ack(slow, {"type": "subscribe", "topic": "auction.*.bid", "id": 2,
+                         "since": {"epoch": epoch, "seq": gap["seq"]}})
+    assert ack["recovered"] is True and ack["seq"] == last, ack
+    while not seen or seen[-1] < last:
+        m = slow.recv_json(timeout=10)
+        assert m["type"] == "message", m
+        seen.append(m["seq"])
+    live = pub_ack(pub, "auction.a2.bid", "live", 9001)["seq"]
+    bids.append(live)
+    assert slow.recv_json()["seq"] == live
+    # Every bid exactly once, in seq order, across the gap.
+    assert seen + [live] == bids, (len(seen), len(bids))
+    nothing_more(slow)
+
+
+@pytest.mark.parametrize("rules,subs", [
+    # Without the option: close 1013, as before.
+    ([{"pattern": "auction.>", "stream": {"size": 100000}}], ["auction.*.bid"]),
+    # With it, but a matching subscription outside the stream (">") could
+    # not be told of its loss: close 1013, never a silent drop.
+    ([{"pattern": "auction.>", "stream": {"slow_consumer": "drop"}}], ["auction.*.bid", ">"]),
+])
+def test_a_slow_consumer_that_cannot_be_told_is_closed_1013(broker_factory, rules, subs):
+    b = broker_factory("--topics", json.dumps(rules), "--max-outbound-bytes", "64KiB")
+    slow = b.raw_ws(rcvbuf=4096)
+    for i, s in enumerate(subs):
+        sub_ack(slow, {"type": "subscribe", "topic": s, "id": i + 1})
+    pub = b.raw_ws()
+    pump_until(pub, ["auction.a1.bid"], lambda: b.metric("wsbroker_slow_consumer_closes_total") >= 1,
+               time.monotonic() + 60)
+    assert b.metric("wsbroker_history_gaps_total") == 0
+    while True:
+        f = slow.recv_frame(timeout=30)
+        if f.opcode == wsraw.OP_CLOSE:
+            break
+        m = json.loads(f.payload)
+        assert m["type"] == "message", m  # whole messages, no gap, then the close
+    assert f.close_code == 1013, f
+
+
+def matches(pattern: str, topic: str) -> bool:
+    p, t = pattern.split("."), topic.split(".")
+    if p[-1] == ">":
+        return len(t) >= len(p) and all(a in ("*", b) for a, b in zip(p[:-1], t))
+    return len(p) == len(t) and all(a in ("*", b) for a, b in zip(p, t))
+
+
+@pytest.mark.broker_args("--topics", DROP_RULES, "--max-outbound-bytes", "64KiB")
+def test_overlapping_subscriptions_each_get_their_own_gap_and_nothing_is_lost(broker):
+    """Two subscriptions of one connection overlap (auction.a1.bid matches
+    both): each is suspended with its own gap; what one of them still wants
+    keeps flowing; each gap's seq is true for its subscription; after both
+    resume, every message arrived at least once (PROTOCOL.md 6.2)."""
+    subs = ["auction.*.bid", "auction.a1.>"]
+    slow = broker.raw_ws(rcvbuf=4096)
+    epoch = None
+    for i, s in enumerate(subs):
+        epoch = sub_ack(slow, {"type": "subscribe", "topic": s, "id": i + 1})["epoch"]
+    pub = broker.raw_ws()
+    topics = ["auction.a1.bid", "auction.a2.bid", "auction.a1.ask"]
+    sent = pump_until(pub, topics, lambda: broker.metric("wsbroker_history_gaps_total") >= 1,
+                      time.monotonic() + 60)
+    frames = until_pong(slow)
+    got = [m for m in frames if m["type"] == "message"]
+    gaps = {m["topic"]: (k, m) for k, m in enumerate(frames) if m["type"] == "gap"}
+    assert gaps and set(gaps) <= set(subs), frames[-3:]
+    for s, (k, g) in gaps.items():
+        assert (g["stream"], g["epoch"]) == ("auction.>", epoch), g
+        before = {m["seq"] for m in frames[:k] if m["type"] == "message"}
+        want = {q for q, t in sent.items() if q <= g["seq"] and matches(s, t)}
+        assert want <= before, (s, g, sorted(want - before)[:5])
+    for i, s in enumerate(gaps):
+        slow.send_json({"type": "subscribe", "topic": s, "id": 10 + i,
+                        "since": {"epoch": epoch, "seq": gaps[s][1]["seq"]}})
+    frames = until_pong(slow)  # each ack, then its replay
+    acks = [m for m in frames if m["type"] == "ack"]
+    assert len(acks) == len(gaps) and all(a["recovered"] is True for a in acks), acks
+    assert all(m["type"] in ("ack", "message") for m in frames), frames[-3:]
+    got += [m for m in frames if m["type"] == "message"]
+    assert all(m["topic"] == sent[m["seq"]] for m in got)
+    assert {m["seq"] for m in got} == set(sent)  # at least once each
+    # Live again on both.
+    last = pub_ack(pub, "auction.a1.bid", "live", 9000)["seq"]
+    assert slow.recv_json()["seq"] == last
+    nothing_more(slow)

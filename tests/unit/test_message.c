@@ -912,6 +912,27 @@ static void test_build_gap(void **state)
                     "{\"type\":\"gap\",\"topic\":\"chat.r\",\"epoch\":\"e1\",\"seq\":41}");
 }
 
+static void test_build_stream_gap(void **state)
+{
+    (void)state;
+    size_t len;
+    wsb_gap_t g = {.topic = {"auction.*.bid", 13},
+                   .stream = {"auction.>", 9},
+                   .epoch = {"e1", 2},
+                   .seq = 7,
+                   .has_to = true,
+                   .to = 12};
+    uint8_t *buf = wsb_msg_build_gap_ex(&g, 0, &len);
+    assert_frame_is(buf, 0, len,
+                    "{\"type\":\"gap\",\"topic\":\"auction.*.bid\",\"stream\":\"auction.>\","
+                    "\"epoch\":\"e1\",\"seq\":7,\"to\":12}");
+    g.has_to = false; /* a slow consumer's gap */
+    buf = wsb_msg_build_gap_ex(&g, 0, &len);
+    assert_frame_is(buf, 0, len,
+                    "{\"type\":\"gap\",\"topic\":\"auction.*.bid\",\"stream\":\"auction.>\","
+                    "\"epoch\":\"e1\",\"seq\":7}");
+}
+
 static void test_parse_history(void **state)
 {
     (void)state;
@@ -1204,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_build_length_encodings),
         cmocka_unit_test(test_build_ack),
         cmocka_unit_test(test_build_gap),
+        cmocka_unit_test(test_build_stream_gap),
         cmocka_unit_test(test_parse_history),
         cmocka_unit_test(test_parse_request),
         cmocka_unit_test(test_build_error),

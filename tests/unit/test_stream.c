@@ -68,6 +68,16 @@ static void test_conf_parse(void **state)
     assert_int_equal(stream_conf_parse(json_true(), "s", &c, err, sizeof err), 0);
     assert_int_equal(c.size, STREAM_DEFAULT_SIZE);
     assert_int_equal(c.max_bytes, STREAM_DEFAULT_MAX_BYTES);
+    assert_false(c.drop_slow);
+    for (int drop = 0; drop < 2; drop++) {
+        json_t *o = json_pack("{ss}", "slow_consumer", drop ? "drop" : "close");
+        assert_int_equal(stream_conf_parse(o, "s", &c, err, sizeof err), 0);
+        assert_int_equal(c.drop_slow, drop);
+        stream_t *st = stream_new("a.>", 3, &c);
+        assert_int_equal(stream_drops_slow(st), drop);
+        stream_free(st);
+        json_decref(o);
+    }
     static const struct {
         const char *json, *needle;
     } bad[] = {
@@ -77,6 +87,8 @@ static void test_conf_parse(void **state)
         {"{\"max_bytes\":\"2GiB\"}", "s.max_bytes"},
         {"{\"max_bytes\":1023}", "s.max_bytes"},
         {"{\"colour\":1}", "unknown field \"colour\""},
+        {"{\"slow_consumer\":\"later\"}", "s.slow_consumer: expected \"close\" or \"drop\""},
+        {"{\"slow_consumer\":true}", "s.slow_consumer"},
         {"3", "s: expected true or an object"},
         {"false", "s: expected true or an object"},
     };
@@ -220,6 +232,82 @@ static void test_ttl_expires_oldest(void **state)
     stream_free(s);
 }
 
+/* The range lookup behind a `gap` (stream_recover): what is lost, what is
+ * left to replay, for each position a client may hold. */
+static void test_recover_names_the_lost_range_and_replays_the_rest(void **state)
+{
+    (void)state;
+    stream_t *s = new_stream(3, 0, STREAM_DEFAULT_MAX_BYTES);
+    const char *topics[] = {"auction.a.bid", "auction.b.bid", "auction.a.ask",
+                            "auction.a.bid", "auction.b.bid", "auction.a.ask"};
+    for (int i = 0; i < 6; i++) {
+        xmsg_unref(publish(s, topics[i], "1", 0));
+    }
+    stream_lock(s); /* the log holds 4..6 */
+    assert_int_equal(stream_first_seq(s), 4);
+    wsb_str_t epoch = cstr(stream_epoch(s));
+    xmsg_t **v = NULL;
+    size_t n = 0;
+    stream_recovery_t r;
+    static const struct {
+        const char *epoch; /* NULL: the stream's */
+        uint64_t since;
+        bool recovered, gap;
+        uint64_t gap_seq, gap_to;
+        size_t n;
+        uint64_t first; /* seq of the first replayed, when n > 0 */
+    } cases[] = {
+        {NULL, 6, true, false, 0, 0, 0, 0},           /* up to date */
+        {NULL, 3, true, false, 0, 0, 2, 4},           /* exactly what is held: 4, 5 */
+        {NULL, 4, true, false, 0, 0, 1, 5},           /* 5 */
+        {NULL, 2, false, true, 2, 3, 2, 4},           /* 3 lost, then 4, 5 */
+        {NULL, 0, false, true, 0, 3, 2, 4},           /* 1..3 lost */
+        {NULL, 7, false, false, 0, 0, 0, 0},          /* ahead: nothing known lost */
+        {"000000000000", 5, false, true, 0, 3, 2, 4}, /* another epoch */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wsb_str_t e = cases[i].epoch != NULL ? cstr(cases[i].epoch) : epoch;
+        stream_recover(s, e, cases[i].since, STR("auction.*.bid"), 0, &r, &v, &n);
+        assert_int_equal(r.recovered, cases[i].recovered);
+        assert_int_equal(r.gap, cases[i].gap);
+        assert_int_equal(r.gap_seq, cases[i].gap_seq);
+        assert_int_equal(r.gap_to, cases[i].gap_to);
+        assert_int_equal(n, cases[i].n);
+        if (n > 0) {
+            assert_int_equal(v[0]->seq, cases[i].first);
+            assert_int_equal(v[n - 1]->seq, 5);
+        }
+        free_msgs(v, n);
+    }
+    /* The old API: the same decision, nothing handed out when not recovered. */
+    assert_false(stream_since(s, epoch, 2, STR(">"), 0, &v, &n));
+    assert_null(v);
+    assert_int_equal(n, 0);
+    stream_unlock(s);
+    stream_free(s);
+
+    /* An empty log (ttl): everything after `since` up to the last seq is
+     * lost, nothing to replay; a stream that never had a message loses
+     * nothing. */
+    s = new_stream(10, 1000, STREAM_DEFAULT_MAX_BYTES);
+    stream_lock(s);
+    epoch = cstr(stream_epoch(s));
+    stream_recover(s, cstr("000000000000"), 9, STR(">"), 0, &r, &v, &n);
+    assert_true(r.gap && r.gap_seq == 0 && r.gap_to == 0 && n == 0 && !r.recovered);
+    stream_recover(s, epoch, 0, STR(">"), 0, &r, &v, &n);
+    assert_true(r.recovered && !r.gap && n == 0);
+    stream_unlock(s);
+    xmsg_unref(publish(s, "auction.a", "1", 0));
+    xmsg_unref(publish(s, "auction.a", "1", 0));
+    stream_lock(s);
+    stream_recover(s, epoch, 1, STR(">"), 5000, &r, &v, &n);
+    assert_int_equal(stream_count(s), 0);
+    assert_true(!r.recovered && r.gap && r.gap_seq == 1 && r.gap_to == 2 && n == 0);
+    assert_null(v);
+    stream_unlock(s);
+    stream_free(s);
+}
+
 static void test_epochs_differ(void **state)
 {
     (void)state;
@@ -238,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_size_bound_trims_oldest_and_keeps_seq),
         cmocka_unit_test(test_bytes_bound_keeps_the_newest),
         cmocka_unit_test(test_ttl_expires_oldest),
+        cmocka_unit_test(test_recover_names_the_lost_range_and_replays_the_rest),
         cmocka_unit_test(test_epochs_differ),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -276,3 +276,56 @@ def test_a_gap_is_recovered_with_since(broker_factory):
         assert c.stats["reconnects"] == 0
         await c.close()
     run(main())
+
+
+def test_a_stream_gap_is_recovered_and_a_loss_is_reported(broker_factory):
+    """Streams (PROTOCOL.md 3.1b, 4.6): a slow reader of a pattern inside a
+    `"slow_consumer":"drop"` stream gets a gap naming its subscription and
+    the stream; the client resumes with since at once and every matching
+    message arrives once, in stream order. A since past what the log holds
+    is a `loss` (gap with `to`), then the rest of the log."""
+    rules = json.dumps([{"pattern": "auction.>", "stream": {"size": 100000, "slow_consumer": "drop"}},
+                        {"pattern": "tiny.>", "stream": {"size": 2}}])
+    b = broker_factory("--topics", rules, "--max-outbound-bytes", "64KiB")
+    http = wsbroker.HttpPublisher(b.url)
+
+    async def main():
+        c = await wsbroker.connect(b.ws_url)
+        got, gaps, recoveries = [], [], []
+        c.on("recovered", recoveries.append)
+        sub = await c.subscribe("auction.*.bid", got.append)
+        sub.on("gap", gaps.append)
+        c._ws.transport.pause_reading()
+        bids = []
+        while _metric(b, "wsbroker_history_gaps_total") < 1:
+            items = [("auction.a1.bid", "x" * 2000), ("auction.a1.ask", "y" * 2000)] * 25
+            seqs = http.publish_many(items)
+            assert all(isinstance(s, int) for s in seqs), seqs
+            bids += seqs[0::2]
+        c._ws.transport.resume_reading()
+        await wait_until(lambda: recoveries, timeout=30, what="the recovery after the gap")
+        assert gaps[0].topic == "auction.*.bid" and gaps[0].stream == "auction.>" and gaps[0].to is None
+        assert recoveries[0].recovered is True
+        await wait_until(lambda: len(got) >= len(bids), timeout=30, what="every bid")
+        assert [m.seq for m in got] == bids
+        assert c.stats["reconnects"] == 0 and c.stats["losses"] == 0
+
+        # The log of tiny.> keeps 2: a since of 1 with seqs up to 5 loses 2..3.
+        losses, tiny = [], []
+        c.on("loss", losses.append)
+        t = await c.subscribe("tiny.*", tiny.append)
+        for i in range(5):
+            http.publish(f"tiny.t{i % 2}", i)
+        await wait_until(lambda: len(tiny) == 5, what="the tiny stream")
+        epoch = tiny[0].epoch
+        late = await c.subscribe("tiny.t1", since={"epoch": epoch, "seq": 1})
+        await wait_until(lambda: losses, what="the loss")
+        assert (losses[0].topic, losses[0].stream, losses[0].seq, losses[0].to) == ("tiny.t1", "tiny.>", 1, 3)
+        assert c.stats["losses"] == 1
+        # Then what the log still holds of tiny.t1 (seq 2 was lost), then live.
+        assert [m.seq async for m in _take(late, 1)] == [4]
+        assert http.publish("tiny.t1", "live") == 6
+        assert [m.seq async for m in _take(late, 1)] == [6]
+        await t.unsubscribe()
+        await c.close()
+    run(main())

@@ -16,8 +16,12 @@ It mirrors the JavaScript client (clients/js/wsbroker.js). Contracts:
   live pattern is subscribed again, exact topics with ``since`` from the last
   ``{epoch, seq}`` seen (message or subscribe ack), so the broker replays what
   was missed where it keeps history (event ``recovered`` says whether it
-  could). A ``gap`` notice on an exact topic is recovered the same way, at
-  once. One broker subscription per pattern however many Subscription objects
+  could). A ``gap`` notice on an exact topic, or on a subscription inside a
+  stream (pattern or topic: it names the stream), is recovered the same way,
+  at once; a gap with ``to`` (a stream's messages trimmed from its log, or a
+  broker restart) is a ``loss`` event and the rest of the log follows.
+  A pattern inside a stream keeps the stream's last seq it saw as its
+  position. One broker subscription per pattern however many Subscription objects
   share it; each message is handed once to each matching Subscription.
 - publish() returns the broker's ``seq`` or raises a typed WsbrokerError.
   Publishes made while not open wait in a bounded queue (``max_queue``) and are
@@ -84,6 +88,7 @@ class _Entry:
     acked: bool = False
     history: Optional[int] = None
     replays: List[Tuple[Subscription, Dict[str, Any]]] = field(default_factory=list)
+    stream: Optional[str] = None  # the ack named a stream (PROTOCOL.md 3.1b)
 
 
 @dataclass
@@ -136,7 +141,8 @@ class Client(_Emitter):
     (welcome dict), ``disconnect`` (DisconnectInfo), ``close`` (CloseInfo),
     ``error`` (WsbrokerError that belongs to no request), ``message``
     (every Message, before subscriptions), ``recovered`` (Recovery), ``gap``
-    (GapInfo), ``unsubscribed`` (dict topic/code/message: the broker removed
+    (GapInfo), ``loss`` (GapInfo with ``to``: a stream's messages lost for
+    good, after its ``gap``), ``unsubscribed`` (dict topic/code/message: the broker removed
     that subscription; it is not restored), ``join`` / ``leave`` (MemberEvent).
     """
 
@@ -193,7 +199,8 @@ class Client(_Emitter):
         self._closing: Optional[asyncio.Task[None]] = None
         #: Counters, for dashboards.
         self.stats: Dict[str, int] = {"messages": 0, "published": 0, "acks": 0, "errors": 0, "connects": 0,
-                                      "reconnects": 0, "recovered": 0, "gaps": 0, "token_refreshes": 0}
+                                      "reconnects": 0, "recovered": 0, "gaps": 0, "losses": 0,
+                                      "token_refreshes": 0}
         self._task = self._loop.create_task(self._run())
 
     # --- properties ---
@@ -795,8 +802,19 @@ class Client(_Emitter):
                 self._positions[topic] = {"epoch": msg.epoch, "seq": msg.seq}
         for pattern, entry in list(self._patterns.items()):
             if pattern == topic or matches(pattern, topic):
+                if entry.stream is not None and pattern != topic:
+                    self._note_stream_message(pattern, msg)
                 for sub in list(entry.subs):
                     sub._deliver(msg)
+
+    def _note_stream_message(self, pattern: str, msg: Message) -> None:
+        # A pattern inside a stream: the stream's one seq moves its position
+        # (within the epoch the ack gave), so a reconnect or a gap resumes
+        # every matching topic with one `since`.
+        pos = self._positions.get(pattern)
+        if msg.epoch is not None and msg.seq is not None and pos is not None \
+                and pos["epoch"] == msg.epoch and pos["seq"] < msg.seq:
+            self._positions[pattern] = {"epoch": msg.epoch, "seq": msg.seq}
 
     def _subs_matching(self, topic: str) -> List[Subscription]:
         return [s for p, e in self._patterns.items() if p == topic or matches(p, topic) for s in e.subs]
@@ -804,18 +822,37 @@ class Client(_Emitter):
     def _on_gap(self, msg: Dict[str, Any]) -> None:
         # The broker dropped messages of `topic` for us (we read too slowly)
         # and suspended the topic until we subscribe to it again with since.
+        # Inside a stream `topic` is our subscription (pattern or topic),
+        # resumed the same way. A gap with `to` follows the ack of a since
+        # the broker could not recover: that range is lost (event `loss`) and
+        # the rest of the log follows at once: nothing to resubscribe.
         topic = msg.get("topic")
         if not isinstance(topic, str):
             return
-        epoch, seq = msg.get("epoch"), msg.get("seq")
-        info = GapInfo(topic, epoch if isinstance(epoch, str) else None, seq if isinstance(seq, int) else None)
+        epoch, seq, stream, to = msg.get("epoch"), msg.get("seq"), msg.get("stream"), msg.get("to")
+        info = GapInfo(topic, epoch if isinstance(epoch, str) else None, seq if isinstance(seq, int) else None,
+                       stream if isinstance(stream, str) else None, to if isinstance(to, int) else None)
         self.stats["gaps"] += 1
+        # A stream's gap is about one subscription; a topic's, about every
+        # subscription that matches the topic.
+        subs = list(self._patterns[topic].subs) if info.stream is not None and topic in self._patterns \
+            else [] if info.stream is not None else self._subs_matching(topic)
         self._emit("gap", info)
-        for sub in self._subs_matching(topic):
+        for sub in subs:
             sub._emit("gap", info)
+        if info.to is not None:
+            self.stats["losses"] += 1
+            self._emit("loss", info)
+            for sub in subs:
+                sub._emit("loss", info)
         entry = self._patterns.get(topic)
-        if entry is not None and info.epoch and info.seq is not None and self._state == State.OPEN:
-            # Exact topic: recover from the last message we hold.
+        if entry is None or not info.epoch or info.seq is None:
+            return
+        if info.to is not None:
+            # The replay that follows moves the position on from `to`.
+            self._positions[topic] = {"epoch": info.epoch, "seq": info.to}
+        elif self._state == State.OPEN:
+            # Recover from the last message we hold.
             self._positions[topic] = {"epoch": info.epoch, "seq": info.seq}
             self._send_subscribe(topic, entry)
 
@@ -918,6 +955,8 @@ class Client(_Emitter):
             return
         rec = msg.get("recovered")
         info = SubscribeResult(rec if isinstance(rec, bool) else None, entry.acked)
+        if isinstance(msg.get("stream"), str):
+            entry.stream = msg["stream"]
         self._note_position(pattern, msg)
         entry.active = True
         entry.acked = True

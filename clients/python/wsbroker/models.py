@@ -89,10 +89,17 @@ class Recovery:
 
 @dataclass(frozen=True)
 class GapInfo:
-    """Event ``gap``: the broker dropped ``topic``'s messages after ``seq`` (slow consumer)."""
+    """Event ``gap``: the broker dropped ``topic``'s messages after ``seq`` (slow consumer).
+
+    Inside a stream (PROTOCOL.md 4.6) ``stream`` is the stream's rule pattern
+    and ``topic`` the subscription (a pattern or a topic). With ``to`` (event
+    ``loss`` too) the stream's messages after ``seq`` up to ``to`` are lost
+    for good (trimmed from the log, or the broker restarted: ``seq`` 0)."""
     topic: str
     epoch: Optional[str]
     seq: Optional[int]
+    stream: Optional[str] = None
+    to: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ class Subscription(_Emitter):
     ``dropped``) for ``async for msg in sub``. ``await sub`` (or ``await
     sub.ready``) waits for the broker's ack and raises the broker's error
     (``BadTopic``, ``Forbidden``, …). Events: ``subscribed``
-    (SubscribeResult), ``recovered`` (Recovery), ``gap`` (GapInfo), ``join`` /
+    (SubscribeResult), ``recovered`` (Recovery), ``gap`` (GapInfo), ``loss``
+    (GapInfo with ``to``), ``join`` /
     ``leave`` (MemberEvent), ``unsubscribed`` (dict), ``error``, ``closed``.
     ``async with sub:`` unsubscribes at the end of the block."""
 

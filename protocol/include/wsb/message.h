@@ -179,6 +179,19 @@ uint8_t *wsb_msg_build_error(bool has_id, int64_t id, const char *code, const ch
 uint8_t *wsb_msg_build_gap(wsb_str_t topic, wsb_str_t epoch, uint64_t seq, size_t headroom,
                            size_t *frame_len);
 
+typedef struct {
+    wsb_str_t topic;  /* the topic, or (stream) the subscription's topic or pattern */
+    wsb_str_t stream; /* the stream's rule pattern; empty omits it */
+    wsb_str_t epoch;
+    uint64_t seq; /* messages after it are lost / dropped */
+    bool has_to;  /* the loss ends at `to` (a trimmed stream recovery) */
+    uint64_t to;
+} wsb_gap_t;
+
+/* {"type":"gap","topic":T[,"stream":P],"epoch":E,"seq":S[,"to":U]}
+ * (PROTOCOL.md 4.6). NULL on ENOMEM. */
+uint8_t *wsb_msg_build_gap_ex(const wsb_gap_t *gap, size_t headroom, size_t *frame_len);
+
 /* {"type":"pong"[,"id":N]}. NULL on ENOMEM. */
 uint8_t *wsb_msg_build_pong(bool has_id, int64_t id, size_t headroom, size_t *frame_len);
 
