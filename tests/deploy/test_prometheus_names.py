@@ -150,6 +150,17 @@ def test_rules_and_dashboard_name_only_exported_metrics(cluster):
             used |= names
             unknown += [f"{source}: {where}: {n}" for n in sorted(names - known)]
     assert not unknown, "names no node exports:\n" + "\n".join(unknown)
+    # README's Monitoring section cites only names that exist, and lists
+    # exactly the alerts the rules define.
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Monitoring", 1)[1].split("\n## ", 1)[0]
+    cited = set(re.findall(r"\b((?:wsbroker|process)_[a-z_]+|(?:instance|job|instance_worker):"
+                           r"[a-z_]+:[a-z0-9_]+)\b", section))
+    assert "wsbroker_max_connections" in cited and "job:wsbroker_connections:sum" in cited, cited
+    assert sorted(cited - known - {"wsbroker_write_batch_frames"}) == []
+    doc = yaml.safe_load(RULES.read_text())
+    alerts = {r["alert"] for g in doc["groups"] for r in g["rules"] if "alert" in r}
+    assert set(re.findall(r"^\| `(Wsbroker\w+)` \|", section, flags=re.M)) == alerts
     # The dashboard covers what the issue asks for.
     for name in ("wsbroker_connections", "wsbroker_worker_messages_delivered_total",
                  "wsbroker_messages_published_total", "wsbroker_messages_delivered_total",
