@@ -211,3 +211,75 @@ def test_metrics_for_the_alerts(cluster):
             s.close()
     wait_for(lambda: node.metric("process_open_fds") < base + 20 - SLACK, 10.0, 0.02,
              "process_open_fds to drop when they close")
+
+
+class ThreadStall:
+    """Stops threads of another process, each on its own (ptrace SEIZE +
+    INTERRUPT stops that thread only, not its process), and lets them go."""
+
+    PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT, WALL = 17, 0x4206, 0x4207, 0x40000000
+
+    def __init__(self, tids: list[int]):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.ctypes = ctypes
+        self.tids = []
+        for tid in tids:
+            for req in (self.PTRACE_SEIZE, self.PTRACE_INTERRUPT):
+                if self.libc.ptrace(req, tid, None, None) != 0:
+                    self.release()
+                    raise AssertionError(f"ptrace {req:#x} of thread {tid}: errno "
+                                         f"{ctypes.get_errno()}")
+            self.tids.append(tid)
+            os.waitpid(tid, self.WALL)  # until it is stopped
+
+    def release(self) -> None:
+        for tid in self.tids:
+            self.libc.ptrace(self.PTRACE_DETACH, tid, None, None)
+        self.tids = []
+
+
+def test_heartbeat_age_grows_for_a_stuck_worker(cluster):
+    """Worker 1's loop stopped (its thread, and the Redis bridge's, stopped
+    by ptrace; worker 0 runs on the process's main thread and goes on): its
+    wsbroker_worker_heartbeat_age_seconds passes the alert's 5 s while worker
+    0's stays fresh, and comes back once the thread runs again."""
+    (node,) = cluster(1, "--workers", "2")
+    # Keep-alive connections made before the stall, spread over both
+    # workers; the ones on the stopped worker time out and are dropped.
+    import http.client
+    conns = [http.client.HTTPConnection("127.0.0.1", node.port, timeout=1) for _ in range(6)]
+    for c in conns:
+        c.request("GET", "/healthz")
+        assert c.getresponse().read()
+
+    def ages():
+        for c in list(conns):
+            try:
+                c.request("GET", "/metrics")
+                text = c.getresponse().read().decode()
+            except OSError:
+                conns.remove(c)
+                c.close()
+                continue
+            return {int(m.group(1)): float(m.group(2)) for m in re.finditer(
+                r'^wsbroker_worker_heartbeat_age_seconds\{worker="(\d+)"\} (\S+)$', text, re.M)}
+        raise AssertionError("no connection to a running worker left")
+
+    others = [int(t) for t in os.listdir(f"/proc/{node.pid}/task") if int(t) != node.pid]
+    stall = ThreadStall(others)
+    try:
+        seen = {}
+
+        def worker1_stuck():
+            seen.update(ages())
+            return seen[1] > 5
+
+        wait_for(worker1_stuck, 30.0, 0.2, "worker 1's heartbeat age to pass 5 s")
+        assert seen[0] < 5, seen
+    finally:
+        stall.release()
+    wait_for(lambda: ages()[1] < 5, 10.0, 0.05, "worker 1's heartbeat to be fresh again")
+    for c in conns:
+        c.close()
