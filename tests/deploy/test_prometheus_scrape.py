@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_for
+from test_prometheus_names import dashboard_expressions
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "wsbroker.rules.yml"
@@ -169,6 +171,35 @@ def test_prometheus_scrapes_three_nodes_and_evaluates_the_rules(prometheus):
     assert float(redis["value"][1]) == 1, redis
     ages = prom.query("wsbroker_worker_heartbeat_age_seconds")
     assert len(ages) == 3 * int(float(prom.query("wsbroker_workers")[0]["value"][1])), ages
+
+    # Every query of the Grafana dashboard, with its variables filled in as
+    # Grafana would, is accepted by this Prometheus and, once each node has
+    # been scraped a few times (rates need two samples), returns data.
+    def empty_panels():
+        empty = []
+        for where, expr in dashboard_expressions():
+            q = expr.replace("$__rate_interval", "10s").replace("$instance", ".*")
+            try:
+                result = prom.query(q)
+            except urllib.error.HTTPError as e:
+                raise AssertionError(f"dashboard panel {where!r}: Prometheus refused {q!r}: "
+                                     f"{e.read()[:500]!r}") from None
+            if not result:
+                empty.append(f"{where}: {q}")
+        return empty
+
+    last: list = []
+
+    def all_have_data():
+        last[:] = empty_panels()
+        return not last
+
+    try:
+        wait_for(all_have_data, WAIT, 0.5, "every dashboard query to return data")
+    except AssertionError:
+        if not last:
+            raise  # a query Prometheus refused
+        raise AssertionError(f"dashboard queries without data: {last}") from None
 
     # A healthy cluster: every alert evaluated and inactive.
     alerts = rules()["wsbroker.alerts"]
