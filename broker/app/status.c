@@ -51,6 +51,7 @@ void worker_metrics_text(ingress_ctx_t *ctx, sbuf_t *out)
         .topics = seqtab_count(b->seqtab),
         .uptime_seconds = (double)broker_uptime_ns(b) / 1e9,
         .workers = b->nworkers,
+        .max_connections = b->cfg->max_connections,
     };
     metrics_t **all = xcalloc(b->nworkers, sizeof(metrics_t *));
     for (unsigned i = 0; i < b->nworkers; i++) {

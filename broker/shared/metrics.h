@@ -120,13 +120,17 @@ void metrics_count_batch(metrics_t *m, unsigned frames);
 /* Process-wide gauges supplied at render time. */
 typedef struct {
     size_t topics;
-    double uptime_seconds;
+    double uptime_seconds; /* the clock of heartbeat_ms, in seconds */
     unsigned workers;
+    unsigned max_connections; /* the configured bound, for "near the limit" alerts */
 } metrics_gauges_t;
 
 /* Appends the Prometheus text exposition (version 0.0.4) of `n` workers'
  * metrics to `out`: totals, plus per-worker series labelled worker="i"
- * for connections, deliveries and inbox drops. */
+ * for connections, deliveries, inbox drops and the age of each worker's last
+ * heartbeat (a stuck loop's age grows), plus the process's open and maximum
+ * file descriptors (process_open_fds from /proc/self/fd, process_max_fds from
+ * RLIMIT_NOFILE; each left out when it cannot be read). */
 void metrics_render(metrics_t *const *workers, unsigned n, const metrics_gauges_t *g, sbuf_t *out);
 
 #endif
