@@ -88,6 +88,8 @@ static const struct {
     {"tls.port_file", "--tls-port-file", "WSB_TLS_PORT_FILE", "(default \"\")"},
     {"auth.required", "--auth-required", "WSB_AUTH_REQUIRED", "(default false)"},
     {"auth.jwt_secret", "--auth-jwt-secret", "WSB_AUTH_JWT_SECRET", "(default \"\")"},
+    {"auth.jwt_secret_file", "--auth-jwt-secret-file", "WSB_AUTH_JWT_SECRET_FILE",
+     "(default \"\")"},
     {"auth.jwt_public_key", "--auth-jwt-public-key", "WSB_AUTH_JWT_PUBLIC_KEY", "(default \"\")"},
     {"auth.require_exp", "--auth-require-exp", "WSB_AUTH_REQUIRE_EXP", "(default false)"},
     {"auth.leeway", "--auth-leeway", "WSB_AUTH_LEEWAY", "(default 30s)"},
@@ -97,6 +99,7 @@ static const struct {
     {"auth.anonymous_publish", "--auth-anonymous-publish", "WSB_AUTH_ANONYMOUS_PUBLISH",
      "(default \">\")"},
     {"api_keys", "--api-keys", "WSB_API_KEYS", "(default \"\")"},
+    {"api_keys_file", "--api-keys-file", "WSB_API_KEYS_FILE", "(default \"\")"},
     {"allowed_origins", "--allowed-origins", "WSB_ALLOWED_ORIGINS", "(default \"\")"},
     {"allow_missing_origin", "--allow-missing-origin", "WSB_ALLOW_MISSING_ORIGIN",
      "(default true)"},
@@ -1058,12 +1061,12 @@ static void test_help_text(void **state)
         assert_true(strncmp(eol, "\n      ", 7) == 0 && eol[7] != ' ');
     }
     /* Exactly the contract's settings: one "  --" line per key, plus
-     * --config and --version. */
+     * --config, --version and --check-config. */
     size_t settings = 0;
     for (const char *p = text; (p = strstr(p, "\n  --")) != NULL; p++) {
         settings++;
     }
-    assert_int_equal(settings, NCONTRACT_KEYS + 2);
+    assert_int_equal(settings, NCONTRACT_KEYS + 3);
     free(text);
 }
 
