@@ -86,7 +86,7 @@ deps-node:
 NPM_STAMP := clients/js/node_modules/.package-lock.json
 deps-npm: $(NPM_STAMP)
 $(NPM_STAMP): clients/js/package-lock.json clients/js/package.json | deps-node
-	@echo "installing the JS client's npm dev packages (ws, playwright-core) into clients/js/node_modules"
+	@echo "installing the JS client's npm dev packages (ws, playwright-core, typescript) into clients/js/node_modules"
 	@npm ci --prefix clients/js --no-audit --no-fund --loglevel=error --update-notifier=false >/dev/null
 	@touch $@
 
