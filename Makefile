@@ -81,8 +81,9 @@ deps-node:
 	$(call install_missing,$(DEPS_NODE))
 
 # Dev dependencies of the JS client (ws for the README's Node example and the
-# tests on Node < 22, playwright-core for the browser test) from the committed
-# lock file; npm runs again only when the lock file changes.
+# tests on Node < 22, playwright-core for the browser test, typescript for the
+# package test) from the committed lock file; npm runs again only when the lock
+# file changes.
 NPM_STAMP := clients/js/node_modules/.package-lock.json
 deps-npm: $(NPM_STAMP)
 $(NPM_STAMP): clients/js/package-lock.json clients/js/package.json | deps-node

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SECRET_FILE_MAX (64 * 1024)
+#define SECRET_FILE_MAX ((size_t)64 * 1024)
 
 char *config_read_secret_file(const char *key, const char *path, bool lines_are_list, char *warn,
                               size_t warnlen, char *err, size_t errlen)
@@ -29,9 +29,9 @@ char *config_read_secret_file(const char *key, const char *path, bool lines_are_
         (void)snprintf(err, errlen, "%s: expected a regular file, got \"%s\"", key, path);
         return NULL;
     }
-    if (st.st_size > SECRET_FILE_MAX) {
+    if (st.st_size < 0 || (size_t)st.st_size > SECRET_FILE_MAX) {
         (void)close(fd);
-        (void)snprintf(err, errlen, "%s: expected a file of at most %d bytes, got \"%s\" (%lld)",
+        (void)snprintf(err, errlen, "%s: expected a file of at most %zu bytes, got \"%s\" (%lld)",
                        key, SECRET_FILE_MAX, path, (long long)st.st_size);
         return NULL;
     }
@@ -63,7 +63,7 @@ char *config_read_secret_file(const char *key, const char *path, bool lines_are_
     if (len > SECRET_FILE_MAX) { /* it grew since fstat */
         OPENSSL_cleanse(text, SECRET_FILE_MAX + 1);
         free(text);
-        (void)snprintf(err, errlen, "%s: expected a file of at most %d bytes, got \"%s\"", key,
+        (void)snprintf(err, errlen, "%s: expected a file of at most %zu bytes, got \"%s\"", key,
                        SECRET_FILE_MAX, path);
         return NULL;
     }
@@ -75,14 +75,13 @@ char *config_read_secret_file(const char *key, const char *path, bool lines_are_
         /* One entry per line: newlines become commas, blank lines go. */
         size_t out = 0;
         for (size_t i = 0; i < len; i++) {
-            char c = text[i] == '\r' ? '\n' : text[i];
-            if (c == '\n') {
+            if (text[i] == '\n' || text[i] == '\r') {
                 if (out > 0 && text[out - 1] != ',') {
                     text[out++] = ',';
                 }
                 continue;
             }
-            text[out++] = c;
+            text[out++] = text[i];
         }
         len = out;
         text[len] = '\0';

@@ -161,3 +161,17 @@ def test_api_keys_file_one_key_per_line(tmp_path):
     res = run_broker_cmd(["--check-config", "--api-keys-file", str(bad)])
     assert res.returncode == 2 and "api_keys_file" in res.stderr
     assert API_KEY not in res.stderr
+
+
+def test_api_keys_file_is_what_the_broker_accepts(tmp_path, broker_factory):
+    other = "otherkey-abcdefghijklmnop"
+    path = secret_file(tmp_path, f"{API_KEY}:chat.>\r\n\n{other}\n")
+    b = broker_factory("--api-keys-file", str(path))
+    assert API_KEY not in open(f"/proc/{b.pid}/cmdline").read()
+    body = {"topic": "chat.room1", "data": 1}
+    assert b.post("/api/publish", body, headers={"X-API-Key": API_KEY}).status == 200
+    assert b.post("/api/publish", body, headers={"X-API-Key": other}).status == 200
+    # The first key's patterns came with it: chat.> only.
+    refused = b.post("/api/publish", {"topic": "news.x", "data": 1}, headers={"X-API-Key": API_KEY})
+    assert refused.status == 403
+    assert b.post("/api/publish", body, headers={"X-API-Key": "nokey-abcdefghijklmnop"}).status == 401
