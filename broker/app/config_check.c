@@ -73,10 +73,11 @@ int config_check(const config_t *cfg, FILE *out, char *err, size_t errlen)
     auth_t auth;
     memset(&auth, 0, sizeof auth);
     config_auth(cfg, &acfg);
-    if (auth_init(&auth, &acfg, err, errlen) != 0) {
+    int rc = auth_init(&auth, &acfg, err, errlen);
+    auth_free(&auth); /* also after a failed init (auth.h: auth_init ran) */
+    if (rc != 0) {
         return -1;
     }
-    auth_free(&auth);
     if (cfg->tls_cert[0] != '\0') {
         tls_files_t files = {cfg->tls_cert, cfg->tls_key, cfg->tls_ca};
         tls_server_t *tls = tls_server_new(&files, err, errlen);
