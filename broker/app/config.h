@@ -173,6 +173,10 @@ void config_print_help(FILE *out);
  * line per key, secrets redacted. 0, or -1 with `err` set (exit 2). */
 int config_check(const config_t *cfg, FILE *out, char *err, size_t errlen);
 
+/* Where the value of key `name` ("resp.port") came from: a config_source_t,
+ * or -1 for an unknown key. */
+int config_key_source(const config_t *cfg, const char *name);
+
 /* Prints the effective configuration (see config_check). */
 void config_print_effective(const config_t *cfg, FILE *out);
 

@@ -45,6 +45,12 @@ static void redact_url_password(char *buf, size_t len)
     (void)snprintf(colon + 1, len - (size_t)(colon + 1 - buf), "<redacted>%s", rest);
 }
 
+int config_key_source(const config_t *cfg, const char *name)
+{
+    const key_def_t *k = config_find_key(name);
+    return k != NULL ? cfg->key_source[k - config_keys] : -1;
+}
+
 void config_print_effective(const config_t *cfg, FILE *out)
 {
     if (cfg->config_file != NULL) {
