@@ -68,8 +68,8 @@ if(BUILD_TESTING)
   # Installs into a temporary DESTDIR, builds clients/c/examples/hello.c there
   # with pkg-config and runs it against the installed broker; checks the man
   # pages and the unit (systemd-analyze verify).
-  add_test(NAME install
+  add_test(NAME deploy.install
     COMMAND /usr/bin/python3 -m pytest -q -p no:cacheprovider ${PROJECT_SOURCE_DIR}/tests/install)
-  set_tests_properties(install PROPERTIES LABELS deploy TIMEOUT 300
+  set_tests_properties(deploy.install PROPERTIES LABELS deploy TIMEOUT 300
     ENVIRONMENT "WSB_BUILD_DIR=${PROJECT_BINARY_DIR}")
 endif()
