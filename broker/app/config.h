@@ -127,7 +127,8 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     /* where each key's value came from, indexed like config_keys[]
      * (config_source_t); owned */
     unsigned char *key_source;
-    bool check_only; /* --check-config: validate and print, do not start */
+    unsigned char config_file_source; /* config_file's: CONFIG_SRC_FLAG or _ENV */
+    bool check_only;                  /* --check-config: validate and print, do not start */
 } config_t;
 
 /* Where a key's value came from (config_print_effective). */

@@ -54,7 +54,10 @@ int config_key_source(const config_t *cfg, const char *name)
 void config_print_effective(const config_t *cfg, FILE *out)
 {
     if (cfg->config_file != NULL) {
-        (void)fprintf(out, "config = \"%s\"\n", cfg->config_file);
+        (void)fprintf(out, "config = \"%s\" (%s)\n", cfg->config_file,
+                      source_names[cfg->config_file_source]);
+    } else {
+        (void)fprintf(out, "config = \"\" (default)\n");
     }
     for (size_t i = 0; i < config_nkeys; i++) {
         const key_def_t *k = &config_keys[i];

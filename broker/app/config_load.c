@@ -732,6 +732,7 @@ config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, c
         if (rc != CONFIG_OK) {
             return rc;
         }
+        cfg->config_file_source = flag_path != NULL ? CONFIG_SRC_FLAG : CONFIG_SRC_ENV;
     }
     rc = walk_env(cfg, envp, true, &env_path, err, errlen);
     if (rc != CONFIG_OK) {

@@ -25,8 +25,6 @@ def effective(res) -> dict:
     assert res.returncode == 0, f"exit {res.returncode}, stderr: {res.stderr}"
     out = {}
     for line in res.stdout.splitlines():
-        if line.startswith("config = "):
-            continue
         m = LINE.match(line)
         assert m, f"line not `key = value (source)`: {line!r}"
         assert m.group(1) not in out, f"{m.group(1)} printed twice"
@@ -47,7 +45,7 @@ def test_every_key_once_with_its_source(tmp_path):
                           "--port", "0"], env={"WSB_IDLE_TIMEOUT": "2m", "WSB_BACKLOG": "50"})
     eff = effective(res)
     flags = help_keys()
-    assert len(eff) == len(flags) - 1, "one line per setting of --help (less --config)"
+    assert len(eff) == len(flags), "one line per setting of --help (--config included)"
     for key in eff:
         assert key.replace(".", "-").replace("_", "-") in flags
     assert eff["backlog"] == ("64", "flag")  # flag beats env and file
@@ -57,7 +55,10 @@ def test_every_key_once_with_its_source(tmp_path):
     assert eff["resp.host"] == ('"::1"', "file")
     assert eff["host"] == ('"127.0.0.1"', "default")
     assert eff["ping_interval"][1] == "default"
-    assert f'config = "{cfg}"' in res.stdout
+    assert eff["config"] == (f'"{cfg}"', "flag")
+    env_cfg = run_broker_cmd(["--check-config"], env={"WSB_CONFIG": str(cfg)})
+    assert effective(env_cfg)["config"] == (f'"{cfg}"', "env")
+    assert effective(run_broker_cmd(["--check-config"]))["config"] == ('""', "default")
 
 
 def test_secrets_are_redacted():
