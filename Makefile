@@ -21,7 +21,7 @@ DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
               valgrind nodejs npm chromium redis-server redis-tools python3-redis \
               openssl python3-cryptography nginx python3-pip python3-setuptools python3-wheel \
-              mypy prometheus python3-yaml
+              mypy prometheus python3-yaml systemd
 DEPS_LINT  := clang-format clang-tidy cppcheck
 # What `make run` and the commands of README.md's quick start and client
 # sections need: curl, python3 -m websockets, Node (+ the npm dev packages),
@@ -38,12 +38,12 @@ DEV_CERT_DIR ?= build/dev-cert
 
 .PHONY: all deps deps-packages deps-build deps-test deps-lint deps-npm deps-run deps-node build run \
         dev-cert test test-unit test-integration test-docker test-docker-optional deps-docker asan \
-        tsan fuzz format lint clean help
+        tsan fuzz format lint clean help install
 
 all: build
 
 help:
-	@echo "make run [TLS=1] | test | build | dev-cert | asan | fuzz [FUZZ_SECONDS=N] | test-docker | format | lint | deps | clean"
+	@echo "make run [TLS=1] | test | build | install [PREFIX=/usr/local DESTDIR=] | dev-cert | asan | fuzz [FUZZ_SECONDS=N] | test-docker | format | lint | deps | clean"
 
 # Installs the missing Debian packages in one apt-get call (update once first).
 # Not root: prints the exact command instead of failing half-way.
@@ -81,14 +81,25 @@ deps-node:
 	$(call install_missing,$(DEPS_NODE))
 
 # Dev dependencies of the JS client (ws for the README's Node example and the
-# tests on Node < 22, playwright-core for the browser test) from the committed
-# lock file; npm runs again only when the lock file changes.
+# tests on Node < 22, playwright-core for the browser test, typescript for the
+# package test) from the committed lock file; npm runs again only when the lock
+# file changes.
 NPM_STAMP := clients/js/node_modules/.package-lock.json
 deps-npm: $(NPM_STAMP)
 $(NPM_STAMP): clients/js/package-lock.json clients/js/package.json | deps-node
-	@echo "installing the JS client's npm dev packages (ws, playwright-core) into clients/js/node_modules"
+	@echo "installing the JS client's npm dev packages (ws, playwright-core, typescript) into clients/js/node_modules"
 	@npm ci --prefix clients/js --no-audit --no-fund --loglevel=error --update-notifier=false >/dev/null
 	@touch $@
+
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the programs, the C client
+# library with headers and wsbroker-client.pc, the JS client, man pages, the
+# example config and the systemd unit (cmake/WsbInstall.cmake). PREFIX is
+# baked into the .pc file and the unit, so it configures build/ with it.
+PREFIX ?= /usr/local
+install: deps-build
+	cmake -S . -B build -DWSB_WERROR=$(WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install build
 
 build: deps-build
 	cmake -S . -B build -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null

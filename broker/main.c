@@ -52,6 +52,17 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    if (cfg.check_only) {
+        for (size_t i = 0; i < cfg.nwarnings; i++) {
+            (void)fprintf(stderr, "wsbroker: warning: %s\n", cfg.warnings[i]);
+        }
+        int rc = config_check(&cfg, stdout, err, sizeof(err));
+        if (rc != 0) {
+            (void)fprintf(stderr, "wsbroker: configuration error: %s\n", err);
+        }
+        config_free(&cfg);
+        return rc == 0 ? 0 : 2;
+    }
     log_level_t level = LOG_INFO;
     (void)log_parse_level(cfg.log_level, &level);
     log_set_level(level);

@@ -87,12 +87,14 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     bool auth_require_exp;     /* false: a JWT without exp never expires */
     /* authentication (SECURITY.md) */
     char *auth_jwt_secret;          /* HS256 secret; "" = off */
+    char *auth_jwt_secret_file;     /* read into auth_jwt_secret at load; "" = off */
     char *auth_jwt_public_key;      /* PEM path for RS256/ES256; "" = off */
     uint64_t auth_leeway_ms;        /* 30 s of clock skew on exp/nbf */
     uint64_t auth_timeout_ms;       /* 10 s for the first auth message */
     char *auth_anonymous_subscribe; /* comma-separated patterns; ">,$sys.node.>" */
     char *auth_anonymous_publish;   /* comma-separated patterns; ">" */
     char *api_keys;                 /* "KEY[:PATTERN PATTERN...],..." */
+    char *api_keys_file;            /* read into api_keys at load; "" = off */
     char *allowed_origins;          /* comma-separated; "" = any */
     /* rate limits; 0 = off */
     uint32_t rate_messages;             /* per second per WebSocket */
@@ -125,7 +127,20 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
      * at most CONFIG_MAX_WARNINGS); owned, NULL when there are none */
     char **warnings;
     size_t nwarnings;
+    /* where each key's value came from, indexed like config_keys[]
+     * (config_source_t); owned */
+    unsigned char *key_source;
+    unsigned char config_file_source; /* config_file's: CONFIG_SRC_FLAG or _ENV */
+    bool check_only;                  /* --check-config: validate and print, do not start */
 } config_t;
+
+/* Where a key's value came from (config_print_effective). */
+typedef enum {
+    CONFIG_SRC_DEFAULT = 0,
+    CONFIG_SRC_FILE,
+    CONFIG_SRC_ENV,
+    CONFIG_SRC_FLAG
+} config_source_t;
 
 #define CONFIG_MAX_WARNINGS 16
 
@@ -155,6 +170,19 @@ config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, c
 
 /* Prints --help: every key with its flag, variable, default and meaning. */
 void config_print_help(FILE *out);
+
+/* --check-config: does what a start does with `cfg` short of binding ports
+ * and starting workers (loads the JWT public key and the TLS files), then
+ * prints the effective configuration to `out`, one `key = value (source)`
+ * line per key, secrets redacted. 0, or -1 with `err` set (exit 2). */
+int config_check(const config_t *cfg, FILE *out, char *err, size_t errlen);
+
+/* Where the value of key `name` ("resp.port") came from: a config_source_t,
+ * or -1 for an unknown key. */
+int config_key_source(const config_t *cfg, const char *name);
+
+/* Prints the effective configuration (see config_check). */
+void config_print_effective(const config_t *cfg, FILE *out);
 
 /* Releases the strings owned by `cfg` and sets them to NULL (idempotent). */
 void config_free(config_t *cfg);

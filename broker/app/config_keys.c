@@ -322,6 +322,9 @@ const key_def_t config_keys[] = {
              "broker (quick start), anonymous clients get the auth.anonymous_* permissions"),
     STRING_KEY("auth.jwt_secret", auth_jwt_secret, "", "SECRET", NULL, NULL,
                "HS256 shared secret for JWTs; \"\" = HS256 off"),
+    STRING_KEY("auth.jwt_secret_file", auth_jwt_secret_file, "", "PATH", NULL, NULL,
+               "file holding auth.jwt_secret (a trailing newline is stripped; keeps the secret "
+               "out of ps; a warning when group or others may read it); \"\" = off"),
     STRING_KEY("auth.jwt_public_key", auth_jwt_public_key, "", "PATH", NULL, NULL,
                "PEM public key (RSA for RS256, EC P-256 for ES256) for JWTs; \"\" = off"),
     BOOL_KEY("auth.require_exp", auth_require_exp, "false",
@@ -347,6 +350,9 @@ const key_def_t config_keys[] = {
              "API keys for POST /api/publish (Authorization: Bearer or X-API-Key), each with "
              "the topic patterns it may publish to (none = any) and an optional name (the user "
              "of its publishes' from stamp); when set, a key is required"),
+    STRING_KEY("api_keys_file", api_keys_file, "", "PATH", NULL, NULL,
+               "file holding api_keys, in the same syntax (commas or one key per line; keeps the "
+               "keys out of ps; a warning when group or others may read it); \"\" = off"),
     LIST_KEY("allowed_origins", allowed_origins, "", "ORIGINS", is_origin_list,
              "a comma-separated list of origins such as https://example.com or "
              "https://*.example.com",

@@ -79,4 +79,17 @@ bool config_looks_like_key_var(const char *name, size_t len);
  * distance and returns that distance (what a "did you mean" needs). */
 size_t config_nearest_env(const char *var, size_t len, char *buf, size_t buflen);
 
+/* Reads the secret file `path` (named by key `key` in messages): at most
+ * 64 KiB, trailing newlines stripped, not empty; with `lines_are_list`, the
+ * lines become comma-separated entries (blank lines skipped). Returns the
+ * text (free it) or NULL with `err` set. `warn` gets a warning ("" when
+ * none) when group or others may read the file. */
+char *config_read_secret_file(const char *key, const char *path, bool lines_are_list, char *warn,
+                              size_t warnlen, char *err, size_t errlen);
+
+/* Writes the value of `k` in `cfg` as --check-config shows it (strings
+ * quoted, sizes and durations with their unit). */
+struct config_s;
+void config_format_value(const struct config_s *cfg, const key_def_t *k, char *buf, size_t len);
+
 #endif

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,7 @@ static int apply_object(config_t *cfg, json_t *obj, const char *prefix, const ch
             if (apply_json(cfg, k, value, source, err, errlen) != 0) {
                 return -1;
             }
+            cfg->key_source[k - config_keys] = CONFIG_SRC_FILE;
         } else if (nested) {
             if (!json_is_object(value)) {
                 set_err(err, errlen, "%s: expected an object of keys under \"%s.\", got a %s (%s)",
@@ -388,6 +390,18 @@ static config_result_t load_file(config_t *cfg, const char *path, char *err, siz
     return CONFIG_OK;
 }
 
+/* Keeps `msg` (copied) for the log; beyond CONFIG_MAX_WARNINGS it is dropped. */
+static void add_warning(config_t *cfg, const char *msg)
+{
+    if (cfg->nwarnings >= CONFIG_MAX_WARNINGS) {
+        return;
+    }
+    if (cfg->warnings == NULL) {
+        cfg->warnings = xcalloc(CONFIG_MAX_WARNINGS, sizeof cfg->warnings[0]);
+    }
+    cfg->warnings[cfg->nwarnings++] = dup_or_die(msg);
+}
+
 /* An unknown WSB_* variable is not ours to refuse: a wrapper's own variable
  * (WSB_BIN) must not stop the broker. It becomes a warning that names the
  * nearest key, so that a typo (WSB_PROT) is still seen. */
@@ -407,10 +421,7 @@ static void warn_unknown_env(config_t *cfg, const char *var, size_t len)
                    (int)(len < NAME_MAX_LEN ? len : NAME_MAX_LEN), var,
                    plausible ? "did you mean " : "it is no config key (see --help)",
                    plausible ? near : "", plausible ? "?" : "");
-    if (cfg->warnings == NULL) {
-        cfg->warnings = xcalloc(CONFIG_MAX_WARNINGS, sizeof cfg->warnings[0]);
-    }
-    cfg->warnings[cfg->nwarnings++] = dup_or_die(msg);
+    add_warning(cfg, msg);
 }
 
 /* With apply == false only finds WSB_CONFIG; with apply == true stores each
@@ -448,6 +459,7 @@ static config_result_t walk_env(config_t *cfg, char **envp, bool apply, const ch
             if (apply_text(cfg, k, eq + 1, source, err, errlen) != 0) {
                 return CONFIG_ERROR;
             }
+            cfg->key_source[k - config_keys] = CONFIG_SRC_ENV;
         }
     }
     return CONFIG_OK;
@@ -478,6 +490,10 @@ static config_result_t walk_args(config_t *cfg, int argc, char **argv, bool appl
                 config_print_help(stdout);
                 return CONFIG_EXIT;
             }
+            continue;
+        }
+        if (strcmp(arg, "--check-config") == 0) {
+            cfg->check_only = true;
             continue;
         }
         if (strcmp(arg, "--version") == 0) {
@@ -539,6 +555,7 @@ static config_result_t walk_args(config_t *cfg, int argc, char **argv, bool appl
             if (apply_text(cfg, k, value, source, err, errlen) != 0) {
                 return CONFIG_ERROR;
             }
+            cfg->key_source[k - config_keys] = CONFIG_SRC_FLAG;
         }
     }
     return CONFIG_OK;
@@ -587,11 +604,97 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
     return CONFIG_OK;
 }
 
+/* ---- secrets in files ----------------------------------------------------- */
+
+/* `secret` takes the content of the file named by `file_key` when that is
+ * set (both set is an error: which one would win is not obvious). The
+ * secret's source becomes the file key's. */
+static config_result_t load_secret_file(config_t *cfg, const char *secret, const char *file_key,
+                                        char *err, size_t errlen)
+{
+    const key_def_t *k = config_find_key(secret);
+    const key_def_t *fk = config_find_key(file_key);
+    const char *path = *(char **)field_of(cfg, fk);
+    if (path[0] == '\0') {
+        return CONFIG_OK;
+    }
+    if ((*(char **)field_of(cfg, k))[0] != '\0') {
+        set_err(err, errlen, "%s, %s: expected one of them, got both", secret, file_key);
+        return CONFIG_ERROR;
+    }
+    char warn[512] = "";
+    char *text = config_read_secret_file(fk->name, path, k->type == KEY_LIST, warn, sizeof warn,
+                                         err, errlen);
+    if (text == NULL) {
+        return CONFIG_ERROR;
+    }
+    if (warn[0] != '\0') {
+        add_warning(cfg, warn);
+    }
+    char source[NAME_MAX_LEN + 16];
+    (void)snprintf(source, sizeof source, "from %s", file_key);
+    char shown_err[512];
+    int rc = apply_text(cfg, k, text, source, shown_err, sizeof shown_err);
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    if (rc != 0) {
+        /* The message would quote the secret: name the file instead. */
+        char expected[256];
+        describe_expected(k, expected, sizeof expected);
+        set_err(err, errlen, "%s: expected %s in \"%s\"", file_key, expected, path);
+        return CONFIG_ERROR;
+    }
+    cfg->key_source[k - config_keys] = cfg->key_source[fk - config_keys];
+    return CONFIG_OK;
+}
+
+static config_result_t load_secret_files(config_t *cfg, char *err, size_t errlen)
+{
+    if (load_secret_file(cfg, "auth.jwt_secret", "auth.jwt_secret_file", err, errlen) != 0 ||
+        load_secret_file(cfg, "api_keys", "api_keys_file", err, errlen) != 0) {
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}
+
+/* ---- the effective configuration ----------------------------------------- */
+
+void config_format_value(const config_t *cfg, const key_def_t *k, char *buf, size_t len)
+{
+    const void *slot = (const char *)cfg + k->offset;
+    uint32_t v32 = 0;
+    uint64_t v64 = 0;
+    bool b = false;
+    switch (k->type) {
+    case KEY_STRING:
+    case KEY_LIST:
+        (void)snprintf(buf, len, "\"%s\"", *(char *const *)slot);
+        break;
+    case KEY_UINT:
+        memcpy(&v32, slot, sizeof v32);
+        (void)snprintf(buf, len, "%u", (unsigned)v32);
+        break;
+    case KEY_SIZE:
+        memcpy(&v64, slot, sizeof v64);
+        format_size(v64, buf, len);
+        break;
+    case KEY_DURATION:
+        memcpy(&v64, slot, sizeof v64);
+        format_duration(v64, buf, len);
+        break;
+    case KEY_BOOL:
+        memcpy(&b, slot, sizeof b);
+        (void)snprintf(buf, len, "%s", b ? "true" : "false");
+        break;
+    }
+}
+
 /* ---- public API ----------------------------------------------------------- */
 
 void config_defaults(config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->key_source = xcalloc(config_nkeys, 1); /* CONFIG_SRC_DEFAULT */
     for (size_t i = 0; i < config_nkeys; i++) {
         char err[512];
         if (apply_text(cfg, &config_keys[i], config_keys[i].def, "built-in default", err,
@@ -629,12 +732,17 @@ config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, c
         if (rc != CONFIG_OK) {
             return rc;
         }
+        cfg->config_file_source = flag_path != NULL ? CONFIG_SRC_FLAG : CONFIG_SRC_ENV;
     }
     rc = walk_env(cfg, envp, true, &env_path, err, errlen);
     if (rc != CONFIG_OK) {
         return rc;
     }
     rc = walk_args(cfg, argc, argv, true, &flag_path, err, errlen);
+    if (rc != CONFIG_OK) {
+        return rc;
+    }
+    rc = load_secret_files(cfg, err, errlen);
     if (rc != CONFIG_OK) {
         return rc;
     }
@@ -677,6 +785,11 @@ void config_print_help(FILE *out)
                   "(default: none)", "JSON config file to read");
     (void)fputs("  -h, --help\n      print this help and exit\n", out);
     (void)fputs("  --version\n      print the version and exit\n", out);
+    (void)fputs("  --check-config\n      validate the configuration as a start would (keys, "
+                "files, JWT and\n      TLS keys), print each key as `key = value (source)`, "
+                "source one of\n      flag, env, file, default (secrets redacted); exit 0 "
+                "when valid, 2 when\n      not; binds nothing\n",
+                out);
     (void)fputs("\nSettings:\n", out);
     for (size_t i = 0; i < config_nkeys; i++) {
         const key_def_t *k = &config_keys[i];
@@ -704,6 +817,8 @@ void config_free(config_t *cfg)
     }
     free(cfg->config_file);
     cfg->config_file = NULL;
+    free(cfg->key_source);
+    cfg->key_source = NULL;
     for (size_t i = 0; i < cfg->nwarnings; i++) {
         free(cfg->warnings[i]);
     }

@@ -764,6 +764,9 @@ static bool has_handles(uv_loop_t *loop)
 int main(int argc, char **argv)
 {
     static app_t app; /* holds the stdin handles; zeroed */
+    if (argc > 1 && (strcmp(argv[1], "token") == 0 || strcmp(argv[1], "verify") == 0)) {
+        return cli_token_main(argc - 1, argv + 1);
+    }
     int st = parse_args(argc, argv, &app.a);
     if (st >= 0) {
         return st;

@@ -164,4 +164,8 @@ void cli_input_close(app_t *app);
 /* cli_help.c: the manual (wsbroker-cli --help). */
 void cli_print_help(FILE *out);
 
+/* `wsbroker-cli token ...` / `wsbroker-cli verify TOKEN ...` (cli_token.c):
+ * argv[0] is the command; returns the exit status. */
+int cli_token_main(int argc, char **argv);
+
 #endif

@@ -14,6 +14,8 @@ static const char *const help_text[] = {
     "    wsbroker-cli [OPTIONS] req TOPIC JSON\n"
     "    wsbroker-cli [OPTIONS] reply PATTERN JSON\n"
     "    wsbroker-cli [OPTIONS] reply PATTERN --exec COMMAND\n"
+    "    wsbroker-cli token [--secret S|--secret-file F|--key FILE] [CLAIMS]\n"
+    "    wsbroker-cli verify TOKEN [--secret S|--secret-file F|--key FILE]\n"
     "    wsbroker-cli --help | --version\n"
     "\n",
     "DESCRIPTION\n"
@@ -97,6 +99,30 @@ static const char *const help_text[] = {
     "    Errors are printed on standard error as 'wsbroker-cli: ...'; an error\n"
     "    from the broker shows its code and message, e.g.\n"
     "        wsbroker-cli: publish to '$sys.x' failed: forbidden: ...\n"
+    "\n",
+    "    token [--secret S|--secret-file F|--key FILE] [CLAIMS]\n"
+    "        Prints a JWT for tests and scripts, with the claims the broker\n"
+    "        reads: iat (now), exp (now + --ttl), and the CLAIMS\n"
+    "            --sub USER          sub: the user (1 to 128 bytes)\n"
+    "            --subscribe P       a pattern of subscribe (repeat the option)\n"
+    "            --publish P         a pattern of publish (repeat the option)\n"
+    "            --ttl DURATION      seconds or 30s, 15m, 1h, 7d; 0 = no exp;\n"
+    "                                default 1h\n"
+    "            --admin             \"admin\": true (the admin API)\n"
+    "        Signed HS256 with the shared secret --secret S, or the content of\n"
+    "        --secret-file F less its trailing newline (a secret on the command\n"
+    "        line shows in ps), or RS256 / ES256 with the PEM private key in\n"
+    "        --key FILE (an RSA key of 2048 bits or more, or an EC P-256 key;\n"
+    "        the algorithm follows the key). The broker verifies with\n"
+    "        auth.jwt_secret or auth.jwt_public_key.\n"
+    "\n"
+    "    verify TOKEN [--secret S|--secret-file F|--key FILE] [--leeway SECONDS]\n"
+    "        Checks TOKEN with the broker's own verifier (signature, alg, exp\n"
+    "        and nbf with --leeway, default 0, claim shapes) against the secret\n"
+    "        or the PEM public key (or certificate, or private key) in --key.\n"
+    "        Valid: prints the claims as JSON, then 'valid: expires in Ns' or\n"
+    "        'valid: no expiry', exit 0. Invalid: 'invalid token: REASON' on\n"
+    "        standard error, exit 1. Usage errors (no key, bad option): 2.\n"
     "\n",
     "OPTIONS\n"
     "    -u, --url URL\n"
@@ -183,7 +209,13 @@ static const char *const help_text[] = {
     "        wsbroker-cli --stats presence chat.room1\n"
     "\n"
     "    Pipe one subscriber's messages into jq:\n"
-    "        wsbroker-cli sub 'chat.>' | jq -r .data.text\n",
+    "        wsbroker-cli sub 'chat.>' | jq -r .data.text\n"
+    "\n"
+    "    A one-hour token for alice, used at once, then checked:\n"
+    "        T=$(wsbroker-cli token --secret-file jwt.secret --sub alice \\\n"
+    "              --subscribe 'chat.>' --publish chat.room1 --ttl 1h)\n"
+    "        wsbroker-cli --token \"$T\" sub 'chat.>'\n"
+    "        wsbroker-cli verify \"$T\" --secret-file jwt.secret\n",
 };
 
 void cli_print_help(FILE *out)

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KIB (1024ULL)
@@ -88,6 +89,8 @@ static const struct {
     {"tls.port_file", "--tls-port-file", "WSB_TLS_PORT_FILE", "(default \"\")"},
     {"auth.required", "--auth-required", "WSB_AUTH_REQUIRED", "(default false)"},
     {"auth.jwt_secret", "--auth-jwt-secret", "WSB_AUTH_JWT_SECRET", "(default \"\")"},
+    {"auth.jwt_secret_file", "--auth-jwt-secret-file", "WSB_AUTH_JWT_SECRET_FILE",
+     "(default \"\")"},
     {"auth.jwt_public_key", "--auth-jwt-public-key", "WSB_AUTH_JWT_PUBLIC_KEY", "(default \"\")"},
     {"auth.require_exp", "--auth-require-exp", "WSB_AUTH_REQUIRE_EXP", "(default false)"},
     {"auth.leeway", "--auth-leeway", "WSB_AUTH_LEEWAY", "(default 30s)"},
@@ -97,6 +100,7 @@ static const struct {
     {"auth.anonymous_publish", "--auth-anonymous-publish", "WSB_AUTH_ANONYMOUS_PUBLISH",
      "(default \">\")"},
     {"api_keys", "--api-keys", "WSB_API_KEYS", "(default \"\")"},
+    {"api_keys_file", "--api-keys-file", "WSB_API_KEYS_FILE", "(default \"\")"},
     {"allowed_origins", "--allowed-origins", "WSB_ALLOWED_ORIGINS", "(default \"\")"},
     {"allow_missing_origin", "--allow-missing-origin", "WSB_ALLOW_MISSING_ORIGIN",
      "(default true)"},
@@ -533,6 +537,83 @@ static void test_precedence(void **state)
     assert_int_equal(load(&cfg, LIST("--port", "1", "--port=2", "--port", "3"), NULL), CONFIG_OK);
     assert_int_equal(cfg.port, 3);
     config_free(&cfg);
+}
+
+static int source_of(const config_t *cfg, const char *name)
+{
+    int src = config_key_source(cfg, name);
+    assert_true(src >= 0);
+    return src;
+}
+
+/* --check-config's sources: each key remembers the last source that set it. */
+static void test_key_sources(void **state)
+{
+    (void)state;
+    const char *path =
+        write_temp("{\"port\": 1111, \"backlog\": 7, \"resp\": {\"host\": \"::1\"}}");
+    config_t cfg;
+    assert_int_equal(load(&cfg, LIST("--config", path, "--port", "3333"),
+                          LIST("WSB_PORT=2222", "WSB_IDLE_TIMEOUT=2m")),
+                     CONFIG_OK);
+    assert_int_equal(source_of(&cfg, "port"), CONFIG_SRC_FLAG);
+    assert_int_equal(source_of(&cfg, "idle_timeout"), CONFIG_SRC_ENV);
+    assert_int_equal(source_of(&cfg, "backlog"), CONFIG_SRC_FILE);
+    assert_int_equal(source_of(&cfg, "resp.host"), CONFIG_SRC_FILE);
+    assert_int_equal(source_of(&cfg, "host"), CONFIG_SRC_DEFAULT);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    config_print_effective(&cfg, f);
+    char *text = read_all(f);
+    assert_contains(text, "\nport = 3333 (flag)\n");
+    assert_contains(text, "\nidle_timeout = 2m (env)\n");
+    assert_contains(text, "\nresp.host = \"::1\" (file)\n");
+    assert_contains(text, "\nhost = \"127.0.0.1\" (default)\n");
+    free(text);
+    config_free(&cfg);
+}
+
+/* auth.jwt_secret_file / api_keys_file: trailing newlines go, lines become
+ * list entries, a file others may read is a warning, the value is redacted. */
+static void test_secret_files(void **state)
+{
+    (void)state;
+    const char *secret = write_temp("s3cret-value\r\n\n");
+    const char *keys = write_temp("key-aaaaaaaaaaaaaaaa:chat.>\n\nkey-bbbbbbbbbbbbbbbb\n");
+    config_t cfg;
+    assert_int_equal(
+        load(&cfg, LIST("--auth-jwt-secret-file", secret), LIST("WSB_API_KEYS_FILE=", "X=1")),
+        CONFIG_OK);
+    assert_string_equal(cfg.auth_jwt_secret, "s3cret-value");
+    assert_int_equal(source_of(&cfg, "auth.jwt_secret"), CONFIG_SRC_FLAG);
+    assert_int_equal(cfg.nwarnings, 0);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    config_print_effective(&cfg, f);
+    char *text = read_all(f);
+    assert_contains(text, "\nauth.jwt_secret = <redacted> (flag)\n");
+    assert_null(strstr(text, "s3cret"));
+    free(text);
+    config_free(&cfg);
+
+    assert_int_equal(load(&cfg, LIST(NULL), LIST("WSB_API_KEYS_FILE=/dev/null")), CONFIG_ERROR);
+    config_free(&cfg);
+    char env[128];
+    (void)snprintf(env, sizeof env, "WSB_API_KEYS_FILE=%s", keys);
+    assert_int_equal(load(&cfg, LIST(NULL), LIST(env)), CONFIG_OK);
+    assert_string_equal(cfg.api_keys, "key-aaaaaaaaaaaaaaaa:chat.>,key-bbbbbbbbbbbbbbbb");
+    assert_int_equal(cfg.napikeys, 2);
+    assert_int_equal(source_of(&cfg, "api_keys"), CONFIG_SRC_ENV);
+    config_free(&cfg);
+
+    assert_int_equal(chmod(secret, 0640), 0);
+    assert_int_equal(load(&cfg, LIST("--auth-jwt-secret-file", secret), NULL), CONFIG_OK);
+    assert_int_equal(cfg.nwarnings, 1);
+    assert_contains(cfg.warnings[0], "readable by group or others (mode 0640)");
+    config_free(&cfg);
+
+    expect_error(LIST("--auth-jwt-secret-file", secret, "--auth-jwt-secret", "x"), NULL,
+                 LIST("auth.jwt_secret, auth.jwt_secret_file"));
 }
 
 static void test_flag_forms(void **state)
@@ -1060,12 +1141,12 @@ static void test_help_text(void **state)
         assert_true(strncmp(eol, "\n      ", 7) == 0 && eol[7] != ' ');
     }
     /* Exactly the contract's settings: one "  --" line per key, plus
-     * --config and --version. */
+     * --config, --version and --check-config. */
     size_t settings = 0;
     for (const char *p = text; (p = strstr(p, "\n  --")) != NULL; p++) {
         settings++;
     }
-    assert_int_equal(settings, NCONTRACT_KEYS + 2);
+    assert_int_equal(settings, NCONTRACT_KEYS + 3);
     free(text);
 }
 
@@ -1405,6 +1486,8 @@ int main(void)
         cmocka_unit_test_teardown(test_help_and_version_flags, remove_temps),
         cmocka_unit_test_teardown(test_example_file, remove_temps),
         cmocka_unit_test_teardown(test_list_keys_and_api_keys, remove_temps),
+        cmocka_unit_test_teardown(test_key_sources, remove_temps),
+        cmocka_unit_test_teardown(test_secret_files, remove_temps),
         cmocka_unit_test_teardown(test_log_levels, remove_temps),
         cmocka_unit_test_teardown(test_log_quote, remove_temps),
         cmocka_unit_test_teardown(test_log_lines, remove_temps),
