@@ -7,6 +7,7 @@
 #include "core/pubsub.h"
 #include "core/request.h"
 #include "ingress/ingress.h"
+#include "ingress/sse_session.h"
 #include "ingress/static_files.h"
 #include "net/conn.h"
 #include "shared/metrics.h"
@@ -572,6 +573,14 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req)
             respond_error(c, 405, "method_not_allowed", "use POST", keep_alive, "Allow: POST\r\n");
         } else {
             http_request(c, req, keep_alive);
+        }
+        return;
+    }
+    if (wsb_str_eq(path, "/sse")) {
+        if (!get) {
+            respond_error(c, 405, "method_not_allowed", "use GET", keep_alive, "Allow: GET\r\n");
+        } else {
+            sse_open(c, req);
         }
         return;
     }
