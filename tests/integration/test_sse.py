@@ -238,3 +238,25 @@ def test_a_stream_that_does_not_read_is_closed_as_a_slow_consumer(broker):
     publish(broker, "flood", "after")
     assert fast.message()["json"]["data"] == "after"
     broker.assert_healthy()
+
+
+def test_http_publish_with_the_streams_jwt_uses_its_publish_grants(broker_factory):
+    b = broker_factory("--auth-required", "true", "--auth-jwt-secret", SECRET,
+                       "--topics", json.dumps([{"pattern": "room.>", "publisher": True}]))
+    tok = jwt_hs256({"sub": "alice", "exp": now() + 60, "subscribe": ["room.>"],
+                     "publish": ["room.>"]}, SECRET)
+    bearer = {"Authorization": f"Bearer {tok}"}
+    s = Sse(b, f"topic=room.1&token={tok}")
+    subscribed(s, 1)
+    r = b.post("/api/publish", {"topic": "room.1", "data": "hi"}, headers=dict(bearer))
+    assert r.status == 200 and "seq" in json.loads(r.body), r
+    m = s.message()["json"]
+    assert m["data"] == "hi" and m["from"]["user"] == "alice", m
+    r = b.post("/api/publish", {"topic": "other", "data": 1}, headers=dict(bearer))
+    assert r.status == 403 and json.loads(r.body)["error"]["code"] == "forbidden", r
+    forged = jwt_hs256({"sub": "mallory", "exp": now() + 60, "publish": [">"]}, "not-the-secret")
+    r = b.post("/api/publish", {"topic": "room.1", "data": 1},
+               headers={"Authorization": f"Bearer {forged}"})
+    assert r.status == 401, r
+    r = b.post("/api/publish", {"topic": "room.1", "data": 1})
+    assert r.status == 401, r
