@@ -195,48 +195,18 @@ static void refuse(conn_t *c, const wsb_http_request_t *req, int status, const c
     free(text);
 }
 
-static int hexval(char ch)
+/* One "name=value" pair of the query as a query of its own, decoded by
+ * wsb_http_query_param: the value of `name` (length), WSB_EAGAIN when the
+ * pair is another name, or < 0 when malformed or too long. */
+static int pair_param(const char *p, size_t n, const char *name, char *out, size_t cap)
 {
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
+    char one[3 * WSB_TOPIC_MAX_LEN + 16];
+    if (n + 1 > sizeof(one)) {
+        return WSB_ENOSPC;
     }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Percent-decodes `n` bytes into `out` (cap bytes, NUL-terminated; '+' is
- * a space). Returns the length, or -1 when malformed, NUL or too long. */
-static int pct_decode(const char *p, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch == '%') {
-            if (i + 2 >= n) {
-                return -1;
-            }
-            int hi = hexval(p[i + 1]);
-            int lo = hexval(p[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                return -1;
-            }
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (ch == '+') {
-            ch = ' ';
-        }
-        if (o + 1 >= cap) {
-            return -1;
-        }
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    return (int)o;
+    one[0] = '?';
+    memcpy(one + 1, p, n);
+    return wsb_http_query_param((wsb_str_t){one, n + 1}, name, out, cap);
 }
 
 /* "<epoch>:<seq>" (Last-Event-ID or ?since=): 0, or -1 when malformed. */
@@ -287,16 +257,13 @@ static const char *parse_query(const wsb_http_request_t *req, sse_query_t *q)
     for (const char *p = qs != NULL ? qs + 1 : end; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp != NULL ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pe - p));
-        const char *ke = eq != NULL ? eq : pe;
-        const char *v = eq != NULL ? eq + 1 : pe;
-        size_t klen = (size_t)(ke - p);
+        size_t plen = (size_t)(pe - p);
         char val[WSB_TOPIC_MAX_LEN + 1];
-        if (klen == 5 && memcmp(p, "topic", 5) == 0) {
+        int n = pair_param(p, plen, "topic", val, sizeof(val));
+        if (n != WSB_EAGAIN) {
             if (q->ntopics == SSE_MAX_TOPICS) {
                 return "too many topic parameters";
             }
-            int n = pct_decode(v, (size_t)(pe - v), val, sizeof(val));
             const char *why = "malformed topic";
             if (n < 0 || wsb_topic_check(val, (size_t)n, WSB_TOPIC_PATTERN, &why) != 0) {
                 return why;
@@ -307,8 +274,7 @@ static const char *parse_query(const wsb_http_request_t *req, sse_query_t *q)
                 }
             }
             memcpy(q->topics[q->ntopics++], val, (size_t)n + 1);
-        } else if (klen == 5 && memcmp(p, "since", 5) == 0) {
-            int n = pct_decode(v, (size_t)(pe - v), val, sizeof(val));
+        } else if ((n = pair_param(p, plen, "since", val, sizeof(val))) != WSB_EAGAIN) {
             if (n < 0 || parse_since(val, (size_t)n, q->since_epoch, &q->since_seq) != 0) {
                 return "since must be <epoch>:<seq>";
             }
