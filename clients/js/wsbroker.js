@@ -1448,7 +1448,10 @@ class SseSocket {
                 this.#reply({ type: "pong", id: req.id });
                 break;
             case "auth":
-                this.#token = req.token; // the next (re)opened stream uses it
+                // The broker ends a stream at its token's exp: reopen with the
+                // fresh one now (a one-topic stream resumes from its last id).
+                this.#token = req.token;
+                if (this.#es) this.#reopen();
                 this.#reply({ type: "ack", id: req.id });
                 break;
             default:
