@@ -10,6 +10,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -168,5 +169,64 @@ test("the JS client falls back to SSE + HTTP publish when WebSocket is blocked",
     assert.deepEqual(await page.evaluate(() => window.api.presence("chat.fb")), { code: "not_available" });
     assert.deepEqual(await page.evaluate(() => window.errors), []);
     await page.close();
+    assert.deepEqual(pageErrors, []);
+});
+
+const SECRET = "sse-browser-secret-0123456789abcdef";
+
+function jwt(claims) {
+    const enc = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const head = enc({ alg: "HS256", typ: "JWT" });
+    const body = enc(claims);
+    const sig = crypto.createHmac("sha256", SECRET).update(`${head}.${body}`).digest("base64url");
+    return `${head}.${body}.${sig}`;
+}
+
+// The broker ends a stream at its token's exp: the client's refresh (before
+// exp) must move the stream to the fresh token, so the app sees no drop.
+test("over SSE a refreshed token keeps the stream past the first token's exp", async () => {
+    const iat = Math.floor(Date.now() / 1000);
+    const grants = { sub: "ann", subscribe: ["chat.>"], publish: ["chat.>"] };
+    const short = jwt({ ...grants, iat, exp: iat + 3 });
+    const long = jwt({ ...grants, iat, exp: iat + 600 });
+    const page = `<!doctype html>
+<meta charset="utf-8"><title>refresh</title><link rel="icon" href="data:,">
+<script>window.WebSocket = class { constructor() { throw new Error("blocked"); } };</script>
+<script type="module">
+import { connect } from "/js/wsbroker.js";
+// The blocked WebSocket attempt and the stream get the short token, the refresh the long one.
+const tokens = [${JSON.stringify(short)}, ${JSON.stringify(short)}, ${JSON.stringify(long)}];
+const c = connect("/ws", { transports: ["websocket", "sse"], sseAfter: 1, reconnect: { minDelay: 10, maxDelay: 50 },
+    getToken: async () => tokens.length > 1 ? tokens.shift() : tokens[0] });
+window.got = [];
+window.drops = [];
+c.on("disconnect", (d) => window.drops.push(d.code));
+c.on("error", (e) => { if (e.code !== "connect") window.drops.push(e.code); });
+window.api = { state: () => c.state, transport: () => c.transport };
+await c.subscribe("chat.r", (m) => window.got.push(m.data)).ready;
+window.drops.length = 0; // the blocked WebSocket's attempt is not what this test is about
+window.ready = true;
+</script>`;
+    fs.writeFileSync(path.join(webRoot, "refresh.html"), page);
+    const authed = new Broker({ webRoot, args: ["--auth-jwt-secret", SECRET, "--auth-leeway", "0s"] });
+    await authed.start();
+    try {
+        const p = await context.newPage();
+        p.on("pageerror", (err) => pageErrors.push(`refresh: pageerror: ${err.message}`));
+        await p.goto(`${authed.httpUrl}/refresh.html`);
+        await p.waitForFunction(() => window.ready === true && window.api.state() === "open");
+        assert.equal(await p.evaluate(() => window.api.transport()), "sse");
+        // Past the first token's exp, with margin for the broker's deadline tick (1 s).
+        await p.waitForFunction((t) => Date.now() > t, (iat + 6) * 1000, { timeout: 20000 });
+        const res = await authed.publish({ topic: "chat.r", data: "after exp" });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        await p.waitForFunction(() => window.got.includes("after exp"));
+        assert.deepEqual(await p.evaluate(() => window.drops), []);
+        await p.close();
+    } finally {
+        const { code } = await authed.stop();
+        authed.cleanup();
+        assert.equal(code, 0, `broker exit status; stderr: ${authed.stderr}`);
+    }
     assert.deepEqual(pageErrors, []);
 });
