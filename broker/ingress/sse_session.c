@@ -456,8 +456,8 @@ void sse_open(conn_t *c, const wsb_http_request_t *req)
         }
         subscribed_event(&out, q->topics[i], &o);
         if (o.nmsgs > 0) {
-            replay = xrealloc(replay, sizeof(*replay) * (nreplay + o.nmsgs));
-            memcpy(replay + nreplay, o.msgs, sizeof(*replay) * o.nmsgs);
+            replay = xrealloc(replay, sizeof(xmsg_t *) * (nreplay + o.nmsgs));
+            memcpy(replay + nreplay, o.msgs, sizeof(xmsg_t *) * o.nmsgs);
             nreplay += o.nmsgs;
         }
         free(o.msgs);
