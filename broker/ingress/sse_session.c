@@ -188,7 +188,8 @@ static void refuse(conn_t *c, const wsb_http_request_t *req, int status, const c
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (text == NULL) {
-        wsb_oom("sse error");
+        conn_http_respond(c, 500, "text/plain", "internal error\n", 15, false, NULL);
+        return;
     }
     conn_http_respond(c, status, "application/json", text, strlen(text),
                       wsb_http_request_keep_alive(req), extra_headers);
