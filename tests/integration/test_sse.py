@@ -260,3 +260,48 @@ def test_http_publish_with_the_streams_jwt_uses_its_publish_grants(broker_factor
     assert r.status == 401, r
     r = b.post("/api/publish", {"topic": "room.1", "data": 1})
     assert r.status == 401, r
+
+
+@pytest.mark.broker_args("--topics", json.dumps([{"pattern": "auction.>", "stream": {"size": 1000}}]))
+def test_a_pattern_inside_a_stream_resumes_every_topic_with_one_last_event_id(broker):
+    s = Sse(broker, "topic=auction.*")
+    ack = subscribed(s, 1)[0]
+    epoch = ack["epoch"]
+    publish(broker, "auction.a", 1)
+    publish(broker, "auction.b", 2)
+    last = [s.message(), s.message()][-1]
+    assert last["id"] == f"{epoch}:2"  # one seq for the whole stream
+    s.c.close()
+    publish(broker, "auction.a", 3)
+    publish(broker, "auction.c", 4)
+    s2 = Sse(broker, "topic=auction.*", headers={"Last-Event-ID": last["id"]})
+    assert subscribed(s2, 1)[0]["recovered"] is True
+    got = [s2.message() for _ in range(2)]
+    assert [(m["json"]["topic"], m["json"]["data"], m["id"]) for m in got] == [
+        ("auction.a", 3, f"{epoch}:3"), ("auction.c", 4, f"{epoch}:4")]
+
+
+def test_curl_reads_the_stream(broker):
+    import shutil
+    import subprocess
+    curl = shutil.which("curl")
+    assert curl, "curl is needed (Debian package curl)"
+    p = subprocess.Popen([curl, "-sN", "--max-time", "30", f"{broker.url}/sse?topic=demo.%3E"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while "data: {\"topic\":\"demo.>\"}" not in lines:
+            line = p.stdout.readline()
+            assert line, "curl ended early"
+            lines.append(line.rstrip("\n"))
+        publish(broker, "demo.x", {"hi": 1})
+        while not any(x.startswith("data: {\"type\":\"message\"") for x in lines):
+            line = p.stdout.readline()
+            assert line, "curl ended early"
+            lines.append(line.rstrip("\n"))
+        msg = json.loads(lines[-1][len("data: "):])
+        assert msg["topic"] == "demo.x" and msg["data"] == {"hi": 1}
+        assert lines[-3] == "event: message" and lines[-2].startswith("id: :")
+    finally:
+        p.terminate()
+        p.wait(10)
