@@ -305,3 +305,18 @@ def test_curl_reads_the_stream(broker):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_max_connections_per_user_counts_sse_streams(broker_factory):
+    b = broker_factory("--auth-jwt-secret", SECRET, "--max-connections-per-user", "1")
+    tok = jwt_hs256({"sub": "bob", "exp": now() + 60, "subscribe": ["a"]}, SECRET)
+    s = Sse(b, f"topic=a&token={tok}")
+    subscribed(s, 1)
+    r = sse_refused(b, f"topic=a&token={tok}")
+    assert r.status == 429 and error_body(r)["code"] == "limit_exceeded" and r.header("Retry-After") == "1"
+    # The stream's place is given back when it goes: a request is admitted
+    # again (one for a topic bob may not read, so that it holds nothing: 403
+    # comes after the user limit).
+    assert sse_refused(b, f"topic=b&token={tok}").status == 429
+    s.c.close()
+    wait_for(lambda: sse_refused(b, f"topic=b&token={tok}").status == 403, 5, 0.02, "bob's place back")
