@@ -9,6 +9,7 @@
 #include "core/xmsg.h"
 #include "ingress/http_api.h"
 #include "ingress/resp_session.h"
+#include "ingress/sse_session.h"
 #include "ingress/static_files.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
@@ -260,7 +261,7 @@ void worker_shutdown(worker_t *w)
         for (conn_t *c = w->net.conns; c != NULL; c = c->next) {
             if (c->state == CONN_WS) {
                 conn_ws_close(c, WSB_WS_CLOSE_GOING_AWAY, "server shutting down", false);
-            } else if (c->state == CONN_RESP) {
+            } else if (c->state == CONN_RESP || c->state == CONN_SSE) {
                 conn_resp_shutdown(c);
             } else if (c->state == CONN_HTTP && !c->writing && outq_bytes(&c->outq) == 0 &&
                        c->http_pub == NULL) {
@@ -413,6 +414,7 @@ void worker_setup_contexts(worker_t *w, const worker_env_t *env, unsigned index)
 int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, int tls_fd)
 {
     conn_set_handlers(&conn_handlers);
+    sse_register();
     memset(w, 0, offsetof(worker_t, net) + offsetof(net_t, read_buf));
     w->env = env;
     w->cfg = env->cfg;

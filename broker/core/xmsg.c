@@ -7,6 +7,7 @@
 #include "wsb/ws_frame.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +23,7 @@ typedef struct {
     frame_buf_t fb;
     frame_buf_t *deflated;
     bool deflate_tried; /* deflated NULL and tried: compression did not pay */
+    frame_buf_t *sse;   /* the SSE event (xmsg_sse_buf), once an SSE subscriber needed it */
 } xmsg_slot_t;
 
 _Static_assert(sizeof(xmsg_slot_t) <= XMSG_SLOT_STRIDE, "a worker slot fits its stride");
@@ -39,6 +41,10 @@ static void release_slot(frame_buf_t *fb)
     if (slot->deflated != NULL) {
         frame_buf_unref(slot->deflated);
         slot->deflated = NULL;
+    }
+    if (slot->sse != NULL) {
+        frame_buf_unref(slot->sse);
+        slot->sse = NULL;
     }
     xmsg_unref(fb->shared);
 }
@@ -105,6 +111,7 @@ static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t fr
         xmsg_slot_t *slot = (xmsg_slot_t *)(void *)(raw + slots_off + (size_t)w * XMSG_SLOT_STRIDE);
         slot->deflated = NULL;
         slot->deflate_tried = false;
+        slot->sse = NULL;
         frame_buf_t *fb = &slot->fb;
         fb->refcnt = 1;
         fb->len = m->frame_len;
@@ -312,4 +319,52 @@ frame_buf_t *xmsg_deflated_buf(frame_buf_t *fb, size_t min_size, unsigned window
         slot->deflated = deflate_frame(fb, stats);
     }
     return slot->deflated != NULL ? slot->deflated : fb;
+}
+
+/* ---- Server-Sent Events ---------------------------------------------------------------------- */
+
+/* "event: message\nid: <epoch>:<seq>\ndata: <frame JSON>\n\n" of the
+ * message under `fb`, in an allocation of its own holding a reference on
+ * the message. The JSON has no raw line breaks inside strings (JSON
+ * escapes them); any between tokens become spaces, so it is one data line. */
+static frame_buf_t *sse_event(const frame_buf_t *fb)
+{
+    xmsg_t *m = fb->shared;
+    size_t hl = frame_header_len(m->frame);
+    const uint8_t *json = m->frame + hl;
+    size_t jlen = m->frame_len - hl;
+    char head[64 + XMSG_EPOCH_MAX];
+    int n = snprintf(head, sizeof(head), "event: message\nid: %s:%llu\ndata: ", m->epoch,
+                     (unsigned long long)m->seq);
+    size_t hlen = (size_t)n;
+    size_t len = hlen + jlen + 2;
+    uint8_t *raw = xmalloc(FRAME_BUF_HEADROOM + len);
+    uint8_t *p = raw + FRAME_BUF_HEADROOM;
+    memcpy(p, head, hlen);
+    for (size_t i = 0; i < jlen; i++) {
+        uint8_t ch = json[i];
+        p[hlen + i] = ch == '\n' || ch == '\r' ? ' ' : ch;
+    }
+    p[len - 2] = '\n';
+    p[len - 1] = '\n';
+    frame_buf_t *out = (frame_buf_t *)(void *)raw;
+    out->refcnt = 1;
+    out->len = (uint32_t)len;
+    out->bytes = p;
+    out->shared = m;
+    out->release_cb = release_replay;
+    xmsg_ref(m);
+    return out;
+}
+
+frame_buf_t *xmsg_sse_buf(frame_buf_t *fb)
+{
+    if (fb->release_cb != release_slot) {
+        return sse_event(fb); /* a history replay: built for this one send */
+    }
+    xmsg_slot_t *slot = (xmsg_slot_t *)(void *)fb;
+    if (slot->sse == NULL) {
+        slot->sse = sse_event(fb);
+    }
+    return frame_buf_ref(slot->sse);
 }

@@ -125,4 +125,15 @@ typedef struct {
 frame_buf_t *xmsg_deflated_buf(frame_buf_t *fb, size_t min_size, unsigned window_bits,
                                xmsg_deflate_stats_t *stats);
 
+/*
+ * Server-Sent Events (GET /sse): the message `fb` carries (a worker frame or
+ * a history replay's) as one SSE event, "event: message", "id:
+ * <epoch>:<seq>" (epoch "" when the topic keeps no history) and "data:" the
+ * frame's JSON. Built the first time a worker needs it and kept with the
+ * worker's slot beside the deflated frame: once per message and worker, not
+ * per subscriber (a replay's is built per call). Returns a reference the
+ * caller owns (conn_send takes its own). Worker thread of `fb`.
+ */
+frame_buf_t *xmsg_sse_buf(frame_buf_t *fb);
+
 #endif

@@ -7,6 +7,7 @@
 #include "core/pubsub.h"
 #include "core/request.h"
 #include "ingress/ingress.h"
+#include "ingress/sse_session.h"
 #include "ingress/static_files.h"
 #include "net/conn.h"
 #include "shared/metrics.h"
@@ -131,13 +132,20 @@ static json_t *check_item(json_t *item, wsb_str_t *topic_out)
     return NULL;
 }
 
+/* A publish authorized by a JWT (the SSE fallback's publishing path): the
+ * token's publish grants, and its sub as the publisher's user. */
+typedef struct {
+    wsb_jwt_claims_t claims;
+    perms_t perms;
+} jwt_pub_t;
+
 /* Publishes element `index` (of `n`), a {"topic":…,"data":…} object;
  * returns the result object: {"seq":N} or {"error":{…}}, or NULL when its
  * seq comes from Redis later (clustered history: *pub then holds its op).
  * How many subscribers it reached is not known here: other workers deliver
  * it in their own time. */
-static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pub_t **pub,
-                           size_t index, size_t n)
+static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, const jwt_pub_t *jwt,
+                           http_pub_t **pub, size_t index, size_t n)
 {
     wsb_str_t topic;
     json_t *bad = check_item(item, &topic);
@@ -149,7 +157,8 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pu
         .data = json_object_get(item, "data"),
         .ingress = PUBSUB_HTTP,
         .key = key,
-        .from_user = apikey_name(key),
+        .perms = jwt != NULL ? &jwt->perms : NULL,
+        .from_user = jwt != NULL ? jwt->claims.sub : apikey_name(key),
         .owner = c, /* the op's result goes to c->http_pub (http_pub_done) */
         .done_cb = http_pub_done,
         .id = (int64_t)index,
@@ -171,7 +180,9 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, http_pu
         (*pub)->pending++;
         return NULL;
     case PUBSUB_FORBIDDEN:
-        return error_object(WSB_ERR_FORBIDDEN, "this API key may not publish to this topic");
+        return error_object(WSB_ERR_FORBIDDEN, jwt != NULL
+                                                   ? "this token may not publish to this topic"
+                                                   : "this API key may not publish to this topic");
     default:
         return error_object(WSB_ERR_UNAVAILABLE, UNAVAILABLE_MESSAGE);
     }
@@ -321,9 +332,9 @@ void http_api_cancel(conn_t *c)
 /* The JSON body of a POST /api/publish or /api/request after its key and
  * media type were checked, or NULL after answering. */
 static json_t *post_body(conn_t *c, const wsb_http_request_t *req, bool keep_alive,
-                         const apikey_t **key)
+                         const apikey_t **key, bool authorized)
 {
-    if (!request_key(c, req, keep_alive, key)) {
+    if (!authorized && !request_key(c, req, keep_alive, key)) {
         return NULL;
     }
     if (!publish_content_type_ok(req)) {
@@ -346,11 +357,46 @@ static json_t *post_body(conn_t *c, const wsb_http_request_t *req, bool keep_ali
     return root;
 }
 
+/* "Authorization: Bearer" with a JWT instead of an API key (auth.jwt_* set,
+ * and the value is no API key): 1 with *out filled (the caller frees its
+ * claims), 0 when the request carries none (API keys apply), -1 after
+ * answering 401 for a token that does not verify. */
+static int bearer_jwt(conn_t *c, const wsb_http_request_t *req, bool keep_alive, jwt_pub_t *out)
+{
+    ingress_ctx_t *ctx = ingress_ctx(c);
+    const auth_config_t *acfg = &ctx->auth->cfg;
+    wsb_str_t h = wsb_http_request_header(req, "Authorization");
+    if (ctx->auth->jwt == NULL || h.p == NULL || h.len <= 7 ||
+        strncasecmp(h.p, "Bearer ", 7) != 0 ||
+        apikey_lookup(acfg->apikeys, acfg->napikeys, h.p + 7, h.len - 7) != NULL ||
+        memchr(h.p + 7, '.', h.len - 7) == NULL) {
+        return 0; /* not a JWT (they have dots; API keys are looked up as before) */
+    }
+    const char *why = "";
+    if (auth_verify(ctx->auth, h.p + 7, h.len - 7, &out->claims, &why) != 0) {
+        respond_error(c, 401, "unauthorized",
+                      auth_why_expired(why) ? "token expired" : "invalid token", keep_alive,
+                      "WWW-Authenticate: Bearer\r\n");
+        return -1;
+    }
+    wsb_jwt_claims_t *cl = &out->claims;
+    out->perms = (perms_t){cl->subscribe, cl->nsubscribe, cl->publish, cl->npublish};
+    return 1;
+}
+
 static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
 {
     const apikey_t *key = NULL;
-    json_t *root = post_body(c, req, keep_alive, &key);
+    jwt_pub_t jwt;
+    int j = bearer_jwt(c, req, keep_alive, &jwt);
+    if (j < 0) {
+        return;
+    }
+    json_t *root = post_body(c, req, keep_alive, &key, j == 1);
     if (root == NULL) {
+        if (j == 1) {
+            wsb_jwt_claims_free(&jwt.claims);
+        }
         return;
     }
     /* A single object is handled as an array of one, answered without the
@@ -360,10 +406,14 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     json_t *results = json_array();
     http_pub_t *pub = NULL;
     for (size_t i = 0; i < n; i++) {
-        json_t *result = publish_one(c, array ? json_array_get(root, i) : root, key, &pub, i, n);
+        json_t *result = publish_one(c, array ? json_array_get(root, i) : root, key,
+                                     j == 1 ? &jwt : NULL, &pub, i, n);
         json_array_append_new(results, result != NULL ? result : json_null());
     }
     json_decref(root);
+    if (j == 1) {
+        wsb_jwt_claims_free(&jwt.claims); /* pubsub_publish copied what it keeps */
+    }
     if (pub == NULL) {
         respond_results(c, results, array, keep_alive);
         return;
@@ -421,7 +471,7 @@ static json_t *request_refused(pubsub_status_t st, int *status)
 static void http_request(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
 {
     const apikey_t *key = NULL;
-    json_t *root = post_body(c, req, keep_alive, &key);
+    json_t *root = post_body(c, req, keep_alive, &key, false);
     if (root == NULL) {
         return;
     }
@@ -572,6 +622,14 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req)
             respond_error(c, 405, "method_not_allowed", "use POST", keep_alive, "Allow: POST\r\n");
         } else {
             http_request(c, req, keep_alive);
+        }
+        return;
+    }
+    if (wsb_str_eq(path, "/sse")) {
+        if (!get) {
+            respond_error(c, 405, "method_not_allowed", "use GET", keep_alive, "Allow: GET\r\n");
+        } else {
+            sse_open(c, req);
         }
         return;
     }

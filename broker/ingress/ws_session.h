@@ -108,6 +108,11 @@ void session_free(session_t *s);
 struct user_entry_s *session_user_acquire(auth_t *auth, const wsb_jwt_claims_t *claims,
                                           bool *refused);
 
+/* ws_upgrade.c: the token of a request (WebSocket upgrade or GET /sse):
+ * the `token` query parameter or "Authorization: Bearer". Returns its
+ * length, 0 when there is none, -1 when it is malformed or too long. */
+int ws_request_token(const wsb_http_request_t *req, char *out, size_t cap);
+
 /* The session's user: its token's sub, or {NULL,0} without one. */
 wsb_str_t session_user(const session_t *s);
 

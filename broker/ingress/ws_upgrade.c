@@ -87,7 +87,7 @@ static void refuse_credentials(conn_t *c, const wsb_handshake_t *hs, int code, c
 /* The token of an upgrade request: the `token` query parameter (browsers
  * cannot set headers on a WebSocket) or "Authorization: Bearer". Returns its
  * length, 0 when there is none, -1 when it is malformed or too long. */
-static int request_token(const wsb_http_request_t *req, char *out, size_t cap)
+int ws_request_token(const wsb_http_request_t *req, char *out, size_t cap)
 {
     int n = wsb_http_query_param(wsb_http_request_url(req), "token", out, cap);
     if (n >= 0) {
@@ -162,7 +162,7 @@ void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
      * is ignored (an open broker behind a client that always sends one). */
     if (!echo && ctx->auth->jwt != NULL) {
         char token[WSB_JWT_MAX_LEN + 1];
-        int tlen = request_token(req, token, sizeof(token));
+        int tlen = ws_request_token(req, token, sizeof(token));
         if (tlen < 0) {
             refuse_credentials(c, &hs, WSB_WS_CLOSE_INVALID_TOKEN, "invalid token",
                                "invalid credentials",

@@ -47,6 +47,29 @@ void conn_set_resp_handlers(const conn_resp_handlers_t *h)
     resp_handlers = h;
 }
 
+/* The SSE mode's session (conn_set_sse_handlers). */
+static const conn_resp_handlers_t *sse_handlers;
+
+void conn_set_sse_handlers(const conn_resp_handlers_t *h)
+{
+    sse_handlers = h;
+}
+
+/* The handler table of c->resp: RESP's or SSE's. */
+static const conn_resp_handlers_t *mode_handlers(const conn_t *c)
+{
+    return c->sse ? sse_handlers : resp_handlers;
+}
+
+void conn_become_sse(conn_t *c, void *sess)
+{
+    wsb_http_request_free(c->http);
+    c->http = NULL;
+    c->sse = true;
+    c->resp = sess;
+    c->state = CONN_SSE;
+}
+
 void net_mark_dirty(net_t *net, conn_t *c)
 {
     if (!c->dirty) {
@@ -98,7 +121,7 @@ void conn_close(conn_t *c)
     c->state = CONN_CLOSED;
     conn_resume_publisher(c); /* leaves the worker's paused list */
     if (c->resp != NULL) {
-        resp_handlers->close(c->resp); /* its subscriptions leave the trie */
+        mode_handlers(c)->close(c->resp); /* its subscriptions leave the trie */
         c->resp = NULL;
     }
     if (c->session != NULL) {
@@ -486,7 +509,7 @@ int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
 int conn_send_scaled(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len, unsigned factor)
 {
     net_t *net = c->net;
-    if (c->state != CONN_WS && c->state != CONN_RESP) {
+    if (c->state != CONN_WS && c->state != CONN_RESP && c->state != CONN_SSE) {
         return -1;
     }
     if (outq_bytes(&c->outq) + len > net->lim.max_outbound_bytes * factor ||
@@ -533,13 +556,13 @@ void *conn_resp_open(conn_t *c)
 
 conn_timeout_t conn_resp_deadline(conn_t *c)
 {
-    return c->resp != NULL ? resp_handlers->deadline(c->resp) : CONN_TIMEOUT_NONE;
+    return c->resp != NULL ? mode_handlers(c)->deadline(c->resp) : CONN_TIMEOUT_NONE;
 }
 
 void conn_resp_shutdown(conn_t *c)
 {
-    if (c->state == CONN_RESP && c->resp != NULL) {
-        resp_handlers->shutdown(c->resp);
+    if ((c->state == CONN_RESP || c->state == CONN_SSE) && c->resp != NULL) {
+        mode_handlers(c)->shutdown(c->resp);
     }
 }
 
@@ -606,7 +629,8 @@ static void conn_dispatch(conn_t *c, char *data, size_t len)
         conn_ingress->ws_feed(c->session, (uint8_t *)data, len);
         break;
     case CONN_RESP:
-        resp_handlers->feed(c->resp, data, len);
+    case CONN_SSE:
+        mode_handlers(c)->feed(c->resp, data, len);
         break;
     case CONN_LINGER:
     case CONN_CLOSED:

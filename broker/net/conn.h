@@ -12,6 +12,11 @@
  *               through the handlers registered with conn_set_resp_handlers
  *               (net/ does not know the session); replies and pushes use
  *               the same outq, bounds and flush as WebSocket frames
+ *   SSE         a GET /sse answered with 200 text/event-stream: the SSE
+ *               session (ingress/sse_session.c, handlers registered with
+ *               conn_set_sse_handlers, the RESP table's shape) pushes
+ *               events through the same outq, bounds and flush; input is
+ *               read (to notice EOF) and discarded
  *   LINGER      finished: queued output is flushed, then the write side is
  *               shut down (FIN) and input is drained until EOF or
  *               close_timeout. Closing a socket with unread input makes the
@@ -48,6 +53,7 @@ typedef enum {
     CONN_WS,
     CONN_WS_CLOSING,
     CONN_RESP,
+    CONN_SSE,
     CONN_LINGER,
     CONN_CLOSED
 } conn_state_t;
@@ -87,7 +93,8 @@ struct conn_s {
     char *http_held;
     uint32_t http_held_len, http_held_cap;
     session_t *session;     /* WebSocket mode only */
-    void *resp;             /* RESP mode only: the session (conn_resp_handlers_t) */
+    void *resp;             /* RESP or SSE mode only: the session (conn_resp_handlers_t) */
+    bool sse;               /* resp is an SSE session (conn_become_sse) */
     struct tls_conn_s *tls; /* accepted on the TLS listener; NULL for plain TCP */
 };
 
@@ -148,6 +155,14 @@ typedef struct conn_resp_handlers_s {
 /* Registers the RESP mode's handlers (process-wide, once). */
 void conn_set_resp_handlers(const conn_resp_handlers_t *h);
 
+/* Registers the SSE mode's handlers (process-wide, once; `open` unused:
+ * the session is made by the HTTP route and handed to conn_become_sse). */
+void conn_set_sse_handlers(const conn_resp_handlers_t *h);
+
+/* An HTTP-mode connection whose GET /sse was answered with the stream's
+ * head: becomes CONN_SSE with `sess` as its session. */
+void conn_become_sse(conn_t *c, void *sess);
+
 /* Accepts a pending connection of the RESP listener `listener` on `net`
  * into CONN_RESP. Admission as for HTTP: it counts in max_connections
  * and max_connections_per_ip (refused with a RESP error line, then closed). */
@@ -159,7 +174,7 @@ void conn_ws_deadline(conn_t *c);
 /* RESP: runs the session's deadline handler (conn_on_deadline). */
 conn_timeout_t conn_resp_deadline(conn_t *c);
 
-/* RESP: starts the graceful close (the handlers' shutdown). */
+/* RESP or SSE: starts the graceful close (the handlers' shutdown). */
 void conn_resp_shutdown(conn_t *c);
 
 /* Stops (true) or restarts reading for the mode's session. */

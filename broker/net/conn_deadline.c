@@ -41,6 +41,7 @@ void conn_on_deadline(conn_t *c)
         conn_ws_deadline(c);
         break;
     case CONN_RESP:
+    case CONN_SSE:
         resp_deadline(c);
         break;
     case CONN_WS_CLOSING:

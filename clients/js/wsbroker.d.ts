@@ -201,6 +201,20 @@ export interface ConnectOptions {
     bufferSize?: number;
     /** WebSocket implementation; default globalThis.WebSocket (Node 20: pass `ws`'s WebSocket). */
     WebSocket?: WebSocketConstructor;
+    /**
+     * Transports allowed, in order of preference (default ["websocket"]). With
+     * "sse" the client falls back to Server-Sent Events (GET /sse) for
+     * receiving and fetch POST /api/publish for publishing after `sseAfter`
+     * WebSocket attempts failed before the broker's welcome, or at once when
+     * there is no WebSocket implementation (PROTOCOL.md 15).
+     */
+    transports?: Array<"websocket" | "sse">;
+    /** Failed WebSocket attempts before the SSE fallback takes over for good (default 2). */
+    sseAfter?: number;
+    /** URL of the SSE endpoint (default: "sse" beside the WebSocket path, e.g. /ws → /sse). */
+    sseUrl?: string;
+    /** EventSource implementation; default globalThis.EventSource. */
+    EventSource?: new (url: string) => EventTarget & { readonly readyState: number; readonly lastEventId?: string; close(): void; onerror: ((ev: unknown) => void) | null };
 }
 
 export interface SubscribeOptions {
@@ -334,6 +348,8 @@ export declare class Subscription<T = JsonValue> extends Emitter<SubscriptionEve
 export declare class Connection extends Emitter<ConnectionEvents> {
     constructor(url: string | URL, options?: ConnectOptions);
     readonly state: ConnectionState;
+    /** "websocket", or "sse" once the SSE fallback took over (ConnectOptions.transports). */
+    readonly transport: "websocket" | "sse";
     /** The last welcome, or null before the first. */
     readonly welcome: Welcome | null;
     readonly url: string;

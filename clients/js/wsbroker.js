@@ -93,6 +93,13 @@ const DEFAULTS = Object.freeze({
     connectTimeout: 10000,
     bufferSize: 1000,
     WebSocket: undefined,
+    // SSE fallback (PROTOCOL.md 15): with "sse" listed, after sseAfter failed
+    // WebSocket attempts (or with no WebSocket at all) the client receives
+    // over EventSource and publishes with fetch POST /api/publish.
+    transports: ["websocket"],
+    sseAfter: 2,
+    sseUrl: undefined,
+    EventSource: undefined,
 });
 
 /** An error reported by the broker (code from PROTOCOL.md section 7) or by the client. */
@@ -444,6 +451,8 @@ export class Connection extends Emitter {
     #tokenAt = 0; // when it was obtained (Date.now())
     #refusedToken = null; // the token the broker just refused with 4001/4002
     #refreshTimer = null;
+    #useSse = false; // the SSE fallback took over (sticky)
+    #wsFailures = 0; // WebSocket attempts that never got a welcome
 
     constructor(url, options = {}) {
         super();
@@ -454,7 +463,8 @@ export class Connection extends Emitter {
                 : { ...DEFAULTS.reconnect, ...(options.reconnect || {}) };
         this.#opts = { ...DEFAULTS, ...options, reconnect };
         this.#WebSocket = this.#opts.WebSocket || globalThis.WebSocket;
-        if (typeof this.#WebSocket !== "function") {
+        if (typeof this.#WebSocket !== "function" && this.#sseAllowed()) this.#useSse = true;
+        else if (typeof this.#WebSocket !== "function") {
             throw new TypeError(
                 "wsbroker: no WebSocket implementation; on Node < 22 pass one, e.g. " +
                     "connect(url, { WebSocket: (await import('ws')).WebSocket })",
@@ -706,7 +716,33 @@ export class Connection extends Emitter {
         return this.#closePromise;
     }
 
+    /** "websocket", or "sse" once the SSE fallback took over. */
+    get transport() {
+        return this.#useSse ? "sse" : "websocket";
+    }
+
     // --- internals ---
+
+    #sseAllowed() {
+        return Array.isArray(this.#opts.transports) && this.#opts.transports.includes("sse");
+    }
+
+    // A WebSocket attempt that failed before its welcome: after sseAfter of
+    // them the SSE fallback takes over for good.
+    #noteWsFailure() {
+        if (this.#useSse || !this.#sseAllowed()) return;
+        this.#wsFailures++;
+        if (this.#wsFailures >= this.#opts.sseAfter) {
+            this.#useSse = true;
+            this.#attempt = 0;
+        }
+    }
+
+    #newSseSocket(url) {
+        const ES = this.#opts.EventSource || globalThis.EventSource;
+        if (typeof ES !== "function") throw new TypeError("no EventSource implementation for the SSE fallback");
+        return new SseSocket(url, ES, this.#opts.sseUrl);
+    }
 
     #setState(next) {
         if (this.#state === next) return;
@@ -755,8 +791,9 @@ export class Connection extends Emitter {
         }
         let ws;
         try {
-            ws = new this.#WebSocket(url.href);
+            ws = this.#useSse ? this.#newSseSocket(url) : new this.#WebSocket(url.href);
         } catch (err) {
+            this.#noteWsFailure();
             this._emit("error", new WsbrokerError("connect", `cannot open ${this.#url.href}: ${err?.message ?? err}`));
             this.#scheduleReconnect(1006, "connect failed");
             return;
@@ -1279,6 +1316,7 @@ export class Connection extends Emitter {
     }
 
     #onSocketGone(code, reason) {
+        if (!this.#welcomed) this.#noteWsFailure();
         const ws = this.#ws;
         this.#ws = null;
         if (ws) detach(ws);
@@ -1370,6 +1408,178 @@ export class Connection extends Emitter {
         this.#setState(State.CLOSED);
         if (error) this._emit("error", error);
         this._emit("close", { code, reason, error });
+    }
+}
+
+// The SSE fallback as a WebSocket look-alike, so that the Connection keeps
+// all its logic (subscriptions, positions, queue, reconnects): it answers
+// the requests the Connection sends with the frames the broker would send.
+// Receiving is one EventSource on GET /sse with every subscribed pattern,
+// reopened when the set changes (Last-Event-ID / since resume a single
+// topic); publishing is fetch POST /api/publish with the token as Bearer.
+// presence, presence_stats and request have no SSE form: they fail with
+// "not_available" (use the HTTP API from a backend).
+class SseSocket {
+    onopen = null;
+    onmessage = null;
+    onerror = null;
+    onclose = null;
+    readyState = 1;
+    #ES;
+    #sseUrl;
+    #publishUrl;
+    #token;
+    #topics = new Map(); // pattern -> ids of subscribes waiting for their `subscribed` event
+    #since = null; // "<epoch>:<seq>" to resume a one-topic stream from
+    #es = null;
+    #reopening = false;
+    #closed = false;
+
+    constructor(wsUrl, ES, sseUrl) {
+        this.#ES = ES;
+        const base = new URL(wsUrl.href);
+        base.protocol = base.protocol === "wss:" ? "https:" : "http:";
+        this.#token = base.searchParams.get("token");
+        base.search = "";
+        const dir = base.pathname.replace(/[^/]*$/, "");
+        this.#sseUrl = sseUrl ? new URL(sseUrl, base) : new URL(dir + "sse", base);
+        this.#publishUrl = new URL(dir + "api/publish", base);
+        queueMicrotask(() => {
+            if (this.#closed) return;
+            this.onopen?.();
+            this.#frame({ type: "welcome", protocol: 1, client_id: null, node_id: null, transport: "sse", limits: {} });
+        });
+    }
+
+    send(text) {
+        if (this.#closed) throw new Error("the event stream is closed");
+        const req = JSON.parse(text);
+        switch (req.type) {
+            case "subscribe": {
+                const t = this.#topics.get(req.topic) ?? [];
+                t.push(req.id);
+                this.#topics.set(req.topic, t);
+                if (req.since) this.#since = `${req.since.epoch}:${req.since.seq}`;
+                this.#reopen();
+                break;
+            }
+            case "unsubscribe":
+                this.#topics.delete(req.topic);
+                this.#reopen();
+                this.#reply({ type: "ack", id: req.id });
+                break;
+            case "publish":
+                this.#publish(req);
+                break;
+            case "ping":
+                this.#reply({ type: "pong", id: req.id });
+                break;
+            case "auth":
+                // The broker ends a stream at its token's exp: reopen with the
+                // fresh one now (a one-topic stream resumes from its last id).
+                this.#token = req.token;
+                if (this.#es) this.#reopen();
+                this.#reply({ type: "ack", id: req.id });
+                break;
+            default:
+                this.#reply({ type: "error", id: req.id, code: "not_available", message: `${req.type} is not available over SSE` });
+        }
+    }
+
+    close(code = 1000, reason = "") {
+        if (this.#closed) return;
+        this.#closed = true;
+        this.readyState = 3;
+        this.#es?.close();
+        queueMicrotask(() => this.onclose?.({ code, reason }));
+    }
+
+    #frame(obj) {
+        if (!this.#closed) this.onmessage?.({ data: JSON.stringify(obj) });
+    }
+
+    #reply(obj) {
+        queueMicrotask(() => this.#frame(obj));
+    }
+
+    #gone(code, reason) {
+        if (this.#closed) return;
+        this.#closed = true;
+        this.readyState = 3;
+        this.#es?.close();
+        this.onclose?.({ code, reason });
+    }
+
+    // Several subscribes in one turn (after the welcome) open one stream.
+    #reopen() {
+        if (this.#reopening) return;
+        this.#reopening = true;
+        queueMicrotask(() => {
+            this.#reopening = false;
+            if (this.#closed) return;
+            const last = this.#es?.lastEventId;
+            this.#es?.close();
+            this.#es = null;
+            if (this.#topics.size === 0) return;
+            const url = new URL(this.#sseUrl.href);
+            for (const topic of this.#topics.keys()) url.searchParams.append("topic", topic);
+            if (this.#token) url.searchParams.set("token", this.#token);
+            const since = this.#topics.size === 1 ? (last && last.includes(":") ? last : this.#since) : null;
+            if (since && !since.startsWith(":")) url.searchParams.set("since", since);
+            this.#since = null;
+            const es = new this.#ES(url.href);
+            this.#es = es;
+            es.addEventListener("subscribed", (ev) => {
+                if (es !== this.#es) return;
+                const info = JSON.parse(ev.data);
+                const ids = this.#topics.get(info.topic);
+                if (!ids) return;
+                const { topic, ...position } = info;
+                for (const id of ids.splice(0)) this.#frame({ type: "ack", id, ...position });
+            });
+            es.addEventListener("message", (ev) => {
+                if (es === this.#es) this.onmessage?.({ data: ev.data });
+            });
+            es.addEventListener("close", (ev) => {
+                if (es !== this.#es) return;
+                let info = {};
+                try {
+                    info = JSON.parse(ev.data);
+                } catch {
+                    /* a close without details */
+                }
+                this.#gone(info.code ?? 1006, info.reason ?? "event stream closed");
+            });
+            es.onerror = () => {
+                // CONNECTING: EventSource retries by itself (with Last-Event-ID);
+                // CLOSED: refused (4xx) or given up.
+                if (es === this.#es && es.readyState === 2) this.#gone(1006, "event stream failed");
+            };
+        });
+    }
+
+    async #publish(req) {
+        const headers = { "Content-Type": "application/json" };
+        if (this.#token) headers.Authorization = `Bearer ${this.#token}`;
+        let res;
+        let body = null;
+        try {
+            res = await fetch(this.#publishUrl.href, {
+                method: "POST",
+                headers,
+                body: JSON.stringify({ topic: req.topic, data: req.data ?? null }),
+            });
+            body = await res.json().catch(() => null);
+        } catch (err) {
+            this.#frame({ type: "error", id: req.id, code: "disconnected", message: `publish failed: ${err?.message ?? err}` });
+            return;
+        }
+        if (res.ok && body && typeof body.seq === "number") {
+            this.#frame({ type: "ack", id: req.id, seq: body.seq });
+        } else {
+            const e = body?.error ?? {};
+            this.#frame({ type: "error", id: req.id, code: e.code ?? `http_${res.status}`, message: e.message ?? `HTTP ${res.status}` });
+        }
     }
 }
 

@@ -110,11 +110,49 @@ static void test_plain_when_it_does_not_qualify(void **state)
     frame_buf_unref(rw);
 }
 
+/* The SSE event (xmsg_sse_buf): built once per worker and shared, the
+ * frame's JSON on one data line, a replay's built for itself, and its
+ * lifetime independent of the worker frame's. */
+static void test_sse_event_once_per_worker(void **state)
+{
+    (void)state;
+    xmsg_t *m = xmsg_new((wsb_str_t){"a.b", 3}, 7, (wsb_str_t){"0123456789ab", 12},
+                         (wsb_str_t){"{\"k\":\n 1}", 9}, 2);
+    xmsg_set_refs(m, 2);
+    frame_buf_t *w0 = xmsg_worker_buf(m, 0);
+    frame_buf_t *w1 = xmsg_worker_buf(m, 1);
+    frame_buf_t *e = xmsg_sse_buf(w0);
+    static const char want[] = "event: message\nid: 0123456789ab:7\ndata: "
+                               "{\"type\":\"message\",\"topic\":\"a.b\",\"seq\":7,"
+                               "\"epoch\":\"0123456789ab\",\"data\":{\"k\":  1}}\n\n";
+    assert_int_equal(e->len, sizeof(want) - 1);
+    assert_memory_equal(e->bytes, want, sizeof(want) - 1);
+    assert_ptr_equal(e->shared, m);
+    frame_buf_t *again = xmsg_sse_buf(w0);
+    assert_ptr_equal(again, e); /* the worker's second SSE subscriber: no new copy */
+    frame_buf_t *other = xmsg_sse_buf(w1);
+    assert_ptr_not_equal(other, e);       /* another worker builds its own */
+    frame_buf_t *rb = xmsg_replay_buf(m); /* takes its own reference */
+    frame_buf_t *re = xmsg_sse_buf(rb);
+    assert_ptr_not_equal(re, e);
+    assert_memory_equal(re->bytes, want, sizeof(want) - 1);
+    frame_buf_unref(rb);
+    frame_buf_unref(again);
+    frame_buf_unref(other);
+    frame_buf_unref(w0);
+    frame_buf_unref(w1);
+    /* The caller's references outlive both worker frames. */
+    assert_memory_equal(e->bytes, want, sizeof(want) - 1);
+    frame_buf_unref(e);
+    frame_buf_unref(re);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compressed_once_and_shared),
         cmocka_unit_test(test_plain_when_it_does_not_qualify),
+        cmocka_unit_test(test_sse_event_once_per_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
