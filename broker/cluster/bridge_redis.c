@@ -258,8 +258,9 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
         mark_dirty(br, c);
     }
     pthread_mutex_unlock(&br->lock);
-    if (br->hr != NULL && subscribed && !glob) {
-        chist_redis_subscribed(br->hr, name->str, name->len); /* clustered history hook */
+    if (br->hr != NULL && subscribed) {
+        /* clustered history hook (globs: a stream's read of a pattern) */
+        chist_redis_subscribed(br->hr, name->str, name->len, glob);
     }
     if (br->pbus != NULL && subscribed && pbus_is_channel(br->pbus, name->str, name->len)) {
         pbus_subscribed(br->pbus); /* presence hook: resync after every (re)subscribe */
@@ -502,7 +503,7 @@ static void on_stop(uv_async_t *a)
     uv_close((uv_handle_t *)&br->stop_async, on_handle_closed);
 }
 
-static int channel_state(void *user_data, const char *name, size_t len);
+static int channel_state(void *user_data, const char *name, size_t len, bool glob);
 
 static void *bridge_main(void *arg)
 {
@@ -689,14 +690,14 @@ void bridge_plug(bridge_t *br, core_t *core)
     core->refuse_patterns = bridge_refuses_patterns(br);
 }
 
-static int channel_state(void *user_data, const char *name, size_t len)
+static int channel_state(void *user_data, const char *name, size_t len, bool glob)
 {
     bridge_t *br = user_data;
     if (!br->sub.ready) {
         return -1;
     }
     pthread_mutex_lock(&br->lock);
-    chan_t *c = *chan_slot(br, name, len, false);
+    chan_t *c = *chan_slot(br, name, len, glob);
     int st = c != NULL && c->state == CHAN_SUBSCRIBED ? 1 : 0;
     pthread_mutex_unlock(&br->lock);
     return st;

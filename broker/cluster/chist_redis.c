@@ -1,7 +1,9 @@
 /* chist_redis.c - seq and history of clustered topics in Redis (see chist_redis.h). */
 #include "cluster/chist_redis.h"
 
+#include "cluster/bridge_redis.h"
 #include "cluster/envelope.h"
+#include "cluster/stream_redis.h"
 #include "core/chist.h"
 #include "core/xqueue.h"
 #include "shared/log.h"
@@ -313,7 +315,7 @@ struct chist_redis_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     redisAsyncContext *ac;          /* bridge thread: the publishing connection, or NULL */
     bool loaded;                    /* both scripts' SHA1s are known */
     unsigned loading;               /* SCRIPT LOAD replies still to come */
-    char sha[2][41];                /* [0] publish, [1] read */
+    char sha[4][41];                /* publish, read; a stream's publish, read (stream_redis.h) */
     chist_op_t *waiting;            /* reads waiting for their channel's SUBSCRIBE (FIFO) */
     chist_op_t *retry, *retry_tail; /* NOSCRIPT: sent again, in order, after the reload */
 };
@@ -435,6 +437,7 @@ static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     int rc = op->kind == CHIST_PUBLISH ? chist_parse_publish_reply(reply, op)
+             : op->stream[0] != '\0'   ? stream_redis_parse_read_reply(reply, op)
                                        : chist_parse_read_reply(reply, op);
     if (rc != 0) {
         log_warn("redis: history script failed", "topic=%s err=%s", log_quote(op->topic),
@@ -450,8 +453,13 @@ static void send_op(chist_redis_t *hr, chist_op_t *op)
         return;
     }
     chist_args_t a;
-    chist_build_args(op, hr->sha[op->kind == CHIST_PUBLISH ? 0 : 1], hr->prefix, hr->node_id,
-                     hr->publish_cmd, &a);
+    /* Clustered streams hook: a stream's op runs the stream's scripts. */
+    int which = (op->kind == CHIST_PUBLISH ? 0 : 1) + (op->stream[0] != '\0' ? 2 : 0);
+    if (which >= 2) {
+        stream_redis_build_args(op, hr->sha[which], hr->prefix, hr->node_id, hr->publish_cmd, &a);
+    } else {
+        chist_build_args(op, hr->sha[which], hr->prefix, hr->node_id, hr->publish_cmd, &a);
+    }
     int rc = redisAsyncCommandArgv(hr->ac, on_op_reply, op, a.argc, a.argv, a.argvlen);
     chist_args_free(&a);
     if (rc != REDIS_OK) {
@@ -467,9 +475,11 @@ static void dispatch(chist_redis_t *hr, chist_op_t *op)
         send_op(hr, op);
         return;
     }
+    /* A stream's read may be of a pattern: its channel is then a glob. */
     char chan[2 * 256 + 128];
-    int n = snprintf(chan, sizeof chan, "%s%s", hr->prefix, op->topic);
-    int st = hr->channel_state_cb(hr->channel_state_data, chan, (size_t)n);
+    bool glob = false;
+    size_t n = bridge_redis_name(hr->prefix, op->topic, op->topic_len, chan, &glob);
+    int st = hr->channel_state_cb(hr->channel_state_data, chan, n, glob);
     if (st > 0) {
         send_op(hr, op);
     } else if (st == 0) {
@@ -503,8 +513,8 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 {
     chist_redis_t *hr = privdata;
     redisReply *reply = r;
-    /* The two SCRIPT LOADs are answered in the order they were sent. */
-    int which = hr->loading == 2 ? 0 : 1;
+    /* The SCRIPT LOADs are answered in the order they were sent. */
+    int which = 4 - (int)hr->loading;
     if (reply == NULL || hr->ac != ac) {
         return; /* lost: chist_redis_set_pub(NULL) failed what waited */
     }
@@ -531,9 +541,11 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 
 static void start_loading(chist_redis_t *hr)
 {
-    hr->loading = 2;
+    hr->loading = 4;
     redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_publish_script);
     redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_read_script);
+    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", stream_redis_publish_script);
+    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", stream_redis_read_script);
 }
 
 void chist_redis_set_pub(chist_redis_t *hr, redisAsyncContext *ac)
@@ -557,13 +569,15 @@ void chist_redis_sub_lost(chist_redis_t *hr)
     fail_list(hr, &hr->waiting);
 }
 
-void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len)
+void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len, bool glob)
 {
-    size_t pl = strlen(hr->prefix);
     chist_op_t **pp = &hr->waiting;
     while (*pp != NULL) {
         chist_op_t *op = *pp;
-        if (len == pl + op->topic_len && memcmp(name + pl, op->topic, op->topic_len) == 0) {
+        char chan[2 * 256 + 128];
+        bool op_glob = false;
+        size_t n = bridge_redis_name(hr->prefix, op->topic, op->topic_len, chan, &op_glob);
+        if (op_glob == glob && n == len && memcmp(chan, name, len) == 0) {
             *pp = op->next;
             send_op(hr, op);
         } else {

@@ -52,7 +52,7 @@ struct redisReply;
 extern const char chist_publish_script[];
 extern const char chist_read_script[];
 
-#define CHIST_MAX_ARGS 12
+#define CHIST_MAX_ARGS 14 /* 13: a stream's ops (stream_redis.h) */
 
 /* The arguments of one EVALSHA, pointing into `op`, `sha` and `scratch`. */
 typedef struct {
@@ -90,9 +90,10 @@ bool chist_reply_is_noscript(const struct redisReply *r);
 
 /* ---- the bridge side ---------------------------------------------------------------------- */
 
-/* Bridge thread: 1 when Redis confirmed SUBSCRIBE of the channel `name`,
- * 0 when not (yet), -1 when the subscribed connection is down. */
-typedef int (*chist_channel_state_cb)(void *user_data, const char *name, size_t len);
+/* Bridge thread: 1 when Redis confirmed SUBSCRIBE (PSUBSCRIBE when `glob`)
+ * of the channel `name`, 0 when not (yet), -1 when the subscribed
+ * connection is down. */
+typedef int (*chist_channel_state_cb)(void *user_data, const char *name, size_t len, bool glob);
 
 /* Creates the state of clustered history for a bridge: `publish_cmd` is how
  * the script publishes (see chist_publish_script: PUBLISH, SPUBLISH or
@@ -117,8 +118,9 @@ void chist_redis_set_pub(chist_redis_t *hr, struct redisAsyncContext *ac);
 /* The subscribed connection was lost: reads waiting for a SUBSCRIBE fail. */
 void chist_redis_sub_lost(chist_redis_t *hr);
 
-/* Redis confirmed SUBSCRIBE of channel `name`: reads waiting for it go. */
-void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len);
+/* Redis confirmed SUBSCRIBE of channel `name` (PSUBSCRIBE of a glob when
+ * `glob`: a stream's read of a pattern): reads waiting for it go. */
+void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len, bool glob);
 
 /* Sends what workers queued (the bridge's wake-up). */
 void chist_redis_drain(chist_redis_t *hr);

@@ -63,6 +63,7 @@
 
 #include "core/core.h"
 #include "core/subscriber.h"
+#include "core/topic_rules.h"
 #include "core/xmsg.h"
 #include "wsb/common.h"
 
@@ -170,6 +171,10 @@ typedef struct pubsub_subscribed_s {
      * the stream's. NULL otherwise. */
     const char *stream;
     size_t stream_len;
+    /* Clustered streams (chist_stream.h): the stream's rule when the stream
+     * lives in Redis; then the caller reads the position and replay there
+     * (has_seq is false). NULL otherwise. */
+    const topic_rule_t *cstream;
     xmsg_t **msgs; /* replay, oldest first, one reference each: the caller
                     * sends them, xmsg_unref()s each and free()s the array */
     size_t nmsgs;

@@ -34,7 +34,14 @@
  * its way through the subscribed connection afterwards, the session keeps
  * the position as a floor: a live message of that epoch with seq <= floor
  * is dropped (a duplicate); the first one above it ends the floor.
+ *
+ * Clustered streams (core/chist_stream.h) use the same mechanism with a
+ * pattern instead of one topic: a stream read (op->stream set) holds the
+ * live messages whose topic matches the subscription, and its floor drops
+ * the live messages of the stream's epoch that match it with seq <= the
+ * position (one seq for all the stream's topics, delivered in seq order).
  */
+#include "core/chist_stream.h"
 #include "ingress/ingress.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
@@ -56,9 +63,10 @@ typedef struct held_s {
 /* After a switch-over: live messages of `topic` in `epoch` up to `seq` are
  * duplicates of the replay (or older than the position in the ack). */
 typedef struct {
-    char *topic;
+    char *topic; /* a stream's floor: the subscription (a topic or a pattern) */
     char epoch[XMSG_EPOCH_MAX + 1];
     uint64_t seq;
+    bool stream;
 } floor_t;
 
 struct chist_sess_s {
@@ -120,24 +128,39 @@ static void send_ack(session_t *s, const chist_op_t *op, bool has_seq, int recov
     if (!op->has_id) {
         return;
     }
+    /* A stream's ack names it, as on one node (PROTOCOL.md 3.1b). */
+    bool in_stream = op->kind == CHIST_READ && op->stream[0] != '\0';
     wsb_ack_t ack = {.id = op->id,
                      .has_seq = has_seq,
                      .seq = op->seq,
                      .recovered = recovered,
-                     .epoch = {epoch, epoch != NULL ? strlen(epoch) : 0}};
+                     .epoch = {epoch, epoch != NULL ? strlen(epoch) : 0},
+                     .stream = {in_stream ? op->stream : NULL, in_stream ? strlen(op->stream) : 0}};
     size_t len = 0;
     uint8_t *raw = wsb_msg_build_ack(&ack, FRAME_BUF_HEADROOM, &len);
     send_reply(s, raw, len);
 }
 
-static int find_floor(const struct chist_sess_s *cl, const char *topic, size_t len)
+/* The floor named `name` (a topic, or a stream subscription when `stream`). */
+static int find_floor(const struct chist_sess_s *cl, const char *name, size_t len, bool stream)
 {
     for (uint32_t i = 0; i < cl->nfloors; i++) {
-        if (strlen(cl->floors[i].topic) == len && memcmp(cl->floors[i].topic, topic, len) == 0) {
+        if (cl->floors[i].stream == stream && strlen(cl->floors[i].topic) == len &&
+            memcmp(cl->floors[i].topic, name, len) == 0) {
             return (int)i;
         }
     }
     return -1;
+}
+
+/* True when floor `f` applies to live message `m`: its topic's, or a
+ * stream subscription's that matches its topic in the same epoch. */
+static bool floor_applies(const floor_t *f, const xmsg_t *m)
+{
+    return f->stream
+               ? strcmp(f->epoch, m->epoch) == 0 &&
+                     wsb_topic_matches(f->topic, strlen(f->topic), m->topic, m->topic_len)
+               : strlen(f->topic) == m->topic_len && memcmp(f->topic, m->topic, m->topic_len) == 0;
 }
 
 static void drop_floor(struct chist_sess_s *cl, uint32_t i)
@@ -146,15 +169,39 @@ static void drop_floor(struct chist_sess_s *cl, uint32_t i)
     cl->floors[i] = cl->floors[--cl->nfloors];
 }
 
+/* Live message `m` goes past the floors that apply to it: those it is above
+ * end (seq order: no duplicate of them can follow). True when it is at or
+ * below one of them: a duplicate of a replay, or older than an acked
+ * position. */
+static bool pass_floors(struct chist_sess_s *cl, const xmsg_t *m)
+{
+    bool dup = false;
+    uint32_t i = 0;
+    while (i < cl->nfloors) {
+        const floor_t *f = &cl->floors[i];
+        if (!floor_applies(f, m)) {
+            i++;
+        } else if (strcmp(f->epoch, m->epoch) == 0 && m->seq <= f->seq) {
+            dup = true;
+            i++;
+        } else {
+            drop_floor(cl, i);
+        }
+    }
+    return dup;
+}
+
 static void set_floor(session_t *s, const chist_op_t *op)
 {
     struct chist_sess_s *cl = state(s);
-    int i = find_floor(cl, op->topic, op->topic_len);
+    bool stream = op->stream[0] != '\0';
+    int i = find_floor(cl, op->topic, op->topic_len, stream);
     if (i < 0) {
         cl->floors = xrealloc(cl->floors, sizeof(floor_t) * (cl->nfloors + 1));
         i = (int)cl->nfloors++;
         cl->floors[i].topic = xmalloc((size_t)op->topic_len + 1);
         memcpy(cl->floors[i].topic, op->topic, (size_t)op->topic_len + 1);
+        cl->floors[i].stream = stream;
     }
     memcpy(cl->floors[i].epoch, op->epoch, sizeof op->epoch);
     cl->floors[i].seq = op->seq;
@@ -195,9 +242,8 @@ static void emit_read(session_t *s, chist_op_t *op)
         if (op->status != 0 || strcmp(m->epoch, op->epoch) != 0 || m->seq > op->seq) {
             frame_buf_t *fb = xmsg_replay_buf(m);
             conn_send_always(s->conn, fb);
-            int f = s->cl != NULL ? find_floor(s->cl, m->topic, m->topic_len) : -1;
-            if (f >= 0) {
-                drop_floor(s->cl, (uint32_t)f); /* seq order: no duplicate can follow */
+            if (s->cl != NULL) {
+                (void)pass_floors(s->cl, m);
             }
         }
     }
@@ -263,9 +309,9 @@ void chist_session_hold_op(session_t *s, chist_op_t *op)
     push_held(s, NULL, op);
 }
 
-void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule)
+/* A read of the subscription `m` (mode by its since / history), submitted. */
+static void subscribe_read(session_t *s, const wsb_msg_t *m, chist_op_t *op)
 {
-    chist_op_t *op = chist_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule);
     op->has_id = m->has_id;
     op->id = m->id;
     op->mode = CHIST_READ_POSITION;
@@ -283,6 +329,17 @@ void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule)
     submit(s, op);
 }
 
+void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule)
+{
+    subscribe_read(s, m, chist_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule));
+}
+
+void chist_session_subscribe_stream(session_t *s, const wsb_msg_t *m, const topic_rule_t *rule)
+{
+    subscribe_read(s, m,
+                   chist_stream_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule));
+}
+
 bool chist_session_filter(session_t *s, xmsg_t *m)
 {
     struct chist_sess_s *cl = s->cl;
@@ -292,8 +349,12 @@ bool chist_session_filter(session_t *s, xmsg_t *m)
     bool held = false;
     for (held_t *h = cl->head; h != NULL; h = h->next) {
         chist_op_t *op = h->op;
-        if (op != NULL && op->kind == CHIST_READ && op->topic_len == m->topic_len &&
-            memcmp(op->topic, m->topic, m->topic_len) == 0) {
+        bool of_read =
+            op != NULL && op->kind == CHIST_READ &&
+            (op->stream[0] != '\0'
+                 ? wsb_topic_matches(op->topic, op->topic_len, m->topic, m->topic_len)
+                 : op->topic_len == m->topic_len && memcmp(op->topic, m->topic, m->topic_len) == 0);
+        if (of_read) {
             /* The read of this subscription is not answered yet. */
             if (op->nlive >= CLUSTER_MAX_HELD_LIVE) {
                 op->live_overflow = true; /* closed as a slow consumer when it completes */
@@ -312,15 +373,7 @@ bool chist_session_filter(session_t *s, xmsg_t *m)
     if (held) {
         return true;
     }
-    int f = cl->nfloors > 0 ? find_floor(cl, m->topic, m->topic_len) : -1;
-    if (f < 0) {
-        return false;
-    }
-    if (strcmp(cl->floors[f].epoch, m->epoch) == 0 && m->seq <= cl->floors[f].seq) {
-        return true; /* already replayed, or before the position acked */
-    }
-    drop_floor(cl, (uint32_t)f);
-    return false;
+    return cl->nfloors > 0 && pass_floors(cl, m);
 }
 
 void chist_session_free(session_t *s)

@@ -248,6 +248,10 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         chist_session_subscribe(s, m, out.chist_rule);
         return;
     }
+    if (out.cstream != NULL) {
+        chist_session_subscribe_stream(s, m, out.cstream); /* clustered streams hook */
+        return;
+    }
     reply_ack_stream(s, m, out.has_seq, out.seq, out.recovered, out.has_seq ? out.epoch : NULL,
                      (wsb_str_t){out.stream, out.stream_len});
     /* The replay is bounded by the rule's size, not by max_outbound_bytes:
