@@ -99,6 +99,12 @@ def test_wildcard_since_on_a_third_node_recovers_exactly_the_missed_matching(red
         with pytest.raises(wsraw.Timeout):
             bad.recv_json(timeout=0.3)
         bad.close()
+    # HTTP and RESP publishes take the stream's seq too, on any node.
+    r = b.post("/api/publish", {"topic": "auction.h.bid", "data": "http"})
+    assert r.status == 200 and r.json() == {"seq": 26}, r
+    assert c.resp().publish("auction.r.bid", '"resp"') == 27
+    got = [late.recv_json(), late.recv_json()]
+    assert [(m["seq"], m["data"]) for m in got] == [(26, "http"), (27, "resp")], got
     for conn in (watch, late, hist, *pubs):
         conn.close()
 
@@ -219,4 +225,7 @@ def test_redis_down_refuses_stream_publishes_with_unavailable(redis_server, clus
     ack = ack_of(pub, {"type": "subscribe", "topic": "auction.*.bid", "id": 3,
                        "since": {"epoch": "e", "seq": 0}})
     assert ack["type"] == "ack" and ack["recovered"] is False and "seq" not in ack, ack
+    assert ack["stream"] == "auction.>", ack
+    r = a.post("/api/publish", {"topic": "auction.z.bid", "data": 3})
+    assert r.status == 503 and r.json()["error"]["code"] == "unavailable", r
     pub.close()
