@@ -253,7 +253,8 @@ static void emit_publish(session_t *s, chist_op_t *op)
 {
     if (op->status != 0) {
         send_error(s, op, WSB_ERR_UNAVAILABLE,
-                   "the topic keeps clustered history and Redis is unavailable: not published");
+                   "the topic is numbered in Redis (clustered history or stream) and Redis is "
+                   "unavailable: not published");
         return;
     }
     send_ack(s, op, true, -1, NULL);

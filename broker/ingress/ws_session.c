@@ -358,7 +358,8 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
         break;
     default:
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAVAILABLE,
-                    "the topic keeps clustered history and Redis is unavailable: not published");
+                    "the topic is numbered in Redis (clustered history or stream) and Redis is "
+                    "unavailable: not published");
         break;
     }
 }
