@@ -58,10 +58,18 @@ typedef struct {
     uv_timer_t timer; /* reconnect wait, or connect timeout while connecting */
 } rconn_t;
 
+typedef enum {
+    PUB_PLAIN = 0, /* a message (or the presence bus): PUBLISH/SPUBLISH as configured */
+    PUB_REQUEST,   /* a request: as PLAIN, and Redis's receiver count goes to `count` */
+    PUB_INBOX,     /* a reply: one publish on its node's inbox channel */
+} pub_kind_t;
+
 /* A publish waiting for the bridge thread: channel then envelope. */
 typedef struct {
     uint32_t chan_len;
     uint32_t env_len;
+    pub_kind_t kind;
+    inbox_count_t *count; /* PUB_REQUEST: told exactly once (core/inbox.h) */
     char bytes[];
 } pub_item_t;
 
@@ -98,6 +106,14 @@ struct bridge_s {        // NOLINT(clang-analyzer-optin.performance.Padding)
      * them again is a new PUBLISH (e.g. seq restarted after eviction). */
     uint32_t last_via[LAST_VIA_MAX];
     unsigned nlast_via;
+
+    /* Own subscriptions as Redis counts them in a request's receivers
+     * (bridge thread only): commands sent and not yet confirmed, and a
+     * number that changes with every command sent or connection lost. */
+    unsigned sub_inflight;
+    uint64_t sub_epoch;
+    /* This node's inbox channel: <prefix>_inbox.<tag> (core/inbox.h). */
+    char inbox_tag[17];
 
     _Atomic uint64_t reconnects;
     _Atomic uint64_t dropped;

@@ -4,6 +4,7 @@
 #include "cluster/bridge_internal.h"
 #include "cluster/envelope.h"
 #include "cluster/presence_bus.h"
+#include "core/inbox.h"
 #include "core/router.h"
 #include "shared/log.h"
 #include "wsb/topic.h"
@@ -93,6 +94,8 @@ static void send_sub_command(bridge_t *br, chan_t *c, bool subscribe)
     size_t lens[2] = {strlen(cmd), c->len};
     bridge_sub_command(br->sub.bs, 2, argv, lens);
     c->state = subscribe ? CHAN_SUBSCRIBING : CHAN_UNSUBSCRIBING;
+    br->sub_inflight++; /* own receivers uncertain until confirmed (own_receivers) */
+    br->sub_epoch++;
 }
 
 static void chan_free(bridge_t *br, chan_t *c)
@@ -136,6 +139,10 @@ static void reconcile_dirty(bridge_t *br)
 void bridge_mark_all(bridge_t *br, bool lost)
 {
     pthread_mutex_lock(&br->lock);
+    if (lost) {
+        br->sub_inflight = 0;
+        br->sub_epoch++;
+    }
     for (size_t i = 0; i < CHAN_BUCKETS; i++) {
         for (chan_t *c = br->buckets[i]; c != NULL; c = c->next) {
             if (lost) {
@@ -168,9 +175,12 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
     }
     long before = c->refs;
     c->refs += delta;
-    if (before <= 0 && c->refs > 0) {
+    /* The gauge counts what clients want: the node's own inbox channel,
+     * always there, is not one of them. */
+    bool counted = !inbox_is(pattern, len);
+    if (counted && before <= 0 && c->refs > 0) {
         br->nchans_active++;
-    } else if (before > 0 && c->refs <= 0) {
+    } else if (counted && before > 0 && c->refs <= 0) {
         br->nchans_active--;
     }
     mark_dirty(br, c);
@@ -207,6 +217,18 @@ static bool same_as_last(bridge_t *br, const char *p, size_t len, uint32_t via)
     return false;
 }
 
+/* False for a reply to an inbox of another node (core/inbox.h): only the
+ * node whose tag the inbox carries has its requester. */
+static bool inbox_for_us(const bridge_t *br, wsb_str_t topic)
+{
+    if (!inbox_is(topic.p, topic.len)) {
+        return true;
+    }
+    size_t n = inbox_channel_len(topic.p, topic.len);
+    return n == INBOX_PREFIX_LEN + INBOX_TAG_LEN &&
+           memcmp(topic.p + INBOX_PREFIX_LEN, br->inbox_tag, INBOX_TAG_LEN) == 0;
+}
+
 static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, const char *p,
                              size_t len)
 {
@@ -232,9 +254,16 @@ static void deliver_envelope(bridge_t *br, const redisReply *via, bool glob, con
         envelope_clear(&env);
         return;
     }
-    unsigned full = core_inject_remote(br->core, env.topic, env.seq, env.epoch,
-                                       (wsb_str_t){env.from_json, env.from_len},
-                                       (wsb_str_t){env.data_json, env.data_len});
+    if (!inbox_for_us(br, env.topic)) {
+        envelope_clear(&env); /* another node's reply, seen through a glob such as "wsb:*" */
+        return;
+    }
+    wsb_str_t from = {env.from_json, env.from_len};
+    wsb_str_t data = {env.data_json, env.data_len};
+    unsigned full =
+        env.reply_to.len > 0
+            ? core_inject_request(br->core, env.topic, env.seq, env.epoch, from, env.reply_to, data)
+            : core_inject_remote(br->core, env.topic, env.seq, env.epoch, from, data);
     bridge_count(&br->received);
     if (full > 0) {
         atomic_fetch_add_explicit(&br->dropped, full, memory_order_relaxed);
@@ -257,10 +286,14 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
         c->state = subscribed ? CHAN_SUBSCRIBED : CHAN_NONE;
         mark_dirty(br, c);
     }
+    if (br->sub_inflight > 0) {
+        br->sub_inflight--;
+    }
+    br->sub_epoch++; /* an unsolicited one changes what Redis counts too */
     pthread_mutex_unlock(&br->lock);
     if (br->hr != NULL && subscribed) {
-        /* clustered history hook (globs: a stream's read of a pattern) */
-        chist_redis_subscribed(br->hr, name->str, name->len, glob);
+        /* clustered history hook (a glob: a pattern's last-value read) */
+        chist_redis_subscribed(br->hr, name->str, name->len);
     }
     if (br->pbus != NULL && subscribed && pbus_is_channel(br->pbus, name->str, name->len)) {
         pbus_subscribed(br->pbus); /* presence hook: resync after every (re)subscribe */
@@ -326,6 +359,18 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
 
 /* ---- publishes to Redis -------------------------------------------------------------------- */
 
+/* An item that will not reach Redis: counted, and a request's count is
+ * told "cannot tell" (it ends with its timeout, never a wrong
+ * no_responders). `c` NULL: the broker is going away. */
+static void drop_item(bridge_t *br, core_t *c, pub_item_t *it)
+{
+    bridge_count(&br->dropped);
+    if (it->count != NULL) {
+        inbox_probe_remote_done(c, it->count, true);
+    }
+    free(it);
+}
+
 /* Hands a filled item to the bridge thread (counted in `pending`), or drops
  * and counts it when the queue is full. */
 static void enqueue(bridge_t *br, pub_item_t *it)
@@ -333,38 +378,58 @@ static void enqueue(bridge_t *br, pub_item_t *it)
     atomic_fetch_add_explicit(&br->pending, 1, memory_order_relaxed);
     if (!xqueue_push(&br->outq, it)) {
         atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
-        bridge_count(&br->dropped);
-        free(it);
+        drop_item(br, br->core, it);
         return;
     }
     uv_async_send(&br->wake);
 }
 
-void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
-                    wsb_str_t data_json)
+/* The envelope of a local publish or request, on its Redis channel: the
+ * topic's, or for a reply its requester's node's inbox channel. */
+static void queue_message(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                          wsb_str_t reply_to, wsb_str_t data_json, inbox_count_t *count)
 {
     /* Reserved topics travel too: only the broker publishes them ($sys
      * stats and connection events, sys_events.h), and every node's
      * subscribers see every node's. */
-    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire)) {
-        bridge_count(&br->dropped); /* Redis is down: at-most-once across nodes */
-        return;
+    pub_item_t head = {.kind = count != NULL ? PUB_REQUEST : PUB_PLAIN, .count = count};
+    size_t chan_len = topic.len;
+    if (inbox_is(topic.p, topic.len)) {
+        head.kind = PUB_INBOX;
+        chan_len = inbox_channel_len(topic.p, topic.len);
     }
-    size_t env_cap =
-        envelope_encoded_max(strlen(br->cfg.node_id), topic.len, from_json.len, data_json.len);
-    if (env_cap > br->max_envelope ||
+    size_t env_cap = envelope_encoded_max(strlen(br->cfg.node_id), topic.len, from_json.len,
+                                          reply_to.len, data_json.len);
+    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) || chan_len == 0 ||
+        env_cap > br->max_envelope ||
         atomic_load_explicit(&br->pending, memory_order_relaxed) >= br->cfg.queue_size) {
-        bridge_count(&br->dropped);
+        bridge_count(&br->dropped); /* Redis down: at-most-once across nodes */
+        if (count != NULL) {
+            inbox_probe_remote_done(br->core, count, true);
+        }
         return;
     }
-    pub_item_t *it = xmalloc(sizeof(*it) + br->prefix_len + topic.len + env_cap);
+    pub_item_t *it = xmalloc(sizeof(*it) + br->prefix_len + chan_len + env_cap);
+    *it = head;
     memcpy(it->bytes, br->cfg.prefix, br->prefix_len);
-    memcpy(it->bytes + br->prefix_len, topic.p, topic.len);
-    it->chan_len = (uint32_t)(br->prefix_len + topic.len);
+    memcpy(it->bytes + br->prefix_len, topic.p, chan_len);
+    it->chan_len = (uint32_t)(br->prefix_len + chan_len);
     size_t len = envelope_encode(it->bytes + it->chan_len, br->cfg.node_id, topic, seq, from_json,
-                                 data_json);
+                                 reply_to, data_json);
     it->env_len = (uint32_t)len;
     enqueue(br, it);
+}
+
+void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                    wsb_str_t data_json)
+{
+    queue_message(br, topic, seq, from_json, WSB_STR_NULL, data_json, NULL);
+}
+
+void bridge_request(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                    wsb_str_t reply_to, wsb_str_t data_json, inbox_count_t *count)
+{
+    queue_message(br, topic, seq, from_json, reply_to, data_json, count);
 }
 
 void bridge_send_raw(bridge_t *br, const char *chan, size_t chan_len, const char *env,
@@ -375,7 +440,7 @@ void bridge_send_raw(bridge_t *br, const char *chan, size_t chan_len, const char
         bridge_count(&br->dropped);
         return;
     }
-    pub_item_t *it = xmalloc(sizeof(*it) + chan_len + env_len);
+    pub_item_t *it = xcalloc(1, sizeof(*it) + chan_len + env_len);
     memcpy(it->bytes, chan, chan_len);
     memcpy(it->bytes + chan_len, env, env_len);
     it->chan_len = (uint32_t)chan_len;
@@ -391,55 +456,186 @@ void bridge_presence(bridge_t *br, const char *type, wsb_str_t topic, const char
     }
 }
 
-static void on_published(redisAsyncContext *ac, void *r, void *privdata)
+/* The reply of a (S)PUBLISH or of the EXEC of SPUBLISH + PUBLISH: the error
+ * in it, or NULL. */
+static const redisReply *publish_error(const redisReply *reply)
 {
-    (void)privdata;
-    rconn_t *rc = ac->data;
-    bridge_t *br = rc->br;
-    redisReply *reply = r;
-    atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
-    /* The EXEC of SPUBLISH + PUBLISH answers with both replies (an error in
-     * either is reported); a plain (S)PUBLISH with its receiver count. */
-    const redisReply *err = reply;
-    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
-        err = NULL;
-        for (size_t i = 0; i < reply->elements && err == NULL; i++) {
+    if (reply == NULL || reply->type == REDIS_REPLY_NIL || reply->type == REDIS_REPLY_ERROR) {
+        return reply;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
             if (reply->element[i]->type == REDIS_REPLY_ERROR) {
-                err = reply->element[i];
+                return reply->element[i];
             }
         }
     }
-    if (reply == NULL || reply->type == REDIS_REPLY_NIL ||
-        (err != NULL && err->type == REDIS_REPLY_ERROR)) {
+    return NULL;
+}
+
+/* Counts the outcome of one publish; false when it failed. */
+static bool published(bridge_t *br, const redisReply *reply)
+{
+    atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
+    const redisReply *err = reply == NULL || reply->type == REDIS_REPLY_NIL ? reply : NULL;
+    if (reply != NULL && reply->type != REDIS_REPLY_NIL) {
+        err = publish_error(reply);
+    }
+    if (reply == NULL || reply->type == REDIS_REPLY_NIL || err != NULL) {
         bridge_count(&br->dropped); /* lost with the connection, or refused */
         if (err != NULL && err->type == REDIS_REPLY_ERROR) {
             log_warn("redis: PUBLISH failed", "err=%s", log_quote(err->str));
         }
-        return;
+        return false;
     }
     bridge_count(&br->published);
+    return true;
+}
+
+static void on_published(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    rconn_t *rc = ac->data;
+    (void)published(rc->br, r);
+}
+
+/* ---- request receivers: does another node subscribe? ----------------------------------------- */
+
+/* Redis's glob match for the globs this node makes (bridge_redis_name):
+ * '*' is any run of bytes, '\x' the byte x, anything else itself. */
+bool bridge_glob_match(const char *p, size_t pl, const char *s, size_t sl)
+{
+    size_t pi = 0, si = 0, star_p = SIZE_MAX, star_s = 0;
+    while (si < sl) {
+        if (pi < pl && p[pi] == '*') {
+            star_p = ++pi;
+            star_s = si;
+            continue;
+        }
+        if (pi < pl) {
+            size_t adv = p[pi] == '\\' && pi + 1 < pl ? 2 : 1;
+            if (p[pi + adv - 1] == s[si]) {
+                pi += adv;
+                si++;
+                continue;
+            }
+        }
+        if (star_p == SIZE_MAX) {
+            return false;
+        }
+        pi = star_p; /* the last '*' takes one more byte */
+        si = ++star_s;
+    }
+    while (pi < pl && p[pi] == '*') {
+        pi++;
+    }
+    return pi == pl;
+}
+
+/* What a request's publish waits for: Redis's receiver count, less this
+ * node's own subscriptions that Redis counted. */
+typedef struct {
+    inbox_count_t *count;
+    long own;       /* own subscriptions matching the channel; -1: cannot tell */
+    uint64_t epoch; /* br->sub_epoch when sent */
+} req_wait_t;
+
+/* How many of this node's own subscriptions Redis counts for a publish on
+ * `chan` (the exact channel and every glob that matches it), or -1 when it
+ * cannot be told: a (P)(S)SUBSCRIBE or an unsubscribe is in flight. With
+ * none in flight every state here is the one Redis has, and stays so until
+ * the next command, which changes sub_epoch (on_request_published). */
+static long own_receivers(bridge_t *br, const char *chan, size_t len)
+{
+    long own = 0;
+    pthread_mutex_lock(&br->lock);
+    if (br->sub_inflight > 0) {
+        own = -1;
+    }
+    for (size_t i = 0; i < CHAN_BUCKETS && own >= 0; i++) {
+        for (const chan_t *c = br->buckets[i]; c != NULL; c = c->next) {
+            if (c->state != CHAN_SUBSCRIBED) {
+                continue;
+            }
+            bool hit = c->glob ? bridge_glob_match(c->name, c->len, chan, len)
+                               : c->len == len && memcmp(c->name, chan, len) == 0;
+            own += hit ? 1 : 0;
+        }
+    }
+    pthread_mutex_unlock(&br->lock);
+    return own;
+}
+
+/* Receivers Redis counted: a PUBLISH's integer, or the sum over an EXEC. */
+static long long receivers(const redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        return reply->integer;
+    }
+    long long n = 0;
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        if (reply->element[i]->type == REDIS_REPLY_INTEGER) {
+            n += reply->element[i]->integer;
+        }
+    }
+    return n;
+}
+
+static void on_request_published(redisAsyncContext *ac, void *r, void *privdata)
+{
+    rconn_t *rc = ac->data;
+    bridge_t *br = rc->br;
+    req_wait_t *rw = privdata;
+    /* Anything unsure counts as "another node may subscribe": the request
+     * then ends with its reply or timeout, never a wrong no_responders. */
+    bool maybe = true;
+    if (published(br, r) && rw->own >= 0 && rw->epoch == br->sub_epoch && !br->stopping) {
+        maybe = receivers(r) - rw->own > 0;
+    }
+    inbox_probe_remote_done(br->stopping ? NULL : br->core, rw->count, maybe);
+    free(rw);
 }
 
 /* Sends one envelope. Sharded with patterns: SPUBLISH for the exact
  * subscribers and PUBLISH for the wildcard ones, in one MULTI/EXEC so that a
  * node that gets both copies (it has an exact and a matching pattern
- * subscription) gets them back to back and keeps one (same_as_last). */
-static void send_publish(bridge_t *br, const pub_item_t *it)
+ * subscription) gets them back to back and keeps one (same_as_last). A
+ * reply goes to one node's inbox channel, which it subscribes to as an
+ * exact channel: no pattern copy. */
+static void send_publish(bridge_t *br, pub_item_t *it)
 {
     redisAsyncContext *ac = br->pub.ac;
     const char *chan = it->bytes;
     size_t chan_len = it->chan_len;
     const char *env = it->bytes + it->chan_len;
     size_t env_len = it->env_len;
+    redisCallbackFn *cb = on_published;
+    void *priv = NULL;
+    if (it->kind == PUB_REQUEST) {
+        req_wait_t *rw = xmalloc(sizeof(*rw));
+        rw->count = it->count;
+        rw->own = own_receivers(br, chan, chan_len);
+        rw->epoch = br->sub_epoch;
+        it->count = NULL; /* the reply's now */
+        cb = on_request_published;
+        priv = rw;
+    }
+    int rc;
     if (!br->cfg.sharded) {
-        redisAsyncCommand(ac, on_published, NULL, "PUBLISH %b %b", chan, chan_len, env, env_len);
-    } else if (!br->cfg.sharded_patterns) {
-        redisAsyncCommand(ac, on_published, NULL, "SPUBLISH %b %b", chan, chan_len, env, env_len);
+        rc = redisAsyncCommand(ac, cb, priv, "PUBLISH %b %b", chan, chan_len, env, env_len);
+    } else if (!br->cfg.sharded_patterns || it->kind == PUB_INBOX) {
+        rc = redisAsyncCommand(ac, cb, priv, "SPUBLISH %b %b", chan, chan_len, env, env_len);
     } else {
         redisAsyncCommand(ac, NULL, NULL, "MULTI");
         redisAsyncCommand(ac, NULL, NULL, "SPUBLISH %b %b", chan, chan_len, env, env_len);
         redisAsyncCommand(ac, NULL, NULL, "PUBLISH %b %b", chan, chan_len, env, env_len);
-        redisAsyncCommand(ac, on_published, NULL, "EXEC");
+        rc = redisAsyncCommand(ac, cb, priv, "EXEC");
+    }
+    if (rc != REDIS_OK) {
+        /* The context is going away and takes no command: its callback
+         * will not come, so the outcome is settled here (a request's count
+         * says "maybe", never a wrong no_responders). */
+        cb(ac, NULL, priv);
     }
 }
 
@@ -449,11 +645,11 @@ static void drain_publishes(bridge_t *br)
     while ((it = xqueue_pop(&br->outq)) != NULL) {
         if (br->pub.ready && !br->stopping) {
             send_publish(br, it);
+            free(it);
         } else {
             atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
-            bridge_count(&br->dropped);
+            drop_item(br, br->stopping ? NULL : br->core, it);
         }
-        free(it);
     }
 }
 
@@ -503,7 +699,7 @@ static void on_stop(uv_async_t *a)
     uv_close((uv_handle_t *)&br->stop_async, on_handle_closed);
 }
 
-static int channel_state(void *user_data, const char *name, size_t len, bool glob);
+static int channel_state(void *user_data, const char *name, size_t len);
 
 static void *bridge_main(void *arg)
 {
@@ -562,8 +758,16 @@ bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
                           : cfg->sharded_patterns ? "SPUBLISH+PUBLISH"
                                                   : "SPUBLISH";
         br->hr = chist_redis_new(cfg->prefix, cfg->node_id, cmd, cfg->queue_size, &br->wake,
-                                 channel_state, br);
+                                 channel_state, bridge_redis_name, br);
     }
+    /* Replies to this node's requests come on one channel of its own (an
+     * exact channel: SUBSCRIBE, or SSUBSCRIBE when sharded), whatever its
+     * clients subscribe to (core/inbox.h). */
+    inbox_node_tag(cfg->node_id, br->inbox_tag);
+    char inbox_chan[INBOX_PREFIX_LEN + INBOX_TAG_LEN + 1];
+    memcpy(inbox_chan, INBOX_PREFIX, INBOX_PREFIX_LEN);
+    memcpy(inbox_chan + INBOX_PREFIX_LEN, br->inbox_tag, INBOX_TAG_LEN + 1);
+    bridge_interest(br, inbox_chan, INBOX_PREFIX_LEN + INBOX_TAG_LEN, +1);
     if (core->presence != NULL) {
         pbus_config_t pc = {
             .presence = core->presence,
@@ -627,7 +831,7 @@ void bridge_free(bridge_t *br)
     (void)uv_loop_close(&br->loop);
     pub_item_t *it;
     while ((it = xqueue_pop(&br->outq)) != NULL) {
-        free(it);
+        drop_item(br, NULL, it);
     }
     xqueue_destroy(&br->outq);
     for (size_t i = 0; i < CHAN_BUCKETS; i++) {
@@ -670,6 +874,12 @@ static int chist_submit_hook(void *fed, chist_op_t *op)
     return chist_redis_submit(br->hr, op);
 }
 
+static void request_hook(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                         wsb_str_t reply_to, wsb_str_t data_json, inbox_count_t *count)
+{
+    bridge_request(fed, topic, seq, from_json, reply_to, data_json, count);
+}
+
 static void presence_hook(void *fed, const char *type, wsb_str_t topic, const char *client,
                           const char *user)
 {
@@ -681,6 +891,7 @@ static const core_fed_ops_t fed_ops = {
     .interest_cb = interest_hook,
     .chist_submit_cb = chist_submit_hook,
     .presence_cb = presence_hook,
+    .request_cb = request_hook,
 };
 
 void bridge_plug(bridge_t *br, core_t *core)
@@ -690,14 +901,17 @@ void bridge_plug(bridge_t *br, core_t *core)
     core->refuse_patterns = bridge_refuses_patterns(br);
 }
 
-static int channel_state(void *user_data, const char *name, size_t len, bool glob)
+static int channel_state(void *user_data, const char *name, size_t len)
 {
     bridge_t *br = user_data;
     if (!br->sub.ready) {
         return -1;
     }
     pthread_mutex_lock(&br->lock);
-    chan_t *c = *chan_slot(br, name, len, glob);
+    chan_t *c = *chan_slot(br, name, len, false);
+    if (c == NULL) {
+        c = *chan_slot(br, name, len, true); /* a pattern read waits for its glob */
+    }
     int st = c != NULL && c->state == CHAN_SUBSCRIBED ? 1 : 0;
     pthread_mutex_unlock(&br->lock);
     return st;

@@ -96,6 +96,21 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta);
 void bridge_publish(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
                     wsb_str_t data_json);
 
+/* Queues a local request (core/request.h) for the other nodes: as
+ * bridge_publish, with its inbox in the envelope's "reply_to". Once Redis
+ * answered, `count` (core/inbox.h) is told whether another node received
+ * it: Redis's receiver count less this node's own subscriptions that match
+ * the channel; when that cannot be told (a subscription change of this node
+ * in flight, Redis down, queue full), "maybe", so the request ends with its
+ * reply or timeout, never a wrong no_responders. Any worker thread, with
+ * the topic's seq shard locked. */
+void bridge_request(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                    wsb_str_t reply_to, wsb_str_t data_json, inbox_count_t *count);
+
+/* Redis's match of glob `p` (as bridge_redis_name makes them: '*' and
+ * '\'-escapes only) against channel `s`. Exposed for the unit tests. */
+bool bridge_glob_match(const char *p, size_t pl, const char *s, size_t sl);
+
 /* A member of a presence topic on this node joined or left (`type` "join"
  * or "leave"): tells the other nodes (presence_bus.h). Any worker thread.
  * Never blocks; dropped and counted when the queue is full or Redis down. */

@@ -1,13 +1,13 @@
 /* chist_redis.c - seq and history of clustered topics in Redis (see chist_redis.h). */
 #include "cluster/chist_redis.h"
 
-#include "cluster/bridge_redis.h"
 #include "cluster/envelope.h"
 #include "cluster/stream_redis.h"
 #include "core/chist.h"
 #include "core/xqueue.h"
 #include "shared/log.h"
 #include "shared/util.h"
+#include "wsb/topic.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -24,8 +24,9 @@
 /* KEYS: hash, stream. ARGV: channel, envelope head, data, epoch candidate,
  * size, ttl_ms, publish command: PUBLISH, SPUBLISH (redis.sharded), or
  * SPUBLISH+PUBLISH (sharded, with wildcard subscribers served by the classic
- * bus as for any publish in that mode). Stream fields are t (ms) then e (envelope):
- * an entry's field list is {"t", t, "e", envelope}. */
+ * bus as for any publish in that mode), the topic index (a sorted set of
+ * every topic name, all scores 0, read by chist_pattern_script), the topic. Stream fields are t
+ * (ms) then e (envelope): an entry's field list is {"t", t, "e", envelope}. */
 const char chist_publish_script[] =
     "local meta, stream = KEYS[1], KEYS[2]\n"
     "local size, ttl = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
@@ -62,6 +63,7 @@ const char chist_publish_script[] =
     "else\n"
     "  redis.call(ARGV[7], ARGV[1], env)\n"
     "end\n"
+    "redis.call('ZADD', ARGV[8], 0, ARGV[9])\n"
     "return {seq, epoch}\n";
 
 /* KEYS: hash, stream. ARGV: epoch candidate, size, ttl_ms, mode (p: position,
@@ -111,6 +113,57 @@ const char chist_read_script[] =
     "for i = 1, #r do res[#res + 1] = r[i][2][4] end\n"
     "return res\n";
 
+/* KEYS: the topic index. ARGV: prefix, lex min, lex max (the pattern's
+ * literal prefix), pattern, N, cap, scan. The index entries in the range
+ * (at most `scan`) that match the pattern (wsbroker's rules: '*' one token,
+ * '>' one or more) and still have a hash (entries whose topic expired are
+ * removed) and a message: {count, then per topic: topic, epoch, seq, k,
+ * its last k <= N envelopes oldest first}, or {-1} when more than `cap`
+ * topics match or more than `scan` entries are in the range. */
+const char chist_pattern_script[] =
+    "local idx, prefix = KEYS[1], ARGV[1]\n"
+    "local n, cap, scan = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "local pat = {}\n"
+    "for t in string.gmatch(ARGV[4], '[^.]+') do pat[#pat + 1] = t end\n"
+    "local function match(topic)\n"
+    "  local i = 1\n"
+    "  for t in string.gmatch(topic, '[^.]+') do\n"
+    "    local p = pat[i]\n"
+    "    if p == nil then return false end\n"
+    "    if p == '>' then return true end\n"
+    "    if p ~= '*' and p ~= t then return false end\n"
+    "    i = i + 1\n"
+    "  end\n"
+    "  return i == #pat + 1\n"
+    "end\n"
+    "local names = redis.call('ZRANGEBYLEX', idx, ARGV[2], ARGV[3], 'LIMIT', 0, scan + 1)\n"
+    "if #names > scan then return {-1} end\n"
+    "local res = {0}\n"
+    "local k = 0\n"
+    "for _, t in ipairs(names) do\n"
+    "  if match(t) then\n"
+    "    local meta = prefix .. 'hist:' .. t\n"
+    "    local e = redis.call('HGET', meta, 'e')\n"
+    "    if not e then\n"
+    "      redis.call('ZREM', idx, t)\n"
+    "    else\n"
+    "      local s = tonumber(redis.call('HGET', meta, 's'))\n"
+    "      if s and s > 0 then\n"
+    "        k = k + 1\n"
+    "        if k > cap then return {-1} end\n"
+    "        local r = redis.call('XREVRANGE', prefix .. 'stream:' .. t, '+', '-', 'COUNT', n)\n"
+    "        res[#res + 1] = t\n"
+    "        res[#res + 1] = e\n"
+    "        res[#res + 1] = s\n"
+    "        res[#res + 1] = #r\n"
+    "        for i = #r, 1, -1 do res[#res + 1] = r[i][2][4] end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "res[1] = k\n"
+    "return res\n";
+
 /* ---- ops ----------------------------------------------------------------------------------- */
 
 /* ---- arguments ------------------------------------------------------------------------------ */
@@ -138,21 +191,79 @@ static char *put(chist_args_t *a, size_t *used, const char *fmt, ...)
     return p;
 }
 
+/* EVALSHA sha <nkeys>, with a scratch area of `cap` bytes. */
+static void begin_args(chist_args_t *a, size_t cap, const char *sha, const char *nkeys)
+{
+    memset(a, 0, sizeof *a);
+    a->scratch = xmalloc(cap);
+    add_arg(a, "EVALSHA", 7);
+    add_arg(a, sha, strlen(sha));
+    add_arg(a, nkeys, strlen(nkeys));
+}
+
+/* The pattern read: EVALSHA sha 1 <P>topics P min max pattern N cap scan. */
+static void build_pattern_args(const chist_op_t *op, const char *sha, const char *prefix,
+                               chist_args_t *a)
+{
+    size_t pl = strlen(prefix);
+    size_t tl = op->topic_len;
+    size_t cap = 3 * (pl + tl + 16) + (size_t)3 * 64;
+    begin_args(a, cap, sha, "1");
+    size_t used = 0;
+    char *k = a->scratch + used;
+    int n = snprintf(k, cap - used, "%stopics", prefix);
+    add_arg(a, k, (size_t)n);
+    used += (size_t)n + 1;
+    add_arg(a, prefix, pl);
+    /* The literal tokens before the first wildcard bound the range. */
+    size_t lit = 0;
+    for (size_t i = 0; i <= tl; i++) {
+        if (i == tl || op->topic[i] == '.') {
+            size_t start = lit == 0 ? 0 : lit + 1;
+            bool wild = i - start == 1 && (op->topic[start] == '*' || op->topic[start] == '>');
+            if (wild) {
+                break;
+            }
+            lit = i;
+        }
+    }
+    if (lit == 0 || lit == tl) {
+        add_arg(a, "-", 1); /* a wildcard first (a pattern has one somewhere) */
+        add_arg(a, "+", 1);
+    } else {
+        k = a->scratch + used;
+        n = snprintf(k, cap - used, "[%.*s.", (int)lit, op->topic);
+        add_arg(a, k, (size_t)n);
+        used += (size_t)n + 1;
+        k = a->scratch + used;
+        n = snprintf(k, cap - used, "(%.*s/", (int)lit, op->topic); /* '/' follows '.' */
+        add_arg(a, k, (size_t)n);
+        used += (size_t)n + 1;
+    }
+    add_arg(a, op->topic, tl);
+    char *num = put(a, &used, "%u", op->last_n);
+    add_arg(a, num, strlen(num));
+    num = put(a, &used, "%u", op->cap);
+    add_arg(a, num, strlen(num));
+    num = put(a, &used, "%llu", (unsigned long long)op->cap * CHIST_PATTERN_SCAN_FACTOR);
+    add_arg(a, num, strlen(num));
+}
+
 void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
                       const char *node_id, const char *publish_cmd, chist_args_t *a)
 {
+    if (op->kind == CHIST_READ && op->mode == CHIST_READ_PATTERN) {
+        build_pattern_args(op, sha, prefix, a);
+        return;
+    }
     size_t pl = strlen(prefix);
     size_t tl = op->topic_len;
     /* Two keys and a channel (prefix + topic + 7), the envelope head
      * (escaped topic, node id, ~40), numbers (64 each). */
     size_t cap =
-        3 * (pl + tl + 8) + envelope_head_max(strlen(node_id), tl, op->from_len) + (size_t)6 * 64;
-    memset(a, 0, sizeof *a);
-    a->scratch = xmalloc(cap);
+        4 * (pl + tl + 8) + envelope_head_max(strlen(node_id), tl, op->from_len) + (size_t)6 * 64;
+    begin_args(a, cap, sha, "2");
     size_t used = 0;
-    add_arg(a, "EVALSHA", 7);
-    add_arg(a, sha, strlen(sha));
-    add_arg(a, "2", 1);
     char *k = a->scratch + used;
     int n = snprintf(k, cap - used, "%shist:%s", prefix, op->topic);
     add_arg(a, k, (size_t)n);
@@ -180,6 +291,10 @@ void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
         num = put(a, &used, "%llu", (unsigned long long)op->ttl_ms);
         add_arg(a, num, strlen(num));
         add_arg(a, publish_cmd, strlen(publish_cmd));
+        k = a->scratch + used;
+        n = snprintf(k, cap - used, "%stopics", prefix);
+        add_arg(a, k, (size_t)n);
+        add_arg(a, op->topic, tl);
         return;
     }
     add_arg(a, op->epoch_new, strlen(op->epoch_new));
@@ -292,6 +407,89 @@ int chist_parse_read_reply(const redisReply *r, chist_op_t *op)
     return 0;
 }
 
+/* Drops a partial result (an invalid reply is refused whole). */
+static int pattern_reply_invalid(chist_op_t *op)
+{
+    for (size_t k = 0; k < op->nmsgs; k++) {
+        xmsg_unref(op->msgs[k]);
+    }
+    free(op->msgs);
+    op->msgs = NULL;
+    op->nmsgs = 0;
+    for (size_t k = 0; k < op->npos; k++) {
+        free(op->pos[k].topic);
+    }
+    free(op->pos);
+    op->pos = NULL;
+    op->npos = 0;
+    return -1;
+}
+
+/* One topic of a pattern reply at r->element[*i]: its position, then its
+ * envelopes (checked as envelope_msg does, against a scratch op). */
+static int pattern_topic(const redisReply *r, size_t *i, chist_op_t *op, chist_op_t *one)
+{
+    const redisReply *t = r->element[*i];
+    uint64_t k = 0;
+    if (*i + 4 > r->elements || t->type != REDIS_REPLY_STRING || t->len == 0 ||
+        t->len > WSB_TOPIC_MAX_LEN ||
+        !wsb_topic_matches(op->topic, op->topic_len, t->str, t->len) ||
+        !reply_epoch(r->element[*i + 1], one->epoch) || !reply_u64(r->element[*i + 2], &one->seq) ||
+        !reply_u64(r->element[*i + 3], &k) || k > op->last_n || k > r->elements - *i - 4) {
+        return -1;
+    }
+    one->topic = t->str; /* envelope_msg compares topic_len bytes */
+    one->topic_len = (uint16_t)t->len;
+    chist_pos_t *p = &op->pos[op->npos++];
+    p->topic = xstrndup(t->str, t->len);
+    p->seq = one->seq;
+    memcpy(p->epoch, one->epoch, sizeof p->epoch);
+    *i += 4;
+    for (uint64_t j = 0; j < k; j++, (*i)++) {
+        const redisReply *e = r->element[*i];
+        xmsg_t *m = e->type == REDIS_REPLY_STRING ? envelope_msg(one, e->str, e->len) : NULL;
+        bool in_order =
+            m != NULL && m->seq <= one->seq && (j == 0 || m->seq > op->msgs[op->nmsgs - 1]->seq);
+        if (!in_order) {
+            if (m != NULL) {
+                xmsg_unref(m);
+            }
+            return -1;
+        }
+        op->msgs[op->nmsgs++] = m;
+    }
+    return 0;
+}
+
+int chist_parse_pattern_reply(const redisReply *r, chist_op_t *op)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        return -1;
+    }
+    long long ntopics = r->element[0]->integer;
+    if (ntopics < 0) {
+        op->over_limit = true;
+        return 0;
+    }
+    if ((unsigned long long)ntopics > op->cap || (size_t)ntopics > (r->elements - 1) / 4) {
+        return -1;
+    }
+    if (ntopics == 0) {
+        return r->elements == 1 ? 0 : -1;
+    }
+    op->pos = xcalloc((size_t)ntopics, sizeof(chist_pos_t));
+    op->msgs = xcalloc(r->elements, sizeof(xmsg_t *));
+    chist_op_t one = {0};
+    size_t i = 1;
+    for (long long t = 0; t < ntopics; t++) {
+        if (pattern_topic(r, &i, op, &one) != 0) {
+            return pattern_reply_invalid(op);
+        }
+    }
+    return i == r->elements ? 0 : pattern_reply_invalid(op);
+}
+
 bool chist_reply_is_noscript(const redisReply *r)
 {
     return r != NULL && r->type == REDIS_REPLY_ERROR && r->len >= 8 &&
@@ -304,6 +502,7 @@ bool chist_reply_is_noscript(const redisReply *r)
 struct chist_redis_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     xqueue_t inq;      /* ops from the workers; first: its cache-line alignment pads least there */
     chist_channel_state_cb channel_state_cb;
+    chist_name_fn name_fn;
     void *channel_state_data;
     const char *prefix;
     const char *node_id;
@@ -315,16 +514,18 @@ struct chist_redis_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     redisAsyncContext *ac;          /* bridge thread: the publishing connection, or NULL */
     bool loaded;                    /* both scripts' SHA1s are known */
     unsigned loading;               /* SCRIPT LOAD replies still to come */
-    char sha[4][41];                /* publish, read; a stream's publish, read (stream_redis.h) */
+    char sha[5][41];                /* publish, read, pattern read; a stream's publish, read */
     chist_op_t *waiting;            /* reads waiting for their channel's SUBSCRIBE (FIFO) */
     chist_op_t *retry, *retry_tail; /* NOSCRIPT: sent again, in order, after the reload */
 };
 
 chist_redis_t *chist_redis_new(const char *prefix, const char *node_id, const char *publish_cmd,
                                size_t queue_size, void *wake_async,
-                               chist_channel_state_cb channel_state_cb, void *user_data)
+                               chist_channel_state_cb channel_state_cb, chist_name_fn name_fn,
+                               void *user_data)
 {
     chist_redis_t *hr = xcalloc(1, sizeof(*hr));
+    hr->name_fn = name_fn;
     hr->channel_state_cb = channel_state_cb;
     hr->channel_state_data = user_data;
     hr->prefix = prefix;
@@ -436,9 +637,11 @@ static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
         }
         return;
     }
-    int rc = op->kind == CHIST_PUBLISH ? chist_parse_publish_reply(reply, op)
-             : op->stream[0] != '\0'   ? stream_redis_parse_read_reply(reply, op)
-                                       : chist_parse_read_reply(reply, op);
+    /* Clustered streams hook: a stream's read is filtered by a pattern. */
+    int rc = op->kind == CHIST_PUBLISH        ? chist_parse_publish_reply(reply, op)
+             : op->stream[0] != '\0'          ? stream_redis_parse_read_reply(reply, op)
+             : op->mode == CHIST_READ_PATTERN ? chist_parse_pattern_reply(reply, op)
+                                              : chist_parse_read_reply(reply, op);
     if (rc != 0) {
         log_warn("redis: history script failed", "topic=%s err=%s", log_quote(op->topic),
                  log_quote(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply"));
@@ -453,18 +656,27 @@ static void send_op(chist_redis_t *hr, chist_op_t *op)
         return;
     }
     chist_args_t a;
-    /* Clustered streams hook: a stream's op runs the stream's scripts. */
-    int which = (op->kind == CHIST_PUBLISH ? 0 : 1) + (op->stream[0] != '\0' ? 2 : 0);
-    if (which >= 2) {
-        stream_redis_build_args(op, hr->sha[which], hr->prefix, hr->node_id, hr->publish_cmd, &a);
+    int script = op->kind == CHIST_PUBLISH ? 0 : op->mode == CHIST_READ_PATTERN ? 2 : 1;
+    if (op->stream[0] != '\0') {
+        /* Clustered streams hook: a stream's op runs the stream's scripts. */
+        stream_redis_build_args(op, hr->sha[op->kind == CHIST_PUBLISH ? 3 : 4], hr->prefix,
+                                hr->node_id, hr->publish_cmd, &a);
     } else {
-        chist_build_args(op, hr->sha[which], hr->prefix, hr->node_id, hr->publish_cmd, &a);
+        chist_build_args(op, hr->sha[script], hr->prefix, hr->node_id, hr->publish_cmd, &a);
     }
     int rc = redisAsyncCommandArgv(hr->ac, on_op_reply, op, a.argc, a.argv, a.argvlen);
     chist_args_free(&a);
     if (rc != REDIS_OK) {
         complete(hr, op, -1);
     }
+}
+
+/* The channel (exact topic) or glob (pattern read) whose subscription a
+ * read waits for, as the bridge names it. */
+static size_t op_channel(const chist_redis_t *hr, const chist_op_t *op, char *out)
+{
+    bool glob = false;
+    return hr->name_fn(hr->prefix, op->topic, op->topic_len, out, &glob);
 }
 
 /* A read may go once Redis has confirmed the SUBSCRIBE of its channel:
@@ -475,11 +687,9 @@ static void dispatch(chist_redis_t *hr, chist_op_t *op)
         send_op(hr, op);
         return;
     }
-    /* A stream's read may be of a pattern: its channel is then a glob. */
-    char chan[2 * 256 + 128];
-    bool glob = false;
-    size_t n = bridge_redis_name(hr->prefix, op->topic, op->topic_len, chan, &glob);
-    int st = hr->channel_state_cb(hr->channel_state_data, chan, n, glob);
+    char chan[2 * WSB_TOPIC_MAX_LEN + 128];
+    size_t n = op_channel(hr, op, chan);
+    int st = hr->channel_state_cb(hr->channel_state_data, chan, n);
     if (st > 0) {
         send_op(hr, op);
     } else if (st == 0) {
@@ -513,8 +723,8 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 {
     chist_redis_t *hr = privdata;
     redisReply *reply = r;
-    /* The SCRIPT LOADs are answered in the order they were sent. */
-    int which = 4 - (int)hr->loading;
+    /* The five SCRIPT LOADs are answered in the order they were sent. */
+    int which = 5 - (int)hr->loading;
     if (reply == NULL || hr->ac != ac) {
         return; /* lost: chist_redis_set_pub(NULL) failed what waited */
     }
@@ -541,9 +751,10 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 
 static void start_loading(chist_redis_t *hr)
 {
-    hr->loading = 4;
+    hr->loading = 5;
     redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_publish_script);
     redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_read_script);
+    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_pattern_script);
     redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", stream_redis_publish_script);
     redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", stream_redis_read_script);
 }
@@ -569,15 +780,14 @@ void chist_redis_sub_lost(chist_redis_t *hr)
     fail_list(hr, &hr->waiting);
 }
 
-void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len, bool glob)
+void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len)
 {
     chist_op_t **pp = &hr->waiting;
+    char chan[2 * WSB_TOPIC_MAX_LEN + 128];
     while (*pp != NULL) {
         chist_op_t *op = *pp;
-        char chan[2 * 256 + 128];
-        bool op_glob = false;
-        size_t n = bridge_redis_name(hr->prefix, op->topic, op->topic_len, chan, &op_glob);
-        if (op_glob == glob && n == len && memcmp(chan, name, len) == 0) {
+        size_t n = op_channel(hr, op, chan);
+        if (len == n && memcmp(name, chan, n) == 0) {
             *pp = op->next;
             send_op(hr, op);
         } else {

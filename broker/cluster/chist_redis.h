@@ -51,8 +51,13 @@ struct redisReply;
 /* The Lua sources. */
 extern const char chist_publish_script[];
 extern const char chist_read_script[];
+extern const char chist_pattern_script[];
 
-#define CHIST_MAX_ARGS 14 /* 13: a stream's ops (stream_redis.h) */
+/* A pattern read examines at most cap x this many index entries (its
+ * literal prefix's range), else it is refused like too many topics. */
+#define CHIST_PATTERN_SCAN_FACTOR 16
+
+#define CHIST_MAX_ARGS 14
 
 /* The arguments of one EVALSHA, pointing into `op`, `sha` and `scratch`. */
 typedef struct {
@@ -84,26 +89,39 @@ int chist_parse_publish_reply(const struct redisReply *r, chist_op_t *op);
  * makes the whole reply invalid (a recovery is exact or refused). 0 or -1. */
 int chist_parse_read_reply(const struct redisReply *r, chist_op_t *op);
 
+/* Reads the pattern script's reply into op->pos/op->npos (each topic's
+ * position) and op->msgs/op->nmsgs (every topic's replay, each in seq
+ * order), or op->over_limit. An envelope that is not of its topic and
+ * epoch, a topic the pattern does not match, or a wrong shape makes the
+ * whole reply invalid. 0 or -1. */
+int chist_parse_pattern_reply(const struct redisReply *r, chist_op_t *op);
+
 /* True when the reply is Redis's NOSCRIPT error (the script cache was
  * flushed): the op is sent again once the scripts are loaded again. */
 bool chist_reply_is_noscript(const struct redisReply *r);
 
 /* ---- the bridge side ---------------------------------------------------------------------- */
 
-/* Bridge thread: 1 when Redis confirmed SUBSCRIBE (PSUBSCRIBE when `glob`)
- * of the channel `name`, 0 when not (yet), -1 when the subscribed
- * connection is down. */
-typedef int (*chist_channel_state_cb)(void *user_data, const char *name, size_t len, bool glob);
+/* Bridge thread: 1 when Redis confirmed SUBSCRIBE of the channel `name`,
+ * 0 when not (yet), -1 when the subscribed connection is down. */
+typedef int (*chist_channel_state_cb)(void *user_data, const char *name, size_t len);
+
+/* The bridge's name (exact channel, or glob for a pattern) of a topic or
+ * pattern: bridge_redis_name() (bridge_redis.h). */
+typedef size_t (*chist_name_fn)(const char *prefix, const char *pattern, size_t len, char *out,
+                                bool *is_glob);
 
 /* Creates the state of clustered history for a bridge: `publish_cmd` is how
  * the script publishes (see chist_publish_script: PUBLISH, SPUBLISH or
  * SPUBLISH+PUBLISH, a static string); `queue_size` bounds the ops submitted
  * and not yet answered; `wake` is the bridge thread's async handle;
  * `channel_state_cb` (with `user_data`) tells whether a read may go (its
- * channel is subscribed). Owner: the bridge; chist_redis_free(). */
+ * channel or, for a pattern read, its glob is subscribed), under the name
+ * `name_fn` gives it. Owner: the bridge; chist_redis_free(). */
 chist_redis_t *chist_redis_new(const char *prefix, const char *node_id, const char *publish_cmd,
                                size_t queue_size, void *wake_async,
-                               chist_channel_state_cb channel_state_cb, void *user_data);
+                               chist_channel_state_cb channel_state_cb, chist_name_fn name_fn,
+                               void *user_data);
 void chist_redis_free(chist_redis_t *hr);
 
 /* Any worker thread: queues `op` for the bridge thread. Returns 0, or -1
@@ -118,9 +136,8 @@ void chist_redis_set_pub(chist_redis_t *hr, struct redisAsyncContext *ac);
 /* The subscribed connection was lost: reads waiting for a SUBSCRIBE fail. */
 void chist_redis_sub_lost(chist_redis_t *hr);
 
-/* Redis confirmed SUBSCRIBE of channel `name` (PSUBSCRIBE of a glob when
- * `glob`: a stream's read of a pattern): reads waiting for it go. */
-void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len, bool glob);
+/* Redis confirmed SUBSCRIBE of channel `name`: reads waiting for it go. */
+void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len);
 
 /* Sends what workers queued (the bridge's wake-up). */
 void chist_redis_drain(chist_redis_t *hr);

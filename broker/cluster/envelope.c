@@ -1,6 +1,7 @@
 /* envelope.c - the federation envelope's one encoder and decoder (see envelope.h). */
 #include "cluster/envelope.h"
 
+#include "core/inbox_name.h"
 #include "core/xmsg.h"
 #include "shared/util.h"
 #include "wsb/message.h"
@@ -17,6 +18,8 @@
 #define ENVELOPE_FIXED 80
 /* ,"from": around a stamp. */
 #define ENVELOPE_FROM_FIXED 8
+/* "reply_to":"", around an inbox. */
+#define ENVELOPE_REPLY_FIXED 16
 
 size_t envelope_head_max(size_t node_len, size_t topic_len, size_t from_len)
 {
@@ -24,9 +27,11 @@ size_t envelope_head_max(size_t node_len, size_t topic_len, size_t from_len)
            (from_len > 0 ? ENVELOPE_FROM_FIXED + from_len : 0);
 }
 
-size_t envelope_encoded_max(size_t node_len, size_t topic_len, size_t from_len, size_t data_len)
+size_t envelope_encoded_max(size_t node_len, size_t topic_len, size_t from_len, size_t reply_len,
+                            size_t data_len)
 {
-    return envelope_head_max(node_len, topic_len, from_len) + data_len;
+    return envelope_head_max(node_len, topic_len, from_len) +
+           (reply_len > 0 ? ENVELOPE_REPLY_FIXED + 2 * reply_len : 0) + data_len;
 }
 
 /* {"v":1,"node":N,"topic":T[,"from":F]," : what both kinds start with. */
@@ -56,9 +61,17 @@ static size_t put_head(char *out, const char *node_id, wsb_str_t topic, wsb_str_
 }
 
 size_t envelope_encode(char *out, const char *node_id, wsb_str_t topic, uint64_t seq,
-                       wsb_str_t from_json, wsb_str_t data_json)
+                       wsb_str_t from_json, wsb_str_t reply_to, wsb_str_t data_json)
 {
     size_t n = put_head(out, node_id, topic, from_json);
+    if (reply_to.len > 0) {
+        static const char r[] = "reply_to\":\"";
+        memcpy(out + n, r, sizeof r - 1);
+        n += sizeof r - 1;
+        n += topic_json_escape(out + n, reply_to.p, reply_to.len);
+        memcpy(out + n, "\",\"", 3);
+        n += 3;
+    }
     n += (size_t)sprintf(out + n, "seq\":%" PRIu64 ",\"data\":", seq);
     memcpy(out + n, data_json.p, data_json.len);
     n += data_json.len;
@@ -100,6 +113,16 @@ int envelope_decode(const char *p, size_t len, envelope_t *out)
     if (json_is_string(epoch) && json_string_length(epoch) > 0 &&
         json_string_length(epoch) <= XMSG_EPOCH_MAX) {
         out->epoch = (wsb_str_t){json_string_value(epoch), json_string_length(epoch)};
+    }
+    /* A request's inbox; anything else in that place is dropped (the
+     * message is then a plain publish). */
+    json_t *reply_to = json_object_get(root, "reply_to");
+    out->reply_to = WSB_STR_NULL;
+    if (json_is_string(reply_to) && json_string_length(reply_to) > INBOX_PREFIX_LEN &&
+        inbox_is(json_string_value(reply_to), json_string_length(reply_to)) &&
+        wsb_topic_check(json_string_value(reply_to), json_string_length(reply_to), WSB_TOPIC_EXACT,
+                        &why) == 0) {
+        out->reply_to = (wsb_str_t){json_string_value(reply_to), json_string_length(reply_to)};
     }
     out->data_json = wsb_msg_dump_value(data, &out->data_len);
     if (out->data_json == NULL) {

@@ -2,8 +2,9 @@
  * envelope.h - the federation envelope: the one format in which a message
  * travels between nodes through Redis, encoded and decoded here only.
  *
- *   {"v":1,"node":N,"topic":T[,"from":F],"seq":S,"data":D}
- *       a local publish (bridge_publish): S is the origin node's seq.
+ *   {"v":1,"node":N,"topic":T[,"from":F][,"reply_to":R],"seq":S,"data":D}
+ *       a local publish (bridge_publish): S is the origin node's seq; R,
+ *       a request's inbox (core/inbox.h), makes it a request.
  *   {"v":1,"node":N,"topic":T[,"from":F],"epoch":E,"seq":S,"data":D}
  *       a clustered history publish: the publish script (chist_redis.h)
  *       appends E, S (both Redis's) and D to envelope_head_clustered().
@@ -14,7 +15,9 @@
  * decoder takes any bytes (they come from Redis, where anyone with access
  * may publish): it refuses what is not a JSON object with a string node, a
  * valid exact topic, a non-negative integer seq and a data member; a "from"
- * that is not an object is dropped.
+ * that is not an object is dropped, and so is a "reply_to" that is not an
+ * inbox name (a string that is a valid exact topic whose first token is
+ * "_inbox"): the message is then delivered as a plain publish.
  */
 #ifndef WSB_BROKER_ENVELOPE_H
 #define WSB_BROKER_ENVELOPE_H
@@ -27,15 +30,16 @@
 
 /* Bytes envelope_encode() needs at most, and envelope_head_clustered(),
  * the NUL included (from_len: 0 without a "from"). */
-size_t envelope_encoded_max(size_t node_len, size_t topic_len, size_t from_len, size_t data_len);
+size_t envelope_encoded_max(size_t node_len, size_t topic_len, size_t from_len, size_t reply_len,
+                            size_t data_len);
 size_t envelope_head_max(size_t node_len, size_t topic_len, size_t from_len);
 
 /* Writes the envelope of a local publish into `out` (room for
  * envelope_encoded_max() bytes), NUL-terminated; returns its length.
  * `from_json` (serialized object, copied verbatim) is the "from"; empty:
- * none. */
+ * none. `reply_to` (an inbox topic) is the "reply_to"; empty: none. */
 size_t envelope_encode(char *out, const char *node_id, wsb_str_t topic, uint64_t seq,
-                       wsb_str_t from_json, wsb_str_t data_json);
+                       wsb_str_t from_json, wsb_str_t reply_to, wsb_str_t data_json);
 
 /* Writes {"v":1,"node":N,"topic":T[,"from":F],"epoch":" into `out` (room
  * for envelope_head_max() bytes), NUL-terminated; returns its length. */
@@ -48,8 +52,9 @@ typedef struct envelope_s {
     wsb_str_t node;
     wsb_str_t topic; /* a valid exact topic */
     uint64_t seq;
-    wsb_str_t epoch; /* WSB_STR_NULL unless a string of 1..XMSG_EPOCH_MAX bytes */
-    char *data_json; /* the data re-serialized the way a local publish does */
+    wsb_str_t epoch;    /* WSB_STR_NULL unless a string of 1..XMSG_EPOCH_MAX bytes */
+    wsb_str_t reply_to; /* WSB_STR_NULL unless an inbox topic */
+    char *data_json;    /* the data re-serialized the way a local publish does */
     size_t data_len;
     char *from_json; /* "from" re-serialized when an object, else NULL (owned) */
     size_t from_len;

@@ -1,6 +1,7 @@
 /* chist.c - clustered history ops on the worker side (see chist.h). */
 #include "core/chist.h"
 
+#include "core/inbox_name.h"
 #include "shared/util.h"
 
 #include <stdlib.h>
@@ -55,6 +56,10 @@ void chist_op_free(chist_op_t *op)
         xmsg_unref(op->live[i]);
     }
     free(op->live);
+    for (size_t i = 0; i < op->npos; i++) {
+        free(op->pos[i].topic);
+    }
+    free(op->pos);
     free(op);
 }
 
@@ -62,6 +67,9 @@ int chist_rule(const core_t *c, wsb_str_t topic)
 {
     if (!core_federated(c) || c->history_rules == NULL || c->history_rules->n == 0) {
         return -1;
+    }
+    if (inbox_is(topic.p, topic.len)) {
+        return -1; /* a reply is routed to its requester's node, never kept (inbox.h) */
     }
     return history_rules_match(c->history_rules, topic);
 }

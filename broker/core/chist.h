@@ -29,7 +29,17 @@
 typedef struct chist_redis_s chist_redis_t;
 
 enum { CHIST_PUBLISH = 1, CHIST_READ = 2 };
-enum { CHIST_READ_POSITION = 0, CHIST_READ_SINCE = 1, CHIST_READ_LAST = 2 };
+/* CHIST_READ_PATTERN: `history` N on a pattern (op->topic): the last N of
+ * every matching topic Redis knows (cluster/chist_redis.h), at most op->cap
+ * topics (else op->over_limit). */
+enum { CHIST_READ_POSITION = 0, CHIST_READ_SINCE = 1, CHIST_READ_LAST = 2, CHIST_READ_PATTERN = 3 };
+
+/* CHIST_READ_PATTERN's result: one matching topic's position. */
+typedef struct chist_pos_s {
+    char *topic; /* NUL-terminated, heap */
+    uint64_t seq;
+    char epoch[XMSG_EPOCH_MAX + 1];
+} chist_pos_t;
 
 #define CHIST_EPOCH_LEN       12
 #define CHIST_SINCE_EPOCH_MAX 64
@@ -49,16 +59,21 @@ struct chist_op_s {
     bool has_id;           /* the request's id, for the reply */
     bool done;             /* worker thread: the result is in */
     bool live_overflow;    /* worker: more live messages arrived than `live` holds */
+    bool over_limit;       /* result of CHIST_READ_PATTERN: more than `cap` topics */
+    bool new_sub;          /* CHIST_READ_PATTERN: the subscribe added the subscription */
     int64_t id;
     int status;      /* result: 0, or -1 (Redis unavailable, or refused) */
     int recovered;   /* result of CHIST_READ_SINCE: 0 or 1; -1 otherwise */
     uint32_t size;   /* the topic's rule */
-    uint32_t last_n; /* CHIST_READ_LAST */
+    uint32_t last_n; /* CHIST_READ_LAST, CHIST_READ_PATTERN */
+    uint32_t cap;    /* CHIST_READ_PATTERN: at most this many topics */
     uint64_t ttl_ms; /* the topic's rule */
     uint64_t since_seq;
     uint64_t seq;  /* result: the message's seq / the topic's position */
     xmsg_t **msgs; /* result: replay, oldest first (one reference each) */
     size_t nmsgs;
+    chist_pos_t *pos; /* result of CHIST_READ_PATTERN: each replayed topic's position */
+    size_t npos;
     xmsg_t **live; /* worker: live messages held while a read is pending */
     size_t nlive, live_cap;
     char since_epoch[CHIST_SINCE_EPOCH_MAX + 1];

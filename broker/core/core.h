@@ -40,6 +40,7 @@ typedef struct stream_s stream_t;
 typedef struct core_worker_s core_worker_t;
 typedef struct chist_op_s chist_op_t;
 typedef struct presence_s presence_t;
+typedef struct inbox_count_s inbox_count_t;
 
 /* Published messages a worker delivers per loop turn before it yields to
  * I/O (the rest wait for the next turn, in order). */
@@ -68,6 +69,12 @@ typedef struct core_fed_ops_s {
     int (*chist_submit_cb)(void *fed, chist_op_t *op);
     void (*presence_cb)(void *fed, const char *type, wsb_str_t topic, const char *client,
                         const char *user);
+    /* request_cb: a local request (core/request.h) for the other nodes, as
+     *             publish_cb plus its inbox `reply_to`; `count` (inbox.h)
+     *             gets, exactly once, whether another node may have a
+     *             subscriber of the topic. */
+    void (*request_cb)(void *fed, wsb_str_t topic, uint64_t seq, wsb_str_t from_json,
+                       wsb_str_t reply_to, wsb_str_t data_json, inbox_count_t *count);
 } core_fed_ops_t;
 
 struct core_s {
@@ -88,6 +95,7 @@ struct core_s {
     const core_fed_ops_t *fed_ops;
     void *fed;
     bool refuse_patterns; /* federation cannot carry wildcard subscriptions */
+    char inbox_tag[17];   /* this node's tag in its inbox names (inbox.h); "" until set */
 };
 
 struct core_worker_s {

@@ -87,6 +87,9 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
      * the other nodes in seq order. */
     if (core_federated(c) && req->reply_to.len == 0) {
         c->fed_ops->publish_cb(c->fed, topic, seq, from, json);
+    } else if (core_federated(c) && req->probe != NULL && c->fed_ops->request_cb != NULL) {
+        c->fed_ops->request_cb(c->fed, topic, seq, from, req->reply_to, json,
+                               inbox_probe_remote(req->probe));
     }
     seqtab_unlock(shard);
     router_wake_others(w);
@@ -486,8 +489,13 @@ pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req
     if (req->position && !exact && req->history > 0 && c->history_rules != NULL &&
         c->history_rules->n > 0) {
         if (core_federated(c)) {
-            /* Clustered history lives in Redis, not in this node's table. */
-            return PUBSUB_NO_PATTERN_HISTORY;
+            /* Clustered history lives in Redis, not in this node's table:
+             * every matching topic Redis knows is read there (chist.h). */
+            pubsub_status_t st = add(w, req, out);
+            if (st == PUBSUB_OK) {
+                out->chist_rule = 0;
+            }
+            return st;
         }
         return add_pattern_with_history(w, req, out);
     }

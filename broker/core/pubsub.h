@@ -52,7 +52,10 @@
  * duplicate, seq order. The cost: publishes on every worker wait while the
  * walk runs (one pass over the topics with history, bounded by
  * history_max_topics, plus the reads). With clustered history (redis.url)
- * the history is in Redis, not here: PUBSUB_NO_PATTERN_HISTORY.
+ * the history is in Redis, not here: the subscription is added and
+ * out->chist_rule set, and the caller reads every matching topic in Redis
+ * (chist.h, CHIST_READ_PATTERN). PUBSUB_NO_PATTERN_HISTORY is no longer
+ * returned.
  *
  * Input validation (topic syntax, reserved topics, sizes) is the ingress's:
  * each reports it in its own protocol and order. Everything here runs on the

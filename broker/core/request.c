@@ -146,7 +146,7 @@ static request_t *new_request(core_worker_t *w, const request_args_t *a)
     r->done_cb = a->done_cb;
     r->has_id = a->pub.has_id;
     r->id = a->pub.id;
-    inbox_make(r->inbox);
+    inbox_make(w->core, r->inbox);
     subscriber_init(&r->sub, &inbox_ops, r);
     r->sub.inbox = true;
     r->handle = trie_insert(w->trie, r->inbox, INBOX_LEN, &r->sub.tc, NULL);
@@ -174,8 +174,10 @@ pubsub_status_t request_start(core_worker_t *w, const request_args_t *a, bool *p
     }
     core_t *c = w->core;
     request_t *r = new_request(w, a);
-    /* Subscribers of other nodes cannot be counted here (request.h). */
-    request_probe_t *probe = core_federated(c) ? NULL : inbox_probe_new(w, r->inbox);
+    /* On a federated node the other nodes count too: Redis says how many
+     * received the request (request.h). */
+    bool remote = core_federated(c) && c->fed_ops->request_cb != NULL;
+    request_probe_t *probe = inbox_probe_new(w, r->inbox, remote);
     pubsub_publish_t pub = a->pub;
     pub.reply_to = (wsb_str_t){r->inbox, INBOX_LEN};
     pub.probe = probe;
@@ -184,7 +186,7 @@ pubsub_status_t request_start(core_worker_t *w, const request_args_t *a, bool *p
     pubsub_published_t out;
     pubsub_status_t st = pubsub_publish(w, &pub, &out);
     if (st != PUBSUB_OK) {
-        free(probe); /* not handed to a message */
+        inbox_probe_discard(probe); /* not handed to a message */
         unlink_request(r);
         release(r);
         return st;

@@ -4,7 +4,8 @@
  * only the broker subscribes to; the first message published to that inbox
  * is the reply.
  *
- * Inbox: "_inbox." + 32 hex digits, unguessable (inbox.h). No client may
+ * Inbox: "_inbox." + the node's tag + "." + 32 hex digits, unguessable
+ * (inbox.h). No client may
  * subscribe to a pattern whose first token is "_inbox" (pubsub.c:
  * forbidden), and the fan-out (router.c) hands "_inbox." messages to
  * request inboxes only, so ">" and "*.x" subscribers never see them.
@@ -18,11 +19,12 @@
  * outside the fan-out.
  *
  * No responders: the request message carries a probe (inbox.h) that every
- * worker updates once it matched the topic against its own trie; when none
- * matched, the requester's inbox gets a `no_responders` event. On a
- * federated node there is no probe (subscribers of other nodes cannot be
- * counted here): the request ends with its reply or its timeout, and it is
- * delivered on this node only (PROTOCOL.md, known limit).
+ * worker updates once it matched the topic against its own trie; on a
+ * federated node the request also goes to the other nodes (its envelope
+ * carries "reply_to") and the bridge counts once Redis said how many other
+ * nodes received it (bridge_request). When no counter matched, the
+ * requester's inbox gets a `no_responders` event. A reply published on
+ * another node travels to this node's inbox channel (inbox.h).
  *
  * Everything but the probe runs on the requesting worker's thread.
  */

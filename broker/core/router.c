@@ -44,7 +44,13 @@ void router_wake_others(core_worker_t *w)
 unsigned core_inject_remote(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                             wsb_str_t from_json, wsb_str_t data_json)
 {
-    xmsg_t *m = xmsg_new_from(topic, seq, epoch, from_json, data_json, c->nworkers);
+    return core_inject_request(c, topic, seq, epoch, from_json, WSB_STR_NULL, data_json);
+}
+
+unsigned core_inject_request(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                             wsb_str_t from_json, wsb_str_t reply_to, wsb_str_t data_json)
+{
+    xmsg_t *m = xmsg_new_request(topic, seq, epoch, from_json, reply_to, data_json, c->nworkers);
     m->conflate = topic_rules_conflate(c->topic_rules, topic);
     if (epoch.len > 0 && c->history_rules != NULL) {
         int rule = history_rules_match(c->history_rules, topic);

@@ -54,6 +54,11 @@ void router_wake_others(core_worker_t *w);
 unsigned core_inject_remote(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
                             wsb_str_t from_json, wsb_str_t data_json);
 
+/* The same for a request of another node (request.h): its `message`
+ * frames carry "reply_to" (an inbox of the requester's node). */
+unsigned core_inject_request(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                             wsb_str_t from_json, wsb_str_t reply_to, wsb_str_t data_json);
+
 /* Hands {"type":type,"topic":T,"member":{"client":C,"user":U|null}} (a
  * join or leave, presence.h) to every worker's fan-out as one shared frame
  * for the topic's subscribers, and wakes every worker. Any thread. False

@@ -153,6 +153,12 @@ static int find_floor(const struct chist_sess_s *cl, const char *name, size_t le
     return -1;
 }
 
+static void drop_floor(struct chist_sess_s *cl, uint32_t i)
+{
+    free(cl->floors[i].topic);
+    cl->floors[i] = cl->floors[--cl->nfloors];
+}
+
 /* True when floor `f` applies to live message `m`: its topic's, or a
  * stream subscription's that matches its topic in the same epoch. */
 static bool floor_applies(const floor_t *f, const xmsg_t *m)
@@ -161,12 +167,6 @@ static bool floor_applies(const floor_t *f, const xmsg_t *m)
                ? strcmp(f->epoch, m->epoch) == 0 &&
                      wsb_topic_matches(f->topic, strlen(f->topic), m->topic, m->topic_len)
                : strlen(f->topic) == m->topic_len && memcmp(f->topic, m->topic, m->topic_len) == 0;
-}
-
-static void drop_floor(struct chist_sess_s *cl, uint32_t i)
-{
-    free(cl->floors[i].topic);
-    cl->floors[i] = cl->floors[--cl->nfloors];
 }
 
 /* Live message `m` goes past the floors that apply to it: those it is above
@@ -191,20 +191,92 @@ static bool pass_floors(struct chist_sess_s *cl, const xmsg_t *m)
     return dup;
 }
 
-static void set_floor(session_t *s, const chist_op_t *op)
+static void set_floor_of(session_t *s, const char *topic, size_t len, bool stream,
+                         const char *epoch, uint64_t seq)
 {
     struct chist_sess_s *cl = state(s);
-    bool stream = op->stream[0] != '\0';
-    int i = find_floor(cl, op->topic, op->topic_len, stream);
+    int i = find_floor(cl, topic, len, stream);
     if (i < 0) {
         cl->floors = xrealloc(cl->floors, sizeof(floor_t) * (cl->nfloors + 1));
         i = (int)cl->nfloors++;
-        cl->floors[i].topic = xmalloc((size_t)op->topic_len + 1);
-        memcpy(cl->floors[i].topic, op->topic, (size_t)op->topic_len + 1);
+        cl->floors[i].topic = xmalloc(len + 1);
+        memcpy(cl->floors[i].topic, topic, len);
+        cl->floors[i].topic[len] = '\0';
         cl->floors[i].stream = stream;
     }
-    memcpy(cl->floors[i].epoch, op->epoch, sizeof op->epoch);
-    cl->floors[i].seq = op->seq;
+    (void)snprintf(cl->floors[i].epoch, sizeof cl->floors[i].epoch, "%s", epoch);
+    cl->floors[i].seq = seq;
+}
+
+static void set_floor(session_t *s, const chist_op_t *op)
+{
+    set_floor_of(s, op->topic, op->topic_len, op->stream[0] != '\0', op->epoch, op->seq);
+}
+
+/* The replayed position of `m`'s topic in a pattern read, or NULL. */
+static const chist_pos_t *pattern_pos(const chist_op_t *op, const xmsg_t *m)
+{
+    for (size_t i = 0; i < op->npos; i++) {
+        if (strlen(op->pos[i].topic) == m->topic_len &&
+            memcmp(op->pos[i].topic, m->topic, m->topic_len) == 0) {
+            return &op->pos[i];
+        }
+    }
+    return NULL;
+}
+
+/* A finished pattern read at the head of the FIFO: the ack (no position),
+ * each topic's replay (at most its rule's size), the floors, then the held
+ * live messages newer than their topic's replay. Too many topics: the
+ * error, and the subscription it added is gone. */
+static void emit_pattern_read(session_t *s, chist_op_t *op)
+{
+    ingress_ctx_t *srv = s->ctx;
+    if (op->status == 0 && op->over_limit) {
+        char why[128];
+        (void)snprintf(why, sizeof(why),
+                       "history on a pattern: it matches more than %u topics with history",
+                       op->cap);
+        send_error(s, op, WSB_ERR_LIMIT, why);
+        if (op->new_sub) {
+            session_remove_pattern(s, (wsb_str_t){op->topic, op->topic_len});
+        }
+        return;
+    }
+    send_ack(s, op, false, -1, NULL);
+    const history_rules_t *rules = srv->core->core->history_rules;
+    size_t replayed = 0;
+    for (size_t i = 0; op->status == 0 && i < op->nmsgs; i++) {
+        xmsg_t *m = op->msgs[i];
+        const chist_pos_t *p = pattern_pos(op, m);
+        int rule =
+            rules != NULL ? history_rules_match(rules, (wsb_str_t){m->topic, m->topic_len}) : -1;
+        /* Redis may keep a little more than the rule's size (MAXLEN ~). */
+        if (rule < 0 || p == NULL || p->seq - m->seq >= rules->rules[rule].size) {
+            continue;
+        }
+        conn_send_always(s->conn, xmsg_replay_buf(m));
+        replayed++;
+    }
+    METRIC_ADD(srv->metrics->history_replayed, replayed);
+    for (size_t i = 0; op->status == 0 && i < op->npos; i++) {
+        const chist_pos_t *p = &op->pos[i];
+        set_floor_of(s, p->topic, strlen(p->topic), false, p->epoch, p->seq);
+    }
+    if (op->live_overflow) {
+        conn_ws_close(s->conn, WSB_WS_CLOSE_TRY_AGAIN, "slow consumer", false);
+        return;
+    }
+    for (size_t i = 0; i < op->nlive; i++) {
+        xmsg_t *m = op->live[i];
+        const chist_pos_t *p = op->status == 0 ? pattern_pos(op, m) : NULL;
+        if (p == NULL || strcmp(m->epoch, p->epoch) != 0 || m->seq > p->seq) {
+            conn_send_always(s->conn, xmsg_replay_buf(m));
+            if (s->cl != NULL) {
+                (void)pass_floors(s->cl, m); /* seq order: no duplicate can follow */
+            }
+        }
+    }
 }
 
 /* A finished read at the head of the FIFO: ack, replay, held live messages. */
@@ -243,7 +315,7 @@ static void emit_read(session_t *s, chist_op_t *op)
             frame_buf_t *fb = xmsg_replay_buf(m);
             conn_send_always(s->conn, fb);
             if (s->cl != NULL) {
-                (void)pass_floors(s->cl, m);
+                (void)pass_floors(s->cl, m); /* seq order: no duplicate can follow */
             }
         }
     }
@@ -273,6 +345,9 @@ static void flush_held(session_t *s)
         /* An entry holds either a reply (fb) or an op, never both. */
         if (h->op == NULL) {
             conn_send_always(s->conn, h->fb);
+        } else if (h->op->kind == CHIST_READ && h->op->mode == CHIST_READ_PATTERN) {
+            emit_pattern_read(s, h->op);
+            chist_op_free(h->op);
         } else if (h->op->kind == CHIST_READ) {
             emit_read(s, h->op);
             chist_op_free(h->op);
@@ -310,6 +385,39 @@ void chist_session_hold_op(session_t *s, chist_op_t *op)
     push_held(s, NULL, op);
 }
 
+/* `history` N on a pattern: the last N of every matching topic Redis knows,
+ * at most max_history_topics_per_subscribe of them. */
+static void subscribe_pattern(session_t *s, const wsb_msg_t *m, bool new_sub)
+{
+    core_worker_t *w = s->ctx->core;
+    chist_op_t *op = chist_op_alloc(CHIST_READ, m->topic, WSB_STR_NULL);
+    op->worker = w;
+    op->has_id = m->has_id;
+    op->id = m->id;
+    op->mode = CHIST_READ_PATTERN;
+    op->last_n = m->history > UINT32_MAX ? UINT32_MAX : (uint32_t)m->history;
+    op->cap = w->core->max_history_topics_per_subscribe;
+    op->new_sub = new_sub;
+    submit(s, op);
+}
+
+static void subscribe_read(session_t *s, const wsb_msg_t *m, chist_op_t *op);
+
+void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule, bool new_sub)
+{
+    if (wsb_topic_is_pattern(m->topic.p, m->topic.len)) {
+        subscribe_pattern(s, m, new_sub);
+        return;
+    }
+    subscribe_read(s, m, chist_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule));
+}
+
+void chist_session_subscribe_stream(session_t *s, const wsb_msg_t *m, const topic_rule_t *rule)
+{
+    subscribe_read(s, m,
+                   chist_stream_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule));
+}
+
 /* A read of the subscription `m` (mode by its since / history), submitted. */
 static void subscribe_read(session_t *s, const wsb_msg_t *m, chist_op_t *op)
 {
@@ -330,17 +438,6 @@ static void subscribe_read(session_t *s, const wsb_msg_t *m, chist_op_t *op)
     submit(s, op);
 }
 
-void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule)
-{
-    subscribe_read(s, m, chist_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule));
-}
-
-void chist_session_subscribe_stream(session_t *s, const wsb_msg_t *m, const topic_rule_t *rule)
-{
-    subscribe_read(s, m,
-                   chist_stream_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule));
-}
-
 bool chist_session_filter(session_t *s, xmsg_t *m)
 {
     struct chist_sess_s *cl = s->cl;
@@ -350,12 +447,12 @@ bool chist_session_filter(session_t *s, xmsg_t *m)
     bool held = false;
     for (held_t *h = cl->head; h != NULL; h = h->next) {
         chist_op_t *op = h->op;
-        bool of_read =
+        bool of_op =
             op != NULL && op->kind == CHIST_READ &&
-            (op->stream[0] != '\0'
+            (op->mode == CHIST_READ_PATTERN || op->stream[0] != '\0'
                  ? wsb_topic_matches(op->topic, op->topic_len, m->topic, m->topic_len)
                  : op->topic_len == m->topic_len && memcmp(op->topic, m->topic, m->topic_len) == 0);
-        if (of_read) {
+        if (of_op) {
             /* The read of this subscription is not answered yet. */
             if (op->nlive >= CLUSTER_MAX_HELD_LIVE) {
                 op->live_overflow = true; /* closed as a slow consumer when it completes */

@@ -245,7 +245,7 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
     }
     clear_gap(s, m->topic);
     if (out.chist_rule >= 0) {
-        chist_session_subscribe(s, m, out.chist_rule);
+        chist_session_subscribe(s, m, out.chist_rule, out.handle != NULL);
         return;
     }
     if (out.cstream != NULL) {
@@ -275,6 +275,14 @@ static void remove_subscription(session_t *s, uint32_t i)
     pubsub_unsubscribe(s->ctx->core, sub);
     s->ctx->ops->update_gauges_cb(s->ctx);
     s->subs[i] = s->subs[--s->nsubs];
+}
+
+void session_remove_pattern(session_t *s, wsb_str_t pattern)
+{
+    int i = find_sub(s, pattern);
+    if (i >= 0) {
+        remove_subscription(s, (uint32_t)i);
+    }
 }
 
 static void op_unsubscribe(session_t *s, const wsb_msg_t *m)

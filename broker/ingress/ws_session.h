@@ -117,9 +117,15 @@ void chist_session_hold_op(session_t *s, chist_op_t *op);
 /* The done_cb of a session's ops: emits what waited behind it, in order. */
 void chist_session_op_done(chist_op_t *op);
 
-/* Subscribe of `m` to a clustered topic, with the subscription already in
- * the trie: answered (position, recovered, replay) when Redis replied. */
-void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule);
+/* Subscribe of `m` to a clustered topic, or with `history` to a pattern
+ * (last value of every matching topic Redis knows), with the subscription
+ * already in the trie (`new_sub`: added by this subscribe): answered
+ * (position, recovered, replay) when Redis replied. */
+void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule, bool new_sub);
+
+/* ws_session.c: removes the session's subscription to `pattern`, if any
+ * (a refused pattern read: nothing stays subscribed). */
+void session_remove_pattern(session_t *s, wsb_str_t pattern);
 /* The same for a subscription inside a stream kept in Redis (clustered
  * streams, core/chist_stream.h): the ack carries the stream's position and
  * name, the replay the stream's messages that match the subscription. */

@@ -89,7 +89,10 @@ class RedisServer:
 
     # -- what the nodes asked Redis for --
     def channels(self) -> set:
-        return {c.decode() for c in self.client().pubsub_channels("wsb:*")}
+        """Topic channels: without each node's own inbox channel
+        (wsb:_inbox.<tag>, subscribed from its start, PROTOCOL.md 13.3)."""
+        return {c.decode() for c in self.client().pubsub_channels("wsb:*")
+                if not c.startswith(b"wsb:_inbox.")}
 
     def numpat(self) -> int:
         return int(self.client().pubsub_numpat())

@@ -564,17 +564,3 @@ def test_sharded_mode_clustered_history(cluster, patterns):
                         "since": {"epoch": epoch, "seq": 1}})
     assert ack["recovered"] is True and ack["seq"] == 5, ack
     assert [m["data"] for m in messages(back, 4)] == [{"i": 1}, {"i": 2}, SENTINEL, SENTINEL]
-
-
-def test_history_on_a_pattern_is_refused_clearly_with_clustered_history(cluster):
-    """Last value on wildcards (PROTOCOL.md 3.1a, 13.1): a node cannot list
-    the topics Redis holds history for, so history on a pattern is refused
-    with bad_since and a reason, and nothing is subscribed; history 0 on a
-    pattern and history on an exact topic still work."""
-    a, = start(cluster, 1)
-    c = a.raw_ws()
-    err = ack_of(c, {"type": "subscribe", "topic": "chat.*", "id": 1, "history": 1})
-    assert err["type"] == "error" and err["code"] == "bad_since", err
-    assert "clustered history" in err["message"], err
-    assert ack_of(c, {"type": "subscribe", "topic": "chat.*", "id": 2, "history": 0})["type"] == "ack"
-    assert ack_of(c, {"type": "subscribe", "topic": "chat.x", "id": 3, "history": 1})["type"] == "ack"

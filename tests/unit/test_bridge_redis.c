@@ -51,6 +51,42 @@ static void test_names(void **state)
     check_name("a\\b.>", "wsb:a\\\\b.*", true);
 }
 
+/* The globs a node makes, matched as Redis matches them: what a request's
+ * receiver count subtracts for the node's own subscriptions (PROTOCOL.md
+ * 13.3). The glob of "a.*.c" also matches "a.x.y.c" in Redis. */
+static void glob_case(const char *pattern, const char *chan, bool want)
+{
+    char g[2 * 256 + 80];
+    bool is_glob = false;
+    size_t n = bridge_redis_name("wsb:", pattern, strlen(pattern), g, &is_glob);
+    assert_int_equal(bridge_glob_match(g, n, chan, strlen(chan)), want);
+}
+
+static void test_glob_match(void **state)
+{
+    (void)state;
+    glob_case("a.*.c", "wsb:a.b.c", true);
+    glob_case("a.*.c", "wsb:a.x.y.c", true); /* looser than the pattern, as in Redis */
+    glob_case("a.*.c", "wsb:a.b.d", false);
+    glob_case("a.*.c", "wsb:a.c", false);
+    glob_case(">", "wsb:anything.at.all", true);
+    glob_case(">", "wsb:", true);
+    glob_case("a.>", "wsb:a.b", true);
+    glob_case("a.>", "wsb:b.a", false);
+    glob_case("*.*", "wsb:ab", false); /* the dot is literal */
+    glob_case("*.*", "wsb:a.b", true);
+    glob_case("x?.*", "wsb:x?.1", true); /* escaped: a literal '?' */
+    glob_case("x?.*", "wsb:xy.1", false);
+    glob_case("x[1].*", "wsb:x[1].z", true);
+    glob_case("x[1].*", "wsb:x1.z", false);
+    glob_case("a\\b.*", "wsb:a\\b.z", true);
+    glob_case("*.b.*.d", "wsb:1.b.2.b.3.d", true); /* backtracking past a first try */
+    glob_case("*.b.*.d", "wsb:1.b.2.b.3.e", false);
+    /* Exact channels never contain a wildcard: as globs they match only themselves. */
+    glob_case("a.b", "wsb:a.b", true);
+    glob_case("a.b", "wsb:a.bc", false);
+}
+
 static void test_urls(void **state)
 {
     (void)state;
@@ -219,6 +255,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_glob_match),
         cmocka_unit_test(test_async_reset_is_a_disconnect),
         cmocka_unit_test(test_async_refused_connect_fails),
     };

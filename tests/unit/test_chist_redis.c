@@ -39,7 +39,7 @@ static void test_publish_args(void **state)
     assert_int_equal(strlen(op->epoch_new), CHIST_EPOCH_LEN);
     chist_args_t a;
     chist_build_args(op, SHA, "wsb:", "node-a", "PUBLISH", &a);
-    assert_int_equal(a.argc, 12);
+    assert_int_equal(a.argc, 14);
     check_arg(&a, 0, "EVALSHA");
     check_arg(&a, 1, SHA);
     check_arg(&a, 2, "2");
@@ -54,6 +54,9 @@ static void test_publish_args(void **state)
     check_arg(&a, 9, "100");
     check_arg(&a, 10, "300000");
     check_arg(&a, 11, "PUBLISH");
+    /* The topic index the pattern read looks in (chist_pattern_script). */
+    check_arg(&a, 12, "wsb:topics");
+    check_arg(&a, 13, "chat.\"q\\");
     chist_args_free(&a);
     chist_op_free(op);
 }
@@ -89,6 +92,43 @@ static void test_read_args(void **state)
     check_arg(&a, 8, "p");
     chist_args_free(&a);
     chist_op_free(op);
+}
+
+/* A pattern read looks only at the index range of its literal prefix (the
+ * tokens before its first wildcard); a wildcard first means all of it. */
+static void test_pattern_args(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *pattern, *min, *max;
+    } cases[] = {
+        {"prices.*.usd", "[prices.", "(prices/"},
+        {"a.b.>", "[a.b.", "(a.b/"},
+        {"a.b.*.c.>", "[a.b.", "(a.b/"},
+        {"*.usd", "-", "+"},
+        {">", "-", "+"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        chist_op_t *op = chist_op_alloc(
+            CHIST_READ, (wsb_str_t){cases[i].pattern, strlen(cases[i].pattern)}, WSB_STR_NULL);
+        op->mode = CHIST_READ_PATTERN;
+        op->last_n = 3;
+        op->cap = 10;
+        chist_args_t a;
+        chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+        assert_int_equal(a.argc, 11);
+        check_arg(&a, 2, "1");
+        check_arg(&a, 3, "p:topics");
+        check_arg(&a, 4, "p:");
+        check_arg(&a, 5, cases[i].min);
+        check_arg(&a, 6, cases[i].max);
+        check_arg(&a, 7, cases[i].pattern);
+        check_arg(&a, 8, "3");
+        check_arg(&a, 9, "10");
+        check_arg(&a, 10, "160");
+        chist_args_free(&a);
+        chist_op_free(op);
+    }
 }
 
 /* ---- replies built as hiredis builds them ---- */
@@ -164,6 +204,86 @@ static redisReply *env(const char *topic, const char *epoch, int seq, const char
     return r_str(REDIS_REPLY_STRING, buf);
 }
 
+static void test_pattern_reply(void **state)
+{
+    (void)state;
+    chist_op_t *op = chist_op_alloc(CHIST_READ, (wsb_str_t){"p.*", 3}, WSB_STR_NULL);
+    op->mode = CHIST_READ_PATTERN;
+    op->last_n = 2;
+    op->cap = 5;
+    redisReply *r =
+        r_arr(11, (redisReply *[]){r_int(2), r_str(REDIS_REPLY_STRING, "p.a"),
+                                   r_str(REDIS_REPLY_STRING, "e1"), r_int(7), r_int(2),
+                                   env("p.a", "e1", 6, "1"), env("p.a", "e1", 7, "2"),
+                                   r_str(REDIS_REPLY_STRING, "p.b"),
+                                   r_str(REDIS_REPLY_STRING, "e2"), r_int(3), r_int(0)});
+    assert_int_equal(chist_parse_pattern_reply(r, op), 0);
+    assert_false(op->over_limit);
+    assert_int_equal(op->npos, 2);
+    assert_string_equal(op->pos[0].topic, "p.a");
+    assert_string_equal(op->pos[0].epoch, "e1");
+    assert_int_equal(op->pos[0].seq, 7);
+    assert_string_equal(op->pos[1].topic, "p.b");
+    assert_int_equal(op->pos[1].seq, 3);
+    assert_int_equal(op->nmsgs, 2);
+    assert_int_equal(op->msgs[0]->seq, 6);
+    assert_int_equal(op->msgs[1]->seq, 7);
+    r_free(r);
+    chist_op_free(op);
+
+    /* Too many topics. */
+    op = chist_op_alloc(CHIST_READ, (wsb_str_t){"p.*", 3}, WSB_STR_NULL);
+    op->mode = CHIST_READ_PATTERN;
+    op->last_n = 2;
+    op->cap = 5;
+    r = r_arr(1, (redisReply *[]){r_int(-1)});
+    assert_int_equal(chist_parse_pattern_reply(r, op), 0);
+    assert_true(op->over_limit);
+    r_free(r);
+    chist_op_free(op);
+
+    /* Refused whole: a topic the pattern does not match, an envelope of
+     * another topic or epoch, out of order, above the position, more
+     * envelopes than asked, a count that lies, more topics than cap. */
+    redisReply *bad[] = {
+        r_arr(5, (redisReply *[]){r_int(1), r_str(REDIS_REPLY_STRING, "q.a"),
+                                  r_str(REDIS_REPLY_STRING, "e"), r_int(1), r_int(0)}),
+        r_arr(6, (redisReply *[]){r_int(1), r_str(REDIS_REPLY_STRING, "p.a"),
+                                  r_str(REDIS_REPLY_STRING, "e"), r_int(1), r_int(1),
+                                  env("p.b", "e", 1, "1")}),
+        r_arr(6, (redisReply *[]){r_int(1), r_str(REDIS_REPLY_STRING, "p.a"),
+                                  r_str(REDIS_REPLY_STRING, "e"), r_int(1), r_int(1),
+                                  env("p.a", "x", 1, "1")}),
+        r_arr(7, (redisReply *[]){r_int(1), r_str(REDIS_REPLY_STRING, "p.a"),
+                                  r_str(REDIS_REPLY_STRING, "e"), r_int(2), r_int(2),
+                                  env("p.a", "e", 2, "1"), env("p.a", "e", 1, "1")}),
+        r_arr(6, (redisReply *[]){r_int(1), r_str(REDIS_REPLY_STRING, "p.a"),
+                                  r_str(REDIS_REPLY_STRING, "e"), r_int(1), r_int(1),
+                                  env("p.a", "e", 2, "1")}),
+        r_arr(8, (redisReply *[]){r_int(1), r_str(REDIS_REPLY_STRING, "p.a"),
+                                  r_str(REDIS_REPLY_STRING, "e"), r_int(3), r_int(3),
+                                  env("p.a", "e", 1, "1"), env("p.a", "e", 2, "1"),
+                                  env("p.a", "e", 3, "1")}),
+        r_arr(5, (redisReply *[]){r_int(2), r_str(REDIS_REPLY_STRING, "p.a"),
+                                  r_str(REDIS_REPLY_STRING, "e"), r_int(1), r_int(0)}),
+        r_arr(5, (redisReply *[]){r_int(1), r_str(REDIS_REPLY_STRING, "p.a"),
+                                  r_str(REDIS_REPLY_STRING, "e"), r_int(1), r_int(5)}),
+        r_arr(1, (redisReply *[]){r_int(6)}),
+        r_str(REDIS_REPLY_ERROR, "ERR x"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        op = chist_op_alloc(CHIST_READ, (wsb_str_t){"p.*", 3}, WSB_STR_NULL);
+        op->mode = CHIST_READ_PATTERN;
+        op->last_n = 2;
+        op->cap = 5;
+        assert_int_equal(chist_parse_pattern_reply(bad[i], op), -1);
+        assert_int_equal(op->nmsgs, 0);
+        assert_int_equal(op->npos, 0);
+        r_free(bad[i]);
+        chist_op_free(op);
+    }
+}
+
 static void test_read_reply_since(void **state)
 {
     (void)state;
@@ -234,6 +354,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publish_args),
         cmocka_unit_test(test_read_args),
+        cmocka_unit_test(test_pattern_args),
+        cmocka_unit_test(test_pattern_reply),
         cmocka_unit_test(test_publish_reply),
         cmocka_unit_test(test_read_reply_since),
         cmocka_unit_test(test_read_reply_position_and_not_recovered),

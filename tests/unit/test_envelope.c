@@ -24,15 +24,21 @@
 
 #define STR(s) ((wsb_str_t){(s), sizeof(s) - 1})
 
-static char *encode_from(const char *node, wsb_str_t topic, uint64_t seq, wsb_str_t from,
-                         wsb_str_t data)
+static char *encode_req(const char *node, wsb_str_t topic, uint64_t seq, wsb_str_t from,
+                        wsb_str_t reply_to, wsb_str_t data)
 {
-    size_t cap = envelope_encoded_max(strlen(node), topic.len, from.len, data.len);
+    size_t cap = envelope_encoded_max(strlen(node), topic.len, from.len, reply_to.len, data.len);
     char *out = malloc(cap);
-    size_t n = envelope_encode(out, node, topic, seq, from, data);
+    size_t n = envelope_encode(out, node, topic, seq, from, reply_to, data);
     assert_true(n < cap);
     assert_int_equal(strlen(out), n);
     return out;
+}
+
+static char *encode_from(const char *node, wsb_str_t topic, uint64_t seq, wsb_str_t from,
+                         wsb_str_t data)
+{
+    return encode_req(node, topic, seq, from, WSB_STR_NULL, data);
 }
 
 static char *encode(const char *node, wsb_str_t topic, uint64_t seq, wsb_str_t data)
@@ -164,6 +170,79 @@ static void test_clustered_head_from(void **state)
 
 /* Every proper prefix of a valid envelope is refused (and leaks nothing:
  * the sanitizer build checks). */
+/* A request crosses nodes with its inbox as "reply_to", after "from" and
+ * before "seq", and comes out as the same topic. */
+static void test_reply_to_round_trip(void **state)
+{
+    (void)state;
+    static const char inbox[] = "_inbox.0123456789abcdef.00112233445566778899aabbccddeeff";
+    char *env = encode_req("n1", STR("dev.d7"), 9, STR("{\"client\":\"c\",\"user\":null}"),
+                           STR(inbox), STR("{\"op\":1}"));
+    assert_string_equal(env, "{\"v\":1,\"node\":\"n1\",\"topic\":\"dev.d7\",\"from\":{"
+                             "\"client\":\"c\",\"user\":null},\"reply_to\":\"_inbox."
+                             "0123456789abcdef.00112233445566778899aabbccddeeff\",\"seq\":9,"
+                             "\"data\":{\"op\":1}}");
+    envelope_t e;
+    assert_int_equal(envelope_decode(env, strlen(env), &e), 0);
+    assert_int_equal(e.reply_to.len, sizeof inbox - 1);
+    assert_memory_equal(e.reply_to.p, inbox, e.reply_to.len);
+    assert_int_equal(e.seq, 9);
+    assert_memory_equal(e.data_json, "{\"op\":1}", e.data_len);
+    envelope_clear(&e);
+    free(env);
+    /* Without "from" too; a plain publish has none. */
+    env = encode_req("n1", STR("t"), 1, WSB_STR_NULL, STR("_inbox.a.b"), STR("1"));
+    assert_string_equal(
+        env, "{\"v\":1,\"node\":\"n1\",\"topic\":\"t\",\"reply_to\":\"_inbox.a.b\",\"seq\":1,"
+             "\"data\":1}");
+    assert_int_equal(envelope_decode(env, strlen(env), &e), 0);
+    assert_int_equal(e.reply_to.len, 10);
+    envelope_clear(&e);
+    free(env);
+    env = encode("n1", STR("t"), 1, STR("1"));
+    assert_int_equal(envelope_decode(env, strlen(env), &e), 0);
+    assert_null(e.reply_to.p);
+    assert_int_equal(e.reply_to.len, 0);
+    envelope_clear(&e);
+    free(env);
+}
+
+/* A "reply_to" that is not an inbox topic is dropped (the message is a
+ * plain publish): a responder must never be told to answer on a topic of
+ * someone's choosing. The envelope itself stays valid. */
+static void test_reply_to_hostile(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "\"reply_to\":\"chat.room1\",", /* not an inbox */
+        "\"reply_to\":\"_inbox\",",     /* "_inbox" alone: the name space, not an inbox */
+        "\"reply_to\":\"_inbox.*\",",   /* a pattern */
+        "\"reply_to\":\"_inbox..x\",",  /* empty token */
+        "\"reply_to\":\"_inboxx.a\",",  /* another first token */
+        "\"reply_to\":\"\",",
+        "\"reply_to\":7,",
+        "\"reply_to\":null,",
+        "\"reply_to\":[\"_inbox.a\"],",
+        "\"reply_to\":{\"t\":\"_inbox.a\"},",
+        "\"reply_to\":\"_inbox.a\\u0000b\",", /* NUL inside */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char env[256];
+        (void)snprintf(env, sizeof env,
+                       "{\"v\":1,\"node\":\"n\",\"topic\":\"t\",%s\"seq\":1,\"data\":2}", bad[i]);
+        envelope_t e;
+        assert_int_equal(envelope_decode(env, strlen(env), &e), 0);
+        assert_null(e.reply_to.p);
+        assert_int_equal(e.reply_to.len, 0);
+        envelope_clear(&e);
+    }
+    /* Twice: duplicate keys refuse the whole envelope, as for any member. */
+    static const char dup[] = "{\"v\":1,\"node\":\"n\",\"topic\":\"t\",\"reply_to\":\"_inbox.a\","
+                              "\"reply_to\":\"_inbox.b\",\"seq\":1,\"data\":2}";
+    envelope_t e;
+    assert_int_equal(envelope_decode(dup, sizeof dup - 1, &e), -1);
+}
+
 static void test_truncated(void **state)
 {
     (void)state;
@@ -270,6 +349,8 @@ int main(void)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_epoch_bounds),
+        cmocka_unit_test(test_reply_to_round_trip),
+        cmocka_unit_test(test_reply_to_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

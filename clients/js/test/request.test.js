@@ -41,7 +41,7 @@ describe("request/reply against the real broker", () => {
         const reply = await operator.request("dev.d7.cmd", { op: "reboot" }, { timeout: 5000 });
         assert.deepEqual(reply, { data: { ok: true, did: "reboot" }, from: { client: device.welcome.client_id, user: null } });
         assert.equal(seen.length, 1);
-        assert.match(seen[0].reply_to, /^_inbox\.[0-9a-f]{32}$/);
+        assert.match(seen[0].reply_to, /^_inbox\.[0-9a-f]{16}\.[0-9a-f]{32}$/);
     });
 
     test("no subscriber: no_responders at once; a silent one: timeout", async () => {
