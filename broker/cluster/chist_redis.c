@@ -19,6 +19,8 @@
 #include <string.h>
 #include <uv.h>
 
+_Static_assert(CHIST_MAX_ARGS >= STREAM_REDIS_ARGS, "room for a stream op's arguments");
+
 /* ---- the scripts ------------------------------------------------------------------------- */
 
 /* KEYS: hash, stream. ARGV: channel, envelope head, data, epoch candidate,
@@ -659,8 +661,10 @@ static void send_op(chist_redis_t *hr, chist_op_t *op)
     int script = op->kind == CHIST_PUBLISH ? 0 : op->mode == CHIST_READ_PATTERN ? 2 : 1;
     if (op->stream[0] != '\0') {
         /* Clustered streams hook: a stream's op runs the stream's scripts. */
-        stream_redis_build_args(op, hr->sha[op->kind == CHIST_PUBLISH ? 3 : 4], hr->prefix,
-                                hr->node_id, hr->publish_cmd, &a);
+        memset(&a, 0, sizeof a);
+        a.argc =
+            stream_redis_build_args(op, hr->sha[op->kind == CHIST_PUBLISH ? 3 : 4], hr->prefix,
+                                    hr->node_id, hr->publish_cmd, a.argv, a.argvlen, &a.scratch);
     } else {
         chist_build_args(op, hr->sha[script], hr->prefix, hr->node_id, hr->publish_cmd, &a);
     }

@@ -135,10 +135,17 @@ const char stream_redis_read_script[] =
     "for i = 1, #out do res[#res + 1] = out[i] end\n"
     "return res\n";
 
-/* EVALSHA, sha, 2, two keys and eight script arguments. */
-_Static_assert(CHIST_MAX_ARGS >= 13, "a stream op has 13 arguments");
+/* The arguments being built: argv/argvlen of the caller, and the scratch
+ * area the numbers and names are written into. */
+typedef struct {
+    const char **argv;
+    size_t *argvlen;
+    int argc;
+    char *scratch;
+    size_t used, cap;
+} args_t;
 
-static void add_arg(chist_args_t *a, const char *p, size_t len)
+static void add_arg(args_t *a, const char *p, size_t len)
 {
     a->argv[a->argc] = p;
     a->argvlen[a->argc] = len;
@@ -147,63 +154,65 @@ static void add_arg(chist_args_t *a, const char *p, size_t len)
 
 /* Writes prefix + mid + name + end into the scratch area and records it as
  * the next argument. */
-static void add_name(chist_args_t *a, size_t *used, size_t cap, const char *prefix, const char *mid,
-                     const char *name, const char *end)
+static void add_name(args_t *a, const char *prefix, const char *mid, const char *name,
+                     const char *end)
 {
-    char *p = a->scratch + *used;
-    int n = snprintf(p, cap - *used, "%s%s%s%s", prefix, mid, name, end);
+    char *p = a->scratch + a->used;
+    int n = snprintf(p, a->cap - a->used, "%s%s%s%s", prefix, mid, name, end);
     add_arg(a, p, (size_t)n);
-    *used += (size_t)n + 1;
+    a->used += (size_t)n + 1;
 }
 
-static void add_u64(chist_args_t *a, size_t *used, size_t cap, uint64_t v)
+static void add_u64(args_t *a, uint64_t v)
 {
-    char *p = a->scratch + *used;
-    int n = snprintf(p, cap - *used, "%llu", (unsigned long long)v);
+    char *p = a->scratch + a->used;
+    int n = snprintf(p, a->cap - a->used, "%llu", (unsigned long long)v);
     add_arg(a, p, (size_t)n);
-    *used += (size_t)n + 1;
+    a->used += (size_t)n + 1;
 }
 
-void stream_redis_build_args(const chist_op_t *op, const char *sha, const char *prefix,
-                             const char *node_id, const char *publish_cmd, chist_args_t *a)
+int stream_redis_build_args(const chist_op_t *op, const char *sha, const char *prefix,
+                            const char *node_id, const char *publish_cmd, const char **argv,
+                            size_t *argvlen, char **scratch)
 {
     size_t pl = strlen(prefix);
     size_t sl = strlen(op->stream);
     size_t tl = op->topic_len;
-    size_t cap = 2 * (pl + sl + 12) + (pl + tl + 2) +
-                 envelope_head_max(strlen(node_id), tl, op->from_len) + (size_t)6 * 32;
-    memset(a, 0, sizeof *a);
-    a->scratch = xmalloc(cap);
-    size_t used = 0;
-    add_arg(a, "EVALSHA", 7);
-    add_arg(a, sha, strlen(sha));
-    add_arg(a, "2", 1);
-    add_name(a, &used, cap, prefix, "hist:{", op->stream, "}");
-    add_name(a, &used, cap, prefix, "stream:{", op->stream, "}");
+    args_t a = {.argv = argv, .argvlen = argvlen};
+    a.cap = 2 * (pl + sl + 12) + (pl + tl + 2) +
+            envelope_head_max(strlen(node_id), tl, op->from_len) + (size_t)6 * 32;
+    a.scratch = xmalloc(a.cap);
+    *scratch = a.scratch;
+    add_arg(&a, "EVALSHA", 7);
+    add_arg(&a, sha, strlen(sha));
+    add_arg(&a, "2", 1);
+    add_name(&a, prefix, "hist:{", op->stream, "}");
+    add_name(&a, prefix, "stream:{", op->stream, "}");
     if (op->kind == CHIST_PUBLISH) {
-        add_name(a, &used, cap, prefix, "", op->topic, "");
-        char *head = a->scratch + used;
+        add_name(&a, prefix, "", op->topic, "");
+        char *head = a.scratch + a.used;
         size_t hl = envelope_head_clustered(head, node_id, (wsb_str_t){op->topic, tl},
                                             (wsb_str_t){op->from, op->from_len});
-        add_arg(a, head, hl);
-        used += hl + 1;
-        add_arg(a, op->data, op->data_len);
-        add_arg(a, op->epoch_new, strlen(op->epoch_new));
-        add_u64(a, &used, cap, op->size);
-        add_u64(a, &used, cap, op->ttl_ms);
-        add_arg(a, publish_cmd, strlen(publish_cmd));
-        add_arg(a, op->topic, tl);
-        return;
+        add_arg(&a, head, hl);
+        a.used += hl + 1;
+        add_arg(&a, op->data, op->data_len);
+        add_arg(&a, op->epoch_new, strlen(op->epoch_new));
+        add_u64(&a, op->size);
+        add_u64(&a, op->ttl_ms);
+        add_arg(&a, publish_cmd, strlen(publish_cmd));
+        add_arg(&a, op->topic, tl);
+        return a.argc;
     }
-    add_arg(a, op->epoch_new, strlen(op->epoch_new));
-    add_u64(a, &used, cap, op->size);
-    add_u64(a, &used, cap, op->ttl_ms);
+    add_arg(&a, op->epoch_new, strlen(op->epoch_new));
+    add_u64(&a, op->size);
+    add_u64(&a, op->ttl_ms);
     static const char *const modes[] = {"p", "s", "l"};
-    add_arg(a, modes[op->mode], 1);
-    add_arg(a, op->since_epoch, strlen(op->since_epoch));
-    add_u64(a, &used, cap, op->mode == CHIST_READ_LAST ? op->last_n : op->since_seq);
-    add_arg(a, op->topic, tl);
-    add_u64(a, &used, cap, op->max_bytes);
+    add_arg(&a, modes[op->mode], 1);
+    add_arg(&a, op->since_epoch, strlen(op->since_epoch));
+    add_u64(&a, op->mode == CHIST_READ_LAST ? op->last_n : op->since_seq);
+    add_arg(&a, op->topic, tl);
+    add_u64(&a, op->max_bytes);
+    return a.argc;
 }
 
 /* One stored envelope as the message live subscribers got (the bridge's

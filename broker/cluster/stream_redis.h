@@ -32,23 +32,33 @@
 #ifndef WSB_BROKER_STREAM_REDIS_H
 #define WSB_BROKER_STREAM_REDIS_H
 
-#include "cluster/chist_redis.h"
+#include "core/chist.h"
+
+#include <stddef.h>
 
 struct redisReply;
 
 extern const char stream_redis_publish_script[];
 extern const char stream_redis_read_script[];
 
+/* The number of arguments of a stream's EVALSHA (both scripts). */
+#define STREAM_REDIS_ARGS 13
+
 /*
- * Builds `EVALSHA sha 2 <P>hist:{R} <P>stream:{R} ...` for the stream op:
+ * Builds `EVALSHA sha 2 <P>hist:{R} <P>stream:{R} ...` for the stream op
+ * into argv/argvlen (STREAM_REDIS_ARGS entries each; they point into `op`,
+ * `sha`, `publish_cmd` and *scratch, a heap area to free()):
  *   publish: channel, envelope head, data, epoch candidate, size, ttl_ms,
  *            publish command, topic
  *   read:    epoch candidate, size, ttl_ms, mode (p, s, l), since epoch,
  *            since seq / N, pattern, max_bytes
- * Release with chist_args_free().
+ * Returns the number of arguments, STREAM_REDIS_ARGS. (The array shape is
+ * chist_redis.h's chist_args_t, which this module does not include: the
+ * include rules forbid the cycle.)
  */
-void stream_redis_build_args(const chist_op_t *op, const char *sha, const char *prefix,
-                             const char *node_id, const char *publish_cmd, chist_args_t *a);
+int stream_redis_build_args(const chist_op_t *op, const char *sha, const char *prefix,
+                            const char *node_id, const char *publish_cmd, const char **argv,
+                            size_t *argvlen, char **scratch);
 
 /* Reads the read script's reply into op->seq, op->epoch, op->recovered and
  * op->msgs/op->nmsgs. Every envelope must be of the position's epoch, of a
