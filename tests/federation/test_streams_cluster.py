@@ -229,3 +229,62 @@ def test_redis_down_refuses_stream_publishes_with_unavailable(redis_server, clus
     r = a.post("/api/publish", {"topic": "auction.z.bid", "data": 3})
     assert r.status == 503 and r.json()["error"]["code"] == "unavailable", r
     pub.close()
+
+
+@pytest.mark.parametrize("sub_node", [0, 2])
+def test_since_during_a_write_switches_to_live_with_no_gap_and_no_duplicate(redis_server,
+                                                                            cluster, sub_node):
+    """A wildcard `since` while another node writes the stream: every matching
+    message after `since` arrives once, in seq order, replayed or live (on the
+    publishing node too, whose subscribers get the stream from Redis)."""
+    nodes = cluster(3, "--topics", RULES)
+    stop = threading.Event()
+    acked, errors = [], []
+
+    def pub(node, tag):
+        """HTTP batches: a dense stream, so live messages meet the read."""
+        i = 0
+        while not stop.is_set():
+            batch = []
+            for _ in range(50):
+                i += 1
+                batch.append({"topic": "auction.s1.bid" if i % 3 else "auction.s1.ask",
+                              "data": f"{tag}{i}"})
+            r = node.post("/api/publish", batch)
+            if r.status != 200:
+                errors.append(r)
+                return
+            acked.extend((res["seq"], b["topic"]) for res, b in zip(r.json()["results"], batch))
+
+    threads = [threading.Thread(target=pub, args=(nodes[0], "a")),
+               threading.Thread(target=pub, args=(nodes[1], "b"))]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(acked) >= 300, 30.0, 0.01, "the stream is being written")
+        sub = wsraw.ws_connect(nodes[sub_node].host, nodes[sub_node].port)
+        early = []  # messages before the ack would be a broken switch-over
+        epoch = ack_of(sub, {"type": "subscribe", "topic": "auction.s1.ask", "id": 900})["epoch"]
+        ack = ack_of(sub, {"type": "subscribe", "topic": "auction.*.bid", "id": 901,
+                           "since": {"epoch": epoch, "seq": 10}}, seen=early)
+        assert ack["recovered"] is True, ack
+        position = ack["seq"]
+        wait_for(lambda: len(acked) >= position + 300, 30.0, 0.01,
+                 "writes after the subscribe")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors
+    want = sorted(s for s, topic in acked if topic.endswith(".bid") and s > 10)
+    got = []
+    while not got or got[-1] < want[-1]:
+        m = sub.recv_json()
+        assert m["type"] == "message", m
+        if m["topic"].endswith(".bid"):
+            got.append(m["seq"])
+    early_bids = [m["seq"] for m in early if m["topic"].endswith(".bid")]
+    assert not early_bids, early_bids
+    assert got == want, (position, [g for g in got if got.count(g) > 1][:5],
+                         sorted(set(want) - set(got))[:5])
+    sub.close()
