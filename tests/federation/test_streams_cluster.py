@@ -231,13 +231,15 @@ def test_redis_down_refuses_stream_publishes_with_unavailable(redis_server, clus
     pub.close()
 
 
+@pytest.mark.parametrize("mode", ["classic", "sharded"])
 @pytest.mark.parametrize("sub_node", [0, 2])
 def test_since_during_a_write_switches_to_live_with_no_gap_and_no_duplicate(redis_server,
-                                                                            cluster, sub_node):
+                                                                            cluster, sub_node,
+                                                                            mode):
     """A wildcard `since` while another node writes the stream: every matching
     message after `since` arrives once, in seq order, replayed or live (on the
     publishing node too, whose subscribers get the stream from Redis)."""
-    nodes = cluster(3, "--topics", RULES)
+    nodes = cluster(3, "--topics", RULES, *(SHARDED if mode == "sharded" else ()))
     stop = threading.Event()
     acked, errors = [], []
 
