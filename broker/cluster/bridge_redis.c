@@ -477,10 +477,7 @@ static const redisReply *publish_error(const redisReply *reply)
 static bool published(bridge_t *br, const redisReply *reply)
 {
     atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
-    const redisReply *err = reply == NULL || reply->type == REDIS_REPLY_NIL ? reply : NULL;
-    if (reply != NULL && reply->type != REDIS_REPLY_NIL) {
-        err = publish_error(reply);
-    }
+    const redisReply *err = publish_error(reply);
     if (reply == NULL || reply->type == REDIS_REPLY_NIL || err != NULL) {
         bridge_count(&br->dropped); /* lost with the connection, or refused */
         if (err != NULL && err->type == REDIS_REPLY_ERROR) {
@@ -589,8 +586,10 @@ static void on_request_published(redisAsyncContext *ac, void *r, void *privdata)
     /* Anything unsure counts as "another node may subscribe": the request
      * then ends with its reply or timeout, never a wrong no_responders. */
     bool maybe = true;
-    if (published(br, r) && rw->own >= 0 && rw->epoch == br->sub_epoch && !br->stopping) {
-        maybe = receivers(r) - rw->own > 0;
+    const redisReply *reply = r;
+    if (published(br, reply) && reply != NULL && rw->own >= 0 && rw->epoch == br->sub_epoch &&
+        !br->stopping) {
+        maybe = receivers(reply) - rw->own > 0;
     }
     inbox_probe_remote_done(br->stopping ? NULL : br->core, rw->count, maybe);
     free(rw);
