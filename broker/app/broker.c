@@ -195,7 +195,7 @@ static void start_bridge(broker_t *b)
         .node_id = b->node_id,
         .sharded = cfg->redis_sharded,
         .sharded_patterns = cfg->redis_sharded_patterns,
-        .clustered_history = b->history_rules.n > 0,
+        .clustered_history = b->history_rules.n > 0 || b->streams != NULL, /* + clustered streams */
         .queue_size = cfg->redis_queue_size,
         .max_data =
             cfg->max_http_body > cfg->max_message_size ? cfg->max_http_body : cfg->max_message_size,
@@ -319,7 +319,8 @@ void broker_worker_env(broker_t *b)
         .seqtab = b->seqtab,
         .node_id = b->node_id,
         .web_root = b->web_root,
-        .clustered_history = b->history_rules.n > 0 && cfg->redis_url[0] != '\0',
+        .clustered_history =
+            (b->history_rules.n > 0 || b->streams != NULL) && cfg->redis_url[0] != '\0',
         .process = b,
         .uptime_ns = env_uptime_ns,
         .reload_tls = env_reload_tls,

@@ -2,6 +2,7 @@
 #include "cluster/chist_redis.h"
 
 #include "cluster/envelope.h"
+#include "cluster/stream_redis.h"
 #include "core/chist.h"
 #include "core/xqueue.h"
 #include "shared/log.h"
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+
+_Static_assert(CHIST_MAX_ARGS >= STREAM_REDIS_ARGS, "room for a stream op's arguments");
 
 /* ---- the scripts ------------------------------------------------------------------------- */
 
@@ -513,7 +516,7 @@ struct chist_redis_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     redisAsyncContext *ac;          /* bridge thread: the publishing connection, or NULL */
     bool loaded;                    /* both scripts' SHA1s are known */
     unsigned loading;               /* SCRIPT LOAD replies still to come */
-    char sha[3][41];                /* [0] publish, [1] read, [2] pattern read */
+    char sha[5][41];                /* publish, read, pattern read; a stream's publish, read */
     chist_op_t *waiting;            /* reads waiting for their channel's SUBSCRIBE (FIFO) */
     chist_op_t *retry, *retry_tail; /* NOSCRIPT: sent again, in order, after the reload */
 };
@@ -636,7 +639,9 @@ static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
         }
         return;
     }
+    /* Clustered streams hook: a stream's read is filtered by a pattern. */
     int rc = op->kind == CHIST_PUBLISH        ? chist_parse_publish_reply(reply, op)
+             : op->stream[0] != '\0'          ? stream_redis_parse_read_reply(reply, op)
              : op->mode == CHIST_READ_PATTERN ? chist_parse_pattern_reply(reply, op)
                                               : chist_parse_read_reply(reply, op);
     if (rc != 0) {
@@ -654,7 +659,15 @@ static void send_op(chist_redis_t *hr, chist_op_t *op)
     }
     chist_args_t a;
     int script = op->kind == CHIST_PUBLISH ? 0 : op->mode == CHIST_READ_PATTERN ? 2 : 1;
-    chist_build_args(op, hr->sha[script], hr->prefix, hr->node_id, hr->publish_cmd, &a);
+    if (op->stream[0] != '\0') {
+        /* Clustered streams hook: a stream's op runs the stream's scripts. */
+        memset(&a, 0, sizeof a);
+        a.argc =
+            stream_redis_build_args(op, hr->sha[op->kind == CHIST_PUBLISH ? 3 : 4], hr->prefix,
+                                    hr->node_id, hr->publish_cmd, a.argv, a.argvlen, &a.scratch);
+    } else {
+        chist_build_args(op, hr->sha[script], hr->prefix, hr->node_id, hr->publish_cmd, &a);
+    }
     int rc = redisAsyncCommandArgv(hr->ac, on_op_reply, op, a.argc, a.argv, a.argvlen);
     chist_args_free(&a);
     if (rc != REDIS_OK) {
@@ -714,8 +727,8 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 {
     chist_redis_t *hr = privdata;
     redisReply *reply = r;
-    /* The three SCRIPT LOADs are answered in the order they were sent. */
-    int which = 3 - (int)hr->loading;
+    /* The five SCRIPT LOADs are answered in the order they were sent. */
+    int which = 5 - (int)hr->loading;
     if (reply == NULL || hr->ac != ac) {
         return; /* lost: chist_redis_set_pub(NULL) failed what waited */
     }
@@ -742,10 +755,12 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 
 static void start_loading(chist_redis_t *hr)
 {
-    hr->loading = 3;
+    hr->loading = 5;
     redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_publish_script);
     redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_read_script);
     redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_pattern_script);
+    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", stream_redis_publish_script);
+    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", stream_redis_read_script);
 }
 
 void chist_redis_set_pub(chist_redis_t *hr, redisAsyncContext *ac)

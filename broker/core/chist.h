@@ -20,6 +20,7 @@
 #include "core/core.h"
 #include "core/xmsg.h"
 #include "wsb/common.h"
+#include "wsb/topic.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -84,6 +85,11 @@ struct chist_op_s {
     char *data;  /* CHIST_PUBLISH: the data JSON, inside this allocation */
     char *from;  /* CHIST_PUBLISH: the publisher's stamp (serialized, heap) or NULL */
     uint32_t from_len;
+    /* Clustered streams (core/chist_stream.h): the stream's name (its rule's
+     * pattern) when the op is a stream's, "" otherwise; `topic` is then the
+     * published topic or the subscription's pattern. */
+    uint64_t max_bytes; /* a stream read: bytes of envelopes replayed at most */
+    char stream[WSB_TOPIC_MAX_LEN + 1];
 };
 
 /* A bare op for `topic` (and, for CHIST_PUBLISH, the serialized

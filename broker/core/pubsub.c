@@ -4,6 +4,7 @@
 #include "core/apikey.h"
 #include "core/auth.h"
 #include "core/chist.h"
+#include "core/chist_stream.h"
 #include "core/inbox.h"
 #include "core/presence.h"
 #include "core/router.h"
@@ -36,9 +37,12 @@ static void count_published(core_worker_t *w, pubsub_ingress_t ingress)
  * comes back to req->done_cb on this worker. */
 static pubsub_status_t publish_clustered(core_worker_t *w, const pubsub_publish_t *req,
                                          wsb_str_t from, wsb_str_t json, int rule,
-                                         pubsub_published_t *out)
+                                         const topic_rule_t *stream_rule, pubsub_published_t *out)
 {
-    chist_op_t *op = chist_op_new(w, CHIST_PUBLISH, req->topic, json, rule);
+    /* A clustered stream's message (chist_stream.h) takes the stream's seq. */
+    chist_op_t *op = stream_rule != NULL
+                         ? chist_stream_op_new(w, CHIST_PUBLISH, req->topic, json, stream_rule)
+                         : chist_op_new(w, CHIST_PUBLISH, req->topic, json, rule);
     chist_op_set_from(op, from);
     op->owner = req->owner;
     op->done_cb = req->done_cb;
@@ -130,6 +134,16 @@ static stream_t *c_stream_of(const core_t *c, const topic_rule_t *rule)
     return c->streams != NULL ? c->streams[rule - c->topic_rules->rules] : NULL;
 }
 
+/* The rule of stream `sm` (one of c->streams). */
+static const topic_rule_t *rule_of_stream(const core_t *c, const stream_t *sm)
+{
+    unsigned i = 0;
+    while (c->streams[i] != sm) {
+        i++;
+    }
+    return &c->topic_rules->rules[i];
+}
+
 static bool may_publish(const pubsub_publish_t *req)
 {
     /* A request's inbox name is its capability (inbox.h: 128 random bits,
@@ -189,23 +203,28 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
     wsb_str_t stamp = {from, from != NULL ? from_len : 0};
     pubsub_status_t st = PUBSUB_OK;
     int rule = chist_rule(w->core, req->topic);
-    if (rule >= 0 && (req->done_cb == NULL || req->reply_to.len > 0)) {
+    /* A request is not a stream message: its reply_to and no-responders
+     * probe belong to one delivery, not to a log; nor is a reply (an
+     * `_inbox.` topic under a ">" rule): a replay would hand it to
+     * others (PROTOCOL.md 3.1b). */
+    bool in_stream = trule != NULL && trule->has_stream && req->reply_to.len == 0 &&
+                     !inbox_is(req->topic.p, req->topic.len);
+    /* Clustered streams hook: the broker's own $sys messages have nobody to
+     * answer once Redis assigned the seq; they stay out of the stream. */
+    const topic_rule_t *cstream =
+        in_stream && req->done_cb != NULL && chist_stream_clustered(w->core, trule) ? trule : NULL;
+    if (cstream != NULL) {
+        st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, -1, cstream, out);
+    } else if (rule >= 0 && (req->done_cb == NULL || req->reply_to.len > 0)) {
         /* The broker's own $sys messages (sys_events.h) have nobody to
          * answer once Redis assigned the seq: not under clustered history. */
         st = PUBSUB_UNAVAILABLE;
     } else if (rule >= 0) {
-        st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, rule, out);
+        st = publish_clustered(w, req, stamp, (wsb_str_t){json, len}, rule, NULL, out);
     } else {
         count_published(w, req->ingress);
         bool conflate = trule != NULL && trule->conflate;
-        /* A request is not a stream message: its reply_to and no-responders
-         * probe belong to one delivery, not to a log; nor is a reply (an
-         * `_inbox.` topic under a ">" rule): a replay would hand it to
-         * others (PROTOCOL.md 3.1b). */
-        stream_t *sm = trule != NULL && trule->has_stream && req->reply_to.len == 0 &&
-                               !inbox_is(req->topic.p, req->topic.len)
-                           ? c_stream_of(w->core, trule)
-                           : NULL;
+        stream_t *sm = in_stream && !core_federated(w->core) ? c_stream_of(w->core, trule) : NULL;
         out->seq = sm != NULL ? publish_stream(w, req, sm, stamp, (wsb_str_t){json, len}, conflate)
                               : publish_local(w, req, stamp, (wsb_str_t){json, len}, conflate);
         out->pause = core_inbox_pressure(w);
@@ -444,6 +463,15 @@ pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req
     }
     if (req->position) {
         stream_t *sm = topic_rules_stream_within(c->topic_rules, c->streams, req->pattern);
+        if (sm != NULL && core_federated(c)) {
+            /* Clustered streams hook: position and replay come from Redis. */
+            pubsub_status_t st = add(w, req, out);
+            if (st == PUBSUB_OK) {
+                out->cstream = rule_of_stream(c, sm);
+                out->stream = stream_name(sm, &out->stream_len);
+            }
+            return st;
+        }
         if (sm != NULL) {
             return add_in_stream(w, req, sm, out);
         }

@@ -66,6 +66,7 @@
 
 #include "core/core.h"
 #include "core/subscriber.h"
+#include "core/topic_rules.h"
 #include "core/xmsg.h"
 #include "wsb/common.h"
 
@@ -180,6 +181,10 @@ typedef struct pubsub_subscribed_s {
     bool gap;
     uint64_t gap_seq;
     uint64_t gap_to;
+    /* Clustered streams (chist_stream.h): the stream's rule when the stream
+     * lives in Redis; then the caller reads the position and replay there
+     * (has_seq is false). NULL otherwise. */
+    const topic_rule_t *cstream;
     xmsg_t **msgs; /* replay, oldest first, one reference each: the caller
                     * sends them, xmsg_unref()s each and free()s the array */
     size_t nmsgs;

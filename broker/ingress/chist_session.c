@@ -34,7 +34,14 @@
  * its way through the subscribed connection afterwards, the session keeps
  * the position as a floor: a live message of that epoch with seq <= floor
  * is dropped (a duplicate); the first one above it ends the floor.
+ *
+ * Clustered streams (core/chist_stream.h) use the same mechanism with a
+ * pattern instead of one topic: a stream read (op->stream set) holds the
+ * live messages whose topic matches the subscription, and its floor drops
+ * the live messages of the stream's epoch that match it with seq <= the
+ * position (one seq for all the stream's topics, delivered in seq order).
  */
+#include "core/chist_stream.h"
 #include "ingress/ingress.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
@@ -56,9 +63,10 @@ typedef struct held_s {
 /* After a switch-over: live messages of `topic` in `epoch` up to `seq` are
  * duplicates of the replay (or older than the position in the ack). */
 typedef struct {
-    char *topic;
+    char *topic; /* a stream's floor: the subscription (a topic or a pattern) */
     char epoch[XMSG_EPOCH_MAX + 1];
     uint64_t seq;
+    bool stream;
 } floor_t;
 
 struct chist_sess_s {
@@ -120,20 +128,25 @@ static void send_ack(session_t *s, const chist_op_t *op, bool has_seq, int recov
     if (!op->has_id) {
         return;
     }
+    /* A stream's ack names it, as on one node (PROTOCOL.md 3.1b). */
+    bool in_stream = op->kind == CHIST_READ && op->stream[0] != '\0';
     wsb_ack_t ack = {.id = op->id,
                      .has_seq = has_seq,
                      .seq = op->seq,
                      .recovered = recovered,
-                     .epoch = {epoch, epoch != NULL ? strlen(epoch) : 0}};
+                     .epoch = {epoch, epoch != NULL ? strlen(epoch) : 0},
+                     .stream = {in_stream ? op->stream : NULL, in_stream ? strlen(op->stream) : 0}};
     size_t len = 0;
     uint8_t *raw = wsb_msg_build_ack(&ack, FRAME_BUF_HEADROOM, &len);
     send_reply(s, raw, len);
 }
 
-static int find_floor(const struct chist_sess_s *cl, const char *topic, size_t len)
+/* The floor named `name` (a topic, or a stream subscription when `stream`). */
+static int find_floor(const struct chist_sess_s *cl, const char *name, size_t len, bool stream)
 {
     for (uint32_t i = 0; i < cl->nfloors; i++) {
-        if (strlen(cl->floors[i].topic) == len && memcmp(cl->floors[i].topic, topic, len) == 0) {
+        if (cl->floors[i].stream == stream && strlen(cl->floors[i].topic) == len &&
+            memcmp(cl->floors[i].topic, name, len) == 0) {
             return (int)i;
         }
     }
@@ -146,17 +159,50 @@ static void drop_floor(struct chist_sess_s *cl, uint32_t i)
     cl->floors[i] = cl->floors[--cl->nfloors];
 }
 
-static void set_floor_of(session_t *s, const char *topic, size_t len, const char *epoch,
-                         uint64_t seq)
+/* True when floor `f` applies to live message `m`: its topic's, or a
+ * stream subscription's that matches its topic in the same epoch. */
+static bool floor_applies(const floor_t *f, const xmsg_t *m)
+{
+    return f->stream
+               ? strcmp(f->epoch, m->epoch) == 0 &&
+                     wsb_topic_matches(f->topic, strlen(f->topic), m->topic, m->topic_len)
+               : strlen(f->topic) == m->topic_len && memcmp(f->topic, m->topic, m->topic_len) == 0;
+}
+
+/* Live message `m` goes past the floors that apply to it: those it is above
+ * end (seq order: no duplicate of them can follow). True when it is at or
+ * below one of them: a duplicate of a replay, or older than an acked
+ * position. */
+static bool pass_floors(struct chist_sess_s *cl, const xmsg_t *m)
+{
+    bool dup = false;
+    uint32_t i = 0;
+    while (i < cl->nfloors) {
+        const floor_t *f = &cl->floors[i];
+        if (!floor_applies(f, m)) {
+            i++;
+        } else if (strcmp(f->epoch, m->epoch) == 0 && m->seq <= f->seq) {
+            dup = true;
+            i++;
+        } else {
+            drop_floor(cl, i);
+        }
+    }
+    return dup;
+}
+
+static void set_floor_of(session_t *s, const char *topic, size_t len, bool stream,
+                         const char *epoch, uint64_t seq)
 {
     struct chist_sess_s *cl = state(s);
-    int i = find_floor(cl, topic, len);
+    int i = find_floor(cl, topic, len, stream);
     if (i < 0) {
         cl->floors = xrealloc(cl->floors, sizeof(floor_t) * (cl->nfloors + 1));
         i = (int)cl->nfloors++;
         cl->floors[i].topic = xmalloc(len + 1);
         memcpy(cl->floors[i].topic, topic, len);
         cl->floors[i].topic[len] = '\0';
+        cl->floors[i].stream = stream;
     }
     (void)snprintf(cl->floors[i].epoch, sizeof cl->floors[i].epoch, "%s", epoch);
     cl->floors[i].seq = seq;
@@ -164,7 +210,7 @@ static void set_floor_of(session_t *s, const char *topic, size_t len, const char
 
 static void set_floor(session_t *s, const chist_op_t *op)
 {
-    set_floor_of(s, op->topic, op->topic_len, op->epoch, op->seq);
+    set_floor_of(s, op->topic, op->topic_len, op->stream[0] != '\0', op->epoch, op->seq);
 }
 
 /* The replayed position of `m`'s topic in a pattern read, or NULL. */
@@ -215,7 +261,7 @@ static void emit_pattern_read(session_t *s, chist_op_t *op)
     METRIC_ADD(srv->metrics->history_replayed, replayed);
     for (size_t i = 0; op->status == 0 && i < op->npos; i++) {
         const chist_pos_t *p = &op->pos[i];
-        set_floor_of(s, p->topic, strlen(p->topic), p->epoch, p->seq);
+        set_floor_of(s, p->topic, strlen(p->topic), false, p->epoch, p->seq);
     }
     if (op->live_overflow) {
         conn_ws_close(s->conn, WSB_WS_CLOSE_TRY_AGAIN, "slow consumer", false);
@@ -226,9 +272,8 @@ static void emit_pattern_read(session_t *s, chist_op_t *op)
         const chist_pos_t *p = op->status == 0 ? pattern_pos(op, m) : NULL;
         if (p == NULL || strcmp(m->epoch, p->epoch) != 0 || m->seq > p->seq) {
             conn_send_always(s->conn, xmsg_replay_buf(m));
-            int f = s->cl != NULL ? find_floor(s->cl, m->topic, m->topic_len) : -1;
-            if (f >= 0) {
-                drop_floor(s->cl, (uint32_t)f); /* seq order: no duplicate can follow */
+            if (s->cl != NULL) {
+                (void)pass_floors(s->cl, m); /* seq order: no duplicate can follow */
             }
         }
     }
@@ -269,9 +314,8 @@ static void emit_read(session_t *s, chist_op_t *op)
         if (op->status != 0 || strcmp(m->epoch, op->epoch) != 0 || m->seq > op->seq) {
             frame_buf_t *fb = xmsg_replay_buf(m);
             conn_send_always(s->conn, fb);
-            int f = s->cl != NULL ? find_floor(s->cl, m->topic, m->topic_len) : -1;
-            if (f >= 0) {
-                drop_floor(s->cl, (uint32_t)f); /* seq order: no duplicate can follow */
+            if (s->cl != NULL) {
+                (void)pass_floors(s->cl, m); /* seq order: no duplicate can follow */
             }
         }
     }
@@ -281,7 +325,8 @@ static void emit_publish(session_t *s, chist_op_t *op)
 {
     if (op->status != 0) {
         send_error(s, op, WSB_ERR_UNAVAILABLE,
-                   "the topic keeps clustered history and Redis is unavailable: not published");
+                   "the topic is numbered in Redis (clustered history or stream) and Redis is "
+                   "unavailable: not published");
         return;
     }
     send_ack(s, op, true, -1, NULL);
@@ -356,13 +401,26 @@ static void subscribe_pattern(session_t *s, const wsb_msg_t *m, bool new_sub)
     submit(s, op);
 }
 
+static void subscribe_read(session_t *s, const wsb_msg_t *m, chist_op_t *op);
+
 void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule, bool new_sub)
 {
     if (wsb_topic_is_pattern(m->topic.p, m->topic.len)) {
         subscribe_pattern(s, m, new_sub);
         return;
     }
-    chist_op_t *op = chist_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule);
+    subscribe_read(s, m, chist_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule));
+}
+
+void chist_session_subscribe_stream(session_t *s, const wsb_msg_t *m, const topic_rule_t *rule)
+{
+    subscribe_read(s, m,
+                   chist_stream_op_new(s->ctx->core, CHIST_READ, m->topic, WSB_STR_NULL, rule));
+}
+
+/* A read of the subscription `m` (mode by its since / history), submitted. */
+static void subscribe_read(session_t *s, const wsb_msg_t *m, chist_op_t *op)
+{
     op->has_id = m->has_id;
     op->id = m->id;
     op->mode = CHIST_READ_POSITION;
@@ -391,7 +449,7 @@ bool chist_session_filter(session_t *s, xmsg_t *m)
         chist_op_t *op = h->op;
         bool of_op =
             op != NULL && op->kind == CHIST_READ &&
-            (op->mode == CHIST_READ_PATTERN
+            (op->mode == CHIST_READ_PATTERN || op->stream[0] != '\0'
                  ? wsb_topic_matches(op->topic, op->topic_len, m->topic, m->topic_len)
                  : op->topic_len == m->topic_len && memcmp(op->topic, m->topic, m->topic_len) == 0);
         if (of_op) {
@@ -413,15 +471,7 @@ bool chist_session_filter(session_t *s, xmsg_t *m)
     if (held) {
         return true;
     }
-    int f = cl->nfloors > 0 ? find_floor(cl, m->topic, m->topic_len) : -1;
-    if (f < 0) {
-        return false;
-    }
-    if (strcmp(cl->floors[f].epoch, m->epoch) == 0 && m->seq <= cl->floors[f].seq) {
-        return true; /* already replayed, or before the position acked */
-    }
-    drop_floor(cl, (uint32_t)f);
-    return false;
+    return cl->nfloors > 0 && pass_floors(cl, m);
 }
 
 void chist_session_free(session_t *s)

@@ -98,7 +98,8 @@ typedef struct http_pub_s {
 static void http_pub_done(chist_op_t *op);
 
 #define UNAVAILABLE_MESSAGE                                                                        \
-    "the topic keeps clustered history and Redis is unavailable: not published"
+    "the topic is numbered in Redis (clustered history or stream) and Redis is unavailable: not "  \
+    "published"
 
 /* Checks a {"topic":…,"data":…} object: NULL and *topic set, or the error object. */
 static json_t *check_item(json_t *item, wsb_str_t *topic_out)

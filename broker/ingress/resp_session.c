@@ -398,8 +398,8 @@ static void cluster_publish_done(chist_op_t *op)
     if (op->status == 0) {
         out_int(c, (long long)op->seq);
     } else {
-        resp_out_err(c,
-                     "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
+        resp_out_err(c, "ERR unavailable: the topic is numbered in Redis (clustered history or "
+                        "stream) and Redis is unavailable");
     }
     chist_op_free(op);
     resp_resume_reading(c); /* the requests behind it */
@@ -463,8 +463,8 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         return;
     }
     if (st != PUBSUB_OK) {
-        resp_out_err(c,
-                     "ERR unavailable: the topic keeps clustered history and Redis is unavailable");
+        resp_out_err(c, "ERR unavailable: the topic is numbered in Redis (clustered history or "
+                        "stream) and Redis is unavailable");
         return;
     }
     if (out.pause) {

@@ -386,6 +386,10 @@ static void op_subscribe(session_t *s, const wsb_msg_t *m)
         chist_session_subscribe(s, m, out.chist_rule, out.handle != NULL);
         return;
     }
+    if (out.cstream != NULL) {
+        chist_session_subscribe_stream(s, m, out.cstream); /* clustered streams hook */
+        return;
+    }
     reply_ack_stream(s, m, out.has_seq, out.seq, out.recovered, out.has_seq ? out.epoch : NULL,
                      (wsb_str_t){out.stream, out.stream_len});
     if (out.gap) {
@@ -511,7 +515,8 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
         break;
     default:
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAVAILABLE,
-                    "the topic keeps clustered history and Redis is unavailable: not published");
+                    "the topic is numbered in Redis (clustered history or stream) and Redis is "
+                    "unavailable: not published");
         break;
     }
 }

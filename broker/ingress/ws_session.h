@@ -14,6 +14,7 @@
 #include "core/chist.h"
 #include "core/request.h"
 #include "core/subscriber.h"
+#include "core/topic_rules.h"
 #include "core/topic_trie.h"
 #include "shared/frame_buf.h"
 #include "wsb/http.h"
@@ -137,6 +138,10 @@ void chist_session_subscribe(session_t *s, const wsb_msg_t *m, int rule, bool ne
 /* ws_session.c: removes the session's subscription to `pattern`, if any
  * (a refused pattern read: nothing stays subscribed). */
 void session_remove_pattern(session_t *s, wsb_str_t pattern);
+/* The same for a subscription inside a stream kept in Redis (clustered
+ * streams, core/chist_stream.h): the ack carries the stream's position and
+ * name, the replay the stream's messages that match the subscription. */
+void chist_session_subscribe_stream(session_t *s, const wsb_msg_t *m, const topic_rule_t *rule);
 
 /* reply(): true when the frame was held behind an op in flight (taken). */
 bool chist_session_hold(session_t *s, frame_buf_t *fb);
