@@ -12,6 +12,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
@@ -217,7 +218,9 @@ test("a page that stops reading during a burst gets the newest value, conflated,
     const stalled = page.evaluate((url) => window.api.stallUntil(url), `http://127.0.0.1:${gate.address().port}/wait`);
     // A backend publishes large ticks until the broker reports conflation
     // (bounded by time); the page reads nothing meanwhile.
-    const pad = "x".repeat(30000);
+    // Random (base64) padding: Chromium negotiates permessage-deflate, and a
+    // repeated character would compress ~1000x and never fill the queue.
+    const pad = crypto.randomBytes(22500).toString("base64");
     let sent = 0;
     let conflated = base;
     const end = Date.now() + 30000;
