@@ -360,6 +360,7 @@ int broker_init(broker_t *b, const config_t *cfg)
     b->core.max_history_topics_per_subscribe = cfg->max_history_topics_per_subscribe;
     b->core.wake_cb = wake_worker;
     inbox_node_tag(b->node_id, b->core.inbox_tag); /* replies find this node (inbox.h) */
+    b->core.node_id = b->node_id;
     broker_ingress_config(cfg, &b->ingress_cfg);
     if (cfg->web_root != NULL && cfg->web_root[0] != '\0') {
         char resolved[PATH_MAX];

@@ -1,6 +1,8 @@
 /* core.c - the core's context: inbox pressure and gauges (see core.h). */
 #include "core/core.h"
 
+#include <stdio.h>
+
 /* A worker more than this many messages behind makes publishers wait: its
  * subscribers' latency, not the inbox's memory, is what it protects (a
  * worker delivers up to CORE_INBOX_BATCH messages per loop turn). */
@@ -38,4 +40,13 @@ void core_update_gauges(core_worker_t *w)
 {
     METRIC_SET(w->metrics->subscriptions, trie_subscription_count(w->trie));
     METRIC_SET(w->metrics->patterns, trie_pattern_count(w->trie));
+}
+
+const char *core_client_id(const core_worker_t *w, uint64_t counter,
+                           char out[CORE_CLIENT_ID_MAX + 1])
+{
+    const char *node = w->core->node_id != NULL ? w->core->node_id : "";
+    (void)snprintf(out, CORE_CLIENT_ID_MAX + 1, "%.16s-%u-%llu", node, w->index,
+                   (unsigned long long)counter);
+    return out;
 }

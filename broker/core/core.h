@@ -96,6 +96,7 @@ struct core_s {
     void *fed;
     bool refuse_patterns; /* federation cannot carry wildcard subscriptions */
     char inbox_tag[17];   /* this node's tag in its inbox names (inbox.h); "" until set */
+    const char *node_id;  /* this node (borrowed), for client ids (core_client_id) */
 };
 
 struct core_worker_s {
@@ -133,5 +134,16 @@ bool core_inbox_relieved(const core_worker_t *w);
 
 /* Mirrors the trie's gauges (subscriptions, patterns) into the metrics. */
 void core_update_gauges(core_worker_t *w);
+
+/* "NODE-WORKER-COUNTER": 16 + 1 + 10 + 1 + 20 characters at most. */
+#define CORE_CLIENT_ID_MAX 48
+
+/* The client id (the welcome's client_id) of connection number `counter`
+ * (subscriber_t.client_no) of worker `w`: node, worker, counter, unique in
+ * the process without coordination (DESIGN.md "Application layer").
+ * Connections keep only the counter and every user of the id formats it
+ * here. Writes `out` and returns it. */
+const char *core_client_id(const core_worker_t *w, uint64_t counter,
+                           char out[CORE_CLIENT_ID_MAX + 1]);
 
 #endif

@@ -160,7 +160,8 @@ static bool may_publish(const pubsub_publish_t *req)
 
 /* {"client":…,"user":…} when the topic's rule stamps the publisher, else
  * NULL. Serialized once per message: every subscriber shares the frame. */
-static char *from_of(const topic_rule_t *rule, const pubsub_publish_t *req, size_t *len)
+static char *from_of(const core_worker_t *w, const topic_rule_t *rule, const pubsub_publish_t *req,
+                     size_t *len)
 {
     /* A reply always says who answered (request.h). */
     bool inbox = inbox_is(req->topic.p, req->topic.len);
@@ -168,7 +169,9 @@ static char *from_of(const topic_rule_t *rule, const pubsub_publish_t *req, size
         return NULL;
     }
     json_t *from = json_object();
-    json_t *client = req->from_client != NULL ? json_string(req->from_client) : NULL;
+    char id[CORE_CLIENT_ID_MAX + 1];
+    json_t *client =
+        req->from_client_no != 0 ? json_string(core_client_id(w, req->from_client_no, id)) : NULL;
     json_t *user =
         req->from_user.len > 0 ? json_stringn(req->from_user.p, req->from_user.len) : NULL;
     json_object_set_new(from, "client", client != NULL ? client : json_null());
@@ -199,7 +202,7 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
     /* One rule lookup per publish serves the stamp and conflation. */
     const topic_rules_t *rules = w->core->topic_rules;
     const topic_rule_t *trule = rules != NULL ? topic_rules_match(rules, req->topic) : NULL;
-    char *from = from_of(trule, req, &from_len);
+    char *from = from_of(w, trule, req, &from_len);
     wsb_str_t stamp = {from, from != NULL ? from_len : 0};
     pubsub_status_t st = PUBSUB_OK;
     int rule = chist_rule(w->core, req->topic);
@@ -281,7 +284,7 @@ static pubsub_status_t add(core_worker_t *w, const pubsub_subscribe_t *req,
  * client id. */
 static const topic_rule_t *member_rule(const core_t *c, const subscriber_t *sub, wsb_str_t topic)
 {
-    if (c->presence == NULL || sub->client == NULL || wsb_topic_is_pattern(topic.p, topic.len)) {
+    if (c->presence == NULL || sub->client_no == 0 || wsb_topic_is_pattern(topic.p, topic.len)) {
         return NULL;
     }
     const topic_rule_t *r = topic_rules_match(c->topic_rules, topic);
@@ -317,10 +320,12 @@ static pubsub_status_t join(core_worker_t *w, const pubsub_subscribe_t *req,
         return st;
     }
     const subscriber_t *sub = req->sub;
-    if (presence_add(w->core->presence, req->pattern, sub->client, sub->user) != PRESENCE_OK) {
+    char client[CORE_CLIENT_ID_MAX + 1];
+    core_client_id(w, sub->client_no, client);
+    if (presence_add(w->core->presence, req->pattern, client, sub->user) != PRESENCE_OK) {
         return PUBSUB_PRESENCE_LIMIT;
     }
-    member_changed(w, rule, "join", req->pattern, sub->client, sub->user);
+    member_changed(w, rule, "join", req->pattern, client, sub->user);
     if (rule->join_leave) {
         router_drain_pushed(w);
     }
@@ -331,8 +336,12 @@ static pubsub_status_t join(core_worker_t *w, const pubsub_subscribe_t *req,
 static void leave(core_worker_t *w, const subscriber_t *sub, wsb_str_t topic)
 {
     const topic_rule_t *rule = member_rule(w->core, sub, topic);
+    if (rule == NULL) {
+        return;
+    }
+    char client[CORE_CLIENT_ID_MAX + 1];
     presence_member_t m;
-    if (rule == NULL || !presence_remove(w->core->presence, topic, sub->client, &m)) {
+    if (!presence_remove(w->core->presence, topic, core_client_id(w, sub->client_no, client), &m)) {
         return;
     }
     /* Our own subscribers get it in the next loop turn: this may be a close

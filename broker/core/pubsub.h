@@ -110,9 +110,10 @@ typedef struct pubsub_publish_s {
     const apikey_t *key;      /* checked when non-NULL (HTTP, RESP API keys) */
     /* The publisher's identity, stamped as "from":{"client","user"} when the
      * topic's rule says "publisher" (topic_rules.h): the WebSocket's client
-     * id and token sub, or (HTTP, RESP) NULL and the API key's name. NULL /
-     * {NULL,0} are written as null. Borrowed. */
-    const char *from_client;
+     * (its subscriber_t.client_no: the id is formatted by core_client_id on
+     * the publishing worker) and token sub, or (HTTP, RESP) 0 and the API
+     * key's name. 0 / {NULL,0} are written as null. Borrowed. */
+    uint64_t from_client_no;
     wsb_str_t from_user;
     /* Clustered history only: who gets the op back, on this worker, when
      * Redis assigned the seq (core/chist.h). `owner` is not NULL. With

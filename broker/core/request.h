@@ -66,7 +66,7 @@ typedef struct request_done_s {
 } request_done_t;
 
 typedef struct request_args_s {
-    /* topic, data, ingress, perms / key, from_client / from_user, has_id /
+    /* topic, data, ingress, perms / key, from_client_no / from_user, has_id /
      * id as for a publish; owner, done_cb, reply_to and probe are set here. */
     pubsub_publish_t pub;
     uint32_t timeout_ms; /* > 0 */

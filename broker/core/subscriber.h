@@ -27,6 +27,7 @@
 #include "core/topic_trie.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct frame_buf_s;
 struct xmsg_s;
@@ -48,11 +49,12 @@ typedef struct subscriber_s {
     const subscriber_ops_t *ops;
     void *user_data;
     /* Who it is, for presence and join/leave (presence.h): the connection's
-     * client id (the welcome's client_id) and user (the token's sub, NULL
-     * when anonymous), both owned by the subscriber. client NULL: never a
-     * member (the RESP ingress). */
-    const char *client;
-    const char *user;
+     * number on its worker, whose client id (the welcome's client_id)
+     * core_client_id() formats when needed (0: never a member, e.g. the RESP
+     * and SSE ingresses), and its user (the token's sub, NULL when
+     * anonymous), owned by the subscriber. */
+    uint64_t client_no;
+    char *user;
     /* A request's inbox (core/request.h): the only kind of subscriber that
      * gets "_inbox." messages. */
     bool inbox;
@@ -64,7 +66,7 @@ static inline void subscriber_init(subscriber_t *sub, const subscriber_ops_t *op
     sub->tc.match_gen = 0;
     sub->ops = ops;
     sub->user_data = user_data;
-    sub->client = NULL;
+    sub->client_no = 0;
     sub->user = NULL;
     sub->inbox = false;
 }

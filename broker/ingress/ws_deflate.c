@@ -24,9 +24,10 @@ struct ws_deflate_s {
 
 void session_enable_deflate(session_t *s, bool client_reset, unsigned window_bits)
 {
-    s->deflate = xcalloc(1, sizeof(*s->deflate));
-    s->deflate->client_reset = client_reset;
-    s->deflate->window_bits = (uint8_t)window_bits;
+    struct ws_deflate_s *d = xcalloc(1, sizeof(*d));
+    d->client_reset = client_reset;
+    d->window_bits = (uint8_t)window_bits;
+    session_extra(s)->deflate = d;
     /* RSV1 now means "compressed" on a message's first frame. */
     s->parser.rsv_mask |= WSB_WS_RSV1;
     s->parser.deflate = true;
@@ -34,12 +35,13 @@ void session_enable_deflate(session_t *s, bool client_reset, unsigned window_bit
 
 frame_buf_t *session_deflate_frame(session_t *s, frame_buf_t *fb)
 {
-    if (s->deflate == NULL) {
+    const struct ws_deflate_s *d = s->extra != NULL ? s->extra->deflate : NULL;
+    if (d == NULL) {
         return fb;
     }
     xmsg_deflate_stats_t st;
-    frame_buf_t *out = xmsg_deflated_buf(fb, (size_t)s->ctx->cfg->compression_min_size,
-                                         s->deflate->window_bits, &st);
+    frame_buf_t *out =
+        xmsg_deflated_buf(fb, (size_t)s->ctx->cfg->compression_min_size, d->window_bits, &st);
     metrics_t *m = s->ctx->metrics;
     if (st.in_bytes > 0) {
         METRIC_ADD(m->deflate_messages, 1);
@@ -56,7 +58,7 @@ frame_buf_t *session_deflate_frame(session_t *s, frame_buf_t *fb)
 int session_inflate(session_t *s, int opcode, const uint8_t *data, size_t len, uint8_t **out,
                     size_t *out_len)
 {
-    struct ws_deflate_s *d = s->deflate;
+    struct ws_deflate_s *d = s->extra->deflate; /* RSV1 is only allowed once enabled */
     if (d->inflater == NULL) {
         d->inflater = wsb_pmd_inflater_new();
         if (d->inflater == NULL) {
@@ -100,9 +102,10 @@ int session_inflate(session_t *s, int opcode, const uint8_t *data, size_t len, u
 
 void session_deflate_free(session_t *s)
 {
-    if (s->deflate != NULL) {
-        wsb_pmd_inflater_free(s->deflate->inflater);
-        free(s->deflate);
-        s->deflate = NULL;
+    struct ws_deflate_s *d = s->extra != NULL ? s->extra->deflate : NULL;
+    if (d != NULL) {
+        wsb_pmd_inflater_free(d->inflater);
+        free(d);
+        s->extra->deflate = NULL;
     }
 }

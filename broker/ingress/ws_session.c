@@ -90,8 +90,10 @@ typedef struct session_gap_s {
 
 static int find_gap(const session_t *s, const char *topic, size_t len)
 {
-    for (uint32_t i = 0; i < s->ngaps; i++) {
-        if (strlen(s->gaps[i].topic) == len && memcmp(s->gaps[i].topic, topic, len) == 0) {
+    uint32_t n = s->extra != NULL ? s->extra->ngaps : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (strlen(s->extra->gaps[i].topic) == len &&
+            memcmp(s->extra->gaps[i].topic, topic, len) == 0) {
             return (int)i;
         }
     }
@@ -102,23 +104,24 @@ static void clear_gap(session_t *s, wsb_str_t topic)
 {
     int i = find_gap(s, topic.p, topic.len);
     if (i >= 0) {
-        if (s->gaps[i].stream != NULL) {
-            s->nstream_gaps--;
+        if (s->extra->gaps[i].stream != NULL) {
+            s->extra->nstream_gaps--;
         }
-        free(s->gaps[i].topic);
-        s->gaps[i] = s->gaps[--s->ngaps];
+        free(s->extra->gaps[i].topic);
+        s->extra->gaps[i] = s->extra->gaps[--s->extra->ngaps];
     }
 }
 
 static void add_gap(session_t *s, wsb_str_t topic, const char *stream, uint64_t first_dropped)
 {
-    s->gaps = xrealloc(s->gaps, sizeof(session_gap_t) * (s->ngaps + 1));
+    (void)session_extra(s);
+    s->extra->gaps = xrealloc(s->extra->gaps, sizeof(session_gap_t) * (s->extra->ngaps + 1));
     char *copy = xmalloc(topic.len + 1);
     memcpy(copy, topic.p, topic.len);
     copy[topic.len] = '\0';
-    s->gaps[s->ngaps++] = (session_gap_t){copy, stream, first_dropped, 0};
+    s->extra->gaps[s->extra->ngaps++] = (session_gap_t){copy, stream, first_dropped, 0};
     if (stream != NULL) {
-        s->nstream_gaps++;
+        s->extra->nstream_gaps++;
     }
 }
 
@@ -135,7 +138,7 @@ static bool stream_suspended(const session_t *s, const char *topic, size_t len)
             continue;
         }
         int g = find_gap(s, p, plen);
-        if (g < 0 || s->gaps[g].stream == NULL) {
+        if (g < 0 || s->extra->gaps[g].stream == NULL) {
             return false;
         }
         matched = true;
@@ -145,15 +148,15 @@ static bool stream_suspended(const session_t *s, const char *topic, size_t len)
 
 static bool is_gapped(const session_t *s, const xmsg_t *m)
 {
-    if (s->ngaps == 0) {
+    if (s->extra == NULL || s->extra->ngaps == 0) {
         return false;
     }
-    if (s->nstream_gaps > 0 && !m->event &&
+    if (s->extra->nstream_gaps > 0 && !m->event &&
         pubsub_stream_of(s->ctx->core, (wsb_str_t){m->topic, m->topic_len}, NULL) != NULL) {
         return stream_suspended(s, m->topic, m->topic_len);
     }
     int g = find_gap(s, m->topic, m->topic_len);
-    return g >= 0 && s->gaps[g].stream == NULL;
+    return g >= 0 && s->extra->gaps[g].stream == NULL;
 }
 
 typedef struct {
@@ -198,14 +201,14 @@ static bool stream_frame_cb(const frame_buf_t *fb, void *user_data)
         return false;
     }
     for (uint32_t i = 0; i < g->from; i++) {
-        const session_gap_t *e = &g->s->gaps[i];
+        const session_gap_t *e = &g->s->extra->gaps[i];
         if (e->stream != NULL && x->seq <= e->seq &&
             wsb_topic_matches(e->topic, strlen(e->topic), x->topic, x->topic_len)) {
             return false;
         }
     }
-    for (uint32_t i = g->from; i < g->s->ngaps; i++) {
-        session_gap_t *e = &g->s->gaps[i];
+    for (uint32_t i = g->from; i < g->s->extra->ngaps; i++) {
+        session_gap_t *e = &g->s->extra->gaps[i];
         if (x->seq < e->first_dropped &&
             wsb_topic_matches(e->topic, strlen(e->topic), x->topic, x->topic_len)) {
             e->first_dropped = x->seq;
@@ -225,7 +228,7 @@ static bool stream_frame_cb(const frame_buf_t *fb, void *user_data)
  */
 static int report_stream_gap(session_t *s, const xmsg_t *m, const char *stream, size_t stream_len)
 {
-    uint32_t from = s->ngaps;
+    uint32_t from = session_extra(s)->ngaps;
     for (uint32_t i = 0; i < s->nsubs; i++) {
         const char *p = trie_sub_pattern(s->subs[i]);
         wsb_str_t sub = {p, strlen(p)};
@@ -233,22 +236,24 @@ static int report_stream_gap(session_t *s, const xmsg_t *m, const char *stream, 
             find_gap(s, sub.p, sub.len) >= 0) {
             continue;
         }
-        if (pubsub_stream_within(s->ctx->core, sub) != stream || s->ngaps >= SESSION_MAX_GAPS) {
-            while (s->ngaps > from) { /* undo: the core closes the session */
-                clear_gap(s, (wsb_str_t){s->gaps[from].topic, strlen(s->gaps[from].topic)});
+        if (pubsub_stream_within(s->ctx->core, sub) != stream ||
+            s->extra->ngaps >= SESSION_MAX_GAPS) {
+            while (s->extra->ngaps > from) { /* undo: the core closes the session */
+                clear_gap(
+                    s, (wsb_str_t){s->extra->gaps[from].topic, strlen(s->extra->gaps[from].topic)});
             }
             return -1;
         }
         add_gap(s, sub, stream, m->seq);
     }
-    if (s->ngaps == from) {
+    if (s->extra->ngaps == from) {
         return -1; /* nothing of the session's to suspend: never silent, close */
     }
     conn_t *c = s->conn;
     gap_match_t g = {.s = s, .msg = m, .first_dropped = UINT64_MAX, .from = from};
     c->net->outbound_bytes -= outq_drop_matching(&c->outq, stream_frame_cb, &g);
-    for (uint32_t i = from; i < s->ngaps; i++) {
-        session_gap_t *e = &s->gaps[i];
+    for (uint32_t i = from; i < s->extra->ngaps; i++) {
+        session_gap_t *e = &s->extra->gaps[i];
         e->seq = e->first_dropped - 1;
         wsb_gap_t gap = {.topic = {e->topic, strlen(e->topic)},
                          .stream = {stream, stream_len},
@@ -273,7 +278,7 @@ static int report_gap(session_t *s, const xmsg_t *m)
     if (stream != NULL) {
         return report_stream_gap(s, m, stream, stream_len);
     }
-    if (s->ngaps >= SESSION_MAX_GAPS) {
+    if (session_extra(s)->ngaps >= SESSION_MAX_GAPS) {
         return -1;
     }
     conn_t *c = s->conn;
@@ -486,7 +491,7 @@ static pubsub_publish_t publish_of(session_t *s, const wsb_msg_t *m)
         .data = m->data,
         .ingress = PUBSUB_WS,
         .perms = s->perms,
-        .from_client = s->client_id,
+        .from_client_no = s->sub.client_no,
         .from_user = session_user(s),
         .has_id = m->has_id,
         .id = m->id,
@@ -557,7 +562,7 @@ static void op_request(session_t *s, const wsb_msg_t *m)
     request_args_t a = {
         .pub = publish_of(s, m),
         .timeout_ms = m->timeout_ms,
-        .list = &s->requests,
+        .list = &session_extra(s)->requests,
         .owner = s,
         .done_cb = request_done,
     };
@@ -658,9 +663,8 @@ static void set_claims(session_t *s, wsb_jwt_claims_t *claims)
     s->creds = cr;
     s->perms = &cr->perms;
     s->authed = true;
-    free(s->user);
-    s->user = claims->sub.len > 0 ? xstrndup(claims->sub.p, claims->sub.len) : NULL;
-    s->sub.user = s->user;
+    free(s->sub.user); /* the session's own copy (ws_session.h) */
+    s->sub.user = claims->sub.len > 0 ? xstrndup(claims->sub.p, claims->sub.len) : NULL;
     s->auth_deadline_ms = claims->has_exp ? token_deadline_ms(s->ctx, claims->exp) : 0;
 }
 
@@ -668,7 +672,9 @@ static void conn_event(session_t *s, bool connect)
 {
     ingress_ctx_t *ctx = s->ctx;
     if (ctx->cfg->sys_conn_events) {
-        sys_conn_event(ctx->core, connect, s->client_id, session_user(s), ctx->node_id);
+        char id[CORE_CLIENT_ID_MAX + 1];
+        sys_conn_event(ctx->core, connect, core_client_id(ctx->core, s->sub.client_no, id),
+                       session_user(s), ctx->node_id);
     }
 }
 
@@ -693,17 +699,21 @@ static bool switch_user(session_t *s, wsb_str_t sub)
     if (users == NULL || s->echo) {
         return true;
     }
-    if (s->user != NULL && sub.len == strlen(s->user) && memcmp(s->user, sub.p, sub.len) == 0) {
+    const char *user = s->sub.user;
+    if (user != NULL && sub.len == strlen(user) && memcmp(user, sub.p, sub.len) == 0) {
         return true;
     }
     user_entry_t *e = NULL;
     if (sub.len > 0 && (e = user_limits_acquire(users, sub)) == NULL) {
         return false;
     }
-    if (s->uentry != NULL) {
-        user_limits_release(users, s->uentry);
+    if (s->extra != NULL && s->extra->uentry != NULL) {
+        user_limits_release(users, s->extra->uentry);
+        s->extra->uentry = NULL;
     }
-    s->uentry = e;
+    if (e != NULL) {
+        session_extra(s)->uentry = e;
+    }
     return true;
 }
 
@@ -755,16 +765,17 @@ static bool within_rate(session_t *s, size_t len)
         byte_burst = (double)cfg->max_message_size;
     }
     user_limits_t *users = s->ctx->auth->users;
-    if (s->uentry != NULL && user_limits_per_user_rate(users)) {
+    session_extra_t *x = session_extra(s);
+    if (x->uentry != NULL && user_limits_per_user_rate(users)) {
         /* rate.per = "user": every connection of the user draws from one pair. */
-        return user_limits_take(users, s->uentry, cfg->rate_messages, burst,
+        return user_limits_take(users, x->uentry, cfg->rate_messages, burst,
                                 (double)cfg->rate_bytes, byte_burst, len, now);
     }
-    if (s->buckets == NULL) {
-        s->buckets = xcalloc(2, sizeof(bucket_t));
+    if (x->buckets == NULL) {
+        x->buckets = xcalloc(2, sizeof(bucket_t));
     }
-    return bucket_take(&s->buckets[0], cfg->rate_messages, burst, 1.0, now) &&
-           bucket_take(&s->buckets[1], (double)cfg->rate_bytes, byte_burst, (double)len, now);
+    return bucket_take(&x->buckets[0], cfg->rate_messages, burst, 1.0, now) &&
+           bucket_take(&x->buckets[1], (double)cfg->rate_bytes, byte_burst, (double)len, now);
 }
 
 /*
@@ -865,25 +876,31 @@ static int on_message_begin(void *ud, int opcode)
                       false);
         return 0; /* keep parsing: the peer's close frame may follow */
     }
-    s->msg_opcode = opcode;
+    s->msg_opcode = (uint8_t)opcode;
     s->msg_len = 0;
     s->pending = NULL;
     s->pending_len = 0;
     return 0;
 }
 
+/* The parser bounds a message by max_message_size (<= 1 GiB), so the
+ * buffer never passes 1 GiB and its sizes fit the session's 32 bits. */
 static void msg_append(session_t *s, const uint8_t *data, size_t len)
 {
-    if (s->msg_len + len > s->msg_cap) {
+    size_t need = (size_t)s->msg_len + len;
+    if (need > s->msg_cap) {
         size_t cap = s->msg_cap ? s->msg_cap : 1024;
-        while (cap < s->msg_len + len) {
+        while (cap < need) {
             cap *= 2;
         }
+        if (cap > UINT32_MAX) {
+            abort(); /* not reached: bounded by max_message_size */
+        }
         s->msg = xrealloc(s->msg, cap);
-        s->msg_cap = cap;
+        s->msg_cap = (uint32_t)cap;
     }
     memcpy(s->msg + s->msg_len, data, len);
-    s->msg_len += len;
+    s->msg_len = (uint32_t)need;
 }
 
 static int on_message_data(void *ud, const uint8_t *data, size_t len)
@@ -903,7 +920,7 @@ static int on_message_data(void *ud, const uint8_t *data, size_t len)
      * max_message_size). */
     if (s->msg_len == 0 && s->pending == NULL) {
         s->pending = data;
-        s->pending_len = len;
+        s->pending_len = (uint32_t)len; /* within max_message_size (<= 1 GiB) */
         return 0;
     }
     if (s->pending != NULL) {
@@ -1094,15 +1111,13 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     }
     wsb_ws_parser_init(&s->parser, WSB_WS_ROLE_SERVER, srv->cfg->max_message_size,
                        &parser_callbacks, s);
-    srv->next_client_seq++;
-    /* Unique in the process without coordination: node, worker, counter;
-     * one per connection, whoever the user (DESIGN.md "Application layer"). */
-    (void)snprintf(s->client_id, sizeof(s->client_id), "%.16s-%u-%llu", srv->node_id, srv->index,
-                   (unsigned long long)srv->next_client_seq);
-    s->sub.client = s->client_id;
+    /* One per connection, whoever the user: the id is formatted from it
+     * when needed (core_client_id), not kept. */
+    s->sub.client_no = ++srv->next_client_seq;
     if (!echo) {
+        char id[CORE_CLIENT_ID_MAX + 1];
         wsb_welcome_t w = {
-            .client_id = s->client_id,
+            .client_id = core_client_id(srv->core, s->sub.client_no, id),
             .user = session_user(s),
             .node_id = srv->node_id,
             .version = WSB_VERSION,
@@ -1134,7 +1149,22 @@ struct user_entry_s *session_user_acquire(auth_t *auth, const wsb_jwt_claims_t *
 
 wsb_str_t session_user(const session_t *s)
 {
-    return s->user != NULL ? (wsb_str_t){s->user, strlen(s->user)} : WSB_STR_NULL;
+    const char *user = s->sub.user;
+    return user != NULL ? (wsb_str_t){user, strlen(user)} : WSB_STR_NULL;
+}
+
+/* An idle subscribed connection's share of memory (README "Performance"):
+ * the session must stay within a 288-byte malloc chunk on 64-bit targets. */
+_Static_assert(sizeof(void *) != 8 || sizeof(session_t) <= 280,
+               "session_t outgrew its 288-byte malloc chunk: move rarely used fields "
+               "to session_extra_t");
+
+session_extra_t *session_extra(session_t *s)
+{
+    if (s->extra == NULL) {
+        s->extra = xcalloc(1, sizeof(*s->extra));
+    }
+    return s->extra;
 }
 
 void session_feed(session_t *s, uint8_t *data, size_t len)
@@ -1161,14 +1191,17 @@ void session_feed(session_t *s, uint8_t *data, size_t len)
 
 void session_free(session_t *s)
 {
-    request_cancel_all(&s->requests);
+    session_extra_t *x = s->extra;
+    if (x != NULL) {
+        request_cancel_all(&x->requests);
+    }
     chist_session_free(s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         pubsub_unsubscribe(s->ctx->core, s->subs[i]);
     }
-    if (s->uentry != NULL) {
-        user_limits_release(s->ctx->auth->users, s->uentry);
-        s->uentry = NULL;
+    if (x != NULL && x->uentry != NULL) {
+        user_limits_release(s->ctx->auth->users, x->uentry);
+        x->uentry = NULL;
     }
     if (s->announced) {
         /* After the unsubscribes: the session does not hear of its own end. */
@@ -1176,16 +1209,19 @@ void session_free(session_t *s)
     }
     wsb_ws_parser_release(&s->parser);
     session_deflate_free(s);
-    for (uint32_t i = 0; i < s->ngaps; i++) {
-        free(s->gaps[i].topic);
+    if (x != NULL) {
+        for (uint32_t i = 0; i < x->ngaps; i++) {
+            free(x->gaps[i].topic);
+        }
+        free(x->gaps);
+        free(x->buckets);
+        free(x);
     }
-    free(s->gaps);
     if (s->subs != &s->sub0) {
         free(s->subs);
     }
     free(s->msg);
     free_creds(s);
-    free(s->user);
-    free(s->buckets);
+    free(s->sub.user);
     free(s);
 }

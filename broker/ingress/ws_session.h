@@ -29,48 +29,17 @@ typedef struct conn_s conn_t;
 struct user_entry_s;
 struct xmsg_s;
 
-/* "NODE-WORKER-COUNTER": 16 + 1 + 10 + 1 + 20 characters at most. */
-#define SESSION_CLIENT_ID_MAX 48
-
-struct session_s {
-    subscriber_t sub; /* what the trie holds; the core delivers through it */
-    conn_t *conn;
-    struct ingress_ctx_s *ctx; /* its worker's (ingress.h) */
-    wsb_ws_parser_t parser;
-    bool echo;
-    bool authed; /* a token was accepted (or auth is not required) */
-    int msg_opcode;
-    /* message assembly: a message that arrives in one read is used in place
-     * (pending); otherwise it is copied into msg (bounded by max_message_size) */
-    const uint8_t *pending;
-    size_t pending_len;
-    uint8_t *msg;
-    size_t msg_len;
-    size_t msg_cap;
-    trie_sub_t **subs; /* &sub0 until a second subscription */
-    trie_sub_t *sub0;  /* most connections subscribe once: no array for them */
-    uint32_t nsubs;
-    uint32_t subs_cap;
-    /* credentials: a verified token's claims with the permissions made of
-     * them (heap, owned), or none. perms points into creds, at the broker's
-     * anonymous permissions (shared), or at an empty set. */
-    struct creds_s *creds;
-    const perms_t *perms;
-    char client_id[SESSION_CLIENT_ID_MAX + 1]; /* sub.client points here */
-    char *user;                /* the token's sub (heap) or NULL; sub.user points here */
-    uint64_t auth_deadline_ms; /* loop time: auth timeout or token expiry; 0 = none */
-    uint64_t keepalive_due_ms; /* loop time of the next ping / idle check */
-    bucket_t *buckets;         /* [0] rate.messages, [1] rate.bytes; only with rate limits */
+/* What few connections use, behind one pointer (session_extra()): made on
+ * first use, freed with the session, so an idle connection does not pay for
+ * it (bench/RESULTS.md "Idle connection memory"). */
+typedef struct session_extra_s {
+    bucket_t *buckets; /* [0] rate.messages, [1] rate.bytes; only with rate limits */
     /* Suspended after a gap notice (slow consumer on a "drop" rule) until
      * the client subscribes to them again: exact topics of history rules,
      * and subscriptions (topics or patterns) inside streams. */
     struct session_gap_s *gaps;
     uint32_t ngaps;
     uint32_t nstream_gaps; /* those of them inside a stream */
-    /* Clustered history (chist_session.c): replies held behind operations
-     * waiting for Redis, and switch-over floors. NULL until the first one. */
-    struct chist_sess_s *cl;
-    bool announced; /* $sys.conn.connect was published: disconnect follows at the end */
     /* This connection's count in the per-user limits (user_limits.h), held
      * while the session has a user and those limits are on; else NULL. */
     struct user_entry_s *uentry;
@@ -80,6 +49,44 @@ struct session_s {
      * client_no_context_takeover, freed after each message (an idle
      * connection holds none); the window bits the client allows us. */
     struct ws_deflate_s *deflate;
+} session_extra_t;
+
+/* An idle subscribed connection is this struct plus its conn_t, trie entry
+ * and read state: keep it within a 288-byte malloc chunk (<= 280 bytes). */
+struct session_s {
+    subscriber_t sub; /* what the trie holds; the core delivers through it;
+                       * sub.client_no is its client id's counter and
+                       * sub.user the token's sub (heap, owned) or NULL */
+    conn_t *conn;
+    struct ingress_ctx_s *ctx; /* its worker's (ingress.h) */
+    wsb_ws_parser_t parser;
+    /* message assembly: a message that arrives in one read is used in place
+     * (pending); otherwise it is copied into msg. Lengths are bounded by
+     * max_message_size (at most 1 GiB: config_keys.c), so 32 bits hold them. */
+    const uint8_t *pending;
+    uint8_t *msg;
+    uint32_t pending_len;
+    uint32_t msg_len;
+    uint32_t msg_cap;
+    uint8_t msg_opcode;
+    bool echo;
+    bool authed;       /* a token was accepted (or auth is not required) */
+    bool announced;    /* $sys.conn.connect was published: disconnect follows at the end */
+    trie_sub_t **subs; /* &sub0 until a second subscription */
+    trie_sub_t *sub0;  /* most connections subscribe once: no array for them */
+    uint32_t nsubs;
+    uint32_t subs_cap;
+    /* credentials: a verified token's claims with the permissions made of
+     * them (heap, owned), or none. perms points into creds, at the broker's
+     * anonymous permissions (shared), or at an empty set. */
+    struct creds_s *creds;
+    const perms_t *perms;
+    uint64_t auth_deadline_ms; /* loop time: auth timeout or token expiry; 0 = none */
+    uint64_t keepalive_due_ms; /* loop time of the next ping / idle check */
+    /* Clustered history (chist_session.c): replies held behind operations
+     * waiting for Redis, and switch-over floors. NULL until the first one. */
+    struct chist_sess_s *cl;
+    session_extra_t *extra; /* NULL until first needed (session_extra()) */
 };
 
 /* Topics one session may have suspended at once; one more closes it (1013). */
@@ -90,6 +97,9 @@ struct session_s {
 #define SESSION_CONFLATE_FACTOR 2
 
 typedef struct session_s session_t;
+
+/* The session's extras, made (zeroed) on first use. */
+session_extra_t *session_extra(session_t *s);
 
 /* Creates the session for `c` and queues the welcome frame (unless echo).
  * `claims` (heap, may be NULL) is the token accepted at the handshake; the
@@ -103,7 +113,7 @@ void session_free(session_t *s);
 
 /* max_connections_per_user for a token that came with an upgrade: the
  * entry counting the connection under the token's `sub` (hand it to the
- * session: session->uentry), or NULL when there is nothing to count (no
+ * session: session_extra(session)->uentry), or NULL when there is nothing to count (no
  * limits, no token, no sub) or, with *refused set, when the user is at the
  * limit. Runs on the connection's worker thread before session_new(). */
 struct user_entry_s *session_user_acquire(auth_t *auth, const wsb_jwt_claims_t *claims,

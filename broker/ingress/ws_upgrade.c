@@ -217,7 +217,9 @@ void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
     ctx->ops->update_gauges_cb(ctx);
     METRIC_ADD(ctx->metrics->ws_upgrades, 1);
     c->session = session_new(c, echo, claims);
-    c->session->uentry = uentry;
+    if (uentry != NULL) {
+        session_extra(c->session)->uentry = uentry;
+    }
     if (deflate) {
         session_enable_deflate(c->session, pmd.client_no_context_takeover,
                                pmd.server_max_window_bits);
