@@ -144,7 +144,7 @@ const char stream_redis_read_script[] =
     /* The matching entries after `after`; beyond max_bytes the oldest go
      * (as a log bounded by max_bytes; the newest is always kept) and the
      * loss grows to the last one dropped. */
-    "local out, oseq, head = {}, {}, 1\n"
+    "local out, oseq, head, n = {}, {}, 1, 0\n"
     "lo = after + 1\n"
     "while first ~= nil and lo <= seq do\n"
     "  local r = redis.call('XRANGE', stream, lo .. '-0', '+', 'COUNT', 256)\n"
@@ -152,21 +152,22 @@ const char stream_redis_read_script[] =
     "  for i = 1, #r do\n"
     "    if matches(r[i][2][4]) then\n"
     "      bytes = bytes + #r[i][2][6]\n"
-    "      out[#out + 1] = r[i][2][6]\n"
-    "      oseq[#oseq + 1] = seq_of(r[i][1])\n"
-    "      while bytes > maxb and head < #out do\n"
+    "      n = n + 1\n"
+    "      out[n] = r[i][2][6]\n"
+    "      oseq[n] = seq_of(r[i][1])\n"
+    "      while bytes > maxb and head < n do\n"
     "        bytes = bytes - #out[head]\n"
     "        res[3] = 0\n"
     "        if res[4] < 0 then res[4] = after end\n"
     "        res[5] = oseq[head]\n"
-    "        out[head] = nil\n"
+    "        out[head], oseq[head] = nil, nil\n"
     "        head = head + 1\n"
     "      end\n"
     "    end\n"
     "  end\n"
     "  lo = seq_of(r[#r][1]) + 1\n"
     "end\n"
-    "for i = head, #out do res[#res + 1] = out[i] end\n"
+    "for i = head, n do res[#res + 1] = out[i] end\n"
     "return res\n";
 
 /* The arguments being built: argv/argvlen of the caller, and the scratch

@@ -153,7 +153,8 @@ static void send_stream_gap(session_t *s, const chist_op_t *op)
                      .has_to = true,
                      .to = op->gap_to};
     size_t len = 0;
-    send_reply(s, wsb_msg_build_gap_ex(&gap, FRAME_BUF_HEADROOM, &len), len);
+    uint8_t *raw = wsb_msg_build_gap_ex(&gap, FRAME_BUF_HEADROOM, &len);
+    send_reply(s, raw, len);
 }
 
 /* The floor named `name` (a topic, or a stream subscription when `stream`). */
