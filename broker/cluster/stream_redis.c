@@ -71,7 +71,7 @@ const char stream_redis_read_script[] =
     "else\n"
     "  seq = tonumber(redis.call('HGET', meta, 's'))\n"
     "end\n"
-    "local res = {epoch, seq, -1}\n"
+    "local res = {epoch, seq, -1, -1, -1}\n"
     "if mode == 'p' then return res end\n" LUA_NOW "local function split(s)\n"
     "  local v = {}\n"
     "  for tok in string.gmatch(s .. '.', '([^.]*)%.') do v[#v + 1] = tok end\n"
@@ -112,27 +112,62 @@ const char stream_redis_read_script[] =
     "  return res\n"
     "end\n"
     "local since = tonumber(ARGV[6])\n"
+    "local same = ARGV[5] == epoch\n"
     "res[3] = 0\n"
-    "if ARGV[5] ~= epoch or since == nil or since > seq then return res end\n"
-    "if since == seq then res[3] = 1 return res end\n"
-    "if since + size < seq then return res end\n"
-    "local first = redis.call('XRANGE', stream, (since + 1) .. '-0', (since + 1) .. '-0')\n"
-    "if #first ~= 1 or not young(first[1]) then return res end\n"
-    "local lo, out = since + 1, {}\n"
-    "while lo <= seq do\n"
+    "res[4] = -1\n"
+    "res[5] = -1\n"
+    "if since == nil or (same and since > seq) then return res end\n"
+    "if same and since == seq then res[3] = 1 return res end\n"
+    /* The oldest entry held: young, and within the last `size` seqs
+     * (MAXLEN ~ may keep more). */
+    "local lo = seq - size\n"
+    "if lo < 0 then lo = 0 end\n"
+    "lo = lo + 1\n"
+    "local first = nil\n"
+    "while first == nil and lo <= seq do\n"
+    "  local r = redis.call('XRANGE', stream, lo .. '-0', '+', 'COUNT', 256)\n"
+    "  if #r == 0 then break end\n"
+    "  for i = 1, #r do\n"
+    "    if young(r[i]) then first = seq_of(r[i][1]) break end\n"
+    "  end\n"
+    "  if first == nil then lo = seq_of(r[#r][1]) + 1 end\n"
+    "end\n"
+    "local after = 0\n"
+    "if same then after = since end\n"
+    "if same and first ~= nil and first <= since + 1 then\n"
+    "  res[3] = 1\n"
+    "else\n"
+    "  res[4] = after\n"
+    "  if first ~= nil then res[5] = first - 1 else res[5] = seq end\n"
+    "  after = res[5]\n"
+    "end\n"
+    /* The matching entries after `after`; beyond max_bytes the oldest go
+     * (as a log bounded by max_bytes; the newest is always kept) and the
+     * loss grows to the last one dropped. */
+    "local out, oseq, head, n = {}, {}, 1, 0\n"
+    "lo = after + 1\n"
+    "while first ~= nil and lo <= seq do\n"
     "  local r = redis.call('XRANGE', stream, lo .. '-0', '+', 'COUNT', 256)\n"
     "  if #r == 0 then break end\n"
     "  for i = 1, #r do\n"
     "    if matches(r[i][2][4]) then\n"
     "      bytes = bytes + #r[i][2][6]\n"
-    "      if bytes > maxb then return res end\n"
-    "      out[#out + 1] = r[i][2][6]\n"
+    "      n = n + 1\n"
+    "      out[n] = r[i][2][6]\n"
+    "      oseq[n] = seq_of(r[i][1])\n"
+    "      while bytes > maxb and head < n do\n"
+    "        bytes = bytes - #out[head]\n"
+    "        res[3] = 0\n"
+    "        if res[4] < 0 then res[4] = after end\n"
+    "        res[5] = oseq[head]\n"
+    "        out[head], oseq[head] = nil, nil\n"
+    "        head = head + 1\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  lo = seq_of(r[#r][1]) + 1\n"
     "end\n"
-    "res[3] = 1\n"
-    "for i = 1, #out do res[#res + 1] = out[i] end\n"
+    "for i = head, n do res[#res + 1] = out[i] end\n"
     "return res\n";
 
 /* The arguments being built: argv/argvlen of the caller, and the scratch
@@ -225,7 +260,7 @@ static xmsg_t *replay_msg(const chist_op_t *op, const redisReply *e, uint64_t pr
         return NULL;
     }
     xmsg_t *m = NULL;
-    uint64_t floor = op->mode == CHIST_READ_SINCE ? op->since_seq : 0;
+    uint64_t floor = op->gap ? op->gap_to : op->mode == CHIST_READ_SINCE ? op->since_seq : 0;
     if (wsb_topic_matches(op->topic, op->topic_len, env.topic.p, env.topic.len) && env.seq > prev &&
         env.seq > floor && env.seq <= op->seq && env.epoch.len == strlen(op->epoch) &&
         memcmp(env.epoch.p, op->epoch, env.epoch.len) == 0) {
@@ -237,9 +272,36 @@ static xmsg_t *replay_msg(const chist_op_t *op, const redisReply *e, uint64_t pr
     return m;
 }
 
+/* The read script's reply header: {epoch, seq, recovered, gap seq, gap to}. */
+#define READ_HEAD 5
+
+/* The gap of a `since` read's reply (gap seq, gap to; -1 for none) into
+ * op->gap*: the `since` seq in the stream's epoch or 0 in another, up to a
+ * seq at most the position. 0 or -1 (inconsistent). */
+static int parse_gap(const redisReply *gs, const redisReply *gt, chist_op_t *op)
+{
+    if (gs->type != REDIS_REPLY_INTEGER || gt->type != REDIS_REPLY_INTEGER) {
+        return -1;
+    }
+    if (gs->integer < 0 && gt->integer < 0) {
+        return 0;
+    }
+    bool same = strcmp(op->since_epoch, op->epoch) == 0;
+    uint64_t expect = same ? op->since_seq : 0;
+    if (op->mode != CHIST_READ_SINCE || op->recovered == 1 || gs->integer < 0 || gt->integer < 0 ||
+        (uint64_t)gs->integer != expect || (uint64_t)gt->integer < (uint64_t)gs->integer ||
+        (uint64_t)gt->integer > op->seq) {
+        return -1;
+    }
+    op->gap = true;
+    op->gap_seq = (uint64_t)gs->integer;
+    op->gap_to = (uint64_t)gt->integer;
+    return 0;
+}
+
 int stream_redis_parse_read_reply(const redisReply *r, chist_op_t *op)
 {
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < READ_HEAD ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[0]->len == 0 ||
         r->element[0]->len > XMSG_EPOCH_MAX || r->element[1]->type != REDIS_REPLY_INTEGER ||
         r->element[1]->integer < 0 || r->element[2]->type != REDIS_REPLY_INTEGER) {
@@ -249,13 +311,17 @@ int stream_redis_parse_read_reply(const redisReply *r, chist_op_t *op)
     op->epoch[r->element[0]->len] = '\0';
     op->seq = (uint64_t)r->element[1]->integer;
     op->recovered = op->mode == CHIST_READ_SINCE ? (r->element[2]->integer == 1 ? 1 : 0) : -1;
-    size_t n = r->elements - 3;
+    op->gap = false;
+    if (parse_gap(r->element[3], r->element[4], op) != 0) {
+        return -1;
+    }
+    size_t n = r->elements - READ_HEAD;
     if (n == 0) {
         return 0;
     }
     op->msgs = xcalloc(n, sizeof(xmsg_t *));
     for (size_t i = 0; i < n; i++) {
-        xmsg_t *m = replay_msg(op, r->element[3 + i], i > 0 ? op->msgs[i - 1]->seq : 0);
+        xmsg_t *m = replay_msg(op, r->element[READ_HEAD + i], i > 0 ? op->msgs[i - 1]->seq : 0);
         if (m == NULL) {
             for (size_t k = 0; k < op->nmsgs; k++) {
                 xmsg_unref(op->msgs[k]);

@@ -22,9 +22,14 @@
  *            absent) and, by mode, the envelopes after `since` whose topic
  *            k matches the subscription's pattern (XRANGE in batches), or
  *            the last N matching (XREVRANGE, at most `size` entries
- *            scanned): {epoch, seq, recovered (-1, 0, 1), envelope...}.
- *            A replay is bounded by the rule's max_bytes: more matching
- *            bytes than that is not recovered (nothing replayed).
+ *            scanned): {epoch, seq, recovered (-1, 0, 1), gap seq, gap to
+ *            (both -1: no gap), envelope...}. A `since` not recovered
+ *            (trimmed, expired, another epoch) has a gap: the seqs after
+ *            gap seq (the since seq, 0 in another epoch) up to gap to (the
+ *            seq before the oldest entry held) are lost, and the envelopes
+ *            are the matching ones after gap to. A replay is bounded by the
+ *            rule's max_bytes: beyond, its oldest are left out and the gap
+ *            grows to the last one left out (the newest is always kept).
  *
  * What goes through which script is decided by op->stream (core/chist.h);
  * chist_redis.c calls the builders and parsers below for such ops.
@@ -60,10 +65,12 @@ int stream_redis_build_args(const chist_op_t *op, const char *sha, const char *p
                             const char *node_id, const char *publish_cmd, const char **argv,
                             size_t *argvlen, char **scratch);
 
-/* Reads the read script's reply into op->seq, op->epoch, op->recovered and
- * op->msgs/op->nmsgs. Every envelope must be of the position's epoch, of a
+/* Reads the read script's reply into op->seq, op->epoch, op->recovered,
+ * op->gap/gap_seq/gap_to and op->msgs/op->nmsgs. A gap must be a `since`
+ * read's that is not recovered, from the since seq (0 in another epoch) up
+ * to at most the position. Every envelope must be of the position's epoch, of a
  * topic matching op->topic, in increasing seq order up to the position and,
- * for a `since`, after it: anything else makes the whole reply invalid (a
+ * for a `since`, after it (after the gap's end when there is one): anything else makes the whole reply invalid (a
  * recovery is exact or refused). 0 or -1. */
 int stream_redis_parse_read_reply(const struct redisReply *r, chist_op_t *op);
 

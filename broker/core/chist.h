@@ -89,6 +89,11 @@ struct chist_op_s {
      * pattern) when the op is a stream's, "" otherwise; `topic` is then the
      * published topic or the subscription's pattern. */
     uint64_t max_bytes; /* a stream read: bytes of envelopes replayed at most */
+    /* Result of a stream's CHIST_READ_SINCE that was not recovered: the
+     * stream's seqs after gap_seq up to gap_to are lost (a `gap` follows
+     * the ack); msgs holds what is left after gap_to. */
+    bool gap;
+    uint64_t gap_seq, gap_to;
     char stream[WSB_TOPIC_MAX_LEN + 1];
 };
 

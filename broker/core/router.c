@@ -52,7 +52,14 @@ unsigned core_inject_request(core_t *c, wsb_str_t topic, uint64_t seq, wsb_str_t
 {
     xmsg_t *m = xmsg_new_request(topic, seq, epoch, from_json, reply_to, data_json, c->nworkers);
     m->conflate = topic_rules_conflate(c->topic_rules, topic);
-    if (epoch.len > 0 && c->history_rules != NULL) {
+    /* A stream's message (clustered streams) takes its rule's
+     * slow_consumer as a local one does (pubsub.c's publish_stream);
+     * another topic's with an epoch, its history rule's. */
+    const topic_rule_t *trule =
+        epoch.len > 0 && c->topic_rules != NULL ? topic_rules_match(c->topic_rules, topic) : NULL;
+    if (trule != NULL && trule->has_stream) {
+        m->drop_slow = trule->stream.drop_slow;
+    } else if (epoch.len > 0 && c->history_rules != NULL) {
         int rule = history_rules_match(c->history_rules, topic);
         m->drop_slow = rule >= 0 && c->history_rules->rules[rule].drop_slow;
     }

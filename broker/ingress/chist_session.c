@@ -141,6 +141,22 @@ static void send_ack(session_t *s, const chist_op_t *op, bool has_seq, int recov
     send_reply(s, raw, len);
 }
 
+/* A stream's loss found by a `since` read (trimmed, another epoch, or more
+ * than max_bytes): announced after the ack, before what is left of it is
+ * replayed, as on one node (PROTOCOL.md 3.1b, 13.1a). */
+static void send_stream_gap(session_t *s, const chist_op_t *op)
+{
+    wsb_gap_t gap = {.topic = {op->topic, op->topic_len},
+                     .stream = {op->stream, strlen(op->stream)},
+                     .epoch = {op->epoch, strlen(op->epoch)},
+                     .seq = op->gap_seq,
+                     .has_to = true,
+                     .to = op->gap_to};
+    size_t len = 0;
+    uint8_t *raw = wsb_msg_build_gap_ex(&gap, FRAME_BUF_HEADROOM, &len);
+    send_reply(s, raw, len);
+}
+
 /* The floor named `name` (a topic, or a stream subscription when `stream`). */
 static int find_floor(const struct chist_sess_s *cl, const char *name, size_t len, bool stream)
 {
@@ -299,6 +315,9 @@ static void emit_read(session_t *s, chist_op_t *op)
             }
         }
         send_ack(s, op, true, op->recovered, op->epoch);
+        if (op->gap) {
+            send_stream_gap(s, op);
+        }
         for (size_t i = 0; i < op->nmsgs; i++) {
             conn_send_always(s->conn, xmsg_replay_buf(op->msgs[i]));
         }

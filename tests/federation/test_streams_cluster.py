@@ -91,14 +91,26 @@ def test_wildcard_since_on_a_third_node_recovers_exactly_the_missed_matching(red
     a1 = [(s, t, d) for s, t, d in acks if t.startswith("auction.a1.")][-3:]
     got = messages_until(hist, a1[-1][0])
     assert [(m["seq"], m["topic"], m["data"]) for m in got] == a1, got
-    # Another epoch, or a seq after the stream's last: not recovered, nothing replayed.
-    for since in ({"epoch": "other", "seq": 1}, {"epoch": epoch, "seq": 26}):
-        bad = wsraw.ws_connect(b.host, b.port)
-        ack = ack_of(bad, {"type": "subscribe", "topic": "auction.>", "id": 4, "since": since})
-        assert ack["recovered"] is False and ack["seq"] == 25, ack
-        with pytest.raises(wsraw.Timeout):
-            bad.recv_json(timeout=0.3)
-        bad.close()
+    # Another epoch: its position means nothing here, so a gap in the stream's
+    # epoch from seq 0 (to 0: Redis holds the epoch from its first message),
+    # then every matching message held (PROTOCOL.md 3.1b, 13.1a).
+    other = wsraw.ws_connect(b.host, b.port)
+    ack = ack_of(other, {"type": "subscribe", "topic": "auction.*.bid", "id": 4,
+                         "since": {"epoch": "other", "seq": 1}})
+    assert ack["recovered"] is False and ack["seq"] == 25, ack
+    assert other.recv_json() == {"type": "gap", "topic": "auction.*.bid", "stream": "auction.>",
+                                 "epoch": epoch, "seq": 0, "to": 0}
+    got = messages_until(other, 25)
+    assert [(m["seq"], m["topic"], m["data"]) for m in got] == want + [(25, "auction.a9.bid", "x")]
+    other.close()
+    # A seq after the stream's last: not recovered, no gap, nothing replayed.
+    bad = wsraw.ws_connect(b.host, b.port)
+    ack = ack_of(bad, {"type": "subscribe", "topic": "auction.>", "id": 4,
+                       "since": {"epoch": epoch, "seq": 26}})
+    assert ack["recovered"] is False and ack["seq"] == 25, ack
+    with pytest.raises(wsraw.Timeout):
+        bad.recv_json(timeout=0.3)
+    bad.close()
     # HTTP and RESP publishes take the stream's seq too, on any node.
     r = b.post("/api/publish", {"topic": "auction.h.bid", "data": "http"})
     assert r.status == 200 and r.json() == {"seq": 26}, r
@@ -109,30 +121,86 @@ def test_wildcard_since_on_a_third_node_recovers_exactly_the_missed_matching(red
         conn.close()
 
 
-def test_trimmed_by_size_is_not_recovered(redis_server, cluster):
+def gap_then_messages(c, last_seq):
+    """The gap that follows a since's ack, then the messages up to `last_seq`."""
+    gap = c.recv_json()
+    assert gap["type"] == "gap", gap
+    return gap, (messages_until(c, last_seq) if gap["to"] < last_seq else [])
+
+
+def test_trimmed_since_on_a_third_node_gets_a_gap_then_the_rest(redis_server, cluster):
     rules = json.dumps([{"pattern": "lot.>", "stream": {"size": 5}}])
-    a, b = cluster(2, "--topics", rules)
+    a, b, c = cluster(3, "--topics", rules)
     pub = wsraw.ws_connect(a.host, a.port)
     for i in range(12):
         assert ack_of(pub, {"type": "publish", "topic": f"lot.t{i % 2}", "data": i,
                             "id": i + 1})["seq"] == i + 1
-    sub = wsraw.ws_connect(b.host, b.port)
+    sub = wsraw.ws_connect(c.host, c.port)
     pos = ack_of(sub, {"type": "subscribe", "topic": "lot.>", "id": 50})
     epoch = pos["epoch"]
-    # seq 7..12 are within the last 5? No: 8..12 are; a since of 6 needs 7.
+    # The last 5 seqs (8..12) are held: a since of 6 lost 7, whatever Redis's
+    # MAXLEN ~ still keeps; the rest that matches follows, in seq order.
     ack = ack_of(sub, {"type": "subscribe", "topic": "lot.*", "id": 51,
                        "since": {"epoch": epoch, "seq": 6}})
-    assert ack["recovered"] is False and ack["seq"] == 12, ack
+    assert ack["recovered"] is False and ack["seq"] == 12 and ack["epoch"] == epoch, ack
+    assert ack["stream"] == "lot.>", ack
+    gap, got = gap_then_messages(sub, 12)
+    assert gap == {"type": "gap", "topic": "lot.*", "stream": "lot.>", "epoch": epoch,
+                   "seq": 6, "to": 7}, gap
+    assert [(m["seq"], m["data"]) for m in got] == [(s, s - 1) for s in range(8, 13)], got
+    # On one topic: only its messages after the gap.
     ack = ack_of(sub, {"type": "subscribe", "topic": "lot.t1", "id": 52,
+                       "since": {"epoch": epoch, "seq": 2}})
+    assert ack["recovered"] is False, ack
+    gap, got = gap_then_messages(sub, 12)
+    assert (gap["topic"], gap["seq"], gap["to"]) == ("lot.t1", 2, 7), gap
+    assert [(m["seq"], m["data"]) for m in got] == [(8, 7), (10, 9), (12, 11)], got
+    # Within what is held: recovered, no gap.
+    ack = ack_of(sub, {"type": "subscribe", "topic": "lot.t0", "id": 53,
                        "since": {"epoch": epoch, "seq": 7}})
     assert ack["recovered"] is True, ack
-    got = messages_until(sub, 12)
-    assert [(m["seq"], m["data"]) for m in got] == [(8, 7), (10, 9), (12, 11)], got
+    got = messages_until(sub, 11)
+    assert [(m["seq"], m["data"]) for m in got] == [(9, 8), (11, 10)], got
+    # Another epoch: a gap from 0 to 7, then all that is held.
+    ack = ack_of(sub, {"type": "subscribe", "topic": "lot.t1", "id": 54,
+                       "since": {"epoch": "gone", "seq": 9}})
+    assert ack["recovered"] is False, ack
+    gap, got = gap_then_messages(sub, 12)
+    assert (gap["epoch"], gap["seq"], gap["to"]) == (epoch, 0, 7), gap
+    assert [m["seq"] for m in got] == [8, 10, 12], got
+    # Then live, with no duplicate at the switch-over.
+    assert ack_of(pub, {"type": "publish", "topic": "lot.t1", "data": 12, "id": 99})["seq"] == 13
+    m = sub.recv_json()
+    assert (m["type"], m["seq"]) == ("message", 13), m
+    with pytest.raises(wsraw.Timeout):
+        sub.recv_json(timeout=0.3)
     # Redis holds the stream under the rule's hash-tagged key, trimmed near size.
     r = redis_server.client()
     assert r.type("wsb:stream:{lot.>}") == b"stream"
     assert r.xlen("wsb:stream:{lot.>}") <= 5 + 100
     assert r.hget("wsb:hist:{lot.>}", "e").decode() == epoch
+    for conn in (pub, sub):
+        conn.close()
+
+
+def test_a_since_over_max_bytes_gets_a_gap_then_the_newest(redis_server, cluster):
+    rules = json.dumps([{"pattern": "lot.>", "stream": {"max_bytes": "1KiB"}}])
+    a, b = cluster(2, "--topics", rules)
+    pub = wsraw.ws_connect(a.host, a.port)
+    for i in range(10):
+        assert ack_of(pub, {"type": "publish", "topic": "lot.x", "data": "y" * 300,
+                            "id": i + 1})["seq"] == i + 1
+    sub = wsraw.ws_connect(b.host, b.port)
+    epoch = ack_of(sub, {"type": "subscribe", "topic": "lot.*", "id": 50})["epoch"]
+    ack = ack_of(sub, {"type": "subscribe", "topic": "lot.*", "id": 51,
+                       "since": {"epoch": epoch, "seq": 1}})
+    assert ack["recovered"] is False and ack["seq"] == 10, ack
+    # The replay keeps the newest within 1 KiB of envelopes (a few of them);
+    # the gap says exactly which seqs it left out.
+    gap, got = gap_then_messages(sub, 10)
+    assert (gap["seq"], gap["epoch"]) == (1, epoch), gap
+    assert 1 < gap["to"] < 10, gap
+    assert [m["seq"] for m in got] == list(range(gap["to"] + 1, 11)), got
     for conn in (pub, sub):
         conn.close()
 
@@ -292,7 +360,7 @@ def test_since_during_a_write_switches_to_live_with_no_gap_and_no_duplicate(redi
     sub.close()
 
 
-def test_trimmed_by_ttl_in_redis_and_not_recovered(redis_server, cluster):
+def test_trimmed_by_ttl_in_redis_gets_a_gap(redis_server, cluster):
     rules = json.dumps([{"pattern": "lot.>", "stream": {"size": 100, "ttl": "1s"}}])
     a, b = cluster(2, "--topics", rules)
     pub = wsraw.ws_connect(a.host, a.port)
@@ -308,7 +376,11 @@ def test_trimmed_by_ttl_in_redis_and_not_recovered(redis_server, cluster):
                            "since": {"epoch": epoch, "seq": 0}})
         if ack["recovered"]:
             messages_until(sub, 2)  # the replay of a recovery before the ttl
-        return ack["recovered"] is False
+            return False
+        gap, got = gap_then_messages(sub, 2)  # what expired, then what is left
+        assert (gap["seq"], gap["epoch"]) == (0, epoch), gap
+        assert [m["seq"] for m in got] == list(range(gap["to"] + 1, 3)), got
+        return gap["to"] == 2
 
     wait_for(expired, 20.0, 0.1, "messages older than the ttl no longer recoverable")
     # The next publish trims them from Redis (MINID by Redis's clock); the epoch stays.
@@ -320,4 +392,78 @@ def test_trimmed_by_ttl_in_redis_and_not_recovered(redis_server, cluster):
     got = messages_until(sub, 3)
     assert [(m["seq"], m["data"]) for m in got if m["seq"] == 3] == [(3, 3)], got
     for conn in (pub, sub):
+        conn.close()
+
+
+DROP_RULES = json.dumps([{"pattern": "auction.>", "stream": {"slow_consumer": "drop"}}])
+BIG = "x" * 16000
+
+
+def test_slow_consumer_of_a_drop_stream_from_redis_gets_a_gap_and_resumes_exactly_once(
+        redis_server, cluster):
+    # The slow client is on C; every message reaches it through Redis.
+    a, b, c = cluster(3, "--topics", DROP_RULES, "--max-outbound-bytes", "64KiB")
+    slow = c.raw_ws(rcvbuf=4096)
+    epoch = ack_of(slow, {"type": "subscribe", "topic": "auction.*.bid", "id": 1})["epoch"]
+    pub = wsraw.ws_connect(a.host, a.port)
+    topics = ["auction.a1.bid", "auction.a2.ask", "auction.a2.bid"]
+    bids = []
+    k = 0
+    deadline = time.monotonic() + 60
+
+    def told():
+        return (c.metric("wsbroker_history_gaps_total") >= 1
+                or c.metric("wsbroker_slow_consumer_closes_total") >= 1)
+
+    # Big messages, 10 at a time, until C either tells the slow client of its
+    # loss or closes it.
+    while not told():
+        assert time.monotonic() < deadline, "the slow consumer was never told"
+        for i in range(10):
+            pub.send_json({"type": "publish", "topic": topics[(k + i) % 3],
+                           "data": {"k": k + i, "p": BIG}, "id": k + i + 1})
+        for i in range(10):
+            ack = pub.recv_json()
+            assert ack["type"] == "ack" and ack["id"] == k + i + 1, ack
+            if topics[(k + i) % 3].endswith(".bid"):
+                bids.append(ack["seq"])
+        k += 10
+    assert c.metric("wsbroker_slow_consumer_closes_total") == 0
+
+    seen, gap = [], None
+    while gap is None:
+        m = slow.recv_json(timeout=10)
+        if m["type"] == "gap":
+            gap = m
+        else:
+            assert m["type"] == "message" and m["topic"].endswith(".bid"), m
+            seen.append(m["seq"])
+    assert gap == {"type": "gap", "topic": "auction.*.bid", "stream": "auction.>",
+                   "epoch": epoch, "seq": gap["seq"]}, gap
+    assert seen == [s for s in bids if s <= gap["seq"]], (seen[-3:], gap)
+    assert gap["seq"] < bids[-1]
+    # Suspended: nothing more of the subscription until the client resumes.
+    last = ack_of(pub, {"type": "publish", "topic": "auction.a1.bid", "data": "after",
+                        "id": 9000})["seq"]
+    bids.append(last)
+    with pytest.raises(wsraw.Timeout):
+        slow.recv_json(timeout=0.3)
+
+    # Resumes with since, from Redis: exactly what it missed, then live.
+    ack = ack_of(slow, {"type": "subscribe", "topic": "auction.*.bid", "id": 2,
+                        "since": {"epoch": epoch, "seq": gap["seq"]}})
+    assert ack["recovered"] is True and ack["seq"] == last, ack
+    messages = messages_until(slow, last)
+    seen += [m["seq"] for m in messages]
+    live = ack_of(pub, {"type": "publish", "topic": "auction.a2.bid", "data": "live",
+                        "id": 9001})["seq"]
+    bids.append(live)
+    m = slow.recv_json(timeout=10)
+    assert (m["type"], m["seq"]) == ("message", live), m
+    seen.append(live)
+    # Every bid exactly once, in seq order, across the gap.
+    assert seen == bids, (len(seen), len(bids))
+    with pytest.raises(wsraw.Timeout):
+        slow.recv_json(timeout=0.3)
+    for conn in (slow, pub):
         conn.close()

@@ -163,8 +163,9 @@ static void test_read_reply_filtered_since(void **state)
     op->since_seq = 3;
     /* seq jumps (4 -> 7 -> 9): the other topics' messages, not loss. */
     redisReply *r =
-        r_arr(6, (redisReply *[]){r_str("ep"), r_int(10), r_int(1), env("auction.a1.bid", "ep", 4),
-                                  env("auction.a2.bid", "ep", 7), env("auction.a1.bid", "ep", 9)});
+        r_arr(8, (redisReply *[]){r_str("ep"), r_int(10), r_int(1), r_int(-1), r_int(-1),
+                                  env("auction.a1.bid", "ep", 4), env("auction.a2.bid", "ep", 7),
+                                  env("auction.a1.bid", "ep", 9)});
     assert_int_equal(stream_redis_parse_read_reply(r, op), 0);
     assert_int_equal(op->recovered, 1);
     assert_int_equal(op->seq, 10);
@@ -194,15 +195,15 @@ static void test_read_reply_filtered_since(void **state)
         op = stream_op(CHIST_READ, "auction.*.bid", NULL);
         op->mode = CHIST_READ_SINCE;
         op->since_seq = 3;
-        r = r_arr(5, (redisReply *[]){r_str("ep"), r_int(10), r_int(1),
+        r = r_arr(7, (redisReply *[]){r_str("ep"), r_int(10), r_int(1), r_int(-1), r_int(-1),
                                       env(bad[i].topic, bad[i].epoch, bad[i].seq1),
                                       env("auction.a9.bid", "ep", bad[i].seq2)});
         if (i == 0) {
             /* a matching first one, then the bad one */
-            r_free(r->element[3]);
-            r->element[3] = env("auction.a9.bid", "ep", 4);
-            r_free(r->element[4]);
-            r->element[4] = env(bad[i].topic, bad[i].epoch, 5);
+            r_free(r->element[5]);
+            r->element[5] = env("auction.a9.bid", "ep", 4);
+            r_free(r->element[6]);
+            r->element[6] = env(bad[i].topic, bad[i].epoch, 5);
         }
         assert_int_equal(stream_redis_parse_read_reply(r, op), -1);
         assert_int_equal(op->nmsgs, 0);
@@ -212,13 +213,96 @@ static void test_read_reply_filtered_since(void **state)
     }
     op = stream_op(CHIST_READ, "auction.>", NULL);
     op->mode = CHIST_READ_LAST;
-    r = r_arr(4, (redisReply *[]){r_str("ep"), r_int(2), r_int(-1), r_str("{not json")});
+    r = r_arr(6, (redisReply *[]){r_str("ep"), r_int(2), r_int(-1), r_int(-1), r_int(-1),
+                                  r_str("{not json")});
     assert_int_equal(stream_redis_parse_read_reply(r, op), -1);
     r_free(r);
-    r = r_arr(2, (redisReply *[]){r_str("ep"), r_int(2)});
+    r = r_arr(4, (redisReply *[]){r_str("ep"), r_int(2), r_int(-1), r_int(-1)});
     assert_int_equal(stream_redis_parse_read_reply(r, op), -1);
     r_free(r);
     assert_int_equal(stream_redis_parse_read_reply(NULL, op), -1);
+    chist_op_free(op);
+}
+
+/* A `since` read's reply with a gap: {epoch, seq, 0, gap seq, gap to,
+ * what is left after gap to...}. */
+static chist_op_t *since_op(const char *epoch, uint64_t since)
+{
+    chist_op_t *op = stream_op(CHIST_READ, "auction.*.bid", NULL);
+    op->mode = CHIST_READ_SINCE;
+    op->since_seq = since;
+    strcpy(op->since_epoch, epoch);
+    return op;
+}
+
+static void test_read_reply_gap(void **state)
+{
+    (void)state;
+    /* Trimmed in the stream's epoch: lost 4..6, then what is held after 6. */
+    chist_op_t *op = since_op("ep", 3);
+    redisReply *r =
+        r_arr(7, (redisReply *[]){r_str("ep"), r_int(10), r_int(0), r_int(3), r_int(6),
+                                  env("auction.a1.bid", "ep", 7), env("auction.a2.bid", "ep", 10)});
+    assert_int_equal(stream_redis_parse_read_reply(r, op), 0);
+    assert_int_equal(op->recovered, 0);
+    assert_true(op->gap);
+    assert_int_equal(op->gap_seq, 3);
+    assert_int_equal(op->gap_to, 6);
+    assert_int_equal(op->nmsgs, 2);
+    assert_int_equal(op->msgs[0]->seq, 7);
+    r_free(r);
+    chist_op_free(op);
+
+    /* Another epoch: from seq 0 (to 0: the log holds the epoch from 1). */
+    op = since_op("old", 41);
+    r = r_arr(6, (redisReply *[]){r_str("ep"), r_int(2), r_int(0), r_int(0), r_int(0),
+                                  env("auction.a1.bid", "ep", 1)});
+    assert_int_equal(stream_redis_parse_read_reply(r, op), 0);
+    assert_true(op->gap);
+    assert_int_equal(op->gap_seq, 0);
+    assert_int_equal(op->gap_to, 0);
+    assert_int_equal(op->nmsgs, 1);
+    r_free(r);
+    chist_op_free(op);
+
+    /* No gap: not recovered (ahead), nothing else. */
+    op = since_op("ep", 12);
+    r = r_arr(5, (redisReply *[]){r_str("ep"), r_int(10), r_int(0), r_int(-1), r_int(-1)});
+    assert_int_equal(stream_redis_parse_read_reply(r, op), 0);
+    assert_false(op->gap);
+    assert_int_equal(op->recovered, 0);
+    r_free(r);
+    chist_op_free(op);
+
+    /* Inconsistent gaps refuse the reply: its seq not the since (nor 0 in
+     * another epoch), `to` before its seq or after the position, a gap on a
+     * recovered read, half a gap, an entry at or before `to`. */
+    const struct {
+        const char *epoch;
+        int since, rec, gs, gt, entry;
+    } bad[] = {
+        {"ep", 3, 0, 2, 6, 7},  {"old", 3, 0, 3, 6, 7}, {"ep", 3, 0, 3, 2, 7},
+        {"ep", 3, 0, 3, 11, 0}, {"ep", 3, 1, 3, 6, 7},  {"ep", 3, 0, -1, 6, 7},
+        {"ep", 3, 0, 3, -1, 7}, {"ep", 3, 0, 3, 6, 6},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        op = since_op(bad[i].epoch, (uint64_t)bad[i].since);
+        r = r_arr(bad[i].entry > 0 ? 6 : 5,
+                  (redisReply *[]){
+                      r_str("ep"), r_int(10), r_int(bad[i].rec), r_int(bad[i].gs), r_int(bad[i].gt),
+                      bad[i].entry > 0 ? env("auction.a1.bid", "ep", bad[i].entry) : NULL});
+        assert_int_equal(stream_redis_parse_read_reply(r, op), -1);
+        assert_int_equal(op->nmsgs, 0);
+        r_free(r);
+        chist_op_free(op);
+    }
+    /* A gap is a `since` read's only. */
+    op = stream_op(CHIST_READ, "auction.>", NULL);
+    op->mode = CHIST_READ_LAST;
+    op->last_n = 3;
+    r = r_arr(5, (redisReply *[]){r_str("ep"), r_int(10), r_int(-1), r_int(0), r_int(4)});
+    assert_int_equal(stream_redis_parse_read_reply(r, op), -1);
+    r_free(r);
     chist_op_free(op);
 }
 
@@ -228,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_publish_args),
         cmocka_unit_test(test_read_args),
         cmocka_unit_test(test_read_reply_filtered_since),
+        cmocka_unit_test(test_read_reply_gap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
