@@ -595,6 +595,37 @@ static opts_result_t apply_timing(opts_t *o, const opt_def_t *d, const char *v, 
     return OPTS_OK;
 }
 
+/* How the clients behave: churn, stalled readers, probe repeats. */
+static opts_result_t apply_behaviour(opts_t *o, opt_id_t id, const char *v, char *err,
+                                     size_t errlen)
+{
+    switch (id) {
+    case O_CHURN:
+        if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->churn)) {
+            return fail(err, errlen, "--churn: '%s' is not a number from 0 to %u", v,
+                        OPTS_MAX_CONNS);
+        }
+        break;
+    case O_CHURN_QUIET:
+        o->churn_quiet = true;
+        break;
+    case O_STALL:
+        if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->stall)) {
+            return fail(err, errlen, "--stall: '%s' is not a number from 0 to %u", v,
+                        OPTS_MAX_CONNS);
+        }
+        break;
+    case O_REPEAT:
+        if (!parse_u32(v, 1, 1000000, &o->repeat)) {
+            return fail(err, errlen, "--repeat: '%s' is not a number from 1 to 1000000", v);
+        }
+        break;
+    default:
+        break;
+    }
+    return OPTS_OK;
+}
+
 static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *err, size_t errlen)
 {
     uint64_t u64 = 0;
@@ -679,27 +710,12 @@ static opts_result_t apply(opts_t *o, const opt_def_t *d, const char *v, char *e
         }
         break;
     case O_CHURN:
-        if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->churn)) {
-            return fail(err, errlen, "--churn: '%s' is not a number from 0 to %u", v,
-                        OPTS_MAX_CONNS);
-        }
-        break;
     case O_CHURN_QUIET:
-        o->churn_quiet = true;
-        break;
     case O_STALL:
-        if (!parse_u32(v, 0, OPTS_MAX_CONNS, &o->stall)) {
-            return fail(err, errlen, "--stall: '%s' is not a number from 0 to %u", v,
-                        OPTS_MAX_CONNS);
-        }
-        break;
+    case O_REPEAT:
+        return apply_behaviour(o, d->id, v, err, errlen);
     case O_PROBE:
         return apply_probe(o, v, err, errlen);
-    case O_REPEAT:
-        if (!parse_u32(v, 1, 1000000, &o->repeat)) {
-            return fail(err, errlen, "--repeat: '%s' is not a number from 1 to 1000000", v);
-        }
-        break;
     case O_HOLD:
     case O_DRAIN:
     case O_CONNECT_RATE:

@@ -70,8 +70,8 @@ int stream_redis_build_args(const chist_op_t *op, const char *sha, const char *p
  * read's that is not recovered, from the since seq (0 in another epoch) up
  * to at most the position. Every envelope must be of the position's epoch, of a
  * topic matching op->topic, in increasing seq order up to the position and,
- * for a `since`, after it (after the gap's end when there is one): anything else makes the whole reply invalid (a
- * recovery is exact or refused). 0 or -1. */
+ * for a `since`, after it (after the gap's end when there is one): anything else makes the whole
+ * reply invalid (a recovery is exact or refused). 0 or -1. */
 int stream_redis_parse_read_reply(const struct redisReply *r, chist_op_t *op);
 
 #endif

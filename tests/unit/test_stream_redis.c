@@ -231,7 +231,7 @@ static chist_op_t *since_op(const char *epoch, uint64_t since)
     chist_op_t *op = stream_op(CHIST_READ, "auction.*.bid", NULL);
     op->mode = CHIST_READ_SINCE;
     op->since_seq = since;
-    strcpy(op->since_epoch, epoch);
+    (void)snprintf(op->since_epoch, sizeof(op->since_epoch), "%s", epoch);
     return op;
 }
 
