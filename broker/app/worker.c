@@ -212,6 +212,19 @@ static void close_handle(worker_t *w, uv_handle_t *h)
 
 static void close_worker_handles(worker_t *w)
 {
+    /* The flush frees connections closed while they sat on the dirty list
+     * (conn.c on_handle_closed); it will not run again, so free them here:
+     * a peer's reset during the drain otherwise leaked the conn. The others
+     * are freed by their close callbacks now that they are off the list. */
+    while (w->net.dirty != NULL) {
+        conn_t *c = w->net.dirty;
+        w->net.dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        if (c->state == CONN_CLOSED && c->handles_open == 0) {
+            conn_free(c);
+        }
+    }
     close_handle(w, (uv_handle_t *)&w->flush_prepare);
     close_handle(w, (uv_handle_t *)&w->inbox_async);
     close_handle(w, (uv_handle_t *)&w->stop_async);
