@@ -33,9 +33,9 @@ def pub_ack(c: wsraw.Conn, topic: str, data, id: int) -> dict:
     return ack
 
 
-def sub_ack(c: wsraw.Conn, req: dict) -> dict:
+def sub_ack(c: wsraw.Conn, req: dict, timeout: float = wsraw.DEFAULT_TIMEOUT) -> dict:
     c.send_json(req)
-    ack = c.recv_json()
+    ack = c.recv_json(timeout=timeout)
     assert ack.get("type") == "ack" and ack.get("id") == req["id"], ack
     return ack
 
@@ -325,14 +325,17 @@ def test_switch_over_has_no_gap_and_no_duplicate_under_load(broker):
         rid = 1
         done = 0
         while done < SESSIONS and time.monotonic() < deadline:
-            ack = sub_ack(probe, {"type": "subscribe", "topic": "auction.quiet", "id": rid})
+            # Generous waits: the publishers keep the broker saturated, so a
+            # request can queue behind their traffic for seconds on a slow
+            # build (TSan); the check is gaps and duplicates, not speed.
+            ack = sub_ack(probe, {"type": "subscribe", "topic": "auction.quiet", "id": rid}, timeout=60)
             rid += 1
             if ack["seq"] < 100:
                 continue  # the publishers are starting
             since = ack["seq"] - 50
-            c = wsraw.ws_connect(broker.host, broker.port)
+            c = wsraw.ws_connect(broker.host, broker.port, timeout=60)
             ack = sub_ack(c, {"type": "subscribe", "topic": "auction.*.bid", "id": 1,
-                              "since": {"epoch": ack["epoch"], "seq": since}})
+                              "since": {"epoch": ack["epoch"], "seq": since}}, timeout=60)
             assert ack["recovered"] is True, ack
             assert ack["seq"] >= since + 50, ack
             got = [c.recv_json(timeout=30)["seq"] for _ in range(200)]
