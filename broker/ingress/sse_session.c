@@ -297,6 +297,45 @@ static const char *parse_query(const wsb_http_request_t *req, sse_query_t *q)
     return NULL;
 }
 
+/* The token from the `wsb_token` cookie (EventSource cannot set headers;
+ * the app's backend sets the cookie, HttpOnly, on the broker's origin):
+ * its length, 0 without one, -1 when it does not fit. Several Cookie
+ * headers or pairs: the first `wsb_token` wins. */
+static int sse_cookie_token(const wsb_http_request_t *req, char *out, size_t cap)
+{
+    static const char name[] = "wsb_token=";
+    const size_t nlen = sizeof(name) - 1;
+    for (size_t i = 0; i < wsb_http_request_header_count(req); i++) {
+        const wsb_http_header_t *h = wsb_http_request_header_at(req, i);
+        if (!wsb_str_eq_nocase(h->name, "Cookie")) {
+            continue;
+        }
+        const char *p = h->value.p;
+        const char *end = p + h->value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ';')) {
+                p++;
+            }
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *stop = semi != NULL ? semi : end;
+            if ((size_t)(stop - p) >= nlen && memcmp(p, name, nlen) == 0) {
+                size_t len = (size_t)(stop - p) - nlen;
+                while (len > 0 && (p[nlen + len - 1] == ' ' || p[nlen + len - 1] == '\t')) {
+                    len--;
+                }
+                if (len == 0 || len >= cap) {
+                    return -1;
+                }
+                memcpy(out, p + nlen, len);
+                out[len] = '\0';
+                return (int)len;
+            }
+            p = stop;
+        }
+    }
+    return 0;
+}
+
 /* The token's claims (401 when refused); false when answered. */
 static bool authenticate(conn_t *c, const wsb_http_request_t *req, sse_t *s)
 {
@@ -305,6 +344,9 @@ static bool authenticate(conn_t *c, const wsb_http_request_t *req, sse_t *s)
     if (ctx->auth->jwt != NULL) {
         char token[WSB_JWT_MAX_LEN + 1];
         int tlen = ws_request_token(req, token, sizeof(token));
+        if (tlen == 0) {
+            tlen = sse_cookie_token(req, token, sizeof(token));
+        }
         if (tlen < 0) {
             refuse(c, req, 401, WSB_ERR_UNAUTHORIZED, "malformed token", www);
             return false;

@@ -191,6 +191,27 @@ def test_auth_401_and_403_before_the_stream_and_token_expiry_ends_it(broker_fact
     s2.c.read_to_eof(timeout=10)
 
 
+def test_token_in_the_wsb_token_cookie(broker_factory):
+    """EventSource cannot set headers: the token may come in the `wsb_token`
+    cookie (after other cookies, with spaces), with the same checks; the query
+    or Authorization header wins when both are given."""
+    b = broker_factory("--auth-required", "true", "--auth-jwt-secret", SECRET)
+    tok = jwt_hs256({"sub": "u", "exp": now() + 60, "subscribe": ["a.>"]}, SECRET)
+    s = Sse(b, "topic=a.b", headers={"Cookie": f"theme=dark; wsb_token={tok} ; other=1"})
+    assert s.resp.status == 200
+    subscribed(s, 1)
+    # The cookie's grants apply: another topic is forbidden.
+    r = sse_refused(b, "topic=secret", headers={"Cookie": f"wsb_token={tok}"})
+    assert r.status == 403 and error_body(r)["code"] == "forbidden"
+    bad = jwt_hs256({"sub": "u", "exp": now() + 60, "subscribe": [">"]}, "wrong-secret")
+    assert sse_refused(b, "topic=a.b", headers={"Cookie": f"wsb_token={bad}"}).status == 401
+    assert sse_refused(b, "topic=a.b", headers={"Cookie": "wsb_token="}).status == 401
+    # A cookie of another name is no token.
+    assert sse_refused(b, "topic=a.b", headers={"Cookie": f"xwsb_token={tok}"}).status == 401
+    # The query's token wins over the cookie's.
+    assert sse_refused(b, f"topic=a.b&token={bad}", headers={"Cookie": f"wsb_token={tok}"}).status == 401
+
+
 @pytest.mark.broker_args("--ping-interval", "200ms")
 def test_heartbeat_comments(broker):
     s = Sse(broker, "topic=hb")
