@@ -396,12 +396,7 @@ int chist_parse_read_reply(const redisReply *r, chist_op_t *op)
             if (m != NULL) {
                 xmsg_unref(m);
             }
-            for (size_t k = 0; k < op->nmsgs; k++) {
-                xmsg_unref(op->msgs[k]);
-            }
-            free(op->msgs);
-            op->msgs = NULL;
-            op->nmsgs = 0;
+            chist_op_drop_replay(op);
             return -1;
         }
         op->msgs[op->nmsgs++] = m;
@@ -412,12 +407,7 @@ int chist_parse_read_reply(const redisReply *r, chist_op_t *op)
 /* Drops a partial result (an invalid reply is refused whole). */
 static int pattern_reply_invalid(chist_op_t *op)
 {
-    for (size_t k = 0; k < op->nmsgs; k++) {
-        xmsg_unref(op->msgs[k]);
-    }
-    free(op->msgs);
-    op->msgs = NULL;
-    op->nmsgs = 0;
+    chist_op_drop_replay(op);
     for (size_t k = 0; k < op->npos; k++) {
         free(op->pos[k].topic);
     }

@@ -323,12 +323,7 @@ int stream_redis_parse_read_reply(const redisReply *r, chist_op_t *op)
     for (size_t i = 0; i < n; i++) {
         xmsg_t *m = replay_msg(op, r->element[READ_HEAD + i], i > 0 ? op->msgs[i - 1]->seq : 0);
         if (m == NULL) {
-            for (size_t k = 0; k < op->nmsgs; k++) {
-                xmsg_unref(op->msgs[k]);
-            }
-            free(op->msgs);
-            op->msgs = NULL;
-            op->nmsgs = 0;
+            chist_op_drop_replay(op);
             return -1;
         }
         op->msgs[op->nmsgs++] = m;

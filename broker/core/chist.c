@@ -42,16 +42,23 @@ void chist_op_set_from(chist_op_t *op, wsb_str_t from_json)
     }
 }
 
+void chist_op_drop_replay(chist_op_t *op)
+{
+    for (size_t i = 0; i < op->nmsgs; i++) {
+        xmsg_unref(op->msgs[i]);
+    }
+    free(op->msgs);
+    op->msgs = NULL;
+    op->nmsgs = 0;
+}
+
 void chist_op_free(chist_op_t *op)
 {
     if (op == NULL) {
         return;
     }
     free(op->from);
-    for (size_t i = 0; i < op->nmsgs; i++) {
-        xmsg_unref(op->msgs[i]);
-    }
-    free(op->msgs);
+    chist_op_drop_replay(op);
     for (size_t i = 0; i < op->nlive; i++) {
         xmsg_unref(op->live[i]);
     }

@@ -106,6 +106,10 @@ chist_op_t *chist_op_alloc(int kind, wsb_str_t topic, wsb_str_t data_json);
  * (copied; empty: none) as "from", and so does every replay of it. */
 void chist_op_set_from(chist_op_t *op, wsb_str_t from_json);
 
+/* Unrefs and frees the replay (msgs) and leaves it empty: a reply refused
+ * whole drops what it had parsed so far. */
+void chist_op_drop_replay(chist_op_t *op);
+
 /* Releases the op, its replay and its held live messages. NULL is fine. */
 void chist_op_free(chist_op_t *op);
 
