@@ -6,6 +6,7 @@
 #include "core/presence.h"
 #include "core/pubsub.h"
 #include "core/request.h"
+#include "ingress/admin_api.h"
 #include "ingress/ingress.h"
 #include "ingress/sse_session.h"
 #include "ingress/static_files.h"
@@ -24,8 +25,8 @@
 
 #define JSON_TYPE "application/json"
 
-static void respond_json(conn_t *c, int status, json_t *body, bool keep_alive,
-                         const char *extra_headers)
+void http_api_respond_json(conn_t *c, int status, json_t *body, bool keep_alive,
+                           const char *extra_headers)
 {
     /* 15 significant digits, not jansson's round-trip 17: a value rounded to
      * milliseconds (uptime_s) prints as 46.568, not 46.567999999999998. */
@@ -40,6 +41,8 @@ static void respond_json(conn_t *c, int status, json_t *body, bool keep_alive,
     conn_http_respond(c, status, JSON_TYPE, text, len + 1, keep_alive, extra_headers);
     free(text);
 }
+
+#define respond_json http_api_respond_json
 
 static json_t *error_object(const char *code, const char *message)
 {
@@ -91,6 +94,8 @@ typedef struct http_pub_s {
     request_list_t requests;
     int status;
     json_t *answer;
+    /* An admin API query running on the workers (admin_api.h). */
+    struct admin_wait_s *admin;
     size_t nops;
     chist_op_t *ops[]; /* by element index; NULL when back or not clustered */
 } http_pub_t;
@@ -318,6 +323,9 @@ void http_api_cancel(conn_t *c)
         return;
     }
     c->http_pub = NULL;
+    if (p->admin != NULL) {
+        admin_api_detach(p->admin); /* admin_api_finish frees it */
+    }
     if (p->request) {
         request_cancel_all(&p->requests);
     }
@@ -424,6 +432,23 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     pub->keep_alive = keep_alive;
     c->http_pub = pub;
     conn_http_defer(c);
+}
+
+void http_api_defer_admin(conn_t *c, struct admin_wait_s *wait)
+{
+    http_pub_t *p = xcalloc(1, sizeof(*p));
+    p->conn = c;
+    p->admin = wait;
+    c->http_pub = p;
+    conn_http_defer(c);
+}
+
+void http_api_admin_respond(conn_t *c, int status, json_t *body, bool keep_alive)
+{
+    free(c->http_pub);
+    c->http_pub = NULL;
+    respond_json(c, status, body, keep_alive, "Cache-Control: no-store\r\n");
+    conn_http_resume(c);
 }
 
 /* ---- POST /api/request (request/reply) ------------------------------------------------------ */
@@ -632,6 +657,10 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req)
         } else {
             sse_open(c, req);
         }
+        return;
+    }
+    if (admin_api_path(path)) {
+        admin_api_handle(c, req, path, keep_alive);
         return;
     }
     if (wsb_str_eq(path, "/api/presence")) {

@@ -1,0 +1,487 @@
+/* admin_api.c - GET /api/topics, GET /api/connections, POST /api/disconnect
+ * (see admin_api.h). */
+#include "ingress/admin_api.h"
+
+#include "core/admin_ban.h"
+#include "core/apikey.h"
+#include "core/seqtab.h"
+#include "core/topic_rules.h"
+#include "ingress/http_api.h"
+#include "ingress/ws_session.h"
+#include "net/conn.h"
+#include "shared/log.h"
+#include "shared/util.h"
+#include "wsb/topic.h"
+#include "wsb/ws_frame.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct admin_wait_s {
+    conn_t *conn; /* NULL once it closed (admin_api_detach) */
+    bool keep_alive;
+};
+
+bool admin_api_path(wsb_str_t path)
+{
+    return wsb_str_eq(path, "/api/topics") || wsb_str_eq(path, "/api/connections") ||
+           wsb_str_eq(path, "/api/disconnect");
+}
+
+static void refuse(conn_t *c, int status, const char *code, const char *message, bool keep_alive,
+                   const char *extra)
+{
+    http_api_respond_json(c, status,
+                          json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message),
+                          keep_alive, extra);
+}
+
+/* The credential of a request: "X-API-Key: K" or "Authorization: Bearer K". */
+static wsb_str_t credential(const wsb_http_request_t *req)
+{
+    wsb_str_t h = wsb_http_request_header(req, "X-API-Key");
+    if (h.p != NULL) {
+        return h;
+    }
+    h = wsb_http_request_header(req, "Authorization");
+    if (h.p != NULL && h.len > 7 && strncasecmp(h.p, "Bearer ", 7) == 0) {
+        return (wsb_str_t){h.p + 7, h.len - 7};
+    }
+    return WSB_STR_NULL;
+}
+
+/* An admin key, or a JWT with "admin": true: true. Otherwise answers 401
+ * (no credential, an unknown key, a token that does not verify) or 403 (an
+ * API key, or a token without the admin claim) and returns false. */
+static bool authorize(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
+{
+    const char *www = "WWW-Authenticate: Bearer\r\n";
+    auth_t *auth = ingress_ctx(c)->auth;
+    const auth_config_t *acfg = &auth->cfg;
+    wsb_str_t k = credential(req);
+    if (k.p == NULL) {
+        refuse(c, 401, "unauthorized",
+               "an admin key or a token with \"admin\": true is required (Authorization: Bearer "
+               "or X-API-Key)",
+               keep_alive, www);
+        return false;
+    }
+    if (apikey_lookup(acfg->adminkeys, acfg->nadminkeys, k.p, k.len) != NULL) {
+        return true;
+    }
+    if (apikey_lookup(acfg->apikeys, acfg->napikeys, k.p, k.len) != NULL) {
+        refuse(c, 403, "forbidden", "this API key is not an admin key", keep_alive, NULL);
+        return false;
+    }
+    if (auth->jwt != NULL && memchr(k.p, '.', k.len) != NULL) {
+        wsb_jwt_claims_t claims;
+        const char *why = "";
+        if (auth_verify(auth, k.p, k.len, &claims, &why) != 0) {
+            refuse(c, 401, "unauthorized",
+                   auth_why_expired(why) ? "token expired" : "invalid token", keep_alive, www);
+            return false;
+        }
+        bool admin = claims.admin;
+        wsb_jwt_claims_free(&claims);
+        if (!admin) {
+            refuse(c, 403, "forbidden", "this token has no \"admin\": true claim", keep_alive,
+                   NULL);
+        }
+        return admin;
+    }
+    refuse(c, 401, "unauthorized", "unknown admin key", keep_alive, www);
+    return false;
+}
+
+/* The cursor of a page: "W.N", after connection N of worker W. */
+static bool parse_cursor(const char *s, admin_query_t *q)
+{
+    char *end = NULL;
+    unsigned long w = strtoul(s, &end, 10);
+    if (end == s || *end != '.' || w > 1024) {
+        return false;
+    }
+    const char *n = end + 1;
+    unsigned long long no = strtoull(n, &end, 10);
+    if (end == n || *end != '\0' || s[0] == '-' || n[0] == '-') {
+        return false;
+    }
+    q->has_after = true;
+    q->after_worker = (unsigned)w;
+    q->after_no = no;
+    return true;
+}
+
+static bool connections_query(conn_t *c, const wsb_http_request_t *req, bool keep_alive,
+                              admin_query_t *q)
+{
+    wsb_str_t url = wsb_http_request_url(req);
+    char buf[64];
+    q->limit = ADMIN_PAGE_DEFAULT;
+    int n = wsb_http_query_param(url, "limit", buf, sizeof buf);
+    if (n != WSB_EAGAIN) {
+        char *end = NULL;
+        unsigned long v = n > 0 ? strtoul(buf, &end, 10) : 0;
+        if (n <= 0 || *end != '\0' || buf[0] == '-' || v < 1 || v > ADMIN_PAGE_MAX) {
+            refuse(c, 400, WSB_ERR_BAD_FIELD, "limit must be an integer from 1 to 1000", keep_alive,
+                   NULL);
+            return false;
+        }
+        q->limit = (uint32_t)v;
+    }
+    n = wsb_http_query_param(url, "after", buf, sizeof buf);
+    if (n != WSB_EAGAIN && (n <= 0 || !parse_cursor(buf, q))) {
+        refuse(c, 400, WSB_ERR_BAD_FIELD, "after must be the \"next\" of the previous page",
+               keep_alive, NULL);
+        return false;
+    }
+    return true;
+}
+
+/* POST /api/disconnect's body: {"client":ID} or {"user":U[,"ban_s":N]}. */
+static bool disconnect_query(conn_t *c, const wsb_http_request_t *req, bool keep_alive,
+                             admin_query_t *q)
+{
+    wsb_str_t ct = wsb_http_request_header(req, "Content-Type");
+    if (ct.p == NULL || ct.len < 16 || strncasecmp(ct.p, "application/json", 16) != 0) {
+        refuse(c, 415, "unsupported_media_type", "Content-Type must be application/json",
+               keep_alive, NULL);
+        return false;
+    }
+    wsb_str_t body = wsb_http_request_body(req);
+    json_t *root = json_loadb(body.p ? body.p : "", body.len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *client = json_object_get(root, "client");
+    json_t *user = json_object_get(root, "user");
+    json_t *ban = json_object_get(root, "ban_s");
+    const char *why = NULL;
+    if (!json_is_object(root)) {
+        why = "the body must be a JSON object";
+    } else if ((client == NULL) == (user == NULL)) {
+        why = "exactly one of \"client\" and \"user\" is required";
+    } else if (client != NULL && (!json_is_string(client) || json_string_length(client) == 0 ||
+                                  json_string_length(client) > CORE_CLIENT_ID_MAX)) {
+        why = "\"client\" must be a client id (a string of 1 to 48 bytes)";
+    } else if (user != NULL && (!json_is_string(user) || json_string_length(user) == 0 ||
+                                json_string_length(user) > 128)) {
+        why = "\"user\" must be a string of 1 to 128 bytes";
+    } else if (ban != NULL &&
+               (client != NULL || !json_is_integer(ban) || json_integer_value(ban) < 0 ||
+                json_integer_value(ban) > (json_int_t)ADMIN_BAN_MAX_S)) {
+        why = "\"ban_s\" goes with \"user\" and must be an integer from 0 to 2592000 (30 days)";
+    }
+    if (why == NULL) {
+        q->kind = ADMIN_DISCONNECT;
+        if (client != NULL) {
+            memcpy(q->client, json_string_value(client), json_string_length(client) + 1);
+        } else {
+            memcpy(q->user, json_string_value(user), json_string_length(user) + 1);
+            q->ban_s = ban != NULL ? (uint32_t)json_integer_value(ban) : 0;
+        }
+    }
+    json_decref(root);
+    if (why != NULL) {
+        refuse(c, 400, root == NULL ? WSB_ERR_BAD_JSON : WSB_ERR_BAD_FIELD, why, keep_alive, NULL);
+        return false;
+    }
+    return true;
+}
+
+void admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path, bool keep_alive)
+{
+    ingress_ctx_t *ctx = ingress_ctx(c);
+    bool post = wsb_str_eq(wsb_http_request_method(req), "POST");
+    bool get = wsb_str_eq(wsb_http_request_method(req), "GET");
+    bool disconnect = wsb_str_eq(path, "/api/disconnect");
+    if (disconnect ? !post : !get) {
+        refuse(c, 405, "method_not_allowed", disconnect ? "use POST" : "use GET", keep_alive,
+               disconnect ? "Allow: POST\r\n" : "Allow: GET\r\n");
+        return;
+    }
+    if (!authorize(c, req, keep_alive)) {
+        return;
+    }
+    admin_query_t q;
+    memset(&q, 0, sizeof q);
+    if (disconnect) {
+        if (!disconnect_query(c, req, keep_alive, &q)) {
+            return;
+        }
+        /* The ban first: a reconnect racing the disconnect is refused. */
+        if (q.ban_s > 0 &&
+            !admin_ban_add(ctx->auth->bans, (wsb_str_t){q.user, strlen(q.user)},
+                           ingress_now(ctx) + (uint64_t)q.ban_s * 1000, ingress_now(ctx))) {
+            refuse(c, 503, WSB_ERR_UNAVAILABLE, "too many bans in force (1024)", keep_alive, NULL);
+            return;
+        }
+        if (q.ban_s > 0) {
+            log_info("user banned", "user=%s ban_s=%u", log_quote(q.user), (unsigned)q.ban_s);
+        }
+    } else if (wsb_str_eq(path, "/api/connections")) {
+        q.kind = ADMIN_CONNECTIONS;
+        if (!connections_query(c, req, keep_alive, &q)) {
+            return;
+        }
+    } else {
+        q.kind = ADMIN_TOPICS;
+    }
+    admin_wait_t *wait = xcalloc(1, sizeof *wait);
+    wait->conn = c;
+    wait->keep_alive = keep_alive;
+    if (!ctx->ops->admin_cb(ctx, &q, wait)) {
+        free(wait);
+        refuse(c, 503, WSB_ERR_UNAVAILABLE, "too many admin requests in progress, or shutting down",
+               keep_alive, "Retry-After: 1\r\n");
+        return;
+    }
+    http_api_defer_admin(c, wait);
+}
+
+void admin_api_detach(admin_wait_t *wait)
+{
+    wait->conn = NULL;
+}
+
+/* ---- one worker's part ------------------------------------------------------------------- */
+
+/* The WebSocket sessions of a worker (echo sessions are not clients). */
+static session_t *client_session(conn_t *c)
+{
+    if (c->state != CONN_WS || c->session == NULL || c->session->echo) {
+        return NULL;
+    }
+    return c->session;
+}
+
+static json_t *topics_part(net_t *net)
+{
+    json_t *counts = json_object();
+    bool truncated = false;
+    for (conn_t *c = net->conns; c != NULL; c = c->next) {
+        session_t *s = client_session(c);
+        for (uint32_t i = 0; s != NULL && i < s->nsubs; i++) {
+            const char *pattern = trie_sub_pattern(s->subs[i]);
+            json_t *n = json_object_get(counts, pattern);
+            if (n != NULL) {
+                json_integer_set(n, json_integer_value(n) + 1);
+            } else if (json_object_size(counts) < ADMIN_TOPICS_MAX) {
+                json_object_set_new(counts, pattern, json_integer(1));
+            } else {
+                truncated = true;
+            }
+        }
+    }
+    return json_pack("{s:o,s:b}", "counts", counts, "truncated", truncated);
+}
+
+static int by_client_no(const void *a, const void *b)
+{
+    uint64_t x = (*(session_t *const *)a)->sub.client_no;
+    uint64_t y = (*(session_t *const *)b)->sub.client_no;
+    return x < y ? -1 : x > y;
+}
+
+static json_t *connections_part(ingress_ctx_t *ctx, net_t *net, const admin_query_t *q)
+{
+    json_t *list = json_array();
+    if (q->has_after && ctx->index < q->after_worker) {
+        return list; /* this worker's connections were on earlier pages */
+    }
+    uint64_t floor = q->has_after && ctx->index == q->after_worker ? q->after_no : 0;
+    session_t **all = xcalloc(net->nconns + 1, sizeof *all);
+    size_t n = 0;
+    for (conn_t *c = net->conns; c != NULL && n < net->nconns; c = c->next) {
+        session_t *s = client_session(c);
+        if (s != NULL && s->sub.client_no > floor) {
+            all[n++] = s;
+        }
+    }
+    qsort(all, n, sizeof *all, by_client_no);
+    uint64_t now_s = ingress_now(ctx) / 1000;
+    for (size_t i = 0; i < n && i <= q->limit; i++) { /* one more: is there a next page? */
+        session_t *s = all[i];
+        char id[CORE_CLIENT_ID_MAX + 1];
+        json_t *e =
+            json_pack("{s:s,s:s?,s:s,s:I,s:I,s:I,s:s,s:I}", "client",
+                      core_client_id(ctx->core, s->sub.client_no, id), "user", s->sub.user, "addr",
+                      conn_peer(s->conn), "subscriptions", (json_int_t)s->nsubs, "queued_bytes",
+                      (json_int_t)s->conn->outq.bytes, "age_s",
+                      (json_int_t)(now_s >= s->sub.connected_s ? now_s - s->sub.connected_s : 0),
+                      "node", ctx->node_id, "_no", (json_int_t)s->sub.client_no);
+        json_array_append_new(list, e);
+    }
+    free(all);
+    return list;
+}
+
+static json_t *disconnect_part(ingress_ctx_t *ctx, net_t *net, const admin_query_t *q)
+{
+    size_t closed = 0;
+    conn_t *next = NULL;
+    for (conn_t *c = net->conns; c != NULL; c = next) {
+        next = c->next;
+        session_t *s = client_session(c);
+        if (s == NULL) {
+            continue;
+        }
+        bool hit;
+        if (q->client[0] != '\0') {
+            char id[CORE_CLIENT_ID_MAX + 1];
+            hit = strcmp(core_client_id(ctx->core, s->sub.client_no, id), q->client) == 0;
+        } else {
+            hit = s->sub.user != NULL && strcmp(s->sub.user, q->user) == 0;
+        }
+        if (hit) {
+            conn_ws_close(c, WSB_WS_CLOSE_DISCONNECTED, "disconnected by admin", true);
+            closed++;
+        }
+    }
+    return json_integer((json_int_t)closed);
+}
+
+json_t *admin_api_part(ingress_ctx_t *ctx, net_t *net, const admin_query_t *q)
+{
+    switch (q->kind) {
+    case ADMIN_TOPICS:
+        return topics_part(net);
+    case ADMIN_CONNECTIONS:
+        return connections_part(ctx, net, q);
+    default:
+        return disconnect_part(ctx, net, q);
+    }
+}
+
+/* ---- the merge ---------------------------------------------------------------------------- */
+
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static json_t *merge_topics(ingress_ctx_t *ctx, json_t **parts, unsigned n)
+{
+    json_t *sum = json_object();
+    bool truncated = false;
+    for (unsigned w = 0; w < n; w++) {
+        if (parts[w] == NULL) {
+            continue;
+        }
+        truncated = truncated || json_is_true(json_object_get(parts[w], "truncated"));
+        const char *topic;
+        json_t *v;
+        json_object_foreach(json_object_get(parts[w], "counts"), topic, v)
+        {
+            json_t *have = json_object_get(sum, topic);
+            if (have != NULL) {
+                json_integer_set(have, json_integer_value(have) + json_integer_value(v));
+            } else {
+                json_object_set_new(sum, topic, json_integer(json_integer_value(v)));
+            }
+        }
+    }
+    size_t count = json_object_size(sum);
+    const char **keys = xcalloc(count + 1, sizeof *keys);
+    size_t k = 0;
+    const char *topic;
+    json_t *v;
+    json_object_foreach(sum, topic, v)
+    {
+        keys[k++] = topic;
+    }
+    qsort(keys, k, sizeof *keys, by_string);
+    if (k > ADMIN_TOPICS_MAX) {
+        k = ADMIN_TOPICS_MAX;
+        truncated = true;
+    }
+    core_t *core = ctx->core->core;
+    json_t *list = json_array();
+    for (size_t i = 0; i < k; i++) {
+        wsb_str_t t = {keys[i], strlen(keys[i])};
+        const topic_rule_t *rule =
+            core->topic_rules != NULL ? topic_rules_match(core->topic_rules, t) : NULL;
+        json_t *seq = json_null();
+        if (!wsb_topic_is_pattern(t.p, t.len)) {
+            seqtab_shard_t *shard = NULL;
+            seqtab_pos_t pos;
+            seqtab_lock_topic(core->seqtab, t, &shard, &pos, ingress_now(ctx));
+            seqtab_unlock(shard);
+            seq = json_integer((json_int_t)pos.seq);
+        }
+        json_array_append_new(list, json_pack("{s:s,s:O,s:s?,s:o}", "topic", keys[i], "subscribers",
+                                              json_object_get(sum, keys[i]), "rule",
+                                              rule != NULL ? rule->pattern : NULL, "seq", seq));
+    }
+    free(keys);
+    json_decref(sum);
+    return json_pack("{s:o,s:b,s:[s]}", "topics", list, "truncated", truncated, "nodes",
+                     ctx->node_id);
+}
+
+static json_t *merge_connections(ingress_ctx_t *ctx, const admin_query_t *q, json_t **parts,
+                                 unsigned n)
+{
+    json_t *list = json_array();
+    json_t *next = json_null();
+    for (unsigned w = 0; w < n; w++) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(parts[w], i, e)
+        {
+            if (json_array_size(list) == q->limit) {
+                /* One more exists: the page ends after the last one listed. */
+                json_t *last = json_array_get(list, q->limit - 1);
+                char cursor[48];
+                (void)snprintf(cursor, sizeof cursor, "%s.%" PRIu64,
+                               json_string_value(json_object_get(last, "_w")),
+                               (uint64_t)json_integer_value(json_object_get(last, "_no")));
+                json_decref(next);
+                next = json_string(cursor);
+                goto done;
+            }
+            char wbuf[16];
+            (void)snprintf(wbuf, sizeof wbuf, "%u", w);
+            json_object_set_new(e, "_w", json_string(wbuf));
+            json_array_append(list, e);
+        }
+    }
+done:;
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        json_object_del(e, "_w");
+        json_object_del(e, "_no");
+    }
+    return json_pack("{s:o,s:o,s:[s]}", "connections", list, "next", next, "nodes", ctx->node_id);
+}
+
+void admin_api_finish(admin_wait_t *wait, const admin_query_t *q, json_t **parts, unsigned n)
+{
+    conn_t *c = wait->conn;
+    if (c == NULL) {
+        free(wait);
+        return;
+    }
+    ingress_ctx_t *ctx = ingress_ctx(c);
+    json_t *body;
+    if (q->kind == ADMIN_TOPICS) {
+        body = merge_topics(ctx, parts, n);
+    } else if (q->kind == ADMIN_CONNECTIONS) {
+        body = merge_connections(ctx, q, parts, n);
+    } else {
+        json_int_t total = 0;
+        for (unsigned w = 0; w < n; w++) {
+            total += parts[w] != NULL ? json_integer_value(parts[w]) : 0;
+        }
+        log_info("admin disconnect", "%s=%s ban_s=%u disconnected=%lld",
+                 q->client[0] != '\0' ? "client" : "user",
+                 log_quote(q->client[0] != '\0' ? q->client : q->user), (unsigned)q->ban_s,
+                 (long long)total);
+        body = json_pack("{s:I,s:[s]}", "disconnected", total, "nodes", ctx->node_id);
+    }
+    bool keep_alive = wait->keep_alive;
+    free(wait);
+    http_api_admin_respond(c, 200, body, keep_alive);
+}

@@ -1,0 +1,47 @@
+/*
+ * admin_api.h - the admin API (PROTOCOL.md 16): GET /api/topics, GET
+ * /api/connections, POST /api/disconnect, for an admin key (admin_keys) or a
+ * JWT with "admin": true; 401 without a credential, 403 for one that is not
+ * an admin's.
+ *
+ * Every worker owns its connections, so a query runs on every worker's own
+ * thread (admin_api_part, through ctx->ops->admin_cb, which app/ routes
+ * through the workers' admin mailboxes) and the worker that took the
+ * request merges the parts (admin_api_finish) and answers. The response is
+ * deferred meanwhile (conn_http_defer); a connection that closes first
+ * detaches its wait (admin_api_detach), which the merge then frees.
+ */
+#ifndef WSB_BROKER_ADMIN_API_H
+#define WSB_BROKER_ADMIN_API_H
+
+#include "ingress/ingress.h"
+#include "wsb/http.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#define ADMIN_PAGE_DEFAULT 100  /* GET /api/connections without limit */
+#define ADMIN_PAGE_MAX     1000 /* the largest limit */
+#define ADMIN_TOPICS_MAX   1000 /* GET /api/topics lists at most this many, "truncated" beyond */
+
+typedef struct admin_wait_s admin_wait_t;
+
+/* True for the paths of the admin API. */
+bool admin_api_path(wsb_str_t path);
+
+/* Answers (or defers) a request for an admin_api_path() path. */
+void admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path, bool keep_alive);
+
+/* Worker thread of `ctx`: this worker's part of `q` (owned by the caller),
+ * read from (or, for ADMIN_DISCONNECT, acting on) its connections `net`. */
+json_t *admin_api_part(ingress_ctx_t *ctx, net_t *net, const admin_query_t *q);
+
+/* Thread of the worker that took the request: every part is in (parts[i]
+ * from worker i, NULL for a worker that could not answer; not taken over).
+ * Answers on the wait's connection unless it closed; frees `wait`. */
+void admin_api_finish(admin_wait_t *wait, const admin_query_t *q, json_t **parts, unsigned n);
+
+/* The connection waiting on `wait` closes: the merge will answer nobody. */
+void admin_api_detach(admin_wait_t *wait);
+
+#endif
