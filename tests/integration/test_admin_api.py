@@ -69,6 +69,7 @@ def test_every_endpoint_needs_an_admin_credential(broker_factory):
         assert call({"X-API-Key": API_KEY}).status == 403
         assert call(bearer(token("eve"))).status == 403  # no admin claim
         assert call(bearer(token("eve", admin=False))).status == 403
+        assert call(bearer(token("eve", admin="yes"))).status == 401  # not a boolean: invalid
         assert call(bearer(ADMIN_KEY)).status == 200
         assert call(bearer(ADMIN_KEY2)).status == 200
         assert call({"X-API-Key": ADMIN_KEY}).status == 200
