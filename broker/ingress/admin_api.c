@@ -27,8 +27,8 @@ struct admin_wait_s {
 
 bool admin_api_path(wsb_str_t path)
 {
-    return wsb_str_eq(path, "/api/topics") || wsb_str_eq(path, "/api/connections") ||
-           wsb_str_eq(path, "/api/disconnect");
+    return wsb_str_eq(path, "/admin") || wsb_str_eq(path, "/api/topics") ||
+           wsb_str_eq(path, "/api/connections") || wsb_str_eq(path, "/api/disconnect");
 }
 
 static void refuse(conn_t *c, int status, const char *code, const char *message, bool keep_alive,
@@ -53,47 +53,70 @@ static wsb_str_t credential(const wsb_http_request_t *req)
     return WSB_STR_NULL;
 }
 
-/* An admin key, or a JWT with "admin": true: true. Otherwise answers 401
- * (no credential, an unknown key, a token that does not verify) or 403 (an
- * API key, or a token without the admin claim) and returns false. */
-static bool authorize(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
+/* An admin key, or a JWT with "admin": true: 200. Otherwise 401 (no
+ * credential, an unknown key, a token that does not verify) or 403 (an API
+ * key, or a token without the admin claim), with *why saying which. */
+static int check_credential(conn_t *c, const wsb_http_request_t *req, const char **why)
 {
-    const char *www = "WWW-Authenticate: Bearer\r\n";
     auth_t *auth = ingress_ctx(c)->auth;
     const auth_config_t *acfg = &auth->cfg;
     wsb_str_t k = credential(req);
     if (k.p == NULL) {
-        refuse(c, 401, "unauthorized",
-               "an admin key or a token with \"admin\": true is required (Authorization: Bearer "
-               "or X-API-Key)",
-               keep_alive, www);
-        return false;
+        *why = "an admin key or a token with \"admin\": true is required (Authorization: Bearer "
+               "or X-API-Key)";
+        return 401;
     }
     if (apikey_lookup(acfg->adminkeys, acfg->nadminkeys, k.p, k.len) != NULL) {
-        return true;
+        return 200;
     }
     if (apikey_lookup(acfg->apikeys, acfg->napikeys, k.p, k.len) != NULL) {
-        refuse(c, 403, "forbidden", "this API key is not an admin key", keep_alive, NULL);
-        return false;
+        *why = "this API key is not an admin key";
+        return 403;
     }
     if (auth->jwt != NULL && memchr(k.p, '.', k.len) != NULL) {
         wsb_jwt_claims_t claims;
-        const char *why = "";
-        if (auth_verify(auth, k.p, k.len, &claims, &why) != 0) {
-            refuse(c, 401, "unauthorized",
-                   auth_why_expired(why) ? "token expired" : "invalid token", keep_alive, www);
-            return false;
+        const char *verr = "";
+        if (auth_verify(auth, k.p, k.len, &claims, &verr) != 0) {
+            *why = auth_why_expired(verr) ? "token expired" : "invalid token";
+            return 401;
         }
         bool admin = claims.admin;
         wsb_jwt_claims_free(&claims);
-        if (!admin) {
-            refuse(c, 403, "forbidden", "this token has no \"admin\": true claim", keep_alive,
-                   NULL);
-        }
-        return admin;
+        *why = "this token has no \"admin\": true claim";
+        return admin ? 200 : 403;
     }
-    refuse(c, 401, "unauthorized", "unknown admin key", keep_alive, www);
-    return false;
+    *why = "unknown admin key";
+    return 401;
+}
+
+/* check_credential(), answering 401 or 403 itself: true for an admin. */
+static bool authorize(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
+{
+    const char *why = "";
+    int status = check_credential(c, req, &why);
+    if (status == 401) {
+        refuse(c, 401, "unauthorized", why, keep_alive, "WWW-Authenticate: Bearer\r\n");
+    } else if (status == 403) {
+        refuse(c, 403, "forbidden", why, keep_alive, NULL);
+    }
+    return status == 200;
+}
+
+/* GET /admin: the dashboard (web_root's admin.html, which asks for the key
+ * and sends it with every API call). A browser cannot send a Bearer header
+ * when it navigates, so the page itself holds nothing: this answers a short
+ * page pointing at it, 200 with an admin credential and 401 without. */
+static void admin_page(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
+{
+    static const char page[] =
+        "<!doctype html><meta charset=\"utf-8\"><title>wsbroker admin</title>"
+        "<meta http-equiv=\"refresh\" content=\"0; url=/admin.html\">"
+        "<p>The admin dashboard is <a href=\"/admin.html\">/admin.html</a>; it asks for an "
+        "admin key (admin_keys) or a token with \"admin\": true.</p>\n";
+    const char *why = "";
+    int status = check_credential(c, req, &why);
+    conn_http_respond(c, status == 200 ? 200 : 401, "text/html; charset=utf-8", page,
+                      sizeof page - 1, keep_alive, "Cache-Control: no-store\r\n");
 }
 
 /* The cursor of a page: "W.N", after connection N of worker W. */
@@ -195,6 +218,14 @@ void admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path, 
     bool post = wsb_str_eq(wsb_http_request_method(req), "POST");
     bool get = wsb_str_eq(wsb_http_request_method(req), "GET");
     bool disconnect = wsb_str_eq(path, "/api/disconnect");
+    if (wsb_str_eq(path, "/admin")) {
+        if (!get && !wsb_str_eq(wsb_http_request_method(req), "HEAD")) {
+            refuse(c, 405, "method_not_allowed", "use GET", keep_alive, "Allow: GET, HEAD\r\n");
+        } else {
+            admin_page(c, req, keep_alive);
+        }
+        return;
+    }
     if (disconnect ? !post : !get) {
         refuse(c, 405, "method_not_allowed", disconnect ? "use POST" : "use GET", keep_alive,
                disconnect ? "Allow: POST\r\n" : "Allow: GET\r\n");
