@@ -119,19 +119,27 @@ static void admin_page(conn_t *c, const wsb_http_request_t *req, bool keep_alive
                       sizeof page - 1, keep_alive, "Cache-Control: no-store\r\n");
 }
 
-/* The cursor of a page: "W.N", after connection N of worker W. */
+/* The cursor of a page: "NODE/W.N", after connection N of worker W of
+ * node NODE (node ids have no '/'). */
 static bool parse_cursor(const char *s, admin_query_t *q)
 {
+    const char *slash = strrchr(s, '/');
+    if (slash == NULL || slash == s || (size_t)(slash - s) >= sizeof q->after_node) {
+        return false;
+    }
     char *end = NULL;
-    unsigned long w = strtoul(s, &end, 10);
-    if (end == s || *end != '.' || w > 1024) {
+    const char *wp = slash + 1;
+    unsigned long w = strtoul(wp, &end, 10);
+    if (end == wp || *end != '.' || w > 1024 || wp[0] == '-') {
         return false;
     }
     const char *n = end + 1;
     unsigned long long no = strtoull(n, &end, 10);
-    if (end == n || *end != '\0' || s[0] == '-' || n[0] == '-') {
+    if (end == n || *end != '\0' || n[0] == '-') {
         return false;
     }
+    memcpy(q->after_node, s, (size_t)(slash - s));
+    q->after_node[slash - s] = '\0';
     q->has_after = true;
     q->after_worker = (unsigned)w;
     q->after_no = no;
@@ -317,10 +325,11 @@ static int by_client_no(const void *a, const void *b)
 static json_t *connections_part(ingress_ctx_t *ctx, net_t *net, const admin_query_t *q)
 {
     json_t *list = json_array();
-    if (q->has_after && ctx->index < q->after_worker) {
+    int node_cmp = q->has_after ? strcmp(ctx->node_id, q->after_node) : 1;
+    if (node_cmp < 0 || (node_cmp == 0 && ctx->index < q->after_worker)) {
         return list; /* this worker's connections were on earlier pages */
     }
-    uint64_t floor = q->has_after && ctx->index == q->after_worker ? q->after_no : 0;
+    uint64_t floor = node_cmp == 0 && ctx->index == q->after_worker ? q->after_no : 0;
     session_t **all = xcalloc(net->nconns + 1, sizeof *all);
     size_t n = 0;
     for (conn_t *c = net->conns; c != NULL && n < net->nconns; c = c->next) {
@@ -334,13 +343,13 @@ static json_t *connections_part(ingress_ctx_t *ctx, net_t *net, const admin_quer
     for (size_t i = 0; i < n && i <= q->limit; i++) { /* one more: is there a next page? */
         session_t *s = all[i];
         char id[CORE_CLIENT_ID_MAX + 1];
-        json_t *e =
-            json_pack("{s:s,s:s?,s:s,s:I,s:I,s:I,s:s,s:I}", "client",
-                      core_client_id(ctx->core, s->sub.client_no, id), "user", s->sub.user, "addr",
-                      conn_peer(s->conn), "subscriptions", (json_int_t)s->nsubs, "queued_bytes",
-                      (json_int_t)s->conn->outq.bytes, "age_s",
-                      (json_int_t)(now_s >= s->sub.connected_s ? now_s - s->sub.connected_s : 0),
-                      "node", ctx->node_id, "_no", (json_int_t)s->sub.client_no);
+        json_t *e = json_pack(
+            "{s:s,s:s?,s:s,s:I,s:I,s:I,s:s,s:I,s:I}", "client",
+            core_client_id(ctx->core, s->sub.client_no, id), "user", s->sub.user, "addr",
+            conn_peer(s->conn), "subscriptions", (json_int_t)s->nsubs, "queued_bytes",
+            (json_int_t)s->conn->outq.bytes, "age_s",
+            (json_int_t)(now_s >= s->sub.connected_s ? now_s - s->sub.connected_s : 0), "node",
+            ctx->node_id, "_w", (json_int_t)ctx->index, "_no", (json_int_t)s->sub.client_no);
         json_array_append_new(list, e);
     }
     free(all);
@@ -391,14 +400,12 @@ static int by_string(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static json_t *merge_topics(ingress_ctx_t *ctx, json_t **parts, unsigned n)
+/* The node's topics: {"topics":[{topic,subscribers,rule,seq}…],"truncated"}. */
+static json_t *node_topics(ingress_ctx_t *ctx, json_t **parts, unsigned n)
 {
     json_t *sum = json_object();
     bool truncated = false;
     for (unsigned w = 0; w < n; w++) {
-        if (parts[w] == NULL) {
-            continue;
-        }
         truncated = truncated || json_is_true(json_object_get(parts[w], "truncated"));
         const char *topic;
         json_t *v;
@@ -412,24 +419,13 @@ static json_t *merge_topics(ingress_ctx_t *ctx, json_t **parts, unsigned n)
             }
         }
     }
-    size_t count = json_object_size(sum);
-    const char **keys = xcalloc(count + 1, sizeof *keys);
-    size_t k = 0;
+    core_t *core = ctx->core->core;
+    json_t *list = json_array();
     const char *topic;
     json_t *v;
     json_object_foreach(sum, topic, v)
     {
-        keys[k++] = topic;
-    }
-    qsort(keys, k, sizeof *keys, by_string);
-    if (k > ADMIN_TOPICS_MAX) {
-        k = ADMIN_TOPICS_MAX;
-        truncated = true;
-    }
-    core_t *core = ctx->core->core;
-    json_t *list = json_array();
-    for (size_t i = 0; i < k; i++) {
-        wsb_str_t t = {keys[i], strlen(keys[i])};
+        wsb_str_t t = {topic, strlen(topic)};
         const topic_rule_t *rule =
             core->topic_rules != NULL ? topic_rules_match(core->topic_rules, t) : NULL;
         json_t *seq = json_null();
@@ -440,44 +436,150 @@ static json_t *merge_topics(ingress_ctx_t *ctx, json_t **parts, unsigned n)
             seqtab_unlock(shard);
             seq = json_integer((json_int_t)pos.seq);
         }
-        json_array_append_new(list, json_pack("{s:s,s:O,s:s?,s:o}", "topic", keys[i], "subscribers",
-                                              json_object_get(sum, keys[i]), "rule",
-                                              rule != NULL ? rule->pattern : NULL, "seq", seq));
+        json_array_append_new(list,
+                              json_pack("{s:s,s:O,s:s?,s:o}", "topic", topic, "subscribers", v,
+                                        "rule", rule != NULL ? rule->pattern : NULL, "seq", seq));
     }
-    free(keys);
     json_decref(sum);
-    return json_pack("{s:o,s:b,s:[s]}", "topics", list, "truncated", truncated, "nodes",
-                     ctx->node_id);
+    return json_pack("{s:o,s:b}", "topics", list, "truncated", truncated);
 }
 
-static json_t *merge_connections(ingress_ctx_t *ctx, const admin_query_t *q, json_t **parts,
-                                 unsigned n)
+/* The node's connections after the cursor, in (worker, no) order, each with
+ * its "_w" and "_no": {"connections":[…]}. */
+static json_t *node_connections(json_t **parts, unsigned n)
 {
     json_t *list = json_array();
-    json_t *next = json_null();
     for (unsigned w = 0; w < n; w++) {
         size_t i;
         json_t *e;
         json_array_foreach(parts[w], i, e)
         {
-            if (json_array_size(list) == q->limit) {
-                /* One more exists: the page ends after the last one listed. */
-                json_t *last = json_array_get(list, q->limit - 1);
-                char cursor[48];
-                (void)snprintf(cursor, sizeof cursor, "%s.%" PRIu64,
-                               json_string_value(json_object_get(last, "_w")),
-                               (uint64_t)json_integer_value(json_object_get(last, "_no")));
-                json_decref(next);
-                next = json_string(cursor);
-                goto done;
-            }
-            char wbuf[16];
-            (void)snprintf(wbuf, sizeof wbuf, "%u", w);
-            json_object_set_new(e, "_w", json_string(wbuf));
             json_array_append(list, e);
         }
     }
-done:;
+    return json_pack("{s:o}", "connections", list);
+}
+
+json_t *admin_api_node_body(ingress_ctx_t *ctx, const admin_query_t *q, json_t **parts, unsigned n)
+{
+    json_t *body;
+    if (q->kind == ADMIN_TOPICS) {
+        body = node_topics(ctx, parts, n);
+    } else if (q->kind == ADMIN_CONNECTIONS) {
+        body = node_connections(parts, n);
+    } else {
+        json_int_t total = 0;
+        for (unsigned w = 0; w < n; w++) {
+            total += json_integer_value(parts[w]);
+        }
+        log_info("admin disconnect", "%s=%s ban_s=%u disconnected=%lld",
+                 q->client[0] != '\0' ? "client" : "user",
+                 log_quote(q->client[0] != '\0' ? q->client : q->user), (unsigned)q->ban_s,
+                 (long long)total);
+        body = json_pack("{s:I}", "disconnected", total);
+    }
+    json_object_set_new(body, "node", json_string(ctx->node_id));
+    return body;
+}
+
+static json_t *merge_topics(json_t **bodies, unsigned n)
+{
+    json_t *all = json_object(); /* topic -> its entry, subscribers summed */
+    bool truncated = false;
+    for (unsigned b = 0; b < n; b++) {
+        truncated = truncated || json_is_true(json_object_get(bodies[b], "truncated"));
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(bodies[b], "topics"), i, t)
+        {
+            const char *name = json_string_value(json_object_get(t, "topic"));
+            if (name == NULL) {
+                continue;
+            }
+            json_t *have = json_object_get(all, name);
+            if (have == NULL) {
+                json_object_set_new(all, name, json_deep_copy(t));
+                continue;
+            }
+            json_t *subs = json_object_get(have, "subscribers");
+            json_integer_set(subs, json_integer_value(subs) +
+                                       json_integer_value(json_object_get(t, "subscribers")));
+            json_t *seq = json_object_get(t, "seq"); /* the highest a node knows */
+            if (json_is_integer(seq) &&
+                json_integer_value(seq) > json_integer_value(json_object_get(have, "seq"))) {
+                json_object_set(have, "seq", seq);
+            }
+        }
+    }
+    size_t count = json_object_size(all);
+    const char **keys = xcalloc(count + 1, sizeof *keys);
+    size_t k = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach(all, name, v)
+    {
+        keys[k++] = name;
+    }
+    qsort(keys, k, sizeof *keys, by_string);
+    if (k > ADMIN_TOPICS_MAX) {
+        k = ADMIN_TOPICS_MAX;
+        truncated = true;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < k; i++) {
+        json_array_append(list, json_object_get(all, keys[i]));
+    }
+    free(keys);
+    json_decref(all);
+    return json_pack("{s:o,s:b}", "topics", list, "truncated", truncated);
+}
+
+static int by_node(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "node"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "node"));
+    return strcmp(x != NULL ? x : "", y != NULL ? y : "");
+}
+
+/* The cursor after connection `e` ("NODE/W.N"). */
+static json_t *cursor_of(json_t *e)
+{
+    char cursor[128];
+    (void)snprintf(cursor, sizeof cursor, "%s/%" PRIu64 ".%" PRIu64,
+                   json_string_value(json_object_get(e, "node")),
+                   (uint64_t)json_integer_value(json_object_get(e, "_w")),
+                   (uint64_t)json_integer_value(json_object_get(e, "_no")));
+    return json_string(cursor);
+}
+
+static json_t *merge_connections(const admin_query_t *q, json_t **bodies, unsigned n)
+{
+    json_t **sorted = xcalloc(n + 1, sizeof *sorted);
+    memcpy(sorted, bodies, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, by_node);
+    json_t *list = json_array();
+    json_t *next = json_null();
+    for (unsigned b = 0; b < n && json_is_null(next); b++) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(sorted[b], "connections"), i, e)
+        {
+            if (json_array_size(list) == q->limit) {
+                /* One more exists: the page ends after the last one listed. */
+                json_decref(next);
+                next = cursor_of(json_array_get(list, q->limit - 1));
+                break;
+            }
+            json_array_append_new(list, json_deep_copy(e));
+        }
+        /* A node whose answer was cut to fit Redis: the page ends with it. */
+        if (json_is_null(next) && json_is_true(json_object_get(sorted[b], "_more")) &&
+            json_array_size(list) > 0) {
+            json_decref(next);
+            next = cursor_of(json_array_get(list, json_array_size(list) - 1));
+        }
+    }
+    free(sorted);
     size_t i;
     json_t *e;
     json_array_foreach(list, i, e)
@@ -485,34 +587,37 @@ done:;
         json_object_del(e, "_w");
         json_object_del(e, "_no");
     }
-    return json_pack("{s:o,s:o,s:[s]}", "connections", list, "next", next, "nodes", ctx->node_id);
+    return json_pack("{s:o,s:o}", "connections", list, "next", next);
 }
 
-void admin_api_finish(admin_wait_t *wait, const admin_query_t *q, json_t **parts, unsigned n)
+json_t *admin_api_merge(const admin_query_t *q, json_t **bodies, unsigned n)
 {
-    conn_t *c = wait->conn;
-    if (c == NULL) {
-        free(wait);
-        return;
-    }
-    ingress_ctx_t *ctx = ingress_ctx(c);
-    json_t *body;
+    json_t *out;
     if (q->kind == ADMIN_TOPICS) {
-        body = merge_topics(ctx, parts, n);
+        out = merge_topics(bodies, n);
     } else if (q->kind == ADMIN_CONNECTIONS) {
-        body = merge_connections(ctx, q, parts, n);
+        out = merge_connections(q, bodies, n);
     } else {
         json_int_t total = 0;
-        for (unsigned w = 0; w < n; w++) {
-            total += parts[w] != NULL ? json_integer_value(parts[w]) : 0;
+        for (unsigned b = 0; b < n; b++) {
+            total += json_integer_value(json_object_get(bodies[b], "disconnected"));
         }
-        log_info("admin disconnect", "%s=%s ban_s=%u disconnected=%lld",
-                 q->client[0] != '\0' ? "client" : "user",
-                 log_quote(q->client[0] != '\0' ? q->client : q->user), (unsigned)q->ban_s,
-                 (long long)total);
-        body = json_pack("{s:I,s:[s]}", "disconnected", total, "nodes", ctx->node_id);
+        out = json_pack("{s:I}", "disconnected", total);
     }
+    json_t *nodes = json_array();
+    for (unsigned b = 0; b < n; b++) {
+        json_array_append(nodes, json_object_get(bodies[b], "node"));
+    }
+    json_object_set_new(out, "nodes", nodes);
+    return out;
+}
+
+void admin_api_finish(admin_wait_t *wait, const admin_query_t *q, json_t **bodies, unsigned n)
+{
+    conn_t *c = wait->conn;
     bool keep_alive = wait->keep_alive;
     free(wait);
-    http_api_admin_respond(c, 200, body, keep_alive);
+    if (c != NULL) {
+        http_api_admin_respond(c, 200, admin_api_merge(q, bodies, n), keep_alive);
+    }
 }

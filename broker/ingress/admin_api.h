@@ -36,10 +36,22 @@ void admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path, 
  * read from (or, for ADMIN_DISCONNECT, acting on) its connections `net`. */
 json_t *admin_api_part(ingress_ctx_t *ctx, net_t *net, const admin_query_t *q);
 
-/* Thread of the worker that took the request: every part is in (parts[i]
- * from worker i, NULL for a worker that could not answer; not taken over).
- * Answers on the wait's connection unless it closed; frees `wait`. */
-void admin_api_finish(admin_wait_t *wait, const admin_query_t *q, json_t **parts, unsigned n);
+/* One node's answer to `q` (new reference) from its workers' parts (parts[i]
+ * from worker i, NULL for a worker that could not answer; not taken over):
+ * what admin_api_merge() combines, and what a node sends back through
+ * Redis in a cluster. Carries "node"; connections keep their "_w", "_no"
+ * for the cursor. Thread of the worker that merges. */
+json_t *admin_api_node_body(ingress_ctx_t *ctx, const admin_query_t *q, json_t **parts, unsigned n);
+
+/* The response to `q` from the nodes' bodies (borrowed; the local node's
+ * first): topics summed per topic (highest seq), connections paged across
+ * nodes in (node, worker, connection) order, disconnects summed; "nodes"
+ * lists every node that answered. New reference. Pure: any thread. */
+json_t *admin_api_merge(const admin_query_t *q, json_t **bodies, unsigned n);
+
+/* Thread of the worker that took the request: answers admin_api_merge() on
+ * the wait's connection unless it closed; frees `wait`. */
+void admin_api_finish(admin_wait_t *wait, const admin_query_t *q, json_t **bodies, unsigned n);
 
 /* The connection waiting on `wait` closes: the merge will answer nobody. */
 void admin_api_detach(admin_wait_t *wait);

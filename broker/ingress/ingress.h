@@ -59,7 +59,8 @@ typedef enum { ADMIN_TOPICS = 0, ADMIN_CONNECTIONS, ADMIN_DISCONNECT } admin_kin
 typedef struct admin_query_s {
     admin_kind_t kind;
     uint32_t limit; /* ADMIN_CONNECTIONS: page size */
-    bool has_after; /* ADMIN_CONNECTIONS: the page starts after (worker, no) */
+    bool has_after; /* ADMIN_CONNECTIONS: the page starts after (node, worker, no) */
+    char after_node[65];
     unsigned after_worker;
     uint64_t after_no;
     char client[CORE_CLIENT_ID_MAX + 1]; /* ADMIN_DISCONNECT by client id; "" = by user */
