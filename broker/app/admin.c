@@ -59,6 +59,7 @@ struct admin_job_s {
     admin_msg_t *msgs;     /* [n + 1]: one per worker, then the return */
     /* A local request in a cluster (origin thread, pending list). */
     uint64_t id;
+    unsigned expected; /* other nodes known alive when it started */
     bool cluster;
     bool local_done;
     json_t *bodies;    /* this node's body first, then the others' */
@@ -191,8 +192,7 @@ static void maybe_finish(admin_job_t *job, bool timed_out)
     if (job->cluster) {
         pthread_mutex_lock(&cluster_lock);
         /* Knowing no other node yet, wait for whoever answers. */
-        unsigned expected = nodes_expected(now_ms());
-        bool all = expected > 0 && json_array_size(job->bodies) > expected;
+        bool all = job->expected > 0 && json_array_size(job->bodies) > job->expected;
         if (!all && !timed_out) {
             pthread_mutex_unlock(&cluster_lock);
             return;
@@ -420,6 +420,7 @@ bool worker_admin(ingress_ctx_t *ctx, const admin_query_t *q, admin_wait_t *wait
         job->timer->data = job;
         uv_timer_start(job->timer, on_cluster_timeout, ADMIN_CLUSTER_TIMEOUT_MS, 0);
         pthread_mutex_lock(&cluster_lock);
+        job->expected = nodes_expected(now_ms());
         job->pending_next = pending;
         pending = job;
         pthread_mutex_unlock(&cluster_lock);
