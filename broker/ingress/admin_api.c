@@ -6,7 +6,6 @@
 #include "core/apikey.h"
 #include "core/seqtab.h"
 #include "core/topic_rules.h"
-#include "ingress/http_api.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
 #include "shared/log.h"
@@ -23,7 +22,22 @@
 struct admin_wait_s {
     conn_t *conn; /* NULL once it closed (admin_api_detach) */
     bool keep_alive;
+    admin_respond_cb respond_cb;
 };
+
+/* `body` (taken over) as the JSON response. */
+static void send_json(conn_t *c, int status, json_t *body, bool keep_alive, const char *extra)
+{
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        wsb_oom("admin response");
+    }
+    size_t len = strlen(text);
+    text[len] = '\n'; /* replaces the NUL */
+    conn_http_respond(c, status, "application/json", text, len + 1, keep_alive, extra);
+    free(text);
+}
 
 bool admin_api_path(wsb_str_t path)
 {
@@ -34,9 +48,8 @@ bool admin_api_path(wsb_str_t path)
 static void refuse(conn_t *c, int status, const char *code, const char *message, bool keep_alive,
                    const char *extra)
 {
-    http_api_respond_json(c, status,
-                          json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message),
-                          keep_alive, extra);
+    send_json(c, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message),
+              keep_alive, extra);
 }
 
 /* The credential of a request: "X-API-Key: K" or "Authorization: Bearer K". */
@@ -220,7 +233,8 @@ static bool disconnect_query(conn_t *c, const wsb_http_request_t *req, bool keep
     return true;
 }
 
-void admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path, bool keep_alive)
+admin_wait_t *admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path,
+                               bool keep_alive, admin_respond_cb respond_cb)
 {
     ingress_ctx_t *ctx = ingress_ctx(c);
     bool post = wsb_str_eq(wsb_http_request_method(req), "POST");
@@ -232,28 +246,28 @@ void admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path, 
         } else {
             admin_page(c, req, keep_alive);
         }
-        return;
+        return NULL;
     }
     if (disconnect ? !post : !get) {
         refuse(c, 405, "method_not_allowed", disconnect ? "use POST" : "use GET", keep_alive,
                disconnect ? "Allow: POST\r\n" : "Allow: GET\r\n");
-        return;
+        return NULL;
     }
     if (!authorize(c, req, keep_alive)) {
-        return;
+        return NULL;
     }
     admin_query_t q;
     memset(&q, 0, sizeof q);
     if (disconnect) {
         if (!disconnect_query(c, req, keep_alive, &q)) {
-            return;
+            return NULL;
         }
         /* The ban first: a reconnect racing the disconnect is refused. */
         if (q.ban_s > 0 &&
             !admin_ban_add(ctx->auth->bans, (wsb_str_t){q.user, strlen(q.user)},
                            ingress_now(ctx) + (uint64_t)q.ban_s * 1000, ingress_now(ctx))) {
             refuse(c, 503, WSB_ERR_UNAVAILABLE, "too many bans in force (1024)", keep_alive, NULL);
-            return;
+            return NULL;
         }
         if (q.ban_s > 0) {
             log_info("user banned", "user=%s ban_s=%u", log_quote(q.user), (unsigned)q.ban_s);
@@ -261,7 +275,7 @@ void admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path, 
     } else if (wsb_str_eq(path, "/api/connections")) {
         q.kind = ADMIN_CONNECTIONS;
         if (!connections_query(c, req, keep_alive, &q)) {
-            return;
+            return NULL;
         }
     } else {
         q.kind = ADMIN_TOPICS;
@@ -269,13 +283,14 @@ void admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path, 
     admin_wait_t *wait = xcalloc(1, sizeof *wait);
     wait->conn = c;
     wait->keep_alive = keep_alive;
+    wait->respond_cb = respond_cb;
     if (!ctx->ops->admin_cb(ctx, &q, wait)) {
         free(wait);
         refuse(c, 503, WSB_ERR_UNAVAILABLE, "too many admin requests in progress, or shutting down",
                keep_alive, "Retry-After: 1\r\n");
-        return;
+        return NULL;
     }
-    http_api_defer_admin(c, wait);
+    return wait;
 }
 
 void admin_api_detach(admin_wait_t *wait)
@@ -616,8 +631,9 @@ void admin_api_finish(admin_wait_t *wait, const admin_query_t *q, json_t **bodie
 {
     conn_t *c = wait->conn;
     bool keep_alive = wait->keep_alive;
+    admin_respond_cb respond_cb = wait->respond_cb;
     free(wait);
     if (c != NULL) {
-        http_api_admin_respond(c, 200, admin_api_merge(q, bodies, n), keep_alive);
+        respond_cb(c, 200, admin_api_merge(q, bodies, n), keep_alive);
     }
 }

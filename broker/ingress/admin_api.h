@@ -29,8 +29,16 @@ typedef struct admin_wait_s admin_wait_t;
 /* True for the paths of the admin API. */
 bool admin_api_path(wsb_str_t path);
 
-/* Answers (or defers) a request for an admin_api_path() path. */
-void admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path, bool keep_alive);
+/* Sends a deferred response (taken over) on `c` and lets it read on. */
+typedef void (*admin_respond_cb)(conn_t *c, int status, json_t *body, bool keep_alive);
+
+/* A request for an admin_api_path() path: answered at once (NULL), or its
+ * query started on the workers: the caller defers the response and points
+ * the connection at the returned wait (detached with admin_api_detach if
+ * the connection closes first); `respond_cb` answers later on the
+ * connection's worker thread. */
+admin_wait_t *admin_api_handle(conn_t *c, const wsb_http_request_t *req, wsb_str_t path,
+                               bool keep_alive, admin_respond_cb respond_cb);
 
 /* Worker thread of `ctx`: this worker's part of `q` (owned by the caller),
  * read from (or, for ADMIN_DISCONNECT, acting on) its connections `net`. */

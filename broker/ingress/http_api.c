@@ -25,8 +25,8 @@
 
 #define JSON_TYPE "application/json"
 
-void http_api_respond_json(conn_t *c, int status, json_t *body, bool keep_alive,
-                           const char *extra_headers)
+static void respond_json(conn_t *c, int status, json_t *body, bool keep_alive,
+                         const char *extra_headers)
 {
     /* 15 significant digits, not jansson's round-trip 17: a value rounded to
      * milliseconds (uptime_s) prints as 46.568, not 46.567999999999998. */
@@ -41,8 +41,6 @@ void http_api_respond_json(conn_t *c, int status, json_t *body, bool keep_alive,
     conn_http_respond(c, status, JSON_TYPE, text, len + 1, keep_alive, extra_headers);
     free(text);
 }
-
-#define respond_json http_api_respond_json
 
 static json_t *error_object(const char *code, const char *message)
 {
@@ -434,7 +432,8 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     conn_http_defer(c);
 }
 
-void http_api_defer_admin(conn_t *c, struct admin_wait_s *wait)
+/* The admin API's response waits for the workers (admin_api.h). */
+static void defer_admin(conn_t *c, struct admin_wait_s *wait)
 {
     http_pub_t *p = xcalloc(1, sizeof(*p));
     p->conn = c;
@@ -443,7 +442,8 @@ void http_api_defer_admin(conn_t *c, struct admin_wait_s *wait)
     conn_http_defer(c);
 }
 
-void http_api_admin_respond(conn_t *c, int status, json_t *body, bool keep_alive)
+/* The deferred admin response: sent, then the connection reads on. */
+static void admin_respond(conn_t *c, int status, json_t *body, bool keep_alive)
 {
     free(c->http_pub);
     c->http_pub = NULL;
@@ -660,7 +660,10 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req)
         return;
     }
     if (admin_api_path(path)) {
-        admin_api_handle(c, req, path, keep_alive);
+        struct admin_wait_s *wait = admin_api_handle(c, req, path, keep_alive, admin_respond);
+        if (wait != NULL) {
+            defer_admin(c, wait);
+        }
         return;
     }
     if (wsb_str_eq(path, "/api/presence")) {

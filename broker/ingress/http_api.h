@@ -7,7 +7,6 @@
 
 #include "wsb/http.h"
 
-#include <jansson.h>
 #include <stdbool.h>
 
 typedef struct conn_s conn_t;
@@ -27,18 +26,5 @@ bool http_api_body_too_large(conn_t *c, const wsb_http_request_t *req);
 /* The connection closes with a deferred response pending: drops it; its
  * ops still with Redis are freed when they come back (chist_drain). */
 void http_api_cancel(conn_t *c);
-
-/* The JSON response `body` (taken over) with `status`; `extra_headers`
- * (may be NULL) are whole header lines. */
-void http_api_respond_json(conn_t *c, int status, json_t *body, bool keep_alive,
-                           const char *extra_headers);
-
-/* The admin API (admin_api.h): the response waits for the workers' parts;
- * a close meanwhile detaches `wait` (http_api_cancel). */
-struct admin_wait_s;
-void http_api_defer_admin(conn_t *c, struct admin_wait_s *wait);
-
-/* The deferred admin response: sends it and reads on (conn_http_resume). */
-void http_api_admin_respond(conn_t *c, int status, json_t *body, bool keep_alive);
 
 #endif
