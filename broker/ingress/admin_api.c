@@ -6,6 +6,7 @@
 #include "core/apikey.h"
 #include "core/seqtab.h"
 #include "core/topic_rules.h"
+#include "ingress/auth_key.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
 #include "shared/log.h"
@@ -52,20 +53,6 @@ static void refuse(conn_t *c, int status, const char *code, const char *message,
               keep_alive, extra);
 }
 
-/* The credential of a request: "X-API-Key: K" or "Authorization: Bearer K". */
-static wsb_str_t credential(const wsb_http_request_t *req)
-{
-    wsb_str_t h = wsb_http_request_header(req, "X-API-Key");
-    if (h.p != NULL) {
-        return h;
-    }
-    h = wsb_http_request_header(req, "Authorization");
-    if (h.p != NULL && h.len > 7 && strncasecmp(h.p, "Bearer ", 7) == 0) {
-        return (wsb_str_t){h.p + 7, h.len - 7};
-    }
-    return WSB_STR_NULL;
-}
-
 /* An admin key, or a JWT with "admin": true: 200. Otherwise 401 (no
  * credential, an unknown key, a token that does not verify) or 403 (an API
  * key, or a token without the admin claim), with *why saying which. */
@@ -73,7 +60,7 @@ static int check_credential(conn_t *c, const wsb_http_request_t *req, const char
 {
     auth_t *auth = ingress_ctx(c)->auth;
     const auth_config_t *acfg = &auth->cfg;
-    wsb_str_t k = credential(req);
+    wsb_str_t k = auth_request_key(req);
     if (k.p == NULL) {
         *why = "an admin key or a token with \"admin\": true is required (Authorization: Bearer "
                "or X-API-Key)";

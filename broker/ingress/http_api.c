@@ -7,6 +7,7 @@
 #include "core/pubsub.h"
 #include "core/request.h"
 #include "ingress/admin_api.h"
+#include "ingress/auth_key.h"
 #include "ingress/ingress.h"
 #include "ingress/sse_session.h"
 #include "ingress/static_files.h"
@@ -220,20 +221,6 @@ static bool publish_content_type_ok(const wsb_http_request_t *req)
            wsb_http_request_header(req, "Origin").p == NULL;
 }
 
-/* The API key of a request: "Authorization: Bearer KEY" or "X-API-Key: KEY". */
-static wsb_str_t request_api_key(const wsb_http_request_t *req)
-{
-    wsb_str_t h = wsb_http_request_header(req, "X-API-Key");
-    if (h.p != NULL) {
-        return h;
-    }
-    h = wsb_http_request_header(req, "Authorization");
-    if (h.p != NULL && h.len > 7 && strncasecmp(h.p, "Bearer ", 7) == 0) {
-        return (wsb_str_t){h.p + 7, h.len - 7};
-    }
-    return WSB_STR_NULL;
-}
-
 /* The API key a request must carry when keys are configured (or auth is
  * required): *key gets its entry (NULL when none is needed). False after
  * answering 401. */
@@ -246,7 +233,7 @@ static bool request_key(conn_t *c, const wsb_http_request_t *req, bool keep_aliv
     if (acfg->napikeys == 0 && !ctx->cfg->auth_required) {
         return true;
     }
-    wsb_str_t presented = request_api_key(req);
+    wsb_str_t presented = auth_request_key(req);
     *key = apikey_lookup(acfg->apikeys, acfg->napikeys, presented.p, presented.len);
     if (*key == NULL) {
         respond_error(c, 401, "unauthorized",
