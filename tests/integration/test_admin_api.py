@@ -9,6 +9,7 @@ Every worker owns its connections: the answers gather every worker's part
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 
 import pytest
@@ -249,3 +250,17 @@ def test_disconnect_body_errors(broker_factory):
     assert r.status == 415, r
     node = b.get("/healthz").json()["node_id"]
     assert disconnect(b, {"user": "nobody"}).json() == {"disconnected": 0, "nodes": [node]}
+
+
+def test_admin_keys_file_and_redaction(broker_factory, tmp_path, wsbroker_bin):
+    f = tmp_path / "admin_keys"
+    f.write_text(f"{ADMIN_KEY}\n{ADMIN_KEY2}\n")
+    f.chmod(0o600)
+    b = broker_factory("--admin-keys-file", str(f))
+    for k in (ADMIN_KEY, ADMIN_KEY2):
+        assert b.get("/api/topics", headers=bearer(k)).status == 200
+    assert b.get("/api/topics", headers=bearer(API_KEY)).status == 401
+    out = subprocess.run([wsbroker_bin, "--check-config", "--admin-keys", ADMIN_KEY], capture_output=True,
+                         text=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "admin_keys = <redacted> (flag)" in out.stdout and ADMIN_KEY not in out.stdout
