@@ -506,6 +506,33 @@ void admin_worker_close(worker_t *w, uv_close_cb cb)
     w->admin_closed = true;
     pthread_mutex_unlock(&w->admin_lock);
     uv_close((uv_handle_t *)&w->admin_async, cb);
+    /* This worker's requests still waiting for other nodes: their timers
+     * (this thread's) close now. One whose own part is in ends here; the
+     * others end when their last part finds the mailbox closed (abandon),
+     * or in admin_worker_free when it is queued already. */
+    admin_job_t *ended = NULL;
+    pthread_mutex_lock(&cluster_lock);
+    for (admin_job_t **p = &pending; *p != NULL;) {
+        admin_job_t *job = *p;
+        if (job->origin != w) {
+            p = &job->pending_next;
+            continue;
+        }
+        *p = job->pending_next;
+        job->cluster = false;
+        uv_timer_stop(job->timer);
+        uv_close((uv_handle_t *)job->timer, on_timer_closed);
+        if (job->local_done) {
+            job->pending_next = ended;
+            ended = job;
+        }
+    }
+    pthread_mutex_unlock(&cluster_lock);
+    while (ended != NULL) {
+        admin_job_t *next = ended->pending_next;
+        abandon(ended);
+        ended = next;
+    }
 }
 
 void admin_worker_free(worker_t *w)

@@ -99,3 +99,34 @@ def test_topics_connections_and_disconnect_cover_every_node(cluster):
             await ws.close()
 
     run(go())
+
+
+def test_shutdown_while_a_request_waits_for_a_silent_node(cluster):
+    """A node stopped (SIGSTOP) cannot answer: the node asked waits for it
+    (it answered before) up to the timeout. SIGTERM meanwhile must end the
+    wait cleanly: exit 0, no sanitizer report (the harness checks both)."""
+    import signal
+    import socket
+
+    a, b = cluster(2, "--admin-keys", ADMIN_KEY)
+    all_nodes_answer(a, "/api/topics", ["A", "B"])  # A now waits for B
+    b.signal(signal.SIGSTOP)
+    try:
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+        s.sendall(f"GET /api/topics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_KEY}\r\n\r\n".encode())
+        a.signal(signal.SIGTERM)  # while the request waits for B
+        data = b""
+        try:
+            while True:  # the answer (A alone) or the close, whichever shutdown gives
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        s.close()
+        assert data == b"" or data.startswith(b"HTTP/1.1 200"), data[:200]
+        assert a.wait_exit() == 0, a.stderr_tail()
+        assert "Sanitizer" not in a.stderr_tail()
+    finally:
+        b.signal(signal.SIGCONT)
