@@ -546,9 +546,9 @@ static int by_node(const void *a, const void *b)
 /* The cursor after connection `e` ("NODE/W.N"). */
 static json_t *cursor_of(json_t *e)
 {
+    const char *node = json_string_value(json_object_get(e, "node"));
     char cursor[128];
-    (void)snprintf(cursor, sizeof cursor, "%s/%" PRIu64 ".%" PRIu64,
-                   json_string_value(json_object_get(e, "node")),
+    (void)snprintf(cursor, sizeof cursor, "%s/%" PRIu64 ".%" PRIu64, node != NULL ? node : "",
                    (uint64_t)json_integer_value(json_object_get(e, "_w")),
                    (uint64_t)json_integer_value(json_object_get(e, "_no")));
     return json_string(cursor);
