@@ -389,6 +389,11 @@ static int read_claims(json_t *claims, int64_t now, int64_t leeway, bool require
     if (has_nbf && nbf - leeway > now) {
         return fail(why, "token not valid yet (nbf)");
     }
+    json_t *admin = json_object_get(claims, "admin");
+    if (admin != NULL && !json_is_boolean(admin)) {
+        return fail(why, "\"admin\" must be true or false");
+    }
+    out->admin = json_is_true(admin);
     json_t *sub = json_object_get(claims, "sub");
     size_t bytes = 0;
     if (sub != NULL) {

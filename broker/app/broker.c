@@ -203,6 +203,7 @@ static void start_bridge(broker_t *b)
         .presence_node_ttl_ms = cfg->presence_node_ttl_ms,
     };
     b->bridge = bridge_new(&bc, &b->core);
+    admin_cluster_init(b);
     bridge_plug(b->bridge, &b->core);
 }
 

@@ -96,4 +96,8 @@ int broker_write_port_file(const char *path, unsigned port);
 /* Nanoseconds since start (monotonic). */
 uint64_t broker_uptime_ns(const broker_t *b);
 
+/* admin.c: the admin API's side of federation (the admin bus), after the
+ * bridge was made and before it starts. */
+void admin_cluster_init(broker_t *b);
+
 #endif

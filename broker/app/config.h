@@ -115,9 +115,15 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     /* permessage-deflate (ws_deflate.h) */
     bool compression_enabled;      /* negotiate it with clients that offer it */
     uint64_t compression_min_size; /* smaller payloads go out uncompressed */
+    /* the admin API (ingress/admin_api.h) */
+    char *admin_keys;      /* "KEY,...": the same syntax as api_keys; "" = none */
+    char *admin_keys_file; /* read into admin_keys at load; "" = off */
     /* parsed from api_keys by config_load (apikey.h); owned */
     struct apikey_s *apikeys;
     size_t napikeys;
+    /* parsed from admin_keys by config_load (apikey.h); owned */
+    struct apikey_s *adminkeys;
+    size_t nadminkeys;
     /* parsed from trusted_proxies by config_load (proxy.h); owned, NULL = none */
     struct proxy_net_s *trusted;
     size_t ntrusted;

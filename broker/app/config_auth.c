@@ -16,6 +16,8 @@ void config_auth(const config_t *cfg, auth_config_t *out)
         .allow_missing_origin = cfg->allow_missing_origin,
         .apikeys = cfg->apikeys,
         .napikeys = cfg->napikeys,
+        .adminkeys = cfg->adminkeys,
+        .nadminkeys = cfg->nadminkeys,
     };
 }
 

@@ -404,6 +404,15 @@ const key_def_t config_keys[] = {
              "is compressed once and the frame shared by every such subscriber"),
     SIZE_KEY("compression.min_size", compression_min_size, 0, GIB, "128",
              "messages whose payload is smaller go out uncompressed"),
+    /* the admin API */
+    LIST_KEY("admin_keys", admin_keys, "", "KEYS", is_api_key_list,
+             "a comma-separated list of keys of 16 to 256 characters without ',', ':' or spaces",
+             "keys of the admin API (GET /api/topics, GET /api/connections, POST "
+             "/api/disconnect, /admin; Authorization: Bearer or X-API-Key); a JWT with "
+             "\"admin\": true works too; \"\" and no JWT key = admin API off (401)"),
+    STRING_KEY("admin_keys_file", admin_keys_file, "", "PATH", NULL, NULL,
+               "file holding admin_keys, in the same syntax (commas or one key per line; keeps "
+               "the keys out of ps; a warning when group or others may read it); \"\" = off"),
 };
 
 const size_t config_nkeys = sizeof config_keys / sizeof config_keys[0];

@@ -651,7 +651,8 @@ static config_result_t load_secret_file(config_t *cfg, const char *secret, const
 static config_result_t load_secret_files(config_t *cfg, char *err, size_t errlen)
 {
     if (load_secret_file(cfg, "auth.jwt_secret", "auth.jwt_secret_file", err, errlen) != 0 ||
-        load_secret_file(cfg, "api_keys", "api_keys_file", err, errlen) != 0) {
+        load_secret_file(cfg, "api_keys", "api_keys_file", err, errlen) != 0 ||
+        load_secret_file(cfg, "admin_keys", "admin_keys_file", err, errlen) != 0) {
         return CONFIG_ERROR;
     }
     return CONFIG_OK;
@@ -754,6 +755,10 @@ config_result_t config_load(config_t *cfg, int argc, char **argv, char **envp, c
         set_err(err, errlen, "api_keys: malformed entry");
         return CONFIG_ERROR;
     }
+    if (apikey_parse(cfg->admin_keys, &cfg->adminkeys, &cfg->nadminkeys) != 0) {
+        set_err(err, errlen, "admin_keys: malformed entry");
+        return CONFIG_ERROR;
+    }
     if (proxy_parse_list(cfg->trusted_proxies, &cfg->trusted, &cfg->ntrusted) != 0) {
         set_err(err, errlen, "trusted_proxies: malformed entry");
         return CONFIG_ERROR;
@@ -828,6 +833,9 @@ void config_free(config_t *cfg)
     apikey_free_all(cfg->apikeys, cfg->napikeys);
     cfg->apikeys = NULL;
     cfg->napikeys = 0;
+    apikey_free_all(cfg->adminkeys, cfg->nadminkeys);
+    cfg->adminkeys = NULL;
+    cfg->nadminkeys = 0;
     free(cfg->trusted);
     cfg->trusted = NULL;
     cfg->ntrusted = 0;

@@ -81,6 +81,7 @@ static const ingress_ops_t ingress_ops = {
     .healthz_cb = worker_healthz,
     .metrics_cb = worker_metrics_text,
     .origin_allowed_cb = ingress_origin_allowed,
+    .admin_cb = worker_admin,
 };
 
 static void on_inbox(uv_async_t *a)
@@ -232,6 +233,10 @@ static void close_worker_handles(worker_t *w)
     close_handle(w, (uv_handle_t *)&w->heartbeat);
     close_handle(w, (uv_handle_t *)&w->pressure_timer);
     close_handle(w, (uv_handle_t *)&w->tick);
+    if (!w->admin_closed) {
+        w->admin_async.data = w;
+        admin_worker_close(w, on_worker_handle_closed);
+    }
     if (w->index == 0) {
         /* Closing the last uv_signal_t for a signal puts back its default
          * action, so a second SIGTERM arriving from here to exit() would kill
@@ -460,7 +465,8 @@ int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, in
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, WORKER_TICK_MS, WORKER_TICK_MS);
-    w->handles_open = 7;
+    admin_worker_init(w);
+    w->handles_open = 8;
     if (index == 0) {
         uv_signal_init(&w->loop, &w->sig_int);
         uv_signal_init(&w->loop, &w->sig_term);
@@ -522,6 +528,7 @@ void worker_free(worker_t *w)
         frame_buf_unref(xmsg_worker_buf(m, w->index));
     }
     xqueue_destroy(&w->core.inbox);
+    admin_worker_free(w);
     chist_worker_free(&w->core);
     trie_free(w->core.trie);
     sys_stats_free(w->sys_stats);

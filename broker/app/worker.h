@@ -22,6 +22,7 @@
 #include "net/net.h"
 #include "shared/metrics.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,6 +92,13 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
 
     metrics_t metrics;
 
+    /* The admin API's mailbox (admin.c): queries and their merges to run
+     * on this worker's thread, posted by any thread under admin_lock. */
+    uv_async_t admin_async;
+    pthread_mutex_t admin_lock;
+    struct admin_msg_s *admin_head, *admin_tail;
+    bool admin_closed; /* admin_async is closing: posts run elsewhere */
+
     struct sys_stats_s *sys_stats; /* worker 0: $sys.node.<id>.stats state (sys_stats.h) */
     bool drained;                  /* reported to env->drained */
     bool listening;
@@ -128,6 +136,13 @@ void worker_watch_pressure(worker_t *w);
 
 /* Mirrors gauges (connections, subscriptions, ...) into the metrics. */
 void worker_update_gauges(worker_t *w);
+
+/* admin.c: the worker's admin mailbox (opened by worker_init, closed with
+ * the worker's handles, freed by worker_free), and ingress_ops_t.admin_cb. */
+void admin_worker_init(worker_t *w);
+void admin_worker_close(worker_t *w, uv_close_cb cb);
+void admin_worker_free(worker_t *w);
+bool worker_admin(ingress_ctx_t *ctx, const admin_query_t *q, struct admin_wait_s *wait);
 
 /* GET /healthz and GET /metrics of the process (status.c), for the HTTP API
  * through ingress_ops_t. */

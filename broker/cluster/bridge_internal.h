@@ -115,6 +115,12 @@ struct bridge_s {        // NOLINT(clang-analyzer-optin.performance.Padding)
     /* This node's inbox channel: <prefix>_inbox.<tag> (core/inbox.h). */
     char inbox_tag[17];
 
+    /* The admin bus (bridge_admin_hook): "<prefix> admin". */
+    char admin_chan[320];
+    size_t admin_chan_len;
+    void (*admin_cb)(void *user_data, const char *env, size_t len);
+    void *admin_user_data;
+
     _Atomic uint64_t reconnects;
     _Atomic uint64_t dropped;
     _Atomic uint64_t published;

@@ -337,6 +337,13 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
             pbus_receive(br->pbus, e[2]->str, e[2]->len); /* presence hook */
             return;
         }
+        if (e[1]->len == br->admin_chan_len &&
+            memcmp(e[1]->str, br->admin_chan, br->admin_chan_len) == 0) {
+            if (br->admin_cb != NULL) {
+                br->admin_cb(br->admin_user_data, e[2]->str, e[2]->len); /* admin hook */
+            }
+            return;
+        }
         deliver_envelope(br, e[1], false, e[2]->str, e[2]->len);
     } else if (elem_is(e[0], "pmessage") && reply->elements >= 4 &&
                e[3]->type == REDIS_REPLY_STRING) {
@@ -430,6 +437,27 @@ void bridge_request(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t from_
                     wsb_str_t reply_to, wsb_str_t data_json, inbox_count_t *count)
 {
     queue_message(br, topic, seq, from_json, reply_to, data_json, count);
+}
+
+void bridge_admin_hook(bridge_t *br, void (*cb)(void *user_data, const char *env, size_t len),
+                       void *user_data)
+{
+    br->admin_cb = cb;
+    br->admin_user_data = user_data;
+}
+
+size_t bridge_admin_max(const bridge_t *br)
+{
+    return br->max_envelope;
+}
+
+bool bridge_admin_send(bridge_t *br, const char *env, size_t len)
+{
+    if (!atomic_load_explicit(&br->pub_up, memory_order_acquire) || len > br->max_envelope) {
+        return false;
+    }
+    bridge_send_raw(br, br->admin_chan, br->admin_chan_len, env, len);
+    return true;
 }
 
 void bridge_send_raw(bridge_t *br, const char *chan, size_t chan_len, const char *env,
@@ -767,6 +795,10 @@ bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
     memcpy(inbox_chan, INBOX_PREFIX, INBOX_PREFIX_LEN);
     memcpy(inbox_chan + INBOX_PREFIX_LEN, br->inbox_tag, INBOX_TAG_LEN + 1);
     bridge_interest(br, inbox_chan, INBOX_PREFIX_LEN + INBOX_TAG_LEN, +1);
+    /* The admin bus: every node listens (a space keeps it apart from topics). */
+    br->admin_chan_len =
+        (size_t)snprintf(br->admin_chan, sizeof br->admin_chan, "%s admin", cfg->prefix);
+    bridge_interest(br, br->admin_chan + br->prefix_len, br->admin_chan_len - br->prefix_len, +1);
     if (core->presence != NULL) {
         pbus_config_t pc = {
             .presence = core->presence,

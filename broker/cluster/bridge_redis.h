@@ -126,6 +126,17 @@ bool bridge_refuses_patterns(const bridge_t *br);
 /* True while both connections are up (and authenticated). Any thread. */
 bool bridge_healthy(const bridge_t *br);
 
+/* The admin bus (PROTOCOL.md 16): one channel, "<prefix> admin", that every
+ * node subscribes to. `cb` gets every envelope received on it (bridge
+ * thread; borrowed until it returns). Set before bridge_start(). */
+void bridge_admin_hook(bridge_t *br, void (*cb)(void *user_data, const char *env, size_t len),
+                       void *user_data);
+
+/* PUBLISHes `env` on the admin bus (queued; any thread). False when it
+ * cannot go (Redis down, queue full, or larger than bridge_admin_max()). */
+bool bridge_admin_send(bridge_t *br, const char *env, size_t len);
+size_t bridge_admin_max(const bridge_t *br);
+
 /* Appends the bridge's Prometheus series to `out`. Any thread. */
 void bridge_render_metrics(bridge_t *br, sbuf_t *out);
 

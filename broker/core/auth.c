@@ -1,6 +1,7 @@
 /* auth.c - keys, permissions, Origin allowlist and admission limits (see auth.h). */
 #include "core/auth.h"
 
+#include "core/admin_ban.h"
 #include "shared/util.h"
 #include "wsb/topic.h"
 
@@ -63,6 +64,7 @@ int auth_init(auth_t *a, const auth_config_t *cfg, char *err, size_t errlen)
     a->anon_pub = split_patterns(cfg->anonymous_publish, &a->nanon_pub);
     a->anonymous = (perms_t){a->anon_sub, a->nanon_sub, a->anon_pub, a->nanon_pub};
     a->hs_tokens = cfg->max_handshakes_per_second;
+    a->bans = admin_ban_new(ADMIN_BAN_MAX);
     if (cfg->jwt_secret[0] == '\0' && cfg->jwt_public_key[0] == '\0') {
         return 0;
     }
@@ -101,6 +103,7 @@ void auth_free(auth_t *a)
     free(a->anon_sub);
     free(a->anon_pub);
     free(a->ips);
+    admin_ban_free(a->bans);
     pthread_mutex_destroy(&a->lock);
     memset(a, 0, sizeof *a);
 }

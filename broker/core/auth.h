@@ -44,6 +44,8 @@ typedef struct auth_config_s {
     bool allow_missing_origin;
     const apikey_t *apikeys; /* the API keys (apikey.h); NULL when none */
     size_t napikeys;
+    const apikey_t *adminkeys; /* admin_keys (the admin API); NULL when none */
+    size_t nadminkeys;
 } auth_config_t;
 
 typedef struct auth_s {
@@ -66,6 +68,9 @@ typedef struct auth_s {
      * or rate.per = "user" is set; the broker creates and frees it. Locks of
      * its own. */
     struct user_limits_s *users;
+    /* Users banned through POST /api/disconnect (admin_ban.h); created by
+     * auth_init, locks of its own. */
+    struct admin_ban_s *bans;
 } auth_t;
 
 /* Loads keys (auth.jwt_public_key is read here). 0, or -1 with `err` set. */

@@ -58,6 +58,9 @@ typedef struct subscriber_s {
     /* A request's inbox (core/request.h): the only kind of subscriber that
      * gets "_inbox." messages. */
     bool inbox;
+    /* Seconds of the loop clock when it connected (the admin API's age_s);
+     * in what was padding. */
+    uint32_t connected_s;
 } subscriber_t;
 
 /* Sets up an embedded subscriber; `ops` is borrowed (static in practice). */
@@ -69,6 +72,7 @@ static inline void subscriber_init(subscriber_t *sub, const subscriber_ops_t *op
     sub->client_no = 0;
     sub->user = NULL;
     sub->inbox = false;
+    sub->connected_s = 0;
 }
 
 /* The subscriber a trie match reports. */

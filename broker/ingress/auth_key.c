@@ -1,6 +1,21 @@
 /* auth_key.c - API key check for RESP AUTH (see auth_key.h). */
 #include "ingress/auth_key.h"
 
+#include <strings.h>
+
+wsb_str_t auth_request_key(const wsb_http_request_t *req)
+{
+    wsb_str_t h = wsb_http_request_header(req, "X-API-Key");
+    if (h.p != NULL) {
+        return h;
+    }
+    h = wsb_http_request_header(req, "Authorization");
+    if (h.p != NULL && h.len > 7 && strncasecmp(h.p, "Bearer ", 7) == 0) {
+        return (wsb_str_t){h.p + 7, h.len - 7};
+    }
+    return WSB_STR_NULL;
+}
+
 bool auth_api_keys_configured(const auth_t *a)
 {
     return a->cfg.napikeys > 0;

@@ -10,6 +10,7 @@
 
 #include "core/apikey.h"
 #include "core/auth.h"
+#include "wsb/http.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,5 +29,10 @@ bool auth_api_keys_configured(const auth_t *a);
  * configuration). */
 auth_key_result_t auth_check_api_key(const auth_t *a, const char *key, size_t len,
                                      const apikey_t **entry);
+
+/* The API key an HTTP request carries: "X-API-Key: KEY", else
+ * "Authorization: Bearer KEY" (a view into the request; {NULL,0}: none).
+ * The HTTP API and the admin API read their credentials here. */
+wsb_str_t auth_request_key(const wsb_http_request_t *req);
 
 #endif

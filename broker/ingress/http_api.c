@@ -6,6 +6,8 @@
 #include "core/presence.h"
 #include "core/pubsub.h"
 #include "core/request.h"
+#include "ingress/admin_api.h"
+#include "ingress/auth_key.h"
 #include "ingress/ingress.h"
 #include "ingress/sse_session.h"
 #include "ingress/static_files.h"
@@ -91,6 +93,8 @@ typedef struct http_pub_s {
     request_list_t requests;
     int status;
     json_t *answer;
+    /* An admin API query running on the workers (admin_api.h). */
+    struct admin_wait_s *admin;
     size_t nops;
     chist_op_t *ops[]; /* by element index; NULL when back or not clustered */
 } http_pub_t;
@@ -217,20 +221,6 @@ static bool publish_content_type_ok(const wsb_http_request_t *req)
            wsb_http_request_header(req, "Origin").p == NULL;
 }
 
-/* The API key of a request: "Authorization: Bearer KEY" or "X-API-Key: KEY". */
-static wsb_str_t request_api_key(const wsb_http_request_t *req)
-{
-    wsb_str_t h = wsb_http_request_header(req, "X-API-Key");
-    if (h.p != NULL) {
-        return h;
-    }
-    h = wsb_http_request_header(req, "Authorization");
-    if (h.p != NULL && h.len > 7 && strncasecmp(h.p, "Bearer ", 7) == 0) {
-        return (wsb_str_t){h.p + 7, h.len - 7};
-    }
-    return WSB_STR_NULL;
-}
-
 /* The API key a request must carry when keys are configured (or auth is
  * required): *key gets its entry (NULL when none is needed). False after
  * answering 401. */
@@ -243,7 +233,7 @@ static bool request_key(conn_t *c, const wsb_http_request_t *req, bool keep_aliv
     if (acfg->napikeys == 0 && !ctx->cfg->auth_required) {
         return true;
     }
-    wsb_str_t presented = request_api_key(req);
+    wsb_str_t presented = auth_request_key(req);
     *key = apikey_lookup(acfg->apikeys, acfg->napikeys, presented.p, presented.len);
     if (*key == NULL) {
         respond_error(c, 401, "unauthorized",
@@ -318,6 +308,9 @@ void http_api_cancel(conn_t *c)
         return;
     }
     c->http_pub = NULL;
+    if (p->admin != NULL) {
+        admin_api_detach(p->admin); /* admin_api_finish frees it */
+    }
     if (p->request) {
         request_cancel_all(&p->requests);
     }
@@ -424,6 +417,25 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     pub->keep_alive = keep_alive;
     c->http_pub = pub;
     conn_http_defer(c);
+}
+
+/* The admin API's response waits for the workers (admin_api.h). */
+static void defer_admin(conn_t *c, struct admin_wait_s *wait)
+{
+    http_pub_t *p = xcalloc(1, sizeof(*p));
+    p->conn = c;
+    p->admin = wait;
+    c->http_pub = p;
+    conn_http_defer(c);
+}
+
+/* The deferred admin response: sent, then the connection reads on. */
+static void admin_respond(conn_t *c, int status, json_t *body, bool keep_alive)
+{
+    free(c->http_pub);
+    c->http_pub = NULL;
+    respond_json(c, status, body, keep_alive, "Cache-Control: no-store\r\n");
+    conn_http_resume(c);
 }
 
 /* ---- POST /api/request (request/reply) ------------------------------------------------------ */
@@ -631,6 +643,13 @@ void http_api_handle(conn_t *c, const wsb_http_request_t *req)
             respond_error(c, 405, "method_not_allowed", "use GET", keep_alive, "Allow: GET\r\n");
         } else {
             sse_open(c, req);
+        }
+        return;
+    }
+    if (admin_api_path(path)) {
+        struct admin_wait_s *wait = admin_api_handle(c, req, path, keep_alive, admin_respond);
+        if (wait != NULL) {
+            defer_admin(c, wait);
         }
         return;
     }

@@ -53,6 +53,23 @@ typedef struct ingress_config_s {
     uint64_t compression_min_size;     /* below: sent uncompressed */
 } ingress_config_t;
 
+/* The admin API (admin_api.h): one query, run on every worker. */
+typedef enum { ADMIN_TOPICS = 0, ADMIN_CONNECTIONS, ADMIN_DISCONNECT } admin_kind_t;
+
+typedef struct admin_query_s {
+    admin_kind_t kind;
+    uint32_t limit; /* ADMIN_CONNECTIONS: page size */
+    bool has_after; /* ADMIN_CONNECTIONS: the page starts after (node, worker, no) */
+    char after_node[65];
+    unsigned after_worker;
+    uint64_t after_no;
+    char client[CORE_CLIENT_ID_MAX + 1]; /* ADMIN_DISCONNECT by client id; "" = by user */
+    char user[129];                      /* ADMIN_DISCONNECT by user */
+    uint32_t ban_s;                      /* ADMIN_DISCONNECT by user: ban for this long */
+} admin_query_t;
+
+struct admin_wait_s;
+
 /* What only app/ can answer. Worker thread of `ctx`. */
 typedef struct ingress_ops_s {
     /* Mirrors the worker's gauges (connections, subscriptions...) into its
@@ -68,6 +85,11 @@ typedef struct ingress_ops_s {
     /* A WebSocket upgrade's Origin header (origin.p NULL: none) is allowed
      * (allowed_origins, allow_missing_origin). */
     bool (*origin_allowed_cb)(ingress_ctx_t *ctx, wsb_str_t origin);
+    /* The admin API: runs admin_api_part(`q`) on every worker, each on its
+     * own thread, then admin_api_finish() with their parts on this worker's
+     * thread. False when it cannot start (too many in flight, shutting
+     * down): nothing was taken over. */
+    bool (*admin_cb)(ingress_ctx_t *ctx, const admin_query_t *q, struct admin_wait_s *wait);
 } ingress_ops_t;
 
 struct ingress_ctx_s {

@@ -1,6 +1,7 @@
 /* ws_session.c - WebSocket sessions: frames in, protocol v1 operations, replies out. */
 #include "ingress/ws_session.h"
 
+#include "core/admin_ban.h"
 #include "core/presence.h"
 #include "core/pubsub.h"
 #include "core/sys_events.h"
@@ -730,6 +731,13 @@ static void op_auth(session_t *s, const wsb_msg_t *m)
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAUTHORIZED, msg);
         return;
     }
+    if (admin_ban_left_ms(s->ctx->auth->bans, verified.sub, ingress_now(s->ctx)) > 0) {
+        /* A banned user's token ends the session, as its disconnect did. */
+        wsb_jwt_claims_free(&verified);
+        log_info("auth refused", "peer=%s why=user banned", conn_peer(s->conn));
+        conn_ws_close(s->conn, WSB_WS_CLOSE_DISCONNECTED, "disconnected by admin", true);
+        return;
+    }
     if (!switch_user(s, verified.sub)) {
         char msg[200];
         (void)snprintf(msg, sizeof(msg),
@@ -1114,6 +1122,7 @@ session_t *session_new(conn_t *c, bool echo, wsb_jwt_claims_t *claims)
     /* One per connection, whoever the user: the id is formatted from it
      * when needed (core_client_id), not kept. */
     s->sub.client_no = ++srv->next_client_seq;
+    s->sub.connected_s = (uint32_t)(ingress_now(srv) / 1000);
     if (!echo) {
         char id[CORE_CLIENT_ID_MAX + 1];
         wsb_welcome_t w = {

@@ -5,6 +5,7 @@
  * refusals as PROTOCOL.md 10 says), and the connection's deadline in
  * WebSocket mode (keepalive, idle and auth timeouts), which read session
  * fields. */
+#include "core/admin_ban.h"
 #include "ingress/ingress.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
@@ -180,6 +181,12 @@ void ws_upgrade(conn_t *c, const wsb_http_request_t *req, bool echo)
                     refuse_credentials(c, &hs, WSB_WS_CLOSE_INVALID_TOKEN, "invalid token",
                                        "invalid credentials", why);
                 }
+                return;
+            }
+            if (admin_ban_left_ms(ctx->auth->bans, verified.sub, ingress_now(ctx)) > 0) {
+                wsb_jwt_claims_free(&verified);
+                refuse_credentials(c, &hs, WSB_WS_CLOSE_DISCONNECTED, "disconnected by admin",
+                                   "invalid credentials", "user banned (POST /api/disconnect)");
                 return;
             }
             claims = xmalloc(sizeof(*claims));

@@ -122,6 +122,8 @@ static const struct {
      "WSB_MAX_HISTORY_TOPICS_PER_SUBSCRIBE", "(default 1000)"},
     {"compression.enabled", "--compression-enabled", "WSB_COMPRESSION_ENABLED", "(default true)"},
     {"compression.min_size", "--compression-min-size", "WSB_COMPRESSION_MIN_SIZE", "(default 128)"},
+    {"admin_keys", "--admin-keys", "WSB_ADMIN_KEYS", "(default \"\")"},
+    {"admin_keys_file", "--admin-keys-file", "WSB_ADMIN_KEYS_FILE", "(default \"\")"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 

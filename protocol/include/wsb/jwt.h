@@ -72,6 +72,7 @@ typedef struct {
     const wsb_str_t *subscribe; /* nsubscribe slices (NULL when 0) */
     size_t npublish;            /* patterns the holder may publish to */
     const wsb_str_t *publish;   /* npublish slices (NULL when 0) */
+    bool admin;                 /* "admin": true: the admin API (PROTOCOL.md 16) */
     void *mem;                  /* private: the block the above point into */
 } wsb_jwt_claims_t;
 

@@ -79,6 +79,8 @@
 #define WSB_WS_CLOSE_INVALID_TOKEN      4001
 #define WSB_WS_CLOSE_TOKEN_EXPIRED      4002
 #define WSB_WS_CLOSE_ORIGIN_NOT_ALLOWED 4003
+/* Closed through POST /api/disconnect; a banned user's upgrades get it too. */
+#define WSB_WS_CLOSE_DISCONNECTED 4008
 /* 4100-4199: try again later, with backoff (the same credentials may work). */
 #define WSB_WS_CLOSE_TOO_MANY_CONNECTIONS 4100
 
