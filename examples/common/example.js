@@ -46,14 +46,18 @@ function showState(state) {
 }
 
 /**
- * Signs in (options.signIn false: anonymous) and connects. Resolves with
+ * Signs in (options.signIn false: anonymous) and connects (options.connect:
+ * more options of connect(), e.g. a shorter pingInterval). Resolves with
  * {client, user, config} as soon as the client exists (not waiting for open).
  */
 export async function start(options = {}) {
     const config = await (await fetch("/config.json")).json();
     const user = options.signIn === false ? null : await askName();
     if (user && $("me")) $("me").textContent = user;
-    const client = connect(config.ws, user ? { getToken: () => fetchToken(user) } : {});
+    const client = connect(config.ws, {
+        ...(options.connect || {}),
+        ...(user ? { getToken: () => fetchToken(user) } : {}),
+    });
     client.on("state", showState);
     client.on("close", () => showState("closed"));
     client.on("error", (err) => {

@@ -76,7 +76,11 @@ export async function openPage(browser, url, { user, width = 1280, height = 860,
     const who = user ?? "anonymous";
     page.on("pageerror", (err) => errors.push(`${who}: pageerror: ${err.message}`));
     page.on("console", (msg) => {
-        if (msg.type() === "error") errors.push(`${who}: console.error: ${msg.text()}`);
+        // Chromium itself logs failed network attempts while a test has cut
+        // the network (setOffline): not the page's errors.
+        if (msg.type() === "error" && !/ERR_INTERNET_DISCONNECTED|WebSocket connection to .* failed/.test(msg.text())) {
+            errors.push(`${who}: console.error: ${msg.text()}`);
+        }
     });
     await page.goto(url);
     if (user) {
