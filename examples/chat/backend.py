@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "common"))
 import devkit  # noqa: E402
 
 
-def grants(user: str) -> dict:
+def grants(user: str, query: dict) -> dict:
     # Rooms and their typing topics; nothing else of the broker.
     return {"subscribe": ["chat.>"], "publish": ["chat.>"]}
 

@@ -124,11 +124,12 @@ def static_file(example_dir: Path, url_path: str) -> Optional[Tuple[bytes, str]]
     return f.read_bytes(), ctype
 
 
-def serve(example_dir: Path, args: argparse.Namespace, grants: Callable[[str], Dict[str, Any]],
-          description: str = "") -> None:
+def serve(example_dir: Path, args: argparse.Namespace,
+          grants: Callable[[str, Dict[str, str]], Optional[Dict[str, Any]]]) -> None:
     """A stdlib server for an example without an app framework: its page,
-    /config.json (the broker's URL) and /api/token?user=NAME (a dev token with
-    `grants(name)`: {"subscribe": […], "publish": […]})."""
+    /config.json (the broker's URL) and /api/token?user=NAME[&…] (a dev token
+    with `grants(name, query)`: {"subscribe": […], "publish": […]}, or None:
+    400, e.g. an unknown role)."""
     secret = secret_of(args.config)
 
     class Handler(BaseHTTPRequestHandler):
@@ -149,10 +150,12 @@ def serve(example_dir: Path, args: argparse.Namespace, grants: Callable[[str], D
                 body = json.dumps({"ws": args.broker_ws, "http": args.broker_http}).encode()
                 return self.send(200, body, "application/json")
             if url.path == "/api/token":
-                user = parse_qs(url.query).get("user", [""])[0]
-                if not valid_name(user):
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                user = query.get("user", "")
+                granted = grants(user, query) if valid_name(user) else None
+                if granted is None:
                     return self.send(400, b'{"error":"user: 1 to 32 letters, digits, . _ -"}', "application/json")
-                token = mint(secret, user, **grants(user))
+                token = mint(secret, user, **granted)
                 return self.send(200, json.dumps({"token": token, "user": user}).encode(), "application/json")
             found = static_file(example_dir, url.path)
             if found is None:

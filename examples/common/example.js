@@ -32,8 +32,9 @@ function askName() {
     });
 }
 
-async function fetchToken(user) {
-    const res = await fetch(`/api/token?user=${encodeURIComponent(user)}`);
+async function fetchToken(user, extra = {}) {
+    const query = new URLSearchParams({ ...extra, user });
+    const res = await fetch(`/api/token?${query}`);
     if (!res.ok) throw new Error(`sign-in refused: ${res.status}`);
     return (await res.json()).token;
 }
@@ -47,7 +48,8 @@ function showState(state) {
 
 /**
  * Signs in (options.signIn false: anonymous) and connects (options.connect:
- * more options of connect(), e.g. a shorter pingInterval). Resolves with
+ * more options of connect(), e.g. a shorter pingInterval; options.tokenQuery:
+ * more parameters of /api/token, e.g. {role: "device"}). Resolves with
  * {client, user, config} as soon as the client exists (not waiting for open).
  */
 export async function start(options = {}) {
@@ -56,7 +58,7 @@ export async function start(options = {}) {
     if (user && $("me")) $("me").textContent = user;
     const client = connect(config.ws, {
         ...(options.connect || {}),
-        ...(user ? { getToken: () => fetchToken(user) } : {}),
+        ...(user ? { getToken: () => fetchToken(user, options.tokenQuery) } : {}),
     });
     client.on("state", showState);
     client.on("close", () => showState("closed"));

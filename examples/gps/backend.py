@@ -23,7 +23,7 @@ BUSES = ["bus-1", "bus-2", "bus-3"]
 HZ = 5
 
 
-def grants(user: str) -> dict:
+def grants(user: str, query: dict) -> dict:
     return {"subscribe": ["fleet.>"], "publish": [f"fleet.vehicle.{user}"]}
 
 
