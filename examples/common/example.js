@@ -50,7 +50,8 @@ function showState(state) {
  * Signs in (options.signIn false: anonymous) and connects (options.connect:
  * more options of connect(), e.g. a shorter pingInterval; options.tokenQuery:
  * more parameters of /api/token, e.g. {role: "device"}). Resolves with
- * {client, user, config} as soon as the client exists (not waiting for open).
+ * {client, user, config, getToken} as soon as the client exists (not waiting
+ * for open); getToken() mints a fresh token, e.g. for the backend's own API.
  */
 export async function start(options = {}) {
     const config = await (await fetch("/config.json")).json();
@@ -73,7 +74,7 @@ export async function start(options = {}) {
         const banner = $("banner");
         if (banner) banner.hidden = true;
     });
-    return { client, user, config };
+    return { client, user, config, getToken: () => fetchToken(user, options.tokenQuery) };
 }
 
 /** A stable pastel colour for a name (the demo page's avatars). */
