@@ -22,7 +22,7 @@ DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets 
               valgrind nodejs npm chromium redis-server redis-tools python3-redis \
               openssl python3-cryptography nginx python3-pip python3-setuptools python3-wheel \
               mypy prometheus python3-yaml systemd python3-fastapi python3-uvicorn \
-              python3-flask
+              python3-flask python3-django
 DEPS_LINT  := clang-format clang-tidy cppcheck
 # What `make run` and the commands of README.md's quick start and client
 # sections need: curl, python3 -m websockets, Node (+ the npm dev packages),
