@@ -29,6 +29,8 @@ DEPS_LINT  := clang-format clang-tidy cppcheck
 # openssl (make dev-cert).
 DEPS_RUN   := $(DEPS_BUILD) curl python3-websockets nodejs npm openssl
 DEPS_NODE  := nodejs npm
+# What the backends of examples/ import (make example NAME=…).
+DEPS_EXAMPLES := python3-websockets python3-fastapi python3-uvicorn python3-flask python3-django
 # Only for `make test-docker` (installed by that target, not by `make deps`).
 DEPS_DOCKER := docker.io docker-compose debootstrap iptables
 
@@ -127,6 +129,7 @@ NAME ?=
 EXAMPLE_PORT ?= 8090
 .PHONY: example
 example: deps-run
+	$(call install_missing,$(DEPS_EXAMPLES))
 	@test -n "$(NAME)" || { echo "usage: make example NAME=<$$(ls -d examples/*/ | xargs -n1 basename | grep -v common | tr '\n' '|' | sed 's/|$$//')>"; exit 2; }
 	@cmake -S . -B build -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@echo "building wsbroker (log: build/make-run.log)"
