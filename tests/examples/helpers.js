@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 
 import { repoRoot, requireDevDependency, within } from "../../clients/js/test/helpers.js";
@@ -96,7 +97,11 @@ export async function fitsWidth(page) {
     return page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
 }
 
-/** Saves examples/NAME/screenshot.png (kept current by the test). */
+/** Saves examples/NAME/screenshot.png (kept current by the test), atomically:
+ * the gallery test may be reading it at the same time (ctest -j). */
 export async function saveScreenshot(page, name) {
-    await page.screenshot({ path: path.join(repoRoot, "examples", name, "screenshot.png") });
+    const file = path.join(repoRoot, "examples", name, "screenshot.png");
+    const tmp = `${file}.${process.pid}.tmp`;
+    await page.screenshot({ path: tmp, type: "png" });
+    fs.renameSync(tmp, file);
 }
