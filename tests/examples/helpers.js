@@ -102,6 +102,6 @@ export async function fitsWidth(page) {
 export async function saveScreenshot(page, name) {
     const file = path.join(repoRoot, "examples", name, "screenshot.png");
     const tmp = `${file}.${process.pid}.tmp`;
-    await page.screenshot({ path: tmp, type: "png" });
+    await page.screenshot({ path: tmp, type: "png", animations: "disabled" });
     fs.renameSync(tmp, file);
 }
