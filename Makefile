@@ -21,13 +21,16 @@ DEPS_BUILD := build-essential cmake pkg-config libuv1-dev libssl-dev libjansson-
 DEPS_TEST  := libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets python3-pytest \
               valgrind nodejs npm chromium redis-server redis-tools python3-redis \
               openssl python3-cryptography nginx python3-pip python3-setuptools python3-wheel \
-              mypy prometheus python3-yaml systemd
+              mypy prometheus python3-yaml systemd python3-fastapi python3-uvicorn \
+              python3-flask python3-django
 DEPS_LINT  := clang-format clang-tidy cppcheck
 # What `make run` and the commands of README.md's quick start and client
 # sections need: curl, python3 -m websockets, Node (+ the npm dev packages),
 # openssl (make dev-cert).
 DEPS_RUN   := $(DEPS_BUILD) curl python3-websockets nodejs npm openssl
 DEPS_NODE  := nodejs npm
+# What the backends of examples/ import (make example NAME=…).
+DEPS_EXAMPLES := python3-websockets python3-fastapi python3-uvicorn python3-flask python3-django
 # Only for `make test-docker` (installed by that target, not by `make deps`).
 DEPS_DOCKER := docker.io docker-compose debootstrap iptables
 
@@ -43,7 +46,7 @@ DEV_CERT_DIR ?= build/dev-cert
 all: build
 
 help:
-	@echo "make run [TLS=1] | test | build | install [PREFIX=/usr/local DESTDIR=] | dev-cert | asan | fuzz [FUZZ_SECONDS=N] | test-docker | format | lint | deps | clean"
+	@echo "make run [TLS=1] | example NAME=chat | test | build | install [PREFIX=/usr/local DESTDIR=] | dev-cert | asan | fuzz [FUZZ_SECONDS=N] | test-docker | format | lint | deps | clean"
 
 # Installs the missing Debian packages in one apt-get call (update once first).
 # Not root: prints the exact command instead of failing half-way.
@@ -118,6 +121,21 @@ run: deps-run deps-npm $(if $(TLS),dev-cert)
 	@echo "wsbroker on http://$(HOST):$(PORT)/$(if $(TLS), and wss://$(HOST):8443/ws) (Ctrl-C stops it)"
 	@echo "dev tokens for the demo page: tools/dev/dev_token.py NAME (development only)"
 	@$(BIN) --config tools/dev/run.json --host $(HOST) --port $(PORT) --web-root web $(RUN_TLS)
+
+# `make example NAME=chat [EXAMPLE_PORT=8090]`: one example of examples/ (its
+# broker config + its backend, examples/run), after building the broker.
+# The backends run on Debian's python3 with its python3-fastapi/-uvicorn.
+NAME ?=
+EXAMPLE_PORT ?= 8090
+.PHONY: example
+example: deps-run
+	$(call install_missing,$(DEPS_EXAMPLES))
+	@test -n "$(NAME)" || { echo "usage: make example NAME=<$$(ls -d examples/*/ | xargs -n1 basename | grep -v common | tr '\n' '|' | sed 's/|$$//')>"; exit 2; }
+	@cmake -S . -B build -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@echo "building wsbroker (log: build/make-run.log)"
+	@MAKEFLAGS=--no-print-directory cmake --build build -j $(JOBS) --target wsbroker \
+	  >build/make-run.log 2>&1 || { tail -n 40 build/make-run.log; echo "build failed: build/make-run.log"; exit 1; }
+	@examples/run $(NAME) --port $(EXAMPLE_PORT)
 
 # A self-signed certificate and key for 127.0.0.1 and localhost (30 days),
 # for the README's TLS examples: `make run TLS=1` serves it on 8443 and
