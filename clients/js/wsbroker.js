@@ -16,11 +16,14 @@
 // - Subscriptions live in the client, not in one socket: after a reconnect every
 //   live pattern is subscribed again, exact topics with `since` when the last
 //   message seen on them carried an `epoch` (so history recovery works wherever
-//   the broker keeps history; the "recovered" event says whether it could). A
+//   the broker keeps history; the "recovered" event says whether it could).
 //   A pattern inside a stream (PROTOCOL.md 3.1b: its ack names the stream)
 //   is subscribed again with `since` = the stream's last seq it saw, so every
 //   missed message of every matching topic is replayed (or "recovered" says
 //   false). A
+//   pattern subscribed with `history` (last value on wildcards, PROTOCOL.md
+//   3.1a) asks for it again, and each subscription skips the topics' messages
+//   it has already had, so only what changed while offline is handed over. A
 //   `gap` notice (slow consumer) on an exact topic, or on a subscription inside a
 //   stream (the gap names the stream), is recovered the same way, at once, and
 //   reported as a "gap" event; a loss the broker could not recover (a gap with
@@ -82,6 +85,10 @@ const TOKEN_REFRESH_AT = 0.85;
 const UNSUBSCRIBE_DONE = new Set(["not_subscribed", "bad_topic", "bad_field"]);
 // Largest id the broker accepts (2^53 - 1, section 2.1).
 const MAX_ID = Number.MAX_SAFE_INTEGER;
+// Topics a last-value pattern subscription remembers positions of (oldest
+// forgotten first): beyond that, a reconnect may hand over a topic's latest
+// message once more.
+const SEEN_TOPICS_MAX = 10000;
 
 const DEFAULTS = Object.freeze({
     token: undefined,
@@ -265,6 +272,7 @@ export class Subscription extends Emitter {
     #active = false;
     #exact;
     #last = null; // {epoch, seq} of the last message handed over (exact topics)
+    #seen = null; // topic -> {epoch, seq}: a last-value pattern's, bounded (_trackTopics)
     #held = false; // waiting for the ack of its own replay: takes nothing before
 
     constructor(conn, topic, callback, bufferSize) {
@@ -343,6 +351,14 @@ export class Subscription extends Emitter {
             const last = this.#last;
             if (last && last.epoch === msg.epoch && msg.seq <= last.seq) return;
             this.#last = { epoch: msg.epoch, seq: msg.seq };
+        } else if (this.#seen && typeof msg.epoch === "string" && typeof msg.seq === "number") {
+            // A last-value pattern asks its replay again after a reconnect:
+            // the latest message of a topic it has already had is not repeated.
+            const last = this.#seen.get(msg.topic);
+            if (last && last.epoch === msg.epoch && msg.seq <= last.seq) return;
+            this.#seen.delete(msg.topic); // re-inserted last: the map is oldest-first
+            this.#seen.set(msg.topic, { epoch: msg.epoch, seq: msg.seq });
+            if (this.#seen.size > SEEN_TOPICS_MAX) this.#seen.delete(this.#seen.keys().next().value);
         }
         this.received++;
         if (this.#callback) {
@@ -359,6 +375,13 @@ export class Subscription extends Emitter {
             this.dropped++;
         }
         this.#buffer.push(msg);
+    }
+
+    // A pattern subscribed with history (last value on wildcards): remember
+    // the position per topic, so the replay a reconnect asks for again hands
+    // over only what is new.
+    _trackTopics() {
+        if (!this.#seen) this.#seen = new Map();
     }
 
     // Messages before the ack of this subscription's own replay are in the
@@ -542,8 +565,12 @@ export class Connection extends Emitter {
             // reconnect resumes from `since` until a message moves it).
             if (replay?.since) this.#positions.set(pattern, replay.since);
             else if (replay?.history) entry.history = replay.history;
+            // Last value on a wildcard: every reconnect asks for it again
+            // (the topics' positions are not one position a since could carry).
+            if (replay?.history && !isExactTopic(pattern)) entry.lastValue = replay.history;
             replay = null;
         }
+        if (entry.lastValue) sub._trackTopics();
         entry.subs.add(sub);
         if (replay) {
             // A topic this connection already holds: the broker replays for a
@@ -1158,6 +1185,8 @@ export class Connection extends Emitter {
             req.since = { epoch: pos.epoch, seq: pos.seq };
         } else if (entry.history) {
             req.history = entry.history;
+        } else if (entry.lastValue && entry.stream === undefined) {
+            req.history = entry.lastValue;
         }
         entry.inflight = id;
         this.#pending.set(id, { kind: "subscribe", pattern, since: req.since !== undefined });

@@ -57,3 +57,44 @@ describe("history on a pattern", () => {
         });
     });
 });
+
+describe("last value on a pattern across a reconnect", () => {
+    test("the replay is asked again: topics that changed while offline arrive, the others are not repeated", async () => {
+        await withBroker(RULES, async (broker, open) => {
+            await broker.publish({ topic: "prices.btc.usd", data: 1 });
+            await broker.publish({ topic: "prices.eth.usd", data: 10 });
+            const sockets = [];
+            const Tracked = class extends WebSocket {
+                constructor(...args) {
+                    super(...args);
+                    sockets.push(this);
+                }
+            };
+            const c = open(broker.url, { WebSocket: Tracked, reconnect: { minDelay: 20, maxDelay: 200 } });
+            const got = [];
+            const s = c.subscribe("prices.*.usd", (m) => got.push([m.topic, m.data]), { history: 1 });
+            await s.ready;
+            await waitFor(() => got.length === 2, 3000, "the replay");
+            const gone = new Promise((resolve) => c.once("disconnect", resolve));
+            sockets.at(-1)._socket.destroy(); // no close frame: the client sees 1006
+            await gone;
+            // While offline: one topic changes, a new one appears.
+            await broker.publish({ topic: "prices.btc.usd", data: 2 });
+            await broker.publish({ topic: "prices.sol.usd", data: 100 });
+            const again = new Promise((resolve) => s.once("subscribed", resolve));
+            await again;
+            await waitFor(() => got.length >= 4, 3000, "what changed while offline");
+            // A live message after the replay proves nothing else was coming.
+            await broker.publish({ topic: "prices.eth.usd", data: 11 });
+            await waitFor(() => got.some(([, d]) => d === 11), 3000, "the live message");
+            got.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
+            assert.deepEqual(got, [
+                ["prices.btc.usd", 1],
+                ["prices.btc.usd", 2],
+                ["prices.eth.usd", 10],
+                ["prices.eth.usd", 11],
+                ["prices.sol.usd", 100],
+            ]);
+        });
+    });
+});
