@@ -21,7 +21,9 @@ It mirrors the JavaScript client (clients/js/wsbroker.js). Contracts:
   at once; a gap with ``to`` (a stream's messages trimmed from its log, or a
   broker restart) is a ``loss`` event and the rest of the log follows.
   A pattern inside a stream keeps the stream's last seq it saw as its
-  position. One broker subscription per pattern however many Subscription objects
+  position. A pattern subscribed with ``history`` (last value on wildcards)
+  asks for it again, and each subscription skips the messages it has had by
+  topic position, so only what changed while offline is handed over. One broker subscription per pattern however many Subscription objects
   share it; each message is handed once to each matching Subscription.
 - publish() returns the broker's ``seq`` or raises a typed WsbrokerError.
   Publishes made while not open wait in a bounded queue (``max_queue``) and are
@@ -87,6 +89,7 @@ class _Entry:
     active: bool = False
     acked: bool = False
     history: Optional[int] = None
+    last_value: Optional[int] = None  # history on a wildcard: asked on every resubscribe
     replays: List[Tuple[Subscription, Dict[str, Any]]] = field(default_factory=list)
     stream: Optional[str] = None  # the ack named a stream (PROTOCOL.md 3.1b)
 
@@ -288,7 +291,13 @@ class Client(_Emitter):
                 self._positions[pattern] = replay["since"]
             elif replay:
                 entry.history = replay["history"]
+                # Last value on a wildcard: every reconnect asks for it again
+                # (the topics' positions are not one position a since could carry).
+                if not is_exact_topic(pattern):
+                    entry.last_value = replay["history"]
             replay = None
+        if entry.last_value:
+            sub._track_topics()
         entry.subs[sub] = None
         if replay is not None:
             # A topic this client already holds: the broker replays for a
@@ -473,6 +482,8 @@ class Client(_Emitter):
             req["since"] = {"epoch": pos["epoch"], "seq": pos["seq"]}
         elif entry.history:
             req["history"] = entry.history
+        elif entry.last_value and entry.stream is None:
+            req["history"] = entry.last_value
         entry.inflight = rid
         self._pending[rid] = _Pending("subscribe", topic=pattern, since="since" in req)
         self._send(req)

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import TYPE_CHECKING, Any, AsyncIterator, Deque, Generator, Optional, Tuple
+from typing import TYPE_CHECKING, Any, AsyncIterator, Deque, Dict, Generator, Optional, Tuple
 
 from ._events import _call, _Emitter, _new_future, _settle
 from ._util import is_exact_topic
 from .errors import Closed, WsbrokerError
 from .models import Listener, Message, SubscribeResult
+
+# Topics a last-value pattern subscription remembers positions of (oldest
+# forgotten first): beyond that, a reconnect may hand over a topic's latest
+# message once more.
+SEEN_TOPICS_MAX = 10000
 
 if TYPE_CHECKING:
     from .client import Client
@@ -42,6 +47,8 @@ class Subscription(_Emitter):
         self._active = False
         self._exact = is_exact_topic(topic)
         self._last: Optional[Tuple[str, int]] = None
+        # topic -> (epoch, seq): a last-value pattern's positions (_track_topics)
+        self._seen: Optional[Dict[str, Tuple[str, int]]] = None
         self._held = False
         #: The pattern, exactly as given to subscribe().
         self.topic = topic
@@ -118,6 +125,16 @@ class Subscription(_Emitter):
             if self._last is not None and self._last[0] == msg.epoch and msg.seq <= self._last[1]:
                 return
             self._last = (msg.epoch, msg.seq)
+        elif self._seen is not None and isinstance(msg.epoch, str) and isinstance(msg.seq, int):
+            # A last-value pattern asks its replay again after a reconnect:
+            # the latest message of a topic it has already had is not repeated.
+            last = self._seen.pop(msg.topic, None)
+            if last is not None and last[0] == msg.epoch and msg.seq <= last[1]:
+                self._seen[msg.topic] = last
+                return
+            self._seen[msg.topic] = (msg.epoch, msg.seq)  # dicts keep insertion order
+            if len(self._seen) > SEEN_TOPICS_MAX:
+                del self._seen[next(iter(self._seen))]
         self.received += 1
         if self._callback is not None:
             _call(self._callback, (msg,), f"subscription callback of {self.topic!r}")
@@ -127,6 +144,13 @@ class Subscription(_Emitter):
             self.dropped += 1
         self._buffer.append(msg)
         self._wake()
+
+    def _track_topics(self) -> None:
+        # A pattern subscribed with history (last value on wildcards):
+        # remember the position per topic, so the replay a reconnect asks for
+        # again hands over only what is new.
+        if self._seen is None:
+            self._seen = {}
 
     def _hold(self) -> None:
         # Messages before the ack of this subscription's own replay are in the
