@@ -89,6 +89,12 @@ static int check_credential(conn_t *c, const wsb_http_request_t *req, const char
     return 401;
 }
 
+bool admin_api_is_admin(conn_t *c, const wsb_http_request_t *req)
+{
+    const char *why = "";
+    return check_credential(c, req, &why) == 200;
+}
+
 /* check_credential(), answering 401 or 403 itself: true for an admin. */
 static bool authorize(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
 {

@@ -29,6 +29,10 @@ typedef struct admin_wait_s admin_wait_t;
 /* True for the paths of the admin API. */
 bool admin_api_path(wsb_str_t path);
 
+/* True when `req` carries an admin credential (an admin key, or a valid JWT
+ * with "admin": true): it may also read GET /api/presence of any topic. */
+bool admin_api_is_admin(conn_t *c, const wsb_http_request_t *req);
+
 /* Sends a deferred response (taken over) on `c` and lets it read on. */
 typedef void (*admin_respond_cb)(conn_t *c, int status, json_t *body, bool keep_alive);
 

@@ -116,6 +116,35 @@ def test_topics_sums_every_worker_with_rule_and_seq(broker_factory):
     run(go())
 
 
+def test_presence_reads_any_topic_with_an_admin_credential(broker_factory):
+    """GET /api/presence (issue 22 item 1): an admin key or an admin token
+    reads any presence topic; an API key only the topics it may publish to,
+    and a token without the admin claim is no credential there."""
+    b = broker_factory(
+        "--auth-jwt-secret", SECRET, "--admin-keys", ADMIN_KEY, "--api-keys", f"{API_KEY}:news.>",
+        "--topics", '[{"pattern":"chat.>","presence":true}]')
+
+    async def go():
+        ws = await connect(b.ws_url + f"?token={token('alice')}")
+        await subscribe(ws, "chat.room1")
+        for headers in (bearer(ADMIN_KEY), {"X-API-Key": ADMIN_KEY}, bearer(token("root", admin=True))):
+            r = b.get("/api/presence?topic=chat.room1", headers=headers)
+            assert r.status == 200, r
+            body = r.json()
+            assert body["clients"] == 1 and body["users"] == 1, body
+            assert [m["user"] for m in body["members"]] == ["alice"], body
+        r = b.get("/api/presence?topic=chat.room1", headers=bearer(API_KEY))  # news.> only
+        assert r.status == 403 and r.json()["error"]["code"] == "forbidden", r
+        assert b.get("/api/presence?topic=chat.room1", headers=bearer(token("eve"))).status == 401
+        assert b.get("/api/presence?topic=chat.room1", headers=bearer(token("eve", admin=True) + "x")).status == 401
+        assert b.get("/api/presence?topic=chat.room1").status == 401
+        r = b.get("/api/presence?topic=news.x", headers=bearer(ADMIN_KEY))  # no presence on its rule
+        assert r.status == 404 and r.json()["error"]["code"] == "not_available", r
+        await ws.close()
+
+    run(go())
+
+
 def test_connections_pages_cover_every_worker_once(broker_factory):
     b = admin_broker(broker_factory)
 
