@@ -175,9 +175,11 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
     }
     long before = c->refs;
     c->refs += delta;
-    /* The gauge counts what clients want: the node's own inbox channel,
-     * always there, is not one of them. */
-    bool counted = !inbox_is(pattern, len);
+    /* The gauge counts what clients want: the node's own inbox channel and
+     * the admin bus, always there, are not among them. */
+    bool counted = !inbox_is(pattern, len) &&
+                   !(br->admin_chan_len > 0 && len == br->admin_chan_len - br->prefix_len &&
+                     memcmp(pattern, br->admin_chan + br->prefix_len, len) == 0);
     if (counted && before <= 0 && c->refs > 0) {
         br->nchans_active++;
     } else if (counted && before > 0 && c->refs <= 0) {

@@ -90,9 +90,10 @@ class RedisServer:
     # -- what the nodes asked Redis for --
     def channels(self) -> set:
         """Topic channels: without each node's own inbox channel
-        (wsb:_inbox.<tag>, subscribed from its start, PROTOCOL.md 13.3)."""
+        (wsb:_inbox.<tag>, subscribed from its start, PROTOCOL.md 13.3) and
+        the admin bus (`wsb: admin`, PROTOCOL.md 16)."""
         return {c.decode() for c in self.client().pubsub_channels("wsb:*")
-                if not c.startswith(b"wsb:_inbox.")}
+                if not c.startswith(b"wsb:_inbox.") and c != b"wsb: admin"}
 
     def numpat(self) -> int:
         return int(self.client().pubsub_numpat())
