@@ -57,7 +57,38 @@ const tile = (page, box, id) => page.locator(`#${box} .tile[data-id="${id}"]`);
 const ids = (page, box) => page.locator(`#${box} .tile`).evaluateAll((els) => els.map((e) => e.dataset.id));
 const eventNumbers = (page) => page.locator("#events li[data-n]").evaluateAll((els) => els.map((e) => Number(e.dataset.n)));
 
-test("late pages see every value at once; a reconnect brings the latest; a slow tab the newest", async () => {
+/**
+ * Stalls `page`'s main thread on a synchronous request to a local server (so
+ * the browser stops reading its WebSocket) until release() answers it.
+ */
+async function stall(page) {
+    let answer;
+    const answered = new Promise((resolve) => {
+        answer = resolve;
+    });
+    let held = false;
+    const gate = http.createServer((req, res) => {
+        held = true;
+        answered.then(() => res.writeHead(200, { "Access-Control-Allow-Origin": "*" }).end("go"));
+    });
+    await new Promise((resolve) => gate.listen(0, "127.0.0.1", resolve));
+    const stalled = page.evaluate((url) => {
+        const x = new XMLHttpRequest();
+        x.open("GET", url, false);
+        x.send();
+        return x.responseText;
+    }, `http://127.0.0.1:${gate.address().port}/wait`);
+    await waitFor(() => held, 10000, "the tab to stall");
+    return {
+        async release() {
+            answer();
+            assert.equal(await stalled, "go");
+            await new Promise((resolve) => gate.close(resolve));
+        },
+    };
+}
+
+test("late pages see every value at once; a reconnect brings the latest; a slow tab the newest", async (t) => {
     // A probe that reports once, before anyone looks.
     await publish("sensors.cold-store", { sensor: "cold-store", value: -18.5, unit: "°C", ts: Date.now() });
 
@@ -101,49 +132,45 @@ test("late pages see every value at once; a reconnect brings the latest; a slow 
 
     // Bob's tab stalls (its main thread blocks on a long poll the test
     // answers later) while a vibration sensor bursts large readings, until
-    // the broker reports conflation (bounded by time). Back, bob's tile
-    // shows the newest reading, and fewer updates than were sent.
-    let release;
-    const released = new Promise((resolve) => {
-        release = resolve;
-    });
-    let held = false;
-    const gate = http.createServer((req, res) => {
-        held = true;
-        released.then((body) => res.writeHead(200, { "Access-Control-Allow-Origin": "*" }).end(body));
-    });
-    await new Promise((resolve) => gate.listen(0, "127.0.0.1", resolve));
-    const stalled = b.evaluate((url) => {
-        const x = new XMLHttpRequest();
-        x.open("GET", url, false);
-        x.send();
-        return x.responseText;
-    }, `http://127.0.0.1:${gate.address().port}/wait`);
+    // the broker reports conflation and then some more (bounded by time).
+    // Back, bob's tile shows the newest reading, with fewer updates than
+    // were sent. The broker's counter also counts conflation elsewhere (a
+    // feed's ticks handled in one turn of a loaded broker), so a round whose
+    // burst still fitted the buffers between broker and page is repeated
+    // with a burst twice as long.
     // Random padding: Chromium negotiates permessage-deflate, and a repeated
     // character would compress away and never fill the broker's queue.
     const pad = crypto.randomBytes(22500).toString("base64");
-    await waitFor(() => held, 10000, "bob's tab to stall");
-    const base = await conflatedTotal();
+    const vibration = '#sensors .tile[data-id="vibration"]';
+    const deadline = Date.now() + 90000;
     let sent = 0;
-    let conflated = base;
-    const end = Date.now() + 60000;
-    while (Date.now() < end && conflated <= base) {
-        sent++;
-        await publish("sensors.vibration", { sensor: "vibration", value: sent, unit: "mm/s", pad, ts: Date.now() });
-        if (held && sent % 10 === 0) conflated = await conflatedTotal();
+    let minimum = 20;
+    for (let round = 1; ; round++) {
+        const shownBefore = (await b.locator(vibration).count()) ? Number(await b.locator(vibration).getAttribute("data-updates")) : 0;
+        const gate = await stall(b);
+        const base = await conflatedTotal();
+        let burst = 0;
+        let conflated = base;
+        while (Date.now() < deadline && (conflated <= base || burst < minimum)) {
+            sent++;
+            burst++;
+            await publish("sensors.vibration", { sensor: "vibration", value: sent, unit: "mm/s", pad, ts: Date.now() });
+            if (burst % 10 === 0) conflated = await conflatedTotal();
+        }
+        // If the queue holds unsent messages now, these replace each other there.
+        for (let i = 0; i < 10; i++) {
+            sent++;
+            burst++;
+            await publish("sensors.vibration", { sensor: "vibration", value: sent, unit: "mm/s", pad, ts: Date.now() });
+        }
+        await gate.release();
+        await b.locator(`${vibration}[data-value="${sent}"]`).waitFor({ timeout: 30000 });
+        const shown = Number(await b.locator(vibration).getAttribute("data-updates")) - shownBefore;
+        t.diagnostic(`round ${round}: ${shown} of ${burst} readings shown`);
+        if (shown < burst) break;
+        assert.ok(Date.now() < deadline, `every reading of every burst shown (the last: ${burst}): nothing conflated away`);
+        minimum = burst * 2;
     }
-    // The queue now holds unsent messages: a few more readings replace each other there.
-    for (let i = 0; i < 10; i++) {
-        sent++;
-        await publish("sensors.vibration", { sensor: "vibration", value: sent, unit: "mm/s", pad, ts: Date.now() });
-    }
-    release("go");
-    assert.equal(await stalled, "go");
-    await new Promise((resolve) => gate.close(resolve));
-    assert.ok(conflated > base, `no conflation reported after ${sent} readings`);
-    await b.locator(`#sensors .tile[data-id="vibration"][data-value="${sent}"]`).waitFor({ timeout: 30000 });
-    const updates = Number(await tile(b, "sensors", "vibration").getAttribute("data-updates"));
-    assert.ok(updates < sent, `${updates} of ${sent} readings shown: nothing conflated away`);
     assert.equal(await b.locator("#conn-state").getAttribute("data-state"), "open");
 
     await bob.context.close();
