@@ -4,14 +4,19 @@
 // truth. Alice's explorer loses its network for a few blocks and, back,
 // lists every block once, in order, up to the head; watching an address
 // lists only that address's transactions, every one the chain had, then
-// live ones; bob opens the explorer at phone width.
+// live ones; bob opens the explorer at phone width. Then carol is away
+// while the log is trimmed past what she had: back, the page says what was
+// lost and goes on.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
 
 import { WebSocket, waitFor } from "../../clients/js/test/helpers.js";
 import { connect } from "../../clients/js/wsbroker.js";
-import { fitsWidth, launchChromium, openPage, runExample, saveScreenshot } from "./helpers.js";
+import { fitsWidth, launchChromium, openPage, repoRoot, runExample, saveScreenshot } from "./helpers.js";
 
 let example;
 let browser;
@@ -98,5 +103,52 @@ test("the explorer lists every block once across a reconnect; an address filter 
 
     await alice.context.close();
     await bob.context.close();
+    assert.deepEqual(errors, []);
+});
+
+/** A dev token signed with the example's own (development-only) secret. */
+function mint(sub, claims) {
+    const { jwt_secret: secret } = JSON.parse(fs.readFileSync(path.join(repoRoot, "examples", "blockchain", "wsbroker.json"), "utf8")).auth;
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const now = Math.floor(Date.now() / 1000);
+    const signing = `${b64({ alg: "HS256", typ: "JWT" })}.${b64({ sub, iat: now, exp: now + 600, ...claims })}`;
+    return `${signing}.${crypto.createHmac("sha256", secret).update(signing).digest("base64url")}`;
+}
+
+test("an explorer away while the log was trimmed is told what it lost, then goes on", async () => {
+    const stream = JSON.parse(fs.readFileSync(path.join(repoRoot, "examples", "blockchain", "wsbroker.json"), "utf8"))
+        .topics.find((r) => r.pattern === "chain.>").stream;
+    const carol = await openPage(browser, example.url, { user: "carol", errors });
+    const c = carol.page;
+    await waitFor(async () => (await heights(c)).length >= 2, 30000, "two blocks on carol's page");
+    await carol.context.setOffline(true);
+    await c.waitForSelector('#conn-state:not([data-state="open"])', { timeout: 30000 });
+    // Another writer fills the stream past its size: what carol had not seen is trimmed.
+    const { ws } = await (await fetch(`${example.url}config.json`)).json();
+    const filler = connect(ws, { WebSocket, token: mint("filler", { subscribe: [], publish: ["chain.noise"] }) });
+    try {
+        for (let i = 0; i < stream.size + 100; i += 100) {
+            await Promise.all(Array.from({ length: 100 }, (_, j) => filler.publish("chain.noise", { i: i + j })));
+        }
+    } finally {
+        await filler.close();
+    }
+    await carol.context.setOffline(false);
+    await c.waitForSelector('#conn-state[data-state="open"]', { timeout: 30000 });
+    await c.locator("#blocks li.gap").waitFor({ timeout: 15000 });
+    await c.locator("#banner", { hasText: "trimmed from the log" }).waitFor();
+    assert.equal(await c.locator("#blocks li.gap").count(), 1);
+    // Blocks mined after she is back come on top of the gap, in order.
+    const above = async () => c.locator("#blocks li").evaluateAll((els) => {
+        const out = [];
+        for (const e of els) {
+            if (e.classList.contains("gap")) break;
+            out.push(Number(e.dataset.height));
+        }
+        return out;
+    });
+    await waitFor(async () => (await above()).length >= 2, 30000, "two blocks after the gap");
+    assertChain(await above(), "carol, after the gap");
+    await carol.context.close();
     assert.deepEqual(errors, []);
 });
