@@ -41,12 +41,12 @@ DEV_CERT_DIR ?= build/dev-cert
 
 .PHONY: all deps deps-packages deps-build deps-test deps-lint deps-npm deps-run deps-node build run \
         dev-cert test test-unit test-integration test-docker test-docker-optional deps-docker asan \
-        tsan fuzz format lint clean help install
+        tsan fuzz format lint clean help install screenshots
 
 all: build
 
 help:
-	@echo "make run [TLS=1] | example NAME=chat | test | build | install [PREFIX=/usr/local DESTDIR=] | dev-cert | asan | fuzz [FUZZ_SECONDS=N] | test-docker | format | lint | deps | clean"
+	@echo "make run [TLS=1] | example NAME=chat | screenshots | test | build | install [PREFIX=/usr/local DESTDIR=] | dev-cert | asan | fuzz [FUZZ_SECONDS=N] | test-docker | format | lint | deps | clean"
 
 # Installs the missing Debian packages in one apt-get call (update once first).
 # Not root: prints the exact command instead of failing half-way.
@@ -136,6 +136,16 @@ example: deps-run
 	@MAKEFLAGS=--no-print-directory cmake --build build -j $(JOBS) --target wsbroker \
 	  >build/make-run.log 2>&1 || { tail -n 40 build/make-run.log; echo "build failed: build/make-run.log"; exit 1; }
 	@examples/run $(NAME) --port $(EXAMPLE_PORT)
+
+# `make screenshots`: runs the examples' Chromium tests (ctest label
+# `example`) with WSBROKER_UPDATE_SCREENSHOTS=1, so each one also replaces
+# its committed examples/<name>/screenshot.png (a plain test run saves them
+# into build/examples/screenshots/ only and leaves the tree clean).
+screenshots: deps
+	$(call install_missing,$(DEPS_EXAMPLES))
+	cmake -S . -B build -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
+	WSBROKER_UPDATE_SCREENSHOTS=1 ctest --test-dir build --output-on-failure -L example
 
 # A self-signed certificate and key for 127.0.0.1 and localhost (30 days),
 # for the README's TLS examples: `make run TLS=1` serves it on 8443 and

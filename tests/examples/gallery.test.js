@@ -1,7 +1,9 @@
 // The gallery as a whole: every folder of examples/ is a complete example
 // (page, config, backend, README, screenshot, test, registered in CMake) and
 // has a card on the demo page (web/index.html), whose preview loads in
-// Chromium at phone width without a console error.
+// Chromium at phone width without a console error. A test run saves its
+// screenshots into the build's artifacts and leaves the committed ones alone
+// (`make screenshots` replaces those).
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 
 import { Broker, clientDir } from "../../clients/js/test/helpers.js";
-import { WAIT, launchChromium, repoRoot } from "./helpers.js";
+import { ARTIFACTS, WAIT, launchChromium, repoRoot, saveScreenshot } from "./helpers.js";
 
 const examplesDir = path.join(repoRoot, "examples");
 const names = fs.readdirSync(examplesDir, { withFileTypes: true })
@@ -87,4 +89,24 @@ test("the demo page's gallery shows every example with its preview, at 390 px", 
     assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow} px at 390 px`);
     await context.close();
     assert.deepEqual(errors, []);
+});
+
+test("an example test's screenshot goes to the artifacts, not over the committed one", async () => {
+    const committed = path.join(examplesDir, "chat", "screenshot.png");
+    const before = fs.readFileSync(committed);
+    const artifact = path.join(ARTIFACTS, "chat.png");
+    fs.rmSync(artifact, { force: true });
+    const context = await browser.newContext({ viewport: { width: 200, height: 100 } });
+    const page = await context.newPage();
+    await page.setContent("<!doctype html><title>not the chat example</title><p>a test page</p>");
+    const flag = process.env.WSBROKER_UPDATE_SCREENSHOTS;
+    delete process.env.WSBROKER_UPDATE_SCREENSHOTS; // as `make test` runs it
+    try {
+        assert.deepEqual(await saveScreenshot(page, "chat"), [artifact]);
+    } finally {
+        if (flag !== undefined) process.env.WSBROKER_UPDATE_SCREENSHOTS = flag;
+        await context.close();
+    }
+    assert.ok(fs.statSync(artifact).size > 0, `${artifact} written`);
+    assert.ok(fs.readFileSync(committed).equals(before), "examples/chat/screenshot.png is untouched");
 });

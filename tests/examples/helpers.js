@@ -4,11 +4,15 @@
 // playwright-core, as tests/browser/ does.
 //
 // Env: WSBROKER_BIN (the broker examples/run starts), WSBROKER_CHROMIUM
-// (default /usr/bin/chromium).
+// (default /usr/bin/chromium), WSBROKER_ARTIFACTS (where each test saves its
+// screenshot; ctest sets a folder of the build, else a temporary folder),
+// WSBROKER_UPDATE_SCREENSHOTS=1 (also replace examples/NAME/screenshot.png,
+// the gallery's committed preview: `make screenshots`).
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 import { repoRoot, requireDevDependency, within } from "../../clients/js/test/helpers.js";
@@ -97,11 +101,26 @@ export async function fitsWidth(page) {
     return page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
 }
 
-/** Saves examples/NAME/screenshot.png (kept current by the test), atomically:
- * the gallery test may be reading it at the same time (ctest -j). */
-export async function saveScreenshot(page, name) {
-    const file = path.join(repoRoot, "examples", name, "screenshot.png");
+export const ARTIFACTS = process.env.WSBROKER_ARTIFACTS || path.join(os.tmpdir(), "wsbroker-examples");
+
+/** Writes `png` to `file` atomically: the gallery test may be reading the
+ * committed screenshot at the same time (ctest -j). */
+function writeAtomically(file, png) {
     const tmp = `${file}.${process.pid}.tmp`;
-    await page.screenshot({ path: tmp, type: "png", animations: "disabled" });
+    fs.writeFileSync(tmp, png);
     fs.renameSync(tmp, file);
+}
+
+/**
+ * Saves the page as ARTIFACTS/NAME.png, and as examples/NAME/screenshot.png
+ * (the committed preview) only with WSBROKER_UPDATE_SCREENSHOTS=1, so a test
+ * run leaves the tree as it was. Returns the paths written.
+ */
+export async function saveScreenshot(page, name) {
+    const png = await page.screenshot({ type: "png", animations: "disabled" });
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    const written = [path.join(ARTIFACTS, `${name}.png`)];
+    if (process.env.WSBROKER_UPDATE_SCREENSHOTS === "1") written.push(path.join(repoRoot, "examples", name, "screenshot.png"));
+    for (const file of written) writeAtomically(file, png);
+    return written;
 }
