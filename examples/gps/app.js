@@ -77,26 +77,14 @@ function show(id, pos) {
     v.li.append(name, where);
 }
 
-function subscribeFleet() {
-    return client.subscribe("fleet.vehicle.*", (msg) => {
-        const d = msg.data;
-        if (!d || typeof d.lat !== "number" || typeof d.lon !== "number") return;
-        show(msg.topic.slice("fleet.vehicle.".length), d);
-    }, { history: 1 });
-}
-let fleet = subscribeFleet();
-// After a reconnect the JS client resubscribes a wildcard without asking for
-// the last values again (it asks once; only exact topics and streams resume
-// with `since`), so the page asks anew: unsubscribe, then subscribe with
-// history 1, and the broker sends every vehicle's position as it is now.
-let opens = 0;
-client.on("open", () => {
-    if (opens++ === 0) return;
-    const old = fleet;
-    old.unsubscribe().catch(() => {}).finally(() => {
-        if (fleet === old) fleet = subscribeFleet();
-    });
-});
+// After a reconnect the JS client asks for the last values again (last value
+// on a wildcard is re-asked on every resubscribe) and hands over only the
+// positions that changed while the page was offline.
+client.subscribe("fleet.vehicle.*", (msg) => {
+    const d = msg.data;
+    if (!d || typeof d.lat !== "number" || typeof d.lon !== "number") return;
+    show(msg.topic.slice("fleet.vehicle.".length), d);
+}, { history: 1 });
 
 // "share my position": this page is a vehicle too (its token may publish
 // only fleet.vehicle.<its user>).
