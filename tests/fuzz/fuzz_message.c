@@ -4,16 +4,17 @@
  *
  * Invariants checked (abort on violation):
  *   - a rejected input fills err with a known code and a printable message,
- *     and leaves no tree behind;
+ *     and leaves nothing to free;
  *   - an accepted input has a valid topic for its type (exact and not
  *     reserved for publish, a pattern otherwise), an id within 0..2^53-1,
  *     and since only on a subscribe (an exact topic or a pattern: the
  *     broker, not the parser, decides whether a pattern is inside a stream);
  *     an auth message has a token of
  *     1 to 8192 bytes and nothing else;
- *   - a publish rebuilt as a `message` frame (data via wsb_msg_dump_value)
- *     is one well-formed server text frame whose JSON parses back to the same
- *     topic, seq, epoch and data;
+ *   - a publish's data bytes (forwarded as sent) are one JSON value, and a
+ *     `message` frame built around them, or around their re-serialization
+ *     by wsb_msg_dump_value, is one well-formed server text frame whose
+ *     JSON parses back to the same topic, seq, epoch and data;
  *   - a subscribe ack with a stream position (seq, the since epoch, the
  *     topic as the stream name, recovered) parses back to the same fields;
  *   - an error reply built from the error parses back with the same code,
@@ -105,14 +106,12 @@ static void check_error(const wsb_msg_error_t *err)
     free(buf);
 }
 
-/* Builds a `message` frame and checks that a client reads back exactly what
- * went in. */
-static void check_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, const json_t *value)
+/* Builds a `message` frame around the serialized `dj` (as the broker does:
+ * a publish's data bytes as sent) and checks that a client reads back
+ * exactly `value`. */
+static void check_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, wsb_str_t dj,
+                          const json_t *value)
 {
-    size_t dlen = 0;
-    char *d = wsb_msg_dump_value(value, &dlen);
-    check(d != NULL && dlen > 0);
-    wsb_str_t dj = {d, dlen};
     size_t flen;
     uint8_t *buf = wsb_msg_build_message(topic, seq, epoch, dj, HEADROOM, &flen);
     check(buf != NULL);
@@ -127,6 +126,16 @@ static void check_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch, const 
     check(json_equal(json_object_get(v, "data"), value));
     json_decref(v);
     free(buf);
+}
+
+/* The same with a jansson value serialized by wsb_msg_dump_value. */
+static void check_dumped_message(wsb_str_t topic, uint64_t seq, wsb_str_t epoch,
+                                 const json_t *value)
+{
+    size_t dlen = 0;
+    char *d = wsb_msg_dump_value(value, &dlen);
+    check(d != NULL && dlen > 0);
+    check_message(topic, seq, epoch, (wsb_str_t){d, dlen}, value);
     free(d);
 }
 
@@ -163,36 +172,43 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wsb_msg_t m;
     wsb_msg_error_t err;
     int rc = wsb_msg_parse(in, size, &m, &err);
-    free(in); /* the parsed message must not borrow from the input */
     if (rc != 0) {
+        free(in);
         check(rc == WSB_EINVAL || rc == WSB_ENOMEM);
-        check(m.root == NULL);
+        check(m.strings == NULL && m.data.p == NULL);
         check_error(&err);
         return 0;
     }
-    check(m.root != NULL);
     check(!m.has_id || (m.id >= 0 && m.id <= INT64_C(9007199254740991)));
     switch (m.type) {
     case WSB_MSG_PING:
-        check(m.topic.p == NULL && m.data == NULL && !m.has_since);
+        check(m.topic.p == NULL && m.data.p == NULL && !m.has_since);
         break;
-    case WSB_MSG_PUBLISH:
+    case WSB_MSG_PUBLISH: {
         check(wsb_topic_check(m.topic.p, m.topic.len, WSB_TOPIC_EXACT, NULL) == 0);
         check(!wsb_topic_is_reserved(m.topic.p, m.topic.len));
-        check(m.data != NULL && !m.has_since);
-        check_message(m.topic, (uint64_t)size * 2654435761u, WSB_STR_NULL, m.data);
+        check(m.data.p != NULL && m.data.len > 0 && !m.has_since);
+        /* The data bytes are forwarded as sent: they must be one JSON value
+         * on their own, and a frame built around them must parse back. */
+        json_t *value = json_loadb(m.data.p, m.data.len,
+                                   JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+        check(value != NULL);
+        check_message(m.topic, (uint64_t)size * 2654435761u, WSB_STR_NULL, m.data, value);
+        check_dumped_message(m.topic, (uint64_t)size * 2654435761u, WSB_STR_NULL, value);
+        json_decref(value);
         break;
+    }
     case WSB_MSG_SUBSCRIBE:
     case WSB_MSG_UNSUBSCRIBE:
         check(wsb_topic_check(m.topic.p, m.topic.len, WSB_TOPIC_PATTERN, NULL) == 0);
-        check(m.data == NULL);
+        check(m.data.p == NULL);
         if (m.has_since) {
             check(m.type == WSB_MSG_SUBSCRIBE);
             check(m.since_epoch.len >= 1 && m.since_epoch.len <= 64);
             check(m.since_seq <= INT64_MAX);
             /* Exercise epoch escaping with client-chosen bytes. */
             json_t *null = json_null();
-            check_message(m.topic, m.since_seq, m.since_epoch, null);
+            check_dumped_message(m.topic, m.since_seq, m.since_epoch, null);
             json_decref(null);
             check_stream_ack(m.has_id ? m.id : 0, m.since_seq, m.since_epoch, m.topic);
         }
@@ -201,23 +217,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* The auth message carries only a token, bounded before the JWT
          * verifier ever sees it. */
         check(m.token.p != NULL && m.token.len >= 1 && m.token.len <= 8192);
-        check(m.topic.p == NULL && m.data == NULL && !m.has_since);
+        check(m.topic.p == NULL && m.data.p == NULL && !m.has_since);
         break;
     case WSB_MSG_REQUEST:
         /* Checked as a publish, plus its bounded timeout. */
         check(wsb_topic_check(m.topic.p, m.topic.len, WSB_TOPIC_EXACT, NULL) == 0);
         check(!wsb_topic_is_reserved(m.topic.p, m.topic.len));
-        check(m.data != NULL && !m.has_since);
+        check(m.data.p != NULL && !m.has_since);
         check(m.timeout_ms >= 1 && m.timeout_ms <= WSB_REQUEST_TIMEOUT_MAX_MS);
         break;
     case WSB_MSG_PRESENCE:
     case WSB_MSG_PRESENCE_STATS:
         check(wsb_topic_check(m.topic.p, m.topic.len, WSB_TOPIC_EXACT, NULL) == 0);
-        check(m.data == NULL && !m.has_since && !m.has_history);
+        check(m.data.p == NULL && !m.has_since && !m.has_history);
         break;
     default:
         abort();
     }
     wsb_msg_free(&m);
+    free(in); /* the parsed message borrows from the input until here */
     return 0;
 }
