@@ -634,7 +634,7 @@ name:
             return false;
         }
         if (nul) {
-            return fail(st, at, "\\u0000 in a member name");
+            return fail(st, at, "NUL byte (\\u0000) in a member name");
         }
         name_t n = {(const char *)at + 1, (size_t)(st->p - at) - 2, esc};
         if (!add_name(st, at, n)) {
