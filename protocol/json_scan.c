@@ -474,6 +474,11 @@ static bool close_object(scan_t *st)
 static int wanted(const name_t *n, const char *const *keys, size_t nkeys)
 {
     for (size_t i = 0; i < nkeys; i++) {
+        /* The first byte rules most keys out (an unescaped name of length 0
+         * is followed by its closing quote, so p[0] is readable). */
+        if (!n->escaped && (uint8_t)keys[i][0] != (n->len > 0 ? (uint8_t)n->p[0] : 0)) {
+            continue;
+        }
         wsb_json_value_t v = {WSB_JSON_STRING, n->escaped, {n->p - 1, n->len + 2}};
         if (wsb_json_string_is(v, keys[i])) {
             return (int)i;
