@@ -210,7 +210,7 @@ asan: deps
 # Every libFuzzer target (tests/CMakeLists.txt registers each under the ctest
 # label fuzz; one missing here is not built, so its ctest entry fails loudly).
 # Only these are built in build-fuzz; each runs FUZZ_SECONDS.
-FUZZERS := ws_frame http message topic jwt tls resp deflate
+FUZZERS := ws_frame http message topic jwt tls resp deflate json_scan
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWSB_FUZZ=ON \

@@ -3,13 +3,15 @@
  * frames (see message.h for the contract and protocol/PROTOCOL.md for the
  * normative rules).
  *
- * Parsing uses jansson with JSON_REJECT_DUPLICATES: a request such as
+ * Parsing uses the strict scanner (json_scan.h), which accepts what jansson
+ * does with JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL: a request such as
  * {"type":"subscribe","topic":"a","topic":"$sys.>"} means different things
  * to parsers that keep the first or the last key, so an intermediary that
  * checks one and a broker that uses the other could disagree about what was
  * authorised. Rejecting duplicates (bad_json) removes the ambiguity.
- * JSON_ALLOW_NUL accepts "\u0000" inside strings, because a publish payload
- * may be any JSON value; topics still reject it as a control character.
+ * "\u0000" is accepted inside strings, because a publish payload may be any
+ * JSON value; topics still reject it as a control character. No tree is
+ * built: `data` stays the bytes the client sent, which the broker forwards.
  *
  * Building uses no jansson except for wsb_msg_build_json and
  * wsb_msg_dump_value: every other frame is written by a two-pass writer that
@@ -18,7 +20,9 @@
  */
 #include "wsb/message.h"
 
+#include "wsb/json_scan.h"
 #include "wsb/topic.h"
+#include "wsb/utf8.h"
 #include "wsb/ws_frame.h"
 
 #include <stdio.h>
@@ -95,38 +99,6 @@ static void w_i64(writer_t *w, int64_t v)
     }
 }
 
-/* Length of the valid UTF-8 sequence at s[0] (a byte >= 0x80), or 0 when it
- * is not one (stray continuation, overlong, surrogate, > U+10FFFF, cut). */
-static size_t utf8_seq_len(const uint8_t *s, size_t avail)
-{
-    uint8_t b0 = s[0];
-    size_t n;
-    uint8_t lo = 0x80;
-    uint8_t hi = 0xBF;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        n = 2;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        n = 3;
-        lo = b0 == 0xE0 ? 0xA0 : 0x80;
-        hi = b0 == 0xED ? 0x9F : 0xBF;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        n = 4;
-        lo = b0 == 0xF0 ? 0x90 : 0x80;
-        hi = b0 == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return 0;
-    }
-    if (avail < n || s[1] < lo || s[1] > hi) {
-        return 0;
-    }
-    for (size_t i = 2; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return 0;
-        }
-    }
-    return n;
-}
-
 /*
  * Writes `s` as a quoted JSON string. '"', '\\' and C0 controls are escaped;
  * everything else valid is copied as is. A byte that does not start a valid
@@ -148,7 +120,7 @@ static void w_str(writer_t *w, const char *str, size_t len)
             continue;
         }
         if (c >= 0x80) {
-            size_t n = utf8_seq_len(s + i, len - i);
+            size_t n = wsb__utf8_seq_len(s + i, len - i);
             if (n > 0) {
                 i += n;
                 continue;
@@ -511,100 +483,110 @@ static int set_error(wsb_msg_error_t *err, const char *code, const char *message
     return fail_with(err, code);
 }
 
-static const char *json_kind(const json_t *v)
+static const char *json_kind(wsb_json_kind_t k)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
+    switch (k) {
+    case WSB_JSON_OBJECT:
         return "an object";
-    case JSON_ARRAY:
+    case WSB_JSON_ARRAY:
         return "an array";
-    case JSON_STRING:
+    case WSB_JSON_STRING:
         return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
+    case WSB_JSON_INTEGER:
+    case WSB_JSON_REAL:
         return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case WSB_JSON_TRUE:
+    case WSB_JSON_FALSE:
         return "a boolean";
-    case JSON_NULL:
+    case WSB_JSON_NULL:
         return "null";
+    case WSB_JSON_NONE:
+        break;
     }
     return "unknown";
 }
 
-/* jansson's error text quotes the offending input ("near '…'"), which may be
- * any bytes; keep only printable ASCII so the reply is valid UTF-8 and cannot
- * smuggle control characters into a client's logs. */
-static void sanitize_ascii(char *s)
+/* The top-level members a request may carry (index = the K_ constant). */
+enum { K_TYPE, K_TOPIC, K_ID, K_DATA, K_TOKEN, K_SINCE, K_HISTORY, K_TIMEOUT, K_COUNT };
+static const char *const member_names[K_COUNT] = {"type",  "topic", "id",      "data",
+                                                  "token", "since", "history", "timeout_ms"};
+
+typedef struct {
+    wsb_json_value_t v[K_COUNT];
+    size_t input_len; /* bounds every decoded string together */
+} members_t;
+
+/* The decoded bytes of string `v`: a view into the input, or (escaped) a
+ * copy in out->strings, allocated once with room for every string of the
+ * input. WSB_ENOMEM when that allocation fails. */
+static int string_of(wsb_msg_t *out, const members_t *mb, wsb_json_value_t v, wsb_str_t *s,
+                     wsb_msg_error_t *err)
 {
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c > 0x7E) {
-            *s = '?';
+    if (v.escaped && out->strings == NULL) {
+        out->strings = malloc(mb->input_len);
+        if (out->strings == NULL) {
+            set_error(err, WSB_ERR_INTERNAL, "out of memory while parsing the message");
+            return WSB_ENOMEM;
         }
     }
+    *s = wsb_json_string(v, v.escaped ? out->strings + out->strings_used : NULL);
+    if (v.escaped) {
+        out->strings_used += s->len;
+    }
+    return 0;
 }
 
-/* jansson reports an allocation failure as json_error_out_of_memory only in
- * some places. Elsewhere it returns NULL without setting any error (its
- * json_error_t then keeps the zeroes we put there: empty text), or, inside
- * the lexer, a syntax error we cannot tell apart and answer as bad_json. */
-static int json_error(wsb_msg_error_t *err, const json_error_t *jerr)
+static bool int_in(wsb_json_value_t v, int64_t lo, int64_t hi)
 {
-    if (json_error_code(jerr) == json_error_out_of_memory || jerr->text[0] == '\0') {
-        set_error(err, WSB_ERR_INTERNAL, "out of memory while parsing the message");
-        return WSB_ENOMEM;
+    if (v.kind != WSB_JSON_INTEGER) {
+        return false;
     }
-    (void)snprintf(err->message, sizeof err->message, "invalid JSON at byte %d: %.100s",
-                   jerr->position, jerr->text);
-    sanitize_ascii(err->message);
-    return fail_with(err, WSB_ERR_BAD_JSON);
+    int64_t i = wsb_json_integer(v);
+    return i >= lo && i <= hi;
 }
 
 /* Reads the optional "id". Returns 0 (has_id set when present) or an error. */
-static int parse_id(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
+static int parse_id(const members_t *mb, wsb_msg_t *out, wsb_msg_error_t *err)
 {
-    json_t *id = json_object_get(root, "id");
-    if (id == NULL) {
+    wsb_json_value_t id = mb->v[K_ID];
+    if (id.kind == WSB_JSON_NONE) {
         return 0;
     }
-    if (!json_is_integer(id) || json_integer_value(id) < 0 ||
-        json_integer_value(id) > MAX_SAFE_ID) {
+    if (!int_in(id, 0, MAX_SAFE_ID)) {
         return set_error(err, WSB_ERR_BAD_FIELD,
                          "\"id\" must be an integer from 0 to 9007199254740991 (2^53-1)");
     }
     out->has_id = true;
-    out->id = (int64_t)json_integer_value(id);
+    out->id = wsb_json_integer(id);
     err->has_id = true;
     err->id = out->id;
     return 0;
 }
 
-static int parse_type(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
+static int parse_type(const members_t *mb, wsb_msg_t *out, wsb_msg_error_t *err)
 {
     static const struct {
         const char *name;
         wsb_msg_type_t type;
     } types[] = {
+        {"publish", WSB_MSG_PUBLISH},
         {"subscribe", WSB_MSG_SUBSCRIBE},
         {"unsubscribe", WSB_MSG_UNSUBSCRIBE},
-        {"publish", WSB_MSG_PUBLISH},
         {"ping", WSB_MSG_PING},
         {"auth", WSB_MSG_AUTH},
         {"presence", WSB_MSG_PRESENCE},
         {"presence_stats", WSB_MSG_PRESENCE_STATS},
         {"request", WSB_MSG_REQUEST},
     };
-    json_t *type = json_object_get(root, "type");
-    if (type == NULL) {
+    wsb_json_value_t type = mb->v[K_TYPE];
+    if (type.kind == WSB_JSON_NONE) {
         return set_error(err, WSB_ERR_BAD_TYPE, "\"type\" is required: one of " TYPES_HINT);
     }
-    if (!json_is_string(type)) {
+    if (type.kind != WSB_JSON_STRING) {
         return set_error(err, WSB_ERR_BAD_TYPE, "\"type\" must be a string: one of " TYPES_HINT);
     }
-    wsb_str_t name = {json_string_value(type), json_string_length(type)};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        if (wsb_str_eq(name, types[i].name)) {
+        if (wsb_json_string_is(type, types[i].name)) {
             out->type = types[i].type;
             return 0;
         }
@@ -612,20 +594,21 @@ static int parse_type(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
     return set_error(err, WSB_ERR_BAD_TYPE, "unknown \"type\": expected " TYPES_HINT);
 }
 
-static int parse_topic(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
+static int parse_topic(const members_t *mb, wsb_msg_t *out, wsb_msg_error_t *err)
 {
     const char *op = wsb_msg_type_name(out->type);
-    json_t *topic = json_object_get(root, "topic");
-    if (topic == NULL) {
+    wsb_json_value_t topic = mb->v[K_TOPIC];
+    if (topic.kind == WSB_JSON_NONE) {
         (void)snprintf(err->message, sizeof err->message, "\"topic\" is required for %s", op);
         return fail_with(err, WSB_ERR_MISSING_FIELD);
     }
-    if (!json_is_string(topic)) {
+    if (topic.kind != WSB_JSON_STRING) {
         return set_error(err, WSB_ERR_BAD_FIELD, "\"topic\" must be a string");
     }
-    out->topic.p = json_string_value(topic);
-    out->topic.len = json_string_length(topic);
-
+    int rc = string_of(out, mb, topic, &out->topic, err);
+    if (rc != 0) {
+        return rc;
+    }
     bool sends = out->type == WSB_MSG_PUBLISH || out->type == WSB_MSG_REQUEST;
     int exact = sends || out->type == WSB_MSG_PRESENCE || out->type == WSB_MSG_PRESENCE_STATS;
     const char *why = NULL;
@@ -643,42 +626,48 @@ static int parse_topic(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
     return 0;
 }
 
-static int parse_since(json_t *since, wsb_msg_t *out, wsb_msg_error_t *err)
+static int parse_since(const members_t *mb, wsb_msg_t *out, wsb_msg_error_t *err)
 {
+    static const char *const names[] = {"epoch", "seq"};
     if (out->type != WSB_MSG_SUBSCRIBE) {
         return set_error(err, WSB_ERR_BAD_SINCE, "\"since\" is only allowed on subscribe");
     }
-    if (!json_is_object(since)) {
+    wsb_json_value_t since = mb->v[K_SINCE];
+    if (since.kind != WSB_JSON_OBJECT) {
         return set_error(err, WSB_ERR_BAD_SINCE,
                          "\"since\" must be an object {\"epoch\":string,\"seq\":integer}");
     }
-    json_t *epoch = json_object_get(since, "epoch");
-    if (epoch == NULL || !json_is_string(epoch) || json_string_length(epoch) == 0 ||
-        json_string_length(epoch) > MAX_EPOCH_LEN) {
+    wsb_json_value_t f[2];
+    wsb_json_members(since, names, 2, f);
+    wsb_str_t epoch = WSB_STR_NULL;
+    if (f[0].kind == WSB_JSON_STRING) {
+        int rc = string_of(out, mb, f[0], &epoch, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (epoch.len == 0 || epoch.len > MAX_EPOCH_LEN) {
         return set_error(err, WSB_ERR_BAD_SINCE,
                          "\"since.epoch\" must be a non-empty string of at most 64 bytes");
     }
-    json_t *seq = json_object_get(since, "seq");
-    if (seq == NULL || !json_is_integer(seq) || json_integer_value(seq) < 0) {
+    if (!int_in(f[1], 0, INT64_MAX)) {
         return set_error(err, WSB_ERR_BAD_SINCE, "\"since.seq\" must be an integer >= 0");
     }
     /* On a pattern "since" is well-formed here: the broker accepts it
      * inside a stream rule and answers bad_since elsewhere (it knows the
      * rules; the parser does not). */
     out->has_since = true;
-    out->since_epoch.p = json_string_value(epoch);
-    out->since_epoch.len = json_string_length(epoch);
-    out->since_seq = (uint64_t)json_integer_value(seq);
+    out->since_epoch = epoch;
+    out->since_seq = (uint64_t)wsb_json_integer(f[1]);
     return 0;
 }
 
-static int parse_history(json_t *history, wsb_msg_t *out, wsb_msg_error_t *err)
+static int parse_history(const members_t *mb, wsb_msg_t *out, wsb_msg_error_t *err)
 {
     if (out->type != WSB_MSG_SUBSCRIBE) {
         return set_error(err, WSB_ERR_BAD_SINCE, "\"history\" is only allowed on subscribe");
     }
-    if (!json_is_integer(history) || json_integer_value(history) < 0 ||
-        json_integer_value(history) > WSB_MAX_HISTORY) {
+    if (!int_in(mb->v[K_HISTORY], 0, WSB_MAX_HISTORY)) {
         return set_error(err, WSB_ERR_BAD_FIELD,
                          "\"history\" must be an integer from 0 to 1000000");
     }
@@ -687,23 +676,43 @@ static int parse_history(json_t *history, wsb_msg_t *out, wsb_msg_error_t *err)
                          "\"history\" and \"since\" cannot be used together");
     }
     out->has_history = true;
-    out->history = (uint32_t)json_integer_value(history);
+    out->history = (uint32_t)wsb_json_integer(mb->v[K_HISTORY]);
     return 0;
 }
 
-static int parse_timeout(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
+static int parse_timeout(const members_t *mb, wsb_msg_t *out, wsb_msg_error_t *err)
 {
-    json_t *t = json_object_get(root, "timeout_ms");
+    wsb_json_value_t t = mb->v[K_TIMEOUT];
     out->timeout_ms = WSB_REQUEST_TIMEOUT_DEFAULT_MS;
-    if (t == NULL) {
+    if (t.kind == WSB_JSON_NONE) {
         return 0;
     }
-    if (!json_is_integer(t) || json_integer_value(t) < 1 ||
-        json_integer_value(t) > WSB_REQUEST_TIMEOUT_MAX_MS) {
+    if (!int_in(t, 1, WSB_REQUEST_TIMEOUT_MAX_MS)) {
         return set_error(err, WSB_ERR_BAD_FIELD,
                          "\"timeout_ms\" must be an integer from 1 to 60000");
     }
-    out->timeout_ms = (uint32_t)json_integer_value(t);
+    out->timeout_ms = (uint32_t)wsb_json_integer(t);
+    return 0;
+}
+
+static int parse_auth(const members_t *mb, wsb_msg_t *out, wsb_msg_error_t *err)
+{
+    wsb_json_value_t token = mb->v[K_TOKEN];
+    if (token.kind == WSB_JSON_NONE) {
+        return set_error(err, WSB_ERR_MISSING_FIELD, "\"token\" is required for auth");
+    }
+    wsb_str_t t = WSB_STR_NULL;
+    if (token.kind == WSB_JSON_STRING) {
+        int rc = string_of(out, mb, token, &t, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (t.len == 0 || t.len > 8192) {
+        return set_error(err, WSB_ERR_BAD_FIELD,
+                         "\"token\" must be a non-empty string of at most 8192 bytes");
+    }
+    out->token = t;
     return 0;
 }
 
@@ -712,63 +721,45 @@ static int parse_timeout(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
  * "id", "type", "topic", "data", "since", "history". "id" comes before everything else
  * so that every later error can echo it.
  */
-static int parse_root(json_t *root, wsb_msg_t *out, wsb_msg_error_t *err)
+static int parse_members(const members_t *mb, wsb_msg_t *out, wsb_msg_error_t *err)
 {
-    if (!json_is_object(root)) {
-        (void)snprintf(err->message, sizeof err->message, "a message must be a JSON object, not %s",
-                       json_kind(root));
-        return fail_with(err, WSB_ERR_BAD_JSON);
-    }
-    int rc = parse_id(root, out, err);
+    int rc = parse_id(mb, out, err);
     if (rc == 0) {
-        rc = parse_type(root, out, err);
+        rc = parse_type(mb, out, err);
     }
     if (rc != 0 || out->type == WSB_MSG_PING) {
         return rc;
     }
     if (out->type == WSB_MSG_AUTH) {
-        json_t *token = json_object_get(root, "token");
-        if (token == NULL) {
-            return set_error(err, WSB_ERR_MISSING_FIELD, "\"token\" is required for auth");
-        }
-        if (!json_is_string(token) || json_string_length(token) == 0 ||
-            json_string_length(token) > 8192) {
-            return set_error(err, WSB_ERR_BAD_FIELD,
-                             "\"token\" must be a non-empty string of at most 8192 bytes");
-        }
-        out->token.p = json_string_value(token);
-        out->token.len = json_string_length(token);
-        return 0;
+        return parse_auth(mb, out, err);
     }
-    rc = parse_topic(root, out, err);
+    rc = parse_topic(mb, out, err);
     if (rc != 0) {
         return rc;
     }
     if (out->type == WSB_MSG_PUBLISH || out->type == WSB_MSG_REQUEST) {
-        out->data = json_object_get(root, "data");
-        if (out->data == NULL) {
+        if (mb->v[K_DATA].kind == WSB_JSON_NONE) {
             (void)snprintf(err->message, sizeof err->message,
                            "\"data\" is required for %s (use null for no payload)",
                            wsb_msg_type_name(out->type));
             return fail_with(err, WSB_ERR_MISSING_FIELD);
         }
+        out->data = mb->v[K_DATA].raw;
     }
     if (out->type == WSB_MSG_REQUEST) {
-        rc = parse_timeout(root, out, err);
+        rc = parse_timeout(mb, out, err);
         if (rc != 0) {
             return rc;
         }
     }
-    json_t *since = json_object_get(root, "since");
-    if (since != NULL) {
-        rc = parse_since(since, out, err);
+    if (mb->v[K_SINCE].kind != WSB_JSON_NONE) {
+        rc = parse_since(mb, out, err);
         if (rc != 0) {
             return rc;
         }
     }
-    json_t *history = json_object_get(root, "history");
-    if (history != NULL) {
-        return parse_history(history, out, err);
+    if (mb->v[K_HISTORY].kind != WSB_JSON_NONE) {
+        return parse_history(mb, out, err);
     }
     return 0;
 }
@@ -778,23 +769,31 @@ int wsb_msg_parse(const char *json, size_t len, wsb_msg_t *out, wsb_msg_error_t 
     memset(out, 0, sizeof *out);
     memset(err, 0, sizeof *err);
 
-    /* Zeroed because jansson leaves it untouched on some failures (the code
-     * byte included), which json_error() relies on. */
-    json_error_t jerr;
-    memset(&jerr, 0, sizeof jerr);
-    json_t *root = json_loadb(json != NULL ? json : "", json != NULL ? len : 0,
-                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (root == NULL) {
-        return json_error(err, &jerr);
+    members_t mb;
+    mb.input_len = json != NULL ? len : 0;
+    wsb_json_value_t root;
+    wsb_json_error_t jerr;
+    int rc =
+        wsb_json_scan(json, mb.input_len, WSB_JSON_ANY, member_names, K_COUNT, mb.v, &root, &jerr);
+    if (rc == WSB_ENOMEM) {
+        set_error(err, WSB_ERR_INTERNAL, "out of memory while parsing the message");
+        return WSB_ENOMEM;
     }
-    int rc = parse_root(root, out, err);
     if (rc != 0) {
-        json_decref(root);
-        memset(out, 0, sizeof *out);
-        return rc;
+        (void)snprintf(err->message, sizeof err->message, "invalid JSON at byte %zu: %s",
+                       jerr.offset, jerr.reason);
+        return fail_with(err, WSB_ERR_BAD_JSON);
     }
-    out->root = root;
-    return 0;
+    if (root.kind != WSB_JSON_OBJECT) {
+        (void)snprintf(err->message, sizeof err->message, "a message must be a JSON object, not %s",
+                       json_kind(root.kind));
+        return fail_with(err, WSB_ERR_BAD_JSON);
+    }
+    rc = parse_members(&mb, out, err);
+    if (rc != 0) {
+        wsb_msg_free(out);
+    }
+    return rc;
 }
 
 void wsb_msg_free(wsb_msg_t *m)
@@ -802,6 +801,6 @@ void wsb_msg_free(wsb_msg_t *m)
     if (m == NULL) {
         return;
     }
-    json_decref(m->root);
+    free(m->strings);
     memset(m, 0, sizeof *m);
 }

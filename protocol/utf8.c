@@ -179,3 +179,35 @@ bool wsb_utf8_valid(const uint8_t *p, size_t len)
 {
     return run(ST_ACCEPT, p, len) == ST_ACCEPT;
 }
+
+/* Length of the valid UTF-8 sequence at s[0] (a byte >= 0x80), or 0 when it
+ * is not one (stray continuation, overlong, surrogate, > U+10FFFF, cut). */
+size_t wsb__utf8_seq_len(const uint8_t *s, size_t avail)
+{
+    uint8_t b0 = s[0];
+    size_t n;
+    uint8_t lo = 0x80;
+    uint8_t hi = 0xBF;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        n = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        n = 3;
+        lo = b0 == 0xE0 ? 0xA0 : 0x80;
+        hi = b0 == 0xED ? 0x9F : 0xBF;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        n = 4;
+        lo = b0 == 0xF0 ? 0x90 : 0x80;
+        hi = b0 == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (avail < n || s[1] < lo || s[1] > hi) {
+        return 0;
+    }
+    for (size_t i = 2; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            return 0;
+        }
+    }
+    return n;
+}

@@ -193,10 +193,17 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
     if (!may_publish(req)) {
         return PUBSUB_FORBIDDEN;
     }
-    size_t len = 0;
-    char *json = wsb_msg_dump_value(req->data, &len);
-    if (json == NULL) {
-        wsb_oom("publish data");
+    /* A scanned payload is forwarded as it came; only a jansson value (the
+     * broker's own messages, RESP text) is serialized here. */
+    size_t len = req->data_json.len;
+    char *dumped = NULL;
+    const char *json = req->data_json.p;
+    if (json == NULL || len == 0) {
+        dumped = wsb_msg_dump_value(req->data, &len);
+        if (dumped == NULL) {
+            wsb_oom("publish data");
+        }
+        json = dumped;
     }
     size_t from_len = 0;
     /* One rule lookup per publish serves the stamp and conflation. */
@@ -233,7 +240,7 @@ pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
         out->pause = core_inbox_pressure(w);
     }
     free(from);
-    free(json);
+    free(dumped);
     return st;
 }
 

@@ -103,8 +103,12 @@ typedef enum {
     "(redis.sharded_patterns is false)"
 
 typedef struct pubsub_publish_s {
-    wsb_str_t topic;          /* a valid, non-reserved exact topic */
-    const json_t *data;       /* any JSON value; borrowed */
+    wsb_str_t topic;    /* a valid, non-reserved exact topic */
+    const json_t *data; /* any JSON value; borrowed (used when data_json is empty) */
+    /* Or the value already serialized: the bytes of one valid JSON value
+     * (protocol/json_scan.h accepted them), forwarded into the frames as
+     * they are, with no jansson round trip. Borrowed. */
+    wsb_str_t data_json;
     pubsub_ingress_t ingress; /* counted in its messages_published_* */
     const perms_t *perms;     /* checked when non-NULL (WebSocket credentials) */
     const apikey_t *key;      /* checked when non-NULL (HTTP, RESP API keys) */

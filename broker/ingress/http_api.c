@@ -15,6 +15,7 @@
 #include "shared/metrics.h"
 #include "shared/util.h"
 #include "wsb/http.h"
+#include "wsb/json_scan.h"
 #include "wsb/message.h"
 #include "wsb/topic.h"
 
@@ -105,35 +106,40 @@ static void http_pub_done(chist_op_t *op);
     "the topic is numbered in Redis (clustered history or stream) and Redis is unavailable: not "  \
     "published"
 
-/* Checks a {"topic":…,"data":…} object: NULL and *topic set, or the error object. */
-static json_t *check_item(json_t *item, wsb_str_t *topic_out)
+/* The members of a publish or request item (index = the HI_ constant). */
+enum { HI_TOPIC, HI_DATA, HI_TIMEOUT, HI_COUNT };
+static const char *const item_names[HI_COUNT] = {"topic", "data", "timeout_ms"};
+
+/* Checks a {"topic":…,"data":…} object (scanned: protocol/json_scan.h):
+ * NULL with *topic_out set (decoded into *topic_buf, which the caller frees,
+ * when it has escapes), or the error object. */
+static json_t *check_item(wsb_json_value_t item, const wsb_json_value_t *m, wsb_str_t *topic_out,
+                          char **topic_buf)
 {
-    if (!json_is_object(item)) {
+    if (item.kind != WSB_JSON_OBJECT) {
         return error_object(WSB_ERR_BAD_JSON, "each message must be a JSON object");
     }
-    json_t *topic = json_object_get(item, "topic");
-    json_t *data = json_object_get(item, "data");
-    if (topic == NULL) {
+    if (m[HI_TOPIC].kind == WSB_JSON_NONE) {
         return error_object(WSB_ERR_MISSING_FIELD, "\"topic\" is required");
     }
-    if (!json_is_string(topic)) {
+    if (m[HI_TOPIC].kind != WSB_JSON_STRING) {
         return error_object(WSB_ERR_BAD_FIELD, "\"topic\" must be a string");
     }
-    if (data == NULL) {
+    if (m[HI_DATA].kind == WSB_JSON_NONE) {
         return error_object(WSB_ERR_MISSING_FIELD, "\"data\" is required (null is allowed)");
     }
-    const char *name = json_string_value(topic);
-    size_t len = json_string_length(topic);
+    *topic_buf = m[HI_TOPIC].escaped ? xmalloc(m[HI_TOPIC].raw.len) : NULL;
+    wsb_str_t topic = wsb_json_string(m[HI_TOPIC], *topic_buf);
     const char *why = NULL;
-    if (wsb_topic_check(name, len, WSB_TOPIC_EXACT, &why) != 0) {
+    if (wsb_topic_check(topic.p, topic.len, WSB_TOPIC_EXACT, &why) != 0) {
         char msg[160];
         (void)snprintf(msg, sizeof(msg), "invalid topic: %s", why);
         return error_object(WSB_ERR_BAD_TOPIC, msg);
     }
-    if (wsb_topic_is_reserved(name, len)) {
+    if (wsb_topic_is_reserved(topic.p, topic.len)) {
         return error_object(WSB_ERR_FORBIDDEN, "topics starting with '$' are reserved");
     }
-    *topic_out = (wsb_str_t){name, len};
+    *topic_out = topic;
     return NULL;
 }
 
@@ -144,22 +150,26 @@ typedef struct {
     perms_t perms;
 } jwt_pub_t;
 
-/* Publishes element `index` (of `n`), a {"topic":…,"data":…} object;
- * returns the result object: {"seq":N} or {"error":{…}}, or NULL when its
- * seq comes from Redis later (clustered history: *pub then holds its op).
- * How many subscribers it reached is not known here: other workers deliver
- * it in their own time. */
-static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, const jwt_pub_t *jwt,
-                           http_pub_t **pub, size_t index, size_t n)
+/* Publishes element `index` (of `n`), a {"topic":…,"data":…} object
+ * (scanned); returns the result object: {"seq":N} or {"error":{…}}, or NULL
+ * when its seq comes from Redis later (clustered history: *pub then holds
+ * its op). How many subscribers it reached is not known here: other workers
+ * deliver it in their own time. `data` goes out as the bytes it came in. */
+static json_t *publish_one(conn_t *c, wsb_json_value_t item, const apikey_t *key,
+                           const jwt_pub_t *jwt, http_pub_t **pub, size_t index, size_t n)
 {
+    wsb_json_value_t m[HI_COUNT];
+    wsb_json_members(item, item_names, HI_COUNT, m);
     wsb_str_t topic;
-    json_t *bad = check_item(item, &topic);
+    char *topic_buf = NULL;
+    json_t *bad = check_item(item, m, &topic, &topic_buf);
     if (bad != NULL) {
+        free(topic_buf);
         return bad;
     }
     pubsub_publish_t preq = {
         .topic = topic,
-        .data = json_object_get(item, "data"),
+        .data_json = m[HI_DATA].raw,
         .ingress = PUBSUB_HTTP,
         .key = key,
         .perms = jwt != NULL ? &jwt->perms : NULL,
@@ -169,7 +179,9 @@ static json_t *publish_one(conn_t *c, json_t *item, const apikey_t *key, const j
         .id = (int64_t)index,
     };
     pubsub_published_t out;
-    switch (pubsub_publish(ingress_ctx(c)->core, &preq, &out)) {
+    pubsub_status_t st = pubsub_publish(ingress_ctx(c)->core, &preq, &out);
+    free(topic_buf); /* pubsub_publish copied what it keeps */
+    switch (st) {
     case PUBSUB_OK:
         if (out.pause) {
             conn_pause_publisher(c);
@@ -324,31 +336,34 @@ void http_api_cancel(conn_t *c)
 }
 
 /* The JSON body of a POST /api/publish or /api/request after its key and
- * media type were checked, or NULL after answering. */
-static json_t *post_body(conn_t *c, const wsb_http_request_t *req, bool keep_alive,
-                         const apikey_t **key, bool authorized)
+ * media type were checked and the body scanned (an object or an array:
+ * *root, borrowing from the request), or false after answering. */
+static bool post_body(conn_t *c, const wsb_http_request_t *req, bool keep_alive,
+                      const apikey_t **key, bool authorized, wsb_json_value_t *root)
 {
     if (!authorized && !request_key(c, req, keep_alive, key)) {
-        return NULL;
+        return false;
     }
     if (!publish_content_type_ok(req)) {
         respond_error(c, 415, "unsupported_media_type", "Content-Type must be application/json",
                       keep_alive, NULL);
-        return NULL;
+        return false;
     }
     wsb_str_t body = wsb_http_request_body(req);
-    json_error_t jerr;
-    /* The same parser flags as the WebSocket path (protocol/message.c), so a
+    wsb_json_error_t jerr;
+    /* The same rules as the WebSocket path (protocol/message.c), so a
      * payload means the same thing whichever way it is published. */
-    json_t *root =
-        json_loadb(body.p ? body.p : "", body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (root == NULL) {
-        char msg[200];
-        (void)snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line,
-                       jerr.column, jerr.text);
-        respond_error(c, 400, WSB_ERR_BAD_JSON, msg, keep_alive, NULL);
+    int rc = wsb_json_scan(body.p, body.len, 0, NULL, 0, NULL, root, &jerr);
+    if (rc == WSB_ENOMEM) {
+        wsb_oom("publish body");
     }
-    return root;
+    if (rc != 0) {
+        char msg[200];
+        (void)snprintf(msg, sizeof(msg), "invalid JSON at byte %zu: %s", jerr.offset, jerr.reason);
+        respond_error(c, 400, WSB_ERR_BAD_JSON, msg, keep_alive, NULL);
+        return false;
+    }
+    return true;
 }
 
 /* "Authorization: Bearer" with a JWT instead of an API key (auth.jwt_* set,
@@ -386,8 +401,8 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     if (j < 0) {
         return;
     }
-    json_t *root = post_body(c, req, keep_alive, &key, j == 1);
-    if (root == NULL) {
+    wsb_json_value_t root;
+    if (!post_body(c, req, keep_alive, &key, j == 1, &root)) {
         if (j == 1) {
             wsb_jwt_claims_free(&jwt.claims);
         }
@@ -395,16 +410,27 @@ static void publish(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
     }
     /* A single object is handled as an array of one, answered without the
      * array around it. */
-    bool array = json_is_array(root);
-    size_t n = array ? json_array_size(root) : 1;
+    bool array = root.kind == WSB_JSON_ARRAY;
+    size_t n = 1;
+    if (array) {
+        wsb_json_iter_t it;
+        wsb_json_value_t item;
+        wsb_json_iter_init(&it, root);
+        for (n = 0; wsb_json_iter_next(&it, NULL, &item); n++) {
+        }
+    }
     json_t *results = json_array();
     http_pub_t *pub = NULL;
+    wsb_json_iter_t it;
+    wsb_json_iter_init(&it, root);
     for (size_t i = 0; i < n; i++) {
-        json_t *result = publish_one(c, array ? json_array_get(root, i) : root, key,
-                                     j == 1 ? &jwt : NULL, &pub, i, n);
+        wsb_json_value_t item = root;
+        if (array) {
+            (void)wsb_json_iter_next(&it, NULL, &item);
+        }
+        json_t *result = publish_one(c, item, key, j == 1 ? &jwt : NULL, &pub, i, n);
         json_array_append_new(results, result != NULL ? result : json_null());
     }
-    json_decref(root);
     if (j == 1) {
         wsb_jwt_claims_free(&jwt.claims); /* pubsub_publish copied what it keeps */
     }
@@ -484,20 +510,23 @@ static json_t *request_refused(pubsub_status_t st, int *status)
 static void http_request(conn_t *c, const wsb_http_request_t *req, bool keep_alive)
 {
     const apikey_t *key = NULL;
-    json_t *root = post_body(c, req, keep_alive, &key, false);
-    if (root == NULL) {
+    wsb_json_value_t root;
+    if (!post_body(c, req, keep_alive, &key, false, &root)) {
         return;
     }
+    wsb_json_value_t m[HI_COUNT];
+    wsb_json_members(root, item_names, HI_COUNT, m);
     wsb_str_t topic;
-    json_t *bad = check_item(root, &topic);
-    json_t *t = json_object_get(root, "timeout_ms");
-    if (bad == NULL && t != NULL &&
-        (!json_is_integer(t) || json_integer_value(t) < 1 ||
-         json_integer_value(t) > WSB_REQUEST_TIMEOUT_MAX_MS)) {
+    char *topic_buf = NULL;
+    json_t *bad = check_item(root, m, &topic, &topic_buf);
+    wsb_json_value_t t = m[HI_TIMEOUT];
+    if (bad == NULL && t.kind != WSB_JSON_NONE &&
+        (t.kind != WSB_JSON_INTEGER || wsb_json_integer(t) < 1 ||
+         wsb_json_integer(t) > WSB_REQUEST_TIMEOUT_MAX_MS)) {
         bad = error_object(WSB_ERR_BAD_FIELD, "\"timeout_ms\" must be an integer from 1 to 60000");
     }
     if (bad != NULL) {
-        json_decref(root);
+        free(topic_buf);
         respond_json(c, 400, bad, keep_alive, NULL);
         return;
     }
@@ -507,18 +536,19 @@ static void http_request(conn_t *c, const wsb_http_request_t *req, bool keep_ali
     p->request = true;
     request_args_t a = {
         .pub = {.topic = topic,
-                .data = json_object_get(root, "data"),
+                .data_json = m[HI_DATA].raw,
                 .ingress = PUBSUB_HTTP,
                 .key = key,
                 .from_user = apikey_name(key)},
-        .timeout_ms = t != NULL ? (uint32_t)json_integer_value(t) : WSB_REQUEST_TIMEOUT_DEFAULT_MS,
+        .timeout_ms = t.kind != WSB_JSON_NONE ? (uint32_t)wsb_json_integer(t)
+                                              : WSB_REQUEST_TIMEOUT_DEFAULT_MS,
         .list = &p->requests,
         .owner = p,
         .done_cb = http_request_done,
     };
     bool pause = false;
     pubsub_status_t st = request_start(ingress_ctx(c)->core, &a, &pause);
-    json_decref(root);
+    free(topic_buf); /* request_start copied what it keeps */
     if (pause) {
         conn_pause_publisher(c);
     }

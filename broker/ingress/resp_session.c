@@ -8,6 +8,7 @@
 #include "ingress/resp_internal.h"
 #include "net/conn.h"
 #include "shared/log.h"
+#include "wsb/json_scan.h"
 #include "wsb/topic.h"
 
 #include <assert.h>
@@ -431,21 +432,26 @@ static void reply_publish(resp_conn_t *c, wsb_str_t topic, wsb_str_t payload)
         resp_out_err(c, msg);
         return;
     }
-    /* JSON is published as that value; anything else as a JSON string. */
-    json_error_t jerr;
-    json_t *data = json_loadb(payload.p, payload.len,
-                              JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
-    if (data == NULL) {
-        data = json_stringn(payload.p, payload.len);
+    /* JSON is published as that value, its bytes as they came (a scan, no
+     * jansson round trip); anything else as a JSON string. */
+    wsb_json_value_t value;
+    json_t *data = NULL;
+    int rc = wsb_json_scan(payload.p, payload.len, WSB_JSON_ANY, NULL, 0, NULL, &value, NULL);
+    if (rc == WSB_ENOMEM) {
+        wsb_oom("publish payload");
     }
-    if (data == NULL) {
-        resp_out_err(c, "ERR payload is neither JSON nor UTF-8 text");
-        return;
+    if (rc != 0) {
+        data = json_stringn(payload.p, payload.len);
+        if (data == NULL) {
+            resp_out_err(c, "ERR payload is neither JSON nor UTF-8 text");
+            return;
+        }
     }
     /* The key was checked above, where RESP has always reported NOPERM. */
     pubsub_publish_t req = {
         .topic = topic,
         .data = data,
+        .data_json = rc == 0 ? value.raw : WSB_STR_NULL,
         .ingress = PUBSUB_RESP,
         .from_user = apikey_name(c->key),
         .owner = c,

@@ -489,7 +489,7 @@ static pubsub_publish_t publish_of(session_t *s, const wsb_msg_t *m)
 {
     return (pubsub_publish_t){
         .topic = m->topic,
-        .data = m->data,
+        .data_json = m->data, /* validated; forwarded as sent */
         .ingress = PUBSUB_WS,
         .perms = s->perms,
         .from_client_no = s->sub.client_no,

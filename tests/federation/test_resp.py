@@ -100,9 +100,11 @@ def test_python_redis_subscriber_gets_push_replies(node):
         m = ps.get_message(timeout=1)
         if m is not None:
             got.append((m["type"], m.get("pattern"), m["channel"], m["data"]))
+    # data is the publisher's bytes (json.dumps writes '{"n": 1}'), as sent:
+    # PROTOCOL.md 4.2a.
     assert sorted(got, key=repr) == sorted([
-        ("message", None, b"py.t", b'{"n":1}'),
-        ("pmessage", b"py.*", b"py.t", b'{"n":1}'),
+        ("message", None, b"py.t", b'{"n": 1}'),
+        ("pmessage", b"py.*", b"py.t", b'{"n": 1}'),
         ("pmessage", b"py.*", b"py.u", b'"s"'),
     ], key=repr)
     # Only subscription commands (and PING) in subscribed mode.

@@ -3,8 +3,10 @@
  *
  * Parsing: wsb_msg_parse() turns one client text message into a typed
  * wsb_msg_t or a stable error code (the strings in WSB_ERR_*, listed in
- * protocol/PROTOCOL.md). A parsed message owns its jansson tree; its slices
- * and `data` borrow from it and stay valid until wsb_msg_free().
+ * protocol/PROTOCOL.md). No tree is built (protocol/json_scan.h validates
+ * in one pass): a parsed message's slices, `data` included, borrow from the
+ * input (or, for a string with escapes, from a decoded copy the message
+ * owns) and stay valid while the input is and until wsb_msg_free().
  *
  * Building: every server frame is built as ONE complete, unmasked WebSocket
  * text frame (header + JSON) in one malloc'd buffer that starts with
@@ -71,7 +73,8 @@ typedef struct {
     bool has_id;
     int64_t id;      /* 0 .. 2^53-1 (a JSON integer safe in JavaScript) */
     wsb_str_t topic; /* subscribe/unsubscribe: a pattern; publish: an exact topic */
-    json_t *data;    /* publish only: the payload, any JSON value incl. null (borrowed) */
+    wsb_str_t data;  /* publish/request: the payload, the bytes of one JSON value as
+                      * sent (null too), validated; {NULL,0} otherwise */
     bool has_since;  /* subscribe: "since":{"epoch":"…","seq":N} */
     wsb_str_t since_epoch;
     uint64_t since_seq;
@@ -79,7 +82,8 @@ typedef struct {
     bool has_history; /* subscribe: "history":N, the last N messages of an exact topic */
     uint32_t history;
     uint32_t timeout_ms; /* request: 1..WSB_REQUEST_TIMEOUT_MAX_MS, default set */
-    json_t *root;        /* private: owned tree */
+    char *strings;       /* private: decoded escaped strings, owned */
+    size_t strings_used; /* private */
 } wsb_msg_t;
 
 typedef struct {
@@ -105,9 +109,9 @@ typedef struct {
  * topic or a pattern, not together with "since" (else bad_since). ping ignores every field but
  * "type" and "id". auth needs "token" (a string of 1..8192 bytes; else
  * missing_field / bad_field). Unknown fields are ignored for forward compatibility.
- * Duplicate keys anywhere are bad_json (JSON_REJECT_DUPLICATES), as are
- * NaN/Infinity, numbers jansson cannot hold (integers beyond int64, reals
- * that overflow a double) and trailing bytes after the value.
+ * Duplicate keys anywhere are bad_json (as jansson's JSON_REJECT_DUPLICATES), as are
+ * NaN/Infinity, integers beyond int64, reals that overflow a double, nesting
+ * deeper than 2048 and trailing bytes after the value (json_scan.h).
  * Rules are checked in this order and the first failure is reported: JSON
  * syntax, object, "id", "type", "topic", "data", "since"; once "id" is read,
  * err->has_id/id carry it for the error reply.

@@ -33,4 +33,9 @@ bool wsb_utf8_complete(const wsb_utf8_t *v);
 /* One-shot check of a whole buffer. */
 bool wsb_utf8_valid(const uint8_t *p, size_t len);
 
+/* Internal (message.c, json_scan.c): the length of the valid UTF-8
+ * sequence at s[0] (a byte >= 0x80, `avail` > 0 bytes readable), or 0 when
+ * it is not one (stray continuation, overlong, surrogate, > U+10FFFF, cut). */
+size_t wsb__utf8_seq_len(const uint8_t *s, size_t avail);
+
 #endif
