@@ -65,7 +65,7 @@ flags_of() {
   topics) echo "--subscribers 1000 --publishers 1 --topics 1000 --topic bench.t.{n} --payload 64 --inflight 64 --messages 20000 --duration 60" ;;
   onehop) echo "--subscribers 1 --publishers 1 --topic bench.hop --payload 64 --rate 100 --duration $LAT_SECONDS" ;;
   lat100) echo "--subscribers 100 --publishers 1 --topic bench.lat --payload 64 --rate 100 --duration $LAT_SECONDS" ;;
-  idle) echo "--subscribers $IDLE_CONNS --publishers 0 --topics $IDLE_CONNS --topic bench.idle.{n} --duration 0 --hold 2 --connect-rate 5000" ;;
+  idle) echo "--subscribers $IDLE_CONNS --publishers 0 --topics $IDLE_CONNS --topic bench.idle.{n} --duration 0 --hold 2 --connect-rate 5000 --connect-timeout 300" ;;
   esac
 }
 
