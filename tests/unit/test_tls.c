@@ -199,7 +199,7 @@ static void round_trip(unsigned seed)
     handshake(p);
 
     /* Client -> server: 100 KB spans several records and feeds. */
-    size_t up_len = 100 * 1000;
+    size_t up_len = (size_t)100 * 1000;
     uint8_t *up = malloc(up_len);
     assert_non_null(up);
     fill(up, up_len, 7);
@@ -209,14 +209,15 @@ static void round_trip(unsigned seed)
     assert_memory_equal(p->plain, up, up_len);
 
     /* Server -> client: several writes, then all ciphertext detached at once. */
-    size_t down_len = 150 * 1000;
+    size_t down_len = (size_t)150 * 1000;
     uint8_t *down = malloc(down_len);
     uint8_t *back = malloc(down_len);
     assert_non_null(down);
     assert_non_null(back);
     fill(down, down_len, 3);
-    for (size_t off = 0; off < down_len; off += 16 * 1024) {
-        size_t n = down_len - off < 16 * 1024 ? down_len - off : 16 * 1024;
+    const size_t record = (size_t)16 * 1024;
+    for (size_t off = 0; off < down_len; off += record) {
+        size_t n = down_len - off < record ? down_len - off : record;
         assert_int_equal(tls_conn_write(p->tc, down + off, n), (long)n);
     }
     assert_true(tls_conn_out_pending(p->tc) > down_len);
