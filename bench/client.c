@@ -26,7 +26,8 @@
  * followed by a PING whose PONG is the publish's ack (the server handles a
  * connection's commands in order, so the PONG means the message was handed
  * to every subscriber's connection, like wsbroker's ack). nats_wire.c reads
- * MSG lines and the payload's timestamp.
+ * MSG lines and the payload's timestamp. nats+tls://: the server's INFO
+ * arrives in plaintext, then the TLS handshake, then CONNECT over TLS.
  */
 #include "deflate_rx.h"
 #include "nats_wire.h"
@@ -677,6 +678,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 /* Plaintext from the broker: the upgrade response, then frames. */
 static void nats_input(bconn_t *c, const uint8_t *data, size_t len);
+static void nats_connect(bconn_t *c);
 
 static void process(bconn_t *c, uint8_t *data, size_t len)
 {
@@ -728,7 +730,11 @@ static bool tls_handshake_step(bconn_t *c)
         return false;
     }
     c->tls_open = true;
-    send_upgrade(c);
+    if (c->nats != NULL) {
+        nats_connect(c);
+    } else {
+        send_upgrade(c);
+    }
     return !c->closing;
 }
 
@@ -813,7 +819,7 @@ static void send_text(bconn_t *c, const char *text, size_t len)
     }
     memcpy(w->data, text, len);
     w->len = len;
-    write_raw(c, w);
+    send_wbuf(c, w);
 }
 
 static int nats_on_ping(void *user_data)
@@ -852,11 +858,29 @@ static int nats_on_err(void *user_data)
     return c->closing ? STOP : 0;
 }
 
+/* nats+tls://: the server's INFO came in plaintext; TLS starts now. */
+static int nats_on_info(void *user_data)
+{
+    bconn_t *c = user_data;
+    const bench_t *b = c->t->b;
+    if (b->tls_ctx == NULL || c->tls != NULL) {
+        return 0;
+    }
+    c->tls = wsb_tls_new(b->tls_ctx, b->o.host);
+    if (c->tls == NULL) {
+        conn_fail(c, F_HANDSHAKE);
+        return STOP;
+    }
+    (void)tls_handshake_step(c); /* sends the ClientHello */
+    return c->closing ? STOP : 0;
+}
+
 static const nats_rx_cb_t nats_cb = {
     .on_msg = nats_on_msg,
     .on_ping = nats_on_ping,
     .on_pong = nats_on_pong,
     .on_err = nats_on_err,
+    .on_info = nats_on_info,
 };
 
 static void nats_input(bconn_t *c, const uint8_t *data, size_t len)
@@ -868,17 +892,9 @@ static void nats_input(bconn_t *c, const uint8_t *data, size_t len)
 }
 
 /* CONNECT (no echo, no +OK), then SUB for a subscriber, then PING. */
-static void nats_start(bconn_t *c)
+static void nats_connect(bconn_t *c)
 {
     const opts_t *o = &c->t->b->o;
-    free(c->hs); /* only the connect request lived there */
-    c->hs = NULL;
-    c->nats = malloc(sizeof(*c->nats));
-    if (c->nats == NULL) {
-        conn_fail(c, F_HANDSHAKE);
-        return;
-    }
-    nats_rx_init(c->nats);
     char cmd[WSB_TOPIC_MAX_LEN + 160];
     int n = snprintf(cmd, sizeof(cmd),
                      "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,"
@@ -892,6 +908,23 @@ static void nats_start(bconn_t *c)
     }
     n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, "PING\r\n");
     send_text(c, cmd, (size_t)n);
+}
+
+/* nats://: CONNECT at once; nats+tls://: after the INFO line and the TLS
+ * handshake (tls_handshake_step). */
+static void nats_start(bconn_t *c)
+{
+    free(c->hs); /* only the connect request lived there */
+    c->hs = NULL;
+    c->nats = malloc(sizeof(*c->nats));
+    if (c->nats == NULL) {
+        conn_fail(c, F_HANDSHAKE);
+        return;
+    }
+    nats_rx_init(c->nats);
+    if (c->t->b->tls_ctx == NULL) {
+        nats_connect(c);
+    }
 }
 
 /* ---- connecting -------------------------------------------------------------------------- */

@@ -97,7 +97,10 @@ static int on_line(nats_rx_t *rx, const char *line, size_t len, bool cut, const 
     if (starts(line, len, "-ERR")) {
         return cb->on_err(ud) != 0 ? 1 : 0;
     }
-    return 0; /* INFO, +OK */
+    if (starts(line, len, "INFO") && cb->on_info != NULL) {
+        return cb->on_info(ud) != 0 ? 1 : 0;
+    }
+    return 0; /* +OK */
 }
 
 /* The payload's start is "t=<13 digits>;": the send time. */

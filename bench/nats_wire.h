@@ -38,7 +38,8 @@ typedef struct {
     int (*on_msg)(void *user_data, bool has_time, uint64_t t_ns);
     int (*on_ping)(void *user_data);
     int (*on_pong)(void *user_data);
-    int (*on_err)(void *user_data); /* -ERR */
+    int (*on_err)(void *user_data);  /* -ERR */
+    int (*on_info)(void *user_data); /* INFO (NULL: ignored) */
 } nats_rx_cb_t;
 
 typedef struct {

@@ -12,9 +12,8 @@
 #   onehop     100 msg/s -> 1 subscriber for PEER_LAT_SECONDS (10): p50 / p99
 #   lat100     100 msg/s -> 100 subscribers for PEER_LAT_SECONDS: p50 / p99
 #   idle       PEER_IDLE_CONNS (10,000) idle subscribed connections: RSS per
-#              connection; wsbroker also over wss:// (idle-wss); nats-server
-#              only plain (NATS starts TLS after a plaintext INFO, which
-#              wsbench's TLS engine does not do)
+#              connection; then both again over TLS (idle-wss: wsbroker's
+#              wss://, nats-server with --tls and wsbench's nats+tls://)
 #
 # Usage: bench/peer.sh [fanout topics onehop lat100 idle]   (default: all)
 # Environment: WSBROKER, WSBENCH (default build-release/), NATS_SERVER
@@ -43,11 +42,12 @@ stop_nats() {
   fi
 }
 trap 'stop_nats; cleanup' EXIT
+# start_nats [nats-server flags...]
 start_nats() {
   stop_nats
   NATS_PORT=$(free_port)
   : >"$SCRATCH/nats.log"
-  "$NATS_BIN" -a 127.0.0.1 -p "$NATS_PORT" >"$SCRATCH/nats.log" 2>&1 &
+  "$NATS_BIN" -a 127.0.0.1 -p "$NATS_PORT" "$@" >"$SCRATCH/nats.log" 2>&1 &
   NATS_PID=$!
   for _ in $(seq 100); do
     grep -q "Server is ready" "$SCRATCH/nats.log" && return 0
@@ -94,6 +94,16 @@ for rep in $(seq "$REPS"); do
     "$WSBENCH" --url "nats://127.0.0.1:$NATS_PORT" --broker-pid "$NATS_PID" --label "$s-nats" \
       --format row --threads "$THREADS" "${f[@]}" $WSBENCH_ARGS >>"$rows" || status=1
     stop_nats
+    if [ "$s" = idle ]; then
+      echo "peer: rep $rep $s nats tls, load $(loadavg)" >&2
+      tls_cert
+      start_nats --tls --tlscert "$SCRATCH/tls.crt" --tlskey "$SCRATCH/tls.key"
+      # shellcheck disable=SC2086
+      "$WSBENCH" --url "nats+tls://127.0.0.1:$NATS_PORT" --cafile "$SCRATCH/tls.crt" \
+        --broker-pid "$NATS_PID" --label "$s-wss-nats" --format row --threads "$THREADS" \
+        "${f[@]}" $WSBENCH_ARGS >>"$rows" || status=1
+      stop_nats
+    fi
   done
 done
 
@@ -137,7 +147,7 @@ summary() {
         } }
       if ("idle,wsbroker" in vals || "idle,nats" in vals) {
         print "| idle subscribed connection: RSS B per connection | " cell("idle,wsbroker", 0) " | " cell("idle,nats", 0) " | " ratio("idle,wsbroker", "idle,nats") " |"
-        print "| idle over TLS (wsbroker wss://; nats not measured) | " cell("idle-wss,wsbroker", 0) " | - | - |"
+        print "| idle subscribed connection over TLS: RSS B per connection | " cell("idle-wss,wsbroker", 0) " | " cell("idle-wss,nats", 0) " | " ratio("idle-wss,wsbroker", "idle-wss,nats") " |"
       }
       tl = 0; for (k in loss) tl += loss[k]
       print ""

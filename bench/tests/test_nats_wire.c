@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 typedef struct {
-    int msgs, timed, pings, pongs, errs;
+    int msgs, timed, pings, pongs, errs, infos;
     uint64_t last_t;
     int stop_after_msgs; /* 0: never */
 } counts_t;
@@ -47,7 +47,13 @@ static int on_err(void *ud)
     return 0;
 }
 
-static const nats_rx_cb_t cb = {on_msg, on_ping, on_pong, on_err};
+static int on_info(void *ud)
+{
+    ((counts_t *)ud)->infos++;
+    return 0;
+}
+
+static const nats_rx_cb_t cb = {on_msg, on_ping, on_pong, on_err, on_info};
 
 static void test_pub(void **state)
 {
@@ -86,6 +92,7 @@ static void check(const counts_t *c)
     assert_int_equal(c->pings, 1);
     assert_int_equal(c->pongs, 1);
     assert_int_equal(c->errs, 1);
+    assert_int_equal(c->infos, 1); /* the long INFO line, recognized by its start */
 }
 
 static void test_stream_whole_and_every_cut(void **state)

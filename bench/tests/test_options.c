@@ -289,6 +289,10 @@ static void test_probe(void **state)
     assert_int_equal(parse(ARGC(nats_run), nats_run), OPTS_OK);
     assert_true(o.nats);
     assert_int_equal(o.probe, PROBE_NONE);
+    char *nats_tls[] = {"wsbench", "--url", "nats+tls://127.0.0.1:4443", "--cafile", "ca.pem"};
+    assert_int_equal(parse(ARGC(nats_tls), nats_tls), OPTS_OK);
+    assert_true(o.nats && o.tls);
+    assert_int_equal(o.port, 4443);
     char *nats_deflate[] = {"wsbench", "--url", "nats://127.0.0.1:4222", "--deflate"};
     assert_int_equal(parse(ARGC(nats_deflate), nats_deflate), OPTS_ERROR);
     assert_non_null(strstr(err, "--deflate"));
