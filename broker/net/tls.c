@@ -114,11 +114,16 @@ static long stage_bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
     tls_conn_t *tc = BIO_get_data(bio);
     switch (cmd) {
     case BIO_CTRL_FLUSH:
-        return 1;          /* the caller moves the bytes to the socket */
-    case BIO_CTRL_PENDING: /* unread input of the read BIO */
-        return tc != NULL ? (long)stage_pending(&tc->in) : 0;
+        return 1; /* the caller moves the bytes to the socket */
+    case BIO_CTRL_PENDING:
+        /* What this BIO has for its reader: ciphertext for OpenSSL (read
+         * BIO) or for the socket (write BIO), as a memory BIO says. */
+        if (tc == NULL) {
+            return 0;
+        }
+        return (long)stage_pending(bio == SSL_get_rbio(tc->ssl) ? &tc->in : &tc->out);
     case BIO_CTRL_WPENDING:
-        return tc != NULL ? (long)stage_pending(&tc->out) : 0;
+        return 0; /* nothing is held back inside the BIO itself */
     default:
         return 0; /* no kTLS, no dgram, no push/pop */
     }
