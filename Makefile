@@ -237,6 +237,16 @@ bench: deps-build
 	cmake --build build-release -j $(JOBS) --target wsbroker wsbench
 	bench/run.sh
 
+# wsbroker next to nats-server, issue 17's scenarios side by side
+# (bench/peer.sh; it installs the Debian nats-server when missing, as the
+# reqrep scenario does): one summary table.
+.PHONY: bench-peer
+bench-peer: deps-build
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+	  -DWSB_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-release -j $(JOBS) --target wsbroker wsbench
+	bench/peer.sh
+
 SOURCES = $(shell git ls-files -co --exclude-standard '*.c' '*.h' 2>/dev/null)
 
 format: deps-lint

@@ -19,8 +19,18 @@
  * sent; reads feed the ciphertext in and decrypt into the worker's read
  * buffer (free again once OpenSSL has copied the ciphertext); every write
  * (upgrade, subscribe, a publish batch, pongs) is encrypted as one burst.
+ *
+ * nats:// (o->nats, the peer mode): the same run against a NATS server. A
+ * subscriber sends CONNECT, SUB and PING and is ready at the PONG; a
+ * publisher sends CONNECT and PING and is ready at its PONG; every PUB is
+ * followed by a PING whose PONG is the publish's ack (the server handles a
+ * connection's commands in order, so the PONG means the message was handed
+ * to every subscriber's connection, like wsbroker's ack). nats_wire.c reads
+ * MSG lines and the payload's timestamp. nats+tls://: the server's INFO
+ * arrives in plaintext, then the TLS handshake, then CONNECT over TLS.
  */
 #include "deflate_rx.h"
+#include "nats_wire.h"
 #include "payload.h"
 #include "wsb/topic.h"
 #include "wsbench.h"
@@ -74,8 +84,9 @@ struct bconn_s {
     bool churn_off;  /* --churn: unsubscribed now */
     bool stalled;    /* --stall: reading is stopped while publishing lasts */
     uint8_t mask[4];
-    wsb_tls_t *tls; /* wss:// only */
-    deflate_rx_t z; /* --deflate: the compressed message arriving */
+    wsb_tls_t *tls;  /* wss:// only */
+    nats_rx_t *nats; /* nats:// only */
+    deflate_rx_t z;  /* --deflate: the compressed message arriving */
 };
 
 typedef struct {
@@ -104,6 +115,8 @@ static void on_closed(uv_handle_t *h)
     deflate_rx_free(&c->z);
     wsb_tls_free(c->tls);
     c->tls = NULL;
+    free(c->nats);
+    c->nats = NULL;
     c->state = C_CLOSED;
 }
 
@@ -310,7 +323,9 @@ static void pub_pump(bconn_t *c, uint64_t now)
     if (room <= 0) {
         return;
     }
-    size_t frame_max = WSB_WS_MAX_HEADER_LEN + payload_publish_max(WSB_TOPIC_MAX_LEN, o->payload);
+    size_t frame_max =
+        o->nats ? nats_pub_max(WSB_TOPIC_MAX_LEN, o->payload)
+                : WSB_WS_MAX_HEADER_LEN + payload_publish_max(WSB_TOPIC_MAX_LEN, o->payload);
     if (n * frame_max > BATCH_BYTES) {
         n = BATCH_BYTES / frame_max > 0 ? BATCH_BYTES / frame_max : 1;
     }
@@ -324,6 +339,19 @@ static void pub_pump(bconn_t *c, uint64_t now)
     for (uint64_t i = 0; i < n && room > 0; i++) {
         uint32_t k = topic_of(b, c->index, p->sent);
         uint8_t *out = w->data + w->len;
+        if (o->nats) {
+            size_t len = nats_pub((char *)out, frame_max, b->topic_buf + b->topic_off[k],
+                                  b->topic_len[k], o->payload, now, true);
+            if (len == 0) {
+                break; /* cannot happen: frame_max is an upper bound */
+            }
+            w->len += len;
+            p->sent++;
+            written++;
+            expected += b->match[k];
+            room -= (int64_t)b->match[k];
+            continue;
+        }
         /* The JSON goes after the longest possible header; the builder moves it. */
         char *json = (char *)out + WSB_WS_MAX_HEADER_LEN;
         size_t jlen = payload_publish_json(json, frame_max - WSB_WS_MAX_HEADER_LEN,
@@ -649,9 +677,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 /* Plaintext from the broker: the upgrade response, then frames. */
+static void nats_input(bconn_t *c, const uint8_t *data, size_t len);
+static void nats_connect(bconn_t *c);
+
 static void process(bconn_t *c, uint8_t *data, size_t len)
 {
-    if (c->hs != NULL) {
+    if (c->nats != NULL) {
+        STAT_ADD(c->t->st.bytes_in, (uint64_t)len);
+        nats_input(c, data, len);
+    } else if (c->hs != NULL) {
         handshake_feed(c, data, len);
     } else {
         STAT_ADD(c->t->st.bytes_in, (uint64_t)len);
@@ -696,7 +730,11 @@ static bool tls_handshake_step(bconn_t *c)
         return false;
     }
     c->tls_open = true;
-    send_upgrade(c);
+    if (c->nats != NULL) {
+        nats_connect(c);
+    } else {
+        send_upgrade(c);
+    }
     return !c->closing;
 }
 
@@ -757,6 +795,138 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+/* ---- nats:// ------------------------------------------------------------------------------ */
+
+static int nats_on_msg(void *user_data, bool has_time, uint64_t t_ns)
+{
+    bconn_t *c = user_data;
+    bthread_t *t = c->t;
+    STAT_ADD(t->st.received, 1);
+    if (has_time) {
+        hist_record(&t->hist, t->rx_now > t_ns ? t->rx_now - t_ns : 0);
+    } else {
+        STAT_ADD(t->st.bad_payload, 1);
+    }
+    return c->closing ? STOP : 0;
+}
+
+static void send_text(bconn_t *c, const char *text, size_t len)
+{
+    wbuf_t *w = wbuf_new(len);
+    if (w == NULL) {
+        conn_lost(c);
+        return;
+    }
+    memcpy(w->data, text, len);
+    w->len = len;
+    send_wbuf(c, w);
+}
+
+static int nats_on_ping(void *user_data)
+{
+    bconn_t *c = user_data;
+    send_text(c, "PONG\r\n", 6);
+    return c->closing ? STOP : 0;
+}
+
+/* The PONG to the PING after CONNECT (and SUB) makes a connection ready;
+ * after that, a publisher's PONGs ack its publishes in order. */
+static int nats_on_pong(void *user_data)
+{
+    bconn_t *c = user_data;
+    bthread_t *t = c->t;
+    if (c->state == C_SUBSCRIBING) {
+        subscriber_ready(c);
+    } else if (c->state == C_HANDSHAKE && c->pub != NULL) {
+        c->state = C_READY;
+        t->in_progress--;
+        STAT_ADD(t->st.pubs_ready, 1);
+    } else if (c->pub != NULL) {
+        pub_reply(c, c->pub->acked + 1, true);
+    }
+    return c->closing ? STOP : 0;
+}
+
+static int nats_on_err(void *user_data)
+{
+    bconn_t *c = user_data;
+    if (c->state < C_READY) {
+        conn_fail(c, c->state == C_SUBSCRIBING ? F_SUBSCRIBE : F_HANDSHAKE);
+    } else {
+        STAT_ADD(c->t->st.errors, 1);
+    }
+    return c->closing ? STOP : 0;
+}
+
+/* nats+tls://: the server's INFO came in plaintext; TLS starts now. */
+static int nats_on_info(void *user_data)
+{
+    bconn_t *c = user_data;
+    const bench_t *b = c->t->b;
+    if (b->tls_ctx == NULL || c->tls != NULL) {
+        return 0;
+    }
+    c->tls = wsb_tls_new(b->tls_ctx, b->o.host);
+    if (c->tls == NULL) {
+        conn_fail(c, F_HANDSHAKE);
+        return STOP;
+    }
+    (void)tls_handshake_step(c); /* sends the ClientHello */
+    return c->closing ? STOP : 0;
+}
+
+static const nats_rx_cb_t nats_cb = {
+    .on_msg = nats_on_msg,
+    .on_ping = nats_on_ping,
+    .on_pong = nats_on_pong,
+    .on_err = nats_on_err,
+    .on_info = nats_on_info,
+};
+
+static void nats_input(bconn_t *c, const uint8_t *data, size_t len)
+{
+    if (nats_rx_feed(c->nats, data, len, &nats_cb, c) < 0) {
+        STAT_ADD(c->t->st.errors, 1); /* a malformed MSG line */
+        conn_lost(c);
+    }
+}
+
+/* CONNECT (no echo, no +OK), then SUB for a subscriber, then PING. */
+static void nats_connect(bconn_t *c)
+{
+    const opts_t *o = &c->t->b->o;
+    char cmd[WSB_TOPIC_MAX_LEN + 160];
+    int n = snprintf(cmd, sizeof(cmd),
+                     "CONNECT {\"verbose\":false,\"pedantic\":false,\"echo\":false,"
+                     "\"name\":\"wsbench\",\"lang\":\"c\",\"version\":\"1\",\"protocol\":1}\r\n");
+    if (c->pub == NULL) {
+        char pattern[WSB_TOPIC_MAX_LEN + 1];
+        int plen = opts_expand(o->patterns[c->index % o->npatterns], c->index % o->topics, pattern,
+                               sizeof(pattern));
+        n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, "SUB %.*s 1\r\n", plen, pattern);
+        c->state = C_SUBSCRIBING;
+    }
+    n += snprintf(cmd + n, sizeof(cmd) - (size_t)n, "PING\r\n");
+    send_text(c, cmd, (size_t)n);
+}
+
+/* nats://: CONNECT at once; nats+tls://: after the INFO line and the TLS
+ * handshake (tls_handshake_step). */
+static void nats_start(bconn_t *c)
+{
+    free(c->hs); /* only the connect request lived there */
+    c->hs = NULL;
+    c->nats = malloc(sizeof(*c->nats));
+    if (c->nats == NULL) {
+        conn_fail(c, F_HANDSHAKE);
+        return;
+    }
+    nats_rx_init(c->nats);
+    if (c->t->b->tls_ctx == NULL) {
+        nats_connect(c);
+    }
+}
+
 /* ---- connecting -------------------------------------------------------------------------- */
 
 static void on_connect(uv_connect_t *req, int status)
@@ -772,6 +942,10 @@ static void on_connect(uv_connect_t *req, int status)
     }
     (void)uv_tcp_nodelay(&c->tcp, 1);
     c->state = C_HANDSHAKE;
+    if (b->o.nats) {
+        nats_start(c);
+        return;
+    }
     if (b->tls_ctx == NULL) {
         send_upgrade(c);
         return;

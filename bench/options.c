@@ -58,7 +58,10 @@ static const char *usage_load(void)
            "\n"
            "target and load:\n"
            "  --url URL              ws://HOST:PORT/PATH or wss://..., HOST a literal IP "
-           "(ws://127.0.0.1:8080/ws)\n"
+           "(ws://127.0.0.1:8080/ws);\n"
+           "                         nats://HOST:PORT: the same run against a NATS server\n"
+           "                         (nats+tls://: TLS after its INFO line, --cafile applies)\n"
+           "                         (PUB + PING per publish, the PONG is its ack)\n"
            "  --pub-url URL          publishers connect here instead (another node of a\n"
            "                         cluster: cross-node latency); same form as --url\n"
            "  --cafile FILE          wss://: trust the CA certificates in FILE (PEM) instead of\n"
@@ -268,12 +271,16 @@ static opts_result_t parse_url(const char *flag, bool *tls_out, bool *nats_out, 
         scheme_len = 7;
         *tls_out = false;
         *nats_out = true;
+    } else if (strncmp(url, "nats+tls://", 11) == 0 && nats_out != NULL) {
+        scheme_len = 11; /* TLS after the server's plaintext INFO, as NATS does */
+        *tls_out = true;
+        *nats_out = true;
     } else if (strncmp(url, "wss://", 6) == 0) {
         scheme_len = 6;
         *tls_out = true;
     } else {
         return fail(err, errlen, "%s: '%s' must start with ws:// or wss://%s", flag, url,
-                    nats_out != NULL ? " (or nats:// for --probe nats-request)" : "");
+                    nats_out != NULL ? " (or nats:// for a NATS server)" : "");
     }
     const char *h = url + scheme_len;
     const char *host_end = NULL;
@@ -390,10 +397,15 @@ static opts_result_t validate(opts_t *o, char *err, size_t errlen)
     if (o->stall > o->subscribers) {
         return fail(err, errlen, "--stall %u exceeds --subscribers %u", o->stall, o->subscribers);
     }
-    if (o->nats != (o->probe == PROBE_NATS_REQUEST)) {
-        return fail(err, errlen, "--url nats:// goes with --probe nats-request, and only with it");
+    if (o->nats ? o->probe != PROBE_NONE && o->probe != PROBE_NATS_REQUEST
+                : o->probe == PROBE_NATS_REQUEST) {
+        return fail(err, errlen,
+                    "--probe nats-request needs --url nats://, which takes no other --probe");
     }
-    if (o->probe != PROBE_NONE && (o->tls || o->pub_port != 0)) {
+    if (o->nats && (o->pub_port != 0 || o->deflate || o->churn > 0)) {
+        return fail(err, errlen, "--url nats:// takes no --pub-url, --deflate or --churn");
+    }
+    if (o->probe != PROBE_NONE && (o->tls || o->pub_port != 0)) { /* nats+tls:// too */
         return fail(err, errlen, "--probe works over ws:// (or nats://) only, without --pub-url");
     }
     opts_result_t r = check_template(o, "--topic", o->pub_topic, WSB_TOPIC_EXACT, err, errlen);

@@ -284,9 +284,22 @@ static void test_probe(void **state)
     assert_int_equal(parse(ARGC(nats_default), nats_default), OPTS_OK);
     assert_int_equal(o.port, 4222);
 
-    /* nats:// without nats-request, nats-request without nats://, a probe
+    /* nats:// without a probe: the fan-out run against a NATS server. */
+    char *nats_run[] = {"wsbench", "--url", "nats://127.0.0.1:4222", "--subscribers", "10"};
+    assert_int_equal(parse(ARGC(nats_run), nats_run), OPTS_OK);
+    assert_true(o.nats);
+    assert_int_equal(o.probe, PROBE_NONE);
+    char *nats_tls[] = {"wsbench", "--url", "nats+tls://127.0.0.1:4443", "--cafile", "ca.pem"};
+    assert_int_equal(parse(ARGC(nats_tls), nats_tls), OPTS_OK);
+    assert_true(o.nats && o.tls);
+    assert_int_equal(o.port, 4443);
+    char *nats_deflate[] = {"wsbench", "--url", "nats://127.0.0.1:4222", "--deflate"};
+    assert_int_equal(parse(ARGC(nats_deflate), nats_deflate), OPTS_ERROR);
+    assert_non_null(strstr(err, "--deflate"));
+
+    /* nats:// with a WebSocket probe, nats-request without nats://, a probe
      * over wss:// or with --pub-url, an unknown probe, a zero repeat. */
-    char *e1[] = {"wsbench", "--url", "nats://127.0.0.1:4222"};
+    char *e1[] = {"wsbench", "--url", "nats://127.0.0.1:4222", "--probe", "request"};
     char *e2[] = {"wsbench", "--probe", "nats-request"};
     char *e3[] = {"wsbench", "--probe", "request", "--url", "wss://127.0.0.1:8443/ws"};
     char *e4[] = {"wsbench", "--probe", "request", "--pub-url", "ws://127.0.0.1:9/ws"};

@@ -25,10 +25,11 @@
  * max_outbound_bytes like a plain connection's). */
 #define TLS_OUT_HIGH ((size_t)64 * 1024)
 
-/* One uv_write of ciphertext: the request and the bytes in one allocation. */
+/* One uv_write of ciphertext the kernel did not take at once: the request
+ * owns the bytes (detached from the TLS session, no copy). */
 typedef struct {
     uv_write_t req;
-    uint8_t bytes[];
+    uint8_t *bytes;
 } tls_write_t;
 
 /* The HTTP and WebSocket modes' ingress (conn_set_handlers). */
@@ -339,7 +340,8 @@ static void maybe_shutdown(conn_t *c)
 static void on_tls_write(uv_write_t *req, int status)
 {
     conn_t *c = req->data;
-    free(req); /* the tls_write_t, bytes included */
+    free(((tls_write_t *)req)->bytes);
+    free(req);
     c->writing = false;
     write_done(c, status);
 }
@@ -380,34 +382,36 @@ static int tls_encrypt_queued(conn_t *c)
 }
 
 /* Writes the pending ciphertext: what the kernel takes now, the rest in one
- * uv_write that owns its copy. */
+ * uv_write that owns the detached buffer. */
 static int tls_write_out(conn_t *c)
 {
     net_t *net = c->net;
-    size_t pending = tls_conn_out_pending(c->tls);
-    if (pending == 0) {
+    size_t len = 0;
+    uint8_t *bytes = tls_conn_detach_out(c->tls, &len);
+    if (bytes == NULL) {
         return 0;
     }
-    tls_write_t *w = xmalloc(sizeof(*w) + pending);
-    size_t len = tls_conn_take_out(c->tls, w->bytes, pending);
-    uv_buf_t b = uv_buf_init((char *)w->bytes, (unsigned)len);
+    uv_buf_t b = uv_buf_init((char *)bytes, (unsigned)len);
     METRIC_ADD(net->metrics->write_calls, 1);
     int rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (rc == UV_EAGAIN || rc == UV_ENOSYS) {
         rc = 0;
     } else if (rc < 0) {
-        free(w);
+        free(bytes);
         log_debug("write failed", "peer=%s err=%s", conn_peer(c), uv_err_name(rc));
         return -1;
     }
     METRIC_ADD(net->metrics->bytes_out, (uint64_t)rc);
     if ((size_t)rc == len) {
-        free(w);
+        free(bytes);
         return 0;
     }
-    b = uv_buf_init((char *)w->bytes + rc, (unsigned)(len - (size_t)rc));
+    tls_write_t *w = xmalloc(sizeof(*w));
+    w->bytes = bytes;
     w->req.data = c;
+    b = uv_buf_init((char *)bytes + rc, (unsigned)(len - (size_t)rc));
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_tls_write) < 0) {
+        free(bytes);
         free(w);
         return -1;
     }

@@ -13,13 +13,143 @@ struct tls_server_s {
     SSL_CTX *ctx;
 };
 
+/* A byte buffer that exists only while it holds bytes: [off, len) is
+ * unconsumed; data is freed (NULL) the moment the last byte is consumed, so
+ * an idle connection holds no staging memory at all. */
+typedef struct {
+    uint8_t *data;
+    size_t off, len, cap;
+} stage_t;
+
 struct tls_conn_s {
-    SSL *ssl;
-    BIO *rbio; /* ciphertext from the socket (owned by ssl) */
-    BIO *wbio; /* ciphertext for the socket (owned by ssl) */
+    SSL *ssl;    /* owns both BIOs, which point back at this struct */
+    stage_t in;  /* ciphertext from the socket not yet read by OpenSSL */
+    stage_t out; /* ciphertext OpenSSL produced, not yet taken for the socket */
     const char *error;
     bool sent_close_notify;
 };
+
+/* OpenSSL's memory BIO never gives memory back: its buffer stays at the
+ * largest burst it ever held (the handshake flight, a 64 KiB socket read, a
+ * fan-out burst), per connection, for the connection's lifetime. These two
+ * minimal BIOs read from and write to the connection's stage_t buffers
+ * instead, which are freed whenever they run empty. */
+static BIO_METHOD *stage_method;
+static pthread_once_t stage_method_once = PTHREAD_ONCE_INIT;
+
+/* Appends (amortized doubling; at least one full record's worth). false on OOM. */
+static bool stage_append(stage_t *st, const void *bytes, size_t n)
+{
+    if (st->off > 0 && st->off == st->len) {
+        st->off = st->len = 0;
+    }
+    if (n > st->cap - st->len) {
+        if (st->off > 0) { /* compact before growing */
+            memmove(st->data, st->data + st->off, st->len - st->off);
+            st->len -= st->off;
+            st->off = 0;
+        }
+        if (n > st->cap - st->len) {
+            size_t want = st->cap > 0 ? st->cap * 2 : 16 * 1024 + 512;
+            while (want - st->len < n) {
+                want *= 2;
+            }
+            uint8_t *grown = realloc(st->data, want);
+            if (grown == NULL) {
+                return false;
+            }
+            st->data = grown;
+            st->cap = want;
+        }
+    }
+    memcpy(st->data + st->len, bytes, n);
+    st->len += n;
+    return true;
+}
+
+static size_t stage_pending(const stage_t *st)
+{
+    return st->len - st->off;
+}
+
+/* Marks `n` bytes consumed; frees the buffer once nothing is left. */
+static void stage_consume(stage_t *st, size_t n)
+{
+    st->off += n;
+    if (st->off == st->len) {
+        free(st->data);
+        *st = (stage_t){0};
+    }
+}
+
+static int stage_bio_write(BIO *bio, const char *buf, int len)
+{
+    tls_conn_t *tc = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (len <= 0) {
+        return 0;
+    }
+    return stage_append(&tc->out, buf, (size_t)len) ? len : -1;
+}
+
+static int stage_bio_read(BIO *bio, char *buf, int len)
+{
+    tls_conn_t *tc = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    size_t avail = stage_pending(&tc->in);
+    if (avail == 0) {
+        BIO_set_retry_read(bio); /* "no bytes yet", not EOF */
+        return -1;
+    }
+    size_t n = len < 0 ? 0 : (size_t)len < avail ? (size_t)len : avail;
+    memcpy(buf, tc->in.data + tc->in.off, n);
+    stage_consume(&tc->in, n);
+    return (int)n;
+}
+
+static long stage_bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    tls_conn_t *tc = BIO_get_data(bio);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* the caller moves the bytes to the socket */
+    case BIO_CTRL_PENDING:
+        /* What this BIO has for its reader: ciphertext for OpenSSL (read
+         * BIO) or for the socket (write BIO), as a memory BIO says. */
+        if (tc == NULL) {
+            return 0;
+        }
+        return (long)stage_pending(bio == SSL_get_rbio(tc->ssl) ? &tc->in : &tc->out);
+    case BIO_CTRL_WPENDING:
+        return 0; /* nothing is held back inside the BIO itself */
+    default:
+        return 0; /* no kTLS, no dgram, no push/pop */
+    }
+}
+
+static void stage_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "wsb stage");
+    if (m != NULL &&
+        (BIO_meth_set_write(m, stage_bio_write) != 1 || BIO_meth_set_read(m, stage_bio_read) != 1 ||
+         BIO_meth_set_ctrl(m, stage_bio_ctrl) != 1)) {
+        BIO_meth_free(m);
+        m = NULL;
+    }
+    stage_method = m; /* NULL: tls_conn_new fails, as on OOM */
+}
+
+static BIO *stage_bio_new(tls_conn_t *tc)
+{
+    BIO *bio = BIO_new(stage_method);
+    if (bio != NULL) {
+        BIO_set_data(bio, tc);
+        BIO_set_init(bio, 1);
+    }
+    return bio;
+}
 
 static const char *openssl_reason(void)
 {
@@ -72,7 +202,8 @@ static SSL_CTX *build_ctx(const tls_files_t *files, char *err, size_t errlen)
         (void)snprintf(err, errlen, "tls: key exchange groups refused: %s", openssl_reason());
         goto fail;
     }
-    /* Idle connections give their 34 KB of record buffers back. */
+    /* Idle connections give their 34 KB of record buffers back (and our
+     * stage_t buffers are freed when empty, see above). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
@@ -151,6 +282,10 @@ void tls_server_free(tls_server_t *ts)
 
 tls_conn_t *tls_conn_new(tls_server_t *ts)
 {
+    (void)pthread_once(&stage_method_once, stage_method_init);
+    if (stage_method == NULL) {
+        return NULL;
+    }
     tls_conn_t *tc = calloc(1, sizeof *tc);
     if (tc == NULL) {
         return NULL;
@@ -158,19 +293,16 @@ tls_conn_t *tls_conn_new(tls_server_t *ts)
     pthread_mutex_lock(&ts->lock);
     tc->ssl = SSL_new(ts->ctx); /* takes a reference on the context */
     pthread_mutex_unlock(&ts->lock);
-    tc->rbio = BIO_new(BIO_s_mem());
-    tc->wbio = BIO_new(BIO_s_mem());
-    if (tc->ssl == NULL || tc->rbio == NULL || tc->wbio == NULL) {
-        BIO_free(tc->rbio);
-        BIO_free(tc->wbio);
+    BIO *rbio = stage_bio_new(tc);
+    BIO *wbio = stage_bio_new(tc);
+    if (tc->ssl == NULL || rbio == NULL || wbio == NULL) {
+        BIO_free(rbio);
+        BIO_free(wbio);
         SSL_free(tc->ssl);
         free(tc);
         return NULL;
     }
-    /* An empty memory BIO reports "retry" instead of EOF. */
-    BIO_set_mem_eof_return(tc->rbio, -1);
-    BIO_set_mem_eof_return(tc->wbio, -1);
-    SSL_set_bio(tc->ssl, tc->rbio, tc->wbio);
+    SSL_set_bio(tc->ssl, rbio, wbio);
     SSL_set_accept_state(tc->ssl);
     return tc;
 }
@@ -181,20 +313,16 @@ void tls_conn_free(tls_conn_t *tc)
         return;
     }
     SSL_free(tc->ssl); /* frees both BIOs */
+    free(tc->in.data);
+    free(tc->out.data);
     free(tc);
 }
 
 int tls_conn_feed(tls_conn_t *tc, const uint8_t *data, size_t len)
 {
-    while (len > 0) {
-        int chunk = len > INT32_MAX ? INT32_MAX : (int)len;
-        int n = BIO_write(tc->rbio, data, chunk);
-        if (n <= 0) {
-            tc->error = "out of memory";
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
+    if (len > 0 && !stage_append(&tc->in, data, len)) {
+        tc->error = "out of memory";
+        return -1;
     }
     return 0;
 }
@@ -252,14 +380,34 @@ long tls_conn_write(tls_conn_t *tc, const uint8_t *data, size_t len)
 
 size_t tls_conn_out_pending(const tls_conn_t *tc)
 {
-    return BIO_ctrl_pending(tc->wbio);
+    return stage_pending(&tc->out);
 }
 
 size_t tls_conn_take_out(tls_conn_t *tc, uint8_t *buf, size_t cap)
 {
-    int want = cap > INT32_MAX ? INT32_MAX : (int)cap;
-    int n = BIO_read(tc->wbio, buf, want);
-    return n > 0 ? (size_t)n : 0;
+    size_t n = stage_pending(&tc->out);
+    if (n > cap) {
+        n = cap;
+    }
+    if (n > 0) {
+        memcpy(buf, tc->out.data + tc->out.off, n);
+        stage_consume(&tc->out, n);
+    }
+    return n;
+}
+
+uint8_t *tls_conn_detach_out(tls_conn_t *tc, size_t *len)
+{
+    *len = stage_pending(&tc->out);
+    if (*len == 0) {
+        return NULL;
+    }
+    uint8_t *bytes = tc->out.data;
+    if (tc->out.off > 0) {
+        memmove(bytes, bytes + tc->out.off, *len);
+    }
+    tc->out = (stage_t){0};
+    return bytes;
 }
 
 void tls_conn_close_notify(tls_conn_t *tc)
@@ -270,6 +418,11 @@ void tls_conn_close_notify(tls_conn_t *tc)
     tc->sent_close_notify = true;
     (void)SSL_shutdown(tc->ssl);
     ERR_clear_error();
+}
+
+size_t tls_conn_staged_bytes(const tls_conn_t *tc)
+{
+    return tc->in.cap + tc->out.cap;
 }
 
 bool tls_conn_handshake_done(const tls_conn_t *tc)

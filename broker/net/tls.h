@@ -8,10 +8,13 @@
  * established connections keep the context they were created with (each SSL
  * holds a reference), so a reload drops nothing.
  *
- * tls_conn_t is one connection's SSL object with its two memory BIOs:
+ * tls_conn_t is one connection's SSL object with two in-memory BIOs:
  *   read path:  tls_conn_feed(ciphertext) -> tls_conn_read(plaintext)...
- *   write path: tls_conn_write(plaintext) -> tls_conn_take_out(ciphertext)
+ *   write path: tls_conn_write(plaintext) -> tls_conn_detach_out(ciphertext)
  * The caller bounds the ciphertext it lets accumulate (tls_conn_out_pending).
+ * Idle cost: the BIOs' buffers exist only while they hold bytes (freed when
+ * drained) and OpenSSL releases its record buffers between records
+ * (SSL_MODE_RELEASE_BUFFERS); what stays is the SSL object and its keys.
  *
  * Policy: TLS 1.2 minimum; OpenSSL's default cipher lists minus anything
  * without forward secrecy or authenticated encryption; renegotiation refused;
@@ -76,8 +79,18 @@ size_t tls_conn_out_pending(const tls_conn_t *tc);
 /* Moves up to `cap` bytes of that ciphertext into `buf`; returns how many. */
 size_t tls_conn_take_out(tls_conn_t *tc, uint8_t *buf, size_t cap);
 
+/* Hands over all pending ciphertext without a copy: returns a malloc'd
+ * buffer of `*len` bytes that the caller now owns (free()), or NULL with
+ * `*len` 0 when nothing is pending. The connection keeps no buffer after. */
+uint8_t *tls_conn_detach_out(tls_conn_t *tc, size_t *len);
+
 /* Queues close_notify (idempotent). */
 void tls_conn_close_notify(tls_conn_t *tc);
+
+/* Bytes of staging buffer the connection holds (ciphertext in both
+ * directions, capacity rather than content): 0 whenever nothing is pending.
+ * Memory accounting and tests. */
+size_t tls_conn_staged_bytes(const tls_conn_t *tc);
 
 bool tls_conn_handshake_done(const tls_conn_t *tc);
 

@@ -169,7 +169,8 @@ def parse_frame(buf: bytes | bytearray) -> tuple[Frame, int] | None:
 class Conn:
     """A TCP connection with a receive buffer and deadline-bounded reads."""
 
-    def __init__(self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT, rcvbuf: int | None = None):
+    def __init__(self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT, rcvbuf: int | None = None,
+                 ssl_context=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         if rcvbuf is not None:
@@ -178,6 +179,8 @@ class Conn:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout)
         self.sock.connect((host, port))
+        if ssl_context is not None:  # TLS over the same socket (its rcvbuf stays small)
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=host)
         self.buf = bytearray()
         self.eof = False
         self.closed = False
@@ -416,9 +419,11 @@ def http_request(
 
 
 def ws_connect(host: str, port: int, path: str = "/ws", timeout: float = DEFAULT_TIMEOUT,
-               rcvbuf: int | None = None, read_welcome: bool = True, extra: bytes = b"") -> Conn:
-    """Opens a raw WebSocket connection, checks the 101 and (optionally) reads the welcome."""
-    c = Conn(host, port, timeout, rcvbuf=rcvbuf)
+               rcvbuf: int | None = None, read_welcome: bool = True, extra: bytes = b"",
+               ssl_context=None) -> Conn:
+    """Opens a raw WebSocket connection (over TLS with `ssl_context`), checks the
+    101 and (optionally) reads the welcome."""
+    c = Conn(host, port, timeout, rcvbuf=rcvbuf, ssl_context=ssl_context)
     key = new_key()
     c.send(upgrade_request(path, host_port(host, port), key) + extra)
     resp = read_response(c, timeout)
