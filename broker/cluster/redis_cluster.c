@@ -95,6 +95,9 @@ int rc_parse_seeds(const char *list, rc_addr_t *out, unsigned cap)
             break;
         }
         p = end + 1;
+        if (*p == '\0') {
+            return -1; /* a trailing comma: an empty seed */
+        }
     }
     return n > 0 ? (int)n : -1;
 }
