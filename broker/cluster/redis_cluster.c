@@ -12,9 +12,9 @@ static uint16_t crc16(const char *p, size_t len)
 {
     uint16_t crc = 0;
     for (size_t i = 0; i < len; i++) {
-        crc ^= (uint16_t)((uint8_t)p[i] << 8);
+        crc = (uint16_t)(crc ^ ((unsigned)(uint8_t)p[i] << 8));
         for (int b = 0; b < 8; b++) {
-            crc = (crc & 0x8000u) != 0 ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+            crc = (uint16_t)((crc & 0x8000u) != 0 ? (crc << 1) ^ 0x1021u : (unsigned)crc << 1);
         }
     }
     return crc;
