@@ -368,3 +368,54 @@ def test_cluster_config_conflicts_exit_2(extra, names):
 def test_cluster_bad_seed_exits_2():
     res = run_broker_cmd(["--check-config", "--redis-cluster", "127.0.0.1"])
     assert res.returncode == 2 and "redis.cluster" in res.stderr, res.stderr
+
+
+def test_cluster_presence_across_nodes(redis_cluster, nodes):
+    """Presence travels on one shard channel ("wsb: presence", on its slot's
+    master): members on every node are seen from every node, and one that
+    leaves on one node is gone on the other."""
+    from test_presence_cluster import RULES, member, subscribe as psub, until_members
+
+    a, b, _ = nodes(3, "--topics", RULES)
+    bus_master = redis_cluster.master_of("wsb: presence")
+    wait_for(lambda: redis_cluster.shardnumsub(bus_master, "wsb: presence") == 3, 15.0, 0.05,
+             "three nodes on the presence bus's master")
+
+    async def main():
+        wa = await connect(a.ws_url)
+        wb = await connect(b.ws_url)
+        await psub(wa, "chat.room", 1)
+        await psub(wb, "chat.room", 1)
+        both = [member(wa), member(wb)]
+        await until_members(wa, "chat.room", both)
+        await until_members(wb, "chat.room", both)
+        await wb.close()
+        await until_members(wa, "chat.room", [member(wa)])
+        await wa.close()
+
+    run(main(), 60)
+
+
+def test_cluster_request_on_a_answered_on_c(redis_cluster, nodes):
+    """Request/reply across nodes: the request on the topic's shard channel,
+    the reply on the requester node's inbox channel (its own slot)."""
+    a, _, c = nodes(3)
+
+    async def main():
+        responder = await connect(c.ws_url)
+        await subscribe(responder, "dev.c7.cmd", 1)
+        master = redis_cluster.master_of("wsb:dev.c7.cmd")
+        wait_for(lambda: redis_cluster.shardnumsub(master, "wsb:dev.c7.cmd") == 1, 15.0, 0.05,
+                 "C subscribed to dev.c7.cmd")
+        req = await connect(a.ws_url)
+        await send_json(req, {"type": "request", "topic": "dev.c7.cmd", "data": {"op": "on"},
+                              "id": 7, "timeout_ms": 30000})
+        m = await recv_json(responder, 10)
+        assert m["type"] == "message" and m["data"] == {"op": "on"}, m
+        await send_json(responder, {"type": "publish", "topic": m["reply_to"], "data": {"ok": 1}})
+        r = await recv_json(req, 10)
+        assert r["type"] == "reply" and r["id"] == 7 and r["data"] == {"ok": 1}, r
+        for ws in (responder, req):
+            await ws.close()
+
+    run(main(), 60)
