@@ -123,7 +123,7 @@ static void apply_topology(bridge_t *br, bool complete)
 {
     bcluster_t *cl = br->cl;
     const rc_topology_t *t = &cl->topo;
-    shard_t *by_master[RC_MAX_NODES];
+    shard_t *by_master[RC_MAX_NODES] = {NULL};
     shard_t *keep[RC_MAX_NODES];
     unsigned nkeep = 0;
     for (unsigned m = 0; m < t->nmasters; m++) {
@@ -150,7 +150,9 @@ static void apply_topology(bridge_t *br, bool complete)
             changed = true;
         }
     }
-    memcpy(cl->shards, keep, nkeep * sizeof(keep[0]));
+    for (unsigned k = 0; k < nkeep; k++) {
+        cl->shards[k] = keep[k];
+    }
     cl->nshards = nkeep;
     cl->known = true;
     cl->complete = complete;

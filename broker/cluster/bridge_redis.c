@@ -119,7 +119,10 @@ static void chan_free(bridge_t *br, chan_t *c)
  * with the lock held, on the bridge thread. Returns true if `c` was freed. */
 static bool reconcile_one(bridge_t *br, chan_t *c)
 {
-    bool can_sub = br->sub.ready, can_unsub = br->sub.ready, moved = false;
+    /* One server: its one subscriber connection does both. */
+    bool can_unsub = br->sub.ready;
+    bool can_sub = can_unsub;
+    bool moved = false;
     if (br->cl != NULL) {
         /* Redis Cluster: subscribe on the slot's master; a channel whose
          * slot moved to another master leaves the old one first. */
