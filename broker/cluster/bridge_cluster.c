@@ -208,6 +208,13 @@ static void on_refresh_timer(uv_timer_t *t)
                    0);
 }
 
+void bridge_cluster_refresh_now(bridge_t *br)
+{
+    if (!br->stopping) {
+        refresh_now(br);
+    }
+}
+
 void bridge_cluster_refresh_soon(bridge_t *br)
 {
     bcluster_t *cl = br->cl;

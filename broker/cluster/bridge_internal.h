@@ -186,6 +186,10 @@ void bridge_cluster_free(bridge_t *br);
 /* The master that serves `slot` now, or NULL when none is known. */
 shard_t *bridge_cluster_shard(bridge_t *br, unsigned slot);
 
+/* Reads the topology now (blocking, bounded by short timeouts): a slot
+ * moved away from a master that dropped our subscription. */
+void bridge_cluster_refresh_now(bridge_t *br);
+
 /* Asks for a topology refresh soon (a connection lost, a MOVED). */
 void bridge_cluster_refresh_soon(bridge_t *br);
 

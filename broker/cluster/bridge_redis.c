@@ -306,6 +306,10 @@ static void confirm(bridge_t *br, const rconn_t *rc, const redisReply *name, boo
 {
     pthread_mutex_lock(&br->lock);
     chan_t *c = *chan_slot(br, name->str, name->len, glob);
+    /* Redis Cluster: a master drops a shard channel on its own when the
+     * channel's slot moved to another master (resharding). */
+    bool slot_moved = br->cl != NULL && c != NULL && !subscribed && c->state == CHAN_SUBSCRIBED &&
+                      c->shard == rc->shard;
     /* Redis Cluster: only the master the channel is on speaks for it. */
     if (c != NULL && (br->cl == NULL || c->shard == rc->shard)) {
         c->state = subscribed ? CHAN_SUBSCRIBED : CHAN_NONE;
@@ -319,6 +323,9 @@ static void confirm(bridge_t *br, const rconn_t *rc, const redisReply *name, boo
     }
     br->sub_epoch++; /* an unsolicited one changes what Redis counts too */
     pthread_mutex_unlock(&br->lock);
+    if (slot_moved) {
+        bridge_cluster_refresh_now(br); /* so that it is subscribed again on the new master */
+    }
     if (br->hr != NULL && subscribed) {
         /* clustered history hook (a glob: a pattern's last-value read) */
         chist_redis_subscribed(br->hr, name->str, name->len);

@@ -419,3 +419,45 @@ def test_cluster_request_on_a_answered_on_c(redis_cluster, nodes):
             await ws.close()
 
     run(main(), 60)
+
+
+def test_cluster_slot_moved_follows_moved_and_resubscribes(redis_cluster, nodes):
+    """Resharding: the slot of a subscribed topic moves to another master.
+    The subscribing node (C) is dropped by the old master (an unsolicited
+    sunsubscribe) and subscribes again on the new one; the publishing node
+    (B) still routes to the old master, gets -MOVED and sends the message
+    again to the new one: delivered once, nothing dropped."""
+    _, b, c = nodes(3)
+    topic, chan = "rc.mv", "wsb:rc.mv"
+    slot = redis_cluster.keyslot(chan)
+    src = redis_cluster.master_of(chan)
+    dst = next(p for p in sorted(redis_cluster.masters()) if p != src)
+    ids = {p: redis_cluster.client(p).execute_command("CLUSTER", "MYID").decode()
+           for p in (src, dst)}
+
+    async def main():
+        sub = await connect(c.ws_url)
+        await subscribe(sub, topic, 1)
+        wait_for(lambda: redis_cluster.shardnumsub(src, chan) == 1, 15.0, 0.05,
+                 "C subscribed on the slot's master")
+        pub = await connect(b.ws_url)
+        await send_json(pub, {"type": "publish", "topic": topic, "data": 0})
+        assert (await recv_json(sub, 10))["data"] == 0  # B's map knows the slot now
+        # Move the (keyless) slot from src to dst, as redis-cli --cluster reshard does.
+        redis_cluster.client(dst).execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])
+        redis_cluster.client(src).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
+        for p in redis_cluster.masters():
+            redis_cluster.client(p).execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+        wait_for(lambda: redis_cluster.shardnumsub(dst, chan) == 1, 15.0, 0.05,
+                 "C subscribed again on the slot's new master")
+        for i in range(1, 11):
+            await send_json(pub, {"type": "publish", "topic": topic, "data": i})
+        got = [(await recv_json(sub, 10))["data"] for _ in range(10)]
+        assert got == list(range(1, 11)), got
+        await send_json(sub, {"type": "ping", "id": 5})
+        assert await recv_json(sub, 10) == {"type": "pong", "id": 5}  # no duplicate before it
+        for ws in (sub, pub):
+            await ws.close()
+
+    run(main(), 60)
+    assert b.metric("wsbroker_redis_dropped_total") == 0
