@@ -4,6 +4,7 @@
 
 #include "app/worker.h"
 #include "cluster/bridge_redis.h"
+#include "cluster/redis_cluster.h"
 #include "core/inbox.h"
 #include "core/user_limits.h"
 #include "ingress/resp_session.h"
@@ -183,7 +184,21 @@ static void wake_worker(core_worker_t *cw)
 static void start_bridge(broker_t *b)
 {
     const config_t *cfg = b->cfg;
-    if (config_parse_redis_url(cfg->redis_url, &b->redis_url) != 0) {
+    bool cluster = cfg->redis_cluster[0] != '\0';
+    if (cluster) {
+        /* Redis Cluster: the first seed stands for it in logs. */
+        rc_addr_t seed;
+        const char *comma = strchr(cfg->redis_cluster, ',');
+        size_t len =
+            comma != NULL ? (size_t)(comma - cfg->redis_cluster) : strlen(cfg->redis_cluster);
+        if (rc_parse_addr(cfg->redis_cluster, len, &seed) != 0) {
+            abort(); /* validated at load (config_keys.c) */
+        }
+        memset(&b->redis_url, 0, sizeof b->redis_url);
+        (void)snprintf(b->redis_url.buf, sizeof b->redis_url.buf, "%s", seed.host);
+        b->redis_url.host = b->redis_url.buf;
+        b->redis_url.port = seed.port;
+    } else if (config_parse_redis_url(cfg->redis_url, &b->redis_url) != 0) {
         abort(); /* validated at load (config_keys.c) */
     }
     bridge_config_t bc = {
@@ -193,14 +208,15 @@ static void start_bridge(broker_t *b)
         .password = b->redis_url.password,
         .prefix = cfg->redis_prefix,
         .node_id = b->node_id,
-        .sharded = cfg->redis_sharded,
-        .sharded_patterns = cfg->redis_sharded_patterns,
+        .sharded = cfg->redis_sharded || cluster, /* a cluster has sharded pub/sub only */
+        .sharded_patterns = cfg->redis_sharded_patterns && !cluster,
         .clustered_history = b->history_rules.n > 0 || b->streams != NULL, /* + clustered streams */
         .queue_size = cfg->redis_queue_size,
         .max_data =
             cfg->max_http_body > cfg->max_message_size ? cfg->max_http_body : cfg->max_message_size,
         .reconnect_max_ms = cfg->redis_reconnect_max_ms,
         .presence_node_ttl_ms = cfg->presence_node_ttl_ms,
+        .cluster = cluster ? cfg->redis_cluster : NULL,
     };
     b->bridge = bridge_new(&bc, &b->core);
     admin_cluster_init(b);
@@ -453,7 +469,7 @@ int broker_init(broker_t *b, const config_t *cfg)
     if (cfg->resp_port[0] != '\0' && start_resp(b) != 0) {
         return -1;
     }
-    if (cfg->redis_url[0] != '\0') {
+    if (cfg->redis_url[0] != '\0' || cfg->redis_cluster[0] != '\0') {
         start_bridge(b);
     }
     set_port(&addr, addr_port(&addr));

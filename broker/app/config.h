@@ -71,6 +71,7 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     uint64_t redis_reconnect_max_ms; /* 5 s: cap of the reconnect backoff */
     bool redis_sharded;              /* SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub) */
     bool redis_sharded_patterns;     /* sharded: also PUBLISH for wildcard subscribers */
+    char *redis_cluster;             /* "" = off; "host:port,...": Redis Cluster seed nodes */
     /* RESP ingress (resp_session.h) */
     char *resp_host;      /* "127.0.0.1" */
     char *resp_port;      /* "" = off; "0" binds a free port */

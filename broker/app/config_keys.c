@@ -2,6 +2,7 @@
 #include "app/config_keys.h"
 
 #include "app/config.h"
+#include "cluster/redis_cluster.h"
 #include "core/apikey.h"
 #include "net/proxy.h"
 #include "shared/log.h"
@@ -162,6 +163,12 @@ static bool is_proxy_list(const char *value)
     return each_entry(value, proxy_ok);
 }
 
+static bool is_redis_cluster(const char *value)
+{
+    rc_addr_t seeds[RC_MAX_NODES];
+    return value[0] == '\0' || rc_parse_seeds(value, seeds, RC_MAX_NODES) > 0;
+}
+
 static bool is_rate_per(const char *value)
 {
     return strcmp(value, "connection") == 0 || strcmp(value, "user") == 0;
@@ -297,6 +304,11 @@ const key_def_t config_keys[] = {
     BOOL_KEY("redis.sharded_patterns", redis_sharded_patterns, "true",
              "with redis.sharded: also PUBLISH every message on the classic bus for wildcard "
              "subscribers; false = one SPUBLISH each and wildcard subscriptions refused"),
+    LIST_KEY("redis.cluster", redis_cluster, "", "HOST:PORT,...", is_redis_cluster,
+             "\"\" (off) or a comma-separated list of up to 64 host:port seed nodes",
+             "Redis Cluster seed nodes (instead of redis.url): the topology comes from CLUSTER "
+             "SLOTS; each topic's channel goes to its slot's master with SSUBSCRIBE/SPUBLISH; "
+             "wildcard subscriptions, history and streams are refused"),
     /* RESP ingress */
     STRING_KEY("resp.host", resp_host, "127.0.0.1", "ADDR", is_address,
                "an address such as 127.0.0.1, 0.0.0.0 or ::", "address of the RESP listener"),

@@ -591,8 +591,29 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
         abort();
     }
     int rules_rc = topic_rules_parse(cfg->topics, cfg->history, rules, err, errlen);
+    bool keeps_history = false, has_stream = false;
+    for (unsigned i = 0; rules_rc == 0 && i < rules->n; i++) {
+        keeps_history = keeps_history || rules->rules[i].has_history;
+        has_stream = has_stream || rules->rules[i].has_stream;
+    }
     free(rules);
     if (rules_rc != 0) {
+        return CONFIG_ERROR;
+    }
+    if (cfg->redis_cluster[0] != '\0' && cfg->redis_url[0] != '\0') {
+        set_err(err, errlen,
+                "redis.cluster, redis.url: expected one of them (a Redis Cluster or one Redis "
+                "server), got both");
+        return CONFIG_ERROR;
+    }
+    /* Clustered history and streams run Lua scripts over several keys per
+     * topic on one server; on a Redis Cluster they are not supported (yet). */
+    if (cfg->redis_cluster[0] != '\0' && (keeps_history || has_stream)) {
+        set_err(err, errlen,
+                "redis.cluster: %s not supported on a Redis Cluster; use redis.url (one Redis "
+                "server) or remove the %s",
+                keeps_history ? "history (a topic rule with history) is" : "streams are",
+                keeps_history ? "history rules" : "stream rules");
         return CONFIG_ERROR;
     }
     /* With redis.url, history lives in Redis (chist_redis.h). */

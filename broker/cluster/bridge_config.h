@@ -10,7 +10,7 @@
 /* What the bridge needs of the configuration. The strings are borrowed:
  * they must outlive the bridge. */
 typedef struct bridge_config_s {
-    const char *host; /* Redis */
+    const char *host; /* Redis (with cluster: the first seed, for logs) */
     unsigned port;
     const char *user;     /* NULL: none */
     const char *password; /* NULL: no AUTH */
@@ -23,6 +23,7 @@ typedef struct bridge_config_s {
     size_t max_data;        /* the largest data JSON a local publish carries */
     uint64_t reconnect_max_ms;
     uint64_t presence_node_ttl_ms; /* presence.node_ttl (presence_bus.h) */
+    const char *cluster;           /* redis.cluster seeds "host:port,...": NULL = one server */
 } bridge_config_t;
 
 #endif

@@ -16,11 +16,25 @@
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
-static void update_health(bridge_t *br)
+/* The address a connection dials: its master's, or the one server's. */
+static const char *rconn_host(const rconn_t *rc)
 {
-    bool up = br->pub.ready && br->sub.ready;
+    return rc->shard != NULL ? rc->shard->host : rc->br->cfg.host;
+}
+
+static unsigned rconn_port(const rconn_t *rc)
+{
+    return rc->shard != NULL ? rc->shard->port : rc->br->cfg.port;
+}
+
+void bridge_update_health(bridge_t *br)
+{
+    bool up = br->pub.ready && br->sub.ready, pub_up = br->pub.ready;
+    if (br->cl != NULL) {
+        bridge_cluster_health(br, &up, &pub_up);
+    }
     int was = atomic_exchange_explicit(&br->healthy, up ? 1 : 0, memory_order_acq_rel);
-    atomic_store_explicit(&br->pub_up, br->pub.ready ? 1 : 0, memory_order_release);
+    atomic_store_explicit(&br->pub_up, pub_up ? 1 : 0, memory_order_release);
     if (was != (up ? 1 : 0) && !br->stopping) {
         if (up) {
             log_info("redis: connected", "host=%s port=%u", br->cfg.host, br->cfg.port);
@@ -34,10 +48,10 @@ static void update_health(bridge_t *br)
 static void on_retry_timer(uv_timer_t *t)
 {
     rconn_t *rc = t->data;
-    if (rc->br->stopping) {
+    if (rc->br->stopping || rc->closed) {
         return;
     }
-    if (rc == &rc->br->sub) {
+    if (rc->is_sub) {
         if (rc->bs != NULL && !rc->connected) {
             log_warn("redis: connect timed out", "conn=%s", rc->role);
             bridge_sub_close(rc->bs);
@@ -65,8 +79,11 @@ static void on_retry_timer(uv_timer_t *t)
 static void schedule_retry(rconn_t *rc)
 {
     bridge_t *br = rc->br;
-    if (br->stopping) {
+    if (br->stopping || rc->closed) {
         return;
+    }
+    if (br->cl != NULL) {
+        bridge_cluster_refresh_soon(br); /* a master gone may mean a failover */
     }
     /* Exponential backoff with +-25% jitter, so nodes that lost Redis at the
      * same moment do not come back in lockstep. */
@@ -85,12 +102,12 @@ void bridge_set_ready(rconn_t *rc)
     rc->ready = true;
     rc->ever_ready = true;
     rc->backoff_ms = BACKOFF_MIN_MS;
-    if (rc == &br->sub) {
-        bridge_mark_all(br, false); /* (re)subscribe everything wanted */
+    if (rc->is_sub) {
+        bridge_mark_shard(br, NULL, false); /* (re)subscribe everything wanted */
     } else if (br->hr != NULL) {
         chist_redis_set_pub(br->hr, rc->ac); /* clustered history hook: load the scripts */
     }
-    update_health(br);
+    bridge_update_health(br);
 }
 
 static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
@@ -132,7 +149,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
 {
     rconn_t *rc = cac->data;
     bridge_t *br = rc->br;
-    if (!br->stopping) {
+    if (!br->stopping && !rc->closed) { /* closed: bridge_rconn_close() freed it on purpose */
         log_warn("redis: connection lost", "conn=%s err=%s", rc->role,
                  log_quote(status == REDIS_OK ? "closed" : cac->errstr));
     }
@@ -142,7 +159,7 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     if (br->hr != NULL) {
         chist_redis_set_pub(br->hr, NULL); /* clustered history hook: what waited on it fails */
     }
-    update_health(br);
+    bridge_update_health(br);
     schedule_retry(rc);
 }
 
@@ -166,12 +183,12 @@ void bridge_sub_lost(rconn_t *rc, const char *why)
     rc->connected = false;
     rc->ready = false;
     rc->handshake = 0;
-    bridge_mark_all(br, true);
+    bridge_mark_shard(br, rc->shard, true);
     if (br->hr != NULL) {
         chist_redis_sub_lost(
             br->hr); /* clustered history hook: reads waiting on a SUBSCRIBE fail */
     }
-    update_health(br);
+    bridge_update_health(br);
     schedule_retry(rc);
 }
 
@@ -194,8 +211,8 @@ static void sub_connect(rconn_t *rc)
     static const bridge_sub_cb_t callbacks = {on_sub_connected, bridge_on_sub_reply, on_sub_closed};
     bridge_t *br = rc->br;
     char err[160];
-    rc->bs =
-        bridge_sub_connect(&br->loop, br->cfg.host, br->cfg.port, &callbacks, rc, err, sizeof(err));
+    rc->bs = bridge_sub_connect(&br->loop, rconn_host(rc), rconn_port(rc), &callbacks, rc, err,
+                                sizeof(err));
     if (rc->bs == NULL) {
         log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(err));
         schedule_retry(rc);
@@ -224,11 +241,11 @@ static void sub_connect(rconn_t *rc)
 void bridge_rconn_connect(rconn_t *rc)
 {
     bridge_t *br = rc->br;
-    if (rc == &br->sub) {
+    if (rc->is_sub) {
         sub_connect(rc);
         return;
     }
-    redisAsyncContext *ac = redisAsyncConnect(br->cfg.host, (int)br->cfg.port);
+    redisAsyncContext *ac = redisAsyncConnect(rconn_host(rc), (int)rconn_port(rc));
     if (ac == NULL || ac->err) {
         log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
                   log_quote(ac != NULL ? ac->errstr : "out of memory"));
@@ -262,4 +279,33 @@ void bridge_rconn_connect(rconn_t *rc)
      * something to write: the PING is also what makes it connect. */
     redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
     uv_timer_start(&rc->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
+}
+
+void bridge_rconn_init(bridge_t *br, rconn_t *rc, bool is_sub, shard_t *shard)
+{
+    rc->br = br;
+    rc->role = is_sub ? "sub" : "pub";
+    rc->is_sub = is_sub;
+    rc->shard = shard;
+    rc->backoff_ms = BACKOFF_MIN_MS;
+    uv_timer_init(&br->loop, &rc->timer);
+    rc->timer.data = rc;
+}
+
+void bridge_rconn_close(rconn_t *rc, uv_close_cb close_cb)
+{
+    rc->closed = true;
+    uv_timer_stop(&rc->timer);
+    if (rc->ac != NULL) {
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        redisAsyncFree(ac); /* pending callbacks get NULL; on_disconnect returns early */
+    }
+    if (rc->bs != NULL) {
+        bridge_sub_close(rc->bs); /* freed as the loop winds down */
+        rc->bs = NULL;
+    }
+    rc->connected = false;
+    rc->ready = false;
+    uv_close((uv_handle_t *)&rc->timer, close_cb);
 }

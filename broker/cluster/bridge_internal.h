@@ -21,6 +21,8 @@
 #include <uv.h>
 
 typedef struct bridge_s bridge_t;
+typedef struct shard_s shard_t;
+typedef struct bcluster_s bcluster_t;
 
 #define BACKOFF_MIN_MS     100
 #define CONNECT_TIMEOUT_MS 3000
@@ -39,6 +41,8 @@ typedef struct chan_s {
     bool dirty;
     bool glob;
     chan_state_t state;
+    shard_t *shard; /* Redis Cluster: the master it is (un)subscribing or subscribed on */
+    unsigned slot;  /* Redis Cluster: its hash slot */
     long refs;
     size_t len;
     char name[]; /* NUL-terminated */
@@ -47,13 +51,16 @@ typedef struct chan_s {
 /* One of the two Redis connections. Bridge thread only. */
 typedef struct {
     bridge_t *br;
-    const char *role;      /* "pub" or "sub", for logs */
+    const char *role; /* "pub" or "sub", for logs */
+    bool is_sub;
+    shard_t *shard;        /* Redis Cluster: the master it talks to; NULL: the one server */
     redisAsyncContext *ac; /* pub: hiredis async */
     bridge_sub_t *bs;      /* sub: our own reader loop (bridge_sub.h) */
     unsigned handshake;    /* sub: AUTH/PING replies still awaited */
     bool connected;        /* TCP connected */
     bool ready;            /* connected and authenticated */
     bool ever_ready;
+    bool closed; /* for good: no reconnect (bridge_rconn_close) */
     unsigned backoff_ms;
     uv_timer_t timer; /* reconnect wait, or connect timeout while connecting */
 } rconn_t;
@@ -132,6 +139,20 @@ struct bridge_s {        // NOLINT(clang-analyzer-optin.performance.Padding)
     chist_redis_t *hr;
     /* ---- presence across nodes (presence_bus.h): NULL without presence rules ---- */
     struct pbus_s *pbus;
+    /* ---- Redis Cluster (bridge_cluster.c): NULL with one server ---- */
+    bcluster_t *cl;
+};
+
+/* One master of a Redis Cluster and the bridge's two connections to it,
+ * as br->pub and br->sub are to the one server. Bridge thread only. Freed
+ * once both timers closed (bridge_cluster.c). */
+struct shard_s {
+    bridge_t *br;
+    char host[256];
+    unsigned port;
+    rconn_t pub, sub;
+    bool retired; /* no longer a master: its connections are closing */
+    unsigned open_handles;
 };
 
 /* Counts one event in a bridge counter (read by /metrics). */
@@ -142,10 +163,6 @@ static inline void bridge_count(_Atomic uint64_t *c)
 
 /* bridge_redis.c */
 
-/* Marks every channel for (re)subscription; `lost`: the sub connection
- * dropped, so none is subscribed any more. */
-void bridge_mark_all(bridge_t *br, bool lost);
-
 /* The sub connection's replies: confirmations and messages. */
 void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_data);
 
@@ -154,7 +171,51 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
 void bridge_send_raw(bridge_t *br, const char *chan, size_t chan_len, const char *env,
                      size_t env_len);
 
+/* bridge_cluster.c */
+
+/* The cluster state of a bridge with cfg.cluster set (seeds parsed, the
+ * refresh timer made); bridge_cluster_start() on the bridge thread reads
+ * the topology and connects; bridge_cluster_stop() closes everything (the
+ * shards are freed as the loop winds down); bridge_cluster_free() after
+ * the loop ended. */
+bcluster_t *bridge_cluster_new(bridge_t *br);
+void bridge_cluster_start(bridge_t *br);
+void bridge_cluster_stop(bridge_t *br);
+void bridge_cluster_free(bridge_t *br);
+
+/* The master that serves `slot` now, or NULL when none is known. */
+shard_t *bridge_cluster_shard(bridge_t *br, unsigned slot);
+
+/* Reads the topology now (blocking, bounded by short timeouts): a slot
+ * moved away from a master that dropped our subscription. */
+void bridge_cluster_refresh_now(bridge_t *br);
+
+/* Asks for a topology refresh soon (a connection lost, a MOVED). */
+void bridge_cluster_refresh_soon(bridge_t *br);
+
+/* Health of a cluster bridge: every master's two connections ready. */
+void bridge_cluster_health(bridge_t *br, bool *healthy, bool *pub_up);
+
+/* Sends one publish to its slot's master with SPUBLISH, following MOVED
+ * and ASK (a few hops); `cb(ac, reply, priv)` runs once with the outcome
+ * (reply NULL: not sent or lost). Frees `it`. */
+void bridge_cluster_publish(bridge_t *br, pub_item_t *it, redisCallbackFn *cb, void *priv);
+
+/* Marks every channel for (re)subscription; `lost`: the sub connection to
+ * `s` (NULL: the one server) dropped, so none on it is subscribed any more. */
+void bridge_mark_shard(bridge_t *br, shard_t *s, bool lost);
+
 /* bridge_conn.c */
+
+/* Recomputes `healthy` and `pub_up` from the connections' states. */
+void bridge_update_health(bridge_t *br);
+
+/* Sets up a connection's fields and timer (not connected yet). */
+void bridge_rconn_init(bridge_t *br, rconn_t *rc, bool is_sub, shard_t *shard);
+
+/* Closes a connection for good (its shard is retired, or the bridge stops):
+ * no reconnect follows; the timer is closed with `close_cb`. */
+void bridge_rconn_close(rconn_t *rc, uv_close_cb close_cb);
 
 /* Connects (or reconnects) one of the two connections. */
 void bridge_rconn_connect(rconn_t *rc);

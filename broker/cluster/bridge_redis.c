@@ -4,6 +4,7 @@
 #include "cluster/bridge_internal.h"
 #include "cluster/envelope.h"
 #include "cluster/presence_bus.h"
+#include "cluster/redis_cluster.h"
 #include "core/inbox.h"
 #include "core/router.h"
 #include "shared/log.h"
@@ -92,7 +93,15 @@ static void send_sub_command(bridge_t *br, chan_t *c, bool subscribe)
                                         : (subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
     const char *argv[2] = {cmd, c->name};
     size_t lens[2] = {strlen(cmd), c->len};
-    bridge_sub_command(br->sub.bs, 2, argv, lens);
+    rconn_t *sub = &br->sub;
+    if (br->cl != NULL) {
+        /* Redis Cluster: a shard channel lives on its slot's master. */
+        if (subscribe) {
+            c->shard = bridge_cluster_shard(br, c->slot);
+        }
+        sub = &c->shard->sub;
+    }
+    bridge_sub_command(sub->bs, 2, argv, lens);
     c->state = subscribe ? CHAN_SUBSCRIBING : CHAN_UNSUBSCRIBING;
     br->sub_inflight++; /* own receivers uncertain until confirmed (own_receivers) */
     br->sub_epoch++;
@@ -110,9 +119,21 @@ static void chan_free(bridge_t *br, chan_t *c)
  * with the lock held, on the bridge thread. Returns true if `c` was freed. */
 static bool reconcile_one(bridge_t *br, chan_t *c)
 {
-    if (c->refs > 0 && c->state == CHAN_NONE && br->sub.ready) {
+    /* One server: its one subscriber connection does both. */
+    bool can_unsub = br->sub.ready;
+    bool can_sub = can_unsub;
+    bool moved = false;
+    if (br->cl != NULL) {
+        /* Redis Cluster: subscribe on the slot's master; a channel whose
+         * slot moved to another master leaves the old one first. */
+        const shard_t *target = bridge_cluster_shard(br, c->slot);
+        can_sub = target != NULL && target->sub.ready;
+        can_unsub = c->shard != NULL && c->shard->sub.ready;
+        moved = c->state == CHAN_SUBSCRIBED && c->shard != target;
+    }
+    if (c->refs > 0 && c->state == CHAN_NONE && can_sub) {
         send_sub_command(br, c, true);
-    } else if (c->refs <= 0 && c->state == CHAN_SUBSCRIBED && br->sub.ready) {
+    } else if ((c->refs <= 0 || moved) && c->state == CHAN_SUBSCRIBED && can_unsub) {
         send_sub_command(br, c, false);
     } else if (c->refs <= 0 && c->state == CHAN_NONE) {
         chan_free(br, c);
@@ -134,9 +155,9 @@ static void reconcile_dirty(bridge_t *br)
     pthread_mutex_unlock(&br->lock);
 }
 
-/* Every channel: after the sub connection came up (subscribe them all) or
- * went down (nothing is subscribed any more). */
-void bridge_mark_all(bridge_t *br, bool lost)
+/* Every channel: after a sub connection came up (subscribe them all) or
+ * went down (nothing on it is subscribed any more). */
+void bridge_mark_shard(bridge_t *br, shard_t *s, bool lost)
 {
     pthread_mutex_lock(&br->lock);
     if (lost) {
@@ -145,8 +166,9 @@ void bridge_mark_all(bridge_t *br, bool lost)
     }
     for (size_t i = 0; i < CHAN_BUCKETS; i++) {
         for (chan_t *c = br->buckets[i]; c != NULL; c = c->next) {
-            if (lost) {
+            if (lost && (s == NULL || c->shard == s)) {
                 c->state = CHAN_NONE;
+                c->shard = NULL;
             }
             mark_dirty(br, c);
         }
@@ -171,6 +193,7 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
         memcpy(c->name, name, n + 1);
         c->len = n;
         c->glob = glob;
+        c->slot = rc_keyslot(name, n);
         *slot = c;
     }
     long before = c->refs;
@@ -280,12 +303,21 @@ static bool elem_is(const redisReply *r, const char *s)
 
 /* A subscribe/unsubscribe confirmation: the channel's state moves on, and
  * whatever its count asked for meanwhile is sent now. */
-static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscribed)
+static void confirm(bridge_t *br, const rconn_t *rc, const redisReply *name, bool glob,
+                    bool subscribed)
 {
     pthread_mutex_lock(&br->lock);
     chan_t *c = *chan_slot(br, name->str, name->len, glob);
-    if (c != NULL) {
+    /* Redis Cluster: a master drops a shard channel on its own when the
+     * channel's slot moved to another master (resharding). */
+    bool slot_moved = br->cl != NULL && c != NULL && !subscribed && c->state == CHAN_SUBSCRIBED &&
+                      c->shard == rc->shard;
+    /* Redis Cluster: only the master the channel is on speaks for it. */
+    if (c != NULL && (br->cl == NULL || c->shard == rc->shard)) {
         c->state = subscribed ? CHAN_SUBSCRIBED : CHAN_NONE;
+        if (!subscribed) {
+            c->shard = NULL;
+        }
         mark_dirty(br, c);
     }
     if (br->sub_inflight > 0) {
@@ -293,6 +325,9 @@ static void confirm(bridge_t *br, const redisReply *name, bool glob, bool subscr
     }
     br->sub_epoch++; /* an unsolicited one changes what Redis counts too */
     pthread_mutex_unlock(&br->lock);
+    if (slot_moved) {
+        bridge_cluster_refresh_now(br); /* so that it is subscribed again on the new master */
+    }
     if (br->hr != NULL && subscribed) {
         /* clustered history hook (a glob: a pattern's last-value read) */
         chist_redis_subscribed(br->hr, name->str, name->len);
@@ -318,6 +353,9 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
          * retried with backoff while /healthz says degraded. */
         log_error(rc->handshake > 0 ? "redis: AUTH refused" : "redis: subscription refused",
                   "conn=sub err=%s", log_quote(reply->str));
+        if (br->cl != NULL) {
+            bridge_cluster_refresh_soon(br); /* a MOVED: the slot has another master */
+        }
         bridge_sub_lost(rc, NULL);
         return;
     }
@@ -354,15 +392,15 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
         }
         deliver_envelope(br, e[1], true, e[3]->str, e[3]->len);
     } else if (elem_is(e[0], "subscribe") || elem_is(e[0], "ssubscribe")) {
-        confirm(br, e[1], false, true);
+        confirm(br, rc, e[1], false, true);
     } else if (elem_is(e[0], "psubscribe")) {
-        confirm(br, e[1], true, true);
+        confirm(br, rc, e[1], true, true);
     } else if (elem_is(e[0], "unsubscribe") || elem_is(e[0], "sunsubscribe")) {
         /* Also unsolicited: a Redis Cluster drops shard subscriptions whose
          * slot moved; the channel is then subscribed again (and refused). */
-        confirm(br, e[1], false, false);
+        confirm(br, rc, e[1], false, false);
     } else if (elem_is(e[0], "punsubscribe")) {
-        confirm(br, e[1], true, false);
+        confirm(br, rc, e[1], true, false);
     }
 }
 
@@ -521,9 +559,8 @@ static bool published(bridge_t *br, const redisReply *reply)
 
 static void on_published(redisAsyncContext *ac, void *r, void *privdata)
 {
-    (void)privdata;
-    rconn_t *rc = ac->data;
-    (void)published(rc->br, r);
+    (void)ac;
+    (void)published(privdata, r);
 }
 
 /* ---- request receivers: does another node subscribe? ----------------------------------------- */
@@ -562,6 +599,7 @@ bool bridge_glob_match(const char *p, size_t pl, const char *s, size_t sl)
 /* What a request's publish waits for: Redis's receiver count, less this
  * node's own subscriptions that Redis counted. */
 typedef struct {
+    bridge_t *br;
     inbox_count_t *count;
     long own;       /* own subscriptions matching the channel; -1: cannot tell */
     uint64_t epoch; /* br->sub_epoch when sent */
@@ -610,9 +648,9 @@ static long long receivers(const redisReply *reply)
 
 static void on_request_published(redisAsyncContext *ac, void *r, void *privdata)
 {
-    rconn_t *rc = ac->data;
-    bridge_t *br = rc->br;
+    (void)ac;
     req_wait_t *rw = privdata;
+    bridge_t *br = rw->br;
     /* Anything unsure counts as "another node may subscribe": the request
      * then ends with its reply or timeout, never a wrong no_responders. */
     bool maybe = true;
@@ -639,15 +677,20 @@ static void send_publish(bridge_t *br, pub_item_t *it)
     const char *env = it->bytes + it->chan_len;
     size_t env_len = it->env_len;
     redisCallbackFn *cb = on_published;
-    void *priv = NULL;
+    void *priv = br;
     if (it->kind == PUB_REQUEST) {
         req_wait_t *rw = xmalloc(sizeof(*rw));
+        rw->br = br;
         rw->count = it->count;
         rw->own = own_receivers(br, chan, chan_len);
         rw->epoch = br->sub_epoch;
         it->count = NULL; /* the reply's now */
         cb = on_request_published;
         priv = rw;
+    }
+    if (br->cl != NULL) {
+        bridge_cluster_publish(br, it, cb, priv); /* to the slot's master; frees it */
+        return;
     }
     int rc;
     if (!br->cfg.sharded) {
@@ -666,15 +709,15 @@ static void send_publish(bridge_t *br, pub_item_t *it)
          * says "maybe", never a wrong no_responders). */
         cb(ac, NULL, priv);
     }
+    free(it);
 }
 
 static void drain_publishes(bridge_t *br)
 {
     pub_item_t *it;
     while ((it = xqueue_pop(&br->outq)) != NULL) {
-        if (br->pub.ready && !br->stopping) {
-            send_publish(br, it);
-            free(it);
+        if ((br->pub.ready || br->cl != NULL) && !br->stopping) {
+            send_publish(br, it); /* frees it */
         } else {
             atomic_fetch_sub_explicit(&br->pending, 1, memory_order_relaxed);
             drop_item(br, br->stopping ? NULL : br->core, it);
@@ -703,19 +746,10 @@ static void on_stop(uv_async_t *a)
 {
     bridge_t *br = a->data;
     br->stopping = true;
-    rconn_t *conns[2] = {&br->pub, &br->sub};
-    for (int i = 0; i < 2; i++) {
-        uv_timer_stop(&conns[i]->timer);
-        if (conns[i]->ac != NULL) {
-            redisAsyncContext *ac = conns[i]->ac;
-            conns[i]->ac = NULL;
-            redisAsyncFree(ac); /* calls on_disconnect when it was connected */
-        }
-        if (conns[i]->bs != NULL) {
-            bridge_sub_close(conns[i]->bs); /* freed as the loop winds down */
-            conns[i]->bs = NULL;
-        }
-        uv_close((uv_handle_t *)&conns[i]->timer, on_handle_closed);
+    bridge_rconn_close(&br->pub, on_handle_closed);
+    bridge_rconn_close(&br->sub, on_handle_closed);
+    if (br->cl != NULL) {
+        bridge_cluster_stop(br);
     }
     if (br->pbus != NULL) {
         pbus_stop(br->pbus);
@@ -736,8 +770,12 @@ static void *bridge_main(void *arg)
     if (br->pbus != NULL) {
         pbus_start(br->pbus, &br->loop);
     }
-    bridge_rconn_connect(&br->pub);
-    bridge_rconn_connect(&br->sub);
+    if (br->cl != NULL) {
+        bridge_cluster_start(br); /* the topology, then a pair per master */
+    } else {
+        bridge_rconn_connect(&br->pub);
+        bridge_rconn_connect(&br->sub);
+    }
     uv_run(&br->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -819,14 +857,10 @@ bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
         /* Without the prefix: bridge_interest puts it in front. */
         bridge_interest(br, chan + br->prefix_len, len - br->prefix_len, +1);
     }
-    rconn_t *conns[2] = {&br->pub, &br->sub};
-    const char *roles[2] = {"pub", "sub"};
-    for (int i = 0; i < 2; i++) {
-        conns[i]->br = br;
-        conns[i]->role = roles[i];
-        conns[i]->backoff_ms = BACKOFF_MIN_MS;
-        uv_timer_init(&br->loop, &conns[i]->timer);
-        conns[i]->timer.data = conns[i];
+    bridge_rconn_init(br, &br->pub, false, NULL);
+    bridge_rconn_init(br, &br->sub, true, NULL);
+    if (cfg->cluster != NULL) {
+        br->cl = bridge_cluster_new(br);
     }
     return br;
 }
@@ -882,6 +916,9 @@ void bridge_free(bridge_t *br)
         chist_redis_free(br->hr);
     }
     pbus_free(br->pbus);
+    if (br->cl != NULL) {
+        bridge_cluster_free(br);
+    }
     free(br);
 }
 
@@ -960,7 +997,8 @@ void bridge_join(bridge_t *br)
 
 bool bridge_refuses_patterns(const bridge_t *br)
 {
-    return br != NULL && br->cfg.sharded && !br->cfg.sharded_patterns;
+    /* Redis Cluster: a PSUBSCRIBE would reach one master only. */
+    return br != NULL && ((br->cfg.sharded && !br->cfg.sharded_patterns) || br->cl != NULL);
 }
 
 bool bridge_healthy(const bridge_t *br)

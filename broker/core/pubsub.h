@@ -100,7 +100,7 @@ typedef enum {
 /* What PUBSUB_NO_PATTERNS means, for the ingresses' replies. */
 #define PUBSUB_NO_PATTERNS_WHY                                                                     \
     "wildcard subscriptions are off: nodes federate with sharded pub/sub only "                    \
-    "(redis.sharded_patterns is false)"
+    "(redis.sharded_patterns is false, or redis.cluster is set)"
 
 typedef struct pubsub_publish_s {
     wsb_str_t topic;    /* a valid, non-reserved exact topic */

@@ -124,6 +124,7 @@ static const struct {
     {"compression.min_size", "--compression-min-size", "WSB_COMPRESSION_MIN_SIZE", "(default 128)"},
     {"admin_keys", "--admin-keys", "WSB_ADMIN_KEYS", "(default \"\")"},
     {"admin_keys_file", "--admin-keys-file", "WSB_ADMIN_KEYS_FILE", "(default \"\")"},
+    {"redis.cluster", "--redis-cluster", "WSB_REDIS_CLUSTER", "(default \"\")"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 

@@ -1,0 +1,367 @@
+/* bridge_cluster.c - the Redis bridge on a Redis Cluster (see bridge_redis.h):
+ * the topology from CLUSTER SLOTS, one pub + sub connection pair per master,
+ * each shard channel subscribed and published on its slot's master, MOVED
+ * and ASK followed, the topology refreshed on errors and on a timer.
+ *
+ * Topology queries are blocking commands on the bridge thread with short
+ * timeouts (connect 300 ms, reply 500 ms per node): they happen every
+ * CLUSTER_REFRESH_MS while all is well, every CLUSTER_RETRY_MS while a master
+ * is unreachable, and the bridge thread only talks to Redis. */
+#include "cluster/bridge_internal.h"
+#include "cluster/redis_cluster.h"
+#include "shared/log.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define CLUSTER_REFRESH_MS 5000 /* a healthy cluster's topology is read again this often */
+#define CLUSTER_RETRY_MS   200  /* ... and this often while a master is down or after a MOVED */
+#define REDIRECT_HOPS_MAX  3
+
+struct bcluster_s {
+    rc_addr_t seeds[RC_MAX_NODES];
+    unsigned nseeds;
+    shard_t *shards[RC_MAX_NODES]; /* the masters in use, not retired */
+    unsigned nshards;
+    shard_t *slot_shard[RC_SLOTS]; /* NULL: no master known for the slot */
+    rc_topology_t topo;            /* the last query's answer (scratch) */
+    uv_timer_t refresh;
+    bool known;    /* a topology was applied */
+    bool complete; /* ... and it serves every slot */
+    bool soon;     /* a refresh is due within CLUSTER_RETRY_MS */
+};
+
+/* ---- shards ------------------------------------------------------------------------------ */
+
+static void on_shard_handle_closed(uv_handle_t *h)
+{
+    rconn_t *rc = h->data;
+    shard_t *s = rc->shard;
+    if (--s->open_handles == 0) {
+        free(s);
+    }
+}
+
+static shard_t *shard_new(bridge_t *br, const rc_addr_t *a)
+{
+    shard_t *s = xcalloc(1, sizeof(*s));
+    s->br = br;
+    memcpy(s->host, a->host, strlen(a->host) + 1);
+    s->port = a->port;
+    bridge_rconn_init(br, &s->pub, false, s);
+    bridge_rconn_init(br, &s->sub, true, s);
+    s->open_handles = 2;
+    log_info("redis cluster: master added", "host=%s port=%u", s->host, s->port);
+    bridge_rconn_connect(&s->pub);
+    bridge_rconn_connect(&s->sub);
+    return s;
+}
+
+/* Closes a shard's connections for good; freed once its timers closed. */
+static void shard_close(shard_t *s)
+{
+    s->retired = true;
+    bridge_rconn_close(&s->pub, on_shard_handle_closed);
+    bridge_rconn_close(&s->sub, on_shard_handle_closed);
+}
+
+static shard_t *find_shard(const bcluster_t *cl, const char *host, unsigned port)
+{
+    for (unsigned i = 0; i < cl->nshards; i++) {
+        if (cl->shards[i]->port == port && strcmp(cl->shards[i]->host, host) == 0) {
+            return cl->shards[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- topology ------------------------------------------------------------------------------ */
+
+/* CLUSTER SLOTS from one node into cl->topo: the slots it serves, or -1. */
+static int query_node(bridge_t *br, const rc_addr_t *a)
+{
+    struct timeval connect_tv = {0, 300000}, reply_tv = {0, 500000};
+    redisContext *c = redisConnectWithTimeout(a->host, (int)a->port, connect_tv);
+    if (c == NULL || c->err) {
+        if (c != NULL) {
+            redisFree(c);
+        }
+        return -1;
+    }
+    int served = -1;
+    (void)redisSetTimeout(c, reply_tv);
+    redisReply *r = NULL;
+    if (br->cfg.password != NULL) {
+        r = br->cfg.user != NULL ? redisCommand(c, "AUTH %s %s", br->cfg.user, br->cfg.password)
+                                 : redisCommand(c, "AUTH %s", br->cfg.password);
+        bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        r = NULL;
+        if (!ok) {
+            goto done;
+        }
+    }
+    r = redisCommand(c, "CLUSTER SLOTS");
+    served = rc_parse_slots(r, a->host, &br->cl->topo);
+    if (served < 0 && r != NULL && r->type == REDIS_REPLY_ERROR) {
+        log_warn("redis cluster: CLUSTER SLOTS refused", "host=%s port=%u err=%s", a->host, a->port,
+                 log_quote(r->str));
+    }
+done:
+    freeReplyObject(r);
+    redisFree(c);
+    return served;
+}
+
+/* Makes cl->topo the topology in use: new masters get a connection pair,
+ * masters no longer named are closed (their channels are subscribed again
+ * on the slot's new master), every channel is reconciled. */
+static void apply_topology(bridge_t *br, bool complete)
+{
+    bcluster_t *cl = br->cl;
+    const rc_topology_t *t = &cl->topo;
+    shard_t *by_master[RC_MAX_NODES] = {NULL};
+    shard_t *keep[RC_MAX_NODES];
+    unsigned nkeep = 0;
+    for (unsigned m = 0; m < t->nmasters; m++) {
+        shard_t *s = find_shard(cl, t->masters[m].host, t->masters[m].port);
+        by_master[m] = s != NULL ? s : shard_new(br, &t->masters[m]);
+        keep[nkeep++] = by_master[m];
+    }
+    bool changed = !cl->known || complete != cl->complete;
+    for (unsigned s = 0; s < RC_SLOTS; s++) {
+        shard_t *sh = t->slot_master[s] == RC_NO_MASTER ? NULL : by_master[t->slot_master[s]];
+        changed = changed || cl->slot_shard[s] != sh;
+        cl->slot_shard[s] = sh;
+    }
+    for (unsigned i = 0; i < cl->nshards; i++) {
+        shard_t *s = cl->shards[i];
+        bool kept = false;
+        for (unsigned k = 0; k < nkeep && !kept; k++) {
+            kept = keep[k] == s;
+        }
+        if (!kept) {
+            log_info("redis cluster: master removed", "host=%s port=%u", s->host, s->port);
+            bridge_mark_shard(br, s, true); /* subscribed nowhere now */
+            shard_close(s);
+            changed = true;
+        }
+    }
+    for (unsigned k = 0; k < nkeep; k++) {
+        cl->shards[k] = keep[k];
+    }
+    cl->nshards = nkeep;
+    cl->known = true;
+    cl->complete = complete;
+    if (changed) {
+        log_info("redis cluster: topology", "masters=%u complete=%s", nkeep,
+                 complete ? "true" : "false");
+        bridge_mark_shard(br, NULL, false); /* channels whose slot moved follow it */
+    }
+    bridge_update_health(br);
+}
+
+/* Asks the masters in use, then the seeds, until one answers. */
+static void refresh_now(bridge_t *br)
+{
+    bcluster_t *cl = br->cl;
+    unsigned ncand = 0;
+    rc_addr_t *cand = xmalloc((cl->nshards + cl->nseeds) * sizeof(rc_addr_t) + 1);
+    for (unsigned i = 0; i < cl->nshards; i++) {
+        if (cl->shards[i]->pub.ready) { /* a master that is up answers best */
+            memcpy(cand[ncand].host, cl->shards[i]->host, strlen(cl->shards[i]->host) + 1);
+            cand[ncand++].port = cl->shards[i]->port;
+        }
+    }
+    memcpy(cand + ncand, cl->seeds, cl->nseeds * sizeof(rc_addr_t));
+    ncand += cl->nseeds;
+    int best = -1;
+    for (unsigned i = 0; i < ncand && best < RC_SLOTS; i++) {
+        int served = query_node(br, &cand[i]);
+        if (served > best) {
+            best = served;
+            if (served == RC_SLOTS || served > 0) {
+                apply_topology(br, served == RC_SLOTS);
+            }
+        }
+    }
+    free(cand);
+    if (best <= 0 && !br->stopping) {
+        log_warn("redis cluster: no node answered CLUSTER SLOTS", "seeds=%u", cl->nseeds);
+    }
+}
+
+static void on_refresh_timer(uv_timer_t *t)
+{
+    bridge_t *br = t->data;
+    bcluster_t *cl = br->cl;
+    if (br->stopping) {
+        return;
+    }
+    cl->soon = false;
+    refresh_now(br);
+    bool healthy = atomic_load_explicit(&br->healthy, memory_order_acquire) != 0;
+    uv_timer_start(&cl->refresh, on_refresh_timer, healthy ? CLUSTER_REFRESH_MS : CLUSTER_RETRY_MS,
+                   0);
+}
+
+void bridge_cluster_refresh_now(bridge_t *br)
+{
+    if (!br->stopping) {
+        refresh_now(br);
+    }
+}
+
+void bridge_cluster_refresh_soon(bridge_t *br)
+{
+    bcluster_t *cl = br->cl;
+    if (cl == NULL || br->stopping || cl->soon) {
+        return;
+    }
+    cl->soon = true;
+    uv_timer_start(&cl->refresh, on_refresh_timer, CLUSTER_RETRY_MS, 0);
+}
+
+shard_t *bridge_cluster_shard(bridge_t *br, unsigned slot)
+{
+    return br->cl->slot_shard[slot & (RC_SLOTS - 1)];
+}
+
+void bridge_cluster_health(bridge_t *br, bool *healthy, bool *pub_up)
+{
+    const bcluster_t *cl = br->cl;
+    bool all = cl->known && cl->complete && cl->nshards > 0, any = false;
+    for (unsigned i = 0; i < cl->nshards; i++) {
+        const shard_t *s = cl->shards[i];
+        all = all && s->pub.ready && s->sub.ready;
+        any = any || s->pub.ready;
+    }
+    *healthy = all;
+    *pub_up = any;
+}
+
+/* ---- publishes ------------------------------------------------------------------------------- */
+
+/* A publish on its way: kept until its outcome, for MOVED/ASK. */
+typedef struct {
+    bridge_t *br;
+    pub_item_t *it;
+    redisCallbackFn *cb;
+    void *priv;
+    unsigned hops;
+} cpub_t;
+
+static void on_cpub_reply(redisAsyncContext *ac, void *r, void *privdata);
+
+static void finish(cpub_t *cp, redisAsyncContext *ac, redisReply *reply)
+{
+    cp->cb(ac, reply, cp->priv);
+    free(cp->it);
+    free(cp);
+}
+
+static void cpub_send(cpub_t *cp, shard_t *s, bool asking)
+{
+    redisAsyncContext *ac = s->pub.ac;
+    const pub_item_t *it = cp->it;
+    if (asking) {
+        (void)redisAsyncCommand(ac, NULL, NULL, "ASKING");
+    }
+    if (redisAsyncCommand(ac, on_cpub_reply, cp, "SPUBLISH %b %b", it->bytes, (size_t)it->chan_len,
+                          it->bytes + it->chan_len, (size_t)it->env_len) != REDIS_OK) {
+        finish(cp, ac, NULL);
+    }
+}
+
+static void on_cpub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    cpub_t *cp = privdata;
+    bridge_t *br = cp->br;
+    redisReply *reply = r;
+    if (reply == NULL) {
+        bridge_cluster_refresh_soon(br); /* lost with its master */
+    } else if (reply->type == REDIS_REPLY_ERROR && !br->stopping) {
+        const rconn_t *rc = ac->data;
+        rc_addr_t to;
+        bool ask = false;
+        unsigned slot = 0;
+        if (rc_parse_redirect(reply->str, reply->len, rc->shard->host, &ask, &slot, &to) == 0) {
+            shard_t *s = find_shard(br->cl, to.host, to.port);
+            if (!ask) {
+                bridge_cluster_refresh_soon(br); /* the slot moved for good */
+                if (s != NULL) {
+                    br->cl->slot_shard[slot] = s;
+                }
+            }
+            if (s != NULL && s->pub.ready && cp->hops++ < REDIRECT_HOPS_MAX) {
+                cpub_send(cp, s, ask);
+                return;
+            }
+        } else if (strncmp(reply->str, "CLUSTERDOWN", 11) == 0) {
+            bridge_cluster_refresh_soon(br);
+        }
+    }
+    finish(cp, ac, reply);
+}
+
+void bridge_cluster_publish(bridge_t *br, pub_item_t *it, redisCallbackFn *cb, void *priv)
+{
+    shard_t *s = bridge_cluster_shard(br, rc_keyslot(it->bytes, it->chan_len));
+    cpub_t *cp = xmalloc(sizeof(*cp));
+    *cp = (cpub_t){.br = br, .it = it, .cb = cb, .priv = priv};
+    if (s == NULL || !s->pub.ready) {
+        finish(cp, NULL, NULL); /* its master is down: at-most-once across nodes */
+        return;
+    }
+    cpub_send(cp, s, false);
+}
+
+/* ---- lifetime ----------------------------------------------------------------------------------
+ */
+
+bcluster_t *bridge_cluster_new(bridge_t *br)
+{
+    bcluster_t *cl = xcalloc(1, sizeof(*cl));
+    int n = rc_parse_seeds(br->cfg.cluster, cl->seeds, RC_MAX_NODES);
+    if (n <= 0) {
+        abort(); /* validated at load (config_keys.c) */
+    }
+    cl->nseeds = (unsigned)n;
+    uv_timer_init(&br->loop, &cl->refresh);
+    cl->refresh.data = br;
+    return cl;
+}
+
+void bridge_cluster_start(bridge_t *br)
+{
+    refresh_now(br);
+    bool healthy = atomic_load_explicit(&br->healthy, memory_order_acquire) != 0;
+    uv_timer_start(&br->cl->refresh, on_refresh_timer,
+                   healthy ? CLUSTER_REFRESH_MS : CLUSTER_RETRY_MS, 0);
+}
+
+static void on_refresh_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void bridge_cluster_stop(bridge_t *br)
+{
+    bcluster_t *cl = br->cl;
+    uv_timer_stop(&cl->refresh);
+    uv_close((uv_handle_t *)&cl->refresh, on_refresh_closed);
+    for (unsigned i = 0; i < cl->nshards; i++) {
+        shard_close(cl->shards[i]);
+    }
+    cl->nshards = 0;
+    memset(cl->slot_shard, 0, sizeof cl->slot_shard);
+}
+
+void bridge_cluster_free(bridge_t *br)
+{
+    free(br->cl); /* the shards went with their handles (bridge_cluster_stop) */
+    br->cl = NULL;
+}
