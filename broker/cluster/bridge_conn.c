@@ -2,6 +2,7 @@
  * loss and reconnect with backoff (see bridge_redis.h). */
 #include "cluster/bridge_internal.h"
 #include "cluster/bridge_redis.h"
+#include "cluster/redis_sentinel.h"
 #include "shared/log.h"
 
 #include <hiredis/async.h>
@@ -16,17 +17,32 @@
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
+/* The server both connections use: redis.url's, or the master the
+ * sentinels named (false while they have not). Bridge thread. */
+static bool server_addr(const bridge_t *br, const char **host, unsigned *port)
+{
+    if (br->sent != NULL) {
+        return sentinel_master(br->sent, host, port);
+    }
+    *host = br->cfg.host;
+    *port = br->cfg.port;
+    return true;
+}
+
 static void update_health(bridge_t *br)
 {
     bool up = br->pub.ready && br->sub.ready;
     int was = atomic_exchange_explicit(&br->healthy, up ? 1 : 0, memory_order_acq_rel);
     atomic_store_explicit(&br->pub_up, br->pub.ready ? 1 : 0, memory_order_release);
     if (was != (up ? 1 : 0) && !br->stopping) {
+        const char *host = "";
+        unsigned port = 0;
+        (void)server_addr(br, &host, &port);
         if (up) {
-            log_info("redis: connected", "host=%s port=%u", br->cfg.host, br->cfg.port);
+            log_info("redis: connected", "host=%s port=%u", host, port);
         } else {
             log_warn("redis: unavailable, serving local traffic only (degraded)", "host=%s port=%u",
-                     br->cfg.host, br->cfg.port);
+                     host, port);
         }
     }
 }
@@ -77,6 +93,9 @@ static void schedule_retry(rconn_t *rc)
     uint64_t max = br->cfg.reconnect_max_ms;
     rc->backoff_ms = (unsigned)(base * 2 > max ? max : base * 2);
     uv_timer_start(&rc->timer, on_retry_timer, wait, 0);
+    if (br->sent != NULL && !br->switching) {
+        sentinel_master_lost(br->sent); /* the master may have moved: ask the sentinels */
+    }
 }
 
 void bridge_set_ready(rconn_t *rc)
@@ -104,14 +123,32 @@ static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
-/* The PING queued behind AUTH: its answer means the connection is usable. */
+void bridge_handshake_done(rconn_t *rc, const redisReply *reply)
+{
+    bridge_t *br = rc->br;
+    if (br->sent != NULL && !sentinel_role_is_master(reply)) {
+        /* A demoted master still answers, but what is published there
+         * reaches none of the other nodes. */
+        log_warn("redis: not a master, dropped (sentinel)", "conn=%s", rc->role);
+        if (rc == &br->sub) {
+            bridge_sub_lost(rc, NULL);
+        } else {
+            redisAsyncDisconnect(rc->ac);
+        }
+        return;
+    }
+    bridge_set_ready(rc);
+}
+
+/* The PING (ROLE with Sentinel) queued behind AUTH: its answer means the
+ * connection is usable. */
 static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
     rconn_t *rc = ac->data;
     redisReply *reply = r;
     if (reply != NULL && reply->type != REDIS_REPLY_ERROR && !rc->br->stopping) {
-        bridge_set_ready(rc);
+        bridge_handshake_done(rc, reply);
     }
 }
 
@@ -194,8 +231,13 @@ static void sub_connect(rconn_t *rc)
     static const bridge_sub_cb_t callbacks = {on_sub_connected, bridge_on_sub_reply, on_sub_closed};
     bridge_t *br = rc->br;
     char err[160];
-    rc->bs =
-        bridge_sub_connect(&br->loop, br->cfg.host, br->cfg.port, &callbacks, rc, err, sizeof(err));
+    const char *host = NULL;
+    unsigned port = 0;
+    if (!server_addr(br, &host, &port)) {
+        schedule_retry(rc); /* the sentinels have not named the master yet */
+        return;
+    }
+    rc->bs = bridge_sub_connect(&br->loop, host, port, &callbacks, rc, err, sizeof(err));
     if (rc->bs == NULL) {
         log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(err));
         schedule_retry(rc);
@@ -214,7 +256,7 @@ static void sub_connect(rconn_t *rc)
         bridge_sub_command(rc->bs, br->cfg.user != NULL ? 3 : 2, argv, lens);
         rc->handshake++;
     }
-    const char *ping = "PING";
+    const char *ping = br->sent != NULL ? "ROLE" : "PING";
     size_t ping_len = 4;
     bridge_sub_command(rc->bs, 1, &ping, &ping_len);
     rc->handshake++;
@@ -228,7 +270,13 @@ void bridge_rconn_connect(rconn_t *rc)
         sub_connect(rc);
         return;
     }
-    redisAsyncContext *ac = redisAsyncConnect(br->cfg.host, (int)br->cfg.port);
+    const char *host = NULL;
+    unsigned port = 0;
+    if (!server_addr(br, &host, &port)) {
+        schedule_retry(rc); /* the sentinels have not named the master yet */
+        return;
+    }
+    redisAsyncContext *ac = redisAsyncConnect(host, (int)port);
     if (ac == NULL || ac->err) {
         log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
                   log_quote(ac != NULL ? ac->errstr : "out of memory"));
@@ -259,7 +307,68 @@ void bridge_rconn_connect(rconn_t *rc)
         }
     }
     /* hiredis 0.14 completes a non-blocking connect only when it has
-     * something to write: the PING is also what makes it connect. */
-    redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
+     * something to write: the PING is also what makes it connect. With
+     * Sentinel, ROLE both says the connection is usable and that the node
+     * is (still) a master. */
+    redisAsyncCommand(ac, on_ready_ping, NULL, br->sent != NULL ? "ROLE" : "PING");
     uv_timer_start(&rc->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
+}
+
+/* ---- Sentinel (redis_sentinel.h) ----------------------------------------------------------- */
+
+/* The sentinels named a (new) master: both connections go there now, with
+ * their backoff reset. Runs in a sentinel connection's callback, never in
+ * one of these two connections'. */
+static void on_master_switch(void *user_data, const char *host, unsigned port)
+{
+    (void)host;
+    (void)port;
+    bridge_t *br = user_data;
+    if (br->stopping) {
+        return;
+    }
+    br->switching = true; /* not a loss: no need to ask the sentinels again */
+    if (br->sub.bs != NULL) {
+        bridge_sub_lost(&br->sub, br->sub.connected ? "the master moved" : NULL);
+    }
+    if (br->pub.ac != NULL) {
+        redisAsyncContext *ac = br->pub.ac;
+        br->pub.ac = NULL;
+        redisAsyncFree(ac); /* calls on_disconnect when it was connected */
+        br->pub.connected = false;
+        br->pub.ready = false;
+        update_health(br);
+    }
+    br->switching = false;
+    rconn_t *conns[2] = {&br->pub, &br->sub};
+    for (int i = 0; i < 2; i++) {
+        conns[i]->backoff_ms = BACKOFF_MIN_MS;
+        uv_timer_start(&conns[i]->timer, on_retry_timer, 0, 0);
+    }
+}
+
+void bridge_sentinel_init(bridge_t *br)
+{
+    if (br->cfg.sentinels == NULL) {
+        return;
+    }
+    static const sentinel_cb_t cb = {on_master_switch};
+    sentinel_config_t sc = {
+        .sentinels = br->cfg.sentinels,
+        .master_name = br->cfg.master_name,
+        .password = br->cfg.sentinel_password,
+        .backoff_max_ms = br->cfg.reconnect_max_ms,
+    };
+    br->sent = sentinel_new(&sc, &cb, br);
+}
+
+const char *bridge_server(bridge_t *br, char *addr, size_t len)
+{
+    if (br->sent != NULL) {
+        sentinel_addr(br->sent, addr, len);
+        return "sentinel";
+    }
+    bool v6 = strchr(br->cfg.host, ':') != NULL;
+    (void)snprintf(addr, len, v6 ? "[%s]:%u" : "%s:%u", br->cfg.host, br->cfg.port);
+    return "single";
 }
