@@ -316,7 +316,7 @@ const key_def_t config_keys[] = {
     BOOL_KEY("redis.sharded_patterns", redis_sharded_patterns, "true",
              "with redis.sharded: also PUBLISH every message on the classic bus for wildcard "
              "subscribers; false = one SPUBLISH each and wildcard subscriptions refused"),
-    LIST_KEY("redis.sentinels", redis_sentinels, "", "HOST:PORT,...", is_sentinel_list,
+    LIST_KEY("redis.sentinels", redis_sentinels, "", "ADDRS", is_sentinel_list,
              "\"\" (off) or up to 16 host:port entries ([v6]:port), comma-separated",
              "Redis Sentinel: ask these sentinels for the master named redis.master_name and "
              "follow its failovers; instead of redis.url"),
