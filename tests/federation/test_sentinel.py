@@ -354,3 +354,205 @@ def test_sentinel_keys_from_env_and_file_and_passwords_redacted(tmp_path):
     assert lines["redis.master_name"] == '"mymaster" (env)'
     assert lines["redis.password"] == "<redacted> (file)"
     assert lines["redis.sentinel_password"] == "<redacted> (env)"
+
+
+# ---- a scripted sentinel: the ROLE check, +switch-master, AUTH, dead sentinels ------------
+
+import socket  # noqa: E402
+import threading  # noqa: E402
+
+
+def _bulk(s: str) -> bytes:
+    b = s.encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+class FakeSentinel:
+    """Speaks just enough of the sentinel protocol: AUTH (when `password`),
+    SENTINEL get-master-addr-by-name (answers `self.answer()`), SUBSCRIBE
+    +switch-master (then `switch()` pushes to every subscribed connection).
+    `silent`: accepts and never answers (a hung sentinel)."""
+
+    def __init__(self, answer, password=None, silent=False):
+        self.answer = answer
+        self.password = password
+        self.silent = silent
+        self.asked = 0
+        self.refused_auth = 0
+        self.subscribers = []
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def _read_command(f):
+        line = f.readline()
+        if not line:
+            return None
+        assert line.startswith(b"*"), line
+        args = []
+        for _ in range(int(line[1:])):
+            n = int(f.readline()[1:])
+            args.append(f.read(n + 2)[:-2].decode())
+        return args
+
+    def _serve(self, c):
+        f = c.makefile("rb")
+        authed = self.password is None
+        try:
+            while True:
+                cmd = self._read_command(f)
+                if cmd is None or self.silent:
+                    if cmd is None:
+                        return
+                    continue
+                name = cmd[0].upper()
+                if name == "AUTH":
+                    authed = cmd[-1] == self.password
+                    c.sendall(b"+OK\r\n" if authed else b"-WRONGPASS invalid password\r\n")
+                elif not authed:
+                    with self.lock:
+                        self.refused_auth += 1
+                    c.sendall(b"-NOAUTH Authentication required.\r\n")
+                elif name == "SENTINEL":
+                    with self.lock:
+                        self.asked += 1
+                    host, port = self.answer()
+                    c.sendall(b"*2\r\n" + _bulk(host) + _bulk(str(port)))
+                elif name == "SUBSCRIBE":
+                    c.sendall(b"*3\r\n" + _bulk("subscribe") + _bulk(cmd[1]) + b":1\r\n")
+                    with self.lock:
+                        self.subscribers.append(c)
+                else:
+                    c.sendall(b"-ERR unknown command\r\n")
+        except (OSError, ValueError):
+            return
+
+    def switch(self, old_port, new_port):
+        msg = f"{NAME} 127.0.0.1 {old_port} 127.0.0.1 {new_port}"
+        frame = b"*3\r\n" + _bulk("message") + _bulk("+switch-master") + _bulk(msg)
+        with self.lock:
+            subs = list(self.subscribers)
+        for c in subs:
+            try:
+                c.sendall(frame)
+            except OSError:
+                pass
+        return len(subs)
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def scripted(tmp_path, node_class):
+    made, nodes = [], []
+
+    def redis_node(replica_of=None):
+        p = data_node(tmp_path, replica_of)
+        made.append(p)
+        return p
+
+    def sentinel_(*a, **kw):
+        s = FakeSentinel(*a, **kw)
+        made.append(s)
+        return s
+
+    def node(sentinels, *extra):
+        n = node_class(tmp_path, ["--redis-sentinels", ",".join(sentinels), "--redis-master-name",
+                                  NAME, "--node-id", "S", "--redis-reconnect-max", "500ms",
+                                  *extra], "S")
+        nodes.append(n)
+        n.start()
+        return n
+
+    yield redis_node, sentinel_, node
+    failures = stop_all(nodes)
+    for p in made:
+        p.stop() if isinstance(p, Proc) else p.close()
+    if failures:
+        pytest.fail("node teardown failed:\n" + "\n".join(failures), pytrace=False)
+
+
+def test_a_replica_named_by_a_sentinel_is_not_used(scripted):
+    """A sentinel naming a node that is not a master (a demoted master that
+    still accepts connections, a stale answer): ROLE refuses it and the node
+    asks again. Dead and hung sentinels before it are skipped."""
+    redis_node, sentinel_, node = scripted
+    master = redis_node()
+    replica = redis_node(replica_of=master.port)
+    calls = {"n": 0}
+
+    def answer():  # the replica first, the master from the second question on
+        calls["n"] += 1
+        return ("127.0.0.1", replica.port if calls["n"] == 1 else master.port)
+
+    dead = free_port()  # nothing listens there
+    hung = sentinel_(answer, silent=True)
+    good = sentinel_(answer)
+    n = node([f"127.0.0.1:{dead}", hung.addr, good.addr])
+    wait_for(lambda: n.health().get("redis") == "ok" and
+             server_of(n).get("addr") == master.addr, 30.0, 0.05, "the node on the master")
+    assert good.asked >= 2
+    assert replica.client().pubsub_channels("wsb:*") == []
+    assert master.client().pubsub_channels("wsb:*")
+    assert "not a master" in n.stderr()
+
+
+def test_switch_master_moves_the_node_and_its_subscriptions(scripted):
+    """+switch-master on the subscribed sentinel connection moves both
+    connections at once, and interest follows; AUTH with
+    redis.sentinel_password comes first."""
+    redis_node, sentinel_, node = scripted
+    first, second = redis_node(), redis_node()
+    where = {"port": first.port}
+    s = sentinel_(lambda: ("127.0.0.1", where["port"]), password="sentinel-pw")
+    n = node([s.addr], "--redis-sentinel-password", "sentinel-pw")
+    wait_for(lambda: n.health().get("redis") == "ok", 15.0, 0.02, "the node on the first master")
+    assert server_of(n)["addr"] == first.addr and s.refused_auth == 0
+
+    async def main():
+        ws = await connect(n.ws_url)
+        await subscribe(ws, "sw.t", 1)
+        wait_for(lambda: b"wsb:sw.t" in first.client().pubsub_channels("wsb:*"), 10.0, 0.02,
+                 "subscribed on the first master")
+        wait_for(lambda: s.subscribers, 10.0, 0.02, "the node watching +switch-master")
+        where["port"] = second.port
+        assert s.switch(first.port, second.port) >= 1
+        wait_for(lambda: server_of(n).get("addr") == second.addr and
+                 n.health().get("redis") == "ok", 15.0, 0.02, "the node on the second master")
+        wait_for(lambda: b"wsb:sw.t" in second.client().pubsub_channels("wsb:*"), 10.0, 0.02,
+                 "resubscribed on the second master")
+        assert server_metric(n) == second.addr
+        # A message from "another node" through the new master arrives.
+        env = '{"v":1,"node":"X","topic":"sw.t","seq":1,"data":"via second"}'
+        second.client().publish("wsb:sw.t", env)
+        m = await recv_json(ws, 10)
+        assert m["type"] == "message" and m["data"] == "via second", m
+        await ws.close()
+
+    run(main(), 60)
+    wait_for(lambda: first.client().pubsub_channels("wsb:*") == [], 10.0, 0.02,
+             "nothing left on the first master")
