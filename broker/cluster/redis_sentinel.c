@@ -166,7 +166,9 @@ bool sentinel_role_is_master(const struct redisReply *reply)
 }
 
 static void ask_next(sentinel_t *s);
+static void give_up_on(sentinel_t *s, const char *why);
 
+/* The ask timeout (a hung sentinel), or the wait before the next question. */
 static void on_timer(uv_timer_t *t)
 {
     sentinel_t *s = t->data;
@@ -174,13 +176,8 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (s->phase == ASKING) {
-        const endpoint_t *e = &s->sentinels[s->next];
-        log_warn("redis sentinel: no answer in time", "sentinel=%s port=%u", e->host, e->port);
-        bridge_sub_close(s->bs);
-        s->bs = NULL;
-        s->phase = IDLE;
-        s->next = (s->next + 1) % s->nsentinels;
-        s->tried++;
+        give_up_on(s, "no answer in time"); /* comes back here, IDLE, at once */
+        return;
     }
     ask_next(s);
 }
