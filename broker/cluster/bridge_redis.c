@@ -994,10 +994,13 @@ static void render_server_info(bridge_t *br, sbuf_t *o)
     const char *mode = bridge_server(br, addr, sizeof addr);
     size_t n = 0;
     for (const char *p = addr; *p != '\0' && n + 2 < sizeof esc; p++) {
-        if (*p == '"' || *p == '\\') {
+        char c = *p;
+        if (c == '"' || c == '\\') {
             esc[n++] = '\\';
+        } else if (c == '\n') {
+            c = ' ';
         }
-        esc[n++] = *p == '\n' ? ' ' : *p;
+        esc[n++] = c;
     }
     esc[n] = '\0';
     sbuf_printf(o,

@@ -556,3 +556,11 @@ def test_switch_master_moves_the_node_and_its_subscriptions(scripted):
     run(main(), 60)
     wait_for(lambda: first.client().pubsub_channels("wsb:*") == [], 10.0, 0.02,
              "nothing left on the first master")
+
+
+def test_single_redis_is_reported_as_such(redis_server, cluster):
+    """The same report for redis.url: mode "single" and its address."""
+    (a,) = cluster(1)
+    assert server_of(a) == {"mode": "single", "addr": f"127.0.0.1:{redis_server.port}"}
+    m = a.metrics()
+    assert m.get(f'wsbroker_redis_server_info{{mode="single",addr="127.0.0.1:{redis_server.port}"}}') == 1
