@@ -184,6 +184,7 @@ static void wake_worker(core_worker_t *cw)
 static void start_bridge(broker_t *b)
 {
     const config_t *cfg = b->cfg;
+    bool sentinels = cfg->redis_sentinels[0] != '\0';
     bool cluster = cfg->redis_cluster[0] != '\0';
     if (cluster) {
         /* Redis Cluster: the first seed stands for it in logs. */
@@ -198,8 +199,14 @@ static void start_bridge(broker_t *b)
         (void)snprintf(b->redis_url.buf, sizeof b->redis_url.buf, "%s", seed.host);
         b->redis_url.host = b->redis_url.buf;
         b->redis_url.port = seed.port;
-    } else if (config_parse_redis_url(cfg->redis_url, &b->redis_url) != 0) {
+    } else if (config_parse_redis_url(sentinels ? "redis://" : cfg->redis_url, &b->redis_url) !=
+               0) {
         abort(); /* validated at load (config_keys.c) */
+    }
+    if (sentinels) {
+        /* The master's credentials, which redis.url would carry. */
+        b->redis_url.user = cfg->redis_user[0] != '\0' ? cfg->redis_user : NULL;
+        b->redis_url.password = cfg->redis_password[0] != '\0' ? cfg->redis_password : NULL;
     }
     bridge_config_t bc = {
         .host = b->redis_url.host,
@@ -216,6 +223,10 @@ static void start_bridge(broker_t *b)
             cfg->max_http_body > cfg->max_message_size ? cfg->max_http_body : cfg->max_message_size,
         .reconnect_max_ms = cfg->redis_reconnect_max_ms,
         .presence_node_ttl_ms = cfg->presence_node_ttl_ms,
+        .sentinels = sentinels ? cfg->redis_sentinels : NULL,
+        .master_name = cfg->redis_master_name,
+        .sentinel_password =
+            cfg->redis_sentinel_password[0] != '\0' ? cfg->redis_sentinel_password : NULL,
         .cluster = cluster ? cfg->redis_cluster : NULL,
     };
     b->bridge = bridge_new(&bc, &b->core);
@@ -336,8 +347,7 @@ void broker_worker_env(broker_t *b)
         .seqtab = b->seqtab,
         .node_id = b->node_id,
         .web_root = b->web_root,
-        .clustered_history =
-            (b->history_rules.n > 0 || b->streams != NULL) && cfg->redis_url[0] != '\0',
+        .clustered_history = (b->history_rules.n > 0 || b->streams != NULL) && config_redis_on(cfg),
         .process = b,
         .uptime_ns = env_uptime_ns,
         .reload_tls = env_reload_tls,
@@ -469,7 +479,7 @@ int broker_init(broker_t *b, const config_t *cfg)
     if (cfg->resp_port[0] != '\0' && start_resp(b) != 0) {
         return -1;
     }
-    if (cfg->redis_url[0] != '\0' || cfg->redis_cluster[0] != '\0') {
+    if (config_redis_on(cfg)) {
         start_bridge(b);
     }
     set_port(&addr, addr_port(&addr));

@@ -71,7 +71,12 @@ typedef struct config_s { // NOLINT(clang-analyzer-optin.performance.Padding): s
     uint64_t redis_reconnect_max_ms; /* 5 s: cap of the reconnect backoff */
     bool redis_sharded;              /* SPUBLISH/SSUBSCRIBE (Redis 7 sharded pub/sub) */
     bool redis_sharded_patterns;     /* sharded: also PUBLISH for wildcard subscribers */
-    char *redis_cluster;             /* "" = off; "host:port,...": Redis Cluster seed nodes */
+    char *redis_sentinels;   /* "" = off; "host:port,…": find the master (redis_sentinel.h) */
+    char *redis_master_name; /* the master's name at the sentinels */
+    char *redis_sentinel_password; /* "" = no AUTH to the sentinels */
+    char *redis_user;              /* the master's ACL user with sentinels; "" = none */
+    char *redis_password;          /* the master's password with sentinels; "" = no AUTH */
+    char *redis_cluster;           /* "" = off; "host:port,...": Redis Cluster seed nodes */
     /* RESP ingress (resp_session.h) */
     char *resp_host;      /* "127.0.0.1" */
     char *resp_port;      /* "" = off; "0" binds a free port */
@@ -213,5 +218,8 @@ typedef struct {
 /* Parses "redis://[[user]:password@]host[:port][/db]" (an IPv6 host in
  * brackets). Returns 0, or -1 when the URL is malformed or too long. */
 int config_parse_redis_url(const char *url, redis_url_t *out);
+
+/* True when federation is on: redis.url or redis.sentinels is set. */
+bool config_redis_on(const config_t *cfg);
 
 #endif

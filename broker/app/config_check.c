@@ -9,7 +9,8 @@
 #include <string.h>
 
 /* Keys whose values are never printed. */
-static const char *const secret_keys[] = {"auth.jwt_secret", "api_keys", "admin_keys"};
+static const char *const secret_keys[] = {"auth.jwt_secret", "api_keys", "admin_keys",
+                                          "redis.sentinel_password", "redis.password"};
 
 static const char *const source_names[] = {
     [CONFIG_SRC_DEFAULT] = "default",

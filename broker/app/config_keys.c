@@ -3,6 +3,7 @@
 
 #include "app/config.h"
 #include "cluster/redis_cluster.h"
+#include "cluster/redis_sentinel.h"
 #include "core/apikey.h"
 #include "net/proxy.h"
 #include "shared/log.h"
@@ -64,6 +65,24 @@ static bool is_optional_redis_url(const char *value)
 {
     redis_url_t u;
     return value[0] == '\0' || config_parse_redis_url(value, &u) == 0;
+}
+
+static bool is_sentinel_list(const char *value)
+{
+    return sentinel_parse_list(value) >= 0;
+}
+
+/* Printable, no spaces: a +switch-master message separates its fields
+ * with spaces, so a name with one could never be recognised in it. */
+static bool is_master_name(const char *value)
+{
+    size_t len = 0;
+    for (const char *p = value; *p; p++, len++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+            return false;
+        }
+    }
+    return len <= 128;
 }
 
 static bool is_redis_prefix(const char *value)
@@ -304,6 +323,21 @@ const key_def_t config_keys[] = {
     BOOL_KEY("redis.sharded_patterns", redis_sharded_patterns, "true",
              "with redis.sharded: also PUBLISH every message on the classic bus for wildcard "
              "subscribers; false = one SPUBLISH each and wildcard subscriptions refused"),
+    LIST_KEY("redis.sentinels", redis_sentinels, "", "ADDRS", is_sentinel_list,
+             "\"\" (off) or up to 16 host:port entries ([v6]:port), comma-separated",
+             "Redis Sentinel: ask these sentinels for the master named redis.master_name and "
+             "follow its failovers; instead of redis.url"),
+    STRING_KEY("redis.master_name", redis_master_name, "", "NAME", is_master_name,
+               "up to 128 printable bytes without spaces",
+               "with redis.sentinels: the master's name in the sentinels' configuration"),
+    STRING_KEY("redis.sentinel_password", redis_sentinel_password, "", "PASSWORD", NULL, NULL,
+               "with redis.sentinels: AUTH to the sentinels (their requirepass); \"\" = none"),
+    STRING_KEY("redis.user", redis_user, "", "USER", NULL, NULL,
+               "with redis.sentinels: the master's ACL user (needs redis.password); "
+               "with redis.url it goes in the URL"),
+    STRING_KEY("redis.password", redis_password, "", "PASSWORD", NULL, NULL,
+               "with redis.sentinels: the master's (and its replicas') password; "
+               "with redis.url it goes in the URL"),
     LIST_KEY("redis.cluster", redis_cluster, "", "HOST:PORT,...", is_redis_cluster,
              "\"\" (off) or a comma-separated list of up to 64 host:port seed nodes",
              "Redis Cluster seed nodes (instead of redis.url): the topology comes from CLUSTER "

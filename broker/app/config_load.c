@@ -561,6 +561,48 @@ static config_result_t walk_args(config_t *cfg, int argc, char **argv, bool appl
     return CONFIG_OK;
 }
 
+/* redis.sentinels and the keys that go with it (redis_sentinel.h). */
+static config_result_t check_sentinel_keys(const config_t *cfg, char *err, size_t errlen)
+{
+    bool sentinels = cfg->redis_sentinels[0] != '\0';
+    if (sentinels && cfg->redis_url[0] != '\0') {
+        set_err(err, errlen,
+                "redis.sentinels: expected either redis.url (one server) or redis.sentinels "
+                "(the master they name), got both");
+        return CONFIG_ERROR;
+    }
+    if (sentinels && cfg->redis_cluster[0] != '\0') {
+        set_err(err, errlen,
+                "redis.sentinels, redis.cluster: expected one of them (the master Sentinel names "
+                "or a Redis Cluster), got both");
+        return CONFIG_ERROR;
+    }
+    if (sentinels && cfg->redis_master_name[0] == '\0') {
+        set_err(err, errlen, "redis.master_name: required with redis.sentinels");
+        return CONFIG_ERROR;
+    }
+    const char *needs = NULL;
+    if (!sentinels) {
+        needs = cfg->redis_master_name[0] != '\0'         ? "redis.master_name"
+                : cfg->redis_sentinel_password[0] != '\0' ? "redis.sentinel_password"
+                : cfg->redis_user[0] != '\0'              ? "redis.user"
+                : cfg->redis_password[0] != '\0'          ? "redis.password"
+                                                          : NULL;
+    }
+    if (needs != NULL) {
+        set_err(err, errlen,
+                "%s: only with redis.sentinels (with redis.url, the user and password go in "
+                "the URL: redis://user:password@host:port)",
+                needs);
+        return CONFIG_ERROR;
+    }
+    if (cfg->redis_user[0] != '\0' && cfg->redis_password[0] == '\0') {
+        set_err(err, errlen, "redis.user: needs redis.password");
+        return CONFIG_ERROR;
+    }
+    return CONFIG_OK;
+}
+
 /* Rules between keys, checked once every source is applied. */
 static config_result_t check_relations(const config_t *cfg, char *err, size_t errlen)
 {
@@ -598,6 +640,9 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
     }
     free(rules);
     if (rules_rc != 0) {
+        return CONFIG_ERROR;
+    }
+    if (check_sentinel_keys(cfg, err, errlen) != CONFIG_OK) {
         return CONFIG_ERROR;
     }
     if (cfg->redis_cluster[0] != '\0' && cfg->redis_url[0] != '\0') {

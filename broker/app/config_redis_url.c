@@ -17,6 +17,12 @@ static int parse_small_uint(const char *s, unsigned max, unsigned *out)
     return 0;
 }
 
+bool config_redis_on(const config_t *cfg)
+{
+    return cfg->redis_url[0] != '\0' || cfg->redis_sentinels[0] != '\0' ||
+           cfg->redis_cluster[0] != '\0';
+}
+
 int config_parse_redis_url(const char *url, redis_url_t *out)
 {
     static const char scheme[] = "redis://";

@@ -35,11 +35,22 @@ json_t *worker_healthz(ingress_ctx_t *ctx, int *status)
      * service goes on: still 200. A stuck worker is 503. */
     bool redis_ok = b->bridge == NULL || bridge_healthy(b->bridge);
     *status = all_alive ? 200 : 503;
-    return json_pack("{s:s,s:s,s:s,s:f,s:I,s:I,s:o,s:s}", "status",
-                     all_alive && redis_ok ? "ok" : "degraded", "node_id", b->node_id, "version",
-                     WSB_VERSION, "uptime_s", (double)now_ms / 1000.0, "connections",
-                     (json_int_t)conns, "websocket_connections", (json_int_t)ws, "workers", workers,
-                     "redis", b->bridge == NULL ? "off" : (redis_ok ? "ok" : "degraded"));
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:f,s:I,s:I,s:o,s:s}", "status", all_alive && redis_ok ? "ok" : "degraded",
+        "node_id", b->node_id, "version", WSB_VERSION, "uptime_s", (double)now_ms / 1000.0,
+        "connections", (json_int_t)conns, "websocket_connections", (json_int_t)ws, "workers",
+        workers, "redis", b->bridge == NULL ? "off" : (redis_ok ? "ok" : "degraded"));
+    if (b->bridge != NULL) {
+        /* Which server is in use: after a Sentinel failover, the new master. */
+        char addr[300];
+        const char *mode = bridge_server(b->bridge, addr, sizeof addr);
+        json_t *server = json_pack("{s:s,s:s}", "mode", mode, "addr", addr);
+        if (b->cfg->redis_sentinels[0] != '\0') {
+            json_object_set_new(server, "master_name", json_string(b->cfg->redis_master_name));
+        }
+        json_object_set_new(o, "redis_server", server);
+    }
+    return o;
 }
 
 void worker_metrics_text(ingress_ctx_t *ctx, sbuf_t *out)

@@ -23,6 +23,11 @@ typedef struct bridge_config_s {
     size_t max_data;        /* the largest data JSON a local publish carries */
     uint64_t reconnect_max_ms;
     uint64_t presence_node_ttl_ms; /* presence.node_ttl (presence_bus.h) */
+    /* Sentinel (redis_sentinel.h): when `sentinels` is set, host and port
+     * are unused and the master comes from the sentinels. */
+    const char *sentinels;         /* redis.sentinels, comma-separated; NULL: none */
+    const char *master_name;       /* redis.master_name */
+    const char *sentinel_password; /* redis.sentinel_password; NULL: no AUTH */
     const char *cluster;           /* redis.cluster seeds "host:port,...": NULL = one server */
 } bridge_config_t;
 

@@ -2,6 +2,7 @@
  * loss and reconnect with backoff (see bridge_redis.h). */
 #include "cluster/bridge_internal.h"
 #include "cluster/bridge_redis.h"
+#include "cluster/redis_sentinel.h"
 #include "shared/log.h"
 
 #include <hiredis/async.h>
@@ -16,15 +17,22 @@
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
-/* The address a connection dials: its master's, or the one server's. */
-static const char *rconn_host(const rconn_t *rc)
+/* The address a connection dials: its master's in a Redis Cluster, the
+ * master the sentinels named (false while they have not), or the one
+ * server's. Bridge thread. */
+static bool rconn_addr(const rconn_t *rc, const char **host, unsigned *port)
 {
-    return rc->shard != NULL ? rc->shard->host : rc->br->cfg.host;
-}
-
-static unsigned rconn_port(const rconn_t *rc)
-{
-    return rc->shard != NULL ? rc->shard->port : rc->br->cfg.port;
+    if (rc->shard != NULL) {
+        *host = rc->shard->host;
+        *port = rc->shard->port;
+        return true;
+    }
+    if (rc->br->sent != NULL) {
+        return sentinel_master(rc->br->sent, host, port);
+    }
+    *host = rc->br->cfg.host;
+    *port = rc->br->cfg.port;
+    return true;
 }
 
 void bridge_update_health(bridge_t *br)
@@ -36,11 +44,14 @@ void bridge_update_health(bridge_t *br)
     int was = atomic_exchange_explicit(&br->healthy, up ? 1 : 0, memory_order_acq_rel);
     atomic_store_explicit(&br->pub_up, pub_up ? 1 : 0, memory_order_release);
     if (was != (up ? 1 : 0) && !br->stopping) {
+        const char *host = "";
+        unsigned port = 0;
+        (void)rconn_addr(&br->pub, &host, &port);
         if (up) {
-            log_info("redis: connected", "host=%s port=%u", br->cfg.host, br->cfg.port);
+            log_info("redis: connected", "host=%s port=%u", host, port);
         } else {
             log_warn("redis: unavailable, serving local traffic only (degraded)", "host=%s port=%u",
-                     br->cfg.host, br->cfg.port);
+                     host, port);
         }
     }
 }
@@ -94,6 +105,9 @@ static void schedule_retry(rconn_t *rc)
     uint64_t max = br->cfg.reconnect_max_ms;
     rc->backoff_ms = (unsigned)(base * 2 > max ? max : base * 2);
     uv_timer_start(&rc->timer, on_retry_timer, wait, 0);
+    if (br->sent != NULL && !br->switching) {
+        sentinel_master_lost(br->sent); /* the master may have moved: ask the sentinels */
+    }
 }
 
 void bridge_set_ready(rconn_t *rc)
@@ -121,14 +135,32 @@ static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
     }
 }
 
-/* The PING queued behind AUTH: its answer means the connection is usable. */
+void bridge_handshake_done(rconn_t *rc, const redisReply *reply)
+{
+    bridge_t *br = rc->br;
+    if (br->sent != NULL && !sentinel_role_is_master(reply)) {
+        /* A demoted master still answers, but what is published there
+         * reaches none of the other nodes. */
+        log_warn("redis: not a master, dropped (sentinel)", "conn=%s", rc->role);
+        if (rc->is_sub) {
+            bridge_sub_lost(rc, NULL);
+        } else {
+            redisAsyncDisconnect(rc->ac);
+        }
+        return;
+    }
+    bridge_set_ready(rc);
+}
+
+/* The PING (ROLE with Sentinel) queued behind AUTH: its answer means the
+ * connection is usable. */
 static void on_ready_ping(redisAsyncContext *ac, void *r, void *privdata)
 {
     (void)privdata;
     rconn_t *rc = ac->data;
     redisReply *reply = r;
     if (reply != NULL && reply->type != REDIS_REPLY_ERROR && !rc->br->stopping) {
-        bridge_set_ready(rc);
+        bridge_handshake_done(rc, reply);
     }
 }
 
@@ -211,8 +243,13 @@ static void sub_connect(rconn_t *rc)
     static const bridge_sub_cb_t callbacks = {on_sub_connected, bridge_on_sub_reply, on_sub_closed};
     bridge_t *br = rc->br;
     char err[160];
-    rc->bs = bridge_sub_connect(&br->loop, rconn_host(rc), rconn_port(rc), &callbacks, rc, err,
-                                sizeof(err));
+    const char *host = NULL;
+    unsigned port = 0;
+    if (!rconn_addr(rc, &host, &port)) {
+        schedule_retry(rc); /* the sentinels have not named the master yet */
+        return;
+    }
+    rc->bs = bridge_sub_connect(&br->loop, host, port, &callbacks, rc, err, sizeof(err));
     if (rc->bs == NULL) {
         log_debug("redis: connect failed", "conn=%s err=%s", rc->role, log_quote(err));
         schedule_retry(rc);
@@ -231,7 +268,7 @@ static void sub_connect(rconn_t *rc)
         bridge_sub_command(rc->bs, br->cfg.user != NULL ? 3 : 2, argv, lens);
         rc->handshake++;
     }
-    const char *ping = "PING";
+    const char *ping = br->sent != NULL ? "ROLE" : "PING";
     size_t ping_len = 4;
     bridge_sub_command(rc->bs, 1, &ping, &ping_len);
     rc->handshake++;
@@ -245,7 +282,13 @@ void bridge_rconn_connect(rconn_t *rc)
         sub_connect(rc);
         return;
     }
-    redisAsyncContext *ac = redisAsyncConnect(rconn_host(rc), (int)rconn_port(rc));
+    const char *host = NULL;
+    unsigned port = 0;
+    if (!rconn_addr(rc, &host, &port)) {
+        schedule_retry(rc); /* the sentinels have not named the master yet */
+        return;
+    }
+    redisAsyncContext *ac = redisAsyncConnect(host, (int)port);
     if (ac == NULL || ac->err) {
         log_debug("redis: connect failed", "conn=%s err=%s", rc->role,
                   log_quote(ac != NULL ? ac->errstr : "out of memory"));
@@ -276,9 +319,76 @@ void bridge_rconn_connect(rconn_t *rc)
         }
     }
     /* hiredis 0.14 completes a non-blocking connect only when it has
-     * something to write: the PING is also what makes it connect. */
-    redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
+     * something to write: the PING is also what makes it connect. With
+     * Sentinel, ROLE both says the connection is usable and that the node
+     * is (still) a master. */
+    redisAsyncCommand(ac, on_ready_ping, NULL, br->sent != NULL ? "ROLE" : "PING");
     uv_timer_start(&rc->timer, on_retry_timer, CONNECT_TIMEOUT_MS, 0);
+}
+
+/* ---- Sentinel (redis_sentinel.h) ----------------------------------------------------------- */
+
+/* The sentinels named a (new) master: both connections go there now, with
+ * their backoff reset. Runs in a sentinel connection's callback, never in
+ * one of these two connections'. */
+static void on_master_switch(void *user_data, const char *host, unsigned port)
+{
+    (void)host;
+    (void)port;
+    bridge_t *br = user_data;
+    if (br->stopping) {
+        return;
+    }
+    br->switching = true; /* not a loss: no need to ask the sentinels again */
+    if (br->sub.bs != NULL) {
+        bridge_sub_lost(&br->sub, br->sub.connected ? "the master moved" : NULL);
+    }
+    if (br->pub.ac != NULL) {
+        redisAsyncContext *ac = br->pub.ac;
+        br->pub.ac = NULL;
+        redisAsyncFree(ac); /* calls on_disconnect when it was connected */
+        br->pub.connected = false;
+        br->pub.ready = false;
+        bridge_update_health(br);
+    }
+    br->switching = false;
+    rconn_t *conns[2] = {&br->pub, &br->sub};
+    for (int i = 0; i < 2; i++) {
+        conns[i]->backoff_ms = BACKOFF_MIN_MS;
+        uv_timer_start(&conns[i]->timer, on_retry_timer, 0, 0);
+    }
+}
+
+void bridge_sentinel_init(bridge_t *br)
+{
+    if (br->cfg.sentinels == NULL) {
+        return;
+    }
+    static const sentinel_cb_t cb = {on_master_switch};
+    sentinel_config_t sc = {
+        .sentinels = br->cfg.sentinels,
+        .master_name = br->cfg.master_name,
+        .password = br->cfg.sentinel_password,
+        .backoff_max_ms = br->cfg.reconnect_max_ms,
+    };
+    br->sent = sentinel_new(&sc, &cb, br);
+}
+
+const char *bridge_server(bridge_t *br, char *addr, size_t len)
+{
+    if (br->sent != NULL) {
+        sentinel_addr(br->sent, addr, len);
+        return "sentinel";
+    }
+    if (br->cl != NULL) {
+        /* The first seed: a cluster has as many servers as masters. */
+        bool v6 = strchr(br->cfg.host, ':') != NULL;
+        (void)snprintf(addr, len, v6 ? "[%s]:%u" : "%s:%u", br->cfg.host, br->cfg.port);
+        return "cluster";
+    }
+    bool v6 = strchr(br->cfg.host, ':') != NULL;
+    (void)snprintf(addr, len, v6 ? "[%s]:%u" : "%s:%u", br->cfg.host, br->cfg.port);
+    return "single";
 }
 
 void bridge_rconn_init(bridge_t *br, rconn_t *rc, bool is_sub, shard_t *shard)

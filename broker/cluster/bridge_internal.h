@@ -139,6 +139,9 @@ struct bridge_s {        // NOLINT(clang-analyzer-optin.performance.Padding)
     chist_redis_t *hr;
     /* ---- presence across nodes (presence_bus.h): NULL without presence rules ---- */
     struct pbus_s *pbus;
+    /* ---- the master found through Redis Sentinel (redis_sentinel.h): NULL without ---- */
+    struct sentinel_s *sent;
+    bool switching; /* bridge thread: moving to a new master, not a loss */
     /* ---- Redis Cluster (bridge_cluster.c): NULL with one server ---- */
     bcluster_t *cl;
 };
@@ -226,5 +229,13 @@ void bridge_set_ready(rconn_t *rc);
 
 /* The sub connection is gone (`why` for the log): reconnect with backoff. */
 void bridge_sub_lost(rconn_t *rc, const char *why);
+
+/* The handshake's last reply (PING, or ROLE with Sentinel) came: the
+ * connection is ready, or (ROLE says not a master) dropped. */
+void bridge_handshake_done(rconn_t *rc, const redisReply *reply);
+
+/* With redis.sentinels: creates br->sent (bridge_new). Its start, stop and
+ * free are the bridge's (bridge_redis.c). */
+void bridge_sentinel_init(bridge_t *br);
 
 #endif

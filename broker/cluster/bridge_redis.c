@@ -5,6 +5,7 @@
 #include "cluster/envelope.h"
 #include "cluster/presence_bus.h"
 #include "cluster/redis_cluster.h"
+#include "cluster/redis_sentinel.h"
 #include "core/inbox.h"
 #include "core/router.h"
 #include "shared/log.h"
@@ -361,7 +362,7 @@ void bridge_on_sub_reply(bridge_sub_t *bs, const redisReply *reply, void *user_d
     }
     if (rc->handshake > 0) {
         if (--rc->handshake == 0 && !br->stopping) {
-            bridge_set_ready(rc);
+            bridge_handshake_done(rc, reply);
         }
         return;
     }
@@ -754,6 +755,9 @@ static void on_stop(uv_async_t *a)
     if (br->pbus != NULL) {
         pbus_stop(br->pbus);
     }
+    if (br->sent != NULL) {
+        sentinel_stop(br->sent);
+    }
     drain_publishes(br); /* drops what was still queued */
     if (br->hr != NULL) {
         chist_redis_stop(br->hr); /* clustered history hook: fails what was queued */
@@ -769,6 +773,9 @@ static void *bridge_main(void *arg)
     bridge_t *br = arg;
     if (br->pbus != NULL) {
         pbus_start(br->pbus, &br->loop);
+    }
+    if (br->sent != NULL) {
+        sentinel_start(br->sent, &br->loop); /* the connections wait for its master */
     }
     if (br->cl != NULL) {
         bridge_cluster_start(br); /* the topology, then a pair per master */
@@ -862,6 +869,7 @@ bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
     if (cfg->cluster != NULL) {
         br->cl = bridge_cluster_new(br);
     }
+    bridge_sentinel_init(br);
     return br;
 }
 
@@ -872,8 +880,14 @@ int bridge_start(bridge_t *br)
         return -1;
     }
     br->thread_started = true;
-    log_info("redis bridge started", "host=%s port=%u prefix=%s", br->cfg.host, br->cfg.port,
-             log_quote(br->cfg.prefix));
+    if (br->sent != NULL) {
+        log_info("redis bridge started", "sentinels=%s master_name=%s prefix=%s",
+                 log_quote(br->cfg.sentinels), log_quote(br->cfg.master_name),
+                 log_quote(br->cfg.prefix));
+    } else {
+        log_info("redis bridge started", "host=%s port=%u prefix=%s", br->cfg.host, br->cfg.port,
+                 log_quote(br->cfg.prefix));
+    }
     return 0;
 }
 
@@ -916,6 +930,7 @@ void bridge_free(bridge_t *br)
         chist_redis_free(br->hr);
     }
     pbus_free(br->pbus);
+    sentinel_free(br->sent);
     if (br->cl != NULL) {
         bridge_cluster_free(br);
     }
@@ -1012,6 +1027,29 @@ static void counter_line(sbuf_t *o, const char *name, const char *help, uint64_t
                 (unsigned long long)v);
 }
 
+/* wsbroker_redis_server_info{mode,addr} 1: which server is in use. */
+static void render_server_info(bridge_t *br, sbuf_t *o)
+{
+    char addr[300], esc[600];
+    const char *mode = bridge_server(br, addr, sizeof addr);
+    size_t n = 0;
+    for (const char *p = addr; *p != '\0' && n + 2 < sizeof esc; p++) {
+        char c = *p;
+        if (c == '"' || c == '\\') {
+            esc[n++] = '\\';
+        } else if (c == '\n') {
+            c = ' ';
+        }
+        esc[n++] = c;
+    }
+    esc[n] = '\0';
+    sbuf_printf(o,
+                "# HELP wsbroker_redis_server_info The Redis server in use (mode: single, "
+                "sentinel).\n# TYPE wsbroker_redis_server_info gauge\n"
+                "wsbroker_redis_server_info{mode=\"%s\",addr=\"%s\"} 1\n",
+                mode, esc);
+}
+
 void bridge_render_metrics(bridge_t *br, sbuf_t *o)
 {
     bridge_t *m = br;
@@ -1019,6 +1057,7 @@ void bridge_render_metrics(bridge_t *br, sbuf_t *o)
                 "# HELP wsbroker_redis_up 1 while both Redis connections are up.\n"
                 "# TYPE wsbroker_redis_up gauge\nwsbroker_redis_up %d\n",
                 bridge_healthy(br) ? 1 : 0);
+    render_server_info(br, o);
     pthread_mutex_lock(&m->lock);
     size_t active = m->nchans_active;
     pthread_mutex_unlock(&m->lock);

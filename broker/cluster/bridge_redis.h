@@ -137,6 +137,12 @@ void bridge_admin_hook(bridge_t *br, void (*cb)(void *user_data, const char *env
 bool bridge_admin_send(bridge_t *br, const char *env, size_t len);
 size_t bridge_admin_max(const bridge_t *br);
 
+/* Which Redis server the bridge uses: returns the mode, "single"
+ * (redis.url) or "sentinel" (redis.sentinels), and writes the server's
+ * "host:port" to `addr` ("" while the sentinels have not named a master).
+ * Any thread. */
+const char *bridge_server(bridge_t *br, char *addr, size_t len);
+
 /* Appends the bridge's Prometheus series to `out`. Any thread. */
 void bridge_render_metrics(bridge_t *br, sbuf_t *out);
 
