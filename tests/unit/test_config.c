@@ -125,6 +125,12 @@ static const struct {
     {"admin_keys", "--admin-keys", "WSB_ADMIN_KEYS", "(default \"\")"},
     {"admin_keys_file", "--admin-keys-file", "WSB_ADMIN_KEYS_FILE", "(default \"\")"},
     {"redis.cluster", "--redis-cluster", "WSB_REDIS_CLUSTER", "(default \"\")"},
+    {"redis.sentinels", "--redis-sentinels", "WSB_REDIS_SENTINELS", "(default \"\")"},
+    {"redis.master_name", "--redis-master-name", "WSB_REDIS_MASTER_NAME", "(default \"\")"},
+    {"redis.sentinel_password", "--redis-sentinel-password", "WSB_REDIS_SENTINEL_PASSWORD",
+     "(default \"\")"},
+    {"redis.user", "--redis-user", "WSB_REDIS_USER", "(default \"\")"},
+    {"redis.password", "--redis-password", "WSB_REDIS_PASSWORD", "(default \"\")"},
 };
 #define NCONTRACT_KEYS (sizeof contract_keys / sizeof contract_keys[0])
 
