@@ -208,7 +208,7 @@ static void maybe_finish(admin_job_t *job, bool timed_out)
         uv_close((uv_handle_t *)job->timer, on_timer_closed);
     }
     size_t nb = json_array_size(job->bodies);
-    json_t **bodies = xcalloc(nb + 1, sizeof *bodies);
+    json_t **bodies = xcalloc(nb + 1, sizeof(json_t *));
     for (size_t i = 0; i < nb; i++) {
         bodies[i] = json_array_get(job->bodies, i);
     }
@@ -244,8 +244,8 @@ static bool query_from_json(json_t *j, admin_query_t *q)
     const char *client = json_string_value(json_object_get(j, "client"));
     const char *user = json_string_value(json_object_get(j, "user"));
     if (kind < ADMIN_TOPICS || kind > ADMIN_DISCONNECT || limit < 0 || limit > ADMIN_PAGE_MAX ||
-        ban < 0 || ban > ADMIN_BAN_MAX_S || after == NULL || client == NULL || user == NULL ||
-        strlen(client) >= sizeof q->client || strlen(user) >= sizeof q->user ||
+        ban < 0 || ban > (json_int_t)ADMIN_BAN_MAX_S || after == NULL || client == NULL ||
+        user == NULL || strlen(client) >= sizeof q->client || strlen(user) >= sizeof q->user ||
         strlen(after) >= 128) {
         return false;
     }
@@ -367,7 +367,7 @@ static admin_job_t *job_new(broker_t *b, const admin_query_t *q, worker_t *origi
     job->origin = origin;
     job->n = b->nworkers;
     atomic_init(&job->left, b->nworkers);
-    job->parts = xcalloc(b->nworkers, sizeof *job->parts);
+    job->parts = xcalloc(b->nworkers, sizeof(json_t *));
     job->msgs = xcalloc(b->nworkers + 1, sizeof *job->msgs);
     job->bodies = json_array();
     for (unsigned i = 0; i <= b->nworkers; i++) {

@@ -338,7 +338,7 @@ static json_t *connections_part(ingress_ctx_t *ctx, net_t *net, const admin_quer
         return list; /* this worker's connections were on earlier pages */
     }
     uint64_t floor = node_cmp == 0 && ctx->index == q->after_worker ? q->after_no : 0;
-    session_t **all = xcalloc(net->nconns + 1, sizeof *all);
+    session_t **all = xcalloc(net->nconns + 1, sizeof(session_t *));
     size_t n = 0;
     for (conn_t *c = net->conns; c != NULL && n < net->nconns; c = c->next) {
         session_t *s = client_session(c);
@@ -346,7 +346,7 @@ static json_t *connections_part(ingress_ctx_t *ctx, net_t *net, const admin_quer
             all[n++] = s;
         }
     }
-    qsort(all, n, sizeof *all, by_client_no);
+    qsort(all, n, sizeof(session_t *), by_client_no);
     uint64_t now_s = ingress_now(ctx) / 1000;
     for (size_t i = 0; i < n && i <= q->limit; i++) { /* one more: is there a next page? */
         session_t *s = all[i];
@@ -562,9 +562,9 @@ static json_t *cursor_of(json_t *e)
 
 static json_t *merge_connections(const admin_query_t *q, json_t **bodies, unsigned n)
 {
-    json_t **sorted = xcalloc(n + 1, sizeof *sorted);
-    memcpy(sorted, bodies, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, by_node);
+    json_t **sorted = xcalloc(n + 1, sizeof(json_t *));
+    memcpy(sorted, bodies, n * sizeof(json_t *));
+    qsort(sorted, n, sizeof(json_t *), by_node);
     json_t *list = json_array();
     json_t *next = json_null();
     for (unsigned b = 0; b < n && json_is_null(next); b++) {

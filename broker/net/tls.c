@@ -122,10 +122,10 @@ static long stage_bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
             return 0;
         }
         return (long)stage_pending(bio == SSL_get_rbio(tc->ssl) ? &tc->in : &tc->out);
-    case BIO_CTRL_WPENDING:
-        return 0; /* nothing is held back inside the BIO itself */
     default:
-        return 0; /* no kTLS, no dgram, no push/pop */
+        /* BIO_CTRL_WPENDING: nothing is held back inside the BIO itself;
+         * the rest (kTLS, dgram, push/pop) does not apply. */
+        return 0;
     }
 }
 
