@@ -2,6 +2,7 @@
 #include "core/router.h"
 
 #include "core/inbox.h"
+#include "core/interest.h"
 #include "core/subscriber.h"
 #include "core/topic_rules.h"
 #include "core/topic_trie.h"
@@ -15,28 +16,72 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Pushes `m` into the inbox of `to`; false when it was full (the share of
+ * `to` is dropped, counted for the worker that misses the message). */
+static bool push_one(core_t *c, core_worker_t *to, xmsg_t *m)
+{
+    if (xqueue_push(&to->inbox, m)) {
+        return true;
+    }
+    METRIC_ADD_SHARED(to->metrics->inbox_dropped, 1);
+    if (m->probe != NULL) {
+        inbox_probe_count(c, m, 0);
+    }
+    xmsg_unref(m);
+    return false;
+}
+
 void router_push_all(core_t *c, xmsg_t *m)
 {
     for (unsigned i = 0; i < c->nworkers; i++) {
-        core_worker_t *w = c->workers[i];
-        if (!xqueue_push(&w->inbox, m)) {
-            /* Counted for the worker that misses the message. */
-            METRIC_ADD_SHARED(w->metrics->inbox_dropped, 1);
-            if (m->probe != NULL) {
-                inbox_probe_count(c, m, 0);
-            }
-            xmsg_unref(m);
+        push_one(c, c->workers[i], m);
+    }
+}
+
+static bool target_has(const router_targets_t *t, unsigned i)
+{
+    return (t->mask[i / 64] >> (i % 64)) & 1u;
+}
+
+void router_targets(core_t *c, xmsg_t *m, router_targets_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    uint64_t h = interest_hash(m->topic, m->topic_len);
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        if (interest_may_want(&c->workers[i]->interest, h)) {
+            t->mask[i / 64] |= (uint64_t)1 << (i % 64);
+            t->n++;
+        } else if (m->probe != NULL) {
+            /* A worker without a possible subscriber counts as one that
+             * matched nothing: no-responders still comes (request.h). */
+            inbox_probe_count(c, m, 0);
         }
     }
 }
 
-void router_wake_others(core_worker_t *w)
+void router_push_targets(core_worker_t *w, xmsg_t *m, const router_targets_t *t)
 {
-    /* libuv coalesces sends that arrive before the loop runs. */
     core_t *c = w->core;
     for (unsigned i = 0; i < c->nworkers; i++) {
-        if (i != w->index) {
-            c->wake_cb(c->workers[i]);
+        if (!target_has(t, i)) {
+            continue;
+        }
+        if (push_one(c, c->workers[i], m) && i != w->index) {
+            w->wake_pending[i / 64] |= (uint64_t)1 << (i % 64);
+        }
+    }
+}
+
+void router_flush_wakes(core_worker_t *w)
+{
+    core_t *c = w->core;
+    for (unsigned k = 0; k < CORE_MAX_WORKERS / 64; k++) {
+        uint64_t bits = w->wake_pending[k];
+        w->wake_pending[k] = 0;
+        while (bits != 0) {
+            unsigned b = (unsigned)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            c->wake_cb(c->workers[k * 64 + b]);
         }
     }
 }
