@@ -57,6 +57,9 @@ static void on_flush(uv_prepare_t *p)
         conn_flush(c);
     }
     METRIC_SET(w->metrics.outbound_bytes, w->net.outbound_bytes);
+    /* A chunk collects one turn's frames (xmsg.h): the next turn's start
+     * new slices anyway, since this flush wrote the queues out. */
+    xmsg_chunker_close(&w->core.chunker);
     /* Publishes made since the check phase (timers, this flush) wake their
      * workers before this loop may block. */
     router_flush_wakes(&w->core);
@@ -545,6 +548,7 @@ void worker_free(worker_t *w)
         frame_buf_unref(xmsg_worker_buf(m, w->index));
     }
     xqueue_destroy(&w->core.inbox);
+    xmsg_chunker_close(&w->core.chunker);
     interest_free(&w->core.interest);
     admin_worker_free(w);
     chist_worker_free(&w->core);

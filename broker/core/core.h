@@ -28,6 +28,7 @@
 #include "core/seqtab.h"
 #include "core/topic_rules.h"
 #include "core/topic_trie.h"
+#include "core/xmsg.h"
 #include "core/xqueue.h"
 #include "shared/metrics.h"
 #include "wsb/common.h"
@@ -122,6 +123,9 @@ struct core_worker_s {
      * router_flush_wakes (owner thread only): one wake-up per worker and
      * loop turn, not per message (router.h). */
     uint64_t wake_pending[CORE_MAX_WORKERS / 64];
+    /* The chunk this turn's frames of one topic go into (xmsg.h); the
+     * worker closes it at the end of each loop turn. */
+    xmsg_chunker_t chunker;
 };
 
 /* Milliseconds of the worker's loop clock. */

@@ -195,6 +195,7 @@ static int deliver_cb(trie_client_t *client, void *user_data)
 
 static void deliver_one(core_worker_t *s, xmsg_t *m)
 {
+    xmsg_chunk_place(&s->chunker, m, s->index);
     frame_buf_t *fb = xmsg_worker_buf(m, s->index);
     fanout_t f = {.fb = fb,
                   .msg = m,

@@ -48,8 +48,11 @@ typedef struct {
 static subscriber_verdict_t fake_deliver(void *user_data, frame_buf_t *fb, xmsg_t *m)
 {
     fake_t *f = user_data;
-    /* The shared frame is the message's own bytes, not a copy. */
-    assert_ptr_equal(fb->bytes, m->frame);
+    /* The shared frame is the message's own bytes, or the worker's one copy
+     * of them in a chunk (xmsg.h), never a copy per subscriber. */
+    assert_int_equal(fb->len, m->frame_len);
+    assert_memory_equal(fb->bytes, m->frame, m->frame_len);
+    assert_true(fb->bytes == m->frame || fb->backing != NULL);
     if (f->verdict == SUBSCRIBER_DELIVERED && f->ndelivered < MAX_SEEN) {
         f->seqs[f->ndelivered] = m->seq;
         (void)snprintf(f->topics[f->ndelivered], sizeof f->topics[0], "%s", m->topic);
@@ -183,6 +186,7 @@ static void world_free(world_t *x)
     for (unsigned i = 0; i < x->core.nworkers; i++) {
         fake_worker_t *fw = x->fw[i];
         router_drain_pushed(&fw->cw); /* releases what is still queued */
+        xmsg_chunker_close(&fw->cw.chunker);
         assert_int_equal(uv_loop_close(&fw->loop), 0);
         xqueue_destroy(&fw->cw.inbox);
         chist_worker_free(&fw->cw);
