@@ -8,13 +8,13 @@
 
 void interest_init(interest_t *in)
 {
-    in->counts = xcalloc(INTEREST_SLOTS, sizeof(*in->counts));
+    in->counts = xcalloc(1, sizeof(*in->counts));
     atomic_init(&in->patterns, 0);
 }
 
 void interest_free(interest_t *in)
 {
-    free((void *)(uintptr_t)in->counts); /* the counters are no longer shared */
+    free(in->counts); /* the workers are gone: nobody reads it any more */
     in->counts = NULL;
 }
 
@@ -50,10 +50,10 @@ void interest_change(interest_t *in, const char *pattern, size_t len, int delta)
     uint32_t a = (uint32_t)h & (INTEREST_SLOTS - 1);
     uint32_t b = (uint32_t)(h >> 32) & (INTEREST_SLOTS - 1);
     if (delta > 0) {
-        atomic_fetch_add_explicit(&in->counts[a], 1, memory_order_seq_cst);
-        atomic_fetch_add_explicit(&in->counts[b], 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&in->counts->n[a], 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&in->counts->n[b], 1, memory_order_seq_cst);
     } else {
-        atomic_fetch_sub_explicit(&in->counts[a], 1, memory_order_seq_cst);
-        atomic_fetch_sub_explicit(&in->counts[b], 1, memory_order_seq_cst);
+        atomic_fetch_sub_explicit(&in->counts->n[a], 1, memory_order_seq_cst);
+        atomic_fetch_sub_explicit(&in->counts->n[b], 1, memory_order_seq_cst);
     }
 }

@@ -32,7 +32,11 @@
 #define INTEREST_SLOTS 16384u
 
 typedef struct {
-    _Atomic uint32_t *counts;  /* [INTEREST_SLOTS]; NULL: no summary, wants everything */
+    _Atomic uint32_t n[INTEREST_SLOTS];
+} interest_counts_t;
+
+typedef struct {
+    interest_counts_t *counts; /* NULL: no summary, wants everything */
     _Atomic uint32_t patterns; /* wildcard subscriptions: they may match any topic */
 } interest_t;
 
@@ -57,8 +61,8 @@ static inline bool interest_may_want(interest_t *in, uint64_t h)
     }
     uint32_t a = (uint32_t)h & (INTEREST_SLOTS - 1);
     uint32_t b = (uint32_t)(h >> 32) & (INTEREST_SLOTS - 1);
-    return atomic_load_explicit(&in->counts[a], memory_order_acquire) != 0 &&
-           atomic_load_explicit(&in->counts[b], memory_order_acquire) != 0;
+    return atomic_load_explicit(&in->counts->n[a], memory_order_acquire) != 0 &&
+           atomic_load_explicit(&in->counts->n[b], memory_order_acquire) != 0;
 }
 
 #endif
