@@ -470,7 +470,6 @@ int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, in
     uv_check_init(&w->loop, &w->wake_check);
     w->wake_check.data = w;
     uv_check_start(&w->wake_check, on_wake_check);
-    interest_init(&w->core.interest);
     uv_async_init(&w->loop, &w->inbox_async, on_inbox);
     uv_async_init(&w->loop, &w->stop_async, on_stop);
     w->inbox_async.data = w;
@@ -549,7 +548,6 @@ void worker_free(worker_t *w)
     }
     xqueue_destroy(&w->core.inbox);
     xmsg_chunker_close(&w->core.chunker);
-    interest_free(&w->core.interest);
     admin_worker_free(w);
     chist_worker_free(&w->core);
     trie_free(w->core.trie);
