@@ -57,6 +57,20 @@ static void on_flush(uv_prepare_t *p)
         conn_flush(c);
     }
     METRIC_SET(w->metrics.outbound_bytes, w->net.outbound_bytes);
+    /* A chunk collects one turn's frames (xmsg.h): the next turn's start
+     * new slices anyway, since this flush wrote the queues out. */
+    xmsg_chunker_close(&w->core.chunker);
+    /* Publishes made since the check phase (timers, this flush) wake their
+     * workers before this loop may block. */
+    router_flush_wakes(&w->core);
+}
+
+/* Right after this turn's I/O callbacks: the publishes they made wake each
+ * worker they pushed to once, however many there were (router.h). */
+static void on_wake_check(uv_check_t *chk)
+{
+    worker_t *w = chk->data;
+    router_flush_wakes(&w->core);
 }
 
 static void ingress_update_gauges(ingress_ctx_t *ctx)
@@ -226,7 +240,9 @@ static void close_worker_handles(worker_t *w)
             conn_free(c);
         }
     }
+    router_flush_wakes(&w->core); /* other workers may still be draining */
     close_handle(w, (uv_handle_t *)&w->flush_prepare);
+    close_handle(w, (uv_handle_t *)&w->wake_check);
     close_handle(w, (uv_handle_t *)&w->inbox_async);
     close_handle(w, (uv_handle_t *)&w->stop_async);
     close_handle(w, (uv_handle_t *)&w->shutdown_timer);
@@ -451,6 +467,9 @@ int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, in
     uv_prepare_init(&w->loop, &w->flush_prepare);
     w->flush_prepare.data = w;
     uv_prepare_start(&w->flush_prepare, on_flush);
+    uv_check_init(&w->loop, &w->wake_check);
+    w->wake_check.data = w;
+    uv_check_start(&w->wake_check, on_wake_check);
     uv_async_init(&w->loop, &w->inbox_async, on_inbox);
     uv_async_init(&w->loop, &w->stop_async, on_stop);
     w->inbox_async.data = w;
@@ -466,7 +485,7 @@ int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, in
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, WORKER_TICK_MS, WORKER_TICK_MS);
     admin_worker_init(w);
-    w->handles_open = 8;
+    w->handles_open = 9;
     if (index == 0) {
         uv_signal_init(&w->loop, &w->sig_int);
         uv_signal_init(&w->loop, &w->sig_term);
@@ -528,6 +547,7 @@ void worker_free(worker_t *w)
         frame_buf_unref(xmsg_worker_buf(m, w->index));
     }
     xqueue_destroy(&w->core.inbox);
+    xmsg_chunker_close(&w->core.chunker);
     admin_worker_free(w);
     chist_worker_free(&w->core);
     trie_free(w->core.trie);

@@ -76,6 +76,7 @@ typedef struct worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     uv_signal_t sig_hup;        /* worker 0 only: reloads the TLS certificate */
     uv_prepare_t flush_prepare; /* delivers the inbox and writes what callbacks queued */
     uv_async_t inbox_async;     /* another worker pushed to our inbox */
+    uv_check_t wake_check;      /* wakes the workers this turn's publishes pushed to */
     uv_async_t stop_async;      /* shutdown requested / every worker drained */
     uv_signal_t sig_int;        /* worker 0 only */
     uv_signal_t sig_term;       /* worker 0 only */

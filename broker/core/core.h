@@ -26,6 +26,7 @@
 #include "core/seqtab.h"
 #include "core/topic_rules.h"
 #include "core/topic_trie.h"
+#include "core/xmsg.h"
 #include "core/xqueue.h"
 #include "shared/metrics.h"
 #include "wsb/common.h"
@@ -45,6 +46,9 @@ typedef struct inbox_count_s inbox_count_t;
 /* Published messages a worker delivers per loop turn before it yields to
  * I/O (the rest wait for the next turn, in order). */
 #define CORE_INBOX_BATCH 4096
+
+/* The most workers a process has (config "workers" allows 256). */
+#define CORE_MAX_WORKERS 256
 
 /*
  * What the core asks of federation (cluster/bridge_redis.h implements it).
@@ -99,7 +103,9 @@ struct core_s {
     const char *node_id;  /* this node (borrowed), for client ids (core_client_id) */
 };
 
-struct core_worker_s {
+/* The inboxes' cache-line alignment (xqueue.h) costs some padding, once per
+ * worker. */
+struct core_worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     core_t *core;
     unsigned index; /* worker number, 0 .. nworkers-1 */
     trie_t *trie;
@@ -110,6 +116,14 @@ struct core_worker_s {
     void *owner;
     xqueue_t inbox;      /* xmsg_t* published by any worker, for our subscribers */
     xqueue_t chist_done; /* chist_op_t* back from Redis (clustered history only) */
+    /* Workers this worker's publishes pushed to since its last
+     * router_flush_wakes (owner thread only): one wake-up per worker and
+     * loop turn, not per message (router.h). */
+    uint64_t wake_pending[CORE_MAX_WORKERS / 64];
+    uint32_t pushes_unwoken; /* publishes since the last router_flush_wakes */
+    /* The chunk this turn's frames of one topic go into (xmsg.h); the
+     * worker closes it at the end of each loop turn. */
+    xmsg_chunker_t chunker;
 };
 
 /* Milliseconds of the worker's loop clock. */

@@ -82,7 +82,7 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
         m->drop_slow = c->history_rules->rules[pos.rule].drop_slow;
         seqtab_append(c->seqtab, shard, m, core_now(w));
     }
-    router_push_all(c, m);
+    router_publish_push(w, m);
     /* Still under the shard lock: federation sends a topic's messages to
      * the other nodes in seq order. */
     if (core_federated(c) && req->reply_to.len == 0) {
@@ -92,7 +92,6 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
                                inbox_probe_remote(req->probe));
     }
     seqtab_unlock(shard);
-    router_wake_others(w);
     /* Our own subscribers get the message now, before the publisher's ack
      * is queued, as with a single worker. */
     router_drain(w);
@@ -118,12 +117,11 @@ static uint64_t publish_stream(core_worker_t *w, const pubsub_publish_t *req, st
     /* One reference per worker and one for the log. */
     xmsg_set_refs(m, c->nworkers + 1u);
     stream_append(st, m, core_now(w));
-    router_push_all(c, m);
+    router_publish_push(w, m);
     if (core_federated(c)) {
         c->fed_ops->publish_cb(c->fed, req->topic, seq, from, json);
     }
     stream_unlock(st);
-    router_wake_others(w);
     router_drain(w);
     return seq;
 }

@@ -15,28 +15,55 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Pushes `m` into the inbox of `to`; false when it was full (the share of
+ * `to` is dropped, counted for the worker that misses the message). */
+static bool push_one(core_t *c, core_worker_t *to, xmsg_t *m)
+{
+    if (xqueue_push(&to->inbox, m)) {
+        return true;
+    }
+    METRIC_ADD_SHARED(to->metrics->inbox_dropped, 1);
+    if (m->probe != NULL) {
+        inbox_probe_count(c, m, 0);
+    }
+    xmsg_unref(m);
+    return false;
+}
+
 void router_push_all(core_t *c, xmsg_t *m)
 {
     for (unsigned i = 0; i < c->nworkers; i++) {
-        core_worker_t *w = c->workers[i];
-        if (!xqueue_push(&w->inbox, m)) {
-            /* Counted for the worker that misses the message. */
-            METRIC_ADD_SHARED(w->metrics->inbox_dropped, 1);
-            if (m->probe != NULL) {
-                inbox_probe_count(c, m, 0);
-            }
-            xmsg_unref(m);
-        }
+        push_one(c, c->workers[i], m);
     }
 }
 
-void router_wake_others(core_worker_t *w)
+void router_publish_push(core_worker_t *w, xmsg_t *m)
 {
-    /* libuv coalesces sends that arrive before the loop runs. */
     core_t *c = w->core;
     for (unsigned i = 0; i < c->nworkers; i++) {
-        if (i != w->index) {
-            c->wake_cb(c->workers[i]);
+        if (push_one(c, c->workers[i], m) && i != w->index) {
+            w->wake_pending[i / 64] |= (uint64_t)1 << (i % 64);
+        }
+    }
+    /* A read callback may publish thousands of messages (libuv reads up to
+     * 32 buffers per callback): the others start on a batch long before the
+     * turn ends, and never sit idle while the inbox pressure builds. */
+    if (++w->pushes_unwoken >= ROUTER_WAKE_BATCH) {
+        router_flush_wakes(w);
+    }
+}
+
+void router_flush_wakes(core_worker_t *w)
+{
+    core_t *c = w->core;
+    w->pushes_unwoken = 0;
+    for (unsigned k = 0; k < CORE_MAX_WORKERS / 64; k++) {
+        uint64_t bits = w->wake_pending[k];
+        w->wake_pending[k] = 0;
+        while (bits != 0) {
+            unsigned b = (unsigned)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            c->wake_cb(c->workers[k * 64 + b]);
         }
     }
 }
@@ -150,6 +177,7 @@ static int deliver_cb(trie_client_t *client, void *user_data)
 
 static void deliver_one(core_worker_t *s, xmsg_t *m)
 {
+    xmsg_chunk_place(&s->chunker, m, s->index);
     frame_buf_t *fb = xmsg_worker_buf(m, s->index);
     fanout_t f = {.fb = fb,
                   .msg = m,

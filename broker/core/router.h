@@ -4,9 +4,12 @@
  * A publish (core/pubsub.h) runs on the worker that received it: it takes
  * the topic's next seq, serializes the `message` frame once (xmsg.h), and,
  * still holding the topic's shard lock, pushes the message into every
- * worker's inbox (router_push_all), its own included. Each worker delivers
- * from its inbox in its next loop turn (router_drain), matching its own trie
- * and handing each match to its subscriber (core/subscriber.h).
+ * worker's inbox (router_publish_push), its own included. Each worker
+ * delivers from its inbox in its next loop turn (router_drain), matching its
+ * own trie and handing each match to its subscriber (core/subscriber.h).
+ * The other workers are woken once per loop turn of the publishing worker
+ * (or per ROUTER_WAKE_BATCH publishes), not once per message
+ * (router_flush_wakes).
  *
  * Guarantees: seq is unique and increasing per topic across all workers;
  * every worker receives a topic's messages in seq order (pushes happen under
@@ -39,8 +42,23 @@ typedef struct xmsg_s xmsg_t;
  * calls it under the topic's shard lock (pubsub.h). */
 void router_push_all(core_t *c, xmsg_t *m);
 
-/* Wakes every worker but `w` to drain its inbox. */
-void router_wake_others(core_worker_t *w);
+/* Publishes between two wake-ups of the other workers at most: a turn that
+ * publishes more wakes them every this many messages (well under the inbox
+ * pressure mark of core.h, 256). */
+#define ROUTER_WAKE_BATCH 64
+
+/* router_push_all for a publish on worker `w`, which notes the other
+ * workers to wake instead of waking them: the wake-ups wait for
+ * router_flush_wakes, one per worker and loop turn, or one per
+ * ROUTER_WAKE_BATCH publishes if the turn has more. Under the topic's shard
+ * (or stream) lock, as router_push_all. */
+void router_publish_push(core_worker_t *w, xmsg_t *m);
+
+/* Wakes the workers the publishes of `w` pushed to since the last call.
+ * The worker calls it after its I/O callbacks (check phase) and at the end
+ * of its flush (prepare phase), so a message never waits in an inbox past
+ * the publishing worker's loop turn. Owner thread. */
+void router_flush_wakes(core_worker_t *w);
 
 /* THE way in for a message from another node (federation, through Redis):
  * `seq` is the origin node's (for a clustered history topic, core/chist.h,

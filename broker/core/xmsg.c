@@ -21,10 +21,13 @@
  * reference held by the slot, dropped with the slot). */
 typedef struct {
     frame_buf_t fb;
-    frame_buf_t *deflated;
-    bool deflate_tried; /* deflated NULL and tried: compression did not pay */
-    frame_buf_t *sse;   /* the SSE event (xmsg_sse_buf), once an SSE subscriber needed it */
+    frame_buf_t *deflated; /* NULL: not tried yet; NO_GAIN: compression did not pay */
+    frame_buf_t *sse;      /* the SSE event (xmsg_sse_buf), once an SSE subscriber needed it */
 } xmsg_slot_t;
+
+/* The `deflated` of a slot whose frame compression did not make smaller. */
+static frame_buf_t no_gain;
+#define NO_GAIN (&no_gain)
 
 _Static_assert(sizeof(xmsg_slot_t) <= XMSG_SLOT_STRIDE, "a worker slot fits its stride");
 
@@ -38,9 +41,13 @@ static size_t round_up(size_t n, size_t to)
 static void release_slot(frame_buf_t *fb)
 {
     xmsg_slot_t *slot = (xmsg_slot_t *)(void *)fb;
-    if (slot->deflated != NULL) {
+    if (slot->deflated != NULL && slot->deflated != NO_GAIN) {
         frame_buf_unref(slot->deflated);
-        slot->deflated = NULL;
+    }
+    slot->deflated = NULL;
+    if (fb->backing != NULL) {
+        frame_buf_unref(fb->backing); /* the chunk its bytes were copied to */
+        fb->backing = NULL;
     }
     if (slot->sse != NULL) {
         frame_buf_unref(slot->sse);
@@ -110,7 +117,6 @@ static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t fr
     for (unsigned w = 0; w < nworkers; w++) {
         xmsg_slot_t *slot = (xmsg_slot_t *)(void *)(raw + slots_off + (size_t)w * XMSG_SLOT_STRIDE);
         slot->deflated = NULL;
-        slot->deflate_tried = false;
         slot->sse = NULL;
         frame_buf_t *fb = &slot->fb;
         fb->refcnt = 1;
@@ -118,6 +124,8 @@ static xmsg_t *finish(uint8_t *raw, size_t headroom, size_t topic_off, size_t fr
         fb->bytes = m->frame;
         fb->shared = m;
         fb->release_cb = release_slot;
+        fb->backing = NULL;
+        fb->reserved = NULL;
     }
     return m;
 }
@@ -175,6 +183,8 @@ frame_buf_t *xmsg_replay_buf(xmsg_t *m)
     fb->bytes = m->frame;
     fb->shared = m;
     fb->release_cb = release_replay;
+    fb->backing = NULL;
+    fb->reserved = NULL;
     return fb;
 }
 
@@ -298,6 +308,8 @@ static frame_buf_t *deflate_frame(const frame_buf_t *plain, xmsg_deflate_stats_t
     fb->bytes = frame;
     fb->shared = plain->shared;
     fb->release_cb = release_deflated;
+    fb->backing = NULL;
+    fb->reserved = NULL;
     xmsg_ref(plain->shared);
     return fb;
 }
@@ -314,11 +326,11 @@ frame_buf_t *xmsg_deflated_buf(frame_buf_t *fb, size_t min_size, unsigned window
         return fb;
     }
     xmsg_slot_t *slot = (xmsg_slot_t *)(void *)fb;
-    if (!slot->deflate_tried) {
-        slot->deflate_tried = true;
-        slot->deflated = deflate_frame(fb, stats);
+    if (slot->deflated == NULL) {
+        frame_buf_t *d = deflate_frame(fb, stats);
+        slot->deflated = d != NULL ? d : NO_GAIN;
     }
-    return slot->deflated != NULL ? slot->deflated : fb;
+    return slot->deflated != NO_GAIN ? slot->deflated : fb;
 }
 
 /* ---- Server-Sent Events ---------------------------------------------------------------------- */
@@ -353,6 +365,8 @@ static frame_buf_t *sse_event(const frame_buf_t *fb)
     out->bytes = p;
     out->shared = m;
     out->release_cb = release_replay;
+    out->backing = NULL;
+    out->reserved = NULL;
     xmsg_ref(m);
     return out;
 }
@@ -367,4 +381,72 @@ frame_buf_t *xmsg_sse_buf(frame_buf_t *fb)
         slot->sse = sse_event(fb);
     }
     return frame_buf_ref(slot->sse);
+}
+
+/* ---- chunks ---------------------------------------------------------------------------------- */
+
+/* A run's first chunk holds this much; each next one of the same run twice
+ * the one before, up to XMSG_CHUNK_MAX: the slack a short run leaves is
+ * small, a long run needs few chunks (and its subscribers few iovecs). */
+#define XMSG_CHUNK_MIN 1024u
+
+/* What a message must be for its frame to go into a chunk: shared as is by
+ * every subscriber that takes it, never dropped from a queue by itself (a
+ * conflated topic's frame is replaced, a drop_slow topic's is dropped on a
+ * gap: outq drops whole frames only), and small (a large frame is one
+ * iovec's worth of work anyway, and copying it is not free). */
+static bool chunkable(const xmsg_t *m)
+{
+    return !m->event && !m->conflate && !m->drop_slow && m->frame_len <= XMSG_CHUNK_FRAME_MAX;
+}
+
+void xmsg_chunker_close(xmsg_chunker_t *ch)
+{
+    if (ch->open != NULL) {
+        frame_buf_unref(ch->open);
+        ch->open = NULL;
+    }
+    ch->used = 0;
+    ch->topic_len = 0;
+    ch->has_topic = false;
+}
+
+void xmsg_chunk_place(xmsg_chunker_t *ch, xmsg_t *m, unsigned w)
+{
+    if (!chunkable(m)) {
+        xmsg_chunker_close(ch);
+        return;
+    }
+    bool same = ch->has_topic && ch->topic_len == m->topic_len &&
+                memcmp(ch->topic, m->topic, m->topic_len) == 0;
+    if (!same) {
+        /* The first frame of a run stays where it is: most topics get one
+         * message per turn, and copying those would buy nothing. */
+        xmsg_chunker_close(ch);
+        memcpy(ch->topic, m->topic, m->topic_len);
+        ch->topic_len = m->topic_len;
+        ch->has_topic = true;
+        return;
+    }
+    if (ch->open == NULL || ch->cap - ch->used < m->frame_len) {
+        uint32_t cap = ch->open == NULL ? XMSG_CHUNK_MIN : ch->cap * 2;
+        if (cap > XMSG_CHUNK_MAX) {
+            cap = XMSG_CHUNK_MAX;
+        }
+        if (cap < m->frame_len) {
+            cap = m->frame_len;
+        }
+        if (ch->open != NULL) {
+            frame_buf_unref(ch->open);
+        }
+        ch->open = frame_buf_new(cap);
+        ch->cap = cap;
+        ch->used = 0;
+    }
+    frame_buf_t *fb = xmsg_worker_buf(m, w);
+    uint8_t *at = ch->open->bytes + ch->used;
+    memcpy(at, m->frame, m->frame_len);
+    fb->bytes = at;
+    fb->backing = frame_buf_ref(ch->open);
+    ch->used += m->frame_len;
 }

@@ -14,6 +14,7 @@
 
 #include "shared/frame_buf.h"
 #include "wsb/common.h"
+#include "wsb/topic.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
@@ -135,5 +136,53 @@ frame_buf_t *xmsg_deflated_buf(frame_buf_t *fb, size_t min_size, unsigned window
  * caller owns (conn_send takes its own). Worker thread of `fb`.
  */
 frame_buf_t *xmsg_sse_buf(frame_buf_t *fb);
+
+/*
+ * Chunks (DESIGN.md "Memory ownership"): the frames of a run of messages of
+ * one topic that a worker delivers within one loop turn are copied, one
+ * after the other, into one worker-local chunk (a plain frame_buf), and
+ * each message's worker frame_buf points its bytes there and holds a
+ * reference on the chunk (frame_buf_t.backing). A subscriber that takes
+ * consecutive frames of the run then queues them as one slice, so its
+ * flush writes one iovec per chunk instead of one per frame (outq.h); one
+ * that skips a frame (a filter, a suspended subscription) simply gets
+ * several slices. The frames stay where they are for everything else: the
+ * compressed and SSE forms are per message as before, and a history replay
+ * sends the message's own frame.
+ *
+ * Not chunked: events, conflated topics and topics whose history rule drops
+ * slow consumers (their queued frames are replaced or dropped one by one),
+ * and frames longer than XMSG_CHUNK_FRAME_MAX.
+ *
+ * Memory: a chunk lives until the last slice on it is written; it only
+ * holds frames of one topic, which every subscriber of the topic takes
+ * together, and grows by doubling from 1 KiB to XMSG_CHUNK_MAX per run, so
+ * the bytes it keeps alive stay within about twice what the queues count
+ * (outbound accounting counts each subscriber's bytes exactly, as before).
+ */
+#define XMSG_CHUNK_FRAME_MAX 1024u
+#define XMSG_CHUNK_MAX       (64u * 1024u)
+
+/* A worker's open chunk and the topic of the run it collects. Zeroed is
+ * closed. Worker thread only. */
+typedef struct {
+    frame_buf_t *open; /* the chunk frames go into (its own reference); NULL: none */
+    uint32_t cap;      /* bytes it has room for */
+    uint32_t used;
+    uint16_t topic_len;
+    bool has_topic; /* topic holds the last placed message's topic */
+    char topic[WSB_TOPIC_MAX_LEN];
+} xmsg_chunker_t;
+
+/* Before worker `w` delivers `m`: when `m` continues a run of its topic,
+ * copies its frame into the open chunk (a new one when there is none or it
+ * is full) and points the worker's frame_buf of `m` there. Call it before
+ * any subscriber took the frame_buf. */
+void xmsg_chunk_place(xmsg_chunker_t *ch, xmsg_t *m, unsigned w);
+
+/* Ends the run: drops the chunker's reference on its open chunk (the
+ * slices on it keep it alive). The worker calls it at the end of every loop
+ * turn, and before it frees the chunker. */
+void xmsg_chunker_close(xmsg_chunker_t *ch);
 
 #endif

@@ -126,6 +126,17 @@ static void grow(outq_t *q)
 
 void outq_push(outq_t *q, frame_buf_t *fb, uint32_t off, uint32_t len)
 {
+    if (fb->backing != NULL && q->count > q->inflight) {
+        outq_slice_t *t = at(q, q->count - 1);
+        if (t->fb->backing == fb->backing && t->fb->bytes + t->off + t->len == fb->bytes + off) {
+            /* The next bytes of the same chunk: the tail slice grows over
+             * them, and its buffer's reference on the chunk keeps them. */
+            t->len += len;
+            q->bytes += len;
+            frame_buf_unref(fb);
+            return;
+        }
+    }
     if (q->count == q->cap) {
         grow(q);
     }

@@ -75,7 +75,13 @@ size_t outq_drop_matching(outq_t *q, bool (*match)(const frame_buf_t *fb, void *
 size_t outq_drop_last_matching(outq_t *q, bool (*match)(const frame_buf_t *fb, void *user_data),
                                void *user_data);
 
-/* Appends a slice; takes over one reference the caller holds on `fb`. */
+/* Appends a slice; takes over one reference the caller holds on `fb`.
+ * When `fb` has a backing chunk (frame_buf.h) and its bytes continue the
+ * last slice's in that chunk, and that slice is not in flight, the last
+ * slice grows over them instead and the reference is dropped: a run of a
+ * topic's frames is one slice, one iovec (a slice may then span several
+ * frames; outq_drop_matching and outq_drop_last_matching never drop such a
+ * slice, and xmsg.h keeps the frames they are for out of chunks). */
 void outq_push(outq_t *q, frame_buf_t *fb, uint32_t off, uint32_t len);
 
 /* Fills up to `max` buffers with the slices after the in-flight ones;

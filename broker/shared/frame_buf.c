@@ -24,6 +24,8 @@ frame_buf_t *frame_buf_adopt(uint8_t *raw, size_t len)
     fb->bytes = raw + FRAME_BUF_HEADROOM;
     fb->shared = NULL;
     fb->release_cb = NULL;
+    fb->backing = NULL;
+    fb->reserved = NULL;
     return fb;
 }
 

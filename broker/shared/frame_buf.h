@@ -37,7 +37,14 @@ struct frame_buf_s {
      * (a published message, xmsg.h), released by release_cb: this module
      * does not know what it shares. */
     void *shared;
-    frame_buf_release_cb release_cb; /* keeps the header a multiple of 16 bytes */
+    frame_buf_release_cb release_cb;
+    /* NULL, or the chunk (a local frame_buf) that holds `bytes` together
+     * with the frames published right before and after on the same topic
+     * (xmsg.h, "chunks"); this buffer holds a reference on it. An outbound
+     * queue appends a slice that continues the previous one in the same
+     * chunk to that slice: one iovec for a run of frames (outq.h). */
+    frame_buf_t *backing;
+    void *reserved; /* keeps the header a multiple of 16 bytes */
 };
 
 #define FRAME_BUF_HEADROOM sizeof(frame_buf_t)

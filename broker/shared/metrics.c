@@ -262,7 +262,8 @@ void metrics_render(metrics_t *const *w, unsigned n, const metrics_gauges_t *g, 
     METRICS_ERROR_CODES(X)
 #undef X
     header(o, "wsbroker_write_batch_frames", "histogram",
-           "Frames per socket write (fan-out batching).");
+           "Buffers per socket write (fan-out batching): one per frame, or one per run of a "
+           "topic's frames that share a chunk.");
     uint64_t cum = 0;
     for (unsigned b = 0; b < METRICS_BATCH_BUCKETS; b++) {
         cum += TOTAL(batch_hist[b]);

@@ -167,6 +167,7 @@ static inline void world_free(world_t *x)
         world_close(w->net.conns);
     }
     router_drain_pushed(&w->core);
+    xmsg_chunker_close(&w->core.chunker); /* the worker's flush would */
     assert_int_equal(uv_run(&w->loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&w->loop), 0);
     xqueue_destroy(&w->core.inbox);

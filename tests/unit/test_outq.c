@@ -187,6 +187,96 @@ static void test_adopt_headroom(void **state)
     frame_buf_unref(fb);
 }
 
+/* Frames a, b, c of one chunk (frame_buf.h `backing`), each holding a
+ * reference on it, as xmsg.h's chunks make them. */
+static bool match_any(const frame_buf_t *fb, void *user_data)
+{
+    (void)fb;
+    (void)user_data;
+    return true;
+}
+
+typedef struct {
+    frame_buf_t *chunk;
+    frame_buf_t *f[3];
+} chunked_t;
+
+static void chunked_make(chunked_t *x)
+{
+    x->chunk = frame_buf_copy("aaaBBcccc", 9);
+    static const uint32_t at[3] = {0, 3, 5}, len[3] = {3, 2, 4};
+    for (int i = 0; i < 3; i++) {
+        x->f[i] = frame_buf_new(0); /* a header whose bytes live in the chunk */
+        x->f[i]->bytes = x->chunk->bytes + at[i];
+        x->f[i]->len = len[i];
+        x->f[i]->backing = frame_buf_ref(x->chunk);
+    }
+}
+
+static void chunked_free(chunked_t *x)
+{
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(x->f[i]->refcnt, 1);
+        frame_buf_unref(x->f[i]->backing);
+        frame_buf_unref(x->f[i]);
+    }
+    assert_int_equal(x->chunk->refcnt, 1);
+    frame_buf_unref(x->chunk);
+}
+
+/* Issue 17 item 1: consecutive frames of one chunk are one slice (one
+ * iovec), with exact byte counts; a gap (a frame this subscriber does not
+ * take) or a slice in flight starts a new one; a partial write inside the
+ * merged slice keeps the rest; a merged slice is never dropped by a match. */
+static void test_chunk_slices_merge(void **state)
+{
+    (void)state;
+    chunked_t x;
+    chunked_make(&x);
+    outq_t q;
+    outq_init(&q);
+    for (int i = 0; i < 3; i++) {
+        outq_push(&q, frame_buf_ref(x.f[i]), 0, x.f[i]->len);
+    }
+    uv_buf_t bufs[8];
+    size_t total = 0;
+    assert_int_equal(outq_iov(&q, bufs, 8, &total), 1);
+    assert_int_equal(total, 9);
+    assert_int_equal(outq_bytes(&q), 9);
+    assert_int_equal(x.f[1]->refcnt, 1); /* the merged ones' references went */
+    assert_int_equal(x.f[0]->refcnt, 2); /* the slice holds the first */
+    char out[64];
+    gather(&q, out, sizeof out);
+    assert_string_equal(out, "aaaBBcccc");
+    assert_int_equal(outq_drop_matching(&q, match_any, NULL), 0);
+    outq_consume(&q, 4); /* a partial write past the first frame */
+    gather(&q, out, sizeof out);
+    assert_string_equal(out, "Bcccc");
+    outq_consume(&q, 5);
+    assert_int_equal(outq_bytes(&q), 0);
+
+    /* This subscriber skips b: two slices. */
+    outq_push(&q, frame_buf_ref(x.f[0]), 0, x.f[0]->len);
+    outq_push(&q, frame_buf_ref(x.f[2]), 0, x.f[2]->len);
+    assert_int_equal(outq_iov(&q, bufs, 8, &total), 2);
+    gather(&q, out, sizeof out);
+    assert_string_equal(out, "aaacccc");
+    outq_clear(&q);
+
+    /* The first slice is in flight: what follows does not join it. */
+    outq_push(&q, frame_buf_ref(x.f[0]), 0, x.f[0]->len);
+    outq_mark_inflight(&q, 1, x.f[0]->len);
+    outq_push(&q, frame_buf_ref(x.f[1]), 0, x.f[1]->len);
+    outq_push(&q, frame_buf_ref(x.f[2]), 0, x.f[2]->len);
+    assert_int_equal(outq_iov(&q, bufs, 8, &total), 1); /* b and c after the flight */
+    assert_int_equal(total, 6);
+    outq_complete_inflight(&q);
+    gather(&q, out, sizeof out);
+    assert_string_equal(out, "BBcccc");
+    outq_clear(&q);
+    chunked_free(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_drop_last_matching),
         cmocka_unit_test(test_growth_and_shrink),
         cmocka_unit_test(test_adopt_headroom),
+        cmocka_unit_test(test_chunk_slices_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,8 +48,11 @@ typedef struct {
 static subscriber_verdict_t fake_deliver(void *user_data, frame_buf_t *fb, xmsg_t *m)
 {
     fake_t *f = user_data;
-    /* The shared frame is the message's own bytes, not a copy. */
-    assert_ptr_equal(fb->bytes, m->frame);
+    /* The shared frame is the message's own bytes, or the worker's one copy
+     * of them in a chunk (xmsg.h), never a copy per subscriber. */
+    assert_int_equal(fb->len, m->frame_len);
+    assert_memory_equal(fb->bytes, m->frame, m->frame_len);
+    assert_true(fb->bytes == m->frame || fb->backing != NULL);
     if (f->verdict == SUBSCRIBER_DELIVERED && f->ndelivered < MAX_SEEN) {
         f->seqs[f->ndelivered] = m->seq;
         (void)snprintf(f->topics[f->ndelivered], sizeof f->topics[0], "%s", m->topic);
@@ -95,8 +98,8 @@ typedef struct {
     history_rules_t rules;
     core_t core;
     core_worker_t *w; /* workers[0] */
-    core_worker_t *workers[2];
-    fake_worker_t *fw[2];
+    core_worker_t *workers[3];
+    fake_worker_t *fw[3];
 } world_t;
 
 /* A federation that records what the core asks of it. */
@@ -183,6 +186,7 @@ static void world_free(world_t *x)
     for (unsigned i = 0; i < x->core.nworkers; i++) {
         fake_worker_t *fw = x->fw[i];
         router_drain_pushed(&fw->cw); /* releases what is still queued */
+        xmsg_chunker_close(&fw->cw.chunker);
         assert_int_equal(uv_loop_close(&fw->loop), 0);
         xqueue_destroy(&fw->cw.inbox);
         chist_worker_free(&fw->cw);
@@ -554,6 +558,52 @@ static void test_remote_inject_full_inbox(void **state)
     world_free(x); /* releases what is queued */
 }
 
+/* Issue 17 item 3: the publishes of one loop turn wake each other worker
+ * once, when the worker flushes its wake-ups (check and prepare phases), or
+ * every ROUTER_WAKE_BATCH publishes of a long turn, not once per message. */
+static void test_wakes_are_batched_per_turn(void **state)
+{
+    (void)state;
+    world_t *x = world_new_n("", 3);
+    core_worker_t *w0 = x->workers[0];
+    fake_t f;
+    fake_init(&f);
+    pubsub_subscribe_t req = {.sub = &f.sub, .pattern = STR("a")};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(x->workers[1], &req, &got), PUBSUB_OK);
+    json_t *data = json_integer(1);
+    pubsub_publish_t preq = {.topic = STR("a"), .data = data};
+    pubsub_published_t out;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(pubsub_publish(w0, &preq, &out), PUBSUB_OK);
+    }
+    assert_int_equal(x->fw[1]->wakes, 0); /* not yet: the turn goes on */
+    assert_int_equal(x->fw[2]->wakes, 0);
+    assert_int_equal(xqueue_depth(&x->workers[1]->inbox), 5);
+    router_flush_wakes(w0);
+    assert_int_equal(x->fw[1]->wakes, 1);
+    assert_int_equal(x->fw[2]->wakes, 1);
+    assert_int_equal(x->fw[0]->wakes, 0); /* the publisher drained its own */
+    router_flush_wakes(w0);
+    assert_int_equal(x->fw[1]->wakes, 1); /* flushed: nothing pending */
+    router_drain(x->workers[1]);
+    router_drain(x->workers[2]);
+    assert_int_equal(f.ndelivered, 5);
+
+    /* A long turn: one wake per ROUTER_WAKE_BATCH publishes. */
+    for (int i = 0; i < ROUTER_WAKE_BATCH * 2 + 1; i++) {
+        assert_int_equal(pubsub_publish(w0, &preq, &out), PUBSUB_OK);
+        router_drain(x->workers[1]);
+        router_drain(x->workers[2]);
+    }
+    assert_int_equal(x->fw[1]->wakes, 3);
+    router_flush_wakes(w0);
+    assert_int_equal(x->fw[1]->wakes, 4);
+    json_decref(data);
+    pubsub_unsubscribe(x->workers[1], got.handle);
+    world_free(x);
+}
+
 static void release(pubsub_subscribed_t *got)
 {
     for (size_t i = 0; i < got->nmsgs; i++) {
@@ -823,6 +873,7 @@ int main(void)
         cmocka_unit_test(test_recovery_without_history_is_not_recovered),
         cmocka_unit_test(test_remote_inject_reaches_subscribers),
         cmocka_unit_test(test_remote_inject_full_inbox),
+        cmocka_unit_test(test_wakes_are_batched_per_turn),
         cmocka_unit_test(test_pattern_history_replays_each_topic),
         cmocka_unit_test(test_pattern_history_limit),
         cmocka_unit_test(test_pattern_history_clustered_is_read_in_redis),

@@ -147,12 +147,118 @@ static void test_sse_event_once_per_worker(void **state)
     frame_buf_unref(re);
 }
 
+/* A one-worker message of `topic` with data `data` (a JSON text). */
+static xmsg_t *message_on(const char *topic, const char *data)
+{
+    xmsg_t *m = xmsg_new((wsb_str_t){topic, strlen(topic)}, 1, WSB_STR_NULL,
+                         (wsb_str_t){data, strlen(data)}, 1);
+    xmsg_set_refs(m, 1);
+    return m;
+}
+
+/* Issue 17 item 1: the frames of a run of one topic go, from the second on,
+ * one after the other into one chunk, each worker frame_buf pointing there
+ * and holding a reference on it; another topic ends the run; conflated,
+ * drop_slow and event messages and large frames stay apart. The chunk
+ * outlives the chunker's close while a frame on it is held. */
+static void test_chunk_runs_of_one_topic(void **state)
+{
+    (void)state;
+    xmsg_chunker_t ch;
+    memset(&ch, 0, sizeof ch);
+    xmsg_t *m[6];
+    m[0] = message_on("a", "1");
+    m[1] = message_on("a", "22");
+    m[2] = message_on("a", "333");
+    m[3] = message_on("b", "4");
+    m[4] = message_on("a", "5");
+    m[5] = message_on("a", "6");
+    frame_buf_t *fb[6];
+    for (int i = 0; i < 6; i++) {
+        xmsg_chunk_place(&ch, m[i], 0);
+        fb[i] = xmsg_worker_buf(m[i], 0);
+        assert_int_equal(fb[i]->len, m[i]->frame_len);
+        assert_memory_equal(fb[i]->bytes, m[i]->frame, m[i]->frame_len);
+    }
+    assert_null(fb[0]->backing); /* a run's first frame stays in its message */
+    assert_non_null(fb[1]->backing);
+    assert_ptr_equal(fb[2]->backing, fb[1]->backing);
+    assert_ptr_equal(fb[1]->bytes + fb[1]->len, fb[2]->bytes); /* contiguous */
+    assert_null(fb[3]->backing);                               /* "b" ends the run of "a" */
+    assert_null(fb[4]->backing);                               /* and "a" starts a new one */
+    assert_non_null(fb[5]->backing);
+    assert_ptr_not_equal(fb[5]->backing, fb[1]->backing);
+    frame_buf_t *chunk = fb[1]->backing;
+    assert_int_equal(chunk->refcnt, 2); /* fb[1] and fb[2]; the chunker let go */
+    xmsg_chunker_close(&ch);
+    frame_buf_ref(fb[2]); /* a queue still holds the third frame */
+    for (int i = 0; i < 6; i++) {
+        frame_buf_unref(fb[i]);
+    }
+    assert_int_equal(chunk->refcnt, 1);
+    assert_memory_equal(fb[2]->bytes + fb[2]->len - 5, ":333}", 5); /* still readable */
+    frame_buf_unref(fb[2]); /* frees the message, then the chunk (ASan) */
+
+    /* Not chunked: a conflated topic, a drop_slow topic, an event, a large frame. */
+    memset(&ch, 0, sizeof ch);
+    for (int kind = 0; kind < 4; kind++) {
+        char big[XMSG_CHUNK_FRAME_MAX + 8];
+        memset(big, '7', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        for (int i = 0; i < 2; i++) {
+            m[i] = kind == 3 ? message_on("c", big) : message_on("c", "1");
+            m[i]->conflate = kind == 0;
+            m[i]->drop_slow = kind == 1;
+            m[i]->event = kind == 2;
+            xmsg_chunk_place(&ch, m[i], 0);
+            fb[i] = xmsg_worker_buf(m[i], 0);
+        }
+        assert_null(fb[1]->backing);
+        frame_buf_unref(fb[0]);
+        frame_buf_unref(fb[1]);
+    }
+    xmsg_chunker_close(&ch);
+}
+
+/* A long run fills chunks of growing size: every frame lands in one, and a
+ * new chunk starts when the open one has no room. */
+static void test_chunk_grows_by_runs(void **state)
+{
+    (void)state;
+    xmsg_chunker_t ch;
+    memset(&ch, 0, sizeof ch);
+    enum { N = 200 };
+    frame_buf_t *fb[N];
+    unsigned chunks = 0;
+    for (int i = 0; i < N; i++) {
+        xmsg_t *m = message_on("run", "\"0123456789012345678901234567890123456789\"");
+        xmsg_chunk_place(&ch, m, 0);
+        fb[i] = xmsg_worker_buf(m, 0);
+        if (i > 0) {
+            assert_non_null(fb[i]->backing);
+            if (fb[i]->backing != fb[i - 1]->backing) {
+                chunks++;
+            } else {
+                assert_ptr_equal(fb[i - 1]->bytes + fb[i - 1]->len, fb[i]->bytes);
+            }
+        }
+    }
+    /* ~100-byte frames: 1, 2, 4, 8, 16 KiB chunks hold 199 of them. */
+    assert_true(chunks >= 4 && chunks <= 6);
+    xmsg_chunker_close(&ch);
+    for (int i = 0; i < N; i++) {
+        frame_buf_unref(fb[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compressed_once_and_shared),
         cmocka_unit_test(test_plain_when_it_does_not_qualify),
         cmocka_unit_test(test_sse_event_once_per_worker),
+        cmocka_unit_test(test_chunk_runs_of_one_topic),
+        cmocka_unit_test(test_chunk_grows_by_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
