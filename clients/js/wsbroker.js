@@ -1460,6 +1460,7 @@ class SseSocket {
     #token;
     #topics = new Map(); // pattern -> ids of subscribes waiting for their `subscribed` event
     #since = null; // "<epoch>:<seq>" to resume a one-topic stream from
+    #unsubscribing = []; // ids of unsubscribes acked once the reopened stream is live
     #es = null;
     #reopening = false;
     #closed = false;
@@ -1495,7 +1496,10 @@ class SseSocket {
             case "unsubscribe":
                 this.#topics.delete(req.topic);
                 this.#reopen();
-                this.#reply({ type: "ack", id: req.id });
+                // With patterns left, the ack waits for the reopened stream to
+                // be live: after `await unsubscribe()` the others deliver again.
+                if (this.#topics.size > 0) this.#unsubscribing.push(req.id);
+                else this.#reply({ type: "ack", id: req.id });
                 break;
             case "publish":
                 this.#publish(req);
@@ -1533,6 +1537,7 @@ class SseSocket {
 
     #gone(code, reason) {
         if (this.#closed) return;
+        for (const id of this.#unsubscribing.splice(0)) this.#frame({ type: "ack", id });
         this.#closed = true;
         this.readyState = 3;
         this.#es?.close();
@@ -1561,6 +1566,7 @@ class SseSocket {
             es.addEventListener("subscribed", (ev) => {
                 if (es !== this.#es) return;
                 const info = JSON.parse(ev.data);
+                for (const id of this.#unsubscribing.splice(0)) this.#frame({ type: "ack", id });
                 const ids = this.#topics.get(info.topic);
                 if (!ids) return;
                 const { topic, ...position } = info;

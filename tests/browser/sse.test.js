@@ -38,6 +38,16 @@ const FALLBACK_PAGE = `<!doctype html>
 <meta charset="utf-8"><title>fallback</title><link rel="icon" href="data:,">
 <script>
 window.WebSocket = class { constructor() { throw new Error("WebSocket blocked here"); } };
+// Each stream the client opens, and whether the broker said it is live.
+window.streams = [];
+window.EventSource = class extends EventSource {
+    constructor(url) {
+        super(url);
+        const s = { url, live: false };
+        window.streams.push(s);
+        this.addEventListener("subscribed", () => { s.live = true; });
+    }
+};
 </script>
 <script type="module">
 import { connect } from "/js/wsbroker.js";
@@ -159,8 +169,15 @@ test("the JS client falls back to SSE + HTTP publish when WebSocket is blocked",
     await page.waitForFunction(() => window.got.length === 4);
     const got = await page.evaluate(() => window.got.slice(2).map((m) => [m.topic, m.data]));
     assert.deepEqual(got.sort(), [["alerts.fire", "a"], ["chat.fb", { n: 3 }]].sort());
-    // Unsubscribed: no longer delivered.
-    await page.evaluate(() => window.api.drop("alerts.*"));
+    // Unsubscribed: no longer delivered. The reopened stream is live for
+    // chat.fb when unsubscribe() resolves (else a publish right after it
+    // could fall in the gap between the two streams).
+    const last = await page.evaluate(async () => {
+        await window.api.drop("alerts.*");
+        return { ...window.streams.at(-1) }; // as it was when drop() resolved
+    });
+    assert.ok(!last.url.includes("alerts"), last.url);
+    assert.equal(last.live, true);
     await publish("alerts.fire", "b");
     await publish("chat.fb", { n: 4 });
     await page.waitForFunction(() => window.got.some((m) => m.data?.n === 4));
