@@ -178,7 +178,9 @@ void bridge_mark_shard(bridge_t *br, shard_t *s, bool lost)
     reconcile_dirty(br);
 }
 
-void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
+/* `counted`: a client's interest, in wsbroker_redis_subscriptions; the
+ * node's own channels (its inbox, the admin bus) are not. */
+static void chan_interest(bridge_t *br, const char *pattern, size_t len, int delta, bool counted)
 {
     if (atomic_load_explicit(&br->stop_requested, memory_order_acquire)) {
         return;
@@ -199,11 +201,6 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
     }
     long before = c->refs;
     c->refs += delta;
-    /* The gauge counts what clients want: the node's own inbox channel and
-     * the admin bus, always there, are not among them. */
-    bool counted = !inbox_is(pattern, len) &&
-                   !(br->admin_chan_len > 0 && len == br->admin_chan_len - br->prefix_len &&
-                     memcmp(pattern, br->admin_chan + br->prefix_len, len) == 0);
     if (counted && before <= 0 && c->refs > 0) {
         br->nchans_active++;
     } else if (counted && before > 0 && c->refs <= 0) {
@@ -212,6 +209,11 @@ void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
     mark_dirty(br, c);
     pthread_mutex_unlock(&br->lock);
     uv_async_send(&br->wake);
+}
+
+void bridge_interest(bridge_t *br, const char *pattern, size_t len, int delta)
+{
+    chan_interest(br, pattern, len, delta, true);
 }
 
 /* ---- messages from Redis ------------------------------------------------------------------ */
@@ -841,11 +843,12 @@ bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
     char inbox_chan[INBOX_PREFIX_LEN + INBOX_TAG_LEN + 1];
     memcpy(inbox_chan, INBOX_PREFIX, INBOX_PREFIX_LEN);
     memcpy(inbox_chan + INBOX_PREFIX_LEN, br->inbox_tag, INBOX_TAG_LEN + 1);
-    bridge_interest(br, inbox_chan, INBOX_PREFIX_LEN + INBOX_TAG_LEN, +1);
+    chan_interest(br, inbox_chan, INBOX_PREFIX_LEN + INBOX_TAG_LEN, +1, false);
     /* The admin bus: every node listens (a space keeps it apart from topics). */
     br->admin_chan_len =
         (size_t)snprintf(br->admin_chan, sizeof br->admin_chan, "%s admin", cfg->prefix);
-    bridge_interest(br, br->admin_chan + br->prefix_len, br->admin_chan_len - br->prefix_len, +1);
+    chan_interest(br, br->admin_chan + br->prefix_len, br->admin_chan_len - br->prefix_len, +1,
+                  false);
     if (core->presence != NULL) {
         pbus_config_t pc = {
             .presence = core->presence,
