@@ -273,7 +273,9 @@ static void cpub_send(cpub_t *cp, shard_t *s, bool asking)
     if (redisAsyncCommand(ac, on_cpub_reply, cp, "SPUBLISH %b %b", it->bytes, (size_t)it->chan_len,
                           it->bytes + it->chan_len, (size_t)it->env_len) != REDIS_OK) {
         finish(cp, ac, NULL);
+        return;
     }
+    s->pub_inflight++;
 }
 
 static void on_cpub_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -281,6 +283,10 @@ static void on_cpub_reply(redisAsyncContext *ac, void *r, void *privdata)
     cpub_t *cp = privdata;
     bridge_t *br = cp->br;
     redisReply *reply = r;
+    shard_t *from = ((const rconn_t *)ac->data)->shard;
+    if (from != NULL && from->pub_inflight > 0) {
+        from->pub_inflight--;
+    }
     if (reply == NULL) {
         bridge_cluster_refresh_soon(br); /* lost with its master */
     } else if (reply->type == REDIS_REPLY_ERROR && !br->stopping) {
@@ -292,7 +298,11 @@ static void on_cpub_reply(redisAsyncContext *ac, void *r, void *privdata)
             shard_t *s = find_shard(br->cl, to.host, to.port);
             if (!ask) {
                 bridge_cluster_refresh_soon(br); /* the slot moved for good */
-                if (s != NULL) {
+                /* Publishes still in flight on the old master come back
+                 * MOVED in order and are sent again in order: the map
+                 * follows with the last of them, so that a new publish
+                 * cannot overtake them on the new master. */
+                if (s != NULL && from->pub_inflight == 0) {
                     br->cl->slot_shard[slot] = s;
                 }
             }

@@ -156,6 +156,7 @@ struct shard_s {
     rconn_t pub, sub;
     bool retired; /* no longer a master: its connections are closing */
     unsigned open_handles;
+    unsigned long pub_inflight; /* SPUBLISHes sent on `pub`, their reply not in yet */
 };
 
 /* Counts one event in a bridge counter (read by /metrics). */
