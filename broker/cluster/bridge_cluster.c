@@ -283,8 +283,8 @@ static void on_cpub_reply(redisAsyncContext *ac, void *r, void *privdata)
     cpub_t *cp = privdata;
     bridge_t *br = cp->br;
     redisReply *reply = r;
-    shard_t *from = ((const rconn_t *)ac->data)->shard;
-    if (from != NULL && from->pub_inflight > 0) {
+    shard_t *from = ((const rconn_t *)ac->data)->shard; /* a cluster pub connection's */
+    if (from->pub_inflight > 0) {
         from->pub_inflight--;
     }
     if (reply == NULL) {
