@@ -43,6 +43,7 @@ static void on_flush(uv_prepare_t *p)
     worker_t *w = p->data;
     chist_drain(&w->core);
     router_drain(&w->core);
+    w->net.read_run = NULL; /* a new turn: every connection's read budget is whole */
     while (w->net.dirty != NULL) {
         conn_t *c = w->net.dirty;
         w->net.dirty = c->dirty_next;
@@ -470,6 +471,7 @@ int worker_init(worker_t *w, const worker_env_t *env, unsigned index, int fd, in
     uv_check_init(&w->loop, &w->wake_check);
     w->wake_check.data = w;
     uv_check_start(&w->wake_check, on_wake_check);
+    interest_init(&w->core.interest);
     uv_async_init(&w->loop, &w->inbox_async, on_inbox);
     uv_async_init(&w->loop, &w->stop_async, on_stop);
     w->inbox_async.data = w;
@@ -548,6 +550,7 @@ void worker_free(worker_t *w)
     }
     xqueue_destroy(&w->core.inbox);
     xmsg_chunker_close(&w->core.chunker);
+    interest_free(&w->core.interest);
     admin_worker_free(w);
     chist_worker_free(&w->core);
     trie_free(w->core.trie);

@@ -12,7 +12,8 @@
  *                  inbox, the queue of clustered history ops coming back,
  *                  its metrics and its loop clock. Everything in it belongs
  *                  to the worker's thread except the inbox and the
- *                  chist_done queue (any thread pushes, the owner pops).
+ *                  chist_done queue (any thread pushes, the owner pops)
+ *                  and the interest summary (any thread reads it).
  *
  * Federation (cluster/) is reached through core_fed_ops_t, which app/ fills
  * when redis.url is set, so that core/ never includes cluster/. Federation
@@ -23,6 +24,7 @@
 #define WSB_BROKER_CORE_CORE_H
 
 #include "core/history.h"
+#include "core/interest.h"
 #include "core/seqtab.h"
 #include "core/topic_rules.h"
 #include "core/topic_trie.h"
@@ -116,6 +118,9 @@ struct core_worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     void *owner;
     xqueue_t inbox;      /* xmsg_t* published by any worker, for our subscribers */
     xqueue_t chist_done; /* chist_op_t* back from Redis (clustered history only) */
+    /* What its subscribers want, read by every publishing worker
+     * (interest.h): messages nobody here can want stay off the inbox. */
+    interest_t interest;
     /* Workers this worker's publishes pushed to since its last
      * router_flush_wakes (owner thread only): one wake-up per worker and
      * loop turn, not per message (router.h). */

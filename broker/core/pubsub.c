@@ -75,14 +75,16 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
     xmsg_t *m = xmsg_new_request(topic, seq, epoch, from, req->reply_to, json, c->nworkers);
     m->probe = req->probe;
     m->conflate = conflate;
+    router_targets_t to;
+    router_targets(c, m, &to);
     /* Every reference is counted before the first push: a worker may deliver
      * and release its share before the pushes end. History holds one more. */
-    xmsg_set_refs(m, c->nworkers + (keep ? 1u : 0u));
+    xmsg_set_refs(m, to.n + (keep ? 1u : 0u));
     if (keep) {
         m->drop_slow = c->history_rules->rules[pos.rule].drop_slow;
         seqtab_append(c->seqtab, shard, m, core_now(w));
     }
-    router_publish_push(w, m);
+    router_push_targets(w, m, &to);
     /* Still under the shard lock: federation sends a topic's messages to
      * the other nodes in seq order. */
     if (core_federated(c) && req->reply_to.len == 0) {
@@ -114,10 +116,12 @@ static uint64_t publish_stream(core_worker_t *w, const pubsub_publish_t *req, st
         xmsg_new_from(req->topic, seq, (wsb_str_t){epoch, strlen(epoch)}, from, json, c->nworkers);
     m->conflate = conflate;
     m->drop_slow = stream_drops_slow(st);
-    /* One reference per worker and one for the log. */
-    xmsg_set_refs(m, c->nworkers + 1u);
+    router_targets_t to;
+    router_targets(c, m, &to);
+    /* One reference per worker it goes to and one for the log. */
+    xmsg_set_refs(m, to.n + 1u);
     stream_append(st, m, core_now(w));
-    router_publish_push(w, m);
+    router_push_targets(w, m, &to);
     if (core_federated(c)) {
         c->fed_ops->publish_cb(c->fed, req->topic, seq, from, json);
     }
@@ -274,6 +278,9 @@ static pubsub_status_t add(core_worker_t *w, const pubsub_subscribe_t *req,
         return st;
     }
     int first = 0;
+    /* Before the insert, and (on a switch-over) under the lock the
+     * publishers of the topic hold: a publish after this sees it. */
+    interest_change(&w->interest, req->pattern.p, req->pattern.len, +1);
     out->handle = trie_insert(w->trie, req->pattern.p, req->pattern.len, &req->sub->tc, &first);
     if (first && core_federated(c)) {
         c->fed_ops->interest_cb(c->fed, req->pattern.p, req->pattern.len, +1);
@@ -542,14 +549,16 @@ pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req
 void pubsub_unsubscribe(core_worker_t *w, trie_sub_t *sub)
 {
     const core_t *c = w->core;
+    const char *p = trie_sub_pattern(sub);
+    size_t len = strlen(p);
+    interest_change(&w->interest, p, len, -1);
     if (!core_federated(c) && c->presence == NULL) {
         trie_remove(w->trie, sub);
         return;
     }
     /* The pattern is owned by the entry trie_remove frees: copy it first. */
     char pattern[WSB_TOPIC_MAX_LEN + 1];
-    size_t len = strlen(trie_sub_pattern(sub));
-    memcpy(pattern, trie_sub_pattern(sub), len + 1);
+    memcpy(pattern, p, len + 1);
     const subscriber_t *who = subscriber_of(trie_sub_client(sub));
     if (trie_remove(w->trie, sub) == 1 && core_federated(c)) {
         c->fed_ops->interest_cb(c->fed, pattern, len, -1);

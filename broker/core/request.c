@@ -53,6 +53,7 @@ static void free_cb(uv_handle_t *h)
 /* Its inbox leaves the trie and the request is freed (never in a fan-out). */
 static void release(request_t *r)
 {
+    interest_change(&r->w->interest, r->inbox, INBOX_LEN, -1);
     trie_remove(r->w->trie, r->handle);
     r->handle = NULL;
     uv_close((uv_handle_t *)&r->timer, free_cb);
@@ -149,6 +150,7 @@ static request_t *new_request(core_worker_t *w, const request_args_t *a)
     inbox_make(w->core, r->inbox);
     subscriber_init(&r->sub, &inbox_ops, r);
     r->sub.inbox = true;
+    interest_change(&w->interest, r->inbox, INBOX_LEN, +1); /* replies from other workers */
     r->handle = trie_insert(w->trie, r->inbox, INBOX_LEN, &r->sub.tc, NULL);
     uv_timer_init(w->loop, &r->timer);
     r->timer.data = r;

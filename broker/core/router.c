@@ -2,6 +2,7 @@
 #include "core/router.h"
 
 #include "core/inbox.h"
+#include "core/interest.h"
 #include "core/subscriber.h"
 #include "core/topic_rules.h"
 #include "core/topic_trie.h"
@@ -37,17 +38,41 @@ void router_push_all(core_t *c, xmsg_t *m)
     }
 }
 
-void router_publish_push(core_worker_t *w, xmsg_t *m)
+static bool target_has(const router_targets_t *t, unsigned i)
+{
+    return (t->mask[i / 64] >> (i % 64)) & 1u;
+}
+
+void router_targets(core_t *c, xmsg_t *m, router_targets_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    uint64_t h = interest_hash(m->topic, m->topic_len);
+    for (unsigned i = 0; i < c->nworkers; i++) {
+        if (interest_may_want(&c->workers[i]->interest, h)) {
+            t->mask[i / 64] |= (uint64_t)1 << (i % 64);
+            t->n++;
+        } else if (m->probe != NULL) {
+            /* A worker without a possible subscriber counts as one that
+             * matched nothing: no-responders still comes (request.h). */
+            inbox_probe_count(c, m, 0);
+        }
+    }
+}
+
+void router_push_targets(core_worker_t *w, xmsg_t *m, const router_targets_t *t)
 {
     core_t *c = w->core;
     for (unsigned i = 0; i < c->nworkers; i++) {
+        if (!target_has(t, i)) {
+            continue;
+        }
         if (push_one(c, c->workers[i], m) && i != w->index) {
             w->wake_pending[i / 64] |= (uint64_t)1 << (i % 64);
         }
     }
-    /* A read callback may publish thousands of messages (libuv reads up to
-     * 32 buffers per callback): the others start on a batch long before the
-     * turn ends, and never sit idle while the inbox pressure builds. */
+    /* A read callback may publish hundreds of messages (net.h's read
+     * budget): the others start on a batch long before the turn ends, and
+     * never sit idle while the inbox pressure builds. */
     if (++w->pushes_unwoken >= ROUTER_WAKE_BATCH) {
         router_flush_wakes(w);
     }

@@ -3,8 +3,9 @@
  *
  * A publish (core/pubsub.h) runs on the worker that received it: it takes
  * the topic's next seq, serializes the `message` frame once (xmsg.h), and,
- * still holding the topic's shard lock, pushes the message into every
- * worker's inbox (router_publish_push), its own included. Each worker
+ * still holding the topic's shard lock, pushes the message into the inbox
+ * of every worker that may have a subscriber for it (router_targets: the
+ * workers' interest summaries, interest.h), its own included. Each worker
  * delivers from its inbox in its next loop turn (router_drain), matching its
  * own trie and handing each match to its subscriber (core/subscriber.h).
  * The other workers are woken once per loop turn of the publishing worker
@@ -47,12 +48,27 @@ void router_push_all(core_t *c, xmsg_t *m);
  * pressure mark of core.h, 256). */
 #define ROUTER_WAKE_BATCH 64
 
-/* router_push_all for a publish on worker `w`, which notes the other
- * workers to wake instead of waking them: the wake-ups wait for
- * router_flush_wakes, one per worker and loop turn, or one per
- * ROUTER_WAKE_BATCH publishes if the turn has more. Under the topic's shard
- * (or stream) lock, as router_push_all. */
-void router_publish_push(core_worker_t *w, xmsg_t *m);
+/* The workers a local publish goes to: those whose interest summary
+ * (interest.h) says they may have a subscriber for the topic. */
+typedef struct {
+    uint64_t mask[CORE_MAX_WORKERS / 64];
+    unsigned n; /* bits set in mask */
+} router_targets_t;
+
+/* Fills *t for `m`. A request's no-responders probe (request.h) is counted
+ * here, as "no match", for each worker left out. Call it before
+ * xmsg_set_refs: the message needs t->n references for its pushes. Under
+ * the topic's shard (or stream) lock, like the pushes that follow: a
+ * subscribe that switches over under that lock is either seen here or
+ * gets the message from history. */
+void router_targets(core_t *c, xmsg_t *m, router_targets_t *t);
+
+/* Pushes `m` into the inbox of every worker in `t` (one reference each,
+ * counted already; a full inbox's is dropped and counted in
+ * wsbroker_inbox_dropped_total) and notes the workers other than `w` to
+ * wake. The wake-ups wait for router_flush_wakes: one per worker and loop
+ * turn, or one per ROUTER_WAKE_BATCH publishes if the turn has more. */
+void router_push_targets(core_worker_t *w, xmsg_t *m, const router_targets_t *t);
 
 /* Wakes the workers the publishes of `w` pushed to since the last call.
  * The worker calls it after its I/O callbacks (check phase) and at the end

@@ -193,7 +193,8 @@ bool conn_http_holding(const conn_t *c)
 void conn_update_reading(conn_t *c)
 {
     bool held_full = conn_http_holding(c) && c->http_held_len >= NET_READ_BUF_SIZE;
-    bool want = !c->read_paused && !c->pub_paused && !held_full && !c->input_held;
+    bool want =
+        !c->read_paused && !c->pub_paused && !held_full && !c->input_held && !c->read_yielded;
     if (c->state == CONN_CLOSED || want == c->reading) {
         return;
     }
@@ -454,7 +455,15 @@ static void tls_flush(conn_t *c)
 void conn_flush(conn_t *c)
 {
     net_t *net = c->net;
-    if (c->state == CONN_CLOSED || c->writing) {
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    if (c->read_yielded) {
+        /* Its turn's read budget is spent once the others had theirs. */
+        c->read_yielded = false;
+        conn_update_reading(c);
+    }
+    if (c->writing) {
         return;
     }
     if (c->tls != NULL) {
@@ -679,6 +688,30 @@ static void tls_read(conn_t *c, const uint8_t *data, size_t len)
     }
 }
 
+/* Fairness between the connections of a worker: one that has read
+ * NET_READ_TURN_BUDGET bytes in a row stops being read until this turn's
+ * flush (conn_flush), so the others' requests are not parsed only after
+ * megabytes of a pipelining publisher's. Publishes to topics nobody
+ * subscribes to put no pressure on any inbox (router.h), so nothing else
+ * would pause such a publisher. */
+static void yield_after_budget(conn_t *c, size_t nread)
+{
+    net_t *net = c->net;
+    if (net->read_run != c) {
+        net->read_run = c;
+        net->read_run_bytes = 0;
+    }
+    net->read_run_bytes += nread;
+    if (net->read_run_bytes < NET_READ_TURN_BUDGET || c->state == CONN_CLOSED || !c->reading) {
+        return;
+    }
+    net->read_run = NULL;
+    c->read_yielded = true;
+    conn_update_reading(c);
+    net_mark_dirty(net, c);
+    METRIC_ADD(net->metrics->read_yields, 1);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = stream->data;
@@ -706,4 +739,5 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     } else {
         conn_dispatch(c, buf->base, (size_t)nread);
     }
+    yield_after_budget(c, (size_t)nread);
 }

@@ -74,6 +74,7 @@ struct conn_s {
     bool pub_paused;      /* a worker inbox is filling: not reading (net->paused) */
     bool head_request;    /* the request being answered is HEAD: no body */
     bool input_held;      /* the mode's session takes no input now (conn_hold_input) */
+    bool read_yielded;    /* read its NET_READ_TURN_BUDGET this turn: reads after the flush */
     uint8_t handles_open; /* closed handles pending before free */
     bool ip_counted;      /* counted in max_connections_per_ip under `ip` */
     bool hs_counted;      /* took its max_handshakes_per_second token (TLS: at accept) */

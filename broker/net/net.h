@@ -30,6 +30,12 @@ typedef struct tls_server_s tls_server_t;
 
 #define NET_READ_BUF_SIZE  (64 * 1024)
 #define NET_PLAIN_BUF_SIZE (16 * 1024) /* one TLS record */
+/* Bytes one connection may have read in a row before it yields to the
+ * others until the end of the loop turn (conn.c, on_read): libuv reads up
+ * to 32 buffers per callback, so a pipelining publisher could otherwise
+ * hold its worker for 2 MiB of requests per turn while every other
+ * connection's requests wait. */
+#define NET_READ_TURN_BUDGET (2 * NET_READ_BUF_SIZE)
 
 /* What net/ reads of the configuration (app/ copies it from config_t;
  * strings and the trusted proxies are borrowed from it). */
@@ -86,6 +92,10 @@ struct net_s {       // NOLINT(clang-analyzer-optin.performance.Padding)
     size_t nws;     /* of which WebSocket sessions */
     conn_t *dirty;  /* connections with output to flush this turn (singly linked) */
     conn_t *paused; /* publishers paused for inbox pressure (doubly linked) */
+    /* The connection read last in this turn and the bytes it read in a row
+     * (NET_READ_TURN_BUDGET); reset at every flush. Never dereferenced. */
+    const conn_t *read_run;
+    size_t read_run_bytes;
 
     size_t outbound_bytes; /* sum of every connection's queued output */
     /* This worker's share of max_total_outbound (the bound divided by the

@@ -187,6 +187,10 @@ void metrics_render(metrics_t *const *w, unsigned n, const metrics_gauges_t *g, 
             "Times a publishing connection (WebSocket, HTTP or RESP) stopped being read because "
             "some worker's inbox was over its high mark.",
             TOTAL(publisher_pauses));
+    counter(o, "wsbroker_read_yields_total",
+            "Times a connection that had read 128 KiB in a row stopped being read until the end "
+            "of its worker's loop turn, so the worker's other connections are served.",
+            TOTAL(read_yields));
     counter(o, "wsbroker_bytes_in_total", "Bytes read from clients.", TOTAL(bytes_in));
     counter(o, "wsbroker_bytes_out_total", "Bytes written to clients.", TOTAL(bytes_out));
     counter(o, "wsbroker_slow_consumer_closes_total",

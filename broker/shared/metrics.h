@@ -74,6 +74,7 @@ typedef struct {
     metric_t messages_received;  /* WebSocket data messages read */
     metric_t inbox_dropped;      /* messages this worker missed: its inbox was full (shared) */
     metric_t publisher_pauses;   /* publishers this worker stopped reading: inbox pressure */
+    metric_t read_yields;        /* reads stopped for the turn: NET_READ_TURN_BUDGET used */
     metric_t bytes_in;
     metric_t bytes_out;
     metric_t slow_consumer_closes;

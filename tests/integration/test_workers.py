@@ -9,6 +9,8 @@ import asyncio
 import json
 import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -302,3 +304,35 @@ def test_readme_threads_section_cites_metrics_that_exist(broker):
     assert "wsbroker_publisher_pauses_total" in cited, cited
     rendered = metric_names_from_text(broker.get("/metrics").body.decode())
     assert sorted(cited - rendered) == []
+
+
+@pytest.mark.broker_args("--workers", "1")
+def test_a_pipelining_publisher_yields_to_the_other_connections(broker):
+    """A connection that has read 128 KiB in a row is not read again before
+    the end of its worker's loop turn (wsbroker_read_yields_total), and its
+    publishes are all still taken, in order. Its topic has no subscriber, so
+    no inbox fills and nothing else would pause it; meanwhile another
+    connection's requests are answered and the publisher's last publish is
+    acknowledged after all of its others. Bursts of 1 MiB go on until the
+    broker has yielded once (the kernel hands the broker 128 KiB in a row as
+    soon as it reads slower than the publisher writes)."""
+    flood = wsraw.ws_connect(broker.host, broker.port)
+    other = wsraw.ws_connect(broker.host, broker.port)
+    frame = wsraw.text_frame({"type": "publish", "topic": "nobody.here", "data": "x" * 64})
+    burst = frame * (1024 * 1024 // len(frame))
+    deadline = time.monotonic() + 60
+    rid = 0
+    while broker.metric("wsbroker_read_yields_total") == 0 and time.monotonic() < deadline:
+        rid += 1
+        sender = threading.Thread(target=flood.send, args=(burst,))
+        sender.start()
+        other.send_json({"type": "publish", "topic": "other.topic", "data": rid, "id": rid})
+        ack = other.recv_json(timeout=60)
+        assert ack["type"] == "ack" and ack["id"] == rid, ack
+        sender.join(60)
+        flood.send_json({"type": "publish", "topic": "nobody.here", "data": rid, "id": rid})
+        ack = flood.recv_json(timeout=60)
+        assert ack["type"] == "ack" and ack["id"] == rid, ack
+    assert broker.metric("wsbroker_read_yields_total") > 0
+    flood.close()
+    other.close()
