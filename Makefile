@@ -228,13 +228,15 @@ fuzz: deps
 
 # ThreadSanitizer build of the broker: the integration suite with 4 workers,
 # so every cross-worker path (inboxes, shared frames, sequence table, metrics)
-# runs under it, and the inbox queue's own multi-producer unit test.
+# runs under it, and the inbox queue's own multi-producer unit test. One
+# suite at a time: a broker under TSan is 5-15 times slower, and two such
+# suites side by side would leave the tests' timeouts little room.
 tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DWSB_WERROR=$(WERROR) \
 	  -DWSB_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-tsan -j $(JOBS) --target wsbroker wsbroker-cli test_xqueue shim_swap_dir
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --test-dir build-tsan --output-on-failure -j $(TEST_JOBS) -R '^(unit\.xqueue|integration\.w4|federation)$$'
+	  ctest --test-dir build-tsan --output-on-failure -R '^(unit\.xqueue|integration\.w4|federation)$$'
 
 # Release build of the broker and wsbench, then every scenario in
 # bench/scenarios against brokers it starts itself, and one results table.
