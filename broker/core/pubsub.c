@@ -77,8 +77,12 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
     m->conflate = conflate;
     router_targets_t to;
     router_targets(c, m, &to);
+    /* A request's count for the other nodes' answers (its own allocation),
+     * taken while the message that owns the probe surely lives. */
+    inbox_count_t *remote = req->probe != NULL ? inbox_probe_remote(req->probe) : NULL;
     /* Every reference is counted before the first push: a worker may deliver
-     * and release its share before the pushes end. History holds one more. */
+     * and release its share before the pushes end. History holds one more.
+     * None (no worker may want it, no history): it is freed right here. */
     xmsg_set_refs(m, to.n + (keep ? 1u : 0u));
     if (keep) {
         m->drop_slow = c->history_rules->rules[pos.rule].drop_slow;
@@ -90,8 +94,7 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
     if (core_federated(c) && req->reply_to.len == 0) {
         c->fed_ops->publish_cb(c->fed, topic, seq, from, json);
     } else if (core_federated(c) && req->probe != NULL && c->fed_ops->request_cb != NULL) {
-        c->fed_ops->request_cb(c->fed, topic, seq, from, req->reply_to, json,
-                               inbox_probe_remote(req->probe));
+        c->fed_ops->request_cb(c->fed, topic, seq, from, req->reply_to, json, remote);
     }
     seqtab_unlock(shard);
     /* Our own subscribers get the message now, before the publisher's ack

@@ -62,6 +62,9 @@ void router_targets(core_t *c, xmsg_t *m, router_targets_t *t)
 void router_push_targets(core_worker_t *w, xmsg_t *m, const router_targets_t *t)
 {
     core_t *c = w->core;
+    if (t->n == 0) {
+        return; /* `m` had no reference to give: it may be freed already */
+    }
     for (unsigned i = 0; i < c->nworkers; i++) {
         if (!target_has(t, i)) {
             continue;
