@@ -284,6 +284,11 @@ static void on_shutdown_timeout(uv_timer_t *t)
 void worker_shutdown(worker_t *w)
 {
     if (!w->net.shutting_down) {
+        /* What was published before the stop and still waits in the inbox
+         * is queued ahead of the close frames below (as on_flush would at
+         * the end of this turn), so a subscriber gets it before its 1001. */
+        chist_drain(&w->core);
+        router_drain(&w->core);
         w->net.shutting_down = true;
         log_debug("worker shutting down", "worker=%u connections=%zu", w->index, w->net.nconns);
         if (w->listening) {
