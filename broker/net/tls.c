@@ -474,7 +474,7 @@ static long ssl_failure(tls_conn_t *tc, int rc)
  */
 #define MAX_EMPTY_RUN  32
 #define REKEY_AFTER    ((uint64_t)1 << 24) /* records per write key (RFC 8446 5.5) */
-#define WRITEV_PIECES  64
+#define WRITEV_PIECES  256
 #define WRITEV_RECORDS 4 /* records per tls_conn_writev call: 64 KiB */
 
 static void rec_drop_input(tls_conn_t *tc)
