@@ -593,7 +593,7 @@ static long rec_read(tls_conn_t *tc, uint8_t *buf, size_t cap)
         return TLS_FATAL;
     }
     for (;;) {
-        if (r->plain_end > r->plain_off) {
+        if (r->plain_end > r->plain_off && tc->in.data != NULL) {
             size_t n = (size_t)(r->plain_end - r->plain_off);
             if (n > cap) {
                 n = cap;
@@ -609,7 +609,7 @@ static long rec_read(tls_conn_t *tc, uint8_t *buf, size_t cap)
             return (long)n;
         }
         size_t avail = stage_pending(&tc->in);
-        if (avail < TLSR_HEADER) {
+        if (avail < TLSR_HEADER || tc->in.data == NULL) {
             break;
         }
         uint8_t *rec = tc->in.data + tc->in.off;

@@ -64,10 +64,12 @@ int tlsr_expand_label(tlsr_suite_t s, const uint8_t *secret, const char *label,
     info[n++] = (uint8_t)(out_len >> 8);
     info[n++] = (uint8_t)out_len;
     info[n++] = (uint8_t)(6 + llen);
-    memcpy(info + n, "tls13 ", 6);
-    n += 6;
-    memcpy(info + n, label, llen);
-    n += llen;
+    static const uint8_t prefix[6] = {'t', 'l', 's', '1', '3', ' '};
+    memcpy(info + n, prefix, sizeof prefix);
+    n += sizeof prefix;
+    for (size_t i = 0; i < llen; i++) {
+        info[n++] = (uint8_t)label[i];
+    }
     info[n++] = (uint8_t)context_len;
     if (context_len > 0) {
         memcpy(info + n, context, context_len);

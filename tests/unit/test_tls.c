@@ -536,23 +536,23 @@ static void test_forged_post_handshake_records(void **state)
     static const uint8_t cancel[] = {1, 90};
     static const uint8_t fatal_alert[] = {2, 40};
     struct {
-        uint8_t type;
+        int type;
+        int alert; /* what the client then reads, 0: none */
         const uint8_t *bytes;
         size_t len;
         long want;
-        int alert; /* what the client then reads, 0: none */
     } cases[] = {
-        {TLSR_CT_HANDSHAKE, ticket, sizeof ticket, TLS_FATAL, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE},
-        {TLSR_CT_HANDSHAKE, bad_update, sizeof bad_update, TLS_FATAL,
-         SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER},
-        {TLSR_CT_HANDSHAKE, update_then_more, sizeof update_then_more, TLS_FATAL,
-         SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE},
-        {TLSR_CT_HANDSHAKE, split_update, sizeof split_update, TLS_FATAL,
-         SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE},
-        {TLSR_CT_ALERT, long_alert, sizeof long_alert, TLS_FATAL, SSL_R_TLSV1_ALERT_DECODE_ERROR},
-        {20, close_notify, sizeof close_notify, TLS_FATAL, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE},
-        {TLSR_CT_ALERT, close_notify, sizeof close_notify, TLS_EOF, 0},
-        {TLSR_CT_ALERT, fatal_alert, sizeof fatal_alert, TLS_FATAL, 0},
+        {TLSR_CT_HANDSHAKE, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE, ticket, sizeof ticket, TLS_FATAL},
+        {TLSR_CT_HANDSHAKE, SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER, bad_update, sizeof bad_update,
+         TLS_FATAL},
+        {TLSR_CT_HANDSHAKE, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE, update_then_more,
+         sizeof update_then_more, TLS_FATAL},
+        {TLSR_CT_HANDSHAKE, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE, split_update, sizeof split_update,
+         TLS_FATAL},
+        {TLSR_CT_ALERT, SSL_R_TLSV1_ALERT_DECODE_ERROR, long_alert, sizeof long_alert, TLS_FATAL},
+        {20, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE, close_notify, sizeof close_notify, TLS_FATAL},
+        {TLSR_CT_ALERT, 0, close_notify, sizeof close_notify, TLS_EOF},
+        {TLSR_CT_ALERT, 0, fatal_alert, sizeof fatal_alert, TLS_FATAL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         pair_t *p = calloc(1, sizeof(*p));
@@ -562,7 +562,7 @@ static void test_forged_post_handshake_records(void **state)
         forger_init(&f, p);
         /* user_canceled is a warning: the connection goes on. */
         assert_int_equal(forge(&f, TLSR_CT_ALERT, cancel, sizeof cancel), TLS_AGAIN);
-        long got = forge(&f, cases[i].type, cases[i].bytes, cases[i].len);
+        long got = forge(&f, (uint8_t)cases[i].type, cases[i].bytes, cases[i].len);
         if (got != cases[i].want) {
             fail_msg("case %zu: got %ld", i, got);
         }
@@ -652,7 +652,8 @@ static void test_writev_fills_records(void **state)
         first = (unsigned)(done / 100);
     }
     /* 100,000 bytes in ceil(100000 / 16384) = 7 records. */
-    assert_int_equal(tls_conn_out_pending(p->tc), sizeof(data) + 7 * (TLSR_HEADER + 1 + TLSR_TAG));
+    assert_int_equal(tls_conn_out_pending(p->tc),
+                     sizeof(data) + (size_t)7 * (TLSR_HEADER + 1 + TLSR_TAG));
     server_to_client(p);
     static uint8_t back[sizeof(data)];
     assert_int_equal(client_read_all(p, back, sizeof(back)), sizeof(back));

@@ -139,7 +139,7 @@ static void test_seal_server_record_rfc8448(void **state)
 static void test_changed_byte_yields_nothing(void **state)
 {
     (void)state;
-    uint8_t orig[128];
+    uint8_t orig[128] = {0};
     size_t n = unhex(C_APP_REC, orig, sizeof orig);
     for (size_t i = 0; i < n; i++) {
         if (i == 1 || i == 2 || i == 3) {
@@ -167,7 +167,7 @@ static void test_changed_byte_yields_nothing(void **state)
         }
     }
     /* A changed version byte is still caught by the AEAD. */
-    uint8_t rec[128];
+    uint8_t rec[128] = {0};
     memcpy(rec, orig, n);
     rec[2] ^= 0x01;
     tls_dir_t c;
