@@ -428,6 +428,9 @@ void tls_conn_free(tls_conn_t *tc)
     if (tc == NULL) {
         return;
     }
+    if (tc->ssl == NULL) {
+        tlsr_thread_scrub(); /* the AEAD contexts' copy of its last key */
+    }
     SSL_free(tc->ssl); /* frees both BIOs */
     free(tc->in.data);
     free(tc->out.data);

@@ -178,6 +178,27 @@ static EVP_CIPHER_CTX *keyed_ctx(tlsr_suite_t s, int enc, const uint8_t *key, co
     return *slot;
 }
 
+void tlsr_thread_scrub(void)
+{
+    (void)pthread_once(&ctx_key_once, ctx_key_init);
+    if (!ctx_key_ok) {
+        return;
+    }
+    thread_ctxs_t *t = pthread_getspecific(ctx_key);
+    if (t == NULL) {
+        return;
+    }
+    static const uint8_t zero[32];
+    static const uint8_t zero_iv[TLSR_IV];
+    for (int s = 0; s < 4; s++) {
+        for (int e = 0; e < 2; e++) {
+            if (t->ctx[s][e] != NULL) {
+                (void)EVP_CipherInit_ex(t->ctx[s][e], NULL, NULL, zero, zero_iv, e);
+            }
+        }
+    }
+}
+
 /* nonce = iv XOR the sequence number, left-padded to 12 bytes. */
 static void make_nonce(const tls_dir_t *d, uint8_t nonce[TLSR_IV])
 {

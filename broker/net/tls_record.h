@@ -85,6 +85,11 @@ int tlsr_dir_update(tls_dir_t *d, tlsr_suite_t s);
 
 void tlsr_dir_wipe(tls_dir_t *d);
 
+/* Re-keys this thread's AEAD contexts with a zero key, so the key schedule
+ * of the last record sealed or opened does not outlive its connection
+ * (called when a record-mode connection ends). */
+void tlsr_thread_scrub(void);
+
 /* A piece of plaintext to seal. */
 typedef struct {
     const uint8_t *base;
