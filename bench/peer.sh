@@ -14,6 +14,8 @@
 #   idle       PEER_IDLE_CONNS (10,000) idle subscribed connections: RSS per
 #              connection; then both again over TLS (idle-wss: wsbroker's
 #              wss://, nats-server with --tls and wsbench's nats+tls://)
+#              fanout also runs wsbroker over wss:// right after ws:// (the
+#              fanout-wss row: wss / ws per broker CPU-second)
 #
 # Usage: bench/peer.sh [fanout topics onehop lat100 idle]   (default: all)
 # Environment: WSBROKER, WSBENCH (default build-release/), NATS_SERVER
@@ -81,7 +83,7 @@ for rep in $(seq "$REPS"); do
     TLS=0 start_broker
     run_wsbench "$s-wsbroker" "${f[@]}" >>"$rows" || status=1
     stop_broker
-    if [ "$s" = idle ]; then
+    if [ "$s" = idle ] || [ "$s" = fanout ]; then
       echo "peer: rep $rep $s wsbroker wss, load $(loadavg)" >&2
       TLS=1 start_broker
       TLS=1 run_wsbench "$s-wss-wsbroker" "${f[@]}" >>"$rows" || status=1
@@ -131,7 +133,7 @@ summary() {
       srv = name; sub(/.*-/, "", srv); sc = name; sub(/-(wsbroker|nats)$/, "", sc)
       cpu = trim($16) + 0; dl = trim($6) + 0
       loss[sc "," srv] += trim($7) + 0
-      if (sc == "fanout" || sc == "topics") { if (cpu > 0) put(sc "," srv, dl / cpu / (sc == "fanout" ? 1e6 : 1e3)) }
+      if (sc ~ /^fanout/ || sc == "topics") { if (cpu > 0) put(sc "," srv, dl / cpu / (sc ~ /^fanout/ ? 1e6 : 1e3)) }
       else if (sc == "onehop" || sc == "lat100") { put(sc ",p50," srv, trim($11)); put(sc ",p99," srv, trim($13)) }
       else put(sc "," srv, trim($20))
     }
@@ -140,6 +142,8 @@ summary() {
       print "|---|--:|--:|--:|"
       if ("fanout,wsbroker" in vals || "fanout,nats" in vals)
         print "| fan-out 1 → 1,000, 64 B, window 64: M deliveries per broker CPU-s | " cell("fanout,wsbroker", 2) " | " cell("fanout,nats", 2) " | " ratio("fanout,wsbroker", "fanout,nats") " |"
+      if ("fanout-wss,wsbroker" in vals)
+        print "| the same fan-out, wsbroker over wss:// (last column: wss / ws) | " cell("fanout-wss,wsbroker", 2) " | - | " ratio("fanout-wss,wsbroker", "fanout,wsbroker") " |"
       if ("topics,wsbroker" in vals || "topics,nats" in vals)
         print "| 1,000 topics round robin, 20,000 msgs: k messages per broker CPU-s | " cell("topics,wsbroker", 1) " | " cell("topics,nats", 1) " | " ratio("topics,wsbroker", "topics,nats") " |"
       split("onehop lat100", L, " ")

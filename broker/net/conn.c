@@ -347,27 +347,21 @@ static void on_tls_write(uv_write_t *req, int status)
     write_done(c, status);
 }
 
-/* Encrypts queued frames into the connection's TLS session. Slices are
- * gathered into the worker's staging buffer so that a burst of small frames
- * becomes one TLS record instead of one record per frame: the shared frame
- * buffers are read, never copied per subscriber beyond this staging. */
+/* Encrypts queued frames into the connection's TLS session, straight from
+ * the shared frame buffers: a burst of small frames becomes one TLS record
+ * (up to 2^14 bytes each) instead of one record per frame. */
 static int tls_encrypt_queued(conn_t *c)
 {
     net_t *net = c->net;
     uv_buf_t bufs[FLUSH_IOV_MAX];
+    tls_iov_t iov[FLUSH_IOV_MAX];
     while (outq_pending_bytes(&c->outq) > 0 && tls_conn_out_pending(c->tls) < TLS_OUT_HIGH) {
         size_t total = 0;
         unsigned n = outq_iov(&c->outq, bufs, FLUSH_IOV_MAX, &total);
-        size_t staged = 0;
-        for (unsigned i = 0; i < n && staged < sizeof(net->tls_stage); i++) {
-            size_t take = bufs[i].len;
-            if (take > sizeof(net->tls_stage) - staged) {
-                take = sizeof(net->tls_stage) - staged;
-            }
-            memcpy(net->tls_stage + staged, bufs[i].base, take);
-            staged += take;
+        for (unsigned i = 0; i < n; i++) {
+            iov[i] = (tls_iov_t){(const uint8_t *)bufs[i].base, bufs[i].len};
         }
-        long w = tls_conn_write(c->tls, net->tls_stage, staged);
+        long w = tls_conn_writev(c->tls, iov, n);
         if (w < 0) {
             log_debug("tls write failed", "peer=%s why=%s", conn_peer(c),
                       log_quote(tls_conn_error(c->tls)));

@@ -112,8 +112,6 @@ struct net_s {       // NOLINT(clang-analyzer-optin.performance.Padding)
     uint8_t read_buf[NET_READ_BUF_SIZE];
     /* Decrypted bytes of TLS connections, consumed like read_buf. */
     uint8_t plain_buf[NET_PLAIN_BUF_SIZE];
-    /* Queued frames gathered for one SSL_write (one TLS record). */
-    uint8_t tls_stage[NET_PLAIN_BUF_SIZE];
 };
 
 /* Schedules `c` for the flush at the end of this loop turn. */

@@ -1,6 +1,9 @@
 /* tls.c - OpenSSL over memory BIOs, context reload (see tls.h). */
 #include "net/tls.h"
 
+#include "net/tls_record.h"
+
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -21,12 +24,32 @@ typedef struct {
     size_t off, len, cap;
 } stage_t;
 
+/* After a TLS 1.3 handshake with one of tls_record.h's suites, the SSL
+ * object is freed and the connection keeps only this (see "record mode"
+ * below). Before that, the key log callback fills the secrets here. */
+typedef struct {
+    tls_dir_t rd, wr;
+    tlsr_suite_t suite;
+    uint8_t have;          /* HAVE_* bits: secrets the key log gave */
+    uint8_t secret_len[2]; /* their lengths [rd, wr] */
+    uint8_t empty_run;     /* consecutive empty application records */
+    bool key_update_owed;  /* the peer asked: our KeyUpdate goes out next */
+    uint32_t wr_after;     /* records OpenSSL wrote under the write secret */
+    uint16_t plain_off;    /* undelivered content of the record at in.off: */
+    uint16_t plain_end;    /*   [plain_off, plain_end) from the record start */
+} rec_state_t;
+
+#define HAVE_RD 1
+#define HAVE_WR 2
+
 struct tls_conn_s {
-    SSL *ssl;    /* owns both BIOs, which point back at this struct */
-    stage_t in;  /* ciphertext from the socket not yet read by OpenSSL */
-    stage_t out; /* ciphertext OpenSSL produced, not yet taken for the socket */
+    SSL *ssl;    /* owns both BIOs, which point back at this struct; NULL in record mode */
+    stage_t in;  /* ciphertext from the socket not yet read */
+    stage_t out; /* ciphertext produced, not yet taken for the socket */
     const char *error;
     bool sent_close_notify;
+    bool dead; /* record mode: a fatal error or the peer's close_notify */
+    rec_state_t rec;
 };
 
 /* OpenSSL's memory BIO never gives memory back: its buffer stays at the
@@ -37,8 +60,9 @@ struct tls_conn_s {
 static BIO_METHOD *stage_method;
 static pthread_once_t stage_method_once = PTHREAD_ONCE_INIT;
 
-/* Appends (amortized doubling; at least one full record's worth). false on OOM. */
-static bool stage_append(stage_t *st, const void *bytes, size_t n)
+/* Room for `n` more bytes at the end (amortized doubling; at least one
+ * full record's worth): a pointer to it, or NULL on OOM. */
+static uint8_t *stage_reserve(stage_t *st, size_t n)
 {
     if (st->off > 0 && st->off == st->len) {
         st->off = st->len = 0;
@@ -56,13 +80,23 @@ static bool stage_append(stage_t *st, const void *bytes, size_t n)
             }
             uint8_t *grown = realloc(st->data, want);
             if (grown == NULL) {
-                return false;
+                return NULL;
             }
             st->data = grown;
             st->cap = want;
         }
     }
-    memcpy(st->data + st->len, bytes, n);
+    return st->data + st->len;
+}
+
+/* Appends. false on OOM. */
+static bool stage_append(stage_t *st, const void *bytes, size_t n)
+{
+    uint8_t *dst = stage_reserve(st, n);
+    if (dst == NULL) {
+        return false;
+    }
+    memcpy(dst, bytes, n);
     st->len += n;
     return true;
 }
@@ -180,6 +214,83 @@ static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *ou
     return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* The application traffic secrets, from OpenSSL's key log callback (the
+ * only way OpenSSL 3.0 gives them out): kept in the connection for the
+ * record layer, never written anywhere. The line is
+ * "<LABEL> <client random hex> <secret hex>". */
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+static void keylog_cb(const SSL *ssl, const char *line)
+{
+    tls_conn_t *tc = SSL_get_app_data(ssl);
+    if (tc == NULL) {
+        return;
+    }
+    static const char rd_label[] = "CLIENT_TRAFFIC_SECRET_0 ";
+    static const char wr_label[] = "SERVER_TRAFFIC_SECRET_0 ";
+    int dir = -1;
+    if (strncmp(line, rd_label, sizeof rd_label - 1) == 0) {
+        dir = 0;
+    } else if (strncmp(line, wr_label, sizeof wr_label - 1) == 0) {
+        dir = 1;
+    } else {
+        return;
+    }
+    const char *hex = strrchr(line, ' ');
+    if (hex == NULL) {
+        return;
+    }
+    hex++;
+    size_t n = strlen(hex) / 2;
+    if (n != 32 && n != 48) {
+        return;
+    }
+    tls_dir_t *d = dir == 0 ? &tc->rec.rd : &tc->rec.wr;
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            OPENSSL_cleanse(d->secret, sizeof d->secret);
+            return;
+        }
+        d->secret[i] = (uint8_t)(hi << 4 | lo);
+    }
+    tc->rec.secret_len[dir] = (uint8_t)n;
+    tc->rec.have |= dir == 0 ? HAVE_RD : HAVE_WR;
+    if (dir == 1) {
+        tc->rec.wr_after = 0;
+    }
+}
+
+/* Counts the records OpenSSL writes after deriving the server application
+ * secret (its NewSessionTickets): our first record's sequence number. */
+static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
+                   SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)buf;
+    (void)len;
+    (void)arg;
+    if (!write_p || content_type != SSL3_RT_HEADER) {
+        return;
+    }
+    tls_conn_t *tc = SSL_get_app_data(ssl);
+    if (tc != NULL && (tc->rec.have & HAVE_WR) != 0) {
+        tc->rec.wr_after++;
+    }
+}
+
 static SSL_CTX *build_ctx(const tls_files_t *files, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -207,6 +318,10 @@ static SSL_CTX *build_ctx(const tls_files_t *files, char *err, size_t errlen)
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
+    /* The record layer after a TLS 1.3 handshake needs the traffic secrets
+     * and how many records OpenSSL sent under them (see record mode). */
+    SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+    SSL_CTX_set_msg_callback(ctx, msg_cb);
     if (SSL_CTX_use_certificate_chain_file(ctx, files->cert) != 1) {
         (void)snprintf(err, errlen, "tls.cert: cannot load \"%s\": %s", files->cert,
                        openssl_reason());
@@ -303,6 +418,7 @@ tls_conn_t *tls_conn_new(tls_server_t *ts)
         return NULL;
     }
     SSL_set_bio(tc->ssl, rbio, wbio);
+    SSL_set_app_data(tc->ssl, tc);
     SSL_set_accept_state(tc->ssl);
     return tc;
 }
@@ -312,9 +428,13 @@ void tls_conn_free(tls_conn_t *tc)
     if (tc == NULL) {
         return;
     }
+    if (tc->ssl == NULL) {
+        tlsr_thread_scrub(); /* the AEAD contexts' copy of its last key */
+    }
     SSL_free(tc->ssl); /* frees both BIOs */
     free(tc->in.data);
     free(tc->out.data);
+    OPENSSL_cleanse(&tc->rec, sizeof tc->rec); /* secrets, keys */
     free(tc);
 }
 
@@ -343,12 +463,312 @@ static long ssl_failure(tls_conn_t *tc, int rc)
     }
 }
 
+/* ---- Record mode ---------------------------------------------------------
+ * When a handshake ends with TLS 1.3 and one of tls_record.h's suites, the
+ * connection drops its SSL object (~14 KB in OpenSSL 3.0 even between
+ * records) and protects records itself with the traffic secrets the key log
+ * callback gave: an idle connection then holds only rec_state_t. TLS 1.2
+ * and other suites stay on OpenSSL's record layer for the whole connection.
+ *
+ * After the switch the peer may send application data, alerts and
+ * KeyUpdate; any other handshake message (or one split across records, which
+ * no client does with a 5-byte KeyUpdate) closes the connection with
+ * unexpected_message, as does a run of more than MAX_EMPTY_RUN empty records.
+ */
+#define MAX_EMPTY_RUN  32
+#define REKEY_AFTER    ((uint64_t)1 << 24) /* records per write key (RFC 8446 5.5) */
+#define WRITEV_PIECES  256
+#define WRITEV_RECORDS 4 /* records per tls_conn_writev call: 64 KiB */
+
+static void rec_drop_input(tls_conn_t *tc)
+{
+    if (tc->in.data != NULL) {
+        OPENSSL_cleanse(tc->in.data, tc->in.cap);
+    }
+    free(tc->in.data);
+    tc->in = (stage_t){0};
+    tc->rec.plain_off = tc->rec.plain_end = 0;
+}
+
+/* Seals one record of `pieces` (total `total` bytes) onto the out stage. */
+static bool rec_seal_out(tls_conn_t *tc, uint8_t type, const tlsr_piece_t *pieces, size_t n,
+                         size_t total)
+{
+    uint8_t *dst = stage_reserve(&tc->out, TLSR_HEADER + total + 1 + TLSR_TAG);
+    if (dst == NULL) {
+        return false;
+    }
+    size_t w = tlsr_seal(tc->rec.suite, &tc->rec.wr, type, pieces, n, dst);
+    if (w == 0) {
+        return false;
+    }
+    tc->out.len += w;
+    return true;
+}
+
+static bool rec_send_alert(tls_conn_t *tc, uint8_t level, uint8_t desc)
+{
+    const uint8_t alert[2] = {level, desc};
+    tlsr_piece_t p = {alert, sizeof alert};
+    return rec_seal_out(tc, TLSR_CT_ALERT, &p, 1, sizeof alert);
+}
+
+/* Our KeyUpdate (update_not_requested) under the current write key, then
+ * the next write key (RFC 8446 section 4.6.3). */
+static bool rec_send_key_update(tls_conn_t *tc)
+{
+    static const uint8_t msg[5] = {24, 0, 0, 1, 0};
+    tlsr_piece_t p = {msg, sizeof msg};
+    return rec_seal_out(tc, TLSR_CT_HANDSHAKE, &p, 1, sizeof msg) &&
+           tlsr_dir_update(&tc->rec.wr, tc->rec.suite) == 0;
+}
+
+/* Fatal: sends `alert` (< 0: none), keeps no input, refuses all I/O after. */
+static long rec_fatal(tls_conn_t *tc, int alert, const char *why)
+{
+    tc->error = why;
+    if (!tc->dead && alert >= 0 && !tc->sent_close_notify) {
+        (void)rec_send_alert(tc, 2, (uint8_t)alert);
+    }
+    tc->dead = true;
+    rec_drop_input(tc);
+    return TLS_FATAL;
+}
+
+static const char *alert_reason(int alert)
+{
+    switch (alert) {
+    case TLSR_ALERT_BAD_RECORD_MAC:
+        return "record authentication failed (bad_record_mac)";
+    case TLSR_ALERT_RECORD_OVERFLOW:
+        return "record too long (record_overflow)";
+    case TLSR_ALERT_DECODE_ERROR:
+        return "malformed message (decode_error)";
+    case TLSR_ALERT_ILLEGAL_PARAMETER:
+        return "bad KeyUpdate (illegal_parameter)";
+    case TLSR_ALERT_INTERNAL_ERROR:
+        return "internal error";
+    default:
+        return "unexpected record or message (unexpected_message)";
+    }
+}
+
+/* Post-handshake messages in one record: only KeyUpdate, whole, last. */
+static int rec_handshake(tls_conn_t *tc, const uint8_t *p, size_t len)
+{
+    if (len == 0) {
+        return TLSR_ALERT_UNEXPECTED_MESSAGE;
+    }
+    size_t pos = 0;
+    while (pos < len) {
+        if (len - pos < 4) {
+            return TLSR_ALERT_UNEXPECTED_MESSAGE;
+        }
+        size_t mlen = ((size_t)p[pos + 1] << 16) | ((size_t)p[pos + 2] << 8) | p[pos + 3];
+        if (p[pos] != 24 || mlen > len - pos - 4) {
+            return TLSR_ALERT_UNEXPECTED_MESSAGE;
+        }
+        if (mlen != 1) {
+            return TLSR_ALERT_DECODE_ERROR;
+        }
+        uint8_t request = p[pos + 4];
+        if (request > 1) {
+            return TLSR_ALERT_ILLEGAL_PARAMETER;
+        }
+        if (pos + 5 != len) {
+            return TLSR_ALERT_UNEXPECTED_MESSAGE; /* must end the record (4.6.3) */
+        }
+        if (tlsr_dir_update(&tc->rec.rd, tc->rec.suite) != 0) {
+            return TLSR_ALERT_INTERNAL_ERROR;
+        }
+        if (request == 1) {
+            tc->rec.key_update_owed = true; /* several requests, one answer */
+        }
+        pos += 5;
+    }
+    return 0;
+}
+
+static long rec_read(tls_conn_t *tc, uint8_t *buf, size_t cap)
+{
+    rec_state_t *r = &tc->rec;
+    if (tc->dead) {
+        return TLS_FATAL;
+    }
+    for (;;) {
+        if (r->plain_end > r->plain_off && tc->in.data != NULL) {
+            size_t n = (size_t)(r->plain_end - r->plain_off);
+            if (n > cap) {
+                n = cap;
+            }
+            const uint8_t *rec = tc->in.data + tc->in.off;
+            memcpy(buf, rec + r->plain_off, n);
+            r->plain_off = (uint16_t)(r->plain_off + n);
+            if (r->plain_off == r->plain_end) {
+                size_t rl = TLSR_HEADER + (((size_t)rec[3] << 8) | rec[4]);
+                r->plain_off = r->plain_end = 0;
+                stage_consume(&tc->in, rl);
+            }
+            return (long)n;
+        }
+        size_t avail = stage_pending(&tc->in);
+        if (avail < TLSR_HEADER || tc->in.data == NULL) {
+            break;
+        }
+        uint8_t *rec = tc->in.data + tc->in.off;
+        size_t body = 0;
+        int alert = tlsr_record_check(rec, &body);
+        if (alert != 0) {
+            return rec_fatal(tc, alert, alert_reason(alert));
+        }
+        if (avail < TLSR_HEADER + body) {
+            break;
+        }
+        size_t clen = 0;
+        uint8_t type = 0;
+        alert = tlsr_open(r->suite, &r->rd, rec, &clen, &type);
+        if (alert != 0) {
+            return rec_fatal(tc, alert, alert_reason(alert));
+        }
+        const uint8_t *content = rec + TLSR_HEADER;
+        if (type == TLSR_CT_APP) {
+            if (clen == 0) {
+                if (++r->empty_run > MAX_EMPTY_RUN) {
+                    return rec_fatal(tc, TLSR_ALERT_UNEXPECTED_MESSAGE, "too many empty records");
+                }
+                stage_consume(&tc->in, TLSR_HEADER + body);
+                continue;
+            }
+            r->empty_run = 0;
+            r->plain_off = TLSR_HEADER;
+            r->plain_end = (uint16_t)(TLSR_HEADER + clen);
+            continue;
+        }
+        r->empty_run = 0;
+        if (type == TLSR_CT_ALERT) {
+            if (clen != 2) {
+                return rec_fatal(tc, TLSR_ALERT_DECODE_ERROR,
+                                 alert_reason(TLSR_ALERT_DECODE_ERROR));
+            }
+            uint8_t desc = content[1];
+            if (desc == 90) { /* user_canceled: close_notify follows */
+                stage_consume(&tc->in, TLSR_HEADER + body);
+                continue;
+            }
+            tc->dead = true;
+            rec_drop_input(tc);
+            if (desc == TLSR_ALERT_CLOSE_NOTIFY) {
+                tc->error = "peer sent close_notify";
+                return TLS_EOF;
+            }
+            tc->error = "peer sent a fatal alert";
+            return TLS_FATAL;
+        }
+        if (type == TLSR_CT_HANDSHAKE) {
+            alert = rec_handshake(tc, content, clen);
+            if (alert != 0) {
+                return rec_fatal(tc, alert, alert_reason(alert));
+            }
+            stage_consume(&tc->in, TLSR_HEADER + body);
+            continue;
+        }
+        return rec_fatal(tc, TLSR_ALERT_UNEXPECTED_MESSAGE,
+                         alert_reason(TLSR_ALERT_UNEXPECTED_MESSAGE));
+    }
+    /* Answer a KeyUpdate request now rather than with the next data: the
+     * caller flushes after reading. */
+    if (r->key_update_owed && !tc->sent_close_notify) {
+        r->key_update_owed = false;
+        if (!rec_send_key_update(tc)) {
+            return rec_fatal(tc, TLSR_ALERT_INTERNAL_ERROR, "cannot send KeyUpdate");
+        }
+    }
+    return TLS_AGAIN;
+}
+
+/* Seals up to WRITEV_RECORDS full records of the iovecs' bytes straight
+ * onto the out stage, each record as full as 2^14 allows. */
+static long rec_writev(tls_conn_t *tc, const tls_iov_t *iov, unsigned n)
+{
+    if (tc->dead || tc->sent_close_notify) {
+        tc->error = "write after the connection closed";
+        return TLS_FATAL;
+    }
+    if (tc->rec.key_update_owed || tc->rec.wr.seq >= REKEY_AFTER) {
+        tc->rec.key_update_owed = false;
+        if (!rec_send_key_update(tc)) {
+            return rec_fatal(tc, TLSR_ALERT_INTERNAL_ERROR, "cannot send KeyUpdate");
+        }
+    }
+    size_t done = 0;
+    unsigned i = 0;
+    size_t off = 0;
+    for (int recs = 0; recs < WRITEV_RECORDS && i < n; recs++) {
+        tlsr_piece_t pieces[WRITEV_PIECES];
+        size_t np = 0, total = 0;
+        while (i < n && np < WRITEV_PIECES && total < TLSR_MAX_PLAIN) {
+            size_t take = iov[i].len - off;
+            if (take > TLSR_MAX_PLAIN - total) {
+                take = TLSR_MAX_PLAIN - total;
+            }
+            if (take > 0) {
+                pieces[np++] = (tlsr_piece_t){iov[i].base + off, take};
+                total += take;
+            }
+            off += take;
+            if (off == iov[i].len) {
+                i++;
+                off = 0;
+            }
+        }
+        if (total == 0) {
+            break;
+        }
+        if (!rec_seal_out(tc, TLSR_CT_APP, pieces, np, total)) {
+            return rec_fatal(tc, TLSR_ALERT_INTERNAL_ERROR, "cannot seal a record");
+        }
+        done += total;
+    }
+    return (long)done;
+}
+
+/* Right after a completed handshake: switch to record mode when the
+ * version, suite and secrets allow; otherwise forget the secrets. */
+static void try_record_mode(tls_conn_t *tc)
+{
+    rec_state_t *r = &tc->rec;
+    const SSL_CIPHER *cipher = SSL_get_current_cipher(tc->ssl);
+    tlsr_suite_t s =
+        cipher != NULL ? tlsr_suite_from_id(SSL_CIPHER_get_id(cipher) & 0xFFFFu) : TLSR_NONE;
+    bool ok = SSL_version(tc->ssl) == TLS1_3_VERSION && s != TLSR_NONE &&
+              r->have == (HAVE_RD | HAVE_WR) && r->secret_len[0] == tlsr_hash_len(s) &&
+              r->secret_len[1] == tlsr_hash_len(s) && SSL_has_pending(tc->ssl) == 0 &&
+              !tc->sent_close_notify;
+    uint32_t wseq = r->wr_after;
+    if (ok && tlsr_dir_init(&r->rd, s, r->rd.secret) == 0 &&
+        tlsr_dir_init(&r->wr, s, r->wr.secret) == 0) {
+        r->wr.seq = wseq; /* OpenSSL's NewSessionTickets used the first ones */
+        r->suite = s;
+        SSL_free(tc->ssl); /* its tickets are already on the out stage */
+        tc->ssl = NULL;
+        return;
+    }
+    OPENSSL_cleanse(r, sizeof *r);
+}
+
 long tls_conn_read(tls_conn_t *tc, uint8_t *buf, size_t cap)
 {
+    if (tc->ssl == NULL) {
+        return rec_read(tc, buf, cap);
+    }
     if (!SSL_is_init_finished(tc->ssl)) {
         int rc = SSL_do_handshake(tc->ssl);
         if (rc != 1) {
             return ssl_failure(tc, rc);
+        }
+        try_record_mode(tc);
+        if (tc->ssl == NULL) {
+            return rec_read(tc, buf, cap);
         }
     }
     int want = cap > INT32_MAX ? INT32_MAX : (int)cap;
@@ -361,6 +781,18 @@ long tls_conn_read(tls_conn_t *tc, uint8_t *buf, size_t cap)
 
 long tls_conn_write(tls_conn_t *tc, const uint8_t *data, size_t len)
 {
+    if (tc->ssl == NULL) {
+        size_t done = 0;
+        while (done < len) {
+            tls_iov_t one = {data + done, len - done};
+            long w = rec_writev(tc, &one, 1);
+            if (w < 0) {
+                return w;
+            }
+            done += (size_t)w;
+        }
+        return (long)done;
+    }
     if (!SSL_is_init_finished(tc->ssl)) {
         return 0;
     }
@@ -376,6 +808,31 @@ long tls_conn_write(tls_conn_t *tc, const uint8_t *data, size_t len)
         done += (size_t)n;
     }
     return (long)done;
+}
+
+long tls_conn_writev(tls_conn_t *tc, const tls_iov_t *iov, unsigned n)
+{
+    if (tc->ssl == NULL) {
+        return rec_writev(tc, iov, n);
+    }
+    /* OpenSSL's path: gather up to one record's worth, so that a burst of
+     * small frames still becomes one record. */
+    static _Thread_local uint8_t gather[TLSR_MAX_PLAIN];
+    size_t staged = 0;
+    for (unsigned i = 0; i < n && staged < sizeof gather; i++) {
+        size_t take = iov[i].len;
+        if (take > sizeof gather - staged) {
+            take = sizeof gather - staged;
+        }
+        memcpy(gather + staged, iov[i].base, take);
+        staged += take;
+    }
+    return tls_conn_write(tc, gather, staged);
+}
+
+bool tls_conn_record_mode(const tls_conn_t *tc)
+{
+    return tc->ssl == NULL;
 }
 
 size_t tls_conn_out_pending(const tls_conn_t *tc)
@@ -412,6 +869,13 @@ uint8_t *tls_conn_detach_out(tls_conn_t *tc, size_t *len)
 
 void tls_conn_close_notify(tls_conn_t *tc)
 {
+    if (tc->ssl == NULL) {
+        if (!tc->sent_close_notify && !tc->dead) {
+            tc->sent_close_notify = true;
+            (void)rec_send_alert(tc, 1, TLSR_ALERT_CLOSE_NOTIFY);
+        }
+        return;
+    }
     if (tc->sent_close_notify || !SSL_is_init_finished(tc->ssl)) {
         return;
     }
@@ -427,7 +891,7 @@ size_t tls_conn_staged_bytes(const tls_conn_t *tc)
 
 bool tls_conn_handshake_done(const tls_conn_t *tc)
 {
-    return SSL_is_init_finished(tc->ssl) != 0;
+    return tc->ssl == NULL || SSL_is_init_finished(tc->ssl) != 0;
 }
 
 const char *tls_conn_error(const tls_conn_t *tc)

@@ -14,7 +14,15 @@
  * The caller bounds the ciphertext it lets accumulate (tls_conn_out_pending).
  * Idle cost: the BIOs' buffers exist only while they hold bytes (freed when
  * drained) and OpenSSL releases its record buffers between records
- * (SSL_MODE_RELEASE_BUFFERS); what stays is the SSL object and its keys.
+ * (SSL_MODE_RELEASE_BUFFERS).
+ *
+ * Record mode: when the handshake ends with TLS 1.3 and AES-128-GCM,
+ * AES-256-GCM or ChaCha20-Poly1305, the SSL object (~14 KB even when idle)
+ * is freed and net/tls_record.c protects the records with the application
+ * traffic secrets (taken from OpenSSL's key log callback, never logged):
+ * an idle connection then holds ~400 bytes of keys and counters. The peer
+ * may send data, alerts and KeyUpdate after that; anything else closes with
+ * an alert. TLS 1.2 (and any other suite) stays on OpenSSL throughout.
  *
  * Policy: TLS 1.2 minimum; OpenSSL's default cipher lists minus anything
  * without forward secrecy or authenticated encryption; renegotiation refused;
@@ -72,6 +80,21 @@ long tls_conn_read(tls_conn_t *tc, uint8_t *buf, size_t cap);
 /* Encrypts `len` bytes: returns len (all taken), 0 when the handshake has
  * not finished yet (call again after more reads), or TLS_FATAL. */
 long tls_conn_write(tls_conn_t *tc, const uint8_t *data, size_t len);
+
+/* A piece of plaintext for tls_conn_writev. */
+typedef struct {
+    const uint8_t *base;
+    size_t len;
+} tls_iov_t;
+
+/* Encrypts a prefix of the iovecs' bytes, in as few records as the 2^14
+ * limit allows (up to 64 KiB per call in record mode, one record's worth on
+ * OpenSSL's path): returns how many bytes were taken (call again with the
+ * rest), 0 before the handshake has finished, or TLS_FATAL. */
+long tls_conn_writev(tls_conn_t *tc, const tls_iov_t *iov, unsigned n);
+
+/* True once the connection runs on the broker's own record layer. */
+bool tls_conn_record_mode(const tls_conn_t *tc);
 
 /* Ciphertext waiting to be written to the socket. */
 size_t tls_conn_out_pending(const tls_conn_t *tc);

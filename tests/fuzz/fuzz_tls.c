@@ -22,7 +22,15 @@
  *           event loop); the server also encrypts a reply that the client
  *           must read back intact;
  *   mode 2  ciphertext again, but after a completed handshake: forged or
- *           truncated records, alerts, post-handshake messages.
+ *           truncated records, alerts, post-handshake messages;
+ *   mode 3  after a TLS 1.3 handshake, records the broker can authenticate
+ *           (sealed with the client's own traffic keys, from its key log)
+ *           whose content is the input: [type, length, content...] repeated,
+ *           so the broker's record opener sees every inner content type,
+ *           padding, alerts, KeyUpdate (valid, invalid, split, several) and
+ *           empty records; afterwards, if the connection lives, the broker's
+ *           reply must reach the real client intact (its KeyUpdates and
+ *           write keys included).
  *
  * Invariants: tls_conn_read() returns a length within the buffer or one of
  * TLS_AGAIN / TLS_EOF / TLS_FATAL (with a reason); a client with no
@@ -34,6 +42,7 @@
  * found there reproduces in its mode, not byte for byte in its records.
  */
 #include "net/tls.h"
+#include "net/tls_record.h"
 #include "wsb/handshake.h"
 #include "wsb/http.h"
 #include "wsb/message.h"
@@ -69,6 +78,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static tls_server_t *server;
 static SSL_CTX *client_ctx;
+
+/* The client's application traffic secret of the last handshake (mode 3). */
+static uint8_t client_secret[48];
+static size_t client_secret_len;
+
+static void client_keylog(const SSL *ssl, const char *line)
+{
+    (void)ssl;
+    static const char label[] = "CLIENT_TRAFFIC_SECRET_0 ";
+    if (strncmp(line, label, sizeof label - 1) != 0) {
+        return;
+    }
+    const char *hex = strrchr(line, ' ') + 1;
+    client_secret_len = strlen(hex) / 2;
+    CHECK(client_secret_len <= sizeof client_secret);
+    for (size_t i = 0; i < client_secret_len; i++) {
+        unsigned v = 0;
+        CHECK(sscanf(hex + 2 * i, "%2x", &v) == 1);
+        client_secret[i] = (uint8_t)v;
+    }
+}
 
 /* ---- setup ---------------------------------------------------------------------------------- */
 
@@ -135,6 +165,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     client_ctx = SSL_CTX_new(TLS_client_method());
     CHECK(client_ctx != NULL);
     SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_keylog_callback(client_ctx, client_keylog);
     static const unsigned char alpn[] = "\x08http/1.1";
     CHECK(SSL_CTX_set_alpn_protos(client_ctx, alpn, sizeof(alpn) - 1) == 0);
     return 0;
@@ -303,6 +334,60 @@ static size_t chunk_of(uint8_t b)
     return sizes[(b >> 2) & 15];
 }
 
+/* Mode 3: see the top of the file. */
+static void forged_records(side_t *s, SSL *client, const uint8_t *data, size_t size, size_t chunk)
+{
+    CHECK(tls_conn_record_mode(s->tc));
+    const SSL_CIPHER *c = SSL_get_current_cipher(client);
+    tlsr_suite_t suite = tlsr_suite_from_id(SSL_CIPHER_get_id(c) & 0xFFFFu);
+    CHECK(suite != TLSR_NONE && client_secret_len == tlsr_hash_len(suite));
+    tls_dir_t cw;
+    CHECK(tlsr_dir_init(&cw, suite, client_secret) == 0);
+    static uint8_t rec[TLSR_HEADER + TLSR_MAX_PLAIN + 1 + TLSR_TAG];
+    size_t sent_app = 0;
+    while (size >= 2 && !s->dead) {
+        uint8_t type = data[0];
+        size_t len = data[1] == 255 ? TLSR_MAX_PLAIN : data[1];
+        data += 2;
+        size -= 2;
+        if (len > size) {
+            len = size;
+        }
+        tlsr_piece_t piece = {data, len};
+        size_t n = tlsr_seal(suite, &cw, type, &piece, 1, rec);
+        CHECK(n == TLSR_HEADER + len + 1 + TLSR_TAG);
+        size_t before = s->plain_len;
+        server_feed(s, rec, n, chunk, client);
+        if (type == TLSR_CT_APP && !s->dead) {
+            /* Application data arrives exactly as sealed. */
+            CHECK(s->plain_len - before == len || s->plain_len == sizeof(s->plain));
+            CHECK(memcmp(s->plain + before, data, s->plain_len - before) == 0);
+            sent_app += len;
+        } else if (type != TLSR_CT_APP && type != 0) {
+            /* Nothing else ever yields plaintext (type 0 is padding: the
+             * content's last non-zero byte is the type then). */
+            CHECK(s->plain_len == before);
+        }
+        /* A KeyUpdate the broker accepted: the forger's key moves too. */
+        if (!s->dead && type == TLSR_CT_HANDSHAKE && len == 5 && data[0] == 24) {
+            CHECK(tlsr_dir_update(&cw, suite) == 0);
+        }
+        data += len;
+        size -= len;
+    }
+    (void)sent_app;
+    tlsr_dir_wipe(&cw);
+    if (!s->dead) {
+        /* The reply reaches the real client under whatever keys the
+         * broker moved to. */
+        CHECK(tls_conn_write(s->tc, (const uint8_t *)"reply", 5) == 5);
+        server_pump(s, client);
+        uint8_t back[8];
+        int r = SSL_read(client, back, sizeof back);
+        CHECK(r == 5 && memcmp(back, "reply", 5) == 0);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) {
@@ -318,7 +403,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(s->tc != NULL);
     int mode = ctl & 3;
 
-    if (mode == 0 || mode == 3) {
+    if (mode == 0) {
         server_feed(s, data, size, chunk, NULL);
         /* No handshake can complete without the key exchange: nothing may
          * have been decrypted, and writes must wait. */
@@ -329,9 +414,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tls_conn_close_notify(s->tc);
         server_pump(s, NULL);
     } else {
-        SSL *client = client_new((ctl & 0x40) != 0);
+        SSL *client = client_new(mode != 3 && (ctl & 0x40) != 0);
         handshake(s, client, chunk);
-        if (mode == 1) {
+        if (mode == 3) {
+            forged_records(s, client, data, size, chunk);
+        } else if (mode == 1) {
             if (size > MAX_PLAIN) {
                 size = MAX_PLAIN;
             }

@@ -15,9 +15,11 @@
 
 /* cmocka.h needs the headers above first. */
 #include "net/tls.h"
+#include "net/tls_record.h"
 
 #include <cmocka.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -25,6 +27,27 @@
 
 static tls_server_t *server;
 static SSL_CTX *client_ctx;
+
+/* The test client's application traffic secret (its key log), so that tests
+ * can forge records a real client would never send. */
+static uint8_t client_secret[48];
+static size_t client_secret_len;
+
+static void client_keylog(const SSL *ssl, const char *line)
+{
+    (void)ssl;
+    static const char label[] = "CLIENT_TRAFFIC_SECRET_0 ";
+    if (strncmp(line, label, sizeof label - 1) != 0) {
+        return;
+    }
+    const char *hex = strrchr(line, ' ') + 1;
+    client_secret_len = strlen(hex) / 2;
+    for (size_t i = 0; i < client_secret_len && i < sizeof client_secret; i++) {
+        unsigned v = 0;
+        (void)sscanf(hex + 2 * i, "%2x", &v);
+        client_secret[i] = (uint8_t)v;
+    }
+}
 
 static void write_key_and_cert(const char *key_path, const char *cert_path)
 {
@@ -77,6 +100,7 @@ static int setup(void **state)
     client_ctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(client_ctx);
     SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_keylog_callback(client_ctx, client_keylog);
     return 0;
 }
 
@@ -145,12 +169,18 @@ static void server_to_client(pair_t *p)
     }
 }
 
-static void handshake(pair_t *p)
+static void handshake_with(pair_t *p, int max_version, const char *suite)
 {
     p->tc = tls_conn_new(server);
     assert_non_null(p->tc);
     p->cli = SSL_new(client_ctx);
     assert_non_null(p->cli);
+    if (max_version != 0) {
+        assert_int_equal(SSL_set_max_proto_version(p->cli, max_version), 1);
+    }
+    if (suite != NULL) {
+        assert_int_equal(SSL_set_ciphersuites(p->cli, suite), 1);
+    }
     BIO *r = BIO_new(BIO_s_mem());
     BIO *w = BIO_new(BIO_s_mem());
     BIO_set_mem_eof_return(r, -1);
@@ -165,6 +195,11 @@ static void handshake(pair_t *p)
     }
     assert_true(SSL_is_init_finished(p->cli));
     assert_true(tls_conn_handshake_done(p->tc));
+}
+
+static void handshake(pair_t *p)
+{
+    handshake_with(p, 0, NULL);
 }
 
 static void pair_free(pair_t *p)
@@ -326,6 +361,307 @@ static void test_split_record_and_close_notify(void **state)
     free(p);
 }
 
+/* A few bytes each way after the handshake: what each side wrote is what
+ * the other reads. */
+static void small_exchange(pair_t *p, const char *up, const char *down)
+{
+    size_t before = p->plain_len;
+    assert_int_equal(SSL_write(p->cli, up, (int)strlen(up)), (int)strlen(up));
+    client_to_server(p);
+    assert_int_equal(p->plain_len - before, strlen(up));
+    assert_memory_equal(p->plain + before, up, strlen(up));
+    assert_int_equal(tls_conn_write(p->tc, (const uint8_t *)down, strlen(down)),
+                     (long)strlen(down));
+    server_to_client(p);
+    char back[256];
+    assert_int_equal(client_read_all(p, (uint8_t *)back, strlen(down)), strlen(down));
+    assert_memory_equal(back, down, strlen(down));
+}
+
+/* TLS 1.3 with each suite: the broker drops the SSL object and protects the
+ * records itself, interoperating with OpenSSL's client both ways (its first
+ * record follows OpenSSL's NewSessionTickets); TLS 1.2 stays on OpenSSL. */
+static void test_record_mode_per_version_and_suite(void **state)
+{
+    (void)state;
+    const char *suites[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                            "TLS_CHACHA20_POLY1305_SHA256"};
+    for (int i = 0; i < 3; i++) {
+        pair_t *p = calloc(1, sizeof(*p));
+        assert_non_null(p);
+        handshake_with(p, 0, suites[i]);
+        assert_true(tls_conn_record_mode(p->tc));
+        small_exchange(p, "ping", "pong");
+        small_exchange(p, "ping2", "pong2");
+        assert_int_equal(tls_conn_staged_bytes(p->tc), 0);
+        pair_free(p);
+        free(p);
+    }
+    pair_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    handshake_with(p, TLS1_2_VERSION, NULL);
+    assert_int_equal(SSL_version(p->cli), TLS1_2_VERSION);
+    assert_false(tls_conn_record_mode(p->tc));
+    small_exchange(p, "ping", "pong");
+    pair_free(p);
+    free(p);
+}
+
+/* KeyUpdate from the client: the broker takes the new read key; asked to,
+ * it sends its own KeyUpdate at once and writes under the new key. */
+static void test_key_update_from_client(void **state)
+{
+    (void)state;
+    pair_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    handshake(p);
+    assert_true(tls_conn_record_mode(p->tc));
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(SSL_key_update(p->cli, SSL_KEY_UPDATE_REQUESTED), 1);
+        assert_int_equal(SSL_write(p->cli, "one", 3), 3);
+        size_t before = p->plain_len;
+        client_to_server(p);
+        assert_int_equal(p->plain_len - before, 3);
+        /* Our KeyUpdate: one record of a 5-byte handshake message. */
+        assert_int_equal(tls_conn_out_pending(p->tc), TLSR_HEADER + 5 + 1 + TLSR_TAG);
+        assert_int_equal(tls_conn_write(p->tc, (const uint8_t *)"two", 3), 3);
+        server_to_client(p);
+        char back[8];
+        assert_int_equal(client_read_all(p, (uint8_t *)back, 3), 3);
+        assert_memory_equal(back, "two", 3);
+    }
+    assert_int_equal(SSL_key_update(p->cli, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+    assert_int_equal(SSL_write(p->cli, "three", 5), 5);
+    client_to_server(p);
+    assert_int_equal(tls_conn_out_pending(p->tc), 0);
+    small_exchange(p, "four", "five");
+    pair_free(p);
+    free(p);
+}
+
+/* The client's reason for the alert it received, after reading. */
+static int client_alert_reason(pair_t *p)
+{
+    uint8_t buf[64];
+    ERR_clear_error();
+    assert_true(SSL_read(p->cli, buf, sizeof(buf)) <= 0);
+    int reason = ERR_GET_REASON(ERR_peek_last_error());
+    ERR_clear_error();
+    return reason;
+}
+
+/* A changed byte in a record: no plaintext, bad_record_mac to the peer, and
+ * the connection refuses everything after. */
+static void test_corrupted_record_closes(void **state)
+{
+    (void)state;
+    pair_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    handshake(p);
+    assert_true(tls_conn_record_mode(p->tc));
+    assert_int_equal(SSL_write(p->cli, "secret data", 11), 11);
+    uint8_t ct[256];
+    int n = BIO_read(SSL_get_wbio(p->cli), ct, sizeof(ct));
+    assert_true(n > 10);
+    ct[8] ^= 0x40;
+    assert_int_equal(tls_conn_feed(p->tc, ct, (size_t)n), 0);
+    uint8_t out[64] = {0};
+    assert_int_equal(tls_conn_read(p->tc, out, sizeof(out)), TLS_FATAL);
+    static const uint8_t zero[64];
+    assert_memory_equal(out, zero, sizeof(out));
+    assert_int_equal(tls_conn_staged_bytes(p->tc) - tls_conn_out_pending(p->tc) > 0, 1);
+    server_to_client(p);
+    assert_int_equal(client_alert_reason(p), SSL_R_SSLV3_ALERT_BAD_RECORD_MAC);
+    assert_int_equal(tls_conn_read(p->tc, out, sizeof(out)), TLS_FATAL);
+    assert_int_equal(tls_conn_write(p->tc, (const uint8_t *)"x", 1), TLS_FATAL);
+    pair_free(p);
+    free(p);
+}
+
+/* A header announcing 65,535 bytes: refused at the header, not after
+ * buffering them, with record_overflow. */
+static void test_huge_length_closes(void **state)
+{
+    (void)state;
+    pair_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    handshake(p);
+    const uint8_t hdr[5] = {23, 3, 3, 0xff, 0xff};
+    assert_int_equal(tls_conn_feed(p->tc, hdr, sizeof(hdr)), 0);
+    uint8_t out[64];
+    assert_int_equal(tls_conn_read(p->tc, out, sizeof(out)), TLS_FATAL);
+    server_to_client(p);
+    assert_int_equal(client_alert_reason(p), SSL_R_TLSV1_ALERT_RECORD_OVERFLOW);
+    pair_free(p);
+    free(p);
+}
+
+/* Records a real client would not send, sealed with its own keys. */
+typedef struct {
+    pair_t *p;
+    tlsr_suite_t suite;
+    tls_dir_t cw;
+} forger_t;
+
+static void forger_init(forger_t *f, pair_t *p)
+{
+    f->p = p;
+    const SSL_CIPHER *c = SSL_get_current_cipher(p->cli);
+    f->suite = tlsr_suite_from_id(SSL_CIPHER_get_id(c) & 0xFFFFu);
+    assert_int_not_equal(f->suite, TLSR_NONE);
+    assert_int_equal(client_secret_len, tlsr_hash_len(f->suite));
+    assert_int_equal(tlsr_dir_init(&f->cw, f->suite, client_secret), 0);
+}
+
+static long forge(forger_t *f, uint8_t type, const void *bytes, size_t len)
+{
+    uint8_t rec[TLSR_HEADER + 64 + 1 + TLSR_TAG];
+    tlsr_piece_t piece = {bytes, len};
+    size_t n = tlsr_seal(f->suite, &f->cw, type, &piece, 1, rec);
+    assert_true(n > 0);
+    assert_int_equal(tls_conn_feed(f->p->tc, rec, n), 0);
+    uint8_t out[64];
+    return tls_conn_read(f->p->tc, out, sizeof(out));
+}
+
+static void test_forged_post_handshake_records(void **state)
+{
+    (void)state;
+    static const uint8_t ticket[] = {4, 0, 0, 4, 0, 0, 0, 0};
+    static const uint8_t bad_update[] = {24, 0, 0, 1, 2};
+    static const uint8_t update_then_more[] = {24, 0, 0, 1, 0, 24, 0, 0, 1, 0};
+    static const uint8_t split_update[] = {24, 0, 0};
+    static const uint8_t long_alert[] = {1, 0, 0};
+    static const uint8_t close_notify[] = {1, 0};
+    static const uint8_t cancel[] = {1, 90};
+    static const uint8_t fatal_alert[] = {2, 40};
+    struct {
+        int type;
+        int alert; /* what the client then reads, 0: none */
+        const uint8_t *bytes;
+        size_t len;
+        long want;
+    } cases[] = {
+        {TLSR_CT_HANDSHAKE, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE, ticket, sizeof ticket, TLS_FATAL},
+        {TLSR_CT_HANDSHAKE, SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER, bad_update, sizeof bad_update,
+         TLS_FATAL},
+        {TLSR_CT_HANDSHAKE, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE, update_then_more,
+         sizeof update_then_more, TLS_FATAL},
+        {TLSR_CT_HANDSHAKE, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE, split_update, sizeof split_update,
+         TLS_FATAL},
+        {TLSR_CT_ALERT, SSL_R_TLSV1_ALERT_DECODE_ERROR, long_alert, sizeof long_alert, TLS_FATAL},
+        {20, SSL_R_SSLV3_ALERT_UNEXPECTED_MESSAGE, close_notify, sizeof close_notify, TLS_FATAL},
+        {TLSR_CT_ALERT, 0, close_notify, sizeof close_notify, TLS_EOF},
+        {TLSR_CT_ALERT, 0, fatal_alert, sizeof fatal_alert, TLS_FATAL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pair_t *p = calloc(1, sizeof(*p));
+        assert_non_null(p);
+        handshake(p);
+        forger_t f;
+        forger_init(&f, p);
+        /* user_canceled is a warning: the connection goes on. */
+        assert_int_equal(forge(&f, TLSR_CT_ALERT, cancel, sizeof cancel), TLS_AGAIN);
+        long got = forge(&f, (uint8_t)cases[i].type, cases[i].bytes, cases[i].len);
+        if (got != cases[i].want) {
+            fail_msg("case %zu: got %ld", i, got);
+        }
+        if (cases[i].alert != 0) {
+            server_to_client(p);
+            assert_int_equal(client_alert_reason(p), cases[i].alert);
+        } else {
+            assert_int_equal(tls_conn_out_pending(p->tc), 0);
+        }
+        pair_free(p);
+        free(p);
+    }
+    /* Empty application records: a short run is fine, a long one closes. */
+    pair_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    handshake(p);
+    forger_t f;
+    forger_init(&f, p);
+    for (int i = 0; i < 32; i++) {
+        assert_int_equal(forge(&f, TLSR_CT_APP, "", 0), TLS_AGAIN);
+    }
+    assert_int_equal(forge(&f, TLSR_CT_APP, "x", 1), 1);
+    for (int i = 0; i < 32; i++) {
+        assert_int_equal(forge(&f, TLSR_CT_APP, "", 0), TLS_AGAIN);
+    }
+    assert_int_equal(forge(&f, TLSR_CT_APP, "", 0), TLS_FATAL);
+    pair_free(p);
+    free(p);
+}
+
+/* Plaintext of one record handed out in pieces smaller than the record. */
+static void test_record_read_in_small_pieces(void **state)
+{
+    (void)state;
+    pair_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    handshake(p);
+    uint8_t msg[10000];
+    fill(msg, sizeof(msg), 5);
+    assert_int_equal(SSL_write(p->cli, msg, sizeof(msg)), (int)sizeof(msg));
+    uint8_t ct[12000];
+    int n = BIO_read(SSL_get_wbio(p->cli), ct, sizeof(ct));
+    assert_int_equal(tls_conn_feed(p->tc, ct, (size_t)n), 0);
+    uint8_t back[sizeof(msg)];
+    size_t got = 0;
+    long r;
+    while ((r = tls_conn_read(p->tc, back + got, 333)) > 0) {
+        assert_true(r <= 333);
+        got += (size_t)r;
+    }
+    assert_int_equal(r, TLS_AGAIN);
+    assert_int_equal(got, sizeof(msg));
+    assert_memory_equal(back, msg, sizeof(msg));
+    assert_int_equal(tls_conn_staged_bytes(p->tc), 0);
+    pair_free(p);
+    free(p);
+}
+
+/* tls_conn_writev: many small pieces become full records, in order. */
+static void test_writev_fills_records(void **state)
+{
+    (void)state;
+    pair_t *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    handshake(p);
+    static uint8_t data[100000];
+    fill(data, sizeof(data), 9);
+    tls_iov_t iov[1000];
+    for (int i = 0; i < 1000; i++) {
+        iov[i] = (tls_iov_t){data + (size_t)i * 100, 100};
+    }
+    size_t done = 0;
+    unsigned first = 0;
+    while (done < sizeof(data)) {
+        /* Resume where the last call stopped (as conn.c does via outq). */
+        tls_iov_t rest[1000];
+        unsigned k = 0;
+        for (unsigned i = first; i < 1000; i++) {
+            rest[k++] = iov[i];
+        }
+        size_t skip = done - (size_t)first * 100;
+        rest[0].base += skip;
+        rest[0].len -= skip;
+        long w = tls_conn_writev(p->tc, rest, k);
+        assert_true(w > 0);
+        done += (size_t)w;
+        first = (unsigned)(done / 100);
+    }
+    /* 100,000 bytes in ceil(100000 / 16384) = 7 records. */
+    assert_int_equal(tls_conn_out_pending(p->tc),
+                     sizeof(data) + (size_t)7 * (TLSR_HEADER + 1 + TLSR_TAG));
+    server_to_client(p);
+    static uint8_t back[sizeof(data)];
+    assert_int_equal(client_read_all(p, back, sizeof(back)), sizeof(back));
+    assert_memory_equal(back, data, sizeof(data));
+    pair_free(p);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +670,13 @@ int main(void)
         cmocka_unit_test(test_round_trip_random_chunks),
         cmocka_unit_test(test_take_out_in_pieces),
         cmocka_unit_test(test_split_record_and_close_notify),
+        cmocka_unit_test(test_record_mode_per_version_and_suite),
+        cmocka_unit_test(test_key_update_from_client),
+        cmocka_unit_test(test_corrupted_record_closes),
+        cmocka_unit_test(test_huge_length_closes),
+        cmocka_unit_test(test_forged_post_handshake_records),
+        cmocka_unit_test(test_record_read_in_small_pieces),
+        cmocka_unit_test(test_writev_fills_records),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
