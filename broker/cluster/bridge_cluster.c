@@ -243,6 +243,28 @@ void bridge_cluster_health(bridge_t *br, bool *healthy, bool *pub_up)
     *pub_up = any;
 }
 
+redisAsyncContext *bridge_cluster_redirect(bridge_t *br, const redisAsyncContext *from,
+                                           const char *err, size_t len, bool *ask)
+{
+    const rconn_t *rc = from->data;
+    rc_addr_t to;
+    unsigned slot = 0;
+    if (br->stopping || rc == NULL || rc->shard == NULL) {
+        return NULL;
+    }
+    if (rc_parse_redirect(err, len, rc->shard->host, ask, &slot, &to) != 0) {
+        if (len >= 11 && strncmp(err, "CLUSTERDOWN", 11) == 0) {
+            bridge_cluster_refresh_soon(br);
+        }
+        return NULL;
+    }
+    if (!*ask) {
+        bridge_cluster_refresh_soon(br); /* the slot moved for good */
+    }
+    const shard_t *s = find_shard(br->cl, to.host, to.port);
+    return s != NULL && s->pub.ready ? s->pub.ac : NULL;
+}
+
 /* ---- publishes ------------------------------------------------------------------------------- */
 
 /* A publish on its way: kept until its outcome, for MOVED/ASK. */

@@ -38,7 +38,7 @@ static void test_publish_args(void **state)
     op->ttl_ms = 300000;
     assert_int_equal(strlen(op->epoch_new), CHIST_EPOCH_LEN);
     chist_args_t a;
-    chist_build_args(op, SHA, "wsb:", "node-a", "PUBLISH", &a);
+    chist_build_args(op, SHA, "wsb:", "node-a", "PUBLISH", false, &a);
     assert_int_equal(a.argc, 14);
     check_arg(&a, 0, "EVALSHA");
     check_arg(&a, 1, SHA);
@@ -70,7 +70,7 @@ static void test_read_args(void **state)
     op->since_seq = 41;
     strcpy(op->since_epoch, "k3f9");
     chist_args_t a;
-    chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+    chist_build_args(op, SHA, "p:", "n", "PUBLISH", false, &a);
     assert_int_equal(a.argc, 11);
     check_arg(&a, 3, "p:hist:chat.a");
     check_arg(&a, 4, "p:stream:chat.a");
@@ -83,12 +83,12 @@ static void test_read_args(void **state)
     chist_args_free(&a);
     op->mode = CHIST_READ_LAST;
     op->last_n = 7;
-    chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+    chist_build_args(op, SHA, "p:", "n", "PUBLISH", false, &a);
     check_arg(&a, 8, "l");
     check_arg(&a, 10, "7");
     chist_args_free(&a);
     op->mode = CHIST_READ_POSITION;
-    chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+    chist_build_args(op, SHA, "p:", "n", "PUBLISH", false, &a);
     check_arg(&a, 8, "p");
     chist_args_free(&a);
     chist_op_free(op);
@@ -115,7 +115,7 @@ static void test_pattern_args(void **state)
         op->last_n = 3;
         op->cap = 10;
         chist_args_t a;
-        chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+        chist_build_args(op, SHA, "p:", "n", "PUBLISH", false, &a);
         assert_int_equal(a.argc, 11);
         check_arg(&a, 2, "1");
         check_arg(&a, 3, "p:topics");

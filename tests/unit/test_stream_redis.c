@@ -33,8 +33,8 @@ typedef struct {
 
 static void build(const chist_op_t *op, const char *prefix, args_t *a)
 {
-    a->argc =
-        stream_redis_build_args(op, SHA, prefix, "A", "PUBLISH", a->argv, a->argvlen, &a->scratch);
+    a->argc = stream_redis_build_args(op, SHA, prefix, "A", "PUBLISH", false, a->argv, a->argvlen,
+                                      &a->scratch);
 }
 
 static void check_arg(const args_t *a, int i, const char *want)
