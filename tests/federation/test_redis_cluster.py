@@ -50,8 +50,9 @@ def cluster_port(taken: set) -> int:
 class RedisCluster:
     """Six redis-server --cluster-enabled processes joined by redis-cli --cluster create."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra=()):
         self.workdir = workdir
+        self.extra = list(extra)
         taken: set = set()
         self.ports = [cluster_port(taken) for _ in range(6)]
         self.procs: dict[int, subprocess.Popen] = {}
@@ -67,7 +68,7 @@ class RedisCluster:
                  str(NODE_TIMEOUT_MS), "--cluster-replica-validity-factor", "0",
                  "--repl-diskless-sync-delay", "0", "--save", "", "--appendonly", "no",
                  "--daemonize", "no",
-                 "--dir", str(d)],
+                 "--dir", str(d), *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             log.close()
         for p in self.ports:
@@ -466,3 +467,65 @@ def test_cluster_slot_moved_follows_moved_and_resubscribes(redis_cluster, nodes)
 
     run(main(), 60)
     assert b.metric("wsbroker_redis_dropped_total") == 0
+
+
+def test_cluster_topology_read_does_not_stall_the_bridge(tmp_path, node_class):
+    """Reading the topology (CLUSTER SLOTS) runs on the bridge loop, not
+    blocking it: with a slot served by no master (require-full-coverage off)
+    every refresh, every 200 ms, goes on to the seeds, twenty of which accept
+    and never answer. Messages still cross from B to C one after the other
+    at once; a blocking read stalled both bridges 500 ms per hung seed."""
+    hung = []
+    started = []
+    rc = None
+    try:
+        for _ in range(20):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            s.listen(1024)  # the kernel completes the handshakes; nobody answers
+            hung.append(s)
+        rc = RedisCluster(tmp_path, ["--cluster-require-full-coverage", "no"])  # ports not hung's
+        rc.start()
+        seeds = ",".join([f"127.0.0.1:{rc.ports[0]}"] +
+                         [f"127.0.0.1:{s.getsockname()[1]}" for s in hung])
+        for name in "BC":
+            node = node_class(tmp_path, ["--redis-cluster", seeds, "--node-id", name,
+                                         "--sys-conn-events", "false",
+                                         "--sys-stats-interval", "0"], name)
+            started.append(node)
+            node.start()
+        for node in started:
+            wait_for(lambda node=node: node.health().get("redis") == "ok", 15.0, 0.05,
+                     f"node {node.name} connected to the redis cluster")
+        b, c = started
+        topic = "rc.live"
+
+        async def main():
+            sub = await connect(c.ws_url)
+            await subscribe(sub, topic, 1)
+            master = rc.master_of(chan(topic))
+            wait_for(lambda: rc.shardnumsub(master, chan(topic)) == 1, 15.0, 0.05,
+                     "C subscribed")
+            # One slot (not the topic's) loses its master on every node's view.
+            orphan = (rc.keyslot(chan(topic)) + 1) % 16384
+            for p in rc.ports:
+                rc.client(p).execute_command("CLUSTER", "DELSLOTS", orphan)
+            for node in started:  # they read the incomplete topology: refreshes go to the seeds
+                wait_for(lambda node=node: node.health().get("redis") == "degraded", 30.0, 0.05,
+                         f"node {node.name} sees a slot without a master")
+            pub = await connect(b.ws_url)
+            for i in range(5):
+                await send_json(pub, {"type": "publish", "topic": topic, "data": i})
+                m = await recv_json(sub, 3)
+                assert m["type"] == "message" and m["data"] == i, m
+            for ws in (sub, pub):
+                await ws.close()
+
+        run(main(), 90)
+    finally:
+        failures = stop_all(started)
+        if rc is not None:
+            rc.stop()
+        for s in hung:
+            s.close()
+    assert not failures, failures

@@ -133,8 +133,8 @@ def test_cluster_stream_reads_across_nodes(redis_cluster, nodes):
 def test_cluster_master_killed_during_history_writes_recovery_has_no_duplicates(
         redis_cluster, nodes):
     """A master dies while node B writes history to one of its topics: the
-    publishes in flight and those made before the replica is promoted are
-    refused (`unavailable`), never applied twice; then writes resume on the
+    publish in flight (applied or not) and those made before the replica is
+    promoted are refused (`unavailable`), never applied twice; then writes resume on the
     promoted replica in the same epoch, and a recovery from seq 0 on another
     node replays each acknowledged message at most once, in seq order.
     Acknowledged writes the dead master had not yet replicated are lost
@@ -181,6 +181,9 @@ def test_cluster_master_killed_during_history_writes_recovery_has_no_duplicates(
     assert not errors, errors
     assert refused, "the kill refused nothing: it did not hit the writes"
     redis_cluster.wait_ok()
+    for node in (a, b, c):  # every broker follows the promoted replica
+        wait_for(lambda node=node: node.health().get("redis") == "ok", 30.0, 0.05,
+                 f"node {node.name} on the new topology")
     last_seq = max(acked.values())
     back = a.raw_ws()
     ack = ack_of(back, {"type": "subscribe", "topic": topic, "id": 9,
@@ -190,7 +193,9 @@ def test_cluster_master_killed_during_history_writes_recovery_has_no_duplicates(
     assert [m["seq"] for m in replay] == list(range(1, ack["seq"] + 1))
     data = [m["data"]["i"] for m in replay]
     assert len(data) == len(set(data)), "a publish was applied twice"
-    assert not set(data) & set(refused), "a refused publish was applied"
+    # The one publish in flight when the master died was refused; its script
+    # may or may not have run (and been replicated). No later refused one ran.
+    assert set(data) & set(refused) <= {refused[0]}, "a refused publish was applied"
     assert data == sorted(data), "per-publisher order broken"
     lost = sorted(set(acked) - set(data))
     # Everything acknowledged after the failover is there.
