@@ -61,6 +61,26 @@ static void test_publish_args(void **state)
     chist_op_free(op);
 }
 
+/* On a Redis Cluster the topic is the hash tag of both keys and the
+ * channel, and no topic index is named (another slot). */
+static void test_cluster_publish_args(void **state)
+{
+    (void)state;
+    chist_op_t *op = chist_op_alloc(CHIST_PUBLISH, (wsb_str_t){"a.}b", 4}, (wsb_str_t){"1", 1});
+    op->size = 10;
+    chist_args_t a;
+    chist_build_args(op, SHA, "wsb:", "n", "SPUBLISH", true, &a);
+    assert_int_equal(a.argc, 14);
+    check_arg(&a, 3, "wsb:{a.%7Db}hist");
+    check_arg(&a, 4, "wsb:{a.%7Db}stream");
+    check_arg(&a, 5, "wsb:{a.%7Db}");
+    check_arg(&a, 11, "SPUBLISH");
+    check_arg(&a, 12, "");
+    check_arg(&a, 13, "a.}b");
+    chist_args_free(&a);
+    chist_op_free(op);
+}
+
 static void test_read_args(void **state)
 {
     (void)state;
@@ -353,6 +373,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publish_args),
+        cmocka_unit_test(test_cluster_publish_args),
         cmocka_unit_test(test_read_args),
         cmocka_unit_test(test_pattern_args),
         cmocka_unit_test(test_pattern_reply),
