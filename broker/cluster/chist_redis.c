@@ -926,7 +926,20 @@ void chist_redis_shard_up(chist_redis_t *hr, redisAsyncContext *ac)
 
 void chist_redis_sub_lost(chist_redis_t *hr)
 {
-    fail_list(hr, &hr->waiting);
+    /* Only the reads whose channel's connection is gone fail: on a Redis
+     * Cluster the other masters' subscriber connections are still up. */
+    chist_op_t **pp = &hr->waiting;
+    char chan[CHIST_NAME_MAX];
+    while (*pp != NULL) {
+        chist_op_t *op = *pp;
+        size_t n = op_channel(hr, op, chan);
+        if (hr->channel_state_cb(hr->channel_state_data, chan, n) < 0) {
+            *pp = op->next;
+            complete(hr, op, -1);
+        } else {
+            pp = &op->next;
+        }
+    }
 }
 
 void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len)

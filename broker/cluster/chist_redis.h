@@ -173,7 +173,9 @@ void chist_redis_set_cluster(chist_redis_t *hr, chist_route_cb route, chist_redi
  * scripts are loaded on it before anything else is sent there. */
 void chist_redis_shard_up(chist_redis_t *hr, struct redisAsyncContext *ac);
 
-/* The subscribed connection was lost: reads waiting for a SUBSCRIBE fail. */
+/* A subscribed connection was lost: reads waiting for a SUBSCRIBE on it
+ * fail (those whose channel_state_cb now says -1; on a Redis Cluster the
+ * reads waiting on the other masters keep waiting). */
 void chist_redis_sub_lost(chist_redis_t *hr);
 
 /* Redis confirmed SUBSCRIBE of channel `name`: reads waiting for it go. */

@@ -8,6 +8,8 @@ stream reads across nodes, and a master killed while history is written."""
 from __future__ import annotations
 
 import json
+import os
+import signal as sig
 import threading
 import time
 
@@ -216,4 +218,38 @@ def test_cluster_master_killed_during_history_writes_recovery_has_no_duplicates(
           f"(unavailable) over {gap_ms:.0f} ms, {len(lost)} acknowledged lost "
           f"(not replicated), cluster-node-timeout {NODE_TIMEOUT_MS} ms")
     for w in (sub, back):
+        w.close()
+
+
+def test_cluster_read_waiting_on_one_master_survives_another_masters_loss(redis_cluster, nodes):
+    """A `since` read waits for its channel's SSUBSCRIBE on master X (held up:
+    X is stopped for a moment) while master Y dies: the read is X's business
+    only, so it is answered from Redis once X answers, not refused because
+    the subscriber connection to Y was lost."""
+    _, b, c = nodes(3, *RULES)
+    topics = history_topics(redis_cluster, 1)
+    by_master = {m: t for t, m in topics.items()}
+    x, y = sorted(by_master)[:2]
+    topic = by_master[x]
+    pb = b.raw_ws()
+    publish_many(pb, topic, [{"i": i} for i in range(3)])
+    epoch = ack_of(pb, {"type": "subscribe", "topic": topic, "id": 50})["epoch"]
+    sub = c.raw_ws()
+    wanted = c.metric("wsbroker_redis_subscriptions")
+    os.kill(redis_cluster.procs[x].pid, sig.SIGSTOP)
+    try:
+        sub.send_json({"type": "subscribe", "topic": topic, "id": 1,
+                       "since": {"epoch": epoch, "seq": 1}})
+        wait_for(lambda: c.metric("wsbroker_redis_subscriptions") > wanted, 10.0, 0.005,
+                 "C wants the topic's channel (its SSUBSCRIBE waits on the stopped master)")
+        redis_cluster.kill(y)
+        wait_for(lambda: c.health().get("redis") == "degraded", 10.0, 0.005,
+                 "C lost its connections to the killed master")
+    finally:
+        os.kill(redis_cluster.procs[x].pid, sig.SIGCONT)
+    m = sub.recv_json(timeout=15)
+    assert m == {"type": "ack", "id": 1, "seq": 3, "epoch": epoch, "recovered": True}, m
+    got = messages(sub, 2)
+    assert [g["seq"] for g in got] == [2, 3], got
+    for w in (pb, sub):
         w.close()
