@@ -7,6 +7,9 @@
  *   P hist: T    a hash {e: epoch, s: last seq}
  *   P stream: T  a stream, entry id "<seq>-0", fields t (Redis time, ms) and
  *                e (the envelope, bridge_redis.h, with "epoch")
+ * On a Redis Cluster they are P{T}hist and P{T}stream, and the channel
+ * P{T} (T escaped as redis_cluster.h's rc_tag_name says): one slot, whose
+ * master runs the scripts (chist_redis_set_cluster).
  *
  * Two Lua scripts, loaded with SCRIPT LOAD whenever the publishing connection
  * (re)connects and run with EVALSHA:
