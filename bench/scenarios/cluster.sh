@@ -6,10 +6,13 @@
 # holds the same 1,000 subscriptions on node C, so every message crosses Redis
 # to two nodes. MODE=single (one redis-server, redis.url) or MODE=cluster
 # (6 redis-server --cluster-enabled + redis-cli --cluster create,
-# redis.cluster). Broker CPU is node B's. Needs Debian's redis-server/redis-cli.
+# redis.cluster). HISTORY=1: every topic has a history rule (size 100), so
+# each publish is a Lua script on the topic's (slot's) master instead of a
+# PUBLISH. Broker CPU is node B's. Needs Debian's redis-server/redis-cli.
 source "$(dirname "$0")/lib.sh"
 MODE=${MODE:-cluster}
 DURATION=${DURATION:-10}
+HISTORY=${HISTORY:-0}
 REDIS_PIDS=()
 NODE_PIDS=()
 stop_all() {
@@ -68,6 +71,9 @@ else
   p=$(free_port)
   start_redis "$p"
   REDIS_ARGS=(--redis-url "redis://127.0.0.1:$p")
+fi
+if [ "$HISTORY" = 1 ]; then
+  REDIS_ARGS+=(--history '[{"pattern": "bench.>", "size": 100}]')
 fi
 start_node() { # name -> prints its ws URL
   local name=$1

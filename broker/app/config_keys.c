@@ -341,8 +341,9 @@ const key_def_t config_keys[] = {
     LIST_KEY("redis.cluster", redis_cluster, "", "HOST:PORT,...", is_redis_cluster,
              "\"\" (off) or a comma-separated list of up to 64 host:port seed nodes",
              "Redis Cluster seed nodes (instead of redis.url): the topology comes from CLUSTER "
-             "SLOTS; each topic's channel goes to its slot's master with SSUBSCRIBE/SPUBLISH; "
-             "wildcard subscriptions, history and streams are refused"),
+             "SLOTS; each topic's channel <prefix>{topic} goes to its slot's master with "
+             "SSUBSCRIBE/SPUBLISH, its history and stream keys in the same slot; wildcard "
+             "subscriptions are refused"),
     /* RESP ingress */
     STRING_KEY("resp.host", resp_host, "127.0.0.1", "ADDR", is_address,
                "an address such as 127.0.0.1, 0.0.0.0 or ::", "address of the RESP listener"),

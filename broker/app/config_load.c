@@ -633,11 +633,6 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
         abort();
     }
     int rules_rc = topic_rules_parse(cfg->topics, cfg->history, rules, err, errlen);
-    bool keeps_history = false, has_stream = false;
-    for (unsigned i = 0; rules_rc == 0 && i < rules->n; i++) {
-        keeps_history = keeps_history || rules->rules[i].has_history;
-        has_stream = has_stream || rules->rules[i].has_stream;
-    }
     free(rules);
     if (rules_rc != 0) {
         return CONFIG_ERROR;
@@ -651,16 +646,8 @@ static config_result_t check_relations(const config_t *cfg, char *err, size_t er
                 "server), got both");
         return CONFIG_ERROR;
     }
-    /* Clustered history and streams run Lua scripts over several keys per
-     * topic on one server; on a Redis Cluster they are not supported (yet). */
-    if (cfg->redis_cluster[0] != '\0' && (keeps_history || has_stream)) {
-        set_err(err, errlen,
-                "redis.cluster: %s not supported on a Redis Cluster; use redis.url (one Redis "
-                "server) or remove the %s",
-                keeps_history ? "history (a topic rule with history) is" : "streams are",
-                keeps_history ? "history rules" : "stream rules");
-        return CONFIG_ERROR;
-    }
+    /* On a Redis Cluster, history and streams work too: every key and the
+     * channel of one topic (or stream rule) carry one hash tag (PROTOCOL 13.4). */
     /* With redis.url, history lives in Redis (chist_redis.h). */
     if (cfg->echo_path[0] != '\0' && strcmp(cfg->echo_path, cfg->ws_path) == 0) {
         set_err(err, errlen, "echo_path: expected a path other than ws_path, got \"%s\"",

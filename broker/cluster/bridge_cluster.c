@@ -3,11 +3,15 @@
  * each shard channel subscribed and published on its slot's master, MOVED
  * and ASK followed, the topology refreshed on errors and on a timer.
  *
- * Topology queries are blocking commands on the bridge thread with short
- * timeouts (connect 300 ms, reply 500 ms per node): they happen every
- * CLUSTER_REFRESH_MS while all is well, every CLUSTER_RETRY_MS while a master
- * is unreachable, and the bridge thread only talks to Redis. */
+ * Topology queries are asynchronous on the bridge loop (hiredis async, as
+ * the bridge's other connections): one node at a time, each with its own
+ * connection and a PROBE_TIMEOUT_MS deadline, so a hung node costs the
+ * refresh time but never stalls publishes and subscriptions. They happen
+ * every CLUSTER_REFRESH_MS while all is well, every CLUSTER_RETRY_MS while a
+ * master is unreachable or after a MOVED.
+ */
 #include "cluster/bridge_internal.h"
+#include "cluster/bridge_sub.h"
 #include "cluster/redis_cluster.h"
 #include "shared/log.h"
 
@@ -15,11 +19,11 @@
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #define CLUSTER_REFRESH_MS 5000 /* a healthy cluster's topology is read again this often */
 #define CLUSTER_RETRY_MS   200  /* ... and this often while a master is down or after a MOVED */
 #define REDIRECT_HOPS_MAX  3
+#define PROBE_TIMEOUT_MS   800 /* one node's connect + CLUSTER SLOTS reply */
 
 struct bcluster_s {
     rc_addr_t seeds[RC_MAX_NODES];
@@ -32,6 +36,14 @@ struct bcluster_s {
     bool known;    /* a topology was applied */
     bool complete; /* ... and it serves every slot */
     bool soon;     /* a refresh is due within CLUSTER_RETRY_MS */
+    /* The refresh in progress: the nodes to ask in turn, and the one asked. */
+    bool probing;
+    bool again; /* a refresh was asked for meanwhile: one more follows */
+    rc_addr_t cand[2 * RC_MAX_NODES];
+    unsigned ncand, next;
+    int best;                    /* the most slots a node served this round */
+    redisAsyncContext *probe_ac; /* the node asked now, or NULL */
+    uv_timer_t probe_timer;      /* its deadline */
 };
 
 /* ---- shards ------------------------------------------------------------------------------ */
@@ -80,41 +92,8 @@ static shard_t *find_shard(const bcluster_t *cl, const char *host, unsigned port
 
 /* ---- topology ------------------------------------------------------------------------------ */
 
-/* CLUSTER SLOTS from one node into cl->topo: the slots it serves, or -1. */
-static int query_node(bridge_t *br, const rc_addr_t *a)
-{
-    struct timeval connect_tv = {0, 300000}, reply_tv = {0, 500000};
-    redisContext *c = redisConnectWithTimeout(a->host, (int)a->port, connect_tv);
-    if (c == NULL || c->err) {
-        if (c != NULL) {
-            redisFree(c);
-        }
-        return -1;
-    }
-    int served = -1;
-    (void)redisSetTimeout(c, reply_tv);
-    redisReply *r = NULL;
-    if (br->cfg.password != NULL) {
-        r = br->cfg.user != NULL ? redisCommand(c, "AUTH %s %s", br->cfg.user, br->cfg.password)
-                                 : redisCommand(c, "AUTH %s", br->cfg.password);
-        bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-        r = NULL;
-        if (!ok) {
-            goto done;
-        }
-    }
-    r = redisCommand(c, "CLUSTER SLOTS");
-    served = rc_parse_slots(r, a->host, &br->cl->topo);
-    if (served < 0 && r != NULL && r->type == REDIS_REPLY_ERROR) {
-        log_warn("redis cluster: CLUSTER SLOTS refused", "host=%s port=%u err=%s", a->host, a->port,
-                 log_quote(r->str));
-    }
-done:
-    freeReplyObject(r);
-    redisFree(c);
-    return served;
-}
+static void refresh_start(bridge_t *br);
+static void on_refresh_timer(uv_timer_t *t);
 
 /* Makes cl->topo the topology in use: new masters get a connection pair,
  * masters no longer named are closed (their channels are subscribed again
@@ -164,55 +143,152 @@ static void apply_topology(bridge_t *br, bool complete)
     bridge_update_health(br);
 }
 
-/* Asks the masters in use, then the seeds, until one answers. */
-static void refresh_now(bridge_t *br)
+static void probe_next(bridge_t *br);
+
+/* The round ended: the next refresh is scheduled by how it went. */
+static void probe_finish(bridge_t *br)
 {
     bcluster_t *cl = br->cl;
-    unsigned ncand = 0;
-    rc_addr_t *cand = xmalloc((cl->nshards + cl->nseeds) * sizeof(rc_addr_t) + 1);
-    for (unsigned i = 0; i < cl->nshards; i++) {
-        if (cl->shards[i]->pub.ready) { /* a master that is up answers best */
-            memcpy(cand[ncand].host, cl->shards[i]->host, strlen(cl->shards[i]->host) + 1);
-            cand[ncand++].port = cl->shards[i]->port;
-        }
+    cl->probing = false;
+    if (br->stopping) {
+        return;
     }
-    memcpy(cand + ncand, cl->seeds, cl->nseeds * sizeof(rc_addr_t));
-    ncand += cl->nseeds;
-    int best = -1;
-    for (unsigned i = 0; i < ncand && best < RC_SLOTS; i++) {
-        int served = query_node(br, &cand[i]);
-        if (served > best) {
-            best = served;
-            if (served == RC_SLOTS || served > 0) {
-                apply_topology(br, served == RC_SLOTS);
-            }
-        }
-    }
-    free(cand);
-    if (best <= 0 && !br->stopping) {
+    if (cl->best <= 0) {
         log_warn("redis cluster: no node answered CLUSTER SLOTS", "seeds=%u", cl->nseeds);
     }
+    if (cl->again) {
+        cl->again = false;
+        refresh_start(br);
+        return;
+    }
+    if (!cl->soon) {
+        bool healthy = atomic_load_explicit(&br->healthy, memory_order_acquire) != 0;
+        uv_timer_start(&cl->refresh, on_refresh_timer,
+                       healthy ? CLUSTER_REFRESH_MS : CLUSTER_RETRY_MS, 0);
+    }
+}
+
+/* The asked node's CLUSTER SLOTS reply (NULL: it could not be reached, or
+ * its deadline passed). */
+static void on_probe_slots(redisAsyncContext *ac, void *r, void *privdata)
+{
+    bridge_t *br = privdata;
+    bcluster_t *cl = br->cl;
+    if (cl == NULL || cl->probe_ac != ac) {
+        return; /* a node given up on (deadline, stop): freed by whoever did */
+    }
+    uv_timer_stop(&cl->probe_timer);
+    cl->probe_ac = NULL;
+    const rc_addr_t *a = &cl->cand[cl->next - 1];
+    redisReply *reply = r;
+    int served = rc_parse_slots(reply, a->host, &cl->topo);
+    if (served < 0 && reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        log_warn("redis cluster: CLUSTER SLOTS refused", "host=%s port=%u err=%s", a->host, a->port,
+                 log_quote(reply->str));
+    }
+    if (reply != NULL) {
+        redisAsyncDisconnect(ac); /* once this callback returned */
+    }
+    if (served > cl->best && !br->stopping) {
+        cl->best = served;
+        if (served > 0) {
+            apply_topology(br, served == RC_SLOTS);
+        }
+    }
+    probe_next(br);
+}
+
+static void on_probe_timeout(uv_timer_t *t)
+{
+    bridge_t *br = t->data;
+    bcluster_t *cl = br->cl;
+    redisAsyncContext *ac = cl->probe_ac;
+    if (ac == NULL) {
+        return;
+    }
+    const rc_addr_t *a = &cl->cand[cl->next - 1];
+    log_debug("redis cluster: CLUSTER SLOTS timed out", "host=%s port=%u", a->host, a->port);
+    cl->probe_ac = NULL;
+    redisAsyncFree(ac); /* its callback sees a node given up on */
+    probe_next(br);
+}
+
+/* Asks the next candidate, until one served every slot or none is left. */
+static void probe_next(bridge_t *br)
+{
+    bcluster_t *cl = br->cl;
+    while (!br->stopping && cl->next < cl->ncand && cl->best < RC_SLOTS) {
+        const rc_addr_t *a = &cl->cand[cl->next++];
+        redisAsyncContext *ac = redisAsyncConnect(a->host, (int)a->port);
+        if (ac == NULL || ac->err || bridge_sub_attach_async(ac, &br->loop) != 0) {
+            if (ac != NULL) {
+                redisAsyncFree(ac);
+            }
+            continue;
+        }
+        if (br->cfg.password != NULL) {
+            /* A refused AUTH makes CLUSTER SLOTS fail (NOAUTH): no callback needed. */
+            if (br->cfg.user != NULL) {
+                (void)redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", br->cfg.user,
+                                        br->cfg.password);
+            } else {
+                (void)redisAsyncCommand(ac, NULL, NULL, "AUTH %s", br->cfg.password);
+            }
+        }
+        cl->probe_ac = ac;
+        if (redisAsyncCommand(ac, on_probe_slots, br, "CLUSTER SLOTS") != REDIS_OK) {
+            cl->probe_ac = NULL;
+            redisAsyncFree(ac);
+            continue;
+        }
+        uv_timer_start(&cl->probe_timer, on_probe_timeout, PROBE_TIMEOUT_MS, 0);
+        return; /* on_probe_slots or on_probe_timeout goes on */
+    }
+    probe_finish(br);
+}
+
+/* Starts a round: the masters in use (a master that is up answers best),
+ * then the seeds, asked in turn until one serves every slot. A round in
+ * progress is followed by another instead. */
+static void refresh_start(bridge_t *br)
+{
+    bcluster_t *cl = br->cl;
+    if (br->stopping) {
+        return;
+    }
+    if (cl->probing) {
+        cl->again = true;
+        return;
+    }
+    cl->probing = true;
+    cl->ncand = 0;
+    cl->next = 0;
+    cl->best = -1;
+    for (unsigned i = 0; i < cl->nshards; i++) {
+        if (cl->shards[i]->pub.ready) {
+            rc_addr_t *c = &cl->cand[cl->ncand++];
+            memcpy(c->host, cl->shards[i]->host, strlen(cl->shards[i]->host) + 1);
+            c->port = cl->shards[i]->port;
+        }
+    }
+    memcpy(cl->cand + cl->ncand, cl->seeds, cl->nseeds * sizeof(rc_addr_t));
+    cl->ncand += cl->nseeds;
+    probe_next(br);
 }
 
 static void on_refresh_timer(uv_timer_t *t)
 {
     bridge_t *br = t->data;
-    bcluster_t *cl = br->cl;
     if (br->stopping) {
         return;
     }
-    cl->soon = false;
-    refresh_now(br);
-    bool healthy = atomic_load_explicit(&br->healthy, memory_order_acquire) != 0;
-    uv_timer_start(&cl->refresh, on_refresh_timer, healthy ? CLUSTER_REFRESH_MS : CLUSTER_RETRY_MS,
-                   0);
+    br->cl->soon = false;
+    refresh_start(br);
 }
 
 void bridge_cluster_refresh_now(bridge_t *br)
 {
-    if (!br->stopping) {
-        refresh_now(br);
-    }
+    refresh_start(br);
 }
 
 void bridge_cluster_refresh_soon(bridge_t *br)
@@ -241,6 +317,28 @@ void bridge_cluster_health(bridge_t *br, bool *healthy, bool *pub_up)
     }
     *healthy = all;
     *pub_up = any;
+}
+
+redisAsyncContext *bridge_cluster_redirect(bridge_t *br, const redisAsyncContext *from,
+                                           const char *err, size_t len, bool *ask)
+{
+    const rconn_t *rc = from->data;
+    rc_addr_t to;
+    unsigned slot = 0;
+    if (br->stopping || rc == NULL || rc->shard == NULL) {
+        return NULL;
+    }
+    if (rc_parse_redirect(err, len, rc->shard->host, ask, &slot, &to) != 0) {
+        if (len >= 11 && strncmp(err, "CLUSTERDOWN", 11) == 0) {
+            bridge_cluster_refresh_soon(br);
+        }
+        return NULL;
+    }
+    if (!*ask) {
+        bridge_cluster_refresh_soon(br); /* the slot moved for good */
+    }
+    const shard_t *s = find_shard(br->cl, to.host, to.port);
+    return s != NULL && s->pub.ready ? s->pub.ac : NULL;
 }
 
 /* ---- publishes ------------------------------------------------------------------------------- */
@@ -342,15 +440,14 @@ bcluster_t *bridge_cluster_new(bridge_t *br)
     cl->nseeds = (unsigned)n;
     uv_timer_init(&br->loop, &cl->refresh);
     cl->refresh.data = br;
+    uv_timer_init(&br->loop, &cl->probe_timer);
+    cl->probe_timer.data = br;
     return cl;
 }
 
 void bridge_cluster_start(bridge_t *br)
 {
-    refresh_now(br);
-    bool healthy = atomic_load_explicit(&br->healthy, memory_order_acquire) != 0;
-    uv_timer_start(&br->cl->refresh, on_refresh_timer,
-                   healthy ? CLUSTER_REFRESH_MS : CLUSTER_RETRY_MS, 0);
+    refresh_start(br); /* schedules the next one when it ends */
 }
 
 static void on_refresh_closed(uv_handle_t *h)
@@ -363,6 +460,13 @@ void bridge_cluster_stop(bridge_t *br)
     bcluster_t *cl = br->cl;
     uv_timer_stop(&cl->refresh);
     uv_close((uv_handle_t *)&cl->refresh, on_refresh_closed);
+    uv_timer_stop(&cl->probe_timer);
+    uv_close((uv_handle_t *)&cl->probe_timer, on_refresh_closed);
+    if (cl->probe_ac != NULL) {
+        redisAsyncContext *ac = cl->probe_ac;
+        cl->probe_ac = NULL;
+        redisAsyncFree(ac); /* its callback sees a node given up on */
+    }
     for (unsigned i = 0; i < cl->nshards; i++) {
         shard_close(cl->shards[i]);
     }

@@ -118,6 +118,8 @@ void bridge_set_ready(rconn_t *rc)
     rc->backoff_ms = BACKOFF_MIN_MS;
     if (rc->is_sub) {
         bridge_mark_shard(br, NULL, false); /* (re)subscribe everything wanted */
+    } else if (br->hr != NULL && rc->shard != NULL) {
+        chist_redis_shard_up(br->hr, rc->ac); /* clustered history hook: scripts on this master */
     } else if (br->hr != NULL) {
         chist_redis_set_pub(br->hr, rc->ac); /* clustered history hook: load the scripts */
     }
@@ -188,8 +190,10 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     rc->ac = NULL;
     rc->connected = false;
     rc->ready = false;
-    if (br->hr != NULL) {
-        chist_redis_set_pub(br->hr, NULL); /* clustered history hook: what waited on it fails */
+    if (br->hr != NULL && rc->shard == NULL) {
+        /* clustered history hook: what waited on it fails (on a Redis
+         * Cluster each op in flight fails with its own master's connection) */
+        chist_redis_set_pub(br->hr, NULL);
     }
     bridge_update_health(br);
     schedule_retry(rc);

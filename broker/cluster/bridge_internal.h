@@ -190,9 +190,17 @@ void bridge_cluster_free(bridge_t *br);
 /* The master that serves `slot` now, or NULL when none is known. */
 shard_t *bridge_cluster_shard(bridge_t *br, unsigned slot);
 
-/* Reads the topology now (blocking, bounded by short timeouts): a slot
- * moved away from a master that dropped our subscription. */
+/* Reads the topology now (asynchronously, on the bridge loop; a round in
+ * progress is followed by another): a slot moved away from a master that
+ * dropped our subscription. */
 void bridge_cluster_refresh_now(bridge_t *br);
+
+/* A MOVED or ASK error reply `err` to a command sent on `from` (a shard's
+ * publishing connection): the publishing connection of the master it names
+ * when that one is ready (*ask set for an ASK), else NULL. A MOVED or a
+ * CLUSTERDOWN also asks for a topology refresh soon. */
+redisAsyncContext *bridge_cluster_redirect(bridge_t *br, const redisAsyncContext *from,
+                                           const char *err, size_t len, bool *ask);
 
 /* Asks for a topology refresh soon (a connection lost, a MOVED). */
 void bridge_cluster_refresh_soon(bridge_t *br);

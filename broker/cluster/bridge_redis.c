@@ -55,6 +55,37 @@ size_t bridge_redis_name(const char *prefix, const char *pattern, size_t len, ch
     return n;
 }
 
+/* The Redis name of a topic or pattern on this bridge: bridge_redis_name()
+ * with one server. On a Redis Cluster a topic's channel carries a hash tag
+ * (rc_tag_name): <prefix>{T}, or <prefix>{R}T for a topic of stream rule R,
+ * so that it is in the slot of the keys its history or stream script
+ * touches (a script's SPUBLISH must be). The node's own buses, " admin" and
+ * " presence" (a space: never in a topic), keep their names. Any thread:
+ * the rules do not change after start. */
+static size_t chan_name(const bridge_t *br, const char *pattern, size_t len, char *out,
+                        bool *is_glob)
+{
+    if (br->cfg.cluster == NULL || memchr(pattern, ' ', len) != NULL ||
+        wsb_topic_is_pattern(pattern, len)) {
+        return bridge_redis_name(br->cfg.prefix, pattern, len, out, is_glob);
+    }
+    *is_glob = false;
+    const topic_rules_t *rules = br->core->topic_rules;
+    const topic_rule_t *r =
+        rules != NULL ? topic_rules_match(rules, (wsb_str_t){pattern, len}) : NULL;
+    if (r != NULL && r->has_stream) {
+        return rc_tag_name(out, br->cfg.prefix, r->pattern, r->pattern_len, pattern, len);
+    }
+    return rc_tag_name(out, br->cfg.prefix, pattern, len, "", 0);
+}
+
+/* chist_redis's name callback (chist_name_fn). */
+static size_t chist_chan_name(void *user_data, const char *pattern, size_t len, char *out,
+                              bool *is_glob)
+{
+    return chan_name(user_data, pattern, len, out, is_glob);
+}
+
 /* ---- channel table ------------------------------------------------------------------------ */
 
 static uint32_t hash_name(const char *s, size_t len, bool glob)
@@ -185,9 +216,9 @@ static void chan_interest(bridge_t *br, const char *pattern, size_t len, int del
     if (atomic_load_explicit(&br->stop_requested, memory_order_acquire)) {
         return;
     }
-    char name[2 * WSB_TOPIC_MAX_LEN + 80];
+    char name[CHIST_NAME_MAX];
     bool glob = false;
-    size_t n = bridge_redis_name(br->cfg.prefix, pattern, len, name, &glob);
+    size_t n = chan_name(br, pattern, len, name, &glob);
     pthread_mutex_lock(&br->lock);
     chan_t **slot = chan_slot(br, name, n, glob);
     chan_t *c = *slot;
@@ -459,11 +490,22 @@ static void queue_message(bridge_t *br, wsb_str_t topic, uint64_t seq, wsb_str_t
         }
         return;
     }
-    pub_item_t *it = xmalloc(sizeof(*it) + br->prefix_len + chan_len + env_cap);
-    *it = head;
-    memcpy(it->bytes, br->cfg.prefix, br->prefix_len);
-    memcpy(it->bytes + br->prefix_len, topic.p, chan_len);
-    it->chan_len = (uint32_t)(br->prefix_len + chan_len);
+    pub_item_t *it;
+    if (br->cfg.cluster != NULL) {
+        char name[CHIST_NAME_MAX];
+        bool glob = false;
+        size_t n = chan_name(br, topic.p, chan_len, name, &glob);
+        it = xmalloc(sizeof(*it) + n + env_cap);
+        *it = head;
+        memcpy(it->bytes, name, n);
+        it->chan_len = (uint32_t)n;
+    } else {
+        it = xmalloc(sizeof(*it) + br->prefix_len + chan_len + env_cap);
+        *it = head;
+        memcpy(it->bytes, br->cfg.prefix, br->prefix_len);
+        memcpy(it->bytes + br->prefix_len, topic.p, chan_len);
+        it->chan_len = (uint32_t)(br->prefix_len + chan_len);
+    }
     size_t len = envelope_encode(it->bytes + it->chan_len, br->cfg.node_id, topic, seq, from_json,
                                  reply_to, data_json);
     it->env_len = (uint32_t)len;
@@ -770,6 +812,20 @@ static void on_stop(uv_async_t *a)
 
 static int channel_state(void *user_data, const char *name, size_t len);
 
+/* Redis Cluster: chist_redis's routes (chist_redis.h). */
+static redisAsyncContext *chist_route(void *user_data, unsigned slot)
+{
+    bridge_t *br = user_data;
+    const shard_t *s = br->stopping ? NULL : bridge_cluster_shard(br, slot);
+    return s != NULL && s->pub.ready ? s->pub.ac : NULL;
+}
+
+static redisAsyncContext *chist_redirect(void *user_data, redisAsyncContext *from, const char *err,
+                                         size_t len, bool *ask)
+{
+    return bridge_cluster_redirect(user_data, from, err, len, ask);
+}
+
 static void *bridge_main(void *arg)
 {
     bridge_t *br = arg;
@@ -830,11 +886,15 @@ bridge_t *bridge_new(const bridge_config_t *cfg, core_t *core)
     br->stop_async.data = br;
     if (cfg->clustered_history) {
         /* The script publishes the way send_publish does in this mode. */
-        const char *cmd = !cfg->sharded           ? "PUBLISH"
-                          : cfg->sharded_patterns ? "SPUBLISH+PUBLISH"
-                                                  : "SPUBLISH";
+        const char *cmd = cfg->cluster != NULL || (cfg->sharded && !cfg->sharded_patterns)
+                              ? "SPUBLISH"
+                          : cfg->sharded ? "SPUBLISH+PUBLISH"
+                                         : "PUBLISH";
         br->hr = chist_redis_new(cfg->prefix, cfg->node_id, cmd, cfg->queue_size, &br->wake,
-                                 channel_state, bridge_redis_name, br);
+                                 channel_state, chist_chan_name, br);
+        if (cfg->cluster != NULL) {
+            chist_redis_set_cluster(br->hr, chist_route, chist_redirect);
+        }
     }
     /* Replies to this node's requests come on one channel of its own (an
      * exact channel: SUBSCRIBE, or SSUBSCRIBE when sharded), whatever its
@@ -992,7 +1052,13 @@ void bridge_plug(bridge_t *br, core_t *core)
 static int channel_state(void *user_data, const char *name, size_t len)
 {
     bridge_t *br = user_data;
-    if (!br->sub.ready) {
+    if (br->cl != NULL) {
+        /* Redis Cluster: the channel's master's subscriber connection. */
+        const shard_t *s = bridge_cluster_shard(br, rc_keyslot(name, len));
+        if (s == NULL || !s->sub.ready) {
+            return -1;
+        }
+    } else if (!br->sub.ready) {
         return -1;
     }
     pthread_mutex_lock(&br->lock);

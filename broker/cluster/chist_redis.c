@@ -2,6 +2,7 @@
 #include "cluster/chist_redis.h"
 
 #include "cluster/envelope.h"
+#include "cluster/redis_cluster.h"
 #include "cluster/stream_redis.h"
 #include "core/chist.h"
 #include "core/xqueue.h"
@@ -65,7 +66,7 @@ const char chist_publish_script[] =
     "else\n"
     "  redis.call(ARGV[7], ARGV[1], env)\n"
     "end\n"
-    "redis.call('ZADD', ARGV[8], 0, ARGV[9])\n"
+    "if ARGV[8] ~= '' then redis.call('ZADD', ARGV[8], 0, ARGV[9]) end\n"
     "return {seq, epoch}\n";
 
 /* KEYS: hash, stream. ARGV: epoch candidate, size, ttl_ms, mode (p: position,
@@ -252,7 +253,7 @@ static void build_pattern_args(const chist_op_t *op, const char *sha, const char
 }
 
 void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
-                      const char *node_id, const char *publish_cmd, chist_args_t *a)
+                      const char *node_id, const char *publish_cmd, bool cluster, chist_args_t *a)
 {
     if (op->kind == CHIST_READ && op->mode == CHIST_READ_PATTERN) {
         build_pattern_args(op, sha, prefix, a);
@@ -262,23 +263,28 @@ void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
     size_t tl = op->topic_len;
     /* Two keys and a channel (prefix + topic + 7), the envelope head
      * (escaped topic, node id, ~40), numbers (64 each). */
-    size_t cap =
-        4 * (pl + tl + 8) + envelope_head_max(strlen(node_id), tl, op->from_len) + (size_t)6 * 64;
+    size_t cap = 4 * RC_TAG_NAME_MAX(pl, tl, 16) +
+                 envelope_head_max(strlen(node_id), tl, op->from_len) + (size_t)6 * 64;
     begin_args(a, cap, sha, "2");
     size_t used = 0;
     char *k = a->scratch + used;
-    int n = snprintf(k, cap - used, "%shist:%s", prefix, op->topic);
-    add_arg(a, k, (size_t)n);
-    used += (size_t)n + 1;
+    /* A Redis Cluster: the topic's keys and channel carry the topic as
+     * their hash tag, so the script's keys and SPUBLISH are in one slot. */
+    size_t n = cluster ? rc_tag_name(k, prefix, op->topic, tl, "hist", 4)
+                       : (size_t)snprintf(k, cap - used, "%shist:%s", prefix, op->topic);
+    add_arg(a, k, n);
+    used += n + 1;
     k = a->scratch + used;
-    n = snprintf(k, cap - used, "%sstream:%s", prefix, op->topic);
-    add_arg(a, k, (size_t)n);
-    used += (size_t)n + 1;
+    n = cluster ? rc_tag_name(k, prefix, op->topic, tl, "stream", 6)
+                : (size_t)snprintf(k, cap - used, "%sstream:%s", prefix, op->topic);
+    add_arg(a, k, n);
+    used += n + 1;
     if (op->kind == CHIST_PUBLISH) {
         k = a->scratch + used;
-        n = snprintf(k, cap - used, "%s%s", prefix, op->topic);
-        add_arg(a, k, (size_t)n);
-        used += (size_t)n + 1;
+        n = cluster ? rc_tag_name(k, prefix, op->topic, tl, "", 0)
+                    : (size_t)snprintf(k, cap - used, "%s%s", prefix, op->topic);
+        add_arg(a, k, n);
+        used += n + 1;
         char *head = a->scratch + used;
         /* The publisher's stamp (a "publisher" rule) rides in the head:
          * every node's frame and every replay from the stream carry it. */
@@ -293,9 +299,11 @@ void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
         num = put(a, &used, "%llu", (unsigned long long)op->ttl_ms);
         add_arg(a, num, strlen(num));
         add_arg(a, publish_cmd, strlen(publish_cmd));
+        /* No index on a Redis Cluster: it would be a key in another slot,
+         * and wildcard subscriptions, its only reader, are refused there. */
         k = a->scratch + used;
-        n = snprintf(k, cap - used, "%stopics", prefix);
-        add_arg(a, k, (size_t)n);
+        n = cluster ? 0 : (size_t)snprintf(k, cap - used, "%stopics", prefix);
+        add_arg(a, k, n);
         add_arg(a, op->topic, tl);
         return;
     }
@@ -504,12 +512,20 @@ struct chist_redis_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     _Atomic size_t inflight;        /* submitted and not yet handed back */
     _Atomic int up;                 /* the publishing connection is ready */
     redisAsyncContext *ac;          /* bridge thread: the publishing connection, or NULL */
-    bool loaded;                    /* both scripts' SHA1s are known */
-    unsigned loading;               /* SCRIPT LOAD replies still to come */
+    bool loaded;                    /* the scripts' SHA1s are known (and, one server, loaded) */
+    unsigned loading;               /* SCRIPT LOAD replies of this load_gen still to come */
+    unsigned load_gen;              /* the loads that count; 0: a load nobody waits for */
+    redisAsyncContext *reload_ac;   /* Redis Cluster: the master the last reload went to */
     char sha[5][41];                /* publish, read, pattern read; a stream's publish, read */
     chist_op_t *waiting;            /* reads waiting for their channel's SUBSCRIBE (FIFO) */
     chist_op_t *retry, *retry_tail; /* NOSCRIPT: sent again, in order, after the reload */
+    /* ---- Redis Cluster (chist_redis_set_cluster): route == NULL with one server ---- */
+    chist_route_cb route;
+    chist_redirect_cb redirect;
 };
+
+#define NSCRIPTS 5
+#define HOPS_MAX 3 /* MOVED/ASK redirections followed per op */
 
 chist_redis_t *chist_redis_new(const char *prefix, const char *node_id, const char *publish_cmd,
                                size_t queue_size, void *wake_async,
@@ -529,6 +545,12 @@ chist_redis_t *chist_redis_new(const char *prefix, const char *node_id, const ch
     atomic_init(&hr->inflight, 0);
     atomic_init(&hr->up, 0);
     return hr;
+}
+
+void chist_redis_set_cluster(chist_redis_t *hr, chist_route_cb route, chist_redirect_cb redirect)
+{
+    hr->route = route;
+    hr->redirect = redirect;
 }
 
 static void free_list(chist_op_t *op)
@@ -598,15 +620,14 @@ static void fail_queued(chist_redis_t *hr)
     }
 }
 
-static void start_loading(chist_redis_t *hr);
+static void start_loading(chist_redis_t *hr, redisAsyncContext *ac, unsigned gen);
 static void send_op(chist_redis_t *hr, chist_op_t *op);
 
-static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
+/* An op's reply (NULL: lost with its connection `ac`), wherever it came
+ * from once redirections were followed. */
+static void op_replied(chist_redis_t *hr, redisAsyncContext *ac, chist_op_t *op,
+                       const redisReply *reply)
 {
-    (void)ac;
-    chist_op_t *op = privdata;
-    chist_redis_t *hr = op->hr;
-    redisReply *reply = r;
     if (reply == NULL) {
         complete(hr, op, -1); /* the connection went away with it */
         return;
@@ -625,7 +646,10 @@ static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
         if (hr->loaded) {
             log_warn("redis: history scripts missing (SCRIPT FLUSH?): loading them again", NULL);
             hr->loaded = false;
-            start_loading(hr);
+            hr->loading = 0;
+            start_loading(hr, ac, ++hr->load_gen);
+        } else if (hr->route != NULL && ac != hr->reload_ac) {
+            start_loading(hr, ac, hr->load_gen); /* another master flushed too */
         }
         return;
     }
@@ -641,23 +665,100 @@ static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
     complete(hr, op, rc);
 }
 
+static void on_op_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    chist_op_t *op = privdata;
+    op_replied(op->hr, ac, op, r);
+}
+
+/* The EVALSHA of `op`, by kind. */
+static void build_op_args(const chist_redis_t *hr, const chist_op_t *op, chist_args_t *a)
+{
+    bool cluster = hr->route != NULL;
+    if (op->stream[0] != '\0') {
+        /* Clustered streams hook: a stream's op runs the stream's scripts. */
+        memset(a, 0, sizeof *a);
+        a->argc = stream_redis_build_args(op, hr->sha[op->kind == CHIST_PUBLISH ? 3 : 4],
+                                          hr->prefix, hr->node_id, hr->publish_cmd, cluster,
+                                          a->argv, a->argvlen, &a->scratch);
+        return;
+    }
+    int script = op->kind == CHIST_PUBLISH ? 0 : op->mode == CHIST_READ_PATTERN ? 2 : 1;
+    chist_build_args(op, hr->sha[script], hr->prefix, hr->node_id, hr->publish_cmd, cluster, a);
+}
+
+/* ---- Redis Cluster: routing and redirections ---- */
+
+/* An op sent to a master, kept with its hop count until its reply. */
+typedef struct {
+    chist_redis_t *hr;
+    chist_op_t *op;
+    unsigned hops;
+} csend_t;
+
+static void send_cluster(chist_redis_t *hr, chist_op_t *op, redisAsyncContext *to, bool asking,
+                         unsigned hops);
+
+static void on_cluster_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    csend_t *cs = privdata;
+    chist_redis_t *hr = cs->hr;
+    chist_op_t *op = cs->op;
+    unsigned hops = cs->hops;
+    free(cs);
+    const redisReply *reply = r;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        bool ask = false;
+        redisAsyncContext *to =
+            hr->redirect(hr->channel_state_data, ac, reply->str, reply->len, &ask);
+        if (to != NULL && hops < HOPS_MAX) {
+            send_cluster(hr, op, to, ask, hops + 1); /* the script did not run: no duplicate */
+            return;
+        }
+    }
+    op_replied(hr, ac, op, reply);
+}
+
+/* Sends `op` to `to`, or (NULL) to the master of its keys' slot. */
+static void send_cluster(chist_redis_t *hr, chist_op_t *op, redisAsyncContext *to, bool asking,
+                         unsigned hops)
+{
+    chist_args_t a;
+    build_op_args(hr, op, &a);
+    if (to == NULL) {
+        /* argv[3] is the first key: every key and the channel share its slot. */
+        to = hr->route(hr->channel_state_data, rc_keyslot(a.argv[3], a.argvlen[3]));
+    }
+    if (to == NULL) {
+        chist_args_free(&a);
+        complete(hr, op, -1); /* its master is down (a failover): unavailable */
+        return;
+    }
+    csend_t *cs = xmalloc(sizeof(*cs));
+    *cs = (csend_t){.hr = hr, .op = op, .hops = hops};
+    if (asking) {
+        (void)redisAsyncCommand(to, NULL, NULL, "ASKING");
+    }
+    int rc = redisAsyncCommandArgv(to, on_cluster_reply, cs, a.argc, a.argv, a.argvlen);
+    chist_args_free(&a);
+    if (rc != REDIS_OK) {
+        free(cs);
+        complete(hr, op, -1);
+    }
+}
+
 static void send_op(chist_redis_t *hr, chist_op_t *op)
 {
+    if (hr->route != NULL) {
+        send_cluster(hr, op, NULL, false, 0);
+        return;
+    }
     if (hr->ac == NULL) {
         complete(hr, op, -1);
         return;
     }
     chist_args_t a;
-    int script = op->kind == CHIST_PUBLISH ? 0 : op->mode == CHIST_READ_PATTERN ? 2 : 1;
-    if (op->stream[0] != '\0') {
-        /* Clustered streams hook: a stream's op runs the stream's scripts. */
-        memset(&a, 0, sizeof a);
-        a.argc =
-            stream_redis_build_args(op, hr->sha[op->kind == CHIST_PUBLISH ? 3 : 4], hr->prefix,
-                                    hr->node_id, hr->publish_cmd, a.argv, a.argvlen, &a.scratch);
-    } else {
-        chist_build_args(op, hr->sha[script], hr->prefix, hr->node_id, hr->publish_cmd, &a);
-    }
+    build_op_args(hr, op, &a);
     int rc = redisAsyncCommandArgv(hr->ac, on_op_reply, op, a.argc, a.argv, a.argvlen);
     chist_args_free(&a);
     if (rc != REDIS_OK) {
@@ -670,7 +771,7 @@ static void send_op(chist_redis_t *hr, chist_op_t *op)
 static size_t op_channel(const chist_redis_t *hr, const chist_op_t *op, char *out)
 {
     bool glob = false;
-    return hr->name_fn(hr->prefix, op->topic, op->topic_len, out, &glob);
+    return hr->name_fn(hr->channel_state_data, op->topic, op->topic_len, out, &glob);
 }
 
 /* A read may go once Redis has confirmed the SUBSCRIBE of its channel:
@@ -681,7 +782,7 @@ static void dispatch(chist_redis_t *hr, chist_op_t *op)
         send_op(hr, op);
         return;
     }
-    char chan[2 * WSB_TOPIC_MAX_LEN + 128];
+    char chan[CHIST_NAME_MAX];
     size_t n = op_channel(hr, op, chan);
     int st = hr->channel_state_cb(hr->channel_state_data, chan, n);
     if (st > 0) {
@@ -700,7 +801,7 @@ static void dispatch(chist_redis_t *hr, chist_op_t *op)
 
 void chist_redis_drain(chist_redis_t *hr)
 {
-    if (hr->ac == NULL) {
+    if (hr->route == NULL && hr->ac == NULL) {
         fail_queued(hr);
         return;
     }
@@ -713,26 +814,55 @@ void chist_redis_drain(chist_redis_t *hr)
     }
 }
 
+/* One SCRIPT LOAD on its way. */
+typedef struct {
+    chist_redis_t *hr;
+    unsigned which; /* index in hr->sha */
+    unsigned gen;   /* hr->load_gen it counts for; 0: none */
+} load_t;
+
+static bool all_known(const chist_redis_t *hr)
+{
+    for (unsigned i = 0; i < NSCRIPTS; i++) {
+        if (hr->sha[i][0] == '\0') {
+            return false;
+        }
+    }
+    return true;
+}
+
 static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
 {
-    chist_redis_t *hr = privdata;
+    load_t l = *(load_t *)privdata;
+    free(privdata);
+    chist_redis_t *hr = l.hr;
     redisReply *reply = r;
-    /* The five SCRIPT LOADs are answered in the order they were sent. */
-    int which = 5 - (int)hr->loading;
-    if (reply == NULL || hr->ac != ac) {
+    bool cluster = hr->route != NULL;
+    if (!cluster && (reply == NULL || hr->ac != ac)) {
         return; /* lost: chist_redis_set_pub(NULL) failed what waited */
     }
-    if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+    bool ok = reply != NULL && reply->type == REDIS_REPLY_STRING && reply->len == 40;
+    if (ok) {
+        /* A script's SHA1 is the same on every server. */
+        memcpy(hr->sha[l.which], reply->str, 40);
+        hr->sha[l.which][40] = '\0';
+    } else if (reply != NULL) {
         log_error("redis: SCRIPT LOAD of the history scripts failed", "err=%s",
                   log_quote(reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply"));
-        return; /* ops wait; the connection's loss or a later reload retries */
+        if (!cluster) {
+            return; /* ops wait; the connection's loss or a later reload retries */
+        }
     }
-    memcpy(hr->sha[which], reply->str, 40);
-    hr->sha[which][40] = '\0';
-    if (--hr->loading > 0) {
+    if (l.gen == 0 || l.gen != hr->load_gen || --hr->loading > 0) {
         return;
     }
+    if (!all_known(hr)) {
+        return; /* Redis Cluster: the next master to come up loads them */
+    }
+    /* Redis Cluster: a reload lost with its master still ends: what waited
+     * is sent again, routed anew (and fails if its master is still down). */
     hr->loaded = true;
+    hr->reload_ac = NULL;
     chist_op_t *op = hr->retry;
     hr->retry = hr->retry_tail = NULL;
     while (op != NULL) {
@@ -743,14 +873,26 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *privdata)
     chist_redis_drain(hr);
 }
 
-static void start_loading(chist_redis_t *hr)
+/* SCRIPT LOAD of every script on `ac`; `gen` 0: nothing waits for them. */
+static void start_loading(chist_redis_t *hr, redisAsyncContext *ac, unsigned gen)
 {
-    hr->loading = 5;
-    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_publish_script);
-    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_read_script);
-    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", chist_pattern_script);
-    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", stream_redis_publish_script);
-    redisAsyncCommand(hr->ac, on_script_loaded, hr, "SCRIPT LOAD %s", stream_redis_read_script);
+    static const char *const scripts[NSCRIPTS] = {chist_publish_script, chist_read_script,
+                                                  chist_pattern_script, stream_redis_publish_script,
+                                                  stream_redis_read_script};
+    if (gen != 0) {
+        hr->loading += NSCRIPTS;
+        hr->reload_ac = ac;
+    }
+    for (unsigned i = 0; i < NSCRIPTS; i++) {
+        load_t *l = xmalloc(sizeof(*l));
+        *l = (load_t){.hr = hr, .which = i, .gen = gen};
+        if (redisAsyncCommand(ac, on_script_loaded, l, "SCRIPT LOAD %s", scripts[i]) != REDIS_OK) {
+            free(l);
+            if (gen != 0) {
+                hr->loading--;
+            }
+        }
+    }
 }
 
 void chist_redis_set_pub(chist_redis_t *hr, redisAsyncContext *ac)
@@ -758,7 +900,8 @@ void chist_redis_set_pub(chist_redis_t *hr, redisAsyncContext *ac)
     hr->ac = ac;
     hr->loaded = false;
     if (ac != NULL) {
-        start_loading(hr);
+        hr->loading = 0;
+        start_loading(hr, ac, ++hr->load_gen);
         atomic_store_explicit(&hr->up, 1, memory_order_release);
         return;
     }
@@ -769,15 +912,40 @@ void chist_redis_set_pub(chist_redis_t *hr, redisAsyncContext *ac)
     fail_list(hr, &hr->waiting);
 }
 
+void chist_redis_shard_up(chist_redis_t *hr, redisAsyncContext *ac)
+{
+    if (!hr->loaded && hr->loading == 0) {
+        start_loading(hr, ac, ++hr->load_gen); /* the first master up: ops wait for it */
+    } else {
+        /* Pipelined before anything this node sends there: no op can reach
+         * this master before its scripts. */
+        start_loading(hr, ac, 0);
+    }
+    atomic_store_explicit(&hr->up, 1, memory_order_release);
+}
+
 void chist_redis_sub_lost(chist_redis_t *hr)
 {
-    fail_list(hr, &hr->waiting);
+    /* Only the reads whose channel's connection is gone fail: on a Redis
+     * Cluster the other masters' subscriber connections are still up. */
+    chist_op_t **pp = &hr->waiting;
+    char chan[CHIST_NAME_MAX];
+    while (*pp != NULL) {
+        chist_op_t *op = *pp;
+        size_t n = op_channel(hr, op, chan);
+        if (hr->channel_state_cb(hr->channel_state_data, chan, n) < 0) {
+            *pp = op->next;
+            complete(hr, op, -1);
+        } else {
+            pp = &op->next;
+        }
+    }
 }
 
 void chist_redis_subscribed(chist_redis_t *hr, const char *name, size_t len)
 {
     chist_op_t **pp = &hr->waiting;
-    char chan[2 * WSB_TOPIC_MAX_LEN + 128];
+    char chan[CHIST_NAME_MAX];
     while (*pp != NULL) {
         chist_op_t *op = *pp;
         size_t n = op_channel(hr, op, chan);

@@ -7,6 +7,9 @@
  *   P hist: T    a hash {e: epoch, s: last seq}
  *   P stream: T  a stream, entry id "<seq>-0", fields t (Redis time, ms) and
  *                e (the envelope, bridge_redis.h, with "epoch")
+ * On a Redis Cluster they are P{T}hist and P{T}stream, and the channel
+ * P{T} (T escaped as redis_cluster.h's rc_tag_name says): one slot, whose
+ * master runs the scripts (chist_redis_set_cluster).
  *
  * Two Lua scripts, loaded with SCRIPT LOAD whenever the publishing connection
  * (re)connects and run with EVALSHA:
@@ -38,6 +41,7 @@
 
 #include "core/chist.h"
 #include "wsb/common.h"
+#include "wsb/topic.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,9 +78,14 @@ typedef struct {
  *   read:    epoch candidate, size, ttl_ms, mode (p, s, l), since epoch,
  *            since seq / N
  * Release with chist_args_free().
+ * With `cluster` (a Redis Cluster) the keys and channel carry the topic as
+ * their hash tag (redis_cluster.h's rc_tag_name): <P>{T}hist, <P>{T}stream
+ * and the channel <P>{T}, one slot; the topic index argument is empty (no
+ * index: it would be a key in another slot, and its one reader, a
+ * wildcard's last value, is refused on a cluster).
  */
 void chist_build_args(const chist_op_t *op, const char *sha, const char *prefix,
-                      const char *node_id, const char *publish_cmd, chist_args_t *a);
+                      const char *node_id, const char *publish_cmd, bool cluster, chist_args_t *a);
 void chist_args_free(chist_args_t *a);
 
 /* Reads the publish script's reply {seq, epoch} into op->seq/op->epoch.
@@ -106,10 +115,26 @@ bool chist_reply_is_noscript(const struct redisReply *r);
  * 0 when not (yet), -1 when the subscribed connection is down. */
 typedef int (*chist_channel_state_cb)(void *user_data, const char *name, size_t len);
 
-/* The bridge's name (exact channel, or glob for a pattern) of a topic or
- * pattern: bridge_redis_name() (bridge_redis.h). */
-typedef size_t (*chist_name_fn)(const char *prefix, const char *pattern, size_t len, char *out,
+/* The longest channel or glob name the bridge makes for a topic or pattern
+ * (a redis.prefix is at most 64 bytes), NUL included. */
+#define CHIST_NAME_MAX (3 * 64 + 4 * WSB_TOPIC_MAX_LEN + 8)
+
+/* Bridge thread: the bridge's name (exact channel, or glob for a pattern)
+ * of a topic or pattern, written to `out` (CHIST_NAME_MAX bytes). */
+typedef size_t (*chist_name_fn)(void *user_data, const char *pattern, size_t len, char *out,
                                 bool *is_glob);
+
+/* Redis Cluster, bridge thread: the publishing connection to the master of
+ * `slot` when it is ready, else NULL. */
+typedef struct redisAsyncContext *(*chist_route_cb)(void *user_data, unsigned slot);
+
+/* Redis Cluster, bridge thread: `err` (`len` bytes) came back from `from`;
+ * when it is a MOVED or ASK redirection to a master the bridge has ready,
+ * that master's publishing connection (*ask set for ASK), else NULL. Asks
+ * for a topology refresh when the slot moved or the cluster is down. */
+typedef struct redisAsyncContext *(*chist_redirect_cb)(void *user_data,
+                                                       struct redisAsyncContext *from,
+                                                       const char *err, size_t len, bool *ask);
 
 /* Creates the state of clustered history for a bridge: `publish_cmd` is how
  * the script publishes (see chist_publish_script: PUBLISH, SPUBLISH or
@@ -133,7 +158,27 @@ int chist_redis_submit(chist_redis_t *hr, chist_op_t *op);
  * until they are), or was lost (NULL: everything in flight fails). */
 void chist_redis_set_pub(chist_redis_t *hr, struct redisAsyncContext *ac);
 
-/* The subscribed connection was lost: reads waiting for a SUBSCRIBE fail. */
+/*
+ * Makes `hr` work on a Redis Cluster (before any op): each op goes to the
+ * master of its keys' slot (`route`), a MOVED or ASK reply is followed
+ * (`redirect`, at most 3 hops; a MOVED or ASK means the script did not run,
+ * so sending it again never duplicates it), and the keys and channels are
+ * named with hash tags (chist_build_args). An op in flight when its
+ * master's connection is lost, or whose master is down, fails (the client
+ * gets `unavailable`; the script may or may not have run): never sent twice.
+ * The scripts are loaded on each master as its publishing connection comes
+ * up (chist_redis_shard_up); a NOSCRIPT from one master loads them there
+ * again and resends, in order, what failed with it.
+ */
+void chist_redis_set_cluster(chist_redis_t *hr, chist_route_cb route, chist_redirect_cb redirect);
+
+/* Redis Cluster: a master's publishing connection `ac` is ready; the
+ * scripts are loaded on it before anything else is sent there. */
+void chist_redis_shard_up(chist_redis_t *hr, struct redisAsyncContext *ac);
+
+/* A subscribed connection was lost: reads waiting for a SUBSCRIBE on it
+ * fail (those whose channel_state_cb now says -1; on a Redis Cluster the
+ * reads waiting on the other masters keep waiting). */
 void chist_redis_sub_lost(chist_redis_t *hr);
 
 /* Redis confirmed SUBSCRIBE of channel `name`: reads waiting for it go. */

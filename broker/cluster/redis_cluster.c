@@ -33,6 +33,30 @@ unsigned rc_keyslot(const char *key, size_t len)
     return crc16(key, len) & (RC_SLOTS - 1);
 }
 
+size_t rc_tag_name(char *out, const char *prefix, const char *tag, size_t tag_len, const char *rest,
+                   size_t rest_len)
+{
+    size_t n = strlen(prefix);
+    memcpy(out, prefix, n);
+    out[n++] = '{';
+    for (size_t i = 0; i < tag_len; i++) {
+        if (tag[i] == '%' || tag[i] == '}') {
+            out[n++] = '%';
+            out[n++] = tag[i] == '%' ? '2' : '7';
+            out[n++] = tag[i] == '%' ? '5' : 'D';
+        } else {
+            out[n++] = tag[i];
+        }
+    }
+    out[n++] = '}';
+    if (rest_len > 0) {
+        memcpy(out + n, rest, rest_len);
+    }
+    n += rest_len;
+    out[n] = '\0';
+    return n;
+}
+
 int rc_parse_addr(const char *s, size_t len, rc_addr_t *out)
 {
     const char *colon = NULL;

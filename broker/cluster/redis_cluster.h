@@ -39,6 +39,24 @@ typedef struct {
 /* The hash slot of `key` (hash tags honoured). */
 unsigned rc_keyslot(const char *key, size_t len);
 
+/* The longest rc_tag_name() output for a prefix, tag and rest of these
+ * lengths (NUL not included). */
+#define RC_TAG_NAME_MAX(prefix_len, tag_len, rest_len)                                             \
+    ((prefix_len) + 3 * (tag_len) + 2 + (rest_len))
+
+/*
+ * Writes prefix "{" tag "}" rest into `out` (RC_TAG_NAME_MAX(...) + 1 bytes)
+ * and returns its length: on a Redis Cluster every key and channel of one
+ * topic (or stream rule) is named this way with the same tag, so all of
+ * them hash to one slot. The tag is the topic with '%' written "%25" and '}'
+ * written "%7D" (nothing else changes): a topic containing '}' would end the
+ * hash tag early, and the escape keeps two topics from sharing a tag.
+ * Whatever `prefix` holds, every name made with one tag has the same bytes
+ * up to the tag's closing brace, so Redis hashes them alike.
+ */
+size_t rc_tag_name(char *out, const char *prefix, const char *tag, size_t tag_len, const char *rest,
+                   size_t rest_len);
+
 /* Reads a CLUSTER SLOTS reply into `t`. A master with an empty host (Redis
  * answers "" for "the address you reached me on", or "?" when unknown) takes
  * `reached_host`. Returns the number of slots served (16384 for a healthy

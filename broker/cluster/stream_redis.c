@@ -2,6 +2,7 @@
 #include "cluster/stream_redis.h"
 
 #include "cluster/envelope.h"
+#include "cluster/redis_cluster.h"
 #include "core/xmsg.h"
 #include "shared/util.h"
 #include "wsb/topic.h"
@@ -198,6 +199,16 @@ static void add_name(args_t *a, const char *prefix, const char *mid, const char 
     a->used += (size_t)n + 1;
 }
 
+/* Writes prefix "{" tag "}" rest (rc_tag_name) as the next argument. */
+static void add_tagged(args_t *a, const char *prefix, const char *tag, size_t tag_len,
+                       const char *rest, size_t rest_len)
+{
+    char *p = a->scratch + a->used;
+    size_t n = rc_tag_name(p, prefix, tag, tag_len, rest, rest_len);
+    add_arg(a, p, n);
+    a->used += n + 1;
+}
+
 static void add_u64(args_t *a, uint64_t v)
 {
     char *p = a->scratch + a->used;
@@ -207,24 +218,36 @@ static void add_u64(args_t *a, uint64_t v)
 }
 
 int stream_redis_build_args(const chist_op_t *op, const char *sha, const char *prefix,
-                            const char *node_id, const char *publish_cmd, const char **argv,
-                            size_t *argvlen, char **scratch)
+                            const char *node_id, const char *publish_cmd, bool cluster,
+                            const char **argv, size_t *argvlen, char **scratch)
 {
     size_t pl = strlen(prefix);
     size_t sl = strlen(op->stream);
     size_t tl = op->topic_len;
     args_t a = {.argv = argv, .argvlen = argvlen};
-    a.cap = 2 * (pl + sl + 12) + (pl + tl + 2) +
+    a.cap = 2 * RC_TAG_NAME_MAX(pl, sl, 16) + RC_TAG_NAME_MAX(pl, sl, tl) +
             envelope_head_max(strlen(node_id), tl, op->from_len) + (size_t)6 * 32;
     a.scratch = xmalloc(a.cap);
     *scratch = a.scratch;
     add_arg(&a, "EVALSHA", 7);
     add_arg(&a, sha, strlen(sha));
     add_arg(&a, "2", 1);
-    add_name(&a, prefix, "hist:{", op->stream, "}");
-    add_name(&a, prefix, "stream:{", op->stream, "}");
+    if (cluster) {
+        /* A Redis Cluster: the rule is the hash tag of both keys and of the
+         * channel of every topic in the stream (bridge_redis.h), so the
+         * script's keys and its SPUBLISH are in one slot. */
+        add_tagged(&a, prefix, op->stream, sl, "rule.hist", 9);
+        add_tagged(&a, prefix, op->stream, sl, "rule.stream", 11);
+    } else {
+        add_name(&a, prefix, "hist:{", op->stream, "}");
+        add_name(&a, prefix, "stream:{", op->stream, "}");
+    }
     if (op->kind == CHIST_PUBLISH) {
-        add_name(&a, prefix, "", op->topic, "");
+        if (cluster) {
+            add_tagged(&a, prefix, op->stream, sl, op->topic, tl);
+        } else {
+            add_name(&a, prefix, "", op->topic, "");
+        }
         char *head = a.scratch + a.used;
         size_t hl = envelope_head_clustered(head, node_id, (wsb_str_t){op->topic, tl},
                                             (wsb_str_t){op->from, op->from_len});

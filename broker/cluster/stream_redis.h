@@ -39,6 +39,7 @@
 
 #include "core/chist.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct redisReply;
@@ -57,13 +58,16 @@ extern const char stream_redis_read_script[];
  *            publish command, topic
  *   read:    epoch candidate, size, ttl_ms, mode (p, s, l), since epoch,
  *            since seq / N, pattern, max_bytes
+ * With `cluster` (a Redis Cluster) the keys are <P>{R}rule.hist and
+ * <P>{R}rule.stream and the channel <P>{R}T (redis_cluster.h's
+ * rc_tag_name): one slot for the stream and all its topics' channels.
  * Returns the number of arguments, STREAM_REDIS_ARGS. (The array shape is
  * chist_redis.h's chist_args_t, which this module does not include: the
  * include rules forbid the cycle.)
  */
 int stream_redis_build_args(const chist_op_t *op, const char *sha, const char *prefix,
-                            const char *node_id, const char *publish_cmd, const char **argv,
-                            size_t *argvlen, char **scratch);
+                            const char *node_id, const char *publish_cmd, bool cluster,
+                            const char **argv, size_t *argvlen, char **scratch);
 
 /* Reads the read script's reply into op->seq, op->epoch, op->recovered,
  * op->gap/gap_seq/gap_to and op->msgs/op->nmsgs. A gap must be a `since`

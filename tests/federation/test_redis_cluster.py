@@ -50,8 +50,9 @@ def cluster_port(taken: set) -> int:
 class RedisCluster:
     """Six redis-server --cluster-enabled processes joined by redis-cli --cluster create."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra=()):
         self.workdir = workdir
+        self.extra = list(extra)
         taken: set = set()
         self.ports = [cluster_port(taken) for _ in range(6)]
         self.procs: dict[int, subprocess.Popen] = {}
@@ -67,7 +68,7 @@ class RedisCluster:
                  str(NODE_TIMEOUT_MS), "--cluster-replica-validity-factor", "0",
                  "--repl-diskless-sync-delay", "0", "--save", "", "--appendonly", "no",
                  "--daemonize", "no",
-                 "--dir", str(d)],
+                 "--dir", str(d), *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             log.close()
         for p in self.ports:
@@ -185,13 +186,19 @@ def nodes(tmp_path, redis_cluster, node_class):
         pytest.fail("node teardown failed:\n" + "\n".join(failures), pytrace=False)
 
 
+def chan(topic: str) -> str:
+    """A topic's shard channel on a Redis Cluster: the topic is its hash tag
+    ('%' and '}' escaped), so its history/stream keys share the slot."""
+    return "wsb:{" + topic.replace("%", "%25").replace("}", "%7D") + "}"
+
+
 def topics_on_every_master(rc: RedisCluster, per_master: int) -> dict:
     """{topic: master port}: `per_master` topics for each of the three masters."""
     by_master: dict = {p: [] for p in rc.masters()}
     i = 0
     while min(len(v) for v in by_master.values()) < per_master:
         t = f"rc.t{i}"
-        m = rc.master_of("wsb:" + t)
+        m = rc.master_of(chan(t))
         if len(by_master[m]) < per_master:
             by_master[m].append(t)
         i += 1
@@ -224,7 +231,7 @@ def test_cluster_exactly_once_in_order_on_every_master(redis_cluster, nodes):
         # Each shard channel is subscribed by A and C on its slot's master, and
         # on no other master.
         for t, master in topics.items():
-            wait_for(lambda t=t, m=master: redis_cluster.shardnumsub(m, "wsb:" + t) == 2, 15.0,
+            wait_for(lambda t=t, m=master: redis_cluster.shardnumsub(m, chan(t)) == 2, 15.0,
                      0.05, f"A and C subscribed to {t} on master {master}")
         pub = await connect(b.ws_url)
         k = 0
@@ -254,7 +261,7 @@ def test_cluster_exactly_once_in_order_on_every_master(redis_cluster, nodes):
     for t, master in topics.items():
         for other in redis_cluster.masters():
             if other != master:
-                assert redis_cluster.shardnumsub(other, "wsb:" + t) == 0
+                assert redis_cluster.shardnumsub(other, chan(t)) == 0
 
 
 def test_cluster_refuses_wildcards(redis_cluster, nodes):
@@ -284,7 +291,7 @@ def test_cluster_failover_resumes_without_duplicates(redis_cluster, nodes):
         for i, t in enumerate(sorted(topics)):
             await subscribe(sub, t, i + 1)
         for t, m in topics.items():
-            wait_for(lambda t=t, m=m: redis_cluster.shardnumsub(m, "wsb:" + t) == 1, 15.0, 0.05,
+            wait_for(lambda t=t, m=m: redis_cluster.shardnumsub(m, chan(t)) == 1, 15.0, 0.05,
                      f"C subscribed to {t}")
         pub = await connect(b.ws_url)
         received: dict = {t: [] for t in topics}
@@ -355,8 +362,6 @@ def test_cluster_failover_resumes_without_duplicates(redis_cluster, nodes):
 
 @pytest.mark.parametrize("extra,names", [
     (["--redis-url", "redis://127.0.0.1:6379"], ["redis.cluster", "redis.url"]),
-    (["--history", '[{"pattern": "rc.>", "size": 10}]'], ["redis.cluster", "history"]),
-    (["--topics", '[{"pattern": "rc.>", "stream": {"size": 10}}]'], ["redis.cluster", "stream"]),
 ])
 def test_cluster_config_conflicts_exit_2(extra, names):
     res = run_broker_cmd(["--check-config", "--redis-cluster", "127.0.0.1:7000", *extra])
@@ -404,8 +409,8 @@ def test_cluster_request_on_a_answered_on_c(redis_cluster, nodes):
     async def main():
         responder = await connect(c.ws_url)
         await subscribe(responder, "dev.c7.cmd", 1)
-        master = redis_cluster.master_of("wsb:dev.c7.cmd")
-        wait_for(lambda: redis_cluster.shardnumsub(master, "wsb:dev.c7.cmd") == 1, 15.0, 0.05,
+        master = redis_cluster.master_of(chan("dev.c7.cmd"))
+        wait_for(lambda: redis_cluster.shardnumsub(master, chan("dev.c7.cmd")) == 1, 15.0, 0.05,
                  "C subscribed to dev.c7.cmd")
         req = await connect(a.ws_url)
         await send_json(req, {"type": "request", "topic": "dev.c7.cmd", "data": {"op": "on"},
@@ -428,9 +433,10 @@ def test_cluster_slot_moved_follows_moved_and_resubscribes(redis_cluster, nodes)
     (B) still routes to the old master, gets -MOVED and sends the message
     again to the new one: delivered once, nothing dropped."""
     _, b, c = nodes(3)
-    topic, chan = "rc.mv", "wsb:rc.mv"
-    slot = redis_cluster.keyslot(chan)
-    src = redis_cluster.master_of(chan)
+    topic = "rc.mv"
+    ch = chan(topic)
+    slot = redis_cluster.keyslot(ch)
+    src = redis_cluster.master_of(ch)
     dst = next(p for p in sorted(redis_cluster.masters()) if p != src)
     ids = {p: redis_cluster.client(p).execute_command("CLUSTER", "MYID").decode()
            for p in (src, dst)}
@@ -438,7 +444,7 @@ def test_cluster_slot_moved_follows_moved_and_resubscribes(redis_cluster, nodes)
     async def main():
         sub = await connect(c.ws_url)
         await subscribe(sub, topic, 1)
-        wait_for(lambda: redis_cluster.shardnumsub(src, chan) == 1, 15.0, 0.05,
+        wait_for(lambda: redis_cluster.shardnumsub(src, ch) == 1, 15.0, 0.05,
                  "C subscribed on the slot's master")
         pub = await connect(b.ws_url)
         await send_json(pub, {"type": "publish", "topic": topic, "data": 0})
@@ -448,7 +454,7 @@ def test_cluster_slot_moved_follows_moved_and_resubscribes(redis_cluster, nodes)
         redis_cluster.client(src).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
         for p in redis_cluster.masters():
             redis_cluster.client(p).execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
-        wait_for(lambda: redis_cluster.shardnumsub(dst, chan) == 1, 15.0, 0.05,
+        wait_for(lambda: redis_cluster.shardnumsub(dst, ch) == 1, 15.0, 0.05,
                  "C subscribed again on the slot's new master")
         for i in range(1, 11):
             await send_json(pub, {"type": "publish", "topic": topic, "data": i})
@@ -461,3 +467,65 @@ def test_cluster_slot_moved_follows_moved_and_resubscribes(redis_cluster, nodes)
 
     run(main(), 60)
     assert b.metric("wsbroker_redis_dropped_total") == 0
+
+
+def test_cluster_topology_read_does_not_stall_the_bridge(tmp_path, node_class):
+    """Reading the topology (CLUSTER SLOTS) runs on the bridge loop, not
+    blocking it: with a slot served by no master (require-full-coverage off)
+    every refresh, every 200 ms, goes on to the seeds, twenty of which accept
+    and never answer. Messages still cross from B to C one after the other
+    at once; a blocking read stalled both bridges 500 ms per hung seed."""
+    hung = []
+    started = []
+    rc = None
+    try:
+        for _ in range(20):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            s.listen(1024)  # the kernel completes the handshakes; nobody answers
+            hung.append(s)
+        rc = RedisCluster(tmp_path, ["--cluster-require-full-coverage", "no"])  # ports not hung's
+        rc.start()
+        seeds = ",".join([f"127.0.0.1:{rc.ports[0]}"] +
+                         [f"127.0.0.1:{s.getsockname()[1]}" for s in hung])
+        for name in "BC":
+            node = node_class(tmp_path, ["--redis-cluster", seeds, "--node-id", name,
+                                         "--sys-conn-events", "false",
+                                         "--sys-stats-interval", "0"], name)
+            started.append(node)
+            node.start()
+        for node in started:
+            wait_for(lambda node=node: node.health().get("redis") == "ok", 15.0, 0.05,
+                     f"node {node.name} connected to the redis cluster")
+        b, c = started
+        topic = "rc.live"
+
+        async def main():
+            sub = await connect(c.ws_url)
+            await subscribe(sub, topic, 1)
+            master = rc.master_of(chan(topic))
+            wait_for(lambda: rc.shardnumsub(master, chan(topic)) == 1, 15.0, 0.05,
+                     "C subscribed")
+            # One slot (not the topic's) loses its master on every node's view.
+            orphan = (rc.keyslot(chan(topic)) + 1) % 16384
+            for p in rc.ports:
+                rc.client(p).execute_command("CLUSTER", "DELSLOTS", orphan)
+            for node in started:  # they read the incomplete topology: refreshes go to the seeds
+                wait_for(lambda node=node: node.health().get("redis") == "degraded", 30.0, 0.05,
+                         f"node {node.name} sees a slot without a master")
+            pub = await connect(b.ws_url)
+            for i in range(5):
+                await send_json(pub, {"type": "publish", "topic": topic, "data": i})
+                m = await recv_json(sub, 3)
+                assert m["type"] == "message" and m["data"] == i, m
+            for ws in (sub, pub):
+                await ws.close()
+
+        run(main(), 90)
+    finally:
+        failures = stop_all(started)
+        if rc is not None:
+            rc.stop()
+        for s in hung:
+            s.close()
+    assert not failures, failures

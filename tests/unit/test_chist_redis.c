@@ -38,7 +38,7 @@ static void test_publish_args(void **state)
     op->ttl_ms = 300000;
     assert_int_equal(strlen(op->epoch_new), CHIST_EPOCH_LEN);
     chist_args_t a;
-    chist_build_args(op, SHA, "wsb:", "node-a", "PUBLISH", &a);
+    chist_build_args(op, SHA, "wsb:", "node-a", "PUBLISH", false, &a);
     assert_int_equal(a.argc, 14);
     check_arg(&a, 0, "EVALSHA");
     check_arg(&a, 1, SHA);
@@ -61,6 +61,26 @@ static void test_publish_args(void **state)
     chist_op_free(op);
 }
 
+/* On a Redis Cluster the topic is the hash tag of both keys and the
+ * channel, and no topic index is named (another slot). */
+static void test_cluster_publish_args(void **state)
+{
+    (void)state;
+    chist_op_t *op = chist_op_alloc(CHIST_PUBLISH, (wsb_str_t){"a.}b", 4}, (wsb_str_t){"1", 1});
+    op->size = 10;
+    chist_args_t a;
+    chist_build_args(op, SHA, "wsb:", "n", "SPUBLISH", true, &a);
+    assert_int_equal(a.argc, 14);
+    check_arg(&a, 3, "wsb:{a.%7Db}hist");
+    check_arg(&a, 4, "wsb:{a.%7Db}stream");
+    check_arg(&a, 5, "wsb:{a.%7Db}");
+    check_arg(&a, 11, "SPUBLISH");
+    check_arg(&a, 12, "");
+    check_arg(&a, 13, "a.}b");
+    chist_args_free(&a);
+    chist_op_free(op);
+}
+
 static void test_read_args(void **state)
 {
     (void)state;
@@ -70,7 +90,7 @@ static void test_read_args(void **state)
     op->since_seq = 41;
     strcpy(op->since_epoch, "k3f9");
     chist_args_t a;
-    chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+    chist_build_args(op, SHA, "p:", "n", "PUBLISH", false, &a);
     assert_int_equal(a.argc, 11);
     check_arg(&a, 3, "p:hist:chat.a");
     check_arg(&a, 4, "p:stream:chat.a");
@@ -83,12 +103,12 @@ static void test_read_args(void **state)
     chist_args_free(&a);
     op->mode = CHIST_READ_LAST;
     op->last_n = 7;
-    chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+    chist_build_args(op, SHA, "p:", "n", "PUBLISH", false, &a);
     check_arg(&a, 8, "l");
     check_arg(&a, 10, "7");
     chist_args_free(&a);
     op->mode = CHIST_READ_POSITION;
-    chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+    chist_build_args(op, SHA, "p:", "n", "PUBLISH", false, &a);
     check_arg(&a, 8, "p");
     chist_args_free(&a);
     chist_op_free(op);
@@ -115,7 +135,7 @@ static void test_pattern_args(void **state)
         op->last_n = 3;
         op->cap = 10;
         chist_args_t a;
-        chist_build_args(op, SHA, "p:", "n", "PUBLISH", &a);
+        chist_build_args(op, SHA, "p:", "n", "PUBLISH", false, &a);
         assert_int_equal(a.argc, 11);
         check_arg(&a, 2, "1");
         check_arg(&a, 3, "p:topics");
@@ -353,6 +373,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publish_args),
+        cmocka_unit_test(test_cluster_publish_args),
         cmocka_unit_test(test_read_args),
         cmocka_unit_test(test_pattern_args),
         cmocka_unit_test(test_pattern_reply),

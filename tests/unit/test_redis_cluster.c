@@ -75,6 +75,30 @@ static const char SLOTS3[] =
             "9\r\n127.0.0.1", "7001", "b1") "*4\r\n:10923\r\n:16383\r\n" NODE("0\r\n", "7002", "c1")
             NODE("9\r\n127.0.0.1", "7005", "c2");
 
+/* A topic's names on a cluster share one slot: the topic inside braces,
+ * '%' and '}' escaped so that the tag is all of it and only it. */
+static void test_tag_name(void **state)
+{
+    (void)state;
+    char out[RC_TAG_NAME_MAX(8, 16, 16) + 1];
+    size_t n = rc_tag_name(out, "wsb:", "chat.room1", 10, "hist", 4);
+    assert_string_equal(out, "wsb:{chat.room1}hist");
+    assert_int_equal(n, strlen(out));
+    assert_int_equal(rc_keyslot(out, n), rc_keyslot("chat.room1", 10));
+    n = rc_tag_name(out, "wsb:", "a}b%c{", 6, "", 0);
+    assert_string_equal(out, "wsb:{a%7Db%25c{}");
+    assert_int_equal(rc_keyslot(out, n), rc_keyslot("a%7Db%25c{", 10));
+    /* Two topics never share a tag: "a}" and "a%7D" differ once escaped. */
+    char other[RC_TAG_NAME_MAX(8, 16, 16) + 1];
+    rc_tag_name(out, "p", "a}", 2, "", 0);
+    rc_tag_name(other, "p", "a%7D", 4, "", 0);
+    assert_string_not_equal(out, other);
+    /* A prefix with braces of its own: every name of one tag still hashes alike. */
+    size_t a = rc_tag_name(out, "x{", "t", 1, "hist", 4);
+    size_t b = rc_tag_name(other, "x{", "t", 1, "", 0);
+    assert_int_equal(rc_keyslot(out, a), rc_keyslot(other, b));
+}
+
 static void test_parse_slots(void **state)
 {
     (void)state;
@@ -196,6 +220,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keyslot_known_vectors),
+        cmocka_unit_test(test_tag_name),
         cmocka_unit_test(test_parse_slots),
         cmocka_unit_test(test_parse_slots_too_many_masters),
         cmocka_unit_test(test_parse_redirect),

@@ -33,8 +33,8 @@ typedef struct {
 
 static void build(const chist_op_t *op, const char *prefix, args_t *a)
 {
-    a->argc =
-        stream_redis_build_args(op, SHA, prefix, "A", "PUBLISH", a->argv, a->argvlen, &a->scratch);
+    a->argc = stream_redis_build_args(op, SHA, prefix, "A", "PUBLISH", false, a->argv, a->argvlen,
+                                      &a->scratch);
 }
 
 static void check_arg(const args_t *a, int i, const char *want)
@@ -53,6 +53,23 @@ static chist_op_t *stream_op(int kind, const char *topic, const char *data)
     op->ttl_ms = 3600000;
     op->max_bytes = 65536;
     return op;
+}
+
+/* On a Redis Cluster the rule is the hash tag of both keys and of the
+ * topic's channel: one slot for the stream and all its topics. */
+static void test_cluster_publish_args(void **state)
+{
+    (void)state;
+    chist_op_t *op = stream_op(CHIST_PUBLISH, "auction.7", "1");
+    args_t a;
+    a.argc = stream_redis_build_args(op, SHA, "wsb:", "A", "SPUBLISH", true, a.argv, a.argvlen,
+                                     &a.scratch);
+    assert_int_equal(a.argc, STREAM_REDIS_ARGS);
+    check_arg(&a, 3, "wsb:{auction.>}rule.hist");
+    check_arg(&a, 4, "wsb:{auction.>}rule.stream");
+    check_arg(&a, 5, "wsb:{auction.>}auction.7");
+    free(a.scratch);
+    chist_op_free(op);
 }
 
 static void test_publish_args(void **state)
@@ -309,9 +326,8 @@ static void test_read_reply_gap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_publish_args),
-        cmocka_unit_test(test_read_args),
-        cmocka_unit_test(test_read_reply_filtered_since),
+        cmocka_unit_test(test_publish_args),   cmocka_unit_test(test_cluster_publish_args),
+        cmocka_unit_test(test_read_args),      cmocka_unit_test(test_read_reply_filtered_since),
         cmocka_unit_test(test_read_reply_gap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
