@@ -222,6 +222,15 @@ class FakeServer:
                     break
                 self.received += data
 
+    def wait_received(self, marker: str, timeout: float = 30.0) -> str:
+        """What it received, once that contains `marker`: the client may
+        exit before this thread has read its bytes (one connection at a
+        time, on a loaded machine)."""
+        deadline = time.monotonic() + timeout
+        while marker.encode() not in self.received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.received.decode()
+
     def close(self):
         self._stop = True
         if self.thread is not None:

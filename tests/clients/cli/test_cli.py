@@ -240,14 +240,14 @@ def test_token_sent_as_header_and_query(cli, fake_server):
     r = cli.run("--url", srv.url + "?room=1", "--token", "s3cr+t/x", "--timeout", "0.5",
                 "pub", "t", "1")
     assert r.returncode == 3
-    head = srv.received.decode()
+    head = srv.wait_received("\r\n\r\n")
     assert head.startswith("GET /ws?room=1&token=s3cr%2Bt%2Fx HTTP/1.1\r\n"), head
     assert "\r\nAuthorization: Bearer s3cr+t/x\r\n" in head
     assert "\r\nSec-WebSocket-Version: 13\r\n" in head
     env_r = cli.run("--timeout", "0.5", "pub", "t", "1",
                     env={"WSBROKER_URL": srv.url, "WSBROKER_TOKEN": "fromenv"})
     assert env_r.returncode == 3
-    assert "Authorization: Bearer fromenv" in srv.received.decode()
+    assert "Authorization: Bearer fromenv" in srv.wait_received("Bearer fromenv")
 
 
 def test_sub_timeout_without_count_is_a_normal_end(cli, broker):
