@@ -13,6 +13,7 @@
 #include "ingress/static_files.h"
 #include "ingress/ws_session.h"
 #include "net/conn.h"
+#include "net/tls.h"
 #include "shared/log.h"
 #include "shared/util.h"
 #include "wsb/ws_frame.h"
@@ -117,6 +118,9 @@ static void on_heartbeat(uv_timer_t *t)
     for (conn_t *c = w->net.conns; c != NULL; c = c->next) {
         if (!c->writing) {
             outq_trim(&c->outq);
+        }
+        if (c->tls != NULL) {
+            tls_conn_heartbeat(c->tls); /* a quiet one frees its own cipher context */
         }
     }
     METRIC_SET(w->metrics.heartbeat_ms, w->env->uptime_ns(w->env->process) / 1000000);

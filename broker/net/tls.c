@@ -37,6 +37,8 @@ typedef struct {
     uint32_t wr_after;     /* records OpenSSL wrote under the write secret */
     uint16_t plain_off;    /* undelivered content of the record at in.off: */
     uint16_t plain_end;    /*   [plain_off, plain_end) from the record start */
+    uint32_t period_seals; /* records sealed since the last heartbeat */
+    tlsr_aead_t *own_wr;   /* the write key's own context while hot, or NULL */
 } rec_state_t;
 
 #define HAVE_RD 1
@@ -431,6 +433,7 @@ void tls_conn_free(tls_conn_t *tc)
     if (tc->ssl == NULL) {
         tlsr_thread_scrub(); /* the AEAD contexts' copy of its last key */
     }
+    tlsr_aead_free(tc->rec.own_wr);
     SSL_free(tc->ssl); /* frees both BIOs */
     free(tc->in.data);
     free(tc->out.data);
@@ -480,6 +483,14 @@ static long ssl_failure(tls_conn_t *tc, int rc)
 #define WRITEV_PIECES  256
 #define WRITEV_RECORDS 4 /* records per tls_conn_writev call: 64 KiB */
 
+/* Hot connections: keying the thread's shared context for every record
+ * (AES key schedule and GHASH setup) costs ~450 ns, more than sealing a
+ * 100-byte record itself. A connection that seals more than HOT_RECORDS
+ * records between two heartbeats gets its own keyed write context (~1 KB)
+ * and keeps it while it stays that busy; tls_conn_heartbeat frees it once a
+ * period goes by with HOT_RECORDS or fewer, so idle connections hold none. */
+#define HOT_RECORDS 8
+
 static void rec_drop_input(tls_conn_t *tc)
 {
     if (tc->in.data != NULL) {
@@ -498,7 +509,12 @@ static bool rec_seal_out(tls_conn_t *tc, uint8_t type, const tlsr_piece_t *piece
     if (dst == NULL) {
         return false;
     }
-    size_t w = tlsr_seal(tc->rec.suite, &tc->rec.wr, type, pieces, n, dst);
+    rec_state_t *r = &tc->rec;
+    if (r->period_seals <= HOT_RECORDS && ++r->period_seals > HOT_RECORDS && r->own_wr == NULL) {
+        r->own_wr = tlsr_aead_new(r->suite, &r->wr); /* NULL: the shared one serves */
+    }
+    size_t w = r->own_wr != NULL ? tlsr_seal_own(r->own_wr, &r->wr, type, pieces, n, dst)
+                                 : tlsr_seal(r->suite, &r->wr, type, pieces, n, dst);
     if (w == 0) {
         return false;
     }
@@ -519,8 +535,15 @@ static bool rec_send_key_update(tls_conn_t *tc)
 {
     static const uint8_t msg[5] = {24, 0, 0, 1, 0};
     tlsr_piece_t p = {msg, sizeof msg};
-    return rec_seal_out(tc, TLSR_CT_HANDSHAKE, &p, 1, sizeof msg) &&
-           tlsr_dir_update(&tc->rec.wr, tc->rec.suite) == 0;
+    if (!rec_seal_out(tc, TLSR_CT_HANDSHAKE, &p, 1, sizeof msg) ||
+        tlsr_dir_update(&tc->rec.wr, tc->rec.suite) != 0) {
+        return false;
+    }
+    if (tc->rec.own_wr != NULL && tlsr_aead_rekey(tc->rec.own_wr, &tc->rec.wr) != 0) {
+        tlsr_aead_free(tc->rec.own_wr); /* the shared context serves */
+        tc->rec.own_wr = NULL;
+    }
+    return true;
 }
 
 /* Fatal: sends `alert` (< 0: none), keeps no input, refuses all I/O after. */
@@ -828,6 +851,21 @@ long tls_conn_writev(tls_conn_t *tc, const tls_iov_t *iov, unsigned n)
         staged += take;
     }
     return tls_conn_write(tc, gather, staged);
+}
+
+void tls_conn_heartbeat(tls_conn_t *tc)
+{
+    rec_state_t *r = &tc->rec;
+    if (r->own_wr != NULL && r->period_seals <= HOT_RECORDS) {
+        tlsr_aead_free(r->own_wr);
+        r->own_wr = NULL;
+    }
+    r->period_seals = 0;
+}
+
+bool tls_conn_write_ctx_owned(const tls_conn_t *tc)
+{
+    return tc->rec.own_wr != NULL;
 }
 
 bool tls_conn_record_mode(const tls_conn_t *tc)

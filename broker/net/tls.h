@@ -20,7 +20,9 @@
  * AES-256-GCM or ChaCha20-Poly1305, the SSL object (~14 KB even when idle)
  * is freed and net/tls_record.c protects the records with the application
  * traffic secrets (taken from OpenSSL's key log callback, never logged):
- * an idle connection then holds ~400 bytes of keys and counters. The peer
+ * an idle connection then holds ~400 bytes of keys and counters (plus, while
+ * it writes many records per second, its own ~1 KB keyed write context:
+ * tls_conn_heartbeat). The peer
  * may send data, alerts and KeyUpdate after that; anything else closes with
  * an alert. TLS 1.2 (and any other suite) stays on OpenSSL throughout.
  *
@@ -92,6 +94,15 @@ typedef struct {
  * OpenSSL's path): returns how many bytes were taken (call again with the
  * rest), 0 before the handshake has finished, or TLS_FATAL. */
 long tls_conn_writev(tls_conn_t *tc, const tls_iov_t *iov, unsigned n);
+
+/* Once per heartbeat (app/worker.c): a record-mode connection that sealed
+ * more than a few records since the last call keeps (or got) its own keyed
+ * write context; one that went quiet frees it, so an idle connection holds
+ * none. */
+void tls_conn_heartbeat(tls_conn_t *tc);
+
+/* True while the connection seals with its own write context (tests). */
+bool tls_conn_write_ctx_owned(const tls_conn_t *tc);
 
 /* True once the connection runs on the broker's own record layer. */
 bool tls_conn_record_mode(const tls_conn_t *tc);

@@ -208,28 +208,11 @@ static void make_nonce(const tls_dir_t *d, uint8_t nonce[TLSR_IV])
     }
 }
 
-size_t tlsr_seal(tlsr_suite_t s, tls_dir_t *d, uint8_t type, const tlsr_piece_t *pieces,
-                 size_t npieces, uint8_t *out)
+/* Writes the header, then encrypts and tags into `out` with `c`, already
+ * set up with the key and this record's nonce. */
+static size_t seal_body(EVP_CIPHER_CTX *c, tls_dir_t *d, uint8_t type, const tlsr_piece_t *pieces,
+                        size_t npieces, size_t total, uint8_t *out)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < npieces; i++) {
-        total += pieces[i].len;
-    }
-    if (total > TLSR_MAX_PLAIN || d->seq == UINT64_MAX) {
-        return 0;
-    }
-    size_t body = total + 1 + TLSR_TAG;
-    out[0] = TLSR_CT_APP;
-    out[1] = 0x03;
-    out[2] = 0x03;
-    out[3] = (uint8_t)(body >> 8);
-    out[4] = (uint8_t)body;
-    uint8_t nonce[TLSR_IV];
-    make_nonce(d, nonce);
-    EVP_CIPHER_CTX *c = keyed_ctx(s, 1, d->key, nonce);
-    if (c == NULL) {
-        return 0;
-    }
     int outl = 0;
     size_t pos = TLSR_HEADER;
     if (EVP_EncryptUpdate(c, NULL, &outl, out, TLSR_HEADER) != 1) {
@@ -258,6 +241,79 @@ size_t tlsr_seal(tlsr_suite_t s, tls_dir_t *d, uint8_t type, const tlsr_piece_t 
     }
     d->seq++; /* this nonce is spent */
     return pos + TLSR_TAG;
+}
+
+/* The plaintext's length (0 and *total untouched when it cannot be sealed:
+ * over 2^14, or the sequence number exhausted), header written, nonce made. */
+static bool seal_prepare(tls_dir_t *d, const tlsr_piece_t *pieces, size_t npieces, size_t *total,
+                         uint8_t nonce[TLSR_IV], uint8_t *out)
+{
+    size_t t = 0;
+    for (size_t i = 0; i < npieces; i++) {
+        t += pieces[i].len;
+    }
+    if (t > TLSR_MAX_PLAIN || d->seq == UINT64_MAX) {
+        return false;
+    }
+    size_t body = t + 1 + TLSR_TAG;
+    out[0] = TLSR_CT_APP;
+    out[1] = 0x03;
+    out[2] = 0x03;
+    out[3] = (uint8_t)(body >> 8);
+    out[4] = (uint8_t)body;
+    make_nonce(d, nonce);
+    *total = t;
+    return true;
+}
+
+size_t tlsr_seal(tlsr_suite_t s, tls_dir_t *d, uint8_t type, const tlsr_piece_t *pieces,
+                 size_t npieces, uint8_t *out)
+{
+    uint8_t nonce[TLSR_IV];
+    size_t total = 0;
+    if (!seal_prepare(d, pieces, npieces, &total, nonce, out)) {
+        return 0;
+    }
+    EVP_CIPHER_CTX *c = keyed_ctx(s, 1, d->key, nonce);
+    if (c == NULL) {
+        return 0;
+    }
+    return seal_body(c, d, type, pieces, npieces, total, out);
+}
+
+tlsr_aead_t *tlsr_aead_new(tlsr_suite_t s, const tls_dir_t *d)
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    if (c == NULL || EVP_EncryptInit_ex(c, suite_cipher(s), NULL, d->key, NULL) != 1) {
+        EVP_CIPHER_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+int tlsr_aead_rekey(tlsr_aead_t *a, const tls_dir_t *d)
+{
+    return EVP_EncryptInit_ex(a, NULL, NULL, d->key, NULL) == 1 ? 0 : -1;
+}
+
+void tlsr_aead_free(tlsr_aead_t *a)
+{
+    EVP_CIPHER_CTX_free(a); /* the provider cleanses its key schedule */
+}
+
+size_t tlsr_seal_own(tlsr_aead_t *a, tls_dir_t *d, uint8_t type, const tlsr_piece_t *pieces,
+                     size_t npieces, uint8_t *out)
+{
+    uint8_t nonce[TLSR_IV];
+    size_t total = 0;
+    if (!seal_prepare(d, pieces, npieces, &total, nonce, out)) {
+        return 0;
+    }
+    /* The nonce only: the key schedule and GHASH key stay as keyed. */
+    if (EVP_EncryptInit_ex(a, NULL, NULL, NULL, nonce) != 1) {
+        return 0;
+    }
+    return seal_body(a, d, type, pieces, npieces, total, out);
 }
 
 int tlsr_record_check(const uint8_t *hdr, size_t *body_len)

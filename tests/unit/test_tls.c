@@ -662,6 +662,81 @@ static void test_writev_fills_records(void **state)
     free(p);
 }
 
+/* One record from the broker, read back by the client. */
+static void one_record_down(pair_t *p, const uint8_t *msg, size_t len)
+{
+    assert_int_equal(tls_conn_write(p->tc, msg, len), (long)len);
+    server_to_client(p);
+    uint8_t back[256];
+    assert_true(len <= sizeof back);
+    assert_int_equal(client_read_all(p, back, len), len);
+    assert_memory_equal(back, msg, len);
+}
+
+/* A connection that writes many records between two heartbeats seals with
+ * its own keyed context (the records still open at the client, a KeyUpdate
+ * in between included); a heartbeat period with few records frees it, and
+ * the connection goes on with the shared one. An idle one never gets one. */
+static void test_hot_connection_owns_its_write_context(void **state)
+{
+    (void)state;
+    const char *suites[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                            "TLS_CHACHA20_POLY1305_SHA256"};
+    for (int si = 0; si < 3; si++) {
+        pair_t *p = calloc(1, sizeof(*p));
+        assert_non_null(p);
+        handshake_with(p, 0, suites[si]);
+        assert_true(tls_conn_record_mode(p->tc));
+        uint8_t msg[114];
+        fill(msg, sizeof msg, (unsigned)si);
+        /* A few records per period: never hot. */
+        for (int period = 0; period < 3; period++) {
+            for (int i = 0; i < 3; i++) {
+                one_record_down(p, msg, sizeof msg);
+            }
+            tls_conn_heartbeat(p->tc);
+            assert_false(tls_conn_write_ctx_owned(p->tc));
+        }
+        /* Many: hot from the ninth record of the period on. */
+        int i = 0;
+        while (!tls_conn_write_ctx_owned(p->tc)) {
+            assert_true(i++ < 9);
+            msg[0] = (uint8_t)i;
+            one_record_down(p, msg, sizeof msg);
+        }
+        for (int k = 0; k < 20; k++) {
+            msg[1] = (uint8_t)k;
+            one_record_down(p, msg, sizeof msg);
+        }
+        /* The client asks for our KeyUpdate: sent, then the own context
+         * seals under the new key. */
+        assert_int_equal(SSL_key_update(p->cli, SSL_KEY_UPDATE_REQUESTED), 1);
+        assert_int_equal(SSL_write(p->cli, "k", 1), 1);
+        client_to_server(p);
+        assert_true(tls_conn_write_ctx_owned(p->tc));
+        for (int k = 0; k < 20; k++) {
+            msg[2] = (uint8_t)k;
+            one_record_down(p, msg, sizeof msg);
+        }
+        /* Busy periods keep it. */
+        tls_conn_heartbeat(p->tc);
+        assert_true(tls_conn_write_ctx_owned(p->tc));
+        for (int k = 0; k < 9; k++) {
+            one_record_down(p, msg, sizeof msg);
+        }
+        tls_conn_heartbeat(p->tc);
+        assert_true(tls_conn_write_ctx_owned(p->tc));
+        /* A quiet one frees it; the connection still works. */
+        one_record_down(p, msg, sizeof msg);
+        tls_conn_heartbeat(p->tc);
+        assert_false(tls_conn_write_ctx_owned(p->tc));
+        small_exchange(p, "still", "there");
+        assert_false(tls_conn_write_ctx_owned(p->tc));
+        pair_free(p);
+        free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -677,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_forged_post_handshake_records),
         cmocka_unit_test(test_record_read_in_small_pieces),
         cmocka_unit_test(test_writev_fills_records),
+        cmocka_unit_test(test_hot_connection_owns_its_write_context),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

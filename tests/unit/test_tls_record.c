@@ -280,6 +280,81 @@ static void test_suites_round_trip_key_update_and_wrap(void **state)
     }
 }
 
+/* A direction's own keyed context (tlsr_seal_own) seals exactly the records
+ * the thread's shared context does, in every suite, across a KeyUpdate
+ * (re-keyed in place), interleaved with shared seals of other keys; and the
+ * RFC 8448 server record comes out of it byte for byte. */
+static void test_own_context_seals_the_same_records(void **state)
+{
+    (void)state;
+    static uint8_t plain[3000];
+    static uint8_t a[TLSR_HEADER + sizeof plain + 1 + TLSR_TAG];
+    static uint8_t b[sizeof a];
+    for (size_t i = 0; i < sizeof plain; i++) {
+        plain[i] = (uint8_t)(i * 13 + 5);
+    }
+    const tlsr_suite_t suites[] = {TLSR_AES_128_GCM_SHA256, TLSR_AES_256_GCM_SHA384,
+                                   TLSR_CHACHA20_POLY1305_SHA256};
+    for (size_t si = 0; si < 3; si++) {
+        tlsr_suite_t s = suites[si];
+        uint8_t secret[48];
+        uint8_t other_secret[48];
+        for (size_t i = 0; i < sizeof secret; i++) {
+            secret[i] = (uint8_t)(3 * i + si);
+            other_secret[i] = (uint8_t)(5 * i + si);
+        }
+        tls_dir_t shared;
+        tls_dir_t own;
+        tls_dir_t other;
+        assert_int_equal(tlsr_dir_init(&shared, s, secret), 0);
+        assert_int_equal(tlsr_dir_init(&own, s, secret), 0);
+        assert_int_equal(tlsr_dir_init(&other, s, other_secret), 0);
+        tlsr_aead_t *ctx = tlsr_aead_new(s, &own);
+        assert_non_null(ctx);
+        for (int round = 0; round < 3; round++) {
+            const size_t sizes[] = {0, 1, 114, 1000, sizeof plain};
+            for (size_t k = 0; k < 5; k++) {
+                tlsr_piece_t pieces[2] = {{plain, sizes[k] / 3},
+                                          {plain + sizes[k] / 3, sizes[k] - sizes[k] / 3}};
+                size_t want = tlsr_seal(s, &shared, TLSR_CT_APP, pieces, 2, a);
+                assert_int_equal(want, TLSR_HEADER + sizes[k] + 1 + TLSR_TAG);
+                /* Another connection's record on the shared context between. */
+                assert_true(tlsr_seal(s, &other, TLSR_CT_APP, pieces, 1, b) > 0);
+                assert_int_equal(tlsr_seal_own(ctx, &own, TLSR_CT_APP, pieces, 2, b), want);
+                assert_memory_equal(a, b, want);
+                assert_int_equal(own.seq, shared.seq);
+            }
+            static const uint8_t update[5] = {24, 0, 0, 1, 0};
+            tlsr_piece_t u = {update, sizeof update};
+            size_t want = tlsr_seal(s, &shared, TLSR_CT_HANDSHAKE, &u, 1, a);
+            assert_int_equal(tlsr_seal_own(ctx, &own, TLSR_CT_HANDSHAKE, &u, 1, b), want);
+            assert_memory_equal(a, b, want);
+            assert_int_equal(tlsr_dir_update(&shared, s), 0);
+            assert_int_equal(tlsr_dir_update(&own, s), 0);
+            assert_int_equal(tlsr_aead_rekey(ctx, &own), 0);
+        }
+        /* The sequence number's limit holds here too. */
+        own.seq = UINT64_MAX;
+        tlsr_piece_t p = {plain, 10};
+        assert_int_equal(tlsr_seal_own(ctx, &own, TLSR_CT_APP, &p, 1, b), 0);
+        tlsr_aead_free(ctx);
+    }
+    tlsr_aead_free(NULL);
+    tls_dir_t sd;
+    dir_from(&sd, S_AP_SECRET);
+    sd.seq = 1;
+    tlsr_aead_t *ctx = tlsr_aead_new(TLSR_AES_128_GCM_SHA256, &sd);
+    assert_non_null(ctx);
+    uint8_t payload_bytes[50];
+    payload(payload_bytes);
+    tlsr_piece_t p = {payload_bytes, sizeof payload_bytes};
+    uint8_t want[128];
+    size_t wlen = unhex(S_APP_REC, want, sizeof want);
+    assert_int_equal(tlsr_seal_own(ctx, &sd, TLSR_CT_APP, &p, 1, a), wlen);
+    assert_memory_equal(a, want, wlen);
+    tlsr_aead_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_changed_byte_yields_nothing),
         cmocka_unit_test(test_header_limits),
         cmocka_unit_test(test_suites_round_trip_key_update_and_wrap),
+        cmocka_unit_test(test_own_context_seals_the_same_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
