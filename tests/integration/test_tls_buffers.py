@@ -18,7 +18,7 @@ import subprocess
 import time
 
 import wsraw
-from helpers import wait_for
+from helpers import is_asan_build, wait_for
 from sectools import client_ssl, make_cert
 
 
@@ -158,8 +158,11 @@ def test_idle_wss_connection_costs_about_a_ws_one(broker_factory, tmp_path):
     wss_per = (rss2 - rss1) * 1024 / n
     # OpenSSL 3.0 keeps ~14 KB per established SSL object even with
     # SSL_MODE_RELEASE_BUFFERS; without one a wss:// connection adds only
-    # its keys and counters (~0.5 KB) to what a ws:// one costs.
-    assert wss_per - ws_per < 2048, f"ws {ws_per:.0f} B, wss {wss_per:.0f} B per idle connection"
+    # its TLS state, keys and counters (~1.8 KB in bench/peer.sh's idle
+    # rows) to what a ws:// one costs. The bound sits between the two, with
+    # room for a sanitizer's shadow memory (TSan: ws 5.7 KB, wss 9.1 KB).
+    bound = 6144 * (2 if is_asan_build() else 1)
+    assert wss_per - ws_per < bound, f"ws {ws_per:.0f} B, wss {wss_per:.0f} B per idle connection"
     # They all still work.
     pub = wss_raw(b)
     publish_acked(pub, "idle.2000", ["still here"])
