@@ -36,14 +36,21 @@ void worker_update_gauges(worker_t *w)
     METRIC_SET(w->metrics.outbound_bytes, w->net.outbound_bytes);
 }
 
+/* The messages published (and clustered history answers come back) since
+ * the last call reach this worker's subscribers' queues. */
+static void deliver_inbox(worker_t *w)
+{
+    chist_drain(&w->core);
+    router_drain(&w->core);
+}
+
 /* Runs once per loop turn, right before the loop would block: first the
  * messages published since the last turn reach this worker's subscribers,
  * then everything queued this turn goes out, in as few writes as possible. */
 static void on_flush(uv_prepare_t *p)
 {
     worker_t *w = p->data;
-    chist_drain(&w->core);
-    router_drain(&w->core);
+    deliver_inbox(w);
     w->net.read_run = NULL; /* a new turn: every connection's read budget is whole */
     while (w->net.dirty != NULL) {
         conn_t *c = w->net.dirty;
@@ -291,8 +298,7 @@ void worker_shutdown(worker_t *w)
         /* What was published before the stop and still waits in the inbox
          * is queued ahead of the close frames below (as on_flush would at
          * the end of this turn), so a subscriber gets it before its 1001. */
-        chist_drain(&w->core);
-        router_drain(&w->core);
+        deliver_inbox(w);
         w->net.shutting_down = true;
         log_debug("worker shutting down", "worker=%u connections=%zu", w->index, w->net.nconns);
         if (w->listening) {
