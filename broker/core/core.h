@@ -26,6 +26,7 @@
 #include "core/history.h"
 #include "core/interest.h"
 #include "core/seqtab.h"
+#include "core/subscriber.h"
 #include "core/topic_rules.h"
 #include "core/topic_trie.h"
 #include "core/xmsg.h"
@@ -129,6 +130,10 @@ struct core_worker_s { // NOLINT(clang-analyzer-optin.performance.Padding)
     /* The chunk this turn's frames of one topic go into (xmsg.h); the
      * worker closes it at the end of each loop turn. */
     xmsg_chunker_t chunker;
+    /* Consecutive messages of one topic that router.c fans out with one trie
+     * walk; it closes the run before anything else is delivered and at the
+     * end of each drain. */
+    subscriber_run_t run;
 };
 
 /* Milliseconds of the worker's loop clock. */

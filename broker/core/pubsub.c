@@ -57,6 +57,20 @@ static pubsub_status_t publish_clustered(core_worker_t *w, const pubsub_publish_
     return PUBSUB_PENDING;
 }
 
+/* After a publish: this worker's share goes out now, unless the caller
+ * collects a burst (defer_local) and fewer than a run's worth wait. */
+static void drain_own(core_worker_t *w, const pubsub_publish_t *req)
+{
+    if (!req->defer_local || xqueue_depth(&w->inbox) >= SUBSCRIBER_RUN_MAX) {
+        router_drain(w);
+    }
+}
+
+void pubsub_deliver_local(core_worker_t *w)
+{
+    router_drain(w);
+}
+
 /*
  * Takes the topic's next seq, appends to its history and pushes the message
  * into every worker's inbox, all under the topic's shard lock (see
@@ -98,8 +112,9 @@ static uint64_t publish_local(core_worker_t *w, const pubsub_publish_t *req, wsb
     }
     seqtab_unlock(shard);
     /* Our own subscribers get the message now, before the publisher's ack
-     * is queued, as with a single worker. */
-    router_drain(w);
+     * is queued, as with a single worker (or at the caller's
+     * pubsub_deliver_local, pubsub.h). */
+    drain_own(w, req);
     return seq;
 }
 
@@ -129,7 +144,7 @@ static uint64_t publish_stream(core_worker_t *w, const pubsub_publish_t *req, st
         c->fed_ops->publish_cb(c->fed, req->topic, seq, from, json);
     }
     stream_unlock(st);
-    router_drain(w);
+    drain_own(w, req);
     return seq;
 }
 

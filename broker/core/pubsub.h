@@ -133,6 +133,12 @@ typedef struct pubsub_publish_s {
      * clustered history. */
     wsb_str_t reply_to;
     struct request_probe_s *probe;
+    /* The caller calls pubsub_deliver_local() before it queues anything
+     * else, closes anything, or returns to the loop (a WebSocket read's
+     * burst of publishes): this worker's subscribers then get the burst as
+     * runs (router.c), not one fan-out per message. false: they get the
+     * message before pubsub_publish returns. */
+    bool defer_local;
 } pubsub_publish_t;
 
 typedef struct pubsub_published_s {
@@ -147,7 +153,10 @@ typedef struct pubsub_published_s {
  * set), PUBSUB_PENDING (out->op submitted; its done_cb answers), or
  * PUBSUB_FORBIDDEN / PUBSUB_UNAVAILABLE with nothing published. Our own
  * worker's subscribers get the message before this returns (before the
- * publisher's ack is queued); the other workers in their next loop turn.
+ * publisher's ack is queued), or with req->defer_local at the caller's
+ * pubsub_deliver_local() (at the latest once SUBSCRIBER_RUN_MAX messages
+ * wait: this returns after delivering them); the other workers in their
+ * next loop turn.
  */
 pubsub_status_t pubsub_publish(core_worker_t *w, const pubsub_publish_t *req,
                                pubsub_published_t *out);
@@ -206,6 +215,10 @@ typedef struct pubsub_subscribed_s {
  */
 pubsub_status_t pubsub_subscribe(core_worker_t *w, const pubsub_subscribe_t *req,
                                  pubsub_subscribed_t *out);
+
+/* What this worker's publishes with defer_local left for its own
+ * subscribers (and anything else its inbox holds) is queued to them now. */
+void pubsub_deliver_local(core_worker_t *w);
 
 /* Removes one subscription from the worker's trie and, when it was the
  * pattern's last subscriber there, tells the Redis bridge. `sub` is freed;

@@ -184,7 +184,8 @@ static int deliver_cb(trie_client_t *client, void *user_data)
     case SUBSCRIBER_DELIVERED:
         return 0;
     case SUBSCRIBER_SKIPPED:
-        f->undelivered++; /* held, suspended, closing, or not its framing's */
+    case SUBSCRIBER_PER_FRAME: /* deliver_run_cb's alone: never returned here */
+        f->undelivered++;      /* held, suspended, closing, or not its framing's */
         return 0;
     case SUBSCRIBER_FULL:
         break;
@@ -203,9 +204,10 @@ static int deliver_cb(trie_client_t *client, void *user_data)
     return 0;
 }
 
-static void deliver_one(core_worker_t *s, xmsg_t *m)
+/* One message, one trie walk: what every message that cannot join a run
+ * gets, and a run of one. Drops the worker's own reference on its frame. */
+static void deliver_single(core_worker_t *s, xmsg_t *m)
 {
-    xmsg_chunk_place(&s->chunker, m, s->index);
     frame_buf_t *fb = xmsg_worker_buf(m, s->index);
     fanout_t f = {.fb = fb,
                   .msg = m,
@@ -220,6 +222,136 @@ static void deliver_one(core_worker_t *s, xmsg_t *m)
     }
     METRIC_ADD(s->metrics->messages_delivered, n - f.undelivered);
     frame_buf_unref(fb); /* the worker's own reference; writes hold theirs */
+}
+
+/*
+ * Runs. Messages of one topic that follow each other in the inbox (one
+ * publisher's burst, the common fan-out case) are collected, their frames
+ * lying in a few contiguous ranges of the topic's chunks (xmsg.h), and the
+ * trie is walked once for the whole run: a subscriber that takes runs
+ * (deliver_run_cb) queues one slice per range, not one call chain, one
+ * reference and one bound check per frame. A subscriber that needs each
+ * frame on its own gets them one by one, in order. Any other message closes
+ * the run first, so every subscriber sees the worker's messages in inbox
+ * order exactly as before.
+ *
+ * Not in runs: events, conflated and drop_slow topics (their queued frames
+ * are replaced or dropped one by one), requests (their no-responders count
+ * is per message) and "_inbox." traffic.
+ */
+typedef struct {
+    core_worker_t *worker;
+    const subscriber_run_t *run;
+    size_t delivered; /* frames queued, over every subscriber */
+} run_fanout_t;
+
+static bool runnable(const xmsg_t *m)
+{
+    return !m->event && !m->conflate && !m->drop_slow && m->probe == NULL &&
+           !inbox_is(m->topic, m->topic_len);
+}
+
+static int deliver_run_cb(trie_client_t *client, void *user_data)
+{
+    run_fanout_t *f = user_data;
+    const subscriber_run_t *run = f->run;
+    subscriber_t *sub = subscriber_of(client);
+    subscriber_verdict_t v = sub->ops->deliver_run_cb != NULL
+                                 ? sub->ops->deliver_run_cb(sub->user_data, run)
+                                 : SUBSCRIBER_PER_FRAME;
+    switch (v) {
+    case SUBSCRIBER_DELIVERED:
+        f->delivered += run->nframes;
+        return 0;
+    case SUBSCRIBER_SKIPPED:
+        return 0;
+    case SUBSCRIBER_FULL:
+        /* None of the run was queued; no run holds a drop_slow topic. */
+        METRIC_ADD(f->worker->metrics->slow_consumer_closes, 1);
+        sub->ops->close_cb(sub->user_data, WSB_WS_CLOSE_TRY_AGAIN, "slow consumer");
+        return 0;
+    case SUBSCRIBER_PER_FRAME:
+        break;
+    }
+    for (unsigned i = 0; i < run->nframes; i++) {
+        xmsg_t *m = run->msgs[i];
+        fanout_t one = {.fb = xmsg_worker_buf(m, f->worker->index),
+                        .msg = m,
+                        .worker = f->worker,
+                        .undelivered = 0,
+                        .inbox = false};
+        deliver_cb(client, &one);
+        f->delivered += 1 - one.undelivered;
+    }
+    return 0;
+}
+
+/* Fans the collected run out and empties it. */
+static void run_close(core_worker_t *s)
+{
+    subscriber_run_t *run = &s->run;
+    if (run->nframes == 0) {
+        return;
+    }
+    if (run->nframes == 1) {
+        deliver_single(s, run->msgs[0]);
+    } else {
+        const xmsg_t *m0 = run->msgs[0];
+        run_fanout_t f = {.worker = s, .run = run, .delivered = 0};
+        s->in_fanout = true;
+        (void)trie_match(s->trie, m0->topic, m0->topic_len, deliver_run_cb, &f);
+        s->in_fanout = false;
+        METRIC_ADD(s->metrics->messages_delivered, f.delivered);
+        for (unsigned i = 0; i < run->nframes; i++) {
+            frame_buf_unref(xmsg_worker_buf(run->msgs[i], s->index));
+        }
+    }
+    run->nframes = 0;
+    run->nsegs = 0;
+    run->bytes = 0;
+}
+
+/* True when `m` may join the open run (of its topic, with room left). */
+static bool run_takes(const subscriber_run_t *run, const xmsg_t *m)
+{
+    if (run->nframes == 0) {
+        return true;
+    }
+    const xmsg_t *m0 = run->msgs[0];
+    return run->nframes < SUBSCRIBER_RUN_MAX && run->nsegs < SUBSCRIBER_RUN_SEGS &&
+           m0->topic_len == m->topic_len && memcmp(m0->topic, m->topic, m->topic_len) == 0;
+}
+
+static void run_add(subscriber_run_t *run, xmsg_t *m, frame_buf_t *fb)
+{
+    run->msgs[run->nframes++] = m;
+    run->bytes += fb->len;
+    if (run->nsegs > 0) {
+        unsigned t = run->nsegs - 1;
+        const frame_buf_t *last = run->fb[t];
+        if (fb->backing != NULL && last->backing == fb->backing &&
+            last->bytes + run->len[t] == fb->bytes) {
+            run->len[t] += fb->len; /* the next bytes of the same chunk */
+            return;
+        }
+    }
+    run->fb[run->nsegs] = fb;
+    run->len[run->nsegs] = fb->len;
+    run->nsegs++;
+}
+
+static void deliver_one(core_worker_t *s, xmsg_t *m)
+{
+    xmsg_chunk_place(&s->chunker, m, s->index);
+    if (!runnable(m)) {
+        run_close(s);
+        deliver_single(s, m);
+        return;
+    }
+    if (!run_takes(&s->run, m)) {
+        run_close(s);
+    }
+    run_add(&s->run, m, xmsg_worker_buf(m, s->index));
 }
 
 void router_drain_pushed(core_worker_t *s)
@@ -237,6 +369,7 @@ void router_drain_pushed(core_worker_t *s)
         }
         deliver_one(s, m);
     }
+    run_close(s);
     METRIC_SET(s->metrics->inbox_depth, xqueue_depth(&s->inbox));
 }
 
@@ -248,6 +381,7 @@ void router_drain(core_worker_t *s)
         budget--;
         deliver_one(s, m);
     }
+    run_close(s);
     if (budget == 0) {
         /* More than a batch is waiting: let I/O run, then continue. */
         s->core->wake_cb(s);

@@ -14,6 +14,14 @@
  *     framing said no): nothing else happens; SUBSCRIBER_FULL when it is over
  *     its outbound bound: the core then reports a gap (when the topic's
  *     history rule says "drop") or closes it.
+ *   - deliver_run_cb (optional, NULL: per frame): queue a run of consecutive
+ *     frames of one topic at once (subscriber_run_t), all or none:
+ *     SUBSCRIBER_DELIVERED, SUBSCRIBER_SKIPPED and SUBSCRIBER_FULL as for
+ *     deliver_cb, for every frame of the run together; or
+ *     SUBSCRIBER_PER_FRAME when this subscriber needs each frame on its own
+ *     (a filter, compression, another framing): the core then calls
+ *     deliver_cb for each, in order. Runs never hold events, conflated or
+ *     drop_slow topics' messages, requests or inbox traffic (router.c).
  *   - gap_cb: tell the subscriber it missed `m` and suspend the topic for it;
  *     0, or -1 when it cannot (it is then closed).
  *   - close_cb: close the subscriber with WebSocket-style `code` and `why`;
@@ -36,10 +44,32 @@ typedef enum {
     SUBSCRIBER_DELIVERED = 0,
     SUBSCRIBER_SKIPPED = 1,
     SUBSCRIBER_FULL = 2,
+    SUBSCRIBER_PER_FRAME = 3, /* deliver_run_cb only: "call deliver_cb per frame" */
 } subscriber_verdict_t;
+
+/* Most segments of one run: its first frame stays where it was published
+ * and the others fill chunks of doubling size (xmsg.h), so a run of
+ * SUBSCRIBER_RUN_MAX frames of up to XMSG_CHUNK_FRAME_MAX bytes fits. */
+#define SUBSCRIBER_RUN_SEGS 12
+#define SUBSCRIBER_RUN_MAX  128
+
+/* A run: `nframes` consecutive messages of one topic (msgs, in order), whose
+ * frames lie in `nsegs` contiguous byte ranges: segment i is the first `len[i]`
+ * bytes from fb[i]->bytes (a slice that may go past fb[i]'s own frame, into
+ * the chunk that backs it: outq.h), `bytes` in all. Owned by the worker's
+ * router; borrowed by the callback (take a reference on fb[i] to keep it). */
+typedef struct subscriber_run_s {
+    struct xmsg_s *msgs[SUBSCRIBER_RUN_MAX];
+    struct frame_buf_s *fb[SUBSCRIBER_RUN_SEGS];
+    uint32_t len[SUBSCRIBER_RUN_SEGS];
+    unsigned nframes;
+    unsigned nsegs;
+    size_t bytes;
+} subscriber_run_t;
 
 typedef struct subscriber_ops_s {
     subscriber_verdict_t (*deliver_cb)(void *user_data, struct frame_buf_s *fb, struct xmsg_s *m);
+    subscriber_verdict_t (*deliver_run_cb)(void *user_data, const subscriber_run_t *run);
     int (*gap_cb)(void *user_data, const struct xmsg_s *m);
     void (*close_cb)(void *user_data, int code, const char *why);
 } subscriber_ops_t;

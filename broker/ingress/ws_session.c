@@ -484,6 +484,18 @@ static void revoke_uncovered(session_t *s)
     }
 }
 
+/* The messages this read published so far reach this worker's subscribers,
+ * this connection included, before anything else is queued or closed here:
+ * a reply never overtakes a message (PROTOCOL.md 6), and a publisher's own
+ * copy is never left behind its close. */
+static void deliver_deferred(session_t *s)
+{
+    if (s->deferred) {
+        s->deferred = false;
+        pubsub_deliver_local(s->ctx->core);
+    }
+}
+
 /* The publish a publish or request message asks for, on this connection's credentials. */
 static pubsub_publish_t publish_of(session_t *s, const wsb_msg_t *m)
 {
@@ -504,22 +516,27 @@ static void op_publish(session_t *s, const wsb_msg_t *m)
     pubsub_publish_t req = publish_of(s, m);
     req.owner = s;
     req.done_cb = chist_session_op_done;
+    req.defer_local = true;
     pubsub_published_t out;
     switch (pubsub_publish(s->ctx->core, &req, &out)) {
     case PUBSUB_OK:
+        s->deferred = true;
         if (out.pause) {
             conn_pause_publisher(s->conn);
         }
         reply_ack(s, m, true, out.seq, -1);
         break;
     case PUBSUB_PENDING:
+        deliver_deferred(s);
         chist_session_hold_op(s, out.op); /* acked once Redis assigned the seq */
         break;
     case PUBSUB_FORBIDDEN:
+        deliver_deferred(s);
         reply_error(s, m->has_id, m->id, WSB_ERR_FORBIDDEN,
                     "your credentials do not allow publishing to this topic");
         break;
     default:
+        deliver_deferred(s);
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAVAILABLE,
                     "the topic is numbered in Redis (clustered history or stream) and Redis is "
                     "unavailable: not published");
@@ -583,6 +600,7 @@ static void op_request(session_t *s, const wsb_msg_t *m)
                     "too many requests waiting for a reply on this connection (100)");
         break;
     default:
+        deliver_deferred(s);
         reply_error(s, m->has_id, m->id, WSB_ERR_UNAVAILABLE,
                     "requests are not supported on topics that keep clustered history");
         break;
@@ -800,12 +818,17 @@ static void handle_text(session_t *s, const uint8_t *data, size_t len)
     wsb_msg_error_t err;
     bool limited = !within_rate(s, len);
     if (limited && strcmp(s->ctx->cfg->rate_action, "close") == 0) {
+        deliver_deferred(s);
         conn_ws_close(s->conn, WSB_WS_CLOSE_POLICY, "rate limit exceeded", true);
         return;
     }
     if (wsb_msg_parse((const char *)data, len, &m, &err) != 0) {
+        deliver_deferred(s);
         reply_error(s, err.has_id, err.id, err.code, err.message);
         return;
+    }
+    if (m.type != WSB_MSG_PUBLISH || limited || !s->authed) {
+        deliver_deferred(s);
     }
     if (limited) {
         reply_error(s, m.has_id, m.id, WSB_ERR_RATE_LIMITED,
@@ -880,6 +903,7 @@ static int on_message_begin(void *ud, int opcode)
         return 0;
     }
     if (opcode == WSB_WS_OP_BINARY && !s->echo) {
+        deliver_deferred(s);
         conn_ws_close(s->conn, WSB_WS_CLOSE_UNSUPPORTED, "binary messages are not supported",
                       false);
         return 0; /* keep parsing: the peer's close frame may follow */
@@ -952,6 +976,7 @@ static int on_message_end(void *ud)
     /* permessage-deflate: RSV1 on the first frame (ws_deflate.c). */
     uint8_t *inflated = NULL;
     if (s->parser.msg_compressed) {
+        deliver_deferred(s); /* a failed inflate closes */
         if (session_inflate(s, s->msg_opcode, data, len, &inflated, &len) != 0) {
             return 0; /* closed (1007 or 1009); the parser goes on to the peer's close */
         }
@@ -979,6 +1004,7 @@ static int on_ping(void *ud, const uint8_t *payload, size_t len)
 {
     session_t *s = ud;
     frame_done(s);
+    deliver_deferred(s);
     if (is_open(s)) {
         uint8_t frame[2 + WSB_WS_MAX_CONTROL_PAYLOAD];
         int n = wsb_ws_build_frame(frame, sizeof(frame), true, WSB_WS_OP_PONG, payload, len, NULL);
@@ -1003,6 +1029,7 @@ static int on_close(void *ud, int code, const uint8_t *reason, size_t len)
     (void)len;
     session_t *s = ud;
     conn_t *c = s->conn;
+    deliver_deferred(s);
     c->got_peer_close = true;
     if (c->state == CONN_WS) {
         /* Echo the peer's code (RFC 6455 5.5.1); no code received -> empty close. */
@@ -1078,6 +1105,22 @@ static subscriber_verdict_t deliver_cb(void *user_data, frame_buf_t *fb, xmsg_t 
     return s->conn->state == CONN_WS ? SUBSCRIBER_FULL : SUBSCRIBER_SKIPPED;
 }
 
+/* A run of one topic's frames (core/subscriber.h) in one call, when
+ * nothing here needs to see them one by one: no recovery pending (its
+ * filter is per message), no suspended topic, no compression (one
+ * compressed frame per message). */
+static subscriber_verdict_t deliver_run_cb(void *user_data, const subscriber_run_t *run)
+{
+    session_t *s = user_data;
+    if (s->cl != NULL || (s->extra != NULL && (s->extra->ngaps > 0 || s->extra->deflate != NULL))) {
+        return SUBSCRIBER_PER_FRAME;
+    }
+    if (conn_send_ranges(s->conn, run->fb, run->len, run->nsegs, run->bytes) == 0) {
+        return SUBSCRIBER_DELIVERED;
+    }
+    return s->conn->state == CONN_WS ? SUBSCRIBER_FULL : SUBSCRIBER_SKIPPED;
+}
+
 static int gap_cb(void *user_data, const xmsg_t *m)
 {
     return report_gap(user_data, m);
@@ -1091,6 +1134,7 @@ static void close_cb(void *user_data, int code, const char *why)
 
 static const subscriber_ops_t subscriber_ops = {
     .deliver_cb = deliver_cb,
+    .deliver_run_cb = deliver_run_cb,
     .gap_cb = gap_cb,
     .close_cb = close_cb,
 };
@@ -1180,6 +1224,7 @@ void session_feed(session_t *s, uint8_t *data, size_t len)
 {
     conn_t *c = s->conn;
     int rc = wsb_ws_parser_feed(&s->parser, data, len, NULL);
+    deliver_deferred(s);
     if (rc < 0) {
         log_debug("ws protocol error", "peer=%s code=%d why=%s", conn_peer(c), s->parser.close_code,
                   log_quote(s->parser.error ? s->parser.error : ""));

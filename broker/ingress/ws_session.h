@@ -69,9 +69,13 @@ struct session_s {
     uint32_t msg_len;
     uint32_t msg_cap;
     uint8_t msg_opcode;
-    bool echo;
-    bool authed;       /* a token was accepted (or auth is not required) */
-    bool announced;    /* $sys.conn.connect was published: disconnect follows at the end */
+    bool echo : 1;
+    bool authed : 1;    /* a token was accepted (or auth is not required) */
+    bool announced : 1; /* $sys.conn.connect was published: disconnect follows at the end */
+    /* Publishes of this read wait in the worker's inbox for this worker's
+     * subscribers (pubsub.h defer_local): delivered before anything else
+     * is queued or closed here, and at the end of the read. */
+    bool deferred : 1;
     trie_sub_t **subs; /* &sub0 until a second subscription */
     trie_sub_t *sub0;  /* most connections subscribe once: no array for them */
     uint32_t nsubs;

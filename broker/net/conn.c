@@ -529,6 +529,25 @@ int conn_send_scaled(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len, uns
     return 0;
 }
 
+int conn_send_ranges(conn_t *c, frame_buf_t *const *fb, const uint32_t *len, unsigned n,
+                     size_t total)
+{
+    net_t *net = c->net;
+    if (c->state != CONN_WS && c->state != CONN_RESP && c->state != CONN_SSE) {
+        return -1;
+    }
+    if (outq_bytes(&c->outq) + total > net->lim.max_outbound_bytes ||
+        (net->outbound_bytes + total > net->outbound_limit && outq_bytes(&c->outq) > 0)) {
+        return -1;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        outq_push(&c->outq, frame_buf_ref(fb[i]), 0, len[i]);
+    }
+    net->outbound_bytes += total;
+    net_mark_dirty(net, c);
+    return 0;
+}
+
 void conn_send_always(conn_t *c, frame_buf_t *fb)
 {
     net_t *net = c->net;

@@ -213,6 +213,14 @@ int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len);
  * bounded by the caller (one unsent frame per topic) rather than by bytes. */
 int conn_send_scaled(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len, unsigned factor);
 
+/* Queues `n` byte ranges, all or none, in order: range i is the first
+ * len[i] bytes from fb[i]->bytes (takes its own ref on each), `total` bytes
+ * in all, checked against the bounds once as conn_send checks one. The
+ * fan-out's runs (core/subscriber.h): a burst of one topic's frames in one
+ * call, usually one slice. Returns 0 or -1 as conn_send. */
+int conn_send_ranges(conn_t *c, frame_buf_t *const *fb, const uint32_t *len, unsigned n,
+                     size_t total);
+
 /* Queues `fb` bypassing the bounds (small replies and control frames). */
 void conn_send_always(conn_t *c, frame_buf_t *fb);
 

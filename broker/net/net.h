@@ -35,7 +35,7 @@ typedef struct tls_server_s tls_server_t;
  * to 32 buffers per callback, so a pipelining publisher could otherwise
  * hold its worker for 2 MiB of requests per turn while every other
  * connection's requests wait. */
-#define NET_READ_TURN_BUDGET (2 * NET_READ_BUF_SIZE)
+#define NET_READ_TURN_BUDGET ((size_t)128 * 1024) /* twice NET_READ_BUF_SIZE */
 
 /* What net/ reads of the configuration (app/ copies it from config_t;
  * strings and the trusted proxies are borrowed from it). */

@@ -184,7 +184,8 @@ static void fake_close(void *user_data, int code, const char *why)
     fail_msg("closed with %d: %s", code, why);
 }
 
-static const subscriber_ops_t fake_ops = {fake_deliver, fake_gap, fake_close};
+static const subscriber_ops_t fake_ops = {
+    .deliver_cb = fake_deliver, .gap_cb = fake_gap, .close_cb = fake_close};
 
 static void test_publish_reaches_a_subscriber_with_the_websocket_frame(void **state)
 {

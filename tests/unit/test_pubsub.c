@@ -81,7 +81,8 @@ static void fake_close(void *user_data, int code, const char *why)
     f->close_code = code;
 }
 
-static const subscriber_ops_t fake_ops = {fake_deliver, fake_gap, fake_close};
+static const subscriber_ops_t fake_ops = {
+    .deliver_cb = fake_deliver, .gap_cb = fake_gap, .close_cb = fake_close};
 
 /* A worker as the core sees it: its core part, a loop for the clock, its
  * metrics. No listener, no connection, no app/ worker. */
@@ -657,6 +658,188 @@ static void test_wakes_are_batched_per_turn(void **state)
     world_free(x);
 }
 
+/* A subscriber that takes runs (subscriber.h): the frames of each run it
+ * was handed, as one byte string, and where each run started. Per-frame
+ * deliveries (its verdict PER_FRAME, or a message that is not in a run) land
+ * in `f` as for any fake. */
+typedef struct {
+    fake_t f; /* first: deliver_cb and deliver_run_cb share the pointer */
+    subscriber_verdict_t run_verdict;
+    size_t nruns;
+    size_t run_frames[MAX_SEEN];
+    char bytes[8192];
+    size_t nbytes;
+} run_fake_t;
+
+static subscriber_verdict_t fake_deliver_run(void *user_data, const subscriber_run_t *run)
+{
+    run_fake_t *r = user_data;
+    assert_true(run->nframes >= 2); /* a run of one goes the per-frame way */
+    assert_true(run->nsegs >= 1 && run->nsegs <= SUBSCRIBER_RUN_SEGS);
+    if (r->run_verdict == SUBSCRIBER_PER_FRAME) {
+        return SUBSCRIBER_PER_FRAME;
+    }
+    /* The segments, in order, are the run's frames, in order, byte for byte. */
+    size_t start = r->nbytes, sum = 0;
+    for (unsigned i = 0; i < run->nsegs; i++) {
+        assert_true(run->len[i] > 0);
+        assert_true(r->nbytes + run->len[i] <= sizeof r->bytes);
+        memcpy(r->bytes + r->nbytes, run->fb[i]->bytes, run->len[i]);
+        r->nbytes += run->len[i];
+        sum += run->len[i];
+    }
+    assert_int_equal(sum, run->bytes);
+    size_t off = start;
+    for (unsigned i = 0; i < run->nframes; i++) {
+        const xmsg_t *m = run->msgs[i];
+        assert_memory_equal(r->bytes + off, m->frame, m->frame_len);
+        off += m->frame_len;
+        if (r->run_verdict == SUBSCRIBER_DELIVERED && r->f.ndelivered < MAX_SEEN) {
+            r->f.seqs[r->f.ndelivered] = m->seq;
+            (void)snprintf(r->f.topics[r->f.ndelivered], sizeof r->f.topics[0], "%s", m->topic);
+            r->f.ndelivered++;
+        }
+    }
+    assert_int_equal(off, r->nbytes);
+    if (r->nruns < MAX_SEEN) {
+        r->run_frames[r->nruns] = run->nframes;
+    }
+    r->nruns++;
+    return r->run_verdict;
+}
+
+static const subscriber_ops_t run_fake_ops = {.deliver_cb = fake_deliver,
+                                              .deliver_run_cb = fake_deliver_run,
+                                              .gap_cb = fake_gap,
+                                              .close_cb = fake_close};
+
+static void run_fake_init(run_fake_t *r, subscriber_verdict_t run_verdict)
+{
+    memset(r, 0, sizeof(*r));
+    subscriber_init(&r->f.sub, &run_fake_ops, r);
+    r->run_verdict = run_verdict;
+}
+
+static trie_sub_t *subscribe_on(core_worker_t *w, subscriber_t *sub, wsb_str_t pattern)
+{
+    pubsub_subscribe_t req = {.sub = sub, .pattern = pattern};
+    pubsub_subscribed_t got;
+    assert_int_equal(pubsub_subscribe(w, &req, &got), PUBSUB_OK);
+    return got.handle;
+}
+
+static void publish_n(core_worker_t *w, wsb_str_t topic, int n)
+{
+    json_t *data = json_string("a payload of some length");
+    pubsub_publish_t req = {.topic = topic, .data = data};
+    pubsub_published_t out;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(pubsub_publish(w, &req, &out), PUBSUB_OK);
+    }
+    json_decref(data);
+}
+
+/* Issue 17 item 1: the messages of one topic that follow each other in a
+ * worker's inbox are fanned out as one run: a subscriber that takes runs
+ * gets all of them in one call, as a few contiguous byte ranges that are
+ * the frames in order; one that does not gets them one by one, in the same
+ * order; a message of another topic ends the run, so each subscriber still
+ * sees the inbox's order; a run of one goes the per-frame way. */
+static void test_runs_keep_order_and_bytes(void **state)
+{
+    (void)state;
+    world_t *x = world_with_interest("", 2);
+    core_worker_t *w0 = x->workers[0], *w1 = x->workers[1];
+    run_fake_t r, pf;
+    fake_t plain;
+    run_fake_init(&r, SUBSCRIBER_DELIVERED);
+    run_fake_init(&pf, SUBSCRIBER_PER_FRAME);
+    fake_init(&plain);
+    trie_sub_t *h[4];
+    h[0] = subscribe_on(w1, &r.f.sub, STR("a"));
+    h[1] = subscribe_on(w1, &r.f.sub, STR("b"));
+    h[2] = subscribe_on(w1, &pf.f.sub, STR(">"));
+    h[3] = subscribe_on(w1, &plain.sub, STR("a"));
+
+    /* 40 of "a" (frames past the first go into chunks of 1, 2, 4 KiB: more
+     * than one segment), one "b", 3 more "a". */
+    publish_n(w0, STR("a"), 40);
+    publish_n(w0, STR("b"), 1);
+    publish_n(w0, STR("a"), 3);
+    assert_int_equal(xqueue_depth(&w1->inbox), 44);
+    router_drain(w1);
+    assert_int_equal(xqueue_depth(&w1->inbox), 0);
+
+    assert_int_equal(r.nruns, 2);
+    assert_int_equal(r.run_frames[0], 40);
+    assert_int_equal(r.run_frames[1], 3);
+    assert_int_equal(r.f.ndelivered, 32); /* MAX_SEEN: the first 32 recorded */
+    for (unsigned i = 0; i < 32; i++) {
+        assert_int_equal(r.f.seqs[i], i + 1);
+        assert_string_equal(r.f.topics[i], "a");
+    }
+    /* Per frame, in inbox order: a1..a40 b1 a41..a43 (first 32 recorded). */
+    assert_int_equal(pf.f.ndelivered, 32);
+    assert_int_equal(pf.nruns, 0);
+    for (unsigned i = 0; i < 32; i++) {
+        assert_int_equal(pf.f.seqs[i], i + 1);
+    }
+    assert_int_equal(plain.ndelivered, 32);
+    /* "b" alone went per frame to r as well. */
+    assert_int_equal(x->fw[1]->metrics.messages_delivered, 43 + 1 + 44 + 43);
+
+    /* The order across a run's end: a, b, a as three steps per subscriber. */
+    run_fake_t o;
+    run_fake_init(&o, SUBSCRIBER_PER_FRAME);
+    trie_sub_t *ho = subscribe_on(w1, &o.f.sub, STR(">"));
+    publish_n(w0, STR("a"), 2);
+    publish_n(w0, STR("b"), 2);
+    publish_n(w0, STR("a"), 2);
+    router_drain(w1);
+    assert_int_equal(o.f.ndelivered, 6);
+    const char *want[] = {"a", "a", "b", "b", "a", "a"};
+    const uint64_t seqs[] = {44, 45, 2, 3, 46, 47};
+    for (unsigned i = 0; i < 6; i++) {
+        assert_string_equal(o.f.topics[i], want[i]);
+        assert_int_equal(o.f.seqs[i], seqs[i]);
+    }
+    pubsub_unsubscribe(w1, ho);
+    for (unsigned i = 0; i < 4; i++) {
+        pubsub_unsubscribe(w1, h[i]);
+    }
+    world_free(x);
+}
+
+/* A subscriber over its bound for a run is closed as a slow consumer once
+ * (none of the run was queued); one that is closing skips it; the others
+ * still get it. */
+static void test_run_full_and_skipped(void **state)
+{
+    (void)state;
+    world_t *x = world_with_interest("", 2);
+    core_worker_t *w0 = x->workers[0], *w1 = x->workers[1];
+    run_fake_t full, skip, ok;
+    run_fake_init(&full, SUBSCRIBER_FULL);
+    run_fake_init(&skip, SUBSCRIBER_SKIPPED);
+    run_fake_init(&ok, SUBSCRIBER_DELIVERED);
+    trie_sub_t *h[3];
+    h[0] = subscribe_on(w1, &full.f.sub, STR("t"));
+    h[1] = subscribe_on(w1, &skip.f.sub, STR("t"));
+    h[2] = subscribe_on(w1, &ok.f.sub, STR("t"));
+    publish_n(w0, STR("t"), 5);
+    router_drain(w1);
+    assert_int_equal(full.f.ncloses, 1);
+    assert_int_equal(full.f.close_code, WSB_WS_CLOSE_TRY_AGAIN);
+    assert_int_equal(x->fw[1]->metrics.slow_consumer_closes, 1);
+    assert_int_equal(skip.f.ncloses, 0);
+    assert_int_equal(ok.f.ndelivered, 5);
+    assert_int_equal(x->fw[1]->metrics.messages_delivered, 5);
+    for (unsigned i = 0; i < 3; i++) {
+        pubsub_unsubscribe(w1, h[i]);
+    }
+    world_free(x);
+}
+
 static void release(pubsub_subscribed_t *got)
 {
     for (size_t i = 0; i < got->nmsgs; i++) {
@@ -836,7 +1019,8 @@ static void race_close(void *user_data, int code, const char *why)
     ((race_sub_t *)user_data)->errors++;
 }
 
-static const subscriber_ops_t race_ops = {race_deliver, race_gap, race_close};
+static const subscriber_ops_t race_ops = {
+    .deliver_cb = race_deliver, .gap_cb = race_gap, .close_cb = race_close};
 
 typedef struct {
     world_t *x;
@@ -928,6 +1112,8 @@ int main(void)
         cmocka_unit_test(test_remote_inject_full_inbox),
         cmocka_unit_test(test_publish_skips_workers_without_interest),
         cmocka_unit_test(test_wakes_are_batched_per_turn),
+        cmocka_unit_test(test_runs_keep_order_and_bytes),
+        cmocka_unit_test(test_run_full_and_skipped),
         cmocka_unit_test(test_pattern_history_replays_each_topic),
         cmocka_unit_test(test_pattern_history_limit),
         cmocka_unit_test(test_pattern_history_clustered_is_read_in_redis),
