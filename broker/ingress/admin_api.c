@@ -33,6 +33,7 @@ static void send_json(conn_t *c, int status, json_t *body, bool keep_alive, cons
     json_decref(body);
     if (text == NULL) {
         wsb_oom("admin response");
+        return; /* not reached (_Noreturn): for cppcheck, which does not know it */
     }
     size_t len = strlen(text);
     text[len] = '\n'; /* replaces the NUL */

@@ -90,9 +90,7 @@ int tlsr_expand_label(tlsr_suite_t s, const uint8_t *secret, const char *label,
 int tlsr_dir_init(tls_dir_t *d, tlsr_suite_t s, const uint8_t *secret)
 {
     size_t hlen = tlsr_hash_len(s);
-    if (d->secret != secret) {
-        memcpy(d->secret, secret, hlen);
-    }
+    memmove(d->secret, secret, hlen); /* `secret` may be d->secret itself (a key update) */
     d->seq = 0;
     if (tlsr_expand_label(s, d->secret, "key", NULL, 0, d->key, key_len(s)) != 0 ||
         tlsr_expand_label(s, d->secret, "iv", NULL, 0, d->iv, TLSR_IV) != 0) {
