@@ -513,38 +513,41 @@ int conn_send(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len)
     return conn_send_scaled(c, fb, off, len, 1);
 }
 
+/* True when `c` takes `bytes` more output: it is open for it, stays within
+ * `factor` times its own bound, and the worker's bound (a connection with
+ * nothing queued always gets one more). */
+static bool may_queue(const conn_t *c, size_t bytes, unsigned factor)
+{
+    const net_t *net = c->net;
+    if (c->state != CONN_WS && c->state != CONN_RESP && c->state != CONN_SSE) {
+        return false;
+    }
+    return outq_bytes(&c->outq) + bytes <= net->lim.max_outbound_bytes * factor &&
+           (net->outbound_bytes + bytes <= net->outbound_limit || outq_bytes(&c->outq) == 0);
+}
+
 int conn_send_scaled(conn_t *c, frame_buf_t *fb, uint32_t off, uint32_t len, unsigned factor)
 {
-    net_t *net = c->net;
-    if (c->state != CONN_WS && c->state != CONN_RESP && c->state != CONN_SSE) {
-        return -1;
-    }
-    if (outq_bytes(&c->outq) + len > net->lim.max_outbound_bytes * factor ||
-        (net->outbound_bytes + len > net->outbound_limit && outq_bytes(&c->outq) > 0)) {
+    if (!may_queue(c, len, factor)) {
         return -1;
     }
     outq_push(&c->outq, frame_buf_ref(fb), off, len);
-    net->outbound_bytes += len;
-    net_mark_dirty(net, c);
+    c->net->outbound_bytes += len;
+    net_mark_dirty(c->net, c);
     return 0;
 }
 
 int conn_send_ranges(conn_t *c, frame_buf_t *const *fb, const uint32_t *len, unsigned n,
                      size_t total)
 {
-    net_t *net = c->net;
-    if (c->state != CONN_WS && c->state != CONN_RESP && c->state != CONN_SSE) {
-        return -1;
-    }
-    if (outq_bytes(&c->outq) + total > net->lim.max_outbound_bytes ||
-        (net->outbound_bytes + total > net->outbound_limit && outq_bytes(&c->outq) > 0)) {
+    if (!may_queue(c, total, 1)) {
         return -1;
     }
     for (unsigned i = 0; i < n; i++) {
         outq_push(&c->outq, frame_buf_ref(fb[i]), 0, len[i]);
     }
-    net->outbound_bytes += total;
-    net_mark_dirty(net, c);
+    c->net->outbound_bytes += total;
+    net_mark_dirty(c->net, c);
     return 0;
 }
 
